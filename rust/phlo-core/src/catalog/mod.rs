@@ -1,0 +1,8 @@
+//! Where tables are registered: names → current metadata file, with compare-and-swap commits.
+//! `sqlite` is the embedded catalog, shared with PyIceberg's `SqlCatalog`.
+
+mod ident;
+pub mod sqlite;
+
+pub use ident::{TableIdent, validate_name};
+pub use sqlite::SqliteCatalog;

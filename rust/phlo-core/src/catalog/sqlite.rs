@@ -1,0 +1,279 @@
+//! The embedded catalog: one SQLite file laid out exactly like PyIceberg's `SqlCatalog` (v1
+//! schema), so PyIceberg reads and writes the same tables. A commit is a compare-and-swap of
+//! `metadata_location`, the same protocol PyIceberg and iceberg-rust use.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+
+use super::{TableIdent, validate_name};
+use crate::error::{Context, Error, Result};
+
+/// The `catalog_name` column value phlo uses; PyIceberg must open the catalog with this name.
+pub const CATALOG_NAME: &str = "phlo";
+
+const CREATE_TABLES: &str = "
+CREATE TABLE IF NOT EXISTS iceberg_tables (
+    catalog_name VARCHAR(255) NOT NULL,
+    table_namespace VARCHAR(255) NOT NULL,
+    table_name VARCHAR(255) NOT NULL,
+    metadata_location VARCHAR(1000),
+    previous_metadata_location VARCHAR(1000),
+    iceberg_type VARCHAR(5),
+    PRIMARY KEY (catalog_name, table_namespace, table_name)
+);
+CREATE TABLE IF NOT EXISTS iceberg_namespace_properties (
+    catalog_name VARCHAR(255) NOT NULL,
+    namespace VARCHAR(255) NOT NULL,
+    property_key VARCHAR(255) NOT NULL,
+    property_value VARCHAR(1000) NOT NULL,
+    PRIMARY KEY (catalog_name, namespace, property_key)
+);";
+
+pub struct SqliteCatalog {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteCatalog {
+    /// Opens (creating if needed) the catalog database and brings its schema to PyIceberg's v1
+    /// layout; a v0 file (no `iceberg_type` column) is upgraded in place.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path).context(|| format!("opening {}", path.display()))?;
+        // Concurrent writers (other processes, PyIceberg) wait for the lock instead of failing.
+        conn.busy_timeout(Duration::from_secs(30)).context(|| "setting busy timeout".into())?;
+        conn.execute_batch(CREATE_TABLES).context(|| "creating catalog tables".into())?;
+        let has_type_column = conn
+            .prepare("SELECT iceberg_type FROM iceberg_tables LIMIT 0")
+            .is_ok();
+        if !has_type_column {
+            conn.execute_batch("ALTER TABLE iceberg_tables ADD COLUMN iceberg_type VARCHAR(5)")
+                .context(|| "upgrading iceberg_tables to the v1 layout".into())?;
+        }
+        Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (transactions roll
+        // back), so a poisoned lock is safe to reuse.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn namespace_exists(&self, namespace: &str) -> Result<bool> {
+        let conn = self.conn();
+        let found: Option<i64> = conn
+            .query_row(
+                "SELECT 1 FROM iceberg_namespace_properties WHERE catalog_name = ?1 AND namespace = ?2
+                 UNION SELECT 1 FROM iceberg_tables WHERE catalog_name = ?1 AND table_namespace = ?2
+                 LIMIT 1",
+                params![CATALOG_NAME, namespace],
+                |row| row.get(0),
+            )
+            .optional()
+            .context(|| format!("looking up namespace {namespace}"))?;
+        Ok(found.is_some())
+    }
+
+    pub fn create_namespace(&self, namespace: &str) -> Result<()> {
+        for part in namespace.split('.') {
+            validate_name(part, "namespace")?;
+        }
+        if self.namespace_exists(namespace)? {
+            return Err(Error::NamespaceAlreadyExists(namespace.into()));
+        }
+        self.conn()
+            .execute(
+                "INSERT INTO iceberg_namespace_properties VALUES (?1, ?2, 'exists', 'true')",
+                params![CATALOG_NAME, namespace],
+            )
+            .map_err(|e| match e.sqlite_error_code() {
+                Some(ErrorCode::ConstraintViolation) => {
+                    Error::NamespaceAlreadyExists(namespace.into())
+                }
+                _ => Error::Catalog { message: format!("creating namespace {namespace}"), source: e },
+            })?;
+        Ok(())
+    }
+
+    pub fn list_namespaces(&self) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT namespace FROM iceberg_namespace_properties WHERE catalog_name = ?1
+                 UNION SELECT table_namespace FROM iceberg_tables WHERE catalog_name = ?1
+                 ORDER BY 1",
+            )
+            .context(|| "listing namespaces".into())?;
+        let rows = stmt
+            .query_map(params![CATALOG_NAME], |row| row.get(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>())
+            .context(|| "listing namespaces".into())?;
+        Ok(rows)
+    }
+
+    pub fn drop_namespace(&self, namespace: &str) -> Result<()> {
+        if !self.namespace_exists(namespace)? {
+            return Err(Error::NoSuchNamespace(namespace.into()));
+        }
+        if !self.list_tables(namespace)?.is_empty() {
+            return Err(Error::NamespaceNotEmpty(namespace.into()));
+        }
+        self.conn()
+            .execute(
+                "DELETE FROM iceberg_namespace_properties WHERE catalog_name = ?1 AND namespace = ?2",
+                params![CATALOG_NAME, namespace],
+            )
+            .context(|| format!("dropping namespace {namespace}"))?;
+        Ok(())
+    }
+
+    pub fn list_tables(&self, namespace: &str) -> Result<Vec<TableIdent>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT table_name FROM iceberg_tables WHERE catalog_name = ?1 AND table_namespace = ?2
+                 AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL) ORDER BY table_name",
+            )
+            .context(|| format!("listing tables of {namespace}"))?;
+        let names = stmt
+            .query_map(params![CATALOG_NAME, namespace], |row| row.get::<_, String>(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .context(|| format!("listing tables of {namespace}"))?;
+        Ok(names
+            .into_iter()
+            .map(|name| TableIdent { namespace: namespace.into(), name })
+            .collect())
+    }
+
+    /// The current metadata file of a table.
+    pub fn metadata_location(&self, ident: &TableIdent) -> Result<String> {
+        let location: Option<Option<String>> = self
+            .conn()
+            .query_row(
+                "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = ?1
+                 AND table_namespace = ?2 AND table_name = ?3",
+                params![CATALOG_NAME, ident.namespace, ident.name],
+                |row| row.get(0),
+            )
+            .optional()
+            .context(|| format!("loading table {ident}"))?;
+        location.flatten().ok_or_else(|| Error::NoSuchTable(ident.to_string()))
+    }
+
+    /// Registers a new table whose first metadata file is already written.
+    pub fn register_table(&self, ident: &TableIdent, metadata_location: &str) -> Result<()> {
+        if !self.namespace_exists(&ident.namespace)? {
+            return Err(Error::NoSuchNamespace(ident.namespace.clone()));
+        }
+        self.conn()
+            .execute(
+                "INSERT INTO iceberg_tables (catalog_name, table_namespace, table_name,
+                 metadata_location, previous_metadata_location, iceberg_type)
+                 VALUES (?1, ?2, ?3, ?4, NULL, 'TABLE')",
+                params![CATALOG_NAME, ident.namespace, ident.name, metadata_location],
+            )
+            .map_err(|e| match e.sqlite_error_code() {
+                Some(ErrorCode::ConstraintViolation) => Error::TableAlreadyExists(ident.to_string()),
+                _ => Error::Catalog { message: format!("registering table {ident}"), source: e },
+            })?;
+        Ok(())
+    }
+
+    /// Compare-and-swap of the table's metadata pointer. Returns `false` (and changes nothing)
+    /// when the current pointer is no longer `expected`: another writer committed first.
+    pub fn swap_metadata_location(
+        &self,
+        ident: &TableIdent,
+        expected: &str,
+        new: &str,
+    ) -> Result<bool> {
+        let changed = self
+            .conn()
+            .execute(
+                "UPDATE iceberg_tables SET metadata_location = ?1, previous_metadata_location = ?2
+                 WHERE catalog_name = ?3 AND table_namespace = ?4 AND table_name = ?5
+                 AND metadata_location = ?2",
+                params![new, expected, CATALOG_NAME, ident.namespace, ident.name],
+            )
+            .context(|| format!("committing table {ident}"))?;
+        Ok(changed == 1)
+    }
+
+    /// Removes the table from the catalog and returns its last metadata location.
+    pub fn drop_table(&self, ident: &TableIdent) -> Result<String> {
+        let location = self.metadata_location(ident)?;
+        let removed = self
+            .conn()
+            .execute(
+                "DELETE FROM iceberg_tables WHERE catalog_name = ?1 AND table_namespace = ?2
+                 AND table_name = ?3 AND metadata_location = ?4",
+                params![CATALOG_NAME, ident.namespace, ident.name, location],
+            )
+            .context(|| format!("dropping table {ident}"))?;
+        if removed != 1 {
+            return Err(Error::CommitConflict {
+                table: ident.to_string(),
+                message: "the table changed while it was being dropped".into(),
+            });
+        }
+        Ok(location)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ident() -> TableIdent {
+        TableIdent { namespace: "raw".into(), name: "events".into() }
+    }
+
+    #[test]
+    fn compare_and_swap_only_moves_from_the_expected_location() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = SqliteCatalog::open(&dir.path().join("catalog.db")).unwrap();
+        catalog.create_namespace("raw").unwrap();
+        catalog.register_table(&ident(), "m0").unwrap();
+        assert!(catalog.swap_metadata_location(&ident(), "m0", "m1").unwrap());
+        // A writer still holding m0 lost the race and must not overwrite m1.
+        assert!(!catalog.swap_metadata_location(&ident(), "m0", "m2").unwrap());
+        assert_eq!(catalog.metadata_location(&ident()).unwrap(), "m1");
+    }
+
+    #[test]
+    fn duplicate_and_missing_names_are_typed_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = SqliteCatalog::open(&dir.path().join("catalog.db")).unwrap();
+        assert_eq!(catalog.register_table(&ident(), "m0").unwrap_err().code(), "no_such_namespace");
+        catalog.create_namespace("raw").unwrap();
+        assert_eq!(catalog.create_namespace("raw").unwrap_err().code(), "namespace_already_exists");
+        catalog.register_table(&ident(), "m0").unwrap();
+        assert_eq!(catalog.register_table(&ident(), "m9").unwrap_err().code(), "table_already_exists");
+        let other = TableIdent { namespace: "raw".into(), name: "nope".into() };
+        assert_eq!(catalog.metadata_location(&other).unwrap_err().code(), "no_such_table");
+        assert_eq!(catalog.drop_namespace("raw").unwrap_err().code(), "namespace_not_empty");
+        assert_eq!(catalog.drop_table(&ident()).unwrap(), "m0");
+        catalog.drop_namespace("raw").unwrap();
+    }
+
+    #[test]
+    fn upgrades_a_v0_catalog_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE iceberg_tables (catalog_name VARCHAR(255) NOT NULL,
+             table_namespace VARCHAR(255) NOT NULL, table_name VARCHAR(255) NOT NULL,
+             metadata_location VARCHAR(1000), previous_metadata_location VARCHAR(1000),
+             PRIMARY KEY (catalog_name, table_namespace, table_name));
+             INSERT INTO iceberg_tables VALUES ('phlo', 'raw', 'old', 'm0', NULL);",
+        )
+        .unwrap();
+        drop(conn);
+        let catalog = SqliteCatalog::open(&path).unwrap();
+        let old = TableIdent { namespace: "raw".into(), name: "old".into() };
+        assert_eq!(catalog.metadata_location(&old).unwrap(), "m0");
+        assert_eq!(catalog.list_tables("raw").unwrap(), vec![old]);
+    }
+}

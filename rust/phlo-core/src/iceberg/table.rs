@@ -1,0 +1,86 @@
+//! A table as the catalog currently points at it: identifier, metadata and metadata location.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use iceberg::io::FileIO;
+use iceberg::spec::{Schema, SnapshotRef, TableMetadata, TableMetadataBuilder, UnboundPartitionSpec};
+use iceberg::{MetadataLocation, TableCreation};
+
+use crate::catalog::{SqliteCatalog, TableIdent};
+use crate::error::{Context, Error, Result};
+
+/// One loaded version of a table's metadata.
+#[derive(Debug, Clone)]
+pub struct LoadedTable {
+    pub ident: TableIdent,
+    pub metadata: Arc<TableMetadata>,
+    pub metadata_location: String,
+}
+
+impl LoadedTable {
+    pub async fn load(catalog: &SqliteCatalog, io: &FileIO, ident: &TableIdent) -> Result<Self> {
+        let metadata_location = catalog.metadata_location(ident)?;
+        let metadata = TableMetadata::read_from(io, &metadata_location)
+            .await
+            .context(|| format!("reading metadata of {ident} at {metadata_location}"))?;
+        Ok(Self { ident: ident.clone(), metadata: Arc::new(metadata), metadata_location })
+    }
+
+    /// Writes the first metadata file of a new table under `{warehouse}/{namespace}.db/{name}`
+    /// (PyIceberg's layout) and registers it in the catalog.
+    pub async fn create(
+        catalog: &SqliteCatalog,
+        io: &FileIO,
+        warehouse: &str,
+        ident: &TableIdent,
+        schema: Schema,
+        partition_spec: UnboundPartitionSpec,
+        properties: HashMap<String, String>,
+    ) -> Result<Self> {
+        if !catalog.namespace_exists(&ident.namespace)? {
+            return Err(Error::NoSuchNamespace(ident.namespace.clone()));
+        }
+        if catalog.metadata_location(ident).is_ok() {
+            return Err(Error::TableAlreadyExists(ident.to_string()));
+        }
+        let location =
+            format!("{}/{}.db/{}", warehouse.trim_end_matches('/'), ident.namespace, ident.name);
+        let creation = TableCreation::builder()
+            .name(ident.name.clone())
+            .location(location.clone())
+            .schema(schema)
+            .partition_spec(partition_spec)
+            .properties(properties)
+            .build();
+        let metadata = TableMetadataBuilder::from_table_creation(creation)
+            .and_then(|b| b.build())
+            .context(|| format!("building metadata of {ident}"))?
+            .metadata;
+        let metadata_location = MetadataLocation::new_with_metadata(&location, &metadata);
+        metadata
+            .write_to(io, &metadata_location)
+            .await
+            .context(|| format!("writing metadata of {ident}"))?;
+        let metadata_location = metadata_location.to_string();
+        if let Err(e) = catalog.register_table(ident, &metadata_location) {
+            // Another creator won the race: our metadata file is an orphan, remove it now.
+            let _ = io.delete(&metadata_location).await;
+            return Err(e);
+        }
+        Ok(Self { ident: ident.clone(), metadata: Arc::new(metadata), metadata_location })
+    }
+
+    /// The snapshot a ref points at (`None` for a ref without snapshots, e.g. a new table).
+    pub fn snapshot_for_ref(&self, ref_name: &str) -> Option<&SnapshotRef> {
+        self.metadata.snapshot_for_ref(ref_name)
+    }
+
+    /// The location the next metadata file of this table is written to.
+    pub fn next_metadata_location(&self, next: &TableMetadata) -> Result<MetadataLocation> {
+        let current = MetadataLocation::from_str(&self.metadata_location)
+            .context(|| format!("parsing metadata location {}", self.metadata_location))?;
+        Ok(current.with_next_version().with_new_metadata(next))
+    }
+}

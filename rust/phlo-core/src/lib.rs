@@ -1,0 +1,15 @@
+//! phlo-core: the lakehouse engine behind phlo, in pure Rust (no Python here).
+//!
+//! - [`catalog`]: the embedded SQLite catalog shared with PyIceberg.
+//! - [`schema`]: Arrow ⇄ Iceberg schemas, partition specs, casting batches to a table schema.
+//! - [`iceberg`]: table metadata, data file writing, phlo's own commit path, scans.
+//! - [`lakehouse`]: the façade the Python bindings call.
+
+pub mod catalog;
+pub mod error;
+pub mod iceberg;
+pub mod lakehouse;
+pub mod schema;
+
+pub use error::{Error, Result};
+pub use lakehouse::{AppendResult, Lakehouse};

@@ -1,0 +1,389 @@
+//! Arrow ⇄ Iceberg schemas: type mapping with fresh field ids, partition specs from
+//! `(column, transform)` pairs, and casting incoming batches to a table's schema.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use arrow_array::{Array, ArrayRef, RecordBatch, new_null_array};
+use arrow_cast::{CastOptions, can_cast_types, cast_with_options};
+use arrow_schema::{DataType, Field, Schema as ArrowSchema, SchemaRef as ArrowSchemaRef, TimeUnit};
+use iceberg::spec::{
+    ListType, MapType, NestedField, NestedFieldRef, PrimitiveType, Schema, StructType, Transform,
+    Type, UnboundPartitionSpec,
+};
+
+use crate::error::{Context, Error, Location, Result};
+
+/// Converts an Arrow schema into an Iceberg schema, assigning field ids 1..n (top-level fields
+/// first, nested fields after them, as Iceberg does for new tables). Non-nullable Arrow fields
+/// become required Iceberg fields.
+pub fn iceberg_schema_from_arrow(arrow: &ArrowSchema) -> Result<Schema> {
+    let mut ids = FieldIds { next: arrow.fields().len() as i32 + 1 };
+    let fields = arrow
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| to_nested_field(i as i32 + 1, f, &mut ids))
+        .collect::<Result<Vec<_>>>()?;
+    Schema::builder()
+        .with_fields(fields)
+        .build()
+        .context(|| "building the Iceberg schema".into())
+}
+
+struct FieldIds {
+    next: i32,
+}
+
+impl FieldIds {
+    fn take(&mut self) -> i32 {
+        self.next += 1;
+        self.next - 1
+    }
+}
+
+fn to_nested_field(id: i32, field: &Field, ids: &mut FieldIds) -> Result<NestedFieldRef> {
+    let ty = iceberg_type_from_arrow(field.name(), field.data_type(), ids)?;
+    let nested = if field.is_nullable() {
+        NestedField::optional(id, field.name(), ty)
+    } else {
+        NestedField::required(id, field.name(), ty)
+    };
+    let doc = field.metadata().get("doc").or_else(|| field.metadata().get("description"));
+    Ok(Arc::new(match doc {
+        Some(doc) => nested.with_doc(doc),
+        None => nested,
+    }))
+}
+
+fn iceberg_type_from_arrow(column: &str, dt: &DataType, ids: &mut FieldIds) -> Result<Type> {
+    use PrimitiveType as P;
+    let primitive = |p: PrimitiveType| Ok(Type::Primitive(p));
+    match dt {
+        DataType::Boolean => primitive(P::Boolean),
+        DataType::Int8 | DataType::Int16 | DataType::Int32 => primitive(P::Int),
+        DataType::UInt8 | DataType::UInt16 => primitive(P::Int),
+        DataType::Int64 | DataType::UInt32 => primitive(P::Long),
+        DataType::Float16 | DataType::Float32 => primitive(P::Float),
+        DataType::Float64 => primitive(P::Double),
+        DataType::Decimal32(p, s) | DataType::Decimal64(p, s) | DataType::Decimal128(p, s)
+            if *p <= 38 && *s >= 0 =>
+        {
+            primitive(P::Decimal { precision: *p as u32, scale: *s as u32 })
+        }
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => primitive(P::String),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => primitive(P::Binary),
+        DataType::FixedSizeBinary(n) if *n > 0 => primitive(P::Fixed(*n as u64)),
+        DataType::Date32 | DataType::Date64 => primitive(P::Date),
+        DataType::Time32(_) | DataType::Time64(_) => primitive(P::Time),
+        DataType::Timestamp(_, Some(_)) => primitive(P::Timestamptz),
+        DataType::Timestamp(_, None) => primitive(P::Timestamp),
+        DataType::Dictionary(_, value) => iceberg_type_from_arrow(column, value, ids),
+        DataType::List(el) | DataType::LargeList(el) | DataType::ListView(el)
+        | DataType::LargeListView(el) | DataType::FixedSizeList(el, _) => {
+            let id = ids.take();
+            let element = to_nested_field(id, el, ids)?;
+            Ok(Type::List(ListType { element_field: element }))
+        }
+        DataType::Struct(fields) => {
+            let first = ids.next;
+            ids.next += fields.len() as i32;
+            let nested = fields
+                .iter()
+                .enumerate()
+                .map(|(i, f)| to_nested_field(first + i as i32, f, ids))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Type::Struct(StructType::new(nested)))
+        }
+        DataType::Map(entries, _) => {
+            let DataType::Struct(kv) = entries.data_type() else {
+                return Err(unsupported(column, dt));
+            };
+            let (key_id, value_id) = (ids.take(), ids.take());
+            let key = to_nested_field(key_id, &kv[0], ids)?;
+            let value = to_nested_field(value_id, &kv[1], ids)?;
+            Ok(Type::Map(MapType { key_field: key, value_field: value }))
+        }
+        _ => Err(unsupported(column, dt)),
+    }
+}
+
+fn unsupported(column: &str, dt: &DataType) -> Error {
+    Error::schema(
+        format!("Arrow type {dt} has no Iceberg equivalent"),
+        Location { table: None, column: Some(column.into()) },
+        "cast the column to a supported type (integers, floats, decimal, string, binary, \
+         date, time, timestamp, list, struct, map) before writing",
+    )
+}
+
+/// The Arrow schema of an Iceberg schema, with `PARQUET:field_id` metadata on every field.
+pub fn arrow_schema_of(schema: &Schema) -> Result<ArrowSchemaRef> {
+    iceberg::arrow::schema_to_arrow_schema(schema)
+        .map(Arc::new)
+        .context(|| "converting the Iceberg schema to Arrow".into())
+}
+
+/// Builds an unbound partition spec from `(column, transform)` pairs such as
+/// `("ts", "day")`, `("region", "identity")`, `("id", "bucket[16]")`.
+pub fn partition_spec(
+    schema: &Schema,
+    partition_by: &[(String, String)],
+) -> Result<UnboundPartitionSpec> {
+    let mut builder = UnboundPartitionSpec::builder();
+    for (column, transform_name) in partition_by {
+        let at = Location { table: None, column: Some(column.clone()) };
+        let field = schema.field_by_name(column).ok_or_else(|| Error::InvalidInput {
+            message: format!("partition column {column} is not in the schema"),
+            at: at.clone(),
+            hint: "partition by one of the table's columns".into(),
+        })?;
+        let transform = Transform::from_str(transform_name).map_err(|_| Error::InvalidInput {
+            message: format!("unknown partition transform {transform_name:?}"),
+            at: at.clone(),
+            hint: "use identity, year, month, day, hour, bucket[N] or truncate[W]".into(),
+        })?;
+        if transform.result_type(&field.field_type).is_err() {
+            return Err(Error::InvalidInput {
+                message: format!("transform {transform} cannot apply to type {}", field.field_type),
+                at,
+                hint: "year/month/day apply to date and timestamp columns, hour to timestamps"
+                    .into(),
+            });
+        }
+        builder = builder
+            .add_partition_field(field.id, partition_field_name(column, &transform), transform)
+            .context(|| format!("adding partition field on {column}"))?;
+    }
+    Ok(builder.build())
+}
+
+/// Partition field names follow the convention of PyIceberg and Spark (`ts_day`, `id_bucket`).
+fn partition_field_name(column: &str, transform: &Transform) -> String {
+    match transform {
+        Transform::Identity => column.to_string(),
+        Transform::Bucket(_) => format!("{column}_bucket"),
+        Transform::Truncate(_) => format!("{column}_trunc"),
+        other => format!("{column}_{other}"),
+    }
+}
+
+/// Casts a batch to the table's Arrow schema: columns are matched by name, cast to the table
+/// type (failing instead of silently nulling values that do not fit), optional columns missing
+/// from the batch are filled with nulls. Extra columns, missing required columns, nulls in
+/// required columns and impossible casts are `Error::Schema` naming the column.
+pub fn cast_to_schema(batch: &RecordBatch, target: &ArrowSchemaRef) -> Result<RecordBatch> {
+    let source = batch.schema();
+    if let Some(extra) = source.fields().iter().find(|f| target.field_with_name(f.name()).is_err())
+    {
+        return Err(Error::schema(
+            format!("column {} is not in the table schema", extra.name()),
+            Location { table: None, column: Some(extra.name().clone()) },
+            format!(
+                "drop the column, or add it to the table first (table columns: {})",
+                column_names(target)
+            ),
+        ));
+    }
+    let options = CastOptions { safe: false, ..Default::default() };
+    let columns = target
+        .fields()
+        .iter()
+        .map(|field| {
+            let at = || Location { table: None, column: Some(field.name().clone()) };
+            let Some((index, _)) = source.column_with_name(field.name()) else {
+                if field.is_nullable() {
+                    return Ok(new_null_array(field.data_type(), batch.num_rows()));
+                }
+                return Err(Error::schema(
+                    "required column is missing",
+                    at(),
+                    "add the column to the data; required columns must be present and non-null",
+                ));
+            };
+            let column = batch.column(index);
+            let cast = cast_column(column, field.data_type(), &options).map_err(|reason| {
+                Error::schema(
+                    format!("cannot cast {} to {}: {reason}", column.data_type(), field.data_type()),
+                    at(),
+                    "convert the column to the table's type before writing",
+                )
+            })?;
+            if !field.is_nullable() && cast.null_count() > 0 {
+                return Err(Error::schema(
+                    format!("required column has {} null value(s)", cast.null_count()),
+                    at(),
+                    "fill or drop the nulls; required columns cannot hold nulls",
+                ));
+            }
+            Ok(cast)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    RecordBatch::try_new(target.clone(), columns).context(|| "assembling the cast batch".into())
+}
+
+fn cast_column(
+    column: &ArrayRef,
+    to: &DataType,
+    options: &CastOptions,
+) -> std::result::Result<ArrayRef, String> {
+    if column.data_type() == to {
+        return Ok(column.clone());
+    }
+    if let (DataType::Timestamp(_, None), DataType::Timestamp(_, Some(_)))
+    | (DataType::Timestamp(_, Some(_)), DataType::Timestamp(_, None)) = (column.data_type(), to)
+    {
+        return Err("timestamps with and without time zone do not mix; \
+                    localize or strip the time zone first"
+            .into());
+    }
+    if !can_cast_types(column.data_type(), to) {
+        return Err("no conversion exists".into());
+    }
+    // Nested types must keep the target's field metadata (Iceberg field ids), so they are
+    // cast to the exact target type; time units are converted (ns → µs) only when lossless.
+    let cast = cast_with_options(column, to, options).map_err(|e| e.to_string())?;
+    if let (DataType::Timestamp(TimeUnit::Nanosecond, _), DataType::Timestamp(TimeUnit::Microsecond, _)) =
+        (column.data_type(), to)
+    {
+        check_lossless_ns_to_us(column)?;
+    }
+    Ok(cast)
+}
+
+fn check_lossless_ns_to_us(column: &ArrayRef) -> std::result::Result<(), String> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::TimestampNanosecondType;
+    let values = column.as_primitive::<TimestampNanosecondType>();
+    match values.iter().flatten().find(|v| v % 1000 != 0) {
+        Some(v) => Err(format!(
+            "nanosecond timestamp {v} would lose precision in a microsecond column"
+        )),
+        None => Ok(()),
+    }
+}
+
+fn column_names(schema: &ArrowSchema) -> String {
+    schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::{Int32Array, StringArray, TimestampNanosecondArray};
+    use arrow_schema::Fields;
+
+    use super::*;
+
+    #[test]
+    fn maps_arrow_types_and_assigns_unique_ids() {
+        let arrow = ArrowSchema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("n", DataType::Int16, true),
+            Field::new("price", DataType::Decimal128(12, 2), true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), true),
+            Field::new("local", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+            Field::new("day", DataType::Date32, true),
+            Field::new("tags", DataType::new_list(DataType::Utf8, true), true),
+            Field::new(
+                "point",
+                DataType::Struct(Fields::from(vec![Field::new("x", DataType::Float64, true)])),
+                true,
+            ),
+        ]);
+        let schema = iceberg_schema_from_arrow(&arrow).unwrap();
+        let ty = |name: &str| schema.field_by_name(name).unwrap().field_type.to_string();
+        assert_eq!(ty("id"), "long");
+        assert!(schema.field_by_name("id").unwrap().required);
+        assert_eq!(ty("n"), "int");
+        assert_eq!(ty("price"), "decimal(12, 2)");
+        assert_eq!(ty("ts"), "timestamptz");
+        assert_eq!(ty("local"), "timestamp");
+        assert_eq!(ty("day"), "date");
+        let mut ids: Vec<i32> = (1..=schema.highest_field_id())
+            .filter(|id| schema.field_by_id(*id).is_some())
+            .collect();
+        ids.dedup();
+        assert_eq!(ids.len(), 10, "8 top-level fields + list element + struct field");
+    }
+
+    #[test]
+    fn unsupported_types_name_the_column() {
+        let arrow = ArrowSchema::new(vec![Field::new("big", DataType::UInt64, true)]);
+        let err = iceberg_schema_from_arrow(&arrow).unwrap_err();
+        assert_eq!(err.code(), "schema");
+        assert_eq!(err.location().column.as_deref(), Some("big"));
+    }
+
+    #[test]
+    fn partition_transforms_parse_and_validate() {
+        let arrow = ArrowSchema::new(vec![
+            Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+            Field::new("region", DataType::Utf8, true),
+        ]);
+        let schema = iceberg_schema_from_arrow(&arrow).unwrap();
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        };
+        for transform in ["year", "month", "day", "hour", "identity", "bucket[8]"] {
+            let spec = partition_spec(&schema, &pairs(&[("ts", transform)])).unwrap();
+            assert_eq!(spec.fields()[0].transform.to_string(), transform);
+        }
+        let spec = partition_spec(&schema, &pairs(&[("ts", "day"), ("region", "identity")])).unwrap();
+        let names: Vec<_> = spec.fields().iter().map(|f| f.name.clone()).collect();
+        assert_eq!(names, ["ts_day", "region"]);
+        for bad in [("nope", "day"), ("ts", "weekly"), ("region", "day")] {
+            let err = partition_spec(&schema, &pairs(&[bad])).unwrap_err();
+            assert_eq!(err.code(), "invalid_input", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn casts_fill_optional_and_reject_what_does_not_fit() {
+        let table = Arc::new(ArrowSchema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+        ]));
+        let batch = RecordBatch::try_new(
+            Arc::new(ArrowSchema::new(vec![Field::new("id", DataType::Int32, true)])),
+            vec![Arc::new(Int32Array::from(vec![1, 2]))],
+        )
+        .unwrap();
+        let cast = cast_to_schema(&batch, &table).unwrap();
+        assert_eq!(cast.schema(), table);
+        assert_eq!(cast.column(1).null_count(), 2);
+
+        let with_null = RecordBatch::try_new(
+            Arc::new(ArrowSchema::new(vec![Field::new("id", DataType::Int32, true)])),
+            vec![Arc::new(Int32Array::from(vec![Some(1), None]))],
+        )
+        .unwrap();
+        assert!(cast_to_schema(&with_null, &table).unwrap_err().to_string().contains("null"));
+
+        let extra = RecordBatch::try_new(
+            Arc::new(ArrowSchema::new(vec![
+                Field::new("id", DataType::Int32, false),
+                Field::new("surprise", DataType::Utf8, true),
+            ])),
+            vec![Arc::new(Int32Array::from(vec![1])), Arc::new(StringArray::from(vec!["x"]))],
+        )
+        .unwrap();
+        let err = cast_to_schema(&extra, &table).unwrap_err();
+        assert_eq!(err.location().column.as_deref(), Some("surprise"));
+
+        let ns = RecordBatch::try_new(
+            Arc::new(ArrowSchema::new(vec![
+                Field::new("id", DataType::Int32, false),
+                Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), true),
+            ])),
+            vec![
+                Arc::new(Int32Array::from(vec![1])),
+                Arc::new(TimestampNanosecondArray::from(vec![1_000_000_001])),
+            ],
+        )
+        .unwrap();
+        let err = cast_to_schema(&ns, &table).unwrap_err();
+        assert_eq!(err.location().column.as_deref(), Some("ts"));
+        assert!(err.to_string().contains("precision"));
+    }
+}
