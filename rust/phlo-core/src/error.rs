@@ -27,14 +27,26 @@ impl fmt::Display for Location {
 pub enum Error {
     /// Data does not fit the table schema, or a schema cannot be represented.
     #[error("{message}{at}. {hint}")]
-    Schema { message: String, at: Location, hint: String },
+    Schema {
+        message: String,
+        at: Location,
+        hint: String,
+    },
     /// The caller passed something unusable (bad name, bad filter, bad option).
     #[error("{message}{at}. {hint}")]
-    InvalidInput { message: String, at: Location, hint: String },
+    InvalidInput {
+        message: String,
+        at: Location,
+        hint: String,
+    },
     /// A write was given no rows.
-    #[error("no rows to write{at}. Pass at least one row, or skip the write when the batch is empty")]
+    #[error(
+        "no rows to write{at}. Pass at least one row, or skip the write when the batch is empty"
+    )]
     EmptyInput { at: Location },
-    #[error("table {0} does not exist. Create it with create_table(), or check the name and namespace")]
+    #[error(
+        "table {0} does not exist. Create it with create_table(), or check the name and namespace"
+    )]
     NoSuchTable(String),
     #[error("namespace {0} does not exist. Create it with create_namespace()")]
     NoSuchNamespace(String),
@@ -52,15 +64,31 @@ pub enum Error {
     CommitStateUnknown { table: String, message: String },
     /// The catalog database failed.
     #[error("catalog error: {message}: {source}")]
-    Catalog { message: String, #[source] source: rusqlite::Error },
+    Catalog {
+        message: String,
+        #[source]
+        source: rusqlite::Error,
+    },
     /// Reading or writing files failed.
     #[error("storage error at {path}: {source}")]
-    Storage { path: String, #[source] source: std::io::Error },
+    Storage {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// iceberg-rust reported an error (metadata, manifests, Parquet).
     #[error("{context}: {source}")]
-    Iceberg { context: String, #[source] source: iceberg::Error },
+    Iceberg {
+        context: String,
+        #[source]
+        source: Box<iceberg::Error>,
+    },
     #[error("arrow error while {context}: {source}")]
-    Arrow { context: String, #[source] source: arrow_schema::ArrowError },
+    Arrow {
+        context: String,
+        #[source]
+        source: arrow_schema::ArrowError,
+    },
 }
 
 impl Error {
@@ -86,31 +114,44 @@ impl Error {
     /// The table and column the error is about, when known.
     pub fn location(&self) -> Location {
         match self {
-            Error::Schema { at, .. } | Error::InvalidInput { at, .. } | Error::EmptyInput { at } => {
-                at.clone()
-            }
-            Error::NoSuchTable(t) | Error::TableAlreadyExists(t) => {
-                Location { table: Some(t.clone()), column: None }
-            }
+            Error::Schema { at, .. }
+            | Error::InvalidInput { at, .. }
+            | Error::EmptyInput { at } => at.clone(),
+            Error::NoSuchTable(t) | Error::TableAlreadyExists(t) => Location {
+                table: Some(t.clone()),
+                column: None,
+            },
             Error::CommitConflict { table, .. } | Error::CommitStateUnknown { table, .. } => {
-                Location { table: Some(table.clone()), column: None }
+                Location {
+                    table: Some(table.clone()),
+                    column: None,
+                }
             }
             _ => Location::default(),
         }
     }
 
     pub fn schema(message: impl Into<String>, at: Location, hint: impl Into<String>) -> Self {
-        Error::Schema { message: message.into(), at, hint: hint.into() }
+        Error::Schema {
+            message: message.into(),
+            at,
+            hint: hint.into(),
+        }
     }
 
     pub fn invalid(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Error::InvalidInput { message: message.into(), at: Location::default(), hint: hint.into() }
+        Error::InvalidInput {
+            message: message.into(),
+            at: Location::default(),
+            hint: hint.into(),
+        }
     }
 
     /// Adds the table name to errors that carry a location but do not know it yet.
     pub fn in_table(mut self, table: &str) -> Self {
-        if let Error::Schema { at, .. } | Error::InvalidInput { at, .. } | Error::EmptyInput { at } =
-            &mut self
+        if let Error::Schema { at, .. }
+        | Error::InvalidInput { at, .. }
+        | Error::EmptyInput { at } = &mut self
         {
             at.table.get_or_insert_with(|| table.to_string());
         }
@@ -125,18 +166,27 @@ pub trait Context<T> {
 
 impl<T> Context<T> for std::result::Result<T, iceberg::Error> {
     fn context(self, context: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| Error::Iceberg { context: context(), source })
+        self.map_err(|source| Error::Iceberg {
+            context: context(),
+            source: Box::new(source),
+        })
     }
 }
 
 impl<T> Context<T> for std::result::Result<T, arrow_schema::ArrowError> {
     fn context(self, context: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| Error::Arrow { context: context(), source })
+        self.map_err(|source| Error::Arrow {
+            context: context(),
+            source,
+        })
     }
 }
 
 impl<T> Context<T> for std::result::Result<T, rusqlite::Error> {
     fn context(self, context: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| Error::Catalog { message: context(), source })
+        self.map_err(|source| Error::Catalog {
+            message: context(),
+            source,
+        })
     }
 }

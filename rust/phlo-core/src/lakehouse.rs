@@ -9,7 +9,7 @@ use arrow_schema::{ArrowError, Schema as ArrowSchema};
 use iceberg::io::FileIO;
 
 use crate::catalog::{SqliteCatalog, TableIdent};
-use crate::error::{Error, Location, Result};
+use crate::error::{Context, Error, Location, Result};
 use crate::iceberg::commit::{SnapshotChange, commit_append};
 use crate::iceberg::write::DataFileSink;
 use crate::iceberg::{LoadedTable, ScanOptions, ScanPlan};
@@ -36,11 +36,14 @@ impl Lakehouse {
     /// Opens the lakehouse at `root`, creating the folder, catalog and warehouse if needed.
     pub fn open(root: &Path) -> Result<Self> {
         let warehouse_dir = root.join("warehouse");
-        std::fs::create_dir_all(&warehouse_dir)
-            .map_err(|source| Error::Storage { path: warehouse_dir.display().to_string(), source })?;
-        let root = root
-            .canonicalize()
-            .map_err(|source| Error::Storage { path: root.display().to_string(), source })?;
+        std::fs::create_dir_all(&warehouse_dir).map_err(|source| Error::Storage {
+            path: warehouse_dir.display().to_string(),
+            source,
+        })?;
+        let root = root.canonicalize().map_err(|source| Error::Storage {
+            path: root.display().to_string(),
+            source,
+        })?;
         let catalog = SqliteCatalog::open(&root.join("catalog.db"))?;
         Ok(Self {
             warehouse: format!("file://{}", root.join("warehouse").display()),
@@ -77,8 +80,16 @@ impl Lakehouse {
         let ident = TableIdent::parse(name)?;
         let schema = iceberg_schema_from_arrow(schema).map_err(|e| e.in_table(name))?;
         let spec = partition_spec(&schema, partition_by).map_err(|e| e.in_table(name))?;
-        LoadedTable::create(&self.catalog, &self.io, &self.warehouse, &ident, schema, spec, properties)
-            .await
+        LoadedTable::create(
+            &self.catalog,
+            &self.io,
+            &self.warehouse,
+            &ident,
+            schema,
+            spec,
+            properties,
+        )
+        .await
     }
 
     pub async fn load_table(&self, name: &str) -> Result<LoadedTable> {
@@ -91,10 +102,10 @@ impl Lakehouse {
         self.catalog.drop_table(&table.ident)?;
         if purge {
             let location = table.metadata.location().to_string();
-            self.io.delete_prefix(&location).await.map_err(|source| Error::Iceberg {
-                context: format!("deleting the files of {name} under {location}"),
-                source,
-            })?;
+            self.io
+                .delete_prefix(&location)
+                .await
+                .context(|| format!("deleting the files of {name} under {location}"))?;
         }
         Ok(())
     }
@@ -120,7 +131,10 @@ impl Lakehouse {
                     Ok(cast) => sink.write(cast).await,
                     Err(e) => Err(e.in_table(name)),
                 },
-                Err(source) => Err(Error::Arrow { context: "reading the input stream".into(), source }),
+                Err(source) => Err(Error::Arrow {
+                    context: "reading the input stream".into(),
+                    source,
+                }),
             };
             if let Err(e) = step {
                 failure = Some(e);
@@ -132,7 +146,10 @@ impl Lakehouse {
         let failure = failure.or_else(|| match &files {
             Err(_) => None,
             Ok(_) if rows == 0 => Some(Error::EmptyInput {
-                at: Location { table: Some(name.into()), column: None },
+                at: Location {
+                    table: Some(name.into()),
+                    column: None,
+                },
             }),
             Ok(_) => None,
         });
@@ -144,17 +161,26 @@ impl Lakehouse {
             (Err(e), _) => return Err(e),
             (Ok(files), None) => files,
         };
-        let change = SnapshotChange { branch: branch.to_string(), added_files: files, properties };
+        let change = SnapshotChange {
+            branch: branch.to_string(),
+            added_files: files,
+            properties,
+        };
         match commit_append(&self.catalog, &self.io, table, &change).await {
             Ok(outcome) => Ok(AppendResult {
                 snapshot_id: outcome.snapshot_id,
                 rows,
                 files_added: change.added_files.len(),
-                bytes_written: change.added_files.iter().map(|f| f.file_size_in_bytes()).sum(),
+                bytes_written: change
+                    .added_files
+                    .iter()
+                    .map(|f| f.file_size_in_bytes())
+                    .sum(),
                 commit_retries: outcome.retries,
             }),
             Err(e) => {
-                self.delete_files(change.added_files.iter().map(|f| f.file_path())).await;
+                self.delete_files(change.added_files.iter().map(|f| f.file_path()))
+                    .await;
                 Err(e)
             }
         }

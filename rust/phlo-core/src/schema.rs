@@ -18,7 +18,9 @@ use crate::error::{Context, Error, Location, Result};
 /// first, nested fields after them, as Iceberg does for new tables). Non-nullable Arrow fields
 /// become required Iceberg fields.
 pub fn iceberg_schema_from_arrow(arrow: &ArrowSchema) -> Result<Schema> {
-    let mut ids = FieldIds { next: arrow.fields().len() as i32 + 1 };
+    let mut ids = FieldIds {
+        next: arrow.fields().len() as i32 + 1,
+    };
     let fields = arrow
         .fields()
         .iter()
@@ -49,7 +51,10 @@ fn to_nested_field(id: i32, field: &Field, ids: &mut FieldIds) -> Result<NestedF
     } else {
         NestedField::required(id, field.name(), ty)
     };
-    let doc = field.metadata().get("doc").or_else(|| field.metadata().get("description"));
+    let doc = field
+        .metadata()
+        .get("doc")
+        .or_else(|| field.metadata().get("description"));
     Ok(Arc::new(match doc {
         Some(doc) => nested.with_doc(doc),
         None => nested,
@@ -69,7 +74,10 @@ fn iceberg_type_from_arrow(column: &str, dt: &DataType, ids: &mut FieldIds) -> R
         DataType::Decimal32(p, s) | DataType::Decimal64(p, s) | DataType::Decimal128(p, s)
             if *p <= 38 && *s >= 0 =>
         {
-            primitive(P::Decimal { precision: *p as u32, scale: *s as u32 })
+            primitive(P::Decimal {
+                precision: *p as u32,
+                scale: *s as u32,
+            })
         }
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => primitive(P::String),
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => primitive(P::Binary),
@@ -79,11 +87,16 @@ fn iceberg_type_from_arrow(column: &str, dt: &DataType, ids: &mut FieldIds) -> R
         DataType::Timestamp(_, Some(_)) => primitive(P::Timestamptz),
         DataType::Timestamp(_, None) => primitive(P::Timestamp),
         DataType::Dictionary(_, value) => iceberg_type_from_arrow(column, value, ids),
-        DataType::List(el) | DataType::LargeList(el) | DataType::ListView(el)
-        | DataType::LargeListView(el) | DataType::FixedSizeList(el, _) => {
+        DataType::List(el)
+        | DataType::LargeList(el)
+        | DataType::ListView(el)
+        | DataType::LargeListView(el)
+        | DataType::FixedSizeList(el, _) => {
             let id = ids.take();
             let element = to_nested_field(id, el, ids)?;
-            Ok(Type::List(ListType { element_field: element }))
+            Ok(Type::List(ListType {
+                element_field: element,
+            }))
         }
         DataType::Struct(fields) => {
             let first = ids.next;
@@ -102,7 +115,10 @@ fn iceberg_type_from_arrow(column: &str, dt: &DataType, ids: &mut FieldIds) -> R
             let (key_id, value_id) = (ids.take(), ids.take());
             let key = to_nested_field(key_id, &kv[0], ids)?;
             let value = to_nested_field(value_id, &kv[1], ids)?;
-            Ok(Type::Map(MapType { key_field: key, value_field: value }))
+            Ok(Type::Map(MapType {
+                key_field: key,
+                value_field: value,
+            }))
         }
         _ => Err(unsupported(column, dt)),
     }
@@ -111,7 +127,10 @@ fn iceberg_type_from_arrow(column: &str, dt: &DataType, ids: &mut FieldIds) -> R
 fn unsupported(column: &str, dt: &DataType) -> Error {
     Error::schema(
         format!("Arrow type {dt} has no Iceberg equivalent"),
-        Location { table: None, column: Some(column.into()) },
+        Location {
+            table: None,
+            column: Some(column.into()),
+        },
         "cast the column to a supported type (integers, floats, decimal, string, binary, \
          date, time, timestamp, list, struct, map) before writing",
     )
@@ -132,12 +151,17 @@ pub fn partition_spec(
 ) -> Result<UnboundPartitionSpec> {
     let mut builder = UnboundPartitionSpec::builder();
     for (column, transform_name) in partition_by {
-        let at = Location { table: None, column: Some(column.clone()) };
-        let field = schema.field_by_name(column).ok_or_else(|| Error::InvalidInput {
-            message: format!("partition column {column} is not in the schema"),
-            at: at.clone(),
-            hint: "partition by one of the table's columns".into(),
-        })?;
+        let at = Location {
+            table: None,
+            column: Some(column.clone()),
+        };
+        let field = schema
+            .field_by_name(column)
+            .ok_or_else(|| Error::InvalidInput {
+                message: format!("partition column {column} is not in the schema"),
+                at: at.clone(),
+                hint: "partition by one of the table's columns".into(),
+            })?;
         let transform = Transform::from_str(transform_name).map_err(|_| Error::InvalidInput {
             message: format!("unknown partition transform {transform_name:?}"),
             at: at.clone(),
@@ -145,14 +169,21 @@ pub fn partition_spec(
         })?;
         if transform.result_type(&field.field_type).is_err() {
             return Err(Error::InvalidInput {
-                message: format!("transform {transform} cannot apply to type {}", field.field_type),
+                message: format!(
+                    "transform {transform} cannot apply to type {}",
+                    field.field_type
+                ),
                 at,
                 hint: "year/month/day apply to date and timestamp columns, hour to timestamps"
                     .into(),
             });
         }
         builder = builder
-            .add_partition_field(field.id, partition_field_name(column, &transform), transform)
+            .add_partition_field(
+                field.id,
+                partition_field_name(column, &transform),
+                transform,
+            )
             .context(|| format!("adding partition field on {column}"))?;
     }
     Ok(builder.build())
@@ -174,23 +205,35 @@ fn partition_field_name(column: &str, transform: &Transform) -> String {
 /// required columns and impossible casts are `Error::Schema` naming the column.
 pub fn cast_to_schema(batch: &RecordBatch, target: &ArrowSchemaRef) -> Result<RecordBatch> {
     let source = batch.schema();
-    if let Some(extra) = source.fields().iter().find(|f| target.field_with_name(f.name()).is_err())
+    if let Some(extra) = source
+        .fields()
+        .iter()
+        .find(|f| target.field_with_name(f.name()).is_err())
     {
         return Err(Error::schema(
             format!("column {} is not in the table schema", extra.name()),
-            Location { table: None, column: Some(extra.name().clone()) },
+            Location {
+                table: None,
+                column: Some(extra.name().clone()),
+            },
             format!(
                 "drop the column, or add it to the table first (table columns: {})",
                 column_names(target)
             ),
         ));
     }
-    let options = CastOptions { safe: false, ..Default::default() };
+    let options = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
     let columns = target
         .fields()
         .iter()
         .map(|field| {
-            let at = || Location { table: None, column: Some(field.name().clone()) };
+            let at = || Location {
+                table: None,
+                column: Some(field.name().clone()),
+            };
             let Some((index, _)) = source.column_with_name(field.name()) else {
                 if field.is_nullable() {
                     return Ok(new_null_array(field.data_type(), batch.num_rows()));
@@ -204,7 +247,11 @@ pub fn cast_to_schema(batch: &RecordBatch, target: &ArrowSchemaRef) -> Result<Re
             let column = batch.column(index);
             let cast = cast_column(column, field.data_type(), &options).map_err(|reason| {
                 Error::schema(
-                    format!("cannot cast {} to {}: {reason}", column.data_type(), field.data_type()),
+                    format!(
+                        "cannot cast {} to {}: {reason}",
+                        column.data_type(),
+                        field.data_type()
+                    ),
                     at(),
                     "convert the column to the table's type before writing",
                 )
@@ -243,8 +290,10 @@ fn cast_column(
     // Nested types must keep the target's field metadata (Iceberg field ids), so they are
     // cast to the exact target type; time units are converted (ns → µs) only when lossless.
     let cast = cast_with_options(column, to, options).map_err(|e| e.to_string())?;
-    if let (DataType::Timestamp(TimeUnit::Nanosecond, _), DataType::Timestamp(TimeUnit::Microsecond, _)) =
-        (column.data_type(), to)
+    if let (
+        DataType::Timestamp(TimeUnit::Nanosecond, _),
+        DataType::Timestamp(TimeUnit::Microsecond, _),
+    ) = (column.data_type(), to)
     {
         check_lossless_ns_to_us(column)?;
     }
@@ -264,7 +313,12 @@ fn check_lossless_ns_to_us(column: &ArrayRef) -> std::result::Result<(), String>
 }
 
 fn column_names(schema: &ArrowSchema) -> String {
-    schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -280,8 +334,16 @@ mod tests {
             Field::new("id", DataType::Int64, false),
             Field::new("n", DataType::Int16, true),
             Field::new("price", DataType::Decimal128(12, 2), true),
-            Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), true),
-            Field::new("local", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+            Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+                true,
+            ),
+            Field::new(
+                "local",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                true,
+            ),
             Field::new("day", DataType::Date32, true),
             Field::new("tags", DataType::new_list(DataType::Utf8, true), true),
             Field::new(
@@ -303,7 +365,11 @@ mod tests {
             .filter(|id| schema.field_by_id(*id).is_some())
             .collect();
         ids.dedup();
-        assert_eq!(ids.len(), 10, "8 top-level fields + list element + struct field");
+        assert_eq!(
+            ids.len(),
+            10,
+            "8 top-level fields + list element + struct field"
+        );
     }
 
     #[test]
@@ -322,13 +388,16 @@ mod tests {
         ]);
         let schema = iceberg_schema_from_arrow(&arrow).unwrap();
         let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
-            v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
         };
         for transform in ["year", "month", "day", "hour", "identity", "bucket[8]"] {
             let spec = partition_spec(&schema, &pairs(&[("ts", transform)])).unwrap();
             assert_eq!(spec.fields()[0].transform.to_string(), transform);
         }
-        let spec = partition_spec(&schema, &pairs(&[("ts", "day"), ("region", "identity")])).unwrap();
+        let spec =
+            partition_spec(&schema, &pairs(&[("ts", "day"), ("region", "identity")])).unwrap();
         let names: Vec<_> = spec.fields().iter().map(|f| f.name.clone()).collect();
         assert_eq!(names, ["ts_day", "region"]);
         for bad in [("nope", "day"), ("ts", "weekly"), ("region", "day")] {
@@ -345,7 +414,11 @@ mod tests {
             Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), true),
         ]));
         let batch = RecordBatch::try_new(
-            Arc::new(ArrowSchema::new(vec![Field::new("id", DataType::Int32, true)])),
+            Arc::new(ArrowSchema::new(vec![Field::new(
+                "id",
+                DataType::Int32,
+                true,
+            )])),
             vec![Arc::new(Int32Array::from(vec![1, 2]))],
         )
         .unwrap();
@@ -354,18 +427,30 @@ mod tests {
         assert_eq!(cast.column(1).null_count(), 2);
 
         let with_null = RecordBatch::try_new(
-            Arc::new(ArrowSchema::new(vec![Field::new("id", DataType::Int32, true)])),
+            Arc::new(ArrowSchema::new(vec![Field::new(
+                "id",
+                DataType::Int32,
+                true,
+            )])),
             vec![Arc::new(Int32Array::from(vec![Some(1), None]))],
         )
         .unwrap();
-        assert!(cast_to_schema(&with_null, &table).unwrap_err().to_string().contains("null"));
+        assert!(
+            cast_to_schema(&with_null, &table)
+                .unwrap_err()
+                .to_string()
+                .contains("null")
+        );
 
         let extra = RecordBatch::try_new(
             Arc::new(ArrowSchema::new(vec![
                 Field::new("id", DataType::Int32, false),
                 Field::new("surprise", DataType::Utf8, true),
             ])),
-            vec![Arc::new(Int32Array::from(vec![1])), Arc::new(StringArray::from(vec!["x"]))],
+            vec![
+                Arc::new(Int32Array::from(vec![1])),
+                Arc::new(StringArray::from(vec!["x"])),
+            ],
         )
         .unwrap();
         let err = cast_to_schema(&extra, &table).unwrap_err();

@@ -22,7 +22,10 @@ impl TableIdent {
             validate_name(part, "namespace")?;
         }
         validate_name(name, "table")?;
-        Ok(Self { namespace: namespace.to_string(), name: name.to_string() })
+        Ok(Self {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        })
     }
 }
 
@@ -38,7 +41,9 @@ pub fn validate_name(name: &str, what: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.chars().count() <= 255
         && !name.starts_with('-')
-        && name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-');
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
     if ok {
         Ok(())
     } else {
@@ -64,9 +69,17 @@ mod tests {
 
     #[test]
     fn rejects_bad_names() {
-        for bad in ["events", "raw.", ".events", "raw..events", "raw/x.events", "raw.ev ents",
-            "raw.ev\u{7}", "raw.-x", "../x.y"]
-        {
+        for bad in [
+            "events",
+            "raw.",
+            ".events",
+            "raw..events",
+            "raw/x.events",
+            "raw.ev ents",
+            "raw.ev\u{7}",
+            "raw.-x",
+            "../x.y",
+        ] {
             let err = TableIdent::parse(bad).unwrap_err();
             assert_eq!(err.code(), "invalid_input", "{bad:?}");
         }

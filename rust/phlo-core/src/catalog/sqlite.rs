@@ -42,8 +42,10 @@ impl SqliteCatalog {
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path).context(|| format!("opening {}", path.display()))?;
         // Concurrent writers (other processes, PyIceberg) wait for the lock instead of failing.
-        conn.busy_timeout(Duration::from_secs(30)).context(|| "setting busy timeout".into())?;
-        conn.execute_batch(CREATE_TABLES).context(|| "creating catalog tables".into())?;
+        conn.busy_timeout(Duration::from_secs(30))
+            .context(|| "setting busy timeout".into())?;
+        conn.execute_batch(CREATE_TABLES)
+            .context(|| "creating catalog tables".into())?;
         let has_type_column = conn
             .prepare("SELECT iceberg_type FROM iceberg_tables LIMIT 0")
             .is_ok();
@@ -51,7 +53,9 @@ impl SqliteCatalog {
             conn.execute_batch("ALTER TABLE iceberg_tables ADD COLUMN iceberg_type VARCHAR(5)")
                 .context(|| "upgrading iceberg_tables to the v1 layout".into())?;
         }
-        Ok(Self { conn: Mutex::new(conn) })
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -91,7 +95,10 @@ impl SqliteCatalog {
                 Some(ErrorCode::ConstraintViolation) => {
                     Error::NamespaceAlreadyExists(namespace.into())
                 }
-                _ => Error::Catalog { message: format!("creating namespace {namespace}"), source: e },
+                _ => Error::Catalog {
+                    message: format!("creating namespace {namespace}"),
+                    source: e,
+                },
             })?;
         Ok(())
     }
@@ -137,12 +144,17 @@ impl SqliteCatalog {
             )
             .context(|| format!("listing tables of {namespace}"))?;
         let names = stmt
-            .query_map(params![CATALOG_NAME, namespace], |row| row.get::<_, String>(0))
+            .query_map(params![CATALOG_NAME, namespace], |row| {
+                row.get::<_, String>(0)
+            })
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
             .context(|| format!("listing tables of {namespace}"))?;
         Ok(names
             .into_iter()
-            .map(|name| TableIdent { namespace: namespace.into(), name })
+            .map(|name| TableIdent {
+                namespace: namespace.into(),
+                name,
+            })
             .collect())
     }
 
@@ -158,7 +170,9 @@ impl SqliteCatalog {
             )
             .optional()
             .context(|| format!("loading table {ident}"))?;
-        location.flatten().ok_or_else(|| Error::NoSuchTable(ident.to_string()))
+        location
+            .flatten()
+            .ok_or_else(|| Error::NoSuchTable(ident.to_string()))
     }
 
     /// Registers a new table whose first metadata file is already written.
@@ -174,8 +188,13 @@ impl SqliteCatalog {
                 params![CATALOG_NAME, ident.namespace, ident.name, metadata_location],
             )
             .map_err(|e| match e.sqlite_error_code() {
-                Some(ErrorCode::ConstraintViolation) => Error::TableAlreadyExists(ident.to_string()),
-                _ => Error::Catalog { message: format!("registering table {ident}"), source: e },
+                Some(ErrorCode::ConstraintViolation) => {
+                    Error::TableAlreadyExists(ident.to_string())
+                }
+                _ => Error::Catalog {
+                    message: format!("registering table {ident}"),
+                    source: e,
+                },
             })?;
         Ok(())
     }
@@ -226,7 +245,10 @@ mod tests {
     use super::*;
 
     fn ident() -> TableIdent {
-        TableIdent { namespace: "raw".into(), name: "events".into() }
+        TableIdent {
+            namespace: "raw".into(),
+            name: "events".into(),
+        }
     }
 
     #[test]
@@ -235,9 +257,17 @@ mod tests {
         let catalog = SqliteCatalog::open(&dir.path().join("catalog.db")).unwrap();
         catalog.create_namespace("raw").unwrap();
         catalog.register_table(&ident(), "m0").unwrap();
-        assert!(catalog.swap_metadata_location(&ident(), "m0", "m1").unwrap());
+        assert!(
+            catalog
+                .swap_metadata_location(&ident(), "m0", "m1")
+                .unwrap()
+        );
         // A writer still holding m0 lost the race and must not overwrite m1.
-        assert!(!catalog.swap_metadata_location(&ident(), "m0", "m2").unwrap());
+        assert!(
+            !catalog
+                .swap_metadata_location(&ident(), "m0", "m2")
+                .unwrap()
+        );
         assert_eq!(catalog.metadata_location(&ident()).unwrap(), "m1");
     }
 
@@ -245,14 +275,32 @@ mod tests {
     fn duplicate_and_missing_names_are_typed_errors() {
         let dir = tempfile::tempdir().unwrap();
         let catalog = SqliteCatalog::open(&dir.path().join("catalog.db")).unwrap();
-        assert_eq!(catalog.register_table(&ident(), "m0").unwrap_err().code(), "no_such_namespace");
+        assert_eq!(
+            catalog.register_table(&ident(), "m0").unwrap_err().code(),
+            "no_such_namespace"
+        );
         catalog.create_namespace("raw").unwrap();
-        assert_eq!(catalog.create_namespace("raw").unwrap_err().code(), "namespace_already_exists");
+        assert_eq!(
+            catalog.create_namespace("raw").unwrap_err().code(),
+            "namespace_already_exists"
+        );
         catalog.register_table(&ident(), "m0").unwrap();
-        assert_eq!(catalog.register_table(&ident(), "m9").unwrap_err().code(), "table_already_exists");
-        let other = TableIdent { namespace: "raw".into(), name: "nope".into() };
-        assert_eq!(catalog.metadata_location(&other).unwrap_err().code(), "no_such_table");
-        assert_eq!(catalog.drop_namespace("raw").unwrap_err().code(), "namespace_not_empty");
+        assert_eq!(
+            catalog.register_table(&ident(), "m9").unwrap_err().code(),
+            "table_already_exists"
+        );
+        let other = TableIdent {
+            namespace: "raw".into(),
+            name: "nope".into(),
+        };
+        assert_eq!(
+            catalog.metadata_location(&other).unwrap_err().code(),
+            "no_such_table"
+        );
+        assert_eq!(
+            catalog.drop_namespace("raw").unwrap_err().code(),
+            "namespace_not_empty"
+        );
         assert_eq!(catalog.drop_table(&ident()).unwrap(), "m0");
         catalog.drop_namespace("raw").unwrap();
     }
@@ -272,7 +320,10 @@ mod tests {
         .unwrap();
         drop(conn);
         let catalog = SqliteCatalog::open(&path).unwrap();
-        let old = TableIdent { namespace: "raw".into(), name: "old".into() };
+        let old = TableIdent {
+            namespace: "raw".into(),
+            name: "old".into(),
+        };
         assert_eq!(catalog.metadata_location(&old).unwrap(), "m0");
         assert_eq!(catalog.list_tables("raw").unwrap(), vec![old]);
     }

@@ -51,7 +51,11 @@ pub async fn commit_append(
         let (snapshot_id, new_location) = write_append_snapshot(io, &table, change).await?;
         if catalog.swap_metadata_location(&table.ident, &table.metadata_location, &new_location)? {
             let table = LoadedTable::load(catalog, io, &table.ident).await?;
-            return Ok(CommitOutcome { table, snapshot_id, retries: attempt });
+            return Ok(CommitOutcome {
+                table,
+                snapshot_id,
+                retries: attempt,
+            });
         }
         // Lost the race: our metadata file is unreferenced, remove it and rebase on the winner.
         let _ = io.delete(&new_location).await;
@@ -79,7 +83,11 @@ async fn write_append_snapshot(
     let metadata = &table.metadata;
     if metadata.format_version() != FormatVersion::V2 {
         return Err(Error::invalid(
-            format!("table {} uses Iceberg format {}", table.ident, metadata.format_version()),
+            format!(
+                "table {} uses Iceberg format {}",
+                table.ident,
+                metadata.format_version()
+            ),
             "phlo writes format v2 tables; upgrade the table to v2",
         ));
     }
@@ -108,7 +116,9 @@ async fn write_append_snapshot(
     };
     if !change.added_files.is_empty() {
         let path = format!("{meta_dir}/{commit_id}-m0.avro");
-        let output = io.new_output(&path).context(|| format!("creating {path}"))?;
+        let output = io
+            .new_output(&path)
+            .context(|| format!("creating {path}"))?;
         let mut writer = ManifestWriterBuilder::new(
             output,
             Some(snapshot_id),
@@ -118,10 +128,15 @@ async fn write_append_snapshot(
         .build_v2_data();
         for file in &change.added_files {
             // A negative sequence number means "inherit the snapshot's" at read time.
-            writer.add_file(file.clone(), -1).context(|| "adding a file to the manifest".into())?;
+            writer
+                .add_file(file.clone(), -1)
+                .context(|| "adding a file to the manifest".into())?;
         }
         manifests.push(
-            writer.write_manifest_file().await.context(|| format!("writing manifest {path}"))?,
+            writer
+                .write_manifest_file()
+                .await
+                .context(|| format!("writing manifest {path}"))?,
         );
     }
 
@@ -129,9 +144,14 @@ async fn write_append_snapshot(
         "{meta_dir}/snap-{snapshot_id}-0-{commit_id}.{}",
         DataFileFormat::Avro
     );
-    let list_output = io.new_output(&list_path).context(|| format!("creating {list_path}"))?;
+    let list_output = io
+        .new_output(&list_path)
+        .context(|| format!("creating {list_path}"))?;
     let mut list_writer = ManifestListWriter::v2(
-        list_output.writer().await.context(|| format!("opening {list_path}"))?,
+        list_output
+            .writer()
+            .await
+            .context(|| format!("opening {list_path}"))?,
         snapshot_id,
         parent.as_ref().map(|p| p.snapshot_id()),
         sequence_number,
@@ -139,14 +159,21 @@ async fn write_append_snapshot(
     list_writer
         .add_manifests(manifests.into_iter())
         .context(|| "listing manifests".into())?;
-    list_writer.close().await.context(|| format!("writing {list_path}"))?;
+    list_writer
+        .close()
+        .await
+        .context(|| format!("writing {list_path}"))?;
 
     let summary = append_summary(table, parent.as_ref().map(|p| p.summary()), change);
     let snapshot = Snapshot::builder()
         .with_snapshot_id(snapshot_id)
         .with_parent_snapshot_id(parent.as_ref().map(|p| p.snapshot_id()))
         .with_sequence_number(sequence_number)
-        .with_timestamp_ms(chrono::Utc::now().timestamp_millis().max(metadata.last_updated_ms()))
+        .with_timestamp_ms(
+            chrono::Utc::now()
+                .timestamp_millis()
+                .max(metadata.last_updated_ms()),
+        )
         .with_manifest_list(list_path)
         .with_summary(summary)
         .with_schema_id(metadata.current_schema_id())
@@ -207,12 +234,20 @@ fn append_summary(
             .and_then(|p| p.additional_properties.get(total))
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
-        let added = properties.get(added).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let added = properties
+            .get(added)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
         properties.insert(total.to_string(), (before + added).to_string());
     }
     for zero in ["total-position-deletes", "total-equality-deletes"] {
-        let before = parent.and_then(|p| p.additional_properties.get(zero)).cloned();
+        let before = parent
+            .and_then(|p| p.additional_properties.get(zero))
+            .cloned();
         properties.insert(zero.to_string(), before.unwrap_or_else(|| "0".into()));
     }
-    Summary { operation: Operation::Append, additional_properties: properties }
+    Summary {
+        operation: Operation::Append,
+        additional_properties: properties,
+    }
 }

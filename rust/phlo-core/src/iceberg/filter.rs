@@ -80,12 +80,17 @@ pub fn bind_filters(filters: &[Filter], schema: &Schema) -> Result<Option<Predic
 }
 
 fn bind_filter(filter: &Filter, schema: &Schema) -> Result<Predicate> {
-    let at = || Location { table: None, column: Some(filter.column.clone()) };
-    let field = schema.field_by_name(&filter.column).ok_or_else(|| Error::InvalidInput {
-        message: format!("filter column {} is not in the table", filter.column),
-        at: at(),
-        hint: "filter on one of the table's columns".into(),
-    })?;
+    let at = || Location {
+        table: None,
+        column: Some(filter.column.clone()),
+    };
+    let field = schema
+        .field_by_name(&filter.column)
+        .ok_or_else(|| Error::InvalidInput {
+            message: format!("filter column {} is not in the table", filter.column),
+            at: at(),
+            hint: "filter on one of the table's columns".into(),
+        })?;
     let Type::Primitive(ty) = field.field_type.as_ref() else {
         return Err(Error::InvalidInput {
             message: "filters on nested columns are not supported".into(),
@@ -98,7 +103,11 @@ fn bind_filter(filter: &Filter, schema: &Schema) -> Result<Predicate> {
             return Ok(());
         }
         Err(Error::InvalidInput {
-            message: format!("operator {:?} takes {n} value(s), got {}", filter.op, filter.values.len()),
+            message: format!(
+                "operator {:?} takes {n} value(s), got {}",
+                filter.op,
+                filter.values.len()
+            ),
             at: at(),
             hint: "e.g. (\"ts\", \"between\", (low, high)), (\"id\", \"in\", [1, 2])".into(),
         })
@@ -106,11 +115,13 @@ fn bind_filter(filter: &Filter, schema: &Schema) -> Result<Predicate> {
     let datums = filter
         .values
         .iter()
-        .map(|v| to_datum(v, ty).map_err(|message| Error::InvalidInput {
-            message,
-            at: at(),
-            hint: format!("give a value of the column's type ({ty})"),
-        }))
+        .map(|v| {
+            to_datum(v, ty).map_err(|message| Error::InvalidInput {
+                message,
+                at: at(),
+                hint: format!("give a value of the column's type ({ty})"),
+            })
+        })
         .collect::<Result<Vec<_>>>()?;
     let reference = Reference::new(filter.column.clone());
     let one = |d: &[Datum]| d[0].clone();
@@ -206,10 +217,14 @@ mod tests {
             .with_fields(vec![
                 NestedField::required(1, "id", Type::Primitive(PrimitiveType::Long)).into(),
                 NestedField::optional(2, "ts", Type::Primitive(PrimitiveType::Timestamptz)).into(),
-                NestedField::optional(3, "amount", Type::Primitive(PrimitiveType::Decimal {
-                    precision: 10,
-                    scale: 2,
-                }))
+                NestedField::optional(
+                    3,
+                    "amount",
+                    Type::Primitive(PrimitiveType::Decimal {
+                        precision: 10,
+                        scale: 2,
+                    }),
+                )
                 .into(),
             ])
             .build()
@@ -217,14 +232,22 @@ mod tests {
     }
 
     fn filter(column: &str, op: &str, values: Vec<Literal>) -> Filter {
-        Filter { column: column.into(), op: FilterOp::parse(op).unwrap(), values }
+        Filter {
+            column: column.into(),
+            op: FilterOp::parse(op).unwrap(),
+            values,
+        }
     }
 
     #[test]
     fn binds_literals_to_column_types() {
         let filters = [
             filter("id", "in", vec![Literal::Int(1), Literal::Int(2)]),
-            filter("ts", ">=", vec![Literal::String("2024-01-01T00:00:00+00:00".into())]),
+            filter(
+                "ts",
+                ">=",
+                vec![Literal::String("2024-01-01T00:00:00+00:00".into())],
+            ),
             filter("amount", "<", vec![Literal::String("10.5".into())]),
         ];
         let predicate = bind_filters(&filters, &schema()).unwrap().unwrap();
@@ -243,7 +266,7 @@ mod tests {
             filter("id", "in", vec![]),
         ];
         for case in cases {
-            let err = bind_filters(&[case.clone()], &schema()).unwrap_err();
+            let err = bind_filters(std::slice::from_ref(&case), &schema()).unwrap_err();
             assert_eq!(err.code(), "invalid_input");
             assert_eq!(err.location().column.as_deref(), Some(case.column.as_str()));
         }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef as ArrowSchemaRef;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
-use iceberg::io::FileIO;
 use iceberg::Runtime;
+use iceberg::io::FileIO;
 use iceberg::scan::FileScanTask;
 use iceberg::spec::{SchemaRef, SnapshotRef};
 use iceberg::table::Table;
@@ -57,31 +57,46 @@ impl ScanPlan {
                     if schema.field_by_name(column).is_none() {
                         return Err(Error::InvalidInput {
                             message: format!("column {column} is not in the table"),
-                            at: Location { table: Some(table.ident.to_string()), column: Some(column.clone()) },
+                            at: Location {
+                                table: Some(table.ident.to_string()),
+                                column: Some(column.clone()),
+                            },
                             hint: "select columns the table has (see table.schema)".into(),
                         });
                     }
                 }
                 columns.clone()
             }
-            None => schema.as_struct().fields().iter().map(|f| f.name.clone()).collect(),
+            None => schema
+                .as_struct()
+                .fields()
+                .iter()
+                .map(|f| f.name.clone())
+                .collect(),
         };
         let full = arrow_schema_of(&schema)?;
         let projected = Arc::new(
             full.project(
-                &columns.iter().map(|c| full.index_of(c)).collect::<Result<Vec<_>, _>>()
+                &columns
+                    .iter()
+                    .map(|c| full.index_of(c))
+                    .collect::<Result<Vec<_>, _>>()
                     .context(|| "projecting columns".into())?,
             )
             .context(|| "projecting columns".into())?,
         );
-        let predicate =
-            bind_filters(&options.filters, &schema).map_err(|e| e.in_table(&table.ident.to_string()))?;
+        let predicate = bind_filters(&options.filters, &schema)
+            .map_err(|e| e.in_table(&table.ident.to_string()))?;
         let iceberg_table = Table::builder()
             .metadata(table.metadata.clone())
             .metadata_location(table.metadata_location.clone())
             .identifier(
                 iceberg::TableIdent::from_strs(
-                    table.ident.namespace.split('.').chain([table.ident.name.as_str()]),
+                    table
+                        .ident
+                        .namespace
+                        .split('.')
+                        .chain([table.ident.name.as_str()]),
                 )
                 .context(|| "naming the table".into())?,
             )
@@ -101,7 +116,10 @@ impl ScanPlan {
                 batch_size: options.batch_size,
             });
         };
-        let mut builder = iceberg_table.scan().snapshot_id(snapshot.snapshot_id()).select(columns);
+        let mut builder = iceberg_table
+            .scan()
+            .snapshot_id(snapshot.snapshot_id())
+            .select(columns);
         if let Some(predicate) = predicate {
             builder = builder.with_filter(predicate);
         }
@@ -143,7 +161,11 @@ impl ScanPlan {
             reader = reader.with_batch_size(size);
         }
         let tasks = stream::iter(self.tasks.into_iter().map(Ok)).boxed();
-        let batches = reader.build().read(tasks).context(|| "starting the scan".into())?.stream();
+        let batches = reader
+            .build()
+            .read(tasks)
+            .context(|| "starting the scan".into())?
+            .stream();
         let schema = self.schema;
         Ok(batches
             .map(move |batch| {
@@ -159,19 +181,28 @@ impl ScanPlan {
 fn pick_snapshot(table: &LoadedTable, options: &ScanOptions) -> Result<Option<SnapshotRef>> {
     let name = table.ident.to_string();
     if let Some(id) = options.snapshot_id {
-        return table.metadata.snapshot_by_id(id).cloned().map(Some).ok_or_else(|| {
-            Error::InvalidInput {
+        return table
+            .metadata
+            .snapshot_by_id(id)
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| Error::InvalidInput {
                 message: format!("snapshot {id} does not exist"),
-                at: Location { table: Some(name), column: None },
+                at: Location {
+                    table: Some(name),
+                    column: None,
+                },
                 hint: "pick a snapshot id from table.history()".into(),
-            }
-        });
+            });
     }
     let ref_name = options.ref_name.as_deref().unwrap_or("main");
     let head = table.snapshot_for_ref(ref_name).cloned();
     let Some(as_of) = options.as_of_ms else {
         if head.is_none() && ref_name != "main" {
-            return Err(Error::invalid(format!("ref {ref_name} does not exist on {name}"), "check the branch or tag name"));
+            return Err(Error::invalid(
+                format!("ref {ref_name} does not exist on {name}"),
+                "check the branch or tag name",
+            ));
         }
         return Ok(head);
     };
@@ -181,11 +212,16 @@ fn pick_snapshot(table: &LoadedTable, options: &ScanOptions) -> Result<Option<Sn
         if snapshot.timestamp_ms() <= as_of {
             return Ok(Some(snapshot));
         }
-        current = snapshot.parent_snapshot_id().and_then(|id| table.metadata.snapshot_by_id(id).cloned());
+        current = snapshot
+            .parent_snapshot_id()
+            .and_then(|id| table.metadata.snapshot_by_id(id).cloned());
     }
     Err(Error::InvalidInput {
         message: "the table has no snapshot at or before the requested time".into(),
-        at: Location { table: Some(name), column: None },
+        at: Location {
+            table: Some(name),
+            column: None,
+        },
         hint: "pick a later time; table.history() lists snapshot times".into(),
     })
 }

@@ -5,7 +5,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use iceberg::io::FileIO;
-use iceberg::spec::{Schema, SnapshotRef, TableMetadata, TableMetadataBuilder, UnboundPartitionSpec};
+use iceberg::spec::{
+    Schema, SnapshotRef, TableMetadata, TableMetadataBuilder, UnboundPartitionSpec,
+};
 use iceberg::{MetadataLocation, TableCreation};
 
 use crate::catalog::{SqliteCatalog, TableIdent};
@@ -25,7 +27,11 @@ impl LoadedTable {
         let metadata = TableMetadata::read_from(io, &metadata_location)
             .await
             .context(|| format!("reading metadata of {ident} at {metadata_location}"))?;
-        Ok(Self { ident: ident.clone(), metadata: Arc::new(metadata), metadata_location })
+        Ok(Self {
+            ident: ident.clone(),
+            metadata: Arc::new(metadata),
+            metadata_location,
+        })
     }
 
     /// Writes the first metadata file of a new table under `{warehouse}/{namespace}.db/{name}`
@@ -45,8 +51,12 @@ impl LoadedTable {
         if catalog.metadata_location(ident).is_ok() {
             return Err(Error::TableAlreadyExists(ident.to_string()));
         }
-        let location =
-            format!("{}/{}.db/{}", warehouse.trim_end_matches('/'), ident.namespace, ident.name);
+        let location = format!(
+            "{}/{}.db/{}",
+            warehouse.trim_end_matches('/'),
+            ident.namespace,
+            ident.name
+        );
         let creation = TableCreation::builder()
             .name(ident.name.clone())
             .location(location.clone())
@@ -69,7 +79,11 @@ impl LoadedTable {
             let _ = io.delete(&metadata_location).await;
             return Err(e);
         }
-        Ok(Self { ident: ident.clone(), metadata: Arc::new(metadata), metadata_location })
+        Ok(Self {
+            ident: ident.clone(),
+            metadata: Arc::new(metadata),
+            metadata_location,
+        })
     }
 
     /// The snapshot a ref points at (`None` for a ref without snapshots, e.g. a new table).

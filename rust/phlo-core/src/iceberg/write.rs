@@ -29,14 +29,19 @@ const TARGET_FILE_SIZE: usize = 256 * 1024 * 1024;
 
 /// Writes the batches of one commit. Batches must already match the table's Arrow schema.
 pub struct DataFileSink {
-    splitter: Option<RecordBatchPartitionSplitter>,
     writer: Writer,
     rows: u64,
 }
 
 enum Writer {
-    Unpartitioned(UnpartitionedWriter<FileWriterBuilder>),
-    Partitioned(FanoutWriter<FileWriterBuilder>),
+    Unpartitioned(Box<UnpartitionedWriter<FileWriterBuilder>>),
+    /// One open file per partition seen; the splitter computes each row's partition.
+    Partitioned(
+        Box<(
+            RecordBatchPartitionSplitter,
+            FanoutWriter<FileWriterBuilder>,
+        )>,
+    ),
 }
 
 impl DataFileSink {
@@ -60,15 +65,17 @@ impl DataFileSink {
             names,
         );
         let builder = DataFileWriterBuilder::new(rolling);
-        let (splitter, writer) = if spec.is_unpartitioned() {
-            (None, Writer::Unpartitioned(UnpartitionedWriter::new(builder)))
+        let writer = if spec.is_unpartitioned() {
+            Writer::Unpartitioned(Box::new(UnpartitionedWriter::new(builder)))
         } else {
-            let splitter =
-                RecordBatchPartitionSplitter::try_new_with_computed_values(schema, Arc::clone(&spec))
-                    .context(|| "preparing the partition splitter".into())?;
-            (Some(splitter), Writer::Partitioned(FanoutWriter::new(builder)))
+            let splitter = RecordBatchPartitionSplitter::try_new_with_computed_values(
+                schema,
+                Arc::clone(&spec),
+            )
+            .context(|| "preparing the partition splitter".into())?;
+            Writer::Partitioned(Box::new((splitter, FanoutWriter::new(builder))))
         };
-        Ok(Self { splitter, writer, rows: 0 })
+        Ok(Self { writer, rows: 0 })
     }
 
     pub async fn write(&mut self, batch: RecordBatch) -> Result<()> {
@@ -76,20 +83,23 @@ impl DataFileSink {
             return Ok(());
         }
         self.rows += batch.num_rows() as u64;
-        match (&mut self.writer, &self.splitter) {
-            (Writer::Unpartitioned(w), _) => {
-                w.write(batch).await.context(|| "writing a data file".into())
-            }
-            (Writer::Partitioned(w), Some(splitter)) => {
-                let parts = splitter
+        match &mut self.writer {
+            Writer::Unpartitioned(w) => w
+                .write(batch)
+                .await
+                .context(|| "writing a data file".into()),
+            Writer::Partitioned(parts) => {
+                let (splitter, w) = parts.as_mut();
+                let split = splitter
                     .split(&batch)
                     .context(|| "computing partition values".into())?;
-                for (key, part) in parts {
-                    w.write(key, part).await.context(|| "writing a data file".into())?;
+                for (key, part) in split {
+                    w.write(key, part)
+                        .await
+                        .context(|| "writing a data file".into())?;
                 }
                 Ok(())
             }
-            (Writer::Partitioned(_), None) => unreachable!("partitioned writer without splitter"),
         }
     }
 
@@ -101,7 +111,7 @@ impl DataFileSink {
     pub async fn finish(self) -> Result<Vec<DataFile>> {
         match self.writer {
             Writer::Unpartitioned(w) => w.close().await,
-            Writer::Partitioned(w) => w.close().await,
+            Writer::Partitioned(parts) => parts.1.close().await,
         }
         .context(|| "closing data files".into())
     }

@@ -1,0 +1,55 @@
+# The same targets CI uses. `make demo` runs the example; `make test` runs every test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := test
+
+# Rust builds live outside the work tree so rebuilds stay incremental across clones.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/phlo/target
+# No network at run time: telemetry of the libraries phlo drives stays off.
+export DAGSTER_DISABLE_TELEMETRY := 1
+export RUNTIME__DLTHUB_TELEMETRY := false
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: dev test test-rust test-python demo lint fmt bench clean
+
+# Pinned Python dependencies (requirements-dev.txt is the lock; regenerate with pip freeze).
+$(VENV)/.installed: requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+## dev: create .venv, install pinned deps, build the extension into it (dev profile)
+dev: $(VENV)/.installed
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/maturin develop -q
+
+## test: everything CI checks — Rust tests, Python tests
+test: dev test-rust test-python
+
+test-rust:
+	cargo test -p phlo-core
+
+test-python: dev
+	$(BIN)/python -m pytest
+
+## demo: the README's example, end to end on the embedded default
+demo: dev
+	$(BIN)/python examples/quickstart/run.py
+
+lint: dev
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	$(BIN)/ruff check python tests benches examples
+	$(BIN)/ruff format --check python tests benches examples
+	$(BIN)/mypy
+
+fmt:
+	cargo fmt --all
+	$(BIN)/ruff format python tests benches examples
+	$(BIN)/ruff check --fix python tests benches examples
+
+clean:
+	rm -rf $(VENV) .pytest_cache examples/*/.phlo

@@ -1,0 +1,20 @@
+"""phlo: a data lakehouse framework with a Rust engine and a Python face.
+
+>>> import phlo
+>>> lh = phlo.Lakehouse.open(".phlo")
+"""
+
+from phlo import errors
+from phlo._native import __version__
+from phlo.lakehouse import AppendResult, Lakehouse, PartitionField, Scan, Snapshot, Table
+
+__all__ = [
+    "AppendResult",
+    "Lakehouse",
+    "PartitionField",
+    "Scan",
+    "Snapshot",
+    "Table",
+    "__version__",
+    "errors",
+]

@@ -1,0 +1,153 @@
+"""The phlo exception tree. Every error phlo raises, from Python or from the Rust engine, is a
+`PhloError`; each carries a stable ``code`` and, when known, the ``table`` and ``column`` it is
+about. Messages say what went wrong, where, and how to fix it."""
+
+from __future__ import annotations
+
+__all__ = [
+    "CatalogError",
+    "CommitConflictError",
+    "CommitStateUnknownError",
+    "ConfigError",
+    "EmptyInputError",
+    "InputError",
+    "InternalError",
+    "MergeError",
+    "NamespaceAlreadyExistsError",
+    "NamespaceNotEmptyError",
+    "NoSuchNamespaceError",
+    "NoSuchTableError",
+    "PhloError",
+    "SchemaError",
+    "StorageError",
+    "TableAlreadyExistsError",
+    "ValidationError",
+]
+
+
+class PhloError(Exception):
+    """Base class of every phlo error."""
+
+    code: str = "phlo"
+
+    def __init__(
+        self, message: str, *, table: str | None = None, column: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.table = table
+        self.column = column
+
+
+class InputError(PhloError, ValueError):
+    """The caller passed something unusable: a bad name, option, filter or data object."""
+
+    code = "invalid_input"
+
+
+class EmptyInputError(InputError):
+    """A write was given no rows."""
+
+    code = "empty_input"
+
+
+class SchemaError(PhloError):
+    """Data does not fit the table schema, or a schema cannot be represented in Iceberg."""
+
+    code = "schema"
+
+
+class ValidationError(PhloError):
+    """Data broke its validation contract (Pandera schema, quality checks)."""
+
+    code = "validation"
+
+
+class MergeError(PhloError):
+    """A merge (upsert) could not be carried out."""
+
+    code = "merge"
+
+
+class CatalogError(PhloError):
+    """The catalog failed or refused an operation."""
+
+    code = "catalog"
+
+
+class NoSuchTableError(CatalogError, LookupError):
+    code = "no_such_table"
+
+
+class NoSuchNamespaceError(CatalogError, LookupError):
+    code = "no_such_namespace"
+
+
+class TableAlreadyExistsError(CatalogError):
+    code = "table_already_exists"
+
+
+class NamespaceAlreadyExistsError(CatalogError):
+    code = "namespace_already_exists"
+
+
+class NamespaceNotEmptyError(CatalogError):
+    code = "namespace_not_empty"
+
+
+class CommitConflictError(CatalogError):
+    """Another writer committed first and this change could not be re-applied safely."""
+
+    code = "commit_conflict"
+
+
+class CommitStateUnknownError(CatalogError):
+    """The commit may or may not have landed; reload the table before retrying."""
+
+    code = "commit_state_unknown"
+
+
+class StorageError(PhloError, OSError):
+    """Reading or writing files failed."""
+
+    code = "storage"
+
+
+class ConfigError(PhloError):
+    """Project configuration (phlo.yaml, environment) is missing or invalid."""
+
+    code = "config"
+
+
+class InternalError(PhloError):
+    """An unexpected engine failure (a bug or a corrupt file): please report it."""
+
+    code = "internal"
+
+
+_BY_CODE: dict[str, type[PhloError]] = {
+    cls.code: cls
+    for cls in (
+        InputError,
+        EmptyInputError,
+        SchemaError,
+        ValidationError,
+        MergeError,
+        CatalogError,
+        NoSuchTableError,
+        NoSuchNamespaceError,
+        TableAlreadyExistsError,
+        NamespaceAlreadyExistsError,
+        NamespaceNotEmptyError,
+        CommitConflictError,
+        CommitStateUnknownError,
+        StorageError,
+        ConfigError,
+        InternalError,
+    )
+}
+
+
+def _from_native(code: str, message: str, table: str | None, column: str | None) -> PhloError:
+    """Called by the Rust engine to build the exception for one of its errors."""
+    return _BY_CODE.get(code, InternalError)(message, table=table, column=column)

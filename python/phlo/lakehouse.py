@@ -1,0 +1,324 @@
+"""`Lakehouse` and `Table`: the Python face of the embedded catalog and its Iceberg tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from phlo import _native
+from phlo._arrow import as_arrow, as_arrow_schema
+from phlo._filters import Filter, normalize_filters, timestamp_micros
+from phlo.errors import InputError, NamespaceAlreadyExistsError, TableAlreadyExistsError
+
+if TYPE_CHECKING:
+    import pandas
+    import polars
+
+__all__ = ["AppendResult", "Lakehouse", "PartitionField", "Scan", "Snapshot", "Table"]
+
+PartitionBy = Sequence[tuple[str, str] | str]
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """What one append committed."""
+
+    snapshot_id: int
+    rows: int
+    files_added: int
+    bytes_written: int
+    commit_retries: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One entry of a table's history."""
+
+    snapshot_id: int
+    parent_id: int | None
+    sequence_number: int
+    timestamp: dt.datetime
+    operation: str
+    summary: dict[str, str] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class PartitionField:
+    """One field of a partition spec: `transform(source_column)` stored as `name`."""
+
+    name: str
+    source_column: str
+    transform: str
+
+
+class Lakehouse:
+    """An embedded lakehouse: ``<root>/catalog.db`` (a SQLite catalog that PyIceberg's
+    ``SqlCatalog("phlo", ...)`` also reads) and ``<root>/warehouse/`` (Iceberg data and metadata).
+
+    >>> lh = Lakehouse.open(".phlo")
+    >>> lh.create_namespace("raw", exist_ok=True)
+    """
+
+    def __init__(self, native: _native.NativeLakehouse) -> None:
+        self._native = native
+
+    @classmethod
+    def open(cls, root: str | os.PathLike[str] = ".phlo") -> Lakehouse:
+        """Opens the lakehouse at `root`, creating it if it does not exist."""
+        return cls(_native.NativeLakehouse(Path(root)))
+
+    @property
+    def root(self) -> Path:
+        return Path(self._native.root)
+
+    @property
+    def catalog_uri(self) -> str:
+        """SQLAlchemy URI of the catalog database (for PyIceberg's ``SqlCatalog``)."""
+        return f"sqlite:///{self.root / 'catalog.db'}"
+
+    @property
+    def warehouse(self) -> str:
+        """The warehouse URI (``file:///…/warehouse``)."""
+        return self._native.warehouse
+
+    def create_namespace(self, namespace: str, *, exist_ok: bool = False) -> None:
+        try:
+            self._native.create_namespace(namespace)
+        except NamespaceAlreadyExistsError:
+            if not exist_ok:
+                raise
+
+    def namespaces(self) -> list[str]:
+        return self._native.list_namespaces()
+
+    def drop_namespace(self, namespace: str) -> None:
+        """Drops an empty namespace."""
+        self._native.drop_namespace(namespace)
+
+    def tables(self, namespace: str) -> list[str]:
+        """Full names (``namespace.table``) of the tables in `namespace`."""
+        return self._native.list_tables(namespace)
+
+    def create_table(
+        self,
+        name: str,
+        schema: Any,
+        *,
+        partition_by: PartitionBy | None = None,
+        properties: Mapping[str, str] | None = None,
+        exist_ok: bool = False,
+    ) -> Table:
+        """Creates an Iceberg v2 table.
+
+        `schema` is a pyarrow Schema (or a ``{column: pyarrow type}`` mapping); non-nullable
+        fields become required columns. `partition_by` lists ``(column, transform)`` pairs or
+        strings ``"region"`` / ``"day(ts)"``; transforms are identity, year, month, day, hour,
+        bucket[N] and truncate[W].
+        """
+        arrow_schema = as_arrow_schema(schema)
+        try:
+            self._native.create_table(
+                name, arrow_schema, _partition_pairs(partition_by), dict(properties or {})
+            )
+        except TableAlreadyExistsError:
+            if not exist_ok:
+                raise
+        return self.table(name)
+
+    def table(self, name: str) -> Table:
+        """Opens an existing table (raises `NoSuchTableError` if there is none)."""
+        self._native.table_metadata(name)
+        return Table(self._native, name)
+
+    def drop_table(self, name: str, *, purge: bool = False) -> None:
+        """Removes the table from the catalog; with `purge`, deletes its files too."""
+        self._native.drop_table(name, purge)
+
+    def __repr__(self) -> str:
+        return f"Lakehouse({str(self.root)!r})"
+
+
+class Table:
+    """An Iceberg table in a `Lakehouse`. Every property reads the table's current metadata."""
+
+    def __init__(self, native: _native.NativeLakehouse, name: str) -> None:
+        self._native = native
+        self.name = name
+
+    def _metadata(self) -> tuple[str, dict[str, Any], Any]:
+        location, metadata_json, schema = self._native.table_metadata(self.name)
+        return location, json.loads(metadata_json), schema
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The current schema as Arrow (fields carry their Iceberg ids in metadata)."""
+        return pa.schema(self._metadata()[2])
+
+    @property
+    def metadata_location(self) -> str:
+        return self._metadata()[0]
+
+    @property
+    def current_snapshot_id(self) -> int | None:
+        snapshot_id = self._metadata()[1].get("current-snapshot-id")
+        return None if snapshot_id in (None, -1) else int(snapshot_id)
+
+    @property
+    def partition_spec(self) -> list[PartitionField]:
+        _, metadata, _ = self._metadata()
+        schema = next(
+            s for s in metadata["schemas"] if s["schema-id"] == metadata["current-schema-id"]
+        )
+        columns = {f["id"]: f["name"] for f in schema["fields"]}
+        spec = next(
+            s for s in metadata["partition-specs"] if s["spec-id"] == metadata["default-spec-id"]
+        )
+        return [
+            PartitionField(f["name"], columns.get(f["source-id"], "?"), f["transform"])
+            for f in spec["fields"]
+        ]
+
+    def history(self) -> list[Snapshot]:
+        """Snapshots, oldest first, with their summaries (operation, added/total counts…)."""
+        snapshots = self._metadata()[1].get("snapshots", [])
+        return [
+            Snapshot(
+                snapshot_id=s["snapshot-id"],
+                parent_id=s.get("parent-snapshot-id"),
+                sequence_number=s.get("sequence-number", 0),
+                timestamp=dt.datetime.fromtimestamp(s["timestamp-ms"] / 1000, dt.UTC),
+                operation=s["summary"].get("operation", ""),
+                summary=dict(s["summary"]),
+            )
+            for s in sorted(
+                snapshots, key=lambda s: (s.get("sequence-number", 0), s["timestamp-ms"])
+            )
+        ]
+
+    def append(
+        self, data: Any, *, branch: str = "main", properties: Mapping[str, str] | None = None
+    ) -> AppendResult:
+        """Appends Arrow-like `data` as one snapshot. Data is cast to the table schema; a
+        column that does not fit raises `SchemaError` and nothing is committed."""
+        result = self._native.append(self.name, as_arrow(data), branch, dict(properties or {}))
+        return AppendResult(**result)
+
+    def scan(
+        self,
+        columns: Sequence[str] | None = None,
+        filter: Filter | Sequence[Filter] | None = None,
+        *,
+        snapshot_id: int | None = None,
+        as_of: dt.datetime | int | str | None = None,
+        ref: str | None = None,
+        batch_size: int | None = None,
+    ) -> Scan:
+        """Plans a read. `filter` is one ``(column, op, value)`` tuple or a list of them
+        (ANDed); ops: = != < <= > >= in, not in, between, is null, is not null. Files whose
+        partition or column ranges cannot match are skipped. `as_of` reads the table as it was
+        at a time (datetime, ISO string, or ms since epoch)."""
+        native = self._native.scan(
+            self.name,
+            list(columns) if columns is not None else None,
+            normalize_filters(filter),
+            snapshot_id,
+            _as_of_ms(as_of),
+            ref,
+            batch_size,
+        )
+        return Scan(native)
+
+    def to_arrow(self) -> pa.Table:
+        return self.scan().to_arrow()
+
+    def __repr__(self) -> str:
+        return f"Table({self.name!r})"
+
+
+class Scan:
+    """A planned scan: pruning statistics, then the rows as an Arrow stream (read once)."""
+
+    def __init__(self, native: _native.NativeScan) -> None:
+        self._native = native
+
+    @property
+    def files_total(self) -> int:
+        """Data files in the snapshot read."""
+        return self._native.files_total
+
+    @property
+    def files_scanned(self) -> int:
+        """Data files left to read after partition and min/max pruning."""
+        return self._native.files_scanned
+
+    @property
+    def snapshot_id(self) -> int | None:
+        return self._native.snapshot_id
+
+    @property
+    def schema(self) -> pa.Schema:
+        return pa.schema(self._native.schema)
+
+    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        return self._native.reader().__arrow_c_stream__(requested_schema)
+
+    def to_reader(self) -> pa.RecordBatchReader:
+        return pa.RecordBatchReader.from_stream(self._native.reader())
+
+    def to_batches(self) -> Iterator[pa.RecordBatch]:
+        yield from self.to_reader()
+
+    def to_arrow(self) -> pa.Table:
+        return self.to_reader().read_all()
+
+    def to_polars(self) -> polars.DataFrame:
+        import polars
+
+        result = polars.from_arrow(self.to_arrow())
+        assert isinstance(result, polars.DataFrame)
+        return result
+
+    def to_pandas(self) -> pandas.DataFrame:
+        return self.to_arrow().to_pandas()
+
+
+def _partition_pairs(partition_by: PartitionBy | None) -> list[tuple[str, str]]:
+    pairs = []
+    for item in partition_by or []:
+        if isinstance(item, tuple) and len(item) == 2:
+            pairs.append((str(item[0]), str(item[1])))
+        elif isinstance(item, str) and item.endswith(")") and "(" in item:
+            transform, column = item[:-1].split("(", 1)
+            if "," in column:  # bucket(16, id) / truncate(4, name)
+                width, column = (p.strip() for p in column.split(",", 1))
+                transform = f"{transform}[{width}]"
+            pairs.append((column.strip(), transform.strip()))
+        elif isinstance(item, str):
+            pairs.append((item, "identity"))
+        else:
+            raise InputError(
+                f"invalid partition field {item!r}; use ('ts', 'day'), 'day(ts)' or 'region'"
+            )
+    return pairs
+
+
+def _as_of_ms(as_of: dt.datetime | int | str | None) -> int | None:
+    if as_of is None or isinstance(as_of, int):
+        return as_of
+    if isinstance(as_of, str):
+        try:
+            as_of = dt.datetime.fromisoformat(as_of)
+        except ValueError as exc:
+            raise InputError(f"as_of {as_of!r} is not an ISO timestamp") from exc
+    if isinstance(as_of, dt.datetime):
+        if as_of.tzinfo is None:
+            as_of = as_of.replace(tzinfo=dt.UTC)
+        return timestamp_micros(as_of) // 1000
+    raise InputError(f"as_of must be a datetime, ISO string or ms since epoch, not {as_of!r}")

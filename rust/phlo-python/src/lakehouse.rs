@@ -1,0 +1,198 @@
+//! `NativeLakehouse`: the embedded lakehouse's operations, one method each.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use phlo_core::Lakehouse;
+use phlo_core::iceberg::{Filter, FilterOp, Literal, ScanOptions};
+use phlo_core::schema::arrow_schema_of;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use pyo3_arrow::PySchema;
+use pyo3_arrow::input::AnyRecordBatch;
+
+use crate::errors::IntoPyResult;
+use crate::runtime::wait_for;
+use crate::scan::NativeScan;
+
+#[pyclass(module = "phlo._native", frozen)]
+pub struct NativeLakehouse {
+    inner: Arc<Lakehouse>,
+}
+
+/// A filter value from Python; datetimes and dates arrive tagged by `phlo._filters`.
+#[derive(FromPyObject)]
+enum PyLiteral {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Tagged((String, i64)),
+}
+
+impl PyLiteral {
+    fn into_literal(self) -> PyResult<Literal> {
+        Ok(match self {
+            PyLiteral::Bool(b) => Literal::Bool(b),
+            PyLiteral::Int(i) => Literal::Int(i),
+            PyLiteral::Float(f) => Literal::Float(f),
+            PyLiteral::Str(s) => Literal::String(s),
+            PyLiteral::Tagged((tag, v)) => match tag.as_str() {
+                "timestamp_us" => Literal::Timestamp(v),
+                "date_days" => Literal::Date(
+                    i32::try_from(v).map_err(|_| PyValueError::new_err("date out of range"))?,
+                ),
+                other => {
+                    return Err(PyValueError::new_err(format!(
+                        "unknown literal tag {other}"
+                    )));
+                }
+            },
+        })
+    }
+}
+
+#[pymethods]
+impl NativeLakehouse {
+    #[new]
+    fn open(root: PathBuf) -> PyResult<Self> {
+        Ok(Self {
+            inner: Arc::new(Lakehouse::open(&root).py_err()?),
+        })
+    }
+
+    #[getter]
+    fn root(&self) -> PathBuf {
+        self.inner.root().to_path_buf()
+    }
+
+    #[getter]
+    fn warehouse(&self) -> String {
+        self.inner.warehouse().to_string()
+    }
+
+    fn create_namespace(&self, namespace: &str) -> PyResult<()> {
+        self.inner.catalog().create_namespace(namespace).py_err()
+    }
+
+    fn namespace_exists(&self, namespace: &str) -> PyResult<bool> {
+        self.inner.catalog().namespace_exists(namespace).py_err()
+    }
+
+    fn list_namespaces(&self) -> PyResult<Vec<String>> {
+        self.inner.catalog().list_namespaces().py_err()
+    }
+
+    fn drop_namespace(&self, namespace: &str) -> PyResult<()> {
+        self.inner.catalog().drop_namespace(namespace).py_err()
+    }
+
+    fn list_tables(&self, namespace: &str) -> PyResult<Vec<String>> {
+        let tables = self.inner.catalog().list_tables(namespace).py_err()?;
+        Ok(tables.into_iter().map(|t| t.to_string()).collect())
+    }
+
+    #[pyo3(signature = (name, schema, partition_by, properties))]
+    fn create_table(
+        &self,
+        py: Python<'_>,
+        name: String,
+        schema: PySchema,
+        partition_by: Vec<(String, String)>,
+        properties: HashMap<String, String>,
+    ) -> PyResult<()> {
+        let lh = self.inner.clone();
+        let schema = schema.into_inner();
+        wait_for(py, async move {
+            lh.create_table(&name, &schema, &partition_by, properties)
+                .await
+                .py_err()
+                .map(|_| ())
+        })
+    }
+
+    fn drop_table(&self, py: Python<'_>, name: String, purge: bool) -> PyResult<()> {
+        let lh = self.inner.clone();
+        wait_for(
+            py,
+            async move { lh.drop_table(&name, purge).await.py_err() },
+        )
+    }
+
+    /// `(metadata_location, metadata_json, arrow_schema)` of the table's current version.
+    fn table_metadata(&self, py: Python<'_>, name: String) -> PyResult<(String, String, PySchema)> {
+        let lh = self.inner.clone();
+        let table = wait_for(py, async move { lh.load_table(&name).await.py_err() })?;
+        let json = serde_json_string(&table.metadata)?;
+        let schema = arrow_schema_of(table.metadata.current_schema()).py_err()?;
+        Ok((table.metadata_location, json, PySchema::new(schema)))
+    }
+
+    #[pyo3(signature = (name, data, branch, properties))]
+    fn append<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        data: AnyRecordBatch,
+        branch: String,
+        properties: HashMap<String, String>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let reader = data.into_reader()?;
+        let lh = self.inner.clone();
+        let result = wait_for(py, async move {
+            lh.append(&name, reader, &branch, properties).await.py_err()
+        })?;
+        let out = PyDict::new(py);
+        out.set_item("snapshot_id", result.snapshot_id)?;
+        out.set_item("rows", result.rows)?;
+        out.set_item("files_added", result.files_added)?;
+        out.set_item("bytes_written", result.bytes_written)?;
+        out.set_item("commit_retries", result.commit_retries)?;
+        Ok(out)
+    }
+
+    #[pyo3(signature = (name, columns, filters, snapshot_id, as_of_ms, ref_name, batch_size))]
+    #[allow(clippy::too_many_arguments)]
+    fn scan(
+        &self,
+        py: Python<'_>,
+        name: String,
+        columns: Option<Vec<String>>,
+        filters: Vec<(String, String, Vec<PyLiteral>)>,
+        snapshot_id: Option<i64>,
+        as_of_ms: Option<i64>,
+        ref_name: Option<String>,
+        batch_size: Option<usize>,
+    ) -> PyResult<NativeScan> {
+        let filters = filters
+            .into_iter()
+            .map(|(column, op, values)| {
+                Ok(Filter {
+                    column,
+                    op: FilterOp::parse(&op).py_err()?,
+                    values: values
+                        .into_iter()
+                        .map(PyLiteral::into_literal)
+                        .collect::<PyResult<_>>()?,
+                })
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        let options = ScanOptions {
+            columns,
+            filters,
+            snapshot_id,
+            as_of_ms,
+            ref_name,
+            batch_size,
+        };
+        let lh = self.inner.clone();
+        let plan = wait_for(py, async move { lh.scan(&name, &options).await.py_err() })?;
+        Ok(NativeScan::new(plan))
+    }
+}
+
+fn serde_json_string(metadata: &iceberg::spec::TableMetadata) -> PyResult<String> {
+    serde_json::to_string(metadata).map_err(|e| PyValueError::new_err(e.to_string()))
+}

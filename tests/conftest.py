@@ -1,0 +1,54 @@
+"""Shared fixtures: a fresh embedded lakehouse per test and generated event data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import pyarrow as pa
+import pytest
+
+import phlo
+
+# No network at test time: keep every library's telemetry off.
+os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+
+EVENTS_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.int64(), nullable=False),
+        pa.field("ts", pa.timestamp("us", tz="UTC")),
+        pa.field("category", pa.string()),
+        pa.field("value", pa.float64()),
+    ]
+)
+
+
+def make_events(start: int, n: int, days: int = 3) -> pa.Table:
+    """`n` events with ids from `start`, spread over `days` days from 2024-01-01."""
+    base = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    return pa.table(
+        {
+            "id": pa.array(range(start, start + n), pa.int64()),
+            "ts": pa.array(
+                [base + dt.timedelta(days=i % days, seconds=i) for i in range(n)],
+                pa.timestamp("us", tz="UTC"),
+            ),
+            "category": pa.array([("a", "b", "c")[i % 3] for i in range(n)]),
+            "value": pa.array([i * 0.5 for i in range(n)], pa.float64()),
+        },
+        schema=EVENTS_SCHEMA,
+    )
+
+
+@pytest.fixture
+def lh(tmp_path: os.PathLike[str]) -> phlo.Lakehouse:
+    lakehouse = phlo.Lakehouse.open(tmp_path)
+    lakehouse.create_namespace("raw")
+    return lakehouse
+
+
+@pytest.fixture
+def events_table(lh: phlo.Lakehouse) -> phlo.Table:
+    return lh.create_table("raw.events", EVENTS_SCHEMA, partition_by=[("ts", "day")])
