@@ -39,6 +39,11 @@ test-python: dev
 demo: dev
 	$(BIN)/python examples/quickstart/run.py
 
+## bench: benchmarks against peers (release build; results go to docs/benchmarks.md)
+bench: $(VENV)/.installed
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/maturin develop -q --release
+	$(BIN)/python benches/bench_append_scan.py
+
 lint: dev
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings

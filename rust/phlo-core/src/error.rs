@@ -39,6 +39,13 @@ pub enum Error {
         at: Location,
         hint: String,
     },
+    /// A merge cannot be carried out on this data (null keys, ambiguous duplicates).
+    #[error("{message}{at}. {hint}")]
+    Merge {
+        message: String,
+        at: Location,
+        hint: String,
+    },
     /// A write was given no rows.
     #[error(
         "no rows to write{at}. Pass at least one row, or skip the write when the batch is empty"
@@ -97,6 +104,7 @@ impl Error {
         match self {
             Error::Schema { .. } => "schema",
             Error::InvalidInput { .. } => "invalid_input",
+            Error::Merge { .. } => "merge",
             Error::EmptyInput { .. } => "empty_input",
             Error::NoSuchTable(_) => "no_such_table",
             Error::NoSuchNamespace(_) => "no_such_namespace",
@@ -116,6 +124,7 @@ impl Error {
         match self {
             Error::Schema { at, .. }
             | Error::InvalidInput { at, .. }
+            | Error::Merge { at, .. }
             | Error::EmptyInput { at } => at.clone(),
             Error::NoSuchTable(t) | Error::TableAlreadyExists(t) => Location {
                 table: Some(t.clone()),
@@ -151,6 +160,7 @@ impl Error {
     pub fn in_table(mut self, table: &str) -> Self {
         if let Error::Schema { at, .. }
         | Error::InvalidInput { at, .. }
+        | Error::Merge { at, .. }
         | Error::EmptyInput { at } = &mut self
         {
             at.table.get_or_insert_with(|| table.to_string());

@@ -6,6 +6,7 @@
 //! - [`lakehouse`]: the façade the Python bindings call.
 
 pub mod catalog;
+pub mod dedupe;
 pub mod error;
 pub mod iceberg;
 pub mod lakehouse;

@@ -57,9 +57,10 @@ impl PyLiteral {
 #[pymethods]
 impl NativeLakehouse {
     #[new]
-    fn open(root: PathBuf) -> PyResult<Self> {
+    fn open(py: Python<'_>, root: PathBuf) -> PyResult<Self> {
+        let lakehouse = py.detach(|| Lakehouse::open(&root)).py_err()?;
         Ok(Self {
-            inner: Arc::new(Lakehouse::open(&root).py_err()?),
+            inner: Arc::new(lakehouse),
         })
     }
 
@@ -73,24 +74,30 @@ impl NativeLakehouse {
         self.inner.warehouse().to_string()
     }
 
-    fn create_namespace(&self, namespace: &str) -> PyResult<()> {
-        self.inner.catalog().create_namespace(namespace).py_err()
+    fn create_namespace(&self, py: Python<'_>, namespace: &str) -> PyResult<()> {
+        py.detach(|| self.inner.catalog().create_namespace(namespace))
+            .py_err()
     }
 
-    fn namespace_exists(&self, namespace: &str) -> PyResult<bool> {
-        self.inner.catalog().namespace_exists(namespace).py_err()
+    fn namespace_exists(&self, py: Python<'_>, namespace: &str) -> PyResult<bool> {
+        py.detach(|| self.inner.catalog().namespace_exists(namespace))
+            .py_err()
     }
 
-    fn list_namespaces(&self) -> PyResult<Vec<String>> {
-        self.inner.catalog().list_namespaces().py_err()
+    fn list_namespaces(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        py.detach(|| self.inner.catalog().list_namespaces())
+            .py_err()
     }
 
-    fn drop_namespace(&self, namespace: &str) -> PyResult<()> {
-        self.inner.catalog().drop_namespace(namespace).py_err()
+    fn drop_namespace(&self, py: Python<'_>, namespace: &str) -> PyResult<()> {
+        py.detach(|| self.inner.catalog().drop_namespace(namespace))
+            .py_err()
     }
 
-    fn list_tables(&self, namespace: &str) -> PyResult<Vec<String>> {
-        let tables = self.inner.catalog().list_tables(namespace).py_err()?;
+    fn list_tables(&self, py: Python<'_>, namespace: &str) -> PyResult<Vec<String>> {
+        let tables = py
+            .detach(|| self.inner.catalog().list_tables(namespace))
+            .py_err()?;
         Ok(tables.into_iter().map(|t| t.to_string()).collect())
     }
 

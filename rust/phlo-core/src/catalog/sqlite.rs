@@ -2,8 +2,9 @@
 //! schema), so PyIceberg reads and writes the same tables. A commit is a compare-and-swap of
 //! `metadata_location`, the same protocol PyIceberg and iceberg-rust use.
 
-use std::path::Path;
-use std::sync::Mutex;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
@@ -33,17 +34,17 @@ CREATE TABLE IF NOT EXISTS iceberg_namespace_properties (
 );";
 
 pub struct SqliteCatalog {
-    conn: Mutex<Connection>,
+    path: PathBuf,
+    /// The connection and the process that opened it: SQLite connections must not be used
+    /// across a fork (Dagster and multiprocessing fork workers), so a child reopens its own.
+    conn: Mutex<(u32, Connection)>,
 }
 
 impl SqliteCatalog {
     /// Opens (creating if needed) the catalog database and brings its schema to PyIceberg's v1
     /// layout; a v0 file (no `iceberg_type` column) is upgraded in place.
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = Connection::open(path).context(|| format!("opening {}", path.display()))?;
-        // Concurrent writers (other processes, PyIceberg) wait for the lock instead of failing.
-        conn.busy_timeout(Duration::from_secs(30))
-            .context(|| "setting busy timeout".into())?;
+        let conn = connect(path)?;
         conn.execute_batch(CREATE_TABLES)
             .context(|| "creating catalog tables".into())?;
         let has_type_column = conn
@@ -54,18 +55,26 @@ impl SqliteCatalog {
                 .context(|| "upgrading iceberg_tables to the v1 layout".into())?;
         }
         Ok(Self {
-            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+            conn: Mutex::new((std::process::id(), conn)),
         })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    fn conn(&self) -> Result<ConnGuard<'_>> {
         // A panic while holding the lock cannot leave SQLite half-written (transactions roll
         // back), so a poisoned lock is safe to reuse.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+        let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.0 != std::process::id() {
+            let inherited = std::mem::replace(&mut guard.1, connect(&self.path)?);
+            // Closing the parent's connection from the child could disturb the parent's locks.
+            std::mem::forget(inherited);
+            guard.0 = std::process::id();
+        }
+        Ok(ConnGuard(guard))
     }
 
     pub fn namespace_exists(&self, namespace: &str) -> Result<bool> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let found: Option<i64> = conn
             .query_row(
                 "SELECT 1 FROM iceberg_namespace_properties WHERE catalog_name = ?1 AND namespace = ?2
@@ -86,7 +95,7 @@ impl SqliteCatalog {
         if self.namespace_exists(namespace)? {
             return Err(Error::NamespaceAlreadyExists(namespace.into()));
         }
-        self.conn()
+        self.conn()?
             .execute(
                 "INSERT INTO iceberg_namespace_properties VALUES (?1, ?2, 'exists', 'true')",
                 params![CATALOG_NAME, namespace],
@@ -104,7 +113,7 @@ impl SqliteCatalog {
     }
 
     pub fn list_namespaces(&self) -> Result<Vec<String>> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut stmt = conn
             .prepare(
                 "SELECT namespace FROM iceberg_namespace_properties WHERE catalog_name = ?1
@@ -126,7 +135,7 @@ impl SqliteCatalog {
         if !self.list_tables(namespace)?.is_empty() {
             return Err(Error::NamespaceNotEmpty(namespace.into()));
         }
-        self.conn()
+        self.conn()?
             .execute(
                 "DELETE FROM iceberg_namespace_properties WHERE catalog_name = ?1 AND namespace = ?2",
                 params![CATALOG_NAME, namespace],
@@ -136,7 +145,7 @@ impl SqliteCatalog {
     }
 
     pub fn list_tables(&self, namespace: &str) -> Result<Vec<TableIdent>> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut stmt = conn
             .prepare(
                 "SELECT table_name FROM iceberg_tables WHERE catalog_name = ?1 AND table_namespace = ?2
@@ -161,7 +170,7 @@ impl SqliteCatalog {
     /// The current metadata file of a table.
     pub fn metadata_location(&self, ident: &TableIdent) -> Result<String> {
         let location: Option<Option<String>> = self
-            .conn()
+            .conn()?
             .query_row(
                 "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = ?1
                  AND table_namespace = ?2 AND table_name = ?3",
@@ -180,7 +189,7 @@ impl SqliteCatalog {
         if !self.namespace_exists(&ident.namespace)? {
             return Err(Error::NoSuchNamespace(ident.namespace.clone()));
         }
-        self.conn()
+        self.conn()?
             .execute(
                 "INSERT INTO iceberg_tables (catalog_name, table_namespace, table_name,
                  metadata_location, previous_metadata_location, iceberg_type)
@@ -208,7 +217,7 @@ impl SqliteCatalog {
         new: &str,
     ) -> Result<bool> {
         let changed = self
-            .conn()
+            .conn()?
             .execute(
                 "UPDATE iceberg_tables SET metadata_location = ?1, previous_metadata_location = ?2
                  WHERE catalog_name = ?3 AND table_namespace = ?4 AND table_name = ?5
@@ -223,7 +232,7 @@ impl SqliteCatalog {
     pub fn drop_table(&self, ident: &TableIdent) -> Result<String> {
         let location = self.metadata_location(ident)?;
         let removed = self
-            .conn()
+            .conn()?
             .execute(
                 "DELETE FROM iceberg_tables WHERE catalog_name = ?1 AND table_namespace = ?2
                  AND table_name = ?3 AND metadata_location = ?4",
@@ -238,6 +247,24 @@ impl SqliteCatalog {
         }
         Ok(location)
     }
+}
+
+struct ConnGuard<'a>(MutexGuard<'a, (u32, Connection)>);
+
+impl Deref for ConnGuard<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.0.1
+    }
+}
+
+fn connect(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path).context(|| format!("opening {}", path.display()))?;
+    // Concurrent writers (other processes, PyIceberg) wait for the lock instead of failing.
+    conn.busy_timeout(Duration::from_secs(30))
+        .context(|| "setting busy timeout".into())?;
+    Ok(conn)
 }
 
 #[cfg(test)]

@@ -48,17 +48,23 @@ pub async fn commit_append(
 ) -> Result<CommitOutcome> {
     let mut table = base;
     for attempt in 0..MAX_COMMIT_ATTEMPTS {
-        let (snapshot_id, new_location) = write_append_snapshot(io, &table, change).await?;
-        if catalog.swap_metadata_location(&table.ident, &table.metadata_location, &new_location)? {
+        let attempt_files = write_append_snapshot(io, &table, change).await?;
+        if catalog.swap_metadata_location(
+            &table.ident,
+            &table.metadata_location,
+            &attempt_files.metadata,
+        )? {
             let table = LoadedTable::load(catalog, io, &table.ident).await?;
             return Ok(CommitOutcome {
                 table,
-                snapshot_id,
+                snapshot_id: attempt_files.snapshot_id,
                 retries: attempt,
             });
         }
-        // Lost the race: our metadata file is unreferenced, remove it and rebase on the winner.
-        let _ = io.delete(&new_location).await;
+        // Lost the race: this attempt's files are unreferenced; remove them, rebase on the winner.
+        for path in attempt_files.paths() {
+            let _ = io.delete(path).await;
+        }
         tokio::time::sleep(backoff(attempt)).await;
         table = LoadedTable::load(catalog, io, &table.ident).await?;
     }
@@ -73,13 +79,30 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis((5u64 << attempt.min(6)) + jitter)
 }
 
-/// Writes manifest, manifest list and metadata for an append on top of `table`; returns the new
-/// snapshot id and the new metadata location (not yet committed).
+/// The files one commit attempt wrote, none of them referenced until the catalog swap.
+struct AttemptFiles {
+    snapshot_id: i64,
+    manifest: Option<String>,
+    manifest_list: String,
+    metadata: String,
+}
+
+impl AttemptFiles {
+    fn paths(&self) -> impl Iterator<Item = &str> {
+        self.manifest
+            .iter()
+            .map(String::as_str)
+            .chain([self.manifest_list.as_str(), self.metadata.as_str()])
+    }
+}
+
+/// Writes manifest, manifest list and metadata for an append on top of `table` (not yet
+/// committed).
 async fn write_append_snapshot(
     io: &FileIO,
     table: &LoadedTable,
     change: &SnapshotChange,
-) -> Result<(i64, String)> {
+) -> Result<AttemptFiles> {
     let metadata = &table.metadata;
     if metadata.format_version() != FormatVersion::V2 {
         return Err(Error::invalid(
@@ -114,6 +137,7 @@ async fn write_append_snapshot(
         }
         None => Vec::new(),
     };
+    let mut manifest_path = None;
     if !change.added_files.is_empty() {
         let path = format!("{meta_dir}/{commit_id}-m0.avro");
         let output = io
@@ -138,6 +162,7 @@ async fn write_append_snapshot(
                 .await
                 .context(|| format!("writing manifest {path}"))?,
         );
+        manifest_path = Some(path);
     }
 
     let list_path = format!(
@@ -174,7 +199,7 @@ async fn write_append_snapshot(
                 .timestamp_millis()
                 .max(metadata.last_updated_ms()),
         )
-        .with_manifest_list(list_path)
+        .with_manifest_list(list_path.clone())
         .with_summary(summary)
         .with_schema_id(metadata.current_schema_id())
         .build();
@@ -190,7 +215,12 @@ async fn write_append_snapshot(
     next.write_to(io, &location)
         .await
         .context(|| format!("writing metadata of {}", table.ident))?;
-    Ok((snapshot_id, location.to_string()))
+    Ok(AttemptFiles {
+        snapshot_id,
+        manifest: manifest_path,
+        manifest_list: list_path,
+        metadata: location.to_string(),
+    })
 }
 
 /// Snapshot ids are random positive 63-bit numbers, unique within the table.

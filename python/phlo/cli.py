@@ -1,0 +1,99 @@
+"""The `phlo` command: look at the project's lakehouse from the shell."""
+
+from __future__ import annotations
+
+import click
+
+from phlo.errors import PhloError
+from phlo.lakehouse import Lakehouse
+
+
+class _Group(click.Group):
+    """Shows phlo errors as one clean line (code, message) instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except PhloError as exc:
+            raise click.ClickException(f"[{exc.code}] {exc}") from exc
+
+
+@click.group(cls=_Group)
+@click.option(
+    "--root",
+    envvar="PHLO_ROOT",
+    default=".phlo",
+    show_default=True,
+    help="Lakehouse folder (catalog.db + warehouse/). Env: PHLO_ROOT.",
+)
+@click.pass_context
+def main(ctx: click.Context, root: str) -> None:
+    """phlo: a data lakehouse with a Rust engine and a Python face."""
+    ctx.obj = root
+
+
+def _lakehouse(ctx: click.Context) -> Lakehouse:
+    return Lakehouse.open(ctx.obj)
+
+
+@main.command()
+@click.pass_context
+def namespaces(ctx: click.Context) -> None:
+    """List namespaces."""
+    for namespace in _lakehouse(ctx).namespaces():
+        click.echo(namespace)
+
+
+@main.command()
+@click.argument("namespace", required=False)
+@click.pass_context
+def tables(ctx: click.Context, namespace: str | None) -> None:
+    """List tables (of NAMESPACE, or of every namespace)."""
+    lh = _lakehouse(ctx)
+    for ns in [namespace] if namespace else lh.namespaces():
+        for name in lh.tables(ns):
+            click.echo(name)
+
+
+@main.command()
+@click.argument("table")
+@click.pass_context
+def show(ctx: click.Context, table: str) -> None:
+    """Schema, partitioning and history of TABLE."""
+    t = _lakehouse(ctx).table(table)
+    click.echo(f"table     {t.name}")
+    click.echo(f"metadata  {t.metadata_location}")
+    click.echo("schema")
+    for field in t.schema:
+        required = "" if field.nullable else "  required"
+        click.echo(f"  {field.name:<24} {field.type}{required}")
+    spec = t.partition_spec
+    click.echo("partitioned by  " + (", ".join(f"{p.transform}({p.source_column})" for p in spec) or "-"))
+    click.echo("history")
+    for s in t.history():
+        click.echo(
+            f"  {s.snapshot_id:>20}  {s.timestamp:%Y-%m-%d %H:%M:%S}  {s.operation:<9}"
+            f" +{s.summary.get('added-records', '0')} rows  total {s.summary.get('total-records', '?')}"
+        )
+
+
+@main.command()
+@click.argument("table")
+@click.option("-n", "--rows", default=10, show_default=True, help="Rows to print.")
+@click.option("--snapshot", "snapshot_id", type=int, help="Read this snapshot.")
+@click.pass_context
+def head(ctx: click.Context, table: str, rows: int, snapshot_id: int | None) -> None:
+    """Print the first rows of TABLE."""
+    scan = _lakehouse(ctx).table(table).scan(snapshot_id=snapshot_id, batch_size=max(rows, 1))
+    reader = scan.to_reader()
+    shown = 0
+    for batch in reader:
+        for row in batch.slice(0, rows - shown).to_pylist():
+            click.echo(row)
+        shown += min(batch.num_rows, rows - shown)
+        if shown >= rows:
+            break
+
+
+if __name__ == "__main__":
+    main()
