@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from click.testing import CliRunner
+from tests.conftest import make_events
 
 from phlo.cli import main
-from tests.conftest import make_events
 
 
 def run(lh, *args: str):
