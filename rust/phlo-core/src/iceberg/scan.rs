@@ -16,6 +16,10 @@ use super::table::LoadedTable;
 use crate::error::{Context, Error, Location, Result};
 use crate::schema::arrow_schema_of;
 
+/// Rows per scanned batch unless the caller asks otherwise (Parquet's own default of 1,024
+/// makes per-batch overhead dominate large reads).
+const DEFAULT_BATCH_ROWS: usize = 64 * 1024;
+
 #[derive(Debug, Clone, Default)]
 pub struct ScanOptions {
     /// Columns to read, in this order; `None` reads all.
@@ -156,10 +160,10 @@ impl ScanPlan {
 
     /// Reads the planned files as a stream of batches with exactly `schema()`.
     pub fn into_stream(self) -> Result<BoxStream<'static, Result<RecordBatch>>> {
-        let mut reader = self.table.reader_builder();
-        if let Some(size) = self.batch_size {
-            reader = reader.with_batch_size(size);
-        }
+        let reader = self
+            .table
+            .reader_builder()
+            .with_batch_size(self.batch_size.unwrap_or(DEFAULT_BATCH_ROWS));
         let tasks = stream::iter(self.tasks.into_iter().map(Ok)).boxed();
         let batches = reader
             .build()
