@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use arrow_array::RecordBatch;
 use arrow_schema::{ArrowError, Schema as ArrowSchema};
+use arrow_select::concat::concat_batches;
 use iceberg::io::FileIO;
 
 use crate::catalog::{SqliteCatalog, TableIdent};
@@ -13,6 +14,7 @@ use crate::error::{Context, Error, Location, Result};
 use crate::iceberg::commit::{SnapshotChange, commit_append};
 use crate::iceberg::write::DataFileSink;
 use crate::iceberg::{LoadedTable, ScanOptions, ScanPlan};
+use crate::merge::{MergeOptions, MergeResult, merge};
 use crate::schema::{arrow_schema_of, cast_to_schema, iceberg_schema_from_arrow, partition_spec};
 
 pub struct Lakehouse {
@@ -165,6 +167,7 @@ impl Lakehouse {
             branch: branch.to_string(),
             added_files: files,
             properties,
+            ..Default::default()
         };
         match commit_append(&self.catalog, &self.io, table, &change).await {
             Ok(outcome) => Ok(AppendResult {
@@ -181,6 +184,49 @@ impl Lakehouse {
             Err(e) => {
                 self.delete_files(change.added_files.iter().map(|f| f.file_path()))
                     .await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Merges (upserts) or appends a batch with deduplication, as one snapshot; see
+    /// [`crate::merge`]. On error the table is unchanged and the files written are removed.
+    pub async fn merge(
+        &self,
+        name: &str,
+        batches: impl IntoIterator<Item = std::result::Result<RecordBatch, ArrowError>>,
+        options: &MergeOptions,
+    ) -> Result<MergeResult> {
+        let started = std::time::Instant::now();
+        let table = self.load_table(name).await?;
+        let target = arrow_schema_of(table.metadata.current_schema())?;
+        let mut cast = Vec::new();
+        for batch in batches {
+            let batch = batch.map_err(|source| Error::Arrow {
+                context: "reading the input stream".into(),
+                source,
+            })?;
+            cast.push(cast_to_schema(&batch, &target).map_err(|e| e.in_table(name))?);
+        }
+        let batch = concat_batches(&target, &cast).context(|| "collecting the batch".into())?;
+        drop(cast);
+        if batch.num_rows() == 0 {
+            return Err(Error::EmptyInput {
+                at: Location {
+                    table: Some(name.into()),
+                    column: None,
+                },
+            });
+        }
+        let read_input = started.elapsed().as_secs_f64();
+        let mut written = Vec::new();
+        match merge(&self.catalog, &self.io, table, batch, options, &mut written).await {
+            Ok(mut result) => {
+                result.timings.insert(0, ("read_input", read_input));
+                Ok(result)
+            }
+            Err(e) => {
+                self.delete_files(written.iter().map(String::as_str)).await;
                 Err(e)
             }
         }

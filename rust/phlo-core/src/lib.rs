@@ -10,6 +10,7 @@ pub mod dedupe;
 pub mod error;
 pub mod iceberg;
 pub mod lakehouse;
+pub mod merge;
 pub mod schema;
 
 pub use error::{Error, Result};

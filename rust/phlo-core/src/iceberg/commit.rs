@@ -2,14 +2,20 @@
 //! the manifest list, the snapshot and the new metadata file itself, then swaps the catalog
 //! pointer (compare-and-swap). A crash before the swap leaves the table at its old snapshot;
 //! the files written so far are orphans for maintenance to remove.
+//!
+//! One commit adds and/or removes data files on one branch: append (only added), overwrite
+//! (both: copy-on-write merge) or delete (only removed). When another writer commits first, the
+//! change is re-validated against what that writer did and re-applied, or refused with
+//! `CommitConflict`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use iceberg::io::FileIO;
 use iceberg::spec::{
-    DataFile, DataFileFormat, FormatVersion, ManifestFile, ManifestList, ManifestListWriter,
-    ManifestWriterBuilder, Operation, Snapshot, SnapshotSummaryCollector, Summary,
+    DataFile, DataFileFormat, FormatVersion, ManifestContentType, ManifestFile, ManifestList,
+    ManifestListWriter, ManifestStatus, ManifestWriterBuilder, Operation, Snapshot,
+    SnapshotSummaryCollector, Summary,
 };
 use uuid::Uuid;
 
@@ -20,14 +26,35 @@ use crate::iceberg::LoadedTable;
 /// Attempts before a commit that keeps losing the race gives up with `CommitConflict`.
 const MAX_COMMIT_ATTEMPTS: u32 = 16;
 
-/// What one snapshot changes. For now: data files appended to a branch.
-#[derive(Debug, Clone)]
+/// What one snapshot changes on a branch.
+#[derive(Debug, Clone, Default)]
 pub struct SnapshotChange {
     pub branch: String,
     pub added_files: Vec<DataFile>,
+    /// Files to remove; each must be live on the branch when the commit lands.
+    pub removed_files: Vec<DataFile>,
     /// Extra summary properties (phlo metrics, run id); computed totals always win.
     pub properties: HashMap<String, String>,
 }
+
+impl SnapshotChange {
+    fn operation(&self) -> Operation {
+        match (self.added_files.is_empty(), self.removed_files.is_empty()) {
+            (false, true) | (true, true) => Operation::Append,
+            (true, false) => Operation::Delete,
+            (false, false) => Operation::Overwrite,
+        }
+    }
+}
+
+/// Data files other writers added to the branch since this commit's base.
+pub struct ConcurrentChanges<'a> {
+    pub added_files: &'a [DataFile],
+}
+
+/// Decides whether a change may be re-applied after others committed (e.g. a merge refuses
+/// when a concurrent append added rows with keys it upserts).
+pub type Validator<'a> = &'a (dyn Fn(&ConcurrentChanges<'_>) -> Result<()> + Sync);
 
 #[derive(Debug, Clone)]
 pub struct CommitOutcome {
@@ -37,36 +64,52 @@ pub struct CommitOutcome {
     pub retries: u32,
 }
 
-/// Commits an append: the branch's existing manifests are carried over and one new manifest
-/// lists the added files. Appends never conflict logically, so a lost race is retried on the
-/// new table state (bounded attempts, jittered backoff).
+/// Commits an append, which never conflicts: a lost race is retried on the new state.
 pub async fn commit_append(
     catalog: &SqliteCatalog,
     io: &FileIO,
     base: LoadedTable,
     change: &SnapshotChange,
 ) -> Result<CommitOutcome> {
+    commit(catalog, io, base, change, &|_| Ok(())).await
+}
+
+/// Commits `change` on top of `base`. On a lost race the table is reloaded; the commit is
+/// retried only when every file it removes is still live and `validate` accepts what the
+/// other writers added in between; otherwise it fails with `CommitConflict`.
+pub async fn commit(
+    catalog: &SqliteCatalog,
+    io: &FileIO,
+    base: LoadedTable,
+    change: &SnapshotChange,
+    validate: Validator<'_>,
+) -> Result<CommitOutcome> {
     let mut table = base;
     for attempt in 0..MAX_COMMIT_ATTEMPTS {
-        let attempt_files = write_append_snapshot(io, &table, change).await?;
+        let files = write_snapshot(io, &table, change).await?;
         if catalog.swap_metadata_location(
             &table.ident,
             &table.metadata_location,
-            &attempt_files.metadata,
+            &files.metadata,
         )? {
             let table = LoadedTable::load(catalog, io, &table.ident).await?;
             return Ok(CommitOutcome {
                 table,
-                snapshot_id: attempt_files.snapshot_id,
+                snapshot_id: files.snapshot_id,
                 retries: attempt,
             });
         }
-        // Lost the race: this attempt's files are unreferenced; remove them, rebase on the winner.
-        for path in attempt_files.paths() {
+        // Lost the race: this attempt's files are unreferenced; remove them, then rebase.
+        for path in files.paths() {
             let _ = io.delete(path).await;
         }
         tokio::time::sleep(backoff(attempt)).await;
-        table = LoadedTable::load(catalog, io, &table.ident).await?;
+        let newer = LoadedTable::load(catalog, io, &table.ident).await?;
+        let added = files_added_since(io, &table, &newer, &change.branch).await?;
+        validate(&ConcurrentChanges {
+            added_files: &added,
+        })?;
+        table = newer;
     }
     Err(Error::CommitConflict {
         table: table.ident.to_string(),
@@ -79,26 +122,130 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis((5u64 << attempt.min(6)) + jitter)
 }
 
+/// Data files that snapshots committed on `branch` after `old`'s head added.
+async fn files_added_since(
+    io: &FileIO,
+    old: &LoadedTable,
+    new: &LoadedTable,
+    branch: &str,
+) -> Result<Vec<DataFile>> {
+    let stop = old.snapshot_for_ref(branch).map(|s| s.snapshot_id());
+    let mut added = Vec::new();
+    let mut current = new.snapshot_for_ref(branch).cloned();
+    while let Some(snapshot) = current {
+        if Some(snapshot.snapshot_id()) == stop {
+            return Ok(added);
+        }
+        for manifest in load_manifest_list(io, new, snapshot.manifest_list()).await? {
+            if manifest.added_snapshot_id != snapshot.snapshot_id() || !manifest.has_added_files() {
+                continue;
+            }
+            let loaded = manifest
+                .load_manifest(io)
+                .await
+                .context(|| "reading a manifest".into())?;
+            added.extend(
+                loaded
+                    .entries()
+                    .iter()
+                    .filter(|e| e.status() == ManifestStatus::Added)
+                    .filter(|e| e.snapshot_id() == Some(snapshot.snapshot_id()))
+                    .map(|e| e.data_file().clone()),
+            );
+        }
+        current = snapshot
+            .parent_snapshot_id()
+            .and_then(|id| new.metadata.snapshot_by_id(id).cloned());
+    }
+    if stop.is_some() {
+        return Err(Error::CommitConflict {
+            table: new.ident.to_string(),
+            message: format!("branch {branch} was reset by another writer"),
+        });
+    }
+    Ok(added)
+}
+
+async fn load_manifest_list(
+    io: &FileIO,
+    table: &LoadedTable,
+    path: &str,
+) -> Result<Vec<ManifestFile>> {
+    let bytes = io
+        .new_input(path)
+        .context(|| format!("opening {path}"))?
+        .read()
+        .await
+        .context(|| format!("reading {path}"))?;
+    Ok(
+        ManifestList::parse_with_version(&bytes, table.metadata.format_version())
+            .context(|| format!("parsing {path}"))?
+            .consume_entries()
+            .into_iter()
+            .collect(),
+    )
+}
+
+/// The live data files of a branch, with the manifests they are listed in.
+pub async fn live_data_files(
+    io: &FileIO,
+    table: &LoadedTable,
+    branch: &str,
+) -> Result<Vec<DataFile>> {
+    let Some(snapshot) = table.snapshot_for_ref(branch) else {
+        return Ok(vec![]);
+    };
+    let mut files = Vec::new();
+    for manifest in load_manifest_list(io, table, snapshot.manifest_list()).await? {
+        let loaded = manifest
+            .load_manifest(io)
+            .await
+            .context(|| "reading a manifest".into())?;
+        if manifest.content == ManifestContentType::Deletes {
+            if loaded.entries().iter().any(|e| e.is_alive()) {
+                return Err(Error::Merge {
+                    message: "the table has delete files written by another engine".into(),
+                    at: crate::error::Location {
+                        table: Some(table.ident.to_string()),
+                        column: None,
+                    },
+                    hint: "compact the table (rewrite data files) with that engine first; phlo \
+                           writes copy-on-write so every reader works"
+                        .into(),
+                });
+            }
+            continue;
+        }
+        files.extend(
+            loaded
+                .entries()
+                .iter()
+                .filter(|e| e.is_alive())
+                .map(|e| e.data_file().clone()),
+        );
+    }
+    Ok(files)
+}
+
 /// The files one commit attempt wrote, none of them referenced until the catalog swap.
 struct AttemptFiles {
     snapshot_id: i64,
-    manifest: Option<String>,
-    manifest_list: String,
+    written: Vec<String>,
     metadata: String,
 }
 
 impl AttemptFiles {
     fn paths(&self) -> impl Iterator<Item = &str> {
-        self.manifest
+        self.written
             .iter()
             .map(String::as_str)
-            .chain([self.manifest_list.as_str(), self.metadata.as_str()])
+            .chain([self.metadata.as_str()])
     }
 }
 
-/// Writes manifest, manifest list and metadata for an append on top of `table` (not yet
-/// committed).
-async fn write_append_snapshot(
+/// Writes manifests, manifest list and metadata for `change` on top of `table` (not yet
+/// committed). Manifests that list none of the removed files are carried over untouched.
+async fn write_snapshot(
     io: &FileIO,
     table: &LoadedTable,
     change: &SnapshotChange,
@@ -119,27 +266,87 @@ async fn write_append_snapshot(
     let sequence_number = metadata.next_sequence_number();
     let commit_id = Uuid::now_v7();
     let meta_dir = format!("{}/metadata", metadata.location());
+    let mut written = Vec::new();
+    let mut manifest_count = 0;
+    let mut next_manifest_path = || {
+        manifest_count += 1;
+        format!("{meta_dir}/{commit_id}-m{manifest_count}.avro")
+    };
 
-    let mut manifests: Vec<ManifestFile> = match &parent {
-        Some(parent) => {
-            let path = parent.manifest_list();
-            let bytes = io
-                .new_input(path)
-                .context(|| format!("opening {path}"))?
-                .read()
-                .await
-                .context(|| format!("reading {path}"))?;
-            ManifestList::parse_with_version(&bytes, metadata.format_version())
-                .context(|| format!("parsing {path}"))?
-                .consume_entries()
-                .into_iter()
-                .collect()
-        }
+    let parent_manifests = match &parent {
+        Some(parent) => load_manifest_list(io, table, parent.manifest_list()).await?,
         None => Vec::new(),
     };
-    let mut manifest_path = None;
+    let removed: HashSet<&str> = change.removed_files.iter().map(|f| f.file_path()).collect();
+    let mut found = 0;
+    let mut manifests = Vec::with_capacity(parent_manifests.len() + 1);
+    for manifest in parent_manifests {
+        let may_list_removed = !removed.is_empty()
+            && manifest.content == ManifestContentType::Data
+            && (manifest.has_added_files() || manifest.has_existing_files());
+        if !may_list_removed {
+            manifests.push(manifest);
+            continue;
+        }
+        let loaded = manifest
+            .load_manifest(io)
+            .await
+            .context(|| "reading a manifest".into())?;
+        let hits = loaded
+            .entries()
+            .iter()
+            .filter(|e| e.is_alive() && removed.contains(e.file_path()))
+            .count();
+        if hits == 0 {
+            manifests.push(manifest);
+            continue;
+        }
+        found += hits;
+        // Rewrite this manifest: removed files become `deleted` entries, the rest `existing`.
+        let path = next_manifest_path();
+        let output = io
+            .new_output(&path)
+            .context(|| format!("creating {path}"))?;
+        let mut writer = ManifestWriterBuilder::new(
+            output,
+            Some(snapshot_id),
+            loaded.metadata().schema().clone(),
+            loaded.metadata().partition_spec().clone(),
+        )
+        .build_v2_data();
+        for entry in loaded.entries().iter().filter(|e| e.is_alive()) {
+            let sequence = entry.sequence_number().unwrap_or(manifest.sequence_number);
+            let file_sequence = entry.file_sequence_number.or(Some(sequence));
+            let file = entry.data_file().clone();
+            if removed.contains(entry.file_path()) {
+                writer.add_delete_file(file, sequence, file_sequence)
+            } else {
+                let added_by = entry.snapshot_id().unwrap_or(manifest.added_snapshot_id);
+                writer.add_existing_file(file, added_by, sequence, file_sequence)
+            }
+            .context(|| "rewriting a manifest".into())?;
+        }
+        manifests.push(
+            writer
+                .write_manifest_file()
+                .await
+                .context(|| format!("writing {path}"))?,
+        );
+        written.push(path);
+    }
+    if found != removed.len() {
+        return Err(Error::CommitConflict {
+            table: table.ident.to_string(),
+            message: format!(
+                "{} of the {} files this commit replaces are no longer in the table (another \
+                 writer removed or rewrote them)",
+                removed.len() - found,
+                removed.len()
+            ),
+        });
+    }
     if !change.added_files.is_empty() {
-        let path = format!("{meta_dir}/{commit_id}-m0.avro");
+        let path = next_manifest_path();
         let output = io
             .new_output(&path)
             .context(|| format!("creating {path}"))?;
@@ -160,9 +367,9 @@ async fn write_append_snapshot(
             writer
                 .write_manifest_file()
                 .await
-                .context(|| format!("writing manifest {path}"))?,
+                .context(|| format!("writing {path}"))?,
         );
-        manifest_path = Some(path);
+        written.push(path);
     }
 
     let list_path = format!(
@@ -188,8 +395,9 @@ async fn write_append_snapshot(
         .close()
         .await
         .context(|| format!("writing {list_path}"))?;
+    written.push(list_path.clone());
 
-    let summary = append_summary(table, parent.as_ref().map(|p| p.summary()), change);
+    let summary = summary(table, parent.as_ref().map(|p| p.summary()), change);
     let snapshot = Snapshot::builder()
         .with_snapshot_id(snapshot_id)
         .with_parent_snapshot_id(parent.as_ref().map(|p| p.snapshot_id()))
@@ -199,7 +407,7 @@ async fn write_append_snapshot(
                 .timestamp_millis()
                 .max(metadata.last_updated_ms()),
         )
-        .with_manifest_list(list_path.clone())
+        .with_manifest_list(list_path)
         .with_summary(summary)
         .with_schema_id(metadata.current_schema_id())
         .build();
@@ -217,8 +425,7 @@ async fn write_append_snapshot(
         .context(|| format!("writing metadata of {}", table.ident))?;
     Ok(AttemptFiles {
         snapshot_id,
-        manifest: manifest_path,
-        manifest_list: list_path,
+        written,
         metadata: location.to_string(),
     })
 }
@@ -234,50 +441,55 @@ fn new_snapshot_id(table: &LoadedTable) -> i64 {
     }
 }
 
-const TOTALS: [(&str, &str); 4] = [
-    ("total-data-files", "added-data-files"),
-    ("total-records", "added-records"),
-    ("total-files-size", "added-files-size"),
-    ("total-delete-files", "added-delete-files"),
+/// (total, added, removed) summary keys.
+const TOTALS: [(&str, &str, &str); 6] = [
+    ("total-data-files", "added-data-files", "deleted-data-files"),
+    ("total-records", "added-records", "deleted-records"),
+    ("total-files-size", "added-files-size", "removed-files-size"),
+    (
+        "total-delete-files",
+        "added-delete-files",
+        "removed-delete-files",
+    ),
+    (
+        "total-position-deletes",
+        "added-position-deletes",
+        "removed-position-deletes",
+    ),
+    (
+        "total-equality-deletes",
+        "added-equality-deletes",
+        "removed-equality-deletes",
+    ),
 ];
 
-/// `added-*` from iceberg's collector; `total-*` = parent totals + added (iceberg-rust keeps
-/// its own totals helper private, and readers rely on these numbers).
-fn append_summary(
-    table: &LoadedTable,
-    parent: Option<&Summary>,
-    change: &SnapshotChange,
-) -> Summary {
+/// `added-*`/`deleted-*` from iceberg's collector; `total-*` = parent + added − removed
+/// (iceberg-rust keeps its totals helper private, and readers rely on these numbers).
+fn summary(table: &LoadedTable, parent: Option<&Summary>, change: &SnapshotChange) -> Summary {
     let metadata = &table.metadata;
     let mut collector = SnapshotSummaryCollector::default();
+    let (schema, spec) = (metadata.current_schema(), metadata.default_partition_spec());
     for file in &change.added_files {
-        collector.add_file(
-            file,
-            metadata.current_schema().clone(),
-            metadata.default_partition_spec().clone(),
-        );
+        collector.add_file(file, schema.clone(), spec.clone());
+    }
+    for file in &change.removed_files {
+        collector.remove_file(file, schema.clone(), spec.clone());
     }
     let mut properties = change.properties.clone();
     properties.extend(collector.build());
-    for (total, added) in TOTALS {
-        let before = parent
-            .and_then(|p| p.additional_properties.get(total))
+    let number = |map: &HashMap<String, String>, key: &str| {
+        map.get(key)
             .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-        let added = properties
-            .get(added)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-        properties.insert(total.to_string(), (before + added).to_string());
-    }
-    for zero in ["total-position-deletes", "total-equality-deletes"] {
-        let before = parent
-            .and_then(|p| p.additional_properties.get(zero))
-            .cloned();
-        properties.insert(zero.to_string(), before.unwrap_or_else(|| "0".into()));
+            .unwrap_or(0)
+    };
+    for (total, added, removed) in TOTALS {
+        let before = parent.map_or(0, |p| number(&p.additional_properties, total));
+        let after =
+            (before + number(&properties, added)).saturating_sub(number(&properties, removed));
+        properties.insert(total.to_string(), after.to_string());
     }
     Summary {
-        operation: Operation::Append,
+        operation: change.operation(),
         additional_properties: properties,
     }
 }
