@@ -7,14 +7,17 @@
 from phlo import errors
 from phlo._native import __version__
 from phlo.lakehouse import AppendResult, Lakehouse, PartitionField, Scan, Snapshot, Table
+from phlo.merge import MergeResult, merge_to_iceberg
 
 __all__ = [
     "AppendResult",
     "Lakehouse",
+    "MergeResult",
     "PartitionField",
     "Scan",
     "Snapshot",
     "Table",
     "__version__",
     "errors",
+    "merge_to_iceberg",
 ]

@@ -45,6 +45,17 @@ class NativeLakehouse:
     def append(
         self, name: str, data: Any, branch: str, properties: dict[str, str]
     ) -> dict[str, int]: ...
+    def merge(
+        self,
+        name: str,
+        data: Any,
+        unique_key: Sequence[str],
+        strategy: str,
+        deduplication_method: str | None,
+        order_by: str | None,
+        branch: str,
+        properties: dict[str, str],
+    ) -> dict[str, Any]: ...
     def scan(
         self,
         name: str,

@@ -68,7 +68,9 @@ def show(ctx: click.Context, table: str) -> None:
         required = "" if field.nullable else "  required"
         click.echo(f"  {field.name:<24} {field.type}{required}")
     spec = t.partition_spec
-    click.echo("partitioned by  " + (", ".join(f"{p.transform}({p.source_column})" for p in spec) or "-"))
+    click.echo(
+        "partitioned by  " + (", ".join(f"{p.transform}({p.source_column})" for p in spec) or "-")
+    )
     click.echo("history")
     for s in t.history():
         click.echo(

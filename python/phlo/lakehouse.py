@@ -16,6 +16,7 @@ from phlo import _native
 from phlo._arrow import as_arrow, as_arrow_schema
 from phlo._filters import Filter, normalize_filters, timestamp_micros
 from phlo.errors import InputError, NamespaceAlreadyExistsError, TableAlreadyExistsError
+from phlo.merge import MergeResult, MergeStrategy, merge_into
 
 if TYPE_CHECKING:
     import pandas
@@ -209,6 +210,34 @@ class Table:
         column that does not fit raises `SchemaError` and nothing is committed."""
         result = self._native.append(self.name, as_arrow(data), branch, dict(properties or {}))
         return AppendResult(**result)
+
+    def merge(
+        self,
+        data: Any,
+        unique_key: str | Sequence[str],
+        merge_strategy: MergeStrategy = "merge",
+        merge_config: Mapping[str, Any] | None = None,
+        *,
+        branch: str = "main",
+        properties: Mapping[str, str] | None = None,
+    ) -> MergeResult:
+        """Merges Arrow-like `data` into the table as one atomic snapshot.
+
+        ``merge_strategy="merge"`` upserts on `unique_key` (a column or a list of columns):
+        table rows whose key is in the batch are replaced, the rest of the batch is inserted.
+        ``"append"`` inserts. ``merge_config={"deduplication_method": "last"}`` (the default for
+        merges; or ``"first"``, ``"hash"``) deduplicates the batch first, ``"order_by": column``
+        makes "last" mean the greatest value of that column. Null keys raise `MergeError`.
+        """
+        return merge_into(
+            self,
+            data,
+            unique_key,
+            merge_strategy,
+            merge_config,
+            branch=branch,
+            properties=properties,
+        )
 
     def scan(
         self,

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use phlo_core::Lakehouse;
+use phlo_core::dedupe::DedupeMethod;
 use phlo_core::iceberg::{Filter, FilterOp, Literal, ScanOptions};
+use phlo_core::merge::{MergeOptions, MergeStrategy};
 use phlo_core::schema::arrow_schema_of;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -157,6 +159,55 @@ impl NativeLakehouse {
         out.set_item("files_added", result.files_added)?;
         out.set_item("bytes_written", result.bytes_written)?;
         out.set_item("commit_retries", result.commit_retries)?;
+        Ok(out)
+    }
+
+    #[pyo3(signature = (name, data, unique_key, strategy, deduplication_method, order_by, branch, properties))]
+    #[allow(clippy::too_many_arguments)]
+    fn merge<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        data: AnyRecordBatch,
+        unique_key: Vec<String>,
+        strategy: &str,
+        deduplication_method: Option<&str>,
+        order_by: Option<String>,
+        branch: String,
+        properties: HashMap<String, String>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let options = MergeOptions {
+            unique_key,
+            strategy: MergeStrategy::parse(strategy).py_err()?,
+            dedupe: deduplication_method
+                .map(DedupeMethod::parse)
+                .transpose()
+                .py_err()?,
+            order_by,
+            branch,
+            properties,
+        };
+        let reader = data.into_reader()?;
+        let lh = self.inner.clone();
+        let r = wait_for(py, async move {
+            lh.merge(&name, reader, &options).await.py_err()
+        })?;
+        let out = PyDict::new(py);
+        out.set_item("snapshot_id", r.snapshot_id)?;
+        out.set_item("rows_inserted", r.rows_inserted)?;
+        out.set_item("rows_updated", r.rows_updated)?;
+        out.set_item("rows_deleted", r.rows_deleted)?;
+        out.set_item("duplicates_dropped", r.duplicates_dropped)?;
+        out.set_item("files_scanned", r.files_scanned)?;
+        out.set_item("files_added", r.files_added)?;
+        out.set_item("files_removed", r.files_removed)?;
+        out.set_item("bytes_written", r.bytes_written)?;
+        out.set_item("commit_retries", r.commit_retries)?;
+        let timings = PyDict::new(py);
+        for (phase, seconds) in r.timings {
+            timings.set_item(phase, seconds)?;
+        }
+        out.set_item("timings", timings)?;
         Ok(out)
     }
 

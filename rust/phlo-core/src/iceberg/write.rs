@@ -135,7 +135,8 @@ impl DataFileSink {
         let rows = batch.num_rows();
         let slices = rows.div_ceil(LANE_SLICE_ROWS).clamp(1, self.lanes);
         let per_slice = rows.div_ceil(slices);
-        let first_lane = self.next_lane;
+        // One slice stays on lane 0 (small writes make one file); larger batches rotate.
+        let first_lane = if slices == 1 { 0 } else { self.next_lane };
         self.next_lane = (first_lane + slices) % self.lanes;
         (0..slices)
             .map(|i| {

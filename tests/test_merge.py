@@ -1,0 +1,199 @@
+"""Merging from Python: upserts, dedupe methods, strategies, interop, bad input, concurrency."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import multiprocessing as mp
+
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+from pyiceberg.catalog.sql import SqlCatalog
+
+import phlo
+from phlo import errors
+
+SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("ts", pa.timestamp("us", tz="UTC")),
+        pa.field("amount", pa.decimal128(12, 2)),
+        pa.field("note", pa.string()),
+    ]
+)
+T0 = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
+
+
+def rows(ids, note="v1", day=0):
+    return pa.table(
+        {
+            "id": [str(i) for i in ids],
+            "ts": [T0 + dt.timedelta(days=day, minutes=i) for i in range(len(ids))],
+            "amount": [decimal.Decimal(f"{i}.25") for i in range(len(ids))],
+            "note": [note if i % 4 else None for i in range(len(ids))],
+        },
+        schema=SCHEMA,
+    )
+
+
+def by_id(table: phlo.Table) -> dict[str, dict]:
+    return {r["id"]: r for r in table.scan().to_arrow().to_pylist()}
+
+
+@pytest.fixture
+def orders(lh):
+    return lh.create_table("raw.orders", SCHEMA, partition_by=["day(ts)"])
+
+
+@pytest.mark.parametrize(
+    "convert",
+    [lambda t: t, pl.from_arrow, lambda t: t.to_pandas()],
+    ids=["pyarrow", "polars", "pandas"],
+)
+def test_upsert_replaces_matching_keys_and_inserts_the_rest(orders, convert):
+    first = orders.merge(convert(rows(range(100))), unique_key="id")
+    assert (first.rows_inserted, first.rows_updated) == (100, 0)
+    second = orders.merge(convert(rows(range(90, 120), note="v2", day=1)), unique_key="id")
+    assert (second.rows_inserted, second.rows_updated, second.rows_deleted) == (20, 10, 0)
+    assert second.files_removed >= 1 and second.files_scanned >= second.files_removed
+    assert set(second.timings) == {"read_input", "dedupe", "plan", "rewrite", "write", "commit"}
+    table = by_id(orders)
+    assert len(table) == 120
+    assert table["95"]["ts"] == T0 + dt.timedelta(days=1, minutes=5)  # moved partition
+    assert table["5"]["ts"] == T0 + dt.timedelta(minutes=5)
+    assert table["91"]["note"] == "v2" and table["91"]["amount"] == decimal.Decimal("1.25")
+    assert [s.operation for s in orders.history()] == ["append", "overwrite"]
+    assert orders.history()[-1].summary["phlo.rows-updated"] == "10"
+
+
+def test_dedupe_methods_and_order_by(lh):
+    table = lh.create_table("raw.d", {"id": pa.int64(), "version": pa.int64(), "v": pa.string()})
+    batch = pa.table(
+        {"id": [1, 1, 2, 1], "version": [3, 9, 1, 5], "v": ["a", "b", "c", "d"]},
+        schema=table.schema.remove_metadata(),
+    )
+
+    def result(**config):
+        table.merge(batch, "id", merge_config=config)
+        return {r["id"]: r["v"] for r in table.scan().to_arrow().to_pylist()}
+
+    assert result(deduplication_method="first") == {1: "a", 2: "c"}
+    assert result(deduplication_method="last") == {1: "d", 2: "c"}
+    assert result(deduplication_method="last", order_by="version") == {1: "b", 2: "c"}
+    hashed = table.merge(
+        pa.concat_tables([batch.slice(2, 1)] * 3),
+        "id",
+        merge_config={"deduplication_method": "hash"},
+    )
+    assert hashed.duplicates_dropped == 2
+    with pytest.raises(errors.MergeError, match="distinct keys"):
+        table.merge(batch, "id", merge_config={"deduplication_method": "hash"})
+
+
+def test_composite_keys_and_append_strategy(lh):
+    table = lh.create_table("raw.c", {"a": pa.string(), "b": pa.int32(), "v": pa.float64()})
+    table.merge([{"a": "x", "b": 1, "v": 1.0}, {"a": "x", "b": 2, "v": 2.0}], ["a", "b"])
+    r = table.merge([{"a": "x", "b": 2, "v": 20.0}, {"a": "y", "b": 2, "v": 3.0}], ["a", "b"])
+    assert (r.rows_updated, r.rows_inserted) == (1, 1)
+    assert sorted(table.scan().to_arrow().column("v").to_pylist()) == [1.0, 3.0, 20.0]
+    appended = table.merge([{"a": "x", "b": 1, "v": 9.0}] * 2, ["a", "b"], merge_strategy="append")
+    assert (appended.rows_inserted, appended.duplicates_dropped) == (2, 0)
+    deduped = phlo.merge_to_iceberg(
+        table, [{"a": "z", "b": 1, "v": 1.0}] * 3, ["a", "b"], strategy="append"
+    )
+    assert (deduped.rows_inserted, deduped.duplicates_dropped) == (1, 2)
+    assert table.scan().to_arrow().num_rows == 6
+
+
+def test_pyiceberg_reads_every_snapshot_a_merge_writes(lh, orders):
+    expected = []
+    orders.merge(rows(range(50)), "id")
+    expected.append(50)
+    orders.merge(rows(range(25, 75), note="v2", day=2), "id")
+    expected.append(75)
+    orders.merge(rows(range(0, 10), note="v3", day=1), "id")
+    expected.append(75)
+    catalog = SqlCatalog("phlo", uri=lh.catalog_uri, warehouse=lh.warehouse)
+    pyi = catalog.load_table("raw.orders")
+    snapshots = sorted(pyi.snapshots(), key=lambda s: s.sequence_number)
+    assert [pyi.scan(snapshot_id=s.snapshot_id).to_arrow().num_rows for s in snapshots] == expected
+    assert [int(s.summary["total-records"]) for s in snapshots] == expected
+    latest = {r["id"]: r["note"] for r in pyi.scan().to_arrow().to_pylist()}
+    assert latest["1"] == "v3" and latest["30"] == "v2" and latest["74"] == "v2"
+    assert len(latest) == 75
+
+
+def test_bad_merge_input_changes_nothing(orders):
+    orders.merge(rows(range(10)), "id")
+    before = by_id(orders)
+
+    with pytest.raises(errors.SchemaError) as info:
+        orders.merge(rows(range(3)), "customer_id")
+    assert info.value.column == "customer_id"
+
+    drift = rows(range(3)).set_column(2, "amount", pa.array(["1.5", "x", "2"]))
+    with pytest.raises(errors.SchemaError) as info:
+        orders.merge(drift, "id")
+    assert info.value.column == "amount"
+
+    with pytest.raises(errors.InputError, match="merge_strategy"):
+        orders.merge(rows(range(3)), "id", merge_strategy="upsert")
+    with pytest.raises(errors.InputError, match="deduplication_method"):
+        orders.merge(rows(range(3)), "id", merge_config={"deduplication_method": "newest"})
+    with pytest.raises(errors.InputError, match="merge_config"):
+        orders.merge(rows(range(3)), "id", merge_config={"dedupe": "last"})
+    with pytest.raises(errors.EmptyInputError):
+        orders.merge(rows([]), "id")
+    assert by_id(orders) == before
+    assert len(orders.history()) == 1
+
+
+def test_null_keys_name_the_rows(lh):
+    table = lh.create_table("raw.n", {"id": pa.string(), "v": pa.int64()})
+    with pytest.raises(errors.MergeError) as info:
+        table.merge([{"id": "a", "v": 1}, {"id": None, "v": 2}, {"id": None, "v": 3}], "id")
+    assert info.value.column == "id"
+    assert "rows 1, 2" in str(info.value)
+    assert table.history() == []
+
+
+def _merge_worker(root: str, writer: int, out: mp.Queue) -> None:
+    lh = phlo.Lakehouse.open(root)
+    batch = pa.table({"id": [f"k{i:03}" for i in range(200)], "writer": [writer] * 200})
+    try:
+        lh.table("raw.race").merge(batch, "id")
+        out.put((writer, "ok"))
+    except errors.CommitConflictError as exc:
+        out.put((writer, f"conflict: {exc}"))
+
+
+def test_two_processes_merging_the_same_keys_lose_no_update(lh):
+    table = lh.create_table("raw.race", {"id": pa.string(), "writer": pa.int64()})
+    table.merge(pa.table({"id": [f"k{i:03}" for i in range(200)], "writer": [0] * 200}), "id")
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_merge_worker, args=(str(lh.root), w, out)) for w in (1, 2)]
+    for p in procs:
+        p.start()
+    outcomes = dict(out.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+    assert "ok" in outcomes.values(), outcomes
+    assert all(v == "ok" or v.startswith("conflict") for v in outcomes.values())
+    data = table.scan().to_arrow()
+    assert data.num_rows == 200, "every key exactly once"
+    assert len(set(data.column("writer").to_pylist())) == 1
+    assert len(data.column("id").unique()) == 200
+
+
+def test_pandas_without_arrow_types_merges(lh):
+    table = lh.create_table(
+        "raw.p", {"id": pa.int64(), "when": pa.timestamp("us"), "x": pa.float64()}
+    )
+    frame = pd.DataFrame(
+        {"id": [1, 2], "when": pd.to_datetime(["2024-01-01", "2024-01-02"]), "x": [0.5, None]}
+    )
+    assert table.merge(frame, "id").rows_inserted == 2
+    assert table.scan().to_arrow().column("x").null_count == 1
