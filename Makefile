@@ -13,7 +13,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test test-rust test-python demo lint fmt bench clean
+.PHONY: dev test test-rust test-python demo lint fmt bench release clean
 
 # Pinned Python dependencies (requirements-dev.txt is the lock; regenerate with pip freeze).
 $(VENV)/.installed: requirements-dev.txt
@@ -39,10 +39,14 @@ test-python: dev
 demo: dev
 	$(BIN)/python examples/quickstart/run.py
 
-## bench: benchmarks against peers (release build; results go to docs/benchmarks.md)
-bench: $(VENV)/.installed
+## release: build the extension into .venv with the release profile (for benchmarks)
+release: $(VENV)/.installed
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/maturin develop -q --release
+
+## bench: benchmarks against peers (release build; results go to docs/benchmarks.md)
+bench: release
 	$(BIN)/python benches/bench_append_scan.py
+	$(BIN)/python benches/bench_merge.py
 
 lint: dev
 	cargo fmt --all --check

@@ -7,7 +7,7 @@
 from phlo import errors
 from phlo._native import __version__
 from phlo.lakehouse import AppendResult, Lakehouse, PartitionField, Scan, Snapshot, Table
-from phlo.merge import MergeResult, merge_to_iceberg
+from phlo.merge import MergeResult, dedupe, merge_to_iceberg
 
 __all__ = [
     "AppendResult",
@@ -18,6 +18,7 @@ __all__ = [
     "Snapshot",
     "Table",
     "__version__",
+    "dedupe",
     "errors",
     "merge_to_iceberg",
 ]

@@ -11,6 +11,10 @@ __version__: str
 # A filter value: bool, int, float, str, or a tagged ("timestamp_us" | "date_days", int).
 _Literal = bool | int | float | str | tuple[str, int]
 
+def dedupe(
+    data: Any, unique_key: Sequence[str], method: str, order_by: str | None = None
+) -> tuple[Any, int]: ...
+
 class NativeScan:
     @property
     def schema(self) -> Any: ...

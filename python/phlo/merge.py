@@ -10,13 +10,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+import pyarrow as pa
+
+from phlo import _native
 from phlo._arrow import as_arrow
 from phlo.errors import InputError
 
 if TYPE_CHECKING:
     from phlo.lakehouse import Table
 
-__all__ = ["MergeResult", "merge_into", "merge_to_iceberg"]
+__all__ = ["MergeResult", "dedupe", "merge_into", "merge_to_iceberg"]
 
 MergeStrategy = Literal["merge", "append"]
 DeduplicationMethod = Literal["first", "last", "hash"]
@@ -94,3 +97,18 @@ def merge_to_iceberg(
     if deduplication_method is None and strategy == "merge":
         config.pop("deduplication_method")
     return merge_into(table, new_data, unique_key, strategy, config)
+
+
+def dedupe(
+    data: Any,
+    unique_key: str | Sequence[str],
+    method: DeduplicationMethod = "last",
+    order_by: str | None = None,
+) -> tuple[pa.RecordBatch, int]:
+    """Deduplicates Arrow-like `data` on `unique_key` with the merge engine's kernel: keep the
+    ``"first"`` or ``"last"`` row of each key (last by arrival, or the greatest `order_by`), or
+    drop rows whose whole content repeats (``"hash"``). Returns the kept rows, in arrival
+    order, and the number dropped. Null keys raise `MergeError`."""
+    keys = [unique_key] if isinstance(unique_key, str) else list(unique_key)
+    batch, dropped = _native.dedupe(as_arrow(data), keys, method, order_by)
+    return pa.record_batch(batch), dropped

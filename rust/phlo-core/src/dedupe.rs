@@ -82,7 +82,7 @@ pub fn dedupe(
 }
 
 /// Row-encodes `columns` of `batch` (order-preserving bytes, equal values → equal bytes).
-pub fn encode(batch: &RecordBatch, columns: &[String]) -> Result<Rows> {
+fn encode(batch: &RecordBatch, columns: &[String]) -> Result<Rows> {
     let arrays = columns
         .iter()
         .map(|name| {

@@ -1,6 +1,7 @@
 //! phlo._native: thin PyO3 bindings over phlo-core. This crate only converts types and errors,
 //! releases the GIL around engine calls and keeps them interruptible; all logic is in phlo-core.
 
+mod dedupe;
 mod errors;
 mod lakehouse;
 mod runtime;
@@ -13,5 +14,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<lakehouse::NativeLakehouse>()?;
     m.add_class::<scan::NativeScan>()?;
+    m.add_function(wrap_pyfunction!(dedupe::dedupe, m)?)?;
     Ok(())
 }

@@ -26,7 +26,7 @@ use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::error::{Context, Error, Result};
 
@@ -50,15 +50,41 @@ struct LaneKey {
     lane: usize,
 }
 
+/// A file writer and the write it may be busy with: writes to a lane are pipelined (the
+/// caller prepares the next batch while the lane encodes the last one on a worker thread).
+struct Lane {
+    idle: Option<FileWriter>,
+    busy: Option<JoinHandle<(FileWriter, iceberg::Result<()>)>>,
+}
+
+impl Lane {
+    /// Waits for the lane's pending write and returns its writer.
+    async fn writer(&mut self) -> Result<Option<FileWriter>> {
+        if let Some(task) = self.busy.take() {
+            let (writer, result) = task.await.map_err(|e| {
+                Error::invalid(
+                    format!("a data file writer task failed: {e}"),
+                    "this is a bug; please report it",
+                )
+            })?;
+            result.context(|| "writing a data file".into())?;
+            return Ok(Some(writer));
+        }
+        Ok(self.idle.take())
+    }
+}
+
 /// Writes the batches of one commit. Batches must already match the table's Arrow schema.
 pub struct DataFileSink {
     builder: FileWriterBuilder,
     schema: SchemaRef,
     spec: PartitionSpecRef,
     partitioner: Option<Arc<Partitioner>>,
-    writers: HashMap<LaneKey, FileWriter>,
-    lanes: usize,
-    next_lane: usize,
+    lanes: HashMap<LaneKey, Lane>,
+    /// Unpartitioned: the lane receiving rows, and how many it got since it became current.
+    current_lane: usize,
+    current_lane_rows: usize,
+    parallelism: usize,
     rows: u64,
 }
 
@@ -95,9 +121,10 @@ impl DataFileSink {
             schema,
             spec,
             partitioner,
-            writers: HashMap::new(),
-            lanes: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            next_lane: 0,
+            lanes: HashMap::new(),
+            current_lane: 0,
+            current_lane_rows: 0,
+            parallelism: std::thread::available_parallelism().map_or(1, |n| n.get()),
             rows: 0,
         })
     }
@@ -108,101 +135,108 @@ impl DataFileSink {
         }
         self.rows += batch.num_rows() as u64;
         let Some(partitioner) = self.partitioner.clone() else {
-            let pieces = self.lane_slices(batch);
-            return self.write_pieces(pieces).await;
+            for (key, rows) in self.lane_slices(batch) {
+                self.send(key, rows).await?;
+            }
+            return Ok(());
         };
         // Split slice by slice, so the rows copied into partitions stay a slice's worth.
-        let mut pieces = Vec::new();
         for start in (0..batch.num_rows()).step_by(LANE_SLICE_ROWS) {
             let slice = batch.slice(start, LANE_SLICE_ROWS.min(batch.num_rows() - start));
             for (partition, rows) in partitioner.split(&slice)? {
-                let key = LaneKey {
-                    partition: Some(partition),
-                    lane: 0,
-                };
-                pieces.push((key, rows));
-            }
-            if pieces.len() >= self.lanes {
-                self.write_pieces(std::mem::take(&mut pieces)).await?;
-            }
-        }
-        self.write_pieces(pieces).await
-    }
-
-    /// Unpartitioned rows: small batches go to one lane (no tiny files); large ones are sliced
-    /// round-robin over as many lanes as there are cores.
-    fn lane_slices(&mut self, batch: RecordBatch) -> Vec<(LaneKey, RecordBatch)> {
-        let rows = batch.num_rows();
-        let slices = rows.div_ceil(LANE_SLICE_ROWS).clamp(1, self.lanes);
-        let per_slice = rows.div_ceil(slices);
-        // One slice stays on lane 0 (small writes make one file); larger batches rotate.
-        let first_lane = if slices == 1 { 0 } else { self.next_lane };
-        self.next_lane = (first_lane + slices) % self.lanes;
-        (0..slices)
-            .map(|i| {
-                let start = i * per_slice;
-                let key = LaneKey {
-                    partition: None,
-                    lane: (first_lane + i) % self.lanes,
-                };
-                (key, batch.slice(start, per_slice.min(rows - start)))
-            })
-            .collect()
-    }
-
-    /// Writes each piece to its lane's file writer, lanes in parallel.
-    async fn write_pieces(&mut self, pieces: Vec<(LaneKey, RecordBatch)>) -> Result<()> {
-        let mut tasks = JoinSet::new();
-        for (key, rows) in pieces {
-            let mut writer = match self.writers.remove(&key) {
-                Some(writer) => writer,
-                None => open_writer(&self.builder, &self.spec, &self.schema, &key).await?,
-            };
-            tasks.spawn(async move {
-                let result = writer.write(rows).await;
-                (key, writer, result)
-            });
-        }
-        let mut failure = None;
-        while let Some(joined) = tasks.join_next().await {
-            let (key, writer, result) = joined.map_err(|e| {
-                Error::invalid(
-                    format!("a data file writer task failed: {e}"),
-                    "this is a bug; please report it",
+                self.send(
+                    LaneKey {
+                        partition: Some(partition),
+                        lane: 0,
+                    },
+                    rows,
                 )
-            })?;
-            self.writers.insert(key, writer);
-            if let Err(e) = result {
-                failure.get_or_insert(e);
+                .await?;
             }
         }
-        match failure {
-            Some(e) => Err(e).context(|| "writing a data file".into()),
-            None => Ok(()),
+        Ok(())
+    }
+
+    /// Unpartitioned rows fill one lane until it has had `LANE_SLICE_ROWS` rows, then the next:
+    /// small writes make one file, large ones spread over as many files as there are cores.
+    fn lane_slices(&mut self, batch: RecordBatch) -> Vec<(LaneKey, RecordBatch)> {
+        let mut slices = Vec::new();
+        let mut start = 0;
+        while start < batch.num_rows() {
+            if self.current_lane_rows >= LANE_SLICE_ROWS {
+                self.current_lane = (self.current_lane + 1) % self.parallelism;
+                self.current_lane_rows = 0;
+            }
+            let take = (LANE_SLICE_ROWS - self.current_lane_rows).min(batch.num_rows() - start);
+            let key = LaneKey {
+                partition: None,
+                lane: self.current_lane,
+            };
+            slices.push((key, batch.slice(start, take)));
+            self.current_lane_rows += take;
+            start += take;
         }
+        slices
+    }
+
+    /// Hands rows to their lane's writer on a worker thread, after the lane's previous write.
+    async fn send(&mut self, key: LaneKey, rows: RecordBatch) -> Result<()> {
+        let lane = self.lanes.entry(key.clone()).or_insert(Lane {
+            idle: None,
+            busy: None,
+        });
+        let mut writer = match lane.writer().await? {
+            Some(writer) => writer,
+            None => open_writer(&self.builder, &self.spec, &self.schema, &key).await?,
+        };
+        lane.busy = Some(tokio::spawn(async move {
+            let result = writer.write(rows).await;
+            (writer, result)
+        }));
+        Ok(())
     }
 
     pub fn rows(&self) -> u64 {
         self.rows
     }
 
-    /// Closes every open file and returns the data files written.
+    /// Waits for pending writes, closes every file and returns the data files written.
     pub async fn finish(self) -> Result<Vec<DataFile>> {
-        let mut tasks = JoinSet::new();
-        for (_, mut writer) in self.writers {
-            tasks.spawn(async move { writer.close().await });
+        let mut closing = JoinSet::new();
+        let mut failure = None;
+        for (_, mut lane) in self.lanes {
+            match lane.writer().await {
+                Ok(Some(mut writer)) => {
+                    closing.spawn(async move { writer.close().await });
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
         }
         let mut files = Vec::new();
-        while let Some(joined) = tasks.join_next().await {
-            let closed = joined.map_err(|e| {
-                Error::invalid(
-                    format!("a data file writer task failed: {e}"),
-                    "this is a bug; please report it",
-                )
-            })?;
-            files.extend(closed.context(|| "closing data files".into())?);
+        while let Some(joined) = closing.join_next().await {
+            match joined {
+                Ok(Ok(closed)) => files.extend(closed),
+                Ok(Err(e)) => {
+                    failure.get_or_insert(Error::Iceberg {
+                        context: "closing data files".into(),
+                        source: Box::new(e),
+                    });
+                }
+                Err(e) => {
+                    failure.get_or_insert(Error::invalid(
+                        format!("a data file writer task failed: {e}"),
+                        "this is a bug; please report it",
+                    ));
+                }
+            }
         }
-        Ok(files)
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(files),
+        }
     }
 }
 

@@ -12,20 +12,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow_array::{
-    Array, ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Int32Array,
-    Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-};
-use arrow_row::{OwnedRow, RowConverter, SortField};
-use arrow_schema::{DataType, SchemaRef as ArrowSchemaRef};
+use arrow_array::{BooleanArray, RecordBatch};
+use arrow_schema::SchemaRef as ArrowSchemaRef;
 use arrow_select::filter::filter_record_batch;
-use hashbrown::HashSet;
 use iceberg::io::FileIO;
-use iceberg::spec::{DataFile, Datum, PrimitiveLiteral};
+use iceberg::spec::DataFile;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+mod keys;
+
+use keys::BatchKeys;
+
 use crate::catalog::SqliteCatalog;
-use crate::dedupe::{DedupeMethod, dedupe, encode};
+use crate::dedupe::{DedupeMethod, dedupe};
 use crate::error::{Context, Error, Location, Result};
 use crate::iceberg::LoadedTable;
 use crate::iceberg::commit::{
@@ -136,7 +135,7 @@ pub async fn merge(
         ..Default::default()
     };
     let keys = match options.strategy {
-        MergeStrategy::Merge => Some(BatchKeys::new(&batch, &options.unique_key)?),
+        MergeStrategy::Merge => Some(Arc::new(BatchKeys::new(&batch, &options.unique_key)?)),
         MergeStrategy::Append => None,
     };
     let key_field = table
@@ -184,11 +183,11 @@ pub async fn merge(
                 result.files_scanned = candidates.len() as u64;
                 let target = crate::schema::arrow_schema_of(table.metadata.current_schema())?;
                 let mut removed = Vec::new();
-                let mut matched_keys: HashSet<OwnedRow> = HashSet::new();
+                let mut found = vec![false; keys.num_rows()];
                 let mut rows_removed = 0u64;
                 for file in candidates {
                     let kept =
-                        rewrite_without_keys(io, &file, &target, keys, &mut matched_keys).await?;
+                        rewrite_without_keys(io, &file, &target, keys.clone(), &mut found).await?;
                     if let Some((kept, matched)) = kept {
                         rows_removed += matched;
                         for part in kept {
@@ -202,7 +201,7 @@ pub async fn merge(
                 let files = sink.finish().await?;
                 written.extend(files.iter().map(|f| f.file_path().to_string()));
                 phases.end("write");
-                result.rows_updated = matched_keys.len() as u64;
+                result.rows_updated = found.iter().filter(|f| **f).count() as u64;
                 result.rows_deleted = rows_removed - result.rows_updated;
                 result.rows_inserted = batch.num_rows() as u64 - result.rows_updated;
                 result.files_removed = removed.len() as u64;
@@ -260,24 +259,7 @@ fn check_keys(batch: &RecordBatch, keys: &[String]) -> Result<()> {
             "name the column(s) that identify a row",
         ));
     }
-    key_arrays(batch, keys).map(|_| ())
-}
-
-fn key_arrays(batch: &RecordBatch, keys: &[String]) -> Result<Vec<ArrayRef>> {
-    keys.iter()
-        .map(|key| {
-            batch.column_by_name(key).cloned().ok_or_else(|| {
-                Error::schema(
-                    "unique key column is not in the table",
-                    Location {
-                        table: None,
-                        column: Some(key.clone()),
-                    },
-                    "set unique_key to columns of the table",
-                )
-            })
-        })
-        .collect()
+    keys::key_arrays(batch, keys).map(|_| ())
 }
 
 fn summary_metrics(result: &MergeResult) -> Vec<(String, String)> {
@@ -292,156 +274,114 @@ fn summary_metrics(result: &MergeResult) -> Vec<(String, String)> {
     .collect()
 }
 
-/// The batch's keys: full (composite) keys for membership, and the first key column's sorted
-/// values for range pruning against file statistics.
-struct BatchKeys {
-    names: Vec<String>,
-    converter: RowConverter,
-    members: HashSet<Vec<u8>>,
-    first: RowConverter,
-    first_type: DataType,
-    first_sorted: Vec<Vec<u8>>,
-}
-
-impl BatchKeys {
-    fn new(batch: &RecordBatch, key: &[String]) -> Result<Self> {
-        let arrays = key_arrays(batch, key)?;
-        let converter = RowConverter::new(
-            arrays
-                .iter()
-                .map(|a| SortField::new(a.data_type().clone()))
-                .collect(),
-        )
-        .context(|| "encoding keys".into())?;
-        let rows = converter
-            .convert_columns(&arrays)
-            .context(|| "encoding keys".into())?;
-        let members: HashSet<Vec<u8>> = rows.iter().map(|r| r.as_ref().to_vec()).collect();
-        let first_type = arrays[0].data_type().clone();
-        let first = RowConverter::new(vec![SortField::new(first_type.clone())])
-            .context(|| "encoding keys".into())?;
-        let first_rows = encode(batch, &key[..1])?;
-        let mut first_sorted: Vec<Vec<u8>> =
-            first_rows.iter().map(|r| r.as_ref().to_vec()).collect();
-        first_sorted.sort_unstable();
-        first_sorted.dedup();
-        Ok(Self {
-            names: key.to_vec(),
-            converter,
-            members,
-            first,
-            first_type,
-            first_sorted,
-        })
-    }
-
-    fn distinct(&self) -> usize {
-        self.members.len()
-    }
-
-    /// Whether `file` may hold one of the keys: false only when the first key column's
-    /// min/max statistics prove no batch key falls in the file's range.
-    fn may_be_in(&self, file: &DataFile, field_id: Option<i32>) -> bool {
-        let Some(id) = field_id else { return true };
-        let (Some(lower), Some(upper)) =
-            (file.lower_bounds().get(&id), file.upper_bounds().get(&id))
-        else {
-            return true;
-        };
-        let (Some(lower), Some(upper)) = (self.encode_bound(lower), self.encode_bound(upper))
-        else {
-            return true;
-        };
-        let start = self
-            .first_sorted
-            .partition_point(|k| k.as_slice() < lower.as_slice());
-        self.first_sorted
-            .get(start)
-            .is_some_and(|k| k.as_slice() <= upper.as_slice())
-    }
-
-    /// A statistics bound as the row encoding of the key column's type (`None` if the type is
-    /// not one phlo prunes on: then the file is always read).
-    fn encode_bound(&self, bound: &Datum) -> Option<Vec<u8>> {
-        let array: ArrayRef = match (bound.literal(), &self.first_type) {
-            (PrimitiveLiteral::Long(v), DataType::Int64) => Arc::new(Int64Array::from(vec![*v])),
-            (PrimitiveLiteral::Int(v), DataType::Int32) => Arc::new(Int32Array::from(vec![*v])),
-            (PrimitiveLiteral::Int(v), DataType::Date32) => Arc::new(Date32Array::from(vec![*v])),
-            (PrimitiveLiteral::String(v), DataType::Utf8) => {
-                Arc::new(StringArray::from(vec![v.as_str()]))
-            }
-            (PrimitiveLiteral::Binary(v), DataType::Binary) => {
-                Arc::new(BinaryArray::from(vec![v.as_slice()]))
-            }
-            (PrimitiveLiteral::Long(v), DataType::Timestamp(_, tz)) => {
-                Arc::new(TimestampMicrosecondArray::from(vec![*v]).with_timezone_opt(tz.clone()))
-            }
-            (PrimitiveLiteral::Int128(v), DataType::Decimal128(p, s)) => Arc::new(
-                Decimal128Array::from(vec![*v])
-                    .with_precision_and_scale(*p, *s)
-                    .ok()?,
-            ),
-            _ => return None,
-        };
-        let rows = self.first.convert_columns(&[array]).ok()?;
-        Some(rows.row(0).as_ref().to_vec())
-    }
-}
-
 /// Reads one data file and, if it holds batch keys, returns its other rows (to be written
 /// again) and how many rows matched; `None` when nothing matched (the file stays as it is).
+/// `found` marks the batch rows whose key the table held. The file's row groups are decoded
+/// and filtered on as many threads as there are cores; memory stays about one file.
 async fn rewrite_without_keys(
     io: &FileIO,
     file: &DataFile,
     target: &ArrowSchemaRef,
-    keys: &BatchKeys,
-    matched_keys: &mut HashSet<OwnedRow>,
+    keys: Arc<BatchKeys>,
+    found: &mut [bool],
 ) -> Result<Option<(Vec<RecordBatch>, u64)>> {
-    let path = file.file_path();
+    let path = file.file_path().to_string();
     let bytes = io
-        .new_input(path)
+        .new_input(&path)
         .context(|| format!("opening {path}"))?
         .read()
         .await
         .context(|| format!("reading {path}"))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .and_then(|b| b.with_batch_size(64 * 1024).build())
-        .map_err(|e| {
-            Error::invalid(
-                format!("cannot read data file {path}: {e}"),
-                "the file may be corrupt",
-            )
-        })?;
+    let corrupt = |e: parquet::errors::ParquetError| {
+        Error::invalid(
+            format!("cannot read data file {path}: {e}"),
+            "the file may be corrupt",
+        )
+    };
+    let row_groups = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
+        .map_err(corrupt)?
+        .metadata()
+        .num_row_groups();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(row_groups.max(1));
+    let per_worker = row_groups.div_ceil(workers);
+    let mut tasks = Vec::with_capacity(workers);
+    for worker in 0..workers {
+        let groups: Vec<usize> =
+            (worker * per_worker..((worker + 1) * per_worker).min(row_groups)).collect();
+        let (bytes, keys, target, path) =
+            (bytes.clone(), keys.clone(), target.clone(), path.clone());
+        tasks.push(tokio::task::spawn_blocking(move || {
+            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+                .and_then(|b| b.with_row_groups(groups).with_batch_size(64 * 1024).build())
+                .map_err(|e| {
+                    Error::invalid(
+                        format!("cannot read data file {path}: {e}"),
+                        "the file may be corrupt",
+                    )
+                })?;
+            filter_out_keys(reader, &target, &keys, &path)
+        }));
+    }
     let mut kept = Vec::new();
     let mut matched = 0u64;
-    for batch in reader {
-        let batch = batch.context(|| format!("decoding {path}"))?;
-        let batch = cast_to_schema(&known_columns(&batch, target)?, target)?;
-        let key_columns = key_arrays(&batch, &keys.names)?;
-        let rows = keys
-            .converter
-            .convert_columns(&key_columns)
-            .context(|| "encoding keys".into())?;
-        let mask: BooleanArray = rows
-            .iter()
-            .map(|row| {
-                let hit = keys.members.contains(row.as_ref());
-                if hit {
-                    matched += 1;
-                    matched_keys.insert(row.owned());
-                }
-                Some(!hit)
-            })
-            .collect();
-        kept.push(filter_record_batch(&batch, &mask).context(|| "dropping replaced rows".into())?);
+    for task in tasks {
+        let part = task.await.map_err(|e| {
+            Error::invalid(
+                format!("a rewrite task failed: {e}"),
+                "this is a bug; please report it",
+            )
+        })??;
+        kept.extend(part.kept);
+        matched += part.found.len() as u64;
+        for i in part.found {
+            found[i as usize] = true;
+        }
     }
     if matched == 0 {
         return Ok(None);
     }
-    Ok(Some((
-        kept.into_iter().filter(|b| b.num_rows() > 0).collect(),
-        matched,
-    )))
+    Ok(Some((kept, matched)))
+}
+
+/// Rows of a data file that survive a merge, and the batch rows whose keys were found.
+struct Filtered {
+    kept: Vec<RecordBatch>,
+    found: Vec<u32>,
+}
+
+fn filter_out_keys(
+    reader: impl Iterator<Item = std::result::Result<RecordBatch, arrow_schema::ArrowError>>,
+    target: &ArrowSchemaRef,
+    keys: &BatchKeys,
+    path: &str,
+) -> Result<Filtered> {
+    let mut out = Filtered {
+        kept: Vec::new(),
+        found: Vec::new(),
+    };
+    for batch in reader {
+        let batch = batch.context(|| format!("decoding {path}"))?;
+        let batch = cast_to_schema(&known_columns(&batch, target)?, target)?;
+        let rows = keys.encode(&batch)?;
+        let mask: BooleanArray = rows
+            .iter()
+            .map(|row| match keys.find(row.as_ref()) {
+                Some(i) => {
+                    out.found.push(i as u32);
+                    Some(false)
+                }
+                None => Some(true),
+            })
+            .collect();
+        let kept =
+            filter_record_batch(&batch, &mask).context(|| "dropping replaced rows".into())?;
+        if kept.num_rows() > 0 {
+            out.kept.push(kept);
+        }
+    }
+    Ok(out)
 }
 
 /// The columns of a data file that the table still has (a file written before a column was

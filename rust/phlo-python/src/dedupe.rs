@@ -1,0 +1,45 @@
+//! `dedupe()`: the engine's deduplication on any Arrow-like batch.
+
+use arrow_array::RecordBatchReader;
+use arrow_select::concat::concat_batches;
+use phlo_core::dedupe::{DedupeMethod, dedupe as dedupe_batch};
+use pyo3::prelude::*;
+use pyo3_arrow::PyRecordBatch;
+use pyo3_arrow::input::AnyRecordBatch;
+
+use crate::errors::IntoPyResult;
+
+/// Deduplicates `data` on `unique_key`; returns the kept rows and how many were dropped.
+#[pyfunction]
+#[pyo3(signature = (data, unique_key, method, order_by=None))]
+pub fn dedupe(
+    py: Python<'_>,
+    data: AnyRecordBatch,
+    unique_key: Vec<String>,
+    method: &str,
+    order_by: Option<String>,
+) -> PyResult<(PyRecordBatch, u64)> {
+    let method = DedupeMethod::parse(method).py_err()?;
+    let reader = data.into_reader()?;
+    let schema = reader.schema();
+    let deduped = py.detach(|| {
+        let batches =
+            reader
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|source| phlo_core::Error::Arrow {
+                    context: "reading the input".into(),
+                    source,
+                })?;
+        let batch =
+            concat_batches(&schema, &batches).map_err(|source| phlo_core::Error::Arrow {
+                context: "collecting the input".into(),
+                source,
+            })?;
+        dedupe_batch(&batch, &unique_key, method, order_by.as_deref())
+    });
+    let deduped = deduped.py_err()?;
+    Ok((
+        PyRecordBatch::new(deduped.batch),
+        deduped.duplicates_dropped,
+    ))
+}
