@@ -1,12 +1,17 @@
 //! Deduplication of a batch by its unique key: keep the first or the last row of each key (last
 //! by arrival, or by an `order_by` column), or drop rows whose whole content repeats (`hash`).
-//! Keys are compared as arrow-row encodings, so any key type and composite keys work alike.
+//! Keys are compared as arrow-row encodings, so any key type and composite keys work alike;
+//! rows are split by key hash over the cores and each part is deduplicated on its own thread.
 
-use arrow_array::{Array, RecordBatch, UInt32Array};
+use std::hash::BuildHasher;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type};
+use arrow_array::{Array, BooleanArray, Int32Array, Int64Array, RecordBatch, StringArray};
 use arrow_row::{RowConverter, Rows, SortField};
-use arrow_select::take::take_record_batch;
-use hashbrown::HashMap;
-use hashbrown::hash_map::Entry;
+use arrow_schema::DataType;
+use arrow_select::filter::filter_record_batch;
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::error::{Context, Error, Location, Result};
 
@@ -48,13 +53,15 @@ pub fn dedupe(
     method: DedupeMethod,
     order_by: Option<&str>,
 ) -> Result<Deduped> {
-    let key_rows = encode(batch, keys)?;
     check_no_null_keys(batch, keys)?;
     let keep: Vec<u32> = match method {
-        DedupeMethod::First => keep_first(&key_rows),
+        DedupeMethod::First => keep_first(&Keys::of(batch, keys)?),
         DedupeMethod::Last => match order_by {
-            None => keep_last(&key_rows, None),
-            Some(column) => keep_last(&key_rows, Some(&encode(batch, &[column.to_string()])?)),
+            None => keep_last(&Keys::of(batch, keys)?, None),
+            Some(column) => keep_last(
+                &Keys::of(batch, keys)?,
+                Some(&encode(batch, &[column.to_string()])?),
+            ),
         },
         DedupeMethod::Hash => {
             let all: Vec<String> = batch
@@ -63,7 +70,7 @@ pub fn dedupe(
                 .iter()
                 .map(|f| f.name().clone())
                 .collect();
-            keep_first(&encode(batch, &all)?)
+            keep_first(&Keys::Rows(encode(batch, &all)?))
         }
     };
     let dropped = (batch.num_rows() - keep.len()) as u64;
@@ -73,7 +80,11 @@ pub fn dedupe(
             duplicates_dropped: 0,
         });
     }
-    let batch = take_record_batch(batch, &UInt32Array::from(keep))
+    let mut mask = vec![false; batch.num_rows()];
+    for i in keep {
+        mask[i as usize] = true;
+    }
+    let batch = filter_record_batch(batch, &BooleanArray::from(mask))
         .context(|| "selecting deduplicated rows".into())?;
     Ok(Deduped {
         batch,
@@ -143,40 +154,159 @@ fn check_no_null_keys(batch: &RecordBatch, keys: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn keep_first(rows: &Rows) -> Vec<u32> {
-    let mut seen = HashMap::with_capacity(rows.num_rows());
-    let mut keep = Vec::with_capacity(rows.num_rows());
-    for (i, row) in rows.iter().enumerate() {
-        if seen.insert(row, ()).is_none() {
-            keep.push(i as u32);
-        }
-    }
-    keep
+/// The key of each row, hashed and compared by row index. Single string or integer keys are
+/// read straight from their arrays; other keys are arrow-row encoded.
+enum Keys<'a> {
+    Utf8(&'a StringArray),
+    Int64(&'a Int64Array),
+    Int32(&'a Int32Array),
+    Rows(Rows),
 }
 
-/// Last occurrence of each key, or the one with the greatest `order` (ties: the later row);
-/// kept rows stay in arrival order.
-fn keep_last(rows: &Rows, order: Option<&Rows>) -> Vec<u32> {
-    let mut winner: HashMap<_, u32> = HashMap::with_capacity(rows.num_rows());
-    for (i, row) in rows.iter().enumerate() {
-        match winner.entry(row) {
-            Entry::Vacant(slot) => {
-                slot.insert(i as u32);
-            }
-            Entry::Occupied(mut slot) => {
-                let newer = match order {
-                    None => true,
-                    Some(order) => order.row(i) >= order.row(*slot.get() as usize),
-                };
-                if newer {
-                    slot.insert(i as u32);
-                }
+impl<'a> Keys<'a> {
+    fn of(batch: &'a RecordBatch, keys: &[String]) -> Result<Self> {
+        if let [key] = keys
+            && let Some(column) = batch.column_by_name(key)
+        {
+            match column.data_type() {
+                DataType::Utf8 => return Ok(Keys::Utf8(column.as_string::<i32>())),
+                DataType::Int64 => return Ok(Keys::Int64(column.as_primitive::<Int64Type>())),
+                DataType::Int32 => return Ok(Keys::Int32(column.as_primitive::<Int32Type>())),
+                _ => {}
             }
         }
+        Ok(Keys::Rows(encode(batch, keys)?))
     }
-    let mut keep: Vec<u32> = winner.into_values().collect();
-    keep.sort_unstable();
-    keep
+
+    fn len(&self) -> usize {
+        match self {
+            Keys::Utf8(a) => a.len(),
+            Keys::Int64(a) => a.len(),
+            Keys::Int32(a) => a.len(),
+            Keys::Rows(r) => r.num_rows(),
+        }
+    }
+
+    fn hash(&self, i: u32) -> u64 {
+        let i = i as usize;
+        match self {
+            Keys::Utf8(a) => HASHER.hash_one(a.value(i).as_bytes()),
+            Keys::Int64(a) => HASHER.hash_one(a.value(i)),
+            Keys::Int32(a) => HASHER.hash_one(a.value(i)),
+            Keys::Rows(r) => HASHER.hash_one(r.row(i).as_ref()),
+        }
+    }
+
+    fn same(&self, i: u32, j: u32) -> bool {
+        let (i, j) = (i as usize, j as usize);
+        match self {
+            Keys::Utf8(a) => a.value(i) == a.value(j),
+            Keys::Int64(a) => a.value(i) == a.value(j),
+            Keys::Int32(a) => a.value(i) == a.value(j),
+            Keys::Rows(r) => r.row(i) == r.row(j),
+        }
+    }
+}
+
+fn keep_first(keys: &Keys<'_>) -> Vec<u32> {
+    keep_per_key(keys, |part| {
+        let mut table = HashTable::new();
+        part.filter(|&(i, hash)| first_of_key(&mut table, keys, i, hash))
+            .map(|(i, _)| i)
+            .collect()
+    })
+}
+
+/// Last occurrence of each key, or the one with the greatest `order` (ties: the later row).
+fn keep_last(keys: &Keys<'_>, order: Option<&Rows>) -> Vec<u32> {
+    match order {
+        // The last row of a key is the first one met walking backwards.
+        None => keep_per_key(keys, |part| {
+            let mut table = HashTable::new();
+            let part: Vec<(u32, u64)> = part.collect();
+            part.into_iter()
+                .rev()
+                .filter(|&(i, hash)| first_of_key(&mut table, keys, i, hash))
+                .map(|(i, _)| i)
+                .collect()
+        }),
+        Some(order) => keep_per_key(keys, |part| {
+            let mut winners: HashTable<u32> = HashTable::new();
+            for (i, hash) in part {
+                match winners.find_mut(hash, |&j| keys.same(i, j)) {
+                    Some(winner) => {
+                        if order.row(i as usize) >= order.row(*winner as usize) {
+                            *winner = i;
+                        }
+                    }
+                    None => {
+                        winners.insert_unique(hash, i, |&j| keys.hash(j));
+                    }
+                }
+            }
+            winners.into_iter().collect()
+        }),
+    }
+}
+
+/// Inserts row `i` into `table` if its key is new there; returns whether it was.
+fn first_of_key(table: &mut HashTable<u32>, keys: &Keys<'_>, i: u32, hash: u64) -> bool {
+    if table.find(hash, |&j| keys.same(i, j)).is_some() {
+        return false;
+    }
+    table.insert_unique(hash, i, |&j| keys.hash(j));
+    true
+}
+
+static HASHER: std::sync::LazyLock<DefaultHashBuilder> =
+    std::sync::LazyLock::new(DefaultHashBuilder::default);
+
+/// Runs `keep` on each hash partition of the rows in parallel (rows of one key always share a
+/// partition) and returns the kept row indices, unordered.
+fn keep_per_key<F>(keys: &Keys<'_>, keep: F) -> Vec<u32>
+where
+    F: Fn(&mut dyn Iterator<Item = (u32, u64)>) -> Vec<u32> + Sync,
+{
+    let n = keys.len();
+    let parts = std::thread::available_parallelism()
+        .map_or(1, |p| p.get())
+        .min(n / 50_000 + 1);
+    let chunk = n.div_ceil(parts).max(1);
+    let hashes: Vec<u64> = std::thread::scope(|scope| {
+        (0..n)
+            .step_by(chunk)
+            .map(|start| {
+                scope.spawn(move || {
+                    (start..(start + chunk).min(n))
+                        .map(|i| keys.hash(i as u32))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .flat_map(|t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    std::thread::scope(|scope| {
+        let (hashes, keep) = (&hashes, &keep);
+        (0..parts as u64)
+            .map(|part| {
+                scope.spawn(move || {
+                    // A middle bit picks the part: hashbrown uses the low bits for buckets and
+                    // the top ones for tags.
+                    let mut mine = hashes
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, h)| (*h >> 32) % parts as u64 == part)
+                        .map(|(i, h)| (i as u32, *h));
+                    keep(&mut mine)
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .flat_map(|t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
 
 #[cfg(test)]
