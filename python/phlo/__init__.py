@@ -8,6 +8,7 @@ from phlo import errors
 from phlo._native import __version__
 from phlo.lakehouse import AppendResult, Lakehouse, PartitionField, Scan, Snapshot, Table
 from phlo.merge import MergeResult, dedupe, merge_to_iceberg
+from phlo.stage import StageResult, stage
 
 __all__ = [
     "AppendResult",
@@ -16,9 +17,11 @@ __all__ = [
     "PartitionField",
     "Scan",
     "Snapshot",
+    "StageResult",
     "Table",
     "__version__",
     "dedupe",
     "errors",
     "merge_to_iceberg",
+    "stage",
 ]

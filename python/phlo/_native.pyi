@@ -14,6 +14,13 @@ _Literal = bool | int | float | str | tuple[str, int]
 def dedupe(
     data: Any, unique_key: Sequence[str], method: str, order_by: str | None = None
 ) -> tuple[Any, int]: ...
+def stage(
+    data: Any,
+    directory: str | Path,
+    run_id: str,
+    partition_date: str | None,
+    rows_per_file: int,
+) -> dict[str, Any]: ...
 
 class NativeScan:
     @property

@@ -12,6 +12,7 @@ pub mod iceberg;
 pub mod lakehouse;
 pub mod merge;
 pub mod schema;
+pub mod stage;
 
 pub use error::{Error, Result};
 pub use lakehouse::{AppendResult, Lakehouse};

@@ -6,6 +6,7 @@ mod errors;
 mod lakehouse;
 mod runtime;
 mod scan;
+mod stage;
 
 use pyo3::prelude::*;
 
@@ -15,5 +16,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<lakehouse::NativeLakehouse>()?;
     m.add_class::<scan::NativeScan>()?;
     m.add_function(wrap_pyfunction!(dedupe::dedupe, m)?)?;
+    m.add_function(wrap_pyfunction!(stage::stage, m)?)?;
     Ok(())
 }
