@@ -83,6 +83,12 @@ def parquet_floor(data: pa.Table, work: Path) -> Callable[[], int]:
     return run
 
 
+def phlo_stage(data: pa.Table, work: Path) -> Callable[[], int]:
+    import phlo
+
+    return lambda: phlo.stage(data, work / "stage", run_id="bench").rows
+
+
 def _pyiceberg_catalog(work: Path):
     from pyiceberg.catalog.sql import SqlCatalog
 
@@ -147,6 +153,7 @@ CASES = {
         ("pyiceberg", pyiceberg_append),
         ("pq.write_table (floor)", parquet_floor),
     ],
+    "stage": [("phlo", phlo_stage), ("pq.write_table", parquet_floor)],
     "scan all": [("phlo", phlo_scan), ("pyiceberg", pyiceberg_scan)],
     "scan one day": [("phlo", phlo_scan_day), ("pyiceberg", pyiceberg_scan_day)],
 }
@@ -154,7 +161,7 @@ CASES = {
 
 def _child(case: str, name: str, input_path: str, tables: str, queue: mp.Queue) -> None:
     setup = dict(CASES[case])[name]
-    if case == "append":  # writes get the input in memory; scans read the prepared tables
+    if case in ("append", "stage"):  # writes get the input in memory; scans read tables
         data = pq.read_table(input_path)
         with tempfile.TemporaryDirectory() as work:
             run = setup(data, Path(work))

@@ -45,10 +45,10 @@ def stage(
     *,
     run_id: str | None = None,
     partition_date: str | dt.date | None = None,
-    rows_per_file: int = 1_000_000,
+    rows_per_file: int = 250_000,
 ) -> StageResult:
     """Writes Arrow-like `data` as zstd Parquet files ``{directory}/{run_id}-NNNNN.parquet``
-    (Iceberg field ids, one file per `rows_per_file` rows, encoded in parallel), adding phlo's
+    (Iceberg field ids, `rows_per_file` rows a file, files encoded in parallel), adding phlo's
     metadata columns. Files appear only when complete."""
     run_id = run_id or uuid.uuid4().hex
     if isinstance(partition_date, dt.date):

@@ -3,17 +3,13 @@
 //! Keys are compared as arrow-row encodings, so any key type and composite keys work alike;
 //! rows are split by key hash over the cores and each part is deduplicated on its own thread.
 
-use std::hash::BuildHasher;
-
-use arrow_array::cast::AsArray;
-use arrow_array::types::{Int32Type, Int64Type};
-use arrow_array::{Array, BooleanArray, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::{Array, BooleanArray, RecordBatch};
 use arrow_row::{RowConverter, Rows, SortField};
-use arrow_schema::DataType;
 use arrow_select::filter::filter_record_batch;
-use hashbrown::{DefaultHashBuilder, HashTable};
+use hashbrown::HashTable;
 
 use crate::error::{Context, Error, Location, Result};
+use crate::keys::{KeyColumns, KeyEncoder, key_arrays};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DedupeMethod {
@@ -55,11 +51,11 @@ pub fn dedupe(
 ) -> Result<Deduped> {
     check_no_null_keys(batch, keys)?;
     let keep: Vec<u32> = match method {
-        DedupeMethod::First => keep_first(&Keys::of(batch, keys)?),
+        DedupeMethod::First => keep_first(&KeyEncoder::new(batch, keys)?.keys(batch)?),
         DedupeMethod::Last => match order_by {
-            None => keep_last(&Keys::of(batch, keys)?, None),
+            None => keep_last(&KeyEncoder::new(batch, keys)?.keys(batch)?, None),
             Some(column) => keep_last(
-                &Keys::of(batch, keys)?,
+                &KeyEncoder::new(batch, keys)?.keys(batch)?,
                 Some(&encode(batch, &[column.to_string()])?),
             ),
         },
@@ -70,7 +66,7 @@ pub fn dedupe(
                 .iter()
                 .map(|f| f.name().clone())
                 .collect();
-            keep_first(&Keys::Rows(encode(batch, &all)?))
+            keep_first(&KeyColumns::Rows(encode(batch, &all)?))
         }
     };
     let dropped = (batch.num_rows() - keep.len()) as u64;
@@ -94,21 +90,7 @@ pub fn dedupe(
 
 /// Row-encodes `columns` of `batch` (order-preserving bytes, equal values → equal bytes).
 fn encode(batch: &RecordBatch, columns: &[String]) -> Result<Rows> {
-    let arrays = columns
-        .iter()
-        .map(|name| {
-            batch.column_by_name(name).cloned().ok_or_else(|| {
-                Error::schema(
-                    "key column is missing from the data",
-                    Location {
-                        table: None,
-                        column: Some(name.clone()),
-                    },
-                    "add the column, or fix unique_key / order_by",
-                )
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let arrays = key_arrays(batch, columns)?;
     let fields = arrays
         .iter()
         .map(|a| SortField::new(a.data_type().clone()))
@@ -154,61 +136,7 @@ fn check_no_null_keys(batch: &RecordBatch, keys: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// The key of each row, hashed and compared by row index. Single string or integer keys are
-/// read straight from their arrays; other keys are arrow-row encoded.
-enum Keys<'a> {
-    Utf8(&'a StringArray),
-    Int64(&'a Int64Array),
-    Int32(&'a Int32Array),
-    Rows(Rows),
-}
-
-impl<'a> Keys<'a> {
-    fn of(batch: &'a RecordBatch, keys: &[String]) -> Result<Self> {
-        if let [key] = keys
-            && let Some(column) = batch.column_by_name(key)
-        {
-            match column.data_type() {
-                DataType::Utf8 => return Ok(Keys::Utf8(column.as_string::<i32>())),
-                DataType::Int64 => return Ok(Keys::Int64(column.as_primitive::<Int64Type>())),
-                DataType::Int32 => return Ok(Keys::Int32(column.as_primitive::<Int32Type>())),
-                _ => {}
-            }
-        }
-        Ok(Keys::Rows(encode(batch, keys)?))
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Keys::Utf8(a) => a.len(),
-            Keys::Int64(a) => a.len(),
-            Keys::Int32(a) => a.len(),
-            Keys::Rows(r) => r.num_rows(),
-        }
-    }
-
-    fn hash(&self, i: u32) -> u64 {
-        let i = i as usize;
-        match self {
-            Keys::Utf8(a) => HASHER.hash_one(a.value(i).as_bytes()),
-            Keys::Int64(a) => HASHER.hash_one(a.value(i)),
-            Keys::Int32(a) => HASHER.hash_one(a.value(i)),
-            Keys::Rows(r) => HASHER.hash_one(r.row(i).as_ref()),
-        }
-    }
-
-    fn same(&self, i: u32, j: u32) -> bool {
-        let (i, j) = (i as usize, j as usize);
-        match self {
-            Keys::Utf8(a) => a.value(i) == a.value(j),
-            Keys::Int64(a) => a.value(i) == a.value(j),
-            Keys::Int32(a) => a.value(i) == a.value(j),
-            Keys::Rows(r) => r.row(i) == r.row(j),
-        }
-    }
-}
-
-fn keep_first(keys: &Keys<'_>) -> Vec<u32> {
+fn keep_first(keys: &KeyColumns) -> Vec<u32> {
     keep_per_key(keys, |part| {
         let mut table = HashTable::new();
         part.filter(|&(i, hash)| first_of_key(&mut table, keys, i, hash))
@@ -218,7 +146,7 @@ fn keep_first(keys: &Keys<'_>) -> Vec<u32> {
 }
 
 /// Last occurrence of each key, or the one with the greatest `order` (ties: the later row).
-fn keep_last(keys: &Keys<'_>, order: Option<&Rows>) -> Vec<u32> {
+fn keep_last(keys: &KeyColumns, order: Option<&Rows>) -> Vec<u32> {
     match order {
         // The last row of a key is the first one met walking backwards.
         None => keep_per_key(keys, |part| {
@@ -233,14 +161,14 @@ fn keep_last(keys: &Keys<'_>, order: Option<&Rows>) -> Vec<u32> {
         Some(order) => keep_per_key(keys, |part| {
             let mut winners: HashTable<u32> = HashTable::new();
             for (i, hash) in part {
-                match winners.find_mut(hash, |&j| keys.same(i, j)) {
+                match winners.find_mut(hash, |&j| keys.same(i as usize, keys, j as usize)) {
                     Some(winner) => {
                         if order.row(i as usize) >= order.row(*winner as usize) {
                             *winner = i;
                         }
                     }
                     None => {
-                        winners.insert_unique(hash, i, |&j| keys.hash(j));
+                        winners.insert_unique(hash, i, |&j| keys.hash(j as usize));
                     }
                 }
             }
@@ -250,20 +178,20 @@ fn keep_last(keys: &Keys<'_>, order: Option<&Rows>) -> Vec<u32> {
 }
 
 /// Inserts row `i` into `table` if its key is new there; returns whether it was.
-fn first_of_key(table: &mut HashTable<u32>, keys: &Keys<'_>, i: u32, hash: u64) -> bool {
-    if table.find(hash, |&j| keys.same(i, j)).is_some() {
+fn first_of_key(table: &mut HashTable<u32>, keys: &KeyColumns, i: u32, hash: u64) -> bool {
+    if table
+        .find(hash, |&j| keys.same(i as usize, keys, j as usize))
+        .is_some()
+    {
         return false;
     }
-    table.insert_unique(hash, i, |&j| keys.hash(j));
+    table.insert_unique(hash, i, |&j| keys.hash(j as usize));
     true
 }
 
-static HASHER: std::sync::LazyLock<DefaultHashBuilder> =
-    std::sync::LazyLock::new(DefaultHashBuilder::default);
-
 /// Runs `keep` on each hash partition of the rows in parallel (rows of one key always share a
 /// partition) and returns the kept row indices, unordered.
-fn keep_per_key<F>(keys: &Keys<'_>, keep: F) -> Vec<u32>
+fn keep_per_key<F>(keys: &KeyColumns, keep: F) -> Vec<u32>
 where
     F: Fn(&mut dyn Iterator<Item = (u32, u64)>) -> Vec<u32> + Sync,
 {
@@ -278,7 +206,7 @@ where
             .map(|start| {
                 scope.spawn(move || {
                     (start..(start + chunk).min(n))
-                        .map(|i| keys.hash(i as u32))
+                        .map(|i| keys.hash(i))
                         .collect::<Vec<_>>()
                 })
             })

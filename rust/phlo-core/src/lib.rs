@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod dedupe;
 pub mod error;
 pub mod iceberg;
+pub mod keys;
 pub mod lakehouse;
 pub mod merge;
 pub mod schema;

@@ -12,8 +12,8 @@ use std::thread::JoinHandle;
 use arrow_array::{
     ArrayRef, Date32Array, RecordBatch, StringArray, TimestampMicrosecondArray, new_null_array,
 };
+use arrow_buffer::OffsetBuffer;
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
-use arrow_select::concat::concat_batches;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -174,7 +174,7 @@ fn add_metadata(
 ) -> Result<RecordBatch> {
     let n = batch.num_rows();
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-    columns.push(Arc::new(StringArray::from_iter_values(ulids.take(n))));
+    columns.push(Arc::new(ulids.take(n)));
     columns.push(Arc::new(
         TimestampMicrosecondArray::from_value(ingested_at, n).with_timezone("UTC"),
     ));
@@ -214,8 +214,9 @@ fn write_file(path: &Path, schema: SchemaRef, batches: Vec<RecordBatch>) -> Resu
         .set_max_row_group_row_count(Some(128 * 1024))
         .build();
     let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(parquet)?;
-    let batch = concat_batches(&schema, &batches).context(|| "collecting a staged file".into())?;
-    writer.write(&batch).map_err(parquet)?;
+    for batch in &batches {
+        writer.write(batch).map_err(parquet)?;
+    }
     let file = writer.into_inner().map_err(parquet)?;
     file.sync_all().map_err(storage)?;
     let bytes = file.metadata().map_err(storage)?.len();
@@ -260,31 +261,36 @@ impl UlidGenerator {
         }
     }
 
-    fn take(&self, n: usize) -> impl Iterator<Item = String> + '_ {
+    /// The next `n` ids as one string array (one buffer, no allocation per id).
+    fn take(&self, n: usize) -> StringArray {
         let first = self
             .next
             .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-        (first..first + n as u64).map(move |i| {
+        let mut text = Vec::with_capacity(n * ULID_LEN);
+        for i in first..first + n as u64 {
             let value = (u128::from(self.time_ms) << 80)
                 | (u128::from(self.random_high) << 64)
                 | u128::from(self.random_low_base + i);
-            encode_ulid(value)
-        })
+            encode_ulid(value, &mut text);
+        }
+        let offsets = OffsetBuffer::from_lengths(std::iter::repeat_n(ULID_LEN, n));
+        StringArray::new(offsets, text.into(), None)
     }
 }
 
-fn encode_ulid(value: u128) -> String {
-    let mut out = [0u8; 26];
-    for (i, slot) in out.iter_mut().enumerate() {
+const ULID_LEN: usize = 26;
+
+/// Appends the 26 Crockford base32 digits of a 128-bit ULID.
+fn encode_ulid(value: u128, out: &mut Vec<u8>) {
+    for i in 0..ULID_LEN {
         let shift = 125 - 5 * i as i32;
         let digit = if shift >= 0 {
             (value >> shift) & 0x1f
         } else {
             (value << -shift) & 0x1f
         };
-        *slot = CROCKFORD[digit as usize];
+        out.push(CROCKFORD[digit as usize]);
     }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -387,10 +393,17 @@ mod tests {
 
     #[test]
     fn ulids_are_crockford_and_ordered() {
-        assert_eq!(encode_ulid(0), "00000000000000000000000000");
-        assert_eq!(encode_ulid(u128::MAX), "7ZZZZZZZZZZZZZZZZZZZZZZZZZ");
+        let text = |value| {
+            let mut out = Vec::new();
+            encode_ulid(value, &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(text(0), "00000000000000000000000000");
+        assert_eq!(text(u128::MAX), "7ZZZZZZZZZZZZZZZZZZZZZZZZZ");
         let generator = UlidGenerator::new();
-        let ids: Vec<String> = generator.take(100).collect();
+        let ids = generator.take(100);
+        let ids: Vec<&str> = ids.iter().map(|s| s.unwrap()).collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        assert!(generator.take(1).value(0) > ids[99]);
     }
 }

@@ -1,8 +1,7 @@
 //! The keys of a merge batch: membership of (composite) keys, and range pruning of data files
-//! by the first key column's statistics. Keys are arrow-row encodings, indexed without one
+//! by the first key column's statistics. Keys are indexed by row number, without one
 //! allocation per key.
 
-use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use arrow_array::{
@@ -11,19 +10,17 @@ use arrow_array::{
 };
 use arrow_row::{RowConverter, Rows, SortField};
 use arrow_schema::DataType;
-use hashbrown::{DefaultHashBuilder, HashTable};
+use hashbrown::HashTable;
 use iceberg::spec::{DataFile, Datum, PrimitiveLiteral};
 
-use crate::error::{Context, Error, Location, Result};
+use crate::error::{Context, Result};
+use crate::keys::{KeyColumns, KeyEncoder, key_arrays};
 
 pub struct BatchKeys {
-    pub names: Vec<String>,
-    converter: RowConverter,
-    rows: Rows,
+    encoder: KeyEncoder,
+    keys: KeyColumns,
     /// Index of the first row of each distinct key, by the key's hash.
     index: HashTable<u32>,
-    hasher: DefaultHashBuilder,
-    distinct: usize,
     first: RowConverter,
     first_type: DataType,
     first_rows: Rows,
@@ -33,41 +30,32 @@ pub struct BatchKeys {
 
 impl BatchKeys {
     pub fn new(batch: &RecordBatch, names: &[String]) -> Result<Self> {
-        let arrays = key_arrays(batch, names)?;
-        let fields = arrays
-            .iter()
-            .map(|a| SortField::new(a.data_type().clone()))
-            .collect();
-        let converter = RowConverter::new(fields).context(|| "encoding keys".into())?;
-        let rows = converter
-            .convert_columns(&arrays)
-            .context(|| "encoding keys".into())?;
-        let hasher = DefaultHashBuilder::default();
-        let mut index = HashTable::with_capacity(rows.num_rows());
-        for (i, row) in rows.iter().enumerate() {
-            let hash = hasher.hash_one(row.as_ref());
-            if index.find(hash, |&j| rows.row(j as usize) == row).is_none() {
-                index.insert_unique(hash, i as u32, |&j| {
-                    hasher.hash_one(rows.row(j as usize).as_ref())
-                });
+        let encoder = KeyEncoder::new(batch, names)?;
+        let keys = encoder.keys(batch)?;
+        let mut index = HashTable::with_capacity(keys.len());
+        for i in 0..keys.len() {
+            let hash = keys.hash(i);
+            if index
+                .find(hash, |&j| keys.same(j as usize, &keys, i))
+                .is_none()
+            {
+                index.insert_unique(hash, i as u32, |&j| keys.hash(j as usize));
             }
         }
-        let first_type = arrays[0].data_type().clone();
+        let first_column = key_arrays(batch, &names[..1])?;
+        let first_type = first_column[0].data_type().clone();
         let first = RowConverter::new(vec![SortField::new(first_type.clone())])
             .context(|| "encoding keys".into())?;
         let first_rows = first
-            .convert_columns(&arrays[..1])
+            .convert_columns(&first_column)
             .context(|| "encoding keys".into())?;
-        let mut first_sorted: Vec<u32> = (0..rows.num_rows() as u32).collect();
+        let mut first_sorted: Vec<u32> = (0..keys.len() as u32).collect();
         first_sorted
             .sort_unstable_by(|&a, &b| first_rows.row(a as usize).cmp(&first_rows.row(b as usize)));
         Ok(Self {
-            names: names.to_vec(),
-            distinct: index.len(),
-            converter,
-            rows,
+            encoder,
+            keys,
             index,
-            hasher,
             first,
             first_type,
             first_rows,
@@ -76,26 +64,22 @@ impl BatchKeys {
     }
 
     pub fn num_rows(&self) -> usize {
-        self.rows.num_rows()
+        self.keys.len()
     }
 
     pub fn distinct(&self) -> usize {
-        self.distinct
+        self.index.len()
     }
 
-    /// Encodes the key columns of a table batch the same way as the batch's keys.
-    pub fn encode(&self, batch: &RecordBatch) -> Result<Rows> {
-        let arrays = key_arrays(batch, &self.names)?;
-        self.converter
-            .convert_columns(&arrays)
-            .context(|| "encoding keys".into())
+    /// The keys of a table batch, comparable with the batch's.
+    pub fn probe(&self, batch: &RecordBatch) -> Result<KeyColumns> {
+        self.encoder.keys(batch)
     }
 
-    /// The batch row holding `key` (an encoding from [`Self::encode`]), if any.
-    pub fn find(&self, key: &[u8]) -> Option<usize> {
-        let hash = self.hasher.hash_one(key);
+    /// The batch row with the same key as row `i` of `probe`, if any.
+    pub fn find(&self, probe: &KeyColumns, i: usize) -> Option<usize> {
         self.index
-            .find(hash, |&j| self.rows.row(j as usize).as_ref() == key)
+            .find(probe.hash(i), |&j| self.keys.same(j as usize, probe, i))
             .map(|&j| j as usize)
     }
 
@@ -147,21 +131,4 @@ impl BatchKeys {
         let rows = self.first.convert_columns(&[array]).ok()?;
         Some(rows.row(0).as_ref().to_vec())
     }
-}
-
-pub fn key_arrays(batch: &RecordBatch, keys: &[String]) -> Result<Vec<ArrayRef>> {
-    keys.iter()
-        .map(|key| {
-            batch.column_by_name(key).cloned().ok_or_else(|| {
-                Error::schema(
-                    "unique key column is not in the table",
-                    Location {
-                        table: None,
-                        column: Some(key.clone()),
-                    },
-                    "set unique_key to columns of the table",
-                )
-            })
-        })
-        .collect()
 }

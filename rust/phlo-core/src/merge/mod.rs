@@ -259,7 +259,7 @@ fn check_keys(batch: &RecordBatch, keys: &[String]) -> Result<()> {
             "name the column(s) that identify a row",
         ));
     }
-    keys::key_arrays(batch, keys).map(|_| ())
+    crate::keys::key_arrays(batch, keys).map(|_| ())
 }
 
 fn summary_metrics(result: &MergeResult) -> Vec<(String, String)> {
@@ -364,10 +364,9 @@ fn filter_out_keys(
     for batch in reader {
         let batch = batch.context(|| format!("decoding {path}"))?;
         let batch = cast_to_schema(&known_columns(&batch, target)?, target)?;
-        let rows = keys.encode(&batch)?;
-        let mask: BooleanArray = rows
-            .iter()
-            .map(|row| match keys.find(row.as_ref()) {
+        let probe = keys.probe(&batch)?;
+        let mask: BooleanArray = (0..probe.len())
+            .map(|row| match keys.find(&probe, row) {
                 Some(i) => {
                     out.found.push(i as u32);
                     Some(false)

@@ -1,0 +1,137 @@
+//! Row keys (one or more columns) hashed and compared by row index. A single string or integer
+//! key is read straight from its Arrow array; other keys are arrow-row encoded. Used by dedupe
+//! and by the merge engine's key index.
+
+use std::hash::BuildHasher;
+use std::sync::LazyLock;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type};
+use arrow_array::{Array, ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_row::{RowConverter, Rows, SortField};
+use arrow_schema::DataType;
+use hashbrown::DefaultHashBuilder;
+
+use crate::error::{Context, Error, Location, Result};
+
+static HASHER: LazyLock<DefaultHashBuilder> = LazyLock::new(DefaultHashBuilder::default);
+
+/// The key of every row of one batch.
+pub enum KeyColumns {
+    Utf8(StringArray),
+    Int64(Int64Array),
+    Int32(Int32Array),
+    Rows(Rows),
+}
+
+/// Builds [`KeyColumns`] for batches with the same key types, so keys of different batches
+/// compare (the row encoding needs one converter for all of them).
+pub struct KeyEncoder {
+    names: Vec<String>,
+    converter: Option<RowConverter>,
+}
+
+impl KeyEncoder {
+    /// `sample` fixes the key types (e.g. the merge batch, or the table schema's empty batch).
+    pub fn new(sample: &RecordBatch, names: &[String]) -> Result<Self> {
+        let arrays = key_arrays(sample, names)?;
+        let direct = matches!(
+            (arrays.as_slice(), arrays.first().map(|a| a.data_type())),
+            (
+                [_],
+                Some(DataType::Utf8 | DataType::Int64 | DataType::Int32)
+            )
+        );
+        let converter = if direct {
+            None
+        } else {
+            let fields = arrays
+                .iter()
+                .map(|a| SortField::new(a.data_type().clone()))
+                .collect();
+            Some(RowConverter::new(fields).context(|| "encoding keys".into())?)
+        };
+        Ok(Self {
+            names: names.to_vec(),
+            converter,
+        })
+    }
+
+    pub fn keys(&self, batch: &RecordBatch) -> Result<KeyColumns> {
+        let arrays = key_arrays(batch, &self.names)?;
+        if let Some(converter) = &self.converter {
+            let rows = converter
+                .convert_columns(&arrays)
+                .context(|| "encoding keys".into())?;
+            return Ok(KeyColumns::Rows(rows));
+        }
+        let column = &arrays[0];
+        Ok(match column.data_type() {
+            DataType::Utf8 => KeyColumns::Utf8(column.as_string::<i32>().clone()),
+            DataType::Int64 => KeyColumns::Int64(column.as_primitive::<Int64Type>().clone()),
+            DataType::Int32 => KeyColumns::Int32(column.as_primitive::<Int32Type>().clone()),
+            other => {
+                return Err(Error::schema(
+                    format!("key type changed to {other}"),
+                    Location {
+                        table: None,
+                        column: Some(self.names[0].clone()),
+                    },
+                    "keys of one merge must have one type",
+                ));
+            }
+        })
+    }
+}
+
+impl KeyColumns {
+    pub fn len(&self) -> usize {
+        match self {
+            KeyColumns::Utf8(a) => a.len(),
+            KeyColumns::Int64(a) => a.len(),
+            KeyColumns::Int32(a) => a.len(),
+            KeyColumns::Rows(r) => r.num_rows(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn hash(&self, i: usize) -> u64 {
+        match self {
+            KeyColumns::Utf8(a) => HASHER.hash_one(a.value(i).as_bytes()),
+            KeyColumns::Int64(a) => HASHER.hash_one(a.value(i)),
+            KeyColumns::Int32(a) => HASHER.hash_one(a.value(i)),
+            KeyColumns::Rows(r) => HASHER.hash_one(r.row(i).as_ref()),
+        }
+    }
+
+    /// Whether row `i` of `self` and row `j` of `other` (same encoder) have the same key.
+    pub fn same(&self, i: usize, other: &KeyColumns, j: usize) -> bool {
+        match (self, other) {
+            (KeyColumns::Utf8(a), KeyColumns::Utf8(b)) => a.value(i) == b.value(j),
+            (KeyColumns::Int64(a), KeyColumns::Int64(b)) => a.value(i) == b.value(j),
+            (KeyColumns::Int32(a), KeyColumns::Int32(b)) => a.value(i) == b.value(j),
+            (KeyColumns::Rows(a), KeyColumns::Rows(b)) => a.row(i) == b.row(j),
+            _ => false,
+        }
+    }
+}
+
+pub fn key_arrays(batch: &RecordBatch, keys: &[String]) -> Result<Vec<ArrayRef>> {
+    keys.iter()
+        .map(|key| {
+            batch.column_by_name(key).cloned().ok_or_else(|| {
+                Error::schema(
+                    "key column is missing",
+                    Location {
+                        table: None,
+                        column: Some(key.clone()),
+                    },
+                    "set unique_key (and order_by) to columns of the table",
+                )
+            })
+        })
+        .collect()
+}
