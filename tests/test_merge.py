@@ -197,3 +197,31 @@ def test_pandas_without_arrow_types_merges(lh):
     )
     assert table.merge(frame, "id").rows_inserted == 2
     assert table.scan().to_arrow().column("x").null_count == 1
+
+
+def test_partition_pruning_when_partition_columns_are_in_the_key(lh):
+    table = lh.create_table(
+        "raw.regional",
+        {"region": pa.string(), "id": pa.int64(), "v": pa.int64()},
+        partition_by=["region"],
+    )
+    for region in ("eu", "us", "apac"):
+        table.merge(
+            pa.table({"region": [region] * 100, "id": list(range(100)), "v": [0] * 100}),
+            ["region", "id"],
+        )
+    # Every region's file covers ids 0-99; only the eu file can hold ("eu", 5).
+    update = table.merge(pa.table({"region": ["eu"], "id": [5], "v": [1]}), ["region", "id"])
+    assert (update.files_scanned, update.files_removed, update.rows_updated) == (1, 1, 1)
+    # Keyed on id alone, a row could move between partitions: every file with id 5 is read.
+    by_id = table.merge(pa.table({"region": ["us"], "id": [7], "v": [2]}), "id")
+    assert by_id.files_scanned == 3
+    assert (by_id.rows_updated, by_id.rows_deleted) == (1, 2)  # id 7 was in all three regions
+    data = table.scan().to_arrow().to_pylist()
+    assert len(data) == 298
+    assert {(r["region"], r["v"]) for r in data if r["id"] == 7} == {("us", 2)}
+    assert {(r["region"], r["v"]) for r in data if r["id"] == 5} == {
+        ("eu", 1),
+        ("us", 0),
+        ("apac", 0),
+    }

@@ -137,8 +137,8 @@ fn check_no_null_keys(batch: &RecordBatch, keys: &[String]) -> Result<()> {
 }
 
 fn keep_first(keys: &KeyColumns) -> Vec<u32> {
-    keep_per_key(keys, |part| {
-        let mut table = HashTable::new();
+    keep_per_key(keys, |part, expected| {
+        let mut table = HashTable::with_capacity(expected);
         part.filter(|&(i, hash)| first_of_key(&mut table, keys, i, hash))
             .map(|(i, _)| i)
             .collect()
@@ -149,8 +149,8 @@ fn keep_first(keys: &KeyColumns) -> Vec<u32> {
 fn keep_last(keys: &KeyColumns, order: Option<&Rows>) -> Vec<u32> {
     match order {
         // The last row of a key is the first one met walking backwards.
-        None => keep_per_key(keys, |part| {
-            let mut table = HashTable::new();
+        None => keep_per_key(keys, |part, expected| {
+            let mut table = HashTable::with_capacity(expected);
             let part: Vec<(u32, u64)> = part.collect();
             part.into_iter()
                 .rev()
@@ -158,8 +158,8 @@ fn keep_last(keys: &KeyColumns, order: Option<&Rows>) -> Vec<u32> {
                 .map(|(i, _)| i)
                 .collect()
         }),
-        Some(order) => keep_per_key(keys, |part| {
-            let mut winners: HashTable<u32> = HashTable::new();
+        Some(order) => keep_per_key(keys, |part, expected| {
+            let mut winners: HashTable<u32> = HashTable::with_capacity(expected);
             for (i, hash) in part {
                 match winners.find_mut(hash, |&j| keys.same(i as usize, keys, j as usize)) {
                     Some(winner) => {
@@ -193,7 +193,7 @@ fn first_of_key(table: &mut HashTable<u32>, keys: &KeyColumns, i: u32, hash: u64
 /// partition) and returns the kept row indices, unordered.
 fn keep_per_key<F>(keys: &KeyColumns, keep: F) -> Vec<u32>
 where
-    F: Fn(&mut dyn Iterator<Item = (u32, u64)>) -> Vec<u32> + Sync,
+    F: Fn(&mut dyn Iterator<Item = (u32, u64)>, usize) -> Vec<u32> + Sync,
 {
     let n = keys.len();
     let parts = std::thread::available_parallelism()
@@ -227,7 +227,8 @@ where
                         .enumerate()
                         .filter(|(_, h)| (*h >> 32) % parts as u64 == part)
                         .map(|(i, h)| (i as u32, *h));
-                    keep(&mut mine)
+                    // Sized for every row of the part being distinct: no rehashing.
+                    keep(&mut mine, n / parts + 1)
                 })
             })
             .collect::<Vec<_>>()

@@ -30,11 +30,15 @@ pub fn dedupe(
                     context: "reading the input".into(),
                     source,
                 })?;
-        let batch =
-            concat_batches(&schema, &batches).map_err(|source| phlo_core::Error::Arrow {
-                context: "collecting the input".into(),
-                source,
-            })?;
+        // One batch (the usual case) is used as it is; several are joined once.
+        let batch = match batches.as_slice() {
+            [one] => Ok(one.clone()),
+            _ => concat_batches(&schema, &batches),
+        }
+        .map_err(|source| phlo_core::Error::Arrow {
+            context: "collecting the input".into(),
+            source,
+        })?;
         dedupe_batch(&batch, &unique_key, method, order_by.as_deref())
     });
     let deduped = deduped.py_err()?;

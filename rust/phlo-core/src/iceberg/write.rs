@@ -256,6 +256,20 @@ async fn open_writer(
         .context(|| "opening a data file".into())
 }
 
+/// The distinct partition values of `batch` under the table's only partition spec; `None` when
+/// the table is unpartitioned or has several specs (older files may follow another).
+pub fn partition_values(
+    metadata: &TableMetadata,
+    batch: &RecordBatch,
+) -> Result<Option<Vec<Struct>>> {
+    let spec = metadata.default_partition_spec();
+    if spec.is_unpartitioned() || metadata.partition_specs_iter().len() > 1 {
+        return Ok(None);
+    }
+    let partitioner = Partitioner::new(spec, metadata.current_schema())?;
+    partitioner.values(batch).map(Some)
+}
+
 /// Splits batches by partition value without materialising a value per row.
 struct Partitioner {
     calculator: PartitionValueCalculator,
@@ -273,6 +287,27 @@ impl Partitioner {
             calculator,
             partition_type,
         })
+    }
+
+    /// The distinct partition values of a batch.
+    fn values(&self, batch: &RecordBatch) -> Result<Vec<Struct>> {
+        let values: ArrayRef = self
+            .calculator
+            .calculate(batch)
+            .context(|| "computing partition values".into())?;
+        let converter = RowConverter::new(vec![SortField::new(values.data_type().clone())])
+            .context(|| "encoding partition values".into())?;
+        let rows = converter
+            .convert_columns(std::slice::from_ref(&values))
+            .context(|| "encoding partition values".into())?;
+        let mut first_of_each: HashMap<_, usize> = HashMap::new();
+        for (i, row) in rows.iter().enumerate() {
+            first_of_each.entry(row).or_insert(i);
+        }
+        first_of_each
+            .into_values()
+            .map(|i| self.struct_value(&values.slice(i, 1)))
+            .collect()
     }
 
     fn split(&self, batch: &RecordBatch) -> Result<Vec<(Struct, RecordBatch)>> {

@@ -15,8 +15,9 @@ use std::time::Instant;
 use arrow_array::{BooleanArray, RecordBatch};
 use arrow_schema::SchemaRef as ArrowSchemaRef;
 use arrow_select::filter::filter_record_batch;
+use hashbrown::HashSet;
 use iceberg::io::FileIO;
-use iceberg::spec::DataFile;
+use iceberg::spec::{DataFile, Struct};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 mod keys;
@@ -30,7 +31,7 @@ use crate::iceberg::LoadedTable;
 use crate::iceberg::commit::{
     ConcurrentChanges, SnapshotChange, commit, commit_append, live_data_files,
 };
-use crate::iceberg::write::DataFileSink;
+use crate::iceberg::write::{DataFileSink, partition_values};
 use crate::schema::cast_to_schema;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,8 +176,21 @@ pub async fn merge(
                 });
                 }
                 let live = live_data_files(io, &table, &options.branch).await?;
+                // When every partition column is part of the key, a row can only be replaced by
+                // a batch row of the same partition: files of other partitions cannot match.
+                let partitions = match partition_columns_in_key(&table, &options.unique_key) {
+                    true => {
+                        partition_values(&table.metadata, &batch)?.map(HashSet::<Struct>::from_iter)
+                    }
+                    false => None,
+                };
                 let candidates: Vec<DataFile> = live
                     .into_iter()
+                    .filter(|f| {
+                        partitions
+                            .as_ref()
+                            .is_none_or(|p| p.contains(f.partition()))
+                    })
                     .filter(|f| keys.may_be_in(f, key_field))
                     .collect();
                 phases.end("plan");
@@ -250,6 +264,20 @@ pub async fn merge(
     result.commit_retries = outcome.retries;
     result.timings = phases.done;
     Ok(result)
+}
+
+fn partition_columns_in_key(table: &LoadedTable, key: &[String]) -> bool {
+    let schema = table.metadata.current_schema();
+    table
+        .metadata
+        .default_partition_spec()
+        .fields()
+        .iter()
+        .all(|field| {
+            schema
+                .name_by_field_id(field.source_id)
+                .is_some_and(|name| key.iter().any(|k| k == name))
+        })
 }
 
 fn check_keys(batch: &RecordBatch, keys: &[String]) -> Result<()> {
