@@ -14,8 +14,8 @@ use std::time::Duration;
 use iceberg::io::FileIO;
 use iceberg::spec::{
     DataFile, DataFileFormat, FormatVersion, ManifestContentType, ManifestFile, ManifestList,
-    ManifestListWriter, ManifestStatus, ManifestWriterBuilder, Operation, Snapshot,
-    SnapshotSummaryCollector, Summary,
+    ManifestListWriter, ManifestStatus, ManifestWriter, ManifestWriterBuilder, Operation,
+    PartitionSpec, SchemaRef, Snapshot, SnapshotSummaryCollector, Summary,
 };
 use uuid::Uuid;
 
@@ -304,16 +304,13 @@ async fn write_snapshot(
         found += hits;
         // Rewrite this manifest: removed files become `deleted` entries, the rest `existing`.
         let path = next_manifest_path();
-        let output = io
-            .new_output(&path)
-            .context(|| format!("creating {path}"))?;
-        let mut writer = ManifestWriterBuilder::new(
-            output,
-            Some(snapshot_id),
+        let mut writer = manifest_writer(
+            io,
+            &path,
+            snapshot_id,
             loaded.metadata().schema().clone(),
             loaded.metadata().partition_spec().clone(),
-        )
-        .build_v2_data();
+        )?;
         for entry in loaded.entries().iter().filter(|e| e.is_alive()) {
             let sequence = entry.sequence_number().unwrap_or(manifest.sequence_number);
             let file_sequence = entry.file_sequence_number.or(Some(sequence));
@@ -347,16 +344,13 @@ async fn write_snapshot(
     }
     if !change.added_files.is_empty() {
         let path = next_manifest_path();
-        let output = io
-            .new_output(&path)
-            .context(|| format!("creating {path}"))?;
-        let mut writer = ManifestWriterBuilder::new(
-            output,
-            Some(snapshot_id),
+        let mut writer = manifest_writer(
+            io,
+            &path,
+            snapshot_id,
             metadata.current_schema().clone(),
             metadata.default_partition_spec().as_ref().clone(),
-        )
-        .build_v2_data();
+        )?;
         for file in &change.added_files {
             // A negative sequence number means "inherit the snapshot's" at read time.
             writer
@@ -428,6 +422,18 @@ async fn write_snapshot(
         written,
         metadata: location.to_string(),
     })
+}
+
+/// A v2 data manifest written by snapshot `snapshot_id` for files of `spec`.
+fn manifest_writer(
+    io: &FileIO,
+    path: &str,
+    snapshot_id: i64,
+    schema: SchemaRef,
+    spec: PartitionSpec,
+) -> Result<ManifestWriter> {
+    let output = io.new_output(path).context(|| format!("creating {path}"))?;
+    Ok(ManifestWriterBuilder::new(output, Some(snapshot_id), schema, spec).build_v2_data())
 }
 
 /// Snapshot ids are random positive 63-bit numbers, unique within the table.
