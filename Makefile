@@ -54,6 +54,7 @@ lint: dev
 	$(BIN)/ruff check python tests benches examples
 	$(BIN)/ruff format --check python tests benches examples
 	$(BIN)/mypy
+	$(BIN)/python -m mypy.stubtest phlo._native --mypy-config-file pyproject.toml
 
 fmt:
 	cargo fmt --all

@@ -2,9 +2,11 @@
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, final
 
 import pyarrow as pa
+
+__all__ = ["NativeLakehouse", "NativeScan", "__version__", "dedupe", "stage"]
 
 __version__: str
 
@@ -22,6 +24,7 @@ def stage(
     rows_per_file: int,
 ) -> dict[str, Any]: ...
 
+@final
 class NativeScan:
     @property
     def schema(self) -> Any: ...
@@ -33,8 +36,9 @@ class NativeScan:
     def snapshot_id(self) -> int | None: ...
     def reader(self) -> Any: ...
 
+@final
 class NativeLakehouse:
-    def __init__(self, root: str | Path) -> None: ...
+    def __new__(cls, root: str | Path) -> NativeLakehouse: ...
     @property
     def root(self) -> Path: ...
     @property
