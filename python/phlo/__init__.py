@@ -6,7 +6,15 @@
 
 from phlo import errors
 from phlo._native import __version__
-from phlo.lakehouse import AppendResult, Lakehouse, PartitionField, Scan, Snapshot, Table
+from phlo.lakehouse import (
+    AppendResult,
+    Lakehouse,
+    PartitionField,
+    RefMergeResult,
+    Scan,
+    Snapshot,
+    Table,
+)
 from phlo.merge import MergeResult, dedupe, merge_to_iceberg
 from phlo.stage import StageResult, stage
 
@@ -15,6 +23,7 @@ __all__ = [
     "Lakehouse",
     "MergeResult",
     "PartitionField",
+    "RefMergeResult",
     "Scan",
     "Snapshot",
     "StageResult",

@@ -22,7 +22,15 @@ if TYPE_CHECKING:
     import pandas
     import polars
 
-__all__ = ["AppendResult", "Lakehouse", "PartitionField", "Scan", "Snapshot", "Table"]
+__all__ = [
+    "AppendResult",
+    "Lakehouse",
+    "PartitionField",
+    "RefMergeResult",
+    "Scan",
+    "Snapshot",
+    "Table",
+]
 
 PartitionBy = Sequence[tuple[str, str] | str]
 
@@ -48,6 +56,16 @@ class Snapshot:
     timestamp: dt.datetime
     operation: str
     summary: dict[str, str] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class RefMergeResult:
+    """What merging one branch into another did, per table."""
+
+    #: Tables changed on the source only: the target now points where the source does.
+    fast_forwarded: list[str]
+    #: Tables that existed on the source only and were added to the target.
+    added: list[str]
 
 
 @dataclass(frozen=True)
@@ -133,10 +151,38 @@ class Lakehouse:
                 raise
         return self.table(name)
 
-    def table(self, name: str) -> Table:
-        """Opens an existing table (raises `NoSuchTableError` if there is none)."""
-        self._native.table_metadata(name)
-        return Table(self._native, name)
+    def table(self, name: str, ref: str = "main") -> Table:
+        """Opens an existing table on branch or tag `ref`; reads and writes of the returned
+        `Table` go to that ref (raises `NoSuchTableError` if the table is not there)."""
+        self._native.table_metadata(name, ref)
+        return Table(self._native, name, ref)
+
+    def create_branch(self, name: str, from_ref: str = "main") -> None:
+        """Creates branch `name` with every table as it is on `from_ref` (pointers only: no
+        data is copied). Writes on the branch are invisible elsewhere until it is merged."""
+        self._native.create_ref(name, "branch", from_ref)
+
+    def create_tag(self, name: str, ref: str = "main") -> None:
+        """Tags the current state of `ref`. Tags are immutable: writes to them are refused."""
+        self._native.create_ref(name, "tag", ref)
+
+    def branches(self) -> list[str]:
+        """Branch names, `main` first."""
+        return ["main", *(name for name, _, _ in self._native.list_refs("branch"))]
+
+    def tags(self) -> list[str]:
+        return [name for name, _, _ in self._native.list_refs("tag")]
+
+    def delete_branch(self, name: str) -> None:
+        """Deletes a branch's pointers; files stay (other refs may use them)."""
+        self._native.delete_branch(name)
+
+    def merge(self, source: str, into: str = "main") -> RefMergeResult:
+        """Merges branch `source` into `into`, all tables atomically: tables changed on the
+        source only are fast-forwarded, tables new on the source are added; a table changed on
+        both sides raises `CommitConflictError` naming it, and nothing is merged."""
+        fast_forwarded, added = self._native.merge_ref(source, into)
+        return RefMergeResult(fast_forwarded=fast_forwarded, added=added)
 
     def drop_table(self, name: str, *, purge: bool = False) -> None:
         """Removes the table from the catalog; with `purge`, deletes its files too."""
@@ -149,12 +195,14 @@ class Lakehouse:
 class Table:
     """An Iceberg table in a `Lakehouse`. Every property reads the table's current metadata."""
 
-    def __init__(self, native: _native.NativeLakehouse, name: str) -> None:
+    def __init__(self, native: _native.NativeLakehouse, name: str, ref: str = "main") -> None:
         self._native = native
         self.name = name
+        #: The catalog branch or tag this table is read from and written to.
+        self.ref = ref
 
     def _metadata(self) -> tuple[str, dict[str, Any], Any]:
-        location, metadata_json, schema = self._native.table_metadata(self.name)
+        location, metadata_json, schema = self._native.table_metadata(self.name, self.ref)
         return location, json.loads(metadata_json), schema
 
     @property
@@ -203,12 +251,11 @@ class Table:
             )
         ]
 
-    def append(
-        self, data: Any, *, branch: str = "main", properties: Mapping[str, str] | None = None
-    ) -> AppendResult:
-        """Appends Arrow-like `data` as one snapshot. Data is cast to the table schema; a
-        column that does not fit raises `SchemaError` and nothing is committed."""
-        result = self._native.append(self.name, as_arrow(data), branch, dict(properties or {}))
+    def append(self, data: Any, *, properties: Mapping[str, str] | None = None) -> AppendResult:
+        """Appends Arrow-like `data` as one snapshot on this table's ref. Data is cast to the
+        table schema; a column that does not fit raises `SchemaError` and nothing is
+        committed. `properties` are added to the snapshot summary."""
+        result = self._native.append(self.name, as_arrow(data), self.ref, dict(properties or {}))
         return AppendResult(**result)
 
     def merge(
@@ -218,7 +265,6 @@ class Table:
         merge_strategy: MergeStrategy = "merge",
         merge_config: Mapping[str, Any] | None = None,
         *,
-        branch: str = "main",
         properties: Mapping[str, str] | None = None,
     ) -> MergeResult:
         """Merges Arrow-like `data` into the table as one atomic snapshot.
@@ -230,13 +276,7 @@ class Table:
         makes "last" mean the greatest value of that column. Null keys raise `MergeError`.
         """
         return merge_into(
-            self,
-            data,
-            unique_key,
-            merge_strategy,
-            merge_config,
-            branch=branch,
-            properties=properties,
+            self, data, unique_key, merge_strategy, merge_config, properties=properties
         )
 
     def scan(
@@ -246,7 +286,6 @@ class Table:
         *,
         snapshot_id: int | None = None,
         as_of: dt.datetime | int | str | None = None,
-        ref: str | None = None,
         batch_size: int | None = None,
     ) -> Scan:
         """Plans a read. `filter` is one ``(column, op, value)`` tuple or a list of them
@@ -259,7 +298,7 @@ class Table:
             normalize_filters(filter),
             snapshot_id,
             _as_of_ms(as_of),
-            ref,
+            self.ref,
             batch_size,
         )
         return Scan(native)
@@ -268,7 +307,7 @@ class Table:
         return self.scan().to_arrow()
 
     def __repr__(self) -> str:
-        return f"Table({self.name!r})"
+        return f"Table({self.name!r}, ref={self.ref!r})"
 
 
 class Scan:

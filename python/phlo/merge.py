@@ -53,7 +53,6 @@ def merge_into(
     merge_strategy: MergeStrategy = "merge",
     merge_config: Mapping[str, Any] | None = None,
     *,
-    branch: str = "main",
     properties: Mapping[str, str] | None = None,
 ) -> MergeResult:
     """See `Table.merge`."""
@@ -75,7 +74,7 @@ def merge_into(
         merge_strategy,
         method,
         config.get("order_by"),
-        branch,
+        table.ref,
         dict(properties or {}),
     )
     return MergeResult(**result)

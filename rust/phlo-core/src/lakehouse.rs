@@ -9,7 +9,7 @@ use arrow_schema::{ArrowError, Schema as ArrowSchema};
 use arrow_select::concat::concat_batches;
 use iceberg::io::FileIO;
 
-use crate::catalog::{SqliteCatalog, TableIdent};
+use crate::catalog::{MAIN, SqliteCatalog, TableIdent};
 use crate::error::{Context, Error, Location, Result};
 use crate::iceberg::commit::{SnapshotChange, commit_append};
 use crate::iceberg::write::DataFileSink;
@@ -94,13 +94,14 @@ impl Lakehouse {
         .await
     }
 
-    pub async fn load_table(&self, name: &str) -> Result<LoadedTable> {
-        LoadedTable::load(&self.catalog, &self.io, &TableIdent::parse(name)?).await
+    /// Loads table `name` as the catalog ref `ref_name` (branch or tag) points at it.
+    pub async fn load_table(&self, name: &str, ref_name: &str) -> Result<LoadedTable> {
+        LoadedTable::load(&self.catalog, &self.io, &TableIdent::parse(name)?, ref_name).await
     }
 
     /// Removes the table from the catalog; with `purge`, also deletes its files.
     pub async fn drop_table(&self, name: &str, purge: bool) -> Result<()> {
-        let table = self.load_table(name).await?;
+        let table = self.load_table(name, MAIN).await?;
         self.catalog.drop_table(&table.ident)?;
         if purge {
             let location = table.metadata.location().to_string();
@@ -112,17 +113,17 @@ impl Lakehouse {
         Ok(())
     }
 
-    /// Appends batches as one snapshot on `branch`. Batches are cast to the table schema; any
+    /// Appends batches as one snapshot on branch `ref_name`. Batches are cast to the table schema; any
     /// error (schema, empty input, commit) leaves the table unchanged and removes the files
     /// written so far.
     pub async fn append(
         &self,
         name: &str,
         batches: impl IntoIterator<Item = std::result::Result<RecordBatch, ArrowError>>,
-        branch: &str,
+        ref_name: &str,
         properties: HashMap<String, String>,
     ) -> Result<AppendResult> {
-        let table = self.load_table(name).await?;
+        let table = self.load_table(name, ref_name).await?;
         let target = arrow_schema_of(table.metadata.current_schema())?;
         let prefix = format!("{}", uuid::Uuid::now_v7());
         let mut sink = DataFileSink::new(&self.io, &table.metadata, &prefix)?;
@@ -164,7 +165,7 @@ impl Lakehouse {
             (Ok(files), None) => files,
         };
         let change = SnapshotChange {
-            branch: branch.to_string(),
+            branch: MAIN.to_string(),
             added_files: files,
             properties,
             ..Default::default()
@@ -198,7 +199,7 @@ impl Lakehouse {
         options: &MergeOptions,
     ) -> Result<MergeResult> {
         let started = std::time::Instant::now();
-        let table = self.load_table(name).await?;
+        let table = self.load_table(name, &options.ref_name).await?;
         let target = arrow_schema_of(table.metadata.current_schema())?;
         let mut cast = Vec::new();
         for batch in batches {
@@ -233,7 +234,9 @@ impl Lakehouse {
     }
 
     pub async fn scan(&self, name: &str, options: &ScanOptions) -> Result<ScanPlan> {
-        let table = self.load_table(name).await?;
+        let table = self
+            .load_table(name, options.ref_name.as_deref().unwrap_or(MAIN))
+            .await?;
         ScanPlan::plan(&self.io, &table, options).await
     }
 

@@ -143,7 +143,7 @@ async fn append_and_scan_round_trip_with_partition_pruning() {
         ..Default::default()
     };
     assert_eq!(rows(&read(&lh, "raw.events", old).await.0), 300);
-    let table = lh.load_table("raw.events").await.unwrap();
+    let table = lh.load_table("raw.events", "main").await.unwrap();
     let head = table.metadata.current_snapshot().unwrap();
     assert_eq!(head.snapshot_id(), second.snapshot_id);
     assert_eq!(head.summary().additional_properties["total-records"], "400");

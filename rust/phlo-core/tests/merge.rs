@@ -53,7 +53,7 @@ fn options(strategy: MergeStrategy, dedupe: Option<DedupeMethod>) -> MergeOption
         strategy,
         dedupe,
         order_by: None,
-        branch: "main".into(),
+        ref_name: "main".into(),
         properties: HashMap::new(),
     }
 }
@@ -199,7 +199,7 @@ async fn merges_leave_files_without_batch_keys_alone() {
     let rows = contents(&lh).await;
     assert_eq!(rows.len(), 201);
     assert!(rows.contains(&("z050".to_string(), 999, Some(3.0))));
-    let table = lh.load_table("raw.t").await.unwrap();
+    let table = lh.load_table("raw.t", "main").await.unwrap();
     let summary = &table
         .metadata
         .current_snapshot()

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use phlo_core::Lakehouse;
+use phlo_core::catalog::RefKind;
 use phlo_core::dedupe::DedupeMethod;
 use phlo_core::iceberg::{Filter, FilterOp, Literal, ScanOptions};
 use phlo_core::merge::{MergeOptions, MergeStrategy};
@@ -131,9 +132,17 @@ impl NativeLakehouse {
     }
 
     /// `(metadata_location, metadata_json, arrow_schema)` of the table's current version.
-    fn table_metadata(&self, py: Python<'_>, name: String) -> PyResult<(String, String, PySchema)> {
+    fn table_metadata(
+        &self,
+        py: Python<'_>,
+        name: String,
+        ref_name: String,
+    ) -> PyResult<(String, String, PySchema)> {
         let lh = self.inner.clone();
-        let table = wait_for(py, async move { lh.load_table(&name).await.py_err() })?;
+        let table = wait_for(
+            py,
+            async move { lh.load_table(&name, &ref_name).await.py_err() },
+        )?;
         let json = serde_json_string(&table.metadata)?;
         let schema = arrow_schema_of(table.metadata.current_schema()).py_err()?;
         Ok((table.metadata_location, json, PySchema::new(schema)))
@@ -162,6 +171,7 @@ impl NativeLakehouse {
         Ok(out)
     }
 
+    // `branch` is the catalog branch to write to.
     #[pyo3(signature = (name, data, unique_key, strategy, deduplication_method, order_by, branch, properties))]
     #[allow(clippy::too_many_arguments)]
     fn merge<'py>(
@@ -184,7 +194,7 @@ impl NativeLakehouse {
                 .transpose()
                 .py_err()?,
             order_by,
-            branch,
+            ref_name: branch,
             properties,
         };
         let reader = data.into_reader()?;
@@ -209,6 +219,49 @@ impl NativeLakehouse {
         }
         out.set_item("timings", timings)?;
         Ok(out)
+    }
+
+    fn create_ref(&self, py: Python<'_>, name: &str, kind: &str, from_ref: &str) -> PyResult<()> {
+        let kind = match kind {
+            "tag" => RefKind::Tag,
+            _ => RefKind::Branch,
+        };
+        py.detach(|| self.inner.catalog().create_ref(name, kind, from_ref))
+            .py_err()
+    }
+
+    /// `[(name, source, created_at_ms)]` of the branches (`kind="branch"`) or tags.
+    fn list_refs(&self, py: Python<'_>, kind: &str) -> PyResult<Vec<(String, String, i64)>> {
+        let kind = if kind == "tag" {
+            RefKind::Tag
+        } else {
+            RefKind::Branch
+        };
+        let refs = py
+            .detach(|| self.inner.catalog().list_refs(kind))
+            .py_err()?;
+        Ok(refs
+            .into_iter()
+            .map(|r| (r.name, r.source, r.created_at_ms))
+            .collect())
+    }
+
+    fn delete_branch(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        py.detach(|| self.inner.catalog().delete_branch(name))
+            .py_err()
+    }
+
+    /// `(fast_forwarded, added)` table names.
+    fn merge_ref(
+        &self,
+        py: Python<'_>,
+        source: &str,
+        into: &str,
+    ) -> PyResult<(Vec<String>, Vec<String>)> {
+        let merged = py
+            .detach(|| self.inner.catalog().merge_ref(source, into))
+            .py_err()?;
+        Ok((merged.fast_forwarded, merged.added))
     }
 
     #[pyo3(signature = (name, columns, filters, snapshot_id, as_of_ms, ref_name, batch_size))]

@@ -2,7 +2,9 @@
 //! `sqlite` is the embedded catalog, shared with PyIceberg's `SqlCatalog`.
 
 mod ident;
+pub mod refs;
 pub mod sqlite;
 
 pub use ident::{TableIdent, validate_name};
+pub use refs::{MAIN, RefInfo, RefKind, RefMerge};
 pub use sqlite::SqliteCatalog;

@@ -2,7 +2,7 @@
 //! schema), so PyIceberg reads and writes the same tables. A commit is a compare-and-swap of
 //! `metadata_location`, the same protocol PyIceberg and iceberg-rust use.
 
-use std::ops::Deref;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -45,8 +45,11 @@ impl SqliteCatalog {
     /// layout; a v0 file (no `iceberg_type` column) is upgraded in place.
     pub fn open(path: &Path) -> Result<Self> {
         let conn = connect(path)?;
-        conn.execute_batch(CREATE_TABLES)
-            .context(|| "creating catalog tables".into())?;
+        conn.execute_batch(&format!(
+            "{CREATE_TABLES}{}",
+            super::refs::CREATE_REF_TABLES
+        ))
+        .context(|| "creating catalog tables".into())?;
         let has_type_column = conn
             .prepare("SELECT iceberg_type FROM iceberg_tables LIMIT 0")
             .is_ok();
@@ -60,7 +63,7 @@ impl SqliteCatalog {
         })
     }
 
-    fn conn(&self) -> Result<ConnGuard<'_>> {
+    pub(super) fn conn(&self) -> Result<ConnGuard<'_>> {
         // A panic while holding the lock cannot leave SQLite half-written (transactions roll
         // back), so a poisoned lock is safe to reuse.
         let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
@@ -249,13 +252,19 @@ impl SqliteCatalog {
     }
 }
 
-struct ConnGuard<'a>(MutexGuard<'a, (u32, Connection)>);
+pub(super) struct ConnGuard<'a>(MutexGuard<'a, (u32, Connection)>);
 
 impl Deref for ConnGuard<'_> {
     type Target = Connection;
 
     fn deref(&self) -> &Connection {
         &self.0.1
+    }
+}
+
+impl DerefMut for ConnGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.0.1
     }
 }
 

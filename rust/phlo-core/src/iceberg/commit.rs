@@ -87,12 +87,13 @@ pub async fn commit(
     let mut table = base;
     for attempt in 0..MAX_COMMIT_ATTEMPTS {
         let files = write_snapshot(io, &table, change).await?;
-        if catalog.swap_metadata_location(
+        if catalog.swap_metadata_location_on(
+            &table.ref_name,
             &table.ident,
             &table.metadata_location,
             &files.metadata,
         )? {
-            let table = LoadedTable::load(catalog, io, &table.ident).await?;
+            let table = LoadedTable::load(catalog, io, &table.ident, &table.ref_name).await?;
             return Ok(CommitOutcome {
                 table,
                 snapshot_id: files.snapshot_id,
@@ -104,7 +105,7 @@ pub async fn commit(
             let _ = io.delete(path).await;
         }
         tokio::time::sleep(backoff(attempt)).await;
-        let newer = LoadedTable::load(catalog, io, &table.ident).await?;
+        let newer = LoadedTable::load(catalog, io, &table.ident, &table.ref_name).await?;
         let added = files_added_since(io, &table, &newer, &change.branch).await?;
         validate(&ConcurrentChanges {
             added_files: &added,

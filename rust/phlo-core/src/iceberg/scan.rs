@@ -13,6 +13,7 @@ use iceberg::table::Table;
 
 use super::filter::{Filter, bind_filters};
 use super::table::LoadedTable;
+use crate::catalog::MAIN;
 use crate::error::{Context, Error, Location, Result};
 use crate::schema::arrow_schema_of;
 
@@ -30,7 +31,7 @@ pub struct ScanOptions {
     pub snapshot_id: Option<i64>,
     /// Read the ref as it was at this time (ms since epoch): the last snapshot at or before it.
     pub as_of_ms: Option<i64>,
-    /// The branch or tag to read (`main` when `None`).
+    /// The catalog branch or tag to read (`main` when `None`).
     pub ref_name: Option<String>,
     pub batch_size: Option<usize>,
 }
@@ -199,15 +200,10 @@ fn pick_snapshot(table: &LoadedTable, options: &ScanOptions) -> Result<Option<Sn
                 hint: "pick a snapshot id from table.history()".into(),
             });
     }
-    let ref_name = options.ref_name.as_deref().unwrap_or("main");
-    let head = table.snapshot_for_ref(ref_name).cloned();
+    // The catalog ref was chosen when the table was loaded; inside its metadata the current
+    // state is Iceberg's `main` branch.
+    let head = table.snapshot_for_ref(MAIN).cloned();
     let Some(as_of) = options.as_of_ms else {
-        if head.is_none() && ref_name != "main" {
-            return Err(Error::invalid(
-                format!("ref {ref_name} does not exist on {name}"),
-                "check the branch or tag name",
-            ));
-        }
         return Ok(head);
     };
     // Walk the ref's ancestry back to the last snapshot committed at or before `as_of`.

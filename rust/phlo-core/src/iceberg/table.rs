@@ -10,25 +10,34 @@ use iceberg::spec::{
 };
 use iceberg::{MetadataLocation, TableCreation};
 
-use crate::catalog::{SqliteCatalog, TableIdent};
+use crate::catalog::{MAIN, SqliteCatalog, TableIdent};
 use crate::error::{Context, Error, Result};
 
 /// One loaded version of a table's metadata.
 #[derive(Debug, Clone)]
 pub struct LoadedTable {
     pub ident: TableIdent,
+    /// The catalog ref (branch or tag) this version was loaded from.
+    pub ref_name: String,
     pub metadata: Arc<TableMetadata>,
     pub metadata_location: String,
 }
 
 impl LoadedTable {
-    pub async fn load(catalog: &SqliteCatalog, io: &FileIO, ident: &TableIdent) -> Result<Self> {
-        let metadata_location = catalog.metadata_location(ident)?;
+    /// Loads the table as the catalog ref `ref_name` points at it.
+    pub async fn load(
+        catalog: &SqliteCatalog,
+        io: &FileIO,
+        ident: &TableIdent,
+        ref_name: &str,
+    ) -> Result<Self> {
+        let metadata_location = catalog.metadata_location_on(ref_name, ident)?;
         let metadata = TableMetadata::read_from(io, &metadata_location)
             .await
             .context(|| format!("reading metadata of {ident} at {metadata_location}"))?;
         Ok(Self {
             ident: ident.clone(),
+            ref_name: ref_name.to_string(),
             metadata: Arc::new(metadata),
             metadata_location,
         })
@@ -81,6 +90,7 @@ impl LoadedTable {
         }
         Ok(Self {
             ident: ident.clone(),
+            ref_name: MAIN.to_string(),
             metadata: Arc::new(metadata),
             metadata_location,
         })

@@ -24,7 +24,7 @@ mod keys;
 
 use keys::BatchKeys;
 
-use crate::catalog::SqliteCatalog;
+use crate::catalog::{MAIN, SqliteCatalog};
 use crate::dedupe::{DedupeMethod, dedupe};
 use crate::error::{Context, Error, Location, Result};
 use crate::iceberg::LoadedTable;
@@ -63,7 +63,8 @@ pub struct MergeOptions {
     /// (for `merge`).
     pub dedupe: Option<DedupeMethod>,
     pub order_by: Option<String>,
-    pub branch: String,
+    /// The catalog branch to merge into.
+    pub ref_name: String,
     pub properties: HashMap<String, String>,
 }
 
@@ -156,7 +157,7 @@ pub async fn merge(
                 phases.end("write");
                 result.rows_inserted = batch.num_rows() as u64;
                 SnapshotChange {
-                    branch: options.branch.clone(),
+                    branch: MAIN.to_string(),
                     added_files: files,
                     ..Default::default()
                 }
@@ -175,7 +176,7 @@ pub async fn merge(
                         .into(),
                 });
                 }
-                let live = live_data_files(io, &table, &options.branch).await?;
+                let live = live_data_files(io, &table, MAIN).await?;
                 // When every partition column is part of the key, a row can only be replaced by
                 // a batch row of the same partition: files of other partitions cannot match.
                 let partitions = match partition_columns_in_key(&table, &options.unique_key) {
@@ -220,7 +221,7 @@ pub async fn merge(
                 result.rows_inserted = batch.num_rows() as u64 - result.rows_updated;
                 result.files_removed = removed.len() as u64;
                 SnapshotChange {
-                    branch: options.branch.clone(),
+                    branch: MAIN.to_string(),
                     added_files: files,
                     removed_files: removed,
                     ..Default::default()

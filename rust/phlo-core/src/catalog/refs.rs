@@ -1,0 +1,517 @@
+//! Branches and tags of the embedded catalog (DESIGN §4). `main` is PyIceberg's
+//! `iceberg_tables`; every other ref keeps its own table pointers in `phlo_ref_tables`, with the
+//! pointer each table had when the ref was forked (`base_location`), which is what merges
+//! compare against. Creating a ref copies pointers only (zero-copy); data and metadata files are
+//! shared until a write on the ref makes a new metadata file.
+
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::sqlite::{CATALOG_NAME, SqliteCatalog};
+use super::{TableIdent, validate_name};
+use crate::error::{Context, Error, Result};
+
+pub const MAIN: &str = "main";
+
+pub(super) const CREATE_REF_TABLES: &str = "
+CREATE TABLE IF NOT EXISTS phlo_refs (
+    catalog_name VARCHAR(255) NOT NULL,
+    ref_name VARCHAR(255) NOT NULL,
+    ref_type VARCHAR(6) NOT NULL CHECK (ref_type IN ('branch', 'tag')),
+    source_ref VARCHAR(255) NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (catalog_name, ref_name)
+);
+CREATE TABLE IF NOT EXISTS phlo_ref_tables (
+    catalog_name VARCHAR(255) NOT NULL,
+    ref_name VARCHAR(255) NOT NULL,
+    table_namespace VARCHAR(255) NOT NULL,
+    table_name VARCHAR(255) NOT NULL,
+    metadata_location VARCHAR(1000) NOT NULL,
+    base_location VARCHAR(1000),
+    PRIMARY KEY (catalog_name, ref_name, table_namespace, table_name)
+);";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefKind {
+    Branch,
+    Tag,
+}
+
+impl RefKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            RefKind::Branch => "branch",
+            RefKind::Tag => "tag",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefInfo {
+    pub name: String,
+    pub kind: RefKind,
+    pub source: String,
+    pub created_at_ms: i64,
+}
+
+/// What a merge did to each table of the target.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RefMerge {
+    /// Tables whose target pointer moved to the source's (fast-forward).
+    pub fast_forwarded: Vec<String>,
+    /// Tables that exist on the source only and were added to the target.
+    pub added: Vec<String>,
+}
+
+/// Ref names: like table names, plus `/` between parts (`pipeline-run/42`), never `..`.
+pub fn validate_ref_name(name: &str) -> Result<()> {
+    for part in name.split('/') {
+        validate_name(part, "ref").map_err(|_| {
+            Error::invalid(
+                format!("invalid ref name {name:?}"),
+                "use letters, digits, '_' and '-' (not first), parts separated by '/'; no '..', \
+                 spaces or control characters",
+            )
+        })?;
+    }
+    Ok(())
+}
+
+impl SqliteCatalog {
+    /// The kind of `name`, or `None` if no such ref exists (`main` always exists).
+    pub fn ref_kind(&self, name: &str) -> Result<Option<RefKind>> {
+        if name == MAIN {
+            return Ok(Some(RefKind::Branch));
+        }
+        let kind: Option<String> = self
+            .conn()?
+            .query_row(
+                "SELECT ref_type FROM phlo_refs WHERE catalog_name = ?1 AND ref_name = ?2",
+                params![CATALOG_NAME, name],
+                |row| row.get(0),
+            )
+            .optional()
+            .context(|| format!("looking up ref {name}"))?;
+        Ok(kind.map(|k| {
+            if k == "tag" {
+                RefKind::Tag
+            } else {
+                RefKind::Branch
+            }
+        }))
+    }
+
+    /// Creates a branch or tag pointing at every table of `from` as it is now.
+    pub fn create_ref(&self, name: &str, kind: RefKind, from: &str) -> Result<()> {
+        validate_ref_name(name)?;
+        if self.ref_kind(from)?.is_none() {
+            return Err(no_such_ref(from));
+        }
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction()
+            .context(|| "starting a transaction".into())?;
+        let inserted = tx.execute(
+            "INSERT INTO phlo_refs VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                CATALOG_NAME,
+                name,
+                kind.as_str(),
+                from,
+                chrono::Utc::now().timestamp_millis()
+            ],
+        );
+        match inserted {
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
+                return Err(Error::invalid(
+                    format!("ref {name} already exists"),
+                    "pick another name, or delete the branch first (tags are immutable)",
+                ));
+            }
+            other => {
+                other.context(|| format!("creating ref {name}"))?;
+            }
+        }
+        let copy = if from == MAIN {
+            "INSERT INTO phlo_ref_tables SELECT catalog_name, ?2, table_namespace, table_name,
+             metadata_location, metadata_location FROM iceberg_tables
+             WHERE catalog_name = ?1 AND metadata_location IS NOT NULL
+             AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL)"
+        } else {
+            "INSERT INTO phlo_ref_tables SELECT catalog_name, ?2, table_namespace, table_name,
+             metadata_location, metadata_location FROM phlo_ref_tables
+             WHERE catalog_name = ?1 AND ref_name = ?3"
+        };
+        let params: &[&dyn rusqlite::ToSql] = if from == MAIN {
+            &[&CATALOG_NAME, &name]
+        } else {
+            &[&CATALOG_NAME, &name, &from]
+        };
+        tx.execute(copy, params)
+            .context(|| format!("copying the pointers of {from}"))?;
+        tx.commit().context(|| format!("creating ref {name}"))
+    }
+
+    pub fn list_refs(&self, kind: RefKind) -> Result<Vec<RefInfo>> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare(
+                "SELECT ref_name, source_ref, created_at FROM phlo_refs
+                 WHERE catalog_name = ?1 AND ref_type = ?2 ORDER BY ref_name",
+            )
+            .context(|| "listing refs".into())?;
+        let refs = stmt
+            .query_map(params![CATALOG_NAME, kind.as_str()], |row| {
+                Ok(RefInfo {
+                    name: row.get(0)?,
+                    kind,
+                    source: row.get(1)?,
+                    created_at_ms: row.get(2)?,
+                })
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .context(|| "listing refs".into())?;
+        Ok(refs)
+    }
+
+    /// Deletes a branch (pointers only: files stay, other refs may use them).
+    pub fn delete_branch(&self, name: &str) -> Result<()> {
+        match self.ref_kind(name)? {
+            None => return Err(no_such_ref(name)),
+            Some(RefKind::Tag) => {
+                return Err(Error::invalid(
+                    format!("{name} is a tag"),
+                    "tags are immutable",
+                ));
+            }
+            Some(RefKind::Branch) if name == MAIN => {
+                return Err(Error::invalid(
+                    "main cannot be deleted",
+                    "delete other branches",
+                ));
+            }
+            Some(RefKind::Branch) => {}
+        }
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction()
+            .context(|| "starting a transaction".into())?;
+        for sql in [
+            "DELETE FROM phlo_ref_tables WHERE catalog_name = ?1 AND ref_name = ?2",
+            "DELETE FROM phlo_refs WHERE catalog_name = ?1 AND ref_name = ?2",
+        ] {
+            tx.execute(sql, params![CATALOG_NAME, name])
+                .context(|| format!("deleting {name}"))?;
+        }
+        tx.commit().context(|| format!("deleting {name}"))
+    }
+
+    /// A table's metadata file on `ref_name`.
+    pub fn metadata_location_on(&self, ref_name: &str, ident: &TableIdent) -> Result<String> {
+        if ref_name == MAIN {
+            return self.metadata_location(ident);
+        }
+        let location: Option<String> = self
+            .conn()?
+            .query_row(
+                "SELECT metadata_location FROM phlo_ref_tables WHERE catalog_name = ?1
+                 AND ref_name = ?2 AND table_namespace = ?3 AND table_name = ?4",
+                params![CATALOG_NAME, ref_name, ident.namespace, ident.name],
+                |row| row.get(0),
+            )
+            .optional()
+            .context(|| format!("loading {ident} on {ref_name}"))?;
+        match location {
+            Some(location) => Ok(location),
+            None if self.ref_kind(ref_name)?.is_none() => Err(no_such_ref(ref_name)),
+            None => Err(Error::NoSuchTable(format!("{ident} (on {ref_name})"))),
+        }
+    }
+
+    /// Compare-and-swap of a table's pointer on a branch (tags refuse writes).
+    pub fn swap_metadata_location_on(
+        &self,
+        ref_name: &str,
+        ident: &TableIdent,
+        expected: &str,
+        new: &str,
+    ) -> Result<bool> {
+        if ref_name == MAIN {
+            return self.swap_metadata_location(ident, expected, new);
+        }
+        if self.ref_kind(ref_name)? == Some(RefKind::Tag) {
+            return Err(Error::invalid(
+                format!("{ref_name} is a tag"),
+                "tags are immutable: write to a branch",
+            ));
+        }
+        let changed = self
+            .conn()?
+            .execute(
+                "UPDATE phlo_ref_tables SET metadata_location = ?1 WHERE catalog_name = ?2
+                 AND ref_name = ?3 AND table_namespace = ?4 AND table_name = ?5
+                 AND metadata_location = ?6",
+                params![
+                    new,
+                    CATALOG_NAME,
+                    ref_name,
+                    ident.namespace,
+                    ident.name,
+                    expected
+                ],
+            )
+            .context(|| format!("committing {ident} on {ref_name}"))?;
+        Ok(changed == 1)
+    }
+
+    /// Merges branch `source` into `into` (`main` or another branch), all tables in one SQLite
+    /// transaction: a table changed on the source only moves to the source's pointer
+    /// (fast-forward), a table only the source has is added, a table changed on both sides is
+    /// a conflict (nothing is merged then). Afterwards the source's fork points are the merged
+    /// pointers, so the branch can keep working and merge again.
+    pub fn merge_ref(&self, source: &str, into: &str) -> Result<RefMerge> {
+        if self.ref_kind(source)?.is_none() {
+            return Err(no_such_ref(source));
+        }
+        match self.ref_kind(into)? {
+            None => return Err(no_such_ref(into)),
+            Some(RefKind::Tag) => {
+                return Err(Error::invalid(
+                    format!("{into} is a tag"),
+                    "merge into a branch",
+                ));
+            }
+            Some(RefKind::Branch) => {}
+        }
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction()
+            .context(|| "starting a transaction".into())?;
+        let tables = source_tables(&tx, source)?;
+        let mut result = RefMerge::default();
+        let mut conflicts = Vec::new();
+        for (ident, location, base) in tables {
+            if base.as_deref() == Some(location.as_str()) {
+                continue; // unchanged on the source
+            }
+            let target = target_location(&tx, into, &ident)?;
+            match (&target, &base) {
+                (None, _) => {
+                    add_table(&tx, into, &ident, &location)?;
+                    result.added.push(ident.to_string());
+                }
+                (Some(current), Some(base)) if current == base => {
+                    move_pointer(&tx, into, &ident, current, &location)?;
+                    result.fast_forwarded.push(ident.to_string());
+                }
+                _ => conflicts.push(format!("{ident}: changed on both {source} and {into}")),
+            }
+            tx.execute(
+                "UPDATE phlo_ref_tables SET base_location = metadata_location WHERE catalog_name = ?1
+                 AND ref_name = ?2 AND table_namespace = ?3 AND table_name = ?4",
+                params![CATALOG_NAME, source, ident.namespace, ident.name],
+            )
+            .context(|| "recording the merge".into())?;
+        }
+        if !conflicts.is_empty() {
+            return Err(Error::CommitConflict {
+                table: conflicts
+                    .iter()
+                    .map(|c| c.split(':').next().unwrap_or(""))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                message: format!(
+                    "cannot merge {source} into {into}: {}",
+                    conflicts.join("; ")
+                ),
+            });
+        }
+        tx.commit()
+            .context(|| format!("merging {source} into {into}"))?;
+        Ok(result)
+    }
+}
+
+fn no_such_ref(name: &str) -> Error {
+    Error::invalid(
+        format!("ref {name} does not exist"),
+        "create it with create_branch() or create_tag()",
+    )
+}
+
+fn source_tables(
+    tx: &Transaction<'_>,
+    source: &str,
+) -> Result<Vec<(TableIdent, String, Option<String>)>> {
+    if source == MAIN {
+        return Err(Error::invalid(
+            "main cannot be merged into another ref",
+            "merge branches into main",
+        ));
+    }
+    let mut stmt = tx
+        .prepare(
+            "SELECT table_namespace, table_name, metadata_location, base_location FROM phlo_ref_tables
+             WHERE catalog_name = ?1 AND ref_name = ?2 ORDER BY table_namespace, table_name",
+        )
+        .context(|| "reading the source's tables".into())?;
+    let rows = stmt
+        .query_map(params![CATALOG_NAME, source], |row| {
+            Ok((
+                TableIdent {
+                    namespace: row.get(0)?,
+                    name: row.get(1)?,
+                },
+                row.get(2)?,
+                row.get(3)?,
+            ))
+        })
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .context(|| "reading the source's tables".into())?;
+    Ok(rows)
+}
+
+fn target_location(tx: &Transaction<'_>, into: &str, ident: &TableIdent) -> Result<Option<String>> {
+    let sql = if into == MAIN {
+        "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = ?1 AND ?2 = ?2
+         AND table_namespace = ?3 AND table_name = ?4"
+    } else {
+        "SELECT metadata_location FROM phlo_ref_tables WHERE catalog_name = ?1 AND ref_name = ?2
+         AND table_namespace = ?3 AND table_name = ?4"
+    };
+    tx.query_row(
+        sql,
+        params![CATALOG_NAME, into, ident.namespace, ident.name],
+        |row| row.get(0),
+    )
+    .optional()
+    .context(|| format!("reading {ident} on {into}"))
+}
+
+fn move_pointer(
+    tx: &Transaction<'_>,
+    into: &str,
+    ident: &TableIdent,
+    from: &str,
+    to: &str,
+) -> Result<()> {
+    let sql = if into == MAIN {
+        "UPDATE iceberg_tables SET metadata_location = ?1, previous_metadata_location = ?2
+         WHERE catalog_name = ?3 AND ?4 = ?4 AND table_namespace = ?5 AND table_name = ?6
+         AND metadata_location = ?2"
+    } else {
+        "UPDATE phlo_ref_tables SET metadata_location = ?1 WHERE metadata_location = ?2
+         AND catalog_name = ?3 AND ref_name = ?4 AND table_namespace = ?5 AND table_name = ?6"
+    };
+    let changed = tx
+        .execute(
+            sql,
+            params![to, from, CATALOG_NAME, into, ident.namespace, ident.name],
+        )
+        .context(|| format!("moving {ident} on {into}"))?;
+    if changed != 1 {
+        return Err(Error::CommitConflict {
+            table: ident.to_string(),
+            message: format!("{into} moved while merging"),
+        });
+    }
+    Ok(())
+}
+
+fn add_table(tx: &Transaction<'_>, into: &str, ident: &TableIdent, location: &str) -> Result<()> {
+    let sql = if into == MAIN {
+        "INSERT INTO iceberg_tables (catalog_name, table_namespace, table_name, metadata_location,
+         previous_metadata_location, iceberg_type) VALUES (?1, ?3, ?4, ?5, NULL, 'TABLE')"
+    } else {
+        "INSERT INTO phlo_ref_tables VALUES (?1, ?2, ?3, ?4, ?5, NULL)"
+    };
+    tx.execute(
+        sql,
+        params![CATALOG_NAME, into, ident.namespace, ident.name, location],
+    )
+    .context(|| format!("adding {ident} to {into}"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(name: &str) -> TableIdent {
+        TableIdent {
+            namespace: "raw".into(),
+            name: name.into(),
+        }
+    }
+
+    fn catalog() -> (tempfile::TempDir, SqliteCatalog) {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = SqliteCatalog::open(&dir.path().join("catalog.db")).unwrap();
+        catalog.create_namespace("raw").unwrap();
+        catalog.register_table(&t("a"), "a0").unwrap();
+        catalog.register_table(&t("b"), "b0").unwrap();
+        (dir, catalog)
+    }
+
+    #[test]
+    fn branches_are_isolated_and_fast_forward_atomically() {
+        let (_dir, catalog) = catalog();
+        catalog.create_ref("dev", RefKind::Branch, MAIN).unwrap();
+        assert!(
+            catalog
+                .swap_metadata_location_on("dev", &t("a"), "a0", "a1")
+                .unwrap()
+        );
+        assert!(
+            !catalog
+                .swap_metadata_location_on("dev", &t("a"), "a0", "a2")
+                .unwrap()
+        );
+        assert_eq!(catalog.metadata_location_on(MAIN, &t("a")).unwrap(), "a0");
+        let merged = catalog.merge_ref("dev", MAIN).unwrap();
+        assert_eq!(merged.fast_forwarded, vec!["raw.a".to_string()]);
+        assert_eq!(catalog.metadata_location(&t("a")).unwrap(), "a1");
+        assert_eq!(catalog.metadata_location(&t("b")).unwrap(), "b0");
+    }
+
+    #[test]
+    fn a_conflict_on_one_table_merges_none() {
+        let (_dir, catalog) = catalog();
+        catalog.create_ref("dev", RefKind::Branch, MAIN).unwrap();
+        catalog
+            .swap_metadata_location_on("dev", &t("a"), "a0", "a1")
+            .unwrap();
+        catalog
+            .swap_metadata_location_on("dev", &t("b"), "b0", "b1")
+            .unwrap();
+        catalog
+            .swap_metadata_location(&t("b"), "b0", "b-main")
+            .unwrap();
+        let err = catalog.merge_ref("dev", MAIN).unwrap_err();
+        assert_eq!(err.code(), "commit_conflict");
+        assert!(err.to_string().contains("raw.b"), "{err}");
+        assert_eq!(
+            catalog.metadata_location(&t("a")).unwrap(),
+            "a0",
+            "all or nothing"
+        );
+    }
+
+    #[test]
+    fn tags_refuse_writes_and_names_are_checked() {
+        let (_dir, catalog) = catalog();
+        catalog.create_ref("v1", RefKind::Tag, MAIN).unwrap();
+        let err = catalog
+            .swap_metadata_location_on("v1", &t("a"), "a0", "a1")
+            .unwrap_err();
+        assert_eq!(err.code(), "invalid_input");
+        for bad in ["", "..", "a/../b", "x y", "nul\u{0}"] {
+            assert!(
+                catalog.create_ref(bad, RefKind::Branch, MAIN).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(catalog.list_refs(RefKind::Tag).unwrap()[0].name, "v1");
+        assert!(catalog.list_refs(RefKind::Branch).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,98 @@
+"""Branches and tags of the embedded catalog: isolation, fast-forward merges, conflicts."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+from pyiceberg.catalog.sql import SqlCatalog
+from tests.conftest import make_events
+
+from phlo import errors
+
+
+def ids(table) -> list[int]:
+    return sorted(table.scan().to_arrow().column("id").to_pylist())
+
+
+def test_writes_on_a_branch_stay_there_until_merged(lh, events_table):
+    events_table.append(make_events(0, 10))
+    lh.create_branch("dev")
+    assert lh.branches() == ["main", "dev"]
+    dev = lh.table("raw.events", ref="dev")
+    dev.append(make_events(10, 5))
+    dev.merge(make_events(0, 2), "id")
+    assert ids(dev) == list(range(15))
+    assert ids(events_table) == list(range(10)), "main does not see the branch's writes"
+    assert len(dev.history()) == 3 and len(events_table.history()) == 1
+
+    result = lh.merge("dev", into="main")
+    assert result.fast_forwarded == ["raw.events"] and result.added == []
+    assert ids(events_table) == list(range(15))
+    # PyIceberg reads main through the same catalog file and sees the merge.
+    pyi = SqlCatalog("phlo", uri=lh.catalog_uri, warehouse=lh.warehouse).load_table("raw.events")
+    assert sorted(pyi.scan().to_arrow().column("id").to_pylist()) == list(range(15))
+    # Merging again with no new writes changes nothing; new writes merge again.
+    assert lh.merge("dev").fast_forwarded == []
+    dev.append(make_events(100, 1))
+    assert lh.merge("dev").fast_forwarded == ["raw.events"]
+    assert ids(events_table)[-1] == 100
+
+
+def test_tables_changed_on_both_sides_conflict_and_nothing_merges(lh, events_table):
+    other = lh.create_table("raw.other", {"id": pa.int64()})
+    lh.create_branch("feature")
+    lh.table("raw.events", ref="feature").append(make_events(0, 3))
+    lh.table("raw.other", ref="feature").append([{"id": 1}])
+    events_table.append(make_events(50, 3))  # main moves too
+    with pytest.raises(errors.CommitConflictError) as info:
+        lh.merge("feature")
+    assert "raw.events" in str(info.value) and "raw.other" not in info.value.table
+    assert ids(events_table) == [50, 51, 52]
+    assert other.scan().to_arrow().num_rows == 0, "all or nothing: raw.other did not move"
+
+
+def test_tags_are_immutable_snapshots_of_a_ref(lh, events_table):
+    events_table.append(make_events(0, 4))
+    lh.create_tag("v1")
+    events_table.append(make_events(4, 4))
+    assert lh.tags() == ["v1"]
+    tagged = lh.table("raw.events", ref="v1")
+    assert ids(tagged) == [0, 1, 2, 3]
+    with pytest.raises(errors.InputError, match="immutable"):
+        tagged.append(make_events(9, 1))
+    with pytest.raises(errors.InputError, match="already exists"):
+        lh.create_tag("v1")
+    with pytest.raises(errors.InputError, match="tag"):
+        lh.delete_branch("v1")
+    assert ids(tagged) == [0, 1, 2, 3]
+
+
+def test_deleting_a_branch_keeps_data_other_refs_use(lh, events_table):
+    events_table.append(make_events(0, 5))
+    lh.create_branch("tmp")
+    lh.table("raw.events", ref="tmp").append(make_events(5, 5))
+    lh.create_tag("tmp-snapshot", ref="tmp")
+    lh.delete_branch("tmp")
+    assert lh.branches() == ["main"]
+    assert ids(lh.table("raw.events", ref="tmp-snapshot")) == list(range(10))
+    assert ids(events_table) == list(range(5))
+    with pytest.raises(errors.InputError, match="does not exist"):
+        lh.table("raw.events", ref="tmp")
+
+
+@pytest.mark.parametrize("name", ["", "..", "a/../b", "has space", "ctl\u0007", "-lead", "a//b"])
+def test_bad_ref_names(lh, name):
+    with pytest.raises(errors.InputError, match="ref name"):
+        lh.create_branch(name)
+    assert lh.branches() == ["main"]
+
+
+def test_unknown_refs_and_main_rules(lh, events_table):
+    with pytest.raises(errors.InputError, match="does not exist"):
+        lh.create_branch("x", from_ref="nope")
+    with pytest.raises(errors.InputError, match="does not exist"):
+        lh.merge("nope")
+    with pytest.raises(errors.InputError, match="main"):
+        lh.delete_branch("main")
+    lh.create_branch("a/b")  # slashes separate name parts
+    assert "a/b" in lh.branches()
