@@ -29,3 +29,19 @@ def test_errors_are_one_clean_line(lh):
     assert result.exit_code == 1
     assert "[no_such_table] table raw.nope does not exist" in result.output
     assert "Traceback" not in result.output
+
+
+def test_branch_and_tag_commands(lh, events_table):
+    events_table.append(make_events(0, 5))
+    assert run(lh, "branch", "create", "dev").output.strip() == "created branch dev from main"
+    assert run(lh, "branch", "list").output.split() == ["main", "dev"]
+    lh.table("raw.events", ref="dev").append(make_events(5, 5))
+    assert "+5 rows  total 10" in run(lh, "show", "raw.events", "--ref", "dev").output
+    assert "total 10" not in run(lh, "show", "raw.events").output
+    assert run(lh, "branch", "merge", "dev").output.strip() == "fast-forwarded raw.events"
+    assert events_table.scan().to_arrow().num_rows == 10
+    assert run(lh, "tag", "create", "v1").exit_code == 0
+    assert run(lh, "tag").output.split() == ["v1"]
+    assert run(lh, "branch", "delete", "dev").exit_code == 0
+    failed = run(lh, "branch", "merge", "dev")
+    assert failed.exit_code == 1 and "[invalid_input] ref dev does not exist" in failed.output

@@ -57,10 +57,11 @@ def tables(ctx: click.Context, namespace: str | None) -> None:
 
 @main.command()
 @click.argument("table")
+@click.option("--ref", default="main", show_default=True, help="Branch or tag to read.")
 @click.pass_context
-def show(ctx: click.Context, table: str) -> None:
+def show(ctx: click.Context, table: str, ref: str) -> None:
     """Schema, partitioning and history of TABLE."""
-    t = _lakehouse(ctx).table(table)
+    t = _lakehouse(ctx).table(table, ref=ref)
     click.echo(f"table     {t.name}")
     click.echo(f"metadata  {t.metadata_location}")
     click.echo("schema")
@@ -83,10 +84,13 @@ def show(ctx: click.Context, table: str) -> None:
 @click.argument("table")
 @click.option("-n", "--rows", default=10, show_default=True, help="Rows to print.")
 @click.option("--snapshot", "snapshot_id", type=int, help="Read this snapshot.")
+@click.option("--ref", default="main", show_default=True, help="Branch or tag to read.")
 @click.pass_context
-def head(ctx: click.Context, table: str, rows: int, snapshot_id: int | None) -> None:
+def head(ctx: click.Context, table: str, rows: int, snapshot_id: int | None, ref: str) -> None:
     """Print the first rows of TABLE."""
-    scan = _lakehouse(ctx).table(table).scan(snapshot_id=snapshot_id, batch_size=max(rows, 1))
+    scan = (
+        _lakehouse(ctx).table(table, ref=ref).scan(snapshot_id=snapshot_id, batch_size=max(rows, 1))
+    )
     reader = scan.to_reader()
     shown = 0
     for batch in reader:
@@ -95,6 +99,72 @@ def head(ctx: click.Context, table: str, rows: int, snapshot_id: int | None) -> 
         shown += min(batch.num_rows, rows - shown)
         if shown >= rows:
             break
+
+
+@main.group()
+def branch() -> None:
+    """List, create, delete and merge branches."""
+
+
+@branch.command("list")
+@click.pass_context
+def branch_list(ctx: click.Context) -> None:
+    """List branches (main first)."""
+    for name in _lakehouse(ctx).branches():
+        click.echo(name)
+
+
+@branch.command("create")
+@click.argument("name")
+@click.option("--from", "from_ref", default="main", show_default=True, help="Ref to branch from.")
+@click.pass_context
+def branch_create(ctx: click.Context, name: str, from_ref: str) -> None:
+    """Create branch NAME from a ref (pointers only: no data is copied)."""
+    _lakehouse(ctx).create_branch(name, from_ref=from_ref)
+    click.echo(f"created branch {name} from {from_ref}")
+
+
+@branch.command("delete")
+@click.argument("name")
+@click.pass_context
+def branch_delete(ctx: click.Context, name: str) -> None:
+    """Delete branch NAME (its data files stay; other refs may use them)."""
+    _lakehouse(ctx).delete_branch(name)
+    click.echo(f"deleted branch {name}")
+
+
+@branch.command("merge")
+@click.argument("source")
+@click.option("--into", default="main", show_default=True, help="Branch to merge into.")
+@click.pass_context
+def branch_merge(ctx: click.Context, source: str, into: str) -> None:
+    """Merge branch SOURCE into another branch, all tables at once."""
+    result = _lakehouse(ctx).merge(source, into=into)
+    for name in result.fast_forwarded:
+        click.echo(f"fast-forwarded {name}")
+    for name in result.added:
+        click.echo(f"added {name}")
+    if not (result.fast_forwarded or result.added):
+        click.echo(f"{into} already has everything of {source}")
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def tag(ctx: click.Context) -> None:
+    """List tags, or create one (`phlo tag create NAME`)."""
+    if ctx.invoked_subcommand is None:
+        for name in _lakehouse(ctx).tags():
+            click.echo(name)
+
+
+@tag.command("create")
+@click.argument("name")
+@click.option("--ref", default="main", show_default=True, help="Ref to tag.")
+@click.pass_context
+def tag_create(ctx: click.Context, name: str, ref: str) -> None:
+    """Tag the current state of a ref (tags are immutable)."""
+    _lakehouse(ctx).create_tag(name, ref=ref)
+    click.echo(f"tagged {ref} as {name}")
 
 
 if __name__ == "__main__":
