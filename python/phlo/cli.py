@@ -144,7 +144,9 @@ def branch_merge(ctx: click.Context, source: str, into: str) -> None:
         click.echo(f"fast-forwarded {name}")
     for name in result.added:
         click.echo(f"added {name}")
-    if not (result.fast_forwarded or result.added):
+    for name in result.rebased:
+        click.echo(f"rebased {name} (re-applied {source}'s appends)")
+    if not (result.fast_forwarded or result.added or result.rebased):
         click.echo(f"{into} already has everything of {source}")
 
 

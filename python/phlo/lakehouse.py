@@ -66,6 +66,9 @@ class RefMergeResult:
     fast_forwarded: list[str]
     #: Tables that existed on the source only and were added to the target.
     added: list[str]
+    #: Tables changed on both sides where the source only appended: its appends were
+    #: committed again on top of the target (content-aware rebase).
+    rebased: list[str]
 
 
 @dataclass(frozen=True)
@@ -179,10 +182,11 @@ class Lakehouse:
 
     def merge(self, source: str, into: str = "main") -> RefMergeResult:
         """Merges branch `source` into `into`, all tables atomically: tables changed on the
-        source only are fast-forwarded, tables new on the source are added; a table changed on
-        both sides raises `CommitConflictError` naming it, and nothing is merged."""
-        fast_forwarded, added = self._native.merge_ref(source, into)
-        return RefMergeResult(fast_forwarded=fast_forwarded, added=added)
+        source only are fast-forwarded, tables new on the source are added, tables changed on
+        both sides get the source's appends re-applied on top of the target; if the source did
+        more than append to such a table, `CommitConflictError` names it and nothing merges."""
+        fast_forwarded, added, rebased = self._native.merge_ref(source, into)
+        return RefMergeResult(fast_forwarded=fast_forwarded, added=added, rebased=rebased)
 
     def drop_table(self, name: str, *, purge: bool = False) -> None:
         """Removes the table from the catalog; with `purge`, deletes its files too."""

@@ -251,17 +251,19 @@ impl NativeLakehouse {
             .py_err()
     }
 
-    /// `(fast_forwarded, added)` table names.
+    /// `(fast_forwarded, added, rebased)` table names.
     fn merge_ref(
         &self,
         py: Python<'_>,
-        source: &str,
-        into: &str,
-    ) -> PyResult<(Vec<String>, Vec<String>)> {
-        let merged = py
-            .detach(|| self.inner.catalog().merge_ref(source, into))
-            .py_err()?;
-        Ok((merged.fast_forwarded, merged.added))
+        source: String,
+        into: String,
+    ) -> PyResult<(Vec<String>, Vec<String>, Vec<String>)> {
+        let lh = self.inner.clone();
+        let merged = wait_for(
+            py,
+            async move { lh.merge_branch(&source, &into).await.py_err() },
+        )?;
+        Ok((merged.fast_forwarded, merged.added, merged.rebased))
     }
 
     #[pyo3(signature = (name, columns, filters, snapshot_id, as_of_ms, ref_name, batch_size))]

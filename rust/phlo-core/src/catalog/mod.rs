@@ -6,5 +6,5 @@ pub mod refs;
 pub mod sqlite;
 
 pub use ident::{TableIdent, validate_name};
-pub use refs::{MAIN, RefInfo, RefKind, RefMerge};
+pub use refs::{Diverged, MAIN, RefInfo, RefKind, RefMerge};
 pub use sqlite::SqliteCatalog;

@@ -61,6 +61,17 @@ pub struct RefMerge {
     pub fast_forwarded: Vec<String>,
     /// Tables that exist on the source only and were added to the target.
     pub added: Vec<String>,
+    /// Tables changed on both sides whose source changes (appends) were re-applied on the target.
+    pub rebased: Vec<String>,
+}
+
+/// A table changed on both sides of a merge: the pointers the merge starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diverged {
+    pub ident: TableIdent,
+    pub source: String,
+    pub base: String,
+    pub target: String,
 }
 
 /// Ref names: like table names, plus `/` between parts (`pipeline-run/42`), never `..`.
@@ -206,6 +217,29 @@ impl SqliteCatalog {
         tx.commit().context(|| format!("deleting {name}"))
     }
 
+    /// The tables changed on both `source` (since its fork or last merge) and `into`.
+    pub fn diverged_tables(&self, source: &str, into: &str) -> Result<Vec<Diverged>> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction()
+            .context(|| "starting a transaction".into())?;
+        let mut diverged = Vec::new();
+        for (ident, location, base) in source_tables(&tx, source)? {
+            let (Some(base), Some(target)) = (base, target_location(&tx, into, &ident)?) else {
+                continue;
+            };
+            if location != base && target != base {
+                diverged.push(Diverged {
+                    ident,
+                    source: location,
+                    base,
+                    target,
+                });
+            }
+        }
+        Ok(diverged)
+    }
+
     /// A table's metadata file on `ref_name`.
     pub fn metadata_location_on(&self, ref_name: &str, ident: &TableIdent) -> Result<String> {
         if ref_name == MAIN {
@@ -269,7 +303,12 @@ impl SqliteCatalog {
     /// (fast-forward), a table only the source has is added, a table changed on both sides is
     /// a conflict (nothing is merged then). Afterwards the source's fork points are the merged
     /// pointers, so the branch can keep working and merge again.
-    pub fn merge_ref(&self, source: &str, into: &str) -> Result<RefMerge> {
+    pub fn merge_ref(
+        &self,
+        source: &str,
+        into: &str,
+        rebased: &std::collections::HashMap<TableIdent, (String, String)>,
+    ) -> Result<RefMerge> {
         if self.ref_kind(source)?.is_none() {
             return Err(no_such_ref(source));
         }
@@ -303,6 +342,11 @@ impl SqliteCatalog {
                 (Some(current), Some(base)) if current == base => {
                     move_pointer(&tx, into, &ident, current, &location)?;
                     result.fast_forwarded.push(ident.to_string());
+                }
+                // Changed on both sides, re-applied on the target's state `expected` already.
+                (Some(current), _) if rebased.get(&ident).is_some_and(|(e, _)| e == current) => {
+                    move_pointer(&tx, into, &ident, current, &rebased[&ident].1)?;
+                    result.rebased.push(ident.to_string());
                 }
                 _ => conflicts.push(format!("{ident}: changed on both {source} and {into}")),
             }
@@ -468,7 +512,7 @@ mod tests {
                 .unwrap()
         );
         assert_eq!(catalog.metadata_location_on(MAIN, &t("a")).unwrap(), "a0");
-        let merged = catalog.merge_ref("dev", MAIN).unwrap();
+        let merged = catalog.merge_ref("dev", MAIN, &Default::default()).unwrap();
         assert_eq!(merged.fast_forwarded, vec!["raw.a".to_string()]);
         assert_eq!(catalog.metadata_location(&t("a")).unwrap(), "a1");
         assert_eq!(catalog.metadata_location(&t("b")).unwrap(), "b0");
@@ -487,7 +531,9 @@ mod tests {
         catalog
             .swap_metadata_location(&t("b"), "b0", "b-main")
             .unwrap();
-        let err = catalog.merge_ref("dev", MAIN).unwrap_err();
+        let err = catalog
+            .merge_ref("dev", MAIN, &Default::default())
+            .unwrap_err();
         assert_eq!(err.code(), "commit_conflict");
         assert!(err.to_string().contains("raw.b"), "{err}");
         assert_eq!(

@@ -124,7 +124,7 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 /// Data files that snapshots committed on `branch` after `old`'s head added.
-async fn files_added_since(
+pub(crate) async fn files_added_since(
     io: &FileIO,
     old: &LoadedTable,
     new: &LoadedTable,
@@ -229,14 +229,14 @@ pub async fn live_data_files(
 }
 
 /// The files one commit attempt wrote, none of them referenced until the catalog swap.
-struct AttemptFiles {
-    snapshot_id: i64,
+pub(crate) struct AttemptFiles {
+    pub snapshot_id: i64,
     written: Vec<String>,
-    metadata: String,
+    pub metadata: String,
 }
 
 impl AttemptFiles {
-    fn paths(&self) -> impl Iterator<Item = &str> {
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
         self.written
             .iter()
             .map(String::as_str)
@@ -246,7 +246,7 @@ impl AttemptFiles {
 
 /// Writes manifests, manifest list and metadata for `change` on top of `table` (not yet
 /// committed). Manifests that list none of the removed files are carried over untouched.
-async fn write_snapshot(
+pub(crate) async fn write_snapshot(
     io: &FileIO,
     table: &LoadedTable,
     change: &SnapshotChange,
