@@ -116,3 +116,29 @@ def test_unknown_refs_and_main_rules(lh, events_table):
         lh.delete_branch("main")
     lh.create_branch("a/b")  # slashes separate name parts
     assert "a/b" in lh.branches()
+
+
+def _append_on_branch(root: str, start: int, out) -> None:
+    import phlo
+
+    table = phlo.Lakehouse.open(root).table("raw.events", ref="dev")
+    for i in range(3):
+        table.append(make_events(start + i * 10, 10))
+    out.put("done")
+
+
+def test_two_processes_appending_to_one_branch_lose_no_commit(lh, events_table):
+    import multiprocessing as mp
+
+    lh.create_branch("dev")
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_append_on_branch, args=(str(lh.root), s, out)) for s in (0, 1000)]
+    for p in procs:
+        p.start()
+    assert [out.get(timeout=120) for _ in procs] == ["done", "done"]
+    for p in procs:
+        p.join(timeout=60)
+    dev = lh.table("raw.events", ref="dev")
+    assert len(ids(dev)) == 60 and len(dev.history()) == 6
+    assert ids(events_table) == []
