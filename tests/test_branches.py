@@ -142,3 +142,24 @@ def test_two_processes_appending_to_one_branch_lose_no_commit(lh, events_table):
     dev = lh.table("raw.events", ref="dev")
     assert len(ids(dev)) == 60 and len(dev.history()) == 6
     assert ids(events_table) == []
+
+
+def test_the_log_records_every_change_on_each_ref(lh, events_table, monkeypatch):
+    monkeypatch.setenv("PHLO_AUTHOR", "ada")
+    events_table.append(make_events(0, 3), properties={"phlo.run-id": "run-1"})
+    lh.create_branch("dev")
+    lh.table("raw.events", ref="dev").merge(make_events(0, 2), "id")
+    lh.merge("dev")
+    main_log = lh.log("main")
+    assert [e.message for e in main_log] == [
+        "merge dev into main: 1 fast-forwarded, 0 added, 0 rebased",
+        "append raw.events",
+    ]
+    assert main_log[1].run_id == "run-1" and main_log[1].tables == ["raw.events"]
+    assert all(e.author == "ada" for e in lh.log())
+    assert [e.message for e in lh.log("dev")] == [
+        "overwrite raw.events",
+        "create branch dev from main",
+    ]
+    assert len(lh.log(limit=2)) == 2
+    assert lh.log("nope") == []

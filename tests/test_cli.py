@@ -40,6 +40,8 @@ def test_branch_and_tag_commands(lh, events_table):
     assert "total 10" not in run(lh, "show", "raw.events").output
     assert run(lh, "branch", "merge", "dev").output.strip() == "fast-forwarded raw.events"
     assert events_table.scan().to_arrow().num_rows == 10
+    log = run(lh, "log", "--ref", "main").output
+    assert "merge dev into main" in log and "append raw.events" in log
     assert run(lh, "tag", "create", "v1").exit_code == 0
     assert run(lh, "tag").output.split() == ["v1"]
     assert run(lh, "branch", "delete", "dev").exit_code == 0

@@ -9,6 +9,7 @@ from phlo._native import __version__
 from phlo.lakehouse import (
     AppendResult,
     Lakehouse,
+    LogEntry,
     PartitionField,
     RefMergeResult,
     Scan,
@@ -21,6 +22,7 @@ from phlo.stage import StageResult, stage
 __all__ = [
     "AppendResult",
     "Lakehouse",
+    "LogEntry",
     "MergeResult",
     "PartitionField",
     "RefMergeResult",

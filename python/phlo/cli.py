@@ -101,6 +101,18 @@ def head(ctx: click.Context, table: str, rows: int, snapshot_id: int | None, ref
             break
 
 
+@main.command("log")
+@click.option("--ref", default=None, help="Only this branch or tag (default: every ref).")
+@click.option("-n", "--limit", default=20, show_default=True, help="Entries to print.")
+@click.pass_context
+def log_command(ctx: click.Context, ref: str | None, limit: int) -> None:
+    """Print the commit log, newest first."""
+    for entry in _lakehouse(ctx).log(ref, limit):
+        click.echo(
+            f"{entry.timestamp:%Y-%m-%d %H:%M:%S}  {entry.ref:<16} {entry.author:<10} {entry.message}"
+        )
+
+
 @main.group()
 def branch() -> None:
     """List, create, delete and merge branches."""

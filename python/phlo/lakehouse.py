@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AppendResult",
     "Lakehouse",
+    "LogEntry",
     "PartitionField",
     "RefMergeResult",
     "Scan",
@@ -56,6 +57,20 @@ class Snapshot:
     timestamp: dt.datetime
     operation: str
     summary: dict[str, str] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One change a ref went through in this catalog (a table commit, a merge, a ref created
+    or deleted). Commits other engines make on `main` are in the tables' histories only."""
+
+    commit_id: str
+    ref: str
+    tables: list[str]
+    message: str
+    author: str
+    timestamp: dt.datetime
+    run_id: str | None
 
 
 @dataclass(frozen=True)
@@ -179,6 +194,25 @@ class Lakehouse:
     def delete_branch(self, name: str) -> None:
         """Deletes a branch's pointers; files stay (other refs may use them)."""
         self._native.delete_branch(name)
+
+    def log(self, ref: str | None = None, limit: int = 100) -> list[LogEntry]:
+        """The newest `limit` changes of `ref` (of every ref when `None`), newest first. The
+        author is `PHLO_AUTHOR` or the OS user; `run_id` comes from the `phlo.run-id` snapshot
+        property."""
+        return [
+            LogEntry(
+                commit_id=commit_id,
+                ref=ref_name,
+                tables=tables,
+                message=message,
+                author=author,
+                timestamp=dt.datetime.fromtimestamp(created_at_ms / 1000, dt.UTC),
+                run_id=run_id,
+            )
+            for commit_id, ref_name, tables, message, author, created_at_ms, run_id in self._native.log(
+                ref, limit
+            )
+        ]
 
     def merge(self, source: str, into: str = "main") -> RefMergeResult:
         """Merges branch `source` into `into`, all tables atomically: tables changed on the

@@ -251,6 +251,44 @@ impl NativeLakehouse {
             .py_err()
     }
 
+    /// `[(commit_id, ref, tables, message, author, created_at_ms, run_id)]`, newest first.
+    #[pyo3(signature = (ref_name, limit))]
+    #[allow(clippy::type_complexity)]
+    fn log(
+        &self,
+        py: Python<'_>,
+        ref_name: Option<&str>,
+        limit: usize,
+    ) -> PyResult<
+        Vec<(
+            String,
+            String,
+            Vec<String>,
+            String,
+            String,
+            i64,
+            Option<String>,
+        )>,
+    > {
+        let entries = py
+            .detach(|| self.inner.catalog().log(ref_name, limit))
+            .py_err()?;
+        Ok(entries
+            .into_iter()
+            .map(|e| {
+                (
+                    e.commit_id,
+                    e.ref_name,
+                    e.tables,
+                    e.message,
+                    e.author,
+                    e.created_at_ms,
+                    e.run_id,
+                )
+            })
+            .collect())
+    }
+
     /// `(fast_forwarded, added, rebased)` table names.
     fn merge_ref(
         &self,

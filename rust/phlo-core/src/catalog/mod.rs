@@ -2,9 +2,11 @@
 //! `sqlite` is the embedded catalog, shared with PyIceberg's `SqlCatalog`.
 
 mod ident;
+pub mod log;
 pub mod refs;
 pub mod sqlite;
 
 pub use ident::{TableIdent, validate_name};
+pub use log::LogEntry;
 pub use refs::{Diverged, MAIN, RefInfo, RefKind, RefMerge};
 pub use sqlite::SqliteCatalog;

@@ -6,6 +6,7 @@
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
+use super::log::record;
 use super::sqlite::{CATALOG_NAME, SqliteCatalog};
 use super::{TableIdent, validate_name};
 use crate::error::{Context, Error, Result};
@@ -160,6 +161,13 @@ impl SqliteCatalog {
         };
         tx.execute(copy, params)
             .context(|| format!("copying the pointers of {from}"))?;
+        record(
+            &tx,
+            name,
+            &[],
+            &format!("create {} {name} from {from}", kind.as_str()),
+            None,
+        )?;
         tx.commit().context(|| format!("creating ref {name}"))
     }
 
@@ -214,6 +222,7 @@ impl SqliteCatalog {
             tx.execute(sql, params![CATALOG_NAME, name])
                 .context(|| format!("deleting {name}"))?;
         }
+        record(&tx, name, &[], &format!("delete branch {name}"), None)?;
         tx.commit().context(|| format!("deleting {name}"))
     }
 
@@ -262,40 +271,56 @@ impl SqliteCatalog {
         }
     }
 
-    /// Compare-and-swap of a table's pointer on a branch (tags refuse writes).
+    /// Compare-and-swap of a table's pointer on a branch (tags refuse writes); on success the
+    /// commit is logged in the same transaction. Returns `false` (and changes nothing) when the
+    /// pointer is no longer `expected`: another writer committed first.
     pub fn swap_metadata_location_on(
         &self,
         ref_name: &str,
         ident: &TableIdent,
         expected: &str,
         new: &str,
+        message: &str,
+        run_id: Option<&str>,
     ) -> Result<bool> {
-        if ref_name == MAIN {
-            return self.swap_metadata_location(ident, expected, new);
-        }
         if self.ref_kind(ref_name)? == Some(RefKind::Tag) {
             return Err(Error::invalid(
                 format!("{ref_name} is a tag"),
                 "tags are immutable: write to a branch",
             ));
         }
-        let changed = self
-            .conn()?
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction()
+            .context(|| "starting a transaction".into())?;
+        let sql = if ref_name == MAIN {
+            "UPDATE iceberg_tables SET metadata_location = ?1, previous_metadata_location = ?2
+             WHERE catalog_name = ?3 AND ?4 = ?4 AND table_namespace = ?5 AND table_name = ?6
+             AND metadata_location = ?2"
+        } else {
+            "UPDATE phlo_ref_tables SET metadata_location = ?1 WHERE metadata_location = ?2
+             AND catalog_name = ?3 AND ref_name = ?4 AND table_namespace = ?5 AND table_name = ?6"
+        };
+        let changed = tx
             .execute(
-                "UPDATE phlo_ref_tables SET metadata_location = ?1 WHERE catalog_name = ?2
-                 AND ref_name = ?3 AND table_namespace = ?4 AND table_name = ?5
-                 AND metadata_location = ?6",
+                sql,
                 params![
                     new,
+                    expected,
                     CATALOG_NAME,
                     ref_name,
                     ident.namespace,
-                    ident.name,
-                    expected
+                    ident.name
                 ],
             )
             .context(|| format!("committing {ident} on {ref_name}"))?;
-        Ok(changed == 1)
+        if changed != 1 {
+            return Ok(false);
+        }
+        record(&tx, ref_name, &[ident.to_string()], message, run_id)?;
+        tx.commit()
+            .context(|| format!("committing {ident} on {ref_name}"))?;
+        Ok(true)
     }
 
     /// Merges branch `source` into `into` (`main` or another branch), all tables in one SQLite
@@ -370,6 +395,18 @@ impl SqliteCatalog {
                 ),
             });
         }
+        let tables: Vec<String> = [&result.fast_forwarded, &result.added, &result.rebased]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        let message = format!(
+            "merge {source} into {into}: {} fast-forwarded, {} added, {} rebased",
+            result.fast_forwarded.len(),
+            result.added.len(),
+            result.rebased.len()
+        );
+        record(&tx, into, &tables, &message, None)?;
         tx.commit()
             .context(|| format!("merging {source} into {into}"))?;
         Ok(result)
@@ -503,12 +540,12 @@ mod tests {
         catalog.create_ref("dev", RefKind::Branch, MAIN).unwrap();
         assert!(
             catalog
-                .swap_metadata_location_on("dev", &t("a"), "a0", "a1")
+                .swap_metadata_location_on("dev", &t("a"), "a0", "a1", "test", None)
                 .unwrap()
         );
         assert!(
             !catalog
-                .swap_metadata_location_on("dev", &t("a"), "a0", "a2")
+                .swap_metadata_location_on("dev", &t("a"), "a0", "a2", "test", None)
                 .unwrap()
         );
         assert_eq!(catalog.metadata_location_on(MAIN, &t("a")).unwrap(), "a0");
@@ -523,10 +560,10 @@ mod tests {
         let (_dir, catalog) = catalog();
         catalog.create_ref("dev", RefKind::Branch, MAIN).unwrap();
         catalog
-            .swap_metadata_location_on("dev", &t("a"), "a0", "a1")
+            .swap_metadata_location_on("dev", &t("a"), "a0", "a1", "test", None)
             .unwrap();
         catalog
-            .swap_metadata_location_on("dev", &t("b"), "b0", "b1")
+            .swap_metadata_location_on("dev", &t("b"), "b0", "b1", "test", None)
             .unwrap();
         catalog
             .swap_metadata_location(&t("b"), "b0", "b-main")
@@ -548,7 +585,7 @@ mod tests {
         let (_dir, catalog) = catalog();
         catalog.create_ref("v1", RefKind::Tag, MAIN).unwrap();
         let err = catalog
-            .swap_metadata_location_on("v1", &t("a"), "a0", "a1")
+            .swap_metadata_location_on("v1", &t("a"), "a0", "a1", "test", None)
             .unwrap_err();
         assert_eq!(err.code(), "invalid_input");
         for bad in ["", "..", "a/../b", "x y", "nul\u{0}"] {

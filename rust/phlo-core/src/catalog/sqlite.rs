@@ -46,8 +46,9 @@ impl SqliteCatalog {
     pub fn open(path: &Path) -> Result<Self> {
         let conn = connect(path)?;
         conn.execute_batch(&format!(
-            "{CREATE_TABLES}{}",
-            super::refs::CREATE_REF_TABLES
+            "{CREATE_TABLES}{}{}",
+            super::refs::CREATE_REF_TABLES,
+            super::log::CREATE_LOG_TABLE
         ))
         .context(|| "creating catalog tables".into())?;
         let has_type_column = conn
@@ -211,8 +212,9 @@ impl SqliteCatalog {
         Ok(())
     }
 
-    /// Compare-and-swap of the table's metadata pointer. Returns `false` (and changes nothing)
-    /// when the current pointer is no longer `expected`: another writer committed first.
+    /// Compare-and-swap of `main`'s pointer as another engine (PyIceberg) does it: no log entry.
+    /// Tests use it to play that other writer; phlo commits through `swap_metadata_location_on`.
+    #[cfg(test)]
     pub fn swap_metadata_location(
         &self,
         ident: &TableIdent,

@@ -87,11 +87,15 @@ pub async fn commit(
     let mut table = base;
     for attempt in 0..MAX_COMMIT_ATTEMPTS {
         let files = write_snapshot(io, &table, change).await?;
+        let message = format!("{} {}", change.operation().as_str(), table.ident);
+        let run_id = change.properties.get("phlo.run-id").map(String::as_str);
         if catalog.swap_metadata_location_on(
             &table.ref_name,
             &table.ident,
             &table.metadata_location,
             &files.metadata,
+            &message,
+            run_id,
         )? {
             let table = LoadedTable::load(catalog, io, &table.ident, &table.ref_name).await?;
             return Ok(CommitOutcome {
