@@ -163,3 +163,17 @@ def test_the_log_records_every_change_on_each_ref(lh, events_table, monkeypatch)
     ]
     assert len(lh.log(limit=2)) == 2
     assert lh.log("nope") == []
+
+
+def test_diff_lists_changed_tables(lh, events_table):
+    lh.create_table("raw.other", {"id": pa.int64()})
+    lh.create_branch("dev")
+    assert lh.diff("main", "dev").changed == []
+    lh.table("raw.events", ref="dev").append(make_events(0, 2))
+    diff = lh.diff("main", "dev")
+    assert (diff.changed, diff.added, diff.removed) == (["raw.events"], [], [])
+    lh.create_table("raw.late", {"id": pa.int64()})  # created on main after the fork
+    assert lh.diff("main", "dev").removed == ["raw.late"]
+    assert lh.diff("dev", "main").added == ["raw.late"]
+    with pytest.raises(errors.InputError, match="does not exist"):
+        lh.diff("main", "nope")

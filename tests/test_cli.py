@@ -38,6 +38,7 @@ def test_branch_and_tag_commands(lh, events_table):
     lh.table("raw.events", ref="dev").append(make_events(5, 5))
     assert "+5 rows  total 10" in run(lh, "show", "raw.events", "--ref", "dev").output
     assert "total 10" not in run(lh, "show", "raw.events").output
+    assert run(lh, "branch", "diff", "dev").output.strip() == "~ raw.events"
     assert run(lh, "branch", "merge", "dev").output.strip() == "fast-forwarded raw.events"
     assert events_table.scan().to_arrow().num_rows == 10
     log = run(lh, "log", "--ref", "main").output

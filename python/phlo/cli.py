@@ -145,6 +145,18 @@ def branch_delete(ctx: click.Context, name: str) -> None:
     click.echo(f"deleted branch {name}")
 
 
+@branch.command("diff")
+@click.argument("source")
+@click.option("--against", default="main", show_default=True, help="Ref to compare with.")
+@click.pass_context
+def branch_diff(ctx: click.Context, source: str, against: str) -> None:
+    """List the tables that differ between AGAINST and SOURCE."""
+    diff = _lakehouse(ctx).diff(against, source)
+    for marker, names in (("~", diff.changed), ("+", diff.added), ("-", diff.removed)):
+        for name in names:
+            click.echo(f"{marker} {name}")
+
+
 @branch.command("merge")
 @click.argument("source")
 @click.option("--into", default="main", show_default=True, help="Branch to merge into.")

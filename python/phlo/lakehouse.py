@@ -27,6 +27,7 @@ __all__ = [
     "Lakehouse",
     "LogEntry",
     "PartitionField",
+    "RefDiff",
     "RefMergeResult",
     "Scan",
     "Snapshot",
@@ -71,6 +72,18 @@ class LogEntry:
     author: str
     timestamp: dt.datetime
     run_id: str | None
+
+
+@dataclass(frozen=True)
+class RefDiff:
+    """Tables that differ between two refs."""
+
+    #: On both refs, at different versions.
+    changed: list[str]
+    #: Only on the second ref.
+    added: list[str]
+    #: Only on the first ref.
+    removed: list[str]
 
 
 @dataclass(frozen=True)
@@ -213,6 +226,11 @@ class Lakehouse:
                 ref, limit
             )
         ]
+
+    def diff(self, a: str, b: str) -> RefDiff:
+        """Which tables differ between refs `a` and `b` (e.g. ``lh.diff("main", "dev")``)."""
+        changed, added, removed = self._native.diff(a, b)
+        return RefDiff(changed=changed, added=added, removed=removed)
 
     def merge(self, source: str, into: str = "main") -> RefMergeResult:
         """Merges branch `source` into `into`, all tables atomically: tables changed on the

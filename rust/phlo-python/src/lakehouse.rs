@@ -289,6 +289,19 @@ impl NativeLakehouse {
             .collect())
     }
 
+    /// `(changed, added, removed)` table names between two refs.
+    fn diff(
+        &self,
+        py: Python<'_>,
+        from_ref: &str,
+        to_ref: &str,
+    ) -> PyResult<(Vec<String>, Vec<String>, Vec<String>)> {
+        let diff = py
+            .detach(|| self.inner.catalog().diff_refs(from_ref, to_ref))
+            .py_err()?;
+        Ok((diff.changed, diff.added, diff.removed))
+    }
+
     /// `(fast_forwarded, added, rebased)` table names.
     fn merge_ref(
         &self,

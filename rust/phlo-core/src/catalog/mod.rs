@@ -8,5 +8,5 @@ pub mod sqlite;
 
 pub use ident::{TableIdent, validate_name};
 pub use log::LogEntry;
-pub use refs::{Diverged, MAIN, RefInfo, RefKind, RefMerge};
+pub use refs::{Diverged, MAIN, RefDiff, RefInfo, RefKind, RefMerge};
 pub use sqlite::SqliteCatalog;

@@ -66,6 +66,17 @@ pub struct RefMerge {
     pub rebased: Vec<String>,
 }
 
+/// How two refs differ, table by table (full names).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RefDiff {
+    /// On both refs, at different metadata files.
+    pub changed: Vec<String>,
+    /// Only on the second ref.
+    pub added: Vec<String>,
+    /// Only on the first ref.
+    pub removed: Vec<String>,
+}
+
 /// A table changed on both sides of a merge: the pointers the merge starts from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diverged {
@@ -247,6 +258,54 @@ impl SqliteCatalog {
             }
         }
         Ok(diverged)
+    }
+
+    /// Which tables differ between refs `from` and `to`.
+    pub fn diff_refs(&self, from: &str, to: &str) -> Result<RefDiff> {
+        let (a, b) = (self.pointers(from)?, self.pointers(to)?);
+        let mut diff = RefDiff::default();
+        for (name, location) in &a {
+            match b.get(name) {
+                None => diff.removed.push(name.clone()),
+                Some(other) if other != location => diff.changed.push(name.clone()),
+                Some(_) => {}
+            }
+        }
+        diff.added = b
+            .keys()
+            .filter(|name| !a.contains_key(*name))
+            .cloned()
+            .collect();
+        Ok(diff)
+    }
+
+    /// Every table of a ref with its metadata file, by full name.
+    fn pointers(&self, ref_name: &str) -> Result<std::collections::BTreeMap<String, String>> {
+        if self.ref_kind(ref_name)?.is_none() {
+            return Err(no_such_ref(ref_name));
+        }
+        let sql = if ref_name == MAIN {
+            "SELECT table_namespace, table_name, metadata_location FROM iceberg_tables
+             WHERE catalog_name = ?1 AND ?2 = ?2 AND metadata_location IS NOT NULL
+             AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL)"
+        } else {
+            "SELECT table_namespace, table_name, metadata_location FROM phlo_ref_tables
+             WHERE catalog_name = ?1 AND ref_name = ?2"
+        };
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare(sql)
+            .context(|| format!("reading the tables of {ref_name}"))?;
+        let rows = stmt
+            .query_map(params![CATALOG_NAME, ref_name], |row| {
+                Ok((
+                    format!("{}.{}", row.get::<_, String>(0)?, row.get::<_, String>(1)?),
+                    row.get(2)?,
+                ))
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<_>>())
+            .context(|| format!("reading the tables of {ref_name}"))?;
+        Ok(rows)
     }
 
     /// A table's metadata file on `ref_name`.
@@ -577,6 +636,24 @@ mod tests {
             catalog.metadata_location(&t("a")).unwrap(),
             "a0",
             "all or nothing"
+        );
+    }
+
+    #[test]
+    fn diff_compares_pointers() {
+        let (_dir, catalog) = catalog();
+        catalog.create_ref("dev", RefKind::Branch, MAIN).unwrap();
+        catalog
+            .swap_metadata_location_on("dev", &t("a"), "a0", "a1", "test", None)
+            .unwrap();
+        catalog.register_table(&t("c"), "c0").unwrap();
+        let diff = catalog.diff_refs(MAIN, "dev").unwrap();
+        assert_eq!(diff.changed, vec!["raw.a".to_string()]);
+        assert_eq!(diff.removed, vec!["raw.c".to_string()]);
+        assert!(diff.added.is_empty());
+        assert_eq!(
+            catalog.diff_refs("dev", MAIN).unwrap().added,
+            vec!["raw.c".to_string()]
         );
     }
 
