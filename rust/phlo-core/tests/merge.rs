@@ -313,3 +313,60 @@ async fn concurrent_merges_never_lose_an_update() {
         "all rows come from the one writer that won"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_commit_removes_files_and_keeps_totals_right() {
+    use phlo_core::iceberg::SnapshotChange;
+    use phlo_core::iceberg::commit::{commit, live_data_files};
+
+    let (_dir, lh) = setup().await;
+    let append = options(MergeStrategy::Append, None);
+    lh.merge("raw.t", one(batch(&[("a".into(), 1, None)])), &append)
+        .await
+        .unwrap();
+    lh.merge(
+        "raw.t",
+        one(batch(&[("b".into(), 2, None), ("c".into(), 3, None)])),
+        &append,
+    )
+    .await
+    .unwrap();
+    let table = lh.load_table("raw.t", "main").await.unwrap();
+    let files = live_data_files(lh.file_io(), &table, "main").await.unwrap();
+    let first = files
+        .iter()
+        .find(|f| f.record_count() == 1)
+        .unwrap()
+        .clone();
+    let change = SnapshotChange {
+        branch: "main".into(),
+        removed_files: vec![first.clone()],
+        ..Default::default()
+    };
+    commit(lh.catalog(), lh.file_io(), table.clone(), &change, &|_| {
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let ids: Vec<String> = contents(&lh).await.into_iter().map(|r| r.0).collect();
+    assert_eq!(ids, ["b", "c"]);
+    let table = lh.load_table("raw.t", "main").await.unwrap();
+    let snapshot = table.metadata.current_snapshot().unwrap();
+    assert_eq!(
+        snapshot.summary().operation,
+        iceberg::spec::Operation::Delete
+    );
+    assert_eq!(
+        snapshot.summary().additional_properties["total-records"],
+        "2"
+    );
+    assert_eq!(
+        snapshot.summary().additional_properties["total-data-files"],
+        "1"
+    );
+    // Removing the same file again is a conflict: it is no longer in the table.
+    let err = commit(lh.catalog(), lh.file_io(), table, &change, &|_| Ok(()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "commit_conflict");
+}
