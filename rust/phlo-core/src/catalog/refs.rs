@@ -352,28 +352,8 @@ impl SqliteCatalog {
         let tx = conn
             .transaction()
             .context(|| "starting a transaction".into())?;
-        let sql = if ref_name == MAIN {
-            "UPDATE iceberg_tables SET metadata_location = ?1, previous_metadata_location = ?2
-             WHERE catalog_name = ?3 AND ?4 = ?4 AND table_namespace = ?5 AND table_name = ?6
-             AND metadata_location = ?2"
-        } else {
-            "UPDATE phlo_ref_tables SET metadata_location = ?1 WHERE metadata_location = ?2
-             AND catalog_name = ?3 AND ref_name = ?4 AND table_namespace = ?5 AND table_name = ?6"
-        };
-        let changed = tx
-            .execute(
-                sql,
-                params![
-                    new,
-                    expected,
-                    CATALOG_NAME,
-                    ref_name,
-                    ident.namespace,
-                    ident.name
-                ],
-            )
-            .context(|| format!("committing {ident} on {ref_name}"))?;
-        if changed != 1 {
+        let changed = cas_pointer(&tx, ref_name, ident, expected, new)?;
+        if !changed {
             return Ok(false);
         }
         record(&tx, ref_name, &[ident.to_string()], message, run_id)?;
@@ -528,14 +508,15 @@ fn target_location(tx: &Transaction<'_>, into: &str, ident: &TableIdent) -> Resu
     .context(|| format!("reading {ident} on {into}"))
 }
 
-fn move_pointer(
+/// Compare-and-swap of a table's pointer on a ref, inside the caller's transaction.
+fn cas_pointer(
     tx: &Transaction<'_>,
-    into: &str,
+    ref_name: &str,
     ident: &TableIdent,
     from: &str,
     to: &str,
-) -> Result<()> {
-    let sql = if into == MAIN {
+) -> Result<bool> {
+    let sql = if ref_name == MAIN {
         "UPDATE iceberg_tables SET metadata_location = ?1, previous_metadata_location = ?2
          WHERE catalog_name = ?3 AND ?4 = ?4 AND table_namespace = ?5 AND table_name = ?6
          AND metadata_location = ?2"
@@ -546,10 +527,27 @@ fn move_pointer(
     let changed = tx
         .execute(
             sql,
-            params![to, from, CATALOG_NAME, into, ident.namespace, ident.name],
+            params![
+                to,
+                from,
+                CATALOG_NAME,
+                ref_name,
+                ident.namespace,
+                ident.name
+            ],
         )
-        .context(|| format!("moving {ident} on {into}"))?;
-    if changed != 1 {
+        .context(|| format!("committing {ident} on {ref_name}"))?;
+    Ok(changed == 1)
+}
+
+fn move_pointer(
+    tx: &Transaction<'_>,
+    into: &str,
+    ident: &TableIdent,
+    from: &str,
+    to: &str,
+) -> Result<()> {
+    if !cas_pointer(tx, into, ident, from, to)? {
         return Err(Error::CommitConflict {
             table: ident.to_string(),
             message: format!("{into} moved while merging"),

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
-use arrow_row::{RowConverter, SortField};
+use arrow_row::{RowConverter, Rows, SortField};
 use arrow_select::take::take_record_batch;
 use hashbrown::HashMap;
 use iceberg::arrow::{PartitionValueCalculator, arrow_struct_to_literal};
@@ -289,8 +289,8 @@ impl Partitioner {
         })
     }
 
-    /// The distinct partition values of a batch.
-    fn values(&self, batch: &RecordBatch) -> Result<Vec<Struct>> {
+    /// Each row's partition value, and its row encoding (equal values, equal bytes).
+    fn encoded_values(&self, batch: &RecordBatch) -> Result<(ArrayRef, Rows)> {
         let values: ArrayRef = self
             .calculator
             .calculate(batch)
@@ -300,6 +300,12 @@ impl Partitioner {
         let rows = converter
             .convert_columns(std::slice::from_ref(&values))
             .context(|| "encoding partition values".into())?;
+        Ok((values, rows))
+    }
+
+    /// The distinct partition values of a batch.
+    fn values(&self, batch: &RecordBatch) -> Result<Vec<Struct>> {
+        let (values, rows) = self.encoded_values(batch)?;
         let mut first_of_each: HashMap<_, usize> = HashMap::new();
         for (i, row) in rows.iter().enumerate() {
             first_of_each.entry(row).or_insert(i);
@@ -311,15 +317,7 @@ impl Partitioner {
     }
 
     fn split(&self, batch: &RecordBatch) -> Result<Vec<(Struct, RecordBatch)>> {
-        let values: ArrayRef = self
-            .calculator
-            .calculate(batch)
-            .context(|| "computing partition values".into())?;
-        let converter = RowConverter::new(vec![SortField::new(values.data_type().clone())])
-            .context(|| "encoding partition values".into())?;
-        let rows = converter
-            .convert_columns(std::slice::from_ref(&values))
-            .context(|| "encoding partition values".into())?;
+        let (values, rows) = self.encoded_values(batch)?;
         // Group row indices by partition, remembering one row of each group for its value.
         let mut groups: HashMap<_, (usize, Vec<u32>)> = HashMap::new();
         for (i, row) in rows.iter().enumerate() {
