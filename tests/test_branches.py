@@ -177,3 +177,23 @@ def test_diff_lists_changed_tables(lh, events_table):
     assert lh.diff("dev", "main").added == ["raw.late"]
     with pytest.raises(errors.InputError, match="does not exist"):
         lh.diff("main", "nope")
+
+
+def test_diff_rows_counts_added_removed_and_changed_rows(lh, events_table):
+    events_table.append(make_events(0, 30))
+    events_table.append(make_events(100, 30))  # files both refs share are not read
+    lh.create_branch("dev")
+    dev = lh.table("raw.events", ref="dev")
+    updated = make_events(0, 3).set_column(3, "value", pa.array([9.5, 9.5, 9.5]))
+    dev.merge(updated, "id")  # ids 0-2 changed (a day-partitioned table: their files rewritten)
+    dev.append(make_events(500, 4))
+    diff = lh.diff_rows("raw.events", "main", "dev", key="id", sample=2)
+    assert (diff.added, diff.removed, diff.changed) == (4, 0, 3)
+    assert diff.added_sample.num_rows == 2 and diff.changed_sample.num_rows == 2
+    assert set(diff.changed_sample.column("value").to_pylist()) == {9.5}
+    back = lh.diff_rows("raw.events", "dev", "main", key=["id"])
+    assert (back.added, back.removed, back.changed) == (0, 4, 3)
+    same = lh.diff_rows("raw.events", "main", "main", key="id")
+    assert (same.added, same.removed, same.changed) == (0, 0, 0)
+    with pytest.raises(errors.SchemaError):
+        lh.diff_rows("raw.events", "main", "dev", key="nope")

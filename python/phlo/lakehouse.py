@@ -29,6 +29,7 @@ __all__ = [
     "PartitionField",
     "RefDiff",
     "RefMergeResult",
+    "RowDiff",
     "Scan",
     "Snapshot",
     "Table",
@@ -84,6 +85,20 @@ class RefDiff:
     added: list[str]
     #: Only on the first ref.
     removed: list[str]
+
+
+@dataclass(frozen=True)
+class RowDiff:
+    """Rows of one table that differ between two refs, by key."""
+
+    added: int
+    removed: int
+    #: Same key, other content.
+    changed: int
+    #: Up to `sample` rows of each kind (changed: as they are on the second ref).
+    added_sample: pa.Table = field(repr=False)
+    removed_sample: pa.Table = field(repr=False)
+    changed_sample: pa.Table = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -231,6 +246,22 @@ class Lakehouse:
         """Which tables differ between refs `a` and `b` (e.g. ``lh.diff("main", "dev")``)."""
         changed, added, removed = self._native.diff(a, b)
         return RefDiff(changed=changed, added=added, removed=removed)
+
+    def diff_rows(
+        self, table: str, a: str, b: str, *, key: str | Sequence[str], sample: int = 20
+    ) -> RowDiff:
+        """Rows of `table` added, removed and changed (same `key`, other content) from ref `a`
+        to ref `b`. Only data files that are not shared by both refs are read."""
+        keys = [key] if isinstance(key, str) else list(key)
+        d = self._native.diff_rows(table, a, b, keys, sample)
+        return RowDiff(
+            added=d["added"],
+            removed=d["removed"],
+            changed=d["changed"],
+            added_sample=pa.table(pa.record_batch(d["added_sample"])),
+            removed_sample=pa.table(pa.record_batch(d["removed_sample"])),
+            changed_sample=pa.table(pa.record_batch(d["changed_sample"])),
+        )
 
     def merge(self, source: str, into: str = "main") -> RefMergeResult:
         """Merges branch `source` into `into`, all tables atomically: tables changed on the

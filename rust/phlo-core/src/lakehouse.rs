@@ -12,6 +12,7 @@ use iceberg::io::FileIO;
 use iceberg::spec::{Operation, TableMetadata};
 
 use crate::catalog::{Diverged, MAIN, RefMerge, SqliteCatalog, TableIdent};
+use crate::diff::{RowDiff, diff_rows};
 use crate::error::{Context, Error, Location, Result};
 use crate::iceberg::commit::{
     AttemptFiles, SnapshotChange, commit_append, files_added_since, write_snapshot,
@@ -326,6 +327,24 @@ impl Lakehouse {
             ..Default::default()
         };
         write_snapshot(&self.io, &target, &change).await.map(Some)
+    }
+
+    /// Rows of table `name` added, removed and changed (by `key`) from ref `from` to ref `to`.
+    pub async fn diff_rows(
+        &self,
+        name: &str,
+        from: &str,
+        to: &str,
+        key: &[String],
+        sample: usize,
+    ) -> Result<RowDiff> {
+        let (a, b) = (
+            self.load_table(name, from).await?,
+            self.load_table(name, to).await?,
+        );
+        diff_rows(&self.io, &a, &b, key, sample)
+            .await
+            .map_err(|e| e.in_table(name))
     }
 
     pub async fn scan(&self, name: &str, options: &ScanOptions) -> Result<ScanPlan> {

@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod dedupe;
+pub mod diff;
 pub mod error;
 pub mod iceberg;
 pub mod keys;

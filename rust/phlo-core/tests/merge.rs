@@ -370,3 +370,36 @@ async fn a_delete_commit_removes_files_and_keeps_totals_right() {
         .unwrap_err();
     assert_eq!(err.code(), "commit_conflict");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_rows_between_refs() {
+    use phlo_core::catalog::RefKind;
+
+    let (_dir, lh) = setup().await;
+    let merge = options(MergeStrategy::Merge, None);
+    let base: Vec<_> = (0..20)
+        .map(|i| (format!("k{i:02}"), i, Some(1.0)))
+        .collect();
+    lh.merge("raw.t", one(batch(&base)), &merge).await.unwrap();
+    lh.catalog()
+        .create_ref("dev", RefKind::Branch, "main")
+        .unwrap();
+    let mut on_dev = merge.clone();
+    on_dev.ref_name = "dev".into();
+    let change = vec![
+        ("k03".to_string(), 3, Some(2.0)),
+        ("new".to_string(), 99, None),
+    ];
+    lh.merge("raw.t", one(batch(&change)), &on_dev)
+        .await
+        .unwrap();
+    let key = vec!["id".to_string()];
+    let diff = lh
+        .diff_rows("raw.t", "main", "dev", &key, 10)
+        .await
+        .unwrap();
+    assert_eq!((diff.added, diff.removed, diff.changed), (1, 0, 1));
+    assert_eq!(diff.changed_sample.num_rows(), 1);
+    let same = lh.diff_rows("raw.t", "dev", "dev", &key, 10).await.unwrap();
+    assert_eq!((same.added, same.removed, same.changed), (0, 0, 0));
+}

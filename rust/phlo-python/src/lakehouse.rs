@@ -13,8 +13,8 @@ use phlo_core::schema::arrow_schema_of;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use pyo3_arrow::PySchema;
 use pyo3_arrow::input::AnyRecordBatch;
+use pyo3_arrow::{PyRecordBatch, PySchema};
 
 use crate::errors::IntoPyResult;
 use crate::runtime::wait_for;
@@ -300,6 +300,33 @@ impl NativeLakehouse {
             .detach(|| self.inner.catalog().diff_refs(from_ref, to_ref))
             .py_err()?;
         Ok((diff.changed, diff.added, diff.removed))
+    }
+
+    /// `{added, removed, changed, added_sample, removed_sample, changed_sample}`.
+    #[pyo3(signature = (name, from_ref, to_ref, key, sample))]
+    fn diff_rows<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        from_ref: String,
+        to_ref: String,
+        key: Vec<String>,
+        sample: usize,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let lh = self.inner.clone();
+        let diff = wait_for(py, async move {
+            lh.diff_rows(&name, &from_ref, &to_ref, &key, sample)
+                .await
+                .py_err()
+        })?;
+        let out = PyDict::new(py);
+        out.set_item("added", diff.added)?;
+        out.set_item("removed", diff.removed)?;
+        out.set_item("changed", diff.changed)?;
+        out.set_item("added_sample", PyRecordBatch::new(diff.added_sample))?;
+        out.set_item("removed_sample", PyRecordBatch::new(diff.removed_sample))?;
+        out.set_item("changed_sample", PyRecordBatch::new(diff.changed_sample))?;
+        Ok(out)
     }
 
     /// `(fast_forwarded, added, rebased)` table names.
