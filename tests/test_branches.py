@@ -197,3 +197,28 @@ def test_diff_rows_counts_added_removed_and_changed_rows(lh, events_table):
     assert (same.added, same.removed, same.changed) == (0, 0, 0)
     with pytest.raises(errors.SchemaError):
         lh.diff_rows("raw.events", "main", "dev", key="nope")
+
+
+def test_a_transaction_lands_every_table_or_none(lh, events_table):
+    other = lh.create_table("raw.other", {"id": pa.int64()})
+    with lh.transaction() as tx:
+        tx.table("raw.events").append(make_events(0, 5))
+        tx.table("raw.other").append([{"id": 1}, {"id": 2}])
+        assert ids(events_table) == [] and other.scan().to_arrow().num_rows == 0
+    assert ids(events_table) == [0, 1, 2, 3, 4] and other.scan().to_arrow().num_rows == 2
+    assert sorted(tx.result.fast_forwarded) == ["raw.events", "raw.other"]
+    assert lh.branches() == ["main"], "the transaction's branch is gone"
+
+    with pytest.raises(RuntimeError, match="source failed"):
+        with lh.transaction() as tx:
+            tx.table("raw.other").append([{"id": 3}])
+            raise RuntimeError("source failed")
+    assert other.scan().to_arrow().num_rows == 2 and lh.branches() == ["main"]
+
+    # Another writer overwrites a table while the transaction also rewrites it: nothing lands.
+    with pytest.raises(errors.CommitConflictError):
+        with lh.transaction() as tx:
+            tx.table("raw.events").merge(make_events(0, 1), "id")
+            tx.table("raw.other").append([{"id": 9}])
+            events_table.merge(make_events(1, 1), "id")
+    assert other.scan().to_arrow().num_rows == 2 and lh.branches() == ["main"]

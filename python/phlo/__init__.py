@@ -17,6 +17,7 @@ from phlo.lakehouse import (
     Scan,
     Snapshot,
     Table,
+    Transaction,
 )
 from phlo.merge import MergeResult, dedupe, merge_to_iceberg
 from phlo.stage import StageResult, stage
@@ -34,6 +35,7 @@ __all__ = [
     "Snapshot",
     "StageResult",
     "Table",
+    "Transaction",
     "__version__",
     "dedupe",
     "errors",

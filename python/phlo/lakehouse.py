@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ __all__ = [
     "Scan",
     "Snapshot",
     "Table",
+    "Transaction",
 ]
 
 PartitionBy = Sequence[tuple[str, str] | str]
@@ -247,6 +249,17 @@ class Lakehouse:
         changed, added, removed = self._native.diff(a, b)
         return RefDiff(changed=changed, added=added, removed=removed)
 
+    def transaction(self, ref: str = "main") -> Transaction:
+        """Writes to several tables that land on `ref` together or not at all::
+
+            with lh.transaction() as tx:
+                tx.table("raw.orders").append(orders)
+                tx.table("raw.customers").merge(customers, "id")
+
+        The writes go to a private branch (``tx/…``) that is merged into `ref` when the block
+        ends without an exception, and deleted either way."""
+        return Transaction(self, ref)
+
     def diff_rows(
         self, table: str, a: str, b: str, *, key: str | Sequence[str], sample: int = 20
     ) -> RowDiff:
@@ -277,6 +290,32 @@ class Lakehouse:
 
     def __repr__(self) -> str:
         return f"Lakehouse({str(self.root)!r})"
+
+
+class Transaction:
+    """See `Lakehouse.transaction`."""
+
+    def __init__(self, lakehouse: Lakehouse, ref: str) -> None:
+        self._lakehouse = lakehouse
+        self.ref = ref
+        self.branch = f"tx/{uuid.uuid4().hex}"
+        #: Set when the transaction committed.
+        self.result: RefMergeResult | None = None
+
+    def table(self, name: str) -> Table:
+        """The table as this transaction sees it; writes stay private until the commit."""
+        return self._lakehouse.table(name, ref=self.branch)
+
+    def __enter__(self) -> Transaction:
+        self._lakehouse.create_branch(self.branch, from_ref=self.ref)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        try:
+            if exc_type is None:
+                self.result = self._lakehouse.merge(self.branch, into=self.ref)
+        finally:
+            self._lakehouse.delete_branch(self.branch)
 
 
 class Table:
