@@ -122,12 +122,7 @@ async fn read_files(
 ) -> Result<RecordBatch> {
     let mut batches = Vec::new();
     for path in paths {
-        let bytes = io
-            .new_input(path)
-            .context(|| format!("opening {path}"))?
-            .read()
-            .await
-            .context(|| format!("reading {path}"))?;
+        let bytes = crate::iceberg::read_bytes(io, path).await?;
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
             .and_then(|b| b.build())
             .map_err(|e| {

@@ -176,12 +176,7 @@ async fn load_manifest_list(
     table: &LoadedTable,
     path: &str,
 ) -> Result<Vec<ManifestFile>> {
-    let bytes = io
-        .new_input(path)
-        .context(|| format!("opening {path}"))?
-        .read()
-        .await
-        .context(|| format!("reading {path}"))?;
+    let bytes = super::read_bytes(io, path).await?;
     Ok(
         ManifestList::parse_with_version(&bytes, table.metadata.format_version())
             .context(|| format!("parsing {path}"))?

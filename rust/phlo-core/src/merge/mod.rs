@@ -315,12 +315,7 @@ async fn rewrite_without_keys(
     found: &mut [bool],
 ) -> Result<Option<(Vec<RecordBatch>, u64)>> {
     let path = file.file_path().to_string();
-    let bytes = io
-        .new_input(&path)
-        .context(|| format!("opening {path}"))?
-        .read()
-        .await
-        .context(|| format!("reading {path}"))?;
+    let bytes = crate::iceberg::read_bytes(io, &path).await?;
     let corrupt = |e: parquet::errors::ParquetError| {
         Error::invalid(
             format!("cannot read data file {path}: {e}"),
