@@ -101,6 +101,30 @@ pub fn validate_ref_name(name: &str) -> Result<()> {
 }
 
 impl SqliteCatalog {
+    /// Runs `change` in one SQLite transaction, committed only when it returns `Ok`.
+    fn in_transaction<T>(&self, change: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction()
+            .context(|| "starting a catalog transaction".into())?;
+        let value = change(&tx)?;
+        tx.commit()
+            .context(|| "committing a catalog transaction".into())?;
+        Ok(value)
+    }
+
+    /// Errors unless `name` is an existing branch: tags are immutable.
+    fn require_branch(&self, name: &str) -> Result<()> {
+        match self.ref_kind(name)? {
+            None => Err(no_such_ref(name)),
+            Some(RefKind::Tag) => Err(Error::invalid(
+                format!("{name} is a tag"),
+                "tags are immutable: write to or merge into a branch",
+            )),
+            Some(RefKind::Branch) => Ok(()),
+        }
+    }
+
     /// The kind of `name`, or `None` if no such ref exists (`main` always exists).
     pub fn ref_kind(&self, name: &str) -> Result<Option<RefKind>> {
         if name == MAIN {
@@ -130,56 +154,56 @@ impl SqliteCatalog {
         if self.ref_kind(from)?.is_none() {
             return Err(no_such_ref(from));
         }
-        let mut conn = self.conn()?;
-        let tx = conn
-            .transaction()
-            .context(|| "starting a transaction".into())?;
-        let inserted = tx.execute(
-            "INSERT INTO phlo_refs VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                CATALOG_NAME,
-                name,
-                kind.as_str(),
-                from,
-                chrono::Utc::now().timestamp_millis()
-            ],
-        );
-        match inserted {
-            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
-                return Err(Error::invalid(
-                    format!("ref {name} already exists"),
-                    "pick another name, or delete the branch first (tags are immutable)",
-                ));
+        self.in_transaction(|tx| {
+            let inserted = tx.execute(
+                "INSERT INTO phlo_refs VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    CATALOG_NAME,
+                    name,
+                    kind.as_str(),
+                    from,
+                    chrono::Utc::now().timestamp_millis()
+                ],
+            );
+            match inserted {
+                Err(e)
+                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) =>
+                {
+                    return Err(Error::invalid(
+                        format!("ref {name} already exists"),
+                        "pick another name, or delete the branch first (tags are immutable)",
+                    ));
+                }
+                other => {
+                    other.context(|| format!("creating ref {name}"))?;
+                }
             }
-            other => {
-                other.context(|| format!("creating ref {name}"))?;
-            }
-        }
-        let copy = if from == MAIN {
-            "INSERT INTO phlo_ref_tables SELECT catalog_name, ?2, table_namespace, table_name,
+            let copy = if from == MAIN {
+                "INSERT INTO phlo_ref_tables SELECT catalog_name, ?2, table_namespace, table_name,
              metadata_location, metadata_location FROM iceberg_tables
              WHERE catalog_name = ?1 AND metadata_location IS NOT NULL
              AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL)"
-        } else {
-            "INSERT INTO phlo_ref_tables SELECT catalog_name, ?2, table_namespace, table_name,
+            } else {
+                "INSERT INTO phlo_ref_tables SELECT catalog_name, ?2, table_namespace, table_name,
              metadata_location, metadata_location FROM phlo_ref_tables
              WHERE catalog_name = ?1 AND ref_name = ?3"
-        };
-        let params: &[&dyn rusqlite::ToSql] = if from == MAIN {
-            &[&CATALOG_NAME, &name]
-        } else {
-            &[&CATALOG_NAME, &name, &from]
-        };
-        tx.execute(copy, params)
-            .context(|| format!("copying the pointers of {from}"))?;
-        record(
-            &tx,
-            name,
-            &[],
-            &format!("create {} {name} from {from}", kind.as_str()),
-            None,
-        )?;
-        tx.commit().context(|| format!("creating ref {name}"))
+            };
+            let params: &[&dyn rusqlite::ToSql] = if from == MAIN {
+                &[&CATALOG_NAME, &name]
+            } else {
+                &[&CATALOG_NAME, &name, &from]
+            };
+            tx.execute(copy, params)
+                .context(|| format!("copying the pointers of {from}"))?;
+            record(
+                tx,
+                name,
+                &[],
+                &format!("create {} {name} from {from}", kind.as_str()),
+                None,
+            )?;
+            Ok(())
+        })
     }
 
     pub fn list_refs(&self, kind: RefKind) -> Result<Vec<RefInfo>> {
@@ -206,58 +230,45 @@ impl SqliteCatalog {
 
     /// Deletes a branch (pointers only: files stay, other refs may use them).
     pub fn delete_branch(&self, name: &str) -> Result<()> {
-        match self.ref_kind(name)? {
-            None => return Err(no_such_ref(name)),
-            Some(RefKind::Tag) => {
-                return Err(Error::invalid(
-                    format!("{name} is a tag"),
-                    "tags are immutable",
-                ));
-            }
-            Some(RefKind::Branch) if name == MAIN => {
-                return Err(Error::invalid(
-                    "main cannot be deleted",
-                    "delete other branches",
-                ));
-            }
-            Some(RefKind::Branch) => {}
+        self.require_branch(name)?;
+        if name == MAIN {
+            return Err(Error::invalid(
+                "main cannot be deleted",
+                "delete other branches",
+            ));
         }
-        let mut conn = self.conn()?;
-        let tx = conn
-            .transaction()
-            .context(|| "starting a transaction".into())?;
-        for sql in [
-            "DELETE FROM phlo_ref_tables WHERE catalog_name = ?1 AND ref_name = ?2",
-            "DELETE FROM phlo_refs WHERE catalog_name = ?1 AND ref_name = ?2",
-        ] {
-            tx.execute(sql, params![CATALOG_NAME, name])
-                .context(|| format!("deleting {name}"))?;
-        }
-        record(&tx, name, &[], &format!("delete branch {name}"), None)?;
-        tx.commit().context(|| format!("deleting {name}"))
+        self.in_transaction(|tx| {
+            for sql in [
+                "DELETE FROM phlo_ref_tables WHERE catalog_name = ?1 AND ref_name = ?2",
+                "DELETE FROM phlo_refs WHERE catalog_name = ?1 AND ref_name = ?2",
+            ] {
+                tx.execute(sql, params![CATALOG_NAME, name])
+                    .context(|| format!("deleting {name}"))?;
+            }
+            record(tx, name, &[], &format!("delete branch {name}"), None)?;
+            Ok(())
+        })
     }
 
     /// The tables changed on both `source` (since its fork or last merge) and `into`.
     pub fn diverged_tables(&self, source: &str, into: &str) -> Result<Vec<Diverged>> {
-        let mut conn = self.conn()?;
-        let tx = conn
-            .transaction()
-            .context(|| "starting a transaction".into())?;
-        let mut diverged = Vec::new();
-        for (ident, location, base) in source_tables(&tx, source)? {
-            let (Some(base), Some(target)) = (base, target_location(&tx, into, &ident)?) else {
-                continue;
-            };
-            if location != base && target != base {
-                diverged.push(Diverged {
-                    ident,
-                    source: location,
-                    base,
-                    target,
-                });
+        self.in_transaction(|tx| {
+            let mut diverged = Vec::new();
+            for (ident, location, base) in source_tables(tx, source)? {
+                let (Some(base), Some(target)) = (base, target_location(tx, into, &ident)?) else {
+                    continue;
+                };
+                if location != base && target != base {
+                    diverged.push(Diverged {
+                        ident,
+                        source: location,
+                        base,
+                        target,
+                    });
+                }
             }
-        }
-        Ok(diverged)
+            Ok(diverged)
+        })
     }
 
     /// Which tables differ between refs `from` and `to`.
@@ -342,24 +353,15 @@ impl SqliteCatalog {
         message: &str,
         run_id: Option<&str>,
     ) -> Result<bool> {
-        if self.ref_kind(ref_name)? == Some(RefKind::Tag) {
-            return Err(Error::invalid(
-                format!("{ref_name} is a tag"),
-                "tags are immutable: write to a branch",
-            ));
-        }
-        let mut conn = self.conn()?;
-        let tx = conn
-            .transaction()
-            .context(|| "starting a transaction".into())?;
-        let changed = cas_pointer(&tx, ref_name, ident, expected, new)?;
-        if !changed {
-            return Ok(false);
-        }
-        record(&tx, ref_name, &[ident.to_string()], message, run_id)?;
-        tx.commit()
-            .context(|| format!("committing {ident} on {ref_name}"))?;
-        Ok(true)
+        self.require_branch(ref_name)?;
+        self.in_transaction(|tx| {
+            let changed = cas_pointer(tx, ref_name, ident, expected, new)?;
+            if !changed {
+                return Ok(false);
+            }
+            record(tx, ref_name, &[ident.to_string()], message, run_id)?;
+            Ok(true)
+        })
     }
 
     /// Merges branch `source` into `into` (`main` or another branch), all tables in one SQLite
@@ -376,40 +378,28 @@ impl SqliteCatalog {
         if self.ref_kind(source)?.is_none() {
             return Err(no_such_ref(source));
         }
-        match self.ref_kind(into)? {
-            None => return Err(no_such_ref(into)),
-            Some(RefKind::Tag) => {
-                return Err(Error::invalid(
-                    format!("{into} is a tag"),
-                    "merge into a branch",
-                ));
-            }
-            Some(RefKind::Branch) => {}
-        }
-        let mut conn = self.conn()?;
-        let tx = conn
-            .transaction()
-            .context(|| "starting a transaction".into())?;
-        let tables = source_tables(&tx, source)?;
+        self.require_branch(into)?;
+        self.in_transaction(|tx| {
+        let tables = source_tables(tx, source)?;
         let mut result = RefMerge::default();
         let mut conflicts = Vec::new();
         for (ident, location, base) in tables {
             if base.as_deref() == Some(location.as_str()) {
                 continue; // unchanged on the source
             }
-            let target = target_location(&tx, into, &ident)?;
+            let target = target_location(tx, into, &ident)?;
             match (&target, &base) {
                 (None, _) => {
-                    add_table(&tx, into, &ident, &location)?;
+                    add_table(tx, into, &ident, &location)?;
                     result.added.push(ident.to_string());
                 }
                 (Some(current), Some(base)) if current == base => {
-                    move_pointer(&tx, into, &ident, current, &location)?;
+                    move_pointer(tx, into, &ident, current, &location)?;
                     result.fast_forwarded.push(ident.to_string());
                 }
                 // Changed on both sides, re-applied on the target's state `expected` already.
                 (Some(current), _) if rebased.get(&ident).is_some_and(|(e, _)| e == current) => {
-                    move_pointer(&tx, into, &ident, current, &rebased[&ident].1)?;
+                    move_pointer(tx, into, &ident, current, &rebased[&ident].1)?;
                     result.rebased.push(ident.to_string());
                 }
                 _ => conflicts.push(format!("{ident}: changed on both {source} and {into}")),
@@ -445,10 +435,9 @@ impl SqliteCatalog {
             result.added.len(),
             result.rebased.len()
         );
-        record(&tx, into, &tables, &message, None)?;
-        tx.commit()
-            .context(|| format!("merging {source} into {into}"))?;
-        Ok(result)
+        record(tx, into, &tables, &message, None)?;
+            Ok(result)
+        })
     }
 }
 
