@@ -8,8 +8,10 @@ from phlo import errors
 from phlo._native import __version__
 from phlo.lakehouse import (
     AppendResult,
+    ExpireResult,
     Lakehouse,
     LogEntry,
+    OrphanFiles,
     PartitionField,
     RefDiff,
     RefMergeResult,
@@ -24,9 +26,11 @@ from phlo.stage import StageResult, stage
 
 __all__ = [
     "AppendResult",
+    "ExpireResult",
     "Lakehouse",
     "LogEntry",
     "MergeResult",
+    "OrphanFiles",
     "PartitionField",
     "RefDiff",
     "RefMergeResult",

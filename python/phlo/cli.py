@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import click
 
 from phlo.errors import PhloError
@@ -84,13 +86,20 @@ def show(ctx: click.Context, table: str, ref: str) -> None:
 @click.argument("table")
 @click.option("-n", "--rows", default=10, show_default=True, help="Rows to print.")
 @click.option("--snapshot", "snapshot_id", type=int, help="Read this snapshot.")
-@click.option("--ref", default="main", show_default=True, help="Branch or tag to read.")
+@click.option("--ref", default=None, help="Branch or tag to read (default: main).")
+@click.option("--as-of", help="A time (ISO) or a commit id of `phlo log`: read the table then.")
 @click.pass_context
-def head(ctx: click.Context, table: str, rows: int, snapshot_id: int | None, ref: str) -> None:
+def head(
+    ctx: click.Context,
+    table: str,
+    rows: int,
+    snapshot_id: int | None,
+    ref: str | None,
+    as_of: str | None,
+) -> None:
     """Print the first rows of TABLE."""
-    scan = (
-        _lakehouse(ctx).table(table, ref=ref).scan(snapshot_id=snapshot_id, batch_size=max(rows, 1))
-    )
+    t = _lakehouse(ctx).table(table, ref=ref, as_of=as_of)
+    scan = t.scan(snapshot_id=snapshot_id, batch_size=max(rows, 1))
     reader = scan.to_reader()
     shown = 0
     for batch in reader:
@@ -109,7 +118,8 @@ def log_command(ctx: click.Context, ref: str | None, limit: int) -> None:
     """Print the commit log, newest first."""
     for entry in _lakehouse(ctx).log(ref, limit):
         click.echo(
-            f"{entry.timestamp:%Y-%m-%d %H:%M:%S}  {entry.ref:<16} {entry.author:<10} {entry.message}"
+            f"{entry.commit_id}  {entry.timestamp:%Y-%m-%d %H:%M:%S}  {entry.ref:<16}"
+            f" {entry.author:<10} {entry.message}"
         )
 
 
@@ -172,6 +182,46 @@ def branch_merge(ctx: click.Context, source: str, into: str) -> None:
         click.echo(f"rebased {name} (re-applied {source}'s appends)")
     if not (result.fast_forwarded or result.added or result.rebased):
         click.echo(f"{into} already has everything of {source}")
+
+
+def _age(text: str) -> dt.timedelta:
+    """``90s``, ``30m``, ``12h`` or ``5d``."""
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    try:
+        return dt.timedelta(**{units[text[-1]]: float(text[:-1])})
+    except (KeyError, ValueError, IndexError):
+        raise click.BadParameter(f"{text!r} is not an age like 90s, 30m, 12h or 5d") from None
+
+
+@main.group()
+def maintain() -> None:
+    """Expire old snapshots and remove orphan files (branch-aware)."""
+
+
+@maintain.command("expire")
+@click.option("--older-than", default="5d", show_default=True, help="Age: 90s, 30m, 12h, 5d.")
+@click.option("--keep-last", default=1, show_default=True, help="Snapshots every branch keeps.")
+@click.pass_context
+def maintain_expire(ctx: click.Context, older_than: str, keep_last: int) -> None:
+    """Expire snapshots older than an age on every branch; delete files only they used."""
+    result = _lakehouse(ctx).expire_snapshots(_age(older_than), keep_last)
+    click.echo(
+        f"expired {result.snapshots_expired} snapshots on {len(result.refs_rewritten)} "
+        f"table refs, deleted {result.files_deleted} files"
+    )
+
+
+@maintain.command("orphans")
+@click.option("--older-than", default="3d", show_default=True, help="Age: 90s, 30m, 12h, 5d.")
+@click.option("--dry-run", is_flag=True, help="List the files without deleting them.")
+@click.pass_context
+def maintain_orphans(ctx: click.Context, older_than: str, dry_run: bool) -> None:
+    """Delete files nothing references (leftovers of crashed writes)."""
+    result = _lakehouse(ctx).remove_orphan_files(_age(older_than), dry_run=dry_run)
+    for path in result.files:
+        click.echo(path)
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(f"{verb} {len(result.files)} orphan files ({result.bytes} bytes)")
 
 
 @main.group(invoke_without_command=True)

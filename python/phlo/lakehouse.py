@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pyarrow as pa
 
@@ -25,8 +25,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AppendResult",
+    "ExpireResult",
     "Lakehouse",
     "LogEntry",
+    "OrphanFiles",
     "PartitionField",
     "RefDiff",
     "RefMergeResult",
@@ -75,6 +77,33 @@ class LogEntry:
     author: str
     timestamp: dt.datetime
     run_id: str | None
+    #: Properties given with the change (``properties=`` of a write, merge or transaction).
+    properties: dict[str, str] = field(default_factory=dict)
+
+
+#: A point in a table's past: a time (datetime, ISO string, ms since epoch) or a log commit.
+AsOf: TypeAlias = dt.datetime | int | str | LogEntry
+
+
+@dataclass(frozen=True)
+class ExpireResult:
+    """What `Lakehouse.expire_snapshots` removed."""
+
+    snapshots_expired: int
+    #: Manifest lists, manifests and data files that only expired snapshots referenced.
+    files_deleted: int
+    #: ``table@ref`` for every branch whose history was shortened.
+    refs_rewritten: list[str]
+
+
+@dataclass(frozen=True)
+class OrphanFiles:
+    """Files under table locations that nothing references (see `remove_orphan_files`)."""
+
+    files: list[str]
+    bytes: int
+    #: False for a dry run (the files were only listed).
+    deleted: bool
 
 
 @dataclass(frozen=True)
@@ -181,29 +210,44 @@ class Lakehouse:
         partition_by: PartitionBy | None = None,
         properties: Mapping[str, str] | None = None,
         exist_ok: bool = False,
+        ref: str = "main",
     ) -> Table:
         """Creates an Iceberg v2 table.
 
         `schema` is a pyarrow Schema (or a ``{column: pyarrow type}`` mapping); non-nullable
         fields become required columns. `partition_by` lists ``(column, transform)`` pairs or
         strings ``"region"`` / ``"day(ts)"``; transforms are identity, year, month, day, hour,
-        bucket[N] and truncate[W].
+        bucket[N] and truncate[W]. With `ref`, the table is created on that branch only;
+        merging the branch adds it to the target.
         """
         arrow_schema = as_arrow_schema(schema)
         try:
             self._native.create_table(
-                name, arrow_schema, _partition_pairs(partition_by), dict(properties or {})
+                name, arrow_schema, _partition_pairs(partition_by), dict(properties or {}), ref
             )
         except TableAlreadyExistsError:
             if not exist_ok:
                 raise
-        return self.table(name)
+        return self.table(name, ref)
 
-    def table(self, name: str, ref: str = "main") -> Table:
-        """Opens an existing table on branch or tag `ref`; reads and writes of the returned
-        `Table` go to that ref (raises `NoSuchTableError` if the table is not there)."""
-        self._native.table_metadata(name, ref)
-        return Table(self._native, name, ref)
+    def table(self, name: str, ref: str | None = None, *, as_of: AsOf | None = None) -> Table:
+        """Opens an existing table on branch or tag `ref` (``"main"`` by default); reads and
+        writes of the returned `Table` go to that ref (raises `NoSuchTableError` if the table
+        is not there).
+
+        `as_of` opens the table as it was at a point in the past, read-only: a datetime, an
+        ISO string or ms since epoch (the last snapshot committed by then on `ref`), or a
+        commit of `log()` (a `LogEntry` or its `commit_id`: the table right after that commit,
+        on the commit's ref)."""
+        if as_of is None:
+            ref = ref or "main"
+            self._native.table_metadata(name, ref)
+            return Table(self._native, name, ref)
+        commit_id, as_of_ms = _commit_or_time(as_of)
+        ref, snapshot_id = self._native.snapshot_as_of(name, ref, as_of_ms, commit_id)
+        if snapshot_id is None:
+            raise InputError(f"{name} on {ref} had no snapshot yet at {as_of!r} (it was empty)")
+        return Table(self._native, name, ref, pinned=(as_of, snapshot_id))
 
     def create_branch(self, name: str, from_ref: str = "main") -> None:
         """Creates branch `name` with every table as it is on `from_ref` (pointers only: no
@@ -227,29 +271,29 @@ class Lakehouse:
 
     def log(self, ref: str | None = None, limit: int = 100) -> list[LogEntry]:
         """The newest `limit` changes of `ref` (of every ref when `None`), newest first. The
-        author is `PHLO_AUTHOR` or the OS user; `run_id` comes from the `phlo.run-id` snapshot
-        property."""
-        return [
-            LogEntry(
-                commit_id=commit_id,
-                ref=ref_name,
-                tables=tables,
-                message=message,
-                author=author,
-                timestamp=dt.datetime.fromtimestamp(created_at_ms / 1000, dt.UTC),
-                run_id=run_id,
-            )
-            for commit_id, ref_name, tables, message, author, created_at_ms, run_id in self._native.log(
-                ref, limit
-            )
-        ]
+        message and author are what the write was given (``message=``, ``author=``), else a
+        generated message and `PHLO_AUTHOR` or the OS user; `run_id` comes from the
+        `phlo.run-id` property."""
+        entries = []
+        for e in self._native.log(ref, limit):
+            created_at_ms = e.pop("created_at_ms")
+            timestamp = dt.datetime.fromtimestamp(created_at_ms / 1000, dt.UTC)
+            entries.append(LogEntry(timestamp=timestamp, **e))
+        return entries
 
     def diff(self, a: str, b: str) -> RefDiff:
         """Which tables differ between refs `a` and `b` (e.g. ``lh.diff("main", "dev")``)."""
         changed, added, removed = self._native.diff(a, b)
         return RefDiff(changed=changed, added=added, removed=removed)
 
-    def transaction(self, ref: str = "main") -> Transaction:
+    def transaction(
+        self,
+        ref: str = "main",
+        *,
+        message: str | None = None,
+        author: str | None = None,
+        properties: Mapping[str, str] | None = None,
+    ) -> Transaction:
         """Writes to several tables that land on `ref` together or not at all::
 
             with lh.transaction() as tx:
@@ -257,8 +301,9 @@ class Lakehouse:
                 tx.table("raw.customers").merge(customers, "id")
 
         The writes go to a private branch (``tx/…``) that is merged into `ref` when the block
-        ends without an exception, and deleted either way."""
-        return Transaction(self, ref)
+        ends without an exception, and deleted either way. `message`, `author` and
+        `properties` are recorded with the merge in the log."""
+        return Transaction(self, ref, _commit_properties(properties, message, author))
 
     def diff_rows(
         self, table: str, a: str, b: str, *, key: str | Sequence[str], sample: int = 20
@@ -276,17 +321,56 @@ class Lakehouse:
             changed_sample=pa.table(pa.record_batch(d["changed_sample"])),
         )
 
-    def merge(self, source: str, into: str = "main") -> RefMergeResult:
+    def merge(
+        self,
+        source: str,
+        into: str = "main",
+        *,
+        message: str | None = None,
+        author: str | None = None,
+        properties: Mapping[str, str] | None = None,
+    ) -> RefMergeResult:
         """Merges branch `source` into `into`, all tables atomically: tables changed on the
         source only are fast-forwarded, tables new on the source are added, tables changed on
         both sides get the source's appends re-applied on top of the target; if the source did
-        more than append to such a table, `CommitConflictError` names it and nothing merges."""
-        fast_forwarded, added, rebased = self._native.merge_ref(source, into)
+        more than append to such a table, `CommitConflictError` names it and nothing merges.
+        `message`, `author` and `properties` are recorded in the log."""
+        fast_forwarded, added, rebased = self._native.merge_ref(
+            source, into, _commit_properties(properties, message, author)
+        )
         return RefMergeResult(fast_forwarded=fast_forwarded, added=added, rebased=rebased)
 
-    def drop_table(self, name: str, *, purge: bool = False) -> None:
-        """Removes the table from the catalog; with `purge`, deletes its files too."""
-        self._native.drop_table(name, purge)
+    def drop_table(self, name: str, *, purge: bool = False, ref: str = "main") -> None:
+        """Removes the table from branch `ref` (other refs keep it; merging the branch does not
+        carry the drop over). With `purge`, deletes its files too, which is refused while
+        another ref still has the table."""
+        self._native.drop_table(name, purge, ref)
+
+    def expire_snapshots(
+        self,
+        older_than: dt.datetime | dt.timedelta = dt.timedelta(days=5),
+        keep_last: int = 1,
+    ) -> ExpireResult:
+        """Drops, on every branch of every table, the snapshots committed before `older_than`
+        (a time, or an age) beyond the newest `keep_last`, and deletes the files only they
+        referenced. Never removed: a branch's current snapshot, its history back to where it
+        forked (merges need it), anything a tag or another ref references. Time travel
+        reaches back only to retained snapshots."""
+        expired, deleted, refs = self._native.expire_snapshots(_cutoff_ms(older_than), keep_last)
+        return ExpireResult(snapshots_expired=expired, files_deleted=deleted, refs_rewritten=refs)
+
+    def remove_orphan_files(
+        self,
+        older_than: dt.datetime | dt.timedelta = dt.timedelta(days=3),
+        *,
+        dry_run: bool = False,
+    ) -> OrphanFiles:
+        """Deletes files under table locations that no ref, retained snapshot or branch fork
+        point references, e.g. the leftovers of a write that crashed. Only files last modified
+        before `older_than` are touched, so writes in progress keep theirs; `dry_run` lists
+        without deleting."""
+        files, size = self._native.remove_orphan_files(_cutoff_ms(older_than), dry_run)
+        return OrphanFiles(files=files, bytes=size, deleted=not dry_run)
 
     def __repr__(self) -> str:
         return f"Lakehouse({str(self.root)!r})"
@@ -295,9 +379,10 @@ class Lakehouse:
 class Transaction:
     """See `Lakehouse.transaction`."""
 
-    def __init__(self, lakehouse: Lakehouse, ref: str) -> None:
+    def __init__(self, lakehouse: Lakehouse, ref: str, properties: dict[str, str]) -> None:
         self._lakehouse = lakehouse
         self.ref = ref
+        self._properties = properties
         self.branch = f"tx/{uuid.uuid4().hex}"
         #: Set when the transaction committed.
         self.result: RefMergeResult | None = None
@@ -313,7 +398,9 @@ class Transaction:
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         try:
             if exc_type is None:
-                self.result = self._lakehouse.merge(self.branch, into=self.ref)
+                self.result = self._lakehouse.merge(
+                    self.branch, into=self.ref, properties=self._properties
+                )
         finally:
             self._lakehouse.delete_branch(self.branch)
 
@@ -321,11 +408,28 @@ class Transaction:
 class Table:
     """An Iceberg table in a `Lakehouse`. Every property reads the table's current metadata."""
 
-    def __init__(self, native: _native.NativeLakehouse, name: str, ref: str = "main") -> None:
+    def __init__(
+        self,
+        native: _native.NativeLakehouse,
+        name: str,
+        ref: str = "main",
+        *,
+        pinned: tuple[AsOf, int] | None = None,
+    ) -> None:
         self._native = native
         self.name = name
         #: The catalog branch or tag this table is read from and written to.
         self.ref = ref
+        #: The point in time a read-only table was opened at (``lh.table(..., as_of=...)``).
+        self.as_of = pinned[0] if pinned else None
+        self._snapshot_id = pinned[1] if pinned else None
+
+    def _writable(self) -> None:
+        if self.as_of is not None:
+            raise InputError(
+                f"{self.name} was opened as of {self.as_of!r} and is read-only; "
+                "open it without as_of to write"
+            )
 
     def _metadata(self) -> tuple[str, dict[str, Any], Any]:
         location, metadata_json, schema = self._native.table_metadata(self.name, self.ref)
@@ -342,6 +446,9 @@ class Table:
 
     @property
     def current_snapshot_id(self) -> int | None:
+        """The snapshot reads see (for a table opened `as_of`, the one of that time)."""
+        if self.as_of is not None:
+            return self._snapshot_id
         snapshot_id = self._metadata()[1].get("current-snapshot-id")
         return None if snapshot_id in (None, -1) else int(snapshot_id)
 
@@ -377,11 +484,21 @@ class Table:
             )
         ]
 
-    def append(self, data: Any, *, properties: Mapping[str, str] | None = None) -> AppendResult:
+    def append(
+        self,
+        data: Any,
+        *,
+        properties: Mapping[str, str] | None = None,
+        message: str | None = None,
+        author: str | None = None,
+    ) -> AppendResult:
         """Appends Arrow-like `data` as one snapshot on this table's ref. Data is cast to the
         table schema; a column that does not fit raises `SchemaError` and nothing is
-        committed. `properties` are added to the snapshot summary."""
-        result = self._native.append(self.name, as_arrow(data), self.ref, dict(properties or {}))
+        committed. `properties` are added to the snapshot summary; `message` and `author`
+        are recorded in the log (and the summary, as ``phlo.message`` / ``phlo.author``)."""
+        self._writable()
+        properties = _commit_properties(properties, message, author)
+        result = self._native.append(self.name, as_arrow(data), self.ref, properties)
         return AppendResult(**result)
 
     def merge(
@@ -392,6 +509,8 @@ class Table:
         merge_config: Mapping[str, Any] | None = None,
         *,
         properties: Mapping[str, str] | None = None,
+        message: str | None = None,
+        author: str | None = None,
     ) -> MergeResult:
         """Merges Arrow-like `data` into the table as one atomic snapshot.
 
@@ -401,6 +520,8 @@ class Table:
         merges; or ``"first"``, ``"hash"``) deduplicates the batch first, ``"order_by": column``
         makes "last" mean the greatest value of that column. Null keys raise `MergeError`.
         """
+        self._writable()
+        properties = _commit_properties(properties, message, author)
         return merge_into(
             self, data, unique_key, merge_strategy, merge_config, properties=properties
         )
@@ -418,6 +539,8 @@ class Table:
         (ANDed); ops: = != < <= > >= in, not in, between, is null, is not null. Files whose
         partition or column ranges cannot match are skipped. `as_of` reads the table as it was
         at a time (datetime, ISO string, or ms since epoch)."""
+        if self.as_of is not None and snapshot_id is None and as_of is None:
+            snapshot_id = self._snapshot_id
         native = self._native.scan(
             self.name,
             list(columns) if columns is not None else None,
@@ -433,7 +556,8 @@ class Table:
         return self.scan().to_arrow()
 
     def __repr__(self) -> str:
-        return f"Table({self.name!r}, ref={self.ref!r})"
+        as_of = "" if self.as_of is None else f", as_of={self.as_of!r}"
+        return f"Table({self.name!r}, ref={self.ref!r}{as_of})"
 
 
 class Scan:
@@ -516,3 +640,35 @@ def _as_of_ms(as_of: dt.datetime | int | str | None) -> int | None:
             as_of = as_of.replace(tzinfo=dt.UTC)
         return timestamp_micros(as_of) // 1000
     raise InputError(f"as_of must be a datetime, ISO string or ms since epoch, not {as_of!r}")
+
+
+def _commit_properties(
+    properties: Mapping[str, str] | None, message: str | None, author: str | None
+) -> dict[str, str]:
+    """Properties of a change, with `message` and `author` under the keys the log reads."""
+    out = dict(properties or {})
+    if message is not None:
+        out["phlo.message"] = message
+    if author is not None:
+        out["phlo.author"] = author
+    return out
+
+
+def _commit_or_time(as_of: AsOf) -> tuple[str | None, int | None]:
+    """`(commit_id, None)` for a commit of the log, `(None, ms)` for a point in time."""
+    if isinstance(as_of, LogEntry):
+        return as_of.commit_id, None
+    if isinstance(as_of, str):
+        try:
+            dt.datetime.fromisoformat(as_of)
+        except ValueError:
+            return as_of, None
+    return None, _as_of_ms(as_of)
+
+
+def _cutoff_ms(older_than: dt.datetime | dt.timedelta) -> int:
+    if isinstance(older_than, dt.timedelta):
+        older_than = dt.datetime.now(dt.UTC) - older_than
+    as_of = _as_of_ms(older_than)
+    assert as_of is not None
+    return as_of

@@ -11,14 +11,16 @@ use arrow_select::concat::concat_batches;
 use iceberg::io::FileIO;
 use iceberg::spec::{Operation, TableMetadata};
 
-use crate::catalog::{Diverged, MAIN, RefMerge, SqliteCatalog, TableIdent};
+use crate::catalog::{CommitMeta, Diverged, MAIN, RefMerge, SqliteCatalog, TableIdent};
 use crate::diff::{RowDiff, diff_rows};
 use crate::error::{Context, Error, Location, Result};
 use crate::iceberg::commit::{
     AttemptFiles, SnapshotChange, commit_append, files_added_since, write_snapshot,
 };
+use crate::iceberg::scan::snapshot_at;
 use crate::iceberg::write::DataFileSink;
 use crate::iceberg::{LoadedTable, ScanOptions, ScanPlan};
+use crate::maintenance::{self, ExpireResult, OrphanResult};
 use crate::merge::{MergeOptions, MergeResult, merge};
 use crate::schema::{arrow_schema_of, cast_to_schema, iceberg_schema_from_arrow, partition_spec};
 
@@ -27,6 +29,13 @@ pub struct Lakehouse {
     warehouse: String,
     catalog: SqliteCatalog,
     io: FileIO,
+}
+
+/// A point in a table's past: a time (ms since epoch) or a commit of the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AsOf {
+    Time(i64),
+    Commit(String),
 }
 
 /// What an append committed.
@@ -83,6 +92,7 @@ impl Lakehouse {
         schema: &ArrowSchema,
         partition_by: &[(String, String)],
         properties: HashMap<String, String>,
+        ref_name: &str,
     ) -> Result<LoadedTable> {
         let ident = TableIdent::parse(name)?;
         let schema = iceberg_schema_from_arrow(schema).map_err(|e| e.in_table(name))?;
@@ -91,7 +101,7 @@ impl Lakehouse {
             &self.catalog,
             &self.io,
             &self.warehouse,
-            &ident,
+            (&ident, ref_name),
             schema,
             spec,
             properties,
@@ -104,10 +114,27 @@ impl Lakehouse {
         LoadedTable::load(&self.catalog, &self.io, &TableIdent::parse(name)?, ref_name).await
     }
 
-    /// Removes the table from the catalog; with `purge`, also deletes its files.
-    pub async fn drop_table(&self, name: &str, purge: bool) -> Result<()> {
-        let table = self.load_table(name, MAIN).await?;
-        self.catalog.drop_table(&table.ident)?;
+    /// Removes the table from branch `ref_name`; with `purge`, also deletes its files, which is
+    /// refused while another ref still has the table.
+    pub async fn drop_table(&self, name: &str, purge: bool, ref_name: &str) -> Result<()> {
+        let table = self.load_table(name, ref_name).await?;
+        if purge {
+            let others: Vec<String> = self
+                .catalog
+                .all_pointers()?
+                .into_iter()
+                .filter(|p| p.ident == table.ident && p.ref_name != ref_name)
+                .map(|p| p.ref_name)
+                .collect();
+            if !others.is_empty() {
+                return Err(Error::invalid(
+                    format!("{name} is still on {}", others.join(", ")),
+                    "drop it on those refs (or delete them) before purging its files, or drop \
+                     without purge",
+                ));
+            }
+        }
+        self.catalog.drop_table_on(ref_name, &table.ident)?;
         if purge {
             let location = table.metadata.location().to_string();
             self.io
@@ -242,7 +269,12 @@ impl Lakehouse {
     /// the source only fast-forward; a table changed on both sides is rebased when the source
     /// only appended to it since the fork (its added files are committed again on top of the
     /// target); anything else is a `CommitConflict` naming the tables, and nothing changes.
-    pub async fn merge_branch(&self, source: &str, into: &str) -> Result<RefMerge> {
+    pub async fn merge_branch(
+        &self,
+        source: &str,
+        into: &str,
+        meta: &CommitMeta,
+    ) -> Result<RefMerge> {
         let mut rebased = HashMap::new();
         let mut prepared = Vec::new();
         let mut conflicts = Vec::new();
@@ -259,7 +291,7 @@ impl Lakehouse {
             }
         }
         let result = match conflicts.is_empty() {
-            true => self.catalog.merge_ref(source, into, &rebased),
+            true => self.catalog.merge_ref(source, into, &rebased, meta),
             false => Err(Error::CommitConflict {
                 table: conflicts.join(", "),
                 message: format!(
@@ -345,6 +377,72 @@ impl Lakehouse {
         diff_rows(&self.io, &a, &b, key, sample)
             .await
             .map_err(|e| e.in_table(name))
+    }
+
+    /// The snapshot table `name` had at a point in time on a ref: at `AsOf::Time` on `ref_name`
+    /// (`main` when `None`), or right after a logged commit (on the commit's ref). Returns the
+    /// ref and the snapshot (`None`: the table had no data yet).
+    pub async fn snapshot_as_of(
+        &self,
+        name: &str,
+        ref_name: Option<&str>,
+        as_of: &AsOf,
+    ) -> Result<(String, Option<i64>)> {
+        let ident = TableIdent::parse(name)?;
+        let (ref_name, as_of_ms, exact) = match as_of {
+            AsOf::Time(ms) => (ref_name.unwrap_or(MAIN).to_string(), *ms, None),
+            AsOf::Commit(id) => {
+                let point = self.catalog.commit_point(id, &ident)?;
+                if ref_name.is_some_and(|r| r != point.ref_name) {
+                    return Err(Error::invalid(
+                        format!(
+                            "commit {id} was made on {}, not on {}",
+                            point.ref_name,
+                            ref_name.unwrap_or_default()
+                        ),
+                        format!("read it with ref={:?} (or leave ref out)", point.ref_name),
+                    ));
+                }
+                (point.ref_name, point.created_at_ms, point.metadata_location)
+            }
+        };
+        let table = self.load_table(name, &ref_name).await?;
+        // The commit changed this table: its own metadata file names the exact snapshot.
+        if let Some(location) = exact
+            && let Ok(metadata) = TableMetadata::read_from(&self.io, &location).await
+        {
+            let id = metadata.current_snapshot_id();
+            if let Some(id) = id
+                && table.metadata.snapshot_by_id(id).is_none()
+            {
+                return Err(Error::invalid(
+                    format!("snapshot {id} of {name} (commit {as_of:?}) was expired"),
+                    "time travel reaches back only to retained snapshots",
+                )
+                .in_table(name));
+            }
+            return Ok((ref_name, id));
+        }
+        let snapshot = snapshot_at(&table, as_of_ms).map_err(|e| e.in_table(name))?;
+        Ok((ref_name, snapshot.map(|s| s.snapshot_id())))
+    }
+
+    /// See [`crate::maintenance::expire_snapshots`].
+    pub async fn expire_snapshots(
+        &self,
+        older_than_ms: i64,
+        keep_last: usize,
+    ) -> Result<ExpireResult> {
+        maintenance::expire_snapshots(&self.catalog, &self.io, older_than_ms, keep_last).await
+    }
+
+    /// See [`crate::maintenance::remove_orphan_files`].
+    pub async fn remove_orphan_files(
+        &self,
+        older_than_ms: i64,
+        dry_run: bool,
+    ) -> Result<OrphanResult> {
+        maintenance::remove_orphan_files(&self.catalog, &self.io, older_than_ms, dry_run).await
     }
 
     pub async fn scan(&self, name: &str, options: &ScanOptions) -> Result<ScanPlan> {

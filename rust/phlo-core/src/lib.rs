@@ -12,6 +12,7 @@ pub mod error;
 pub mod iceberg;
 pub mod keys;
 pub mod lakehouse;
+pub mod maintenance;
 pub mod merge;
 pub mod schema;
 pub mod stage;

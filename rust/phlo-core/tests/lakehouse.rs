@@ -9,6 +9,7 @@ use arrow_array::{
 use arrow_schema::{ArrowError, DataType, Field, Schema, TimeUnit};
 use futures::TryStreamExt;
 use phlo_core::Lakehouse;
+use phlo_core::catalog::MAIN;
 use phlo_core::iceberg::{Filter, FilterOp, Literal, ScanOptions};
 
 const DAY_US: i64 = 86_400_000_000;
@@ -79,6 +80,7 @@ async fn append_and_scan_round_trip_with_partition_pruning() {
         &events_schema(),
         &[("ts".into(), "day".into())],
         HashMap::new(),
+        MAIN,
     )
     .await
     .unwrap();
@@ -158,7 +160,7 @@ async fn bad_input_is_typed_and_leaves_the_table_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let lh = Lakehouse::open(dir.path()).unwrap();
     lh.catalog().create_namespace("raw").unwrap();
-    lh.create_table("raw.events", &events_schema(), &[], HashMap::new())
+    lh.create_table("raw.events", &events_schema(), &[], HashMap::new(), MAIN)
         .await
         .unwrap();
     lh.append("raw.events", ok(events(0, 10, 1)), "main", HashMap::new())
@@ -238,7 +240,7 @@ async fn concurrent_appends_all_land() {
     let dir = tempfile::tempdir().unwrap();
     let lh = Arc::new(Lakehouse::open(dir.path()).unwrap());
     lh.catalog().create_namespace("raw").unwrap();
-    lh.create_table("raw.events", &events_schema(), &[], HashMap::new())
+    lh.create_table("raw.events", &events_schema(), &[], HashMap::new(), MAIN)
         .await
         .unwrap();
     // Each writer has its own catalog connection, as separate processes would.

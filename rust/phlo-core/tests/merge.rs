@@ -7,6 +7,7 @@ use arrow_array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{ArrowError, DataType, Field, Schema};
 use futures::TryStreamExt;
 use phlo_core::Lakehouse;
+use phlo_core::catalog::MAIN;
 use phlo_core::dedupe::DedupeMethod;
 use phlo_core::iceberg::ScanOptions;
 use phlo_core::merge::{MergeOptions, MergeStrategy};
@@ -83,7 +84,7 @@ async fn setup() -> (tempfile::TempDir, Lakehouse) {
     let dir = tempfile::tempdir().unwrap();
     let lh = Lakehouse::open(dir.path()).unwrap();
     lh.catalog().create_namespace("raw").unwrap();
-    lh.create_table("raw.t", &schema(), &[], HashMap::new())
+    lh.create_table("raw.t", &schema(), &[], HashMap::new(), MAIN)
         .await
         .unwrap();
     (dir, lh)
@@ -236,7 +237,7 @@ async fn bad_merge_input_is_typed_and_changes_nothing() {
     );
 
     let nullable = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, true)]));
-    lh.create_table("raw.n", &nullable, &[], HashMap::new())
+    lh.create_table("raw.n", &nullable, &[], HashMap::new(), MAIN)
         .await
         .unwrap();
     let nulls = RecordBatch::try_new(

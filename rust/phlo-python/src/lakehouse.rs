@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use phlo_core::Lakehouse;
-use phlo_core::catalog::RefKind;
+use phlo_core::catalog::{CommitMeta, RefKind};
 use phlo_core::dedupe::DedupeMethod;
 use phlo_core::iceberg::{Filter, FilterOp, Literal, ScanOptions};
+use phlo_core::lakehouse::AsOf;
 use phlo_core::merge::{MergeOptions, MergeStrategy};
 use phlo_core::schema::arrow_schema_of;
 use pyo3::exceptions::PyValueError;
@@ -104,7 +105,7 @@ impl NativeLakehouse {
         Ok(tables.into_iter().map(|t| t.to_string()).collect())
     }
 
-    #[pyo3(signature = (name, schema, partition_by, properties))]
+    #[pyo3(signature = (name, schema, partition_by, properties, ref_name))]
     fn create_table(
         &self,
         py: Python<'_>,
@@ -112,23 +113,82 @@ impl NativeLakehouse {
         schema: PySchema,
         partition_by: Vec<(String, String)>,
         properties: HashMap<String, String>,
+        ref_name: String,
     ) -> PyResult<()> {
         let lh = self.inner.clone();
         let schema = schema.into_inner();
         wait_for(py, async move {
-            lh.create_table(&name, &schema, &partition_by, properties)
+            lh.create_table(&name, &schema, &partition_by, properties, &ref_name)
                 .await
                 .py_err()
                 .map(|_| ())
         })
     }
 
-    fn drop_table(&self, py: Python<'_>, name: String, purge: bool) -> PyResult<()> {
+    fn drop_table(
+        &self,
+        py: Python<'_>,
+        name: String,
+        purge: bool,
+        ref_name: String,
+    ) -> PyResult<()> {
         let lh = self.inner.clone();
-        wait_for(
-            py,
-            async move { lh.drop_table(&name, purge).await.py_err() },
-        )
+        wait_for(py, async move {
+            lh.drop_table(&name, purge, &ref_name).await.py_err()
+        })
+    }
+
+    /// `(ref, snapshot_id)` of table `name` at `as_of_ms` or right after commit `commit_id`.
+    #[pyo3(signature = (name, ref_name, as_of_ms, commit_id))]
+    fn snapshot_as_of(
+        &self,
+        py: Python<'_>,
+        name: String,
+        ref_name: Option<String>,
+        as_of_ms: Option<i64>,
+        commit_id: Option<String>,
+    ) -> PyResult<(String, Option<i64>)> {
+        let as_of = match (as_of_ms, commit_id) {
+            (Some(ms), None) => AsOf::Time(ms),
+            (None, Some(id)) => AsOf::Commit(id),
+            _ => return Err(PyValueError::new_err("give as_of_ms or commit_id")),
+        };
+        let lh = self.inner.clone();
+        wait_for(py, async move {
+            lh.snapshot_as_of(&name, ref_name.as_deref(), &as_of)
+                .await
+                .py_err()
+        })
+    }
+
+    /// `(snapshots_expired, files_deleted, refs_rewritten)`.
+    fn expire_snapshots(
+        &self,
+        py: Python<'_>,
+        older_than_ms: i64,
+        keep_last: usize,
+    ) -> PyResult<(usize, usize, Vec<String>)> {
+        let lh = self.inner.clone();
+        let r = wait_for(py, async move {
+            lh.expire_snapshots(older_than_ms, keep_last).await.py_err()
+        })?;
+        Ok((r.snapshots_expired, r.files_deleted, r.refs_rewritten))
+    }
+
+    /// `(files, bytes)` of the orphan files found (and deleted unless `dry_run`).
+    fn remove_orphan_files(
+        &self,
+        py: Python<'_>,
+        older_than_ms: i64,
+        dry_run: bool,
+    ) -> PyResult<(Vec<String>, u64)> {
+        let lh = self.inner.clone();
+        let r = wait_for(py, async move {
+            lh.remove_orphan_files(older_than_ms, dry_run)
+                .await
+                .py_err()
+        })?;
+        Ok((r.files, r.bytes))
     }
 
     /// `(metadata_location, metadata_json, arrow_schema)` of the table's current version.
@@ -251,42 +311,33 @@ impl NativeLakehouse {
             .py_err()
     }
 
-    /// `[(commit_id, ref, tables, message, author, created_at_ms, run_id)]`, newest first.
+    /// Log entries as dicts (commit_id, ref, tables, message, author, created_at_ms, run_id,
+    /// properties), newest first.
     #[pyo3(signature = (ref_name, limit))]
-    #[allow(clippy::type_complexity)]
-    fn log(
+    fn log<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         ref_name: Option<&str>,
         limit: usize,
-    ) -> PyResult<
-        Vec<(
-            String,
-            String,
-            Vec<String>,
-            String,
-            String,
-            i64,
-            Option<String>,
-        )>,
-    > {
+    ) -> PyResult<Vec<Bound<'py, PyDict>>> {
         let entries = py
             .detach(|| self.inner.catalog().log(ref_name, limit))
             .py_err()?;
-        Ok(entries
+        entries
             .into_iter()
             .map(|e| {
-                (
-                    e.commit_id,
-                    e.ref_name,
-                    e.tables,
-                    e.message,
-                    e.author,
-                    e.created_at_ms,
-                    e.run_id,
-                )
+                let d = PyDict::new(py);
+                d.set_item("commit_id", e.commit_id)?;
+                d.set_item("ref", e.ref_name)?;
+                d.set_item("tables", e.tables)?;
+                d.set_item("message", e.message)?;
+                d.set_item("author", e.author)?;
+                d.set_item("created_at_ms", e.created_at_ms)?;
+                d.set_item("run_id", e.run_id)?;
+                d.set_item("properties", e.properties)?;
+                Ok(d)
             })
-            .collect())
+            .collect()
     }
 
     /// `(changed, added, removed)` table names between two refs.
@@ -329,18 +380,20 @@ impl NativeLakehouse {
         Ok(out)
     }
 
-    /// `(fast_forwarded, added, rebased)` table names.
+    /// `(fast_forwarded, added, rebased)` table names. `properties` may carry `phlo.message`,
+    /// `phlo.author` and `phlo.run-id` for the log.
     fn merge_ref(
         &self,
         py: Python<'_>,
         source: String,
         into: String,
+        properties: HashMap<String, String>,
     ) -> PyResult<(Vec<String>, Vec<String>, Vec<String>)> {
         let lh = self.inner.clone();
-        let merged = wait_for(
-            py,
-            async move { lh.merge_branch(&source, &into).await.py_err() },
-        )?;
+        let meta = CommitMeta::from_properties(&properties);
+        let merged = wait_for(py, async move {
+            lh.merge_branch(&source, &into, &meta).await.py_err()
+        })?;
         Ok((merged.fast_forwarded, merged.added, merged.rebased))
     }
 

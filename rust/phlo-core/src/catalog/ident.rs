@@ -3,7 +3,7 @@ use std::fmt;
 use crate::error::{Error, Result};
 
 /// A table's name: a (possibly dotted) namespace and a table name, written `ns.table`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TableIdent {
     pub namespace: String,
     pub name: String,

@@ -1,11 +1,15 @@
 //! The commit log: one row per change a ref went through in this catalog (a table commit, a
-//! ref created or deleted, a merge), written in the same transaction as the change. Commits
-//! other engines make on `main` (PyIceberg) are not in it; the tables' own histories have them.
+//! ref created or deleted, a merge), written in the same transaction as the change, with the
+//! metadata file each changed table moved to (what time travel by commit reads). Commits other
+//! engines make on `main` (PyIceberg) are not in it; the tables' own histories have them.
 
-use rusqlite::{Connection, params};
+use std::collections::{BTreeMap, HashMap};
 
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::TableIdent;
 use super::sqlite::{CATALOG_NAME, SqliteCatalog};
-use crate::error::{Context, Result};
+use crate::error::{Context, Error, Result};
 
 pub(super) const CREATE_LOG_TABLE: &str = "
 CREATE TABLE IF NOT EXISTS phlo_commits (
@@ -17,7 +21,25 @@ CREATE TABLE IF NOT EXISTS phlo_commits (
     author VARCHAR(255) NOT NULL,
     created_at INTEGER NOT NULL,
     run_id VARCHAR(255)
+);
+CREATE TABLE IF NOT EXISTS phlo_commit_tables (
+    commit_id VARCHAR(36) NOT NULL,
+    table_namespace VARCHAR(255) NOT NULL,
+    table_name VARCHAR(255) NOT NULL,
+    metadata_location VARCHAR(1000) NOT NULL,
+    PRIMARY KEY (commit_id, table_namespace, table_name)
 );";
+
+/// Columns added to the log after its first release; added in place to older catalogs.
+pub(super) const LOG_UPGRADES: &[(&str, &str)] = &[(
+    "phlo_commits",
+    "properties VARCHAR(4000) NOT NULL DEFAULT '{}'",
+)];
+
+/// Snapshot properties that carry who committed and why into the log.
+pub const MESSAGE_PROPERTY: &str = "phlo.message";
+pub const AUTHOR_PROPERTY: &str = "phlo.author";
+pub const RUN_ID_PROPERTY: &str = "phlo.run-id";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEntry {
@@ -29,39 +51,91 @@ pub struct LogEntry {
     pub author: String,
     pub created_at_ms: i64,
     pub run_id: Option<String>,
+    pub properties: BTreeMap<String, String>,
 }
 
-/// Who is committing: `PHLO_AUTHOR`, else the OS user.
-fn author() -> String {
+/// Who makes a change and why, recorded with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommitMeta {
+    /// `None`: a message describing the change is generated.
+    pub message: Option<String>,
+    /// `None`: `PHLO_AUTHOR`, else the OS user.
+    pub author: Option<String>,
+    pub run_id: Option<String>,
+    pub properties: BTreeMap<String, String>,
+}
+
+impl CommitMeta {
+    /// From a snapshot's properties: `phlo.message`, `phlo.author` and `phlo.run-id` fill their
+    /// fields; other properties not starting with `phlo.` (phlo's metrics) are kept.
+    pub fn from_properties(properties: &HashMap<String, String>) -> Self {
+        Self {
+            message: properties.get(MESSAGE_PROPERTY).cloned(),
+            author: properties.get(AUTHOR_PROPERTY).cloned(),
+            run_id: properties.get(RUN_ID_PROPERTY).cloned(),
+            properties: properties
+                .iter()
+                .filter(|(k, _)| !k.starts_with("phlo."))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// Who is committing when the caller does not say: `PHLO_AUTHOR`, else the OS user.
+fn default_author() -> String {
     ["PHLO_AUTHOR", "USER", "LOGNAME"]
         .iter()
         .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// Appends a log row; call inside the transaction that makes the change.
+/// Appends a log row, with the new metadata file of each changed table; call inside the
+/// transaction that makes the change. `message` is used when `meta` has none.
 pub(super) fn record(
     conn: &Connection,
     ref_name: &str,
-    tables: &[String],
+    tables: &[(&TableIdent, &str)],
     message: &str,
-    run_id: Option<&str>,
+    meta: &CommitMeta,
 ) -> Result<()> {
+    let commit_id = uuid::Uuid::now_v7().to_string();
+    let names: Vec<String> = tables.iter().map(|(t, _)| t.to_string()).collect();
+    // A map of strings always encodes.
+    let properties = serde_json::to_string(&meta.properties).unwrap_or_default();
     conn.execute(
-        "INSERT INTO phlo_commits VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO phlo_commits (commit_id, catalog_name, ref_name, tables, message, author,
+         created_at, run_id, properties) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
-            uuid::Uuid::now_v7().to_string(),
+            commit_id,
             CATALOG_NAME,
             ref_name,
-            tables.join(","),
-            message,
-            author(),
+            names.join(","),
+            meta.message.as_deref().unwrap_or(message),
+            meta.author.clone().unwrap_or_else(default_author),
             chrono::Utc::now().timestamp_millis(),
-            run_id
+            meta.run_id,
+            properties,
         ],
     )
     .context(|| "recording the commit".into())?;
+    for (ident, location) in tables {
+        conn.execute(
+            "INSERT INTO phlo_commit_tables VALUES (?1, ?2, ?3, ?4)",
+            params![commit_id, ident.namespace, ident.name, location],
+        )
+        .context(|| "recording the commit".into())?;
+    }
     Ok(())
+}
+
+/// Where a table was at one commit, for time travel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitPoint {
+    pub ref_name: String,
+    pub created_at_ms: i64,
+    /// The metadata file the commit moved the table to; `None` if it did not change the table.
+    pub metadata_location: Option<String>,
 }
 
 impl SqliteCatalog {
@@ -70,14 +144,16 @@ impl SqliteCatalog {
         let conn = self.conn()?;
         let mut stmt = conn
             .prepare(
-                "SELECT commit_id, ref_name, tables, message, author, created_at, run_id
-                 FROM phlo_commits WHERE catalog_name = ?1 AND (?2 IS NULL OR ref_name = ?2)
+                "SELECT commit_id, ref_name, tables, message, author, created_at, run_id,
+                 properties FROM phlo_commits
+                 WHERE catalog_name = ?1 AND (?2 IS NULL OR ref_name = ?2)
                  ORDER BY commit_id DESC LIMIT ?3",
             )
             .context(|| "reading the log".into())?;
         let entries = stmt
             .query_map(params![CATALOG_NAME, ref_name, limit as i64], |row| {
                 let tables: String = row.get(2)?;
+                let properties: String = row.get(7)?;
                 Ok(LogEntry {
                     commit_id: row.get(0)?,
                     ref_name: row.get(1)?,
@@ -90,10 +166,39 @@ impl SqliteCatalog {
                     author: row.get(4)?,
                     created_at_ms: row.get(5)?,
                     run_id: row.get(6)?,
+                    properties: serde_json::from_str(&properties).unwrap_or_default(),
                 })
             })
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
             .context(|| "reading the log".into())?;
         Ok(entries)
+    }
+
+    /// Commit `commit_id` as seen by table `ident`: its ref, time, and the metadata file it
+    /// moved the table to (if it changed the table).
+    pub fn commit_point(&self, commit_id: &str, ident: &TableIdent) -> Result<CommitPoint> {
+        let conn = self.conn()?;
+        let found: Option<(String, i64, Option<String>)> = conn
+            .query_row(
+                "SELECT c.ref_name, c.created_at, t.metadata_location FROM phlo_commits c
+                 LEFT JOIN phlo_commit_tables t ON t.commit_id = c.commit_id
+                   AND t.table_namespace = ?3 AND t.table_name = ?4
+                 WHERE c.catalog_name = ?1 AND c.commit_id = ?2",
+                params![CATALOG_NAME, commit_id, ident.namespace, ident.name],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .optional()
+            .context(|| format!("reading commit {commit_id}"))?;
+        let (ref_name, created_at_ms, metadata_location) = found.ok_or_else(|| {
+            Error::invalid(
+                format!("commit {commit_id} is not in the log"),
+                "pick a commit_id from lh.log() or `phlo log`",
+            )
+        })?;
+        Ok(CommitPoint {
+            ref_name,
+            created_at_ms,
+            metadata_location,
+        })
     }
 }

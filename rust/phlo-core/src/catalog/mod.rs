@@ -7,6 +7,6 @@ pub mod refs;
 pub mod sqlite;
 
 pub use ident::{TableIdent, validate_name};
-pub use log::LogEntry;
-pub use refs::{Diverged, MAIN, RefDiff, RefInfo, RefKind, RefMerge};
+pub use log::{CommitMeta, CommitPoint, LogEntry};
+pub use refs::{Diverged, MAIN, Pointer, RefDiff, RefInfo, RefKind, RefMerge};
 pub use sqlite::SqliteCatalog;

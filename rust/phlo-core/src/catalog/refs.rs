@@ -6,7 +6,7 @@
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::log::record;
+use super::log::{CommitMeta, record};
 use super::sqlite::{CATALOG_NAME, SqliteCatalog};
 use super::{TableIdent, validate_name};
 use crate::error::{Context, Error, Result};
@@ -84,6 +84,17 @@ pub struct Diverged {
     pub source: String,
     pub base: String,
     pub target: String,
+}
+
+/// One table on one ref, as maintenance sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pointer {
+    pub ref_name: String,
+    pub kind: RefKind,
+    pub ident: TableIdent,
+    pub metadata_location: String,
+    /// The table's pointer when the ref was forked or last merged (branches only).
+    pub base_location: Option<String>,
 }
 
 /// Ref names: like table names, plus `/` between parts (`pipeline-run/42`), never `..`.
@@ -200,7 +211,7 @@ impl SqliteCatalog {
                 name,
                 &[],
                 &format!("create {} {name} from {from}", kind.as_str()),
-                None,
+                &CommitMeta::default(),
             )?;
             Ok(())
         })
@@ -245,7 +256,13 @@ impl SqliteCatalog {
                 tx.execute(sql, params![CATALOG_NAME, name])
                     .context(|| format!("deleting {name}"))?;
             }
-            record(tx, name, &[], &format!("delete branch {name}"), None)?;
+            record(
+                tx,
+                name,
+                &[],
+                &format!("delete branch {name}"),
+                &CommitMeta::default(),
+            )?;
             Ok(())
         })
     }
@@ -337,8 +354,105 @@ impl SqliteCatalog {
         match location {
             Some(location) => Ok(location),
             None if self.ref_kind(ref_name)?.is_none() => Err(no_such_ref(ref_name)),
-            None => Err(Error::NoSuchTable(format!("{ident} (on {ref_name})"))),
+            None => Err(Error::NoSuchTable(on_ref(ident, ref_name))),
         }
+    }
+
+    /// Registers a new table on branch `ref_name` whose first metadata file is written. On a
+    /// branch other than `main` the table has no fork point, so a merge adds it to the target.
+    pub fn create_table_on(
+        &self,
+        ref_name: &str,
+        ident: &TableIdent,
+        location: &str,
+        meta: &CommitMeta,
+    ) -> Result<()> {
+        self.require_branch(ref_name)?;
+        if !self.namespace_exists(&ident.namespace)? {
+            return Err(Error::NoSuchNamespace(ident.namespace.clone()));
+        }
+        self.in_transaction(|tx| {
+            if target_location(tx, ref_name, ident)?.is_some() {
+                return Err(Error::TableAlreadyExists(on_ref(ident, ref_name)));
+            }
+            add_table(tx, ref_name, ident, location)?;
+            let message = format!("create table {ident}");
+            record(tx, ref_name, &[(ident, location)], &message, meta)
+        })
+    }
+
+    /// Removes a table from branch `ref_name` (its pointer only) and returns its last metadata
+    /// file. Other refs keep the table; merges do not carry a drop to the target.
+    pub fn drop_table_on(&self, ref_name: &str, ident: &TableIdent) -> Result<String> {
+        self.require_branch(ref_name)?;
+        let location = self.metadata_location_on(ref_name, ident)?;
+        self.in_transaction(|tx| {
+            let sql = if ref_name == MAIN {
+                "DELETE FROM iceberg_tables WHERE catalog_name = ?1 AND ?2 = ?2
+                 AND table_namespace = ?3 AND table_name = ?4 AND metadata_location = ?5"
+            } else {
+                "DELETE FROM phlo_ref_tables WHERE catalog_name = ?1 AND ref_name = ?2
+                 AND table_namespace = ?3 AND table_name = ?4 AND metadata_location = ?5"
+            };
+            let removed = tx
+                .execute(
+                    sql,
+                    params![
+                        CATALOG_NAME,
+                        ref_name,
+                        ident.namespace,
+                        ident.name,
+                        location
+                    ],
+                )
+                .context(|| format!("dropping {ident}"))?;
+            if removed != 1 {
+                return Err(Error::CommitConflict {
+                    table: ident.to_string(),
+                    message: "the table changed while it was being dropped".into(),
+                });
+            }
+            let message = format!("drop table {ident}");
+            record(tx, ref_name, &[], &message, &CommitMeta::default())?;
+            Ok(location)
+        })
+    }
+
+    /// Every table pointer of every ref (`main`, branches, tags) with the pointer it was forked
+    /// from: what maintenance must keep reachable.
+    pub fn all_pointers(&self) -> Result<Vec<Pointer>> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare(
+                "SELECT 'main', 'branch', table_namespace, table_name, metadata_location, NULL
+                 FROM iceberg_tables WHERE catalog_name = ?1 AND metadata_location IS NOT NULL
+                 AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL)
+                 UNION ALL
+                 SELECT t.ref_name, r.ref_type, t.table_namespace, t.table_name,
+                 t.metadata_location, t.base_location FROM phlo_ref_tables t JOIN phlo_refs r
+                 ON r.catalog_name = t.catalog_name AND r.ref_name = t.ref_name
+                 WHERE t.catalog_name = ?1",
+            )
+            .context(|| "reading every ref's tables".into())?;
+        let pointers = stmt
+            .query_map(params![CATALOG_NAME], |row| {
+                Ok(Pointer {
+                    ref_name: row.get(0)?,
+                    kind: match row.get::<_, String>(1)?.as_str() {
+                        "tag" => RefKind::Tag,
+                        _ => RefKind::Branch,
+                    },
+                    ident: TableIdent {
+                        namespace: row.get(2)?,
+                        name: row.get(3)?,
+                    },
+                    metadata_location: row.get(4)?,
+                    base_location: row.get(5)?,
+                })
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .context(|| "reading every ref's tables".into())?;
+        Ok(pointers)
     }
 
     /// Compare-and-swap of a table's pointer on a branch (tags refuse writes); on success the
@@ -351,7 +465,7 @@ impl SqliteCatalog {
         expected: &str,
         new: &str,
         message: &str,
-        run_id: Option<&str>,
+        meta: &CommitMeta,
     ) -> Result<bool> {
         self.require_branch(ref_name)?;
         self.in_transaction(|tx| {
@@ -359,7 +473,7 @@ impl SqliteCatalog {
             if !changed {
                 return Ok(false);
             }
-            record(tx, ref_name, &[ident.to_string()], message, run_id)?;
+            record(tx, ref_name, &[(ident, new)], message, meta)?;
             Ok(true)
         })
     }
@@ -374,6 +488,7 @@ impl SqliteCatalog {
         source: &str,
         into: &str,
         rebased: &std::collections::HashMap<TableIdent, (String, String)>,
+        meta: &CommitMeta,
     ) -> Result<RefMerge> {
         if self.ref_kind(source)?.is_none() {
             return Err(no_such_ref(source));
@@ -383,6 +498,7 @@ impl SqliteCatalog {
         let tables = source_tables(tx, source)?;
         let mut result = RefMerge::default();
         let mut conflicts = Vec::new();
+        let mut moved = Vec::new();
         for (ident, location, base) in tables {
             if base.as_deref() == Some(location.as_str()) {
                 continue; // unchanged on the source
@@ -392,15 +508,18 @@ impl SqliteCatalog {
                 (None, _) => {
                     add_table(tx, into, &ident, &location)?;
                     result.added.push(ident.to_string());
+                    moved.push((ident.clone(), location.clone()));
                 }
                 (Some(current), Some(base)) if current == base => {
                     move_pointer(tx, into, &ident, current, &location)?;
                     result.fast_forwarded.push(ident.to_string());
+                    moved.push((ident.clone(), location.clone()));
                 }
                 // Changed on both sides, re-applied on the target's state `expected` already.
                 (Some(current), _) if rebased.get(&ident).is_some_and(|(e, _)| e == current) => {
                     move_pointer(tx, into, &ident, current, &rebased[&ident].1)?;
                     result.rebased.push(ident.to_string());
+                    moved.push((ident.clone(), rebased[&ident].1.clone()));
                 }
                 _ => conflicts.push(format!("{ident}: changed on both {source} and {into}")),
             }
@@ -424,20 +543,25 @@ impl SqliteCatalog {
                 ),
             });
         }
-        let tables: Vec<String> = [&result.fast_forwarded, &result.added, &result.rebased]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect();
+        moved.sort();
+        let tables: Vec<(&TableIdent, &str)> = moved.iter().map(|(t, l)| (t, l.as_str())).collect();
         let message = format!(
             "merge {source} into {into}: {} fast-forwarded, {} added, {} rebased",
             result.fast_forwarded.len(),
             result.added.len(),
             result.rebased.len()
         );
-        record(tx, into, &tables, &message, None)?;
+        record(tx, into, &tables, &message, meta)?;
             Ok(result)
         })
+    }
+}
+
+/// `ident`, saying which ref when it is not `main`.
+fn on_ref(ident: &TableIdent, ref_name: &str) -> String {
+    match ref_name {
+        MAIN => ident.to_string(),
+        _ => format!("{ident} (on {ref_name})"),
     }
 }
 
@@ -575,8 +699,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let catalog = SqliteCatalog::open(&dir.path().join("catalog.db")).unwrap();
         catalog.create_namespace("raw").unwrap();
-        catalog.register_table(&t("a"), "a0").unwrap();
-        catalog.register_table(&t("b"), "b0").unwrap();
+        catalog
+            .create_table_on(MAIN, &t("a"), "a0", &CommitMeta::default())
+            .unwrap();
+        catalog
+            .create_table_on(MAIN, &t("b"), "b0", &CommitMeta::default())
+            .unwrap();
         (dir, catalog)
     }
 
@@ -586,16 +714,32 @@ mod tests {
         catalog.create_ref("dev", RefKind::Branch, MAIN).unwrap();
         assert!(
             catalog
-                .swap_metadata_location_on("dev", &t("a"), "a0", "a1", "test", None)
+                .swap_metadata_location_on(
+                    "dev",
+                    &t("a"),
+                    "a0",
+                    "a1",
+                    "test",
+                    &CommitMeta::default()
+                )
                 .unwrap()
         );
         assert!(
             !catalog
-                .swap_metadata_location_on("dev", &t("a"), "a0", "a2", "test", None)
+                .swap_metadata_location_on(
+                    "dev",
+                    &t("a"),
+                    "a0",
+                    "a2",
+                    "test",
+                    &CommitMeta::default()
+                )
                 .unwrap()
         );
         assert_eq!(catalog.metadata_location_on(MAIN, &t("a")).unwrap(), "a0");
-        let merged = catalog.merge_ref("dev", MAIN, &Default::default()).unwrap();
+        let merged = catalog
+            .merge_ref("dev", MAIN, &Default::default(), &CommitMeta::default())
+            .unwrap();
         assert_eq!(merged.fast_forwarded, vec!["raw.a".to_string()]);
         assert_eq!(catalog.metadata_location(&t("a")).unwrap(), "a1");
         assert_eq!(catalog.metadata_location(&t("b")).unwrap(), "b0");
@@ -606,16 +750,16 @@ mod tests {
         let (_dir, catalog) = catalog();
         catalog.create_ref("dev", RefKind::Branch, MAIN).unwrap();
         catalog
-            .swap_metadata_location_on("dev", &t("a"), "a0", "a1", "test", None)
+            .swap_metadata_location_on("dev", &t("a"), "a0", "a1", "test", &CommitMeta::default())
             .unwrap();
         catalog
-            .swap_metadata_location_on("dev", &t("b"), "b0", "b1", "test", None)
+            .swap_metadata_location_on("dev", &t("b"), "b0", "b1", "test", &CommitMeta::default())
             .unwrap();
         catalog
             .swap_metadata_location(&t("b"), "b0", "b-main")
             .unwrap();
         let err = catalog
-            .merge_ref("dev", MAIN, &Default::default())
+            .merge_ref("dev", MAIN, &Default::default(), &CommitMeta::default())
             .unwrap_err();
         assert_eq!(err.code(), "commit_conflict");
         assert!(err.to_string().contains("raw.b"), "{err}");
@@ -631,9 +775,11 @@ mod tests {
         let (_dir, catalog) = catalog();
         catalog.create_ref("dev", RefKind::Branch, MAIN).unwrap();
         catalog
-            .swap_metadata_location_on("dev", &t("a"), "a0", "a1", "test", None)
+            .swap_metadata_location_on("dev", &t("a"), "a0", "a1", "test", &CommitMeta::default())
             .unwrap();
-        catalog.register_table(&t("c"), "c0").unwrap();
+        catalog
+            .create_table_on(MAIN, &t("c"), "c0", &CommitMeta::default())
+            .unwrap();
         let diff = catalog.diff_refs(MAIN, "dev").unwrap();
         assert_eq!(diff.changed, vec!["raw.a".to_string()]);
         assert_eq!(diff.removed, vec!["raw.c".to_string()]);
@@ -649,7 +795,7 @@ mod tests {
         let (_dir, catalog) = catalog();
         catalog.create_ref("v1", RefKind::Tag, MAIN).unwrap();
         let err = catalog
-            .swap_metadata_location_on("v1", &t("a"), "a0", "a1", "test", None)
+            .swap_metadata_location_on("v1", &t("a"), "a0", "a1", "test", &CommitMeta::default())
             .unwrap_err();
         assert_eq!(err.code(), "invalid_input");
         for bad in ["", "..", "a/../b", "x y", "nul\u{0}"] {

@@ -58,6 +58,16 @@ impl SqliteCatalog {
             conn.execute_batch("ALTER TABLE iceberg_tables ADD COLUMN iceberg_type VARCHAR(5)")
                 .context(|| "upgrading iceberg_tables to the v1 layout".into())?;
         }
+        for (table, column) in super::log::LOG_UPGRADES {
+            let name = column.split_whitespace().next().unwrap_or_default();
+            if conn
+                .prepare(&format!("SELECT {name} FROM {table} LIMIT 0"))
+                .is_err()
+            {
+                conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column}"))
+                    .context(|| format!("adding {name} to {table}"))?;
+            }
+        }
         Ok(Self {
             path: path.to_path_buf(),
             conn: Mutex::new((std::process::id(), conn)),
@@ -188,30 +198,6 @@ impl SqliteCatalog {
             .ok_or_else(|| Error::NoSuchTable(ident.to_string()))
     }
 
-    /// Registers a new table whose first metadata file is already written.
-    pub fn register_table(&self, ident: &TableIdent, metadata_location: &str) -> Result<()> {
-        if !self.namespace_exists(&ident.namespace)? {
-            return Err(Error::NoSuchNamespace(ident.namespace.clone()));
-        }
-        self.conn()?
-            .execute(
-                "INSERT INTO iceberg_tables (catalog_name, table_namespace, table_name,
-                 metadata_location, previous_metadata_location, iceberg_type)
-                 VALUES (?1, ?2, ?3, ?4, NULL, 'TABLE')",
-                params![CATALOG_NAME, ident.namespace, ident.name, metadata_location],
-            )
-            .map_err(|e| match e.sqlite_error_code() {
-                Some(ErrorCode::ConstraintViolation) => {
-                    Error::TableAlreadyExists(ident.to_string())
-                }
-                _ => Error::Catalog {
-                    message: format!("registering table {ident}"),
-                    source: e,
-                },
-            })?;
-        Ok(())
-    }
-
     /// Compare-and-swap of `main`'s pointer as another engine (PyIceberg) does it: no log entry.
     /// Tests use it to play that other writer; phlo commits through `swap_metadata_location_on`.
     #[cfg(test)]
@@ -231,26 +217,6 @@ impl SqliteCatalog {
             )
             .context(|| format!("committing table {ident}"))?;
         Ok(changed == 1)
-    }
-
-    /// Removes the table from the catalog and returns its last metadata location.
-    pub fn drop_table(&self, ident: &TableIdent) -> Result<String> {
-        let location = self.metadata_location(ident)?;
-        let removed = self
-            .conn()?
-            .execute(
-                "DELETE FROM iceberg_tables WHERE catalog_name = ?1 AND table_namespace = ?2
-                 AND table_name = ?3 AND metadata_location = ?4",
-                params![CATALOG_NAME, ident.namespace, ident.name, location],
-            )
-            .context(|| format!("dropping table {ident}"))?;
-        if removed != 1 {
-            return Err(Error::CommitConflict {
-                table: ident.to_string(),
-                message: "the table changed while it was being dropped".into(),
-            });
-        }
-        Ok(location)
     }
 }
 
@@ -281,6 +247,7 @@ fn connect(path: &Path) -> Result<Connection> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::{CommitMeta, MAIN};
 
     fn ident() -> TableIdent {
         TableIdent {
@@ -294,7 +261,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let catalog = SqliteCatalog::open(&dir.path().join("catalog.db")).unwrap();
         catalog.create_namespace("raw").unwrap();
-        catalog.register_table(&ident(), "m0").unwrap();
+        catalog
+            .create_table_on(MAIN, &ident(), "m0", &CommitMeta::default())
+            .unwrap();
         assert!(
             catalog
                 .swap_metadata_location(&ident(), "m0", "m1")
@@ -314,7 +283,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let catalog = SqliteCatalog::open(&dir.path().join("catalog.db")).unwrap();
         assert_eq!(
-            catalog.register_table(&ident(), "m0").unwrap_err().code(),
+            catalog
+                .create_table_on(MAIN, &ident(), "m0", &CommitMeta::default())
+                .unwrap_err()
+                .code(),
             "no_such_namespace"
         );
         catalog.create_namespace("raw").unwrap();
@@ -322,9 +294,14 @@ mod tests {
             catalog.create_namespace("raw").unwrap_err().code(),
             "namespace_already_exists"
         );
-        catalog.register_table(&ident(), "m0").unwrap();
+        catalog
+            .create_table_on(MAIN, &ident(), "m0", &CommitMeta::default())
+            .unwrap();
         assert_eq!(
-            catalog.register_table(&ident(), "m9").unwrap_err().code(),
+            catalog
+                .create_table_on(MAIN, &ident(), "m9", &CommitMeta::default())
+                .unwrap_err()
+                .code(),
             "table_already_exists"
         );
         let other = TableIdent {
@@ -339,7 +316,7 @@ mod tests {
             catalog.drop_namespace("raw").unwrap_err().code(),
             "namespace_not_empty"
         );
-        assert_eq!(catalog.drop_table(&ident()).unwrap(), "m0");
+        assert_eq!(catalog.drop_table_on(MAIN, &ident()).unwrap(), "m0");
         catalog.drop_namespace("raw").unwrap();
     }
 

@@ -19,7 +19,7 @@ use iceberg::spec::{
 };
 use uuid::Uuid;
 
-use crate::catalog::SqliteCatalog;
+use crate::catalog::{CommitMeta, SqliteCatalog};
 use crate::error::{Context, Error, Result};
 use crate::iceberg::LoadedTable;
 
@@ -88,14 +88,13 @@ pub async fn commit(
     for attempt in 0..MAX_COMMIT_ATTEMPTS {
         let files = write_snapshot(io, &table, change).await?;
         let message = format!("{} {}", change.operation().as_str(), table.ident);
-        let run_id = change.properties.get("phlo.run-id").map(String::as_str);
         if catalog.swap_metadata_location_on(
             &table.ref_name,
             &table.ident,
             &table.metadata_location,
             &files.metadata,
             &message,
-            run_id,
+            &CommitMeta::from_properties(&change.properties),
         )? {
             let table = LoadedTable::load(catalog, io, &table.ident, &table.ref_name).await?;
             return Ok(CommitOutcome {
@@ -141,7 +140,9 @@ pub(crate) async fn files_added_since(
         if Some(snapshot.snapshot_id()) == stop {
             return Ok(added);
         }
-        for manifest in load_manifest_list(io, new, snapshot.manifest_list()).await? {
+        for manifest in
+            load_manifest_list(io, new.metadata.format_version(), snapshot.manifest_list()).await?
+        {
             if manifest.added_snapshot_id != snapshot.snapshot_id() || !manifest.has_added_files() {
                 continue;
             }
@@ -171,19 +172,17 @@ pub(crate) async fn files_added_since(
     Ok(added)
 }
 
-async fn load_manifest_list(
+pub(crate) async fn load_manifest_list(
     io: &FileIO,
-    table: &LoadedTable,
+    version: FormatVersion,
     path: &str,
 ) -> Result<Vec<ManifestFile>> {
     let bytes = super::read_bytes(io, path).await?;
-    Ok(
-        ManifestList::parse_with_version(&bytes, table.metadata.format_version())
-            .context(|| format!("parsing {path}"))?
-            .consume_entries()
-            .into_iter()
-            .collect(),
-    )
+    Ok(ManifestList::parse_with_version(&bytes, version)
+        .context(|| format!("parsing {path}"))?
+        .consume_entries()
+        .into_iter()
+        .collect())
 }
 
 /// The live data files of a branch, with the manifests they are listed in.
@@ -196,7 +195,13 @@ pub async fn live_data_files(
         return Ok(vec![]);
     };
     let mut files = Vec::new();
-    for manifest in load_manifest_list(io, table, snapshot.manifest_list()).await? {
+    for manifest in load_manifest_list(
+        io,
+        table.metadata.format_version(),
+        snapshot.manifest_list(),
+    )
+    .await?
+    {
         let loaded = manifest
             .load_manifest(io)
             .await
@@ -274,7 +279,9 @@ pub(crate) async fn write_snapshot(
     };
 
     let parent_manifests = match &parent {
-        Some(parent) => load_manifest_list(io, table, parent.manifest_list()).await?,
+        Some(parent) => {
+            load_manifest_list(io, table.metadata.format_version(), parent.manifest_list()).await?
+        }
         None => Vec::new(),
     };
     let removed: HashSet<&str> = change.removed_files.iter().map(|f| f.file_path()).collect();

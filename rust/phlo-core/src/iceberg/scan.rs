@@ -202,12 +202,21 @@ fn pick_snapshot(table: &LoadedTable, options: &ScanOptions) -> Result<Option<Sn
     }
     // The catalog ref was chosen when the table was loaded; inside its metadata the current
     // state is Iceberg's `main` branch.
-    let head = table.snapshot_for_ref(MAIN).cloned();
-    let Some(as_of) = options.as_of_ms else {
-        return Ok(head);
+    match options.as_of_ms {
+        Some(as_of) => snapshot_at(table, as_of),
+        None => Ok(table.snapshot_for_ref(MAIN).cloned()),
+    }
+}
+
+/// The last snapshot of the table's history committed at or before `as_of` (ms); `None` for a
+/// table without snapshots.
+pub fn snapshot_at(table: &LoadedTable, as_of: i64) -> Result<Option<SnapshotRef>> {
+    let name = table.ident.to_string();
+    let Some(head) = table.snapshot_for_ref(MAIN).cloned() else {
+        return Ok(None);
     };
     // Walk the ref's ancestry back to the last snapshot committed at or before `as_of`.
-    let mut current = head;
+    let mut current = Some(head);
     while let Some(snapshot) = current {
         if snapshot.timestamp_ms() <= as_of {
             return Ok(Some(snapshot));

@@ -10,7 +10,7 @@ use iceberg::spec::{
 };
 use iceberg::{MetadataLocation, TableCreation};
 
-use crate::catalog::{MAIN, SqliteCatalog, TableIdent};
+use crate::catalog::{CommitMeta, SqliteCatalog, TableIdent};
 use crate::error::{Context, Error, Result};
 
 /// One loaded version of a table's metadata.
@@ -44,21 +44,22 @@ impl LoadedTable {
     }
 
     /// Writes the first metadata file of a new table under `{warehouse}/{namespace}.db/{name}`
-    /// (PyIceberg's layout) and registers it in the catalog.
+    /// (PyIceberg's layout) and registers it on branch `ref_name` of the catalog.
     pub async fn create(
         catalog: &SqliteCatalog,
         io: &FileIO,
         warehouse: &str,
-        ident: &TableIdent,
+        (ident, ref_name): (&TableIdent, &str),
         schema: Schema,
         partition_spec: UnboundPartitionSpec,
         properties: HashMap<String, String>,
     ) -> Result<Self> {
+        // Checked before writing anything, and again (atomically) when registering.
+        if catalog.metadata_location_on(ref_name, ident).is_ok() {
+            return Err(Error::TableAlreadyExists(ident.to_string()));
+        }
         if !catalog.namespace_exists(&ident.namespace)? {
             return Err(Error::NoSuchNamespace(ident.namespace.clone()));
-        }
-        if catalog.metadata_location(ident).is_ok() {
-            return Err(Error::TableAlreadyExists(ident.to_string()));
         }
         let location = format!(
             "{}/{}.db/{}",
@@ -83,14 +84,15 @@ impl LoadedTable {
             .await
             .context(|| format!("writing metadata of {ident}"))?;
         let metadata_location = metadata_location.to_string();
-        if let Err(e) = catalog.register_table(ident, &metadata_location) {
+        let meta = CommitMeta::default();
+        if let Err(e) = catalog.create_table_on(ref_name, ident, &metadata_location, &meta) {
             // Another creator won the race: our metadata file is an orphan, remove it now.
             let _ = io.delete(&metadata_location).await;
             return Err(e);
         }
         Ok(Self {
             ident: ident.clone(),
-            ref_name: MAIN.to_string(),
+            ref_name: ref_name.to_string(),
             metadata: Arc::new(metadata),
             metadata_location,
         })
