@@ -22,7 +22,9 @@ from phlo.lakehouse import (
     Transaction,
 )
 from phlo.merge import MergeResult, dedupe, merge_to_iceberg
+from phlo.schema import dbt_model_to_pandera, pandera_to_iceberg
 from phlo.stage import StageResult, stage
+from phlo.validation import ValidationReport, Validator, validate
 
 __all__ = [
     "AppendResult",
@@ -40,9 +42,14 @@ __all__ = [
     "StageResult",
     "Table",
     "Transaction",
+    "ValidationReport",
+    "Validator",
     "__version__",
+    "dbt_model_to_pandera",
     "dedupe",
     "errors",
     "merge_to_iceberg",
+    "pandera_to_iceberg",
     "stage",
+    "validate",
 ]

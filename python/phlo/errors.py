@@ -4,6 +4,8 @@ about. Messages say what went wrong, where, and how to fix it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "CatalogError",
     "CommitConflictError",
@@ -58,9 +60,33 @@ class SchemaError(PhloError):
 
 
 class ValidationError(PhloError):
-    """Data broke its validation contract (Pandera schema, quality checks)."""
+    """Data broke its validation contract (Pandera schema, quality checks).
+
+    `failure_cases` is a pyarrow Table in Pandera's layout (``schema_context, column, check,
+    check_number, failure_case, index``: one row per failing value, `index` = input row);
+    `errors()` summarises it per check with a stable code, an exact count and a sample."""
 
     code = "validation"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        table: str | None = None,
+        column: str | None = None,
+        failure_cases: Any = None,
+        records: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(message, table=table, column=column)
+        self.failure_cases = failure_cases
+        self._records = records or []
+
+    def errors(self) -> list[dict[str, Any]]:
+        """One record per failed check: ``code`` (null_values, duplicate_values,
+        duplicate_rows, missing_column, unexpected_column, wrong_dtype, coercion_failed,
+        check_failed), ``schema_context``, ``column``, ``check``, ``check_number``, ``count``
+        (exact) and ``sample`` (up to 20 ``{"index", "failure_case"}``)."""
+        return [dict(r) for r in self._records]
 
 
 class MergeError(PhloError):

@@ -16,6 +16,7 @@ pub mod maintenance;
 pub mod merge;
 pub mod schema;
 pub mod stage;
+pub mod validate;
 
 pub use error::{Error, Result};
 pub use lakehouse::{AppendResult, Lakehouse};

@@ -14,19 +14,48 @@ use iceberg::spec::{
 
 use crate::error::{Context, Error, Location, Result};
 
+/// Field ids phlo reserves for its metadata columns (see `stage`), the same in every table.
+pub const RESERVED_FIELD_IDS: [(&str, i32); 4] = [
+    ("_phlo_row_id", 10_001),
+    ("_phlo_ingested_at", 10_002),
+    ("_phlo_partition_date", 10_003),
+    ("_phlo_run_id", 10_004),
+];
+
 /// Converts an Arrow schema into an Iceberg schema, assigning field ids 1..n (top-level fields
-/// first, nested fields after them, as Iceberg does for new tables). Non-nullable Arrow fields
-/// become required Iceberg fields.
+/// first, nested fields after them, as Iceberg does for new tables); phlo's metadata columns get
+/// their reserved ids. Non-nullable Arrow fields become required Iceberg fields.
 pub fn iceberg_schema_from_arrow(arrow: &ArrowSchema) -> Result<Schema> {
-    let mut ids = FieldIds {
-        next: arrow.fields().len() as i32 + 1,
+    let reserved = |name: &str| {
+        RESERVED_FIELD_IDS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, id)| *id)
     };
-    let fields = arrow
+    let user_fields = arrow
         .fields()
         .iter()
-        .enumerate()
-        .map(|(i, f)| to_nested_field(i as i32 + 1, f, &mut ids))
-        .collect::<Result<Vec<_>>>()?;
+        .filter(|f| reserved(f.name()).is_none())
+        .count() as i32;
+    let mut ids = FieldIds {
+        next: user_fields + 1,
+    };
+    let mut next_top_level = 0;
+    let mut fields = Vec::with_capacity(arrow.fields().len());
+    for field in arrow.fields() {
+        let id = reserved(field.name()).unwrap_or_else(|| {
+            next_top_level += 1;
+            next_top_level
+        });
+        fields.push(to_nested_field(id, field, &mut ids)?);
+    }
+    if ids.next > RESERVED_FIELD_IDS[0].1 {
+        return Err(Error::schema(
+            "the schema has more fields than phlo supports",
+            Location::default(),
+            "keep tables below 10,000 fields (nested fields included)",
+        ));
+    }
     Schema::builder()
         .with_fields(fields)
         .build()

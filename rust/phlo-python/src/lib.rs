@@ -6,7 +6,9 @@ mod errors;
 mod lakehouse;
 mod runtime;
 mod scan;
+mod schema;
 mod stage;
+mod validate;
 
 use pyo3::prelude::*;
 
@@ -17,5 +19,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<scan::NativeScan>()?;
     m.add_function(wrap_pyfunction!(dedupe::dedupe, m)?)?;
     m.add_function(wrap_pyfunction!(stage::stage, m)?)?;
+    m.add_function(wrap_pyfunction!(schema::iceberg_schema, m)?)?;
+    m.add_function(wrap_pyfunction!(validate::validate, m)?)?;
     Ok(())
 }

@@ -1,0 +1,225 @@
+//! Pandera's built-in checks as Arrow kernels. A check returns the positions of the rows that
+//! fail it, or `Unsupported` when it cannot be evaluated here (an operand that does not fit the
+//! column type, a regex Rust cannot compile): the caller then leaves it to Pandera.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float16Type, Float32Type, Float64Type};
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, Scalar, StringArray,
+    StringArrayType,
+};
+use arrow_buffer::BooleanBuffer;
+use arrow_cast::{CastOptions, cast_with_options};
+use arrow_row::{RowConverter, SortField};
+use arrow_schema::DataType;
+use serde_json::Value;
+
+use super::plan::{CheckOp, CheckRule};
+
+/// Why a check was left to Pandera.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsupported(pub String);
+
+type CheckResult<T> = std::result::Result<T, Unsupported>;
+
+/// `isin` lists longer than this are looked up in a hash set instead of OR-ing comparisons.
+const SMALL_LIST: usize = 16;
+
+/// Rows that are missing for Pandera: null, or NaN in a float column.
+pub fn missing(array: &ArrayRef) -> BooleanBuffer {
+    let nulls = match array.logical_nulls() {
+        Some(n) => !n.inner(),
+        None => BooleanBuffer::new_unset(array.len()),
+    };
+    let nan = match array.data_type() {
+        DataType::Float64 => Some(nan_mask(array.as_primitive::<Float64Type>().values(), |v| v.is_nan())),
+        DataType::Float32 => Some(nan_mask(array.as_primitive::<Float32Type>().values(), |v| v.is_nan())),
+        DataType::Float16 => Some(nan_mask(array.as_primitive::<Float16Type>().values(), |v| v.is_nan())),
+        _ => None,
+    };
+    match nan {
+        Some(nan) => &nulls | &nan,
+        None => nulls,
+    }
+}
+
+fn nan_mask<T: Copy>(values: &[T], is_nan: impl Fn(T) -> bool) -> BooleanBuffer {
+    BooleanBuffer::collect_bool(values.len(), |i| is_nan(values[i]))
+}
+
+/// Positions of the rows of `array` that fail `rule`; `missing` marks null/NaN rows.
+pub fn failing_rows(
+    array: &ArrayRef,
+    missing: &BooleanBuffer,
+    rule: &CheckRule,
+) -> CheckResult<Vec<usize>> {
+    let passes = passes(array, rule)?;
+    let rows = (0..array.len())
+        .filter(|&i| match missing.value(i) {
+            true => !rule.ignore_na,
+            false => !passes.value(i),
+        })
+        .collect();
+    Ok(rows)
+}
+
+/// Whether each row passes (meaningful for rows that are not missing).
+fn passes(array: &ArrayRef, rule: &CheckRule) -> CheckResult<BooleanBuffer> {
+    use arrow_ord::cmp;
+    let compare = |value: &Value, kernel: Kernel| -> CheckResult<BooleanBuffer> {
+        let (lhs, rhs) = comparable(array, value)?;
+        let result = kernel(&lhs, &Scalar::new(rhs)).map_err(|e| Unsupported(e.to_string()))?;
+        Ok(result.values().clone())
+    };
+    let value = |i: usize| {
+        rule.values
+            .get(i)
+            .ok_or_else(|| Unsupported(format!("{} needs {} operands", rule.name, i + 1)))
+    };
+    Ok(match rule.op {
+        CheckOp::Eq => compare(value(0)?, cmp::eq)?,
+        CheckOp::Ne => compare(value(0)?, cmp::neq)?,
+        CheckOp::Gt => compare(value(0)?, cmp::gt)?,
+        CheckOp::Ge => compare(value(0)?, cmp::gt_eq)?,
+        CheckOp::Lt => compare(value(0)?, cmp::lt)?,
+        CheckOp::Le => compare(value(0)?, cmp::lt_eq)?,
+        CheckOp::InRange => {
+            let low: Kernel = if rule.include_min { cmp::gt_eq } else { cmp::gt };
+            let high: Kernel = if rule.include_max { cmp::lt_eq } else { cmp::lt };
+            &compare(value(0)?, low)? & &compare(value(1)?, high)?
+        }
+        CheckOp::Isin => is_in(array, &rule.values)?,
+        CheckOp::Notin => !&is_in(array, &rule.values)?,
+        CheckOp::StrLength => {
+            let bound = |i: usize| match rule.values.get(i) {
+                Some(Value::Number(n)) => n.as_u64().map(|n| n as usize),
+                _ => None,
+            };
+            let (min, max) = (bound(0), bound(1));
+            strings(array, |s, ascii| {
+                let len = if ascii { s.len() } else { s.chars().count() };
+                min.is_none_or(|m| len >= m) && max.is_none_or(|m| len <= m)
+            })?
+        }
+        CheckOp::StrMatches | CheckOp::StrContains => {
+            let pattern = text(value(0)?)?;
+            // Pandera's str_matches is Python's re.match: anchored at the start only.
+            let pattern = match rule.op {
+                CheckOp::StrMatches => format!("^(?:{pattern})"),
+                _ => pattern.to_string(),
+            };
+            let regex = regex::Regex::new(&pattern)
+                .map_err(|e| Unsupported(format!("regex {pattern:?}: {e}")))?;
+            strings(array, |s, _| regex.is_match(s))?
+        }
+        CheckOp::StrStartswith => {
+            let prefix = text(value(0)?)?;
+            strings(array, |s, _| s.starts_with(prefix))?
+        }
+        CheckOp::StrEndswith => {
+            let suffix = text(value(0)?)?;
+            strings(array, |s, _| s.ends_with(suffix))?
+        }
+    })
+}
+
+type Kernel = fn(
+    &dyn arrow_array::Datum,
+    &dyn arrow_array::Datum,
+) -> std::result::Result<BooleanArray, arrow_schema::ArrowError>;
+
+fn text(value: &Value) -> CheckResult<&str> {
+    value
+        .as_str()
+        .ok_or_else(|| Unsupported(format!("expected a string operand, got {value}")))
+}
+
+/// The column and a one-row operand of a type the comparison kernels accept together. An
+/// integer column compared with a fractional number is compared as floats (as Python does).
+fn comparable(array: &ArrayRef, value: &Value) -> CheckResult<(ArrayRef, ArrayRef)> {
+    let raw = json_scalar(value)?;
+    let fractional = value.as_f64().is_some_and(|f| f.fract() != 0.0);
+    if fractional && array.data_type().is_integer() {
+        let lhs = cast(array, &DataType::Float64)?;
+        return Ok((lhs, raw));
+    }
+    let target = array.data_type();
+    let rhs = cast(&raw, target)?;
+    if rhs.is_null(0) {
+        return Err(Unsupported(format!("{value} is not a {target}")));
+    }
+    Ok((array.clone(), rhs))
+}
+
+fn cast(array: &ArrayRef, to: &DataType) -> CheckResult<ArrayRef> {
+    let options = CastOptions {
+        safe: true,
+        ..Default::default()
+    };
+    cast_with_options(array, to, &options).map_err(|e| Unsupported(e.to_string()))
+}
+
+fn json_scalar(value: &Value) -> CheckResult<ArrayRef> {
+    Ok(match value {
+        Value::Number(n) if n.is_i64() => Arc::new(Int64Array::from(vec![n.as_i64()])),
+        Value::Number(n) => Arc::new(Float64Array::from(vec![n.as_f64()])),
+        Value::String(s) => Arc::new(StringArray::from(vec![s.as_str()])),
+        Value::Bool(b) => Arc::new(BooleanArray::from(vec![*b])),
+        other => return Err(Unsupported(format!("unsupported operand {other}"))),
+    })
+}
+
+/// Membership in `values`: OR-ed equality for short lists, a hash set of row-encoded values
+/// for long ones.
+fn is_in(array: &ArrayRef, values: &[Value]) -> CheckResult<BooleanBuffer> {
+    if values.len() <= SMALL_LIST {
+        let mut result = BooleanBuffer::new_unset(array.len());
+        for value in values {
+            let (lhs, rhs) = comparable(array, value)?;
+            let eq = arrow_ord::cmp::eq(&lhs, &Scalar::new(rhs))
+                .map_err(|e| Unsupported(e.to_string()))?;
+            result = &result | eq.values();
+        }
+        return Ok(result);
+    }
+    let converter = RowConverter::new(vec![SortField::new(array.data_type().clone())])
+        .map_err(|e| Unsupported(e.to_string()))?;
+    let mut allowed = HashSet::new();
+    for value in values {
+        let (_, rhs) = comparable(array, value)?;
+        let rows = converter
+            .convert_columns(&[rhs])
+            .map_err(|e| Unsupported(e.to_string()))?;
+        allowed.insert(rows.row(0).as_ref().to_vec());
+    }
+    let rows = converter
+        .convert_columns(std::slice::from_ref(array))
+        .map_err(|e| Unsupported(e.to_string()))?;
+    Ok(BooleanBuffer::collect_bool(array.len(), |i| {
+        allowed.contains(rows.row(i).as_ref())
+    }))
+}
+
+/// `test(value, all_ascii)` for every value of a string column (nulls: false, unused).
+fn strings(array: &ArrayRef, test: impl Fn(&str, bool) -> bool) -> CheckResult<BooleanBuffer> {
+    fn each<'a, S: StringArrayType<'a>>(
+        array: S,
+        len: usize,
+        test: impl Fn(&str, bool) -> bool,
+    ) -> BooleanBuffer {
+        let ascii = array.is_ascii();
+        let mut values = Vec::with_capacity(len);
+        values.extend(array.iter().map(|v| v.is_some_and(|s| test(s, ascii))));
+        BooleanBuffer::from(values)
+    }
+    let len = array.len();
+    Ok(match array.data_type() {
+        DataType::Utf8 => each(array.as_string::<i32>(), len, test),
+        DataType::LargeUtf8 => each(array.as_string::<i64>(), len, test),
+        DataType::Utf8View => each(array.as_string_view(), len, test),
+        other => return Err(Unsupported(format!("a string check on a {other} column"))),
+    })
+}
