@@ -11,7 +11,7 @@ PACKAGE = Path(phlo.__file__).parent
 
 
 def test_every_native_symbol_has_a_python_wrapper():
-    wrappers = "".join(p.read_text() for p in PACKAGE.glob("*.py"))
+    wrappers = "".join(p.read_text() for p in PACKAGE.rglob("*.py"))
     for name in _native.__all__:
         if name != "__version__":
             assert f"_native.{name}" in wrappers, f"{name} is not wrapped"

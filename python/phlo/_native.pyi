@@ -6,7 +6,15 @@ from typing import Any, final
 
 import pyarrow as pa
 
-__all__ = ["NativeLakehouse", "NativeScan", "__version__", "dedupe", "stage"]
+__all__ = [
+    "NativeLakehouse",
+    "NativeScan",
+    "__version__",
+    "dedupe",
+    "iceberg_schema",
+    "stage",
+    "validate",
+]
 
 __version__: str
 
@@ -77,7 +85,12 @@ class NativeLakehouse:
         self, source: str, into: str, properties: dict[str, str]
     ) -> tuple[list[str], list[str], list[str]]: ...
     def append(
-        self, name: str, data: Any, branch: str, properties: dict[str, str]
+        self,
+        name: str,
+        data: Any,
+        branch: str,
+        properties: dict[str, str],
+        schema_evolution: str,
     ) -> dict[str, int]: ...
     def merge(
         self,
@@ -89,6 +102,7 @@ class NativeLakehouse:
         order_by: str | None,
         branch: str,
         properties: dict[str, str],
+        schema_evolution: str,
     ) -> dict[str, Any]: ...
     def scan(
         self,
@@ -100,3 +114,6 @@ class NativeLakehouse:
         ref_name: str | None,
         batch_size: int | None,
     ) -> NativeScan: ...
+
+def iceberg_schema(schema: pa.Schema) -> Any: ...
+def validate(data: Any, plan_json: str, declared: pa.Schema) -> dict[str, Any]: ...

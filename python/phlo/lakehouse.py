@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import pyarrow as pa
 
@@ -18,6 +18,7 @@ from phlo._arrow import as_arrow, as_arrow_schema
 from phlo._filters import Filter, normalize_filters, timestamp_micros
 from phlo.errors import InputError, NamespaceAlreadyExistsError, TableAlreadyExistsError
 from phlo.merge import MergeResult, MergeStrategy, merge_into
+from phlo.schema.iceberg import is_pandera_schema, pandera_to_iceberg
 
 if TYPE_CHECKING:
     import pandas
@@ -40,6 +41,7 @@ __all__ = [
 ]
 
 PartitionBy = Sequence[tuple[str, str] | str]
+SchemaEvolution = Literal["strict", "evolve"]
 
 
 @dataclass(frozen=True)
@@ -214,13 +216,17 @@ class Lakehouse:
     ) -> Table:
         """Creates an Iceberg v2 table.
 
-        `schema` is a pyarrow Schema (or a ``{column: pyarrow type}`` mapping); non-nullable
-        fields become required columns. `partition_by` lists ``(column, transform)`` pairs or
+        `schema` is a Pandera `DataFrameModel` / `DataFrameSchema` (see
+        `phlo.pandera_to_iceberg`), a pyarrow Schema or a ``{column: pyarrow type}`` mapping;
+        non-nullable fields become required columns. `partition_by` lists ``(column, transform)`` pairs or
         strings ``"region"`` / ``"day(ts)"``; transforms are identity, year, month, day, hour,
         bucket[N] and truncate[W]. With `ref`, the table is created on that branch only;
         merging the branch adds it to the target.
         """
-        arrow_schema = as_arrow_schema(schema)
+        if is_pandera_schema(schema):
+            arrow_schema = pandera_to_iceberg(schema)
+        else:
+            arrow_schema = as_arrow_schema(schema)
         try:
             self._native.create_table(
                 name, arrow_schema, _partition_pairs(partition_by), dict(properties or {}), ref
@@ -491,14 +497,25 @@ class Table:
         properties: Mapping[str, str] | None = None,
         message: str | None = None,
         author: str | None = None,
+        validate: Any = None,
+        schema_evolution: SchemaEvolution = "strict",
     ) -> AppendResult:
-        """Appends Arrow-like `data` as one snapshot on this table's ref. Data is cast to the
-        table schema; a column that does not fit raises `SchemaError` and nothing is
-        committed. `properties` are added to the snapshot summary; `message` and `author`
-        are recorded in the log (and the summary, as ``phlo.message`` / ``phlo.author``)."""
+        """Appends Arrow-like `data` as one snapshot on this table's ref.
+
+        With `validate` (a Pandera model or schema), the data is validated and coerced first
+        (`phlo.validate`); a failure raises `ValidationError` and nothing is written. Data is
+        then cast to the table schema within a kind of type (integers, floats, strings,
+        timestamps…); a column that does not fit raises `SchemaError` and nothing is
+        committed. ``schema_evolution="evolve"`` first adds the data's new columns (nullable)
+        and promotes int→long / float→double; ``"strict"`` never changes the schema.
+        `properties` are added to the snapshot summary; `message` and `author` are recorded
+        in the log (and the summary, as ``phlo.message`` / ``phlo.author``)."""
         self._writable()
+        data = _validated(data, validate)
         properties = _commit_properties(properties, message, author)
-        result = self._native.append(self.name, as_arrow(data), self.ref, properties)
+        result = self._native.append(
+            self.name, as_arrow(data), self.ref, properties, schema_evolution
+        )
         return AppendResult(**result)
 
     def merge(
@@ -511,6 +528,8 @@ class Table:
         properties: Mapping[str, str] | None = None,
         message: str | None = None,
         author: str | None = None,
+        validate: Any = None,
+        schema_evolution: SchemaEvolution = "strict",
     ) -> MergeResult:
         """Merges Arrow-like `data` into the table as one atomic snapshot.
 
@@ -519,11 +538,19 @@ class Table:
         ``"append"`` inserts. ``merge_config={"deduplication_method": "last"}`` (the default for
         merges; or ``"first"``, ``"hash"``) deduplicates the batch first, ``"order_by": column``
         makes "last" mean the greatest value of that column. Null keys raise `MergeError`.
+        `validate` and `schema_evolution` work as for `append`.
         """
         self._writable()
+        data = _validated(data, validate)
         properties = _commit_properties(properties, message, author)
         return merge_into(
-            self, data, unique_key, merge_strategy, merge_config, properties=properties
+            self,
+            data,
+            unique_key,
+            merge_strategy,
+            merge_config,
+            properties=properties,
+            schema_evolution=schema_evolution,
         )
 
     def scan(
@@ -640,6 +667,14 @@ def _as_of_ms(as_of: dt.datetime | int | str | None) -> int | None:
             as_of = as_of.replace(tzinfo=dt.UTC)
         return timestamp_micros(as_of) // 1000
     raise InputError(f"as_of must be a datetime, ISO string or ms since epoch, not {as_of!r}")
+
+
+def _validated(data: Any, schema: Any) -> Any:
+    if schema is None:
+        return data
+    from phlo.validation import validate
+
+    return validate(data, schema)
 
 
 def _commit_properties(

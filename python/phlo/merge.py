@@ -54,6 +54,7 @@ def merge_into(
     merge_config: Mapping[str, Any] | None = None,
     *,
     properties: Mapping[str, str] | None = None,
+    schema_evolution: str = "strict",
 ) -> MergeResult:
     """See `Table.merge`."""
     keys = [unique_key] if isinstance(unique_key, str) else list(unique_key)
@@ -76,6 +77,7 @@ def merge_into(
         config.get("order_by"),
         table.ref,
         dict(properties or {}),
+        schema_evolution,
     )
     return MergeResult(**result)
 

@@ -9,20 +9,27 @@ use arrow_array::RecordBatch;
 use arrow_schema::{ArrowError, Schema as ArrowSchema};
 use arrow_select::concat::concat_batches;
 use iceberg::io::FileIO;
-use iceberg::spec::{Operation, TableMetadata};
+use iceberg::spec::{Operation, TableMetadata, TableMetadataBuilder};
 
 use crate::catalog::{CommitMeta, Diverged, MAIN, RefMerge, SqliteCatalog, TableIdent};
 use crate::diff::{RowDiff, diff_rows};
 use crate::error::{Context, Error, Location, Result};
 use crate::iceberg::commit::{
-    AttemptFiles, SnapshotChange, commit_append, files_added_since, write_snapshot,
+    AttemptFiles, SnapshotChange, commit_append, commit_metadata, files_added_since,
+    write_snapshot,
 };
 use crate::iceberg::scan::snapshot_at;
 use crate::iceberg::write::DataFileSink;
 use crate::iceberg::{LoadedTable, ScanOptions, ScanPlan};
 use crate::maintenance::{self, ExpireResult, OrphanResult};
 use crate::merge::{MergeOptions, MergeResult, merge};
-use crate::schema::{arrow_schema_of, cast_to_schema, iceberg_schema_from_arrow, partition_spec};
+use crate::schema::{
+    arrow_schema_of, cast_to_schema, check_convertible, evolve, iceberg_schema_from_arrow,
+    partition_spec,
+};
+
+/// Attempts at a schema change while other writers keep committing.
+const MAX_SCHEMA_ATTEMPTS: u32 = 8;
 
 pub struct Lakehouse {
     root: PathBuf,
@@ -220,6 +227,50 @@ impl Lakehouse {
                 Err(e)
             }
         }
+    }
+
+    /// Evolves table `name` on branch `ref_name` so batches of `incoming` fit under
+    /// [`SchemaEvolution::Evolve`]: new columns are added (nullable) and safe promotions
+    /// applied, in one metadata-only commit (retried when another writer commits first).
+    /// Columns that still would not convert are a `SchemaError` and nothing changes. Returns
+    /// whether the schema changed.
+    pub async fn evolve_schema(
+        &self,
+        name: &str,
+        ref_name: &str,
+        incoming: &ArrowSchema,
+    ) -> Result<bool> {
+        for _ in 0..MAX_SCHEMA_ATTEMPTS {
+            let table = self.load_table(name, ref_name).await?;
+            let current = table.metadata.current_schema();
+            let Some(schema) = evolve(current, incoming).map_err(|e| e.in_table(name))? else {
+                return Ok(false);
+            };
+            check_convertible(incoming, arrow_schema_of(&schema)?.as_ref()).map_err(|e| e.in_table(name))?;
+            let added: Vec<String> = schema
+                .as_struct()
+                .fields()
+                .iter()
+                .filter(|f| current.field_by_id(f.id).is_none())
+                .map(|f| f.name.clone())
+                .collect();
+            let next = TableMetadataBuilder::new_from_metadata(
+                (*table.metadata).clone(),
+                Some(table.metadata_location.clone()),
+            )
+            .add_current_schema(schema)
+            .and_then(|b| b.build())
+            .context(|| format!("evolving the schema of {name}"))?
+            .metadata;
+            let message = format!("evolve schema of {name}: +[{}]", added.join(", "));
+            if commit_metadata(&self.catalog, &self.io, &table, &next, &message).await? {
+                return Ok(true);
+            }
+        }
+        Err(Error::CommitConflict {
+            table: name.to_string(),
+            message: "the table kept changing while its schema was evolving".into(),
+        })
     }
 
     /// Merges (upserts) or appends a batch with deduplication, as one snapshot; see

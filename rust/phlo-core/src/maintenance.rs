@@ -11,10 +11,10 @@ use std::sync::Arc;
 use iceberg::io::FileIO;
 use iceberg::spec::{TableMetadata, TableMetadataBuilder};
 
-use crate::catalog::{CommitMeta, MAIN, Pointer, RefKind, SqliteCatalog, TableIdent};
+use crate::catalog::{MAIN, Pointer, RefKind, SqliteCatalog, TableIdent};
 use crate::error::{Context, Error, Result};
 use crate::iceberg::LoadedTable;
-use crate::iceberg::commit::load_manifest_list;
+use crate::iceberg::commit::{commit_metadata, load_manifest_list};
 
 /// Attempts at rewriting one ref's metadata while other writers keep committing to it.
 const MAX_ATTEMPTS: u32 = 8;
@@ -130,23 +130,10 @@ async fn expire_on_ref(
         .build()
         .context(|| format!("expiring snapshots of {}", pointer.ident))?
         .metadata;
-        let next_location = table.next_metadata_location(&next)?;
-        next.write_to(io, &next_location)
-            .await
-            .context(|| format!("writing metadata of {}", pointer.ident))?;
-        let location = next_location.to_string();
         let message = format!("expire {} snapshots of {}", expired.len(), pointer.ident);
-        if catalog.swap_metadata_location_on(
-            &pointer.ref_name,
-            &pointer.ident,
-            &table.metadata_location,
-            &location,
-            &message,
-            &CommitMeta::default(),
-        )? {
+        if commit_metadata(catalog, io, &table, &next, &message).await? {
             return Ok(Some((expired.len(), files)));
         }
-        let _ = io.delete(&location).await;
     }
     Err(Error::CommitConflict {
         table: pointer.ident.to_string(),

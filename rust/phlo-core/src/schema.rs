@@ -22,16 +22,18 @@ pub const RESERVED_FIELD_IDS: [(&str, i32); 4] = [
     ("_phlo_run_id", 10_004),
 ];
 
+fn reserved_field_id(name: &str) -> Option<i32> {
+    RESERVED_FIELD_IDS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, id)| *id)
+}
+
 /// Converts an Arrow schema into an Iceberg schema, assigning field ids 1..n (top-level fields
 /// first, nested fields after them, as Iceberg does for new tables); phlo's metadata columns get
 /// their reserved ids. Non-nullable Arrow fields become required Iceberg fields.
 pub fn iceberg_schema_from_arrow(arrow: &ArrowSchema) -> Result<Schema> {
-    let reserved = |name: &str| {
-        RESERVED_FIELD_IDS
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, id)| *id)
-    };
+    let reserved = reserved_field_id;
     let user_fields = arrow
         .fields()
         .iter()
@@ -313,8 +315,11 @@ fn cast_column(
                     localize or strip the time zone first"
             .into());
     }
-    if !can_cast_types(column.data_type(), to) {
-        return Err("no conversion exists".into());
+    if !implicitly_convertible(column.data_type(), to) || !can_cast_types(column.data_type(), to)
+    {
+        return Err("phlo converts only within a kind of type (integers, floats and \
+                    decimals, strings, binaries, dates, times, timestamps)"
+            .into());
     }
     // Nested types must keep the target's field metadata (Iceberg field ids), so they are
     // cast to the exact target type; time units are converted (ns → µs) only when lossless.
@@ -327,6 +332,144 @@ fn cast_column(
         check_lossless_ns_to_us(column)?;
     }
     Ok(cast)
+}
+
+/// The conversions a write applies on its own: widening or narrowing within a kind (narrowing
+/// is checked value by value), integers to floats or decimals. Anything else (text to numbers,
+/// floats to integers, numbers to text) needs an explicit conversion, e.g. a Pandera schema
+/// with `coerce=True`.
+fn implicitly_convertible(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    let numeric = |t: &DataType| t.is_integer() || t.is_floating() || is_decimal(t);
+    match (from, to) {
+        (Null, _) => true,
+        (Dictionary(_, value), to) => implicitly_convertible(value, to),
+        (a, b) if a.is_integer() && numeric(b) => true,
+        (a, b) if (a.is_floating() || is_decimal(a)) && (b.is_floating() || is_decimal(b)) => {
+            true
+        }
+        (Utf8 | LargeUtf8 | Utf8View, Utf8 | LargeUtf8 | Utf8View) => true,
+        (Binary | LargeBinary | BinaryView | FixedSizeBinary(_), Binary | LargeBinary | BinaryView) => {
+            true
+        }
+        (Date32 | Date64, Date32 | Date64) => true,
+        (Time32(_) | Time64(_), Time32(_) | Time64(_)) => true,
+        (Timestamp(..), Timestamp(..)) => true,
+        (a, b) if a.is_nested() && b.is_nested() => true,
+        (a, b) => a == b,
+    }
+}
+
+fn is_decimal(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Decimal32(..)
+            | DataType::Decimal64(..)
+            | DataType::Decimal128(..)
+            | DataType::Decimal256(..)
+    )
+}
+
+/// How a write treats a batch whose columns differ from the table's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SchemaEvolution {
+    /// The table schema never changes: extra columns are a `SchemaError`.
+    #[default]
+    Strict,
+    /// New columns are added (nullable), and int→long, float→double and wider decimals are
+    /// promoted; anything else is still a `SchemaError`.
+    Evolve,
+}
+
+impl SchemaEvolution {
+    pub fn parse(text: &str) -> Result<Self> {
+        match text {
+            "strict" => Ok(Self::Strict),
+            "evolve" => Ok(Self::Evolve),
+            other => Err(Error::invalid(
+                format!("unknown schema_evolution {other:?}"),
+                "use \"strict\" (the default) or \"evolve\"",
+            )),
+        }
+    }
+}
+
+/// The schema `current` must become to take batches of `incoming` under `Evolve`: new
+/// columns appended as optional fields with fresh ids, safe type promotions applied. `None`
+/// when nothing changes.
+pub fn evolve(current: &Schema, incoming: &ArrowSchema) -> Result<Option<Schema>> {
+    use PrimitiveType as P;
+    let mut ids = FieldIds {
+        next: current.highest_field_id() + 1,
+    };
+    let mut changed = false;
+    let mut fields: Vec<NestedFieldRef> = Vec::new();
+    for field in current.as_struct().fields() {
+        let promoted = incoming.field_with_name(&field.name).ok().and_then(|f| {
+            match (field.field_type.as_ref(), f.data_type()) {
+                (Type::Primitive(P::Int), DataType::Int64 | DataType::UInt32) => Some(P::Long),
+                (Type::Primitive(P::Float), DataType::Float64) => Some(P::Double),
+                (
+                    Type::Primitive(P::Decimal { precision, scale }),
+                    DataType::Decimal128(p, s) | DataType::Decimal64(p, s),
+                ) if *s >= 0 && *s as u32 == *scale && *p as u32 > *precision && *p <= 38 => {
+                    Some(P::Decimal {
+                        precision: *p as u32,
+                        scale: *scale,
+                    })
+                }
+                _ => None,
+            }
+        });
+        match promoted {
+            Some(p) => {
+                changed = true;
+                let mut widened = field.as_ref().clone();
+                widened.field_type = Box::new(Type::Primitive(p));
+                fields.push(Arc::new(widened));
+            }
+            None => fields.push(field.clone()),
+        }
+    }
+    for field in incoming.fields() {
+        if current.field_by_name(field.name()).is_none() {
+            changed = true;
+            let id = reserved_field_id(field.name()).unwrap_or_else(|| ids.take());
+            let added = to_nested_field(id, &field.as_ref().clone().with_nullable(true), &mut ids)?;
+            fields.push(added);
+        }
+    }
+    if !changed {
+        return Ok(None);
+    }
+    Schema::builder()
+        .with_schema_id(current.schema_id() + 1)
+        .with_identifier_field_ids(current.identifier_field_ids())
+        .with_fields(fields)
+        .build()
+        .map(Some)
+        .context(|| "building the evolved schema".into())
+}
+
+/// Errors (naming the column) unless every column of `incoming` can be written into
+/// `target` by the implicit conversions of a write; checked before a schema change commits.
+pub fn check_convertible(incoming: &ArrowSchema, target: &ArrowSchema) -> Result<()> {
+    for field in incoming.fields() {
+        let Ok(to) = target.field_with_name(field.name()) else {
+            continue;
+        };
+        if !implicitly_convertible(field.data_type(), to.data_type()) {
+            return Err(Error::schema(
+                format!("cannot write {} into {}", field.data_type(), to.data_type()),
+                Location {
+                    table: None,
+                    column: Some(field.name().clone()),
+                },
+                "convert the column first (e.g. a Pandera schema with coerce=True)",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_lossless_ns_to_us(column: &ArrayRef) -> std::result::Result<(), String> {

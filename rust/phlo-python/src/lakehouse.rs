@@ -10,7 +10,7 @@ use phlo_core::dedupe::DedupeMethod;
 use phlo_core::iceberg::{Filter, FilterOp, Literal, ScanOptions};
 use phlo_core::lakehouse::AsOf;
 use phlo_core::merge::{MergeOptions, MergeStrategy};
-use phlo_core::schema::arrow_schema_of;
+use phlo_core::schema::{SchemaEvolution, arrow_schema_of};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -208,7 +208,7 @@ impl NativeLakehouse {
         Ok((table.metadata_location, json, PySchema::new(schema)))
     }
 
-    #[pyo3(signature = (name, data, branch, properties))]
+    #[pyo3(signature = (name, data, branch, properties, schema_evolution))]
     fn append<'py>(
         &self,
         py: Python<'py>,
@@ -216,10 +216,16 @@ impl NativeLakehouse {
         data: AnyRecordBatch,
         branch: String,
         properties: HashMap<String, String>,
+        schema_evolution: &str,
     ) -> PyResult<Bound<'py, PyDict>> {
+        let evolution = SchemaEvolution::parse(schema_evolution).py_err()?;
         let reader = data.into_reader()?;
         let lh = self.inner.clone();
         let result = wait_for(py, async move {
+            if evolution == SchemaEvolution::Evolve {
+                let schema = reader.schema();
+                lh.evolve_schema(&name, &branch, &schema).await.py_err()?;
+            }
             lh.append(&name, reader, &branch, properties).await.py_err()
         })?;
         let out = PyDict::new(py);
@@ -232,7 +238,7 @@ impl NativeLakehouse {
     }
 
     // `branch` is the catalog branch to write to.
-    #[pyo3(signature = (name, data, unique_key, strategy, deduplication_method, order_by, branch, properties))]
+    #[pyo3(signature = (name, data, unique_key, strategy, deduplication_method, order_by, branch, properties, schema_evolution))]
     #[allow(clippy::too_many_arguments)]
     fn merge<'py>(
         &self,
@@ -245,7 +251,9 @@ impl NativeLakehouse {
         order_by: Option<String>,
         branch: String,
         properties: HashMap<String, String>,
+        schema_evolution: &str,
     ) -> PyResult<Bound<'py, PyDict>> {
+        let evolution = SchemaEvolution::parse(schema_evolution).py_err()?;
         let options = MergeOptions {
             unique_key,
             strategy: MergeStrategy::parse(strategy).py_err()?,
@@ -260,6 +268,12 @@ impl NativeLakehouse {
         let reader = data.into_reader()?;
         let lh = self.inner.clone();
         let r = wait_for(py, async move {
+            if evolution == SchemaEvolution::Evolve {
+                let schema = reader.schema();
+                lh.evolve_schema(&name, &options.ref_name, &schema)
+                    .await
+                    .py_err()?;
+            }
             lh.merge(&name, reader, &options).await.py_err()
         })?;
         let out = PyDict::new(py);

@@ -15,7 +15,7 @@ use iceberg::io::FileIO;
 use iceberg::spec::{
     DataFile, DataFileFormat, FormatVersion, ManifestContentType, ManifestFile, ManifestList,
     ManifestListWriter, ManifestStatus, ManifestWriter, ManifestWriterBuilder, Operation,
-    PartitionSpec, SchemaRef, Snapshot, SnapshotSummaryCollector, Summary,
+    PartitionSpec, SchemaRef, Snapshot, SnapshotSummaryCollector, Summary, TableMetadata,
 };
 use uuid::Uuid;
 
@@ -119,6 +119,35 @@ pub async fn commit(
         table: table.ident.to_string(),
         message: format!("lost the commit race {MAX_COMMIT_ATTEMPTS} times in a row"),
     })
+}
+
+/// Commits a metadata-only change (`next`, built from `table.metadata`): writes the next
+/// metadata file and swaps the ref's pointer. `false` (and nothing left behind) when another
+/// writer committed first; the caller reloads and decides again.
+pub async fn commit_metadata(
+    catalog: &SqliteCatalog,
+    io: &FileIO,
+    table: &LoadedTable,
+    next: &TableMetadata,
+    message: &str,
+) -> Result<bool> {
+    let location = table.next_metadata_location(next)?;
+    next.write_to(io, &location)
+        .await
+        .context(|| format!("writing metadata of {}", table.ident))?;
+    let location = location.to_string();
+    let swapped = catalog.swap_metadata_location_on(
+        &table.ref_name,
+        &table.ident,
+        &table.metadata_location,
+        &location,
+        message,
+        &CommitMeta::default(),
+    )?;
+    if !swapped {
+        let _ = io.delete(&location).await;
+    }
+    Ok(swapped)
 }
 
 fn backoff(attempt: u32) -> Duration {

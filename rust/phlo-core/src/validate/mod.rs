@@ -184,6 +184,15 @@ fn same_kind(actual: &DataType, declared: &DataType) -> bool {
         (Binary | LargeBinary | BinaryView, Binary | LargeBinary | BinaryView) => true,
         (Timestamp(_, a), Timestamp(_, d)) => a.is_some() == d.is_some(),
         (Dictionary(_, value), d) => same_kind(value, d),
+        (List(a) | LargeList(a) | ListView(a), List(d) | LargeList(d) | ListView(d)) => {
+            same_kind(a.data_type(), d.data_type())
+        }
+        (Struct(a), Struct(d)) => {
+            a.len() == d.len()
+                && a.iter().zip(d.iter()).all(|(a, d)| {
+                    a.name() == d.name() && same_kind(a.data_type(), d.data_type())
+                })
+        }
         _ => false,
     }
 }
@@ -201,8 +210,11 @@ fn column_task(
     let name = &rule.name;
     let actual = schema.field(index).data_type();
     let dtype_name = rule.dtype_name.clone().unwrap_or_default();
-    let mut arrays: Vec<ArrayRef> = batches.iter().map(|b| b.column(index).clone()).collect();
+    let inputs: Vec<ArrayRef> = batches.iter().map(|b| b.column(index).clone()).collect();
+    let mut arrays = inputs.clone();
     let mut run_checks = true;
+    // Like Pandera: checks of a column that failed coercion fail as a whole (index None).
+    let mut coercion_failed = false;
     if let Ok(target) = declared.field_with_name(name).map(|f| f.data_type())
         && !same_kind(actual, target)
     {
@@ -245,6 +257,7 @@ fn column_task(
                 }
                 offset += array.len();
             }
+            coercion_failed = coerce.count > 0;
             out.failures.extend([coerce, dtype].into_iter().filter(|f| f.count > 0));
             arrays = coerced;
             out.coerced = Some(arrays.clone());
@@ -266,12 +279,24 @@ fn column_task(
         .map(|c| CheckFailures::new(Context::Column, name, &c.name, Some(c.number)))
         .collect();
     let mut unsupported = vec![None; rule.checks.len()];
+    if coercion_failed {
+        run_checks = false;
+        for check in &rule.checks {
+            out.failures.push(CheckFailures::single(
+                Context::Column,
+                name,
+                &check.name,
+                "not evaluated: the column failed coercion",
+            ));
+        }
+    }
     let mut offset = 0;
-    for array in &arrays {
+    for (array, input) in arrays.iter().zip(&inputs) {
         let missing = checks::missing(array);
         if !rule.nullable {
-            let rows: Vec<usize> = missing.set_indices().collect();
-            not_nullable.add_rows(array, &rows, offset, cap);
+            // Values that failed coercion are reported as such, not as nulls.
+            let rows: Vec<usize> = checks::missing(input).set_indices().collect();
+            not_nullable.add_rows(input, &rows, offset, cap);
         }
         if run_checks {
             for (c, check) in rule.checks.iter().enumerate() {
