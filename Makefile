@@ -13,7 +13,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test test-rust test-python demo lint fmt bench release clean
+.PHONY: dev test test-rust test-python demo lint fmt bench bench-validate release clean
 
 # Pinned Python dependencies (requirements-dev.txt is the lock; regenerate with pip freeze).
 $(VENV)/.installed: requirements-dev.txt
@@ -47,6 +47,10 @@ release: $(VENV)/.installed
 bench: release
 	$(BIN)/python benches/bench_append_scan.py
 	$(BIN)/python benches/bench_merge.py
+	$(BIN)/python benches/bench_validate.py
+
+bench-validate: release
+	$(BIN)/python benches/bench_validate.py
 
 lint: dev
 	cargo fmt --all --check

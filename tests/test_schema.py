@@ -7,6 +7,7 @@ import datetime as dt
 import decimal
 import textwrap
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 import pandera.polars as pal
@@ -25,9 +26,9 @@ from phlo.dbt.dbt_schema import dbt_model_to_pandera
 class Everything(pa.DataFrameModel):
     s: Series[str] = pa.Field(description="a string")
     i: Series[int]
-    i32: Series["int32"]  # type: ignore[name-defined]  # noqa: F821
+    i32: Series[np.int32]
     f: Series[float] = pa.Field(nullable=True)
-    f32: Series["float32"]  # type: ignore[name-defined]  # noqa: F821
+    f32: Series[np.float32]
     b: Series[bool]
     naive: Series[dt.datetime]
     aware: Series[pd.DatetimeTZDtype(tz="UTC")]  # type: ignore[valid-type]
@@ -251,7 +252,9 @@ def test_dbt_yaml_becomes_a_pandera_model(tmp_path, lh):
     )
     validated = phlo.validate(good, model)
     assert validated.schema.field("glucose_mg_dl").type == pyarrow.int32()  # coerced
-    bad = good.assign(glucose_mg_dl=[10, 700], trend=["up", "flat"], ratio=[decimal.Decimal("1"), None])
+    bad = good.assign(
+        glucose_mg_dl=[10, 700], trend=["up", "flat"], ratio=[decimal.Decimal("1"), None]
+    )
     with pytest.raises(errors.ValidationError) as info:
         phlo.validate(bad, model)
     failed = {(r["column"], r["check"]) for r in info.value.errors()}
@@ -273,6 +276,8 @@ def test_bad_dbt_yaml_is_a_config_error(tmp_path):
         dbt_model_to_pandera(path, "missing")
     with pytest.raises(errors.ConfigError, match="cannot read"):
         dbt_model_to_pandera(tmp_path / "absent.yml", "x")
-    path.write_text("models:\n  - name: m\n    columns:\n      - name: x\n        data_type: geometry\n")
+    path.write_text(
+        "models:\n  - name: m\n    columns:\n      - name: x\n        data_type: geometry\n"
+    )
     with pytest.raises(errors.SchemaError, match="geometry"):
         dbt_model_to_pandera(path, "m")

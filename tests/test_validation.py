@@ -46,9 +46,7 @@ def phlo_failures(schema, data) -> set[tuple[str, str, int | None]]:
     try:
         phlo.validate(data, schema)
     except errors.ValidationError as exc:
-        return {
-            (r["column"], r["check"], r["index"]) for r in exc.failure_cases.to_pylist()
-        }
+        return {(r["column"], r["check"], r["index"]) for r in exc.failure_cases.to_pylist()}
     return set()
 
 
@@ -111,7 +109,10 @@ def test_custom_and_dataframe_checks_run_in_pandera_with_their_numbers():
     assert validator.pandera_checks == ["n: even", "<dataframe>: small_sum"]
     report = validator.report(frame)
     assert not report.valid
-    cases = {(r["column"], r["check"], r["check_number"], r["index"]) for r in report.failure_cases.to_pylist()}
+    cases = {
+        (r["column"], r["check"], r["check_number"], r["index"])
+        for r in report.failure_cases.to_pylist()
+    }
     assert ("n", "even", 2, 1) in cases
     assert ("n", "less_than_or_equal_to(10)", 1, 2) in cases
     assert phlo_failures(Custom, frame) == pandera_failures(Custom, frame)
@@ -144,7 +145,9 @@ def test_coercion_strict_filter_and_missing_columns():
     expected = pandera_failures(Typed, frame)
     assert ("Typed", "column_in_dataframe", None) in expected
     assert phlo_failures(Typed, frame) == expected
-    good = pd.DataFrame({"n": ["1", "2"], "label": ["a", None], "needed": [1.0, 2.0], "junk": [0, 0]})
+    good = pd.DataFrame(
+        {"n": ["1", "2"], "label": ["a", None], "needed": [1.0, 2.0], "junk": [0, 0]}
+    )
     table = phlo.validate(good, Typed)
     assert table.column_names == ["n", "label", "needed"]  # junk filtered
     assert table.schema.field("n").type == pyarrow.int64()  # coerced from strings
@@ -166,7 +169,12 @@ def test_errors_are_structured_with_codes_counts_and_samples():
     assert "value: greater_than_or_equal_to(0) failed 40x" in str(err)
     assert err.failure_cases.num_rows == 41
     assert err.failure_cases.column_names == [
-        "schema_context", "column", "check", "check_number", "failure_case", "index",
+        "schema_context",
+        "column",
+        "check",
+        "check_number",
+        "failure_case",
+        "index",
     ]
     # A cap keeps counts exact; lazy=False reports the first failed check only.
     with pytest.raises(errors.ValidationError) as capped:

@@ -59,9 +59,9 @@ class ValidationReport:
 class Validator:
     """A Pandera schema compiled once, to validate many batches::
 
-        validator = phlo.Validator(EventSchema)
-        validator.native_checks          # what the engine evaluates
-        table = validator.validate(batch)
+    validator = phlo.Validator(EventSchema)
+    validator.native_checks          # what the engine evaluates
+    table = validator.validate(batch)
     """
 
     def __init__(self, schema: Any, *, max_failure_cases: int | None = None) -> None:
@@ -220,7 +220,9 @@ def _error(schema_name: str, report: ValidationReport, lazy: bool) -> Validation
     lines = []
     for r in records[:10]:
         where = ", ".join(
-            f"row {s['index']}: {s['failure_case']!r}" if s["index"] is not None else str(s["failure_case"])
+            f"row {s['index']}: {s['failure_case']!r}"
+            if s["index"] is not None
+            else str(s["failure_case"])
             for s in r["sample"][:3]
         )
         lines.append(f"  {r['column']}: {r['check']} failed {r['count']}x ({where})")
@@ -243,14 +245,14 @@ def _label(check: PanderaCheck) -> str:
 def _run_pandera(plan: ValidationPlan, table: pa.Table, checks: list[PanderaCheck]) -> pa.Table:
     """Runs the checks the engine could not with Pandera on `table`; their failure cases, with
     the check numbers of the original schema."""
+    import importlib
+
+    pandera_backend: Any = importlib.import_module(f"pandera.{plan.backend}")
     if plan.backend == "polars":
-        import pandera.polars as pandera_backend
         import polars as pl
 
         frame: Any = pl.from_arrow(table)
     else:
-        import pandera.pandas as pandera_backend
-
         frame = table.to_pandas()
     present = set(table.column_names)
     columns: dict[str, Any] = {}

@@ -39,9 +39,7 @@ def sql_type(data_type: str, column: str) -> Any:
     base = re.sub(r"\(.*\)", "", text).strip()
     args = [int(a) for a in re.findall(r"\d+", text[len(base) :])]
     if base in ("decimal", "numeric"):
-        precision, scale = (args + [38, 9])[:2] if args else (38, 9)
-        if len(args) == 1:
-            scale = 0
+        precision, scale = (args[0], args[1] if len(args) > 1 else 0) if args else (38, 9)
         return pandas_engine.Decimal(precision, scale)
     if base in _INTEGER_32:
         return "int32"

@@ -1,5 +1,5 @@
-//! Row keys (one or more columns) hashed and compared by row index. A single string or integer
-//! key is read straight from its Arrow array; other keys are arrow-row encoded. Used by dedupe
+//! Row keys (one or more columns) hashed and compared by row index. A single string (any
+//! layout) or integer key is read straight from its Arrow array; other keys are arrow-row encoded. Used by dedupe
 //! and by the merge engine's key index.
 
 use std::hash::BuildHasher;
@@ -7,7 +7,10 @@ use std::sync::LazyLock;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type};
-use arrow_array::{Array, ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::{
+    Array, ArrayRef, Int32Array, Int64Array, LargeStringArray, RecordBatch, StringArray,
+    StringViewArray,
+};
 use arrow_row::{RowConverter, Rows, SortField};
 use arrow_schema::DataType;
 use hashbrown::DefaultHashBuilder;
@@ -19,6 +22,8 @@ static HASHER: LazyLock<DefaultHashBuilder> = LazyLock::new(DefaultHashBuilder::
 /// The key of every row of one batch.
 pub enum KeyColumns {
     Utf8(StringArray),
+    LargeUtf8(LargeStringArray),
+    Utf8View(StringViewArray),
     Int64(Int64Array),
     Int32(Int32Array),
     Rows(Rows),
@@ -39,7 +44,13 @@ impl KeyEncoder {
             (arrays.as_slice(), arrays.first().map(|a| a.data_type())),
             (
                 [_],
-                Some(DataType::Utf8 | DataType::Int64 | DataType::Int32)
+                Some(
+                    DataType::Utf8
+                        | DataType::LargeUtf8
+                        | DataType::Utf8View
+                        | DataType::Int64
+                        | DataType::Int32
+                )
             )
         );
         let converter = if direct {
@@ -68,6 +79,8 @@ impl KeyEncoder {
         let column = &arrays[0];
         Ok(match column.data_type() {
             DataType::Utf8 => KeyColumns::Utf8(column.as_string::<i32>().clone()),
+            DataType::LargeUtf8 => KeyColumns::LargeUtf8(column.as_string::<i64>().clone()),
+            DataType::Utf8View => KeyColumns::Utf8View(column.as_string_view().clone()),
             DataType::Int64 => KeyColumns::Int64(column.as_primitive::<Int64Type>().clone()),
             DataType::Int32 => KeyColumns::Int32(column.as_primitive::<Int32Type>().clone()),
             other => {
@@ -88,6 +101,8 @@ impl KeyColumns {
     pub fn len(&self) -> usize {
         match self {
             KeyColumns::Utf8(a) => a.len(),
+            KeyColumns::LargeUtf8(a) => a.len(),
+            KeyColumns::Utf8View(a) => a.len(),
             KeyColumns::Int64(a) => a.len(),
             KeyColumns::Int32(a) => a.len(),
             KeyColumns::Rows(r) => r.num_rows(),
@@ -101,6 +116,8 @@ impl KeyColumns {
     pub fn hash(&self, i: usize) -> u64 {
         match self {
             KeyColumns::Utf8(a) => HASHER.hash_one(a.value(i).as_bytes()),
+            KeyColumns::LargeUtf8(a) => HASHER.hash_one(a.value(i).as_bytes()),
+            KeyColumns::Utf8View(a) => HASHER.hash_one(a.value(i).as_bytes()),
             KeyColumns::Int64(a) => HASHER.hash_one(a.value(i)),
             KeyColumns::Int32(a) => HASHER.hash_one(a.value(i)),
             KeyColumns::Rows(r) => HASHER.hash_one(r.row(i).as_ref()),
@@ -111,6 +128,8 @@ impl KeyColumns {
     pub fn same(&self, i: usize, other: &KeyColumns, j: usize) -> bool {
         match (self, other) {
             (KeyColumns::Utf8(a), KeyColumns::Utf8(b)) => a.value(i) == b.value(j),
+            (KeyColumns::LargeUtf8(a), KeyColumns::LargeUtf8(b)) => a.value(i) == b.value(j),
+            (KeyColumns::Utf8View(a), KeyColumns::Utf8View(b)) => a.value(i) == b.value(j),
             (KeyColumns::Int64(a), KeyColumns::Int64(b)) => a.value(i) == b.value(j),
             (KeyColumns::Int32(a), KeyColumns::Int32(b)) => a.value(i) == b.value(j),
             (KeyColumns::Rows(a), KeyColumns::Rows(b)) => a.row(i) == b.row(j),

@@ -15,8 +15,7 @@ use crate::catalog::{CommitMeta, Diverged, MAIN, RefMerge, SqliteCatalog, TableI
 use crate::diff::{RowDiff, diff_rows};
 use crate::error::{Context, Error, Location, Result};
 use crate::iceberg::commit::{
-    AttemptFiles, SnapshotChange, commit_append, commit_metadata, files_added_since,
-    write_snapshot,
+    AttemptFiles, SnapshotChange, commit_append, commit_metadata, files_added_since, write_snapshot,
 };
 use crate::iceberg::scan::snapshot_at;
 use crate::iceberg::write::DataFileSink;
@@ -246,7 +245,8 @@ impl Lakehouse {
             let Some(schema) = evolve(current, incoming).map_err(|e| e.in_table(name))? else {
                 return Ok(false);
             };
-            check_convertible(incoming, arrow_schema_of(&schema)?.as_ref()).map_err(|e| e.in_table(name))?;
+            check_convertible(incoming, arrow_schema_of(&schema)?.as_ref())
+                .map_err(|e| e.in_table(name))?;
             let added: Vec<String> = schema
                 .as_struct()
                 .fields()

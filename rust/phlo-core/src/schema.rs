@@ -315,11 +315,12 @@ fn cast_column(
                     localize or strip the time zone first"
             .into());
     }
-    if !implicitly_convertible(column.data_type(), to) || !can_cast_types(column.data_type(), to)
-    {
-        return Err("phlo converts only within a kind of type (integers, floats and \
+    if !implicitly_convertible(column.data_type(), to) || !can_cast_types(column.data_type(), to) {
+        return Err(
+            "phlo converts only within a kind of type (integers, floats and \
                     decimals, strings, binaries, dates, times, timestamps)"
-            .into());
+                .into(),
+        );
     }
     // Nested types must keep the target's field metadata (Iceberg field ids), so they are
     // cast to the exact target type; time units are converted (ns → µs) only when lossless.
@@ -345,13 +346,12 @@ fn implicitly_convertible(from: &DataType, to: &DataType) -> bool {
         (Null, _) => true,
         (Dictionary(_, value), to) => implicitly_convertible(value, to),
         (a, b) if a.is_integer() && numeric(b) => true,
-        (a, b) if (a.is_floating() || is_decimal(a)) && (b.is_floating() || is_decimal(b)) => {
-            true
-        }
+        (a, b) if (a.is_floating() || is_decimal(a)) && (b.is_floating() || is_decimal(b)) => true,
         (Utf8 | LargeUtf8 | Utf8View, Utf8 | LargeUtf8 | Utf8View) => true,
-        (Binary | LargeBinary | BinaryView | FixedSizeBinary(_), Binary | LargeBinary | BinaryView) => {
-            true
-        }
+        (
+            Binary | LargeBinary | BinaryView | FixedSizeBinary(_),
+            Binary | LargeBinary | BinaryView,
+        ) => true,
         (Date32 | Date64, Date32 | Date64) => true,
         (Time32(_) | Time64(_), Time32(_) | Time64(_)) => true,
         (Timestamp(..), Timestamp(..)) => true,

@@ -26,12 +26,12 @@ pub fn validate<'py>(
     let declared = declared.into_inner();
     let (validated, failures) = py
         .detach(|| {
-            let batches = reader
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|source| phlo_core::Error::Arrow {
+            let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|source| {
+                phlo_core::Error::Arrow {
                     context: "reading the input".into(),
                     source,
-                })?;
+                }
+            })?;
             let validated = validate_batches(&schema, &batches, &plan, &declared)?;
             let failures = failure_cases(&validated.failures)?;
             Ok::<_, phlo_core::Error>((validated, failures))

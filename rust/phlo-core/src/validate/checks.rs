@@ -8,8 +8,7 @@ use std::sync::Arc;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float16Type, Float32Type, Float64Type};
 use arrow_array::{
-    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, Scalar, StringArray,
-    StringArrayType,
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, Scalar, StringArray, StringArrayType,
 };
 use arrow_buffer::BooleanBuffer;
 use arrow_cast::{CastOptions, cast_with_options};
@@ -35,9 +34,18 @@ pub fn missing(array: &ArrayRef) -> BooleanBuffer {
         None => BooleanBuffer::new_unset(array.len()),
     };
     let nan = match array.data_type() {
-        DataType::Float64 => Some(nan_mask(array.as_primitive::<Float64Type>().values(), |v| v.is_nan())),
-        DataType::Float32 => Some(nan_mask(array.as_primitive::<Float32Type>().values(), |v| v.is_nan())),
-        DataType::Float16 => Some(nan_mask(array.as_primitive::<Float16Type>().values(), |v| v.is_nan())),
+        DataType::Float64 => Some(nan_mask(
+            array.as_primitive::<Float64Type>().values(),
+            |v| v.is_nan(),
+        )),
+        DataType::Float32 => Some(nan_mask(
+            array.as_primitive::<Float32Type>().values(),
+            |v| v.is_nan(),
+        )),
+        DataType::Float16 => Some(nan_mask(
+            array.as_primitive::<Float16Type>().values(),
+            |v| v.is_nan(),
+        )),
         _ => None,
     };
     match nan {
@@ -87,8 +95,16 @@ fn passes(array: &ArrayRef, rule: &CheckRule) -> CheckResult<BooleanBuffer> {
         CheckOp::Lt => compare(value(0)?, cmp::lt)?,
         CheckOp::Le => compare(value(0)?, cmp::lt_eq)?,
         CheckOp::InRange => {
-            let low: Kernel = if rule.include_min { cmp::gt_eq } else { cmp::gt };
-            let high: Kernel = if rule.include_max { cmp::lt_eq } else { cmp::lt };
+            let low: Kernel = if rule.include_min {
+                cmp::gt_eq
+            } else {
+                cmp::gt
+            };
+            let high: Kernel = if rule.include_max {
+                cmp::lt_eq
+            } else {
+                cmp::lt
+            };
             &compare(value(0)?, low)? & &compare(value(1)?, high)?
         }
         CheckOp::Isin => is_in(array, &rule.values)?,
@@ -175,6 +191,16 @@ fn json_scalar(value: &Value) -> CheckResult<ArrayRef> {
 /// Membership in `values`: OR-ed equality for short lists, a hash set of row-encoded values
 /// for long ones.
 fn is_in(array: &ArrayRef, values: &[Value]) -> CheckResult<BooleanBuffer> {
+    let texts: Option<Vec<&str>> = values.iter().map(Value::as_str).collect();
+    if let Some(allowed) = texts.filter(|t| t.len() <= SMALL_LIST)
+        && matches!(
+            array.data_type(),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        )
+    {
+        // One pass over the strings instead of one comparison kernel per allowed value.
+        return strings(array, |s, _| allowed.contains(&s));
+    }
     if values.len() <= SMALL_LIST {
         let mut result = BooleanBuffer::new_unset(array.len());
         for value in values {

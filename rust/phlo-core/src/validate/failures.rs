@@ -65,7 +65,13 @@ impl CheckFailures {
 
     /// Records the rows of `array` at `rows` (batch positions) as failing; `offset` turns
     /// them into input row indices.
-    pub fn add_rows(&mut self, array: &ArrayRef, rows: &[usize], offset: usize, cap: Option<usize>) {
+    pub fn add_rows(
+        &mut self,
+        array: &ArrayRef,
+        rows: &[usize],
+        offset: usize,
+        cap: Option<usize>,
+    ) {
         self.count += rows.len();
         let room = cap.map_or(rows.len(), |c| c.saturating_sub(self.cases.len()));
         if room == 0 {

@@ -84,10 +84,13 @@ pub fn validate(
     let tasks: Vec<Task> = kept
         .iter()
         .filter_map(|&i| {
-            let rule = plan.columns.iter().find(|r| &r.name == schema.field(i).name())?;
+            let rule = plan
+                .columns
+                .iter()
+                .find(|r| &r.name == schema.field(i).name())?;
             Some(Task::Column(i, rule))
         })
-        .chain(plan.unique.iter().map(|set| Task::Unique(set)))
+        .chain(plan.unique.iter().map(Task::Unique))
         .collect();
     let outputs = run_parallel(&tasks, |task| match task {
         Task::Column(i, rule) => column_task(schema, batches, *i, rule, declared, plan),
@@ -189,9 +192,9 @@ fn same_kind(actual: &DataType, declared: &DataType) -> bool {
         }
         (Struct(a), Struct(d)) => {
             a.len() == d.len()
-                && a.iter().zip(d.iter()).all(|(a, d)| {
-                    a.name() == d.name() && same_kind(a.data_type(), d.data_type())
-                })
+                && a.iter()
+                    .zip(d.iter())
+                    .all(|(a, d)| a.name() == d.name() && same_kind(a.data_type(), d.data_type()))
         }
         _ => false,
     }
@@ -225,8 +228,12 @@ fn column_task(
                 &format!("coerce_dtype('{dtype_name}')"),
                 None,
             );
-            let mut dtype =
-                CheckFailures::new(Context::Column, name, &format!("dtype('{dtype_name}')"), None);
+            let mut dtype = CheckFailures::new(
+                Context::Column,
+                name,
+                &format!("dtype('{dtype_name}')"),
+                None,
+            );
             let options = CastOptions {
                 safe: true,
                 ..Default::default()
@@ -258,7 +265,8 @@ fn column_task(
                 offset += array.len();
             }
             coercion_failed = coerce.count > 0;
-            out.failures.extend([coerce, dtype].into_iter().filter(|f| f.count > 0));
+            out.failures
+                .extend([coerce, dtype].into_iter().filter(|f| f.count > 0));
             arrays = coerced;
             out.coerced = Some(arrays.clone());
         } else {
@@ -324,7 +332,9 @@ fn column_task(
     if rule.unique {
         let column = Arc::new(Schema::new(vec![Field::new(
             name,
-            arrays.first().map_or(actual.clone(), |a| a.data_type().clone()),
+            arrays
+                .first()
+                .map_or(actual.clone(), |a| a.data_type().clone()),
             true,
         )]));
         let single: Vec<RecordBatch> = arrays
@@ -334,7 +344,10 @@ fn column_task(
             .context(|| format!("checking {name} for duplicates"))?;
         let mut failures = CheckFailures::new(Context::Column, name, "field_uniqueness", None);
         let mut offset = 0;
-        for (array, rows) in arrays.iter().zip(unique::duplicated_rows(&single, std::slice::from_ref(name))?) {
+        for (array, rows) in arrays.iter().zip(unique::duplicated_rows(
+            &single,
+            std::slice::from_ref(name),
+        )?) {
             failures.add_rows(array, &rows, offset, cap);
             offset += array.len();
         }
@@ -403,7 +416,11 @@ mod tests {
             .unwrap()
         };
         let batches = vec![
-            batch(vec![Some("a"), Some("b")], vec![Some(1.0), Some(200.0)], vec!["1", "2"]),
+            batch(
+                vec![Some("a"), Some("b")],
+                vec![Some(1.0), Some(200.0)],
+                vec!["1", "2"],
+            ),
             // "b" repeats across batches; a null value, a NaN, a non-number.
             batch(
                 vec![Some("b"), None, Some("ü")],
@@ -461,6 +478,8 @@ mod tests {
                 s("id", "not_nullable", Some(3)),
                 s("n", "coerce_dtype('int64')", Some(3)),
                 s("n", "dtype('int64')", Some(3)),
+                // As in Pandera, the checks of a column that failed coercion fail as a whole.
+                s("n", "isin([1, 2, 3, 5])", None),
                 s("value", "greater_than_or_equal_to(0)", Some(4)),
                 s("value", "less_than_or_equal_to(100)", Some(1)),
                 s("value", "not_nullable", Some(2)),
@@ -471,7 +490,7 @@ mod tests {
         assert!(v.unsupported.is_empty());
         assert_eq!(v.batches[0].schema().field(2).data_type(), &DataType::Int64);
         let table = failure_cases(&v.failures).unwrap();
-        assert_eq!(table.num_rows(), 11);
+        assert_eq!(table.num_rows(), 12);
     }
 
     #[test]
@@ -500,8 +519,20 @@ mod tests {
         let batch = RecordBatch::try_new(
             schema.clone(),
             vec![
-                Arc::new(StringArray::from(vec![Some("x"), Some("x"), None, None, Some("x")])),
-                Arc::new(Int64Array::from(vec![Some(1), Some(2), Some(3), Some(3), Some(1)])),
+                Arc::new(StringArray::from(vec![
+                    Some("x"),
+                    Some("x"),
+                    None,
+                    None,
+                    Some("x"),
+                ])),
+                Arc::new(Int64Array::from(vec![
+                    Some(1),
+                    Some(2),
+                    Some(3),
+                    Some(3),
+                    Some(1),
+                ])),
             ],
         )
         .unwrap();
