@@ -294,3 +294,31 @@ def _generated_case(seed: int) -> tuple[pa.DataFrameSchema, pd.DataFrame]:
 def test_generated_schemas_fail_exactly_where_pandera_fails(seed):
     schema, frame = _generated_case(seed)
     assert phlo_failures(schema, frame) == pandera_failures(schema, frame)
+
+
+def test_cli_validates_a_file_against_a_schema(tmp_path):
+    from click.testing import CliRunner
+
+    from phlo.cli import main as cli
+
+    schema_file = tmp_path / "schemas.py"
+    schema_file.write_text(
+        "import pandera.pandas as pa\n"
+        "from pandera.typing import Series\n"
+        "class Readings(pa.DataFrameModel):\n"
+        "    id: Series[int] = pa.Field(unique=True)\n"
+        "    value: Series[float] = pa.Field(ge=0)\n"
+    )
+    good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
+    good.write_text("id,value\n1,0.5\n2,3.0\n")
+    bad.write_text("id,value\n1,0.5\n1,-3.0\n")
+    runner = CliRunner()
+    spec = f"{schema_file}:Readings"
+    out = runner.invoke(cli, ["validate", str(good), "--schema", spec])
+    assert out.exit_code == 0 and "valid: 2 rows" in out.output, out.output
+    out = runner.invoke(cli, ["validate", str(bad), "--schema", spec])
+    assert out.exit_code == 1
+    assert "FAIL [duplicate_values] id: field_uniqueness x2" in out.output
+    assert "FAIL [check_failed] value: greater_than_or_equal_to(0) x1  row 1: '-3.0'" in out.output
+    out = runner.invoke(cli, ["validate", str(good), "--schema", "nomodule"])
+    assert out.exit_code != 0 and "module:Name" in out.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import click
 
@@ -182,6 +183,65 @@ def branch_merge(ctx: click.Context, source: str, into: str) -> None:
         click.echo(f"rebased {name} (re-applied {source}'s appends)")
     if not (result.fast_forwarded or result.added or result.rebased):
         click.echo(f"{into} already has everything of {source}")
+
+
+def _load_schema(spec: str) -> Any:
+    """``package.module:Name`` (or a file ``path/to/schemas.py:Name``) → the object."""
+    import importlib
+    import importlib.util
+    import sys
+
+    module_name, _, attribute = spec.partition(":")
+    if not attribute:
+        raise click.BadParameter(
+            f"{spec!r}: use module:Name, e.g. workflows.schemas.events:EventSchema"
+        )
+    try:
+        if module_name.endswith(".py"):
+            loaded = importlib.util.spec_from_file_location("_phlo_cli_schema", module_name)
+            if loaded is None or loaded.loader is None:
+                raise ImportError(f"cannot load {module_name}")
+            module = importlib.util.module_from_spec(loaded)
+            loaded.loader.exec_module(module)
+        else:
+            sys.path.insert(0, ".")
+            module = importlib.import_module(module_name)
+        return getattr(module, attribute)
+    except (ImportError, AttributeError, OSError) as exc:
+        raise click.BadParameter(f"cannot load {spec!r}: {exc}") from exc
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--schema", "schema_spec", required=True, help="module:Model of a Pandera schema.")
+@click.option("--max-failure-cases", type=int, default=None, help="Cases kept per check.")
+@click.pass_context
+def validate(
+    ctx: click.Context, path: str, schema_spec: str, max_failure_cases: int | None
+) -> None:
+    """Validate a Parquet or CSV file against a Pandera schema (exit code 1 on failures)."""
+    import pyarrow.csv
+    import pyarrow.parquet
+
+    from phlo.validation import Validator
+
+    data = pyarrow.csv.read_csv(path) if path.endswith(".csv") else pyarrow.parquet.read_table(path)
+    validator = Validator(_load_schema(schema_spec), max_failure_cases=max_failure_cases)
+    report = validator.report(data)
+    click.echo(
+        f"{len(report.native_checks)} checks in the engine, {len(report.pandera_checks)} by Pandera"
+    )
+    if report.valid:
+        click.echo(f"valid: {report.table.num_rows} rows")
+        return
+    for r in report.records:
+        sample = ", ".join(
+            f"row {s['index']}: {s['failure_case']!r}"
+            for s in r["sample"][:3]
+            if s["index"] is not None
+        )
+        click.echo(f"FAIL [{r['code']}] {r['column']}: {r['check']} x{r['count']}  {sample}")
+    ctx.exit(1)
 
 
 def _age(text: str) -> dt.timedelta:

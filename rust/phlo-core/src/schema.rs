@@ -501,6 +501,48 @@ mod tests {
     use super::*;
 
     #[test]
+    fn metadata_columns_get_reserved_ids_and_evolution_adds_and_promotes() {
+        let arrow = ArrowSchema::new(vec![
+            Field::new("_phlo_row_id", DataType::Utf8, false),
+            Field::new("n", DataType::Int32, true),
+            Field::new("x", DataType::Float32, true),
+            Field::new("_phlo_run_id", DataType::Utf8, false),
+        ]);
+        let schema = iceberg_schema_from_arrow(&arrow).unwrap();
+        let id = |s: &Schema, name: &str| s.field_by_name(name).unwrap().id;
+        assert_eq!(id(&schema, "_phlo_row_id"), 10_001);
+        assert_eq!(id(&schema, "_phlo_run_id"), 10_004);
+        assert_eq!((id(&schema, "n"), id(&schema, "x")), (1, 2));
+
+        let incoming = ArrowSchema::new(vec![
+            Field::new("n", DataType::Int64, true),
+            Field::new("x", DataType::Float64, true),
+            Field::new("note", DataType::Utf8, false),
+        ]);
+        let evolved = evolve(&schema, &incoming).unwrap().unwrap();
+        let field = |name: &str| evolved.field_by_name(name).unwrap().clone();
+        assert_eq!(*field("n").field_type, Type::Primitive(PrimitiveType::Long));
+        assert_eq!(
+            *field("x").field_type,
+            Type::Primitive(PrimitiveType::Double)
+        );
+        // New columns are optional (old rows lack them) with a fresh id; ids never change.
+        assert!(!field("note").required);
+        assert_eq!(field("note").id, 10_005);
+        assert_eq!(field("n").id, 1);
+        assert!(evolve(&evolved, &incoming).unwrap().is_none());
+        // Narrower batches need no change; text into a number column is refused.
+        let narrow = ArrowSchema::new(vec![Field::new("n", DataType::Int8, true)]);
+        assert!(evolve(&schema, &narrow).unwrap().is_none());
+        let text = ArrowSchema::new(vec![Field::new("n", DataType::Utf8, true)]);
+        let target = arrow_schema_of(&schema).unwrap();
+        let err = check_convertible(&text, &target).unwrap_err();
+        assert_eq!(err.location().column.as_deref(), Some("n"));
+        assert!(check_convertible(&narrow, &target).is_ok());
+        assert!(SchemaEvolution::parse("sometimes").is_err());
+    }
+
+    #[test]
     fn maps_arrow_types_and_assigns_unique_ids() {
         let arrow = ArrowSchema::new(vec![
             Field::new("id", DataType::Int64, false),
