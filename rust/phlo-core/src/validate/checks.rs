@@ -65,13 +65,12 @@ pub fn failing_rows(
     rule: &CheckRule,
 ) -> CheckResult<Vec<usize>> {
     let passes = passes(array, rule)?;
-    let rows = (0..array.len())
-        .filter(|&i| match missing.value(i) {
-            true => !rule.ignore_na,
-            false => !passes.value(i),
-        })
-        .collect();
-    Ok(rows)
+    // Word-wise: a present value fails when it does not pass; a missing one when NA counts.
+    let failing = match rule.ignore_na {
+        true => &!&passes & &!missing,
+        false => &(&!&passes & &!missing) | missing,
+    };
+    Ok(failing.set_indices().collect())
 }
 
 /// Whether each row passes (meaningful for rows that are not missing).
@@ -229,7 +228,7 @@ fn is_in(array: &ArrayRef, values: &[Value]) -> CheckResult<BooleanBuffer> {
     }))
 }
 
-/// `test(value, all_ascii)` for every value of a string column (nulls: false, unused).
+/// `test(value, all_ascii)` for every value of a string column (unused for null rows).
 fn strings(array: &ArrayRef, test: impl Fn(&str, bool) -> bool) -> CheckResult<BooleanBuffer> {
     fn each<'a, S: StringArrayType<'a>>(
         array: S,
@@ -237,9 +236,8 @@ fn strings(array: &ArrayRef, test: impl Fn(&str, bool) -> bool) -> CheckResult<B
         test: impl Fn(&str, bool) -> bool,
     ) -> BooleanBuffer {
         let ascii = array.is_ascii();
-        let mut values = Vec::with_capacity(len);
-        values.extend(array.iter().map(|v| v.is_some_and(|s| test(s, ascii))));
-        BooleanBuffer::from(values)
+        // Null slots hold some value too; callers ignore the result for missing rows.
+        BooleanBuffer::collect_bool(len, |i| test(array.value(i), ascii))
     }
     let len = array.len();
     Ok(match array.data_type() {

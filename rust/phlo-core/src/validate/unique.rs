@@ -41,31 +41,9 @@ pub fn duplicated_rows(batches: &[RecordBatch], columns: &[String]) -> Result<Ve
     };
     let total = offsets[batches.len()];
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let hashes = hash_all(&rows, total, workers);
     let skip = null_rows(batches, columns, total);
-
     let partitions = if total < SMALL_INPUT { 1 } else { 256 };
-    let part_of = |h: u64| ((h >> PARTITION_SHIFT) as usize) & (partitions - 1);
-    let mut starts = vec![0usize; partitions + 1];
-    for (r, &h) in hashes.iter().enumerate() {
-        if !skip.as_ref().is_some_and(|s| s[r]) {
-            starts[part_of(h) + 1] += 1;
-        }
-    }
-    for p in 0..partitions {
-        starts[p + 1] += starts[p];
-    }
-    // Row ids grouped by partition, in input order within each (so the first occurrence of a
-    // key is met first).
-    let mut order = vec![0u32; starts[partitions]];
-    let mut next = starts.clone();
-    for (r, &h) in hashes.iter().enumerate() {
-        if !skip.as_ref().is_some_and(|s| s[r]) {
-            let p = part_of(h);
-            order[next[p]] = r as u32;
-            next[p] += 1;
-        }
-    }
+    let chunks = partition_chunks(&rows, skip.as_deref(), total, workers, partitions);
 
     let claimed = AtomicUsize::new(0);
     let mut duplicated: Vec<usize> = std::thread::scope(|scope| {
@@ -78,8 +56,10 @@ pub fn duplicated_rows(batches: &[RecordBatch], columns: &[String]) -> Result<Ve
                         if p >= partitions {
                             break;
                         }
-                        let part = &order[starts[p]..starts[p + 1]];
-                        duplicates_in(part, &hashes, &rows, &mut found);
+                        // Chunk order is input order, so first occurrences are met first.
+                        let len = chunks.iter().map(|c| c.partition(p).len()).sum();
+                        let part = chunks.iter().flat_map(|c| c.partition(p).iter().copied());
+                        duplicates_in(part, len, &rows, &mut found);
                     }
                     found
                 })
@@ -119,25 +99,64 @@ impl Rows<'_> {
     }
 }
 
-/// The key hash of every row, computed on `workers` threads.
-fn hash_all(rows: &Rows<'_>, total: usize, workers: usize) -> Vec<u64> {
-    let mut hashes = vec![0u64; total];
-    let chunk = total.div_ceil(workers).max(1);
-    std::thread::scope(|scope| {
-        for (c, slice) in hashes.chunks_mut(chunk).enumerate() {
-            scope.spawn(move || {
-                let (mut b, mut row) = rows.locate(c * chunk);
-                for h in slice.iter_mut() {
-                    while row >= rows.keys[b].len() {
-                        (b, row) = (b + 1, 0);
-                    }
-                    *h = rows.keys[b].hash(row);
-                    row += 1;
+/// One contiguous range of input rows, as `(hash, row)` pairs grouped by partition.
+struct Chunk {
+    pairs: Vec<(u64, u32)>,
+    starts: Vec<usize>,
+}
+
+impl Chunk {
+    fn partition(&self, p: usize) -> &[(u64, u32)] {
+        &self.pairs[self.starts[p]..self.starts[p + 1]]
+    }
+}
+
+/// Splits the rows into `workers` contiguous chunks and, on one thread per chunk, hashes each
+/// row's key and groups the chunk's rows by partition (in input order within each). Hashing
+/// twice (count, then place) is cheaper than keeping a hash per row in memory.
+fn partition_chunks(
+    rows: &Rows<'_>,
+    skip: Option<&[bool]>,
+    total: usize,
+    workers: usize,
+    partitions: usize,
+) -> Vec<Chunk> {
+    let part_of = |h: u64| ((h >> PARTITION_SHIFT) as usize) & (partitions - 1);
+    let size = total.div_ceil(workers).max(1);
+    let chunk = |from: usize| {
+        let to = (from + size).min(total);
+        let each = |visit: &mut dyn FnMut(u64, usize)| {
+            let (mut b, mut row) = rows.locate(from);
+            for global in from..to {
+                while row >= rows.keys[b].len() {
+                    (b, row) = (b + 1, 0);
                 }
-            });
+                if !skip.is_some_and(|s| s[global]) {
+                    visit(rows.keys[b].hash(row), global);
+                }
+                row += 1;
+            }
+        };
+        let mut starts = vec![0usize; partitions + 1];
+        each(&mut |h, _| starts[part_of(h) + 1] += 1);
+        for p in 0..partitions {
+            starts[p + 1] += starts[p];
         }
-    });
-    hashes
+        let mut pairs = vec![(0u64, 0u32); starts[partitions]];
+        let mut next = starts.clone();
+        each(&mut |h, global| {
+            let p = part_of(h);
+            pairs[next[p]] = (h, global as u32);
+            next[p] += 1;
+        });
+        Chunk { pairs, starts }
+    };
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..total.div_ceil(size))
+            .map(|c| scope.spawn(move || chunk(c * size)))
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    })
 }
 
 /// Rows with a null in any key column (`None` when there are none).
@@ -163,35 +182,33 @@ fn null_rows(batches: &[RecordBatch], columns: &[String], total: usize) -> Optio
 }
 
 /// Adds to `found` the rows of one partition whose key occurs more than once in it.
-fn duplicates_in(part: &[u32], hashes: &[u64], rows: &Rows<'_>, found: &mut Vec<usize>) {
-    // Entries are first occurrences; `repeated[e]` says whether the key came again.
-    let mut table: HashTable<u32> = HashTable::with_capacity(part.len());
-    let mut firsts: Vec<u32> = Vec::with_capacity(part.len());
-    let mut repeated: Vec<bool> = Vec::with_capacity(part.len());
-    for &r in part {
-        let h = hashes[r as usize];
-        let entry = table.find(h, |&e| {
-            let first = firsts[e as usize] as usize;
-            hashes[first] == h && rows.same(first, r as usize)
+fn duplicates_in(
+    part: impl Iterator<Item = (u64, u32)>,
+    len: usize,
+    rows: &Rows<'_>,
+    found: &mut Vec<usize>,
+) {
+    // One entry per distinct key: its hash (compared before any key), its first row, and
+    // whether the key came again. Keeping the hash in the entry avoids a cache miss per probe.
+    let mut table: HashTable<(u64, u32, bool)> = HashTable::with_capacity(len);
+    for (h, r) in part {
+        let entry = table.find_mut(h, |&(eh, first, _)| {
+            eh == h && rows.same(first as usize, r as usize)
         });
         match entry {
-            Some(&e) => {
-                repeated[e as usize] = true;
+            Some((_, _, repeated)) => {
+                *repeated = true;
                 found.push(r as usize);
             }
             None => {
-                let e = firsts.len() as u32;
-                firsts.push(r);
-                repeated.push(false);
-                table.insert_unique(h, e, |&e| hashes[firsts[e as usize] as usize]);
+                table.insert_unique(h, (h, r, false), |&(eh, _, _)| eh);
             }
         }
     }
     found.extend(
-        firsts
+        table
             .iter()
-            .zip(&repeated)
-            .filter(|(_, rep)| **rep)
-            .map(|(&r, _)| r as usize),
+            .filter(|(_, _, repeated)| *repeated)
+            .map(|&(_, first, _)| first as usize),
     );
 }
