@@ -231,6 +231,8 @@ def _column_values(rng: random.Random, kind: str, n: int) -> list:
 
 
 def _checks(rng: random.Random, kind: str) -> list:
+    # Lists of a float column hold floats (polars refuses ints there; pandas takes either).
+    cast = float if kind == "float" else int
     if kind in ("int", "float"):
         pool = [
             lambda: pa.Check.ge(rng.randint(-15, 0)),
@@ -242,8 +244,10 @@ def _checks(rng: random.Random, kind: str) -> list:
             lambda: pa.Check.in_range(
                 rng.randint(-15, 0), rng.randint(0, 15), rng.random() < 0.5, rng.random() < 0.5
             ),
-            lambda: pa.Check.isin(rng.sample(range(-20, 21), rng.choice([3, 20]))),
-            lambda: pa.Check.notin(rng.sample(range(-20, 21), 5)),
+            lambda: pa.Check.isin(
+                [cast(v) for v in rng.sample(range(-20, 21), rng.choice([3, 20]))]
+            ),
+            lambda: pa.Check.notin([cast(v) for v in rng.sample(range(-20, 21), 5)]),
         ]
     elif kind == "str":
         pool = [
@@ -294,6 +298,30 @@ def _generated_case(seed: int) -> tuple[pa.DataFrameSchema, pd.DataFrame]:
 def test_generated_schemas_fail_exactly_where_pandera_fails(seed):
     schema, frame = _generated_case(seed)
     assert phlo_failures(schema, frame) == pandera_failures(schema, frame)
+
+
+_POLARS_TYPES = {
+    "int": pl.Int64,
+    "float": pl.Float64,
+    "str": pl.String,
+    "ts": pl.Datetime("us", "UTC"),
+}
+
+
+@pytest.mark.parametrize("seed", range(0, 60, 2))
+def test_generated_polars_schemas_fail_exactly_where_pandera_polars_fails(seed):
+    # The same contracts as polars models: nulls count as equal keys and multi-column
+    # duplicates are reported per row, as Pandera's polars backend does.
+    schema, frame = _generated_case(seed)
+    columns = {
+        name: pal.Column(
+            _POLARS_TYPES[name.split("_")[0]], col.checks, nullable=col.nullable, unique=col.unique
+        )
+        for name, col in schema.columns.items()
+    }
+    polars_schema = pal.DataFrameSchema(columns, name=schema.name, unique=schema.unique)
+    data = pl.from_pandas(frame).with_columns(pl.col(pl.Datetime).dt.cast_time_unit("us"))
+    assert phlo_failures(polars_schema, data) == pandera_failures(polars_schema, data)
 
 
 def test_cli_validates_a_file_against_a_schema(tmp_path):

@@ -113,6 +113,7 @@ def validation_plan(schema: Any, *, max_failure_cases: int | None = None) -> Val
         "unique": [[unique] if isinstance(unique, str) else list(unique)] if unique else [],
         "columns": columns,
         "max_failure_cases": max_failure_cases,
+        "backend": backend,
     }
     return ValidationPlan(
         schema=resolved,

@@ -68,6 +68,18 @@ impl KeyEncoder {
         })
     }
 
+    /// Always row-encodes, which tells nulls apart from values (direct keys do not).
+    pub fn row_encoded(sample: &RecordBatch, names: &[String]) -> Result<Self> {
+        let fields = key_arrays(sample, names)?
+            .iter()
+            .map(|a| SortField::new(a.data_type().clone()))
+            .collect();
+        Ok(Self {
+            names: names.to_vec(),
+            converter: Some(RowConverter::new(fields).context(|| "encoding keys".into())?),
+        })
+    }
+
     pub fn keys(&self, batch: &RecordBatch) -> Result<KeyColumns> {
         let arrays = key_arrays(batch, &self.names)?;
         if let Some(converter) = &self.converter {

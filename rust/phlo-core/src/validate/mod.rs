@@ -18,7 +18,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 pub use checks::Unsupported;
 pub use failures::{CheckFailures, Context, failure_cases};
-pub use plan::{CheckOp, CheckRule, ColumnRule, Plan, Strict};
+pub use plan::{Backend, CheckOp, CheckRule, ColumnRule, Plan, Strict};
 
 use crate::error::{Context as _, Result};
 
@@ -330,6 +330,7 @@ fn column_task(
     out.failures.push(not_nullable);
     out.failures.extend(check_failures);
     if rule.unique {
+        let nulls_equal = plan.backend == Backend::Polars;
         let column = Arc::new(Schema::new(vec![Field::new(
             name,
             arrays
@@ -344,10 +345,8 @@ fn column_task(
             .context(|| format!("checking {name} for duplicates"))?;
         let mut failures = CheckFailures::new(Context::Column, name, "field_uniqueness", None);
         let mut offset = 0;
-        for (array, rows) in arrays.iter().zip(unique::duplicated_rows(
-            &single,
-            std::slice::from_ref(name),
-        )?) {
+        let duplicated = unique::duplicated_rows(&single, std::slice::from_ref(name), nulls_equal)?;
+        for (array, rows) in arrays.iter().zip(duplicated) {
             failures.add_rows(array, &rows, offset, cap);
             offset += array.len();
         }
@@ -355,6 +354,13 @@ fn column_task(
     }
     out.failures.retain(|f| f.count > 0);
     Ok(out)
+}
+
+fn indices(batch: &RecordBatch, columns: &[String]) -> Vec<usize> {
+    columns
+        .iter()
+        .filter_map(|c| batch.schema().index_of(c).ok())
+        .collect()
 }
 
 fn unique_task(
@@ -367,7 +373,30 @@ fn unique_task(
     if set.iter().any(|c| schema.field_with_name(c).is_err()) {
         return Ok(out); // a missing column is reported on its own
     }
-    let duplicated = unique::duplicated_rows(batches, set)?;
+    let polars = plan.backend == Backend::Polars;
+    let duplicated = unique::duplicated_rows(batches, set, polars)?;
+    if polars {
+        // One case per duplicated row, under the schema's name, the key as a struct.
+        let mut failures = CheckFailures::new(
+            Context::DataFrameSchema,
+            &plan.schema_name,
+            "multiple_fields_uniqueness",
+            None,
+        );
+        let mut offset = 0;
+        for (batch, rows) in batches.iter().zip(&duplicated) {
+            let key = batch
+                .project(&indices(batch, set))
+                .context(|| "reading the unique columns".into())?;
+            let key: ArrayRef = Arc::new(arrow_array::StructArray::from(key));
+            failures.add_rows(&key, rows, offset, plan.max_failure_cases);
+            offset += batch.num_rows();
+        }
+        if failures.count > 0 {
+            out.failures.push(failures);
+        }
+        return Ok(out);
+    }
     for column in set {
         let mut failures = CheckFailures::new(
             Context::DataFrameSchema,
@@ -536,11 +565,43 @@ mod tests {
             ],
         )
         .unwrap();
-        let plan = plan(r#"{"schema_name": "S", "unique": [["a", "b"]], "columns": []}"#);
-        let v = validate(&schema, &[batch], &plan, &Schema::empty()).unwrap();
-        let rows: Vec<_> = cases(&v).into_iter().map(|(c, _, i)| (c, i)).collect();
+        let plan_for = |backend: &str| {
+            plan(&format!(
+                r#"{{"schema_name": "S", "unique": [["a", "b"]], "backend": "{backend}",
+                "columns": [{{"name": "a", "unique": true}}]}}"#
+            ))
+        };
+        let rows = |backend: &str| -> Vec<(String, Option<i64>)> {
+            let v = validate(
+                &schema,
+                &[batch.clone()],
+                &plan_for(backend),
+                &Schema::empty(),
+            );
+            cases(&v.unwrap())
+                .into_iter()
+                .filter(|(_, check, _)| check == "multiple_fields_uniqueness")
+                .map(|(c, _, i)| (c, i))
+                .collect()
+        };
         let r = |c: &str, i: i64| (c.to_string(), Some(i));
-        assert_eq!(rows, vec![r("a", 0), r("a", 4), r("b", 0), r("b", 4)]);
+        // pandas: rows with a null key are skipped; one case per column.
+        assert_eq!(
+            rows("pandas"),
+            vec![r("a", 0), r("a", 4), r("b", 0), r("b", 4)]
+        );
+        // polars: nulls are equal keys; one case per row, under the schema's name.
+        assert_eq!(
+            rows("polars"),
+            vec![r("S", 0), r("S", 2), r("S", 3), r("S", 4)]
+        );
+        let polars = validate(&schema, &[batch], &plan_for("polars"), &Schema::empty()).unwrap();
+        let single: Vec<_> = cases(&polars)
+            .into_iter()
+            .filter(|(_, check, _)| check == "field_uniqueness")
+            .map(|(_, _, i)| i)
+            .collect();
+        assert_eq!(single, vec![Some(0), Some(1), Some(2), Some(3), Some(4)]);
         assert!(Plan::from_json("{}").is_err());
     }
 }

@@ -18,6 +18,20 @@ pub struct Plan {
     /// Failure cases kept per check (all of them when `None`); counts are always exact.
     #[serde(default)]
     pub max_failure_cases: Option<usize>,
+    /// Whose semantics to follow where Pandera's backends differ.
+    #[serde(default)]
+    pub backend: Backend,
+}
+
+/// Pandera's backends differ on uniqueness: pandas skips rows with a null key and reports
+/// multi-column duplicates per column; polars counts nulls as equal values and reports each
+/// duplicated row once, under the schema's name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    #[default]
+    Pandas,
+    Polars,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

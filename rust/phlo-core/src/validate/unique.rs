@@ -1,6 +1,6 @@
 //! Uniqueness across all batches of the input: every row whose key (one column, or several
 //! together) occurs more than once fails, as with Pandera's `keep=False`. Rows with a null in
-//! the key are skipped, as Pandera skips them.
+//! the key are skipped (Pandera on pandas), or nulls compare equal (Pandera on polars).
 //!
 //! Built for millions of rows on a few cores: key hashes are computed in parallel, rows are
 //! radix-partitioned by hash so each partition's hash table fits in cache, and partitions are
@@ -21,11 +21,26 @@ const SMALL_INPUT: usize = 1 << 16;
 const PARTITION_SHIFT: u32 = 40;
 
 /// For each batch, the positions of its rows whose key is not unique in the whole input.
-pub fn duplicated_rows(batches: &[RecordBatch], columns: &[String]) -> Result<Vec<Vec<usize>>> {
+pub fn duplicated_rows(
+    batches: &[RecordBatch],
+    columns: &[String],
+    nulls_equal: bool,
+) -> Result<Vec<Vec<usize>>> {
     let Some(first) = batches.first() else {
         return Ok(Vec::new());
     };
-    let encoder = KeyEncoder::new(first, columns)?;
+    let skip_nulls = !nulls_equal;
+    let has_nulls = batches.iter().any(|b| {
+        columns.iter().any(|c| {
+            b.column_by_name(c)
+                .is_some_and(|a| a.logical_null_count() > 0)
+        })
+    });
+    // Direct keys read a null as "" or 0; the row encoding keeps nulls apart from values.
+    let encoder = match nulls_equal && has_nulls {
+        true => KeyEncoder::row_encoded(first, columns)?,
+        false => KeyEncoder::new(first, columns)?,
+    };
     let keys: Vec<KeyColumns> = batches
         .iter()
         .map(|b| encoder.keys(b))
@@ -41,7 +56,10 @@ pub fn duplicated_rows(batches: &[RecordBatch], columns: &[String]) -> Result<Ve
     };
     let total = offsets[batches.len()];
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let skip = null_rows(batches, columns, total);
+    let skip = match skip_nulls && has_nulls {
+        true => Some(null_rows(batches, columns, total)),
+        false => None,
+    };
     let partitions = if total < SMALL_INPUT { 1 } else { 256 };
     let chunks = partition_chunks(&rows, skip.as_deref(), total, workers, partitions);
 
@@ -159,17 +177,8 @@ fn partition_chunks(
     })
 }
 
-/// Rows with a null in any key column (`None` when there are none).
-fn null_rows(batches: &[RecordBatch], columns: &[String], total: usize) -> Option<Vec<bool>> {
-    let has_nulls = batches.iter().any(|b| {
-        columns.iter().any(|c| {
-            b.column_by_name(c)
-                .is_some_and(|a| a.logical_null_count() > 0)
-        })
-    });
-    if !has_nulls {
-        return None;
-    }
+/// Whether each row has a null in any key column.
+fn null_rows(batches: &[RecordBatch], columns: &[String], total: usize) -> Vec<bool> {
     let mut skip = Vec::with_capacity(total);
     for batch in batches {
         let nulls: Vec<_> = columns
@@ -178,7 +187,7 @@ fn null_rows(batches: &[RecordBatch], columns: &[String], total: usize) -> Optio
             .collect();
         skip.extend((0..batch.num_rows()).map(|i| nulls.iter().any(|n| n.is_null(i))));
     }
-    Some(skip)
+    skip
 }
 
 /// Adds to `found` the rows of one partition whose key occurs more than once in it.
