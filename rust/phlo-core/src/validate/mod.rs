@@ -574,7 +574,7 @@ mod tests {
         let rows = |backend: &str| -> Vec<(String, Option<i64>)> {
             let v = validate(
                 &schema,
-                &[batch.clone()],
+                std::slice::from_ref(&batch),
                 &plan_for(backend),
                 &Schema::empty(),
             );
