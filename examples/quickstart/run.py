@@ -1,5 +1,6 @@
-"""phlo quickstart: an embedded lakehouse, a day-partitioned Iceberg table, generated events
-appended in two commits, read back with pruning and time travel.
+"""phlo quickstart: an embedded lakehouse, a day-partitioned Iceberg table created from a
+Pandera contract, generated events validated and appended (one batch on a branch, merged), a bad
+batch refused, then read back with pruning and time travel.
 
 Run it with `make demo` (or `python examples/quickstart/run.py` inside the venv). The lakehouse
 lives in `examples/quickstart/.phlo/`; each run starts the table afresh.
@@ -11,21 +12,32 @@ import datetime as dt
 import random
 from pathlib import Path
 
+import pandas as pd
+import pandera.pandas as pandera
 import pyarrow as pa
 import pyarrow.compute as pc
+from pandera.typing import Series
 
 import phlo
-from phlo.errors import NoSuchTableError
+from phlo.errors import NoSuchTableError, ValidationError
 
 HERE = Path(__file__).resolve().parent
-SCHEMA = pa.schema(
-    [
-        pa.field("id", pa.string(), nullable=False),
-        pa.field("ts", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("category", pa.string()),
-        pa.field("value", pa.float64()),
-    ]
-)
+
+
+class EventSchema(pandera.DataFrameModel):
+    """The events contract: the table's schema and the checks every batch must pass."""
+
+    id: Series[str] = pandera.Field(nullable=False, unique=True, description="Event id")
+    ts: Series[pd.DatetimeTZDtype(tz="UTC")] = pandera.Field(nullable=False)  # type: ignore[valid-type]
+    category: Series[str] = pandera.Field(isin=["click", "view", "purchase"], nullable=True)
+    value: Series[float] = pandera.Field(ge=0, le=100, nullable=True)
+
+    class Config:
+        strict = True
+        coerce = True
+
+
+SCHEMA = phlo.pandera_to_iceberg(EventSchema)
 
 
 def generate_events(n: int, start: dt.datetime, days: int, seed: int) -> pa.Table:
@@ -46,15 +58,23 @@ def generate_events(n: int, start: dt.datetime, days: int, seed: int) -> pa.Tabl
 def main() -> None:
     lh = phlo.Lakehouse.open(HERE / ".phlo")
     lh.create_namespace("raw", exist_ok=True)
+    for branch in lh.branches()[1:]:  # leftovers of an interrupted earlier run
+        lh.delete_branch(branch)
     try:
         lh.drop_table("raw.events", purge=True)
     except NoSuchTableError:
         pass
-    events = lh.create_table("raw.events", SCHEMA, partition_by=["day(ts)"])
+    events = lh.create_table("raw.events", EventSchema, partition_by=["day(ts)"])
 
     start = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-    first = events.append(generate_events(50_000, start, days=7, seed=1))
-    second = events.append(generate_events(20_000, start + dt.timedelta(days=7), days=3, seed=2))
+    first = events.append(generate_events(50_000, start, days=7, seed=1), validate=EventSchema)
+    # The second load lands on a branch first and is published by a merge (all or nothing).
+    lh.create_branch("ingest")
+    later = generate_events(20_000, start + dt.timedelta(days=7), days=3, seed=2)
+    second = lh.table("raw.events", ref="ingest").append(later, validate=EventSchema)
+    assert events.scan().to_arrow().num_rows == 50_000, "main does not see the branch yet"
+    lh.merge("ingest", message="publish the second load")
+    lh.delete_branch("ingest")
     print(f"lakehouse      {lh.root}")
     print(f"table          {events.name}  partitioned by {events.partition_spec[0].transform}(ts)")
     print(
@@ -84,8 +104,20 @@ def main() -> None:
         f"purchases      {purchases.num_rows:>7,} rows, mean value {pc.mean(purchases['value']).as_py():.2f}"
     )
 
-    before = events.scan(snapshot_id=first.snapshot_id).to_arrow()
-    print(f"time travel    {before.num_rows:>7,} rows at snapshot {first.snapshot_id}")
+    bad = generate_events(3, start, days=1, seed=3).to_pandas()
+    bad.loc[1, "value"] = -5.0
+    bad.loc[2, "category"] = "refund"
+    try:
+        events.append(bad, validate=EventSchema)
+    except ValidationError as err:
+        refused = ", ".join(
+            f"{r['column']} {r['check']} (row {r['sample'][0]['index']})" for r in err.errors()
+        )
+        print(f"refused        bad batch, nothing written: {refused}")
+
+    commit = next(e for e in lh.log("main") if e.message.startswith("append"))
+    before = lh.table("raw.events", as_of=commit).scan().to_arrow()
+    print(f"time travel    {before.num_rows:>7,} rows right after commit {commit.commit_id[:13]}…")
     for snapshot in events.history():
         print(
             f"history        {snapshot.timestamp:%H:%M:%S} {snapshot.operation:<7} "
