@@ -22,6 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from harness import peak_rss_mb, spawn
+
 DAYS = 30
 
 
@@ -40,13 +42,6 @@ def generate(n: int, path: Path) -> None:
         }
     )
     pq.write_table(table, path)
-
-
-def peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 # Each case: (setup(input, workdir) -> state, run(state) -> rows). Only `run` is timed.
@@ -176,16 +171,6 @@ def _child(case: str, name: str, input_path: str, tables: str, queue: mp.Queue) 
     queue.put((elapsed, rows, peak_rss_mb()))
 
 
-def spawn(target: Callable[..., None], *args: str) -> tuple[float, int, float]:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=target, args=(*args, queue))
-    proc.start()
-    result = queue.get() if target is _child else None
-    proc.join()
-    return result
-
-
 def median_run(repeat: int, *args: str) -> tuple[float, int, float]:
     """Median time and the largest peak over `repeat` fresh processes."""
     runs = sorted(spawn(_child, *args) for _ in range(repeat))
@@ -210,7 +195,7 @@ def main() -> None:
             input_path = Path(tmp) / "input.parquet"
             generate(n, input_path)
             tables = Path(tmp) / "tables"
-            spawn(_prepare_child, str(input_path), str(tables))
+            spawn(_prepare_child, str(input_path), str(tables), result=False)
             for case, engines in CASES.items():
                 results = {
                     name: median_run(args.repeat, case, name, str(input_path), str(tables))

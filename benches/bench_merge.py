@@ -23,6 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from harness import peak_rss_mb, spawn
+
 SLOW_PEER_MAX_ROWS = 1_000_000  # the original algorithm needs ~20 min at 5M on this machine
 
 
@@ -50,13 +52,6 @@ def generate(n: int, folder: Path) -> None:
     updates = rng.choice(n, batch // 2, replace=False)
     inserts = np.arange(n, n + batch - batch // 2)
     pq.write_table(events(np.concatenate([updates, inserts])), folder / "batch.parquet")
-
-
-def peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _catalog(work: Path):
@@ -191,16 +186,6 @@ def _dedupe_child(name: str, data: str, work: str, queue: mp.Queue) -> None:
     started = time.perf_counter()
     run()
     queue.put((time.perf_counter() - started, peak_rss_mb()))
-
-
-def spawn(target: Callable[..., None], *args: str):
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=target, args=(*args, queue))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    return result
 
 
 def main() -> None:

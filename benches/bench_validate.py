@@ -32,6 +32,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pandera.typing import Series
 
+from harness import rss_mb, spawn
+
 CATEGORIES = ["click", "view", "purchase", "refund"]
 
 
@@ -51,13 +53,6 @@ def generate(n: int, path: Path) -> None:
         }
     )
     pq.write_table(table, path)
-
-
-def rss_mb(key: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def pandas_model():
@@ -128,22 +123,6 @@ def _child(name: str, path: str, queue: mp.Queue) -> None:
     queue.put((statistics.median(times), rss_mb("VmHWM:"), loaded))
 
 
-def spawn(name: str, path: Path) -> tuple[float, float, float]:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    process = ctx.Process(target=_child, args=(name, str(path), queue))
-    process.start()
-    while True:
-        try:
-            result = queue.get(timeout=1)
-            break
-        except Exception:  # queue.Empty: keep waiting while the child lives
-            if not process.is_alive():
-                raise RuntimeError(f"{name} failed (exit code {process.exitcode})") from None
-    process.join()
-    return result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, nargs="*", default=[1_000_000, 5_000_000])
@@ -155,7 +134,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "events.parquet"
             generate(n, path)
-            results = {name: spawn(name, path) for name in CASES}
+            results = {name: spawn(_child, name, str(path)) for name in CASES}
         base = results["phlo.validate (Rust plan)"][0]
         for name, (seconds, peak, loaded) in results.items():
             ratio = "" if name.startswith("phlo") else f"{seconds / base:.1f}x faster"
