@@ -350,3 +350,24 @@ def test_cli_validates_a_file_against_a_schema(tmp_path):
     assert "FAIL [check_failed] value: greater_than_or_equal_to(0) x1  row 1: '-3.0'" in out.output
     out = runner.invoke(cli, ["validate", str(good), "--schema", "nomodule"])
     assert out.exit_code != 0 and "module:Name" in out.output
+
+
+def test_categorical_columns_are_checked_in_the_engine():
+    schema = pa.DataFrameSchema(
+        {
+            "c": pa.Column(
+                str,
+                [pa.Check.isin(["a", "b"]), pa.Check.str_startswith("a"), pa.Check.ne("zz")],
+                unique=True,
+                nullable=True,
+                coerce=True,
+            )
+        },
+        name="S",
+    )
+    frame = pd.DataFrame({"c": pd.Categorical(["a", "b", "z", "a", None])})
+    report = phlo.Validator(schema).report(frame)
+    assert report.pandera_checks == []  # dictionary-encoded strings stay native
+    assert phlo_failures(schema, frame) == pandera_failures(schema, frame) != set()
+    empty = pyarrow.table({"c": pyarrow.array([None, None], pyarrow.string()).dictionary_encode()})
+    assert phlo.validate(empty, schema).num_rows == 2

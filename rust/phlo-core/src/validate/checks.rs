@@ -75,6 +75,16 @@ pub fn failing_rows(
 
 /// Whether each row passes (meaningful for rows that are not missing).
 fn passes(array: &ArrayRef, rule: &CheckRule) -> CheckResult<BooleanBuffer> {
+    // Dictionary columns (pandas categoricals): check each distinct value once, then look up.
+    if let Some(dictionary) = array.as_any_dictionary_opt() {
+        let values = passes(dictionary.values(), rule)?;
+        let keys = dictionary.normalized_keys();
+        // Null keys point anywhere in the values (or nowhere when there are none); those rows
+        // are missing and their result unused.
+        return Ok(BooleanBuffer::collect_bool(array.len(), |i| {
+            keys[i] < values.len() && values.value(keys[i])
+        }));
+    }
     use arrow_ord::cmp;
     let compare = |value: &Value, kernel: Kernel| -> CheckResult<BooleanBuffer> {
         let (lhs, rhs) = comparable(array, value)?;
