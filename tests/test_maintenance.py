@@ -150,3 +150,18 @@ def test_cli_time_travel_and_maintenance(lh, events_table):
     assert out.exit_code == 0 and "would delete 0 orphan files" in out.output, out.output
     out = runner.invoke(cli, [*root, "maintain", "expire", "--older-than", "soon"])
     assert out.exit_code != 0 and "not an age" in out.output
+
+
+def test_a_transaction_can_create_tables_that_land_only_if_it_commits(lh, events_table):
+    with pytest.raises(RuntimeError):
+        with lh.transaction() as tx:
+            tx.create_table("raw.first_run", EVENTS_SCHEMA).append(make_events(0, 3))
+            raise RuntimeError("the run failed")
+    with pytest.raises(errors.NoSuchTableError):
+        lh.table("raw.first_run")
+    with lh.transaction(message="first run") as tx:
+        tx.create_table("raw.first_run", EVENTS_SCHEMA).append(make_events(0, 3))
+        tx.table("raw.events").append(make_events(10, 2))
+    assert tx.result is not None and tx.result.added == ["raw.first_run"]
+    assert ids(lh.table("raw.first_run")) == [0, 1, 2]
+    assert ids(events_table) == [10, 11]

@@ -397,6 +397,20 @@ class Transaction:
         """The table as this transaction sees it; writes stay private until the commit."""
         return self._lakehouse.table(name, ref=self.branch)
 
+    def create_table(
+        self,
+        name: str,
+        schema: Any,
+        *,
+        partition_by: PartitionBy | None = None,
+        properties: Mapping[str, str] | None = None,
+    ) -> Table:
+        """Creates a table that appears on the target, with this transaction's writes, only if
+        the transaction commits."""
+        return self._lakehouse.create_table(
+            name, schema, partition_by=partition_by, properties=properties, ref=self.branch
+        )
+
     def __enter__(self) -> Transaction:
         self._lakehouse.create_branch(self.branch, from_ref=self.ref)
         return self
