@@ -207,8 +207,13 @@ fn is_in(array: &ArrayRef, values: &[Value]) -> CheckResult<BooleanBuffer> {
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
         )
     {
-        // One pass over the strings instead of one comparison kernel per allowed value.
-        return strings(array, |s, _| allowed.contains(&s));
+        // One pass over the strings instead of one comparison kernel per allowed value; values
+        // are bucketed by length, so a row is compared with at most the values of its length.
+        let mut by_len: Vec<Vec<&str>> = vec![Vec::new(); 65];
+        for value in allowed {
+            by_len[value.len().min(64)].push(value);
+        }
+        return strings(array, |s, _| by_len[s.len().min(64)].contains(&s));
     }
     if values.len() <= SMALL_LIST {
         let mut result = BooleanBuffer::new_unset(array.len());
