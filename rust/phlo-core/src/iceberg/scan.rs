@@ -1,10 +1,13 @@
 //! Scan planning (partition and min/max pruning by iceberg-rust) and streaming reads to Arrow.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef as ArrowSchemaRef;
+use futures::channel::mpsc;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use futures::SinkExt;
 use iceberg::Runtime;
 use iceberg::io::FileIO;
 use iceberg::scan::FileScanTask;
@@ -45,6 +48,8 @@ pub struct ScanPlan {
     pub files_total: usize,
     pub files_scanned: usize,
     batch_size: Option<usize>,
+    /// The runtime the plan was made on; files are decoded on its worker threads.
+    runtime: tokio::runtime::Handle,
 }
 
 impl ScanPlan {
@@ -110,6 +115,9 @@ impl ScanPlan {
             .runtime(Runtime::try_current().context(|| "finding the async runtime".into())?)
             .build()
             .context(|| format!("opening {} for reading", table.ident))?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
+            Error::invalid(format!("no async runtime: {e}"), "plan scans inside the runtime")
+        })?;
         let Some(snapshot) = snapshot else {
             return Ok(Self {
                 table: iceberg_table,
@@ -119,6 +127,7 @@ impl ScanPlan {
                 files_total: 0,
                 files_scanned: 0,
                 batch_size: options.batch_size,
+                runtime,
             });
         };
         let mut builder = iceberg_table
@@ -151,6 +160,7 @@ impl ScanPlan {
             snapshot_id: Some(snapshot.snapshot_id()),
             files_total,
             batch_size: options.batch_size,
+            runtime,
         })
     }
 
@@ -159,24 +169,52 @@ impl ScanPlan {
         self.schema.clone()
     }
 
-    /// Reads the planned files as a stream of batches with exactly `schema()`.
+    /// Reads the planned files as a stream of batches with exactly `schema()`. Files are read
+    /// and decoded by one task per core on the runtime's workers (iceberg-rust's reader decodes
+    /// on whichever thread polls it, which would be the consumer's alone); batches arrive in
+    /// no particular order, through a small bounded channel.
     pub fn into_stream(self) -> Result<BoxStream<'static, Result<RecordBatch>>> {
         let reader = self
             .table
             .reader_builder()
-            .with_batch_size(self.batch_size.unwrap_or(DEFAULT_BATCH_ROWS));
-        let tasks = stream::iter(self.tasks.into_iter().map(Ok)).boxed();
-        let batches = reader
-            .build()
-            .read(tasks)
-            .context(|| "starting the scan".into())?
-            .stream();
+            .with_batch_size(self.batch_size.unwrap_or(DEFAULT_BATCH_ROWS))
+            .with_data_file_concurrency_limit(1)
+            .build();
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(self.tasks.len().max(1));
+        let queue = Arc::new(Mutex::new(VecDeque::from(self.tasks)));
+        let (sender, receiver) = mpsc::channel::<Result<RecordBatch>>(workers * 2);
+        for _ in 0..workers {
+            let (reader, queue, mut sender) = (reader.clone(), queue.clone(), sender.clone());
+            self.runtime.spawn(async move {
+                loop {
+                    let task = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+                    let Some(task) = task else { break };
+                    let file = stream::iter([Ok(task)]).boxed();
+                    let mut batches = match reader.clone().read(file) {
+                        Ok(result) => result.stream(),
+                        Err(e) => {
+                            let _ = sender.send(Err(e).context(|| "starting the scan".into())).await;
+                            return;
+                        }
+                    };
+                    while let Some(batch) = batches.next().await {
+                        let batch = batch.context(|| "reading data files".into());
+                        let failed = batch.is_err();
+                        // A closed channel means the consumer stopped reading: stop too.
+                        if sender.send(batch).await.is_err() || failed {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
         let schema = self.schema;
-        Ok(batches
+        Ok(receiver
             .map(move |batch| {
-                let batch = batch.context(|| "reading data files".into())?;
                 // The reader may differ from the declared schema only in field metadata.
-                RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
+                RecordBatch::try_new(schema.clone(), batch?.columns().to_vec())
                     .context(|| "aligning a scanned batch with the table schema".into())
             })
             .boxed())
