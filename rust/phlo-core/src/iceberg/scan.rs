@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef as ArrowSchemaRef;
+use futures::SinkExt;
 use futures::channel::mpsc;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
-use futures::SinkExt;
 use iceberg::Runtime;
 use iceberg::io::FileIO;
 use iceberg::scan::FileScanTask;
@@ -116,7 +116,10 @@ impl ScanPlan {
             .build()
             .context(|| format!("opening {} for reading", table.ident))?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
-            Error::invalid(format!("no async runtime: {e}"), "plan scans inside the runtime")
+            Error::invalid(
+                format!("no async runtime: {e}"),
+                "plan scans inside the runtime",
+            )
         })?;
         let Some(snapshot) = snapshot else {
             return Ok(Self {
@@ -195,7 +198,9 @@ impl ScanPlan {
                     let mut batches = match reader.clone().read(file) {
                         Ok(result) => result.stream(),
                         Err(e) => {
-                            let _ = sender.send(Err(e).context(|| "starting the scan".into())).await;
+                            let _ = sender
+                                .send(Err(e).context(|| "starting the scan".into()))
+                                .await;
                             return;
                         }
                     };
