@@ -35,10 +35,14 @@ def test_stage_writes_readable_files_with_metadata(tmp_path):
     assert set(back.column("_phlo_partition_date").to_pylist()) == {dt.date(2024, 1, 2)}
     assert len(set(back.column("_phlo_row_id").to_pylist())) == 2500
     assert pq.read_schema(staged.files[0]).field("id").metadata[b"PARQUET:field_id"] == b"1"
+    # Row ids are stored DELTA_BYTE_ARRAY-encoded; other readers decode them too.
     count = duckdb.sql(
-        f"SELECT count(*) FROM read_parquet('{tmp_path}/stage/*.parquet')"
+        f"SELECT count(*), count(DISTINCT _phlo_row_id), min(_phlo_row_id) < max(_phlo_row_id)"
+        f" FROM read_parquet('{tmp_path}/stage/*.parquet')"
     ).fetchall()
-    assert count == [(2500,)]
+    assert count == [(2500, 2500, True)]
+    encodings = pq.ParquetFile(staged.files[0]).metadata.row_group(0).column(2).encodings
+    assert "DELTA_BYTE_ARRAY" in encodings
 
 
 def test_staged_rows_merge_into_a_table(lh, tmp_path):
