@@ -88,7 +88,7 @@ class Validator:
         out = _native.validate(as_arrow(data), self.plan.plan_json, self.plan.declared)
         table = pa.table(out["table"])
         failures = pa.Table.from_batches([pa.record_batch(out["failure_cases"])])
-        records = _records(out["counts"], failures, self.plan.plan_json)
+        records = _records(out["counts"], failures, self.plan.max_failure_cases)
         moved = []
         for column, number, _why in out["unsupported"]:
             check = self.plan.schema.columns[column].checks[number]
@@ -153,13 +153,10 @@ def _code(check: str) -> str:
 
 
 def _records(
-    counts: list[tuple[str, str, str, int | None, int]], failures: pa.Table, plan_json: str
+    counts: list[tuple[str, str, str, int | None, int]], failures: pa.Table, cap: int | None
 ) -> list[dict[str, Any]]:
     """Per-check summaries from the engine's counts; each check's kept cases are contiguous in
-    `failures`, in the same order as `counts`."""
-    import json
-
-    cap = json.loads(plan_json).get("max_failure_cases")
+    `failures`, in the same order as `counts`, at most `cap` of them."""
     records, offset = [], 0
     for context, column, check, number, count in counts:
         kept = count if cap is None else min(count, cap)

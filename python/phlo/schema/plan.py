@@ -68,6 +68,8 @@ class ValidationPlan:
     native_checks: list[str]
     #: Checks run by Pandera on the batch (custom, dataframe-wide…).
     pandera_checks: list[PanderaCheck]
+    #: Failure cases kept per check (None: all).
+    max_failure_cases: int | None = None
 
 
 def validation_plan(schema: Any, *, max_failure_cases: int | None = None) -> ValidationPlan:
@@ -123,6 +125,7 @@ def validation_plan(schema: Any, *, max_failure_cases: int | None = None) -> Val
         declared=pa.schema(declared),
         native_checks=native,
         pandera_checks=by_pandera,
+        max_failure_cases=max_failure_cases,
     )
 
 
