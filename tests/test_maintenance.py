@@ -4,6 +4,7 @@ maintenance (snapshot expiry, orphan removal) on a real lakehouse folder."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 
 import pytest
@@ -198,3 +199,19 @@ def test_expiry_while_another_process_writes_loses_nothing(lh, events_table):
     # Nothing still referenced was deleted: PyIceberg reads the whole table.
     pyi = SqlCatalog("phlo", uri=lh.catalog_uri, warehouse=lh.warehouse).load_table("raw.events")
     assert pyi.scan().to_arrow().num_rows == 90
+
+
+def test_time_travel_to_a_merge_and_to_a_commit_that_did_not_touch_the_table(lh, events_table):
+    events_table.append(make_events(0, 2))
+    lh.create_branch("dev")
+    branch_created = lh.log("dev", limit=1)[0]
+    time.sleep(0.01)  # time travel by time resolves milliseconds (documented)
+    lh.table("raw.events", ref="dev").append(make_events(10, 3))
+    lh.merge("dev")
+    merge = lh.log("main", limit=1)[0]
+    assert merge.message.startswith("merge dev into main")
+    events_table.append(make_events(20, 1))
+    assert ids(lh.table("raw.events", as_of=merge)) == [0, 1, 10, 11, 12]
+    # The branch's creation changed no table: the table as it was then, on that branch.
+    then = lh.table("raw.events", as_of=branch_created)
+    assert then.ref == "dev" and ids(then) == [0, 1]
