@@ -81,7 +81,7 @@ pub async fn expire_snapshots(
             .into_iter()
             .filter(|p| p.ident == ident)
             .collect();
-        let reachable = reachable_files(io, &pointers).await?;
+        let reachable = reachable_files(io, &pointers).await?.files;
         for path in candidates.difference(&reachable) {
             if io.delete(path).await.is_ok() {
                 result.files_deleted += 1;
@@ -175,17 +175,27 @@ fn retained(
     keep
 }
 
-/// Every file the refs' current metadata can reach: the metadata files (with the versions
-/// they log), every snapshot's manifest list, manifests and data/delete files, and the
-/// snapshot each branch forked from.
-async fn reachable_files(io: &FileIO, pointers: &[Pointer]) -> Result<HashSet<String>> {
-    let mut files = HashSet::new();
+/// What the refs' current metadata can reach.
+#[derive(Default)]
+struct Reachable {
+    /// The metadata files (with the versions they log), every snapshot's manifest list,
+    /// manifests and data/delete files, and the snapshot each branch forked from.
+    files: HashSet<String>,
+    /// The tables' locations (folders).
+    locations: HashSet<String>,
+}
+
+async fn reachable_files(io: &FileIO, pointers: &[Pointer]) -> Result<Reachable> {
+    let mut reachable = Reachable::default();
+    let files = &mut reachable.files;
     let mut seen_metadata = HashSet::new();
     for pointer in pointers {
         if !seen_metadata.insert(pointer.metadata_location.clone()) {
             continue;
         }
         let metadata = read_metadata(io, &pointer.metadata_location).await?;
+        let location = metadata.location().trim_end_matches('/').to_string();
+        reachable.locations.insert(location);
         files.insert(pointer.metadata_location.clone());
         files.extend(
             metadata
@@ -194,7 +204,7 @@ async fn reachable_files(io: &FileIO, pointers: &[Pointer]) -> Result<HashSet<St
                 .map(|m| m.metadata_file.clone()),
         );
         for snapshot in metadata.snapshots() {
-            snapshot_files(io, &metadata, snapshot.snapshot_id(), &mut files).await?;
+            snapshot_files(io, &metadata, snapshot.snapshot_id(), files).await?;
         }
     }
     for base in pointers.iter().filter_map(|p| p.base_location.as_ref()) {
@@ -204,10 +214,10 @@ async fn reachable_files(io: &FileIO, pointers: &[Pointer]) -> Result<HashSet<St
         files.insert(base.clone());
         let metadata = read_metadata(io, base).await?;
         if let Some(id) = metadata.current_snapshot_id() {
-            snapshot_files(io, &metadata, id, &mut files).await?;
+            snapshot_files(io, &metadata, id, files).await?;
         }
     }
-    Ok(files)
+    Ok(reachable)
 }
 
 /// Adds the manifest list, manifests and data files of one snapshot to `files`; manifests
@@ -254,18 +264,12 @@ pub async fn remove_orphan_files(
     older_than_ms: i64,
     dry_run: bool,
 ) -> Result<OrphanResult> {
-    let pointers = catalog.all_pointers()?;
-    let mut locations = HashSet::new();
-    for pointer in &pointers {
-        let metadata = read_metadata(io, &pointer.metadata_location).await?;
-        locations.insert(metadata.location().trim_end_matches('/').to_string());
-    }
-    let reachable = reachable_files(io, &pointers).await?;
+    let reachable = reachable_files(io, &catalog.all_pointers()?).await?;
     let mut result = OrphanResult {
         deleted: !dry_run,
         ..Default::default()
     };
-    let mut locations: Vec<String> = locations.into_iter().collect();
+    let mut locations: Vec<&String> = reachable.locations.iter().collect();
     locations.sort();
     for location in locations {
         let Some(dir) = location.strip_prefix("file://") else {
@@ -276,7 +280,7 @@ pub async fn remove_orphan_files(
         };
         for (path, modified_ms, size) in list_files(std::path::Path::new(dir))? {
             let uri = format!("file://{}", path.display());
-            if modified_ms >= older_than_ms || reachable.contains(&uri) {
+            if modified_ms >= older_than_ms || reachable.files.contains(&uri) {
                 continue;
             }
             if !dry_run {
