@@ -215,3 +215,10 @@ def test_time_travel_to_a_merge_and_to_a_commit_that_did_not_touch_the_table(lh,
     # The branch's creation changed no table: the table as it was then, on that branch.
     then = lh.table("raw.events", as_of=branch_created)
     assert then.ref == "dev" and ids(then) == [0, 1]
+
+
+def test_maintenance_refuses_a_bad_cutoff(lh, events_table):
+    with pytest.raises(errors.InputError, match="older_than"):
+        lh.expire_snapshots(older_than="yesterday")  # type: ignore[arg-type]
+    with pytest.raises(errors.InputError, match="older_than"):
+        lh.remove_orphan_files(older_than=5)  # type: ignore[arg-type]

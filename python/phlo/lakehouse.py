@@ -716,8 +716,11 @@ def _commit_or_time(as_of: AsOf) -> tuple[str | None, int | None]:
 
 
 def _cutoff_ms(older_than: dt.datetime | dt.timedelta) -> int:
+    """A maintenance cutoff (a time, or an age before now) in ms since the epoch."""
     if isinstance(older_than, dt.timedelta):
         older_than = dt.datetime.now(dt.UTC) - older_than
-    as_of = _as_of_ms(older_than)
-    assert as_of is not None
-    return as_of
+    if not isinstance(older_than, dt.datetime):
+        raise InputError(f"older_than must be a datetime or a timedelta, not {older_than!r}")
+    if older_than.tzinfo is None:
+        older_than = older_than.replace(tzinfo=dt.UTC)
+    return timestamp_micros(older_than) // 1000
