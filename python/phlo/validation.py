@@ -8,7 +8,6 @@ or raises `ValidationError` with Pandera-compatible failure cases.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,21 +166,15 @@ def _records(
 
 
 def _records_of(failures: pa.Table) -> list[dict[str, Any]]:
-    """Per-check summaries of failure cases (those Pandera found)."""
-    rows = failures.to_pylist()
-    keys = Counter((r["schema_context"], r["column"], r["check"], r["check_number"]) for r in rows)
-    return [
-        _record(
-            *key,
-            count,
-            [
-                {"index": r["index"], "failure_case": r["failure_case"]}
-                for r in rows
-                if (r["schema_context"], r["column"], r["check"], r["check_number"]) == key
-            ][:SAMPLE_SIZE],
-        )
-        for key, count in keys.items()
-    ]
+    """Per-check summaries of failure cases (those Pandera found), in one pass."""
+    groups: dict[tuple[Any, ...], tuple[list[int], list[dict[str, Any]]]] = {}
+    for r in failures.to_pylist():
+        key = (r["schema_context"], r["column"], r["check"], r["check_number"])
+        count, sample = groups.setdefault(key, ([0], []))
+        count[0] += 1
+        if len(sample) < SAMPLE_SIZE:
+            sample.append({"index": r["index"], "failure_case": r["failure_case"]})
+    return [_record(*key, count[0], sample) for key, (count, sample) in groups.items()]
 
 
 def _record(
