@@ -167,14 +167,17 @@ def _records(
 
 def _records_of(failures: pa.Table) -> list[dict[str, Any]]:
     """Per-check summaries of failure cases (those Pandera found), in one pass."""
-    groups: dict[tuple[Any, ...], tuple[list[int], list[dict[str, Any]]]] = {}
+    groups: dict[tuple[str, str, str, int | None], tuple[list[int], list[dict[str, Any]]]] = {}
     for r in failures.to_pylist():
         key = (r["schema_context"], r["column"], r["check"], r["check_number"])
         count, sample = groups.setdefault(key, ([0], []))
         count[0] += 1
         if len(sample) < SAMPLE_SIZE:
             sample.append({"index": r["index"], "failure_case": r["failure_case"]})
-    return [_record(*key, count[0], sample) for key, (count, sample) in groups.items()]
+    return [
+        _record(context, column, check, number, count[0], sample)
+        for (context, column, check, number), (count, sample) in groups.items()
+    ]
 
 
 def _record(
