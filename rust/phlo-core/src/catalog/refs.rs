@@ -695,6 +695,13 @@ mod tests {
         }
     }
 
+    /// Moves table `name` on branch `dev` from metadata file `from` to `to`.
+    fn commit_on_dev(catalog: &SqliteCatalog, name: &str, from: &str, to: &str) {
+        let meta = CommitMeta::default();
+        let moved = catalog.swap_metadata_location_on("dev", &t(name), from, to, "test", &meta);
+        assert!(moved.unwrap(), "{name} on dev was not at {from}");
+    }
+
     fn catalog() -> (tempfile::TempDir, SqliteCatalog) {
         let dir = tempfile::tempdir().unwrap();
         let catalog = SqliteCatalog::open(&dir.path().join("catalog.db")).unwrap();
@@ -712,18 +719,8 @@ mod tests {
     fn branches_are_isolated_and_fast_forward_atomically() {
         let (_dir, catalog) = catalog();
         catalog.create_ref("dev", RefKind::Branch, MAIN).unwrap();
-        assert!(
-            catalog
-                .swap_metadata_location_on(
-                    "dev",
-                    &t("a"),
-                    "a0",
-                    "a1",
-                    "test",
-                    &CommitMeta::default()
-                )
-                .unwrap()
-        );
+        commit_on_dev(&catalog, "a", "a0", "a1");
+        // A stale expected pointer changes nothing.
         assert!(
             !catalog
                 .swap_metadata_location_on(
@@ -749,12 +746,8 @@ mod tests {
     fn a_conflict_on_one_table_merges_none() {
         let (_dir, catalog) = catalog();
         catalog.create_ref("dev", RefKind::Branch, MAIN).unwrap();
-        catalog
-            .swap_metadata_location_on("dev", &t("a"), "a0", "a1", "test", &CommitMeta::default())
-            .unwrap();
-        catalog
-            .swap_metadata_location_on("dev", &t("b"), "b0", "b1", "test", &CommitMeta::default())
-            .unwrap();
+        commit_on_dev(&catalog, "a", "a0", "a1");
+        commit_on_dev(&catalog, "b", "b0", "b1");
         catalog
             .swap_metadata_location(&t("b"), "b0", "b-main")
             .unwrap();
@@ -774,9 +767,7 @@ mod tests {
     fn diff_compares_pointers() {
         let (_dir, catalog) = catalog();
         catalog.create_ref("dev", RefKind::Branch, MAIN).unwrap();
-        catalog
-            .swap_metadata_location_on("dev", &t("a"), "a0", "a1", "test", &CommitMeta::default())
-            .unwrap();
+        commit_on_dev(&catalog, "a", "a0", "a1");
         catalog
             .create_table_on(MAIN, &t("c"), "c0", &CommitMeta::default())
             .unwrap();
