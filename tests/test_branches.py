@@ -249,3 +249,39 @@ def test_a_transaction_lands_every_table_or_none(lh, events_table):
             tx.table("raw.other").append([{"id": 9}])
             events_table.merge(make_events(1, 1), "id")
     assert other.scan().to_arrow().num_rows == 2 and lh.branches() == ["main"]
+
+
+def test_a_column_added_on_a_branch_joins_main_when_both_moved(lh):
+    table = lh.create_table("raw.t", {"id": pa.int64(), "v": pa.string()})
+    table.append(pa.table({"id": [1, 2], "v": ["a", "b"]}))
+    lh.create_branch("dev")
+    wider = pa.table({"id": [3], "v": ["c"], "extra": [30]})
+    lh.table("raw.t", ref="dev").append(wider, schema_evolution="evolve")
+    table.append(pa.table({"id": [4], "v": ["d"]}))  # main moved on
+    assert lh.merge("dev").rebased == ["raw.t"]
+    assert "extra" in table.schema.names
+    got = {r["id"]: r["extra"] for r in table.scan().to_arrow().to_pylist()}
+    assert got == {1: None, 2: None, 3: 30, 4: None}
+    pyi = SqlCatalog("phlo", uri=lh.catalog_uri, warehouse=lh.warehouse).load_table("raw.t")
+    assert "extra" in pyi.schema().column_names
+    assert sorted(pyi.scan().to_arrow().column("extra").to_pylist(), key=str) == [
+        30,
+        None,
+        None,
+        None,
+    ]
+
+
+def test_columns_added_on_both_sides_with_one_field_id_conflict(lh):
+    table = lh.create_table("raw.t", {"id": pa.int64()})
+    table.append(pa.table({"id": [1]}))
+    lh.create_branch("dev")
+    lh.table("raw.t", ref="dev").append(
+        pa.table({"id": [2], "extra": ["x"]}), schema_evolution="evolve"
+    )
+    table.append(pa.table({"id": [3], "other": [1.5]}), schema_evolution="evolve")
+    before = table.current_snapshot_id
+    with pytest.raises(errors.CommitConflictError, match="extra") as info:
+        lh.merge("dev")
+    assert info.value.table == "raw.t"
+    assert table.current_snapshot_id == before and "extra" not in table.schema.names

@@ -758,4 +758,50 @@ mod tests {
         assert_eq!(catalog.list_refs(RefKind::Tag).unwrap()[0].name, "v1");
         assert!(catalog.list_refs(RefKind::Branch).unwrap().is_empty());
     }
+
+    #[test]
+    fn a_merge_planned_before_the_target_moved_applies_nothing() {
+        let (_dir, catalog) = catalog();
+        catalog.create_ref("dev", RefKind::Branch, MAIN).unwrap();
+        commit_on_dev(&catalog, "a", "a0", "a1");
+        let steps: Vec<MergeStep> = catalog
+            .changed_tables("dev", MAIN)
+            .unwrap()
+            .into_iter()
+            .map(MergeStep::FastForward)
+            .collect();
+        catalog
+            .swap_metadata_location(&t("a"), "a0", "a-main")
+            .unwrap();
+        let applied = catalog.apply_merge("dev", MAIN, &steps, &CommitMeta::default());
+        assert_eq!(applied.unwrap(), None, "stale: plan again");
+        assert_eq!(catalog.metadata_location(&t("a")).unwrap(), "a-main");
+    }
+
+    #[test]
+    fn internal_branches_are_unlisted_and_removed_once_their_process_is_gone() {
+        let (_dir, catalog) = catalog();
+        let live = catalog.create_internal_branch("tx/", MAIN).unwrap();
+        let dead = catalog.create_internal_branch("tx/", MAIN).unwrap();
+        assert!(catalog.list_refs(RefKind::Branch).unwrap().is_empty());
+        assert_eq!(catalog.ref_kind(&live).unwrap(), Some(RefKind::Branch));
+        // A pid no process has (above Linux's pid_max), from this boot.
+        let owner = owner::current();
+        let mut parts: Vec<&str> = owner.split(':').collect();
+        parts[1] = "4294967295";
+        catalog
+            .conn()
+            .unwrap()
+            .execute(
+                "UPDATE phlo_refs SET owner = ?1 WHERE ref_name = ?2",
+                params![parts.join(":"), dead],
+            )
+            .unwrap();
+        assert_eq!(
+            catalog.remove_abandoned_branches().unwrap(),
+            vec![dead.clone()]
+        );
+        assert_eq!(catalog.ref_kind(&dead).unwrap(), None);
+        assert_eq!(catalog.ref_kind(&live).unwrap(), Some(RefKind::Branch));
+    }
 }

@@ -623,3 +623,54 @@ fn summary(table: &LoadedTable, parent: Option<&Summary>, change: &SnapshotChang
         additional_properties: properties,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use iceberg::TableCreation;
+    use iceberg::spec::{NestedField, PrimitiveType, Schema, TableMetadataBuilder, Type};
+
+    use super::*;
+    use crate::catalog::TableIdent;
+
+    fn table() -> LoadedTable {
+        let schema = Schema::builder()
+            .with_fields(vec![Arc::new(NestedField::required(
+                1,
+                "id",
+                Type::Primitive(PrimitiveType::Long),
+            ))])
+            .build()
+            .unwrap();
+        let creation = TableCreation::builder()
+            .name("t".into())
+            .location("file:///tmp/t".into())
+            .schema(schema)
+            .build();
+        let metadata = TableMetadataBuilder::from_table_creation(creation)
+            .unwrap()
+            .build()
+            .unwrap()
+            .metadata;
+        LoadedTable {
+            ident: TableIdent::parse("raw.t").unwrap(),
+            ref_name: "main".into(),
+            metadata: Arc::new(metadata),
+            metadata_location: "file:///tmp/t/metadata/00000-x.metadata.json".into(),
+        }
+    }
+
+    #[test]
+    fn totals_count_from_zero_without_a_parent_and_are_left_out_when_the_parent_has_none() {
+        let change = SnapshotChange::default();
+        let first = summary(&table(), None, &change);
+        assert_eq!(first.additional_properties["total-records"], "0");
+        // A parent another engine wrote without totals: no total is better than a wrong one.
+        let bare = Summary {
+            operation: Operation::Append,
+            additional_properties: HashMap::from([("total-data-files".into(), "3".into())]),
+        };
+        let next = summary(&table(), Some(&bare), &change);
+        assert!(!next.additional_properties.contains_key("total-records"));
+        assert_eq!(next.additional_properties["total-data-files"], "3");
+    }
+}
