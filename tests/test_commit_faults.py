@@ -42,7 +42,7 @@ def test_an_error_after_the_swap_is_resolved_from_the_log(table, lh, monkeypatch
 @pytest.mark.parametrize("write", ["append", "merge"])
 def test_an_unknown_outcome_keeps_every_file(table, lh, monkeypatch, write):
     monkeypatch.setenv("PHLO_FAILPOINTS", "commit.after-swap,commit.read-outcome")
-    with pytest.raises(errors.CommitStateUnknownError, match="raw.t") as info:
+    with pytest.raises(errors.CommitStateUnknownError, match=r"raw\.t") as info:
         if write == "append":
             table.append(pa.table({"id": [4], "v": ["d"]}))
         else:
