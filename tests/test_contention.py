@@ -119,43 +119,46 @@ def test_concurrent_upsert_publishes_into_different_key_ranges_all_land(lh):
     assert pyi.scan().to_arrow().num_rows == len(model)
 
 
-def _open(root: str, barrier, results) -> None:
+def _open_all(roots: list[str], barrier, results) -> None:
     barrier.wait()
-    try:
-        phlo.Lakehouse.open(root).namespaces()
-        results.put("ok")
-    except Exception as e:
-        results.put(f"{type(e).__name__}: {e}")
+    outcomes = []
+    for root in roots:
+        try:
+            phlo.Lakehouse.open(root).namespaces()
+            outcomes.append("ok")
+        except Exception as e:
+            outcomes.append(f"{type(e).__name__}: {e}")
+    results.put(outcomes)
 
 
 def test_processes_opening_an_old_catalog_at_once_upgrade_it_once(tmp_path):
-    # A catalog as PyIceberg 0.x left it: v0 layout (no iceberg_type), none of phlo's tables.
-    conn = sqlite3.connect(tmp_path / "catalog.db")
-    conn.executescript(
-        """CREATE TABLE iceberg_tables (catalog_name VARCHAR(255) NOT NULL,
-           table_namespace VARCHAR(255) NOT NULL, table_name VARCHAR(255) NOT NULL,
-           metadata_location VARCHAR(1000), previous_metadata_location VARCHAR(1000),
-           PRIMARY KEY (catalog_name, table_namespace, table_name));"""
-    )
-    conn.close()
+    # Catalogs as PyIceberg 0.x left them: v0 layout (no iceberg_type), none of phlo's tables.
+    # Several of them, opened in the same order by every process, so that opens collide.
+    roots = [tmp_path / f"c{i}" for i in range(20)]
+    for root in roots:
+        root.mkdir()
+        conn = sqlite3.connect(root / "catalog.db")
+        conn.executescript(
+            """CREATE TABLE iceberg_tables (catalog_name VARCHAR(255) NOT NULL,
+               table_namespace VARCHAR(255) NOT NULL, table_name VARCHAR(255) NOT NULL,
+               metadata_location VARCHAR(1000), previous_metadata_location VARCHAR(1000),
+               PRIMARY KEY (catalog_name, table_namespace, table_name));"""
+        )
+        conn.close()
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(WORKERS), ctx.Queue()
-    procs = [
-        ctx.Process(target=_open, args=(str(tmp_path), barrier, results)) for _ in range(WORKERS)
-    ]
+    args = ([str(r) for r in roots], barrier, results)
+    procs = [ctx.Process(target=_open_all, args=args) for _ in range(WORKERS)]
     for p in procs:
         p.start()
     outcomes = [results.get(timeout=120) for _ in procs]
     for p in procs:
         p.join(timeout=30)
-    assert outcomes == ["ok"] * WORKERS
-    columns = {
-        row[1]
-        for row in sqlite3.connect(tmp_path / "catalog.db").execute(
-            "PRAGMA table_info(iceberg_tables)"
-        )
-    }
-    assert "iceberg_type" in columns
+    assert outcomes == [["ok"] * len(roots)] * WORKERS
+    for root in roots:
+        conn = sqlite3.connect(root / "catalog.db")
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(iceberg_tables)")}
+        assert "iceberg_type" in columns
 
 
 # A transaction in a child process: says "ready", then appends to both tables on its private
