@@ -67,9 +67,7 @@ def test_pyiceberg_tags_and_branches_keep_their_rows_through_expiry_and_orphan_r
     tagged, tagged_rows = pyi.current_snapshot().snapshot_id, dict(model)
     load(events_table, model, make_events(10, 5))
     branched, branched_rows = pyiceberg(lh).current_snapshot().snapshot_id, dict(model)
-    pyi.refresh().manage_snapshots().create_tag(tagged, "t1").create_branch(
-        branched, "b1"
-    ).commit()
+    pyi.refresh().manage_snapshots().create_tag(tagged, "t1").create_branch(branched, "b1").commit()
     # phlo moves on: appends, and upserts that rewrite files the tag and the branch still read.
     load(events_table, model, make_events(20, 5))
     load(events_table, model, changed(0, 5), upsert=True)

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use arrow_array::{Int64Array, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema};
 use futures::TryStreamExt;
+use iceberg::spec::{SnapshotReference, SnapshotRetention, TableMetadataBuilder};
 use phlo_core::Lakehouse;
 use phlo_core::catalog::{CommitMeta, MAIN, RefKind};
-use iceberg::spec::{SnapshotReference, SnapshotRetention, TableMetadataBuilder};
 use phlo_core::iceberg::ScanOptions;
 use phlo_core::iceberg::commit::commit_metadata;
 use phlo_core::lakehouse::AsOf;
@@ -260,7 +260,13 @@ async fn table_level_refs_keep_their_snapshots_and_files() {
     let (dir, lh) = setup().await;
     let ids = append_loads(&lh, 0..3).await;
     set_table_ref(&lh, "t1", ids[0], tag(None)).await;
-    set_table_ref(&lh, "b1", ids[1], SnapshotRetention::branch(None, None, None)).await;
+    set_table_ref(
+        &lh,
+        "b1",
+        ids[1],
+        SnapshotRetention::branch(None, None, None),
+    )
+    .await;
     let ids = append_loads(&lh, 3..5).await;
     // A rewrite on main drops files the table-level refs still read.
     let upsert = MergeOptions {
@@ -282,15 +288,25 @@ async fn table_level_refs_keep_their_snapshots_and_files() {
     let mut now = snapshot_ids(&lh).await;
     now.sort_unstable();
     assert_eq!(now, kept);
-    std::fs::write(dir.path().join("warehouse/raw.db/t/data/leftover.parquet"), b"x").unwrap();
+    std::fs::write(
+        dir.path().join("warehouse/raw.db/t/data/leftover.parquet"),
+        b"x",
+    )
+    .unwrap();
     let orphans = lh.remove_orphan_files(future_ms(), false).await.unwrap();
     assert_eq!(orphans.files.len(), 1, "{:?}", orphans.files);
     assert_eq!(count(&lh, MAIN, Some(ids[0])).await, 10);
     assert_eq!(count(&lh, MAIN, Some(ids[1])).await, 20);
     assert_eq!(count(&lh, MAIN, None).await, 50);
     let table = lh.load_table("raw.t", MAIN).await.unwrap();
-    assert_eq!(table.metadata.snapshot_for_ref("t1").unwrap().snapshot_id(), ids[0]);
-    assert_eq!(table.metadata.snapshot_for_ref("b1").unwrap().snapshot_id(), ids[1]);
+    assert_eq!(
+        table.metadata.snapshot_for_ref("t1").unwrap().snapshot_id(),
+        ids[0]
+    );
+    assert_eq!(
+        table.metadata.snapshot_for_ref("b1").unwrap().snapshot_id(),
+        ids[1]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,7 +314,13 @@ async fn retention_settings_keep_more_than_the_arguments_and_age_out_refs() {
     let (_dir, lh) = setup().await;
     let ids = append_loads(&lh, 0..6).await;
     // A table-level branch at the 4th snapshot keeps 3 of its own history.
-    set_table_ref(&lh, "b1", ids[3], SnapshotRetention::branch(Some(3), None, None)).await;
+    set_table_ref(
+        &lh,
+        "b1",
+        ids[3],
+        SnapshotRetention::branch(Some(3), None, None),
+    )
+    .await;
     // A tag past its max-ref-age is removed with its snapshot; one within it stays.
     set_table_ref(&lh, "old", ids[0], tag(Some(1))).await;
     set_table_ref(&lh, "young", ids[0], tag(Some(86_400_000))).await;
@@ -331,10 +353,22 @@ async fn table_properties_raise_the_callers_floor_but_never_lower_it() {
         .unwrap();
     let ids = append_loads(&lh, 0..6).await;
     // keep_last=4 asks for more than the property: the caller's floor wins.
-    assert_eq!(lh.expire_snapshots(future_ms(), 4).await.unwrap().snapshots_expired, 2);
+    assert_eq!(
+        lh.expire_snapshots(future_ms(), 4)
+            .await
+            .unwrap()
+            .snapshots_expired,
+        2
+    );
     assert_eq!(snapshot_ids(&lh).await, ids[2..]);
     // keep_last=1 asks for less: the property keeps 3.
-    assert_eq!(lh.expire_snapshots(future_ms(), 1).await.unwrap().snapshots_expired, 1);
+    assert_eq!(
+        lh.expire_snapshots(future_ms(), 1)
+            .await
+            .unwrap()
+            .snapshots_expired,
+        1
+    );
     assert_eq!(snapshot_ids(&lh).await, ids[3..]);
 }
 
@@ -355,7 +389,11 @@ async fn a_max_snapshot_age_keeps_recent_snapshots_a_bad_setting_is_refused() {
         .metadata
     };
     let day = with("history.expire.max-snapshot-age-ms", "86400000");
-    assert!(commit_metadata(lh.catalog(), lh.file_io(), &table, &day, "props").await.unwrap());
+    assert!(
+        commit_metadata(lh.catalog(), lh.file_io(), &table, &day, "props")
+            .await
+            .unwrap()
+    );
     let result = lh.expire_snapshots(future_ms(), 1).await.unwrap();
     assert_eq!(result.snapshots_expired, 0);
     assert_eq!(snapshot_ids(&lh).await, ids);
@@ -373,13 +411,30 @@ async fn a_max_snapshot_age_keeps_recent_snapshots_a_bad_setting_is_refused() {
     .build()
     .unwrap()
     .metadata;
-    assert!(commit_metadata(lh.catalog(), lh.file_io(), &table, &bad, "props").await.unwrap());
-    let before = lh.load_table("raw.t", MAIN).await.unwrap().metadata_location;
+    assert!(
+        commit_metadata(lh.catalog(), lh.file_io(), &table, &bad, "props")
+            .await
+            .unwrap()
+    );
+    let before = lh
+        .load_table("raw.t", MAIN)
+        .await
+        .unwrap()
+        .metadata_location;
     let err = lh.expire_snapshots(0, 1).await.unwrap_err();
     assert_eq!(err.code(), "invalid_input");
     let message = err.to_string();
-    assert!(message.contains("history.expire.min-snapshots-to-keep"), "{message}");
+    assert!(
+        message.contains("history.expire.min-snapshots-to-keep"),
+        "{message}"
+    );
     assert!(message.contains("raw.t"), "{message}");
-    assert_eq!(lh.load_table("raw.t", MAIN).await.unwrap().metadata_location, before);
+    assert_eq!(
+        lh.load_table("raw.t", MAIN)
+            .await
+            .unwrap()
+            .metadata_location,
+        before
+    );
     assert_eq!(snapshot_ids(&lh).await, ids);
 }

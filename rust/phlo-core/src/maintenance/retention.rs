@@ -218,7 +218,14 @@ pub(super) fn plan(
         if reference.is_branch() {
             let fork = if name == MAIN { fork_snapshot } else { None };
             let branch = request.keep_for(&retention);
-            keep_branch(metadata, head.snapshot_id(), branch, fork, &mut keep, &mut reached);
+            keep_branch(
+                metadata,
+                head.snapshot_id(),
+                branch,
+                fork,
+                &mut keep,
+                &mut reached,
+            );
         }
     }
     let cutoff_ms = request.keep_for(&defaults).cutoff_ms;
