@@ -269,6 +269,8 @@ def maintain_expire(ctx: click.Context, older_than: str, keep_last: int) -> None
         f"expired {result.snapshots_expired} snapshots on {len(result.refs_rewritten)} "
         f"table refs, deleted {result.files_deleted} files"
     )
+    for ref in result.refs_expired:
+        click.echo(f"removed expired table ref {ref}")
 
 
 @maintain.command("orphans")

@@ -93,8 +93,11 @@ class ExpireResult:
     snapshots_expired: int
     #: Manifest lists, manifests and data files that only expired snapshots referenced.
     files_deleted: int
-    #: ``table@ref`` for every branch whose history was shortened.
+    #: ``table@ref`` for every branch whose table metadata was rewritten.
     refs_rewritten: list[str]
+    #: ``table@ref:name`` for every table-level ref (a tag or branch in the table's own
+    #: metadata) removed because its ``max-ref-age-ms`` passed.
+    refs_expired: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -367,9 +370,26 @@ class Lakehouse:
         (a time, or an age) beyond the newest `keep_last`, and deletes the files only they
         referenced. Never removed: a branch's current snapshot, its history back to where it
         forked (merges need it), anything a tag or another ref references. Time travel
-        reaches back only to retained snapshots."""
-        expired, deleted, refs = self._native.expire_snapshots(_cutoff_ms(older_than), keep_last)
-        return ExpireResult(snapshots_expired=expired, files_deleted=deleted, refs_rewritten=refs)
+        reaches back only to retained snapshots.
+
+        `older_than` and `keep_last` are a floor; a table's own retention settings keep more,
+        never less: the properties ``history.expire.max-snapshot-age-ms`` (snapshots younger
+        than that stay) and ``history.expire.min-snapshots-to-keep``, and the tags and branches
+        in the table's own metadata (e.g. PyIceberg's ``manage_snapshots().create_tag(...)``):
+        their snapshots stay, a table-level branch's history under its own
+        ``max-snapshot-age-ms``/``min-snapshots-to-keep``. A table-level ref (never ``main``)
+        older than its ``max-ref-age-ms`` (or ``history.expire.max-ref-age-ms``) is removed
+        (`ExpireResult.refs_expired`). A setting that is not a positive number raises
+        `InputError` naming the table before anything is changed."""
+        expired, deleted, rewritten, aged_out = self._native.expire_snapshots(
+            _cutoff_ms(older_than), keep_last
+        )
+        return ExpireResult(
+            snapshots_expired=expired,
+            files_deleted=deleted,
+            refs_rewritten=rewritten,
+            refs_expired=aged_out,
+        )
 
     def remove_orphan_files(
         self,

@@ -6,10 +6,13 @@ use std::sync::Arc;
 use arrow_array::{Int64Array, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema};
 use futures::TryStreamExt;
+use iceberg::spec::{SnapshotReference, SnapshotRetention, TableMetadataBuilder};
 use phlo_core::Lakehouse;
 use phlo_core::catalog::{CommitMeta, MAIN, RefKind};
 use phlo_core::iceberg::ScanOptions;
+use phlo_core::iceberg::commit::commit_metadata;
 use phlo_core::lakehouse::AsOf;
+use phlo_core::merge::{MergeOptions, MergeStrategy};
 
 fn batch(ids: std::ops::Range<i64>) -> Vec<Result<RecordBatch, ArrowError>> {
     let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
@@ -206,4 +209,232 @@ async fn tables_created_on_a_branch_appear_on_main_when_it_merges() {
         lh.load_table("raw.new", "dev").await.unwrap_err().code(),
         "no_such_table"
     );
+}
+
+/// Adds a table-level ref to raw.t's metadata on main, as another engine (PyIceberg) would.
+async fn set_table_ref(lh: &Lakehouse, name: &str, snapshot_id: i64, retention: SnapshotRetention) {
+    let table = lh.load_table("raw.t", MAIN).await.unwrap();
+    let reference = SnapshotReference {
+        snapshot_id,
+        retention,
+    };
+    let next = TableMetadataBuilder::new_from_metadata(
+        (*table.metadata).clone(),
+        Some(table.metadata_location.clone()),
+    )
+    .set_ref(name, reference)
+    .unwrap()
+    .build()
+    .unwrap()
+    .metadata;
+    let committed = commit_metadata(lh.catalog(), lh.file_io(), &table, &next, "set ref")
+        .await
+        .unwrap();
+    assert!(committed);
+}
+
+/// Snapshot ids of raw.t on main, oldest first.
+async fn snapshot_ids(lh: &Lakehouse) -> Vec<i64> {
+    let table = lh.load_table("raw.t", MAIN).await.unwrap();
+    let mut snapshots: Vec<_> = table.metadata.snapshots().collect();
+    snapshots.sort_by_key(|s| s.sequence_number());
+    snapshots.iter().map(|s| s.snapshot_id()).collect()
+}
+
+/// Appends `loads` batches of 10 rows to raw.t on main; returns the snapshot ids, oldest first.
+async fn append_loads(lh: &Lakehouse, loads: std::ops::Range<i64>) -> Vec<i64> {
+    for i in loads {
+        lh.append("raw.t", batch(i * 10..i * 10 + 10), MAIN, HashMap::new())
+            .await
+            .unwrap();
+    }
+    snapshot_ids(lh).await
+}
+
+fn tag(max_ref_age_ms: Option<i64>) -> SnapshotRetention {
+    SnapshotRetention::Tag { max_ref_age_ms }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_level_refs_keep_their_snapshots_and_files() {
+    let (dir, lh) = setup().await;
+    let ids = append_loads(&lh, 0..3).await;
+    set_table_ref(&lh, "t1", ids[0], tag(None)).await;
+    set_table_ref(
+        &lh,
+        "b1",
+        ids[1],
+        SnapshotRetention::branch(None, None, None),
+    )
+    .await;
+    let ids = append_loads(&lh, 3..5).await;
+    // A rewrite on main drops files the table-level refs still read.
+    let upsert = MergeOptions {
+        unique_key: vec!["id".into()],
+        strategy: MergeStrategy::Merge,
+        dedupe: None,
+        order_by: None,
+        ref_name: MAIN.into(),
+        properties: HashMap::new(),
+    };
+    lh.merge("raw.t", batch(0..5), &upsert).await.unwrap();
+    let head = *snapshot_ids(&lh).await.last().unwrap();
+
+    let result = lh.expire_snapshots(future_ms(), 1).await.unwrap();
+    // The head, the tag's snapshot and the branch's head stay; the other 3 go.
+    assert_eq!(result.snapshots_expired, 3);
+    let mut kept = vec![ids[0], ids[1], head];
+    kept.sort_unstable();
+    let mut now = snapshot_ids(&lh).await;
+    now.sort_unstable();
+    assert_eq!(now, kept);
+    std::fs::write(
+        dir.path().join("warehouse/raw.db/t/data/leftover.parquet"),
+        b"x",
+    )
+    .unwrap();
+    let orphans = lh.remove_orphan_files(future_ms(), false).await.unwrap();
+    assert_eq!(orphans.files.len(), 1, "{:?}", orphans.files);
+    assert_eq!(count(&lh, MAIN, Some(ids[0])).await, 10);
+    assert_eq!(count(&lh, MAIN, Some(ids[1])).await, 20);
+    assert_eq!(count(&lh, MAIN, None).await, 50);
+    let table = lh.load_table("raw.t", MAIN).await.unwrap();
+    assert_eq!(
+        table.metadata.snapshot_for_ref("t1").unwrap().snapshot_id(),
+        ids[0]
+    );
+    assert_eq!(
+        table.metadata.snapshot_for_ref("b1").unwrap().snapshot_id(),
+        ids[1]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_settings_keep_more_than_the_arguments_and_age_out_refs() {
+    let (_dir, lh) = setup().await;
+    let ids = append_loads(&lh, 0..6).await;
+    // A table-level branch at the 4th snapshot keeps 3 of its own history.
+    set_table_ref(
+        &lh,
+        "b1",
+        ids[3],
+        SnapshotRetention::branch(Some(3), None, None),
+    )
+    .await;
+    // A tag past its max-ref-age is removed with its snapshot; one within it stays.
+    set_table_ref(&lh, "old", ids[0], tag(Some(1))).await;
+    set_table_ref(&lh, "young", ids[0], tag(Some(86_400_000))).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+
+    let result = lh.expire_snapshots(future_ms(), 1).await.unwrap();
+    assert_eq!(result.refs_expired, vec!["raw.t@main:old"]);
+    // main keeps its head; b1 keeps ids[1..=3]; "young" keeps ids[0]: only ids[4] goes.
+    assert_eq!(result.snapshots_expired, 1);
+    let expected: Vec<i64> = [0, 1, 2, 3, 5].iter().map(|&i| ids[i]).collect();
+    assert_eq!(snapshot_ids(&lh).await, expected);
+    let table = lh.load_table("raw.t", MAIN).await.unwrap();
+    assert!(table.metadata.snapshot_for_ref("old").is_none());
+    assert!(table.metadata.snapshot_for_ref("young").is_some());
+    assert_eq!(count(&lh, MAIN, Some(ids[2])).await, 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_properties_raise_the_callers_floor_but_never_lower_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let lh = Lakehouse::open(dir.path()).unwrap();
+    lh.catalog().create_namespace("raw").unwrap();
+    let schema = Schema::new(vec![Field::new("id", DataType::Int64, false)]);
+    let properties = HashMap::from([(
+        "history.expire.min-snapshots-to-keep".to_string(),
+        "3".to_string(),
+    )]);
+    lh.create_table("raw.t", &schema, &[], properties, MAIN)
+        .await
+        .unwrap();
+    let ids = append_loads(&lh, 0..6).await;
+    // keep_last=4 asks for more than the property: the caller's floor wins.
+    assert_eq!(
+        lh.expire_snapshots(future_ms(), 4)
+            .await
+            .unwrap()
+            .snapshots_expired,
+        2
+    );
+    assert_eq!(snapshot_ids(&lh).await, ids[2..]);
+    // keep_last=1 asks for less: the property keeps 3.
+    assert_eq!(
+        lh.expire_snapshots(future_ms(), 1)
+            .await
+            .unwrap()
+            .snapshots_expired,
+        1
+    );
+    assert_eq!(snapshot_ids(&lh).await, ids[3..]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_max_snapshot_age_keeps_recent_snapshots_a_bad_setting_is_refused() {
+    let (_dir, lh) = setup().await;
+    let ids = append_loads(&lh, 0..3).await;
+    let table = lh.load_table("raw.t", MAIN).await.unwrap();
+    let with = |key: &str, value: &str| {
+        TableMetadataBuilder::new_from_metadata(
+            (*table.metadata).clone(),
+            Some(table.metadata_location.clone()),
+        )
+        .set_properties(HashMap::from([(key.to_string(), value.to_string())]))
+        .unwrap()
+        .build()
+        .unwrap()
+        .metadata
+    };
+    let day = with("history.expire.max-snapshot-age-ms", "86400000");
+    assert!(
+        commit_metadata(lh.catalog(), lh.file_io(), &table, &day, "props")
+            .await
+            .unwrap()
+    );
+    let result = lh.expire_snapshots(future_ms(), 1).await.unwrap();
+    assert_eq!(result.snapshots_expired, 0);
+    assert_eq!(snapshot_ids(&lh).await, ids);
+
+    let table = lh.load_table("raw.t", MAIN).await.unwrap();
+    let bad = TableMetadataBuilder::new_from_metadata(
+        (*table.metadata).clone(),
+        Some(table.metadata_location.clone()),
+    )
+    .set_properties(HashMap::from([(
+        "history.expire.min-snapshots-to-keep".to_string(),
+        "none".to_string(),
+    )]))
+    .unwrap()
+    .build()
+    .unwrap()
+    .metadata;
+    assert!(
+        commit_metadata(lh.catalog(), lh.file_io(), &table, &bad, "props")
+            .await
+            .unwrap()
+    );
+    let before = lh
+        .load_table("raw.t", MAIN)
+        .await
+        .unwrap()
+        .metadata_location;
+    let err = lh.expire_snapshots(0, 1).await.unwrap_err();
+    assert_eq!(err.code(), "invalid_input");
+    let message = err.to_string();
+    assert!(
+        message.contains("history.expire.min-snapshots-to-keep"),
+        "{message}"
+    );
+    assert!(message.contains("raw.t"), "{message}");
+    assert_eq!(
+        lh.load_table("raw.t", MAIN)
+            .await
+            .unwrap()
+            .metadata_location,
+        before
+    );
+    assert_eq!(snapshot_ids(&lh).await, ids);
 }

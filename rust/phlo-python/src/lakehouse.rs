@@ -161,18 +161,23 @@ impl NativeLakehouse {
         })
     }
 
-    /// `(snapshots_expired, files_deleted, refs_rewritten)`.
+    /// `(snapshots_expired, files_deleted, refs_rewritten, refs_expired)`.
     fn expire_snapshots(
         &self,
         py: Python<'_>,
         older_than_ms: i64,
         keep_last: usize,
-    ) -> PyResult<(usize, usize, Vec<String>)> {
+    ) -> PyResult<(usize, usize, Vec<String>, Vec<String>)> {
         let lh = self.inner.clone();
         let r = wait_for(py, async move {
             lh.expire_snapshots(older_than_ms, keep_last).await.py_err()
         })?;
-        Ok((r.snapshots_expired, r.files_deleted, r.refs_rewritten))
+        Ok((
+            r.snapshots_expired,
+            r.files_deleted,
+            r.refs_rewritten,
+            r.refs_expired,
+        ))
     }
 
     /// `(files, bytes)` of the orphan files found (and deleted unless `dry_run`).
