@@ -6,7 +6,9 @@
 //! - [`lakehouse`]: the façade the Python bindings call.
 
 pub mod catalog;
+pub mod changes;
 pub mod dedupe;
+pub mod delete;
 pub mod diff;
 pub mod error;
 pub mod iceberg;
