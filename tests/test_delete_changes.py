@@ -8,9 +8,11 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from click.testing import CliRunner
 from pyiceberg.catalog.sql import SqlCatalog
 
 import phlo
+from phlo.cli import main
 from phlo.errors import InputError
 from tests.conftest import make_events
 
@@ -187,3 +189,21 @@ def test_changes_read_renamed_columns_by_field_id(
     amounts = dict(zip(rows["id"].to_pylist(), rows["amount"].to_pylist(), strict=True))
     # Written as "value" before the rename, read as "amount" by field id.
     assert amounts == {i: (i - 10) * 0.5 if i < 20 else (i - 20) * 0.5 for i in range(10, 30)}
+
+
+def test_the_delete_command(lh: phlo.Lakehouse, events_table: phlo.Table) -> None:
+    model = fill(events_table)
+
+    def run(*args: str) -> Any:
+        return CliRunner().invoke(main, ["--root", str(lh.root), "delete", "raw.events", *args])
+
+    done = run("--where", "category in 'a', c", "--where", "value between 0 and 10", "-m", "tidy")
+    assert done.exit_code == 0, done.output
+    doomed = {i for i, r in model.items() if r["category"] in "ac" and 0 <= r["value"] <= 10}
+    assert f"deleted {len(doomed)} rows" in done.output
+    assert set(by_id(events_table.to_arrow())) == set(model) - doomed
+    assert lh.log("main", limit=1)[0].message == "tidy"
+    assert run("--where", "id > 9999").output.strip() == "no rows matched; nothing committed"
+    bad = run("--where", "id = 'x'")
+    assert bad.exit_code == 1 and "[invalid_input]" in bad.output
+    assert run("--where", "id ~ 3").exit_code == 2
