@@ -10,11 +10,11 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 from pyiceberg.catalog.sql import SqlCatalog
+from tests.conftest import make_events
 
 import phlo
 from phlo.cli import main
 from phlo.errors import InputError
-from tests.conftest import make_events
 
 DAY = dt.timedelta(days=1)
 JAN1 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)

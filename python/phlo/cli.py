@@ -125,8 +125,8 @@ def _where(text: str) -> tuple[str, str, Any] | tuple[str, str]:
     match = _WHERE.match(text)
     if match is None:
         raise click.BadParameter(
-            f"{text!r}: write COLUMN OP VALUE, e.g. \"id = 5\", \"region in eu,us\", "
-            "\"value between 1 and 9\", \"note is null\""
+            f'{text!r}: write COLUMN OP VALUE, e.g. "id = 5", "region in eu,us", '
+            '"value between 1 and 9", "note is null"'
         )
     column, op, rest = match.group(1), " ".join(match.group(2).lower().split()), match.group(3)
     if op.startswith("is "):
