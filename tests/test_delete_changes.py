@@ -125,7 +125,9 @@ def test_a_delete_on_a_branch_leaves_main_alone(
     assert lh.log("main", limit=1)[0].message == "delete from raw.events where id = 1"
 
 
-def test_changes_are_exactly_the_appended_rows(events_table: phlo.Table) -> None:
+def test_changes_are_exactly_the_appended_rows(
+    lh: phlo.Lakehouse, events_table: phlo.Table
+) -> None:
     first = make_events(0, 30)
     events_table.append(first)
     start = events_table.current_snapshot_id
@@ -141,6 +143,9 @@ def test_changes_are_exactly_the_appended_rows(events_table: phlo.Table) -> None
     assert by_id(events_table.changes(start, middle).to_arrow()) == by_id(second)
     assert by_id(pa.table(events_table.changes(None, start))) == by_id(first)
     assert events_table.changes(middle, middle).to_polars().height == 0
+    # A table opened as of a past commit reads the changes up to that point.
+    past = lh.table("raw.events", as_of=lh.log("main", limit=2)[1])
+    assert by_id(past.changes(start).to_arrow()) == by_id(second)
 
 
 def test_changes_across_a_delete_or_upsert_name_that_snapshot(events_table: phlo.Table) -> None:

@@ -643,7 +643,10 @@ class Table:
         field id, so renamed columns read under their new names). A snapshot in the range that
         removed rows (a delete, an upsert, an overwrite) raises `InputError` naming it;
         compactions are passed over. Unknown or expired snapshots, and a `from_snapshot` that
-        is not an ancestor of `to_snapshot`, raise `InputError`."""
+        is not an ancestor of `to_snapshot`, raise `InputError`. On a table opened `as_of`,
+        `to_snapshot` defaults to the snapshot of that time."""
+        if to_snapshot is None:
+            to_snapshot = self._snapshot_id
         return Scan(
             self._native.changes(self.name, self.ref, from_snapshot, to_snapshot, batch_size)
         )

@@ -433,3 +433,141 @@ fn unsupported(op: PredicateOperator, reference: &BoundReference) -> Error {
         hint: "use =, !=, <, <=, >, >=, in, not in, between, is null, is not null".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use iceberg::expr::{Bind, Reference};
+    use iceberg::spec::{
+        DataContentType, DataFileBuilder, DataFileFormat, NestedField, Schema, Struct,
+    };
+
+    use super::*;
+
+    fn schema() -> Arc<Schema> {
+        Arc::new(
+            Schema::builder()
+                .with_fields(vec![
+                    NestedField::optional(1, "x", Type::Primitive(PrimitiveType::Double)).into(),
+                    NestedField::optional(2, "n", Type::Primitive(PrimitiveType::Long)).into(),
+                ])
+                .build()
+                .unwrap(),
+        )
+    }
+
+    fn bind(predicate: iceberg::expr::Predicate) -> BoundPredicate {
+        predicate.bind(schema(), true).unwrap()
+    }
+
+    fn matches(predicate: iceberg::expr::Predicate, batch: &RecordBatch) -> Vec<bool> {
+        let mask = row_matches(&bind(predicate), batch).unwrap();
+        (0..mask.len()).map(|i| mask.value(i)).collect()
+    }
+
+    #[test]
+    fn rows_follow_sql_for_nulls_and_ieee_for_nan() {
+        let batch = RecordBatch::try_new(
+            crate::schema::arrow_schema_of(&schema()).unwrap(),
+            vec![
+                Arc::new(Float64Array::from(vec![
+                    Some(1.0),
+                    Some(f64::NAN),
+                    None,
+                    Some(5.0),
+                ])),
+                Arc::new(Int64Array::from(vec![Some(1), Some(2), None, Some(4)])),
+            ],
+        )
+        .unwrap();
+        let x = || Reference::new("x");
+        assert_eq!(
+            matches(x().greater_than(Datum::double(2.0)), &batch),
+            [false, false, false, true]
+        );
+        assert_eq!(
+            matches(x().not_equal_to(Datum::double(1.0)), &batch),
+            [false, true, false, true]
+        );
+        assert_eq!(
+            matches(
+                x().is_not_in([Datum::double(1.0), Datum::double(9.0)]),
+                &batch
+            ),
+            [false, true, false, true]
+        );
+        assert_eq!(
+            matches(
+                x().is_null()
+                    .or(Reference::new("n").equal_to(Datum::long(4))),
+                &batch
+            ),
+            [false, false, true, true]
+        );
+    }
+
+    fn file(lower: Datum, upper: Datum, nulls: u64, nans: Option<u64>) -> DataFile {
+        let id = match lower.data_type() {
+            PrimitiveType::Double => 1,
+            _ => 2,
+        };
+        DataFileBuilder::default()
+            .content(DataContentType::Data)
+            .file_path("f.parquet".into())
+            .file_format(DataFileFormat::Parquet)
+            .partition(Struct::empty())
+            .record_count(10)
+            .file_size_in_bytes(100)
+            .null_value_counts(HashMap::from([(id, nulls)]))
+            .nan_value_counts(nans.map(|n| HashMap::from([(id, n)])).unwrap_or_default())
+            .lower_bounds(HashMap::from([(id, lower)]))
+            .upper_bounds(HashMap::from([(id, upper)]))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn statistics_prove_only_what_they_can() {
+        let n = || Reference::new("n");
+        let judge = |p: iceberg::expr::Predicate, f: &DataFile| file_match(&bind(p), f, None);
+        let ints = file(Datum::long(10), Datum::long(20), 0, None);
+        assert_eq!(
+            judge(n().less_than(Datum::long(21)), &ints),
+            FileMatch::Always
+        );
+        assert_eq!(
+            judge(n().less_than(Datum::long(10)), &ints),
+            FileMatch::Never
+        );
+        assert_eq!(
+            judge(n().less_than(Datum::long(15)), &ints),
+            FileMatch::Maybe
+        );
+        assert_eq!(
+            judge(n().is_in([Datum::long(1), Datum::long(30)]), &ints),
+            FileMatch::Never
+        );
+        // A null row never matches a comparison: "every row" is not proven.
+        let with_nulls = file(Datum::long(10), Datum::long(20), 1, None);
+        assert_eq!(
+            judge(n().less_than(Datum::long(21)), &with_nulls),
+            FileMatch::Maybe
+        );
+        // Statistics of another type (written before a promotion) decide nothing.
+        let old = file(Datum::int(10), Datum::int(20), 0, None);
+        assert_eq!(judge(n().less_than(Datum::long(5)), &old), FileMatch::Maybe);
+        // Float bounds leave NaN out: usable only when the file is known to hold none.
+        let x = || Reference::new("x");
+        let unknown_nans = file(Datum::double(1.0), Datum::double(2.0), 0, None);
+        assert_eq!(
+            judge(x().greater_than(Datum::double(5.0)), &unknown_nans),
+            FileMatch::Maybe
+        );
+        let no_nans = file(Datum::double(1.0), Datum::double(2.0), 0, Some(0));
+        assert_eq!(
+            judge(x().greater_than(Datum::double(5.0)), &no_nans),
+            FileMatch::Never
+        );
+    }
+}
