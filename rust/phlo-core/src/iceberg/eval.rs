@@ -390,7 +390,7 @@ fn literal_array(value: &Datum, reference: &BoundReference) -> Result<ArrayRef> 
     use PrimitiveLiteral as L;
     use PrimitiveType as T;
     Ok(match (value.data_type(), value.literal()) {
-        (T::Boolean, L::Boolean(v)) => Arc::new(arrow_array::BooleanArray::from(vec![*v])),
+        (T::Boolean, L::Boolean(v)) => Arc::new(BooleanArray::from(vec![*v])),
         (T::Int, L::Int(v)) => Arc::new(Int32Array::from(vec![*v])),
         (T::Date, L::Int(v)) => Arc::new(Date32Array::from(vec![*v])),
         (T::Long, L::Long(v)) => Arc::new(Int64Array::from(vec![*v])),
