@@ -136,7 +136,7 @@ pub async fn plan_delete(
 
 /// Commits a planned delete (nothing when it matched no row). A concurrent write that added
 /// files which may hold matching rows is a `CommitConflict` (those rows would survive the
-/// delete unseen); the plan's files are removed on any error.
+/// delete unseen); the plan's files are removed on any error but `CommitStateUnknown`.
 pub async fn commit_delete(
     catalog: &SqliteCatalog,
     io: &FileIO,
@@ -174,8 +174,11 @@ pub async fn commit_delete(
             Ok(result)
         }
         Err(e) => {
-            for file in &change.added_files {
-                let _ = io.delete(file.file_path()).await;
+            // Files of a commit that may have landed must stay: the table may reference them.
+            if !e.commit_may_have_landed() {
+                for file in &change.added_files {
+                    let _ = io.delete(file.file_path()).await;
+                }
             }
             Err(e)
         }
