@@ -8,6 +8,7 @@ from phlo import errors
 from phlo._native import __version__
 from phlo.lakehouse import (
     AppendResult,
+    DeleteResult,
     ExpireResult,
     Lakehouse,
     LogEntry,
@@ -28,6 +29,7 @@ from phlo.validation import ValidationReport, Validator, validate
 
 __all__ = [
     "AppendResult",
+    "DeleteResult",
     "ExpireResult",
     "Lakehouse",
     "LogEntry",

@@ -105,6 +105,21 @@ class NativeLakehouse:
         properties: dict[str, str],
         schema_evolution: str,
     ) -> dict[str, Any]: ...
+    def delete(
+        self,
+        name: str,
+        filters: Sequence[tuple[str, str, Sequence[_Literal]]],
+        branch: str,
+        properties: dict[str, str],
+    ) -> dict[str, Any]: ...
+    def changes(
+        self,
+        name: str,
+        ref_name: str,
+        from_snapshot: int | None,
+        to_snapshot: int | None,
+        batch_size: int | None,
+    ) -> NativeScan: ...
     def scan(
         self,
         name: str,

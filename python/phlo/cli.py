@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import click
@@ -109,6 +110,69 @@ def head(
         shown += min(batch.num_rows, rows - shown)
         if shown >= rows:
             break
+
+
+_WHERE = re.compile(
+    r"^\s*([\w.-]+)\s+(=|==|!=|<>|<=|>=|<|>|not\s+in|in|between|is\s+not\s+null|is\s+null)"
+    r"\s*(.*?)\s*$",
+    re.IGNORECASE,
+)
+
+
+def _where(text: str) -> tuple[str, str, Any] | tuple[str, str]:
+    """``id = 5``, ``region in eu,us``, ``value between 1 and 9``, ``note is null`` → a filter
+    tuple; unquoted values that read as numbers are numbers, ``'5'`` stays text."""
+    match = _WHERE.match(text)
+    if match is None:
+        raise click.BadParameter(
+            f'{text!r}: write COLUMN OP VALUE, e.g. "id = 5", "region in eu,us", '
+            '"value between 1 and 9", "note is null"'
+        )
+    column, op, rest = match.group(1), " ".join(match.group(2).lower().split()), match.group(3)
+    if op.startswith("is "):
+        return column, op
+    if op == "between":
+        parts = re.split(r"\s+and\s+|,", rest, flags=re.IGNORECASE)
+        return column, op, tuple(_value(p) for p in parts)
+    if op in ("in", "not in"):
+        return column, op, [_value(p) for p in rest.strip("()").split(",")]
+    return column, op, _value(rest)
+
+
+def _value(text: str) -> Any:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    return text
+
+
+@main.command()
+@click.argument("table")
+@click.option(
+    "--where", "conditions", multiple=True, required=True, help="A condition; several are ANDed."
+)
+@click.option("--ref", default="main", show_default=True, help="Branch to delete on.")
+@click.option("-m", "--message", default=None, help="Message for the log.")
+@click.pass_context
+def delete(
+    ctx: click.Context, table: str, conditions: tuple[str, ...], ref: str, message: str | None
+) -> None:
+    """Delete the rows of TABLE matching every --where condition, as one snapshot."""
+    filters = [_where(c) for c in conditions]
+    result = _lakehouse(ctx).table(table, ref=ref).delete(filters, message=message)
+    if result.snapshot_id is None:
+        click.echo("no rows matched; nothing committed")
+        return
+    click.echo(
+        f"deleted {result.rows_deleted} rows (files: {result.files_scanned} read, "
+        f"{result.files_removed} removed, {result.files_added} written) "
+        f"in snapshot {result.snapshot_id}"
+    )
 
 
 @main.command("log")

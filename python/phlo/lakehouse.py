@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AppendResult",
+    "DeleteResult",
     "ExpireResult",
     "Lakehouse",
     "LogEntry",
@@ -49,6 +50,21 @@ class AppendResult:
 
     snapshot_id: int
     rows: int
+    files_added: int
+    bytes_written: int
+    commit_retries: int
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    """What `Table.delete` did. Deleting nothing commits nothing: `snapshot_id` is None."""
+
+    snapshot_id: int | None
+    rows_deleted: int
+    #: Data files read: those whose partition values and column ranges could not decide.
+    files_scanned: int
+    files_removed: int
+    #: Files written with the surviving rows of files where only some rows matched.
     files_added: int
     bytes_written: int
     commit_retries: int
@@ -619,6 +635,48 @@ class Table:
             batch_size,
         )
         return Scan(native)
+
+    def delete(
+        self,
+        filter: Filter | Sequence[Filter],
+        *,
+        properties: Mapping[str, str] | None = None,
+        message: str | None = None,
+        author: str | None = None,
+    ) -> DeleteResult:
+        """Deletes the rows matching `filter` (the forms `scan` accepts, ANDed) as one
+        snapshot on this table's branch, copy-on-write: files whose partition values or column
+        ranges prove every row matches are dropped unread, files that cannot match are left
+        alone, the others are rewritten without the matching rows. A row where the filter is
+        null (``x != 1`` with ``x`` null) is kept. Deleting nothing commits nothing
+        (``snapshot_id=None``). A concurrent write that added rows the filter may match makes
+        it fail with `CommitConflictError`; a tag is refused. `message` (default: the filter),
+        `author` and `properties` are recorded as for `append`."""
+        self._writable()
+        filters = normalize_filters(filter)
+        properties = _commit_properties(properties, message, author)
+        return DeleteResult(**self._native.delete(self.name, filters, self.ref, properties))
+
+    def changes(
+        self,
+        from_snapshot: int | None,
+        to_snapshot: int | None = None,
+        *,
+        batch_size: int | None = None,
+    ) -> Scan:
+        """The rows appended after snapshot `from_snapshot` (exclusive; None: since the table
+        was created) up to `to_snapshot` (inclusive; default: the ref's head), as a `Scan`.
+        Only the data files those appends added are read, in the table's current schema (by
+        field id, so renamed columns read under their new names). A snapshot in the range that
+        removed rows (a delete, an upsert, an overwrite) raises `InputError` naming it;
+        compactions are passed over. Unknown or expired snapshots, and a `from_snapshot` that
+        is not an ancestor of `to_snapshot`, raise `InputError`. On a table opened `as_of`,
+        `to_snapshot` defaults to the snapshot of that time."""
+        if to_snapshot is None:
+            to_snapshot = self._snapshot_id
+        return Scan(
+            self._native.changes(self.name, self.ref, from_snapshot, to_snapshot, batch_size)
+        )
 
     def to_arrow(self) -> pa.Table:
         return self.scan().to_arrow()

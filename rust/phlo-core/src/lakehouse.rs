@@ -11,12 +11,14 @@ use iceberg::io::FileIO;
 use iceberg::spec::{TableMetadata, TableMetadataBuilder};
 
 use crate::catalog::{CommitMeta, MAIN, RefMerge, SqliteCatalog, TableIdent};
+use crate::changes::changes;
+use crate::delete::{DeleteResult, commit_delete, plan_delete};
 use crate::diff::{RowDiff, diff_rows};
 use crate::error::{Context, Error, Location, Result};
 use crate::iceberg::commit::{SnapshotChange, commit_append, commit_metadata};
 use crate::iceberg::scan::snapshot_at;
 use crate::iceberg::write::DataFileSink;
-use crate::iceberg::{LoadedTable, ScanOptions, ScanPlan};
+use crate::iceberg::{Filter, LoadedTable, ScanOptions, ScanPlan};
 use crate::maintenance::{self, ExpireResult, OrphanResult};
 use crate::merge::{MergeOptions, MergeResult, merge};
 use crate::schema::{
@@ -315,6 +317,34 @@ impl Lakehouse {
                 Err(e)
             }
         }
+    }
+
+    /// Deletes the rows of table `name` on branch `ref_name` that match every filter, as one
+    /// snapshot (none when nothing matched); see [`crate::delete`].
+    pub async fn delete(
+        &self,
+        name: &str,
+        filters: &[Filter],
+        ref_name: &str,
+        properties: HashMap<String, String>,
+    ) -> Result<DeleteResult> {
+        let table = self.load_table(name, ref_name).await?;
+        let plan = plan_delete(&self.catalog, &self.io, table, filters, properties).await?;
+        commit_delete(&self.catalog, &self.io, plan).await
+    }
+
+    /// The rows appended to table `name` on `ref_name` after snapshot `from` up to `to` (the
+    /// ref's head when `None`); see [`crate::changes`].
+    pub async fn changes(
+        &self,
+        name: &str,
+        ref_name: &str,
+        from: Option<i64>,
+        to: Option<i64>,
+        batch_size: Option<usize>,
+    ) -> Result<ScanPlan> {
+        let table = self.load_table(name, ref_name).await?;
+        changes(&self.io, &table, from, to, batch_size).await
     }
 
     /// Merges branch `source` into `into`, all tables at once; see [`crate::branch_merge`].

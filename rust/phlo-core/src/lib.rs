@@ -7,7 +7,9 @@
 
 pub mod branch_merge;
 pub mod catalog;
+pub mod changes;
 pub mod dedupe;
+pub mod delete;
 pub mod diff;
 pub mod error;
 mod failpoint;

@@ -58,6 +58,25 @@ impl PyLiteral {
     }
 }
 
+/// A filter as `phlo._filters.normalize_filters` hands it over: `(column, op, values)`.
+type PyFilter = (String, String, Vec<PyLiteral>);
+
+fn into_filters(filters: Vec<PyFilter>) -> PyResult<Vec<Filter>> {
+    filters
+        .into_iter()
+        .map(|(column, op, values)| {
+            Ok(Filter {
+                column,
+                op: FilterOp::parse(&op).py_err()?,
+                values: values
+                    .into_iter()
+                    .map(PyLiteral::into_literal)
+                    .collect::<PyResult<_>>()?,
+            })
+        })
+        .collect()
+}
+
 #[pymethods]
 impl NativeLakehouse {
     #[new]
@@ -300,6 +319,55 @@ impl NativeLakehouse {
         Ok(out)
     }
 
+    /// Deletes the rows matching every filter on `branch`; `snapshot_id` is `None` when
+    /// nothing matched (nothing was committed).
+    fn delete<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        filters: Vec<PyFilter>,
+        branch: String,
+        properties: HashMap<String, String>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let filters = into_filters(filters)?;
+        let lh = self.inner.clone();
+        let r = wait_for(py, async move {
+            lh.delete(&name, &filters, &branch, properties)
+                .await
+                .py_err()
+        })?;
+        let out = PyDict::new(py);
+        out.set_item("snapshot_id", r.snapshot_id)?;
+        out.set_item("rows_deleted", r.rows_deleted)?;
+        out.set_item("files_scanned", r.files_scanned)?;
+        out.set_item("files_removed", r.files_removed)?;
+        out.set_item("files_added", r.files_added)?;
+        out.set_item("bytes_written", r.bytes_written)?;
+        out.set_item("commit_retries", r.commit_retries)?;
+        Ok(out)
+    }
+
+    /// The rows appended after snapshot `from_snapshot` up to `to_snapshot` (the ref's head
+    /// when `None`), as a scan.
+    #[pyo3(signature = (name, ref_name, from_snapshot, to_snapshot, batch_size))]
+    fn changes(
+        &self,
+        py: Python<'_>,
+        name: String,
+        ref_name: String,
+        from_snapshot: Option<i64>,
+        to_snapshot: Option<i64>,
+        batch_size: Option<usize>,
+    ) -> PyResult<NativeScan> {
+        let lh = self.inner.clone();
+        let plan = wait_for(py, async move {
+            lh.changes(&name, &ref_name, from_snapshot, to_snapshot, batch_size)
+                .await
+                .py_err()
+        })?;
+        Ok(NativeScan::new(plan))
+    }
+
     fn create_ref(&self, py: Python<'_>, name: &str, kind: &str, from_ref: &str) -> PyResult<()> {
         let kind = match kind {
             "tag" => RefKind::Tag,
@@ -438,25 +506,13 @@ impl NativeLakehouse {
         py: Python<'_>,
         name: String,
         columns: Option<Vec<String>>,
-        filters: Vec<(String, String, Vec<PyLiteral>)>,
+        filters: Vec<PyFilter>,
         snapshot_id: Option<i64>,
         as_of_ms: Option<i64>,
         ref_name: Option<String>,
         batch_size: Option<usize>,
     ) -> PyResult<NativeScan> {
-        let filters = filters
-            .into_iter()
-            .map(|(column, op, values)| {
-                Ok(Filter {
-                    column,
-                    op: FilterOp::parse(&op).py_err()?,
-                    values: values
-                        .into_iter()
-                        .map(PyLiteral::into_literal)
-                        .collect::<PyResult<_>>()?,
-                })
-            })
-            .collect::<PyResult<Vec<_>>>()?;
+        let filters = into_filters(filters)?;
         let options = ScanOptions {
             columns,
             filters,

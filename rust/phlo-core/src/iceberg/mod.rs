@@ -2,6 +2,8 @@
 //! with phlo's own commit path, and scanning with pruning.
 
 pub mod commit;
+pub mod eval;
+pub(crate) mod file_tasks;
 pub mod filter;
 pub mod scan;
 pub mod table;

@@ -97,30 +97,8 @@ impl ScanPlan {
         );
         let predicate = bind_filters(&options.filters, &schema)
             .map_err(|e| e.in_table(&table.ident.to_string()))?;
-        let iceberg_table = Table::builder()
-            .metadata(table.metadata.clone())
-            .metadata_location(table.metadata_location.clone())
-            .identifier(
-                iceberg::TableIdent::from_strs(
-                    table
-                        .ident
-                        .namespace
-                        .split('.')
-                        .chain([table.ident.name.as_str()]),
-                )
-                .context(|| "naming the table".into())?,
-            )
-            .file_io(io.clone())
-            .readonly(true)
-            .runtime(Runtime::try_current().context(|| "finding the async runtime".into())?)
-            .build()
-            .context(|| format!("opening {} for reading", table.ident))?;
-        let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
-            Error::invalid(
-                format!("no async runtime: {e}"),
-                "plan scans inside the runtime",
-            )
-        })?;
+        let iceberg_table = reader_table(io, table)?;
+        let runtime = current_runtime()?;
         let Some(snapshot) = snapshot else {
             return Ok(Self {
                 table: iceberg_table,
@@ -149,12 +127,7 @@ impl ScanPlan {
             .try_collect()
             .await
             .context(|| format!("planning a scan of {}", table.ident))?;
-        let files_total = snapshot
-            .summary()
-            .additional_properties
-            .get("total-data-files")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(tasks.len());
+        let files_total = files_in(&snapshot).unwrap_or(tasks.len());
         Ok(Self {
             table: iceberg_table,
             files_scanned: tasks.len(),
@@ -164,6 +137,28 @@ impl ScanPlan {
             files_total,
             batch_size: options.batch_size,
             runtime,
+        })
+    }
+
+    /// A plan that reads exactly `tasks` (files chosen by the caller, e.g. those some snapshots
+    /// added) as batches of `schema`; `snapshot` is the one reported as read.
+    pub(crate) fn of_tasks(
+        io: &FileIO,
+        table: &LoadedTable,
+        tasks: Vec<FileScanTask>,
+        schema: ArrowSchemaRef,
+        snapshot: Option<&SnapshotRef>,
+        batch_size: Option<usize>,
+    ) -> Result<Self> {
+        Ok(Self {
+            table: reader_table(io, table)?,
+            files_total: snapshot.and_then(files_in).unwrap_or(tasks.len()),
+            files_scanned: tasks.len(),
+            tasks,
+            schema,
+            snapshot_id: snapshot.map(|s| s.snapshot_id()),
+            batch_size,
+            runtime: current_runtime()?,
         })
     }
 
@@ -224,6 +219,46 @@ impl ScanPlan {
             })
             .boxed())
     }
+}
+
+/// The table as iceberg-rust's reader wants it (read-only).
+fn reader_table(io: &FileIO, table: &LoadedTable) -> Result<Table> {
+    Table::builder()
+        .metadata(table.metadata.clone())
+        .metadata_location(table.metadata_location.clone())
+        .identifier(
+            iceberg::TableIdent::from_strs(
+                table
+                    .ident
+                    .namespace
+                    .split('.')
+                    .chain([table.ident.name.as_str()]),
+            )
+            .context(|| "naming the table".into())?,
+        )
+        .file_io(io.clone())
+        .readonly(true)
+        .runtime(Runtime::try_current().context(|| "finding the async runtime".into())?)
+        .build()
+        .context(|| format!("opening {} for reading", table.ident))
+}
+
+fn current_runtime() -> Result<tokio::runtime::Handle> {
+    tokio::runtime::Handle::try_current().map_err(|e| {
+        Error::invalid(
+            format!("no async runtime: {e}"),
+            "plan scans inside the runtime",
+        )
+    })
+}
+
+/// How many data files the snapshot has, from its summary.
+fn files_in(snapshot: &SnapshotRef) -> Option<usize> {
+    snapshot
+        .summary()
+        .additional_properties
+        .get("total-data-files")
+        .and_then(|v| v.parse().ok())
 }
 
 fn pick_snapshot(table: &LoadedTable, options: &ScanOptions) -> Result<Option<SnapshotRef>> {

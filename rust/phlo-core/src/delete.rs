@@ -1,0 +1,248 @@
+//! Deleting the rows that match a filter, copy-on-write, as one snapshot on a branch:
+//!
+//! 1. plan: every live data file is judged by its statistics and identity partition values
+//!    ([`crate::iceberg::eval`]): a file no row of which can match is left alone, a file every
+//!    row of which matches is dropped without being read;
+//! 2. each remaining file is read, first only the filter's columns to count its matches; a file
+//!    where some but not all rows match is then streamed again and written without them;
+//! 3. commit once (`delete` when files are only dropped, `overwrite` when some were rewritten),
+//!    refused when a concurrent write added files that may hold matching rows.
+//!
+//! A delete that matches nothing commits nothing. Memory is bounded by a batch, not a file.
+
+use std::collections::HashMap;
+
+use arrow_arith::boolean::not;
+use arrow_schema::SchemaRef as ArrowSchemaRef;
+use arrow_select::filter::filter_record_batch;
+use futures::StreamExt;
+use iceberg::expr::{Bind, BoundPredicate};
+use iceberg::io::FileIO;
+use iceberg::spec::{DataFile, SchemaRef};
+
+use crate::catalog::log::MESSAGE_PROPERTY;
+use crate::catalog::{MAIN, RefKind, SqliteCatalog};
+use crate::error::{Context, Error, Location, Result};
+use crate::iceberg::LoadedTable;
+use crate::iceberg::commit::{ConcurrentChanges, SnapshotChange, commit, live_data_files};
+use crate::iceberg::eval::{
+    FileMatch, file_match, referenced_field_ids, row_matches, sole_partition_spec,
+};
+use crate::iceberg::file_tasks::{file_task, read_task};
+use crate::iceberg::filter::{Filter, bind_filters};
+use crate::iceberg::write::DataFileSink;
+use crate::schema::{arrow_schema_of, cast_to_schema};
+
+/// What a delete did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeleteResult {
+    /// The snapshot committed; `None` when no row matched (nothing was committed).
+    pub snapshot_id: Option<i64>,
+    pub rows_deleted: u64,
+    /// Data files read: those whose statistics could not decide.
+    pub files_scanned: u64,
+    pub files_removed: u64,
+    /// Files written with the surviving rows of partly matching files.
+    pub files_added: u64,
+    pub bytes_written: u64,
+    pub commit_retries: u32,
+}
+
+/// A delete whose files are written but not yet committed (see [`commit_delete`]).
+pub struct DeletePlan {
+    table: LoadedTable,
+    predicate: BoundPredicate,
+    change: SnapshotChange,
+    result: DeleteResult,
+}
+
+impl DeletePlan {
+    /// What the delete will do if it commits (`snapshot_id` still `None`).
+    pub fn result(&self) -> &DeleteResult {
+        &self.result
+    }
+}
+
+/// Plans the deletion of the rows of `table` (loaded from a branch) matching every filter,
+/// writing the rewritten files. A bad filter or a tag is an `InvalidInput` error and nothing
+/// is written. `properties` go into the snapshot summary; `phlo.message` (the log's message)
+/// defaults to the filter.
+pub async fn plan_delete(
+    catalog: &SqliteCatalog,
+    io: &FileIO,
+    table: LoadedTable,
+    filters: &[Filter],
+    mut properties: HashMap<String, String>,
+) -> Result<DeletePlan> {
+    let name = table.ident.to_string();
+    let at = || Location {
+        table: Some(name.clone()),
+        column: None,
+    };
+    if catalog.ref_kind(&table.ref_name)? == Some(RefKind::Tag) {
+        return Err(Error::InvalidInput {
+            message: format!("{} is a tag", table.ref_name),
+            at: at(),
+            hint: "tags are immutable: delete on a branch".into(),
+        });
+    }
+    let schema = table.metadata.current_schema().clone();
+    let Some(unbound) = bind_filters(filters, &schema).map_err(|e| e.in_table(&name))? else {
+        return Err(Error::InvalidInput {
+            message: "delete needs a filter".into(),
+            at: at(),
+            hint: "pass filter=(column, op, value) or a list of them; to empty the table, drop \
+                   and create it again"
+                .into(),
+        });
+    };
+    properties
+        .entry(MESSAGE_PROPERTY.to_string())
+        .or_insert_with(|| format!("delete from {name} where {unbound}"));
+    let predicate = unbound
+        .bind(schema.clone(), true)
+        .context(|| format!("binding the filter to {name}"))?;
+    let live = live_data_files(io, &table, MAIN).await?;
+    let prefix = uuid::Uuid::now_v7().to_string();
+    let mut sink = DataFileSink::new(io, &table.metadata, &prefix)?;
+    let planned = choose_files(io, &table, &schema, &predicate, live, &mut sink).await;
+    let added = sink.finish().await;
+    let (mut result, removed, added) = match (planned, added) {
+        (Ok((result, removed)), Ok(added)) => (result, removed, added),
+        (Err(e), Ok(added)) => {
+            for file in added {
+                let _ = io.delete(file.file_path()).await;
+            }
+            return Err(e);
+        }
+        (_, Err(e)) => return Err(e),
+    };
+    result.files_removed = removed.len() as u64;
+    result.files_added = added.len() as u64;
+    result.bytes_written = added.iter().map(|f| f.file_size_in_bytes()).sum();
+    properties.insert("phlo.rows-deleted".into(), result.rows_deleted.to_string());
+    Ok(DeletePlan {
+        table,
+        predicate,
+        change: SnapshotChange {
+            branch: MAIN.to_string(),
+            added_files: added,
+            removed_files: removed,
+            properties,
+        },
+        result,
+    })
+}
+
+/// Commits a planned delete (nothing when it matched no row). A concurrent write that added
+/// files which may hold matching rows is a `CommitConflict` (those rows would survive the
+/// delete unseen); the plan's files are removed on any error but `CommitStateUnknown`.
+pub async fn commit_delete(
+    catalog: &SqliteCatalog,
+    io: &FileIO,
+    plan: DeletePlan,
+) -> Result<DeleteResult> {
+    let DeletePlan {
+        table,
+        predicate,
+        change,
+        mut result,
+    } = plan;
+    if change.removed_files.is_empty() {
+        return Ok(result);
+    }
+    let name = table.ident.to_string();
+    // Judged by column statistics only: the concurrent writer may have used a newer spec.
+    let validate = |concurrent: &ConcurrentChanges<'_>| match concurrent
+        .added_files
+        .iter()
+        .find(|f| file_match(&predicate, f, None) != FileMatch::Never)
+    {
+        Some(file) => Err(Error::CommitConflict {
+            table: name.clone(),
+            message: format!(
+                "a concurrent write added {}, which may hold rows this delete removes",
+                file.file_path()
+            ),
+        }),
+        None => Ok(()),
+    };
+    match commit(catalog, io, table, &change, &validate).await {
+        Ok(outcome) => {
+            result.snapshot_id = Some(outcome.snapshot_id);
+            result.commit_retries = outcome.retries;
+            Ok(result)
+        }
+        Err(e) => {
+            // Files of a commit that may have landed must stay: the table may reference them.
+            if !e.commit_may_have_landed() {
+                for file in &change.added_files {
+                    let _ = io.delete(file.file_path()).await;
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Judges every live file, writes the surviving rows of partly matching ones into `sink`, and
+/// returns the counts and the files to remove.
+async fn choose_files(
+    io: &FileIO,
+    table: &LoadedTable,
+    schema: &SchemaRef,
+    predicate: &BoundPredicate,
+    live: Vec<DataFile>,
+    sink: &mut DataFileSink,
+) -> Result<(DeleteResult, Vec<DataFile>)> {
+    let filter_ids = referenced_field_ids(predicate);
+    let all_ids: Vec<i32> = schema.as_struct().fields().iter().map(|f| f.id).collect();
+    let target = arrow_schema_of(schema)?;
+    let mut result = DeleteResult::default();
+    let mut removed = Vec::new();
+    let spec = sole_partition_spec(&table.metadata);
+    for file in live {
+        let matched = match file_match(predicate, &file, spec) {
+            FileMatch::Never => continue,
+            FileMatch::Always => file.record_count(),
+            FileMatch::Maybe => {
+                result.files_scanned += 1;
+                let task = file_task(&table.metadata, schema, &file, filter_ids.clone())?;
+                let mut batches = read_task(io, task)?;
+                let mut matched = 0u64;
+                while let Some(batch) = batches.next().await {
+                    matched += row_matches(predicate, &batch?)?.true_count() as u64;
+                }
+                if matched == 0 {
+                    continue;
+                }
+                if matched < file.record_count() {
+                    let task = file_task(&table.metadata, schema, &file, all_ids.clone())?;
+                    rewrite_without_matches(io, task, predicate, &target, sink).await?;
+                }
+                matched
+            }
+        };
+        result.rows_deleted += matched;
+        removed.push(file);
+    }
+    Ok((result, removed))
+}
+
+/// Streams one file into `sink` without the rows matching `predicate`.
+async fn rewrite_without_matches(
+    io: &FileIO,
+    task: iceberg::scan::FileScanTask,
+    predicate: &BoundPredicate,
+    target: &ArrowSchemaRef,
+    sink: &mut DataFileSink,
+) -> Result<()> {
+    let mut batches = read_task(io, task)?;
+    while let Some(batch) = batches.next().await {
+        let batch = batch?;
+        let keep = not(&row_matches(predicate, &batch)?).context(|| "inverting a mask".into())?;
+        let kept = filter_record_batch(&batch, &keep).context(|| "dropping rows".into())?;
+        sink.write(cast_to_schema(&kept, target)?).await?;
+    }
+    Ok(())
+}
