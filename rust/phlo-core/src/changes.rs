@@ -5,13 +5,13 @@
 //! rows without changing them and are passed over.
 
 use iceberg::io::FileIO;
-use iceberg::spec::{DataFile, ManifestContentType, ManifestStatus, Operation, SnapshotRef};
+use iceberg::spec::{Operation, SnapshotRef};
 
 use crate::catalog::MAIN;
-use crate::error::{Context, Error, Location, Result};
+use crate::error::{Error, Location, Result};
 use crate::iceberg::LoadedTable;
 use crate::iceberg::ScanPlan;
-use crate::iceberg::commit::load_manifest_list;
+use crate::iceberg::commit::files_added_by;
 use crate::iceberg::file_tasks::file_task;
 use crate::schema::arrow_schema_of;
 
@@ -139,40 +139,4 @@ fn appended(snapshot: &SnapshotRef) -> std::result::Result<bool, String> {
             }
         }
     }
-}
-
-/// The data files `snapshot` itself added.
-async fn files_added_by(
-    io: &FileIO,
-    table: &LoadedTable,
-    snapshot: &SnapshotRef,
-) -> Result<Vec<DataFile>> {
-    let id = snapshot.snapshot_id();
-    let mut added = Vec::new();
-    let manifests = load_manifest_list(
-        io,
-        table.metadata.format_version(),
-        snapshot.manifest_list(),
-    )
-    .await?;
-    for manifest in manifests {
-        if manifest.content != ManifestContentType::Data
-            || manifest.added_snapshot_id != id
-            || !manifest.has_added_files()
-        {
-            continue;
-        }
-        let loaded = manifest
-            .load_manifest(io)
-            .await
-            .context(|| "reading a manifest".into())?;
-        added.extend(
-            loaded
-                .entries()
-                .iter()
-                .filter(|e| e.status() == ManifestStatus::Added && e.snapshot_id() == Some(id))
-                .map(|e| e.data_file().clone()),
-        );
-    }
-    Ok(added)
 }

@@ -16,7 +16,8 @@ use iceberg::io::FileIO;
 use iceberg::spec::{
     DataFile, DataFileFormat, FormatVersion, ManifestContentType, ManifestFile, ManifestList,
     ManifestListWriter, ManifestStatus, ManifestWriter, ManifestWriterBuilder, Operation,
-    PartitionSpec, SchemaRef, Snapshot, SnapshotSummaryCollector, Summary, TableMetadata,
+    PartitionSpec, SchemaRef, Snapshot, SnapshotRef, SnapshotSummaryCollector, Summary,
+    TableMetadata,
 };
 use uuid::Uuid;
 
@@ -234,29 +235,8 @@ pub(crate) async fn files_added_since(
         if Some(snapshot.snapshot_id()) == stop {
             return Ok(added);
         }
-        let manifests = match snapshot.summary().operation {
-            Operation::Replace => Vec::new(),
-            _ => {
-                load_manifest_list(io, new.metadata.format_version(), snapshot.manifest_list())
-                    .await?
-            }
-        };
-        for manifest in manifests {
-            if manifest.added_snapshot_id != snapshot.snapshot_id() || !manifest.has_added_files() {
-                continue;
-            }
-            let loaded = manifest
-                .load_manifest(io)
-                .await
-                .context(|| "reading a manifest".into())?;
-            added.extend(
-                loaded
-                    .entries()
-                    .iter()
-                    .filter(|e| e.status() == ManifestStatus::Added)
-                    .filter(|e| e.snapshot_id() == Some(snapshot.snapshot_id()))
-                    .map(|e| e.data_file().clone()),
-            );
+        if snapshot.summary().operation != Operation::Replace {
+            added.extend(files_added_by(io, new, &snapshot).await?);
         }
         current = snapshot
             .parent_snapshot_id()
@@ -267,6 +247,42 @@ pub(crate) async fn files_added_since(
             table: new.ident.to_string(),
             message: format!("branch {branch} was reset by another writer"),
         });
+    }
+    Ok(added)
+}
+
+/// The data files `snapshot` itself added.
+pub(crate) async fn files_added_by(
+    io: &FileIO,
+    table: &LoadedTable,
+    snapshot: &SnapshotRef,
+) -> Result<Vec<DataFile>> {
+    let id = snapshot.snapshot_id();
+    let mut added = Vec::new();
+    let manifests = load_manifest_list(
+        io,
+        table.metadata.format_version(),
+        snapshot.manifest_list(),
+    )
+    .await?;
+    for manifest in manifests {
+        if manifest.content != ManifestContentType::Data
+            || manifest.added_snapshot_id != id
+            || !manifest.has_added_files()
+        {
+            continue;
+        }
+        let loaded = manifest
+            .load_manifest(io)
+            .await
+            .context(|| "reading a manifest".into())?;
+        added.extend(
+            loaded
+                .entries()
+                .iter()
+                .filter(|e| e.status() == ManifestStatus::Added && e.snapshot_id() == Some(id))
+                .map(|e| e.data_file().clone()),
+        );
     }
     Ok(added)
 }
