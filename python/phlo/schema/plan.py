@@ -102,6 +102,7 @@ def validation_plan(schema: Any, *, max_failure_cases: int | None = None) -> Val
                 "coerce": bool(column.coerce or resolved.coerce),
                 "nullable": bool(column.nullable),
                 "unique": bool(column.unique),
+                "report_duplicates": str(getattr(column, "report_duplicates", "all")),
                 "required": bool(column.required),
                 "checks": checks,
             }
@@ -116,6 +117,7 @@ def validation_plan(schema: Any, *, max_failure_cases: int | None = None) -> Val
         "columns": columns,
         "max_failure_cases": max_failure_cases,
         "backend": backend,
+        "report_duplicates": str(getattr(resolved, "report_duplicates", "all")),
     }
     return ValidationPlan(
         schema=resolved,

@@ -1,0 +1,449 @@
+"""phlo.validate against Pandera, case for case: the same failure cases (schema_context,
+column, check, check_number, failure value, row), each as many times as Pandera reports it,
+for pandas- and polars-backed schemas, with every check evaluated by the engine (none left to
+Pandera). Hand-written cases per check kind, frames above the engine's parallel-uniqueness
+threshold with planted duplicates, generated schemas and a property-based test.
+
+Failure values are compared as typed values: phlo reports each as Arrow's text, Pandera-pandas
+as the Python object and Pandera-polars as polars' text, so both are parsed into the column's
+Arrow type first. Where phlo deliberately differs from Pandera (docs/validation.md, "Where phlo
+differs from Pandera") a test asserts phlo's documented behaviour instead."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import math
+import random
+from collections import Counter
+from typing import Any
+
+import hypothesis.strategies as st
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+import pandera.polars as pal
+import polars as pl
+import pyarrow
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+import phlo
+from phlo._arrow import as_arrow
+from phlo.validation import ValidationReport
+
+Case = tuple[str, str | None, str, int | None, Any, int | None]
+D = decimal.Decimal
+
+
+# -- Comparing failure cases -----------------------------------------------------------------
+
+
+def _missing(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _typed(value: Any, arrow_type: pyarrow.DataType | None) -> Any:
+    """`value` (text, or a pandas/Python object) as a Python value of `arrow_type`; null and
+    NaN become None (both are "missing" to Pandera and phlo)."""
+    if _missing(value):
+        return None
+    if arrow_type is None:
+        return value
+    if pyarrow.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    if pyarrow.types.is_string(arrow_type) or pyarrow.types.is_large_string(arrow_type):
+        return str(value)
+    if pyarrow.types.is_string_view(arrow_type):
+        return str(value)
+    if isinstance(value, pd.Timestamp):
+        out = value.to_pydatetime()
+    elif isinstance(value, str):
+        out = pyarrow.array([value]).cast(arrow_type).to_pylist()[0]
+    else:
+        out = pyarrow.array([value], type=arrow_type).to_pylist()[0]
+    if isinstance(out, dt.datetime) and out.tzinfo is not None:
+        return out.astimezone(dt.UTC)  # the instant, whatever zone it is written in
+    return None if _missing(out) else out
+
+
+def _row(text: str, types: dict[str, pyarrow.DataType]) -> tuple[tuple[str, Any], ...]:
+    """A row reported as JSON (Pandera-polars' multi-column duplicates), typed per column."""
+    return tuple(sorted((k, _typed(v, types.get(k))) for k, v in json.loads(text).items()))
+
+
+def _normalize(
+    rows: list[dict[str, Any]],
+    types: dict[str, pyarrow.DataType],
+    inputs: dict[str, pyarrow.DataType],
+) -> list[Case]:
+    out: list[Case] = []
+    for r in rows:
+        number = None if _missing(r["check_number"]) else int(r["check_number"])
+        index = None if _missing(r["index"]) else int(r["index"])
+        column = None if r["column"] is None else str(r["column"])
+        check = str(r["check"])
+        case = r["failure_case"]
+        if index is None:
+            # A wrong type's failure case names the type in its library's own words (Pandera:
+            # numpy/polars, phlo: Arrow); asserted separately.
+            case = "<dtype>" if check.startswith("dtype(") else str(case)
+        elif (
+            check == "multiple_fields_uniqueness"
+            and r["schema_context"] == "DataFrameSchema"
+            and column not in types
+        ):
+            case = _row(case, types)
+        elif check.startswith(("coerce_dtype(", "dtype(")):
+            case = _typed(case, inputs.get(column or ""))  # the value that did not convert
+        else:
+            case = _typed(case, types.get(column or ""))
+        out.append((str(r["schema_context"]), column, check, number, case, index))
+    return sorted(out, key=repr)
+
+
+def pandera_rows(schema: Any, frame: Any) -> list[dict[str, Any]]:
+    try:
+        schema.validate(frame, lazy=True)
+    except (pa.errors.SchemaErrors, pal.errors.SchemaErrors) as exc:
+        cases = exc.failure_cases
+        return cases.to_dicts() if hasattr(cases, "to_dicts") else cases.to_dict("records")
+    return []
+
+
+def native_report(schema: Any, data: Any) -> ValidationReport:
+    """phlo's report, after asserting that the engine evaluated every check of the schema."""
+    validator = phlo.Validator(schema)
+    assert validator.pandera_checks == [], "a check was compiled for Pandera"
+    report = validator.report(data)
+    assert report.pandera_checks == [], "a check fell back to Pandera at run time"
+    assert report.native_checks == validator.native_checks
+    declared = sum(len(c.checks) for c in validator.plan.schema.columns.values())
+    assert len(report.native_checks) == declared
+    return report
+
+
+def assert_same_as_pandera(schema: Any, frame: Any, data: Any = None) -> list[Case]:
+    """phlo on `data` (default: `frame`) reports exactly Pandera's failure cases on `frame`,
+    with exact per-check counts; returns them."""
+    data = frame if data is None else data
+    report = native_report(schema, data)
+    types = {f.name: f.type for f in report.table.schema}
+    inputs = {f.name: f.type for f in pyarrow.table(as_arrow(data)).schema}
+    expected = _normalize(pandera_rows(schema, frame), types, inputs)
+    got = _normalize(report.failure_cases.to_pylist(), types, inputs)
+    only_phlo, only_pandera = Counter(got) - Counter(expected), Counter(expected) - Counter(got)
+    assert got == expected, (
+        f"phlo only: {sorted(only_phlo, key=repr)}\nPandera only: {sorted(only_pandera, key=repr)}"
+    )
+    counts = Counter((c[1], c[2], c[3]) for c in expected)
+    assert {
+        (r["column"], r["check"], r["check_number"]): r["count"] for r in report.records
+    } == counts
+    assert report.valid == (not expected)
+    return expected
+
+
+_POLARS_TYPES = {"i": pl.Int64, "f": pl.Float64, "s": pl.String, "t": pl.Datetime("us", "UTC")}
+
+
+def polars_twin(schema: pa.DataFrameSchema) -> pal.DataFrameSchema:
+    """The same contract as a polars schema; a column's type is named by its first letter."""
+    columns = {
+        name: pal.Column(
+            _POLARS_TYPES[name[0]], col.checks, nullable=col.nullable, unique=col.unique
+        )
+        for name, col in schema.columns.items()
+    }
+    return pal.DataFrameSchema(columns, name=schema.name, unique=schema.unique)
+
+
+# -- One check kind at a time, pandas and polars ------------------------------------------------
+
+
+def test_nullable_counts_null_and_nan_as_missing():
+    schema = pa.DataFrameSchema(
+        {
+            "f": pa.Column(float, nullable=False),
+            "s": pa.Column(str, nullable=False),
+            "i": pa.Column("Int64", nullable=False),
+            "f_ok": pa.Column(float, nullable=True),
+        },
+        name="S",
+    )
+    frame = pd.DataFrame(
+        {
+            "f": [1.0, np.nan, None, 2.0],
+            "s": ["a", None, "b", None],
+            "i": pd.array([None, 1, 2, None], dtype="Int64"),
+            "f_ok": [None, 1.0, np.nan, 2.0],
+        }
+    )
+    cases = assert_same_as_pandera(schema, frame)
+    assert Counter(c[1] for c in cases) == {"f": 2, "s": 2, "i": 2}
+    polars_frame = pl.DataFrame(
+        {
+            "f": [1.0, float("nan"), None, 2.0],
+            "s": ["a", None, "b", None],
+            "i": [None, 1, 2, None],
+            "f_ok": [None, 1.0, float("nan"), 2.0],
+        }
+    )
+    assert assert_same_as_pandera(polars_twin(schema), polars_frame) == cases
+
+
+def test_ranges_and_comparisons():
+    checks = [
+        pa.Check.ge(0),
+        pa.Check.le(10),
+        pa.Check.gt(-1),
+        pa.Check.lt(10),
+        pa.Check.in_range(1, 9, include_min=False, include_max=True),
+        pa.Check.in_range(1, 9, include_min=True, include_max=False),
+        pa.Check.eq(5),
+        pa.Check.ne(5),
+        pa.Check.ge(0.5),  # a fractional bound on an integer column
+    ]
+    schema = pa.DataFrameSchema(
+        {
+            "i": pa.Column("Int64", checks, nullable=True),
+            "f": pa.Column(float, [*checks[:8], pa.Check.lt(9.75)], nullable=True),
+        },
+        name="S",
+    )
+    ints = [-3, -1, 0, 1, 5, 9, 10, 11, None]
+    floats = [-0.5, -0.0, 0.0, 1.0, 5.0, 9.0, 9.75, 10.0, None]
+    frame = pd.DataFrame({"i": pd.array(ints, dtype="Int64"), "f": floats})
+    cases = assert_same_as_pandera(schema, frame)
+    assert len(cases) > 30
+    polars_frame = pl.DataFrame({"i": ints, "f": floats})
+    assert assert_same_as_pandera(polars_twin(schema), polars_frame) == cases
+
+
+def test_isin_and_notin_short_and_long_lists():
+    long_ints = list(range(0, 40, 2))  # longer than the engine's short-list threshold
+    long_strs = [f"v{i}" for i in range(0, 40, 2)]
+    schema = pa.DataFrameSchema(
+        {
+            "i": pa.Column(
+                "Int64",
+                [pa.Check.isin([1, 2, 3]), pa.Check.isin(long_ints), pa.Check.notin([2, 4])],
+                nullable=True,
+            ),
+            "f": pa.Column(
+                float, [pa.Check.isin([0.0, 1.5]), pa.Check.notin([2.5])], nullable=True
+            ),
+            "s": pa.Column(
+                str,
+                [pa.Check.isin(["a", "bb", "é"]), pa.Check.isin(long_strs), pa.Check.notin(["v2"])],
+                nullable=True,
+            ),
+        },
+        name="S",
+    )
+    frame = pd.DataFrame(
+        {
+            "i": pd.array([1, 2, 4, 5, None, 38, 39], dtype="Int64"),
+            "f": [0.0, -0.0, 1.5, 2.5, None, 3.0, 1.5],
+            "s": ["a", "bb", "é", "v2", None, "v38", "v39"],
+        }
+    )
+    cases = assert_same_as_pandera(schema, frame)
+    assert len(cases) > 15
+    polars_frame = pl.DataFrame(
+        {
+            "i": [1, 2, 4, 5, None, 38, 39],
+            "f": [0.0, -0.0, 1.5, 2.5, None, 3.0, 1.5],
+            "s": ["a", "bb", "é", "v2", None, "v38", "v39"],
+        }
+    )
+    assert assert_same_as_pandera(polars_twin(schema), polars_frame) == cases
+
+
+def test_string_checks():
+    schema = pa.DataFrameSchema(
+        {
+            "s": pa.Column(
+                str,
+                [
+                    pa.Check.str_matches(r"[a-c]+\d?"),
+                    pa.Check.str_length(2, 3),
+                    pa.Check.str_length(1),
+                    pa.Check.str_contains("b"),
+                    pa.Check.str_startswith("a"),
+                    pa.Check.str_endswith("c"),
+                    pa.Check.str_matches("ü"),
+                ],
+                nullable=True,
+            )
+        },
+        name="S",
+    )
+    values = ["abc", "ab1c", "xa", "", "üü", "ü", "abcd", None, "a"]
+    cases = assert_same_as_pandera(schema, pd.DataFrame({"s": values}))
+    assert len(cases) > 20
+    # str_length counts characters, not bytes.
+    assert ("Column", "s", "str_length(2, 3)", 1, "üü", 4) not in cases
+    assert assert_same_as_pandera(polars_twin(schema), pl.DataFrame({"s": values})) == cases
+
+
+def test_uniqueness_of_floats_strings_and_integers():
+    schema = pa.DataFrameSchema(
+        {
+            "f": pa.Column(float, unique=True, nullable=True),
+            "s": pa.Column(str, unique=True, nullable=True),
+            "i": pa.Column("Int64", unique=True, nullable=True),
+        },
+        name="S",
+    )
+    f = [0.0, -0.0, float("nan"), float("nan"), None, None, 1.5, 1.5, 2.0]
+    s = ["a", "a", None, None, "", "", "b", "é", "é"]
+    i = [1, 1, None, None, 2, 3, 3, 3, 4]
+    frame = pd.DataFrame({"f": f, "s": s, "i": pd.array(i, dtype="Int64")})
+    cases = assert_same_as_pandera(schema, frame)
+    # pandas: missing keys are not duplicates; 0.0 and -0.0 are the same number.
+    assert {c[5] for c in cases if c[1] == "f"} == {0, 1, 6, 7}
+    polars_cases = assert_same_as_pandera(
+        polars_twin(schema), pl.DataFrame({"f": f, "s": s, "i": i})
+    )
+    # polars: nulls are equal keys, and so are NaNs.
+    assert {c[5] for c in polars_cases if c[1] == "f"} == {0, 1, 2, 3, 4, 5, 6, 7}
+
+
+def test_uniqueness_across_columns():
+    schema = pa.DataFrameSchema(
+        {
+            "s": pa.Column(str, nullable=True),
+            "i": pa.Column("Int64", nullable=True),
+            "f": pa.Column(float, nullable=True),
+        },
+        name="S",
+        unique=["s", "i", "f"],
+    )
+    a = ["k", "k", "k", None, None, "k", "j", "j"]
+    b = [1, 1, 2, 5, 5, None, 1, 1]
+    x = [0.0, -0.0, 1.0, 2.0, 2.0, None, float("nan"), float("nan")]
+    frame = pd.DataFrame({"s": a, "i": pd.array(b, dtype="Int64"), "f": x})
+    cases = assert_same_as_pandera(schema, frame)
+    # pandas: missing values are equal key parts but not failure cases.
+    assert {c[5] for c in cases} == {0, 1, 3, 4, 6, 7}
+    assert {c[5] for c in cases if c[1] == "s"} == {0, 1, 6, 7}
+    polars_frame = pl.DataFrame({"s": a, "i": b, "f": x})
+    polars_cases = assert_same_as_pandera(polars_twin(schema), polars_frame)
+    assert {c[5] for c in polars_cases} == {0, 1, 3, 4, 6, 7}
+
+
+def test_categorical_and_dictionary_columns():
+    categories = pd.CategoricalDtype(["a", "b", "z"])
+    schema = pa.DataFrameSchema(
+        {
+            "c": pa.Column(
+                categories,
+                [pa.Check.isin(["a", "b"]), pa.Check.str_length(1, 1), pa.Check.ne("b")],
+                unique=True,
+                nullable=False,
+            )
+        },
+        name="S",
+    )
+    values = ["a", "b", "z", "a", None]
+    frame = pd.DataFrame({"c": pd.Categorical(values, dtype=categories)})
+    cases = assert_same_as_pandera(schema, frame)
+    assert {c[2] for c in cases} == {
+        "not_nullable",
+        "field_uniqueness",
+        "isin(['a', 'b'])",
+        "not_equal_to(b)",
+    }
+    # Pandera-polars has no string checks on categoricals (it fails the whole column).
+    polars_checks = [pa.Check.isin(["a", "b"]), pa.Check.ne("b")]
+    polars_cases = [c for c in cases if c[2] != "str_length(1, 1)"]
+    for polars_type in (pl.Categorical, pl.Enum(["a", "b", "z"])):
+        polars_schema = pal.DataFrameSchema(
+            {"c": pal.Column(polars_type, polars_checks, unique=True)}, name="S"
+        )
+        polars_frame = pl.DataFrame({"c": values}, schema={"c": polars_type})
+        got = assert_same_as_pandera(polars_schema, polars_frame)
+        assert [c[:3] + c[4:] for c in got] == [c[:3] + c[4:] for c in polars_cases]
+
+
+def test_decimals():
+    checks = [
+        pa.Check.ge(D("0")),
+        pa.Check.lt(D("10.5")),
+        pa.Check.isin([D("1.50"), D("2")]),
+        pa.Check.in_range(D("1.5"), D("2.25")),
+    ]
+    values = [D("1.50"), D("1.5"), D("-1"), D("10.50"), None, D("2.00"), D("2.25")]
+    arrow_dtype = pd.ArrowDtype(pyarrow.decimal128(6, 2))
+    schema = pa.DataFrameSchema(
+        {"d": pa.Column(arrow_dtype, checks, unique=True, nullable=False)}, name="S"
+    )
+    cases = assert_same_as_pandera(schema, pd.DataFrame({"d": pd.array(values, dtype=arrow_dtype)}))
+    assert ("Column", "d", "field_uniqueness", None, D("1.50"), 1) in cases
+    polars_schema = pal.DataFrameSchema(
+        {"d": pal.Column(pl.Decimal(6, 2), checks, unique=True, nullable=False)}, name="S"
+    )
+    polars_frame = pl.DataFrame({"d": values}, schema={"d": pl.Decimal(6, 2)})
+    assert assert_same_as_pandera(polars_schema, polars_frame) == cases
+
+
+def test_timestamps_with_time_zones():
+    paris = pd.to_datetime(
+        ["2024-01-01 00:30", "2024-01-01 02:00", None, "2024-01-01 00:30", "2024-03-31 03:00"]
+    ).tz_localize("Europe/Paris")
+    bound = pd.Timestamp("2024-01-01 01:00", tz="Europe/Paris")
+    checks = [pa.Check.ge(bound), pa.Check.lt(pd.Timestamp("2024-02-01", tz="Europe/Paris"))]
+    schema = pa.DataFrameSchema(
+        {"t": pa.Column(pd.DatetimeTZDtype(tz="Europe/Paris"), checks, unique=True)}, name="S"
+    )
+    cases = assert_same_as_pandera(schema, pd.DataFrame({"t": paris.as_unit("ns")}))
+    assert len(cases) == 6
+    polars_checks = [
+        pa.Check.ge(bound.to_pydatetime()),
+        pa.Check.lt(dt.datetime(2024, 2, 1, tzinfo=bound.tzinfo)),
+    ]
+    polars_schema = pal.DataFrameSchema(
+        {"t": pal.Column(pl.Datetime("us", "Europe/Paris"), polars_checks, unique=True)}, name="S"
+    )
+    polars_frame = pl.from_pandas(pd.DataFrame({"t": paris.as_unit("us")}))
+    assert [c[1:] for c in assert_same_as_pandera(polars_schema, polars_frame)] == [
+        c[1:] for c in cases
+    ]
+
+
+def test_wrong_dtype_still_runs_the_checks():
+    schema = pa.DataFrameSchema(
+        {"n": pa.Column("int64", [pa.Check.ge(0), pa.Check.isin([1, 2])])}, name="S"
+    )
+    frame = pd.DataFrame({"n": np.array([1, -2, 3], dtype="int32")})
+    cases = assert_same_as_pandera(schema, frame)
+    assert {c[2] for c in cases} == {
+        "dtype('int64')",
+        "greater_than_or_equal_to(0)",
+        "isin([1, 2])",
+    }
+    polars_schema = pal.DataFrameSchema(
+        {"n": pal.Column(pl.Int64, schema.columns["n"].checks)}, name="S"
+    )
+    polars_frame = pl.DataFrame({"n": [1, -2, 3]}, schema={"n": pl.Int32})
+    polars_cases = assert_same_as_pandera(polars_schema, polars_frame)
+    assert [c[2:] for c in polars_cases if c[5] is not None] == [
+        c[2:] for c in cases if c[5] is not None
+    ]
+    # Documented: the failure case of a wrong type names the Arrow type.
+    report = native_report(schema, frame)
+    dtype_case = [r for r in report.failure_cases.to_pylist() if r["check"] == "dtype('int64')"]
+    assert dtype_case == [
+        {
+            "schema_context": "Column",
+            "column": "n",
+            "check": "dtype('int64')",
+            "check_number": None,
+            "failure_case": "Int32",
+            "index": None,
+        }
+    ]
