@@ -59,12 +59,14 @@ def _typed(value: Any, arrow_type: pyarrow.DataType | None) -> Any:
         return str(value)
     if pyarrow.types.is_string_view(arrow_type):
         return str(value)
-    if isinstance(value, pd.Timestamp):
-        out = value.to_pydatetime()
-    elif isinstance(value, str):
+    if isinstance(value, str):
         out = pyarrow.array([value]).cast(arrow_type).to_pylist()[0]
-    else:
+    elif not isinstance(value, pd.Timestamp):
         out = pyarrow.array([value], type=arrow_type).to_pylist()[0]
+    else:
+        out = value
+    if isinstance(out, pd.Timestamp):  # pyarrow's nanosecond values, pandas' timestamps
+        out = out.to_pydatetime()
     if isinstance(out, dt.datetime) and out.tzinfo is not None:
         return out.astimezone(dt.UTC)  # the instant, whatever zone it is written in
     return None if _missing(out) else out
@@ -447,3 +449,292 @@ def test_wrong_dtype_still_runs_the_checks():
             "index": None,
         }
     ]
+
+
+# -- Differential testing over generated schemas ------------------------------------------
+
+_BASE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+
+
+def _column_values(rng: random.Random, kind: str, n: int) -> list:
+    if kind == "int":
+        return [rng.randint(-20, 20) for _ in range(n)]
+    if kind == "float":
+        return [round(rng.uniform(-20, 20), 2) for _ in range(n)]
+    if kind == "str":
+        return [rng.choice(["a", "ab", "abc", "b", "ba", "xyz", "é", ""]) for _ in range(n)]
+    return [_BASE + dt.timedelta(days=rng.randint(-10, 10)) for _ in range(n)]
+
+
+def _checks(rng: random.Random, kind: str) -> list:
+    # Lists of a float column hold floats (polars refuses ints there; pandas takes either).
+    cast = float if kind == "float" else int
+    if kind in ("int", "float"):
+        pool = [
+            lambda: pa.Check.ge(rng.randint(-15, 0)),
+            lambda: pa.Check.gt(rng.randint(-15, 0)),
+            lambda: pa.Check.le(rng.randint(0, 15)),
+            lambda: pa.Check.lt(rng.randint(0, 15)),
+            lambda: pa.Check.eq(rng.randint(-2, 2)),
+            lambda: pa.Check.ne(rng.randint(-2, 2)),
+            lambda: pa.Check.in_range(
+                rng.randint(-15, 0), rng.randint(0, 15), rng.random() < 0.5, rng.random() < 0.5
+            ),
+            lambda: pa.Check.isin(
+                [cast(v) for v in rng.sample(range(-20, 21), rng.choice([3, 20]))]
+            ),
+            lambda: pa.Check.notin([cast(v) for v in rng.sample(range(-20, 21), 5)]),
+        ]
+    elif kind == "str":
+        pool = [
+            lambda: pa.Check.isin(["a", "ab", "b", "xyz"]),
+            lambda: pa.Check.notin(["ba", "é"]),
+            lambda: pa.Check.str_length(rng.randint(0, 2), rng.randint(2, 3)),
+            lambda: pa.Check.str_length(rng.randint(1, 2)),
+            lambda: pa.Check.str_matches(rng.choice(["a", "[ab]+$", "x.z"])),
+            lambda: pa.Check.str_contains(rng.choice(["b", "^a", "z$"])),
+            lambda: pa.Check.str_startswith(rng.choice(["a", "x"])),
+            lambda: pa.Check.str_endswith(rng.choice(["b", "c"])),
+            lambda: pa.Check.eq("a"),
+        ]
+    else:
+        pool = [
+            lambda: pa.Check.ge(_BASE - dt.timedelta(days=rng.randint(0, 8))),
+            lambda: pa.Check.lt(_BASE + dt.timedelta(days=rng.randint(0, 8))),
+        ]
+    return [rng.choice(pool)() for _ in range(rng.randint(0, 3))]
+
+
+def _generated_case(seed: int) -> tuple[pa.DataFrameSchema, pd.DataFrame]:
+    rng = random.Random(seed)
+    n = rng.randint(5, 60)
+    dtypes = {"int": "Int64", "float": "float64", "str": str, "ts": pd.DatetimeTZDtype(tz="UTC")}
+    columns, data = {}, {}
+    for c in range(rng.randint(1, 5)):
+        kind = rng.choice(list(dtypes))
+        name = f"{kind}_{c}"
+        values = _column_values(rng, kind, n)
+        if rng.random() < 0.5:  # inject nulls
+            for i in rng.sample(range(n), rng.randint(1, 3)):
+                values[i] = None
+        columns[name] = pa.Column(
+            dtypes[kind],
+            _checks(rng, kind),
+            nullable=rng.random() < 0.5,
+            unique=rng.random() < 0.2,
+        )
+        data[name] = pd.Series(values, dtype=dtypes[kind])
+    unique = None
+    if len(columns) > 1 and rng.random() < 0.3:
+        unique = rng.sample(list(columns), 2)
+    return pa.DataFrameSchema(columns, name=f"Generated{seed}", unique=unique), pd.DataFrame(data)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_generated_schemas_fail_exactly_where_pandera_fails(seed):
+    schema, frame = _generated_case(seed)
+    assert_same_as_pandera(schema, frame)
+
+
+@pytest.mark.parametrize("seed", range(0, 60, 2))
+def test_generated_polars_schemas_fail_exactly_where_pandera_polars_fails(seed):
+    schema, frame = _generated_case(seed)
+    data = pl.from_pandas(frame).with_columns(pl.col(pl.Datetime).dt.cast_time_unit("us"))
+    assert_same_as_pandera(polars_twin(schema), data)
+
+
+# -- Frames above the engine's parallel-uniqueness threshold -------------------------------------
+
+# rust/phlo-core/src/validate/unique.rs: SMALL_INPUT; above it keys are radix-partitioned and
+# checked on all cores.
+PARALLEL_UNIQUE_ROWS = 1 << 16
+
+
+def _planted_duplicates(n: int) -> tuple[dict[str, list[Any]], dict[str, set[int]]]:
+    """Columns of `n` rows, unique but for planted duplicates (pairs and triples, early rows
+    copied far later, so into other batches, partitions and threads; nulls, NaN and -0.0 in
+    keys), and the rows a plain Python model says are duplicated, per key."""
+    rng = random.Random(7)
+    ids = list(range(n))
+    rng.shuffle(ids)
+    i_id: list[Any] = list(ids)
+    s_code: list[Any] = [f"c{v}" for v in ids]
+    f_val: list[Any] = [float(v) + 0.5 for v in ids]
+    i_k: list[Any] = [v // 3 for v in ids]
+    s_k: list[Any] = [str(v % 3) for v in ids]
+    early = rng.sample(range(n // 4), 90)
+    late = rng.sample(range(n // 2, n), 90)
+    for a, b in zip(early[:40], late[:40], strict=True):
+        i_id[b] = i_id[a]
+    for a, b in zip(early[40:50], late[40:50], strict=True):
+        i_id[b] = i_id[a]
+        i_id[b - 1] = i_id[a]  # a triple
+        s_code[b] = s_code[a]
+    for r in late[50:60]:
+        s_code[r] = None  # null codes: equal keys, but missing
+    for a, b in zip(early[60:75], late[60:75], strict=True):
+        i_k[b], s_k[b] = i_k[a], s_k[a]
+    for r in late[75:80]:
+        i_k[r], s_k[r] = None, "x"  # a null key part, five times
+    f_val[early[80]], f_val[late[80]] = 0.0, -0.0
+    for r in (*early[81:84], *late[81:84]):
+        f_val[r] = float("nan")
+    f_val[late[84]] = f_val[late[85]] = None
+    columns = {"i_id": i_id, "s_code": s_code, "f_val": f_val, "i_k": i_k, "s_k": s_k}
+
+    def canonical(v: Any) -> Any:
+        return (
+            ("missing" if _missing(v) else v)
+            if not isinstance(v, float)
+            else ("missing" if math.isnan(v) else v + 0.0)
+        )
+
+    def duplicated(keys: list[Any]) -> set[int]:
+        counts = Counter(keys)
+        return {r for r, k in enumerate(keys) if counts[k] > 1}
+
+    oracle = {
+        name: duplicated([canonical(v) for v in columns[name]])
+        for name in ("i_id", "s_code", "f_val")
+    }
+    oracle["i_k+s_k"] = duplicated(list(zip(map(canonical, i_k), s_k, strict=True)))
+    return columns, oracle
+
+
+def _in_batches(table: pyarrow.Table, count: int) -> pyarrow.Table:
+    """`table` as `count` record batches, so duplicates are found across batches."""
+    size = -(-table.num_rows // count)
+    chunked = pyarrow.Table.from_batches(table.combine_chunks().to_batches(max_chunksize=size))
+    assert len(chunked.to_batches()) == count
+    return chunked
+
+
+def test_uniqueness_above_the_parallel_threshold_finds_exactly_the_planted_duplicates():
+    n = 3 * PARALLEL_UNIQUE_ROWS + 123
+    columns, oracle = _planted_duplicates(n)
+    assert len(oracle["i_id"]) == 40 * 2 + 10 * 3 and len(oracle["i_k+s_k"]) == 15 * 2 + 5
+    schema = pa.DataFrameSchema(
+        {
+            "i_id": pa.Column("Int64", unique=True),
+            "s_code": pa.Column(str, unique=True, nullable=True),
+            "f_val": pa.Column(float, unique=True, nullable=True),
+            "i_k": pa.Column("Int64", nullable=True),
+            "s_k": pa.Column(str),
+        },
+        name="Big",
+        unique=["i_k", "s_k"],
+    )
+    frame = pd.DataFrame(
+        {
+            **columns,
+            "i_id": pd.array(columns["i_id"], dtype="Int64"),
+            "i_k": pd.array(columns["i_k"], dtype="Int64"),
+        }
+    )
+    chunked = _in_batches(pyarrow.Table.from_pandas(frame, preserve_index=False), 7)
+    cases = assert_same_as_pandera(schema, frame, chunked)
+    rows = lambda column, check: {c[5] for c in cases if c[1] == column and c[2] == check}  # noqa: E731
+    assert rows("i_id", "field_uniqueness") == oracle["i_id"]
+    # pandas: missing values are equal keys but are not failure cases.
+    assert rows("s_code", "field_uniqueness") == {
+        r for r in oracle["s_code"] if columns["s_code"][r] is not None
+    }
+    assert rows("f_val", "field_uniqueness") == {
+        r for r in oracle["f_val"] if not _missing(columns["f_val"][r])
+    }
+    assert rows("s_k", "multiple_fields_uniqueness") == oracle["i_k+s_k"]
+
+    # NaN stays NaN in polars (pandas made it null).
+    nan = pl.Series("f_val", columns["f_val"], dtype=pl.Float64, nan_to_null=False)
+    polars_frame = pl.DataFrame(columns).with_columns(nan)
+    polars_data = _in_batches(polars_frame.to_arrow(), 5)
+    polars_cases = assert_same_as_pandera(polars_twin(schema), polars_frame, polars_data)
+    rows = lambda column, check: {c[5] for c in polars_cases if c[1] == column and c[2] == check}  # noqa: E731
+    assert rows("i_id", "field_uniqueness") == oracle["i_id"]
+    assert rows("s_code", "field_uniqueness") == oracle["s_code"]
+    nan_or_null = {r for r in oracle["f_val"] if _missing(columns["f_val"][r])}
+    # polars: NaN and null are different keys, each duplicated here.
+    assert rows("f_val", "field_uniqueness") == oracle["f_val"] and len(nan_or_null) == 8
+    assert rows("Big", "multiple_fields_uniqueness") == oracle["i_k+s_k"]
+
+
+# -- Property-based: random small contracts and frames ------------------------------------------
+
+_VALUES = {
+    "i": st.one_of(st.none(), st.integers(-3, 3)),
+    "f": st.one_of(st.none(), st.sampled_from([0.0, -0.0, 1.5, -2.0, 3.0, float("nan")])),
+    "s": st.one_of(st.none(), st.sampled_from(["", "a", "ab", "b", "é", "abc", "ba"])),
+}
+_NUMBER = st.integers(-3, 3)
+_CHECKS = {
+    "i": [
+        st.builds(pa.Check.ge, _NUMBER),
+        st.builds(pa.Check.lt, _NUMBER),
+        st.builds(pa.Check.ne, _NUMBER),
+        st.builds(
+            pa.Check.in_range, st.integers(-3, 0), st.integers(1, 4), st.booleans(), st.booleans()
+        ),
+        st.builds(pa.Check.isin, st.lists(_NUMBER, min_size=1, max_size=4)),
+        st.builds(pa.Check.notin, st.lists(_NUMBER, min_size=1, max_size=4)),
+    ],
+    "f": [
+        st.builds(pa.Check.ge, _NUMBER),
+        st.builds(pa.Check.le, st.sampled_from([0, 1.5, -0.0])),
+        st.builds(pa.Check.gt, st.sampled_from([-2.0, 0.0])),
+        st.builds(pa.Check.eq, st.sampled_from([0.0, 1.5])),
+        st.builds(
+            pa.Check.isin, st.lists(st.sampled_from([0.0, 1.5, 3.0]), min_size=1, max_size=3)
+        ),
+    ],
+    "s": [
+        st.builds(pa.Check.str_length, st.integers(0, 2), st.integers(1, 3)),
+        st.builds(pa.Check.str_matches, st.sampled_from(["a", "[ab]+$", "é|b"])),
+        st.builds(pa.Check.str_contains, st.sampled_from(["b", "^a", "a$"])),
+        st.builds(pa.Check.str_startswith, st.sampled_from(["a", "b"])),
+        st.builds(pa.Check.str_endswith, st.sampled_from(["a", "c"])),
+        st.builds(
+            pa.Check.isin, st.lists(st.sampled_from(["a", "ab", "é", ""]), min_size=1, max_size=3)
+        ),
+        st.builds(pa.Check.ne, st.sampled_from(["a", ""])),
+    ],
+}
+_PANDAS_TYPES = {"i": "Int64", "f": "float64", "s": str}
+
+
+@st.composite
+def contracts(draw: st.DrawFn) -> tuple[pa.DataFrameSchema, dict[str, list[Any]]]:
+    """A pandas schema over 1-3 columns (named by kind) with random checks, nullability and
+    uniqueness, and the rows to validate."""
+    kinds = draw(st.lists(st.sampled_from("ifs"), min_size=1, max_size=3))
+    n = draw(st.integers(1, 12))
+    columns, data = {}, {}
+    for c, kind in enumerate(kinds):
+        name = f"{kind}{c}"
+        checks = draw(st.lists(st.one_of(_CHECKS[kind]), max_size=3))
+        columns[name] = pa.Column(
+            _PANDAS_TYPES[kind],
+            checks,
+            nullable=draw(st.booleans()),
+            unique=draw(st.booleans()),
+        )
+        data[name] = draw(st.lists(_VALUES[kind], min_size=n, max_size=n))
+    unique = draw(st.none() | st.just(list(columns))) if len(columns) > 1 else None
+    return pa.DataFrameSchema(columns, name="Drawn", unique=unique), data
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(contracts())
+def test_random_contracts_fail_exactly_where_pandera_fails(contract):
+    schema, data = contract
+    frame = pd.DataFrame(
+        {name: pd.Series(values, dtype=_PANDAS_TYPES[name[0]]) for name, values in data.items()}
+    )
+    assert_same_as_pandera(schema, frame)
+    polars_types = {name: _POLARS_TYPES[name[0]] for name in data}
+    assert_same_as_pandera(polars_twin(schema), pl.DataFrame(data, schema=polars_types))

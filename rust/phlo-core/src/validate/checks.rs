@@ -28,12 +28,17 @@ type CheckResult<T> = std::result::Result<T, Unsupported>;
 /// `isin` lists longer than this are looked up in a hash set instead of OR-ing comparisons.
 const SMALL_LIST: usize = 16;
 
-/// Rows that are missing for Pandera: null, or NaN in a float column.
-pub fn missing(array: &ArrayRef) -> BooleanBuffer {
-    let nulls = match array.logical_nulls() {
+/// Null rows.
+pub fn nulls(array: &ArrayRef) -> BooleanBuffer {
+    match array.logical_nulls() {
         Some(n) => !n.inner(),
         None => BooleanBuffer::new_unset(array.len()),
-    };
+    }
+}
+
+/// Rows that are missing for Pandera: null, or NaN in a float column.
+pub fn missing(array: &ArrayRef) -> BooleanBuffer {
+    let nulls = nulls(array);
     let nan = match array.data_type() {
         DataType::Float64 => Some(nan_mask(
             array.as_primitive::<Float64Type>().values(),
@@ -59,7 +64,8 @@ fn nan_mask<T: Copy>(values: &[T], is_nan: impl Fn(T) -> bool) -> BooleanBuffer 
     BooleanBuffer::collect_bool(values.len(), |i| is_nan(values[i]))
 }
 
-/// Positions of the rows of `array` that fail `rule`; `missing` marks null/NaN rows.
+/// Positions of the rows of `array` that fail `rule`; `missing` marks the rows `ignore_na`
+/// skips.
 pub fn failing_rows(
     array: &ArrayRef,
     missing: &BooleanBuffer,

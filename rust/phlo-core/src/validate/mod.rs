@@ -306,7 +306,12 @@ fn column_task(
     }
     let mut offset = 0;
     for (array, input) in arrays.iter().zip(&inputs) {
-        let missing = checks::missing(array);
+        // What checks skip: pandas skips NaN with nulls; polars compares NaN (above every
+        // number, as Arrow's kernels do).
+        let missing = match plan.backend {
+            Backend::Pandas => checks::missing(array),
+            Backend::Polars => checks::nulls(array),
+        };
         if !rule.nullable {
             // Values that failed coercion are reported as such, not as nulls.
             let rows: Vec<usize> = checks::missing(input).set_indices().collect();
