@@ -738,3 +738,121 @@ def test_random_contracts_fail_exactly_where_pandera_fails(contract):
     assert_same_as_pandera(schema, frame)
     polars_types = {name: _POLARS_TYPES[name[0]] for name in data}
     assert_same_as_pandera(polars_twin(schema), pl.DataFrame(data, schema=polars_types))
+
+
+# -- Where phlo deliberately differs (docs/validation.md) ----------------------------------------
+
+
+def test_schema_level_failures_of_an_unnamed_schema_are_named_dataframeschema():
+    schema = pa.DataFrameSchema({"a": pa.Column(float), "z": pa.Column(int)}, strict=True)
+    frame = pd.DataFrame({"a": [1.0], "q": [1]})
+    pandera = {(r["check"], r["column"], r["failure_case"]) for r in pandera_rows(schema, frame)}
+    assert pandera == {("column_in_schema", None, "q"), ("column_in_dataframe", None, "z")}
+    cases = {
+        (r["check"], r["column"], r["failure_case"])
+        for r in native_report(schema, frame).failure_cases.to_pylist()
+    }
+    assert cases == {
+        ("column_in_schema", "DataFrameSchema", "q"),
+        ("column_in_dataframe", "DataFrameSchema", "z"),
+    }
+
+
+def test_checks_of_a_column_that_failed_coercion_fail_as_a_whole():
+    checks = [pa.Check.ge(0), pa.Check.isin([1, 2])]
+    schema = pa.DataFrameSchema({"n": pa.Column(int, checks, coerce=True)}, name="S")
+    polars_schema = pal.DataFrameSchema({"n": pal.Column(pl.Int64, checks, coerce=True)}, name="S")
+    values = ["1", "x", "-1", None]
+    expected = [
+        ("Column", "n", "coerce_dtype('{dtype}')", None, "x", 1),
+        ("Column", "n", "dtype('{dtype}')", None, "x", 1),
+        ("Column", "n", "not_nullable", None, None, 3),
+        (
+            "Column",
+            "n",
+            "greater_than_or_equal_to(0)",
+            0,
+            "not evaluated: the column failed coercion",
+            None,
+        ),
+        ("Column", "n", "isin([1, 2])", 1, "not evaluated: the column failed coercion", None),
+    ]
+    for model, frame, dtype in (
+        (schema, pd.DataFrame({"n": values}), "int64"),
+        (polars_schema, pl.DataFrame({"n": values}), "Int64"),
+    ):
+        report = native_report(model, frame)
+        cases = [tuple(r.values()) for r in report.failure_cases.to_pylist()]
+        assert sorted(cases, key=repr) == sorted(
+            [(c[0], c[1], c[2].format(dtype=dtype), *c[3:]) for c in expected], key=repr
+        )
+        # Pandera reports the same unconvertible value and row (and the null, which it counts
+        # as not converted; phlo's Arrow columns hold nulls), and fails the same checks as a whole with
+        # its backend's error text (polars: coercion once, at the schema level).
+        pandera = pandera_rows(model, frame)
+        coerce = {(r["failure_case"], r["index"]) for r in pandera if "coerce_dtype" in r["check"]}
+        assert {c for c in coerce if not _missing(c[0])} == {("x", 1)}
+        assert {c[1] for c in coerce if _missing(c[0])} == {3}
+        whole = [(r["check"], r["check_number"]) for r in pandera if r["index"] is None]
+        assert ("greater_than_or_equal_to(0)", 0) in whole
+
+
+def test_tz_aware_timestamps_of_any_unit_and_zone_satisfy_a_tz_aware_column():
+    schema = pa.DataFrameSchema(
+        {
+            "t": pa.Column(
+                pd.DatetimeTZDtype(tz="UTC"), pa.Check.ge(pd.Timestamp("2024-01-01", tz="UTC"))
+            )
+        },
+        name="S",
+    )
+    paris = pd.to_datetime(["2024-01-01 00:30", "2024-01-01 02:00"]).tz_localize("Europe/Paris")
+    for times in (paris.as_unit("ns"), paris.tz_convert("UTC").as_unit("us")):
+        frame = pd.DataFrame({"t": times})
+        pandera = pandera_rows(schema, frame)
+        assert [r["check"] for r in pandera if r["index"] is None] == [
+            "dtype('datetime64[ns, UTC]')"
+        ]
+        cases = native_report(schema, frame).failure_cases.to_pylist()
+        # Only the value check: 00:30 in Paris is 23:30 UTC the day before.
+        assert [(r["check"], r["index"]) for r in cases] == [
+            ("greater_than_or_equal_to(2024-01-01 00:00:00+00:00)", 0)
+        ]
+        assert [(r["check"], r["index"]) for r in pandera if r["index"] is not None] == [
+            ("greater_than_or_equal_to(2024-01-01 00:00:00+00:00)", 0)
+        ]
+
+
+def test_polars_comparisons_across_zones_and_number_kinds_compare_values():
+    bound = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    schema = pal.DataFrameSchema(
+        {
+            "t": pal.Column(pl.Datetime("us", "Europe/Paris"), pa.Check.ge(bound)),
+            "f": pal.Column(pl.Float64, pa.Check.isin([1, 2])),
+        },
+        name="S",
+    )
+    paris = pd.to_datetime(["2024-01-01 00:30", "2024-01-01 02:00"]).tz_localize("Europe/Paris")
+    frame = pl.from_pandas(pd.DataFrame({"t": paris.as_unit("us"), "f": [1.0, 3.0]}))
+    pandera = pandera_rows(schema, frame)
+    # Pandera-polars cannot compare them and fails both checks as a whole.
+    assert {(r["column"], r["index"]) for r in pandera} == {("t", None), ("f", None)}
+    cases = native_report(schema, frame).failure_cases.to_pylist()
+    assert [(r["column"], r["index"]) for r in cases] == [("t", 0), ("f", 1)]
+
+
+def test_report_duplicates_follows_pandas():
+    for keep in ("exclude_first", "exclude_last"):
+        schema = pa.DataFrameSchema(
+            {"i": pa.Column("Int64", unique=True, report_duplicates=keep), "s": pa.Column(str)},
+            name="S",
+            unique=["i", "s"],
+            report_duplicates=keep,
+        )
+        frame = pd.DataFrame(
+            {
+                "i": pd.array([1, 2, 1, 1, None, None], dtype="Int64"),
+                "s": ["a", "b", "a", "c", "d", "d"],
+            }
+        )
+        assert_same_as_pandera(schema, frame)
