@@ -601,12 +601,9 @@ def _planted_duplicates(n: int) -> tuple[dict[str, list[Any]], dict[str, set[int
     return columns, oracle
 
 
-def _in_batches(table: pyarrow.Table, count: int) -> pyarrow.Table:
-    """`table` as `count` record batches, so duplicates are found across batches."""
-    size = -(-table.num_rows // count)
-    chunked = pyarrow.Table.from_batches(table.combine_chunks().to_batches(max_chunksize=size))
-    assert len(chunked.to_batches()) == count
-    return chunked
+def _in_batches(table: pyarrow.Table, size: int) -> pyarrow.Table:
+    """`table` as record batches of `size` rows, so that the engine works across batches."""
+    return pyarrow.Table.from_batches(table.combine_chunks().to_batches(max_chunksize=size))
 
 
 def test_uniqueness_above_the_parallel_threshold_finds_exactly_the_planted_duplicates():
@@ -631,7 +628,8 @@ def test_uniqueness_above_the_parallel_threshold_finds_exactly_the_planted_dupli
             "i_k": pd.array(columns["i_k"], dtype="Int64"),
         }
     )
-    chunked = _in_batches(pyarrow.Table.from_pandas(frame, preserve_index=False), 7)
+    chunked = _in_batches(pyarrow.Table.from_pandas(frame, preserve_index=False), n // 7 + 1)
+    assert len(chunked.to_batches()) == 7
     cases = assert_same_as_pandera(schema, frame, chunked)
     rows = lambda column, check: {c[5] for c in cases if c[1] == column and c[2] == check}  # noqa: E731
     assert rows("i_id", "field_uniqueness") == oracle["i_id"]
@@ -647,7 +645,8 @@ def test_uniqueness_above_the_parallel_threshold_finds_exactly_the_planted_dupli
     # NaN stays NaN in polars (pandas made it null).
     nan = pl.Series("f_val", columns["f_val"], dtype=pl.Float64, nan_to_null=False)
     polars_frame = pl.DataFrame(columns).with_columns(nan)
-    polars_data = _in_batches(polars_frame.to_arrow(), 5)
+    polars_data = _in_batches(polars_frame.to_arrow(), n // 5 + 1)
+    assert len(polars_data.to_batches()) == 5
     polars_cases = assert_same_as_pandera(polars_twin(schema), polars_frame, polars_data)
     rows = lambda column, check: {c[5] for c in polars_cases if c[1] == column and c[2] == check}  # noqa: E731
     assert rows("i_id", "field_uniqueness") == oracle["i_id"]
@@ -664,7 +663,9 @@ _VALUES = {
     "i": st.one_of(st.none(), st.integers(-3, 3)),
     "f": st.one_of(st.none(), st.sampled_from([0.0, -0.0, 1.5, -2.0, 3.0, float("nan")])),
     "s": st.one_of(st.none(), st.sampled_from(["", "a", "ab", "b", "é", "abc", "ba"])),
+    "t": st.one_of(st.none(), st.sampled_from([_BASE + dt.timedelta(hours=h) for h in (-1, 0, 5)])),
 }
+_INSTANT = st.sampled_from([_BASE, _BASE + dt.timedelta(hours=2)])
 _NUMBER = st.integers(-3, 3)
 _CHECKS = {
     "i": [
@@ -687,7 +688,7 @@ _CHECKS = {
         ),
     ],
     "s": [
-        st.builds(pa.Check.str_length, st.integers(0, 2), st.integers(1, 3)),
+        st.builds(pa.Check.str_length, st.integers(0, 1), st.integers(1, 3)),
         st.builds(pa.Check.str_matches, st.sampled_from(["a", "[ab]+$", "é|b"])),
         st.builds(pa.Check.str_contains, st.sampled_from(["b", "^a", "a$"])),
         st.builds(pa.Check.str_startswith, st.sampled_from(["a", "b"])),
@@ -697,15 +698,20 @@ _CHECKS = {
         ),
         st.builds(pa.Check.ne, st.sampled_from(["a", ""])),
     ],
+    "t": [
+        st.builds(pa.Check.ge, _INSTANT),
+        st.builds(pa.Check.lt, _INSTANT),
+        st.builds(pa.Check.ne, _INSTANT),
+    ],
 }
-_PANDAS_TYPES = {"i": "Int64", "f": "float64", "s": str}
+_PANDAS_TYPES = {"i": "Int64", "f": "float64", "s": str, "t": pd.DatetimeTZDtype(tz="UTC")}
 
 
 @st.composite
-def contracts(draw: st.DrawFn) -> tuple[pa.DataFrameSchema, dict[str, list[Any]]]:
+def contracts(draw: st.DrawFn) -> tuple[pa.DataFrameSchema, dict[str, list[Any]], int]:
     """A pandas schema over 1-3 columns (named by kind) with random checks, nullability and
-    uniqueness, and the rows to validate."""
-    kinds = draw(st.lists(st.sampled_from("ifs"), min_size=1, max_size=3))
+    uniqueness, the rows to validate, and the size of the batches phlo reads them in."""
+    kinds = draw(st.lists(st.sampled_from("ifst"), min_size=1, max_size=3))
     n = draw(st.integers(1, 12))
     columns, data = {}, {}
     for c, kind in enumerate(kinds):
@@ -719,7 +725,8 @@ def contracts(draw: st.DrawFn) -> tuple[pa.DataFrameSchema, dict[str, list[Any]]
         )
         data[name] = draw(st.lists(_VALUES[kind], min_size=n, max_size=n))
     unique = draw(st.none() | st.just(list(columns))) if len(columns) > 1 else None
-    return pa.DataFrameSchema(columns, name="Drawn", unique=unique), data
+    schema = pa.DataFrameSchema(columns, name="Drawn", unique=unique)
+    return schema, data, draw(st.integers(1, n))
 
 
 @settings(
@@ -731,13 +738,16 @@ def contracts(draw: st.DrawFn) -> tuple[pa.DataFrameSchema, dict[str, list[Any]]
 )
 @given(contracts())
 def test_random_contracts_fail_exactly_where_pandera_fails(contract):
-    schema, data = contract
+    schema, data, batch_rows = contract
     frame = pd.DataFrame(
         {name: pd.Series(values, dtype=_PANDAS_TYPES[name[0]]) for name, values in data.items()}
     )
-    assert_same_as_pandera(schema, frame)
+    table = pyarrow.Table.from_pandas(frame, preserve_index=False)
+    assert_same_as_pandera(schema, frame, _in_batches(table, batch_rows))
     polars_types = {name: _POLARS_TYPES[name[0]] for name in data}
-    assert_same_as_pandera(polars_twin(schema), pl.DataFrame(data, schema=polars_types))
+    polars_frame = pl.DataFrame(data, schema=polars_types)
+    polars_data = _in_batches(polars_frame.to_arrow(), batch_rows)
+    assert_same_as_pandera(polars_twin(schema), polars_frame, polars_data)
 
 
 # -- Where phlo deliberately differs (docs/validation.md) ----------------------------------------
