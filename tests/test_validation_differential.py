@@ -558,6 +558,36 @@ def test_generated_polars_schemas_fail_exactly_where_pandera_polars_fails(seed):
     assert_same_as_pandera(polars_twin(schema), data)
 
 
+def test_a_check_across_kinds_is_left_to_pandera():
+    # Text where a number is declared (no coercion): comparing "10" with 5 is Pandera's to
+    # judge (its backend fails the whole column); the engine does not cast the operand.
+    checks = [pa.Check.ge(5), pa.Check.str_length(1, 1)]
+    schema = pa.DataFrameSchema({"n": pa.Column("int64", checks)}, name="S")
+    frame = pd.DataFrame({"n": ["10", "7", "x"]})
+    report = phlo.Validator(schema).report(frame)
+    assert report.native_checks == ["n: str_length(1, 1)"]
+    assert report.pandera_checks == ["n: greater_than_or_equal_to(5)"]
+    cases = {(r["check"], r["check_number"], r["index"]) for r in report.failure_cases.to_pylist()}
+    pandera = {
+        (r["check"], r["check_number"], _index(r["index"])) for r in pandera_rows(schema, frame)
+    }
+    # The wrong type: one case naming the Arrow type (Pandera-pandas lists "x", the value
+    # that would not convert).
+    assert ("dtype('int64')", None, None) in cases and ("dtype('int64')", None, 2) in pandera
+    assert (
+        {c for c in cases if c[1] is not None}
+        == {c for c in pandera if c[1] is not None}
+        == {
+            ("greater_than_or_equal_to(5)", 0, None),
+            ("str_length(1, 1)", 1, 0),
+        }
+    )
+
+
+def _index(value: Any) -> int | None:
+    return None if _missing(value) else int(value)
+
+
 # -- Frames above the engine's parallel-uniqueness threshold -------------------------------------
 
 # rust/phlo-core/src/validate/unique.rs: SMALL_INPUT; above it keys are radix-partitioned and
