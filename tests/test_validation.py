@@ -1,11 +1,11 @@
 """phlo.validate against Pandera itself: the same failures (column, check, row) on the same
-data, for a hand-written contract and for many generated ones; plus coercion, strictness,
-custom checks run by Pandera, error records, and polars / pyarrow-typed models."""
+data for the seed's contract; plus coercion, strictness, custom checks run by Pandera, error
+records, and polars / pyarrow-typed models. Value-for-value differential tests (generated
+schemas, property-based, large frames) are in test_validation_differential.py."""
 
 from __future__ import annotations
 
 import datetime as dt
-import random
 
 import pandas as pd
 import pandera.pandas as pa
@@ -213,115 +213,6 @@ def test_polars_and_pyarrow_typed_models():
 def test_a_non_pandera_schema_is_a_clear_error():
     with pytest.raises(errors.SchemaError, match="not a Pandera schema"):
         phlo.validate(events(2), {"id": str})
-
-
-# -- Differential testing over generated schemas ------------------------------------------
-
-_BASE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-
-
-def _column_values(rng: random.Random, kind: str, n: int) -> list:
-    if kind == "int":
-        return [rng.randint(-20, 20) for _ in range(n)]
-    if kind == "float":
-        return [round(rng.uniform(-20, 20), 2) for _ in range(n)]
-    if kind == "str":
-        return [rng.choice(["a", "ab", "abc", "b", "ba", "xyz", "é", ""]) for _ in range(n)]
-    return [_BASE + dt.timedelta(days=rng.randint(-10, 10)) for _ in range(n)]
-
-
-def _checks(rng: random.Random, kind: str) -> list:
-    # Lists of a float column hold floats (polars refuses ints there; pandas takes either).
-    cast = float if kind == "float" else int
-    if kind in ("int", "float"):
-        pool = [
-            lambda: pa.Check.ge(rng.randint(-15, 0)),
-            lambda: pa.Check.gt(rng.randint(-15, 0)),
-            lambda: pa.Check.le(rng.randint(0, 15)),
-            lambda: pa.Check.lt(rng.randint(0, 15)),
-            lambda: pa.Check.eq(rng.randint(-2, 2)),
-            lambda: pa.Check.ne(rng.randint(-2, 2)),
-            lambda: pa.Check.in_range(
-                rng.randint(-15, 0), rng.randint(0, 15), rng.random() < 0.5, rng.random() < 0.5
-            ),
-            lambda: pa.Check.isin(
-                [cast(v) for v in rng.sample(range(-20, 21), rng.choice([3, 20]))]
-            ),
-            lambda: pa.Check.notin([cast(v) for v in rng.sample(range(-20, 21), 5)]),
-        ]
-    elif kind == "str":
-        pool = [
-            lambda: pa.Check.isin(["a", "ab", "b", "xyz"]),
-            lambda: pa.Check.notin(["ba", "é"]),
-            lambda: pa.Check.str_length(rng.randint(0, 2), rng.randint(2, 3)),
-            lambda: pa.Check.str_length(rng.randint(1, 2)),
-            lambda: pa.Check.str_matches(rng.choice(["a", "[ab]+$", "x.z"])),
-            lambda: pa.Check.str_contains(rng.choice(["b", "^a", "z$"])),
-            lambda: pa.Check.str_startswith(rng.choice(["a", "x"])),
-            lambda: pa.Check.str_endswith(rng.choice(["b", "c"])),
-            lambda: pa.Check.eq("a"),
-        ]
-    else:
-        pool = [
-            lambda: pa.Check.ge(_BASE - dt.timedelta(days=rng.randint(0, 8))),
-            lambda: pa.Check.lt(_BASE + dt.timedelta(days=rng.randint(0, 8))),
-        ]
-    return [rng.choice(pool)() for _ in range(rng.randint(0, 3))]
-
-
-def _generated_case(seed: int) -> tuple[pa.DataFrameSchema, pd.DataFrame]:
-    rng = random.Random(seed)
-    n = rng.randint(5, 60)
-    dtypes = {"int": "Int64", "float": "float64", "str": str, "ts": pd.DatetimeTZDtype(tz="UTC")}
-    columns, data = {}, {}
-    for c in range(rng.randint(1, 5)):
-        kind = rng.choice(list(dtypes))
-        name = f"{kind}_{c}"
-        values = _column_values(rng, kind, n)
-        if rng.random() < 0.5:  # inject nulls
-            for i in rng.sample(range(n), rng.randint(1, 3)):
-                values[i] = None
-        columns[name] = pa.Column(
-            dtypes[kind],
-            _checks(rng, kind),
-            nullable=rng.random() < 0.5,
-            unique=rng.random() < 0.2,
-        )
-        data[name] = pd.Series(values, dtype=dtypes[kind])
-    unique = None
-    if len(columns) > 1 and rng.random() < 0.3:
-        unique = rng.sample(list(columns), 2)
-    return pa.DataFrameSchema(columns, name=f"Generated{seed}", unique=unique), pd.DataFrame(data)
-
-
-@pytest.mark.parametrize("seed", range(60))
-def test_generated_schemas_fail_exactly_where_pandera_fails(seed):
-    schema, frame = _generated_case(seed)
-    assert phlo_failures(schema, frame) == pandera_failures(schema, frame)
-
-
-_POLARS_TYPES = {
-    "int": pl.Int64,
-    "float": pl.Float64,
-    "str": pl.String,
-    "ts": pl.Datetime("us", "UTC"),
-}
-
-
-@pytest.mark.parametrize("seed", range(0, 60, 2))
-def test_generated_polars_schemas_fail_exactly_where_pandera_polars_fails(seed):
-    # The same contracts as polars models: nulls count as equal keys and multi-column
-    # duplicates are reported per row, as Pandera's polars backend does.
-    schema, frame = _generated_case(seed)
-    columns = {
-        name: pal.Column(
-            _POLARS_TYPES[name.split("_")[0]], col.checks, nullable=col.nullable, unique=col.unique
-        )
-        for name, col in schema.columns.items()
-    }
-    polars_schema = pal.DataFrameSchema(columns, name=schema.name, unique=schema.unique)
-    data = pl.from_pandas(frame).with_columns(pl.col(pl.Datetime).dt.cast_time_unit("us"))
-    assert phlo_failures(polars_schema, data) == pandera_failures(polars_schema, data)
 
 
 def test_cli_validates_a_file_against_a_schema(tmp_path):

@@ -91,7 +91,7 @@ def validation_plan(schema: Any, *, max_failure_cases: int | None = None) -> Val
         for number, check in enumerate(column.checks):
             check_name = str(check.error or check.name)
             try:
-                checks.append(_compile_check(check, number, check_name))
+                checks.append(_compile_check(check, number, check_name, backend))
                 native.append(f"{column_name}: {check_name}")
             except _NotCompilable:
                 by_pandera.append(PanderaCheck(column_name, number, check, check_name))
@@ -102,6 +102,7 @@ def validation_plan(schema: Any, *, max_failure_cases: int | None = None) -> Val
                 "coerce": bool(column.coerce or resolved.coerce),
                 "nullable": bool(column.nullable),
                 "unique": bool(column.unique),
+                "report_duplicates": str(getattr(column, "report_duplicates", "all")),
                 "required": bool(column.required),
                 "checks": checks,
             }
@@ -116,6 +117,7 @@ def validation_plan(schema: Any, *, max_failure_cases: int | None = None) -> Val
         "columns": columns,
         "max_failure_cases": max_failure_cases,
         "backend": backend,
+        "report_duplicates": str(getattr(resolved, "report_duplicates", "all")),
     }
     return ValidationPlan(
         schema=resolved,
@@ -129,7 +131,7 @@ def validation_plan(schema: Any, *, max_failure_cases: int | None = None) -> Val
     )
 
 
-def _compile_check(check: Any, number: int, name: str) -> dict[str, Any]:
+def _compile_check(check: Any, number: int, name: str, backend: Backend) -> dict[str, Any]:
     builtin = _BUILTINS.get(check.name)
     stats = check.statistics or {}
     if builtin is None or getattr(check, "groupby", None) is not None:
@@ -149,6 +151,11 @@ def _compile_check(check: Any, number: int, name: str) -> dict[str, Any]:
                 raise _NotCompilable
             pattern = pattern.pattern
         values = [str(pattern)]
+        if op == "str_matches" and backend == "polars":
+            # Pandera-polars anchors by prefixing "^" to the pattern as written (so "a|b"
+            # means "^a" or "b" anywhere), unlike Python's re.match.
+            op = "str_contains"
+            values = [values[0] if values[0].startswith("^") else f"^{values[0]}"]
     else:
         values = [_operand(stats[k]) for k in keys]
     return {

@@ -16,6 +16,7 @@ use arrow_row::{RowConverter, SortField};
 use arrow_schema::DataType;
 use serde_json::Value;
 
+use super::floats;
 use super::plan::{CheckOp, CheckRule};
 
 /// Why a check was left to Pandera.
@@ -27,12 +28,17 @@ type CheckResult<T> = std::result::Result<T, Unsupported>;
 /// `isin` lists longer than this are looked up in a hash set instead of OR-ing comparisons.
 const SMALL_LIST: usize = 16;
 
-/// Rows that are missing for Pandera: null, or NaN in a float column.
-pub fn missing(array: &ArrayRef) -> BooleanBuffer {
-    let nulls = match array.logical_nulls() {
+/// Null rows.
+pub fn nulls(array: &ArrayRef) -> BooleanBuffer {
+    match array.logical_nulls() {
         Some(n) => !n.inner(),
         None => BooleanBuffer::new_unset(array.len()),
-    };
+    }
+}
+
+/// Rows that are missing for Pandera: null, or NaN in a float column.
+pub fn missing(array: &ArrayRef) -> BooleanBuffer {
+    let nulls = nulls(array);
     let nan = match array.data_type() {
         DataType::Float64 => Some(nan_mask(
             array.as_primitive::<Float64Type>().values(),
@@ -58,7 +64,8 @@ fn nan_mask<T: Copy>(values: &[T], is_nan: impl Fn(T) -> bool) -> BooleanBuffer 
     BooleanBuffer::collect_bool(values.len(), |i| is_nan(values[i]))
 }
 
-/// Positions of the rows of `array` that fail `rule`; `missing` marks null/NaN rows.
+/// Positions of the rows of `array` that fail `rule`; `missing` marks the rows `ignore_na`
+/// skips.
 pub fn failing_rows(
     array: &ArrayRef,
     missing: &BooleanBuffer,
@@ -85,6 +92,7 @@ fn passes(array: &ArrayRef, rule: &CheckRule) -> CheckResult<BooleanBuffer> {
             keys[i] < values.len() && values.value(keys[i])
         }));
     }
+    let array = &floats::canonical(array, false);
     use arrow_ord::cmp;
     let compare = |value: &Value, kernel: Kernel| -> CheckResult<BooleanBuffer> {
         let (lhs, rhs) = comparable(array, value)?;
@@ -165,6 +173,12 @@ fn text(value: &Value) -> CheckResult<&str> {
 /// The column and a one-row operand of a type the comparison kernels accept together. An
 /// integer column compared with a fractional number is compared as floats (as Python does).
 fn comparable(array: &ArrayRef, value: &Value) -> CheckResult<(ArrayRef, ArrayRef)> {
+    if !compatible(value, array.data_type()) {
+        return Err(Unsupported(format!(
+            "{value} compared with a {} column",
+            array.data_type()
+        )));
+    }
     let raw = json_scalar(value)?;
     let fractional = value.as_f64().is_some_and(|f| f.fract() != 0.0);
     if fractional && array.data_type().is_integer() {
@@ -176,7 +190,32 @@ fn comparable(array: &ArrayRef, value: &Value) -> CheckResult<(ArrayRef, ArrayRe
     if rhs.is_null(0) {
         return Err(Unsupported(format!("{value} is not a {target}")));
     }
-    Ok((array.clone(), rhs))
+    Ok((array.clone(), floats::canonical(&rhs, false)))
+}
+
+/// Whether Pandera compares an operand of this kind with a column of type `target` value by
+/// value: numbers with numbers, text with text, and with dates, times and decimals (whose
+/// operands travel as text). Across kinds (a number against text, text against an integer
+/// column) Pandera fails or compares differently; the check is left to it.
+fn compatible(value: &Value, target: &DataType) -> bool {
+    use DataType::*;
+    match value {
+        Value::Number(_) => target.is_numeric(),
+        Value::String(_) => matches!(
+            target,
+            Utf8 | LargeUtf8
+                | Utf8View
+                | Date32
+                | Date64
+                | Timestamp(..)
+                | Time32(_)
+                | Time64(_)
+                | Decimal128(..)
+                | Decimal256(..)
+        ),
+        Value::Bool(_) => target == &Boolean,
+        _ => false,
+    }
 }
 
 fn cast(array: &ArrayRef, to: &DataType) -> CheckResult<ArrayRef> {

@@ -72,21 +72,86 @@ impl CheckFailures {
         offset: usize,
         cap: Option<usize>,
     ) {
-        self.count += rows.len();
-        let room = cap.map_or(rows.len(), |c| c.saturating_sub(self.cases.len()));
-        if room == 0 {
-            return;
-        }
-        let options = FormatOptions::default();
-        let formatter = ArrayFormatter::try_new(array.as_ref(), &options).ok();
-        for &row in rows.iter().take(room) {
-            let value = match (&formatter, array.is_valid(row)) {
+        let formatter = ArrayFormatter::try_new(array.as_ref(), &OPTIONS).ok();
+        self.add_cases(rows, offset, cap, |row| {
+            match (&formatter, array.is_valid(row)) {
                 (Some(f), true) => Some(f.value(row).to_string()),
                 _ => None,
-            };
-            self.cases.push((value, Some((offset + row) as i64)));
+            }
+        });
+    }
+
+    /// Records `rows` as failing, each with the failure case `value(row)`.
+    pub fn add_cases(
+        &mut self,
+        rows: &[usize],
+        offset: usize,
+        cap: Option<usize>,
+        value: impl Fn(usize) -> Option<String>,
+    ) {
+        self.count += rows.len();
+        let room = cap.map_or(rows.len(), |c| c.saturating_sub(self.cases.len()));
+        for &row in rows.iter().take(room) {
+            self.cases.push((value(row), Some((offset + row) as i64)));
         }
     }
+}
+
+const OPTIONS: FormatOptions<'static> = FormatOptions::new();
+
+/// The rows of a batch as JSON objects in column order, the way Pandera's polars backend
+/// reports a duplicated row: numbers and booleans as JSON values, null and NaN as null,
+/// anything else as Arrow's text.
+pub struct JsonRows<'a> {
+    columns: Vec<(String, &'a ArrayRef, Option<ArrayFormatter<'a>>)>,
+}
+
+impl<'a> JsonRows<'a> {
+    pub fn new(batch: &'a RecordBatch) -> Self {
+        let columns = batch
+            .schema()
+            .fields()
+            .iter()
+            .zip(batch.columns())
+            .map(|(field, array)| {
+                let name = serde_json::Value::from(field.name().as_str()).to_string();
+                (
+                    name,
+                    array,
+                    ArrayFormatter::try_new(array.as_ref(), &OPTIONS).ok(),
+                )
+            })
+            .collect();
+        Self { columns }
+    }
+
+    pub fn row(&self, row: usize) -> String {
+        let fields: Vec<String> = self
+            .columns
+            .iter()
+            .map(|(name, array, formatter)| format!("{name}:{}", json_value(array, formatter, row)))
+            .collect();
+        format!("{{{}}}", fields.join(","))
+    }
+}
+
+fn json_value(array: &ArrayRef, formatter: &Option<ArrayFormatter<'_>>, row: usize) -> String {
+    let Some(text) = formatter
+        .as_ref()
+        .filter(|_| array.is_valid(row))
+        .map(|f| f.value(row).to_string())
+    else {
+        return "null".into();
+    };
+    let kind = array.data_type();
+    if kind.is_floating() {
+        let finite = text.parse::<f64>().is_ok_and(f64::is_finite);
+        return if finite { text } else { "null".into() };
+    }
+    if kind.is_integer() || *kind == DataType::Boolean {
+        return text;
+    }
+    serde_json::Value::from(text).to_string()
 }
 
 /// All failure cases as one Arrow batch in Pandera's column layout.

@@ -6,6 +6,7 @@
 
 mod checks;
 mod failures;
+mod floats;
 mod plan;
 mod unique;
 
@@ -18,7 +19,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 pub use checks::Unsupported;
 pub use failures::{CheckFailures, Context, failure_cases};
-pub use plan::{Backend, CheckOp, CheckRule, ColumnRule, Plan, Strict};
+pub use plan::{Backend, CheckOp, CheckRule, ColumnRule, Keep, Plan, Strict};
 
 use crate::error::{Context as _, Result};
 
@@ -186,6 +187,8 @@ fn same_kind(actual: &DataType, declared: &DataType) -> bool {
         (Utf8 | LargeUtf8 | Utf8View, Utf8 | LargeUtf8 | Utf8View) => true,
         (Binary | LargeBinary | BinaryView, Binary | LargeBinary | BinaryView) => true,
         (Timestamp(_, a), Timestamp(_, d)) => a.is_some() == d.is_some(),
+        // Categoricals: the values decide; the key width depends on the number of categories.
+        (Dictionary(_, a), Dictionary(_, d)) => same_kind(a, d),
         (Dictionary(_, value), d) => same_kind(value, d),
         (List(a) | LargeList(a) | ListView(a), List(d) | LargeList(d) | ListView(d)) => {
             same_kind(a.data_type(), d.data_type())
@@ -270,13 +273,14 @@ fn column_task(
             arrays = coerced;
             out.coerced = Some(arrays.clone());
         } else {
+            // Pandera still runs the checks on the data as it is; a check that cannot compare
+            // across the types is left to Pandera.
             out.failures.push(CheckFailures::single(
                 Context::Column,
                 name,
                 &format!("dtype('{dtype_name}')"),
                 actual.to_string(),
             ));
-            run_checks = false;
         }
     }
 
@@ -290,17 +294,24 @@ fn column_task(
     if coercion_failed {
         run_checks = false;
         for check in &rule.checks {
-            out.failures.push(CheckFailures::single(
+            let mut failed = CheckFailures::single(
                 Context::Column,
                 name,
                 &check.name,
                 "not evaluated: the column failed coercion",
-            ));
+            );
+            failed.check_number = Some(check.number);
+            out.failures.push(failed);
         }
     }
     let mut offset = 0;
     for (array, input) in arrays.iter().zip(&inputs) {
-        let missing = checks::missing(array);
+        // What checks skip: pandas skips NaN with nulls; polars compares NaN (above every
+        // number, as Arrow's kernels do).
+        let missing = match plan.backend {
+            Backend::Pandas => checks::missing(array),
+            Backend::Polars => checks::nulls(array),
+        };
         if !rule.nullable {
             // Values that failed coercion are reported as such, not as nulls.
             let rows: Vec<usize> = checks::missing(input).set_indices().collect();
@@ -330,7 +341,6 @@ fn column_task(
     out.failures.push(not_nullable);
     out.failures.extend(check_failures);
     if rule.unique {
-        let nulls_equal = plan.backend == Backend::Polars;
         let column = Arc::new(Schema::new(vec![Field::new(
             name,
             arrays
@@ -344,10 +354,15 @@ fn column_task(
             .collect::<std::result::Result<_, _>>()
             .context(|| format!("checking {name} for duplicates"))?;
         let mut failures = CheckFailures::new(Context::Column, name, "field_uniqueness", None);
+        let duplicated = duplicates(
+            &single,
+            std::slice::from_ref(name),
+            plan,
+            rule.report_duplicates,
+        )?;
         let mut offset = 0;
-        let duplicated = unique::duplicated_rows(&single, std::slice::from_ref(name), nulls_equal)?;
         for (array, rows) in arrays.iter().zip(duplicated) {
-            failures.add_rows(array, &rows, offset, cap);
+            failures.add_rows(array, &reported(plan, array, rows), offset, cap);
             offset += array.len();
         }
         out.failures.push(failures);
@@ -356,11 +371,30 @@ fn column_task(
     Ok(out)
 }
 
-fn indices(batch: &RecordBatch, columns: &[String]) -> Vec<usize> {
-    columns
-        .iter()
-        .filter_map(|c| batch.schema().index_of(c).ok())
-        .collect()
+/// Duplicated rows as the plan's backend sees them (pandas: NaN and null are one missing value).
+fn duplicates(
+    batches: &[RecordBatch],
+    columns: &[String],
+    plan: &Plan,
+    keep: Keep,
+) -> Result<Vec<Vec<usize>>> {
+    match plan.backend {
+        Backend::Pandas => unique::duplicated_rows(batches, columns, true, keep),
+        // Pandera's polars backend reports every occurrence whatever `report_duplicates` says.
+        Backend::Polars => unique::duplicated_rows(batches, columns, false, Keep::All),
+    }
+}
+
+/// The duplicated `rows` of `array` that are failure cases: pandas leaves missing values out
+/// (Pandera drops null failure cases), polars reports them.
+fn reported(plan: &Plan, array: &ArrayRef, rows: Vec<usize>) -> Vec<usize> {
+    match plan.backend {
+        Backend::Polars => rows,
+        Backend::Pandas => {
+            let missing = checks::missing(array);
+            rows.into_iter().filter(|&r| !missing.value(r)).collect()
+        }
+    }
 }
 
 fn unique_task(
@@ -370,13 +404,20 @@ fn unique_task(
     plan: &Plan,
 ) -> Result<TaskOutput> {
     let mut out = TaskOutput::default();
-    if set.iter().any(|c| schema.field_with_name(c).is_err()) {
-        return Ok(out); // a missing column is reported on its own
+    // Like Pandera: the columns of the set that are present (a missing one is reported on
+    // its own).
+    let set: Vec<String> = set
+        .iter()
+        .filter(|c| schema.field_with_name(c).is_ok())
+        .cloned()
+        .collect();
+    if set.is_empty() {
+        return Ok(out);
     }
-    let polars = plan.backend == Backend::Polars;
-    let duplicated = unique::duplicated_rows(batches, set, polars)?;
-    if polars {
-        // One case per duplicated row, under the schema's name, the key as a struct.
+    let duplicated = duplicates(batches, &set, plan, plan.report_duplicates)?;
+    let cap = plan.max_failure_cases;
+    if plan.backend == Backend::Polars {
+        // One case per duplicated row, under the schema's name: the whole row, as JSON.
         let mut failures = CheckFailures::new(
             Context::DataFrameSchema,
             &plan.schema_name,
@@ -385,11 +426,8 @@ fn unique_task(
         );
         let mut offset = 0;
         for (batch, rows) in batches.iter().zip(&duplicated) {
-            let key = batch
-                .project(&indices(batch, set))
-                .context(|| "reading the unique columns".into())?;
-            let key: ArrayRef = Arc::new(arrow_array::StructArray::from(key));
-            failures.add_rows(&key, rows, offset, plan.max_failure_cases);
+            let json = failures::JsonRows::new(batch);
+            failures.add_cases(rows, offset, cap, |row| Some(json.row(row)));
             offset += batch.num_rows();
         }
         if failures.count > 0 {
@@ -397,7 +435,7 @@ fn unique_task(
         }
         return Ok(out);
     }
-    for column in set {
+    for column in &set {
         let mut failures = CheckFailures::new(
             Context::DataFrameSchema,
             column,
@@ -407,7 +445,7 @@ fn unique_task(
         let mut offset = 0;
         for (batch, rows) in batches.iter().zip(&duplicated) {
             if let Some(array) = batch.column_by_name(column) {
-                failures.add_rows(array, rows, offset, plan.max_failure_cases);
+                failures.add_rows(array, &reported(plan, array, rows.clone()), offset, cap);
             }
             offset += batch.num_rows();
         }
@@ -540,7 +578,7 @@ mod tests {
     }
 
     #[test]
-    fn uniqueness_across_columns_skips_rows_with_nulls() {
+    fn uniqueness_across_columns_counts_nulls_as_equal_keys() {
         let schema = Arc::new(Schema::new(vec![
             Field::new("a", DataType::Utf8, true),
             Field::new("b", DataType::Int64, true),
@@ -585,10 +623,17 @@ mod tests {
                 .collect()
         };
         let r = |c: &str, i: i64| (c.to_string(), Some(i));
-        // pandas: rows with a null key are skipped; one case per column.
+        // pandas: nulls are equal keys but not failure cases; one case per column.
         assert_eq!(
             rows("pandas"),
-            vec![r("a", 0), r("a", 4), r("b", 0), r("b", 4)]
+            vec![
+                r("a", 0),
+                r("a", 4),
+                r("b", 0),
+                r("b", 2),
+                r("b", 3),
+                r("b", 4)
+            ]
         );
         // polars: nulls are equal keys; one case per row, under the schema's name.
         assert_eq!(
@@ -603,5 +648,27 @@ mod tests {
             .collect();
         assert_eq!(single, vec![Some(0), Some(1), Some(2), Some(3), Some(4)]);
         assert!(Plan::from_json("{}").is_err());
+    }
+
+    #[test]
+    fn report_duplicates_spares_the_first_or_last_occurrence() {
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, true)]));
+        let keys = |ks: Vec<i64>| {
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(ks))]).unwrap()
+        };
+        // "1" repeats within and across batches, "2" once across them.
+        let batches = [keys(vec![1, 2, 1]), keys(vec![3, 1, 2])];
+        let rows = |keep: &str| -> Vec<Option<i64>> {
+            let plan = plan(&format!(
+                r#"{{"schema_name": "S", "columns": [
+                  {{"name": "k", "unique": true, "report_duplicates": "{keep}"}}]}}"#
+            ));
+            let v = validate(&schema, &batches, &plan, &Schema::empty()).unwrap();
+            cases(&v).into_iter().map(|(_, _, i)| i).collect()
+        };
+        let at = |rows: &[i64]| rows.iter().map(|&r| Some(r)).collect::<Vec<_>>();
+        assert_eq!(rows("all"), at(&[0, 1, 2, 4, 5]));
+        assert_eq!(rows("exclude_first"), at(&[2, 4, 5]));
+        assert_eq!(rows("exclude_last"), at(&[0, 1, 2]));
     }
 }

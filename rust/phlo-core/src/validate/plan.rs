@@ -21,11 +21,26 @@ pub struct Plan {
     /// Whose semantics to follow where Pandera's backends differ.
     #[serde(default)]
     pub backend: Backend,
+    /// Which occurrences of a duplicated `unique` key are reported.
+    #[serde(default)]
+    pub report_duplicates: Keep,
 }
 
-/// Pandera's backends differ on uniqueness: pandas skips rows with a null key and reports
-/// multi-column duplicates per column; polars counts nulls as equal values and reports each
-/// duplicated row once, under the schema's name.
+/// Pandera's `report_duplicates`: every occurrence of a duplicated key, or all but the first
+/// or the last (pandas' `duplicated(keep=...)`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Keep {
+    #[default]
+    All,
+    ExcludeFirst,
+    ExcludeLast,
+}
+
+/// Pandera's backends differ on uniqueness: pandas counts NaN and null as the same missing
+/// value and leaves missing values out of the failure cases (multi-column duplicates are
+/// reported per column); polars tells NaN from null and reports each duplicated row once,
+/// under the schema's name, as JSON.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
@@ -58,6 +73,8 @@ pub struct ColumnRule {
     pub nullable: bool,
     #[serde(default)]
     pub unique: bool,
+    #[serde(default)]
+    pub report_duplicates: Keep,
     #[serde(default = "yes")]
     pub required: bool,
     #[serde(default)]

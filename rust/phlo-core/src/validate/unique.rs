@@ -1,47 +1,54 @@
-//! Uniqueness across all batches of the input: every row whose key (one column, or several
-//! together) occurs more than once fails, as with Pandera's `keep=False`. Rows with a null in
-//! the key are skipped (Pandera on pandas), or nulls compare equal (Pandera on polars).
+//! Uniqueness across all batches of the input: rows whose key (one column, or several
+//! together) occurs more than once fail, as with pandas' and polars' `duplicated`: nulls are
+//! equal keys, -0.0 equals 0.0, NaN equals NaN (and, for pandas, a null: both are missing).
+//! Which occurrences are reported follows Pandera's `report_duplicates` ([`Keep`]).
 //!
 //! Built for millions of rows on a few cores: key hashes are computed in parallel, rows are
 //! radix-partitioned by hash so each partition's hash table fits in cache, and partitions are
 //! checked in parallel. Keys are compared only when their full 64-bit hashes are equal.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arrow_array::{Array, RecordBatch};
+use arrow_schema::{Field, Schema};
 use hashbrown::HashTable;
 
-use crate::error::Result;
+use super::floats;
+use super::plan::Keep;
+use crate::error::{Context, Result};
 use crate::keys::{KeyColumns, KeyEncoder};
 
 /// Below this many rows one partition (and one thread) is fastest.
-const SMALL_INPUT: usize = 1 << 16;
+pub(crate) const SMALL_INPUT: usize = 1 << 16;
 /// Hash bits that pick a partition: not the low bits (hashbrown's bucket index) nor the top 7
 /// (its control bytes), so each partition's table still spreads its keys.
 const PARTITION_SHIFT: u32 = 40;
 
-/// For each batch, the positions of its rows whose key is not unique in the whole input.
+/// For each batch, the positions (ascending) of its rows whose key is not unique in the whole
+/// input, except the occurrences `keep` spares.
 pub fn duplicated_rows(
     batches: &[RecordBatch],
     columns: &[String],
-    nulls_equal: bool,
+    nan_is_null: bool,
+    keep: Keep,
 ) -> Result<Vec<Vec<usize>>> {
-    let Some(first) = batches.first() else {
+    let keys: Vec<RecordBatch> = batches
+        .iter()
+        .map(|b| key_batch(b, columns, nan_is_null))
+        .collect::<Result<_>>()?;
+    let Some(first) = keys.first() else {
         return Ok(Vec::new());
     };
-    let skip_nulls = !nulls_equal;
-    let has_nulls = batches.iter().any(|b| {
-        columns.iter().any(|c| {
-            b.column_by_name(c)
-                .is_some_and(|a| a.logical_null_count() > 0)
-        })
-    });
+    let has_nulls = keys
+        .iter()
+        .any(|b| b.columns().iter().any(|a| a.logical_null_count() > 0));
     // Direct keys read a null as "" or 0; the row encoding keeps nulls apart from values.
-    let encoder = match nulls_equal && has_nulls {
+    let encoder = match has_nulls {
         true => KeyEncoder::row_encoded(first, columns)?,
         false => KeyEncoder::new(first, columns)?,
     };
-    let keys: Vec<KeyColumns> = batches
+    let keys: Vec<KeyColumns> = keys
         .iter()
         .map(|b| encoder.keys(b))
         .collect::<Result<_>>()?;
@@ -56,12 +63,8 @@ pub fn duplicated_rows(
     };
     let total = offsets[batches.len()];
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let skip = match skip_nulls && has_nulls {
-        true => Some(null_rows(batches, columns, total)),
-        false => None,
-    };
     let partitions = if total < SMALL_INPUT { 1 } else { 256 };
-    let chunks = partition_chunks(&rows, skip.as_deref(), total, workers, partitions);
+    let chunks = partition_chunks(&rows, total, workers, partitions);
 
     let claimed = AtomicUsize::new(0);
     let mut duplicated: Vec<usize> = std::thread::scope(|scope| {
@@ -77,7 +80,7 @@ pub fn duplicated_rows(
                         // Chunk order is input order, so first occurrences are met first.
                         let len = chunks.iter().map(|c| c.partition(p).len()).sum();
                         let part = chunks.iter().flat_map(|c| c.partition(p).iter().copied());
-                        duplicates_in(part, len, &rows, &mut found);
+                        duplicates_in(part, len, &rows, keep, &mut found);
                     }
                     found
                 })
@@ -95,6 +98,20 @@ pub fn duplicated_rows(
         per_batch[b].push(row);
     }
     Ok(per_batch)
+}
+
+/// The key columns of `batch`, floats made canonical (all nullable: NaN may become null).
+fn key_batch(batch: &RecordBatch, columns: &[String], nan_is_null: bool) -> Result<RecordBatch> {
+    let mut fields = Vec::with_capacity(columns.len());
+    let mut arrays = Vec::with_capacity(columns.len());
+    for name in columns {
+        if let Some(array) = batch.column_by_name(name) {
+            fields.push(Field::new(name, array.data_type().clone(), true));
+            arrays.push(floats::canonical(array, nan_is_null));
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+        .context(|| "reading the unique columns".into())
 }
 
 /// The keys of all batches, addressed by global row index.
@@ -134,7 +151,6 @@ impl Chunk {
 /// twice (count, then place) is cheaper than keeping a hash per row in memory.
 fn partition_chunks(
     rows: &Rows<'_>,
-    skip: Option<&[bool]>,
     total: usize,
     workers: usize,
     partitions: usize,
@@ -149,9 +165,7 @@ fn partition_chunks(
                 while row >= rows.keys[b].len() {
                     (b, row) = (b + 1, 0);
                 }
-                if !skip.is_some_and(|s| s[global]) {
-                    visit(rows.keys[b].hash(row), global);
-                }
+                visit(rows.keys[b].hash(row), global);
                 row += 1;
             }
         };
@@ -177,47 +191,44 @@ fn partition_chunks(
     })
 }
 
-/// Whether each row has a null in any key column.
-fn null_rows(batches: &[RecordBatch], columns: &[String], total: usize) -> Vec<bool> {
-    let mut skip = Vec::with_capacity(total);
-    for batch in batches {
-        let nulls: Vec<_> = columns
-            .iter()
-            .filter_map(|c| batch.column_by_name(c)?.logical_nulls())
-            .collect();
-        skip.extend((0..batch.num_rows()).map(|i| nulls.iter().any(|n| n.is_null(i))));
-    }
-    skip
-}
-
-/// Adds to `found` the rows of one partition whose key occurs more than once in it.
+/// Adds to `found` the rows of one partition whose key occurs more than once in it, except
+/// the occurrence `keep` spares.
 fn duplicates_in(
     part: impl Iterator<Item = (u64, u32)>,
     len: usize,
     rows: &Rows<'_>,
+    keep: Keep,
     found: &mut Vec<usize>,
 ) {
-    // One entry per distinct key: its hash (compared before any key), its first row, and
-    // whether the key came again. Keeping the hash in the entry avoids a cache miss per probe.
-    let mut table: HashTable<(u64, u32, bool)> = HashTable::with_capacity(len);
+    // One entry per distinct key: its hash (compared before any key), its first and latest
+    // rows, and whether the key came again. Keeping the hash in the entry avoids a cache miss
+    // per probe.
+    let mut table: HashTable<(u64, u32, u32, bool)> = HashTable::with_capacity(len);
     for (h, r) in part {
-        let entry = table.find_mut(h, |&(eh, first, _)| {
+        let entry = table.find_mut(h, |&(eh, first, _, _)| {
             eh == h && rows.same(first as usize, r as usize)
         });
         match entry {
-            Some((_, _, repeated)) => {
+            Some((_, _, latest, repeated)) => {
                 *repeated = true;
-                found.push(r as usize);
+                // Sparing the last occurrence: the previous one is now known not to be last.
+                let report = match keep {
+                    Keep::ExcludeLast => std::mem::replace(latest, r),
+                    Keep::All | Keep::ExcludeFirst => r,
+                };
+                found.push(report as usize);
             }
             None => {
-                table.insert_unique(h, (h, r, false), |&(eh, _, _)| eh);
+                table.insert_unique(h, (h, r, r, false), |&(eh, _, _, _)| eh);
             }
         }
     }
-    found.extend(
-        table
-            .iter()
-            .filter(|(_, _, repeated)| *repeated)
-            .map(|&(_, first, _)| first as usize),
-    );
+    if keep == Keep::All {
+        found.extend(
+            table
+                .iter()
+                .filter(|(_, _, _, repeated)| *repeated)
+                .map(|&(_, first, _, _)| first as usize),
+        );
+    }
 }
