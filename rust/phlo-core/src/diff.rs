@@ -122,7 +122,11 @@ pub async fn diff_rows(
     })
 }
 
-async fn read_files(io: &FileIO, files: &[DataFile], projection: &Projection) -> Result<RecordBatch> {
+async fn read_files(
+    io: &FileIO,
+    files: &[DataFile],
+    projection: &Projection,
+) -> Result<RecordBatch> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut batches = Vec::new();
     for file in files {

@@ -159,7 +159,8 @@ fn long_id() -> NestedField {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renamed_column_keeps_its_values_through_reads_and_merges() {
     for dedupe in [true, false] {
-        let (_dir, lh) = table_with(id_v(&[1, 2, 3], &[Some("a"), Some("b"), Some("c")], "v")).await;
+        let (_dir, lh) =
+            table_with(id_v(&[1, 2, 3], &[Some("a"), Some("b"), Some("c")], "v")).await;
         evolve(&lh, vec![long_id(), string(2, "w")]).await;
         let before = model(&[
             &[Some("1"), Some("a")],
@@ -169,7 +170,9 @@ async fn a_renamed_column_keeps_its_values_through_reads_and_merges() {
         assert_eq!(read_by_field_id(&lh).await, before);
 
         let batch = id_v(&[2, 4], &[Some("B"), Some("D")], "w");
-        lh.merge("raw.t", one(batch), &upsert(dedupe)).await.unwrap();
+        lh.merge("raw.t", one(batch), &upsert(dedupe))
+            .await
+            .unwrap();
         let after = model(&[
             &[Some("1"), Some("a")],
             &[Some("2"), Some("B")],
@@ -336,7 +339,10 @@ async fn files_without_field_ids_are_read_through_the_name_mapping() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "schema");
-    assert!(err.to_string().contains("schema.name-mapping.default"), "{err}");
+    assert!(
+        err.to_string().contains("schema.name-mapping.default"),
+        "{err}"
+    );
 
     // The mapping names the file's `v` as field 2, under its new name too.
     let mapped = TableMetadataBuilder::new_from_metadata((*table.metadata).clone(), None)

@@ -183,7 +183,10 @@ impl ProjectedFile {
                     };
                 };
                 let from = file_fields[roots[position]].data_type();
-                match (from == field.data_type(), can_cast_types(from, field.data_type())) {
+                match (
+                    from == field.data_type(),
+                    can_cast_types(from, field.data_type()),
+                ) {
                     (true, _) => Ok(Source::Same(position)),
                     (false, true) => Ok(Source::Cast(position)),
                     (false, false) => Err(mismatch(path, field.name(), from, field.data_type())),

@@ -25,11 +25,11 @@ use keys::BatchKeys;
 use crate::catalog::{MAIN, SqliteCatalog};
 use crate::dedupe::{DedupeMethod, dedupe};
 use crate::error::{Context, Error, Location, Result};
-use crate::iceberg::{LoadedTable, ProjectedFile, ProjectedReader, Projection};
 use crate::iceberg::commit::{
     ConcurrentChanges, SnapshotChange, commit, commit_append, live_data_files,
 };
 use crate::iceberg::write::DataFileSink;
+use crate::iceberg::{LoadedTable, ProjectedFile, ProjectedReader, Projection};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MergeStrategy {
@@ -174,8 +174,7 @@ pub async fn merge(
                 });
                 }
                 let live = live_data_files(io, &table, MAIN).await?;
-                let candidates =
-                    plan::candidates(
+                let candidates = plan::candidates(
                     io,
                     &table,
                     live,

@@ -78,8 +78,7 @@ async fn files_of_current_spec(io: &FileIO, table: &LoadedTable) -> Result<HashS
     )
     .await?
     {
-        if manifest.content != ManifestContentType::Data || manifest.partition_spec_id != spec_id
-        {
+        if manifest.content != ManifestContentType::Data || manifest.partition_spec_id != spec_id {
             continue;
         }
         let loaded = manifest
