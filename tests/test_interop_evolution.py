@@ -14,7 +14,10 @@ from pyiceberg.types import LongType, StringType
 import phlo
 
 Model = dict[Any, dict[str, Any]]
-DEDUPE = [pytest.param({}, id="dedupe"), pytest.param({"deduplication_method": None}, id="no-dedupe")]
+DEDUPE = [
+    pytest.param({}, id="dedupe"),
+    pytest.param({"deduplication_method": None}, id="no-dedupe"),
+]
 
 
 def pyiceberg_catalog(lh: phlo.Lakehouse) -> SqlCatalog:
@@ -104,7 +107,10 @@ def test_added_columns_and_promoted_types_read_through_a_merge(lh, config):
         update.update_column("n", field_type=LongType())
         update.rename_column("n", "amount")
         update.add_column("note", StringType())
-    batch = [{"id": 2, "amount": 2**40, "v": "big", "note": "x"}, {"id": 9, "amount": -1, "v": "new"}]
+    batch = [
+        {"id": 2, "amount": 2**40, "v": "big", "note": "x"},
+        {"id": 9, "amount": -1, "v": "new"},
+    ]
     table.merge(pa.Table.from_pylist(batch), "id", merge_config=config)
     model = keyed(
         [{"id": i, "amount": i * 10, "v": f"r{i}", "note": None} for i in range(1, 5)], ("id",)
@@ -123,7 +129,8 @@ def test_time_travel_reads_each_snapshot_with_its_own_schema(lh):
     assert sorted(old.to_pylist(), key=lambda r: r["id"]) == ABC
     pyi_old = pyiceberg_catalog(lh).load_table("raw.t").scan(snapshot_id=before).to_arrow()
     assert sorted(pyi_old.to_pylist(), key=lambda r: r["id"]) == ABC
-    assert_reads(lh, "raw.t", upsert(keyed([{"id": r["id"], "w": r["v"]} for r in ABC], ("id",)), [{"id": 1, "w": "A"}]))
+    renamed = keyed([{"id": r["id"], "w": r["v"]} for r in ABC], ("id",))
+    assert_reads(lh, "raw.t", upsert(renamed, [{"id": 1, "w": "A"}]))
 
 
 def test_diff_rows_matches_columns_by_field_id(lh):
@@ -133,7 +140,9 @@ def test_diff_rows_matches_columns_by_field_id(lh):
     pyi.update_schema().rename_column("v", "w").commit()
     # PyIceberg rewrites the file without key 2, then adds 2 and 4: keys 1 and 3 are unchanged.
     pyi.delete("id == 2")
-    pyi.append(pa.Table.from_pylist([{"id": 2, "w": "B"}, {"id": 4, "w": "D"}], pyi.schema().as_arrow()))
+    pyi.append(
+        pa.Table.from_pylist([{"id": 2, "w": "B"}, {"id": 4, "w": "D"}], pyi.schema().as_arrow())
+    )
     diff = lh.diff_rows("raw.t", "before", "main", key="id")
     assert (diff.added, diff.removed, diff.changed) == (1, 0, 1)
     assert diff.changed_sample.to_pylist() == [{"id": 2, "w": "B"}]

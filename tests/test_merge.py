@@ -159,9 +159,13 @@ def test_null_keys_name_the_rows(lh):
     assert table.history() == []
 
 
-@pytest.mark.parametrize("config", [{}, {"deduplication_method": None}], ids=["dedupe", "no-dedupe"])
 @pytest.mark.parametrize(
-    ("key", "column", "nulls"), [("k", "k", 2), (["part", "k"], "part", 1)], ids=["single", "composite"]
+    "config", [{}, {"deduplication_method": None}], ids=["dedupe", "no-dedupe"]
+)
+@pytest.mark.parametrize(
+    ("key", "column", "nulls"),
+    [("k", "k", 2), (["part", "k"], "part", 1)],
+    ids=["single", "composite"],
 )
 def test_null_keys_are_refused_with_or_without_dedupe(lh, config, key, column, nulls):
     table = lh.create_table("raw.n", {"k": pa.string(), "part": pa.int64()})
