@@ -159,6 +159,30 @@ def test_null_keys_name_the_rows(lh):
     assert table.history() == []
 
 
+@pytest.mark.parametrize(
+    "config", [{}, {"deduplication_method": None}], ids=["dedupe", "no-dedupe"]
+)
+@pytest.mark.parametrize(
+    ("key", "column", "nulls"),
+    [("k", "k", 2), (["part", "k"], "part", 1)],
+    ids=["single", "composite"],
+)
+def test_null_keys_are_refused_with_or_without_dedupe(lh, config, key, column, nulls):
+    table = lh.create_table("raw.n", {"k": pa.string(), "part": pa.int64()})
+    table.merge(pa.table({"k": ["", "a"], "part": [0, 1]}), "k")
+    before = {(r["k"], r["part"]) for r in table.scan().to_arrow().to_pylist()}
+    # Without the check, a null `k` would read as "" and replace the "" row.
+    batch = pa.table({"k": [None, "b", None], "part": [1, None, 2]})
+    with pytest.raises(errors.MergeError) as info:
+        table.merge(batch, key, merge_config=config)
+    assert (info.value.table, info.value.column) == ("raw.n", column)
+    assert f"{nulls} null value(s)" in str(info.value)
+    by_key = {(r["k"], r["part"]) for r in table.scan().to_arrow().to_pylist()}
+    assert by_key == before and len(table.history()) == 1
+    with pytest.raises(errors.MergeError):
+        phlo.merge_to_iceberg(table, batch, key, deduplication_method=None)
+
+
 def _merge_worker(root: str, writer: int, out: mp.Queue) -> None:
     lh = phlo.Lakehouse.open(root)
     batch = pa.table({"id": [f"k{i:03}" for i in range(200)], "writer": [writer] * 200})

@@ -8,8 +8,8 @@ use arrow_row::{RowConverter, Rows, SortField};
 use arrow_select::filter::filter_record_batch;
 use hashbrown::HashTable;
 
-use crate::error::{Context, Error, Location, Result};
-use crate::keys::{KeyColumns, KeyEncoder, key_arrays};
+use crate::error::{Context, Error, Result};
+use crate::keys::{KeyColumns, KeyEncoder, check_no_null_keys, key_arrays};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DedupeMethod {
@@ -100,40 +100,6 @@ fn encode(batch: &RecordBatch, columns: &[String]) -> Result<Rows> {
     converter
         .convert_columns(&arrays)
         .context(|| format!("encoding columns {columns:?}"))
-}
-
-fn check_no_null_keys(batch: &RecordBatch, keys: &[String]) -> Result<()> {
-    for key in keys {
-        let Some(column) = batch.column_by_name(key) else {
-            continue;
-        };
-        if column.null_count() == 0 {
-            continue;
-        }
-        let rows: Vec<String> = (0..column.len())
-            .filter(|i| column.is_null(*i))
-            .take(10)
-            .map(|i| i.to_string())
-            .collect();
-        return Err(Error::Merge {
-            message: format!(
-                "unique key has {} null value(s), at rows {}{}",
-                column.null_count(),
-                rows.join(", "),
-                if column.null_count() > 10 {
-                    ", …"
-                } else {
-                    ""
-                }
-            ),
-            at: Location {
-                table: None,
-                column: Some(key.clone()),
-            },
-            hint: "drop or fill rows without a key before merging".into(),
-        });
-    }
-    Ok(())
 }
 
 fn keep_first(keys: &KeyColumns) -> Vec<u32> {

@@ -4,21 +4,19 @@
 
 use std::collections::HashSet;
 
-use arrow_array::{RecordBatch, UInt32Array};
+use arrow_array::{Array, RecordBatch, UInt32Array};
 use arrow_row::{RowConverter, SortField};
 use arrow_select::concat::concat_batches;
 use arrow_select::take::take_record_batch;
 use hashbrown::HashTable;
 use iceberg::io::FileIO;
 use iceberg::spec::DataFile;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::catalog::MAIN;
-use crate::error::{Context, Error, Result};
-use crate::iceberg::LoadedTable;
+use crate::error::{Context, Result};
 use crate::iceberg::commit::live_data_files;
-use crate::keys::KeyEncoder;
-use crate::schema::{arrow_schema_of, cast_to_schema};
+use crate::iceberg::{LoadedTable, Projection, read_data_file};
+use crate::keys::{KeyEncoder, key_arrays};
 
 /// Rows added, removed and changed (same key, other content) from one ref to the other, with
 /// up to `sample` rows of each (as they are on the side that has them; changed: the new rows).
@@ -39,24 +37,33 @@ pub async fn diff_rows(
     key: &[String],
     sample: usize,
 ) -> Result<RowDiff> {
-    let schema = arrow_schema_of(to.metadata.current_schema())?;
+    // Both sides are read as `to`'s schema sees them, columns matched by field id.
+    let projection = Projection::new(&to.metadata, to.metadata.current_schema())?;
+    let schema = projection.schema().clone();
     let (from_files, to_files) = (
         live_data_files(io, from, MAIN).await?,
         live_data_files(io, to, MAIN).await?,
     );
     let from_paths: HashSet<&str> = from_files.iter().map(|f| f.file_path()).collect();
     let to_paths: HashSet<&str> = to_files.iter().map(|f| f.file_path()).collect();
-    let only = |files: &[DataFile], other: &HashSet<&str>| -> Vec<String> {
+    let only = |files: &[DataFile], other: &HashSet<&str>| -> Vec<DataFile> {
         files
             .iter()
             .filter(|f| !other.contains(f.file_path()))
-            .map(|f| f.file_path().to_string())
+            .cloned()
             .collect()
     };
-    let old = read_files(io, &only(&from_files, &to_paths), &schema).await?;
-    let new = read_files(io, &only(&to_files, &from_paths), &schema).await?;
+    let old = read_files(io, &only(&from_files, &to_paths), &projection).await?;
+    let new = read_files(io, &only(&to_files, &from_paths), &projection).await?;
 
-    let encoder = KeyEncoder::new(&new, key)?;
+    // Direct keys read a null as "" or 0; rows without a key must not match those.
+    let encoder = match [&old, &new]
+        .iter()
+        .any(|b| key_arrays(b, key).is_ok_and(|k| k.iter().any(|a| a.null_count() > 0)))
+    {
+        true => KeyEncoder::row_encoded(&new, key)?,
+        false => KeyEncoder::new(&new, key)?,
+    };
     let (old_keys, new_keys) = (encoder.keys(&old)?, encoder.keys(&new)?);
     let mut index = HashTable::with_capacity(old_keys.len());
     for i in 0..old_keys.len() {
@@ -117,34 +124,13 @@ pub async fn diff_rows(
 
 async fn read_files(
     io: &FileIO,
-    paths: &[String],
-    schema: &arrow_schema::SchemaRef,
+    files: &[DataFile],
+    projection: &Projection,
 ) -> Result<RecordBatch> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut batches = Vec::new();
-    for path in paths {
-        let bytes = crate::iceberg::read_bytes(io, path).await?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .and_then(|b| b.build())
-            .map_err(|e| {
-                Error::invalid(
-                    format!("cannot read data file {path}: {e}"),
-                    "the file may be corrupt",
-                )
-            })?;
-        for batch in reader {
-            let batch = batch.context(|| format!("decoding {path}"))?;
-            let keep: Vec<usize> = (0..batch.num_columns())
-                .filter(|i| {
-                    schema
-                        .field_with_name(batch.schema().field(*i).name())
-                        .is_ok()
-                })
-                .collect();
-            let batch = batch
-                .project(&keep)
-                .context(|| "projecting a data file".into())?;
-            batches.push(cast_to_schema(&batch, schema)?);
-        }
+    for file in files {
+        batches.extend(read_data_file(io, file, projection, workers).await?);
     }
-    concat_batches(schema, &batches).context(|| "collecting changed rows".into())
+    concat_batches(projection.schema(), &batches).context(|| "collecting changed rows".into())
 }

@@ -125,6 +125,19 @@ impl KeyColumns {
         self.len() == 0
     }
 
+    /// Whether row `i` has no key: a null in a directly read column (whose value would read as
+    /// "" or 0). Row-encoded keys keep nulls apart from values by themselves.
+    pub fn is_null(&self, i: usize) -> bool {
+        match self {
+            KeyColumns::Utf8(a) => a.is_null(i),
+            KeyColumns::LargeUtf8(a) => a.is_null(i),
+            KeyColumns::Utf8View(a) => a.is_null(i),
+            KeyColumns::Int64(a) => a.is_null(i),
+            KeyColumns::Int32(a) => a.is_null(i),
+            KeyColumns::Rows(_) => false,
+        }
+    }
+
     pub fn hash(&self, i: usize) -> u64 {
         match self {
             KeyColumns::Utf8(a) => HASHER.hash_one(a.value(i).as_bytes()),
@@ -165,4 +178,38 @@ pub fn key_arrays(batch: &RecordBatch, keys: &[String]) -> Result<Vec<ArrayRef>>
             })
         })
         .collect()
+}
+
+/// Errors unless every key column exists and holds no nulls: a row without a key cannot be
+/// matched, and a null would otherwise read as "" or 0. The error names the column, how many
+/// nulls it has and the first rows with one.
+pub fn check_no_null_keys(batch: &RecordBatch, keys: &[String]) -> Result<()> {
+    for (key, column) in keys.iter().zip(key_arrays(batch, keys)?) {
+        if column.null_count() == 0 {
+            continue;
+        }
+        let rows: Vec<String> = (0..column.len())
+            .filter(|i| column.is_null(*i))
+            .take(10)
+            .map(|i| i.to_string())
+            .collect();
+        return Err(Error::Merge {
+            message: format!(
+                "unique key has {} null value(s), at rows {}{}",
+                column.null_count(),
+                rows.join(", "),
+                if column.null_count() > 10 {
+                    ", …"
+                } else {
+                    ""
+                }
+            ),
+            at: Location {
+                table: None,
+                column: Some(key.clone()),
+            },
+            hint: "drop or fill rows without a key before merging".into(),
+        });
+    }
+    Ok(())
 }

@@ -243,7 +243,8 @@ impl Lakehouse {
         for _ in 0..MAX_SCHEMA_ATTEMPTS {
             let table = self.load_table(name, ref_name).await?;
             let current = table.metadata.current_schema();
-            let Some(schema) = evolve(current, incoming).map_err(|e| e.in_table(name))? else {
+            let Some(schema) = evolve(&table.metadata, incoming).map_err(|e| e.in_table(name))?
+            else {
                 return Ok(false);
             };
             check_convertible(incoming, arrow_schema_of(&schema)?.as_ref())

@@ -8,8 +8,8 @@ use arrow_array::{Array, ArrayRef, RecordBatch, new_null_array};
 use arrow_cast::{CastOptions, can_cast_types, cast_with_options};
 use arrow_schema::{DataType, Field, Schema as ArrowSchema, SchemaRef as ArrowSchemaRef, TimeUnit};
 use iceberg::spec::{
-    ListType, MapType, NestedField, NestedFieldRef, PrimitiveType, Schema, StructType, Transform,
-    Type, UnboundPartitionSpec,
+    ListType, MapType, NestedField, NestedFieldRef, PrimitiveType, Schema, StructType,
+    TableMetadata, Transform, Type, UnboundPartitionSpec,
 };
 
 use crate::error::{Context, Error, Location, Result};
@@ -394,13 +394,16 @@ impl SchemaEvolution {
     }
 }
 
-/// The schema `current` must become to take batches of `incoming` under `Evolve`: new
-/// columns appended as optional fields with fresh ids, safe type promotions applied. `None`
-/// when nothing changes.
-pub fn evolve(current: &Schema, incoming: &ArrowSchema) -> Result<Option<Schema>> {
+/// The schema the table's current one must become to take batches of `incoming` under
+/// `Evolve`: new columns appended as optional fields with fresh ids, safe type promotions
+/// applied. `None` when nothing changes. Fresh ids follow the table's `last-column-id`, not
+/// the current schema's highest id: the id of a dropped column is never reused (old files
+/// would bring its values back), and a reserved id only while no column ever had it.
+pub fn evolve(metadata: &TableMetadata, incoming: &ArrowSchema) -> Result<Option<Schema>> {
     use PrimitiveType as P;
+    let current = metadata.current_schema();
     let mut ids = FieldIds {
-        next: current.highest_field_id() + 1,
+        next: metadata.last_column_id() + 1,
     };
     let mut changed = false;
     let mut fields: Vec<NestedFieldRef> = Vec::new();
@@ -434,7 +437,9 @@ pub fn evolve(current: &Schema, incoming: &ArrowSchema) -> Result<Option<Schema>
     for field in incoming.fields() {
         if current.field_by_name(field.name()).is_none() {
             changed = true;
-            let id = reserved_field_id(field.name()).unwrap_or_else(|| ids.take());
+            let id = reserved_field_id(field.name())
+                .filter(|id| *id > metadata.last_column_id())
+                .unwrap_or_else(|| ids.take());
             let added = to_nested_field(id, &field.as_ref().clone().with_nullable(true), &mut ids)?;
             fields.push(added);
         }
@@ -500,6 +505,26 @@ mod tests {
 
     use super::*;
 
+    fn new_table(schema: Schema) -> TableMetadata {
+        let creation = iceberg::TableCreation::builder()
+            .name("t".into())
+            .location("file:///tmp/t".into())
+            .schema(schema)
+            .build();
+        iceberg::spec::TableMetadataBuilder::from_table_creation(creation)
+            .and_then(|b| b.build())
+            .unwrap()
+            .metadata
+    }
+
+    fn with_schema(table: &TableMetadata, schema: Schema) -> TableMetadata {
+        iceberg::spec::TableMetadataBuilder::new_from_metadata(table.clone(), None)
+            .add_current_schema(schema)
+            .and_then(|b| b.build())
+            .unwrap()
+            .metadata
+    }
+
     #[test]
     fn metadata_columns_get_reserved_ids_and_evolution_adds_and_promotes() {
         let arrow = ArrowSchema::new(vec![
@@ -519,7 +544,9 @@ mod tests {
             Field::new("x", DataType::Float64, true),
             Field::new("note", DataType::Utf8, false),
         ]);
-        let evolved = evolve(&schema, &incoming).unwrap().unwrap();
+        // A new table's ids are 1..4 (iceberg-rust renumbers them on creation).
+        let table = new_table(schema.clone());
+        let evolved = evolve(&table, &incoming).unwrap().unwrap();
         let field = |name: &str| evolved.field_by_name(name).unwrap().clone();
         assert_eq!(*field("n").field_type, Type::Primitive(PrimitiveType::Long));
         assert_eq!(
@@ -528,12 +555,35 @@ mod tests {
         );
         // New columns are optional (old rows lack them) with a fresh id; ids never change.
         assert!(!field("note").required);
-        assert_eq!(field("note").id, 10_005);
-        assert_eq!(field("n").id, 1);
-        assert!(evolve(&evolved, &incoming).unwrap().is_none());
+        assert_eq!(field("note").id, 5);
+        assert_eq!(field("n").id, 2);
+        let table = with_schema(&table, evolved);
+        assert!(evolve(&table, &incoming).unwrap().is_none());
+        // After `note` (id 5) is dropped, a column added again gets id 6, not 5 again.
+        let fields = table.current_schema().as_struct().fields();
+        let dropped = Schema::builder()
+            .with_schema_id(table.current_schema_id() + 1)
+            .with_fields(fields.iter().filter(|f| f.name != "note").cloned())
+            .build()
+            .unwrap();
+        let table = with_schema(&table, dropped);
+        let again = evolve(&table, &incoming).unwrap().unwrap();
+        assert_eq!(again.field_by_name("note").unwrap().id, 6);
+        // A reserved id is taken only while no column ever had it.
+        let run_id = ArrowSchema::new(vec![Field::new("_phlo_run_id", DataType::Utf8, true)]);
+        let one = ArrowSchema::new(vec![Field::new("a", DataType::Int64, true)]);
+        let plain = new_table(iceberg_schema_from_arrow(&one).unwrap());
+        let added = evolve(&plain, &run_id).unwrap().unwrap();
+        assert_eq!(id(&added, "_phlo_run_id"), 10_004);
+        let readded = with_schema(
+            &with_schema(&plain, added),
+            plain.current_schema().as_ref().clone(),
+        );
+        let again = evolve(&readded, &run_id).unwrap().unwrap();
+        assert_eq!(id(&again, "_phlo_run_id"), 10_005);
         // Narrower batches need no change; text into a number column is refused.
         let narrow = ArrowSchema::new(vec![Field::new("n", DataType::Int8, true)]);
-        assert!(evolve(&schema, &narrow).unwrap().is_none());
+        assert!(evolve(&table, &narrow).unwrap().is_none());
         let text = ArrowSchema::new(vec![Field::new("n", DataType::Utf8, true)]);
         let target = arrow_schema_of(&schema).unwrap();
         let err = check_convertible(&text, &target).unwrap_err();

@@ -404,3 +404,58 @@ async fn diff_rows_between_refs() {
     let same = lh.diff_rows("raw.t", "dev", "dev", &key, 10).await.unwrap();
     assert_eq!((same.added, same.removed, same.changed), (0, 0, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn null_keys_are_refused_with_and_without_dedupe() {
+    let dir = tempfile::tempdir().unwrap();
+    let lh = Lakehouse::open(dir.path()).unwrap();
+    lh.catalog().create_namespace("raw").unwrap();
+    let nullable = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Utf8, true),
+        Field::new("part", DataType::Int64, true),
+    ]));
+    let keyed = |k: Vec<Option<&str>>, part: Vec<Option<i64>>| {
+        RecordBatch::try_new(
+            nullable.clone(),
+            vec![
+                Arc::new(StringArray::from(k)),
+                Arc::new(Int64Array::from(part)),
+            ],
+        )
+        .unwrap()
+    };
+    lh.create_table("raw.n", &nullable, &[], HashMap::new(), MAIN)
+        .await
+        .unwrap();
+    let first = keyed(vec![Some(""), Some("a")], vec![Some(0), Some(1)]);
+    let mut merge = options(MergeStrategy::Merge, None);
+    merge.unique_key = vec!["k".into()];
+    lh.merge("raw.n", one(first), &merge).await.unwrap();
+    let head = || async {
+        let table = lh.load_table("raw.n", MAIN).await.unwrap();
+        table.metadata.current_snapshot_id()
+    };
+    let before = head().await;
+    // A null `k` would read as "" on the direct key path, and replace the "" row.
+    let with_nulls = keyed(vec![None, Some("b"), None], vec![Some(1), None, Some(2)]);
+    for (key, column, nulls) in [(&["k"][..], "k", 2), (&["part", "k"][..], "part", 1)] {
+        for dedupe in [None, Some(DedupeMethod::Last)] {
+            let options = MergeOptions {
+                unique_key: key.iter().map(|k| k.to_string()).collect(),
+                ..options(MergeStrategy::Merge, dedupe)
+            };
+            let err = lh
+                .merge("raw.n", one(with_nulls.clone()), &options)
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), "merge", "{key:?} {dedupe:?}: {err}");
+            assert_eq!(err.location().table.as_deref(), Some("raw.n"));
+            assert_eq!(err.location().column.as_deref(), Some(column));
+            assert!(
+                err.to_string().contains(&format!("{nulls} null value(s)")),
+                "{err}"
+            );
+            assert_eq!(head().await, before, "the table is unchanged");
+        }
+    }
+}

@@ -1,16 +1,18 @@
 //! Iceberg tables: loading and creating metadata, writing data files, committing snapshots
-//! with phlo's own commit path, and scanning with pruning.
+//! with phlo's own commit path, scanning with pruning, and reading data files by field id.
 
 pub mod commit;
 pub mod eval;
 pub(crate) mod file_tasks;
 pub mod filter;
+pub mod read;
 pub mod scan;
 pub mod table;
 pub mod write;
 
 pub use commit::{CommitOutcome, SnapshotChange};
 pub use filter::{Filter, FilterOp, Literal};
+pub use read::{ProjectedFile, ProjectedReader, Projection, read_data_file};
 pub use scan::{ScanOptions, ScanPlan};
 pub use table::LoadedTable;
 

@@ -256,14 +256,14 @@ async fn open_writer(
         .context(|| "opening a data file".into())
 }
 
-/// The distinct partition values of `batch` under the table's only partition spec; `None` when
-/// the table is unpartitioned or has several specs (older files may follow another).
+/// The distinct partition values of `batch` under the table's current partition spec; `None`
+/// when it is unpartitioned. (Files written under an older spec have values of another shape.)
 pub fn partition_values(
     metadata: &TableMetadata,
     batch: &RecordBatch,
 ) -> Result<Option<Vec<Struct>>> {
     let spec = metadata.default_partition_spec();
-    if spec.is_unpartitioned() || metadata.partition_specs_iter().len() > 1 {
+    if spec.is_unpartitioned() {
         return Ok(None);
     }
     let partitioner = Partitioner::new(spec, metadata.current_schema())?;

@@ -76,8 +76,12 @@ impl BatchKeys {
         self.encoder.keys(batch)
     }
 
-    /// The batch row with the same key as row `i` of `probe`, if any.
+    /// The batch row with the same key as row `i` of `probe`, if any (never for a table row
+    /// without a key: batch keys are never null).
     pub fn find(&self, probe: &KeyColumns, i: usize) -> Option<usize> {
+        if probe.is_null(i) {
+            return None;
+        }
         self.index
             .find(probe.hash(i), |&j| self.keys.same(j as usize, probe, i))
             .map(|&j| j as usize)

@@ -13,26 +13,23 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow_array::{BooleanArray, RecordBatch};
-use arrow_schema::SchemaRef as ArrowSchemaRef;
 use arrow_select::filter::filter_record_batch;
-use hashbrown::HashSet;
 use iceberg::io::FileIO;
-use iceberg::spec::{DataFile, Struct};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use iceberg::spec::DataFile;
 
 mod keys;
+mod plan;
 
 use keys::BatchKeys;
 
 use crate::catalog::{MAIN, SqliteCatalog};
 use crate::dedupe::{DedupeMethod, dedupe};
 use crate::error::{Context, Error, Location, Result};
-use crate::iceberg::LoadedTable;
 use crate::iceberg::commit::{
     ConcurrentChanges, SnapshotChange, commit, commit_append, live_data_files,
 };
-use crate::iceberg::write::{DataFileSink, partition_values};
-use crate::schema::cast_to_schema;
+use crate::iceberg::write::DataFileSink;
+use crate::iceberg::{LoadedTable, ProjectedFile, ProjectedReader, Projection};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MergeStrategy {
@@ -177,32 +174,26 @@ pub async fn merge(
                 });
                 }
                 let live = live_data_files(io, &table, MAIN).await?;
-                // When every partition column is part of the key, a row can only be replaced by
-                // a batch row of the same partition: files of other partitions cannot match.
-                let partitions = match partition_columns_in_key(&table, &options.unique_key) {
-                    true => {
-                        partition_values(&table.metadata, &batch)?.map(HashSet::<Struct>::from_iter)
-                    }
-                    false => None,
-                };
-                let candidates: Vec<DataFile> = live
-                    .into_iter()
-                    .filter(|f| {
-                        partitions
-                            .as_ref()
-                            .is_none_or(|p| p.contains(f.partition()))
-                    })
-                    .filter(|f| keys.may_be_in(f, key_field))
-                    .collect();
+                let candidates = plan::candidates(
+                    io,
+                    &table,
+                    live,
+                    &batch,
+                    (keys, key_field),
+                    &options.unique_key,
+                )
+                .await?;
                 phases.end("plan");
                 result.files_scanned = candidates.len() as u64;
-                let target = crate::schema::arrow_schema_of(table.metadata.current_schema())?;
+                let projection = Projection::new(&table.metadata, table.metadata.current_schema())?;
                 let mut removed = Vec::new();
                 let mut found = vec![false; keys.num_rows()];
                 let mut rows_removed = 0u64;
                 for file in candidates {
                     let kept =
-                        rewrite_without_keys(io, &file, &target, keys.clone(), &mut found).await?;
+                        rewrite_without_keys(io, &file, &projection, keys.clone(), &mut found)
+                            .await
+                            .map_err(|e| e.in_table(&name))?;
                     if let Some((kept, matched)) = kept {
                         rows_removed += matched;
                         for part in kept {
@@ -274,20 +265,6 @@ pub async fn merge(
     Ok(result)
 }
 
-fn partition_columns_in_key(table: &LoadedTable, key: &[String]) -> bool {
-    let schema = table.metadata.current_schema();
-    table
-        .metadata
-        .default_partition_spec()
-        .fields()
-        .iter()
-        .all(|field| {
-            schema
-                .name_by_field_id(field.source_id)
-                .is_some_and(|name| key.iter().any(|k| k == name))
-        })
-}
-
 fn check_keys(batch: &RecordBatch, keys: &[String]) -> Result<()> {
     if keys.is_empty() {
         return Err(Error::invalid(
@@ -295,7 +272,7 @@ fn check_keys(batch: &RecordBatch, keys: &[String]) -> Result<()> {
             "name the column(s) that identify a row",
         ));
     }
-    crate::keys::key_arrays(batch, keys).map(|_| ())
+    crate::keys::check_no_null_keys(batch, keys)
 }
 
 fn summary_metrics(result: &MergeResult) -> Vec<(String, String)> {
@@ -317,53 +294,18 @@ fn summary_metrics(result: &MergeResult) -> Vec<(String, String)> {
 async fn rewrite_without_keys(
     io: &FileIO,
     file: &DataFile,
-    target: &ArrowSchemaRef,
+    projection: &Projection,
     keys: Arc<BatchKeys>,
     found: &mut [bool],
 ) -> Result<Option<(Vec<RecordBatch>, u64)>> {
-    let path = file.file_path().to_string();
-    let bytes = crate::iceberg::read_bytes(io, &path).await?;
-    let corrupt = |e: parquet::errors::ParquetError| {
-        Error::invalid(
-            format!("cannot read data file {path}: {e}"),
-            "the file may be corrupt",
-        )
-    };
-    let row_groups = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
-        .map_err(corrupt)?
-        .metadata()
-        .num_row_groups();
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(row_groups.max(1));
-    let per_worker = row_groups.div_ceil(workers);
-    let mut tasks = Vec::with_capacity(workers);
-    for worker in 0..workers {
-        let groups: Vec<usize> =
-            (worker * per_worker..((worker + 1) * per_worker).min(row_groups)).collect();
-        let (bytes, keys, target, path) =
-            (bytes.clone(), keys.clone(), target.clone(), path.clone());
-        tasks.push(tokio::task::spawn_blocking(move || {
-            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-                .and_then(|b| b.with_row_groups(groups).with_batch_size(64 * 1024).build())
-                .map_err(|e| {
-                    Error::invalid(
-                        format!("cannot read data file {path}: {e}"),
-                        "the file may be corrupt",
-                    )
-                })?;
-            filter_out_keys(reader, &target, &keys, &path)
-        }));
-    }
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let parts = ProjectedFile::open(io, file, projection)
+        .await?
+        .read_parallel(workers, move |reader| filter_out_keys(reader, &keys))
+        .await?;
     let mut kept = Vec::new();
     let mut matched = 0u64;
-    for task in tasks {
-        let part = task.await.map_err(|e| {
-            Error::invalid(
-                format!("a rewrite task failed: {e}"),
-                "this is a bug; please report it",
-            )
-        })??;
+    for part in parts {
         kept.extend(part.kept);
         matched += part.found.len() as u64;
         for i in part.found {
@@ -382,19 +324,13 @@ struct Filtered {
     found: Vec<u32>,
 }
 
-fn filter_out_keys(
-    reader: impl Iterator<Item = std::result::Result<RecordBatch, arrow_schema::ArrowError>>,
-    target: &ArrowSchemaRef,
-    keys: &BatchKeys,
-    path: &str,
-) -> Result<Filtered> {
+fn filter_out_keys(reader: ProjectedReader, keys: &BatchKeys) -> Result<Filtered> {
     let mut out = Filtered {
         kept: Vec::new(),
         found: Vec::new(),
     };
     for batch in reader {
-        let batch = batch.context(|| format!("decoding {path}"))?;
-        let batch = cast_to_schema(&known_columns(&batch, target)?, target)?;
+        let batch = batch?;
         let probe = keys.probe(&batch)?;
         let mask: BooleanArray = (0..probe.len())
             .map(|row| match keys.find(&probe, row) {
@@ -412,20 +348,4 @@ fn filter_out_keys(
         }
     }
     Ok(out)
-}
-
-/// The columns of a data file that the table still has (a file written before a column was
-/// dropped carries it; the rewrite leaves it out).
-fn known_columns(batch: &RecordBatch, target: &ArrowSchemaRef) -> Result<RecordBatch> {
-    let keep: Vec<usize> = batch
-        .schema()
-        .fields()
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| target.field_with_name(f.name()).is_ok())
-        .map(|(i, _)| i)
-        .collect();
-    batch
-        .project(&keep)
-        .context(|| "projecting a data file onto the table schema".into())
 }

@@ -1,0 +1,384 @@
+//! Reading a data file as a table schema sees it. Iceberg identifies columns by field id, not
+//! by name: a renamed column keeps its id, a column dropped and added again gets a new one, and
+//! a file written before a column existed lacks it. So a file's columns are matched to the
+//! schema by id: renamed columns keep their values, columns the file lacks read as null,
+//! dropped columns are left out, promoted types (int→long, float→double, wider decimals) are
+//! cast. Files written without field ids are resolved by the table's name mapping
+//! (`schema.name-mapping.default`). Every engine path that reads data files (merge rewrite,
+//! row diff, …) goes through here.
+//!
+//! Nested columns are matched by the id of their top-level column; inside a struct, list or
+//! map the file's layout is cast to the schema's.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions, new_null_array};
+use arrow_cast::{CastOptions, can_cast_types, cast_with_options};
+use arrow_schema::{DataType, SchemaRef as ArrowSchemaRef};
+use bytes::Bytes;
+use iceberg::io::FileIO;
+use iceberg::spec::{
+    DEFAULT_SCHEMA_NAME_MAPPING, DataFile, DataFileFormat, NameMapping, Schema, TableMetadata,
+};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder,
+};
+use parquet::arrow::{PARQUET_FIELD_ID_META_KEY, ProjectionMask};
+
+use crate::error::{Context, Error, Location, Result};
+use crate::schema::arrow_schema_of;
+
+/// Rows per decoded batch (Parquet's own default of 1,024 makes per-batch overhead dominate).
+const BATCH_ROWS: usize = 64 * 1024;
+
+/// The columns to read, as fields of one table schema, and how to find them in any data file
+/// of the table.
+#[derive(Debug, Clone)]
+pub struct Projection {
+    /// Field ids of the top-level columns read, in output order.
+    field_ids: Vec<i32>,
+    schema: ArrowSchemaRef,
+    /// Top-level column name → field id, for files written without ids.
+    name_mapping: Option<Arc<HashMap<String, i32>>>,
+}
+
+impl Projection {
+    /// Every column of `schema` (a schema of the table `metadata` describes: usually its
+    /// current one, or a snapshot's).
+    pub fn new(metadata: &TableMetadata, schema: &Schema) -> Result<Self> {
+        let columns: Vec<String> = schema
+            .as_struct()
+            .fields()
+            .iter()
+            .map(|f| f.name.clone())
+            .collect();
+        Self::select(metadata, schema, &columns)
+    }
+
+    /// Only `columns` of `schema`, in this order.
+    pub fn select(metadata: &TableMetadata, schema: &Schema, columns: &[String]) -> Result<Self> {
+        let full = arrow_schema_of(schema)?;
+        let fields = schema.as_struct().fields();
+        let mut field_ids = Vec::with_capacity(columns.len());
+        let mut indices = Vec::with_capacity(columns.len());
+        for column in columns {
+            let index = fields
+                .iter()
+                .position(|f| &f.name == column)
+                .ok_or_else(|| Error::InvalidInput {
+                    message: format!("column {column} is not in the table"),
+                    at: Location {
+                        table: None,
+                        column: Some(column.clone()),
+                    },
+                    hint: "select columns the table has (see table.schema)".into(),
+                })?;
+            field_ids.push(fields[index].id);
+            indices.push(index);
+        }
+        let schema = Arc::new(
+            full.project(&indices)
+                .context(|| "projecting columns".into())?,
+        );
+        Ok(Self {
+            field_ids,
+            schema,
+            name_mapping: name_mapping(metadata)?,
+        })
+    }
+
+    /// The Arrow schema of every batch read (with `PARQUET:field_id` metadata).
+    pub fn schema(&self) -> &ArrowSchemaRef {
+        &self.schema
+    }
+}
+
+/// The table's name mapping, flattened to its top level.
+fn name_mapping(metadata: &TableMetadata) -> Result<Option<Arc<HashMap<String, i32>>>> {
+    let Some(json) = metadata.properties().get(DEFAULT_SCHEMA_NAME_MAPPING) else {
+        return Ok(None);
+    };
+    let mapping: NameMapping = serde_json::from_str(json).map_err(|e| {
+        Error::invalid(
+            format!("table property {DEFAULT_SCHEMA_NAME_MAPPING} is not a name mapping: {e}"),
+            "fix or remove the property (see the Iceberg spec's column projection rules)",
+        )
+    })?;
+    let by_name = mapping
+        .fields()
+        .iter()
+        .filter_map(|f| f.field_id().map(|id| (f, id)))
+        .flat_map(|(f, id)| f.names().iter().map(move |n| (n.clone(), id)))
+        .collect();
+    Ok(Some(Arc::new(by_name)))
+}
+
+/// Where one output column comes from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// Column `i` of the decoded batch, as it is.
+    Same(usize),
+    /// Column `i` of the decoded batch, cast to the schema's type (a promoted type).
+    Cast(usize),
+    /// The file does not have the column: nulls.
+    Missing,
+}
+
+/// One data file in memory, resolved against a [`Projection`]: which of its columns are decoded
+/// and where each lands.
+pub struct ProjectedFile {
+    path: Arc<str>,
+    bytes: Bytes,
+    metadata: ArrowReaderMetadata,
+    mask: ProjectionMask,
+    sources: Arc<[Source]>,
+    schema: ArrowSchemaRef,
+}
+
+impl ProjectedFile {
+    /// Reads `file` and resolves its columns against `projection`.
+    pub async fn open(io: &FileIO, file: &DataFile, projection: &Projection) -> Result<Self> {
+        let path = file.file_path();
+        if file.file_format() != DataFileFormat::Parquet {
+            return Err(Error::invalid(
+                format!(
+                    "data file {path} is {}, phlo reads Parquet only",
+                    file.file_format()
+                ),
+                "rewrite the table's data files as Parquet with the engine that wrote them",
+            ));
+        }
+        let bytes = super::read_bytes(io, path).await?;
+        let metadata = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new())
+            .map_err(|e| corrupt(path, e))?;
+        let file_ids = file_field_ids(&metadata, path, projection)?;
+        let roots: Vec<usize> = file_ids
+            .iter()
+            .enumerate()
+            .filter(|(_, id)| id.is_some_and(|id| projection.field_ids.contains(&id)))
+            .map(|(i, _)| i)
+            .collect();
+        let file_fields = metadata.schema().fields();
+        let sources = projection
+            .field_ids
+            .iter()
+            .zip(projection.schema.fields())
+            .map(|(id, field)| {
+                // Decoded columns keep the file's order; should a file repeat an id, the first
+                // column wins.
+                let Some(position) = roots.iter().position(|&i| file_ids[i] == Some(*id)) else {
+                    return match field.is_nullable() {
+                        true => Ok(Source::Missing),
+                        false => Err(Error::schema(
+                            format!("data file {path} lacks required column (field id {id})"),
+                            Location {
+                                table: None,
+                                column: Some(field.name().clone()),
+                            },
+                            "the file does not belong to this table schema; make the column \
+                             optional, or rewrite the file",
+                        )),
+                    };
+                };
+                let from = file_fields[roots[position]].data_type();
+                match (
+                    from == field.data_type(),
+                    can_cast_types(from, field.data_type()),
+                ) {
+                    (true, _) => Ok(Source::Same(position)),
+                    (false, true) => Ok(Source::Cast(position)),
+                    (false, false) => Err(mismatch(path, field.name(), from, field.data_type())),
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mask = ProjectionMask::roots(metadata.parquet_schema(), roots);
+        Ok(Self {
+            path: path.into(),
+            bytes,
+            metadata,
+            mask,
+            sources: sources.into(),
+            schema: projection.schema.clone(),
+        })
+    }
+
+    pub fn num_row_groups(&self) -> usize {
+        self.metadata.metadata().num_row_groups()
+    }
+
+    /// A reader of the given row groups, yielding batches in the projection's schema.
+    pub fn reader(&self, row_groups: Vec<usize>) -> Result<ProjectedReader> {
+        let inner = ParquetRecordBatchReaderBuilder::new_with_metadata(
+            self.bytes.clone(),
+            self.metadata.clone(),
+        )
+        .with_projection(self.mask.clone())
+        .with_row_groups(row_groups)
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(|e| corrupt(&self.path, e))?;
+        Ok(ProjectedReader {
+            inner,
+            path: self.path.clone(),
+            sources: self.sources.clone(),
+            schema: self.schema.clone(),
+        })
+    }
+
+    /// Decodes the file on up to `parallelism` blocking threads, each running `work` over a
+    /// reader of its own contiguous run of row groups. Results come back in row-group order.
+    pub async fn read_parallel<T, F>(&self, parallelism: usize, work: F) -> Result<Vec<T>>
+    where
+        T: Send + 'static,
+        F: Fn(ProjectedReader) -> Result<T> + Send + Sync + 'static,
+    {
+        let groups = self.num_row_groups();
+        let workers = parallelism.clamp(1, groups.max(1));
+        let per_worker = groups.div_ceil(workers).max(1);
+        let work = Arc::new(work);
+        let mut tasks = Vec::with_capacity(workers);
+        for worker in 0..workers {
+            let range = (worker * per_worker).min(groups)..((worker + 1) * per_worker).min(groups);
+            let reader = self.reader(range.collect())?;
+            let work = work.clone();
+            tasks.push(tokio::task::spawn_blocking(move || work(reader)));
+        }
+        let mut results = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            results.push(task.await.map_err(|e| {
+                Error::invalid(
+                    format!("a task reading {} failed: {e}", self.path),
+                    "this is a bug; please report it",
+                )
+            })??);
+        }
+        Ok(results)
+    }
+}
+
+/// Reads a whole data file as `projection` sees it, decoding its row groups on up to
+/// `parallelism` threads.
+pub async fn read_data_file(
+    io: &FileIO,
+    file: &DataFile,
+    projection: &Projection,
+    parallelism: usize,
+) -> Result<Vec<RecordBatch>> {
+    let parts = ProjectedFile::open(io, file, projection)
+        .await?
+        .read_parallel(parallelism, |reader| reader.collect::<Result<Vec<_>>>())
+        .await?;
+    Ok(parts.into_iter().flatten().collect())
+}
+
+/// The field id of each top-level column of a file: embedded by the writer, or else from the
+/// table's name mapping.
+fn file_field_ids(
+    metadata: &ArrowReaderMetadata,
+    path: &str,
+    projection: &Projection,
+) -> Result<Vec<Option<i32>>> {
+    let fields = metadata.schema().fields();
+    let embedded: Vec<Option<i32>> = fields
+        .iter()
+        .map(|f| {
+            f.metadata()
+                .get(PARQUET_FIELD_ID_META_KEY)
+                .and_then(|id| id.parse().ok())
+        })
+        .collect();
+    if embedded.iter().any(Option::is_some) || fields.is_empty() {
+        return Ok(embedded);
+    }
+    match &projection.name_mapping {
+        Some(mapping) => Ok(fields
+            .iter()
+            .map(|f| mapping.get(f.name()).copied())
+            .collect()),
+        None => Err(Error::schema(
+            format!("data file {path} has no Iceberg field ids"),
+            Location::default(),
+            format!(
+                "set the table property {DEFAULT_SCHEMA_NAME_MAPPING} (a name mapping) so its \
+                 columns can be matched by name, or rewrite the file with field ids"
+            ),
+        )),
+    }
+}
+
+/// Batches of a run of row groups of one data file, in the projection's schema.
+pub struct ProjectedReader {
+    inner: ParquetRecordBatchReader,
+    path: Arc<str>,
+    sources: Arc<[Source]>,
+    schema: ArrowSchemaRef,
+}
+
+impl ProjectedReader {
+    fn project(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        let rows = batch.num_rows();
+        let options = CastOptions {
+            safe: false,
+            ..Default::default()
+        };
+        let columns = self
+            .sources
+            .iter()
+            .zip(self.schema.fields())
+            .map(|(source, field)| match *source {
+                Source::Same(i) => Ok(batch.column(i).clone()),
+                Source::Cast(i) => cast_with_options(batch.column(i), field.data_type(), &options)
+                    .map_err(|e| {
+                        Error::schema(
+                            format!("cannot read a column of data file {}: {e}", self.path),
+                            Location {
+                                table: None,
+                                column: Some(field.name().clone()),
+                            },
+                            "the file's values do not fit the column's type",
+                        )
+                    }),
+                Source::Missing => Ok(new_null_array(field.data_type(), rows)),
+            })
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        // Nested fields may differ from the schema in names and field-id metadata only.
+        let options = RecordBatchOptions::new()
+            .with_row_count(Some(rows))
+            .with_match_field_names(false);
+        RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)
+            .context(|| format!("projecting data file {}", self.path))
+    }
+}
+
+impl Iterator for ProjectedReader {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let batch = self.inner.next()?;
+        Some(
+            batch
+                .context(|| format!("decoding {}", self.path))
+                .and_then(|b| self.project(b)),
+        )
+    }
+}
+
+fn corrupt(path: &str, e: parquet::errors::ParquetError) -> Error {
+    Error::invalid(
+        format!("cannot read data file {path}: {e}"),
+        "the file may be corrupt",
+    )
+}
+
+fn mismatch(path: &str, column: &str, from: &DataType, to: &DataType) -> Error {
+    Error::schema(
+        format!("data file {path} stores the column as {from}, which cannot be read as {to}"),
+        Location {
+            table: None,
+            column: Some(column.into()),
+        },
+        "the file does not belong to this table schema; rewrite it",
+    )
+}
