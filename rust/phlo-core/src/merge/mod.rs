@@ -351,12 +351,7 @@ async fn rewrite_without_keys(
     let mut kept = Vec::new();
     let mut matched = 0u64;
     for task in tasks {
-        let part = task.await.map_err(|e| {
-            Error::invalid(
-                format!("a rewrite task failed: {e}"),
-                "this is a bug; please report it",
-            )
-        })??;
+        let part = task.await.map_err(|e| Error::from_join("rewriting data files", e))??;
         kept.extend(part.kept);
         matched += part.found.len() as u64;
         for i in part.found {
