@@ -116,7 +116,12 @@ def head(
 @main.command("log")
 @click.option("--ref", default=None, help="Only this branch or tag (default: every ref).")
 @click.option(
-    "-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Entries to print."
+    "-n",
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Entries to print.",
 )
 @click.pass_context
 def log_command(ctx: click.Context, ref: str | None, limit: int) -> None:

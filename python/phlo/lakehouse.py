@@ -272,7 +272,9 @@ class Lakehouse:
     def create_branch(self, name: str, from_ref: str = "main") -> None:
         """Creates branch `name` with every table as it is on `from_ref` (pointers only: no
         data is copied). Writes on the branch are invisible elsewhere until it is merged."""
-        self._native.create_ref(_new_ref("branch", name), "branch", _args.text("from_ref", from_ref))
+        self._native.create_ref(
+            _new_ref("branch", name), "branch", _args.text("from_ref", from_ref)
+        )
 
     def create_tag(self, name: str, ref: str = "main") -> None:
         """Tags the current state of `ref`. Tags are immutable: writes to them are refused."""
@@ -749,9 +751,10 @@ def _commit_properties(
 
 def _new_ref(kind: str, name: Any) -> str:
     """The name of a branch or tag to create (`main` always exists)."""
-    if _args.text("name", name) == "main":
+    checked = _args.text("name", name)
+    if checked == "main":
         raise InputError(f"main already exists; pick another name for the {kind}")
-    return name
+    return checked
 
 
 def _commit_or_time(as_of: AsOf) -> tuple[str | None, int | None]:
@@ -769,8 +772,6 @@ def _commit_or_time(as_of: AsOf) -> tuple[str | None, int | None]:
 def _cutoff_ms(older_than: dt.datetime | dt.timedelta) -> int:
     """A maintenance cutoff (a time, or an age before now) in ms since the epoch."""
     if isinstance(older_than, dt.timedelta):
-        if older_than < dt.timedelta(0):
-            raise InputError(f"older_than is a negative age ({older_than}); give an age ≥ 0")
         older_than = dt.datetime.now(dt.UTC) - older_than
     if not isinstance(older_than, dt.datetime):
         raise InputError(f"older_than must be a datetime or a timedelta, not {older_than!r}")

@@ -119,7 +119,10 @@ def dedupe(
     drop rows whose whole content repeats (``"hash"``). Returns the kept rows, in arrival
     order, and the number dropped. Null keys raise `MergeError`."""
     keys = _args.columns("unique_key", unique_key)
-    method = _args.text("method", method)
-    order_by = _args.optional_text("order_by", order_by)
-    batch, dropped = _native.dedupe(as_arrow(data), keys, method, order_by)
+    batch, dropped = _native.dedupe(
+        as_arrow(data),
+        keys,
+        _args.text("method", method),
+        _args.optional_text("order_by", order_by),
+    )
     return pa.record_batch(batch), dropped

@@ -64,7 +64,9 @@ class Validator:
     """
 
     def __init__(self, schema: Any, *, max_failure_cases: int | None = None) -> None:
-        max_failure_cases = _args.optional_integer("max_failure_cases", max_failure_cases, minimum=0)
+        max_failure_cases = _args.optional_integer(
+            "max_failure_cases", max_failure_cases, minimum=0
+        )
         self.plan: ValidationPlan = validation_plan(schema, max_failure_cases=max_failure_cases)
 
     @property

@@ -305,3 +305,72 @@ impl<T> Context<T> for std::result::Result<T, rusqlite::Error> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iceberg_error(message: &str) -> iceberg::Error {
+        iceberg::Error::new(iceberg::ErrorKind::DataInvalid, message)
+    }
+
+    #[test]
+    fn file_system_failures_are_storage_errors_naming_the_path() {
+        let missing = Err::<(), _>(iceberg_error(
+            "Failed to read file /w/t/metadata/1.json: No such file or directory (os error 2)",
+        ))
+        .context(|| "reading metadata of raw.t".into())
+        .unwrap_err();
+        assert_eq!(missing.code(), "storage");
+        let Error::Storage { path, source } = &missing else {
+            panic!("{missing}")
+        };
+        assert_eq!(path, "/w/t/metadata/1.json");
+        assert_eq!(source.kind(), io::ErrorKind::NotFound);
+        assert!(missing.to_string().contains("reading metadata of raw.t"));
+        assert!(missing.to_string().contains("missing"));
+
+        // Without a path in the message, the path comes from the context.
+        let folder = Err::<(), _>(iceberg_error(
+            "Failed to load Parquet metadata, source: Failed to read 60 bytes: Is a directory \
+             (os error 21)",
+        ))
+        .context(|| "reading data file file:///w/t/data/a.parquet".into())
+        .unwrap_err();
+        let Error::Storage { path, source } = &folder else {
+            panic!("{folder}")
+        };
+        assert_eq!(path, "/w/t/data/a.parquet");
+        assert_eq!(source.kind(), io::ErrorKind::IsADirectory);
+
+        // Anything else stays an iceberg error (internal).
+        let other = Err::<(), _>(iceberg_error("Invalid schema"))
+            .context(|| "building".into())
+            .unwrap_err();
+        assert_eq!(other.code(), "internal");
+    }
+
+    #[test]
+    fn panics_and_failed_tasks_are_internal_errors_asking_for_a_report() {
+        let payload: Box<dyn Any + Send> = Box::new("divide by zero");
+        let err = Error::from_panic("appending", payload.as_ref());
+        assert_eq!(err.code(), "internal");
+        assert!(
+            err.to_string()
+                .contains("while appending: panicked: divide by zero")
+        );
+        assert!(err.to_string().contains("please report it"));
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let failed = runtime.block_on(async {
+            tokio::spawn(async { panic!("lane {} broke", 3) })
+                .await
+                .unwrap_err()
+        });
+        let err = Error::from_join("writing a data file", failed);
+        assert_eq!(err.code(), "internal");
+        assert!(err.to_string().contains("panicked: lane 3 broke"), "{err}");
+    }
+}

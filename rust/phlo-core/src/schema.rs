@@ -289,7 +289,10 @@ pub fn partition_spec(
         let described = format!("{transform}({column})");
         if transform.result_type(&field.field_type).is_err() {
             return Err(invalid(
-                format!("{described}: {transform} cannot apply to a {} column", field.field_type),
+                format!(
+                    "{described}: {transform} cannot apply to a {} column",
+                    field.field_type
+                ),
                 transform_fits(&transform),
             ));
         }
@@ -330,11 +333,15 @@ fn parse_transform(text: &str) -> std::result::Result<Transform, String> {
     let argument = |name: &str| -> Option<std::result::Result<u32, String>> {
         let inner = text.strip_prefix(name)?;
         let Some(number) = inner.strip_prefix('[').and_then(|r| r.strip_suffix(']')) else {
-            return Some(Err(format!("write {name} with its argument: {name}(N, column)")));
+            return Some(Err(format!(
+                "write {name} with its argument: {name}(N, column)"
+            )));
         };
         Some(match number.trim().parse::<i64>() {
             Ok(n) if (1..=i64::from(i32::MAX)).contains(&n) => Ok(n as u32),
-            Ok(n) => Err(format!("{name} takes a whole number from 1 to 2147483647, got {n}")),
+            Ok(n) => Err(format!(
+                "{name} takes a whole number from 1 to 2147483647, got {n}"
+            )),
             Err(_) => Err(format!(
                 "{name} takes a whole number from 1 to 2147483647, got {:?}",
                 number.trim()
@@ -774,6 +781,98 @@ mod tests {
             let err = partition_spec(&schema, &pairs(&[bad])).unwrap_err();
             assert_eq!(err.code(), "invalid_input", "{bad:?}");
         }
+    }
+
+    #[test]
+    fn partition_specs_refuse_what_would_fail_at_the_first_write() {
+        let arrow = ArrowSchema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("x", DataType::Float64, true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+            Field::new("ts_day", DataType::Date32, true),
+            Field::new("tags", DataType::new_list(DataType::Utf8, true), true),
+        ]);
+        let schema = iceberg_schema_from_arrow(&arrow).unwrap();
+        let spec = |v: &[(&str, &str)]| {
+            let pairs: Vec<(String, String)> = v
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect();
+            partition_spec(&schema, &pairs)
+        };
+        let ok = spec(&[
+            ("id", "bucket[16]"),
+            ("name", "truncate[4]"),
+            ("ts", "Hour"),
+        ])
+        .unwrap();
+        let names: Vec<_> = ok.fields().iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["id_bucket", "name_trunc", "ts_hour"]);
+        assert!(spec(&[("id", "bucket[2147483647]")]).is_ok());
+        for (bad, column, says) in [
+            (vec![("id", "bucket[0]")], "id", "got 0"),
+            (vec![("name", "truncate[0]")], "name", "got 0"),
+            (vec![("id", "bucket[-1]")], "id", "got -1"),
+            (vec![("id", "bucket[2147483648]")], "id", "got 2147483648"),
+            (vec![("id", "bucket[x]")], "id", "got \"x\""),
+            (vec![("id", "bucket16")], "id", "bucket(N, column)"),
+            (vec![("id", "void")], "id", "unknown transform"),
+            (vec![("id", "unknown")], "id", "unknown transform"),
+            (vec![("name", "year")], "name", "year(name)"),
+            (vec![("x", "bucket[4]")], "x", "double"),
+            (vec![("ts", "truncate[4]")], "ts", "timestamp"),
+            (
+                vec![("tags.element", "identity")],
+                "tags.element",
+                "list or map",
+            ),
+            (
+                vec![("id", "identity"), ("id", "identity")],
+                "id",
+                "given twice",
+            ),
+            (vec![("ts", "hour"), ("ts", "month")], "ts", "by time twice"),
+            (vec![("ts", "day")], "ts", "ts_day"),
+        ] {
+            let err = spec(&bad).unwrap_err();
+            assert_eq!(err.code(), "invalid_input", "{bad:?}");
+            assert_eq!(err.location().column.as_deref(), Some(column), "{bad:?}");
+            assert!(err.to_string().contains(says), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn column_names_must_be_distinct_non_empty_and_printable() {
+        let check = |fields: Vec<Field>| check_column_names(&ArrowSchema::new(fields));
+        let int = |name: &str| Field::new(name, DataType::Int64, true);
+        let point =
+            |fields: Vec<Field>| Field::new("point", DataType::Struct(Fields::from(fields)), true);
+        assert!(check(vec![int("a"), point(vec![int("a")])]).is_ok());
+        for (fields, column) in [
+            (vec![int("id"), int("id")], "id"),
+            (vec![point(vec![int("x"), int("x")])], "point.x"),
+            (vec![point(vec![int("x")]), int("point.x")], "point.x"),
+            (vec![int("")], ""),
+            (vec![int("a\tb")], "a\tb"),
+        ] {
+            let err = check(fields).unwrap_err();
+            assert_eq!(err.code(), "schema");
+            assert_eq!(err.location().column.as_deref(), Some(column));
+        }
+        let err = iceberg_schema_from_arrow(&ArrowSchema::empty()).unwrap_err();
+        assert!(err.to_string().contains("no columns"));
+        let twice = RecordBatch::try_new(
+            Arc::new(ArrowSchema::new(vec![int("id"), int("id")])),
+            vec![
+                Arc::new(arrow_array::Int64Array::from(vec![1])),
+                Arc::new(arrow_array::Int64Array::from(vec![2])),
+            ],
+        )
+        .unwrap();
+        let table = Arc::new(ArrowSchema::new(vec![int("id")]));
+        let err = cast_to_schema(&twice, &table).unwrap_err();
+        assert_eq!(err.location().column.as_deref(), Some("id"));
     }
 
     #[test]

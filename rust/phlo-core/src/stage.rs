@@ -159,7 +159,9 @@ pub fn stage(
 fn check_run_id(run_id: &str) -> Result<()> {
     let bad = run_id.is_empty()
         || run_id.len() > 200
-        || run_id.chars().any(|c| c == '/' || c == '\\' || c.is_control());
+        || run_id
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control());
     if bad {
         return Err(Error::invalid(
             format!("run_id {run_id:?} cannot be part of a file name"),

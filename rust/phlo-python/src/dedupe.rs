@@ -2,8 +2,8 @@
 
 use arrow_array::RecordBatchReader;
 use arrow_select::concat::concat_batches;
-use phlo_core::schema::check_column_names;
 use phlo_core::dedupe::{DedupeMethod, dedupe as dedupe_batch};
+use phlo_core::schema::check_column_names;
 use pyo3::prelude::*;
 use pyo3_arrow::PyRecordBatch;
 use pyo3_arrow::input::AnyRecordBatch;

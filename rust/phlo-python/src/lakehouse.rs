@@ -80,23 +80,33 @@ impl NativeLakehouse {
     }
 
     fn create_namespace(&self, py: Python<'_>, namespace: &str) -> PyResult<()> {
-        detached(py, "creating a namespace", || self.inner.catalog().create_namespace(namespace))
+        detached(py, "creating a namespace", || {
+            self.inner.catalog().create_namespace(namespace)
+        })
     }
 
     fn namespace_exists(&self, py: Python<'_>, namespace: &str) -> PyResult<bool> {
-        detached(py, "looking up a namespace", || self.inner.catalog().namespace_exists(namespace))
+        detached(py, "looking up a namespace", || {
+            self.inner.catalog().namespace_exists(namespace)
+        })
     }
 
     fn list_namespaces(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        detached(py, "listing namespaces", || self.inner.catalog().list_namespaces())
+        detached(py, "listing namespaces", || {
+            self.inner.catalog().list_namespaces()
+        })
     }
 
     fn drop_namespace(&self, py: Python<'_>, namespace: &str) -> PyResult<()> {
-        detached(py, "dropping a namespace", || self.inner.catalog().drop_namespace(namespace))
+        detached(py, "dropping a namespace", || {
+            self.inner.catalog().drop_namespace(namespace)
+        })
     }
 
     fn list_tables(&self, py: Python<'_>, namespace: &str) -> PyResult<Vec<String>> {
-        let tables = detached(py, "listing tables", || self.inner.catalog().list_tables(namespace))?;
+        let tables = detached(py, "listing tables", || {
+            self.inner.catalog().list_tables(namespace)
+        })?;
         Ok(tables.into_iter().map(|t| t.to_string()).collect())
     }
 
@@ -194,11 +204,9 @@ impl NativeLakehouse {
         ref_name: String,
     ) -> PyResult<(String, String, PySchema)> {
         let lh = self.inner.clone();
-        let table = wait_for(
-            py,
-            "loading a table",
-            async move { lh.load_table(&name, &ref_name).await.py_err() },
-        )?;
+        let table = wait_for(py, "loading a table", async move {
+            lh.load_table(&name, &ref_name).await.py_err()
+        })?;
         let json = serde_json_string(&table.metadata)?;
         let schema = arrow_schema_of(table.metadata.current_schema()).py_err()?;
         Ok((table.metadata_location, json, PySchema::new(schema)))
@@ -296,7 +304,9 @@ impl NativeLakehouse {
             "tag" => RefKind::Tag,
             _ => RefKind::Branch,
         };
-        detached(py, "creating a ref", || self.inner.catalog().create_ref(name, kind, from_ref))
+        detached(py, "creating a ref", || {
+            self.inner.catalog().create_ref(name, kind, from_ref)
+        })
     }
 
     /// `[(name, source, created_at_ms)]` of the branches (`kind="branch"`) or tags.
@@ -314,7 +324,9 @@ impl NativeLakehouse {
     }
 
     fn delete_branch(&self, py: Python<'_>, name: &str) -> PyResult<()> {
-        detached(py, "deleting a branch", || self.inner.catalog().delete_branch(name))
+        detached(py, "deleting a branch", || {
+            self.inner.catalog().delete_branch(name)
+        })
     }
 
     /// Log entries as dicts (commit_id, ref, tables, message, author, created_at_ms, run_id,
@@ -326,7 +338,9 @@ impl NativeLakehouse {
         ref_name: Option<&str>,
         limit: usize,
     ) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        let entries = detached(py, "reading the log", || self.inner.catalog().log(ref_name, limit))?;
+        let entries = detached(py, "reading the log", || {
+            self.inner.catalog().log(ref_name, limit)
+        })?;
         entries
             .into_iter()
             .map(|e| {
@@ -351,7 +365,9 @@ impl NativeLakehouse {
         from_ref: &str,
         to_ref: &str,
     ) -> PyResult<(Vec<String>, Vec<String>, Vec<String>)> {
-        let diff = detached(py, "comparing refs", || self.inner.catalog().diff_refs(from_ref, to_ref))?;
+        let diff = detached(py, "comparing refs", || {
+            self.inner.catalog().diff_refs(from_ref, to_ref)
+        })?;
         Ok((diff.changed, diff.added, diff.removed))
     }
 
@@ -434,7 +450,9 @@ impl NativeLakehouse {
             batch_size,
         };
         let lh = self.inner.clone();
-        let plan = wait_for(py, "planning a scan", async move { lh.scan(&name, &options).await.py_err() })?;
+        let plan = wait_for(py, "planning a scan", async move {
+            lh.scan(&name, &options).await.py_err()
+        })?;
         Ok(NativeScan::new(plan))
     }
 }

@@ -73,7 +73,12 @@ impl NativeScan {
 
     /// Raises the phlo error that ended the stream, if the engine failed while streaming.
     fn raise_error(&self) -> PyResult<()> {
-        match self.failure.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        match self
+            .failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             Some(error) => Err(to_pyerr(error)),
             None => Ok(()),
         }
@@ -94,13 +99,12 @@ impl Iterator for BlockingReader {
     fn next(&mut self) -> Option<Self::Item> {
         // This runs inside an `extern "C"` callback of the Arrow C stream, where a panic
         // would abort the process.
-        let next = catch_unwind(AssertUnwindSafe(|| self.runtime.block_on(self.stream.next())))
-            .unwrap_or_else(|panic| {
-                Some(Err(phlo_core::Error::from_panic(
-                    "reading a scan",
-                    &*panic,
-                )))
-            })?;
+        let next = catch_unwind(AssertUnwindSafe(|| {
+            self.runtime.block_on(self.stream.next())
+        }))
+        .unwrap_or_else(|panic| {
+            Some(Err(phlo_core::Error::from_panic("reading a scan", &*panic)))
+        })?;
         Some(next.map_err(|error| {
             let message = error.to_string();
             *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);

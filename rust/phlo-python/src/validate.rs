@@ -28,16 +28,17 @@ pub fn validate<'py>(
     let declared = declared.into_inner();
     check_column_names(&schema).py_err()?;
     let (validated, failures) = detached(py, "validating", || {
-            let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|source| {
-                phlo_core::Error::Arrow {
+        let batches =
+            reader
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|source| phlo_core::Error::Arrow {
                     context: "reading the input".into(),
                     source,
-                }
-            })?;
-            let validated = validate_batches(&schema, &batches, &plan, &declared)?;
-            let failures = failure_cases(&validated.failures)?;
-            Ok::<_, phlo_core::Error>((validated, failures))
-        })?;
+                })?;
+        let validated = validate_batches(&schema, &batches, &plan, &declared)?;
+        let failures = failure_cases(&validated.failures)?;
+        Ok::<_, phlo_core::Error>((validated, failures))
+    })?;
     let counts: Vec<(&str, String, String, Option<i64>, usize)> = validated
         .failures
         .iter()

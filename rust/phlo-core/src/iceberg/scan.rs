@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef as ArrowSchemaRef;
+use futures::FutureExt;
 use futures::SinkExt;
 use futures::channel::mpsc;
-use futures::FutureExt;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use iceberg::Runtime;
 use iceberg::arrow::ArrowReader;

@@ -351,7 +351,9 @@ async fn rewrite_without_keys(
     let mut kept = Vec::new();
     let mut matched = 0u64;
     for task in tasks {
-        let part = task.await.map_err(|e| Error::from_join("rewriting data files", e))??;
+        let part = task
+            .await
+            .map_err(|e| Error::from_join("rewriting data files", e))??;
         kept.extend(part.kept);
         matched += part.found.len() as u64;
         for i in part.found {
