@@ -108,6 +108,8 @@ NAMES = [
     case("ns-drop-missing", E.NoSuchNamespaceError, "nope", lambda lh: lh.drop_namespace("nope")),
     case("ns-drop-not-empty", E.NamespaceNotEmptyError, "raw", lambda lh: lh.drop_namespace("raw")),
     case("ns-tables-missing", E.NoSuchNamespaceError, "nope", lambda lh: lh.tables("nope")),
+    case("ns-exist-ok-str", E.InputError, "exist_ok", lambda lh: lh.create_namespace("raw", exist_ok="no")),
+    case("open-root-int", E.InputError, "root must be a path", lambda lh: phlo.Lakehouse.open(5)),
     case("ns-tables-int", E.InputError, "namespace must be a string", lambda lh: lh.tables(3)),
 ]
 
@@ -164,6 +166,8 @@ PARTITIONS = [
     case("missing-column", E.InputError, "nope", partitioned("day(nope)")),
     case("same-field-twice", E.InputError, "category is given twice", partitioned("category", "category")),
     case("two-time-transforms", E.InputError, "by time twice", partitioned("day(ts)", "hour(ts)")),
+    case("not-a-list", E.InputError, "partition_by must be a list", lambda lh: lh.create_table("raw.p", PARTITION_SCHEMA, partition_by=5)),
+    case("create-exist-ok-str", E.InputError, "exist_ok", lambda lh: lh.create_table("raw.events", EVENTS_SCHEMA, exist_ok="no")),
     case("not-a-field", E.InputError, "3", partitioned(3)),
     case("name-clashes-with-column", E.InputError, "ts_day", lambda lh: lh.create_table("raw.p", {"ts": pa.timestamp("us"), "ts_day": pa.date32()}, partition_by=["day(ts)"])),
 ]
@@ -422,6 +426,7 @@ def test_a_missing_data_file_is_a_storage_error_naming_it(world, read):
             list(result)
     assert str(missing) in str(info.value)
     assert "missing" in str(info.value)
+    assert isinstance(info.value, OSError)
 
 
 def test_a_folder_in_place_of_a_data_file_is_a_storage_error(world):

@@ -175,6 +175,8 @@ class Lakehouse:
     @classmethod
     def open(cls, root: str | os.PathLike[str] = ".phlo") -> Lakehouse:
         """Opens the lakehouse at `root`, creating it if it does not exist."""
+        if not isinstance(root, str | os.PathLike):
+            raise InputError(f"root must be a path, not {root!r}")
         return cls(_native.NativeLakehouse(Path(root)))
 
     @property
@@ -192,6 +194,7 @@ class Lakehouse:
         return self._native.warehouse
 
     def create_namespace(self, namespace: str, *, exist_ok: bool = False) -> None:
+        exist_ok = _args.flag("exist_ok", exist_ok)
         try:
             self._native.create_namespace(_args.text("namespace", namespace))
         except NamespaceAlreadyExistsError:
@@ -235,6 +238,7 @@ class Lakehouse:
         else:
             arrow_schema = as_arrow_schema(schema)
         properties = _args.string_map("properties", properties)
+        exist_ok = _args.flag("exist_ok", exist_ok)
         try:
             self._native.create_table(
                 _args.text("name", name),
@@ -696,6 +700,8 @@ def _partition_pairs(partition_by: PartitionBy | None) -> list[tuple[str, str]]:
     pairs = []
     if isinstance(partition_by, str):
         partition_by = [partition_by]
+    if partition_by is not None and not isinstance(partition_by, Sequence):
+        raise InputError(f"partition_by must be a list of fields, not {partition_by!r}")
     for item in partition_by or []:
         if isinstance(item, tuple) and len(item) == 2:
             pairs.append((str(item[0]), str(item[1])))
