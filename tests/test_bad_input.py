@@ -234,7 +234,7 @@ SCANS = [
     case("filter-date-on-long", E.InputError, "long", lambda lh: scan(lh, filter=("id", "=", dt.date(2024, 1, 1)))),
     case("filter-unknown-operator", E.InputError, '"~"', lambda lh: scan(lh, filter=("id", "~", 1))),
     case("filter-in-scalar", E.InputError, "list of values", lambda lh: scan(lh, filter=("id", "in", 5))),
-    case("filter-between-one", E.InputError, "2 value", lambda lh: scan(lh, filter=("id", "between", (1)))),
+    case("filter-between-one", E.InputError, "2 value", lambda lh: scan(lh, filter=("id", "between", (1,)))),
     case("filter-no-value", E.InputError, "needs a value", lambda lh: scan(lh, filter=("id", "="))),
     case("filter-none-value", E.InputError, "None", lambda lh: scan(lh, filter=("id", "=", None))),
     case("filter-object-value", E.InputError, "object", lambda lh: scan(lh, filter=("id", "=", object()))),
