@@ -316,12 +316,11 @@ impl NativeLakehouse {
         prefix: &str,
         from_ref: &str,
     ) -> PyResult<String> {
-        py.detach(|| {
+        detached(py, "creating a transaction branch", || {
             self.inner
                 .catalog()
                 .create_internal_branch(prefix, from_ref)
         })
-        .py_err()
     }
 
     /// `[(name, source, created_at_ms)]` of the branches (`kind="branch"`) or tags.
