@@ -91,7 +91,7 @@ def test_upserts_of_a_file_the_target_rewrote_conflict(lh, events_table):
     lh.table("raw.events", ref="feature").merge(make_events(0, 1), "id")
     events_table.merge(make_events(0, 1), "id")  # both sides replaced the same file
     before = events_table.current_snapshot_id
-    with pytest.raises(errors.CommitConflictError, match="raw.events"):
+    with pytest.raises(errors.CommitConflictError, match=r"raw\.events"):
         lh.merge("feature")
     assert events_table.current_snapshot_id == before
 
