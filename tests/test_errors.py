@@ -129,35 +129,6 @@ def test_unknown_table_and_namespace(lh):
 
 
 @pytest.mark.parametrize(
-    "name",
-    [
-        "",
-        "events",
-        "raw.",
-        "raw..events",
-        "raw/x.events",
-        "../etc.passwd",
-        "raw.ev\u0007",
-        "raw.a b",
-    ],
-)
-def test_bad_names(lh, name):
-    with pytest.raises(errors.InputError, match="name"):
-        lh.create_table(name, {"id": pa.int64()})
-
-
-def test_bad_schema_and_partitioning(lh):
-    with pytest.raises(errors.SchemaError) as info:
-        lh.create_table("raw.t", {"big": pa.uint64()})
-    assert info.value.column == "big"
-    with pytest.raises(errors.InputError, match="transform"):
-        lh.create_table("raw.t", {"ts": pa.timestamp("us")}, partition_by=[("ts", "weekly")])
-    with pytest.raises(errors.InputError, match="not in the schema"):
-        lh.create_table("raw.t", {"ts": pa.timestamp("us")}, partition_by=["day(nope)"])
-    assert lh.tables("raw") == []
-
-
-@pytest.mark.parametrize(
     ("filter_", "column"),
     [
         (("nope", "=", 1), "nope"),
@@ -171,17 +142,6 @@ def test_bad_filters(loaded, filter_, column):
     with pytest.raises(errors.InputError) as info:
         loaded.scan(filter=filter_)
     assert info.value.column == column
-
-
-def test_bad_time_travel(loaded):
-    with pytest.raises(errors.InputError, match="snapshot 1 does not exist"):
-        loaded.scan(snapshot_id=1)
-    with pytest.raises(errors.InputError, match="no snapshot"):
-        loaded.scan(as_of=dt.datetime(2000, 1, 1))
-    with pytest.raises(errors.InputError, match="ISO"):
-        loaded.scan(as_of="yesterday")
-    with pytest.raises(errors.InputError, match="column"):
-        loaded.scan(columns=["nope"])
 
 
 def test_every_error_is_a_phlo_error():

@@ -44,7 +44,7 @@ def as_arrow_schema(schema: Any) -> pa.Schema:
     if isinstance(schema, Mapping):
         try:
             return pa.schema(list(schema.items()))
-        except (TypeError, pa.ArrowInvalid) as exc:
+        except (TypeError, ValueError) as exc:
             raise InputError(f"invalid schema mapping: {exc}") from exc
     if hasattr(schema, "__arrow_c_schema__"):
         return pa.schema(schema)

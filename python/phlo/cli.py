@@ -86,7 +86,9 @@ def show(ctx: click.Context, table: str, ref: str) -> None:
 
 @main.command()
 @click.argument("table")
-@click.option("-n", "--rows", default=10, show_default=True, help="Rows to print.")
+@click.option(
+    "-n", "--rows", type=click.IntRange(min=1), default=10, show_default=True, help="Rows to print."
+)
 @click.option("--snapshot", "snapshot_id", type=int, help="Read this snapshot.")
 @click.option("--ref", default=None, help="Branch or tag to read (default: main).")
 @click.option("--as-of", help="A time (ISO) or a commit id of `phlo log`: read the table then.")
@@ -101,7 +103,7 @@ def head(
 ) -> None:
     """Print the first rows of TABLE."""
     t = _lakehouse(ctx).table(table, ref=ref, as_of=as_of)
-    scan = t.scan(snapshot_id=snapshot_id, batch_size=max(rows, 1))
+    scan = t.scan(snapshot_id=snapshot_id, batch_size=rows)
     reader = scan.to_reader()
     shown = 0
     for batch in reader:
@@ -177,7 +179,14 @@ def delete(
 
 @main.command("log")
 @click.option("--ref", default=None, help="Only this branch or tag (default: every ref).")
-@click.option("-n", "--limit", default=20, show_default=True, help="Entries to print.")
+@click.option(
+    "-n",
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Entries to print.",
+)
 @click.pass_context
 def log_command(ctx: click.Context, ref: str | None, limit: int) -> None:
     """Print the commit log, newest first."""
@@ -278,7 +287,9 @@ def _load_schema(spec: str) -> Any:
 @main.command()
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--schema", "schema_spec", required=True, help="module:Model of a Pandera schema.")
-@click.option("--max-failure-cases", type=int, default=None, help="Cases kept per check.")
+@click.option(
+    "--max-failure-cases", type=click.IntRange(min=0), default=None, help="Cases kept per check."
+)
 @click.pass_context
 def validate(
     ctx: click.Context, path: str, schema_spec: str, max_failure_cases: int | None
@@ -324,7 +335,13 @@ def maintain() -> None:
 
 @maintain.command("expire")
 @click.option("--older-than", default="5d", show_default=True, help="Age: 90s, 30m, 12h, 5d.")
-@click.option("--keep-last", default=1, show_default=True, help="Snapshots every branch keeps.")
+@click.option(
+    "--keep-last",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Snapshots every branch keeps.",
+)
 @click.pass_context
 def maintain_expire(ctx: click.Context, older_than: str, keep_last: int) -> None:
     """Expire snapshots older than an age on every branch; delete files only they used."""

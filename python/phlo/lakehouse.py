@@ -12,10 +12,15 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import pyarrow as pa
 
-from phlo import _native
+from phlo import _args, _native
 from phlo._arrow import as_arrow, as_arrow_schema
 from phlo._filters import Filter, normalize_filters, timestamp_micros
-from phlo.errors import InputError, NamespaceAlreadyExistsError, TableAlreadyExistsError
+from phlo.errors import (
+    InputError,
+    NamespaceAlreadyExistsError,
+    NoSuchNamespaceError,
+    TableAlreadyExistsError,
+)
 from phlo.merge import MergeResult, MergeStrategy, merge_into
 from phlo.schema.iceberg import is_pandera_schema, pandera_to_iceberg
 
@@ -188,6 +193,8 @@ class Lakehouse:
     @classmethod
     def open(cls, root: str | os.PathLike[str] = ".phlo") -> Lakehouse:
         """Opens the lakehouse at `root`, creating it if it does not exist."""
+        if not isinstance(root, str | os.PathLike):
+            raise InputError(f"root must be a path, not {root!r}")
         return cls(_native.NativeLakehouse(Path(root)))
 
     @property
@@ -205,8 +212,9 @@ class Lakehouse:
         return self._native.warehouse
 
     def create_namespace(self, namespace: str, *, exist_ok: bool = False) -> None:
+        exist_ok = _args.flag("exist_ok", exist_ok)
         try:
-            self._native.create_namespace(namespace)
+            self._native.create_namespace(_args.text("namespace", namespace))
         except NamespaceAlreadyExistsError:
             if not exist_ok:
                 raise
@@ -216,10 +224,12 @@ class Lakehouse:
 
     def drop_namespace(self, namespace: str) -> None:
         """Drops an empty namespace."""
-        self._native.drop_namespace(namespace)
+        self._native.drop_namespace(_args.text("namespace", namespace))
 
     def tables(self, namespace: str) -> list[str]:
         """Full names (``namespace.table``) of the tables in `namespace`."""
+        if not self._native.namespace_exists(_args.text("namespace", namespace)):
+            raise NoSuchNamespaceError(f"namespace {namespace} does not exist; see namespaces()")
         return self._native.list_tables(namespace)
 
     def create_table(
@@ -245,9 +255,15 @@ class Lakehouse:
             arrow_schema = pandera_to_iceberg(schema)
         else:
             arrow_schema = as_arrow_schema(schema)
+        properties = _args.string_map("properties", properties)
+        exist_ok = _args.flag("exist_ok", exist_ok)
         try:
             self._native.create_table(
-                name, arrow_schema, _partition_pairs(partition_by), dict(properties or {}), ref
+                _args.text("name", name),
+                arrow_schema,
+                _partition_pairs(partition_by),
+                properties,
+                _args.text("ref", ref),
             )
         except TableAlreadyExistsError:
             if not exist_ok:
@@ -263,6 +279,8 @@ class Lakehouse:
         ISO string or ms since epoch (the last snapshot committed by then on `ref`), or a
         commit of `log()` (a `LogEntry` or its `commit_id`: the table right after that commit,
         on the commit's ref)."""
+        _args.text("name", name)
+        _args.optional_text("ref", ref)
         if as_of is None:
             ref = ref or "main"
             self._native.table_metadata(name, ref)
@@ -276,11 +294,13 @@ class Lakehouse:
     def create_branch(self, name: str, from_ref: str = "main") -> None:
         """Creates branch `name` with every table as it is on `from_ref` (pointers only: no
         data is copied). Writes on the branch are invisible elsewhere until it is merged."""
-        self._native.create_ref(name, "branch", from_ref)
+        self._native.create_ref(
+            _new_ref("branch", name), "branch", _args.text("from_ref", from_ref)
+        )
 
     def create_tag(self, name: str, ref: str = "main") -> None:
         """Tags the current state of `ref`. Tags are immutable: writes to them are refused."""
-        self._native.create_ref(name, "tag", ref)
+        self._native.create_ref(_new_ref("tag", name), "tag", _args.text("ref", ref))
 
     def branches(self) -> list[str]:
         """Branch names, `main` first."""
@@ -291,7 +311,7 @@ class Lakehouse:
 
     def delete_branch(self, name: str) -> None:
         """Deletes a branch's pointers; files stay (other refs may use them)."""
-        self._native.delete_branch(name)
+        self._native.delete_branch(_args.text("name", name))
 
     def log(self, ref: str | None = None, limit: int = 100) -> list[LogEntry]:
         """The newest `limit` changes of `ref` (of every ref when `None`), newest first. The
@@ -299,6 +319,7 @@ class Lakehouse:
         generated message and `PHLO_AUTHOR` or the OS user; `run_id` comes from the
         `phlo.run-id` property."""
         entries = []
+        ref, limit = _args.optional_text("ref", ref), _args.integer("limit", limit, minimum=0)
         for e in self._native.log(ref, limit):
             created_at_ms = e.pop("created_at_ms")
             timestamp = dt.datetime.fromtimestamp(created_at_ms / 1000, dt.UTC)
@@ -307,7 +328,7 @@ class Lakehouse:
 
     def diff(self, a: str, b: str) -> RefDiff:
         """Which tables differ between refs `a` and `b` (e.g. ``lh.diff("main", "dev")``)."""
-        changed, added, removed = self._native.diff(a, b)
+        changed, added, removed = self._native.diff(_args.text("a", a), _args.text("b", b))
         return RefDiff(changed=changed, added=added, removed=removed)
 
     def transaction(
@@ -330,6 +351,8 @@ class Lakehouse:
         (`expire_snapshots`, `remove_orphan_files`) removes it. Concurrent transactions that
         only append wait for each other rather than fail. `message`, `author` and
         `properties` are recorded with the merge in the log."""
+        if _args.text("ref", ref) in self.tags():
+            raise InputError(f"{ref} is a tag; tags are immutable: run the transaction on a branch")
         return Transaction(self, ref, _commit_properties(properties, message, author))
 
     def diff_rows(
@@ -337,8 +360,13 @@ class Lakehouse:
     ) -> RowDiff:
         """Rows of `table` added, removed and changed (same `key`, other content) from ref `a`
         to ref `b`. Only data files that are not shared by both refs are read."""
-        keys = [key] if isinstance(key, str) else list(key)
-        d = self._native.diff_rows(table, a, b, keys, sample)
+        d = self._native.diff_rows(
+            _args.text("table", table),
+            _args.text("a", a),
+            _args.text("b", b),
+            _args.columns("key", key),
+            _args.integer("sample", sample, minimum=0),
+        )
         return RowDiff(
             added=d["added"],
             removed=d["removed"],
@@ -367,7 +395,9 @@ class Lakehouse:
         the merge is planned again rather than failing. `message`, `author` and `properties`
         are recorded in the log."""
         fast_forwarded, added, rebased = self._native.merge_ref(
-            source, into, _commit_properties(properties, message, author)
+            _args.text("source", source),
+            _args.text("into", into),
+            _commit_properties(properties, message, author),
         )
         return RefMergeResult(fast_forwarded=fast_forwarded, added=added, rebased=rebased)
 
@@ -375,7 +405,9 @@ class Lakehouse:
         """Removes the table from branch `ref` (other refs keep it; merging the branch does not
         carry the drop over). With `purge`, deletes its files too, which is refused while
         another ref still has the table."""
-        self._native.drop_table(name, purge, ref)
+        self._native.drop_table(
+            _args.text("name", name), _args.flag("purge", purge), _args.text("ref", ref)
+        )
 
     def expire_snapshots(
         self,
@@ -397,6 +429,7 @@ class Lakehouse:
         older than its ``max-ref-age-ms`` (or ``history.expire.max-ref-age-ms``) is removed
         (`ExpireResult.refs_expired`). A setting that is not a positive number raises
         `InputError` naming the table before anything is changed."""
+        keep_last = _args.integer("keep_last", keep_last, minimum=1)
         expired, deleted, rewritten, aged_out = self._native.expire_snapshots(
             _cutoff_ms(older_than), keep_last
         )
@@ -417,6 +450,7 @@ class Lakehouse:
         point references, e.g. the leftovers of a write that crashed. Only files last modified
         before `older_than` are touched, so writes in progress keep theirs; `dry_run` lists
         without deleting."""
+        dry_run = _args.flag("dry_run", dry_run)
         files, size = self._native.remove_orphan_files(_cutoff_ms(older_than), dry_run)
         return OrphanFiles(files=files, bytes=size, deleted=not dry_run)
 
@@ -571,7 +605,11 @@ class Table:
         data = _validated(data, validate)
         properties = _commit_properties(properties, message, author)
         result = self._native.append(
-            self.name, as_arrow(data), self.ref, properties, schema_evolution
+            self.name,
+            as_arrow(data),
+            self.ref,
+            properties,
+            _args.text("schema_evolution", schema_evolution),
         )
         return AppendResult(**result)
 
@@ -623,16 +661,18 @@ class Table:
         (ANDed); ops: = != < <= > >= in, not in, between, is null, is not null. Files whose
         partition or column ranges cannot match are skipped. `as_of` reads the table as it was
         at a time (datetime, ISO string, or ms since epoch)."""
+        if snapshot_id is not None and as_of is not None:
+            raise InputError("give snapshot_id or as_of, not both")
         if self.as_of is not None and snapshot_id is None and as_of is None:
             snapshot_id = self._snapshot_id
         native = self._native.scan(
             self.name,
-            list(columns) if columns is not None else None,
+            _args.columns("columns", columns) if columns is not None else None,
             normalize_filters(filter),
-            snapshot_id,
+            _args.optional_integer("snapshot_id", snapshot_id),
             _as_of_ms(as_of),
             self.ref,
-            batch_size,
+            _args.optional_integer("batch_size", batch_size, minimum=1),
         )
         return Scan(native)
 
@@ -711,13 +751,21 @@ class Scan:
         return pa.schema(self._native.schema)
 
     def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        """The raw stream for Arrow consumers (polars, DuckDB…): an engine failure reaches
+        them as their own error with phlo's message; `to_reader` & co. raise phlo's type."""
         return self._native.reader().__arrow_c_stream__(requested_schema)
 
     def to_reader(self) -> pa.RecordBatchReader:
-        return pa.RecordBatchReader.from_stream(self._native.reader())
+        return pa.RecordBatchReader.from_batches(self.schema, self.to_batches())
 
     def to_batches(self) -> Iterator[pa.RecordBatch]:
-        yield from self.to_reader()
+        """The batches as they are read; an engine failure raises its `phlo.errors` type."""
+        stream = pa.RecordBatchReader.from_stream(self._native.reader())
+        try:
+            yield from stream
+        except pa.ArrowException:
+            self._native.raise_error()
+            raise
 
     def to_arrow(self) -> pa.Table:
         return self.to_reader().read_all()
@@ -735,6 +783,10 @@ class Scan:
 
 def _partition_pairs(partition_by: PartitionBy | None) -> list[tuple[str, str]]:
     pairs = []
+    if isinstance(partition_by, str):
+        partition_by = [partition_by]
+    if partition_by is not None and not isinstance(partition_by, Sequence):
+        raise InputError(f"partition_by must be a list of fields, not {partition_by!r}")
     for item in partition_by or []:
         if isinstance(item, tuple) and len(item) == 2:
             pairs.append((str(item[0]), str(item[1])))
@@ -755,7 +807,7 @@ def _partition_pairs(partition_by: PartitionBy | None) -> list[tuple[str, str]]:
 
 def _as_of_ms(as_of: dt.datetime | int | str | None) -> int | None:
     if as_of is None or isinstance(as_of, int):
-        return as_of
+        return _args.optional_integer("as_of", as_of)
     if isinstance(as_of, str):
         try:
             as_of = dt.datetime.fromisoformat(as_of)
@@ -780,12 +832,20 @@ def _commit_properties(
     properties: Mapping[str, str] | None, message: str | None, author: str | None
 ) -> dict[str, str]:
     """Properties of a change, with `message` and `author` under the keys the log reads."""
-    out = dict(properties or {})
+    out = _args.string_map("properties", properties)
     if message is not None:
-        out["phlo.message"] = message
+        out["phlo.message"] = _args.text("message", message)
     if author is not None:
-        out["phlo.author"] = author
+        out["phlo.author"] = _args.text("author", author)
     return out
+
+
+def _new_ref(kind: str, name: Any) -> str:
+    """The name of a branch or tag to create (`main` always exists)."""
+    checked = _args.text("name", name)
+    if checked == "main":
+        raise InputError(f"main already exists; pick another name for the {kind}")
+    return checked
 
 
 def _commit_or_time(as_of: AsOf) -> tuple[str | None, int | None]:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 
-from phlo import _native
+from phlo import _args, _native
 from phlo._arrow import as_arrow
 from phlo.errors import InputError
 
@@ -57,7 +57,9 @@ def merge_into(
     schema_evolution: str = "strict",
 ) -> MergeResult:
     """See `Table.merge`."""
-    keys = [unique_key] if isinstance(unique_key, str) else list(unique_key)
+    keys = _args.columns("unique_key", unique_key)
+    if merge_config is not None and not isinstance(merge_config, Mapping):
+        raise InputError(f"merge_config must be a mapping, not {merge_config!r}")
     config = dict(merge_config or {})
     unknown = set(config) - _CONFIG_KEYS
     if unknown:
@@ -67,17 +69,19 @@ def merge_into(
     # `merge` deduplicates (keeping the last row of a key) unless told otherwise; `append`
     # inserts as given unless a method is named.
     default_method = "last" if merge_strategy == "merge" else None
-    method = config.get("deduplication_method", default_method)
+    method = _args.optional_text(
+        "deduplication_method", config.get("deduplication_method", default_method)
+    )
     result = table._native.merge(
         table.name,
         as_arrow(data),
         keys,
-        merge_strategy,
+        _args.text("merge_strategy", merge_strategy),
         method,
-        config.get("order_by"),
+        _args.optional_text("order_by", config.get("order_by")),
         table.ref,
-        dict(properties or {}),
-        schema_evolution,
+        _args.string_map("properties", properties),
+        _args.text("schema_evolution", schema_evolution),
     )
     return MergeResult(**result)
 
@@ -92,6 +96,10 @@ def merge_to_iceberg(
 ) -> MergeResult:
     """The seed's function form of `Table.merge`: upsert (`strategy="merge"`) or append
     `new_data` into `table`, deduplicating on `unique_key` first."""
+    from phlo.lakehouse import Table
+
+    if not isinstance(table, Table):
+        raise InputError(f"table must be a phlo Table (lh.table(name)), not {table!r}")
     config: dict[str, Any] = {"deduplication_method": deduplication_method}
     if order_by is not None:
         config["order_by"] = order_by
@@ -110,6 +118,11 @@ def dedupe(
     ``"first"`` or ``"last"`` row of each key (last by arrival, or the greatest `order_by`), or
     drop rows whose whole content repeats (``"hash"``). Returns the kept rows, in arrival
     order, and the number dropped. Null keys raise `MergeError`."""
-    keys = [unique_key] if isinstance(unique_key, str) else list(unique_key)
-    batch, dropped = _native.dedupe(as_arrow(data), keys, method, order_by)
+    keys = _args.columns("unique_key", unique_key)
+    batch, dropped = _native.dedupe(
+        as_arrow(data),
+        keys,
+        _args.text("method", method),
+        _args.optional_text("order_by", order_by),
+    )
     return pa.record_batch(batch), dropped

@@ -16,8 +16,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from phlo import _native
+from phlo import _args, _native
 from phlo._arrow import as_arrow
+from phlo.errors import InputError
 
 __all__ = ["StageResult", "stage"]
 
@@ -50,9 +51,13 @@ def stage(
     """Writes Arrow-like `data` as zstd Parquet files ``{directory}/{run_id}-NNNNN.parquet``
     (Iceberg field ids, `rows_per_file` rows a file, files encoded in parallel), adding phlo's
     metadata columns. Files appear only when complete."""
-    run_id = run_id or uuid.uuid4().hex
+    run_id = _args.text("run_id", run_id) if run_id is not None else uuid.uuid4().hex
     if isinstance(partition_date, dt.date):
         partition_date = partition_date.isoformat()
+    partition_date = _args.optional_text("partition_date", partition_date)
+    if not isinstance(directory, str | os.PathLike):
+        raise InputError(f"directory must be a path, not {directory!r}")
+    rows_per_file = _args.integer("rows_per_file", rows_per_file, minimum=1)
     result = _native.stage(as_arrow(data), Path(directory), run_id, partition_date, rows_per_file)
     return StageResult(
         run_id=run_id,

@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from phlo import _native
+from phlo import _args, _native
 from phlo._arrow import as_arrow
 from phlo.errors import ValidationError
 from phlo.schema.plan import PanderaCheck, ValidationPlan, validation_plan
@@ -64,6 +64,9 @@ class Validator:
     """
 
     def __init__(self, schema: Any, *, max_failure_cases: int | None = None) -> None:
+        max_failure_cases = _args.optional_integer(
+            "max_failure_cases", max_failure_cases, minimum=0
+        )
         self.plan: ValidationPlan = validation_plan(schema, max_failure_cases=max_failure_cases)
 
     @property
@@ -77,6 +80,7 @@ class Validator:
     def validate(self, data: Any, *, lazy: bool = True) -> pa.Table:
         """The validated (coerced, filtered) table; raises `ValidationError` on any failure.
         With ``lazy=False`` the error reports only the first failed check."""
+        lazy = _args.flag("lazy", lazy)
         report = self.report(data)
         if not report.valid:
             raise _error(self.plan.schema_name, report, lazy)

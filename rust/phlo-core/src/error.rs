@@ -1,7 +1,9 @@
 //! One error type for the engine. Every variant says what went wrong, where, and how to fix it;
 //! `code()` is a stable machine-readable name that the Python layer maps onto `phlo.errors`.
 
+use std::any::Any;
 use std::fmt;
+use std::io;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -77,12 +79,15 @@ pub enum Error {
         source: rusqlite::Error,
     },
     /// Reading or writing files failed.
-    #[error("storage error at {path}: {source}")]
+    #[error("storage error at {path}: {source}. {}", storage_hint(.source))]
     Storage {
         path: String,
         #[source]
         source: std::io::Error,
     },
+    /// A bug: a panic in phlo or a library it drives, or a broken invariant.
+    #[error("internal error while {context}: {message}. This is a bug in phlo; please report it")]
+    Internal { context: String, message: String },
     /// iceberg-rust reported an error (metadata, manifests, Parquet).
     #[error("{context}: {source}")]
     Iceberg {
@@ -121,7 +126,7 @@ impl Error {
             Error::CommitStateUnknown { .. } => "commit_state_unknown",
             Error::Catalog { .. } => "catalog",
             Error::Storage { .. } => "storage",
-            Error::Iceberg { .. } | Error::Arrow { .. } => "internal",
+            Error::Internal { .. } | Error::Iceberg { .. } | Error::Arrow { .. } => "internal",
         }
     }
 
@@ -162,6 +167,43 @@ impl Error {
         }
     }
 
+    /// An iceberg-rust error while `context` ran; failures of the file system are `Storage`.
+    pub fn iceberg(context: String, source: iceberg::Error) -> Self {
+        match storage_failure(&source.to_string(), &context) {
+            Some(storage) => storage,
+            None => Error::Iceberg {
+                context,
+                source: Box::new(source),
+            },
+        }
+    }
+
+    /// A broken invariant (`context`: what phlo was doing).
+    pub fn internal(context: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Internal {
+            context: context.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A panic caught while `context` ran, with the panic's message.
+    pub fn from_panic(context: impl Into<String>, payload: &(dyn Any + Send)) -> Self {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into());
+        Error::internal(context, format!("panicked: {message}"))
+    }
+
+    /// A background task that did not finish: it panicked, or the runtime cancelled it.
+    pub fn from_join(context: impl Into<String>, failed: tokio::task::JoinError) -> Self {
+        match failed.try_into_panic() {
+            Ok(payload) => Error::from_panic(context, payload.as_ref()),
+            Err(failed) => Error::internal(context, failed.to_string()),
+        }
+    }
+
     /// Adds the table name to errors that carry a location but do not know it yet.
     pub fn in_table(mut self, table: &str) -> Self {
         if let Error::Schema { at, .. }
@@ -182,10 +224,73 @@ pub trait Context<T> {
 
 impl<T> Context<T> for std::result::Result<T, iceberg::Error> {
     fn context(self, context: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| Error::Iceberg {
-            context: context(),
-            source: Box::new(source),
-        })
+        self.map_err(|source| Error::iceberg(context(), source))
+    }
+}
+
+/// iceberg-rust's file IO reports operating-system failures as text ("Failed to read file
+/// /x: No such file or directory (os error 2)"), without the `io::Error`. An error whose text
+/// carries an OS error code is a storage failure: it becomes `Error::Storage` with that error's
+/// kind and the path it names (else the path in `context`).
+fn storage_failure(text: &str, context: &str) -> Option<Error> {
+    const MARK: &str = "(os error ";
+    let at = text.find(MARK)?;
+    let code: i32 = text[at + MARK.len()..].split(')').next()?.parse().ok()?;
+    let os = io::Error::from_raw_os_error(code);
+    let path = path_in_message(text)
+        .or_else(|| path_in_context(context))
+        .unwrap_or_else(|| "an unknown path".into());
+    Some(Error::Storage {
+        source: io::Error::new(os.kind(), format!("{context}: {os}")),
+        path,
+    })
+}
+
+/// The path in iceberg-rust's file IO messages (`Failed to <verb> file <path>: <reason>`).
+fn path_in_message(text: &str) -> Option<String> {
+    const PREFIXES: [&str; 8] = [
+        "Failed to read file ",
+        "Failed to open file ",
+        "Failed to get metadata for ",
+        "Failed to create directory ",
+        "Failed to write file ",
+        "Failed to create file ",
+        "Failed to delete file ",
+        "Failed to delete directory ",
+    ];
+    PREFIXES.iter().find_map(|prefix| {
+        let start = text.find(prefix)? + prefix.len();
+        let path = text[start..].split(": ").next()?;
+        Some(path.to_string())
+    })
+}
+
+/// The first file path or URI in a context description ("reading data file file:///x").
+fn path_in_context(context: &str) -> Option<String> {
+    context
+        .split_whitespace()
+        .find(|word| word.starts_with('/') || word.contains("://"))
+        .map(|word| word.strip_prefix("file://").unwrap_or(word).to_string())
+}
+
+/// How to fix a storage failure, by its kind.
+fn storage_hint(source: &io::Error) -> &'static str {
+    match source.kind() {
+        io::ErrorKind::NotFound => {
+            "The file or folder is missing: it was moved or deleted outside phlo. Restore it \
+             (or the table from a backup)"
+        }
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+            "phlo may not access it: check the permissions of the lakehouse folder"
+        }
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+            "The disk is full: free space and retry; the failed write left no partial table"
+        }
+        io::ErrorKind::IsADirectory | io::ErrorKind::NotADirectory => {
+            "Something else is in the way at that path (a folder where a file belongs, or the \
+             reverse): remove it"
+        }
+        _ => "Check that the path exists and that phlo may read and write it",
     }
 }
 
@@ -204,5 +309,74 @@ impl<T> Context<T> for std::result::Result<T, rusqlite::Error> {
             message: context(),
             source,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iceberg_error(message: &str) -> iceberg::Error {
+        iceberg::Error::new(iceberg::ErrorKind::DataInvalid, message)
+    }
+
+    #[test]
+    fn file_system_failures_are_storage_errors_naming_the_path() {
+        let missing = Err::<(), _>(iceberg_error(
+            "Failed to read file /w/t/metadata/1.json: No such file or directory (os error 2)",
+        ))
+        .context(|| "reading metadata of raw.t".into())
+        .unwrap_err();
+        assert_eq!(missing.code(), "storage");
+        let Error::Storage { path, source } = &missing else {
+            panic!("{missing}")
+        };
+        assert_eq!(path, "/w/t/metadata/1.json");
+        assert_eq!(source.kind(), io::ErrorKind::NotFound);
+        assert!(missing.to_string().contains("reading metadata of raw.t"));
+        assert!(missing.to_string().contains("missing"));
+
+        // Without a path in the message, the path comes from the context.
+        let folder = Err::<(), _>(iceberg_error(
+            "Failed to load Parquet metadata, source: Failed to read 60 bytes: Is a directory \
+             (os error 21)",
+        ))
+        .context(|| "reading data file file:///w/t/data/a.parquet".into())
+        .unwrap_err();
+        let Error::Storage { path, source } = &folder else {
+            panic!("{folder}")
+        };
+        assert_eq!(path, "/w/t/data/a.parquet");
+        assert_eq!(source.kind(), io::ErrorKind::IsADirectory);
+
+        // Anything else stays an iceberg error (internal).
+        let other = Err::<(), _>(iceberg_error("Invalid schema"))
+            .context(|| "building".into())
+            .unwrap_err();
+        assert_eq!(other.code(), "internal");
+    }
+
+    #[test]
+    fn panics_and_failed_tasks_are_internal_errors_asking_for_a_report() {
+        let payload: Box<dyn Any + Send> = Box::new("divide by zero");
+        let err = Error::from_panic("appending", payload.as_ref());
+        assert_eq!(err.code(), "internal");
+        assert!(
+            err.to_string()
+                .contains("while appending: panicked: divide by zero")
+        );
+        assert!(err.to_string().contains("please report it"));
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let failed = runtime.block_on(async {
+            tokio::spawn(async { panic!("lane {} broke", 3) })
+                .await
+                .unwrap_err()
+        });
+        let err = Error::from_join("writing a data file", failed);
+        assert_eq!(err.code(), "internal");
+        assert!(err.to_string().contains("panicked: lane 3 broke"), "{err}");
     }
 }

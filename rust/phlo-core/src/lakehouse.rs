@@ -22,8 +22,8 @@ use crate::iceberg::{Filter, LoadedTable, ScanOptions, ScanPlan};
 use crate::maintenance::{self, ExpireResult, OrphanResult};
 use crate::merge::{MergeOptions, MergeResult, merge};
 use crate::schema::{
-    arrow_schema_of, cast_to_schema, check_convertible, evolve, iceberg_schema_from_arrow,
-    partition_spec,
+    arrow_schema_of, cast_to_schema, check_column_names, check_convertible, evolve,
+    iceberg_schema_from_arrow, partition_spec,
 };
 
 /// Attempts at a schema change while other writers keep committing.
@@ -240,6 +240,7 @@ impl Lakehouse {
         ref_name: &str,
         incoming: &ArrowSchema,
     ) -> Result<bool> {
+        check_column_names(incoming).map_err(|e| e.in_table(name))?;
         for _ in 0..MAX_SCHEMA_ATTEMPTS {
             let table = self.load_table(name, ref_name).await?;
             let current = table.metadata.current_schema();

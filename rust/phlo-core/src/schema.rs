@@ -1,12 +1,14 @@
 //! Arrow ⇄ Iceberg schemas: type mapping with fresh field ids, partition specs from
 //! `(column, transform)` pairs, and casting incoming batches to a table's schema.
 
-use std::str::FromStr;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, RecordBatch, new_null_array};
 use arrow_cast::{CastOptions, can_cast_types, cast_with_options};
-use arrow_schema::{DataType, Field, Schema as ArrowSchema, SchemaRef as ArrowSchemaRef, TimeUnit};
+use arrow_schema::{
+    DataType, Field, FieldRef, Schema as ArrowSchema, SchemaRef as ArrowSchemaRef, TimeUnit,
+};
 use iceberg::spec::{
     ListType, MapType, NestedField, NestedFieldRef, PrimitiveType, Schema, StructType,
     TableMetadata, Transform, Type, UnboundPartitionSpec,
@@ -33,6 +35,14 @@ fn reserved_field_id(name: &str) -> Option<i32> {
 /// first, nested fields after them, as Iceberg does for new tables); phlo's metadata columns get
 /// their reserved ids. Non-nullable Arrow fields become required Iceberg fields.
 pub fn iceberg_schema_from_arrow(arrow: &ArrowSchema) -> Result<Schema> {
+    if arrow.fields().is_empty() {
+        return Err(Error::schema(
+            "the schema has no columns",
+            Location::default(),
+            "give the table at least one column",
+        ));
+    }
+    check_column_names(arrow)?;
     let reserved = reserved_field_id;
     let user_fields = arrow
         .fields()
@@ -62,6 +72,66 @@ pub fn iceberg_schema_from_arrow(arrow: &ArrowSchema) -> Result<Schema> {
         .with_fields(fields)
         .build()
         .context(|| "building the Iceberg schema".into())
+}
+
+/// Errors naming the first column whose name is empty, holds control characters, or is used
+/// twice: by two columns (`id`, `id`), or by a column and a struct field (`a.b`, and `b` in
+/// struct `a`). Iceberg addresses columns by these names, so data with such names would lose a
+/// column or fail deep in a write; this runs before anything is written.
+pub fn check_column_names(schema: &ArrowSchema) -> Result<()> {
+    let mut seen = HashSet::new();
+    check_names(schema.fields(), "", &mut seen)
+}
+
+fn check_names<'a>(
+    fields: impl IntoIterator<Item = &'a FieldRef>,
+    parent: &str,
+    seen: &mut HashSet<String>,
+) -> Result<()> {
+    for field in fields {
+        let name = field.name();
+        let path = match parent {
+            "" => name.clone(),
+            _ => format!("{parent}.{name}"),
+        };
+        let at = Location {
+            table: None,
+            column: Some(path.clone()),
+        };
+        if name.is_empty() {
+            return Err(Error::schema(
+                "a column has an empty name",
+                at,
+                "name every column (pyarrow: pa.table({\"id\": ...}) or table.rename_columns)",
+            ));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(Error::schema(
+                format!("column name {name:?} holds control characters"),
+                at,
+                "rename the column without tabs, newlines or other control characters",
+            ));
+        }
+        if !seen.insert(path.clone()) {
+            return Err(Error::schema(
+                format!("column {path} appears twice"),
+                at,
+                "give every column a distinct name (for a struct field, a name that no \
+                 top-level column spells with dots)",
+            ));
+        }
+        match field.data_type() {
+            DataType::Struct(children) => check_names(children, &path, seen)?,
+            DataType::List(el)
+            | DataType::LargeList(el)
+            | DataType::ListView(el)
+            | DataType::LargeListView(el)
+            | DataType::FixedSizeList(el, _)
+            | DataType::Map(el, _) => check_names([el], &path, seen)?,
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 struct FieldIds {
@@ -175,49 +245,141 @@ pub fn arrow_schema_of(schema: &Schema) -> Result<ArrowSchemaRef> {
 }
 
 /// Builds an unbound partition spec from `(column, transform)` pairs such as
-/// `("ts", "day")`, `("region", "identity")`, `("id", "bucket[16]")`.
+/// `("ts", "day")`, `("region", "identity")`, `("id", "bucket[16]")`. Everything iceberg-rust
+/// would only trip over at the first write (a bucket count of 0 divides by zero there) is
+/// refused here, naming the transform and column: unknown transforms, counts and widths that
+/// are not integers from 1 to 2^31-1, transforms that do not fit the column's type, columns
+/// inside lists or maps, the same partition field twice, two time transforms of one column,
+/// and partition field names that clash with a column.
 pub fn partition_spec(
     schema: &Schema,
     partition_by: &[(String, String)],
 ) -> Result<UnboundPartitionSpec> {
     let mut builder = UnboundPartitionSpec::builder();
+    let mut names: HashMap<String, String> = HashMap::new();
+    let mut time_transforms: HashMap<&str, String> = HashMap::new();
     for (column, transform_name) in partition_by {
-        let at = Location {
-            table: None,
-            column: Some(column.clone()),
+        let invalid = |message: String, hint: &str| Error::InvalidInput {
+            message,
+            at: Location {
+                table: None,
+                column: Some(column.clone()),
+            },
+            hint: hint.into(),
         };
-        let field = schema
-            .field_by_name(column)
-            .ok_or_else(|| Error::InvalidInput {
-                message: format!("partition column {column} is not in the schema"),
-                at: at.clone(),
-                hint: "partition by one of the table's columns".into(),
-            })?;
-        let transform = Transform::from_str(transform_name).map_err(|_| Error::InvalidInput {
-            message: format!("unknown partition transform {transform_name:?}"),
-            at: at.clone(),
-            hint: "use identity, year, month, day, hour, bucket[N] or truncate[W]".into(),
+        let field = schema.field_by_name(column).ok_or_else(|| {
+            invalid(
+                format!("partition column {column} is not in the schema"),
+                "partition by one of the table's columns",
+            )
         })?;
+        if schema.accessor_by_field_id(field.id).is_none() {
+            return Err(invalid(
+                format!("partition column {column} is inside a list or map"),
+                "partition by a top-level column or a field of a struct column",
+            ));
+        }
+        let transform = parse_transform(transform_name).map_err(|message| {
+            invalid(
+                format!("partition transform {transform_name:?} on {column}: {message}"),
+                "use identity, year, month, day, hour, bucket(N, column) or \
+                 truncate(W, column), with N and W whole numbers from 1 to 2147483647",
+            )
+        })?;
+        let described = format!("{transform}({column})");
         if transform.result_type(&field.field_type).is_err() {
-            return Err(Error::InvalidInput {
-                message: format!(
-                    "transform {transform} cannot apply to type {}",
+            return Err(invalid(
+                format!(
+                    "{described}: {transform} cannot apply to a {} column",
                     field.field_type
                 ),
-                at,
-                hint: "year/month/day apply to date and timestamp columns, hour to timestamps"
-                    .into(),
-            });
+                transform_fits(&transform),
+            ));
+        }
+        let name = partition_field_name(column, &transform);
+        if let Some(earlier) = names.insert(name.clone(), described.clone()) {
+            return Err(invalid(
+                format!("partition field {name} is given twice ({earlier} and {described})"),
+                "partition by each column and transform once",
+            ));
+        }
+        let is_time = matches!(
+            transform,
+            Transform::Year | Transform::Month | Transform::Day | Transform::Hour
+        );
+        if is_time && let Some(earlier) = time_transforms.insert(column, described.clone()) {
+            return Err(invalid(
+                format!("{earlier} and {described} partition {column} by time twice"),
+                "keep one of them: the finer one already implies the coarser",
+            ));
+        }
+        if transform != Transform::Identity && schema.field_by_name(&name).is_some() {
+            return Err(invalid(
+                format!("partition field {name} of {described} has the name of a column"),
+                "rename that column, or partition differently",
+            ));
         }
         builder = builder
-            .add_partition_field(
-                field.id,
-                partition_field_name(column, &transform),
-                transform,
-            )
-            .context(|| format!("adding partition field on {column}"))?;
+            .add_partition_field(field.id, name, transform)
+            .context(|| format!("adding partition field {described}"))?;
     }
     Ok(builder.build())
+}
+
+/// The transforms a table can be created with. Stricter than `Transform::from_str`, which
+/// also takes `void`, `unknown` and `bucket16` (without brackets) and bucket counts of 0.
+fn parse_transform(text: &str) -> std::result::Result<Transform, String> {
+    let text = text.trim().to_ascii_lowercase();
+    let argument = |name: &str| -> Option<std::result::Result<u32, String>> {
+        let inner = text.strip_prefix(name)?;
+        let Some(number) = inner.strip_prefix('[').and_then(|r| r.strip_suffix(']')) else {
+            return Some(Err(format!(
+                "write {name} with its argument: {name}(N, column)"
+            )));
+        };
+        Some(match number.trim().parse::<i64>() {
+            Ok(n) if (1..=i64::from(i32::MAX)).contains(&n) => Ok(n as u32),
+            Ok(n) => Err(format!(
+                "{name} takes a whole number from 1 to 2147483647, got {n}"
+            )),
+            Err(_) => Err(format!(
+                "{name} takes a whole number from 1 to 2147483647, got {:?}",
+                number.trim()
+            )),
+        })
+    };
+    match text.as_str() {
+        "identity" => Ok(Transform::Identity),
+        "year" => Ok(Transform::Year),
+        "month" => Ok(Transform::Month),
+        "day" => Ok(Transform::Day),
+        "hour" => Ok(Transform::Hour),
+        _ => {
+            if let Some(n) = argument("bucket") {
+                return n.map(Transform::Bucket);
+            }
+            if let Some(w) = argument("truncate") {
+                return w.map(Transform::Truncate);
+            }
+            Err("unknown transform".into())
+        }
+    }
+}
+
+/// Which column types a transform applies to.
+fn transform_fits(transform: &Transform) -> &'static str {
+    match transform {
+        Transform::Year | Transform::Month | Transform::Day => {
+            "year, month and day apply to date and timestamp columns"
+        }
+        Transform::Hour => "hour applies to timestamp columns",
+        Transform::Bucket(_) => {
+            "bucket applies to integer, decimal, date, time, timestamp, string, uuid and binary \
+             columns (not floats or booleans)"
+        }
+        Transform::Truncate(_) => "truncate applies to integer, decimal, string and binary columns",
+        _ => "identity applies to any column that is not a struct, list or map",
+    }
 }
 
 /// Partition field names follow the convention of PyIceberg and Spark (`ts_day`, `id_bucket`).
@@ -232,10 +394,11 @@ fn partition_field_name(column: &str, transform: &Transform) -> String {
 
 /// Casts a batch to the table's Arrow schema: columns are matched by name, cast to the table
 /// type (failing instead of silently nulling values that do not fit), optional columns missing
-/// from the batch are filled with nulls. Extra columns, missing required columns, nulls in
-/// required columns and impossible casts are `Error::Schema` naming the column.
+/// from the batch are filled with nulls. Extra or repeated columns, missing required columns,
+/// nulls in required columns and impossible casts are `Error::Schema` naming the column.
 pub fn cast_to_schema(batch: &RecordBatch, target: &ArrowSchemaRef) -> Result<RecordBatch> {
     let source = batch.schema();
+    check_column_names(&source)?;
     if let Some(extra) = source
         .fields()
         .iter()
@@ -668,6 +831,98 @@ mod tests {
             let err = partition_spec(&schema, &pairs(&[bad])).unwrap_err();
             assert_eq!(err.code(), "invalid_input", "{bad:?}");
         }
+    }
+
+    #[test]
+    fn partition_specs_refuse_what_would_fail_at_the_first_write() {
+        let arrow = ArrowSchema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("x", DataType::Float64, true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+            Field::new("ts_day", DataType::Date32, true),
+            Field::new("tags", DataType::new_list(DataType::Utf8, true), true),
+        ]);
+        let schema = iceberg_schema_from_arrow(&arrow).unwrap();
+        let spec = |v: &[(&str, &str)]| {
+            let pairs: Vec<(String, String)> = v
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect();
+            partition_spec(&schema, &pairs)
+        };
+        let ok = spec(&[
+            ("id", "bucket[16]"),
+            ("name", "truncate[4]"),
+            ("ts", "Hour"),
+        ])
+        .unwrap();
+        let names: Vec<_> = ok.fields().iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["id_bucket", "name_trunc", "ts_hour"]);
+        assert!(spec(&[("id", "bucket[2147483647]")]).is_ok());
+        for (bad, column, says) in [
+            (vec![("id", "bucket[0]")], "id", "got 0"),
+            (vec![("name", "truncate[0]")], "name", "got 0"),
+            (vec![("id", "bucket[-1]")], "id", "got -1"),
+            (vec![("id", "bucket[2147483648]")], "id", "got 2147483648"),
+            (vec![("id", "bucket[x]")], "id", "got \"x\""),
+            (vec![("id", "bucket16")], "id", "bucket(N, column)"),
+            (vec![("id", "void")], "id", "unknown transform"),
+            (vec![("id", "unknown")], "id", "unknown transform"),
+            (vec![("name", "year")], "name", "year(name)"),
+            (vec![("x", "bucket[4]")], "x", "double"),
+            (vec![("ts", "truncate[4]")], "ts", "timestamp"),
+            (
+                vec![("tags.element", "identity")],
+                "tags.element",
+                "list or map",
+            ),
+            (
+                vec![("id", "identity"), ("id", "identity")],
+                "id",
+                "given twice",
+            ),
+            (vec![("ts", "hour"), ("ts", "month")], "ts", "by time twice"),
+            (vec![("ts", "day")], "ts", "ts_day"),
+        ] {
+            let err = spec(&bad).unwrap_err();
+            assert_eq!(err.code(), "invalid_input", "{bad:?}");
+            assert_eq!(err.location().column.as_deref(), Some(column), "{bad:?}");
+            assert!(err.to_string().contains(says), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn column_names_must_be_distinct_non_empty_and_printable() {
+        let check = |fields: Vec<Field>| check_column_names(&ArrowSchema::new(fields));
+        let int = |name: &str| Field::new(name, DataType::Int64, true);
+        let point =
+            |fields: Vec<Field>| Field::new("point", DataType::Struct(Fields::from(fields)), true);
+        assert!(check(vec![int("a"), point(vec![int("a")])]).is_ok());
+        for (fields, column) in [
+            (vec![int("id"), int("id")], "id"),
+            (vec![point(vec![int("x"), int("x")])], "point.x"),
+            (vec![point(vec![int("x")]), int("point.x")], "point.x"),
+            (vec![int("")], ""),
+            (vec![int("a\tb")], "a\tb"),
+        ] {
+            let err = check(fields).unwrap_err();
+            assert_eq!(err.code(), "schema");
+            assert_eq!(err.location().column.as_deref(), Some(column));
+        }
+        let err = iceberg_schema_from_arrow(&ArrowSchema::empty()).unwrap_err();
+        assert!(err.to_string().contains("no columns"));
+        let twice = RecordBatch::try_new(
+            Arc::new(ArrowSchema::new(vec![int("id"), int("id")])),
+            vec![
+                Arc::new(arrow_array::Int64Array::from(vec![1])),
+                Arc::new(arrow_array::Int64Array::from(vec![2])),
+            ],
+        )
+        .unwrap();
+        let table = Arc::new(ArrowSchema::new(vec![int("id")]));
+        let err = cast_to_schema(&twice, &table).unwrap_err();
+        assert_eq!(err.location().column.as_deref(), Some("id"));
     }
 
     #[test]

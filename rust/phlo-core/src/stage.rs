@@ -66,6 +66,13 @@ pub fn stage(
             hint: "rename the column".into(),
         });
     }
+    check_run_id(&options.run_id)?;
+    if options.rows_per_file == 0 {
+        return Err(Error::invalid(
+            "rows_per_file is 0",
+            "give at least 1 row per file",
+        ));
+    }
     let partition_date = options
         .partition_date
         .as_deref()
@@ -146,6 +153,22 @@ pub fn stage(
         });
     }
     Ok(result)
+}
+
+/// The run id becomes part of file names: it must not reach outside the staging folder.
+fn check_run_id(run_id: &str) -> Result<()> {
+    let bad = run_id.is_empty()
+        || run_id.len() > 200
+        || run_id
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control());
+    if bad {
+        return Err(Error::invalid(
+            format!("run_id {run_id:?} cannot be part of a file name"),
+            "use 1 to 200 characters without slashes or control characters (e.g. a UUID)",
+        ));
+    }
+    Ok(())
 }
 
 fn join(handle: JoinHandle<Result<(PathBuf, u64)>>) -> Result<(PathBuf, u64)> {

@@ -3,11 +3,13 @@
 use arrow_array::RecordBatchReader;
 use arrow_select::concat::concat_batches;
 use phlo_core::dedupe::{DedupeMethod, dedupe as dedupe_batch};
+use phlo_core::schema::check_column_names;
 use pyo3::prelude::*;
 use pyo3_arrow::PyRecordBatch;
 use pyo3_arrow::input::AnyRecordBatch;
 
 use crate::errors::IntoPyResult;
+use crate::guard::detached;
 
 /// Deduplicates `data` on `unique_key`; returns the kept rows and how many were dropped.
 #[pyfunction]
@@ -22,7 +24,8 @@ pub fn dedupe(
     let method = DedupeMethod::parse(method).py_err()?;
     let reader = data.into_reader()?;
     let schema = reader.schema();
-    let deduped = py.detach(|| {
+    check_column_names(&schema).py_err()?;
+    let deduped = detached(py, "deduplicating", || {
         let batches =
             reader
                 .collect::<Result<Vec<_>, _>>()
@@ -40,8 +43,7 @@ pub fn dedupe(
             source,
         })?;
         dedupe_batch(&batch, &unique_key, method, order_by.as_deref())
-    });
-    let deduped = deduped.py_err()?;
+    })?;
     Ok((
         PyRecordBatch::new(deduped.batch),
         deduped.duplicates_dropped,

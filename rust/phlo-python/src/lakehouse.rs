@@ -18,6 +18,7 @@ use pyo3_arrow::input::AnyRecordBatch;
 use pyo3_arrow::{PyRecordBatch, PySchema};
 
 use crate::errors::IntoPyResult;
+use crate::guard::detached;
 use crate::runtime::wait_for;
 use crate::scan::NativeScan;
 
@@ -81,7 +82,7 @@ fn into_filters(filters: Vec<PyFilter>) -> PyResult<Vec<Filter>> {
 impl NativeLakehouse {
     #[new]
     fn open(py: Python<'_>, root: PathBuf) -> PyResult<Self> {
-        let lakehouse = py.detach(|| Lakehouse::open(&root)).py_err()?;
+        let lakehouse = detached(py, "opening the lakehouse", || Lakehouse::open(&root))?;
         Ok(Self {
             inner: Arc::new(lakehouse),
         })
@@ -98,29 +99,33 @@ impl NativeLakehouse {
     }
 
     fn create_namespace(&self, py: Python<'_>, namespace: &str) -> PyResult<()> {
-        py.detach(|| self.inner.catalog().create_namespace(namespace))
-            .py_err()
+        detached(py, "creating a namespace", || {
+            self.inner.catalog().create_namespace(namespace)
+        })
     }
 
     fn namespace_exists(&self, py: Python<'_>, namespace: &str) -> PyResult<bool> {
-        py.detach(|| self.inner.catalog().namespace_exists(namespace))
-            .py_err()
+        detached(py, "looking up a namespace", || {
+            self.inner.catalog().namespace_exists(namespace)
+        })
     }
 
     fn list_namespaces(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        py.detach(|| self.inner.catalog().list_namespaces())
-            .py_err()
+        detached(py, "listing namespaces", || {
+            self.inner.catalog().list_namespaces()
+        })
     }
 
     fn drop_namespace(&self, py: Python<'_>, namespace: &str) -> PyResult<()> {
-        py.detach(|| self.inner.catalog().drop_namespace(namespace))
-            .py_err()
+        detached(py, "dropping a namespace", || {
+            self.inner.catalog().drop_namespace(namespace)
+        })
     }
 
     fn list_tables(&self, py: Python<'_>, namespace: &str) -> PyResult<Vec<String>> {
-        let tables = py
-            .detach(|| self.inner.catalog().list_tables(namespace))
-            .py_err()?;
+        let tables = detached(py, "listing tables", || {
+            self.inner.catalog().list_tables(namespace)
+        })?;
         Ok(tables.into_iter().map(|t| t.to_string()).collect())
     }
 
@@ -136,7 +141,7 @@ impl NativeLakehouse {
     ) -> PyResult<()> {
         let lh = self.inner.clone();
         let schema = schema.into_inner();
-        wait_for(py, async move {
+        wait_for(py, "creating a table", async move {
             lh.create_table(&name, &schema, &partition_by, properties, &ref_name)
                 .await
                 .py_err()
@@ -152,7 +157,7 @@ impl NativeLakehouse {
         ref_name: String,
     ) -> PyResult<()> {
         let lh = self.inner.clone();
-        wait_for(py, async move {
+        wait_for(py, "dropping a table", async move {
             lh.drop_table(&name, purge, &ref_name).await.py_err()
         })
     }
@@ -173,7 +178,7 @@ impl NativeLakehouse {
             _ => return Err(PyValueError::new_err("give as_of_ms or commit_id")),
         };
         let lh = self.inner.clone();
-        wait_for(py, async move {
+        wait_for(py, "finding a snapshot in the past", async move {
             lh.snapshot_as_of(&name, ref_name.as_deref(), &as_of)
                 .await
                 .py_err()
@@ -188,7 +193,7 @@ impl NativeLakehouse {
         keep_last: usize,
     ) -> PyResult<(usize, usize, Vec<String>, Vec<String>)> {
         let lh = self.inner.clone();
-        let r = wait_for(py, async move {
+        let r = wait_for(py, "expiring snapshots", async move {
             lh.expire_snapshots(older_than_ms, keep_last).await.py_err()
         })?;
         Ok((
@@ -207,7 +212,7 @@ impl NativeLakehouse {
         dry_run: bool,
     ) -> PyResult<(Vec<String>, u64)> {
         let lh = self.inner.clone();
-        let r = wait_for(py, async move {
+        let r = wait_for(py, "removing orphan files", async move {
             lh.remove_orphan_files(older_than_ms, dry_run)
                 .await
                 .py_err()
@@ -223,10 +228,9 @@ impl NativeLakehouse {
         ref_name: String,
     ) -> PyResult<(String, String, PySchema)> {
         let lh = self.inner.clone();
-        let table = wait_for(
-            py,
-            async move { lh.load_table(&name, &ref_name).await.py_err() },
-        )?;
+        let table = wait_for(py, "loading a table", async move {
+            lh.load_table(&name, &ref_name).await.py_err()
+        })?;
         let json = serde_json_string(&table.metadata)?;
         let schema = arrow_schema_of(table.metadata.current_schema()).py_err()?;
         Ok((table.metadata_location, json, PySchema::new(schema)))
@@ -245,7 +249,7 @@ impl NativeLakehouse {
         let evolution = SchemaEvolution::parse(schema_evolution).py_err()?;
         let reader = data.into_reader()?;
         let lh = self.inner.clone();
-        let result = wait_for(py, async move {
+        let result = wait_for(py, "appending", async move {
             if evolution == SchemaEvolution::Evolve {
                 let schema = reader.schema();
                 lh.evolve_schema(&name, &branch, &schema).await.py_err()?;
@@ -291,7 +295,7 @@ impl NativeLakehouse {
         };
         let reader = data.into_reader()?;
         let lh = self.inner.clone();
-        let r = wait_for(py, async move {
+        let r = wait_for(py, "merging", async move {
             if evolution == SchemaEvolution::Evolve {
                 let schema = reader.schema();
                 lh.evolve_schema(&name, &options.ref_name, &schema)
@@ -373,8 +377,9 @@ impl NativeLakehouse {
             "tag" => RefKind::Tag,
             _ => RefKind::Branch,
         };
-        py.detach(|| self.inner.catalog().create_ref(name, kind, from_ref))
-            .py_err()
+        detached(py, "creating a ref", || {
+            self.inner.catalog().create_ref(name, kind, from_ref)
+        })
     }
 
     /// Creates a branch private to this process (`{prefix}<uuid>`) and returns its name.
@@ -384,12 +389,11 @@ impl NativeLakehouse {
         prefix: &str,
         from_ref: &str,
     ) -> PyResult<String> {
-        py.detach(|| {
+        detached(py, "creating a transaction branch", || {
             self.inner
                 .catalog()
                 .create_internal_branch(prefix, from_ref)
         })
-        .py_err()
     }
 
     /// `[(name, source, created_at_ms)]` of the branches (`kind="branch"`) or tags.
@@ -399,9 +403,7 @@ impl NativeLakehouse {
         } else {
             RefKind::Branch
         };
-        let refs = py
-            .detach(|| self.inner.catalog().list_refs(kind))
-            .py_err()?;
+        let refs = detached(py, "listing refs", || self.inner.catalog().list_refs(kind))?;
         Ok(refs
             .into_iter()
             .map(|r| (r.name, r.source, r.created_at_ms))
@@ -409,8 +411,9 @@ impl NativeLakehouse {
     }
 
     fn delete_branch(&self, py: Python<'_>, name: &str) -> PyResult<()> {
-        py.detach(|| self.inner.catalog().delete_branch(name))
-            .py_err()
+        detached(py, "deleting a branch", || {
+            self.inner.catalog().delete_branch(name)
+        })
     }
 
     /// Log entries as dicts (commit_id, ref, tables, message, author, created_at_ms, run_id,
@@ -422,9 +425,9 @@ impl NativeLakehouse {
         ref_name: Option<&str>,
         limit: usize,
     ) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        let entries = py
-            .detach(|| self.inner.catalog().log(ref_name, limit))
-            .py_err()?;
+        let entries = detached(py, "reading the log", || {
+            self.inner.catalog().log(ref_name, limit)
+        })?;
         entries
             .into_iter()
             .map(|e| {
@@ -449,9 +452,9 @@ impl NativeLakehouse {
         from_ref: &str,
         to_ref: &str,
     ) -> PyResult<(Vec<String>, Vec<String>, Vec<String>)> {
-        let diff = py
-            .detach(|| self.inner.catalog().diff_refs(from_ref, to_ref))
-            .py_err()?;
+        let diff = detached(py, "comparing refs", || {
+            self.inner.catalog().diff_refs(from_ref, to_ref)
+        })?;
         Ok((diff.changed, diff.added, diff.removed))
     }
 
@@ -467,7 +470,7 @@ impl NativeLakehouse {
         sample: usize,
     ) -> PyResult<Bound<'py, PyDict>> {
         let lh = self.inner.clone();
-        let diff = wait_for(py, async move {
+        let diff = wait_for(py, "comparing rows", async move {
             lh.diff_rows(&name, &from_ref, &to_ref, &key, sample)
                 .await
                 .py_err()
@@ -493,7 +496,7 @@ impl NativeLakehouse {
     ) -> PyResult<(Vec<String>, Vec<String>, Vec<String>)> {
         let lh = self.inner.clone();
         let meta = CommitMeta::from_properties(&properties);
-        let merged = wait_for(py, async move {
+        let merged = wait_for(py, "merging a branch", async move {
             lh.merge_branch(&source, &into, &meta).await.py_err()
         })?;
         Ok((merged.fast_forwarded, merged.added, merged.rebased))
@@ -522,7 +525,9 @@ impl NativeLakehouse {
             batch_size,
         };
         let lh = self.inner.clone();
-        let plan = wait_for(py, async move { lh.scan(&name, &options).await.py_err() })?;
+        let plan = wait_for(py, "planning a scan", async move {
+            lh.scan(&name, &options).await.py_err()
+        })?;
         Ok(NativeScan::new(plan))
     }
 }

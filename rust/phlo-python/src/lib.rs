@@ -3,6 +3,7 @@
 
 mod dedupe;
 mod errors;
+mod guard;
 mod lakehouse;
 mod runtime;
 mod scan;

@@ -8,6 +8,8 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use tokio::runtime::Runtime;
 
+use crate::guard::guarded;
+
 static RUNTIME: Mutex<Option<(u32, Arc<Runtime>)>> = Mutex::new(None);
 
 pub fn runtime() -> Arc<Runtime> {
@@ -34,25 +36,27 @@ pub fn runtime() -> Arc<Runtime> {
 }
 
 /// Runs an engine future with the GIL released, checking for Ctrl-C every 100 ms; an interrupt
-/// drops (cancels) the future and raises KeyboardInterrupt.
-pub fn wait_for<F, T>(py: Python<'_>, future: F) -> PyResult<T>
+/// drops (cancels) the future and raises KeyboardInterrupt. A panic raises `InternalError`.
+pub fn wait_for<F, T>(py: Python<'_>, context: &str, future: F) -> PyResult<T>
 where
     F: Future<Output = PyResult<T>> + Send,
     T: Send,
 {
     let rt = runtime();
-    py.detach(|| {
-        rt.block_on(async {
-            tokio::pin!(future);
-            let mut ticks = tokio::time::interval(Duration::from_millis(100));
-            loop {
-                tokio::select! {
-                    result = &mut future => return result,
-                    _ = ticks.tick() => {
-                        Python::attach(|py| py.check_signals())?;
+    guarded(context, || {
+        py.detach(|| {
+            rt.block_on(async {
+                tokio::pin!(future);
+                let mut ticks = tokio::time::interval(Duration::from_millis(100));
+                loop {
+                    tokio::select! {
+                        result = &mut future => return result,
+                        _ = ticks.tick() => {
+                            Python::attach(|py| py.check_signals())?;
+                        }
                     }
                 }
-            }
+            })
         })
     })
 }

@@ -1,5 +1,6 @@
 //! A planned scan handed to Python: pruning statistics plus a lazily read Arrow stream.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
 use arrow_array::{RecordBatch, RecordBatchReader};
@@ -12,13 +13,19 @@ use pyo3::prelude::*;
 use pyo3_arrow::{PyRecordBatchReader, PySchema};
 use tokio::runtime::Runtime;
 
-use crate::errors::IntoPyResult;
+use crate::errors::{IntoPyResult, to_pyerr};
+use crate::guard::guarded;
 use crate::runtime::runtime;
+
+/// The engine error that ended a stream. The Arrow C stream carries only a message, so the
+/// error itself waits here for Python to raise it with its phlo type (`raise_error`).
+type ErrorSlot = Arc<Mutex<Option<phlo_core::Error>>>;
 
 #[pyclass(module = "phlo._native", frozen)]
 pub struct NativeScan {
     plan: Mutex<Option<ScanPlan>>,
     schema: SchemaRef,
+    failure: ErrorSlot,
     #[pyo3(get)]
     files_total: usize,
     #[pyo3(get)]
@@ -35,6 +42,7 @@ impl NativeScan {
             files_scanned: plan.files_scanned,
             snapshot_id: plan.snapshot_id,
             plan: Mutex::new(Some(plan)),
+            failure: ErrorSlot::default(),
         }
     }
 }
@@ -54,12 +62,26 @@ impl NativeScan {
             .unwrap_or_else(|p| p.into_inner())
             .take()
             .ok_or_else(|| PyRuntimeError::new_err("this scan was already read; scan again"))?;
-        let stream = plan.into_stream().py_err()?;
+        let stream = guarded("starting a scan", || plan.into_stream().py_err())?;
         Ok(PyRecordBatchReader::new(Box::new(BlockingReader {
             schema: self.schema.clone(),
             stream,
             runtime: runtime(),
+            failure: self.failure.clone(),
         })))
+    }
+
+    /// Raises the phlo error that ended the stream, if the engine failed while streaming.
+    fn raise_error(&self) -> PyResult<()> {
+        match self
+            .failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            Some(error) => Err(to_pyerr(error)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -68,14 +90,26 @@ struct BlockingReader {
     schema: SchemaRef,
     stream: BoxStream<'static, phlo_core::Result<RecordBatch>>,
     runtime: Arc<Runtime>,
+    failure: ErrorSlot,
 }
 
 impl Iterator for BlockingReader {
     type Item = Result<RecordBatch, ArrowError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let next = self.runtime.block_on(self.stream.next())?;
-        Some(next.map_err(|e| ArrowError::ExternalError(Box::new(e))))
+        // This runs inside an `extern "C"` callback of the Arrow C stream, where a panic
+        // would abort the process.
+        let next = catch_unwind(AssertUnwindSafe(|| {
+            self.runtime.block_on(self.stream.next())
+        }))
+        .unwrap_or_else(|panic| {
+            Some(Err(phlo_core::Error::from_panic("reading a scan", &*panic)))
+        })?;
+        Some(next.map_err(|error| {
+            let message = error.to_string();
+            *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+            ArrowError::ExternalError(message.into())
+        }))
     }
 }
 

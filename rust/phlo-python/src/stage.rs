@@ -8,7 +8,7 @@ use pyo3::types::PyDict;
 use pyo3_arrow::PySchema;
 use pyo3_arrow::input::AnyRecordBatch;
 
-use crate::errors::IntoPyResult;
+use crate::guard::detached;
 
 #[pyfunction]
 #[pyo3(signature = (data, directory, run_id, partition_date, rows_per_file))]
@@ -25,11 +25,11 @@ pub fn stage<'py>(
     let options = StageOptions {
         run_id,
         partition_date,
-        rows_per_file: rows_per_file.max(1),
+        rows_per_file,
     };
-    let staged = py
-        .detach(|| stage_batches(reader, schema, &directory, &options))
-        .py_err()?;
+    let staged = detached(py, "staging", || {
+        stage_batches(reader, schema, &directory, &options)
+    })?;
     let out = PyDict::new(py);
     out.set_item("files", staged.files)?;
     out.set_item("rows", staged.rows)?;

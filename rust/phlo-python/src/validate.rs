@@ -1,6 +1,7 @@
 //! `validate()`: a plan compiled from a Pandera schema, evaluated by the engine on Arrow data.
 
 use arrow_array::RecordBatchReader;
+use phlo_core::schema::check_column_names;
 use phlo_core::validate::{Plan, failure_cases, validate as validate_batches};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -8,6 +9,7 @@ use pyo3_arrow::input::AnyRecordBatch;
 use pyo3_arrow::{PyRecordBatch, PySchema, PyTable};
 
 use crate::errors::IntoPyResult;
+use crate::guard::detached;
 
 /// Validates `data` against `plan_json` (declared types in `declared`). Returns a dict:
 /// `table` (validated, coerced), `failure_cases` (Pandera's layout), `counts`
@@ -24,19 +26,19 @@ pub fn validate<'py>(
     let reader = data.into_reader()?;
     let schema = reader.schema();
     let declared = declared.into_inner();
-    let (validated, failures) = py
-        .detach(|| {
-            let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|source| {
-                phlo_core::Error::Arrow {
+    check_column_names(&schema).py_err()?;
+    let (validated, failures) = detached(py, "validating", || {
+        let batches =
+            reader
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|source| phlo_core::Error::Arrow {
                     context: "reading the input".into(),
                     source,
-                }
-            })?;
-            let validated = validate_batches(&schema, &batches, &plan, &declared)?;
-            let failures = failure_cases(&validated.failures)?;
-            Ok::<_, phlo_core::Error>((validated, failures))
-        })
-        .py_err()?;
+                })?;
+        let validated = validate_batches(&schema, &batches, &plan, &declared)?;
+        let failures = failure_cases(&validated.failures)?;
+        Ok::<_, phlo_core::Error>((validated, failures))
+    })?;
     let counts: Vec<(&str, String, String, Option<i64>, usize)> = validated
         .failures
         .iter()

@@ -247,12 +247,10 @@ impl ProjectedFile {
         }
         let mut results = Vec::with_capacity(tasks.len());
         for task in tasks {
-            results.push(task.await.map_err(|e| {
-                Error::invalid(
-                    format!("a task reading {} failed: {e}", self.path),
-                    "this is a bug; please report it",
-                )
-            })??);
+            results.push(
+                task.await
+                    .map_err(|e| Error::from_join(format!("reading {}", self.path), e))??,
+            );
         }
         Ok(results)
     }

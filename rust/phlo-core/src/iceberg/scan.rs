@@ -1,14 +1,17 @@
 //! Scan planning (partition and min/max pruning by iceberg-rust) and streaming reads to Arrow.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef as ArrowSchemaRef;
+use futures::FutureExt;
 use futures::SinkExt;
 use futures::channel::mpsc;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use iceberg::Runtime;
+use iceberg::arrow::ArrowReader;
 use iceberg::io::FileIO;
 use iceberg::scan::FileScanTask;
 use iceberg::spec::{SchemaRef, SnapshotRef};
@@ -61,8 +64,19 @@ impl ScanPlan {
                 .context(|| format!("reading the schema of snapshot {}", s.snapshot_id()))?,
             None => table.metadata.current_schema().clone(),
         };
+        if options.batch_size == Some(0) {
+            return Err(Error::InvalidInput {
+                message: "batch_size is 0".into(),
+                at: Location {
+                    table: Some(table.ident.to_string()),
+                    column: None,
+                },
+                hint: "give a batch size of at least 1 row, or leave it out".into(),
+            });
+        }
         let columns = match &options.columns {
             Some(columns) => {
+                check_selection(columns).map_err(|e| e.in_table(&table.ident.to_string()))?;
                 for column in columns {
                     if schema.field_by_name(column).is_none() {
                         return Err(Error::InvalidInput {
@@ -186,27 +200,12 @@ impl ScanPlan {
         for _ in 0..workers {
             let (reader, queue, mut sender) = (reader.clone(), queue.clone(), sender.clone());
             self.runtime.spawn(async move {
-                loop {
-                    let task = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
-                    let Some(task) = task else { break };
-                    let file = stream::iter([Ok(task)]).boxed();
-                    let mut batches = match reader.clone().read(file) {
-                        Ok(result) => result.stream(),
-                        Err(e) => {
-                            let _ = sender
-                                .send(Err(e).context(|| "starting the scan".into()))
-                                .await;
-                            return;
-                        }
-                    };
-                    while let Some(batch) = batches.next().await {
-                        let batch = batch.context(|| "reading data files".into());
-                        let failed = batch.is_err();
-                        // A closed channel means the consumer stopped reading: stop too.
-                        if sender.send(batch).await.is_err() || failed {
-                            return;
-                        }
-                    }
+                // A panic would end the task silently and the stream would just be shorter:
+                // it is sent on as an error instead.
+                let work = AssertUnwindSafe(read_files(reader, queue, sender.clone()));
+                if let Err(panic) = work.catch_unwind().await {
+                    let failed = Error::from_panic("reading data files", panic.as_ref());
+                    let _ = sender.send(Err(failed)).await;
                 }
             });
         }
@@ -259,6 +258,60 @@ fn files_in(snapshot: &SnapshotRef) -> Option<usize> {
         .additional_properties
         .get("total-data-files")
         .and_then(|v| v.parse().ok())
+}
+
+/// One scan worker: reads files from `queue` until it is empty, the consumer hangs up or a
+/// file fails (the error is the last thing sent).
+async fn read_files(
+    reader: ArrowReader,
+    queue: Arc<Mutex<VecDeque<FileScanTask>>>,
+    mut sender: mpsc::Sender<Result<RecordBatch>>,
+) {
+    loop {
+        let task = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+        let Some(task) = task else { break };
+        let path = task.data_file_path.clone();
+        let file = stream::iter([Ok(task)]).boxed();
+        let mut batches = match reader.clone().read(file) {
+            Ok(result) => result.stream(),
+            Err(e) => {
+                let _ = sender
+                    .send(Err(e).context(|| format!("starting to read data file {path}")))
+                    .await;
+                return;
+            }
+        };
+        while let Some(batch) = batches.next().await {
+            let batch = batch.context(|| format!("reading data file {path}"));
+            let failed = batch.is_err();
+            // A closed channel means the consumer stopped reading: stop too.
+            if sender.send(batch).await.is_err() || failed {
+                return;
+            }
+        }
+    }
+}
+
+/// A selection names at least one column, each once.
+fn check_selection(columns: &[String]) -> Result<()> {
+    if columns.is_empty() {
+        return Err(Error::invalid(
+            "no columns selected",
+            "name at least one column, or leave columns out to read them all",
+        ));
+    }
+    let mut seen = HashSet::new();
+    match columns.iter().find(|c| !seen.insert(c.as_str())) {
+        Some(twice) => Err(Error::InvalidInput {
+            message: format!("column {twice} is selected twice"),
+            at: Location {
+                table: None,
+                column: Some(twice.clone()),
+            },
+            hint: "select each column once".into(),
+        }),
+        None => Ok(()),
+    }
 }
 
 fn pick_snapshot(table: &LoadedTable, options: &ScanOptions) -> Result<Option<SnapshotRef>> {

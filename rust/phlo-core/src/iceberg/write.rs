@@ -59,15 +59,13 @@ struct Lane {
 
 impl Lane {
     /// Waits for the lane's pending write and returns its writer.
-    async fn writer(&mut self) -> Result<Option<FileWriter>> {
+    /// `data_dir` names where the files go in errors (a failed write's message has no path).
+    async fn writer(&mut self, data_dir: &str) -> Result<Option<FileWriter>> {
         if let Some(task) = self.busy.take() {
-            let (writer, result) = task.await.map_err(|e| {
-                Error::invalid(
-                    format!("a data file writer task failed: {e}"),
-                    "this is a bug; please report it",
-                )
-            })?;
-            result.context(|| "writing a data file".into())?;
+            let (writer, result) = task
+                .await
+                .map_err(|e| Error::from_join("writing a data file", e))?;
+            result.context(|| format!("writing a data file under {data_dir}"))?;
             return Ok(Some(writer));
         }
         Ok(self.idle.take())
@@ -86,6 +84,8 @@ pub struct DataFileSink {
     current_lane_rows: usize,
     parallelism: usize,
     rows: u64,
+    /// The table's data folder, for error messages.
+    data_dir: String,
 }
 
 impl DataFileSink {
@@ -126,6 +126,7 @@ impl DataFileSink {
             current_lane_rows: 0,
             parallelism: std::thread::available_parallelism().map_or(1, |n| n.get()),
             rows: 0,
+            data_dir: format!("{}/data", metadata.location()),
         })
     }
 
@@ -185,7 +186,7 @@ impl DataFileSink {
             idle: None,
             busy: None,
         });
-        let mut writer = match lane.writer().await? {
+        let mut writer = match lane.writer(&self.data_dir).await? {
             Some(writer) => writer,
             None => open_writer(&self.builder, &self.spec, &self.schema, &key).await?,
         };
@@ -205,7 +206,7 @@ impl DataFileSink {
         let mut closing = JoinSet::new();
         let mut failure = None;
         for (_, mut lane) in self.lanes {
-            match lane.writer().await {
+            match lane.writer(&self.data_dir).await {
                 Ok(Some(mut writer)) => {
                     closing.spawn(async move { writer.close().await });
                 }
@@ -220,16 +221,11 @@ impl DataFileSink {
             match joined {
                 Ok(Ok(closed)) => files.extend(closed),
                 Ok(Err(e)) => {
-                    failure.get_or_insert(Error::Iceberg {
-                        context: "closing data files".into(),
-                        source: Box::new(e),
-                    });
+                    let context = format!("closing data files under {}", self.data_dir);
+                    failure.get_or_insert(Error::iceberg(context, e));
                 }
                 Err(e) => {
-                    failure.get_or_insert(Error::invalid(
-                        format!("a data file writer task failed: {e}"),
-                        "this is a bug; please report it",
-                    ));
+                    failure.get_or_insert(Error::from_join("closing data files", e));
                 }
             }
         }
@@ -347,9 +343,9 @@ impl Partitioner {
             .context(|| "reading a partition value".into())?;
         match literal.into_iter().next().flatten() {
             Some(Literal::Struct(value)) => Ok(value),
-            _ => Err(Error::invalid(
+            _ => Err(Error::internal(
+                "reading a partition value",
                 "a row has no partition value",
-                "this is a bug; please report it",
             )),
         }
     }
