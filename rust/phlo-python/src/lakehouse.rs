@@ -335,7 +335,7 @@ impl NativeLakehouse {
     ) -> PyResult<Bound<'py, PyDict>> {
         let filters = into_filters(filters)?;
         let lh = self.inner.clone();
-        let r = wait_for(py, async move {
+        let r = wait_for(py, "deleting rows", async move {
             lh.delete(&name, &filters, &branch, properties)
                 .await
                 .py_err()
@@ -364,7 +364,7 @@ impl NativeLakehouse {
         batch_size: Option<usize>,
     ) -> PyResult<NativeScan> {
         let lh = self.inner.clone();
-        let plan = wait_for(py, async move {
+        let plan = wait_for(py, "reading changes", async move {
             lh.changes(&name, &ref_name, from_snapshot, to_snapshot, batch_size)
                 .await
                 .py_err()
