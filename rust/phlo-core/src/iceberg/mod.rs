@@ -3,6 +3,7 @@
 
 pub mod commit;
 pub mod filter;
+pub mod manifests;
 pub mod scan;
 pub mod table;
 pub mod write;
