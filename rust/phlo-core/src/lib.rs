@@ -6,6 +6,7 @@
 //! - [`lakehouse`]: the façade the Python bindings call.
 
 pub mod catalog;
+pub mod compact;
 pub mod dedupe;
 pub mod diff;
 pub mod error;

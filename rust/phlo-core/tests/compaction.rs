@@ -8,9 +8,11 @@ use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{ArrowError, DataType, Field, Schema};
 use futures::TryStreamExt;
 use iceberg::spec::{ManifestFile, ManifestList, ManifestStatus, Operation};
-use phlo_core::Lakehouse;
-use phlo_core::catalog::MAIN;
-use phlo_core::iceberg::ScanOptions;
+use phlo_core::catalog::{MAIN, RefKind};
+use phlo_core::compact::{CompactOptions, CompactResult};
+use phlo_core::iceberg::commit::{commit_append, live_data_files};
+use phlo_core::iceberg::{Filter, FilterOp, Literal, ScanOptions, SnapshotChange};
+use phlo_core::{Error, Lakehouse};
 
 const TABLE: &str = "raw.events";
 
@@ -214,22 +216,21 @@ async fn merging_keeps_files_removed_by_the_commit_as_deleted_entries() {
     append(&lh, 10..20, "d").await;
     // A delete of the first file: its manifest is rewritten, then merged with the other.
     let table = lh.load_table(TABLE, MAIN).await.unwrap();
-    let first = phlo_core::iceberg::commit::live_data_files(lh.file_io(), &table, MAIN)
+    let first = live_data_files(lh.file_io(), &table, MAIN)
         .await
         .unwrap()
         .into_iter()
         .find(|f| f.record_count() == 10 && ids_of(f).0 == 0)
         .unwrap();
-    let change = phlo_core::iceberg::SnapshotChange {
+    let change = SnapshotChange {
         branch: MAIN.into(),
         removed_files: vec![first.clone()],
         added_files: vec![],
         ..Default::default()
     };
-    let outcome =
-        phlo_core::iceberg::commit::commit_append(lh.catalog(), lh.file_io(), table, &change)
-            .await
-            .unwrap();
+    let outcome = commit_append(lh.catalog(), lh.file_io(), table, &change)
+        .await
+        .unwrap();
     let snapshot = outcome.table.metadata.current_snapshot().unwrap().clone();
     assert_eq!(snapshot.summary().operation, Operation::Delete);
     append(&lh, 20..30, "d").await;
@@ -253,4 +254,293 @@ fn ids_of(file: &iceberg::spec::DataFile) -> (i64, i64) {
         other => panic!("{other:?}"),
     };
     (bound(file.lower_bounds()), bound(file.upper_bounds()))
+}
+
+fn by_day() -> Vec<(String, String)> {
+    vec![("day".to_string(), "identity".to_string())]
+}
+
+fn options(target: u64) -> CompactOptions {
+    CompactOptions {
+        target_file_size: target,
+        filters: vec![],
+        properties: HashMap::new(),
+    }
+}
+
+/// Ids of one day in the order a scan returns them (one file: the file's order).
+async fn ids_in_order(lh: &Lakehouse, day: &str) -> Vec<i64> {
+    let scan = ScanOptions {
+        filters: vec![Filter {
+            column: "day".into(),
+            op: FilterOp::Eq,
+            values: vec![Literal::String(day.into())],
+        }],
+        ..Default::default()
+    };
+    let plan = lh.scan(TABLE, &scan).await.unwrap();
+    let batches: Vec<RecordBatch> = plan.into_stream().unwrap().try_collect().await.unwrap();
+    batches
+        .iter()
+        .flat_map(|b| {
+            let col = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+            (0..col.len()).map(|i| col.value(i)).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+async fn live(lh: &Lakehouse) -> Vec<iceberg::spec::DataFile> {
+    let table = lh.load_table(TABLE, MAIN).await.unwrap();
+    live_data_files(lh.file_io(), &table, MAIN).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_rewrites_small_files_per_partition_as_one_replace_snapshot() {
+    let (_dir, lh) = setup(&[], &by_day()).await;
+    for i in 0..5 {
+        append(&lh, i * 10..i * 10 + 10, "a").await;
+    }
+    append(&lh, 100..110, "b").await;
+    let before = lh.load_table(TABLE, MAIN).await.unwrap();
+    let before_summary = before
+        .metadata
+        .current_snapshot()
+        .unwrap()
+        .summary()
+        .clone();
+    let b_file: Vec<String> = live(&lh)
+        .await
+        .iter()
+        .filter(|f| ids_of(f).0 == 100)
+        .map(|f| f.file_path().to_string())
+        .collect();
+
+    let result = lh.compact(TABLE, MAIN, &options(1 << 20)).await.unwrap();
+    assert_eq!(result.files_rewritten, 5, "{result:?}");
+    assert_eq!(result.files_added, 1, "{result:?}");
+    assert_eq!(result.rows, 50);
+    assert!(result.bytes_before > result.bytes_after, "{result:?}");
+
+    let after = lh.load_table(TABLE, MAIN).await.unwrap();
+    let snapshot = after.metadata.current_snapshot().unwrap();
+    assert_eq!(Some(snapshot.snapshot_id()), result.snapshot_id);
+    assert_eq!(snapshot.summary().operation, Operation::Replace);
+    let summary = &snapshot.summary().additional_properties;
+    assert_eq!(summary["added-data-files"], "1");
+    assert_eq!(summary["deleted-data-files"], "5");
+    assert_eq!(summary["total-data-files"], "2");
+    assert_eq!(
+        summary["total-records"],
+        before_summary.additional_properties["total-records"]
+    );
+    // Rows of day a keep their load order in the one new file; day b's single file stays.
+    assert_eq!(ids_in_order(&lh, "a").await, (0..50).collect::<Vec<_>>());
+    let files = live(&lh).await;
+    assert_eq!(files.len(), 2);
+    assert!(files.iter().any(|f| f.file_path() == b_file[0]));
+    assert_eq!(ids(&lh).await, (0..50).chain(100..110).collect::<Vec<_>>());
+
+    // Nothing left to compact: no new snapshot.
+    let again = lh.compact(TABLE, MAIN, &options(1 << 20)).await.unwrap();
+    assert_eq!(again, CompactResult::default());
+    let table = lh.load_table(TABLE, MAIN).await.unwrap();
+    assert_eq!(table.metadata.snapshots().count(), 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_skips_large_files_and_cuts_runs_at_the_target_size() {
+    let (_dir, lh) = setup(&[], &[]).await;
+    for i in 0..6 {
+        append(&lh, i * 10..i * 10 + 10, "a").await;
+    }
+    let size = live(&lh).await[0].file_size_in_bytes();
+    // Runs of at most two files (a third would pass the target); files are below 3/4 of it.
+    let result = lh
+        .compact(TABLE, MAIN, &options(size * 2 + 1))
+        .await
+        .unwrap();
+    assert_eq!(result.files_rewritten, 6, "{result:?}");
+    assert_eq!(result.files_added, 3, "{result:?}");
+    assert_eq!(ids(&lh).await, (0..60).collect::<Vec<_>>());
+    // A target where every file counts as large: nothing to do.
+    let result = lh.compact(TABLE, MAIN, &options(size)).await.unwrap();
+    assert_eq!(result.snapshot_id, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_with_a_filter_only_touches_matching_partitions() {
+    let (_dir, lh) = setup(&[], &by_day()).await;
+    for i in 0..3 {
+        append(&lh, i * 10..i * 10 + 10, "a").await;
+        append(&lh, 100 + i * 10..110 + i * 10, "b").await;
+    }
+    let mut opts = options(1 << 20);
+    opts.filters = vec![Filter {
+        column: "day".into(),
+        op: FilterOp::Eq,
+        values: vec![Literal::String("b".into())],
+    }];
+    let result = lh.compact(TABLE, MAIN, &opts).await.unwrap();
+    assert_eq!((result.files_rewritten, result.files_added), (3, 1));
+    assert_eq!(live(&lh).await.len(), 4);
+    assert_eq!(ids_in_order(&lh, "b").await, (100..130).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_refuses_when_a_concurrent_commit_removed_a_file_it_rewrites() {
+    let (_dir, lh) = setup(&[], &[]).await;
+    for i in 0..4 {
+        append(&lh, i * 10..i * 10 + 10, "a").await;
+    }
+    // The compaction plans on this state; meanwhile a delete removes one of its files.
+    let planned_on = lh.load_table(TABLE, MAIN).await.unwrap();
+    let victim = live(&lh)
+        .await
+        .into_iter()
+        .find(|f| ids_of(f).0 == 10)
+        .unwrap();
+    let delete = SnapshotChange {
+        branch: MAIN.into(),
+        removed_files: vec![victim],
+        ..Default::default()
+    };
+    let table = lh.load_table(TABLE, MAIN).await.unwrap();
+    commit_append(lh.catalog(), lh.file_io(), table, &delete)
+        .await
+        .unwrap();
+    let head = lh.load_table(TABLE, MAIN).await.unwrap().metadata_location;
+
+    let mut written = Vec::new();
+    let err = phlo_core::compact::compact(
+        lh.catalog(),
+        lh.file_io(),
+        planned_on,
+        &options(1 << 20),
+        &mut written,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::CommitConflict { .. }), "{err}");
+    assert!(err.to_string().contains("no longer in the table"), "{err}");
+    assert_eq!(
+        written.len(),
+        1,
+        "the compacted file was written, then refused"
+    );
+    assert_eq!(
+        lh.load_table(TABLE, MAIN).await.unwrap().metadata_location,
+        head
+    );
+    let mut expected: Vec<i64> = (0..10).chain(20..40).collect();
+    expected.sort();
+    assert_eq!(ids(&lh).await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_commits_over_a_concurrent_append() {
+    let (_dir, lh) = setup(&[], &[]).await;
+    for i in 0..4 {
+        append(&lh, i * 10..i * 10 + 10, "a").await;
+    }
+    let planned_on = lh.load_table(TABLE, MAIN).await.unwrap();
+    append(&lh, 40..50, "a").await;
+    let mut written = Vec::new();
+    let result = phlo_core::compact::compact(
+        lh.catalog(),
+        lh.file_io(),
+        planned_on,
+        &options(1 << 20),
+        &mut written,
+    )
+    .await
+    .unwrap();
+    assert_eq!(result.commit_retries, 1);
+    assert_eq!(result.files_rewritten, 4);
+    assert_eq!(ids(&lh).await, (0..50).collect::<Vec<_>>());
+    assert_eq!(
+        live(&lh).await.len(),
+        2,
+        "the compacted file and the concurrent append"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_and_manifest_rewrites_are_refused_on_a_tag_and_bad_targets() {
+    let (dir, lh) = setup(&[], &[]).await;
+    for i in 0..3 {
+        append(&lh, i * 10..i * 10 + 10, "a").await;
+    }
+    lh.catalog().create_ref("v1", RefKind::Tag, MAIN).unwrap();
+    let files = std::fs::read_dir(dir.path().join("warehouse/raw.db/events/data"))
+        .unwrap()
+        .count();
+    let err = lh
+        .compact(TABLE, "v1", &options(1 << 20))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_input");
+    assert!(err.to_string().contains("v1 is a tag"), "{err}");
+    let err = lh
+        .rewrite_manifests(TABLE, "v1", HashMap::new())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("v1 is a tag"), "{err}");
+    let err = lh.compact(TABLE, MAIN, &options(0)).await.unwrap_err();
+    assert_eq!(err.code(), "invalid_input");
+    assert!(err.to_string().contains("target_file_size"), "{err}");
+    let after = std::fs::read_dir(dir.path().join("warehouse/raw.db/events/data"))
+        .unwrap()
+        .count();
+    assert_eq!(files, after, "nothing written");
+    assert_eq!(
+        lh.load_table(TABLE, MAIN)
+            .await
+            .unwrap()
+            .metadata
+            .snapshots()
+            .count(),
+        3
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewrite_manifests_regroups_entries_by_partition_keeping_their_history() {
+    let (_dir, lh) = setup(&[("commit.manifest-merge.enabled", "false")], &by_day()).await;
+    let mut added_by = HashMap::new();
+    for i in 0..6 {
+        let day = ["a", "b"][i as usize % 2];
+        added_by.insert(i * 10, append(&lh, i * 10..i * 10 + 10, day).await);
+    }
+    assert_eq!(manifests(&lh).await.len(), 6);
+    let result = lh
+        .rewrite_manifests(TABLE, MAIN, HashMap::new())
+        .await
+        .unwrap();
+    assert_eq!((result.manifests_before, result.manifests_after), (6, 1));
+    let table = lh.load_table(TABLE, MAIN).await.unwrap();
+    let snapshot = table.metadata.current_snapshot().unwrap();
+    assert_eq!(Some(snapshot.snapshot_id()), result.snapshot_id);
+    assert_eq!(snapshot.summary().operation, Operation::Replace);
+    assert_eq!(
+        snapshot.summary().additional_properties["total-records"],
+        "60"
+    );
+    let list = manifests(&lh).await;
+    let manifest = list[0].load_manifest(lh.file_io()).await.unwrap();
+    let days: Vec<String> = manifest
+        .entries()
+        .iter()
+        .map(|e| format!("{:?}", e.data_file().partition()))
+        .collect();
+    let mut sorted = days.clone();
+    sorted.sort();
+    assert_eq!(days, sorted, "clustered by partition");
+    for entry in manifest.entries() {
+        assert_eq!(entry.status(), ManifestStatus::Existing);
+        let by = added_by[&ids_of(entry.data_file()).0];
+        assert_eq!(entry.snapshot_id(), Some(by));
+        let sequence = table.metadata.snapshot_by_id(by).unwrap().sequence_number();
+        assert_eq!(entry.sequence_number(), Some(sequence));
+    }
+    assert_eq!(ids(&lh).await, (0..60).collect::<Vec<_>>());
 }

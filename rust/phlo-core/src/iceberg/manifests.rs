@@ -19,11 +19,12 @@ use std::str::FromStr;
 use iceberg::io::FileIO;
 use iceberg::spec::{
     DataFile, Literal, ManifestContentType, ManifestEntry, ManifestFile, ManifestStatus,
-    ManifestWriter, ManifestWriterBuilder, PartitionSpec, SchemaRef, Struct,
+    ManifestWriter, ManifestWriterBuilder, Operation, PartitionSpec, SchemaRef, Struct,
 };
 
 use super::LoadedTable;
-use super::commit::load_manifest_list;
+use super::commit::{SnapshotChange, commit, load_manifest_list};
+use crate::catalog::{MAIN, SqliteCatalog};
 use crate::error::{Context, Error, Location, Result};
 
 const MERGE_ENABLED: &str = "commit.manifest-merge.enabled";
@@ -68,6 +69,49 @@ fn property<T: FromStr>(table: &LoadedTable, key: &str, default: &str, kind: &st
             },
             hint: format!("set it to {kind}, or remove it for the default ({default})"),
         })
+}
+
+/// What `rewrite_manifests` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RewrittenManifests {
+    /// `None`: the table had no snapshot, so nothing was written.
+    pub snapshot_id: Option<i64>,
+    pub manifests_before: usize,
+    pub manifests_after: usize,
+}
+
+/// Regroups every live data file of the table's branch into manifests of about
+/// `commit.manifest.target-size-bytes`, sorted by partition, as one `replace` snapshot. A commit
+/// that lands first is not lost: the rewrite is redone on top of it.
+pub async fn rewrite_manifests(
+    catalog: &SqliteCatalog,
+    io: &FileIO,
+    table: LoadedTable,
+    properties: HashMap<String, String>,
+) -> Result<RewrittenManifests> {
+    if table.snapshot_for_ref(MAIN).is_none() {
+        return Ok(RewrittenManifests::default());
+    }
+    let change = SnapshotChange {
+        branch: MAIN.to_string(),
+        properties,
+        operation: Some(Operation::Replace),
+        rewrite_manifests: true,
+        ..Default::default()
+    };
+    let outcome = commit(catalog, io, table, &change, &|_| Ok(())).await?;
+    let summary = outcome
+        .table
+        .metadata
+        .snapshot_by_id(outcome.snapshot_id)
+        .map(|s| s.summary().additional_properties.clone())
+        .unwrap_or_default();
+    let count = |key: &str| summary.get(key).and_then(|v| v.parse().ok()).unwrap_or(0);
+    Ok(RewrittenManifests {
+        snapshot_id: Some(outcome.snapshot_id),
+        manifests_before: count("manifests-kept") + count("manifests-replaced"),
+        manifests_after: count("manifests-kept") + count("manifests-created"),
+    })
 }
 
 /// The manifests of a new snapshot, and which files producing them wrote and replaced.
