@@ -8,9 +8,11 @@ from phlo import errors
 from phlo._native import __version__
 from phlo.lakehouse import (
     AppendResult,
+    CompactResult,
     ExpireResult,
     Lakehouse,
     LogEntry,
+    ManifestRewrite,
     OrphanFiles,
     PartitionField,
     RefDiff,
@@ -28,9 +30,11 @@ from phlo.validation import ValidationReport, Validator, validate
 
 __all__ = [
     "AppendResult",
+    "CompactResult",
     "ExpireResult",
     "Lakehouse",
     "LogEntry",
+    "ManifestRewrite",
     "MergeResult",
     "OrphanFiles",
     "PartitionField",

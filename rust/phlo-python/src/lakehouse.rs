@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use phlo_core::Lakehouse;
 use phlo_core::catalog::{CommitMeta, RefKind};
+use phlo_core::compact::CompactOptions;
 use phlo_core::dedupe::DedupeMethod;
+use phlo_core::iceberg::write::TARGET_FILE_SIZE;
 use phlo_core::iceberg::{Filter, FilterOp, Literal, ScanOptions};
 use phlo_core::lakehouse::AsOf;
 use phlo_core::merge::{MergeOptions, MergeStrategy};
@@ -295,6 +297,55 @@ impl NativeLakehouse {
         Ok(out)
     }
 
+    /// Compaction of table `name` on branch `ref_name` (`target_file_size` `None`: the
+    /// writer's own target); a dict of `CompactResult`'s fields.
+    #[pyo3(signature = (name, ref_name, target_file_size, filters, properties))]
+    fn compact<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        ref_name: String,
+        target_file_size: Option<u64>,
+        filters: Vec<(String, String, Vec<PyLiteral>)>,
+        properties: HashMap<String, String>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let options = CompactOptions {
+            target_file_size: target_file_size.unwrap_or(TARGET_FILE_SIZE as u64),
+            filters: to_filters(filters)?,
+            properties,
+        };
+        let lh = self.inner.clone();
+        let r = wait_for(py, async move {
+            lh.compact(&name, &ref_name, &options).await.py_err()
+        })?;
+        let out = PyDict::new(py);
+        out.set_item("files_rewritten", r.files_rewritten)?;
+        out.set_item("files_added", r.files_added)?;
+        out.set_item("bytes_before", r.bytes_before)?;
+        out.set_item("bytes_after", r.bytes_after)?;
+        out.set_item("rows", r.rows)?;
+        out.set_item("snapshot_id", r.snapshot_id)?;
+        out.set_item("commit_retries", r.commit_retries)?;
+        Ok(out)
+    }
+
+    /// `(snapshot_id, manifests_before, manifests_after)`.
+    fn rewrite_manifests(
+        &self,
+        py: Python<'_>,
+        name: String,
+        ref_name: String,
+        properties: HashMap<String, String>,
+    ) -> PyResult<(Option<i64>, usize, usize)> {
+        let lh = self.inner.clone();
+        let r = wait_for(py, async move {
+            lh.rewrite_manifests(&name, &ref_name, properties)
+                .await
+                .py_err()
+        })?;
+        Ok((r.snapshot_id, r.manifests_before, r.manifests_after))
+    }
+
     fn create_ref(&self, py: Python<'_>, name: &str, kind: &str, from_ref: &str) -> PyResult<()> {
         let kind = match kind {
             "tag" => RefKind::Tag,
@@ -424,19 +475,7 @@ impl NativeLakehouse {
         ref_name: Option<String>,
         batch_size: Option<usize>,
     ) -> PyResult<NativeScan> {
-        let filters = filters
-            .into_iter()
-            .map(|(column, op, values)| {
-                Ok(Filter {
-                    column,
-                    op: FilterOp::parse(&op).py_err()?,
-                    values: values
-                        .into_iter()
-                        .map(PyLiteral::into_literal)
-                        .collect::<PyResult<_>>()?,
-                })
-            })
-            .collect::<PyResult<Vec<_>>>()?;
+        let filters = to_filters(filters)?;
         let options = ScanOptions {
             columns,
             filters,
@@ -449,6 +488,23 @@ impl NativeLakehouse {
         let plan = wait_for(py, async move { lh.scan(&name, &options).await.py_err() })?;
         Ok(NativeScan::new(plan))
     }
+}
+
+/// `(column, op, values)` tuples from `phlo._filters` → engine filters.
+fn to_filters(filters: Vec<(String, String, Vec<PyLiteral>)>) -> PyResult<Vec<Filter>> {
+    filters
+        .into_iter()
+        .map(|(column, op, values)| {
+            Ok(Filter {
+                column,
+                op: FilterOp::parse(&op).py_err()?,
+                values: values
+                    .into_iter()
+                    .map(PyLiteral::into_literal)
+                    .collect::<PyResult<_>>()?,
+            })
+        })
+        .collect()
 }
 
 fn serde_json_string(metadata: &iceberg::spec::TableMetadata) -> PyResult<String> {
