@@ -544,3 +544,24 @@ async fn rewrite_manifests_regroups_entries_by_partition_keeping_their_history()
     }
     assert_eq!(ids(&lh).await, (0..60).collect::<Vec<_>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manifests_listing_only_files_removed_earlier_are_dropped_by_the_next_commit() {
+    let (_dir, lh) = setup(&[], &[]).await;
+    for i in 0..4 {
+        append(&lh, i * 10..i * 10 + 10, "a").await;
+    }
+    lh.compact(TABLE, MAIN, &options(1 << 20)).await.unwrap();
+    // The compaction's own list still says which files it removed (four rewritten manifests
+    // with one `deleted` entry each, and its new file)...
+    assert_eq!(manifests(&lh).await.len(), 5);
+    // ...the next commit carries only manifests with live files.
+    append(&lh, 40..50, "a").await;
+    let list = manifests(&lh).await;
+    assert_eq!(list.len(), 2);
+    assert!(
+        list.iter()
+            .all(|m| m.has_added_files() || m.has_existing_files())
+    );
+    assert_eq!(ids(&lh).await, (0..50).collect::<Vec<_>>());
+}

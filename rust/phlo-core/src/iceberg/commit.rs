@@ -298,9 +298,12 @@ pub(crate) async fn write_snapshot(
     let mut found = 0;
     let mut manifests = Vec::with_capacity(parent_manifests.len() + 1);
     for manifest in parent_manifests {
-        let may_list_removed = !removed.is_empty()
-            && manifest.content == ManifestContentType::Data
-            && (manifest.has_added_files() || manifest.has_existing_files());
+        let live = manifest.has_added_files() || manifest.has_existing_files();
+        if manifest.content == ManifestContentType::Data && !live {
+            // Only files earlier snapshots removed: nothing to carry (Java drops these too).
+            continue;
+        }
+        let may_list_removed = !removed.is_empty() && manifest.content == ManifestContentType::Data;
         if !may_list_removed {
             manifests.push(manifest);
             continue;
