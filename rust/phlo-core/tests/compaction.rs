@@ -193,7 +193,7 @@ async fn merging_follows_the_enabled_and_target_size_properties() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_merge_property_is_typed_and_changes_nothing() {
-    let (_dir, lh) = setup(&[("commit.manifest.min-count-to-merge", "many")], &[]).await;
+    let (dir, lh) = setup(&[("commit.manifest.min-count-to-merge", "many")], &[]).await;
     let err = lh
         .append(TABLE, rows(0..10, "d"), MAIN, HashMap::new())
         .await
@@ -207,6 +207,13 @@ async fn a_bad_merge_property_is_typed_and_changes_nothing() {
     assert!(text.contains(TABLE), "{text}");
     let table = lh.load_table(TABLE, MAIN).await.unwrap();
     assert!(table.metadata.current_snapshot().is_none());
+    // Nothing left behind: the first metadata file only, no manifests, no data files.
+    let files = |sub: &str| {
+        std::fs::read_dir(dir.path().join("warehouse/raw.db/events").join(sub)).map_or(0, |d| {
+            d.filter(|e| e.as_ref().unwrap().path().is_file()).count()
+        })
+    };
+    assert_eq!((files("metadata"), files("data")), (1, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

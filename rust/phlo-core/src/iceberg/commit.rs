@@ -272,6 +272,8 @@ pub(crate) async fn write_snapshot(
             "phlo writes format v2 tables; upgrade the table to v2",
         ));
     }
+    // Read before anything is written: a bad property leaves nothing behind.
+    let policy = MergePolicy::of(table)?;
     let snapshot_id = new_snapshot_id(table);
     let parent = table.snapshot_for_ref(&change.branch).cloned();
     let sequence_number = metadata.next_sequence_number();
@@ -380,10 +382,9 @@ pub(crate) async fn write_snapshot(
         written.push(path);
     }
     let set = if change.rewrite_manifests {
-        let target = MergePolicy::of(table)?.target_bytes;
+        let target = policy.target_bytes;
         manifests::rewrite_all(io, snapshot_id, target, manifests, &mut next_manifest_path).await?
     } else {
-        let policy = MergePolicy::of(table)?;
         manifests::merge_on_commit(io, snapshot_id, policy, manifests, &mut next_manifest_path)
             .await?
     };
