@@ -45,7 +45,9 @@ def generate(folder: Path) -> None:
             {
                 "id": pa.array([f"evt-{i:010d}" for i in ids]),
                 # Loads arrive in time order: each holds about one hour of events.
-                "ts": pa.array(start + ids * 3_600_000_000 // (ROWS // APPENDS), pa.timestamp("us", tz="UTC")),
+                "ts": pa.array(
+                    start + ids * 3_600_000_000 // (ROWS // APPENDS), pa.timestamp("us", tz="UTC")
+                ),
                 "value": pa.array(rng.random(k)),
                 "category": pa.array(
                     np.array(["click", "view", "purchase", "refund"])[rng.integers(0, 4, k)]
