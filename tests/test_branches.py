@@ -57,18 +57,43 @@ def test_appends_on_both_sides_are_rebased(lh, events_table):
     assert pyi.scan().to_arrow().num_rows == 12
 
 
-def test_tables_rewritten_on_both_sides_conflict_and_nothing_merges(lh, events_table):
+def test_upserts_whose_keys_the_target_gained_conflict_and_nothing_merges(lh, events_table):
     other = lh.create_table("raw.other", {"id": pa.int64()})
     events_table.append(make_events(0, 3))
     lh.create_branch("feature")
     lh.table("raw.events", ref="feature").merge(make_events(0, 2), "id")  # an overwrite
     lh.table("raw.other", ref="feature").append([{"id": 1}])
-    events_table.append(make_events(50, 3))
+    events_table.append(make_events(1, 3))  # main gained rows with keys the branch upserted
     with pytest.raises(errors.CommitConflictError) as info:
         lh.merge("feature")
     assert info.value.table == "raw.events"
-    assert ids(events_table) == [0, 1, 2, 50, 51, 52]
+    assert "overlaps" in str(info.value)
+    assert ids(events_table) == [0, 1, 1, 2, 2, 3]
     assert other.scan().to_arrow().num_rows == 0, "all or nothing: raw.other did not move"
+
+
+def test_upserts_of_other_keys_are_rebased(lh, events_table):
+    events_table.append(make_events(0, 3))
+    lh.create_branch("feature")
+    changed = make_events(0, 2).set_column(3, "value", pa.array([7.0, 8.0]))
+    lh.table("raw.events", ref="feature").merge(changed, "id")
+    events_table.append(make_events(50, 3))  # other keys: the upsert still holds
+    result = lh.merge("feature")
+    assert result.rebased == ["raw.events"]
+    rows = {r["id"]: r["value"] for r in events_table.scan().to_arrow().to_pylist()}
+    assert rows == {0: 7.0, 1: 8.0, 2: 1.0, 50: 0.0, 51: 0.5, 52: 1.0}
+    assert events_table.history()[-1].summary["operation"] == "overwrite"
+
+
+def test_upserts_of_a_file_the_target_rewrote_conflict(lh, events_table):
+    events_table.append(make_events(0, 3))
+    lh.create_branch("feature")
+    lh.table("raw.events", ref="feature").merge(make_events(0, 1), "id")
+    events_table.merge(make_events(0, 1), "id")  # both sides replaced the same file
+    before = events_table.current_snapshot_id
+    with pytest.raises(errors.CommitConflictError, match="raw.events"):
+        lh.merge("feature")
+    assert events_table.current_snapshot_id == before
 
 
 def test_tags_are_immutable_snapshots_of_a_ref(lh, events_table):

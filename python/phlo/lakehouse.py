@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -336,7 +335,10 @@ class Lakehouse:
                 tx.table("raw.customers").merge(customers, "id")
 
         The writes go to a private branch (``tx/…``) that is merged into `ref` when the block
-        ends without an exception, and deleted either way. `message`, `author` and
+        ends without an exception, and deleted either way. The private branch is not listed
+        by `branches()`; if the process dies before cleaning up, maintenance
+        (`expire_snapshots`, `remove_orphan_files`) removes it. Concurrent transactions that
+        only append wait for each other rather than fail. `message`, `author` and
         `properties` are recorded with the merge in the log."""
         return Transaction(self, ref, _commit_properties(properties, message, author))
 
@@ -367,9 +369,13 @@ class Lakehouse:
     ) -> RefMergeResult:
         """Merges branch `source` into `into`, all tables atomically: tables changed on the
         source only are fast-forwarded, tables new on the source are added, tables changed on
-        both sides get the source's appends re-applied on top of the target; if the source did
-        more than append to such a table, `CommitConflictError` names it and nothing merges.
-        `message`, `author` and `properties` are recorded in the log."""
+        both sides get the source's changes re-applied on top of the target (rebased): its
+        appends always; its upserts when every file they replaced is still on the target and
+        no file the target gained since the fork can hold their keys; its added columns and
+        type promotions join the target's schema. Anything else is a `CommitConflictError`
+        naming the tables and why, and nothing merges. When the target moves while merging,
+        the merge is planned again rather than failing. `message`, `author` and `properties`
+        are recorded in the log."""
         fast_forwarded, added, rebased = self._native.merge_ref(
             source, into, _commit_properties(properties, message, author)
         )
@@ -429,7 +435,8 @@ class Transaction:
         self._lakehouse = lakehouse
         self.ref = ref
         self._properties = properties
-        self.branch = f"tx/{uuid.uuid4().hex}"
+        #: The private branch, named when the transaction starts.
+        self.branch = ""
         #: Set when the transaction committed.
         self.result: RefMergeResult | None = None
 
@@ -452,7 +459,7 @@ class Transaction:
         )
 
     def __enter__(self) -> Transaction:
-        self._lakehouse.create_branch(self.branch, from_ref=self.ref)
+        self.branch = self._lakehouse._native.create_internal_branch("tx/", self.ref)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:

@@ -99,6 +99,12 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether a write that failed with this error may still have committed: then the files
+    /// it wrote may be referenced and must be kept.
+    pub fn commit_may_have_landed(&self) -> bool {
+        matches!(self, Error::CommitStateUnknown { .. })
+    }
+
     /// A stable code, one per Python exception class.
     pub fn code(&self) -> &'static str {
         match self {

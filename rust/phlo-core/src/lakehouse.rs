@@ -3,21 +3,18 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::{ArrowError, Schema as ArrowSchema};
 use arrow_select::concat::concat_batches;
 use iceberg::io::FileIO;
-use iceberg::spec::{Operation, TableMetadata, TableMetadataBuilder};
+use iceberg::spec::{TableMetadata, TableMetadataBuilder};
 
-use crate::catalog::{CommitMeta, Diverged, MAIN, RefKind, RefMerge, SqliteCatalog, TableIdent};
+use crate::catalog::{CommitMeta, MAIN, RefKind, RefMerge, SqliteCatalog, TableIdent};
 use crate::compact::{CompactOptions, CompactResult, compact};
 use crate::diff::{RowDiff, diff_rows};
 use crate::error::{Context, Error, Location, Result};
-use crate::iceberg::commit::{
-    AttemptFiles, SnapshotChange, commit_append, commit_metadata, files_added_since, write_snapshot,
-};
+use crate::iceberg::commit::{SnapshotChange, commit_append, commit_metadata};
 use crate::iceberg::manifests::{RewrittenManifests, rewrite_manifests};
 use crate::iceberg::scan::snapshot_at;
 use crate::iceberg::write::DataFileSink;
@@ -223,8 +220,10 @@ impl Lakehouse {
                 commit_retries: outcome.retries,
             }),
             Err(e) => {
-                self.delete_files(change.added_files.iter().map(|f| f.file_path()))
-                    .await;
+                if !e.commit_may_have_landed() {
+                    self.delete_files(change.added_files.iter().map(|f| f.file_path()))
+                        .await;
+                }
                 Err(e)
             }
         }
@@ -312,106 +311,22 @@ impl Lakehouse {
                 Ok(result)
             }
             Err(e) => {
-                self.delete_files(written.iter().map(String::as_str)).await;
+                if !e.commit_may_have_landed() {
+                    self.delete_files(written.iter().map(String::as_str)).await;
+                }
                 Err(e)
             }
         }
     }
 
-    /// Merges branch `source` into `into`, all tables at once (DESIGN §4): tables changed on
-    /// the source only fast-forward; a table changed on both sides is rebased when the source
-    /// only appended to it since the fork (its added files are committed again on top of the
-    /// target); anything else is a `CommitConflict` naming the tables, and nothing changes.
+    /// Merges branch `source` into `into`, all tables at once; see [`crate::branch_merge`].
     pub async fn merge_branch(
         &self,
         source: &str,
         into: &str,
         meta: &CommitMeta,
     ) -> Result<RefMerge> {
-        let mut rebased = HashMap::new();
-        let mut prepared = Vec::new();
-        let mut conflicts = Vec::new();
-        for table in self.catalog.diverged_tables(source, into)? {
-            match self.rebase_appends(&table, source, into).await? {
-                Some(files) => {
-                    rebased.insert(
-                        table.ident.clone(),
-                        (table.target.clone(), files.metadata.clone()),
-                    );
-                    prepared.push(files);
-                }
-                None => conflicts.push(table.ident.to_string()),
-            }
-        }
-        let result = match conflicts.is_empty() {
-            true => self.catalog.merge_ref(source, into, &rebased, meta),
-            false => Err(Error::CommitConflict {
-                table: conflicts.join(", "),
-                message: format!(
-                    "cannot merge {source} into {into}: changed on both sides, and {source} did                      more than append to them"
-                ),
-            }),
-        };
-        if result.is_err() {
-            for path in prepared.iter().flat_map(|p| p.paths()) {
-                let _ = self.io.delete(path).await;
-            }
-        }
-        result
-    }
-
-    /// Writes (without committing) a snapshot of `table` on the target that adds the files the
-    /// source appended since the fork; `None` when the source did anything but append.
-    async fn rebase_appends(
-        &self,
-        table: &Diverged,
-        source: &str,
-        into: &str,
-    ) -> Result<Option<AttemptFiles>> {
-        let read = |location: &str, ref_name: &str| {
-            let (ident, location, ref_name) = (
-                table.ident.clone(),
-                location.to_string(),
-                ref_name.to_string(),
-            );
-            async move {
-                let metadata = TableMetadata::read_from(&self.io, &location)
-                    .await
-                    .context(|| format!("reading metadata of {ident} at {location}"))?;
-                Ok::<_, Error>(LoadedTable {
-                    ident,
-                    ref_name,
-                    metadata: Arc::new(metadata),
-                    metadata_location: location,
-                })
-            }
-        };
-        let (base, source_table, target) = (
-            read(&table.base, source).await?,
-            read(&table.source, source).await?,
-            read(&table.target, into).await?,
-        );
-        let stop = base.snapshot_for_ref(MAIN).map(|s| s.snapshot_id());
-        let mut current = source_table.snapshot_for_ref(MAIN).cloned();
-        while let Some(snapshot) = current {
-            if Some(snapshot.snapshot_id()) == stop {
-                break;
-            }
-            if snapshot.summary().operation != Operation::Append {
-                return Ok(None);
-            }
-            current = snapshot
-                .parent_snapshot_id()
-                .and_then(|id| source_table.metadata.snapshot_by_id(id).cloned());
-        }
-        let added = files_added_since(&self.io, &base, &source_table, MAIN).await?;
-        let change = SnapshotChange {
-            branch: MAIN.to_string(),
-            added_files: added,
-            properties: HashMap::from([("phlo.rebased-from".to_string(), source.to_string())]),
-            ..Default::default()
-        };
-        write_snapshot(&self.io, &target, &change).await.map(Some)
+        crate::branch_merge::merge_branch(&self.catalog, &self.io, source, into, meta).await
     }
 
     /// Rows of table `name` added, removed and changed (by `key`) from ref `from` to ref `to`.
@@ -482,7 +397,8 @@ impl Lakehouse {
 
     /// Rewrites the small data files of table `name` on branch `ref_name` into target-size
     /// ones, as one `replace` snapshot; see [`crate::compact`]. Refused on a tag. On error the
-    /// table is unchanged and the files written are removed.
+    /// table is unchanged and the files written are removed (kept when the commit may have
+    /// landed).
     pub async fn compact(
         &self,
         name: &str,
@@ -492,7 +408,9 @@ impl Lakehouse {
         let table = self.table_to_rewrite(name, ref_name, "compact").await?;
         let mut written = Vec::new();
         let result = compact(&self.catalog, &self.io, table, options, &mut written).await;
-        if result.is_err() {
+        if let Err(e) = &result
+            && !e.commit_may_have_landed()
+        {
             self.delete_files(written.iter().map(String::as_str)).await;
         }
         result.map_err(|e| e.in_table(name))
@@ -532,21 +450,27 @@ impl Lakehouse {
         self.load_table(name, ref_name).await
     }
 
-    /// See [`crate::maintenance::expire_snapshots`].
+    /// See [`crate::maintenance::expire_snapshots`]. Internal branches whose process is gone
+    /// (a killed transaction's) are removed first, so they pin nothing.
     pub async fn expire_snapshots(
         &self,
         older_than_ms: i64,
         keep_last: usize,
     ) -> Result<ExpireResult> {
+        self.catalog.remove_abandoned_branches()?;
         maintenance::expire_snapshots(&self.catalog, &self.io, older_than_ms, keep_last).await
     }
 
-    /// See [`crate::maintenance::remove_orphan_files`].
+    /// See [`crate::maintenance::remove_orphan_files`]; abandoned internal branches are removed
+    /// first (not with `dry_run`).
     pub async fn remove_orphan_files(
         &self,
         older_than_ms: i64,
         dry_run: bool,
     ) -> Result<OrphanResult> {
+        if !dry_run {
+            self.catalog.remove_abandoned_branches()?;
+        }
         maintenance::remove_orphan_files(&self.catalog, &self.io, older_than_ms, dry_run).await
     }
 

@@ -5,11 +5,13 @@
 //! - [`iceberg`]: table metadata, data file writing, phlo's own commit path, scans.
 //! - [`lakehouse`]: the façade the Python bindings call.
 
+pub mod branch_merge;
 pub mod catalog;
 pub mod compact;
 pub mod dedupe;
 pub mod diff;
 pub mod error;
+mod failpoint;
 pub mod iceberg;
 pub mod keys;
 pub mod lakehouse;

@@ -355,6 +355,21 @@ impl NativeLakehouse {
             .py_err()
     }
 
+    /// Creates a branch private to this process (`{prefix}<uuid>`) and returns its name.
+    fn create_internal_branch(
+        &self,
+        py: Python<'_>,
+        prefix: &str,
+        from_ref: &str,
+    ) -> PyResult<String> {
+        py.detach(|| {
+            self.inner
+                .catalog()
+                .create_internal_branch(prefix, from_ref)
+        })
+        .py_err()
+    }
+
     /// `[(name, source, created_at_ms)]` of the branches (`kind="branch"`) or tags.
     fn list_refs(&self, py: Python<'_>, kind: &str) -> PyResult<Vec<(String, String, i64)>> {
         let kind = if kind == "tag" {

@@ -11,31 +11,6 @@ use super::TableIdent;
 use super::sqlite::{CATALOG_NAME, SqliteCatalog};
 use crate::error::{Context, Error, Result};
 
-pub(super) const CREATE_LOG_TABLE: &str = "
-CREATE TABLE IF NOT EXISTS phlo_commits (
-    commit_id VARCHAR(36) NOT NULL PRIMARY KEY,
-    catalog_name VARCHAR(255) NOT NULL,
-    ref_name VARCHAR(255) NOT NULL,
-    tables VARCHAR(4000) NOT NULL,
-    message VARCHAR(4000) NOT NULL,
-    author VARCHAR(255) NOT NULL,
-    created_at INTEGER NOT NULL,
-    run_id VARCHAR(255)
-);
-CREATE TABLE IF NOT EXISTS phlo_commit_tables (
-    commit_id VARCHAR(36) NOT NULL,
-    table_namespace VARCHAR(255) NOT NULL,
-    table_name VARCHAR(255) NOT NULL,
-    metadata_location VARCHAR(1000) NOT NULL,
-    PRIMARY KEY (commit_id, table_namespace, table_name)
-);";
-
-/// Columns added to the log after its first release; added in place to older catalogs.
-pub(super) const LOG_UPGRADES: &[(&str, &str)] = &[(
-    "phlo_commits",
-    "properties VARCHAR(4000) NOT NULL DEFAULT '{}'",
-)];
-
 /// Snapshot properties that carry who committed and why into the log.
 pub const MESSAGE_PROPERTY: &str = "phlo.message";
 pub const AUTHOR_PROPERTY: &str = "phlo.author";
@@ -139,6 +114,21 @@ pub struct CommitPoint {
 }
 
 impl SqliteCatalog {
+    /// Whether a logged commit moved a table to metadata file `location`: a table commit's
+    /// pointer swap and its log row land in one transaction, so this tells whether it landed.
+    pub fn logged_metadata_location(&self, location: &str) -> Result<bool> {
+        let found: Option<i64> = self
+            .conn()?
+            .query_row(
+                "SELECT 1 FROM phlo_commit_tables WHERE metadata_location = ?1 LIMIT 1",
+                params![location],
+                |row| row.get(0),
+            )
+            .optional()
+            .context(|| format!("looking up the commit of {location}"))?;
+        Ok(found.is_some())
+    }
+
     /// The newest `limit` log entries of `ref_name` (every ref when `None`), newest first.
     pub fn log(&self, ref_name: Option<&str>, limit: usize) -> Result<Vec<LogEntry>> {
         let conn = self.conn()?;

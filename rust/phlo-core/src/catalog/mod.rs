@@ -2,11 +2,13 @@
 //! `sqlite` is the embedded catalog, shared with PyIceberg's `SqlCatalog`.
 
 mod ident;
+mod layout;
 pub mod log;
+mod pointers;
 pub mod refs;
 pub mod sqlite;
 
 pub use ident::{TableIdent, validate_name};
 pub use log::{CommitMeta, CommitPoint, LogEntry};
-pub use refs::{Diverged, MAIN, Pointer, RefDiff, RefInfo, RefKind, RefMerge};
+pub use refs::{Changed, MAIN, MergeStep, Pointer, RefDiff, RefInfo, RefKind, RefMerge};
 pub use sqlite::SqliteCatalog;

@@ -1,36 +1,20 @@
-//! Branches and tags of the embedded catalog (DESIGN §4). `main` is PyIceberg's
-//! `iceberg_tables`; every other ref keeps its own table pointers in `phlo_ref_tables`, with the
-//! pointer each table had when the ref was forked (`base_location`), which is what merges
-//! compare against. Creating a ref copies pointers only (zero-copy); data and metadata files are
-//! shared until a write on the ref makes a new metadata file.
+//! Branches and tags of the embedded catalog (docs/architecture.md, "The versioned catalog").
+//! `main` is PyIceberg's `iceberg_tables`; every other ref keeps its own table pointers in
+//! `phlo_ref_tables`, with the pointer each table had when the ref was forked or last merged
+//! (`base_location`), which is what merges compare against. Creating a ref copies pointers only
+//! (zero-copy); data and metadata files are shared until a write on the ref makes a new
+//! metadata file. Internal branches (a transaction's `tx/…`) record the process that owns them,
+//! are left out of listings, and are removed by maintenance once that process is gone.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::log::{CommitMeta, record};
+use super::pointers;
 use super::sqlite::{CATALOG_NAME, SqliteCatalog};
 use super::{TableIdent, validate_name};
 use crate::error::{Context, Error, Result};
 
 pub const MAIN: &str = "main";
-
-pub(super) const CREATE_REF_TABLES: &str = "
-CREATE TABLE IF NOT EXISTS phlo_refs (
-    catalog_name VARCHAR(255) NOT NULL,
-    ref_name VARCHAR(255) NOT NULL,
-    ref_type VARCHAR(6) NOT NULL CHECK (ref_type IN ('branch', 'tag')),
-    source_ref VARCHAR(255) NOT NULL,
-    created_at INTEGER NOT NULL,
-    PRIMARY KEY (catalog_name, ref_name)
-);
-CREATE TABLE IF NOT EXISTS phlo_ref_tables (
-    catalog_name VARCHAR(255) NOT NULL,
-    ref_name VARCHAR(255) NOT NULL,
-    table_namespace VARCHAR(255) NOT NULL,
-    table_name VARCHAR(255) NOT NULL,
-    metadata_location VARCHAR(1000) NOT NULL,
-    base_location VARCHAR(1000),
-    PRIMARY KEY (catalog_name, ref_name, table_namespace, table_name)
-);";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefKind {
@@ -43,6 +27,13 @@ impl RefKind {
         match self {
             RefKind::Branch => "branch",
             RefKind::Tag => "tag",
+        }
+    }
+
+    fn parse(text: &str) -> Self {
+        match text {
+            "tag" => RefKind::Tag,
+            _ => RefKind::Branch,
         }
     }
 }
@@ -62,7 +53,7 @@ pub struct RefMerge {
     pub fast_forwarded: Vec<String>,
     /// Tables that exist on the source only and were added to the target.
     pub added: Vec<String>,
-    /// Tables changed on both sides whose source changes (appends) were re-applied on the target.
+    /// Tables changed on both sides whose source changes were re-applied on the target.
     pub rebased: Vec<String>,
 }
 
@@ -77,13 +68,47 @@ pub struct RefDiff {
     pub removed: Vec<String>,
 }
 
-/// A table changed on both sides of a merge: the pointers the merge starts from.
+/// A table the source branch changed since its fork (or last merge), with the pointers a merge
+/// starts from, all read at one instant.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diverged {
+pub struct Changed {
     pub ident: TableIdent,
+    /// The table on the source now.
     pub source: String,
-    pub base: String,
-    pub target: String,
+    /// The table when the source forked or last merged (`None`: created on the source).
+    pub base: Option<String>,
+    /// The table on the target now (`None`: not there).
+    pub target: Option<String>,
+}
+
+impl Changed {
+    /// Whether the target still is where the source started: the merge is a fast-forward.
+    pub fn target_unmoved(&self) -> bool {
+        self.base.is_some() && self.base == self.target
+    }
+}
+
+/// What a merge does to one table, decided from a [`Changed`]; applied only if neither side
+/// moved since (see [`SqliteCatalog::apply_merge`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MergeStep {
+    FastForward(Changed),
+    Add(Changed),
+    /// The target moves to `to`, a metadata file with the source's changes re-applied on top
+    /// of `changed.target`.
+    Rebase {
+        changed: Changed,
+        to: String,
+    },
+}
+
+impl MergeStep {
+    fn changed(&self) -> &Changed {
+        match self {
+            MergeStep::FastForward(c) | MergeStep::Add(c) => c,
+            MergeStep::Rebase { changed, .. } => changed,
+        }
+    }
 }
 
 /// One table on one ref, as maintenance sees it.
@@ -112,18 +137,6 @@ pub fn validate_ref_name(name: &str) -> Result<()> {
 }
 
 impl SqliteCatalog {
-    /// Runs `change` in one SQLite transaction, committed only when it returns `Ok`.
-    fn in_transaction<T>(&self, change: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.conn()?;
-        let tx = conn
-            .transaction()
-            .context(|| "starting a catalog transaction".into())?;
-        let value = change(&tx)?;
-        tx.commit()
-            .context(|| "committing a catalog transaction".into())?;
-        Ok(value)
-    }
-
     /// Errors unless `name` is an existing branch: tags are immutable.
     fn require_branch(&self, name: &str) -> Result<()> {
         match self.ref_kind(name)? {
@@ -138,42 +151,45 @@ impl SqliteCatalog {
 
     /// The kind of `name`, or `None` if no such ref exists (`main` always exists).
     pub fn ref_kind(&self, name: &str) -> Result<Option<RefKind>> {
-        if name == MAIN {
-            return Ok(Some(RefKind::Branch));
-        }
-        let kind: Option<String> = self
-            .conn()?
-            .query_row(
-                "SELECT ref_type FROM phlo_refs WHERE catalog_name = ?1 AND ref_name = ?2",
-                params![CATALOG_NAME, name],
-                |row| row.get(0),
-            )
-            .optional()
-            .context(|| format!("looking up ref {name}"))?;
-        Ok(kind.map(|k| {
-            if k == "tag" {
-                RefKind::Tag
-            } else {
-                RefKind::Branch
-            }
-        }))
+        ref_kind(&*self.conn()?, name)
     }
 
     /// Creates a branch or tag pointing at every table of `from` as it is now.
     pub fn create_ref(&self, name: &str, kind: RefKind, from: &str) -> Result<()> {
         validate_ref_name(name)?;
-        if self.ref_kind(from)?.is_none() {
-            return Err(no_such_ref(from));
-        }
+        self.insert_ref(name, kind, from, None)
+    }
+
+    /// Creates a branch private to this process (a transaction's), named `{prefix}{uuid}`:
+    /// listings leave it out, and maintenance removes it once the process is gone.
+    pub fn create_internal_branch(&self, prefix: &str, from: &str) -> Result<String> {
+        let name = format!("{prefix}{}", uuid::Uuid::new_v4().simple());
+        validate_ref_name(&name)?;
+        self.insert_ref(&name, RefKind::Branch, from, Some(owner::current()))?;
+        Ok(name)
+    }
+
+    fn insert_ref(
+        &self,
+        name: &str,
+        kind: RefKind,
+        from: &str,
+        owner: Option<String>,
+    ) -> Result<()> {
         self.in_transaction(|tx| {
+            if ref_kind(tx, from)?.is_none() {
+                return Err(no_such_ref(from));
+            }
             let inserted = tx.execute(
-                "INSERT INTO phlo_refs VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO phlo_refs (catalog_name, ref_name, ref_type, source_ref, created_at,
+                 owner) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
                     CATALOG_NAME,
                     name,
                     kind.as_str(),
                     from,
-                    chrono::Utc::now().timestamp_millis()
+                    chrono::Utc::now().timestamp_millis(),
+                    owner,
                 ],
             );
             match inserted {
@@ -189,40 +205,19 @@ impl SqliteCatalog {
                     other.context(|| format!("creating ref {name}"))?;
                 }
             }
-            let copy = if from == MAIN {
-                "INSERT INTO phlo_ref_tables SELECT catalog_name, ?2, table_namespace, table_name,
-             metadata_location, metadata_location FROM iceberg_tables
-             WHERE catalog_name = ?1 AND metadata_location IS NOT NULL
-             AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL)"
-            } else {
-                "INSERT INTO phlo_ref_tables SELECT catalog_name, ?2, table_namespace, table_name,
-             metadata_location, metadata_location FROM phlo_ref_tables
-             WHERE catalog_name = ?1 AND ref_name = ?3"
-            };
-            let params: &[&dyn rusqlite::ToSql] = if from == MAIN {
-                &[&CATALOG_NAME, &name]
-            } else {
-                &[&CATALOG_NAME, &name, &from]
-            };
-            tx.execute(copy, params)
-                .context(|| format!("copying the pointers of {from}"))?;
-            record(
-                tx,
-                name,
-                &[],
-                &format!("create {} {name} from {from}", kind.as_str()),
-                &CommitMeta::default(),
-            )?;
-            Ok(())
+            pointers::fork(tx, from, name)?;
+            let message = format!("create {} {name} from {from}", kind.as_str());
+            record(tx, name, &[], &message, &CommitMeta::default())
         })
     }
 
+    /// The branches or tags users made (internal branches are left out), by name.
     pub fn list_refs(&self, kind: RefKind) -> Result<Vec<RefInfo>> {
         let conn = self.conn()?;
         let mut stmt = conn
             .prepare(
                 "SELECT ref_name, source_ref, created_at FROM phlo_refs
-                 WHERE catalog_name = ?1 AND ref_type = ?2 ORDER BY ref_name",
+                 WHERE catalog_name = ?1 AND ref_type = ?2 AND owner IS NULL ORDER BY ref_name",
             )
             .context(|| "listing refs".into())?;
         let refs = stmt
@@ -248,43 +243,131 @@ impl SqliteCatalog {
                 "delete other branches",
             ));
         }
-        self.in_transaction(|tx| {
-            for sql in [
-                "DELETE FROM phlo_ref_tables WHERE catalog_name = ?1 AND ref_name = ?2",
-                "DELETE FROM phlo_refs WHERE catalog_name = ?1 AND ref_name = ?2",
-            ] {
-                tx.execute(sql, params![CATALOG_NAME, name])
-                    .context(|| format!("deleting {name}"))?;
-            }
-            record(
-                tx,
-                name,
-                &[],
-                &format!("delete branch {name}"),
-                &CommitMeta::default(),
-            )?;
-            Ok(())
-        })
+        self.in_transaction(|tx| delete_ref(tx, name))
     }
 
-    /// The tables changed on both `source` (since its fork or last merge) and `into`.
-    pub fn diverged_tables(&self, source: &str, into: &str) -> Result<Vec<Diverged>> {
-        self.in_transaction(|tx| {
-            let mut diverged = Vec::new();
-            for (ident, location, base) in source_tables(tx, source)? {
-                let (Some(base), Some(target)) = (base, target_location(tx, into, &ident)?) else {
-                    continue;
-                };
-                if location != base && target != base {
-                    diverged.push(Diverged {
-                        ident,
-                        source: location,
-                        base,
-                        target,
-                    });
-                }
+    /// Deletes the internal branches whose owning process is gone (a transaction killed before
+    /// it cleaned up); returns their names.
+    pub fn remove_abandoned_branches(&self) -> Result<Vec<String>> {
+        let owned: Vec<(String, String)> = {
+            let conn = self.conn()?;
+            let mut stmt = conn
+                .prepare(
+                    "SELECT ref_name, owner FROM phlo_refs WHERE catalog_name = ?1
+                     AND owner IS NOT NULL ORDER BY ref_name",
+                )
+                .context(|| "listing internal branches".into())?;
+            stmt.query_map(params![CATALOG_NAME], |row| Ok((row.get(0)?, row.get(1)?)))
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                .context(|| "listing internal branches".into())?
+        };
+        let mut removed = Vec::new();
+        for (name, owner) in owned {
+            if owner::is_gone(&owner) {
+                self.in_transaction(|tx| delete_ref(tx, &name))?;
+                removed.push(name);
             }
-            Ok(diverged)
+        }
+        Ok(removed)
+    }
+
+    /// The tables `source` changed since its fork or last merge, with where each is on the
+    /// source, at its fork point and on `into`, read in one transaction.
+    pub fn changed_tables(&self, source: &str, into: &str) -> Result<Vec<Changed>> {
+        if source == MAIN {
+            return Err(Error::invalid(
+                "main cannot be merged into another ref",
+                "merge branches into main",
+            ));
+        }
+        if self.ref_kind(source)?.is_none() {
+            return Err(no_such_ref(source));
+        }
+        self.require_branch(into)?;
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction()
+            .context(|| "reading the refs to merge".into())?;
+        let mut changed = Vec::new();
+        for (ident, location, base) in source_tables(&tx, source)? {
+            if base.as_deref() == Some(location.as_str()) {
+                continue;
+            }
+            let target = pointers::get(&tx, into, &ident)?;
+            changed.push(Changed {
+                ident,
+                source: location,
+                base,
+                target,
+            });
+        }
+        Ok(changed)
+    }
+
+    /// Applies a merge of `source` into `into` planned from [`Self::changed_tables`], all tables
+    /// in one transaction, then records the merged pointers as the source's new fork points (so
+    /// the branch can keep working and merge again). `None` (and nothing changed) when either
+    /// side moved since the plan was read: plan again.
+    pub fn apply_merge(
+        &self,
+        source: &str,
+        into: &str,
+        steps: &[MergeStep],
+        meta: &CommitMeta,
+    ) -> Result<Option<RefMerge>> {
+        self.in_transaction(|tx| {
+            let mut result = RefMerge::default();
+            let mut moved = Vec::new();
+            for step in steps {
+                let changed = step.changed();
+                let ident = &changed.ident;
+                let on_source = pointers::get(tx, source, ident)?;
+                let on_target = pointers::get(tx, into, ident)?;
+                if on_source.as_ref() != Some(&changed.source) || on_target != changed.target {
+                    return Ok(None);
+                }
+                let to = match step {
+                    MergeStep::Add(_) => {
+                        pointers::insert(tx, into, ident, &changed.source)?;
+                        result.added.push(ident.to_string());
+                        &changed.source
+                    }
+                    MergeStep::FastForward(c) | MergeStep::Rebase { changed: c, .. } => {
+                        let to = match step {
+                            MergeStep::Rebase { to, .. } => to,
+                            _ => &c.source,
+                        };
+                        let from = c.target.as_deref().unwrap_or_default();
+                        if !pointers::swap(tx, into, ident, from, to)? {
+                            return Ok(None);
+                        }
+                        match step {
+                            MergeStep::Rebase { .. } => result.rebased.push(ident.to_string()),
+                            _ => result.fast_forwarded.push(ident.to_string()),
+                        }
+                        to
+                    }
+                };
+                tx.execute(
+                    "UPDATE phlo_ref_tables SET base_location = metadata_location
+                     WHERE catalog_name = ?1 AND ref_name = ?2 AND table_namespace = ?3
+                     AND table_name = ?4",
+                    params![CATALOG_NAME, source, ident.namespace, ident.name],
+                )
+                .context(|| "recording the merge".into())?;
+                moved.push((ident.clone(), to.clone()));
+            }
+            moved.sort();
+            let tables: Vec<(&TableIdent, &str)> =
+                moved.iter().map(|(t, l)| (t, l.as_str())).collect();
+            let message = format!(
+                "merge {source} into {into}: {} fast-forwarded, {} added, {} rebased",
+                result.fast_forwarded.len(),
+                result.added.len(),
+                result.rebased.len()
+            );
+            record(tx, into, &tables, &message, meta)?;
+            Ok(Some(result))
         })
     }
 
@@ -312,48 +395,18 @@ impl SqliteCatalog {
         if self.ref_kind(ref_name)?.is_none() {
             return Err(no_such_ref(ref_name));
         }
-        let sql = if ref_name == MAIN {
-            "SELECT table_namespace, table_name, metadata_location FROM iceberg_tables
-             WHERE catalog_name = ?1 AND ?2 = ?2 AND metadata_location IS NOT NULL
-             AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL)"
-        } else {
-            "SELECT table_namespace, table_name, metadata_location FROM phlo_ref_tables
-             WHERE catalog_name = ?1 AND ref_name = ?2"
-        };
-        let conn = self.conn()?;
-        let mut stmt = conn
-            .prepare(sql)
-            .context(|| format!("reading the tables of {ref_name}"))?;
-        let rows = stmt
-            .query_map(params![CATALOG_NAME, ref_name], |row| {
-                Ok((
-                    format!("{}.{}", row.get::<_, String>(0)?, row.get::<_, String>(1)?),
-                    row.get(2)?,
-                ))
-            })
-            .and_then(|rows| rows.collect::<rusqlite::Result<_>>())
-            .context(|| format!("reading the tables of {ref_name}"))?;
-        Ok(rows)
+        Ok(pointers::list(&*self.conn()?, ref_name)?
+            .into_iter()
+            .map(|(ident, location)| (ident.to_string(), location))
+            .collect())
     }
 
     /// A table's metadata file on `ref_name`.
     pub fn metadata_location_on(&self, ref_name: &str, ident: &TableIdent) -> Result<String> {
-        if ref_name == MAIN {
-            return self.metadata_location(ident);
-        }
-        let location: Option<String> = self
-            .conn()?
-            .query_row(
-                "SELECT metadata_location FROM phlo_ref_tables WHERE catalog_name = ?1
-                 AND ref_name = ?2 AND table_namespace = ?3 AND table_name = ?4",
-                params![CATALOG_NAME, ref_name, ident.namespace, ident.name],
-                |row| row.get(0),
-            )
-            .optional()
-            .context(|| format!("loading {ident} on {ref_name}"))?;
-        match location {
+        let conn = self.conn()?;
+        match pointers::get(&conn, ref_name, ident)? {
             Some(location) => Ok(location),
-            None if self.ref_kind(ref_name)?.is_none() => Err(no_such_ref(ref_name)),
+            None if ref_kind(&conn, ref_name)?.is_none() => Err(no_such_ref(ref_name)),
             None => Err(Error::NoSuchTable(on_ref(ident, ref_name))),
         }
     }
@@ -372,10 +425,10 @@ impl SqliteCatalog {
             return Err(Error::NoSuchNamespace(ident.namespace.clone()));
         }
         self.in_transaction(|tx| {
-            if target_location(tx, ref_name, ident)?.is_some() {
+            if pointers::get(tx, ref_name, ident)?.is_some() {
                 return Err(Error::TableAlreadyExists(on_ref(ident, ref_name)));
             }
-            add_table(tx, ref_name, ident, location)?;
+            pointers::insert(tx, ref_name, ident, location)?;
             let message = format!("create table {ident}");
             record(tx, ref_name, &[(ident, location)], &message, meta)
         })
@@ -387,26 +440,7 @@ impl SqliteCatalog {
         self.require_branch(ref_name)?;
         let location = self.metadata_location_on(ref_name, ident)?;
         self.in_transaction(|tx| {
-            let sql = if ref_name == MAIN {
-                "DELETE FROM iceberg_tables WHERE catalog_name = ?1 AND ?2 = ?2
-                 AND table_namespace = ?3 AND table_name = ?4 AND metadata_location = ?5"
-            } else {
-                "DELETE FROM phlo_ref_tables WHERE catalog_name = ?1 AND ref_name = ?2
-                 AND table_namespace = ?3 AND table_name = ?4 AND metadata_location = ?5"
-            };
-            let removed = tx
-                .execute(
-                    sql,
-                    params![
-                        CATALOG_NAME,
-                        ref_name,
-                        ident.namespace,
-                        ident.name,
-                        location
-                    ],
-                )
-                .context(|| format!("dropping {ident}"))?;
-            if removed != 1 {
+            if !pointers::remove(tx, ref_name, ident, &location)? {
                 return Err(Error::CommitConflict {
                     table: ident.to_string(),
                     message: "the table changed while it was being dropped".into(),
@@ -418,30 +452,25 @@ impl SqliteCatalog {
         })
     }
 
-    /// Every table pointer of every ref (`main`, branches, tags) with the pointer it was forked
-    /// from: what maintenance must keep reachable.
+    /// Every table pointer of every ref (`main`, branches, tags, internal branches) with the
+    /// pointer it was forked from: what maintenance must keep reachable.
     pub fn all_pointers(&self) -> Result<Vec<Pointer>> {
         let conn = self.conn()?;
         let mut stmt = conn
-            .prepare(
-                "SELECT 'main', 'branch', table_namespace, table_name, metadata_location, NULL
-                 FROM iceberg_tables WHERE catalog_name = ?1 AND metadata_location IS NOT NULL
-                 AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL)
-                 UNION ALL
+            .prepare(&format!(
+                "{} UNION ALL
                  SELECT t.ref_name, r.ref_type, t.table_namespace, t.table_name,
                  t.metadata_location, t.base_location FROM phlo_ref_tables t JOIN phlo_refs r
                  ON r.catalog_name = t.catalog_name AND r.ref_name = t.ref_name
                  WHERE t.catalog_name = ?1",
-            )
+                pointers::MAIN_POINTERS
+            ))
             .context(|| "reading every ref's tables".into())?;
         let pointers = stmt
             .query_map(params![CATALOG_NAME], |row| {
                 Ok(Pointer {
                     ref_name: row.get(0)?,
-                    kind: match row.get::<_, String>(1)?.as_str() {
-                        "tag" => RefKind::Tag,
-                        _ => RefKind::Branch,
-                    },
+                    kind: RefKind::parse(&row.get::<_, String>(1)?),
                     ident: TableIdent {
                         namespace: row.get(2)?,
                         name: row.get(3)?,
@@ -469,92 +498,92 @@ impl SqliteCatalog {
     ) -> Result<bool> {
         self.require_branch(ref_name)?;
         self.in_transaction(|tx| {
-            let changed = cas_pointer(tx, ref_name, ident, expected, new)?;
-            if !changed {
+            if !pointers::swap(tx, ref_name, ident, expected, new)? {
                 return Ok(false);
             }
             record(tx, ref_name, &[(ident, new)], message, meta)?;
             Ok(true)
         })
     }
+}
 
-    /// Merges branch `source` into `into` (`main` or another branch), all tables in one SQLite
-    /// transaction: a table changed on the source only moves to the source's pointer
-    /// (fast-forward), a table only the source has is added, a table changed on both sides is
-    /// a conflict (nothing is merged then). Afterwards the source's fork points are the merged
-    /// pointers, so the branch can keep working and merge again.
-    pub fn merge_ref(
-        &self,
-        source: &str,
-        into: &str,
-        rebased: &std::collections::HashMap<TableIdent, (String, String)>,
-        meta: &CommitMeta,
-    ) -> Result<RefMerge> {
-        if self.ref_kind(source)?.is_none() {
-            return Err(no_such_ref(source));
-        }
-        self.require_branch(into)?;
-        self.in_transaction(|tx| {
-        let tables = source_tables(tx, source)?;
-        let mut result = RefMerge::default();
-        let mut conflicts = Vec::new();
-        let mut moved = Vec::new();
-        for (ident, location, base) in tables {
-            if base.as_deref() == Some(location.as_str()) {
-                continue; // unchanged on the source
-            }
-            let target = target_location(tx, into, &ident)?;
-            match (&target, &base) {
-                (None, _) => {
-                    add_table(tx, into, &ident, &location)?;
-                    result.added.push(ident.to_string());
-                    moved.push((ident.clone(), location.clone()));
-                }
-                (Some(current), Some(base)) if current == base => {
-                    move_pointer(tx, into, &ident, current, &location)?;
-                    result.fast_forwarded.push(ident.to_string());
-                    moved.push((ident.clone(), location.clone()));
-                }
-                // Changed on both sides, re-applied on the target's state `expected` already.
-                (Some(current), _) if rebased.get(&ident).is_some_and(|(e, _)| e == current) => {
-                    move_pointer(tx, into, &ident, current, &rebased[&ident].1)?;
-                    result.rebased.push(ident.to_string());
-                    moved.push((ident.clone(), rebased[&ident].1.clone()));
-                }
-                _ => conflicts.push(format!("{ident}: changed on both {source} and {into}")),
-            }
-            tx.execute(
-                "UPDATE phlo_ref_tables SET base_location = metadata_location WHERE catalog_name = ?1
-                 AND ref_name = ?2 AND table_namespace = ?3 AND table_name = ?4",
-                params![CATALOG_NAME, source, ident.namespace, ident.name],
-            )
-            .context(|| "recording the merge".into())?;
-        }
-        if !conflicts.is_empty() {
-            return Err(Error::CommitConflict {
-                table: conflicts
-                    .iter()
-                    .map(|c| c.split(':').next().unwrap_or(""))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                message: format!(
-                    "cannot merge {source} into {into}: {}",
-                    conflicts.join("; ")
-                ),
-            });
-        }
-        moved.sort();
-        let tables: Vec<(&TableIdent, &str)> = moved.iter().map(|(t, l)| (t, l.as_str())).collect();
-        let message = format!(
-            "merge {source} into {into}: {} fast-forwarded, {} added, {} rebased",
-            result.fast_forwarded.len(),
-            result.added.len(),
-            result.rebased.len()
-        );
-        record(tx, into, &tables, &message, meta)?;
-            Ok(result)
-        })
+/// Who owns an internal branch: the process (and boot) that created it, so maintenance can
+/// tell when it is gone. Linux reads `/proc`; elsewhere an owner counts as gone after a day.
+mod owner {
+    const ABANDONED_AFTER_MS: i64 = 24 * 3600 * 1000;
+
+    /// `{boot id}:{pid}:{process start time}:{created ms}`.
+    pub fn current() -> String {
+        let pid = std::process::id();
+        format!(
+            "{}:{pid}:{}:{}",
+            boot_id().unwrap_or_default(),
+            start_time(pid).unwrap_or_default(),
+            chrono::Utc::now().timestamp_millis()
+        )
     }
+
+    pub fn is_gone(owner: &str) -> bool {
+        let mut parts = owner.split(':');
+        let (Some(boot), Some(pid), Some(started), Some(created)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return false;
+        };
+        match (boot_id(), pid.parse::<u32>()) {
+            (Some(now), Ok(pid)) if !boot.is_empty() => {
+                // Another boot, or a pid that is free or belongs to a later process.
+                now != boot || start_time(pid).as_deref() != Some(started)
+            }
+            _ => created.parse::<i64>().is_ok_and(|created| {
+                chrono::Utc::now().timestamp_millis() - created > ABANDONED_AFTER_MS
+            }),
+        }
+    }
+
+    fn boot_id() -> Option<String> {
+        let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        Some(id.trim().to_string())
+    }
+
+    /// Field 22 of `/proc/<pid>/stat` (after the parenthesised command name).
+    fn start_time(pid: u32) -> Option<String> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let after_name = &stat[stat.rfind(')')? + 1..];
+        after_name.split_whitespace().nth(19).map(String::from)
+    }
+}
+
+fn ref_kind(conn: &Connection, name: &str) -> Result<Option<RefKind>> {
+    if name == MAIN {
+        return Ok(Some(RefKind::Branch));
+    }
+    let kind: Option<String> = conn
+        .query_row(
+            "SELECT ref_type FROM phlo_refs WHERE catalog_name = ?1 AND ref_name = ?2",
+            params![CATALOG_NAME, name],
+            |row| row.get(0),
+        )
+        .optional()
+        .context(|| format!("looking up ref {name}"))?;
+    Ok(kind.as_deref().map(RefKind::parse))
+}
+
+fn delete_ref(tx: &Transaction<'_>, name: &str) -> Result<()> {
+    for sql in [
+        "DELETE FROM phlo_ref_tables WHERE catalog_name = ?1 AND ref_name = ?2",
+        "DELETE FROM phlo_refs WHERE catalog_name = ?1 AND ref_name = ?2",
+    ] {
+        tx.execute(sql, params![CATALOG_NAME, name])
+            .context(|| format!("deleting {name}"))?;
+    }
+    record(
+        tx,
+        name,
+        &[],
+        &format!("delete branch {name}"),
+        &CommitMeta::default(),
+    )
 }
 
 /// `ident`, saying which ref when it is not `main`.
@@ -572,17 +601,12 @@ fn no_such_ref(name: &str) -> Error {
     )
 }
 
+/// The source's tables with their pointers and fork points.
 fn source_tables(
-    tx: &Transaction<'_>,
+    conn: &Connection,
     source: &str,
 ) -> Result<Vec<(TableIdent, String, Option<String>)>> {
-    if source == MAIN {
-        return Err(Error::invalid(
-            "main cannot be merged into another ref",
-            "merge branches into main",
-        ));
-    }
-    let mut stmt = tx
+    let mut stmt = conn
         .prepare(
             "SELECT table_namespace, table_name, metadata_location, base_location FROM phlo_ref_tables
              WHERE catalog_name = ?1 AND ref_name = ?2 ORDER BY table_namespace, table_name",
@@ -604,86 +628,6 @@ fn source_tables(
     Ok(rows)
 }
 
-fn target_location(tx: &Transaction<'_>, into: &str, ident: &TableIdent) -> Result<Option<String>> {
-    let sql = if into == MAIN {
-        "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = ?1 AND ?2 = ?2
-         AND table_namespace = ?3 AND table_name = ?4"
-    } else {
-        "SELECT metadata_location FROM phlo_ref_tables WHERE catalog_name = ?1 AND ref_name = ?2
-         AND table_namespace = ?3 AND table_name = ?4"
-    };
-    tx.query_row(
-        sql,
-        params![CATALOG_NAME, into, ident.namespace, ident.name],
-        |row| row.get(0),
-    )
-    .optional()
-    .context(|| format!("reading {ident} on {into}"))
-}
-
-/// Compare-and-swap of a table's pointer on a ref, inside the caller's transaction.
-fn cas_pointer(
-    tx: &Transaction<'_>,
-    ref_name: &str,
-    ident: &TableIdent,
-    from: &str,
-    to: &str,
-) -> Result<bool> {
-    let sql = if ref_name == MAIN {
-        "UPDATE iceberg_tables SET metadata_location = ?1, previous_metadata_location = ?2
-         WHERE catalog_name = ?3 AND ?4 = ?4 AND table_namespace = ?5 AND table_name = ?6
-         AND metadata_location = ?2"
-    } else {
-        "UPDATE phlo_ref_tables SET metadata_location = ?1 WHERE metadata_location = ?2
-         AND catalog_name = ?3 AND ref_name = ?4 AND table_namespace = ?5 AND table_name = ?6"
-    };
-    let changed = tx
-        .execute(
-            sql,
-            params![
-                to,
-                from,
-                CATALOG_NAME,
-                ref_name,
-                ident.namespace,
-                ident.name
-            ],
-        )
-        .context(|| format!("committing {ident} on {ref_name}"))?;
-    Ok(changed == 1)
-}
-
-fn move_pointer(
-    tx: &Transaction<'_>,
-    into: &str,
-    ident: &TableIdent,
-    from: &str,
-    to: &str,
-) -> Result<()> {
-    if !cas_pointer(tx, into, ident, from, to)? {
-        return Err(Error::CommitConflict {
-            table: ident.to_string(),
-            message: format!("{into} moved while merging"),
-        });
-    }
-    Ok(())
-}
-
-fn add_table(tx: &Transaction<'_>, into: &str, ident: &TableIdent, location: &str) -> Result<()> {
-    let sql = if into == MAIN {
-        "INSERT INTO iceberg_tables (catalog_name, table_namespace, table_name, metadata_location,
-         previous_metadata_location, iceberg_type) VALUES (?1, ?3, ?4, ?5, NULL, 'TABLE')"
-    } else {
-        "INSERT INTO phlo_ref_tables VALUES (?1, ?2, ?3, ?4, ?5, NULL)"
-    };
-    tx.execute(
-        sql,
-        params![CATALOG_NAME, into, ident.namespace, ident.name, location],
-    )
-    .context(|| format!("adding {ident} to {into}"))?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -700,6 +644,26 @@ mod tests {
         let meta = CommitMeta::default();
         let moved = catalog.swap_metadata_location_on("dev", &t(name), from, to, "test", &meta);
         assert!(moved.unwrap(), "{name} on dev was not at {from}");
+    }
+
+    /// Merges `source` into `into` when no table changed on both sides.
+    fn merge(catalog: &SqliteCatalog, source: &str, into: &str) -> Result<RefMerge> {
+        let mut steps = Vec::new();
+        for changed in catalog.changed_tables(source, into)? {
+            steps.push(match &changed.target {
+                None => MergeStep::Add(changed),
+                Some(_) if changed.target_unmoved() => MergeStep::FastForward(changed),
+                Some(_) => {
+                    return Err(Error::CommitConflict {
+                        table: changed.ident.to_string(),
+                        message: "changed on both sides".into(),
+                    });
+                }
+            });
+        }
+        Ok(catalog
+            .apply_merge(source, into, &steps, &CommitMeta::default())?
+            .expect("nothing moved"))
     }
 
     fn catalog() -> (tempfile::TempDir, SqliteCatalog) {
@@ -734,9 +698,7 @@ mod tests {
                 .unwrap()
         );
         assert_eq!(catalog.metadata_location_on(MAIN, &t("a")).unwrap(), "a0");
-        let merged = catalog
-            .merge_ref("dev", MAIN, &Default::default(), &CommitMeta::default())
-            .unwrap();
+        let merged = merge(&catalog, "dev", MAIN).unwrap();
         assert_eq!(merged.fast_forwarded, vec!["raw.a".to_string()]);
         assert_eq!(catalog.metadata_location(&t("a")).unwrap(), "a1");
         assert_eq!(catalog.metadata_location(&t("b")).unwrap(), "b0");
@@ -751,9 +713,7 @@ mod tests {
         catalog
             .swap_metadata_location(&t("b"), "b0", "b-main")
             .unwrap();
-        let err = catalog
-            .merge_ref("dev", MAIN, &Default::default(), &CommitMeta::default())
-            .unwrap_err();
+        let err = merge(&catalog, "dev", MAIN).unwrap_err();
         assert_eq!(err.code(), "commit_conflict");
         assert!(err.to_string().contains("raw.b"), "{err}");
         assert_eq!(

@@ -7,31 +7,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+use rusqlite::{
+    Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior, params,
+};
 
 use super::{TableIdent, validate_name};
 use crate::error::{Context, Error, Result};
 
 /// The `catalog_name` column value phlo uses; PyIceberg must open the catalog with this name.
 pub const CATALOG_NAME: &str = "phlo";
-
-const CREATE_TABLES: &str = "
-CREATE TABLE IF NOT EXISTS iceberg_tables (
-    catalog_name VARCHAR(255) NOT NULL,
-    table_namespace VARCHAR(255) NOT NULL,
-    table_name VARCHAR(255) NOT NULL,
-    metadata_location VARCHAR(1000),
-    previous_metadata_location VARCHAR(1000),
-    iceberg_type VARCHAR(5),
-    PRIMARY KEY (catalog_name, table_namespace, table_name)
-);
-CREATE TABLE IF NOT EXISTS iceberg_namespace_properties (
-    catalog_name VARCHAR(255) NOT NULL,
-    namespace VARCHAR(255) NOT NULL,
-    property_key VARCHAR(255) NOT NULL,
-    property_value VARCHAR(1000) NOT NULL,
-    PRIMARY KEY (catalog_name, namespace, property_key)
-);";
 
 pub struct SqliteCatalog {
     path: PathBuf,
@@ -41,37 +25,33 @@ pub struct SqliteCatalog {
 }
 
 impl SqliteCatalog {
-    /// Opens (creating if needed) the catalog database and brings its schema to PyIceberg's v1
-    /// layout; a v0 file (no `iceberg_type` column) is upgraded in place.
+    /// Opens (creating if needed) the catalog database and brings it to the current layout
+    /// (see [`super::layout`]); older files are upgraded in place.
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = connect(path)?;
-        conn.execute_batch(&format!(
-            "{CREATE_TABLES}{}{}",
-            super::refs::CREATE_REF_TABLES,
-            super::log::CREATE_LOG_TABLE
-        ))
-        .context(|| "creating catalog tables".into())?;
-        let has_type_column = conn
-            .prepare("SELECT iceberg_type FROM iceberg_tables LIMIT 0")
-            .is_ok();
-        if !has_type_column {
-            conn.execute_batch("ALTER TABLE iceberg_tables ADD COLUMN iceberg_type VARCHAR(5)")
-                .context(|| "upgrading iceberg_tables to the v1 layout".into())?;
-        }
-        for (table, column) in super::log::LOG_UPGRADES {
-            let name = column.split_whitespace().next().unwrap_or_default();
-            if conn
-                .prepare(&format!("SELECT {name} FROM {table} LIMIT 0"))
-                .is_err()
-            {
-                conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column}"))
-                    .context(|| format!("adding {name} to {table}"))?;
-            }
-        }
+        let mut conn = connect(path)?;
+        super::layout::ensure(&mut conn)?;
         Ok(Self {
             path: path.to_path_buf(),
             conn: Mutex::new((std::process::id(), conn)),
         })
+    }
+
+    /// Runs `change` in one SQLite transaction, committed only when it returns `Ok`. The
+    /// transaction is IMMEDIATE: it takes the write lock up front, so a writer that must wait
+    /// waits in the busy handler (a deferred transaction that reads, then writes, fails with
+    /// "database is locked" at the upgrade instead).
+    pub(super) fn in_transaction<T>(
+        &self,
+        change: impl FnOnce(&Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .context(|| "starting a catalog transaction".into())?;
+        let value = change(&tx)?;
+        tx.commit()
+            .context(|| "committing a catalog transaction".into())?;
+        Ok(value)
     }
 
     pub(super) fn conn(&self) -> Result<ConnGuard<'_>> {
@@ -181,20 +161,9 @@ impl SqliteCatalog {
             .collect())
     }
 
-    /// The current metadata file of a table.
+    /// The current metadata file of a table on `main`.
     pub fn metadata_location(&self, ident: &TableIdent) -> Result<String> {
-        let location: Option<Option<String>> = self
-            .conn()?
-            .query_row(
-                "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = ?1
-                 AND table_namespace = ?2 AND table_name = ?3",
-                params![CATALOG_NAME, ident.namespace, ident.name],
-                |row| row.get(0),
-            )
-            .optional()
-            .context(|| format!("loading table {ident}"))?;
-        location
-            .flatten()
+        super::pointers::get(&*self.conn()?, super::MAIN, ident)?
             .ok_or_else(|| Error::NoSuchTable(ident.to_string()))
     }
 

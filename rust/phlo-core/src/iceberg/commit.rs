@@ -9,6 +9,7 @@
 //! `CommitConflict`.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use iceberg::io::FileIO;
@@ -21,6 +22,7 @@ use uuid::Uuid;
 
 use crate::catalog::{CommitMeta, SqliteCatalog};
 use crate::error::{Context, Error, Result};
+use crate::failpoint;
 use crate::iceberg::LoadedTable;
 use crate::iceberg::manifests::{self, MergePolicy, live_files};
 
@@ -86,7 +88,9 @@ pub async fn commit_append(
 
 /// Commits `change` on top of `base`. On a lost race the table is reloaded; the commit is
 /// retried only when every file it removes is still live and `validate` accepts what the
-/// other writers added in between; otherwise it fails with `CommitConflict`.
+/// other writers added in between; otherwise it fails with `CommitConflict`. Once the pointer
+/// swap has landed nothing can fail: the result is built from the metadata in hand. A swap
+/// whose outcome cannot be read back is `CommitStateUnknown`, and the caller keeps its files.
 pub async fn commit(
     catalog: &SqliteCatalog,
     io: &FileIO,
@@ -94,28 +98,32 @@ pub async fn commit(
     change: &SnapshotChange,
     validate: Validator<'_>,
 ) -> Result<CommitOutcome> {
+    // New files carry partition values of the spec they were written with.
+    let spec_id = base.metadata.default_partition_spec_id();
     let mut table = base;
     for attempt in 0..MAX_COMMIT_ATTEMPTS {
+        if !change.added_files.is_empty() && table.metadata.default_partition_spec_id() != spec_id {
+            return Err(Error::CommitConflict {
+                table: table.ident.to_string(),
+                message: "another writer changed the partition spec while this write was \
+                          running"
+                    .into(),
+            });
+        }
         let files = write_snapshot(io, &table, change).await?;
         let message = format!("{} {}", change.operation().as_str(), table.ident);
-        if catalog.swap_metadata_location_on(
-            &table.ref_name,
-            &table.ident,
-            &table.metadata_location,
-            &files.metadata,
-            &message,
-            &CommitMeta::from_properties(&change.properties),
-        )? {
-            let table = LoadedTable::load(catalog, io, &table.ident, &table.ref_name).await?;
+        let meta = CommitMeta::from_properties(&change.properties);
+        if swap_pointer(catalog, io, &table, &files, &message, &meta).await? {
             return Ok(CommitOutcome {
-                table,
+                table: LoadedTable {
+                    ident: table.ident,
+                    ref_name: table.ref_name,
+                    metadata: files.next,
+                    metadata_location: files.metadata,
+                },
                 snapshot_id: files.snapshot_id,
                 retries: attempt,
             });
-        }
-        // Lost the race: this attempt's files are unreferenced; remove them, then rebase.
-        for path in files.paths() {
-            let _ = io.delete(path).await;
         }
         tokio::time::sleep(backoff(attempt)).await;
         let newer = LoadedTable::load(catalog, io, &table.ident, &table.ref_name).await?;
@@ -129,6 +137,60 @@ pub async fn commit(
         table: table.ident.to_string(),
         message: format!("lost the commit race {MAX_COMMIT_ATTEMPTS} times in a row"),
     })
+}
+
+/// Swaps the table's pointer to the attempt's metadata. `Ok(false)`: another writer committed
+/// first, and this attempt's files (unreferenced) are removed. When the swap itself fails, the
+/// commit log says whether it landed (pointer and log row are written in one transaction);
+/// when even that cannot be read, the outcome is unknown and every file is kept.
+async fn swap_pointer(
+    catalog: &SqliteCatalog,
+    io: &FileIO,
+    table: &LoadedTable,
+    files: &AttemptFiles,
+    message: &str,
+    meta: &CommitMeta,
+) -> Result<bool> {
+    let swapped = catalog
+        .swap_metadata_location_on(
+            &table.ref_name,
+            &table.ident,
+            &table.metadata_location,
+            &files.metadata,
+            message,
+            meta,
+        )
+        .and_then(|swapped| failpoint::hit("commit.after-swap").map(|()| swapped));
+    let error = match swapped {
+        Ok(true) => return Ok(true),
+        Ok(false) => None,
+        Err(e) => Some(e),
+    };
+    if let Some(error) = error {
+        let landed = failpoint::hit("commit.read-outcome")
+            .and_then(|()| catalog.logged_metadata_location(&files.metadata));
+        match landed {
+            Ok(true) => return Ok(true),
+            Ok(false) => {}
+            Err(_) => {
+                return Err(Error::CommitStateUnknown {
+                    table: table.ident.to_string(),
+                    message: format!(
+                        "the catalog failed while committing ({error}), and whether the commit \
+                         landed could not be read back; the files written are kept"
+                    ),
+                });
+            }
+        }
+        for path in files.paths() {
+            let _ = io.delete(path).await;
+        }
+        return Err(error);
+    }
+    for path in files.paths() {
+        let _ = io.delete(path).await;
+    }
+    Ok(false)
 }
 
 /// Commits a metadata-only change (`next`, built from `table.metadata`): writes the next
@@ -160,12 +222,15 @@ pub async fn commit_metadata(
     Ok(swapped)
 }
 
-fn backoff(attempt: u32) -> Duration {
+/// Exponential backoff with jitter, so writers that lost a race do not collide again in step.
+pub(crate) fn backoff(attempt: u32) -> Duration {
     let jitter = (Uuid::new_v4().as_u128() % 20) as u64;
     Duration::from_millis((5u64 << attempt.min(6)) + jitter)
 }
 
-/// Data files that snapshots committed on `branch` after `old`'s head added.
+/// Data files that snapshots committed on `branch` after `old`'s head added. Files a `replace`
+/// snapshot (compaction) added are left out: they hold rows that were in the table already,
+/// and the files they came from are reported by the snapshots that added those.
 pub(crate) async fn files_added_since(
     io: &FileIO,
     old: &LoadedTable,
@@ -179,9 +244,14 @@ pub(crate) async fn files_added_since(
         if Some(snapshot.snapshot_id()) == stop {
             return Ok(added);
         }
-        for manifest in
-            load_manifest_list(io, new.metadata.format_version(), snapshot.manifest_list()).await?
-        {
+        let manifests = match snapshot.summary().operation {
+            Operation::Replace => Vec::new(),
+            _ => {
+                load_manifest_list(io, new.metadata.format_version(), snapshot.manifest_list())
+                    .await?
+            }
+        };
+        for manifest in manifests {
             if manifest.added_snapshot_id != snapshot.snapshot_id() || !manifest.has_added_files() {
                 continue;
             }
@@ -242,6 +312,8 @@ pub(crate) struct AttemptFiles {
     pub snapshot_id: i64,
     written: Vec<String>,
     pub metadata: String,
+    /// What `metadata` holds: the table once the swap lands.
+    pub next: Arc<TableMetadata>,
 }
 
 impl AttemptFiles {
@@ -455,6 +527,7 @@ pub(crate) async fn write_snapshot(
         snapshot_id,
         written,
         metadata: location.to_string(),
+        next: Arc::new(next),
     })
 }
 
@@ -510,11 +583,26 @@ fn summary(table: &LoadedTable, parent: Option<&Summary>, change: &SnapshotChang
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
     };
+    // As Java does: a first snapshot counts from zero; a parent without a total (written by
+    // an engine that keeps none) leaves that total out rather than guessing.
     for (total, added, removed) in TOTALS {
-        let before = parent.map_or(0, |p| number(&p.additional_properties, total));
-        let after =
-            (before + number(&properties, added)).saturating_sub(number(&properties, removed));
-        properties.insert(total.to_string(), after.to_string());
+        let before = match parent {
+            None => Some(0),
+            Some(p) => p
+                .additional_properties
+                .get(total)
+                .and_then(|v| v.parse::<u64>().ok()),
+        };
+        match before {
+            Some(before) => {
+                let after = (before + number(&properties, added))
+                    .saturating_sub(number(&properties, removed));
+                properties.insert(total.to_string(), after.to_string());
+            }
+            None => {
+                properties.remove(total);
+            }
+        }
     }
     Summary {
         operation: change.operation(),

@@ -237,6 +237,13 @@ pub async fn merge(
     let mut change = change;
     change.properties = options.properties.clone();
     change.properties.extend(summary_metrics(&result));
+    if options.strategy == MergeStrategy::Merge {
+        // Lets a branch holding this merge be rebased by key when it is published.
+        change.properties.insert(
+            crate::branch_merge::UNIQUE_KEY_PROPERTY.to_string(),
+            options.unique_key.join(","),
+        );
+    }
 
     let outcome = match keys {
         None => commit_append(catalog, io, table, &change).await?,

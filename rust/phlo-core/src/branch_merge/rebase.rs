@@ -1,0 +1,248 @@
+//! Re-applying what a branch did to one table on top of a target that moved since the fork,
+//! under the rule a table commit's retry uses: the branch's removed files must all still be
+//! live on the target, and no data file the target gained since the fork may hold keys the
+//! branch merged (judged by the key column's min/max statistics). Plain appends commute.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use iceberg::io::FileIO;
+use iceberg::spec::{
+    DataFile, Datum, ManifestContentType, ManifestFile, Operation, TableMetadata,
+    TableMetadataBuilder,
+};
+
+use super::schema::carry_over;
+use crate::catalog::{Changed, MAIN};
+use crate::error::{Context, Error, Result};
+use crate::iceberg::LoadedTable;
+use crate::iceberg::commit::{
+    AttemptFiles, SnapshotChange, files_added_since, load_manifest_list, write_snapshot,
+};
+
+/// The snapshot property a merge records its unique key in (comma-separated column names), so
+/// a branch's upserts can be rebased by key later.
+pub const UNIQUE_KEY_PROPERTY: &str = "phlo.unique-key";
+
+/// The rebased table written (not committed), or why the branch's changes cannot be re-applied.
+pub enum Rebased {
+    Written(AttemptFiles),
+    Conflict(String),
+}
+
+pub async fn rebase(io: &FileIO, changed: &Changed, source: &str) -> Result<Rebased> {
+    let (Some(base), Some(target)) = (&changed.base, &changed.target) else {
+        return Ok(Rebased::Conflict("created on both sides".into()));
+    };
+    let (base, branch, target) = (
+        read(io, changed, base).await?,
+        read(io, changed, &changed.source).await?,
+        read(io, changed, target).await?,
+    );
+    let net = net_change(io, &base, &branch).await?;
+    if let Some(reason) = net.unsupported {
+        return Ok(Rebased::Conflict(reason));
+    }
+    let spec_id = target.metadata.default_partition_spec_id();
+    if net.spec_ids.iter().any(|id| *id != spec_id) {
+        return Ok(Rebased::Conflict(
+            "the partition spec changed on the target since the fork".into(),
+        ));
+    }
+    if net.unkeyed_rewrite || !net.keys.is_empty() {
+        let gained = files_added_since(io, &base, &target, MAIN).await?;
+        if let Some(reason) = overlapping_keys(&branch, &net, &gained) {
+            return Ok(Rebased::Conflict(reason));
+        }
+    }
+    let target = match carry_over(
+        base.metadata.current_schema(),
+        branch.metadata.current_schema(),
+        target.metadata.current_schema(),
+        target.metadata.last_column_id(),
+    ) {
+        Err(problems) => return Ok(Rebased::Conflict(problems.join("; "))),
+        Ok(None) => target,
+        Ok(Some(schema)) => with_schema(target, schema)?,
+    };
+    let change = SnapshotChange {
+        branch: MAIN.to_string(),
+        added_files: net.added,
+        removed_files: net.removed,
+        properties: HashMap::from([("phlo.rebased-from".to_string(), source.to_string())]),
+        ..Default::default()
+    };
+    match write_snapshot(io, &target, &change).await {
+        Ok(files) => Ok(Rebased::Written(files)),
+        // A file the branch removed is gone from the target: both sides rewrote it.
+        Err(Error::CommitConflict { message, .. }) => Ok(Rebased::Conflict(message)),
+        Err(e) => Err(e),
+    }
+}
+
+async fn read(io: &FileIO, changed: &Changed, location: &str) -> Result<LoadedTable> {
+    let metadata = TableMetadata::read_from(io, location)
+        .await
+        .context(|| format!("reading metadata of {} at {location}", changed.ident))?;
+    Ok(LoadedTable {
+        ident: changed.ident.clone(),
+        ref_name: MAIN.to_string(),
+        metadata: Arc::new(metadata),
+        metadata_location: location.to_string(),
+    })
+}
+
+/// The target with `schema` as its current schema, in memory: the rebased snapshot's metadata
+/// file carries the schema change and the data together.
+fn with_schema(target: LoadedTable, schema: iceberg::spec::Schema) -> Result<LoadedTable> {
+    let metadata = TableMetadataBuilder::new_from_metadata(target.metadata.as_ref().clone(), None)
+        .add_current_schema(schema)
+        .and_then(|b| b.build())
+        .context(|| format!("carrying the branch's schema into {}", target.ident))?
+        .metadata;
+    Ok(LoadedTable {
+        metadata: Arc::new(metadata),
+        ..target
+    })
+}
+
+/// What the branch did to a table's data files since the fork.
+struct NetChange {
+    added: Vec<DataFile>,
+    removed: Vec<DataFile>,
+    /// Partition specs the added files were written with.
+    spec_ids: HashSet<i32>,
+    /// The first column of every unique key the branch merged by.
+    keys: HashSet<String>,
+    /// Whether the branch rewrote or deleted rows without a recorded key (e.g. a delete).
+    unkeyed_rewrite: bool,
+    /// Why the branch's history cannot be rebased at all.
+    unsupported: Option<String>,
+}
+
+/// Live files of the branch minus live files of the base, and the reverse. Manifests both
+/// lists share hold the same live files, so only the others are read.
+async fn net_change(io: &FileIO, base: &LoadedTable, branch: &LoadedTable) -> Result<NetChange> {
+    let manifests = |table: &LoadedTable| {
+        let table = table.clone();
+        async move {
+            match table.snapshot_for_ref(MAIN) {
+                Some(s) => {
+                    load_manifest_list(io, table.metadata.format_version(), s.manifest_list()).await
+                }
+                None => Ok(Vec::new()),
+            }
+        }
+    };
+    let (before, after) = (manifests(base).await?, manifests(branch).await?);
+    let paths = |list: &[ManifestFile]| -> HashSet<String> {
+        list.iter().map(|m| m.manifest_path.clone()).collect()
+    };
+    let (before_paths, after_paths) = (paths(&before), paths(&after));
+    let mut net = NetChange {
+        added: Vec::new(),
+        removed: Vec::new(),
+        spec_ids: HashSet::new(),
+        keys: HashSet::new(),
+        unkeyed_rewrite: false,
+        unsupported: None,
+    };
+    let mut live_before = HashMap::new();
+    for manifest in before
+        .iter()
+        .filter(|m| !after_paths.contains(&m.manifest_path))
+    {
+        for file in live_files(io, manifest).await? {
+            live_before.insert(file.file_path().to_string(), file);
+        }
+    }
+    for manifest in after
+        .iter()
+        .filter(|m| !before_paths.contains(&m.manifest_path))
+    {
+        if manifest.content == ManifestContentType::Deletes {
+            net.unsupported = Some("the branch wrote delete files".into());
+            return Ok(net);
+        }
+        for file in live_files(io, manifest).await? {
+            if live_before.remove(file.file_path()).is_none() {
+                net.spec_ids.insert(manifest.partition_spec_id);
+                net.added.push(file);
+            }
+        }
+    }
+    net.removed = live_before.into_values().collect();
+    // Which keys the branch's merges were made by (a merge that only inserted is an append).
+    let stop = base.snapshot_for_ref(MAIN).map(|s| s.snapshot_id());
+    let mut current = branch.snapshot_for_ref(MAIN).cloned();
+    while let Some(snapshot) = current.filter(|s| Some(s.snapshot_id()) != stop) {
+        let summary = snapshot.summary();
+        match summary.additional_properties.get(UNIQUE_KEY_PROPERTY) {
+            Some(key) => net.keys.extend(key.split(',').take(1).map(String::from)),
+            None if summary.operation != Operation::Append => net.unkeyed_rewrite = true,
+            None => {}
+        }
+        current = snapshot
+            .parent_snapshot_id()
+            .and_then(|id| branch.metadata.snapshot_by_id(id).cloned());
+    }
+    Ok(net)
+}
+
+async fn live_files(io: &FileIO, manifest: &ManifestFile) -> Result<Vec<DataFile>> {
+    let loaded = manifest
+        .load_manifest(io)
+        .await
+        .context(|| format!("reading manifest {}", manifest.manifest_path))?;
+    Ok(loaded
+        .entries()
+        .iter()
+        .filter(|e| e.is_alive())
+        .map(|e| e.data_file().clone())
+        .collect())
+}
+
+/// Why the branch's rewrites may collide with rows the target gained, if they may: a gained
+/// file whose key range overlaps a file the branch added (its upserted rows are among those).
+fn overlapping_keys(branch: &LoadedTable, net: &NetChange, gained: &[DataFile]) -> Option<String> {
+    let first = gained.first()?;
+    if net.unkeyed_rewrite {
+        return Some(format!(
+            "the branch rewrote rows without a recorded unique key, and the target gained {} \
+             data file(s) since the fork (e.g. {})",
+            gained.len(),
+            first.file_path()
+        ));
+    }
+    let schema = branch.metadata.current_schema();
+    for key in &net.keys {
+        let Some(id) = schema.field_by_name(key).map(|f| f.id) else {
+            return Some(format!("the branch's unique key {key} is not in the table"));
+        };
+        for file in gained {
+            if let Some(added) = net.added.iter().find(|a| ranges_overlap(a, file, id)) {
+                return Some(format!(
+                    "the target gained {} whose {key} range overlaps {} written by the branch's \
+                     upserts",
+                    file.file_path(),
+                    added.file_path()
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// Whether two files' min/max statistics of field `id` overlap (true when either has none).
+fn ranges_overlap(a: &DataFile, b: &DataFile, id: i32) -> bool {
+    fn bounds(f: &DataFile, id: i32) -> Option<(&Datum, &Datum)> {
+        Some((f.lower_bounds().get(&id)?, f.upper_bounds().get(&id)?))
+    }
+    match (bounds(a, id), bounds(b, id)) {
+        (Some((a_low, a_high)), Some((b_low, b_high))) => {
+            !(matches!(a_high.partial_cmp(b_low), Some(std::cmp::Ordering::Less))
+                || matches!(b_high.partial_cmp(a_low), Some(std::cmp::Ordering::Less)))
+        }
+        _ => true,
+    }
+}
