@@ -48,6 +48,7 @@ bench: release
 	$(BIN)/python benches/bench_append_scan.py
 	$(BIN)/python benches/bench_merge.py
 	$(BIN)/python benches/bench_validate.py
+	$(BIN)/python benches/bench_compact.py
 
 bench-validate: release
 	$(BIN)/python benches/bench_validate.py

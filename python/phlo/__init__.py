@@ -8,10 +8,12 @@ from phlo import errors
 from phlo._native import __version__
 from phlo.lakehouse import (
     AppendResult,
+    CompactResult,
     DeleteResult,
     ExpireResult,
     Lakehouse,
     LogEntry,
+    ManifestRewrite,
     OrphanFiles,
     PartitionField,
     RefDiff,
@@ -29,10 +31,12 @@ from phlo.validation import ValidationReport, Validator, validate
 
 __all__ = [
     "AppendResult",
+    "CompactResult",
     "DeleteResult",
     "ExpireResult",
     "Lakehouse",
     "LogEntry",
+    "ManifestRewrite",
     "MergeResult",
     "OrphanFiles",
     "PartitionField",

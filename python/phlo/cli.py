@@ -328,9 +328,36 @@ def _age(text: str) -> dt.timedelta:
         raise click.BadParameter(f"{text!r} is not an age like 90s, 30m, 12h or 5d") from None
 
 
+def _size(text: str) -> int:
+    """``1048576``, ``512KB``, ``128MB``, ``1GB`` (or KiB/MiB/GiB: the same, powers of 1024)."""
+    units = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    lowered = text.strip().lower().removesuffix("ib").removesuffix("b")
+    number = lowered.rstrip("kmg")
+    try:
+        return int(float(number) * units[lowered[len(number) :]])
+    except (KeyError, ValueError):
+        raise click.BadParameter(f"{text!r} is not a size like 128MB, 512KB or 1GB") from None
+
+
+def _filter(text: str) -> tuple[str, str, Any]:
+    """``"day = 2024-01-01"``, ``"id >= 10"``: column, operator, value (int, float or text)."""
+    parts = text.split(None, 2)
+    if len(parts) != 3:
+        raise click.BadParameter(f"{text!r}: write COLUMN OP VALUE, e.g. 'day >= 2024-01-01'")
+    column, op, raw = parts
+    value: Any = raw
+    for parse in (int, float):
+        try:
+            value = parse(raw)
+            break
+        except ValueError:
+            continue
+    return column, op, value
+
+
 @main.group()
 def maintain() -> None:
-    """Expire old snapshots and remove orphan files (branch-aware)."""
+    """Expire snapshots, remove orphan files, compact small files, regroup manifests."""
 
 
 @maintain.command("expire")
@@ -365,6 +392,48 @@ def maintain_orphans(ctx: click.Context, older_than: str, dry_run: bool) -> None
         click.echo(path)
     verb = "would delete" if dry_run else "deleted"
     click.echo(f"{verb} {len(result.files)} orphan files ({result.bytes} bytes)")
+
+
+@maintain.command("compact")
+@click.argument("table")
+@click.option("--target-file-size", default="256MB", show_default=True, help="e.g. 128MB.")
+@click.option(
+    "--filter",
+    "filters",
+    multiple=True,
+    help="Only files that may hold matching rows: 'COLUMN OP VALUE' (repeatable, ANDed).",
+)
+@click.option("--ref", default="main", show_default=True, help="Branch to compact.")
+@click.pass_context
+def maintain_compact(
+    ctx: click.Context, table: str, target_file_size: str, filters: tuple[str, ...], ref: str
+) -> None:
+    """Rewrite the small data files of TABLE into target-size files (same rows)."""
+    t = _lakehouse(ctx).table(table, ref=ref)
+    result = t.compact(_size(target_file_size), [_filter(f) for f in filters])
+    if result.snapshot_id is None:
+        click.echo(f"nothing to compact in {table}")
+        return
+    click.echo(
+        f"compacted {result.files_rewritten} files ({result.bytes_before} bytes) into "
+        f"{result.files_added} ({result.bytes_after} bytes), snapshot {result.snapshot_id}"
+    )
+
+
+@maintain.command("rewrite-manifests")
+@click.argument("table")
+@click.option("--ref", default="main", show_default=True, help="Branch to rewrite.")
+@click.pass_context
+def maintain_rewrite_manifests(ctx: click.Context, table: str, ref: str) -> None:
+    """Regroup the manifests of TABLE into target-size ones, sorted by partition."""
+    result = _lakehouse(ctx).rewrite_manifests(table, ref=ref)
+    if result.snapshot_id is None:
+        click.echo(f"{table} has no data yet")
+        return
+    click.echo(
+        f"rewrote {result.manifests_before} manifests into {result.manifests_after}, "
+        f"snapshot {result.snapshot_id}"
+    )
 
 
 @main.group(invoke_without_command=True)

@@ -30,10 +30,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AppendResult",
+    "CompactResult",
     "DeleteResult",
     "ExpireResult",
     "Lakehouse",
     "LogEntry",
+    "ManifestRewrite",
     "OrphanFiles",
     "PartitionField",
     "RefDiff",
@@ -129,6 +131,33 @@ class OrphanFiles:
     bytes: int
     #: False for a dry run (the files were only listed).
     deleted: bool
+
+
+@dataclass(frozen=True)
+class CompactResult:
+    """What `Table.compact` rewrote (all zero, and no snapshot, when there was nothing to do)."""
+
+    #: Small data files replaced.
+    files_rewritten: int
+    #: Files written in their place.
+    files_added: int
+    bytes_before: int
+    bytes_after: int
+    #: Rows copied (the table's rows are the same before and after).
+    rows: int
+    #: The ``replace`` snapshot committed, or None.
+    snapshot_id: int | None
+    commit_retries: int
+
+
+@dataclass(frozen=True)
+class ManifestRewrite:
+    """What `Lakehouse.rewrite_manifests` did."""
+
+    #: The ``replace`` snapshot committed (None: the table had no data yet).
+    snapshot_id: int | None
+    manifests_before: int
+    manifests_after: int
 
 
 @dataclass(frozen=True)
@@ -440,6 +469,17 @@ class Lakehouse:
             refs_expired=aged_out,
         )
 
+    def rewrite_manifests(self, table: str, ref: str = "main") -> ManifestRewrite:
+        """Regroups every live data file of `table` on branch `ref` into manifests of about
+        ``commit.manifest.target-size-bytes`` (8 MiB), sorted by partition, as one ``replace``
+        snapshot; rows and file entries (with their history) stay the same. Commits merge small
+        manifests on their own (``commit.manifest-merge.enabled``); this regroups all of them
+        at once, e.g. after many commits with merging switched off. Refused on a tag."""
+        snapshot_id, before, after = self._native.rewrite_manifests(table, ref, {})
+        return ManifestRewrite(
+            snapshot_id=snapshot_id, manifests_before=before, manifests_after=after
+        )
+
     def remove_orphan_files(
         self,
         older_than: dt.datetime | dt.timedelta = dt.timedelta(days=3),
@@ -647,6 +687,35 @@ class Table:
             properties=properties,
             schema_evolution=schema_evolution,
         )
+
+    def compact(
+        self,
+        target_file_size: int | None = None,
+        filter: Filter | Sequence[Filter] | None = None,
+        *,
+        properties: Mapping[str, str] | None = None,
+        message: str | None = None,
+        author: str | None = None,
+    ) -> CompactResult:
+        """Rewrites small data files into files of about `target_file_size` bytes (default:
+        the writer's 256 MiB), as one ``replace`` snapshot with the same rows.
+
+        Per partition, files below 3/4 of the target are concatenated in the order they were
+        committed (row order is kept) into consecutive runs of up to the target; a partition
+        with a single small file is left alone. `filter` (as for `scan`) limits it to files
+        that may hold matching rows, e.g. recent partitions. Files are read by Iceberg field
+        id, so renamed and dropped columns are handled. A concurrent append is kept; if a
+        concurrent write removed a file being compacted, `CommitConflictError` is raised and
+        the table is unchanged. Refused on a tag and on a table opened `as_of`."""
+        self._writable()
+        result = self._native.compact(
+            self.name,
+            self.ref,
+            target_file_size,
+            normalize_filters(filter),
+            _commit_properties(properties, message, author),
+        )
+        return CompactResult(**result)
 
     def scan(
         self,

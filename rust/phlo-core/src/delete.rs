@@ -129,6 +129,7 @@ pub async fn plan_delete(
             added_files: added,
             removed_files: removed,
             properties,
+            ..Default::default()
         },
         result,
     })

@@ -10,12 +10,14 @@ use arrow_select::concat::concat_batches;
 use iceberg::io::FileIO;
 use iceberg::spec::{TableMetadata, TableMetadataBuilder};
 
-use crate::catalog::{CommitMeta, MAIN, RefMerge, SqliteCatalog, TableIdent};
+use crate::catalog::{CommitMeta, MAIN, RefKind, RefMerge, SqliteCatalog, TableIdent};
 use crate::changes::changes;
+use crate::compact::{CompactOptions, CompactResult, compact};
 use crate::delete::{DeleteResult, commit_delete, plan_delete};
 use crate::diff::{RowDiff, diff_rows};
 use crate::error::{Context, Error, Location, Result};
 use crate::iceberg::commit::{SnapshotChange, commit_append, commit_metadata};
+use crate::iceberg::manifests::{RewrittenManifests, rewrite_manifests};
 use crate::iceberg::scan::snapshot_at;
 use crate::iceberg::write::DataFileSink;
 use crate::iceberg::{Filter, LoadedTable, ScanOptions, ScanPlan};
@@ -423,6 +425,61 @@ impl Lakehouse {
         }
         let snapshot = snapshot_at(&table, as_of_ms).map_err(|e| e.in_table(name))?;
         Ok((ref_name, snapshot.map(|s| s.snapshot_id())))
+    }
+
+    /// Rewrites the small data files of table `name` on branch `ref_name` into target-size
+    /// ones, as one `replace` snapshot; see [`crate::compact`]. Refused on a tag. On error the
+    /// table is unchanged and the files written are removed (kept when the commit may have
+    /// landed).
+    pub async fn compact(
+        &self,
+        name: &str,
+        ref_name: &str,
+        options: &CompactOptions,
+    ) -> Result<CompactResult> {
+        let table = self.table_to_rewrite(name, ref_name, "compact").await?;
+        let mut written = Vec::new();
+        let result = compact(&self.catalog, &self.io, table, options, &mut written).await;
+        if let Err(e) = &result
+            && !e.commit_may_have_landed()
+        {
+            self.delete_files(written.iter().map(String::as_str)).await;
+        }
+        result.map_err(|e| e.in_table(name))
+    }
+
+    /// Regroups the manifests of table `name` on branch `ref_name`; see
+    /// [`crate::iceberg::manifests::rewrite_manifests`]. Refused on a tag.
+    pub async fn rewrite_manifests(
+        &self,
+        name: &str,
+        ref_name: &str,
+        properties: HashMap<String, String>,
+    ) -> Result<RewrittenManifests> {
+        let table = self
+            .table_to_rewrite(name, ref_name, "rewrite the manifests of")
+            .await?;
+        rewrite_manifests(&self.catalog, &self.io, table, properties).await
+    }
+
+    /// Loads a table for a rewrite, refusing tags (immutable) before anything is written.
+    async fn table_to_rewrite(
+        &self,
+        name: &str,
+        ref_name: &str,
+        what: &str,
+    ) -> Result<LoadedTable> {
+        if self.catalog.ref_kind(ref_name)? == Some(RefKind::Tag) {
+            return Err(Error::InvalidInput {
+                message: format!("cannot {what} {name} on {ref_name}: {ref_name} is a tag"),
+                at: Location {
+                    table: Some(name.to_string()),
+                    column: None,
+                },
+                hint: "tags are immutable; run it on the branch the tag was taken from".into(),
+            });
+        }
+        self.load_table(name, ref_name).await
     }
 
     /// See [`crate::maintenance::expire_snapshots`]. Internal branches whose process is gone

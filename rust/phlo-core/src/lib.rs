@@ -8,6 +8,7 @@
 pub mod branch_merge;
 pub mod catalog;
 pub mod changes;
+pub mod compact;
 pub mod dedupe;
 pub mod delete;
 pub mod diff;

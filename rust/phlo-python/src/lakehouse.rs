@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use phlo_core::Lakehouse;
 use phlo_core::catalog::{CommitMeta, RefKind};
+use phlo_core::compact::CompactOptions;
 use phlo_core::dedupe::DedupeMethod;
+use phlo_core::iceberg::write::TARGET_FILE_SIZE;
 use phlo_core::iceberg::{Filter, FilterOp, Literal, ScanOptions};
 use phlo_core::lakehouse::AsOf;
 use phlo_core::merge::{MergeOptions, MergeStrategy};
@@ -351,6 +353,38 @@ impl NativeLakehouse {
         Ok(out)
     }
 
+    /// Compaction of table `name` on branch `ref_name` (`target_file_size` `None`: the
+    /// writer's own target); a dict of `CompactResult`'s fields.
+    #[pyo3(signature = (name, ref_name, target_file_size, filters, properties))]
+    fn compact<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        ref_name: String,
+        target_file_size: Option<u64>,
+        filters: Vec<PyFilter>,
+        properties: HashMap<String, String>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let options = CompactOptions {
+            target_file_size: target_file_size.unwrap_or(TARGET_FILE_SIZE as u64),
+            filters: into_filters(filters)?,
+            properties,
+        };
+        let lh = self.inner.clone();
+        let r = wait_for(py, "compacting", async move {
+            lh.compact(&name, &ref_name, &options).await.py_err()
+        })?;
+        let out = PyDict::new(py);
+        out.set_item("files_rewritten", r.files_rewritten)?;
+        out.set_item("files_added", r.files_added)?;
+        out.set_item("bytes_before", r.bytes_before)?;
+        out.set_item("bytes_after", r.bytes_after)?;
+        out.set_item("rows", r.rows)?;
+        out.set_item("snapshot_id", r.snapshot_id)?;
+        out.set_item("commit_retries", r.commit_retries)?;
+        Ok(out)
+    }
+
     /// The rows appended after snapshot `from_snapshot` up to `to_snapshot` (the ref's head
     /// when `None`), as a scan.
     #[pyo3(signature = (name, ref_name, from_snapshot, to_snapshot, batch_size))]
@@ -370,6 +404,23 @@ impl NativeLakehouse {
                 .py_err()
         })?;
         Ok(NativeScan::new(plan))
+    }
+
+    /// `(snapshot_id, manifests_before, manifests_after)`.
+    fn rewrite_manifests(
+        &self,
+        py: Python<'_>,
+        name: String,
+        ref_name: String,
+        properties: HashMap<String, String>,
+    ) -> PyResult<(Option<i64>, usize, usize)> {
+        let lh = self.inner.clone();
+        let r = wait_for(py, "rewriting manifests", async move {
+            lh.rewrite_manifests(&name, &ref_name, properties)
+                .await
+                .py_err()
+        })?;
+        Ok((r.snapshot_id, r.manifests_before, r.manifests_after))
     }
 
     fn create_ref(&self, py: Python<'_>, name: &str, kind: &str, from_ref: &str) -> PyResult<()> {

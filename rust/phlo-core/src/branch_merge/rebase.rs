@@ -70,6 +70,7 @@ pub async fn rebase(io: &FileIO, changed: &Changed, source: &str) -> Result<Reba
         added_files: net.added,
         removed_files: net.removed,
         properties: HashMap::from([("phlo.rebased-from".to_string(), source.to_string())]),
+        ..Default::default()
     };
     match write_snapshot(io, &target, &change).await {
         Ok(files) => Ok(Rebased::Written(files)),
@@ -178,7 +179,10 @@ async fn net_change(io: &FileIO, base: &LoadedTable, branch: &LoadedTable) -> Re
         let summary = snapshot.summary();
         match summary.additional_properties.get(UNIQUE_KEY_PROPERTY) {
             Some(key) => net.keys.extend(key.split(',').take(1).map(String::from)),
-            None if summary.operation != Operation::Append => net.unkeyed_rewrite = true,
+            // A compaction (`replace`) moves rows without changing them.
+            None if !matches!(summary.operation, Operation::Append | Operation::Replace) => {
+                net.unkeyed_rewrite = true
+            }
             None => {}
         }
         current = snapshot

@@ -15,9 +15,8 @@ use std::time::Duration;
 use iceberg::io::FileIO;
 use iceberg::spec::{
     DataFile, DataFileFormat, FormatVersion, ManifestContentType, ManifestFile, ManifestList,
-    ManifestListWriter, ManifestStatus, ManifestWriter, ManifestWriterBuilder, Operation,
-    PartitionSpec, SchemaRef, Snapshot, SnapshotRef, SnapshotSummaryCollector, Summary,
-    TableMetadata,
+    ManifestListWriter, ManifestStatus, Operation, Snapshot, SnapshotRef, SnapshotSummaryCollector,
+    Summary, TableMetadata,
 };
 use uuid::Uuid;
 
@@ -25,6 +24,7 @@ use crate::catalog::{CommitMeta, SqliteCatalog};
 use crate::error::{Context, Error, Result};
 use crate::failpoint;
 use crate::iceberg::LoadedTable;
+use crate::iceberg::manifests::{self, MergePolicy, live_files};
 
 /// Attempts before a commit that keeps losing the race gives up with `CommitConflict`.
 const MAX_COMMIT_ATTEMPTS: u32 = 16;
@@ -38,10 +38,19 @@ pub struct SnapshotChange {
     pub removed_files: Vec<DataFile>,
     /// Extra summary properties (phlo metrics, run id); computed totals always win.
     pub properties: HashMap<String, String>,
+    /// The summary's operation when the files do not tell it (`Replace`: compaction, manifest
+    /// rewrites — the rows stay the same).
+    pub operation: Option<Operation>,
+    /// Regroup every live data file into new target-size manifests (`rewrite_manifests`)
+    /// instead of carrying the parent's manifests over.
+    pub rewrite_manifests: bool,
 }
 
 impl SnapshotChange {
     fn operation(&self) -> Operation {
+        if let Some(operation) = &self.operation {
+            return operation.clone();
+        }
         match (self.added_files.is_empty(), self.removed_files.is_empty()) {
             (false, true) | (true, true) => Operation::Append,
             (true, false) => Operation::Delete,
@@ -300,51 +309,17 @@ pub(crate) async fn load_manifest_list(
         .collect())
 }
 
-/// The live data files of a branch, with the manifests they are listed in.
+/// The live data files of a branch (see [`live_files`]).
 pub async fn live_data_files(
     io: &FileIO,
     table: &LoadedTable,
     branch: &str,
 ) -> Result<Vec<DataFile>> {
-    let Some(snapshot) = table.snapshot_for_ref(branch) else {
-        return Ok(vec![]);
-    };
-    let mut files = Vec::new();
-    for manifest in load_manifest_list(
-        io,
-        table.metadata.format_version(),
-        snapshot.manifest_list(),
-    )
-    .await?
-    {
-        let loaded = manifest
-            .load_manifest(io)
-            .await
-            .context(|| "reading a manifest".into())?;
-        if manifest.content == ManifestContentType::Deletes {
-            if loaded.entries().iter().any(|e| e.is_alive()) {
-                return Err(Error::Merge {
-                    message: "the table has delete files written by another engine".into(),
-                    at: crate::error::Location {
-                        table: Some(table.ident.to_string()),
-                        column: None,
-                    },
-                    hint: "compact the table (rewrite data files) with that engine first; phlo \
-                           writes copy-on-write so every reader works"
-                        .into(),
-                });
-            }
-            continue;
-        }
-        files.extend(
-            loaded
-                .entries()
-                .iter()
-                .filter(|e| e.is_alive())
-                .map(|e| e.data_file().clone()),
-        );
-    }
-    Ok(files)
+    Ok(live_files(io, table, branch)
+        .await?
+        .into_iter()
+        .map(|live| live.file)
+        .collect())
 }
 
 /// The files one commit attempt wrote, none of them referenced until the catalog swap.
@@ -366,7 +341,8 @@ impl AttemptFiles {
 }
 
 /// Writes manifests, manifest list and metadata for `change` on top of `table` (not yet
-/// committed). Manifests that list none of the removed files are carried over untouched.
+/// committed). Manifests that list none of the removed files are carried over untouched, then
+/// small ones merged as the table's properties say (see [`super::manifests`]).
 pub(crate) async fn write_snapshot(
     io: &FileIO,
     table: &LoadedTable,
@@ -383,6 +359,8 @@ pub(crate) async fn write_snapshot(
             "phlo writes format v2 tables; upgrade the table to v2",
         ));
     }
+    // Read before anything is written: a bad property leaves nothing behind.
+    let policy = MergePolicy::of(table)?;
     let snapshot_id = new_snapshot_id(table);
     let parent = table.snapshot_for_ref(&change.branch).cloned();
     let sequence_number = metadata.next_sequence_number();
@@ -401,13 +379,20 @@ pub(crate) async fn write_snapshot(
         }
         None => Vec::new(),
     };
+    let parent_paths: HashSet<String> = parent_manifests
+        .iter()
+        .map(|m| m.manifest_path.clone())
+        .collect();
     let removed: HashSet<&str> = change.removed_files.iter().map(|f| f.file_path()).collect();
     let mut found = 0;
     let mut manifests = Vec::with_capacity(parent_manifests.len() + 1);
     for manifest in parent_manifests {
-        let may_list_removed = !removed.is_empty()
-            && manifest.content == ManifestContentType::Data
-            && (manifest.has_added_files() || manifest.has_existing_files());
+        let live = manifest.has_added_files() || manifest.has_existing_files();
+        if manifest.content == ManifestContentType::Data && !live {
+            // Only files earlier snapshots removed: nothing to carry (Java drops these too).
+            continue;
+        }
+        let may_list_removed = !removed.is_empty() && manifest.content == ManifestContentType::Data;
         if !may_list_removed {
             manifests.push(manifest);
             continue;
@@ -428,7 +413,7 @@ pub(crate) async fn write_snapshot(
         found += hits;
         // Rewrite this manifest: removed files become `deleted` entries, the rest `existing`.
         let path = next_manifest_path();
-        let mut writer = manifest_writer(
+        let mut writer = manifests::manifest_writer(
             io,
             &path,
             snapshot_id,
@@ -436,16 +421,8 @@ pub(crate) async fn write_snapshot(
             loaded.metadata().partition_spec().clone(),
         )?;
         for entry in loaded.entries().iter().filter(|e| e.is_alive()) {
-            let sequence = entry.sequence_number().unwrap_or(manifest.sequence_number);
-            let file_sequence = entry.file_sequence_number.or(Some(sequence));
-            let file = entry.data_file().clone();
-            if removed.contains(entry.file_path()) {
-                writer.add_delete_file(file, sequence, file_sequence)
-            } else {
-                let added_by = entry.snapshot_id().unwrap_or(manifest.added_snapshot_id);
-                writer.add_existing_file(file, added_by, sequence, file_sequence)
-            }
-            .context(|| "rewriting a manifest".into())?;
+            let remove = removed.contains(entry.file_path());
+            manifests::carry(&mut writer, entry, &manifest, snapshot_id, remove)?;
         }
         manifests.push(
             writer
@@ -468,7 +445,7 @@ pub(crate) async fn write_snapshot(
     }
     if !change.added_files.is_empty() {
         let path = next_manifest_path();
-        let mut writer = manifest_writer(
+        let mut writer = manifests::manifest_writer(
             io,
             &path,
             snapshot_id,
@@ -481,7 +458,9 @@ pub(crate) async fn write_snapshot(
                 .add_file(file.clone(), -1)
                 .context(|| "adding a file to the manifest".into())?;
         }
-        manifests.push(
+        // First in the list, as Java and PyIceberg order it: manifest merging keys on it.
+        manifests.insert(
+            0,
             writer
                 .write_manifest_file()
                 .await
@@ -489,6 +468,23 @@ pub(crate) async fn write_snapshot(
         );
         written.push(path);
     }
+    let set = if change.rewrite_manifests {
+        let target = policy.target_bytes;
+        manifests::rewrite_all(io, snapshot_id, target, manifests, &mut next_manifest_path).await?
+    } else {
+        manifests::merge_on_commit(io, snapshot_id, policy, manifests, &mut next_manifest_path)
+            .await?
+    };
+    // Manifests this attempt wrote and then merged away are referenced by nothing.
+    for path in &set.replaced {
+        if let Some(i) = written.iter().position(|w| w == path) {
+            let _ = io.delete(path).await;
+            written.remove(i);
+        }
+    }
+    written.extend(set.written);
+    let manifests = set.manifests;
+    let counts = manifests::manifest_counts(&parent_paths, &manifests, snapshot_id);
 
     let list_path = format!(
         "{meta_dir}/snap-{snapshot_id}-0-{commit_id}.{}",
@@ -515,7 +511,8 @@ pub(crate) async fn write_snapshot(
         .context(|| format!("writing {list_path}"))?;
     written.push(list_path.clone());
 
-    let summary = summary(table, parent.as_ref().map(|p| p.summary()), change);
+    let mut summary = summary(table, parent.as_ref().map(|p| p.summary()), change);
+    summary.additional_properties.extend(counts);
     let snapshot = Snapshot::builder()
         .with_snapshot_id(snapshot_id)
         .with_parent_snapshot_id(parent.as_ref().map(|p| p.snapshot_id()))
@@ -547,18 +544,6 @@ pub(crate) async fn write_snapshot(
         metadata: location.to_string(),
         next: Arc::new(next),
     })
-}
-
-/// A v2 data manifest written by snapshot `snapshot_id` for files of `spec`.
-fn manifest_writer(
-    io: &FileIO,
-    path: &str,
-    snapshot_id: i64,
-    schema: SchemaRef,
-    spec: PartitionSpec,
-) -> Result<ManifestWriter> {
-    let output = io.new_output(path).context(|| format!("creating {path}"))?;
-    Ok(ManifestWriterBuilder::new(output, Some(snapshot_id), schema, spec).build_v2_data())
 }
 
 /// Snapshot ids are random positive 63-bit numbers, unique within the table.

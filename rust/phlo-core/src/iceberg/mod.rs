@@ -5,6 +5,7 @@ pub mod commit;
 pub mod eval;
 pub(crate) mod file_tasks;
 pub mod filter;
+pub mod manifests;
 pub mod read;
 pub mod scan;
 pub mod table;

@@ -176,6 +176,11 @@ impl ScanPlan {
         })
     }
 
+    /// The data files left to read after pruning.
+    pub fn data_file_paths(&self) -> impl Iterator<Item = &str> {
+        self.tasks.iter().map(|t| t.data_file_path())
+    }
+
     /// The Arrow schema every batch of the stream has.
     pub fn schema(&self) -> ArrowSchemaRef {
         self.schema.clone()

@@ -30,13 +30,13 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::error::{Context, Error, Result};
 
-type FileWriterBuilder =
+pub(crate) type FileWriterBuilder =
     DataFileWriterBuilder<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
-type FileWriter =
+pub(crate) type FileWriter =
     DataFileWriter<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
 
 /// Target size of one data file before the writer rolls over to the next.
-const TARGET_FILE_SIZE: usize = 256 * 1024 * 1024;
+pub const TARGET_FILE_SIZE: usize = 256 * 1024 * 1024;
 /// Rows per Parquet row group. A writer buffers its open row group in memory, and a write keeps
 /// one writer open per partition, so this bounds memory per partition.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
@@ -94,30 +94,14 @@ impl DataFileSink {
     pub fn new(file_io: &FileIO, metadata: &TableMetadata, file_prefix: &str) -> Result<Self> {
         let schema = metadata.current_schema().clone();
         let spec = metadata.default_partition_spec().clone();
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::default()))
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .set_dictionary_page_size_limit(256 * 1024)
-            .set_data_page_size_limit(256 * 1024)
-            .build();
-        let location = DefaultLocationGenerator::new(metadata)
-            .context(|| "choosing the data file location".into())?;
-        let names =
-            DefaultFileNameGenerator::new(file_prefix.to_string(), None, DataFileFormat::Parquet);
-        let rolling = RollingFileWriterBuilder::new(
-            ParquetWriterBuilder::new(props, schema.clone()),
-            TARGET_FILE_SIZE,
-            file_io.clone(),
-            location,
-            names,
-        );
+        let builder = file_writer_builder(file_io, metadata, file_prefix, TARGET_FILE_SIZE)?;
         let partitioner = if spec.is_unpartitioned() {
             None
         } else {
             Some(Arc::new(Partitioner::new(&spec, &schema)?))
         };
         Ok(Self {
-            builder: DataFileWriterBuilder::new(rolling),
+            builder,
             schema,
             spec,
             partitioner,
@@ -188,7 +172,10 @@ impl DataFileSink {
         });
         let mut writer = match lane.writer(&self.data_dir).await? {
             Some(writer) => writer,
-            None => open_writer(&self.builder, &self.spec, &self.schema, &key).await?,
+            None => {
+                let partition = key.partition.as_ref();
+                open_writer(&self.builder, &self.spec, &self.schema, partition).await?
+            }
         };
         lane.busy = Some(tokio::spawn(async move {
             let result = writer.write(rows).await;
@@ -236,15 +223,43 @@ impl DataFileSink {
     }
 }
 
-async fn open_writer(
+/// The writer stack of one write's data files (table schema, default spec): Parquet with zstd
+/// and sized row groups, rolled over to a new file at `target_size` bytes, named after
+/// `file_prefix`.
+pub(crate) fn file_writer_builder(
+    file_io: &FileIO,
+    metadata: &TableMetadata,
+    file_prefix: &str,
+    target_size: usize,
+) -> Result<FileWriterBuilder> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_dictionary_page_size_limit(256 * 1024)
+        .set_data_page_size_limit(256 * 1024)
+        .build();
+    let location = DefaultLocationGenerator::new(metadata)
+        .context(|| "choosing the data file location".into())?;
+    let names =
+        DefaultFileNameGenerator::new(file_prefix.to_string(), None, DataFileFormat::Parquet);
+    let rolling = RollingFileWriterBuilder::new(
+        ParquetWriterBuilder::new(props, metadata.current_schema().clone()),
+        target_size,
+        file_io.clone(),
+        location,
+        names,
+    );
+    Ok(DataFileWriterBuilder::new(rolling))
+}
+
+/// Opens a writer for rows of one partition (`None`: the table is unpartitioned).
+pub(crate) async fn open_writer(
     builder: &FileWriterBuilder,
     spec: &PartitionSpecRef,
     schema: &SchemaRef,
-    key: &LaneKey,
+    partition: Option<&Struct>,
 ) -> Result<FileWriter> {
-    let partition_key = key
-        .partition
-        .as_ref()
+    let partition_key = partition
         .map(|values| PartitionKey::new(spec.as_ref().clone(), schema.clone(), values.clone()));
     builder
         .build(partition_key)

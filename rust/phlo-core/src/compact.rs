@@ -1,0 +1,307 @@
+//! Compaction: hourly and daily loads leave many small data files, each a file to open, a
+//! footer to parse and a manifest entry to plan. This rewrites the small files of each
+//! partition into files of about the target size, as one `replace` snapshot.
+//!
+//! - A file is small below 3/4 of the target. Per partition (of the table's current spec), the
+//!   small files are taken in the order they were committed and cut into consecutive runs of
+//!   up to the target size; a run of one file (e.g. a partition with one small file) stays.
+//! - Each run is read file after file and written as one stream, so rows keep the order they
+//!   had (data clustered by its loads stays clustered). Files are read by Iceberg field id
+//!   (iceberg-rust's `ArrowReader` on `FileScanTask`s built from the data files), so columns
+//!   renamed or dropped since a file was written come out under the current schema. Runs are
+//!   rewritten in parallel, one at a time per core; memory is a few batches per run.
+//! - The commit removes the rewritten files and adds the new ones. A concurrent append is
+//!   fine; a concurrent merge or delete that removed a file being compacted makes the commit
+//!   refuse (`CommitConflict`), since the compacted rows would bring back what it removed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+use iceberg::Runtime;
+use iceberg::arrow::{ArrowReader, ArrowReaderBuilder};
+use iceberg::io::FileIO;
+use iceberg::scan::FileScanTask;
+use iceberg::spec::{
+    DEFAULT_SCHEMA_NAME_MAPPING, DataFile, NameMapping, Operation, PartitionSpecRef, SchemaRef,
+    Struct,
+};
+use iceberg::writer::IcebergWriter;
+
+use crate::catalog::{MAIN, SqliteCatalog};
+use crate::error::{Context, Error, Result};
+use crate::iceberg::commit::{SnapshotChange, commit};
+use crate::iceberg::manifests::{LiveFile, live_files};
+use crate::iceberg::write::{FileWriterBuilder, file_writer_builder, open_writer};
+use crate::iceberg::{Filter, LoadedTable, ScanOptions, ScanPlan};
+use crate::schema::{arrow_schema_of, cast_to_schema};
+
+/// Rows per batch while a run is copied.
+const BATCH_ROWS: usize = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct CompactOptions {
+    /// Size of the files written, in bytes; files below 3/4 of it are rewritten.
+    pub target_file_size: u64,
+    /// Only files that may hold rows matching these (ANDed) filters are considered.
+    pub filters: Vec<Filter>,
+    /// Extra snapshot summary properties (run id, message).
+    pub properties: HashMap<String, String>,
+}
+
+/// What a compaction did (all zero, and no snapshot, when there was nothing to compact).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactResult {
+    pub files_rewritten: usize,
+    pub files_added: usize,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    pub rows: u64,
+    pub snapshot_id: Option<i64>,
+    pub commit_retries: u32,
+}
+
+/// Consecutive small files of one partition that become one stream of rows.
+#[derive(Debug)]
+struct Run {
+    partition: Struct,
+    files: Vec<DataFile>,
+}
+
+/// Compacts `table` (loaded from a branch). Files written are reported in `written` so the
+/// caller can remove them when this fails.
+pub async fn compact(
+    catalog: &SqliteCatalog,
+    io: &FileIO,
+    table: LoadedTable,
+    options: &CompactOptions,
+    written: &mut Vec<String>,
+) -> Result<CompactResult> {
+    if options.target_file_size == 0 {
+        return Err(Error::invalid(
+            "target_file_size must be more than 0 bytes",
+            "pass the size compacted files should have, e.g. 256 MiB",
+        ));
+    }
+    let mut files = live_files(io, &table, MAIN).await?;
+    if !options.filters.is_empty() {
+        let scan = ScanOptions {
+            filters: options.filters.clone(),
+            ..Default::default()
+        };
+        let plan = ScanPlan::plan(io, &table, &scan).await?;
+        let selected: HashSet<&str> = plan.data_file_paths().collect();
+        files.retain(|f| selected.contains(f.file.file_path()));
+    }
+    let spec = table.metadata.default_partition_spec().clone();
+    let runs = plan_runs(files, spec.spec_id(), options.target_file_size);
+    if runs.is_empty() {
+        return Ok(CompactResult::default());
+    }
+    let removed: Vec<DataFile> = runs.iter().flat_map(|r| r.files.clone()).collect();
+    let added = rewrite_runs(io, &table, runs, options.target_file_size, written).await?;
+    let mut result = CompactResult {
+        files_rewritten: removed.len(),
+        files_added: added.len(),
+        bytes_before: removed.iter().map(|f| f.file_size_in_bytes()).sum(),
+        bytes_after: added.iter().map(|f| f.file_size_in_bytes()).sum(),
+        rows: added.iter().map(|f| f.record_count()).sum(),
+        ..Default::default()
+    };
+    let change = SnapshotChange {
+        branch: MAIN.to_string(),
+        added_files: added,
+        removed_files: removed,
+        properties: options.properties.clone(),
+        operation: Some(Operation::Replace),
+        rewrite_manifests: false,
+    };
+    // Rows others added meanwhile are untouched by this commit; files others removed meanwhile
+    // are refused by `commit` itself (every removed file must still be live).
+    let outcome = commit(catalog, io, table, &change, &|_| Ok(())).await?;
+    result.snapshot_id = Some(outcome.snapshot_id);
+    result.commit_retries = outcome.retries;
+    Ok(result)
+}
+
+/// The runs to rewrite: per partition of spec `spec_id`, its files below 3/4 of `target` in
+/// commit order, cut into consecutive runs of at most `target` bytes; runs of one file stay.
+fn plan_runs(files: Vec<LiveFile>, spec_id: i32, target: u64) -> Vec<Run> {
+    let small = target - target / 4;
+    let mut files: Vec<LiveFile> = files
+        .into_iter()
+        .filter(|f| f.spec_id == spec_id && f.file.file_size_in_bytes() < small)
+        .collect();
+    // Stable: files of one commit keep their manifest order.
+    files.sort_by_key(|f| f.sequence_number);
+    let mut partitions: Vec<(Struct, Vec<DataFile>)> = Vec::new();
+    let mut index: HashMap<Struct, usize> = HashMap::new();
+    for live in files {
+        let i = *index
+            .entry(live.file.partition().clone())
+            .or_insert_with(|| {
+                partitions.push((live.file.partition().clone(), Vec::new()));
+                partitions.len() - 1
+            });
+        partitions[i].1.push(live.file);
+    }
+    let mut runs = Vec::new();
+    for (partition, files) in partitions {
+        let mut run: Vec<DataFile> = Vec::new();
+        let mut bytes = 0;
+        for file in files {
+            if !run.is_empty() && bytes + file.file_size_in_bytes() > target {
+                runs.push(Run {
+                    partition: partition.clone(),
+                    files: std::mem::take(&mut run),
+                });
+                bytes = 0;
+            }
+            bytes += file.file_size_in_bytes();
+            run.push(file);
+        }
+        runs.push(Run {
+            partition,
+            files: run,
+        });
+    }
+    runs.retain(|r| r.files.len() > 1);
+    runs
+}
+
+/// What every run's reader and writer share.
+struct Layout {
+    schema: SchemaRef,
+    spec: PartitionSpecRef,
+    arrow: arrow_schema::SchemaRef,
+    name_mapping: Option<Arc<NameMapping>>,
+    reader: ArrowReader,
+    writers: FileWriterBuilder,
+}
+
+/// Rewrites the runs, as many at a time as there are cores; returns the files written in run
+/// order (and adds each to `written` as soon as it is known).
+async fn rewrite_runs(
+    io: &FileIO,
+    table: &LoadedTable,
+    runs: Vec<Run>,
+    target: u64,
+    written: &mut Vec<String>,
+) -> Result<Vec<DataFile>> {
+    let metadata = &table.metadata;
+    let name_mapping = metadata
+        .properties()
+        .get(DEFAULT_SCHEMA_NAME_MAPPING)
+        .map(|raw| {
+            serde_json::from_str::<NameMapping>(raw).map_err(|e| {
+                Error::invalid(
+                    format!("table property {DEFAULT_SCHEMA_NAME_MAPPING} does not parse: {e}"),
+                    "fix or remove the name mapping",
+                )
+            })
+        })
+        .transpose()?
+        .map(Arc::new);
+    let runtime = Runtime::try_current().context(|| "finding the async runtime".into())?;
+    let prefix = format!("{}-compact", uuid::Uuid::now_v7());
+    let layout = Arc::new(Layout {
+        schema: metadata.current_schema().clone(),
+        spec: metadata.default_partition_spec().clone(),
+        arrow: arrow_schema_of(metadata.current_schema())?,
+        name_mapping,
+        reader: ArrowReaderBuilder::new(io.clone(), runtime)
+            .with_batch_size(BATCH_ROWS)
+            .with_data_file_concurrency_limit(1)
+            .build(),
+        writers: file_writer_builder(
+            io,
+            metadata,
+            &prefix,
+            usize::try_from(target).unwrap_or(usize::MAX),
+        )?,
+    });
+    let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut done = stream::iter(runs)
+        .map(|run| tokio::spawn(rewrite_run(layout.clone(), run)))
+        .buffered(parallelism);
+    let mut added = Vec::new();
+    let mut failure = None;
+    while let Some(joined) = done.next().await {
+        let outcome = joined.unwrap_or_else(|e| {
+            Err(Error::invalid(
+                format!("a compaction task failed: {e}"),
+                "this is a bug; please report it",
+            ))
+        });
+        match outcome {
+            Ok(files) => {
+                written.extend(files.iter().map(|f| f.file_path().to_string()));
+                added.extend(files);
+            }
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(added),
+    }
+}
+
+/// Copies the rows of one run, file after file, into new files of its partition.
+async fn rewrite_run(layout: Arc<Layout>, run: Run) -> Result<Vec<DataFile>> {
+    let tasks: Vec<iceberg::Result<FileScanTask>> = run
+        .files
+        .iter()
+        .map(|f| Ok(scan_task(&layout, f)))
+        .collect();
+    let mut batches = layout
+        .reader
+        .clone()
+        .read(stream::iter(tasks).boxed())
+        .context(|| "starting to read the files to compact".into())?
+        .stream();
+    let partition = (!layout.spec.is_unpartitioned()).then_some(&run.partition);
+    let mut writer = open_writer(&layout.writers, &layout.spec, &layout.schema, partition).await?;
+    while let Some(batch) = batches
+        .try_next()
+        .await
+        .context(|| "reading the files to compact".into())?
+    {
+        writer
+            .write(cast_to_schema(&batch, &layout.arrow)?)
+            .await
+            .context(|| "writing a compacted file".into())?;
+    }
+    writer
+        .close()
+        .await
+        .context(|| "closing a compacted file".into())
+}
+
+/// A read of a whole data file, projected by field id onto the current schema. Without the
+/// file's partition, identity-partitioned columns are read from the file (which holds them)
+/// rather than filled in as run-end-encoded constants.
+fn scan_task(layout: &Layout, file: &DataFile) -> FileScanTask {
+    FileScanTask::builder()
+        .with_file_size_in_bytes(file.file_size_in_bytes())
+        .with_start(0)
+        .with_length(file.file_size_in_bytes())
+        .with_record_count(Some(file.record_count()))
+        .with_data_file_path(file.file_path().to_string())
+        .with_data_file_format(file.file_format())
+        .with_schema(layout.schema.clone())
+        .with_project_field_ids(
+            layout
+                .schema
+                .as_struct()
+                .fields()
+                .iter()
+                .map(|f| f.id)
+                .collect(),
+        )
+        .with_name_mapping(layout.name_mapping.clone())
+        .with_case_sensitive(true)
+        .build()
+}
