@@ -73,7 +73,7 @@ def test_killed_merges_leave_the_old_or_the_new_snapshot(lh):
     moments = [duration * 1.4 * i / kills for i in range(kills)]
     random.Random(20261125).shuffle(moments)
     # On a loaded machine the killed merges run slower than the measured one: if no kill
-    # landed after a commit, later kills follow (up to 8× the measured duration).
+    # landed after a commit, later kills follow (up to 8 times the measured duration).
     late = [duration * 2**j for j in range(1, 4)]
     outcomes = {"old": 0, "new": 0}
     for k, moment in enumerate(moments + late, start=2):
