@@ -9,11 +9,11 @@ use iceberg::spec::{Operation, SnapshotRef};
 
 use crate::catalog::MAIN;
 use crate::error::{Error, Location, Result};
-use crate::iceberg::LoadedTable;
-use crate::iceberg::ScanPlan;
-use crate::iceberg::commit::files_added_by;
-use crate::iceberg::file_tasks::file_task;
 use crate::schema::arrow_schema_of;
+use crate::tables::LoadedTable;
+use crate::tables::ScanPlan;
+use crate::tables::commit::files_added_by;
+use crate::tables::file_tasks::file_task;
 
 /// Summary counts that are non-zero when a snapshot removed rows.
 const REMOVAL_COUNTS: [&str; 5] = [

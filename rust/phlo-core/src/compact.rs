@@ -30,11 +30,11 @@ use iceberg::writer::IcebergWriter;
 
 use crate::catalog::{MAIN, SqliteCatalog};
 use crate::error::{Context, Error, Result};
-use crate::iceberg::commit::{SnapshotChange, commit};
-use crate::iceberg::manifests::{LiveFile, live_files};
-use crate::iceberg::write::{FileWriterBuilder, file_writer_builder, open_writer};
-use crate::iceberg::{Filter, LoadedTable, ScanOptions, ScanPlan};
 use crate::schema::{arrow_schema_of, cast_to_schema};
+use crate::tables::commit::{SnapshotChange, commit};
+use crate::tables::manifests::{LiveFile, live_files};
+use crate::tables::write::{FileWriterBuilder, file_writer_builder, open_writer};
+use crate::tables::{Filter, LoadedTable, ScanOptions, ScanPlan};
 
 /// Rows per batch while a run is copied.
 const BATCH_ROWS: usize = 64 * 1024;

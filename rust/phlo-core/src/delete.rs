@@ -1,7 +1,7 @@
 //! Deleting the rows that match a filter, copy-on-write, as one snapshot on a branch:
 //!
 //! 1. plan: every live data file is judged by its statistics and identity partition values
-//!    ([`crate::iceberg::eval`]): a file no row of which can match is left alone, a file every
+//!    ([`crate::tables::eval`]): a file no row of which can match is left alone, a file every
 //!    row of which matches is dropped without being read;
 //! 2. each remaining file is read, first only the filter's columns to count its matches; a file
 //!    where some but not all rows match is then streamed again and written without them;
@@ -23,15 +23,15 @@ use iceberg::spec::{DataFile, SchemaRef};
 use crate::catalog::log::MESSAGE_PROPERTY;
 use crate::catalog::{MAIN, RefKind, SqliteCatalog};
 use crate::error::{Context, Error, Location, Result};
-use crate::iceberg::LoadedTable;
-use crate::iceberg::commit::{ConcurrentChanges, SnapshotChange, commit, live_data_files};
-use crate::iceberg::eval::{
+use crate::schema::{arrow_schema_of, cast_to_schema};
+use crate::tables::LoadedTable;
+use crate::tables::commit::{ConcurrentChanges, SnapshotChange, commit, live_data_files};
+use crate::tables::eval::{
     FileMatch, file_match, referenced_field_ids, row_matches, sole_partition_spec,
 };
-use crate::iceberg::file_tasks::{file_task, read_task};
-use crate::iceberg::filter::{Filter, bind_filters};
-use crate::iceberg::write::DataFileSink;
-use crate::schema::{arrow_schema_of, cast_to_schema};
+use crate::tables::file_tasks::{file_task, read_task};
+use crate::tables::filter::{Filter, bind_filters};
+use crate::tables::write::DataFileSink;
 
 /// What a delete did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -14,9 +14,9 @@ use iceberg::spec::DataFile;
 
 use crate::catalog::MAIN;
 use crate::error::{Context, Result};
-use crate::iceberg::commit::live_data_files;
-use crate::iceberg::{LoadedTable, Projection, read_data_file};
 use crate::keys::{KeyEncoder, key_arrays};
+use crate::tables::commit::live_data_files;
+use crate::tables::{LoadedTable, Projection, read_data_file};
 
 /// Rows added, removed and changed (same key, other content) from one ref to the other, with
 /// up to `sample` rows of each (as they are on the side that has them; changed: the new rows).

@@ -16,17 +16,17 @@ use crate::compact::{CompactOptions, CompactResult, compact};
 use crate::delete::{DeleteResult, commit_delete, plan_delete};
 use crate::diff::{RowDiff, diff_rows};
 use crate::error::{Context, Error, Location, Result};
-use crate::iceberg::commit::{SnapshotChange, commit_append, commit_metadata};
-use crate::iceberg::manifests::{RewrittenManifests, rewrite_manifests};
-use crate::iceberg::scan::snapshot_at;
-use crate::iceberg::write::DataFileSink;
-use crate::iceberg::{Filter, LoadedTable, ScanOptions, ScanPlan};
 use crate::maintenance::{self, ExpireResult, OrphanResult};
 use crate::merge::{MergeOptions, MergeResult, merge};
 use crate::schema::{
     arrow_schema_of, cast_to_schema, check_column_names, check_convertible, evolve,
     iceberg_schema_from_arrow, partition_spec,
 };
+use crate::tables::commit::{SnapshotChange, commit_append, commit_metadata};
+use crate::tables::manifests::{RewrittenManifests, rewrite_manifests};
+use crate::tables::scan::snapshot_at;
+use crate::tables::write::DataFileSink;
+use crate::tables::{Filter, LoadedTable, ScanOptions, ScanPlan};
 
 /// Attempts at a schema change while other writers keep committing.
 const MAX_SCHEMA_ATTEMPTS: u32 = 8;
@@ -449,7 +449,7 @@ impl Lakehouse {
     }
 
     /// Regroups the manifests of table `name` on branch `ref_name`; see
-    /// [`crate::iceberg::manifests::rewrite_manifests`]. Refused on a tag.
+    /// [`crate::tables::manifests::rewrite_manifests`]. Refused on a tag.
     pub async fn rewrite_manifests(
         &self,
         name: &str,

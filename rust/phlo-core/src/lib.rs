@@ -2,7 +2,8 @@
 //!
 //! - [`catalog`]: the embedded SQLite catalog shared with PyIceberg.
 //! - [`schema`]: Arrow ⇄ Iceberg schemas, partition specs, casting batches to a table schema.
-//! - [`iceberg`]: table metadata, data file writing, phlo's own commit path, scans.
+//! - [`tables`]: Iceberg tables: metadata, reading and writing data files, phlo's own commit
+//!   path, scans (named so as not to shadow the `iceberg` crate).
 //! - [`lakehouse`]: the façade the Python bindings call.
 
 pub mod branch_merge;
@@ -14,13 +15,13 @@ pub mod delete;
 pub mod diff;
 pub mod error;
 mod failpoint;
-pub mod iceberg;
 pub mod keys;
 pub mod lakehouse;
 pub mod maintenance;
 pub mod merge;
 pub mod schema;
 pub mod stage;
+pub mod tables;
 pub mod validate;
 
 pub use error::{Error, Result};

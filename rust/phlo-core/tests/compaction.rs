@@ -10,8 +10,8 @@ use futures::TryStreamExt;
 use iceberg::spec::{ManifestFile, ManifestList, ManifestStatus, Operation};
 use phlo_core::catalog::{MAIN, RefKind};
 use phlo_core::compact::{CompactOptions, CompactResult};
-use phlo_core::iceberg::commit::{commit_append, live_data_files};
-use phlo_core::iceberg::{Filter, FilterOp, Literal, ScanOptions, SnapshotChange};
+use phlo_core::tables::commit::{commit_append, live_data_files};
+use phlo_core::tables::{Filter, FilterOp, Literal, ScanOptions, SnapshotChange};
 use phlo_core::{Error, Lakehouse};
 
 const TABLE: &str = "raw.events";

@@ -10,8 +10,8 @@ use futures::TryStreamExt;
 use phlo_core::Lakehouse;
 use phlo_core::catalog::{MAIN, RefKind};
 use phlo_core::delete::{commit_delete, plan_delete};
-use phlo_core::iceberg::{Filter, FilterOp, Literal, ScanOptions, ScanPlan};
 use phlo_core::merge::{MergeOptions, MergeStrategy};
+use phlo_core::tables::{Filter, FilterOp, Literal, ScanOptions, ScanPlan};
 
 /// One row: (id, day, value). `day` is the identity partition column.
 type Row = (i64, String, Option<f64>);

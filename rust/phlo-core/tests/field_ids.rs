@@ -19,9 +19,9 @@ use iceberg::spec::{
 };
 use phlo_core::Lakehouse;
 use phlo_core::catalog::MAIN;
-use phlo_core::iceberg::commit::{commit_metadata, live_data_files};
-use phlo_core::iceberg::{Projection, ScanOptions, read_data_file};
 use phlo_core::merge::{MergeOptions, MergeStrategy};
+use phlo_core::tables::commit::{commit_metadata, live_data_files};
+use phlo_core::tables::{Projection, ScanOptions, read_data_file};
 
 type Rows = Vec<Vec<Option<String>>>;
 

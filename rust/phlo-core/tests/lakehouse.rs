@@ -10,7 +10,7 @@ use arrow_schema::{ArrowError, DataType, Field, Schema, TimeUnit};
 use futures::TryStreamExt;
 use phlo_core::Lakehouse;
 use phlo_core::catalog::MAIN;
-use phlo_core::iceberg::{Filter, FilterOp, Literal, ScanOptions};
+use phlo_core::tables::{Filter, FilterOp, Literal, ScanOptions};
 
 const DAY_US: i64 = 86_400_000_000;
 

@@ -9,10 +9,10 @@ use futures::TryStreamExt;
 use iceberg::spec::{SnapshotReference, SnapshotRetention, TableMetadataBuilder};
 use phlo_core::Lakehouse;
 use phlo_core::catalog::{CommitMeta, MAIN, RefKind};
-use phlo_core::iceberg::ScanOptions;
-use phlo_core::iceberg::commit::commit_metadata;
 use phlo_core::lakehouse::AsOf;
 use phlo_core::merge::{MergeOptions, MergeStrategy};
+use phlo_core::tables::ScanOptions;
+use phlo_core::tables::commit::commit_metadata;
 
 fn batch(ids: std::ops::Range<i64>) -> Vec<Result<RecordBatch, ArrowError>> {
     let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));

@@ -9,8 +9,8 @@ use futures::TryStreamExt;
 use phlo_core::Lakehouse;
 use phlo_core::catalog::MAIN;
 use phlo_core::dedupe::DedupeMethod;
-use phlo_core::iceberg::ScanOptions;
 use phlo_core::merge::{MergeOptions, MergeStrategy};
+use phlo_core::tables::ScanOptions;
 
 /// xorshift: a seeded generator so failures reproduce.
 struct Rng(u64);
@@ -317,8 +317,8 @@ async fn concurrent_merges_never_lose_an_update() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delete_commit_removes_files_and_keeps_totals_right() {
-    use phlo_core::iceberg::SnapshotChange;
-    use phlo_core::iceberg::commit::{commit, live_data_files};
+    use phlo_core::tables::SnapshotChange;
+    use phlo_core::tables::commit::{commit, live_data_files};
 
     let (_dir, lh) = setup().await;
     let append = options(MergeStrategy::Append, None);

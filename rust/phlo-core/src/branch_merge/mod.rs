@@ -15,7 +15,7 @@ use iceberg::io::FileIO;
 
 use crate::catalog::{CommitMeta, MergeStep, RefMerge, SqliteCatalog};
 use crate::error::{Error, Result};
-use crate::iceberg::commit::{AttemptFiles, backoff};
+use crate::tables::commit::{AttemptFiles, backoff};
 use rebase::{Rebased, rebase};
 
 /// Plans made and lost to another writer before the merge gives up.

@@ -15,8 +15,8 @@ use iceberg::spec::{
 use super::schema::carry_over;
 use crate::catalog::{Changed, MAIN};
 use crate::error::{Context, Error, Result};
-use crate::iceberg::LoadedTable;
-use crate::iceberg::commit::{
+use crate::tables::LoadedTable;
+use crate::tables::commit::{
     AttemptFiles, SnapshotChange, files_added_since, load_manifest_list, write_snapshot,
 };
 

@@ -21,8 +21,8 @@ use iceberg::spec::TableMetadataBuilder;
 
 use crate::catalog::{Pointer, RefKind, SqliteCatalog, TableIdent};
 use crate::error::{Context, Error, Result};
-use crate::iceberg::LoadedTable;
-use crate::iceberg::commit::commit_metadata;
+use crate::tables::LoadedTable;
+use crate::tables::commit::commit_metadata;
 pub use orphans::remove_orphan_files;
 use reachable::{reachable_files, read_metadata, snapshot_files};
 use retention::{Plan, Request};

@@ -8,7 +8,7 @@ use iceberg::spec::TableMetadata;
 
 use crate::catalog::Pointer;
 use crate::error::{Context, Result};
-use crate::iceberg::commit::load_manifest_list;
+use crate::tables::commit::load_manifest_list;
 
 /// What the refs' current metadata can reach.
 #[derive(Default)]

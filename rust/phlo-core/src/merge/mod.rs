@@ -25,11 +25,11 @@ use keys::BatchKeys;
 use crate::catalog::{MAIN, SqliteCatalog};
 use crate::dedupe::{DedupeMethod, dedupe};
 use crate::error::{Context, Error, Location, Result};
-use crate::iceberg::commit::{
+use crate::tables::commit::{
     ConcurrentChanges, SnapshotChange, commit, commit_append, live_data_files,
 };
-use crate::iceberg::write::DataFileSink;
-use crate::iceberg::{LoadedTable, ProjectedFile, ProjectedReader, Projection};
+use crate::tables::write::DataFileSink;
+use crate::tables::{LoadedTable, ProjectedFile, ProjectedReader, Projection};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MergeStrategy {

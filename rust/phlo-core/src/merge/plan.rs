@@ -9,9 +9,9 @@ use iceberg::spec::{DataFile, ManifestContentType, Struct};
 
 use super::keys::BatchKeys;
 use crate::error::{Context, Result};
-use crate::iceberg::LoadedTable;
-use crate::iceberg::commit::load_manifest_list;
-use crate::iceberg::write::partition_values;
+use crate::tables::LoadedTable;
+use crate::tables::commit::load_manifest_list;
+use crate::tables::write::partition_values;
 
 /// The files of `live` that may hold a key of `batch` (`key_field`: the id of the first key
 /// column, whose statistics prune by range). Partition pruning applies only when every

@@ -23,8 +23,8 @@ use uuid::Uuid;
 use crate::catalog::{CommitMeta, SqliteCatalog};
 use crate::error::{Context, Error, Result};
 use crate::failpoint;
-use crate::iceberg::LoadedTable;
-use crate::iceberg::manifests::{self, MergePolicy, live_files};
+use crate::tables::LoadedTable;
+use crate::tables::manifests::{self, MergePolicy, live_files};
 
 /// Attempts before a commit that keeps losing the race gives up with `CommitConflict`.
 const MAX_COMMIT_ATTEMPTS: u32 = 16;
