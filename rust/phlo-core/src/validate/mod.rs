@@ -1,5 +1,5 @@
-//! Validation of Arrow batches against a plan compiled from a Pandera schema (DESIGN §3,
-//! `validate`): column presence and strictness, dtypes with coercion, nullability, uniqueness
+//! Validation of Arrow batches against a plan compiled from a Pandera schema (docs/validation.md;
+//! docs/architecture.md lists the modules): column presence and strictness, dtypes with coercion, nullability, uniqueness
 //! (per column and across columns) and Pandera's built-in checks, evaluated with Arrow kernels,
 //! one column per core. Bad data is never an error here: it is reported as failure cases in
 //! Pandera's layout, and the caller decides (Python raises `ValidationError`).
