@@ -157,6 +157,12 @@ impl SqliteCatalog {
     /// Creates a branch or tag pointing at every table of `from` as it is now.
     pub fn create_ref(&self, name: &str, kind: RefKind, from: &str) -> Result<()> {
         validate_ref_name(name)?;
+        if name == MAIN {
+            return Err(Error::invalid(
+                "ref main already exists",
+                "pick another name: main is PyIceberg's table list and always there",
+            ));
+        }
         self.insert_ref(name, kind, from, None)
     }
 
@@ -755,6 +761,13 @@ mod tests {
                 "{bad:?}"
             );
         }
+        assert_eq!(
+            catalog
+                .create_ref(MAIN, RefKind::Branch, "v1")
+                .unwrap_err()
+                .code(),
+            "invalid_input"
+        );
         assert_eq!(catalog.list_refs(RefKind::Tag).unwrap()[0].name, "v1");
         assert!(catalog.list_refs(RefKind::Branch).unwrap().is_empty());
     }
