@@ -459,3 +459,58 @@ async fn null_keys_are_refused_with_and_without_dedupe() {
         }
     }
 }
+
+/// A branch that upserted keys publishes onto a target that moved: rebased when the target's
+/// new files hold other keys, refused (nothing merged) when they may hold the branch's keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn branch_upserts_rebase_by_key_range() {
+    use phlo_core::catalog::{CommitMeta, RefKind};
+
+    let (_dir, lh) = setup().await;
+    let append = options(MergeStrategy::Append, None);
+    let merge = options(MergeStrategy::Merge, None);
+    let rows = |prefix: &str, seq: i64| -> Vec<(String, i64, Option<f64>)> {
+        (0..5)
+            .map(|i| (format!("{prefix}{i}"), seq, None))
+            .collect()
+    };
+    // Two files with disjoint key ranges: "a…" and "m…".
+    for prefix in ["a", "m"] {
+        lh.merge("raw.t", one(batch(&rows(prefix, 0))), &append)
+            .await
+            .unwrap();
+    }
+    for (branch, prefix) in [("run-1", "a"), ("run-2", "a")] {
+        lh.catalog()
+            .create_ref(branch, RefKind::Branch, MAIN)
+            .unwrap();
+        let mut on_branch = merge.clone();
+        on_branch.ref_name = branch.into();
+        lh.merge("raw.t", one(batch(&rows(prefix, 1)[..2])), &on_branch)
+            .await
+            .unwrap();
+    }
+    // main gains keys in the "m" range only: run-1's upsert of "a0", "a1" still holds.
+    lh.merge("raw.t", one(batch(&rows("m", 2)[..1])), &merge)
+        .await
+        .unwrap();
+    let merged = lh
+        .merge_branch("run-1", MAIN, &CommitMeta::default())
+        .await
+        .unwrap();
+    assert_eq!(merged.rebased, vec!["raw.t".to_string()]);
+    let after = contents(&lh).await;
+    let seq_of = |key: &str| after.iter().find(|r| r.0 == key).map(|r| r.1);
+    assert_eq!(
+        (seq_of("a0"), seq_of("a2"), seq_of("m0")),
+        (Some(1), Some(0), Some(2))
+    );
+    assert_eq!(after.len(), 10, "no key twice");
+    // run-2 upserted the same file run-1 replaced: a real overlap, nothing merges.
+    let err = lh
+        .merge_branch("run-2", MAIN, &CommitMeta::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "commit_conflict");
+    assert_eq!(contents(&lh).await, after);
+}
