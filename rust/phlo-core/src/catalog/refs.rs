@@ -109,6 +109,14 @@ impl MergeStep {
             MergeStep::Rebase { changed, .. } => changed,
         }
     }
+
+    /// The metadata file the target's pointer moves to.
+    fn to(&self) -> &str {
+        match self {
+            MergeStep::FastForward(c) | MergeStep::Add(c) => &c.source,
+            MergeStep::Rebase { to, .. } => to,
+        }
+    }
 }
 
 /// One table on one ref, as maintenance sees it.
@@ -322,38 +330,32 @@ impl SqliteCatalog {
         meta: &CommitMeta,
     ) -> Result<Option<RefMerge>> {
         self.in_transaction(|tx| {
-            let mut result = RefMerge::default();
-            let mut moved = Vec::new();
+            // Checked for every table before any moves: a stale plan changes nothing.
             for step in steps {
                 let changed = step.changed();
-                let ident = &changed.ident;
-                let on_source = pointers::get(tx, source, ident)?;
-                let on_target = pointers::get(tx, into, ident)?;
+                let on_source = pointers::get(tx, source, &changed.ident)?;
+                let on_target = pointers::get(tx, into, &changed.ident)?;
                 if on_source.as_ref() != Some(&changed.source) || on_target != changed.target {
                     return Ok(None);
                 }
-                let to = match step {
-                    MergeStep::Add(_) => {
-                        pointers::insert(tx, into, ident, &changed.source)?;
-                        result.added.push(ident.to_string());
-                        &changed.source
+            }
+            let mut result = RefMerge::default();
+            let mut moved = Vec::new();
+            for step in steps {
+                let (ident, to) = (&step.changed().ident, step.to());
+                match &step.changed().target {
+                    None => pointers::insert(tx, into, ident, to)?,
+                    // The write lock is held since the check above: the swap cannot miss.
+                    Some(from) => {
+                        pointers::swap(tx, into, ident, from, to)?;
                     }
-                    MergeStep::FastForward(c) | MergeStep::Rebase { changed: c, .. } => {
-                        let to = match step {
-                            MergeStep::Rebase { to, .. } => to,
-                            _ => &c.source,
-                        };
-                        let from = c.target.as_deref().unwrap_or_default();
-                        if !pointers::swap(tx, into, ident, from, to)? {
-                            return Ok(None);
-                        }
-                        match step {
-                            MergeStep::Rebase { .. } => result.rebased.push(ident.to_string()),
-                            _ => result.fast_forwarded.push(ident.to_string()),
-                        }
-                        to
-                    }
-                };
+                }
+                match step {
+                    MergeStep::Add(_) => &mut result.added,
+                    MergeStep::FastForward(_) => &mut result.fast_forwarded,
+                    MergeStep::Rebase { .. } => &mut result.rebased,
+                }
+                .push(ident.to_string());
                 tx.execute(
                     "UPDATE phlo_ref_tables SET base_location = metadata_location
                      WHERE catalog_name = ?1 AND ref_name = ?2 AND table_namespace = ?3
@@ -361,7 +363,7 @@ impl SqliteCatalog {
                     params![CATALOG_NAME, source, ident.namespace, ident.name],
                 )
                 .context(|| "recording the merge".into())?;
-                moved.push((ident.clone(), to.clone()));
+                moved.push((ident.clone(), to.to_string()));
             }
             moved.sort();
             let tables: Vec<(&TableIdent, &str)> =
@@ -777,18 +779,21 @@ mod tests {
         let (_dir, catalog) = catalog();
         catalog.create_ref("dev", RefKind::Branch, MAIN).unwrap();
         commit_on_dev(&catalog, "a", "a0", "a1");
+        commit_on_dev(&catalog, "b", "b0", "b1");
         let steps: Vec<MergeStep> = catalog
             .changed_tables("dev", MAIN)
             .unwrap()
             .into_iter()
             .map(MergeStep::FastForward)
             .collect();
+        // Only the second table moved: the first must not move either.
         catalog
-            .swap_metadata_location(&t("a"), "a0", "a-main")
+            .swap_metadata_location(&t("b"), "b0", "b-main")
             .unwrap();
         let applied = catalog.apply_merge("dev", MAIN, &steps, &CommitMeta::default());
         assert_eq!(applied.unwrap(), None, "stale: plan again");
-        assert_eq!(catalog.metadata_location(&t("a")).unwrap(), "a-main");
+        assert_eq!(catalog.metadata_location(&t("a")).unwrap(), "a0");
+        assert_eq!(catalog.metadata_location(&t("b")).unwrap(), "b-main");
     }
 
     #[test]
