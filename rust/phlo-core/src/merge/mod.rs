@@ -25,9 +25,8 @@ use keys::BatchKeys;
 use crate::catalog::{MAIN, SqliteCatalog};
 use crate::dedupe::{DedupeMethod, dedupe};
 use crate::error::{Context, Error, Location, Result};
-use crate::tables::commit::{
-    ConcurrentChanges, SnapshotChange, commit, commit_append, live_data_files,
-};
+use crate::tables::commit::{ConcurrentChanges, SnapshotChange, commit, commit_append};
+use crate::tables::manifests::live_files;
 use crate::tables::write::DataFileSink;
 use crate::tables::{LoadedTable, ProjectedFile, ProjectedReader, Projection};
 
@@ -173,16 +172,9 @@ pub async fn merge(
                         .into(),
                 });
                 }
-                let live = live_data_files(io, &table, MAIN).await?;
-                let candidates = plan::candidates(
-                    io,
-                    &table,
-                    live,
-                    &batch,
-                    (keys, key_field),
-                    &options.unique_key,
-                )
-                .await?;
+                let live = live_files(io, &table, MAIN).await?;
+                let candidates =
+                    plan::candidates(&table, live, &batch, (keys, key_field), &options.unique_key)?;
                 phases.end("plan");
                 result.files_scanned = candidates.len() as u64;
                 let projection = Projection::new(&table.metadata, table.metadata.current_schema())?;
