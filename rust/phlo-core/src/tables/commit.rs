@@ -113,7 +113,8 @@ pub async fn commit(
         let files = write_snapshot(io, &table, change).await?;
         let message = format!("{} {}", change.operation().as_str(), table.ident);
         let meta = CommitMeta::from_properties(&change.properties);
-        if swap_pointer(catalog, io, &table, &files, &message, &meta).await? {
+        let written = (files.metadata.as_str(), files.paths().collect());
+        if swap_pointer(catalog, io, &table, written, &message, &meta).await? {
             return Ok(CommitOutcome {
                 table: LoadedTable {
                     ident: table.ident,
@@ -139,15 +140,16 @@ pub async fn commit(
     })
 }
 
-/// Swaps the table's pointer to the attempt's metadata. `Ok(false)`: another writer committed
-/// first, and this attempt's files (unreferenced) are removed. When the swap itself fails, the
-/// commit log says whether it landed (pointer and log row are written in one transaction);
-/// when even that cannot be read, the outcome is unknown and every file is kept.
+/// Swaps the table's pointer to metadata file `location`. `Ok(false)`: another writer
+/// committed first, and `written` (this attempt's files, unreferenced) is removed. When the
+/// swap itself fails, the commit log says whether it landed (pointer and log row are written in
+/// one transaction); when even that cannot be read, the outcome is unknown and every file is
+/// kept.
 async fn swap_pointer(
     catalog: &SqliteCatalog,
     io: &FileIO,
     table: &LoadedTable,
-    files: &AttemptFiles,
+    (location, written): (&str, Vec<&str>),
     message: &str,
     meta: &CommitMeta,
 ) -> Result<bool> {
@@ -156,46 +158,51 @@ async fn swap_pointer(
             &table.ref_name,
             &table.ident,
             &table.metadata_location,
-            &files.metadata,
+            location,
             message,
             meta,
         )
         .and_then(|swapped| failpoint::hit("commit.after-swap").map(|()| swapped));
-    let error = match swapped {
-        Ok(true) => return Ok(true),
-        Ok(false) => None,
-        Err(e) => Some(e),
-    };
-    if let Some(error) = error {
-        let landed = failpoint::hit("commit.read-outcome")
-            .and_then(|()| catalog.logged_metadata_location(&files.metadata));
-        match landed {
-            Ok(true) => return Ok(true),
-            Ok(false) => {}
-            Err(_) => {
-                return Err(Error::CommitStateUnknown {
-                    table: table.ident.to_string(),
-                    message: format!(
-                        "the catalog failed while committing ({error}), and whether the commit \
-                         landed could not be read back; the files written are kept"
-                    ),
-                });
+    let landed = match swapped {
+        Ok(landed) => landed,
+        Err(error) => {
+            let logged = failpoint::hit("commit.read-outcome")
+                .and_then(|()| catalog.logged_metadata_location(location));
+            match logged {
+                Ok(true) => true,
+                Ok(false) => {
+                    delete_all(io, written).await;
+                    return Err(error);
+                }
+                Err(_) => {
+                    return Err(Error::CommitStateUnknown {
+                        table: table.ident.to_string(),
+                        message: format!(
+                            "the catalog failed while committing ({error}), and whether the \
+                             commit landed could not be read back; the files written are kept"
+                        ),
+                    });
+                }
             }
         }
-        for path in files.paths() {
-            let _ = io.delete(path).await;
-        }
-        return Err(error);
+    };
+    if !landed {
+        delete_all(io, written).await;
     }
-    for path in files.paths() {
+    Ok(landed)
+}
+
+/// Best effort: files no snapshot references are only orphans if a delete fails.
+async fn delete_all(io: &FileIO, paths: Vec<&str>) {
+    for path in paths {
         let _ = io.delete(path).await;
     }
-    Ok(false)
 }
 
 /// Commits a metadata-only change (`next`, built from `table.metadata`): writes the next
-/// metadata file and swaps the ref's pointer. `false` (and nothing left behind) when another
-/// writer committed first; the caller reloads and decides again.
+/// metadata file and swaps the ref's pointer, with the same guarantees as [`commit`]. `false`
+/// (and nothing left behind) when another writer committed first; the caller reloads and
+/// decides again.
 pub async fn commit_metadata(
     catalog: &SqliteCatalog,
     io: &FileIO,
@@ -208,18 +215,8 @@ pub async fn commit_metadata(
         .await
         .context(|| format!("writing metadata of {}", table.ident))?;
     let location = location.to_string();
-    let swapped = catalog.swap_metadata_location_on(
-        &table.ref_name,
-        &table.ident,
-        &table.metadata_location,
-        &location,
-        message,
-        &CommitMeta::default(),
-    )?;
-    if !swapped {
-        let _ = io.delete(&location).await;
-    }
-    Ok(swapped)
+    let files = (location.as_str(), vec![location.as_str()]);
+    swap_pointer(catalog, io, table, files, message, &CommitMeta::default()).await
 }
 
 /// Exponential backoff with jitter, so writers that lost a race do not collide again in step.
