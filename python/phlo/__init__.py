@@ -6,6 +6,7 @@
 
 from phlo import errors
 from phlo._native import __version__
+from phlo.ingestion import IngestionDefinition, IngestionResult, phlo_ingestion
 from phlo.lakehouse import (
     AppendResult,
     CompactResult,
@@ -34,6 +35,8 @@ __all__ = [
     "CompactResult",
     "DeleteResult",
     "ExpireResult",
+    "IngestionDefinition",
+    "IngestionResult",
     "Lakehouse",
     "LogEntry",
     "ManifestRewrite",
@@ -56,6 +59,7 @@ __all__ = [
     "errors",
     "merge_to_iceberg",
     "pandera_to_iceberg",
+    "phlo_ingestion",
     "stage",
     "validate",
 ]

@@ -23,7 +23,8 @@ __all__ = ["MergeResult", "dedupe", "merge_into", "merge_to_iceberg"]
 
 MergeStrategy = Literal["merge", "append"]
 DeduplicationMethod = Literal["first", "last", "hash"]
-_CONFIG_KEYS = {"deduplication_method", "order_by"}
+#: The seed's keys, plus `order_by` (phlo's earlier name for `deduplication_order_by`).
+_CONFIG_KEYS = {"deduplication", "deduplication_method", "deduplication_order_by", "order_by"}
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,29 @@ def merge_into(
 ) -> MergeResult:
     """See `Table.merge`."""
     keys = _args.columns("unique_key", unique_key)
+    method, order_by = dedupe_settings(merge_strategy, merge_config)
+    result = table._native.merge(
+        table.name,
+        as_arrow(data),
+        keys,
+        _args.text("merge_strategy", merge_strategy),
+        method,
+        order_by,
+        table.ref,
+        _args.string_map("properties", properties),
+        _args.text("schema_evolution", schema_evolution),
+    )
+    return MergeResult(**result)
+
+
+def dedupe_settings(
+    merge_strategy: str, merge_config: Mapping[str, Any] | None
+) -> tuple[str | None, str | None]:
+    """The deduplication method (None: keep every row) and order-by column a `merge_config`
+    asks for. Keys: ``deduplication`` (bool), ``deduplication_method`` (``first`` | ``last`` |
+    ``hash``), ``deduplication_order_by`` (or ``order_by``). A merge deduplicates with
+    ``last`` unless told otherwise; an append only when a method is named or
+    ``deduplication`` is true (then ``last``)."""
     if merge_config is not None and not isinstance(merge_config, Mapping):
         raise InputError(f"merge_config must be a mapping, not {merge_config!r}")
     config = dict(merge_config or {})
@@ -66,24 +90,30 @@ def merge_into(
         raise InputError(
             f"unknown merge_config keys {sorted(unknown)}; known: {sorted(_CONFIG_KEYS)}"
         )
-    # `merge` deduplicates (keeping the last row of a key) unless told otherwise; `append`
-    # inserts as given unless a method is named.
-    default_method = "last" if merge_strategy == "merge" else None
-    method = _args.optional_text(
-        "deduplication_method", config.get("deduplication_method", default_method)
+    if "order_by" in config and "deduplication_order_by" in config:
+        raise InputError(
+            "merge_config has both order_by and deduplication_order_by; give one "
+            "(deduplication_order_by is the seed's name)"
+        )
+    order_by = _args.optional_text(
+        "deduplication_order_by", config.get("deduplication_order_by", config.get("order_by"))
     )
-    result = table._native.merge(
-        table.name,
-        as_arrow(data),
-        keys,
-        _args.text("merge_strategy", merge_strategy),
-        method,
-        _args.optional_text("order_by", config.get("order_by")),
-        table.ref,
-        _args.string_map("properties", properties),
-        _args.text("schema_evolution", schema_evolution),
-    )
-    return MergeResult(**result)
+    enabled = config.get("deduplication")
+    if enabled is not None:
+        _args.flag("merge_config['deduplication']", enabled)
+    method = _args.optional_text("deduplication_method", config.get("deduplication_method"))
+    if enabled is False:
+        if method is not None or order_by is not None:
+            raise InputError(
+                "merge_config turns deduplication off but names a deduplication method or "
+                "order; drop one of them"
+            )
+        return None, None
+    if method is None and (enabled or merge_strategy == "merge" or order_by is not None):
+        method = "last"
+    if method is not None and method not in ("first", "last", "hash"):
+        raise InputError(f"deduplication_method must be 'first', 'last' or 'hash', not {method!r}")
+    return method, order_by
 
 
 def merge_to_iceberg(
@@ -93,18 +123,24 @@ def merge_to_iceberg(
     strategy: MergeStrategy = "merge",
     deduplication_method: DeduplicationMethod | None = "last",
     order_by: str | None = None,
+    *,
+    merge_config: Mapping[str, Any] | None = None,
 ) -> MergeResult:
     """The seed's function form of `Table.merge`: upsert (`strategy="merge"`) or append
-    `new_data` into `table`, deduplicating on `unique_key` first."""
+    `new_data` into `table`, deduplicating on `unique_key` first. `merge_config` takes the
+    same keys as `Table.merge` and wins over `deduplication_method` / `order_by`, the
+    shorthands (unlike `Table.merge`, an append deduplicates with ``last`` by default)."""
     from phlo.lakehouse import Table
 
     if not isinstance(table, Table):
         raise InputError(f"table must be a phlo Table (lh.table(name)), not {table!r}")
-    config: dict[str, Any] = {"deduplication_method": deduplication_method}
-    if order_by is not None:
-        config["order_by"] = order_by
-    if deduplication_method is None and strategy == "merge":
-        config.pop("deduplication_method")
+    if merge_config is not None and not isinstance(merge_config, Mapping):
+        raise InputError(f"merge_config must be a mapping, not {merge_config!r}")
+    config: dict[str, Any] = dict(merge_config or {})
+    if deduplication_method is not None and config.get("deduplication") is not False:
+        config.setdefault("deduplication_method", deduplication_method)
+    if order_by is not None and "order_by" not in config:
+        config.setdefault("deduplication_order_by", order_by)
     return merge_into(table, new_data, unique_key, strategy, config)
 
 

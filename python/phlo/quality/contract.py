@@ -1,0 +1,52 @@
+"""The metadata contract every check result carries, whoever computed it (the Pandera contract
+of an ingestion, a `@phlo_quality` check, a dbt test): the same keys in Dagster's UI, in logs
+and in results returned to scripts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["CheckResult"]
+
+#: Rows of failing data a result carries at most.
+SAMPLE_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one check over the rows of one partition (or a whole table)."""
+
+    #: The check's name, e.g. ``pandera_contract``.
+    name: str
+    passed: bool
+    #: Who computed it: ``pandera``, ``phlo``, ``dbt``.
+    source: str
+    #: The checked partition (``2024-01-01``), or None for a whole table.
+    partition_key: str | None
+    #: Failing rows (or cells, as the check defines).
+    failed_count: int
+    #: Rows checked.
+    total_count: int
+    #: What was evaluated, as a query or a rule someone can read.
+    query_or_sql: str
+    #: Up to `SAMPLE_LIMIT` failing rows or failure cases.
+    sample: list[dict[str, Any]] = field(default_factory=list)
+    #: SQL that finds the failing rows of the checked table and partition.
+    repro_sql: str = ""
+    #: ``error`` blocks publishing when the check is blocking; ``warn`` only reports.
+    severity: Literal["error", "warn"] = "error"
+    #: The failure in one line, empty when passed.
+    message: str = ""
+
+    def metadata(self) -> dict[str, Any]:
+        """The contract's keys, as Dagster asset check metadata takes them."""
+        return {
+            "source": self.source,
+            "partition_key": self.partition_key or "",
+            "failed_count": self.failed_count,
+            "total_count": self.total_count,
+            "query_or_sql": self.query_or_sql,
+            "sample": self.sample[:SAMPLE_LIMIT],
+            "repro_sql": self.repro_sql,
+        }
