@@ -6,8 +6,8 @@ in one catalog merge once its blocking checks passed.
     deleted → or, on a failure, the target is untouched and the branch kept for investigation;
     `cleanup` removes branches of finished runs older than the retention.
 
-Promotion is idempotent: the merge records the run id in its log entry (``phlo.run-id`` and
-``phlo.wap.published``), and `promote` looks for that entry before merging, so a crash between
+Promotion is idempotent: the merge records the run id in its log entry (``wap.published``, and
+its run id), and `promote` looks for that entry before merging, so a crash between
 the merge and deleting the branch never merges twice.
 """
 
@@ -36,8 +36,9 @@ __all__ = [
 ]
 
 RUN_BRANCH_PREFIX = "pipeline-run-"
-#: Property of the merge that published a run (its value is the run id).
-PUBLISHED_PROPERTY = "phlo.wap.published"
+#: Property of the merge that published a run (its value is the run id). Not under ``phlo.``:
+#: the log keeps only properties outside phlo's own namespace.
+PUBLISHED_PROPERTY = "wap.published"
 #: How far back in the target's log `promote` looks for an earlier promotion of a run.
 _LOOKBACK = 100_000
 

@@ -1,15 +1,41 @@
-"""One ingestion run: extract → stage → validate → merge/append on the run's branch → publish.
-(TO BE BUILT: see the contract in the lead's notes.)"""
+"""One ingestion run for one partition: extract → stage → validate → merge (or append) on the
+run's branch → publish. The same code runs inside Dagster (`phlo.dagster`, which publishes
+through its promotion sensor) and outside it (`IngestionDefinition.run`, which publishes
+inline).
+
+Nothing reaches a table before the contract passed: the input is staged to Parquet (the durable
+copy a failed run keeps and reports), validated, and only then written, as one snapshot per run
+and table. Staged files are removed once that commit succeeded.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import shutil
+import time
+import uuid
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+
+from phlo import wap
+from phlo.errors import InputError, NoSuchTableError, ValidationError
+from phlo.ingestion.contract import contract_result
+from phlo.ingestion.result import IngestionResult
+from phlo.ingestion.sources import extract
+from phlo.schema.iceberg import METADATA_COLUMNS, is_pandera_schema, pandera_to_iceberg
+from phlo.stage import stage
 
 if TYPE_CHECKING:
     from phlo.ingestion.decorator import IngestionDefinition
-    from phlo.ingestion.result import IngestionResult
-    from phlo.lakehouse import Lakehouse
+    from phlo.lakehouse import Lakehouse, Table
+
+__all__ = ["execute", "run_inline"]
+
+_METADATA_NAMES = set(METADATA_COLUMNS.names)
 
 
 def execute(
@@ -24,9 +50,77 @@ def execute(
     staging_dir: Path | None = None,
 ) -> IngestionResult:
     """Runs the pipeline for one partition, writing to `branch` (which exists), without
-    publishing. Returns status ``written``, ``no_data`` or ``failed_contract`` (nothing
-    written; staged files kept and listed)."""
-    raise NotImplementedError
+    publishing. Returns status ``written``, ``no_data`` or ``failed_contract`` (strict
+    validation failed: nothing written, the staged files kept and listed). With
+    ``strict_validation=False`` a failing contract is reported and the rows are written."""
+    partition_date = _partition_date(partition_date)
+    ident = definition.table_identifier(namespace)
+    workdir = (staging_dir or lakehouse.root / "staging") / run_id / ident
+    timings: dict[str, float] = {}
+    base = IngestionResult(ident, partition_date, run_id, "no_data", branch, target)
+
+    started = time.perf_counter()
+    deadline = time.monotonic() + definition.max_runtime_seconds
+    extracted = extract(definition, partition_date, workdir / "extract", deadline=deadline)
+    timings["extract"] = time.perf_counter() - started
+    if extracted.reader is None:
+        _remove(workdir)
+        contract = contract_result(definition, partition_date, None, None, [])
+        return replace(base, contract=contract, timings=timings)
+
+    started = time.perf_counter()
+    staged = stage(
+        extracted.reader, workdir / "staged", run_id=run_id, partition_date=partition_date
+    )
+    _remove(workdir / "extract")
+    timings["stage"] = time.perf_counter() - started
+    if staged.rows == 0:
+        _remove(workdir)
+        contract = contract_result(definition, partition_date, None, None, [])
+        return replace(base, contract=contract, timings=timings)
+
+    started = time.perf_counter()
+    data = pads.dataset([str(f) for f in staged.files], format="parquet").to_table()
+    data, report = _validated(definition, data)
+    contract = contract_result(definition, partition_date, report, data.num_rows, staged.files)
+    timings["validate"] = time.perf_counter() - started
+    result = replace(base, rows_extracted=staged.rows, contract=contract)
+    if not contract.passed and definition.strict_validation:
+        return replace(result, status="failed_contract", staged_files=staged.files, timings=timings)
+    if not definition.add_metadata_columns:
+        data = data.drop_columns([c for c in data.column_names if c in _METADATA_NAMES])
+
+    started = time.perf_counter()
+    table = _table(definition, lakehouse, ident, branch, target)
+    properties = {"phlo.run-id": run_id, "phlo.partition-date": partition_date}
+    if definition.merge_strategy == "append" and definition.add_metadata_columns:
+        # A re-run of a partition replaces that partition's earlier rows instead of adding
+        # them a second time.
+        table.delete(("_phlo_partition_date", "==", partition_date), properties=properties)
+    merged = table.merge(
+        data,
+        definition.unique_key,
+        definition.merge_strategy,
+        definition.merge_config,
+        properties=properties,
+        message=f"ingest {ident} partition {partition_date} (run {run_id})",
+        schema_evolution="evolve",
+    )
+    elapsed = time.perf_counter() - started
+    timings["commit"] = merged.timings.get("commit", 0.0)
+    timings["merge"] = max(elapsed - timings["commit"], 0.0)
+    _remove(workdir)
+    return replace(
+        result,
+        status="written",
+        rows_inserted=merged.rows_inserted,
+        rows_updated=merged.rows_updated,
+        rows_deleted=merged.rows_deleted,
+        duplicates_dropped=merged.duplicates_dropped,
+        snapshot_id=merged.snapshot_id,
+        schema=table.schema,
+        timings=timings,
+    )
 
 
 def run_inline(
@@ -36,5 +130,117 @@ def run_inline(
     lakehouse: Lakehouse | None,
     ref: str,
 ) -> IngestionResult:
-    """`IngestionDefinition.run`: `execute` on a fresh run branch of `ref`, then publish."""
-    raise NotImplementedError
+    """`IngestionDefinition.run`: `execute` on a fresh run branch of `ref`, then publish (or,
+    with WAP off in `phlo.yaml`, straight on `ref`). A strict contract failure raises
+    `ValidationError` (``.result`` holds the `IngestionResult`); the branch is kept."""
+    from phlo.config import load_project
+
+    project = load_project()
+    lh = lakehouse if lakehouse is not None else project.open_lakehouse()
+    run_id = uuid.uuid4().hex
+    namespace = definition.namespace or project.namespace
+    ensure_table(definition, lh, definition.table_identifier(namespace), ref)
+    branch = wap.ensure_run_branch(lh, run_id, ref) if project.wap.enabled else ref
+    result = execute(
+        definition,
+        partition_date,
+        lakehouse=lh,
+        branch=branch,
+        target=ref,
+        run_id=run_id,
+        namespace=namespace,
+    )
+    if result.status == "failed_contract":
+        contract = result.contract
+        error = ValidationError(
+            f"{result.table} partition {partition_date}: the Pandera contract failed "
+            f"({contract.message if contract else ''}); nothing was written. The staged input "
+            f"is kept in {result.staged_files[0].parent if result.staged_files else '-'}"
+            + (f" and the run's branch {branch}" if branch != ref else "")
+        )
+        error.result = result  # type: ignore[attr-defined]
+        raise error
+    if branch == ref:
+        return replace(result, status="published" if result.status == "written" else "no_data")
+    started = time.perf_counter()
+    promotion = wap.promote(lh, run_id, ref)
+    timings = {**result.timings, "publish": time.perf_counter() - started}
+    status = "published" if promotion.status == "published" else result.status
+    return replace(result, status=status, timings=timings)
+
+
+def ensure_table(
+    definition: IngestionDefinition, lakehouse: Lakehouse, ident: str, ref: str
+) -> None:
+    """Creates the table on `ref` (empty, from the definition's schema) when it is missing, so
+    that every run branch forked afterwards holds it: runs that each created the table on
+    their own branch could not all be published."""
+    try:
+        lakehouse.table(ident, ref)
+    except NoSuchTableError:
+        _create(definition, lakehouse, ident, ref)
+
+
+def _table(
+    definition: IngestionDefinition, lakehouse: Lakehouse, ident: str, branch: str, target: str
+) -> Table:
+    try:
+        return lakehouse.table(ident, branch)
+    except NoSuchTableError:
+        return _create(definition, lakehouse, ident, branch)
+
+
+def _create(definition: IngestionDefinition, lakehouse: Lakehouse, ident: str, ref: str) -> Table:
+    namespace = ident.rsplit(".", 1)[0]
+    lakehouse.create_namespace(namespace, exist_ok=True)
+    return lakehouse.create_table(
+        ident,
+        _table_schema(definition),
+        partition_by=definition.partition_spec,
+        ref=ref,
+        exist_ok=True,
+    )
+
+
+def _table_schema(definition: IngestionDefinition) -> pa.Schema:
+    """The schema a new table gets: `table_schema` if given, else the Pandera contract's,
+    plus phlo's metadata columns."""
+    schema: Any = definition.table_schema or definition.validation_schema
+    if is_pandera_schema(schema):
+        return pandera_to_iceberg(schema, metadata_columns=definition.add_metadata_columns)
+    from phlo._arrow import as_arrow_schema
+
+    arrow = as_arrow_schema(schema)
+    if definition.add_metadata_columns:
+        arrow = pa.schema([*arrow, *(f for f in METADATA_COLUMNS if f.name not in arrow.names)])
+    return arrow
+
+
+def _validated(definition: IngestionDefinition, data: pa.Table) -> tuple[pa.Table, Any]:
+    """The staged rows coerced by the contract, and the validation report (None when the
+    definition does not validate). phlo's metadata columns are set aside while validating so
+    a strict contract does not see them."""
+    if not definition.validate or definition.validation_schema is None:
+        return data, None
+    from phlo.validation import Validator
+
+    metadata = [c for c in data.column_names if c in _METADATA_NAMES]
+    report = Validator(definition.validation_schema).report(data.drop_columns(metadata))
+    coerced = report.table
+    for name in metadata:
+        if name not in coerced.column_names and coerced.num_rows == data.num_rows:
+            coerced = coerced.append_column(data.schema.field(name), data.column(name))
+    return coerced, report
+
+
+def _partition_date(value: Any) -> str:
+    if isinstance(value, dt.date):
+        return value.isoformat()[:10]
+    try:
+        return dt.date.fromisoformat(str(value)).isoformat()
+    except ValueError:
+        raise InputError(f"partition_date must be a date like 2024-01-31, not {value!r}") from None
+
+
+def _remove(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
