@@ -113,10 +113,11 @@ def test_a_strict_contract_failure_writes_nothing_and_keeps_the_evidence(lh):
     @phlo.phlo_ingestion(table_name="events", unique_key="id", group="api", validation_schema=Event)
     def bad(partition_date: str):
         good = day_rows(partition_date, n=4)
-        return good + [
+        bad_rows = [
             {"id": "neg-1", "value": -5.0, "category": "b"},
             {"id": "neg-2", "value": -1.0, "category": "b"},
         ]
+        return [*good, *bad_rows]
 
     with pytest.raises(errors.ValidationError, match="contract failed") as info:
         bad.run("2025-01-02", lakehouse=lh)
