@@ -9,6 +9,7 @@ import pyarrow as pa
 __all__ = [
     "NativeLakehouse",
     "NativeScan",
+    "QualityEvaluator",
     "__version__",
     "dedupe",
     "iceberg_schema",
@@ -145,3 +146,11 @@ class NativeLakehouse:
 
 def iceberg_schema(schema: pa.Schema) -> Any: ...
 def validate(data: Any, plan_json: str, declared: pa.Schema) -> dict[str, Any]: ...
+
+@final
+class QualityEvaluator:
+    """The engine's quality checks of one plan, fed batch by batch."""
+
+    def __init__(self, plan_json: str, schema: Any) -> None: ...
+    def update(self, batch: Any) -> None: ...
+    def finish(self) -> list[dict[str, Any]]: ...

@@ -38,10 +38,13 @@ class CheckResult:
     severity: Literal["error", "warn"] = "error"
     #: The failure in one line, empty when passed.
     message: str = ""
+    #: Further metadata of the check (files scanned, per-column counts…), after the
+    #: contract's keys in `metadata()`.
+    details: dict[str, Any] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, Any]:
         """The contract's keys, as Dagster asset check metadata takes them."""
-        return {
+        contract = {
             "source": self.source,
             "partition_key": self.partition_key or "",
             "failed_count": self.failed_count,
@@ -50,3 +53,18 @@ class CheckResult:
             "sample": self.sample[:SAMPLE_LIMIT],
             "repro_sql": self.repro_sql,
         }
+        return {**contract, **{k: v for k, v in self.details.items() if k not in contract}}
+
+    def summary(self) -> str:
+        """A short markdown summary for a UI (Dagster's check description)."""
+        status = "passed" if self.passed else f"**failed** ({self.severity})"
+        where = f"partition `{self.partition_key}`" if self.partition_key else "the whole table"
+        lines = [
+            f"`{self.name}` {status} on {where}: {self.failed_count} of {self.total_count} "
+            "rows failed."
+        ]
+        if self.message:
+            lines.append(f"\n{self.message}")
+        if self.repro_sql and not self.passed:
+            lines.append(f"\nFailing rows:\n```sql\n{self.repro_sql}\n```")
+        return "\n".join(lines)

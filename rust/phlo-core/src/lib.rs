@@ -19,6 +19,7 @@ pub mod keys;
 pub mod lakehouse;
 pub mod maintenance;
 pub mod merge;
+pub mod quality;
 pub mod schema;
 pub mod stage;
 pub mod tables;

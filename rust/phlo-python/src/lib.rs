@@ -5,6 +5,7 @@ mod dedupe;
 mod errors;
 mod guard;
 mod lakehouse;
+mod quality;
 mod runtime;
 mod scan;
 mod schema;
@@ -18,6 +19,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<lakehouse::NativeLakehouse>()?;
     m.add_class::<scan::NativeScan>()?;
+    m.add_class::<quality::QualityEvaluator>()?;
     m.add_function(wrap_pyfunction!(dedupe::dedupe, m)?)?;
     m.add_function(wrap_pyfunction!(stage::stage, m)?)?;
     m.add_function(wrap_pyfunction!(schema::iceberg_schema, m)?)?;

@@ -4,9 +4,9 @@
 //! one column per core. Bad data is never an error here: it is reported as failure cases in
 //! Pandera's layout, and the caller decides (Python raises `ValidationError`).
 
-mod checks;
+pub(crate) mod checks;
 mod failures;
-mod floats;
+pub(crate) mod floats;
 mod plan;
 mod unique;
 

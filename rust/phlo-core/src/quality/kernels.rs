@@ -1,0 +1,130 @@
+//! Per-batch kernels of the row-level checks: which rows of one batch fail. Range and
+//! accepted-values checks reuse the validation engine's Pandera kernels (same comparison and
+//! missing-value rules); the others are small enough to live here.
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
+};
+use arrow_array::{Array, ArrayRef, StringArrayType};
+use arrow_buffer::BooleanBuffer;
+use arrow_schema::{DataType, TimeUnit};
+use regex::Regex;
+use serde_json::Value;
+
+use crate::validate::checks::{failing_rows, missing};
+use crate::validate::{CheckOp, CheckRule};
+
+/// The failing rows of one batch: how many, and the first positions (as many as asked for).
+pub struct Failing {
+    pub count: u64,
+    pub first: Vec<usize>,
+}
+
+impl Failing {
+    fn of_positions(positions: Vec<usize>, wanted: usize) -> Self {
+        let count = positions.len() as u64;
+        let mut first = positions;
+        first.truncate(wanted);
+        Self { count, first }
+    }
+
+    fn of_mask(mask: &BooleanBuffer, wanted: usize) -> Self {
+        Self {
+            count: mask.count_set_bits() as u64,
+            first: mask.set_indices().take(wanted).collect(),
+        }
+    }
+}
+
+/// Missing cells (null, or NaN in a float column) of each column, and the rows with any.
+pub fn missing_cells(arrays: &[ArrayRef], wanted: usize) -> (Vec<u64>, Failing) {
+    let masks: Vec<BooleanBuffer> = arrays.iter().map(missing).collect();
+    let per_column = masks.iter().map(|m| m.count_set_bits() as u64).collect();
+    let any = masks
+        .iter()
+        .skip(1)
+        .fold(masks[0].clone(), |acc, m| &acc | m);
+    let mut rows = Failing::of_mask(&any, wanted);
+    rows.count = masks.iter().map(|m| m.count_set_bits() as u64).sum();
+    (per_column, rows)
+}
+
+/// A comparison or membership rule of the validation engine; missing values pass.
+pub fn rule(op: CheckOp, name: &str, values: Vec<Value>) -> CheckRule {
+    CheckRule {
+        number: 0,
+        name: name.into(),
+        op,
+        values,
+        include_min: true,
+        include_max: true,
+        ignore_na: true,
+    }
+}
+
+/// Rows failing `rule`; `Err` says why the rule cannot be evaluated on this column.
+pub fn rule_failures(
+    array: &ArrayRef,
+    rule: &CheckRule,
+    wanted: usize,
+) -> Result<Failing, String> {
+    let positions = failing_rows(array, &missing(array), rule).map_err(|u| u.0)?;
+    Ok(Failing::of_positions(positions, wanted))
+}
+
+/// Present strings that `regex` does not match.
+pub fn pattern_failures(array: &ArrayRef, regex: &Regex, wanted: usize) -> Result<Failing, String> {
+    fn each<'a, S: StringArrayType<'a>>(array: S, regex: &Regex) -> BooleanBuffer {
+        BooleanBuffer::collect_bool(array.len(), |i| {
+            array.is_valid(i) && !regex.is_match(array.value(i))
+        })
+    }
+    let mask = match array.data_type() {
+        DataType::Utf8 => each(array.as_string::<i32>(), regex),
+        DataType::LargeUtf8 => each(array.as_string::<i64>(), regex),
+        DataType::Utf8View => each(array.as_string_view(), regex),
+        other => return Err(format!("a pattern needs a string column, not {other}")),
+    };
+    Ok(Failing::of_mask(&mask, wanted))
+}
+
+/// The column as microseconds since the epoch (nulls as `None`), for freshness.
+pub fn micros(array: &ArrayRef) -> Result<Vec<Option<i64>>, String> {
+    fn scaled<T: arrow_array::ArrowPrimitiveType<Native = i64>>(
+        array: &ArrayRef,
+        to_micros: impl Fn(i64) -> i64,
+    ) -> Vec<Option<i64>> {
+        array
+            .as_primitive::<T>()
+            .iter()
+            .map(|v| v.map(&to_micros))
+            .collect()
+    }
+    Ok(match array.data_type() {
+        DataType::Timestamp(TimeUnit::Second, _) => {
+            scaled::<TimestampSecondType>(array, |v| v.saturating_mul(1_000_000))
+        }
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            scaled::<TimestampMillisecondType>(array, |v| v.saturating_mul(1_000))
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            scaled::<TimestampMicrosecondType>(array, |v| v)
+        }
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+            scaled::<TimestampNanosecondType>(array, |v| v.div_euclid(1_000))
+        }
+        DataType::Date32 => array
+            .as_primitive::<arrow_array::types::Date32Type>()
+            .iter()
+            .map(|d| d.map(|d| d as i64 * 86_400_000_000))
+            .collect(),
+        DataType::Date64 => array
+            .as_primitive::<arrow_array::types::Date64Type>()
+            .iter()
+            .map(|d| d.map(|d| d.saturating_mul(1_000)))
+            .collect(),
+        other => return Err(format!("freshness needs a timestamp or date column, not {other}")),
+    })
+}

@@ -1,0 +1,312 @@
+//! Quality checks (`@phlo_quality`, docs/quality.md) evaluated over a stream of batches: every
+//! check of one plan is updated by each batch in turn, so a whole table or partition is
+//! checked in one pass while memory holds one batch, the uniqueness indexes and the samples.
+//! The engine counts failing rows and keeps sample rows; thresholds, severities and the
+//! metadata contract are Python's (`python/phlo/quality/`).
+
+mod kernels;
+mod plan;
+mod unique;
+
+use arrow_array::{ArrayRef, RecordBatch, UInt32Array};
+use arrow_schema::Schema;
+use arrow_select::concat::concat_batches;
+use arrow_select::take::take_record_batch;
+use regex::{Regex, RegexBuilder};
+
+pub use plan::{CheckSpec, QualityPlan};
+
+use crate::error::{Context, Result};
+use crate::validate::CheckOp;
+use crate::validate::CheckRule;
+use kernels::Failing;
+use unique::UniqueIndex;
+
+/// What one check found over every row it was fed.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Failing rows (failing cells for a null check).
+    pub failed: u64,
+    /// Rows checked.
+    pub total: u64,
+    /// Columns the check names that the table lacks (the check did not run).
+    pub missing_columns: Vec<String>,
+    /// Why the check could not be evaluated (e.g. a pattern on a numeric column).
+    pub error: Option<String>,
+    /// Up to `sample_limit` failing rows: the plan's id columns and the check's columns.
+    pub sample: Option<RecordBatch>,
+    /// Per-column failing cells, for a null check.
+    pub per_column: Vec<(String, u64)>,
+    /// The newest value (µs since the epoch), for a freshness check.
+    pub newest_us: Option<i64>,
+}
+
+/// The running state of every check of a plan.
+pub struct Evaluator {
+    checks: Vec<Running>,
+    limit: usize,
+    rows: u64,
+}
+
+struct Running {
+    kernel: Option<Kernel>,
+    /// Batch columns the check reads, in the spec's order.
+    columns: Vec<usize>,
+    /// Batch columns a sample row carries (id columns, then the check's own).
+    sample_columns: Vec<usize>,
+    failed: u64,
+    per_column: Vec<u64>,
+    sample: Vec<RecordBatch>,
+    sampled: usize,
+    missing: Vec<String>,
+    error: Option<String>,
+    spec: CheckSpec,
+}
+
+enum Kernel {
+    NotNull,
+    Rule(CheckRule),
+    Unique(Box<UniqueIndex>),
+    Freshness {
+        cutoff: i64,
+        newest: Option<i64>,
+        older: u64,
+    },
+    Count,
+    Pattern(Regex),
+}
+
+impl Evaluator {
+    /// Checks `plan` against batches of `schema`. A check naming a column the schema lacks,
+    /// or one that cannot run on its column's type, becomes a failed outcome; it never stops
+    /// the other checks.
+    pub fn new(plan: &QualityPlan, schema: &Schema) -> Self {
+        let ids: Vec<usize> = plan
+            .id_columns
+            .iter()
+            .filter_map(|c| schema.index_of(c).ok())
+            .collect();
+        let checks = plan
+            .checks
+            .iter()
+            .map(|spec| Running::new(spec, schema, &ids))
+            .collect();
+        Self {
+            checks,
+            limit: plan.sample_limit,
+            rows: 0,
+        }
+    }
+
+    /// Updates every check with one batch (of the schema given to `new`).
+    pub fn update(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.rows += batch.num_rows() as u64;
+        for check in &mut self.checks {
+            check.update(batch, self.limit)?;
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> Result<Vec<Outcome>> {
+        let rows = self.rows;
+        self.checks.into_iter().map(|c| c.finish(rows)).collect()
+    }
+}
+
+impl Running {
+    fn new(spec: &CheckSpec, schema: &Schema, ids: &[usize]) -> Self {
+        let names = spec.columns();
+        let missing: Vec<String> = names
+            .iter()
+            .filter(|n| schema.index_of(n).is_err())
+            .map(|n| n.to_string())
+            .collect();
+        let columns: Vec<usize> = names
+            .iter()
+            .filter_map(|n| schema.index_of(n).ok())
+            .collect();
+        let mut sample_columns = ids.to_vec();
+        sample_columns.extend(columns.iter().filter(|c| !ids.contains(c)));
+        let mut running = Self {
+            kernel: None,
+            per_column: vec![0; columns.len()],
+            columns,
+            sample_columns,
+            failed: 0,
+            sample: Vec::new(),
+            sampled: 0,
+            error: None,
+            spec: spec.clone(),
+            missing,
+        };
+        if running.missing.is_empty() {
+            match kernel(spec, schema, &running.columns) {
+                Ok(kernel) => running.kernel = Some(kernel),
+                Err(why) => running.error = Some(why),
+            }
+        }
+        running
+    }
+
+    fn update(&mut self, batch: &RecordBatch, limit: usize) -> Result<()> {
+        let Some(kernel) = &mut self.kernel else {
+            return Ok(());
+        };
+        let wanted = limit - self.sampled;
+        let arrays: Vec<ArrayRef> = self.columns.iter().map(|&i| batch.column(i).clone()).collect();
+        let found: std::result::Result<Failing, String> = match kernel {
+            Kernel::NotNull => {
+                let (per_column, rows) = kernels::missing_cells(&arrays, wanted);
+                for (total, n) in self.per_column.iter_mut().zip(per_column) {
+                    *total += n;
+                }
+                Ok(rows)
+            }
+            Kernel::Rule(rule) => kernels::rule_failures(&arrays[0], rule, wanted),
+            Kernel::Pattern(regex) => kernels::pattern_failures(&arrays[0], regex, wanted),
+            Kernel::Unique(index) => index.add(&arrays, wanted).map(|first| Failing {
+                // Counted when the pass ends: an earlier row becomes a duplicate only later.
+                count: 0,
+                first,
+            }),
+            Kernel::Freshness {
+                cutoff,
+                newest,
+                older,
+            } => kernels::micros(&arrays[0]).map(|values| {
+                let mut first = Vec::new();
+                for (row, value) in values.into_iter().enumerate() {
+                    let Some(value) = value else { continue };
+                    *newest = Some(newest.map_or(value, |n: i64| n.max(value)));
+                    if value < *cutoff {
+                        *older += 1;
+                        if first.len() < wanted {
+                            first.push(row);
+                        }
+                    }
+                }
+                Failing { count: 0, first }
+            }),
+            Kernel::Count => Ok(Failing {
+                count: 0,
+                first: vec![],
+            }),
+        };
+        match found {
+            Ok(found) => {
+                self.failed += found.count;
+                self.keep_sample(batch, &found.first)?;
+            }
+            Err(why) => {
+                // The column's type does not suit the check: report it, stop evaluating it.
+                self.error = Some(why);
+                self.kernel = None;
+            }
+        }
+        Ok(())
+    }
+
+    fn keep_sample(&mut self, batch: &RecordBatch, rows: &[usize]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let projected = batch
+            .project(&self.sample_columns)
+            .context(|| "projecting sample columns".into())?;
+        let indices = UInt32Array::from_iter_values(rows.iter().map(|&r| r as u32));
+        let taken = take_record_batch(&projected, &indices)
+            .context(|| "taking sample rows".into())?;
+        self.sampled += taken.num_rows();
+        self.sample.push(taken);
+        Ok(())
+    }
+
+    fn finish(self, rows: u64) -> Result<Outcome> {
+        let mut failed = self.failed;
+        let mut newest_us = None;
+        let mut keep_sample = true;
+        match &self.kernel {
+            Some(Kernel::Unique(index)) => failed = index.duplicated_rows(),
+            Some(Kernel::Freshness {
+                cutoff,
+                newest,
+                older,
+            }) => {
+                newest_us = *newest;
+                // Old rows fail only when nothing is recent enough.
+                let stale = newest.is_some_and(|n| n < *cutoff);
+                failed = if stale { *older } else { 0 };
+                keep_sample = stale;
+            }
+            _ => {}
+        }
+        let sample = match (self.sample.first(), keep_sample) {
+            (Some(first), true) => Some(
+                concat_batches(&first.schema(), &self.sample)
+                    .context(|| "collecting sample rows".into())?,
+            ),
+            _ => None,
+        };
+        let names = self.spec.columns();
+        Ok(Outcome {
+            failed,
+            total: rows,
+            missing_columns: self.missing,
+            error: self.error,
+            sample,
+            per_column: names
+                .iter()
+                .zip(&self.per_column)
+                .filter(|_| matches!(self.spec, CheckSpec::NotNull { .. }))
+                .map(|(n, c)| (n.to_string(), *c))
+                .collect(),
+            newest_us,
+        })
+    }
+}
+
+/// The kernel of `spec` over `columns` (all present); `Err` says why it cannot run.
+fn kernel(spec: &CheckSpec, schema: &Schema, columns: &[usize]) -> std::result::Result<Kernel, String> {
+    let types: Vec<_> = columns
+        .iter()
+        .map(|&i| schema.field(i).data_type().clone())
+        .collect();
+    Ok(match spec {
+        CheckSpec::NotNull { .. } => Kernel::NotNull,
+        CheckSpec::Count => Kernel::Count,
+        CheckSpec::Range { min, max, .. } => match (min, max) {
+            (Some(min), Some(max)) => Kernel::Rule(kernels::rule(
+                CheckOp::InRange,
+                "range",
+                vec![min.clone(), max.clone()],
+            )),
+            (Some(min), None) => Kernel::Rule(kernels::rule(CheckOp::Ge, "min", vec![min.clone()])),
+            (None, Some(max)) => Kernel::Rule(kernels::rule(CheckOp::Le, "max", vec![max.clone()])),
+            (None, None) => Kernel::Count,
+        },
+        CheckSpec::AcceptedValues { values, .. } => {
+            Kernel::Rule(kernels::rule(CheckOp::Isin, "accepted_values", values.clone()))
+        }
+        CheckSpec::Unique { .. } => Kernel::Unique(Box::new(UniqueIndex::new(&types)?)),
+        CheckSpec::Freshness { cutoff_us, .. } => {
+            // Fails early on a column of the wrong type (an empty batch has the types).
+            kernels::micros(&arrow_array::new_empty_array(&types[0]))?;
+            Kernel::Freshness {
+                cutoff: *cutoff_us,
+                newest: None,
+                older: 0,
+            }
+        }
+        CheckSpec::Pattern {
+            pattern,
+            case_sensitive,
+            ..
+        } => Kernel::Pattern(
+            // Python's re.match: anchored at the start only.
+            RegexBuilder::new(&format!("^(?:{pattern})"))
+                .case_insensitive(!case_sensitive)
+                .build()
+                .map_err(|e| format!("pattern {pattern:?} does not compile: {e}"))?,
+        ),
+    })
+}

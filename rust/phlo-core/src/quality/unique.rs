@@ -1,0 +1,214 @@
+//! A streaming uniqueness index: every key (one or more columns) seen so far and how often,
+//! so duplicates are found across batches while only the keys stay in memory. Nulls are equal
+//! keys, -0.0 equals 0.0 and NaN equals NaN and null (pandas' `duplicated`). A single integer,
+//! date or timestamp key is kept as an `i64`, a single string key as its bytes, any other key
+//! row-encoded (arrow-row), in one arena.
+
+use std::hash::BuildHasher;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::{Array, ArrayRef, StringArrayType};
+use arrow_cast::cast;
+use arrow_row::{RowConverter, SortField};
+use arrow_schema::DataType;
+use hashbrown::{DefaultHashBuilder, HashTable};
+
+use crate::validate::floats::canonical;
+
+/// The keys seen so far.
+pub struct UniqueIndex {
+    layout: Layout,
+    hasher: DefaultHashBuilder,
+    /// Rows whose (directly read) key is null: they are duplicates of each other.
+    nulls: u64,
+}
+
+enum Layout {
+    Ints(HashTable<(i64, u64)>),
+    Bytes {
+        /// `(hash, start in arena, length, occurrences)`.
+        table: HashTable<(u64, usize, usize, u64)>,
+        arena: Vec<u8>,
+        /// Set for any key other than a single string column.
+        converter: Option<RowConverter>,
+    },
+}
+
+/// Whether a key column is read as an `i64`.
+fn integer_like(data_type: &DataType) -> bool {
+    use DataType::*;
+    matches!(
+        data_type,
+        Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | Date32 | Date64 | Timestamp(..)
+    )
+}
+
+fn string_like(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
+}
+
+impl UniqueIndex {
+    /// An index for keys of these column types.
+    pub fn new(types: &[DataType]) -> Result<Self, String> {
+        let layout = match types {
+            [t] if integer_like(t) => Layout::Ints(HashTable::new()),
+            [t] if string_like(t) => Layout::Bytes {
+                table: HashTable::new(),
+                arena: Vec::new(),
+                converter: None,
+            },
+            _ => Layout::Bytes {
+                table: HashTable::new(),
+                arena: Vec::new(),
+                converter: Some(
+                    RowConverter::new(types.iter().map(|t| SortField::new(t.clone())).collect())
+                        .map_err(|e| format!("keys of these types cannot be compared: {e}"))?,
+                ),
+            },
+        };
+        Ok(Self {
+            layout,
+            hasher: DefaultHashBuilder::default(),
+            nulls: 0,
+        })
+    }
+
+    /// Adds the keys of one batch; returns (up to `wanted` of) its rows whose key was seen
+    /// before (second and later occurrences).
+    pub fn add(&mut self, columns: &[ArrayRef], wanted: usize) -> Result<Vec<usize>, String> {
+        let hasher = &self.hasher;
+        let mut found = Duplicates {
+            wanted,
+            rows: Vec::new(),
+        };
+        match &mut self.layout {
+            Layout::Ints(table) => {
+                let ints = cast(&columns[0], &DataType::Int64).map_err(|e| e.to_string())?;
+                let ints = ints.as_primitive::<Int64Type>();
+                table.reserve(ints.len(), |(k, _)| hasher.hash_one(k));
+                for (row, key) in ints.iter().enumerate() {
+                    let Some(key) = key else {
+                        self.nulls += 1;
+                        found.null(row, self.nulls);
+                        continue;
+                    };
+                    let hash = hasher.hash_one(key);
+                    match table.find_mut(hash, |(k, _)| *k == key) {
+                        Some((_, seen)) => {
+                            *seen += 1;
+                            found.push(row);
+                        }
+                        None => {
+                            table.insert_unique(hash, (key, 1), |(k, _)| hasher.hash_one(k));
+                        }
+                    }
+                }
+            }
+            Layout::Bytes {
+                table,
+                arena,
+                converter: Some(converter),
+            } => {
+                // Floats as pandas compares them: one zero, NaN equal to null.
+                let keys: Vec<ArrayRef> = columns.iter().map(|c| canonical(c, true)).collect();
+                let rows = converter
+                    .convert_columns(&keys)
+                    .map_err(|e| e.to_string())?;
+                for row in 0..rows.num_rows() {
+                    if insert(table, arena, hasher, rows.row(row).as_ref()) {
+                        found.push(row);
+                    }
+                }
+            }
+            Layout::Bytes {
+                table,
+                arena,
+                converter: None,
+            } => {
+                let column = &columns[0];
+                let mut each = |row: usize, key: Option<&str>| match key {
+                    Some(key) => {
+                        if insert(table, arena, hasher, key.as_bytes()) {
+                            found.push(row);
+                        }
+                    }
+                    None => {
+                        self.nulls += 1;
+                        found.null(row, self.nulls);
+                    }
+                };
+                match column.data_type() {
+                    DataType::Utf8 => strings(column.as_string::<i32>(), &mut each),
+                    DataType::LargeUtf8 => strings(column.as_string::<i64>(), &mut each),
+                    _ => strings(column.as_string_view(), &mut each),
+                }
+            }
+        }
+        Ok(found.rows)
+    }
+
+    /// Rows whose key occurs more than once: every occurrence counts.
+    pub fn duplicated_rows(&self) -> u64 {
+        let repeated = |n: u64| if n > 1 { n } else { 0 };
+        let keys: u64 = match &self.layout {
+            Layout::Ints(table) => table.iter().map(|&(_, n)| repeated(n)).sum(),
+            Layout::Bytes { table, .. } => table.iter().map(|&(_, _, _, n)| repeated(n)).sum(),
+        };
+        keys + repeated(self.nulls)
+    }
+}
+
+/// Duplicate rows of one batch, up to the number wanted.
+struct Duplicates {
+    wanted: usize,
+    rows: Vec<usize>,
+}
+
+impl Duplicates {
+    fn push(&mut self, row: usize) {
+        if self.rows.len() < self.wanted {
+            self.rows.push(row);
+        }
+    }
+
+    /// A null key is a duplicate from the second null on.
+    fn null(&mut self, row: usize, nulls_so_far: u64) {
+        if nulls_so_far > 1 {
+            self.push(row);
+        }
+    }
+}
+
+/// Records `key`; whether it had been seen before.
+fn insert(
+    table: &mut HashTable<(u64, usize, usize, u64)>,
+    arena: &mut Vec<u8>,
+    hasher: &DefaultHashBuilder,
+    key: &[u8],
+) -> bool {
+    let hash = hasher.hash_one(key);
+    let found = table.find_mut(hash, |&(h, start, len, _)| {
+        h == hash && &arena[start..start + len] == key
+    });
+    match found {
+        Some((_, _, _, seen)) => {
+            *seen += 1;
+            true
+        }
+        None => {
+            table.insert_unique(hash, (hash, arena.len(), key.len(), 1), |e| e.0);
+            arena.extend_from_slice(key);
+            false
+        }
+    }
+}
+
+fn strings<'a, S: StringArrayType<'a>>(array: S, each: &mut impl FnMut(usize, Option<&str>)) {
+    for row in 0..array.len() {
+        each(row, array.is_valid(row).then(|| array.value(row)));
+    }
+}

@@ -1,0 +1,69 @@
+//! `QualityEvaluator`: the engine's quality checks, fed batch by batch from Python (which
+//! drives the scan so checks the engine cannot evaluate see the same batches).
+
+use std::sync::Mutex;
+
+use phlo_core::quality::{Evaluator, QualityPlan};
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use pyo3_arrow::{PyRecordBatch, PySchema};
+
+use crate::errors::IntoPyResult;
+use crate::guard::detached;
+
+#[pyclass(module = "phlo._native", frozen)]
+pub struct QualityEvaluator {
+    inner: Mutex<Option<Evaluator>>,
+}
+
+fn finished() -> PyErr {
+    PyRuntimeError::new_err("this quality evaluation has finished; start a new one")
+}
+
+#[pymethods]
+impl QualityEvaluator {
+    /// Checks of `plan_json` over batches of `schema`.
+    #[new]
+    fn new(plan_json: &str, schema: PySchema) -> PyResult<Self> {
+        let plan = QualityPlan::from_json(plan_json).py_err()?;
+        let evaluator = Evaluator::new(&plan, schema.as_ref());
+        Ok(Self {
+            inner: Mutex::new(Some(evaluator)),
+        })
+    }
+
+    /// Updates every check with one batch.
+    fn update(&self, py: Python<'_>, batch: PyRecordBatch) -> PyResult<()> {
+        let batch = batch.into_inner();
+        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let evaluator = guard.as_mut().ok_or_else(finished)?;
+        detached(py, "evaluating quality checks", || evaluator.update(&batch))
+    }
+
+    /// One dict per check: `failed`, `total`, `missing_columns`, `error`, `sample` (an Arrow
+    /// record batch or None), `per_column`, `newest_us`.
+    fn finish<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let evaluator = self
+            .inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(finished)?;
+        let outcomes = detached(py, "finishing quality checks", || evaluator.finish())?;
+        outcomes
+            .into_iter()
+            .map(|o| {
+                let out = PyDict::new(py);
+                out.set_item("failed", o.failed)?;
+                out.set_item("total", o.total)?;
+                out.set_item("missing_columns", o.missing_columns)?;
+                out.set_item("error", o.error)?;
+                out.set_item("sample", o.sample.map(PyRecordBatch::new))?;
+                out.set_item("per_column", o.per_column)?;
+                out.set_item("newest_us", o.newest_us)?;
+                Ok(out)
+            })
+            .collect()
+    }
+}
