@@ -65,11 +65,7 @@ pub fn rule(op: CheckOp, name: &str, values: Vec<Value>) -> CheckRule {
 }
 
 /// Rows failing `rule`; `Err` says why the rule cannot be evaluated on this column.
-pub fn rule_failures(
-    array: &ArrayRef,
-    rule: &CheckRule,
-    wanted: usize,
-) -> Result<Failing, String> {
+pub fn rule_failures(array: &ArrayRef, rule: &CheckRule, wanted: usize) -> Result<Failing, String> {
     let positions = failing_rows(array, &missing(array), rule).map_err(|u| u.0)?;
     Ok(Failing::of_positions(positions, wanted))
 }
@@ -125,6 +121,10 @@ pub fn micros(array: &ArrayRef) -> Result<Vec<Option<i64>>, String> {
             .iter()
             .map(|d| d.map(|d| d.saturating_mul(1_000)))
             .collect(),
-        other => return Err(format!("freshness needs a timestamp or date column, not {other}")),
+        other => {
+            return Err(format!(
+                "freshness needs a timestamp or date column, not {other}"
+            ));
+        }
     })
 }

@@ -153,7 +153,11 @@ impl Running {
             return Ok(());
         };
         let wanted = limit - self.sampled;
-        let arrays: Vec<ArrayRef> = self.columns.iter().map(|&i| batch.column(i).clone()).collect();
+        let arrays: Vec<ArrayRef> = self
+            .columns
+            .iter()
+            .map(|&i| batch.column(i).clone())
+            .collect();
         let found: std::result::Result<Failing, String> = match kernel {
             Kernel::NotNull => {
                 let (per_column, rows) = kernels::missing_cells(&arrays, wanted);
@@ -214,8 +218,8 @@ impl Running {
             .project(&self.sample_columns)
             .context(|| "projecting sample columns".into())?;
         let indices = UInt32Array::from_iter_values(rows.iter().map(|&r| r as u32));
-        let taken = take_record_batch(&projected, &indices)
-            .context(|| "taking sample rows".into())?;
+        let taken =
+            take_record_batch(&projected, &indices).context(|| "taking sample rows".into())?;
         self.sampled += taken.num_rows();
         self.sample.push(taken);
         Ok(())
@@ -266,7 +270,11 @@ impl Running {
 }
 
 /// The kernel of `spec` over `columns` (all present); `Err` says why it cannot run.
-fn kernel(spec: &CheckSpec, schema: &Schema, columns: &[usize]) -> std::result::Result<Kernel, String> {
+fn kernel(
+    spec: &CheckSpec,
+    schema: &Schema,
+    columns: &[usize],
+) -> std::result::Result<Kernel, String> {
     let types: Vec<_> = columns
         .iter()
         .map(|&i| schema.field(i).data_type().clone())
@@ -284,9 +292,11 @@ fn kernel(spec: &CheckSpec, schema: &Schema, columns: &[usize]) -> std::result::
             (None, Some(max)) => Kernel::Rule(kernels::rule(CheckOp::Le, "max", vec![max.clone()])),
             (None, None) => Kernel::Count,
         },
-        CheckSpec::AcceptedValues { values, .. } => {
-            Kernel::Rule(kernels::rule(CheckOp::Isin, "accepted_values", values.clone()))
-        }
+        CheckSpec::AcceptedValues { values, .. } => Kernel::Rule(kernels::rule(
+            CheckOp::Isin,
+            "accepted_values",
+            values.clone(),
+        )),
         CheckSpec::Unique { .. } => Kernel::Unique(Box::new(UniqueIndex::new(&types)?)),
         CheckSpec::Freshness { cutoff_us, .. } => {
             // Fails early on a column of the wrong type (an empty batch has the types).
