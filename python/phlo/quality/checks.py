@@ -424,11 +424,15 @@ class PatternCheck(EngineCheck):
 
         object.__setattr__(self, "column", _column("PatternCheck", "column", column))
         if not isinstance(pattern, str) or not pattern:
-            raise ConfigError(f"PatternCheck: pattern must be a regular expression, not {pattern!r}")
+            raise ConfigError(
+                f"PatternCheck: pattern must be a regular expression, not {pattern!r}"
+            )
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise ConfigError(f"PatternCheck: pattern {pattern!r} does not compile: {exc}") from None
+            raise ConfigError(
+                f"PatternCheck: pattern {pattern!r} does not compile: {exc}"
+            ) from None
         object.__setattr__(self, "pattern", pattern)
         object.__setattr__(self, "allow_threshold", allow_threshold)
         object.__setattr__(self, "case_sensitive", bool(case_sensitive))

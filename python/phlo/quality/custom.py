@@ -50,7 +50,7 @@ class CustomSQLCheck(PythonCheck):
         if ";" in sql:
             raise ConfigError(
                 "CustomSQLCheck: sql must be one boolean expression, without ';' "
-                "(e.g. \"ts <= now()\")"
+                '(e.g. "ts <= now()")'
             )
         if not isinstance(expected, bool):
             raise ConfigError(f"CustomSQLCheck: expected must be True or False, not {expected!r}")
@@ -100,8 +100,7 @@ class _SQLPass(CheckPass):
         self.con.register(_BATCH, pa.Table.from_batches([batch]))
         where = self.check.failing_sql()
         try:
-            row = self.con.execute(f"SELECT count(*) FROM {_BATCH} WHERE {where}").fetchone()
-            failed = int(row[0]) if row else 0
+            ((failed,),) = self.con.sql(f"SELECT count(*) FROM {_BATCH} WHERE {where}").fetchall()
             if failed and len(self.sample) < SAMPLE_LIMIT:
                 wanted = SAMPLE_LIMIT - len(self.sample)
                 rows = self.con.sql(
@@ -174,9 +173,7 @@ class _SchemaPass(CheckPass):
 
     def finish(self) -> Finding:
         table = (
-            pa.Table.from_batches(self.batches)
-            if self.batches
-            else self.scope.schema.empty_table()
+            pa.Table.from_batches(self.batches) if self.batches else self.scope.schema.empty_table()
         )
         report = self.check.__dict__["_validator"].report(table)
         if report.valid:
@@ -191,7 +188,9 @@ class _SchemaPass(CheckPass):
             found = {c: table.column(c)[row].as_py() for c in ids} if row is not None else {}
             sample.append({**found, **{k: case[k] for k in ("column", "check", "failure_case")}})
         self.repro = _rows_by_id(self.scope, sample)
-        summary = "; ".join(f"{r['column']}: {r['check']} failed {r['count']}x" for r in report.records)
+        summary = "; ".join(
+            f"{r['column']}: {r['check']} failed {r['count']}x" for r in report.records
+        )
         return Finding(
             min(failed, table.num_rows),
             table.num_rows,
@@ -208,7 +207,9 @@ def _rows_by_id(scope: Scope, sample: list[dict[str, Any]]) -> str:
     if not keys:
         return ""
     columns = ", ".join(ident(c) for c in scope.id_columns)
-    rows = ", ".join("(" + ", ".join(literal(v) for v in key) + ")" for key in sorted(keys, key=str))
+    rows = ", ".join(
+        "(" + ", ".join(literal(v) for v in key) + ")" for key in sorted(keys, key=str)
+    )
     return scope.select(f"({columns}) IN ({rows})")
 
 
@@ -219,7 +220,7 @@ Reconciliation = Literal["rowcount_parity", "rowcount_gte", "key_parity"]
 class ReconciliationCheck(PythonCheck):
     """Parity with `source_table` over the same partitions (`partition_column` of the source):
     ``rowcount_parity`` (row counts differ by at most `tolerance`, a fraction of the source's),
-    ``rowcount_gte`` (at least ``(1 - tolerance)`` × the source's rows) or ``key_parity``
+    ``rowcount_gte`` (at least ``(1 - tolerance)`` times the source's rows) or ``key_parity``
     (the same `key_columns` values on both sides; ``failed_count`` counts rows whose key the
     other side lacks)."""
 
@@ -269,7 +270,8 @@ class ReconciliationCheck(PythonCheck):
 
     @property
     def name(self) -> str:
-        return check_name("reconciliation", self.source_table)
+        kind = [] if self.check_type == "rowcount_parity" else [self.check_type]
+        return check_name("reconciliation", *kind, self.source_table)
 
     def columns(self) -> list[str]:
         return list(self.key_columns or [])
@@ -300,7 +302,9 @@ class ReconciliationCheck(PythonCheck):
         if self.check_type != "key_parity" or not self.key_columns:
             return self.query_sql(scope)
         source = relation(self.source_table)
-        same = " AND ".join(f"s.{ident(c)} IS NOT DISTINCT FROM t.{ident(c)}" for c in self.key_columns)
+        same = " AND ".join(
+            f"s.{ident(c)} IS NOT DISTINCT FROM t.{ident(c)}" for c in self.key_columns
+        )
         return (
             f"SELECT 'target' AS side, t.* FROM {scope.relation} t WHERE {scope.where_sql} "
             f"AND NOT EXISTS (SELECT 1 FROM {source} s WHERE {self.source_scope_sql(scope)} AND {same}) "

@@ -160,7 +160,9 @@ def _check(
         )
     for parameter, value in (("asset_key", asset_key), ("group", group)):
         if value is not None and (not isinstance(value, str) or not value):
-            raise ConfigError(f"phlo_quality: {parameter} must be a non-empty string, not {value!r}")
+            raise ConfigError(
+                f"phlo_quality: {parameter} must be a non-empty string, not {value!r}"
+            )
     if not isinstance(partition_column, str) or not partition_column:
         raise ConfigError(
             f"phlo_quality: partition_column must be a column name, not {partition_column!r}"

@@ -49,8 +49,8 @@ def run_checks(
     findings: dict[int, Finding] = {}
     for check, outcome in zip(engine, evaluator.finish(), strict=True):
         findings[id(check)] = _engine_finding(check, outcome)
-    for check, check_pass in zip(python, passes, strict=True):
-        findings[id(check)] = check_pass.finish()
+    for python_check, check_pass in zip(python, passes, strict=True):
+        findings[id(python_check)] = check_pass.finish()
     scanned = {
         "files_scanned": scan.files_scanned,
         "files_total": scan.files_total,
@@ -71,9 +71,7 @@ def _scope(
         try:
             day = dt.date.fromisoformat(partition_date)
         except (TypeError, ValueError):
-            raise InputError(
-                f"partition_date must be YYYY-MM-DD, not {partition_date!r}"
-            ) from None
+            raise InputError(f"partition_date must be YYYY-MM-DD, not {partition_date!r}") from None
         if definition.partition_aware and not definition.full_table:
             window = definition.rolling_window_days or 1
             dates = (day - dt.timedelta(days=window - 1), day)
@@ -149,7 +147,9 @@ def _result(
         query_or_sql=check.query_sql(scope),
         sample=[_plain(row) for row in finding.sample[:SAMPLE_LIMIT]],
         # A check that could not run (a missing column) has no query that would.
-        repro_sql="" if finding.broken else finding.details.get("repro_sql") or check.repro_sql(scope),
+        repro_sql=""
+        if finding.broken
+        else finding.details.get("repro_sql") or check.repro_sql(scope),
         severity=check.severity,
         message="" if passed else check.describe(finding),
         details={**details, **scanned},
