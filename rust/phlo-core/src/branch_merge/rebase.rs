@@ -1,7 +1,12 @@
-//! Re-applying what a branch did to one table on top of a target that moved since the fork,
-//! under the rule a table commit's retry uses: the branch's removed files must all still be
-//! live on the target, and no data file the target gained since the fork may hold keys the
-//! branch merged (judged by the key column's min/max statistics). Plain appends commute.
+//! Re-applying what a branch did to one table on top of a target that moved since the fork.
+//! The branch's removed files must all still be live on the target, and no key the branch
+//! merged by (all its columns) may be both in a data file the target gained since the fork and
+//! in a file the branch added. Min/max statistics of the key's first column clear most pairs of
+//! files unread (the rule a table commit's retry uses); the rest are compared key by key
+//! (`shared_keys.rs`), so runs upserting different random keys (UUIDs, hashes), whose ranges
+//! all overlap, rebase. The branch's added files also hold rows its rewrites only copied: such
+//! a key on the target too is a conflict (the target may have inserted it again). Plain appends
+//! commute.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -276,9 +281,9 @@ async fn colliding_keys(
             Shared::TooMany(rows) => {
                 return Ok(Some(format!(
                     "{} data file(s) the target gained since the fork (e.g. {}) overlap the \
-                     range of unique key ({columns}) of the branch's upserts, with more rows \
-                     on each side ({rows}+) than the {MAX_INDEXED_KEYS} keys compared exactly; \
-                     merge branches sooner or in smaller runs",
+                     range of the branch's upserted keys ({columns}), and the overlapping files \
+                     hold {rows} or more rows on each side, more than the {MAX_INDEXED_KEYS} \
+                     keys compared exactly; publish branches more often or in smaller runs",
                     candidates.len(),
                     candidates[0].file_path()
                 )));
