@@ -26,6 +26,7 @@ from phlo import errors
 from phlo.ingestion import IngestionDefinition, phlo_ingestion
 from phlo.ingestion import sources as sources_module
 from phlo.ingestion import spool as spool_module
+from phlo.ingestion.deadline import REPEAT
 from phlo.ingestion.sources import Extracted, contract_schema, extract
 
 __all__ = ["http_api"]  # the fixture, used by name below
@@ -530,3 +531,41 @@ def test_a_dlt_source_against_a_stalled_server_times_out(
     with pytest.raises(errors.IngestionTimeoutError, match=r"attempt 1 of 4 was interrupted"):
         extract(definition, "2024-01-01", tmp_path)
     assert http_api.requests >= 1
+
+
+def busy(partition_date: str) -> Any:
+    total = 0
+    while True:
+        total += 1
+
+
+def test_many_interrupts_never_leak_out_of_extract_on_the_main_thread(tmp_path: Path) -> None:
+    for i in range(20):
+        with pytest.raises(errors.IngestionTimeoutError):
+            extract(ingestion(busy, max_runtime_seconds=0.01), "2024-01-01", tmp_path / str(i))
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+        assert signal.getsignal(signal.SIGALRM) == signal.SIG_DFL
+    time.sleep(REPEAT * 3)  # a stray repeat of the alarm would raise here
+
+
+def test_many_interrupts_never_leak_out_of_extract_on_another_thread(tmp_path: Path) -> None:
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            for i in range(20):
+                with pytest.raises(errors.IngestionTimeoutError):
+                    extract(
+                        ingestion(busy, max_runtime_seconds=0.01), "2024-01-01", tmp_path / str(i)
+                    )
+            deadline = time.monotonic() + REPEAT * 3
+            while time.monotonic() < deadline:  # a stray injected interrupt would land here
+                pass
+            outcome.append("clean")
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    assert outcome == ["clean"]
