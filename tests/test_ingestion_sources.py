@@ -569,3 +569,20 @@ def test_many_interrupts_never_leak_out_of_extract_on_another_thread(tmp_path: P
     worker.start()
     worker.join()
     assert outcome == ["clean"]
+
+
+@pytest.mark.parametrize("http_api", [{"rows": 30, "page_size": 10, "bad_every": 7}], indirect=True)
+def test_dlt_puts_a_value_of_the_wrong_type_in_a_variant_column(
+    http_api: EventApi, tmp_path: Path
+) -> None:
+    definition = ingestion(lambda partition_date: events_source(http_api))
+    extracted = extract(definition, "2024-01-01", tmp_path)
+    rows = {r["event_id"]: r for r in rows_of(extracted)}
+    bad = [i for i in range(30) if http_api.is_bad(i)]
+    assert bad == [6, 13, 20, 27]
+    for i in range(30):
+        expected = record(i, bad=i in bad)["amount"]
+        if i in bad:  # null in the typed column, the text in `amount__v_text`
+            assert (rows[i]["amount"], rows[i]["amount__v_text"]) == (None, expected)
+        else:
+            assert (rows[i]["amount"], rows[i]["amount__v_text"]) == (expected, None)

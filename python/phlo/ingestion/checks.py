@@ -15,7 +15,13 @@ from typing import Any
 from phlo.errors import ConfigError, PhloError
 from phlo.ingestion.decorator import IngestionDefinition
 
-__all__ = ["check_cron", "check_definition", "schema_columns", "snake_case"]
+__all__ = [
+    "check_cron",
+    "check_definition",
+    "missing_column_hint",
+    "schema_columns",
+    "snake_case",
+]
 
 #: Table and namespace names: they also make Dagster asset keys (``dlt_<table_name>``).
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
