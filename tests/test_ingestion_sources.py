@@ -135,7 +135,7 @@ def test_a_dlt_rest_api_source_is_fully_taken_from_several_files(
 
 
 def test_a_dlt_source_with_several_resources_takes_the_one_named_like_the_table(
-    http_api: EventApi, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
     import dlt
 
@@ -586,3 +586,19 @@ def test_dlt_puts_a_value_of_the_wrong_type_in_a_variant_column(
             assert (rows[i]["amount"], rows[i]["amount__v_text"]) == (None, expected)
         else:
             assert (rows[i]["amount"], rows[i]["amount__v_text"]) == (expected, None)
+
+
+def test_dicts_are_typed_by_a_table_schema_too(tmp_path: Path) -> None:
+    data = [{"event_id": i, "amount": i} for i in range(3)]
+    definition = ingestion(
+        lambda partition_date: data,
+        validation_schema=None,
+        table_schema={"event_id": pa.int32(), "amount": pa.float64()},
+        validate=False,
+    )
+    extracted = extract(definition, "2024-01-01", tmp_path)
+    assert extracted.reader is not None
+    assert extracted.reader.schema == pa.schema(
+        [("event_id", pa.int32()), ("amount", pa.float64())]
+    )
+    assert rows_of(extracted) == [{"event_id": i, "amount": float(i)} for i in range(3)]
