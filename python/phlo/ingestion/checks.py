@@ -319,6 +319,7 @@ def _check_merge(definition: IngestionDefinition, columns: list[str]) -> None:
 
 def _check_partition_spec(definition: IngestionDefinition, columns: list[str]) -> None:
     from phlo.lakehouse import _partition_pairs
+    from phlo.schema.iceberg import METADATA_COLUMNS
 
     if definition.partition_spec is None:
         return
@@ -338,4 +339,7 @@ def _check_partition_spec(definition: IngestionDefinition, columns: list[str]) -
                 "'truncate(4, name)'",
                 column=column,
             )
+    # phlo's metadata columns are in every table it creates (with add_metadata_columns).
+    if definition.add_metadata_columns:
+        columns = [*columns, *METADATA_COLUMNS.names]
     _check_columns(fn, "partition_spec", [column for column, _ in pairs], columns)
