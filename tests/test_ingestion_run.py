@@ -5,6 +5,7 @@ several runs publishing into one table at once."""
 from __future__ import annotations
 
 import multiprocessing as mp
+from pathlib import Path
 
 import duckdb
 import pandera.pandas as pa_schema
@@ -261,3 +262,38 @@ def test_four_partitions_at_once_all_publish(lh, name, table):
     assert data.num_rows == 200
     assert {str(d) for d in data.column("_phlo_partition_date").to_pylist()} == set(dates)
     assert [b for b in lh.branches() if b != "main"] == []
+
+
+def test_a_failed_commit_keeps_the_staged_input_and_says_where(lh):
+    # The table exists with a column type the contract's rows cannot be written into.
+    lh.create_table(
+        "raw.events", {"id": pa.string(), "value": pa.date32(), "category": pa.string()}
+    )
+    with pytest.raises(errors.SchemaError) as info:
+        events.run("2025-01-02", lakehouse=lh)
+    note = " ".join(getattr(info.value, "__notes__", []))
+    assert "staged input is kept in" in note
+    staged = note.split("kept in ", 1)[1].rstrip(".")
+    assert list(Path(staged).glob("*.parquet"))
+    assert lh.table("raw.events").current_snapshot_id is None
+
+
+def test_a_partition_spec_partitions_the_created_table(lh):
+    @phlo.phlo_ingestion(
+        table_name="by_day",
+        unique_key="id",
+        group="g",
+        validation_schema=Event,
+        partition_spec="_phlo_partition_date",
+    )
+    def by_day(partition_date: str):
+        return day_rows(partition_date, n=2)
+
+    by_day.run("2025-01-02", lakehouse=lh)
+    by_day.run("2025-01-03", lakehouse=lh)
+    table = lh.table("raw.by_day")
+    assert [(f.source_column, f.transform) for f in table.partition_spec] == [
+        ("_phlo_partition_date", "identity")
+    ]
+    scan = table.scan(filter=("_phlo_partition_date", "==", "2025-01-03"))
+    assert (scan.files_scanned, scan.to_arrow().num_rows) == (1, 2)

@@ -5,7 +5,7 @@
 //! Pandera's layout, and the caller decides (Python raises `ValidationError`).
 
 pub(crate) mod checks;
-mod failures;
+pub(crate) mod failures;
 pub(crate) mod floats;
 mod plan;
 mod unique;
