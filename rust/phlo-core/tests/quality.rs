@@ -244,9 +244,11 @@ async fn checks_that_cannot_run_fail_alone_and_empty_partitions_pass() {
         {"kind": "freshness", "column": "code", "cutoff_us": 0},
         {"kind": "pattern", "column": "code", "pattern": "("},
         {"kind": "count"},
+        {"kind": "unique", "columns": []},
     ]);
     let outcomes = evaluate(plan, checks).await;
     assert_eq!(outcomes[0].missing_columns, vec!["nope".to_string()]);
+    assert!(outcomes[5].error.as_deref().unwrap().contains("no columns"));
     assert!(
         outcomes[1]
             .error

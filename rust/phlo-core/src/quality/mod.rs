@@ -275,6 +275,9 @@ fn kernel(
     schema: &Schema,
     columns: &[usize],
 ) -> std::result::Result<Kernel, String> {
+    if columns.is_empty() && !matches!(spec, CheckSpec::Count) {
+        return Err("the check names no columns".into());
+    }
     let types: Vec<_> = columns
         .iter()
         .map(|&i| schema.field(i).data_type().clone())
