@@ -187,12 +187,12 @@ def main() -> None:
             assert ours[2] == pandas[2] == duck[2]
             print(
                 f"| {label} | {ours[2]:,} | {ours[0]:.3f} | {pandas[0]:.3f} | {duck[0]:.3f} "
-                f"| {pandas[0] / ours[0]:.1f}× | {duck[0] / ours[0]:.2f}× "
+                f"| {pandas[0] / ours[0]:.1f}x | {duck[0] / ours[0]:.2f}x "
                 f"| {ours[1]:.0f} | {pandas[1]:.0f} | {duck[1]:.0f} |"
             )
 
 
-def _generate(root: str, rows: int) -> None:
+def _generate(root: str, rows: int, _queue: Any) -> None:
     generate(Path(root), rows)
 
 

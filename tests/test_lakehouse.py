@@ -199,3 +199,15 @@ def test_empty_table_scans_to_an_empty_result_with_the_schema(events_table):
     result = scan.to_arrow()
     assert result.num_rows == 0
     assert result.schema.names == EVENTS_SCHEMA.names
+
+
+def test_scan_returns_same_typed_columns_in_the_order_selected(lh: phlo.Lakehouse) -> None:
+    """iceberg-rust matches a file's columns to the selection by position when the types line
+    up; phlo reads in table order and reorders, so values never trade places."""
+    data = pa.table({"a": ["a1", "a2"], "b": ["b1", "b2"], "n": [1, 2]})
+    table = lh.create_table("raw.order", data.schema)
+    table.append(data)
+    for columns in (["b", "a"], ["n", "b", "a"], ["b", "n", "a"], ["a", "b"]):
+        got = table.scan(columns).to_arrow()
+        assert got.column_names == columns
+        assert got.to_pydict() == {c: data.column(c).to_pylist() for c in columns}

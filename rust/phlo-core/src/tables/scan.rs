@@ -51,6 +51,9 @@ pub struct ScanPlan {
     pub files_total: usize,
     pub files_scanned: usize,
     batch_size: Option<usize>,
+    /// Where each output column is in the batches read, which come in table order (see
+    /// `read_in_table_order`); `None` when that is the output order.
+    reorder: Option<Vec<usize>>,
     /// The runtime the plan was made on; files are decoded on its worker threads.
     runtime: tokio::runtime::Handle,
 }
@@ -109,6 +112,7 @@ impl ScanPlan {
             )
             .context(|| "projecting columns".into())?,
         );
+        let (columns, reorder) = read_in_table_order(&full, columns)?;
         let predicate = bind_filters(&options.filters, &schema)
             .map_err(|e| e.in_table(&table.ident.to_string()))?;
         let iceberg_table = reader_table(io, table)?;
@@ -122,6 +126,7 @@ impl ScanPlan {
                 files_total: 0,
                 files_scanned: 0,
                 batch_size: options.batch_size,
+                reorder,
                 runtime,
             });
         };
@@ -150,6 +155,7 @@ impl ScanPlan {
             snapshot_id: Some(snapshot.snapshot_id()),
             files_total,
             batch_size: options.batch_size,
+            reorder,
             runtime,
         })
     }
@@ -172,6 +178,7 @@ impl ScanPlan {
             schema,
             snapshot_id: snapshot.map(|s| s.snapshot_id()),
             batch_size,
+            reorder: None,
             runtime: current_runtime()?,
         })
     }
@@ -214,15 +221,51 @@ impl ScanPlan {
                 }
             });
         }
-        let schema = self.schema;
+        let (schema, reorder) = (self.schema, self.reorder);
         Ok(receiver
             .map(move |batch| {
                 // The reader may differ from the declared schema only in field metadata.
-                RecordBatch::try_new(schema.clone(), batch?.columns().to_vec())
+                let batch = batch?;
+                let columns = match &reorder {
+                    Some(order) => order.iter().map(|&i| batch.column(i).clone()).collect(),
+                    None => batch.columns().to_vec(),
+                };
+                RecordBatch::try_new(schema.clone(), columns)
                     .context(|| "aligning a scanned batch with the table schema".into())
             })
             .boxed())
     }
+}
+
+/// The selected columns in table order, and where each selected column is among them.
+/// iceberg-rust 0.10's reader decodes a file's columns in the file's order and, when their
+/// types line up position by position with the selection, only renames them
+/// (`RecordBatchTransformer::compare_schemas`): a selection of same-typed columns in another
+/// order (`["b", "a"]`) would come back with the values swapped. Read in table order — the
+/// order files are written in — and reorder here.
+fn read_in_table_order(
+    table: &arrow_schema::Schema,
+    columns: Vec<String>,
+) -> Result<(Vec<String>, Option<Vec<usize>>)> {
+    let mut positions = columns
+        .iter()
+        .map(|c| table.index_of(c))
+        .collect::<Result<Vec<_>, _>>()
+        .context(|| "projecting columns".into())?;
+    if positions.is_sorted() {
+        return Ok((columns, None));
+    }
+    let requested = positions.clone();
+    positions.sort_unstable();
+    let order = requested
+        .iter()
+        .map(|p| positions.binary_search(p).unwrap_or_default())
+        .collect();
+    let read = positions
+        .iter()
+        .map(|&p| table.field(p).name().clone())
+        .collect();
+    Ok((read, Some(order)))
 }
 
 /// The table as iceberg-rust's reader wants it (read-only).
