@@ -144,7 +144,7 @@ def duckdb_case(root: str, partition: str | None, queue: Any) -> None:
         f"""SELECT count(*),
                 count(*) FILTER (WHERE id IS NULL) + count(*) FILTER (WHERE ts IS NULL),
                 count(*) FILTER (WHERE value < 0 OR value > 100),
-                max(ts) >= TIMESTAMPTZ '{cutoff}+00',
+                max(ts) >= TIMESTAMPTZ '{cutoff}',
                 count(*) FILTER (WHERE code IS NOT NULL AND NOT regexp_matches(code, '^(?:C\\d+)')),
                 count(*) FILTER (WHERE category IS NOT NULL AND category NOT IN ({listed}))
             FROM events WHERE {where}"""

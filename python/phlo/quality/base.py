@@ -108,6 +108,8 @@ class Finding:
     broken: str | None = None
     #: Extra metadata (per-column counts, the newest timestamp…).
     details: dict[str, Any] = field(default_factory=dict)
+    #: SQL returning the failing rows, when only the pass knows it (else the check's).
+    repro_sql: str | None = None
 
 
 class QualityCheck(ABC):

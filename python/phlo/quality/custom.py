@@ -166,7 +166,6 @@ class _SchemaPass(CheckPass):
     def __init__(self, check: SchemaCheck, scope: Scope) -> None:
         self.check, self.scope = check, scope
         self.batches: list[pa.RecordBatch] = []
-        self.repro = ""
 
     def update(self, batch: pa.RecordBatch) -> None:
         self.batches.append(batch)
@@ -187,7 +186,6 @@ class _SchemaPass(CheckPass):
             row = case["index"]
             found = {c: table.column(c)[row].as_py() for c in ids} if row is not None else {}
             sample.append({**found, **{k: case[k] for k in ("column", "check", "failure_case")}})
-        self.repro = _rows_by_id(self.scope, sample)
         summary = "; ".join(
             f"{r['column']}: {r['check']} failed {r['count']}x" for r in report.records
         )
@@ -195,7 +193,8 @@ class _SchemaPass(CheckPass):
             min(failed, table.num_rows),
             table.num_rows,
             sample,
-            details={"failures": summary, "repro_sql": self.repro},
+            details={"failures": summary},
+            repro_sql=_rows_by_id(self.scope, sample),
         )
 
 

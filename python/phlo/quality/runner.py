@@ -136,7 +136,7 @@ def _result(
     check: QualityCheck, finding: Finding, scope: Scope, scanned: dict[str, Any]
 ) -> CheckResult:
     passed = check.passes(finding)
-    details = {k: _plain(v) for k, v in finding.details.items() if k != "repro_sql"}
+    details = {k: _plain(v) for k, v in finding.details.items()}
     return CheckResult(
         name=check.name,
         passed=passed,
@@ -147,13 +147,15 @@ def _result(
         query_or_sql=check.query_sql(scope),
         sample=[_plain(row) for row in finding.sample[:SAMPLE_LIMIT]],
         # A check that could not run (a missing column) has no query that would.
-        repro_sql=""
-        if finding.broken
-        else finding.details.get("repro_sql") or check.repro_sql(scope),
+        repro_sql="" if finding.broken else _repro(check, finding, scope),
         severity=check.severity,
         message="" if passed else check.describe(finding),
         details={**details, **scanned},
     )
+
+
+def _repro(check: QualityCheck, finding: Finding, scope: Scope) -> str:
+    return finding.repro_sql if finding.repro_sql is not None else check.repro_sql(scope)
 
 
 def _plain(value: Any) -> Any:

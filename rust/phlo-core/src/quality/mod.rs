@@ -16,11 +16,14 @@ use regex::{Regex, RegexBuilder};
 
 pub use plan::{CheckSpec, QualityPlan};
 
-use crate::error::{Context, Result};
+use crate::error::{Context, Error, Result};
 use crate::validate::CheckOp;
 use crate::validate::CheckRule;
 use kernels::Failing;
 use unique::UniqueIndex;
+
+/// Batches with at least this many rows have their checks evaluated in parallel.
+const PARALLEL_ROWS: usize = 16 * 1024;
 
 /// What one check found over every row it was fed.
 #[derive(Debug, Clone)]
@@ -98,13 +101,30 @@ impl Evaluator {
         }
     }
 
-    /// Updates every check with one batch (of the schema given to `new`).
+    /// Updates every check with one batch (of the schema given to `new`). Checks of a large
+    /// batch run on threads of their own: they are independent, and the slowest (a
+    /// uniqueness index) then overlaps the others.
     pub fn update(&mut self, batch: &RecordBatch) -> Result<()> {
         self.rows += batch.num_rows() as u64;
-        for check in &mut self.checks {
-            check.update(batch, self.limit)?;
+        let limit = self.limit;
+        if batch.num_rows() < PARALLEL_ROWS || self.checks.len() < 2 {
+            return self
+                .checks
+                .iter_mut()
+                .try_for_each(|c| c.update(batch, limit));
         }
-        Ok(())
+        std::thread::scope(|scope| {
+            let running: Vec<_> = self
+                .checks
+                .iter_mut()
+                .map(|check| scope.spawn(move || check.update(batch, limit)))
+                .collect();
+            running.into_iter().try_for_each(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|panic| Err(Error::from_panic("evaluating a check", &*panic)))
+            })
+        })
     }
 
     pub fn finish(self) -> Result<Vec<Outcome>> {
