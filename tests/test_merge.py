@@ -249,3 +249,50 @@ def test_partition_pruning_when_partition_columns_are_in_the_key(lh):
         ("us", 0),
         ("apac", 0),
     }
+
+
+def test_merge_config_takes_the_seeds_keys(lh):
+    table = lh.create_table("raw.seed", {"id": pa.string(), "v": pa.int64(), "ts": pa.int64()})
+    batch = [
+        {"id": "a", "v": 1, "ts": 3},
+        {"id": "a", "v": 2, "ts": 1},
+        {"id": "b", "v": 3, "ts": 1},
+    ]
+    by_order = table.merge(batch, "id", merge_config={"deduplication_order_by": "ts"})
+    assert by_order.duplicates_dropped == 1
+    current = table.scan().to_arrow().to_pydict()
+    assert dict(zip(current["id"], current["v"], strict=True)) == {"a": 1, "b": 3}
+    # deduplication=True on an append keeps the last row of each key.
+    appended = table.merge(
+        [{"id": "c", "v": 1, "ts": 0}, {"id": "c", "v": 2, "ts": 0}],
+        "id",
+        merge_strategy="append",
+        merge_config={"deduplication": True},
+    )
+    assert (appended.rows_inserted, appended.duplicates_dropped) == (1, 1)
+    # deduplication=False on a merge keeps every row: repeated keys are the caller's error.
+    with pytest.raises(errors.MergeError):
+        table.merge(batch, "id", merge_config={"deduplication": False})
+    result = phlo.merge_to_iceberg(
+        table,
+        [{"id": "d", "v": 1, "ts": 0}] * 2,
+        "id",
+        merge_config={"deduplication_method": "first"},
+    )
+    assert result.duplicates_dropped == 1
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"deduplication": "yes"}, "deduplication"),
+        ({"deduplication": False, "deduplication_method": "last"}, "turns deduplication off"),
+        ({"order_by": "ts", "deduplication_order_by": "ts"}, "both"),
+        ({"deduplication_order_by": 3}, "deduplication_order_by"),
+    ],
+)
+def test_bad_merge_configs_are_named(lh, config, message):
+    table = lh.create_table("raw.bad", {"id": pa.string(), "ts": pa.int64()})
+    with pytest.raises(errors.InputError, match=message):
+        table.merge([{"id": "a", "ts": 1}], "id", merge_config=config)
+    assert table.current_snapshot_id is None

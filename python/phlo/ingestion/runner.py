@@ -160,13 +160,16 @@ def run_inline(
         )
         error.result = result  # type: ignore[attr-defined]
         raise error
+    if result.status == "no_data":
+        if branch != ref:
+            lh.delete_branch(branch)
+        return result
     if branch == ref:
-        return replace(result, status="published" if result.status == "written" else "no_data")
+        return replace(result, status="published")
     started = time.perf_counter()
-    promotion = wap.promote(lh, run_id, ref)
+    wap.promote(lh, run_id, ref)
     timings = {**result.timings, "publish": time.perf_counter() - started}
-    status = "published" if promotion.status == "published" else result.status
-    return replace(result, status=status, timings=timings)
+    return replace(result, status="published", timings=timings)
 
 
 def ensure_table(
