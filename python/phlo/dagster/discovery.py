@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
+from types import ModuleType
 
 from phlo.errors import ConfigError
 from phlo.ingestion.decorator import IngestionDefinition
@@ -77,8 +78,14 @@ def _use_project_path(root: Path) -> None:
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
         _added_roots.append(str(root))
-    for name in [n for n in sys.modules if n == WORKFLOWS or n.startswith(WORKFLOWS + ".")]:
-        module = sys.modules[name]
-        paths = [getattr(module, "__file__", None), *getattr(module, "__path__", [])]
-        if not all(p and Path(p).resolve().is_relative_to(root) for p in paths):
-            del sys.modules[name]
+    names = [n for n in sys.modules if n == WORKFLOWS or n.startswith(WORKFLOWS + ".")]
+    # Decide for every module before removing any: a namespace package's path is computed
+    # from its parent's.
+    stale = [n for n in names if not _is_under(sys.modules[n], root)]
+    for name in stale:
+        del sys.modules[name]
+
+
+def _is_under(module: ModuleType, root: Path) -> bool:
+    paths = [getattr(module, "__file__", None), *getattr(module, "__path__", [])]
+    return all(p and Path(p).resolve().is_relative_to(root) for p in paths)

@@ -1,8 +1,8 @@
 import pyarrow as pa
-
-from phlo import phlo_ingestion
 from workflows.ingestion.api.data import events_of
 from workflows.schemas.events import EventSchema, UserSchema
+
+from phlo import phlo_ingestion
 
 
 @phlo_ingestion(
