@@ -261,6 +261,10 @@ def test_the_resource_reads_tables_at_the_runs_branch(
         table = phlo.table("raw.clicks", context)
         seen["ref"], seen["rows"] = table.ref, table.to_arrow().num_rows
 
+    # As docs/dagster.md shows: user assets join phlo's definitions.
+    dg.Definitions.validate_loadable(
+        dg.Definitions.merge(defs, dg.Definitions(assets=[click_count]))
+    )
     result = dg.materialize(
         [defs.get_assets_def("dlt_clicks"), click_count],
         partition_key="2025-01-02",

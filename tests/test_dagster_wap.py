@@ -232,3 +232,23 @@ def test_four_partitions_at_once_all_publish(
     assert set(published_runs(project)) == run_ids
     assert rows(project, table) == [r for p in partitions for r in events_of(p)]
     assert run_branches(project) == []
+
+
+def test_concurrent_runs_upserting_the_same_keys_conflict_and_keep_the_branch(
+    project: Path, instance: dg.DagsterInstance
+) -> None:
+    defs = phlo.dagster.definitions(project)
+    first = materialize(defs, ["dlt_events"], "2025-01-02", instance)
+    second = materialize(defs, ["dlt_events"], "2025-01-02", instance)  # same keys
+    assert phlo.dagster.promote(instance, first.run_id).status == "published"
+    main_before = lakehouse_of(project).table("raw.events").current_snapshot_id
+
+    outcome = phlo.dagster.promote(instance, second.run_id)
+    assert outcome.status == "conflict" and "raw.events" in outcome.reason
+    assert lakehouse_of(project).table("raw.events").current_snapshot_id == main_before
+    assert run_branches(project) == [f"pipeline-run-{second.run_id}"]
+    assert instance.get_run_by_id(second.run_id).tags["phlo/promotion"] == "conflict"  # type: ignore[union-attr]
+    # Re-running the partition publishes.
+    third = materialize(defs, ["dlt_events"], "2025-01-02", instance)
+    assert phlo.dagster.promote(instance, third.run_id).status == "published"
+    assert rows(project, "raw.events") == events_of("2025-01-02")
