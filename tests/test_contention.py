@@ -1,6 +1,7 @@
 """Several processes publishing to one catalog at once, started behind a barrier so that they
 really overlap: append-only work never fails (no lock errors, no conflicts), upserts into
-different key ranges on their own branches all publish, and nothing committed is lost."""
+different keys on their own branches all publish (even random keys, whose ranges overlap), and
+nothing committed is lost."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import pyarrow as pa
@@ -78,6 +80,24 @@ KEYS_PER_RANGE = 100
 UPSERT_ROUNDS = 5
 
 
+def _seed(table, files: list[list]) -> dict:
+    """Appends one file per list of keys, each row `v="initial"`; returns the model."""
+    model = {}
+    for ids in files:
+        table.append(pa.table({"id": ids, "v": ["initial"] * len(ids)}))
+        model.update(dict.fromkeys(ids, "initial"))
+    return model
+
+
+def _assert_rows_match(lh, table, model: dict) -> None:
+    data = table.scan().to_arrow()
+    ids = data.column("id").to_pylist()
+    assert len(ids) == len(set(ids)), "no key twice"
+    assert dict(zip(ids, data.column("v").to_pylist(), strict=True)) == model
+    pyi = SqlCatalog("phlo", uri=lh.catalog_uri, warehouse=lh.warehouse).load_table("raw.t")
+    assert pyi.scan().to_arrow().num_rows == len(model)
+
+
 def _upsert_rounds(root: str, worker: int, barrier, results) -> None:
     """A write-audit-publish run per round: branch, upsert this worker's key range, publish."""
     lh = phlo.Lakehouse.open(root)
@@ -100,23 +120,59 @@ def _upsert_rounds(root: str, worker: int, barrier, results) -> None:
 
 def test_concurrent_upsert_publishes_into_different_key_ranges_all_land(lh):
     table = lh.create_table("raw.t", {"id": pa.int64(), "v": pa.string()})
-    model: dict[int, str] = {}
-    for w in range(WORKERS):  # one file per key range
-        ids = list(range(w * 1000, w * 1000 + KEYS_PER_RANGE))
-        table.append(pa.table({"id": ids, "v": ["initial"] * len(ids)}))
-        model.update(dict.fromkeys(ids, "initial"))
+    model = _seed(table, [list(range(w * 1000, w * 1000 + KEYS_PER_RANGE)) for w in range(WORKERS)])
     reports = _run_workers(_upsert_rounds, lh.root)
     assert reports == {w: [] for w in range(WORKERS)}, "only a real overlap may conflict"
     for w in range(WORKERS):
         last = f"w{w}r{UPSERT_ROUNDS - 1}"
         model.update(dict.fromkeys(range(w * 1000, w * 1000 + 10), last))
         model.update({w * 1000 + 500 + r: f"w{w}r{r}" for r in range(UPSERT_ROUNDS)})
-    data = table.scan().to_arrow()
-    ids = data.column("id").to_pylist()
-    assert len(ids) == len(set(ids)), "no key twice"
-    assert dict(zip(ids, data.column("v").to_pylist(), strict=True)) == model
-    pyi = SqlCatalog("phlo", uri=lh.catalog_uri, warehouse=lh.warehouse).load_table("raw.t")
-    assert pyi.scan().to_arrow().num_rows == len(model)
+    _assert_rows_match(lh, table, model)
+
+
+def _uuid_keys(seed: int, count: int) -> list[str]:
+    rng = random.Random(seed)
+    return [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(count)]
+
+
+def _initial_keys(worker: int) -> list[str]:
+    return _uuid_keys(100 + worker, KEYS_PER_RANGE)
+
+
+def _new_keys(worker: int) -> list[str]:
+    return _uuid_keys(worker, 200)
+
+
+def _upsert_random_keys(root: str, worker: int, barrier, results) -> None:
+    """One pipeline run (e.g. one partition date): on its own branch, update some of the rows it
+    wrote before and insert new ones, all under random UUID keys; publish once every run has
+    forked and written (so each merge finds main moved by the others)."""
+    lh = phlo.Lakehouse.open(root)
+    keys = _initial_keys(worker)[:10] + _new_keys(worker)
+    batch = pa.table({"id": keys, "v": [f"w{worker}"] * len(keys)})
+    branch = f"pipeline-run-{worker}"
+    failures = []
+    barrier.wait()
+    try:
+        lh.create_branch(branch)
+        lh.table("raw.t", ref=branch).merge(batch, "id")
+        barrier.wait(timeout=300)  # a run that failed above breaks it instead of hanging all
+        lh.merge(branch)
+    except Exception as e:
+        failures.append(f"{type(e).__name__}: {e}")
+    results.put((worker, failures))
+
+
+def test_concurrent_upserts_of_different_random_keys_all_publish(lh):
+    """Random keys give every file the same min/max range: only an exact key comparison tells
+    that the runs wrote different keys."""
+    table = lh.create_table("raw.t", {"id": pa.string(), "v": pa.string()})
+    model = _seed(table, [_initial_keys(w) for w in range(WORKERS)])
+    reports = _run_workers(_upsert_random_keys, lh.root)
+    assert reports == {w: [] for w in range(WORKERS)}, "no run shares a key: all publish"
+    for w in range(WORKERS):
+        model.update(dict.fromkeys(_initial_keys(w)[:10] + _new_keys(w), f"w{w}"))
+    _assert_rows_match(lh, table, model)
 
 
 def _open_all(roots: list[str], barrier, results) -> None:

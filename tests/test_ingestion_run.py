@@ -5,6 +5,7 @@ several runs publishing into one table at once."""
 from __future__ import annotations
 
 import multiprocessing as mp
+from pathlib import Path
 
 import duckdb
 import pandera.pandas as pa_schema
@@ -261,3 +262,17 @@ def test_four_partitions_at_once_all_publish(lh, name, table):
     assert data.num_rows == 200
     assert {str(d) for d in data.column("_phlo_partition_date").to_pylist()} == set(dates)
     assert [b for b in lh.branches() if b != "main"] == []
+
+
+def test_a_failed_commit_keeps_the_staged_input_and_says_where(lh):
+    # The table exists with a column type the contract's rows cannot be written into.
+    lh.create_table(
+        "raw.events", {"id": pa.string(), "value": pa.date32(), "category": pa.string()}
+    )
+    with pytest.raises(errors.SchemaError) as info:
+        events.run("2025-01-02", lakehouse=lh)
+    note = " ".join(getattr(info.value, "__notes__", []))
+    assert "staged input is kept in" in note
+    staged = note.split("kept in ", 1)[1].rstrip(".")
+    assert list(Path(staged).glob("*.parquet"))
+    assert lh.table("raw.events").current_snapshot_id is None

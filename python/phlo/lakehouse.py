@@ -418,7 +418,7 @@ class Lakehouse:
         source only are fast-forwarded, tables new on the source are added, tables changed on
         both sides get the source's changes re-applied on top of the target (rebased): its
         appends always; its upserts when every file they replaced is still on the target and
-        no file the target gained since the fork can hold their keys; its added columns and
+        no file the target gained since the fork holds one of their keys; its added columns and
         type promotions join the target's schema. Anything else is a `CommitConflictError`
         naming the tables and why, and nothing merges. When the target moves while merging,
         the merge is planned again rather than failing. `message`, `author` and `properties`

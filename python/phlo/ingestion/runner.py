@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from phlo import wap
-from phlo.errors import InputError, NoSuchTableError, ValidationError
+from phlo.errors import InputError, NoSuchTableError, PhloError, ValidationError
 from phlo.ingestion.contract import contract_result
 from phlo.ingestion.result import IngestionResult
 from phlo.ingestion.sources import extract
@@ -32,6 +32,7 @@ from phlo.stage import stage
 if TYPE_CHECKING:
     from phlo.ingestion.decorator import IngestionDefinition
     from phlo.lakehouse import Lakehouse, Table
+    from phlo.merge import MergeResult
 
 __all__ = ["execute", "run_inline"]
 
@@ -91,21 +92,11 @@ def execute(
         data = data.drop_columns([c for c in data.column_names if c in _METADATA_NAMES])
 
     started = time.perf_counter()
-    table = _table(definition, lakehouse, ident, branch, target)
-    properties = {"phlo.run-id": run_id, "phlo.partition-date": partition_date}
-    if definition.merge_strategy == "append" and definition.add_metadata_columns:
-        # A re-run of a partition replaces that partition's earlier rows instead of adding
-        # them a second time.
-        table.delete(("_phlo_partition_date", "==", partition_date), properties=properties)
-    merged = table.merge(
-        data,
-        definition.unique_key,
-        definition.merge_strategy,
-        definition.merge_config,
-        properties=properties,
-        message=f"ingest {ident} partition {partition_date} (run {run_id})",
-        schema_evolution="evolve",
-    )
+    try:
+        table, merged = _write(definition, lakehouse, ident, branch, data, partition_date, run_id)
+    except PhloError as exc:
+        exc.add_note(f"The staged input is kept in {workdir / 'staged'}.")
+        raise
     elapsed = time.perf_counter() - started
     timings["commit"] = merged.timings.get("commit", 0.0)
     timings["merge"] = max(elapsed - timings["commit"], 0.0)
@@ -184,13 +175,35 @@ def ensure_table(
         _create(definition, lakehouse, ident, ref)
 
 
-def _table(
-    definition: IngestionDefinition, lakehouse: Lakehouse, ident: str, branch: str, target: str
-) -> Table:
+def _write(
+    definition: IngestionDefinition,
+    lakehouse: Lakehouse,
+    ident: str,
+    branch: str,
+    data: pa.Table,
+    partition_date: str,
+    run_id: str,
+) -> tuple[Table, MergeResult]:
+    """One dedupe + merge (or append) commit of the validated rows on `branch`."""
     try:
-        return lakehouse.table(ident, branch)
+        table = lakehouse.table(ident, branch)
     except NoSuchTableError:
-        return _create(definition, lakehouse, ident, branch)
+        table = _create(definition, lakehouse, ident, branch)
+    properties = {"phlo.run-id": run_id, "phlo.partition-date": partition_date}
+    if definition.merge_strategy == "append" and definition.add_metadata_columns:
+        # A re-run of a partition replaces that partition's earlier rows instead of adding
+        # them a second time.
+        table.delete(("_phlo_partition_date", "==", partition_date), properties=properties)
+    merged = table.merge(
+        data,
+        definition.unique_key,
+        definition.merge_strategy,
+        definition.merge_config,
+        properties=properties,
+        message=f"ingest {ident} partition {partition_date} (run {run_id})",
+        schema_evolution="evolve",
+    )
+    return table, merged
 
 
 def _create(definition: IngestionDefinition, lakehouse: Lakehouse, ident: str, ref: str) -> Table:

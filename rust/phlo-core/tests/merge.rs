@@ -514,3 +514,140 @@ async fn branch_upserts_rebase_by_key_range() {
     assert_eq!(err.code(), "commit_conflict");
     assert_eq!(contents(&lh).await, after);
 }
+
+type Row = (String, i64, Option<f64>);
+
+/// Upserts `rows` into raw.t on a new branch forked from main now, by `key`.
+async fn upsert_on_new_branch(lh: &Lakehouse, branch: &str, rows: &[Row], key: &[&str]) {
+    use phlo_core::catalog::RefKind;
+    lh.catalog()
+        .create_ref(branch, RefKind::Branch, MAIN)
+        .unwrap();
+    let mut on_branch = options(MergeStrategy::Merge, None);
+    on_branch.unique_key = key.iter().map(|k| k.to_string()).collect();
+    on_branch.ref_name = branch.into();
+    lh.merge("raw.t", one(batch(rows)), &on_branch)
+        .await
+        .unwrap();
+}
+
+/// `count` distinct random hex keys, sorted: any two alternating halves have overlapping
+/// min/max ranges, as random keys (UUIDs, hashes) do.
+fn random_keys(rng: &mut Rng, count: usize) -> Vec<String> {
+    let mut keys = std::collections::BTreeSet::new();
+    while keys.len() < count {
+        keys.insert(format!("{:016x}", rng.next(u64::MAX)));
+    }
+    keys.into_iter().collect()
+}
+
+/// Two runs forked from one main upsert different random keys (their key ranges overlap, and
+/// one run also updates a key main held): both publish, and main holds the union.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn branch_upserts_of_disjoint_keys_rebase_when_key_ranges_overlap() {
+    use phlo_core::catalog::CommitMeta;
+
+    let (_dir, lh) = setup().await;
+    let mut rng = Rng(2026);
+    let keys = random_keys(&mut rng, 61);
+    let mut model: HashMap<String, Row> = HashMap::new();
+    let seed: Vec<Row> = keys[..21].iter().map(|k| (k.clone(), 0, None)).collect();
+    lh.merge(
+        "raw.t",
+        one(batch(&seed)),
+        &options(MergeStrategy::Append, None),
+    )
+    .await
+    .unwrap();
+    model.extend(seed.into_iter().map(|r| (r.0.clone(), r)));
+    // run-1 takes the even new keys and updates a seed key, run-2 the odd new keys.
+    let new_keys = &keys[21..];
+    let mut run_1: Vec<Row> = new_keys
+        .iter()
+        .step_by(2)
+        .map(|k| (k.clone(), 1, Some(1.0)))
+        .collect();
+    run_1.push((keys[3].clone(), 1, Some(1.5)));
+    let run_2: Vec<Row> = new_keys
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .map(|k| (k.clone(), 2, Some(2.0)))
+        .collect();
+    upsert_on_new_branch(&lh, "run-1", &run_1, &["id"]).await;
+    upsert_on_new_branch(&lh, "run-2", &run_2, &["id"]).await;
+    for run in [&run_1, &run_2] {
+        model.extend(run.iter().map(|r| (r.0.clone(), r.clone())));
+    }
+    let meta = CommitMeta::default();
+    let first = lh.merge_branch("run-1", MAIN, &meta).await.unwrap();
+    assert_eq!(first.fast_forwarded, vec!["raw.t".to_string()]);
+    let second = lh.merge_branch("run-2", MAIN, &meta).await.unwrap();
+    assert_eq!(second.rebased, vec!["raw.t".to_string()]);
+    let mut expected: Vec<Row> = model.into_values().collect();
+    expected.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert_eq!(contents(&lh).await, expected);
+}
+
+/// Two runs that upsert one same key (among different ones) conflict, the error names the
+/// table, the key column and the key, and the second run merges nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn branch_upserts_sharing_a_key_conflict_naming_it() {
+    use phlo_core::catalog::CommitMeta;
+
+    let (_dir, lh) = setup().await;
+    let keys = random_keys(&mut Rng(77), 40);
+    let shared = keys[16].clone(); // run-1's, and run-2 upserts it too
+    let run = |parity: usize, seq: i64| -> Vec<Row> {
+        keys.iter()
+            .skip(parity)
+            .step_by(2)
+            .map(|k| (k.clone(), seq, None))
+            .chain((parity == 1).then(|| (shared.clone(), seq, None)))
+            .collect()
+    };
+    upsert_on_new_branch(&lh, "run-1", &run(0, 1), &["id"]).await;
+    upsert_on_new_branch(&lh, "run-2", &run(1, 2), &["id"]).await;
+    let meta = CommitMeta::default();
+    lh.merge_branch("run-1", MAIN, &meta).await.unwrap();
+    let before = contents(&lh).await;
+    let err = lh.merge_branch("run-2", MAIN, &meta).await.unwrap_err();
+    assert_eq!(err.code(), "commit_conflict");
+    let message = err.to_string();
+    for part in ["raw.t", "(id)", &format!("{{\"id\":\"{shared}\"}}")] {
+        assert!(message.contains(part), "{part} not in: {message}");
+    }
+    assert_eq!(contents(&lh).await, before);
+}
+
+/// A composite key is compared as a tuple: runs upserting the same ids with other `seq`
+/// values hold different keys and both publish; a run repeating an (id, seq) pair conflicts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn composite_key_upserts_rebase_by_whole_key() {
+    use phlo_core::catalog::CommitMeta;
+
+    let (_dir, lh) = setup().await;
+    let ids = random_keys(&mut Rng(5), 30);
+    let rows = |seq: i64, value: f64| -> Vec<Row> {
+        ids.iter().map(|k| (k.clone(), seq, Some(value))).collect()
+    };
+    let key = ["id", "seq"];
+    upsert_on_new_branch(&lh, "run-1", &rows(1, 1.0), &key).await;
+    upsert_on_new_branch(&lh, "run-2", &rows(2, 2.0), &key).await;
+    upsert_on_new_branch(&lh, "run-3", &rows(1, 3.0)[7..8], &key).await;
+    let meta = CommitMeta::default();
+    lh.merge_branch("run-1", MAIN, &meta).await.unwrap();
+    let merged = lh.merge_branch("run-2", MAIN, &meta).await.unwrap();
+    assert_eq!(merged.rebased, vec!["raw.t".to_string()]);
+    let mut expected: Vec<Row> = rows(1, 1.0).into_iter().chain(rows(2, 2.0)).collect();
+    expected.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert_eq!(contents(&lh).await, expected);
+    let err = lh.merge_branch("run-3", MAIN, &meta).await.unwrap_err();
+    assert_eq!(err.code(), "commit_conflict");
+    let message = err.to_string();
+    let example = format!("{{\"id\":\"{}\",\"seq\":1}}", ids[7]);
+    for part in ["(id, seq)", example.as_str()] {
+        assert!(message.contains(part), "{part} not in: {message}");
+    }
+    assert_eq!(contents(&lh).await, expected);
+}

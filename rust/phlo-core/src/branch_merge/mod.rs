@@ -8,6 +8,7 @@
 
 mod rebase;
 mod schema;
+mod shared_keys;
 
 pub use rebase::UNIQUE_KEY_PROPERTY;
 

@@ -1,7 +1,12 @@
-//! Re-applying what a branch did to one table on top of a target that moved since the fork,
-//! under the rule a table commit's retry uses: the branch's removed files must all still be
-//! live on the target, and no data file the target gained since the fork may hold keys the
-//! branch merged (judged by the key column's min/max statistics). Plain appends commute.
+//! Re-applying what a branch did to one table on top of a target that moved since the fork.
+//! The branch's removed files must all still be live on the target, and no key the branch
+//! merged by (all its columns) may be both in a data file the target gained since the fork and
+//! in a file the branch added. Min/max statistics of the key's first column clear most pairs of
+//! files unread (the rule a table commit's retry uses); the rest are compared key by key
+//! (`shared_keys.rs`), so runs upserting different random keys (UUIDs, hashes), whose ranges
+//! all overlap, rebase. The branch's added files also hold rows its rewrites only copied: such
+//! a key on the target too is a conflict (the target may have inserted it again). Plain appends
+//! commute.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -13,12 +18,13 @@ use iceberg::spec::{
 };
 
 use super::schema::carry_over;
+use super::shared_keys::{MAX_INDEXED_KEYS, Shared, shared_key};
 use crate::catalog::{Changed, MAIN};
 use crate::error::{Context, Error, Result};
-use crate::tables::LoadedTable;
 use crate::tables::commit::{
     AttemptFiles, SnapshotChange, files_added_since, load_manifest_list, write_snapshot,
 };
+use crate::tables::{LoadedTable, Projection};
 
 /// The snapshot property a merge records its unique key in (comma-separated column names), so
 /// a branch's upserts can be rebased by key later.
@@ -49,12 +55,10 @@ pub async fn rebase(io: &FileIO, changed: &Changed, source: &str) -> Result<Reba
             "the partition spec changed on the target since the fork".into(),
         ));
     }
-    if net.unkeyed_rewrite || !net.keys.is_empty() {
-        let gained = files_added_since(io, &base, &target, MAIN).await?;
-        if let Some(reason) = overlapping_keys(&branch, &net, &gained) {
-            return Ok(Rebased::Conflict(reason));
-        }
-    }
+    let gained = match net.unkeyed_rewrite || !net.keys.is_empty() {
+        true => files_added_since(io, &base, &target, MAIN).await?,
+        false => Vec::new(),
+    };
     let target = match carry_over(
         base.metadata.current_schema(),
         branch.metadata.current_schema(),
@@ -65,6 +69,9 @@ pub async fn rebase(io: &FileIO, changed: &Changed, source: &str) -> Result<Reba
         Ok(None) => target,
         Ok(Some(schema)) => with_schema(target, schema)?,
     };
+    if let Some(reason) = colliding_keys(io, &branch, &target, &net, &gained).await? {
+        return Ok(Rebased::Conflict(reason));
+    }
     let change = SnapshotChange {
         branch: MAIN.to_string(),
         added_files: net.added,
@@ -112,8 +119,8 @@ struct NetChange {
     removed: Vec<DataFile>,
     /// Partition specs the added files were written with.
     spec_ids: HashSet<i32>,
-    /// The first column of every unique key the branch merged by.
-    keys: HashSet<String>,
+    /// Every unique key the branch merged by (its columns).
+    keys: HashSet<Vec<String>>,
     /// Whether the branch rewrote or deleted rows without a recorded key (e.g. a delete).
     unkeyed_rewrite: bool,
     /// Why the branch's history cannot be rebased at all.
@@ -178,7 +185,9 @@ async fn net_change(io: &FileIO, base: &LoadedTable, branch: &LoadedTable) -> Re
     while let Some(snapshot) = current.filter(|s| Some(s.snapshot_id()) != stop) {
         let summary = snapshot.summary();
         match summary.additional_properties.get(UNIQUE_KEY_PROPERTY) {
-            Some(key) => net.keys.extend(key.split(',').take(1).map(String::from)),
+            Some(key) => {
+                net.keys.insert(key.split(',').map(String::from).collect());
+            }
             // A compaction (`replace`) moves rows without changing them.
             None if !matches!(summary.operation, Operation::Append | Operation::Replace) => {
                 net.unkeyed_rewrite = true
@@ -205,35 +214,83 @@ async fn live_files(io: &FileIO, manifest: &ManifestFile) -> Result<Vec<DataFile
         .collect())
 }
 
-/// Why the branch's rewrites may collide with rows the target gained, if they may: a gained
-/// file whose key range overlaps a file the branch added (its upserted rows are among those).
-fn overlapping_keys(branch: &LoadedTable, net: &NetChange, gained: &[DataFile]) -> Option<String> {
-    let first = gained.first()?;
+/// Why the branch's rewrites may collide with rows the target gained, if they may: a key
+/// (all its columns) in both a gained file and a file the branch added (its upserted rows are
+/// among those). Min/max statistics of the key's first column rule out most pairs of files
+/// without reading them; only the files left are read, their key columns alone. `target`
+/// carries the schema of the rebased table, which both sides are read as.
+async fn colliding_keys(
+    io: &FileIO,
+    branch: &LoadedTable,
+    target: &LoadedTable,
+    net: &NetChange,
+    gained: &[DataFile],
+) -> Result<Option<String>> {
+    let Some(first) = gained.first() else {
+        return Ok(None);
+    };
     if net.unkeyed_rewrite {
-        return Some(format!(
+        return Ok(Some(format!(
             "the branch rewrote rows without a recorded unique key, and the target gained {} \
              data file(s) since the fork (e.g. {})",
             gained.len(),
             first.file_path()
-        ));
+        )));
     }
-    let schema = branch.metadata.current_schema();
+    let (branch_schema, schema) = (
+        branch.metadata.current_schema(),
+        target.metadata.current_schema(),
+    );
     for key in &net.keys {
-        let Some(id) = schema.field_by_name(key).map(|f| f.id) else {
-            return Some(format!("the branch's unique key {key} is not in the table"));
+        let columns = key.join(", ");
+        // By field id, named as in the rebased schema (the target may have renamed a column).
+        let fields: Option<Vec<(i32, String)>> = key
+            .iter()
+            .map(|k| {
+                let id = branch_schema.field_by_name(k)?.id;
+                Some((id, schema.field_by_id(id)?.name.clone()))
+            })
+            .collect();
+        let Some(fields) = fields else {
+            return Ok(Some(format!(
+                "the branch's unique key ({columns}) is not in the table"
+            )));
         };
-        for file in gained {
-            if let Some(added) = net.added.iter().find(|a| ranges_overlap(a, file, id)) {
-                return Some(format!(
-                    "the target gained {} whose {key} range overlaps {} written by the branch's \
-                     upserts",
-                    file.file_path(),
-                    added.file_path()
-                ));
+        let id = fields[0].0;
+        let names: Vec<String> = fields.into_iter().map(|(_, name)| name).collect();
+        let overlapping = |ours: &[DataFile], theirs: &[DataFile]| -> Vec<DataFile> {
+            ours.iter()
+                .filter(|a| theirs.iter().any(|b| ranges_overlap(a, b, id)))
+                .cloned()
+                .collect()
+        };
+        let candidates = overlapping(gained, &net.added);
+        if candidates.is_empty() {
+            continue;
+        }
+        let projection = Projection::select(&target.metadata, schema, &names)?;
+        let ours = overlapping(&net.added, &candidates);
+        match shared_key(io, &projection, &ours, &candidates).await? {
+            Shared::None => {}
+            Shared::Key(example) => {
+                return Ok(Some(format!(
+                    "the branch and the target both wrote unique key ({columns}) {example} \
+                     since the fork"
+                )));
+            }
+            Shared::TooMany(rows) => {
+                return Ok(Some(format!(
+                    "{} data file(s) the target gained since the fork (e.g. {}) overlap the \
+                     range of the branch's upserted keys ({columns}), and the overlapping files \
+                     hold {rows} or more rows on each side, more than the {MAX_INDEXED_KEYS} \
+                     keys compared exactly; publish branches more often or in smaller runs",
+                    candidates.len(),
+                    candidates[0].file_path()
+                )));
             }
         }
     }
-    None
+    Ok(None)
 }
 
 /// Whether two files' min/max statistics of field `id` overlap (true when either has none).

@@ -5,7 +5,7 @@
 //! Pandera's layout, and the caller decides (Python raises `ValidationError`).
 
 mod checks;
-mod failures;
+pub(crate) mod failures;
 mod floats;
 mod plan;
 mod unique;
