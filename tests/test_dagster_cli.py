@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import dagster as dg
-
-import phlo.dagster
 from tests.dagster_support import instance, project, published_runs, rows, run_branches
 from tests.test_dagster import events_of
+
+import phlo.dagster
 
 __all__ = ["instance", "project"]  # fixtures
 

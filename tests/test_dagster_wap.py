@@ -76,6 +76,12 @@ def test_branch_creation_sensor_creates_the_branch_of_phlo_runs_once(
     assert tags["phlo/branch"] == f"pipeline-run-{run.run_id}"
     assert Path(tags["phlo/lakehouse"]) == project / ".phlo"
 
+    # A running run is not published, and not marked.
+    outcome = phlo.dagster.promote(instance, run.run_id)
+    assert outcome.status == "blocked" and "STARTED" in outcome.reason
+    assert "phlo/promotion" not in instance.get_run_by_id(run.run_id).tags  # type: ignore[union-attr]
+    assert run_branches(project) == [f"pipeline-run-{run.run_id}"]
+
     # Runs that materialize no phlo ingestion, and runs already finished, get no branch.
     other = add_run(instance, dg.DagsterRunStatus.STARTED, ["someone_elses_asset"])
     creation(run_status_context(instance, other, dg.DagsterEventType.RUN_START, creation.name))

@@ -16,7 +16,8 @@ __all__ = ["RunPromotion", "failed_blocking_checks", "promote"]
 
 #: ``published`` / ``already_published``: the run's tables are on the target (now, or by an
 #: earlier promotion); ``no_branch``: the run wrote nothing through phlo's WAP; ``blocked``: the
-#: run did not succeed or a blocking check failed (target untouched, branch kept);
+#: run has not finished (not recorded), did not succeed, or a blocking check failed (target
+#: untouched, branch kept);
 #: ``conflict``: the merge conflicted with the target (target untouched, branch kept).
 PromotionStatus = Literal["published", "already_published", "no_branch", "blocked", "conflict"]
 
@@ -62,6 +63,9 @@ def promote(instance: dg.DagsterInstance, run_id: str) -> RunPromotion:
         raise InputError(f"run {run_id} is not known to this Dagster instance")
     if tags.BRANCH not in run.tags:
         return RunPromotion(run_id, "no_branch", reason="the run has no phlo WAP branch")
+    if not run.is_finished:
+        reason = f"the run is {run.status.value}; it publishes once it succeeded"
+        return RunPromotion(run_id, "blocked", reason=reason)
     if run.status != dg.DagsterRunStatus.SUCCESS:
         return _record(
             instance, RunPromotion(run_id, "blocked", reason=f"the run is {run.status.value}")
