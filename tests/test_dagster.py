@@ -331,3 +331,43 @@ def test_projects_loaded_one_after_another_each_get_their_own_modules(
         .metadata["dagster/table_name"]
         == "crm.people"
     )
+
+
+def test_a_failing_source_is_retried_and_the_run_publishes(
+    project: Path, instance: dg.DagsterInstance
+) -> None:
+    calls = project / "calls.txt"
+    write_module(
+        project,
+        "ingestion/flaky.py",
+        "from pathlib import Path\n"
+        "from phlo import phlo_ingestion\n"
+        "from workflows.schemas.events import UserSchema\n\n"
+        f"CALLS = Path({str(calls)!r})\n\n"
+        "@phlo_ingestion(table_name='flaky', unique_key='id', group='g',"
+        " validation_schema=UserSchema, max_retries=2, retry_delay_seconds=0.1)\n"
+        "def flaky(partition_date):\n"
+        "    CALLS.write_text(CALLS.read_text() + 'x' if CALLS.exists() else 'x')\n"
+        "    if CALLS.read_text() == 'x':\n"
+        "        raise ConnectionError('the API hung up')\n"
+        "    return [{'id': 1, 'name': 'back'}]\n",
+    )
+    defs = phlo.dagster.definitions(project)
+    result = materialize(defs, ["dlt_flaky"], "2025-01-02", instance)
+    assert calls.read_text() == "xx"  # failed once, then succeeded
+    assert phlo.dagster.promote(instance, result.run_id).status == "published"
+    assert rows(project, "raw.flaky") == [{"id": 1, "name": "back"}]
+
+
+def test_with_wap_off_runs_write_straight_to_the_target(
+    project: Path, instance: dg.DagsterInstance
+) -> None:
+    config = project / "phlo.yaml"
+    config.write_text(config.read_text().replace("enabled: true", "enabled: false"))
+    defs = phlo.dagster.definitions(project)
+    result = materialize(defs, ["dlt_events"], "2025-01-02", instance)
+    assert rows(project, "raw.events") == events_of("2025-01-02")
+    assert lakehouse_of(project).branches() == ["main"]
+    tags = instance.get_run_by_id(result.run_id).tags  # type: ignore[union-attr]
+    assert "phlo/branch" not in tags and tags["phlo/target"] == "main"
+    assert phlo.dagster.promote(instance, result.run_id).status == "no_branch"
