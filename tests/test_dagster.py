@@ -320,7 +320,7 @@ def test_projects_loaded_one_after_another_each_get_their_own_modules(
         "people.py",
         "from phlo import phlo_ingestion\n\n"
         "@phlo_ingestion(table_name='people', unique_key='id', group='crm',"
-        " table_schema={'id': __import__('pyarrow').int64()})\n"
+        " table_schema={'id': __import__('pyarrow').int64()}, validate=False)\n"
         "def people(partition_date):\n    return None\n",
     )
     defs = phlo.dagster.definitions(other)
@@ -371,3 +371,33 @@ def test_with_wap_off_runs_write_straight_to_the_target(
     tags = instance.get_run_by_id(result.run_id).tags  # type: ignore[union-attr]
     assert "phlo/branch" not in tags and tags["phlo/target"] == "main"
     assert phlo.dagster.promote(instance, result.run_id).status == "no_branch"
+
+
+def test_a_source_failing_every_attempt_fails_the_run_without_retrying_the_step(
+    project: Path, instance: dg.DagsterInstance
+) -> None:
+    calls = project / "calls.txt"
+    write_module(
+        project,
+        "ingestion/down.py",
+        "from pathlib import Path\n"
+        "from phlo import phlo_ingestion\n"
+        "from workflows.schemas.events import UserSchema\n\n"
+        "@phlo_ingestion(table_name='down', unique_key='id', group='g',"
+        " validation_schema=UserSchema, max_retries=2, retry_delay_seconds=0.01)\n"
+        "def down(partition_date):\n"
+        f"    calls = Path({str(calls)!r})\n"
+        "    calls.write_text((calls.read_text() if calls.exists() else '') + 'x')\n"
+        "    raise ConnectionError('the API is down')\n",
+    )
+    defs = phlo.dagster.definitions(project)
+    result = materialize(defs, ["dlt_down"], "2025-01-02", instance, raise_on_error=False)
+    assert not result.success
+    # Extraction tried 1 + max_retries times; the step was not run again on top of that.
+    assert calls.read_text() == "xxx"
+    assert not [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_RESTARTED]
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    message = failure.step_failure_data.user_failure_data.description  # type: ignore[union-attr]
+    assert "failed on all 3 attempts" in message and "the API is down" in message
+    assert phlo.dagster.promote(instance, result.run_id).status == "blocked"
+    assert rows(project, "raw.down") == []

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 import pyarrow as pa
 
+from phlo.errors import SourceError
 from phlo.ingestion.contract import CHECK_NAME
 
 if TYPE_CHECKING:
@@ -95,15 +96,20 @@ def run_ingestion(
 
     resource = getattr(context.resources, RESOURCE_KEY)
     ref = resource.run_ref(context, project_ingestions)
-    result = execute(
-        definition,
-        context.partition_key,
-        lakehouse=resource.open(),
-        branch=ref,
-        target=resource.target,
-        run_id=context.run.run_id,
-        namespace=definition.namespace or resource.namespace,
-    )
+    try:
+        result = execute(
+            definition,
+            context.partition_key,
+            lakehouse=resource.open(),
+            branch=ref,
+            target=resource.target,
+            run_id=context.run.run_id,
+            namespace=definition.namespace or resource.namespace,
+        )
+    except SourceError as exc:
+        # Extraction already retried the source (max_retries, backoff) within the time limit:
+        # the step's RetryPolicy is for the other failures (storage, catalog).
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
     key = dg.AssetKey(definition.asset_key)
     check = _check_result(key, result.contract)
     if result.status == "failed_contract":
