@@ -114,14 +114,8 @@ def run_ingestion(
     check = _check_result(key, result.contract)
     if result.status == "failed_contract":
         yield check
-        contract = result.contract
         raise dg.Failure(
-            description=(
-                f"{result.table} partition {result.partition_date}: the Pandera contract "
-                f"failed ({contract.message if contract else ''}); nothing was written. "
-                f"The staged input is kept in {_folder(result.staged_files)} and the run's "
-                f"branch {ref} is kept unpublished."
-            ),
+            description=result.contract_failure(),
             metadata={"phlo/staged_files": [str(f) for f in result.staged_files]},
             allow_retries=False,
         )
@@ -180,7 +174,3 @@ def _check_result(key: dg.AssetKey, contract: "CheckResult | None") -> dg.AssetC
         description=contract.message or None,
         metadata=contract.metadata(),
     )
-
-
-def _folder(files: list[Any]) -> str:
-    return str(files[0].parent) if files else "-"
