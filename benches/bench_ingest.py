@@ -237,7 +237,8 @@ def check_child(engine: str, work: str, rows: int, queue: mp.Queue) -> None:
     distinct = pc.count_distinct(ids).as_py()
     ok = table.num_rows == rows == distinct and pc.min(ids).as_py() == 0
     ok = ok and pc.max(ids).as_py() == rows - 1
-    queue.put((ok, f"{table.num_rows:,} rows, {distinct:,} distinct ids"))
+    when = table.schema.field("date_string").type
+    queue.put((ok, f"{table.num_rows:,} rows, {distinct:,} distinct ids, date_string {when}"))
 
 
 def same_child(work_a: str, work_b: str, queue: mp.Queue) -> None:
