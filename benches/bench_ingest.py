@@ -185,8 +185,13 @@ def dlt_child(work: str, source: str, where: str, disposition: str, queue: mp.Qu
         resource = rest_source(where).resources[TABLE]
         resource.apply_hints(columns=DLT_COLUMNS)
     resource.max_table_nesting = 0
-    write = {"disposition": "merge", "strategy": "upsert"} if disposition == "merge" else "append"
-    resource.apply_hints(table_format="iceberg", write_disposition=write, primary_key="event_id")
+    if disposition == "merge":
+        write = {"disposition": "merge", "strategy": "upsert"}
+        resource.apply_hints(
+            table_format="iceberg", write_disposition=write, primary_key="event_id"
+        )
+    else:
+        resource.apply_hints(table_format="iceberg", write_disposition="append")
     pipeline = dlt_pipeline(work)
     phases = {}
     started = time.perf_counter()
