@@ -21,6 +21,7 @@ __all__ = [
     "NoSuchTableError",
     "PhloError",
     "SchemaError",
+    "SqlError",
     "StorageError",
     "TableAlreadyExistsError",
     "ValidationError",
@@ -87,6 +88,12 @@ class ValidationError(PhloError):
         check_failed), ``schema_context``, ``column``, ``check``, ``check_number``, ``count``
         (exact) and ``sample`` (up to 20 ``{"index", "failure_case"}``)."""
         return [dict(r) for r in self._records]
+
+
+class SqlError(PhloError, ValueError):
+    """A SQL query could not be parsed or bound (a bad column, function or syntax)."""
+
+    code = "sql"
 
 
 class MergeError(PhloError):
@@ -158,6 +165,7 @@ _BY_CODE: dict[str, type[PhloError]] = {
         EmptyInputError,
         SchemaError,
         ValidationError,
+        SqlError,
         MergeError,
         CatalogError,
         NoSuchTableError,
