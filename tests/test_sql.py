@@ -130,3 +130,26 @@ def test_bad_sql_is_a_typed_error(lh, events_table, query, message):
         lh.sql(query)
     assert info.value.code == "sql"
     assert query in str(info.value)
+
+
+def test_the_sql_command_prints_a_table_or_json_lines(lh, events_table):
+    import json
+
+    from click.testing import CliRunner
+
+    from phlo.cli import main
+
+    events_table.append(make_events(0, 3))
+    lh.create_branch("dev")
+    lh.table("raw.events", "dev").append(make_events(3, 2))
+    query = "SELECT id, category FROM raw.events ORDER BY id"
+    out = CliRunner().invoke(main, ["--root", str(lh.root), "sql", query, "--ref", "dev", "--json"])
+    assert out.exit_code == 0, out.output
+    assert [json.loads(line)["id"] for line in out.output.splitlines()] == [0, 1, 2, 3, 4]
+    out = CliRunner().invoke(
+        main, ["--root", str(lh.root), "sql", "SELECT count(*) AS n FROM raw.events"]
+    )
+    assert out.exit_code == 0
+    assert [line.strip("│ ") for line in out.output.splitlines()[1:5:3]] == ["n", "3"]
+    out = CliRunner().invoke(main, ["--root", str(lh.root), "sql", "SELECT * FROM raw.nope"])
+    assert out.exit_code == 1 and "[no_such_table]" in out.output
