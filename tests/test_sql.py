@@ -80,6 +80,12 @@ def test_an_empty_table_has_its_columns_and_no_rows(lh, events_table):
     assert relation.fetchall() == []
 
 
+def test_a_table_whose_rows_were_all_deleted_is_empty(lh, events_table):
+    events_table.append(make_events(0, 6))
+    events_table.delete(("id", ">=", 0))
+    assert rows(lh, "SELECT count(*) FROM raw.events") == [(0,)]
+
+
 def test_a_column_renamed_by_pyiceberg_reads_by_field_id(lh, events_table):
     events_table.append(make_events(0, 9))
     catalog = SqlCatalog("phlo", uri=lh.catalog_uri, warehouse=lh.warehouse)

@@ -40,11 +40,11 @@ def sql(
 
     query = _args.text("query", query)
     ref = _args.text("ref", ref)
-    con = duckdb.connect(":memory:", config=_OFFLINE)
+    con = connect()
     namespaces = set(lakehouse.namespaces())
     for namespace, name in sorted(_table_refs(con, query)):
         if namespace in namespaces:
-            _register(con, lakehouse.table(f"{namespace}.{name}", ref, as_of=as_of))
+            register_table(con, lakehouse.table(f"{namespace}.{name}", ref, as_of=as_of))
     try:
         return con.sql(query)
     except duckdb.CatalogException as exc:
@@ -54,6 +54,13 @@ def sql(
         ) from None
     except duckdb.Error as exc:
         raise SqlError(f"{exc}\nin query: {query}") from None
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection that never downloads anything."""
+    import duckdb
+
+    return duckdb.connect(":memory:", config=_OFFLINE)
 
 
 def _table_refs(con: duckdb.DuckDBPyConnection, query: str) -> set[tuple[str, str]]:
@@ -84,32 +91,40 @@ def _nodes(tree: Any) -> Iterator[dict[str, Any]]:
             yield from _nodes(value)
 
 
-def _register(con: duckdb.DuckDBPyConnection, table: Table) -> None:
+def register_table(con: duckdb.DuckDBPyConnection, table: Table) -> None:
     """Creates the view ``"namespace"."table"`` over the table's snapshot."""
     namespace, name = table.name.rsplit(".", 1)
-    view = f"{_quote(namespace)}.{_quote(name)}"
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(namespace)}")
+    view = f"{quote(namespace)}.{quote(name)}"
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(namespace)}")
     location, metadata, _ = table._metadata()
     snapshot_id = table.current_snapshot_id
-    columns = _read_columns(metadata, snapshot_id, pinned=table.as_of is not None)
+    columns = read_columns(metadata, snapshot_id, pinned=table.as_of is not None)
     files = None
     if snapshot_id is not None and columns is not None:
-        files = _parquet_files(location, snapshot_id, metadata)
-    if files is not None and columns is not None:
-        paths = ", ".join(_literal(path) for path in files)
-        # Schemas changed (columns added, types widened): match file columns by name, and
-        # never take columns from Hive-style directory names.
-        union = "true" if len(metadata.get("schemas", [])) > 1 else "false"
-        source = f"read_parquet([{paths}], union_by_name={union}, hive_partitioning=false)"
-        selected = ", ".join(_quote(c) for c in columns)
-        con.execute(f"CREATE VIEW {view} AS SELECT {selected} FROM {source}")
+        files = parquet_files(location, snapshot_id, metadata)
+    if files and columns is not None:
+        source = read_parquet_sql(files, columns, metadata)
+        con.execute(f"CREATE VIEW {view} AS {source}")
     else:
         stream = f"__phlo_scan_{namespace}_{name}"
         con.register(stream, _PhloScan(table))
-        con.execute(f"CREATE VIEW {view} AS SELECT * FROM {_quote(stream)}")
+        con.execute(f"CREATE VIEW {view} AS SELECT * FROM {quote(stream)}")
 
 
-def _parquet_files(location: str, snapshot_id: int, metadata: dict[str, Any]) -> list[str] | None:
+def read_parquet_sql(files: list[str], columns: list[str], metadata: dict[str, Any]) -> str:
+    """A SELECT of `columns` from the table's data `files` (see `parquet_files`)."""
+    paths = ", ".join(_literal(path) for path in files)
+    # Schemas changed (columns added, types widened): match file columns by name, and never
+    # take columns from Hive-style directory names.
+    union = "true" if len(metadata.get("schemas", [])) > 1 else "false"
+    selected = ", ".join(quote(c) for c in columns)
+    return (
+        f"SELECT {selected} FROM "
+        f"read_parquet([{paths}], union_by_name={union}, hive_partitioning=false)"
+    )
+
+
+def parquet_files(location: str, snapshot_id: int, metadata: dict[str, Any]) -> list[str] | None:
     """The live data files of the snapshot, or None when DuckDB must not read them directly."""
     if _names_moved(metadata):
         return None
@@ -162,7 +177,7 @@ def _nested_paths(kind: Any, prefix: str) -> Iterator[tuple[str, int]]:
         yield from _nested_paths(kind["value"], prefix + "value.")
 
 
-def _read_columns(
+def read_columns(
     metadata: dict[str, Any], snapshot_id: int | None, *, pinned: bool
 ) -> list[str] | None:
     """Top-level columns a read shows (time travel: the snapshot's schema; else the current
@@ -189,7 +204,7 @@ class _PhloScan:
         return self._table.scan().__arrow_c_stream__(requested_schema)
 
 
-def _quote(identifier: str) -> str:
+def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
