@@ -65,7 +65,10 @@ def postgres_server() -> Iterator[str]:
     port = _free_port()
     _run([initdb, "-D", str(data), "-U", "phlo", "--auth=trust", "-E", "UTF8"], "initdb")
     options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-    _run([pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start"], "pg_ctl start")
+    _run(
+        [pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start"],
+        "pg_ctl start",
+    )
     try:
         yield f"postgresql://phlo@127.0.0.1:{port}/postgres"
     finally:

@@ -20,6 +20,8 @@ __all__ = [
     "NoSuchNamespaceError",
     "NoSuchTableError",
     "PhloError",
+    "PostgresConnectionError",
+    "PublishError",
     "SchemaError",
     "SqlError",
     "StorageError",
@@ -102,6 +104,19 @@ class MergeError(PhloError):
     code = "merge"
 
 
+class PublishError(PhloError):
+    """Publishing a table to PostgreSQL failed; the published table is unchanged."""
+
+    code = "publish"
+
+
+class PostgresConnectionError(PublishError, ConnectionError):
+    """PostgreSQL could not be reached or refused the login (the message never shows the
+    password)."""
+
+    code = "postgres_connection"
+
+
 class CatalogError(PhloError):
     """The catalog failed or refused an operation."""
 
@@ -166,6 +181,8 @@ _BY_CODE: dict[str, type[PhloError]] = {
         SchemaError,
         ValidationError,
         SqlError,
+        PublishError,
+        PostgresConnectionError,
         MergeError,
         CatalogError,
         NoSuchTableError,
