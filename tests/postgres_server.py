@@ -6,6 +6,7 @@ the commands run as that user (`runuser`)."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -25,12 +26,16 @@ _HINT = (
 )
 
 
+class ServerError(RuntimeError):
+    pass
+
+
 def _binary(name: str) -> str:
     found = shutil.which(name) or next(
         iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None
     )
     if found is None:
-        pytest.fail(f"{name} not found: {_HINT}", pytrace=False)
+        raise ServerError(f"{name} not found: {_HINT}")
     return found
 
 
@@ -40,40 +45,50 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _as_postgres_user(command: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
-
-
 def _run(command: list[str], what: str) -> None:
-    done = subprocess.run(_as_postgres_user(command), capture_output=True, text=True)
+    if os.geteuid() == 0:
+        command = ["runuser", "-u", "postgres", "--", *command]
+    done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
-        pytest.fail(f"{what} failed ({done.returncode}): {done.stderr or done.stdout}")
+        raise ServerError(f"{what} failed ({done.returncode}): {done.stderr or done.stdout}")
+
+
+@contextlib.contextmanager
+def running_server() -> Iterator[str]:
+    """Starts a throwaway server and yields its URL (database `postgres`, user `phlo`, no
+    password); stops it and removes its files at the end."""
+    initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
+    folder = Path(tempfile.mkdtemp(prefix="phlo-pg-"))
+    data = folder / "data"
+    try:
+        if os.geteuid() == 0:
+            shutil.chown(folder, "postgres", "postgres")
+        port = _free_port()
+        _run([initdb, "-D", str(data), "-U", "phlo", "--auth=trust", "-E", "UTF8"], "initdb")
+        options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = str(folder / "log")
+        _run([pg_ctl, "-D", str(data), "-o", options, "-l", log, "-w", "start"], "pg_ctl start")
+        try:
+            yield f"postgresql://phlo@127.0.0.1:{port}/postgres"
+        finally:
+            _run([pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], "pg_ctl stop")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
-    """The URL of a PostgreSQL server (database `postgres`, user `phlo`, no password)."""
+    """The URL of a PostgreSQL server: `PHLO_TEST_POSTGRES_URL`, or one started here."""
     given = os.environ.get("PHLO_TEST_POSTGRES_URL")
     if given:
         yield given
         return
-    initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
-    folder = Path(tempfile.mkdtemp(prefix="phlo-pg-"))
-    data = folder / "data"
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres", "postgres")
-    port = _free_port()
-    _run([initdb, "-D", str(data), "-U", "phlo", "--auth=trust", "-E", "UTF8"], "initdb")
-    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-    _run(
-        [pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start"],
-        "pg_ctl start",
-    )
-    try:
-        yield f"postgresql://phlo@127.0.0.1:{port}/postgres"
-    finally:
-        _run([pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], "pg_ctl stop")
-        shutil.rmtree(folder, ignore_errors=True)
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(running_server())
+        except ServerError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        yield url
 
 
 @pytest.fixture

@@ -259,3 +259,36 @@ def test_incremental_needs_a_key(lh, mart, postgres_url):
             connection=postgres_url,
             incremental=True,
         )
+
+
+def test_in_a_dagster_asset_the_stats_become_materialization_metadata(lh, mart, postgres_url):
+    import dagster as dg
+
+    @dg.asset
+    def publish_activity(context) -> None:
+        publish_marts_to_postgres(
+            context,
+            {"activity": "marts.mrt_activity"},
+            data_source="events",
+            lakehouse=lh,
+            connection=postgres_url,
+        )
+
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([publish_activity], instance=instance)
+    (materialization,) = result.asset_materializations_for_node("publish_activity")
+    metadata = {k: v.value for k, v in materialization.metadata.items()}
+    assert metadata["dagster/row_count"] == 100
+    assert metadata["activity.table"] == "marts.activity"
+    assert metadata["activity.snapshot_id"] == mart.current_snapshot_id
+    assert metadata["activity.bytes"] > 0
+    assert rows_of(postgres_url, "SELECT data_source FROM marts._phlo_publications") == [
+        ("events",)
+    ]
+
+
+def test_missing_server_binaries_are_named_with_the_fix():
+    from postgres_server import ServerError, _binary
+
+    with pytest.raises(ServerError, match=r"initdb-nowhere not found.*apt-get install postgresql"):
+        _binary("initdb-nowhere")
