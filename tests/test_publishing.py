@@ -292,3 +292,13 @@ def test_missing_server_binaries_are_named_with_the_fix():
 
     with pytest.raises(ServerError, match=r"initdb-nowhere not found.*apt-get install postgresql"):
         _binary("initdb-nowhere")
+
+
+def test_an_empty_table_publishes_its_columns(lh, postgres_url):
+    lh.create_namespace("marts")
+    lh.create_table("marts.empty", {"id": pa.int64(), "note": pa.string()})
+    result = publish_marts_to_postgres(
+        None, {"empty": "marts.empty"}, lakehouse=lh, connection=postgres_url
+    )["empty"]
+    assert (result.rows, result.snapshot_id) == (0, None)
+    assert rows_of(postgres_url, "SELECT count(*) FROM marts.empty") == [(0,)]
