@@ -65,6 +65,15 @@ def duckdb_direct(root: Path) -> Callable[[], Any]:
     return lambda: con.execute(query, {"files": files}).fetchall()
 
 
+def duckdb_direct_fresh(root: Path) -> Callable[[], Any]:
+    """As `duckdb_direct`, with a new in-memory DuckDB per query, as `lh.sql` opens one."""
+    import duckdb
+
+    files = sorted(str(p) for p in (root / "warehouse").rglob("*.parquet"))
+    query = QUERY.format(t="read_parquet($files)")
+    return lambda: duckdb.connect().execute(query, {"files": files}).fetchall()
+
+
 def arrow_scan(root: Path) -> Callable[[], Any]:
     import duckdb
 
@@ -81,7 +90,12 @@ def arrow_scan(root: Path) -> Callable[[], Any]:
     return run
 
 
-CASES = {"lh.sql": lh_sql, "duckdb read_parquet": duckdb_direct, "phlo Arrow scan": arrow_scan}
+CASES = {
+    "lh.sql": lh_sql,
+    "duckdb read_parquet": duckdb_direct,
+    "duckdb, new connection": duckdb_direct_fresh,
+    "phlo Arrow scan": arrow_scan,
+}
 
 
 def measure(case: str, root: Path, repeat: int, queue: Any) -> None:
