@@ -240,14 +240,24 @@ def test_a_bad_connection_is_a_clear_error_without_the_password(lh, mart, postgr
     assert "s3cr3t-pw" not in "".join(traceback.format_exception(info.value))
 
 
-def test_the_connection_comes_from_the_environment(lh, mart, postgres_url, monkeypatch, tmp_path):
+def test_the_connection_comes_from_the_environment_or_phlo_yaml(
+    lh, mart, postgres_url, monkeypatch, tmp_path
+):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("PHLO_POSTGRES_URL", raising=False)
+    publish = {"activity": "marts.mrt_activity"}
     with pytest.raises(ConfigError, match="PHLO_POSTGRES_URL"):
-        publish_marts_to_postgres(None, {"activity": "marts.mrt_activity"}, lakehouse=lh)
+        publish_marts_to_postgres(None, publish, lakehouse=lh)
+    (tmp_path / "phlo.yaml").write_text(f"postgres:\n  url: {postgres_url}\n")
+    assert publish_marts_to_postgres(None, publish, lakehouse=lh)["activity"].rows == 100
+    # The environment wins over the file.
+    (tmp_path / "phlo.yaml").write_text("postgres:\n  url: postgresql://nobody@127.0.0.1:1/x\n")
     monkeypatch.setenv("PHLO_POSTGRES_URL", postgres_url)
-    result = publish_marts_to_postgres(None, {"activity": "marts.mrt_activity"}, lakehouse=lh)
-    assert result["activity"].rows == 100
+    assert publish_marts_to_postgres(None, publish, lakehouse=lh)["activity"].rows == 100
+    (tmp_path / "phlo.yaml").write_text("postgres:\n  uri: x\n")
+    monkeypatch.delenv("PHLO_POSTGRES_URL")
+    with pytest.raises(ConfigError, match=r"postgres\.uri \(did you mean url\?\)"):
+        publish_marts_to_postgres(None, publish, lakehouse=lh)
 
 
 def test_incremental_needs_a_key(lh, mart, postgres_url):
