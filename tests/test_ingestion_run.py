@@ -276,3 +276,24 @@ def test_a_failed_commit_keeps_the_staged_input_and_says_where(lh):
     staged = note.split("kept in ", 1)[1].rstrip(".")
     assert list(Path(staged).glob("*.parquet"))
     assert lh.table("raw.events").current_snapshot_id is None
+
+
+def test_a_partition_spec_partitions_the_created_table(lh):
+    @phlo.phlo_ingestion(
+        table_name="by_day",
+        unique_key="id",
+        group="g",
+        validation_schema=Event,
+        partition_spec="_phlo_partition_date",
+    )
+    def by_day(partition_date: str):
+        return day_rows(partition_date, n=2)
+
+    by_day.run("2025-01-02", lakehouse=lh)
+    by_day.run("2025-01-03", lakehouse=lh)
+    table = lh.table("raw.by_day")
+    assert [(f.source_column, f.transform) for f in table.partition_spec] == [
+        ("_phlo_partition_date", "identity")
+    ]
+    scan = table.scan(filter=("_phlo_partition_date", "==", "2025-01-03"))
+    assert (scan.files_scanned, scan.to_arrow().num_rows) == (1, 2)

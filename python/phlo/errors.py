@@ -12,6 +12,7 @@ __all__ = [
     "CommitStateUnknownError",
     "ConfigError",
     "EmptyInputError",
+    "IngestionTimeoutError",
     "InputError",
     "InternalError",
     "MergeError",
@@ -23,6 +24,7 @@ __all__ = [
     "PostgresConnectionError",
     "PublishError",
     "SchemaError",
+    "SourceError",
     "SqlError",
     "StorageError",
     "TableAlreadyExistsError",
@@ -167,6 +169,19 @@ class ConfigError(PhloError):
     code = "config"
 
 
+class SourceError(PhloError):
+    """An ingestion's source failed: it raised on every attempt, or returned something phlo
+    cannot read. The last exception of the source is the ``__cause__``."""
+
+    code = "source"
+
+
+class IngestionTimeoutError(SourceError, TimeoutError):
+    """An ingestion's extraction ran past its ``max_runtime_seconds`` (over all attempts)."""
+
+    code = "ingestion_timeout"
+
+
 class InternalError(PhloError):
     """An unexpected engine failure (a bug or a corrupt file): please report it."""
 
@@ -194,6 +209,8 @@ _BY_CODE: dict[str, type[PhloError]] = {
         CommitStateUnknownError,
         StorageError,
         ConfigError,
+        SourceError,
+        IngestionTimeoutError,
         InternalError,
     )
 }

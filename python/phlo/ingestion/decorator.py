@@ -49,6 +49,8 @@ class IngestionDefinition:
         self.group = group
         self.validation_schema = validation_schema
         self.table_schema = table_schema
+        if isinstance(partition_spec, str):
+            partition_spec = [partition_spec]
         self.partition_spec = list(partition_spec) if partition_spec else None
         self.cron = cron
         self.freshness_hours = freshness_hours
