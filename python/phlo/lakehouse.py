@@ -25,6 +25,7 @@ from phlo.merge import MergeResult, MergeStrategy, merge_into
 from phlo.schema.iceberg import is_pandera_schema, pandera_to_iceberg
 
 if TYPE_CHECKING:
+    import duckdb
     import pandas
     import polars
 
@@ -429,6 +430,18 @@ class Lakehouse:
             _commit_properties(properties, message, author),
         )
         return RefMergeResult(fast_forwarded=fast_forwarded, added=added, rebased=rebased)
+
+    def sql(
+        self, query: str, ref: str = "main", as_of: AsOf | None = None
+    ) -> duckdb.DuckDBPyRelation:
+        """Runs a SQL query (DuckDB's dialect, in process) over the tables of branch or tag
+        `ref`, as they were at `as_of` when given, each under its name (``raw.events``).
+        Returns a DuckDB relation: ``.fetchall()``, ``.arrow()``, ``.pl()``, ``.df()``. Only
+        the tables the query names are opened. A missing table raises `NoSuchTableError`,
+        a bad query `SqlError`. Needs ``phlo[sql]``; see docs/sql.md."""
+        from phlo.sql import sql
+
+        return sql(self, query, ref, as_of)
 
     def drop_table(self, name: str, *, purge: bool = False, ref: str = "main") -> None:
         """Removes the table from branch `ref` (other refs keep it; merging the branch does not
