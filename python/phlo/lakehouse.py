@@ -825,6 +825,11 @@ class Scan:
         return self._native.files_scanned
 
     @property
+    def data_files(self) -> list[str]:
+        """The data files this scan reads (those left after pruning)."""
+        return [path for path, _, _ in self._native.data_files]
+
+    @property
     def snapshot_id(self) -> int | None:
         return self._native.snapshot_id
 

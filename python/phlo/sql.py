@@ -96,12 +96,12 @@ def register_table(con: duckdb.DuckDBPyConnection, table: Table) -> None:
     namespace, name = table.name.rsplit(".", 1)
     view = f"{quote(namespace)}.{quote(name)}"
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(namespace)}")
-    location, metadata, _ = table._metadata()
+    _, metadata, _ = table._metadata()
     snapshot_id = table.current_snapshot_id
     columns = read_columns(metadata, snapshot_id, pinned=table.as_of is not None)
     files = None
     if snapshot_id is not None and columns is not None:
-        files = parquet_files(location, snapshot_id, metadata)
+        files = parquet_files(table, snapshot_id, metadata)
     if files and columns is not None:
         source = read_parquet_sql(files, columns, metadata)
         con.execute(f"CREATE VIEW {view} AS {source}")
@@ -124,19 +124,16 @@ def read_parquet_sql(files: list[str], columns: list[str], metadata: dict[str, A
     )
 
 
-def parquet_files(location: str, snapshot_id: int, metadata: dict[str, Any]) -> list[str] | None:
-    """The live data files of the snapshot, or None when DuckDB must not read them directly."""
+def parquet_files(table: Table, snapshot_id: int, metadata: dict[str, Any]) -> list[str] | None:
+    """The live data files of the snapshot, or None when DuckDB must not read them directly
+    (delete files written by other engines, non-Parquet files, columns renamed)."""
     if _names_moved(metadata):
         return None
-    from pyiceberg.manifest import FileFormat
-    from pyiceberg.table import StaticTable
-
-    tasks = StaticTable.from_metadata(location).scan(snapshot_id=snapshot_id).plan_files()
     files = []
-    for task in tasks:
-        if task.delete_files or task.file.file_format != FileFormat.PARQUET:
+    for path, deletes, parquet in table.scan(snapshot_id=snapshot_id)._native.data_files:
+        if deletes or not parquet:
             return None
-        files.append(task.file.file_path.removeprefix("file://"))
+        files.append(path.removeprefix("file://"))
     return files
 
 
