@@ -245,9 +245,9 @@ def _changes(
     are gone, from the data files only one of the snapshots has (a copy-on-write file keeps
     unchanged rows too, hence the row-wise difference). None when DuckDB cannot read the files
     directly (see `phlo.sql`)."""
-    location, metadata, _ = table._metadata()
-    old = parquet_files(location, before, metadata)
-    new = parquet_files(location, after, metadata)
+    _, metadata, _ = table._metadata()
+    old = parquet_files(table, before, metadata)
+    new = parquet_files(table, after, metadata)
     columns = read_columns(metadata, after, pinned=True)
     if old is None or new is None or columns is None or not (old or new):
         return None
