@@ -50,6 +50,7 @@ bench: release
 	$(BIN)/python benches/bench_validate.py
 	$(BIN)/python benches/bench_compact.py
 	$(BIN)/python benches/bench_quality.py
+	$(BIN)/python benches/bench_ingest.py
 
 bench-validate: release
 	$(BIN)/python benches/bench_validate.py

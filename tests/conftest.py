@@ -52,3 +52,7 @@ def lh(tmp_path: os.PathLike[str]) -> phlo.Lakehouse:
 @pytest.fixture
 def events_table(lh: phlo.Lakehouse) -> phlo.Table:
     return lh.create_table("raw.events", EVENTS_SCHEMA, partition_by=[("ts", "day")])
+
+
+# A real PostgreSQL server per session (`postgres_server`) and a fresh database per test.
+from postgres_server import postgres_server, postgres_url  # noqa: E402, F401

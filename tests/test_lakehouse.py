@@ -10,6 +10,7 @@ import duckdb
 import pandas as pd
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from tests.conftest import EVENTS_SCHEMA, make_events
 
@@ -107,6 +108,10 @@ def test_partition_pruning_is_observable(events_table):
         )
     )
     assert one_day.files_scanned == 1 < one_day.files_total
+    assert len(one_day.data_files) == 1 and set(one_day.data_files) < set(everything.data_files)
+    assert sorted_ids(pq.read_table(one_day.data_files[0].removeprefix("file://"))) == list(
+        range(100, 200)
+    )
     assert sorted_ids(one_day.to_arrow()) == list(range(100, 200))
 
     # Min/max pruning on a non-partition column, and exact row filtering.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Any
 
@@ -175,6 +176,23 @@ def delete(
         f"{result.files_removed} removed, {result.files_added} written) "
         f"in snapshot {result.snapshot_id}"
     )
+
+
+@main.command("sql")
+@click.argument("query")
+@click.option("--ref", default="main", show_default=True, help="Branch or tag to read.")
+@click.option("--as-of", help="A time (ISO) or a commit id of `phlo log`: read the tables then.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per row (JSON Lines).")
+@click.pass_context
+def sql_command(ctx: click.Context, query: str, ref: str, as_of: str | None, as_json: bool) -> None:
+    """Run a SQL QUERY (DuckDB) over the tables of a ref, e.g. 'SELECT count(*) FROM raw.events'."""
+    relation = _lakehouse(ctx).sql(query, ref=ref, as_of=as_of)
+    if not as_json:
+        click.echo(str(relation), nl=False)
+        return
+    for batch in relation.to_arrow_reader(batch_size=10_000):
+        for row in batch.to_pylist():
+            click.echo(json.dumps(row, default=str))
 
 
 @main.command("log")

@@ -13,9 +13,12 @@ wap:
   branch_retention_hours: 24  # finished runs' branches are removed after this
 schedules:
   default_status: running     # or stopped
+postgres:
+  url: postgresql://bi@localhost:5432/analytics   # where marts are published
 ```
 
-`PHLO_LAKEHOUSE` overrides `lakehouse`. A key phlo does not know, or a value of the wrong form,
+`PHLO_LAKEHOUSE` overrides `lakehouse`; `PHLO_POSTGRES_URL` overrides ``postgres.url`` (keep
+passwords there, or in ``~/.pgpass``, rather than in the file). A key phlo does not know, or a value of the wrong form,
 is a `ConfigError` naming the file, the key and what is expected.
 """
 
@@ -60,6 +63,8 @@ class ProjectConfig:
     timezone: str = "UTC"
     wap: WapSettings = field(default_factory=WapSettings)
     schedule_status: Literal["running", "stopped"] = "running"
+    #: Where `phlo.publishing` publishes marts (``postgres.url``); None when not set.
+    postgres_url: str | None = None
 
     @property
     def lakehouse_path(self) -> Path:
@@ -95,7 +100,8 @@ def load_project(project_dir: str | os.PathLike[str] | None = None) -> ProjectCo
     partitions = reader.section("partitions", {"start", "timezone"})
     wap = reader.section("wap", {"enabled", "target", "branch_retention_hours"})
     schedules = reader.section("schedules", {"default_status"})
-    reader.no_other_keys({"lakehouse", "namespace", "partitions", "wap", "schedules"})
+    postgres = reader.section("postgres", {"url"})
+    reader.no_other_keys({"lakehouse", "namespace", "partitions", "wap", "schedules", "postgres"})
     timezone = partitions.text("timezone", "UTC")
     try:
         zoneinfo.ZoneInfo(timezone)
@@ -116,6 +122,7 @@ def load_project(project_dir: str | os.PathLike[str] | None = None) -> ProjectCo
             branch_retention_hours=wap.number("branch_retention_hours", 24.0),
         ),
         schedule_status=schedules.choice("default_status", ("running", "stopped"), "running"),
+        postgres_url=postgres.text("url", "") if "url" in postgres.raw else None,
     )
 
 

@@ -21,8 +21,11 @@ __all__ = [
     "NoSuchNamespaceError",
     "NoSuchTableError",
     "PhloError",
+    "PostgresConnectionError",
+    "PublishError",
     "SchemaError",
     "SourceError",
+    "SqlError",
     "StorageError",
     "TableAlreadyExistsError",
     "ValidationError",
@@ -91,10 +94,29 @@ class ValidationError(PhloError):
         return [dict(r) for r in self._records]
 
 
+class SqlError(PhloError, ValueError):
+    """A SQL query could not be parsed or bound (a bad column, function or syntax)."""
+
+    code = "sql"
+
+
 class MergeError(PhloError):
     """A merge (upsert) could not be carried out."""
 
     code = "merge"
+
+
+class PublishError(PhloError):
+    """Publishing a table to PostgreSQL failed; the published table is unchanged."""
+
+    code = "publish"
+
+
+class PostgresConnectionError(PublishError, ConnectionError):
+    """PostgreSQL could not be reached or refused the login (the message never shows the
+    password)."""
+
+    code = "postgres_connection"
 
 
 class CatalogError(PhloError):
@@ -173,6 +195,9 @@ _BY_CODE: dict[str, type[PhloError]] = {
         EmptyInputError,
         SchemaError,
         ValidationError,
+        SqlError,
+        PublishError,
+        PostgresConnectionError,
         MergeError,
         CatalogError,
         NoSuchTableError,

@@ -25,6 +25,7 @@ from phlo.merge import MergeResult, MergeStrategy, merge_into
 from phlo.schema.iceberg import is_pandera_schema, pandera_to_iceberg
 
 if TYPE_CHECKING:
+    import duckdb
     import pandas
     import polars
 
@@ -430,6 +431,18 @@ class Lakehouse:
         )
         return RefMergeResult(fast_forwarded=fast_forwarded, added=added, rebased=rebased)
 
+    def sql(
+        self, query: str, ref: str = "main", as_of: AsOf | None = None
+    ) -> duckdb.DuckDBPyRelation:
+        """Runs a SQL query (DuckDB's dialect, in process) over the tables of branch or tag
+        `ref`, as they were at `as_of` when given, each under its name (``raw.events``).
+        Returns a DuckDB relation: ``.fetchall()``, ``.arrow()``, ``.pl()``, ``.df()``. Only
+        the tables the query names are opened. A missing table raises `NoSuchTableError`,
+        a bad query `SqlError`. Needs ``phlo[sql]``; see docs/sql.md."""
+        from phlo.sql import sql
+
+        return sql(self, query, ref, as_of)
+
     def drop_table(self, name: str, *, purge: bool = False, ref: str = "main") -> None:
         """Removes the table from branch `ref` (other refs keep it; merging the branch does not
         carry the drop over). With `purge`, deletes its files too, which is refused while
@@ -810,6 +823,11 @@ class Scan:
     def files_scanned(self) -> int:
         """Data files left to read after partition and min/max pruning."""
         return self._native.files_scanned
+
+    @property
+    def data_files(self) -> list[str]:
+        """The data files this scan reads (those left after pruning)."""
+        return [path for path, _, _ in self._native.data_files]
 
     @property
     def snapshot_id(self) -> int | None:

@@ -50,3 +50,14 @@ class IngestionResult:
     @property
     def published(self) -> bool:
         return self.status == "published"
+
+    def contract_failure(self) -> str:
+        """What a ``failed_contract`` run tells the user: what failed, that nothing was
+        written, and where the evidence is kept."""
+        message = self.contract.message if self.contract else ""
+        folder = self.staged_files[0].parent if self.staged_files else "-"
+        kept = f" and the run's branch {self.branch} is kept" if self.branch != self.target else ""
+        return (
+            f"{self.table} partition {self.partition_date}: the Pandera contract failed "
+            f"({message}); nothing was written. The staged input is kept in {folder}{kept}."
+        )

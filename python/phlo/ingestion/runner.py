@@ -142,13 +142,7 @@ def run_inline(
         namespace=namespace,
     )
     if result.status == "failed_contract":
-        contract = result.contract
-        error = ValidationError(
-            f"{result.table} partition {partition_date}: the Pandera contract failed "
-            f"({contract.message if contract else ''}); nothing was written. The staged input "
-            f"is kept in {result.staged_files[0].parent if result.staged_files else '-'}"
-            + (f" and the run's branch {branch}" if branch != ref else "")
-        )
+        error = ValidationError(result.contract_failure())
         error.result = result  # type: ignore[attr-defined]
         raise error
     if result.status == "no_data":

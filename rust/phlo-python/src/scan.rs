@@ -32,6 +32,9 @@ pub struct NativeScan {
     files_scanned: usize,
     #[pyo3(get)]
     snapshot_id: Option<i64>,
+    /// (path, delete files applying to it, is Parquet) of every file left after pruning.
+    #[pyo3(get)]
+    data_files: Vec<(String, usize, bool)>,
 }
 
 impl NativeScan {
@@ -41,6 +44,10 @@ impl NativeScan {
             files_total: plan.files_total,
             files_scanned: plan.files_scanned,
             snapshot_id: plan.snapshot_id,
+            data_files: plan
+                .data_files()
+                .map(|(path, deletes, parquet)| (path.to_string(), deletes, parquet))
+                .collect(),
             plan: Mutex::new(Some(plan)),
             failure: ErrorSlot::default(),
         }

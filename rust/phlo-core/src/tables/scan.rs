@@ -188,6 +188,15 @@ impl ScanPlan {
         self.tasks.iter().map(|t| t.data_file_path())
     }
 
+    /// The data files left to read after pruning, each with how many delete files apply to
+    /// it (written by other engines: phlo writes copy-on-write) and whether it is Parquet.
+    pub fn data_files(&self) -> impl Iterator<Item = (&str, usize, bool)> {
+        self.tasks.iter().map(|t| {
+            let parquet = t.data_file_format == iceberg::spec::DataFileFormat::Parquet;
+            (t.data_file_path(), t.deletes.len(), parquet)
+        })
+    }
+
     /// The Arrow schema every batch of the stream has.
     pub fn schema(&self) -> ArrowSchemaRef {
         self.schema.clone()

@@ -1,0 +1,17 @@
+"""The run tags phlo records on a Dagster run, so that promotion and cleanup (sensors that run
+in another process, later) find the run's lakehouse, target and branch."""
+
+__all__ = ["BRANCH", "LAKEHOUSE", "MAX_RUNTIME", "PROMOTION", "PROMOTION_COMMIT", "TARGET"]
+
+#: The lakehouse folder the run wrote to.
+LAKEHOUSE = "phlo/lakehouse"
+#: The ref the run publishes into.
+TARGET = "phlo/target"
+#: The run's WAP branch (absent when WAP is off: the run wrote to the target).
+BRANCH = "phlo/branch"
+#: What promotion did: ``published``, ``blocked``, ``conflict`` (or ``no_branch``).
+PROMOTION = "phlo/promotion"
+#: The log commit of the merge that published the run.
+PROMOTION_COMMIT = "phlo/promotion_commit"
+#: Dagster's run tag for the run monitoring daemon (phlo enforces the timeout itself too).
+MAX_RUNTIME = "dagster/max_runtime"
