@@ -164,13 +164,19 @@ def column_schema(schema: pa.Schema) -> dg.TableSchema:
 def _check_result(key: dg.AssetKey, contract: "CheckResult | None") -> dg.AssetCheckResult:
     if contract is None:  # the runner always reports the contract; keep the check declared
         return dg.AssetCheckResult(asset_key=key, check_name=CHECK_NAME, passed=True)
+    return check_result(key, contract)
+
+
+def check_result(key: dg.AssetKey, result: "CheckResult") -> dg.AssetCheckResult:
+    """A phlo `CheckResult` as Dagster reports it: the metadata contract as metadata, the
+    one-line failure as description."""
     return dg.AssetCheckResult(
         asset_key=key,
-        check_name=CHECK_NAME,
-        passed=contract.passed,
+        check_name=result.name,
+        passed=result.passed,
         severity=dg.AssetCheckSeverity.WARN
-        if contract.severity == "warn"
+        if result.severity == "warn"
         else dg.AssetCheckSeverity.ERROR,
-        description=contract.message or None,
-        metadata=contract.metadata(),
+        description=result.message or None,
+        metadata=result.metadata(),
     )

@@ -1,17 +1,20 @@
-"""Finding a project's ingestions: import every ``workflows/**/*.py`` of the project and collect
-the `IngestionDefinition` objects they define."""
+"""Finding a project's workflows: import every ``workflows/**/*.py`` of the project and collect
+the `IngestionDefinition` and `QualityDefinition` objects they define."""
 
 from __future__ import annotations
 
 import importlib
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from phlo.errors import ConfigError
 from phlo.ingestion.decorator import IngestionDefinition
+from phlo.quality.decorator import QualityDefinition
 
-__all__ = ["discover_ingestions", "workflow_modules"]
+__all__ = ["Workflows", "discover", "workflow_modules"]
 
 WORKFLOWS = "workflows"
 
@@ -32,15 +35,24 @@ def workflow_modules(root: Path) -> list[tuple[str, Path]]:
     return modules
 
 
-def discover_ingestions(root: Path) -> list[IngestionDefinition]:
-    """Imports the project's workflow modules (with `root` on ``sys.path``, so that
-    ``workflows.schemas.x`` imports work) and returns their ingestions, in module order.
+@dataclass(frozen=True)
+class Workflows:
+    """What a project's workflow modules define, in module order."""
 
-    A module that fails to import, and two ingestions of one table, are `ConfigError`s naming
-    the files."""
+    ingestions: list[IngestionDefinition]
+    quality: list[QualityDefinition]
+
+
+def discover(root: Path) -> Workflows:
+    """Imports the project's workflow modules (with `root` on ``sys.path``, so that
+    ``workflows.schemas.x`` imports work) and returns their ingestions and quality checks.
+
+    A module that fails to import, two ingestions of one table, and two `@phlo_quality`
+    functions of one name are `ConfigError`s naming the files."""
     root = root.resolve()
     _use_project_path(root)
-    found: dict[str, tuple[IngestionDefinition, str]] = {}
+    ingestions: dict[str, tuple[IngestionDefinition, str]] = {}
+    quality: dict[str, tuple[QualityDefinition, str]] = {}
     for name, file in workflow_modules(root):
         try:
             module = importlib.import_module(name)
@@ -49,18 +61,22 @@ def discover_ingestions(root: Path) -> list[IngestionDefinition]:
                 f"{file}: importing {name} failed: {type(exc).__name__}: {exc}"
             ) from exc
         for attr, value in vars(module).items():
-            if not isinstance(value, IngestionDefinition):
-                continue
             where = f"{file}:{attr}"
-            earlier = found.get(value.asset_key)
-            if earlier is None:
-                found[value.asset_key] = (value, where)
-            elif earlier[0] is not value:
-                raise ConfigError(
-                    f"two ingestions write table {value.table_name!r}: {earlier[1]} and "
-                    f"{where}; give one of them another table_name"
-                )
-    return [definition for definition, _ in found.values()]
+            if isinstance(value, IngestionDefinition):
+                _add(ingestions, value.asset_key, value, where, f"write table {value.table_name!r}")
+            elif isinstance(value, QualityDefinition):
+                _add(quality, value.name, value, where, f"are named {value.name!r}")
+    return Workflows(
+        ingestions=[d for d, _ in ingestions.values()], quality=[d for d, _ in quality.values()]
+    )
+
+
+def _add(found: dict[str, tuple[Any, str]], key: str, value: Any, where: str, what: str) -> None:
+    earlier = found.get(key)
+    if earlier is None:
+        found[key] = (value, where)
+    elif earlier[0] is not value:
+        raise ConfigError(f"two workflows {what}: {earlier[1]} and {where}; rename one of them")
 
 
 #: Project roots this process put on ``sys.path``.

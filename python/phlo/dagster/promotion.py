@@ -66,14 +66,14 @@ def promote(instance: dg.DagsterInstance, run_id: str) -> RunPromotion:
     if not run.is_finished:
         reason = f"the run is {run.status.value}; it publishes once it succeeded"
         return RunPromotion(run_id, "blocked", reason=reason)
-    if run.status != dg.DagsterRunStatus.SUCCESS:
-        return _record(
-            instance, RunPromotion(run_id, "blocked", reason=f"the run is {run.status.value}")
-        )
     failed = failed_blocking_checks(instance, run_id)
-    if failed:
-        reason = f"blocking checks failed: {', '.join(failed)}"
-        return _record(instance, RunPromotion(run_id, "blocked", reason=reason))
+    if run.status != dg.DagsterRunStatus.SUCCESS or failed:
+        reasons = (
+            [] if run.status == dg.DagsterRunStatus.SUCCESS else [f"the run is {run.status.value}"]
+        )
+        if failed:
+            reasons.append(f"blocking checks failed: {', '.join(failed)}")
+        return _record(instance, RunPromotion(run_id, "blocked", reason="; ".join(reasons)))
     from phlo.lakehouse import Lakehouse
 
     lh = Lakehouse.open(run.tags[tags.LAKEHOUSE])
