@@ -9,7 +9,7 @@ import decimal
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 
@@ -82,31 +82,42 @@ _SCALARS = (bool, int, float, str, dt.date, decimal.Decimal)
 
 
 @dataclass(frozen=True, init=False)
-class NullCheck(EngineCheck):
-    """No nulls (or NaN) in `columns`. ``failed_count`` counts null cells; the check passes
-    when every column's nulls are at most `allow_threshold` of the rows."""
+class _ColumnsCheck(EngineCheck):
+    """A check of a list of columns (`columns`), named ``<prefix>_<columns>``."""
 
     columns_: list[str]
     allow_threshold: float = 0.0
     severity: Severity = "error"
+    #: The name's prefix and the engine's kind of check.
+    _prefix: ClassVar[str]
+    _kind: ClassVar[str]
 
     def __init__(
         self, columns: Sequence[str], allow_threshold: float = 0.0, *, severity: Severity = "error"
     ) -> None:
-        object.__setattr__(self, "columns_", _columns("NullCheck", columns))
+        object.__setattr__(self, "columns_", _columns(type(self).__name__, columns))
         object.__setattr__(self, "allow_threshold", allow_threshold)
         object.__setattr__(self, "severity", severity)
         self._check_settings()
 
     @property
     def name(self) -> str:
-        return check_name("null_check", *self.columns_)
+        return check_name(self._prefix, *self.columns_)
 
     def columns(self) -> list[str]:
         return list(self.columns_)
 
     def spec(self, scope: Scope) -> dict[str, Any]:
-        return {"kind": "not_null", "columns": self.columns_}
+        return {"kind": self._kind, "columns": self.columns_}
+
+
+@dataclass(frozen=True, init=False)
+class NullCheck(_ColumnsCheck):
+    """No nulls (or NaN) in `columns`. ``failed_count`` counts null cells; the check passes
+    when every column's nulls are at most `allow_threshold` of the rows."""
+
+    _prefix = "null_check"
+    _kind = "not_null"
 
     def passes(self, finding: Finding) -> bool:
         if finding.broken is not None:
@@ -204,31 +215,12 @@ class RangeCheck(EngineCheck):
 
 
 @dataclass(frozen=True, init=False)
-class UniqueCheck(EngineCheck):
+class UniqueCheck(_ColumnsCheck):
     """No two rows with the same `columns` (nulls are equal). ``failed_count`` counts every row
     of a duplicated key (pandas' ``duplicated(keep=False)``)."""
 
-    columns_: list[str]
-    allow_threshold: float = 0.0
-    severity: Severity = "error"
-
-    def __init__(
-        self, columns: Sequence[str], allow_threshold: float = 0.0, *, severity: Severity = "error"
-    ) -> None:
-        object.__setattr__(self, "columns_", _columns("UniqueCheck", columns))
-        object.__setattr__(self, "allow_threshold", allow_threshold)
-        object.__setattr__(self, "severity", severity)
-        self._check_settings()
-
-    @property
-    def name(self) -> str:
-        return check_name("unique_check", *self.columns_)
-
-    def columns(self) -> list[str]:
-        return list(self.columns_)
-
-    def spec(self, scope: Scope) -> dict[str, Any]:
-        return {"kind": "unique", "columns": self.columns_}
+    _prefix = "unique_check"
+    _kind = "unique"
 
     def _key(self) -> str:
         return ", ".join(ident(c) for c in self.columns_)
