@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 import pyarrow as pa
 
 from phlo import _args, _native
-from phlo._arrow import as_arrow, as_arrow_schema
+from phlo._arrow import as_arrow
 from phlo._filters import Filter, normalize_filters, timestamp_micros
 from phlo.errors import (
     InputError,
@@ -22,7 +22,7 @@ from phlo.errors import (
     TableAlreadyExistsError,
 )
 from phlo.merge import MergeResult, MergeStrategy, merge_into
-from phlo.schema.iceberg import is_pandera_schema, pandera_to_iceberg
+from phlo.schema.iceberg import table_schema
 
 if TYPE_CHECKING:
     import duckdb
@@ -281,10 +281,7 @@ class Lakehouse:
         bucket[N] and truncate[W]. With `ref`, the table is created on that branch only;
         merging the branch adds it to the target.
         """
-        if is_pandera_schema(schema):
-            arrow_schema = pandera_to_iceberg(schema)
-        else:
-            arrow_schema = as_arrow_schema(schema)
+        arrow_schema = table_schema(schema)
         properties = _args.string_map("properties", properties)
         exist_ok = _args.flag("exist_ok", exist_ok)
         try:

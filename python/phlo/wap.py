@@ -85,9 +85,12 @@ def ensure_run_branch(lakehouse: Lakehouse, run_id: str, target: str = "main") -
     return branch
 
 
-def find_promotion(lakehouse: Lakehouse, run_id: str, target: str = "main") -> LogEntry | None:
-    """The log entry of the merge that published `run_id` into `target`, if there was one."""
-    for entry in lakehouse.log(ref=target, limit=_LOOKBACK):
+def find_promotion(
+    lakehouse: Lakehouse, run_id: str, target: str = "main", *, lookback: int = _LOOKBACK
+) -> LogEntry | None:
+    """The log entry of the merge that published `run_id` into `target`, if there was one
+    among the newest `lookback` changes of `target`."""
+    for entry in lakehouse.log(ref=target, limit=lookback):
         if entry.properties.get(PUBLISHED_PROPERTY) == run_id:
             return entry
     return None
@@ -119,7 +122,8 @@ def promote(
         message=message or f"publish run {run_id}",
         properties={PUBLISHED_PROPERTY: run_id, "phlo.run-id": run_id},
     )
-    commit = find_promotion(lakehouse, run_id, target)
+    # The merge just landed: it is among the newest entries, not worth a full lookback.
+    commit = find_promotion(lakehouse, run_id, target, lookback=1_000)
     lakehouse.delete_branch(branch)
     return Promotion(run_id, branch, target, "published", commit, merged)
 

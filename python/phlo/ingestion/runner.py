@@ -26,7 +26,7 @@ from phlo.errors import InputError, NoSuchTableError, PhloError, ValidationError
 from phlo.ingestion.contract import contract_result
 from phlo.ingestion.result import IngestionResult
 from phlo.ingestion.sources import extract
-from phlo.schema.iceberg import METADATA_COLUMNS, is_pandera_schema, pandera_to_iceberg
+from phlo.schema.iceberg import METADATA_COLUMNS, table_schema
 from phlo.stage import stage
 
 if TYPE_CHECKING:
@@ -205,25 +205,14 @@ def _create(definition: IngestionDefinition, lakehouse: Lakehouse, ident: str, r
     lakehouse.create_namespace(namespace, exist_ok=True)
     return lakehouse.create_table(
         ident,
-        _table_schema(definition),
+        table_schema(
+            definition.table_schema or definition.validation_schema,
+            metadata_columns=definition.add_metadata_columns,
+        ),
         partition_by=definition.partition_spec,
         ref=ref,
         exist_ok=True,
     )
-
-
-def _table_schema(definition: IngestionDefinition) -> pa.Schema:
-    """The schema a new table gets: `table_schema` if given, else the Pandera contract's,
-    plus phlo's metadata columns."""
-    schema: Any = definition.table_schema or definition.validation_schema
-    if is_pandera_schema(schema):
-        return pandera_to_iceberg(schema, metadata_columns=definition.add_metadata_columns)
-    from phlo._arrow import as_arrow_schema
-
-    arrow = as_arrow_schema(schema)
-    if definition.add_metadata_columns:
-        arrow = pa.schema([*arrow, *(f for f in METADATA_COLUMNS if f.name not in arrow.names)])
-    return arrow
 
 
 def _validated(definition: IngestionDefinition, data: pa.Table) -> tuple[pa.Table, Any]:

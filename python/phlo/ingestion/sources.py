@@ -240,8 +240,7 @@ def _read_iterable(
 def contract_schema(definition: IngestionDefinition) -> pa.Schema | None:
     """The Arrow schema of the definition's contract (`validation_schema`, else
     `table_schema`), as ``lh.create_table`` would create the table; None without one."""
-    from phlo._arrow import as_arrow_schema
-    from phlo.schema.iceberg import is_pandera_schema, pandera_to_iceberg
+    from phlo.schema.iceberg import table_schema
 
     schema = (
         definition.validation_schema
@@ -250,5 +249,4 @@ def contract_schema(definition: IngestionDefinition) -> pa.Schema | None:
     )
     if schema is None:
         return None
-    arrow = pandera_to_iceberg(schema) if is_pandera_schema(schema) else as_arrow_schema(schema)
-    return pa.schema([f.remove_metadata() for f in arrow])
+    return pa.schema([f.remove_metadata() for f in table_schema(schema)])

@@ -54,6 +54,20 @@ def pandera_to_iceberg(schema: Any, *, metadata_columns: bool = False) -> pa.Sch
     return pa.schema(_native.iceberg_schema(pa.schema(fields)))
 
 
+def table_schema(schema: Any, *, metadata_columns: bool = False) -> pa.Schema:
+    """The Arrow schema a table is created from: a Pandera `DataFrameModel` /
+    `DataFrameSchema` (`pandera_to_iceberg`), a pyarrow Schema, or a ``{column: pyarrow type}``
+    mapping. With `metadata_columns`, phlo's ``_phlo_*`` columns are added (unless present)."""
+    if is_pandera_schema(schema):
+        return pandera_to_iceberg(schema, metadata_columns=metadata_columns)
+    from phlo._arrow import as_arrow_schema
+
+    arrow = as_arrow_schema(schema)
+    if metadata_columns:
+        arrow = pa.schema([*arrow, *(f for f in METADATA_COLUMNS if f.name not in arrow.names)])
+    return arrow
+
+
 def is_pandera_schema(schema: Any) -> bool:
     """Whether `schema` is a Pandera model class or schema object."""
     module = type(schema).__module__ if not isinstance(schema, type) else schema.__module__
