@@ -37,7 +37,7 @@ def integer(what: str, value: Any, *, minimum: int = _INT64[0]) -> int:
     if not minimum <= value <= _INT64[1]:
         low = "-2^63" if minimum == _INT64[0] else str(minimum)
         raise InputError(f"{what} must be from {low} to 2^63-1, not {value}")
-    return value
+    return int(value)
 
 
 def optional_integer(what: str, value: Any, *, minimum: int = _INT64[0]) -> int | None:

@@ -597,7 +597,7 @@ class Table:
         if self.as_of is not None:
             return self._snapshot_id
         snapshot_id = self._metadata()[1].get("current-snapshot-id")
-        return None if snapshot_id in (None, -1) else int(snapshot_id)
+        return None if snapshot_id is None or snapshot_id == -1 else int(snapshot_id)
 
     @property
     def partition_spec(self) -> list[PartitionField]:

@@ -1,0 +1,89 @@
+"""`phlo maintain`: expire snapshots, remove orphans, compact, rewrite manifests."""
+
+from __future__ import annotations
+
+import click
+
+from phlo.cli import parsing
+from phlo.cli.app import main, open_lakehouse
+
+
+@main.group()
+def maintain() -> None:
+    """Expire snapshots, remove orphan files, compact small files, regroup manifests."""
+
+
+@maintain.command("expire")
+@click.option("--older-than", default="5d", show_default=True, help="Age: 90s, 30m, 12h, 5d.")
+@click.option(
+    "--keep-last",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Snapshots every branch keeps.",
+)
+@click.pass_context
+def maintain_expire(ctx: click.Context, older_than: str, keep_last: int) -> None:
+    """Expire snapshots older than an age on every branch; delete files only they used."""
+    result = open_lakehouse(ctx).expire_snapshots(parsing.age(older_than), keep_last)
+    click.echo(
+        f"expired {result.snapshots_expired} snapshots on {len(result.refs_rewritten)} "
+        f"table refs, deleted {result.files_deleted} files"
+    )
+    for ref in result.refs_expired:
+        click.echo(f"removed expired table ref {ref}")
+
+
+@maintain.command("orphans")
+@click.option("--older-than", default="3d", show_default=True, help="Age: 90s, 30m, 12h, 5d.")
+@click.option("--dry-run", is_flag=True, help="List the files without deleting them.")
+@click.pass_context
+def maintain_orphans(ctx: click.Context, older_than: str, dry_run: bool) -> None:
+    """Delete files nothing references (leftovers of crashed writes)."""
+    result = open_lakehouse(ctx).remove_orphan_files(parsing.age(older_than), dry_run=dry_run)
+    for path in result.files:
+        click.echo(path)
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(f"{verb} {len(result.files)} orphan files ({result.bytes} bytes)")
+
+
+@maintain.command("compact")
+@click.argument("table")
+@click.option("--target-file-size", default="256MB", show_default=True, help="e.g. 128MB.")
+@click.option(
+    "--filter",
+    "filters",
+    multiple=True,
+    help="Only files that may hold matching rows: 'COLUMN OP VALUE' (repeatable, ANDed).",
+)
+@click.option("--ref", default="main", show_default=True, help="Branch to compact.")
+@click.pass_context
+def maintain_compact(
+    ctx: click.Context, table: str, target_file_size: str, filters: tuple[str, ...], ref: str
+) -> None:
+    """Rewrite the small data files of TABLE into target-size files (same rows)."""
+    t = open_lakehouse(ctx).table(table, ref=ref)
+    result = t.compact(parsing.size(target_file_size), [parsing.condition(f) for f in filters])
+    if result.snapshot_id is None:
+        click.echo(f"nothing to compact in {table}")
+        return
+    click.echo(
+        f"compacted {result.files_rewritten} files ({result.bytes_before} bytes) into "
+        f"{result.files_added} ({result.bytes_after} bytes), snapshot {result.snapshot_id}"
+    )
+
+
+@maintain.command("rewrite-manifests")
+@click.argument("table")
+@click.option("--ref", default="main", show_default=True, help="Branch to rewrite.")
+@click.pass_context
+def maintain_rewrite_manifests(ctx: click.Context, table: str, ref: str) -> None:
+    """Regroup the manifests of TABLE into target-size ones, sorted by partition."""
+    result = open_lakehouse(ctx).rewrite_manifests(table, ref=ref)
+    if result.snapshot_id is None:
+        click.echo(f"{table} has no data yet")
+        return
+    click.echo(
+        f"rewrote {result.manifests_before} manifests into {result.manifests_after}, "
+        f"snapshot {result.snapshot_id}"
+    )

@@ -1,0 +1,87 @@
+"""Commands on refs: branches and tags."""
+
+from __future__ import annotations
+
+import click
+
+from phlo.cli.app import main, open_lakehouse
+
+
+@main.group()
+def branch() -> None:
+    """List, create, delete and merge branches."""
+
+
+@branch.command("list")
+@click.pass_context
+def branch_list(ctx: click.Context) -> None:
+    """List branches (main first)."""
+    for name in open_lakehouse(ctx).branches():
+        click.echo(name)
+
+
+@branch.command("create")
+@click.argument("name")
+@click.option("--from", "from_ref", default="main", show_default=True, help="Ref to branch from.")
+@click.pass_context
+def branch_create(ctx: click.Context, name: str, from_ref: str) -> None:
+    """Create branch NAME from a ref (pointers only: no data is copied)."""
+    open_lakehouse(ctx).create_branch(name, from_ref=from_ref)
+    click.echo(f"created branch {name} from {from_ref}")
+
+
+@branch.command("delete")
+@click.argument("name")
+@click.pass_context
+def branch_delete(ctx: click.Context, name: str) -> None:
+    """Delete branch NAME (its data files stay; other refs may use them)."""
+    open_lakehouse(ctx).delete_branch(name)
+    click.echo(f"deleted branch {name}")
+
+
+@branch.command("diff")
+@click.argument("source")
+@click.option("--against", default="main", show_default=True, help="Ref to compare with.")
+@click.pass_context
+def branch_diff(ctx: click.Context, source: str, against: str) -> None:
+    """List the tables that differ between AGAINST and SOURCE."""
+    diff = open_lakehouse(ctx).diff(against, source)
+    for marker, names in (("~", diff.changed), ("+", diff.added), ("-", diff.removed)):
+        for name in names:
+            click.echo(f"{marker} {name}")
+
+
+@branch.command("merge")
+@click.argument("source")
+@click.option("--into", default="main", show_default=True, help="Branch to merge into.")
+@click.pass_context
+def branch_merge(ctx: click.Context, source: str, into: str) -> None:
+    """Merge branch SOURCE into another branch, all tables at once."""
+    result = open_lakehouse(ctx).merge(source, into=into)
+    for name in result.fast_forwarded:
+        click.echo(f"fast-forwarded {name}")
+    for name in result.added:
+        click.echo(f"added {name}")
+    for name in result.rebased:
+        click.echo(f"rebased {name} (re-applied {source}'s appends)")
+    if not (result.fast_forwarded or result.added or result.rebased):
+        click.echo(f"{into} already has everything of {source}")
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def tag(ctx: click.Context) -> None:
+    """List tags, or create one (`phlo tag create NAME`)."""
+    if ctx.invoked_subcommand is None:
+        for name in open_lakehouse(ctx).tags():
+            click.echo(name)
+
+
+@tag.command("create")
+@click.argument("name")
+@click.option("--ref", default="main", show_default=True, help="Ref to tag.")
+@click.pass_context
+def tag_create(ctx: click.Context, name: str, ref: str) -> None:
+    """Tag the current state of a ref (tags are immutable)."""
+    open_lakehouse(ctx).create_tag(name, ref=ref)
+    click.echo(f"tagged {ref} as {name}")

@@ -1,0 +1,180 @@
+"""Commands on tables: list, show, head, delete, SQL, the commit log, file validation."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from phlo.cli import parsing
+from phlo.cli.app import main, open_lakehouse
+
+
+@main.command()
+@click.pass_context
+def namespaces(ctx: click.Context) -> None:
+    """List namespaces."""
+    for namespace in open_lakehouse(ctx).namespaces():
+        click.echo(namespace)
+
+
+@main.command()
+@click.argument("namespace", required=False)
+@click.pass_context
+def tables(ctx: click.Context, namespace: str | None) -> None:
+    """List tables (of NAMESPACE, or of every namespace)."""
+    lh = open_lakehouse(ctx)
+    for ns in [namespace] if namespace else lh.namespaces():
+        for name in lh.tables(ns):
+            click.echo(name)
+
+
+@main.command()
+@click.argument("table")
+@click.option("--ref", default="main", show_default=True, help="Branch or tag to read.")
+@click.pass_context
+def show(ctx: click.Context, table: str, ref: str) -> None:
+    """Schema, partitioning and history of TABLE."""
+    t = open_lakehouse(ctx).table(table, ref=ref)
+    click.echo(f"table     {t.name}")
+    click.echo(f"metadata  {t.metadata_location}")
+    click.echo("schema")
+    for field in t.schema:
+        required = "" if field.nullable else "  required"
+        click.echo(f"  {field.name:<24} {field.type}{required}")
+    spec = t.partition_spec
+    click.echo(
+        "partitioned by  " + (", ".join(f"{p.transform}({p.source_column})" for p in spec) or "-")
+    )
+    click.echo("history")
+    for s in t.history():
+        click.echo(
+            f"  {s.snapshot_id:>20}  {s.timestamp:%Y-%m-%d %H:%M:%S}  {s.operation:<9}"
+            f" +{s.summary.get('added-records', '0')} rows  total {s.summary.get('total-records', '?')}"
+        )
+
+
+@main.command()
+@click.argument("table")
+@click.option(
+    "-n", "--rows", type=click.IntRange(min=1), default=10, show_default=True, help="Rows to print."
+)
+@click.option("--snapshot", "snapshot_id", type=int, help="Read this snapshot.")
+@click.option("--ref", default=None, help="Branch or tag to read (default: main).")
+@click.option("--as-of", help="A time (ISO) or a commit id of `phlo log`: read the table then.")
+@click.pass_context
+def head(
+    ctx: click.Context,
+    table: str,
+    rows: int,
+    snapshot_id: int | None,
+    ref: str | None,
+    as_of: str | None,
+) -> None:
+    """Print the first rows of TABLE."""
+    t = open_lakehouse(ctx).table(table, ref=ref, as_of=as_of)
+    scan = t.scan(snapshot_id=snapshot_id, batch_size=rows)
+    reader = scan.to_reader()
+    shown = 0
+    for batch in reader:
+        for row in batch.slice(0, rows - shown).to_pylist():
+            click.echo(row)
+        shown += min(batch.num_rows, rows - shown)
+        if shown >= rows:
+            break
+
+
+@main.command()
+@click.argument("table")
+@click.option(
+    "--where", "conditions", multiple=True, required=True, help="A condition; several are ANDed."
+)
+@click.option("--ref", default="main", show_default=True, help="Branch to delete on.")
+@click.option("-m", "--message", default=None, help="Message for the log.")
+@click.pass_context
+def delete(
+    ctx: click.Context, table: str, conditions: tuple[str, ...], ref: str, message: str | None
+) -> None:
+    """Delete the rows of TABLE matching every --where condition, as one snapshot."""
+    filters = [parsing.where(c) for c in conditions]
+    result = open_lakehouse(ctx).table(table, ref=ref).delete(filters, message=message)
+    if result.snapshot_id is None:
+        click.echo("no rows matched; nothing committed")
+        return
+    click.echo(
+        f"deleted {result.rows_deleted} rows (files: {result.files_scanned} read, "
+        f"{result.files_removed} removed, {result.files_added} written) "
+        f"in snapshot {result.snapshot_id}"
+    )
+
+
+@main.command("sql")
+@click.argument("query")
+@click.option("--ref", default="main", show_default=True, help="Branch or tag to read.")
+@click.option("--as-of", help="A time (ISO) or a commit id of `phlo log`: read the tables then.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per row (JSON Lines).")
+@click.pass_context
+def sql_command(ctx: click.Context, query: str, ref: str, as_of: str | None, as_json: bool) -> None:
+    """Run a SQL QUERY (DuckDB) over the tables of a ref, e.g. 'SELECT count(*) FROM raw.events'."""
+    relation = open_lakehouse(ctx).sql(query, ref=ref, as_of=as_of)
+    if not as_json:
+        click.echo(str(relation), nl=False)
+        return
+    for batch in relation.to_arrow_reader(batch_size=10_000):
+        for row in batch.to_pylist():
+            click.echo(json.dumps(row, default=str))
+
+
+@main.command("log")
+@click.option("--ref", default=None, help="Only this branch or tag (default: every ref).")
+@click.option(
+    "-n",
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Entries to print.",
+)
+@click.pass_context
+def log_command(ctx: click.Context, ref: str | None, limit: int) -> None:
+    """Print the commit log, newest first."""
+    for entry in open_lakehouse(ctx).log(ref, limit):
+        click.echo(
+            f"{entry.commit_id}  {entry.timestamp:%Y-%m-%d %H:%M:%S}  {entry.ref:<16}"
+            f" {entry.author:<10} {entry.message}"
+        )
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--schema", "schema_spec", required=True, help="module:Model of a Pandera schema.")
+@click.option(
+    "--max-failure-cases", type=click.IntRange(min=0), default=None, help="Cases kept per check."
+)
+@click.pass_context
+def validate(
+    ctx: click.Context, path: str, schema_spec: str, max_failure_cases: int | None
+) -> None:
+    """Validate a Parquet or CSV file against a Pandera schema (exit code 1 on failures)."""
+    import pyarrow.csv
+    import pyarrow.parquet
+
+    from phlo.validation import Validator
+
+    data = pyarrow.csv.read_csv(path) if path.endswith(".csv") else pyarrow.parquet.read_table(path)
+    validator = Validator(parsing.load_object(schema_spec), max_failure_cases=max_failure_cases)
+    report = validator.report(data)
+    click.echo(
+        f"{len(report.native_checks)} checks in the engine, {len(report.pandera_checks)} by Pandera"
+    )
+    if report.valid:
+        click.echo(f"valid: {report.table.num_rows} rows")
+        return
+    for r in report.records:
+        sample = ", ".join(
+            f"row {s['index']}: {s['failure_case']!r}"
+            for s in r["sample"][:3]
+            if s["index"] is not None
+        )
+        click.echo(f"FAIL [{r['code']}] {r['column']}: {r['check']} x{r['count']}  {sample}")
+    ctx.exit(1)
