@@ -421,6 +421,37 @@ def test_reconciliation_row_counts_and_keys(lh: phlo.Lakehouse, events: Any) -> 
     assert sorted(sides) == ["source"] * 3 + ["target"] * 10
 
 
+def test_reconciliation_where_clause_filters_the_source(lh: phlo.Lakehouse, events: Any) -> None:
+    source = lh.create_table("raw.source", SCHEMA, partition_by=["_phlo_partition_date"])
+    day2 = events[DAYS[1]]
+    # 3 test rows (ids >= 5000) in the source never reach the table: where_clause leaves them out
+    source.append(pa.Table.from_pylist(day2[:190] + clean_rows(DAYS[1], 5000, 3), schema=SCHEMA))
+
+    @phlo_quality(
+        table="raw.events",
+        checks=[
+            ReconciliationCheck("raw.source", where_clause="coalesce(id, 0) < 5000"),
+            ReconciliationCheck(
+                "raw.source",
+                check_type="key_parity",
+                key_columns=["_phlo_row_id"],
+                where_clause="coalesce(id, 0) < 5000",
+            ),
+        ],
+    )
+    def filtered() -> None: ...
+
+    parity, key = filtered.run("2024-01-02", lakehouse=lh)
+    assert parity.details["source_count"] == 190 and parity.failed_count == 10
+    assert key.failed_count == 10  # only the table's 10 extra rows; the 3 test rows are out
+    con = duckdb_connection(lh, ["raw.events", "raw.source"])
+    assert con.sql(parity.query_or_sql).fetchall() == [(200, 190)]
+    sides = con.sql(key.repro_sql).to_arrow_table().column("side").to_pylist()
+    assert sides == ["target"] * 10
+    with pytest.raises(ConfigError, match="where_clause"):
+        ReconciliationCheck("raw.source", where_clause="  ")
+
+
 def test_run_opens_the_project_lakehouse(
     lh: phlo.Lakehouse, events: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -221,13 +221,15 @@ class ReconciliationCheck(PythonCheck):
     ``rowcount_parity`` (row counts differ by at most `tolerance`, a fraction of the source's),
     ``rowcount_gte`` (at least ``(1 - tolerance)`` times the source's rows) or ``key_parity``
     (the same `key_columns` values on both sides; ``failed_count`` counts rows whose key the
-    other side lacks)."""
+    other side lacks). `where_clause`, a SQL predicate on the source (DuckDB's dialect), keeps
+    only the source rows that should reach the table, e.g. ``"status <> 'test'"``."""
 
     source_table: str
     partition_column: str = "_phlo_partition_date"
     check_type: Reconciliation = "rowcount_parity"
     tolerance: float = 0.0
     key_columns: list[str] | None = None
+    where_clause: str | None = None
     severity: Severity = "error"
 
     def __init__(
@@ -237,6 +239,7 @@ class ReconciliationCheck(PythonCheck):
         check_type: Reconciliation = "rowcount_parity",
         tolerance: float = 0.0,
         key_columns: Sequence[str] | None = None,
+        where_clause: str | None = None,
         *,
         severity: Severity = "error",
     ) -> None:
@@ -259,11 +262,19 @@ class ReconciliationCheck(PythonCheck):
             if not key_columns:
                 raise ConfigError("ReconciliationCheck: key_parity needs key_columns")
             key_columns = list(key_columns)
+        if where_clause is not None and (
+            not isinstance(where_clause, str) or not where_clause.strip()
+        ):
+            raise ConfigError(
+                "ReconciliationCheck: where_clause must be a SQL predicate on the source, "
+                f"e.g. \"status <> 'test'\", not {where_clause!r}"
+            )
         object.__setattr__(self, "source_table", source_table)
         object.__setattr__(self, "partition_column", partition_column)
         object.__setattr__(self, "check_type", check_type)
         object.__setattr__(self, "tolerance", tolerance)
         object.__setattr__(self, "key_columns", key_columns)
+        object.__setattr__(self, "where_clause", where_clause)
         object.__setattr__(self, "severity", severity)
         self._check_settings()
 
@@ -276,8 +287,10 @@ class ReconciliationCheck(PythonCheck):
         return list(self.key_columns or [])
 
     def source_scope_sql(self, scope: Scope) -> str:
-        """The scope's predicate, on the source's partition column."""
-        return scope.where_sql_for(self.partition_column)
+        """The source rows compared: the scope's partitions (on the source's partition column)
+        that pass `where_clause`."""
+        scoped = scope.where_sql_for(self.partition_column)
+        return f"{scoped} AND ({self.where_clause})" if self.where_clause else scoped
 
     def passes(self, finding: Finding) -> bool:
         if finding.broken is not None:
@@ -331,21 +344,13 @@ class _ReconciliationPass(CheckPass):
         check, scope = self.check, self.scope
         keys = check.key_columns
         try:
-            source = scope.lakehouse.table(check.source_table, scope.ref)
-            scan = source.scan(
-                keys or [source.schema.names[0]],
-                scope.filters_for(check.partition_column, source.schema),
-            )
-            if keys:
-                source_keys = scan.to_arrow()
-                source_count = source_keys.num_rows
-            else:
-                source_count = sum(b.num_rows for b in scan.to_batches())
+            source_keys, source_count = self._source_rows()
         except Exception as exc:  # a missing source table or column: the check fails, named
             return Finding(0, self.total, broken=f"{check.name}: cannot read the source: {exc}")
         details: dict[str, Any] = {"source_count": source_count}
         if not keys:
             return Finding(abs(self.total - source_count), self.total, details=details)
+        assert source_keys is not None
         fields = [scope.field(k) for k in keys]
         target = pa.Table.from_batches(self.keys, schema=pa.schema([f for f in fields if f]))
         source_keys = source_keys.cast(target.schema)
@@ -356,3 +361,23 @@ class _ReconciliationPass(CheckPass):
         sample += [{"side": "source", **r} for r in only_source.slice(0, room).to_pylist()]
         failed = only_target.num_rows + only_source.num_rows
         return Finding(failed, self.total, sample, details=details)
+
+    def _source_rows(self) -> tuple[pa.Table | None, int]:
+        """The source's key columns (None without `key_columns`) and row count, in scope: a
+        pruned phlo scan, or DuckDB over the source when `where_clause` filters it."""
+        check, scope = self.check, self.scope
+        keys = check.key_columns
+        if check.where_clause:
+            select = ", ".join(ident(k) for k in keys) if keys else "count(*) AS n"
+            query = f"SELECT {select} FROM {relation(check.source_table)} WHERE {check.source_scope_sql(scope)}"
+            rows = scope.lakehouse.sql(query, ref=scope.ref).to_arrow_table()
+            return (rows, rows.num_rows) if keys else (None, int(rows.column("n")[0].as_py()))
+        source = scope.lakehouse.table(check.source_table, scope.ref)
+        scan = source.scan(
+            keys or [source.schema.names[0]],
+            scope.filters_for(check.partition_column, source.schema),
+        )
+        if keys:
+            table = scan.to_arrow()
+            return table, table.num_rows
+        return None, sum(b.num_rows for b in scan.to_batches())
