@@ -296,3 +296,19 @@ def test_schema_check_on_the_ingested_table(lh: phlo.Lakehouse) -> None:
     (dirty,) = glucose_quality.run("2024-01-01", lakehouse=lh)
     assert not dirty.passed and dirty.failed_count == 2
     assert {(s["column"], s["check"]) for s in dirty.sample} == {("_id", "field_uniqueness")}
+
+
+# --- the original's dbt_model_to_pandera signature ------------------------------------------
+
+
+def test_dbt_model_to_pandera_takes_the_original_class_name(tmp_path: Path) -> None:
+    models = tmp_path / "models.yml"
+    models.write_text(
+        "models:\n  - name: fct_readings\n    columns:\n      - name: reading_id\n"
+        "        data_tests: [not_null]\n"
+    )
+    assert phlo.dbt_model_to_pandera(models, "fct_readings").__name__ == "FctReadings"
+    named = phlo.dbt_model_to_pandera(models, "fct_readings", class_name="Readings")
+    assert named.__name__ == "Readings" and list(named.to_schema().columns) == ["reading_id"]
+    with pytest.raises(errors.ConfigError, match="class_name"):
+        phlo.dbt_model_to_pandera(models, "fct_readings", class_name="not a name")
