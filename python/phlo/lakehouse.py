@@ -838,9 +838,7 @@ class Scan:
     """A planned scan: pruning statistics, then the rows as an Arrow stream (read once)."""
 
     def __init__(
-        self,
-        native: _native.NativeScan,
-        replan: Callable[[int], _native.NativeScan] | None = None,
+        self, native: _native.NativeScan, replan: Callable[[int], _native.NativeScan]
     ) -> None:
         self._native = native
         #: Plans the same scan again (same snapshot, the given batch size), for previews.
@@ -893,9 +891,7 @@ class Scan:
         """The first `n` rows, read from a fresh plan of the same snapshot: only the batches
         holding them are read, and this scan stays unread."""
         n = _args.integer("n", n, minimum=0)
-        if self._replan is None:
-            raise InputError("this scan cannot be planned again; use to_arrow()")
-        return Scan(self._replan(max(n, 1)))._take(n)
+        return Scan(self._replan(max(n, 1)), self._replan)._take(n)
 
     def _take(self, n: int) -> pa.Table:
         """This scan's first `n` rows; reading stops there (the scan is used up)."""
