@@ -4,6 +4,8 @@
 >>> lh = phlo.Lakehouse.open(".phlo")
 """
 
+from typing import TYPE_CHECKING, Any
+
 from phlo import errors
 from phlo._native import __version__
 from phlo.ingestion import IngestionDefinition, IngestionResult, phlo_ingestion
@@ -45,6 +47,9 @@ from phlo.schema import dbt_model_to_pandera, pandera_to_iceberg
 from phlo.stage import StageResult, stage
 from phlo.validation import ValidationReport, Validator, validate
 
+if TYPE_CHECKING:
+    from phlo.schema.model import PhloSchema
+
 __all__ = [
     "AcceptedValuesCheck",
     "AppendResult",
@@ -65,6 +70,7 @@ __all__ = [
     "OrphanFiles",
     "PartitionField",
     "PatternCheck",
+    "PhloSchema",
     "QualityDefinition",
     "RangeCheck",
     "ReconciliationCheck",
@@ -91,3 +97,12 @@ __all__ = [
     "stage",
     "validate",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # PhloSchema subclasses a Pandera model: import Pandera (and pandas) only when it is used.
+    if name == "PhloSchema":
+        from phlo.schema.model import PhloSchema
+
+        return PhloSchema
+    raise AttributeError(f"module 'phlo' has no attribute {name!r}")

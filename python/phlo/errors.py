@@ -93,6 +93,11 @@ class ValidationError(PhloError):
         (exact) and ``sample`` (up to 20 ``{"index", "failure_case"}``)."""
         return [dict(r) for r in self._records]
 
+    def _repr_html_(self) -> str:
+        from phlo.display import validation_error_html  # display imports this module
+
+        return validation_error_html(self)
+
 
 class SqlError(PhloError, ValueError):
     """A SQL query could not be parsed or bound (a bad column, function or syntax)."""

@@ -5,16 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import pyarrow as pa
 
-from phlo import _args, _native
+from phlo import _args, _native, display
 from phlo._arrow import as_arrow
 from phlo._filters import Filter, normalize_filters, timestamp_micros
+from phlo.display import HtmlRepr
 from phlo.errors import (
     InputError,
     NamespaceAlreadyExistsError,
@@ -53,7 +54,7 @@ SchemaEvolution = Literal["strict", "evolve"]
 
 
 @dataclass(frozen=True)
-class AppendResult:
+class AppendResult(HtmlRepr):
     """What one append committed."""
 
     snapshot_id: int
@@ -64,7 +65,7 @@ class AppendResult:
 
 
 @dataclass(frozen=True)
-class DeleteResult:
+class DeleteResult(HtmlRepr):
     """What `Table.delete` did. Deleting nothing commits nothing: `snapshot_id` is None."""
 
     snapshot_id: int | None
@@ -79,7 +80,7 @@ class DeleteResult:
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class Snapshot(HtmlRepr):
     """One entry of a table's history."""
 
     snapshot_id: int
@@ -91,7 +92,7 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
-class LogEntry:
+class LogEntry(HtmlRepr):
     """One change a ref went through in this catalog (a table commit, a merge, a ref created
     or deleted). Commits other engines make on `main` are in the tables' histories only."""
 
@@ -111,7 +112,7 @@ AsOf: TypeAlias = dt.datetime | int | str | LogEntry
 
 
 @dataclass(frozen=True)
-class ExpireResult:
+class ExpireResult(HtmlRepr):
     """What `Lakehouse.expire_snapshots` removed."""
 
     snapshots_expired: int
@@ -125,7 +126,7 @@ class ExpireResult:
 
 
 @dataclass(frozen=True)
-class OrphanFiles:
+class OrphanFiles(HtmlRepr):
     """Files under table locations that nothing references (see `remove_orphan_files`)."""
 
     files: list[str]
@@ -135,7 +136,7 @@ class OrphanFiles:
 
 
 @dataclass(frozen=True)
-class CompactResult:
+class CompactResult(HtmlRepr):
     """What `Table.compact` rewrote (all zero, and no snapshot, when there was nothing to do)."""
 
     #: Small data files replaced.
@@ -152,7 +153,7 @@ class CompactResult:
 
 
 @dataclass(frozen=True)
-class ManifestRewrite:
+class ManifestRewrite(HtmlRepr):
     """What `Lakehouse.rewrite_manifests` did."""
 
     #: The ``replace`` snapshot committed (None: the table had no data yet).
@@ -162,7 +163,7 @@ class ManifestRewrite:
 
 
 @dataclass(frozen=True)
-class RefDiff:
+class RefDiff(HtmlRepr):
     """Tables that differ between two refs."""
 
     #: On both refs, at different versions.
@@ -174,7 +175,7 @@ class RefDiff:
 
 
 @dataclass(frozen=True)
-class RowDiff:
+class RowDiff(HtmlRepr):
     """Rows of one table that differ between two refs, by key."""
 
     added: int
@@ -188,7 +189,7 @@ class RowDiff:
 
 
 @dataclass(frozen=True)
-class RefMergeResult:
+class RefMergeResult(HtmlRepr):
     """What merging one branch into another did, per table."""
 
     #: Tables changed on the source only: the target now points where the source does.
@@ -201,7 +202,7 @@ class RefMergeResult:
 
 
 @dataclass(frozen=True)
-class PartitionField:
+class PartitionField(HtmlRepr):
     """One field of a partition spec: `transform(source_column)` stored as `name`."""
 
     name: str
@@ -505,7 +506,10 @@ class Lakehouse:
         return OrphanFiles(files=files, bytes=size, deleted=not dry_run)
 
     def __repr__(self) -> str:
-        return f"Lakehouse({str(self.root)!r})"
+        return display.lakehouse_text(self)
+
+    def _repr_html_(self) -> str:
+        return display.lakehouse_html(self)
 
 
 class Transaction:
@@ -744,16 +748,24 @@ class Table:
             raise InputError("give snapshot_id or as_of, not both")
         if self.as_of is not None and snapshot_id is None and as_of is None:
             snapshot_id = self._snapshot_id
+        names = _args.columns("columns", columns) if columns is not None else None
+        filters = normalize_filters(filter)
         native = self._native.scan(
             self.name,
-            _args.columns("columns", columns) if columns is not None else None,
-            normalize_filters(filter),
+            names,
+            filters,
             _args.optional_integer("snapshot_id", snapshot_id),
             _as_of_ms(as_of),
             self.ref,
             _args.optional_integer("batch_size", batch_size, minimum=1),
         )
-        return Scan(native)
+
+        def replan(size: int) -> _native.NativeScan:
+            return self._native.scan(
+                self.name, names, filters, native.snapshot_id, None, self.ref, size
+            )
+
+        return Scan(native, replan)
 
     def delete(
         self,
@@ -793,23 +805,44 @@ class Table:
         `to_snapshot` defaults to the snapshot of that time."""
         if to_snapshot is None:
             to_snapshot = self._snapshot_id
-        return Scan(
-            self._native.changes(self.name, self.ref, from_snapshot, to_snapshot, batch_size)
-        )
+        native = self._native.changes(self.name, self.ref, from_snapshot, to_snapshot, batch_size)
+
+        def replan(size: int) -> _native.NativeScan:
+            until = native.snapshot_id if to_snapshot is None else to_snapshot
+            return self._native.changes(self.name, self.ref, from_snapshot, until, size)
+
+        return Scan(native, replan)
 
     def to_arrow(self) -> pa.Table:
         return self.scan().to_arrow()
 
+    def head(
+        self,
+        n: int = 5,
+        columns: Sequence[str] | None = None,
+        filter: Filter | Sequence[Filter] | None = None,
+    ) -> pa.Table:
+        """The first `n` rows (of the `columns` and `filter` given, as for `scan`) as an Arrow
+        table; only the batches that hold them are read."""
+        n = _args.integer("n", n, minimum=0)
+        return self.scan(columns, filter, batch_size=max(n, 1))._take(n)
+
     def __repr__(self) -> str:
-        as_of = "" if self.as_of is None else f", as_of={self.as_of!r}"
-        return f"Table({self.name!r}, ref={self.ref!r}{as_of})"
+        return display.table_text(self)
+
+    def _repr_html_(self) -> str:
+        return display.table_html(self)
 
 
 class Scan:
     """A planned scan: pruning statistics, then the rows as an Arrow stream (read once)."""
 
-    def __init__(self, native: _native.NativeScan) -> None:
+    def __init__(
+        self, native: _native.NativeScan, replan: Callable[[int], _native.NativeScan]
+    ) -> None:
         self._native = native
+        #: Plans the same scan again (same snapshot, the given batch size), for previews.
+        self._replan = replan
 
     @property
     def files_total(self) -> int:
@@ -853,6 +886,28 @@ class Scan:
 
     def to_arrow(self) -> pa.Table:
         return self.to_reader().read_all()
+
+    def head(self, n: int = 5) -> pa.Table:
+        """The first `n` rows, read from a fresh plan of the same snapshot: only the batches
+        holding them are read, and this scan stays unread."""
+        n = _args.integer("n", n, minimum=0)
+        return Scan(self._replan(max(n, 1)), self._replan)._take(n)
+
+    def _take(self, n: int) -> pa.Table:
+        """This scan's first `n` rows; reading stops there (the scan is used up)."""
+        batches, rows = [], 0
+        for batch in self.to_batches() if n else ():
+            batches.append(batch.slice(0, n - rows))
+            rows += batches[-1].num_rows
+            if rows >= n:
+                break
+        return pa.Table.from_batches(batches, self.schema)
+
+    def __repr__(self) -> str:
+        return display.scan_text(self)
+
+    def _repr_html_(self) -> str:
+        return display.scan_html(self)
 
     def to_polars(self) -> polars.DataFrame:
         import polars

@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from phlo import _args, _native
 from phlo._arrow import as_arrow
+from phlo.display import HtmlRepr
 from phlo.errors import InputError
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ _CONFIG_KEYS = {"deduplication", "deduplication_method", "deduplication_order_by
 
 
 @dataclass(frozen=True)
-class MergeResult:
+class MergeResult(HtmlRepr):
     """What one merge committed (one snapshot)."""
 
     snapshot_id: int

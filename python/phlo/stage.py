@@ -18,13 +18,14 @@ import pyarrow as pa
 
 from phlo import _args, _native
 from phlo._arrow import as_arrow
+from phlo.display import HtmlRepr
 from phlo.errors import InputError
 
 __all__ = ["StageResult", "stage"]
 
 
 @dataclass(frozen=True)
-class StageResult:
+class StageResult(HtmlRepr):
     """The staged Parquet files of one call."""
 
     run_id: str

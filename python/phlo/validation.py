@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from phlo import _args, _native
 from phlo._arrow import as_arrow
+from phlo.display import HtmlRepr
 from phlo.errors import ValidationError
 from phlo.schema.plan import PanderaCheck, ValidationPlan, validation_plan
 
@@ -37,7 +38,7 @@ _FAILURE_SCHEMA = pa.schema(
 
 
 @dataclass(frozen=True)
-class ValidationReport:
+class ValidationReport(HtmlRepr):
     """Everything one validation found: the validated table and every failure."""
 
     table: pa.Table = field(repr=False)

@@ -8,6 +8,7 @@ from typing import Literal
 
 import pyarrow as pa
 
+from phlo import display
 from phlo.quality.contract import CheckResult
 
 __all__ = ["IngestionResult", "IngestionStatus"]
@@ -61,3 +62,6 @@ class IngestionResult:
             f"{self.table} partition {self.partition_date}: the Pandera contract failed "
             f"({message}); nothing was written. The staged input is kept in {folder}{kept}."
         )
+
+    def _repr_html_(self) -> str:
+        return display.ingestion_html(self)

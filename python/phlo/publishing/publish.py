@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from phlo import _args
+from phlo.display import HtmlRepr
 from phlo.errors import InputError, PhloError, PublishError
 from phlo.publishing import postgres
 from phlo.sql import connect, parquet_files, quote, read_columns, read_parquet_sql, register_table
@@ -26,7 +27,7 @@ BATCH_ROWS = 128 * 1024
 
 
 @dataclass(frozen=True)
-class PublishResult:
+class PublishResult(HtmlRepr):
     """What publishing one table did."""
 
     #: ``schema.table`` in PostgreSQL.

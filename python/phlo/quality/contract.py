@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from phlo import display
+
 __all__ = ["CheckResult"]
 
 #: Rows of failing data a result carries at most.
@@ -68,3 +70,6 @@ class CheckResult:
         if self.repro_sql and not self.passed:
             lines.append(f"\nFailing rows:\n```sql\n{self.repro_sql}\n```")
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return display.check_html(self)

@@ -93,10 +93,12 @@ def infer_type(name: str, tests: dict[str, Any]) -> Any:
     return str
 
 
-def dbt_model_to_pandera(yaml_path: str | Path, model_name: str) -> type:
+def dbt_model_to_pandera(
+    yaml_path: str | Path, model_name: str, class_name: str | None = None
+) -> type:
     """A Pandera `DataFrameModel` class for model `model_name` of a dbt properties YAML file.
-    Its name is the model name in CamelCase; ``Config.coerce`` is on and ``Config.strict``
-    follows the model's ``contract: {enforced: true}``."""
+    Its name is `class_name`, by default the model name in CamelCase; ``Config.coerce`` is on
+    and ``Config.strict`` follows the model's ``contract: {enforced: true}``."""
     import pandera.pandas as pandera
     import yaml
     from pandera.typing import Series
@@ -134,7 +136,10 @@ def dbt_model_to_pandera(yaml_path: str | Path, model_name: str) -> type:
         )
     enforced = bool(((model.get("config") or {}).get("contract") or {}).get("enforced"))
     config = type("Config", (), {"coerce": True, "strict": enforced, "name": model_name})
-    class_name = "".join(part.capitalize() for part in re.split(r"[^0-9a-zA-Z]+", model_name))
+    if class_name is None:
+        class_name = "".join(p.capitalize() for p in re.split(r"[^0-9a-zA-Z]+", model_name))
+    elif not class_name.isidentifier():
+        raise ConfigError(f"class_name {class_name!r} is not a Python identifier")
     namespace = {
         "__annotations__": annotations,
         "__doc__": model.get("description") or f"Generated from {path.name}:{model_name}.",
