@@ -2,6 +2,7 @@
 ``pandera_contract`` check, writing to the run's WAP branch."""
 
 import datetime as dt
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,9 +18,12 @@ if TYPE_CHECKING:
     from phlo.ingestion.result import IngestionResult
     from phlo.quality.contract import CheckResult
 
-__all__ = ["build_asset", "is_intraday", "partitions_for"]
+__all__ = ["asset", "build_asset", "is_intraday", "partitions_for"]
 
 RESOURCE_KEY = "phlo"
+#: Every phlo asset runs one partition per run (a run is one WAP branch and one dbt build);
+#: the same policy everywhere lets ingestions, dbt models and publishing share runs.
+ONE_PARTITION_PER_RUN = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
 
 
 def is_intraday(cron: str | None) -> bool:
@@ -43,6 +47,14 @@ def partitions_for(
     )
 
 
+def asset(**kwargs: Any) -> Any:
+    """``dagster.asset(**kwargs)``, quiet about ``backfill_policy`` being a beta parameter in
+    Dagster 1.13."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.asset(**kwargs)
+
+
 def build_asset(
     definition: "IngestionDefinition",
     project: "ProjectConfig",
@@ -59,12 +71,13 @@ def build_asset(
         )
     ident = definition.table_identifier(project.namespace)
 
-    @dg.asset(
+    @asset(
         key=key,
         group_name=definition.group,
         kinds={"dlt", "iceberg"},
         description=definition.description,
         partitions_def=partitions_for(definition, project),
+        backfill_policy=ONE_PARTITION_PER_RUN,
         retry_policy=dg.RetryPolicy(
             max_retries=definition.max_retries,
             delay=definition.retry_delay_seconds,

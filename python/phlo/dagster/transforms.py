@@ -6,77 +6,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets
 
-from phlo.dagster.assets import RESOURCE_KEY, check_result
-from phlo.transforms.checks import TestSpec, test_specs
-from phlo.transforms.project import ASSET_TYPES, DbtProject, Node
+from phlo.dagster.assets import ONE_PARTITION_PER_RUN, RESOURCE_KEY, check_result
 
 if TYPE_CHECKING:
-    from dagster_dbt import DbtProject as DagsterDbtProject
-
     from phlo.config import ProjectConfig
+    from phlo.dagster.dbt_translator import PhloDbtTranslator
     from phlo.ingestion.decorator import IngestionDefinition
     from phlo.transforms.build import DbtBuild
+    from phlo.transforms.project import DbtProject
 
-__all__ = ["PhloDbtTranslator", "build_dbt_assets", "dbt_partitions"]
-
-
-class PhloDbtTranslator(DagsterDbtTranslator):
-    """Asset keys: a model, seed or snapshot is keyed by its name; a source that is a phlo
-    ingestion's table is the ingestion's asset (``dlt_<table>``), so models depend on their
-    ingestions; other sources are ``[schema, table]``. Groups follow the medallion rules of
-    `Node.group`. Checks get phlo's names and severity policy."""
-
-    def __init__(self, project: DbtProject, ingestion_keys: Mapping[str, str]) -> None:
-        super().__init__(DagsterDbtTranslatorSettings(enable_asset_checks=True))
-        self._project = project
-        self._ingestion_keys = dict(ingestion_keys)
-        self._specs = test_specs(project)
-
-    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
-        if dbt_resource_props["resource_type"] == "source":
-            schema = str(dbt_resource_props["schema"])
-            table = str(dbt_resource_props.get("identifier") or dbt_resource_props["name"])
-            ingestion = self._ingestion_keys.get(f"{schema}.{table}")
-            return dg.AssetKey(ingestion) if ingestion else dg.AssetKey([schema, table])
-        return dg.AssetKey(str(dbt_resource_props["name"]))
-
-    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        if dbt_resource_props["resource_type"] in ASSET_TYPES:
-            return Node(dbt_resource_props).group
-        return None
-
-    def get_metadata(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
-        metadata = dict(super().get_metadata(dbt_resource_props))
-        if dbt_resource_props["resource_type"] in ASSET_TYPES:
-            node = Node(dbt_resource_props)
-            if node.write_mode != "none":
-                metadata["dagster/table_name"] = node.table
-            metadata["phlo/materialized"] = node.materialized
-        return metadata
-
-    def get_asset_check_spec(
-        self,
-        asset_spec: dg.AssetSpec,
-        manifest: Mapping[str, Any],
-        unique_id: str,
-        project: "DagsterDbtProject | None",
-    ) -> dg.AssetCheckSpec | None:
-        spec = self._specs.get(unique_id)
-        if spec is None or self.get_asset_key(manifest["nodes"][spec.target]) != asset_spec.key:
-            return None
-        test = manifest["nodes"][unique_id]
-        return dg.AssetCheckSpec(
-            spec.name,
-            asset=asset_spec.key,
-            blocking=spec.blocking,
-            description=f"dbt test {test['name']} ({spec.severity})",
-            metadata={"dbt_unique_id": unique_id},
-        )
-
-    def specs(self) -> Mapping[str, TestSpec]:
-        return self._specs
+__all__ = ["build_dbt_assets", "dbt_partitions"]
 
 
 def dbt_partitions(project: "ProjectConfig") -> dg.DailyPartitionsDefinition:
@@ -88,11 +28,16 @@ def dbt_partitions(project: "ProjectConfig") -> dg.DailyPartitionsDefinition:
 
 
 def build_dbt_assets(
-    dbt: DbtProject,
+    dbt: "DbtProject",
     project: "ProjectConfig",
     ingestions: Sequence["IngestionDefinition"],
 ) -> dg.AssetsDefinition:
-    """The ``@dbt_assets`` of the project's dbt project."""
+    """The ``@dbt_assets`` of the project's dbt project (dagster-dbt is imported only for
+    projects that have one)."""
+    from dagster_dbt import dbt_assets
+
+    from phlo.dagster.dbt_translator import PhloDbtTranslator
+
     ingestion_keys = {d.table_identifier(project.namespace): d.asset_key for d in ingestions}
     translator = PhloDbtTranslator(dbt, ingestion_keys)
     by_key = {
@@ -103,6 +48,7 @@ def build_dbt_assets(
         manifest=dict(dbt.manifest),
         dagster_dbt_translator=translator,
         partitions_def=dbt_partitions(project),
+        backfill_policy=ONE_PARTITION_PER_RUN,
         name=f"dbt_{dbt.name}",
         required_resource_keys={RESOURCE_KEY},
     )
@@ -115,8 +61,8 @@ def build_dbt_assets(
 
 def run_build(
     context: dg.AssetExecutionContext,
-    dbt: DbtProject,
-    translator: PhloDbtTranslator,
+    dbt: "DbtProject",
+    translator: "PhloDbtTranslator",
     by_key: Mapping[dg.AssetKey, str],
     ingestions: Sequence["IngestionDefinition"],
 ) -> Iterator[Any]:
@@ -145,7 +91,7 @@ def run_build(
 
 def _events(
     context: dg.AssetExecutionContext,
-    translator: PhloDbtTranslator,
+    translator: "PhloDbtTranslator",
     by_key: Mapping[dg.AssetKey, str],
     result: "DbtBuild",
 ) -> Iterator[Any]:

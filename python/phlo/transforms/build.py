@@ -96,7 +96,7 @@ def build(
         duckdb_path=workdir / f"{DATABASE}.duckdb",
         lakehouse=lakehouse.root,
         ref=ref,
-        relations=_relations(project, copies),
+        relations=_relations(project, set(selected), copies),
     )
     extra = ["--vars", json.dumps({PARTITION_VAR: partition_date})]
     if select is not None:
@@ -199,15 +199,17 @@ def _with_upstream_views(project: DbtProject, select: Collection[str] | None) ->
     return found
 
 
-def _relations(project: DbtProject, copies: set[str]) -> list[dict[str, Any]]:
-    """What the plugin makes visible: every source, and every node that is a lakehouse table
-    (as a copy when the build updates it incrementally)."""
+def _relations(project: DbtProject, selected: set[str], copies: set[str]) -> list[dict[str, Any]]:
+    """What the plugin makes visible: every source, and every node that is a lakehouse table,
+    but those the build replaces (a seed refuses to load into a view): a copy when the build
+    updates it incrementally, else a view."""
     relations: list[dict[str, Any]] = [
         {"relation": list(relation), "table": ".".join(relation), "copy": False}
         for _, relation in project.sources()
     ]
     for node in project.nodes():
-        if node.write_mode != "none":
+        rebuilt = node.unique_id in selected and node.write_mode == "replace"
+        if node.write_mode != "none" and not rebuilt:
             relations.append(
                 {"relation": list(node.relation), "table": node.table, "copy": node.unique_id in copies}
             )
