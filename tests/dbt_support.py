@@ -22,7 +22,9 @@ DBT = Path("workflows") / "transforms" / "dbt"
 def parsed_shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shop project with its dbt manifest parsed (and cached in target/phlo)."""
     folder = tmp_path_factory.mktemp("shop") / "shop"
-    shutil.copytree(TEMPLATE, folder, ignore=shutil.ignore_patterns("__pycache__", ".phlo", "target"))
+    shutil.copytree(
+        TEMPLATE, folder, ignore=shutil.ignore_patterns("__pycache__", ".phlo", "target")
+    )
     find_dbt_project(folder)
     return folder
 

@@ -10,14 +10,17 @@ from pathlib import Path
 import dagster as dg
 import psycopg
 import pytest
-from dbt_support import lakehouse_of, orders_module, parsed_shop, shop  # noqa: F401
 
 import phlo
 import phlo.dagster
+from dbt_support import lakehouse_of, orders_module, parsed_shop, shop
 from phlo.errors import NoSuchTableError
 
 LABELS = {"a": "Apparel", "b": "Books", "c": "Cameras"}
 GOOD_DAYS = ("2025-01-02", "2025-01-03")
+
+#: The fixtures of dbt_support, used by the tests below.
+FIXTURES = (parsed_shop, shop)
 
 
 @pytest.fixture
@@ -185,7 +188,10 @@ def test_passing_run_publishes_ingestion_and_models_in_one_merge(
     assert last.summary["added-records"] == str(len(orders_module(shop).orders_of(GOOD_DAYS[1])))
     assert last.summary.get("deleted-records", "0") == "0"
     # The table model was replaced: the totals cover both days.
-    totals = {r["category"]: r["orders"] for r in lh.table("marts.mrt_category_totals").to_arrow().to_pylist()}
+    totals = {
+        r["category"]: r["orders"]
+        for r in lh.table("marts.mrt_category_totals").to_arrow().to_pylist()
+    }
     every = expected_orders(shop, GOOD_DAYS)
     assert totals == {c: sum(1 for r in every if r["category"] == c) for c in "abc"}
     # The materialization says what was written.
@@ -215,9 +221,7 @@ def test_publishing_yaml_publishes_the_marts(
             "AND i.indisprimary"
         ).fetchall()
     orders = orders_module(shop).orders_of(GOOD_DAYS[0])
-    assert published == sorted(
-        (c, sum(1 for o in orders if o["category"] == c)) for c in "abc"
-    )
+    assert published == sorted((c, sum(1 for o in orders if o["category"] == c)) for c in "abc")
     assert key == ("category",)
     event = next(
         e.materialization

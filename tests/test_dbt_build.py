@@ -7,13 +7,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dbt_support import DBT, lakehouse_of, orders_module, parsed_shop, shop  # noqa: F401
 
+from dbt_support import DBT, lakehouse_of, orders_module, parsed_shop, shop
 from phlo.dagster.publishing import read_publishing
 from phlo.errors import ConfigError, NoSuchTableError, SqlError
 from phlo.transforms import build, find_dbt_project, trino_branch_catalog, trino_profile
 
 DAY = "2025-01-02"
+
+#: The fixtures of dbt_support, used by the tests below.
+FIXTURES = (parsed_shop, shop)
 
 
 def ingest(project: Path, day: str = DAY) -> None:
@@ -102,7 +105,9 @@ def test_bad_publishing_yaml_is_a_config_error(tmp_path: Path) -> None:
 
 def test_trino_profile_points_at_the_runs_branch_catalog() -> None:
     statement = trino_branch_catalog(
-        "run_42", branch="pipeline-run-42", nessie_uri="http://nessie:19120/api/v2",
+        "run_42",
+        branch="pipeline-run-42",
+        nessie_uri="http://nessie:19120/api/v2",
         warehouse="s3://lake/",
     )
     assert "\"iceberg.nessie-catalog.ref\" = 'pipeline-run-42'" in statement

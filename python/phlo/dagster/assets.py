@@ -3,7 +3,7 @@
 
 import datetime as dt
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -47,12 +47,13 @@ def partitions_for(
     )
 
 
-def asset(**kwargs: Any) -> Any:
+def asset(**kwargs: Any) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
     """``dagster.asset(**kwargs)``, quiet about ``backfill_policy`` being a beta parameter in
     Dagster 1.13."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.BetaWarning)
-        return dg.asset(**kwargs)
+        decorator: Callable[[Callable[..., Any]], dg.AssetsDefinition] = dg.asset(**kwargs)
+    return decorator
 
 
 def build_asset(

@@ -92,8 +92,10 @@ def _publication(file: Path, source: str, entry: Any) -> Publication:
     if unknown:
         raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(_KEYS)}")
     tables = entry.get("tables")
-    if not isinstance(tables, Mapping) or not tables or not all(
-        isinstance(v, str) and "." in v for v in tables.values()
+    if (
+        not isinstance(tables, Mapping)
+        or not tables
+        or not all(isinstance(v, str) and "." in v for v in tables.values())
     ):
         raise ConfigError(
             f"{where}.tables must map PostgreSQL table names to lakehouse tables "

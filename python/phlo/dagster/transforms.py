@@ -40,9 +40,7 @@ def build_dbt_assets(
 
     ingestion_keys = {d.table_identifier(project.namespace): d.asset_key for d in ingestions}
     translator = PhloDbtTranslator(dbt, ingestion_keys)
-    by_key = {
-        translator.get_asset_key(node.props): node.unique_id for node in dbt.nodes()
-    }
+    by_key = {translator.get_asset_key(node.props): node.unique_id for node in dbt.nodes()}
 
     @dbt_assets(
         manifest=dict(dbt.manifest),

@@ -3,8 +3,8 @@
 run's ref, and phlo writes the models it builds back as Iceberg tables on that ref."""
 
 from phlo.transforms.build import DbtBuild, NodeOutcome, build
-from phlo.transforms.project import DBT_DIR, DbtProject, Node, find_dbt_project
 from phlo.transforms.profile import trino_branch_catalog, trino_profile
+from phlo.transforms.project import DBT_DIR, DbtProject, Node, find_dbt_project
 from phlo.transforms.write import NodeWrite
 
 __all__ = [

@@ -88,9 +88,7 @@ def build(
         shutil.rmtree(workdir)
     target = workdir / "target"
     selected = _with_upstream_views(project, select)
-    copies = {
-        uid for uid in selected if project.node(uid).write_mode == "upsert"
-    }
+    copies = {uid for uid in selected if project.node(uid).write_mode == "upsert"}
     profiles = write_profile(
         workdir / "profile",
         duckdb_path=workdir / f"{DATABASE}.duckdb",
@@ -112,7 +110,10 @@ def build(
         ref,
         workdir / f"{DATABASE}.duckdb",
         copies=copies,
-        properties={"phlo.run-id": run_id, **({"phlo.partition-date": partition_date} if partition_date else {})},
+        properties={
+            "phlo.run-id": run_id,
+            **({"phlo.partition-date": partition_date} if partition_date else {}),
+        },
         partition_date=partition_date,
     )
     if outcome.errors:
@@ -160,7 +161,9 @@ def _collect(
                     )
                 elif status == "error":
                     errors.append(_node_error(node, str(result.get("message") or ""), ref))
-                nodes[uid] = NodeOutcome(uid, node.name, status, write, str(result.get("message") or ""))
+                nodes[uid] = NodeOutcome(
+                    uid, node.name, status, write, str(result.get("message") or "")
+                )
             elif uid in specs and result["status"] != "skipped":
                 spec = specs[uid]
                 test = manifest["nodes"][uid]
@@ -211,7 +214,11 @@ def _relations(project: DbtProject, selected: set[str], copies: set[str]) -> lis
         rebuilt = node.unique_id in selected and node.write_mode == "replace"
         if node.write_mode != "none" and not rebuilt:
             relations.append(
-                {"relation": list(node.relation), "table": node.table, "copy": node.unique_id in copies}
+                {
+                    "relation": list(node.relation),
+                    "table": node.table,
+                    "copy": node.unique_id in copies,
+                }
             )
     return relations
 

@@ -21,6 +21,8 @@ from typing import Any
 
 from dbt.adapters.duckdb.plugins import BasePlugin
 
+from phlo.sql import quote, register_table
+
 __all__ = ["Plugin"]
 
 #: Schema of the temporary views copies are made from.
@@ -46,7 +48,7 @@ class Plugin(BasePlugin):
                 table = lakehouse.table(entry["table"], self._ref)
             except NoSuchTableError:
                 continue
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(schema)}")
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
             if entry.get("copy") or not _register_view(conn, table, schema, name):
                 _copy(conn, table, schema, name)
 
@@ -54,25 +56,21 @@ class Plugin(BasePlugin):
 def _register_view(conn: Any, table: Any, schema: str, name: str) -> bool:
     """Creates the view over the table's files; False when the table can only be read through
     phlo's scan (a stream registered on this connection alone, invisible to dbt's cursors)."""
-    from phlo.sql import register_table
-
     register_table(conn, table, (schema, name))
     ((definition,),) = conn.execute(
         "SELECT sql FROM duckdb_views() WHERE schema_name = ? AND view_name = ?", [schema, name]
     ).fetchall()
     if "__phlo_scan_" not in definition:
         return True
-    conn.execute(f"DROP VIEW {_quote(schema)}.{_quote(name)}")
+    conn.execute(f"DROP VIEW {quote(schema)}.{quote(name)}")
     return False
 
 
 def _copy(conn: Any, table: Any, schema: str, name: str) -> None:
-    from phlo.sql import register_table
-
-    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(_STAGING_SCHEMA)}")
-    staging = f"{_quote(_STAGING_SCHEMA)}.{_quote(name)}"
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(_STAGING_SCHEMA)}")
+    staging = f"{quote(_STAGING_SCHEMA)}.{quote(name)}"
     register_table(conn, table, (_STAGING_SCHEMA, name))
-    conn.execute(f"CREATE TABLE {_quote(schema)}.{_quote(name)} AS SELECT * FROM {staging}")
+    conn.execute(f"CREATE TABLE {quote(schema)}.{quote(name)} AS SELECT * FROM {staging}")
     conn.execute(f"DROP VIEW {staging}")
 
 
@@ -83,7 +81,3 @@ def _exists(conn: Any, schema: str, name: str) -> bool:
         [schema, name, schema, name],
     ).fetchall()
     return any(count for (count,) in found)
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'

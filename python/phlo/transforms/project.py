@@ -9,7 +9,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -189,7 +189,7 @@ def run_dbt(
     folder: Path,
     profiles_dir: Path,
     target: Path,
-    extra: list[str] = (),  # type: ignore[assignment]
+    extra: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
     """Runs ``dbt <args>`` on the project with phlo's profile; a dbt that could not load the
     project (bad YAML, a Jinja error, an unknown ref) is a `ConfigError` with dbt's output."""
@@ -215,7 +215,9 @@ def run_dbt(
     done = subprocess.run(
         command, capture_output=True, text=True, env=dbt_environment(), cwd=folder, check=False
     )
-    if done.returncode == 2 or (done.returncode != 0 and not (target / "run_results.json").exists()):
+    if done.returncode == 2 or (
+        done.returncode != 0 and not (target / "run_results.json").exists()
+    ):
         raise ConfigError(
             f"dbt {args[0]} of {folder} failed: {_last_lines(done.stdout + done.stderr)}"
         )
@@ -244,7 +246,9 @@ def _fingerprint(folder: Path) -> str:
         parts = file.relative_to(folder).parts
         if parts[0] in _NOT_SOURCES or not file.is_file():
             continue
-        digest.update(f"{'/'.join(parts)}:{file.stat().st_size}:{file.stat().st_mtime_ns}\n".encode())
+        digest.update(
+            f"{'/'.join(parts)}:{file.stat().st_size}:{file.stat().st_mtime_ns}\n".encode()
+        )
     return digest.hexdigest()
 
 
