@@ -10,7 +10,7 @@ import yaml
 
 from dbt_support import DBT, lakehouse_of, orders_module, parsed_shop, shop
 from phlo.dagster.publishing import read_publishing
-from phlo.errors import ConfigError, NoSuchTableError, SqlError
+from phlo.errors import ConfigError, NoSuchTableError, SchemaError, SqlError
 from phlo.transforms import build, find_dbt_project, trino_branch_catalog, trino_profile
 
 DAY = "2025-01-02"
@@ -82,6 +82,24 @@ def test_missing_source_table_is_a_no_such_table_error_naming_the_model(shop: Pa
     with pytest.raises(NoSuchTableError, match=r"dbt model brz_orders .* does not exist at main"):
         result.raise_for_errors()
     assert result.nodes["seed.shop.categories"].status == "success"
+
+
+def test_model_whose_column_changed_type_is_a_schema_error_naming_it(shop: Path) -> None:
+    ingest(shop)
+    lh = lakehouse_of(shop)
+    dbt = find_dbt_project(shop)
+    assert dbt is not None
+    build(dbt, lh, "main", run_id="first").raise_for_errors()
+    before = lh.table("silver.stg_orders").to_arrow()
+    model = shop / DBT / "models" / "silver" / "stg_orders.sql"
+    model.write_text(model.read_text().replace("select o.id,", "select 'order-' || o.id as id,"))
+    changed = find_dbt_project(shop)
+    assert changed is not None
+    result = build(changed, lh, "main", run_id="second", select=["model.shop.stg_orders"])
+    with pytest.raises(SchemaError, match="column id") as caught:
+        result.raise_for_errors()
+    assert any("stg_orders (models/silver/stg_orders.sql)" in n for n in caught.value.__notes__)
+    assert lh.table("silver.stg_orders").to_arrow().equals(before)  # unchanged
 
 
 def test_unparsable_project_is_a_config_error(shop: Path) -> None:

@@ -72,6 +72,9 @@ def run_build(
     resource = getattr(context.resources, RESOURCE_KEY)
     ref = resource.run_ref(context, ingestions)
     selected = [by_key[k] for k in context.selected_asset_keys if k in by_key]
+    if not selected:  # only checks were selected: build what they check
+        checked = {k.asset_key for k in context.selected_asset_check_keys}
+        selected = [by_key[k] for k in checked if k in by_key]
     everything = len(selected) == len(by_key)
     result = build(
         dbt,

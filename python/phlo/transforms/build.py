@@ -151,14 +151,21 @@ def _collect(
                 status = str(result["status"])
                 write = None
                 if status == "success" and node.write_mode != "none":
-                    write = write_node(
-                        con,
-                        lakehouse,
-                        ref,
-                        node,
-                        copied=uid in copies,
-                        properties={**properties, "phlo.dbt-node": uid},
-                    )
+                    try:
+                        write = write_node(
+                            con,
+                            lakehouse,
+                            ref,
+                            node,
+                            copied=uid in copies,
+                            properties={**properties, "phlo.dbt-node": uid},
+                        )
+                    except PhloError as exc:  # e.g. a column that changed type
+                        exc.add_note(
+                            f"while writing {node.resource_type} {node.name} ({node.path})"
+                        )
+                        errors.append(exc)
+                        status = "error"
                 elif status == "error":
                     errors.append(_node_error(node, str(result.get("message") or ""), ref))
                 nodes[uid] = NodeOutcome(

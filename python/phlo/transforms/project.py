@@ -7,8 +7,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,11 +179,20 @@ def parse_manifest(folder: Path) -> Mapping[str, Any]:
     stamp = _fingerprint(folder)
     if manifest_file.is_file() and stamp_file.is_file() and stamp_file.read_text() == stamp:
         return json.loads(manifest_file.read_text())  # type: ignore[no-any-return]
-    target.mkdir(parents=True, exist_ok=True)
-    profiles = write_profile(target / "profile", duckdb_path=target / "parse.duckdb")
-    run_dbt(["parse"], folder, profiles, target)
-    stamp_file.write_text(stamp)
-    return json.loads(manifest_file.read_text())  # type: ignore[no-any-return]
+    # Parse in a folder of its own, then move the manifest in: two processes loading the
+    # definitions at once (Dagster's code server and a run) must not read a half-written file.
+    work = target / f"parse-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    work.mkdir(parents=True)
+    try:
+        profiles = write_profile(work / "profile", duckdb_path=work / "parse.duckdb")
+        run_dbt(["parse"], folder, profiles, work)
+        manifest = json.loads((work / "manifest.json").read_text())
+        os.replace(work / "manifest.json", manifest_file)
+        (work / "stamp").write_text(stamp)
+        os.replace(work / "stamp", stamp_file)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return manifest  # type: ignore[no-any-return]
 
 
 def run_dbt(
