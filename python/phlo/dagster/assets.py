@@ -2,8 +2,7 @@
 ``pandera_contract`` check, writing to the run's WAP branch."""
 
 import datetime as dt
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -18,12 +17,9 @@ if TYPE_CHECKING:
     from phlo.ingestion.result import IngestionResult
     from phlo.quality.contract import CheckResult
 
-__all__ = ["asset", "build_asset", "is_intraday", "partitions_for"]
+__all__ = ["build_asset", "is_intraday", "partitions_for"]
 
 RESOURCE_KEY = "phlo"
-#: Every phlo asset runs one partition per run (a run is one WAP branch and one dbt build);
-#: the same policy everywhere lets ingestions, dbt models and publishing share runs.
-ONE_PARTITION_PER_RUN = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
 
 
 def is_intraday(cron: str | None) -> bool:
@@ -47,15 +43,6 @@ def partitions_for(
     )
 
 
-def asset(**kwargs: Any) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
-    """``dagster.asset(**kwargs)``, quiet about ``backfill_policy`` being a beta parameter in
-    Dagster 1.13."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.BetaWarning)
-        decorator: Callable[[Callable[..., Any]], dg.AssetsDefinition] = dg.asset(**kwargs)
-    return decorator
-
-
 def build_asset(
     definition: "IngestionDefinition",
     project: "ProjectConfig",
@@ -72,13 +59,12 @@ def build_asset(
         )
     ident = definition.table_identifier(project.namespace)
 
-    @asset(
+    @dg.asset(
         key=key,
         group_name=definition.group,
         kinds={"dlt", "iceberg"},
         description=definition.description,
         partitions_def=partitions_for(definition, project),
-        backfill_policy=ONE_PARTITION_PER_RUN,
         retry_policy=dg.RetryPolicy(
             max_retries=definition.max_retries,
             delay=definition.retry_delay_seconds,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from phlo.dagster.assets import ONE_PARTITION_PER_RUN, RESOURCE_KEY, asset
+from phlo.dagster.assets import RESOURCE_KEY
 from phlo.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -145,7 +145,7 @@ def _asset(
     else:
         deps = [writers[t] for t in publication.tables.values() if t in writers]
 
-    @asset(
+    @dg.asset(
         name=publication.name,
         group_name=publication.group,
         description=publication.description
@@ -154,7 +154,6 @@ def _asset(
         deps=deps,
         kinds={"postgres"},
         partitions_def=partitions_def,
-        backfill_policy=ONE_PARTITION_PER_RUN,
         required_resource_keys={RESOURCE_KEY},
     )
     # Dagster reads this annotation at definition time: no `from __future__ import annotations`.

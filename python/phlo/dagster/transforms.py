@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from phlo.dagster.assets import ONE_PARTITION_PER_RUN, RESOURCE_KEY, check_result
+from phlo.dagster.assets import RESOURCE_KEY, check_result
 
 if TYPE_CHECKING:
     from phlo.config import ProjectConfig
@@ -46,7 +46,6 @@ def build_dbt_assets(
         manifest=dict(dbt.manifest),
         dagster_dbt_translator=translator,
         partitions_def=dbt_partitions(project),
-        backfill_policy=ONE_PARTITION_PER_RUN,
         name=f"dbt_{dbt.name}",
         required_resource_keys={RESOURCE_KEY},
     )
@@ -54,7 +53,12 @@ def build_dbt_assets(
     def models(context: dg.AssetExecutionContext) -> Iterator[Any]:
         yield from run_build(context, dbt, translator, by_key, ingestions)
 
-    return models
+    # dagster-dbt gives daily-partitioned models the backfill policy single_run; phlo's
+    # ingestions (and your own assets) have none, and Dagster warns about every run mixing
+    # policies. Without one, a backfill is a run per partition: one dbt build per partition.
+    attributes = {**models.get_attributes_dict(), "backfill_policy": None}
+    attributes.pop("execution_type")  # materialization, the default (a beta parameter)
+    return dg.AssetsDefinition(**attributes)
 
 
 def run_build(
