@@ -91,9 +91,12 @@ def _nodes(tree: Any) -> Iterator[dict[str, Any]]:
             yield from _nodes(value)
 
 
-def register_table(con: duckdb.DuckDBPyConnection, table: Table) -> None:
-    """Creates the view ``"namespace"."table"`` over the table's snapshot."""
-    namespace, name = table.name.rsplit(".", 1)
+def register_table(
+    con: duckdb.DuckDBPyConnection, table: Table, relation: tuple[str, str] | None = None
+) -> None:
+    """Creates the view ``"namespace"."table"`` (or ``relation``: schema and name) over the
+    table's snapshot."""
+    namespace, name = relation or table.name.rsplit(".", 1)
     view = f"{quote(namespace)}.{quote(name)}"
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(namespace)}")
     _, metadata, _ = table._metadata()

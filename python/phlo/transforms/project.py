@@ -1,0 +1,268 @@
+"""A phlo project's dbt project (``workflows/transforms/dbt``): its parsed manifest, and what
+phlo makes of each node — the lakehouse table a model is written to, its medallion group, how it
+is materialized."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from phlo.errors import ConfigError
+
+__all__ = [
+    "DBT_DIR",
+    "DbtProject",
+    "Node",
+    "dbt_environment",
+    "dbt_executable",
+    "find_dbt_project",
+]
+
+#: Where a phlo project keeps its dbt project.
+DBT_DIR = Path("workflows") / "transforms" / "dbt"
+#: Medallion layers: a model in a folder of this name belongs to that group.
+LAYERS = ("bronze", "silver", "gold", "marts")
+#: Name prefixes that place a model in a group when neither meta nor folder says.
+PREFIXES = {"stg_": "silver", "dim_": "gold", "fct_": "gold", "mrt_": "marts"}
+#: Groups of nodes no rule places.
+DEFAULT_GROUP = {"seed": "seeds", "snapshot": "snapshots"}
+FALLBACK_GROUP = "transforms"
+#: Node types that become Dagster assets.
+ASSET_TYPES = ("model", "seed", "snapshot")
+#: Folders of a dbt project that do not change what it defines.
+_NOT_SOURCES = {"target", "dbt_packages", "logs", "dbt_modules", ".user.yml"}
+
+#: How phlo writes a node to the lakehouse: ``replace`` (table, seed: the model's rows become the
+#: table's contents), ``upsert`` (incremental, snapshot: the rows the build added or changed are
+#: merged by key, or appended without one), ``none`` (view, ephemeral: DuckDB only).
+WriteMode = Literal["replace", "upsert", "none"]
+
+
+@dataclass(frozen=True)
+class Node:
+    """One model, seed or snapshot of the manifest."""
+
+    props: Mapping[str, Any]
+
+    @property
+    def unique_id(self) -> str:
+        return str(self.props["unique_id"])
+
+    @property
+    def name(self) -> str:
+        return str(self.props["name"])
+
+    @property
+    def resource_type(self) -> str:
+        return str(self.props["resource_type"])
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        return self.props.get("config") or {}
+
+    @property
+    def materialized(self) -> str:
+        if self.resource_type in ("seed", "snapshot"):
+            return self.resource_type
+        return str(self.config.get("materialized") or "view")
+
+    @property
+    def write_mode(self) -> WriteMode:
+        if self.materialized in ("table", "seed"):
+            return "replace"
+        if self.materialized in ("incremental", "snapshot"):
+            return "upsert"
+        return "none"
+
+    @property
+    def unique_key(self) -> list[str]:
+        """The key an incremental model merges by (empty: append); ``dbt_scd_id`` for
+        snapshots (dbt updates their rows' validity in place)."""
+        if self.resource_type == "snapshot":
+            return ["dbt_scd_id"]
+        key = self.config.get("unique_key")
+        if not key:
+            return []
+        return [key] if isinstance(key, str) else [str(k) for k in key]
+
+    @property
+    def relation(self) -> tuple[str, str]:
+        """The DuckDB schema and name dbt builds the node as."""
+        alias = self.props.get("alias") or self.name
+        return str(self.props["schema"]), str(alias)
+
+    @property
+    def group(self) -> str:
+        """``meta.group``, else a bronze/silver/gold/marts folder, else the name's prefix
+        (``stg_`` silver, ``dim_``/``fct_`` gold, ``mrt_`` marts)."""
+        meta = {**(self.props.get("meta") or {}), **(self.config.get("meta") or {})}
+        if meta.get("group"):
+            return str(meta["group"])
+        for folder in list(self.props.get("fqn", []))[1:-1]:
+            if folder in LAYERS:
+                return str(folder)
+        for prefix, group in PREFIXES.items():
+            if self.name.startswith(prefix):
+                return group
+        return DEFAULT_GROUP.get(self.resource_type, FALLBACK_GROUP)
+
+    @property
+    def table(self) -> str:
+        """The lakehouse table the node is written to: ``<schema>.<alias>`` where the schema is
+        the node's ``+schema`` config, else its group."""
+        namespace = self.config.get("schema") or self.group
+        return f"{namespace}.{self.relation[1]}"
+
+    @property
+    def path(self) -> str:
+        return str(self.props.get("original_file_path", ""))
+
+
+@dataclass(frozen=True)
+class DbtProject:
+    """The dbt project of a phlo project and its manifest (parsed by `find_dbt_project`)."""
+
+    #: The dbt project folder (holding dbt_project.yml).
+    dir: Path
+    manifest: Mapping[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest["metadata"]["project_name"])
+
+    def nodes(self) -> Iterator[Node]:
+        """The project's own models, seeds and snapshots (not those of packages)."""
+        for props in self.manifest["nodes"].values():
+            if props["resource_type"] in ASSET_TYPES and props["package_name"] == self.name:
+                yield Node(props)
+
+    def node(self, unique_id: str) -> Node:
+        return Node(self.manifest["nodes"][unique_id])
+
+    def sources(self) -> Iterator[tuple[str, tuple[str, str]]]:
+        """Every source's unique id and relation (schema, identifier): the lakehouse table
+        ``schema.identifier`` when it exists."""
+        for unique_id, props in self.manifest["sources"].items():
+            identifier = props.get("identifier") or props["name"]
+            yield unique_id, (str(props["schema"]), str(identifier))
+
+    def tests(self) -> Iterator[Mapping[str, Any]]:
+        for props in self.manifest["nodes"].values():
+            if props["resource_type"] == "test":
+                yield props
+
+
+def find_dbt_project(root: Path) -> DbtProject | None:
+    """The dbt project under `root` (``workflows/transforms/dbt``), parsed, or None when the
+    project has none. The manifest is cached in ``target/phlo`` until a file changes."""
+    folder = (root / DBT_DIR).resolve()
+    if not (folder / "dbt_project.yml").is_file():
+        return None
+    return DbtProject(folder, parse_manifest(folder))
+
+
+def parse_manifest(folder: Path) -> Mapping[str, Any]:
+    """``dbt parse`` of the project (with phlo's profile), cached by the project's files."""
+    from phlo.transforms.profile import write_profile
+
+    target = folder / "target" / "phlo"
+    manifest_file, stamp_file = target / "manifest.json", target / "phlo-parse.stamp"
+    stamp = _fingerprint(folder)
+    if manifest_file.is_file() and stamp_file.is_file() and stamp_file.read_text() == stamp:
+        return json.loads(manifest_file.read_text())  # type: ignore[no-any-return]
+    # Parse in a folder of its own, then move the manifest in: two processes loading the
+    # definitions at once (Dagster's code server and a run) must not read a half-written file.
+    work = target / f"parse-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    work.mkdir(parents=True)
+    try:
+        profiles = write_profile(work / "profile", duckdb_path=work / "parse.duckdb")
+        run_dbt(["parse"], folder, profiles, work)
+        manifest = json.loads((work / "manifest.json").read_text())
+        os.replace(work / "manifest.json", manifest_file)
+        (work / "stamp").write_text(stamp)
+        os.replace(work / "stamp", stamp_file)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return manifest  # type: ignore[no-any-return]
+
+
+def run_dbt(
+    args: list[str],
+    folder: Path,
+    profiles_dir: Path,
+    target: Path,
+    extra: Sequence[str] = (),
+) -> subprocess.CompletedProcess[str]:
+    """Runs ``dbt <args>`` on the project with phlo's profile; a dbt that could not load the
+    project (bad YAML, a Jinja error, an unknown ref) is a `ConfigError` with dbt's output."""
+    from phlo.transforms.profile import PROFILE, TARGET
+
+    command = [
+        dbt_executable(),
+        *args,
+        "--project-dir",
+        str(folder),
+        "--profiles-dir",
+        str(profiles_dir),
+        "--profile",
+        PROFILE,
+        "--target",
+        TARGET,
+        "--target-path",
+        str(target),
+        "--log-path",
+        str(target / "logs"),
+        *extra,
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=dbt_environment(), cwd=folder, check=False
+    )
+    if done.returncode == 2 or (
+        done.returncode != 0 and not (target / "run_results.json").exists()
+    ):
+        raise ConfigError(
+            f"dbt {args[0]} of {folder} failed: {_last_lines(done.stdout + done.stderr)}"
+        )
+    return done
+
+
+def dbt_executable() -> str:
+    """The ``dbt`` of this Python environment."""
+    return str(Path(sys.executable).with_name("dbt"))
+
+
+def dbt_environment() -> dict[str, str]:
+    """The environment dbt runs in: telemetry off, phlo importable (the plugin is part of
+    phlo)."""
+    env = dict(os.environ)
+    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    env["DBT_PARTIAL_PARSE"] = env.get("DBT_PARTIAL_PARSE", "false")
+    here = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _fingerprint(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for file in sorted(folder.rglob("*")):
+        parts = file.relative_to(folder).parts
+        if parts[0] in _NOT_SOURCES or not file.is_file():
+            continue
+        digest.update(
+            f"{'/'.join(parts)}:{file.stat().st_size}:{file.stat().st_mtime_ns}\n".encode()
+        )
+    return digest.hexdigest()
+
+
+def _last_lines(text: str, count: int = 15) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return "\n".join(lines[-count:])

@@ -1,0 +1,3 @@
+{{ config(materialized='view') }}
+select id, category, amount, _phlo_partition_date as order_date
+from {{ source('raw', 'orders') }}

@@ -1,0 +1,134 @@
+"""`phlo.transforms.build` without Dagster: what lands on the ref, and bad input (a broken
+model, a missing source table, a bad publishing.yaml) as typed errors naming the model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dbt_support import DBT, lakehouse_of, orders_module, parsed_shop, shop
+from phlo.dagster.publishing import read_publishing
+from phlo.errors import ConfigError, NoSuchTableError, SchemaError, SqlError
+from phlo.transforms import build, find_dbt_project, trino_branch_catalog, trino_profile
+
+DAY = "2025-01-02"
+
+#: The fixtures of dbt_support, used by the tests below.
+FIXTURES = (parsed_shop, shop)
+
+
+def ingest(project: Path, day: str = DAY) -> None:
+    orders = orders_module(project)
+    orders.shop_orders.run(partition_date=day, lakehouse=lakehouse_of(project))
+
+
+def test_table_model_is_replaced_atomically_on_the_ref(shop: Path) -> None:
+    ingest(shop)
+    lh = lakehouse_of(shop)
+    dbt = find_dbt_project(shop)
+    assert dbt is not None
+    lh.create_branch("dev")
+    first = build(dbt, lh, "dev", run_id="r1", partition_date=DAY)
+    assert first.errors == []
+    assert first.nodes["model.shop.stg_orders"].write.outcome == "created"  # type: ignore[union-attr]
+    # The seed is a table of the lakehouse too; the view model stays in DuckDB.
+    assert lh.table("reference.categories", "dev").to_arrow().num_rows == 3
+    assert first.nodes["model.shop.brz_orders"].write is None
+    with pytest.raises(NoSuchTableError):
+        lh.table("silver.stg_orders")  # main does not see the branch's builds
+    lh.merge("dev")
+    ingest(shop, "2025-01-03")
+    lh.create_branch("dev2")
+    second = build(dbt, lh, "dev2", run_id="r2", select=["model.shop.stg_orders"])
+    stg = second.nodes["model.shop.stg_orders"].write
+    assert stg is not None and (stg.outcome, stg.rows) == ("replaced", 8)
+    ids = sorted(lh.table("silver.stg_orders", "dev2").to_arrow().column("id").to_pylist())
+    expected = orders_module(shop).orders_of(DAY) + orders_module(shop).orders_of("2025-01-03")
+    assert ids == sorted(int(o["id"]) for o in expected)  # type: ignore[call-overload]
+    # Only the selected model (and the view it reads) ran.
+    assert set(second.nodes) == {"model.shop.stg_orders", "model.shop.brz_orders"}
+    # One change on the ref (the merge of the write's private transaction), and main still
+    # has the first build until dev2 is merged.
+    entries = [e for e in lh.log("dev2", 50) if "silver.stg_orders" in e.tables]
+    assert len(entries) == 1
+    assert lh.table("silver.stg_orders").to_arrow().num_rows == 4
+
+
+def test_broken_model_sql_is_a_sql_error_naming_the_model(shop: Path) -> None:
+    ingest(shop)
+    model = shop / DBT / "models" / "silver" / "stg_orders.sql"
+    model.write_text("select id, from_nowhere(( from {{ ref('brz_orders') }}")
+    lh = lakehouse_of(shop)
+    dbt = find_dbt_project(shop)
+    assert dbt is not None
+    result = build(dbt, lh, "main", run_id="bad", partition_date=DAY)
+    with pytest.raises(SqlError, match=r"dbt model stg_orders \(models/silver/stg_orders.sql\)"):
+        result.raise_for_errors()
+    assert result.nodes["model.shop.stg_orders"].status == "error"
+    # Its children were skipped and nothing of them reached the lakehouse.
+    assert result.nodes["model.shop.fct_orders"].status == "skipped"
+    with pytest.raises(NoSuchTableError):
+        lh.table("silver.stg_orders")
+    assert result.workdir is not None and (result.workdir / "phlo.duckdb").exists()
+
+
+def test_missing_source_table_is_a_no_such_table_error_naming_the_model(shop: Path) -> None:
+    lh = lakehouse_of(shop)  # nothing ingested: raw.orders does not exist
+    dbt = find_dbt_project(shop)
+    assert dbt is not None
+    result = build(dbt, lh, "main", run_id="nosource")
+    with pytest.raises(NoSuchTableError, match=r"dbt model brz_orders .* does not exist at main"):
+        result.raise_for_errors()
+    assert result.nodes["seed.shop.categories"].status == "success"
+
+
+def test_model_whose_column_changed_type_is_a_schema_error_naming_it(shop: Path) -> None:
+    ingest(shop)
+    lh = lakehouse_of(shop)
+    dbt = find_dbt_project(shop)
+    assert dbt is not None
+    build(dbt, lh, "main", run_id="first").raise_for_errors()
+    before = lh.table("silver.stg_orders").to_arrow()
+    model = shop / DBT / "models" / "silver" / "stg_orders.sql"
+    model.write_text(model.read_text().replace("select o.id,", "select 'order-' || o.id as id,"))
+    changed = find_dbt_project(shop)
+    assert changed is not None
+    result = build(changed, lh, "main", run_id="second", select=["model.shop.stg_orders"])
+    with pytest.raises(SchemaError, match="column id") as caught:
+        result.raise_for_errors()
+    assert any("stg_orders (models/silver/stg_orders.sql)" in n for n in caught.value.__notes__)
+    assert lh.table("silver.stg_orders").to_arrow().equals(before)  # unchanged
+
+
+def test_unparsable_project_is_a_config_error(shop: Path) -> None:
+    (shop / DBT / "models" / "silver" / "stg_orders.sql").write_text("{{ ref('nope') }}")
+    with pytest.raises(ConfigError, match="nope"):
+        find_dbt_project(shop)
+
+
+def test_bad_publishing_yaml_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "publishing.yaml").write_text(
+        yaml.safe_dump({"publishing": {"shop": {"tables": {"totals": "no_namespace"}}}})
+    )
+    with pytest.raises(ConfigError, match=r"publishing.shop.tables must map"):
+        read_publishing(tmp_path)
+    (tmp_path / "publishing.yaml").write_text(
+        yaml.safe_dump({"publishing": {"shop": {"tables": {"t": "marts.t"}, "tabels": 1}}})
+    )
+    with pytest.raises(ConfigError, match=r"unknown keys \['tabels'\]"):
+        read_publishing(tmp_path)
+
+
+def test_trino_profile_points_at_the_runs_branch_catalog() -> None:
+    statement = trino_branch_catalog(
+        "run_42",
+        branch="pipeline-run-42",
+        nessie_uri="http://nessie:19120/api/v2",
+        warehouse="s3://lake/",
+    )
+    assert "\"iceberg.nessie-catalog.ref\" = 'pipeline-run-42'" in statement
+    profile = trino_profile(host="trino", catalog="run_42")
+    assert profile["phlo"]["outputs"]["scaled"]["database"] == "run_42"
+    assert profile["phlo"]["outputs"]["scaled"]["type"] == "trino"
