@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -43,7 +44,12 @@ def dev(ctx: click.Context, host: str, port: int) -> None:
         output.print_json({"url": url, "project": config.root, "dagster_home": home})
     else:
         click.echo(f"Dagster UI for {config.root} on {url} (DAGSTER_HOME={home}); Ctrl-C stops it")
+    # A shell that started phlo in the background ignores Ctrl-C for it; dagster dev must not
+    # inherit that (it would then ignore SIGTERM too: it maps SIGTERM to its SIGINT handler).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     process = subprocess.Popen(command, env=env, cwd=config.root)
+    # SIGTERM to phlo stops dagster dev the way Ctrl-C does: it then stops its own processes.
+    signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGINT))
     try:
         code = process.wait()
     except KeyboardInterrupt:

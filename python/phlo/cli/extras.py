@@ -4,7 +4,7 @@ a missing library is ``[missing_extra] ...`` (exit code 5) naming what to instal
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 
 from phlo.cli import output
 
@@ -22,8 +22,14 @@ EXTRAS: dict[str, tuple[tuple[str, ...], str]] = {
 
 
 def missing_modules(extra: str) -> list[str]:
-    """The modules of `extra` that are not installed."""
-    return [m for m in EXTRAS[extra][0] if importlib.util.find_spec(m) is None]
+    """The modules of `extra` that cannot be imported."""
+    missing = []
+    for module in EXTRAS[extra][0]:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
+    return missing
 
 
 def require(extra: str, feature: str | None = None) -> None:

@@ -31,6 +31,7 @@ def config_show(ctx: click.Context) -> None:
                 "file": config.file,
                 "env_file": config.env_file if config.env_file.is_file() else None,
                 "profile": config.profile,
+                "lakehouse_path": config.lakehouse_path if config.profile == "embedded" else None,
                 "settings": settings,
                 "sources": dict(config.sources),
             }
@@ -38,6 +39,8 @@ def config_show(ctx: click.Context) -> None:
         return
     click.echo(f"project   {config.root}")
     click.echo(f"file      {config.file or '(none: defaults)'}")
+    if config.profile == "embedded":
+        click.echo(f"lakehouse {config.lakehouse_path}")
     click.echo(f"env file  {config.env_file if config.env_file.is_file() else '(none)'}")
     for key, value in _flat(settings):
         source = config.sources.get(key, "default")
