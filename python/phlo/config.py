@@ -322,8 +322,8 @@ def load_project(
     flags = {k: v for k, v in (("profile", profile), ("lakehouse", lakehouse)) if v is not None}
     upper = [
         _Layer("flag", {k: str(v) for k, v in flags.items()}),
-        _Layer("environment", _environment()),
-        _Layer(str(env_file), _dotenv(env_file)),
+        _environment(),
+        _dotenv(env_file),
     ]
     chosen = _pick_profile([*upper, _Layer(str(file), base)])
     for name, section in profiles.items():
@@ -358,6 +358,8 @@ class _Layer:
     origin: str  # "flag", "environment", or a file
     values: Mapping[str, Any]
     prefix: str = ""  # the mapping's place in phlo.yaml (``profiles.scaled.``)
+    #: Variables that set a key under another name than ``PHLO_<KEY>`` (`_ALIASES`).
+    names: Mapping[tuple[str, ...], str] = field(default_factory=dict)
 
     def get(self, path: tuple[str, ...]) -> tuple[bool, Any]:
         node: Any = self.values
@@ -373,7 +375,7 @@ class _Layer:
         dotted = ".".join(path)
         if self.origin == "flag":
             return f"flag --{'root' if dotted == 'lakehouse' else dotted}"
-        variable = ENV_PREFIX + "__".join(path).upper()
+        variable = self.names.get(path) or ENV_PREFIX + "__".join(path).upper()
         if self.origin == "environment":
             return f"environment variable {variable}"
         if self.origin.endswith(".env.local"):
@@ -421,21 +423,24 @@ def _split_profiles(
     }
 
 
-def _environment() -> dict[str, Any]:
-    """``PHLO_*`` variables of the process (pydantic-settings), plus ``PHLO_POSTGRES_URL``."""
+#: Variables read under another name than ``PHLO_<KEY>`` (the name publishing documents).
+_ALIASES: dict[str, tuple[str, str]] = {"PHLO_POSTGRES_URL": ("postgres", "url")}
+
+
+def _environment() -> _Layer:
+    """``PHLO_*`` variables of the process (pydantic-settings), and the `_ALIASES`."""
     values = dict(EnvSettingsSource(Settings)())
-    legacy = os.environ.get("PHLO_POSTGRES_URL")
-    if legacy:
-        values["postgres"] = {**values.get("postgres", {}), "url": legacy}
-    return values
+    found = {name: os.environ[name] for name in _ALIASES if os.environ.get(name)}
+    return _aliased("environment", values, found)
 
 
-def _dotenv(file: Path) -> dict[str, Any]:
+def _dotenv(file: Path) -> _Layer:
     """``PHLO_*`` lines of `.env.local` (pydantic-settings); other lines belong to other tools.
     A ``PHLO_`` name that is no setting is a typo, and an error."""
     if not file.is_file():
-        return {}
+        return _Layer(str(file), {})
     values = DotEnvSettingsSource(Settings, env_file=file)()
+    found = {name: values.pop(name.lower()) for name in _ALIASES if values.get(name.lower())}
     known = set(Settings.model_fields)
     for key in values:
         if key not in known and key.startswith(ENV_PREFIX.lower()):
@@ -443,7 +448,18 @@ def _dotenv(file: Path) -> dict[str, Any]:
             raise ConfigError(
                 f"{file}: {key.upper()} is no phlo setting{_did_you_mean(name, sorted(known))}"
             )
-    return {k: v for k, v in values.items() if k in known}
+    return _aliased(str(file), {k: v for k, v in values.items() if k in known}, found)
+
+
+def _aliased(origin: str, values: dict[str, Any], found: Mapping[str, Any]) -> _Layer:
+    """A layer of `values`, with the aliased variables in `found` set at their keys (above
+    the same key set under its own name)."""
+    names: dict[tuple[str, ...], str] = {}
+    for name, value in found.items():
+        section, key = _ALIASES[name]
+        values[section] = {**values.get(section, {}), key: value}
+        names[(section, key)] = name
+    return _Layer(origin, values, names=names)
 
 
 def _pick_profile(layers: list[_Layer]) -> str:

@@ -90,7 +90,7 @@ class _Group(click.Group):
         sys.exit(result if isinstance(result, int) else output.OK)
 
 
-@click.group(cls=_Group)
+@click.group(cls=_Group, name="phlo")
 @click.option(
     "--project",
     "project_dir",
