@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+from pathlib import Path
 
 import pytest
 
@@ -281,3 +283,38 @@ def test_bad_values_from_any_source_name_where_they_came_from(
         load_project(tmp_path)
     for name in names:
         assert name in str(info.value)
+
+
+# --- The examples of docs/configuration.md ----------------------------------------------------
+
+DOC = Path(__file__).parent.parent / "docs" / "configuration.md"
+
+
+def doc_blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", DOC.read_text(), re.DOTALL)
+
+
+def test_the_documented_settings_load(tmp_path, clean_env):
+    write(tmp_path, doc_blocks("yaml")[0])
+    embedded = load_project(tmp_path)
+    assert (embedded.profile, embedded.namespace) == ("embedded", "raw")
+    assert embedded.postgres_url == "postgresql://bi@localhost:5432/analytics"
+    scaled = load_project(tmp_path, profile="scaled")
+    assert scaled.namespace == "bronze" and scaled.settings.storage.bucket == "lakehouse"
+    assert scaled.settings.catalog.uri == "http://localhost:8181"
+
+    clean_env.setenv("PHLO_WAP__ENABLED", "false")
+    clean_env.chdir(tmp_path)
+    exec(doc_blocks("python")[0], {})  # the "From Python" example runs as written
+    clean_env.delenv("PHLO_WAP__ENABLED")
+
+    env_local(
+        tmp_path,
+        doc_blocks("sh")[0].replace(
+            "PHLO_STORAGE__SECRET_ACCESS_KEY=...", "PHLO_STORAGE__SECRET_ACCESS_KEY=k"
+        ),
+    )
+    from_env_local = load_project(tmp_path)
+    assert from_env_local.profile == "scaled"
+    assert from_env_local.postgres_url == "postgresql://bi:secret@localhost:5432/analytics"
+    assert from_env_local.settings.storage.secret_access_key.get_secret_value() == "k"
