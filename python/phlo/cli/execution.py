@@ -20,6 +20,7 @@ __all__ = [
     "RunReport",
     "assets_of",
     "dagster_home",
+    "dagster_home_path",
     "open_instance",
     "plan",
     "run_assets",
@@ -75,10 +76,15 @@ class RunReport:
         return {**asdict(self), "ok": self.ok}
 
 
-def dagster_home(project_root: Path) -> Path:
+def dagster_home_path(project_root: Path) -> Path:
     """``DAGSTER_HOME`` when set, else ``<project>/.phlo/dagster``: `phlo materialize`,
     `phlo backfill`, `phlo status` and `phlo dev` share the runs there."""
-    home = Path(os.environ.get("DAGSTER_HOME") or project_root / ".phlo" / "dagster")
+    return Path(os.environ.get("DAGSTER_HOME") or project_root / ".phlo" / "dagster")
+
+
+def dagster_home(project_root: Path) -> Path:
+    """`dagster_home_path`, created."""
+    home = dagster_home_path(project_root)
     home.mkdir(parents=True, exist_ok=True)
     return home
 

@@ -29,6 +29,7 @@ __all__ = [
     "is_json",
     "json_option",
     "print_json",
+    "print_names",
     "progress",
 ]
 
@@ -122,6 +123,15 @@ def json_option(command: F) -> F:
 def is_json(ctx: click.Context | None = None) -> bool:
     ctx = ctx or click.get_current_context(silent=True)
     return bool(ctx and ctx.meta.get("phlo.json"))
+
+
+def print_names(key: str, names: list[str]) -> None:
+    """A list of names: one a line, or ``{key: [...]}`` under ``--json``."""
+    if is_json():
+        print_json({key: names})
+        return
+    for name in names:
+        click.echo(name)
 
 
 def _plain(value: Any) -> Any:

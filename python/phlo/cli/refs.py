@@ -20,12 +20,7 @@ def branch() -> None:
 @click.pass_context
 def branch_list(ctx: click.Context) -> None:
     """List branches (main first)."""
-    names = open_lakehouse(ctx).branches()
-    if output.is_json(ctx):
-        output.print_json({"branches": names})
-        return
-    for name in names:
-        click.echo(name)
+    output.print_names("branches", open_lakehouse(ctx).branches())
 
 
 @branch.command("create")
@@ -98,14 +93,8 @@ def branch_merge(ctx: click.Context, source: str, into: str) -> None:
 @click.pass_context
 def tag(ctx: click.Context) -> None:
     """List tags, or create one (`phlo tag create NAME`)."""
-    if ctx.invoked_subcommand is not None:
-        return
-    names = open_lakehouse(ctx).tags()
-    if output.is_json(ctx):
-        output.print_json({"tags": names})
-        return
-    for name in names:
-        click.echo(name)
+    if ctx.invoked_subcommand is None:
+        output.print_names("tags", open_lakehouse(ctx).tags())
 
 
 @tag.command("create")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib.util
-import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import click
 from phlo import wap
 from phlo.cli import output
 from phlo.cli.app import main, open_lakehouse, state_of
-from phlo.cli.execution import ASSETS_TAG
+from phlo.cli.execution import ASSETS_TAG, dagster_home_path
 from phlo.lakehouse import Lakehouse
 
 
@@ -33,8 +34,16 @@ def status(ctx: click.Context, run_limit: int) -> None:
     """Tables (rows, snapshots, last change), branches, recent runs, open WAP branches."""
     lh = open_lakehouse(ctx)
     project = state_of(ctx).config().root
-    runs = _recent_runs(project, run_limit)
-    by_id = {r["run_id"]: r for r in runs}
+    open_branches = sorted(wap.run_branches(lh).items(), key=lambda item: item[1])
+    with _instance(project) as instance:
+        records = instance.get_run_records(limit=run_limit) if instance and run_limit else []
+        runs = [_run(r) for r in records]
+        run_states = {
+            run_id: run.status.value
+            if instance and (run := instance.get_run_by_id(run_id))
+            else None
+            for run_id, _created in open_branches
+        }
     report = {
         "project": project,
         "lakehouse": lh.root,
@@ -47,9 +56,9 @@ def status(ctx: click.Context, run_limit: int) -> None:
                 "branch": wap.run_branch(run_id),
                 "run_id": run_id,
                 "created": created,
-                "run_status": by_id.get(run_id, {}).get("status") or _run_status(project, run_id),
+                "run_status": run_states[run_id],
             }
-            for run_id, created in sorted(wap.run_branches(lh).items(), key=lambda i: i[1])
+            for run_id, created in open_branches
         ],
     }
     if output.is_json(ctx):
@@ -76,31 +85,18 @@ def _tables(lh: Lakehouse) -> list[dict[str, Any]]:
     return found
 
 
-def _home(project: Path) -> Path | None:
-    """The Dagster home `phlo materialize` uses, if it exists (status creates nothing)."""
-    home = Path(os.environ.get("DAGSTER_HOME") or project / ".phlo" / "dagster")
-    return home if home.is_dir() and importlib.util.find_spec("dagster") else None
-
-
-def _recent_runs(project: Path, limit: int) -> list[dict[str, Any]]:
-    home = _home(project)
-    if home is None or limit == 0:
-        return []
+@contextlib.contextmanager
+def _instance(project: Path) -> Iterator[Any]:
+    """The Dagster instance `phlo materialize` records runs in, or None when there is none
+    yet or Dagster is not installed (status creates nothing)."""
+    home = dagster_home_path(project)
+    if not home.is_dir() or importlib.util.find_spec("dagster") is None:
+        yield None
+        return
     import dagster as dg
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        return [_run(record) for record in instance.get_run_records(limit=limit)]
-
-
-def _run_status(project: Path, run_id: str) -> str | None:
-    home = _home(project)
-    if home is None:
-        return None
-    import dagster as dg
-
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        run = instance.get_run_by_id(run_id)
-        return run.status.value if run else None
+        yield instance
 
 
 def _run(record: Any) -> dict[str, Any]:

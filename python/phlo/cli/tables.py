@@ -16,12 +16,7 @@ from phlo.cli.app import main, open_lakehouse
 @click.pass_context
 def namespaces(ctx: click.Context) -> None:
     """List namespaces."""
-    names = open_lakehouse(ctx).namespaces()
-    if output.is_json(ctx):
-        output.print_json({"namespaces": names})
-        return
-    for namespace in names:
-        click.echo(namespace)
+    output.print_names("namespaces", open_lakehouse(ctx).namespaces())
 
 
 @main.command()
@@ -32,12 +27,7 @@ def tables(ctx: click.Context, namespace: str | None) -> None:
     """List tables (of NAMESPACE, or of every namespace)."""
     lh = open_lakehouse(ctx)
     spaces = [namespace] if namespace else lh.namespaces()
-    names = [name for ns in spaces for name in lh.tables(ns)]
-    if output.is_json(ctx):
-        output.print_json({"tables": names})
-        return
-    for name in names:
-        click.echo(name)
+    output.print_names("tables", [name for ns in spaces for name in lh.tables(ns)])
 
 
 @main.command()
