@@ -26,8 +26,9 @@ def test_tables_show_and_head(lh, events_table):
 
 def test_errors_are_one_clean_line(lh):
     result = run(lh, "show", "raw.nope")
-    assert result.exit_code == 1
+    assert result.exit_code == 4
     assert "[no_such_table] table raw.nope does not exist" in result.output
+    assert "hint: `phlo tables` lists the tables" in result.output
     assert "Traceback" not in result.output
 
 
@@ -47,4 +48,4 @@ def test_branch_and_tag_commands(lh, events_table):
     assert run(lh, "tag").output.split() == ["v1"]
     assert run(lh, "branch", "delete", "dev").exit_code == 0
     failed = run(lh, "branch", "merge", "dev")
-    assert failed.exit_code == 1 and "[invalid_input] ref dev does not exist" in failed.output
+    assert failed.exit_code == 4 and "[invalid_input] ref dev does not exist" in failed.output

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +87,234 @@ def test_bad_settings_name_file_key_and_expected_form(tmp_path, monkeypatch, tex
     assert "phlo.yaml" in message
     for name in names:
         assert name in message
+
+
+# --- Profiles, .phlo/.env.local, the environment and flags ----------------------------------
+
+SCALED = """
+lakehouse: from-yaml
+namespace: raw
+profiles:
+  scaled:
+    namespace: bronze
+    storage: {endpoint: "http://127.0.0.1:9000", bucket: lake, secret_access_key: yaml-secret}
+    catalog: {uri: "http://127.0.0.1:8181", warehouse: lake}
+    trino: {host: 127.0.0.1, port: 8080, password: trino-pw}
+"""
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    """No PHLO_* variable of the machine running the tests leaks into them."""
+    import os
+
+    for name in [n for n in os.environ if n.upper().startswith("PHLO_")]:
+        monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def env_local(folder, text):
+    (folder / ".phlo").mkdir(exist_ok=True)
+    (folder / ".phlo" / ".env.local").write_text(text)
+
+
+def test_precedence_flag_over_env_over_env_local_over_yaml_over_default(tmp_path, clean_env):
+    write(tmp_path, "lakehouse: from-yaml\nnamespace: from-yaml\n")
+    config = load_project(tmp_path)
+    assert config.lakehouse_path == tmp_path.resolve() / "from-yaml"
+    assert config.sources["lakehouse"] == f"{tmp_path.resolve() / 'phlo.yaml'}: lakehouse"
+    assert "wap.enabled" not in config.sources  # a default
+
+    env_local(tmp_path, "PHLO_LAKEHOUSE=from-env-local\nPHLO_WAP__ENABLED=false\nOTHER_TOOL=1\n")
+    config = load_project(tmp_path)
+    assert config.lakehouse_path == tmp_path.resolve() / "from-env-local"
+    assert config.wap.enabled is False
+    assert config.sources["wap.enabled"].endswith(".env.local: PHLO_WAP__ENABLED")
+    assert config.namespace == "from-yaml"
+
+    clean_env.setenv("PHLO_LAKEHOUSE", "from-env")
+    clean_env.setenv("PHLO_WAP__ENABLED", "true")
+    config = load_project(tmp_path)
+    assert config.lakehouse_path == tmp_path.resolve() / "from-env"
+    assert config.wap.enabled is True
+    assert config.sources["lakehouse"] == "environment variable PHLO_LAKEHOUSE"
+
+    config = load_project(tmp_path, lakehouse=tmp_path / "from-flag")
+    assert config.lakehouse_path == tmp_path / "from-flag"
+    assert config.sources["lakehouse"] == "flag --root"
+
+
+def test_profiles_select_their_section_and_follow_the_same_precedence(tmp_path, clean_env):
+    write(tmp_path, SCALED)
+    embedded = load_project(tmp_path)
+    assert (embedded.profile, embedded.namespace) == ("embedded", "raw")
+    assert embedded.settings.storage.bucket is None  # the scaled section is not applied
+
+    env_local(tmp_path, "PHLO_PROFILE=scaled\n")
+    scaled = load_project(tmp_path)
+    assert (scaled.profile, scaled.namespace) == ("scaled", "bronze")
+    assert scaled.settings.storage.bucket == "lake"
+    assert scaled.settings.trino.port == 8080
+    assert scaled.sources["namespace"].endswith("phlo.yaml: profiles.scaled.namespace")
+
+    clean_env.setenv("PHLO_PROFILE", "embedded")
+    assert load_project(tmp_path).profile == "embedded"
+    assert load_project(tmp_path, profile="scaled").profile == "scaled"
+
+
+def test_the_scaled_profile_validates_but_says_it_is_not_built(tmp_path, clean_env):
+    write(tmp_path, SCALED)
+    config = load_project(tmp_path, profile="scaled")
+    with pytest.raises(ConfigError, match="does not run yet; use --profile embedded"):
+        _ = config.lakehouse_path
+    with pytest.raises(ConfigError, match="does not run yet"):
+        config.open_lakehouse()
+    assert not (tmp_path / "from-yaml").exists()  # nothing was created
+
+
+def test_the_scaled_profile_names_what_it_misses(tmp_path, clean_env):
+    write(tmp_path, "profile: scaled\nprofiles:\n  scaled:\n    storage: {bucket: lake}\n")
+    with pytest.raises(ConfigError) as info:
+        load_project(tmp_path)
+    message = str(info.value)
+    assert "catalog.uri" in message and "trino.host" in message
+    assert "storage.bucket" not in message
+
+
+def test_secrets_are_never_shown(tmp_path, clean_env):
+    write(tmp_path, "postgres: {url: 'postgresql://bi:pg-s3cret@127.0.0.1:5432/db'}\n")
+    config = load_project(tmp_path)
+    assert config.postgres_url == "postgresql://bi:pg-s3cret@127.0.0.1:5432/db"
+    assert "pg-s3cret" not in repr(config)
+    write(tmp_path, "profiles:\n  scaled:\n    trino: {password: [hunter2]}\n")
+    with pytest.raises(ConfigError) as info:
+        load_project(tmp_path)
+    assert "profiles.scaled.trino.password" in str(info.value)
+    assert "hunter2" not in str(info.value) and "***" in str(info.value)
+    write(tmp_path, SCALED)
+    scaled = load_project(tmp_path, profile="scaled")
+    assert "yaml-secret" not in repr(scaled.settings)
+    assert scaled.settings.storage.secret_access_key.get_secret_value() == "yaml-secret"
+
+
+def test_postgres_url_from_the_environment(tmp_path, clean_env):
+    clean_env.setenv("PHLO_POSTGRES_URL", "postgresql://bi@127.0.0.1:5432/from-env")
+    config = load_project(tmp_path)
+    assert config.postgres_url == "postgresql://bi@127.0.0.1:5432/from-env"
+    assert config.sources["postgres.url"] == "environment variable PHLO_POSTGRES_URL"
+    env_local(tmp_path, "PHLO_POSTGRES_URL=postgresql://bi@127.0.0.1:5432/from-env-local\n")
+    clean_env.delenv("PHLO_POSTGRES_URL")
+    config = load_project(tmp_path)
+    assert config.postgres_url == "postgresql://bi@127.0.0.1:5432/from-env-local"
+    assert config.sources["postgres.url"].endswith(".env.local: PHLO_POSTGRES_URL")
+
+
+def test_empty_sections_read_as_absent(tmp_path, clean_env):
+    write(tmp_path, "wap:\npartitions:\nprofiles:\n  scaled:\n")
+    config = load_project(tmp_path)
+    assert config.wap.enabled and config.partitions_start == dt.date(2024, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("yaml", "env", "dotenv", "names"),
+    [
+        (
+            "",
+            {"PHLO_WAP__ENABLED": "maybe"},
+            "",
+            ["environment variable PHLO_WAP__ENABLED", "true or false", "'maybe'"],
+        ),
+        (
+            "",
+            {"PHLO_WAP__ENABLE": "false"},
+            "",
+            ["PHLO_WAP__ENABLE", "unknown key wap.enable", "did you mean enabled"],
+        ),
+        (
+            "",
+            {"PHLO_PROFILE": "cloud"},
+            "",
+            ["environment variable PHLO_PROFILE", "'embedded' or 'scaled'"],
+        ),
+        ("", {}, "PHLO_NAMESPAC=x\n", [".env.local", "PHLO_NAMESPAC", "did you mean namespace"]),
+        (
+            "",
+            {},
+            "PHLO_WAP__BRANCH_RETENTION_HOURS=-1\n",
+            [".env.local: PHLO_WAP__BRANCH_RETENTION_HOURS", ">= 0"],
+        ),
+        ("profiles: {staging: {}}\n", {}, "", ["phlo.yaml", "unknown profile profiles.staging"]),
+        (
+            "profiles: {scaled: {trino: {port: 99999}}}\n",
+            {},
+            "",
+            ["phlo.yaml: profiles.scaled.trino.port", "port number"],
+        ),
+        (
+            "profiles: {scaled: {catalog: {uri: 'localhost:8181'}}}\n",
+            {},
+            "",
+            ["profiles.scaled.catalog.uri", "http://"],
+        ),
+        (
+            "profiles: {scaled: {profile: embedded}}\n",
+            {},
+            "",
+            ["profiles.scaled.profile is not allowed"],
+        ),
+        ("profiles: [scaled]\n", {}, "", ["phlo.yaml", "profiles must be a mapping"]),
+        (
+            "storage: {bucket: lake, endpont: x}\n",
+            {},
+            "",
+            ["phlo.yaml: storage.endpont", "did you mean endpoint"],
+        ),
+    ],
+)
+def test_bad_values_from_any_source_name_where_they_came_from(
+    tmp_path, clean_env, yaml, env, dotenv, names
+):
+    write(tmp_path, yaml)
+    for name, value in env.items():
+        clean_env.setenv(name, value)
+    if dotenv:
+        env_local(tmp_path, dotenv)
+    with pytest.raises(ConfigError) as info:
+        load_project(tmp_path)
+    for name in names:
+        assert name in str(info.value)
+
+
+# --- The examples of docs/configuration.md ----------------------------------------------------
+
+DOC = Path(__file__).parent.parent / "docs" / "configuration.md"
+
+
+def doc_blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", DOC.read_text(), re.DOTALL)
+
+
+def test_the_documented_settings_load(tmp_path, clean_env):
+    write(tmp_path, doc_blocks("yaml")[0])
+    embedded = load_project(tmp_path)
+    assert (embedded.profile, embedded.namespace) == ("embedded", "raw")
+    assert embedded.postgres_url == "postgresql://bi@localhost:5432/analytics"
+    scaled = load_project(tmp_path, profile="scaled")
+    assert scaled.namespace == "bronze" and scaled.settings.storage.bucket == "lakehouse"
+    assert scaled.settings.catalog.uri == "http://localhost:8181"
+
+    clean_env.setenv("PHLO_WAP__ENABLED", "false")
+    clean_env.chdir(tmp_path)
+    exec(doc_blocks("python")[0], {})  # the "From Python" example runs as written
+    clean_env.delenv("PHLO_WAP__ENABLED")
+
+    env_local(
+        tmp_path,
+        doc_blocks("sh")[0].replace(
+            "PHLO_STORAGE__SECRET_ACCESS_KEY=...", "PHLO_STORAGE__SECRET_ACCESS_KEY=k"
+        ),
+    )
+    from_env_local = load_project(tmp_path)
+    assert from_env_local.profile == "scaled"
+    assert from_env_local.postgres_url == "postgresql://bi:secret@localhost:5432/analytics"
+    assert from_env_local.settings.storage.secret_access_key.get_secret_value() == "k"

@@ -1,9 +1,20 @@
 """The `phlo` command. Each module registers its commands on the one group, `main`."""
 
-from phlo.cli import maintain, refs, tables
+from phlo.cli import dev, doctor, maintain, refs, runs, settings, status, tables, validate
 from phlo.cli.app import main
 
-__all__ = ["main", "maintain", "refs", "tables"]
+__all__ = [
+    "dev",
+    "doctor",
+    "main",
+    "maintain",
+    "refs",
+    "runs",
+    "settings",
+    "status",
+    "tables",
+    "validate",
+]
 
 if __name__ == "__main__":
     main()

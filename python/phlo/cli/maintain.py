@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import click
 
-from phlo.cli import parsing
+from phlo.cli import output, parsing
 from phlo.cli.app import main, open_lakehouse
 
 
@@ -22,10 +24,15 @@ def maintain() -> None:
     show_default=True,
     help="Snapshots every branch keeps.",
 )
+@output.json_option
 @click.pass_context
 def maintain_expire(ctx: click.Context, older_than: str, keep_last: int) -> None:
     """Expire snapshots older than an age on every branch; delete files only they used."""
-    result = open_lakehouse(ctx).expire_snapshots(parsing.age(older_than), keep_last)
+    with output.activity("expiring snapshots"):
+        result = open_lakehouse(ctx).expire_snapshots(parsing.age(older_than), keep_last)
+    if output.is_json(ctx):
+        output.print_json(dataclasses.asdict(result))
+        return
     click.echo(
         f"expired {result.snapshots_expired} snapshots on {len(result.refs_rewritten)} "
         f"table refs, deleted {result.files_deleted} files"
@@ -37,10 +44,16 @@ def maintain_expire(ctx: click.Context, older_than: str, keep_last: int) -> None
 @maintain.command("orphans")
 @click.option("--older-than", default="3d", show_default=True, help="Age: 90s, 30m, 12h, 5d.")
 @click.option("--dry-run", is_flag=True, help="List the files without deleting them.")
+@output.json_option
 @click.pass_context
 def maintain_orphans(ctx: click.Context, older_than: str, dry_run: bool) -> None:
     """Delete files nothing references (leftovers of crashed writes)."""
-    result = open_lakehouse(ctx).remove_orphan_files(parsing.age(older_than), dry_run=dry_run)
+    with output.activity("looking for orphan files"):
+        lh = open_lakehouse(ctx)
+        result = lh.remove_orphan_files(parsing.age(older_than), dry_run=dry_run)
+    if output.is_json(ctx):
+        output.print_json(dataclasses.asdict(result))
+        return
     for path in result.files:
         click.echo(path)
     verb = "would delete" if dry_run else "deleted"
@@ -57,13 +70,19 @@ def maintain_orphans(ctx: click.Context, older_than: str, dry_run: bool) -> None
     help="Only files that may hold matching rows: 'COLUMN OP VALUE' (repeatable, ANDed).",
 )
 @click.option("--ref", default="main", show_default=True, help="Branch to compact.")
+@output.json_option
 @click.pass_context
 def maintain_compact(
     ctx: click.Context, table: str, target_file_size: str, filters: tuple[str, ...], ref: str
 ) -> None:
     """Rewrite the small data files of TABLE into target-size files (same rows)."""
     t = open_lakehouse(ctx).table(table, ref=ref)
-    result = t.compact(parsing.size(target_file_size), [parsing.condition(f) for f in filters])
+    conditions = [parsing.condition(f) for f in filters]
+    with output.activity(f"compacting {table}"):
+        result = t.compact(parsing.size(target_file_size), conditions)
+    if output.is_json(ctx):
+        output.print_json(dataclasses.asdict(result))
+        return
     if result.snapshot_id is None:
         click.echo(f"nothing to compact in {table}")
         return
@@ -76,10 +95,15 @@ def maintain_compact(
 @maintain.command("rewrite-manifests")
 @click.argument("table")
 @click.option("--ref", default="main", show_default=True, help="Branch to rewrite.")
+@output.json_option
 @click.pass_context
 def maintain_rewrite_manifests(ctx: click.Context, table: str, ref: str) -> None:
     """Regroup the manifests of TABLE into target-size ones, sorted by partition."""
-    result = open_lakehouse(ctx).rewrite_manifests(table, ref=ref)
+    with output.activity(f"rewriting the manifests of {table}"):
+        result = open_lakehouse(ctx).rewrite_manifests(table, ref=ref)
+    if output.is_json(ctx):
+        output.print_json(dataclasses.asdict(result))
+        return
     if result.snapshot_id is None:
         click.echo(f"{table} has no data yet")
         return

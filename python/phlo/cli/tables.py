@@ -1,41 +1,57 @@
-"""Commands on tables: list, show, head, delete, SQL, the commit log, file validation."""
+"""Commands on tables: list, show, head, delete, SQL, the commit log."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import click
 
-from phlo.cli import parsing
+from phlo.cli import output, parsing
 from phlo.cli.app import main, open_lakehouse
 
 
 @main.command()
+@output.json_option
 @click.pass_context
 def namespaces(ctx: click.Context) -> None:
     """List namespaces."""
-    for namespace in open_lakehouse(ctx).namespaces():
-        click.echo(namespace)
+    output.print_names("namespaces", open_lakehouse(ctx).namespaces())
 
 
 @main.command()
 @click.argument("namespace", required=False)
+@output.json_option
 @click.pass_context
 def tables(ctx: click.Context, namespace: str | None) -> None:
     """List tables (of NAMESPACE, or of every namespace)."""
     lh = open_lakehouse(ctx)
-    for ns in [namespace] if namespace else lh.namespaces():
-        for name in lh.tables(ns):
-            click.echo(name)
+    spaces = [namespace] if namespace else lh.namespaces()
+    output.print_names("tables", [name for ns in spaces for name in lh.tables(ns)])
 
 
 @main.command()
 @click.argument("table")
 @click.option("--ref", default="main", show_default=True, help="Branch or tag to read.")
+@output.json_option
 @click.pass_context
 def show(ctx: click.Context, table: str, ref: str) -> None:
     """Schema, partitioning and history of TABLE."""
     t = open_lakehouse(ctx).table(table, ref=ref)
+    if output.is_json(ctx):
+        output.print_json(
+            {
+                "table": t.name,
+                "ref": ref,
+                "metadata_location": t.metadata_location,
+                "schema": [
+                    {"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in t.schema
+                ],
+                "partition_spec": [dataclasses.asdict(p) for p in t.partition_spec],
+                "history": [dataclasses.asdict(s) for s in t.history()],
+            }
+        )
+        return
     click.echo(f"table     {t.name}")
     click.echo(f"metadata  {t.metadata_location}")
     click.echo("schema")
@@ -62,6 +78,7 @@ def show(ctx: click.Context, table: str, ref: str) -> None:
 @click.option("--snapshot", "snapshot_id", type=int, help="Read this snapshot.")
 @click.option("--ref", default=None, help="Branch or tag to read (default: main).")
 @click.option("--as-of", help="A time (ISO) or a commit id of `phlo log`: read the table then.")
+@output.json_option
 @click.pass_context
 def head(
     ctx: click.Context,
@@ -74,14 +91,16 @@ def head(
     """Print the first rows of TABLE."""
     t = open_lakehouse(ctx).table(table, ref=ref, as_of=as_of)
     scan = t.scan(snapshot_id=snapshot_id, batch_size=rows)
-    reader = scan.to_reader()
-    shown = 0
-    for batch in reader:
-        for row in batch.slice(0, rows - shown).to_pylist():
-            click.echo(row)
-        shown += min(batch.num_rows, rows - shown)
-        if shown >= rows:
+    found: list[dict[str, object]] = []
+    for batch in scan.to_reader():
+        found.extend(batch.slice(0, rows - len(found)).to_pylist())
+        if len(found) >= rows:
             break
+    if output.is_json(ctx):
+        output.print_json({"table": table, "rows": found})
+        return
+    for row in found:
+        click.echo(row)
 
 
 @main.command()
@@ -91,13 +110,18 @@ def head(
 )
 @click.option("--ref", default="main", show_default=True, help="Branch to delete on.")
 @click.option("-m", "--message", default=None, help="Message for the log.")
+@output.json_option
 @click.pass_context
 def delete(
     ctx: click.Context, table: str, conditions: tuple[str, ...], ref: str, message: str | None
 ) -> None:
     """Delete the rows of TABLE matching every --where condition, as one snapshot."""
     filters = [parsing.where(c) for c in conditions]
-    result = open_lakehouse(ctx).table(table, ref=ref).delete(filters, message=message)
+    with output.activity(f"deleting from {table}"):
+        result = open_lakehouse(ctx).table(table, ref=ref).delete(filters, message=message)
+    if output.is_json(ctx):
+        output.print_json(dataclasses.asdict(result))
+        return
     if result.snapshot_id is None:
         click.echo("no rows matched; nothing committed")
         return
@@ -135,46 +159,16 @@ def sql_command(ctx: click.Context, query: str, ref: str, as_of: str | None, as_
     show_default=True,
     help="Entries to print.",
 )
+@output.json_option
 @click.pass_context
 def log_command(ctx: click.Context, ref: str | None, limit: int) -> None:
     """Print the commit log, newest first."""
-    for entry in open_lakehouse(ctx).log(ref, limit):
+    entries = open_lakehouse(ctx).log(ref, limit)
+    if output.is_json(ctx):
+        output.print_json({"entries": [dataclasses.asdict(e) for e in entries]})
+        return
+    for entry in entries:
         click.echo(
             f"{entry.commit_id}  {entry.timestamp:%Y-%m-%d %H:%M:%S}  {entry.ref:<16}"
             f" {entry.author:<10} {entry.message}"
         )
-
-
-@main.command()
-@click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@click.option("--schema", "schema_spec", required=True, help="module:Model of a Pandera schema.")
-@click.option(
-    "--max-failure-cases", type=click.IntRange(min=0), default=None, help="Cases kept per check."
-)
-@click.pass_context
-def validate(
-    ctx: click.Context, path: str, schema_spec: str, max_failure_cases: int | None
-) -> None:
-    """Validate a Parquet or CSV file against a Pandera schema (exit code 1 on failures)."""
-    import pyarrow.csv
-    import pyarrow.parquet
-
-    from phlo.validation import Validator
-
-    data = pyarrow.csv.read_csv(path) if path.endswith(".csv") else pyarrow.parquet.read_table(path)
-    validator = Validator(parsing.load_object(schema_spec), max_failure_cases=max_failure_cases)
-    report = validator.report(data)
-    click.echo(
-        f"{len(report.native_checks)} checks in the engine, {len(report.pandera_checks)} by Pandera"
-    )
-    if report.valid:
-        click.echo(f"valid: {report.table.num_rows} rows")
-        return
-    for r in report.records:
-        sample = ", ".join(
-            f"row {s['index']}: {s['failure_case']!r}"
-            for s in r["sample"][:3]
-            if s["index"] is not None
-        )
-        click.echo(f"FAIL [{r['code']}] {r['column']}: {r['check']} x{r['count']}  {sample}")
-    ctx.exit(1)

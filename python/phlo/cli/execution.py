@@ -1,0 +1,211 @@
+"""Running a project's assets in this process through Dagster, as `phlo materialize` and
+`phlo backfill` do: the project's definitions, its asset checks, then WAP promotion (what the
+``auto_promotion_sensor`` does when a daemon runs), summarised as plain data."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+__all__ = [
+    "RunReport",
+    "assets_of",
+    "dagster_home",
+    "dagster_home_path",
+    "open_instance",
+    "plan",
+    "run_assets",
+    "select",
+]
+
+#: Dagster's own console log: phlo reports what ran itself.
+_QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+#: The run tag naming the assets a run materialized (``dg.materialize`` runs have no asset
+#: selection of their own).
+ASSETS_TAG = "phlo/assets"
+#: Promotion outcomes that leave nothing unpublished.
+_PUBLISHED = ("published", "already_published", "no_branch")
+
+
+@dataclass
+class CheckReport:
+    asset: str
+    name: str
+    passed: bool
+    severity: str
+    blocking: bool
+    description: str | None = None
+
+
+@dataclass
+class RunReport:
+    """One Dagster run of some assets for one partition, and its promotion."""
+
+    partition: str | None
+    assets: list[str]
+    run_id: str | None = None
+    success: bool = False
+    #: Asset → rows the run wrote for the partition (``dagster/row_count``).
+    rows: dict[str, int | None] = field(default_factory=dict)
+    checks: list[CheckReport] = field(default_factory=list)
+    #: ``published``, ``already_published``, ``no_branch``, ``blocked``, ``conflict``.
+    promotion: str | None = None
+    promotion_reason: str = ""
+    published_tables: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """The run succeeded, no check failed, and its writes are published."""
+        return (
+            self.success
+            and all(c.passed for c in self.checks if c.severity == "ERROR")
+            and self.promotion in _PUBLISHED
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+
+def dagster_home_path(project_root: Path) -> Path:
+    """``DAGSTER_HOME`` when set, else ``<project>/.phlo/dagster``: `phlo materialize`,
+    `phlo backfill`, `phlo status` and `phlo dev` share the runs there."""
+    return Path(os.environ.get("DAGSTER_HOME") or project_root / ".phlo" / "dagster")
+
+
+def dagster_home(project_root: Path) -> Path:
+    """`dagster_home_path`, created."""
+    home = dagster_home_path(project_root)
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def open_instance(project_root: Path) -> dg.DagsterInstance:
+    import dagster as dg
+
+    return dg.DagsterInstance.from_config(str(dagster_home(project_root)))
+
+
+def select(defs: dg.Definitions, patterns: Sequence[str]) -> list[dg.AssetsDefinition]:
+    """The project's assets whose key (``dlt_events``, ``marts/daily``) or group
+    (``group:api``) matches one of `patterns` (shell globs); all of them without patterns."""
+    assets = assets_of(defs)
+    if not patterns:
+        return assets
+    chosen: list[dg.AssetsDefinition] = []
+    for pattern in patterns:
+        matched = [a for a in assets if _matches(a, pattern)]
+        if not matched:
+            names = sorted(k.to_user_string() for a in assets for k in a.keys)
+            raise click.BadParameter(
+                f"{pattern!r} matches no asset; the project's assets: {', '.join(names)}",
+                param_hint="--select",
+            )
+        chosen.extend(a for a in matched if a not in chosen)
+    return chosen
+
+
+def assets_of(defs: dg.Definitions) -> list[dg.AssetsDefinition]:
+    """The project's assets that can run (not external specs)."""
+    import dagster as dg
+
+    return [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
+
+
+def _matches(asset: dg.AssetsDefinition, pattern: str) -> bool:
+    if pattern.startswith("group:"):
+        group = pattern.removeprefix("group:")
+        return any(fnmatch.fnmatchcase(g, group) for g in asset.group_names_by_key.values())
+    return any(fnmatch.fnmatchcase(k.to_user_string(), pattern) for k in asset.keys)
+
+
+def plan(
+    assets: Sequence[dg.AssetsDefinition], partition: str | None
+) -> list[tuple[str | None, list[dg.AssetsDefinition]]]:
+    """One run per partitions definition (Dagster runs one partitions definition per run):
+    the given partition, else each definition's last partition (today for an intra-day cron,
+    else yesterday); None for unpartitioned assets."""
+    groups: dict[Any, list[dg.AssetsDefinition]] = {}
+    for asset in assets:
+        groups.setdefault(asset.partitions_def, []).append(asset)
+    runs = []
+    for partitions, members in groups.items():
+        key = None
+        if partitions is not None:
+            key = partition or partitions.get_last_partition_key()
+            if key is None or not partitions.has_partition_key(key):
+                raise click.BadParameter(
+                    f"{partition!r} is no partition of "
+                    f"{', '.join(a.key.to_user_string() for a in members)} ({partitions})",
+                    param_hint="--partition",
+                )
+        runs.append((key, members))
+    return runs
+
+
+def run_assets(
+    defs: dg.Definitions,
+    assets: Sequence[dg.AssetsDefinition],
+    partition: str | None,
+    instance: dg.DagsterInstance,
+) -> RunReport:
+    """One in-process run of `assets` (with every asset check on them) for `partition`, then
+    its promotion."""
+    import dagster as dg
+
+    import phlo.dagster
+
+    keys = {k for a in assets for k in a.keys}
+    checks = [c for c in defs.asset_checks or [] if all(s.asset_key in keys for s in c.check_specs)]
+    report = RunReport(partition, sorted(k.to_user_string() for k in keys))
+    result = dg.materialize(
+        [*assets, *checks],
+        partition_key=partition,
+        instance=instance,
+        resources=defs.resources,
+        run_config=_QUIET,
+        tags={ASSETS_TAG: ",".join(report.assets)},
+        raise_on_error=False,
+    )
+    report.run_id = result.run_id
+    report.success = result.success
+    for event in result.get_asset_materialization_events():
+        materialization = event.materialization
+        row_count = materialization.metadata.get("dagster/row_count")
+        value = row_count.value if row_count is not None else None
+        report.rows[materialization.asset_key.to_user_string()] = (
+            value if isinstance(value, int) else None
+        )
+    for evaluation in result.get_asset_check_evaluations():
+        report.checks.append(
+            CheckReport(
+                asset=evaluation.asset_key.to_user_string(),
+                name=evaluation.check_name,
+                passed=evaluation.passed,
+                severity=evaluation.severity.value,
+                blocking=bool(evaluation.blocking),
+                description=evaluation.description,
+            )
+        )
+    for failure in result.get_step_failure_events():
+        data = failure.step_failure_data
+        user = data.user_failure_data
+        message = user.description if user and user.description else None
+        if message is None and data.error is not None:
+            message = data.error.message.strip()
+        report.errors.append(f"{failure.step_key}: {message}")
+    outcome = phlo.dagster.promote(instance, result.run_id)
+    report.promotion = outcome.status
+    report.promotion_reason = outcome.reason
+    if outcome.promotion is not None:
+        report.published_tables = outcome.promotion.tables
+    return report
