@@ -229,3 +229,26 @@ def test_publishing_yaml_publishes_the_marts(
         if e.materialization.asset_key == dg.AssetKey("publish_shop")
     )
     assert event.metadata["dagster/row_count"].value == 3
+
+
+def test_optional_publishing_skips_without_a_connection_and_a_required_one_fails(
+    shop: Path, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PHLO_POSTGRES_URL", raising=False)
+    keys = ["dlt_orders", "stg_orders", "publish_shop"]
+    required = run(phlo.dagster.definitions(shop), keys, GOOD_DAYS[0], instance)
+    assert not required.success  # no connection: the required publication fails the run
+
+    file = shop / "publishing.yaml"
+    file.write_text(
+        file.read_text().replace("target_schema: marts", "target_schema: marts\n    optional: true")
+    )
+    skipped = run(phlo.dagster.definitions(shop), keys, GOOD_DAYS[0], instance)
+    assert skipped.success
+    event = next(
+        e.materialization
+        for e in skipped.get_asset_materialization_events()
+        if e.materialization.asset_key == dg.AssetKey("publish_shop")
+    )
+    assert event.metadata["published"].value is False
+    assert "PHLO_POSTGRES_URL" in event.metadata["reason"].value

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from phlo.ingestion.result import IngestionResult
     from phlo.quality.contract import CheckResult
 
-__all__ = ["build_asset", "is_intraday", "partitions_for"]
+__all__ = ["build_asset", "is_intraday", "partitions_for", "project_partitions"]
 
 RESOURCE_KEY = "phlo"
 
@@ -32,10 +32,29 @@ def is_intraday(cron: str | None) -> bool:
     return not (minute.isdigit() and hour.isdigit())
 
 
-def partitions_for(
-    definition: "IngestionDefinition", project: "ProjectConfig"
+def project_partitions(
+    project: "ProjectConfig", ingestions: Sequence["IngestionDefinition"]
 ) -> dg.DailyPartitionsDefinition:
-    start = definition.partitions_start or project.partitions_start.isoformat()
+    """The project's daily partitions, shared by its ingestions, dbt models and publishing
+    assets so that one run holds them all (and publishes them in one merge). They end today
+    when any ingestion's schedule loads today's partition (an intra-day cron), else yesterday."""
+    return dg.DailyPartitionsDefinition(
+        start_date=project.partitions_start.isoformat(),
+        timezone=project.timezone,
+        end_offset=1 if any(is_intraday(d.cron) for d in ingestions) else 0,
+    )
+
+
+def partitions_for(
+    definition: "IngestionDefinition",
+    project: "ProjectConfig",
+    ingestions: Sequence["IngestionDefinition"],
+) -> dg.DailyPartitionsDefinition:
+    """The project's partitions, unless the ingestion starts elsewhere (`partitions_start`):
+    then its own, which Dagster runs apart from the project's other assets."""
+    start = definition.partitions_start
+    if start is None or str(start) == project.partitions_start.isoformat():
+        return project_partitions(project, ingestions)
     return dg.DailyPartitionsDefinition(
         start_date=str(start),
         timezone=project.timezone,
@@ -64,7 +83,7 @@ def build_asset(
         group_name=definition.group,
         kinds={"dlt", "iceberg"},
         description=definition.description,
-        partitions_def=partitions_for(definition, project),
+        partitions_def=partitions_for(definition, project, project_ingestions),
         retry_policy=dg.RetryPolicy(
             max_retries=definition.max_retries,
             delay=definition.retry_delay_seconds,

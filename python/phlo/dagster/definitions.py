@@ -8,14 +8,14 @@ import os
 import dagster as dg
 
 from phlo.config import load_project
-from phlo.dagster.assets import RESOURCE_KEY, build_asset
+from phlo.dagster.assets import RESOURCE_KEY, build_asset, project_partitions
 from phlo.dagster.discovery import discover
 from phlo.dagster.publishing import build_publishing_assets
 from phlo.dagster.quality import build_quality_checks
 from phlo.dagster.resource import PhloResource
 from phlo.dagster.schedules import build_job, build_schedule
 from phlo.dagster.sensors import build_sensors
-from phlo.dagster.transforms import build_dbt_assets, dbt_partitions
+from phlo.dagster.transforms import build_dbt_assets
 from phlo.transforms.project import find_dbt_project
 
 __all__ = ["definitions"]
@@ -35,14 +35,16 @@ def definitions(project_dir: str | os.PathLike[str] = ".") -> dg.Definitions:
     resource = PhloResource.from_project(project)
     assets = [build_asset(d, project, ingestions) for d in ingestions]
     jobs = {d.asset_key: build_job(d) for d in ingestions}
-    schedules = [build_schedule(d, jobs[d.asset_key], project) for d in ingestions if d.cron]
+    schedules = [
+        build_schedule(d, jobs[d.asset_key], project, ingestions) for d in ingestions if d.cron
+    ]
     retention = dt.timedelta(hours=project.wap.branch_retention_hours)
     sensors = build_sensors(resource, ingestions, {j.name for j in jobs.values()}, retention)
     checks = [build_quality_checks(q, ingestions, project) for q in workflows.quality]
     dbt = find_dbt_project(project.root)
     if dbt is not None:
         assets.append(build_dbt_assets(dbt, project, ingestions))
-    assets += build_publishing_assets(project, dbt, dbt_partitions(project))
+    assets += build_publishing_assets(project, dbt, project_partitions(project, ingestions))
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,

@@ -15,6 +15,7 @@ publishing:
     primary_keys: {category_totals: [category]}
     indexes: {category_totals: [orders]}
     incremental: false
+    optional: false                      # true: skip (with a warning) when no PostgreSQL is configured
 ```
 """
 
@@ -47,6 +48,7 @@ _KEYS = {
     "primary_keys",
     "indexes",
     "incremental",
+    "optional",
 }
 
 
@@ -64,6 +66,8 @@ class Publication:
     primary_keys: Mapping[str, Any] = field(default_factory=dict)
     indexes: Mapping[str, Any] = field(default_factory=dict)
     incremental: bool = False
+    #: Skip, with a warning, when no PostgreSQL connection is configured (examples, laptops).
+    optional: bool = False
 
 
 def read_publishing(root: Path) -> list[Publication]:
@@ -117,6 +121,7 @@ def _publication(file: Path, source: str, entry: Any) -> Publication:
         primary_keys=dict(entry.get("primary_keys") or {}),
         indexes=dict(entry.get("indexes") or {}),
         incremental=bool(entry.get("incremental", False)),
+        optional=bool(entry.get("optional", False)),
     )
 
 
@@ -161,6 +166,12 @@ def _asset(
         from phlo.publishing import publish_marts_to_postgres
 
         resource = getattr(context.resources, RESOURCE_KEY)
+        connection = os.environ.get("PHLO_POSTGRES_URL") or project.postgres_url
+        if connection is None and publication.optional:
+            reason = "no PostgreSQL configured (PHLO_POSTGRES_URL or postgres.url in phlo.yaml)"
+            context.log.warning(f"{publication.name}: not published: {reason}")
+            context.add_output_metadata({"published": False, "reason": reason})
+            return
         publish_marts_to_postgres(
             context,
             publication.tables,
@@ -169,7 +180,7 @@ def _asset(
             lakehouse=resource.open(),
             # The marts as this run wrote them (its branch): they are published with it.
             ref=resource.run_ref(context),
-            connection=os.environ.get("PHLO_POSTGRES_URL") or project.postgres_url,
+            connection=connection,
             primary_keys=publication.primary_keys,
             indexes=publication.indexes,
             incremental=publication.incremental,

@@ -4,6 +4,7 @@ partition the tick should load."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -43,10 +44,11 @@ def build_schedule(
     definition: IngestionDefinition,
     job: dg.UnresolvedAssetJobDefinition,
     project: ProjectConfig,
+    ingestions: Sequence[IngestionDefinition],
 ) -> dg.ScheduleDefinition:
     assert definition.cron is not None
     cron = definition.cron
-    partitions = partitions_for(definition, project)
+    partitions = partitions_for(definition, project, ingestions)
     run_tags = {tags.MAX_RUNTIME: str(int(definition.max_runtime_seconds))}
 
     @dg.schedule(

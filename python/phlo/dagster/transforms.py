@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from phlo.dagster.assets import RESOURCE_KEY, check_result
+from phlo.dagster.assets import RESOURCE_KEY, check_result, project_partitions
 
 if TYPE_CHECKING:
     from phlo.config import ProjectConfig
@@ -16,15 +16,7 @@ if TYPE_CHECKING:
     from phlo.transforms.build import DbtBuild
     from phlo.transforms.project import DbtProject
 
-__all__ = ["build_dbt_assets", "dbt_partitions"]
-
-
-def dbt_partitions(project: "ProjectConfig") -> dg.DailyPartitionsDefinition:
-    """The project's daily partitions: the same as a daily ingestion's, so ingestions and
-    models run together."""
-    return dg.DailyPartitionsDefinition(
-        start_date=project.partitions_start.isoformat(), timezone=project.timezone
-    )
+__all__ = ["build_dbt_assets"]
 
 
 def build_dbt_assets(
@@ -45,7 +37,7 @@ def build_dbt_assets(
     @dbt_assets(
         manifest=dict(dbt.manifest),
         dagster_dbt_translator=translator,
-        partitions_def=dbt_partitions(project),
+        partitions_def=project_partitions(project, ingestions),
         name=f"dbt_{dbt.name}",
         required_resource_keys={RESOURCE_KEY},
     )
