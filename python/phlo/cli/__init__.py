@@ -1,9 +1,9 @@
 """The `phlo` command. Each module registers its commands on the one group, `main`."""
 
-from phlo.cli import maintain, refs, tables
+from phlo.cli import init, maintain, refs, tables
 from phlo.cli.app import main
 
-__all__ = ["main", "maintain", "refs", "tables"]
+__all__ = ["init", "main", "maintain", "refs", "tables"]
 
 if __name__ == "__main__":
     main()

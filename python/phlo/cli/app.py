@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from phlo._native import __version__
 from phlo.errors import PhloError
 from phlo.lakehouse import Lakehouse
 
@@ -19,6 +20,7 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group)
+@click.version_option(__version__, prog_name="phlo", message="%(prog)s %(version)s")
 @click.option(
     "--root",
     envvar="PHLO_ROOT",
