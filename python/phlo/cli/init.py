@@ -56,7 +56,7 @@ def create_workflow(
             f"{find_project_root()} is not a phlo project (no phlo.yaml here or above): "
             "run phlo create-workflow inside one, or create one with phlo init NAME"
         )
-    ask = sys.stdin.isatty()
+    ask = _interactive()
     domain = domain or _ask(ask, "--domain", "Domain (group of tables)")
     table = table or _ask(ask, "--table", "Table name")
     if not columns:
@@ -76,6 +76,10 @@ def create_workflow(
     for path in add_workflow(project.root, workflow):
         click.echo(f"wrote {path}")
     click.echo(f"next: pytest tests/test_{table}.py, then phlo materialize")
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty()
 
 
 def _ask(interactive: bool, option: str, question: str, default: str | None = None) -> str:
