@@ -14,13 +14,13 @@ from phlo.errors import MissingExtraError
 
 __all__ = ["EXTRAS", "require"]
 
-#: extra → (the modules it must make importable, what it is for).
+#: extra → (the modules it makes importable, what it is for).
 EXTRAS: dict[str, tuple[tuple[str, ...], str]] = {
     "dagster": (("dagster",), "Dagster assets, schedules and sensors (phlo.dagster)"),
     "dlt": (("dlt",), "dlt sources in @phlo_ingestion"),
     "sql": (("duckdb",), "SQL over lakehouse tables (DuckDB)"),
     "dbt": (("dbt.version", "dbt.adapters.duckdb", "dagster_dbt"), "dbt transforms"),
-    "postgres": (("adbc_driver_postgresql",), "publishing to PostgreSQL"),
+    "postgres": (("adbc_driver_postgresql", "duckdb"), "publishing to PostgreSQL"),
     "polars": (("polars",), "polars frames"),
 }
 
