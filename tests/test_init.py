@@ -203,33 +203,33 @@ def test_create_workflow_refuses_existing_tables_and_bad_input(tmp_path, monkeyp
     snapshot = {f: (folder / f).read_text() for f in files_of(folder)}
 
     again = cli("create-workflow", "--domain=shop", "--table=orders", "--column=id:int")
-    assert again.exit_code == 1
+    assert again.exit_code != 0
     assert "[would_overwrite]" in again.output and "orders.py already exists" in again.output
     # The contract class exists in the domain file, though the new files were removed.
     for new in ("workflows/ingestion/shop/orders.py", "tests/test_orders.py"):
         (folder / new).unlink()
         del snapshot[new]
     clash = cli("create-workflow", "--domain=shop", "--table=orders", "--column=id:int")
-    assert clash.exit_code == 1 and "already defines OrdersSchema" in clash.output
+    assert clash.exit_code != 0 and "already defines OrdersSchema" in clash.output
 
     bad_type = cli("create-workflow", "--domain=shop", "--table=carts", "--column=id:uuid")
-    assert bad_type.exit_code == 1 and "unknown type 'uuid'" in bad_type.output
+    assert bad_type.exit_code != 0 and "unknown type 'uuid'" in bad_type.output
     bad_key = cli(
         "create-workflow", "--domain=shop", "--table=carts", "--column=ok:bool", "--unique-key=ok"
     )
-    assert bad_key.exit_code == 1 and "a key must be str, int, datetime" in bad_key.output
+    assert bad_key.exit_code != 0 and "a key must be str, int, datetime" in bad_key.output
     bad_name = cli("create-workflow", "--domain=Shop", "--table=carts", "--column=id:int")
     assert (
-        bad_name.exit_code == 1
+        bad_name.exit_code != 0
         and "domain 'Shop' must be a lowercase Python name" in bad_name.output
     )
     missing = cli("create-workflow", "--domain=shop")
-    assert missing.exit_code == 2 and "missing --table" in missing.output
+    assert missing.exit_code != 0 and "missing --table" in missing.output
     assert {f: (folder / f).read_text() for f in files_of(folder)} == snapshot
 
     monkeypatch.chdir(tmp_path)
     outside = cli("create-workflow", "--domain=shop", "--table=carts", "--column=id:int")
-    assert outside.exit_code == 1 and "[config]" in outside.output and "phlo init" in outside.output
+    assert outside.exit_code != 0 and "[config]" in outside.output and "phlo init" in outside.output
 
 
 def test_init_refuses_a_non_empty_folder_and_writes_nothing(tmp_path):
@@ -240,8 +240,8 @@ def test_init_refuses_a_non_empty_folder_and_writes_nothing(tmp_path):
         init_project(folder)
     assert "pick another name" in str(refused.value)
     result = cli("init", str(folder))
-    assert result.exit_code == 1
-    assert result.output.startswith("Error: [would_overwrite]") and "Traceback" not in result.output
+    assert result.exit_code != 0
+    assert "[would_overwrite]" in result.output and "Traceback" not in result.output
     assert files_of(folder) == {"notes.txt"}
 
     (tmp_path / "empty").mkdir()

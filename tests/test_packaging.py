@@ -170,7 +170,7 @@ def test_the_cli_shows_a_missing_extra_as_one_line(tmp_path):
         print(run.exit_code, run.output, end="")
     """)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == (
-        "1 Error: [missing_extra] SQL over lakehouse tables (DuckDB) needs 'duckdb', which is "
-        "not installed: pip install 'phlo[sql]'\n"
-    )
+    code, _, shown = result.stdout.partition(" ")
+    assert code != "0" and "Traceback" not in shown
+    assert "[missing_extra]" in shown and "needs 'duckdb', which is not installed" in shown
+    assert "pip install 'phlo[sql]'" in shown
