@@ -297,3 +297,27 @@ def test_templates_copy_no_runtime_files_or_secrets(tmp_path, monkeypatch):
     assert (tmp_path / "new" / "workflows/transforms/dbt/models/m.sql").read_text() == (
         "select {{ ref('x') }}"
     )
+
+
+def python_blocks(doc: str) -> list[str]:
+    text = (Path(__file__).parents[1] / "docs" / doc).read_text()
+    return [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
+
+
+def test_the_quickstarts_python_runs_in_a_fresh_project(tmp_path, monkeypatch, capsys):
+    init_project(tmp_path / "demo")
+    monkeypatch.chdir(tmp_path / "demo")
+    defs = phlo.dagster.definitions(Path.cwd())
+    (ingestion,) = [a for a in defs.assets if a.key.to_user_string() == "dlt_readings"]  # type: ignore[union-attr]
+    assert ingestion.partitions_def is not None  # the day the quickstart materializes exists
+    assert ingestion.partitions_def.has_partition_key(DAY)
+    from workflows.ingestion.weather.readings import weather_readings  # type: ignore[import-not-found]
+
+    assert weather_readings.run(DAY).status == "published"  # what `phlo materialize` does
+    blocks = python_blocks("quickstart.md") + python_blocks("installation.md")
+    assert len(blocks) == 3
+    for block in blocks:
+        exec(compile(block, "docs", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[:2] == ["24", "[(3,)]"]
+    assert printed[2:] == ["1 of 2 files read", "[3.0]"]
