@@ -19,7 +19,8 @@ __all__ = ["COLUMN_TYPES", "Workflow", "add_workflow"]
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 
-#: Column type → (Pandera annotation and field arguments, sample value for row `i` of `day`).
+#: Column type → (Pandera annotation, extra `pa.Field` arguments, sample value for row `i` of
+#: the day `day`).
 COLUMN_TYPES: dict[str, tuple[str, str, str]] = {
     "str": ("Series[str]", "", 'f"{name} {i}"'),
     "int": ("Series[int]", "", "i"),
