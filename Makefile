@@ -13,7 +13,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test test-rust test-python demo lint fmt bench bench-validate release clean
+.PHONY: dev test test-rust test-python demo lint fmt bench bench-validate release wheel wheel-test clean
 
 # Pinned Python dependencies (requirements-dev.txt is the lock; regenerate with pip freeze).
 $(VENV)/.installed: requirements-dev.txt
@@ -51,6 +51,18 @@ bench: release
 	$(BIN)/python benches/bench_compact.py
 	$(BIN)/python benches/bench_quality.py
 	$(BIN)/python benches/bench_ingest.py
+
+## wheel: the distributable abi3 wheel (release profile) and the sdist, into dist/
+wheel: $(VENV)/.installed
+	$(BIN)/maturin build --release --strip -o dist
+	$(BIN)/maturin sdist -o dist
+
+## wheel-test: a wheel (dev profile: same interpreter and build cache as `make dev`) installed
+## into a fresh venv runs the quickstart there: phlo init, materialize, query, project tests
+wheel-test: $(VENV)/.installed
+	rm -rf dist/test
+	$(BIN)/maturin build --strip -i $(BIN)/python -o dist/test
+	.ci/wheel-test dist/test/phlo-*.whl
 
 bench-validate: release
 	$(BIN)/python benches/bench_validate.py

@@ -16,6 +16,7 @@ __all__ = [
     "InputError",
     "InternalError",
     "MergeError",
+    "MissingExtraError",
     "NamespaceAlreadyExistsError",
     "NamespaceNotEmptyError",
     "NoSuchNamespaceError",
@@ -29,6 +30,7 @@ __all__ = [
     "StorageError",
     "TableAlreadyExistsError",
     "ValidationError",
+    "WouldOverwriteError",
 ]
 
 
@@ -185,6 +187,23 @@ class IngestionTimeoutError(SourceError, TimeoutError):
     """An ingestion's extraction ran past its ``max_runtime_seconds`` (over all attempts)."""
 
     code = "ingestion_timeout"
+
+
+class MissingExtraError(PhloError, ImportError):
+    """A feature needs an optional dependency that is not installed; ``extra`` names the
+    ``phlo[...]`` extra that brings it (``pip install 'phlo[dagster]'``)."""
+
+    code = "missing_extra"
+
+    def __init__(self, message: str, *, extra: str) -> None:
+        super().__init__(message)
+        self.extra = extra
+
+
+class WouldOverwriteError(PhloError, FileExistsError):
+    """`phlo init` / `phlo create-workflow` refused to write over existing files."""
+
+    code = "would_overwrite"
 
 
 class InternalError(PhloError):

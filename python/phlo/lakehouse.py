@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from phlo import _args, _native, display
 from phlo._arrow import as_arrow
+from phlo._extras import require
 from phlo._filters import Filter, normalize_filters, timestamp_micros
 from phlo.display import HtmlRepr
 from phlo.errors import (
@@ -910,6 +911,7 @@ class Scan:
         return display.scan_html(self)
 
     def to_polars(self) -> polars.DataFrame:
+        require("polars", "to_polars()")
         import polars
 
         result = polars.from_arrow(self.to_arrow())

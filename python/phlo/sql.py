@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from phlo import _args
+from phlo._extras import require
 from phlo.errors import NoSuchTableError, SqlError
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ def sql(
 ) -> duckdb.DuckDBPyRelation:
     """Runs `query` (a SELECT or WITH query) over the tables of `ref`, as they were at `as_of`
     when given; see `Lakehouse.sql`."""
+    require("sql")
     import duckdb
 
     query = _args.text("query", query)
@@ -58,6 +60,7 @@ def sql(
 
 def connect() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection that never downloads anything."""
+    require("sql")
     import duckdb
 
     return duckdb.connect(":memory:", config=_OFFLINE)

@@ -1,11 +1,23 @@
 """The `phlo` command. Each module registers its commands on the one group, `main`."""
 
-from phlo.cli import dev, doctor, maintain, refs, runs, settings, status, tables, validate
+from phlo.cli import (
+    dev,
+    doctor,
+    init,
+    maintain,
+    refs,
+    runs,
+    settings,
+    status,
+    tables,
+    validate,
+)
 from phlo.cli.app import main
 
 __all__ = [
     "dev",
     "doctor",
+    "init",
     "main",
     "maintain",
     "refs",

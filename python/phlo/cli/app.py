@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from phlo._native import __version__
 from phlo.cli import output
 from phlo.config import ProjectConfig, load_project
 from phlo.errors import PhloError
@@ -91,6 +92,7 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, name="phlo")
+@click.version_option(__version__, prog_name="phlo", message="%(prog)s %(version)s")
 @click.option(
     "--project",
     "project_dir",

@@ -10,10 +10,10 @@ import sys
 
 import click
 
+from phlo._extras import require
 from phlo.cli import output
 from phlo.cli.app import main, project_config
 from phlo.cli.execution import dagster_home
-from phlo.cli.extras import require
 
 #: The code location `dagster dev` loads: the project's `phlo.dagster.definitions`.
 CODE_LOCATION = "phlo.cli.dev_location"

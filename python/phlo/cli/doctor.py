@@ -12,9 +12,9 @@ from typing import Literal
 
 import click
 
+from phlo._extras import EXTRAS, missing_modules
 from phlo.cli import output
 from phlo.cli.app import main, state_of
-from phlo.cli.extras import EXTRAS, missing_modules
 from phlo.config import ProjectConfig
 from phlo.errors import ConfigError, PhloError
 

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import click
 
+from phlo._extras import require
 from phlo.cli import output
 from phlo.cli.app import main, project_config
 from phlo.cli.execution import RunReport, assets_of, open_instance, plan, run_assets, select
-from phlo.cli.extras import require
 
 if TYPE_CHECKING:
     import dagster as dg

@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
+from phlo._extras import require
 from phlo.cli import output, parsing
 from phlo.cli.app import main, project_config
-from phlo.cli.extras import require
 
 
 @main.command()

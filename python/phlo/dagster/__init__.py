@@ -7,8 +7,12 @@ publishes a run (what the ``auto_promotion_sensor`` does for runs the daemon lau
     defs = phlo.dagster.definitions(".")
 """
 
-from phlo.dagster.definitions import definitions
-from phlo.dagster.promotion import RunPromotion, failed_blocking_checks, promote
-from phlo.dagster.resource import PhloResource
+from phlo._extras import require
+
+require("dagster", "phlo.dagster")
+
+from phlo.dagster.definitions import definitions  # noqa: E402
+from phlo.dagster.promotion import RunPromotion, failed_blocking_checks, promote  # noqa: E402
+from phlo.dagster.resource import PhloResource  # noqa: E402
 
 __all__ = ["PhloResource", "RunPromotion", "definitions", "failed_blocking_checks", "promote"]

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 
+from phlo._extras import require
 from phlo.errors import ConfigError, PostgresConnectionError, PublishError
 
 #: One row per published table: what it was published from (a table in the target schema).
@@ -65,6 +66,7 @@ def scrub(message: str, url: str) -> str:
 def connect(url: str) -> Any:
     """An ADBC connection (one transaction at a time, committed explicitly); statements go
     through one of its cursors, which the functions below take."""
+    require("postgres")
     import adbc_driver_manager
     import adbc_driver_postgresql.dbapi as adbc
 

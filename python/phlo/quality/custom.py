@@ -11,6 +11,7 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from phlo._extras import require
 from phlo.errors import ConfigError
 from phlo.quality.base import CheckPass, Finding, PythonCheck, Scope, Severity, check_name
 from phlo.quality.contract import SAMPLE_LIMIT
@@ -83,6 +84,7 @@ class CustomSQLCheck(PythonCheck):
 
 class _SQLPass(CheckPass):
     def __init__(self, check: CustomSQLCheck, scope: Scope) -> None:
+        require("sql", "CustomSQLCheck")
         import duckdb
 
         self.check, self.scope = check, scope

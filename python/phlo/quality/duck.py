@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from phlo._extras import require
 from phlo.quality.sql import ident, relation
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ def duckdb_connection(
     DuckDB table of the same name, read from `ref` through phlo's scan (optionally only the
     rows of `filter`, e.g. ``("_phlo_partition_date", "=", date)``). The rows are copied into
     DuckDB's memory: load the checked partition, not a huge table."""
+    require("sql", "duckdb_connection")
     import duckdb
 
     con = connection if connection is not None else duckdb.connect()
