@@ -37,7 +37,7 @@ test-python: dev
 
 ## demo: the README's example, end to end on the embedded default
 demo: dev
-	$(BIN)/python examples/quickstart/run.py
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python examples/glucose/run.py
 
 ## release: build the extension into .venv with the release profile (for benchmarks)
 release: $(VENV)/.installed
