@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import json
 import os
 import re
-import sys
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pytest
 from pandera.pandas import Field
 
 import phlo
+from notebooks import execute, html_of, outputs_by_tag
 from phlo import PhloSchema, RangeCheck, UniqueCheck, display, errors, phlo_quality
 
 NOTEBOOK = Path(__file__).parent.parent / "docs" / "notebooks" / "tour.ipynb"
@@ -237,43 +235,12 @@ def test_a_validation_error_shows_failed_checks_and_cases() -> None:
 # --- the notebook ---------------------------------------------------------------------
 
 
-def outputs_by_tag(notebook: Any) -> dict[str, list[dict[str, Any]]]:
-    found: dict[str, list[dict[str, Any]]] = {}
-    for cell in notebook.cells:
-        for tag in cell.get("metadata", {}).get("tags", []):
-            found[tag] = cell.get("outputs", [])
-    return found
-
-
-def html_of(outputs: list[dict[str, Any]]) -> list[str]:
-    return [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
-
-
 def test_the_tour_notebook_runs_and_shows_rich_output(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import nbformat
-    from nbclient import NotebookClient
-
-    # A kernel spec for this interpreter, in a folder of the test's own.
-    spec = tmp_path / "jupyter" / "kernels" / "phlo-tests"
-    spec.mkdir(parents=True)
-    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    spec.joinpath("kernel.json").write_text(
-        json.dumps({"argv": argv, "display_name": "phlo tests", "language": "python"})
-    )
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
-    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
-    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
     work = tmp_path / "work"
     work.mkdir()
-
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    client = NotebookClient(
-        notebook, timeout=300, kernel_name="phlo-tests", resources={"metadata": {"path": work}}
-    )
-    client.execute()
+    notebook = execute(NOTEBOOK, tmp_path, monkeypatch, work)
 
     out = outputs_by_tag(notebook)
     assert not [

@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 import phlo
+from notebooks import execute, html_of, outputs_by_tag, text_of
 
 PHLO = str(Path(sys.executable).with_name("phlo"))
 GOOD_DAYS = ("2025-01-01", "2025-01-02")
@@ -123,3 +124,28 @@ def test_without_postgres_the_example_skips_publishing_and_still_publishes_the_l
     assert "publish_glucose" in run["assets"]
     lh = phlo.Lakehouse.open(glucose / ".phlo")
     assert lh.sql("SELECT count(*) FROM marts.mrt_glucose_overview").fetchall() == [(1,)]
+
+
+def test_the_notebook_walks_the_same_steps(
+    glucose: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PHLO_LAKEHOUSE", raising=False)
+    notebook = execute(glucose / "notebooks" / "glucose.ipynb", tmp_path, monkeypatch, glucose)
+    out = outputs_by_tag(notebook)
+    assert "published" in html_of(out["ingest"])[0]
+    checks = text_of(out["quality"])
+    assert "('freshness_check_date_string', False, 'warn')" in checks
+    assert checks.count("True") == 4
+    built = text_of(out["dbt"])
+    assert "('marts.mrt_glucose_overview', 1)" in built
+    assert "('silver.fct_glucose_readings', 288)" in built
+    published = text_of(out["publish"])
+    assert "marts.mrt_glucose_overview" in published and "raw.glucose_entries" in published
+    marts = text_of(out["marts"])
+    assert "readings: [[288]]" in marts
+    refused = html_of(out["refused"])[0]
+    assert "ValidationError" in refused and "sgv" in refused
+    head = text_of(out["head"])
+    assert head.startswith("pyarrow.Table") and "_id: string" in head
+    lh = phlo.Lakehouse.open(glucose / ".phlo" / "notebook")
+    assert lh.table("raw.glucose_entries", ref="main").to_arrow().num_rows == 288
