@@ -14,6 +14,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import parse_qs, urlparse
 
 READINGS = Path(__file__).parents[3] / "data" / "entries.jsonl"
@@ -25,7 +26,7 @@ def _readings() -> list[dict[str, object]]:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    readings: list[dict[str, object]] = []
+    readings: ClassVar[list[dict[str, object]]] = []
 
     def do_GET(self) -> None:
         url = urlparse(self.path)
