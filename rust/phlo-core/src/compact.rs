@@ -7,9 +7,9 @@
 //!   up to the target size; a run of one file (e.g. a partition with one small file) stays.
 //! - Each run is read file after file and written as one stream, so rows keep the order they
 //!   had (data clustered by its loads stays clustered). Files are read by Iceberg field id
-//!   (iceberg-rust's `ArrowReader` on `FileScanTask`s built from the data files), so columns
-//!   renamed or dropped since a file was written come out under the current schema. Runs are
-//!   rewritten in parallel, one at a time per core; memory is a few batches per run.
+//!   ([`crate::tables::read`]), so columns renamed or dropped since a file was written come
+//!   out under the current schema. Runs are rewritten in parallel, one at a time per core;
+//!   memory is about one data file per run.
 //! - The commit removes the rewritten files and adds the new ones. A concurrent append is
 //!   fine; a concurrent merge or delete that removed a file being compacted makes the commit
 //!   refuse (`CommitConflict`), since the compacted rows would bring back what it removed.
@@ -17,15 +17,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use futures::stream::{self, StreamExt, TryStreamExt};
-use iceberg::Runtime;
-use iceberg::arrow::{ArrowReader, ArrowReaderBuilder};
+use futures::stream::{self, StreamExt};
 use iceberg::io::FileIO;
-use iceberg::scan::FileScanTask;
-use iceberg::spec::{
-    DEFAULT_SCHEMA_NAME_MAPPING, DataFile, NameMapping, Operation, PartitionSpecRef, SchemaRef,
-    Struct,
-};
+use iceberg::spec::{DataFile, Operation, PartitionSpecRef, SchemaRef, Struct};
 use iceberg::writer::IcebergWriter;
 
 use crate::catalog::{MAIN, SqliteCatalog};
@@ -34,10 +28,7 @@ use crate::schema::{arrow_schema_of, cast_to_schema};
 use crate::tables::commit::{SnapshotChange, commit};
 use crate::tables::manifests::{LiveFile, live_files};
 use crate::tables::write::{FileWriterBuilder, file_writer_builder, open_writer};
-use crate::tables::{Filter, LoadedTable, ScanOptions, ScanPlan};
-
-/// Rows per batch while a run is copied.
-const BATCH_ROWS: usize = 64 * 1024;
+use crate::tables::{Filter, LoadedTable, ProjectedFile, Projection, ScanOptions, ScanPlan};
 
 #[derive(Debug, Clone)]
 pub struct CompactOptions {
@@ -171,11 +162,12 @@ fn plan_runs(files: Vec<LiveFile>, spec_id: i32, target: u64) -> Vec<Run> {
 
 /// What every run's reader and writer share.
 struct Layout {
+    io: FileIO,
     schema: SchemaRef,
     spec: PartitionSpecRef,
     arrow: arrow_schema::SchemaRef,
-    name_mapping: Option<Arc<NameMapping>>,
-    reader: ArrowReader,
+    /// Every column of the current schema, matched by field id in each file.
+    projection: Projection,
     writers: FileWriterBuilder,
 }
 
@@ -189,30 +181,13 @@ async fn rewrite_runs(
     written: &mut Vec<String>,
 ) -> Result<Vec<DataFile>> {
     let metadata = &table.metadata;
-    let name_mapping = metadata
-        .properties()
-        .get(DEFAULT_SCHEMA_NAME_MAPPING)
-        .map(|raw| {
-            serde_json::from_str::<NameMapping>(raw).map_err(|e| {
-                Error::invalid(
-                    format!("table property {DEFAULT_SCHEMA_NAME_MAPPING} does not parse: {e}"),
-                    "fix or remove the name mapping",
-                )
-            })
-        })
-        .transpose()?
-        .map(Arc::new);
-    let runtime = Runtime::try_current().context(|| "finding the async runtime".into())?;
     let prefix = format!("{}-compact", uuid::Uuid::now_v7());
     let layout = Arc::new(Layout {
+        io: io.clone(),
         schema: metadata.current_schema().clone(),
         spec: metadata.default_partition_spec().clone(),
         arrow: arrow_schema_of(metadata.current_schema())?,
-        name_mapping,
-        reader: ArrowReaderBuilder::new(io.clone(), runtime)
-            .with_batch_size(BATCH_ROWS)
-            .with_data_file_concurrency_limit(1)
-            .build(),
+        projection: Projection::new(metadata, metadata.current_schema())?,
         writers: file_writer_builder(
             io,
             metadata,
@@ -251,57 +226,19 @@ async fn rewrite_runs(
 
 /// Copies the rows of one run, file after file, into new files of its partition.
 async fn rewrite_run(layout: Arc<Layout>, run: Run) -> Result<Vec<DataFile>> {
-    let tasks: Vec<iceberg::Result<FileScanTask>> = run
-        .files
-        .iter()
-        .map(|f| Ok(scan_task(&layout, f)))
-        .collect();
-    let mut batches = layout
-        .reader
-        .clone()
-        .read(stream::iter(tasks).boxed())
-        .context(|| "starting to read the files to compact".into())?
-        .stream();
     let partition = (!layout.spec.is_unpartitioned()).then_some(&run.partition);
     let mut writer = open_writer(&layout.writers, &layout.spec, &layout.schema, partition).await?;
-    while let Some(batch) = batches
-        .try_next()
-        .await
-        .context(|| "reading the files to compact".into())?
-    {
-        writer
-            .write(cast_to_schema(&batch, &layout.arrow)?)
-            .await
-            .context(|| "writing a compacted file".into())?;
+    for file in &run.files {
+        let opened = ProjectedFile::open(&layout.io, file, &layout.projection).await?;
+        for batch in opened.reader((0..opened.num_row_groups()).collect())? {
+            writer
+                .write(cast_to_schema(&batch?, &layout.arrow)?)
+                .await
+                .context(|| "writing a compacted file".into())?;
+        }
     }
     writer
         .close()
         .await
         .context(|| "closing a compacted file".into())
-}
-
-/// A read of a whole data file, projected by field id onto the current schema. Without the
-/// file's partition, identity-partitioned columns are read from the file (which holds them)
-/// rather than filled in as run-end-encoded constants.
-fn scan_task(layout: &Layout, file: &DataFile) -> FileScanTask {
-    FileScanTask::builder()
-        .with_file_size_in_bytes(file.file_size_in_bytes())
-        .with_start(0)
-        .with_length(file.file_size_in_bytes())
-        .with_record_count(Some(file.record_count()))
-        .with_data_file_path(file.file_path().to_string())
-        .with_data_file_format(file.file_format())
-        .with_schema(layout.schema.clone())
-        .with_project_field_ids(
-            layout
-                .schema
-                .as_struct()
-                .fields()
-                .iter()
-                .map(|f| f.id)
-                .collect(),
-        )
-        .with_name_mapping(layout.name_mapping.clone())
-        .with_case_sensitive(true)
-        .build()
 }

@@ -19,7 +19,8 @@ use std::str::FromStr;
 use iceberg::io::FileIO;
 use iceberg::spec::{
     DataFile, Literal, ManifestContentType, ManifestEntry, ManifestFile, ManifestStatus,
-    ManifestWriter, ManifestWriterBuilder, Operation, PartitionSpec, SchemaRef, Struct,
+    ManifestWriter, ManifestWriterBuilder, Operation, PartitionSpec, SchemaRef, SnapshotRef,
+    Struct,
 };
 
 use super::LoadedTable;
@@ -309,13 +310,21 @@ pub struct LiveFile {
     pub sequence_number: i64,
 }
 
-/// The live data files of a branch, in manifest order. Delete files written by another engine
-/// are refused: phlo's writes are copy-on-write and would resurrect the rows they delete.
-pub async fn live_files(io: &FileIO, table: &LoadedTable, branch: &str) -> Result<Vec<LiveFile>> {
-    let Some(snapshot) = table.snapshot_for_ref(branch) else {
-        return Ok(vec![]);
-    };
-    let mut files = Vec::new();
+/// The live files of one snapshot: data files, and delete files (which phlo never writes, but
+/// other engines' merge-on-read writes do).
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotFiles {
+    pub data: Vec<LiveFile>,
+    pub deletes: Vec<LiveFile>,
+}
+
+/// The live files of `snapshot`, in manifest order.
+pub async fn snapshot_files(
+    io: &FileIO,
+    table: &LoadedTable,
+    snapshot: &SnapshotRef,
+) -> Result<SnapshotFiles> {
+    let mut files = SnapshotFiles::default();
     for manifest in load_manifest_list(
         io,
         table.metadata.format_version(),
@@ -324,34 +333,43 @@ pub async fn live_files(io: &FileIO, table: &LoadedTable, branch: &str) -> Resul
     .await?
     {
         let loaded = load(io, &manifest).await?;
-        if manifest.content == ManifestContentType::Deletes {
-            if loaded.entries().iter().any(|e| e.is_alive()) {
-                return Err(Error::Merge {
-                    message: "the table has delete files written by another engine".into(),
-                    at: Location {
-                        table: Some(table.ident.to_string()),
-                        column: None,
-                    },
-                    hint: "compact the table (rewrite data files) with that engine first; phlo \
-                           writes copy-on-write so every reader works"
-                        .into(),
-                });
-            }
-            continue;
+        let live = loaded
+            .entries()
+            .iter()
+            .filter(|e| e.is_alive())
+            .map(|e| LiveFile {
+                file: e.data_file().clone(),
+                spec_id: manifest.partition_spec_id,
+                sequence_number: e.sequence_number().unwrap_or(manifest.sequence_number),
+            });
+        match manifest.content {
+            ManifestContentType::Data => files.data.extend(live),
+            ManifestContentType::Deletes => files.deletes.extend(live),
         }
-        files.extend(
-            loaded
-                .entries()
-                .iter()
-                .filter(|e| e.is_alive())
-                .map(|e| LiveFile {
-                    file: e.data_file().clone(),
-                    spec_id: manifest.partition_spec_id,
-                    sequence_number: e.sequence_number().unwrap_or(manifest.sequence_number),
-                }),
-        );
     }
     Ok(files)
+}
+
+/// The live data files of a branch, in manifest order. Delete files written by another engine
+/// are refused: phlo's writes are copy-on-write and would resurrect the rows they delete.
+pub async fn live_files(io: &FileIO, table: &LoadedTable, branch: &str) -> Result<Vec<LiveFile>> {
+    let Some(snapshot) = table.snapshot_for_ref(branch) else {
+        return Ok(vec![]);
+    };
+    let files = snapshot_files(io, table, snapshot).await?;
+    if !files.deletes.is_empty() {
+        return Err(Error::Merge {
+            message: "the table has delete files written by another engine".into(),
+            at: Location {
+                table: Some(table.ident.to_string()),
+                column: None,
+            },
+            hint: "compact the table (rewrite data files) with that engine first; phlo \
+                   writes copy-on-write so every reader works"
+                .into(),
+        });
+    }
+    Ok(files.data)
 }
 
 /// Orders partition values field by field, nulls first (values of one spec share types).
