@@ -25,9 +25,10 @@ use crate::error::{Context, Error, Location, Result};
 use crate::schema::cast_to_schema;
 use crate::tables::LoadedTable;
 use crate::tables::commit::{ConcurrentChanges, SnapshotChange, commit};
+use crate::tables::deletes::{self, FileToRead};
 use crate::tables::eval::{FileMatch, file_match, referenced_field_ids, row_matches};
 use crate::tables::filter::{Filter, bind_filters};
-use crate::tables::manifests::{LiveFile, live_files};
+use crate::tables::manifests::live_files;
 use crate::tables::write::DataFileSink;
 use crate::tables::{ProjectedFile, Projection};
 
@@ -191,32 +192,48 @@ async fn choose_files(
     table: &LoadedTable,
     schema: &SchemaRef,
     predicate: &BoundPredicate,
-    live: Vec<LiveFile>,
+    live: Vec<FileToRead>,
     sink: &mut DataFileSink,
 ) -> Result<(DeleteResult, Vec<DataFile>)> {
     let filter_ids = referenced_field_ids(predicate);
     let all = Projection::new(&table.metadata, schema)?;
     let filter_columns = all.of_field_ids(&filter_ids)?;
     let target = all.schema().clone();
+    let deletes = deletes::Loader::default();
     let mut result = DeleteResult::default();
     let mut removed = Vec::new();
     for live in live {
-        let spec = table.metadata.partition_spec_by_id(live.spec_id);
-        let file = live.file;
-        let matched = match file_match(predicate, &file, spec.map(|s| s.as_ref())) {
+        let spec = table.metadata.partition_spec_by_id(live.data.spec_id);
+        let file = &live.data.file;
+        // With delete files applying, the rows left are known only by reading them.
+        let judged = match file_match(predicate, file, spec.map(|s| s.as_ref())) {
+            FileMatch::Always if !live.deletes.is_empty() => FileMatch::Maybe,
+            judged => judged,
+        };
+        let matched = match judged {
             FileMatch::Never => continue,
             FileMatch::Always => file.record_count(),
             FileMatch::Maybe => {
                 result.files_scanned += 1;
-                let opened = ProjectedFile::open(io, &file, &filter_columns).await?;
-                let mut matched = 0u64;
+                // Equality deletes compare columns the filter may not read.
+                let first = match live.deletes.is_empty() {
+                    true => &filter_columns,
+                    false => &all,
+                };
+                let file_deletes = deletes.for_file(io, &all, &live).await?;
+                let opened = ProjectedFile::open(io, file, first)
+                    .await?
+                    .with_deletes(file_deletes);
+                let (mut matched, mut rows) = (0u64, 0u64);
                 for batch in opened.reader((0..opened.num_row_groups()).collect())? {
-                    matched += row_matches(predicate, &batch?)?.true_count() as u64;
+                    let batch = batch?;
+                    rows += batch.num_rows() as u64;
+                    matched += row_matches(predicate, &batch)?.true_count() as u64;
                 }
                 if matched == 0 {
                     continue;
                 }
-                if matched < file.record_count() {
+                if matched < rows {
                     let whole = opened.reproject(&all)?;
                     rewrite_without_matches(&whole, predicate, &target, sink).await?;
                 }
@@ -224,7 +241,7 @@ async fn choose_files(
             }
         };
         result.rows_deleted += matched;
-        removed.push(file);
+        removed.push(live.data.file);
     }
     Ok((result, removed))
 }

@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use iceberg::io::FileIO;
 use iceberg::spec::{
-    DataFile, DataFileFormat, FormatVersion, ManifestContentType, ManifestFile, ManifestList,
-    ManifestListWriter, ManifestStatus, Operation, Snapshot, SnapshotRef, SnapshotSummaryCollector,
-    Summary, TableMetadata,
+    DataContentType, DataFile, DataFileFormat, FormatVersion, ManifestContentType, ManifestFile,
+    ManifestList, ManifestListWriter, ManifestStatus, Operation, Snapshot, SnapshotRef,
+    SnapshotSummaryCollector, Summary, TableMetadata,
 };
 use uuid::Uuid;
 
@@ -24,7 +24,7 @@ use crate::catalog::{CommitMeta, SqliteCatalog};
 use crate::error::{Context, Error, Result};
 use crate::failpoint;
 use crate::tables::LoadedTable;
-use crate::tables::manifests::{self, MergePolicy, live_files};
+use crate::tables::manifests::{self, LiveFile, MergePolicy, live_files};
 
 /// Attempts before a commit that keeps losing the race gives up with `CommitConflict`.
 const MAX_COMMIT_ATTEMPTS: u32 = 16;
@@ -51,10 +51,13 @@ impl SnapshotChange {
         if let Some(operation) = &self.operation {
             return operation.clone();
         }
-        match (self.added_files.is_empty(), self.removed_files.is_empty()) {
-            (false, true) | (true, true) => Operation::Append,
-            (true, false) => Operation::Delete,
-            (false, false) => Operation::Overwrite,
+        // Delete files remove rows: adding only those is a delete, as Java's row deltas say.
+        let adds_data = self.added_files.iter().any(is_data);
+        let adds_deletes = self.added_files.iter().any(|f| !is_data(f));
+        match (adds_data, adds_deletes || !self.removed_files.is_empty()) {
+            (_, false) => Operation::Append,
+            (false, true) => Operation::Delete,
+            (true, true) => Operation::Overwrite,
         }
     }
 }
@@ -242,7 +245,12 @@ pub(crate) async fn files_added_since(
             return Ok(added);
         }
         if snapshot.summary().operation != Operation::Replace {
-            added.extend(files_added_by(io, new, &snapshot).await?);
+            added.extend(
+                files_added_by(io, new, &snapshot)
+                    .await?
+                    .into_iter()
+                    .map(|f| f.file),
+            );
         }
         current = snapshot
             .parent_snapshot_id()
@@ -262,7 +270,7 @@ pub(crate) async fn files_added_by(
     io: &FileIO,
     table: &LoadedTable,
     snapshot: &SnapshotRef,
-) -> Result<Vec<DataFile>> {
+) -> Result<Vec<LiveFile>> {
     let id = snapshot.snapshot_id();
     let mut added = Vec::new();
     let manifests = load_manifest_list(
@@ -287,7 +295,11 @@ pub(crate) async fn files_added_by(
                 .entries()
                 .iter()
                 .filter(|e| e.status() == ManifestStatus::Added && e.snapshot_id() == Some(id))
-                .map(|e| e.data_file().clone()),
+                .map(|e| LiveFile {
+                    file: e.data_file().clone(),
+                    spec_id: manifest.partition_spec_id,
+                    sequence_number: e.sequence_number().unwrap_or(manifest.sequence_number),
+                }),
         );
     }
     Ok(added)
@@ -306,7 +318,8 @@ pub(crate) async fn load_manifest_list(
         .collect())
 }
 
-/// The live data files of a branch (see [`live_files`]).
+/// The live data files of a branch, without the delete files that may apply to them (see
+/// [`live_files`]).
 pub async fn live_data_files(
     io: &FileIO,
     table: &LoadedTable,
@@ -315,7 +328,7 @@ pub async fn live_data_files(
     Ok(live_files(io, table, branch)
         .await?
         .into_iter()
-        .map(|live| live.file)
+        .map(|live| live.data.file)
         .collect())
 }
 
@@ -389,8 +402,7 @@ pub(crate) async fn write_snapshot(
             // Only files earlier snapshots removed: nothing to carry (Java drops these too).
             continue;
         }
-        let may_list_removed = !removed.is_empty() && manifest.content == ManifestContentType::Data;
-        if !may_list_removed {
+        if removed.is_empty() {
             manifests.push(manifest);
             continue;
         }
@@ -412,7 +424,7 @@ pub(crate) async fn write_snapshot(
         let path = next_manifest_path();
         let mut writer = manifests::manifest_writer(
             io,
-            &path,
+            (&path, manifest.content),
             snapshot_id,
             loaded.metadata().schema().clone(),
             loaded.metadata().partition_spec().clone(),
@@ -440,16 +452,25 @@ pub(crate) async fn write_snapshot(
             ),
         });
     }
-    if !change.added_files.is_empty() {
+    // Delete files first, so the data manifest ends up first in the list.
+    let (data, deletes): (Vec<&DataFile>, Vec<&DataFile>) =
+        change.added_files.iter().partition(|f| is_data(f));
+    for (files, content) in [
+        (deletes, ManifestContentType::Deletes),
+        (data, ManifestContentType::Data),
+    ] {
+        if files.is_empty() {
+            continue;
+        }
         let path = next_manifest_path();
         let mut writer = manifests::manifest_writer(
             io,
-            &path,
+            (&path, content),
             snapshot_id,
             metadata.current_schema().clone(),
             metadata.default_partition_spec().as_ref().clone(),
         )?;
-        for file in &change.added_files {
+        for file in files {
             // A negative sequence number means "inherit the snapshot's" at read time.
             writer
                 .add_file(file.clone(), -1)
@@ -541,6 +562,11 @@ pub(crate) async fn write_snapshot(
         metadata: location.to_string(),
         next: Arc::new(next),
     })
+}
+
+/// A data file, not a delete file.
+fn is_data(file: &DataFile) -> bool {
+    file.content_type() == DataContentType::Data
 }
 
 /// Snapshot ids are random positive 63-bit numbers, unique within the table.

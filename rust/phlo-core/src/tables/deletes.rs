@@ -17,8 +17,7 @@ use arrow_array::{Array, BooleanArray, Int64Array, RecordBatch, StringArray};
 use arrow_row::{RowConverter, SortField};
 use iceberg::io::FileIO;
 use iceberg::spec::{
-    DataContentType, DataFile, DataFileFormat, NestedField, PrimitiveType, Schema, TableMetadata,
-    Type,
+    DataContentType, DataFileFormat, NestedField, PrimitiveType, Schema, TableMetadata, Type,
 };
 use tokio::sync::OnceCell;
 
@@ -34,14 +33,14 @@ const POS_ID: i32 = 2147483545;
 /// A data file with the delete files that apply to it.
 #[derive(Debug, Clone)]
 pub struct FileToRead {
-    pub file: DataFile,
+    pub data: LiveFile,
     pub deletes: Vec<LiveFile>,
 }
 
 impl FileToRead {
-    pub fn without_deletes(file: DataFile) -> Self {
+    pub fn without_deletes(data: LiveFile) -> Self {
         Self {
-            file,
+            data,
             deletes: vec![],
         }
     }
@@ -87,10 +86,7 @@ pub fn attach(
                 .filter(|d| applies(&table.metadata, &data, d))
                 .cloned()
                 .collect();
-            FileToRead {
-                file: data.file,
-                deletes,
-            }
+            FileToRead { data, deletes }
         })
         .collect())
 }
@@ -216,7 +212,7 @@ impl Loader {
             let loaded = cell.get_or_try_init(|| load(io, read, delete)).await?;
             match loaded.as_ref() {
                 Loaded::Positions(by_path) => {
-                    if let Some(positions) = by_path.get(file.file.file_path()) {
+                    if let Some(positions) = by_path.get(file.data.file.file_path()) {
                         out.positions.extend(positions);
                     }
                 }

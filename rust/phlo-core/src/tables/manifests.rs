@@ -25,6 +25,7 @@ use iceberg::spec::{
 
 use super::LoadedTable;
 use super::commit::{SnapshotChange, commit, load_manifest_list};
+use super::deletes::{FileToRead, attach};
 use crate::catalog::{MAIN, SqliteCatalog};
 use crate::error::{Context, Error, Location, Result};
 
@@ -220,7 +221,13 @@ pub(crate) async fn rewrite_all(
         } as usize;
         for chunk in entries.chunks(per_manifest) {
             let path = next_path();
-            let mut writer = manifest_writer(io, &path, snapshot_id, schema.clone(), spec.clone())?;
+            let mut writer = manifest_writer(
+                io,
+                (&path, ManifestContentType::Data),
+                snapshot_id,
+                schema.clone(),
+                spec.clone(),
+            )?;
             for (index, entry) in chunk {
                 carry(&mut writer, entry, &group[*index], snapshot_id, false)?;
             }
@@ -264,16 +271,20 @@ pub(crate) fn carry(
     .context(|| format!("carrying {} into a new manifest", entry.file_path()))
 }
 
-/// A v2 data manifest written by snapshot `snapshot_id` for files of `spec`.
+/// A v2 manifest of data or delete files written by snapshot `snapshot_id` for files of `spec`.
 pub(crate) fn manifest_writer(
     io: &FileIO,
-    path: &str,
+    (path, content): (&str, ManifestContentType),
     snapshot_id: i64,
     schema: SchemaRef,
     spec: PartitionSpec,
 ) -> Result<ManifestWriter> {
     let output = io.new_output(path).context(|| format!("creating {path}"))?;
-    Ok(ManifestWriterBuilder::new(output, Some(snapshot_id), schema, spec).build_v2_data())
+    let builder = ManifestWriterBuilder::new(output, Some(snapshot_id), schema, spec);
+    Ok(match content {
+        ManifestContentType::Data => builder.build_v2_data(),
+        ManifestContentType::Deletes => builder.build_v2_deletes(),
+    })
 }
 
 /// `manifests-created`, `manifests-kept` and `manifests-replaced` (Java's summary keys) of a
@@ -350,26 +361,14 @@ pub async fn snapshot_files(
     Ok(files)
 }
 
-/// The live data files of a branch, in manifest order. Delete files written by another engine
-/// are refused: phlo's writes are copy-on-write and would resurrect the rows they delete.
-pub async fn live_files(io: &FileIO, table: &LoadedTable, branch: &str) -> Result<Vec<LiveFile>> {
+/// The live data files of a branch, in manifest order, each with the delete files (written by
+/// other engines) that apply to it.
+pub async fn live_files(io: &FileIO, table: &LoadedTable, branch: &str) -> Result<Vec<FileToRead>> {
     let Some(snapshot) = table.snapshot_for_ref(branch) else {
         return Ok(vec![]);
     };
     let files = snapshot_files(io, table, snapshot).await?;
-    if !files.deletes.is_empty() {
-        return Err(Error::Merge {
-            message: "the table has delete files written by another engine".into(),
-            at: Location {
-                table: Some(table.ident.to_string()),
-                column: None,
-            },
-            hint: "compact the table (rewrite data files) with that engine first; phlo \
-                   writes copy-on-write so every reader works"
-                .into(),
-        });
-    }
-    Ok(files.data)
+    attach(table, files.data, files.deletes)
 }
 
 /// Orders partition values field by field, nulls first (values of one spec share types).
@@ -447,7 +446,7 @@ async fn write_merged(
             Some(writer) => writer,
             None => writer.insert(manifest_writer(
                 io,
-                path,
+                (path, ManifestContentType::Data),
                 snapshot_id,
                 loaded.metadata().schema().clone(),
                 loaded.metadata().partition_spec().clone(),

@@ -15,7 +15,7 @@ use futures::channel::mpsc;
 use futures::stream::{BoxStream, StreamExt};
 use iceberg::expr::{Bind, BoundPredicate};
 use iceberg::io::FileIO;
-use iceberg::spec::{DataFile, Schema, SchemaRef, SnapshotRef};
+use iceberg::spec::{Schema, SchemaRef, SnapshotRef};
 
 use super::eval::{FileMatch, file_match, referenced_field_ids, row_matches};
 use super::filter::bind_filters;
@@ -130,7 +130,7 @@ impl ScanPlan {
     pub(crate) fn of_files(
         io: &FileIO,
         table: &LoadedTable,
-        files: Vec<DataFile>,
+        files: Vec<LiveFile>,
         schema: &Schema,
         snapshot: Option<&SnapshotRef>,
         batch_size: Option<usize>,
@@ -155,15 +155,15 @@ impl ScanPlan {
 
     /// The data files left to read after pruning.
     pub fn data_file_paths(&self) -> impl Iterator<Item = &str> {
-        self.files.iter().map(|f| f.file.file_path())
+        self.files.iter().map(|f| f.data.file.file_path())
     }
 
     /// The data files left to read after pruning, each with how many delete files apply to
     /// it (written by other engines: phlo writes copy-on-write) and whether it is Parquet.
     pub fn data_files(&self) -> impl Iterator<Item = (&str, usize, bool)> {
         self.files.iter().map(|f| {
-            let parquet = f.file.file_format() == iceberg::spec::DataFileFormat::Parquet;
-            (f.file.file_path(), f.deletes.len(), parquet)
+            let parquet = f.data.file.file_format() == iceberg::spec::DataFileFormat::Parquet;
+            (f.data.file.file_path(), f.deletes.len(), parquet)
         })
     }
 
@@ -322,7 +322,7 @@ impl Worker {
         sender: &mut mpsc::Sender<Result<RecordBatch>>,
     ) -> Result<()> {
         let deletes = self.deletes.for_file(&self.io, &self.read, file).await?;
-        let opened = ProjectedFile::open(&self.io, &file.file, &self.read)
+        let opened = ProjectedFile::open(&self.io, &file.data.file, &self.read)
             .await?
             .with_batch_size(self.batch_size)
             .with_deletes(deletes);
