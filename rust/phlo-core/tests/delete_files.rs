@@ -18,7 +18,7 @@ use phlo_core::Lakehouse;
 use phlo_core::catalog::{MAIN, RefKind};
 use phlo_core::compact::CompactOptions;
 use phlo_core::merge::{MergeOptions, MergeStrategy};
-use phlo_core::tables::commit::{SnapshotChange, commit_append};
+use phlo_core::tables::commit::{SnapshotChange, commit, commit_append};
 use phlo_core::tables::{Filter, FilterOp, Literal, ScanOptions};
 
 type Model = BTreeMap<i64, String>;
@@ -345,4 +345,32 @@ async fn total_delete_files(lh: &Lakehouse) -> String {
     let table = lh.load_table("raw.t", MAIN).await.unwrap();
     let snapshot = table.snapshot_for_ref(MAIN).unwrap();
     snapshot.summary().additional_properties["total-delete-files"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewrite_that_raced_a_delete_file_is_a_conflict() {
+    let (dir, lh, first, _second) = table().await;
+    let stale = lh.load_table("raw.t", MAIN).await.unwrap();
+    commit_files(
+        &lh,
+        vec![position_deletes(dir.path(), "pos", &[(&first, 0)])],
+    )
+    .await;
+    // A rewrite planned before the deletes landed: its copy of `first` still holds row 0.
+    let copy = data_file(dir.path(), "copy", &(0..10).collect::<Vec<_>>());
+    let change = SnapshotChange {
+        branch: MAIN.into(),
+        added_files: vec![copy],
+        removed_files: vec![first],
+        ..Default::default()
+    };
+    let err = commit(lh.catalog(), lh.file_io(), stale, &change, &|_| Ok(()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "commit_conflict", "{err}");
+    assert!(err.to_string().contains("delete files"), "{err}");
+    assert_eq!(
+        scan(&lh, &ScanOptions::default()).await,
+        without(model(0..13), &[0])
+    );
 }

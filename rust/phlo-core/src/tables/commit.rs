@@ -135,6 +135,17 @@ pub async fn commit(
         validate(&ConcurrentChanges {
             added_files: &added,
         })?;
+        if !change.removed_files.is_empty()
+            && let Some(id) = deletes_added_since(io, &table, &newer, &change.branch).await?
+        {
+            return Err(Error::CommitConflict {
+                table: table.ident.to_string(),
+                message: format!(
+                    "snapshot {id} of another writer added delete files, which may remove rows \
+                     of the files this commit rewrites"
+                ),
+            });
+        }
         table = newer;
     }
     Err(Error::CommitConflict {
@@ -237,13 +248,8 @@ pub(crate) async fn files_added_since(
     new: &LoadedTable,
     branch: &str,
 ) -> Result<Vec<DataFile>> {
-    let stop = old.snapshot_for_ref(branch).map(|s| s.snapshot_id());
     let mut added = Vec::new();
-    let mut current = new.snapshot_for_ref(branch).cloned();
-    while let Some(snapshot) = current {
-        if Some(snapshot.snapshot_id()) == stop {
-            return Ok(added);
-        }
+    for snapshot in snapshots_since(old, new, branch)? {
         if snapshot.summary().operation != Operation::Replace {
             added.extend(
                 files_added_by(io, new, &snapshot)
@@ -252,9 +258,47 @@ pub(crate) async fn files_added_since(
                     .map(|f| f.file),
             );
         }
+    }
+    Ok(added)
+}
+
+/// The first snapshot committed on `branch` after `old`'s head that added delete files (other
+/// engines' merge-on-read writes): they may remove rows of files a commit rewrites, which its
+/// copies would bring back.
+async fn deletes_added_since(
+    io: &FileIO,
+    old: &LoadedTable,
+    new: &LoadedTable,
+    branch: &str,
+) -> Result<Option<i64>> {
+    for snapshot in snapshots_since(old, new, branch)? {
+        let id = snapshot.snapshot_id();
+        let manifests =
+            load_manifest_list(io, new.metadata.format_version(), snapshot.manifest_list()).await?;
+        if manifests.iter().any(|m| {
+            m.content == ManifestContentType::Deletes
+                && m.added_snapshot_id == id
+                && m.has_added_files()
+        }) {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
+/// The snapshots committed on `branch` after `old`'s head, newest first.
+fn snapshots_since(old: &LoadedTable, new: &LoadedTable, branch: &str) -> Result<Vec<SnapshotRef>> {
+    let stop = old.snapshot_for_ref(branch).map(|s| s.snapshot_id());
+    let mut since = Vec::new();
+    let mut current = new.snapshot_for_ref(branch).cloned();
+    while let Some(snapshot) = current {
+        if Some(snapshot.snapshot_id()) == stop {
+            return Ok(since);
+        }
         current = snapshot
             .parent_snapshot_id()
             .and_then(|id| new.metadata.snapshot_by_id(id).cloned());
+        since.push(snapshot);
     }
     if stop.is_some() {
         return Err(Error::CommitConflict {
@@ -262,7 +306,7 @@ pub(crate) async fn files_added_since(
             message: format!("branch {branch} was reset by another writer"),
         });
     }
-    Ok(added)
+    Ok(since)
 }
 
 /// The data files `snapshot` itself added.
