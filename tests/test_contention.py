@@ -37,15 +37,19 @@ def _append_rounds(root: str, worker: int, barrier, results) -> None:
                     tx.table("raw.a").append([{"id": key}])
                     tx.table("raw.b").append([{"id": key}])
             else:
-                branch = f"run-{worker}-{r}"
-                lh.create_branch(branch)
-                lh.table("raw.a", ref=branch).append([{"id": key}])
-                lh.table("raw.b", ref=branch).append([{"id": key}])
-                lh.merge(branch)
-                lh.delete_branch(branch)
+                _publish_append(lh, f"run-{worker}-{r}", ["raw.a", "raw.b"], key)
         except Exception as e:  # every failure is reported, none may happen
             failures.append(f"round {r}: {type(e).__name__}: {e}")
     results.put((worker, failures))
+
+
+def _publish_append(lh: phlo.Lakehouse, branch: str, tables: list[str], key: int) -> None:
+    """Appends row `key` to `tables` on a new branch, merges it into main and deletes it."""
+    lh.create_branch(branch)
+    for name in tables:
+        lh.table(name, ref=branch).append([{"id": key}])
+    lh.merge(branch)
+    lh.delete_branch(branch)
 
 
 def _run_workers(target, root: Path) -> dict[int, list[str]]:
@@ -87,12 +91,7 @@ def _publish_or_compact(root: str, worker: int, barrier, results) -> None:
             if worker == 0:
                 lh.table("raw.a").compact()
                 continue
-            key = worker * 1000 + r
-            branch = f"run-{worker}-{r}"
-            lh.create_branch(branch)
-            lh.table("raw.a", ref=branch).append([{"id": key}])
-            lh.merge(branch)
-            lh.delete_branch(branch)
+            _publish_append(lh, f"run-{worker}-{r}", ["raw.a"], worker * 1000 + r)
         except Exception as e:  # every failure is reported, none may happen
             failures.append(f"round {r}: {type(e).__name__}: {e}")
     results.put((worker, failures))
