@@ -374,3 +374,36 @@ async fn a_rewrite_that_raced_a_delete_file_is_a_conflict() {
         without(model(0..13), &[0])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_a_branch_that_rewrote_a_file_main_gained_deletes_for_is_a_conflict() {
+    let (dir, lh, first, _second) = table().await;
+    lh.catalog()
+        .create_ref("dev", RefKind::Branch, MAIN)
+        .unwrap();
+    // On the branch, an upsert rewrites `first` (its copy holds row 0).
+    let dev = MergeOptions {
+        ref_name: "dev".into(),
+        ..upsert()
+    };
+    lh.merge("raw.t", one(id_v(&[5], &["five"])), &dev)
+        .await
+        .unwrap();
+    // Meanwhile another engine deletes row 0 of `first` on main.
+    commit_files(
+        &lh,
+        vec![position_deletes(dir.path(), "pos", &[(&first, 0)])],
+    )
+    .await;
+    let err = lh
+        .merge_branch("dev", MAIN, &Default::default())
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err.code(), "commit_conflict", "{err}");
+    assert!(err.to_string().contains("delete files"), "{err}");
+    assert_eq!(
+        scan(&lh, &ScanOptions::default()).await,
+        without(model(0..13), &[0])
+    );
+}

@@ -265,7 +265,7 @@ pub(crate) async fn files_added_since(
 /// The first snapshot committed on `branch` after `old`'s head that added delete files (other
 /// engines' merge-on-read writes): they may remove rows of files a commit rewrites, which its
 /// copies would bring back.
-async fn deletes_added_since(
+pub(crate) async fn deletes_added_since(
     io: &FileIO,
     old: &LoadedTable,
     new: &LoadedTable,
