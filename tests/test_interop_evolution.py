@@ -12,6 +12,7 @@ from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.types import LongType, StringType
 
 import phlo
+from phlo import NullCheck, UniqueCheck, phlo_quality
 
 Model = dict[Any, dict[str, Any]]
 DEDUPE = [
@@ -258,6 +259,18 @@ def test_every_read_sees_another_engines_schema_change_at_once(lh, evolve):
     assert sorted(appended, key=lambda r: r["id"]) == sorted(model.values(), key=lambda r: r["id"])
     if evolve is evolve_promote:
         assert table.scan().schema.field("n").type == pa.int64()
+    # Quality checks name the current columns and see their values (the model's nulls too).
+    columns = list(next(iter(model.values())))
+    filled = [c for c in columns if all(r[c] is not None for r in model.values())]
+    empty = [c for c in columns if c not in filled]
+    checks = [NullCheck(columns=filled), UniqueCheck(columns=["id"])]
+    for result in phlo_quality(table="raw.t", checks=checks)(lambda: None).run(lakehouse=lh):
+        assert (result.passed, result.failed_count, result.total_count) == (True, 0, 6), result
+    if empty:
+        (nulls,) = phlo_quality(table="raw.t", checks=[NullCheck(columns=empty)])(lambda: None).run(
+            lakehouse=lh
+        )
+        assert (nulls.passed, nulls.failed_count) == (False, 6)
 
     # Compaction writes the rows in the current schema, values under the right columns.
     assert table.compact().files_rewritten == 2
@@ -265,7 +278,6 @@ def test_every_read_sees_another_engines_schema_change_at_once(lh, evolve):
 
     # A merge reads the rows it keeps by field id too; the row diff sees only its change.
     lh.create_tag("evolved")
-    columns = list(next(iter(model.values())))
     changed = {c: (f"new-{c}" if c in ("a", "b", "renamed", "note") else None) for c in columns}
     batch = [{**changed, "id": 1, **({"n": 11} if "n" in columns else {})}]
     result = table.merge(pa.Table.from_pylist(batch), "id")
