@@ -10,6 +10,8 @@
 //!   ([`crate::tables::read`]), so columns renamed or dropped since a file was written come
 //!   out under the current schema. Runs are rewritten in parallel, one at a time per core;
 //!   memory is about one data file per run.
+//! - Files other engines' delete files apply to are rewritten whatever their size, without the
+//!   deleted rows; a delete file left applying to no live file is removed by the same commit.
 //! - The commit removes the rewritten files and adds the new ones. A concurrent append is
 //!   fine; a concurrent merge or delete that removed a file being compacted makes the commit
 //!   refuse (`CommitConflict`), since the compacted rows would bring back what it removed.
