@@ -1,7 +1,7 @@
 """Several processes publishing to one catalog at once, started behind a barrier so that they
 really overlap: append-only work never fails (no lock errors, no conflicts), upserts into
-different keys on their own branches all publish (even random keys, whose ranges overlap), and
-nothing committed is lost."""
+different keys on their own branches all publish (even random keys, whose ranges overlap),
+publishing goes on while main is compacted, and nothing committed is lost."""
 
 from __future__ import annotations
 
@@ -37,15 +37,19 @@ def _append_rounds(root: str, worker: int, barrier, results) -> None:
                     tx.table("raw.a").append([{"id": key}])
                     tx.table("raw.b").append([{"id": key}])
             else:
-                branch = f"run-{worker}-{r}"
-                lh.create_branch(branch)
-                lh.table("raw.a", ref=branch).append([{"id": key}])
-                lh.table("raw.b", ref=branch).append([{"id": key}])
-                lh.merge(branch)
-                lh.delete_branch(branch)
+                _publish_append(lh, f"run-{worker}-{r}", ["raw.a", "raw.b"], key)
         except Exception as e:  # every failure is reported, none may happen
             failures.append(f"round {r}: {type(e).__name__}: {e}")
     results.put((worker, failures))
+
+
+def _publish_append(lh: phlo.Lakehouse, branch: str, tables: list[str], key: int) -> None:
+    """Appends row `key` to `tables` on a new branch, merges it into main and deletes it."""
+    lh.create_branch(branch)
+    for name in tables:
+        lh.table(name, ref=branch).append([{"id": key}])
+    lh.merge(branch)
+    lh.delete_branch(branch)
 
 
 def _run_workers(target, root: Path) -> dict[int, list[str]]:
@@ -74,6 +78,37 @@ def test_concurrent_append_only_publishing_never_fails(lh):
         got = sorted(lh.table(name).scan().to_arrow().column("id").to_pylist())
         assert got == expected, f"{name}: every committed row is there, once"
     assert lh.branches() == ["main"], "no branch left behind"
+
+
+def _publish_or_compact(root: str, worker: int, barrier, results) -> None:
+    """Worker 0 compacts `main` over and over; the others publish appends from their own
+    branches, as in `_append_rounds`. Compaction only moves rows, so nobody may fail."""
+    lh = phlo.Lakehouse.open(root)
+    failures = []
+    barrier.wait()
+    for r in range(ROUNDS):
+        try:
+            if worker == 0:
+                lh.table("raw.a").compact()
+                continue
+            _publish_append(lh, f"run-{worker}-{r}", ["raw.a"], worker * 1000 + r)
+        except Exception as e:  # every failure is reported, none may happen
+            failures.append(f"round {r}: {type(e).__name__}: {e}")
+    results.put((worker, failures))
+
+
+def test_publishing_while_main_is_compacted_loses_nothing(lh):
+    table = lh.create_table("raw.a", {"id": pa.int64()})
+    table.append([{"id": -1}])
+    table.append([{"id": -2}])
+    reports = _run_workers(_publish_or_compact, lh.root)
+    assert reports == {w: [] for w in range(WORKERS)}, "no conflicts, no lock errors"
+    expected = sorted([-2, -1] + [w * 1000 + r for w in range(1, WORKERS) for r in range(ROUNDS)])
+    assert sorted(table.scan().to_arrow().column("id").to_pylist()) == expected
+    pyi = SqlCatalog("phlo", uri=lh.catalog_uri, warehouse=lh.warehouse).load_table("raw.a")
+    assert sorted(pyi.scan().to_arrow().column("id").to_pylist()) == expected
+    assert lh.branches() == ["main"]
+    assert any(s.operation == "replace" for s in table.history()), "compactions ran meanwhile"
 
 
 KEYS_PER_RANGE = 100

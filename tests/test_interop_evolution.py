@@ -12,6 +12,7 @@ from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.types import LongType, StringType
 
 import phlo
+from phlo import NullCheck, UniqueCheck, phlo_quality
 
 Model = dict[Any, dict[str, Any]]
 DEDUPE = [
@@ -177,3 +178,168 @@ def test_merge_after_partition_spec_evolution_with_the_partition_in_the_key(lh):
     # only the "eu" one.
     assert result.files_scanned == 2
     assert_reads(lh, "raw.t", upsert(keyed(REGIONS + later, key), batch, key), key)
+
+
+# Reads right after another engine evolved the table, before phlo writes to it again: every
+# read path (scan, SQL, changes, compaction, merge, row diff) must see the current schema, with
+# each file's columns matched by field id.
+
+
+def assert_every_read(lh: phlo.Lakehouse, name: str, model: Model, key: tuple[str, ...] = ("id",)):
+    """phlo's scan, PyIceberg's scan and `lh.sql` all read exactly the model, columns in the
+    current schema's order."""
+    assert_reads(lh, name, model, key)
+    expected = sorted(model.values(), key=lambda r: tuple(r[k] for k in key))
+    relation = lh.sql(f"SELECT * FROM {name}")
+    columns = relation.columns
+    rows = [dict(zip(columns, values, strict=True)) for values in relation.fetchall()]
+    assert columns == list(expected[0])
+    assert sorted(rows, key=lambda r: tuple(r[k] for k in key)) == expected
+
+
+def evolve_rename(pyi):
+    pyi.update_schema().rename_column("a", "renamed").commit()
+    return lambda row: {"id": row["id"], "renamed": row["a"], "b": row["b"], "n": row["n"]}
+
+
+def evolve_add(pyi):
+    pyi.update_schema().add_column("note", StringType()).commit()
+    return lambda row: {**row, "note": None}
+
+
+def evolve_drop(pyi):
+    pyi.update_schema().delete_column("a").commit()
+    return lambda row: {"id": row["id"], "b": row["b"], "n": row["n"]}
+
+
+def evolve_drop_and_add_again(pyi):
+    pyi.update_schema().delete_column("a").commit()
+    pyi.update_schema().add_column("a", StringType()).commit()
+    return lambda row: {"id": row["id"], "b": row["b"], "n": row["n"], "a": None}
+
+
+def evolve_promote(pyi):
+    with pyi.update_schema() as update:
+        update.update_column("n", field_type=LongType())
+    return lambda row: row
+
+
+def evolve_reorder(pyi):
+    # Two string columns change places: files written before keep the old physical order.
+    with pyi.update_schema() as update:
+        update.move_after("a", "b")
+    return lambda row: {"id": row["id"], "b": row["b"], "a": row["a"], "n": row["n"]}
+
+
+EVOLUTIONS = [
+    pytest.param(evolve_rename, id="rename"),
+    pytest.param(evolve_add, id="add"),
+    pytest.param(evolve_drop, id="drop"),
+    pytest.param(evolve_drop_and_add_again, id="drop-and-add-again"),
+    pytest.param(evolve_promote, id="promote-int-to-long"),
+    pytest.param(evolve_reorder, id="reorder"),
+]
+ABN = {"id": pa.int64(), "a": pa.string(), "b": pa.string(), "n": pa.int32()}
+
+
+def abn(ids: range) -> list[dict[str, Any]]:
+    return [{"id": i, "a": f"a{i}", "b": f"b{i}", "n": i * 10} for i in ids]
+
+
+@pytest.mark.parametrize("evolve", EVOLUTIONS)
+def test_every_read_sees_another_engines_schema_change_at_once(lh, evolve):
+    table = create(lh, ABN, abn(range(0, 3)))
+    table.append(pa.Table.from_pylist(abn(range(3, 6)), schema=table.schema))
+    to_current = evolve(pyiceberg_catalog(lh).load_table("raw.t"))
+    model = keyed([to_current(r) for r in abn(range(0, 6))], ("id",))
+
+    assert_every_read(lh, "raw.t", model)
+    assert list(table.scan().schema.names) == list(next(iter(model.values())))
+    appended = table.changes(None).to_arrow().to_pylist()
+    assert sorted(appended, key=lambda r: r["id"]) == sorted(model.values(), key=lambda r: r["id"])
+    if evolve is evolve_promote:
+        assert table.scan().schema.field("n").type == pa.int64()
+    # Quality checks name the current columns and see their values (the model's nulls too).
+    columns = list(next(iter(model.values())))
+    filled = [c for c in columns if all(r[c] is not None for r in model.values())]
+    empty = [c for c in columns if c not in filled]
+    checks = [NullCheck(columns=filled), UniqueCheck(columns=["id"])]
+    for result in phlo_quality(table="raw.t", checks=checks)(lambda: None).run(lakehouse=lh):
+        assert (result.passed, result.failed_count, result.total_count) == (True, 0, 6), result
+    if empty:
+        (nulls,) = phlo_quality(table="raw.t", checks=[NullCheck(columns=empty)])(lambda: None).run(
+            lakehouse=lh
+        )
+        assert (nulls.passed, nulls.failed_count) == (False, 6)
+
+    # Compaction writes the rows in the current schema, values under the right columns.
+    assert table.compact().files_rewritten == 2
+    assert_every_read(lh, "raw.t", model)
+
+    # A merge reads the rows it keeps by field id too; the row diff sees only its change.
+    lh.create_tag("evolved")
+    changed = {c: (f"new-{c}" if c in ("a", "b", "renamed", "note") else None) for c in columns}
+    batch = [{**changed, "id": 1, **({"n": 11} if "n" in columns else {})}]
+    result = table.merge(pa.Table.from_pylist(batch), "id")
+    assert (result.rows_updated, result.rows_inserted) == (1, 0)
+    model = upsert(model, batch)
+    assert_every_read(lh, "raw.t", model)
+    diff = lh.diff_rows("raw.t", "evolved", "main", key="id")
+    assert (diff.added, diff.removed, diff.changed) == (0, 0, 1)
+    assert diff.changed_sample.to_pylist() == [model[(1,)]]
+
+
+def test_files_whose_columns_are_in_another_order_read_by_field_id(lh):
+    """After a reorder, phlo's older files hold `a` before `b` and PyIceberg's newer ones `b`
+    before `a`: both read right, through a merge that rewrites only one of them."""
+    table = create(lh, ABN, abn(range(0, 3)))
+    pyi = pyiceberg_catalog(lh).load_table("raw.t")
+    to_current = evolve_reorder(pyi)
+    pyi = pyiceberg_catalog(lh).load_table("raw.t")
+    later = [to_current(r) for r in abn(range(3, 6))]
+    pyi.append(pa.Table.from_pylist(later, schema=pyi.schema().as_arrow()))
+    model = keyed([to_current(r) for r in abn(range(0, 3))] + later, ("id",))
+    assert_every_read(lh, "raw.t", model)
+
+    batch = [{"id": 4, "b": "B4", "a": "A4", "n": 44}]
+    table.merge(pa.Table.from_pylist(batch), "id")
+    model = upsert(model, batch)
+    assert_every_read(lh, "raw.t", model)
+    table.compact()
+    assert_every_read(lh, "raw.t", model)
+
+
+def test_scans_prune_and_filter_files_of_every_partition_spec(lh):
+    """PyIceberg adds a partition field, appends, removes it and appends again: files of three
+    specs, each pruned by its own spec's partition values and filtered exactly."""
+    table = create(lh, {"id": pa.int64(), "region": pa.string(), "v": pa.string()}, REGIONS)
+    pyi = pyiceberg_catalog(lh).load_table("raw.t")
+    pyi.update_spec().add_identity("region").commit()
+    second = [{"id": i, "region": ("eu", "us")[i % 2], "v": f"r{i}"} for i in range(6, 10)]
+    pyi.append(pa.Table.from_pylist(second, schema=pyi.schema().as_arrow()))
+    pyi.update_spec().remove_field("region").commit()
+    third = [{"id": i, "region": ("eu", "us")[i % 2], "v": f"r{i}"} for i in range(10, 14)]
+    pyi.append(pa.Table.from_pylist(third, schema=pyi.schema().as_arrow()))
+    rows = REGIONS + second + third
+    model = keyed(rows, ("id",))
+    assert_every_read(lh, "raw.t", model)
+
+    scan = table.scan(filter=("region", "==", "eu"))
+    assert sorted(scan.to_arrow().to_pylist(), key=lambda r: r["id"]) == [
+        r for r in rows if r["region"] == "eu"
+    ]
+    # The "us" file of the partitioned spec is pruned by its partition value alone.
+    assert scan.files_scanned == scan.files_total - 1
+    selected = table.scan(columns=["v"], filter=[("region", "==", "us"), ("id", ">=", 7)])
+    assert sorted(selected.to_arrow().column("v").to_pylist()) == sorted(
+        r["v"] for r in rows if r["region"] == "us" and r["id"] >= 7
+    )
+
+    batch = [{"id": 1, "region": "us", "v": "one"}, {"id": 8, "region": "eu", "v": "eight"}]
+    assert table.merge(pa.Table.from_pylist(batch), "id").rows_updated == 2
+    model = upsert(model, batch)
+    assert_every_read(lh, "raw.t", model)
+    table.compact()
+    assert_every_read(lh, "raw.t", model)
+    assert table.delete(("region", "==", "us")).rows_deleted == 7
+    assert_every_read(lh, "raw.t", {k: r for k, r in model.items() if r["region"] == "eu"})

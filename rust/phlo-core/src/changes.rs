@@ -9,11 +9,8 @@ use iceberg::spec::{Operation, SnapshotRef};
 
 use crate::catalog::MAIN;
 use crate::error::{Error, Location, Result};
-use crate::schema::arrow_schema_of;
-use crate::tables::LoadedTable;
-use crate::tables::ScanPlan;
 use crate::tables::commit::files_added_by;
-use crate::tables::file_tasks::file_task;
+use crate::tables::{LoadedTable, ScanPlan};
 
 /// Summary counts that are non-zero when a snapshot removed rows.
 const REMOVAL_COUNTS: [&str; 5] = [
@@ -87,27 +84,18 @@ pub async fn changes(
             "pass an earlier snapshot of the same branch as from_snapshot",
         ));
     }
-    let schema = table.metadata.current_schema().clone();
-    let field_ids: Vec<i32> = schema.as_struct().fields().iter().map(|f| f.id).collect();
-    let mut tasks = Vec::new();
+    let mut files = Vec::new();
     for snapshot in range.iter().rev() {
         if !appended(snapshot).map_err(|message| invalid(message, "read the rows with table.scan(snapshot_id=...) instead, or start after that snapshot"))? {
             continue;
         }
-        for file in files_added_by(io, table, snapshot).await? {
-            tasks.push(file_task(
-                &table.metadata,
-                &schema,
-                &file,
-                field_ids.clone(),
-            )?);
-        }
+        files.extend(files_added_by(io, table, snapshot).await?);
     }
-    ScanPlan::of_tasks(
+    ScanPlan::of_files(
         io,
         table,
-        tasks,
-        arrow_schema_of(&schema)?,
+        files,
+        table.metadata.current_schema(),
         head.as_ref(),
         batch_size,
     )

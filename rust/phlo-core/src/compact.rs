@@ -7,9 +7,11 @@
 //!   up to the target size; a run of one file (e.g. a partition with one small file) stays.
 //! - Each run is read file after file and written as one stream, so rows keep the order they
 //!   had (data clustered by its loads stays clustered). Files are read by Iceberg field id
-//!   (iceberg-rust's `ArrowReader` on `FileScanTask`s built from the data files), so columns
-//!   renamed or dropped since a file was written come out under the current schema. Runs are
-//!   rewritten in parallel, one at a time per core; memory is a few batches per run.
+//!   ([`crate::tables::read`]), so columns renamed or dropped since a file was written come
+//!   out under the current schema. Runs are rewritten in parallel, one at a time per core;
+//!   memory is about one data file per run.
+//! - Files other engines' delete files apply to are rewritten whatever their size, without the
+//!   deleted rows; a delete file left applying to no live file is removed by the same commit.
 //! - The commit removes the rewritten files and adds the new ones. A concurrent append is
 //!   fine; a concurrent merge or delete that removed a file being compacted makes the commit
 //!   refuse (`CommitConflict`), since the compacted rows would bring back what it removed.
@@ -17,27 +19,19 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use futures::stream::{self, StreamExt, TryStreamExt};
-use iceberg::Runtime;
-use iceberg::arrow::{ArrowReader, ArrowReaderBuilder};
+use futures::stream::{self, StreamExt};
 use iceberg::io::FileIO;
-use iceberg::scan::FileScanTask;
-use iceberg::spec::{
-    DEFAULT_SCHEMA_NAME_MAPPING, DataFile, NameMapping, Operation, PartitionSpecRef, SchemaRef,
-    Struct,
-};
+use iceberg::spec::{DataFile, Operation, PartitionSpecRef, SchemaRef, Struct};
 use iceberg::writer::IcebergWriter;
 
 use crate::catalog::{MAIN, SqliteCatalog};
 use crate::error::{Context, Error, Result};
 use crate::schema::{arrow_schema_of, cast_to_schema};
 use crate::tables::commit::{SnapshotChange, commit};
-use crate::tables::manifests::{LiveFile, live_files};
+use crate::tables::deletes::{self, FileToRead};
+use crate::tables::manifests::live_files;
 use crate::tables::write::{FileWriterBuilder, file_writer_builder, open_writer};
-use crate::tables::{Filter, LoadedTable, ScanOptions, ScanPlan};
-
-/// Rows per batch while a run is copied.
-const BATCH_ROWS: usize = 64 * 1024;
+use crate::tables::{Filter, LoadedTable, ProjectedFile, Projection, ScanOptions, ScanPlan};
 
 #[derive(Debug, Clone)]
 pub struct CompactOptions {
@@ -65,7 +59,7 @@ pub struct CompactResult {
 #[derive(Debug)]
 struct Run {
     partition: Struct,
-    files: Vec<DataFile>,
+    files: Vec<FileToRead>,
 }
 
 /// Compacts `table` (loaded from a branch). Files written are reported in `written` so the
@@ -91,14 +85,18 @@ pub async fn compact(
         };
         let plan = ScanPlan::plan(io, &table, &scan).await?;
         let selected: HashSet<&str> = plan.data_file_paths().collect();
-        files.retain(|f| selected.contains(f.file.file_path()));
+        files.retain(|f| selected.contains(f.data.file.file_path()));
     }
     let spec = table.metadata.default_partition_spec().clone();
-    let runs = plan_runs(files, spec.spec_id(), options.target_file_size);
+    let runs = plan_runs(files.clone(), spec.spec_id(), options.target_file_size);
     if runs.is_empty() {
         return Ok(CompactResult::default());
     }
-    let removed: Vec<DataFile> = runs.iter().flat_map(|r| r.files.clone()).collect();
+    let removed: Vec<DataFile> = runs
+        .iter()
+        .flat_map(|r| r.files.iter().map(|f| f.data.file.clone()))
+        .collect();
+    let folded = folded_deletes(&files, &removed);
     let added = rewrite_runs(io, &table, runs, options.target_file_size, written).await?;
     let mut result = CompactResult {
         files_rewritten: removed.len(),
@@ -111,7 +109,7 @@ pub async fn compact(
     let change = SnapshotChange {
         branch: MAIN.to_string(),
         added_files: added,
-        removed_files: removed,
+        removed_files: removed.into_iter().chain(folded).collect(),
         properties: options.properties.clone(),
         operation: Some(Operation::Replace),
         rewrite_manifests: false,
@@ -124,40 +122,45 @@ pub async fn compact(
     Ok(result)
 }
 
-/// The runs to rewrite: per partition of spec `spec_id`, its files below 3/4 of `target` in
-/// commit order, cut into consecutive runs of at most `target` bytes; runs of one file stay.
-fn plan_runs(files: Vec<LiveFile>, spec_id: i32, target: u64) -> Vec<Run> {
+/// The runs to rewrite: per partition of spec `spec_id`, its files below 3/4 of `target` and
+/// those other engines' delete files apply to (whose deletes the rewrite folds in), in commit
+/// order, cut into consecutive runs of at most `target` bytes; a run of one small file without
+/// deletes stays.
+fn plan_runs(files: Vec<FileToRead>, spec_id: i32, target: u64) -> Vec<Run> {
     let small = target - target / 4;
-    let mut files: Vec<LiveFile> = files
+    let mut files: Vec<FileToRead> = files
         .into_iter()
-        .filter(|f| f.spec_id == spec_id && f.file.file_size_in_bytes() < small)
+        .filter(|f| {
+            f.data.spec_id == spec_id
+                && (f.data.file.file_size_in_bytes() < small || !f.deletes.is_empty())
+        })
         .collect();
     // Stable: files of one commit keep their manifest order.
-    files.sort_by_key(|f| f.sequence_number);
-    let mut partitions: Vec<(Struct, Vec<DataFile>)> = Vec::new();
+    files.sort_by_key(|f| f.data.sequence_number);
+    let mut partitions: Vec<(Struct, Vec<FileToRead>)> = Vec::new();
     let mut index: HashMap<Struct, usize> = HashMap::new();
     for live in files {
-        let i = *index
-            .entry(live.file.partition().clone())
-            .or_insert_with(|| {
-                partitions.push((live.file.partition().clone(), Vec::new()));
-                partitions.len() - 1
-            });
-        partitions[i].1.push(live.file);
+        let partition = live.data.file.partition().clone();
+        let i = *index.entry(partition.clone()).or_insert_with(|| {
+            partitions.push((partition, Vec::new()));
+            partitions.len() - 1
+        });
+        partitions[i].1.push(live);
     }
     let mut runs = Vec::new();
     for (partition, files) in partitions {
-        let mut run: Vec<DataFile> = Vec::new();
+        let mut run: Vec<FileToRead> = Vec::new();
         let mut bytes = 0;
         for file in files {
-            if !run.is_empty() && bytes + file.file_size_in_bytes() > target {
+            let size = file.data.file.file_size_in_bytes();
+            if !run.is_empty() && bytes + size > target {
                 runs.push(Run {
                     partition: partition.clone(),
                     files: std::mem::take(&mut run),
                 });
                 bytes = 0;
             }
-            bytes += file.file_size_in_bytes();
+            bytes += size;
             run.push(file);
         }
         runs.push(Run {
@@ -165,17 +168,40 @@ fn plan_runs(files: Vec<LiveFile>, spec_id: i32, target: u64) -> Vec<Run> {
             files: run,
         });
     }
-    runs.retain(|r| r.files.len() > 1);
+    runs.retain(|r| r.files.len() > 1 || r.files.iter().any(|f| !f.deletes.is_empty()));
     runs
+}
+
+/// The delete files that apply to rewritten files only: once those are removed (their rows
+/// written again without the deleted ones) they apply to nothing and go too.
+fn folded_deletes(files: &[FileToRead], removed: &[DataFile]) -> Vec<DataFile> {
+    let removed: HashSet<&str> = removed.iter().map(|f| f.file_path()).collect();
+    let (gone, kept): (Vec<&FileToRead>, Vec<&FileToRead>) = files
+        .iter()
+        .partition(|f| removed.contains(f.data.file.file_path()));
+    let still_used: HashSet<&str> = kept
+        .iter()
+        .flat_map(|f| f.deletes.iter().map(|d| d.file.file_path()))
+        .collect();
+    let mut folded: Vec<DataFile> = Vec::new();
+    for delete in gone.iter().flat_map(|f| &f.deletes) {
+        let path = delete.file.file_path();
+        if !still_used.contains(path) && !folded.iter().any(|d| d.file_path() == path) {
+            folded.push(delete.file.clone());
+        }
+    }
+    folded
 }
 
 /// What every run's reader and writer share.
 struct Layout {
+    io: FileIO,
     schema: SchemaRef,
     spec: PartitionSpecRef,
     arrow: arrow_schema::SchemaRef,
-    name_mapping: Option<Arc<NameMapping>>,
-    reader: ArrowReader,
+    /// Every column of the current schema, matched by field id in each file.
+    projection: Projection,
+    deletes: deletes::Loader,
     writers: FileWriterBuilder,
 }
 
@@ -189,30 +215,14 @@ async fn rewrite_runs(
     written: &mut Vec<String>,
 ) -> Result<Vec<DataFile>> {
     let metadata = &table.metadata;
-    let name_mapping = metadata
-        .properties()
-        .get(DEFAULT_SCHEMA_NAME_MAPPING)
-        .map(|raw| {
-            serde_json::from_str::<NameMapping>(raw).map_err(|e| {
-                Error::invalid(
-                    format!("table property {DEFAULT_SCHEMA_NAME_MAPPING} does not parse: {e}"),
-                    "fix or remove the name mapping",
-                )
-            })
-        })
-        .transpose()?
-        .map(Arc::new);
-    let runtime = Runtime::try_current().context(|| "finding the async runtime".into())?;
     let prefix = format!("{}-compact", uuid::Uuid::now_v7());
     let layout = Arc::new(Layout {
+        io: io.clone(),
         schema: metadata.current_schema().clone(),
         spec: metadata.default_partition_spec().clone(),
         arrow: arrow_schema_of(metadata.current_schema())?,
-        name_mapping,
-        reader: ArrowReaderBuilder::new(io.clone(), runtime)
-            .with_batch_size(BATCH_ROWS)
-            .with_data_file_concurrency_limit(1)
-            .build(),
+        projection: Projection::new(metadata, metadata.current_schema())?,
+        deletes: deletes::Loader::default(),
         writers: file_writer_builder(
             io,
             metadata,
@@ -251,57 +261,25 @@ async fn rewrite_runs(
 
 /// Copies the rows of one run, file after file, into new files of its partition.
 async fn rewrite_run(layout: Arc<Layout>, run: Run) -> Result<Vec<DataFile>> {
-    let tasks: Vec<iceberg::Result<FileScanTask>> = run
-        .files
-        .iter()
-        .map(|f| Ok(scan_task(&layout, f)))
-        .collect();
-    let mut batches = layout
-        .reader
-        .clone()
-        .read(stream::iter(tasks).boxed())
-        .context(|| "starting to read the files to compact".into())?
-        .stream();
     let partition = (!layout.spec.is_unpartitioned()).then_some(&run.partition);
     let mut writer = open_writer(&layout.writers, &layout.spec, &layout.schema, partition).await?;
-    while let Some(batch) = batches
-        .try_next()
-        .await
-        .context(|| "reading the files to compact".into())?
-    {
-        writer
-            .write(cast_to_schema(&batch, &layout.arrow)?)
-            .await
-            .context(|| "writing a compacted file".into())?;
+    for file in &run.files {
+        let file_deletes = layout
+            .deletes
+            .for_file(&layout.io, &layout.projection, file)
+            .await?;
+        let opened = ProjectedFile::open(&layout.io, &file.data.file, &layout.projection)
+            .await?
+            .with_deletes(file_deletes);
+        for batch in opened.reader((0..opened.num_row_groups()).collect())? {
+            writer
+                .write(cast_to_schema(&batch?, &layout.arrow)?)
+                .await
+                .context(|| "writing a compacted file".into())?;
+        }
     }
     writer
         .close()
         .await
         .context(|| "closing a compacted file".into())
-}
-
-/// A read of a whole data file, projected by field id onto the current schema. Without the
-/// file's partition, identity-partitioned columns are read from the file (which holds them)
-/// rather than filled in as run-end-encoded constants.
-fn scan_task(layout: &Layout, file: &DataFile) -> FileScanTask {
-    FileScanTask::builder()
-        .with_file_size_in_bytes(file.file_size_in_bytes())
-        .with_start(0)
-        .with_length(file.file_size_in_bytes())
-        .with_record_count(Some(file.record_count()))
-        .with_data_file_path(file.file_path().to_string())
-        .with_data_file_format(file.file_format())
-        .with_schema(layout.schema.clone())
-        .with_project_field_ids(
-            layout
-                .schema
-                .as_struct()
-                .fields()
-                .iter()
-                .map(|f| f.id)
-                .collect(),
-        )
-        .with_name_mapping(layout.name_mapping.clone())
-        .with_case_sensitive(true)
-        .build()
 }

@@ -1,21 +1,20 @@
 //! Deleting the rows that match a filter, copy-on-write, as one snapshot on a branch:
 //!
-//! 1. plan: every live data file is judged by its statistics and identity partition values
-//!    ([`crate::tables::eval`]): a file no row of which can match is left alone, a file every
-//!    row of which matches is dropped without being read;
+//! 1. plan: every live data file is judged by its statistics and the identity partition values
+//!    of the spec it was written with ([`crate::tables::eval`]): a file no row of which can
+//!    match is left alone, a file every row of which matches is dropped without being read;
 //! 2. each remaining file is read, first only the filter's columns to count its matches; a file
-//!    where some but not all rows match is then streamed again and written without them;
+//!    where some but not all rows match is then decoded again whole and written without them;
 //! 3. commit once (`delete` when files are only dropped, `overwrite` when some were rewritten),
 //!    refused when a concurrent write added files that may hold matching rows.
 //!
-//! A delete that matches nothing commits nothing. Memory is bounded by a batch, not a file.
+//! A delete that matches nothing commits nothing. Memory is about one data file.
 
 use std::collections::HashMap;
 
 use arrow_arith::boolean::not;
 use arrow_schema::SchemaRef as ArrowSchemaRef;
 use arrow_select::filter::filter_record_batch;
-use futures::StreamExt;
 use iceberg::expr::{Bind, BoundPredicate};
 use iceberg::io::FileIO;
 use iceberg::spec::{DataFile, SchemaRef};
@@ -23,15 +22,15 @@ use iceberg::spec::{DataFile, SchemaRef};
 use crate::catalog::log::MESSAGE_PROPERTY;
 use crate::catalog::{MAIN, RefKind, SqliteCatalog};
 use crate::error::{Context, Error, Location, Result};
-use crate::schema::{arrow_schema_of, cast_to_schema};
+use crate::schema::cast_to_schema;
 use crate::tables::LoadedTable;
-use crate::tables::commit::{ConcurrentChanges, SnapshotChange, commit, live_data_files};
-use crate::tables::eval::{
-    FileMatch, file_match, referenced_field_ids, row_matches, sole_partition_spec,
-};
-use crate::tables::file_tasks::{file_task, read_task};
+use crate::tables::commit::{ConcurrentChanges, SnapshotChange, commit};
+use crate::tables::deletes::{self, FileToRead};
+use crate::tables::eval::{FileMatch, file_match, referenced_field_ids, row_matches};
 use crate::tables::filter::{Filter, bind_filters};
+use crate::tables::manifests::live_files;
 use crate::tables::write::DataFileSink;
+use crate::tables::{ProjectedFile, Projection};
 
 /// What a delete did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -102,7 +101,7 @@ pub async fn plan_delete(
     let predicate = unbound
         .bind(schema.clone(), true)
         .context(|| format!("binding the filter to {name}"))?;
-    let live = live_data_files(io, &table, MAIN).await?;
+    let live = live_files(io, &table, MAIN).await?;
     let prefix = uuid::Uuid::now_v7().to_string();
     let mut sink = DataFileSink::new(io, &table.metadata, &prefix)?;
     let planned = choose_files(io, &table, &schema, &predicate, live, &mut sink).await;
@@ -193,53 +192,68 @@ async fn choose_files(
     table: &LoadedTable,
     schema: &SchemaRef,
     predicate: &BoundPredicate,
-    live: Vec<DataFile>,
+    live: Vec<FileToRead>,
     sink: &mut DataFileSink,
 ) -> Result<(DeleteResult, Vec<DataFile>)> {
     let filter_ids = referenced_field_ids(predicate);
-    let all_ids: Vec<i32> = schema.as_struct().fields().iter().map(|f| f.id).collect();
-    let target = arrow_schema_of(schema)?;
+    let all = Projection::new(&table.metadata, schema)?;
+    let filter_columns = all.of_field_ids(&filter_ids)?;
+    let target = all.schema().clone();
+    let deletes = deletes::Loader::default();
     let mut result = DeleteResult::default();
     let mut removed = Vec::new();
-    let spec = sole_partition_spec(&table.metadata);
-    for file in live {
-        let matched = match file_match(predicate, &file, spec) {
+    for live in live {
+        let spec = table.metadata.partition_spec_by_id(live.data.spec_id);
+        let file = &live.data.file;
+        // With delete files applying, the rows left are known only by reading them.
+        let judged = match file_match(predicate, file, spec.map(|s| s.as_ref())) {
+            FileMatch::Always if !live.deletes.is_empty() => FileMatch::Maybe,
+            judged => judged,
+        };
+        let matched = match judged {
             FileMatch::Never => continue,
             FileMatch::Always => file.record_count(),
             FileMatch::Maybe => {
                 result.files_scanned += 1;
-                let task = file_task(&table.metadata, schema, &file, filter_ids.clone())?;
-                let mut batches = read_task(io, task)?;
-                let mut matched = 0u64;
-                while let Some(batch) = batches.next().await {
-                    matched += row_matches(predicate, &batch?)?.true_count() as u64;
+                // Equality deletes compare columns the filter may not read.
+                let first = match live.deletes.is_empty() {
+                    true => &filter_columns,
+                    false => &all,
+                };
+                let file_deletes = deletes.for_file(io, &all, &live).await?;
+                let opened = ProjectedFile::open(io, file, first)
+                    .await?
+                    .with_deletes(file_deletes);
+                let (mut matched, mut rows) = (0u64, 0u64);
+                for batch in opened.reader((0..opened.num_row_groups()).collect())? {
+                    let batch = batch?;
+                    rows += batch.num_rows() as u64;
+                    matched += row_matches(predicate, &batch)?.true_count() as u64;
                 }
                 if matched == 0 {
                     continue;
                 }
-                if matched < file.record_count() {
-                    let task = file_task(&table.metadata, schema, &file, all_ids.clone())?;
-                    rewrite_without_matches(io, task, predicate, &target, sink).await?;
+                if matched < rows {
+                    let whole = opened.reproject(&all)?;
+                    rewrite_without_matches(&whole, predicate, &target, sink).await?;
                 }
                 matched
             }
         };
         result.rows_deleted += matched;
-        removed.push(file);
+        removed.push(live.data.file);
     }
     Ok((result, removed))
 }
 
 /// Streams one file into `sink` without the rows matching `predicate`.
 async fn rewrite_without_matches(
-    io: &FileIO,
-    task: iceberg::scan::FileScanTask,
+    file: &ProjectedFile,
     predicate: &BoundPredicate,
     target: &ArrowSchemaRef,
     sink: &mut DataFileSink,
 ) -> Result<()> {
-    let mut batches = read_task(io, task)?;
-    while let Some(batch) = batches.next().await {
+    for batch in file.reader((0..file.num_row_groups()).collect())? {
         let batch = batch?;
         let keep = not(&row_matches(predicate, &batch)?).context(|| "inverting a mask".into())?;
         let kept = filter_record_batch(&batch, &keep).context(|| "dropping rows".into())?;

@@ -1,6 +1,6 @@
-//! Row-level diff of one table between two refs. Data files both refs share hold the same rows,
-//! so only the files live on one side alone are read: the cost follows the change, not the
-//! table.
+//! Row-level diff of one table between two refs. Data files both refs share, with the same
+//! delete files applying, hold the same rows, so only the files live on one side alone are read:
+//! the cost follows the change, not the table.
 
 use std::collections::HashSet;
 
@@ -10,13 +10,13 @@ use arrow_select::concat::concat_batches;
 use arrow_select::take::take_record_batch;
 use hashbrown::HashTable;
 use iceberg::io::FileIO;
-use iceberg::spec::DataFile;
 
 use crate::catalog::MAIN;
 use crate::error::{Context, Result};
 use crate::keys::{KeyEncoder, key_arrays};
-use crate::tables::commit::live_data_files;
-use crate::tables::{LoadedTable, Projection, read_data_file};
+use crate::tables::deletes::{self, FileToRead};
+use crate::tables::manifests::live_files;
+use crate::tables::{LoadedTable, ProjectedFile, Projection};
 
 /// Rows added, removed and changed (same key, other content) from one ref to the other, with
 /// up to `sample` rows of each (as they are on the side that has them; changed: the new rows).
@@ -41,20 +41,22 @@ pub async fn diff_rows(
     let projection = Projection::new(&to.metadata, to.metadata.current_schema())?;
     let schema = projection.schema().clone();
     let (from_files, to_files) = (
-        live_data_files(io, from, MAIN).await?,
-        live_data_files(io, to, MAIN).await?,
+        live_files(io, from, MAIN).await?,
+        live_files(io, to, MAIN).await?,
     );
-    let from_paths: HashSet<&str> = from_files.iter().map(|f| f.file_path()).collect();
-    let to_paths: HashSet<&str> = to_files.iter().map(|f| f.file_path()).collect();
-    let only = |files: &[DataFile], other: &HashSet<&str>| -> Vec<DataFile> {
+    let (from_rows, to_rows): (HashSet<_>, HashSet<_>) = (
+        from_files.iter().map(same_rows).collect(),
+        to_files.iter().map(same_rows).collect(),
+    );
+    let only = |files: &[FileToRead], other: &HashSet<(&str, Vec<&str>)>| -> Vec<FileToRead> {
         files
             .iter()
-            .filter(|f| !other.contains(f.file_path()))
+            .filter(|f| !other.contains(&same_rows(f)))
             .cloned()
             .collect()
     };
-    let old = read_files(io, &only(&from_files, &to_paths), &projection).await?;
-    let new = read_files(io, &only(&to_files, &from_paths), &projection).await?;
+    let old = read_files(io, &only(&from_files, &to_rows), &projection).await?;
+    let new = read_files(io, &only(&to_files, &from_rows), &projection).await?;
 
     // Direct keys read a null as "" or 0; rows without a key must not match those.
     let encoder = match [&old, &new]
@@ -122,15 +124,29 @@ pub async fn diff_rows(
     })
 }
 
+/// What makes a file's rows the same on both sides: the file, and the delete files applying.
+fn same_rows(file: &FileToRead) -> (&str, Vec<&str>) {
+    let mut deletes: Vec<&str> = file.deletes.iter().map(|d| d.file.file_path()).collect();
+    deletes.sort_unstable();
+    (file.data.file.file_path(), deletes)
+}
+
 async fn read_files(
     io: &FileIO,
-    files: &[DataFile],
+    files: &[FileToRead],
     projection: &Projection,
 ) -> Result<RecordBatch> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let deletes = deletes::Loader::default();
     let mut batches = Vec::new();
     for file in files {
-        batches.extend(read_data_file(io, file, projection, workers).await?);
+        let file_deletes = deletes.for_file(io, projection, file).await?;
+        let parts = ProjectedFile::open(io, &file.data.file, projection)
+            .await?
+            .with_deletes(file_deletes)
+            .read_parallel(workers, |reader| reader.collect::<Result<Vec<_>>>())
+            .await?;
+        batches.extend(parts.into_iter().flatten());
     }
     concat_batches(projection.schema(), &batches).context(|| "collecting changed rows".into())
 }

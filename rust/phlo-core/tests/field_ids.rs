@@ -14,13 +14,13 @@ use arrow_cast::cast;
 use arrow_schema::{ArrowError, DataType, Field, Schema as ArrowSchema};
 use futures::TryStreamExt;
 use iceberg::spec::{
-    DataFileBuilder, DataFileFormat, NestedField, PrimitiveType, Schema, Struct,
+    DataFile, DataFileBuilder, DataFileFormat, NestedField, PrimitiveType, Schema, Struct,
     TableMetadataBuilder, Type,
 };
 use phlo_core::Lakehouse;
 use phlo_core::catalog::MAIN;
 use phlo_core::merge::{MergeOptions, MergeStrategy};
-use phlo_core::tables::commit::{commit_metadata, live_data_files};
+use phlo_core::tables::commit::{SnapshotChange, commit_append, commit_metadata, live_data_files};
 use phlo_core::tables::{Projection, ScanOptions, read_data_file};
 
 type Rows = Vec<Vec<Option<String>>>;
@@ -130,11 +130,22 @@ async fn read_by_field_id(lh: &Lakehouse) -> Rows {
     rows(&batches)
 }
 
-/// The table as iceberg-rust's own scan reads it (the reference for every other reader).
+/// The table as a scan of its head reads it.
 async fn scan(lh: &Lakehouse) -> Rows {
-    let plan = lh.scan("raw.t", &ScanOptions::default()).await.unwrap();
+    scan_with(lh, &ScanOptions::default()).await.1
+}
+
+/// The column names and rows a scan reads.
+async fn scan_with(lh: &Lakehouse, options: &ScanOptions) -> (Vec<String>, Rows) {
+    let plan = lh.scan("raw.t", options).await.unwrap();
+    let names = plan
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
     let batches: Vec<RecordBatch> = plan.into_stream().unwrap().try_collect().await.unwrap();
-    rows(&batches)
+    (names, rows(&batches))
 }
 
 fn upsert(dedupe: bool) -> MergeOptions {
@@ -363,4 +374,166 @@ async fn files_without_field_ids_are_read_through_the_name_mapping() {
         rows(&batches),
         model(&[&[Some("5"), Some("e")], &[Some("6"), Some("f")]])
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_of_the_head_uses_the_current_schema_and_time_travel_the_snapshots() {
+    let (_dir, lh) = table_with(id_v(&[1, 2], &[Some("a"), Some("b")], "v")).await;
+    let written = lh.load_table("raw.t", MAIN).await.unwrap();
+    let snapshot = written.snapshot_for_ref(MAIN).unwrap().snapshot_id();
+    // Another engine renames `v` and adds a column; no snapshot is written.
+    evolve(&lh, vec![long_id(), string(2, "w"), string(3, "note")]).await;
+    let values = model(&[&[Some("1"), Some("a"), None], &[Some("2"), Some("b"), None]]);
+    assert_eq!(
+        scan_with(&lh, &ScanOptions::default()).await,
+        (vec!["id".into(), "w".into(), "note".into()], values)
+    );
+    let filtered = ScanOptions {
+        columns: Some(vec!["w".into()]),
+        filters: vec![phlo_core::tables::Filter {
+            column: "w".into(),
+            op: phlo_core::tables::FilterOp::Eq,
+            values: vec![phlo_core::tables::Literal::String("b".into())],
+        }],
+        ..Default::default()
+    };
+    assert_eq!(
+        scan_with(&lh, &filtered).await,
+        (vec!["w".into()], model(&[&[Some("b")]]))
+    );
+    let old = ScanOptions {
+        snapshot_id: Some(snapshot),
+        ..Default::default()
+    };
+    assert_eq!(
+        scan_with(&lh, &old).await,
+        (
+            vec!["id".into(), "v".into()],
+            model(&[&[Some("1"), Some("a")], &[Some("2"), Some("b")]])
+        )
+    );
+}
+
+/// A data file as another engine may write it: Iceberg field ids, columns in its own order.
+fn foreign_file(dir: &std::path::Path, ids: &[i64], a: &[&str], b: &[&str]) -> DataFile {
+    let field = |name: &str, kind: DataType, nullable: bool, id: i32| {
+        Field::new(name, kind, nullable).with_metadata(HashMap::from([(
+            parquet::arrow::PARQUET_FIELD_ID_META_KEY.to_string(),
+            id.to_string(),
+        )]))
+    };
+    // `b` before `a`: the same types in the same places as the table's `a`, `b`.
+    let schema = Arc::new(ArrowSchema::new(vec![
+        field("id", DataType::Int64, false, 1),
+        field("b", DataType::Utf8, true, 3),
+        field("a", DataType::Utf8, true, 2),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from(ids.to_vec())),
+            Arc::new(StringArray::from(b.to_vec())),
+            Arc::new(StringArray::from(a.to_vec())),
+        ],
+    )
+    .unwrap();
+    let path = dir.join(format!("foreign-{}.parquet", ids[0]));
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, None)
+            .unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    DataFileBuilder::default()
+        .content(iceberg::spec::DataContentType::Data)
+        .file_path(format!("file://{}", path.display()))
+        .file_format(DataFileFormat::Parquet)
+        .partition(Struct::empty())
+        .record_count(ids.len() as u64)
+        .file_size_in_bytes(std::fs::metadata(&path).unwrap().len())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_with_columns_in_another_order_read_by_field_id_everywhere() {
+    let schema = Arc::new(ArrowSchema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("a", DataType::Utf8, true),
+        Field::new("b", DataType::Utf8, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(vec![1])),
+            Arc::new(StringArray::from(vec!["a1"])),
+            Arc::new(StringArray::from(vec!["b1"])),
+        ],
+    )
+    .unwrap();
+    let (dir, lh) = table_with(batch).await;
+    let before = lh.load_table("raw.t", MAIN).await.unwrap();
+    let from = before.snapshot_for_ref(MAIN).unwrap().snapshot_id();
+    for (ids, a, b) in [
+        ([2, 3], ["a2", "a3"], ["b2", "b3"]),
+        ([4, 5], ["a4", "a5"], ["b4", "b5"]),
+    ] {
+        let table = lh.load_table("raw.t", MAIN).await.unwrap();
+        let change = SnapshotChange {
+            branch: MAIN.into(),
+            added_files: vec![foreign_file(dir.path(), &ids, &a, &b)],
+            ..Default::default()
+        };
+        commit_append(lh.catalog(), lh.file_io(), table, &change)
+            .await
+            .unwrap();
+    }
+    let row = |i: usize| -> Vec<Option<String>> {
+        vec![
+            Some(i.to_string()),
+            Some(format!("a{i}")),
+            Some(format!("b{i}")),
+        ]
+    };
+    let expected = |ids: &[usize]| -> Rows {
+        let mut out: Rows = ids.iter().map(|&i| row(i)).collect();
+        out.sort();
+        out
+    };
+    assert_eq!(scan(&lh).await, expected(&[1, 2, 3, 4, 5]));
+    assert_eq!(read_by_field_id(&lh).await, expected(&[1, 2, 3, 4, 5]));
+
+    // Only the appended files are read, in the table's order.
+    let plan = lh
+        .changes("raw.t", MAIN, Some(from), None, None)
+        .await
+        .unwrap();
+    let batches: Vec<RecordBatch> = plan.into_stream().unwrap().try_collect().await.unwrap();
+    assert_eq!(rows(&batches), expected(&[2, 3, 4, 5]));
+
+    // A delete rewrites the file it touches with the values under their columns.
+    let delete = phlo_core::tables::Filter {
+        column: "id".into(),
+        op: phlo_core::tables::FilterOp::Eq,
+        values: vec![phlo_core::tables::Literal::Int(3)],
+    };
+    lh.delete("raw.t", &[delete], MAIN, HashMap::new())
+        .await
+        .unwrap();
+    assert_eq!(scan(&lh).await, expected(&[1, 2, 4, 5]));
+
+    let compacted = lh
+        .compact(
+            "raw.t",
+            MAIN,
+            &phlo_core::compact::CompactOptions {
+                target_file_size: 1 << 20,
+                filters: vec![],
+                properties: HashMap::new(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(compacted.files_added, 1);
+    assert_eq!(scan(&lh).await, expected(&[1, 2, 4, 5]));
+    assert_eq!(read_by_field_id(&lh).await, expected(&[1, 2, 4, 5]));
 }

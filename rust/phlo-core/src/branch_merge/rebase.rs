@@ -22,7 +22,8 @@ use super::shared_keys::{MAX_INDEXED_KEYS, Shared, shared_key};
 use crate::catalog::{Changed, MAIN};
 use crate::error::{Context, Error, Result};
 use crate::tables::commit::{
-    AttemptFiles, SnapshotChange, files_added_since, load_manifest_list, write_snapshot,
+    AttemptFiles, SnapshotChange, deletes_added_since, files_added_since, load_manifest_list,
+    write_snapshot,
 };
 use crate::tables::{LoadedTable, Projection};
 
@@ -54,6 +55,14 @@ pub async fn rebase(io: &FileIO, changed: &Changed, source: &str) -> Result<Reba
         return Ok(Rebased::Conflict(
             "the partition spec changed on the target since the fork".into(),
         ));
+    }
+    if !net.removed.is_empty()
+        && let Some(id) = deletes_added_since(io, &base, &target, MAIN).await?
+    {
+        return Ok(Rebased::Conflict(format!(
+            "snapshot {id} on the target added delete files, which may remove rows of the \
+             files the branch rewrote"
+        )));
     }
     let gained = match net.unkeyed_rewrite || !net.keys.is_empty() {
         true => files_added_since(io, &base, &target, MAIN).await?,

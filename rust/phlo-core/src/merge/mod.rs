@@ -2,8 +2,9 @@
 //! unique key appears in the batch, and adds the batch's rows:
 //!
 //! 1. plan: only data files whose key range (column min/max) can hold a batch key are read;
-//! 2. rewrite: each candidate file is read on its own and, if it holds batch keys, written again
-//!    without those rows (files without matches are left alone);
+//! 2. rewrite: each candidate file is read on its own (less the rows other engines' delete files
+//!    removed) and, if it holds batch keys, written again without those rows (files without
+//!    matches are left alone, their delete files still applying to them);
 //! 3. write the batch's rows; 4. commit once (copy-on-write, readable by every engine).
 //!
 //! Memory is bounded by the batch plus one data file, not by the table.
@@ -15,7 +16,6 @@ use std::time::Instant;
 use arrow_array::{BooleanArray, RecordBatch};
 use arrow_select::filter::filter_record_batch;
 use iceberg::io::FileIO;
-use iceberg::spec::DataFile;
 
 mod keys;
 mod plan;
@@ -26,6 +26,7 @@ use crate::catalog::{MAIN, SqliteCatalog};
 use crate::dedupe::{DedupeMethod, dedupe};
 use crate::error::{Context, Error, Location, Result};
 use crate::tables::commit::{ConcurrentChanges, SnapshotChange, commit, commit_append};
+use crate::tables::deletes;
 use crate::tables::manifests::live_files;
 use crate::tables::write::DataFileSink;
 use crate::tables::{LoadedTable, ProjectedFile, ProjectedReader, Projection};
@@ -178,20 +179,27 @@ pub async fn merge(
                 phases.end("plan");
                 result.files_scanned = candidates.len() as u64;
                 let projection = Projection::new(&table.metadata, table.metadata.current_schema())?;
+                let deletes = deletes::Loader::default();
                 let mut removed = Vec::new();
                 let mut found = vec![false; keys.num_rows()];
                 let mut rows_removed = 0u64;
                 for file in candidates {
-                    let kept =
-                        rewrite_without_keys(io, &file, &projection, keys.clone(), &mut found)
-                            .await
-                            .map_err(|e| e.in_table(&name))?;
+                    // Rows other engines' delete files removed are not the table's: they are
+                    // neither kept nor counted as updated.
+                    let file_deletes = deletes.for_file(io, &projection, &file).await?;
+                    let opened = ProjectedFile::open(io, &file.data.file, &projection)
+                        .await
+                        .map_err(|e| e.in_table(&name))?
+                        .with_deletes(file_deletes);
+                    let kept = rewrite_without_keys(&opened, keys.clone(), &mut found)
+                        .await
+                        .map_err(|e| e.in_table(&name))?;
                     if let Some((kept, matched)) = kept {
                         rows_removed += matched;
                         for part in kept {
                             sink.write(part).await?;
                         }
-                        removed.push(file);
+                        removed.push(file.data.file);
                     }
                 }
                 phases.end("rewrite");
@@ -284,15 +292,12 @@ fn summary_metrics(result: &MergeResult) -> Vec<(String, String)> {
 /// `found` marks the batch rows whose key the table held. The file's row groups are decoded
 /// and filtered on as many threads as there are cores; memory stays about one file.
 async fn rewrite_without_keys(
-    io: &FileIO,
-    file: &DataFile,
-    projection: &Projection,
+    file: &ProjectedFile,
     keys: Arc<BatchKeys>,
     found: &mut [bool],
 ) -> Result<Option<(Vec<RecordBatch>, u64)>> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let parts = ProjectedFile::open(io, file, projection)
-        .await?
+    let parts = file
         .read_parallel(workers, move |reader| filter_out_keys(reader, &keys))
         .await?;
     let mut kept = Vec::new();

@@ -4,12 +4,12 @@
 use std::collections::HashSet;
 
 use arrow_array::RecordBatch;
-use iceberg::spec::{DataFile, Struct};
+use iceberg::spec::Struct;
 
 use super::keys::BatchKeys;
 use crate::error::Result;
 use crate::tables::LoadedTable;
-use crate::tables::manifests::LiveFile;
+use crate::tables::deletes::FileToRead;
 use crate::tables::write::partition_values;
 
 /// The files of `live` that may hold a key of `batch` (`key_field`: the id of the first key
@@ -19,11 +19,11 @@ use crate::tables::write::partition_values;
 /// file of an older spec has a partition tuple of another shape, which says nothing here.
 pub(super) fn candidates(
     table: &LoadedTable,
-    live: Vec<LiveFile>,
+    live: Vec<FileToRead>,
     batch: &RecordBatch,
     (keys, key_field): (&BatchKeys, Option<i32>),
     unique_key: &[String],
-) -> Result<Vec<DataFile>> {
+) -> Result<Vec<FileToRead>> {
     let partitions = match partition_columns_in_key(table, unique_key) {
         true => partition_values(&table.metadata, batch)?.map(HashSet::<Struct>::from_iter),
         false => None,
@@ -32,13 +32,12 @@ pub(super) fn candidates(
     Ok(live
         .into_iter()
         .filter(|f| match &partitions {
-            Some(partitions) if f.spec_id == current_spec => {
-                partitions.contains(f.file.partition())
+            Some(partitions) if f.data.spec_id == current_spec => {
+                partitions.contains(f.data.file.partition())
             }
             _ => true,
         })
-        .map(|f| f.file)
-        .filter(|f| keys.may_be_in(f, key_field))
+        .filter(|f| keys.may_be_in(&f.data.file, key_field))
         .collect())
 }
 

@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use iceberg::io::FileIO;
 use iceberg::spec::{
-    DataFile, DataFileFormat, FormatVersion, ManifestContentType, ManifestFile, ManifestList,
-    ManifestListWriter, ManifestStatus, Operation, Snapshot, SnapshotRef, SnapshotSummaryCollector,
-    Summary, TableMetadata,
+    DataContentType, DataFile, DataFileFormat, FormatVersion, ManifestContentType, ManifestFile,
+    ManifestList, ManifestListWriter, ManifestStatus, Operation, Snapshot, SnapshotRef,
+    SnapshotSummaryCollector, Summary, TableMetadata,
 };
 use uuid::Uuid;
 
@@ -24,7 +24,7 @@ use crate::catalog::{CommitMeta, SqliteCatalog};
 use crate::error::{Context, Error, Result};
 use crate::failpoint;
 use crate::tables::LoadedTable;
-use crate::tables::manifests::{self, MergePolicy, live_files};
+use crate::tables::manifests::{self, LiveFile, MergePolicy, live_files};
 
 /// Attempts before a commit that keeps losing the race gives up with `CommitConflict`.
 const MAX_COMMIT_ATTEMPTS: u32 = 16;
@@ -51,10 +51,13 @@ impl SnapshotChange {
         if let Some(operation) = &self.operation {
             return operation.clone();
         }
-        match (self.added_files.is_empty(), self.removed_files.is_empty()) {
-            (false, true) | (true, true) => Operation::Append,
-            (true, false) => Operation::Delete,
-            (false, false) => Operation::Overwrite,
+        // Delete files remove rows: adding only those is a delete, as Java's row deltas say.
+        let adds_data = self.added_files.iter().any(is_data);
+        let adds_deletes = self.added_files.iter().any(|f| !is_data(f));
+        match (adds_data, adds_deletes || !self.removed_files.is_empty()) {
+            (_, false) => Operation::Append,
+            (false, true) => Operation::Delete,
+            (true, true) => Operation::Overwrite,
         }
     }
 }
@@ -132,6 +135,17 @@ pub async fn commit(
         validate(&ConcurrentChanges {
             added_files: &added,
         })?;
+        if !change.removed_files.is_empty()
+            && let Some(id) = deletes_added_since(io, &table, &newer, &change.branch).await?
+        {
+            return Err(Error::CommitConflict {
+                table: table.ident.to_string(),
+                message: format!(
+                    "snapshot {id} of another writer added delete files, which may remove rows \
+                     of the files this commit rewrites"
+                ),
+            });
+        }
         table = newer;
     }
     Err(Error::CommitConflict {
@@ -234,19 +248,57 @@ pub(crate) async fn files_added_since(
     new: &LoadedTable,
     branch: &str,
 ) -> Result<Vec<DataFile>> {
-    let stop = old.snapshot_for_ref(branch).map(|s| s.snapshot_id());
     let mut added = Vec::new();
+    for snapshot in snapshots_since(old, new, branch)? {
+        if snapshot.summary().operation != Operation::Replace {
+            added.extend(
+                files_added_by(io, new, &snapshot)
+                    .await?
+                    .into_iter()
+                    .map(|f| f.file),
+            );
+        }
+    }
+    Ok(added)
+}
+
+/// The first snapshot committed on `branch` after `old`'s head that added delete files (other
+/// engines' merge-on-read writes): they may remove rows of files a commit rewrites, which its
+/// copies would bring back.
+pub(crate) async fn deletes_added_since(
+    io: &FileIO,
+    old: &LoadedTable,
+    new: &LoadedTable,
+    branch: &str,
+) -> Result<Option<i64>> {
+    for snapshot in snapshots_since(old, new, branch)? {
+        let id = snapshot.snapshot_id();
+        let manifests =
+            load_manifest_list(io, new.metadata.format_version(), snapshot.manifest_list()).await?;
+        if manifests.iter().any(|m| {
+            m.content == ManifestContentType::Deletes
+                && m.added_snapshot_id == id
+                && m.has_added_files()
+        }) {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
+/// The snapshots committed on `branch` after `old`'s head, newest first.
+fn snapshots_since(old: &LoadedTable, new: &LoadedTable, branch: &str) -> Result<Vec<SnapshotRef>> {
+    let stop = old.snapshot_for_ref(branch).map(|s| s.snapshot_id());
+    let mut since = Vec::new();
     let mut current = new.snapshot_for_ref(branch).cloned();
     while let Some(snapshot) = current {
         if Some(snapshot.snapshot_id()) == stop {
-            return Ok(added);
-        }
-        if snapshot.summary().operation != Operation::Replace {
-            added.extend(files_added_by(io, new, &snapshot).await?);
+            return Ok(since);
         }
         current = snapshot
             .parent_snapshot_id()
             .and_then(|id| new.metadata.snapshot_by_id(id).cloned());
+        since.push(snapshot);
     }
     if stop.is_some() {
         return Err(Error::CommitConflict {
@@ -254,7 +306,7 @@ pub(crate) async fn files_added_since(
             message: format!("branch {branch} was reset by another writer"),
         });
     }
-    Ok(added)
+    Ok(since)
 }
 
 /// The data files `snapshot` itself added.
@@ -262,7 +314,7 @@ pub(crate) async fn files_added_by(
     io: &FileIO,
     table: &LoadedTable,
     snapshot: &SnapshotRef,
-) -> Result<Vec<DataFile>> {
+) -> Result<Vec<LiveFile>> {
     let id = snapshot.snapshot_id();
     let mut added = Vec::new();
     let manifests = load_manifest_list(
@@ -287,7 +339,11 @@ pub(crate) async fn files_added_by(
                 .entries()
                 .iter()
                 .filter(|e| e.status() == ManifestStatus::Added && e.snapshot_id() == Some(id))
-                .map(|e| e.data_file().clone()),
+                .map(|e| LiveFile {
+                    file: e.data_file().clone(),
+                    spec_id: manifest.partition_spec_id,
+                    sequence_number: e.sequence_number().unwrap_or(manifest.sequence_number),
+                }),
         );
     }
     Ok(added)
@@ -306,7 +362,8 @@ pub(crate) async fn load_manifest_list(
         .collect())
 }
 
-/// The live data files of a branch (see [`live_files`]).
+/// The live data files of a branch, without the delete files that may apply to them (see
+/// [`live_files`]).
 pub async fn live_data_files(
     io: &FileIO,
     table: &LoadedTable,
@@ -315,7 +372,7 @@ pub async fn live_data_files(
     Ok(live_files(io, table, branch)
         .await?
         .into_iter()
-        .map(|live| live.file)
+        .map(|live| live.data.file)
         .collect())
 }
 
@@ -389,8 +446,7 @@ pub(crate) async fn write_snapshot(
             // Only files earlier snapshots removed: nothing to carry (Java drops these too).
             continue;
         }
-        let may_list_removed = !removed.is_empty() && manifest.content == ManifestContentType::Data;
-        if !may_list_removed {
+        if removed.is_empty() {
             manifests.push(manifest);
             continue;
         }
@@ -412,7 +468,7 @@ pub(crate) async fn write_snapshot(
         let path = next_manifest_path();
         let mut writer = manifests::manifest_writer(
             io,
-            &path,
+            (&path, manifest.content),
             snapshot_id,
             loaded.metadata().schema().clone(),
             loaded.metadata().partition_spec().clone(),
@@ -440,16 +496,25 @@ pub(crate) async fn write_snapshot(
             ),
         });
     }
-    if !change.added_files.is_empty() {
+    // Delete files first, so the data manifest ends up first in the list.
+    let (data, deletes): (Vec<&DataFile>, Vec<&DataFile>) =
+        change.added_files.iter().partition(|f| is_data(f));
+    for (files, content) in [
+        (deletes, ManifestContentType::Deletes),
+        (data, ManifestContentType::Data),
+    ] {
+        if files.is_empty() {
+            continue;
+        }
         let path = next_manifest_path();
         let mut writer = manifests::manifest_writer(
             io,
-            &path,
+            (&path, content),
             snapshot_id,
             metadata.current_schema().clone(),
             metadata.default_partition_spec().as_ref().clone(),
         )?;
-        for file in &change.added_files {
+        for file in files {
             // A negative sequence number means "inherit the snapshot's" at read time.
             writer
                 .add_file(file.clone(), -1)
@@ -541,6 +606,11 @@ pub(crate) async fn write_snapshot(
         metadata: location.to_string(),
         next: Arc::new(next),
     })
+}
+
+/// A data file, not a delete file.
+fn is_data(file: &DataFile) -> bool {
+    file.content_type() == DataContentType::Data
 }
 
 /// Snapshot ids are random positive 63-bit numbers, unique within the table.

@@ -18,7 +18,7 @@ use arrow_ord::cmp;
 use arrow_select::filter::prep_null_mask_filter;
 use iceberg::expr::{BoundPredicate, BoundReference, PredicateOperator};
 use iceberg::spec::{
-    DataFile, Datum, PartitionSpec, PrimitiveLiteral, PrimitiveType, TableMetadata, Transform, Type,
+    DataFile, Datum, PartitionSpec, PrimitiveLiteral, PrimitiveType, Transform, Type,
 };
 
 use crate::error::{Context, Error, Result};
@@ -82,17 +82,6 @@ pub fn referenced_field_ids(predicate: &BoundPredicate) -> Vec<i32> {
     }
     walk(predicate, &mut visit);
     ids
-}
-
-/// The partition spec every data file of the table was written with, when it has only ever had
-/// one (iceberg-rust does not expose a data file's spec id; with several specs the identity
-/// partition values cannot be told apart, and only column statistics are used).
-pub fn sole_partition_spec(metadata: &TableMetadata) -> Option<&PartitionSpec> {
-    let mut specs = metadata.partition_specs_iter();
-    match (specs.next(), specs.next()) {
-        (Some(spec), None) => Some(spec.as_ref()),
-        _ => None,
-    }
 }
 
 /// What `file`'s statistics prove about the rows matching `predicate`. `spec`, when known, is

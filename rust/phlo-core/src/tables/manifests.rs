@@ -19,11 +19,13 @@ use std::str::FromStr;
 use iceberg::io::FileIO;
 use iceberg::spec::{
     DataFile, Literal, ManifestContentType, ManifestEntry, ManifestFile, ManifestStatus,
-    ManifestWriter, ManifestWriterBuilder, Operation, PartitionSpec, SchemaRef, Struct,
+    ManifestWriter, ManifestWriterBuilder, Operation, PartitionSpec, SchemaRef, SnapshotRef,
+    Struct,
 };
 
 use super::LoadedTable;
 use super::commit::{SnapshotChange, commit, load_manifest_list};
+use super::deletes::{FileToRead, attach};
 use crate::catalog::{MAIN, SqliteCatalog};
 use crate::error::{Context, Error, Location, Result};
 
@@ -219,7 +221,13 @@ pub(crate) async fn rewrite_all(
         } as usize;
         for chunk in entries.chunks(per_manifest) {
             let path = next_path();
-            let mut writer = manifest_writer(io, &path, snapshot_id, schema.clone(), spec.clone())?;
+            let mut writer = manifest_writer(
+                io,
+                (&path, ManifestContentType::Data),
+                snapshot_id,
+                schema.clone(),
+                spec.clone(),
+            )?;
             for (index, entry) in chunk {
                 carry(&mut writer, entry, &group[*index], snapshot_id, false)?;
             }
@@ -263,16 +271,20 @@ pub(crate) fn carry(
     .context(|| format!("carrying {} into a new manifest", entry.file_path()))
 }
 
-/// A v2 data manifest written by snapshot `snapshot_id` for files of `spec`.
+/// A v2 manifest of data or delete files written by snapshot `snapshot_id` for files of `spec`.
 pub(crate) fn manifest_writer(
     io: &FileIO,
-    path: &str,
+    (path, content): (&str, ManifestContentType),
     snapshot_id: i64,
     schema: SchemaRef,
     spec: PartitionSpec,
 ) -> Result<ManifestWriter> {
     let output = io.new_output(path).context(|| format!("creating {path}"))?;
-    Ok(ManifestWriterBuilder::new(output, Some(snapshot_id), schema, spec).build_v2_data())
+    let builder = ManifestWriterBuilder::new(output, Some(snapshot_id), schema, spec);
+    Ok(match content {
+        ManifestContentType::Data => builder.build_v2_data(),
+        ManifestContentType::Deletes => builder.build_v2_deletes(),
+    })
 }
 
 /// `manifests-created`, `manifests-kept` and `manifests-replaced` (Java's summary keys) of a
@@ -309,13 +321,21 @@ pub struct LiveFile {
     pub sequence_number: i64,
 }
 
-/// The live data files of a branch, in manifest order. Delete files written by another engine
-/// are refused: phlo's writes are copy-on-write and would resurrect the rows they delete.
-pub async fn live_files(io: &FileIO, table: &LoadedTable, branch: &str) -> Result<Vec<LiveFile>> {
-    let Some(snapshot) = table.snapshot_for_ref(branch) else {
-        return Ok(vec![]);
-    };
-    let mut files = Vec::new();
+/// The live files of one snapshot: data files, and delete files (which phlo never writes, but
+/// other engines' merge-on-read writes do).
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotFiles {
+    pub data: Vec<LiveFile>,
+    pub deletes: Vec<LiveFile>,
+}
+
+/// The live files of `snapshot`, in manifest order.
+pub async fn snapshot_files(
+    io: &FileIO,
+    table: &LoadedTable,
+    snapshot: &SnapshotRef,
+) -> Result<SnapshotFiles> {
+    let mut files = SnapshotFiles::default();
     for manifest in load_manifest_list(
         io,
         table.metadata.format_version(),
@@ -324,34 +344,31 @@ pub async fn live_files(io: &FileIO, table: &LoadedTable, branch: &str) -> Resul
     .await?
     {
         let loaded = load(io, &manifest).await?;
-        if manifest.content == ManifestContentType::Deletes {
-            if loaded.entries().iter().any(|e| e.is_alive()) {
-                return Err(Error::Merge {
-                    message: "the table has delete files written by another engine".into(),
-                    at: Location {
-                        table: Some(table.ident.to_string()),
-                        column: None,
-                    },
-                    hint: "compact the table (rewrite data files) with that engine first; phlo \
-                           writes copy-on-write so every reader works"
-                        .into(),
-                });
-            }
-            continue;
+        let live = loaded
+            .entries()
+            .iter()
+            .filter(|e| e.is_alive())
+            .map(|e| LiveFile {
+                file: e.data_file().clone(),
+                spec_id: manifest.partition_spec_id,
+                sequence_number: e.sequence_number().unwrap_or(manifest.sequence_number),
+            });
+        match manifest.content {
+            ManifestContentType::Data => files.data.extend(live),
+            ManifestContentType::Deletes => files.deletes.extend(live),
         }
-        files.extend(
-            loaded
-                .entries()
-                .iter()
-                .filter(|e| e.is_alive())
-                .map(|e| LiveFile {
-                    file: e.data_file().clone(),
-                    spec_id: manifest.partition_spec_id,
-                    sequence_number: e.sequence_number().unwrap_or(manifest.sequence_number),
-                }),
-        );
     }
     Ok(files)
+}
+
+/// The live data files of a branch, in manifest order, each with the delete files (written by
+/// other engines) that apply to it.
+pub async fn live_files(io: &FileIO, table: &LoadedTable, branch: &str) -> Result<Vec<FileToRead>> {
+    let Some(snapshot) = table.snapshot_for_ref(branch) else {
+        return Ok(vec![]);
+    };
+    let files = snapshot_files(io, table, snapshot).await?;
+    attach(table, files.data, files.deletes)
 }
 
 /// Orders partition values field by field, nulls first (values of one spec share types).
@@ -429,7 +446,7 @@ async fn write_merged(
             Some(writer) => writer,
             None => writer.insert(manifest_writer(
                 io,
-                path,
+                (path, ManifestContentType::Data),
                 snapshot_id,
                 loaded.metadata().schema().clone(),
                 loaded.metadata().partition_spec().clone(),

@@ -1,9 +1,10 @@
 //! Iceberg tables: loading and creating metadata, writing data files, committing snapshots
-//! with phlo's own commit path, scanning with pruning, and reading data files by field id.
+//! with phlo's own commit path, scanning with pruning, and reading data files by field id
+//! (applying other engines' delete files).
 
 pub mod commit;
+pub mod deletes;
 pub mod eval;
-pub(crate) mod file_tasks;
 pub mod filter;
 pub mod manifests;
 pub mod read;

@@ -4,8 +4,9 @@
 //! schema by id: renamed columns keep their values, columns the file lacks read as null,
 //! dropped columns are left out, promoted types (int→long, float→double, wider decimals) are
 //! cast. Files written without field ids are resolved by the table's name mapping
-//! (`schema.name-mapping.default`). Every engine path that reads data files (merge rewrite,
-//! row diff, …) goes through here.
+//! (`schema.name-mapping.default`). Every engine path that reads data files (scans, merge and
+//! delete rewrites, compaction, row diff, changes) goes through here; rows removed by other
+//! engines' delete files ([`super::deletes`]) are left out here too.
 //!
 //! Nested columns are matched by the id of their top-level column; inside a struct, list or
 //! map the file's layout is cast to the schema's.
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions, new_null_array};
 use arrow_cast::{CastOptions, can_cast_types, cast_with_options};
 use arrow_schema::{DataType, SchemaRef as ArrowSchemaRef};
+use arrow_select::filter::filter_record_batch;
 use bytes::Bytes;
 use iceberg::io::FileIO;
 use iceberg::spec::{
@@ -27,6 +29,7 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::arrow::{PARQUET_FIELD_ID_META_KEY, ProjectionMask};
 
+use super::deletes::FileDeletes;
 use crate::error::{Context, Error, Location, Result};
 use crate::schema::arrow_schema_of;
 
@@ -89,6 +92,49 @@ impl Projection {
         })
     }
 
+    /// Every column of a schema that is not a table's (e.g. the spec's schema of position
+    /// delete files): files must carry field ids.
+    pub fn of_schema(schema: &Schema) -> Result<Self> {
+        Ok(Self {
+            field_ids: schema.as_struct().fields().iter().map(|f| f.id).collect(),
+            schema: arrow_schema_of(schema)?,
+            name_mapping: None,
+        })
+    }
+
+    /// The columns of this projection with the given field ids, in that order.
+    pub fn of_field_ids(&self, ids: &[i32]) -> Result<Self> {
+        let indices = ids
+            .iter()
+            .map(|id| {
+                self.field_ids.iter().position(|f| f == id).ok_or_else(|| {
+                    Error::invalid(
+                        format!("field id {id} is not among the columns read"),
+                        "this is a bug; please report it",
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            field_ids: ids.to_vec(),
+            schema: Arc::new(
+                self.schema
+                    .project(&indices)
+                    .context(|| "projecting columns".into())?,
+            ),
+            name_mapping: self.name_mapping.clone(),
+        })
+    }
+
+    /// The schema of the first `n` columns.
+    pub fn leading(&self, n: usize) -> Result<ArrowSchemaRef> {
+        Ok(Arc::new(
+            self.schema
+                .project(&(0..n).collect::<Vec<_>>())
+                .context(|| "projecting columns".into())?,
+        ))
+    }
+
     /// The Arrow schema of every batch read (with `PARQUET:field_id` metadata).
     pub fn schema(&self) -> &ArrowSchemaRef {
         &self.schema
@@ -135,6 +181,8 @@ pub struct ProjectedFile {
     mask: ProjectionMask,
     sources: Arc<[Source]>,
     schema: ArrowSchemaRef,
+    batch_rows: usize,
+    deletes: Option<Arc<FileDeletes>>,
 }
 
 impl ProjectedFile {
@@ -153,7 +201,28 @@ impl ProjectedFile {
         let bytes = super::read_bytes(io, path).await?;
         let metadata = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new())
             .map_err(|e| corrupt(path, e))?;
-        let file_ids = file_field_ids(&metadata, path, projection)?;
+        Self::resolve(path.into(), bytes, metadata, projection)
+    }
+
+    /// The same file (not read again) resolved against another projection of its table.
+    pub fn reproject(&self, projection: &Projection) -> Result<Self> {
+        Ok(Self::resolve(
+            self.path.clone(),
+            self.bytes.clone(),
+            self.metadata.clone(),
+            projection,
+        )?
+        .with_batch_size(self.batch_rows)
+        .with_deletes(self.deletes.clone()))
+    }
+
+    fn resolve(
+        path: Arc<str>,
+        bytes: Bytes,
+        metadata: ArrowReaderMetadata,
+        projection: &Projection,
+    ) -> Result<Self> {
+        let file_ids = file_field_ids(&metadata, &path, projection)?;
         let roots: Vec<usize> = file_ids
             .iter()
             .enumerate()
@@ -189,34 +258,56 @@ impl ProjectedFile {
                 ) {
                     (true, _) => Ok(Source::Same(position)),
                     (false, true) => Ok(Source::Cast(position)),
-                    (false, false) => Err(mismatch(path, field.name(), from, field.data_type())),
+                    (false, false) => Err(mismatch(&path, field.name(), from, field.data_type())),
                 }
             })
             .collect::<Result<Vec<_>>>()?;
         let mask = ProjectionMask::roots(metadata.parquet_schema(), roots);
         Ok(Self {
-            path: path.into(),
+            path,
             bytes,
             metadata,
             mask,
             sources: sources.into(),
             schema: projection.schema.clone(),
+            batch_rows: BATCH_ROWS,
+            deletes: None,
         })
+    }
+
+    /// Decodes batches of up to `rows` rows (fewer once deleted rows are left out).
+    pub fn with_batch_size(mut self, rows: usize) -> Self {
+        self.batch_rows = rows;
+        self
+    }
+
+    /// Leaves out the rows `deletes` remove (the projection must hold every column its
+    /// equality deletes compare).
+    pub fn with_deletes(mut self, deletes: Option<Arc<FileDeletes>>) -> Self {
+        self.deletes = deletes;
+        self
     }
 
     pub fn num_row_groups(&self) -> usize {
         self.metadata.metadata().num_row_groups()
     }
 
-    /// A reader of the given row groups, yielding batches in the projection's schema.
+    /// A reader of a contiguous, ascending run of row groups, yielding batches in the
+    /// projection's schema.
     pub fn reader(&self, row_groups: Vec<usize>) -> Result<ProjectedReader> {
+        // Position deletes count rows from the start of the file.
+        let first_row = self.metadata.metadata().row_groups()
+            [..row_groups.first().copied().unwrap_or(0)]
+            .iter()
+            .map(|g| g.num_rows())
+            .sum();
         let inner = ParquetRecordBatchReaderBuilder::new_with_metadata(
             self.bytes.clone(),
             self.metadata.clone(),
         )
         .with_projection(self.mask.clone())
         .with_row_groups(row_groups)
-        .with_batch_size(BATCH_ROWS)
+        .with_batch_size(self.batch_rows)
         .build()
         .map_err(|e| corrupt(&self.path, e))?;
         Ok(ProjectedReader {
@@ -224,6 +315,8 @@ impl ProjectedFile {
             path: self.path.clone(),
             sources: self.sources.clone(),
             schema: self.schema.clone(),
+            deletes: self.deletes.clone(),
+            next_row: first_row,
         })
     }
 
@@ -312,10 +405,27 @@ pub struct ProjectedReader {
     path: Arc<str>,
     sources: Arc<[Source]>,
     schema: ArrowSchemaRef,
+    deletes: Option<Arc<FileDeletes>>,
+    /// The position in the file of the next row decoded.
+    next_row: i64,
 }
 
 impl ProjectedReader {
-    fn project(&self, batch: RecordBatch) -> Result<RecordBatch> {
+    /// The batch in the projection's schema, without deleted rows.
+    fn project(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
+        let first_row = self.next_row;
+        self.next_row += batch.num_rows() as i64;
+        let batch = self.align(batch)?;
+        match &self.deletes {
+            None => Ok(batch),
+            Some(deletes) => {
+                let keep = deletes.keep(&batch, first_row)?;
+                filter_record_batch(&batch, &keep).context(|| "leaving out deleted rows".into())
+            }
+        }
+    }
+
+    fn align(&self, batch: RecordBatch) -> Result<RecordBatch> {
         let rows = batch.num_rows();
         let options = CastOptions {
             safe: false,

@@ -1,4 +1,6 @@
-//! Scan planning (partition and min/max pruning by iceberg-rust) and streaming reads to Arrow.
+//! Scans: the snapshot to read and the schema to read it with, pruning of data files by their
+//! statistics and partition values, and streaming the rows to Arrow through the one reader of
+//! data files ([`super::read`], columns matched by Iceberg field id).
 
 use std::collections::{HashSet, VecDeque};
 use std::panic::AssertUnwindSafe;
@@ -6,22 +8,23 @@ use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef as ArrowSchemaRef;
+use arrow_select::filter::filter_record_batch;
 use futures::FutureExt;
 use futures::SinkExt;
 use futures::channel::mpsc;
-use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
-use iceberg::Runtime;
-use iceberg::arrow::ArrowReader;
+use futures::stream::{BoxStream, StreamExt};
+use iceberg::expr::{Bind, BoundPredicate};
 use iceberg::io::FileIO;
-use iceberg::scan::FileScanTask;
-use iceberg::spec::{SchemaRef, SnapshotRef};
-use iceberg::table::Table;
+use iceberg::spec::{Schema, SchemaRef, SnapshotRef};
 
-use super::filter::{Filter, bind_filters};
+use super::eval::{FileMatch, file_match, referenced_field_ids, row_matches};
+use super::filter::bind_filters;
+use super::manifests::{LiveFile, snapshot_files};
+use super::read::{ProjectedFile, Projection};
 use super::table::LoadedTable;
+use super::{Filter, deletes};
 use crate::catalog::MAIN;
 use crate::error::{Context, Error, Location, Result};
-use crate::schema::arrow_schema_of;
 
 /// Rows per scanned batch unless the caller asks otherwise (Parquet's own default of 1,024
 /// makes per-batch overhead dominate large reads).
@@ -44,34 +47,32 @@ pub struct ScanOptions {
 
 /// A planned scan: the data files left after pruning, and how many the snapshot has in all.
 pub struct ScanPlan {
-    table: Table,
-    tasks: Vec<FileScanTask>,
+    io: FileIO,
+    files: Vec<deletes::FileToRead>,
+    /// What is read of each file: the selected columns first, then those only the filter or
+    /// equality deletes need.
+    read: Projection,
+    /// Checked on every row read (pruning only skips files none of whose rows can match).
+    predicate: Option<Arc<BoundPredicate>>,
     schema: ArrowSchemaRef,
     pub snapshot_id: Option<i64>,
     pub files_total: usize,
     pub files_scanned: usize,
-    batch_size: Option<usize>,
-    /// Where each output column is in the batches read, which come in table order (see
-    /// `read_in_table_order`); `None` when that is the output order.
-    reorder: Option<Vec<usize>>,
+    batch_size: usize,
     /// The runtime the plan was made on; files are decoded on its worker threads.
     runtime: tokio::runtime::Handle,
 }
 
 impl ScanPlan {
     pub async fn plan(io: &FileIO, table: &LoadedTable, options: &ScanOptions) -> Result<Self> {
+        let name = table.ident.to_string();
         let snapshot = pick_snapshot(table, options)?;
-        let schema: SchemaRef = match &snapshot {
-            Some(s) => s
-                .schema(&table.metadata)
-                .context(|| format!("reading the schema of snapshot {}", s.snapshot_id()))?,
-            None => table.metadata.current_schema().clone(),
-        };
+        let schema = read_schema(table, snapshot.as_ref(), options)?;
         if options.batch_size == Some(0) {
             return Err(Error::InvalidInput {
                 message: "batch_size is 0".into(),
                 at: Location {
-                    table: Some(table.ident.to_string()),
+                    table: Some(name),
                     column: None,
                 },
                 hint: "give a batch size of at least 1 row, or leave it out".into(),
@@ -79,19 +80,7 @@ impl ScanPlan {
         }
         let columns = match &options.columns {
             Some(columns) => {
-                check_selection(columns).map_err(|e| e.in_table(&table.ident.to_string()))?;
-                for column in columns {
-                    if schema.field_by_name(column).is_none() {
-                        return Err(Error::InvalidInput {
-                            message: format!("column {column} is not in the table"),
-                            at: Location {
-                                table: Some(table.ident.to_string()),
-                                column: Some(column.clone()),
-                            },
-                            hint: "select columns the table has (see table.schema)".into(),
-                        });
-                    }
-                }
+                check_selection(columns).map_err(|e| e.in_table(&name))?;
                 columns.clone()
             }
             None => schema
@@ -101,99 +90,80 @@ impl ScanPlan {
                 .map(|f| f.name.clone())
                 .collect(),
         };
-        let full = arrow_schema_of(&schema)?;
-        let projected = Arc::new(
-            full.project(
-                &columns
-                    .iter()
-                    .map(|c| full.index_of(c))
-                    .collect::<Result<Vec<_>, _>>()
-                    .context(|| "projecting columns".into())?,
-            )
-            .context(|| "projecting columns".into())?,
-        );
-        let (columns, reorder) = read_in_table_order(&full, columns)?;
         let predicate = bind_filters(&options.filters, &schema)
-            .map_err(|e| e.in_table(&table.ident.to_string()))?;
-        let iceberg_table = reader_table(io, table)?;
-        let runtime = current_runtime()?;
-        let Some(snapshot) = snapshot else {
-            return Ok(Self {
-                table: iceberg_table,
-                tasks: vec![],
-                schema: projected,
-                snapshot_id: None,
-                files_total: 0,
-                files_scanned: 0,
-                batch_size: options.batch_size,
-                reorder,
-                runtime,
-            });
+            .map_err(|e| e.in_table(&name))?
+            .map(|p| p.bind(schema.clone(), true))
+            .transpose()
+            .context(|| format!("binding the filter to {name}"))?;
+        let (live, total) = match &snapshot {
+            Some(snapshot) => {
+                let files = snapshot_files(io, table, snapshot).await?;
+                let total = files.data.len();
+                let kept = prune(table, files.data, predicate.as_ref());
+                (deletes::attach(table, kept, files.deletes)?, total)
+            }
+            None => (vec![], 0),
         };
-        let mut builder = iceberg_table
-            .scan()
-            .snapshot_id(snapshot.snapshot_id())
-            .select(columns);
-        if let Some(predicate) = predicate {
-            builder = builder.with_filter(predicate);
-        }
-        let tasks: Vec<FileScanTask> = builder
-            .build()
-            .context(|| format!("planning a scan of {}", table.ident))?
-            .plan_files()
-            .await
-            .context(|| format!("planning a scan of {}", table.ident))?
-            .try_collect()
-            .await
-            .context(|| format!("planning a scan of {}", table.ident))?;
-        let files_total = files_in(&snapshot).unwrap_or(tasks.len());
+        let mut needed = predicate
+            .as_ref()
+            .map(referenced_field_ids)
+            .unwrap_or_default();
+        needed.extend(live.iter().flat_map(|f| f.equality_ids()));
+        let read =
+            read_projection(table, &schema, &columns, &needed).map_err(|e| e.in_table(&name))?;
         Ok(Self {
-            table: iceberg_table,
-            files_scanned: tasks.len(),
-            tasks,
-            schema: projected,
-            snapshot_id: Some(snapshot.snapshot_id()),
-            files_total,
-            batch_size: options.batch_size,
-            reorder,
-            runtime,
+            io: io.clone(),
+            files_scanned: live.len(),
+            files: live,
+            schema: read.leading(columns.len())?,
+            read,
+            predicate: predicate.map(Arc::new),
+            snapshot_id: snapshot.map(|s| s.snapshot_id()),
+            files_total: total,
+            batch_size: options.batch_size.unwrap_or(DEFAULT_BATCH_ROWS),
+            runtime: current_runtime()?,
         })
     }
 
-    /// A plan that reads exactly `tasks` (files chosen by the caller, e.g. those some snapshots
-    /// added) as batches of `schema`; `snapshot` is the one reported as read.
-    pub(crate) fn of_tasks(
+    /// A plan that reads exactly `files` (chosen by the caller, e.g. those some snapshots
+    /// added) whole, in `schema`; `snapshot` is the one reported as read.
+    pub(crate) fn of_files(
         io: &FileIO,
         table: &LoadedTable,
-        tasks: Vec<FileScanTask>,
-        schema: ArrowSchemaRef,
+        files: Vec<LiveFile>,
+        schema: &Schema,
         snapshot: Option<&SnapshotRef>,
         batch_size: Option<usize>,
     ) -> Result<Self> {
+        let read = Projection::new(&table.metadata, schema)?;
         Ok(Self {
-            table: reader_table(io, table)?,
-            files_total: snapshot.and_then(files_in).unwrap_or(tasks.len()),
-            files_scanned: tasks.len(),
-            tasks,
-            schema,
+            io: io.clone(),
+            files_total: snapshot.and_then(files_in).unwrap_or(files.len()),
+            files_scanned: files.len(),
+            files: files
+                .into_iter()
+                .map(deletes::FileToRead::without_deletes)
+                .collect(),
+            schema: read.schema().clone(),
+            read,
+            predicate: None,
             snapshot_id: snapshot.map(|s| s.snapshot_id()),
-            batch_size,
-            reorder: None,
+            batch_size: batch_size.unwrap_or(DEFAULT_BATCH_ROWS),
             runtime: current_runtime()?,
         })
     }
 
     /// The data files left to read after pruning.
     pub fn data_file_paths(&self) -> impl Iterator<Item = &str> {
-        self.tasks.iter().map(|t| t.data_file_path())
+        self.files.iter().map(|f| f.data.file.file_path())
     }
 
     /// The data files left to read after pruning, each with how many delete files apply to
     /// it (written by other engines: phlo writes copy-on-write) and whether it is Parquet.
     pub fn data_files(&self) -> impl Iterator<Item = (&str, usize, bool)> {
-        self.tasks.iter().map(|t| {
-            let parquet = t.data_file_format == iceberg::spec::DataFileFormat::Parquet;
-            (t.data_file_path(), t.deletes.len(), parquet)
+        self.files.iter().map(|f| {
+            let parquet = f.data.file.file_format() == iceberg::spec::DataFileFormat::Parquet;
+            (f.data.file.file_path(), f.deletes.len(), parquet)
         })
     }
 
@@ -203,100 +173,96 @@ impl ScanPlan {
     }
 
     /// Reads the planned files as a stream of batches with exactly `schema()`. Files are read
-    /// and decoded by one task per core on the runtime's workers (iceberg-rust's reader decodes
-    /// on whichever thread polls it, which would be the consumer's alone); batches arrive in
-    /// no particular order, through a small bounded channel.
+    /// and decoded by one task per core on the runtime's workers; batches arrive in no
+    /// particular order, through a small bounded channel.
     pub fn into_stream(self) -> Result<BoxStream<'static, Result<RecordBatch>>> {
-        let reader = self
-            .table
-            .reader_builder()
-            .with_batch_size(self.batch_size.unwrap_or(DEFAULT_BATCH_ROWS))
-            .with_data_file_concurrency_limit(1)
-            .build();
         let workers = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
-            .min(self.tasks.len().max(1));
-        let queue = Arc::new(Mutex::new(VecDeque::from(self.tasks)));
+            .min(self.files.len().max(1));
+        let shared = Arc::new(Worker {
+            io: self.io,
+            queue: Mutex::new(VecDeque::from(self.files)),
+            deletes: deletes::Loader::default(),
+            read: self.read,
+            predicate: self.predicate,
+            schema: self.schema,
+            batch_size: self.batch_size,
+        });
         let (sender, receiver) = mpsc::channel::<Result<RecordBatch>>(workers * 2);
         for _ in 0..workers {
-            let (reader, queue, mut sender) = (reader.clone(), queue.clone(), sender.clone());
+            let (shared, mut sender) = (shared.clone(), sender.clone());
             self.runtime.spawn(async move {
                 // A panic would end the task silently and the stream would just be shorter:
                 // it is sent on as an error instead.
-                let work = AssertUnwindSafe(read_files(reader, queue, sender.clone()));
+                let work = AssertUnwindSafe(shared.read_files(sender.clone()));
                 if let Err(panic) = work.catch_unwind().await {
                     let failed = Error::from_panic("reading data files", panic.as_ref());
                     let _ = sender.send(Err(failed)).await;
                 }
             });
         }
-        let (schema, reorder) = (self.schema, self.reorder);
-        Ok(receiver
-            .map(move |batch| {
-                // The reader may differ from the declared schema only in field metadata.
-                let batch = batch?;
-                let columns = match &reorder {
-                    Some(order) => order.iter().map(|&i| batch.column(i).clone()).collect(),
-                    None => batch.columns().to_vec(),
-                };
-                RecordBatch::try_new(schema.clone(), columns)
-                    .context(|| "aligning a scanned batch with the table schema".into())
-            })
-            .boxed())
+        Ok(receiver.boxed())
     }
 }
 
-/// The selected columns in table order, and where each selected column is among them.
-/// iceberg-rust 0.10's reader decodes a file's columns in the file's order and, when their
-/// types line up position by position with the selection, only renames them
-/// (`RecordBatchTransformer::compare_schemas`): a selection of same-typed columns in another
-/// order (`["b", "a"]`) would come back with the values swapped. Read in table order — the
-/// order files are written in — and reorder here.
-fn read_in_table_order(
-    table: &arrow_schema::Schema,
-    columns: Vec<String>,
-) -> Result<(Vec<String>, Option<Vec<usize>>)> {
-    let mut positions = columns
-        .iter()
-        .map(|c| table.index_of(c))
-        .collect::<Result<Vec<_>, _>>()
-        .context(|| "projecting columns".into())?;
-    if positions.is_sorted() {
-        return Ok((columns, None));
+/// The schema a scan reads with. Iceberg reads a ref's head with the table's current schema
+/// (a column renamed or added since the last write shows under its new name) and a snapshot
+/// picked by id or time with the schema it was written with.
+fn read_schema(
+    table: &LoadedTable,
+    snapshot: Option<&SnapshotRef>,
+    options: &ScanOptions,
+) -> Result<SchemaRef> {
+    let time_travel = options.snapshot_id.is_some() || options.as_of_ms.is_some();
+    match snapshot {
+        Some(s) if time_travel => s
+            .schema(&table.metadata)
+            .context(|| format!("reading the schema of snapshot {}", s.snapshot_id())),
+        _ => Ok(table.metadata.current_schema().clone()),
     }
-    let requested = positions.clone();
-    positions.sort_unstable();
-    let order = requested
-        .iter()
-        .map(|p| positions.binary_search(p).unwrap_or_default())
-        .collect();
-    let read = positions
-        .iter()
-        .map(|&p| table.field(p).name().clone())
-        .collect();
-    Ok((read, Some(order)))
 }
 
-/// The table as iceberg-rust's reader wants it (read-only).
-fn reader_table(io: &FileIO, table: &LoadedTable) -> Result<Table> {
-    Table::builder()
-        .metadata(table.metadata.clone())
-        .metadata_location(table.metadata_location.clone())
-        .identifier(
-            iceberg::TableIdent::from_strs(
-                table
-                    .ident
-                    .namespace
-                    .split('.')
-                    .chain([table.ident.name.as_str()]),
+/// The files some row may match `predicate` in, judged by their statistics and (in the spec
+/// each was written with) identity partition values.
+fn prune(
+    table: &LoadedTable,
+    files: Vec<LiveFile>,
+    predicate: Option<&BoundPredicate>,
+) -> Vec<LiveFile> {
+    let Some(predicate) = predicate else {
+        return files;
+    };
+    files
+        .into_iter()
+        .filter(|f| {
+            let spec = table.metadata.partition_spec_by_id(f.spec_id);
+            file_match(predicate, &f.file, spec.map(|s| s.as_ref())) != FileMatch::Never
+        })
+        .collect()
+}
+
+/// The columns read of every file: `columns`, then the columns of `needed` (field ids) not
+/// among them.
+fn read_projection(
+    table: &LoadedTable,
+    schema: &Schema,
+    columns: &[String],
+    needed: &[i32],
+) -> Result<Projection> {
+    let mut read = columns.to_vec();
+    for id in needed {
+        let field = schema.field_by_id(*id).ok_or_else(|| {
+            Error::invalid(
+                format!("a delete file compares column {id}, which the table schema lacks"),
+                "rewrite the table's data files (compaction by the engine that wrote the \
+                 deletes) before dropping a column equality deletes use",
             )
-            .context(|| "naming the table".into())?,
-        )
-        .file_io(io.clone())
-        .readonly(true)
-        .runtime(Runtime::try_current().context(|| "finding the async runtime".into())?)
-        .build()
-        .context(|| format!("opening {} for reading", table.ident))
+        })?;
+        if !read.contains(&field.name) {
+            read.push(field.name.clone());
+        }
+    }
+    Projection::select(&table.metadata, schema, &read)
 }
 
 fn current_runtime() -> Result<tokio::runtime::Handle> {
@@ -317,35 +283,69 @@ fn files_in(snapshot: &SnapshotRef) -> Option<usize> {
         .and_then(|v| v.parse().ok())
 }
 
-/// One scan worker: reads files from `queue` until it is empty, the consumer hangs up or a
-/// file fails (the error is the last thing sent).
-async fn read_files(
-    reader: ArrowReader,
-    queue: Arc<Mutex<VecDeque<FileScanTask>>>,
-    mut sender: mpsc::Sender<Result<RecordBatch>>,
-) {
-    loop {
-        let task = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
-        let Some(task) = task else { break };
-        let path = task.data_file_path.clone();
-        let file = stream::iter([Ok(task)]).boxed();
-        let mut batches = match reader.clone().read(file) {
-            Ok(result) => result.stream(),
-            Err(e) => {
-                let _ = sender
-                    .send(Err(e).context(|| format!("starting to read data file {path}")))
-                    .await;
+/// What the scan's workers share: the files left to read and how to read them.
+struct Worker {
+    io: FileIO,
+    queue: Mutex<VecDeque<deletes::FileToRead>>,
+    deletes: deletes::Loader,
+    read: Projection,
+    predicate: Option<Arc<BoundPredicate>>,
+    schema: ArrowSchemaRef,
+    batch_size: usize,
+}
+
+impl Worker {
+    /// Reads files from the queue until it is empty, the consumer hangs up or a file fails
+    /// (the error is the last thing sent).
+    async fn read_files(self: Arc<Self>, mut sender: mpsc::Sender<Result<RecordBatch>>) {
+        loop {
+            let file = self
+                .queue
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop_front();
+            let Some(file) = file else { break };
+            if let Err(e) = self.read_file(&file, &mut sender).await {
+                let _ = sender.send(Err(e)).await;
                 return;
             }
-        };
-        while let Some(batch) = batches.next().await {
-            let batch = batch.context(|| format!("reading data file {path}"));
-            let failed = batch.is_err();
-            // A closed channel means the consumer stopped reading: stop too.
-            if sender.send(batch).await.is_err() || failed {
+            if sender.is_closed() {
                 return;
             }
         }
+    }
+
+    /// Sends the rows of one file that are not deleted and match the filter.
+    async fn read_file(
+        &self,
+        file: &deletes::FileToRead,
+        sender: &mut mpsc::Sender<Result<RecordBatch>>,
+    ) -> Result<()> {
+        let deletes = self.deletes.for_file(&self.io, &self.read, file).await?;
+        let opened = ProjectedFile::open(&self.io, &file.data.file, &self.read)
+            .await?
+            .with_batch_size(self.batch_size)
+            .with_deletes(deletes);
+        let reader = opened.reader((0..opened.num_row_groups()).collect())?;
+        let width = self.schema.fields().len();
+        for batch in reader {
+            let mut batch = batch?;
+            if let Some(predicate) = &self.predicate {
+                let mask = row_matches(predicate, &batch)?;
+                batch = filter_record_batch(&batch, &mask).context(|| "filtering rows".into())?;
+            }
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let batch =
+                RecordBatch::try_new(self.schema.clone(), batch.columns()[..width].to_vec())
+                    .context(|| "selecting the scanned columns".into())?;
+            // A closed channel means the consumer stopped reading: stop too.
+            if sender.send(Ok(batch)).await.is_err() {
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 }
 

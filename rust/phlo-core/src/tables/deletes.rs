@@ -1,0 +1,315 @@
+//! Delete files other engines write (merge-on-read): which apply to a data file, by the Iceberg
+//! spec's sequence-number and partition rules, and which of its rows they delete. phlo itself
+//! writes copy-on-write and never leaves delete files.
+//!
+//! - A position delete (`file_path`, `pos`) applies to data files of the same or an earlier
+//!   data sequence number; an equality delete (rows equal to a deleted row on its equality
+//!   columns, null equal to null) to data files of an earlier one only.
+//! - Either applies only within its partition (same spec and values), unless written with an
+//!   unpartitioned spec (then to every partition).
+//!
+//! Each delete file is read once per scan however many data files it applies to.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use arrow_array::{Array, BooleanArray, Int64Array, RecordBatch, StringArray};
+use arrow_row::{RowConverter, SortField};
+use iceberg::io::FileIO;
+use iceberg::spec::{
+    DataContentType, DataFileFormat, NestedField, PrimitiveType, Schema, TableMetadata, Type,
+};
+use tokio::sync::OnceCell;
+
+use super::LoadedTable;
+use super::manifests::LiveFile;
+use super::read::{ProjectedFile, Projection};
+use crate::error::{Context, Error, Location, Result};
+
+/// Field ids the spec reserves for a position delete file's columns.
+const FILE_PATH_ID: i32 = 2147483546;
+const POS_ID: i32 = 2147483545;
+
+/// A data file with the delete files that apply to it.
+#[derive(Debug, Clone)]
+pub struct FileToRead {
+    pub data: LiveFile,
+    pub deletes: Vec<LiveFile>,
+}
+
+impl FileToRead {
+    pub fn without_deletes(data: LiveFile) -> Self {
+        Self {
+            data,
+            deletes: vec![],
+        }
+    }
+
+    /// Field ids of the columns its equality deletes compare.
+    pub fn equality_ids(&self) -> impl Iterator<Item = i32> + '_ {
+        self.deletes
+            .iter()
+            .filter(|d| d.file.content_type() == DataContentType::EqualityDeletes)
+            .flat_map(|d| d.file.equality_ids().unwrap_or_default())
+    }
+}
+
+/// Pairs each data file with the delete files that apply to it.
+pub fn attach(
+    table: &LoadedTable,
+    data: Vec<LiveFile>,
+    deletes: Vec<LiveFile>,
+) -> Result<Vec<FileToRead>> {
+    if let Some(dv) = deletes
+        .iter()
+        .find(|d| d.file.file_format() != DataFileFormat::Parquet)
+    {
+        return Err(Error::InvalidInput {
+            message: format!(
+                "delete file {} is {}; phlo reads Parquet delete files only (not deletion \
+                 vectors)",
+                dv.file.file_path(),
+                dv.file.file_format()
+            ),
+            at: Location {
+                table: Some(table.ident.to_string()),
+                column: None,
+            },
+            hint: "compact the table with the engine that wrote the deletes".into(),
+        });
+    }
+    Ok(data
+        .into_iter()
+        .map(|data| {
+            let deletes = deletes
+                .iter()
+                .filter(|d| applies(&table.metadata, &data, d))
+                .cloned()
+                .collect();
+            FileToRead { data, deletes }
+        })
+        .collect())
+}
+
+/// The spec's rule for whether `delete` applies to `data`.
+fn applies(metadata: &TableMetadata, data: &LiveFile, delete: &LiveFile) -> bool {
+    let sequence = match delete.file.content_type() {
+        DataContentType::PositionDeletes => {
+            delete.sequence_number >= data.sequence_number
+                && delete
+                    .file
+                    .referenced_data_file()
+                    .is_none_or(|p| p == data.file.file_path())
+        }
+        DataContentType::EqualityDeletes => delete.sequence_number > data.sequence_number,
+        DataContentType::Data => false,
+    };
+    let global = metadata
+        .partition_spec_by_id(delete.spec_id)
+        .is_some_and(|s| s.is_unpartitioned());
+    sequence
+        && (global
+            || (delete.spec_id == data.spec_id && delete.file.partition() == data.file.partition()))
+}
+
+/// The rows of one data file its delete files remove.
+#[derive(Debug, Default)]
+pub struct FileDeletes {
+    /// Deleted row positions, ascending, each once.
+    positions: Vec<i64>,
+    equality: Vec<Arc<EqualityDeletes>>,
+}
+
+impl FileDeletes {
+    /// Which rows of `batch` (read with a projection holding every equality column, its first
+    /// row at position `first_row` of the file) survive.
+    pub fn keep(&self, batch: &RecordBatch, first_row: i64) -> Result<BooleanArray> {
+        let rows = batch.num_rows();
+        let mut keep = vec![true; rows];
+        let end = first_row + rows as i64;
+        let start = self.positions.partition_point(|&p| p < first_row);
+        for &p in self.positions[start..].iter().take_while(|&&p| p < end) {
+            keep[(p - first_row) as usize] = false;
+        }
+        for equality in &self.equality {
+            equality.mark(batch, &mut keep)?;
+        }
+        Ok(BooleanArray::from(keep))
+    }
+}
+
+/// The deleted rows of one equality delete file, on its equality columns.
+#[derive(Debug)]
+struct EqualityDeletes {
+    columns: Vec<String>,
+    converter: RowConverter,
+    rows: HashSet<Box<[u8]>>,
+}
+
+impl EqualityDeletes {
+    /// Sets `keep` false for the rows of `batch` equal to a deleted row.
+    fn mark(&self, batch: &RecordBatch, keep: &mut [bool]) -> Result<()> {
+        let columns = self
+            .columns
+            .iter()
+            .map(|c| {
+                batch.column_by_name(c).cloned().ok_or_else(|| {
+                    Error::invalid(
+                        format!("column {c} of an equality delete was not read"),
+                        "this is a bug; please report it",
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let encoded = self
+            .converter
+            .convert_columns(&columns)
+            .context(|| "encoding rows for equality deletes".into())?;
+        for (i, row) in encoded.iter().enumerate() {
+            if keep[i] && self.rows.contains(row.as_ref()) {
+                keep[i] = false;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What one delete file holds, read once.
+#[derive(Debug)]
+enum Loaded {
+    /// Deleted positions by data file path.
+    Positions(HashMap<String, Vec<i64>>),
+    Equality(Arc<EqualityDeletes>),
+}
+
+/// Reads delete files on first use and keeps them for the other data files they apply to.
+#[derive(Default)]
+pub struct Loader {
+    cells: Mutex<HashMap<String, Arc<OnceCell<Arc<Loaded>>>>>,
+}
+
+impl Loader {
+    /// The deletes of `file`; `None` when no delete file applies. `read` is the projection
+    /// the data file is read with (it holds every equality column).
+    pub async fn for_file(
+        &self,
+        io: &FileIO,
+        read: &Projection,
+        file: &FileToRead,
+    ) -> Result<Option<Arc<FileDeletes>>> {
+        if file.deletes.is_empty() {
+            return Ok(None);
+        }
+        let mut out = FileDeletes::default();
+        for delete in &file.deletes {
+            let cell = self
+                .cells
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(delete.file.file_path().to_string())
+                .or_default()
+                .clone();
+            let loaded = cell.get_or_try_init(|| load(io, read, delete)).await?;
+            match loaded.as_ref() {
+                Loaded::Positions(by_path) => {
+                    if let Some(positions) = by_path.get(file.data.file.file_path()) {
+                        out.positions.extend(positions);
+                    }
+                }
+                Loaded::Equality(equality) => out.equality.push(equality.clone()),
+            }
+        }
+        out.positions.sort_unstable();
+        out.positions.dedup();
+        Ok(Some(Arc::new(out)))
+    }
+}
+
+async fn load(io: &FileIO, read: &Projection, delete: &LiveFile) -> Result<Arc<Loaded>> {
+    let loaded = match delete.file.content_type() {
+        DataContentType::EqualityDeletes => {
+            Loaded::Equality(Arc::new(load_equality(io, read, delete).await?))
+        }
+        _ => Loaded::Positions(load_positions(io, delete).await?),
+    };
+    Ok(Arc::new(loaded))
+}
+
+async fn load_positions(io: &FileIO, delete: &LiveFile) -> Result<HashMap<String, Vec<i64>>> {
+    let schema = Schema::builder()
+        .with_fields(vec![
+            NestedField::required(
+                FILE_PATH_ID,
+                "file_path",
+                Type::Primitive(PrimitiveType::String),
+            )
+            .into(),
+            NestedField::required(POS_ID, "pos", Type::Primitive(PrimitiveType::Long)).into(),
+        ])
+        .build()
+        .context(|| "describing a position delete file".into())?;
+    let projection = Projection::of_schema(&schema)?;
+    let mut by_path: HashMap<String, Vec<i64>> = HashMap::new();
+    let opened = ProjectedFile::open(io, &delete.file, &projection).await?;
+    for batch in opened.reader((0..opened.num_row_groups()).collect())? {
+        let batch = batch?;
+        let (Some(paths), Some(positions)) = (
+            batch.column(0).as_any().downcast_ref::<StringArray>(),
+            batch.column(1).as_any().downcast_ref::<Int64Array>(),
+        ) else {
+            return Err(Error::invalid(
+                format!(
+                    "position delete file {} has columns of the wrong types",
+                    delete.file.file_path()
+                ),
+                "the file does not follow the Iceberg spec; rewrite the table",
+            ));
+        };
+        for i in 0..batch.num_rows() {
+            if paths.is_valid(i) && positions.is_valid(i) {
+                by_path
+                    .entry(paths.value(i).to_string())
+                    .or_default()
+                    .push(positions.value(i));
+            }
+        }
+    }
+    Ok(by_path)
+}
+
+async fn load_equality(
+    io: &FileIO,
+    read: &Projection,
+    delete: &LiveFile,
+) -> Result<EqualityDeletes> {
+    let ids = delete.file.equality_ids().unwrap_or_default();
+    let projection = read.of_field_ids(&ids)?;
+    let columns: Vec<String> = projection
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let converter = RowConverter::new(
+        projection
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| SortField::new(f.data_type().clone()))
+            .collect(),
+    )
+    .context(|| "encoding equality deletes".into())?;
+    let mut rows = HashSet::new();
+    let opened = ProjectedFile::open(io, &delete.file, &projection).await?;
+    for batch in opened.reader((0..opened.num_row_groups()).collect())? {
+        let encoded = converter
+            .convert_columns(batch?.columns())
+            .context(|| "encoding equality deletes".into())?;
+        rows.extend(encoded.iter().map(|r| Box::<[u8]>::from(r.as_ref())));
+    }
+    Ok(EqualityDeletes {
+        columns,
+        converter,
+        rows,
+    })
+}
