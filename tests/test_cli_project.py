@@ -111,10 +111,23 @@ def test_materialize_everything_runs_one_run_per_partitions_definition(project: 
     result = phlo_cli(project, "materialize", "--partition", "2025-01-06", "--json")
     assert result.exit_code == 0, result.output
     runs = as_json(result)["runs"]
-    # dlt_events has an hourly cron (partitions end a day later): a run of its own.
-    assert sorted(r["assets"] for r in runs) == [["dlt_clicks", "dlt_users"], ["dlt_events"]]
+    # The project's ingestions share its partitions: one run, published in one merge.
+    assert [r["assets"] for r in runs] == [["dlt_clicks", "dlt_events", "dlt_users"]]
     assert all(r["ok"] for r in runs)
     assert rows(project, "raw.clicks") == events_of("2025-01-06")
+
+    # An ingestion whose partitions start elsewhere has its own definition: a run of its own.
+    users = project / "workflows" / "ingestion" / "api" / "events.py"
+    users.write_text(
+        users.read_text().replace(
+            '@phlo_ingestion(table_name="users",',
+            '@phlo_ingestion(partitions_start="2025-01-02", table_name="users",',
+        )
+    )
+    result = phlo_cli(project, "materialize", "--partition", "2025-01-07", "--json")
+    assert result.exit_code == 0, result.output
+    runs = as_json(result)["runs"]
+    assert sorted(r["assets"] for r in runs) == [["dlt_clicks", "dlt_events"], ["dlt_users"]]
 
 
 def test_materialize_rejects_unknown_assets_and_partitions(project: Path) -> None:

@@ -50,13 +50,14 @@ def test_definitions_declare_assets_checks_schedules_and_sensors(project: Path) 
     assert retry is not None
     assert (retry.max_retries, retry.delay, retry.backoff) == (2, 1, dg.Backoff.EXPONENTIAL)
 
-    # Hourly cron: today's partition exists (end_offset=1); daily cron and no cron: it does not.
+    # One partitions definition for the project's ingestions (so they run together): it
+    # ends a day later (today's partition exists) because events' cron is hourly.
     partitions = events.partitions_def
     assert isinstance(partitions, dg.DailyPartitionsDefinition)
     assert partitions.start.date() == dt.date(2025, 1, 1) and partitions.end_offset == 1
     assert partitions.timezone == "UTC"
-    clicks = defs.get_assets_def("dlt_clicks").partitions_def
-    assert isinstance(clicks, dg.DailyPartitionsDefinition) and clicks.end_offset == 0
+    assert defs.get_assets_def("dlt_clicks").partitions_def == partitions
+    assert defs.get_assets_def("dlt_users").partitions_def == partitions
 
     checks = {
         (c.asset_key.to_user_string(), c.name): c.blocking
