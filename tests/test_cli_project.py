@@ -126,6 +126,13 @@ def test_materialize_rejects_unknown_assets_and_partitions(project: Path) -> Non
     assert "hint: see `phlo materialize --help`" in result.output
 
 
+def test_materialize_in_a_folder_without_workflows(tmp_path: Path) -> None:
+    result = phlo_cli(tmp_path, "materialize")
+    assert result.exit_code == 2
+    assert "[usage] the project defines no assets" in result.output
+    assert "hint: `phlo validate` shows what the project defines" in result.output
+
+
 def test_materialize_by_group_glob(project: Path) -> None:
     result = phlo_cli(
         project, "materialize", "--select", "group:cr*", "--partition", "2025-01-06", "--json"

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from phlo.cli import output
+
 if TYPE_CHECKING:
     import dagster as dg
 
@@ -99,6 +101,13 @@ def select(defs: dg.Definitions, patterns: Sequence[str]) -> list[dg.AssetsDefin
     """The project's assets whose key (``dlt_events``, ``marts/daily``) or group
     (``group:api``) matches one of `patterns` (shell globs); all of them without patterns."""
     assets = assets_of(defs)
+    if not assets:
+        raise output.CliError(
+            "usage",
+            "the project defines no assets (no @phlo_ingestion in workflows/**/*.py)",
+            output.USAGE,
+            hint="`phlo validate` shows what the project defines; is --project the right folder?",
+        )
     if not patterns:
         return assets
     chosen: list[dg.AssetsDefinition] = []
