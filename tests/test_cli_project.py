@@ -191,6 +191,44 @@ def test_backfill_in_parallel_processes(project: Path) -> None:
     assert len(published_runs(project)) == 3
 
 
+CRASHING = """
+import os
+from phlo import phlo_ingestion
+from workflows.schemas.events import UserSchema
+
+@phlo_ingestion(table_name="crashy", unique_key="id", validation_schema=UserSchema, group="crash")
+def crashy(partition_date: str):
+    if partition_date == "2025-01-03":
+        os._exit(7)  # the process dies mid-run
+    return [{"id": int(partition_date[-2:]), "name": partition_date}]
+"""
+
+
+def test_a_dying_worker_fails_its_day_and_the_others_go_on(project: Path) -> None:
+    (project / "workflows" / "ingestion" / "crash.py").write_text(CRASHING)
+    result = phlo_cli(
+        project,
+        "backfill",
+        "--start",
+        "2025-01-02",
+        "--end",
+        "2025-01-05",
+        "--select",
+        "group:crash",
+        "--parallel",
+        "2",
+        "--json",
+    )
+    assert result.exit_code == 1, result.output
+    report = as_json(result)
+    assert report["failed_partitions"] == ["2025-01-03"]
+    (failed,) = [r for r in report["runs"] if not r["ok"]]
+    assert failed["errors"] == [failed["errors"][0]]
+    assert failed["errors"][0].startswith("the worker process exited with code 7")
+    names = lakehouse_of(project).table("raw.crashy").to_arrow().column("name").to_pylist()
+    assert sorted(names) == ["2025-01-02", "2025-01-04", "2025-01-05"]
+
+
 def test_backfill_success_and_bad_ranges(project: Path) -> None:
     result = phlo_cli(
         project,

@@ -77,6 +77,11 @@ class RunReport:
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "ok": self.ok}
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunReport:
+        fields = {k: v for k, v in data.items() if k not in ("ok", "checks")}
+        return cls(**fields, checks=[CheckReport(**c) for c in data["checks"]])
+
 
 def dagster_home_path(project_root: Path) -> Path:
     """``DAGSTER_HOME`` when set, else ``<project>/.phlo/dagster``: `phlo materialize`,
