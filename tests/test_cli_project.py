@@ -54,6 +54,10 @@ def as_json(result: Result) -> dict:
     return json.loads(result.stdout)
 
 
+def backfill(project: Path, start: str, end: str, *args: str) -> Result:
+    return phlo_cli(project, "backfill", "--start", start, "--end", end, *args)
+
+
 def with_quality(project: Path, max_value: float) -> None:
     folder = project / "workflows" / "quality"
     folder.mkdir(exist_ok=True)
@@ -145,16 +149,7 @@ def test_materialize_by_group_glob(project: Path) -> None:
 
 
 def test_backfill_lists_the_failed_partitions(project: Path) -> None:
-    result = phlo_cli(
-        project,
-        "backfill",
-        "--start",
-        "2025-01-12",
-        "--end",
-        "2025-01-14",
-        "--select",
-        "dlt_events",
-    )
+    result = backfill(project, "2025-01-12", "2025-01-14", "--select", "dlt_events")
     assert result.exit_code == 1, result.output
     assert "2 partitions succeeded, 1 failed" in result.output
     assert "failed 2025-01-13: dlt_events: raw.events partition 2025-01-13" in result.output
@@ -164,18 +159,8 @@ def test_backfill_lists_the_failed_partitions(project: Path) -> None:
 
 
 def test_backfill_in_parallel_processes(project: Path) -> None:
-    result = phlo_cli(
-        project,
-        "backfill",
-        "--start",
-        "2025-01-12",
-        "--end",
-        "2025-01-15",
-        "--select",
-        "dlt_events",
-        "--parallel",
-        "2",
-        "--json",
+    result = backfill(
+        project, "2025-01-12", "2025-01-15", "--select", "dlt_events", "--parallel", "2", "--json"
     )
     assert result.exit_code == 1, result.output
     report = as_json(result)
@@ -206,18 +191,8 @@ def crashy(partition_date: str):
 
 def test_a_dying_worker_fails_its_day_and_the_others_go_on(project: Path) -> None:
     (project / "workflows" / "ingestion" / "crash.py").write_text(CRASHING)
-    result = phlo_cli(
-        project,
-        "backfill",
-        "--start",
-        "2025-01-02",
-        "--end",
-        "2025-01-05",
-        "--select",
-        "group:crash",
-        "--parallel",
-        "2",
-        "--json",
+    result = backfill(
+        project, "2025-01-02", "2025-01-05", "--select", "group:crash", "--parallel", "2", "--json"
     )
     assert result.exit_code == 1, result.output
     report = as_json(result)
@@ -230,19 +205,10 @@ def test_a_dying_worker_fails_its_day_and_the_others_go_on(project: Path) -> Non
 
 
 def test_backfill_success_and_bad_ranges(project: Path) -> None:
-    result = phlo_cli(
-        project,
-        "backfill",
-        "--start",
-        "2025-01-02",
-        "--end",
-        "2025-01-03",
-        "--select",
-        "dlt_clicks",
-    )
+    result = backfill(project, "2025-01-02", "2025-01-03", "--select", "dlt_clicks")
     assert result.exit_code == 0, result.output
     assert "2 partitions succeeded, 0 failed" in result.output
-    result = phlo_cli(project, "backfill", "--start", "2025-01-03", "--end", "2025-01-02")
+    result = backfill(project, "2025-01-03", "2025-01-02")
     assert result.exit_code == 2 and "is before --start" in result.output
     result = phlo_cli(project, "backfill", "--start", "2025-01-03", "--json")
     assert result.exit_code == 2
