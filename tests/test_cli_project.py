@@ -54,6 +54,10 @@ def as_json(result: Result) -> dict:
     return json.loads(result.stdout)
 
 
+def backfill(project: Path, start: str, end: str, *args: str) -> Result:
+    return phlo_cli(project, "backfill", "--start", start, "--end", end, *args)
+
+
 def with_quality(project: Path, max_value: float) -> None:
     folder = project / "workflows" / "quality"
     folder.mkdir(exist_ok=True)
@@ -139,6 +143,13 @@ def test_materialize_rejects_unknown_assets_and_partitions(project: Path) -> Non
     assert "hint: see `phlo materialize --help`" in result.output
 
 
+def test_materialize_in_a_folder_without_workflows(tmp_path: Path) -> None:
+    result = phlo_cli(tmp_path, "materialize")
+    assert result.exit_code == 2
+    assert "[usage] the project defines no assets" in result.output
+    assert "hint: `phlo validate` shows what the project defines" in result.output
+
+
 def test_materialize_by_group_glob(project: Path) -> None:
     result = phlo_cli(
         project, "materialize", "--select", "group:cr*", "--partition", "2025-01-06", "--json"
@@ -151,16 +162,7 @@ def test_materialize_by_group_glob(project: Path) -> None:
 
 
 def test_backfill_lists_the_failed_partitions(project: Path) -> None:
-    result = phlo_cli(
-        project,
-        "backfill",
-        "--start",
-        "2025-01-12",
-        "--end",
-        "2025-01-14",
-        "--select",
-        "dlt_events",
-    )
+    result = backfill(project, "2025-01-12", "2025-01-14", "--select", "dlt_events")
     assert result.exit_code == 1, result.output
     assert "2 partitions succeeded, 1 failed" in result.output
     assert "failed 2025-01-13: dlt_events: raw.events partition 2025-01-13" in result.output
@@ -170,18 +172,8 @@ def test_backfill_lists_the_failed_partitions(project: Path) -> None:
 
 
 def test_backfill_in_parallel_processes(project: Path) -> None:
-    result = phlo_cli(
-        project,
-        "backfill",
-        "--start",
-        "2025-01-12",
-        "--end",
-        "2025-01-15",
-        "--select",
-        "dlt_events",
-        "--parallel",
-        "2",
-        "--json",
+    result = backfill(
+        project, "2025-01-12", "2025-01-15", "--select", "dlt_events", "--parallel", "2", "--json"
     )
     assert result.exit_code == 1, result.output
     report = as_json(result)
@@ -197,20 +189,39 @@ def test_backfill_in_parallel_processes(project: Path) -> None:
     assert len(published_runs(project)) == 3
 
 
-def test_backfill_success_and_bad_ranges(project: Path) -> None:
-    result = phlo_cli(
-        project,
-        "backfill",
-        "--start",
-        "2025-01-02",
-        "--end",
-        "2025-01-03",
-        "--select",
-        "dlt_clicks",
+CRASHING = """
+import os
+from phlo import phlo_ingestion
+from workflows.schemas.events import UserSchema
+
+@phlo_ingestion(table_name="crashy", unique_key="id", validation_schema=UserSchema, group="crash")
+def crashy(partition_date: str):
+    if partition_date == "2025-01-03":
+        os._exit(7)  # the process dies mid-run
+    return [{"id": int(partition_date[-2:]), "name": partition_date}]
+"""
+
+
+def test_a_dying_worker_fails_its_day_and_the_others_go_on(project: Path) -> None:
+    (project / "workflows" / "ingestion" / "crash.py").write_text(CRASHING)
+    result = backfill(
+        project, "2025-01-02", "2025-01-05", "--select", "group:crash", "--parallel", "2", "--json"
     )
+    assert result.exit_code == 1, result.output
+    report = as_json(result)
+    assert report["failed_partitions"] == ["2025-01-03"]
+    (failed,) = [r for r in report["runs"] if not r["ok"]]
+    assert failed["errors"] == [failed["errors"][0]]
+    assert failed["errors"][0].startswith("the worker process exited with code 7")
+    names = lakehouse_of(project).table("raw.crashy").to_arrow().column("name").to_pylist()
+    assert sorted(names) == ["2025-01-02", "2025-01-04", "2025-01-05"]
+
+
+def test_backfill_success_and_bad_ranges(project: Path) -> None:
+    result = backfill(project, "2025-01-02", "2025-01-03", "--select", "dlt_clicks")
     assert result.exit_code == 0, result.output
     assert "2 partitions succeeded, 0 failed" in result.output
-    result = phlo_cli(project, "backfill", "--start", "2025-01-03", "--end", "2025-01-02")
+    result = backfill(project, "2025-01-03", "2025-01-02")
     assert result.exit_code == 2 and "is before --start" in result.output
     result = phlo_cli(project, "backfill", "--start", "2025-01-03", "--json")
     assert result.exit_code == 2

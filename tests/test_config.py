@@ -139,6 +139,9 @@ def test_precedence_flag_over_env_over_env_local_over_yaml_over_default(tmp_path
     assert config.wap.enabled is True
     assert config.sources["lakehouse"] == "environment variable PHLO_LAKEHOUSE"
 
+    clean_env.setenv("PHLO_NAMESPACE", "")  # empty: unset
+    assert load_project(tmp_path).namespace == "from-yaml"
+
     config = load_project(tmp_path, lakehouse=tmp_path / "from-flag")
     assert config.lakehouse_path == tmp_path / "from-flag"
     assert config.sources["lakehouse"] == "flag --root"

@@ -210,5 +210,5 @@ def test_the_delete_command(lh: phlo.Lakehouse, events_table: phlo.Table) -> Non
     assert lh.log("main", limit=1)[0].message == "tidy"
     assert run("--where", "id > 9999").output.strip() == "no rows matched; nothing committed"
     bad = run("--where", "id = 'x'")
-    assert bad.exit_code == 1 and "[invalid_input]" in bad.output
+    assert bad.exit_code == 4 and "[invalid_input]" in bad.output
     assert run("--where", "id ~ 3").exit_code == 2

@@ -158,4 +158,4 @@ def test_the_sql_command_prints_a_table_or_json_lines(lh, events_table):
     assert out.exit_code == 0
     assert [line.strip("│ ") for line in out.output.splitlines()[1:5:3]] == ["n", "3"]
     out = CliRunner().invoke(main, ["--root", str(lh.root), "sql", "SELECT * FROM raw.nope"])
-    assert out.exit_code == 1 and "[no_such_table]" in out.output
+    assert out.exit_code == 4 and "[no_such_table]" in out.output

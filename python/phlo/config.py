@@ -222,6 +222,7 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
         case_sensitive=False,
+        env_ignore_empty=True,  # PHLO_LAKEHOUSE= (empty) means unset, as a shell user expects
         extra="forbid",
         frozen=True,
     )

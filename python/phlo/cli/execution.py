@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from phlo.cli import output
+
 if TYPE_CHECKING:
     import dagster as dg
 
@@ -75,6 +77,11 @@ class RunReport:
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "ok": self.ok}
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunReport:
+        fields = {k: v for k, v in data.items() if k not in ("ok", "checks")}
+        return cls(**fields, checks=[CheckReport(**c) for c in data["checks"]])
+
 
 def dagster_home_path(project_root: Path) -> Path:
     """``DAGSTER_HOME`` when set, else ``<project>/.phlo/dagster``: `phlo materialize`,
@@ -99,6 +106,13 @@ def select(defs: dg.Definitions, patterns: Sequence[str]) -> list[dg.AssetsDefin
     """The project's assets whose key (``dlt_events``, ``marts/daily``) or group
     (``group:api``) matches one of `patterns` (shell globs); all of them without patterns."""
     assets = assets_of(defs)
+    if not assets:
+        raise output.CliError(
+            "usage",
+            "the project defines no assets (no @phlo_ingestion in workflows/**/*.py)",
+            output.USAGE,
+            hint="`phlo validate` shows what the project defines; is --project the right folder?",
+        )
     if not patterns:
         return assets
     chosen: list[dg.AssetsDefinition] = []

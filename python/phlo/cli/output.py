@@ -31,6 +31,7 @@ __all__ = [
     "print_json",
     "print_names",
     "progress",
+    "set_json",
 ]
 
 #: Exit codes (docs/cli.md).
@@ -101,9 +102,14 @@ def emit_error(code: str, message: str, hint: str | None, as_json: bool) -> None
     click.echo(f"hint: {hint}", err=True)
 
 
+def set_json(ctx: click.Context) -> None:
+    """JSON output for the rest of the command (no progress displays)."""
+    ctx.meta["phlo.json"] = True
+
+
 def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value:
-        ctx.meta["phlo.json"] = True
+        set_json(ctx)
 
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -3,10 +3,15 @@ Dagster (checks included), each run published through WAP as the promotion senso
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from multiprocessing import get_context
+import json
+import re
+import selectors
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +20,7 @@ import click
 from phlo._extras import require
 from phlo.cli import output
 from phlo.cli.app import main, project_config
-from phlo.cli.execution import RunReport, assets_of, open_instance, plan, run_assets, select
+from phlo.cli.execution import RunReport, open_instance, plan, run_assets, select
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -119,14 +124,20 @@ def backfill(
     assets = select(defs, patterns)
     tasks = [(day, run) for day in _days(start.date(), end.date()) for run in plan(assets, day)]
     reports: list[RunReport] = []
+    # Created here, once: workers creating the Dagster storage and the catalog at the same
+    # time would race.
+    instance = open_instance(config.root)
+    config.open_lakehouse()
     with output.progress(len(tasks), "backfilling") as advance:
         if parallel == 1:
-            instance = open_instance(config.root)
             for _day, (key, members) in tasks:
                 reports.append(run_assets(defs, members, key, instance))
                 advance(key or "")
         else:
-            for report in _in_processes(config.root, tasks, parallel):
+            keyed = [
+                (key, [k.to_user_string() for a in m for k in a.keys]) for _d, (key, m) in tasks
+            ]
+            for report in _in_processes(config.root, keyed, parallel):
                 reports.append(report)
                 advance(report.partition or "")
     reports.sort(key=lambda r: (r.partition or "", r.assets))
@@ -156,48 +167,79 @@ def backfill(
 
 
 def _in_processes(
-    root: Path,
-    tasks: Sequence[tuple[str, tuple[str | None, Sequence[dg.AssetsDefinition]]]],
-    parallel: int,
-) -> list[RunReport]:
-    """Runs the tasks in `parallel` fresh processes (spawned: no engine or database handle
-    of this process is shared), in completion order."""
-    from concurrent.futures import as_completed
+    root: Path, tasks: Sequence[tuple[str | None, list[str]]], parallel: int
+) -> Iterator[RunReport]:
+    """Runs `tasks` (partition, asset keys) on `parallel` worker processes
+    (`phlo.cli.backfill_worker`, each loading the project once), handing a worker its next
+    task when it reports one done; yields the reports in completion order. A worker that dies
+    fails its task with the end of its stderr, and the others take the remaining tasks."""
+    pending = list(reversed(tasks))
+    selector = selectors.DefaultSelector()
+    workers = [_Worker(root) for _ in range(min(parallel, len(tasks)))]
+    try:
+        for worker in workers:
+            worker.give(pending.pop())
+            selector.register(worker.output, selectors.EVENT_READ, worker)
+        while selector.get_map():
+            for key, _events in selector.select():
+                worker = key.data
+                line = worker.output.readline()
+                if line:
+                    yield RunReport.from_json(json.loads(line))
+                else:
+                    yield worker.crashed()
+                if line and pending:
+                    worker.give(pending.pop())
+                else:
+                    selector.unregister(worker.output)
+                    worker.stop()
+        for partition, assets in reversed(pending):  # every worker died
+            yield RunReport(partition, assets, errors=["not run: every worker process died"])
+    finally:
+        for worker in workers:
+            worker.stop()
 
-    done = []
-    with ProcessPoolExecutor(
-        max_workers=parallel,
-        mp_context=get_context("spawn"),
-        initializer=_worker_start,
-        initargs=(str(root),),
-    ) as pool:
-        futures: list[Future[RunReport]] = [
-            pool.submit(
-                _worker_run, str(root), [k.to_user_string() for a in m for k in a.keys], key
-            )
-            for _day, (key, m) in tasks
-        ]
+
+_EXCEPTION_LINE = re.compile(r"^[\w.]+(Error|Exception|Interrupt|Exit)\b")
+
+
+class _Worker:
+    """One `phlo.cli.backfill_worker` process and the task it is running."""
+
+    def __init__(self, root: Path) -> None:
+        self.log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "phlo.cli.backfill_worker", str(root)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.input, self.output = self.process.stdin, self.process.stdout
+        self.task: tuple[str | None, list[str]] = (None, [])
+
+    def give(self, task: tuple[str | None, list[str]]) -> None:
+        self.task = task
+        self.input.write(json.dumps({"partition": task[0], "assets": task[1]}) + "\n")
+        self.input.flush()
+
+    def crashed(self) -> RunReport:
+        code = self.process.wait()
+        self.log.seek(0)
+        lines = self.log.read().decode(errors="replace").strip().splitlines() or ["-"]
+        # The exception line of a traceback says most; else the last line.
+        cause = next((ln for ln in reversed(lines) if _EXCEPTION_LINE.match(ln)), lines[-1])
+        message = f"the worker process exited with code {code}: {cause}"
+        return RunReport(self.task[0], self.task[1], errors=[message])
+
+    def stop(self) -> None:
+        with contextlib.suppress(BrokenPipeError):  # a dead worker's pipe
+            self.input.close()  # no more tasks: the worker ends
         try:
-            for future in as_completed(futures):
-                done.append(future.result())
-        except BaseException:
-            pool.shutdown(cancel_futures=True)
-            raise
-    return done
-
-
-#: The project's definitions in a backfill worker process.
-_worker_defs: dg.Definitions | None = None
-
-
-def _worker_start(root: str) -> None:
-    global _worker_defs
-    import phlo.dagster
-
-    _worker_defs = phlo.dagster.definitions(root)
-
-
-def _worker_run(root: str, keys: list[str], partition: str | None) -> RunReport:
-    assert _worker_defs is not None
-    assets = [a for a in assets_of(_worker_defs) if any(k.to_user_string() in keys for k in a.keys)]
-    return run_assets(_worker_defs, assets, partition, open_instance(Path(root)))
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.output.close()
+        self.log.close()

@@ -140,9 +140,13 @@ def delete(
 @click.pass_context
 def sql_command(ctx: click.Context, query: str, ref: str, as_of: str | None, as_json: bool) -> None:
     """Run a SQL QUERY (DuckDB) over the tables of a ref, e.g. 'SELECT count(*) FROM raw.events'."""
+    if as_json:
+        output.set_json(ctx)
     relation = open_lakehouse(ctx).sql(query, ref=ref, as_of=as_of)
     if not as_json:
-        click.echo(str(relation), nl=False)
+        with output.activity("running the query"):
+            text = str(relation)
+        click.echo(text, nl=False)
         return
     for batch in relation.to_arrow_reader(batch_size=10_000):
         for row in batch.to_pylist():
