@@ -111,7 +111,10 @@ def test_a_failing_quality_check_blocks_the_publication(project: Path) -> None:
     assert lakehouse_of(project).table("raw.events").current_snapshot_id is None
 
 
-def test_materialize_everything_runs_one_run_per_partitions_definition(project: Path) -> None:
+def test_materialize_everything_runs_one_run_per_partitions_definition(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # where Dagster logs its telemetry
     result = phlo_cli(project, "materialize", "--partition", "2025-01-06", "--json")
     assert result.exit_code == 0, result.output
     runs = as_json(result)["runs"]
@@ -119,8 +122,12 @@ def test_materialize_everything_runs_one_run_per_partitions_definition(project: 
     assert [r["assets"] for r in runs] == [["dlt_clicks", "dlt_events", "dlt_users"]]
     assert all(r["ok"] for r in runs)
     assert rows(project, "raw.clicks") == events_of("2025-01-06")
+    # The Dagster home phlo made keeps Dagster's telemetry off: not even a local log of it.
+    assert "enabled: false" in (project / ".phlo" / "dagster" / "dagster.yaml").read_text()
+    assert not (tmp_path / "home" / ".dagster" / "logs" / "event.log").exists()
 
-    # An ingestion whose partitions start elsewhere has its own definition: a run of its own.
+
+def test_an_ingestion_starting_elsewhere_runs_apart(project: Path) -> None:
     users = project / "workflows" / "ingestion" / "api" / "events.py"
     users.write_text(
         users.read_text().replace(
@@ -131,6 +138,7 @@ def test_materialize_everything_runs_one_run_per_partitions_definition(project: 
     result = phlo_cli(project, "materialize", "--partition", "2025-01-07", "--json")
     assert result.exit_code == 0, result.output
     runs = as_json(result)["runs"]
+    # Its own partitions definition: Dagster runs it apart (and it publishes on its own).
     assert sorted(r["assets"] for r in runs) == [["dlt_clicks", "dlt_events"], ["dlt_users"]]
 
 

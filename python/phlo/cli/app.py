@@ -16,7 +16,7 @@ import click
 from phlo._native import __version__
 from phlo.cli import output
 from phlo.config import ProjectConfig, load_project
-from phlo.errors import PhloError
+from phlo.errors import MissingExtraError, PhloError
 from phlo.lakehouse import Lakehouse
 
 
@@ -71,6 +71,9 @@ class _Group(click.Group):
         as_json = "--json" in argv
         try:
             result = super().main(argv, prog_name, complete_var, False, **extra)
+        except MissingExtraError as exc:
+            output.emit_error(exc.code, str(exc), f"pip install 'phlo[{exc.extra}]'", as_json)
+            sys.exit(output.MISSING_EXTRA)
         except PhloError as exc:
             output.emit_error(exc.code, str(exc), None, as_json)
             sys.exit(output.exit_code_of(exc.code))

@@ -90,9 +90,13 @@ def dagster_home_path(project_root: Path) -> Path:
 
 
 def dagster_home(project_root: Path) -> Path:
-    """`dagster_home_path`, created."""
+    """`dagster_home_path`, created; a new one gets a ``dagster.yaml`` with Dagster's telemetry
+    off (phlo sends nothing anywhere; ``DAGSTER_DISABLE_TELEMETRY`` only stops the upload)."""
     home = dagster_home_path(project_root)
     home.mkdir(parents=True, exist_ok=True)
+    settings = home / "dagster.yaml"
+    if not settings.exists() and not (home / "dagster.yml").exists():
+        settings.write_text("telemetry:\n  enabled: false\n")
     return home
 
 

@@ -54,7 +54,6 @@ _HINTS = {
     "config": "fix the setting named above; `phlo config show` prints the effective settings "
     "and docs/configuration.md lists them",
     "usage": "see `phlo COMMAND --help`",
-    "missing_extra": "install the extra named above, e.g. pip install 'phlo[dagster]'",
     "no_such_table": "`phlo tables` lists the tables",
     "no_such_namespace": "`phlo namespaces` lists the namespaces",
     "invalid_input": "check the command's arguments (`phlo COMMAND --help`)",
