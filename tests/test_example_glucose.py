@@ -149,3 +149,17 @@ def test_the_notebook_walks_the_same_steps(
     assert head.startswith("pyarrow.Table") and "_id: string" in head
     lh = phlo.Lakehouse.open(glucose / ".phlo" / "notebook")
     assert lh.table("raw.glucose_entries", ref="main").to_arrow().num_rows == 288
+
+
+def test_run_py_starts_afresh_but_keeps_the_settings_files(glucose: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("glucose_run", glucose / "run.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    lakehouse = glucose / ".phlo"
+    phlo.Lakehouse.open(lakehouse).create_namespace("raw")
+    (lakehouse / ".env.local").write_text("PHLO_POSTGRES_URL=postgresql://x@127.0.0.1/x\n")
+    module.fresh_lakehouse(lakehouse)
+    assert sorted(p.name for p in lakehouse.iterdir()) == [".env.local", ".env.local.example"]

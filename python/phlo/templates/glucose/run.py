@@ -79,11 +79,23 @@ def show_lakehouse(lh: phlo.Lakehouse) -> None:
     print(f"open run branches (kept for inspection): {', '.join(open_branches) or '-'}")
 
 
+def fresh_lakehouse(folder: Path) -> None:
+    """Empties the project's lakehouse folder (tables, catalog, staging, Dagster runs) but
+    keeps its settings files (`.env.local`, `*.example`)."""
+    for entry in folder.iterdir() if folder.exists() else []:
+        if entry.name == ".env.local" or entry.suffix == ".example":
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
 def main() -> None:
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    shutil.rmtree(HERE / ".phlo", ignore_errors=True)
+    fresh_lakehouse(HERE / ".phlo")
     print(f"glucose example: a fresh embedded lakehouse in {HERE / '.phlo'}")
     report = backfill()
     for run in report["runs"]:
