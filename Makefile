@@ -81,4 +81,6 @@ fmt:
 	$(BIN)/ruff check --fix python tests benches examples
 
 clean:
-	rm -rf $(VENV) .pytest_cache examples/*/.phlo
+	rm -rf $(VENV) .pytest_cache
+	# The examples' lakehouses, not their settings files (.phlo/*.example).
+	find examples/*/.phlo -mindepth 1 -maxdepth 1 ! -name '*.example' -exec rm -rf {} + 2>/dev/null || true
