@@ -42,8 +42,18 @@ def outputs_by_tag(notebook: Any) -> dict[str, list[dict[str, Any]]]:
     return found
 
 
-def html_of(outputs: list[dict[str, Any]]) -> list[str]:
+def _all_html(outputs: list[dict[str, Any]]) -> list[str]:
     return [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
+
+
+def html_of(outputs: list[dict[str, Any]]) -> list[str]:
+    """The HTML the cell displayed, without phlo's activity lines (phlo.progress)."""
+    return [h for h in _all_html(outputs) if h and "phlo-activity" not in h]
+
+
+def activity_of(outputs: list[dict[str, Any]]) -> list[str]:
+    """phlo's activity lines of the cell ('' for an operation that took under a second)."""
+    return [h for h in _all_html(outputs) if not h or "phlo-activity" in h]
 
 
 def text_of(outputs: list[dict[str, Any]]) -> str:

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 import phlo
-from notebooks import execute, html_of, outputs_by_tag, text_of
+from notebooks import activity_of, execute, html_of, outputs_by_tag, text_of
 
 PHLO = str(Path(sys.executable).with_name("phlo"))
 GOOD_DAYS = ("2025-01-01", "2025-01-02")
@@ -133,6 +133,8 @@ def test_the_notebook_walks_the_same_steps(
     notebook = execute(glucose / "notebooks" / "glucose.ipynb", tmp_path, monkeypatch, glucose)
     out = outputs_by_tag(notebook)
     assert "published" in html_of(out["ingest"])[0]
+    (building,) = activity_of(out["dbt"])  # a dbt build takes seconds: its live line shows
+    assert "dbt build: done in" in building
     checks = text_of(out["quality"])
     assert "('freshness_check_date_string', False, 'warn')" in checks
     assert checks.count("True") == 4

@@ -102,8 +102,10 @@ class IngestionDefinition:
         None opens the project's (`phlo.yaml`'s ``lakehouse``, default ``.phlo`` under the
         project root)."""
         from phlo.ingestion.runner import run_inline
+        from phlo.progress import activity
 
-        return run_inline(self, partition_date, lakehouse=lakehouse, ref=ref)
+        with activity(f"{self.name}: ingesting partition {partition_date}"):
+            return run_inline(self, partition_date, lakehouse=lakehouse, ref=ref)
 
     def __repr__(self) -> str:
         return f"<phlo_ingestion {self.name} → {self.table_identifier()}>"

@@ -12,6 +12,7 @@ import pyarrow as pa
 from phlo import _args
 from phlo.display import HtmlRepr
 from phlo.errors import InputError, PhloError, PublishError
+from phlo.progress import shows_activity
 from phlo.publishing import postgres
 from phlo.sql import connect, parquet_files, quote, read_columns, read_parquet_sql, register_table
 
@@ -51,6 +52,7 @@ class PublishResult(HtmlRepr):
         return {"dagster/row_count": self.rows, "dagster/table_name": self.table, **asdict(self)}
 
 
+@shows_activity("publishing to PostgreSQL")
 def publish_marts_to_postgres(
     context: Any,
     tables_to_publish: Mapping[str, str],

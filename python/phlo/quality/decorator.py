@@ -79,7 +79,10 @@ class QualityDefinition:
             from phlo.config import load_project
 
             lakehouse = load_project().open_lakehouse()
-        return run_checks(self, partition_date, lakehouse, ref)
+        from phlo.progress import activity
+
+        with activity(f"{self.name}: {len(self.checks)} checks on {self.table}"):
+            return run_checks(self, partition_date, lakehouse, ref)
 
     def __repr__(self) -> str:
         return f"<phlo_quality {self.name} on {self.table}: {len(self.checks)} checks>"

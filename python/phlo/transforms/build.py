@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from phlo.errors import NoSuchTableError, PhloError, SqlError
+from phlo.progress import shows_activity
 from phlo.quality.contract import SAMPLE_LIMIT, CheckResult
 from phlo.sql import quote
 from phlo.transforms.checks import check_result, test_specs
@@ -70,6 +71,7 @@ class DbtBuild:
             raise first
 
 
+@shows_activity("dbt build")
 def build(
     project: DbtProject,
     lakehouse: Lakehouse,
