@@ -66,7 +66,8 @@ def duckdb_direct(root: Path) -> Callable[[], Any]:
 
 
 def duckdb_direct_fresh(root: Path) -> Callable[[], Any]:
-    """As `duckdb_direct`, with a new in-memory DuckDB per query, as `lh.sql` opens one."""
+    """As `duckdb_direct`, with a new in-memory DuckDB per query (what `lh.sql` did before
+    its queries shared one database)."""
     import duckdb
 
     files = sorted(str(p) for p in (root / "warehouse").rglob("*.parquet"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from pyiceberg.catalog.sql import SqlCatalog
 
 import phlo
+import phlo.sql
 from conftest import make_events
 from phlo.errors import NoSuchTableError, SqlError
 
@@ -29,6 +31,40 @@ def test_reads_each_ref_as_it_is(lh, events_table):
     lh.table("raw.events", "dev").append(make_events(30, 12))
     assert rows(lh, "SELECT count(*), sum(id) FROM raw.events") == [(30, sum(range(30)))]
     assert rows(lh, "SELECT count(*), sum(id) FROM raw.events", ref="dev") == [(42, sum(range(42)))]
+
+
+def test_a_result_keeps_reading_its_own_ref_while_other_queries_run(lh, events_table):
+    # Queries share one DuckDB database; each one's views must stay its own.
+    events_table.append(make_events(0, 30))
+    lh.create_branch("dev")
+    lh.table("raw.events", "dev").append(make_events(30, 12))
+    on_main = lh.sql("SELECT count(*) FROM raw.events")
+    on_dev = lh.sql("SELECT count(*) FROM raw.events", ref="dev")
+    assert on_main.fetchall() == [(30,)]
+    assert on_dev.fetchall() == [(42,)]
+    assert on_main.filter("true").fetchall() == [(30,)]
+
+
+def query_catalogs() -> list[str]:
+    found = phlo.sql._shared_database().sql(
+        "SELECT database_name FROM duckdb_databases() WHERE database_name LIKE '__phlo_query_%'"
+    )
+    return [name for (name,) in found.fetchall()]
+
+
+def test_a_query_catalog_is_dropped_once_nothing_reads_it(lh, events_table):
+    events_table.append(make_events(0, 5))
+    gc.collect()
+    before = query_catalogs()
+    relation = lh.sql("SELECT id FROM raw.events")
+    derived = relation.filter("id > 2")
+    del relation
+    gc.collect()
+    assert len(query_catalogs()) == len(before) + 1
+    assert sorted(derived.fetchall()) == [(3,), (4,)]
+    del derived
+    gc.collect()
+    assert query_catalogs() == before
 
 
 def test_reads_a_table_as_of_a_time(lh, events_table):
