@@ -271,7 +271,8 @@ async fn rewrite_run(layout: Arc<Layout>, run: Run) -> Result<Vec<DataFile>> {
         let opened = ProjectedFile::open(&layout.io, &file.data.file, &layout.projection)
             .await?
             .with_deletes(file_deletes);
-        for batch in opened.reader((0..opened.num_row_groups()).collect())? {
+        let mut batches = opened.batches().await?;
+        while let Some(batch) = batches.next().await {
             writer
                 .write(cast_to_schema(&batch?, &layout.arrow)?)
                 .await

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use arrow_arith::boolean::not;
 use arrow_schema::SchemaRef as ArrowSchemaRef;
 use arrow_select::filter::filter_record_batch;
+use futures::StreamExt;
 use iceberg::expr::{Bind, BoundPredicate};
 use iceberg::io::FileIO;
 use iceberg::spec::{DataFile, SchemaRef};
@@ -225,7 +226,8 @@ async fn choose_files(
                     .await?
                     .with_deletes(file_deletes);
                 let (mut matched, mut rows) = (0u64, 0u64);
-                for batch in opened.reader((0..opened.num_row_groups()).collect())? {
+                let mut batches = opened.batches().await?;
+                while let Some(batch) = batches.next().await {
                     let batch = batch?;
                     rows += batch.num_rows() as u64;
                     matched += row_matches(predicate, &batch)?.true_count() as u64;
@@ -253,7 +255,8 @@ async fn rewrite_without_matches(
     target: &ArrowSchemaRef,
     sink: &mut DataFileSink,
 ) -> Result<()> {
-    for batch in file.reader((0..file.num_row_groups()).collect())? {
+    let mut batches = file.batches().await?;
+    while let Some(batch) = batches.next().await {
         let batch = batch?;
         let keep = not(&row_matches(predicate, &batch)?).context(|| "inverting a mask".into())?;
         let kept = filter_record_batch(&batch, &keep).context(|| "dropping rows".into())?;

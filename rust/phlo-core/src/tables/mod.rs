@@ -14,7 +14,7 @@ pub mod write;
 
 pub use commit::{CommitOutcome, SnapshotChange};
 pub use filter::{Filter, FilterOp, Literal};
-pub use read::{ProjectedFile, ProjectedReader, Projection, read_data_file};
+pub use read::{ProjectedFile, ProjectedReader, ProjectedStream, Projection, read_data_file};
 pub use scan::{ScanOptions, ScanPlan};
 pub use table::LoadedTable;
 

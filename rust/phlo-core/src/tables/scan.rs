@@ -326,9 +326,9 @@ impl Worker {
             .await?
             .with_batch_size(self.batch_size)
             .with_deletes(deletes);
-        let reader = opened.reader((0..opened.num_row_groups()).collect())?;
+        let mut batches = opened.batches().await?;
         let width = self.schema.fields().len();
-        for batch in reader {
+        while let Some(batch) = batches.next().await {
             let mut batch = batch?;
             if let Some(predicate) = &self.predicate {
                 let mask = row_matches(predicate, &batch)?;
