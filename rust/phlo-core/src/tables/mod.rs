@@ -6,6 +6,7 @@ pub mod commit;
 pub mod deletes;
 pub mod eval;
 pub mod filter;
+pub mod manifest_filter;
 pub mod manifests;
 pub mod read;
 pub mod scan;
