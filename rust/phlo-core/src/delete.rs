@@ -8,7 +8,8 @@
 //! 3. commit once (`delete` when files are only dropped, `overwrite` when some were rewritten),
 //!    refused when a concurrent write added files that may hold matching rows.
 //!
-//! A delete that matches nothing commits nothing. Memory is about one data file.
+//! A delete that matches nothing commits nothing. Files are streamed a row group at a time:
+//! memory is about a row group and the writers' buffers, whatever the files' sizes.
 
 use std::collections::HashMap;
 
@@ -226,7 +227,7 @@ async fn choose_files(
                     .await?
                     .with_deletes(file_deletes);
                 let (mut matched, mut rows) = (0u64, 0u64);
-                let mut batches = opened.batches().await?;
+                let mut batches = opened.batches()?;
                 while let Some(batch) = batches.next().await {
                     let batch = batch?;
                     rows += batch.num_rows() as u64;
@@ -255,7 +256,7 @@ async fn rewrite_without_matches(
     target: &ArrowSchemaRef,
     sink: &mut DataFileSink,
 ) -> Result<()> {
-    let mut batches = file.batches().await?;
+    let mut batches = file.batches()?;
     while let Some(batch) = batches.next().await {
         let batch = batch?;
         let keep = not(&row_matches(predicate, &batch)?).context(|| "inverting a mask".into())?;

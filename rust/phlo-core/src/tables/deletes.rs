@@ -252,7 +252,7 @@ async fn load_positions(io: &FileIO, delete: &LiveFile) -> Result<HashMap<String
     let projection = Projection::of_schema(&schema)?;
     let mut by_path: HashMap<String, Vec<i64>> = HashMap::new();
     let opened = ProjectedFile::open(io, &delete.file, &projection).await?;
-    let mut batches = opened.batches().await?;
+    let mut batches = opened.batches()?;
     while let Some(batch) = batches.next().await {
         let batch = batch?;
         let (Some(paths), Some(positions)) = (
@@ -303,7 +303,7 @@ async fn load_equality(
     .context(|| "encoding equality deletes".into())?;
     let mut rows = HashSet::new();
     let opened = ProjectedFile::open(io, &delete.file, &projection).await?;
-    let mut batches = opened.batches().await?;
+    let mut batches = opened.batches()?;
     while let Some(batch) = batches.next().await {
         let encoded = converter
             .convert_columns(batch?.columns())

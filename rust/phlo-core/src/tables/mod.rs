@@ -5,6 +5,7 @@
 pub mod commit;
 pub mod deletes;
 pub mod eval;
+mod file_ranges;
 pub mod filter;
 pub mod manifest_filter;
 pub mod manifests;
@@ -19,7 +20,7 @@ pub use read::{ProjectedFile, ProjectedReader, ProjectedStream, Projection, read
 pub use scan::{ScanOptions, ScanPlan};
 pub use table::LoadedTable;
 
-/// The whole content of a file (a manifest list, or one data file a merge or diff reads).
+/// The whole content of a small file (a manifest list).
 pub(crate) async fn read_bytes(
     io: &iceberg::io::FileIO,
     path: &str,

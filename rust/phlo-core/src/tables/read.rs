@@ -21,8 +21,7 @@ use arrow_cast::{CastOptions, can_cast_types, cast_with_options};
 use arrow_schema::{DataType, SchemaRef as ArrowSchemaRef};
 use arrow_select::filter::filter_record_batch;
 use futures::{Stream, StreamExt};
-use iceberg::arrow::ArrowFileReader;
-use iceberg::io::{FileIO, FileMetadata};
+use iceberg::io::FileIO;
 use iceberg::spec::{
     DEFAULT_SCHEMA_NAME_MAPPING, DataFile, DataFileFormat, NameMapping, Schema, TableMetadata,
 };
@@ -31,6 +30,7 @@ use parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchS
 use parquet::arrow::{PARQUET_FIELD_ID_META_KEY, ProjectionMask};
 
 use super::deletes::FileDeletes;
+use super::file_ranges::FileRanges;
 use crate::error::{Context, Error, Location, Result};
 use crate::schema::arrow_schema_of;
 
@@ -179,9 +179,8 @@ enum Source {
 /// holds about one row group's compressed columns and one decoded batch, whatever the file's
 /// size.
 pub struct ProjectedFile {
-    io: FileIO,
+    ranges: FileRanges,
     path: Arc<str>,
-    size: u64,
     metadata: ArrowReaderMetadata,
     mask: ProjectionMask,
     sources: Arc<[Source]>,
@@ -204,21 +203,19 @@ impl ProjectedFile {
             ));
         }
         // The manifest's size spares a stat of the file (a request on object stores).
-        let size = file.file_size_in_bytes();
-        let mut input = file_reader(io, path, size).await?;
-        let metadata = ArrowReaderMetadata::load_async(&mut input, ArrowReaderOptions::new())
+        let mut ranges = FileRanges::open(io, path, file.file_size_in_bytes()).await?;
+        let metadata = ArrowReaderMetadata::load_async(&mut ranges, ArrowReaderOptions::new())
             .await
             .map_err(|e| corrupt(path, e))?;
-        Self::resolve(io.clone(), path.into(), size, metadata, projection)
+        Self::resolve(ranges, path.into(), metadata, projection)
     }
 
     /// The same file (its footer not read again) resolved against another projection of its
     /// table.
     pub fn reproject(&self, projection: &Projection) -> Result<Self> {
         Ok(Self::resolve(
-            self.io.clone(),
+            self.ranges.clone(),
             self.path.clone(),
-            self.size,
             self.metadata.clone(),
             projection,
         )?
@@ -227,9 +224,8 @@ impl ProjectedFile {
     }
 
     fn resolve(
-        io: FileIO,
+        ranges: FileRanges,
         path: Arc<str>,
-        size: u64,
         metadata: ArrowReaderMetadata,
         projection: &Projection,
     ) -> Result<Self> {
@@ -275,9 +271,8 @@ impl ProjectedFile {
             .collect::<Result<Vec<_>>>()?;
         let mask = ProjectionMask::roots(metadata.parquet_schema(), roots);
         Ok(Self {
-            io,
+            ranges,
             path,
-            size,
             metadata,
             mask,
             sources: sources.into(),
@@ -305,26 +300,27 @@ impl ProjectedFile {
     }
 
     /// The batches of the whole file, in order, in the projection's schema.
-    pub async fn batches(&self) -> Result<ProjectedStream> {
-        self.stream((0..self.num_row_groups()).collect()).await
+    pub fn batches(&self) -> Result<ProjectedStream> {
+        self.stream((0..self.num_row_groups()).collect())
     }
 
     /// The batches of a contiguous, ascending run of row groups, in the projection's schema.
-    pub async fn stream(&self, row_groups: Vec<usize>) -> Result<ProjectedStream> {
+    pub fn stream(&self, row_groups: Vec<usize>) -> Result<ProjectedStream> {
         // Position deletes count rows from the start of the file.
         let first_row = self.metadata.metadata().row_groups()
             [..row_groups.first().copied().unwrap_or(0)]
             .iter()
             .map(|g| g.num_rows())
             .sum();
-        let input = file_reader(&self.io, &self.path, self.size).await?;
-        let inner =
-            ParquetRecordBatchStreamBuilder::new_with_metadata(input, self.metadata.clone())
-                .with_projection(self.mask.clone())
-                .with_row_groups(row_groups)
-                .with_batch_size(self.batch_rows)
-                .build()
-                .map_err(|e| corrupt(&self.path, e))?;
+        let inner = ParquetRecordBatchStreamBuilder::new_with_metadata(
+            self.ranges.clone(),
+            self.metadata.clone(),
+        )
+        .with_projection(self.mask.clone())
+        .with_row_groups(row_groups)
+        .with_batch_size(self.batch_rows)
+        .build()
+        .map_err(|e| corrupt(&self.path, e))?;
         Ok(ProjectedStream {
             inner,
             path: self.path.clone(),
@@ -351,7 +347,7 @@ impl ProjectedFile {
         for worker in 0..workers {
             let range = (worker * per_worker).min(groups)..((worker + 1) * per_worker).min(groups);
             let reader = ProjectedReader {
-                stream: self.stream(range.collect()).await?,
+                stream: self.stream(range.collect())?,
                 runtime: runtime.clone(),
             };
             let work = work.clone();
@@ -366,17 +362,6 @@ impl ProjectedFile {
         }
         Ok(results)
     }
-}
-
-/// A reader of `path` for the Parquet decoder: it fetches the byte ranges asked for.
-async fn file_reader(io: &FileIO, path: &str, size: u64) -> Result<ArrowFileReader> {
-    let read = io
-        .new_input(path)
-        .context(|| format!("opening {path}"))?
-        .reader()
-        .await
-        .context(|| format!("opening {path}"))?;
-    Ok(ArrowFileReader::new(FileMetadata { size }, read))
 }
 
 /// Reads a whole data file as `projection` sees it, decoding its row groups on up to
@@ -432,7 +417,7 @@ fn file_field_ids(
 /// Batches of a run of row groups of one data file, in the projection's schema, as they are
 /// decoded.
 pub struct ProjectedStream {
-    inner: ParquetRecordBatchStream<ArrowFileReader>,
+    inner: ParquetRecordBatchStream<FileRanges>,
     path: Arc<str>,
     sources: Arc<[Source]>,
     schema: ArrowSchemaRef,
@@ -496,20 +481,18 @@ impl Stream for ProjectedStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        match this.inner.poll_next_unpin(cx) {
-            Poll::Ready(Some(batch)) => Poll::Ready(Some(
-                batch
-                    .map_err(|e| corrupt(&this.path, e))
-                    .and_then(|b| this.project(b)),
-            )),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
+        this.inner.poll_next_unpin(cx).map(|batch| {
+            batch.map(|b| {
+                b.map_err(|e| corrupt(&this.path, e))
+                    .and_then(|b| this.project(b))
+            })
+        })
     }
 }
 
-/// A [`ProjectedStream`] read from a blocking thread (one of `spawn_blocking`'s), as an
-/// iterator: each batch's bytes are fetched on the runtime, and decoded on this thread.
+/// A [`ProjectedStream`] read from a blocking thread (one of `spawn_blocking`'s) as an
+/// iterator: the thread waits for each row group's bytes (the runtime drives the I/O) and
+/// decodes the batches itself.
 pub struct ProjectedReader {
     stream: ProjectedStream,
     runtime: tokio::runtime::Handle,

@@ -337,7 +337,7 @@ impl Worker {
             .await?
             .with_batch_size(self.batch_size)
             .with_deletes(deletes);
-        let mut batches = opened.batches().await?;
+        let mut batches = opened.batches()?;
         let width = self.schema.fields().len();
         while let Some(batch) = batches.next().await {
             let mut batch = batch?;
