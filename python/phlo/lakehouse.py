@@ -856,6 +856,16 @@ class Scan:
         return self._native.files_scanned
 
     @property
+    def manifests_total(self) -> int:
+        """Data manifests of the snapshot read."""
+        return self._native.manifests_total
+
+    @property
+    def manifests_scanned(self) -> int:
+        """Data manifests planning read: the others' partition summaries ruled the filter out."""
+        return self._native.manifests_scanned
+
+    @property
     def data_files(self) -> list[str]:
         """The data files this scan reads (those left after pruning)."""
         return [path for path, _, _ in self._native.data_files]

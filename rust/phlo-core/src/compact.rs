@@ -9,7 +9,8 @@
 //!   had (data clustered by its loads stays clustered). Files are read by Iceberg field id
 //!   ([`crate::tables::read`]), so columns renamed or dropped since a file was written come
 //!   out under the current schema. Runs are rewritten in parallel, one at a time per core;
-//!   memory is about one data file per run.
+//!   each streams its files a row group at a time, so memory is about a row group and the
+//!   writer's buffer per run, whatever the files' sizes.
 //! - Files other engines' delete files apply to are rewritten whatever their size, without the
 //!   deleted rows; a delete file left applying to no live file is removed by the same commit.
 //! - The commit removes the rewritten files and adds the new ones. A concurrent append is
@@ -271,7 +272,8 @@ async fn rewrite_run(layout: Arc<Layout>, run: Run) -> Result<Vec<DataFile>> {
         let opened = ProjectedFile::open(&layout.io, &file.data.file, &layout.projection)
             .await?
             .with_deletes(file_deletes);
-        for batch in opened.reader((0..opened.num_row_groups()).collect())? {
+        let mut batches = opened.batches()?;
+        while let Some(batch) = batches.next().await {
             writer
                 .write(cast_to_schema(&batch?, &layout.arrow)?)
                 .await

@@ -8,13 +8,15 @@
 //! 3. commit once (`delete` when files are only dropped, `overwrite` when some were rewritten),
 //!    refused when a concurrent write added files that may hold matching rows.
 //!
-//! A delete that matches nothing commits nothing. Memory is about one data file.
+//! A delete that matches nothing commits nothing. Files are streamed a row group at a time:
+//! memory is about a row group and the writers' buffers, whatever the files' sizes.
 
 use std::collections::HashMap;
 
 use arrow_arith::boolean::not;
 use arrow_schema::SchemaRef as ArrowSchemaRef;
 use arrow_select::filter::filter_record_batch;
+use futures::StreamExt;
 use iceberg::expr::{Bind, BoundPredicate};
 use iceberg::io::FileIO;
 use iceberg::spec::{DataFile, SchemaRef};
@@ -225,7 +227,8 @@ async fn choose_files(
                     .await?
                     .with_deletes(file_deletes);
                 let (mut matched, mut rows) = (0u64, 0u64);
-                for batch in opened.reader((0..opened.num_row_groups()).collect())? {
+                let mut batches = opened.batches()?;
+                while let Some(batch) = batches.next().await {
                     let batch = batch?;
                     rows += batch.num_rows() as u64;
                     matched += row_matches(predicate, &batch)?.true_count() as u64;
@@ -253,7 +256,8 @@ async fn rewrite_without_matches(
     target: &ArrowSchemaRef,
     sink: &mut DataFileSink,
 ) -> Result<()> {
-    for batch in file.reader((0..file.num_row_groups()).collect())? {
+    let mut batches = file.batches()?;
+    while let Some(batch) = batches.next().await {
         let batch = batch?;
         let keep = not(&row_matches(predicate, &batch)?).context(|| "inverting a mask".into())?;
         let kept = filter_record_batch(&batch, &keep).context(|| "dropping rows".into())?;

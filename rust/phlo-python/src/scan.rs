@@ -30,6 +30,12 @@ pub struct NativeScan {
     files_total: usize,
     #[pyo3(get)]
     files_scanned: usize,
+    /// The snapshot's data manifests, and how many planning read (the others were skipped by
+    /// their partition summaries).
+    #[pyo3(get)]
+    manifests_total: usize,
+    #[pyo3(get)]
+    manifests_scanned: usize,
     #[pyo3(get)]
     snapshot_id: Option<i64>,
     /// (path, delete files applying to it, is Parquet) of every file left after pruning.
@@ -43,6 +49,8 @@ impl NativeScan {
             schema: plan.schema(),
             files_total: plan.files_total,
             files_scanned: plan.files_scanned,
+            manifests_total: plan.manifests.total,
+            manifests_scanned: plan.manifests.read,
             snapshot_id: plan.snapshot_id,
             data_files: plan
                 .data_files()

@@ -7,7 +7,8 @@
 //!    matches are left alone, their delete files still applying to them);
 //! 3. write the batch's rows; 4. commit once (copy-on-write, readable by every engine).
 //!
-//! Memory is bounded by the batch plus one data file, not by the table.
+//! Memory is bounded by the batch plus about a row group per core of the file being rewritten
+//! (a file's rows are held only until its first batch key is found), not by the table.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,7 +30,7 @@ use crate::tables::commit::{ConcurrentChanges, SnapshotChange, commit, commit_ap
 use crate::tables::deletes;
 use crate::tables::manifests::live_files;
 use crate::tables::write::DataFileSink;
-use crate::tables::{LoadedTable, ProjectedFile, ProjectedReader, Projection};
+use crate::tables::{LoadedTable, ProjectedFile, Projection};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MergeStrategy {
@@ -191,14 +192,12 @@ pub async fn merge(
                         .await
                         .map_err(|e| e.in_table(&name))?
                         .with_deletes(file_deletes);
-                    let kept = rewrite_without_keys(&opened, keys.clone(), &mut found)
-                        .await
-                        .map_err(|e| e.in_table(&name))?;
-                    if let Some((kept, matched)) = kept {
+                    let matched =
+                        rewrite_without_keys(&opened, keys.clone(), &mut found, &mut sink)
+                            .await
+                            .map_err(|e| e.in_table(&name))?;
+                    if matched > 0 {
                         rows_removed += matched;
-                        for part in kept {
-                            sink.write(part).await?;
-                        }
                         removed.push(file.data.file);
                     }
                 }
@@ -287,62 +286,75 @@ fn summary_metrics(result: &MergeResult) -> Vec<(String, String)> {
     .collect()
 }
 
-/// Reads one data file and, if it holds batch keys, returns its other rows (to be written
-/// again) and how many rows matched; `None` when nothing matched (the file stays as it is).
+/// Rewrites one data file into `sink` without the rows whose key is in the batch, if it holds
+/// any; returns how many rows matched (0: nothing was written, the file stays as it is).
 /// `found` marks the batch rows whose key the table held. The file's row groups are decoded
-/// and filtered on as many threads as there are cores; memory stays about one file.
+/// and filtered on as many threads as there are cores; their surviving rows stream to the
+/// sink as soon as the file is known to match (until then they are held: a file without a
+/// match is left alone).
 async fn rewrite_without_keys(
     file: &ProjectedFile,
     keys: Arc<BatchKeys>,
     found: &mut [bool],
-) -> Result<Option<(Vec<RecordBatch>, u64)>> {
+    sink: &mut DataFileSink,
+) -> Result<u64> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let parts = file
-        .read_parallel(workers, move |reader| filter_out_keys(reader, &keys))
-        .await?;
-    let mut kept = Vec::new();
-    let mut matched = 0u64;
-    for part in parts {
-        kept.extend(part.kept);
-        matched += part.found.len() as u64;
-        for i in part.found {
-            found[i as usize] = true;
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Filtered>(workers);
+    let reading = file.read_parallel(workers, move |reader| {
+        for batch in reader {
+            // A closed channel: writing failed, and says so.
+            if sender
+                .blocking_send(filter_out_keys(&batch?, &keys)?)
+                .is_err()
+            {
+                break;
+            }
         }
-    }
-    if matched == 0 {
-        return Ok(None);
-    }
-    Ok(Some((kept, matched)))
+        Ok(())
+    });
+    let writing = async {
+        let mut matched = 0u64;
+        let mut held = Vec::new();
+        while let Some(part) = receiver.recv().await {
+            matched += part.found.len() as u64;
+            for i in part.found {
+                found[i as usize] = true;
+            }
+            if part.kept.num_rows() > 0 {
+                held.push(part.kept);
+            }
+            if matched > 0 {
+                for kept in held.drain(..) {
+                    sink.write(kept).await?;
+                }
+            }
+        }
+        Ok::<_, Error>(matched)
+    };
+    let (read, matched) = tokio::join!(reading, writing);
+    read?;
+    matched
 }
 
-/// Rows of a data file that survive a merge, and the batch rows whose keys were found.
+/// The rows of one decoded batch of a data file that survive a merge, and the batch rows whose
+/// keys were found in it.
 struct Filtered {
-    kept: Vec<RecordBatch>,
+    kept: RecordBatch,
     found: Vec<u32>,
 }
 
-fn filter_out_keys(reader: ProjectedReader, keys: &BatchKeys) -> Result<Filtered> {
-    let mut out = Filtered {
-        kept: Vec::new(),
-        found: Vec::new(),
-    };
-    for batch in reader {
-        let batch = batch?;
-        let probe = keys.probe(&batch)?;
-        let mask: BooleanArray = (0..probe.len())
-            .map(|row| match keys.find(&probe, row) {
-                Some(i) => {
-                    out.found.push(i as u32);
-                    Some(false)
-                }
-                None => Some(true),
-            })
-            .collect();
-        let kept =
-            filter_record_batch(&batch, &mask).context(|| "dropping replaced rows".into())?;
-        if kept.num_rows() > 0 {
-            out.kept.push(kept);
-        }
-    }
-    Ok(out)
+fn filter_out_keys(batch: &RecordBatch, keys: &BatchKeys) -> Result<Filtered> {
+    let mut found = Vec::new();
+    let probe = keys.probe(batch)?;
+    let mask: BooleanArray = (0..probe.len())
+        .map(|row| match keys.find(&probe, row) {
+            Some(i) => {
+                found.push(i as u32);
+                Some(false)
+            }
+            None => Some(true),
+        })
+        .collect();
+    let kept = filter_record_batch(batch, &mask).context(|| "dropping replaced rows".into())?;
+    Ok(Filtered { kept, found })
 }

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use arrow_array::{Array, BooleanArray, Int64Array, RecordBatch, StringArray};
 use arrow_row::{RowConverter, SortField};
+use futures::StreamExt;
 use iceberg::io::FileIO;
 use iceberg::spec::{
     DataContentType, DataFileFormat, NestedField, PrimitiveType, Schema, TableMetadata, Type,
@@ -251,7 +252,8 @@ async fn load_positions(io: &FileIO, delete: &LiveFile) -> Result<HashMap<String
     let projection = Projection::of_schema(&schema)?;
     let mut by_path: HashMap<String, Vec<i64>> = HashMap::new();
     let opened = ProjectedFile::open(io, &delete.file, &projection).await?;
-    for batch in opened.reader((0..opened.num_row_groups()).collect())? {
+    let mut batches = opened.batches()?;
+    while let Some(batch) = batches.next().await {
         let batch = batch?;
         let (Some(paths), Some(positions)) = (
             batch.column(0).as_any().downcast_ref::<StringArray>(),
@@ -301,7 +303,8 @@ async fn load_equality(
     .context(|| "encoding equality deletes".into())?;
     let mut rows = HashSet::new();
     let opened = ProjectedFile::open(io, &delete.file, &projection).await?;
-    for batch in opened.reader((0..opened.num_row_groups()).collect())? {
+    let mut batches = opened.batches()?;
+    while let Some(batch) = batches.next().await {
         let encoded = converter
             .convert_columns(batch?.columns())
             .context(|| "encoding equality deletes".into())?;

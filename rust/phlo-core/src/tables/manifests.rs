@@ -16,6 +16,7 @@ use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
+use iceberg::expr::BoundPredicate;
 use iceberg::io::FileIO;
 use iceberg::spec::{
     DataFile, Literal, ManifestContentType, ManifestEntry, ManifestFile, ManifestStatus,
@@ -26,6 +27,7 @@ use iceberg::spec::{
 use super::LoadedTable;
 use super::commit::{SnapshotChange, commit, load_manifest_list};
 use super::deletes::{FileToRead, attach};
+use super::manifest_filter::manifest_may_match;
 use crate::catalog::{MAIN, SqliteCatalog};
 use crate::error::{Context, Error, Location, Result};
 
@@ -335,7 +337,31 @@ pub async fn snapshot_files(
     table: &LoadedTable,
     snapshot: &SnapshotRef,
 ) -> Result<SnapshotFiles> {
+    Ok(snapshot_files_matching(io, table, snapshot, None).await?.0)
+}
+
+/// How many of a snapshot's data manifests a plan read, and how many it skipped by their
+/// partition summaries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ManifestsRead {
+    pub total: usize,
+    pub read: usize,
+    /// Live data files listed by the manifests skipped.
+    pub files_skipped: usize,
+}
+
+/// The live files of `snapshot` that may hold rows matching `predicate`, in manifest order:
+/// data manifests whose partition summaries rule the predicate out are not read. (Delete
+/// manifests are all read: they are few, and a scan needs every delete file of the files it
+/// reads.)
+pub async fn snapshot_files_matching(
+    io: &FileIO,
+    table: &LoadedTable,
+    snapshot: &SnapshotRef,
+    predicate: Option<&BoundPredicate>,
+) -> Result<(SnapshotFiles, ManifestsRead)> {
     let mut files = SnapshotFiles::default();
+    let mut counts = ManifestsRead::default();
     for manifest in load_manifest_list(
         io,
         table.metadata.format_version(),
@@ -343,6 +369,17 @@ pub async fn snapshot_files(
     )
     .await?
     {
+        if manifest.content == ManifestContentType::Data {
+            counts.total += 1;
+            if predicate.is_some_and(|p| !manifest_may_match(p, &manifest, &table.metadata)) {
+                counts.files_skipped += [manifest.added_files_count, manifest.existing_files_count]
+                    .into_iter()
+                    .map(|n| n.unwrap_or(0) as usize)
+                    .sum::<usize>();
+                continue;
+            }
+            counts.read += 1;
+        }
         let loaded = load(io, &manifest).await?;
         let live = loaded
             .entries()
@@ -358,7 +395,7 @@ pub async fn snapshot_files(
             ManifestContentType::Deletes => files.deletes.extend(live),
         }
     }
-    Ok(files)
+    Ok((files, counts))
 }
 
 /// The live data files of a branch, in manifest order, each with the delete files (written by

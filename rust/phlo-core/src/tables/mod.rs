@@ -5,7 +5,9 @@
 pub mod commit;
 pub mod deletes;
 pub mod eval;
+mod file_ranges;
 pub mod filter;
+pub mod manifest_filter;
 pub mod manifests;
 pub mod read;
 pub mod scan;
@@ -14,11 +16,11 @@ pub mod write;
 
 pub use commit::{CommitOutcome, SnapshotChange};
 pub use filter::{Filter, FilterOp, Literal};
-pub use read::{ProjectedFile, ProjectedReader, Projection, read_data_file};
+pub use read::{ProjectedFile, ProjectedReader, ProjectedStream, Projection, read_data_file};
 pub use scan::{ScanOptions, ScanPlan};
 pub use table::LoadedTable;
 
-/// The whole content of a file (a manifest list, or one data file a merge or diff reads).
+/// The whole content of a small file (a manifest list).
 pub(crate) async fn read_bytes(
     io: &iceberg::io::FileIO,
     path: &str,

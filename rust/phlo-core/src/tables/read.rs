@@ -12,24 +12,25 @@
 //! map the file's layout is cast to the schema's.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 
 use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions, new_null_array};
 use arrow_cast::{CastOptions, can_cast_types, cast_with_options};
 use arrow_schema::{DataType, SchemaRef as ArrowSchemaRef};
 use arrow_select::filter::filter_record_batch;
-use bytes::Bytes;
+use futures::{Stream, StreamExt};
 use iceberg::io::FileIO;
 use iceberg::spec::{
     DEFAULT_SCHEMA_NAME_MAPPING, DataFile, DataFileFormat, NameMapping, Schema, TableMetadata,
 };
-use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
-    ParquetRecordBatchReaderBuilder,
-};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
 use parquet::arrow::{PARQUET_FIELD_ID_META_KEY, ProjectionMask};
 
 use super::deletes::FileDeletes;
+use super::file_ranges::FileRanges;
 use crate::error::{Context, Error, Location, Result};
 use crate::schema::arrow_schema_of;
 
@@ -172,11 +173,14 @@ enum Source {
     Missing,
 }
 
-/// One data file in memory, resolved against a [`Projection`]: which of its columns are decoded
-/// and where each lands.
+/// One data file, resolved against a [`Projection`]: its footer, which of its columns are
+/// decoded and where each lands. Only the footer is held; rows are streamed row group by row
+/// group (the projected column chunks of one row group are fetched at a time), so a reader
+/// holds about one row group's compressed columns and one decoded batch, whatever the file's
+/// size.
 pub struct ProjectedFile {
+    ranges: FileRanges,
     path: Arc<str>,
-    bytes: Bytes,
     metadata: ArrowReaderMetadata,
     mask: ProjectionMask,
     sources: Arc<[Source]>,
@@ -186,7 +190,7 @@ pub struct ProjectedFile {
 }
 
 impl ProjectedFile {
-    /// Reads `file` and resolves its columns against `projection`.
+    /// Reads the footer of `file` and resolves its columns against `projection`.
     pub async fn open(io: &FileIO, file: &DataFile, projection: &Projection) -> Result<Self> {
         let path = file.file_path();
         if file.file_format() != DataFileFormat::Parquet {
@@ -198,17 +202,20 @@ impl ProjectedFile {
                 "rewrite the table's data files as Parquet with the engine that wrote them",
             ));
         }
-        let bytes = super::read_bytes(io, path).await?;
-        let metadata = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new())
+        // The manifest's size spares a stat of the file (a request on object stores).
+        let mut ranges = FileRanges::open(io, path, file.file_size_in_bytes()).await?;
+        let metadata = ArrowReaderMetadata::load_async(&mut ranges, ArrowReaderOptions::new())
+            .await
             .map_err(|e| corrupt(path, e))?;
-        Self::resolve(path.into(), bytes, metadata, projection)
+        Self::resolve(ranges, path.into(), metadata, projection)
     }
 
-    /// The same file (not read again) resolved against another projection of its table.
+    /// The same file (its footer not read again) resolved against another projection of its
+    /// table.
     pub fn reproject(&self, projection: &Projection) -> Result<Self> {
         Ok(Self::resolve(
+            self.ranges.clone(),
             self.path.clone(),
-            self.bytes.clone(),
             self.metadata.clone(),
             projection,
         )?
@@ -217,8 +224,8 @@ impl ProjectedFile {
     }
 
     fn resolve(
+        ranges: FileRanges,
         path: Arc<str>,
-        bytes: Bytes,
         metadata: ArrowReaderMetadata,
         projection: &Projection,
     ) -> Result<Self> {
@@ -264,8 +271,8 @@ impl ProjectedFile {
             .collect::<Result<Vec<_>>>()?;
         let mask = ProjectionMask::roots(metadata.parquet_schema(), roots);
         Ok(Self {
+            ranges,
             path,
-            bytes,
             metadata,
             mask,
             sources: sources.into(),
@@ -292,17 +299,21 @@ impl ProjectedFile {
         self.metadata.metadata().num_row_groups()
     }
 
-    /// A reader of a contiguous, ascending run of row groups, yielding batches in the
-    /// projection's schema.
-    pub fn reader(&self, row_groups: Vec<usize>) -> Result<ProjectedReader> {
+    /// The batches of the whole file, in order, in the projection's schema.
+    pub fn batches(&self) -> Result<ProjectedStream> {
+        self.stream((0..self.num_row_groups()).collect())
+    }
+
+    /// The batches of a contiguous, ascending run of row groups, in the projection's schema.
+    pub fn stream(&self, row_groups: Vec<usize>) -> Result<ProjectedStream> {
         // Position deletes count rows from the start of the file.
         let first_row = self.metadata.metadata().row_groups()
             [..row_groups.first().copied().unwrap_or(0)]
             .iter()
             .map(|g| g.num_rows())
             .sum();
-        let inner = ParquetRecordBatchReaderBuilder::new_with_metadata(
-            self.bytes.clone(),
+        let inner = ParquetRecordBatchStreamBuilder::new_with_metadata(
+            self.ranges.clone(),
             self.metadata.clone(),
         )
         .with_projection(self.mask.clone())
@@ -310,7 +321,7 @@ impl ProjectedFile {
         .with_batch_size(self.batch_rows)
         .build()
         .map_err(|e| corrupt(&self.path, e))?;
-        Ok(ProjectedReader {
+        Ok(ProjectedStream {
             inner,
             path: self.path.clone(),
             sources: self.sources.clone(),
@@ -331,10 +342,14 @@ impl ProjectedFile {
         let workers = parallelism.clamp(1, groups.max(1));
         let per_worker = groups.div_ceil(workers).max(1);
         let work = Arc::new(work);
+        let runtime = tokio::runtime::Handle::current();
         let mut tasks = Vec::with_capacity(workers);
         for worker in 0..workers {
             let range = (worker * per_worker).min(groups)..((worker + 1) * per_worker).min(groups);
-            let reader = self.reader(range.collect())?;
+            let reader = ProjectedReader {
+                stream: self.stream(range.collect())?,
+                runtime: runtime.clone(),
+            };
             let work = work.clone();
             tasks.push(tokio::task::spawn_blocking(move || work(reader)));
         }
@@ -399,9 +414,10 @@ fn file_field_ids(
     }
 }
 
-/// Batches of a run of row groups of one data file, in the projection's schema.
-pub struct ProjectedReader {
-    inner: ParquetRecordBatchReader,
+/// Batches of a run of row groups of one data file, in the projection's schema, as they are
+/// decoded.
+pub struct ProjectedStream {
+    inner: ParquetRecordBatchStream<FileRanges>,
     path: Arc<str>,
     sources: Arc<[Source]>,
     schema: ArrowSchemaRef,
@@ -410,7 +426,7 @@ pub struct ProjectedReader {
     next_row: i64,
 }
 
-impl ProjectedReader {
+impl ProjectedStream {
     /// The batch in the projection's schema, without deleted rows.
     fn project(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
         let first_row = self.next_row;
@@ -460,16 +476,33 @@ impl ProjectedReader {
     }
 }
 
+impl Stream for ProjectedStream {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        this.inner.poll_next_unpin(cx).map(|batch| {
+            batch.map(|b| {
+                b.map_err(|e| corrupt(&this.path, e))
+                    .and_then(|b| this.project(b))
+            })
+        })
+    }
+}
+
+/// A [`ProjectedStream`] read from a blocking thread (one of `spawn_blocking`'s) as an
+/// iterator: the thread waits for each row group's bytes (the runtime drives the I/O) and
+/// decodes the batches itself.
+pub struct ProjectedReader {
+    stream: ProjectedStream,
+    runtime: tokio::runtime::Handle,
+}
+
 impl Iterator for ProjectedReader {
     type Item = Result<RecordBatch>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let batch = self.inner.next()?;
-        Some(
-            batch
-                .context(|| format!("decoding {}", self.path))
-                .and_then(|b| self.project(b)),
-        )
+        self.runtime.block_on(self.stream.next())
     }
 }
 

@@ -1,4 +1,5 @@
-//! Scans: the snapshot to read and the schema to read it with, pruning of data files by their
+//! Scans: the snapshot to read and the schema to read it with, pruning of manifests by their
+//! partition summaries ([`super::manifest_filter`]) and of data files by their
 //! statistics and partition values, and streaming the rows to Arrow through the one reader of
 //! data files ([`super::read`], columns matched by Iceberg field id).
 
@@ -19,7 +20,7 @@ use iceberg::spec::{Schema, SchemaRef, SnapshotRef};
 
 use super::eval::{FileMatch, file_match, referenced_field_ids, row_matches};
 use super::filter::bind_filters;
-use super::manifests::{LiveFile, snapshot_files};
+use super::manifests::{LiveFile, ManifestsRead, snapshot_files_matching};
 use super::read::{ProjectedFile, Projection};
 use super::table::LoadedTable;
 use super::{Filter, deletes};
@@ -58,6 +59,9 @@ pub struct ScanPlan {
     pub snapshot_id: Option<i64>,
     pub files_total: usize,
     pub files_scanned: usize,
+    /// The snapshot's data manifests, and how many planning read (the others were skipped by
+    /// their partition summaries).
+    pub manifests: ManifestsRead,
     batch_size: usize,
     /// The runtime the plan was made on; files are decoded on its worker threads.
     runtime: tokio::runtime::Handle,
@@ -95,14 +99,19 @@ impl ScanPlan {
             .map(|p| p.bind(schema.clone(), true))
             .transpose()
             .context(|| format!("binding the filter to {name}"))?;
-        let (live, total) = match &snapshot {
+        let (live, total, manifests) = match &snapshot {
             Some(snapshot) => {
-                let files = snapshot_files(io, table, snapshot).await?;
-                let total = files.data.len();
+                let (files, manifests) =
+                    snapshot_files_matching(io, table, snapshot, predicate.as_ref()).await?;
+                let total = files.data.len() + manifests.files_skipped;
                 let kept = prune(table, files.data, predicate.as_ref());
-                (deletes::attach(table, kept, files.deletes)?, total)
+                (
+                    deletes::attach(table, kept, files.deletes)?,
+                    total,
+                    manifests,
+                )
             }
-            None => (vec![], 0),
+            None => (vec![], 0, ManifestsRead::default()),
         };
         let mut needed = predicate
             .as_ref()
@@ -120,6 +129,7 @@ impl ScanPlan {
             predicate: predicate.map(Arc::new),
             snapshot_id: snapshot.map(|s| s.snapshot_id()),
             files_total: total,
+            manifests,
             batch_size: options.batch_size.unwrap_or(DEFAULT_BATCH_ROWS),
             runtime: current_runtime()?,
         })
@@ -148,6 +158,7 @@ impl ScanPlan {
             read,
             predicate: None,
             snapshot_id: snapshot.map(|s| s.snapshot_id()),
+            manifests: ManifestsRead::default(),
             batch_size: batch_size.unwrap_or(DEFAULT_BATCH_ROWS),
             runtime: current_runtime()?,
         })
@@ -326,9 +337,9 @@ impl Worker {
             .await?
             .with_batch_size(self.batch_size)
             .with_deletes(deletes);
-        let reader = opened.reader((0..opened.num_row_groups()).collect())?;
+        let mut batches = opened.batches()?;
         let width = self.schema.fields().len();
-        for batch in reader {
+        while let Some(batch) = batches.next().await {
             let mut batch = batch?;
             if let Some(predicate) = &self.predicate {
                 let mask = row_matches(predicate, &batch)?;
