@@ -452,8 +452,10 @@ def test_config_show_gives_values_sources_and_masks_secrets(
     assert result.exit_code == 0, result.output
     shown = as_json(result)
     assert "s3cret" not in result.output
-    assert shown["profile"] == "scaled" and shown["lakehouse_path"] is None
+    assert shown["profile"] == "scaled" and shown["lakehouse_path"] == str(project / ".phlo")
     assert shown["settings"]["storage"]["secret_access_key"] == "***"
+    assert shown["target"]["warehouse"] == "s3://lake"
+    assert shown["target"]["properties"]["s3.secret-access-key"] == "***"
     assert shown["settings"]["postgres"]["url"] == "postgresql://bi:***@127.0.0.1:5432/analytics"
     assert shown["settings"]["namespace"] == "bronze"
     assert shown["sources"]["namespace"] == "environment variable PHLO_NAMESPACE"
@@ -558,13 +560,17 @@ def test_root_flag_reaches_the_project_code(project: Path, tmp_path: Path) -> No
     assert "PHLO_LAKEHOUSE" not in os.environ  # restored after the command
 
 
-def test_the_scaled_profile_is_a_clear_config_error(project: Path) -> None:
+def test_commands_open_the_profiles_catalog_and_warehouse(project: Path) -> None:
+    shared = project / "shared"
+    shared.mkdir()
     (project / "phlo.yaml").write_text(
-        "profile: scaled\nprofiles:\n  scaled:\n    storage: {bucket: lake}\n"
-        "    catalog: {uri: 'http://127.0.0.1:8181'}\n    trino: {host: 127.0.0.1}\n"
+        "profiles:\n  scaled:\n    catalog: {uri: 'sqlite:///shared/catalog.db'}\n"
+        f"    storage: {{warehouse: '{(shared / 'warehouse').as_uri()}'}}\n"
     )
-    for command in (["materialize"], ["tables"], ["validate"], ["dev"]):
-        result = phlo_cli(project, *command)
-        assert result.exit_code == 3, (command, result.output)
-        assert "which phlo does not run yet; use --profile embedded" in result.output
-    assert phlo_cli(project, "--profile", "embedded", "tables").exit_code == 0
+    result = phlo_cli(project, "--profile", "scaled", "branch", "create", "dev")
+    assert result.exit_code == 0, result.output
+    lh = phlo.Lakehouse.connect(
+        f"sqlite:///{shared / 'catalog.db'}", (shared / "warehouse").as_uri()
+    )
+    assert "dev" in lh.branches()
+    assert not (project / ".phlo" / "catalog.db").exists()  # not the embedded folder

@@ -98,7 +98,8 @@ profiles:
   scaled:
     namespace: bronze
     storage: {endpoint: "http://127.0.0.1:9000", bucket: lake, secret_access_key: yaml-secret}
-    catalog: {uri: "http://127.0.0.1:8181", warehouse: lake}
+    catalog: {uri: "http://127.0.0.1:8181"}
+    engine: trino
     trino: {host: 127.0.0.1, port: 8080, password: trino-pw}
 """
 
@@ -165,14 +166,106 @@ def test_profiles_select_their_section_and_follow_the_same_precedence(tmp_path, 
     assert load_project(tmp_path, profile="scaled").profile == "scaled"
 
 
-def test_the_scaled_profile_validates_but_says_it_is_not_built(tmp_path, clean_env):
-    write(tmp_path, SCALED)
-    config = load_project(tmp_path, profile="scaled")
-    with pytest.raises(ConfigError, match="does not run yet; use --profile embedded"):
-        _ = config.lakehouse_path
-    with pytest.raises(ConfigError, match="does not run yet"):
-        config.open_lakehouse()
-    assert not (tmp_path / "from-yaml").exists()  # nothing was created
+def test_the_embedded_default_target_is_the_lakehouse_folder(tmp_path, clean_env):
+    write(tmp_path, "lakehouse: data/lake\n")
+    target = load_project(tmp_path).lakehouse_target()
+    folder = tmp_path.resolve() / "data" / "lake"
+    assert target.folder == folder
+    assert target.catalog == f"sqlite:///{folder / 'catalog.db'}"
+    assert target.warehouse == (folder / "warehouse").as_uri()
+    assert dict(target.properties) == {}
+
+
+SCALED_TARGET = """
+profile: scaled
+profiles:
+  scaled:
+    storage: {endpoint: "http://127.0.0.1:9000", bucket: lake, prefix: /wh/, access_key_id: phlo}
+    catalog: {uri: "postgresql://phlo@127.0.0.1:5432/catalog"}
+"""
+
+
+def test_the_scaled_profile_resolves_catalog_warehouse_and_properties(tmp_path, clean_env):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_SESSION_TOKEN"):
+        clean_env.delenv(name, raising=False)
+    write(tmp_path, SCALED_TARGET)
+    env_local(tmp_path, "PHLO_CATALOG__PASSWORD=pg/s3cret\nPHLO_STORAGE__SECRET_ACCESS_KEY=k3y\n")
+    config = load_project(tmp_path)
+    target = config.lakehouse_target()
+    assert target.folder is None
+    assert target.catalog == "postgresql://phlo:pg%2Fs3cret@127.0.0.1:5432/catalog"
+    assert target.warehouse == "s3://lake/wh"
+    assert dict(target.properties) == {
+        "s3.region": "us-east-1",
+        "s3.endpoint": "http://127.0.0.1:9000",
+        "s3.path-style-access": "true",  # an endpoint of its own: path-style by default
+        "s3.access-key-id": "phlo",
+        "s3.secret-access-key": "k3y",
+    }
+    shown = repr(target)
+    assert "s3cret" not in shown and "k3y" not in shown
+    assert "postgresql://phlo:***@127.0.0.1:5432/catalog" in shown
+    assert "'s3.secret-access-key': '***'" in shown and "'s3.access-key-id': 'phlo'" in shown
+    message = target.scrub("connection to postgresql://phlo:pg%2Fs3cret@h failed: pg/s3cret k3y")
+    assert "s3cret" not in message and "k3y" not in message
+
+
+def test_aws_variables_fill_the_storage_keys_no_other_source_sets(tmp_path, clean_env):
+    write(tmp_path, SCALED_TARGET)
+    env_local(tmp_path, "AWS_SESSION_TOKEN=from-env-local\nAWS_REGION=eu-west-1\n")
+    clean_env.setenv("AWS_ACCESS_KEY_ID", "aws-id")  # phlo.yaml's access_key_id wins
+    clean_env.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret")
+    clean_env.setenv("AWS_REGION", "eu-central-1")  # the environment over .env.local
+    clean_env.delenv("AWS_SESSION_TOKEN", raising=False)
+    config = load_project(tmp_path)
+    properties = config.lakehouse_target().properties
+    assert properties["s3.access-key-id"] == "phlo"
+    assert properties["s3.secret-access-key"] == "aws-secret"
+    assert properties["s3.region"] == "eu-central-1"
+    assert properties["s3.session-token"] == "from-env-local"
+    assert (
+        config.sources["storage.secret_access_key"] == "environment variable AWS_SECRET_ACCESS_KEY"
+    )
+    assert config.sources["storage.session_token"].endswith(".env.local: AWS_SESSION_TOKEN")
+    clean_env.setenv("PHLO_STORAGE__SECRET_ACCESS_KEY", "phlo-secret")  # PHLO_* over AWS_*
+    clean_env.setenv("PHLO_STORAGE__PATH_STYLE", "false")
+    properties = load_project(tmp_path).lakehouse_target().properties
+    assert properties["s3.secret-access-key"] == "phlo-secret"
+    assert properties["s3.path-style-access"] == "false"
+
+
+def test_the_embedded_profile_may_name_its_catalog_and_warehouse(tmp_path, clean_env):
+    write(tmp_path, "catalog: {uri: 'sqlite:///shared/catalog.db'}\n")
+    target = load_project(tmp_path).lakehouse_target()
+    assert target.folder is None  # opened with Lakehouse.connect
+    assert target.catalog == f"sqlite:///{tmp_path.resolve() / 'shared' / 'catalog.db'}"
+    assert target.warehouse == (tmp_path.resolve() / ".phlo" / "warehouse").as_uri()
+    clean_env.setenv("PHLO_STORAGE__WAREHOUSE", (tmp_path / "wh").as_uri())
+    target = load_project(tmp_path).lakehouse_target()
+    assert target.warehouse == (tmp_path / "wh").as_uri() and dict(target.properties) == {}
+
+
+def test_open_lakehouse_connects_to_the_named_catalog_and_warehouse(tmp_path, clean_env):
+    """Needs `phlo.Lakehouse.connect` (issue 14): the profile's URIs, not the folder."""
+    import pyarrow as pa
+
+    from phlo.lakehouse_target import open_lakehouse
+
+    (tmp_path / "shared").mkdir()
+    warehouse = (tmp_path / "shared" / "warehouse").as_uri()
+    write(
+        tmp_path,
+        f"catalog: {{uri: 'sqlite:///shared/catalog.db'}}\nstorage: {{warehouse: '{warehouse}'}}\n",
+    )
+    lh = open_lakehouse(load_project(tmp_path).lakehouse_target())
+    lh.create_namespace("raw")
+    table = lh.create_table("raw.events", {"id": pa.int64(), "name": pa.string()})
+    rows = [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
+    table.append(pa.Table.from_pylist(rows, schema=table.to_arrow().schema))
+    again = load_project(tmp_path).open_lakehouse().table("raw.events")
+    assert sorted(again.to_arrow().to_pylist(), key=lambda r: r["id"]) == rows
+    assert (tmp_path / "shared" / "catalog.db").is_file()
+    assert not (tmp_path / ".phlo").exists()  # the embedded folder was not used
 
 
 def test_the_scaled_profile_names_what_it_misses(tmp_path, clean_env):
@@ -180,8 +273,11 @@ def test_the_scaled_profile_names_what_it_misses(tmp_path, clean_env):
     with pytest.raises(ConfigError) as info:
         load_project(tmp_path)
     message = str(info.value)
-    assert "catalog.uri" in message and "trino.host" in message
+    assert "catalog.uri" in message and "trino.host" not in message
     assert "storage.bucket" not in message
+    write(tmp_path, "engine: trino\n")  # Trino as the engine needs its host, in any profile
+    with pytest.raises(ConfigError, match=r"profile 'embedded' \(default\) needs trino.host"):
+        load_project(tmp_path)
 
 
 def test_secrets_are_never_shown(tmp_path, clean_env):
@@ -266,6 +362,36 @@ def test_empty_sections_read_as_absent(tmp_path, clean_env):
             ["profiles.scaled.profile is not allowed"],
         ),
         ("profiles: [scaled]\n", {}, "", ["phlo.yaml", "profiles must be a mapping"]),
+        (
+            "catalog: {uri: 'mysql://db/x'}\n",
+            {},
+            "",
+            ["phlo.yaml: catalog.uri", "sqlite:///", "postgresql://", "http://"],
+        ),
+        (
+            "",
+            {"PHLO_STORAGE__WAREHOUSE": "/data/wh"},
+            "",
+            ["environment variable PHLO_STORAGE__WAREHOUSE", "file:///", "s3://"],
+        ),
+        (
+            "storage: {bucket: lake, warehouse: 's3://other/wh'}\n",
+            {},
+            "",
+            ["storage.warehouse", "storage.bucket", "phlo.yaml: storage.warehouse", "keep one"],
+        ),
+        (
+            "engine: spark\n",
+            {},
+            "",
+            ["phlo.yaml: engine", "'duckdb' or 'trino'"],
+        ),
+        (
+            "",
+            {"AWS_ENDPOINT_URL": "minio:9000"},
+            "",
+            ["environment variable AWS_ENDPOINT_URL", "http://"],
+        ),
         (
             "storage: {bucket: lake, endpont: x}\n",
             {},

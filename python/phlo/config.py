@@ -3,8 +3,9 @@
 
 ```yaml
 # phlo.yaml (every key optional)
-profile: embedded             # or scaled (object storage + REST catalog + Trino: not built yet)
+profile: embedded             # or scaled (object storage + a network catalog)
 lakehouse: .phlo              # the embedded lakehouse folder, relative to the project root
+engine: duckdb                # the SQL engine of dbt: duckdb, or trino (section trino)
 namespace: raw                # where @phlo_ingestion tables go unless they say otherwise
 partitions:
   start: "2024-01-01"         # first daily partition of ingestion assets
@@ -20,15 +21,21 @@ postgres:
 profiles:                     # per-profile values over the ones above
   scaled:
     storage: {endpoint: "http://localhost:9000", bucket: lake, region: us-east-1}
-    catalog: {uri: "http://localhost:8181", warehouse: lake}
+    catalog: {uri: "postgresql://phlo@localhost:5432/phlo"}   # or a REST catalog's http(s) URL
+    engine: trino
     trino: {host: localhost, port: 8080, user: phlo, catalog: iceberg}
 ```
+
+The catalog and the warehouse the project's lakehouse lives in resolve to one
+`phlo.lakehouse_target.LakehouseTarget` (`ProjectConfig.lakehouse_target()`): the embedded folder
+unless ``catalog.uri`` or ``storage.warehouse``/``storage.bucket`` name others.
 
 Precedence, highest first: a command-line flag (`--profile`, `--root`), an environment
 variable (`PHLO_<KEY>`, nested keys joined by ``__``: `PHLO_WAP__ENABLED=false`), the same
 variable in `<project>/.phlo/.env.local`, the active profile's section of `phlo.yaml`, the rest
 of `phlo.yaml`, the default. Environment and `.env.local` are read with pydantic-settings.
-`PHLO_POSTGRES_URL` is also read as ``postgres.url``. A key phlo does not know, or a value of
+`PHLO_POSTGRES_URL` is also read as ``postgres.url``; the standard ``AWS_*`` variables
+(`AWS_ACCESS_KEY_ID`, ...) fill the ``storage`` keys no other source sets. A key phlo does not know, or a value of
 the wrong form, is a `ConfigError` naming where it came from (file or variable), the key and
 what is expected; secrets (passwords, keys, tokens) are never shown.
 """
@@ -42,7 +49,7 @@ import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, SecretStr
 from pydantic import ValidationError as PydanticValidationError
@@ -55,6 +62,10 @@ from pydantic_settings import (
 )
 
 from phlo.errors import ConfigError
+
+if TYPE_CHECKING:
+    from phlo.lakehouse import Lakehouse
+    from phlo.lakehouse_target import LakehouseTarget
 
 __all__ = [
     "ENV_FILE",
@@ -139,6 +150,16 @@ def _url(value: Any) -> str:
     return text
 
 
+def _uri(*schemes: str) -> BeforeValidator:
+    def check(value: Any) -> str:
+        text = _text(value)
+        if not text.startswith(schemes):
+            raise _expected("a URI starting with " + " or ".join(schemes))
+        return text
+
+    return BeforeValidator(check)
+
+
 def _choice(*choices: str) -> BeforeValidator:
     def check(value: Any) -> str:
         if value not in choices:
@@ -156,6 +177,10 @@ Day = Annotated[dt.date, BeforeValidator(_day)]
 TimeZone = Annotated[str, BeforeValidator(_timezone)]
 Url = Annotated[str, BeforeValidator(_url)]
 Secret = Annotated[SecretStr, BeforeValidator(_text)]
+CatalogUri = Annotated[
+    str, _uri("sqlite:///", "postgresql://", "postgres://", "http://", "https://")
+]
+WarehouseUri = Annotated[str, _uri("file:///", "s3://")]
 
 
 class _Section(BaseModel):
@@ -187,21 +212,33 @@ class PostgresSettings(_Section):
 
 
 class StorageSettings(_Section):
-    """Scaled profile: the S3-compatible object store holding the warehouse."""
+    """Where the warehouse (data and metadata files) lives: `warehouse` as a URI, or an
+    S3-compatible object store's `bucket` and `prefix`; None of both: the embedded folder."""
 
+    warehouse: WarehouseUri | None = None  # file:///dir or s3://bucket/prefix
     endpoint: Url | None = None  # None: AWS S3 itself
     bucket: Text | None = None
     prefix: str = ""
     region: Text = "us-east-1"
+    #: Path-style requests (``http://host/bucket/key``); None: on when an endpoint is set, as
+    #: local servers (MinIO, SeaweedFS) need.
+    path_style: Flag | None = None
     access_key_id: Text | None = None
     secret_access_key: Secret | None = None
+    session_token: Secret | None = None
 
 
 class CatalogSettings(_Section):
-    """Scaled profile: the Iceberg REST catalog (Nessie, Polaris, Lakekeeper, ...)."""
+    """The catalog: ``sqlite:///file.db`` (relative paths from the project root),
+    ``postgresql://user@host:port/db`` (phlo's SQL catalog, shared) or an Iceberg REST
+    catalog's ``http(s)://`` URL; None: the embedded folder's catalog.db."""
 
-    uri: Url | None = None
-    warehouse: Text | None = None
+    uri: CatalogUri | None = None
+    #: The PostgreSQL password, when the URI carries none (keep it in .env.local).
+    password: Secret | None = None
+    #: REST: OAuth2 client credentials ``client_id:client_secret``.
+    credential: Secret | None = None
+    #: REST: a bearer token.
     token: Secret | None = None
 
 
@@ -229,6 +266,7 @@ class Settings(BaseSettings):
 
     profile: Annotated[Literal["embedded", "scaled"], _choice(*PROFILES)] = "embedded"
     lakehouse: Text = ".phlo"
+    engine: Annotated[Literal["duckdb", "trino"], _choice("duckdb", "trino")] = "duckdb"
     namespace: Text = "raw"
     partitions: PartitionSettings = PartitionSettings()
     wap: WapSettings = WapSettings()
@@ -237,14 +275,6 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     catalog: CatalogSettings = CatalogSettings()
     trino: TrinoSettings = TrinoSettings()
-
-
-#: What the scaled profile cannot do without.
-_SCALED_REQUIRED = {
-    ("storage", "bucket"): "the bucket of the warehouse",
-    ("catalog", "uri"): "the Iceberg REST catalog's URL",
-    ("trino", "host"): "the Trino coordinator's host",
-}
 
 
 @dataclass(frozen=True)
@@ -263,7 +293,8 @@ class ProjectConfig:
     schedule_status: Literal["running", "stopped"] = "running"
     #: Where `phlo.publishing` publishes marts (``postgres.url``); None when not set.
     postgres_url: str | None = field(default=None, repr=False)
-    #: ``embedded`` (local folder + SQLite catalog) or ``scaled``.
+    #: ``embedded`` (local folder + SQLite catalog, unless the settings name others) or
+    #: ``scaled`` (object storage + a network catalog).
     profile: Literal["embedded", "scaled"] = "embedded"
     #: Every validated setting (the scaled sections too).
     settings: Settings = field(default_factory=Settings, repr=False)
@@ -276,25 +307,21 @@ class ProjectConfig:
 
     @property
     def lakehouse_path(self) -> Path:
-        """The lakehouse folder as an absolute path (embedded profile only)."""
-        self.require_embedded()
+        """The lakehouse folder as an absolute path: the embedded lakehouse, and the local
+        folder of staging and Dagster's home whatever the catalog."""
         return self.lakehouse if self.lakehouse.is_absolute() else self.root / self.lakehouse
 
-    def require_embedded(self) -> None:
-        """Raises `ConfigError` unless the embedded profile is active: the scaled runtime
-        (object storage, REST catalog, Trino) is not built yet."""
-        if self.profile != "embedded":
-            raise ConfigError(
-                f"profile {self.profile!r} ({self.sources.get('profile', 'default')}) selects "
-                "object storage, a REST catalog and Trino, which phlo does not run yet; "
-                "use --profile embedded (or PHLO_PROFILE=embedded) until it does"
-            )
+    def lakehouse_target(self) -> LakehouseTarget:
+        """The catalog, warehouse and properties the project's lakehouse is opened with."""
+        from phlo.lakehouse_target import resolve_target
 
-    def open_lakehouse(self) -> Any:
+        return resolve_target(self.settings, self.lakehouse_path, self.root)
+
+    def open_lakehouse(self) -> Lakehouse:
         """The project's lakehouse (`phlo.Lakehouse`), created on first use."""
-        from phlo.lakehouse import Lakehouse
+        from phlo.lakehouse_target import open_lakehouse
 
-        return Lakehouse.open(self.lakehouse_path)
+        return open_lakehouse(self.lakehouse_target())
 
 
 def find_project_root(start: str | os.PathLike[str] | None = None) -> Path:
@@ -332,10 +359,10 @@ def load_project(
             _validate([_Layer(str(file), base), _Layer(str(file), section, f"profiles.{name}.")])
     layers = [*upper, _Layer(str(file), profiles.get(chosen, {}), f"profiles.{chosen}.")]
     layers.append(_Layer(str(file), base))
+    layers.extend(_aws_layers(env_file))
     settings = _validate(list(reversed(layers)))
     sources = _sources(settings, layers)
-    if settings.profile == "scaled":
-        _require_scaled(settings, sources)
+    _check_combinations(settings, sources)
     return ProjectConfig(
         root=root,
         file=file if file.is_file() else None,
@@ -452,6 +479,41 @@ def _dotenv(file: Path) -> _Layer:
     return _aliased(str(file), {k: v for k, v in values.items() if k in known}, found)
 
 
+#: The standard AWS variables, read for the storage keys no other source sets (the
+#: environment's over .env.local's; of two names for one key, the first listed).
+_AWS_VARIABLES: dict[str, tuple[str, str]] = {
+    "AWS_ACCESS_KEY_ID": ("storage", "access_key_id"),
+    "AWS_SECRET_ACCESS_KEY": ("storage", "secret_access_key"),
+    "AWS_SESSION_TOKEN": ("storage", "session_token"),
+    "AWS_REGION": ("storage", "region"),
+    "AWS_DEFAULT_REGION": ("storage", "region"),
+    "AWS_ENDPOINT_URL_S3": ("storage", "endpoint"),
+    "AWS_ENDPOINT_URL": ("storage", "endpoint"),
+}
+
+
+def _aws_layers(env_file: Path) -> list[_Layer]:
+    """The `_AWS_VARIABLES` of the environment, then of `env_file`: the lowest layers."""
+    lines: dict[str, Any] = {}
+    if env_file.is_file():
+        lines = dict(DotEnvSettingsSource(Settings, env_file=env_file)())
+    sources = [
+        ("environment", {n: os.environ.get(n) for n in _AWS_VARIABLES}),
+        (str(env_file), {n: lines.get(n.lower()) for n in _AWS_VARIABLES}),
+    ]
+    layers = []
+    for origin, found in sources:
+        values: dict[str, dict[str, Any]] = {}
+        names: dict[tuple[str, ...], str] = {}
+        for name, value in found.items():
+            section, key = _AWS_VARIABLES[name]
+            if value and key not in values.setdefault(section, {}):
+                values[section][key] = value
+                names[(section, key)] = name
+        layers.append(_Layer(origin, values, names=names))
+    return layers
+
+
 def _aliased(origin: str, values: dict[str, Any], found: Mapping[str, Any]) -> _Layer:
     """A layer of `values`, with the aliased variables in `found` set at their keys (above
     the same key set under its own name)."""
@@ -523,9 +585,14 @@ def _did_you_mean(name: str, known: Any) -> str:
     return f" (did you mean {close[0]}?)" if close else f"; known: {', '.join(known)}"
 
 
+#: Settings that are URLs whose password is shown as ``***`` (the rest of the URL is shown).
+URL_SECRETS = (("postgres", "url"), ("catalog", "uri"))
+_SECRET_KEYS = ("secret_access_key", "session_token", "token", "password", "credential")
+
+
 def is_secret(path: tuple[str, ...]) -> bool:
     """Whether the setting at `path` holds a secret (never shown; URLs shown redacted)."""
-    return path[-1] in ("secret_access_key", "token", "password") or path == ("postgres", "url")
+    return path[-1] in _SECRET_KEYS or path in URL_SECRETS
 
 
 def _sources(settings: Settings, layers: list[_Layer]) -> dict[str, str]:
@@ -552,14 +619,26 @@ def _leaf_paths(
     return paths
 
 
-def _require_scaled(settings: Settings, sources: Mapping[str, str]) -> None:
-    missing = [
-        f"{'.'.join(path)} ({what})"
-        for path, what in _SCALED_REQUIRED.items()
-        if getattr(getattr(settings, path[0]), path[1]) is None
-    ]
+def _check_combinations(settings: Settings, sources: Mapping[str, str]) -> None:
+    """What no single key can say wrong: the scaled profile's needs, one warehouse, Trino's
+    host when it is the engine."""
+    storage = settings.storage
+    if storage.warehouse is not None and storage.bucket is not None:
+        raise ConfigError(
+            f"storage.warehouse ({sources['storage.warehouse']}) and storage.bucket "
+            f"({sources['storage.bucket']}) both name the warehouse: keep one "
+            "(s3://BUCKET/PREFIX as storage.warehouse, or storage.bucket + storage.prefix)"
+        )
+    missing = []
+    if settings.profile == "scaled":
+        if storage.warehouse is None and storage.bucket is None:
+            missing.append("storage.bucket or storage.warehouse (the object store)")
+        if settings.catalog.uri is None:
+            missing.append("catalog.uri (postgresql://… or the REST catalog's http(s):// URL)")
+    if settings.engine == "trino" and settings.trino.host is None:
+        missing.append("trino.host (the Trino coordinator, as engine is trino)")
     if missing:
         raise ConfigError(
-            f"profile 'scaled' ({sources.get('profile', 'default')}) needs "
-            f"{', '.join(missing)}: set them under profiles.scaled in phlo.yaml"
+            f"profile {settings.profile!r} ({sources.get('profile', 'default')}) needs "
+            f"{', '.join(missing)}: set them under profiles.{settings.profile} in phlo.yaml"
         )

@@ -144,4 +144,4 @@ def open_lakehouse(ctx: click.Context) -> Lakehouse:
     state = state_of(ctx)
     if state.root is not None:
         return Lakehouse.open(state.root)
-    return Lakehouse.open(state.config().lakehouse_path)
+    return state.config().open_lakehouse()

@@ -28,7 +28,6 @@ def dev(ctx: click.Context, host: str, port: int) -> None:
     """Run the Dagster UI and daemon on the project until Ctrl-C (schedules and sensors run,
     so runs launched in the UI are published through WAP)."""
     config = project_config(ctx)
-    config.require_embedded()
     require("dagster", "phlo dev")
     home = dagster_home(config.root)
     url = f"http://{host}:{port}"

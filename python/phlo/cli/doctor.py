@@ -17,6 +17,7 @@ from phlo.cli import output
 from phlo.cli.app import main, state_of
 from phlo.config import ProjectConfig
 from phlo.errors import ConfigError, PhloError
+from phlo.lakehouse_target import LakehouseTarget
 
 MINIMUM_PYTHON = (3, 11)
 #: libpq waits this long for a server before doctor reports it unreachable.
@@ -89,20 +90,13 @@ def _extras() -> list[Finding]:
 
 def _settings(config: ProjectConfig) -> Finding:
     where = str(config.file) if config.file else f"no phlo.yaml at or above {config.root}"
-    if config.profile != "embedded":
-        return Finding(
-            "settings",
-            "fail",
-            f"{where}: profile {config.profile!r} is not built yet (object storage, REST "
-            "catalog, Trino)",
-            "select the embedded profile: --profile embedded or PHLO_PROFILE=embedded",
-        )
     return Finding("settings", "ok", f"{where} (profile {config.profile})")
 
 
 def _lakehouse(config: ProjectConfig, root_flag: Path | None) -> Finding:
-    if config.profile != "embedded":
-        return Finding("lakehouse", "warn", "not checked: the profile is not embedded")
+    target = config.lakehouse_target()
+    if root_flag is None and target.folder is None:
+        return _connected(config, target)
     path = root_flag or config.lakehouse_path
     if not path.exists():
         parent = next(p for p in path.parents if p.exists())
@@ -136,6 +130,23 @@ def _lakehouse(config: ProjectConfig, root_flag: Path | None) -> Finding:
             f"make {path} readable and writable by this user, or repair its catalog.db",
         )
     return Finding("lakehouse", "ok", f"{path}: writable, {tables} tables")
+
+
+def _connected(config: ProjectConfig, target: LakehouseTarget) -> Finding:
+    """The catalog and warehouse the settings name, opened (secrets masked)."""
+    shown = target.masked()
+    where = f"catalog {shown['catalog']}, warehouse {shown['warehouse']}"
+    try:
+        lh = config.open_lakehouse()
+        tables = sum(len(lh.tables(ns)) for ns in lh.namespaces())
+    except PhloError as exc:
+        return Finding(
+            "lakehouse",
+            "fail",
+            f"{where}: {target.scrub(str(exc))}",
+            "check catalog.uri, storage.* and their secrets (phlo config show)",
+        )
+    return Finding("lakehouse", "ok", f"{where}: {tables} tables")
 
 
 def _postgres(config: ProjectConfig) -> Finding:

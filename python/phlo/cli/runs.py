@@ -33,7 +33,6 @@ _SELECT_HELP = (
 
 
 def load_definitions(config: ProjectConfig) -> dg.Definitions:
-    config.require_embedded()
     require("dagster", "running the project's assets")
     import phlo.dagster
 

@@ -8,7 +8,7 @@ import click
 
 from phlo.cli import output
 from phlo.cli.app import main, project_config
-from phlo.config import ProjectConfig, is_secret
+from phlo.config import URL_SECRETS, ProjectConfig, is_secret
 
 
 @main.group("config")
@@ -24,6 +24,7 @@ def config_show(ctx: click.Context) -> None:
     .env.local, phlo.yaml, default); passwords, keys and tokens are masked."""
     config = project_config(ctx)
     settings = masked(config)
+    target = config.lakehouse_target()
     if output.is_json(ctx):
         output.print_json(
             {
@@ -31,7 +32,8 @@ def config_show(ctx: click.Context) -> None:
                 "file": config.file,
                 "env_file": config.env_file if config.env_file.is_file() else None,
                 "profile": config.profile,
-                "lakehouse_path": config.lakehouse_path if config.profile == "embedded" else None,
+                "lakehouse_path": config.lakehouse_path,
+                "target": target.masked(),
                 "settings": settings,
                 "sources": dict(config.sources),
             }
@@ -39,8 +41,12 @@ def config_show(ctx: click.Context) -> None:
         return
     click.echo(f"project   {config.root}")
     click.echo(f"file      {config.file or '(none: defaults)'}")
-    if config.profile == "embedded":
-        click.echo(f"lakehouse {config.lakehouse_path}")
+    click.echo(f"lakehouse {config.lakehouse_path}")
+    located = target.masked()
+    click.echo(f"catalog   {located['catalog']}")
+    click.echo(f"warehouse {located['warehouse']}")
+    for key, value in located["properties"].items():
+        click.echo(f"  {key} = {value}")
     click.echo(f"env file  {config.env_file if config.env_file.is_file() else '(none)'}")
     for key, value in _flat(settings):
         source = config.sources.get(key, "default")
@@ -59,7 +65,7 @@ def masked(config: ProjectConfig) -> dict[str, Any]:
         for part in path[:-1]:
             node = node[part]
         if node[path[-1]] is not None and is_secret(path):
-            node[path[-1]] = redact(node[path[-1]]) if path[-1] == "url" else "***"
+            node[path[-1]] = redact(node[path[-1]]) if path in URL_SECRETS else "***"
     return data
 
 

@@ -40,7 +40,6 @@ def validate_project(ctx: click.Context) -> None:
     from phlo.dagster.discovery import discover, workflow_modules
 
     config = project_config(ctx)
-    config.require_embedded()
     with output.activity("importing the workflows"):
         workflows = discover(config.root)
     summary: dict[str, Any] = {

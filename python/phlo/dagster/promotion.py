@@ -74,9 +74,9 @@ def promote(instance: dg.DagsterInstance, run_id: str) -> RunPromotion:
         if failed:
             reasons.append(f"blocking checks failed: {', '.join(failed)}")
         return _record(instance, RunPromotion(run_id, "blocked", reason="; ".join(reasons)))
-    from phlo.lakehouse import Lakehouse
+    from phlo.dagster.resource import open_tagged
 
-    lh = Lakehouse.open(run.tags[tags.LAKEHOUSE])
+    lh = open_tagged(run.tags[tags.LAKEHOUSE], run.tags.get(tags.PROJECT, ""))
     try:
         promotion = wap.promote(lh, run_id, run.tags[tags.TARGET])
     except CommitConflictError as exc:

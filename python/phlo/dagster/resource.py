@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from phlo.ingestion.decorator import IngestionDefinition
     from phlo.lakehouse import Lakehouse, Table
 
-__all__ = ["PhloResource"]
+__all__ = ["PhloResource", "open_tagged"]
 
 
 class PhloResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -29,6 +29,10 @@ class PhloResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     #: The lakehouse folder.
     lakehouse: str
+    #: The project folder, when its settings name a catalog and warehouse other than the
+    #: lakehouse folder's: each process resolves them (and reads their secrets) itself, so
+    #: no secret is in the run's configuration. Empty: the lakehouse folder is the lakehouse.
+    project: str = ""
     #: The ref runs publish into.
     target: str = "main"
     #: Write-Audit-Publish: runs write to ``pipeline-run-{run_id}``, published on success.
@@ -38,17 +42,17 @@ class PhloResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     @classmethod
     def from_project(cls, project: ProjectConfig) -> PhloResource:
+        connected = project.lakehouse_target().folder is None
         return cls(
             lakehouse=str(project.lakehouse_path),
+            project=str(project.root) if connected else "",
             target=project.wap.target,
             wap=project.wap.enabled,
             namespace=project.namespace,
         )
 
     def open(self) -> Lakehouse:
-        from phlo.lakehouse import Lakehouse
-
-        return Lakehouse.open(self.lakehouse)
+        return open_tagged(self.lakehouse, self.project)
 
     def run_ref(self, context: Any, ingestions: Sequence[IngestionDefinition] = ()) -> str:
         """The ref the run of `context` writes to: its WAP branch (created from the target
@@ -73,7 +77,9 @@ def open_run_ref(
     from phlo.ingestion.runner import ensure_table
 
     lh = resource.open()
-    run_tags = {tags.LAKEHOUSE: str(lh.root), tags.TARGET: resource.target}
+    run_tags = {tags.LAKEHOUSE: resource.lakehouse, tags.TARGET: resource.target}
+    if resource.project:
+        run_tags[tags.PROJECT] = resource.project
     ref = resource.target
     if resource.wap:
         ref = wap.run_branch(run_id)
@@ -85,3 +91,14 @@ def open_run_ref(
         run_tags[tags.BRANCH] = ref
     instance.add_run_tags(run_id, run_tags)
     return ref
+
+
+def open_tagged(lakehouse: str, project: str = "") -> Lakehouse:
+    """The lakehouse of a run (its tags `tags.LAKEHOUSE` and `tags.PROJECT`): the project's
+    settings when it names one, else the lakehouse folder."""
+    from phlo.config import load_project
+    from phlo.lakehouse import Lakehouse
+
+    if project:
+        return load_project(project).open_lakehouse()
+    return Lakehouse.open(lakehouse)

@@ -1,10 +1,21 @@
 """The run tags phlo records on a Dagster run, so that promotion and cleanup (sensors that run
 in another process, later) find the run's lakehouse, target and branch."""
 
-__all__ = ["BRANCH", "LAKEHOUSE", "MAX_RUNTIME", "PROMOTION", "PROMOTION_COMMIT", "TARGET"]
+__all__ = [
+    "BRANCH",
+    "LAKEHOUSE",
+    "MAX_RUNTIME",
+    "PROJECT",
+    "PROMOTION",
+    "PROMOTION_COMMIT",
+    "TARGET",
+]
 
 #: The lakehouse folder the run wrote to.
 LAKEHOUSE = "phlo/lakehouse"
+#: The project whose settings name the run's catalog and warehouse (absent: the folder is
+#: the lakehouse).
+PROJECT = "phlo/project"
 #: The ref the run publishes into.
 TARGET = "phlo/target"
 #: The run's WAP branch (absent when WAP is off: the run wrote to the target).
