@@ -83,12 +83,15 @@ def trino_profile(
     user: str = "phlo",
     schema: str = "main",
     threads: int = 4,
+    password_env: str | None = None,
 ) -> dict[str, Any]:
     """A dbt-trino profile for the scaled deployment (write it with ``yaml.safe_dump`` to a
     ``profiles.yml``). `catalog` is the run's own Trino catalog from `trino_branch_catalog`,
     so every model of the run lands on the run's branch and is published by the same merge as
-    the run's ingestions."""
-    output = {
+    the run's ingestions. With `password_env`, dbt logs in with the password in that
+    environment variable (LDAP over HTTPS): the profile names the variable, never the
+    password."""
+    output: dict[str, Any] = {
         "type": "trino",
         "method": "none",
         "host": host,
@@ -98,6 +101,12 @@ def trino_profile(
         "schema": schema,
         "threads": threads,
     }
+    if password_env is not None:
+        output.update(
+            method="ldap",
+            http_scheme="https",
+            password=f"{{{{ env_var('{password_env}') }}}}",
+        )
     return {PROFILE: {"target": "scaled", "outputs": {"scaled": output}}}
 
 
