@@ -245,6 +245,19 @@ def test_the_embedded_profile_may_name_its_catalog_and_warehouse(tmp_path, clean
     assert target.warehouse == (tmp_path / "wh").as_uri() and dict(target.properties) == {}
 
 
+def test_dagster_resolves_a_named_catalog_in_each_process(tmp_path, clean_env):
+    """The resource carries the project folder, not the URIs and their secrets."""
+    from phlo.dagster.resource import PhloResource
+
+    embedded = PhloResource.from_project(load_project(tmp_path))
+    assert (embedded.lakehouse, embedded.project) == (str(tmp_path.resolve() / ".phlo"), "")
+    write(tmp_path, "catalog: {uri: 'postgresql://phlo@127.0.0.1:5432/catalog'}\n")
+    env_local(tmp_path, "PHLO_CATALOG__PASSWORD=pg-s3cret\n")
+    connected = PhloResource.from_project(load_project(tmp_path))
+    assert connected.project == str(tmp_path.resolve())
+    assert "pg-s3cret" not in repr(connected) and "postgresql" not in repr(connected)
+
+
 def test_open_lakehouse_connects_to_the_named_catalog_and_warehouse(tmp_path, clean_env):
     """Needs `phlo.Lakehouse.connect` (issue 14): the profile's URIs, not the folder."""
     import pyarrow as pa
@@ -430,11 +443,13 @@ def test_the_documented_settings_load(tmp_path, clean_env):
     assert embedded.postgres_url == "postgresql://bi@localhost:5432/analytics"
     scaled = load_project(tmp_path, profile="scaled")
     assert scaled.namespace == "bronze" and scaled.settings.storage.bucket == "lakehouse"
-    assert scaled.settings.catalog.uri == "http://localhost:8181"
+    assert scaled.settings.catalog.uri == "postgresql://phlo@localhost:5432/phlo_catalog"
+    assert scaled.lakehouse_target().warehouse == "s3://lakehouse/warehouse"
 
     clean_env.setenv("PHLO_WAP__ENABLED", "false")
     clean_env.chdir(tmp_path)
-    exec(doc_blocks("python")[0], {})  # the "From Python" example runs as written
+    for block in doc_blocks("python"):  # the examples run as written
+        exec(block, {})
     clean_env.delenv("PHLO_WAP__ENABLED")
 
     env_local(
