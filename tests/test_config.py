@@ -462,3 +462,27 @@ def test_the_documented_settings_load(tmp_path, clean_env):
     assert from_env_local.profile == "scaled"
     assert from_env_local.postgres_url == "postgresql://bi:secret@localhost:5432/analytics"
     assert from_env_local.settings.storage.secret_access_key.get_secret_value() == "k"
+
+
+def test_dbts_plugin_opens_the_lakehouse_the_project_names(tmp_path, clean_env):
+    """dbt runs in a process of its own: told the project, it resolves the same lakehouse."""
+    import duckdb
+    import pyarrow as pa
+
+    from phlo.lakehouse import Lakehouse
+    from phlo.transforms.duckdb_plugin import Plugin
+
+    write(tmp_path, "lakehouse: data/lake\n")
+    lh = Lakehouse.open(tmp_path / "data" / "lake")
+    lh.create_namespace("raw")
+    table = lh.create_table("raw.events", {"id": pa.int64()})
+    table.append(pa.table({"id": pa.array([1, 2, 3], pa.int64())}))
+    relations = [{"relation": ["raw", "events"], "table": "raw.events", "copy": True}]
+    config = {"lakehouse": str(tmp_path / "elsewhere"), "relations": relations}
+    conn = duckdb.connect()
+    Plugin("phlo", {**config, "project": str(tmp_path)}).configure_connection(conn)
+    assert conn.execute("SELECT sum(id) FROM raw.events").fetchone() == (6,)
+    other = duckdb.connect()
+    Plugin("phlo", config).configure_connection(other)  # no project: the folder it names
+    assert (tmp_path / "elsewhere" / "catalog.db").is_file()
+    assert not other.execute("SELECT count(*) FROM duckdb_tables()").fetchone()[0]

@@ -20,7 +20,13 @@ if TYPE_CHECKING:
     from phlo.config import Settings
     from phlo.lakehouse import Lakehouse
 
-__all__ = ["SECRET_PROPERTIES", "LakehouseTarget", "open_lakehouse", "resolve_target"]
+__all__ = [
+    "SECRET_PROPERTIES",
+    "LakehouseTarget",
+    "open_lakehouse",
+    "open_located",
+    "resolve_target",
+]
 
 #: Properties whose values are secrets (masked in `repr`).
 SECRET_PROPERTIES = frozenset({"s3.secret-access-key", "s3.session-token", "credential", "token"})
@@ -118,3 +124,15 @@ def open_lakehouse(target: LakehouseTarget) -> Lakehouse:
     if target.folder is not None:
         return Lakehouse.open(target.folder)
     return Lakehouse.connect(target.catalog, target.warehouse, dict(target.properties))
+
+
+def open_located(folder: str, project: str = "") -> Lakehouse:
+    """The lakehouse a process was told about by a string (a Dagster run's tags, dbt's
+    plugin config): the settings of the project folder `project` when given — each process
+    resolves them and reads their secrets itself — else the lakehouse folder `folder`."""
+    from phlo.config import load_project
+    from phlo.lakehouse import Lakehouse
+
+    if project:
+        return load_project(project).open_lakehouse()
+    return Lakehouse.open(folder)

@@ -74,9 +74,9 @@ def promote(instance: dg.DagsterInstance, run_id: str) -> RunPromotion:
         if failed:
             reasons.append(f"blocking checks failed: {', '.join(failed)}")
         return _record(instance, RunPromotion(run_id, "blocked", reason="; ".join(reasons)))
-    from phlo.dagster.resource import open_tagged
+    from phlo.lakehouse_target import open_located
 
-    lh = open_tagged(run.tags[tags.LAKEHOUSE], run.tags.get(tags.PROJECT, ""))
+    lh = open_located(run.tags[tags.LAKEHOUSE], run.tags.get(tags.PROJECT, ""))
     try:
         promotion = wap.promote(lh, run_id, run.tags[tags.TARGET])
     except CommitConflictError as exc:

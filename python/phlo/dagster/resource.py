@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from phlo.ingestion.decorator import IngestionDefinition
     from phlo.lakehouse import Lakehouse, Table
 
-__all__ = ["PhloResource", "open_tagged"]
+__all__ = ["PhloResource"]
 
 
 class PhloResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -52,7 +52,9 @@ class PhloResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         )
 
     def open(self) -> Lakehouse:
-        return open_tagged(self.lakehouse, self.project)
+        from phlo.lakehouse_target import open_located
+
+        return open_located(self.lakehouse, self.project)
 
     def run_ref(self, context: Any, ingestions: Sequence[IngestionDefinition] = ()) -> str:
         """The ref the run of `context` writes to: its WAP branch (created from the target
@@ -91,14 +93,3 @@ def open_run_ref(
         run_tags[tags.BRANCH] = ref
     instance.add_run_tags(run_id, run_tags)
     return ref
-
-
-def open_tagged(lakehouse: str, project: str = "") -> Lakehouse:
-    """The lakehouse of a run (its tags `tags.LAKEHOUSE` and `tags.PROJECT`): the project's
-    settings when it names one, else the lakehouse folder."""
-    from phlo.config import load_project
-    from phlo.lakehouse import Lakehouse
-
-    if project:
-        return load_project(project).open_lakehouse()
-    return Lakehouse.open(lakehouse)

@@ -3,6 +3,7 @@ snapshot, dbt tests as asset checks named ``dbt__<test_type>__<target>``, one ``
 run selection and partition on the run's WAP branch (`phlo.transforms.build`)."""
 
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -79,6 +80,7 @@ def run_build(
         run_id=context.run.run_id,
         select=None if everything else selected,
         partition_date=context.partition_key if context.has_partition_key else None,
+        located_by=Path(resource.project) if resource.project else None,
     )
     yield from _events(context, translator, by_key, result)
     if result.errors and result.workdir is not None:

@@ -81,10 +81,13 @@ def build(
     select: Collection[str] | None = None,
     partition_date: str | None = None,
     workdir: Path | None = None,
+    located_by: Path | None = None,
 ) -> DbtBuild:
     """Runs one ``dbt build`` of the nodes `select`ed (unique ids; all when None) and their
     tests on `ref`, and writes the models it built to `ref`. ``partition_date`` is the dbt
-    variable ``partition_date_str``."""
+    variable ``partition_date_str``. `located_by`: the project folder whose settings name
+    `lakehouse` (a catalog and warehouse other than a lakehouse folder), for dbt's process
+    to open the same one."""
     workdir = workdir or lakehouse.root / "staging" / run_id / "dbt"
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -95,6 +98,7 @@ def build(
         workdir / "profile",
         duckdb_path=workdir / f"{DATABASE}.duckdb",
         lakehouse=lakehouse.root,
+        project=located_by,
         ref=ref,
         relations=_relations(project, set(selected), copies),
     )

@@ -32,14 +32,15 @@ _STAGING_SCHEMA = "__phlo_copy"
 class Plugin(BasePlugin):
     def initialize(self, plugin_config: dict[str, Any]) -> None:
         self._lakehouse = str(plugin_config["lakehouse"])
+        self._project = str(plugin_config.get("project") or "")
         self._ref = str(plugin_config.get("ref", "main"))
         self._relations: list[dict[str, Any]] = list(plugin_config.get("relations", []))
 
     def configure_connection(self, conn: Any) -> None:
         from phlo.errors import NoSuchTableError
-        from phlo.lakehouse import Lakehouse
+        from phlo.lakehouse_target import open_located
 
-        lakehouse = Lakehouse.open(self._lakehouse)
+        lakehouse = open_located(self._lakehouse, self._project)
         for entry in self._relations:
             schema, name = entry["relation"]
             if _exists(conn, schema, name):

@@ -37,13 +37,15 @@ def write_profile(
     *,
     duckdb_path: Path,
     lakehouse: Path | None = None,
+    project: Path | None = None,
     ref: str = "main",
     relations: Sequence[Mapping[str, Any]] = (),
     threads: int = 1,
 ) -> Path:
     """Writes ``<folder>/profiles.yml`` for a build on `duckdb_path` whose plugin shows the
-    tables of `lakehouse` at `ref` under the DuckDB `relations` (see the plugin). Returns
-    `folder`."""
+    tables of `lakehouse` at `ref` under the DuckDB `relations` (see the plugin); with
+    `project`, of the lakehouse that project's settings name instead (their secrets are read
+    in dbt's process, never written here). Returns `folder`."""
     output: dict[str, Any] = {
         "type": "duckdb",
         "path": str(duckdb_path),
@@ -64,6 +66,7 @@ def write_profile(
                 "alias": PLUGIN_ALIAS,
                 "config": {
                     "lakehouse": str(lakehouse),
+                    "project": str(project or ""),
                     "ref": ref,
                     "relations": [dict(r) for r in relations],
                 },
