@@ -303,6 +303,10 @@ def test_secrets_are_never_shown(tmp_path, clean_env):
         load_project(tmp_path)
     assert "profiles.scaled.trino.password" in str(info.value)
     assert "hunter2" not in str(info.value) and "***" in str(info.value)
+    write(tmp_path, "catalog: {uri: 'mysql://phlo:hunter2@db/x'}\n")
+    with pytest.raises(ConfigError) as info:
+        load_project(tmp_path)
+    assert "hunter2" not in str(info.value) and "'mysql://phlo:***@db/x'" in str(info.value)
     write(tmp_path, SCALED)
     scaled = load_project(tmp_path, profile="scaled")
     assert "yaml-secret" not in repr(scaled.settings)
@@ -379,7 +383,7 @@ def test_empty_sections_read_as_absent(tmp_path, clean_env):
             "catalog: {uri: 'mysql://db/x'}\n",
             {},
             "",
-            ["phlo.yaml: catalog.uri", "sqlite:///", "postgresql://", "http://"],
+            ["phlo.yaml: catalog.uri", "sqlite:///", "postgresql://", "http://", "'mysql://db/x'"],
         ),
         (
             "",

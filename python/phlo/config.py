@@ -569,7 +569,13 @@ def _config_error(error: Any, layers: list[_Layer]) -> ConfigError:
         return ConfigError(f"{where}: unknown key {'.'.join(path)}{_did_you_mean(path[-1], known)}")
     if error["type"] == "model_type" or error["type"] == "dict_type":
         return ConfigError(f"{where} must be a mapping, not {error['input']!r}")
-    shown = "***" if is_secret(path) else repr(error["input"])
+    shown = repr(error["input"])
+    if path in URL_SECRETS and isinstance(error["input"], str):
+        from phlo.publishing.postgres import redact
+
+        shown = repr(redact(error["input"]))
+    elif is_secret(path):
+        shown = "***"
     return ConfigError(f"{where} must be {error['msg']}, not {shown}")
 
 
