@@ -574,3 +574,6 @@ def test_commands_open_the_profiles_catalog_and_warehouse(project: Path) -> None
     )
     assert "dev" in lh.branches()
     assert not (project / ".phlo" / "catalog.db").exists()  # not the embedded folder
+    doctor = as_json(phlo_cli(project, "--profile", "scaled", "doctor", "--json"))
+    (check,) = [c for c in doctor["checks"] if c["check"] == "lakehouse"]
+    assert check["status"] == "ok" and check["detail"].startswith("catalog sqlite:///")

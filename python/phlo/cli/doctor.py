@@ -139,7 +139,7 @@ def _connected(config: ProjectConfig, target: LakehouseTarget) -> Finding:
     try:
         lh = config.open_lakehouse()
         tables = sum(len(lh.tables(ns)) for ns in lh.namespaces())
-    except PhloError as exc:
+    except (OSError, PhloError) as exc:
         return Finding(
             "lakehouse",
             "fail",
