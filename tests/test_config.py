@@ -398,6 +398,15 @@ def test_empty_sections_read_as_absent(tmp_path, clean_env):
             ["storage.warehouse", "storage.bucket", "phlo.yaml: storage.warehouse", "keep one"],
         ),
         (
+            "catalog: {uri: 'http://127.0.0.1:8181'}\n",
+            {"PHLO_CATALOG__PASSWORD": "pw"},
+            "",
+            [
+                "catalog.password (environment variable PHLO_CATALOG__PASSWORD)",
+                "postgresql://USER@",
+            ],
+        ),
+        (
             "engine: spark\n",
             {},
             "",

@@ -259,7 +259,7 @@ def test_trino_on_a_rest_catalog_with_a_token(
     monkeypatch.setenv("PHLO_CATALOG__URI", "https://catalog.example.test/api/catalog")
     monkeypatch.setenv("PHLO_CATALOG__TOKEN", "t0ken-s3cret")
     monkeypatch.setenv("PHLO_STORAGE__PATH_STYLE", "false")
-    monkeypatch.delenv("PHLO_CATALOG__PASSWORD", raising=False)
+    (project / ".phlo" / ".env.local").write_text("PHLO_STORAGE__SECRET_ACCESS_KEY=s3-s3cret\n")
     text = trino_catalog_properties(load_project(project, profile="scaled"))
     assert "s3cret" not in text
     catalog = properties(text)

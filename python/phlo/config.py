@@ -635,6 +635,17 @@ def _check_combinations(settings: Settings, sources: Mapping[str, str]) -> None:
             f"({sources['storage.bucket']}) both name the warehouse: keep one "
             "(s3://BUCKET/PREFIX as storage.warehouse, or storage.bucket + storage.prefix)"
         )
+    # A password beside no catalog URI is a secret kept for another profile: unused.
+    uri = settings.catalog.uri
+    if (
+        settings.catalog.password is not None
+        and uri is not None
+        and (not uri.startswith(("postgresql://", "postgres://")) or "@" not in uri)
+    ):
+        raise ConfigError(
+            f"catalog.password ({sources['catalog.password']}) is the password of a PostgreSQL "
+            "catalog: catalog.uri must then be postgresql://USER@HOST:PORT/DB"
+        )
     missing = []
     if settings.profile == "scaled":
         if storage.warehouse is None and storage.bucket is None:
