@@ -294,6 +294,7 @@ impl NativeLakehouse {
             order_by,
             ref_name: branch,
             properties,
+            write_mode: None,
         };
         let reader = data.into_reader()?;
         let lh = self.inner.clone();

@@ -17,19 +17,14 @@ use arrow_array::{Array, BooleanArray, Int64Array, RecordBatch, StringArray};
 use arrow_row::{RowConverter, SortField};
 use futures::StreamExt;
 use iceberg::io::FileIO;
-use iceberg::spec::{
-    DataContentType, DataFileFormat, NestedField, PrimitiveType, Schema, TableMetadata, Type,
-};
+use iceberg::spec::{DataContentType, DataFile, DataFileFormat, TableMetadata};
 use tokio::sync::OnceCell;
 
 use super::LoadedTable;
+use super::delete_writer::position_delete_schema;
 use super::manifests::LiveFile;
 use super::read::{ProjectedFile, Projection};
 use crate::error::{Context, Error, Location, Result};
-
-/// Field ids the spec reserves for a position delete file's columns.
-const FILE_PATH_ID: i32 = 2147483546;
-const POS_ID: i32 = 2147483545;
 
 /// A data file with the delete files that apply to it.
 #[derive(Debug, Clone)]
@@ -44,6 +39,16 @@ impl FileToRead {
             data,
             deletes: vec![],
         }
+    }
+
+    /// The delete files that name this data file as the only one they apply to (as phlo's
+    /// merge-on-read writes them): they go when the data file goes.
+    pub fn own_deletes(&self) -> impl Iterator<Item = &DataFile> + '_ {
+        let path = self.data.file.file_path();
+        self.deletes
+            .iter()
+            .filter(move |d| d.file.referenced_data_file().as_deref() == Some(path))
+            .map(|d| &d.file)
     }
 
     /// Field ids of the columns its equality deletes compare.
@@ -237,18 +242,7 @@ async fn load(io: &FileIO, read: &Projection, delete: &LiveFile) -> Result<Arc<L
 }
 
 async fn load_positions(io: &FileIO, delete: &LiveFile) -> Result<HashMap<String, Vec<i64>>> {
-    let schema = Schema::builder()
-        .with_fields(vec![
-            NestedField::required(
-                FILE_PATH_ID,
-                "file_path",
-                Type::Primitive(PrimitiveType::String),
-            )
-            .into(),
-            NestedField::required(POS_ID, "pos", Type::Primitive(PrimitiveType::Long)).into(),
-        ])
-        .build()
-        .context(|| "describing a position delete file".into())?;
+    let schema = position_delete_schema()?;
     let projection = Projection::of_schema(&schema)?;
     let mut by_path: HashMap<String, Vec<i64>> = HashMap::new();
     let opened = ProjectedFile::open(io, &delete.file, &projection).await?;
