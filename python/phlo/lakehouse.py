@@ -23,7 +23,7 @@ from phlo.errors import (
     NoSuchNamespaceError,
     TableAlreadyExistsError,
 )
-from phlo.merge import MergeResult, MergeStrategy, merge_into
+from phlo.merge import MergeResult, MergeStrategy, WriteMode, merge_into
 from phlo.schema.iceberg import table_schema
 
 if TYPE_CHECKING:
@@ -76,6 +76,8 @@ class DeleteResult(HtmlRepr):
     files_removed: int
     #: Files written with the surviving rows of files where only some rows matched.
     files_added: int
+    #: Position-delete files written (merge-on-read).
+    delete_files_added: int
     bytes_written: int
     commit_retries: int
 
@@ -680,6 +682,7 @@ class Table:
         author: str | None = None,
         validate: Any = None,
         schema_evolution: SchemaEvolution = "strict",
+        write_mode: WriteMode | None = None,
     ) -> MergeResult:
         """Merges Arrow-like `data` into the table as one atomic snapshot.
 
@@ -688,7 +691,10 @@ class Table:
         ``"append"`` inserts. ``merge_config={"deduplication_method": "last"}`` (the default for
         merges; or ``"first"``, ``"hash"``) deduplicates the batch first, ``"order_by": column``
         makes "last" mean the greatest value of that column. Null keys raise `MergeError`.
-        `validate` and `schema_evolution` work as for `append`.
+        `validate` and `schema_evolution` work as for `append`. Replaced rows are removed as
+        the table property ``write.merge.mode`` says, or `write_mode` for this call:
+        ``"copy-on-write"`` (the default) rewrites their files, ``"merge-on-read"`` marks them
+        in position-delete files, ``"auto"`` chooses per file (docs/merge.md).
         """
         self._writable()
         data = _validated(data, validate)
@@ -701,7 +707,31 @@ class Table:
             merge_config,
             properties=properties,
             schema_evolution=schema_evolution,
+            write_mode=write_mode,
         )
+
+    @property
+    def properties(self) -> dict[str, str]:
+        """The table's properties (Iceberg's and phlo's), as its metadata holds them."""
+        return dict(self._metadata()[1].get("properties", {}))
+
+    def set_properties(self, properties: Mapping[str, str | None]) -> bool:
+        """Sets table properties in one metadata-only commit (no snapshot, no file touched);
+        a value of None removes the property. E.g. ``{"write.merge.mode": "merge-on-read"}``.
+        A write mode other than ``copy-on-write``, ``merge-on-read`` or ``auto`` raises
+        `InputError` and nothing changes. Returns whether anything changed."""
+        self._writable()
+        if not isinstance(properties, Mapping):
+            raise InputError(f"properties must be a mapping, not {properties!r}")
+        updates: list[tuple[str, str | None]] = []
+        for key, value in properties.items():
+            if not isinstance(key, str) or not (value is None or isinstance(value, str)):
+                raise InputError(
+                    f"properties must map strings to strings or None; {key!r}: {value!r} "
+                    "does not (convert the value with str())"
+                )
+            updates.append((key, value))
+        return self._native.set_properties(self.name, self.ref, updates)
 
     def compact(
         self,
@@ -775,9 +805,12 @@ class Table:
         properties: Mapping[str, str] | None = None,
         message: str | None = None,
         author: str | None = None,
+        write_mode: WriteMode | None = None,
     ) -> DeleteResult:
         """Deletes the rows matching `filter` (the forms `scan` accepts, ANDed) as one
-        snapshot on this table's branch, copy-on-write: files whose partition values or column
+        snapshot on this table's branch, copy-on-write unless the table property
+        ``write.delete.mode`` or `write_mode` says ``"merge-on-read"`` (matching rows are
+        marked in position-delete files) or ``"auto"`` (per file; docs/merge.md): files whose partition values or column
         ranges prove every row matches are dropped unread, files that cannot match are left
         alone, the others are rewritten without the matching rows. A row where the filter is
         null (``x != 1`` with ``x`` null) is kept. Deleting nothing commits nothing
@@ -787,7 +820,8 @@ class Table:
         self._writable()
         filters = normalize_filters(filter)
         properties = _commit_properties(properties, message, author)
-        return DeleteResult(**self._native.delete(self.name, filters, self.ref, properties))
+        mode = _args.optional_text("write_mode", write_mode)
+        return DeleteResult(**self._native.delete(self.name, filters, self.ref, properties, mode))
 
     def changes(
         self,
