@@ -5,6 +5,7 @@ with compactions in between; `set_properties` and the `write_mode=` override; a 
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import random
 import signal
@@ -16,10 +17,12 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 from pyiceberg.catalog.sql import SqlCatalog
 
 import phlo
 from phlo import errors
+from phlo.cli import main
 
 SCHEMA = {"id": pa.int64(), "seq": pa.int64(), "v": pa.string()}
 MOR = {"write.merge.mode": "merge-on-read", "write.delete.mode": "merge-on-read"}
@@ -275,3 +278,36 @@ def test_concurrent_merge_on_read_merges_lose_no_update(lh, overlap):
     final = as_model(table.scan().to_arrow())
     assert final in (serial([0, 1]), serial([1, 0]))
     assert as_model(pyiceberg_table(lh, "raw.t").scan().to_arrow()) == final
+
+
+def test_maintain_reports_read_amplification_and_compacts_past_the_threshold(lh):
+    table = lh.create_table("raw.t", SCHEMA, properties=MOR)
+    model = seed(table, parts=1, rows=100)
+    other = lh.create_table("raw.plain", SCHEMA)
+    seed(other, parts=1, rows=10)
+    table.delete(("id", "<", 20))
+    model = {k: v for k, v in model.items() if k >= 20}
+    stats = table.delete_stats()
+    assert (stats.delete_files, stats.rows, stats.deleted_rows) == (1, 100, 20)
+    assert stats.read_amplification == pytest.approx(100 / 80)
+
+    def maintain(*args: str) -> list[dict]:
+        result = CliRunner().invoke(main, ["--root", str(lh.root), "maintain", "deletes", *args])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    report = {r["table"]: r for r in maintain("--json")}
+    assert report["raw.t"]["delete_files"] == 1
+    assert report["raw.t"]["read_amplification"] == 1.25
+    assert report["raw.plain"]["read_amplification"] == 1.0
+    assert all(r["compacted"] is None for r in report.values())
+    # Below the threshold nothing happens; above it the table is compacted.
+    assert maintain("raw.t", "--compact-above", "1.3", "--json")[0]["compacted"] is None
+    assert table.delete_stats().delete_files == 1
+    done = maintain("--compact-above", "1.2", "--json")
+    assert [r["table"] for r in done if r["compacted"]] == ["raw.t"]
+    after = table.delete_stats()
+    assert (after.delete_files, after.deleted_rows, after.read_amplification) == (0, 0, 1.0)
+    assert as_model(table.scan().to_arrow()) == model
+    text = CliRunner().invoke(main, ["--root", str(lh.root), "maintain", "deletes", "raw.t"])
+    assert "0 delete files" in text.output and "read amplification 1.0" in text.output

@@ -35,6 +35,7 @@ __all__ = [
     "AppendResult",
     "CompactResult",
     "DeleteResult",
+    "DeleteStats",
     "ExpireResult",
     "Lakehouse",
     "LogEntry",
@@ -80,6 +81,25 @@ class DeleteResult(HtmlRepr):
     delete_files_added: int
     bytes_written: int
     commit_retries: int
+
+
+@dataclass(frozen=True)
+class DeleteStats(HtmlRepr):
+    """What merge-on-read writes left in a table's head (from its snapshot summary)."""
+
+    data_files: int
+    delete_files: int
+    #: Rows stored in the data files, deleted ones included.
+    rows: int
+    #: Rows the position-delete files remove.
+    deleted_rows: int
+
+    @property
+    def read_amplification(self) -> float:
+        """Rows a full scan decodes per row it returns: ``rows / (rows - deleted_rows)`` (1.0
+        without deletes). Compaction brings it back to 1.0."""
+        live = self.rows - self.deleted_rows
+        return self.rows / live if live > 0 else (1.0 if self.rows == 0 else float("inf"))
 
 
 @dataclass(frozen=True)
@@ -708,6 +728,22 @@ class Table:
             properties=properties,
             schema_evolution=schema_evolution,
             write_mode=write_mode,
+        )
+
+    def delete_stats(self) -> DeleteStats:
+        """Data and delete files of the head and the read amplification they cause (see
+        `DeleteStats`), read from the snapshot summary's totals (no file is opened)."""
+        snapshot_id = self.current_snapshot_id
+        summary = next((s.summary for s in self.history() if s.snapshot_id == snapshot_id), {})
+
+        def total(key: str) -> int:
+            return int(summary.get(key, "0"))
+
+        return DeleteStats(
+            data_files=total("total-data-files"),
+            delete_files=total("total-delete-files"),
+            rows=total("total-records"),
+            deleted_rows=total("total-position-deletes"),
         )
 
     @property
