@@ -1,6 +1,6 @@
-//! Delete files other engines write (merge-on-read): which apply to a data file, by the Iceberg
-//! spec's sequence-number and partition rules, and which of its rows they delete. phlo itself
-//! writes copy-on-write and never leaves delete files.
+//! Delete files merge-on-read writes leave (phlo's own, see [`super::delete_writer`], or other
+//! engines'): which apply to a data file, by the Iceberg spec's sequence-number and partition
+//! rules, and which of its rows they delete.
 //!
 //! - A position delete (`file_path`, `pos`) applies to data files of the same or an earlier
 //!   data sequence number; an equality delete (rows equal to a deleted row on its equality
