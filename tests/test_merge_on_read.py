@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -25,6 +26,26 @@ from phlo import errors
 from phlo.cli import main
 
 SCHEMA = {"id": pa.int64(), "seq": pa.int64(), "v": pa.string()}
+# DuckDB with its Iceberg extension, apart from the venv's DuckDB (see
+# requirements-duckdb-iceberg.txt; `make dev` installs it).
+DUCKDB_ICEBERG = Path(sys.prefix) / "duckdb-iceberg"
+DUCKDB_SCAN = textwrap.dedent(
+    """
+    import json, sys
+    import duckdb
+    root = sys.argv[1]
+    con = duckdb.connect(
+        config={"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
+    )
+    for ext in ("avro", "iceberg"):
+        con.execute(f"LOAD '{root}/duckdb_extension_{ext}/extensions/v{duckdb.__version__}/{ext}.duckdb_extension'")
+    out = []
+    for location in json.loads(sys.stdin.read()):
+        rows = con.execute(f"SELECT id, seq, v FROM iceberg_scan('{location}')").fetchall()
+        out.append(rows)
+    print(json.dumps(out))
+    """
+)
 MOR = {"write.merge.mode": "merge-on-read", "write.delete.mode": "merge-on-read"}
 
 
@@ -33,6 +54,27 @@ def as_model(data: pa.Table) -> dict[int, tuple[int, str]]:
     model = {k: (s, v) for k, s, v in zip(rows["id"], rows["seq"], rows["v"], strict=True)}
     assert len(model) == data.num_rows, "a key was read twice"
     return model
+
+
+def duckdb_models(locations: list[str]) -> list[dict[int, tuple[int, str]]]:
+    """The rows DuckDB's `iceberg_scan` reads from each metadata file, in a subprocess (no site
+    packages: only the separately installed DuckDB is seen)."""
+    assert DUCKDB_ICEBERG.is_dir(), f"{DUCKDB_ICEBERG} is missing: run `make dev`"
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", DUCKDB_SCAN, str(DUCKDB_ICEBERG)],
+        input=json.dumps(locations),
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(DUCKDB_ICEBERG), "HOME": str(DUCKDB_ICEBERG)},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    models = []
+    for rows in json.loads(done.stdout):
+        model = {k: (s, v) for k, s, v in rows}
+        assert len(model) == len(rows), "DuckDB read a key twice"
+        models.append(model)
+    return models
 
 
 def pyiceberg_table(lh: phlo.Lakehouse, name: str):
@@ -54,6 +96,7 @@ def test_every_snapshot_matches_the_model_in_phlo_and_pyiceberg(lh, mode):
     model = seed(table)
     rng = random.Random(f"mor-{mode}")
     snapshots = {table.current_snapshot_id: dict(model)}
+    locations = {table.current_snapshot_id: table.metadata_location}
     for step in range(1, 16):
         action = rng.random()
         if action < 0.55:
@@ -75,15 +118,20 @@ def test_every_snapshot_matches_the_model_in_phlo_and_pyiceberg(lh, mode):
         else:
             table.compact(target_file_size=1 << 30)
         snapshots[table.current_snapshot_id] = dict(model)
+        locations[table.current_snapshot_id] = table.metadata_location
         assert as_model(table.scan().to_arrow()) == model, f"step {step}"
     summary = table.history()[-1].summary
     if mode == "copy-on-write":
         assert summary.get("total-delete-files", "0") == "0"
-    # Time travel (across compactions) and PyIceberg read every snapshot as the model had it.
+    # Time travel (across compactions), PyIceberg and DuckDB read every snapshot as the model
+    # had it (DuckDB each snapshot's own metadata file).
     other = pyiceberg_table(lh, "raw.t")
     for snapshot_id, expected in snapshots.items():
         assert as_model(table.scan(snapshot_id=snapshot_id).to_arrow()) == expected
         assert as_model(other.scan(snapshot_id=snapshot_id).to_arrow()) == expected
+    ids = list(snapshots)
+    for snapshot_id, read in zip(ids, duckdb_models([locations[i] for i in ids]), strict=True):
+        assert read == snapshots[snapshot_id], f"DuckDB at snapshot {snapshot_id}"
 
 
 def test_merge_on_read_writes_delete_files_pyiceberg_applies(lh):
