@@ -464,3 +464,155 @@ async fn auto_rewrites_files_losing_a_large_share_and_marks_the_rest() {
     assert_eq!(model[&102], (1, "b".to_string()));
     assert_eq!(check_delete_files(&lh).await, 1);
 }
+
+fn compact_all() -> CompactOptions {
+    CompactOptions {
+        target_file_size: 1 << 30,
+        filters: vec![],
+        properties: HashMap::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_whose_data_file_another_writer_removed_are_a_conflict_but_appends_are_not() {
+    let (_dir, lh) = setup(HashMap::new()).await;
+    for range in [0..50, 50..100] {
+        let rows: Vec<_> = range.map(|k| (k, 0, format!("a{k}"))).collect();
+        lh.append("raw.t", batch(&rows), MAIN, HashMap::new())
+            .await
+            .unwrap();
+    }
+    let mor = upsert(Some(WriteMode::MergeOnRead));
+    // What `Lakehouse::merge` hands the engine: the batch cast to the table schema.
+    let target = phlo_core::schema::arrow_schema_of(
+        lh.load_table("raw.t", MAIN)
+            .await
+            .unwrap()
+            .metadata
+            .current_schema(),
+    )
+    .unwrap();
+    let update = |k: i64| {
+        let one = batch(&[(k, 1, "b".into())]).pop().unwrap().unwrap();
+        phlo_core::schema::cast_to_schema(&one, &target).unwrap()
+    };
+    // Planned on a stale table: another writer appended meanwhile. Positions are per data
+    // file, so the merge lands on top.
+    let stale = lh.load_table("raw.t", MAIN).await.unwrap();
+    lh.append(
+        "raw.t",
+        batch(&[(500, 0, "x".into())]),
+        MAIN,
+        HashMap::new(),
+    )
+    .await
+    .unwrap();
+    let mut written = Vec::new();
+    let landed = phlo_core::merge::merge(
+        lh.catalog(),
+        lh.file_io(),
+        stale,
+        update(3),
+        &mor,
+        &mut written,
+    )
+    .await
+    .unwrap();
+    assert_eq!((landed.delete_files_added, landed.commit_retries), (1, 1));
+    let model = contents(&lh, None).await;
+    assert_eq!((model.len(), &model[&3]), (101, &(1, "b".to_string())));
+
+    // Planned on a stale table: another writer compacted (removed) the file the deletes name.
+    let stale = lh.load_table("raw.t", MAIN).await.unwrap();
+    lh.compact("raw.t", MAIN, &compact_all()).await.unwrap();
+    let head = lh
+        .load_table("raw.t", MAIN)
+        .await
+        .unwrap()
+        .metadata_location;
+    let mut written = Vec::new();
+    let error = phlo_core::merge::merge(
+        lh.catalog(),
+        lh.file_io(),
+        stale,
+        update(60),
+        &mor,
+        &mut written,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(error, Error::CommitConflict { .. }), "{error:?}");
+    assert!(error.to_string().contains("position deletes"), "{error}");
+    assert_eq!(
+        lh.load_table("raw.t", MAIN)
+            .await
+            .unwrap()
+            .metadata_location,
+        head
+    );
+    assert_eq!(contents(&lh, None).await, model);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_branchs_position_deletes_rebase_onto_a_moved_main_unless_their_file_went() {
+    use phlo_core::catalog::{CommitMeta, RefKind};
+
+    let (_dir, lh) = setup(HashMap::new()).await;
+    let rows: Vec<_> = (0..100).map(|k| (k, 0, format!("a{k}"))).collect();
+    lh.append("raw.t", batch(&rows), MAIN, HashMap::new())
+        .await
+        .unwrap();
+    let mut model = contents(&lh, None).await;
+    for (branch, main_moves_by_compaction) in [("dev", false), ("dev2", true)] {
+        lh.catalog()
+            .create_ref(branch, RefKind::Branch, MAIN)
+            .unwrap();
+        let on_branch = MergeOptions {
+            ref_name: branch.into(),
+            ..upsert(Some(WriteMode::MergeOnRead))
+        };
+        let key = if main_moves_by_compaction { 20 } else { 10 };
+        let merged = lh
+            .merge("raw.t", batch(&[(key, 1, "branch".into())]), &on_branch)
+            .await
+            .unwrap();
+        assert_eq!(merged.delete_files_added, 1);
+        if main_moves_by_compaction {
+            // Main's only data files are rewritten: the branch's positions point nowhere.
+            lh.append(
+                "raw.t",
+                batch(&[(700, 0, "m".into())]),
+                MAIN,
+                HashMap::new(),
+            )
+            .await
+            .unwrap();
+            lh.compact("raw.t", MAIN, &compact_all()).await.unwrap();
+            let before = contents(&lh, None).await;
+            let error = lh
+                .merge_branch(branch, MAIN, &CommitMeta::default())
+                .await
+                .unwrap_err();
+            assert!(matches!(error, Error::CommitConflict { .. }), "{error:?}");
+            assert_eq!(contents(&lh, None).await, before);
+        } else {
+            lh.append(
+                "raw.t",
+                batch(&[(600, 0, "m".into())]),
+                MAIN,
+                HashMap::new(),
+            )
+            .await
+            .unwrap();
+            let published = lh
+                .merge_branch(branch, MAIN, &CommitMeta::default())
+                .await
+                .unwrap();
+            assert_eq!(published.rebased, vec!["raw.t".to_string()]);
+            model.insert(600, (0, "m".into()));
+            model.insert(key, (1, "branch".into()));
+            assert_eq!(contents(&lh, None).await, model);
+            assert_eq!(check_delete_files(&lh).await, 1);
+        }
+    }
+}
