@@ -214,7 +214,8 @@ pub async fn merge(
             for file in candidates {
                 let positional = mode != WriteMode::CopyOnWrite
                     && file.data.spec_id == table.metadata.default_partition_spec_id();
-                let mut replaced = None;
+                // Positional reading counts the rows it finds; a rewrite after it must not.
+                let mut counted = false;
                 if positional {
                     let matcher = key_matcher(keys.clone());
                     let hits =
@@ -224,7 +225,7 @@ pub async fn merge(
                     if replacing.by_positions(&file, hits, mode, written).await? {
                         continue;
                     }
-                    replaced = Some(());
+                    counted = true;
                 }
                 // Rows other engines' delete files removed are not the table's: they are
                 // neither kept nor counted as updated.
@@ -238,8 +239,7 @@ pub async fn merge(
                         .await
                         .map_err(|e| e.in_table(&name))?;
                 if matched > 0 {
-                    // Positional reading counted these rows already.
-                    if replaced.is_none() {
+                    if !counted {
                         replacing.rows_removed += matched;
                     }
                     replacing.remove(file);

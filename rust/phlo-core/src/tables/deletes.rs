@@ -261,13 +261,20 @@ async fn load_positions(io: &FileIO, delete: &LiveFile) -> Result<HashMap<String
                 "the file does not follow the Iceberg spec; rewrite the table",
             ));
         };
-        for i in 0..batch.num_rows() {
-            if paths.is_valid(i) && positions.is_valid(i) {
-                by_path
-                    .entry(paths.value(i).to_string())
-                    .or_default()
-                    .push(positions.value(i));
+        // Rows are sorted by path (one path per file, as phlo writes them): the entry is
+        // looked up once per run of a path, not once per row.
+        let mut start = 0;
+        while start < batch.num_rows() {
+            let path = paths.is_valid(start).then(|| paths.value(start));
+            let end = (start..batch.num_rows())
+                .find(|&i| paths.is_valid(i).then(|| paths.value(i)) != path)
+                .unwrap_or(batch.num_rows());
+            if let Some(path) = path {
+                let run = (start..end).filter(|&i| positions.is_valid(i));
+                let entry = by_path.entry(path.to_string()).or_default();
+                entry.extend(run.map(|i| positions.value(i)));
             }
+            start = end;
         }
     }
     Ok(by_path)
