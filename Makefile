@@ -48,6 +48,7 @@ release: $(VENV)/.installed
 bench: release
 	$(BIN)/python benches/bench_append_scan.py
 	$(BIN)/python benches/bench_merge.py
+	$(BIN)/python benches/bench_mor.py
 	$(BIN)/python benches/bench_validate.py
 	$(BIN)/python benches/bench_compact.py
 	$(BIN)/python benches/bench_quality.py
