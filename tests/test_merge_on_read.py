@@ -359,3 +359,32 @@ def test_maintain_reports_read_amplification_and_compacts_past_the_threshold(lh)
     assert as_model(table.scan().to_arrow()) == model
     text = CliRunner().invoke(main, ["--root", str(lh.root), "maintain", "deletes", "raw.t"])
     assert "0 delete files" in text.output and "read amplification 1.0" in text.output
+
+
+def test_merge_on_read_on_a_partitioned_table(lh):
+    schema = {"day": pa.string(), "id": pa.int64(), "v": pa.string()}
+    table = lh.create_table("raw.p", schema, partition_by=[("day", "identity")], properties=MOR)
+    days = ["d1", "d2", "d3"]
+    rows = [(d, i, "a") for d in days for i in range(40)]
+    table.append(pa.table({k: [r[j] for r in rows] for j, k in enumerate(schema)}))
+    model = {(d, i): v for d, i, v in rows}
+    batch = [("d1", 3, "b"), ("d2", 3, "b"), ("d3", 99, "n")]
+    result = table.merge(
+        pa.table({k: [r[j] for r in batch] for j, k in enumerate(schema)}), ["day", "id"]
+    )
+    model.update({(d, i): v for d, i, v in batch})
+    assert (result.rows_updated, result.delete_files_added) == (2, 2)
+    table.delete([("day", "=", "d3"), ("id", "<", 5)])
+    model = {k: v for k, v in model.items() if not (k[0] == "d3" and k[1] < 5)}
+
+    def read(data: pa.Table) -> dict:
+        d = data.to_pydict()
+        out = {(a, b): c for a, b, c in zip(d["day"], d["id"], d["v"], strict=True)}
+        assert len(out) == data.num_rows
+        return out
+
+    assert read(table.scan().to_arrow()) == model
+    assert read(pyiceberg_table(lh, "raw.p").scan().to_arrow()) == model
+    assert read(table.scan(filter=("day", "=", "d1")).to_arrow()) == {
+        k: v for k, v in model.items() if k[0] == "d1"
+    }
