@@ -16,10 +16,11 @@ BIN := $(VENV)/bin
 .PHONY: dev test test-rust test-python demo lint fmt bench bench-validate release wheel wheel-test clean
 
 # Pinned Python dependencies (requirements-dev.txt is the lock; regenerate with pip freeze).
-$(VENV)/.installed: requirements-dev.txt
+$(VENV)/.installed: requirements-dev.txt requirements-duckdb-iceberg.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q --upgrade --no-deps --target $(VENV)/duckdb-iceberg -r requirements-duckdb-iceberg.txt
 	touch $@
 
 ## dev: create .venv, install pinned deps, build the extension into it (dev profile)
@@ -47,6 +48,7 @@ release: $(VENV)/.installed
 bench: release
 	$(BIN)/python benches/bench_append_scan.py
 	$(BIN)/python benches/bench_merge.py
+	$(BIN)/python benches/bench_mor.py
 	$(BIN)/python benches/bench_validate.py
 	$(BIN)/python benches/bench_compact.py
 	$(BIN)/python benches/bench_quality.py

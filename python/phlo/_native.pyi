@@ -123,6 +123,7 @@ class NativeLakehouse:
         branch: str,
         properties: dict[str, str],
         schema_evolution: str,
+        write_mode: str | None = None,
     ) -> dict[str, Any]: ...
     def delete(
         self,
@@ -130,7 +131,11 @@ class NativeLakehouse:
         filters: Sequence[tuple[str, str, Sequence[_Literal]]],
         branch: str,
         properties: dict[str, str],
+        write_mode: str | None = None,
     ) -> dict[str, Any]: ...
+    def set_properties(
+        self, name: str, ref_name: str, updates: Sequence[tuple[str, str | None]]
+    ) -> bool: ...
     def changes(
         self,
         name: str,

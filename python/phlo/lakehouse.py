@@ -23,7 +23,7 @@ from phlo.errors import (
     NoSuchNamespaceError,
     TableAlreadyExistsError,
 )
-from phlo.merge import MergeResult, MergeStrategy, merge_into
+from phlo.merge import MergeResult, MergeStrategy, WriteMode, merge_into
 from phlo.schema.iceberg import table_schema
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ __all__ = [
     "AppendResult",
     "CompactResult",
     "DeleteResult",
+    "DeleteStats",
     "ExpireResult",
     "Lakehouse",
     "LogEntry",
@@ -76,8 +77,29 @@ class DeleteResult(HtmlRepr):
     files_removed: int
     #: Files written with the surviving rows of files where only some rows matched.
     files_added: int
+    #: Position-delete files written (merge-on-read).
+    delete_files_added: int
     bytes_written: int
     commit_retries: int
+
+
+@dataclass(frozen=True)
+class DeleteStats(HtmlRepr):
+    """What merge-on-read writes left in a table's head (from its snapshot summary)."""
+
+    data_files: int
+    delete_files: int
+    #: Rows stored in the data files, deleted ones included.
+    rows: int
+    #: Rows the position-delete files remove.
+    deleted_rows: int
+
+    @property
+    def read_amplification(self) -> float:
+        """Rows a full scan decodes per row it returns: ``rows / (rows - deleted_rows)`` (1.0
+        without deletes). Compaction brings it back to 1.0."""
+        live = self.rows - self.deleted_rows
+        return self.rows / live if live > 0 else (1.0 if self.rows == 0 else float("inf"))
 
 
 @dataclass(frozen=True)
@@ -680,6 +702,7 @@ class Table:
         author: str | None = None,
         validate: Any = None,
         schema_evolution: SchemaEvolution = "strict",
+        write_mode: WriteMode | None = None,
     ) -> MergeResult:
         """Merges Arrow-like `data` into the table as one atomic snapshot.
 
@@ -688,7 +711,10 @@ class Table:
         ``"append"`` inserts. ``merge_config={"deduplication_method": "last"}`` (the default for
         merges; or ``"first"``, ``"hash"``) deduplicates the batch first, ``"order_by": column``
         makes "last" mean the greatest value of that column. Null keys raise `MergeError`.
-        `validate` and `schema_evolution` work as for `append`.
+        `validate` and `schema_evolution` work as for `append`. Replaced rows are removed as
+        the table property ``write.merge.mode`` says, or `write_mode` for this call:
+        ``"copy-on-write"`` (the default) rewrites their files, ``"merge-on-read"`` marks them
+        in position-delete files, ``"auto"`` chooses per file (docs/merge.md).
         """
         self._writable()
         data = _validated(data, validate)
@@ -701,7 +727,47 @@ class Table:
             merge_config,
             properties=properties,
             schema_evolution=schema_evolution,
+            write_mode=write_mode,
         )
+
+    def delete_stats(self) -> DeleteStats:
+        """Data and delete files of the head and the read amplification they cause (see
+        `DeleteStats`), read from the snapshot summary's totals (no file is opened)."""
+        snapshot_id = self.current_snapshot_id
+        summary = next((s.summary for s in self.history() if s.snapshot_id == snapshot_id), {})
+
+        def total(key: str) -> int:
+            return int(summary.get(key, "0"))
+
+        return DeleteStats(
+            data_files=total("total-data-files"),
+            delete_files=total("total-delete-files"),
+            rows=total("total-records"),
+            deleted_rows=total("total-position-deletes"),
+        )
+
+    @property
+    def properties(self) -> dict[str, str]:
+        """The table's properties (Iceberg's and phlo's), as its metadata holds them."""
+        return dict(self._metadata()[1].get("properties", {}))
+
+    def set_properties(self, properties: Mapping[str, str | None]) -> bool:
+        """Sets table properties in one metadata-only commit (no snapshot, no file touched);
+        a value of None removes the property. E.g. ``{"write.merge.mode": "merge-on-read"}``.
+        A write mode other than ``copy-on-write``, ``merge-on-read`` or ``auto`` raises
+        `InputError` and nothing changes. Returns whether anything changed."""
+        self._writable()
+        if not isinstance(properties, Mapping):
+            raise InputError(f"properties must be a mapping, not {properties!r}")
+        updates: list[tuple[str, str | None]] = []
+        for key, value in properties.items():
+            if not isinstance(key, str) or not (value is None or isinstance(value, str)):
+                raise InputError(
+                    f"properties must map strings to strings or None; {key!r}: {value!r} "
+                    "does not (convert the value with str())"
+                )
+            updates.append((key, value))
+        return self._native.set_properties(self.name, self.ref, updates)
 
     def compact(
         self,
@@ -775,9 +841,12 @@ class Table:
         properties: Mapping[str, str] | None = None,
         message: str | None = None,
         author: str | None = None,
+        write_mode: WriteMode | None = None,
     ) -> DeleteResult:
         """Deletes the rows matching `filter` (the forms `scan` accepts, ANDed) as one
-        snapshot on this table's branch, copy-on-write: files whose partition values or column
+        snapshot on this table's branch, copy-on-write unless the table property
+        ``write.delete.mode`` or `write_mode` says ``"merge-on-read"`` (matching rows are
+        marked in position-delete files) or ``"auto"`` (per file; docs/merge.md): files whose partition values or column
         ranges prove every row matches are dropped unread, files that cannot match are left
         alone, the others are rewritten without the matching rows. A row where the filter is
         null (``x != 1`` with ``x`` null) is kept. Deleting nothing commits nothing
@@ -787,7 +856,8 @@ class Table:
         self._writable()
         filters = normalize_filters(filter)
         properties = _commit_properties(properties, message, author)
-        return DeleteResult(**self._native.delete(self.name, filters, self.ref, properties))
+        mode = _args.optional_text("write_mode", write_mode)
+        return DeleteResult(**self._native.delete(self.name, filters, self.ref, properties, mode))
 
     def changes(
         self,

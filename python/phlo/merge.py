@@ -20,9 +20,12 @@ from phlo.errors import InputError
 if TYPE_CHECKING:
     from phlo.lakehouse import Table
 
-__all__ = ["MergeResult", "dedupe", "merge_into", "merge_to_iceberg"]
+__all__ = ["MergeResult", "WriteMode", "dedupe", "merge_into", "merge_to_iceberg"]
 
 MergeStrategy = Literal["merge", "append"]
+#: How a merge or delete removes rows: rewrite their files, or write position-delete files
+#: beside them; ``auto`` decides per file (see docs/merge.md). None: the table's property.
+WriteMode = Literal["copy-on-write", "merge-on-read", "auto"]
 DeduplicationMethod = Literal["first", "last", "hash"]
 #: The seed's keys, plus `order_by` (phlo's earlier name for `deduplication_order_by`).
 _CONFIG_KEYS = {"deduplication", "deduplication_method", "deduplication_order_by", "order_by"}
@@ -40,8 +43,11 @@ class MergeResult(HtmlRepr):
     duplicates_dropped: int
     #: Data files read because their key range could hold batch keys.
     files_scanned: int
+    #: Data files written (the batch's rows, and files rewritten copy-on-write).
     files_added: int
     files_removed: int
+    #: Position-delete files written (merge-on-read).
+    delete_files_added: int
     bytes_written: int
     commit_retries: int
     #: Seconds per phase: read_input, dedupe, plan, rewrite, write, commit.
@@ -57,6 +63,7 @@ def merge_into(
     *,
     properties: Mapping[str, str] | None = None,
     schema_evolution: str = "strict",
+    write_mode: WriteMode | None = None,
 ) -> MergeResult:
     """See `Table.merge`."""
     keys = _args.columns("unique_key", unique_key)
@@ -71,6 +78,7 @@ def merge_into(
         table.ref,
         _args.string_map("properties", properties),
         _args.text("schema_evolution", schema_evolution),
+        _args.optional_text("write_mode", write_mode),
     )
     return MergeResult(**result)
 

@@ -1,4 +1,5 @@
-"""`phlo maintain`: expire snapshots, remove orphans, compact, rewrite manifests."""
+"""`phlo maintain`: expire snapshots, remove orphans, compact, rewrite manifests, and fold
+merge-on-read deletes back in."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from phlo.cli.app import main, open_lakehouse
 
 @main.group()
 def maintain() -> None:
-    """Expire snapshots, remove orphan files, compact small files, regroup manifests."""
+    """Expire snapshots, remove orphan files, compact small files, regroup manifests, report
+    and fold merge-on-read deletes."""
 
 
 @maintain.command("expire")
@@ -111,3 +113,48 @@ def maintain_rewrite_manifests(ctx: click.Context, table: str, ref: str) -> None
         f"rewrote {result.manifests_before} manifests into {result.manifests_after}, "
         f"snapshot {result.snapshot_id}"
     )
+
+
+@maintain.command("deletes")
+@click.argument("tables", nargs=-1)
+@click.option("--ref", default="main", show_default=True, help="Branch to look at.")
+@click.option(
+    "--compact-above",
+    type=click.FloatRange(min=1.0),
+    default=None,
+    help="Compact each table whose read amplification is above this (e.g. 1.2); "
+    "without it, only report.",
+)
+@output.json_option
+@click.pass_context
+def maintain_deletes(
+    ctx: click.Context, tables: tuple[str, ...], ref: str, compact_above: float | None
+) -> None:
+    """Show delete files and read amplification (rows decoded per live row) of TABLES (default:
+    every table), and compact those above --compact-above."""
+    lh = open_lakehouse(ctx)
+    names = list(tables) or [t for ns in lh.namespaces() for t in lh.tables(ns)]
+    report = []
+    for name in names:
+        table = lh.table(name, ref=ref)
+        stats = table.delete_stats()
+        row: dict[str, object] = {
+            "table": name,
+            **dataclasses.asdict(stats),
+            "read_amplification": round(stats.read_amplification, 3),
+            "compacted": None,
+        }
+        if compact_above is not None and stats.read_amplification > compact_above:
+            with output.activity(f"compacting {name}"):
+                row["compacted"] = table.compact().snapshot_id
+        report.append(row)
+    if output.is_json(ctx):
+        output.print_json(report)
+        return
+    for row in report:
+        done = f", compacted (snapshot {row['compacted']})" if row["compacted"] else ""
+        click.echo(
+            f"{row['table']}: {row['delete_files']} delete files over {row['data_files']} data "
+            f"files, {row['deleted_rows']} of {row['rows']} rows deleted, read amplification "
+            f"{row['read_amplification']}{done}"
+        )

@@ -11,8 +11,9 @@
 //!   out under the current schema. Runs are rewritten in parallel, one at a time per core;
 //!   each streams its files a row group at a time, so memory is about a row group and the
 //!   writer's buffer per run, whatever the files' sizes.
-//! - Files other engines' delete files apply to are rewritten whatever their size, without the
-//!   deleted rows; a delete file left applying to no live file is removed by the same commit.
+//! - Files delete files apply to (phlo's merge-on-read writes, other engines') are rewritten
+//!   whatever their size, without the deleted rows; a delete file left applying to no live file
+//!   is removed by the same commit.
 //! - The commit removes the rewritten files and adds the new ones. A concurrent append is
 //!   fine; a concurrent merge or delete that removed a file being compacted makes the commit
 //!   refuse (`CommitConflict`), since the compacted rows would bring back what it removed.

@@ -1,5 +1,11 @@
 //! Deleting the rows that match a filter, copy-on-write, as one snapshot on a branch:
 //!
+//! Copy-on-write unless the write mode (table property `write.delete.mode`, or the call's
+//! `write_mode`; see [`crate::merge::mode`]) says otherwise: merge-on-read reads the filter's
+//! columns of each undecided file and marks the matching rows in a position-delete file beside
+//! it (one `delete` snapshot); `auto` decides per file. A file every live row of which matches
+//! is dropped in any mode.
+//!
 //! 1. plan: every live data file is judged by its statistics and the identity partition values
 //!    of the spec it was written with ([`crate::tables::eval`]): a file no row of which can
 //!    match is left alone, a file every row of which matches is dropped without being read;
@@ -12,21 +18,27 @@
 //! memory is about a row group and the writers' buffers, whatever the files' sizes.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use arrow_arith::boolean::not;
+use arrow_array::Array;
 use arrow_schema::SchemaRef as ArrowSchemaRef;
 use arrow_select::filter::filter_record_batch;
 use futures::StreamExt;
 use iceberg::expr::{Bind, BoundPredicate};
 use iceberg::io::FileIO;
-use iceberg::spec::{DataFile, SchemaRef};
+use iceberg::spec::{DataContentType, DataFile, SchemaRef};
 
 use crate::catalog::log::MESSAGE_PROPERTY;
 use crate::catalog::{MAIN, RefKind, SqliteCatalog};
 use crate::error::{Context, Error, Location, Result};
+use crate::merge::WriteMode;
+use crate::merge::mode::DELETE_MODE;
+use crate::merge::positions::{self, Matcher};
 use crate::schema::cast_to_schema;
 use crate::tables::LoadedTable;
 use crate::tables::commit::{ConcurrentChanges, SnapshotChange, commit};
+use crate::tables::delete_writer::write_position_deletes;
 use crate::tables::deletes::{self, FileToRead};
 use crate::tables::eval::{FileMatch, file_match, referenced_field_ids, row_matches};
 use crate::tables::filter::{Filter, bind_filters};
@@ -45,6 +57,8 @@ pub struct DeleteResult {
     pub files_removed: u64,
     /// Files written with the surviving rows of partly matching files.
     pub files_added: u64,
+    /// Position-delete files written (merge-on-read).
+    pub delete_files_added: u64,
     pub bytes_written: u64,
     pub commit_retries: u32,
 }
@@ -74,6 +88,7 @@ pub async fn plan_delete(
     table: LoadedTable,
     filters: &[Filter],
     mut properties: HashMap<String, String>,
+    write_mode: Option<WriteMode>,
 ) -> Result<DeletePlan> {
     let name = table.ident.to_string();
     let at = || Location {
@@ -103,23 +118,46 @@ pub async fn plan_delete(
     let predicate = unbound
         .bind(schema.clone(), true)
         .context(|| format!("binding the filter to {name}"))?;
+    let mode = WriteMode::resolve(&table, DELETE_MODE, write_mode)?;
     let live = live_files(io, &table, MAIN).await?;
     let prefix = uuid::Uuid::now_v7().to_string();
     let mut sink = DataFileSink::new(io, &table.metadata, &prefix)?;
-    let planned = choose_files(io, &table, &schema, &predicate, live, &mut sink).await;
+    let mut chosen = Chosen::default();
+    let planned = choose_files(
+        io,
+        (&table, &schema, mode),
+        &predicate,
+        live,
+        (&mut sink, &prefix),
+        &mut chosen,
+    )
+    .await;
     let added = sink.finish().await;
-    let (mut result, removed, added) = match (planned, added) {
-        (Ok((result, removed)), Ok(added)) => (result, removed, added),
-        (Err(e), Ok(added)) => {
-            for file in added {
+    let Chosen {
+        mut result,
+        removed,
+        delete_files,
+    } = chosen;
+    let added = match (planned, added) {
+        (Ok(()), Ok(added)) => added,
+        (planned, added) => {
+            let written = added.iter().flatten().chain(&delete_files);
+            for file in written {
                 let _ = io.delete(file.file_path()).await;
             }
-            return Err(e);
+            return Err(planned
+                .and(added)
+                .err()
+                .unwrap_or_else(|| Error::internal("deleting rows", "a failure went unreported")));
         }
-        (_, Err(e)) => return Err(e),
     };
-    result.files_removed = removed.len() as u64;
+    result.files_removed = removed
+        .iter()
+        .filter(|f| f.content_type() == DataContentType::Data)
+        .count() as u64;
     result.files_added = added.len() as u64;
+    result.delete_files_added = delete_files.len() as u64;
+    let added: Vec<DataFile> = added.into_iter().chain(delete_files).collect();
     result.bytes_written = added.iter().map(|f| f.file_size_in_bytes()).sum();
     properties.insert("phlo.rows-deleted".into(), result.rows_deleted.to_string());
     Ok(DeletePlan {
@@ -150,7 +188,7 @@ pub async fn commit_delete(
         change,
         mut result,
     } = plan;
-    if change.removed_files.is_empty() {
+    if change.removed_files.is_empty() && change.added_files.is_empty() {
         return Ok(result);
     }
     let name = table.ident.to_string();
@@ -187,23 +225,40 @@ pub async fn commit_delete(
     }
 }
 
-/// Judges every live file, writes the surviving rows of partly matching ones into `sink`, and
-/// returns the counts and the files to remove.
+/// What a delete removes so far.
+#[derive(Default)]
+struct Chosen {
+    result: DeleteResult,
+    /// Data files dropped or rewritten, with the delete files that pointed into them alone.
+    removed: Vec<DataFile>,
+    /// Position-delete files written (merge-on-read).
+    delete_files: Vec<DataFile>,
+}
+
+impl Chosen {
+    fn remove(&mut self, file: FileToRead) {
+        self.removed.extend(file.own_deletes().cloned());
+        self.removed.push(file.data.file);
+    }
+}
+
+/// Judges every live file: drops those every row of which matches, and writes the surviving
+/// rows of partly matching ones into `sink` (copy-on-write) or their matching positions into
+/// position-delete files (merge-on-read), as `mode` says per file.
 async fn choose_files(
     io: &FileIO,
-    table: &LoadedTable,
-    schema: &SchemaRef,
+    (table, schema, mode): (&LoadedTable, &SchemaRef, WriteMode),
     predicate: &BoundPredicate,
     live: Vec<FileToRead>,
-    sink: &mut DataFileSink,
-) -> Result<(DeleteResult, Vec<DataFile>)> {
+    (sink, prefix): (&mut DataFileSink, &str),
+    chosen: &mut Chosen,
+) -> Result<()> {
     let filter_ids = referenced_field_ids(predicate);
     let all = Projection::new(&table.metadata, schema)?;
     let filter_columns = all.of_field_ids(&filter_ids)?;
     let target = all.schema().clone();
     let deletes = deletes::Loader::default();
-    let mut result = DeleteResult::default();
-    let mut removed = Vec::new();
+    let current_spec = table.metadata.default_partition_spec_id();
     for live in live {
         let spec = table.metadata.partition_spec_by_id(live.data.spec_id);
         let file = &live.data.file;
@@ -212,41 +267,85 @@ async fn choose_files(
             FileMatch::Always if !live.deletes.is_empty() => FileMatch::Maybe,
             judged => judged,
         };
-        let matched = match judged {
+        match judged {
             FileMatch::Never => continue,
-            FileMatch::Always => file.record_count(),
-            FileMatch::Maybe => {
-                result.files_scanned += 1;
-                // Equality deletes compare columns the filter may not read.
-                let first = match live.deletes.is_empty() {
-                    true => &filter_columns,
-                    false => &all,
-                };
+            FileMatch::Always => {
+                chosen.result.rows_deleted += file.record_count();
+                chosen.remove(live);
+                continue;
+            }
+            FileMatch::Maybe => chosen.result.files_scanned += 1,
+        }
+        // Positions are written only in the current spec (a delete file takes its data
+        // file's partition, which the manifest describes by the current spec).
+        if mode != WriteMode::CopyOnWrite && live.data.spec_id == current_spec {
+            let found = positions::find(
+                io,
+                &live,
+                (&all, &filter_ids),
+                &deletes,
+                filter_matcher(predicate.clone()),
+            )
+            .await?;
+            let matched = found.positions.len() as u64;
+            chosen.result.rows_deleted += matched;
+            if matched == 0 {
+                continue;
+            }
+            if matched < found.live_rows && !mode.rewrites(matched, found.live_rows) {
+                let delete =
+                    write_position_deletes(io, table, &live.data, &found.positions, prefix).await?;
+                chosen.delete_files.push(delete);
+                continue;
+            }
+            if matched < found.live_rows {
                 let file_deletes = deletes.for_file(io, &all, &live).await?;
-                let opened = ProjectedFile::open(io, file, first)
+                let whole = ProjectedFile::open(io, file, &all)
                     .await?
                     .with_deletes(file_deletes);
-                let (mut matched, mut rows) = (0u64, 0u64);
-                let mut batches = opened.batches()?;
-                while let Some(batch) = batches.next().await {
-                    let batch = batch?;
-                    rows += batch.num_rows() as u64;
-                    matched += row_matches(predicate, &batch)?.true_count() as u64;
-                }
-                if matched == 0 {
-                    continue;
-                }
-                if matched < rows {
-                    let whole = opened.reproject(&all)?;
-                    rewrite_without_matches(&whole, predicate, &target, sink).await?;
-                }
-                matched
+                rewrite_without_matches(&whole, predicate, &target, sink).await?;
             }
+            chosen.remove(live);
+            continue;
+        }
+        // Equality deletes compare columns the filter may not read.
+        let first = match live.deletes.is_empty() {
+            true => &filter_columns,
+            false => &all,
         };
-        result.rows_deleted += matched;
-        removed.push(live.data.file);
+        let file_deletes = deletes.for_file(io, &all, &live).await?;
+        let opened = ProjectedFile::open(io, file, first)
+            .await?
+            .with_deletes(file_deletes);
+        let (mut matched, mut rows) = (0u64, 0u64);
+        let mut batches = opened.batches()?;
+        while let Some(batch) = batches.next().await {
+            let batch = batch?;
+            rows += batch.num_rows() as u64;
+            matched += row_matches(predicate, &batch)?.true_count() as u64;
+        }
+        if matched == 0 {
+            continue;
+        }
+        if matched < rows {
+            let whole = opened.reproject(&all)?;
+            rewrite_without_matches(&whole, predicate, &target, sink).await?;
+        }
+        chosen.result.rows_deleted += matched;
+        chosen.remove(live);
     }
-    Ok((result, removed))
+    Ok(())
+}
+
+/// Matches the rows `predicate` holds for (not those where it is null).
+fn filter_matcher(predicate: BoundPredicate) -> Matcher {
+    Arc::new(move |batch| {
+        let matches = row_matches(&predicate, batch)?;
+        Ok((0..matches.len())
+            .filter(|&row| matches.is_valid(row) && matches.value(row))
+            .map(|row| (row as u32, 0))
+            .collect())
+    })
 }
 
 /// Streams one file into `sink` without the rows matching `predicate`.

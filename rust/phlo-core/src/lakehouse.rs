@@ -17,7 +17,7 @@ use crate::delete::{DeleteResult, commit_delete, plan_delete};
 use crate::diff::{RowDiff, diff_rows};
 use crate::error::{Context, Error, Location, Result};
 use crate::maintenance::{self, ExpireResult, OrphanResult};
-use crate::merge::{MergeOptions, MergeResult, merge};
+use crate::merge::{MergeOptions, MergeResult, WriteMode, merge};
 use crate::schema::{
     arrow_schema_of, cast_to_schema, check_column_names, check_convertible, evolve,
     iceberg_schema_from_arrow, partition_spec,
@@ -324,7 +324,8 @@ impl Lakehouse {
     }
 
     /// Deletes the rows of table `name` on branch `ref_name` that match every filter, as one
-    /// snapshot (none when nothing matched); see [`crate::delete`].
+    /// snapshot (none when nothing matched), as the table's `write.delete.mode` says; see
+    /// [`crate::delete`].
     pub async fn delete(
         &self,
         name: &str,
@@ -332,8 +333,29 @@ impl Lakehouse {
         ref_name: &str,
         properties: HashMap<String, String>,
     ) -> Result<DeleteResult> {
+        self.delete_with_mode(name, filters, ref_name, properties, None)
+            .await
+    }
+
+    /// [`Self::delete`], with `write_mode` (when given) overriding the table's property.
+    pub async fn delete_with_mode(
+        &self,
+        name: &str,
+        filters: &[Filter],
+        ref_name: &str,
+        properties: HashMap<String, String>,
+        write_mode: Option<WriteMode>,
+    ) -> Result<DeleteResult> {
         let table = self.load_table(name, ref_name).await?;
-        let plan = plan_delete(&self.catalog, &self.io, table, filters, properties).await?;
+        let plan = plan_delete(
+            &self.catalog,
+            &self.io,
+            table,
+            filters,
+            properties,
+            write_mode,
+        )
+        .await?;
         commit_delete(&self.catalog, &self.io, plan).await
     }
 
@@ -446,6 +468,20 @@ impl Lakehouse {
             self.delete_files(written.iter().map(String::as_str)).await;
         }
         result.map_err(|e| e.in_table(name))
+    }
+
+    /// Sets (or, with `None`, removes) properties of table `name` on branch `ref_name` in one
+    /// metadata-only commit; see [`crate::tables::properties`]. Refused on a tag.
+    pub async fn set_properties(
+        &self,
+        name: &str,
+        ref_name: &str,
+        updates: &[(String, Option<String>)],
+    ) -> Result<bool> {
+        let table = self
+            .table_to_rewrite(name, ref_name, "set properties of")
+            .await?;
+        crate::tables::properties::set_properties(&self.catalog, &self.io, table, updates).await
     }
 
     /// Regroups the manifests of table `name` on branch `ref_name`; see

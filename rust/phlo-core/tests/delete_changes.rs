@@ -315,9 +315,16 @@ async fn a_concurrent_append_of_matching_rows_is_a_conflict() {
     let (_dir, lh, model) = setup().await;
     let by_id = [filter("id", "<", vec![Literal::Int(90)])];
     let table = lh.load_table("raw.t", MAIN).await.unwrap();
-    let plan = plan_delete(lh.catalog(), lh.file_io(), table, &by_id, HashMap::new())
-        .await
-        .unwrap();
+    let plan = plan_delete(
+        lh.catalog(),
+        lh.file_io(),
+        table,
+        &by_id,
+        HashMap::new(),
+        None,
+    )
+    .await
+    .unwrap();
     assert!(plan.result().files_added > 0);
     // Another writer lands rows the delete would have removed, after it read the table.
     let late = vec![(5, "d1".to_string(), Some(1.0))];
@@ -337,9 +344,16 @@ async fn a_concurrent_append_of_matching_rows_is_a_conflict() {
 
     // Rows the filter cannot match do not conflict: the delete is re-applied on top.
     let table = lh.load_table("raw.t", MAIN).await.unwrap();
-    let plan = plan_delete(lh.catalog(), lh.file_io(), table, &by_id, HashMap::new())
-        .await
-        .unwrap();
+    let plan = plan_delete(
+        lh.catalog(),
+        lh.file_io(),
+        table,
+        &by_id,
+        HashMap::new(),
+        None,
+    )
+    .await
+    .unwrap();
     let other = rows(5000..5003);
     lh.append("raw.t", batch(&other), MAIN, HashMap::new())
         .await
@@ -429,6 +443,7 @@ async fn changes_across_removals_or_bad_snapshots_are_errors() {
         order_by: None,
         ref_name: MAIN.into(),
         properties: HashMap::new(),
+        write_mode: None,
     };
     let merged = lh
         .merge("raw.t", batch(&rows(900..901)), &options)

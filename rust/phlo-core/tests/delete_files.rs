@@ -197,6 +197,7 @@ fn upsert() -> MergeOptions {
         order_by: None,
         ref_name: MAIN.into(),
         properties: HashMap::new(),
+        write_mode: None,
     }
 }
 

@@ -156,6 +156,7 @@ fn upsert(dedupe: bool) -> MergeOptions {
         order_by: None,
         ref_name: MAIN.into(),
         properties: HashMap::new(),
+        write_mode: None,
     }
 }
 

@@ -276,6 +276,7 @@ async fn table_level_refs_keep_their_snapshots_and_files() {
         order_by: None,
         ref_name: MAIN.into(),
         properties: HashMap::new(),
+        write_mode: None,
     };
     lh.merge("raw.t", batch(0..5), &upsert).await.unwrap();
     let head = *snapshot_ids(&lh).await.last().unwrap();

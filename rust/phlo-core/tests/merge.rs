@@ -56,6 +56,7 @@ fn options(strategy: MergeStrategy, dedupe: Option<DedupeMethod>) -> MergeOption
         order_by: None,
         ref_name: "main".into(),
         properties: HashMap::new(),
+        write_mode: None,
     }
 }
 

@@ -9,7 +9,7 @@ use phlo_core::catalog::{CommitMeta, RefKind};
 use phlo_core::compact::CompactOptions;
 use phlo_core::dedupe::DedupeMethod;
 use phlo_core::lakehouse::AsOf;
-use phlo_core::merge::{MergeOptions, MergeStrategy};
+use phlo_core::merge::{MergeOptions, MergeStrategy, WriteMode};
 use phlo_core::schema::{SchemaEvolution, arrow_schema_of};
 use phlo_core::tables::write::TARGET_FILE_SIZE;
 use phlo_core::tables::{Filter, FilterOp, Literal, ScanOptions};
@@ -27,6 +27,14 @@ use crate::scan::NativeScan;
 #[pyclass(module = "phlo._native", frozen)]
 pub struct NativeLakehouse {
     inner: Arc<Lakehouse>,
+}
+
+/// A call's `write_mode=` (None: the table's property decides).
+fn parse_write_mode(write_mode: Option<&str>) -> PyResult<Option<WriteMode>> {
+    write_mode
+        .map(|m| WriteMode::parse(m, "write_mode"))
+        .transpose()
+        .py_err()
 }
 
 /// A filter value from Python; datetimes and dates arrive tagged by `phlo._filters`.
@@ -268,7 +276,7 @@ impl NativeLakehouse {
     }
 
     // `branch` is the catalog branch to write to.
-    #[pyo3(signature = (name, data, unique_key, strategy, deduplication_method, order_by, branch, properties, schema_evolution))]
+    #[pyo3(signature = (name, data, unique_key, strategy, deduplication_method, order_by, branch, properties, schema_evolution, write_mode=None))]
     #[allow(clippy::too_many_arguments)]
     fn merge<'py>(
         &self,
@@ -282,8 +290,10 @@ impl NativeLakehouse {
         branch: String,
         properties: HashMap<String, String>,
         schema_evolution: &str,
+        write_mode: Option<&str>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let evolution = SchemaEvolution::parse(schema_evolution).py_err()?;
+        let write_mode = parse_write_mode(write_mode)?;
         let options = MergeOptions {
             unique_key,
             strategy: MergeStrategy::parse(strategy).py_err()?,
@@ -294,6 +304,7 @@ impl NativeLakehouse {
             order_by,
             ref_name: branch,
             properties,
+            write_mode,
         };
         let reader = data.into_reader()?;
         let lh = self.inner.clone();
@@ -315,6 +326,7 @@ impl NativeLakehouse {
         out.set_item("files_scanned", r.files_scanned)?;
         out.set_item("files_added", r.files_added)?;
         out.set_item("files_removed", r.files_removed)?;
+        out.set_item("delete_files_added", r.delete_files_added)?;
         out.set_item("bytes_written", r.bytes_written)?;
         out.set_item("commit_retries", r.commit_retries)?;
         let timings = PyDict::new(py);
@@ -327,6 +339,7 @@ impl NativeLakehouse {
 
     /// Deletes the rows matching every filter on `branch`; `snapshot_id` is `None` when
     /// nothing matched (nothing was committed).
+    #[pyo3(signature = (name, filters, branch, properties, write_mode=None))]
     fn delete<'py>(
         &self,
         py: Python<'py>,
@@ -334,11 +347,13 @@ impl NativeLakehouse {
         filters: Vec<PyFilter>,
         branch: String,
         properties: HashMap<String, String>,
+        write_mode: Option<&str>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let filters = into_filters(filters)?;
+        let write_mode = parse_write_mode(write_mode)?;
         let lh = self.inner.clone();
         let r = wait_for(py, "deleting rows", async move {
-            lh.delete(&name, &filters, &branch, properties)
+            lh.delete_with_mode(&name, &filters, &branch, properties, write_mode)
                 .await
                 .py_err()
         })?;
@@ -348,9 +363,25 @@ impl NativeLakehouse {
         out.set_item("files_scanned", r.files_scanned)?;
         out.set_item("files_removed", r.files_removed)?;
         out.set_item("files_added", r.files_added)?;
+        out.set_item("delete_files_added", r.delete_files_added)?;
         out.set_item("bytes_written", r.bytes_written)?;
         out.set_item("commit_retries", r.commit_retries)?;
         Ok(out)
+    }
+
+    /// Sets (a value) or removes (`None`) table properties in one metadata-only commit;
+    /// whether anything changed.
+    fn set_properties(
+        &self,
+        py: Python<'_>,
+        name: String,
+        ref_name: String,
+        updates: Vec<(String, Option<String>)>,
+    ) -> PyResult<bool> {
+        let lh = self.inner.clone();
+        wait_for(py, "setting table properties", async move {
+            lh.set_properties(&name, &ref_name, &updates).await.py_err()
+        })
     }
 
     /// Compaction of table `name` on branch `ref_name` (`target_file_size` `None`: the

@@ -6,14 +6,15 @@
 //! (`shared_keys.rs`), so runs upserting different random keys (UUIDs, hashes), whose ranges
 //! all overlap, rebase. The branch's added files also hold rows its rewrites only copied: such
 //! a key on the target too is a conflict (the target may have inserted it again). Plain appends
-//! commute.
+//! commute. Position deletes the branch wrote (merge-on-read) carry over as long as the data
+//! file each names is still live on the target.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use iceberg::io::FileIO;
 use iceberg::spec::{
-    DataFile, Datum, ManifestContentType, ManifestFile, Operation, TableMetadata,
+    DataContentType, DataFile, Datum, ManifestContentType, ManifestFile, Operation, TableMetadata,
     TableMetadataBuilder,
 };
 
@@ -22,8 +23,8 @@ use super::shared_keys::{MAX_INDEXED_KEYS, Shared, shared_key};
 use crate::catalog::{Changed, MAIN};
 use crate::error::{Context, Error, Result};
 use crate::tables::commit::{
-    AttemptFiles, SnapshotChange, deletes_added_since, files_added_since, load_manifest_list,
-    write_snapshot,
+    AttemptFiles, SnapshotChange, deleted_target_gone, deletes_added_since, files_added_since,
+    load_manifest_list, write_snapshot,
 };
 use crate::tables::{LoadedTable, Projection};
 
@@ -88,6 +89,12 @@ pub async fn rebase(io: &FileIO, changed: &Changed, source: &str) -> Result<Reba
         properties: HashMap::from([("phlo.rebased-from".to_string(), source.to_string())]),
         ..Default::default()
     };
+    if let Some(path) = deleted_target_gone(io, &target, &change).await? {
+        return Ok(Rebased::Conflict(format!(
+            "the target removed or rewrote {path} since the fork, and the branch's position \
+             deletes remove rows of it"
+        )));
+    }
     match write_snapshot(io, &target, &change).await {
         Ok(files) => Ok(Rebased::Written(files)),
         // A file the branch removed is gone from the target: both sides rewrote it.
@@ -176,12 +183,21 @@ async fn net_change(io: &FileIO, base: &LoadedTable, branch: &LoadedTable) -> Re
         .iter()
         .filter(|m| !before_paths.contains(&m.manifest_path))
     {
-        if manifest.content == ManifestContentType::Deletes {
-            net.unsupported = Some("the branch wrote delete files".into());
-            return Ok(net);
-        }
         for file in live_files(io, manifest).await? {
             if live_before.remove(file.file_path()).is_none() {
+                // Position deletes naming their data file (phlo's merge-on-read) carry over
+                // while that file is live on the target; others could apply anywhere.
+                if manifest.content == ManifestContentType::Deletes
+                    && (file.content_type() != DataContentType::PositionDeletes
+                        || file.referenced_data_file().is_none())
+                {
+                    net.unsupported = Some(format!(
+                        "the branch wrote delete file {} that does not name the one data file \
+                         it applies to",
+                        file.file_path()
+                    ));
+                    return Ok(net);
+                }
                 net.spec_ids.insert(manifest.partition_spec_id);
                 net.added.push(file);
             }
@@ -238,6 +254,13 @@ async fn colliding_keys(
     let Some(first) = gained.first() else {
         return Ok(None);
     };
+    // Position deletes hold no keys: the rows they replace are in the branch's data files.
+    let added: Vec<DataFile> = net
+        .added
+        .iter()
+        .filter(|f| f.content_type() == DataContentType::Data)
+        .cloned()
+        .collect();
     if net.unkeyed_rewrite {
         return Ok(Some(format!(
             "the branch rewrote rows without a recorded unique key, and the target gained {} \
@@ -273,12 +296,12 @@ async fn colliding_keys(
                 .cloned()
                 .collect()
         };
-        let candidates = overlapping(gained, &net.added);
+        let candidates = overlapping(gained, &added);
         if candidates.is_empty() {
             continue;
         }
         let projection = Projection::select(&target.metadata, schema, &names)?;
-        let ours = overlapping(&net.added, &candidates);
+        let ours = overlapping(&added, &candidates);
         match shared_key(io, &projection, &ours, &candidates).await? {
             Shared::None => {}
             Shared::Key(example) => {

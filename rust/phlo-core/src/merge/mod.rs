@@ -5,7 +5,13 @@
 //! 2. rewrite: each candidate file is read on its own (less the rows other engines' delete files
 //!    removed) and, if it holds batch keys, written again without those rows (files without
 //!    matches are left alone, their delete files still applying to them);
-//! 3. write the batch's rows; 4. commit once (copy-on-write, readable by every engine).
+//! 3. write the batch's rows; 4. commit once.
+//!
+//! Step 2 is copy-on-write unless the write mode ([`mode`]: the table property
+//! `write.merge.mode`, or the call's `write_mode`) says merge-on-read: then only the key
+//! columns of each candidate are read ([`positions`]) and the replaced rows are marked in a
+//! position-delete file beside it ([`crate::tables::delete_writer`]); `auto` decides per file.
+//! Both land in one `overwrite` snapshot, data and delete manifests side by side.
 //!
 //! Memory is bounded by the batch plus about a row group per core of the file being rewritten
 //! (a file's rows are held only until its first batch key is found), not by the table.
@@ -17,17 +23,23 @@ use std::time::Instant;
 use arrow_array::{BooleanArray, RecordBatch};
 use arrow_select::filter::filter_record_batch;
 use iceberg::io::FileIO;
+use iceberg::spec::{DataContentType, DataFile};
 
 mod keys;
+pub mod mode;
 mod plan;
+pub(crate) mod positions;
 
 use keys::BatchKeys;
+use mode::MERGE_MODE;
+pub use mode::WriteMode;
 
 use crate::catalog::{MAIN, SqliteCatalog};
 use crate::dedupe::{DedupeMethod, dedupe};
 use crate::error::{Context, Error, Location, Result};
 use crate::tables::commit::{ConcurrentChanges, SnapshotChange, commit, commit_append};
-use crate::tables::deletes;
+use crate::tables::delete_writer::write_position_deletes;
+use crate::tables::deletes::{self, FileToRead};
 use crate::tables::manifests::live_files;
 use crate::tables::write::DataFileSink;
 use crate::tables::{LoadedTable, ProjectedFile, Projection};
@@ -64,6 +76,8 @@ pub struct MergeOptions {
     /// The catalog branch to merge into.
     pub ref_name: String,
     pub properties: HashMap<String, String>,
+    /// Overrides the table's `write.merge.mode` for this merge.
+    pub write_mode: Option<WriteMode>,
 }
 
 /// What a merge did. Timings are seconds per phase.
@@ -76,8 +90,11 @@ pub struct MergeResult {
     pub rows_deleted: u64,
     pub duplicates_dropped: u64,
     pub files_scanned: u64,
+    /// Data files added (the batch's rows and rewritten files).
     pub files_added: u64,
     pub files_removed: u64,
+    /// Position-delete files added (merge-on-read).
+    pub delete_files_added: u64,
     pub bytes_written: u64,
     pub commit_retries: u32,
     pub timings: Vec<(&'static str, f64)>,
@@ -146,79 +163,114 @@ pub async fn merge(
     let prefix = uuid::Uuid::now_v7().to_string();
     let mut sink = DataFileSink::new(io, &table.metadata, &prefix)?;
 
-    let change =
-        match &keys {
-            None => {
-                sink.write(batch.clone()).await?;
-                let files = sink.finish().await?;
-                written.extend(files.iter().map(|f| f.file_path().to_string()));
-                phases.end("write");
-                result.rows_inserted = batch.num_rows() as u64;
-                SnapshotChange {
-                    branch: MAIN.to_string(),
-                    added_files: files,
-                    ..Default::default()
-                }
+    let change = match &keys {
+        None => {
+            sink.write(batch.clone()).await?;
+            let files = sink.finish().await?;
+            written.extend(files.iter().map(|f| f.file_path().to_string()));
+            phases.end("write");
+            result.rows_inserted = batch.num_rows() as u64;
+            SnapshotChange {
+                branch: MAIN.to_string(),
+                added_files: files,
+                ..Default::default()
             }
-            Some(keys) => {
-                if keys.distinct() < batch.num_rows() {
-                    return Err(Error::Merge {
+        }
+        Some(keys) => {
+            if keys.distinct() < batch.num_rows() {
+                return Err(Error::Merge {
                     message: format!(
                         "the batch has {} rows but only {} distinct keys",
                         batch.num_rows(),
                         keys.distinct()
                     ),
-                    at: Location { table: Some(name), column: Some(options.unique_key.join(", ")) },
+                    at: Location {
+                        table: Some(name),
+                        column: Some(options.unique_key.join(", ")),
+                    },
                     hint: "set merge_config={\"deduplication_method\": \"last\"} (or first/hash), \
                            or fix the duplicates upstream"
                         .into(),
                 });
-                }
-                let live = live_files(io, &table, MAIN).await?;
-                let candidates =
-                    plan::candidates(&table, live, &batch, (keys, key_field), &options.unique_key)?;
-                phases.end("plan");
-                result.files_scanned = candidates.len() as u64;
-                let projection = Projection::new(&table.metadata, table.metadata.current_schema())?;
-                let deletes = deletes::Loader::default();
-                let mut removed = Vec::new();
-                let mut found = vec![false; keys.num_rows()];
-                let mut rows_removed = 0u64;
-                for file in candidates {
-                    // Rows other engines' delete files removed are not the table's: they are
-                    // neither kept nor counted as updated.
-                    let file_deletes = deletes.for_file(io, &projection, &file).await?;
-                    let opened = ProjectedFile::open(io, &file.data.file, &projection)
-                        .await
-                        .map_err(|e| e.in_table(&name))?
-                        .with_deletes(file_deletes);
-                    let matched =
-                        rewrite_without_keys(&opened, keys.clone(), &mut found, &mut sink)
+            }
+            let live = live_files(io, &table, MAIN).await?;
+            let candidates =
+                plan::candidates(&table, live, &batch, (keys, key_field), &options.unique_key)?;
+            phases.end("plan");
+            result.files_scanned = candidates.len() as u64;
+            let mode = WriteMode::resolve(&table, MERGE_MODE, options.write_mode)?;
+            let projection = Projection::new(&table.metadata, table.metadata.current_schema())?;
+            let key_ids = key_field_ids(&table, &options.unique_key)?;
+            let deletes = deletes::Loader::default();
+            let mut replacing = Replacing {
+                io,
+                table: &table,
+                prefix: &prefix,
+                found: vec![false; keys.num_rows()],
+                rows_removed: 0,
+                removed: Vec::new(),
+                delete_files: Vec::new(),
+            };
+            for file in candidates {
+                let positional = mode != WriteMode::CopyOnWrite
+                    && file.data.spec_id == table.metadata.default_partition_spec_id();
+                // Positional reading counts the rows it finds; a rewrite after it must not.
+                let mut counted = false;
+                if positional {
+                    let matcher = key_matcher(keys.clone());
+                    let hits =
+                        positions::find(io, &file, (&projection, &key_ids), &deletes, matcher)
                             .await
                             .map_err(|e| e.in_table(&name))?;
-                    if matched > 0 {
-                        rows_removed += matched;
-                        removed.push(file.data.file);
+                    if replacing.by_positions(&file, hits, mode, written).await? {
+                        continue;
                     }
+                    counted = true;
                 }
-                phases.end("rewrite");
-                sink.write(batch.clone()).await?;
-                let files = sink.finish().await?;
-                written.extend(files.iter().map(|f| f.file_path().to_string()));
-                phases.end("write");
-                result.rows_updated = found.iter().filter(|f| **f).count() as u64;
-                result.rows_deleted = rows_removed - result.rows_updated;
-                result.rows_inserted = batch.num_rows() as u64 - result.rows_updated;
-                result.files_removed = removed.len() as u64;
-                SnapshotChange {
-                    branch: MAIN.to_string(),
-                    added_files: files,
-                    removed_files: removed,
-                    ..Default::default()
+                // Rows other engines' delete files removed are not the table's: they are
+                // neither kept nor counted as updated.
+                let file_deletes = deletes.for_file(io, &projection, &file).await?;
+                let opened = ProjectedFile::open(io, &file.data.file, &projection)
+                    .await
+                    .map_err(|e| e.in_table(&name))?
+                    .with_deletes(file_deletes);
+                let matched =
+                    rewrite_without_keys(&opened, keys.clone(), &mut replacing.found, &mut sink)
+                        .await
+                        .map_err(|e| e.in_table(&name))?;
+                if matched > 0 {
+                    if !counted {
+                        replacing.rows_removed += matched;
+                    }
+                    replacing.remove(file);
                 }
             }
-        };
-    result.files_added = change.added_files.len() as u64;
+            let Replacing {
+                found,
+                rows_removed,
+                removed,
+                delete_files,
+                ..
+            } = replacing;
+            phases.end("rewrite");
+            sink.write(batch.clone()).await?;
+            let files = sink.finish().await?;
+            written.extend(files.iter().map(|f| f.file_path().to_string()));
+            phases.end("write");
+            result.rows_updated = found.iter().filter(|f| **f).count() as u64;
+            result.rows_deleted = rows_removed - result.rows_updated;
+            result.rows_inserted = batch.num_rows() as u64 - result.rows_updated;
+            result.files_removed = removed.iter().filter(|f| is_data(f)).count() as u64;
+            result.delete_files_added = delete_files.len() as u64;
+            SnapshotChange {
+                branch: MAIN.to_string(),
+                added_files: files.into_iter().chain(delete_files).collect(),
+                removed_files: removed,
+                ..Default::default()
+            }
+        }
+    };
+    result.files_added = change.added_files.iter().filter(|f| is_data(f)).count() as u64;
     result.bytes_written = change
         .added_files
         .iter()
@@ -262,6 +314,100 @@ pub async fn merge(
     result.commit_retries = outcome.retries;
     result.timings = phases.done;
     Ok(result)
+}
+
+/// What a merge removes from the table so far: the files it drops, the position deletes it
+/// writes, and which batch rows replaced a table row.
+struct Replacing<'a> {
+    io: &'a FileIO,
+    table: &'a LoadedTable,
+    prefix: &'a str,
+    found: Vec<bool>,
+    rows_removed: u64,
+    /// Data files removed, with the delete files that applied to them alone.
+    removed: Vec<DataFile>,
+    delete_files: Vec<DataFile>,
+}
+
+impl Replacing<'_> {
+    /// Takes the positions a merge-on-read merge found in `file`: none, nothing to do; all its
+    /// live rows, the file is dropped; otherwise, unless `mode` rewrites it, a position-delete
+    /// file marks them. `false`: the caller rewrites the file (copy-on-write).
+    async fn by_positions(
+        &mut self,
+        file: &FileToRead,
+        hits: positions::Positions,
+        mode: WriteMode,
+        written: &mut Vec<String>,
+    ) -> Result<bool> {
+        let replaced = hits.positions.len() as u64;
+        for &tag in &hits.tags {
+            self.found[tag as usize] = true;
+        }
+        self.rows_removed += replaced;
+        if replaced == 0 {
+            return Ok(true);
+        }
+        if replaced == hits.live_rows {
+            self.remove(file.clone());
+            return Ok(true);
+        }
+        if mode.rewrites(replaced, hits.live_rows) {
+            return Ok(false);
+        }
+        let delete = write_position_deletes(
+            self.io,
+            self.table,
+            &file.data,
+            &hits.positions,
+            self.prefix,
+        )
+        .await?;
+        written.push(delete.file_path().to_string());
+        self.delete_files.push(delete);
+        Ok(true)
+    }
+
+    /// Removes a data file, and the delete files that pointed into it alone.
+    fn remove(&mut self, file: FileToRead) {
+        self.removed.extend(file.own_deletes().cloned());
+        self.removed.push(file.data.file);
+    }
+}
+
+/// Field ids of the key columns.
+fn key_field_ids(table: &LoadedTable, unique_key: &[String]) -> Result<Vec<i32>> {
+    let schema = table.metadata.current_schema();
+    unique_key
+        .iter()
+        .map(|name| {
+            schema
+                .field_by_name(name)
+                .map(|f| f.id)
+                .ok_or_else(|| Error::InvalidInput {
+                    message: format!("unique_key column {name} is not in the table"),
+                    at: Location {
+                        table: Some(table.ident.to_string()),
+                        column: Some(name.clone()),
+                    },
+                    hint: "name columns the table has (see table.schema)".into(),
+                })
+        })
+        .collect()
+}
+
+/// Matches the table rows whose key is in the batch, tagged with the batch row.
+fn key_matcher(keys: Arc<BatchKeys>) -> positions::Matcher {
+    Arc::new(move |batch| {
+        let probe = keys.probe(batch)?;
+        Ok((0..probe.len())
+            .filter_map(|row| keys.find(&probe, row).map(|i| (row as u32, i as u32)))
+            .collect())
+    })
+}
+
+fn is_data(file: &DataFile) -> bool {
+    file.content_type() == DataContentType::Data
 }
 
 fn check_keys(batch: &RecordBatch, keys: &[String]) -> Result<()> {

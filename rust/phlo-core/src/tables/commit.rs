@@ -4,9 +4,12 @@
 //! the files written so far are orphans for maintenance to remove.
 //!
 //! One commit adds and/or removes data files on one branch: append (only added), overwrite
-//! (both: copy-on-write merge) or delete (only removed). When another writer commits first, the
-//! change is re-validated against what that writer did and re-applied, or refused with
-//! `CommitConflict`.
+//! (both: copy-on-write merge; or data plus position-delete files: merge-on-read) or delete
+//! (only removed, or only delete files added). When another writer commits first, the change is
+//! re-validated against what that writer did and re-applied, or refused with `CommitConflict`:
+//! a file it removes must still be live, its position deletes must still point at live data
+//! files, and nobody may have added delete files to the files it rewrites. A concurrent append
+//! never conflicts with position deletes (they name their data file).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -143,6 +146,15 @@ pub async fn commit(
                 message: format!(
                     "snapshot {id} of another writer added delete files, which may remove rows \
                      of the files this commit rewrites"
+                ),
+            });
+        }
+        if let Some(path) = deleted_target_gone(io, &newer, change).await? {
+            return Err(Error::CommitConflict {
+                table: table.ident.to_string(),
+                message: format!(
+                    "another writer removed or rewrote {path}, whose rows this commit's \
+                     position deletes remove (its positions mean nothing in the new files)"
                 ),
             });
         }
@@ -284,6 +296,31 @@ pub(crate) async fn deletes_added_since(
         }
     }
     Ok(None)
+}
+
+/// A data file that a position-delete file of `change` targets and that is no longer live on
+/// the branch of `table` (another writer's merge or compaction removed it). Positions are per
+/// data file: files others only added never matter.
+pub(crate) async fn deleted_target_gone(
+    io: &FileIO,
+    table: &LoadedTable,
+    change: &SnapshotChange,
+) -> Result<Option<String>> {
+    let targets: Vec<String> = change
+        .added_files
+        .iter()
+        .filter(|f| f.content_type() == DataContentType::PositionDeletes)
+        .filter_map(|f| f.referenced_data_file())
+        .collect();
+    if targets.is_empty() {
+        return Ok(None);
+    }
+    let live: HashSet<String> = live_data_files(io, table, &change.branch)
+        .await?
+        .into_iter()
+        .map(|f| f.file_path().to_string())
+        .collect();
+    Ok(targets.into_iter().find(|t| !live.contains(t)))
 }
 
 /// The snapshots committed on `branch` after `old`'s head, newest first.

@@ -1,6 +1,6 @@
-//! Delete files other engines write (merge-on-read): which apply to a data file, by the Iceberg
-//! spec's sequence-number and partition rules, and which of its rows they delete. phlo itself
-//! writes copy-on-write and never leaves delete files.
+//! Delete files merge-on-read writes leave (phlo's own, see [`super::delete_writer`], or other
+//! engines'): which apply to a data file, by the Iceberg spec's sequence-number and partition
+//! rules, and which of its rows they delete.
 //!
 //! - A position delete (`file_path`, `pos`) applies to data files of the same or an earlier
 //!   data sequence number; an equality delete (rows equal to a deleted row on its equality
@@ -17,19 +17,14 @@ use arrow_array::{Array, BooleanArray, Int64Array, RecordBatch, StringArray};
 use arrow_row::{RowConverter, SortField};
 use futures::StreamExt;
 use iceberg::io::FileIO;
-use iceberg::spec::{
-    DataContentType, DataFileFormat, NestedField, PrimitiveType, Schema, TableMetadata, Type,
-};
+use iceberg::spec::{DataContentType, DataFile, DataFileFormat, TableMetadata};
 use tokio::sync::OnceCell;
 
 use super::LoadedTable;
+use super::delete_writer::position_delete_schema;
 use super::manifests::LiveFile;
 use super::read::{ProjectedFile, Projection};
 use crate::error::{Context, Error, Location, Result};
-
-/// Field ids the spec reserves for a position delete file's columns.
-const FILE_PATH_ID: i32 = 2147483546;
-const POS_ID: i32 = 2147483545;
 
 /// A data file with the delete files that apply to it.
 #[derive(Debug, Clone)]
@@ -44,6 +39,16 @@ impl FileToRead {
             data,
             deletes: vec![],
         }
+    }
+
+    /// The delete files that name this data file as the only one they apply to (as phlo's
+    /// merge-on-read writes them): they go when the data file goes.
+    pub fn own_deletes(&self) -> impl Iterator<Item = &DataFile> + '_ {
+        let path = self.data.file.file_path();
+        self.deletes
+            .iter()
+            .filter(move |d| d.file.referenced_data_file().as_deref() == Some(path))
+            .map(|d| &d.file)
     }
 
     /// Field ids of the columns its equality deletes compare.
@@ -237,18 +242,7 @@ async fn load(io: &FileIO, read: &Projection, delete: &LiveFile) -> Result<Arc<L
 }
 
 async fn load_positions(io: &FileIO, delete: &LiveFile) -> Result<HashMap<String, Vec<i64>>> {
-    let schema = Schema::builder()
-        .with_fields(vec![
-            NestedField::required(
-                FILE_PATH_ID,
-                "file_path",
-                Type::Primitive(PrimitiveType::String),
-            )
-            .into(),
-            NestedField::required(POS_ID, "pos", Type::Primitive(PrimitiveType::Long)).into(),
-        ])
-        .build()
-        .context(|| "describing a position delete file".into())?;
+    let schema = position_delete_schema()?;
     let projection = Projection::of_schema(&schema)?;
     let mut by_path: HashMap<String, Vec<i64>> = HashMap::new();
     let opened = ProjectedFile::open(io, &delete.file, &projection).await?;
@@ -267,13 +261,20 @@ async fn load_positions(io: &FileIO, delete: &LiveFile) -> Result<HashMap<String
                 "the file does not follow the Iceberg spec; rewrite the table",
             ));
         };
-        for i in 0..batch.num_rows() {
-            if paths.is_valid(i) && positions.is_valid(i) {
-                by_path
-                    .entry(paths.value(i).to_string())
-                    .or_default()
-                    .push(positions.value(i));
+        // Rows are sorted by path (one path per file, as phlo writes them): the entry is
+        // looked up once per run of a path, not once per row.
+        let mut start = 0;
+        while start < batch.num_rows() {
+            let path = paths.is_valid(start).then(|| paths.value(start));
+            let end = (start..batch.num_rows())
+                .find(|&i| paths.is_valid(i).then(|| paths.value(i)) != path)
+                .unwrap_or(batch.num_rows());
+            if let Some(path) = path {
+                let run = (start..end).filter(|&i| positions.is_valid(i));
+                let entry = by_path.entry(path.to_string()).or_default();
+                entry.extend(run.map(|i| positions.value(i)));
             }
+            start = end;
         }
     }
     Ok(by_path)

@@ -3,12 +3,14 @@
 //! (applying other engines' delete files).
 
 pub mod commit;
+pub mod delete_writer;
 pub mod deletes;
 pub mod eval;
 mod file_ranges;
 pub mod filter;
 pub mod manifest_filter;
 pub mod manifests;
+pub mod properties;
 pub mod read;
 pub mod scan;
 pub mod table;

@@ -498,6 +498,13 @@ pub struct ProjectedReader {
     runtime: tokio::runtime::Handle,
 }
 
+impl ProjectedReader {
+    /// The position in the file of the next row decoded (position deletes count from there).
+    pub fn next_row(&self) -> i64 {
+        self.stream.next_row
+    }
+}
+
 impl Iterator for ProjectedReader {
     type Item = Result<RecordBatch>;
 

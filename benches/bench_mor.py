@@ -1,0 +1,182 @@
+"""Merge-on-read: phlo's upsert writing position deletes vs phlo copy-on-write, delta-rs merge
+and DuckDB's in-database upsert; then what the deletes cost a full scan.
+
+Upsert: the data of `bench_merge.py` — a table of N events and a batch of N/10 rows, half
+updates of ids spread over the whole table, half new ids. Every case builds its base in a fresh
+process (not timed) and merges in another fresh *spawned* process, which reports its time and
+peak RSS (`VmHWM`).
+
+Scan: a phlo merge-on-read table after 1 and after 10 such upserts (each with other keys),
+against the same table compacted; each full scan (every column, to Arrow) runs in its own
+spawned process.
+
+    make release && .venv/bin/python benches/bench_mor.py --rows 1000000 5000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from bench_merge import build_delta, build_phlo, delta_merge, generate
+from harness import peak_rss_mb, spawn
+
+SCAN_MERGES = (1, 10)
+
+
+def build_duckdb(data: Path, work: Path) -> None:
+    import duckdb
+
+    con = duckdb.connect(str(work / "events.duckdb"))
+    con.register("base", pq.read_table(data / "base.parquet"))
+    con.execute(
+        "CREATE TABLE events (id VARCHAR PRIMARY KEY, ts TIMESTAMPTZ, value DOUBLE, "
+        "category VARCHAR)"
+    )
+    con.execute("INSERT INTO events SELECT * FROM base")
+    con.close()
+
+
+def phlo_mode(mode: str) -> Callable[[pa.Table, Path], Callable[[], None]]:
+    def setup(batch: pa.Table, work: Path) -> Callable[[], None]:
+        import phlo
+
+        table = phlo.Lakehouse.open(work).table("raw.events")
+        return lambda: table.merge(batch, "id", write_mode=mode)
+
+    return setup
+
+
+def duckdb_upsert(batch: pa.Table, work: Path) -> Callable[[], None]:
+    import duckdb
+
+    con = duckdb.connect(str(work / "events.duckdb"))
+    con.register("batch", batch)
+    return lambda: con.execute("INSERT OR REPLACE INTO events SELECT * FROM batch")
+
+
+UPSERTS = {
+    "phlo merge-on-read": (build_phlo, phlo_mode("merge-on-read")),
+    "phlo copy-on-write": (build_phlo, phlo_mode("copy-on-write")),
+    "delta-rs merge": (build_delta, delta_merge),
+    "duckdb insert or replace": (build_duckdb, duckdb_upsert),
+}
+
+
+def _build_child(name: str, data: str, work: str, queue: mp.Queue) -> None:
+    UPSERTS[name][0](Path(data), Path(work))
+    queue.put(None)
+
+
+def _upsert_child(name: str, data: str, work: str, queue: mp.Queue) -> None:
+    batch = pq.read_table(Path(data) / "batch.parquet")
+    run = UPSERTS[name][1](batch, Path(work))
+    started = time.perf_counter()
+    run()
+    queue.put((time.perf_counter() - started, peak_rss_mb()))
+
+
+def rekeyed_batches(data: Path, n: int, count: int) -> None:
+    """`batch-{j}.parquet`: the batch's rows with other ids — half updates spread over the
+    base, half ids no earlier batch inserted."""
+    batch = pq.read_table(data / "batch.parquet")
+    size = batch.num_rows
+    rng = np.random.default_rng(11)
+    for j in range(count):
+        updates = rng.choice(n, size // 2, replace=False)
+        inserts = np.arange(size - size // 2) + n + (j + 1) * size
+        ids = pa.array([f"evt-{i:010d}" for i in np.concatenate([updates, inserts])])
+        pq.write_table(batch.set_column(0, "id", ids), data / f"batch-{j}.parquet")
+
+
+def _mor_merges_child(data: str, work: str, first: int, last: int, queue: mp.Queue) -> None:
+    import phlo
+
+    table = phlo.Lakehouse.open(work).table("raw.events")
+    for j in range(first, last):
+        batch = pq.read_table(Path(data) / f"batch-{j}.parquet")
+        table.merge(batch, "id", write_mode="merge-on-read")
+    stats = table.delete_stats()
+    queue.put((stats.delete_files, stats.read_amplification))
+
+
+def _compact_child(work: str, queue: mp.Queue) -> None:
+    import phlo
+
+    phlo.Lakehouse.open(work).table("raw.events").compact()
+    queue.put(None)
+
+
+def _scan_child(work: str, queue: mp.Queue) -> None:
+    import phlo
+
+    table = phlo.Lakehouse.open(work).table("raw.events")
+    started = time.perf_counter()
+    rows = table.scan().to_arrow().num_rows
+    queue.put((time.perf_counter() - started, peak_rss_mb(), rows))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
+    parser.add_argument("--skip", nargs="*", default=[], help="engines to leave out")
+    parser.add_argument("--no-scan", action="store_true", help="only the upserts")
+    args = parser.parse_args()
+    for n in args.rows:
+        with tempfile.TemporaryDirectory() as tmp:
+            data = Path(tmp) / "data"
+            data.mkdir()
+            generate(n, data)
+            results = {}
+            for i, name in enumerate(UPSERTS):
+                if name in args.skip:
+                    continue
+                work = Path(tmp) / f"work{i}"
+                work.mkdir()
+                spawn(_build_child, name, str(data), str(work))
+                results[name] = spawn(_upsert_child, name, str(data), str(work))
+            report_upserts(n, results)
+            if not args.no_scan:
+                scans(n, data, Path(tmp) / "scan")
+
+
+def report_upserts(n: int, results: dict[str, tuple[float, float]]) -> None:
+    print(f"{'rows':>10}  {'upsert N/10':<26} {'seconds':>9} {'peak MB':>8} {'vs MoR':>8}")
+    mor = results["phlo merge-on-read"][0]
+    for name, (seconds, peak) in results.items():
+        ratio = "" if name == "phlo merge-on-read" else f"{seconds / mor:.1f}x"
+        print(f"{n:>10,}  {name:<26} {seconds:>9.3f} {peak:>8.0f} {ratio:>8}", flush=True)
+
+
+def scans(n: int, data: Path, work: Path) -> None:
+    """Full scans of a table after 1 and after 10 merge-on-read upserts, each against the same
+    table compacted (same rows, no delete files)."""
+    rekeyed_batches(data, n, max(SCAN_MERGES))
+    print(f"{'rows':>10}  {'full scan':<36} {'seconds':>9} {'peak MB':>8} {'vs compacted':>12}")
+    for merges in SCAN_MERGES:
+        table = work / f"after-{merges}"
+        table.mkdir(parents=True)
+        spawn(_build_child, "phlo merge-on-read", str(data), str(table))
+        files, amplification = spawn(_mor_merges_child, str(data), str(table), 0, merges)
+        seconds, peak, rows = spawn(_scan_child, str(table))
+        spawn(_compact_child, str(table))
+        compacted, compacted_peak, compacted_rows = spawn(_scan_child, str(table))
+        assert rows == compacted_rows
+        label = f"after {merges} merges ({files} dels, x{amplification:.2f})"
+        print(
+            f"{n:>10,}  {label:<36} {seconds:>9.3f} {peak:>8.0f} "
+            f"{seconds / compacted:>11.2f}x  {rows:,} rows"
+        )
+        print(f"{n:>10,}  {'  the same, compacted':<36} {compacted:>9.3f} {compacted_peak:>8.0f}")
+
+
+if __name__ == "__main__":
+    main()
