@@ -199,7 +199,7 @@ mod tests {
     #[test]
     fn base_path_and_prefix_select_the_ref() {
         let route = parse("GET", "/v1/config").unwrap();
-        assert_eq!((route.ref_name(), route.endpoint), (None, Endpoint::Config));
+        assert_eq!((route.ref_name(), &route.endpoint), (None, &Endpoint::Config));
         let route = parse("GET", "/iceberg/dev/v1/config").unwrap();
         assert_eq!(route.ref_name(), Some("dev"));
         let route = parse("GET", "/iceberg/run/42/v1/run%2F42/namespaces").unwrap();
