@@ -8,6 +8,7 @@ import pyarrow as pa
 
 __all__ = [
     "NativeLakehouse",
+    "NativeRestService",
     "NativeScan",
     "QualityEvaluator",
     "__version__",

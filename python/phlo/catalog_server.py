@@ -111,6 +111,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_HEAD = do_DELETE = do_PUT = _answer
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib's name)
+    def log_message(self, format: str, *args: object) -> None:
         if self.log_requests:
             super().log_message(format, *args)

@@ -10,10 +10,6 @@ use percent_encoding::percent_decode_str;
 use super::RestError;
 use crate::catalog::{TableIdent, validate_name};
 
-/// What the segment after `v1` is when it is an endpoint rather than a prefix. A branch with
-/// one of these names cannot be served as a prefix.
-const ENDPOINT_WORDS: [&str; 5] = ["config", "oauth", "namespaces", "tables", "transactions"];
-
 /// PyIceberg's and Java's separator of namespace levels in a path (`a%1Fb`).
 const NAMESPACE_SEPARATOR: char = '\u{1f}';
 
@@ -71,37 +67,39 @@ impl Route {
     }
 }
 
-/// Parses a method and a path (without the query) into a route.
+/// Parses a method and a path (without the query) into a route. Ref names may look like
+/// path words (a tag `v1`, a branch `namespaces`), so every reading is tried: each `v1` as the
+/// API's root, with and without a prefix after it; the first that names an endpoint wins.
 pub fn parse(method: &str, path: &str) -> Result<Route, RestError> {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let Some(v1) = segments.iter().position(|s| *s == "v1") else {
-        return Err(no_route(method, path));
-    };
-    let base_ref = match &segments[..v1] {
-        [] | ["iceberg"] => None,
-        ["iceberg", parts @ ..] => Some(
-            parts
-                .iter()
-                .map(|p| decode(p))
-                .collect::<Result<Vec<_>, _>>()?
-                .join("/"),
-        ),
-        _ => return Err(no_route(method, path)),
-    };
-    let mut rest = &segments[v1 + 1..];
-    let prefix = match rest.first() {
-        Some(first) if !ENDPOINT_WORDS.contains(first) => {
-            rest = &rest[1..];
-            Some(decode(first)?.into_owned())
+    for v1 in (0..segments.len()).filter(|&i| segments[i] == "v1") {
+        let base_ref = match &segments[..v1] {
+            [] | ["iceberg"] => None,
+            ["iceberg", parts @ ..] => Some(
+                parts
+                    .iter()
+                    .map(|p| decode(p))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .join("/"),
+            ),
+            _ => continue,
+        };
+        let rest = &segments[v1 + 1..];
+        let readings = [
+            (None, rest),
+            (rest.first(), rest.get(1..).unwrap_or_default()),
+        ];
+        for (prefix, rest) in readings {
+            if let Some(endpoint) = endpoint(method, rest) {
+                return Ok(Route {
+                    base_ref,
+                    prefix: prefix.map(|p| decode(p)).transpose()?.map(Cow::into_owned),
+                    endpoint: endpoint?,
+                });
+            }
         }
-        _ => None,
-    };
-    let endpoint = endpoint(method, rest).ok_or_else(|| no_route(method, path))??;
-    Ok(Route {
-        base_ref,
-        prefix,
-        endpoint,
-    })
+    }
+    Err(no_route(method, path))
 }
 
 /// `None`: no such endpoint; `Some(Err)`: the endpoint, with a malformed name in the path.
@@ -199,7 +197,10 @@ mod tests {
     #[test]
     fn base_path_and_prefix_select_the_ref() {
         let route = parse("GET", "/v1/config").unwrap();
-        assert_eq!((route.ref_name(), &route.endpoint), (None, &Endpoint::Config));
+        assert_eq!(
+            (route.ref_name(), &route.endpoint),
+            (None, &Endpoint::Config)
+        );
         let route = parse("GET", "/iceberg/dev/v1/config").unwrap();
         assert_eq!(route.ref_name(), Some("dev"));
         let route = parse("GET", "/iceberg/run/42/v1/run%2F42/namespaces").unwrap();
@@ -226,5 +227,21 @@ mod tests {
             parse("GET", "/v1/main/namespaces/%FF").unwrap_err().status,
             400
         );
+    }
+
+    #[test]
+    fn refs_named_like_path_words_still_route() {
+        let route = parse("GET", "/iceberg/v1/v1/v1/namespaces/raw/tables/t").unwrap();
+        assert_eq!(route.ref_name(), Some("v1"));
+        let route = parse("GET", "/iceberg/v1/config").unwrap();
+        assert_eq!(
+            (route.ref_name(), &route.endpoint),
+            (None, &Endpoint::Config)
+        );
+        let route = parse("GET", "/v1/namespaces/namespaces").unwrap();
+        assert_eq!(route.endpoint, Endpoint::LoadNamespace("namespaces".into()));
+        let route = parse("GET", "/v1/namespaces/namespaces/raw/tables").unwrap();
+        assert_eq!(route.ref_name(), Some("namespaces"));
+        assert_eq!(route.endpoint, Endpoint::ListTables("raw".into()));
     }
 }
