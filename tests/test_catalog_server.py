@@ -88,6 +88,12 @@ def test_pyiceberg_lists_loads_scans_appends_and_creates(seeded: phlo.Lakehouse)
         with pytest.raises(NoSuchTableError):
             catalog.load_table("raw.nope")
 
+        # A staged create: the table and its first rows land in one commit.
+        with catalog.create_table_transaction("raw.towns", schema=schema) as tx:
+            tx.append(rows)
+        assert lh.table("raw.towns").scan().to_arrow().num_rows == 3
+        assert lh.log("main", limit=1)[0].message == "create table raw.towns (iceberg-rest)"
+
 
 def test_a_branch_uri_writes_to_that_branch_and_phlo_merges_it(seeded: phlo.Lakehouse):
     lh = seeded
@@ -334,5 +340,15 @@ def test_duckdb_attaches_reads_and_inserts_on_a_branch(lh: phlo.Lakehouse, duckd
         main = RestCatalog("main", uri=uri)
         assert main.load_table("raw.flat").scan().to_arrow().num_rows == 40
 
+        # CREATE TABLE is a staged create, committed with the INSERT's transaction or alone.
+        create = "CREATE TABLE lake.raw.made (id BIGINT, name VARCHAR)"
+        insert = "INSERT INTO lake.raw.made VALUES (1, 'a'), (2, 'b')"
+        *_, made = duckdb_run(duckdb_iceberg, uri, "dev", [create, insert, "FROM lake.raw.made"])
+        assert sorted(made) == [[1, "a"], [2, "b"]]
+        dev_catalog = RestCatalog("dev", uri=f"{uri}/iceberg/dev")
+        assert dev_catalog.load_table("raw.made").scan().to_arrow().num_rows == 2
+        assert ("raw", "made") not in main.list_tables("raw")
+
         lh.merge("dev")
         assert main.load_table("raw.flat").scan().to_arrow().num_rows == 41
+        assert main.load_table("raw.made").scan().to_arrow().num_rows == 2

@@ -371,7 +371,15 @@ async fn tables_are_created_loaded_listed_renamed_and_dropped() {
             Some(json!({"name": "s", "schema": table_schema(), "stage-create": true})),
         )
         .await;
-    assert_eq!(staged.status, 406);
+    assert_eq!(staged.status, 200);
+    assert_eq!(staged.body_json()["metadata-location"], Value::Null);
+    assert_eq!(
+        f.call("HEAD", "/v1/main/namespaces/raw/tables/s", None)
+            .await
+            .status,
+        404,
+        "a staged create registers nothing"
+    );
 
     let listed = f
         .call("GET", "/v1/main/namespaces/raw/tables", None)
@@ -760,5 +768,113 @@ async fn a_token_is_required_when_configured() {
     assert_eq!(
         (refused.status, refused.body_json()["error"].as_str()),
         (401, Some("invalid_client"))
+    );
+}
+
+/// The commit of a staged create, as PyIceberg's `create_table_transaction` and DuckDB's
+/// `CREATE TABLE` send it: `assert-create` and the whole table as updates.
+fn create_commit(table: &str) -> Value {
+    json!({
+        "identifier": {"namespace": ["raw"], "name": table},
+        "requirements": [{"type": "assert-create"}],
+        "updates": [
+            {"action": "assign-uuid", "uuid": "9c12d441-03fe-4693-9a96-a0705ddf69c1"},
+            {"action": "upgrade-format-version", "format-version": 2},
+            {"action": "add-schema", "schema": table_schema(), "last-column-id": 2},
+            {"action": "set-current-schema", "schema-id": -1},
+            {"action": "add-spec", "spec": {"spec-id": 0, "fields": []}},
+            {"action": "set-default-spec", "spec-id": -1},
+            {"action": "add-sort-order", "sort-order": {"order-id": 0, "fields": []}},
+            {"action": "set-default-sort-order", "sort-order-id": -1},
+            {"action": "set-properties", "updates": {"owner": "duck"}}
+        ]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_create_lands_with_its_commit_all_or_nothing() {
+    let f = fixture(None).await;
+    let staged = f
+        .call(
+            "POST",
+            "/v1/main/namespaces/raw/tables",
+            Some(json!({"name": "made", "schema": table_schema(), "stage-create": true})),
+        )
+        .await;
+    assert_eq!(staged.status, 200);
+
+    // With a failing change beside it, the create does not land either.
+    let wrong = json!({
+        "identifier": {"namespace": ["raw"], "name": "events"},
+        "requirements": [{"type": "assert-table-uuid", "uuid": "00000000-0000-0000-0000-000000000000"}],
+        "updates": []
+    });
+    let failed = f
+        .call(
+            "POST",
+            "/v1/main/transactions/commit",
+            Some(json!({"table-changes": [create_commit("made"), wrong]})),
+        )
+        .await;
+    assert_eq!(failed.status, 409);
+    assert_eq!(
+        f.call("HEAD", "/v1/main/namespaces/raw/tables/made", None)
+            .await
+            .status,
+        404
+    );
+
+    let done = f
+        .call(
+            "POST",
+            "/v1/main/transactions/commit",
+            Some(json!({"table-changes": [create_commit("made")]})),
+        )
+        .await;
+    assert_eq!(done.status, 204, "{}", done.body_json());
+    let made = f.lh.load_table("raw.made", MAIN).await.unwrap();
+    assert_eq!(
+        made.metadata.properties().get("owner").map(String::as_str),
+        Some("duck")
+    );
+    assert_eq!(made.metadata.current_schema().as_struct().fields().len(), 2);
+    assert!(
+        made.metadata.location().ends_with("raw.db/made"),
+        "{}",
+        made.metadata.location()
+    );
+    assert_eq!(
+        f.lh.catalog().log(Some(MAIN), 1).unwrap()[0].message,
+        "create table raw.made (iceberg-rest)"
+    );
+
+    // Created already: assert-create fails.
+    let again = f
+        .call(
+            "POST",
+            "/v1/main/namespaces/raw/tables/made",
+            Some(create_commit("made")),
+        )
+        .await;
+    assert_eq!(
+        (again.status, error_type(&again).as_str()),
+        (409, "CommitFailedException")
+    );
+    // A create without a schema is the client's error, and creates nothing.
+    let mut no_schema = create_commit("other");
+    no_schema["updates"] = json!([]);
+    let bad = f
+        .call(
+            "POST",
+            "/v1/main/namespaces/raw/tables/other",
+            Some(no_schema),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(
+        f.call("HEAD", "/v1/main/namespaces/raw/tables/other", None)
+            .await
+            .status,
+        404
     );
 }

@@ -530,12 +530,12 @@ impl SqliteCatalog {
     }
 
     /// Compare-and-swap of several tables' pointers on branch `ref_name` (`(table, expected,
-    /// new)` each), all or none, logged as one commit. `false` (nothing changed) when any
-    /// pointer is no longer where the caller expects it.
+    /// new)` each; expected `None`: the table is new on the ref), all or none, logged as one
+    /// commit. `false` (nothing changed) when any pointer is not where the caller expects it.
     pub fn swap_metadata_locations_on(
         &self,
         ref_name: &str,
-        swaps: &[(TableIdent, String, String)],
+        swaps: &[(TableIdent, Option<String>, String)],
         message: &str,
         meta: &CommitMeta,
     ) -> Result<bool> {
@@ -543,13 +543,18 @@ impl SqliteCatalog {
         self.in_transaction(|tx| {
             // Checked for every table before any moves: a stale commit changes nothing.
             for (ident, expected, _) in swaps {
-                if pointers::get(tx, ref_name, ident)?.as_deref() != Some(expected.as_str()) {
+                if pointers::get(tx, ref_name, ident)? != *expected {
                     return Ok(false);
                 }
             }
             for (ident, expected, new) in swaps {
-                // The write lock is held since the check above: the swap cannot miss.
-                pointers::swap(tx, ref_name, ident, expected, new)?;
+                // The write lock is held since the check above: neither can miss.
+                match expected {
+                    Some(expected) => {
+                        pointers::swap(tx, ref_name, ident, expected, new)?;
+                    }
+                    None => pointers::insert(tx, ref_name, ident, new)?,
+                }
             }
             let tables: Vec<(&TableIdent, &str)> =
                 swaps.iter().map(|(t, _, new)| (t, new.as_str())).collect();

@@ -1,7 +1,7 @@
 //! Table endpoints on one catalog ref: list, create, load, exists, drop, rename.
 
 use iceberg::TableCreation;
-use iceberg::spec::FormatVersion;
+use iceberg::spec::{FormatVersion, TableMetadataBuilder};
 use serde_json::json;
 
 use super::{Response, RestError, wire};
@@ -33,12 +33,6 @@ pub async fn create(
         namespace: namespace.to_string(),
         name: request.name.clone(),
     };
-    if request.stage_create {
-        return Err(RestError::unsupported(
-            "staged table creation (stage-create: true) is not supported: create the table, \
-             then commit to it",
-        ));
-    }
     let format_version = match request.properties.get("format-version").map(String::as_str) {
         None | Some("2") => FormatVersion::V2,
         Some("1") => FormatVersion::V1,
@@ -64,6 +58,9 @@ pub async fn create(
         .properties(properties)
         .format_version(format_version)
         .build();
+    if request.stage_create {
+        return staged(lh, ref_name, &ident, creation);
+    }
     let table = LoadedTable::create_from(
         lh.catalog(),
         lh.file_io(),
@@ -78,6 +75,30 @@ pub async fn create(
         other => other.into(),
     })?;
     Ok(Response::json(200, &wire::load_result(&table)))
+}
+
+/// A staged create (`stage-create: true`): the new table's metadata, written nowhere; the
+/// client's commit with `assert-create` creates the table (see [`super::commit`]).
+fn staged(
+    lh: &Lakehouse,
+    ref_name: &str,
+    ident: &TableIdent,
+    creation: TableCreation,
+) -> Result<Response, RestError> {
+    if !lh.catalog().namespace_exists(&ident.namespace)? {
+        return Err(crate::Error::NoSuchNamespace(ident.namespace.clone()).into());
+    }
+    if lh.catalog().metadata_location_on(ref_name, ident).is_ok() {
+        return Err(crate::Error::TableAlreadyExists(ident.to_string()).into());
+    }
+    let metadata = TableMetadataBuilder::from_table_creation(creation)
+        .and_then(|b| b.build())
+        .map_err(|e| RestError::bad_request(format!("table {ident}: {}", e.message())))?
+        .metadata;
+    Ok(Response::json(
+        200,
+        &json!({"metadata-location": null, "metadata": metadata, "config": {}}),
+    ))
 }
 
 pub async fn load(
