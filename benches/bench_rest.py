@@ -112,6 +112,7 @@ def main() -> None:
             ]
             for name, load in cases:
                 report(name, measure(load, args.requests))
+            connection.close()
         finally:
             server.terminate()
             server.wait(timeout=30)

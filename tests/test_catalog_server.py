@@ -5,6 +5,7 @@ and a token."""
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import shutil
@@ -229,6 +230,29 @@ def test_bad_requests_get_icebergs_error_model(seeded: phlo.Lakehouse):
         assert (missing["code"], missing["type"]) == (404, "NoSuchTableException")
         assert http_error(uri, "GET", "/v1/main/namespaces/..%2Fetc/tables")["code"] == 400
         assert http_error(uri, "GET", "/v2/anything")["code"] == 404
+
+        # The body's framing: a bad Content-Length is a 400; a chunked body is read.
+        host, port = uri.removeprefix("http://").split(":")
+        bad = http.client.HTTPConnection(host, int(port), timeout=30)
+        try:
+            bad.putrequest("POST", "/v1/main/namespaces")
+            bad.putheader("Content-Length", "12x")
+            bad.endheaders()
+            response = bad.getresponse()
+            assert response.status == 400
+            assert json.loads(response.read())["error"]["type"] == "BadRequestException"
+        finally:
+            bad.close()
+        chunked = http.client.HTTPConnection(host, int(port), timeout=30)
+        try:
+            chunks = iter([b'{"namespace": ', b'["chunky"]}'])
+            chunked.request("POST", "/v1/main/namespaces", body=chunks, encode_chunked=True)
+            response = chunked.getresponse()
+            assert response.status == 200, response.read()
+            response.read()
+        finally:
+            chunked.close()
+        assert "chunky" in seeded.namespaces()
 
         # A requirement that no longer holds: 409, and the table stays where phlo put it.
         stale = seeded.table("raw.events").current_snapshot_id

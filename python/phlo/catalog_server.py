@@ -94,16 +94,36 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self) -> None:
         path, _, query = self.path.partition("?")
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
+        try:
+            body = self._body()
+        except ValueError as exc:
+            self.close_connection = True  # the rest of the stream cannot be framed
+            self._send(*_error(400, "BadRequestException", str(exc)))
+            return
         try:
             status, headers, payload = self.service.handle(
                 self.command, path, query, list(self.headers.items()), body
             )
         except Exception as exc:  # an engine bug: still an answer in Iceberg's error model
-            status, headers = 500, [("Content-Type", "application/json")]
-            error = {"message": str(exc), "type": "ServiceFailureException", "code": 500}
-            payload = json.dumps({"error": error}).encode()
+            status, headers, payload = _error(500, "ServiceFailureException", str(exc))
+        self._send(status, headers, payload)
+
+    def _body(self) -> bytes:
+        """The request body, framed by Content-Length or chunked transfer encoding."""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            while self.rfile.readline().strip():  # trailers up to the blank line
+                pass
+            return b"".join(chunks)
+        length = self.headers.get("Content-Length") or "0"
+        if not length.isdigit():
+            raise ValueError(f"Content-Length {length!r} is not a byte count")
+        return self.rfile.read(int(length))
+
+    def _send(self, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
         self.send_response(status)
         for name, value in headers:
             self.send_header(name, value)
@@ -117,3 +137,8 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         if self.log_requests:
             super().log_message(format, *args)
+
+
+def _error(status: int, kind: str, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    body = {"error": {"message": message, "type": kind, "code": status}}
+    return status, [("Content-Type", "application/json")], json.dumps(body).encode()
