@@ -376,3 +376,26 @@ def test_duckdb_attaches_reads_and_inserts_on_a_branch(lh: phlo.Lakehouse, duckd
         lh.merge("dev")
         assert main.load_table("raw.flat").scan().to_arrow().num_rows == 41
         assert main.load_table("raw.made").scan().to_arrow().num_rows == 2
+
+
+def test_json_output_and_usage_errors(seeded: phlo.Lakehouse):
+    command = [sys.executable, "-c", SERVE, "--root", str(seeded.root), "catalog", "serve"]
+    proc = subprocess.Popen([*command, "--port", "0", "--json"], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.rstrip() == "}":
+            break
+    shown = json.loads("".join(lines))
+    assert shown["uri"].startswith("http://127.0.0.1:") and shown["token"] is False
+    assert RestCatalog("phlo", uri=shown["uri"]).list_namespaces() == [("raw",)]
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 0
+
+    alone = subprocess.run(
+        [*command, "--catalog", "sqlite:///x.db"], capture_output=True, text=True
+    )
+    assert alone.returncode == 2
+    assert alone.stderr.startswith("[usage]") and "--warehouse" in alone.stderr
