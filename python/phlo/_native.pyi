@@ -8,6 +8,7 @@ import pyarrow as pa
 
 __all__ = [
     "NativeLakehouse",
+    "NativeRestService",
     "NativeScan",
     "QualityEvaluator",
     "__version__",
@@ -165,3 +166,17 @@ class QualityEvaluator:
     def __new__(cls, plan_json: str, schema: Any) -> QualityEvaluator: ...
     def update(self, batch: Any) -> None: ...
     def finish(self) -> list[dict[str, Any]]: ...
+
+@final
+class NativeRestService:
+    """The Iceberg REST catalog over one lakehouse: one HTTP request in, one response out."""
+
+    def __new__(cls, lakehouse: NativeLakehouse, token: str | None = None) -> NativeRestService: ...
+    def handle(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+    ) -> tuple[int, list[tuple[str, str]], bytes]: ...

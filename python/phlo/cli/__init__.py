@@ -1,6 +1,7 @@
 """The `phlo` command. Each module registers its commands on the one group, `main`."""
 
 from phlo.cli import (
+    catalog,
     dev,
     doctor,
     init,
@@ -16,6 +17,7 @@ from phlo.cli import (
 from phlo.cli.app import main
 
 __all__ = [
+    "catalog",
     "dev",
     "doctor",
     "init",

@@ -20,6 +20,7 @@ pub mod lakehouse;
 pub mod maintenance;
 pub mod merge;
 pub mod quality;
+pub mod rest;
 pub mod schema;
 pub mod stage;
 pub mod tables;

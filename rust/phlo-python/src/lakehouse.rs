@@ -88,6 +88,13 @@ fn into_filters(filters: Vec<PyFilter>) -> PyResult<Vec<Filter>> {
         .collect()
 }
 
+impl NativeLakehouse {
+    /// The engine behind this handle, for other native classes that serve it.
+    pub(crate) fn shared(&self) -> Arc<Lakehouse> {
+        self.inner.clone()
+    }
+}
+
 #[pymethods]
 impl NativeLakehouse {
     #[new]

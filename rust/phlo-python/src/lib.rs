@@ -6,6 +6,7 @@ mod errors;
 mod guard;
 mod lakehouse;
 mod quality;
+mod rest;
 mod runtime;
 mod scan;
 mod schema;
@@ -20,6 +21,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<lakehouse::NativeLakehouse>()?;
     m.add_class::<scan::NativeScan>()?;
     m.add_class::<quality::QualityEvaluator>()?;
+    m.add_class::<rest::NativeRestService>()?;
     m.add_function(wrap_pyfunction!(dedupe::dedupe, m)?)?;
     m.add_function(wrap_pyfunction!(stage::stage, m)?)?;
     m.add_function(wrap_pyfunction!(schema::iceberg_schema, m)?)?;

@@ -4,11 +4,13 @@
 mod ident;
 mod layout;
 pub mod log;
+mod namespaces;
 mod pointers;
 pub mod refs;
 pub mod sqlite;
 
 pub use ident::{TableIdent, validate_name};
 pub use log::{CommitMeta, CommitPoint, LogEntry};
+pub use namespaces::PropertyChanges;
 pub use refs::{Changed, MAIN, MergeStep, Pointer, RefDiff, RefInfo, RefKind, RefMerge};
 pub use sqlite::SqliteCatalog;

@@ -515,6 +515,81 @@ impl SqliteCatalog {
     }
 }
 
+impl SqliteCatalog {
+    /// The tables of `namespace` on ref `ref_name`, by name.
+    pub fn list_tables_on(&self, ref_name: &str, namespace: &str) -> Result<Vec<TableIdent>> {
+        let conn = self.conn()?;
+        if ref_kind(&conn, ref_name)?.is_none() {
+            return Err(no_such_ref(ref_name));
+        }
+        Ok(pointers::list(&conn, ref_name)?
+            .into_iter()
+            .map(|(ident, _)| ident)
+            .filter(|ident| ident.namespace == namespace)
+            .collect())
+    }
+
+    /// Compare-and-swap of several tables' pointers on branch `ref_name` (`(table, expected,
+    /// new)` each; expected `None`: the table is new on the ref), all or none, logged as one
+    /// commit. `false` (nothing changed) when any pointer is not where the caller expects it.
+    pub fn swap_metadata_locations_on(
+        &self,
+        ref_name: &str,
+        swaps: &[(TableIdent, Option<String>, String)],
+        message: &str,
+        meta: &CommitMeta,
+    ) -> Result<bool> {
+        self.require_branch(ref_name)?;
+        self.in_transaction(|tx| {
+            // Checked for every table before any moves: a stale commit changes nothing.
+            for (ident, expected, _) in swaps {
+                if pointers::get(tx, ref_name, ident)? != *expected {
+                    return Ok(false);
+                }
+            }
+            for (ident, expected, new) in swaps {
+                // The write lock is held since the check above: neither can miss.
+                match expected {
+                    Some(expected) => {
+                        pointers::swap(tx, ref_name, ident, expected, new)?;
+                    }
+                    None => pointers::insert(tx, ref_name, ident, new)?,
+                }
+            }
+            let tables: Vec<(&TableIdent, &str)> =
+                swaps.iter().map(|(t, _, new)| (t, new.as_str())).collect();
+            record(tx, ref_name, &tables, message, meta)?;
+            Ok(true)
+        })
+    }
+
+    /// Renames a table on branch `ref_name` (its pointer only: files stay where they are; other
+    /// refs keep the old name).
+    pub fn rename_table_on(
+        &self,
+        ref_name: &str,
+        from: &TableIdent,
+        to: &TableIdent,
+        meta: &CommitMeta,
+    ) -> Result<()> {
+        self.require_branch(ref_name)?;
+        if !self.namespace_exists(&to.namespace)? {
+            return Err(Error::NoSuchNamespace(to.namespace.clone()));
+        }
+        self.in_transaction(|tx| {
+            let location = pointers::get(tx, ref_name, from)?
+                .ok_or_else(|| Error::NoSuchTable(on_ref(from, ref_name)))?;
+            if pointers::get(tx, ref_name, to)?.is_some() {
+                return Err(Error::TableAlreadyExists(on_ref(to, ref_name)));
+            }
+            pointers::remove(tx, ref_name, from, &location)?;
+            pointers::insert(tx, ref_name, to, &location)?;
+            let message = format!("rename table {from} to {to}");
+            record(tx, ref_name, &[(to, &location)], &message, meta)
+        })
+    }
+}
+
 /// Who owns an internal branch: the process (and boot) that created it, so maintenance can
 /// tell when it is gone. Linux reads `/proc`; elsewhere an owner counts as gone after a day.
 mod owner {

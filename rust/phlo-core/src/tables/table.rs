@@ -54,6 +54,32 @@ impl LoadedTable {
         partition_spec: UnboundPartitionSpec,
         properties: HashMap<String, String>,
     ) -> Result<Self> {
+        let creation = TableCreation::builder()
+            .name(ident.name.clone())
+            .location(default_location(warehouse, ident))
+            .schema(schema)
+            .partition_spec(partition_spec)
+            .properties(properties)
+            .build();
+        Self::create_from(
+            catalog,
+            io,
+            (ident, ref_name),
+            creation,
+            &CommitMeta::default(),
+        )
+        .await
+    }
+
+    /// Writes the first metadata file of a new table as `creation` describes it (its location
+    /// must be set) and registers it on branch `ref_name`.
+    pub async fn create_from(
+        catalog: &SqliteCatalog,
+        io: &FileIO,
+        (ident, ref_name): (&TableIdent, &str),
+        creation: TableCreation,
+        meta: &CommitMeta,
+    ) -> Result<Self> {
         // Checked before writing anything, and again (atomically) when registering.
         if catalog.metadata_location_on(ref_name, ident).is_ok() {
             return Err(Error::TableAlreadyExists(ident.to_string()));
@@ -61,19 +87,7 @@ impl LoadedTable {
         if !catalog.namespace_exists(&ident.namespace)? {
             return Err(Error::NoSuchNamespace(ident.namespace.clone()));
         }
-        let location = format!(
-            "{}/{}.db/{}",
-            warehouse.trim_end_matches('/'),
-            ident.namespace,
-            ident.name
-        );
-        let creation = TableCreation::builder()
-            .name(ident.name.clone())
-            .location(location.clone())
-            .schema(schema)
-            .partition_spec(partition_spec)
-            .properties(properties)
-            .build();
+        let location = creation.location.clone().unwrap_or_default();
         let metadata = TableMetadataBuilder::from_table_creation(creation)
             .and_then(|b| b.build())
             .context(|| format!("building metadata of {ident}"))?
@@ -84,8 +98,7 @@ impl LoadedTable {
             .await
             .context(|| format!("writing metadata of {ident}"))?;
         let metadata_location = metadata_location.to_string();
-        let meta = CommitMeta::default();
-        if let Err(e) = catalog.create_table_on(ref_name, ident, &metadata_location, &meta) {
+        if let Err(e) = catalog.create_table_on(ref_name, ident, &metadata_location, meta) {
             // Another creator won the race: our metadata file is an orphan, remove it now.
             let _ = io.delete(&metadata_location).await;
             return Err(e);
@@ -109,4 +122,14 @@ impl LoadedTable {
             .context(|| format!("parsing metadata location {}", self.metadata_location))?;
         Ok(current.with_next_version().with_new_metadata(next))
     }
+}
+
+/// Where a new table's files go: `{warehouse}/{namespace}.db/{name}`, PyIceberg's layout.
+pub fn default_location(warehouse: &str, ident: &TableIdent) -> String {
+    format!(
+        "{}/{}.db/{}",
+        warehouse.trim_end_matches('/'),
+        ident.namespace,
+        ident.name
+    )
 }
