@@ -22,7 +22,7 @@ use iceberg::io::FileIO;
 use iceberg::spec::{DataFile, SchemaRef};
 
 use crate::catalog::log::MESSAGE_PROPERTY;
-use crate::catalog::{MAIN, RefKind, SqliteCatalog};
+use crate::catalog::{Catalog, MAIN, RefKind};
 use crate::error::{Context, Error, Location, Result};
 use crate::schema::cast_to_schema;
 use crate::tables::LoadedTable;
@@ -69,7 +69,7 @@ impl DeletePlan {
 /// is written. `properties` go into the snapshot summary; `phlo.message` (the log's message)
 /// defaults to the filter.
 pub async fn plan_delete(
-    catalog: &SqliteCatalog,
+    catalog: &Catalog,
     io: &FileIO,
     table: LoadedTable,
     filters: &[Filter],
@@ -140,7 +140,7 @@ pub async fn plan_delete(
 /// files which may hold matching rows is a `CommitConflict` (those rows would survive the
 /// delete unseen); the plan's files are removed on any error but `CommitStateUnknown`.
 pub async fn commit_delete(
-    catalog: &SqliteCatalog,
+    catalog: &Catalog,
     io: &FileIO,
     plan: DeletePlan,
 ) -> Result<DeleteResult> {

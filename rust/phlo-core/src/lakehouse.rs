@@ -10,7 +10,7 @@ use arrow_select::concat::concat_batches;
 use iceberg::io::FileIO;
 use iceberg::spec::{TableMetadata, TableMetadataBuilder};
 
-use crate::catalog::{CommitMeta, MAIN, RefKind, RefMerge, SqliteCatalog, TableIdent};
+use crate::catalog::{Catalog, CommitMeta, MAIN, RefKind, RefMerge, TableIdent};
 use crate::changes::changes;
 use crate::compact::{CompactOptions, CompactResult, compact};
 use crate::delete::{DeleteResult, commit_delete, plan_delete};
@@ -34,7 +34,7 @@ const MAX_SCHEMA_ATTEMPTS: u32 = 8;
 pub struct Lakehouse {
     root: PathBuf,
     warehouse: String,
-    catalog: SqliteCatalog,
+    catalog: Catalog,
     io: FileIO,
 }
 
@@ -67,7 +67,7 @@ impl Lakehouse {
             path: root.display().to_string(),
             source,
         })?;
-        let catalog = SqliteCatalog::open(&root.join("catalog.db"))?;
+        let catalog = Catalog::open_sqlite(&root.join("catalog.db"))?;
         Ok(Self {
             warehouse: format!("file://{}", root.join("warehouse").display()),
             root,
@@ -85,7 +85,7 @@ impl Lakehouse {
         &self.warehouse
     }
 
-    pub fn catalog(&self) -> &SqliteCatalog {
+    pub fn catalog(&self) -> &Catalog {
         &self.catalog
     }
 
