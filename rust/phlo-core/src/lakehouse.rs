@@ -76,6 +76,47 @@ impl Lakehouse {
         })
     }
 
+    /// Connects to the catalog at `catalog_uri` (`sqlite:///…`, `postgresql://…`, see
+    /// [`Catalog::connect`]) with the warehouse at `warehouse_uri` (`file:///dir`, created if
+    /// needed); `root` is the warehouse folder.
+    pub fn connect(
+        catalog_uri: &str,
+        warehouse_uri: &str,
+        properties: &HashMap<String, String>,
+    ) -> Result<Self> {
+        if let Some(key) = properties.keys().next() {
+            return Err(Error::invalid(
+                format!("unknown property {key:?}"),
+                "leave properties out: local warehouses and SQL catalogs need none",
+            ));
+        }
+        let Some(dir) = warehouse_uri
+            .strip_prefix("file://")
+            .filter(|d| d.starts_with('/'))
+        else {
+            return Err(Error::invalid(
+                format!("warehouse {warehouse_uri:?} is not supported"),
+                "use file:///absolute/path/to/warehouse",
+            ));
+        };
+        std::fs::create_dir_all(dir).map_err(|source| Error::Storage {
+            path: dir.into(),
+            source,
+        })?;
+        let root = Path::new(dir)
+            .canonicalize()
+            .map_err(|source| Error::Storage {
+                path: dir.into(),
+                source,
+            })?;
+        Ok(Self {
+            warehouse: format!("file://{}", root.display()),
+            root,
+            catalog: Catalog::connect(catalog_uri)?,
+            io: FileIO::new_with_fs(),
+        })
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -8,7 +8,7 @@ use super::db::Sql;
 #[cfg(feature = "postgres")]
 use super::postgres::Postgres;
 use super::sqlite::Sqlite;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The `catalog_name` column value phlo uses; PyIceberg must open the catalog with this name.
 pub const CATALOG_NAME: &str = "phlo";
@@ -41,6 +41,25 @@ impl Catalog {
         Ok(Self {
             backend: Backend::Postgres(Postgres::open(url)?),
         })
+    }
+
+    /// Opens the catalog a URI names: `sqlite:///path/catalog.db` or
+    /// `postgresql://user:password@host:port/database`.
+    pub fn connect(uri: &str) -> Result<Self> {
+        match uri.split_once("://") {
+            Some(("sqlite", path)) if !path.is_empty() => Self::open_sqlite(Path::new(path)),
+            #[cfg(feature = "postgres")]
+            Some(("postgresql" | "postgres", _)) => Self::open_postgres(uri),
+            #[cfg(not(feature = "postgres"))]
+            Some(("postgresql" | "postgres", _)) => Err(Error::invalid(
+                "this build of phlo has no PostgreSQL catalog",
+                "build phlo-core with the cargo feature `postgres` (the Python package has it)",
+            )),
+            _ => Err(Error::invalid(
+                format!("catalog URI {} is not supported", redact_uri(uri)),
+                "use sqlite:///path/to/catalog.db or postgresql://user:password@host:port/database",
+            )),
+        }
     }
 
     /// Runs `read` on one consistent view of the catalog.

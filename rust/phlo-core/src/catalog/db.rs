@@ -3,6 +3,7 @@
 //! placeholders (the PostgreSQL backend rewrites them to `$N`); values and rows are the few types
 //! the catalog stores: text, 64-bit integers and NULL.
 
+use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::error::{Context, Error, Result};
@@ -127,8 +128,8 @@ pub(super) fn is_unique_violation(error: &DbError) -> bool {
         return e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation);
     }
     #[cfg(feature = "postgres")]
-    if let Some(e) = error.downcast_ref::<postgres::Error>() {
-        return e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION);
+    if let Some(e) = error.downcast_ref::<super::postgres::PgError>() {
+        return e.0.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION);
     }
     false
 }
@@ -146,35 +147,77 @@ impl<T> Context<T> for std::result::Result<T, DbError> {
 /// multiprocessing fork workers): a child opens its own, and forgets the inherited one instead
 /// of closing it, which would disturb the parent's (its SQLite locks, its PostgreSQL session).
 pub(super) struct PerProcess<C> {
-    slot: Mutex<(u32, C)>,
+    /// The process that opened the connection; `None` only while dropping.
+    slot: Mutex<(u32, Option<C>)>,
     open: Box<dyn Fn() -> Result<C> + Send + Sync>,
+    close: fn(C),
 }
 
 impl<C> PerProcess<C> {
-    /// `conn` is this process's first connection; `open` makes another.
-    pub(super) fn new(conn: C, open: impl Fn() -> Result<C> + Send + Sync + 'static) -> Self {
+    /// `conn` is this process's first connection; `open` makes another; `close` closes one.
+    pub(super) fn new(
+        conn: C,
+        open: impl Fn() -> Result<C> + Send + Sync + 'static,
+        close: fn(C),
+    ) -> Self {
         Self {
-            slot: Mutex::new((std::process::id(), conn)),
+            slot: Mutex::new((std::process::id(), Some(conn))),
             open: Box::new(open),
+            close,
         }
     }
 
     /// The connection, locked for the caller.
-    pub(super) fn get(&self) -> Result<MutexGuard<'_, (u32, C)>> {
+    pub(super) fn get(&self) -> Result<Conn<'_, C>> {
         // A panic while holding the lock cannot leave the database half-written (transactions
         // roll back), so a poisoned lock is safe to reuse.
         let mut guard = self.slot.lock().unwrap_or_else(|p| p.into_inner());
         if guard.0 != std::process::id() {
-            std::mem::forget(std::mem::replace(&mut guard.1, (self.open)()?));
+            std::mem::forget(guard.1.replace((self.open)()?));
             guard.0 = std::process::id();
         }
-        Ok(guard)
+        Ok(Conn(guard))
     }
 
     /// Replaces a connection that broke (the server closed it) with a new one.
     #[cfg(feature = "postgres")]
-    pub(super) fn reopen(&self, guard: &mut MutexGuard<'_, (u32, C)>) -> Result<()> {
-        guard.1 = (self.open)()?;
+    pub(super) fn reopen(&self, conn: &mut Conn<'_, C>) -> Result<()> {
+        if let Some(broken) = conn.0.1.replace((self.open)()?) {
+            (self.close)(broken);
+        }
         Ok(())
+    }
+}
+
+impl<C> Drop for PerProcess<C> {
+    fn drop(&mut self) {
+        let slot = self.slot.get_mut().unwrap_or_else(|p| p.into_inner());
+        match slot.1.take() {
+            Some(conn) if slot.0 == std::process::id() => (self.close)(conn),
+            inherited => std::mem::forget(inherited),
+        }
+    }
+}
+
+/// A locked connection.
+pub(super) struct Conn<'a, C>(MutexGuard<'a, (u32, Option<C>)>);
+
+impl<C> Deref for Conn<'_, C> {
+    type Target = C;
+
+    fn deref(&self) -> &C {
+        self.0
+            .1
+            .as_ref()
+            .expect("a connection is open until the catalog is dropped")
+    }
+}
+
+impl<C> DerefMut for Conn<'_, C> {
+    fn deref_mut(&mut self) -> &mut C {
+        self.0
+            .1
+            .as_mut()
+            .expect("a connection is open until the catalog is dropped")
     }
 }

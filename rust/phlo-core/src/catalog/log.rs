@@ -132,7 +132,7 @@ impl Catalog {
             db.query(
                 "SELECT commit_id, ref_name, tables, message, author, created_at, run_id,
                  properties FROM phlo_commits
-                 WHERE catalog_name = ?1 AND (?2 IS NULL OR ref_name = ?2)
+                 WHERE catalog_name = ?1 AND (CAST(?2 AS VARCHAR(255)) IS NULL OR ref_name = ?2)
                  ORDER BY commit_id DESC LIMIT ?3",
                 args![CATALOG_NAME, ref_name, limit as i64],
             )

@@ -53,7 +53,7 @@ impl Postgres {
             Ok::<_, Error>(client)
         })?;
         Ok(Self {
-            conn: PerProcess::new(client, move || connect(&config, &shown)),
+            conn: PerProcess::new(client, move || connect(&config, &shown), close),
         })
     }
 
@@ -78,14 +78,14 @@ impl Postgres {
         work: &mut (dyn FnMut(&mut dyn Sql) -> Result<T> + Send),
     ) -> Result<T> {
         off_runtime(|| {
-            let mut guard = self.conn.get()?;
+            let mut client = self.conn.get()?;
             // The server closed the session (restart, idle timeout): start a new one.
-            if guard.1.is_closed() {
-                self.conn.reopen(&mut guard)?;
+            if client.is_closed() {
+                self.conn.reopen(&mut client)?;
             }
             let mut attempt = 0;
             loop {
-                match transaction(&mut guard.1, level, read_only, work) {
+                match transaction(&mut client, level, read_only, work) {
                     Err(e) if lost_race(&e) && attempt + 1 < MAX_ATTEMPTS => {
                         attempt += 1;
                         std::thread::sleep(backoff(attempt));
@@ -120,9 +120,7 @@ fn lost_race(error: &Error) -> bool {
     let Error::Catalog { source, .. } = error else {
         return false;
     };
-    let code = source
-        .downcast_ref::<postgres::Error>()
-        .and_then(|e| e.code());
+    let code = source.downcast_ref::<PgError>().and_then(|e| e.0.code());
     code.is_some_and(|code| {
         *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED
     })
@@ -148,6 +146,11 @@ fn off_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> T {
     })
 }
 
+/// Closing a client blocks on its runtime too (it tells the server goodbye).
+fn close(client: Client) {
+    off_runtime(|| drop(client));
+}
+
 fn parse(url: &str) -> Result<Config> {
     let mut config = Config::from_str(url).map_err(|_| {
         Error::invalid(
@@ -171,7 +174,7 @@ fn connect(config: &Config, shown: &str) -> Result<Client> {
             "connecting to the PostgreSQL catalog {shown} (check that the server is running and \
              reachable from here, and that the user, password and database are right)"
         ),
-        source: e.into(),
+        source: PgError::boxed(e),
     })
 }
 
@@ -198,11 +201,16 @@ struct PgSql<'a, 'b>(&'a mut Transaction<'b>);
 
 impl Sql for PgSql<'_, '_> {
     fn execute(&mut self, sql: &str, args: &[Value<'_>]) -> Result<u64, DbError> {
-        Ok(self.0.execute(&placeholders(sql), &params(args))?)
+        self.0
+            .execute(&placeholders(sql), &params(args))
+            .map_err(PgError::boxed)
     }
 
     fn query(&mut self, sql: &str, args: &[Value<'_>]) -> Result<Vec<Row>, DbError> {
-        let rows = self.0.query(&placeholders(sql), &params(args))?;
+        let rows = self
+            .0
+            .query(&placeholders(sql), &params(args))
+            .map_err(PgError::boxed)?;
         rows.iter().map(row).collect()
     }
 }
@@ -217,22 +225,32 @@ fn params<'a>(args: &'a [Value<'_>]) -> Vec<&'a (dyn ToSql + Sync)> {
 }
 
 fn row(row: &postgres::Row) -> Result<Row, DbError> {
+    let get = PgError::boxed;
     let mut cells = Vec::with_capacity(row.len());
     for (i, column) in row.columns().iter().enumerate() {
         let ty = column.type_();
         let int = if *ty == Type::INT8 {
-            Some(row.try_get::<_, Option<i64>>(i)?)
+            Some(row.try_get::<_, Option<i64>>(i).map_err(get)?)
         } else if *ty == Type::INT4 {
-            Some(row.try_get::<_, Option<i32>>(i)?.map(i64::from))
+            Some(
+                row.try_get::<_, Option<i32>>(i)
+                    .map_err(get)?
+                    .map(i64::from),
+            )
         } else if *ty == Type::INT2 {
-            Some(row.try_get::<_, Option<i16>>(i)?.map(i64::from))
+            Some(
+                row.try_get::<_, Option<i16>>(i)
+                    .map_err(get)?
+                    .map(i64::from),
+            )
         } else {
             None
         };
         cells.push(match int {
             Some(int) => int.map_or(Cell::Null, Cell::Int),
             None => row
-                .try_get::<_, Option<String>>(i)?
+                .try_get::<_, Option<String>>(i)
+                .map_err(get)?
                 .map_or(Cell::Null, Cell::Text),
         });
     }
@@ -260,7 +278,32 @@ impl<T> Context<T> for std::result::Result<T, postgres::Error> {
     fn context(self, context: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|source| Error::Catalog {
             message: context(),
-            source: source.into(),
+            source: PgError::boxed(source),
         })
     }
 }
+
+/// A client error that shows its causes: the server's message ("password authentication
+/// failed …", "connection refused") is a cause, not part of `postgres::Error`'s own text.
+#[derive(Debug)]
+pub(super) struct PgError(pub(super) postgres::Error);
+
+impl PgError {
+    fn boxed(error: postgres::Error) -> DbError {
+        Box::new(Self(error))
+    }
+}
+
+impl std::fmt::Display for PgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = std::error::Error::source(&self.0);
+        while let Some(error) = cause {
+            write!(f, ": {error}")?;
+            cause = error.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PgError {}

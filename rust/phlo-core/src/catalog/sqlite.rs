@@ -21,15 +21,14 @@ impl Sqlite {
         let mut conn = connect(&path)?;
         super::layout::ensure(&mut conn)?;
         Ok(Self {
-            conn: PerProcess::new(conn, move || connect(&path)),
+            conn: PerProcess::new(conn, move || connect(&path), drop),
         })
     }
 
     /// A deferred transaction: reads see one state of the file.
     pub(super) fn read<T>(&self, mut read: impl FnMut(&mut dyn Sql) -> Result<T>) -> Result<T> {
-        let mut guard = self.conn.get()?;
-        let tx = guard
-            .1
+        let mut conn = self.conn.get()?;
+        let tx = conn
             .transaction()
             .context(|| "reading the catalog".into())?;
         let value = read(&mut SqliteSql(&tx))?;
@@ -42,9 +41,8 @@ impl Sqlite {
     /// "database is locked" at the upgrade instead). Holding the lock makes the transaction
     /// serial: nothing it read can change before it commits.
     pub(super) fn write<T>(&self, mut change: impl FnMut(&mut dyn Sql) -> Result<T>) -> Result<T> {
-        let mut guard = self.conn.get()?;
-        let tx = guard
-            .1
+        let mut conn = self.conn.get()?;
+        let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .context(|| "starting a catalog transaction".into())?;
         let value = change(&mut SqliteSql(&tx))?;
