@@ -6,6 +6,7 @@ show the password."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing as mp
 import socket
 from collections.abc import Iterator
@@ -83,6 +84,28 @@ def test_pyiceberg_reads_main_and_its_appends_are_seen(postgres_url, tmp_path):
         # A table PyIceberg creates is on phlo's main too.
         pyi.create_table("raw.made_by_pyiceberg", schema=pa.schema([("x", pa.int64())]))
     assert "raw.made_by_pyiceberg" in lh.tables("raw")
+
+
+def _append_in_child(lh: phlo.Lakehouse) -> None:
+    for i in range(10, 20):
+        lh.table("raw.t").append([{"id": i}])
+    del lh
+    gc.collect()  # closing the child's catalog must leave the parent's session alone
+
+
+def test_a_forked_child_uses_its_own_connection(postgres_url, tmp_path):
+    lh = connect(postgres_url, tmp_path / "wh")
+    lh.create_namespace("raw")
+    table = lh.create_table("raw.t", {"id": pa.int64()})
+    table.append([{"id": 1}])
+    child = mp.get_context("fork").Process(target=_append_in_child, args=(lh,))
+    child.start()
+    for i in range(20, 30):  # at the same time as the child: one shared session would break
+        table.append([{"id": i}])
+    child.join(timeout=120)
+    assert child.exitcode == 0
+    table.append([{"id": 3}])
+    assert ids(lh.table("raw.t")) == [1, 3, *range(10, 30)]
 
 
 def _commit_rounds(url: str, warehouse: str, worker: int, barrier, results) -> None:
