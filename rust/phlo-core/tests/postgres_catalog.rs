@@ -373,3 +373,80 @@ fn connection_failures_are_typed_errors_without_the_password() {
         );
     }
 }
+
+/// Racing check-then-act transactions from separate connections: one wins, the others see its
+/// result (a retried transaction), never a raw serialization failure.
+#[test]
+fn racing_transactions_have_one_winner_and_typed_losers() {
+    const RACERS: usize = 6;
+    let server = Server::start();
+    let setup = Catalog::connect(&server.url()).unwrap();
+    setup.create_namespace("raw").unwrap();
+    setup.create_table_on(MAIN, &t("a"), "a0", &meta()).unwrap();
+    let racers: Vec<Catalog> = (0..RACERS)
+        .map(|_| Catalog::connect(&server.url()).unwrap())
+        .collect();
+    let barrier = std::sync::Barrier::new(RACERS);
+    let outcomes: Vec<(Result<(), String>, Result<bool, String>, Result<(), String>)> =
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = racers
+                .iter()
+                .enumerate()
+                .map(|(i, catalog)| {
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        let code = |e: phlo_core::error::Error| e.code().to_string();
+                        barrier.wait();
+                        let created = catalog
+                            .create_table_on(MAIN, &t("new"), &format!("n{i}"), &meta())
+                            .map_err(code);
+                        let to = format!("a{}", i + 1);
+                        let swapped = catalog
+                            .swap_metadata_location_on(MAIN, &t("a"), "a0", &to, "race", &meta())
+                            .map_err(code);
+                        let branched = catalog
+                            .create_ref("same", RefKind::Branch, MAIN)
+                            .map_err(code);
+                        (created, swapped, branched)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+    let created: Vec<_> = outcomes.iter().map(|o| o.0.clone()).collect();
+    assert_eq!(
+        created.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{created:?}"
+    );
+    assert!(
+        created
+            .iter()
+            .all(|r| r.as_ref().is_ok() || r.as_ref().unwrap_err() == "table_already_exists"),
+        "{created:?}"
+    );
+    let swapped: Vec<_> = outcomes.iter().map(|o| o.1.clone()).collect();
+    assert_eq!(
+        swapped.iter().filter(|r| r == &&Ok(true)).count(),
+        1,
+        "{swapped:?}"
+    );
+    assert!(swapped.iter().all(|r| r.is_ok()), "{swapped:?}");
+    let branched: Vec<_> = outcomes.iter().map(|o| o.2.clone()).collect();
+    assert_eq!(
+        branched.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{branched:?}"
+    );
+    assert!(
+        branched
+            .iter()
+            .all(|r| r.as_ref().is_ok() || r.as_ref().unwrap_err() == "invalid_input"),
+        "{branched:?}"
+    );
+    // Exactly the winners' changes are logged.
+    let main_log = setup.log(Some(MAIN), 100).unwrap();
+    let count = |message: &str| main_log.iter().filter(|e| e.message == message).count();
+    assert_eq!((count("race"), count("create table raw.new")), (1, 1));
+    assert_eq!(setup.log(Some("same"), 100).unwrap().len(), 1);
+}
