@@ -374,6 +374,9 @@ fn connection_failures_are_typed_errors_without_the_password() {
     }
 }
 
+/// What one racer got: its table creation, pointer swap and branch creation (error codes).
+type Outcome = (Result<(), String>, Result<bool, String>, Result<(), String>);
+
 /// Racing check-then-act transactions from separate connections: one wins, the others see its
 /// result (a retried transaction), never a raw serialization failure.
 #[test]
@@ -387,32 +390,31 @@ fn racing_transactions_have_one_winner_and_typed_losers() {
         .map(|_| Catalog::connect(&server.url()).unwrap())
         .collect();
     let barrier = std::sync::Barrier::new(RACERS);
-    let outcomes: Vec<(Result<(), String>, Result<bool, String>, Result<(), String>)> =
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = racers
-                .iter()
-                .enumerate()
-                .map(|(i, catalog)| {
-                    let barrier = &barrier;
-                    scope.spawn(move || {
-                        let code = |e: phlo_core::error::Error| e.code().to_string();
-                        barrier.wait();
-                        let created = catalog
-                            .create_table_on(MAIN, &t("new"), &format!("n{i}"), &meta())
-                            .map_err(code);
-                        let to = format!("a{}", i + 1);
-                        let swapped = catalog
-                            .swap_metadata_location_on(MAIN, &t("a"), "a0", &to, "race", &meta())
-                            .map_err(code);
-                        let branched = catalog
-                            .create_ref("same", RefKind::Branch, MAIN)
-                            .map_err(code);
-                        (created, swapped, branched)
-                    })
+    let outcomes: Vec<Outcome> = std::thread::scope(|scope| {
+        let handles: Vec<_> = racers
+            .iter()
+            .enumerate()
+            .map(|(i, catalog)| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    let code = |e: phlo_core::error::Error| e.code().to_string();
+                    barrier.wait();
+                    let created = catalog
+                        .create_table_on(MAIN, &t("new"), &format!("n{i}"), &meta())
+                        .map_err(code);
+                    let to = format!("a{}", i + 1);
+                    let swapped = catalog
+                        .swap_metadata_location_on(MAIN, &t("a"), "a0", &to, "race", &meta())
+                        .map_err(code);
+                    let branched = catalog
+                        .create_ref("same", RefKind::Branch, MAIN)
+                        .map_err(code);
+                    (created, swapped, branched)
                 })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        });
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
     let created: Vec<_> = outcomes.iter().map(|o| o.0.clone()).collect();
     assert_eq!(
         created.iter().filter(|r| r.is_ok()).count(),
