@@ -31,7 +31,7 @@ dev: $(VENV)/.installed
 test: dev test-rust test-python
 
 test-rust:
-	cargo test -p phlo-core
+	cargo test -p phlo-core --features postgres
 
 test-python: dev
 	$(BIN)/python -m pytest

@@ -54,9 +54,9 @@ def _run(command: list[str], what: str) -> None:
 
 
 @contextlib.contextmanager
-def running_server() -> Iterator[str]:
+def running_server(password: str | None = None) -> Iterator[str]:
     """Starts a throwaway server and yields its URL (database `postgres`, user `phlo`, no
-    password); stops it and removes its files at the end."""
+    password, or `password` required); stops it and removes its files at the end."""
     initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
     folder = Path(tempfile.mkdtemp(prefix="phlo-pg-"))
     data = folder / "data"
@@ -64,12 +64,17 @@ def running_server() -> Iterator[str]:
         if os.geteuid() == 0:
             shutil.chown(folder, "postgres", "postgres")
         port = _free_port()
-        _run([initdb, "-D", str(data), "-U", "phlo", "--auth=trust", "-E", "UTF8"], "initdb")
+        auth = ["--auth=trust"]
+        if password is not None:
+            (folder / "pw").write_text(password)
+            auth = ["--auth=scram-sha-256", f"--pwfile={folder / 'pw'}"]
+        _run([initdb, "-D", str(data), "-U", "phlo", *auth, "-E", "UTF8"], "initdb")
         options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
         log = str(folder / "log")
         _run([pg_ctl, "-D", str(data), "-o", options, "-l", log, "-w", "start"], "pg_ctl start")
         try:
-            yield f"postgresql://phlo@127.0.0.1:{port}/postgres"
+            user = "phlo" if password is None else f"phlo:{password}"
+            yield f"postgresql://{user}@127.0.0.1:{port}/postgres"
         finally:
             _run([pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], "pg_ctl stop")
     finally:

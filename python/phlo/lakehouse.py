@@ -241,8 +241,9 @@ class Lakehouse:
     >>> lh.create_namespace("raw", exist_ok=True)
     """
 
-    def __init__(self, native: _native.NativeLakehouse) -> None:
+    def __init__(self, native: _native.NativeLakehouse, catalog_uri: str | None = None) -> None:
         self._native = native
+        self._catalog_uri = catalog_uri
 
     @classmethod
     def open(cls, root: str | os.PathLike[str] = ".phlo") -> Lakehouse:
@@ -251,14 +252,32 @@ class Lakehouse:
             raise InputError(f"root must be a path, not {root!r}")
         return cls(_native.NativeLakehouse(Path(root)))
 
+    @classmethod
+    def connect(
+        cls, catalog: str, warehouse: str, properties: Mapping[str, str] | None = None
+    ) -> Lakehouse:
+        """Connects to the catalog at URI `catalog` (``sqlite:///path/catalog.db``, or
+        ``postgresql://user:password@host:port/database`` for a catalog many workers share)
+        with the warehouse at URI `warehouse` (``file:///dir``)."""
+        catalog = _args.text("catalog", catalog)
+        native = _native.NativeLakehouse.connect(
+            catalog, _args.text("warehouse", warehouse), dict(properties or {})
+        )
+        return cls(native, catalog)
+
     @property
     def root(self) -> Path:
         return Path(self._native.root)
 
     @property
     def catalog_uri(self) -> str:
-        """SQLAlchemy URI of the catalog database (for PyIceberg's ``SqlCatalog``)."""
-        return f"sqlite:///{self.root / 'catalog.db'}"
+        """SQLAlchemy URI of the catalog database (for PyIceberg's ``SqlCatalog``); for
+        PostgreSQL it names the psycopg driver, and holds the password given to `connect`."""
+        uri = self._catalog_uri
+        if uri is None:
+            return f"sqlite:///{self.root / 'catalog.db'}"
+        scheme, _, rest = uri.partition("://")
+        return f"postgresql+psycopg://{rest}" if scheme in ("postgresql", "postgres") else uri
 
     @property
     def warehouse(self) -> str:

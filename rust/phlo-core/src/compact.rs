@@ -26,7 +26,7 @@ use iceberg::io::FileIO;
 use iceberg::spec::{DataFile, Operation, PartitionSpecRef, SchemaRef, Struct};
 use iceberg::writer::IcebergWriter;
 
-use crate::catalog::{MAIN, SqliteCatalog};
+use crate::catalog::{Catalog, MAIN};
 use crate::error::{Context, Error, Result};
 use crate::schema::{arrow_schema_of, cast_to_schema};
 use crate::tables::commit::{SnapshotChange, commit};
@@ -67,7 +67,7 @@ struct Run {
 /// Compacts `table` (loaded from a branch). Files written are reported in `written` so the
 /// caller can remove them when this fails.
 pub async fn compact(
-    catalog: &SqliteCatalog,
+    catalog: &Catalog,
     io: &FileIO,
     table: LoadedTable,
     options: &CompactOptions,

@@ -30,7 +30,7 @@ use iceberg::io::FileIO;
 use iceberg::spec::{DataContentType, DataFile, SchemaRef};
 
 use crate::catalog::log::MESSAGE_PROPERTY;
-use crate::catalog::{MAIN, RefKind, SqliteCatalog};
+use crate::catalog::{Catalog, MAIN, RefKind};
 use crate::error::{Context, Error, Location, Result};
 use crate::merge::WriteMode;
 use crate::merge::mode::DELETE_MODE;
@@ -83,7 +83,7 @@ impl DeletePlan {
 /// is written. `properties` go into the snapshot summary; `phlo.message` (the log's message)
 /// defaults to the filter.
 pub async fn plan_delete(
-    catalog: &SqliteCatalog,
+    catalog: &Catalog,
     io: &FileIO,
     table: LoadedTable,
     filters: &[Filter],
@@ -178,7 +178,7 @@ pub async fn plan_delete(
 /// files which may hold matching rows is a `CommitConflict` (those rows would survive the
 /// delete unseen); the plan's files are removed on any error but `CommitStateUnknown`.
 pub async fn commit_delete(
-    catalog: &SqliteCatalog,
+    catalog: &Catalog,
     io: &FileIO,
     plan: DeletePlan,
 ) -> Result<DeleteResult> {

@@ -76,7 +76,7 @@ pub enum Error {
     Catalog {
         message: String,
         #[source]
-        source: rusqlite::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// Reading or writing files failed.
     #[error("storage error at {path}: {source}. {}", storage_hint(.source))]
@@ -307,7 +307,7 @@ impl<T> Context<T> for std::result::Result<T, rusqlite::Error> {
     fn context(self, context: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|source| Error::Catalog {
             message: context(),
-            source,
+            source: Box::new(source),
         })
     }
 }

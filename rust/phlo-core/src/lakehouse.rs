@@ -10,7 +10,7 @@ use arrow_select::concat::concat_batches;
 use iceberg::io::FileIO;
 use iceberg::spec::{TableMetadata, TableMetadataBuilder};
 
-use crate::catalog::{CommitMeta, MAIN, RefKind, RefMerge, SqliteCatalog, TableIdent};
+use crate::catalog::{Catalog, CommitMeta, MAIN, RefKind, RefMerge, TableIdent};
 use crate::changes::changes;
 use crate::compact::{CompactOptions, CompactResult, compact};
 use crate::delete::{DeleteResult, commit_delete, plan_delete};
@@ -34,7 +34,7 @@ const MAX_SCHEMA_ATTEMPTS: u32 = 8;
 pub struct Lakehouse {
     root: PathBuf,
     warehouse: String,
-    catalog: SqliteCatalog,
+    catalog: Catalog,
     io: FileIO,
 }
 
@@ -67,11 +67,52 @@ impl Lakehouse {
             path: root.display().to_string(),
             source,
         })?;
-        let catalog = SqliteCatalog::open(&root.join("catalog.db"))?;
+        let catalog = Catalog::open_sqlite(&root.join("catalog.db"))?;
         Ok(Self {
             warehouse: format!("file://{}", root.join("warehouse").display()),
             root,
             catalog,
+            io: FileIO::new_with_fs(),
+        })
+    }
+
+    /// Connects to the catalog at `catalog_uri` (`sqlite:///…`, `postgresql://…`, see
+    /// [`Catalog::connect`]) with the warehouse at `warehouse_uri` (`file:///dir`, created if
+    /// needed); `root` is the warehouse folder.
+    pub fn connect(
+        catalog_uri: &str,
+        warehouse_uri: &str,
+        properties: &HashMap<String, String>,
+    ) -> Result<Self> {
+        if let Some(key) = properties.keys().next() {
+            return Err(Error::invalid(
+                format!("unknown property {key:?}"),
+                "leave properties out: local warehouses and SQL catalogs need none",
+            ));
+        }
+        let Some(dir) = warehouse_uri
+            .strip_prefix("file://")
+            .filter(|d| d.starts_with('/'))
+        else {
+            return Err(Error::invalid(
+                format!("warehouse {warehouse_uri:?} is not supported"),
+                "use file:///absolute/path/to/warehouse",
+            ));
+        };
+        std::fs::create_dir_all(dir).map_err(|source| Error::Storage {
+            path: dir.into(),
+            source,
+        })?;
+        let root = Path::new(dir)
+            .canonicalize()
+            .map_err(|source| Error::Storage {
+                path: dir.into(),
+                source,
+            })?;
+        Ok(Self {
+            warehouse: format!("file://{}", root.display()),
+            root,
+            catalog: Catalog::connect(catalog_uri)?,
             io: FileIO::new_with_fs(),
         })
     }
@@ -85,7 +126,7 @@ impl Lakehouse {
         &self.warehouse
     }
 
-    pub fn catalog(&self) -> &SqliteCatalog {
+    pub fn catalog(&self) -> &Catalog {
         &self.catalog
     }
 

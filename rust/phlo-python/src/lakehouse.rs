@@ -105,6 +105,22 @@ impl NativeLakehouse {
         })
     }
 
+    /// `Lakehouse.connect`: the catalog and the warehouse by URI.
+    #[staticmethod]
+    fn connect(
+        py: Python<'_>,
+        catalog: String,
+        warehouse: String,
+        properties: HashMap<String, String>,
+    ) -> PyResult<Self> {
+        let lakehouse = detached(py, "connecting to the lakehouse", || {
+            Lakehouse::connect(&catalog, &warehouse, &properties)
+        })?;
+        Ok(Self {
+            inner: Arc::new(lakehouse),
+        })
+    }
+
     #[getter]
     fn root(&self) -> PathBuf {
         self.inner.root().to_path_buf()

@@ -14,7 +14,7 @@ pub use rebase::UNIQUE_KEY_PROPERTY;
 
 use iceberg::io::FileIO;
 
-use crate::catalog::{CommitMeta, MergeStep, RefMerge, SqliteCatalog};
+use crate::catalog::{Catalog, CommitMeta, MergeStep, RefMerge};
 use crate::error::{Error, Result};
 use crate::tables::commit::{AttemptFiles, backoff};
 use rebase::{Rebased, rebase};
@@ -23,7 +23,7 @@ use rebase::{Rebased, rebase};
 const MAX_ATTEMPTS: u32 = 32;
 
 pub async fn merge_branch(
-    catalog: &SqliteCatalog,
+    catalog: &Catalog,
     io: &FileIO,
     source: &str,
     into: &str,

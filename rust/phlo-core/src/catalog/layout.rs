@@ -1,7 +1,8 @@
 //! The catalog database's tables: PyIceberg's `SqlCatalog` v1 layout, phlo's refs and commit
-//! log beside it, and in-place upgrades of older files. Opening is safe when several processes
-//! open an old file at once: the upgrade runs in one IMMEDIATE transaction that checks again
-//! what is missing, so exactly one process applies each change.
+//! log beside it, and in-place upgrades of older SQLite files. Opening is safe when several
+//! processes open an old file at once: the upgrade runs in one IMMEDIATE transaction that checks
+//! again what is missing, so exactly one process applies each change. PostgreSQL gets the same
+//! tables from [`postgres_ddl`].
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -103,6 +104,32 @@ pub(super) fn ensure(conn: &mut Connection) -> Result<()> {
     }
     tx.commit()
         .context(|| "committing the catalog upgrade".into())
+}
+
+/// The statements that bring a PostgreSQL database to the current layout; each is a no-op when
+/// its table or column is there (PyIceberg may have created its tables first). Timestamps are
+/// milliseconds: `BIGINT` there (SQLite's `INTEGER` is 64-bit already).
+#[cfg(feature = "postgres")]
+pub(super) fn postgres_ddl() -> Vec<String> {
+    let create = CREATE
+        .split(';')
+        .filter(|sql| !sql.trim().is_empty())
+        .map(|sql| sql.replace("INTEGER", "BIGINT"));
+    let add = ADDED_COLUMNS
+        .iter()
+        .map(|(table, column)| format!("ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column}"));
+    create.chain(add).collect()
+}
+
+/// Queries that fail unless every table and added column is there.
+#[cfg(feature = "postgres")]
+pub(super) fn probes() -> impl Iterator<Item = String> {
+    let tables = TABLES.iter().map(|t| format!("SELECT 1 FROM {t} LIMIT 0"));
+    let columns = ADDED_COLUMNS.iter().map(|(table, column)| {
+        let name = column.split_whitespace().next().unwrap_or_default();
+        format!("SELECT {name} FROM {table} LIMIT 0")
+    });
+    tables.chain(columns)
 }
 
 /// Added columns that existing tables lack.

@@ -5,10 +5,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use rusqlite::{Connection, OptionalExtension, params};
-
-use super::TableIdent;
-use super::sqlite::{CATALOG_NAME, SqliteCatalog};
+use super::db::{Row, Sql, args};
+use super::{CATALOG_NAME, Catalog, TableIdent};
 use crate::error::{Context, Error, Result};
 
 /// Snapshot properties that carry who committed and why into the log.
@@ -68,7 +66,7 @@ fn default_author() -> String {
 /// Appends a log row, with the new metadata file of each changed table; call inside the
 /// transaction that makes the change. `message` is used when `meta` has none.
 pub(super) fn record(
-    conn: &Connection,
+    db: &mut dyn Sql,
     ref_name: &str,
     tables: &[(&TableIdent, &str)],
     message: &str,
@@ -78,26 +76,27 @@ pub(super) fn record(
     let names: Vec<String> = tables.iter().map(|(t, _)| t.to_string()).collect();
     // A map of strings always encodes.
     let properties = serde_json::to_string(&meta.properties).unwrap_or_default();
-    conn.execute(
+    let author = meta.author.clone().unwrap_or_else(default_author);
+    db.execute(
         "INSERT INTO phlo_commits (commit_id, catalog_name, ref_name, tables, message, author,
          created_at, run_id, properties) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
-            commit_id,
+        args![
+            &commit_id,
             CATALOG_NAME,
             ref_name,
-            names.join(","),
+            &names.join(","),
             meta.message.as_deref().unwrap_or(message),
-            meta.author.clone().unwrap_or_else(default_author),
+            &author,
             chrono::Utc::now().timestamp_millis(),
-            meta.run_id,
-            properties,
+            &meta.run_id,
+            &properties,
         ],
     )
     .context(|| "recording the commit".into())?;
     for (ident, location) in tables {
-        conn.execute(
+        db.execute(
             "INSERT INTO phlo_commit_tables VALUES (?1, ?2, ?3, ?4)",
-            params![commit_id, ident.namespace, ident.name, location],
+            args![&commit_id, &ident.namespace, &ident.name, *location],
         )
         .context(|| "recording the commit".into())?;
     }
@@ -113,82 +112,76 @@ pub struct CommitPoint {
     pub metadata_location: Option<String>,
 }
 
-impl SqliteCatalog {
+impl Catalog {
     /// Whether a logged commit moved a table to metadata file `location`: a table commit's
     /// pointer swap and its log row land in one transaction, so this tells whether it landed.
     pub fn logged_metadata_location(&self, location: &str) -> Result<bool> {
-        let found: Option<i64> = self
-            .conn()?
-            .query_row(
+        self.read(|db| {
+            db.query_first(
                 "SELECT 1 FROM phlo_commit_tables WHERE metadata_location = ?1 LIMIT 1",
-                params![location],
-                |row| row.get(0),
+                args![location],
             )
-            .optional()
-            .context(|| format!("looking up the commit of {location}"))?;
-        Ok(found.is_some())
+            .context(|| format!("looking up the commit of {location}"))
+            .map(|row| row.is_some())
+        })
     }
 
     /// The newest `limit` log entries of `ref_name` (every ref when `None`), newest first.
     pub fn log(&self, ref_name: Option<&str>, limit: usize) -> Result<Vec<LogEntry>> {
-        let conn = self.conn()?;
-        let mut stmt = conn
-            .prepare(
+        let rows = self.read(|db| {
+            db.query(
                 "SELECT commit_id, ref_name, tables, message, author, created_at, run_id,
                  properties FROM phlo_commits
-                 WHERE catalog_name = ?1 AND (?2 IS NULL OR ref_name = ?2)
+                 WHERE catalog_name = ?1 AND (CAST(?2 AS VARCHAR(255)) IS NULL OR ref_name = ?2)
                  ORDER BY commit_id DESC LIMIT ?3",
+                args![CATALOG_NAME, ref_name, limit as i64],
             )
-            .context(|| "reading the log".into())?;
-        let entries = stmt
-            .query_map(params![CATALOG_NAME, ref_name, limit as i64], |row| {
-                let tables: String = row.get(2)?;
-                let properties: String = row.get(7)?;
-                Ok(LogEntry {
-                    commit_id: row.get(0)?,
-                    ref_name: row.get(1)?,
-                    tables: tables
-                        .split(',')
-                        .filter(|t| !t.is_empty())
-                        .map(String::from)
-                        .collect(),
-                    message: row.get(3)?,
-                    author: row.get(4)?,
-                    created_at_ms: row.get(5)?,
-                    run_id: row.get(6)?,
-                    properties: serde_json::from_str(&properties).unwrap_or_default(),
-                })
-            })
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .context(|| "reading the log".into())?;
-        Ok(entries)
+            .context(|| "reading the log".into())
+        })?;
+        rows.iter().map(log_entry).collect()
     }
 
     /// Commit `commit_id` as seen by table `ident`: its ref, time, and the metadata file it
     /// moved the table to (if it changed the table).
     pub fn commit_point(&self, commit_id: &str, ident: &TableIdent) -> Result<CommitPoint> {
-        let conn = self.conn()?;
-        let found: Option<(String, i64, Option<String>)> = conn
-            .query_row(
+        let found = self.read(|db| {
+            db.query_first(
                 "SELECT c.ref_name, c.created_at, t.metadata_location FROM phlo_commits c
                  LEFT JOIN phlo_commit_tables t ON t.commit_id = c.commit_id
                    AND t.table_namespace = ?3 AND t.table_name = ?4
                  WHERE c.catalog_name = ?1 AND c.commit_id = ?2",
-                params![CATALOG_NAME, commit_id, ident.namespace, ident.name],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                args![CATALOG_NAME, commit_id, &ident.namespace, &ident.name],
             )
-            .optional()
-            .context(|| format!("reading commit {commit_id}"))?;
-        let (ref_name, created_at_ms, metadata_location) = found.ok_or_else(|| {
+            .context(|| format!("reading commit {commit_id}"))
+        })?;
+        let row = found.ok_or_else(|| {
             Error::invalid(
                 format!("commit {commit_id} is not in the log"),
                 "pick a commit_id from lh.log() or `phlo log`",
             )
         })?;
         Ok(CommitPoint {
-            ref_name,
-            created_at_ms,
-            metadata_location,
+            ref_name: row.text(0)?,
+            created_at_ms: row.int(1)?,
+            metadata_location: row.opt_text(2)?,
         })
     }
+}
+
+fn log_entry(row: &Row) -> Result<LogEntry> {
+    Ok(LogEntry {
+        commit_id: row.text(0)?,
+        ref_name: row.text(1)?,
+        tables: row
+            .text(2)?
+            .split(',')
+            .filter(|t| !t.is_empty())
+            .map(String::from)
+            .collect(),
+        message: row.text(3)?,
+        author: row.text(4)?,
+        created_at_ms: row.int(5)?,
+        run_id: row.opt_text(6)?,
+        properties: serde_json::from_str(&row.text(7)?).unwrap_or_default(),
+    })
 }

@@ -1,16 +1,21 @@
-//! Where tables are registered: names → current metadata file, with compare-and-swap commits.
-//! `sqlite` is the embedded catalog, shared with PyIceberg's `SqlCatalog`.
+//! Where tables are registered: names → current metadata file, with compare-and-swap commits,
+//! branches, tags and a commit log. One [`Catalog`] over two databases: SQLite (embedded, shared
+//! with PyIceberg's `SqlCatalog`) and PostgreSQL (feature `postgres`: shared by many workers).
 
+mod backend;
+mod db;
 mod ident;
 mod layout;
 pub mod log;
 mod namespaces;
 mod pointers;
+#[cfg(feature = "postgres")]
+mod postgres;
 pub mod refs;
-pub mod sqlite;
+mod sqlite;
 
+pub use backend::{CATALOG_NAME, Catalog, redact_uri};
 pub use ident::{TableIdent, validate_name};
 pub use log::{CommitMeta, CommitPoint, LogEntry};
 pub use namespaces::PropertyChanges;
 pub use refs::{Changed, MAIN, MergeStep, Pointer, RefDiff, RefInfo, RefKind, RefMerge};
-pub use sqlite::SqliteCatalog;

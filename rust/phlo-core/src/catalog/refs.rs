@@ -6,12 +6,10 @@
 //! metadata file. Internal branches (a transaction's `tx/…`) record the process that owns them,
 //! are left out of listings, and are removed by maintenance once that process is gone.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
-
+use super::db::{Row, Sql, args, is_unique_violation};
 use super::log::{CommitMeta, record};
 use super::pointers;
-use super::sqlite::{CATALOG_NAME, SqliteCatalog};
-use super::{TableIdent, validate_name};
+use super::{CATALOG_NAME, Catalog, TableIdent, validate_name};
 use crate::error::{Context, Error, Result};
 
 pub const MAIN: &str = "main";
@@ -89,7 +87,7 @@ impl Changed {
 }
 
 /// What a merge does to one table, decided from a [`Changed`]; applied only if neither side
-/// moved since (see [`SqliteCatalog::apply_merge`]).
+/// moved since (see [`Catalog::apply_merge`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MergeStep {
     FastForward(Changed),
@@ -144,7 +142,7 @@ pub fn validate_ref_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-impl SqliteCatalog {
+impl Catalog {
     /// Errors unless `name` is an existing branch: tags are immutable.
     fn require_branch(&self, name: &str) -> Result<()> {
         match self.ref_kind(name)? {
@@ -159,7 +157,7 @@ impl SqliteCatalog {
 
     /// The kind of `name`, or `None` if no such ref exists (`main` always exists).
     pub fn ref_kind(&self, name: &str) -> Result<Option<RefKind>> {
-        ref_kind(&*self.conn()?, name)
+        self.read(|db| ref_kind(db, name))
     }
 
     /// Creates a branch or tag pointing at every table of `from` as it is now.
@@ -190,26 +188,24 @@ impl SqliteCatalog {
         from: &str,
         owner: Option<String>,
     ) -> Result<()> {
-        self.in_transaction(|tx| {
-            if ref_kind(tx, from)?.is_none() {
+        self.write(|db| {
+            if ref_kind(db, from)?.is_none() {
                 return Err(no_such_ref(from));
             }
-            let inserted = tx.execute(
+            let inserted = db.execute(
                 "INSERT INTO phlo_refs (catalog_name, ref_name, ref_type, source_ref, created_at,
                  owner) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
+                args![
                     CATALOG_NAME,
                     name,
                     kind.as_str(),
                     from,
                     chrono::Utc::now().timestamp_millis(),
-                    owner,
+                    &owner,
                 ],
             );
             match inserted {
-                Err(e)
-                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) =>
-                {
+                Err(e) if is_unique_violation(&e) => {
                     return Err(Error::invalid(
                         format!("ref {name} already exists"),
                         "pick another name, or delete the branch first (tags are immutable)",
@@ -219,33 +215,32 @@ impl SqliteCatalog {
                     other.context(|| format!("creating ref {name}"))?;
                 }
             }
-            pointers::fork(tx, from, name)?;
+            pointers::fork(db, from, name)?;
             let message = format!("create {} {name} from {from}", kind.as_str());
-            record(tx, name, &[], &message, &CommitMeta::default())
+            record(db, name, &[], &message, &CommitMeta::default())
         })
     }
 
     /// The branches or tags users made (internal branches are left out), by name.
     pub fn list_refs(&self, kind: RefKind) -> Result<Vec<RefInfo>> {
-        let conn = self.conn()?;
-        let mut stmt = conn
-            .prepare(
+        let rows = self.read(|db| {
+            db.query(
                 "SELECT ref_name, source_ref, created_at FROM phlo_refs
                  WHERE catalog_name = ?1 AND ref_type = ?2 AND owner IS NULL ORDER BY ref_name",
+                args![CATALOG_NAME, kind.as_str()],
             )
-            .context(|| "listing refs".into())?;
-        let refs = stmt
-            .query_map(params![CATALOG_NAME, kind.as_str()], |row| {
+            .context(|| "listing refs".into())
+        })?;
+        rows.iter()
+            .map(|row| {
                 Ok(RefInfo {
-                    name: row.get(0)?,
+                    name: row.text(0)?,
                     kind,
-                    source: row.get(1)?,
-                    created_at_ms: row.get(2)?,
+                    source: row.text(1)?,
+                    created_at_ms: row.int(2)?,
                 })
             })
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .context(|| "listing refs".into())?;
-        Ok(refs)
+            .collect()
     }
 
     /// Deletes a branch (pointers only: files stay, other refs may use them).
@@ -257,28 +252,25 @@ impl SqliteCatalog {
                 "delete other branches",
             ));
         }
-        self.in_transaction(|tx| delete_ref(tx, name))
+        self.write(|db| delete_ref(db, name))
     }
 
     /// Deletes the internal branches whose owning process is gone (a transaction killed before
     /// it cleaned up); returns their names.
     pub fn remove_abandoned_branches(&self) -> Result<Vec<String>> {
-        let owned: Vec<(String, String)> = {
-            let conn = self.conn()?;
-            let mut stmt = conn
-                .prepare(
-                    "SELECT ref_name, owner FROM phlo_refs WHERE catalog_name = ?1
-                     AND owner IS NOT NULL ORDER BY ref_name",
-                )
-                .context(|| "listing internal branches".into())?;
-            stmt.query_map(params![CATALOG_NAME], |row| Ok((row.get(0)?, row.get(1)?)))
-                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-                .context(|| "listing internal branches".into())?
-        };
+        let owned = self.read(|db| {
+            db.query(
+                "SELECT ref_name, owner FROM phlo_refs WHERE catalog_name = ?1
+                 AND owner IS NOT NULL ORDER BY ref_name",
+                args![CATALOG_NAME],
+            )
+            .context(|| "listing internal branches".into())
+        })?;
         let mut removed = Vec::new();
-        for (name, owner) in owned {
-            if owner::is_gone(&owner) {
-                self.in_transaction(|tx| delete_ref(tx, &name))?;
+        for row in owned {
+            let name = row.text(0)?;
+            if owner::is_gone(&row.text(1)?) {
+                self.write(|db| delete_ref(db, &name))?;
                 removed.push(name);
             }
         }
@@ -298,24 +290,22 @@ impl SqliteCatalog {
             return Err(no_such_ref(source));
         }
         self.require_branch(into)?;
-        let mut conn = self.conn()?;
-        let tx = conn
-            .transaction()
-            .context(|| "reading the refs to merge".into())?;
-        let mut changed = Vec::new();
-        for (ident, location, base) in source_tables(&tx, source)? {
-            if base.as_deref() == Some(location.as_str()) {
-                continue;
+        self.read(|db| {
+            let mut changed = Vec::new();
+            for (ident, location, base) in source_tables(db, source)? {
+                if base.as_deref() == Some(location.as_str()) {
+                    continue;
+                }
+                let target = pointers::get(db, into, &ident)?;
+                changed.push(Changed {
+                    ident,
+                    source: location,
+                    base,
+                    target,
+                });
             }
-            let target = pointers::get(&tx, into, &ident)?;
-            changed.push(Changed {
-                ident,
-                source: location,
-                base,
-                target,
-            });
-        }
-        Ok(changed)
+            Ok(changed)
+        })
     }
 
     /// Applies a merge of `source` into `into` planned from [`Self::changed_tables`], all tables
@@ -329,12 +319,12 @@ impl SqliteCatalog {
         steps: &[MergeStep],
         meta: &CommitMeta,
     ) -> Result<Option<RefMerge>> {
-        self.in_transaction(|tx| {
+        self.write(|db| {
             // Checked for every table before any moves: a stale plan changes nothing.
             for step in steps {
                 let changed = step.changed();
-                let on_source = pointers::get(tx, source, &changed.ident)?;
-                let on_target = pointers::get(tx, into, &changed.ident)?;
+                let on_source = pointers::get(db, source, &changed.ident)?;
+                let on_target = pointers::get(db, into, &changed.ident)?;
                 if on_source.as_ref() != Some(&changed.source) || on_target != changed.target {
                     return Ok(None);
                 }
@@ -344,10 +334,10 @@ impl SqliteCatalog {
             for step in steps {
                 let (ident, to) = (&step.changed().ident, step.to());
                 match &step.changed().target {
-                    None => pointers::insert(tx, into, ident, to)?,
-                    // The write lock is held since the check above: the swap cannot miss.
+                    None => pointers::insert(db, into, ident, to)?,
+                    // The transaction is serial since the check above: the swap cannot miss.
                     Some(from) => {
-                        pointers::swap(tx, into, ident, from, to)?;
+                        pointers::swap(db, into, ident, from, to)?;
                     }
                 }
                 match step {
@@ -356,11 +346,11 @@ impl SqliteCatalog {
                     MergeStep::Rebase { .. } => &mut result.rebased,
                 }
                 .push(ident.to_string());
-                tx.execute(
+                db.execute(
                     "UPDATE phlo_ref_tables SET base_location = metadata_location
                      WHERE catalog_name = ?1 AND ref_name = ?2 AND table_namespace = ?3
                      AND table_name = ?4",
-                    params![CATALOG_NAME, source, ident.namespace, ident.name],
+                    args![CATALOG_NAME, source, &ident.namespace, &ident.name],
                 )
                 .context(|| "recording the merge".into())?;
                 moved.push((ident.clone(), to.to_string()));
@@ -374,7 +364,7 @@ impl SqliteCatalog {
                 result.added.len(),
                 result.rebased.len()
             );
-            record(tx, into, &tables, &message, meta)?;
+            record(db, into, &tables, &message, meta)?;
             Ok(Some(result))
         })
     }
@@ -403,7 +393,8 @@ impl SqliteCatalog {
         if self.ref_kind(ref_name)?.is_none() {
             return Err(no_such_ref(ref_name));
         }
-        Ok(pointers::list(&*self.conn()?, ref_name)?
+        Ok(self
+            .read(|db| pointers::list(db, ref_name))?
             .into_iter()
             .map(|(ident, location)| (ident.to_string(), location))
             .collect())
@@ -411,12 +402,11 @@ impl SqliteCatalog {
 
     /// A table's metadata file on `ref_name`.
     pub fn metadata_location_on(&self, ref_name: &str, ident: &TableIdent) -> Result<String> {
-        let conn = self.conn()?;
-        match pointers::get(&conn, ref_name, ident)? {
+        self.read(|db| match pointers::get(db, ref_name, ident)? {
             Some(location) => Ok(location),
-            None if ref_kind(&conn, ref_name)?.is_none() => Err(no_such_ref(ref_name)),
+            None if ref_kind(db, ref_name)?.is_none() => Err(no_such_ref(ref_name)),
             None => Err(Error::NoSuchTable(on_ref(ident, ref_name))),
-        }
+        })
     }
 
     /// Registers a new table on branch `ref_name` whose first metadata file is written. On a
@@ -432,13 +422,13 @@ impl SqliteCatalog {
         if !self.namespace_exists(&ident.namespace)? {
             return Err(Error::NoSuchNamespace(ident.namespace.clone()));
         }
-        self.in_transaction(|tx| {
-            if pointers::get(tx, ref_name, ident)?.is_some() {
+        self.write(|db| {
+            if pointers::get(db, ref_name, ident)?.is_some() {
                 return Err(Error::TableAlreadyExists(on_ref(ident, ref_name)));
             }
-            pointers::insert(tx, ref_name, ident, location)?;
+            pointers::insert(db, ref_name, ident, location)?;
             let message = format!("create table {ident}");
-            record(tx, ref_name, &[(ident, location)], &message, meta)
+            record(db, ref_name, &[(ident, location)], &message, meta)
         })
     }
 
@@ -447,49 +437,48 @@ impl SqliteCatalog {
     pub fn drop_table_on(&self, ref_name: &str, ident: &TableIdent) -> Result<String> {
         self.require_branch(ref_name)?;
         let location = self.metadata_location_on(ref_name, ident)?;
-        self.in_transaction(|tx| {
-            if !pointers::remove(tx, ref_name, ident, &location)? {
+        self.write(|db| {
+            if !pointers::remove(db, ref_name, ident, &location)? {
                 return Err(Error::CommitConflict {
                     table: ident.to_string(),
                     message: "the table changed while it was being dropped".into(),
                 });
             }
             let message = format!("drop table {ident}");
-            record(tx, ref_name, &[], &message, &CommitMeta::default())?;
-            Ok(location)
+            record(db, ref_name, &[], &message, &CommitMeta::default())?;
+            Ok(location.clone())
         })
     }
 
     /// Every table pointer of every ref (`main`, branches, tags, internal branches) with the
     /// pointer it was forked from: what maintenance must keep reachable.
     pub fn all_pointers(&self) -> Result<Vec<Pointer>> {
-        let conn = self.conn()?;
-        let mut stmt = conn
-            .prepare(&format!(
-                "{} UNION ALL
-                 SELECT t.ref_name, r.ref_type, t.table_namespace, t.table_name,
-                 t.metadata_location, t.base_location FROM phlo_ref_tables t JOIN phlo_refs r
-                 ON r.catalog_name = t.catalog_name AND r.ref_name = t.ref_name
-                 WHERE t.catalog_name = ?1",
-                pointers::MAIN_POINTERS
-            ))
-            .context(|| "reading every ref's tables".into())?;
-        let pointers = stmt
-            .query_map(params![CATALOG_NAME], |row| {
+        let sql = format!(
+            "{} UNION ALL
+             SELECT t.ref_name, r.ref_type, t.table_namespace, t.table_name,
+             t.metadata_location, t.base_location FROM phlo_ref_tables t JOIN phlo_refs r
+             ON r.catalog_name = t.catalog_name AND r.ref_name = t.ref_name
+             WHERE t.catalog_name = ?1",
+            pointers::MAIN_POINTERS
+        );
+        let rows = self.read(|db| {
+            db.query(&sql, args![CATALOG_NAME])
+                .context(|| "reading every ref's tables".into())
+        })?;
+        rows.iter()
+            .map(|row| {
                 Ok(Pointer {
-                    ref_name: row.get(0)?,
-                    kind: RefKind::parse(&row.get::<_, String>(1)?),
+                    ref_name: row.text(0)?,
+                    kind: RefKind::parse(&row.text(1)?),
                     ident: TableIdent {
-                        namespace: row.get(2)?,
-                        name: row.get(3)?,
+                        namespace: row.text(2)?,
+                        name: row.text(3)?,
                     },
-                    metadata_location: row.get(4)?,
-                    base_location: row.get(5)?,
+                    metadata_location: row.text(4)?,
+                    base_location: row.opt_text(5)?,
                 })
             })
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .context(|| "reading every ref's tables".into())?;
-        Ok(pointers)
+            .collect()
     }
 
     /// Compare-and-swap of a table's pointer on a branch (tags refuse writes); on success the
@@ -505,24 +494,24 @@ impl SqliteCatalog {
         meta: &CommitMeta,
     ) -> Result<bool> {
         self.require_branch(ref_name)?;
-        self.in_transaction(|tx| {
-            if !pointers::swap(tx, ref_name, ident, expected, new)? {
+        self.write(|db| {
+            if !pointers::swap(db, ref_name, ident, expected, new)? {
                 return Ok(false);
             }
-            record(tx, ref_name, &[(ident, new)], message, meta)?;
+            record(db, ref_name, &[(ident, new)], message, meta)?;
             Ok(true)
         })
     }
 }
 
-impl SqliteCatalog {
+impl Catalog {
     /// The tables of `namespace` on ref `ref_name`, by name.
     pub fn list_tables_on(&self, ref_name: &str, namespace: &str) -> Result<Vec<TableIdent>> {
-        let conn = self.conn()?;
-        if ref_kind(&conn, ref_name)?.is_none() {
-            return Err(no_such_ref(ref_name));
-        }
-        Ok(pointers::list(&conn, ref_name)?
+        let listed = self.read(|db| match ref_kind(db, ref_name)? {
+            None => Err(no_such_ref(ref_name)),
+            Some(_) => pointers::list(db, ref_name),
+        })?;
+        Ok(listed
             .into_iter()
             .map(|(ident, _)| ident)
             .filter(|ident| ident.namespace == namespace)
@@ -540,25 +529,26 @@ impl SqliteCatalog {
         meta: &CommitMeta,
     ) -> Result<bool> {
         self.require_branch(ref_name)?;
-        self.in_transaction(|tx| {
+        self.write(|db| {
             // Checked for every table before any moves: a stale commit changes nothing.
             for (ident, expected, _) in swaps {
-                if pointers::get(tx, ref_name, ident)? != *expected {
+                if pointers::get(db, ref_name, ident)? != *expected {
                     return Ok(false);
                 }
             }
             for (ident, expected, new) in swaps {
-                // The write lock is held since the check above: neither can miss.
+                // The transaction is serialized with other writers since the check above:
+                // neither can miss.
                 match expected {
                     Some(expected) => {
-                        pointers::swap(tx, ref_name, ident, expected, new)?;
+                        pointers::swap(db, ref_name, ident, expected, new)?;
                     }
-                    None => pointers::insert(tx, ref_name, ident, new)?,
+                    None => pointers::insert(db, ref_name, ident, new)?,
                 }
             }
             let tables: Vec<(&TableIdent, &str)> =
                 swaps.iter().map(|(t, _, new)| (t, new.as_str())).collect();
-            record(tx, ref_name, &tables, message, meta)?;
+            record(db, ref_name, &tables, message, meta)?;
             Ok(true)
         })
     }
@@ -576,16 +566,16 @@ impl SqliteCatalog {
         if !self.namespace_exists(&to.namespace)? {
             return Err(Error::NoSuchNamespace(to.namespace.clone()));
         }
-        self.in_transaction(|tx| {
-            let location = pointers::get(tx, ref_name, from)?
+        self.write(|db| {
+            let location = pointers::get(db, ref_name, from)?
                 .ok_or_else(|| Error::NoSuchTable(on_ref(from, ref_name)))?;
-            if pointers::get(tx, ref_name, to)?.is_some() {
+            if pointers::get(db, ref_name, to)?.is_some() {
                 return Err(Error::TableAlreadyExists(on_ref(to, ref_name)));
             }
-            pointers::remove(tx, ref_name, from, &location)?;
-            pointers::insert(tx, ref_name, to, &location)?;
+            pointers::remove(db, ref_name, from, &location)?;
+            pointers::insert(db, ref_name, to, &location)?;
             let message = format!("rename table {from} to {to}");
-            record(tx, ref_name, &[(to, &location)], &message, meta)
+            record(db, ref_name, &[(to, &location)], &message, meta)
         })
     }
 }
@@ -637,31 +627,31 @@ mod owner {
     }
 }
 
-fn ref_kind(conn: &Connection, name: &str) -> Result<Option<RefKind>> {
+fn ref_kind(db: &mut dyn Sql, name: &str) -> Result<Option<RefKind>> {
     if name == MAIN {
         return Ok(Some(RefKind::Branch));
     }
-    let kind: Option<String> = conn
-        .query_row(
+    let found = db
+        .query_first(
             "SELECT ref_type FROM phlo_refs WHERE catalog_name = ?1 AND ref_name = ?2",
-            params![CATALOG_NAME, name],
-            |row| row.get(0),
+            args![CATALOG_NAME, name],
         )
-        .optional()
         .context(|| format!("looking up ref {name}"))?;
-    Ok(kind.as_deref().map(RefKind::parse))
+    found
+        .map(|row| row.text(0).map(|kind| RefKind::parse(&kind)))
+        .transpose()
 }
 
-fn delete_ref(tx: &Transaction<'_>, name: &str) -> Result<()> {
+fn delete_ref(db: &mut dyn Sql, name: &str) -> Result<()> {
     for sql in [
         "DELETE FROM phlo_ref_tables WHERE catalog_name = ?1 AND ref_name = ?2",
         "DELETE FROM phlo_refs WHERE catalog_name = ?1 AND ref_name = ?2",
     ] {
-        tx.execute(sql, params![CATALOG_NAME, name])
+        db.execute(sql, args![CATALOG_NAME, name])
             .context(|| format!("deleting {name}"))?;
     }
     record(
-        tx,
+        db,
         name,
         &[],
         &format!("delete branch {name}"),
@@ -686,29 +676,25 @@ fn no_such_ref(name: &str) -> Error {
 
 /// The source's tables with their pointers and fork points.
 fn source_tables(
-    conn: &Connection,
+    db: &mut dyn Sql,
     source: &str,
 ) -> Result<Vec<(TableIdent, String, Option<String>)>> {
-    let mut stmt = conn
-        .prepare(
+    let rows = db
+        .query(
             "SELECT table_namespace, table_name, metadata_location, base_location FROM phlo_ref_tables
              WHERE catalog_name = ?1 AND ref_name = ?2 ORDER BY table_namespace, table_name",
+            args![CATALOG_NAME, source],
         )
         .context(|| "reading the source's tables".into())?;
-    let rows = stmt
-        .query_map(params![CATALOG_NAME, source], |row| {
-            Ok((
-                TableIdent {
-                    namespace: row.get(0)?,
-                    name: row.get(1)?,
-                },
-                row.get(2)?,
-                row.get(3)?,
-            ))
-        })
-        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-        .context(|| "reading the source's tables".into())?;
-    Ok(rows)
+    rows.iter().map(source_table).collect()
+}
+
+fn source_table(row: &Row) -> Result<(TableIdent, String, Option<String>)> {
+    let ident = TableIdent {
+        namespace: row.text(0)?,
+        name: row.text(1)?,
+    };
+    Ok((ident, row.text(2)?, row.opt_text(3)?))
 }
 
 #[cfg(test)]
@@ -723,14 +709,14 @@ mod tests {
     }
 
     /// Moves table `name` on branch `dev` from metadata file `from` to `to`.
-    fn commit_on_dev(catalog: &SqliteCatalog, name: &str, from: &str, to: &str) {
+    fn commit_on_dev(catalog: &Catalog, name: &str, from: &str, to: &str) {
         let meta = CommitMeta::default();
         let moved = catalog.swap_metadata_location_on("dev", &t(name), from, to, "test", &meta);
         assert!(moved.unwrap(), "{name} on dev was not at {from}");
     }
 
     /// Merges `source` into `into` when no table changed on both sides.
-    fn merge(catalog: &SqliteCatalog, source: &str, into: &str) -> Result<RefMerge> {
+    fn merge(catalog: &Catalog, source: &str, into: &str) -> Result<RefMerge> {
         let mut steps = Vec::new();
         for changed in catalog.changed_tables(source, into)? {
             steps.push(match &changed.target {
@@ -749,9 +735,9 @@ mod tests {
             .expect("nothing moved"))
     }
 
-    fn catalog() -> (tempfile::TempDir, SqliteCatalog) {
+    fn catalog() -> (tempfile::TempDir, Catalog) {
         let dir = tempfile::tempdir().unwrap();
-        let catalog = SqliteCatalog::open(&dir.path().join("catalog.db")).unwrap();
+        let catalog = Catalog::open_sqlite(&dir.path().join("catalog.db")).unwrap();
         catalog.create_namespace("raw").unwrap();
         catalog
             .create_table_on(MAIN, &t("a"), "a0", &CommitMeta::default())
@@ -882,13 +868,15 @@ mod tests {
         let owner = owner::current();
         let mut parts: Vec<&str> = owner.split(':').collect();
         parts[1] = "4294967295";
+        let owner = parts.join(":");
         catalog
-            .conn()
-            .unwrap()
-            .execute(
-                "UPDATE phlo_refs SET owner = ?1 WHERE ref_name = ?2",
-                params![parts.join(":"), dead],
-            )
+            .write(|db| {
+                db.execute(
+                    "UPDATE phlo_refs SET owner = ?1 WHERE ref_name = ?2",
+                    args![&owner, &dead],
+                )
+                .context(|| "test".into())
+            })
             .unwrap();
         assert_eq!(
             catalog.remove_abandoned_branches().unwrap(),

@@ -1,207 +1,99 @@
-//! The embedded catalog: one SQLite file laid out exactly like PyIceberg's `SqlCatalog` (v1
+//! The embedded backend: one SQLite file laid out exactly like PyIceberg's `SqlCatalog` (v1
 //! schema), so PyIceberg reads and writes the same tables. A commit is a compare-and-swap of
 //! `metadata_location`, the same protocol PyIceberg and iceberg-rust use.
 
-use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use rusqlite::{
-    Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior, params,
-};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, ToSql, TransactionBehavior, params_from_iter};
 
-use super::{TableIdent, validate_name};
-use crate::error::{Context, Error, Result};
+use super::db::{Cell, DbError, PerProcess, Row, Sql, Value};
+use crate::error::{Context, Result};
 
-/// The `catalog_name` column value phlo uses; PyIceberg must open the catalog with this name.
-pub const CATALOG_NAME: &str = "phlo";
-
-pub struct SqliteCatalog {
-    path: PathBuf,
-    /// The connection and the process that opened it: SQLite connections must not be used
-    /// across a fork (Dagster and multiprocessing fork workers), so a child reopens its own.
-    conn: Mutex<(u32, Connection)>,
+pub(super) struct Sqlite {
+    conn: PerProcess<Connection>,
 }
 
-impl SqliteCatalog {
-    /// Opens (creating if needed) the catalog database and brings it to the current layout
-    /// (see [`super::layout`]); older files are upgraded in place.
-    pub fn open(path: &Path) -> Result<Self> {
-        let mut conn = connect(path)?;
+impl Sqlite {
+    pub(super) fn open(path: &Path) -> Result<Self> {
+        let path: PathBuf = path.to_path_buf();
+        let mut conn = connect(&path)?;
         super::layout::ensure(&mut conn)?;
         Ok(Self {
-            path: path.to_path_buf(),
-            conn: Mutex::new((std::process::id(), conn)),
+            conn: PerProcess::new(conn, move || connect(&path), drop),
         })
     }
 
-    /// Runs `change` in one SQLite transaction, committed only when it returns `Ok`. The
-    /// transaction is IMMEDIATE: it takes the write lock up front, so a writer that must wait
+    /// A deferred transaction: reads see one state of the file.
+    pub(super) fn read<T>(&self, mut read: impl FnMut(&mut dyn Sql) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn.get()?;
+        let tx = conn
+            .transaction()
+            .context(|| "reading the catalog".into())?;
+        let value = read(&mut SqliteSql(&tx))?;
+        tx.commit().context(|| "reading the catalog".into())?;
+        Ok(value)
+    }
+
+    /// The transaction is IMMEDIATE: it takes the write lock up front, so a writer that must wait
     /// waits in the busy handler (a deferred transaction that reads, then writes, fails with
-    /// "database is locked" at the upgrade instead).
-    pub(super) fn in_transaction<T>(
-        &self,
-        change: impl FnOnce(&Transaction<'_>) -> Result<T>,
-    ) -> Result<T> {
-        let mut conn = self.conn()?;
+    /// "database is locked" at the upgrade instead). Holding the lock makes the transaction
+    /// serial: nothing it read can change before it commits.
+    pub(super) fn write<T>(&self, mut change: impl FnMut(&mut dyn Sql) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn.get()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .context(|| "starting a catalog transaction".into())?;
-        let value = change(&tx)?;
+        let value = change(&mut SqliteSql(&tx))?;
         tx.commit()
             .context(|| "committing a catalog transaction".into())?;
         Ok(value)
     }
+}
 
-    pub(super) fn conn(&self) -> Result<ConnGuard<'_>> {
-        // A panic while holding the lock cannot leave SQLite half-written (transactions roll
-        // back), so a poisoned lock is safe to reuse.
-        let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.0 != std::process::id() {
-            let inherited = std::mem::replace(&mut guard.1, connect(&self.path)?);
-            // Closing the parent's connection from the child could disturb the parent's locks.
-            std::mem::forget(inherited);
-            guard.0 = std::process::id();
-        }
-        Ok(ConnGuard(guard))
+struct SqliteSql<'a>(&'a Connection);
+
+impl Sql for SqliteSql<'_> {
+    fn execute(&mut self, sql: &str, args: &[Value<'_>]) -> Result<u64, DbError> {
+        let changed = self
+            .0
+            .prepare_cached(sql)?
+            .execute(params_from_iter(args))?;
+        Ok(changed as u64)
     }
 
-    pub fn namespace_exists(&self, namespace: &str) -> Result<bool> {
-        let conn = self.conn()?;
-        let found: Option<i64> = conn
-            .query_row(
-                "SELECT 1 FROM iceberg_namespace_properties WHERE catalog_name = ?1 AND namespace = ?2
-                 UNION SELECT 1 FROM iceberg_tables WHERE catalog_name = ?1 AND table_namespace = ?2
-                 LIMIT 1",
-                params![CATALOG_NAME, namespace],
-                |row| row.get(0),
-            )
-            .optional()
-            .context(|| format!("looking up namespace {namespace}"))?;
-        Ok(found.is_some())
-    }
-
-    pub fn create_namespace(&self, namespace: &str) -> Result<()> {
-        for part in namespace.split('.') {
-            validate_name(part, "namespace")?;
-        }
-        if self.namespace_exists(namespace)? {
-            return Err(Error::NamespaceAlreadyExists(namespace.into()));
-        }
-        self.conn()?
-            .execute(
-                "INSERT INTO iceberg_namespace_properties VALUES (?1, ?2, 'exists', 'true')",
-                params![CATALOG_NAME, namespace],
-            )
-            .map_err(|e| match e.sqlite_error_code() {
-                Some(ErrorCode::ConstraintViolation) => {
-                    Error::NamespaceAlreadyExists(namespace.into())
-                }
-                _ => Error::Catalog {
-                    message: format!("creating namespace {namespace}"),
-                    source: e,
-                },
-            })?;
-        Ok(())
-    }
-
-    pub fn list_namespaces(&self) -> Result<Vec<String>> {
-        let conn = self.conn()?;
-        let mut stmt = conn
-            .prepare(
-                "SELECT namespace FROM iceberg_namespace_properties WHERE catalog_name = ?1
-                 UNION SELECT table_namespace FROM iceberg_tables WHERE catalog_name = ?1
-                 ORDER BY 1",
-            )
-            .context(|| "listing namespaces".into())?;
+    fn query(&mut self, sql: &str, args: &[Value<'_>]) -> Result<Vec<Row>, DbError> {
+        let mut stmt = self.0.prepare_cached(sql)?;
+        let columns = stmt.column_count();
         let rows = stmt
-            .query_map(params![CATALOG_NAME], |row| row.get(0))
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>())
-            .context(|| "listing namespaces".into())?;
+            .query_map(params_from_iter(args), |row| {
+                let cells = (0..columns)
+                    .map(|i| {
+                        Ok(match row.get_ref(i)? {
+                            ValueRef::Null => Cell::Null,
+                            ValueRef::Integer(int) => Cell::Int(int),
+                            ValueRef::Real(real) => Cell::Text(real.to_string()),
+                            ValueRef::Text(text) | ValueRef::Blob(text) => {
+                                Cell::Text(String::from_utf8_lossy(text).into_owned())
+                            }
+                        })
+                    })
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(Row(cells))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
-
-    pub fn drop_namespace(&self, namespace: &str) -> Result<()> {
-        if !self.namespace_exists(namespace)? {
-            return Err(Error::NoSuchNamespace(namespace.into()));
-        }
-        if !self.list_tables(namespace)?.is_empty() {
-            return Err(Error::NamespaceNotEmpty(namespace.into()));
-        }
-        self.conn()?
-            .execute(
-                "DELETE FROM iceberg_namespace_properties WHERE catalog_name = ?1 AND namespace = ?2",
-                params![CATALOG_NAME, namespace],
-            )
-            .context(|| format!("dropping namespace {namespace}"))?;
-        Ok(())
-    }
-
-    pub fn list_tables(&self, namespace: &str) -> Result<Vec<TableIdent>> {
-        let conn = self.conn()?;
-        let mut stmt = conn
-            .prepare(
-                "SELECT table_name FROM iceberg_tables WHERE catalog_name = ?1 AND table_namespace = ?2
-                 AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL) ORDER BY table_name",
-            )
-            .context(|| format!("listing tables of {namespace}"))?;
-        let names = stmt
-            .query_map(params![CATALOG_NAME, namespace], |row| {
-                row.get::<_, String>(0)
-            })
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .context(|| format!("listing tables of {namespace}"))?;
-        Ok(names
-            .into_iter()
-            .map(|name| TableIdent {
-                namespace: namespace.into(),
-                name,
-            })
-            .collect())
-    }
-
-    /// The current metadata file of a table on `main`.
-    pub fn metadata_location(&self, ident: &TableIdent) -> Result<String> {
-        super::pointers::get(&*self.conn()?, super::MAIN, ident)?
-            .ok_or_else(|| Error::NoSuchTable(ident.to_string()))
-    }
-
-    /// Compare-and-swap of `main`'s pointer as another engine (PyIceberg) does it: no log entry.
-    /// Tests use it to play that other writer; phlo commits through `swap_metadata_location_on`.
-    #[cfg(test)]
-    pub fn swap_metadata_location(
-        &self,
-        ident: &TableIdent,
-        expected: &str,
-        new: &str,
-    ) -> Result<bool> {
-        let changed = self
-            .conn()?
-            .execute(
-                "UPDATE iceberg_tables SET metadata_location = ?1, previous_metadata_location = ?2
-                 WHERE catalog_name = ?3 AND table_namespace = ?4 AND table_name = ?5
-                 AND metadata_location = ?2",
-                params![new, expected, CATALOG_NAME, ident.namespace, ident.name],
-            )
-            .context(|| format!("committing table {ident}"))?;
-        Ok(changed == 1)
-    }
 }
 
-pub(super) struct ConnGuard<'a>(MutexGuard<'a, (u32, Connection)>);
-
-impl Deref for ConnGuard<'_> {
-    type Target = Connection;
-
-    fn deref(&self) -> &Connection {
-        &self.0.1
-    }
-}
-
-impl DerefMut for ConnGuard<'_> {
-    fn deref_mut(&mut self) -> &mut Connection {
-        &mut self.0.1
+impl ToSql for Value<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match *self {
+            Value::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            Value::Int(int) => ToSqlOutput::Borrowed(ValueRef::Integer(int)),
+            Value::Text(text) => ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes())),
+        })
     }
 }
 
@@ -216,7 +108,7 @@ fn connect(path: &Path) -> Result<Connection> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{CommitMeta, MAIN};
+    use crate::catalog::{Catalog, CommitMeta, MAIN, TableIdent};
 
     fn ident() -> TableIdent {
         TableIdent {
@@ -228,7 +120,7 @@ mod tests {
     #[test]
     fn compare_and_swap_only_moves_from_the_expected_location() {
         let dir = tempfile::tempdir().unwrap();
-        let catalog = SqliteCatalog::open(&dir.path().join("catalog.db")).unwrap();
+        let catalog = Catalog::open_sqlite(&dir.path().join("catalog.db")).unwrap();
         catalog.create_namespace("raw").unwrap();
         catalog
             .create_table_on(MAIN, &ident(), "m0", &CommitMeta::default())
@@ -250,7 +142,7 @@ mod tests {
     #[test]
     fn duplicate_and_missing_names_are_typed_errors() {
         let dir = tempfile::tempdir().unwrap();
-        let catalog = SqliteCatalog::open(&dir.path().join("catalog.db")).unwrap();
+        let catalog = Catalog::open_sqlite(&dir.path().join("catalog.db")).unwrap();
         assert_eq!(
             catalog
                 .create_table_on(MAIN, &ident(), "m0", &CommitMeta::default())
@@ -303,7 +195,7 @@ mod tests {
         )
         .unwrap();
         drop(conn);
-        let catalog = SqliteCatalog::open(&path).unwrap();
+        let catalog = Catalog::open_sqlite(&path).unwrap();
         let old = TableIdent {
             namespace: "raw".into(),
             name: "old".into(),

@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use iceberg::io::FileIO;
 use iceberg::spec::TableMetadataBuilder;
 
-use crate::catalog::{Pointer, RefKind, SqliteCatalog, TableIdent};
+use crate::catalog::{Catalog, Pointer, RefKind, TableIdent};
 use crate::error::{Context, Error, Result};
 use crate::tables::LoadedTable;
 use crate::tables::commit::commit_metadata;
@@ -65,7 +65,7 @@ pub struct OrphanResult {
 /// back to its fork point; catalog tags are never rewritten. A retention setting that is not a
 /// positive number is an [`Error::InvalidInput`] naming the table, before anything is rewritten.
 pub async fn expire_snapshots(
-    catalog: &SqliteCatalog,
+    catalog: &Catalog,
     io: &FileIO,
     older_than_ms: i64,
     keep_last: usize,
@@ -142,7 +142,7 @@ struct Expired {
 /// Rewrites one branch's metadata without its expired snapshots and refs (compare-and-swap,
 /// retried when another writer commits first). `None` when nothing expired.
 async fn expire_on_ref(
-    catalog: &SqliteCatalog,
+    catalog: &Catalog,
     io: &FileIO,
     pointer: &Pointer,
     request: &Request,

@@ -6,7 +6,7 @@ use iceberg::io::FileIO;
 
 use super::OrphanResult;
 use super::reachable::reachable_files;
-use crate::catalog::SqliteCatalog;
+use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 
 /// Lists (and unless `dry_run`, deletes) the files under every table's location that nothing
@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 /// write still in progress keeps its files). Snapshots of table-level refs (tags and branches
 /// in the table metadata, e.g. made by PyIceberg) are reachable like any other.
 pub async fn remove_orphan_files(
-    catalog: &SqliteCatalog,
+    catalog: &Catalog,
     io: &FileIO,
     older_than_ms: i64,
     dry_run: bool,

@@ -34,7 +34,7 @@ use keys::BatchKeys;
 use mode::MERGE_MODE;
 pub use mode::WriteMode;
 
-use crate::catalog::{MAIN, SqliteCatalog};
+use crate::catalog::{Catalog, MAIN};
 use crate::dedupe::{DedupeMethod, dedupe};
 use crate::error::{Context, Error, Location, Result};
 use crate::tables::commit::{ConcurrentChanges, SnapshotChange, commit, commit_append};
@@ -123,7 +123,7 @@ impl Phases {
 /// Merges `batch` (already cast to the table schema) into `table`. On error, the files this
 /// merge wrote are returned for removal by the caller via `written`.
 pub async fn merge(
-    catalog: &SqliteCatalog,
+    catalog: &Catalog,
     io: &FileIO,
     table: LoadedTable,
     batch: RecordBatch,

@@ -23,7 +23,7 @@ use iceberg::spec::{
 };
 use uuid::Uuid;
 
-use crate::catalog::{CommitMeta, SqliteCatalog};
+use crate::catalog::{Catalog, CommitMeta};
 use crate::error::{Context, Error, Result};
 use crate::failpoint;
 use crate::tables::LoadedTable;
@@ -84,7 +84,7 @@ pub struct CommitOutcome {
 
 /// Commits an append, which never conflicts: a lost race is retried on the new state.
 pub async fn commit_append(
-    catalog: &SqliteCatalog,
+    catalog: &Catalog,
     io: &FileIO,
     base: LoadedTable,
     change: &SnapshotChange,
@@ -98,7 +98,7 @@ pub async fn commit_append(
 /// swap has landed nothing can fail: the result is built from the metadata in hand. A swap
 /// whose outcome cannot be read back is `CommitStateUnknown`, and the caller keeps its files.
 pub async fn commit(
-    catalog: &SqliteCatalog,
+    catalog: &Catalog,
     io: &FileIO,
     base: LoadedTable,
     change: &SnapshotChange,
@@ -172,7 +172,7 @@ pub async fn commit(
 /// one transaction); when even that cannot be read, the outcome is unknown and every file is
 /// kept.
 async fn swap_pointer(
-    catalog: &SqliteCatalog,
+    catalog: &Catalog,
     io: &FileIO,
     table: &LoadedTable,
     (location, written): (&str, Vec<&str>),
@@ -230,7 +230,7 @@ async fn delete_all(io: &FileIO, paths: Vec<&str>) {
 /// (and nothing left behind) when another writer committed first; the caller reloads and
 /// decides again.
 pub async fn commit_metadata(
-    catalog: &SqliteCatalog,
+    catalog: &Catalog,
     io: &FileIO,
     table: &LoadedTable,
     next: &TableMetadata,

@@ -28,7 +28,7 @@ use super::LoadedTable;
 use super::commit::{SnapshotChange, commit, load_manifest_list};
 use super::deletes::{FileToRead, attach};
 use super::manifest_filter::manifest_may_match;
-use crate::catalog::{MAIN, SqliteCatalog};
+use crate::catalog::{Catalog, MAIN};
 use crate::error::{Context, Error, Location, Result};
 
 const MERGE_ENABLED: &str = "commit.manifest-merge.enabled";
@@ -88,7 +88,7 @@ pub struct RewrittenManifests {
 /// `commit.manifest.target-size-bytes`, sorted by partition, as one `replace` snapshot. A commit
 /// that lands first is not lost: the rewrite is redone on top of it.
 pub async fn rewrite_manifests(
-    catalog: &SqliteCatalog,
+    catalog: &Catalog,
     io: &FileIO,
     table: LoadedTable,
     properties: HashMap<String, String>,

@@ -6,7 +6,7 @@ use iceberg::spec::TableMetadataBuilder;
 
 use super::LoadedTable;
 use super::commit::commit_metadata;
-use crate::catalog::SqliteCatalog;
+use crate::catalog::Catalog;
 use crate::error::{Context, Error, Result};
 use crate::merge::WriteMode;
 use crate::merge::mode::{DELETE_MODE, MERGE_MODE};
@@ -19,7 +19,7 @@ const MAX_ATTEMPTS: u32 = 8;
 /// understand (a write mode) is an `InvalidInput` and nothing changes. Returns whether anything
 /// changed (setting what is already there commits nothing).
 pub async fn set_properties(
-    catalog: &SqliteCatalog,
+    catalog: &Catalog,
     io: &FileIO,
     mut table: LoadedTable,
     updates: &[(String, Option<String>)],

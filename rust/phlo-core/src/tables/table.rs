@@ -10,7 +10,7 @@ use iceberg::spec::{
 };
 use iceberg::{MetadataLocation, TableCreation};
 
-use crate::catalog::{CommitMeta, SqliteCatalog, TableIdent};
+use crate::catalog::{Catalog, CommitMeta, TableIdent};
 use crate::error::{Context, Error, Result};
 
 /// One loaded version of a table's metadata.
@@ -26,7 +26,7 @@ pub struct LoadedTable {
 impl LoadedTable {
     /// Loads the table as the catalog ref `ref_name` points at it.
     pub async fn load(
-        catalog: &SqliteCatalog,
+        catalog: &Catalog,
         io: &FileIO,
         ident: &TableIdent,
         ref_name: &str,
@@ -46,7 +46,7 @@ impl LoadedTable {
     /// Writes the first metadata file of a new table under `{warehouse}/{namespace}.db/{name}`
     /// (PyIceberg's layout) and registers it on branch `ref_name` of the catalog.
     pub async fn create(
-        catalog: &SqliteCatalog,
+        catalog: &Catalog,
         io: &FileIO,
         warehouse: &str,
         (ident, ref_name): (&TableIdent, &str),
@@ -74,7 +74,7 @@ impl LoadedTable {
     /// Writes the first metadata file of a new table as `creation` describes it (its location
     /// must be set) and registers it on branch `ref_name`.
     pub async fn create_from(
-        catalog: &SqliteCatalog,
+        catalog: &Catalog,
         io: &FileIO,
         (ident, ref_name): (&TableIdent, &str),
         creation: TableCreation,

@@ -1,0 +1,138 @@
+//! The catalog handle and the database behind it: one SQLite file (embedded) or a PostgreSQL
+//! database (shared by many workers on many machines). Every catalog operation is written once,
+//! against [`Sql`]; the backends only differ in how they connect and run a transaction.
+
+use std::path::Path;
+
+use super::db::Sql;
+#[cfg(feature = "postgres")]
+use super::postgres::Postgres;
+use super::sqlite::Sqlite;
+use crate::error::{Error, Result};
+
+/// The `catalog_name` column value phlo uses; PyIceberg must open the catalog with this name.
+pub const CATALOG_NAME: &str = "phlo";
+
+/// phlo's versioned catalog: PyIceberg's `SqlCatalog` tables (`main`) plus phlo's refs, commit
+/// log and transactions, in SQLite or PostgreSQL.
+pub struct Catalog {
+    backend: Backend,
+}
+
+enum Backend {
+    Sqlite(Sqlite),
+    #[cfg(feature = "postgres")]
+    Postgres(Postgres),
+}
+
+impl Catalog {
+    /// Opens (creating if needed) the SQLite catalog file and brings it to the current layout;
+    /// older files are upgraded in place.
+    pub fn open_sqlite(path: &Path) -> Result<Self> {
+        Ok(Self {
+            backend: Backend::Sqlite(Sqlite::open(path)?),
+        })
+    }
+
+    /// Connects to the catalog in a PostgreSQL database (`postgresql://user:password@host:port/db`),
+    /// creating its tables if needed.
+    #[cfg(feature = "postgres")]
+    pub fn open_postgres(url: &str) -> Result<Self> {
+        Ok(Self {
+            backend: Backend::Postgres(Postgres::open(url)?),
+        })
+    }
+
+    /// Opens the catalog a URI names: `sqlite:///path/catalog.db` or
+    /// `postgresql://user:password@host:port/database`.
+    pub fn connect(uri: &str) -> Result<Self> {
+        match uri.split_once("://") {
+            Some(("sqlite", path)) if !path.is_empty() => Self::open_sqlite(Path::new(path)),
+            #[cfg(feature = "postgres")]
+            Some(("postgresql" | "postgres", _)) => Self::open_postgres(uri),
+            #[cfg(not(feature = "postgres"))]
+            Some(("postgresql" | "postgres", _)) => Err(Error::invalid(
+                "this build of phlo has no PostgreSQL catalog",
+                "build phlo-core with the cargo feature `postgres` (the Python package has it)",
+            )),
+            _ => Err(Error::invalid(
+                format!("catalog URI {} is not supported", redact_uri(uri)),
+                "use sqlite:///path/to/catalog.db or postgresql://user:password@host:port/database",
+            )),
+        }
+    }
+
+    /// Runs `read` on one consistent view of the catalog.
+    pub(super) fn read<T: Send>(
+        &self,
+        read: impl FnMut(&mut dyn Sql) -> Result<T> + Send,
+    ) -> Result<T> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.read(read),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(db) => db.read(read),
+        }
+    }
+
+    /// Runs `change` in one transaction, committed only when it returns `Ok`, as if no other
+    /// writer ran at the same time. `change` may run more than once (PostgreSQL retries a
+    /// transaction that lost a race): it must only act through the transaction.
+    pub(super) fn write<T: Send>(
+        &self,
+        change: impl FnMut(&mut dyn Sql) -> Result<T> + Send,
+    ) -> Result<T> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.write(change),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(db) => db.write(change),
+        }
+    }
+}
+
+/// A catalog URI without its password (in the user part or a `password=` parameter), for
+/// messages and displays.
+pub fn redact_uri(uri: &str) -> String {
+    let (scheme, rest) = uri.split_once("://").unwrap_or(("", uri));
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => authority.to_string(),
+        },
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) if query.to_ascii_lowercase().contains("password") => {
+            format!("{path}?***")
+        }
+        _ => tail.to_string(),
+    };
+    match scheme {
+        "" => format!("{authority}{tail}"),
+        _ => format!("{scheme}://{authority}{tail}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_uri;
+
+    #[test]
+    fn passwords_are_left_out_of_uris() {
+        for (uri, shown) in [
+            (
+                "postgresql://phlo:s3cret@db:5432/lake",
+                "postgresql://phlo:***@db:5432/lake",
+            ),
+            (
+                "postgresql://phlo@db/lake?password=s3cret&sslmode=disable",
+                "postgresql://phlo@db/lake?***",
+            ),
+            ("sqlite:///tmp/catalog.db", "sqlite:///tmp/catalog.db"),
+            ("postgresql://a:b:c@h/d", "postgresql://a:***@h/d"),
+        ] {
+            assert_eq!(redact_uri(uri), shown);
+        }
+    }
+}
