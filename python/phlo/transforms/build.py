@@ -85,7 +85,7 @@ def build(
     """Runs one ``dbt build`` of the nodes `select`ed (unique ids; all when None) and their
     tests on `ref`, and writes the models it built to `ref`. ``partition_date`` is the dbt
     variable ``partition_date_str``."""
-    workdir = workdir or lakehouse.root / "staging" / run_id / "dbt"
+    workdir = workdir or lakehouse.scratch_dir / "staging" / run_id / "dbt"
     if workdir.exists():
         shutil.rmtree(workdir)
     target = workdir / "target"

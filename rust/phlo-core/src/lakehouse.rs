@@ -1,5 +1,7 @@
-//! The embedded lakehouse: `<root>/catalog.db` (SQLite catalog) + `<root>/warehouse/` (data and
-//! metadata files). Every operation here is what the Python `Lakehouse` and `Table` call.
+//! A lakehouse: a catalog (the embedded SQLite file) + a warehouse (data and metadata files, in a
+//! local folder or on S3, see [`crate::storage`]). `open(root)` is the embedded shorthand:
+//! `<root>/catalog.db` + `<root>/warehouse/`. Every operation here is what the Python
+//! `Lakehouse` and `Table` call.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use crate::diff::{RowDiff, diff_rows};
 use crate::error::{Context, Error, Location, Result};
 use crate::maintenance::{self, ExpireResult, OrphanResult};
 use crate::merge::{MergeOptions, MergeResult, merge};
+use crate::storage::Storage;
 use crate::schema::{
     arrow_schema_of, cast_to_schema, check_column_names, check_convertible, evolve,
     iceberg_schema_from_arrow, partition_spec,
@@ -32,8 +35,9 @@ use crate::tables::{Filter, LoadedTable, ScanOptions, ScanPlan};
 const MAX_SCHEMA_ATTEMPTS: u32 = 8;
 
 pub struct Lakehouse {
-    root: PathBuf,
-    warehouse: String,
+    /// The embedded lakehouse's folder; `None` when connected by URIs.
+    root: Option<PathBuf>,
+    storage: Storage,
     catalog: SqliteCatalog,
     io: FileIO,
 }
@@ -56,33 +60,51 @@ pub struct AppendResult {
 }
 
 impl Lakehouse {
-    /// Opens the lakehouse at `root`, creating the folder, catalog and warehouse if needed.
+    /// Opens the embedded lakehouse at `root`, creating the folder, catalog and warehouse if
+    /// needed: `connect("sqlite:///<root>/catalog.db", "file:///<root>/warehouse")`.
     pub fn open(root: &Path) -> Result<Self> {
-        let warehouse_dir = root.join("warehouse");
-        std::fs::create_dir_all(&warehouse_dir).map_err(|source| Error::Storage {
-            path: warehouse_dir.display().to_string(),
-            source,
-        })?;
+        let storage = Storage::local(&root.join("warehouse"))?;
         let root = root.canonicalize().map_err(|source| Error::Storage {
             path: root.display().to_string(),
             source,
         })?;
         let catalog = SqliteCatalog::open(&root.join("catalog.db"))?;
         Ok(Self {
-            warehouse: format!("file://{}", root.join("warehouse").display()),
-            root,
+            root: Some(root),
+            io: storage.file_io().clone(),
+            storage,
             catalog,
-            io: FileIO::new_with_fs(),
         })
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// Connects to the catalog at `catalog_uri` and the warehouse at `warehouse_uri`
+    /// (`file:///abs/dir` or `s3://bucket/prefix`); `properties` are Iceberg-style storage
+    /// settings (`s3.endpoint`, `s3.access-key-id`, …). The catalog URI's scheme picks the
+    /// catalog: `sqlite:///abs/path.db` (the embedded catalog file, created when missing).
+    pub async fn connect(
+        catalog_uri: &str,
+        warehouse_uri: &str,
+        properties: &HashMap<String, String>,
+    ) -> Result<Self> {
+        let catalog = open_catalog(catalog_uri)?;
+        let storage = Storage::open(warehouse_uri, properties).await?;
+        Ok(Self {
+            root: None,
+            io: storage.file_io().clone(),
+            storage,
+            catalog,
+        })
     }
 
-    /// The warehouse URI (`file:///…/warehouse`), as PyIceberg's `warehouse=` expects it.
+    /// The embedded lakehouse's folder (`open`); `None` when connected by URIs.
+    pub fn root(&self) -> Option<&Path> {
+        self.root.as_deref()
+    }
+
+    /// The warehouse URI (`file:///…/warehouse`, `s3://…`), as PyIceberg's `warehouse=`
+    /// expects it.
     pub fn warehouse(&self) -> &str {
-        &self.warehouse
+        self.storage.warehouse()
     }
 
     pub fn catalog(&self) -> &SqliteCatalog {
@@ -107,7 +129,7 @@ impl Lakehouse {
         LoadedTable::create(
             &self.catalog,
             &self.io,
-            &self.warehouse,
+            self.storage.warehouse(),
             (&ident, ref_name),
             schema,
             spec,
@@ -503,7 +525,8 @@ impl Lakehouse {
         if !dry_run {
             self.catalog.remove_abandoned_branches()?;
         }
-        maintenance::remove_orphan_files(&self.catalog, &self.io, older_than_ms, dry_run).await
+        maintenance::remove_orphan_files(&self.catalog, &self.storage, older_than_ms, dry_run)
+            .await
     }
 
     pub async fn scan(&self, name: &str, options: &ScanOptions) -> Result<ScanPlan> {
@@ -519,4 +542,40 @@ impl Lakehouse {
             let _ = self.io.delete(path).await;
         }
     }
+}
+
+/// The catalog a URI names, by its scheme.
+fn open_catalog(uri: &str) -> Result<SqliteCatalog> {
+    let (scheme, _) = uri.split_once("://").unwrap_or((uri, ""));
+    match scheme {
+        "sqlite" => SqliteCatalog::open(&sqlite_path(uri)?),
+        // Network catalogs plug in here, one arm per scheme (postgresql://).
+        "http" | "https" => Err(Error::config(
+            format!("catalog {uri}: REST catalogs are not yet supported"),
+            "use a sqlite:/// catalog for now; REST catalog support is tracked in issue 14",
+        )),
+        _ => Err(Error::config(
+            format!("unsupported catalog URI {uri:?}"),
+            "use sqlite:///absolute/path/catalog.db",
+        )),
+    }
+}
+
+/// The file of a `sqlite:///abs/path.db` URI (SQLAlchemy's `sqlite:////abs/path.db` too: both
+/// name an absolute path); its folder is created when missing.
+fn sqlite_path(uri: &str) -> Result<PathBuf> {
+    let Some(rest) = uri.strip_prefix("sqlite:///").filter(|r| !r.is_empty()) else {
+        return Err(Error::config(
+            format!("catalog URI {uri:?} names no file"),
+            "write sqlite:///absolute/path/catalog.db (three slashes, then the path)",
+        ));
+    };
+    let path = Path::new("/").join(rest.trim_start_matches('/'));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Storage {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    Ok(path)
 }

@@ -90,9 +90,28 @@ impl NativeLakehouse {
         })
     }
 
+    /// `Lakehouse.connect`: a catalog URI, a warehouse URI and storage properties.
+    #[staticmethod]
+    fn connect(
+        py: Python<'_>,
+        catalog: String,
+        warehouse: String,
+        properties: HashMap<String, String>,
+    ) -> PyResult<Self> {
+        let lakehouse = wait_for(py, "connecting to the lakehouse", async {
+            Lakehouse::connect(&catalog, &warehouse, &properties)
+                .await
+                .py_err()
+        })?;
+        Ok(Self {
+            inner: Arc::new(lakehouse),
+        })
+    }
+
+    /// The embedded lakehouse's folder; `None` when connected by URIs.
     #[getter]
-    fn root(&self) -> PathBuf {
-        self.inner.root().to_path_buf()
+    fn root(&self) -> Option<PathBuf> {
+        self.inner.root().map(PathBuf::from)
     }
 
     #[getter]
