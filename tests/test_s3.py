@@ -10,10 +10,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from pyiceberg.catalog.sql import SqlCatalog
-from seaweedfs_server import S3Server, free_port
 
 import phlo
 from phlo.errors import ConfigError, StorageError
+from seaweedfs_server import S3Server, free_port
 
 SCHEMA = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("v", pa.string())])
 

@@ -20,11 +20,11 @@ use crate::diff::{RowDiff, diff_rows};
 use crate::error::{Context, Error, Location, Result};
 use crate::maintenance::{self, ExpireResult, OrphanResult};
 use crate::merge::{MergeOptions, MergeResult, merge};
-use crate::storage::Storage;
 use crate::schema::{
     arrow_schema_of, cast_to_schema, check_column_names, check_convertible, evolve,
     iceberg_schema_from_arrow, partition_spec,
 };
+use crate::storage::Storage;
 use crate::tables::commit::{SnapshotChange, commit_append, commit_metadata};
 use crate::tables::manifests::{RewrittenManifests, rewrite_manifests};
 use crate::tables::scan::snapshot_at;
@@ -525,8 +525,7 @@ impl Lakehouse {
         if !dry_run {
             self.catalog.remove_abandoned_branches()?;
         }
-        maintenance::remove_orphan_files(&self.catalog, &self.storage, older_than_ms, dry_run)
-            .await
+        maintenance::remove_orphan_files(&self.catalog, &self.storage, older_than_ms, dry_run).await
     }
 
     pub async fn scan(&self, name: &str, options: &ScanOptions) -> Result<ScanPlan> {

@@ -58,7 +58,11 @@ async fn contents(lh: &Lakehouse, table: &str, ref_name: &str) -> Model {
         let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
         let vs = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
         for i in 0..b.num_rows() {
-            assert!(model.insert(ids.value(i), vs.value(i).to_string()).is_none());
+            assert!(
+                model
+                    .insert(ids.value(i), vs.value(i).to_string())
+                    .is_none()
+            );
         }
     }
     model
@@ -111,7 +115,10 @@ async fn tables_live_on_s3_append_merge_delete_and_scan() {
     put(&mut model, 0..100, "a");
     assert_eq!(contents(&lh, "raw.t", MAIN).await, model);
 
-    let merged = lh.merge("raw.t", rows(50..150, "b"), &upsert()).await.unwrap();
+    let merged = lh
+        .merge("raw.t", rows(50..150, "b"), &upsert())
+        .await
+        .unwrap();
     assert_eq!((merged.rows_updated, merged.rows_inserted), (50, 50));
     put(&mut model, 50..150, "b");
     assert_eq!(contents(&lh, "raw.t", MAIN).await, model);
@@ -129,7 +136,11 @@ async fn tables_live_on_s3_append_merge_delete_and_scan() {
 
     // Every file the table references is an object in the bucket, under the warehouse.
     let table = lh.load_table("raw.t", MAIN).await.unwrap();
-    assert!(table.metadata_location.starts_with(&format!("{}/", lh.warehouse())));
+    assert!(
+        table
+            .metadata_location
+            .starts_with(&format!("{}/", lh.warehouse()))
+    );
     assert!(lh.file_io().exists(&table.metadata_location).await.unwrap());
 }
 
@@ -144,7 +155,9 @@ async fn branches_and_multi_table_merges_work_on_s3() {
         .unwrap();
 
     // A branch sees main's state; its writes stay there until merged.
-    lh.catalog().create_ref("dev", RefKind::Branch, MAIN).unwrap();
+    lh.catalog()
+        .create_ref("dev", RefKind::Branch, MAIN)
+        .unwrap();
     lh.append("raw.a", rows(10..20, "a"), "dev", HashMap::new())
         .await
         .unwrap();
@@ -187,9 +200,14 @@ async fn compaction_expiry_and_orphan_removal_work_on_s3() {
     create(&lh, "raw.t").await;
     let mut model = Model::new();
     for i in 0..4 {
-        lh.append("raw.t", rows(i * 10..i * 10 + 10, "a"), MAIN, HashMap::new())
-            .await
-            .unwrap();
+        lh.append(
+            "raw.t",
+            rows(i * 10..i * 10 + 10, "a"),
+            MAIN,
+            HashMap::new(),
+        )
+        .await
+        .unwrap();
         put(&mut model, i * 10..i * 10 + 10, "a");
     }
     let options = CompactOptions {
@@ -250,7 +268,10 @@ async fn a_wrong_secret_is_a_typed_error_without_the_secret() {
     assert!(matches!(err, Error::ObjectStore { .. }), "{text}");
     assert_eq!(err.code(), "storage");
     assert!(text.contains("s3.secret-access-key"), "{text}");
-    assert!(!text.contains(wrong) && !text.contains(SECRET_KEY), "{text}");
+    assert!(
+        !text.contains(wrong) && !text.contains(SECRET_KEY),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,7 +290,10 @@ async fn an_unreachable_endpoint_is_a_typed_error() {
         .expect("nothing listens there");
     let text = err.to_string();
     assert!(matches!(err, Error::ObjectStore { .. }), "{text}");
-    assert!(text.contains(&endpoint) && text.contains("reachable"), "{text}");
+    assert!(
+        text.contains(&endpoint) && text.contains("reachable"),
+        "{text}"
+    );
     assert!(!text.contains("hidden-Qw9"), "{text}");
 }
 

