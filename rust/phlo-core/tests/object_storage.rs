@@ -350,3 +350,22 @@ async fn open_is_connect_with_the_embedded_uris() {
     );
     assert_eq!(contents(&connected, "raw.t", MAIN).await.len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_object_is_a_typed_storage_error_naming_it() {
+    let server = shared().await;
+    let (_dir, lh) = connect(&server).await;
+    create(&lh, "raw.t").await;
+    let table = lh.load_table("raw.t", MAIN).await.unwrap();
+    lh.file_io().delete(&table.metadata_location).await.unwrap();
+    let err = lh
+        .load_table("raw.t", MAIN)
+        .await
+        .err()
+        .expect("metadata gone");
+    let text = err.to_string();
+    assert!(matches!(err, Error::ObjectStore { .. }), "{text}");
+    assert_eq!(err.code(), "storage");
+    assert!(text.contains(&table.metadata_location), "{text}");
+    assert!(text.contains("does not exist"), "{text}");
+}
