@@ -550,13 +550,28 @@ fn open_catalog(uri: &str) -> Result<SqliteCatalog> {
         "sqlite" => SqliteCatalog::open(&sqlite_path(uri)?),
         // Network catalogs plug in here, one arm per scheme (postgresql://).
         "http" | "https" => Err(Error::config(
-            format!("catalog {uri}: REST catalogs are not yet supported"),
+            format!(
+                "catalog {}: REST catalogs are not yet supported",
+                redacted(uri)
+            ),
             "use a sqlite:/// catalog for now; REST catalog support is tracked in issue 14",
         )),
         _ => Err(Error::config(
-            format!("unsupported catalog URI {uri:?}"),
+            format!("unsupported catalog URI {:?}", redacted(uri)),
             "use sqlite:///absolute/path/catalog.db",
         )),
+    }
+}
+
+/// `uri` without the user and password of its authority (`scheme://***@host/…`), for messages.
+fn redacted(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return uri.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => uri.to_string(),
     }
 }
 

@@ -305,6 +305,11 @@ async fn bad_uris_are_config_errors_naming_the_uri() {
     let none = HashMap::new();
     let cases = [
         ("mysql://h/db", warehouse.as_str(), "sqlite:///"),
+        (
+            "mysql://me:pw-Lk2@h/db",
+            warehouse.as_str(),
+            "mysql://***@h/db",
+        ),
         ("https://cat.example/api", warehouse.as_str(), "issue 14"),
         ("sqlite:///", warehouse.as_str(), "names no file"),
         (catalog.as_str(), "gs://bucket/x", "s3://bucket/prefix"),
@@ -319,6 +324,7 @@ async fn bad_uris_are_config_errors_naming_the_uri() {
         let text = err.to_string();
         assert_eq!(err.code(), "config", "{text}");
         assert!(text.contains(hint), "{text}");
+        assert!(!text.contains("pw-Lk2"), "{text}");
     }
 }
 
