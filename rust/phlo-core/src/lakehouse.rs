@@ -63,11 +63,13 @@ impl Lakehouse {
     /// Opens the embedded lakehouse at `root`, creating the folder, catalog and warehouse if
     /// needed: `connect("sqlite:///<root>/catalog.db", "file:///<root>/warehouse")`.
     pub fn open(root: &Path) -> Result<Self> {
-        let storage = Storage::local(&root.join("warehouse"))?;
-        let root = root.canonicalize().map_err(|source| Error::Storage {
+        let storage_error = |source| Error::Storage {
             path: root.display().to_string(),
             source,
-        })?;
+        };
+        std::fs::create_dir_all(root).map_err(storage_error)?;
+        let root = root.canonicalize().map_err(storage_error)?;
+        let storage = Storage::local(&root.join("warehouse"))?;
         let catalog = SqliteCatalog::open(&root.join("catalog.db"))?;
         Ok(Self {
             root: Some(root),
