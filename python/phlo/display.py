@@ -138,13 +138,19 @@ def _table_names(lakehouse: Lakehouse) -> list[str]:
     return [name for ns in lakehouse.namespaces() for name in lakehouse.tables(ns)]
 
 
+def _location(lakehouse: Lakehouse) -> str:
+    """The root folder of an embedded lakehouse, else the warehouse URI (never credentials)."""
+    root = lakehouse._native.root
+    return str(root) if root is not None else lakehouse.warehouse
+
+
 def lakehouse_text(lakehouse: Lakehouse) -> str:
     """``Lakehouse('/path', tables=3, branches=['main', 'dev'])``."""
     try:
         facts = f", tables={len(_table_names(lakehouse))}, branches={lakehouse.branches()!r}"
     except PhloError:
         facts = ""
-    return f"Lakehouse({str(lakehouse.root)!r}{facts})"
+    return f"Lakehouse({_location(lakehouse)!r}{facts})"
 
 
 @_guarded
@@ -177,7 +183,7 @@ def lakehouse_html(lakehouse: Lakehouse) -> str:
         for name, source, ms in lakehouse._native.list_refs("tag")
     ]
     return _view(
-        f"Lakehouse <code>{_e(lakehouse.root)}</code>",
+        f"Lakehouse <code>{_e(_location(lakehouse))}</code>",
         f"<p>{len(names)} table(s)</p>",
         tables,
         _more(len(rows), len(names), "tables"),

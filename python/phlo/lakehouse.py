@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +20,7 @@ from phlo._extras import require
 from phlo._filters import Filter, normalize_filters, timestamp_micros
 from phlo.display import HtmlRepr
 from phlo.errors import (
+    ConfigError,
     InputError,
     NamespaceAlreadyExistsError,
     NoSuchNamespaceError,
@@ -234,8 +237,10 @@ class PartitionField(HtmlRepr):
 
 
 class Lakehouse:
-    """An embedded lakehouse: ``<root>/catalog.db`` (a SQLite catalog that PyIceberg's
-    ``SqlCatalog("phlo", ...)`` also reads) and ``<root>/warehouse/`` (Iceberg data and metadata).
+    """A lakehouse: a catalog (a SQLite file that PyIceberg's ``SqlCatalog("phlo", ...)`` also
+    reads) and a warehouse of Iceberg data and metadata (a local folder or S3).
+    `open(root)` is the embedded one: ``<root>/catalog.db`` + ``<root>/warehouse/``;
+    `connect(catalog, warehouse, properties)` takes both as URIs.
 
     >>> lh = Lakehouse.open(".phlo")
     >>> lh.create_namespace("raw", exist_ok=True)
@@ -246,28 +251,53 @@ class Lakehouse:
         self._catalog_uri = catalog_uri
 
     @classmethod
+    def connect(
+        cls, catalog: str, warehouse: str, properties: Mapping[str, str] | None = None
+    ) -> Lakehouse:
+        """Connects to the catalog at URI `catalog` and the warehouse at URI `warehouse`.
+
+        `catalog`: ``sqlite:///absolute/path/catalog.db`` (created when missing) or
+        ``postgresql://user:password@host:port/database`` (a catalog many workers share).
+        `warehouse`: ``file:///absolute/folder`` or ``s3://bucket/prefix``. `properties` are
+        Iceberg's storage keys (``s3.endpoint``, ``s3.access-key-id``,
+        ``s3.secret-access-key``, ``s3.session-token``, ``s3.region``,
+        ``s3.path-style-access``; the ``AWS_*`` environment variables fill what is missing).
+        An S3 warehouse is checked at once: a wrong endpoint or credential raises
+        `StorageError`, a bad URI `ConfigError`. Credentials are never shown."""
+        catalog = _args.text("catalog", catalog)
+        warehouse = _args.text("warehouse", warehouse)
+        props = _args.string_map("properties", properties)
+        return cls(_native.NativeLakehouse.connect(catalog, warehouse, props), catalog)
+
+    @classmethod
     def open(cls, root: str | os.PathLike[str] = ".phlo") -> Lakehouse:
         """Opens the lakehouse at `root`, creating it if it does not exist."""
         if not isinstance(root, str | os.PathLike):
             raise InputError(f"root must be a path, not {root!r}")
         return cls(_native.NativeLakehouse(Path(root)))
 
-    @classmethod
-    def connect(
-        cls, catalog: str, warehouse: str, properties: Mapping[str, str] | None = None
-    ) -> Lakehouse:
-        """Connects to the catalog at URI `catalog` (``sqlite:///path/catalog.db``, or
-        ``postgresql://user:password@host:port/database`` for a catalog many workers share)
-        with the warehouse at URI `warehouse` (``file:///dir``)."""
-        catalog = _args.text("catalog", catalog)
-        native = _native.NativeLakehouse.connect(
-            catalog, _args.text("warehouse", warehouse), dict(properties or {})
-        )
-        return cls(native, catalog)
-
     @property
     def root(self) -> Path:
-        return Path(self._native.root)
+        """The embedded lakehouse's folder (`open`). A lakehouse connected by URIs has none:
+        `ConfigError` (features that still need one, such as dbt transforms, say so this way)."""
+        root = self._native.root
+        if root is None:
+            raise ConfigError(
+                f"the lakehouse at {self.warehouse} was connected by URIs and has no root folder; "
+                "use Lakehouse.open(root) for features that need a local lakehouse folder"
+            )
+        return Path(root)
+
+    @property
+    def scratch_dir(self) -> Path:
+        """A local folder for temporary files (staged batches): the root folder of an
+        embedded lakehouse, else a folder per catalog and warehouse under the system's
+        temporary directory."""
+        root = self._native.root
+        if root is not None:
+            return Path(root)
+        key = hashlib.sha256(f"{self.catalog_uri}\n{self.warehouse}".encode()).hexdigest()
+        return Path(tempfile.gettempdir()) / "phlo-scratch" / key[:16]
 
     @property
     def catalog_uri(self) -> str:
@@ -277,11 +307,17 @@ class Lakehouse:
         if uri is None:
             return f"sqlite:///{self.root / 'catalog.db'}"
         scheme, _, rest = uri.partition("://")
-        return f"postgresql+psycopg://{rest}" if scheme in ("postgresql", "postgres") else uri
+        if scheme in ("postgresql", "postgres"):
+            return f"postgresql+psycopg://{rest}"
+        # phlo reads sqlite:///abs/path as absolute; SQLAlchemy needs sqlite:////abs/path.
+        path = uri.removeprefix("sqlite:///")
+        if path != uri and not path.startswith("/"):
+            return f"sqlite:////{path}"
+        return uri
 
     @property
     def warehouse(self) -> str:
-        """The warehouse URI (``file:///…/warehouse``)."""
+        """The warehouse URI (``file:///…/warehouse``, ``s3://bucket/prefix``)."""
         return self._native.warehouse
 
     def create_namespace(self, namespace: str, *, exist_ok: bool = False) -> None:

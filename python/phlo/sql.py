@@ -171,12 +171,15 @@ def read_parquet_sql(files: list[str], columns: list[str], metadata: dict[str, A
 
 def parquet_files(table: Table, snapshot_id: int, metadata: dict[str, Any]) -> list[str] | None:
     """The live data files of the snapshot, or None when DuckDB must not read them directly
-    (delete files written by other engines, non-Parquet files, columns renamed)."""
+    (delete files written by other engines, non-Parquet files, columns renamed, files not on
+    local disk)."""
     if _names_moved(metadata):
         return None
     files = []
     for path, deletes, parquet in table.scan(snapshot_id=snapshot_id)._native.data_files:
-        if deletes or not parquet:
+        # Object storage (s3://) would need DuckDB's httpfs extension, which is not installed
+        # offline: such tables stream through phlo's own scan instead.
+        if deletes or not parquet or not path.startswith("file://"):
             return None
         files.append(path.removeprefix("file://"))
     return files

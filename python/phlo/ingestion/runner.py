@@ -56,7 +56,7 @@ def execute(
     ``strict_validation=False`` a failing contract is reported and the rows are written."""
     partition_date = _partition_date(partition_date)
     ident = definition.table_identifier(namespace)
-    workdir = (staging_dir or lakehouse.root / "staging") / run_id / ident
+    workdir = (staging_dir or lakehouse.scratch_dir / "staging") / run_id / ident
     timings: dict[str, float] = {}
     base = IngestionResult(ident, partition_date, run_id, "no_data", branch, target)
 

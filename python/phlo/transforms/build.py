@@ -88,7 +88,7 @@ def build(
     variable ``partition_date_str``. `located_by`: the project folder whose settings name
     `lakehouse` (a catalog and warehouse other than a lakehouse folder), for dbt's process
     to open the same one."""
-    workdir = workdir or lakehouse.root / "staging" / run_id / "dbt"
+    workdir = workdir or lakehouse.scratch_dir / "staging" / run_id / "dbt"
     if workdir.exists():
         shutil.rmtree(workdir)
     target = workdir / "target"

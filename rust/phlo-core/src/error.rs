@@ -85,6 +85,18 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An object store (S3) request failed: unreachable, access denied, bucket missing. The
+    /// message is the store's, which names no credential.
+    #[error("object store error at {uri} (endpoint {endpoint}): {message}. {hint}")]
+    ObjectStore {
+        uri: String,
+        endpoint: String,
+        message: String,
+        hint: String,
+    },
+    /// How to reach the lakehouse is misconfigured (catalog or warehouse URI, properties).
+    #[error("{message}. {hint}")]
+    Config { message: String, hint: String },
     /// A bug: a panic in phlo or a library it drives, or a broken invariant.
     #[error("internal error while {context}: {message}. This is a bug in phlo; please report it")]
     Internal { context: String, message: String },
@@ -125,7 +137,8 @@ impl Error {
             Error::CommitConflict { .. } => "commit_conflict",
             Error::CommitStateUnknown { .. } => "commit_state_unknown",
             Error::Catalog { .. } => "catalog",
-            Error::Storage { .. } => "storage",
+            Error::Storage { .. } | Error::ObjectStore { .. } => "storage",
+            Error::Config { .. } => "config",
             Error::Internal { .. } | Error::Iceberg { .. } | Error::Arrow { .. } => "internal",
         }
     }
@@ -167,8 +180,20 @@ impl Error {
         }
     }
 
-    /// An iceberg-rust error while `context` ran; failures of the file system are `Storage`.
+    pub fn config(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Error::Config {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+
+    /// An iceberg-rust error while `context` ran; failures of the file system are `Storage`,
+    /// of an object store `ObjectStore`.
     pub fn iceberg(context: String, source: iceberg::Error) -> Self {
+        #[cfg(feature = "s3")]
+        if let Some(failure) = crate::storage::object_store_failure(&context, &source) {
+            return failure;
+        }
         match storage_failure(&source.to_string(), &context) {
             Some(storage) => storage,
             None => Error::Iceberg {

@@ -1,5 +1,7 @@
-//! The embedded lakehouse: `<root>/catalog.db` (SQLite catalog) + `<root>/warehouse/` (data and
-//! metadata files). Every operation here is what the Python `Lakehouse` and `Table` call.
+//! A lakehouse: a catalog (the embedded SQLite file) + a warehouse (data and metadata files, in a
+//! local folder or on S3, see [`crate::storage`]). `open(root)` is the embedded shorthand:
+//! `<root>/catalog.db` + `<root>/warehouse/`. Every operation here is what the Python
+//! `Lakehouse` and `Table` call.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +24,7 @@ use crate::schema::{
     arrow_schema_of, cast_to_schema, check_column_names, check_convertible, evolve,
     iceberg_schema_from_arrow, partition_spec,
 };
+use crate::storage::Storage;
 use crate::tables::commit::{SnapshotChange, commit_append, commit_metadata};
 use crate::tables::manifests::{RewrittenManifests, rewrite_manifests};
 use crate::tables::scan::snapshot_at;
@@ -32,8 +35,9 @@ use crate::tables::{Filter, LoadedTable, ScanOptions, ScanPlan};
 const MAX_SCHEMA_ATTEMPTS: u32 = 8;
 
 pub struct Lakehouse {
-    root: PathBuf,
-    warehouse: String,
+    /// The embedded lakehouse's folder; `None` when connected by URIs.
+    root: Option<PathBuf>,
+    storage: Storage,
     catalog: Catalog,
     io: FileIO,
 }
@@ -56,74 +60,53 @@ pub struct AppendResult {
 }
 
 impl Lakehouse {
-    /// Opens the lakehouse at `root`, creating the folder, catalog and warehouse if needed.
+    /// Opens the embedded lakehouse at `root`, creating the folder, catalog and warehouse if
+    /// needed: `connect("sqlite:///<root>/catalog.db", "file:///<root>/warehouse")`.
     pub fn open(root: &Path) -> Result<Self> {
-        let warehouse_dir = root.join("warehouse");
-        std::fs::create_dir_all(&warehouse_dir).map_err(|source| Error::Storage {
-            path: warehouse_dir.display().to_string(),
-            source,
-        })?;
-        let root = root.canonicalize().map_err(|source| Error::Storage {
+        let storage_error = |source| Error::Storage {
             path: root.display().to_string(),
             source,
-        })?;
+        };
+        std::fs::create_dir_all(root).map_err(storage_error)?;
+        let root = root.canonicalize().map_err(storage_error)?;
+        let storage = Storage::local(&root.join("warehouse"))?;
         let catalog = Catalog::open_sqlite(&root.join("catalog.db"))?;
         Ok(Self {
-            warehouse: format!("file://{}", root.join("warehouse").display()),
-            root,
+            root: Some(root),
+            io: storage.file_io().clone(),
+            storage,
             catalog,
-            io: FileIO::new_with_fs(),
         })
     }
 
-    /// Connects to the catalog at `catalog_uri` (`sqlite:///…`, `postgresql://…`, see
-    /// [`Catalog::connect`]) with the warehouse at `warehouse_uri` (`file:///dir`, created if
-    /// needed); `root` is the warehouse folder.
-    pub fn connect(
+    /// Connects to the catalog at `catalog_uri` and the warehouse at `warehouse_uri`
+    /// (`file:///abs/dir` or `s3://bucket/prefix`); `properties` are Iceberg-style storage
+    /// settings (`s3.endpoint`, `s3.access-key-id`, …). The catalog URI's scheme picks the
+    /// catalog: `sqlite:///abs/path.db` (the embedded catalog file, created when missing).
+    pub async fn connect(
         catalog_uri: &str,
         warehouse_uri: &str,
         properties: &HashMap<String, String>,
     ) -> Result<Self> {
-        if let Some(key) = properties.keys().next() {
-            return Err(Error::invalid(
-                format!("unknown property {key:?}"),
-                "leave properties out: local warehouses and SQL catalogs need none",
-            ));
-        }
-        let Some(dir) = warehouse_uri
-            .strip_prefix("file://")
-            .filter(|d| d.starts_with('/'))
-        else {
-            return Err(Error::invalid(
-                format!("warehouse {warehouse_uri:?} is not supported"),
-                "use file:///absolute/path/to/warehouse",
-            ));
-        };
-        std::fs::create_dir_all(dir).map_err(|source| Error::Storage {
-            path: dir.into(),
-            source,
-        })?;
-        let root = Path::new(dir)
-            .canonicalize()
-            .map_err(|source| Error::Storage {
-                path: dir.into(),
-                source,
-            })?;
+        let catalog = Catalog::connect(catalog_uri)?;
+        let storage = Storage::open(warehouse_uri, properties).await?;
         Ok(Self {
-            warehouse: format!("file://{}", root.display()),
-            root,
-            catalog: Catalog::connect(catalog_uri)?,
-            io: FileIO::new_with_fs(),
+            root: None,
+            io: storage.file_io().clone(),
+            storage,
+            catalog,
         })
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// The embedded lakehouse's folder (`open`); `None` when connected by URIs.
+    pub fn root(&self) -> Option<&Path> {
+        self.root.as_deref()
     }
 
-    /// The warehouse URI (`file:///…/warehouse`), as PyIceberg's `warehouse=` expects it.
+    /// The warehouse URI (`file:///…/warehouse`, `s3://…`), as PyIceberg's `warehouse=`
+    /// expects it.
     pub fn warehouse(&self) -> &str {
-        &self.warehouse
+        self.storage.warehouse()
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -148,7 +131,7 @@ impl Lakehouse {
         LoadedTable::create(
             &self.catalog,
             &self.io,
-            &self.warehouse,
+            self.storage.warehouse(),
             (&ident, ref_name),
             schema,
             spec,
@@ -580,7 +563,7 @@ impl Lakehouse {
         if !dry_run {
             self.catalog.remove_abandoned_branches()?;
         }
-        maintenance::remove_orphan_files(&self.catalog, &self.io, older_than_ms, dry_run).await
+        maintenance::remove_orphan_files(&self.catalog, &self.storage, older_than_ms, dry_run).await
     }
 
     pub async fn scan(&self, name: &str, options: &ScanOptions) -> Result<ScanPlan> {
@@ -597,3 +580,4 @@ impl Lakehouse {
         }
     }
 }
+

@@ -4,6 +4,7 @@
 //! - [`schema`]: Arrow ⇄ Iceberg schemas, partition specs, casting batches to a table schema.
 //! - [`tables`]: Iceberg tables: metadata, reading and writing data files, phlo's own commit
 //!   path, scans (named so as not to shadow the `iceberg` crate).
+//! - [`storage`]: the warehouse's files: local folder or S3, through iceberg's `FileIO`.
 //! - [`lakehouse`]: the façade the Python bindings call.
 
 pub mod branch_merge;
@@ -23,6 +24,7 @@ pub mod quality;
 pub mod rest;
 pub mod schema;
 pub mod stage;
+pub mod storage;
 pub mod tables;
 pub mod validate;
 

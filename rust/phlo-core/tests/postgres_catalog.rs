@@ -201,7 +201,9 @@ async fn ids(lh: &Lakehouse, name: &str, ref_name: &str) -> Vec<i64> {
 
 async fn connect(server: &Server, warehouse: &std::path::Path) -> Lakehouse {
     let warehouse = format!("file://{}", warehouse.display());
-    Lakehouse::connect(&server.url(), &warehouse, &HashMap::new()).unwrap()
+    Lakehouse::connect(&server.url(), &warehouse, &HashMap::new())
+        .await
+        .unwrap()
 }
 
 async fn create(lh: &Lakehouse, name: &str) {

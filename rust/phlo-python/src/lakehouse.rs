@@ -105,7 +105,7 @@ impl NativeLakehouse {
         })
     }
 
-    /// `Lakehouse.connect`: the catalog and the warehouse by URI.
+    /// `Lakehouse.connect`: a catalog URI, a warehouse URI and storage properties.
     #[staticmethod]
     fn connect(
         py: Python<'_>,
@@ -113,17 +113,20 @@ impl NativeLakehouse {
         warehouse: String,
         properties: HashMap<String, String>,
     ) -> PyResult<Self> {
-        let lakehouse = detached(py, "connecting to the lakehouse", || {
+        let lakehouse = wait_for(py, "connecting to the lakehouse", async {
             Lakehouse::connect(&catalog, &warehouse, &properties)
+                .await
+                .py_err()
         })?;
         Ok(Self {
             inner: Arc::new(lakehouse),
         })
     }
 
+    /// The embedded lakehouse's folder; `None` when connected by URIs.
     #[getter]
-    fn root(&self) -> PathBuf {
-        self.inner.root().to_path_buf()
+    fn root(&self) -> Option<PathBuf> {
+        self.inner.root().map(PathBuf::from)
     }
 
     #[getter]

@@ -2,7 +2,7 @@
 //! database (shared by many workers on many machines). Every catalog operation is written once,
 //! against [`Sql`]; the backends only differ in how they connect and run a transaction.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::db::Sql;
 #[cfg(feature = "postgres")]
@@ -43,21 +43,28 @@ impl Catalog {
         })
     }
 
-    /// Opens the catalog a URI names: `sqlite:///path/catalog.db` or
-    /// `postgresql://user:password@host:port/database`.
+    /// Opens the catalog a URI names, by its scheme: `sqlite:///path/catalog.db` (created when
+    /// missing) or `postgresql://user:password@host:port/database`.
     pub fn connect(uri: &str) -> Result<Self> {
-        match uri.split_once("://") {
-            Some(("sqlite", path)) if !path.is_empty() => Self::open_sqlite(Path::new(path)),
+        let scheme = uri.split_once("://").map_or(uri, |(scheme, _)| scheme);
+        match scheme {
+            "sqlite" => Self::open_sqlite(&sqlite_path(uri)?),
             #[cfg(feature = "postgres")]
-            Some(("postgresql" | "postgres", _)) => Self::open_postgres(uri),
+            "postgresql" | "postgres" => Self::open_postgres(uri),
             #[cfg(not(feature = "postgres"))]
-            Some(("postgresql" | "postgres", _)) => Err(Error::invalid(
+            "postgresql" | "postgres" => Err(Error::config(
                 "this build of phlo has no PostgreSQL catalog",
                 "build phlo-core with the cargo feature `postgres` (the Python package has it)",
             )),
-            _ => Err(Error::invalid(
+            "http" | "https" => Err(Error::config(
+                format!("catalog {}: REST catalogs are not yet supported", redact_uri(uri)),
+                "use a sqlite:/// or postgresql:// catalog for now; the REST catalog client is \
+                 tracked in issue 14",
+            )),
+            _ => Err(Error::config(
                 format!("catalog URI {} is not supported", redact_uri(uri)),
-                "use sqlite:///path/to/catalog.db or postgresql://user:password@host:port/database",
+                "use sqlite:///absolute/path/catalog.db or \
+                 postgresql://user:password@host:port/database",
             )),
         }
     }
@@ -135,4 +142,23 @@ mod tests {
             assert_eq!(redact_uri(uri), shown);
         }
     }
+}
+
+/// The file of a `sqlite:///abs/path.db` URI (SQLAlchemy's `sqlite:////abs/path.db` too: both
+/// name an absolute path); its folder is created when missing.
+fn sqlite_path(uri: &str) -> Result<PathBuf> {
+    let Some(rest) = uri.strip_prefix("sqlite:///").filter(|r| !r.is_empty()) else {
+        return Err(Error::config(
+            format!("catalog URI {uri:?} names no file"),
+            "write sqlite:///absolute/path/catalog.db (three slashes, then the path)",
+        ));
+    };
+    let path = Path::new("/").join(rest.trim_start_matches('/'));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Storage {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    Ok(path)
 }

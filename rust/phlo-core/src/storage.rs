@@ -1,0 +1,409 @@
+//! Where a lakehouse keeps its data and metadata files: a warehouse URI (`file:///abs/dir`, or
+//! `s3://bucket/prefix` with the `s3` feature) and Iceberg-style properties become iceberg's
+//! `FileIO`, which every table read and write goes through, plus the one thing `FileIO` cannot
+//! do: list the files under a location (orphan removal).
+//!
+//! S3 properties (`s3.endpoint`, `s3.access-key-id`, `s3.secret-access-key`, `s3.session-token`,
+//! `s3.region`, `s3.path-style-access`) fall back to the standard AWS environment variables.
+//! Credentials never appear in errors or in `Debug` output.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+use iceberg::io::FileIO;
+
+use crate::error::{Error, Result};
+
+/// A file found under a location, with what orphan removal needs to know about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedFile {
+    /// The file's URI, spelled as table metadata spells it (`file:///…`, `s3://bucket/key`).
+    pub uri: String,
+    pub modified_ms: i64,
+    pub size: u64,
+}
+
+/// The storage of one warehouse.
+#[derive(Clone)]
+pub struct Storage {
+    warehouse: String,
+    io: FileIO,
+    kind: Kind,
+}
+
+#[derive(Clone)]
+enum Kind {
+    Local,
+    #[cfg(feature = "s3")]
+    S3(s3::ObjectStore),
+}
+
+impl fmt::Debug for Storage {
+    // Only the URI: the properties may hold credentials.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Storage")
+            .field("warehouse", &self.warehouse)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Storage {
+    /// Opens the storage of `warehouse` (`file:///abs/dir` or `s3://bucket/prefix`). A local
+    /// folder is created when missing; an S3 warehouse is checked once (one listing request,
+    /// short timeout, no retries) so a wrong endpoint or credential fails here, typed.
+    pub async fn open(warehouse: &str, properties: &HashMap<String, String>) -> Result<Self> {
+        let warehouse = warehouse.trim_end_matches('/');
+        if let Some(dir) = warehouse.strip_prefix("file://") {
+            return Self::local(Path::new(dir));
+        }
+        if warehouse.starts_with("s3://") {
+            #[cfg(feature = "s3")]
+            return s3::open(warehouse, properties).await;
+            #[cfg(not(feature = "s3"))]
+            return Err(Error::config(
+                format!("warehouse {warehouse} needs S3 support, which this build of phlo lacks"),
+                "build phlo-core with the `s3` cargo feature (the phlo wheel has it)",
+            ));
+        }
+        let _ = properties;
+        Err(Error::config(
+            format!("unsupported warehouse URI {warehouse:?}"),
+            "use file:///absolute/folder or s3://bucket/prefix",
+        ))
+    }
+
+    /// The local folder `dir` (absolute), created when missing.
+    pub fn local(dir: &Path) -> Result<Self> {
+        if !dir.is_absolute() {
+            return Err(Error::config(
+                format!("warehouse folder {} is not an absolute path", dir.display()),
+                "write file:///absolute/folder (three slashes, then the path)",
+            ));
+        }
+        std::fs::create_dir_all(dir).map_err(|source| Error::Storage {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let dir = dir.canonicalize().map_err(|source| Error::Storage {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        Ok(Self {
+            warehouse: format!("file://{}", dir.display()),
+            io: FileIO::new_with_fs(),
+            kind: Kind::Local,
+        })
+    }
+
+    /// The warehouse URI, normalized (no trailing slash; local paths canonical).
+    pub fn warehouse(&self) -> &str {
+        &self.warehouse
+    }
+
+    pub fn file_io(&self) -> &FileIO {
+        &self.io
+    }
+
+    /// Every file below `location` (a table location URI), recursively; none when the
+    /// location does not exist.
+    pub async fn list(&self, location: &str) -> Result<Vec<ListedFile>> {
+        match &self.kind {
+            Kind::Local => {
+                let Some(dir) = location.strip_prefix("file://") else {
+                    return Err(foreign(location, &self.warehouse));
+                };
+                let mut files = Vec::new();
+                list_local(Path::new(dir), &mut files)?;
+                Ok(files)
+            }
+            #[cfg(feature = "s3")]
+            Kind::S3(store) => store.list(location).await,
+        }
+    }
+}
+
+fn foreign(location: &str, warehouse: &str) -> Error {
+    Error::invalid(
+        format!("cannot list {location}: it is not in the storage of warehouse {warehouse}"),
+        "tables of one lakehouse must live in its warehouse's storage",
+    )
+}
+
+/// Files below `dir` (recursively) with their modification time (ms) and size.
+fn list_local(dir: &Path, files: &mut Vec<ListedFile>) -> Result<()> {
+    let storage = |source| Error::Storage {
+        path: dir.display().to_string(),
+        source,
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(storage(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(storage)?;
+        let meta = entry.metadata().map_err(storage)?;
+        if meta.is_dir() {
+            list_local(&entry.path(), files)?;
+        } else if meta.is_file() {
+            let modified = meta.modified().map_err(storage)?;
+            files.push(ListedFile {
+                uri: format!("file://{}", entry.path().display()),
+                modified_ms: chrono::DateTime::<chrono::Utc>::from(modified).timestamp_millis(),
+                size: meta.len(),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(feature = "s3")]
+pub(crate) use s3::object_store_failure;
+
+#[cfg(feature = "s3")]
+mod s3 {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use futures::TryStreamExt;
+    use iceberg::io::FileIOBuilder;
+    use iceberg_storage_opendal::OpenDalStorageFactory;
+    use opendal::layers::TimeoutLayer;
+    use opendal::{ErrorKind, Operator, services::S3};
+
+    use super::{Kind, ListedFile, Storage, foreign};
+    use crate::error::{Error, Result};
+
+    /// Each request phlo itself sends (the check at open, listings) gives up after this.
+    const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// Property keys and the AWS environment variables they fall back to.
+    const FROM_ENV: [(&str, &[&str]); 5] = [
+        ("s3.endpoint", &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]),
+        ("s3.access-key-id", &["AWS_ACCESS_KEY_ID"]),
+        ("s3.secret-access-key", &["AWS_SECRET_ACCESS_KEY"]),
+        ("s3.session-token", &["AWS_SESSION_TOKEN"]),
+        ("s3.region", &["AWS_REGION", "AWS_DEFAULT_REGION"]),
+    ];
+
+    /// An S3 bucket and phlo's own operator on it (for listing).
+    #[derive(Clone)]
+    pub(super) struct ObjectStore {
+        bucket: String,
+        endpoint: Option<String>,
+        op: Operator,
+    }
+
+    pub(super) async fn open(
+        warehouse: &str,
+        properties: &HashMap<String, String>,
+    ) -> Result<Storage> {
+        let rest = &warehouse["s3://".len()..];
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(Error::config(
+                format!("warehouse {warehouse} names no bucket"),
+                "write s3://bucket/prefix",
+            ));
+        }
+        let props = with_defaults(properties);
+        let io = FileIOBuilder::new(Arc::new(OpenDalStorageFactory::S3 {
+            customized_credential_load: None,
+        }))
+        .with_props(props.clone())
+        .build();
+        let store = ObjectStore {
+            bucket: bucket.to_string(),
+            endpoint: props.get("s3.endpoint").cloned(),
+            op: operator(bucket, &props)?,
+        };
+        store.check(prefix).await?;
+        Ok(Storage {
+            warehouse: warehouse.to_string(),
+            io,
+            kind: Kind::S3(store),
+        })
+    }
+
+    /// The properties with the AWS environment filled in, and what S3-compatible servers
+    /// need: path-style requests when an endpoint is given (virtual-host style would send
+    /// `bucket.127.0.0.1`), and a region (S3 signs with one; AWS's default).
+    fn with_defaults(properties: &HashMap<String, String>) -> HashMap<String, String> {
+        let mut props = properties.clone();
+        for (key, vars) in FROM_ENV {
+            if !props.contains_key(key)
+                && let Some(value) = vars.iter().find_map(|v| std::env::var(v).ok())
+            {
+                props.insert(key.to_string(), value);
+            }
+        }
+        if props.contains_key("s3.endpoint") && !props.contains_key("s3.path-style-access") {
+            props.insert("s3.path-style-access".into(), "true".into());
+        }
+        if !props.contains_key("s3.region") && !props.contains_key("client.region") {
+            props.insert("s3.region".into(), "us-east-1".into());
+        }
+        props
+    }
+
+    fn operator(bucket: &str, props: &HashMap<String, String>) -> Result<Operator> {
+        let get = |key: &str| props.get(key).map(String::as_str);
+        let mut builder = S3::default().bucket(bucket).root("/");
+        if let Some(endpoint) = get("s3.endpoint") {
+            builder = builder.endpoint(endpoint);
+        }
+        if let Some(region) = get("s3.region").or(get("client.region")) {
+            builder = builder.region(region);
+        }
+        if let Some(key) = get("s3.access-key-id") {
+            builder = builder.access_key_id(key);
+        }
+        if let Some(secret) = get("s3.secret-access-key") {
+            builder = builder.secret_access_key(secret);
+        }
+        if let Some(token) = get("s3.session-token") {
+            builder = builder.session_token(token);
+        }
+        let path_style = get("s3.path-style-access")
+            .is_some_and(|v| ["true", "t", "1", "on"].contains(&v.to_lowercase().as_str()));
+        if !path_style {
+            builder = builder.enable_virtual_host_style();
+        }
+        let op = Operator::new(builder)
+            .map_err(|e| Error::config(format!("S3 settings: {e}"), "check the s3.* properties"))?
+            .layer(
+                TimeoutLayer::new()
+                    .with_timeout(REQUEST_TIMEOUT)
+                    .with_io_timeout(REQUEST_TIMEOUT),
+            )
+            .finish();
+        Ok(op)
+    }
+
+    impl ObjectStore {
+        /// One listing request under the warehouse prefix: reachable, bucket there, allowed.
+        async fn check(&self, prefix: &str) -> Result<()> {
+            let dir = as_dir(prefix);
+            let uri = format!("s3://{}/{dir}", self.bucket);
+            let mut lister = self
+                .op
+                .lister_with(&dir)
+                .await
+                .map_err(|e| self.failure(&uri, &e))?;
+            lister
+                .try_next()
+                .await
+                .map_err(|e| self.failure(&uri, &e))?;
+            Ok(())
+        }
+
+        pub(super) async fn list(&self, location: &str) -> Result<Vec<ListedFile>> {
+            let bucket_prefix = format!("s3://{}/", self.bucket);
+            let Some(key) = location.strip_prefix(&bucket_prefix) else {
+                return Err(foreign(location, &bucket_prefix));
+            };
+            let dir = as_dir(key);
+            let mut lister = self
+                .op
+                .lister_with(&dir)
+                .recursive(true)
+                .await
+                .map_err(|e| self.failure(location, &e))?;
+            let mut files = Vec::new();
+            while let Some(entry) = lister
+                .try_next()
+                .await
+                .map_err(|e| self.failure(location, &e))?
+            {
+                let meta = entry.metadata();
+                if !meta.is_file() {
+                    continue;
+                }
+                let modified_ms = meta.last_modified().map_or(0, |t| {
+                    chrono::DateTime::<chrono::Utc>::from(SystemTime::from(t)).timestamp_millis()
+                });
+                files.push(ListedFile {
+                    uri: format!("{bucket_prefix}{}", entry.path()),
+                    modified_ms,
+                    size: meta.content_length(),
+                });
+            }
+            Ok(files)
+        }
+
+        fn failure(&self, uri: &str, error: &opendal::Error) -> Error {
+            classify(uri, self.endpoint.as_deref(), error)
+        }
+    }
+
+    /// A key prefix as a "directory" for opendal (trailing slash; the bucket root is `/`).
+    fn as_dir(key: &str) -> String {
+        let key = key.trim_matches('/');
+        if key.is_empty() {
+            "/".into()
+        } else {
+            format!("{key}/")
+        }
+    }
+
+    /// An object store failure as a typed error with a hint by its kind. opendal's message
+    /// names the operation, bucket and endpoint, never the credential.
+    fn classify(uri: &str, endpoint: Option<&str>, error: &opendal::Error) -> Error {
+        let hint = match error.kind() {
+            ErrorKind::PermissionDenied => {
+                "access denied: check s3.access-key-id and s3.secret-access-key (or \
+                 AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) and the bucket's policy"
+            }
+            ErrorKind::NotFound => "the bucket or object does not exist: create the bucket",
+            ErrorKind::ConfigInvalid => "check the s3.* properties",
+            _ => {
+                "check that the object store is running and reachable at s3.endpoint (or \
+                 AWS_ENDPOINT_URL), and the network"
+            }
+        };
+        Error::ObjectStore {
+            uri: uri.to_string(),
+            endpoint: endpoint.unwrap_or("the AWS default").to_string(),
+            message: error.to_string(),
+            hint: hint.to_string(),
+        }
+    }
+
+    /// The object store failure behind an iceberg `FileIO` error, if that is what it is.
+    pub(crate) fn object_store_failure(context: &str, error: &iceberg::Error) -> Option<Error> {
+        let source = std::error::Error::source(error)?;
+        let opendal = source.downcast_ref::<opendal::Error>()?;
+        let uri = context
+            .split_whitespace()
+            .find(|word| word.contains("://"))
+            .unwrap_or("the warehouse");
+        Some(classify(uri, None, opendal))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn an_endpoint_means_path_style_and_a_default_region() {
+            let props = HashMap::from([("s3.endpoint".to_string(), "http://x:1".to_string())]);
+            let filled = with_defaults(&props);
+            assert_eq!(filled["s3.path-style-access"], "true");
+            assert!(filled.contains_key("s3.region"));
+            let explicit = HashMap::from([
+                ("s3.endpoint".to_string(), "http://x:1".to_string()),
+                ("s3.path-style-access".to_string(), "false".to_string()),
+            ]);
+            assert_eq!(with_defaults(&explicit)["s3.path-style-access"], "false");
+        }
+
+        #[test]
+        fn prefixes_become_opendal_directories() {
+            assert_eq!(as_dir(""), "/");
+            assert_eq!(as_dir("/a/b/"), "a/b/");
+            assert_eq!(as_dir("a"), "a/");
+        }
+    }
+}

