@@ -121,6 +121,25 @@ pub fn redact_uri(uri: &str) -> String {
     }
 }
 
+/// The file of a `sqlite:///abs/path.db` URI (SQLAlchemy's `sqlite:////abs/path.db` too: both
+/// name an absolute path); its folder is created when missing.
+fn sqlite_path(uri: &str) -> Result<PathBuf> {
+    let Some(rest) = uri.strip_prefix("sqlite:///").filter(|r| !r.is_empty()) else {
+        return Err(Error::config(
+            format!("catalog URI {uri:?} names no file"),
+            "write sqlite:///absolute/path/catalog.db (three slashes, then the path)",
+        ));
+    };
+    let path = Path::new("/").join(rest.trim_start_matches('/'));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Storage {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    Ok(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::redact_uri;
@@ -142,23 +161,4 @@ mod tests {
             assert_eq!(redact_uri(uri), shown);
         }
     }
-}
-
-/// The file of a `sqlite:///abs/path.db` URI (SQLAlchemy's `sqlite:////abs/path.db` too: both
-/// name an absolute path); its folder is created when missing.
-fn sqlite_path(uri: &str) -> Result<PathBuf> {
-    let Some(rest) = uri.strip_prefix("sqlite:///").filter(|r| !r.is_empty()) else {
-        return Err(Error::config(
-            format!("catalog URI {uri:?} names no file"),
-            "write sqlite:///absolute/path/catalog.db (three slashes, then the path)",
-        ));
-    };
-    let path = Path::new("/").join(rest.trim_start_matches('/'));
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Storage {
-            path: dir.display().to_string(),
-            source,
-        })?;
-    }
-    Ok(path)
 }

@@ -71,7 +71,9 @@ impl From<Error> for RestError {
             | Error::Merge { .. }
             | Error::EmptyInput { .. } => (400, "BadRequestException"),
             Error::Catalog { .. }
+            | Error::Config { .. }
             | Error::Storage { .. }
+            | Error::ObjectStore { .. }
             | Error::Internal { .. }
             | Error::Iceberg { .. }
             | Error::Arrow { .. } => (500, "ServiceFailureException"),
