@@ -364,11 +364,9 @@ async fn a_missing_object_is_a_typed_storage_error_naming_it() {
     create(&lh, "raw.t").await;
     let table = lh.load_table("raw.t", MAIN).await.unwrap();
     lh.file_io().delete(&table.metadata_location).await.unwrap();
-    let err = lh
-        .load_table("raw.t", MAIN)
-        .await
-        .err()
-        .expect("metadata gone");
+    let Err(err) = lh.load_table("raw.t", MAIN).await else {
+        panic!("the metadata file is gone");
+    };
     let text = err.to_string();
     assert!(matches!(err, Error::ObjectStore { .. }), "{text}");
     assert_eq!(err.code(), "storage");
