@@ -366,7 +366,7 @@ async fn a_missing_object_is_a_typed_storage_error_naming_it() {
     let table = lh.load_table("raw.t", MAIN).await.unwrap();
     lh.file_io().delete(&table.metadata_location).await.unwrap();
     let Err(err) = lh.load_table("raw.t", MAIN).await else {
-        panic!("the table loaded without its metadata file");
+        panic!("the metadata file is gone");
     };
     let text = err.to_string();
     assert!(matches!(err, Error::ObjectStore { .. }), "{text}");

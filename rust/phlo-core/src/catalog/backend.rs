@@ -57,7 +57,10 @@ impl Catalog {
                 "build phlo-core with the cargo feature `postgres` (the Python package has it)",
             )),
             "http" | "https" => Err(Error::config(
-                format!("catalog {}: REST catalogs are not yet supported", redact_uri(uri)),
+                format!(
+                    "catalog {}: REST catalogs are not yet supported",
+                    redact_uri(uri)
+                ),
                 "use a sqlite:/// or postgresql:// catalog for now; the REST catalog client is \
                  tracked in issue 14",
             )),
