@@ -4,8 +4,9 @@ Four spawned processes start behind a barrier; each commits `--commits` one-row 
 all to one shared table (every commit races the other writers: losers reload and retry) or each
 to a table of its own (commits only meet in the catalog). The same on one writer, as the
 baseline. Commits per second = all commits / (last writer done - first writer started), median
-of `--runs` runs. A PostgreSQL server is started for the run (tests/postgres_server.py, fsync
-off as in the tests), or `--url` is used; the warehouse is a local folder in both cases.
+of `--runs` runs. A PostgreSQL server is started for the run (tests/postgres_server.py) with
+`fsync` turned back on, as SQLite syncs each commit too (`--no-fsync`: off, as in the tests), or
+`--url` is used; the warehouse is a local folder in both cases.
 
     make release
     .venv/bin/python benches/bench_catalog.py --commits 50 --runs 3
@@ -75,16 +76,28 @@ def main() -> None:
     parser.add_argument("--commits", type=int, default=50, help="commits per writer")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--url", help="a PostgreSQL server to use instead of starting one")
+    parser.add_argument(
+        "--no-fsync", action="store_true", help="leave the started server's fsync off"
+    )
     args = parser.parse_args()
     from postgres_server import running_server
 
     with contextlib.ExitStack() as stack:
         postgres = args.url or stack.enter_context(running_server())
+        if not args.url and not args.no_fsync:
+            import psycopg
+
+            with psycopg.connect(postgres, autocommit=True) as con:
+                con.execute("ALTER SYSTEM SET fsync = on")
+                con.execute("SELECT pg_reload_conf()")
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         warehouse = f"file://{folder / 'warehouse'}"
         catalogs = {"PostgreSQL": postgres, "SQLite": f"sqlite:///{folder / 'catalog.db'}"}
         cases = [(1, True), (WRITERS, True), (WRITERS, False)]
-        print(f"{args.commits} one-row appends per writer, median of {args.runs} runs")
+        fsync = "off" if args.no_fsync else "on"
+        print(
+            f"{args.commits} one-row appends per writer, median of {args.runs} runs, fsync {fsync}"
+        )
         print(f"{'writers':<26}" + "".join(f"{name:>14}" for name in catalogs) + "   PG/SQLite")
         for writers, shared in cases:
             label = f"{writers} → {'one table' if shared else 'own tables'}"
