@@ -78,9 +78,11 @@ def serve(
             "pick another --port (0 picks a free one), or stop what listens there",
         ) from exc
     if output.is_json(ctx):
-        output.print_json({"uri": server.uri, "root": lakehouse.root, "token": token is not None})
+        output.print_json(
+            {"uri": server.uri, "warehouse": lakehouse.warehouse, "token": token is not None}
+        )
     else:
-        click.echo(f"serving the catalog of {lakehouse.root} as an Iceberg REST catalog")
+        click.echo(f"serving the catalog of {lakehouse.warehouse} as an Iceberg REST catalog")
         click.echo(f"  main:      {server.uri}")
         click.echo(f"  a branch:  {server.uri}/iceberg/<branch>")
         if token is not None:
@@ -106,13 +108,5 @@ def _lakehouse(
         return Lakehouse.open(root) if root is not None else open_lakehouse(ctx)
     if catalog_uri is None or warehouse is None or root is not None:
         raise click.UsageError("--catalog and --warehouse go together, and not with --root")
-    connect = getattr(Lakehouse, "connect", None)
-    if connect is None:
-        raise output.CliError(
-            "usage",
-            "--catalog/--warehouse need Lakehouse.connect, which this phlo does not have",
-            output.USAGE,
-            "serve a lakehouse folder with --root",
-        )
-    served: Lakehouse = connect(catalog=catalog_uri, warehouse=warehouse)
-    return served
+    # Object-store credentials come from the AWS_* environment variables.
+    return Lakehouse.connect(catalog_uri, warehouse)

@@ -46,7 +46,7 @@ def status(ctx: click.Context, run_limit: int) -> None:
         }
     report = {
         "project": project,
-        "lakehouse": lh.root,
+        "lakehouse": lh.warehouse,
         "tables": _tables(lh),
         "branches": lh.branches(),
         "tags": lh.tags(),

@@ -97,7 +97,8 @@ def build(
     profiles = write_profile(
         workdir / "profile",
         duckdb_path=workdir / f"{DATABASE}.duckdb",
-        lakehouse=lakehouse.root,
+        # A project's settings name a connected lakehouse (no folder): dbt's process opens that.
+        lakehouse=lakehouse.scratch_dir if located_by is not None else lakehouse.root,
         project=located_by,
         ref=ref,
         relations=_relations(project, set(selected), copies),

@@ -51,7 +51,7 @@ impl fmt::Debug for Storage {
 impl Storage {
     /// Opens the storage of `warehouse` (`file:///abs/dir` or `s3://bucket/prefix`). A local
     /// folder is created when missing; an S3 warehouse is checked once (one listing request,
-    /// short timeout, no retries) so a wrong endpoint or credential fails here, typed.
+    /// short timeout, a few quick retries of temporary failures) so a wrong endpoint or credential fails here, typed.
     pub async fn open(warehouse: &str, properties: &HashMap<String, String>) -> Result<Self> {
         let warehouse = warehouse.trim_end_matches('/');
         if let Some(dir) = warehouse.strip_prefix("file://") {
@@ -170,7 +170,7 @@ mod s3 {
     use futures::TryStreamExt;
     use iceberg::io::FileIOBuilder;
     use iceberg_storage_opendal::OpenDalStorageFactory;
-    use opendal::layers::TimeoutLayer;
+    use opendal::layers::{RetryLayer, TimeoutLayer};
     use opendal::{ErrorKind, Operator, services::S3};
 
     use super::{Kind, ListedFile, Storage, foreign};
@@ -178,6 +178,9 @@ mod s3 {
 
     /// Each request phlo itself sends (the check at open, listings) gives up after this.
     const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+    /// A request that failed in a way the store calls temporary (a dropped connection, a 503)
+    /// is sent again this often, quickly: an unreachable store still fails within a second.
+    const RETRIES: usize = 3;
 
     /// Property keys and the AWS environment variables they fall back to.
     const FROM_ENV: [(&str, &[&str]); 5] = [
@@ -277,6 +280,13 @@ mod s3 {
                 TimeoutLayer::new()
                     .with_timeout(REQUEST_TIMEOUT)
                     .with_io_timeout(REQUEST_TIMEOUT),
+            )
+            .layer(
+                RetryLayer::new()
+                    .with_max_times(RETRIES)
+                    .with_min_delay(Duration::from_millis(50))
+                    .with_max_delay(Duration::from_millis(300))
+                    .with_jitter(),
             )
             .finish();
         Ok(op)

@@ -361,7 +361,7 @@ fn connection_failures_are_typed_errors_without_the_password() {
         (&bad, "invalid_input", "not a PostgreSQL URL"),
         (
             &scheme,
-            "invalid_input",
+            "config",
             "postgresql://user:password@host:port/database",
         ),
     ] {
