@@ -186,6 +186,11 @@ def test_set_properties_and_the_override(lh):
     assert table.merge(one, "id").delete_files_added == 1
     overridden = table.merge(one, "id", write_mode="copy-on-write")
     assert (overridden.delete_files_added, overridden.files_removed) == (0, 1)
+    # merge_config carries the mode too (how @phlo_ingestion chooses it).
+    configured = table.merge(one, "id", merge_config={"write_mode": "copy-on-write"})
+    assert (configured.delete_files_added, configured.files_removed) == (0, 1)
+    with pytest.raises(errors.InputError, match="disagree"):
+        table.merge(one, "id", merge_config={"write_mode": "auto"}, write_mode="merge-on-read")
     assert table.set_properties({"write.merge.mode": None}) is True
     assert "write.merge.mode" not in table.properties
 

@@ -27,8 +27,15 @@ MergeStrategy = Literal["merge", "append"]
 #: beside them; ``auto`` decides per file (see docs/merge.md). None: the table's property.
 WriteMode = Literal["copy-on-write", "merge-on-read", "auto"]
 DeduplicationMethod = Literal["first", "last", "hash"]
-#: The seed's keys, plus `order_by` (phlo's earlier name for `deduplication_order_by`).
-_CONFIG_KEYS = {"deduplication", "deduplication_method", "deduplication_order_by", "order_by"}
+#: The seed's keys, plus `order_by` (phlo's earlier name for `deduplication_order_by`) and
+#: `write_mode` (how replaced rows are removed: what `@phlo_ingestion` can choose).
+_CONFIG_KEYS = {
+    "deduplication",
+    "deduplication_method",
+    "deduplication_order_by",
+    "order_by",
+    "write_mode",
+}
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,14 @@ def merge_into(
     """See `Table.merge`."""
     keys = _args.columns("unique_key", unique_key)
     method, order_by = dedupe_settings(merge_strategy, merge_config)
+    configured = _args.optional_text(
+        "merge_config['write_mode']", (merge_config or {}).get("write_mode")
+    )
+    if write_mode is not None and configured is not None and write_mode != configured:
+        raise InputError(
+            f"write_mode={write_mode!r} and merge_config['write_mode']={configured!r} disagree; "
+            "give one of them"
+        )
     result = table._native.merge(
         table.name,
         as_arrow(data),
@@ -78,7 +93,7 @@ def merge_into(
         table.ref,
         _args.string_map("properties", properties),
         _args.text("schema_evolution", schema_evolution),
-        _args.optional_text("write_mode", write_mode),
+        _args.optional_text("write_mode", write_mode) or configured,
     )
     return MergeResult(**result)
 
