@@ -6,9 +6,9 @@ updates of ids spread over the whole table, half new ids. Every case builds its 
 process (not timed) and merges in another fresh *spawned* process, which reports its time and
 peak RSS (`VmHWM`).
 
-Scan: a phlo merge-on-read table after 1 and after 10 such upserts (each with other keys),
-against the same table compacted; each full scan (every column, to Arrow) runs in its own
-spawned process.
+Scan: a phlo merge-on-read table after 1, 10 and 50 such upserts (each with other keys;
+`--scan-merges`), against the same table compacted; each full scan (every column, to Arrow)
+runs in its own spawned process, best of `--scan-runs`.
 
     make release && .venv/bin/python benches/bench_mor.py --rows 1000000 5000000
 """
@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from bench_merge import build_delta, build_phlo, delta_merge, generate
 from harness import peak_rss_mb, spawn
 
-SCAN_MERGES = (1, 10)
+SCAN_MERGES = [1, 10, 50]
 
 
 def build_duckdb(data: Path, work: Path) -> None:
@@ -129,23 +129,27 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
     parser.add_argument("--skip", nargs="*", default=[], help="engines to leave out")
     parser.add_argument("--no-scan", action="store_true", help="only the upserts")
+    parser.add_argument("--no-upsert", action="store_true", help="only the scans")
+    parser.add_argument("--scan-merges", type=int, nargs="+", default=SCAN_MERGES)
+    parser.add_argument("--scan-runs", type=int, default=3, help="scans timed, best kept")
     args = parser.parse_args()
     for n in args.rows:
         with tempfile.TemporaryDirectory() as tmp:
             data = Path(tmp) / "data"
             data.mkdir()
             generate(n, data)
-            results = {}
-            for i, name in enumerate(UPSERTS):
-                if name in args.skip:
-                    continue
-                work = Path(tmp) / f"work{i}"
-                work.mkdir()
-                spawn(_build_child, name, str(data), str(work))
-                results[name] = spawn(_upsert_child, name, str(data), str(work))
-            report_upserts(n, results)
+            if not args.no_upsert:
+                results = {}
+                for i, name in enumerate(UPSERTS):
+                    if name in args.skip:
+                        continue
+                    work = Path(tmp) / f"work{i}"
+                    work.mkdir()
+                    spawn(_build_child, name, str(data), str(work))
+                    results[name] = spawn(_upsert_child, name, str(data), str(work))
+                report_upserts(n, results)
             if not args.no_scan:
-                scans(n, data, Path(tmp) / "scan")
+                scans(n, data, Path(tmp) / "scan", args.scan_merges, args.scan_runs)
 
 
 def report_upserts(n: int, results: dict[str, tuple[float, float]]) -> None:
@@ -156,19 +160,24 @@ def report_upserts(n: int, results: dict[str, tuple[float, float]]) -> None:
         print(f"{n:>10,}  {name:<26} {seconds:>9.3f} {peak:>8.0f} {ratio:>8}", flush=True)
 
 
-def scans(n: int, data: Path, work: Path) -> None:
-    """Full scans of a table after 1 and after 10 merge-on-read upserts, each against the same
+def best_scan(table: Path, runs: int) -> tuple[float, float, int]:
+    """The fastest of `runs` full scans, each in a fresh process (with its peak RSS)."""
+    return min(spawn(_scan_child, str(table)) for _ in range(runs))
+
+
+def scans(n: int, data: Path, work: Path, counts: list[int], runs: int) -> None:
+    """Full scans of a table after each count of merge-on-read upserts, each against the same
     table compacted (same rows, no delete files)."""
-    rekeyed_batches(data, n, max(SCAN_MERGES))
+    rekeyed_batches(data, n, max(counts))
     print(f"{'rows':>10}  {'full scan':<36} {'seconds':>9} {'peak MB':>8} {'vs compacted':>12}")
-    for merges in SCAN_MERGES:
+    for merges in counts:
         table = work / f"after-{merges}"
         table.mkdir(parents=True)
         spawn(_build_child, "phlo merge-on-read", str(data), str(table))
         files, amplification = spawn(_mor_merges_child, str(data), str(table), 0, merges)
-        seconds, peak, rows = spawn(_scan_child, str(table))
+        seconds, peak, rows = best_scan(table, runs)
         spawn(_compact_child, str(table))
-        compacted, compacted_peak, compacted_rows = spawn(_scan_child, str(table))
+        compacted, compacted_peak, compacted_rows = best_scan(table, runs)
         assert rows == compacted_rows
         label = f"after {merges} merges ({files} dels, x{amplification:.2f})"
         print(

@@ -17,7 +17,7 @@ use parquet::file::properties::WriterProperties;
 use phlo_core::Lakehouse;
 use phlo_core::catalog::{MAIN, RefKind};
 use phlo_core::compact::CompactOptions;
-use phlo_core::merge::{MergeOptions, MergeStrategy};
+use phlo_core::merge::{MergeOptions, MergeStrategy, WriteMode};
 use phlo_core::tables::commit::{SnapshotChange, commit, commit_append};
 use phlo_core::tables::{Filter, FilterOp, Literal, ScanOptions};
 
@@ -70,10 +70,15 @@ fn id_v(ids: &[i64], values: &[&str]) -> RecordBatch {
 
 /// A data file of `ids` (values `v{id}`) in row groups of 3 rows.
 fn data_file(dir: &Path, name: &str, ids: &[i64]) -> DataFile {
+    data_file_in_groups(dir, name, ids, 3)
+}
+
+/// A data file of `ids` (values `v{id}`) in row groups of `group_rows` rows.
+fn data_file_in_groups(dir: &Path, name: &str, ids: &[i64], group_rows: usize) -> DataFile {
     let values: Vec<String> = ids.iter().map(|i| format!("v{i}")).collect();
     let values: Vec<&str> = values.iter().map(String::as_str).collect();
     let path = dir.join(format!("{name}.parquet"));
-    let size = write_parquet(&path, &id_v(ids, &values), 3);
+    let size = write_parquet(&path, &id_v(ids, &values), group_rows);
     described(&path, DataContentType::Data, ids.len(), size)
         .build()
         .unwrap()
@@ -81,6 +86,23 @@ fn data_file(dir: &Path, name: &str, ids: &[i64]) -> DataFile {
 
 /// A position delete file: (data file, row position) pairs, sorted as the spec asks.
 fn position_deletes(dir: &Path, name: &str, rows: &[(&DataFile, i64)]) -> DataFile {
+    position_deletes_builder(dir, name, rows).build().unwrap()
+}
+
+/// A position delete file of `positions` of `data` alone, which it names (as phlo writes them).
+fn position_deletes_of(dir: &Path, name: &str, data: &DataFile, positions: &[i64]) -> DataFile {
+    let rows: Vec<(&DataFile, i64)> = positions.iter().map(|&p| (data, p)).collect();
+    position_deletes_builder(dir, name, &rows)
+        .referenced_data_file(Some(data.file_path().to_string()))
+        .build()
+        .unwrap()
+}
+
+fn position_deletes_builder(
+    dir: &Path,
+    name: &str,
+    rows: &[(&DataFile, i64)],
+) -> DataFileBuilder {
     let batch = RecordBatch::try_new(
         Arc::new(ArrowSchema::new(vec![
             field("file_path", DataType::Utf8, 2147483546),
@@ -97,8 +119,6 @@ fn position_deletes(dir: &Path, name: &str, rows: &[(&DataFile, i64)]) -> DataFi
     let path = dir.join(format!("{name}.parquet"));
     let size = write_parquet(&path, &batch, 1024);
     described(&path, DataContentType::PositionDeletes, rows.len(), size)
-        .build()
-        .unwrap()
 }
 
 /// An equality delete file on column `v` (field id 2).
@@ -407,4 +427,198 @@ async fn publishing_a_branch_that_rewrote_a_file_main_gained_deletes_for_is_a_co
         scan(&lh, &ScanOptions::default()).await,
         without(model(0..13), &[0])
     );
+}
+
+/// Ids 100..130 in row groups of 3 rows (positions 0..30), with three delete files of it:
+/// positions at the file's first and last rows, on both sides of row-group boundaries, every
+/// row of two row groups, some positions in two files; one names the file (as phlo's own
+/// do), one also deletes a row of `first`. And an equality delete of id 125.
+async fn edges_table() -> (tempfile::TempDir, Lakehouse, Model) {
+    let (dir, lh, first, _second) = table().await;
+    let big = data_file(dir.path(), "big", &(100..130).collect::<Vec<_>>());
+    commit_files(&lh, vec![big.clone()]).await;
+    lh.catalog()
+        .create_ref("before", RefKind::Tag, MAIN)
+        .unwrap();
+    let shared = position_deletes(
+        dir.path(),
+        "a",
+        &[0, 2, 3, 9, 10, 11].map(|p| (&big, p)),
+    );
+    let own = position_deletes_of(dir.path(), "b", &big, &[3, 11, 14, 15, 29]);
+    let mixed = position_deletes(
+        dir.path(),
+        "c",
+        &[
+            (&big, 15),
+            (&big, 20),
+            (&big, 21),
+            (&big, 22),
+            (&big, 23),
+            (&first, 0),
+        ],
+    );
+    let eq = equality_deletes(dir.path(), "eq", &["v125"]);
+    commit_files(&lh, vec![shared, own, mixed, eq]).await;
+    let gone = [0, 2, 3, 9, 10, 11, 14, 15, 20, 21, 22, 23, 25, 29].map(|p| 100 + p);
+    let expected = without(model((0..13).chain(100..130)), &gone);
+    let expected = without(expected, &[0]);
+    (dir, lh, expected)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_at_row_group_edges_and_from_several_files_match_the_model() {
+    let (_dir, lh, expected) = edges_table().await;
+    for batch_size in [None, Some(1), Some(2), Some(4)] {
+        let options = ScanOptions {
+            batch_size,
+            ..Default::default()
+        };
+        assert_eq!(scan(&lh, &options).await, expected, "batches of {batch_size:?}");
+    }
+    let plan = lh.scan("raw.t", &ScanOptions::default()).await.unwrap();
+    let mut per_file: Vec<usize> = plan.data_files().map(|(_, d, _)| d).collect();
+    per_file.sort();
+    // Delete files without a named data file (and the equality one) apply to every file.
+    assert_eq!(per_file, [3, 3, 4]);
+
+    // A filter and a projection: only `v` is returned, `id` is read for the filter.
+    let options = ScanOptions {
+        columns: Some(vec!["v".into()]),
+        filters: vec![Filter {
+            column: "id".into(),
+            op: FilterOp::Between,
+            values: vec![Literal::Int(101), Literal::Int(126)],
+        }],
+        batch_size: Some(2),
+        ..Default::default()
+    };
+    let plan = lh.scan("raw.t", &options).await.unwrap();
+    let batches: Vec<RecordBatch> = plan.into_stream().unwrap().try_collect().await.unwrap();
+    let mut values: Vec<String> = Vec::new();
+    for batch in &batches {
+        assert_eq!(batch.num_columns(), 1);
+        let v = batch.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+        values.extend(v.iter().map(|v| v.unwrap().to_string()));
+    }
+    values.sort();
+    let mut want: Vec<String> = expected.range(101..=126).map(|(_, v)| v.clone()).collect();
+    want.sort();
+    assert_eq!(values, want);
+
+    // The row diff from before the deletes counts exactly the deleted rows of `big`.
+    let diff = lh
+        .diff_rows("raw.t", "before", MAIN, &["id".into()], 10)
+        .await
+        .unwrap();
+    assert_eq!((diff.added, diff.removed, diff.changed), (0, 15, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merge_on_read_writes_over_skipped_rows_match_the_model() {
+    let (_dir, lh, mut expected) = edges_table().await;
+    // Live keys next to deleted ones (and after a whole deleted row group), deleted keys
+    // (inserted again), and a key deleted by value.
+    let ids = [101, 103, 104, 116, 124, 125, 128, 129];
+    let values: Vec<String> = ids.iter().map(|i| format!("new{i}")).collect();
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
+    let options = MergeOptions {
+        write_mode: Some(WriteMode::MergeOnRead),
+        ..upsert()
+    };
+    let result = lh
+        .merge("raw.t", one(id_v(&ids, &values)), &options)
+        .await
+        .unwrap();
+    let live = ids.iter().filter(|i| expected.contains_key(i)).count() as u64;
+    assert_eq!(
+        (result.rows_updated, result.rows_inserted),
+        (live, ids.len() as u64 - live)
+    );
+    assert!(result.delete_files_added >= 1);
+    for (id, v) in ids.iter().zip(&values) {
+        expected.insert(*id, v.to_string());
+    }
+    assert_eq!(scan(&lh, &ScanOptions::default()).await, expected);
+
+    // A merge-on-read delete counts only rows still live.
+    let deleted = lh
+        .delete_with_mode(
+            "raw.t",
+            &[Filter {
+                column: "id".into(),
+                op: FilterOp::Between,
+                values: vec![Literal::Int(108), Literal::Int(113)],
+            }],
+            MAIN,
+            HashMap::new(),
+            Some(WriteMode::MergeOnRead),
+        )
+        .await
+        .unwrap();
+    let before = expected.len();
+    expected.retain(|k, _| !(108..=113).contains(k));
+    assert_eq!(deleted.rows_deleted, (before - expected.len()) as u64);
+    assert_eq!(scan(&lh, &ScanOptions::default()).await, expected);
+
+    let compacted = lh.compact("raw.t", MAIN, &compact_all()).await.unwrap();
+    assert_eq!(compacted.rows, expected.len() as u64);
+    assert_eq!(scan(&lh, &ScanOptions::default()).await, expected);
+    assert_eq!(total_delete_files(&lh).await, "0");
+}
+
+/// Random deleted positions spread over three delete files (repeats among them), over files
+/// of random row-group sizes, read in random batch sizes, against the model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_position_deletes_over_row_groups_match_the_model() {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = |below: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % below
+    };
+    for round in 0..6 {
+        let (dir, lh, _first, _second) = table().await;
+        let rows = 20 + next(60) as i64;
+        let group_rows = 1 + next(9) as usize;
+        let ids: Vec<i64> = (1000..1000 + rows).collect();
+        let data = data_file_in_groups(dir.path(), "data", &ids, group_rows);
+        commit_files(&lh, vec![data.clone()]).await;
+        let mut gone = std::collections::BTreeSet::new();
+        let mut files = Vec::new();
+        for f in 0..3 {
+            // Runs of deleted rows of random length: a whole group now and then.
+            let mut positions = std::collections::BTreeSet::new();
+            for _ in 0..next(6) {
+                let start = next(rows as u64) as i64;
+                let len = 1 + next(group_rows as u64 + 2) as i64;
+                positions.extend(start..(start + len).min(rows));
+            }
+            let positions: Vec<i64> = positions.into_iter().collect();
+            gone.extend(positions.iter().map(|p| 1000 + p));
+            let name = format!("d{f}");
+            // The first names no data file (it is shared by a scan's files), the others do.
+            match (positions.is_empty(), f) {
+                (true, _) => {}
+                (false, 0) => {
+                    let rows: Vec<_> = positions.iter().map(|&p| (&data, p)).collect();
+                    files.push(position_deletes(dir.path(), &name, &rows));
+                }
+                (false, _) => {
+                    files.push(position_deletes_of(dir.path(), &name, &data, &positions))
+                }
+            }
+        }
+        commit_files(&lh, files).await;
+        let expected = without(
+            model((0..13).chain(ids.iter().copied())),
+            &gone.into_iter().collect::<Vec<_>>(),
+        );
+        let options = ScanOptions {
+            batch_size: Some(1 + next(7) as usize),
+            ..Default::default()
+        };
+        assert_eq!(scan(&lh, &options).await, expected, "round {round}");
+    }
 }

@@ -44,27 +44,21 @@ pub(crate) async fn find(
     }
     let projection = table_columns.of_field_ids(&ids)?;
     let deletes = loader.for_file(io, table_columns, file).await?;
-    // Deletes are applied here, not by the reader: the positions of the rows are needed.
-    let opened = ProjectedFile::open(io, &file.data.file, &projection).await?;
+    // The reader skips deleted rows and reports where the rows it yields are in the file.
+    let opened = ProjectedFile::open(io, &file.data.file, &projection)
+        .await?
+        .with_deletes(deletes)
+        .with_positions(true);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let parts = opened
         .read_parallel(workers, move |mut reader| {
             let mut found = Positions::default();
-            loop {
-                let first = reader.next_row();
-                let Some(batch) = reader.next() else { break };
-                let batch = batch?;
-                let keep = match &deletes {
-                    Some(deletes) => Some(deletes.keep(&batch, first)?),
-                    None => None,
-                };
-                found.live_rows +=
-                    keep.as_ref().map_or(batch.num_rows(), |k| k.true_count()) as u64;
+            while let Some(next) = reader.next_positioned() {
+                let (batch, positions) = next?;
+                found.live_rows += batch.num_rows() as u64;
                 for (row, tag) in matcher(&batch)? {
-                    if keep.as_ref().is_none_or(|k| k.value(row as usize)) {
-                        found.positions.push(first + i64::from(row));
-                        found.tags.push(tag);
-                    }
+                    found.positions.push(positions[row as usize]);
+                    found.tags.push(tag);
                 }
             }
             Ok(found)

@@ -8,20 +8,24 @@
 //! - Either applies only within its partition (same spec and values), unless written with an
 //!   unpartitioned spec (then to every partition).
 //!
-//! Each delete file is read once per scan however many data files it applies to.
+//! Each delete file is read once per scan however many data files it applies to, and the delete
+//! files of one data file concurrently. Deleted positions become a sorted list per data file,
+//! which the reader turns into the rows it skips ([`super::row_selection`]).
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use arrow_array::{Array, BooleanArray, Int64Array, RecordBatch, StringArray};
 use arrow_row::{RowConverter, SortField};
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use iceberg::io::FileIO;
 use iceberg::spec::{DataContentType, DataFile, DataFileFormat, TableMetadata};
 use tokio::sync::OnceCell;
 
 use super::LoadedTable;
-use super::delete_writer::position_delete_schema;
+use super::delete_writer::{POS_ID, position_delete_schema};
 use super::manifests::LiveFile;
 use super::read::{ProjectedFile, Projection};
 use crate::error::{Context, Error, Location, Result};
@@ -127,20 +131,35 @@ pub struct FileDeletes {
 }
 
 impl FileDeletes {
-    /// Which rows of `batch` (read with a projection holding every equality column, its first
-    /// row at position `first_row` of the file) survive.
-    pub fn keep(&self, batch: &RecordBatch, first_row: i64) -> Result<BooleanArray> {
-        let rows = batch.num_rows();
-        let mut keep = vec![true; rows];
-        let end = first_row + rows as i64;
-        let start = self.positions.partition_point(|&p| p < first_row);
-        for &p in self.positions[start..].iter().take_while(|&&p| p < end) {
-            keep[(p - first_row) as usize] = false;
+    /// Every deleted position (ascending, each once).
+    pub fn positions(&self) -> &[i64] {
+        &self.positions
+    }
+
+    /// The positions deleted among the file's rows `rows` (ascending, each once).
+    pub fn positions_in(&self, rows: Range<i64>) -> &[i64] {
+        let start = self.positions.partition_point(|&p| p < rows.start);
+        let end = start + self.positions[start..].partition_point(|&p| p < rows.end);
+        &self.positions[start..end]
+    }
+
+    /// Whether rows are deleted by value (equality deletes): those can only be left out once
+    /// decoded.
+    pub fn by_value(&self) -> bool {
+        !self.equality.is_empty()
+    }
+
+    /// Which rows of `batch` (read with a projection holding every equality column) survive
+    /// the equality deletes; `None` when none apply.
+    pub fn keep_by_value(&self, batch: &RecordBatch) -> Result<Option<BooleanArray>> {
+        if self.equality.is_empty() {
+            return Ok(None);
         }
+        let mut keep = vec![true; batch.num_rows()];
         for equality in &self.equality {
             equality.mark(batch, &mut keep)?;
         }
-        Ok(BooleanArray::from(keep))
+        Ok(Some(BooleanArray::from(keep)))
     }
 }
 
@@ -180,6 +199,9 @@ impl EqualityDeletes {
     }
 }
 
+/// Delete files one data file's deletes are read from at once.
+const CONCURRENT_LOADS: usize = 8;
+
 /// What one delete file holds, read once.
 #[derive(Debug)]
 enum Loaded {
@@ -188,7 +210,10 @@ enum Loaded {
     Equality(Arc<EqualityDeletes>),
 }
 
-/// Reads delete files on first use and keeps them for the other data files they apply to.
+/// Reads the delete files of the data files of one scan (or merge, diff, compaction). A delete
+/// file that may apply to several data files is read on first use and kept for the others; one
+/// that names its only data file (as phlo's merge-on-read writes them) is read for it and not
+/// kept, so the deletes held are those of the files being read, not of the whole table.
 #[derive(Default)]
 pub struct Loader {
     cells: Mutex<HashMap<String, Arc<OnceCell<Arc<Loaded>>>>>,
@@ -196,7 +221,8 @@ pub struct Loader {
 
 impl Loader {
     /// The deletes of `file`; `None` when no delete file applies. `read` is the projection
-    /// the data file is read with (it holds every equality column).
+    /// the data file is read with (it holds every equality column). Its delete files are read
+    /// concurrently.
     pub async fn for_file(
         &self,
         io: &FileIO,
@@ -206,28 +232,63 @@ impl Loader {
         if file.deletes.is_empty() {
             return Ok(None);
         }
+        let path = file.data.file.file_path();
+        // Boxed: a stream of the bare futures is not `Send` for every lifetime, which the
+        // scan's spawned tasks need.
+        let loads: Vec<BoxFuture<'_, Result<Arc<Loaded>>>> = file
+            .deletes
+            .iter()
+            .map(|delete| self.load(io, read, delete, path).boxed())
+            .collect();
+        let loaded: Vec<Arc<Loaded>> = futures::stream::iter(loads)
+            .buffer_unordered(CONCURRENT_LOADS)
+            .try_collect()
+            .await?;
         let mut out = FileDeletes::default();
-        for delete in &file.deletes {
-            let cell = self
-                .cells
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(delete.file.file_path().to_string())
-                .or_default()
-                .clone();
-            let loaded = cell.get_or_try_init(|| load(io, read, delete)).await?;
+        for loaded in loaded {
             match loaded.as_ref() {
                 Loaded::Positions(by_path) => {
-                    if let Some(positions) = by_path.get(file.data.file.file_path()) {
+                    if let Some(positions) = by_path.get(path) {
                         out.positions.extend(positions);
                     }
                 }
                 Loaded::Equality(equality) => out.equality.push(equality.clone()),
             }
         }
+        // Usually already ascending (one delete file, written sorted): then the sort is a scan.
         out.positions.sort_unstable();
         out.positions.dedup();
         Ok(Some(Arc::new(out)))
+    }
+
+    /// What `delete` holds, for the data file at `data_path`.
+    async fn load(
+        &self,
+        io: &FileIO,
+        read: &Projection,
+        delete: &LiveFile,
+        data_path: &str,
+    ) -> Result<Arc<Loaded>> {
+        let only = delete.file.referenced_data_file();
+        if delete.file.content_type() == DataContentType::PositionDeletes
+            && only.as_deref() == Some(data_path)
+        {
+            let positions = load_positions_of(io, delete).await?;
+            return Ok(Arc::new(Loaded::Positions(HashMap::from([(
+                data_path.to_string(),
+                positions,
+            )]))));
+        }
+        let cell = self
+            .cells
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(delete.file.file_path().to_string())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| load(io, read, delete))
+            .await
+            .cloned()
     }
 }
 
@@ -241,6 +302,21 @@ async fn load(io: &FileIO, read: &Projection, delete: &LiveFile) -> Result<Arc<L
     Ok(Arc::new(loaded))
 }
 
+/// The positions of a position delete file that names the one data file it applies to: only
+/// its `pos` column is read.
+async fn load_positions_of(io: &FileIO, delete: &LiveFile) -> Result<Vec<i64>> {
+    let projection = Projection::of_schema(&position_delete_schema()?)?.of_field_ids(&[POS_ID])?;
+    let opened = ProjectedFile::open(io, &delete.file, &projection).await?;
+    let mut batches = opened.batches()?;
+    let mut out = Vec::new();
+    while let Some(batch) = batches.next().await {
+        let batch = batch?;
+        let positions = int64s(&batch, 0, delete)?;
+        out.extend(positions.iter().flatten());
+    }
+    Ok(out)
+}
+
 async fn load_positions(io: &FileIO, delete: &LiveFile) -> Result<HashMap<String, Vec<i64>>> {
     let schema = position_delete_schema()?;
     let projection = Projection::of_schema(&schema)?;
@@ -249,17 +325,11 @@ async fn load_positions(io: &FileIO, delete: &LiveFile) -> Result<HashMap<String
     let mut batches = opened.batches()?;
     while let Some(batch) = batches.next().await {
         let batch = batch?;
-        let (Some(paths), Some(positions)) = (
+        let (Some(paths), positions) = (
             batch.column(0).as_any().downcast_ref::<StringArray>(),
-            batch.column(1).as_any().downcast_ref::<Int64Array>(),
+            int64s(&batch, 1, delete)?,
         ) else {
-            return Err(Error::invalid(
-                format!(
-                    "position delete file {} has columns of the wrong types",
-                    delete.file.file_path()
-                ),
-                "the file does not follow the Iceberg spec; rewrite the table",
-            ));
+            return Err(wrong_types(delete));
         };
         // Rows are sorted by path (one path per file, as phlo writes them): the entry is
         // looked up once per run of a path, not once per row.
@@ -278,6 +348,25 @@ async fn load_positions(io: &FileIO, delete: &LiveFile) -> Result<HashMap<String
         }
     }
     Ok(by_path)
+}
+
+/// Column `i` of a batch of a position delete file, which must be its `pos` column.
+fn int64s<'a>(batch: &'a RecordBatch, i: usize, delete: &LiveFile) -> Result<&'a Int64Array> {
+    batch
+        .column(i)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .ok_or_else(|| wrong_types(delete))
+}
+
+fn wrong_types(delete: &LiveFile) -> Error {
+    Error::invalid(
+        format!(
+            "position delete file {} has columns of the wrong types",
+            delete.file.file_path()
+        ),
+        "the file does not follow the Iceberg spec; rewrite the table",
+    )
 }
 
 async fn load_equality(

@@ -12,6 +12,7 @@ pub mod manifest_filter;
 pub mod manifests;
 pub mod properties;
 pub mod read;
+mod row_selection;
 pub mod scan;
 pub mod table;
 pub mod write;

@@ -11,12 +11,13 @@
 //! Nested columns are matched by the id of their top-level column; inside a struct, list or
 //! map the file's layout is cast to the schema's.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
+use std::task::{Context as TaskContext, Poll, ready};
 
-use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions, new_null_array};
+use arrow_array::{ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, new_null_array};
 use arrow_cast::{CastOptions, can_cast_types, cast_with_options};
 use arrow_schema::{DataType, SchemaRef as ArrowSchemaRef};
 use arrow_select::filter::filter_record_batch;
@@ -31,6 +32,7 @@ use parquet::arrow::{PARQUET_FIELD_ID_META_KEY, ProjectionMask};
 
 use super::deletes::FileDeletes;
 use super::file_ranges::FileRanges;
+use super::row_selection::{self, Positions};
 use crate::error::{Context, Error, Location, Result};
 use crate::schema::arrow_schema_of;
 
@@ -187,6 +189,8 @@ pub struct ProjectedFile {
     schema: ArrowSchemaRef,
     batch_rows: usize,
     deletes: Option<Arc<FileDeletes>>,
+    /// Whether readers report the file position of every row they yield.
+    track_positions: bool,
 }
 
 impl ProjectedFile {
@@ -220,7 +224,8 @@ impl ProjectedFile {
             projection,
         )?
         .with_batch_size(self.batch_rows)
-        .with_deletes(self.deletes.clone()))
+        .with_deletes(self.deletes.clone())
+        .with_positions(self.track_positions))
     }
 
     fn resolve(
@@ -279,6 +284,7 @@ impl ProjectedFile {
             schema: projection.schema.clone(),
             batch_rows: BATCH_ROWS,
             deletes: None,
+            track_positions: false,
         })
     }
 
@@ -289,9 +295,18 @@ impl ProjectedFile {
     }
 
     /// Leaves out the rows `deletes` remove (the projection must hold every column its
-    /// equality deletes compare).
+    /// equality deletes compare). Rows deleted by position are skipped by the Parquet reader
+    /// (not decoded, where a run of them is long enough to skip); rows deleted by value are
+    /// filtered out once decoded.
     pub fn with_deletes(mut self, deletes: Option<Arc<FileDeletes>>) -> Self {
         self.deletes = deletes;
+        self
+    }
+
+    /// Readers also report the position in the file of every row they yield
+    /// ([`ProjectedReader::next_positioned`]).
+    pub fn with_positions(mut self, track: bool) -> Self {
+        self.track_positions = track;
         self
     }
 
@@ -307,27 +322,52 @@ impl ProjectedFile {
     /// The batches of a contiguous, ascending run of row groups, in the projection's schema.
     pub fn stream(&self, row_groups: Vec<usize>) -> Result<ProjectedStream> {
         // Position deletes count rows from the start of the file.
-        let first_row = self.metadata.metadata().row_groups()
-            [..row_groups.first().copied().unwrap_or(0)]
+        let groups = self.metadata.metadata().row_groups();
+        let first_row: i64 = groups[..row_groups.first().copied().unwrap_or(0)]
             .iter()
             .map(|g| g.num_rows())
             .sum();
-        let inner = ParquetRecordBatchStreamBuilder::new_with_metadata(
-            self.ranges.clone(),
-            self.metadata.clone(),
-        )
-        .with_projection(self.mask.clone())
-        .with_row_groups(row_groups)
-        .with_batch_size(self.batch_rows)
-        .build()
-        .map_err(|e| corrupt(&self.path, e))?;
+        let rows = |g: usize| groups[g].num_rows();
+        let end = first_row + row_groups.iter().map(|&g| rows(g)).sum::<i64>();
+        let deleted = self
+            .deletes
+            .as_ref()
+            .map_or(&[][..], |d| d.positions_in(first_row..end));
+        // Without deleted positions the run is read as one; with them, row group by row group,
+        // each with the selection of its rows (so a selection is never larger than a group).
+        let mut pending = VecDeque::new();
+        match deleted.is_empty() {
+            true => pending.push_back(Segment {
+                row_groups,
+                rows: first_row..end,
+            }),
+            false => {
+                let mut start = first_row;
+                for group in row_groups {
+                    let range = start..start + rows(group);
+                    start = range.end;
+                    pending.push_back(Segment {
+                        row_groups: vec![group],
+                        rows: range,
+                    });
+                }
+            }
+        }
         Ok(ProjectedStream {
-            inner,
+            file: Segments {
+                ranges: self.ranges.clone(),
+                metadata: self.metadata.clone(),
+                mask: self.mask.clone(),
+                batch_rows: self.batch_rows,
+                pending,
+            },
+            inner: None,
             path: self.path.clone(),
             sources: self.sources.clone(),
             schema: self.schema.clone(),
             deletes: self.deletes.clone(),
-            next_row: first_row,
+            positions: self.track_positions.then(|| Positions::from(first_row)),
+            last_positions: Vec::new(),
         })
     }
 
@@ -417,28 +457,82 @@ fn file_field_ids(
 /// Batches of a run of row groups of one data file, in the projection's schema, as they are
 /// decoded.
 pub struct ProjectedStream {
-    inner: ParquetRecordBatchStream<FileRanges>,
+    file: Segments,
+    /// The reader of the segment being read.
+    inner: Option<ParquetRecordBatchStream<FileRanges>>,
     path: Arc<str>,
     sources: Arc<[Source]>,
     schema: ArrowSchemaRef,
     deletes: Option<Arc<FileDeletes>>,
-    /// The position in the file of the next row decoded.
-    next_row: i64,
+    /// Where the rows yielded are in the file, when tracked.
+    positions: Option<Positions>,
+    /// The positions of the rows of the last batch yielded, when tracked.
+    last_positions: Vec<i64>,
+}
+
+/// Row groups read one after another, each run by a reader of its own.
+struct Segment {
+    row_groups: Vec<usize>,
+    /// Their rows' positions in the file.
+    rows: Range<i64>,
+}
+
+/// What opens the reader of each segment of a [`ProjectedStream`].
+struct Segments {
+    ranges: FileRanges,
+    metadata: ArrowReaderMetadata,
+    mask: ProjectionMask,
+    batch_rows: usize,
+    pending: VecDeque<Segment>,
 }
 
 impl ProjectedStream {
-    /// The batch in the projection's schema, without deleted rows.
-    fn project(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
-        let first_row = self.next_row;
-        self.next_row += batch.num_rows() as i64;
-        let batch = self.align(batch)?;
-        match &self.deletes {
-            None => Ok(batch),
-            Some(deletes) => {
-                let keep = deletes.keep(&batch, first_row)?;
-                filter_record_batch(&batch, &keep).context(|| "leaving out deleted rows".into())
+    /// The reader of the next segment with rows left after position deletes; `None` at the
+    /// end.
+    fn open_next(&mut self) -> Result<Option<ParquetRecordBatchStream<FileRanges>>> {
+        while let Some(segment) = self.file.pending.pop_front() {
+            let deleted = self
+                .deletes
+                .as_ref()
+                .map_or(&[][..], |d| d.positions_in(segment.rows.clone()));
+            if deleted.len() as i64 == segment.rows.end - segment.rows.start {
+                continue;
             }
+            let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(
+                self.file.ranges.clone(),
+                self.file.metadata.clone(),
+            )
+            .with_projection(self.file.mask.clone())
+            .with_row_groups(segment.row_groups)
+            .with_batch_size(self.file.batch_rows);
+            let builder = match row_selection::skipping(segment.rows, deleted) {
+                Some(selection) => builder.with_row_selection(selection),
+                None => builder,
+            };
+            return builder
+                .build()
+                .map(Some)
+                .map_err(|e| corrupt(&self.path, e));
         }
+        Ok(None)
+    }
+
+    /// The batch in the projection's schema, without rows deleted by value (those deleted by
+    /// position were not read).
+    fn project(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
+        let batch = self.align(batch)?;
+        let deletes = self.deletes.as_deref();
+        if let Some(positions) = &mut self.positions {
+            let deleted = deletes.map_or(&[][..], FileDeletes::positions);
+            self.last_positions = positions.take(batch.num_rows(), deleted);
+        }
+        let Some(keep) = deletes.map(|d| d.keep_by_value(&batch)).transpose()?.flatten() else {
+            return Ok(batch);
+        };
+        if self.positions.is_some() {
+            self.last_positions = kept(&self.last_positions, &keep);
+        }
+        filter_record_batch(&batch, &keep).context(|| "leaving out deleted rows".into())
     }
 
     fn align(&self, batch: RecordBatch) -> Result<RecordBatch> {
@@ -476,17 +570,41 @@ impl ProjectedStream {
     }
 }
 
+/// The values of `values` where `keep` is true.
+fn kept(values: &[i64], keep: &BooleanArray) -> Vec<i64> {
+    values
+        .iter()
+        .zip(keep.values().iter())
+        .filter_map(|(&v, k)| k.then_some(v))
+        .collect()
+}
+
 impl Stream for ProjectedStream {
     type Item = Result<RecordBatch>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        this.inner.poll_next_unpin(cx).map(|batch| {
-            batch.map(|b| {
-                b.map_err(|e| corrupt(&this.path, e))
-                    .and_then(|b| this.project(b))
-            })
-        })
+        loop {
+            if this.inner.is_none() {
+                this.inner = match this.open_next() {
+                    Ok(Some(inner)) => Some(inner),
+                    Ok(None) => return Poll::Ready(None),
+                    Err(e) => return Poll::Ready(Some(Err(e))),
+                };
+            }
+            let Some(inner) = this.inner.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match ready!(inner.poll_next_unpin(cx)) {
+                Some(batch) => {
+                    let batch = batch
+                        .map_err(|e| corrupt(&this.path, e))
+                        .and_then(|b| this.project(b));
+                    return Poll::Ready(Some(batch));
+                }
+                None => this.inner = None,
+            }
+        }
     }
 }
 
@@ -499,9 +617,17 @@ pub struct ProjectedReader {
 }
 
 impl ProjectedReader {
-    /// The position in the file of the next row decoded (position deletes count from there).
-    pub fn next_row(&self) -> i64 {
-        self.stream.next_row
+    /// The next batch with the position in the file of each of its rows (the file must have
+    /// been opened [`ProjectedFile::with_positions`]).
+    pub fn next_positioned(&mut self) -> Option<Result<(RecordBatch, Vec<i64>)>> {
+        if self.stream.positions.is_none() {
+            return Some(Err(Error::invalid(
+                format!("row positions of {} were not tracked", self.stream.path),
+                "this is a bug; please report it",
+            )));
+        }
+        let batch = self.next()?;
+        Some(batch.map(|b| (b, std::mem::take(&mut self.stream.last_positions))))
     }
 }
 

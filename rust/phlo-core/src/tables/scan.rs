@@ -332,9 +332,12 @@ impl Worker {
         file: &deletes::FileToRead,
         sender: &mut mpsc::Sender<Result<RecordBatch>>,
     ) -> Result<()> {
-        let deletes = self.deletes.for_file(&self.io, &self.read, file).await?;
-        let opened = ProjectedFile::open(&self.io, &file.data.file, &self.read)
-            .await?
+        // The data file's footer is read while its delete files are.
+        let (deletes, opened) = futures::try_join!(
+            self.deletes.for_file(&self.io, &self.read, file),
+            ProjectedFile::open(&self.io, &file.data.file, &self.read)
+        )?;
+        let opened = opened
             .with_batch_size(self.batch_size)
             .with_deletes(deletes);
         let mut batches = opened.batches()?;
