@@ -45,8 +45,8 @@ def build_duckdb(data: Path, work: Path) -> None:
     con.close()
 
 
-def phlo_mode(mode: str) -> Callable[[pa.Table, Path], Callable[[], None]]:
-    def setup(batch: pa.Table, work: Path) -> Callable[[], None]:
+def phlo_mode(mode: str) -> Callable[[pa.Table, Path], Callable[[], object]]:
+    def setup(batch: pa.Table, work: Path) -> Callable[[], object]:
         import phlo
 
         table = phlo.Lakehouse.open(work).table("raw.events")
@@ -55,7 +55,7 @@ def phlo_mode(mode: str) -> Callable[[pa.Table, Path], Callable[[], None]]:
     return setup
 
 
-def duckdb_upsert(batch: pa.Table, work: Path) -> Callable[[], None]:
+def duckdb_upsert(batch: pa.Table, work: Path) -> Callable[[], object]:
     import duckdb
 
     con = duckdb.connect(str(work / "events.duckdb"))
@@ -80,8 +80,10 @@ def _upsert_child(name: str, data: str, work: str, queue: mp.Queue) -> None:
     batch = pq.read_table(Path(data) / "batch.parquet")
     run = UPSERTS[name][1](batch, Path(work))
     started = time.perf_counter()
-    run()
-    queue.put((time.perf_counter() - started, peak_rss_mb()))
+    result = run()
+    # phlo's merge reports where its time went (dedupe, plan, rewrite, write, commit).
+    phases = getattr(result, "timings", None) or {}
+    queue.put((time.perf_counter() - started, peak_rss_mb(), phases))
 
 
 def rekeyed_batches(data: Path, n: int, count: int) -> None:
@@ -152,12 +154,13 @@ def main() -> None:
                 scans(n, data, Path(tmp) / "scan", args.scan_merges, args.scan_runs)
 
 
-def report_upserts(n: int, results: dict[str, tuple[float, float]]) -> None:
+def report_upserts(n: int, results: dict[str, tuple[float, float, dict[str, float]]]) -> None:
     print(f"{'rows':>10}  {'upsert N/10':<26} {'seconds':>9} {'peak MB':>8} {'vs MoR':>8}")
     mor = results["phlo merge-on-read"][0]
-    for name, (seconds, peak) in results.items():
+    for name, (seconds, peak, phases) in results.items():
         ratio = "" if name == "phlo merge-on-read" else f"{seconds / mor:.1f}x"
-        print(f"{n:>10,}  {name:<26} {seconds:>9.3f} {peak:>8.0f} {ratio:>8}", flush=True)
+        spent = " ".join(f"{phase} {s:.3f}" for phase, s in phases.items())
+        print(f"{n:>10,}  {name:<26} {seconds:>9.3f} {peak:>8.0f} {ratio:>8}  {spent}", flush=True)
 
 
 def best_scan(table: Path, runs: int) -> tuple[float, float, int]:

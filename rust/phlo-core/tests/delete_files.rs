@@ -98,11 +98,7 @@ fn position_deletes_of(dir: &Path, name: &str, data: &DataFile, positions: &[i64
         .unwrap()
 }
 
-fn position_deletes_builder(
-    dir: &Path,
-    name: &str,
-    rows: &[(&DataFile, i64)],
-) -> DataFileBuilder {
+fn position_deletes_builder(dir: &Path, name: &str, rows: &[(&DataFile, i64)]) -> DataFileBuilder {
     let batch = RecordBatch::try_new(
         Arc::new(ArrowSchema::new(vec![
             field("file_path", DataType::Utf8, 2147483546),
@@ -440,11 +436,7 @@ async fn edges_table() -> (tempfile::TempDir, Lakehouse, Model) {
     lh.catalog()
         .create_ref("before", RefKind::Tag, MAIN)
         .unwrap();
-    let shared = position_deletes(
-        dir.path(),
-        "a",
-        &[0, 2, 3, 9, 10, 11].map(|p| (&big, p)),
-    );
+    let shared = position_deletes(dir.path(), "a", &[0, 2, 3, 9, 10, 11].map(|p| (&big, p)));
     let own = position_deletes_of(dir.path(), "b", &big, &[3, 11, 14, 15, 29]);
     let mixed = position_deletes(
         dir.path(),
@@ -474,7 +466,11 @@ async fn deletes_at_row_group_edges_and_from_several_files_match_the_model() {
             batch_size,
             ..Default::default()
         };
-        assert_eq!(scan(&lh, &options).await, expected, "batches of {batch_size:?}");
+        assert_eq!(
+            scan(&lh, &options).await,
+            expected,
+            "batches of {batch_size:?}"
+        );
     }
     let plan = lh.scan("raw.t", &ScanOptions::default()).await.unwrap();
     let mut per_file: Vec<usize> = plan.data_files().map(|(_, d, _)| d).collect();
@@ -498,7 +494,11 @@ async fn deletes_at_row_group_edges_and_from_several_files_match_the_model() {
     let mut values: Vec<String> = Vec::new();
     for batch in &batches {
         assert_eq!(batch.num_columns(), 1);
-        let v = batch.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+        let v = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
         values.extend(v.iter().map(|v| v.unwrap().to_string()));
     }
     values.sort();
@@ -605,9 +605,7 @@ async fn random_position_deletes_over_row_groups_match_the_model() {
                     let rows: Vec<_> = positions.iter().map(|&p| (&data, p)).collect();
                     files.push(position_deletes(dir.path(), &name, &rows));
                 }
-                (false, _) => {
-                    files.push(position_deletes_of(dir.path(), &name, &data, &positions))
-                }
+                (false, _) => files.push(position_deletes_of(dir.path(), &name, &data, &positions)),
             }
         }
         commit_files(&lh, files).await;

@@ -526,7 +526,11 @@ impl ProjectedStream {
             let deleted = deletes.map_or(&[][..], FileDeletes::positions);
             self.last_positions = positions.take(batch.num_rows(), deleted);
         }
-        let Some(keep) = deletes.map(|d| d.keep_by_value(&batch)).transpose()?.flatten() else {
+        let Some(keep) = deletes
+            .map(|d| d.keep_by_value(&batch))
+            .transpose()?
+            .flatten()
+        else {
             return Ok(batch);
         };
         if self.positions.is_some() {
