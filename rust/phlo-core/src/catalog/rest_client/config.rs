@@ -20,13 +20,22 @@ struct ConfigReply {
 }
 
 /// The merged configuration of one connection.
-#[derive(Debug)]
 pub(super) struct ServerConfig {
     /// Client properties with the server's defaults and overrides applied.
     pub properties: HashMap<String, String>,
     /// `"{prefix}/"`, or empty.
     pub prefix: String,
     endpoints: Vec<String>,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    // Not the properties: they hold the credential.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("prefix", &self.prefix)
+            .field("endpoints", &self.endpoints)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServerConfig {
