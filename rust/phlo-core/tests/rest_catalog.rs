@@ -4,6 +4,7 @@
 //! and against the server's own catalog.
 
 mod rest;
+mod seaweedfs;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -88,7 +89,15 @@ async fn contents(lh: &Lakehouse, ref_name: &str) -> Model {
         ref_name: Some(ref_name.into()),
         ..Default::default()
     };
-    let plan = lh.scan("raw.t", &options).await.unwrap();
+    scan_with(lh, "raw.t", &options).await
+}
+
+async fn scan(lh: &Lakehouse, name: &str) -> Model {
+    scan_with(lh, name, &ScanOptions::default()).await
+}
+
+async fn scan_with(lh: &Lakehouse, name: &str, options: &ScanOptions) -> Model {
+    let plan = lh.scan(name, options).await.unwrap();
     let batches: Vec<RecordBatch> = plan.into_stream().unwrap().try_collect().await.unwrap();
     let mut model = Model::new();
     for b in batches {
@@ -324,4 +333,64 @@ async fn catalog_wide_operations_are_config_errors_and_refused_connections_name_
         panic!("connected to a closed port");
     };
     assert!(err.to_string().contains(&uri), "{err}");
+}
+
+/// SeaweedFS's own REST catalog (table bucket `lake`) with its S3 for the files: phlo writes
+/// data, manifests and manifest lists to S3 and commits them as updates; SeaweedFS writes the
+/// metadata. The OAuth2 credential is SeaweedFS's S3 key pair.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_engine_path_commits_through_seaweedfs_rest_catalog() {
+    let weed = seaweedfs::shared().await;
+    let mut properties = weed.properties();
+    properties.insert(
+        "credential".into(),
+        format!("{}:{}", seaweedfs::ACCESS_KEY, seaweedfs::SECRET_KEY),
+    );
+    properties.insert("s3.path-style-access".into(), "true".into());
+    let warehouse = format!("s3://{}", seaweedfs::TABLE_BUCKET);
+    let lh = Lakehouse::connect(&weed.iceberg, &warehouse, &properties)
+        .await
+        .unwrap();
+    let namespace = format!("ns{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    lh.catalog().create_namespace(&namespace).unwrap();
+    let name = format!("{namespace}.t");
+    lh.create_table(&name, &schema(), &[], HashMap::new(), MAIN)
+        .await
+        .unwrap();
+    let mut model = Model::new();
+    let first: Vec<(i64, &str)> = (0..10).map(|i| (i, "a")).collect();
+    lh.append(&name, rows(&first), MAIN, HashMap::new())
+        .await
+        .unwrap();
+    upsert(&mut model, &first);
+    let cow: Vec<(i64, &str)> = (5..15).map(|i| (i, "cow")).collect();
+    let mut options = merge_options(WriteMode::CopyOnWrite);
+    lh.merge(&name, rows(&cow), &options).await.unwrap();
+    upsert(&mut model, &cow);
+    options.write_mode = Some(WriteMode::MergeOnRead);
+    let mor: Vec<(i64, &str)> = (12..20).map(|i| (i, "mor")).collect();
+    lh.merge(&name, rows(&mor), &options).await.unwrap();
+    upsert(&mut model, &mor);
+    let filter = Filter {
+        column: "id".into(),
+        op: FilterOp::Lt,
+        values: vec![Literal::Int(3)],
+    };
+    lh.delete(&name, &[filter], MAIN, HashMap::new())
+        .await
+        .unwrap();
+    model.retain(|id, _| *id >= 3);
+    assert_eq!(scan(&lh, &name).await, model);
+    let compact = CompactOptions {
+        target_file_size: 64 << 20,
+        filters: Vec::new(),
+        properties: HashMap::new(),
+    };
+    assert!(lh.compact(&name, MAIN, &compact).await.unwrap().files_rewritten > 1);
+    assert_eq!(scan(&lh, &name).await, model);
+    // A second client (a fresh connection) reads what the server has.
+    let other = Lakehouse::connect(&weed.iceberg, &warehouse, &properties)
+        .await
+        .unwrap();
+    assert_eq!(scan(&other, &name).await, model);
 }
