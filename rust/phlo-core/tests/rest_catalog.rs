@@ -17,7 +17,7 @@ use phlo_core::Lakehouse;
 use phlo_core::catalog::{MAIN, RefKind};
 use phlo_core::compact::CompactOptions;
 use phlo_core::merge::{MergeOptions, MergeStrategy, WriteMode};
-use phlo_core::rest::RestService;
+use phlo_core::rest::{Request, RestService};
 use phlo_core::tables::commit::{SnapshotChange, commit_append};
 use phlo_core::tables::{Filter, FilterOp, Literal, ScanOptions};
 use rest::{Server, serve};
@@ -257,6 +257,69 @@ async fn a_lost_race_is_a_409_then_a_retry_on_the_new_state() {
     }
     let rows = contents(&a, MAIN).await;
     assert_eq!(rows.len(), 9, "{rows:?}");
+}
+
+/// Table branch `dev` at `main`'s head, made as another REST client would (`set-snapshot-ref`).
+async fn create_table_branch(fx: &Fixture, name: &str) {
+    let main_head = fx.server_lh.load_table("raw.t", MAIN).await.unwrap();
+    let id = main_head.snapshot_for_ref(MAIN).unwrap().snapshot_id();
+    let body = serde_json::json!({"requirements": [], "updates": [
+        {"action": "set-snapshot-ref", "ref-name": name, "snapshot-id": id, "type": "branch"}
+    ]});
+    let request = Request {
+        method: "POST".into(),
+        path: "/v1/main/namespaces/raw/tables/t".into(),
+        body: body.to_string().into_bytes(),
+        ..Default::default()
+    };
+    let response = RestService::new(fx.server_lh.clone(), None)
+        .handle(&request)
+        .await;
+    assert_eq!(response.status, 200, "{:?}", response.body_json());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ref_is_a_table_branch_on_a_rest_catalog() {
+    let fx = fixture(None);
+    let lh = fx.client(&[]).await.unwrap();
+    lh.create_table("raw.t", &schema(), &[], HashMap::new(), MAIN)
+        .await
+        .unwrap();
+    lh.append("raw.t", rows(&[(1, "main")]), MAIN, HashMap::new())
+        .await
+        .unwrap();
+    let err = lh
+        .append("raw.t", rows(&[(2, "dev")]), "dev", HashMap::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_input", "{err}");
+    assert!(err.to_string().contains("no branch or tag dev"), "{err}");
+
+    create_table_branch(&fx, "dev").await;
+    lh.append("raw.t", rows(&[(2, "dev")]), "dev", HashMap::new())
+        .await
+        .unwrap();
+    let mut options = merge_options(WriteMode::MergeOnRead);
+    options.ref_name = "dev".into();
+    lh.merge("raw.t", rows(&[(1, "dev-merged")]), &options)
+        .await
+        .unwrap();
+    // A commit on main while dev moves: scoped to its branch, neither conflicts.
+    lh.append("raw.t", rows(&[(3, "main")]), MAIN, HashMap::new())
+        .await
+        .unwrap();
+    let dev = Model::from([(1, "dev-merged".to_string()), (2, "dev".to_string())]);
+    let main = Model::from([(1, "main".to_string()), (3, "main".to_string())]);
+    assert_eq!(contents(&lh, "dev").await, dev);
+    assert_eq!(contents(&lh, MAIN).await, main);
+    // Both branches are the server's table's refs.
+    let served = fx.server_lh.load_table("raw.t", MAIN).await.unwrap();
+    let dev_head = lh.load_table("raw.t", "dev").await.unwrap();
+    assert_eq!(
+        served.metadata.snapshot_for_ref("dev").unwrap().snapshot_id(),
+        dev_head.snapshot_for_ref(MAIN).unwrap().snapshot_id()
+    );
+    assert_eq!(contents(&fx.server_lh, MAIN).await, main);
 }
 
 #[tokio::test(flavor = "multi_thread")]
