@@ -82,13 +82,20 @@ impl Lakehouse {
     /// Connects to the catalog at `catalog_uri` and the warehouse at `warehouse_uri`
     /// (`file:///abs/dir` or `s3://bucket/prefix`); `properties` are Iceberg-style storage
     /// settings (`s3.endpoint`, `s3.access-key-id`, …). The catalog URI's scheme picks the
-    /// catalog: `sqlite:///abs/path.db` (the embedded catalog file, created when missing).
+    /// catalog: `sqlite:///abs/path.db` (the embedded catalog file, created when missing),
+    /// `postgresql://…`, or an Iceberg REST catalog `http(s)://…` (whose `/v1/config` may add
+    /// storage properties; `token`/`credential` log in).
     pub async fn connect(
         catalog_uri: &str,
         warehouse_uri: &str,
         properties: &HashMap<String, String>,
     ) -> Result<Self> {
-        let catalog = Catalog::connect(catalog_uri)?;
+        let mut catalog_properties = properties.clone();
+        catalog_properties
+            .entry("warehouse".into())
+            .or_insert_with(|| warehouse_uri.into());
+        let catalog = Catalog::connect_with(catalog_uri, &catalog_properties)?;
+        let properties = catalog.rest().map_or(properties, |rest| rest.properties());
         let storage = Storage::open(warehouse_uri, properties).await?;
         Ok(Self {
             root: None,
@@ -149,7 +156,8 @@ impl Lakehouse {
     /// refused while another ref still has the table.
     pub async fn drop_table(&self, name: &str, purge: bool, ref_name: &str) -> Result<()> {
         let table = self.load_table(name, ref_name).await?;
-        if purge {
+        // A REST table's refs are inside it: dropping it drops them all.
+        if purge && self.catalog.rest().is_none() {
             let others: Vec<String> = self
                 .catalog
                 .all_pointers()?

@@ -1,12 +1,16 @@
 //! The catalog handle and the database behind it: one SQLite file (embedded) or a PostgreSQL
 //! database (shared by many workers on many machines). Every catalog operation is written once,
-//! against [`Sql`]; the backends only differ in how they connect and run a transaction.
+//! against [`Sql`]; the backends only differ in how they connect and run a transaction. A REST
+//! catalog has no database: the operations it serves go to the server, the others (commit log,
+//! catalog-wide refs, phlo's transactions) are a `ConfigError`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::db::Sql;
 #[cfg(feature = "postgres")]
 use super::postgres::Postgres;
+use super::rest_client::RestCatalog;
 use super::sqlite::Sqlite;
 use crate::error::{Error, Result};
 
@@ -23,6 +27,7 @@ enum Backend {
     Sqlite(Sqlite),
     #[cfg(feature = "postgres")]
     Postgres(Postgres),
+    Rest(RestCatalog),
 }
 
 impl Catalog {
@@ -46,6 +51,12 @@ impl Catalog {
     /// Opens the catalog a URI names, by its scheme: `sqlite:///path/catalog.db` (created when
     /// missing) or `postgresql://user:password@host:port/database`.
     pub fn connect(uri: &str) -> Result<Self> {
+        Self::connect_with(uri, &HashMap::new())
+    }
+
+    /// [`Self::connect`], also to an Iceberg REST catalog (`http(s)://host:port[/base]`),
+    /// which reads its settings (`token`, `credential`, `warehouse`, …) from `properties`.
+    pub fn connect_with(uri: &str, properties: &HashMap<String, String>) -> Result<Self> {
         let scheme = uri.split_once("://").map_or(uri, |(scheme, _)| scheme);
         match scheme {
             "sqlite" => Self::open_sqlite(&sqlite_path(uri)?),
@@ -56,18 +67,13 @@ impl Catalog {
                 "this build of phlo has no PostgreSQL catalog",
                 "build phlo-core with the cargo feature `postgres` (the Python package has it)",
             )),
-            "http" | "https" => Err(Error::config(
-                format!(
-                    "catalog {}: REST catalogs are not yet supported",
-                    redact_uri(uri)
-                ),
-                "use a sqlite:/// or postgresql:// catalog for now; the REST catalog client is \
-                 tracked in issue 14",
-            )),
+            "http" | "https" => Ok(Self {
+                backend: Backend::Rest(RestCatalog::connect(uri, properties)?),
+            }),
             _ => Err(Error::config(
                 format!("catalog URI {} is not supported", redact_uri(uri)),
-                "use sqlite:///absolute/path/catalog.db or \
-                 postgresql://user:password@host:port/database",
+                "use sqlite:///absolute/path/catalog.db, \
+                 postgresql://user:password@host:port/database or http(s)://host:port (REST)",
             )),
         }
     }
@@ -81,6 +87,7 @@ impl Catalog {
             Backend::Sqlite(db) => db.read(read),
             #[cfg(feature = "postgres")]
             Backend::Postgres(db) => db.read(read),
+            Backend::Rest(rest) => Err(sql_only(rest)),
         }
     }
 
@@ -95,8 +102,31 @@ impl Catalog {
             Backend::Sqlite(db) => db.write(change),
             #[cfg(feature = "postgres")]
             Backend::Postgres(db) => db.write(change),
+            Backend::Rest(rest) => Err(sql_only(rest)),
         }
     }
+
+    /// The REST catalog behind this handle, if it is one.
+    pub fn rest(&self) -> Option<&RestCatalog> {
+        match &self.backend {
+            Backend::Rest(rest) => Some(rest),
+            _ => None,
+        }
+    }
+}
+
+/// What a REST catalog cannot do: everything phlo keeps in its own catalog tables.
+fn sql_only(rest: &RestCatalog) -> Error {
+    Error::config(
+        format!(
+            "the catalog at {} is an Iceberg REST catalog, which has no place for phlo's commit \
+             log, catalog-wide branches and tags, phlo's transactions or cross-ref maintenance",
+            rest.uri()
+        ),
+        "use a sqlite:/// or postgresql:// catalog for these (serve it to other engines with \
+         `phlo catalog serve`, whose …/iceberg/<ref> URIs expose catalog branches); on a REST \
+         catalog, write to a table branch with ref=<name>",
+    )
 }
 
 /// A catalog URI without its password (in the user part or a `password=` parameter), for

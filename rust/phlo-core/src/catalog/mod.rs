@@ -1,6 +1,7 @@
 //! Where tables are registered: names → current metadata file, with compare-and-swap commits,
 //! branches, tags and a commit log. One [`Catalog`] over two databases: SQLite (embedded, shared
-//! with PyIceberg's `SqlCatalog`) and PostgreSQL (feature `postgres`: shared by many workers).
+//! with PyIceberg's `SqlCatalog`) and PostgreSQL (feature `postgres`: shared by many workers);
+//! or, with tables only, over an Iceberg REST catalog ([`rest_client`]).
 
 mod backend;
 mod db;
@@ -12,6 +13,7 @@ mod pointers;
 #[cfg(feature = "postgres")]
 mod postgres;
 pub mod refs;
+pub mod rest_client;
 mod sqlite;
 
 pub use backend::{CATALOG_NAME, Catalog, redact_uri};

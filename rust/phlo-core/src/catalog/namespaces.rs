@@ -22,6 +22,9 @@ pub struct PropertyChanges {
 
 impl Catalog {
     pub fn namespace_exists(&self, namespace: &str) -> Result<bool> {
+        if let Some(rest) = self.rest() {
+            return rest.namespace_exists(namespace);
+        }
         self.read(|db| {
             db.query_first(
                 "SELECT 1 FROM iceberg_namespace_properties WHERE catalog_name = ?1 AND namespace = ?2
@@ -35,6 +38,9 @@ impl Catalog {
     }
 
     pub fn create_namespace(&self, namespace: &str) -> Result<()> {
+        if let Some(rest) = self.rest() {
+            return rest.create_namespace(namespace);
+        }
         for part in namespace.split('.') {
             validate_name(part, "namespace")?;
         }
@@ -58,6 +64,9 @@ impl Catalog {
     }
 
     pub fn list_namespaces(&self) -> Result<Vec<String>> {
+        if let Some(rest) = self.rest() {
+            return rest.list_namespaces();
+        }
         let rows = self.read(|db| {
             db.query(
                 "SELECT namespace FROM iceberg_namespace_properties WHERE catalog_name = ?1
@@ -71,6 +80,9 @@ impl Catalog {
     }
 
     pub fn drop_namespace(&self, namespace: &str) -> Result<()> {
+        if let Some(rest) = self.rest() {
+            return rest.drop_namespace(namespace);
+        }
         if !self.namespace_exists(namespace)? {
             return Err(Error::NoSuchNamespace(namespace.into()));
         }
@@ -88,6 +100,9 @@ impl Catalog {
     }
 
     pub fn list_tables(&self, namespace: &str) -> Result<Vec<TableIdent>> {
+        if let Some(rest) = self.rest() {
+            return rest.list_tables(namespace);
+        }
         let rows = self.read(|db| {
             db.query(
                 "SELECT table_name FROM iceberg_tables WHERE catalog_name = ?1 AND table_namespace = ?2
@@ -108,6 +123,9 @@ impl Catalog {
 
     /// The current metadata file of a table on `main`.
     pub fn metadata_location(&self, ident: &TableIdent) -> Result<String> {
+        if self.rest().is_some() {
+            return self.metadata_location_on(super::MAIN, ident);
+        }
         self.read(|db| super::pointers::get(db, super::MAIN, ident))?
             .ok_or_else(|| Error::NoSuchTable(ident.to_string()))
     }
@@ -126,6 +144,9 @@ impl Catalog {
 
     /// The properties of `namespace`.
     pub fn namespace_properties(&self, namespace: &str) -> Result<BTreeMap<String, String>> {
+        if let Some(rest) = self.rest() {
+            return rest.namespace_properties(namespace);
+        }
         if !self.namespace_exists(namespace)? {
             return Err(Error::NoSuchNamespace(namespace.into()));
         }

@@ -156,7 +156,11 @@ impl Catalog {
     }
 
     /// The kind of `name`, or `None` if no such ref exists (`main` always exists).
+    /// On a REST catalog refs belong to each table, not to the catalog: only `main` is known.
     pub fn ref_kind(&self, name: &str) -> Result<Option<RefKind>> {
+        if self.rest().is_some() {
+            return Ok((name == MAIN).then_some(RefKind::Branch));
+        }
         self.read(|db| ref_kind(db, name))
     }
 
@@ -401,7 +405,11 @@ impl Catalog {
     }
 
     /// A table's metadata file on `ref_name`.
+    /// On a REST catalog, the table's one metadata file (every table ref is in it).
     pub fn metadata_location_on(&self, ref_name: &str, ident: &TableIdent) -> Result<String> {
+        if let Some(rest) = self.rest() {
+            return rest.metadata_location(ident);
+        }
         self.read(|db| match pointers::get(db, ref_name, ident)? {
             Some(location) => Ok(location),
             None if ref_kind(db, ref_name)?.is_none() => Err(no_such_ref(ref_name)),
@@ -435,6 +443,9 @@ impl Catalog {
     /// Removes a table from branch `ref_name` (its pointer only) and returns its last metadata
     /// file. Other refs keep the table; merges do not carry a drop to the target.
     pub fn drop_table_on(&self, ref_name: &str, ident: &TableIdent) -> Result<String> {
+        if let Some(rest) = self.rest() {
+            return rest.drop_table_on(ref_name, ident);
+        }
         self.require_branch(ref_name)?;
         let location = self.metadata_location_on(ref_name, ident)?;
         self.write(|db| {
@@ -507,6 +518,9 @@ impl Catalog {
 impl Catalog {
     /// The tables of `namespace` on ref `ref_name`, by name.
     pub fn list_tables_on(&self, ref_name: &str, namespace: &str) -> Result<Vec<TableIdent>> {
+        if let Some(rest) = self.rest() {
+            return rest.list_tables(namespace);
+        }
         let listed = self.read(|db| match ref_kind(db, ref_name)? {
             None => Err(no_such_ref(ref_name)),
             Some(_) => pointers::list(db, ref_name),

@@ -116,19 +116,15 @@ pub async fn commit(
                     .into(),
             });
         }
-        let files = write_snapshot(io, &table, change).await?;
+        let prepared = prepare_snapshot(io, &table, change).await?;
+        let snapshot_id = prepared.snapshot_id;
         let message = format!("{} {}", change.operation().as_str(), table.ident);
         let meta = CommitMeta::from_properties(&change.properties);
-        let written = (files.metadata.as_str(), files.paths().collect());
-        if swap_pointer(catalog, io, &table, written, &message, &meta).await? {
+        let proposal = Proposal::Snapshot(prepared, &change.branch);
+        if let Some(landed) = publish(catalog, io, &table, proposal, &message, &meta).await? {
             return Ok(CommitOutcome {
-                table: LoadedTable {
-                    ident: table.ident,
-                    ref_name: table.ref_name,
-                    metadata: files.next,
-                    metadata_location: files.metadata,
-                },
-                snapshot_id: files.snapshot_id,
+                table: landed,
+                snapshot_id,
                 retries: attempt,
             });
         }
@@ -236,13 +232,63 @@ pub async fn commit_metadata(
     next: &TableMetadata,
     message: &str,
 ) -> Result<bool> {
-    let location = table.next_metadata_location(next)?;
+    let proposal = Proposal::Metadata(next);
+    let landed = publish(catalog, io, table, proposal, message, &CommitMeta::default()).await?;
+    Ok(landed.is_some())
+}
+
+/// What one commit attempt asks the catalog to make the table's new state.
+enum Proposal<'a> {
+    /// A new snapshot on a branch, its manifests and manifest list written.
+    Snapshot(PreparedSnapshot, &'a str),
+    /// Metadata only (schema, properties), built from the table's metadata.
+    Metadata(&'a TableMetadata),
+}
+
+/// Makes `proposal` the table's state: the one step that differs between catalogs. A SQL
+/// catalog gets the next metadata file written by phlo and its pointer swapped; a REST catalog
+/// gets the change as updates and writes the metadata itself. `None`: another writer committed
+/// first, nothing changed and this attempt's files are removed; an outcome that cannot be known
+/// is `CommitStateUnknown`, and every file is kept.
+async fn publish(
+    catalog: &Catalog,
+    io: &FileIO,
+    table: &LoadedTable,
+    proposal: Proposal<'_>,
+    message: &str,
+    meta: &CommitMeta,
+) -> Result<Option<LoadedTable>> {
+    if let Some(rest) = catalog.rest() {
+        let (landed, written) = match proposal {
+            Proposal::Snapshot(prepared, branch) => (
+                rest.publish_snapshot(table, prepared.snapshot, branch),
+                prepared.written,
+            ),
+            Proposal::Metadata(next) => (rest.publish_metadata(table, next), Vec::new()),
+        };
+        let landed = landed?;
+        if landed.is_none() {
+            delete_all(io, written.iter().map(String::as_str).collect()).await;
+        }
+        return Ok(landed);
+    }
+    let (next, written) = match proposal {
+        Proposal::Snapshot(prepared, _) => (prepared.next, prepared.written),
+        Proposal::Metadata(next) => (next.clone(), Vec::new()),
+    };
+    let location = table.next_metadata_location(&next)?;
     next.write_to(io, &location)
         .await
         .context(|| format!("writing metadata of {}", table.ident))?;
     let location = location.to_string();
-    let files = (location.as_str(), vec![location.as_str()]);
-    swap_pointer(catalog, io, table, files, message, &CommitMeta::default()).await
+    let files = written.iter().map(String::as_str).chain([location.as_str()]);
+    let landed = swap_pointer(catalog, io, table, (&location, files.collect()), message, meta);
+    Ok(landed.await?.then(|| LoadedTable {
+        ident: table.ident.clone(),
+        ref_name: table.ref_name.clone(),
+        metadata: Arc::new(next),
+        metadata_location: location,
+    }))
 }
 
 /// Exponential backoff with jitter, so writers that lost a race do not collide again in step.
@@ -413,13 +459,20 @@ pub async fn live_data_files(
         .collect())
 }
 
-/// The files one commit attempt wrote, none of them referenced until the catalog swap.
-pub(crate) struct AttemptFiles {
+/// A snapshot one commit attempt prepared: its manifests and manifest list are written, none
+/// of them referenced until the catalog takes the snapshot.
+pub(crate) struct PreparedSnapshot {
     pub snapshot_id: i64,
     written: Vec<String>,
+    snapshot: Snapshot,
+    /// The table's metadata with the snapshot on the branch.
+    next: TableMetadata,
+}
+
+/// The files one commit attempt wrote, none of them referenced until the catalog swap.
+pub(crate) struct AttemptFiles {
+    written: Vec<String>,
     pub metadata: String,
-    /// What `metadata` holds: the table once the swap lands.
-    pub next: Arc<TableMetadata>,
 }
 
 impl AttemptFiles {
@@ -432,13 +485,33 @@ impl AttemptFiles {
 }
 
 /// Writes manifests, manifest list and metadata for `change` on top of `table` (not yet
-/// committed). Manifests that list none of the removed files are carried over untouched, then
-/// small ones merged as the table's properties say (see [`super::manifests`]).
+/// committed), for a SQL catalog's pointer swap.
 pub(crate) async fn write_snapshot(
     io: &FileIO,
     table: &LoadedTable,
     change: &SnapshotChange,
 ) -> Result<AttemptFiles> {
+    let prepared = prepare_snapshot(io, table, change).await?;
+    let location = table.next_metadata_location(&prepared.next)?;
+    prepared
+        .next
+        .write_to(io, &location)
+        .await
+        .context(|| format!("writing metadata of {}", table.ident))?;
+    Ok(AttemptFiles {
+        written: prepared.written,
+        metadata: location.to_string(),
+    })
+}
+
+/// Writes manifests and manifest list for `change` on top of `table`, and builds the snapshot.
+/// Manifests that list none of the removed files are carried over untouched, then small ones
+/// merged as the table's properties say (see [`super::manifests`]).
+async fn prepare_snapshot(
+    io: &FileIO,
+    table: &LoadedTable,
+    change: &SnapshotChange,
+) -> Result<PreparedSnapshot> {
     let metadata = &table.metadata;
     if metadata.format_version() != FormatVersion::V2 {
         return Err(Error::invalid(
@@ -629,19 +702,15 @@ pub(crate) async fn write_snapshot(
         .as_ref()
         .clone()
         .into_builder(Some(table.metadata_location.clone()))
-        .set_branch_snapshot(snapshot, &change.branch)
+        .set_branch_snapshot(snapshot.clone(), &change.branch)
         .and_then(|b| b.build())
         .context(|| format!("building new metadata of {}", table.ident))?
         .metadata;
-    let location = table.next_metadata_location(&next)?;
-    next.write_to(io, &location)
-        .await
-        .context(|| format!("writing metadata of {}", table.ident))?;
-    Ok(AttemptFiles {
+    Ok(PreparedSnapshot {
         snapshot_id,
         written,
-        metadata: location.to_string(),
-        next: Arc::new(next),
+        snapshot,
+        next,
     })
 }
 

@@ -31,6 +31,9 @@ impl LoadedTable {
         ident: &TableIdent,
         ref_name: &str,
     ) -> Result<Self> {
+        if let Some(rest) = catalog.rest() {
+            return rest.load(ident, ref_name);
+        }
         let metadata_location = catalog.metadata_location_on(ref_name, ident)?;
         let metadata = TableMetadata::read_from(io, &metadata_location)
             .await
@@ -80,6 +83,9 @@ impl LoadedTable {
         creation: TableCreation,
         meta: &CommitMeta,
     ) -> Result<Self> {
+        if let Some(rest) = catalog.rest() {
+            return rest.create(ident, ref_name, &creation);
+        }
         // Checked before writing anything, and again (atomically) when registering.
         if catalog.metadata_location_on(ref_name, ident).is_ok() {
             return Err(Error::TableAlreadyExists(ident.to_string()));

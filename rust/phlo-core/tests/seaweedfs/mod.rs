@@ -17,6 +17,9 @@ use tokio::sync::Mutex;
 pub const ACCESS_KEY: &str = "phlo-test";
 pub const SECRET_KEY: &str = "phlo-test-secret-Xq7";
 pub const BUCKET: &str = "warehouse";
+/// The table bucket served as an Iceberg REST catalog (warehouse `s3://lake`).
+#[allow(dead_code)] // Only the REST catalog tests use it.
+pub const TABLE_BUCKET: &str = "lake";
 
 /// The log line `weed mini` prints once every component serves.
 const READY: &str = "All enabled components are running";
@@ -24,6 +27,9 @@ const READY: &str = "All enabled components are running";
 pub struct SeaweedFs {
     child: Child,
     pub endpoint: String,
+    /// The Iceberg REST catalog of [`TABLE_BUCKET`] (its `/v1/config` prefix is the bucket).
+    #[allow(dead_code)] // Only the REST catalog tests use it.
+    pub iceberg: String,
     // Held for its lifetime: the server's data.
     _dir: tempfile::TempDir,
 }
@@ -73,6 +79,7 @@ pub async fn shared() -> Arc<SeaweedFs> {
 }
 
 /// A fresh warehouse URI (its own prefix in the bucket).
+#[allow(dead_code)] // The REST catalog tests use the table bucket instead.
 pub fn warehouse() -> String {
     format!("s3://{BUCKET}/{}", uuid::Uuid::new_v4().simple())
 }
@@ -82,7 +89,7 @@ impl SeaweedFs {
     async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("weed.log");
-        let s3_port = free_port();
+        let (s3_port, iceberg_port) = (free_port(), free_port());
         let mut command = Command::new(weed_binary());
         command
             .arg("mini")
@@ -92,9 +99,10 @@ impl SeaweedFs {
                 "-ip.bind=127.0.0.1",
                 "-master.telemetry=false",
             ])
-            .args(["-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0"])
-            .args(["-s3.port.lance=0", &format!("-bucket={BUCKET}")])
-            .arg(format!("-s3.port={s3_port}"));
+            .args(["-admin.ui=false", "-webdav=false", "-s3.port.lance=0"])
+            .args([&format!("-bucket={BUCKET}"), &format!("-tableBucket={TABLE_BUCKET}")])
+            .arg(format!("-s3.port={s3_port}"))
+            .arg(format!("-s3.port.iceberg={iceberg_port}"));
         for flag in [
             "master.port",
             "master.port.grpc",
@@ -121,6 +129,7 @@ impl SeaweedFs {
         let mut server = Self {
             child,
             endpoint: format!("http://127.0.0.1:{s3_port}"),
+            iceberg: format!("http://127.0.0.1:{iceberg_port}"),
             _dir: dir,
         };
         let started = Instant::now();

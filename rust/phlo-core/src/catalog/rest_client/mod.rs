@@ -1,0 +1,59 @@
+//! A catalog behind the Iceberg REST API (`http(s)://` catalog URIs): PyIceberg's
+//! `RestCatalog`, SeaweedFS, `phlo catalog serve`. Tables live in the server; phlo still
+//! writes data files, manifests and manifest lists itself, and commits a snapshot as REST
+//! updates (see [`commit`]) — the server writes the metadata file.
+
+mod auth;
+pub(crate) mod commit;
+mod config;
+mod errors;
+mod http;
+mod publish;
+mod tables;
+
+use std::collections::HashMap;
+
+use auth::Auth;
+use config::ServerConfig;
+use http::Http;
+
+use crate::error::Result;
+
+/// A connection to one REST catalog (one prefix of it).
+#[derive(Debug)]
+pub struct RestCatalog {
+    http: Http,
+    config: ServerConfig,
+}
+
+impl RestCatalog {
+    /// Connects to the catalog at `uri` (`http://host:port[/base]`): reads `/v1/config`,
+    /// logging in first when the properties carry a credential. Properties: `token`,
+    /// `credential` (`client_id:client_secret`), `oauth2-server-uri`, `scope`, `warehouse`,
+    /// `rest.timeout-ms`.
+    pub fn connect(uri: &str, properties: &HashMap<String, String>) -> Result<Self> {
+        let timeout = properties
+            .get("rest.timeout-ms")
+            .and_then(|v| v.parse().ok());
+        let http = Http::new(uri, Auth::from_properties(properties)?, timeout);
+        let config = ServerConfig::fetch(&http, properties)?;
+        Ok(Self { http, config })
+    }
+
+    /// The client's properties with the server's defaults and overrides applied (storage
+    /// settings such as `s3.endpoint` may come from the server).
+    pub fn properties(&self) -> &HashMap<String, String> {
+        &self.config.properties
+    }
+
+    /// Whether the server commits several tables at once (`POST .../transactions/commit`).
+    pub fn serves_transactions(&self) -> bool {
+        self.config
+            .serves("POST /v1/{prefix}/transactions/commit")
+    }
+
+    /// The catalog URI for messages (no password).
+    pub fn uri(&self) -> String {
+        self.http.uri()
+    }
+}

@@ -1,0 +1,196 @@
+//! phlo's tables on a REST catalog. A table ref (branch or tag) `R` is what phlo's `ref_name`
+//! names there; the engine works on a view of the table whose `main` is `R`'s snapshot, and
+//! its commits go back to the server as updates of `R`: `add-snapshot` + `set-snapshot-ref`,
+//! guarded by `assert-table-uuid` + `assert-ref-snapshot-id` (the server's compare-and-swap,
+//! scoped to that branch), or schema and property updates for metadata-only commits.
+
+use std::sync::Arc;
+
+use iceberg::spec::{Snapshot, SnapshotReference, SnapshotRetention, TableMetadata};
+use iceberg::{TableCreation, TableRequirement, TableUpdate};
+
+use super::RestCatalog;
+use super::commit::{Committed, TableChange};
+use super::tables::LoadedMetadata;
+use crate::catalog::{MAIN, TableIdent};
+use crate::error::{Context, Error, Result};
+use crate::tables::LoadedTable;
+
+/// A branch reference with the table's default retention.
+fn branch_ref(snapshot_id: i64) -> SnapshotReference {
+    SnapshotReference {
+        snapshot_id,
+        retention: SnapshotRetention::Branch {
+            min_snapshots_to_keep: None,
+            max_snapshot_age_ms: None,
+            max_ref_age_ms: None,
+        },
+    }
+}
+
+/// The table as phlo's engine sees it on `ref_name`: for another ref than `main`, `main` is
+/// moved to that ref's snapshot (the view is never written anywhere).
+fn view(ident: &TableIdent, ref_name: &str, loaded: LoadedMetadata) -> Result<LoadedTable> {
+    let location = loaded.metadata_location.unwrap_or_default();
+    let metadata = match ref_name {
+        MAIN => loaded.metadata,
+        _ => {
+            let Some(head) = loaded.metadata.snapshot_for_ref(ref_name) else {
+                return Err(Error::invalid(
+                    format!("table {ident} has no branch or tag {ref_name} in the REST catalog"),
+                    "create the branch on the table first (PyIceberg: \
+                     table.manage_snapshots().create_branch(snapshot_id, name)), or use ref=\"main\"",
+                ));
+            };
+            let id = head.snapshot_id();
+            loaded
+                .metadata
+                .into_builder(None)
+                .set_ref(MAIN, branch_ref(id))
+                .and_then(|b| b.build())
+                .context(|| format!("reading branch {ref_name} of {ident}"))?
+                .metadata
+        }
+    };
+    Ok(LoadedTable {
+        ident: ident.clone(),
+        ref_name: ref_name.to_string(),
+        metadata: Arc::new(metadata),
+        metadata_location: location,
+    })
+}
+
+/// The engine's branch name as a ref of the REST table: `main` of the view is `ref_name`.
+fn table_ref<'a>(table: &'a LoadedTable, branch: &'a str) -> &'a str {
+    match branch {
+        MAIN => &table.ref_name,
+        other => other,
+    }
+}
+
+impl RestCatalog {
+    /// Loads the table as ref `ref_name` has it.
+    pub(crate) fn load(&self, ident: &TableIdent, ref_name: &str) -> Result<LoadedTable> {
+        view(ident, ref_name, self.load_table(ident)?)
+    }
+
+    /// Creates the table (only on `main`: a REST table's branches live inside it).
+    pub(crate) fn create(
+        &self,
+        ident: &TableIdent,
+        ref_name: &str,
+        creation: &TableCreation,
+    ) -> Result<LoadedTable> {
+        if ref_name != MAIN {
+            return Err(Error::invalid(
+                format!("cannot create {ident} on {ref_name}: on a REST catalog a table is created on main"),
+                "create it with ref=\"main\", then create the branch on the table",
+            ));
+        }
+        view(ident, MAIN, self.create_table(ident, creation)?)
+    }
+
+    /// Commits `snapshot` as the new head of `branch` (of the engine's view) of `table`.
+    /// `None`: another writer moved the branch first (nothing changed).
+    pub(crate) fn publish_snapshot(
+        &self,
+        table: &LoadedTable,
+        snapshot: Snapshot,
+        branch: &str,
+    ) -> Result<Option<LoadedTable>> {
+        let target = table_ref(table, branch).to_string();
+        let parent = table.snapshot_for_ref(branch).map(|s| s.snapshot_id());
+        let id = snapshot.snapshot_id();
+        let change = TableChange {
+            ident: &table.ident,
+            requirements: vec![
+                TableRequirement::UuidMatch {
+                    uuid: table.metadata.uuid(),
+                },
+                TableRequirement::RefSnapshotIdMatch {
+                    r#ref: target.clone(),
+                    snapshot_id: parent,
+                },
+            ],
+            updates: vec![
+                TableUpdate::AddSnapshot { snapshot },
+                TableUpdate::SetSnapshotRef {
+                    ref_name: target,
+                    reference: branch_ref(id),
+                },
+            ],
+        };
+        self.publish(table, &change)
+    }
+
+    /// Commits a metadata-only change: the schemas and properties `next` has beyond
+    /// `table`'s, while the table's branch and schema are still where `table` saw them.
+    pub(crate) fn publish_metadata(
+        &self,
+        table: &LoadedTable,
+        next: &TableMetadata,
+    ) -> Result<Option<LoadedTable>> {
+        let old = &table.metadata;
+        let change = TableChange {
+            ident: &table.ident,
+            requirements: vec![
+                TableRequirement::UuidMatch { uuid: old.uuid() },
+                TableRequirement::RefSnapshotIdMatch {
+                    r#ref: table.ref_name.clone(),
+                    snapshot_id: old.current_snapshot_id(),
+                },
+                TableRequirement::CurrentSchemaIdMatch {
+                    current_schema_id: old.current_schema_id(),
+                },
+                TableRequirement::LastAssignedFieldIdMatch {
+                    last_assigned_field_id: old.last_column_id(),
+                },
+            ],
+            updates: metadata_updates(old, next),
+        };
+        self.publish(table, &change)
+    }
+
+    fn publish(&self, table: &LoadedTable, change: &TableChange<'_>) -> Result<Option<LoadedTable>> {
+        match self.commit_table(change)? {
+            Committed::Landed(loaded) => Ok(Some(view(&table.ident, &table.ref_name, loaded)?)),
+            Committed::Conflict(_) => Ok(None),
+        }
+    }
+}
+
+/// The REST updates that turn `old` into `next` for what phlo changes without a snapshot:
+/// new schemas (and the current one) and table properties.
+fn metadata_updates(old: &TableMetadata, next: &TableMetadata) -> Vec<TableUpdate> {
+    let mut updates: Vec<TableUpdate> = next
+        .schemas_iter()
+        .filter(|s| old.schema_by_id(s.schema_id()).is_none())
+        .map(|s| TableUpdate::AddSchema {
+            schema: s.as_ref().clone(),
+        })
+        .collect();
+    if next.current_schema_id() != old.current_schema_id() {
+        updates.push(TableUpdate::SetCurrentSchema {
+            schema_id: next.current_schema_id(),
+        });
+    }
+    let set: std::collections::HashMap<String, String> = next
+        .properties()
+        .iter()
+        .filter(|(k, v)| old.properties().get(*k) != Some(v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if !set.is_empty() {
+        updates.push(TableUpdate::SetProperties { updates: set });
+    }
+    let removed: Vec<String> = old
+        .properties()
+        .keys()
+        .filter(|k| !next.properties().contains_key(*k))
+        .cloned()
+        .collect();
+    if !removed.is_empty() {
+        updates.push(TableUpdate::RemoveProperties { removals: removed });
+    }
+    updates
+}

@@ -1,0 +1,262 @@
+//! Namespaces and tables on the REST catalog: list, create, load, drop.
+
+use std::collections::BTreeMap;
+
+use iceberg::TableCreation;
+use iceberg::spec::TableMetadata;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::RestCatalog;
+use super::errors::{namespace_missing, read_error};
+use crate::catalog::{MAIN, TableIdent};
+use crate::error::{Error, Result};
+
+/// A `LoadTableResult`: the table's current metadata and where the server keeps it.
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct LoadedMetadata {
+    pub metadata_location: Option<String>,
+    pub metadata: TableMetadata,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct Page<T> {
+    #[serde(default = "Vec::new")]
+    namespaces: Vec<Vec<String>>,
+    #[serde(default = "Vec::new")]
+    identifiers: Vec<T>,
+    next_page_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Identifier {
+    namespace: Vec<String>,
+    name: String,
+}
+
+/// A path segment: phlo's `a.b` namespace as the spec's levels joined by 0x1F, encoded.
+fn segment(text: &str) -> String {
+    utf8_percent_encode(text, NON_ALPHANUMERIC).to_string()
+}
+
+fn namespace_segment(namespace: &str) -> String {
+    segment(&namespace.split('.').collect::<Vec<_>>().join("\u{1f}"))
+}
+
+fn levels(namespace: &str) -> Vec<&str> {
+    namespace.split('.').collect()
+}
+
+impl RestCatalog {
+    pub(super) fn namespace_path(&self, namespace: &str) -> String {
+        format!(
+            "v1/{}namespaces/{}",
+            self.config.prefix,
+            namespace_segment(namespace)
+        )
+    }
+
+    pub(super) fn table_path(&self, ident: &TableIdent) -> String {
+        format!(
+            "{}/tables/{}",
+            self.namespace_path(&ident.namespace),
+            segment(&ident.name)
+        )
+    }
+
+    pub fn namespace_exists(&self, namespace: &str) -> Result<bool> {
+        let reply = self.http.get(&self.namespace_path(namespace))?;
+        match reply.status {
+            404 => Ok(false),
+            _ if reply.ok() => Ok(true),
+            _ => Err(read_error(&self.http, &reply, "loading a namespace")),
+        }
+    }
+
+    pub fn create_namespace(&self, namespace: &str) -> Result<()> {
+        let body = json!({"namespace": levels(namespace), "properties": {}});
+        let path = format!("v1/{}namespaces", self.config.prefix);
+        let reply = self.http.post(&path, &body)?;
+        match reply.status {
+            409 => Err(Error::NamespaceAlreadyExists(namespace.into())),
+            _ if reply.ok() => Ok(()),
+            _ => Err(read_error(&self.http, &reply, "creating a namespace")),
+        }
+    }
+
+    /// The top-level namespaces (and, below them, their children), `a.b` for nested ones.
+    pub fn list_namespaces(&self) -> Result<Vec<String>> {
+        let mut all = Vec::new();
+        let mut pending = vec![None::<String>];
+        while let Some(parent) = pending.pop() {
+            let query = parent.as_ref().map(|p| {
+                let levels = levels(p).join("\u{1f}");
+                format!("parent={}", segment(&levels))
+            });
+            let path = format!("v1/{}namespaces", self.config.prefix);
+            let found: Vec<Vec<String>> =
+                self.pages(&path, query.as_deref(), "listing namespaces", |p: Page<Identifier>| {
+                    p.namespaces
+                })?;
+            for levels in found {
+                let name = levels.join(".");
+                pending.push(Some(name.clone()));
+                all.push(name);
+            }
+        }
+        all.sort();
+        Ok(all)
+    }
+
+    pub fn drop_namespace(&self, namespace: &str) -> Result<()> {
+        let reply = self.http.delete(&self.namespace_path(namespace))?;
+        match reply.status {
+            404 => Err(Error::NoSuchNamespace(namespace.into())),
+            409 => Err(Error::NamespaceNotEmpty(namespace.into())),
+            _ if reply.ok() => Ok(()),
+            _ => Err(read_error(&self.http, &reply, "dropping a namespace")),
+        }
+    }
+
+    pub fn namespace_properties(&self, namespace: &str) -> Result<BTreeMap<String, String>> {
+        let reply = self.http.get(&self.namespace_path(namespace))?;
+        match reply.status {
+            404 => Err(Error::NoSuchNamespace(namespace.into())),
+            _ if reply.ok() => {
+                let body: Value = reply.json("loading a namespace")?;
+                Ok(serde_json::from_value(body["properties"].clone()).unwrap_or_default())
+            }
+            _ => Err(read_error(&self.http, &reply, "loading a namespace")),
+        }
+    }
+
+    pub fn list_tables(&self, namespace: &str) -> Result<Vec<TableIdent>> {
+        let path = format!("{}/tables", self.namespace_path(namespace));
+        let found: Vec<Identifier> = self
+            .pages(&path, None, "listing tables", |p| p.identifiers)
+            .map_err(|e| match e {
+                Error::NoSuchTable(_) => Error::NoSuchNamespace(namespace.into()),
+                e => e,
+            })?;
+        let mut tables: Vec<TableIdent> = found
+            .into_iter()
+            .map(|i| TableIdent {
+                namespace: i.namespace.join("."),
+                name: i.name,
+            })
+            .collect();
+        tables.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        Ok(tables)
+    }
+
+    /// Every page of a listing (`pageToken`); a 404 is `NoSuchTable` for the caller to name.
+    fn pages<T: serde::de::DeserializeOwned, I>(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        what: &str,
+        items: impl Fn(Page<T>) -> Vec<I>,
+    ) -> Result<Vec<I>> {
+        let mut all = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut params: Vec<String> = query.map(str::to_string).into_iter().collect();
+            if let Some(token) = &token {
+                params.push(format!("pageToken={}", segment(token)));
+            }
+            let url = match params.is_empty() {
+                true => path.to_string(),
+                false => format!("{path}?{}", params.join("&")),
+            };
+            let reply = self.http.get(&url)?;
+            if reply.status == 404 {
+                return Err(Error::NoSuchTable(path.into()));
+            }
+            if !reply.ok() {
+                return Err(read_error(&self.http, &reply, what));
+            }
+            let page: Page<T> = reply.json(what)?;
+            token = page.next_page_token.clone().filter(|t| !t.is_empty());
+            all.extend(items(page));
+            if token.is_none() {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// The table's current metadata as the server has it.
+    pub(crate) fn load_table(&self, ident: &TableIdent) -> Result<LoadedMetadata> {
+        let reply = self.http.get(&self.table_path(ident))?;
+        match reply.status {
+            404 if namespace_missing(&reply) => {
+                Err(Error::NoSuchNamespace(ident.namespace.clone()))
+            }
+            404 => Err(Error::NoSuchTable(ident.to_string())),
+            _ if reply.ok() => reply.json(&format!("loading {ident}")),
+            _ => Err(read_error(&self.http, &reply, &format!("loading {ident}"))),
+        }
+    }
+
+    /// Creates the table; the server picks its location unless `creation` names one, and
+    /// writes its first metadata file.
+    pub(crate) fn create_table(&self, ident: &TableIdent, creation: &TableCreation) -> Result<LoadedMetadata> {
+        let mut body = json!({
+            "name": ident.name,
+            "schema": creation.schema,
+            "properties": creation.properties,
+            "stage-create": false,
+        });
+        if let Some(spec) = &creation.partition_spec {
+            body["partition-spec"] = json!(spec);
+        }
+        if let Some(location) = &creation.location {
+            body["location"] = json!(location);
+        }
+        let path = format!("{}/tables", self.namespace_path(&ident.namespace));
+        let reply = self.http.post(&path, &body)?;
+        match reply.status {
+            404 => Err(Error::NoSuchNamespace(ident.namespace.clone())),
+            409 => Err(Error::TableAlreadyExists(ident.to_string())),
+            _ if reply.ok() => reply.json(&format!("creating {ident}")),
+            _ => Err(read_error(&self.http, &reply, &format!("creating {ident}"))),
+        }
+    }
+
+    /// Where the server keeps the table's current metadata.
+    pub fn metadata_location(&self, ident: &TableIdent) -> Result<String> {
+        self.load_table(ident)?.metadata_location.ok_or_else(|| {
+            Error::invalid(
+                format!("the REST catalog has no metadata file for {ident} (a staged table)"),
+                "commit the table's creation first",
+            )
+        })
+    }
+
+    /// Drops the table on `main`, returning its last metadata file: a REST catalog keeps a
+    /// table's branches inside the table, so it cannot drop it from one branch only.
+    pub fn drop_table_on(&self, ref_name: &str, ident: &TableIdent) -> Result<String> {
+        if ref_name != MAIN {
+            return Err(Error::invalid(
+                format!("cannot drop {ident} from {ref_name} only: on a REST catalog a table's branches are inside the table"),
+                "drop the table on main (ref=\"main\"), which drops it with all its branches",
+            ));
+        }
+        let location = self.metadata_location(ident)?;
+        self.drop_table(ident, false)?;
+        Ok(location)
+    }
+
+    /// Drops the table from the catalog; its files stay unless `purge`.
+    pub fn drop_table(&self, ident: &TableIdent, purge: bool) -> Result<()> {
+        let path = format!("{}?purgeRequested={purge}", self.table_path(ident));
+        let reply = self.http.delete(&path)?;
+        match reply.status {
+            404 => Err(Error::NoSuchTable(ident.to_string())),
+            _ if reply.ok() => Ok(()),
+            _ => Err(read_error(&self.http, &reply, &format!("dropping {ident}"))),
+        }
+    }
+}

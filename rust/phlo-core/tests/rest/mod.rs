@@ -1,0 +1,90 @@
+//! `phlo catalog serve`'s REST service on a real socket (127.0.0.1, a free port), on a runtime
+//! and thread of its own: a minimal HTTP/1.1 front (one request per connection). With
+//! `fail_commits` set, a table commit is applied and then answered 502, as a proxy that loses
+//! the answer would.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use phlo_core::rest::{Request, RestService};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+pub struct Server {
+    pub uri: String,
+    pub fail_commits: Arc<AtomicBool>,
+}
+
+pub fn serve(service: RestService) -> Server {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let uri = format!("http://{}", listener.local_addr().unwrap());
+    let fail_commits = Arc::new(AtomicBool::new(false));
+    let fail = fail_commits.clone();
+    let service = Arc::new(service);
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async move {
+            let listener = TcpListener::from_std(listener).unwrap();
+            loop {
+                let (socket, _) = listener.accept().await.unwrap();
+                tokio::spawn(answer(socket, service.clone(), fail.clone()));
+            }
+        });
+    });
+    Server { uri, fail_commits }
+}
+
+async fn answer(mut socket: TcpStream, service: Arc<RestService>, fail: Arc<AtomicBool>) {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        let n = socket.read(&mut chunk).await.unwrap_or(0);
+        if n == 0 {
+            return;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next().unwrap().split(' ');
+    let (method, target) = (first.next().unwrap(), first.next().unwrap());
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .map_or(0, |(_, v)| v.parse().unwrap());
+    while buffer.len() < head_end + length {
+        let n = socket.read(&mut chunk).await.unwrap();
+        buffer.extend_from_slice(&chunk[..n]);
+    }
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let request = Request {
+        method: method.into(),
+        path: path.into(),
+        query: query.into(),
+        headers,
+        body: buffer[head_end..head_end + length].to_vec(),
+    };
+    let mut response = service.handle(&request).await;
+    let is_commit = method == "POST" && path.contains("/tables/");
+    if is_commit && fail.load(Ordering::SeqCst) {
+        response.status = 502;
+        response.body = br#"{"error": {"message": "bad gateway", "type": "BadGateway", "code": 502}}"#.to_vec();
+    }
+    let mut out = format!(
+        "HTTP/1.1 {} X\r\nContent-Length: {}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n",
+        response.status,
+        response.body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(&response.body);
+    let _ = socket.write_all(&out).await;
+    let _ = socket.shutdown().await;
+}

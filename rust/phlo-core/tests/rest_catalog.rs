@@ -1,0 +1,459 @@
+//! phlo's engine on an Iceberg REST catalog: `phlo catalog serve`'s service on a real socket
+//! (a SQLite lakehouse behind it), reached as `http://127.0.0.1:PORT`. Every write goes through
+//! phlo's own commit path as REST updates; results are checked against a model (a map by key)
+//! and against the server's own catalog.
+
+mod rest;
+mod seaweedfs;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{ArrowError, DataType, Field, Schema};
+use futures::TryStreamExt;
+use phlo_core::Lakehouse;
+use phlo_core::catalog::{MAIN, RefKind};
+use phlo_core::compact::CompactOptions;
+use phlo_core::merge::{MergeOptions, MergeStrategy, WriteMode};
+use phlo_core::rest::{Request, RestService};
+use phlo_core::tables::commit::{SnapshotChange, commit_append};
+use phlo_core::tables::{Filter, FilterOp, Literal, ScanOptions};
+use rest::{Server, serve};
+
+type Model = BTreeMap<i64, String>;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    server_lh: Arc<Lakehouse>,
+    server: Server,
+}
+
+/// A served lakehouse with namespace `raw`; `token` protects the server.
+fn fixture(token: Option<&str>) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let server_lh = Arc::new(Lakehouse::open(dir.path()).unwrap());
+    server_lh.catalog().create_namespace("raw").unwrap();
+    let server = serve(RestService::new(server_lh.clone(), token.map(String::from)));
+    Fixture {
+        dir,
+        server_lh,
+        server,
+    }
+}
+
+impl Fixture {
+    fn warehouse(&self) -> String {
+        format!("file://{}/warehouse", self.dir.path().canonicalize().unwrap().display())
+    }
+
+    async fn client(&self, properties: &[(&str, &str)]) -> phlo_core::Result<Lakehouse> {
+        let properties: HashMap<String, String> = properties
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Lakehouse::connect(&self.server.uri, &self.warehouse(), &properties).await
+    }
+
+    /// The error connecting with `properties` fails with.
+    async fn refused(&self, properties: &[(&str, &str)]) -> phlo_core::Error {
+        match self.client(properties).await {
+            Ok(_) => panic!("connected with {properties:?}"),
+            Err(e) => e,
+        }
+    }
+}
+
+fn schema() -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+    ]))
+}
+
+fn rows(rows: &[(i64, &str)]) -> Vec<Result<RecordBatch, ArrowError>> {
+    let batch = RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+        ],
+    )
+    .unwrap();
+    vec![Ok(batch)]
+}
+
+async fn contents(lh: &Lakehouse, ref_name: &str) -> Model {
+    let options = ScanOptions {
+        ref_name: Some(ref_name.into()),
+        ..Default::default()
+    };
+    scan_with(lh, "raw.t", &options).await
+}
+
+async fn scan(lh: &Lakehouse, name: &str) -> Model {
+    scan_with(lh, name, &ScanOptions::default()).await
+}
+
+async fn scan_with(lh: &Lakehouse, name: &str, options: &ScanOptions) -> Model {
+    let plan = lh.scan(name, options).await.unwrap();
+    let batches: Vec<RecordBatch> = plan.into_stream().unwrap().try_collect().await.unwrap();
+    let mut model = Model::new();
+    for b in batches {
+        let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        let names = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+        for i in 0..b.num_rows() {
+            assert!(model.insert(ids.value(i), names.value(i).to_string()).is_none());
+        }
+    }
+    model
+}
+
+fn merge_options(mode: WriteMode) -> MergeOptions {
+    MergeOptions {
+        unique_key: vec!["id".into()],
+        strategy: MergeStrategy::Merge,
+        dedupe: None,
+        order_by: None,
+        ref_name: MAIN.into(),
+        properties: HashMap::new(),
+        write_mode: Some(mode),
+    }
+}
+
+fn upsert(model: &mut Model, batch: &[(i64, &str)]) {
+    for (id, name) in batch {
+        model.insert(*id, name.to_string());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_engine_path_commits_through_the_rest_catalog() {
+    let fx = fixture(None);
+    let lh = fx.client(&[]).await.unwrap();
+    assert_eq!(lh.catalog().list_namespaces().unwrap(), vec!["raw".to_string()]);
+    lh.create_table("raw.t", &schema(), &[], HashMap::new(), MAIN)
+        .await
+        .unwrap();
+    let err = lh
+        .create_table("raw.t", &schema(), &[], HashMap::new(), MAIN)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "table_already_exists", "{err}");
+    let mut model = Model::new();
+
+    let first: Vec<(i64, &str)> = (0..10).map(|i| (i, "a")).collect();
+    lh.append("raw.t", rows(&first), MAIN, HashMap::new())
+        .await
+        .unwrap();
+    upsert(&mut model, &first);
+
+    let cow: Vec<(i64, &str)> = (5..15).map(|i| (i, "cow")).collect();
+    lh.merge("raw.t", rows(&cow), &merge_options(WriteMode::CopyOnWrite))
+        .await
+        .unwrap();
+    upsert(&mut model, &cow);
+
+    let mor: Vec<(i64, &str)> = (12..20).map(|i| (i, "mor")).collect();
+    lh.merge("raw.t", rows(&mor), &merge_options(WriteMode::MergeOnRead))
+        .await
+        .unwrap();
+    upsert(&mut model, &mor);
+
+    let below_three = Filter {
+        column: "id".into(),
+        op: FilterOp::Lt,
+        values: vec![Literal::Int(3)],
+    };
+    let deleted = lh
+        .delete("raw.t", &[below_three], MAIN, HashMap::new())
+        .await
+        .unwrap();
+    model.retain(|id, _| *id >= 3);
+    assert_eq!(deleted.rows_deleted, 3);
+    assert_eq!(contents(&lh, MAIN).await, model);
+
+    let compacted = lh
+        .compact(
+            "raw.t",
+            MAIN,
+            &CompactOptions {
+                target_file_size: 64 << 20,
+                filters: Vec::new(),
+                properties: HashMap::new(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(compacted.files_rewritten > 1, "{compacted:?}");
+    assert_eq!(contents(&lh, MAIN).await, model);
+    // The server's own catalog has every commit: its reader sees the same rows.
+    assert_eq!(contents(&fx.server_lh, MAIN).await, model);
+
+    let evolved = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("extra", DataType::Utf8, true),
+    ]));
+    assert!(lh.evolve_schema("raw.t", MAIN, &evolved).await.unwrap());
+    let served = fx.server_lh.load_table("raw.t", MAIN).await.unwrap();
+    assert!(served.metadata.current_schema().field_by_name("extra").is_some());
+
+    lh.drop_table("raw.t", false, MAIN).await.unwrap();
+    let err = lh.load_table("raw.t", MAIN).await.unwrap_err();
+    assert_eq!(err.code(), "no_such_table", "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_race_is_a_409_then_a_retry_on_the_new_state() {
+    let fx = fixture(None);
+    let (a, b) = (fx.client(&[]).await.unwrap(), fx.client(&[]).await.unwrap());
+    a.create_table("raw.t", &schema(), &[], HashMap::new(), MAIN)
+        .await
+        .unwrap();
+    let stale = a.load_table("raw.t", MAIN).await.unwrap();
+    b.append("raw.t", rows(&[(1, "b")]), MAIN, HashMap::new())
+        .await
+        .unwrap();
+    let change = SnapshotChange {
+        branch: MAIN.into(),
+        ..Default::default()
+    };
+    let outcome = commit_append(a.catalog(), a.file_io(), stale, &change)
+        .await
+        .unwrap();
+    assert_eq!(outcome.retries, 1);
+    // The retry landed on top of b's append, which is still there.
+    let table = a.load_table("raw.t", MAIN).await.unwrap();
+    let head = table.snapshot_for_ref(MAIN).unwrap();
+    assert_eq!(head.snapshot_id(), outcome.snapshot_id);
+    assert_eq!(contents(&a, MAIN).await, Model::from([(1, "b".to_string())]));
+
+    // Writers racing behind a barrier: every commit lands.
+    let barrier = Arc::new(std::sync::Barrier::new(2));
+    let writers: Vec<_> = (0..2i64)
+        .map(|w| {
+            let (barrier, uri, warehouse) = (barrier.clone(), fx.server.uri.clone(), fx.warehouse());
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Runtime::new().unwrap();
+                runtime.block_on(async move {
+                    let lh = Lakehouse::connect(&uri, &warehouse, &HashMap::new())
+                        .await
+                        .unwrap();
+                    barrier.wait();
+                    for i in 0..4 {
+                        let id = 100 + w * 10 + i;
+                        lh.append("raw.t", rows(&[(id, "race")]), MAIN, HashMap::new())
+                            .await
+                            .unwrap();
+                    }
+                })
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let rows = contents(&a, MAIN).await;
+    assert_eq!(rows.len(), 9, "{rows:?}");
+}
+
+/// Table branch `dev` at `main`'s head, made as another REST client would (`set-snapshot-ref`).
+async fn create_table_branch(fx: &Fixture, name: &str) {
+    let main_head = fx.server_lh.load_table("raw.t", MAIN).await.unwrap();
+    let id = main_head.snapshot_for_ref(MAIN).unwrap().snapshot_id();
+    let body = serde_json::json!({"requirements": [], "updates": [
+        {"action": "set-snapshot-ref", "ref-name": name, "snapshot-id": id, "type": "branch"}
+    ]});
+    let request = Request {
+        method: "POST".into(),
+        path: "/v1/main/namespaces/raw/tables/t".into(),
+        body: body.to_string().into_bytes(),
+        ..Default::default()
+    };
+    let response = RestService::new(fx.server_lh.clone(), None)
+        .handle(&request)
+        .await;
+    assert_eq!(response.status, 200, "{:?}", response.body_json());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ref_is_a_table_branch_on_a_rest_catalog() {
+    let fx = fixture(None);
+    let lh = fx.client(&[]).await.unwrap();
+    lh.create_table("raw.t", &schema(), &[], HashMap::new(), MAIN)
+        .await
+        .unwrap();
+    lh.append("raw.t", rows(&[(1, "main")]), MAIN, HashMap::new())
+        .await
+        .unwrap();
+    let err = lh
+        .append("raw.t", rows(&[(2, "dev")]), "dev", HashMap::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_input", "{err}");
+    assert!(err.to_string().contains("no branch or tag dev"), "{err}");
+
+    create_table_branch(&fx, "dev").await;
+    lh.append("raw.t", rows(&[(2, "dev")]), "dev", HashMap::new())
+        .await
+        .unwrap();
+    let mut options = merge_options(WriteMode::MergeOnRead);
+    options.ref_name = "dev".into();
+    lh.merge("raw.t", rows(&[(1, "dev-merged")]), &options)
+        .await
+        .unwrap();
+    // A commit on main while dev moves: scoped to its branch, neither conflicts.
+    lh.append("raw.t", rows(&[(3, "main")]), MAIN, HashMap::new())
+        .await
+        .unwrap();
+    let dev = Model::from([(1, "dev-merged".to_string()), (2, "dev".to_string())]);
+    let main = Model::from([(1, "main".to_string()), (3, "main".to_string())]);
+    assert_eq!(contents(&lh, "dev").await, dev);
+    assert_eq!(contents(&lh, MAIN).await, main);
+    // Both branches are the server's table's refs.
+    let served = fx.server_lh.load_table("raw.t", MAIN).await.unwrap();
+    let dev_head = lh.load_table("raw.t", "dev").await.unwrap();
+    assert_eq!(
+        served.metadata.snapshot_for_ref("dev").unwrap().snapshot_id(),
+        dev_head.snapshot_for_ref(MAIN).unwrap().snapshot_id()
+    );
+    assert_eq!(contents(&fx.server_lh, MAIN).await, main);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_5xx_after_the_commit_applied_is_commit_state_unknown_and_keeps_the_files() {
+    let fx = fixture(None);
+    let lh = fx.client(&[]).await.unwrap();
+    lh.create_table("raw.t", &schema(), &[], HashMap::new(), MAIN)
+        .await
+        .unwrap();
+    fx.server.fail_commits.store(true, Ordering::SeqCst);
+    let err = lh
+        .append("raw.t", rows(&[(7, "x")]), MAIN, HashMap::new())
+        .await
+        .unwrap_err();
+    fx.server.fail_commits.store(false, Ordering::SeqCst);
+    assert_eq!(err.code(), "commit_state_unknown", "{err}");
+    assert!(err.to_string().contains("502"), "{err}");
+    // The server applied it: the table has the row, and every file it names is there.
+    assert_eq!(contents(&lh, MAIN).await, Model::from([(7, "x".to_string())]));
+    assert_eq!(contents(&fx.server_lh, MAIN).await, Model::from([(7, "x".to_string())]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_are_checked_and_never_shown() {
+    let fx = fixture(Some("s3cret-token"));
+    let err = fx.refused(&[("token", "wrong-token")]).await;
+    assert_eq!(err.code(), "config", "{err}");
+    assert!(!err.to_string().contains("wrong-token"), "{err}");
+    let err = fx.refused(&[]).await;
+    assert_eq!(err.code(), "config", "{err}");
+    let err = fx.refused(&[("credential", "phlo:not-the-token")]).await;
+    assert_eq!(err.code(), "config", "{err}");
+    assert!(!err.to_string().contains("not-the-token"), "{err}");
+
+    let by_token = fx.client(&[("token", "s3cret-token")]).await.unwrap();
+    assert_eq!(by_token.catalog().list_namespaces().unwrap(), vec!["raw"]);
+    let by_oauth = fx
+        .client(&[("credential", "phlo:s3cret-token")])
+        .await
+        .unwrap();
+    by_oauth
+        .create_table("raw.t", &schema(), &[], HashMap::new(), MAIN)
+        .await
+        .unwrap();
+    by_oauth
+        .append("raw.t", rows(&[(1, "o")]), MAIN, HashMap::new())
+        .await
+        .unwrap();
+    assert!(!format!("{:?}", by_oauth.catalog().rest().unwrap()).contains("s3cret"));
+
+    let err = fx
+        .refused(&[("token", "s3cret-token"), ("rest.sigv4-enabled", "true")])
+        .await;
+    assert_eq!(err.code(), "config", "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn catalog_wide_operations_are_config_errors_and_refused_connections_name_the_uri() {
+    let fx = fixture(None);
+    let lh = fx.client(&[]).await.unwrap();
+    let err = lh.catalog().log(None, 10).unwrap_err();
+    assert_eq!(err.code(), "config", "{err}");
+    assert!(err.to_string().contains("REST catalog"), "{err}");
+    let err = lh
+        .catalog()
+        .create_ref("dev", RefKind::Branch, MAIN)
+        .unwrap_err();
+    assert_eq!(err.code(), "config", "{err}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let uri = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let Err(err) = Lakehouse::connect(&uri, &fx.warehouse(), &HashMap::new()).await else {
+        panic!("connected to a closed port");
+    };
+    assert!(err.to_string().contains(&uri), "{err}");
+}
+
+/// SeaweedFS's own REST catalog (table bucket `lake`) with its S3 for the files: phlo writes
+/// data, manifests and manifest lists to S3 and commits them as updates; SeaweedFS writes the
+/// metadata. The OAuth2 credential is SeaweedFS's S3 key pair.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_engine_path_commits_through_seaweedfs_rest_catalog() {
+    let weed = seaweedfs::shared().await;
+    let mut properties = weed.properties();
+    properties.insert(
+        "credential".into(),
+        format!("{}:{}", seaweedfs::ACCESS_KEY, seaweedfs::SECRET_KEY),
+    );
+    properties.insert("s3.path-style-access".into(), "true".into());
+    let warehouse = format!("s3://{}", seaweedfs::TABLE_BUCKET);
+    let lh = Lakehouse::connect(&weed.iceberg, &warehouse, &properties)
+        .await
+        .unwrap();
+    let namespace = format!("ns{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    lh.catalog().create_namespace(&namespace).unwrap();
+    let name = format!("{namespace}.t");
+    lh.create_table(&name, &schema(), &[], HashMap::new(), MAIN)
+        .await
+        .unwrap();
+    let mut model = Model::new();
+    let first: Vec<(i64, &str)> = (0..10).map(|i| (i, "a")).collect();
+    lh.append(&name, rows(&first), MAIN, HashMap::new())
+        .await
+        .unwrap();
+    upsert(&mut model, &first);
+    let cow: Vec<(i64, &str)> = (5..15).map(|i| (i, "cow")).collect();
+    let mut options = merge_options(WriteMode::CopyOnWrite);
+    lh.merge(&name, rows(&cow), &options).await.unwrap();
+    upsert(&mut model, &cow);
+    options.write_mode = Some(WriteMode::MergeOnRead);
+    let mor: Vec<(i64, &str)> = (12..20).map(|i| (i, "mor")).collect();
+    lh.merge(&name, rows(&mor), &options).await.unwrap();
+    upsert(&mut model, &mor);
+    let filter = Filter {
+        column: "id".into(),
+        op: FilterOp::Lt,
+        values: vec![Literal::Int(3)],
+    };
+    lh.delete(&name, &[filter], MAIN, HashMap::new())
+        .await
+        .unwrap();
+    model.retain(|id, _| *id >= 3);
+    assert_eq!(scan(&lh, &name).await, model);
+    let compact = CompactOptions {
+        target_file_size: 64 << 20,
+        filters: Vec::new(),
+        properties: HashMap::new(),
+    };
+    assert!(lh.compact(&name, MAIN, &compact).await.unwrap().files_rewritten > 1);
+    assert_eq!(scan(&lh, &name).await, model);
+    // A second client (a fresh connection) reads what the server has.
+    let other = Lakehouse::connect(&weed.iceberg, &warehouse, &properties)
+        .await
+        .unwrap();
+    assert_eq!(scan(&other, &name).await, model);
+}
