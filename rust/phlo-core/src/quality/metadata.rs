@@ -137,6 +137,31 @@ impl<'a> Files<'a> {
     }
 }
 
+/// The smallest lower and greatest upper bound of the integer, date or timestamp `field` over
+/// `files` (each file, whatever part of it is read): every present value lies within. `None`
+/// when a file with a present value lacks a bound, or there is no present value.
+pub fn integer_range<'a>(
+    files: impl IntoIterator<Item = &'a DataFile>,
+    field: &Field,
+) -> Option<(i64, i64)> {
+    let id = field_id(field)?;
+    let as_i64 = |d: &Datum| match d.literal() {
+        PrimitiveLiteral::Int(v) => Some(i64::from(*v)),
+        PrimitiveLiteral::Long(v) => Some(*v),
+        _ => None,
+    };
+    let mut range: Option<(i64, i64)> = None;
+    for file in files {
+        if file.null_value_counts().get(&id) == Some(&file.record_count()) {
+            continue;
+        }
+        let low = as_i64(file.lower_bounds().get(&id)?)?;
+        let high = as_i64(file.upper_bounds().get(&id)?)?;
+        range = Some(range.map_or((low, high), |(l, h)| (l.min(low), h.max(high))));
+    }
+    range
+}
+
 /// Missing cells of `field` in `file`, when the file records them.
 fn missing_cells(file: &DataFile, field: &Field) -> Option<u64> {
     let id = field_id(field)?;

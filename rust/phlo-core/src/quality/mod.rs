@@ -122,6 +122,17 @@ impl Evaluator {
         &mut self,
         files: impl IntoIterator<Item = (&'a DataFile, usize, bool)>,
     ) -> Vec<String> {
+        let files: Vec<_> = files.into_iter().collect();
+        let rows: u64 = files.iter().map(|(f, _, _)| f.record_count()).sum();
+        for check in &mut self.checks {
+            if let (Some(Kernel::Unique(index)), [key]) = (&mut check.kernel, &check.fields[..])
+                && index.boundable()
+                && let Some((low, high)) =
+                    metadata::integer_range(files.iter().map(|(f, _, _)| *f), key)
+            {
+                index.bound(low, high, rows);
+            }
+        }
         if let Some(files) = Files::exact(files) {
             self.metadata_rows = Some(files.rows());
             for check in self.checks.iter_mut().filter(|c| c.kernel.is_some()) {
