@@ -62,7 +62,9 @@ def checks(max_age_hours: float = 48) -> list[Any]:
         NullCheck(columns=["id", "value"]),
         RangeCheck(column="value", min_value=0, max_value=100),
         CountCheck(min_rows=1),
-        FreshnessCheck(timestamp_column="ts", max_age_hours=max_age_hours, reference_time=REFERENCE),
+        FreshnessCheck(
+            timestamp_column="ts", max_age_hours=max_age_hours, reference_time=REFERENCE
+        ),
     ]
 
 
@@ -119,7 +121,10 @@ def by_day(lh: phlo.Lakehouse) -> dict[dt.date, list[dict[str, Any]]]:
 def test_metadata_settles_passing_checks_without_reading_their_columns(
     lh: phlo.Lakehouse, by_day: dict[dt.date, list[dict[str, Any]]]
 ) -> None:
-    for partition, rows in (("2024-01-02", by_day[DAYS[1]]), (None, by_day[DAYS[0]] + by_day[DAYS[1]])):
+    for partition, rows in (
+        ("2024-01-02", by_day[DAYS[1]]),
+        (None, by_day[DAYS[0]] + by_day[DAYS[1]]),
+    ):
         results = run(lh, partition)
         assert_equals_pandas(results, rows)
         assert all(r.passed for r in results.values())
@@ -208,7 +213,9 @@ def test_position_deletes_of_a_merge_on_read_merge_are_scanned(lh: phlo.Lakehous
     # Replace 20 rows (the new ones newer than any before) and add 5.
     changed = [{**r, "value": 7.0, "ts": r["ts"] + dt.timedelta(hours=10)} for r in rows[40:60]]
     added = rows_of(DAYS[0], 1000, 5)
-    table.merge(pa.Table.from_pylist(changed + added, schema=SCHEMA), "id", write_mode="merge-on-read")
+    table.merge(
+        pa.Table.from_pylist(changed + added, schema=SCHEMA), "id", write_mode="merge-on-read"
+    )
     assert table.delete_stats().delete_files >= 1
     model = {r["id"]: r for r in rows}
     model.update({r["id"]: r for r in changed + added})

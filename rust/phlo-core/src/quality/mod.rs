@@ -14,7 +14,6 @@ use arrow_schema::{Field, Schema};
 use arrow_select::concat::concat_batches;
 use arrow_select::take::take_record_batch;
 use iceberg::spec::DataFile;
-use regex::{Regex, RegexBuilder};
 
 pub use plan::{CheckSpec, QualityPlan};
 
@@ -87,7 +86,7 @@ enum Kernel {
         older: u64,
     },
     Count,
-    Pattern(Regex),
+    Pattern(Box<kernels::Pattern>),
 }
 
 impl Evaluator {
@@ -250,7 +249,7 @@ impl Running {
                 Ok(rows)
             }
             Kernel::Rule(rule) => kernels::rule_failures(&arrays[0], rule, wanted),
-            Kernel::Pattern(regex) => kernels::pattern_failures(&arrays[0], regex, wanted),
+            Kernel::Pattern(pattern) => kernels::pattern_failures(&arrays[0], pattern, wanted),
             Kernel::Unique(index) => index.add(&arrays, wanted).map(|first| Failing {
                 // Counted when the pass ends: an earlier row becomes a duplicate only later.
                 count: 0,
@@ -415,12 +414,6 @@ fn kernel(spec: &CheckSpec, fields: &[Field]) -> std::result::Result<Kernel, Str
             pattern,
             case_sensitive,
             ..
-        } => Kernel::Pattern(
-            // Python's re.match: anchored at the start only.
-            RegexBuilder::new(&format!("^(?:{pattern})"))
-                .case_insensitive(!case_sensitive)
-                .build()
-                .map_err(|e| format!("pattern {pattern:?} does not compile: {e}"))?,
-        ),
+        } => Kernel::Pattern(Box::new(kernels::Pattern::new(pattern, *case_sensitive)?)),
     })
 }
