@@ -270,3 +270,46 @@ def test_uniqueness_counts_every_row_of_a_duplicated_key_as_pandas(
     # Samples: each occurrence after a key's first.
     distinct = len(data.to_pandas().drop_duplicates(subset=key))
     assert len(result.sample) == len(data) - distinct
+
+
+PATTERN_VALUES = [
+    "C123",
+    "c123",
+    "C12x",
+    "xC1",
+    "C",
+    "C٣",  # an Arabic-Indic digit: \d is Unicode, as in Python
+    "",
+    None,
+    "café au lait",
+    "cafés",
+    "ÉCOLE",
+    "école",
+    "line\nC1",
+]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "case_sensitive"),
+    [
+        (r"C\d+", True),
+        (r"C\d+", False),
+        # A Unicode word boundary next to non-ASCII text: the lazy DFA gives up, the full
+        # engine answers.
+        (r"caf\w*\b", True),
+        (r"[a-zé]+", False),
+        ("école|ÉCOLE", True),
+    ],
+)
+def test_patterns_match_as_python_re_match(
+    lh: phlo.Lakehouse, pattern: str, case_sensitive: bool
+) -> None:
+    from phlo.quality import PatternCheck
+
+    data = pa.table({"s": pa.array(PATTERN_VALUES, pa.string())})
+    lh.create_table("raw.events", data.schema).append(data)
+    check = PatternCheck(column="s", pattern=pattern, case_sensitive=case_sensitive)
+    (result,) = run(lh, None, checks=[check]).values()
+    values = pd.Series(PATTERN_VALUES).dropna()
+    expected = int((~values.str.match(pattern, case=case_sensitive)).sum())
+    assert (result.failed_count, result.total_count) == (expected, len(PATTERN_VALUES))
