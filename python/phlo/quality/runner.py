@@ -19,7 +19,7 @@ from phlo.quality.checks import CountCheck, EngineCheck
 from phlo.quality.contract import SAMPLE_LIMIT, CheckResult
 
 if TYPE_CHECKING:
-    from phlo.lakehouse import Lakehouse
+    from phlo.lakehouse import Lakehouse, Scan, Table
     from phlo.quality.decorator import QualityDefinition
 
 #: Columns that identify a row in samples, when the table has them.
@@ -34,29 +34,57 @@ def run_checks(
     scope = _scope(definition, partition_date, schema, lakehouse, ref)
     engine = [c for c in definition.checks if isinstance(c, EngineCheck)]
     python = [c for c in definition.checks if isinstance(c, PythonCheck)]
-    scan = table.scan(_columns(definition.checks, scope), scope.filters)
-    plan = {
-        "checks": [c.spec(scope) for c in engine],
-        "id_columns": scope.id_columns,
-        "sample_limit": SAMPLE_LIMIT,
-    }
-    evaluator = _native.QualityEvaluator(json.dumps(plan), scan.schema)
+    plan = json.dumps(
+        {
+            "checks": [c.spec(scope) for c in engine],
+            "id_columns": scope.id_columns,
+            "sample_limit": SAMPLE_LIMIT,
+        }
+    )
+    evaluator, planned, scan = _settle(plan, table, definition.checks, scope)
     passes = [c.start(scope) for c in python]
-    for batch in scan.to_batches():
-        evaluator.update(batch)
-        for check_pass in passes:
-            check_pass.update(batch)
+    if scan is not None:
+        for batch in scan.to_batches():
+            evaluator.update(batch)
+            for check_pass in passes:
+                check_pass.update(batch)
     findings: dict[int, Finding] = {}
     for check, outcome in zip(engine, evaluator.finish(), strict=True):
         findings[id(check)] = _engine_finding(check, outcome)
     for python_check, check_pass in zip(python, passes, strict=True):
         findings[id(python_check)] = check_pass.finish()
     scanned = {
-        "files_scanned": scan.files_scanned,
-        "files_total": scan.files_total,
-        "snapshot_id": scan.snapshot_id,
+        "files_scanned": planned.files_scanned,
+        "files_total": planned.files_total,
+        "snapshot_id": planned.snapshot_id,
+        "files_read": 0 if scan is None else scan.files_scanned,
+        "columns_read": [] if scan is None else scan.schema.names,
     }
     return [_result(c, findings[id(c)], scope, scanned) for c in definition.checks]
+
+
+def _settle(
+    plan: str, table: Table, checks: list[QualityCheck], scope: Scope
+) -> tuple[_native.QualityEvaluator, Scan, Scan | None]:
+    """The evaluator with the checks the data files' metadata answers settled, the planned
+    scan (files in scope), and the scan of what is left to read: only the columns unsettled
+    checks read, or nothing at all."""
+    python: list[QualityCheck] = [c for c in checks if isinstance(c, PythonCheck)]
+    everything = _columns(checks, scope)
+    planned = table.scan(everything, scope.filters)
+    while True:
+        evaluator = _native.QualityEvaluator(plan, planned.schema)
+        unsettled = evaluator.settle(planned._native)
+        if not python and not unsettled:
+            return evaluator, planned, None
+        columns = _columns(python, scope, unsettled)
+        if columns == everything:
+            return evaluator, planned, planned
+        narrowed = table.scan(columns, scope.filters)
+        if narrowed.snapshot_id == planned.snapshot_id:
+            return evaluator, planned, narrowed
+        # A commit landed between the two plans: settle again on the newer snapshot.
+        planned = table.scan(everything, scope.filters)
 
 
 def _scope(
@@ -95,10 +123,12 @@ def _scope(
     )
 
 
-def _columns(checks: list[QualityCheck], scope: Scope) -> list[str] | None:
-    """The columns to read: those the checks name that exist, the id columns; None (all)
-    when a check reads every column."""
-    wanted: dict[str, None] = dict.fromkeys(scope.id_columns)
+def _columns(
+    checks: list[QualityCheck], scope: Scope, extra: list[str] | None = None
+) -> list[str] | None:
+    """The columns to read: the id columns, `extra`, those the checks name that exist; None
+    (all) when a check reads every column."""
+    wanted: dict[str, None] = dict.fromkeys([*scope.id_columns, *(extra or [])])
     for check in checks:
         columns = check.columns()
         if columns is None:
@@ -117,7 +147,8 @@ def _engine_finding(check: EngineCheck, outcome: dict[str, Any]) -> Finding:
     elif outcome["error"] is not None:
         broken = f"{check.name}: {outcome['error']}"
     sample = pa.record_batch(outcome["sample"]).to_pylist() if outcome["sample"] else []
-    details: dict[str, Any] = {}
+    # Answered from the data files' metadata (docs/quality.md): its columns were not read.
+    details: dict[str, Any] = {"metadata_only": bool(outcome["from_metadata"])}
     if outcome["per_column"]:
         details["null_counts"] = dict(outcome["per_column"])
     if outcome["newest_us"] is not None:

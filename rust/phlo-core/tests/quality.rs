@@ -339,3 +339,67 @@ fn uniqueness_spans_batches_with_nulls_zeros_and_nan_as_pandas_compares_them() {
     // The later occurrences, as they were met.
     assert_eq!(keys.iter().collect::<Vec<_>>(), vec![Some("a"), None, None]);
 }
+
+/// The outcome fields a scan and metadata must agree on.
+fn answers(outcomes: &[Outcome]) -> Vec<(u64, u64, Vec<(String, u64)>, Option<i64>)> {
+    outcomes
+        .iter()
+        .map(|o| (o.failed, o.total, o.per_column.clone(), o.newest_us))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_answers_equal_the_scan_and_leave_only_unsettled_columns_to_read() {
+    let (_dir, lh, _model) = setup().await;
+    let checks = json!([
+        {"kind": "not_null", "columns": ["ts", "day"]},
+        {"kind": "range", "column": "value", "min": -1, "max": 200.5},
+        {"kind": "freshness", "column": "ts", "cutoff_us": BASE_US},
+        {"kind": "count"},
+        // Fail (nulls, values over 100, stale): the scan counts them and keeps samples.
+        {"kind": "not_null", "columns": ["id"]},
+        {"kind": "range", "column": "value", "min": 0, "max": 100},
+        {"kind": "freshness", "column": "ts", "cutoff_us": BASE_US + 1000 * HOUR_US},
+        // Never from metadata; the integer key is kept in a bitmap of its files' range.
+        {"kind": "unique", "columns": ["id"]},
+    ]);
+    let plan_json = json!({"checks": checks, "id_columns": ["id"], "sample_limit": 5});
+    let quality = QualityPlan::from_json(&plan_json.to_string()).unwrap();
+    for filters in [vec![day_filter("d1")], vec![]] {
+        let options = ScanOptions {
+            filters,
+            ..Default::default()
+        };
+        let scanned = evaluate(lh.scan("raw.t", &options).await.unwrap(), checks.clone()).await;
+
+        let plan = lh.scan("raw.t", &options).await.unwrap();
+        let mut evaluator = Evaluator::new(&quality, &plan.schema());
+        let unsettled = evaluator.settle(plan.file_metadata());
+        assert_eq!(unsettled, ["id", "value", "ts"]);
+        let narrowed = ScanOptions {
+            columns: Some(unsettled),
+            ..options.clone()
+        };
+        let mut stream = lh.scan("raw.t", &narrowed).await.unwrap().into_stream().unwrap();
+        while let Some(batch) = stream.next().await {
+            evaluator.update(&batch.unwrap()).unwrap();
+        }
+        let settled = evaluator.finish().unwrap();
+        assert_eq!(answers(&settled), answers(&scanned));
+        let provenance: Vec<bool> = settled.iter().map(|o| o.from_metadata).collect();
+        assert_eq!(provenance, [true, true, true, true, false, false, false, false]);
+        for (ours, theirs) in settled.iter().zip(&scanned).skip(4).take(3) {
+            assert!(ours.failed > 0 && ours.sample.is_some() && theirs.sample.is_some());
+        }
+
+        // Nothing left to read: the row count comes from metadata.
+        let only = json!({"checks": [{"kind": "count"}, checks[0].clone()]});
+        let quality = QualityPlan::from_json(&only.to_string()).unwrap();
+        let plan = lh.scan("raw.t", &options).await.unwrap();
+        let mut evaluator = Evaluator::new(&quality, &plan.schema());
+        assert!(evaluator.settle(plan.file_metadata()).is_empty());
+        let outcomes = evaluator.finish().unwrap();
+        let expected = [answers(&scanned[3..4]), answers(&scanned[0..1])].concat();
+        assert_eq!(answers(&outcomes), expected);
+    }
+}

@@ -11,6 +11,7 @@ use pyo3_arrow::{PyRecordBatch, PySchema};
 
 use crate::errors::IntoPyResult;
 use crate::guard::detached;
+use crate::scan::NativeScan;
 
 #[pyclass(module = "phlo._native", frozen)]
 pub struct QualityEvaluator {
@@ -33,6 +34,15 @@ impl QualityEvaluator {
         })
     }
 
+    /// Settles the checks the data files' metadata of `scan` (not yet read) proves; returns
+    /// the columns the other checks still read.
+    fn settle(&self, scan: PyRef<'_, NativeScan>) -> PyResult<Vec<String>> {
+        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let evaluator = guard.as_mut().ok_or_else(finished)?;
+        scan.with_plan(|plan| evaluator.settle(plan.file_metadata()))
+            .ok_or_else(|| PyRuntimeError::new_err("this scan was already read; scan again"))
+    }
+
     /// Updates every check with one batch.
     fn update(&self, py: Python<'_>, batch: PyRecordBatch) -> PyResult<()> {
         let batch = batch.into_inner();
@@ -42,7 +52,7 @@ impl QualityEvaluator {
     }
 
     /// One dict per check: `failed`, `total`, `missing_columns`, `error`, `sample` (an Arrow
-    /// record batch or None), `per_column`, `newest_us`.
+    /// record batch or None), `per_column`, `newest_us`, `from_metadata`.
     fn finish<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
         let evaluator = self
             .inner
@@ -62,6 +72,7 @@ impl QualityEvaluator {
                 out.set_item("sample", o.sample.map(PyRecordBatch::new))?;
                 out.set_item("per_column", o.per_column)?;
                 out.set_item("newest_us", o.newest_us)?;
+                out.set_item("from_metadata", o.from_metadata)?;
                 Ok(out)
             })
             .collect()

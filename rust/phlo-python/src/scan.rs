@@ -60,6 +60,15 @@ impl NativeScan {
             failure: ErrorSlot::default(),
         }
     }
+
+    /// Runs `f` on the plan, while the scan has not been read (`None` once it has).
+    pub fn with_plan<R>(&self, f: impl FnOnce(&ScanPlan) -> R) -> Option<R> {
+        self.plan
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(f)
+    }
 }
 
 #[pymethods]

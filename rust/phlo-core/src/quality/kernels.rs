@@ -10,7 +10,9 @@ use arrow_array::types::{
 use arrow_array::{Array, ArrayRef, StringArrayType};
 use arrow_buffer::BooleanBuffer;
 use arrow_schema::{DataType, TimeUnit};
-use regex::Regex;
+use regex::{Regex, RegexBuilder};
+use regex_automata::hybrid::dfa::{Cache, DFA};
+use regex_automata::{Anchored, Input, util::syntax};
 use serde_json::Value;
 
 use crate::validate::checks::{failing_rows, missing};
@@ -70,17 +72,60 @@ pub fn rule_failures(array: &ArrayRef, rule: &CheckRule, wanted: usize) -> Resul
     Ok(Failing::of_positions(positions, wanted))
 }
 
-/// Present strings that `regex` does not match.
-pub fn pattern_failures(array: &ArrayRef, regex: &Regex, wanted: usize) -> Result<Failing, String> {
-    fn each<'a, S: StringArrayType<'a>>(array: S, regex: &Regex) -> BooleanBuffer {
+/// Python's `re.match` of one pattern: anchored at the start of each value. A lazy DFA with
+/// a cache of its own answers (no shared pool, no per-call setup of the general engine); the
+/// full engine answers the rare value the DFA gives up on (a Unicode word boundary next to
+/// non-ASCII text) and patterns the DFA cannot build.
+pub struct Pattern {
+    dfa: Option<(DFA, Cache)>,
+    regex: Regex,
+}
+
+impl Pattern {
+    pub fn new(pattern: &str, case_sensitive: bool) -> Result<Self, String> {
+        let anchored = format!("^(?:{pattern})");
+        let regex = RegexBuilder::new(&anchored)
+            .case_insensitive(!case_sensitive)
+            .build()
+            .map_err(|e| format!("pattern {pattern:?} does not compile: {e}"))?;
+        let dfa = DFA::builder()
+            .configure(DFA::config().unicode_word_boundary(true))
+            .syntax(syntax::Config::new().case_insensitive(!case_sensitive))
+            .build(&anchored)
+            .ok()
+            .map(|dfa| {
+                let cache = dfa.create_cache();
+                (dfa, cache)
+            });
+        Ok(Self { dfa, regex })
+    }
+
+    fn is_match(&mut self, value: &str) -> bool {
+        if let Some((dfa, cache)) = &mut self.dfa {
+            let input = Input::new(value).anchored(Anchored::Yes).earliest(true);
+            if let Ok(found) = dfa.try_search_fwd(cache, &input) {
+                return found.is_some();
+            }
+        }
+        self.regex.is_match(value)
+    }
+}
+
+/// Present strings that `pattern` does not match.
+pub fn pattern_failures(
+    array: &ArrayRef,
+    pattern: &mut Pattern,
+    wanted: usize,
+) -> Result<Failing, String> {
+    fn each<'a, S: StringArrayType<'a>>(array: S, pattern: &mut Pattern) -> BooleanBuffer {
         BooleanBuffer::collect_bool(array.len(), |i| {
-            array.is_valid(i) && !regex.is_match(array.value(i))
+            array.is_valid(i) && !pattern.is_match(array.value(i))
         })
     }
     let mask = match array.data_type() {
-        DataType::Utf8 => each(array.as_string::<i32>(), regex),
-        DataType::LargeUtf8 => each(array.as_string::<i64>(), regex),
-        DataType::Utf8View => each(array.as_string_view(), regex),
+        DataType::Utf8 => each(array.as_string::<i32>(), pattern),
+        DataType::LargeUtf8 => each(array.as_string::<i64>(), pattern),
+        DataType::Utf8View => each(array.as_string_view(), pattern),
         other => return Err(format!("a pattern needs a string column, not {other}")),
     };
     Ok(Failing::of_mask(&mask, wanted))

@@ -5,14 +5,15 @@
 //! metadata contract are Python's (`python/phlo/quality/`).
 
 mod kernels;
+mod metadata;
 mod plan;
 mod unique;
 
 use arrow_array::{ArrayRef, RecordBatch, UInt32Array};
-use arrow_schema::Schema;
+use arrow_schema::{Field, Schema};
 use arrow_select::concat::concat_batches;
 use arrow_select::take::take_record_batch;
-use regex::{Regex, RegexBuilder};
+use iceberg::spec::DataFile;
 
 pub use plan::{CheckSpec, QualityPlan};
 
@@ -20,6 +21,7 @@ use crate::error::{Context, Error, Result};
 use crate::validate::CheckOp;
 use crate::validate::CheckRule;
 use kernels::Failing;
+use metadata::{Files, Settled};
 use unique::UniqueIndex;
 
 /// Batches with at least this many rows have their checks evaluated in parallel.
@@ -42,6 +44,8 @@ pub struct Outcome {
     pub per_column: Vec<(String, u64)>,
     /// The newest value (µs since the epoch), for a freshness check.
     pub newest_us: Option<i64>,
+    /// Answered from the data files' metadata: the check's columns were not read.
+    pub from_metadata: bool,
 }
 
 /// The running state of every check of a plan.
@@ -49,14 +53,20 @@ pub struct Evaluator {
     checks: Vec<Running>,
     limit: usize,
     rows: u64,
+    /// Whether any batch was fed (else the rows are the metadata's count).
+    fed: bool,
+    /// The checked rows by the files' metadata, when it describes them exactly.
+    metadata_rows: Option<u64>,
 }
 
 struct Running {
     kernel: Option<Kernel>,
-    /// Batch columns the check reads, in the spec's order.
-    columns: Vec<usize>,
-    /// Batch columns a sample row carries (id columns, then the check's own).
-    sample_columns: Vec<usize>,
+    /// The columns the check reads (those the table has), in the spec's order.
+    fields: Vec<Field>,
+    /// Columns a sample row carries (id columns, then the check's own).
+    sample_columns: Vec<String>,
+    /// The outcome, when the files' metadata settled it (the kernel is then gone).
+    settled: Option<Settled>,
     failed: u64,
     per_column: Vec<u64>,
     sample: Vec<RecordBatch>,
@@ -76,7 +86,7 @@ enum Kernel {
         older: u64,
     },
     Count,
-    Pattern(Regex),
+    Pattern(Box<kernels::Pattern>),
 }
 
 impl Evaluator {
@@ -84,10 +94,11 @@ impl Evaluator {
     /// or one that cannot run on its column's type, becomes a failed outcome; it never stops
     /// the other checks.
     pub fn new(plan: &QualityPlan, schema: &Schema) -> Self {
-        let ids: Vec<usize> = plan
+        let ids: Vec<&str> = plan
             .id_columns
             .iter()
-            .filter_map(|c| schema.index_of(c).ok())
+            .filter(|c| schema.index_of(c).is_ok())
+            .map(String::as_str)
             .collect();
         let checks = plan
             .checks
@@ -98,7 +109,48 @@ impl Evaluator {
             checks,
             limit: plan.sample_limit,
             rows: 0,
+            fed: false,
+            metadata_rows: None,
         }
+    }
+
+    /// Settles the checks the metadata of the data files to read proves (see
+    /// [`metadata`]): `files` has each file, how many delete files apply to it and whether the
+    /// scan's filter keeps all its rows. Returns the columns the other checks still read.
+    pub fn settle<'a>(
+        &mut self,
+        files: impl IntoIterator<Item = (&'a DataFile, usize, bool)>,
+    ) -> Vec<String> {
+        let files: Vec<_> = files.into_iter().collect();
+        let rows: u64 = files.iter().map(|(f, _, _)| f.record_count()).sum();
+        for check in &mut self.checks {
+            if let (Some(Kernel::Unique(index)), [key]) = (&mut check.kernel, &check.fields[..])
+                && index.boundable()
+                && let Some((low, high)) =
+                    metadata::integer_range(files.iter().map(|(f, _, _)| *f), key)
+            {
+                index.bound(low, high, rows);
+            }
+        }
+        if let Some(files) = Files::exact(files) {
+            self.metadata_rows = Some(files.rows());
+            for check in self.checks.iter_mut().filter(|c| c.kernel.is_some()) {
+                let fields: Vec<&Field> = check.fields.iter().collect();
+                check.settled = files.settle(&check.spec, &fields);
+                if check.settled.is_some() {
+                    check.kernel = None;
+                }
+            }
+        }
+        let mut columns: Vec<String> = Vec::new();
+        for check in self.checks.iter().filter(|c| c.kernel.is_some()) {
+            for field in &check.fields {
+                if !columns.contains(field.name()) {
+                    columns.push(field.name().clone());
+                }
+            }
+        }
+        columns
     }
 
     /// Updates every check with one batch (of the schema given to `new`). Checks of a large
@@ -106,6 +158,7 @@ impl Evaluator {
     /// uniqueness index) then overlaps the others.
     pub fn update(&mut self, batch: &RecordBatch) -> Result<()> {
         self.rows += batch.num_rows() as u64;
+        self.fed = true;
         let limit = self.limit;
         if batch.num_rows() < PARALLEL_ROWS || self.checks.len() < 2 {
             return self
@@ -128,30 +181,39 @@ impl Evaluator {
     }
 
     pub fn finish(self) -> Result<Vec<Outcome>> {
-        let rows = self.rows;
+        let rows = match (self.fed, self.metadata_rows) {
+            (false, Some(rows)) => rows,
+            _ => self.rows,
+        };
         self.checks.into_iter().map(|c| c.finish(rows)).collect()
     }
 }
 
 impl Running {
-    fn new(spec: &CheckSpec, schema: &Schema, ids: &[usize]) -> Self {
+    fn new(spec: &CheckSpec, schema: &Schema, ids: &[&str]) -> Self {
         let names = spec.columns();
         let missing: Vec<String> = names
             .iter()
             .filter(|n| schema.index_of(n).is_err())
             .map(|n| n.to_string())
             .collect();
-        let columns: Vec<usize> = names
+        let fields: Vec<Field> = names
             .iter()
-            .filter_map(|n| schema.index_of(n).ok())
+            .filter_map(|n| schema.field_with_name(n).ok().cloned())
             .collect();
-        let mut sample_columns = ids.to_vec();
-        sample_columns.extend(columns.iter().filter(|c| !ids.contains(c)));
+        let mut sample_columns: Vec<String> = ids.iter().map(|c| c.to_string()).collect();
+        sample_columns.extend(
+            names
+                .iter()
+                .filter(|n| !ids.contains(n))
+                .map(|n| n.to_string()),
+        );
         let mut running = Self {
             kernel: None,
-            per_column: vec![0; columns.len()],
-            columns,
+            per_column: vec![0; fields.len()],
+            fields,
             sample_columns,
+            settled: None,
             failed: 0,
             sample: Vec::new(),
             sampled: 0,
@@ -160,7 +222,7 @@ impl Running {
             missing,
         };
         if running.missing.is_empty() {
-            match kernel(spec, schema, &running.columns) {
+            match kernel(spec, &running.fields) {
                 Ok(kernel) => running.kernel = Some(kernel),
                 Err(why) => running.error = Some(why),
             }
@@ -174,10 +236,10 @@ impl Running {
         };
         let wanted = limit - self.sampled;
         let arrays: Vec<ArrayRef> = self
-            .columns
+            .fields
             .iter()
-            .map(|&i| batch.column(i).clone())
-            .collect();
+            .map(|f| column(batch, f.name()))
+            .collect::<Result<_>>()?;
         let found: std::result::Result<Failing, String> = match kernel {
             Kernel::NotNull => {
                 let (per_column, rows) = kernels::missing_cells(&arrays, wanted);
@@ -187,7 +249,7 @@ impl Running {
                 Ok(rows)
             }
             Kernel::Rule(rule) => kernels::rule_failures(&arrays[0], rule, wanted),
-            Kernel::Pattern(regex) => kernels::pattern_failures(&arrays[0], regex, wanted),
+            Kernel::Pattern(pattern) => kernels::pattern_failures(&arrays[0], pattern, wanted),
             Kernel::Unique(index) => index.add(&arrays, wanted).map(|first| Failing {
                 // Counted when the pass ends: an earlier row becomes a duplicate only later.
                 count: 0,
@@ -234,8 +296,14 @@ impl Running {
         if rows.is_empty() {
             return Ok(());
         }
+        let columns = self
+            .sample_columns
+            .iter()
+            .map(|n| batch.schema().index_of(n))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .context(|| "finding sample columns".into())?;
         let projected = batch
-            .project(&self.sample_columns)
+            .project(&columns)
             .context(|| "projecting sample columns".into())?;
         let indices = UInt32Array::from_iter_values(rows.iter().map(|&r| r as u32));
         let taken =
@@ -245,10 +313,18 @@ impl Running {
         Ok(())
     }
 
-    fn finish(self, rows: u64) -> Result<Outcome> {
+    fn finish(mut self, rows: u64) -> Result<Outcome> {
         let mut failed = self.failed;
         let mut newest_us = None;
         let mut keep_sample = true;
+        let from_metadata = self.settled.is_some();
+        if let Some(settled) = self.settled.take() {
+            // Only passing answers are settled: nothing failed, no sample.
+            if !settled.per_column.is_empty() {
+                self.per_column = settled.per_column;
+            }
+            newest_us = settled.newest_us;
+        }
         match &self.kernel {
             Some(Kernel::Unique(index)) => failed = index.duplicated_rows(),
             Some(Kernel::Freshness {
@@ -285,23 +361,27 @@ impl Running {
                 .map(|(n, c)| (n.to_string(), *c))
                 .collect(),
             newest_us,
+            from_metadata,
         })
     }
 }
 
+/// The column `name` of `batch` (the scan reads every column a running check names).
+fn column(batch: &RecordBatch, name: &str) -> Result<ArrayRef> {
+    batch.column_by_name(name).cloned().ok_or_else(|| {
+        Error::invalid(
+            format!("the scanned batches lack column {name}, which a quality check reads"),
+            "scan the columns Evaluator::settle returns",
+        )
+    })
+}
+
 /// The kernel of `spec` over `columns` (all present); `Err` says why it cannot run.
-fn kernel(
-    spec: &CheckSpec,
-    schema: &Schema,
-    columns: &[usize],
-) -> std::result::Result<Kernel, String> {
-    if columns.is_empty() && !matches!(spec, CheckSpec::Count) {
+fn kernel(spec: &CheckSpec, fields: &[Field]) -> std::result::Result<Kernel, String> {
+    if fields.is_empty() && !matches!(spec, CheckSpec::Count) {
         return Err("the check names no columns".into());
     }
-    let types: Vec<_> = columns
-        .iter()
-        .map(|&i| schema.field(i).data_type().clone())
-        .collect();
+    let types: Vec<_> = fields.iter().map(|f| f.data_type().clone()).collect();
     Ok(match spec {
         CheckSpec::NotNull { .. } => Kernel::NotNull,
         CheckSpec::Count => Kernel::Count,
@@ -334,12 +414,6 @@ fn kernel(
             pattern,
             case_sensitive,
             ..
-        } => Kernel::Pattern(
-            // Python's re.match: anchored at the start only.
-            RegexBuilder::new(&format!("^(?:{pattern})"))
-                .case_insensitive(!case_sensitive)
-                .build()
-                .map_err(|e| format!("pattern {pattern:?} does not compile: {e}"))?,
-        ),
+        } => Kernel::Pattern(Box::new(kernels::Pattern::new(pattern, *case_sensitive)?)),
     })
 }

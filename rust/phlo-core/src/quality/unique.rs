@@ -1,8 +1,10 @@
 //! A streaming uniqueness index: every key (one or more columns) seen so far and how often,
 //! so duplicates are found across batches while only the keys stay in memory. Nulls are equal
 //! keys, -0.0 equals 0.0 and NaN equals NaN and null (pandas' `duplicated`). A single integer,
-//! date or timestamp key is kept as an `i64`, a single string key as its bytes, any other key
-//! row-encoded (arrow-row), in one arena.
+//! date or timestamp key is kept as an `i64` — as two bits of a bitmap when the data files'
+//! bounds put every key in a range not much wider than the rows (dense ids), else in a hash
+//! table —, a single string key as its bytes, any other key row-encoded (arrow-row), in one
+//! arena.
 
 use std::hash::BuildHasher;
 
@@ -25,7 +27,12 @@ pub struct UniqueIndex {
 }
 
 enum Layout {
-    Ints(HashTable<(i64, u64)>),
+    Ints {
+        /// Keys within the range the files' bounds give, when that range is narrow enough.
+        dense: Option<Dense>,
+        /// Any other key, and how often it occurred.
+        table: HashTable<(i64, u64)>,
+    },
     Bytes {
         /// `(hash, start in arena, length, occurrences)`.
         table: HashTable<(u64, usize, usize, u64)>,
@@ -55,7 +62,10 @@ impl UniqueIndex {
     /// An index for keys of these column types.
     pub fn new(types: &[DataType]) -> Result<Self, String> {
         let layout = match types {
-            [t] if integer_like(t) => Layout::Ints(HashTable::new()),
+            [t] if integer_like(t) => Layout::Ints {
+                dense: None,
+                table: HashTable::new(),
+            },
             [t] if string_like(t) => Layout::Bytes {
                 table: HashTable::new(),
                 arena: Vec::new(),
@@ -77,6 +87,24 @@ impl UniqueIndex {
         })
     }
 
+    /// Whether a single key column can be bounded by [`Self::bound`].
+    pub fn boundable(&self) -> bool {
+        matches!(self.layout, Layout::Ints { .. })
+    }
+
+    /// Every (or nearly every) key will lie in `[low, high]` (the data files' bounds), and
+    /// about `rows` keys will come: a bitmap of the range replaces the hash table when it is
+    /// at most `DENSE_BITS_PER_ROW` bits per row. Call before adding keys.
+    pub fn bound(&mut self, low: i64, high: i64, rows: u64) {
+        let width = i128::from(high) - i128::from(low) + 1;
+        let affordable = i128::from(rows.max(1 << 16)) * DENSE_BITS_PER_ROW;
+        if let Layout::Ints { dense, .. } = &mut self.layout
+            && (1..=affordable).contains(&width)
+        {
+            *dense = Some(Dense::new(low, width as usize));
+        }
+    }
+
     /// Adds the keys of one batch; returns (up to `wanted` of) its rows whose key was seen
     /// before (second and later occurrences).
     pub fn add(&mut self, columns: &[ArrayRef], wanted: usize) -> Result<Vec<usize>, String> {
@@ -86,16 +114,26 @@ impl UniqueIndex {
             rows: Vec::new(),
         };
         match &mut self.layout {
-            Layout::Ints(table) => {
+            Layout::Ints { dense, table } => {
                 let ints = cast(&columns[0], &DataType::Int64).map_err(|e| e.to_string())?;
                 let ints = ints.as_primitive::<Int64Type>();
-                table.reserve(ints.len(), |(k, _)| hasher.hash_one(k));
+                if dense.is_none() {
+                    table.reserve(ints.len(), |(k, _)| hasher.hash_one(k));
+                }
                 for (row, key) in ints.iter().enumerate() {
                     let Some(key) = key else {
                         self.nulls += 1;
                         found.null(row, self.nulls);
                         continue;
                     };
+                    match dense.as_mut().and_then(|d| d.add(key)) {
+                        Some(true) => {
+                            found.push(row);
+                            continue;
+                        }
+                        Some(false) => continue,
+                        None => {}
+                    }
                     let hash = hasher.hash_one(key);
                     match table.find_mut(hash, |(k, _)| *k == key) {
                         Some((_, seen)) => {
@@ -155,10 +193,58 @@ impl UniqueIndex {
     pub fn duplicated_rows(&self) -> u64 {
         let repeated = |n: u64| if n > 1 { n } else { 0 };
         let keys: u64 = match &self.layout {
-            Layout::Ints(table) => table.iter().map(|&(_, n)| repeated(n)).sum(),
+            Layout::Ints { dense, table } => {
+                let in_range = dense.as_ref().map_or(0, |d| d.keys + d.later);
+                in_range + table.iter().map(|&(_, n)| repeated(n)).sum::<u64>()
+            }
             Layout::Bytes { table, .. } => table.iter().map(|&(_, _, _, n)| repeated(n)).sum(),
         };
         keys + repeated(self.nulls)
+    }
+}
+
+/// Bits of bitmap per expected row a dense key range may cost (two bitmaps of the range):
+/// about what a hash table entry costs, without its random memory access.
+const DENSE_BITS_PER_ROW: i128 = 64;
+
+/// Keys of `[low, low + width)` as bits: seen once, seen again.
+struct Dense {
+    low: i64,
+    seen: Vec<u64>,
+    again: Vec<u64>,
+    /// Keys seen more than once.
+    keys: u64,
+    /// Occurrences after the first of those keys.
+    later: u64,
+}
+
+impl Dense {
+    fn new(low: i64, width: usize) -> Self {
+        let words = width.div_ceil(64);
+        Self {
+            low,
+            seen: vec![0; words],
+            again: vec![0; words],
+            keys: 0,
+            later: 0,
+        }
+    }
+
+    /// Records `key`: whether it had been seen before, `None` when it is out of the range.
+    fn add(&mut self, key: i64) -> Option<bool> {
+        let offset = usize::try_from(key.checked_sub(self.low)?).ok()?;
+        let (word, bit) = (offset / 64, 1u64 << (offset % 64));
+        let seen = self.seen.get_mut(word)?;
+        if *seen & bit == 0 {
+            *seen |= bit;
+            return Some(false);
+        }
+        self.later += 1;
+        if self.again[word] & bit == 0 {
+            self.again[word] |= bit;
+            self.keys += 1;
+        }
+        Some(true)
     }
 }
 
@@ -210,5 +296,45 @@ fn insert(
 fn strings<'a, S: StringArrayType<'a>>(array: S, each: &mut impl FnMut(usize, Option<&str>)) {
     for row in 0..array.len() {
         each(row, array.is_valid(row).then(|| array.value(row)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::Int64Array;
+
+    use super::*;
+
+    /// Duplicated rows and sampled rows per batch, with and without a dense range.
+    fn index(bounds: Option<(i64, i64)>, batches: &[Vec<Option<i64>>]) -> (u64, Vec<Vec<usize>>) {
+        let mut index = UniqueIndex::new(&[DataType::Int64]).unwrap();
+        if let Some((low, high)) = bounds {
+            index.bound(low, high, 8);
+        }
+        let samples = batches
+            .iter()
+            .map(|keys| {
+                let column: ArrayRef = Arc::new(Int64Array::from(keys.clone()));
+                index.add(&[column], 100).unwrap()
+            })
+            .collect();
+        (index.duplicated_rows(), samples)
+    }
+
+    #[test]
+    fn a_dense_range_counts_as_the_hash_table_even_with_keys_outside_it() {
+        let batches = vec![
+            vec![Some(3), Some(1), Some(3), None, Some(100), Some(-5)],
+            vec![Some(3), Some(9), None, Some(100), Some(0), Some(9), Some(i64::MIN)],
+            vec![Some(i64::MIN), Some(7)],
+        ];
+        let hashed = index(None, &batches);
+        // 3 ×3, 9 ×2, 100 ×2, i64::MIN ×2, null ×2.
+        assert_eq!(hashed.0, 11);
+        for bounds in [(0, 9), (-5, 100), (4, 4)] {
+            assert_eq!(index(Some(bounds), &batches), hashed, "{bounds:?}");
+        }
     }
 }

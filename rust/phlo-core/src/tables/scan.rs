@@ -16,7 +16,7 @@ use futures::channel::mpsc;
 use futures::stream::{BoxStream, StreamExt};
 use iceberg::expr::{Bind, BoundPredicate};
 use iceberg::io::FileIO;
-use iceberg::spec::{Schema, SchemaRef, SnapshotRef};
+use iceberg::spec::{DataFile, Schema, SchemaRef, SnapshotRef, TableMetadata};
 
 use super::eval::{FileMatch, file_match, referenced_field_ids, row_matches};
 use super::filter::bind_filters;
@@ -65,6 +65,8 @@ pub struct ScanPlan {
     batch_size: usize,
     /// The runtime the plan was made on; files are decoded on its worker threads.
     runtime: tokio::runtime::Handle,
+    /// The table's metadata (partition specs), for [`Self::file_metadata`].
+    metadata: Arc<TableMetadata>,
 }
 
 impl ScanPlan {
@@ -132,6 +134,7 @@ impl ScanPlan {
             manifests,
             batch_size: options.batch_size.unwrap_or(DEFAULT_BATCH_ROWS),
             runtime: current_runtime()?,
+            metadata: table.metadata.clone(),
         })
     }
 
@@ -161,6 +164,7 @@ impl ScanPlan {
             manifests: ManifestsRead::default(),
             batch_size: batch_size.unwrap_or(DEFAULT_BATCH_ROWS),
             runtime: current_runtime()?,
+            metadata: table.metadata.clone(),
         })
     }
 
@@ -175,6 +179,20 @@ impl ScanPlan {
         self.files.iter().map(|f| {
             let parquet = f.data.file.file_format() == iceberg::spec::DataFileFormat::Parquet;
             (f.data.file.file_path(), f.deletes.len(), parquet)
+        })
+    }
+
+    /// The data files left to read as their manifests describe them (row count, column
+    /// statistics), each with how many delete files apply to it and whether its statistics
+    /// prove that every one of its rows matches the filter: for answers taken from metadata
+    /// instead of rows (quality checks).
+    pub fn file_metadata(&self) -> impl Iterator<Item = (&DataFile, usize, bool)> {
+        self.files.iter().map(|f| {
+            let spec = self.metadata.partition_spec_by_id(f.data.spec_id);
+            let whole = self.predicate.as_ref().is_none_or(|p| {
+                file_match(p, &f.data.file, spec.map(|s| s.as_ref())) == FileMatch::Always
+            });
+            (&f.data.file, f.deletes.len(), whole)
         })
     }
 
