@@ -90,7 +90,7 @@ fn corrupt(path: &str, why: String) -> Error {
         path: path.to_string(),
         source: io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("{path} is not a readable Iceberg manifest: {why}"),
+            format!("not a readable Iceberg manifest: {why}"),
         ),
     }
 }
