@@ -172,3 +172,35 @@ def test_a_corrupt_manifest_is_a_storage_error_naming_it_and_changes_nothing(lh:
     # Nothing else changed: with the manifest restored the table reads as before.
     local.write_bytes(good)
     assert rows_of(lh.table("raw.t").scan().to_arrow()) == model
+
+
+def test_deletion_vectors_duckdb_writes_on_v3_tables_are_refused_not_misread(lh: phlo.Lakehouse):
+    # On a format-v3 table DuckDB deletes with deletion vectors (Puffin files): phlo reads
+    # Parquet delete files only, so every read and write of it is a typed error naming the
+    # file, never rows the deletes should have hidden.
+    with CatalogServer(lh, port=0) as server:
+        duckdb_rest(
+            server.uri,
+            "main",
+            [
+                "CREATE TABLE lake.raw.v3 (id BIGINT, seq BIGINT, v VARCHAR) "
+                "WITH ('format-version' = '3')",
+                "INSERT INTO lake.raw.v3 VALUES (1, 0, 'a'), (2, 0, 'b'), (3, 0, 'c')",
+            ],
+        )
+        table = lh.table("raw.v3")
+        assert rows_of(table.scan().to_arrow()) == {1: (0, "a"), 2: (0, "b"), 3: (0, "c")}
+        [[[deleted]]] = duckdb_rest(server.uri, "main", ["DELETE FROM lake.raw.v3 WHERE id = 2"])
+        assert deleted == 1
+    location = lh.table("raw.v3").metadata_location
+    table = lh.table("raw.v3")
+    puffin = r"delete file \S+-deletes\.puffin is puffin.*deletion vectors"
+    with pytest.raises(errors.InputError, match=puffin):
+        table.scan().to_arrow()
+    with pytest.raises(errors.InputError, match=puffin):
+        table.merge(batch({1: (1, "x"), 9: (1, "y")}), "id")
+    with pytest.raises(errors.InputError, match=puffin):
+        table.compact(target_file_size=1 << 30)
+    with pytest.raises(errors.InputError, match="format v3"):
+        table.append(batch({9: (1, "y")}))
+    assert lh.table("raw.v3").metadata_location == location
