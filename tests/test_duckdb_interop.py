@@ -143,11 +143,95 @@ def test_duckdb_writes_then_phlo_merges_in_both_modes_and_compacts(lh: phlo.Lake
         readers.check(model, "DuckDB's DELETE after compaction")
 
 
+# The `schema` DuckDB 1.4.4 writes into the Avro metadata of a manifest of an unpartitioned
+# table (copied from one it wrote through `phlo catalog serve`): the manifest entries' schema,
+# not the table's, which iceberg-rust alone refuses to parse.
+DUCKDB_14_SCHEMA = (
+    '{"type":"struct","schema-id":0,"fields":[{"id":0,"name":"status","required":true,'
+    '"type":"int"},{"id":1,"name":"snapshot_id","required":false,"type":"long"},{"id":3,'
+    '"name":"sequence_number","required":false,"type":"long"},{"id":4,'
+    '"name":"file_sequence_number","required":false,"type":"long"},{"id":2,"name":"data_file",'
+    '"required":true,"type":{"type":"struct","fields":[{"id":134,"name":"content",'
+    '"required":true,"type":"int"},{"id":100,"name":"file_path","required":true,'
+    '"type":"string"},{"id":101,"name":"file_format","required":true,"type":"string"},'
+    '{"id":102,"name":"partition","required":true,"type":{"type":"struct","fields":[]}},'
+    '{"id":103,"name":"record_count","required":true,"type":"long"},{"id":104,'
+    '"name":"file_size_in_bytes","required":true,"type":"long"}]}}]}'
+)
+
+
+def _read_long(data: bytes, at: int) -> tuple[int, int]:
+    raw = shift = 0
+    while True:
+        byte = data[at]
+        at += 1
+        raw |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return (raw >> 1) ^ -(raw & 1), at
+
+
+def _long(value: int) -> bytes:
+    raw, out = (value << 1) ^ (value >> 63), bytearray()
+    while raw >= 0x80:
+        out.append((raw & 0x7F) | 0x80)
+        raw >>= 7
+    return bytes([*out, raw])
+
+
+def set_avro_metadata(path: Path, key: str, value: str) -> None:
+    """Sets one key of an Avro file's header metadata, as another writer would have (the
+    blocks after the header are kept byte for byte)."""
+    data = path.read_bytes()
+    assert data[:4] == b"Obj\x01"
+    at, metadata = 4, {}
+    while True:
+        count, at = _read_long(data, at)
+        if count == 0:
+            break
+        if count < 0:
+            _, at = _read_long(data, at)
+        for _ in range(abs(count)):
+            fields = []
+            for _ in range(2):
+                size, at = _read_long(data, at)
+                fields.append(data[at : at + size])
+                at += size
+            metadata[fields[0]] = fields[1]
+    metadata[key.encode()] = value.encode()
+    header = b"".join(_long(len(k)) + k + _long(len(v)) + v for k, v in metadata.items())
+    path.write_bytes(b"Obj\x01" + _long(len(metadata)) + header + _long(0) + data[at:])
+
+
 def manifests_of(lh: phlo.Lakehouse, name: str) -> list[str]:
     table = SqlCatalog("phlo", uri=lh.catalog_uri, warehouse=lh.warehouse).load_table(name)
     snapshot = table.current_snapshot()
     assert snapshot is not None
     return [m.manifest_path for m in snapshot.manifests(table.io)]
+
+
+def test_manifests_duckdb_14_wrote_are_read_merged_and_compacted(lh: phlo.Lakehouse):
+    table, model = seeded(lh)
+    manifests = manifests_of(lh, "raw.t")
+    for manifest in manifests:
+        set_avro_metadata(Path(manifest.removeprefix("file://")), "schema", DUCKDB_14_SCHEMA)
+    with CatalogServer(lh, port=0) as server:
+        readers = Readers(lh, server.uri)
+        readers.check(model, "DuckDB 1.4's manifests")
+        files = readers.data_files()
+        cow = {k: (1, f"c{k}") for k in [0, 1, 100]}
+        table.merge(batch(cow), "id", write_mode="copy-on-write")
+        model.update(cow)
+        readers.check(model, "a copy-on-write merge")
+        mor = {k: (2, f"m{k}") for k in [25, 45, 101]}
+        table.merge(batch(mor), "id", write_mode="merge-on-read")
+        model.update(mor)
+        readers.check(model, "a merge-on-read merge")
+        assert len(files - readers.data_files()) == 1, "only the file the first merge rewrote"
+        table.compact(target_file_size=1 << 30)
+        readers.check(model, "compaction")
+    # phlo's own manifests replaced them: none of DuckDB's is listed any more.
+    assert not set(manifests) & set(manifests_of(lh, "raw.t"))
 
 
 def test_a_corrupt_manifest_is_a_storage_error_naming_it_and_changes_nothing(lh: phlo.Lakehouse):
