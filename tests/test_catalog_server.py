@@ -7,8 +7,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +20,7 @@ import pytest
 from pyiceberg.catalog.rest import RestCatalog
 from pyiceberg.exceptions import NoSuchTableError, UnauthorizedError
 from tests.conftest import EVENTS_SCHEMA, make_events
+from tests.duckdb_support import duckdb_rest
 
 import phlo
 
@@ -285,66 +284,13 @@ def test_ctrl_c_stops_the_server_and_a_busy_port_is_an_error(seeded: phlo.Lakeho
     assert proc.returncode == 0 and "stopped" in out
 
 
-# DuckDB's iceberg extension is not on PyPI for the DuckDB of the venv (2.0); 1.4.4 and its
-# extension wheels are, and run in a subprocess from their own folder.
-DUCKDB_PINS = [
-    "duckdb==1.4.4",
-    "duckdb-ext-iceberg==1.4.4.20260205",
-    "duckdb-ext-avro==1.4.4.20260205",
-    "duckdb-ext-httpfs==1.4.4.20260205",
-]
-DUCKDB_HOME = Path.home() / ".cache" / "phlo-tests" / "duckdb-iceberg-1.4.4"
-
-DUCKDB_CLIENT = """
-import json, sys
-import duckdb
-
-uri, extensions, ref, statements = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
-con = duckdb.connect()
-con.execute("SET autoinstall_known_extensions=false; SET autoload_known_extensions=false")
-for name in ["httpfs", "avro", "iceberg"]:
-    con.execute(f"LOAD '{extensions}/{name}.duckdb_extension'")
-con.execute(f"ATTACH '{ref}' AS lake (TYPE iceberg, ENDPOINT '{uri}', AUTHORIZATION_TYPE 'none')")
-print(json.dumps([con.execute(sql).fetchall() for sql in statements], default=str))
-"""
-
-
-@pytest.fixture(scope="session")
-def duckdb_iceberg() -> Path:
-    """A folder with DuckDB 1.4.4 and its iceberg, avro and httpfs extensions (installed once
-    per machine from PyPI)."""
-    if not DUCKDB_HOME.exists():
-        # Installed beside, then moved: an interrupted install leaves no half folder behind.
-        partial = DUCKDB_HOME.with_name(DUCKDB_HOME.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(partial)]
-        subprocess.run([*pip, *DUCKDB_PINS], check=True, timeout=600)
-        partial.rename(DUCKDB_HOME)
-    return DUCKDB_HOME
-
-
-def duckdb_run(home: Path, uri: str, ref: str, statements: list[str]) -> list:
-    extensions = next((home / "duckdb_ext" / "extensions").glob("v1.4.4/*"))
-    done = subprocess.run(
-        [sys.executable, "-c", DUCKDB_CLIENT, uri, str(extensions), ref, json.dumps(statements)],
-        env={**os.environ, "PYTHONPATH": str(home)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
-def test_duckdb_attaches_reads_and_inserts_on_a_branch(lh: phlo.Lakehouse, duckdb_iceberg: Path):
-    # DuckDB 1.4.4 inserts into unpartitioned tables only.
+def test_duckdb_attaches_reads_and_inserts_on_a_branch(lh: phlo.Lakehouse):
     table = lh.create_table("raw.flat", EVENTS_SCHEMA)
     table.append(make_events(0, 40))
     lh.create_branch("dev")
     expected = make_events(0, 40).to_pylist()
     with served(lh.root, "--log-requests") as uri:
-        [read] = duckdb_run(
-            duckdb_iceberg,
+        [read] = duckdb_rest(
             uri,
             "main",
             ["SELECT count(*), min(id), max(id), sum(value) FROM lake.raw.flat"],
@@ -352,9 +298,7 @@ def test_duckdb_attaches_reads_and_inserts_on_a_branch(lh: phlo.Lakehouse, duckd
         assert read == [[40, 0, 39, sum(r["value"] for r in expected)]]
 
         insert = "INSERT INTO lake.raw.flat VALUES (1000, TIMESTAMPTZ '2024-01-02 00:00:00+00', 'd', 1.5)"
-        _, after = duckdb_run(
-            duckdb_iceberg, uri, "dev", [insert, "SELECT count(*) FROM lake.raw.flat"]
-        )
+        _, after = duckdb_rest(uri, "dev", [insert, "SELECT count(*) FROM lake.raw.flat"])
         assert after == [[41]]
         entry = lh.log("dev", limit=1)[0]
         assert (entry.tables, entry.message) == (["raw.flat"], "append raw.flat (iceberg-rest)")
@@ -367,7 +311,7 @@ def test_duckdb_attaches_reads_and_inserts_on_a_branch(lh: phlo.Lakehouse, duckd
         # CREATE TABLE is a staged create, committed with the INSERT's transaction or alone.
         create = "CREATE TABLE lake.raw.made (id BIGINT, name VARCHAR)"
         insert = "INSERT INTO lake.raw.made VALUES (1, 'a'), (2, 'b')"
-        *_, made = duckdb_run(duckdb_iceberg, uri, "dev", [create, insert, "FROM lake.raw.made"])
+        *_, made = duckdb_rest(uri, "dev", [create, insert, "FROM lake.raw.made"])
         assert sorted(made) == [[1, "a"], [2, "b"]]
         dev_catalog = RestCatalog("dev", uri=f"{uri}/iceberg/dev")
         assert dev_catalog.load_table("raw.made").scan().to_arrow().num_rows == 2

@@ -315,6 +315,10 @@ fn storage_hint(source: &io::Error) -> &'static str {
             "Something else is in the way at that path (a folder where a file belongs, or the \
              reverse): remove it"
         }
+        io::ErrorKind::InvalidData => {
+            "The file is damaged or is not what the table's metadata says it is: restore it from \
+             a backup; phlo changed nothing"
+        }
         _ => "Check that the path exists and that phlo may read and write it",
     }
 }

@@ -26,7 +26,7 @@ use crate::tables::commit::{
     AttemptFiles, SnapshotChange, deleted_target_gone, deletes_added_since, files_added_since,
     load_manifest_list, write_snapshot,
 };
-use crate::tables::{LoadedTable, Projection};
+use crate::tables::{LoadedTable, Projection, read_manifest};
 
 /// The snapshot property a merge records its unique key in (comma-separated column names), so
 /// a branch's upserts can be rebased by key later.
@@ -175,7 +175,7 @@ async fn net_change(io: &FileIO, base: &LoadedTable, branch: &LoadedTable) -> Re
         .iter()
         .filter(|m| !after_paths.contains(&m.manifest_path))
     {
-        for file in live_files(io, manifest).await? {
+        for file in live_files(io, manifest, &base.metadata).await? {
             live_before.insert(file.file_path().to_string(), file);
         }
     }
@@ -183,7 +183,7 @@ async fn net_change(io: &FileIO, base: &LoadedTable, branch: &LoadedTable) -> Re
         .iter()
         .filter(|m| !before_paths.contains(&m.manifest_path))
     {
-        for file in live_files(io, manifest).await? {
+        for file in live_files(io, manifest, &branch.metadata).await? {
             if live_before.remove(file.file_path()).is_none() {
                 // Position deletes naming their data file (phlo's merge-on-read) carry over
                 // while that file is live on the target; others could apply anywhere.
@@ -226,11 +226,12 @@ async fn net_change(io: &FileIO, base: &LoadedTable, branch: &LoadedTable) -> Re
     Ok(net)
 }
 
-async fn live_files(io: &FileIO, manifest: &ManifestFile) -> Result<Vec<DataFile>> {
-    let loaded = manifest
-        .load_manifest(io)
-        .await
-        .context(|| format!("reading manifest {}", manifest.manifest_path))?;
+async fn live_files(
+    io: &FileIO,
+    manifest: &ManifestFile,
+    table: &TableMetadata,
+) -> Result<Vec<DataFile>> {
+    let loaded = read_manifest(io, manifest, table).await?;
     Ok(loaded
         .entries()
         .iter()

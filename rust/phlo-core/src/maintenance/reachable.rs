@@ -9,6 +9,7 @@ use iceberg::spec::TableMetadata;
 use crate::catalog::Pointer;
 use crate::error::{Context, Result};
 use crate::tables::commit::load_manifest_list;
+use crate::tables::read_manifest;
 
 /// What the refs' current metadata can reach.
 #[derive(Default)]
@@ -86,10 +87,7 @@ pub(super) async fn snapshot_files(
         if !files.insert(manifest.manifest_path.clone()) {
             continue;
         }
-        let loaded = manifest
-            .load_manifest(io)
-            .await
-            .context(|| format!("reading manifest {}", manifest.manifest_path))?;
+        let loaded = read_manifest(io, &manifest, metadata).await?;
         files.extend(loaded.entries().iter().map(|e| e.file_path().to_string()));
     }
     Ok(())

@@ -26,8 +26,8 @@ use uuid::Uuid;
 use crate::catalog::{Catalog, CommitMeta};
 use crate::error::{Context, Error, Result};
 use crate::failpoint;
-use crate::tables::LoadedTable;
 use crate::tables::manifests::{self, LiveFile, MergePolicy, live_files};
+use crate::tables::{LoadedTable, read_manifest};
 
 /// Attempts before a commit that keeps losing the race gives up with `CommitConflict`.
 const MAX_COMMIT_ATTEMPTS: u32 = 16;
@@ -413,10 +413,7 @@ pub(crate) async fn files_added_by(
         {
             continue;
         }
-        let loaded = manifest
-            .load_manifest(io)
-            .await
-            .context(|| "reading a manifest".into())?;
+        let loaded = read_manifest(io, &manifest, &table.metadata).await?;
         added.extend(
             loaded
                 .entries()
@@ -560,10 +557,7 @@ async fn prepare_snapshot(
             manifests.push(manifest);
             continue;
         }
-        let loaded = manifest
-            .load_manifest(io)
-            .await
-            .context(|| "reading a manifest".into())?;
+        let loaded = read_manifest(io, &manifest, metadata).await?;
         let hits = loaded
             .entries()
             .iter()
@@ -642,10 +636,18 @@ async fn prepare_snapshot(
     }
     let set = if change.rewrite_manifests {
         let target = policy.target_bytes;
-        manifests::rewrite_all(io, snapshot_id, target, manifests, &mut next_manifest_path).await?
+        manifests::rewrite_all(
+            io,
+            metadata,
+            snapshot_id,
+            target,
+            manifests,
+            &mut next_manifest_path,
+        )
+        .await?
     } else {
-        manifests::merge_on_commit(io, snapshot_id, policy, manifests, &mut next_manifest_path)
-            .await?
+        let next = &mut next_manifest_path;
+        manifests::merge_on_commit(io, metadata, snapshot_id, policy, manifests, next).await?
     };
     // Manifests this attempt wrote and then merged away are referenced by nothing.
     for path in &set.replaced {

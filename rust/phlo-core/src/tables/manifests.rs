@@ -21,13 +21,13 @@ use iceberg::io::FileIO;
 use iceberg::spec::{
     DataFile, Literal, ManifestContentType, ManifestEntry, ManifestFile, ManifestStatus,
     ManifestWriter, ManifestWriterBuilder, Operation, PartitionSpec, SchemaRef, SnapshotRef,
-    Struct,
+    Struct, TableMetadata,
 };
 
-use super::LoadedTable;
 use super::commit::{SnapshotChange, commit, load_manifest_list};
 use super::deletes::{FileToRead, attach};
 use super::manifest_filter::manifest_may_match;
+use super::{LoadedTable, read_manifest};
 use crate::catalog::{Catalog, MAIN};
 use crate::error::{Context, Error, Location, Result};
 
@@ -135,6 +135,7 @@ pub(crate) struct ManifestSet {
 /// keep the rest from merging, and a commit does not rewrite its neighbours every time).
 pub(crate) async fn merge_on_commit(
     io: &FileIO,
+    table: &TableMetadata,
     snapshot_id: i64,
     policy: MergePolicy,
     manifests: Vec<ManifestFile>,
@@ -165,7 +166,7 @@ pub(crate) async fn merge_on_commit(
             }
             let path = next_path();
             set.manifests
-                .push(write_merged(io, snapshot_id, &bin, &path).await?);
+                .push(write_merged(io, table, snapshot_id, &bin, &path).await?);
             set.written.push(path);
             set.replaced
                 .extend(bin.into_iter().map(|m| m.manifest_path));
@@ -179,6 +180,7 @@ pub(crate) async fn merge_on_commit(
 /// spec), into manifests of about `target_bytes` each; delete manifests are kept as they are.
 pub(crate) async fn rewrite_all(
     io: &FileIO,
+    table: &TableMetadata,
     snapshot_id: i64,
     target_bytes: u64,
     manifests: Vec<ManifestFile>,
@@ -197,7 +199,7 @@ pub(crate) async fn rewrite_all(
         let mut entries = Vec::new();
         let (mut bytes, mut count) = (0u64, 0u64);
         for (index, manifest) in group.iter().enumerate() {
-            let loaded = load(io, manifest).await?;
+            let loaded = read_manifest(io, manifest, table).await?;
             let (loaded_entries, metadata) = loaded.into_parts();
             bytes += manifest.manifest_length as u64;
             count += loaded_entries.len() as u64;
@@ -380,7 +382,7 @@ pub async fn snapshot_files_matching(
             }
             counts.read += 1;
         }
-        let loaded = load(io, &manifest).await?;
+        let loaded = read_manifest(io, &manifest, &table.metadata).await?;
         let live = loaded
             .entries()
             .iter()
@@ -427,13 +429,6 @@ pub fn partition_order(a: &Struct, b: &Struct) -> Ordering {
     Ordering::Equal
 }
 
-async fn load(io: &FileIO, manifest: &ManifestFile) -> Result<iceberg::spec::Manifest> {
-    manifest
-        .load_manifest(io)
-        .await
-        .context(|| format!("reading manifest {}", manifest.manifest_path))
-}
-
 /// Manifests grouped by partition spec, newest spec first, in list order within a group.
 fn by_spec(manifests: Vec<ManifestFile>) -> Vec<(i32, Vec<ManifestFile>)> {
     let mut groups: HashMap<i32, Vec<ManifestFile>> = HashMap::new();
@@ -472,13 +467,14 @@ fn pack_from_end(sizes: &[u64], target: u64) -> Vec<usize> {
 /// Merges the entries of `bin` (manifests of one spec) into one new manifest at `path`.
 async fn write_merged(
     io: &FileIO,
+    table: &TableMetadata,
     snapshot_id: i64,
     bin: &[ManifestFile],
     path: &str,
 ) -> Result<ManifestFile> {
     let mut writer = None;
     for manifest in bin {
-        let loaded = load(io, manifest).await?;
+        let loaded = read_manifest(io, manifest, table).await?;
         let writer = match &mut writer {
             Some(writer) => writer,
             None => writer.insert(manifest_writer(

@@ -9,6 +9,7 @@ pub mod eval;
 mod file_ranges;
 pub mod filter;
 pub mod manifest_filter;
+mod manifest_read;
 pub mod manifests;
 pub mod properties;
 pub mod read;
@@ -19,6 +20,7 @@ pub mod write;
 
 pub use commit::{CommitOutcome, SnapshotChange};
 pub use filter::{Filter, FilterOp, Literal};
+pub(crate) use manifest_read::read_manifest;
 pub use read::{ProjectedFile, ProjectedReader, ProjectedStream, Projection, read_data_file};
 pub use scan::{ScanOptions, ScanPlan};
 pub use table::LoadedTable;
