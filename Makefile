@@ -8,6 +8,8 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/phlo/target
 export DAGSTER_DISABLE_TELEMETRY := 1
 export RUNTIME__DLTHUB_TELEMETRY := false
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export RAY_USAGE_STATS_ENABLED := 0
+export DAFT_ANALYTICS_ENABLED := 0
 
 PYTHON ?= python3
 VENV := .venv
