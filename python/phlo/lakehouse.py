@@ -256,8 +256,11 @@ class Lakehouse:
     ) -> Lakehouse:
         """Connects to the catalog at URI `catalog` and the warehouse at URI `warehouse`.
 
-        `catalog`: ``sqlite:///absolute/path/catalog.db`` (created when missing) or
-        ``postgresql://user:password@host:port/database`` (a catalog many workers share).
+        `catalog`: ``sqlite:///absolute/path/catalog.db`` (created when missing),
+        ``postgresql://user:password@host:port/database`` (a catalog many workers share) or
+        ``http(s)://host:port`` (an Iceberg REST catalog: `properties` may hold ``token`` or
+        ``credential="client_id:secret"``; refs are table branches there, catalog-wide
+        features raise `ConfigError`, see docs/catalogs.md).
         `warehouse`: ``file:///absolute/folder`` or ``s3://bucket/prefix``. `properties` are
         Iceberg's storage keys (``s3.endpoint``, ``s3.access-key-id``,
         ``s3.secret-access-key``, ``s3.session-token``, ``s3.region``,

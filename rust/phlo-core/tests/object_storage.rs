@@ -311,7 +311,7 @@ async fn bad_uris_are_config_errors_naming_the_uri() {
             warehouse.as_str(),
             "mysql://me:***@h/db",
         ),
-        ("https://cat.example/api", warehouse.as_str(), "issue 14"),
+        ("ftp://cat/api", warehouse.as_str(), "http(s)://host:port"),
         ("sqlite:///", warehouse.as_str(), "names no file"),
         (catalog.as_str(), "gs://bucket/x", "s3://bucket/prefix"),
         (catalog.as_str(), "s3:///x", "names no bucket"),

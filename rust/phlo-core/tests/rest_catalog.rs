@@ -45,7 +45,10 @@ fn fixture(token: Option<&str>) -> Fixture {
 
 impl Fixture {
     fn warehouse(&self) -> String {
-        format!("file://{}/warehouse", self.dir.path().canonicalize().unwrap().display())
+        format!(
+            "file://{}/warehouse",
+            self.dir.path().canonicalize().unwrap().display()
+        )
     }
 
     async fn client(&self, properties: &[(&str, &str)]) -> phlo_core::Result<Lakehouse> {
@@ -104,7 +107,11 @@ async fn scan_with(lh: &Lakehouse, name: &str, options: &ScanOptions) -> Model {
         let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
         let names = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
         for i in 0..b.num_rows() {
-            assert!(model.insert(ids.value(i), names.value(i).to_string()).is_none());
+            assert!(
+                model
+                    .insert(ids.value(i), names.value(i).to_string())
+                    .is_none()
+            );
         }
     }
     model
@@ -132,7 +139,10 @@ fn upsert(model: &mut Model, batch: &[(i64, &str)]) {
 async fn every_engine_path_commits_through_the_rest_catalog() {
     let fx = fixture(None);
     let lh = fx.client(&[]).await.unwrap();
-    assert_eq!(lh.catalog().list_namespaces().unwrap(), vec!["raw".to_string()]);
+    assert_eq!(
+        lh.catalog().list_namespaces().unwrap(),
+        vec!["raw".to_string()]
+    );
     lh.create_table("raw.t", &schema(), &[], HashMap::new(), MAIN)
         .await
         .unwrap();
@@ -198,7 +208,13 @@ async fn every_engine_path_commits_through_the_rest_catalog() {
     ]));
     assert!(lh.evolve_schema("raw.t", MAIN, &evolved).await.unwrap());
     let served = fx.server_lh.load_table("raw.t", MAIN).await.unwrap();
-    assert!(served.metadata.current_schema().field_by_name("extra").is_some());
+    assert!(
+        served
+            .metadata
+            .current_schema()
+            .field_by_name("extra")
+            .is_some()
+    );
 
     lh.drop_table("raw.t", false, MAIN).await.unwrap();
     let err = lh.load_table("raw.t", MAIN).await.unwrap_err();
@@ -228,13 +244,17 @@ async fn a_lost_race_is_a_409_then_a_retry_on_the_new_state() {
     let table = a.load_table("raw.t", MAIN).await.unwrap();
     let head = table.snapshot_for_ref(MAIN).unwrap();
     assert_eq!(head.snapshot_id(), outcome.snapshot_id);
-    assert_eq!(contents(&a, MAIN).await, Model::from([(1, "b".to_string())]));
+    assert_eq!(
+        contents(&a, MAIN).await,
+        Model::from([(1, "b".to_string())])
+    );
 
     // Writers racing behind a barrier: every commit lands.
     let barrier = Arc::new(std::sync::Barrier::new(2));
     let writers: Vec<_> = (0..2i64)
         .map(|w| {
-            let (barrier, uri, warehouse) = (barrier.clone(), fx.server.uri.clone(), fx.warehouse());
+            let (barrier, uri, warehouse) =
+                (barrier.clone(), fx.server.uri.clone(), fx.warehouse());
             std::thread::spawn(move || {
                 let runtime = tokio::runtime::Runtime::new().unwrap();
                 runtime.block_on(async move {
@@ -316,7 +336,11 @@ async fn a_ref_is_a_table_branch_on_a_rest_catalog() {
     let served = fx.server_lh.load_table("raw.t", MAIN).await.unwrap();
     let dev_head = lh.load_table("raw.t", "dev").await.unwrap();
     assert_eq!(
-        served.metadata.snapshot_for_ref("dev").unwrap().snapshot_id(),
+        served
+            .metadata
+            .snapshot_for_ref("dev")
+            .unwrap()
+            .snapshot_id(),
         dev_head.snapshot_for_ref(MAIN).unwrap().snapshot_id()
     );
     assert_eq!(contents(&fx.server_lh, MAIN).await, main);
@@ -338,8 +362,14 @@ async fn a_5xx_after_the_commit_applied_is_commit_state_unknown_and_keeps_the_fi
     assert_eq!(err.code(), "commit_state_unknown", "{err}");
     assert!(err.to_string().contains("502"), "{err}");
     // The server applied it: the table has the row, and every file it names is there.
-    assert_eq!(contents(&lh, MAIN).await, Model::from([(7, "x".to_string())]));
-    assert_eq!(contents(&fx.server_lh, MAIN).await, Model::from([(7, "x".to_string())]));
+    assert_eq!(
+        contents(&lh, MAIN).await,
+        Model::from([(7, "x".to_string())])
+    );
+    assert_eq!(
+        contents(&fx.server_lh, MAIN).await,
+        Model::from([(7, "x".to_string())])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -449,7 +479,13 @@ async fn every_engine_path_commits_through_seaweedfs_rest_catalog() {
         filters: Vec::new(),
         properties: HashMap::new(),
     };
-    assert!(lh.compact(&name, MAIN, &compact).await.unwrap().files_rewritten > 1);
+    assert!(
+        lh.compact(&name, MAIN, &compact)
+            .await
+            .unwrap()
+            .files_rewritten
+            > 1
+    );
     assert_eq!(scan(&lh, &name).await, model);
     // A second client (a fresh connection) reads what the server has.
     let other = Lakehouse::connect(&weed.iceberg, &warehouse, &properties)

@@ -120,7 +120,7 @@ pub async fn commit(
         let snapshot_id = prepared.snapshot_id;
         let message = format!("{} {}", change.operation().as_str(), table.ident);
         let meta = CommitMeta::from_properties(&change.properties);
-        let proposal = Proposal::Snapshot(prepared, &change.branch);
+        let proposal = Proposal::Snapshot(Box::new(prepared), &change.branch);
         if let Some(landed) = publish(catalog, io, &table, proposal, &message, &meta).await? {
             return Ok(CommitOutcome {
                 table: landed,
@@ -233,14 +233,22 @@ pub async fn commit_metadata(
     message: &str,
 ) -> Result<bool> {
     let proposal = Proposal::Metadata(next);
-    let landed = publish(catalog, io, table, proposal, message, &CommitMeta::default()).await?;
+    let landed = publish(
+        catalog,
+        io,
+        table,
+        proposal,
+        message,
+        &CommitMeta::default(),
+    )
+    .await?;
     Ok(landed.is_some())
 }
 
 /// What one commit attempt asks the catalog to make the table's new state.
 enum Proposal<'a> {
     /// A new snapshot on a branch, its manifests and manifest list written.
-    Snapshot(PreparedSnapshot, &'a str),
+    Snapshot(Box<PreparedSnapshot>, &'a str),
     /// Metadata only (schema, properties), built from the table's metadata.
     Metadata(&'a TableMetadata),
 }
@@ -281,8 +289,18 @@ async fn publish(
         .await
         .context(|| format!("writing metadata of {}", table.ident))?;
     let location = location.to_string();
-    let files = written.iter().map(String::as_str).chain([location.as_str()]);
-    let landed = swap_pointer(catalog, io, table, (&location, files.collect()), message, meta);
+    let files = written
+        .iter()
+        .map(String::as_str)
+        .chain([location.as_str()]);
+    let landed = swap_pointer(
+        catalog,
+        io,
+        table,
+        (&location, files.collect()),
+        message,
+        meta,
+    );
     Ok(landed.await?.then(|| LoadedTable {
         ident: table.ident.clone(),
         ref_name: table.ref_name.clone(),

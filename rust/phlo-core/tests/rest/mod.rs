@@ -76,7 +76,8 @@ async fn answer(mut socket: TcpStream, service: Arc<RestService>, fail: Arc<Atom
     let is_commit = method == "POST" && path.contains("/tables/");
     if is_commit && fail.load(Ordering::SeqCst) {
         response.status = 502;
-        response.body = br#"{"error": {"message": "bad gateway", "type": "BadGateway", "code": 502}}"#.to_vec();
+        response.body =
+            br#"{"error": {"message": "bad gateway", "type": "BadGateway", "code": 502}}"#.to_vec();
     }
     let mut out = format!(
         "HTTP/1.1 {} X\r\nContent-Length: {}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n",

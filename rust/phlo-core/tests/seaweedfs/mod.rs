@@ -100,7 +100,10 @@ impl SeaweedFs {
                 "-master.telemetry=false",
             ])
             .args(["-admin.ui=false", "-webdav=false", "-s3.port.lance=0"])
-            .args([&format!("-bucket={BUCKET}"), &format!("-tableBucket={TABLE_BUCKET}")])
+            .args([
+                &format!("-bucket={BUCKET}"),
+                &format!("-tableBucket={TABLE_BUCKET}"),
+            ])
             .arg(format!("-s3.port={s3_port}"))
             .arg(format!("-s3.port.iceberg={iceberg_port}"));
         for flag in [

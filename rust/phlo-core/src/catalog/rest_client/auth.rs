@@ -92,7 +92,13 @@ impl Auth {
                     let url = server_uri
                         .clone()
                         .unwrap_or_else(|| http.url("v1/oauth/tokens"));
-                    *token = Some(fetch_token(http, &url, client_id.as_deref(), secret, scope)?);
+                    *token = Some(fetch_token(
+                        http,
+                        &url,
+                        client_id.as_deref(),
+                        secret,
+                        scope,
+                    )?);
                 }
                 Ok(token.as_ref().map(|t| format!("Bearer {t}")))
             }

@@ -41,13 +41,18 @@ impl TableChange<'_> {
 
 impl RestCatalog {
     /// Commits one table; `Landed` holds the table's new metadata.
-    pub(crate) fn commit_table(&self, change: &TableChange<'_>) -> Result<Committed<LoadedMetadata>> {
+    pub(crate) fn commit_table(
+        &self,
+        change: &TableChange<'_>,
+    ) -> Result<Committed<LoadedMetadata>> {
         let what = change.ident.to_string();
         let reply = self.send_commit(&self.table_path(change.ident), &change.body(), &what)?;
         match reply.status {
             404 => Err(Error::NoSuchTable(what)),
             _ => Ok(match self.outcome(&reply, &what)? {
-                Committed::Landed(()) => Committed::Landed(reply.json(&format!("committing {what}"))?),
+                Committed::Landed(()) => {
+                    Committed::Landed(reply.json(&format!("committing {what}"))?)
+                }
                 Committed::Conflict(message) => Committed::Conflict(message),
             }),
         }
@@ -87,7 +92,11 @@ impl RestCatalog {
                 })
             }
             _ if reply.ok() => Ok(Committed::Landed(())),
-            _ => Err(read_error(&self.http, reply, &format!("the commit of {what}"))),
+            _ => Err(read_error(
+                &self.http,
+                reply,
+                &format!("the commit of {what}"),
+            )),
         }
     }
 }

@@ -11,7 +11,10 @@ pub(super) fn read_error(http: &Http, reply: &Reply, what: &str) -> Error {
     let status = reply.status;
     match status {
         400 => Error::invalid(
-            format!("the REST catalog at {} refused {what}: {message}", http.uri()),
+            format!(
+                "the REST catalog at {} refused {what}: {message}",
+                http.uri()
+            ),
             "check the names and values passed",
         ),
         401 | 403 => Error::config(

@@ -47,7 +47,10 @@ impl Reply {
                 .unwrap_or_default()
         };
         let message = match field("message") {
-            m if m.is_empty() => String::from_utf8_lossy(&self.body).chars().take(300).collect(),
+            m if m.is_empty() => String::from_utf8_lossy(&self.body)
+                .chars()
+                .take(300)
+                .collect(),
             m => m,
         };
         (message, field("type"))
@@ -121,12 +124,7 @@ impl Http {
 
     /// Sends a request with its credential; on a 401, refreshes an OAuth2 token once and sends
     /// it again.
-    pub fn send(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Reply, Failure> {
+    pub fn send(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Reply, Failure> {
         let reply = self.send_once(method, path, body, false)?;
         if reply.status == 401 && self.auth.refreshable() {
             return self.send_once(method, path, body, true);
@@ -141,10 +139,7 @@ impl Http {
         body: Option<&Value>,
         refresh: bool,
     ) -> Result<Reply, Failure> {
-        let header = self
-            .auth
-            .header(self, refresh)
-            .map_err(Failure::NotSent)?;
+        let header = self.auth.header(self, refresh).map_err(Failure::NotSent)?;
         let url = format!("{}/{path}", self.base);
         let body = body.map(|b| b.to_string().into_bytes());
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a valid method");

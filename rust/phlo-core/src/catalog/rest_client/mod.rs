@@ -48,8 +48,7 @@ impl RestCatalog {
 
     /// Whether the server commits several tables at once (`POST .../transactions/commit`).
     pub fn serves_transactions(&self) -> bool {
-        self.config
-            .serves("POST /v1/{prefix}/transactions/commit")
+        self.config.serves("POST /v1/{prefix}/transactions/commit")
     }
 
     /// The catalog URI for messages (no password).

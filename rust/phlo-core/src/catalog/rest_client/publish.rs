@@ -83,7 +83,9 @@ impl RestCatalog {
     ) -> Result<LoadedTable> {
         if ref_name != MAIN {
             return Err(Error::invalid(
-                format!("cannot create {ident} on {ref_name}: on a REST catalog a table is created on main"),
+                format!(
+                    "cannot create {ident} on {ref_name}: on a REST catalog a table is created on main"
+                ),
                 "create it with ref=\"main\", then create the branch on the table",
             ));
         }
@@ -151,7 +153,11 @@ impl RestCatalog {
         self.publish(table, &change)
     }
 
-    fn publish(&self, table: &LoadedTable, change: &TableChange<'_>) -> Result<Option<LoadedTable>> {
+    fn publish(
+        &self,
+        table: &LoadedTable,
+        change: &TableChange<'_>,
+    ) -> Result<Option<LoadedTable>> {
         match self.commit_table(change)? {
             Committed::Landed(loaded) => Ok(Some(view(&table.ident, &table.ref_name, loaded)?)),
             Committed::Conflict(_) => Ok(None),

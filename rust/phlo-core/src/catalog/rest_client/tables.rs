@@ -97,10 +97,12 @@ impl RestCatalog {
                 format!("parent={}", segment(&levels))
             });
             let path = format!("v1/{}namespaces", self.config.prefix);
-            let found: Vec<Vec<String>> =
-                self.pages(&path, query.as_deref(), "listing namespaces", |p: Page<Identifier>| {
-                    p.namespaces
-                })?;
+            let found: Vec<Vec<String>> = self.pages(
+                &path,
+                query.as_deref(),
+                "listing namespaces",
+                |p: Page<Identifier>| p.namespaces,
+            )?;
             for levels in found {
                 let name = levels.join(".");
                 pending.push(Some(name.clone()));
@@ -202,7 +204,11 @@ impl RestCatalog {
 
     /// Creates the table; the server picks its location unless `creation` names one, and
     /// writes its first metadata file.
-    pub(crate) fn create_table(&self, ident: &TableIdent, creation: &TableCreation) -> Result<LoadedMetadata> {
+    pub(crate) fn create_table(
+        &self,
+        ident: &TableIdent,
+        creation: &TableCreation,
+    ) -> Result<LoadedMetadata> {
         let mut body = json!({
             "name": ident.name,
             "schema": creation.schema,
@@ -240,7 +246,9 @@ impl RestCatalog {
     pub fn drop_table_on(&self, ref_name: &str, ident: &TableIdent) -> Result<String> {
         if ref_name != MAIN {
             return Err(Error::invalid(
-                format!("cannot drop {ident} from {ref_name} only: on a REST catalog a table's branches are inside the table"),
+                format!(
+                    "cannot drop {ident} from {ref_name} only: on a REST catalog a table's branches are inside the table"
+                ),
                 "drop the table on main (ref=\"main\"), which drops it with all its branches",
             ));
         }
