@@ -340,8 +340,11 @@ fn uniqueness_spans_batches_with_nulls_zeros_and_nan_as_pandas_compares_them() {
     assert_eq!(keys.iter().collect::<Vec<_>>(), vec![Some("a"), None, None]);
 }
 
-/// The outcome fields a scan and metadata must agree on.
-fn answers(outcomes: &[Outcome]) -> Vec<(u64, u64, Vec<(String, u64)>, Option<i64>)> {
+/// The outcome fields a scan and metadata must agree on: failed, total, per-column failed
+/// cells, newest value.
+type Answer = (u64, u64, Vec<(String, u64)>, Option<i64>);
+
+fn answers(outcomes: &[Outcome]) -> Vec<Answer> {
     outcomes
         .iter()
         .map(|o| (o.failed, o.total, o.per_column.clone(), o.newest_us))
@@ -380,14 +383,22 @@ async fn metadata_answers_equal_the_scan_and_leave_only_unsettled_columns_to_rea
             columns: Some(unsettled),
             ..options.clone()
         };
-        let mut stream = lh.scan("raw.t", &narrowed).await.unwrap().into_stream().unwrap();
+        let mut stream = lh
+            .scan("raw.t", &narrowed)
+            .await
+            .unwrap()
+            .into_stream()
+            .unwrap();
         while let Some(batch) = stream.next().await {
             evaluator.update(&batch.unwrap()).unwrap();
         }
         let settled = evaluator.finish().unwrap();
         assert_eq!(answers(&settled), answers(&scanned));
         let provenance: Vec<bool> = settled.iter().map(|o| o.from_metadata).collect();
-        assert_eq!(provenance, [true, true, true, true, false, false, false, false]);
+        assert_eq!(
+            provenance,
+            [true, true, true, true, false, false, false, false]
+        );
         for (ours, theirs) in settled.iter().zip(&scanned).skip(4).take(3) {
             assert!(ours.failed > 0 && ours.sample.is_some() && theirs.sample.is_some());
         }

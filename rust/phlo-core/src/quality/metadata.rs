@@ -50,13 +50,15 @@ impl<'a> Files<'a> {
     pub fn settle(&self, spec: &CheckSpec, fields: &[&Field]) -> Option<Settled> {
         match spec {
             CheckSpec::Count => Some(Settled::default()),
-            CheckSpec::NotNull { .. } => fields
-                .iter()
-                .all(|f| self.missing(f) == Some(0))
-                .then(|| Settled {
-                    per_column: vec![0; fields.len()],
-                    newest_us: None,
-                }),
+            CheckSpec::NotNull { .. } => {
+                fields
+                    .iter()
+                    .all(|f| self.missing(f) == Some(0))
+                    .then(|| Settled {
+                        per_column: vec![0; fields.len()],
+                        newest_us: None,
+                    })
+            }
             CheckSpec::Range { min, max, .. } => self
                 .within(fields[0], min.as_ref(), max.as_ref())
                 .then(Settled::default),
@@ -93,7 +95,9 @@ impl<'a> Files<'a> {
                 return true;
             }
             let bound = |bounds: &HashMap<i32, Datum>| {
-                bounds.get(&id).and_then(|d| Number::of_literal(d.literal()))
+                bounds
+                    .get(&id)
+                    .and_then(|d| Number::of_literal(d.literal()))
             };
             let (Some(lower), Some(upper)) = (bound(f.lower_bounds()), bound(f.upper_bounds()))
             else {
@@ -175,7 +179,11 @@ fn missing_cells(file: &DataFile, field: &Field) -> Option<u64> {
 
 /// The Iceberg field id of a scanned column.
 fn field_id(field: &Field) -> Option<i32> {
-    field.metadata().get(PARQUET_FIELD_ID_META_KEY)?.parse().ok()
+    field
+        .metadata()
+        .get(PARQUET_FIELD_ID_META_KEY)?
+        .parse()
+        .ok()
 }
 
 /// A bound or a limit, compared exactly: integers as integers, and an integer with a float

@@ -327,7 +327,15 @@ mod tests {
     fn a_dense_range_counts_as_the_hash_table_even_with_keys_outside_it() {
         let batches = vec![
             vec![Some(3), Some(1), Some(3), None, Some(100), Some(-5)],
-            vec![Some(3), Some(9), None, Some(100), Some(0), Some(9), Some(i64::MIN)],
+            vec![
+                Some(3),
+                Some(9),
+                None,
+                Some(100),
+                Some(0),
+                Some(9),
+                Some(i64::MIN),
+            ],
             vec![Some(i64::MIN), Some(7)],
         ];
         let hashed = index(None, &batches);
