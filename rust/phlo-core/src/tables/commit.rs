@@ -535,7 +535,9 @@ async fn prepare_snapshot(
                 table.ident,
                 metadata.format_version()
             ),
-            "phlo writes format v2 tables; upgrade the table to v2",
+            "phlo writes Iceberg format v2 tables only: a v1 table can be upgraded to v2 \
+             (`format-version` property); a v3 table cannot be written by phlo — write it with \
+             the engine that created it, or copy its rows into a v2 table",
         ));
     }
     // Read before anything is written: a bad property leaves nothing behind.
