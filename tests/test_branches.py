@@ -43,7 +43,9 @@ def test_appends_on_both_sides_are_rebased(lh, events_table):
     events_table.append(make_events(0, 3))
     lh.create_branch("feature")
     lh.table("raw.events", ref="feature").append(make_events(10, 3))
-    lh.table("raw.events", ref="feature").append(make_events(20, 3))
+    lh.table("raw.events", ref="feature").append(
+        make_events(20, 3), properties={"phlo.run-id": "r7"}, message="second load"
+    )
     lh.table("raw.other", ref="feature").append([{"id": 1}])
     events_table.append(make_events(50, 3))  # main moved too: Nessie would refuse this merge
     result = lh.merge("feature")
@@ -53,6 +55,9 @@ def test_appends_on_both_sides_are_rebased(lh, events_table):
     history = events_table.history()
     assert history[-1].summary["phlo.rebased-from"] == "feature"
     assert history[-1].summary["total-records"] == "12"
+    # The rebased snapshot says what produced it, as a fast-forwarded one would.
+    assert history[-1].summary["phlo.run-id"] == "r7"
+    assert history[-1].summary["phlo.message"] == "second load"
     pyi = SqlCatalog("phlo", uri=lh.catalog_uri, warehouse=lh.warehouse).load_table("raw.events")
     assert pyi.scan().to_arrow().num_rows == 12
 

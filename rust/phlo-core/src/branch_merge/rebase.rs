@@ -86,7 +86,7 @@ pub async fn rebase(io: &FileIO, changed: &Changed, source: &str) -> Result<Reba
         branch: MAIN.to_string(),
         added_files: net.added,
         removed_files: net.removed,
-        properties: HashMap::from([("phlo.rebased-from".to_string(), source.to_string())]),
+        properties: carried_properties(&branch, source),
         ..Default::default()
     };
     if let Some(path) = deleted_target_gone(io, &target, &change).await? {
@@ -101,6 +101,22 @@ pub async fn rebase(io: &FileIO, changed: &Changed, source: &str) -> Result<Reba
         Err(Error::CommitConflict { message, .. }) => Ok(Rebased::Conflict(message)),
         Err(e) => Err(e),
     }
+}
+
+/// The branch head's phlo properties (run id, partition, message, metrics), so a rebased publish
+/// says what produced it as a fast-forwarded one does, plus where it came from. The unique key
+/// is left out: the rebased snapshot may squash several merges.
+fn carried_properties(branch: &LoadedTable, source: &str) -> HashMap<String, String> {
+    let mut properties: HashMap<String, String> = branch
+        .metadata
+        .current_snapshot()
+        .map(|head| head.summary().additional_properties.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(key, _)| key.starts_with("phlo.") && key != UNIQUE_KEY_PROPERTY)
+        .collect();
+    properties.insert("phlo.rebased-from".to_string(), source.to_string());
+    properties
 }
 
 async fn read(io: &FileIO, changed: &Changed, location: &str) -> Result<LoadedTable> {
