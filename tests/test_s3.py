@@ -120,7 +120,7 @@ def test_an_unreachable_endpoint_is_a_storage_error(tmp_path: Path) -> None:
     ("catalog", "warehouse", "hint"),
     [
         ("mysql://host/db", "file:///{tmp}/wh", "sqlite:///"),
-        ("https://catalog.example", "file:///{tmp}/wh", "issue 14"),
+        ("ftp://catalog", "file:///{tmp}/wh", r"http\(s\)://host:port"),
         ("sqlite:///", "file:///{tmp}/wh", "names no file"),
         ("sqlite:///{tmp}/c.db", "gs://bucket/x", "s3://bucket/prefix"),
         ("sqlite:///{tmp}/c.db", "s3:///x", "names no bucket"),
