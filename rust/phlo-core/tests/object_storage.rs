@@ -1,24 +1,23 @@
 //! The engine's core cases on S3 (a real SeaweedFS on 127.0.0.1) with the SQLite catalog, and
 //! `Lakehouse::connect`'s URI handling.
 
+#[path = "support/model.rs"]
+mod model;
 mod seaweedfs;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::{Int64Array, RecordBatch, StringArray};
 use arrow_schema::{ArrowError, DataType, Field, Schema};
 use bytes::Bytes;
-use futures::TryStreamExt;
+use model::{Model, contents};
 use phlo_core::catalog::{CommitMeta, MAIN, RefKind};
 use phlo_core::compact::CompactOptions;
 use phlo_core::merge::{MergeOptions, MergeStrategy};
-use phlo_core::tables::{Filter, FilterOp, Literal, ScanOptions};
+use phlo_core::tables::{Filter, FilterOp, Literal};
 use phlo_core::{Error, Lakehouse};
 use seaweedfs::{SECRET_KEY, SeaweedFs, free_port, shared, warehouse};
-
-/// The reference model of a table: value by id.
-type Model = BTreeMap<i64, String>;
 
 fn schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![
@@ -44,28 +43,6 @@ fn put(model: &mut Model, ids: impl Iterator<Item = i64>, tag: &str) {
     for i in ids {
         model.insert(i, format!("{tag}{i}"));
     }
-}
-
-async fn contents(lh: &Lakehouse, table: &str, ref_name: &str) -> Model {
-    let options = ScanOptions {
-        ref_name: Some(ref_name.into()),
-        ..Default::default()
-    };
-    let plan = lh.scan(table, &options).await.unwrap();
-    let batches: Vec<RecordBatch> = plan.into_stream().unwrap().try_collect().await.unwrap();
-    let mut model = Model::new();
-    for b in batches {
-        let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-        let vs = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
-        for i in 0..b.num_rows() {
-            assert!(
-                model
-                    .insert(ids.value(i), vs.value(i).to_string())
-                    .is_none()
-            );
-        }
-    }
-    model
 }
 
 fn upsert() -> MergeOptions {

@@ -3,16 +3,18 @@
 //! phlo's own commit path as REST updates; results are checked against a model (a map by key)
 //! and against the server's own catalog.
 
+#[path = "support/model.rs"]
+mod model;
 mod rest;
 mod seaweedfs;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::{Int64Array, RecordBatch, StringArray};
 use arrow_schema::{ArrowError, DataType, Field, Schema};
-use futures::TryStreamExt;
+use model::{Model, scan_model};
 use phlo_core::Lakehouse;
 use phlo_core::catalog::{MAIN, RefKind};
 use phlo_core::compact::CompactOptions;
@@ -21,8 +23,6 @@ use phlo_core::rest::{Request, RestService};
 use phlo_core::tables::commit::{SnapshotChange, commit_append};
 use phlo_core::tables::{Filter, FilterOp, Literal, ScanOptions};
 use rest::{Server, serve};
-
-type Model = BTreeMap<i64, String>;
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -88,33 +88,11 @@ fn rows(rows: &[(i64, &str)]) -> Vec<Result<RecordBatch, ArrowError>> {
 }
 
 async fn contents(lh: &Lakehouse, ref_name: &str) -> Model {
-    let options = ScanOptions {
-        ref_name: Some(ref_name.into()),
-        ..Default::default()
-    };
-    scan_with(lh, "raw.t", &options).await
+    model::contents(lh, "raw.t", ref_name).await
 }
 
 async fn scan(lh: &Lakehouse, name: &str) -> Model {
-    scan_with(lh, name, &ScanOptions::default()).await
-}
-
-async fn scan_with(lh: &Lakehouse, name: &str, options: &ScanOptions) -> Model {
-    let plan = lh.scan(name, options).await.unwrap();
-    let batches: Vec<RecordBatch> = plan.into_stream().unwrap().try_collect().await.unwrap();
-    let mut model = Model::new();
-    for b in batches {
-        let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-        let names = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
-        for i in 0..b.num_rows() {
-            assert!(
-                model
-                    .insert(ids.value(i), names.value(i).to_string())
-                    .is_none()
-            );
-        }
-    }
-    model
+    scan_model(lh, name, &ScanOptions::default()).await
 }
 
 fn merge_options(mode: WriteMode) -> MergeOptions {
