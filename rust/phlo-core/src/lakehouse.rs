@@ -405,13 +405,17 @@ impl Lakehouse {
         changes(&self.io, &table, from, to, batch_size).await
     }
 
-    /// Merges branch `source` into `into`, all tables at once; see [`crate::branch_merge`].
+    /// Merges branch `source` into `into`, all tables at once; see [`crate::branch_merge`]
+    /// (on a REST catalog, commits the transaction `source`).
     pub async fn merge_branch(
         &self,
         source: &str,
         into: &str,
         meta: &CommitMeta,
     ) -> Result<RefMerge> {
+        if let Some(rest) = self.catalog.rest().filter(|r| r.in_transaction(source)) {
+            return rest.commit_transaction(&self.io, source, into).await;
+        }
         crate::branch_merge::merge_branch(&self.catalog, &self.io, source, into, meta).await
     }
 

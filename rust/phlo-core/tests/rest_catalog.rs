@@ -16,7 +16,7 @@ use arrow_array::{Int64Array, RecordBatch, StringArray};
 use arrow_schema::{ArrowError, DataType, Field, Schema};
 use model::{Model, scan_model};
 use phlo_core::Lakehouse;
-use phlo_core::catalog::{MAIN, RefKind};
+use phlo_core::catalog::{CommitMeta, MAIN, RefKind, RefMerge};
 use phlo_core::compact::CompactOptions;
 use phlo_core::merge::{MergeOptions, MergeStrategy, WriteMode};
 use phlo_core::rest::{Request, RestService};
@@ -470,4 +470,167 @@ async fn every_engine_path_commits_through_seaweedfs_rest_catalog() {
         .await
         .unwrap();
     assert_eq!(scan(&other, &name).await, model);
+}
+
+/// Tables `raw.a` and `raw.b` on a served lakehouse, each with one row, and a client.
+async fn two_tables(fx: &Fixture) -> Lakehouse {
+    let lh = fx.client(&[]).await.unwrap();
+    for name in ["raw.a", "raw.b"] {
+        lh.create_table(name, &schema(), &[], HashMap::new(), MAIN)
+            .await
+            .unwrap();
+        lh.append(name, rows(&[(0, "before")]), MAIN, HashMap::new())
+            .await
+            .unwrap();
+    }
+    lh
+}
+
+/// What the server's own catalog has in table `name` on main.
+async fn served(fx: &Fixture, name: &str) -> Model {
+    model::contents(&fx.server_lh, name, MAIN).await
+}
+
+fn model_of(rows: &[(i64, &str)]) -> Model {
+    rows.iter().map(|(id, v)| (*id, v.to_string())).collect()
+}
+
+/// Commits transaction `tx` into main, as `lh.transaction()` does when its block ends.
+async fn commit(lh: &Lakehouse, tx: &str) -> phlo_core::Result<RefMerge> {
+    let merged = lh.merge_branch(tx, MAIN, &CommitMeta::default()).await;
+    lh.catalog().delete_branch(tx).unwrap();
+    merged
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transaction_commits_several_tables_at_once_through_the_rest_catalog() {
+    let fx = fixture(None);
+    let lh = two_tables(&fx).await;
+    let tx = lh.catalog().create_internal_branch("tx/", MAIN).unwrap();
+    lh.append("raw.a", rows(&[(1, "tx")]), &tx, HashMap::new())
+        .await
+        .unwrap();
+    let mut options = merge_options(WriteMode::CopyOnWrite);
+    options.ref_name = tx.clone();
+    lh.merge("raw.a", rows(&[(0, "merged"), (2, "tx")]), &options)
+        .await
+        .unwrap();
+    lh.append("raw.b", rows(&[(1, "tx")]), &tx, HashMap::new())
+        .await
+        .unwrap();
+    // The transaction reads its own writes; nobody else sees them yet.
+    let a = model_of(&[(0, "merged"), (1, "tx"), (2, "tx")]);
+    let b = model_of(&[(0, "before"), (1, "tx")]);
+    assert_eq!(model::contents(&lh, "raw.a", &tx).await, a);
+    assert_eq!(model::contents(&lh, "raw.b", &tx).await, b);
+    let before = model_of(&[(0, "before")]);
+    assert_eq!(served(&fx, "raw.a").await, before);
+    assert_eq!(scan(&lh, "raw.b").await, before);
+
+    let merged = commit(&lh, &tx).await.unwrap();
+    assert_eq!(merged.fast_forwarded, vec!["raw.a", "raw.b"]);
+    assert_eq!(served(&fx, "raw.a").await, a);
+    assert_eq!(served(&fx, "raw.b").await, b);
+    assert_eq!(scan(&lh, "raw.a").await, a);
+    // Both tables moved in one commit of the server's catalog.
+    let log = fx.server_lh.catalog().log(Some(MAIN), 1).unwrap();
+    let mut tables = log[0].tables.clone();
+    tables.sort();
+    assert_eq!(tables, vec!["raw.a", "raw.b"], "{log:?}");
+    assert!(!lh.catalog().rest().unwrap().in_transaction(&tx));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transaction_that_lost_the_race_reapplies_its_appends_or_changes_nothing() {
+    let fx = fixture(None);
+    let lh = two_tables(&fx).await;
+    let other = fx.client(&[]).await.unwrap();
+
+    // Appends only: another writer's append to b is kept, and the transaction's lands on top.
+    let tx = lh.catalog().create_internal_branch("tx/", MAIN).unwrap();
+    for name in ["raw.a", "raw.b"] {
+        lh.append(name, rows(&[(1, "tx")]), &tx, HashMap::new())
+            .await
+            .unwrap();
+    }
+    other
+        .append("raw.b", rows(&[(2, "other")]), MAIN, HashMap::new())
+        .await
+        .unwrap();
+    let merged = commit(&lh, &tx).await.unwrap();
+    assert_eq!(merged.rebased, vec!["raw.b"]);
+    assert_eq!(merged.fast_forwarded, vec!["raw.a"]);
+    let a = model_of(&[(0, "before"), (1, "tx")]);
+    let b = model_of(&[(0, "before"), (1, "tx"), (2, "other")]);
+    assert_eq!(served(&fx, "raw.a").await, a);
+    assert_eq!(served(&fx, "raw.b").await, b);
+
+    // An upsert on a table another writer moved cannot be re-applied: neither table changes.
+    let tx = lh.catalog().create_internal_branch("tx/", MAIN).unwrap();
+    let mut options = merge_options(WriteMode::CopyOnWrite);
+    options.ref_name = tx.clone();
+    lh.merge("raw.a", rows(&[(0, "upserted")]), &options)
+        .await
+        .unwrap();
+    lh.append("raw.b", rows(&[(3, "tx")]), &tx, HashMap::new())
+        .await
+        .unwrap();
+    other
+        .append("raw.a", rows(&[(4, "other")]), MAIN, HashMap::new())
+        .await
+        .unwrap();
+    let err = commit(&lh, &tx).await.unwrap_err();
+    assert_eq!(err.code(), "commit_conflict", "{err}");
+    assert!(err.to_string().contains("raw.a"), "{err}");
+    let mut a_now = a.clone();
+    a_now.insert(4, "other".into());
+    assert_eq!(served(&fx, "raw.a").await, a_now);
+    assert_eq!(served(&fx, "raw.b").await, b);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transaction_commit_without_an_answer_is_commit_state_unknown_and_keeps_the_files() {
+    let fx = fixture(None);
+    let lh = two_tables(&fx).await;
+    let tx = lh.catalog().create_internal_branch("tx/", MAIN).unwrap();
+    for name in ["raw.a", "raw.b"] {
+        lh.append(name, rows(&[(1, "tx")]), &tx, HashMap::new())
+            .await
+            .unwrap();
+    }
+    fx.server.fail_commits.store(true, Ordering::SeqCst);
+    let err = commit(&lh, &tx).await.unwrap_err();
+    fx.server.fail_commits.store(false, Ordering::SeqCst);
+    assert_eq!(err.code(), "commit_state_unknown", "{err}");
+    assert!(err.to_string().contains("502"), "{err}");
+    // The server applied it, and every file its snapshots name is there to read.
+    let after = model_of(&[(0, "before"), (1, "tx")]);
+    assert_eq!(scan(&lh, "raw.a").await, after);
+    assert_eq!(scan(&lh, "raw.b").await, after);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_without_multi_table_commits_refuses_the_transaction_and_changes_nothing() {
+    let fx = fixture(None);
+    let lh = two_tables(&fx).await;
+    fx.server.hide_transactions.store(true, Ordering::SeqCst);
+    // It lists no endpoints: the client tries, and the 404 is a ConfigError.
+    let unlisted = fx.client(&[]).await.unwrap();
+    let tx = unlisted.catalog().create_internal_branch("tx/", MAIN).unwrap();
+    for name in ["raw.a", "raw.b"] {
+        unlisted
+            .append(name, rows(&[(1, "tx")]), &tx, HashMap::new())
+            .await
+            .unwrap();
+    }
+    let err = commit(&unlisted, &tx).await.unwrap_err();
+    assert_eq!(err.code(), "config", "{err}");
+    assert!(err.to_string().contains("transactions/commit"), "{err}");
+    let before = model_of(&[(0, "before")]);
+    assert_eq!(served(&fx, "raw.a").await, before);
+    assert_eq!(served(&fx, "raw.b").await, before);
+    fx.server.hide_transactions.store(false, Ordering::SeqCst);
+    // A transaction that changed nothing commits nothing, on any server.
+    let tx = lh.catalog().create_internal_branch("tx/", MAIN).unwrap();
+    assert_eq!(commit(&lh, &tx).await.unwrap(), RefMerge::default());
 }

@@ -158,8 +158,9 @@ impl Catalog {
     /// The kind of `name`, or `None` if no such ref exists (`main` always exists).
     /// On a REST catalog refs belong to each table, not to the catalog: only `main` is known.
     pub fn ref_kind(&self, name: &str) -> Result<Option<RefKind>> {
-        if self.rest().is_some() {
-            return Ok((name == MAIN).then_some(RefKind::Branch));
+        if let Some(rest) = self.rest() {
+            let known = name == MAIN || rest.in_transaction(name);
+            return Ok(known.then_some(RefKind::Branch));
         }
         self.read(|db| ref_kind(db, name))
     }
@@ -178,7 +179,11 @@ impl Catalog {
 
     /// Creates a branch private to this process (a transaction's), named `{prefix}{uuid}`:
     /// listings leave it out, and maintenance removes it once the process is gone.
+    /// On a REST catalog, a transaction staged in this client (see its `transaction` module).
     pub fn create_internal_branch(&self, prefix: &str, from: &str) -> Result<String> {
+        if let Some(rest) = self.rest() {
+            return rest.begin_transaction(prefix, from);
+        }
         let name = format!("{prefix}{}", uuid::Uuid::new_v4().simple());
         validate_ref_name(&name)?;
         self.insert_ref(&name, RefKind::Branch, from, Some(owner::current()))?;
@@ -226,7 +231,11 @@ impl Catalog {
     }
 
     /// The branches or tags users made (internal branches are left out), by name.
+    /// A REST catalog has none (its refs are each table's own).
     pub fn list_refs(&self, kind: RefKind) -> Result<Vec<RefInfo>> {
+        if self.rest().is_some() {
+            return Ok(Vec::new());
+        }
         let rows = self.read(|db| {
             db.query(
                 "SELECT ref_name, source_ref, created_at FROM phlo_refs
@@ -249,6 +258,10 @@ impl Catalog {
 
     /// Deletes a branch (pointers only: files stay, other refs may use them).
     pub fn delete_branch(&self, name: &str) -> Result<()> {
+        if let Some(rest) = self.rest().filter(|r| r.in_transaction(name)) {
+            rest.end_transaction(name);
+            return Ok(());
+        }
         self.require_branch(name)?;
         if name == MAIN {
             return Err(Error::invalid(

@@ -519,6 +519,17 @@ pub(crate) async fn write_snapshot(
     })
 }
 
+/// Writes manifests and manifest list for `change` on top of `table` and returns the snapshot,
+/// for a REST catalog (its server writes the metadata): a transaction there re-applies its
+/// appends this way after another writer moved a table.
+pub(crate) async fn prepare_rest_snapshot(
+    io: &FileIO,
+    table: &LoadedTable,
+    change: &SnapshotChange,
+) -> Result<Snapshot> {
+    Ok(prepare_snapshot(io, table, change).await?.snapshot)
+}
+
 /// Writes manifests and manifest list for `change` on top of `table`, and builds the snapshot.
 /// Manifests that list none of the removed files are carried over untouched, then small ones
 /// merged as the table's properties say (see [`super::manifests`]).

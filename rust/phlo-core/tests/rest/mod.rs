@@ -1,7 +1,9 @@
 //! `phlo catalog serve`'s REST service on a real socket (127.0.0.1, a free port), on a runtime
 //! and thread of its own: a minimal HTTP/1.1 front (one request per connection). With
-//! `fail_commits` set, a table commit is applied and then answered 502, as a proxy that loses
-//! the answer would.
+//! `fail_commits` set, a table or transaction commit is applied and then answered 502, as a
+//! proxy that loses the answer would. With `hide_transactions` set, the server acts as one
+//! without multi-table commits that does not list its endpoints: `/v1/config` has no
+//! `endpoints` and `/transactions/commit` is a 404.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 pub struct Server {
     pub uri: String,
     pub fail_commits: Arc<AtomicBool>,
+    pub hide_transactions: Arc<AtomicBool>,
 }
 
 pub fn serve(service: RestService) -> Server {
@@ -20,7 +23,11 @@ pub fn serve(service: RestService) -> Server {
     listener.set_nonblocking(true).unwrap();
     let uri = format!("http://{}", listener.local_addr().unwrap());
     let fail_commits = Arc::new(AtomicBool::new(false));
-    let fail = fail_commits.clone();
+    let hide_transactions = Arc::new(AtomicBool::new(false));
+    let flags = Flags {
+        fail: fail_commits.clone(),
+        hide: hide_transactions.clone(),
+    };
     let service = Arc::new(service);
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -28,14 +35,24 @@ pub fn serve(service: RestService) -> Server {
             let listener = TcpListener::from_std(listener).unwrap();
             loop {
                 let (socket, _) = listener.accept().await.unwrap();
-                tokio::spawn(answer(socket, service.clone(), fail.clone()));
+                tokio::spawn(answer(socket, service.clone(), flags.clone()));
             }
         });
     });
-    Server { uri, fail_commits }
+    Server {
+        uri,
+        fail_commits,
+        hide_transactions,
+    }
 }
 
-async fn answer(mut socket: TcpStream, service: Arc<RestService>, fail: Arc<AtomicBool>) {
+#[derive(Clone)]
+struct Flags {
+    fail: Arc<AtomicBool>,
+    hide: Arc<AtomicBool>,
+}
+
+async fn answer(mut socket: TcpStream, service: Arc<RestService>, flags: Flags) {
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 8192];
     let head_end = loop {
@@ -72,20 +89,34 @@ async fn answer(mut socket: TcpStream, service: Arc<RestService>, fail: Arc<Atom
         headers,
         body: buffer[head_end..head_end + length].to_vec(),
     };
+    let is_transaction = path.ends_with("/transactions/commit");
+    let hide = flags.hide.load(Ordering::SeqCst);
+    if hide && is_transaction {
+        let body = br#"{"error": {"message": "no route", "type": "NotFound", "code": 404}}"#;
+        return reply(socket, 404, body).await;
+    }
     let mut response = service.handle(&request).await;
-    let is_commit = method == "POST" && path.contains("/tables/");
-    if is_commit && fail.load(Ordering::SeqCst) {
+    if hide && path.ends_with("/v1/config") {
+        let mut config: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+        config.as_object_mut().unwrap().remove("endpoints");
+        response.body = config.to_string().into_bytes();
+    }
+    let is_commit = method == "POST" && (path.contains("/tables/") || is_transaction);
+    if is_commit && flags.fail.load(Ordering::SeqCst) {
         response.status = 502;
         response.body =
             br#"{"error": {"message": "bad gateway", "type": "BadGateway", "code": 502}}"#.to_vec();
     }
+    reply(socket, response.status, &response.body).await;
+}
+
+async fn reply(mut socket: TcpStream, status: u16, body: &[u8]) {
     let mut out = format!(
-        "HTTP/1.1 {} X\r\nContent-Length: {}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n",
-        response.status,
-        response.body.len()
+        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n",
+        body.len()
     )
     .into_bytes();
-    out.extend_from_slice(&response.body);
+    out.extend_from_slice(body);
     let _ = socket.write_all(&out).await;
     let _ = socket.shutdown().await;
 }

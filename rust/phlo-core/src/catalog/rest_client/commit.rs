@@ -58,6 +58,27 @@ impl RestCatalog {
         }
     }
 
+    /// Commits several tables at once (`POST .../transactions/commit`): all land or none.
+    /// A server without the endpoint (404, 405 or 501 to it) is a `ConfigError`.
+    pub(crate) fn commit_tables(&self, changes: &[TableChange<'_>]) -> Result<Committed<()>> {
+        let what = changes
+            .iter()
+            .map(|c| c.ident.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let body = json!({"table-changes": changes.iter().map(TableChange::body).collect::<Vec<_>>()});
+        let path = format!("v1/{}transactions/commit", self.config.prefix);
+        let reply = self.send_commit(&path, &body, &what)?;
+        let kind = reply.error_text().1;
+        match reply.status {
+            404 if kind == "NoSuchTableException" || kind == "NoSuchNamespaceException" => {
+                Err(Error::NoSuchTable(format!("{what} ({})", reply.error_text().0)))
+            }
+            404 | 405 | 501 => Err(self.no_transactions()),
+            _ => self.outcome(&reply, &what),
+        }
+    }
+
     /// POSTs a commit; a request that went out and got no answer is `CommitStateUnknown`.
     fn send_commit(&self, path: &str, body: &Value, what: &str) -> Result<Reply> {
         match self.http.send("POST", path, Some(body)) {

@@ -25,7 +25,9 @@ pub(super) struct ServerConfig {
     pub properties: HashMap<String, String>,
     /// `"{prefix}/"`, or empty.
     pub prefix: String,
-    endpoints: Vec<String>,
+    /// `None`: the server did not say (older servers), so an endpoint beyond the base set may
+    /// or may not be there.
+    endpoints: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -64,13 +66,15 @@ impl ServerConfig {
         Ok(Self {
             properties: merged,
             prefix,
-            endpoints: config.endpoints.unwrap_or_default(),
+            endpoints: config.endpoints,
         })
     }
 
-    /// Whether the server lists `endpoint` (`"POST /v1/{prefix}/transactions/commit"`). One
-    /// that lists none serves the spec's base set, which has no multi-table transactions.
-    pub fn serves(&self, endpoint: &str) -> bool {
-        self.endpoints.iter().any(|e| e == endpoint)
+    /// Whether the server serves `endpoint` (`"POST /v1/{prefix}/transactions/commit"`):
+    /// `Some` when it listed its endpoints, `None` when it sent no list.
+    pub fn serves(&self, endpoint: &str) -> Option<bool> {
+        self.endpoints
+            .as_ref()
+            .map(|listed| listed.iter().any(|e| e == endpoint))
     }
 }

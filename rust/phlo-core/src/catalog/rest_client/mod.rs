@@ -10,12 +10,14 @@ mod errors;
 mod http;
 mod publish;
 mod tables;
+mod transaction;
 
 use std::collections::HashMap;
 
 use auth::Auth;
 use config::ServerConfig;
 use http::Http;
+use transaction::Transactions;
 
 use crate::error::Result;
 
@@ -24,6 +26,7 @@ use crate::error::Result;
 pub struct RestCatalog {
     http: Http,
     config: ServerConfig,
+    transactions: Transactions,
 }
 
 impl RestCatalog {
@@ -37,18 +40,17 @@ impl RestCatalog {
             .and_then(|v| v.parse().ok());
         let http = Http::new(uri, Auth::from_properties(properties)?, timeout);
         let config = ServerConfig::fetch(&http, properties)?;
-        Ok(Self { http, config })
+        Ok(Self {
+            http,
+            config,
+            transactions: Transactions::default(),
+        })
     }
 
     /// The client's properties with the server's defaults and overrides applied (storage
     /// settings such as `s3.endpoint` may come from the server).
     pub fn properties(&self) -> &HashMap<String, String> {
         &self.config.properties
-    }
-
-    /// Whether the server commits several tables at once (`POST .../transactions/commit`).
-    pub fn serves_transactions(&self) -> bool {
-        self.config.serves("POST /v1/{prefix}/transactions/commit")
     }
 
     /// The catalog URI for messages (no password).

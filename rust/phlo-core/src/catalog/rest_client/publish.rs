@@ -30,7 +30,7 @@ fn branch_ref(snapshot_id: i64) -> SnapshotReference {
 
 /// The table as phlo's engine sees it on `ref_name`: for another ref than `main`, `main` is
 /// moved to that ref's snapshot (the view is never written anywhere).
-fn view(ident: &TableIdent, ref_name: &str, loaded: LoadedMetadata) -> Result<LoadedTable> {
+pub(super) fn view(ident: &TableIdent, ref_name: &str, loaded: LoadedMetadata) -> Result<LoadedTable> {
     let location = loaded.metadata_location.unwrap_or_default();
     let metadata = match ref_name {
         MAIN => loaded.metadata,
@@ -61,7 +61,7 @@ fn view(ident: &TableIdent, ref_name: &str, loaded: LoadedMetadata) -> Result<Lo
 }
 
 /// The engine's branch name as a ref of the REST table: `main` of the view is `ref_name`.
-fn table_ref<'a>(table: &'a LoadedTable, branch: &'a str) -> &'a str {
+pub(super) fn table_ref<'a>(table: &'a LoadedTable, branch: &'a str) -> &'a str {
     match branch {
         MAIN => &table.ref_name,
         other => other,
@@ -69,8 +69,11 @@ fn table_ref<'a>(table: &'a LoadedTable, branch: &'a str) -> &'a str {
 }
 
 impl RestCatalog {
-    /// Loads the table as ref `ref_name` has it.
+    /// Loads the table as ref `ref_name` has it (a transaction's: with its staged changes).
     pub(crate) fn load(&self, ident: &TableIdent, ref_name: &str) -> Result<LoadedTable> {
+        if self.in_transaction(ref_name) {
+            return self.load_staged(ident, ref_name);
+        }
         view(ident, ref_name, self.load_table(ident)?)
     }
 
@@ -93,34 +96,23 @@ impl RestCatalog {
     }
 
     /// Commits `snapshot` as the new head of `branch` (of the engine's view) of `table`.
-    /// `None`: another writer moved the branch first (nothing changed).
+    /// `None`: another writer moved the branch first (nothing changed). Inside a transaction
+    /// (`table.ref_name` is one) the change is staged until the transaction commits.
     pub(crate) fn publish_snapshot(
         &self,
         table: &LoadedTable,
         snapshot: Snapshot,
         branch: &str,
     ) -> Result<Option<LoadedTable>> {
+        if self.in_transaction(&table.ref_name) {
+            return self.stage_snapshot(table, snapshot, branch);
+        }
         let target = table_ref(table, branch).to_string();
         let parent = table.snapshot_for_ref(branch).map(|s| s.snapshot_id());
-        let id = snapshot.snapshot_id();
         let change = TableChange {
             ident: &table.ident,
-            requirements: vec![
-                TableRequirement::UuidMatch {
-                    uuid: table.metadata.uuid(),
-                },
-                TableRequirement::RefSnapshotIdMatch {
-                    r#ref: target.clone(),
-                    snapshot_id: parent,
-                },
-            ],
-            updates: vec![
-                TableUpdate::AddSnapshot { snapshot },
-                TableUpdate::SetSnapshotRef {
-                    ref_name: target,
-                    reference: branch_ref(id),
-                },
-            ],
+            requirements: ref_guard(&table.metadata, &target, parent),
+            updates: snapshot_updates(snapshot, target),
         };
         self.publish(table, &change)
     }
@@ -132,22 +124,15 @@ impl RestCatalog {
         table: &LoadedTable,
         next: &TableMetadata,
     ) -> Result<Option<LoadedTable>> {
+        if self.in_transaction(&table.ref_name) {
+            return self.stage_metadata(table, next);
+        }
         let old = &table.metadata;
+        let mut requirements = ref_guard(old, &table.ref_name, old.current_snapshot_id());
+        requirements.extend(schema_guard(old));
         let change = TableChange {
             ident: &table.ident,
-            requirements: vec![
-                TableRequirement::UuidMatch { uuid: old.uuid() },
-                TableRequirement::RefSnapshotIdMatch {
-                    r#ref: table.ref_name.clone(),
-                    snapshot_id: old.current_snapshot_id(),
-                },
-                TableRequirement::CurrentSchemaIdMatch {
-                    current_schema_id: old.current_schema_id(),
-                },
-                TableRequirement::LastAssignedFieldIdMatch {
-                    last_assigned_field_id: old.last_column_id(),
-                },
-            ],
+            requirements,
             updates: metadata_updates(old, next),
         };
         self.publish(table, &change)
@@ -165,9 +150,51 @@ impl RestCatalog {
     }
 }
 
+/// What every commit requires: the same table (not one dropped and created again under its
+/// name), and ref `target` at `head` (`None`: not there yet), where the writer saw it.
+pub(super) fn ref_guard(
+    metadata: &TableMetadata,
+    target: &str,
+    head: Option<i64>,
+) -> Vec<TableRequirement> {
+    vec![
+        TableRequirement::UuidMatch {
+            uuid: metadata.uuid(),
+        },
+        TableRequirement::RefSnapshotIdMatch {
+            r#ref: target.to_string(),
+            snapshot_id: head,
+        },
+    ]
+}
+
+/// What a schema or property change also requires: the schema the writer saw.
+pub(super) fn schema_guard(old: &TableMetadata) -> [TableRequirement; 2] {
+    [
+        TableRequirement::CurrentSchemaIdMatch {
+            current_schema_id: old.current_schema_id(),
+        },
+        TableRequirement::LastAssignedFieldIdMatch {
+            last_assigned_field_id: old.last_column_id(),
+        },
+    ]
+}
+
+/// `snapshot` added and made the head of branch `target`.
+pub(super) fn snapshot_updates(snapshot: Snapshot, target: String) -> Vec<TableUpdate> {
+    let id = snapshot.snapshot_id();
+    vec![
+        TableUpdate::AddSnapshot { snapshot },
+        TableUpdate::SetSnapshotRef {
+            ref_name: target,
+            reference: branch_ref(id),
+        },
+    ]
+}
+
 /// The REST updates that turn `old` into `next` for what phlo changes without a snapshot:
 /// new schemas (and the current one) and table properties.
-fn metadata_updates(old: &TableMetadata, next: &TableMetadata) -> Vec<TableUpdate> {
+pub(super) fn metadata_updates(old: &TableMetadata, next: &TableMetadata) -> Vec<TableUpdate> {
     let mut updates: Vec<TableUpdate> = next
         .schemas_iter()
         .filter(|s| old.schema_by_id(s.schema_id()).is_none())

@@ -1,0 +1,338 @@
+//! phlo's transactions (`lh.transaction()`) on a REST catalog. A REST catalog has no
+//! catalog-wide branch to write to in private, so the transaction's "branch" (`tx/<uuid>`) lives
+//! in this client only: each table's commits are staged here (the same requirements and updates
+//! a single-table commit sends) and the transaction's reads see them; at the end every table's
+//! change goes to the server in one `POST .../transactions/commit`, which applies all or none.
+//! When another writer moved a table first (409), every table is reloaded: one that did not
+//! move keeps its change, one that only gained appends here has them re-applied on its new head
+//! (as a single-table append retries), anything else is a `CommitConflict` and nothing lands.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use iceberg::io::FileIO;
+use iceberg::TableUpdate;
+use iceberg::spec::{Operation, Snapshot, TableMetadata};
+
+use super::RestCatalog;
+use super::commit::{Committed, TableChange};
+use super::publish::{
+    metadata_updates, ref_guard, schema_guard, snapshot_updates, table_ref, view,
+};
+use crate::catalog::{MAIN, RefMerge, TableIdent};
+use crate::error::{Context, Error, Result};
+use crate::tables::LoadedTable;
+use crate::tables::commit::{SnapshotChange, backoff, files_added_since, prepare_rest_snapshot};
+
+/// The endpoint, as servers list it in `GET /v1/config`.
+const ENDPOINT: &str = "POST /v1/{prefix}/transactions/commit";
+
+/// Attempts before a transaction that keeps losing to other writers gives up.
+const MAX_ATTEMPTS: u32 = 16;
+
+/// The open transactions of one connection, by name.
+#[derive(Default)]
+pub(super) struct Transactions(Mutex<HashMap<String, Staging>>);
+
+impl std::fmt::Debug for Transactions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let open = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        f.debug_list().entries(open.keys()).finish()
+    }
+}
+
+struct Staging {
+    /// The table ref the transaction commits to.
+    target: String,
+    tables: BTreeMap<String, StagedTable>,
+}
+
+#[derive(Clone)]
+struct StagedTable {
+    /// The table on the target as the transaction first read it.
+    base: LoadedTable,
+    /// The table on the target as the commit requires it: `base`, or where another writer
+    /// moved it and the transaction's appends were re-applied.
+    guard: LoadedTable,
+    /// `base` with the transaction's changes: what its reads see.
+    head: LoadedTable,
+    /// The updates that make `base` into `head`, on the target ref.
+    updates: Vec<TableUpdate>,
+    /// A schema or property change is among them (only snapshots can be re-applied).
+    metadata_changed: bool,
+}
+
+impl StagedTable {
+    fn change(&self) -> TableChange<'_> {
+        let target = &self.guard.ref_name;
+        let old = &self.guard.metadata;
+        let head = self
+            .guard
+            .snapshot_for_ref(MAIN)
+            .map(|s| s.snapshot_id());
+        let mut requirements = ref_guard(old, target, head);
+        if self.metadata_changed {
+            requirements.extend(schema_guard(old));
+        }
+        TableChange {
+            ident: &self.base.ident,
+            requirements,
+            updates: self.updates.clone(),
+        }
+    }
+
+    /// Whether everything staged is appends, which another writer's commits cannot affect.
+    fn only_appends(&self) -> bool {
+        !self.metadata_changed
+            && self.updates.iter().all(|u| match u {
+                TableUpdate::AddSnapshot { snapshot } => {
+                    snapshot.summary().operation == Operation::Append
+                }
+                TableUpdate::SetSnapshotRef { .. } => true,
+                _ => false,
+            })
+    }
+}
+
+impl RestCatalog {
+    /// Opens a transaction that will commit to table ref `target`, named `{prefix}<uuid>`.
+    /// Refused when the server says it has no multi-table commits.
+    pub fn begin_transaction(&self, prefix: &str, target: &str) -> Result<String> {
+        if self.config.serves(ENDPOINT) == Some(false) {
+            return Err(self.no_transactions());
+        }
+        let name = format!("{prefix}{}", uuid::Uuid::new_v4().simple());
+        let staging = Staging {
+            target: target.to_string(),
+            tables: BTreeMap::new(),
+        };
+        self.open().insert(name.clone(), staging);
+        Ok(name)
+    }
+
+    /// Whether `name` is a transaction open on this connection.
+    pub fn in_transaction(&self, name: &str) -> bool {
+        self.open().contains_key(name)
+    }
+
+    /// Forgets a transaction (committed or not); staged changes that did not land are dropped.
+    pub fn end_transaction(&self, name: &str) {
+        self.open().remove(name);
+    }
+
+    fn open(&self) -> std::sync::MutexGuard<'_, HashMap<String, Staging>> {
+        self.transactions
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn no_transactions(&self) -> Error {
+        Error::config(
+            format!(
+                "the REST catalog at {} does not commit several tables at once (it does not \
+                 serve {ENDPOINT}), so phlo's transaction cannot land atomically there",
+                self.http.uri()
+            ),
+            "write the tables one by one, or keep them in a sqlite:/// or postgresql:// \
+             catalog (served to other engines by `phlo catalog serve`, which commits \
+             transactions)",
+        )
+    }
+
+    /// The table as transaction `name` sees it: its staged changes, else the target's table
+    /// (read now, and kept as the base the transaction's changes require).
+    pub(super) fn load_staged(&self, ident: &TableIdent, name: &str) -> Result<LoadedTable> {
+        let key = ident.to_string();
+        let target = match self.open().get(name) {
+            Some(staging) => match staging.tables.get(&key) {
+                Some(staged) => return Ok(staged.head.clone()),
+                None => staging.target.clone(),
+            },
+            None => return Err(closed(name)),
+        };
+        let base = view(ident, &target, self.load_table(ident)?)?;
+        let head = LoadedTable {
+            ref_name: name.to_string(),
+            ..base.clone()
+        };
+        let mut open = self.open();
+        let staging = open.get_mut(name).ok_or_else(|| closed(name))?;
+        let staged = staging.tables.entry(key).or_insert(StagedTable {
+            guard: base.clone(),
+            base,
+            head,
+            updates: Vec::new(),
+            metadata_changed: false,
+        });
+        Ok(staged.head.clone())
+    }
+
+    /// Stages `snapshot` as the new head of the transaction's table. `None` when another
+    /// write of the same transaction staged first (the writer reloads and tries again).
+    pub(super) fn stage_snapshot(
+        &self,
+        table: &LoadedTable,
+        snapshot: Snapshot,
+        branch: &str,
+    ) -> Result<Option<LoadedTable>> {
+        if branch != MAIN {
+            return Err(Error::invalid(
+                format!(
+                    "a transaction on a REST catalog writes {} on its target only, not on {branch}",
+                    table.ident
+                ),
+                "write to the other branch outside the transaction",
+            ));
+        }
+        self.restage(table, |staged| {
+            let target = table_ref(&staged.base, MAIN).to_string();
+            let next = (*staged.head.metadata)
+                .clone()
+                .into_builder(None)
+                .set_branch_snapshot(snapshot.clone(), MAIN)
+                .and_then(|b| b.build())
+                .context(|| format!("staging a snapshot of {}", table.ident))?
+                .metadata;
+            staged.updates.extend(snapshot_updates(snapshot, target));
+            Ok(next)
+        })
+    }
+
+    /// Stages a schema or property change of the transaction's table.
+    pub(super) fn stage_metadata(
+        &self,
+        table: &LoadedTable,
+        next: &TableMetadata,
+    ) -> Result<Option<LoadedTable>> {
+        self.restage(table, |staged| {
+            staged
+                .updates
+                .extend(metadata_updates(&staged.head.metadata, next));
+            staged.metadata_changed = true;
+            Ok(next.clone())
+        })
+    }
+
+    /// Applies `step` to the staged table `table` was read from, if it is still its head.
+    fn restage(
+        &self,
+        table: &LoadedTable,
+        step: impl FnOnce(&mut StagedTable) -> Result<TableMetadata>,
+    ) -> Result<Option<LoadedTable>> {
+        let mut open = self.open();
+        let staging = open
+            .get_mut(&table.ref_name)
+            .ok_or_else(|| closed(&table.ref_name))?;
+        let Some(staged) = staging.tables.get_mut(&table.ident.to_string()) else {
+            return Err(closed(&table.ref_name));
+        };
+        // The writer's table must be the staged head (as loaded, or equal to it).
+        let current = Arc::ptr_eq(&staged.head.metadata, &table.metadata)
+            || staged.head.metadata == table.metadata;
+        if !current {
+            return Ok(None);
+        }
+        let next = step(staged)?;
+        staged.head.metadata = Arc::new(next);
+        Ok(Some(staged.head.clone()))
+    }
+
+    /// Commits transaction `name` to `into`: every table it changed, at once.
+    pub async fn commit_transaction(
+        &self,
+        io: &FileIO,
+        name: &str,
+        into: &str,
+    ) -> Result<RefMerge> {
+        let (target, mut tables): (String, Vec<StagedTable>) = {
+            let open = self.open();
+            let staging = open.get(name).ok_or_else(|| closed(name))?;
+            let changed = staging.tables.values().filter(|t| !t.updates.is_empty());
+            (staging.target.clone(), changed.cloned().collect())
+        };
+        if target != into {
+            return Err(Error::invalid(
+                format!("transaction {name} writes to {target}, not to {into}"),
+                "commit it into the ref it was opened on",
+            ));
+        }
+        let mut rebased = Vec::new();
+        for attempt in 0..MAX_ATTEMPTS {
+            if tables.is_empty() {
+                break;
+            }
+            let changes: Vec<TableChange<'_>> = tables.iter().map(StagedTable::change).collect();
+            if let Committed::Landed(()) = self.commit_tables(&changes)? {
+                let names = tables.iter().map(|t| t.base.ident.to_string());
+                return Ok(RefMerge {
+                    fast_forwarded: names.filter(|n| !rebased.contains(n)).collect(),
+                    added: Vec::new(),
+                    rebased,
+                });
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+            for staged in &mut tables {
+                let name = staged.base.ident.to_string();
+                if self.reapply(io, staged).await? && !rebased.contains(&name) {
+                    rebased.push(name);
+                }
+            }
+        }
+        match tables.is_empty() {
+            true => Ok(RefMerge::default()),
+            false => Err(Error::CommitConflict {
+                table: tables
+                    .iter()
+                    .map(|t| t.base.ident.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                message: format!(
+                    "transaction {name} lost the commit race {MAX_ATTEMPTS} times in a row"
+                ),
+            }),
+        }
+    }
+
+    /// After a lost race: reloads the table and, when another writer moved it, re-applies the
+    /// transaction's appends on its new head (`true`), or refuses anything else.
+    async fn reapply(&self, io: &FileIO, staged: &mut StagedTable) -> Result<bool> {
+        let ident = &staged.guard.ident;
+        let target = staged.guard.ref_name.clone();
+        let newer = view(ident, &target, self.load_table(ident)?)?;
+        let head = |t: &LoadedTable| t.snapshot_for_ref(MAIN).map(|s| s.snapshot_id());
+        if newer.metadata.uuid() == staged.guard.metadata.uuid()
+            && head(&newer) == head(&staged.guard)
+        {
+            return Ok(false);
+        }
+        let spec = staged.base.metadata.default_partition_spec_id();
+        if !staged.only_appends() || newer.metadata.default_partition_spec_id() != spec {
+            return Err(Error::CommitConflict {
+                table: ident.to_string(),
+                message: format!(
+                    "another writer changed {ident} on {target} while the transaction ran, and \
+                     the transaction's changes to it are not only appends, so they cannot be \
+                     re-applied; nothing was committed: run the transaction again"
+                ),
+            });
+        }
+        let added = files_added_since(io, &staged.base, &staged.head, MAIN).await?;
+        let change = SnapshotChange {
+            branch: MAIN.to_string(),
+            added_files: added,
+            ..Default::default()
+        };
+        let snapshot = prepare_rest_snapshot(io, &newer, &change).await?;
+        staged.updates = snapshot_updates(snapshot, target);
+        staged.guard = newer;
+        Ok(true)
+    }
+}
+
+fn closed(name: &str) -> Error {
+    Error::invalid(
+        format!("transaction {name} is not open on this REST catalog connection"),
+        "write through the transaction inside its `with lh.transaction()` block",
+    )
+}
