@@ -634,3 +634,63 @@ async fn a_server_without_multi_table_commits_refuses_the_transaction_and_change
     let tx = lh.catalog().create_internal_branch("tx/", MAIN).unwrap();
     assert_eq!(commit(&lh, &tx).await.unwrap(), RefMerge::default());
 }
+
+/// SeaweedFS 4.48 lists no endpoints in `/v1/config` but serves `/transactions/commit`: a
+/// transaction lands on both tables at once, and one whose table another writer moved (an
+/// upsert, which cannot be re-applied) leaves both as they were.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transaction_commits_two_tables_through_seaweedfs_rest_catalog() {
+    let weed = seaweedfs::shared().await;
+    let mut properties = weed.properties();
+    properties.insert(
+        "credential".into(),
+        format!("{}:{}", seaweedfs::ACCESS_KEY, seaweedfs::SECRET_KEY),
+    );
+    properties.insert("s3.path-style-access".into(), "true".into());
+    let warehouse = format!("s3://{}", seaweedfs::TABLE_BUCKET);
+    let connect = || Lakehouse::connect(&weed.iceberg, &warehouse, &properties);
+    let (lh, other) = (connect().await.unwrap(), connect().await.unwrap());
+    let namespace = format!("ns{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    lh.catalog().create_namespace(&namespace).unwrap();
+    let (a, b) = (format!("{namespace}.a"), format!("{namespace}.b"));
+    for name in [&a, &b] {
+        lh.create_table(name, &schema(), &[], HashMap::new(), MAIN)
+            .await
+            .unwrap();
+        lh.append(name, rows(&[(0, "before")]), MAIN, HashMap::new())
+            .await
+            .unwrap();
+    }
+    let tx = lh.catalog().create_internal_branch("tx/", MAIN).unwrap();
+    for name in [&a, &b] {
+        lh.append(name, rows(&[(1, "tx")]), &tx, HashMap::new())
+            .await
+            .unwrap();
+    }
+    assert_eq!(scan(&other, &b).await, model_of(&[(0, "before")]));
+    commit(&lh, &tx).await.unwrap();
+    let landed = model_of(&[(0, "before"), (1, "tx")]);
+    assert_eq!(scan(&other, &a).await, landed);
+    assert_eq!(scan(&other, &b).await, landed);
+
+    let tx = lh.catalog().create_internal_branch("tx/", MAIN).unwrap();
+    let mut options = merge_options(WriteMode::CopyOnWrite);
+    options.ref_name = tx.clone();
+    // The failing table comes second in the request: a server that applied the first before
+    // checking the second would show a changed here.
+    lh.merge(&b, rows(&[(0, "upserted")]), &options).await.unwrap();
+    lh.append(&a, rows(&[(2, "tx")]), &tx, HashMap::new())
+        .await
+        .unwrap();
+    other
+        .append(&b, rows(&[(3, "other")]), MAIN, HashMap::new())
+        .await
+        .unwrap();
+    let err = commit(&lh, &tx).await.unwrap_err();
+    assert_eq!(err.code(), "commit_conflict", "{err}");
+    assert!(err.to_string().contains(&b), "{err}");
+    let mut b_now = landed.clone();
+    b_now.insert(3, "other".into());
+    assert_eq!(scan(&other, &a).await, landed);
+    assert_eq!(scan(&other, &b).await, b_now);
+}
