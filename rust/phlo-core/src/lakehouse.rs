@@ -152,6 +152,16 @@ impl Lakehouse {
         LoadedTable::load(&self.catalog, &self.io, &TableIdent::parse(name)?, ref_name).await
     }
 
+    /// Loads table `name` to write to `ref_name`: on a REST catalog, one of the table's own
+    /// tags is refused here, before any file is written.
+    async fn load_to_write(&self, name: &str, ref_name: &str) -> Result<LoadedTable> {
+        let table = self.load_table(name, ref_name).await?;
+        if let Some(rest) = self.catalog.rest() {
+            rest.require_branch(&table)?;
+        }
+        Ok(table)
+    }
+
     /// Removes the table from branch `ref_name`; with `purge`, also deletes its files, which is
     /// refused while another ref still has the table.
     pub async fn drop_table(&self, name: &str, purge: bool, ref_name: &str) -> Result<()> {
@@ -194,7 +204,7 @@ impl Lakehouse {
         ref_name: &str,
         properties: HashMap<String, String>,
     ) -> Result<AppendResult> {
-        let table = self.load_table(name, ref_name).await?;
+        let table = self.load_to_write(name, ref_name).await?;
         let target = arrow_schema_of(table.metadata.current_schema())?;
         let prefix = format!("{}", uuid::Uuid::now_v7());
         let mut sink = DataFileSink::new(&self.io, &table.metadata, &prefix)?;
@@ -276,7 +286,7 @@ impl Lakehouse {
     ) -> Result<bool> {
         check_column_names(incoming).map_err(|e| e.in_table(name))?;
         for _ in 0..MAX_SCHEMA_ATTEMPTS {
-            let table = self.load_table(name, ref_name).await?;
+            let table = self.load_to_write(name, ref_name).await?;
             let current = table.metadata.current_schema();
             let Some(schema) = evolve(&table.metadata, incoming).map_err(|e| e.in_table(name))?
             else {
@@ -319,7 +329,7 @@ impl Lakehouse {
         options: &MergeOptions,
     ) -> Result<MergeResult> {
         let started = std::time::Instant::now();
-        let table = self.load_table(name, &options.ref_name).await?;
+        let table = self.load_to_write(name, &options.ref_name).await?;
         let target = arrow_schema_of(table.metadata.current_schema())?;
         let mut cast = Vec::new();
         for batch in batches {
@@ -378,7 +388,7 @@ impl Lakehouse {
         properties: HashMap<String, String>,
         write_mode: Option<WriteMode>,
     ) -> Result<DeleteResult> {
-        let table = self.load_table(name, ref_name).await?;
+        let table = self.load_to_write(name, ref_name).await?;
         let plan = plan_delete(
             &self.catalog,
             &self.io,
@@ -551,7 +561,7 @@ impl Lakehouse {
                 hint: "tags are immutable; run it on the branch the tag was taken from".into(),
             });
         }
-        self.load_table(name, ref_name).await
+        self.load_to_write(name, ref_name).await
     }
 
     /// See [`crate::maintenance::expire_snapshots`]. Internal branches whose process is gone

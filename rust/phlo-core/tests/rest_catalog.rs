@@ -257,12 +257,17 @@ async fn a_lost_race_is_a_409_then_a_retry_on_the_new_state() {
     assert_eq!(rows.len(), 9, "{rows:?}");
 }
 
-/// Table branch `dev` at `main`'s head, made as another REST client would (`set-snapshot-ref`).
+/// Table branch `name` at `main`'s head, made as another REST client would (`set-snapshot-ref`).
 async fn create_table_branch(fx: &Fixture, name: &str) {
+    create_table_ref(fx, name, "branch").await
+}
+
+/// Table ref `name` (`kind` `branch` or `tag`) of `raw.t` at `main`'s head.
+async fn create_table_ref(fx: &Fixture, name: &str, kind: &str) {
     let main_head = fx.server_lh.load_table("raw.t", MAIN).await.unwrap();
     let id = main_head.snapshot_for_ref(MAIN).unwrap().snapshot_id();
     let body = serde_json::json!({"requirements": [], "updates": [
-        {"action": "set-snapshot-ref", "ref-name": name, "snapshot-id": id, "type": "branch"}
+        {"action": "set-snapshot-ref", "ref-name": name, "snapshot-id": id, "type": kind}
     ]});
     let request = Request {
         method: "POST".into(),
@@ -693,4 +698,72 @@ async fn a_transaction_commits_two_tables_through_seaweedfs_rest_catalog() {
     b_now.insert(3, "other".into());
     assert_eq!(scan(&other, &a).await, landed);
     assert_eq!(scan(&other, &b).await, b_now);
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        match entry.file_type().unwrap().is_dir() {
+            true => files.extend(files_under(&entry.path())),
+            false => files.push(entry.path()),
+        }
+    }
+    files
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_tag_is_read_only_and_refused_before_any_file_is_written() {
+    let fx = fixture(None);
+    let lh = fx.client(&[]).await.unwrap();
+    lh.create_table("raw.t", &schema(), &[], HashMap::new(), MAIN)
+        .await
+        .unwrap();
+    lh.append("raw.t", rows(&[(1, "tagged")]), MAIN, HashMap::new())
+        .await
+        .unwrap();
+    create_table_ref(&fx, "v1", "tag").await;
+    lh.append("raw.t", rows(&[(2, "main")]), MAIN, HashMap::new())
+        .await
+        .unwrap();
+    let files = files_under(fx.dir.path());
+    let tagged = Model::from([(1, "tagged".to_string())]);
+    assert_eq!(contents(&lh, "v1").await, tagged);
+
+    let err = lh
+        .append("raw.t", rows(&[(3, "x")]), "v1", HashMap::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_input", "{err}");
+    assert!(err.to_string().contains("v1 is a tag of raw.t"), "{err}");
+    let mut options = merge_options(WriteMode::MergeOnRead);
+    options.ref_name = "v1".into();
+    let err = lh
+        .merge("raw.t", rows(&[(1, "x")]), &options)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_input", "{err}");
+    let all = Filter {
+        column: "id".into(),
+        op: FilterOp::Gt,
+        values: vec![Literal::Int(0)],
+    };
+    let err = lh
+        .delete("raw.t", &[all], "v1", HashMap::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_input", "{err}");
+    let tx = lh.catalog().create_internal_branch("tx/", "v1").unwrap();
+    let err = lh
+        .append("raw.t", rows(&[(3, "x")]), &tx, HashMap::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_input", "{err}");
+    lh.catalog().delete_branch(&tx).unwrap();
+
+    // Nothing was written, the tag and main are as they were.
+    assert_eq!(files_under(fx.dir.path()), files);
+    assert_eq!(contents(&lh, "v1").await, tagged);
+    let main = Model::from([(1, "tagged".to_string()), (2, "main".to_string())]);
+    assert_eq!(contents(&lh, MAIN).await, main);
 }

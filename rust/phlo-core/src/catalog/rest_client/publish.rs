@@ -13,7 +13,7 @@ use super::RestCatalog;
 use super::commit::{Committed, TableChange};
 use super::tables::LoadedMetadata;
 use crate::catalog::{MAIN, TableIdent};
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Error, Location, Result};
 use crate::tables::LoadedTable;
 
 /// A branch reference with the table's default retention.
@@ -77,6 +77,30 @@ impl RestCatalog {
         view(ident, ref_name, self.load_table(ident)?)
     }
 
+    /// Refuses to write to `table` when its ref is one of the table's tags (immutable): the
+    /// engine's write paths ask before they write any file, commits ask again.
+    pub fn require_branch(&self, table: &LoadedTable) -> Result<()> {
+        let name = &table.ref_name;
+        if name == MAIN || self.in_transaction(name) {
+            return Ok(());
+        }
+        // iceberg-rust keeps the refs private; the serialized metadata has their kinds.
+        let metadata = serde_json::to_value(table.metadata.as_ref()).unwrap_or_default();
+        if metadata["refs"][name.as_str()]["type"] != "tag" {
+            return Ok(());
+        }
+        Err(Error::InvalidInput {
+            message: format!("{name} is a tag of {}, and tags are immutable", table.ident),
+            at: Location {
+                table: Some(table.ident.to_string()),
+                column: None,
+            },
+            hint: "write to main or to a branch of the table (PyIceberg: \
+                   table.manage_snapshots().create_branch(snapshot_id, name))"
+                .into(),
+        })
+    }
+
     /// Creates the table (only on `main`: a REST table's branches live inside it).
     pub(crate) fn create(
         &self,
@@ -107,6 +131,7 @@ impl RestCatalog {
         if self.in_transaction(&table.ref_name) {
             return self.stage_snapshot(table, snapshot, branch);
         }
+        self.require_branch(table)?;
         let target = table_ref(table, branch).to_string();
         let parent = table.snapshot_for_ref(branch).map(|s| s.snapshot_id());
         let change = TableChange {
@@ -127,6 +152,7 @@ impl RestCatalog {
         if self.in_transaction(&table.ref_name) {
             return self.stage_metadata(table, next);
         }
+        self.require_branch(table)?;
         let old = &table.metadata;
         let mut requirements = ref_guard(old, &table.ref_name, old.current_snapshot_id());
         requirements.extend(schema_guard(old));

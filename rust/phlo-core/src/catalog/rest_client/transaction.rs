@@ -152,6 +152,7 @@ impl RestCatalog {
             None => return Err(closed(name)),
         };
         let base = view(ident, &target, self.load_table(ident)?)?;
+        self.require_branch(&base)?;
         let head = LoadedTable {
             ref_name: name.to_string(),
             ..base.clone()
