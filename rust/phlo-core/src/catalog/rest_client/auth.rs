@@ -36,18 +36,8 @@ impl fmt::Debug for Auth {
 }
 
 impl Auth {
-    /// The credential the properties name; SigV4 is refused (not built).
+    /// The credential the properties name (SigV4 signing is separate: see `sigv4`).
     pub fn from_properties(properties: &HashMap<String, String>) -> Result<Self> {
-        if properties
-            .get("rest.sigv4-enabled")
-            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-        {
-            return Err(Error::config(
-                "rest.sigv4-enabled: phlo's REST catalog client does not sign requests with SigV4",
-                "authenticate with token=... or credential=client_id:client_secret (OAuth2); \
-                 SeaweedFS accepts its S3 access key and secret as the credential",
-            ));
-        }
         if let Some(credential) = properties.get("credential") {
             let (client_id, secret) = match credential.split_once(':') {
                 Some((id, secret)) => (Some(id.to_string()), secret.to_string()),

@@ -12,6 +12,7 @@ use serde_json::Value;
 use tokio::runtime::Runtime;
 
 use super::auth::Auth;
+use super::sigv4::SigV4;
 use crate::catalog::redact_uri;
 use crate::error::{Error, Result};
 
@@ -78,6 +79,7 @@ impl std::fmt::Debug for Http {
         f.debug_struct("Http")
             .field("uri", &self.uri())
             .field("auth", &self.auth)
+            .field("signer", &self.signer)
             .finish_non_exhaustive()
     }
 }
@@ -87,6 +89,8 @@ pub(super) struct Http {
     /// `http(s)://host:port[/base]`, without a trailing slash.
     base: String,
     auth: Auth,
+    /// Signs every request when `rest.sigv4-enabled=true`.
+    signer: Option<SigV4>,
     timeout: Duration,
     /// This process's runtime and client: neither survives a fork (Dagster and
     /// multiprocessing fork workers), so a child makes its own.
@@ -94,10 +98,11 @@ pub(super) struct Http {
 }
 
 impl Http {
-    pub fn new(base: &str, auth: Auth, timeout_ms: Option<u64>) -> Self {
+    pub fn new(base: &str, auth: Auth, signer: Option<SigV4>, timeout_ms: Option<u64>) -> Self {
         Self {
             base: base.trim_end_matches('/').to_string(),
             auth,
+            signer,
             timeout: timeout_ms.map_or(DEFAULT_TIMEOUT, Duration::from_millis),
             runtime: Mutex::new(None),
         }
@@ -176,11 +181,35 @@ impl Http {
     ) -> Result<Reply, Failure> {
         let (runtime, client) = self.client().map_err(Failure::NotSent)?;
         let mut request = client
-            .request(method, &url)
+            .request(method.clone(), &url)
             .timeout(self.timeout)
             .header("Content-Type", content_type);
-        if let Some(authorization) = authorization {
-            request = request.header("Authorization", authorization);
+        match (&self.signer, authorization) {
+            (Some(signer), bearer) => {
+                let parsed = reqwest::Url::parse(&url).map_err(|e| {
+                    Failure::NotSent(Error::config(
+                        format!("the REST catalog URI {} is not a valid URL: {e}", self.uri()),
+                        "write it as http(s)://host:port[/path]",
+                    ))
+                })?;
+                let signed = signer.sign(
+                    method.as_str(),
+                    &parsed,
+                    &[("content-type", content_type)],
+                    body.as_deref().unwrap_or_default(),
+                    chrono::Utc::now(),
+                );
+                for (name, value) in signed {
+                    request = request.header(name, value);
+                }
+                // The signature takes `Authorization`; a bearer token travels beside it, as
+                // PyIceberg sends it.
+                if let Some(bearer) = bearer {
+                    request = request.header("Original-Authorization", bearer);
+                }
+            }
+            (None, Some(authorization)) => request = request.header("Authorization", authorization),
+            (None, None) => {}
         }
         if let Some(body) = body {
             request = request.body(body);

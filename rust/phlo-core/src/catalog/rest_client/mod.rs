@@ -9,6 +9,7 @@ mod config;
 mod errors;
 mod http;
 mod publish;
+mod sigv4;
 mod tables;
 mod transaction;
 
@@ -17,6 +18,7 @@ use std::collections::HashMap;
 use auth::Auth;
 use config::ServerConfig;
 use http::Http;
+use sigv4::SigV4;
 use transaction::Transactions;
 
 use crate::error::Result;
@@ -33,12 +35,14 @@ impl RestCatalog {
     /// Connects to the catalog at `uri` (`http://host:port[/base]`): reads `/v1/config`,
     /// logging in first when the properties carry a credential. Properties: `token`,
     /// `credential` (`client_id:client_secret`), `oauth2-server-uri`, `scope`, `warehouse`,
-    /// `rest.timeout-ms`.
+    /// `rest.timeout-ms`; `rest.sigv4-enabled=true` signs every request with AWS SigV4
+    /// (`rest.signing-region`, `rest.signing-name`, `rest.access-key-id`, … see `sigv4`).
     pub fn connect(uri: &str, properties: &HashMap<String, String>) -> Result<Self> {
         let timeout = properties
             .get("rest.timeout-ms")
             .and_then(|v| v.parse().ok());
-        let http = Http::new(uri, Auth::from_properties(properties)?, timeout);
+        let signer = SigV4::from_properties(properties)?;
+        let http = Http::new(uri, Auth::from_properties(properties)?, signer, timeout);
         let config = ServerConfig::fetch(&http, properties)?;
         Ok(Self {
             http,
