@@ -383,10 +383,16 @@ async fn credentials_are_checked_and_never_shown() {
         .unwrap();
     assert!(!format!("{:?}", by_oauth.catalog().rest().unwrap()).contains("s3cret"));
 
+    // SigV4 without its secret: refused before any request.
     let err = fx
-        .refused(&[("token", "s3cret-token"), ("rest.sigv4-enabled", "true")])
+        .refused(&[
+            ("rest.sigv4-enabled", "true"),
+            ("rest.access-key-id", "key"),
+            ("rest.signing-region", "us-east-1"),
+        ])
         .await;
     assert_eq!(err.code(), "config", "{err}");
+    assert!(err.to_string().contains("secret access key"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -766,4 +772,48 @@ async fn a_table_tag_is_read_only_and_refused_before_any_file_is_written() {
     assert_eq!(contents(&lh, "v1").await, tagged);
     let main = Model::from([(1, "tagged".to_string()), (2, "main".to_string())]);
     assert_eq!(contents(&lh, MAIN).await, main);
+}
+
+/// SeaweedFS's REST catalog checks S3-style SigV4 signatures: phlo signs every request (no
+/// OAuth2 token at all) and commits through it; a request signed with a wrong secret is
+/// refused (`/v1/config` answers anyone, so the refusal comes at the first catalog call).
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_signed_with_sigv4_commit_through_seaweedfs_rest_catalog() {
+    let weed = seaweedfs::shared().await;
+    let warehouse = format!("s3://{}", seaweedfs::TABLE_BUCKET);
+    let signed = |secret: &str| {
+        let mut properties = weed.properties();
+        for (key, value) in [
+            ("rest.sigv4-enabled", "true"),
+            ("rest.signing-region", "us-east-1"),
+            ("rest.signing-name", "s3"),
+            ("rest.access-key-id", seaweedfs::ACCESS_KEY),
+            ("rest.secret-access-key", secret),
+            ("s3.path-style-access", "true"),
+        ] {
+            properties.insert(key.into(), value.into());
+        }
+        properties
+    };
+    let wrong = Lakehouse::connect(&weed.iceberg, &warehouse, &signed("not-the-secret"))
+        .await
+        .unwrap();
+    let err = wrong.catalog().list_namespaces().unwrap_err();
+    assert_eq!(err.code(), "config", "{err}");
+    assert!(err.to_string().contains("403"), "{err}");
+    assert!(!err.to_string().contains("not-the-secret"), "{err}");
+
+    let lh = Lakehouse::connect(&weed.iceberg, &warehouse, &signed(seaweedfs::SECRET_KEY))
+        .await
+        .unwrap();
+    let namespace = format!("ns{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    lh.catalog().create_namespace(&namespace).unwrap();
+    let name = format!("{namespace}.t");
+    lh.create_table(&name, &schema(), &[], HashMap::new(), MAIN)
+        .await
+        .unwrap();
+    lh.append(&name, rows(&[(1, "signed")]), MAIN, HashMap::new())
+        .await
+        .unwrap();
+    assert_eq!(scan(&lh, &name).await, model_of(&[(1, "signed")]));
 }
