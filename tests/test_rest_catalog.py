@@ -92,7 +92,7 @@ def test_a_transaction_commits_two_tables_at_once_or_neither(root: Path):
         assert rows(catalog.load_table("raw.n").scan().to_arrow()) == n
 
         # Another writer moves raw.m under the transaction's upsert: nothing lands.
-        with pytest.raises(CommitConflictError, match="raw.m"):
+        with pytest.raises(CommitConflictError, match=r"raw\.m"):
             with lh.transaction() as tx:
                 tx.table("raw.m").merge(batch(range(0, 1), "upserted"), "id")
                 tx.table("raw.n").append(batch(range(10, 12), "lost"))

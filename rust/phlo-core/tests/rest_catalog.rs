@@ -627,7 +627,10 @@ async fn a_server_without_multi_table_commits_refuses_the_transaction_and_change
     fx.server.hide_transactions.store(true, Ordering::SeqCst);
     // It lists no endpoints: the client tries, and the 404 is a ConfigError.
     let unlisted = fx.client(&[]).await.unwrap();
-    let tx = unlisted.catalog().create_internal_branch("tx/", MAIN).unwrap();
+    let tx = unlisted
+        .catalog()
+        .create_internal_branch("tx/", MAIN)
+        .unwrap();
     for name in ["raw.a", "raw.b"] {
         unlisted
             .append(name, rows(&[(1, "tx")]), &tx, HashMap::new())
@@ -689,7 +692,9 @@ async fn a_transaction_commits_two_tables_through_seaweedfs_rest_catalog() {
     options.ref_name = tx.clone();
     // The failing table comes second in the request: a server that applied the first before
     // checking the second would show a changed here.
-    lh.merge(&b, rows(&[(0, "upserted")]), &options).await.unwrap();
+    lh.merge(&b, rows(&[(0, "upserted")]), &options)
+        .await
+        .unwrap();
     lh.append(&a, rows(&[(2, "tx")]), &tx, HashMap::new())
         .await
         .unwrap();

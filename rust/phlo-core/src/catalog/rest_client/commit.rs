@@ -66,14 +66,15 @@ impl RestCatalog {
             .map(|c| c.ident.to_string())
             .collect::<Vec<_>>()
             .join(", ");
-        let body = json!({"table-changes": changes.iter().map(TableChange::body).collect::<Vec<_>>()});
+        let body =
+            json!({"table-changes": changes.iter().map(TableChange::body).collect::<Vec<_>>()});
         let path = format!("v1/{}transactions/commit", self.config.prefix);
         let reply = self.send_commit(&path, &body, &what)?;
         let kind = reply.error_text().1;
         match reply.status {
-            404 if kind == "NoSuchTableException" || kind == "NoSuchNamespaceException" => {
-                Err(Error::NoSuchTable(format!("{what} ({})", reply.error_text().0)))
-            }
+            404 if kind == "NoSuchTableException" || kind == "NoSuchNamespaceException" => Err(
+                Error::NoSuchTable(format!("{what} ({})", reply.error_text().0)),
+            ),
             404 | 405 | 501 => Err(self.no_transactions()),
             _ => self.outcome(&reply, &what),
         }

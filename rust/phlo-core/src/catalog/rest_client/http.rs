@@ -188,7 +188,10 @@ impl Http {
             (Some(signer), bearer) => {
                 let parsed = reqwest::Url::parse(&url).map_err(|e| {
                     Failure::NotSent(Error::config(
-                        format!("the REST catalog URI {} is not a valid URL: {e}", self.uri()),
+                        format!(
+                            "the REST catalog URI {} is not a valid URL: {e}",
+                            self.uri()
+                        ),
                         "write it as http(s)://host:port[/path]",
                     ))
                 })?;

@@ -30,7 +30,11 @@ fn branch_ref(snapshot_id: i64) -> SnapshotReference {
 
 /// The table as phlo's engine sees it on `ref_name`: for another ref than `main`, `main` is
 /// moved to that ref's snapshot (the view is never written anywhere).
-pub(super) fn view(ident: &TableIdent, ref_name: &str, loaded: LoadedMetadata) -> Result<LoadedTable> {
+pub(super) fn view(
+    ident: &TableIdent,
+    ref_name: &str,
+    loaded: LoadedMetadata,
+) -> Result<LoadedTable> {
     let location = loaded.metadata_location.unwrap_or_default();
     let metadata = match ref_name {
         MAIN => loaded.metadata,

@@ -146,7 +146,10 @@ impl SigV4 {
             .map(|(k, _)| k.as_str())
             .collect::<Vec<_>>()
             .join(";");
-        let header_lines: String = canonical.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
+        let header_lines: String = canonical
+            .iter()
+            .map(|(k, v)| format!("{k}:{v}\n"))
+            .collect();
         let request = [
             method,
             &encode(url.path(), true),
@@ -332,7 +335,10 @@ mod tests {
         assert_eq!(signer.secret, "rest-secret");
         assert_eq!(signer.service, "execute-api");
         let shown = format!("{signer:?}");
-        assert!(shown.contains("from-rest") && !shown.contains("rest-secret"), "{shown}");
+        assert!(
+            shown.contains("from-rest") && !shown.contains("rest-secret"),
+            "{shown}"
+        );
         let url = reqwest::Url::parse("http://127.0.0.1:8181/v1/config").unwrap();
         let signed = signer.sign("GET", &url, &[], b"", Utc::now());
         assert!(signed.contains(&("x-amz-security-token".into(), "rest-token".into())));

@@ -10,8 +10,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use iceberg::io::FileIO;
 use iceberg::TableUpdate;
+use iceberg::io::FileIO;
 use iceberg::spec::{Operation, Snapshot, TableMetadata};
 
 use super::RestCatalog;
@@ -66,10 +66,7 @@ impl StagedTable {
     fn change(&self) -> TableChange<'_> {
         let target = &self.guard.ref_name;
         let old = &self.guard.metadata;
-        let head = self
-            .guard
-            .snapshot_for_ref(MAIN)
-            .map(|s| s.snapshot_id());
+        let head = self.guard.snapshot_for_ref(MAIN).map(|s| s.snapshot_id());
         let mut requirements = ref_guard(old, target, head);
         if self.metadata_changed {
             requirements.extend(schema_guard(old));
