@@ -576,8 +576,15 @@ async fn a_transaction_that_lost_the_race_reapplies_its_appends_or_changes_nothi
     assert_eq!(served(&fx, "raw.a").await, a);
     assert_eq!(served(&fx, "raw.b").await, b);
 
-    // An upsert on a table another writer moved cannot be re-applied: neither table changes.
+    // An upsert on a table another writer moved (after the transaction read it) cannot be
+    // re-applied: neither table changes, and every file the transaction wrote is removed.
     let tx = lh.catalog().create_internal_branch("tx/", MAIN).unwrap();
+    lh.load_table("raw.a", &tx).await.unwrap();
+    other
+        .append("raw.a", rows(&[(4, "other")]), MAIN, HashMap::new())
+        .await
+        .unwrap();
+    let files = files_under(fx.dir.path());
     let mut options = merge_options(WriteMode::CopyOnWrite);
     options.ref_name = tx.clone();
     lh.merge("raw.a", rows(&[(0, "upserted")]), &options)
@@ -586,11 +593,9 @@ async fn a_transaction_that_lost_the_race_reapplies_its_appends_or_changes_nothi
     lh.append("raw.b", rows(&[(3, "tx")]), &tx, HashMap::new())
         .await
         .unwrap();
-    other
-        .append("raw.a", rows(&[(4, "other")]), MAIN, HashMap::new())
-        .await
-        .unwrap();
+    assert_ne!(files_under(fx.dir.path()), files);
     let err = commit(&lh, &tx).await.unwrap_err();
+    assert_eq!(files_under(fx.dir.path()), files);
     assert_eq!(err.code(), "commit_conflict", "{err}");
     assert!(err.to_string().contains("raw.a"), "{err}");
     let mut a_now = a.clone();
@@ -720,6 +725,7 @@ fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
             false => files.push(entry.path()),
         }
     }
+    files.sort();
     files
 }
 

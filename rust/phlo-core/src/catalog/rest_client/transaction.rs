@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use iceberg::TableUpdate;
 use iceberg::io::FileIO;
-use iceberg::spec::{Operation, Snapshot, TableMetadata};
+use iceberg::spec::{ManifestStatus, Operation, Snapshot, TableMetadata};
 
 use super::RestCatalog;
 use super::commit::{Committed, TableChange};
@@ -21,8 +21,10 @@ use super::publish::{
 };
 use crate::catalog::{MAIN, RefMerge, TableIdent};
 use crate::error::{Context, Error, Result};
-use crate::tables::LoadedTable;
-use crate::tables::commit::{SnapshotChange, backoff, files_added_since, prepare_rest_snapshot};
+use crate::tables::commit::{
+    SnapshotChange, backoff, files_added_since, load_manifest_list, prepare_rest_snapshot,
+};
+use crate::tables::{LoadedTable, read_manifest};
 
 /// The endpoint, as servers list it in `GET /v1/config`.
 const ENDPOINT: &str = "POST /v1/{prefix}/transactions/commit";
@@ -60,6 +62,8 @@ struct StagedTable {
     updates: Vec<TableUpdate>,
     /// A schema or property change is among them (only snapshots can be re-applied).
     metadata_changed: bool,
+    /// Every snapshot staged or re-applied: what to remove if the transaction cannot land.
+    written: Vec<Snapshot>,
 }
 
 impl StagedTable {
@@ -162,6 +166,7 @@ impl RestCatalog {
             head,
             updates: Vec::new(),
             metadata_changed: false,
+            written: Vec::new(),
         });
         Ok(staged.head.clone())
     }
@@ -192,6 +197,7 @@ impl RestCatalog {
                 .and_then(|b| b.build())
                 .context(|| format!("staging a snapshot of {}", table.ident))?
                 .metadata;
+            staged.written.push(snapshot.clone());
             staged.updates.extend(snapshot_updates(snapshot, target));
             Ok(next)
         })
@@ -236,7 +242,9 @@ impl RestCatalog {
         Ok(Some(staged.head.clone()))
     }
 
-    /// Commits transaction `name` to `into`: every table it changed, at once.
+    /// Commits transaction `name` to `into`: every table it changed, at once. When it
+    /// cannot land (a conflict, a refusal), the files its snapshots wrote are removed; when it
+    /// may have landed, they are kept.
     pub async fn commit_transaction(
         &self,
         io: &FileIO,
@@ -255,6 +263,23 @@ impl RestCatalog {
                 "commit it into the ref it was opened on",
             ));
         }
+        let committed = self.commit_staged(io, name, &mut tables).await;
+        if let Err(e) = &committed
+            && !e.commit_may_have_landed()
+        {
+            for table in &tables {
+                discard(io, table).await;
+            }
+        }
+        committed
+    }
+
+    async fn commit_staged(
+        &self,
+        io: &FileIO,
+        name: &str,
+        tables: &mut Vec<StagedTable>,
+    ) -> Result<RefMerge> {
         let mut rebased = Vec::new();
         for attempt in 0..MAX_ATTEMPTS {
             if tables.is_empty() {
@@ -270,7 +295,7 @@ impl RestCatalog {
                 });
             }
             tokio::time::sleep(backoff(attempt)).await;
-            for staged in &mut tables {
+            for staged in tables.iter_mut() {
                 let name = staged.base.ident.to_string();
                 if self.reapply(io, staged).await? && !rebased.contains(&name) {
                     rebased.push(name);
@@ -322,9 +347,35 @@ impl RestCatalog {
             ..Default::default()
         };
         let snapshot = prepare_rest_snapshot(io, &newer, &change).await?;
+        staged.written.push(snapshot.clone());
         staged.updates = snapshot_updates(snapshot, target);
         staged.guard = newer;
         Ok(true)
+    }
+}
+
+/// Best effort: removes what the table's staged snapshots wrote — their manifest lists, the
+/// manifests they added and the data and delete files those list as added — none of which a
+/// snapshot on the server references (a REST catalog has no orphan removal to do it later).
+async fn discard(io: &FileIO, table: &StagedTable) {
+    let metadata = &table.head.metadata;
+    for snapshot in &table.written {
+        let id = snapshot.snapshot_id();
+        let list = snapshot.manifest_list();
+        let Ok(manifests) = load_manifest_list(io, metadata.format_version(), list).await else {
+            continue;
+        };
+        for manifest in manifests.iter().filter(|m| m.added_snapshot_id == id) {
+            if let Ok(loaded) = read_manifest(io, manifest, metadata).await {
+                for entry in loaded.entries() {
+                    if entry.status() == ManifestStatus::Added && entry.snapshot_id() == Some(id) {
+                        let _ = io.delete(entry.data_file().file_path()).await;
+                    }
+                }
+            }
+            let _ = io.delete(&manifest.manifest_path).await;
+        }
+        let _ = io.delete(list).await;
     }
 }
 
