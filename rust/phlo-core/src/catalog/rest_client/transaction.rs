@@ -278,7 +278,7 @@ impl RestCatalog {
         &self,
         io: &FileIO,
         name: &str,
-        tables: &mut Vec<StagedTable>,
+        tables: &mut [StagedTable],
     ) -> Result<RefMerge> {
         let mut rebased = Vec::new();
         for attempt in 0..MAX_ATTEMPTS {
