@@ -105,11 +105,14 @@ def _merges_child(data: str, work: str, merges: int, mode: str, queue: mp.Queue)
     import phlo
 
     table = phlo.Lakehouse.open(work).table("raw.events")
+    spent = 0.0
     for j in range(merges):
         batch = pq.read_table(Path(data) / f"batch-{j}.parquet")
+        started = time.perf_counter()
         table.merge(batch, "id", write_mode=mode)
+        spent += time.perf_counter() - started
     stats = table.delete_stats()
-    queue.put((stats.delete_files, stats.read_amplification))
+    queue.put((stats.delete_files, stats.read_amplification, spent))
 
 
 def _compact_child(work: str, queue: mp.Queue) -> None:
@@ -186,7 +189,7 @@ def scans(n: int, data: Path, work: Path, counts: list[int], modes: list[str], r
 def scan_after(n: int, data: Path, table: Path, mode: str, merges: int, runs: int) -> None:
     table.mkdir(parents=True)
     spawn(_build_child, "phlo merge-on-read", str(data), str(table))
-    files, amplification = spawn(_merges_child, str(data), str(table), merges, mode)
+    files, amplification, merging = spawn(_merges_child, str(data), str(table), merges, mode)
     seconds, peak, rows = best_scan(table, runs)
     spawn(_compact_child, str(table))
     compacted, compacted_peak, compacted_rows = best_scan(table, runs)
@@ -194,7 +197,7 @@ def scan_after(n: int, data: Path, table: Path, mode: str, merges: int, runs: in
     label = f"{mode} x{merges} ({files} dels, x{amplification:.2f})"
     print(
         f"{n:>10,}  {label:<42} {seconds:>9.3f} {peak:>8.0f} "
-        f"{seconds / compacted:>11.2f}x  {rows:,} rows",
+        f"{seconds / compacted:>11.2f}x  {rows:,} rows, the upserts took {merging:.2f} s",
         flush=True,
     )
     print(f"{n:>10,}  {'  the same, compacted':<42} {compacted:>9.3f} {compacted_peak:>8.0f}")
