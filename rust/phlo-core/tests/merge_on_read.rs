@@ -173,7 +173,12 @@ fn delete_rows(reader: ParquetRecordBatchReaderBuilder<std::fs::File>) -> Vec<(S
         let b = b.unwrap();
         let paths = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
         let pos = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
-        rows.extend(paths.iter().map(|p| p.unwrap().to_string()).zip(pos.values().iter().copied()));
+        rows.extend(
+            paths
+                .iter()
+                .map(|p| p.unwrap().to_string())
+                .zip(pos.values().iter().copied()),
+        );
     }
     rows
 }
