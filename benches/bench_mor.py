@@ -6,9 +6,10 @@ updates of ids spread over the whole table, half new ids. Every case builds its 
 process (not timed) and merges in another fresh *spawned* process, which reports its time and
 peak RSS (`VmHWM`).
 
-Scan: a phlo merge-on-read table after 1, 10 and 50 such upserts (each with other keys;
-`--scan-merges`), against the same table compacted; each full scan (every column, to Arrow)
-runs in its own spawned process, best of `--scan-runs`.
+Scan: a phlo table after 1, 10 and 50 such upserts (each with other keys; `--scan-merges`)
+written `merge-on-read` and, separately, `auto` (which rewrites a file once a fifth of its rows
+would be deleted; `--scan-modes`), against the same table compacted; each full scan (every
+column, to Arrow) runs in its own spawned process, best of `--scan-runs`.
 
     make release && .venv/bin/python benches/bench_mor.py --rows 1000000 5000000
 """
@@ -30,6 +31,7 @@ from bench_merge import build_delta, build_phlo, delta_merge, generate
 from harness import peak_rss_mb, spawn
 
 SCAN_MERGES = [1, 10, 50]
+SCAN_MODES = ["merge-on-read", "auto"]
 
 
 def build_duckdb(data: Path, work: Path) -> None:
@@ -99,15 +101,18 @@ def rekeyed_batches(data: Path, n: int, count: int) -> None:
         pq.write_table(batch.set_column(0, "id", ids), data / f"batch-{j}.parquet")
 
 
-def _mor_merges_child(data: str, work: str, first: int, last: int, queue: mp.Queue) -> None:
+def _merges_child(data: str, work: str, merges: int, mode: str, queue: mp.Queue) -> None:
     import phlo
 
     table = phlo.Lakehouse.open(work).table("raw.events")
-    for j in range(first, last):
+    spent = 0.0
+    for j in range(merges):
         batch = pq.read_table(Path(data) / f"batch-{j}.parquet")
-        table.merge(batch, "id", write_mode="merge-on-read")
+        started = time.perf_counter()
+        table.merge(batch, "id", write_mode=mode)
+        spent += time.perf_counter() - started
     stats = table.delete_stats()
-    queue.put((stats.delete_files, stats.read_amplification))
+    queue.put((stats.delete_files, stats.read_amplification, spent))
 
 
 def _compact_child(work: str, queue: mp.Queue) -> None:
@@ -133,6 +138,7 @@ def main() -> None:
     parser.add_argument("--no-scan", action="store_true", help="only the upserts")
     parser.add_argument("--no-upsert", action="store_true", help="only the scans")
     parser.add_argument("--scan-merges", type=int, nargs="+", default=SCAN_MERGES)
+    parser.add_argument("--scan-modes", nargs="+", default=SCAN_MODES, choices=SCAN_MODES)
     parser.add_argument("--scan-runs", type=int, default=3, help="scans timed, best kept")
     args = parser.parse_args()
     for n in args.rows:
@@ -151,7 +157,9 @@ def main() -> None:
                     results[name] = spawn(_upsert_child, name, str(data), str(work))
                 report_upserts(n, results)
             if not args.no_scan:
-                scans(n, data, Path(tmp) / "scan", args.scan_merges, args.scan_runs)
+                scans(
+                    n, data, Path(tmp) / "scan", args.scan_merges, args.scan_modes, args.scan_runs
+                )
 
 
 def report_upserts(n: int, results: dict[str, tuple[float, float, dict[str, float]]]) -> None:
@@ -168,26 +176,31 @@ def best_scan(table: Path, runs: int) -> tuple[float, float, int]:
     return min(spawn(_scan_child, str(table)) for _ in range(runs))
 
 
-def scans(n: int, data: Path, work: Path, counts: list[int], runs: int) -> None:
-    """Full scans of a table after each count of merge-on-read upserts, each against the same
-    table compacted (same rows, no delete files)."""
+def scans(n: int, data: Path, work: Path, counts: list[int], modes: list[str], runs: int) -> None:
+    """Full scans of a table after each count of upserts in each write mode, each against the
+    same table compacted (same rows, no delete files)."""
     rekeyed_batches(data, n, max(counts))
-    print(f"{'rows':>10}  {'full scan':<36} {'seconds':>9} {'peak MB':>8} {'vs compacted':>12}")
-    for merges in counts:
-        table = work / f"after-{merges}"
-        table.mkdir(parents=True)
-        spawn(_build_child, "phlo merge-on-read", str(data), str(table))
-        files, amplification = spawn(_mor_merges_child, str(data), str(table), 0, merges)
-        seconds, peak, rows = best_scan(table, runs)
-        spawn(_compact_child, str(table))
-        compacted, compacted_peak, compacted_rows = best_scan(table, runs)
-        assert rows == compacted_rows
-        label = f"after {merges} merges ({files} dels, x{amplification:.2f})"
-        print(
-            f"{n:>10,}  {label:<36} {seconds:>9.3f} {peak:>8.0f} "
-            f"{seconds / compacted:>11.2f}x  {rows:,} rows"
-        )
-        print(f"{n:>10,}  {'  the same, compacted':<36} {compacted:>9.3f} {compacted_peak:>8.0f}")
+    print(f"{'rows':>10}  {'full scan':<42} {'seconds':>9} {'peak MB':>8} {'vs compacted':>12}")
+    for mode in modes:
+        for merges in counts:
+            scan_after(n, data, work / f"{mode}-{merges}", mode, merges, runs)
+
+
+def scan_after(n: int, data: Path, table: Path, mode: str, merges: int, runs: int) -> None:
+    table.mkdir(parents=True)
+    spawn(_build_child, "phlo merge-on-read", str(data), str(table))
+    files, amplification, merging = spawn(_merges_child, str(data), str(table), merges, mode)
+    seconds, peak, rows = best_scan(table, runs)
+    spawn(_compact_child, str(table))
+    compacted, compacted_peak, compacted_rows = best_scan(table, runs)
+    assert rows == compacted_rows
+    label = f"{mode} x{merges} ({files} dels, x{amplification:.2f})"
+    print(
+        f"{n:>10,}  {label:<42} {seconds:>9.3f} {peak:>8.0f} "
+        f"{seconds / compacted:>11.2f}x  {rows:,} rows, the upserts took {merging:.2f} s",
+        flush=True,
+    )
+    print(f"{n:>10,}  {'  the same, compacted':<42} {compacted:>9.3f} {compacted_peak:>8.0f}")
 
 
 if __name__ == "__main__":

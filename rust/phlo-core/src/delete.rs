@@ -292,7 +292,9 @@ async fn choose_files(
             if matched == 0 {
                 continue;
             }
-            if matched < found.live_rows && !mode.rewrites(matched, found.live_rows) {
+            if matched < found.live_rows
+                && !mode.rewrites(matched, found.live_rows, file.record_count())
+            {
                 let delete =
                     write_position_deletes(io, table, &live.data, &found.positions, prefix).await?;
                 chosen.delete_files.push(delete);

@@ -146,12 +146,9 @@ async fn check_delete_files(lh: &Lakehouse) -> usize {
             ]
         );
         let mut positions = Vec::new();
-        for b in reader.build().unwrap() {
-            let b = b.unwrap();
-            let paths = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
-            assert!(paths.iter().all(|p| p == Some(target.as_str())));
-            let pos = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
-            positions.extend(pos.values().iter().copied());
+        for (path, pos) in delete_rows(reader) {
+            assert_eq!(path, target);
+            positions.push(pos);
         }
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "not sorted");
         assert_eq!(positions.len() as u64, file.record_count());
@@ -167,6 +164,52 @@ async fn check_delete_files(lh: &Lakehouse) -> usize {
         positions_total.to_string()
     );
     files.deletes.len()
+}
+
+/// The (`file_path`, `pos`) rows of a position delete file.
+fn delete_rows(reader: ParquetRecordBatchReaderBuilder<std::fs::File>) -> Vec<(String, i64)> {
+    let mut rows = Vec::new();
+    for b in reader.build().unwrap() {
+        let b = b.unwrap();
+        let paths = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+        let pos = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+        rows.extend(
+            paths
+                .iter()
+                .map(|p| p.unwrap().to_string())
+                .zip(pos.values().iter().copied()),
+        );
+    }
+    rows
+}
+
+/// Per live data file of the head: its stored rows and how many of them delete files remove.
+async fn deleted_per_file(lh: &Lakehouse) -> Vec<(String, u64, u64)> {
+    let table = lh.load_table("raw.t", MAIN).await.unwrap();
+    let Some(snapshot) = table.snapshot_for_ref(MAIN) else {
+        return vec![];
+    };
+    let files = snapshot_files(lh.file_io(), &table, snapshot)
+        .await
+        .unwrap();
+    let mut deleted: HashMap<String, HashSet<i64>> = HashMap::new();
+    for delete in &files.deletes {
+        let path = delete.file.file_path().strip_prefix("file://").unwrap();
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap()).unwrap();
+        for (target, pos) in delete_rows(reader) {
+            deleted.entry(target).or_default().insert(pos);
+        }
+    }
+    files
+        .data
+        .iter()
+        .map(|f| {
+            let path = f.file.file_path();
+            let gone = deleted.get(path).map_or(0, HashSet::len) as u64;
+            (path.to_string(), f.file.record_count(), gone)
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -463,6 +506,65 @@ async fn auto_rewrites_files_losing_a_large_share_and_marks_the_rest() {
     assert_eq!(model.len(), 110);
     assert_eq!(model[&102], (1, "b".to_string()));
     assert_eq!(check_delete_files(&lh).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_auto_writes_keep_every_file_under_a_fifth_deleted() {
+    let (_dir, lh) = setup(HashMap::new()).await;
+    let mut model = Model::new();
+    for part in 0..4_i64 {
+        let rows: Vec<_> = (part * 100..part * 100 + 100)
+            .map(|k| (k, 0, format!("a{k}")))
+            .collect();
+        lh.append("raw.t", batch(&rows), MAIN, HashMap::new())
+            .await
+            .unwrap();
+        model.extend(rows.into_iter().map(|(k, s, v)| (k, (s, v))));
+    }
+    let mut rng = Rng(31);
+    let (mut delete_files_written, mut files_rewritten) = (0, 0);
+    for step in 1..=30_i64 {
+        // Small writes, each replacing a few percent of a file: only their sum reaches a fifth.
+        if step % 5 == 0 {
+            let low = rng.next(400) as i64;
+            let result = lh
+                .delete_with_mode(
+                    "raw.t",
+                    &[between(low, low + 2)],
+                    MAIN,
+                    HashMap::new(),
+                    Some(WriteMode::Auto),
+                )
+                .await
+                .unwrap();
+            delete_files_written += result.delete_files_added;
+            model.retain(|k, _| !(low..=low + 2).contains(k));
+        } else {
+            let rows: Vec<_> = (0..8)
+                .map(|i| (rng.next(400) as i64, step, format!("s{step}-{i}")))
+                .collect();
+            let result = lh
+                .merge("raw.t", batch(&rows), &upsert(Some(WriteMode::Auto)))
+                .await
+                .unwrap();
+            delete_files_written += result.delete_files_added;
+            files_rewritten += result.files_removed;
+            for (k, s, v) in rows {
+                model.insert(k, (s, v));
+            }
+        }
+        assert_eq!(contents(&lh, None).await, model, "step {step}");
+        check_delete_files(&lh).await;
+        for (path, stored, deleted) in deleted_per_file(&lh).await {
+            assert!(
+                (deleted as f64) < 0.2 * stored as f64,
+                "step {step}: {deleted} of {stored} rows of {path} deleted"
+            );
+        }
+    }
+    // Both branches of the rule ran: positions were written, and files were rewritten once
+    // their deletes added up.
+    assert!(delete_files_written > 0 && files_rewritten > 0);
 }
 
 fn compact_all() -> CompactOptions {

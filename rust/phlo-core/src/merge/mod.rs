@@ -352,7 +352,7 @@ impl Replacing<'_> {
             self.remove(file.clone());
             return Ok(true);
         }
-        if mode.rewrites(replaced, hits.live_rows) {
+        if mode.rewrites(replaced, hits.live_rows, file.data.file.record_count()) {
             return Ok(false);
         }
         let delete = write_position_deletes(

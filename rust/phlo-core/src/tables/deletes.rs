@@ -255,8 +255,10 @@ impl Loader {
                 Loaded::Equality(equality) => out.equality.push(equality.clone()),
             }
         }
-        // Usually already ascending (one delete file, written sorted): then the sort is a scan.
-        out.positions.sort_unstable();
+        // Each delete file's positions come ascending (as the spec has them written): a stable
+        // sort finds those runs and merges them, linear per merge, where an unstable one sorts
+        // from scratch (a data file with many merges' deletes has one run per merge).
+        out.positions.sort();
         out.positions.dedup();
         Ok(Some(Arc::new(out)))
     }
