@@ -643,11 +643,7 @@ async fn merge_on_read_finds_keys_in_every_file_and_a_key_held_by_two_files() {
         .map(|k| (k, 1, format!("b{k}")))
         .collect();
     let result = lh
-        .merge(
-            "raw.t",
-            batch(&rows),
-            &upsert(Some(WriteMode::MergeOnRead)),
-        )
+        .merge("raw.t", batch(&rows), &upsert(Some(WriteMode::MergeOnRead)))
         .await
         .unwrap();
     let updated = rows.iter().filter(|r| model.contains_key(&r.0)).count() as u64;

@@ -60,7 +60,8 @@ impl HashFilter {
     /// the table's own probe uses the lowest and the 7 highest bits).
     fn locate(&self, hash: u64) -> (usize, u64) {
         let word = hash as usize & (self.words.len() - 1);
-        let bits = (1 << ((hash >> 32) & 63)) | (1 << ((hash >> 38) & 63)) | (1 << ((hash >> 44) & 63));
+        let bits =
+            (1 << ((hash >> 32) & 63)) | (1 << ((hash >> 38) & 63)) | (1 << ((hash >> 44) & 63));
         (word, bits)
     }
 
@@ -85,7 +86,9 @@ fn find(
 ) -> Option<usize> {
     let tag = tag(hash);
     index
-        .find(hash, |e| e.tag == tag && keys.same(e.row as usize, probe, i))
+        .find(hash, |e| {
+            e.tag == tag && keys.same(e.row as usize, probe, i)
+        })
         .map(|e| e.row as usize)
 }
 

@@ -225,7 +225,9 @@ pub async fn merge(
                     let (columns, deletes) = ((&projection, key_ids.as_slice()), &deletes);
                     async move {
                         let hits = match positional {
-                            true => Some(positions::find(io, &file, columns, deletes, matcher).await?),
+                            true => {
+                                Some(positions::find(io, &file, columns, deletes, matcher).await?)
+                            }
                             false => None,
                         };
                         Ok::<_, Error>((file, hits))
@@ -352,7 +354,12 @@ impl Replacing<'_> {
     /// live rows, the file is dropped; otherwise, unless `mode` rewrites it, a position-delete
     /// file marking them starts being written. `false`: the caller rewrites the file
     /// (copy-on-write).
-    fn by_positions(&mut self, file: &FileToRead, hits: positions::Positions, mode: WriteMode) -> bool {
+    fn by_positions(
+        &mut self,
+        file: &FileToRead,
+        hits: positions::Positions,
+        mode: WriteMode,
+    ) -> bool {
         let replaced = hits.positions.len() as u64;
         for &tag in &hits.tags {
             self.found[tag as usize] = true;
