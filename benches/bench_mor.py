@@ -2,9 +2,10 @@
 and DuckDB's in-database upsert; then what the deletes cost a full scan.
 
 Upsert: the data of `bench_merge.py` — a table of N events and a batch of N/10 rows, half
-updates of ids spread over the whole table, half new ids. Every case builds its base in a fresh
-process (not timed) and merges in another fresh *spawned* process, which reports its time and
-peak RSS (`VmHWM`).
+updates of ids spread over the whole table, half new ids; `--batch-rows B` fixes the batch at B
+rows instead (the same for every N: how the time grows with the table alone). Every case builds
+its base in a fresh process (not timed) and merges in another fresh *spawned* process, which
+reports its time and peak RSS (`VmHWM`).
 
 Scan: a phlo table after 1, 10 and 50 such upserts (each with other keys; `--scan-merges`)
 written `merge-on-read` and, separately, `auto` (which rewrites a file once a fifth of its rows
@@ -12,6 +13,7 @@ would be deleted; `--scan-modes`), against the same table compacted; each full s
 column, to Arrow) runs in its own spawned process, best of `--scan-runs`.
 
     make release && .venv/bin/python benches/bench_mor.py --rows 1000000 5000000
+    .venv/bin/python benches/bench_mor.py --rows 5000000 20000000 --batch-rows 500000 --no-scan
 """
 
 from __future__ import annotations
@@ -88,6 +90,18 @@ def _upsert_child(name: str, data: str, work: str, queue: mp.Queue) -> None:
     queue.put((time.perf_counter() - started, peak_rss_mb(), phases))
 
 
+def fixed_batch(data: Path, n: int, rows: int) -> None:
+    """Replaces `batch.parquet` by one of `rows` rows: half updates of ids spread over the
+    base, half new ids (the other columns: the N/10 batch's rows, repeated as needed)."""
+    batch = pq.read_table(data / "batch.parquet")
+    repeated = pa.concat_tables([batch] * -(-rows // batch.num_rows)).slice(0, rows)
+    rng = np.random.default_rng(5)
+    updates = rng.choice(n, rows // 2, replace=False)
+    inserts = np.arange(rows - rows // 2) + n
+    ids = pa.array([f"evt-{i:010d}" for i in np.concatenate([updates, inserts])])
+    pq.write_table(repeated.combine_chunks().set_column(0, "id", ids), data / "batch.parquet")
+
+
 def rekeyed_batches(data: Path, n: int, count: int) -> None:
     """`batch-{j}.parquet`: the batch's rows with other ids — half updates spread over the
     base, half ids no earlier batch inserted."""
@@ -140,12 +154,17 @@ def main() -> None:
     parser.add_argument("--scan-merges", type=int, nargs="+", default=SCAN_MERGES)
     parser.add_argument("--scan-modes", nargs="+", default=SCAN_MODES, choices=SCAN_MODES)
     parser.add_argument("--scan-runs", type=int, default=3, help="scans timed, best kept")
+    parser.add_argument(
+        "--batch-rows", type=int, help="upsert batches of this many rows (default: N/10)"
+    )
     args = parser.parse_args()
     for n in args.rows:
         with tempfile.TemporaryDirectory() as tmp:
             data = Path(tmp) / "data"
             data.mkdir()
             generate(n, data)
+            if args.batch_rows:
+                fixed_batch(data, n, args.batch_rows)
             if not args.no_upsert:
                 results = {}
                 for i, name in enumerate(UPSERTS):
@@ -155,15 +174,18 @@ def main() -> None:
                     work.mkdir()
                     spawn(_build_child, name, str(data), str(work))
                     results[name] = spawn(_upsert_child, name, str(data), str(work))
-                report_upserts(n, results)
+                report_upserts(n, args.batch_rows or n // 10, results)
             if not args.no_scan:
                 scans(
                     n, data, Path(tmp) / "scan", args.scan_merges, args.scan_modes, args.scan_runs
                 )
 
 
-def report_upserts(n: int, results: dict[str, tuple[float, float, dict[str, float]]]) -> None:
-    print(f"{'rows':>10}  {'upsert N/10':<26} {'seconds':>9} {'peak MB':>8} {'vs MoR':>8}")
+def report_upserts(
+    n: int, batch: int, results: dict[str, tuple[float, float, dict[str, float]]]
+) -> None:
+    label = f"upsert {batch:,} rows"
+    print(f"{'rows':>10}  {label:<26} {'seconds':>9} {'peak MB':>8} {'vs MoR':>8}")
     mor = results["phlo merge-on-read"][0]
     for name, (seconds, peak, phases) in results.items():
         ratio = "" if name == "phlo merge-on-read" else f"{seconds / mor:.1f}x"

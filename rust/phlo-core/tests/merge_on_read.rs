@@ -718,3 +718,51 @@ async fn a_branchs_position_deletes_rebase_onto_a_moved_main_unless_their_file_w
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merge_on_read_finds_keys_in_every_file_and_a_key_held_by_two_files() {
+    let (_dir, lh) = setup(HashMap::new()).await;
+    let mut model = Model::new();
+    // Five files with interleaved keys (every file's range spans the whole key space), and
+    // key 7 appended twice more: three rows in three files.
+    for part in 0..5_i64 {
+        let mut rows: Vec<_> = (0..200)
+            .map(|i| i * 5 + part)
+            .map(|k| (k, 0, format!("a{k}")))
+            .collect();
+        if part > 2 {
+            rows.push((7, part, format!("again{part}")));
+        }
+        lh.append("raw.t", batch(&rows), MAIN, HashMap::new())
+            .await
+            .unwrap();
+        model.extend(rows.into_iter().map(|(k, s, v)| (k, (s, v))));
+    }
+    // Updates of keys in every file (7 among them), and new keys.
+    let rows: Vec<_> = (0..40_i64)
+        .map(|i| i * 23 % 1000)
+        .chain([7, 1000, 1001])
+        .map(|k| (k, 1, format!("b{k}")))
+        .collect();
+    let result = lh
+        .merge("raw.t", batch(&rows), &upsert(Some(WriteMode::MergeOnRead)))
+        .await
+        .unwrap();
+    let updated = rows.iter().filter(|r| model.contains_key(&r.0)).count() as u64;
+    for (k, s, v) in rows {
+        model.insert(k, (s, v));
+    }
+    assert_eq!(
+        (
+            result.files_scanned,
+            result.delete_files_added,
+            result.rows_updated,
+            result.rows_deleted,
+            result.rows_inserted,
+        ),
+        // Key 7: one row updated, its two other copies deleted.
+        (5, 5, updated, 2, 2),
+    );
+    assert_eq!(contents(&lh, None).await, model);
+    assert_eq!(check_delete_files(&lh).await, 5);
+}

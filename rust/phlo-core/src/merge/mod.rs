@@ -21,9 +21,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow_array::{BooleanArray, RecordBatch};
+use arrow_buffer::BooleanBufferBuilder;
 use arrow_select::filter::filter_record_batch;
+use futures::StreamExt;
 use iceberg::io::FileIO;
 use iceberg::spec::{DataContentType, DataFile};
+use tokio::task::JoinSet;
 
 mod keys;
 pub mod mode;
@@ -209,20 +212,34 @@ pub async fn merge(
                 found: vec![false; keys.num_rows()],
                 rows_removed: 0,
                 removed: Vec::new(),
-                delete_files: Vec::new(),
+                writing: JoinSet::new(),
             };
-            for file in candidates {
-                let positional = mode != WriteMode::CopyOnWrite
-                    && file.data.spec_id == table.metadata.default_partition_spec_id();
+            let current_spec = table.metadata.default_partition_spec_id();
+            // The key columns of the next candidate are read while the last one's matches are
+            // taken (its delete file written in the background, or the file rewritten).
+            let mut scans = futures::stream::iter(candidates)
+                .map(|file| {
+                    let positional =
+                        mode != WriteMode::CopyOnWrite && file.data.spec_id == current_spec;
+                    let matcher = key_matcher(keys.clone());
+                    let (columns, deletes) = ((&projection, key_ids.as_slice()), &deletes);
+                    async move {
+                        let hits = match positional {
+                            true => {
+                                Some(positions::find(io, &file, columns, deletes, matcher).await?)
+                            }
+                            false => None,
+                        };
+                        Ok::<_, Error>((file, hits))
+                    }
+                })
+                .buffered(2);
+            while let Some(scanned) = scans.next().await {
+                let (file, hits) = scanned.map_err(|e| e.in_table(&name))?;
                 // Positional reading counts the rows it finds; a rewrite after it must not.
                 let mut counted = false;
-                if positional {
-                    let matcher = key_matcher(keys.clone());
-                    let hits =
-                        positions::find(io, &file, (&projection, &key_ids), &deletes, matcher)
-                            .await
-                            .map_err(|e| e.in_table(&name))?;
-                    if replacing.by_positions(&file, hits, mode, written).await? {
+                if let Some(hits) = hits {
+                    if replacing.by_positions(&file, hits, mode) {
                         continue;
                     }
                     counted = true;
@@ -245,11 +262,12 @@ pub async fn merge(
                     replacing.remove(file);
                 }
             }
+            drop(scans);
+            let delete_files = replacing.written_deletes(written).await?;
             let Replacing {
                 found,
                 rows_removed,
                 removed,
-                delete_files,
                 ..
             } = replacing;
             phases.end("rewrite");
@@ -295,7 +313,8 @@ pub async fn merge(
             let validate = move |concurrent: &ConcurrentChanges<'_>| match concurrent
                 .added_files
                 .iter()
-                .find(|f| keys.may_be_in(f, key_field))
+                .zip(keys.may_be_in(concurrent.added_files.iter(), key_field))
+                .find_map(|(file, overlaps)| overlaps.then_some(file))
             {
                 Some(file) => Err(Error::CommitConflict {
                     table: name.clone(),
@@ -326,46 +345,69 @@ struct Replacing<'a> {
     rows_removed: u64,
     /// Data files removed, with the delete files that applied to them alone.
     removed: Vec<DataFile>,
-    delete_files: Vec<DataFile>,
+    /// The position-delete files being written, numbered in the order of their data files.
+    writing: JoinSet<(usize, Result<DataFile>)>,
 }
 
 impl Replacing<'_> {
     /// Takes the positions a merge-on-read merge found in `file`: none, nothing to do; all its
     /// live rows, the file is dropped; otherwise, unless `mode` rewrites it, a position-delete
-    /// file marks them. `false`: the caller rewrites the file (copy-on-write).
-    async fn by_positions(
+    /// file marking them starts being written. `false`: the caller rewrites the file
+    /// (copy-on-write).
+    fn by_positions(
         &mut self,
         file: &FileToRead,
         hits: positions::Positions,
         mode: WriteMode,
-        written: &mut Vec<String>,
-    ) -> Result<bool> {
+    ) -> bool {
         let replaced = hits.positions.len() as u64;
         for &tag in &hits.tags {
             self.found[tag as usize] = true;
         }
         self.rows_removed += replaced;
         if replaced == 0 {
-            return Ok(true);
+            return true;
         }
         if replaced == hits.live_rows {
             self.remove(file.clone());
-            return Ok(true);
+            return true;
         }
         if mode.rewrites(replaced, hits.live_rows, file.data.file.record_count()) {
-            return Ok(false);
+            return false;
         }
-        let delete = write_position_deletes(
-            self.io,
-            self.table,
-            &file.data,
-            &hits.positions,
-            self.prefix,
-        )
-        .await?;
-        written.push(delete.file_path().to_string());
-        self.delete_files.push(delete);
-        Ok(true)
+        let (io, table, data) = (self.io.clone(), self.table.clone(), file.data.clone());
+        let (prefix, number) = (self.prefix.to_string(), self.writing.len());
+        self.writing.spawn(async move {
+            let written = write_position_deletes(&io, &table, &data, &hits.positions, &prefix);
+            (number, written.await)
+        });
+        true
+    }
+
+    /// Waits for the position-delete files being written and returns them in the order of
+    /// their data files; every one written is added to `written` (for removal on failure).
+    async fn written_deletes(&mut self, written: &mut Vec<String>) -> Result<Vec<DataFile>> {
+        let mut files = Vec::new();
+        let mut failure = None;
+        while let Some(joined) = self.writing.join_next().await {
+            match joined {
+                Ok((number, Ok(file))) => {
+                    written.push(file.file_path().to_string());
+                    files.push((number, file));
+                }
+                Ok((_, Err(e))) => {
+                    failure.get_or_insert(e);
+                }
+                Err(e) => {
+                    failure.get_or_insert(Error::from_join("writing position deletes", e));
+                }
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        files.sort_by_key(|(number, _)| *number);
+        Ok(files.into_iter().map(|(_, file)| file).collect())
     }
 
     /// Removes a data file, and the delete files that pointed into it alone.
@@ -398,12 +440,7 @@ fn key_field_ids(table: &LoadedTable, unique_key: &[String]) -> Result<Vec<i32>>
 
 /// Matches the table rows whose key is in the batch, tagged with the batch row.
 fn key_matcher(keys: Arc<BatchKeys>) -> positions::Matcher {
-    Arc::new(move |batch| {
-        let probe = keys.probe(batch)?;
-        Ok((0..probe.len())
-            .filter_map(|row| keys.find(&probe, row).map(|i| (row as u32, i as u32)))
-            .collect())
-    })
+    Arc::new(move |batch| Ok(keys.matches(&keys.probe(batch)?)))
 }
 
 fn is_data(file: &DataFile) -> bool {
@@ -490,17 +527,20 @@ struct Filtered {
 }
 
 fn filter_out_keys(batch: &RecordBatch, keys: &BatchKeys) -> Result<Filtered> {
-    let mut found = Vec::new();
-    let probe = keys.probe(batch)?;
-    let mask: BooleanArray = (0..probe.len())
-        .map(|row| match keys.find(&probe, row) {
-            Some(i) => {
-                found.push(i as u32);
-                Some(false)
-            }
-            None => Some(true),
-        })
-        .collect();
+    let matches = keys.matches(&keys.probe(batch)?);
+    if matches.is_empty() {
+        return Ok(Filtered {
+            kept: batch.clone(),
+            found: Vec::new(),
+        });
+    }
+    let mut keep = BooleanBufferBuilder::new(batch.num_rows());
+    keep.append_n(batch.num_rows(), true);
+    for &(row, _) in &matches {
+        keep.set_bit(row as usize, false);
+    }
+    let mask = BooleanArray::new(keep.finish(), None);
     let kept = filter_record_batch(batch, &mask).context(|| "dropping replaced rows".into())?;
+    let found = matches.into_iter().map(|(_, i)| i).collect();
     Ok(Filtered { kept, found })
 }

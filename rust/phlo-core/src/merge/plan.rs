@@ -29,7 +29,7 @@ pub(super) fn candidates(
         false => None,
     };
     let current_spec = table.metadata.default_partition_spec_id();
-    Ok(live
+    let live: Vec<FileToRead> = live
         .into_iter()
         .filter(|f| match &partitions {
             Some(partitions) if f.data.spec_id == current_spec => {
@@ -37,7 +37,12 @@ pub(super) fn candidates(
             }
             _ => true,
         })
-        .filter(|f| keys.may_be_in(&f.data.file, key_field))
+        .collect();
+    let in_range = keys.may_be_in(live.iter().map(|f| &f.data.file), key_field);
+    Ok(live
+        .into_iter()
+        .zip(in_range)
+        .filter_map(|(file, in_range)| in_range.then_some(file))
         .collect())
 }
 

@@ -14,11 +14,15 @@ use iceberg::spec::{
 use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder, ParquetWriterBuilder};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use super::LoadedTable;
 use super::manifests::LiveFile;
 use crate::error::{Context, Error, Result};
 use crate::schema::arrow_schema_of;
+
+/// Rows handed to the Parquet writer at a time.
+const CHUNK_ROWS: usize = 64 * 1024;
 
 /// Field ids the spec reserves for a position delete file's columns.
 pub(crate) const FILE_PATH_ID: i32 = 2147483546;
@@ -59,17 +63,9 @@ pub async fn write_position_deletes(
     let schema = Arc::new(position_delete_schema()?);
     let arrow = arrow_schema_of(&schema)?;
     let target = data.file.file_path();
-    let batch = RecordBatch::try_new(
-        arrow,
-        vec![
-            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-                target,
-                positions.len(),
-            ))),
-            Arc::new(Int64Array::from(positions.to_vec())),
-        ],
-    )
-    .context(|| "building position deletes".into())?;
+    // The path column is built once for a chunk of rows and sliced, not repeated per position.
+    let chunk = positions.len().min(CHUNK_ROWS);
+    let paths = StringArray::from_iter_values(std::iter::repeat_n(target, chunk));
     let path = format!(
         "{}/data/{file_prefix}-deletes-{}.parquet",
         table.metadata.location(),
@@ -78,18 +74,30 @@ pub async fn write_position_deletes(
     let output = io
         .new_output(&path)
         .context(|| format!("creating {path}"))?;
-    // The path repeats on every row: dictionary-encoded it costs next to nothing.
+    // The path repeats on every row: dictionary-encoded it costs next to nothing. Positions
+    // are distinct: a dictionary of them would only be built to be abandoned.
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_column_dictionary_enabled(ColumnPath::from("pos"), false)
         .build();
     let mut writer = ParquetWriterBuilder::new(props, schema)
         .build(output)
         .await
         .context(|| format!("opening {path}"))?;
-    writer
-        .write(&batch)
-        .await
-        .context(|| format!("writing {path}"))?;
+    for positions in positions.chunks(CHUNK_ROWS) {
+        let batch = RecordBatch::try_new(
+            arrow.clone(),
+            vec![
+                Arc::new(paths.slice(0, positions.len())),
+                Arc::new(Int64Array::from(positions.to_vec())),
+            ],
+        )
+        .context(|| "building position deletes".into())?;
+        writer
+            .write(&batch)
+            .await
+            .context(|| format!("writing {path}"))?;
+    }
     let mut built = writer.close().await.context(|| format!("closing {path}"))?;
     let mut builder = built.pop().ok_or_else(|| {
         Error::internal("writing position deletes", "the writer reported no file")
