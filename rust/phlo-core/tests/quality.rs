@@ -414,3 +414,76 @@ async fn metadata_answers_equal_the_scan_and_leave_only_unsettled_columns_to_rea
         assert_eq!(answers(&outcomes), expected);
     }
 }
+
+/// `evaluate`: the engine reads the plan itself, row groups of several files in parallel.
+async fn evaluate_in_parallel(plan: ScanPlan, checks: serde_json::Value) -> Vec<Outcome> {
+    let plan_json = json!({"checks": checks, "id_columns": ["id"], "sample_limit": 5});
+    let quality = QualityPlan::from_json(&plan_json.to_string()).unwrap();
+    let mut evaluator = Evaluator::new(&quality, &plan.schema());
+    evaluator.settle(plan.file_metadata());
+    tokio::task::block_in_place(|| evaluator.evaluate(plan)).unwrap();
+    evaluator.finish().unwrap()
+}
+
+fn sampled_rows(outcome: &Outcome) -> Vec<String> {
+    let Some(sample) = &outcome.sample else {
+        return vec![];
+    };
+    (0..sample.num_rows())
+        .map(|i| format!("{:?}", sample.slice(i, 1).columns()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parallel_read_counts_as_the_streamed_one_with_duplicates_across_files() {
+    let (_dir, lh, model) = setup().await;
+    let mut checks = all_checks(BASE_US + 1000 * HOUR_US);
+    // Cannot run (a pattern on a number column): fails alone, in every part alike.
+    checks
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"kind": "pattern", "column": "value", "pattern": "1"}));
+    for (filters, day) in [(vec![day_filter("d1")], Some("d1")), (vec![], None)] {
+        let options = ScanOptions {
+            filters,
+            batch_size: Some(16),
+            ..Default::default()
+        };
+        let plan = lh.scan("raw.t", &options).await.unwrap();
+        assert_eq!(plan.files_scanned, if day.is_some() { 3 } else { 9 });
+        let parallel = evaluate_in_parallel(plan, checks.clone()).await;
+        let plan = lh.scan("raw.t", &options).await.unwrap();
+        let streamed = evaluate(plan, checks.clone()).await;
+        assert_eq!(answers(&parallel), answers(&streamed));
+
+        let rows: Vec<&Row> = model
+            .iter()
+            .filter(|r| day.is_none_or(|d| r.day == d))
+            .collect();
+        // Ids repeat in pairs (i - 1, i) of different days, so of different files.
+        let dup_ids = duplicated(rows.iter().map(|r| r.id));
+        assert!(dup_ids > 0);
+        assert_eq!(parallel[2].failed, dup_ids);
+        assert_eq!(parallel[3].failed, rows.len() as u64);
+        assert!(parallel[8].error.as_deref().unwrap().contains("string"));
+        assert!(streamed[8].error.is_some());
+        // A uniqueness sample holds the later occurrences of keys: how many does not depend
+        // on the order rows come in, which ones do.
+        let unique = |i: usize| checks[i]["kind"] == "unique";
+        for (i, (ours, theirs)) in parallel.iter().zip(&streamed).enumerate().take(8) {
+            let expected = ours.failed.min(5) as usize;
+            assert_eq!(sampled_rows(ours).len(), sampled_rows(theirs).len());
+            assert!(unique(i) || sampled_rows(ours).len() == expected, "check {i}");
+        }
+        let sample = parallel[1].sample.as_ref().unwrap();
+        let sampled = sample.column(1).as_primitive::<Float64Type>();
+        assert!(sampled.values().iter().all(|v| *v > 100.0));
+
+        // Samples are the first failing rows in file order, whichever thread read them.
+        let plan = lh.scan("raw.t", &options).await.unwrap();
+        let again = evaluate_in_parallel(plan, checks.clone()).await;
+        for (i, (ours, theirs)) in parallel.iter().zip(&again).enumerate() {
+            assert!(unique(i) || sampled_rows(ours) == sampled_rows(theirs), "check {i}");
+        }
+    }
+}
