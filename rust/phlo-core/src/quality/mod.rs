@@ -342,8 +342,8 @@ impl Running {
         self.sample.extend(part.sample);
     }
 
-    /// Keeps the first `limit` sampled rows in scan order (each part kept its own first
-    /// ones, which include every row of the first `limit` overall).
+    /// Keeps the first `limit` sampled rows in scan order (each worker kept the first ones
+    /// of the parts it read, which include every row of the first `limit` overall).
     fn trim_sample(&mut self, limit: usize) {
         self.sample.sort_by_key(|(part, _)| *part);
         let mut left = limit;
@@ -356,10 +356,19 @@ impl Running {
     }
 
     fn update(&mut self, batch: &RecordBatch, limit: usize, part: (usize, usize)) -> Result<()> {
+        // A worker of a parallel read may take a part before one it took earlier: the rows
+        // sampled from later parts do not count against this one's, and are dropped when
+        // this one's fill the sample (see `trim_sample`).
+        let earlier: usize = self
+            .sample
+            .iter()
+            .filter(|(from, _)| *from <= part)
+            .map(|(_, rows)| rows.num_rows())
+            .sum();
+        let wanted = limit.saturating_sub(earlier);
         let Some(kernel) = &mut self.kernel else {
             return Ok(());
         };
-        let wanted = limit - self.sampled;
         let arrays: Vec<ArrayRef> = self
             .fields
             .iter()
@@ -411,6 +420,9 @@ impl Running {
             Ok(found) => {
                 self.failed += found.count;
                 self.keep_sample(batch, &found.first, part)?;
+                if self.sampled > limit {
+                    self.trim_sample(limit);
+                }
             }
             Err(why) => {
                 // The column's type does not suit the check: report it, stop evaluating it.

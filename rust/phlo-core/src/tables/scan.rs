@@ -492,9 +492,10 @@ impl ScanPlan {
                 file,
             })
             .collect();
-        let workers = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(queue.len().max(1));
+        // Two workers per core: while one waits for its row group's bytes, the other
+        // decodes (a worker reads and decodes in turn). Not fewer for fewer files: a file's
+        // row groups are parts of their own.
+        let workers = 2 * std::thread::available_parallelism().map_or(1, |n| n.get());
         let queue = Mutex::new(queue);
         let loader = deletes::Loader::default();
         let plan = &self;
