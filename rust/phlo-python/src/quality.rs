@@ -51,17 +51,6 @@ impl QualityEvaluator {
         detached(py, "evaluating quality checks", || evaluator.update(&batch))
     }
 
-    /// Updates every check with all rows of `scan` (not yet read), read by the engine in
-    /// parallel parts: for plans no Python check needs the batches of.
-    fn evaluate(&self, py: Python<'_>, scan: PyRef<'_, NativeScan>) -> PyResult<()> {
-        let plan = scan
-            .take_plan()
-            .ok_or_else(|| PyRuntimeError::new_err("this scan was already read; scan again"))?;
-        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let evaluator = guard.as_mut().ok_or_else(finished)?;
-        detached(py, "evaluating quality checks", || evaluator.evaluate(plan))
-    }
-
     /// One dict per check: `failed`, `total`, `missing_columns`, `error`, `sample` (an Arrow
     /// record batch or None), `per_column`, `newest_us`, `from_metadata`.
     fn finish<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {

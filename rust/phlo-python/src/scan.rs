@@ -69,11 +69,6 @@ impl NativeScan {
             .as_ref()
             .map(f)
     }
-
-    /// The plan, for a read driven by the engine itself (`None` once the scan was read).
-    pub fn take_plan(&self) -> Option<ScanPlan> {
-        self.plan.lock().unwrap_or_else(|p| p.into_inner()).take()
-    }
 }
 
 #[pymethods]

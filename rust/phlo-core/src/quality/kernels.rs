@@ -76,7 +76,6 @@ pub fn rule_failures(array: &ArrayRef, rule: &CheckRule, wanted: usize) -> Resul
 /// a cache of its own answers (no shared pool, no per-call setup of the general engine); the
 /// full engine answers the rare value the DFA gives up on (a Unicode word boundary next to
 /// non-ASCII text) and patterns the DFA cannot build.
-#[derive(Clone)]
 pub struct Pattern {
     dfa: Option<(DFA, Cache)>,
     regex: Regex,

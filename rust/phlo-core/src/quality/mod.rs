@@ -9,8 +9,6 @@ mod metadata;
 mod plan;
 mod unique;
 
-use std::sync::{Arc, Mutex};
-
 use arrow_array::{ArrayRef, RecordBatch, UInt32Array};
 use arrow_schema::{Field, Schema};
 use arrow_select::concat::concat_batches;
@@ -20,7 +18,6 @@ use iceberg::spec::DataFile;
 pub use plan::{CheckSpec, QualityPlan};
 
 use crate::error::{Context, Error, Result};
-use crate::tables::ScanPlan;
 use crate::validate::CheckOp;
 use crate::validate::CheckRule;
 use kernels::Failing;
@@ -60,12 +57,6 @@ pub struct Evaluator {
     fed: bool,
     /// The checked rows by the files' metadata, when it describes them exactly.
     metadata_rows: Option<u64>,
-    /// Where the rows being fed come from, (file, row group) in scan order, for reads in
-    /// parallel parts ([`Self::evaluate`]): samples keep the first failing rows in this order.
-    part: (usize, usize),
-    /// Whether the checks of a large batch run on threads of their own (not in a part: its
-    /// siblings keep the cores busy).
-    threads: bool,
 }
 
 struct Running {
@@ -78,20 +69,17 @@ struct Running {
     settled: Option<Settled>,
     failed: u64,
     per_column: Vec<u64>,
-    /// Failing rows kept, each batch with the part it came from.
-    sample: Vec<((usize, usize), RecordBatch)>,
+    sample: Vec<RecordBatch>,
     sampled: usize,
     missing: Vec<String>,
     error: Option<String>,
     spec: CheckSpec,
 }
 
-#[derive(Clone)]
 enum Kernel {
     NotNull,
     Rule(CheckRule),
-    /// Shared by the parts of a parallel read, so a key repeated across them is found.
-    Unique(Arc<Mutex<UniqueIndex>>),
+    Unique(Box<UniqueIndex>),
     Freshness {
         cutoff: i64,
         newest: Option<i64>,
@@ -123,8 +111,6 @@ impl Evaluator {
             rows: 0,
             fed: false,
             metadata_rows: None,
-            part: (0, 0),
-            threads: true,
         }
     }
 
@@ -138,14 +124,12 @@ impl Evaluator {
         let files: Vec<_> = files.into_iter().collect();
         let rows: u64 = files.iter().map(|(f, _, _)| f.record_count()).sum();
         for check in &mut self.checks {
-            if let (Some(Kernel::Unique(index)), [key]) = (&check.kernel, &check.fields[..]) {
-                let mut index = index.lock().unwrap_or_else(|p| p.into_inner());
-                if index.boundable()
-                    && let Some((low, high)) =
-                        metadata::integer_range(files.iter().map(|(f, _, _)| *f), key)
-                {
-                    index.bound(low, high, rows);
-                }
+            if let (Some(Kernel::Unique(index)), [key]) = (&mut check.kernel, &check.fields[..])
+                && index.boundable()
+                && let Some((low, high)) =
+                    metadata::integer_range(files.iter().map(|(f, _, _)| *f), key)
+            {
+                index.bound(low, high, rows);
             }
         }
         if let Some(files) = Files::exact(files) {
@@ -175,18 +159,18 @@ impl Evaluator {
     pub fn update(&mut self, batch: &RecordBatch) -> Result<()> {
         self.rows += batch.num_rows() as u64;
         self.fed = true;
-        let (limit, part) = (self.limit, self.part);
-        if !self.threads || batch.num_rows() < PARALLEL_ROWS || self.checks.len() < 2 {
+        let limit = self.limit;
+        if batch.num_rows() < PARALLEL_ROWS || self.checks.len() < 2 {
             return self
                 .checks
                 .iter_mut()
-                .try_for_each(|c| c.update(batch, limit, part));
+                .try_for_each(|c| c.update(batch, limit));
         }
         std::thread::scope(|scope| {
             let running: Vec<_> = self
                 .checks
                 .iter_mut()
-                .map(|check| scope.spawn(move || check.update(batch, limit, part)))
+                .map(|check| scope.spawn(move || check.update(batch, limit)))
                 .collect();
             running.into_iter().try_for_each(|thread| {
                 thread
@@ -194,46 +178,6 @@ impl Evaluator {
                     .unwrap_or_else(|panic| Err(Error::from_panic("evaluating a check", &*panic)))
             })
         })
-    }
-
-    /// Updates every check with all rows of `scan` (planned with the columns
-    /// [`Self::settle`] returned, or all): its row groups are read and checked in parallel
-    /// parts, one evaluator per worker, merged when the read ends. Outcomes equal feeding the
-    /// batches one by one in file order: counts are sums, a uniqueness index is shared, and
-    /// samples are the first failing rows in that order. Blocks: call it off the runtime.
-    pub fn evaluate(&mut self, scan: ScanPlan) -> Result<()> {
-        let parts = scan.fold_parts(
-            || self.part(),
-            |part, at, batch| {
-                part.part = at;
-                part.update(batch)
-            },
-        )?;
-        for part in parts {
-            self.rows += part.rows;
-            self.fed |= part.fed;
-            for (check, theirs) in self.checks.iter_mut().zip(part.checks) {
-                check.absorb(theirs);
-            }
-        }
-        for check in &mut self.checks {
-            check.trim_sample(self.limit);
-        }
-        Ok(())
-    }
-
-    /// An evaluator of the same checks with nothing counted yet, for one worker of a
-    /// parallel read.
-    fn part(&self) -> Self {
-        Self {
-            checks: self.checks.iter().map(Running::part).collect(),
-            limit: self.limit,
-            rows: 0,
-            fed: false,
-            metadata_rows: None,
-            part: (0, 0),
-            threads: false,
-        }
     }
 
     pub fn finish(self) -> Result<Vec<Outcome>> {
@@ -286,89 +230,11 @@ impl Running {
         running
     }
 
-    /// The same check with nothing counted yet; a uniqueness index stays shared.
-    fn part(&self) -> Self {
-        let kernel = self.kernel.as_ref().map(|kernel| match kernel {
-            Kernel::Freshness { cutoff, .. } => Kernel::Freshness {
-                cutoff: *cutoff,
-                newest: None,
-                older: 0,
-            },
-            other => other.clone(),
-        });
-        Self {
-            kernel,
-            fields: self.fields.clone(),
-            sample_columns: self.sample_columns.clone(),
-            settled: None,
-            failed: 0,
-            per_column: vec![0; self.per_column.len()],
-            sample: Vec::new(),
-            sampled: 0,
-            missing: self.missing.clone(),
-            error: None,
-            spec: self.spec.clone(),
-        }
-    }
-
-    /// Adds what a part of a parallel read counted (see [`Evaluator::evaluate`]).
-    fn absorb(&mut self, part: Self) {
-        if self.kernel.is_none() {
-            // Settled by metadata, or unable to run from the start.
-            return;
-        }
-        if let Some(why) = part.error {
-            self.error = Some(why);
-            self.kernel = None;
-            return;
-        }
-        self.failed += part.failed;
-        for (total, n) in self.per_column.iter_mut().zip(part.per_column) {
-            *total += n;
-        }
-        if let (
-            Some(Kernel::Freshness { newest, older, .. }),
-            Some(Kernel::Freshness {
-                newest: theirs,
-                older: their_older,
-                ..
-            }),
-        ) = (&mut self.kernel, part.kernel)
-        {
-            *newest = (*newest).max(theirs);
-            *older += their_older;
-        }
-        self.sampled += part.sampled;
-        self.sample.extend(part.sample);
-    }
-
-    /// Keeps the first `limit` sampled rows in scan order (each worker kept the first ones
-    /// of the parts it read, which include every row of the first `limit` overall).
-    fn trim_sample(&mut self, limit: usize) {
-        self.sample.sort_by_key(|(part, _)| *part);
-        let mut left = limit;
-        for (_, batch) in &mut self.sample {
-            *batch = batch.slice(0, left.min(batch.num_rows()));
-            left -= batch.num_rows();
-        }
-        self.sample.retain(|(_, batch)| batch.num_rows() > 0);
-        self.sampled = limit - left;
-    }
-
-    fn update(&mut self, batch: &RecordBatch, limit: usize, part: (usize, usize)) -> Result<()> {
-        // A worker of a parallel read may take a part before one it took earlier: the rows
-        // sampled from later parts do not count against this one's, and are dropped when
-        // this one's fill the sample (see `trim_sample`).
-        let earlier: usize = self
-            .sample
-            .iter()
-            .filter(|(from, _)| *from <= part)
-            .map(|(_, rows)| rows.num_rows())
-            .sum();
-        let wanted = limit.saturating_sub(earlier);
+    fn update(&mut self, batch: &RecordBatch, limit: usize) -> Result<()> {
         let Some(kernel) = &mut self.kernel else {
             return Ok(());
         };
+        let wanted = limit - self.sampled;
         let arrays: Vec<ArrayRef> = self
             .fields
             .iter()
@@ -384,11 +250,7 @@ impl Running {
             }
             Kernel::Rule(rule) => kernels::rule_failures(&arrays[0], rule, wanted),
             Kernel::Pattern(pattern) => kernels::pattern_failures(&arrays[0], pattern, wanted),
-            Kernel::Unique(index) => index
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .add(&arrays, wanted)
-                .map(|first| Failing {
+            Kernel::Unique(index) => index.add(&arrays, wanted).map(|first| Failing {
                 // Counted when the pass ends: an earlier row becomes a duplicate only later.
                 count: 0,
                 first,
@@ -419,10 +281,7 @@ impl Running {
         match found {
             Ok(found) => {
                 self.failed += found.count;
-                self.keep_sample(batch, &found.first, part)?;
-                if self.sampled > limit {
-                    self.trim_sample(limit);
-                }
+                self.keep_sample(batch, &found.first)?;
             }
             Err(why) => {
                 // The column's type does not suit the check: report it, stop evaluating it.
@@ -433,12 +292,7 @@ impl Running {
         Ok(())
     }
 
-    fn keep_sample(
-        &mut self,
-        batch: &RecordBatch,
-        rows: &[usize],
-        part: (usize, usize),
-    ) -> Result<()> {
+    fn keep_sample(&mut self, batch: &RecordBatch, rows: &[usize]) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -455,7 +309,7 @@ impl Running {
         let taken =
             take_record_batch(&projected, &indices).context(|| "taking sample rows".into())?;
         self.sampled += taken.num_rows();
-        self.sample.push((part, taken));
+        self.sample.push(taken);
         Ok(())
     }
 
@@ -472,12 +326,7 @@ impl Running {
             newest_us = settled.newest_us;
         }
         match &self.kernel {
-            Some(Kernel::Unique(index)) => {
-                failed = index
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .duplicated_rows();
-            }
+            Some(Kernel::Unique(index)) => failed = index.duplicated_rows(),
             Some(Kernel::Freshness {
                 cutoff,
                 newest,
@@ -492,8 +341,8 @@ impl Running {
             _ => {}
         }
         let sample = match (self.sample.first(), keep_sample) {
-            (Some((_, first)), true) => Some(
-                concat_batches(&first.schema(), self.sample.iter().map(|(_, b)| b))
+            (Some(first), true) => Some(
+                concat_batches(&first.schema(), &self.sample)
                     .context(|| "collecting sample rows".into())?,
             ),
             _ => None,
@@ -551,7 +400,7 @@ fn kernel(spec: &CheckSpec, fields: &[Field]) -> std::result::Result<Kernel, Str
             "accepted_values",
             values.clone(),
         )),
-        CheckSpec::Unique { .. } => Kernel::Unique(Arc::new(Mutex::new(UniqueIndex::new(&types)?))),
+        CheckSpec::Unique { .. } => Kernel::Unique(Box::new(UniqueIndex::new(&types)?)),
         CheckSpec::Freshness { cutoff_us, .. } => {
             // Fails early on a column of the wrong type (an empty batch has the types).
             kernels::micros(&arrow_array::new_empty_array(&types[0]))?;

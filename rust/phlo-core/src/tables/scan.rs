@@ -187,17 +187,12 @@ impl ScanPlan {
     /// prove that every one of its rows matches the filter: for answers taken from metadata
     /// instead of rows (quality checks).
     pub fn file_metadata(&self) -> impl Iterator<Item = (&DataFile, usize, bool)> {
-        self.files
-            .iter()
-            .map(|f| (&f.data.file, f.deletes.len(), self.keeps_every_row(f)))
-    }
-
-    /// Whether the file's statistics and partition values prove every one of its rows
-    /// matches the filter.
-    fn keeps_every_row(&self, f: &deletes::FileToRead) -> bool {
-        let spec = self.metadata.partition_spec_by_id(f.data.spec_id);
-        self.predicate.as_ref().is_none_or(|p| {
-            file_match(p, &f.data.file, spec.map(|s| s.as_ref())) == FileMatch::Always
+        self.files.iter().map(|f| {
+            let spec = self.metadata.partition_spec_by_id(f.data.spec_id);
+            let whole = self.predicate.as_ref().is_none_or(|p| {
+                file_match(p, &f.data.file, spec.map(|s| s.as_ref())) == FileMatch::Always
+            });
+            (&f.data.file, f.deletes.len(), whole)
         })
     }
 
@@ -364,10 +359,19 @@ impl Worker {
             .with_batch_size(self.batch_size)
             .with_deletes(deletes);
         let mut batches = opened.batches()?;
+        let width = self.schema.fields().len();
         while let Some(batch) = batches.next().await {
-            let Some(batch) = matching(batch?, self.predicate.as_deref(), &self.schema)? else {
+            let mut batch = batch?;
+            if let Some(predicate) = &self.predicate {
+                let mask = row_matches(predicate, &batch)?;
+                batch = filter_record_batch(&batch, &mask).context(|| "filtering rows".into())?;
+            }
+            if batch.num_rows() == 0 {
                 continue;
-            };
+            }
+            let batch =
+                RecordBatch::try_new(self.schema.clone(), batch.columns()[..width].to_vec())
+                    .context(|| "selecting the scanned columns".into())?;
             // A closed channel means the consumer stopped reading: stop too.
             if sender.send(Ok(batch)).await.is_err() {
                 return Ok(());
@@ -449,169 +453,4 @@ pub fn snapshot_at(table: &LoadedTable, as_of: i64) -> Result<Option<SnapshotRef
         },
         hint: "pick a later time; table.history() lists snapshot times".into(),
     })
-}
-
-/// A piece of work of [`ScanPlan::fold_parts`]: a file to open, or one row group of an opened
-/// file. Both carry the file's place in the plan and whether the filter must be checked on
-/// its rows.
-enum Part {
-    File {
-        index: usize,
-        file: deletes::FileToRead,
-        filtered: bool,
-    },
-    RowGroup {
-        index: usize,
-        group: usize,
-        opened: Arc<ProjectedFile>,
-        filtered: bool,
-    },
-}
-
-impl ScanPlan {
-    /// Reads the planned rows in parts, one row group of one file each, on one thread per
-    /// core, each folding the batches of the parts it takes (deleted rows left out; the filter
-    /// applied unless the file's partition values prove it) into a state of its own that
-    /// `start` makes; `fold` also gets the part's place, (file, row group) in plan order,
-    /// which each worker takes parts in. Returns the workers' states. For callers that reduce
-    /// rows to a summary (quality checks): no batch crosses threads, the row groups of one
-    /// file are decoded in parallel, and a worker holds one row group at a time. Blocks on
-    /// the plan's runtime: call it from outside the runtime's async context.
-    pub fn fold_parts<S: Send>(
-        mut self,
-        start: impl Fn() -> S + Sync,
-        fold: impl Fn(&mut S, (usize, usize), &RecordBatch) -> Result<()> + Sync,
-    ) -> Result<Vec<S>> {
-        let files = std::mem::take(&mut self.files);
-        let queue: VecDeque<Part> = files
-            .into_iter()
-            .enumerate()
-            .map(|(index, file)| Part::File {
-                index,
-                filtered: !self.keeps_every_row(&file),
-                file,
-            })
-            .collect();
-        // Two workers per core: while one waits for its row group's bytes, the other
-        // decodes (a worker reads and decodes in turn). Not fewer for fewer files: a file's
-        // row groups are parts of their own.
-        let workers = 2 * std::thread::available_parallelism().map_or(1, |n| n.get());
-        let queue = Mutex::new(queue);
-        let loader = deletes::Loader::default();
-        let plan = &self;
-        std::thread::scope(|scope| {
-            let running: Vec<_> = (0..workers)
-                .map(|_| scope.spawn(|| plan.fold_worker(&queue, &loader, start(), &fold)))
-                .collect();
-            running
-                .into_iter()
-                .map(|worker| {
-                    worker.join().unwrap_or_else(|panic| {
-                        Err(Error::from_panic("reading data files", &*panic))
-                    })
-                })
-                .collect()
-        })
-    }
-
-    /// One worker of [`Self::fold_parts`]: takes parts until none is left; a failure empties
-    /// the queue so the other workers stop too.
-    fn fold_worker<S>(
-        &self,
-        queue: &Mutex<VecDeque<Part>>,
-        loader: &deletes::Loader,
-        mut state: S,
-        fold: &(impl Fn(&mut S, (usize, usize), &RecordBatch) -> Result<()> + Sync),
-    ) -> Result<S> {
-        let take = || queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
-        while let Some(part) = take() {
-            let result = match part {
-                Part::File {
-                    index,
-                    file,
-                    filtered,
-                } => self.open_part(&file, loader).map(|opened| {
-                    let opened = Arc::new(opened);
-                    let mut queue = queue.lock().unwrap_or_else(|p| p.into_inner());
-                    // In front: the file's row groups are read before the next file is opened.
-                    for group in (0..opened.num_row_groups()).rev() {
-                        queue.push_front(Part::RowGroup {
-                            index,
-                            group,
-                            opened: opened.clone(),
-                            filtered,
-                        });
-                    }
-                }),
-                Part::RowGroup {
-                    index,
-                    group,
-                    opened,
-                    filtered,
-                } => {
-                    let predicate = self.predicate.as_deref().filter(|_| filtered);
-                    self.fold_row_group(&opened, group, predicate, |batch| {
-                        fold(&mut state, (index, group), batch)
-                    })
-                }
-            };
-            if let Err(e) = result {
-                queue.lock().unwrap_or_else(|p| p.into_inner()).clear();
-                return Err(e);
-            }
-        }
-        Ok(state)
-    }
-
-    fn open_part(
-        &self,
-        file: &deletes::FileToRead,
-        loader: &deletes::Loader,
-    ) -> Result<ProjectedFile> {
-        let (deletes, opened) = self.runtime.block_on(async {
-            futures::try_join!(
-                loader.for_file(&self.io, &self.read, file),
-                ProjectedFile::open(&self.io, &file.data.file, &self.read)
-            )
-        })?;
-        Ok(opened
-            .with_batch_size(self.batch_size)
-            .with_deletes(deletes))
-    }
-
-    fn fold_row_group(
-        &self,
-        opened: &ProjectedFile,
-        group: usize,
-        predicate: Option<&BoundPredicate>,
-        mut fold: impl FnMut(&RecordBatch) -> Result<()>,
-    ) -> Result<()> {
-        let mut batches = opened.stream(vec![group])?;
-        while let Some(batch) = self.runtime.block_on(batches.next()) {
-            if let Some(batch) = matching(batch?, predicate, &self.schema)? {
-                fold(&batch)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The rows of a decoded batch that match `predicate`, in `schema` (the selected columns
-/// lead the columns read); `None` when no row is left.
-fn matching(
-    mut batch: RecordBatch,
-    predicate: Option<&BoundPredicate>,
-    schema: &ArrowSchemaRef,
-) -> Result<Option<RecordBatch>> {
-    if let Some(predicate) = predicate {
-        let mask = row_matches(predicate, &batch)?;
-        batch = filter_record_batch(&batch, &mask).context(|| "filtering rows".into())?;
-    }
-    if batch.num_rows() == 0 {
-        return Ok(None);
-    }
-    let width = schema.fields().len();
-    RecordBatch::try_new(schema.clone(), batch.columns()[..width].to_vec())
-        .map(Some)
-        .context(|| "selecting the scanned columns".into())
 }
