@@ -15,7 +15,8 @@ loads: through phlo's scan (the cheapest load pandas can have), and through a SQ
 engine (Trino). DuckDB SQL reads the table's Parquet data files itself (`read_parquet`,
 row-group pruning on the partition column) in two queries: one aggregate for the row-level
 checks and one GROUP BY for uniqueness. phlo answers what the files' metadata proves (count,
-nulls, range, freshness) without reading those columns (docs/quality.md).
+nulls, range, freshness) without reading those columns (docs/quality.md). The load average is printed before and after: the
+machine may be shared.
 
     make release && .venv/bin/python benches/bench_quality.py            # N = 5M
     .venv/bin/python benches/bench_quality.py --rows 1000000
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import statistics
 import tempfile
 import time
@@ -199,7 +201,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "lake"
         spawn(_generate, str(root), args.rows, result=False)
-        print(f"{args.rows:,} rows, {DAYS} partitions, median of {args.runs} runs\n")
+        print(f"{args.rows:,} rows, {DAYS} partitions, median of {args.runs} runs")
+        print(f"load average (1, 5, 15 min): {_load()}\n")
         print(
             "| scope | rows checked | phlo s | pandas (phlo load) s | pandas (SQL load) s "
             "| DuckDB SQL s | vs pandas (phlo load) | vs pandas (SQL load) | vs DuckDB SQL "
@@ -218,6 +221,11 @@ def main() -> None:
                 f"| {duck[0] / ours[0]:.2f}x | {ours[1]:.0f} | {pandas[1]:.0f} | {sql[1]:.0f} "
                 f"| {duck[1]:.0f} |"
             )
+        print(f"\nload average (1, 5, 15 min): {_load()}")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def _generate(root: str, rows: int, _queue: Any) -> None:

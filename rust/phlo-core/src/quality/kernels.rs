@@ -101,14 +101,37 @@ impl Pattern {
     }
 
     fn is_match(&mut self, value: &str) -> bool {
-        if let Some((dfa, cache)) = &mut self.dfa {
-            let input = Input::new(value).anchored(Anchored::Yes).earliest(true);
-            if let Ok(found) = dfa.try_search_fwd(cache, &input) {
-                return found.is_some();
-            }
+        if let Some((dfa, cache)) = &mut self.dfa
+            && let Some(found) = walk(dfa, cache, value.as_bytes())
+        {
+            return found;
         }
         self.regex.is_match(value)
     }
+}
+
+/// Whether the DFA matches at the start of `hay`, walked byte by byte: values are short, so a
+/// plain walk that stops at the first match or the dead state beats the general search's
+/// per-call setup. `None` when the DFA gives up (a quit byte, a thrashing cache).
+fn walk(dfa: &DFA, cache: &mut Cache, hay: &[u8]) -> Option<bool> {
+    let input = Input::new(hay).anchored(Anchored::Yes);
+    let mut state = dfa.start_state_forward(cache, &input).ok()?;
+    for &byte in hay {
+        state = dfa.next_state(cache, state, byte).ok()?;
+        if state.is_tagged() {
+            // Matches show one byte late: a match state here means a match ended before.
+            if state.is_match() {
+                return Some(true);
+            }
+            if state.is_dead() {
+                return Some(false);
+            }
+            if state.is_quit() {
+                return None;
+            }
+        }
+    }
+    Some(dfa.next_eoi_state(cache, state).ok()?.is_match())
 }
 
 /// Present strings that `pattern` does not match.
@@ -172,4 +195,48 @@ pub fn micros(array: &ArrayRef) -> Result<Vec<Option<i64>>, String> {
             ));
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The byte walk of the lazy DFA answers as the full regex engine does, including where
+    /// the DFA gives up (Unicode word boundaries next to non-ASCII text).
+    #[test]
+    fn the_dfa_walk_matches_as_the_regex_engine() {
+        let patterns = [
+            r"C\d+",
+            r"a|ab",
+            r"\bfoo\b",
+            r"x$",
+            r"",
+            r".*z",
+            r"[a-z]+@[a-z]+\.com",
+            r"é+",
+            r"\d{3}-\d{4}",
+            r"(?:ab)*c",
+        ];
+        let values = [
+            "", "C1", "C", "c12", "xC1", "foo bar", "fooé", "éé", "ab", "a", "abababc", "x",
+            "xx\n", "123-4567", "12-4567", "a@b.com", "ß", "Zz", "foo", "föo",
+        ];
+        for pattern in patterns {
+            for case_sensitive in [true, false] {
+                let mut ours = Pattern::new(pattern, case_sensitive).unwrap();
+                assert!(ours.dfa.is_some(), "{pattern}");
+                let regex = RegexBuilder::new(&format!("^(?:{pattern})"))
+                    .case_insensitive(!case_sensitive)
+                    .build()
+                    .unwrap();
+                for value in values {
+                    assert_eq!(
+                        ours.is_match(value),
+                        regex.is_match(value),
+                        "{pattern:?} on {value:?} (case sensitive: {case_sensitive})"
+                    );
+                }
+            }
+        }
+    }
 }
