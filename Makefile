@@ -37,8 +37,11 @@ test: dev test-rust test-python
 test-rust: $(VENV)/.installed
 	PATH=$(CURDIR)/$(BIN):$$PATH cargo test -p phlo-core
 
+# Two workers (pytest-xdist) for the suite's mostly single-threaded Python; `--dist loadfile`
+# keeps each file on one worker, so module fixtures (the Ray head node) start once. Each worker
+# starts its own session servers (PostgreSQL, SeaweedFS) on free ports of 127.0.0.1.
 test-python: dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 ## demo: the README's example, end to end on the embedded default
 demo: dev
