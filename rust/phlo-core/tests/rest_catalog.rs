@@ -417,19 +417,25 @@ async fn catalog_wide_operations_are_config_errors_and_refused_connections_name_
     assert!(err.to_string().contains(&uri), "{err}");
 }
 
-/// SeaweedFS's own REST catalog (table bucket `lake`) with its S3 for the files: phlo writes
-/// data, manifests and manifest lists to S3 and commits them as updates; SeaweedFS writes the
-/// metadata. The OAuth2 credential is SeaweedFS's S3 key pair.
-#[tokio::test(flavor = "multi_thread")]
-async fn every_engine_path_commits_through_seaweedfs_rest_catalog() {
-    let weed = seaweedfs::shared().await;
+/// Properties and warehouse for SeaweedFS's own REST catalog: its S3 key pair as the OAuth2
+/// credential, its table bucket as the warehouse, path-style S3 requests.
+fn seaweedfs_rest(weed: &seaweedfs::SeaweedFs) -> (HashMap<String, String>, String) {
     let mut properties = weed.properties();
     properties.insert(
         "credential".into(),
         format!("{}:{}", seaweedfs::ACCESS_KEY, seaweedfs::SECRET_KEY),
     );
     properties.insert("s3.path-style-access".into(), "true".into());
-    let warehouse = format!("s3://{}", seaweedfs::TABLE_BUCKET);
+    (properties, format!("s3://{}", seaweedfs::TABLE_BUCKET))
+}
+
+/// SeaweedFS's own REST catalog (table bucket `lake`) with its S3 for the files: phlo writes
+/// data, manifests and manifest lists to S3 and commits them as updates; SeaweedFS writes the
+/// metadata. The OAuth2 credential is SeaweedFS's S3 key pair.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_engine_path_commits_through_seaweedfs_rest_catalog() {
+    let weed = seaweedfs::shared().await;
+    let (properties, warehouse) = seaweedfs_rest(&weed);
     let lh = Lakehouse::connect(&weed.iceberg, &warehouse, &properties)
         .await
         .unwrap();
@@ -660,13 +666,7 @@ async fn a_server_without_multi_table_commits_refuses_the_transaction_and_change
 #[tokio::test(flavor = "multi_thread")]
 async fn a_transaction_commits_two_tables_through_seaweedfs_rest_catalog() {
     let weed = seaweedfs::shared().await;
-    let mut properties = weed.properties();
-    properties.insert(
-        "credential".into(),
-        format!("{}:{}", seaweedfs::ACCESS_KEY, seaweedfs::SECRET_KEY),
-    );
-    properties.insert("s3.path-style-access".into(), "true".into());
-    let warehouse = format!("s3://{}", seaweedfs::TABLE_BUCKET);
+    let (properties, warehouse) = seaweedfs_rest(&weed);
     let connect = || Lakehouse::connect(&weed.iceberg, &warehouse, &properties);
     let (lh, other) = (connect().await.unwrap(), connect().await.unwrap());
     let namespace = format!("ns{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
