@@ -285,12 +285,7 @@ async fn create_table_ref(fx: &Fixture, name: &str, kind: &str) {
 async fn a_ref_is_a_table_branch_on_a_rest_catalog() {
     let fx = fixture(None);
     let lh = fx.client(&[]).await.unwrap();
-    lh.create_table("raw.t", &schema(), &[], HashMap::new(), MAIN)
-        .await
-        .unwrap();
-    lh.append("raw.t", rows(&[(1, "main")]), MAIN, HashMap::new())
-        .await
-        .unwrap();
+    table_holding(&lh, "raw.t", (1, "main")).await;
     let err = lh
         .append("raw.t", rows(&[(2, "dev")]), "dev", HashMap::new())
         .await
@@ -490,15 +485,20 @@ async fn every_engine_path_commits_through_seaweedfs_rest_catalog() {
 }
 
 /// Tables `raw.a` and `raw.b` on a served lakehouse, each with one row, and a client.
+/// Creates table `name` on main holding the one row `row`.
+async fn table_holding(lh: &Lakehouse, name: &str, row: (i64, &str)) {
+    lh.create_table(name, &schema(), &[], HashMap::new(), MAIN)
+        .await
+        .unwrap();
+    lh.append(name, rows(&[row]), MAIN, HashMap::new())
+        .await
+        .unwrap();
+}
+
 async fn two_tables(fx: &Fixture) -> Lakehouse {
     let lh = fx.client(&[]).await.unwrap();
     for name in ["raw.a", "raw.b"] {
-        lh.create_table(name, &schema(), &[], HashMap::new(), MAIN)
-            .await
-            .unwrap();
-        lh.append(name, rows(&[(0, "before")]), MAIN, HashMap::new())
-            .await
-            .unwrap();
+        table_holding(&lh, name, (0, "before")).await;
     }
     lh
 }
@@ -673,12 +673,7 @@ async fn a_transaction_commits_two_tables_through_seaweedfs_rest_catalog() {
     lh.catalog().create_namespace(&namespace).unwrap();
     let (a, b) = (format!("{namespace}.a"), format!("{namespace}.b"));
     for name in [&a, &b] {
-        lh.create_table(name, &schema(), &[], HashMap::new(), MAIN)
-            .await
-            .unwrap();
-        lh.append(name, rows(&[(0, "before")]), MAIN, HashMap::new())
-            .await
-            .unwrap();
+        table_holding(&lh, name, (0, "before")).await;
     }
     let tx = lh.catalog().create_internal_branch("tx/", MAIN).unwrap();
     for name in [&a, &b] {
@@ -733,12 +728,7 @@ fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 async fn a_table_tag_is_read_only_and_refused_before_any_file_is_written() {
     let fx = fixture(None);
     let lh = fx.client(&[]).await.unwrap();
-    lh.create_table("raw.t", &schema(), &[], HashMap::new(), MAIN)
-        .await
-        .unwrap();
-    lh.append("raw.t", rows(&[(1, "tagged")]), MAIN, HashMap::new())
-        .await
-        .unwrap();
+    table_holding(&lh, "raw.t", (1, "tagged")).await;
     create_table_ref(&fx, "v1", "tag").await;
     lh.append("raw.t", rows(&[(2, "main")]), MAIN, HashMap::new())
         .await
@@ -820,11 +810,6 @@ async fn requests_signed_with_sigv4_commit_through_seaweedfs_rest_catalog() {
     let namespace = format!("ns{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     lh.catalog().create_namespace(&namespace).unwrap();
     let name = format!("{namespace}.t");
-    lh.create_table(&name, &schema(), &[], HashMap::new(), MAIN)
-        .await
-        .unwrap();
-    lh.append(&name, rows(&[(1, "signed")]), MAIN, HashMap::new())
-        .await
-        .unwrap();
+    table_holding(&lh, &name, (1, "signed")).await;
     assert_eq!(scan(&lh, &name).await, model_of(&[(1, "signed")]));
 }
