@@ -44,6 +44,8 @@ mod quality;
 #[cfg(feature = "s3")]
 #[path = "rest_catalog.rs"]
 mod rest_catalog;
+#[path = "rest_nessie.rs"]
+mod rest_nessie;
 #[path = "rest_service.rs"]
 mod rest_service;
 

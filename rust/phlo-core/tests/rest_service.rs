@@ -152,18 +152,55 @@ async fn config_answers_the_ref_of_the_path_as_prefix() {
     f.lh.catalog()
         .create_ref("run/7", RefKind::Branch, MAIN)
         .unwrap();
+    // Under Nessie's `/iceberg` the prefix is Nessie's `<ref>|<warehouse>`, encoded.
+    let nessie = |r: &str, w: &str| {
+        percent_encoding::utf8_percent_encode(
+            &format!("{r}|{w}"),
+            percent_encoding::NON_ALPHANUMERIC,
+        )
+        .to_string()
+    };
+    let warehouse = f.lh.warehouse().to_string();
     for (path, prefix) in [
-        ("/v1/config", "main"),
-        ("/iceberg/v1/config", "main"),
-        ("/iceberg/dev/v1/config", "dev"),
-        ("/iceberg/run/7/v1/config", "run%2F7"),
-        ("/v1/config?warehouse=dev", "dev"),
-        ("/v1/config?warehouse=file%3A%2F%2F%2Ftmp%2Fw", "main"),
+        ("/v1/config", "main".to_string()),
+        ("/iceberg/v1/config", nessie("main", &warehouse)),
+        ("/iceberg/dev/v1/config", nessie("dev", &warehouse)),
+        ("/iceberg/run/7/v1/config", nessie("run/7", &warehouse)),
+        (
+            "/iceberg/v1/config?warehouse=s3%3A%2F%2Flake",
+            nessie("main", "s3://lake"),
+        ),
+        (
+            "/iceberg/v1/config?warehouse=dev",
+            nessie("dev", &warehouse),
+        ),
+        ("/v1/config?warehouse=dev", "dev".to_string()),
+        (
+            "/v1/config?warehouse=file%3A%2F%2F%2Ftmp%2Fw",
+            "main".to_string(),
+        ),
     ] {
         let response = f.call("GET", path, None).await;
         assert_eq!(response.status, 200, "{path}");
         let body = response.body_json();
-        assert_eq!(body["overrides"]["prefix"], prefix, "{path}");
+        assert_eq!(body["overrides"]["prefix"], prefix.as_str(), "{path}");
+        // Nessie's markers, exactly where the prefix has Nessie's form.
+        let overrides = &body["overrides"];
+        match path.starts_with("/iceberg") {
+            true => {
+                assert_eq!(overrides["nessie.is-nessie-catalog"], "true", "{path}");
+                assert_eq!(overrides["nessie.prefix-pattern"], "{ref}|{warehouse}");
+                let default_branch = prefix.split("%7C").next().unwrap().replace("%2F", "/");
+                assert_eq!(
+                    overrides["nessie.default-branch.name"],
+                    default_branch.as_str()
+                );
+            }
+            false => assert!(
+                overrides.get("nessie.is-nessie-catalog").is_none(),
+                "{path}"
+            ),
+        }
         assert!(
             body["endpoints"]
                 .as_array()
@@ -180,10 +217,19 @@ async fn config_answers_the_ref_of_the_path_as_prefix() {
         )
         .await;
     assert_eq!(listed.body_json()["identifiers"][0]["name"], "events");
+    // So does a Nessie prefix, on the ref before its `|`.
+    let path = format!(
+        "/iceberg/v1/{}/namespaces/raw/tables",
+        nessie("run/7", "s3://anything")
+    );
+    let listed = f.call("GET", &path, None).await;
+    assert_eq!(listed.body_json()["identifiers"][0]["name"], "events");
+    let nope = format!("/iceberg/v1/{}/namespaces", nessie("nope", &warehouse));
     for path in [
         "/iceberg/nope/v1/config",
         "/v1/config?warehouse=nope",
         "/v1/nope/namespaces",
+        nope.as_str(),
     ] {
         let response = f.call("GET", path, None).await;
         assert_eq!(

@@ -117,6 +117,20 @@ impl Catalog {
 
 /// What a REST catalog cannot do: everything phlo keeps in its own catalog tables.
 fn sql_only(rest: &RestCatalog) -> Error {
+    if rest.catalog_branches() {
+        return Error::config(
+            format!(
+                "the REST catalog at {} keeps its branches itself (Nessie-style prefixes): phlo \
+                 reads and writes them with ref=<name>, but creating, merging or deleting a \
+                 branch, the commit log and cross-ref maintenance are not part of the Iceberg \
+                 REST API",
+                rest.uri()
+            ),
+            "use the server's own API for these: for `phlo catalog serve`, phlo on the served \
+             lakehouse (`phlo --root DIR branch create|merge|delete NAME`, or its sqlite:/// or \
+             postgresql:// catalog URI); for Nessie, its REST API or CLI",
+        );
+    }
     Error::config(
         format!(
             "the catalog at {} is an Iceberg REST catalog, which has no place for phlo's commit \

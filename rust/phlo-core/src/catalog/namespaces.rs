@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::db::{args, is_unique_violation};
-use super::{CATALOG_NAME, Catalog, TableIdent, validate_name};
+use super::{CATALOG_NAME, Catalog, MAIN, TableIdent, validate_name};
 use crate::error::{Context, Error, Result};
 
 /// The key PyIceberg writes to mark that a namespace exists; never removed through properties.
@@ -101,7 +101,7 @@ impl Catalog {
 
     pub fn list_tables(&self, namespace: &str) -> Result<Vec<TableIdent>> {
         if let Some(rest) = self.rest() {
-            return rest.list_tables(namespace);
+            return rest.list_tables(namespace, MAIN);
         }
         let rows = self.read(|db| {
             db.query(

@@ -156,10 +156,11 @@ impl Catalog {
     }
 
     /// The kind of `name`, or `None` if no such ref exists (`main` always exists).
-    /// On a REST catalog refs belong to each table, not to the catalog: only `main` is known.
+    /// On a REST catalog refs belong to each table, not to the catalog: only `main` is known,
+    /// unless the server has catalog branches (Nessie-style), which it is asked about.
     pub fn ref_kind(&self, name: &str) -> Result<Option<RefKind>> {
         if let Some(rest) = self.rest() {
-            let known = name == MAIN || rest.in_transaction(name);
+            let known = name == MAIN || rest.in_transaction(name) || rest.has_catalog_ref(name)?;
             return Ok(known.then_some(RefKind::Branch));
         }
         self.read(|db| ref_kind(db, name))
@@ -421,7 +422,7 @@ impl Catalog {
     /// On a REST catalog, the table's one metadata file (every table ref is in it).
     pub fn metadata_location_on(&self, ref_name: &str, ident: &TableIdent) -> Result<String> {
         if let Some(rest) = self.rest() {
-            return rest.metadata_location(ident);
+            return rest.metadata_location(ident, ref_name);
         }
         self.read(|db| match pointers::get(db, ref_name, ident)? {
             Some(location) => Ok(location),
@@ -532,7 +533,7 @@ impl Catalog {
     /// The tables of `namespace` on ref `ref_name`, by name.
     pub fn list_tables_on(&self, ref_name: &str, namespace: &str) -> Result<Vec<TableIdent>> {
         if let Some(rest) = self.rest() {
-            return rest.list_tables(namespace);
+            return rest.list_tables(namespace, ref_name);
         }
         let listed = self.read(|db| match ref_kind(db, ref_name)? {
             None => Err(no_such_ref(ref_name)),

@@ -23,6 +23,10 @@ use crate::catalog::refs::validate_ref_name;
 use crate::catalog::{MAIN, RefKind};
 use crate::lakehouse::Lakehouse;
 
+/// How Nessie (and this server) builds a prefix from a ref and a warehouse: sent to clients in
+/// `nessie.prefix-pattern`.
+pub const NESSIE_PREFIX_PATTERN: &str = "{ref}|{warehouse}";
+
 /// One HTTP request as the server read it.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
@@ -147,22 +151,37 @@ impl RestService {
     /// `GET /v1/config`: the ref this client works on becomes its prefix. Without a ref in
     /// the path, `?warehouse=` may name one (DuckDB and PyIceberg send the warehouse they were
     /// given); a warehouse that is not a ref name (`s3://…`, `file://…`) selects `main`.
+    /// Under Nessie's `/iceberg` base path the answer is Nessie's: prefix `<ref>|<warehouse>`
+    /// and the marker keys that tell Nessie-aware clients (phlo's own among them) that branches
+    /// are catalog refs reached by prefix. At the root it is a plain catalog whose prefix is
+    /// the bare ref (clients there treat refs as table refs).
     fn config(&self, route: &Route, query: &str) -> Result<Response, RestError> {
-        let warehouse = routes::query_param(query, "warehouse")
-            .filter(|w| !w.is_empty() && validate_ref_name(w).is_ok());
+        let asked = routes::query_param(query, "warehouse").filter(|w| !w.is_empty());
+        let warehouse_ref = asked
+            .clone()
+            .filter(|w| route.ref_name().is_none() && validate_ref_name(w).is_ok());
         let ref_name = route
             .ref_name()
             .map(str::to_string)
-            .or(warehouse)
+            .or(warehouse_ref.clone())
             .unwrap_or_else(|| MAIN.to_string());
         self.check_ref(&ref_name, false)?;
+        let overrides = match route.nessie_path {
+            true => {
+                let warehouse = asked.filter(|_| warehouse_ref.is_none());
+                let warehouse = warehouse.as_deref().unwrap_or(self.lakehouse.warehouse());
+                json!({
+                    "prefix": routes::nessie_prefix_of(&ref_name, warehouse),
+                    "nessie.is-nessie-catalog": "true",
+                    "nessie.prefix-pattern": NESSIE_PREFIX_PATTERN,
+                    "nessie.default-branch.name": ref_name,
+                })
+            }
+            false => json!({"prefix": routes::prefix_of(&ref_name)}),
+        };
         Ok(Response::json(
             200,
-            &json!({
-                "defaults": {},
-                "overrides": {"prefix": routes::prefix_of(&ref_name)},
-                "endpoints": wire::ENDPOINTS,
-            }),
+            &json!({"defaults": {}, "overrides": overrides, "endpoints": wire::ENDPOINTS}),
         ))
     }
 

@@ -2,10 +2,12 @@
 //! convention, so a client given `uri=http://HOST:PORT/iceberg/<ref>` works on catalog ref
 //! `<ref>` (`…/iceberg` and the bare server on `main`). `/v1/config` answers the ref as the
 //! prefix, which then routes every other request; a prefix always wins over the base path.
+//! A prefix is a bare ref name (`dev`) or Nessie's `<ref>|<warehouse>` (`dev%7Cs3%3A…`): this
+//! server has one warehouse, so the part after `|` only says which one the client asked for.
 
 use std::borrow::Cow;
 
-use percent_encoding::percent_decode_str;
+use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
 use super::RestError;
 use crate::catalog::{TableIdent, validate_name};
@@ -53,6 +55,8 @@ impl Endpoint {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
+    /// Whether the path starts with Nessie's `/iceberg` base path.
+    pub nessie_path: bool,
     /// The ref named by the base path (`/iceberg/<ref>`), if any.
     pub base_ref: Option<String>,
     /// The ref named by the prefix after `v1`, if any.
@@ -73,6 +77,7 @@ impl Route {
 pub fn parse(method: &str, path: &str) -> Result<Route, RestError> {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     for v1 in (0..segments.len()).filter(|&i| segments[i] == "v1") {
+        let nessie_path = segments.first() == Some(&"iceberg") && v1 > 0;
         let base_ref = match &segments[..v1] {
             [] | ["iceberg"] => None,
             ["iceberg", parts @ ..] => Some(
@@ -92,8 +97,9 @@ pub fn parse(method: &str, path: &str) -> Result<Route, RestError> {
         for (prefix, rest) in readings {
             if let Some(endpoint) = endpoint(method, rest) {
                 return Ok(Route {
+                    nessie_path,
                     base_ref,
-                    prefix: prefix.map(|p| decode(p)).transpose()?.map(Cow::into_owned),
+                    prefix: prefix.map(|p| prefix_ref(p)).transpose()?,
                     endpoint: endpoint?,
                 });
             }
@@ -185,9 +191,26 @@ pub fn levels(namespace: &str) -> Vec<&str> {
     namespace.split('.').collect()
 }
 
+/// The ref a prefix names: all of it, or the part before Nessie's `|<warehouse>`.
+fn prefix_ref(segment: &str) -> Result<String, RestError> {
+    let decoded = decode(segment)?;
+    let ref_name = decoded.split_once('|').map_or(&*decoded, |(r, _)| r);
+    if ref_name.is_empty() {
+        return Err(RestError::bad_request(format!(
+            "prefix {decoded:?} names no ref: write <ref> or <ref>|<warehouse>"
+        )));
+    }
+    Ok(ref_name.to_string())
+}
+
 /// A ref name as a prefix: one path segment (`/` in names is encoded).
 pub fn prefix_of(ref_name: &str) -> String {
     ref_name.replace('/', "%2F")
+}
+
+/// Nessie's prefix `<ref>|<warehouse>`, encoded as one path segment.
+pub fn nessie_prefix_of(ref_name: &str, warehouse: &str) -> String {
+    utf8_percent_encode(&format!("{ref_name}|{warehouse}"), NON_ALPHANUMERIC).to_string()
 }
 
 #[cfg(test)]
@@ -213,6 +236,31 @@ mod tests {
                 namespace: "a.b".into(),
                 name: "t".into()
             })
+        );
+    }
+
+    #[test]
+    fn nessie_prefixes_name_their_ref() {
+        let prefix = nessie_prefix_of("run/42", "s3://lake/wh");
+        assert_eq!(prefix, "run%2F42%7Cs3%3A%2F%2Flake%2Fwh");
+        let route = parse(
+            "GET",
+            &format!("/iceberg/v1/{prefix}/namespaces/raw/tables"),
+        )
+        .unwrap();
+        assert_eq!(route.ref_name(), Some("run/42"));
+        assert!(route.nessie_path);
+        let route = parse("GET", "/v1/dev%7Cwarehouse/namespaces").unwrap();
+        assert_eq!(route.ref_name(), Some("dev"));
+        assert!(!route.nessie_path);
+        // A literal `|` (clients that do not encode it) and a bare ref keep working.
+        assert_eq!(
+            parse("GET", "/v1/dev|w/namespaces").unwrap().ref_name(),
+            Some("dev")
+        );
+        assert_eq!(
+            parse("GET", "/v1/dev/namespaces").unwrap().ref_name(),
+            Some("dev")
         );
     }
 

@@ -40,13 +40,15 @@ impl TableChange<'_> {
 }
 
 impl RestCatalog {
-    /// Commits one table; `Landed` holds the table's new metadata.
+    /// Commits one table on catalog ref `ref_name`; `Landed` holds the table's new metadata.
     pub(crate) fn commit_table(
         &self,
+        ref_name: &str,
         change: &TableChange<'_>,
     ) -> Result<Committed<LoadedMetadata>> {
         let what = change.ident.to_string();
-        let reply = self.send_commit(&self.table_path(change.ident), &change.body(), &what)?;
+        let path = self.table_path(change.ident, ref_name);
+        let reply = self.send_commit(&path, &change.body(), &what)?;
         match reply.status {
             404 => Err(Error::NoSuchTable(what)),
             _ => Ok(match self.outcome(&reply, &what)? {
@@ -58,9 +60,14 @@ impl RestCatalog {
         }
     }
 
-    /// Commits several tables at once (`POST .../transactions/commit`): all land or none.
-    /// A server without the endpoint (404, 405 or 501 to it) is a `ConfigError`.
-    pub(crate) fn commit_tables(&self, changes: &[TableChange<'_>]) -> Result<Committed<()>> {
+    /// Commits several tables at once on catalog ref `ref_name` (`POST
+    /// .../transactions/commit`): all land or none. A server without the endpoint (404, 405 or
+    /// 501 to it) is a `ConfigError`.
+    pub(crate) fn commit_tables(
+        &self,
+        ref_name: &str,
+        changes: &[TableChange<'_>],
+    ) -> Result<Committed<()>> {
         let what = changes
             .iter()
             .map(|c| c.ident.to_string())
@@ -68,7 +75,7 @@ impl RestCatalog {
             .join(", ");
         let body =
             json!({"table-changes": changes.iter().map(TableChange::body).collect::<Vec<_>>()});
-        let path = format!("v1/{}transactions/commit", self.config.prefix);
+        let path = format!("v1/{}transactions/commit", self.config.prefix_on(ref_name));
         let reply = self.send_commit(&path, &body, &what)?;
         let kind = reply.error_text().1;
         match reply.status {

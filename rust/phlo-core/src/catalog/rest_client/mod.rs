@@ -57,6 +57,12 @@ impl RestCatalog {
         &self.config.properties
     }
 
+    /// Whether the server's branches are the catalog's own (Nessie-style prefixes), which
+    /// phlo reads and writes by `ref` but cannot create, merge or delete over Iceberg REST.
+    pub fn catalog_branches(&self) -> bool {
+        self.config.catalog_branches()
+    }
+
     /// The catalog URI for messages (no password).
     pub fn uri(&self) -> String {
         self.http.uri()

@@ -1,8 +1,10 @@
-//! phlo's tables on a REST catalog. A table ref (branch or tag) `R` is what phlo's `ref_name`
-//! names there; the engine works on a view of the table whose `main` is `R`'s snapshot, and
-//! its commits go back to the server as updates of `R`: `add-snapshot` + `set-snapshot-ref`,
-//! guarded by `assert-table-uuid` + `assert-ref-snapshot-id` (the server's compare-and-swap,
-//! scoped to that branch), or schema and property updates for metadata-only commits.
+//! phlo's tables on a REST catalog. phlo's `ref_name` `R` names a table ref (branch or tag)
+//! there, or, on a Nessie-style server, a catalog branch whose prefix serves the table with
+//! `R`'s head as its `main` (see [`super::config`]). The engine works on a view of the table
+//! whose `main` is that table ref's snapshot, and its commits go back to the server as updates
+//! of the table ref: `add-snapshot` + `set-snapshot-ref`, guarded by `assert-table-uuid` +
+//! `assert-ref-snapshot-id` (the server's compare-and-swap, scoped to that branch), or schema
+//! and property updates for metadata-only commits.
 
 use std::sync::Arc;
 
@@ -28,15 +30,17 @@ fn branch_ref(snapshot_id: i64) -> SnapshotReference {
     }
 }
 
-/// The table as phlo's engine sees it on `ref_name`: for another ref than `main`, `main` is
-/// moved to that ref's snapshot (the view is never written anywhere).
-pub(super) fn view(
+/// The table as phlo's engine sees it on `ref_name`, loaded from that ref's prefix: for a
+/// table ref other than `main`, `main` is moved to that ref's snapshot (the view is never
+/// written anywhere).
+fn view_of(
     ident: &TableIdent,
     ref_name: &str,
+    table_ref: &str,
     loaded: LoadedMetadata,
 ) -> Result<LoadedTable> {
     let location = loaded.metadata_location.unwrap_or_default();
-    let metadata = match ref_name {
+    let metadata = match table_ref {
         MAIN => loaded.metadata,
         _ => {
             let Some(head) = loaded.metadata.snapshot_for_ref(ref_name) else {
@@ -64,33 +68,44 @@ pub(super) fn view(
     })
 }
 
-/// The engine's branch name as a ref of the REST table: `main` of the view is `ref_name`.
-pub(super) fn table_ref<'a>(table: &'a LoadedTable, branch: &'a str) -> &'a str {
-    match branch {
-        MAIN => &table.ref_name,
-        other => other,
-    }
-}
-
 impl RestCatalog {
+    /// The table as phlo's engine sees it on catalog ref `ref_name` (see [`view_of`]).
+    pub(super) fn view(
+        &self,
+        ident: &TableIdent,
+        ref_name: &str,
+        loaded: LoadedMetadata,
+    ) -> Result<LoadedTable> {
+        view_of(ident, ref_name, self.config.table_ref(ref_name), loaded)
+    }
+
+    /// The engine's branch name as a ref of the REST table: `main` of the view is the table
+    /// ref that holds `table.ref_name`.
+    pub(super) fn table_ref<'a>(&self, table: &'a LoadedTable, branch: &'a str) -> &'a str {
+        match branch {
+            MAIN => self.config.table_ref(&table.ref_name),
+            other => other,
+        }
+    }
+
     /// Loads the table as ref `ref_name` has it (a transaction's: with its staged changes).
     pub(crate) fn load(&self, ident: &TableIdent, ref_name: &str) -> Result<LoadedTable> {
         if self.in_transaction(ref_name) {
             return self.load_staged(ident, ref_name);
         }
-        view(ident, ref_name, self.load_table(ident)?)
+        self.view(ident, ref_name, self.load_table(ident, ref_name)?)
     }
 
     /// Refuses to write to `table` when its ref is one of the table's tags (immutable): the
     /// engine's write paths ask before they write any file, commits ask again.
     pub fn require_branch(&self, table: &LoadedTable) -> Result<()> {
-        let name = &table.ref_name;
+        let name = self.config.table_ref(&table.ref_name);
         if name == MAIN || self.in_transaction(name) {
             return Ok(());
         }
         // iceberg-rust keeps the refs private; the serialized metadata has their kinds.
         let metadata = serde_json::to_value(table.metadata.as_ref()).unwrap_or_default();
-        if metadata["refs"][name.as_str()]["type"] != "tag" {
+        if metadata["refs"][name]["type"] != "tag" {
             return Ok(());
         }
         Err(Error::InvalidInput {
@@ -105,14 +120,15 @@ impl RestCatalog {
         })
     }
 
-    /// Creates the table (only on `main`: a REST table's branches live inside it).
+    /// Creates the table (only on `main` unless branches are the catalog's: elsewhere a REST
+    /// table's branches live inside it).
     pub(crate) fn create(
         &self,
         ident: &TableIdent,
         ref_name: &str,
         creation: &TableCreation,
     ) -> Result<LoadedTable> {
-        if ref_name != MAIN {
+        if ref_name != MAIN && !self.config.catalog_branches() {
             return Err(Error::invalid(
                 format!(
                     "cannot create {ident} on {ref_name}: on a REST catalog a table is created on main"
@@ -120,7 +136,8 @@ impl RestCatalog {
                 "create it with ref=\"main\", then create the branch on the table",
             ));
         }
-        view(ident, MAIN, self.create_table(ident, creation)?)
+        let created = self.create_table(ident, ref_name, creation)?;
+        self.view(ident, ref_name, created)
     }
 
     /// Commits `snapshot` as the new head of `branch` (of the engine's view) of `table`.
@@ -136,7 +153,7 @@ impl RestCatalog {
             return self.stage_snapshot(table, snapshot, branch);
         }
         self.require_branch(table)?;
-        let target = table_ref(table, branch).to_string();
+        let target = self.table_ref(table, branch).to_string();
         let parent = table.snapshot_for_ref(branch).map(|s| s.snapshot_id());
         let change = TableChange {
             ident: &table.ident,
@@ -158,7 +175,8 @@ impl RestCatalog {
         }
         self.require_branch(table)?;
         let old = &table.metadata;
-        let mut requirements = ref_guard(old, &table.ref_name, old.current_snapshot_id());
+        let target = self.config.table_ref(&table.ref_name);
+        let mut requirements = ref_guard(old, target, old.current_snapshot_id());
         requirements.extend(schema_guard(old));
         let change = TableChange {
             ident: &table.ident,
@@ -173,8 +191,10 @@ impl RestCatalog {
         table: &LoadedTable,
         change: &TableChange<'_>,
     ) -> Result<Option<LoadedTable>> {
-        match self.commit_table(change)? {
-            Committed::Landed(loaded) => Ok(Some(view(&table.ident, &table.ref_name, loaded)?)),
+        match self.commit_table(&table.ref_name, change)? {
+            Committed::Landed(loaded) => {
+                Ok(Some(self.view(&table.ident, &table.ref_name, loaded)?))
+            }
             Committed::Conflict(_) => Ok(None),
         }
     }

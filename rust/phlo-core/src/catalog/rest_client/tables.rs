@@ -1,4 +1,5 @@
-//! Namespaces and tables on the REST catalog: list, create, load, drop.
+//! Namespaces and tables on the REST catalog: list, create, load, drop. Namespaces belong to
+//! the catalog; a table is reached on a catalog ref's prefix (see [`super::config`]).
 
 use std::collections::BTreeMap;
 
@@ -52,19 +53,65 @@ fn levels(namespace: &str) -> Vec<&str> {
 
 impl RestCatalog {
     pub(super) fn namespace_path(&self, namespace: &str) -> String {
+        self.namespace_path_on(MAIN, namespace)
+    }
+
+    fn namespace_path_on(&self, ref_name: &str, namespace: &str) -> String {
         format!(
             "v1/{}namespaces/{}",
-            self.config.prefix,
+            self.config.prefix_on(ref_name),
             namespace_segment(namespace)
         )
     }
 
-    pub(super) fn table_path(&self, ident: &TableIdent) -> String {
+    /// The table's path on catalog ref `ref_name`.
+    pub(super) fn table_path(&self, ident: &TableIdent, ref_name: &str) -> String {
         format!(
             "{}/tables/{}",
-            self.namespace_path(&ident.namespace),
+            self.namespace_path_on(ref_name, &ident.namespace),
             segment(&ident.name)
         )
+    }
+
+    /// Whether catalog ref `name` exists on a server with catalog branches (Nessie-style): its
+    /// prefix answers. Always `false` elsewhere (refs are inside each table there).
+    pub fn has_catalog_ref(&self, name: &str) -> Result<bool> {
+        if !self.config.catalog_branches() {
+            return Ok(false);
+        }
+        let reply = self
+            .http
+            .get(&format!("v1/{}namespaces", self.config.prefix_on(name)))?;
+        match reply.status {
+            404 => Ok(false),
+            _ if reply.ok() => Ok(true),
+            _ => Err(read_error(
+                &self.http,
+                &reply,
+                &format!("looking up ref {name}"),
+            )),
+        }
+    }
+
+    /// A 404 on catalog ref `ref_name`'s prefix: the ref is missing (an error naming it), or
+    /// else what `otherwise` says is.
+    fn missing(&self, ref_name: &str, otherwise: Error) -> Error {
+        if ref_name == MAIN || !self.config.catalog_branches() {
+            return otherwise;
+        }
+        match self.has_catalog_ref(ref_name) {
+            Ok(true) => otherwise,
+            Ok(false) => Error::invalid(
+                format!(
+                    "ref {ref_name} does not exist in the REST catalog at {}",
+                    self.http.uri()
+                ),
+                "use an existing branch, or create it with the server's own API (phlo catalog \
+                 serve: `phlo --root DIR branch create NAME` on the served lakehouse; Nessie: its \
+                 REST API or CLI)",
+            ),
+            Err(e) => e,
+        }
     }
 
     pub fn namespace_exists(&self, namespace: &str) -> Result<bool> {
@@ -135,12 +182,15 @@ impl RestCatalog {
         }
     }
 
-    pub fn list_tables(&self, namespace: &str) -> Result<Vec<TableIdent>> {
-        let path = format!("{}/tables", self.namespace_path(namespace));
+    /// The tables of `namespace` on catalog ref `ref_name`.
+    pub fn list_tables(&self, namespace: &str, ref_name: &str) -> Result<Vec<TableIdent>> {
+        let path = format!("{}/tables", self.namespace_path_on(ref_name, namespace));
         let found: Vec<Identifier> = self
             .pages(&path, None, "listing tables", |p| p.identifiers)
             .map_err(|e| match e {
-                Error::NoSuchTable(_) => Error::NoSuchNamespace(namespace.into()),
+                Error::NoSuchTable(_) => {
+                    self.missing(ref_name, Error::NoSuchNamespace(namespace.into()))
+                }
                 e => e,
             })?;
         let mut tables: Vec<TableIdent> = found
@@ -189,14 +239,14 @@ impl RestCatalog {
         }
     }
 
-    /// The table's current metadata as the server has it.
-    pub(crate) fn load_table(&self, ident: &TableIdent) -> Result<LoadedMetadata> {
-        let reply = self.http.get(&self.table_path(ident))?;
+    /// The table's current metadata as the server has it on catalog ref `ref_name`.
+    pub(crate) fn load_table(&self, ident: &TableIdent, ref_name: &str) -> Result<LoadedMetadata> {
+        let reply = self.http.get(&self.table_path(ident, ref_name))?;
         match reply.status {
             404 if namespace_missing(&reply) => {
                 Err(Error::NoSuchNamespace(ident.namespace.clone()))
             }
-            404 => Err(Error::NoSuchTable(ident.to_string())),
+            404 => Err(self.missing(ref_name, Error::NoSuchTable(ident.to_string()))),
             _ if reply.ok() => reply.json(&format!("loading {ident}")),
             _ => Err(read_error(&self.http, &reply, &format!("loading {ident}"))),
         }
@@ -207,6 +257,7 @@ impl RestCatalog {
     pub(crate) fn create_table(
         &self,
         ident: &TableIdent,
+        ref_name: &str,
         creation: &TableCreation,
     ) -> Result<LoadedMetadata> {
         let mut body = json!({
@@ -221,10 +272,13 @@ impl RestCatalog {
         if let Some(location) = &creation.location {
             body["location"] = json!(location);
         }
-        let path = format!("{}/tables", self.namespace_path(&ident.namespace));
+        let path = format!(
+            "{}/tables",
+            self.namespace_path_on(ref_name, &ident.namespace)
+        );
         let reply = self.http.post(&path, &body)?;
         match reply.status {
-            404 => Err(Error::NoSuchNamespace(ident.namespace.clone())),
+            404 => Err(self.missing(ref_name, Error::NoSuchNamespace(ident.namespace.clone()))),
             409 => Err(Error::TableAlreadyExists(ident.to_string())),
             _ if reply.ok() => reply.json(&format!("creating {ident}")),
             _ => Err(read_error(&self.http, &reply, &format!("creating {ident}"))),
@@ -232,19 +286,22 @@ impl RestCatalog {
     }
 
     /// Where the server keeps the table's current metadata.
-    pub fn metadata_location(&self, ident: &TableIdent) -> Result<String> {
-        self.load_table(ident)?.metadata_location.ok_or_else(|| {
-            Error::invalid(
-                format!("the REST catalog has no metadata file for {ident} (a staged table)"),
-                "commit the table's creation first",
-            )
-        })
+    pub fn metadata_location(&self, ident: &TableIdent, ref_name: &str) -> Result<String> {
+        self.load_table(ident, ref_name)?
+            .metadata_location
+            .ok_or_else(|| {
+                Error::invalid(
+                    format!("the REST catalog has no metadata file for {ident} (a staged table)"),
+                    "commit the table's creation first",
+                )
+            })
     }
 
-    /// Drops the table on `main`, returning its last metadata file: a REST catalog keeps a
-    /// table's branches inside the table, so it cannot drop it from one branch only.
+    /// Drops the table on catalog ref `ref_name`, returning its last metadata file. Without
+    /// catalog branches (not Nessie-style) only on `main`: the server keeps a table's branches
+    /// inside the table, so it cannot drop it from one branch only.
     pub fn drop_table_on(&self, ref_name: &str, ident: &TableIdent) -> Result<String> {
-        if ref_name != MAIN {
+        if ref_name != MAIN && !self.config.catalog_branches() {
             return Err(Error::invalid(
                 format!(
                     "cannot drop {ident} from {ref_name} only: on a REST catalog a table's branches are inside the table"
@@ -252,14 +309,17 @@ impl RestCatalog {
                 "drop the table on main (ref=\"main\"), which drops it with all its branches",
             ));
         }
-        let location = self.metadata_location(ident)?;
-        self.drop_table(ident, false)?;
+        let location = self.metadata_location(ident, ref_name)?;
+        self.drop_table(ident, ref_name, false)?;
         Ok(location)
     }
 
-    /// Drops the table from the catalog; its files stay unless `purge`.
-    pub fn drop_table(&self, ident: &TableIdent, purge: bool) -> Result<()> {
-        let path = format!("{}?purgeRequested={purge}", self.table_path(ident));
+    /// Drops the table from catalog ref `ref_name`; its files stay unless `purge`.
+    pub fn drop_table(&self, ident: &TableIdent, ref_name: &str, purge: bool) -> Result<()> {
+        let path = format!(
+            "{}?purgeRequested={purge}",
+            self.table_path(ident, ref_name)
+        );
         let reply = self.http.delete(&path)?;
         match reply.status {
             404 => Err(Error::NoSuchTable(ident.to_string())),

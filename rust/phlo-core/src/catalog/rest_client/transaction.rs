@@ -16,9 +16,7 @@ use iceberg::spec::{ManifestStatus, Operation, Snapshot, TableMetadata};
 
 use super::RestCatalog;
 use super::commit::{Committed, TableChange};
-use super::publish::{
-    metadata_updates, ref_guard, schema_guard, snapshot_updates, table_ref, view,
-};
+use super::publish::{metadata_updates, ref_guard, schema_guard, snapshot_updates};
 use crate::catalog::{MAIN, RefMerge, TableIdent};
 use crate::error::{Context, Error, Result};
 use crate::tables::commit::{
@@ -67,8 +65,8 @@ struct StagedTable {
 }
 
 impl StagedTable {
-    fn change(&self) -> TableChange<'_> {
-        let target = &self.guard.ref_name;
+    /// The change on table ref `target` (the one holding the transaction's target).
+    fn change<'a>(&'a self, target: &str) -> TableChange<'a> {
         let old = &self.guard.metadata;
         let head = self.guard.snapshot_for_ref(MAIN).map(|s| s.snapshot_id());
         let mut requirements = ref_guard(old, target, head);
@@ -152,7 +150,7 @@ impl RestCatalog {
             },
             None => return Err(closed(name)),
         };
-        let base = view(ident, &target, self.load_table(ident)?)?;
+        let base = self.view(ident, &target, self.load_table(ident, &target)?)?;
         self.require_branch(&base)?;
         let head = LoadedTable {
             ref_name: name.to_string(),
@@ -189,7 +187,7 @@ impl RestCatalog {
             ));
         }
         self.restage(table, |staged| {
-            let target = table_ref(&staged.base, MAIN).to_string();
+            let target = self.table_ref(&staged.base, MAIN).to_string();
             let next = (*staged.head.metadata)
                 .clone()
                 .into_builder(None)
@@ -263,7 +261,7 @@ impl RestCatalog {
                 "commit it into the ref it was opened on",
             ));
         }
-        let committed = self.commit_staged(io, name, &mut tables).await;
+        let committed = self.commit_staged(io, name, &target, &mut tables).await;
         if let Err(e) = &committed
             && !e.commit_may_have_landed()
         {
@@ -278,15 +276,18 @@ impl RestCatalog {
         &self,
         io: &FileIO,
         name: &str,
+        target: &str,
         tables: &mut [StagedTable],
     ) -> Result<RefMerge> {
+        let table_ref = self.config.table_ref(target);
         let mut rebased = Vec::new();
         for attempt in 0..MAX_ATTEMPTS {
             if tables.is_empty() {
                 break;
             }
-            let changes: Vec<TableChange<'_>> = tables.iter().map(StagedTable::change).collect();
-            if let Committed::Landed(()) = self.commit_tables(&changes)? {
+            let changes: Vec<TableChange<'_>> =
+                tables.iter().map(|t| t.change(table_ref)).collect();
+            if let Committed::Landed(()) = self.commit_tables(target, &changes)? {
                 let names = tables.iter().map(|t| t.base.ident.to_string());
                 return Ok(RefMerge {
                     fast_forwarded: names.filter(|n| !rebased.contains(n)).collect(),
@@ -322,7 +323,7 @@ impl RestCatalog {
     async fn reapply(&self, io: &FileIO, staged: &mut StagedTable) -> Result<bool> {
         let ident = &staged.guard.ident;
         let target = staged.guard.ref_name.clone();
-        let newer = view(ident, &target, self.load_table(ident)?)?;
+        let newer = self.view(ident, &target, self.load_table(ident, &target)?)?;
         let head = |t: &LoadedTable| t.snapshot_for_ref(MAIN).map(|s| s.snapshot_id());
         if newer.metadata.uuid() == staged.guard.metadata.uuid()
             && head(&newer) == head(&staged.guard)
@@ -348,7 +349,7 @@ impl RestCatalog {
         };
         let snapshot = prepare_rest_snapshot(io, &newer, &change).await?;
         staged.written.push(snapshot.clone());
-        staged.updates = snapshot_updates(snapshot, target);
+        staged.updates = snapshot_updates(snapshot, self.config.table_ref(&target).to_string());
         staged.guard = newer;
         Ok(true)
     }
