@@ -174,7 +174,12 @@ class QualityEvaluator:
 class NativeRestService:
     """The Iceberg REST catalog over one lakehouse: one HTTP request in, one response out."""
 
-    def __new__(cls, lakehouse: NativeLakehouse, token: str | None = None) -> NativeRestService: ...
+    def __new__(
+        cls,
+        lakehouse: NativeLakehouse,
+        token: str | None = None,
+        vend_credentials: bool = False,
+    ) -> NativeRestService: ...
     def handle(
         self,
         method: str,

@@ -27,7 +27,9 @@ class CatalogServer:
 
     Clients use `uri` for `main`, and `uri + "/iceberg/<ref>"` for a branch or tag. With
     `token`, every request needs ``Authorization: Bearer <token>`` (or an OAuth2
-    client-credentials exchange with the token as the secret).
+    client-credentials exchange with the token as the secret). With `vend_credentials`, every
+    load-table answer hands the warehouse's storage properties, **its own S3 keys included**,
+    to the client (for trusted networks only), so clients need no keys of their own.
     """
 
     def __init__(
@@ -37,8 +39,9 @@ class CatalogServer:
         port: int = 8181,
         token: str | None = None,
         log_requests: bool = False,
+        vend_credentials: bool = False,
     ) -> None:
-        service = _native.NativeRestService(lakehouse._native, token)
+        service = _native.NativeRestService(lakehouse._native, token, vend_credentials)
         handler = type("_Handler", (_Handler,), {"service": service, "log_requests": log_requests})
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True

@@ -53,6 +53,12 @@ def _stop(*_: object) -> NoReturn:
     help="Require this bearer token from clients (env PHLO_CATALOG_TOKEN).",
 )
 @click.option("--log-requests", is_flag=True, help="Print one line per request on stderr.")
+@click.option(
+    "--vend-credentials",
+    is_flag=True,
+    help="Hand the warehouse's storage settings, its own S3 keys included, to every client "
+    "that loads a table (trusted networks only).",
+)
 @output.json_option
 @click.pass_context
 def serve(
@@ -64,12 +70,20 @@ def serve(
     port: int,
     token: str | None,
     log_requests: bool,
+    vend_credentials: bool,
 ) -> None:
     """Serve the catalog as an Iceberg REST catalog until Ctrl-C. Clients use
     http://HOST:PORT for main and http://HOST:PORT/iceberg/REF for a branch or tag."""
     lakehouse = _lakehouse(ctx, root, catalog_uri, warehouse)
     try:
-        server = CatalogServer(lakehouse, host, port, token=token, log_requests=log_requests)
+        server = CatalogServer(
+            lakehouse,
+            host,
+            port,
+            token=token,
+            log_requests=log_requests,
+            vend_credentials=vend_credentials,
+        )
     except OSError as exc:
         raise output.CliError(
             "address_in_use" if exc.errno == 98 else "error",
@@ -87,6 +101,8 @@ def serve(
         click.echo(f"  a branch:  {server.uri}/iceberg/<branch>")
         if token is not None:
             click.echo("  clients need the token (PyIceberg: token=...)")
+        if vend_credentials:
+            click.echo("  clients get the warehouse's S3 keys: trusted networks only")
         click.echo("Ctrl-C stops it", nl=True)
     # SIGTERM (a service manager, a test) stops it as Ctrl-C does.
     signal.signal(signal.SIGTERM, _stop)

@@ -95,8 +95,13 @@ impl Lakehouse {
             .entry("warehouse".into())
             .or_insert_with(|| warehouse_uri.into());
         let catalog = Catalog::connect_with(catalog_uri, &catalog_properties)?;
-        let properties = catalog.rest().map_or(properties, |rest| rest.properties());
-        let storage = Storage::open(warehouse_uri, properties).await?;
+        let storage = match catalog.rest() {
+            // The catalog may hand out each table's storage credentials (see `io_for`).
+            Some(rest) => {
+                Storage::open_awaiting_credentials(warehouse_uri, rest.properties()).await?
+            }
+            None => Storage::open(warehouse_uri, properties).await?,
+        };
         Ok(Self {
             root: None,
             io: storage.file_io().clone(),
@@ -122,6 +127,36 @@ impl Lakehouse {
 
     pub fn file_io(&self) -> &FileIO {
         &self.io
+    }
+
+    /// The warehouse's storage properties (S3 credentials among them: never log them).
+    pub fn storage_properties(&self) -> &HashMap<String, String> {
+        self.storage.properties()
+    }
+
+    /// The file IO for `table`'s files: the warehouse's, or with the storage properties a
+    /// REST catalog handed out for the table (credentials among them) laid over it.
+    pub fn io_for(&self, table: &LoadedTable) -> Result<FileIO> {
+        let vended = self
+            .catalog
+            .rest()
+            .and_then(|r| r.table_storage(&table.ident));
+        match vended {
+            Some(properties) => Ok(self.storage.file_io_with(&properties)),
+            None if self.storage.credentials_missing() => Err(Error::config(
+                format!(
+                    "no S3 credentials for table {} in {}: the catalog handed out none for it, \
+                     and neither s3.access-key-id and s3.secret-access-key nor \
+                     AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are set",
+                    table.ident,
+                    self.warehouse()
+                ),
+                "pass s3.access-key-id and s3.secret-access-key in the properties (or the AWS \
+                 variables), or have the catalog vend them (`phlo catalog serve \
+                 --vend-credentials`)",
+            )),
+            None => Ok(self.io.clone()),
+        }
     }
 
     pub async fn create_table(
@@ -183,11 +218,11 @@ impl Lakehouse {
                 ));
             }
         }
+        let io = self.io_for(&table)?;
         self.catalog.drop_table_on(ref_name, &table.ident)?;
         if purge {
             let location = table.metadata.location().to_string();
-            self.io
-                .delete_prefix(&location)
+            io.delete_prefix(&location)
                 .await
                 .context(|| format!("deleting the files of {name} under {location}"))?;
         }
@@ -205,9 +240,10 @@ impl Lakehouse {
         properties: HashMap<String, String>,
     ) -> Result<AppendResult> {
         let table = self.load_to_write(name, ref_name).await?;
+        let io = self.io_for(&table)?;
         let target = arrow_schema_of(table.metadata.current_schema())?;
         let prefix = format!("{}", uuid::Uuid::now_v7());
-        let mut sink = DataFileSink::new(&self.io, &table.metadata, &prefix)?;
+        let mut sink = DataFileSink::new(&io, &table.metadata, &prefix)?;
         let mut failure = None;
         for batch in batches {
             let step = match batch {
@@ -239,7 +275,7 @@ impl Lakehouse {
         });
         let files = match (files, failure) {
             (Ok(files), Some(e)) => {
-                self.delete_files(files.iter().map(|f| f.file_path())).await;
+                delete_files(&io, files.iter().map(|f| f.file_path())).await;
                 return Err(e);
             }
             (Err(e), _) => return Err(e),
@@ -251,7 +287,7 @@ impl Lakehouse {
             properties,
             ..Default::default()
         };
-        match commit_append(&self.catalog, &self.io, table, &change).await {
+        match commit_append(&self.catalog, &io, table, &change).await {
             Ok(outcome) => Ok(AppendResult {
                 snapshot_id: outcome.snapshot_id,
                 rows,
@@ -265,8 +301,7 @@ impl Lakehouse {
             }),
             Err(e) => {
                 if !e.commit_may_have_landed() {
-                    self.delete_files(change.added_files.iter().map(|f| f.file_path()))
-                        .await;
+                    delete_files(&io, change.added_files.iter().map(|f| f.file_path())).await;
                 }
                 Err(e)
             }
@@ -310,7 +345,8 @@ impl Lakehouse {
             .context(|| format!("evolving the schema of {name}"))?
             .metadata;
             let message = format!("evolve schema of {name}: +[{}]", added.join(", "));
-            if commit_metadata(&self.catalog, &self.io, &table, &next, &message).await? {
+            let io = self.io_for(&table)?;
+            if commit_metadata(&self.catalog, &io, &table, &next, &message).await? {
                 return Ok(true);
             }
         }
@@ -351,14 +387,15 @@ impl Lakehouse {
         }
         let read_input = started.elapsed().as_secs_f64();
         let mut written = Vec::new();
-        match merge(&self.catalog, &self.io, table, batch, options, &mut written).await {
+        let io = self.io_for(&table)?;
+        match merge(&self.catalog, &io, table, batch, options, &mut written).await {
             Ok(mut result) => {
                 result.timings.insert(0, ("read_input", read_input));
                 Ok(result)
             }
             Err(e) => {
                 if !e.commit_may_have_landed() {
-                    self.delete_files(written.iter().map(String::as_str)).await;
+                    delete_files(&io, written.iter().map(String::as_str)).await;
                 }
                 Err(e)
             }
@@ -389,16 +426,9 @@ impl Lakehouse {
         write_mode: Option<WriteMode>,
     ) -> Result<DeleteResult> {
         let table = self.load_to_write(name, ref_name).await?;
-        let plan = plan_delete(
-            &self.catalog,
-            &self.io,
-            table,
-            filters,
-            properties,
-            write_mode,
-        )
-        .await?;
-        commit_delete(&self.catalog, &self.io, plan).await
+        let io = self.io_for(&table)?;
+        let plan = plan_delete(&self.catalog, &io, table, filters, properties, write_mode).await?;
+        commit_delete(&self.catalog, &io, plan).await
     }
 
     /// The rows appended to table `name` on `ref_name` after snapshot `from` up to `to` (the
@@ -412,7 +442,7 @@ impl Lakehouse {
         batch_size: Option<usize>,
     ) -> Result<ScanPlan> {
         let table = self.load_table(name, ref_name).await?;
-        changes(&self.io, &table, from, to, batch_size).await
+        changes(&self.io_for(&table)?, &table, from, to, batch_size).await
     }
 
     /// Merges branch `source` into `into`, all tables at once; see [`crate::branch_merge`]
@@ -442,7 +472,7 @@ impl Lakehouse {
             self.load_table(name, from).await?,
             self.load_table(name, to).await?,
         );
-        diff_rows(&self.io, &a, &b, key, sample)
+        diff_rows(&self.io_for(&a)?, &a, &b, key, sample)
             .await
             .map_err(|e| e.in_table(name))
     }
@@ -507,11 +537,12 @@ impl Lakehouse {
     ) -> Result<CompactResult> {
         let table = self.table_to_rewrite(name, ref_name, "compact").await?;
         let mut written = Vec::new();
-        let result = compact(&self.catalog, &self.io, table, options, &mut written).await;
+        let io = self.io_for(&table)?;
+        let result = compact(&self.catalog, &io, table, options, &mut written).await;
         if let Err(e) = &result
             && !e.commit_may_have_landed()
         {
-            self.delete_files(written.iter().map(String::as_str)).await;
+            delete_files(&io, written.iter().map(String::as_str)).await;
         }
         result.map_err(|e| e.in_table(name))
     }
@@ -527,7 +558,8 @@ impl Lakehouse {
         let table = self
             .table_to_rewrite(name, ref_name, "set properties of")
             .await?;
-        crate::tables::properties::set_properties(&self.catalog, &self.io, table, updates).await
+        let io = self.io_for(&table)?;
+        crate::tables::properties::set_properties(&self.catalog, &io, table, updates).await
     }
 
     /// Regroups the manifests of table `name` on branch `ref_name`; see
@@ -541,7 +573,8 @@ impl Lakehouse {
         let table = self
             .table_to_rewrite(name, ref_name, "rewrite the manifests of")
             .await?;
-        rewrite_manifests(&self.catalog, &self.io, table, properties).await
+        let io = self.io_for(&table)?;
+        rewrite_manifests(&self.catalog, &io, table, properties).await
     }
 
     /// Loads a table for a rewrite, refusing tags (immutable) before anything is written.
@@ -592,13 +625,13 @@ impl Lakehouse {
         let table = self
             .load_table(name, options.ref_name.as_deref().unwrap_or(MAIN))
             .await?;
-        ScanPlan::plan(&self.io, &table, options).await
+        ScanPlan::plan(&self.io_for(&table)?, &table, options).await
     }
+}
 
-    /// Best effort: files of a failed write are unreferenced, so a leftover is only an orphan.
-    async fn delete_files(&self, paths: impl Iterator<Item = &str>) {
-        for path in paths {
-            let _ = self.io.delete(path).await;
-        }
+/// Best effort: files of a failed write are unreferenced, so a leftover is only an orphan.
+async fn delete_files(io: &FileIO, paths: impl Iterator<Item = &str>) {
+    for path in paths {
+        let _ = io.delete(path).await;
     }
 }

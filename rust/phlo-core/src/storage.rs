@@ -30,6 +30,12 @@ pub struct Storage {
     warehouse: String,
     io: FileIO,
     kind: Kind,
+    /// The storage properties `io` was built from (S3: with the AWS environment filled in):
+    /// what a table's own properties are laid over, and what a catalog server hands its
+    /// clients when it vends credentials. Empty for a local warehouse.
+    properties: HashMap<String, String>,
+    /// Opened without S3 credentials, waiting for a catalog to hand them out per table.
+    credentials_missing: bool,
 }
 
 #[derive(Clone)]
@@ -59,7 +65,7 @@ impl Storage {
         }
         if warehouse.starts_with("s3://") {
             #[cfg(feature = "s3")]
-            return s3::open(warehouse, properties).await;
+            return s3::open(warehouse, properties, true).await;
             #[cfg(not(feature = "s3"))]
             return Err(Error::config(
                 format!("warehouse {warehouse} needs S3 support, which this build of phlo lacks"),
@@ -71,6 +77,23 @@ impl Storage {
             format!("unsupported warehouse URI {warehouse:?}"),
             "use file:///absolute/folder or s3://bucket/prefix",
         ))
+    }
+
+    /// [`Self::open`] for a lakehouse whose catalog may hand out storage credentials per table
+    /// (an Iceberg REST catalog): an S3 warehouse without credentials in `properties` or the
+    /// environment is opened unchecked, and each table's files need the catalog's (see
+    /// [`Self::file_io_with`]).
+    pub async fn open_awaiting_credentials(
+        warehouse: &str,
+        properties: &HashMap<String, String>,
+    ) -> Result<Self> {
+        #[cfg(feature = "s3")]
+        if warehouse.starts_with("s3://") && !s3::has_credentials(properties) {
+            let mut storage = s3::open(warehouse.trim_end_matches('/'), properties, false).await?;
+            storage.credentials_missing = true;
+            return Ok(storage);
+        }
+        Self::open(warehouse, properties).await
     }
 
     /// The local folder `dir` (absolute), created when missing.
@@ -93,6 +116,8 @@ impl Storage {
             warehouse: format!("file://{}", dir.display()),
             io: FileIO::new_with_fs(),
             kind: Kind::Local,
+            properties: HashMap::new(),
+            credentials_missing: false,
         })
     }
 
@@ -103,6 +128,30 @@ impl Storage {
 
     pub fn file_io(&self) -> &FileIO {
         &self.io
+    }
+
+    /// The storage properties (S3 credentials among them): never log or show them.
+    pub fn properties(&self) -> &HashMap<String, String> {
+        &self.properties
+    }
+
+    /// Whether the warehouse was opened without the S3 credentials its files need.
+    pub fn credentials_missing(&self) -> bool {
+        self.credentials_missing
+    }
+
+    /// A file IO with `overlay` (a table's own storage properties, as a REST catalog hands
+    /// them out) laid over the warehouse's properties; the warehouse's own for a local one.
+    pub fn file_io_with(&self, overlay: &HashMap<String, String>) -> FileIO {
+        match &self.kind {
+            Kind::Local => self.io.clone(),
+            #[cfg(feature = "s3")]
+            Kind::S3(_) => {
+                let mut properties = self.properties.clone();
+                properties.extend(overlay.clone());
+                s3::file_io(&properties)
+            }
+        }
     }
 
     /// Every file below `location` (a table location URI), recursively; none when the
@@ -199,9 +248,11 @@ mod s3 {
         op: Operator,
     }
 
+    /// The S3 warehouse, its bucket checked with one listing when `check`.
     pub(super) async fn open(
         warehouse: &str,
         properties: &HashMap<String, String>,
+        check: bool,
     ) -> Result<Storage> {
         let rest = &warehouse["s3://".len()..];
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -212,22 +263,41 @@ mod s3 {
             ));
         }
         let props = with_defaults(properties);
-        let io = FileIOBuilder::new(Arc::new(OpenDalStorageFactory::S3 {
-            customized_credential_load: None,
-        }))
-        .with_props(props.clone())
-        .build();
         let store = ObjectStore {
             bucket: bucket.to_string(),
             endpoint: props.get("s3.endpoint").cloned(),
             op: operator(bucket, &props)?,
         };
-        store.check(prefix).await?;
+        if check {
+            store.check(prefix).await?;
+        }
         Ok(Storage {
             warehouse: warehouse.to_string(),
-            io,
+            io: file_io(&props),
             kind: Kind::S3(store),
+            properties: props,
+            credentials_missing: false,
         })
+    }
+
+    /// iceberg's file IO on S3 with `props` (already [`with_defaults`]).
+    pub(super) fn file_io(props: &HashMap<String, String>) -> iceberg::io::FileIO {
+        FileIOBuilder::new(Arc::new(OpenDalStorageFactory::S3 {
+            customized_credential_load: None,
+        }))
+        .with_props(props.clone())
+        .build()
+    }
+
+    /// Whether `properties` or the environment hold an S3 key pair (or allow anonymous access).
+    pub(super) fn has_credentials(properties: &HashMap<String, String>) -> bool {
+        let props = with_defaults(properties);
+        let anonymous = props
+            .get("s3.allow-anonymous")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        anonymous
+            || (props.contains_key("s3.access-key-id")
+                && props.contains_key("s3.secret-access-key"))
     }
 
     /// The properties with the AWS environment filled in, and what S3-compatible servers

@@ -21,10 +21,15 @@ type PyResponse<'py> = (u16, Vec<(String, String)>, Bound<'py, PyBytes>);
 #[pymethods]
 impl NativeRestService {
     #[new]
-    #[pyo3(signature = (lakehouse, token=None))]
-    fn new(lakehouse: &NativeLakehouse, token: Option<String>) -> Self {
+    #[pyo3(signature = (lakehouse, token=None, vend_credentials=false))]
+    fn new(lakehouse: &NativeLakehouse, token: Option<String>, vend_credentials: bool) -> Self {
+        let service = RestService::new(lakehouse.shared(), token);
+        let service = match vend_credentials {
+            true => service.vending_credentials(),
+            false => service,
+        };
         Self {
-            inner: Arc::new(RestService::new(lakehouse.shared(), token)),
+            inner: Arc::new(service),
         }
     }
 

@@ -27,7 +27,7 @@ enum Backend {
     Sqlite(Sqlite),
     #[cfg(feature = "postgres")]
     Postgres(Postgres),
-    Rest(RestCatalog),
+    Rest(Box<RestCatalog>),
 }
 
 impl Catalog {
@@ -68,7 +68,7 @@ impl Catalog {
                 "build phlo-core with the cargo feature `postgres` (the Python package has it)",
             )),
             "http" | "https" => Ok(Self {
-                backend: Backend::Rest(RestCatalog::connect(uri, properties)?),
+                backend: Backend::Rest(Box::new(RestCatalog::connect(uri, properties)?)),
             }),
             _ => Err(Error::config(
                 format!("catalog URI {} is not supported", redact_uri(uri)),
@@ -109,7 +109,7 @@ impl Catalog {
     /// The REST catalog behind this handle, if it is one.
     pub fn rest(&self) -> Option<&RestCatalog> {
         match &self.backend {
-            Backend::Rest(rest) => Some(rest),
+            Backend::Rest(rest) => Some(rest.as_ref()),
             _ => None,
         }
     }

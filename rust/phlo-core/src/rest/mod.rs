@@ -84,11 +84,34 @@ pub struct RestService {
     lakehouse: Arc<Lakehouse>,
     /// When set, every request but the token exchange needs `Authorization: Bearer <token>`.
     token: Option<String>,
+    /// What load-table and create-table answers carry as `config`: nothing, or with
+    /// [`Self::vending_credentials`] the warehouse's own storage properties.
+    table_config: Value,
 }
 
 impl RestService {
     pub fn new(lakehouse: Arc<Lakehouse>, token: Option<String>) -> Self {
-        Self { lakehouse, token }
+        Self {
+            lakehouse,
+            token,
+            table_config: json!({}),
+        }
+    }
+
+    /// Hands the warehouse's storage properties (its S3 endpoint, region, path style and
+    /// **its own access key and secret**) to every client in load-table and create-table
+    /// answers, so clients without credentials of their own read and write the tables' files:
+    /// for trusted networks only, as anyone who can reach the server gets the keys.
+    pub fn vending_credentials(mut self) -> Self {
+        let vended: serde_json::Map<String, Value> = self
+            .lakehouse
+            .storage_properties()
+            .iter()
+            .filter(|(key, _)| key.starts_with("s3.") || key.as_str() == "client.region")
+            .map(|(key, value)| (key.clone(), Value::String(value.clone())))
+            .collect();
+        self.table_config = Value::Object(vended);
+        self
     }
 
     /// Answers one request; every failure is a response in Iceberg's error model.
@@ -127,8 +150,12 @@ impl RestService {
             Endpoint::DropNamespace(ns) => namespaces::drop(lh, &ns),
             Endpoint::UpdateNamespaceProperties(ns) => namespaces::update_properties(lh, &ns, body),
             Endpoint::ListTables(ns) => tables::list(lh, &ref_name, &ns),
-            Endpoint::CreateTable(ns) => tables::create(lh, &ref_name, &ns, body, &author).await,
-            Endpoint::LoadTable(ident) => tables::load(lh, &ref_name, &ident).await,
+            Endpoint::CreateTable(ns) => {
+                tables::create(lh, &ref_name, &ns, body, &author, &self.table_config).await
+            }
+            Endpoint::LoadTable(ident) => {
+                tables::load(lh, &ref_name, &ident, &self.table_config).await
+            }
             Endpoint::TableExists(ident) => tables::exists(lh, &ref_name, &ident),
             Endpoint::DropTable(ident) => {
                 let purge = routes::query_param(&request.query, "purgeRequested")

@@ -2,7 +2,7 @@
 
 use iceberg::TableCreation;
 use iceberg::spec::{FormatVersion, TableMetadataBuilder};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{Response, RestError, wire};
 use crate::catalog::{CommitMeta, TableIdent};
@@ -25,6 +25,7 @@ pub async fn create(
     namespace: &str,
     body: &[u8],
     meta: &CommitMeta,
+    config: &Value,
 ) -> Result<Response, RestError> {
     let request: wire::CreateTable = wire::parse(body, "create table")?;
     crate::catalog::validate_name(&request.name, "table")
@@ -59,7 +60,7 @@ pub async fn create(
         .format_version(format_version)
         .build();
     if request.stage_create {
-        return staged(lh, ref_name, &ident, creation);
+        return staged(lh, ref_name, &ident, creation, config);
     }
     let table = LoadedTable::create_from(
         lh.catalog(),
@@ -74,7 +75,7 @@ pub async fn create(
         crate::Error::Iceberg { .. } => RestError::bad_request(e.to_string()),
         other => other.into(),
     })?;
-    Ok(Response::json(200, &wire::load_result(&table)))
+    Ok(loaded(&table, config))
 }
 
 /// A staged create (`stage-create: true`): the new table's metadata, written nowhere; the
@@ -84,6 +85,7 @@ fn staged(
     ref_name: &str,
     ident: &TableIdent,
     creation: TableCreation,
+    config: &Value,
 ) -> Result<Response, RestError> {
     if !lh.catalog().namespace_exists(&ident.namespace)? {
         return Err(crate::Error::NoSuchNamespace(ident.namespace.clone()).into());
@@ -97,17 +99,26 @@ fn staged(
         .metadata;
     Ok(Response::json(
         200,
-        &json!({"metadata-location": null, "metadata": metadata, "config": {}}),
+        &json!({"metadata-location": null, "metadata": metadata, "config": config}),
     ))
+}
+
+/// A table's load (or create) answer, with `config`: the storage properties the server hands
+/// out (empty unless it vends them).
+fn loaded(table: &LoadedTable, config: &Value) -> Response {
+    let mut body = wire::load_result(table);
+    body["config"] = config.clone();
+    Response::json(200, &body)
 }
 
 pub async fn load(
     lh: &Lakehouse,
     ref_name: &str,
     ident: &TableIdent,
+    config: &Value,
 ) -> Result<Response, RestError> {
     let table = lh.load_table(&ident.to_string(), ref_name).await?;
-    Ok(Response::json(200, &wire::load_result(&table)))
+    Ok(loaded(&table, config))
 }
 
 pub fn exists(lh: &Lakehouse, ref_name: &str, ident: &TableIdent) -> Result<Response, RestError> {

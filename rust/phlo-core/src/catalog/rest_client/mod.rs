@@ -10,6 +10,7 @@ mod errors;
 mod http;
 mod publish;
 mod sigv4;
+mod storage;
 mod tables;
 mod transaction;
 
@@ -19,6 +20,7 @@ use auth::Auth;
 use config::ServerConfig;
 use http::Http;
 use sigv4::SigV4;
+use storage::Vended;
 use transaction::Transactions;
 
 use crate::error::Result;
@@ -29,6 +31,8 @@ pub struct RestCatalog {
     http: Http,
     config: ServerConfig,
     transactions: Transactions,
+    /// The storage properties the server handed out, by table.
+    vended: Vended,
 }
 
 impl RestCatalog {
@@ -48,6 +52,7 @@ impl RestCatalog {
             http,
             config,
             transactions: Transactions::default(),
+            vended: Vended::default(),
         })
     }
 

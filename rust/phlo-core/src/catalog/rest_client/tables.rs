@@ -1,7 +1,7 @@
 //! Namespaces and tables on the REST catalog: list, create, load, drop. Namespaces belong to
 //! the catalog; a table is reached on a catalog ref's prefix (see [`super::config`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use iceberg::TableCreation;
 use iceberg::spec::TableMetadata;
@@ -14,12 +14,25 @@ use super::errors::{namespace_missing, read_error};
 use crate::catalog::{MAIN, TableIdent};
 use crate::error::{Error, Result};
 
-/// A `LoadTableResult`: the table's current metadata and where the server keeps it.
+/// A `LoadTableResult`: the table's current metadata and where the server keeps it, with the
+/// storage properties the server hands out for its files (see [`super::storage`]).
 #[derive(Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub(crate) struct LoadedMetadata {
     pub metadata_location: Option<String>,
     pub metadata: TableMetadata,
+    #[serde(default)]
+    pub config: HashMap<String, String>,
+    #[serde(default)]
+    pub storage_credentials: Vec<StorageCredential>,
+}
+
+/// One entry of `storage-credentials`: properties for the files under `prefix`.
+#[derive(Deserialize)]
+pub(crate) struct StorageCredential {
+    pub prefix: String,
+    #[serde(default)]
+    pub config: HashMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -247,7 +260,9 @@ impl RestCatalog {
                 Err(Error::NoSuchNamespace(ident.namespace.clone()))
             }
             404 => Err(self.missing(ref_name, Error::NoSuchTable(ident.to_string()))),
-            _ if reply.ok() => reply.json(&format!("loading {ident}")),
+            _ if reply.ok() => {
+                Ok(self.remember_storage(ident, reply.json(&format!("loading {ident}"))?))
+            }
             _ => Err(read_error(&self.http, &reply, &format!("loading {ident}"))),
         }
     }
@@ -280,7 +295,9 @@ impl RestCatalog {
         match reply.status {
             404 => Err(self.missing(ref_name, Error::NoSuchNamespace(ident.namespace.clone()))),
             409 => Err(Error::TableAlreadyExists(ident.to_string())),
-            _ if reply.ok() => reply.json(&format!("creating {ident}")),
+            _ if reply.ok() => {
+                Ok(self.remember_storage(ident, reply.json(&format!("creating {ident}"))?))
+            }
             _ => Err(read_error(&self.http, &reply, &format!("creating {ident}"))),
         }
     }
