@@ -48,6 +48,9 @@ mod rest_catalog;
 mod rest_nessie;
 #[path = "rest_service.rs"]
 mod rest_service;
+#[cfg(feature = "s3")]
+#[path = "rest_vending.rs"]
+mod rest_vending;
 
 /// Every `*.rs` file of this folder is a module here, or a binary of its own in Cargo.toml:
 /// with autotests off, an undeclared file would silently never run.
