@@ -89,7 +89,16 @@ impl Storage {
     ) -> Result<Self> {
         #[cfg(feature = "s3")]
         if warehouse.starts_with("s3://") && !s3::has_credentials(properties) {
-            let mut storage = s3::open(warehouse.trim_end_matches('/'), properties, false).await?;
+            // Without keys, S3 clients look for credentials on the network (the EC2 metadata
+            // service): refuse fast instead, the catalog's keys come per table.
+            let mut properties = properties.clone();
+            for key in ["s3.disable-ec2-metadata", "s3.disable-config-load"] {
+                properties
+                    .entry(key.into())
+                    .or_insert_with(|| "true".into());
+            }
+            let warehouse = warehouse.trim_end_matches('/');
+            let mut storage = s3::open(warehouse, &properties, false).await?;
             storage.credentials_missing = true;
             return Ok(storage);
         }
@@ -289,7 +298,17 @@ mod s3 {
         .build()
     }
 
-    /// Whether `properties` or the environment hold an S3 key pair (or allow anonymous access).
+    /// AWS environment variables that name where credentials come from (a profile file, a web
+    /// identity, a container's credential endpoint) without holding a key pair.
+    const CREDENTIAL_SOURCES: [&str; 4] = [
+        "AWS_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ];
+
+    /// Whether `properties` or the environment hold an S3 key pair, name a source of
+    /// credentials, or allow anonymous access.
     pub(super) fn has_credentials(properties: &HashMap<String, String>) -> bool {
         let props = with_defaults(properties);
         let anonymous = props
@@ -298,6 +317,9 @@ mod s3 {
         anonymous
             || (props.contains_key("s3.access-key-id")
                 && props.contains_key("s3.secret-access-key"))
+            || CREDENTIAL_SOURCES
+                .iter()
+                .any(|v| std::env::var_os(v).is_some())
     }
 
     /// The properties with the AWS environment filled in, and what S3-compatible servers
