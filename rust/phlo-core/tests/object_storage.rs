@@ -1,23 +1,19 @@
 //! The engine's core cases on S3 (a real SeaweedFS on 127.0.0.1) with the SQLite catalog, and
 //! `Lakehouse::connect`'s URI handling.
 
-#[path = "support/model.rs"]
-mod model;
-mod seaweedfs;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::{Int64Array, RecordBatch, StringArray};
 use arrow_schema::{ArrowError, DataType, Field, Schema};
 use bytes::Bytes;
-use model::{Model, contents};
+use crate::model::{Model, contents};
 use phlo_core::catalog::{CommitMeta, MAIN, RefKind};
 use phlo_core::compact::CompactOptions;
 use phlo_core::merge::{MergeOptions, MergeStrategy};
 use phlo_core::tables::{Filter, FilterOp, Literal};
 use phlo_core::{Error, Lakehouse};
-use seaweedfs::{SECRET_KEY, SeaweedFs, free_port, shared, warehouse};
+use crate::seaweedfs::{SECRET_KEY, SeaweedFs, free_port, shared, warehouse};
 
 fn schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![

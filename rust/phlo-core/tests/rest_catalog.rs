@@ -3,10 +3,7 @@
 //! phlo's own commit path as REST updates; results are checked against a model (a map by key)
 //! and against the server's own catalog.
 
-#[path = "support/model.rs"]
-mod model;
 mod rest;
-mod seaweedfs;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +11,8 @@ use std::sync::atomic::Ordering;
 
 use arrow_array::{Int64Array, RecordBatch, StringArray};
 use arrow_schema::{ArrowError, DataType, Field, Schema};
-use model::{Model, scan_model};
+use crate::model::{self, Model, scan_model};
+use crate::seaweedfs;
 use phlo_core::Lakehouse;
 use phlo_core::catalog::{CommitMeta, MAIN, RefKind, RefMerge};
 use phlo_core::compact::CompactOptions;
@@ -581,6 +579,9 @@ async fn a_transaction_that_lost_the_race_reapplies_its_appends_or_changes_nothi
     let b = model_of(&[(0, "before"), (1, "tx"), (2, "other")]);
     assert_eq!(served(&fx, "raw.a").await, a);
     assert_eq!(served(&fx, "raw.b").await, b);
+    // The first attempt's manifest list and manifest for b went once the re-applied one
+    // landed: no file is left that no snapshot references.
+    assert_eq!(unreferenced(&fx).await, Vec::<String>::new());
 
     // An upsert on a table another writer moved (after the transaction read it) cannot be
     // re-applied: neither table changes, and every file the transaction wrote is removed.
@@ -608,6 +609,116 @@ async fn a_transaction_that_lost_the_race_reapplies_its_appends_or_changes_nothi
     a_now.insert(4, "other".into());
     assert_eq!(served(&fx, "raw.a").await, a_now);
     assert_eq!(served(&fx, "raw.b").await, b);
+}
+
+/// The files under the served tables' locations that nothing in the server's catalog
+/// references (what orphan removal would delete).
+async fn unreferenced(fx: &Fixture) -> Vec<String> {
+    let far_future = chrono::Utc::now().timestamp_millis() + 3_600_000;
+    let orphans = fx.server_lh.remove_orphan_files(far_future, true).await;
+    orphans.unwrap().files
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transaction_creates_a_table_with_its_writes_through_the_rest_catalog() {
+    let fx = fixture(None);
+    let lh = two_tables(&fx).await;
+    let tx = lh.catalog().create_internal_branch("tx/", MAIN).unwrap();
+    lh.create_table("raw.c", &schema(), &[], HashMap::new(), &tx)
+        .await
+        .unwrap();
+    for name in ["raw.c", "raw.a"] {
+        lh.append(name, rows(&[(1, "tx")]), &tx, HashMap::new())
+            .await
+            .unwrap();
+    }
+    // A staged create: the transaction sees its table, the server has nothing yet.
+    assert_eq!(model::contents(&lh, "raw.c", &tx).await, model_of(&[(1, "tx")]));
+    let err = fx.server_lh.load_table("raw.c", MAIN).await.unwrap_err();
+    assert_eq!(err.code(), "no_such_table", "{err}");
+    let err = lh.create_table("raw.c", &schema(), &[], HashMap::new(), &tx).await;
+    assert_eq!(err.unwrap_err().code(), "table_already_exists");
+
+    let merged = commit(&lh, &tx).await.unwrap();
+    assert_eq!(merged.added, vec!["raw.c"]);
+    assert_eq!(merged.fast_forwarded, vec!["raw.a"]);
+    assert_eq!(served(&fx, "raw.c").await, model_of(&[(1, "tx")]));
+    assert_eq!(served(&fx, "raw.a").await, model_of(&[(0, "before"), (1, "tx")]));
+    let log = fx.server_lh.catalog().log(Some(MAIN), 1).unwrap();
+    let mut tables = log[0].tables.clone();
+    tables.sort();
+    assert_eq!(tables, vec!["raw.a", "raw.c"], "{log:?}");
+    assert_eq!(unreferenced(&fx).await, Vec::<String>::new());
+    // The table the transaction staged is the one that landed (same uuid), and writable.
+    lh.append("raw.c", rows(&[(2, "after")]), MAIN, HashMap::new())
+        .await
+        .unwrap();
+    assert_eq!(served(&fx, "raw.c").await, model_of(&[(1, "tx"), (2, "after")]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_created_meanwhile_fails_the_transaction_that_creates_it_and_nothing_lands() {
+    let fx = fixture(None);
+    let lh = two_tables(&fx).await;
+    let other = fx.client(&[]).await.unwrap();
+    let before = files_under(fx.dir.path());
+    let tx = lh.catalog().create_internal_branch("tx/", MAIN).unwrap();
+    lh.create_table("raw.c", &schema(), &[], HashMap::new(), &tx)
+        .await
+        .unwrap();
+    for name in ["raw.c", "raw.a"] {
+        lh.append(name, rows(&[(1, "tx")]), &tx, HashMap::new())
+            .await
+            .unwrap();
+    }
+    other
+        .create_table("raw.c", &schema(), &[], HashMap::new(), MAIN)
+        .await
+        .unwrap();
+    let created = files_under(fx.dir.path());
+
+    let err = commit(&lh, &tx).await.unwrap_err();
+    assert_eq!(err.code(), "commit_conflict", "{err}");
+    assert!(err.to_string().contains("raw.c"), "{err}");
+    assert_eq!(served(&fx, "raw.a").await, model_of(&[(0, "before")]));
+    assert_eq!(served(&fx, "raw.c").await, Model::new());
+    // Every file the transaction wrote is gone: what is left is the other creator's.
+    let now = files_under(fx.dir.path());
+    let others: Vec<_> = now.iter().filter(|f| !before.contains(f)).collect();
+    assert_eq!(others.len(), 1, "{others:?}");
+    assert!(created.contains(others[0]), "{others:?}");
+    assert!(others[0].to_string_lossy().ends_with(".metadata.json"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_discarded_transaction_removes_its_files_and_commits_nothing_on_the_rest_catalog() {
+    let fx = fixture(None);
+    let lh = two_tables(&fx).await;
+    let before = files_under(fx.dir.path());
+    let tx = lh.catalog().create_internal_branch("tx/", MAIN).unwrap();
+    lh.create_table("raw.c", &schema(), &[], HashMap::new(), &tx)
+        .await
+        .unwrap();
+    for name in ["raw.c", "raw.a"] {
+        lh.append(name, rows(&[(1, "tx")]), &tx, HashMap::new())
+            .await
+            .unwrap();
+    }
+    let mut options = merge_options(WriteMode::CopyOnWrite);
+    options.ref_name = tx.clone();
+    lh.merge("raw.b", rows(&[(0, "merged")]), &options)
+        .await
+        .unwrap();
+    assert_ne!(files_under(fx.dir.path()), before);
+    // What `with lh.transaction()` does when its block raises.
+    lh.discard_transaction(&tx).await.unwrap();
+    assert_eq!(files_under(fx.dir.path()), before);
+    assert!(!lh.catalog().rest().unwrap().in_transaction(&tx));
+    let before_rows = model_of(&[(0, "before")]);
+    assert_eq!(served(&fx, "raw.a").await, before_rows);
+    assert_eq!(served(&fx, "raw.b").await, before_rows);
+    let err = fx.server_lh.load_table("raw.c", MAIN).await.unwrap_err();
+    assert_eq!(err.code(), "no_such_table", "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -105,13 +105,17 @@ impl RestCatalog {
         })
     }
 
-    /// Creates the table (only on `main`: a REST table's branches live inside it).
+    /// Creates the table (only on `main`: a REST table's branches live inside it; in a
+    /// transaction, when the transaction commits).
     pub(crate) fn create(
         &self,
         ident: &TableIdent,
         ref_name: &str,
         creation: &TableCreation,
     ) -> Result<LoadedTable> {
+        if self.in_transaction(ref_name) {
+            return self.stage_create(ident, ref_name, creation);
+        }
         if ref_name != MAIN {
             return Err(Error::invalid(
                 format!(
@@ -120,7 +124,7 @@ impl RestCatalog {
                 "create it with ref=\"main\", then create the branch on the table",
             ));
         }
-        view(ident, MAIN, self.create_table(ident, creation)?)
+        view(ident, MAIN, self.create_table(ident, creation, false)?)
     }
 
     /// Commits `snapshot` as the new head of `branch` (of the engine's view) of `table`.
