@@ -759,6 +759,15 @@ async fn a_server_without_multi_table_commits_refuses_the_transaction_and_change
             .await
             .unwrap();
     }
+    // Nor can it tell that the commit would create a table: refused before a file is written.
+    let files = files_under(fx.dir.path());
+    let err = unlisted
+        .create_table("raw.c", &schema(), &[], HashMap::new(), &tx)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "config", "{err}");
+    assert!(err.to_string().contains("raw.c"), "{err}");
+    assert_eq!(files_under(fx.dir.path()), files);
     let err = commit(&unlisted, &tx).await.unwrap_err();
     assert_eq!(err.code(), "config", "{err}");
     assert!(err.to_string().contains("transactions/commit"), "{err}");
@@ -820,6 +829,40 @@ async fn a_transaction_commits_two_tables_through_seaweedfs_rest_catalog() {
     b_now.insert(3, "other".into());
     assert_eq!(scan(&other, &a).await, landed);
     assert_eq!(scan(&other, &b).await, b_now);
+}
+
+/// SeaweedFS 4.48 answers a staged create but not a `/transactions/commit` that creates the
+/// table ("table does not exist"), and lists no endpoints: a create inside a transaction is
+/// refused there before anything is written, and the transaction's other writes still land.
+#[tokio::test(flavor = "multi_thread")]
+async fn seaweedfs_refuses_a_create_inside_a_transaction_before_writing_anything() {
+    let weed = seaweedfs::shared().await;
+    let (properties, warehouse) = seaweedfs_rest(&weed);
+    let connect = || Lakehouse::connect(&weed.iceberg, &warehouse, &properties);
+    let (lh, other) = (connect().await.unwrap(), connect().await.unwrap());
+    let namespace = format!("ns{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    lh.catalog().create_namespace(&namespace).unwrap();
+    let (a, c) = (format!("{namespace}.a"), format!("{namespace}.c"));
+    table_holding(&lh, &a, (0, "before")).await;
+    let prefix = format!("{namespace}.db");
+    let objects = weed.list(seaweedfs::TABLE_BUCKET, &prefix).await;
+    assert!(objects.iter().any(|o| o.contains("/a/")), "{objects:?}");
+    let tx = lh.catalog().create_internal_branch("tx/", MAIN).unwrap();
+    let err = lh
+        .create_table(&c, &schema(), &[], HashMap::new(), &tx)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "config", "{err}");
+    assert!(err.to_string().contains(&c), "{err}");
+    assert!(err.to_string().contains("transactions/commit"), "{err}");
+    assert_eq!(weed.list(seaweedfs::TABLE_BUCKET, &prefix).await, objects);
+    let tables = other.catalog().list_tables_on(MAIN, &namespace).unwrap();
+    assert_eq!(tables.len(), 1, "{tables:?}");
+    lh.append(&a, rows(&[(1, "tx")]), &tx, HashMap::new())
+        .await
+        .unwrap();
+    commit(&lh, &tx).await.unwrap();
+    assert_eq!(scan(&other, &a).await, model_of(&[(0, "before"), (1, "tx")]));
 }
 
 /// Every file under `dir`, recursively.

@@ -160,6 +160,24 @@ impl RestCatalog {
         )
     }
 
+    /// Refuses a create inside a transaction on a server that does not list
+    /// `/transactions/commit` among its endpoints: whether it creates a staged table there
+    /// cannot be known before the commit (SeaweedFS 4.48 stages the create but answers the
+    /// commit with "table does not exist"), and a failure then would come after every write.
+    fn no_staged_creates(&self, ident: &TableIdent) -> Error {
+        Error::config(
+            format!(
+                "cannot create {ident} inside a transaction on the REST catalog at {}: it does \
+                 not list {ENDPOINT} among its endpoints (GET /v1/config), so phlo cannot know \
+                 that the commit will create the table with the transaction's other changes \
+                 (SeaweedFS 4.48, for one, does not)",
+                self.http.uri()
+            ),
+            "create the table before the transaction (lh.create_table), then write it inside \
+             the transaction",
+        )
+    }
+
     /// The table as transaction `name` sees it: its staged changes, else the target's table
     /// (read now, and kept as the base the transaction's changes require).
     pub(super) fn load_staged(&self, ident: &TableIdent, name: &str) -> Result<LoadedTable> {
@@ -215,27 +233,12 @@ impl RestCatalog {
             Some(staging) if staging.tables.contains_key(&key) => {
                 return Err(Error::TableAlreadyExists(key));
             }
+            Some(_) if self.config.serves(ENDPOINT) != Some(true) => {
+                return Err(self.no_staged_creates(ident));
+            }
             Some(_) => {}
         }
-        let staged = self.create_table(ident, creation, true)?;
-        if staged.metadata_location.is_some() {
-            // The server created the table instead of staging it: it is not in the
-            // transaction, so it must not stay behind as a half of it.
-            let dropped = self.drop_table(ident, true);
-            return Err(Error::config(
-                format!(
-                    "the REST catalog at {} does not stage table creations (it created {ident} \
-                     at once{}), so {ident} cannot be created inside a transaction there",
-                    self.http.uri(),
-                    match dropped {
-                        Ok(()) => " and phlo dropped it again",
-                        Err(_) => ", and dropping it again failed",
-                    }
-                ),
-                "create the table before the transaction, then write it in the transaction",
-            ));
-        }
-        let base = view(ident, MAIN, staged)?;
+        let base = view(ident, MAIN, self.create_table(ident, creation, true)?)?;
         let staged = StagedTable {
             guard: base.clone(),
             head: LoadedTable {
