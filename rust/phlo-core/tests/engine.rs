@@ -4,8 +4,9 @@
 //! Run one file's tests with its module path: `cargo test -p phlo-core --test engine merge::`.
 //!
 //! `#[path]` loads each file as a module that owns its folder, so the modules a file declares
-//! itself (`mod rest;`, `mod support;`) resolve next to it, as when it was its own crate.
-//! Helpers several files share are declared once, here, and reached as `crate::seaweedfs`.
+//! itself (`mod rest;`) resolve next to it, as when it was its own crate.
+//! Helpers several files share are declared once, here, and reached as `crate::seaweedfs`,
+//! `crate::support`, `crate::model`.
 //! `streaming.rs` stays a binary of its own: its counting global allocator must see only its
 //! own test's allocations. A new test file must be declared here (autotests are off); the test
 //! at the bottom fails when one is not.
@@ -47,6 +48,7 @@ mod rest_catalog;
 mod rest_service;
 #[cfg(feature = "s3")]
 mod seaweedfs;
+mod support;
 
 /// Every `*.rs` file of this folder is a module here, or a binary of its own in Cargo.toml:
 /// with autotests off, an undeclared file would silently never run.

@@ -4,16 +4,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::model::{Model, contents};
+use crate::seaweedfs::{SECRET_KEY, SeaweedFs, free_port, shared, warehouse};
 use arrow_array::{Int64Array, RecordBatch, StringArray};
 use arrow_schema::{ArrowError, DataType, Field, Schema};
 use bytes::Bytes;
-use crate::model::{Model, contents};
 use phlo_core::catalog::{CommitMeta, MAIN, RefKind};
 use phlo_core::compact::CompactOptions;
 use phlo_core::merge::{MergeOptions, MergeStrategy};
 use phlo_core::tables::{Filter, FilterOp, Literal};
 use phlo_core::{Error, Lakehouse};
-use crate::seaweedfs::{SECRET_KEY, SeaweedFs, free_port, shared, warehouse};
 
 fn schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![

@@ -9,10 +9,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use arrow_array::{Int64Array, RecordBatch, StringArray};
-use arrow_schema::{ArrowError, DataType, Field, Schema};
 use crate::model::{self, Model, scan_model};
 use crate::seaweedfs;
+use crate::support::files_under;
+use arrow_array::{Int64Array, RecordBatch, StringArray};
+use arrow_schema::{ArrowError, DataType, Field, Schema};
 use phlo_core::Lakehouse;
 use phlo_core::catalog::{CommitMeta, MAIN, RefKind, RefMerge};
 use phlo_core::compact::CompactOptions;
@@ -633,17 +634,25 @@ async fn a_transaction_creates_a_table_with_its_writes_through_the_rest_catalog(
             .unwrap();
     }
     // A staged create: the transaction sees its table, the server has nothing yet.
-    assert_eq!(model::contents(&lh, "raw.c", &tx).await, model_of(&[(1, "tx")]));
+    assert_eq!(
+        model::contents(&lh, "raw.c", &tx).await,
+        model_of(&[(1, "tx")])
+    );
     let err = fx.server_lh.load_table("raw.c", MAIN).await.unwrap_err();
     assert_eq!(err.code(), "no_such_table", "{err}");
-    let err = lh.create_table("raw.c", &schema(), &[], HashMap::new(), &tx).await;
+    let err = lh
+        .create_table("raw.c", &schema(), &[], HashMap::new(), &tx)
+        .await;
     assert_eq!(err.unwrap_err().code(), "table_already_exists");
 
     let merged = commit(&lh, &tx).await.unwrap();
     assert_eq!(merged.added, vec!["raw.c"]);
     assert_eq!(merged.fast_forwarded, vec!["raw.a"]);
     assert_eq!(served(&fx, "raw.c").await, model_of(&[(1, "tx")]));
-    assert_eq!(served(&fx, "raw.a").await, model_of(&[(0, "before"), (1, "tx")]));
+    assert_eq!(
+        served(&fx, "raw.a").await,
+        model_of(&[(0, "before"), (1, "tx")])
+    );
     let log = fx.server_lh.catalog().log(Some(MAIN), 1).unwrap();
     let mut tables = log[0].tables.clone();
     tables.sort();
@@ -653,7 +662,10 @@ async fn a_transaction_creates_a_table_with_its_writes_through_the_rest_catalog(
     lh.append("raw.c", rows(&[(2, "after")]), MAIN, HashMap::new())
         .await
         .unwrap();
-    assert_eq!(served(&fx, "raw.c").await, model_of(&[(1, "tx"), (2, "after")]));
+    assert_eq!(
+        served(&fx, "raw.c").await,
+        model_of(&[(1, "tx"), (2, "after")])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -862,20 +874,10 @@ async fn seaweedfs_refuses_a_create_inside_a_transaction_before_writing_anything
         .await
         .unwrap();
     commit(&lh, &tx).await.unwrap();
-    assert_eq!(scan(&other, &a).await, model_of(&[(0, "before"), (1, "tx")]));
-}
-
-/// Every file under `dir`, recursively.
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        match entry.file_type().unwrap().is_dir() {
-            true => files.extend(files_under(&entry.path())),
-            false => files.push(entry.path()),
-        }
-    }
-    files.sort();
-    files
+    assert_eq!(
+        scan(&other, &a).await,
+        model_of(&[(0, "before"), (1, "tx")])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

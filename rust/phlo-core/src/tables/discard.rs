@@ -101,7 +101,10 @@ async fn discard_pointer(io: &FileIO, pointer: &Pointer) {
         .filter(|s| !known(s.snapshot_id()))
         .map(|s| s.as_ref());
     discard_snapshots(io, &table, added, Discard::Everything).await;
-    let written = table.metadata_log().iter().map(|m| m.metadata_file.as_str());
+    let written = table
+        .metadata_log()
+        .iter()
+        .map(|m| m.metadata_file.as_str());
     for file in written.chain([location.as_str()]) {
         if !kept.contains(file) {
             let _ = io.delete(file).await;

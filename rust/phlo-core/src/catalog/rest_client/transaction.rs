@@ -496,7 +496,11 @@ fn creation_updates(metadata: &TableMetadata) -> Vec<TableUpdate> {
         },
         TableUpdate::SetCurrentSchema { schema_id: -1 },
         TableUpdate::AddSpec {
-            spec: metadata.default_partition_spec().as_ref().clone().into_unbound(),
+            spec: metadata
+                .default_partition_spec()
+                .as_ref()
+                .clone()
+                .into_unbound(),
         },
         TableUpdate::SetDefaultSpec { spec_id: -1 },
         TableUpdate::AddSortOrder {
