@@ -96,10 +96,11 @@ async fn discard_pointer(io: &FileIO, pointer: &Pointer) {
         base.as_ref()
             .is_some_and(|(_, b)| b.snapshot_by_id(id).is_some())
     };
-    let added = table
+    let added: Vec<&Snapshot> = table
         .snapshots()
         .filter(|s| !known(s.snapshot_id()))
-        .map(|s| s.as_ref());
+        .map(|s| s.as_ref())
+        .collect();
     discard_snapshots(io, &table, added, Discard::Everything).await;
     let written = table
         .metadata_log()
