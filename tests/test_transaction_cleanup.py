@@ -89,6 +89,25 @@ def test_a_block_that_raises_leaves_no_file_and_changes_nothing(
             assert lh.branches() == ["main"]
 
 
+def test_a_transaction_that_loses_to_another_writer_leaves_no_file(
+    catalog_kind: str, database: str | None, tmp_path: Path
+):
+    with lakehouse(catalog_kind, tmp_path, database) as lh:
+        warehouse = tmp_path / "warehouse"
+        with pytest.raises(CommitConflictError, match=r"raw\.m"):
+            with lh.transaction() as tx:
+                tx.table("raw.m").scan().to_arrow()
+                lh.table("raw.m").merge(batch(range(0, 1), "other"), "id")
+                before = files(warehouse)
+                # Both upsert key 0: the transaction's cannot be re-applied.
+                tx.table("raw.m").merge(batch(range(0, 1), "upserted"), "id")
+                tx.create_table("raw.new", SCHEMA).append(batch(range(0, 2), "tx"))
+                assert files(warehouse) != before
+        assert files(warehouse) == before
+        assert rows(lh.table("raw.m")) == {0: "other"}
+        assert lh.tables("raw") == ["raw.m"]
+
+
 def test_a_table_created_in_a_rest_transaction_lands_with_its_writes_or_not_at_all(
     tmp_path: Path,
 ):

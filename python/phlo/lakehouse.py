@@ -20,6 +20,7 @@ from phlo._extras import require
 from phlo._filters import Filter, normalize_filters, timestamp_micros
 from phlo.display import HtmlRepr
 from phlo.errors import (
+    CommitStateUnknownError,
     ConfigError,
     InputError,
     NamespaceAlreadyExistsError,
@@ -637,8 +638,14 @@ class Transaction:
             self.result = self._lakehouse.merge(
                 self.branch, into=self.ref, properties=self._properties
             )
-        finally:
+        except CommitStateUnknownError:
+            # It may have landed: its files stay.
             self._lakehouse.delete_branch(self.branch)
+            raise
+        except BaseException:
+            self._lakehouse._native.discard_transaction(self.branch)
+            raise
+        self._lakehouse.delete_branch(self.branch)
 
 
 class Table:
