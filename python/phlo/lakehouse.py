@@ -456,8 +456,9 @@ class Lakehouse:
                 tx.table("raw.customers").merge(customers, "id")
 
         The writes go to a private branch (``tx/…``) that is merged into `ref` when the block
-        ends without an exception, and deleted either way; when the block raises, the data and
-        metadata files its writes left are deleted too. The private branch is not listed
+        ends without an exception, and deleted either way; when the block raises or the merge
+        fails (other than `CommitStateUnknownError`), the data and metadata files its writes
+        left are deleted too. The private branch is not listed
         by `branches()`; if the process dies before cleaning up, maintenance
         (`expire_snapshots`, `remove_orphan_files`) removes it. Concurrent transactions that
         only append wait for each other rather than fail. `message`, `author` and
