@@ -68,7 +68,8 @@ struct StagedTable {
     metadata_changed: bool,
     /// The transaction creates the table: `base` is the server's staged metadata.
     created: bool,
-    /// Every snapshot staged or re-applied: what to remove if the transaction cannot land.
+    /// Every snapshot staged or re-applied: what to remove if the transaction cannot land
+    /// (those its commit does not carry are first attempts, removed once it landed).
     written: Vec<Snapshot>,
 }
 
