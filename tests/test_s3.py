@@ -85,7 +85,13 @@ def test_transactions_and_maintenance_work_on_s3(s3_lh: phlo.Lakehouse) -> None:
     future = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)
     expired = s3_lh.expire_snapshots(older_than=future, keep_last=1)
     assert expired.snapshots_expired > 0
-    # The aborted transaction's files are orphans on S3 now; live files stay.
+    # The aborted transaction deleted its files on S3: nothing is an orphan.
+    assert s3_lh.remove_orphan_files(older_than=future, dry_run=True).files == []
+    # A transaction branch deleted without that cleanup (as maintenance deletes a killed
+    # transaction's) leaves its files as orphans on S3, which go; live files stay.
+    leftover = s3_lh.transaction().__enter__()
+    leftover.table("raw.b").append(rows(range(50, 55), "killed"))
+    s3_lh.delete_branch(leftover.branch)
     orphans = s3_lh.remove_orphan_files(older_than=future)
     assert orphans.files and all(f.startswith(s3_lh.warehouse + "/") for f in orphans.files)
     assert model_of(a.to_arrow()) == expected

@@ -20,6 +20,7 @@ from phlo._extras import require
 from phlo._filters import Filter, normalize_filters, timestamp_micros
 from phlo.display import HtmlRepr
 from phlo.errors import (
+    CommitStateUnknownError,
     ConfigError,
     InputError,
     NamespaceAlreadyExistsError,
@@ -455,7 +456,9 @@ class Lakehouse:
                 tx.table("raw.customers").merge(customers, "id")
 
         The writes go to a private branch (``tx/…``) that is merged into `ref` when the block
-        ends without an exception, and deleted either way. The private branch is not listed
+        ends without an exception, and deleted either way; when the block raises or the merge
+        fails (other than `CommitStateUnknownError`), the data and metadata files its writes
+        left are deleted too. The private branch is not listed
         by `branches()`; if the process dies before cleaning up, maintenance
         (`expire_snapshots`, `remove_orphan_files`) removes it. Concurrent transactions that
         only append wait for each other rather than fail. `message`, `author` and
@@ -628,13 +631,22 @@ class Transaction:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is not None:
+            # Nothing of the block lands: its branch goes, with every file its writes left.
+            self._lakehouse._native.discard_transaction(self.branch)
+            return
         try:
-            if exc_type is None:
-                self.result = self._lakehouse.merge(
-                    self.branch, into=self.ref, properties=self._properties
-                )
-        finally:
+            self.result = self._lakehouse.merge(
+                self.branch, into=self.ref, properties=self._properties
+            )
+        except CommitStateUnknownError:
+            # It may have landed: its files stay.
             self._lakehouse.delete_branch(self.branch)
+            raise
+        except BaseException:
+            self._lakehouse._native.discard_transaction(self.branch)
+            raise
+        self._lakehouse.delete_branch(self.branch)
 
 
 class Table:

@@ -459,6 +459,15 @@ impl Lakehouse {
         crate::branch_merge::merge_branch(&self.catalog, &self.io, source, into, meta).await
     }
 
+    /// Ends transaction `name` without committing it (its block raised): deletes its private
+    /// branch (on a REST catalog, its staged changes) and every file its writes left.
+    pub async fn discard_transaction(&self, name: &str) -> Result<()> {
+        if let Some(rest) = self.catalog.rest().filter(|r| r.in_transaction(name)) {
+            return rest.discard_transaction(&self.io, name).await;
+        }
+        crate::tables::discard::discard_branch(&self.catalog, &self.io, name).await
+    }
+
     /// Rows of table `name` added, removed and changed (by `key`) from ref `from` to ref `to`.
     pub async fn diff_rows(
         &self,

@@ -1,23 +1,19 @@
 //! The engine's core cases on S3 (a real SeaweedFS on 127.0.0.1) with the SQLite catalog, and
 //! `Lakehouse::connect`'s URI handling.
 
-#[path = "support/model.rs"]
-mod model;
-mod seaweedfs;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::model::{Model, contents};
+use crate::seaweedfs::{SECRET_KEY, SeaweedFs, free_port, shared, warehouse};
 use arrow_array::{Int64Array, RecordBatch, StringArray};
 use arrow_schema::{ArrowError, DataType, Field, Schema};
 use bytes::Bytes;
-use model::{Model, contents};
 use phlo_core::catalog::{CommitMeta, MAIN, RefKind};
 use phlo_core::compact::CompactOptions;
 use phlo_core::merge::{MergeOptions, MergeStrategy};
 use phlo_core::tables::{Filter, FilterOp, Literal};
 use phlo_core::{Error, Lakehouse};
-use seaweedfs::{SECRET_KEY, SeaweedFs, free_port, shared, warehouse};
 
 fn schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![
@@ -226,6 +222,48 @@ async fn compaction_expiry_and_orphan_removal_work_on_s3() {
     assert_eq!(removed.files, vec![stray.clone()]);
     assert!(!lh.file_io().exists(&stray).await.unwrap());
     assert_eq!(contents(&lh, "raw.t", MAIN).await, model);
+}
+
+/// A transaction whose block fails is discarded: every object its writes left under the
+/// warehouse prefix (a table it created included) is deleted, and no table changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discarded_transaction_leaves_no_object_behind_on_s3() {
+    let server = shared().await;
+    let (_dir, lh) = connect(&server).await;
+    create(&lh, "raw.t").await;
+    lh.append("raw.t", rows(0..10, "a"), MAIN, HashMap::new())
+        .await
+        .unwrap();
+    let mut model = Model::new();
+    put(&mut model, 0..10, "a");
+    let prefix = lh.warehouse().strip_prefix("s3://warehouse/").unwrap();
+    let objects = server.list(crate::seaweedfs::BUCKET, prefix).await;
+    assert!(!objects.is_empty());
+
+    let tx = lh.catalog().create_internal_branch("tx/", MAIN).unwrap();
+    lh.append("raw.t", rows(10..20, "tx"), &tx, HashMap::new())
+        .await
+        .unwrap();
+    let mut options = upsert();
+    options.ref_name = tx.clone();
+    lh.merge("raw.t", rows(0..5, "upserted"), &options)
+        .await
+        .unwrap();
+    lh.create_table("raw.new", &schema(), &[], HashMap::new(), &tx)
+        .await
+        .unwrap();
+    lh.append("raw.new", rows(0..3, "n"), &tx, HashMap::new())
+        .await
+        .unwrap();
+    assert_ne!(server.list(crate::seaweedfs::BUCKET, prefix).await, objects);
+
+    lh.discard_transaction(&tx).await.unwrap();
+    assert_eq!(server.list(crate::seaweedfs::BUCKET, prefix).await, objects);
+    assert_eq!(contents(&lh, "raw.t", MAIN).await, model);
+    let err = lh.load_table("raw.new", MAIN).await.unwrap_err();
+    assert_eq!(err.code(), "no_such_table", "{err}");
+    let err = lh.load_table("raw.t", &tx).await.unwrap_err();
+    assert_eq!(err.code(), "invalid_input", "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

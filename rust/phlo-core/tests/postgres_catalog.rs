@@ -3,18 +3,17 @@
 //! transaction of two tables, conflicts), many writers at once, and connection failures.
 #![cfg(feature = "postgres")]
 
-mod support;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::support::files_under;
+use crate::support::postgres::{PASSWORD, Server};
 use arrow_array::{Int64Array, RecordBatch, StringArray};
 use arrow_schema::{ArrowError, DataType, Field, Schema};
 use futures::TryStreamExt;
 use phlo_core::Lakehouse;
 use phlo_core::catalog::{Catalog, CommitMeta, MAIN, MergeStep, RefKind, TableIdent};
 use phlo_core::tables::{Filter, FilterOp, Literal, ScanOptions};
-use support::postgres::{PASSWORD, Server};
 
 fn t(name: &str) -> TableIdent {
     TableIdent {
@@ -277,6 +276,38 @@ async fn the_engine_commits_branches_merges_and_transactions() {
     assert_eq!(err.code(), "commit_conflict", "{err}");
     assert!(err.to_string().contains("raw.a"), "{err}");
     assert_eq!(ids(&lh, "raw.a", MAIN).await, before);
+}
+
+/// A transaction whose block fails is discarded: its branch goes, with every file its writes
+/// left (a table it created included), and main is unchanged.
+#[tokio::test(flavor = "current_thread")]
+async fn a_discarded_transaction_leaves_no_file_behind() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lh = connect(&server, dir.path()).await;
+    lh.catalog().create_namespace("raw").unwrap();
+    create(&lh, "raw.a").await;
+    lh.append("raw.a", rows(0..10, "main"), MAIN, HashMap::new())
+        .await
+        .unwrap();
+    let before = files_under(dir.path());
+    let tx = lh.catalog().create_internal_branch("tx/", MAIN).unwrap();
+    lh.append("raw.a", rows(10..12, "tx"), &tx, HashMap::new())
+        .await
+        .unwrap();
+    lh.create_table("raw.c", &schema(), &[], HashMap::new(), &tx)
+        .await
+        .unwrap();
+    lh.append("raw.c", rows(0..3, "tx"), &tx, HashMap::new())
+        .await
+        .unwrap();
+    assert_ne!(files_under(dir.path()), before);
+    lh.discard_transaction(&tx).await.unwrap();
+    assert_eq!(files_under(dir.path()), before);
+    assert_eq!(ids(&lh, "raw.a", MAIN).await, (0..10).collect::<Vec<_>>());
+    let err = lh.load_table("raw.c", MAIN).await.unwrap_err();
+    assert_eq!(err.code(), "no_such_table", "{err}");
+    assert!(lh.catalog().ref_kind(&tx).unwrap().is_none());
 }
 
 /// Writers with connections of their own commit to one table and to their own tables at once:

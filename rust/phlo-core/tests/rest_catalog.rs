@@ -3,18 +3,16 @@
 //! phlo's own commit path as REST updates; results are checked against a model (a map by key)
 //! and against the server's own catalog.
 
-#[path = "support/model.rs"]
-mod model;
-mod rest;
-mod seaweedfs;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use crate::model::{self, Model, scan_model};
+use crate::rest::{Server, serve};
+use crate::seaweedfs;
+use crate::support::files_under;
 use arrow_array::{Int64Array, RecordBatch, StringArray};
 use arrow_schema::{ArrowError, DataType, Field, Schema};
-use model::{Model, scan_model};
 use phlo_core::Lakehouse;
 use phlo_core::catalog::{CommitMeta, MAIN, RefKind, RefMerge};
 use phlo_core::compact::CompactOptions;
@@ -22,7 +20,6 @@ use phlo_core::merge::{MergeOptions, MergeStrategy, WriteMode};
 use phlo_core::rest::{Request, RestService};
 use phlo_core::tables::commit::{SnapshotChange, commit_append};
 use phlo_core::tables::{Filter, FilterOp, Literal, ScanOptions};
-use rest::{Server, serve};
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -581,6 +578,9 @@ async fn a_transaction_that_lost_the_race_reapplies_its_appends_or_changes_nothi
     let b = model_of(&[(0, "before"), (1, "tx"), (2, "other")]);
     assert_eq!(served(&fx, "raw.a").await, a);
     assert_eq!(served(&fx, "raw.b").await, b);
+    // The first attempt's manifest list and manifest for b went once the re-applied one
+    // landed: no file is left that no snapshot references.
+    assert_eq!(unreferenced(&fx).await, Vec::<String>::new());
 
     // An upsert on a table another writer moved (after the transaction read it) cannot be
     // re-applied: neither table changes, and every file the transaction wrote is removed.
@@ -608,6 +608,130 @@ async fn a_transaction_that_lost_the_race_reapplies_its_appends_or_changes_nothi
     a_now.insert(4, "other".into());
     assert_eq!(served(&fx, "raw.a").await, a_now);
     assert_eq!(served(&fx, "raw.b").await, b);
+}
+
+/// The files under the served tables' locations that nothing in the server's catalog
+/// references (what orphan removal would delete).
+async fn unreferenced(fx: &Fixture) -> Vec<String> {
+    let far_future = chrono::Utc::now().timestamp_millis() + 3_600_000;
+    let orphans = fx.server_lh.remove_orphan_files(far_future, true).await;
+    orphans.unwrap().files
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transaction_creates_a_table_with_its_writes_through_the_rest_catalog() {
+    let fx = fixture(None);
+    let lh = two_tables(&fx).await;
+    let tx = lh.catalog().create_internal_branch("tx/", MAIN).unwrap();
+    lh.create_table("raw.c", &schema(), &[], HashMap::new(), &tx)
+        .await
+        .unwrap();
+    for name in ["raw.c", "raw.a"] {
+        lh.append(name, rows(&[(1, "tx")]), &tx, HashMap::new())
+            .await
+            .unwrap();
+    }
+    // A staged create: the transaction sees its table, the server has nothing yet.
+    assert_eq!(
+        model::contents(&lh, "raw.c", &tx).await,
+        model_of(&[(1, "tx")])
+    );
+    let err = fx.server_lh.load_table("raw.c", MAIN).await.unwrap_err();
+    assert_eq!(err.code(), "no_such_table", "{err}");
+    // Staged in the transaction, or already on the server: either way it exists.
+    for name in ["raw.c", "raw.a"] {
+        let err = lh
+            .create_table(name, &schema(), &[], HashMap::new(), &tx)
+            .await;
+        assert_eq!(err.unwrap_err().code(), "table_already_exists", "{name}");
+    }
+
+    let merged = commit(&lh, &tx).await.unwrap();
+    assert_eq!(merged.added, vec!["raw.c"]);
+    assert_eq!(merged.fast_forwarded, vec!["raw.a"]);
+    assert_eq!(served(&fx, "raw.c").await, model_of(&[(1, "tx")]));
+    assert_eq!(
+        served(&fx, "raw.a").await,
+        model_of(&[(0, "before"), (1, "tx")])
+    );
+    let log = fx.server_lh.catalog().log(Some(MAIN), 1).unwrap();
+    let mut tables = log[0].tables.clone();
+    tables.sort();
+    assert_eq!(tables, vec!["raw.a", "raw.c"], "{log:?}");
+    assert_eq!(unreferenced(&fx).await, Vec::<String>::new());
+    // The table the transaction staged is the one that landed (same uuid), and writable.
+    lh.append("raw.c", rows(&[(2, "after")]), MAIN, HashMap::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        served(&fx, "raw.c").await,
+        model_of(&[(1, "tx"), (2, "after")])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_created_meanwhile_fails_the_transaction_that_creates_it_and_nothing_lands() {
+    let fx = fixture(None);
+    let lh = two_tables(&fx).await;
+    let other = fx.client(&[]).await.unwrap();
+    let before = files_under(fx.dir.path());
+    let tx = lh.catalog().create_internal_branch("tx/", MAIN).unwrap();
+    lh.create_table("raw.c", &schema(), &[], HashMap::new(), &tx)
+        .await
+        .unwrap();
+    for name in ["raw.c", "raw.a"] {
+        lh.append(name, rows(&[(1, "tx")]), &tx, HashMap::new())
+            .await
+            .unwrap();
+    }
+    other
+        .create_table("raw.c", &schema(), &[], HashMap::new(), MAIN)
+        .await
+        .unwrap();
+    let created = files_under(fx.dir.path());
+
+    let err = commit(&lh, &tx).await.unwrap_err();
+    assert_eq!(err.code(), "commit_conflict", "{err}");
+    assert!(err.to_string().contains("raw.c"), "{err}");
+    assert_eq!(served(&fx, "raw.a").await, model_of(&[(0, "before")]));
+    assert_eq!(served(&fx, "raw.c").await, Model::new());
+    // Every file the transaction wrote is gone: what is left is the other creator's.
+    let now = files_under(fx.dir.path());
+    let others: Vec<_> = now.iter().filter(|f| !before.contains(f)).collect();
+    assert_eq!(others.len(), 1, "{others:?}");
+    assert!(created.contains(others[0]), "{others:?}");
+    assert!(others[0].to_string_lossy().ends_with(".metadata.json"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_discarded_transaction_removes_its_files_and_commits_nothing_on_the_rest_catalog() {
+    let fx = fixture(None);
+    let lh = two_tables(&fx).await;
+    let before = files_under(fx.dir.path());
+    let tx = lh.catalog().create_internal_branch("tx/", MAIN).unwrap();
+    lh.create_table("raw.c", &schema(), &[], HashMap::new(), &tx)
+        .await
+        .unwrap();
+    for name in ["raw.c", "raw.a"] {
+        lh.append(name, rows(&[(1, "tx")]), &tx, HashMap::new())
+            .await
+            .unwrap();
+    }
+    let mut options = merge_options(WriteMode::CopyOnWrite);
+    options.ref_name = tx.clone();
+    lh.merge("raw.b", rows(&[(0, "merged")]), &options)
+        .await
+        .unwrap();
+    assert_ne!(files_under(fx.dir.path()), before);
+    // What `with lh.transaction()` does when its block raises.
+    lh.discard_transaction(&tx).await.unwrap();
+    assert_eq!(files_under(fx.dir.path()), before);
+    assert!(!lh.catalog().rest().unwrap().in_transaction(&tx));
+    let before_rows = model_of(&[(0, "before")]);
+    assert_eq!(served(&fx, "raw.a").await, before_rows);
+    assert_eq!(served(&fx, "raw.b").await, before_rows);
+    let err = fx.server_lh.load_table("raw.c", MAIN).await.unwrap_err();
+    assert_eq!(err.code(), "no_such_table", "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -648,6 +772,15 @@ async fn a_server_without_multi_table_commits_refuses_the_transaction_and_change
             .await
             .unwrap();
     }
+    // Nor can it tell that the commit would create a table: refused before a file is written.
+    let files = files_under(fx.dir.path());
+    let err = unlisted
+        .create_table("raw.c", &schema(), &[], HashMap::new(), &tx)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "config", "{err}");
+    assert!(err.to_string().contains("raw.c"), "{err}");
+    assert_eq!(files_under(fx.dir.path()), files);
     let err = commit(&unlisted, &tx).await.unwrap_err();
     assert_eq!(err.code(), "config", "{err}");
     assert!(err.to_string().contains("transactions/commit"), "{err}");
@@ -711,17 +844,41 @@ async fn a_transaction_commits_two_tables_through_seaweedfs_rest_catalog() {
     assert_eq!(scan(&other, &b).await, b_now);
 }
 
-/// Every file under `dir`, recursively.
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        match entry.file_type().unwrap().is_dir() {
-            true => files.extend(files_under(&entry.path())),
-            false => files.push(entry.path()),
-        }
-    }
-    files.sort();
-    files
+/// SeaweedFS 4.48 answers a staged create but not a `/transactions/commit` that creates the
+/// table ("table does not exist"), and lists no endpoints: a create inside a transaction is
+/// refused there before anything is written, and the transaction's other writes still land.
+#[tokio::test(flavor = "multi_thread")]
+async fn seaweedfs_refuses_a_create_inside_a_transaction_before_writing_anything() {
+    let weed = seaweedfs::shared().await;
+    let (properties, warehouse) = seaweedfs_rest(&weed);
+    let connect = || Lakehouse::connect(&weed.iceberg, &warehouse, &properties);
+    let (lh, other) = (connect().await.unwrap(), connect().await.unwrap());
+    let namespace = format!("ns{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    lh.catalog().create_namespace(&namespace).unwrap();
+    let (a, c) = (format!("{namespace}.a"), format!("{namespace}.c"));
+    table_holding(&lh, &a, (0, "before")).await;
+    let prefix = format!("{namespace}.db");
+    let objects = weed.list(seaweedfs::TABLE_BUCKET, &prefix).await;
+    assert!(objects.iter().any(|o| o.contains("/a/")), "{objects:?}");
+    let tx = lh.catalog().create_internal_branch("tx/", MAIN).unwrap();
+    let err = lh
+        .create_table(&c, &schema(), &[], HashMap::new(), &tx)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "config", "{err}");
+    assert!(err.to_string().contains(&c), "{err}");
+    assert!(err.to_string().contains("transactions/commit"), "{err}");
+    assert_eq!(weed.list(seaweedfs::TABLE_BUCKET, &prefix).await, objects);
+    let tables = other.catalog().list_tables_on(MAIN, &namespace).unwrap();
+    assert_eq!(tables.len(), 1, "{tables:?}");
+    lh.append(&a, rows(&[(1, "tx")]), &tx, HashMap::new())
+        .await
+        .unwrap();
+    commit(&lh, &tx).await.unwrap();
+    assert_eq!(
+        scan(&other, &a).await,
+        model_of(&[(0, "before"), (1, "tx")])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

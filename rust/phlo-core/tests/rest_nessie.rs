@@ -4,23 +4,17 @@
 //! (`dev|<warehouse>`), not a ref inside each table: reads, appends, merges, creates and
 //! transactions on `dev` move the served catalog's branch `dev` and leave `main` alone.
 
-#[path = "support/model.rs"]
-mod model;
-// Only the server is used here, not its fault-injection switches.
-#[allow(dead_code)]
-mod rest;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::model::{Model, contents};
+use crate::rest::{Server, serve};
 use arrow_array::{Int64Array, RecordBatch, StringArray};
 use arrow_schema::{ArrowError, DataType, Field, Schema};
-use model::{Model, contents};
 use phlo_core::Lakehouse;
 use phlo_core::catalog::{CommitMeta, MAIN, RefKind};
 use phlo_core::merge::{MergeOptions, MergeStrategy, WriteMode};
 use phlo_core::rest::RestService;
-use rest::{Server, serve};
 
 struct Fixture {
     dir: tempfile::TempDir,

@@ -5,23 +5,17 @@
 //! the client reads and writes the tables' files with them. SeaweedFS's own REST catalog is not
 //! Nessie-style: there a ref stays a ref inside the table.
 
-#[path = "support/model.rs"]
-mod model;
-// Only the server is used here, not its fault-injection switches.
-#[allow(dead_code)]
-mod rest;
-mod seaweedfs;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::model::{Model, contents};
+use crate::rest::serve;
+use crate::seaweedfs;
 use arrow_array::{Int64Array, RecordBatch, StringArray};
 use arrow_schema::{ArrowError, DataType, Field, Schema};
-use model::{Model, contents};
 use phlo_core::Lakehouse;
 use phlo_core::catalog::MAIN;
 use phlo_core::rest::RestService;
-use rest::serve;
 
 fn schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![

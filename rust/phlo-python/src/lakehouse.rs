@@ -504,6 +504,14 @@ impl NativeLakehouse {
         })
     }
 
+    /// Ends a transaction that will not commit: deletes its branch and the files it wrote.
+    fn discard_transaction(&self, py: Python<'_>, name: String) -> PyResult<()> {
+        let lh = self.inner.clone();
+        wait_for(py, "discarding a transaction", async move {
+            lh.discard_transaction(&name).await.py_err()
+        })
+    }
+
     /// `[(name, source, created_at_ms)]` of the branches (`kind="branch"`) or tags.
     fn list_refs(&self, py: Python<'_>, kind: &str) -> PyResult<Vec<(String, String, i64)>> {
         let kind = if kind == "tag" {

@@ -5,6 +5,7 @@
 pub mod commit;
 pub mod delete_writer;
 pub mod deletes;
+pub mod discard;
 pub mod eval;
 mod file_ranges;
 pub mod filter;

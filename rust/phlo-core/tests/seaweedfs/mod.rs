@@ -18,7 +18,6 @@ pub const ACCESS_KEY: &str = "phlo-test";
 pub const SECRET_KEY: &str = "phlo-test-secret-Xq7";
 pub const BUCKET: &str = "warehouse";
 /// The table bucket served as an Iceberg REST catalog (warehouse `s3://lake`).
-#[allow(dead_code)] // Only the REST catalog tests use it.
 pub const TABLE_BUCKET: &str = "lake";
 
 /// The log line `weed mini` prints once every component serves.
@@ -28,7 +27,6 @@ pub struct SeaweedFs {
     child: Child,
     pub endpoint: String,
     /// The Iceberg REST catalog of [`TABLE_BUCKET`] (its `/v1/config` prefix is the bucket).
-    #[allow(dead_code)] // Only the REST catalog tests use it.
     pub iceberg: String,
     // Held for its lifetime: the server's data.
     _dir: tempfile::TempDir,
@@ -79,7 +77,6 @@ pub async fn shared() -> Arc<SeaweedFs> {
 }
 
 /// A fresh warehouse URI (its own prefix in the bucket).
-#[allow(dead_code)] // The REST catalog tests use the table bucket instead.
 pub fn warehouse() -> String {
     format!("s3://{BUCKET}/{}", uuid::Uuid::new_v4().simple())
 }
@@ -152,16 +149,36 @@ impl SeaweedFs {
         }
     }
 
-    /// Waits until a first object is written: the first write to a new server allocates its
-    /// volumes, which can take longer than a request's timeout on a loaded machine.
-    async fn warm_up(&self) {
+    /// The objects of `bucket` under `prefix`, sorted.
+    pub async fn list(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let mut objects: Vec<String> = self
+            .operator(bucket)
+            .list_with(&format!("{}/", prefix.trim_end_matches('/')))
+            .recursive(true)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|entry| entry.metadata().is_file())
+            .map(|entry| entry.path().to_string())
+            .collect();
+        objects.sort();
+        objects
+    }
+
+    fn operator(&self, bucket: &str) -> Operator {
         let builder = S3::default()
-            .bucket(BUCKET)
+            .bucket(bucket)
             .endpoint(&self.endpoint)
             .region("us-east-1")
             .access_key_id(ACCESS_KEY)
             .secret_access_key(SECRET_KEY);
-        let op = Operator::new(builder).unwrap().finish();
+        Operator::new(builder).unwrap().finish()
+    }
+
+    /// Waits until a first object is written: the first write to a new server allocates its
+    /// volumes, which can take longer than a request's timeout on a loaded machine.
+    async fn warm_up(&self) {
+        let op = self.operator(BUCKET);
         let started = Instant::now();
         while let Err(e) = op.write("warm-up", "x").await {
             assert!(

@@ -121,13 +121,16 @@ impl RestCatalog {
     }
 
     /// Creates the table (only on `main` unless branches are the catalog's: elsewhere a REST
-    /// table's branches live inside it).
+    /// table's branches live inside it; in a transaction, when the transaction commits).
     pub(crate) fn create(
         &self,
         ident: &TableIdent,
         ref_name: &str,
         creation: &TableCreation,
     ) -> Result<LoadedTable> {
+        if self.in_transaction(ref_name) {
+            return self.stage_create(ident, ref_name, creation);
+        }
         if ref_name != MAIN && !self.config.catalog_branches() {
             return Err(Error::invalid(
                 format!(
@@ -136,7 +139,7 @@ impl RestCatalog {
                 "create it with ref=\"main\", then create the branch on the table",
             ));
         }
-        let created = self.create_table(ident, ref_name, creation)?;
+        let created = self.create_table(ident, ref_name, creation, false)?;
         self.view(ident, ref_name, created)
     }
 

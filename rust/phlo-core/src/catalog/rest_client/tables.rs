@@ -268,18 +268,20 @@ impl RestCatalog {
     }
 
     /// Creates the table; the server picks its location unless `creation` names one, and
-    /// writes its first metadata file.
+    /// writes its first metadata file. With `stage`, the server only answers the metadata a
+    /// commit asserting `assert-create` will create (a staged create).
     pub(crate) fn create_table(
         &self,
         ident: &TableIdent,
         ref_name: &str,
         creation: &TableCreation,
+        stage: bool,
     ) -> Result<LoadedMetadata> {
         let mut body = json!({
             "name": ident.name,
             "schema": creation.schema,
             "properties": creation.properties,
-            "stage-create": false,
+            "stage-create": stage,
         });
         if let Some(spec) = &creation.partition_spec {
             body["partition-spec"] = json!(spec);

@@ -6,23 +6,27 @@
 //! When another writer moved a table first (409), every table is reloaded: one that did not
 //! move keeps its change, one that only gained appends here has them re-applied on its new head
 //! (as a single-table append retries), anything else is a `CommitConflict` and nothing lands.
+//! A table created in the transaction is a staged create (`stage-create`: the server answers
+//! its metadata and keeps nothing); its entry in the commit asserts that the table does not
+//! exist yet and carries the whole table as updates, as PyIceberg's create transaction does.
+//! Files that no landed snapshot references are removed: all of them when the transaction
+//! does not land (or is discarded), the first attempt's manifests when it landed re-applied.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use iceberg::TableUpdate;
 use iceberg::io::FileIO;
-use iceberg::spec::{ManifestStatus, Operation, Snapshot, TableMetadata};
+use iceberg::spec::{Operation, Snapshot, TableMetadata};
+use iceberg::{TableCreation, TableRequirement, TableUpdate};
 
 use super::RestCatalog;
 use super::commit::{Committed, TableChange};
 use super::publish::{metadata_updates, ref_guard, schema_guard, snapshot_updates};
 use crate::catalog::{MAIN, RefMerge, TableIdent};
 use crate::error::{Context, Error, Result};
-use crate::tables::commit::{
-    SnapshotChange, backoff, files_added_since, load_manifest_list, prepare_rest_snapshot,
-};
-use crate::tables::{LoadedTable, read_manifest};
+use crate::tables::LoadedTable;
+use crate::tables::commit::{SnapshotChange, backoff, files_added_since, prepare_rest_snapshot};
+use crate::tables::discard::{Discard, discard_snapshots};
 
 /// The endpoint, as servers list it in `GET /v1/config`.
 const ENDPOINT: &str = "POST /v1/{prefix}/transactions/commit";
@@ -60,7 +64,10 @@ struct StagedTable {
     updates: Vec<TableUpdate>,
     /// A schema or property change is among them (only snapshots can be re-applied).
     metadata_changed: bool,
-    /// Every snapshot staged or re-applied: what to remove if the transaction cannot land.
+    /// The transaction creates the table: `base` is the server's staged metadata.
+    created: bool,
+    /// Every snapshot staged or re-applied: what to remove if the transaction cannot land
+    /// (those its commit does not carry are first attempts, removed once it landed).
     written: Vec<Snapshot>,
 }
 
@@ -69,8 +76,11 @@ impl StagedTable {
     fn change<'a>(&'a self, target: &str) -> TableChange<'a> {
         let old = &self.guard.metadata;
         let head = self.guard.snapshot_for_ref(MAIN).map(|s| s.snapshot_id());
-        let mut requirements = ref_guard(old, target, head);
-        if self.metadata_changed {
+        let mut requirements = match self.created {
+            true => vec![TableRequirement::NotExist],
+            false => ref_guard(old, target, head),
+        };
+        if self.metadata_changed && !self.created {
             requirements.extend(schema_guard(old));
         }
         TableChange {
@@ -83,6 +93,7 @@ impl StagedTable {
     /// Whether everything staged is appends, which another writer's commits cannot affect.
     fn only_appends(&self) -> bool {
         !self.metadata_changed
+            && !self.created
             && self.updates.iter().all(|u| match u {
                 TableUpdate::AddSnapshot { snapshot } => {
                     snapshot.summary().operation == Operation::Append
@@ -119,6 +130,15 @@ impl RestCatalog {
         self.open().remove(name);
     }
 
+    /// Ends transaction `name` without committing it, removing every file its writes left.
+    pub async fn discard_transaction(&self, io: &FileIO, name: &str) -> Result<()> {
+        let staging = self.open().remove(name).ok_or_else(|| closed(name))?;
+        for table in staging.tables.values() {
+            discard(io, table, &table.written).await;
+        }
+        Ok(())
+    }
+
     fn open(&self) -> std::sync::MutexGuard<'_, HashMap<String, Staging>> {
         self.transactions
             .0
@@ -136,6 +156,24 @@ impl RestCatalog {
             "write the tables one by one, or keep them in a sqlite:/// or postgresql:// \
              catalog (served to other engines by `phlo catalog serve`, which commits \
              transactions)",
+        )
+    }
+
+    /// Refuses a create inside a transaction on a server that does not list
+    /// `/transactions/commit` among its endpoints: whether it creates a staged table there
+    /// cannot be known before the commit (SeaweedFS 4.48 stages the create but answers the
+    /// commit with "table does not exist"), and a failure then would come after every write.
+    fn no_staged_creates(&self, ident: &TableIdent) -> Error {
+        Error::config(
+            format!(
+                "cannot create {ident} inside a transaction on the REST catalog at {}: it does \
+                 not list {ENDPOINT} among its endpoints (GET /v1/config), so phlo cannot know \
+                 that the commit will create the table with the transaction's other changes \
+                 (SeaweedFS 4.48, for one, does not)",
+                self.http.uri()
+            ),
+            "create the table before the transaction (lh.create_table), then write it inside \
+             the transaction",
         )
     }
 
@@ -164,9 +202,65 @@ impl RestCatalog {
             head,
             updates: Vec::new(),
             metadata_changed: false,
+            created: false,
             written: Vec::new(),
         });
         Ok(staged.head.clone())
+    }
+
+    /// Stages the creation of `ident` in transaction `name`: the server answers the new
+    /// table's metadata and keeps nothing; the table exists once the transaction commits.
+    pub(super) fn stage_create(
+        &self,
+        ident: &TableIdent,
+        name: &str,
+        creation: &TableCreation,
+    ) -> Result<LoadedTable> {
+        let key = ident.to_string();
+        match self.open().get(name) {
+            None => return Err(closed(name)),
+            Some(staging) if staging.target != MAIN && !self.config.catalog_branches() => {
+                return Err(Error::invalid(
+                    format!(
+                        "the transaction on {} cannot create {ident}: on a REST catalog a table \
+                         is created on main",
+                        staging.target
+                    ),
+                    "create the table in a transaction on main (lh.transaction(\"main\"))",
+                ));
+            }
+            Some(staging) if staging.tables.contains_key(&key) => {
+                return Err(Error::TableAlreadyExists(key));
+            }
+            Some(_) if self.config.serves(ENDPOINT) != Some(true) => {
+                return Err(self.no_staged_creates(ident));
+            }
+            Some(_) => {}
+        }
+        let target = self.open().get(name).map(|t| t.target.clone());
+        let target = target.ok_or_else(|| closed(name))?;
+        let created = self.create_table(ident, &target, creation, true)?;
+        let base = self.view(ident, &target, created)?;
+        let staged = StagedTable {
+            guard: base.clone(),
+            head: LoadedTable {
+                ref_name: name.to_string(),
+                ..base.clone()
+            },
+            updates: creation_updates(&base.metadata),
+            base,
+            metadata_changed: false,
+            created: true,
+            written: Vec::new(),
+        };
+        let mut open = self.open();
+        let staging = open.get_mut(name).ok_or_else(|| closed(name))?;
+        if staging.tables.contains_key(&key) {
+            return Err(Error::TableAlreadyExists(key));
+        }
+        let head = staged.head.clone();
+        staging.tables.insert(key, staged);
+        Ok(head)
     }
 
     /// Stages `snapshot` as the new head of the transaction's table. `None` when another
@@ -262,12 +356,27 @@ impl RestCatalog {
             ));
         }
         let committed = self.commit_staged(io, name, &target, &mut tables).await;
-        if let Err(e) = &committed
-            && !e.commit_may_have_landed()
-        {
-            for table in &tables {
-                discard(io, table).await;
+        match &committed {
+            // Only the snapshots of the commit's updates landed: the others were first
+            // attempts, re-applied on another writer's head, whose data files are now the
+            // re-applied snapshot's.
+            Ok(_) => {
+                for table in &tables {
+                    let landed = |s: &&Snapshot| {
+                        table.updates.iter().any(|u| matches!(u, TableUpdate::AddSnapshot { snapshot } if snapshot.snapshot_id() == s.snapshot_id()))
+                    };
+                    let superseded: Vec<&Snapshot> =
+                        table.written.iter().filter(|s| !landed(s)).collect();
+                    discard_snapshots(io, &table.head.metadata, superseded, Discard::ManifestsOnly)
+                        .await;
+                }
             }
+            Err(e) if !e.commit_may_have_landed() => {
+                for table in &tables {
+                    discard(io, table, &table.written).await;
+                }
+            }
+            Err(_) => {}
         }
         committed
     }
@@ -288,10 +397,13 @@ impl RestCatalog {
             let changes: Vec<TableChange<'_>> =
                 tables.iter().map(|t| t.change(table_ref)).collect();
             if let Committed::Landed(()) = self.commit_tables(target, &changes)? {
-                let names = tables.iter().map(|t| t.base.ident.to_string());
+                let names = |created: bool| {
+                    let named = tables.iter().filter(move |t| t.created == created);
+                    named.map(|t| t.base.ident.to_string())
+                };
                 return Ok(RefMerge {
-                    fast_forwarded: names.filter(|n| !rebased.contains(n)).collect(),
-                    added: Vec::new(),
+                    fast_forwarded: names(false).filter(|n| !rebased.contains(n)).collect(),
+                    added: names(true).collect(),
                     rebased,
                 });
             }
@@ -323,6 +435,20 @@ impl RestCatalog {
     async fn reapply(&self, io: &FileIO, staged: &mut StagedTable) -> Result<bool> {
         let ident = &staged.guard.ident;
         let target = staged.guard.ref_name.clone();
+        if staged.created {
+            return match self.load_table(ident, &target) {
+                Err(Error::NoSuchTable(_)) => Ok(false),
+                Err(e) => Err(e),
+                Ok(_) => Err(Error::CommitConflict {
+                    table: ident.to_string(),
+                    message: format!(
+                        "another writer created {ident} while the transaction that creates it \
+                         ran; nothing was committed: drop or rename one of them, then run the \
+                         transaction again"
+                    ),
+                }),
+            };
+        }
         let newer = self.view(ident, &target, self.load_table(ident, &target)?)?;
         let head = |t: &LoadedTable| t.snapshot_for_ref(MAIN).map(|s| s.snapshot_id());
         if newer.metadata.uuid() == staged.guard.metadata.uuid()
@@ -355,29 +481,44 @@ impl RestCatalog {
     }
 }
 
-/// Best effort: removes what the table's staged snapshots wrote — their manifest lists, the
-/// manifests they added and the data and delete files those list as added — none of which a
-/// snapshot on the server references (a REST catalog has no orphan removal to do it later).
-async fn discard(io: &FileIO, table: &StagedTable) {
-    let metadata = &table.head.metadata;
-    for snapshot in &table.written {
-        let id = snapshot.snapshot_id();
-        let list = snapshot.manifest_list();
-        let Ok(manifests) = load_manifest_list(io, metadata.format_version(), list).await else {
-            continue;
-        };
-        for manifest in manifests.iter().filter(|m| m.added_snapshot_id == id) {
-            if let Ok(loaded) = read_manifest(io, manifest, metadata).await {
-                for entry in loaded.entries() {
-                    if entry.status() == ManifestStatus::Added && entry.snapshot_id() == Some(id) {
-                        let _ = io.delete(entry.data_file().file_path()).await;
-                    }
-                }
-            }
-            let _ = io.delete(&manifest.manifest_path).await;
-        }
-        let _ = io.delete(list).await;
-    }
+/// Removes what `snapshots` of the staged table wrote: none of it is on the server.
+async fn discard(io: &FileIO, table: &StagedTable, snapshots: &[Snapshot]) {
+    discard_snapshots(io, &table.head.metadata, snapshots, Discard::Everything).await;
+}
+
+/// A staged create's table as updates (PyIceberg's create transaction sends the same): its
+/// uuid, format version, schema, spec, sort order, location and properties, each made current.
+fn creation_updates(metadata: &TableMetadata) -> Vec<TableUpdate> {
+    vec![
+        TableUpdate::AssignUuid {
+            uuid: metadata.uuid(),
+        },
+        TableUpdate::UpgradeFormatVersion {
+            format_version: metadata.format_version(),
+        },
+        TableUpdate::AddSchema {
+            schema: metadata.current_schema().as_ref().clone(),
+        },
+        TableUpdate::SetCurrentSchema { schema_id: -1 },
+        TableUpdate::AddSpec {
+            spec: metadata
+                .default_partition_spec()
+                .as_ref()
+                .clone()
+                .into_unbound(),
+        },
+        TableUpdate::SetDefaultSpec { spec_id: -1 },
+        TableUpdate::AddSortOrder {
+            sort_order: metadata.default_sort_order().as_ref().clone(),
+        },
+        TableUpdate::SetDefaultSortOrder { sort_order_id: -1 },
+        TableUpdate::SetLocation {
+            location: metadata.location().to_string(),
+        },
+        TableUpdate::SetProperties {
+            updates: metadata.properties().clone(),
+        },
+    ]
 }
 
 fn closed(name: &str) -> Error {
