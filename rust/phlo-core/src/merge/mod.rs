@@ -40,10 +40,11 @@ pub use mode::WriteMode;
 use crate::catalog::{Catalog, MAIN};
 use crate::dedupe::{DedupeMethod, dedupe};
 use crate::error::{Context, Error, Location, Result};
-use crate::tables::commit::{ConcurrentChanges, SnapshotChange, commit, commit_append};
+use crate::tables::commit::{ConcurrentChanges, SnapshotChange, commit_append, commit_planned};
 use crate::tables::delete_writer::write_position_deletes;
 use crate::tables::deletes::{self, FileToRead};
-use crate::tables::manifests::live_files;
+use crate::tables::manifests::live_files_for_commit;
+use crate::tables::plan_reads::PlanReads;
 use crate::tables::write::DataFileSink;
 use crate::tables::{LoadedTable, ProjectedFile, Projection};
 
@@ -166,6 +167,8 @@ pub async fn merge(
     let prefix = uuid::Uuid::now_v7().to_string();
     let mut sink = DataFileSink::new(io, &table.metadata, &prefix)?;
 
+    // What planning read of the table, for the commit to reuse.
+    let mut planned = PlanReads::default();
     let change = match &keys {
         None => {
             sink.write(batch.clone()).await?;
@@ -196,9 +199,16 @@ pub async fn merge(
                         .into(),
                 });
             }
-            let live = live_files(io, &table, MAIN).await?;
+            let (live, mut reads) = live_files_for_commit(io, &table, MAIN).await?;
             let candidates =
                 plan::candidates(&table, live, &batch, (keys, key_field), &options.unique_key)?;
+            // The commit removes only candidates (and their delete files): it needs no more
+            // of what planning read.
+            reads.keep_for(candidates.iter().flat_map(|f| {
+                let deletes = f.deletes.iter().map(|d| d.file.file_path());
+                std::iter::once(f.data.file.file_path()).chain(deletes)
+            }));
+            planned = reads;
             phases.end("plan");
             result.files_scanned = candidates.len() as u64;
             let mode = WriteMode::resolve(&table, MERGE_MODE, options.write_mode)?;
@@ -325,7 +335,7 @@ pub async fn merge(
                 }),
                 None => Ok(()),
             };
-            commit(catalog, io, table, &change, &validate).await?
+            commit_planned(catalog, io, table, &change, &validate, &planned).await?
         }
     };
     phases.end("commit");
