@@ -226,11 +226,20 @@ pub async fn merge(
             };
             let current_spec = table.metadata.default_partition_spec_id();
             // The key columns of the next candidate are read while the last one's matches are
-            // taken (its delete file written in the background, or the file rewritten).
+            // taken (its delete file written in the background, or the file rewritten); a
+            // file read whole is opened (its tail and footer fetched: on object storage a
+            // round trip) in the background as soon as it is next.
             let mut scans = futures::stream::iter(candidates)
                 .map(|file| {
                     let positional =
                         mode != WriteMode::CopyOnWrite && file.data.spec_id == current_spec;
+                    let opening = (!positional).then(|| {
+                        let (io, data) = (io.clone(), file.data.file.clone());
+                        let projection = projection.clone();
+                        tokio::spawn(
+                            async move { ProjectedFile::open(&io, &data, &projection).await },
+                        )
+                    });
                     let matcher = key_matcher(keys.clone());
                     let (columns, deletes) = ((&projection, key_ids.as_slice()), &deletes);
                     async move {
@@ -240,12 +249,12 @@ pub async fn merge(
                             }
                             false => None,
                         };
-                        Ok::<_, Error>((file, hits))
+                        Ok::<_, Error>((file, hits, opening))
                     }
                 })
                 .buffered(2);
             while let Some(scanned) = scans.next().await {
-                let (file, hits) = scanned.map_err(|e| e.in_table(&name))?;
+                let (file, hits, opening) = scanned.map_err(|e| e.in_table(&name))?;
                 // Positional reading counts the rows it finds; a rewrite after it must not.
                 let mut counted = false;
                 if let Some(hits) = hits {
@@ -257,8 +266,13 @@ pub async fn merge(
                 // Rows other engines' delete files removed are not the table's: they are
                 // neither kept nor counted as updated.
                 let file_deletes = deletes.for_file(io, &projection, &file).await?;
-                let opened = ProjectedFile::open(io, &file.data.file, &projection)
-                    .await
+                let opened = match opening {
+                    Some(task) => task
+                        .await
+                        .map_err(|e| Error::from_join("opening a data file", e))?,
+                    None => ProjectedFile::open(io, &file.data.file, &projection).await,
+                };
+                let opened = opened
                     .map_err(|e| e.in_table(&name))?
                     .with_deletes(file_deletes);
                 let matched =

@@ -19,8 +19,8 @@ use futures::StreamExt;
 use iceberg::io::FileIO;
 use iceberg::spec::{
     DataContentType, DataFile, DataFileFormat, FormatVersion, ManifestContentType, ManifestFile,
-    ManifestList, ManifestListWriter, ManifestStatus, ManifestWriter, Operation, Snapshot, SnapshotRef,
-    SnapshotSummaryCollector, Summary, TableMetadata,
+    ManifestList, ManifestListWriter, ManifestStatus, ManifestWriter, Operation, Snapshot,
+    SnapshotRef, SnapshotSummaryCollector, Summary, TableMetadata,
 };
 use uuid::Uuid;
 
@@ -853,7 +853,9 @@ impl ManifestWrites {
     async fn flush(&mut self) -> Result<()> {
         let writes = self.pending.drain(..).map(|(path, writer)| async move {
             let written = writer.write_manifest_file().await;
-            written.context(|| format!("writing {path}")).map(|m| (path, m))
+            written
+                .context(|| format!("writing {path}"))
+                .map(|m| (path, m))
         });
         for (path, manifest) in futures::future::try_join_all(writes).await? {
             self.paths.push(path);

@@ -95,7 +95,12 @@ impl PlanReads {
     }
 
     /// What a commit on `table` removing `removed` does about manifest `path`.
-    pub(crate) fn manifest(&self, table: &LoadedTable, path: &str, removed: &HashSet<&str>) -> Reuse<'_> {
+    pub(crate) fn manifest(
+        &self,
+        table: &LoadedTable,
+        path: &str,
+        removed: &HashSet<&str>,
+    ) -> Reuse<'_> {
         if !self.is_of(table) {
             return Reuse::Read;
         }
