@@ -8,32 +8,29 @@ process runs only the merge. The catalog is SQLite in every case; only the wareh
     make release && .venv/bin/python benches/bench_s3.py --rows 1000000
 
 `--count-requests` then runs each S3 merge once more through a counting proxy in front of the
-server and prints the requests it made by method and kind of object (timed runs go direct).
+server (tests/s3_requests.py) and prints the requests it made by method and kind of object
+(timed runs go direct).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
-import socket
-import socketserver
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pyarrow.parquet as pq
 
 from bench_merge import generate
 from harness import peak_rss_mb, spawn
 
-# The test suite's SeaweedFS launcher (free ports on 127.0.0.1, killed at the end).
+# The test suite's SeaweedFS launcher (free ports on 127.0.0.1, killed at the end) and counting proxy.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from s3_requests import counting_proxy
 from seaweedfs_server import S3Server, running_server
 
 
@@ -102,89 +99,15 @@ def _merge_child(name: str, data: str, work: str, warehouse: str, endpoint: str,
     queue.put((time.perf_counter() - started, peak_rss_mb()))
 
 
-def _kind(target: str) -> str:
-    """What an S3 request is about: a listing, or the type of object by its suffix."""
-    url = urlsplit(target)
-    if "list-type" in url.query or url.path.endswith("/"):
-        return "list"
-    if "uploads" in url.query or "uploadId" in url.query:
-        return "multipart"
-    name = url.path.rsplit("/", 1)[-1]
-    for suffix in (".parquet", ".metadata.json", ".avro"):
-        if name.endswith(suffix):
-            return "manifest list" if name.startswith("snap-") else suffix.lstrip(".")
-    return "bucket" if url.path.count("/") <= 1 else "other"
-
-
-def _forward_requests(client: socket.socket, server: socket.socket, counts: collections.Counter):
-    """Copies HTTP/1.1 requests from `client` to `server`, counting each (method, kind)."""
-    reader = client.makefile("rb")
-    while line := reader.readline():
-        method, target = line.split()[:2]
-        headers = [line]
-        length, chunked = 0, False
-        while (header := reader.readline()) not in (b"\r\n", b""):
-            headers.append(header)
-            name, _, value = header.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-            chunked |= name.strip().lower() == b"transfer-encoding" and b"chunked" in value
-        counts[(method.decode(), _kind(target.decode()))] += 1
-        server.sendall(b"".join(headers) + b"\r\n")
-        if chunked:
-            while True:
-                size_line = reader.readline()
-                size = int(size_line.split(b";")[0], 16)
-                server.sendall(size_line + reader.read(size + 2))
-                if size == 0:
-                    break
-        elif length:
-            server.sendall(reader.read(length))
-
-
-@contextlib.contextmanager
-def counting_proxy(endpoint: str) -> Iterator[tuple[str, collections.Counter]]:
-    """A TCP proxy on 127.0.0.1 in front of `endpoint` that counts the requests it passes (the
-    bytes go through unchanged, so SigV4 signatures stay valid)."""
-    counts: collections.Counter = collections.Counter()
-    backend = urlsplit(endpoint)
-
-    class Handler(socketserver.BaseRequestHandler):
-        def handle(self) -> None:
-            with socket.create_connection((backend.hostname, backend.port)) as server:
-
-                def back() -> None:
-                    with contextlib.suppress(OSError):
-                        while data := server.recv(1 << 16):
-                            self.request.sendall(data)
-
-                replies = threading.Thread(target=back, daemon=True)
-                replies.start()
-                with contextlib.suppress(OSError, ValueError):
-                    _forward_requests(self.request, server, counts)
-                with contextlib.suppress(OSError):
-                    server.shutdown(socket.SHUT_WR)
-                replies.join()
-
-    proxy = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-    proxy.daemon_threads = True
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{proxy.server_address[1]}", counts
-    finally:
-        proxy.shutdown()
-        proxy.server_close()
-
-
 def _merge_requests(name: str, data: Path, tmp: Path, endpoint: str) -> collections.Counter:
     """The S3 requests one merge of case `name` makes (on a base table built direct)."""
     work = tmp / uuid.uuid4().hex
     work.mkdir()
     warehouse = f"s3://warehouse/{work.name}"
     spawn(_build_child, name, str(data), str(work), warehouse, endpoint)
-    with counting_proxy(endpoint) as (proxied, counts):
+    with counting_proxy(endpoint) as (proxied, requests):
         spawn(_merge_child, name, str(data), str(work), warehouse, proxied)
-    return counts
+    return requests.counts()
 
 
 def main() -> None:

@@ -40,10 +40,11 @@ pub use mode::WriteMode;
 use crate::catalog::{Catalog, MAIN};
 use crate::dedupe::{DedupeMethod, dedupe};
 use crate::error::{Context, Error, Location, Result};
-use crate::tables::commit::{ConcurrentChanges, SnapshotChange, commit, commit_append};
+use crate::tables::commit::{ConcurrentChanges, SnapshotChange, commit_append, commit_planned};
 use crate::tables::delete_writer::write_position_deletes;
 use crate::tables::deletes::{self, FileToRead};
-use crate::tables::manifests::live_files;
+use crate::tables::manifests::live_files_for_commit;
+use crate::tables::plan_reads::PlanReads;
 use crate::tables::write::DataFileSink;
 use crate::tables::{LoadedTable, ProjectedFile, Projection};
 
@@ -166,6 +167,8 @@ pub async fn merge(
     let prefix = uuid::Uuid::now_v7().to_string();
     let mut sink = DataFileSink::new(io, &table.metadata, &prefix)?;
 
+    // What planning read of the table, for the commit to reuse.
+    let mut planned = PlanReads::default();
     let change = match &keys {
         None => {
             sink.write(batch.clone()).await?;
@@ -196,9 +199,16 @@ pub async fn merge(
                         .into(),
                 });
             }
-            let live = live_files(io, &table, MAIN).await?;
+            let (live, mut reads) = live_files_for_commit(io, &table, MAIN).await?;
             let candidates =
                 plan::candidates(&table, live, &batch, (keys, key_field), &options.unique_key)?;
+            // The commit removes only candidates (and their delete files): it needs no more
+            // of what planning read.
+            reads.keep_for(candidates.iter().flat_map(|f| {
+                let deletes = f.deletes.iter().map(|d| d.file.file_path());
+                std::iter::once(f.data.file.file_path()).chain(deletes)
+            }));
+            planned = reads;
             phases.end("plan");
             result.files_scanned = candidates.len() as u64;
             let mode = WriteMode::resolve(&table, MERGE_MODE, options.write_mode)?;
@@ -216,11 +226,20 @@ pub async fn merge(
             };
             let current_spec = table.metadata.default_partition_spec_id();
             // The key columns of the next candidate are read while the last one's matches are
-            // taken (its delete file written in the background, or the file rewritten).
+            // taken (its delete file written in the background, or the file rewritten); a
+            // file read whole is opened (its tail and footer fetched: on object storage a
+            // round trip) in the background as soon as it is next.
             let mut scans = futures::stream::iter(candidates)
                 .map(|file| {
                     let positional =
                         mode != WriteMode::CopyOnWrite && file.data.spec_id == current_spec;
+                    let opening = (!positional).then(|| {
+                        let (io, data) = (io.clone(), file.data.file.clone());
+                        let projection = projection.clone();
+                        tokio::spawn(
+                            async move { ProjectedFile::open(&io, &data, &projection).await },
+                        )
+                    });
                     let matcher = key_matcher(keys.clone());
                     let (columns, deletes) = ((&projection, key_ids.as_slice()), &deletes);
                     async move {
@@ -230,12 +249,12 @@ pub async fn merge(
                             }
                             false => None,
                         };
-                        Ok::<_, Error>((file, hits))
+                        Ok::<_, Error>((file, hits, opening))
                     }
                 })
                 .buffered(2);
             while let Some(scanned) = scans.next().await {
-                let (file, hits) = scanned.map_err(|e| e.in_table(&name))?;
+                let (file, hits, opening) = scanned.map_err(|e| e.in_table(&name))?;
                 // Positional reading counts the rows it finds; a rewrite after it must not.
                 let mut counted = false;
                 if let Some(hits) = hits {
@@ -247,8 +266,13 @@ pub async fn merge(
                 // Rows other engines' delete files removed are not the table's: they are
                 // neither kept nor counted as updated.
                 let file_deletes = deletes.for_file(io, &projection, &file).await?;
-                let opened = ProjectedFile::open(io, &file.data.file, &projection)
-                    .await
+                let opened = match opening {
+                    Some(task) => task
+                        .await
+                        .map_err(|e| Error::from_join("opening a data file", e))?,
+                    None => ProjectedFile::open(io, &file.data.file, &projection).await,
+                };
+                let opened = opened
                     .map_err(|e| e.in_table(&name))?
                     .with_deletes(file_deletes);
                 let matched =
@@ -325,7 +349,7 @@ pub async fn merge(
                 }),
                 None => Ok(()),
             };
-            commit(catalog, io, table, &change, &validate).await?
+            commit_planned(catalog, io, table, &change, &validate, &planned).await?
         }
     };
     phases.end("commit");

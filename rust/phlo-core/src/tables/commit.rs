@@ -15,18 +15,21 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use iceberg::io::FileIO;
 use iceberg::spec::{
     DataContentType, DataFile, DataFileFormat, FormatVersion, ManifestContentType, ManifestFile,
-    ManifestList, ManifestListWriter, ManifestStatus, Operation, Snapshot, SnapshotRef,
-    SnapshotSummaryCollector, Summary, TableMetadata,
+    ManifestList, ManifestListWriter, ManifestStatus, ManifestWriter, Operation, Snapshot,
+    SnapshotRef, SnapshotSummaryCollector, Summary, TableMetadata,
 };
 use uuid::Uuid;
 
 use crate::catalog::{Catalog, CommitMeta};
 use crate::error::{Context, Error, Result};
 use crate::failpoint;
+use crate::tables::manifest_read::parse_manifest;
 use crate::tables::manifests::{self, LiveFile, MergePolicy, live_files};
+use crate::tables::plan_reads::{PlanReads, Reuse};
 use crate::tables::{LoadedTable, read_manifest};
 
 /// Attempts before a commit that keeps losing the race gives up with `CommitConflict`.
@@ -104,9 +107,25 @@ pub async fn commit(
     change: &SnapshotChange,
     validate: Validator<'_>,
 ) -> Result<CommitOutcome> {
+    commit_planned(catalog, io, base, change, validate, &PlanReads::default()).await
+}
+
+/// [`commit`] after a plan that read `base`'s manifest list and manifests into `planned`: the
+/// first attempt builds on those instead of reading them again. They are of `base` only: the
+/// pointer swap (or the REST server's requirement) proves `base` still current as it commits,
+/// and every attempt after a lost race reads the reloaded table's files afresh.
+pub async fn commit_planned(
+    catalog: &Catalog,
+    io: &FileIO,
+    base: LoadedTable,
+    change: &SnapshotChange,
+    validate: Validator<'_>,
+    planned: &PlanReads,
+) -> Result<CommitOutcome> {
     // New files carry partition values of the spec they were written with.
     let spec_id = base.metadata.default_partition_spec_id();
     let mut table = base;
+    let nothing_read = PlanReads::default();
     for attempt in 0..MAX_COMMIT_ATTEMPTS {
         if !change.added_files.is_empty() && table.metadata.default_partition_spec_id() != spec_id {
             return Err(Error::CommitConflict {
@@ -116,7 +135,8 @@ pub async fn commit(
                     .into(),
             });
         }
-        let prepared = prepare_snapshot(io, &table, change).await?;
+        let reads = if attempt == 0 { planned } else { &nothing_read };
+        let prepared = prepare_snapshot(io, &table, change, reads).await?;
         let snapshot_id = prepared.snapshot_id;
         let message = format!("{} {}", change.operation().as_str(), table.ident);
         let meta = CommitMeta::from_properties(&change.properties);
@@ -268,10 +288,13 @@ async fn publish(
 ) -> Result<Option<LoadedTable>> {
     if let Some(rest) = catalog.rest() {
         let (landed, written) = match proposal {
-            Proposal::Snapshot(prepared, branch) => (
-                rest.publish_snapshot(table, prepared.snapshot, branch),
-                prepared.written,
-            ),
+            Proposal::Snapshot(prepared, branch) => {
+                close_list(prepared.list, &prepared.snapshot).await?;
+                (
+                    rest.publish_snapshot(table, prepared.snapshot, branch),
+                    prepared.written,
+                )
+            }
             Proposal::Metadata(next) => (rest.publish_metadata(table, next), Vec::new()),
         };
         let landed = landed?;
@@ -280,15 +303,14 @@ async fn publish(
         }
         return Ok(landed);
     }
-    let (next, written) = match proposal {
-        Proposal::Snapshot(prepared, _) => (prepared.next, prepared.written),
-        Proposal::Metadata(next) => (next.clone(), Vec::new()),
+    let (next, written, list) = match proposal {
+        Proposal::Snapshot(prepared, _) => {
+            let list = Some((prepared.list, prepared.snapshot));
+            (prepared.next, prepared.written, list)
+        }
+        Proposal::Metadata(next) => (next.clone(), Vec::new(), None),
     };
-    let location = table.next_metadata_location(&next)?;
-    next.write_to(io, &location)
-        .await
-        .context(|| format!("writing metadata of {}", table.ident))?;
-    let location = location.to_string();
+    let location = write_metadata(io, table, &next, list).await?;
     let files = written
         .iter()
         .map(String::as_str)
@@ -452,8 +474,16 @@ pub(crate) async fn load_manifest_list(
     version: FormatVersion,
     path: &str,
 ) -> Result<Vec<ManifestFile>> {
-    let bytes = super::read_bytes(io, path).await?;
-    Ok(ManifestList::parse_with_version(&bytes, version)
+    parse_manifest_list(&super::read_bytes(io, path).await?, version, path)
+}
+
+/// The manifests the list at `path` (whose bytes are `bytes`) names.
+pub(crate) fn parse_manifest_list(
+    bytes: &[u8],
+    version: FormatVersion,
+    path: &str,
+) -> Result<Vec<ManifestFile>> {
+    Ok(ManifestList::parse_with_version(bytes, version)
         .context(|| format!("parsing {path}"))?
         .consume_entries()
         .into_iter()
@@ -474,12 +504,15 @@ pub async fn live_data_files(
         .collect())
 }
 
-/// A snapshot one commit attempt prepared: its manifests and manifest list are written, none
-/// of them referenced until the catalog takes the snapshot.
+/// A snapshot one commit attempt prepared: its manifests are written, its manifest list is
+/// ready to be, none of them referenced until the catalog takes the snapshot.
 pub(crate) struct PreparedSnapshot {
     pub snapshot_id: i64,
     written: Vec<String>,
     snapshot: Snapshot,
+    /// The snapshot's manifest list, written when it closes (with the metadata file, by
+    /// [`write_metadata`]).
+    list: ManifestListWriter,
     /// The table's metadata with the snapshot on the branch.
     next: TableMetadata,
 }
@@ -506,17 +539,44 @@ pub(crate) async fn write_snapshot(
     table: &LoadedTable,
     change: &SnapshotChange,
 ) -> Result<AttemptFiles> {
-    let prepared = prepare_snapshot(io, table, change).await?;
-    let location = table.next_metadata_location(&prepared.next)?;
-    prepared
-        .next
-        .write_to(io, &location)
-        .await
-        .context(|| format!("writing metadata of {}", table.ident))?;
+    let prepared = prepare_snapshot(io, table, change, &PlanReads::default()).await?;
+    let list = Some((prepared.list, prepared.snapshot));
+    let metadata = write_metadata(io, table, &prepared.next, list).await?;
     Ok(AttemptFiles {
         written: prepared.written,
-        metadata: location.to_string(),
+        metadata,
     })
+}
+
+/// Writes `next`, the table's next metadata file, and returns its location; with the manifest
+/// list of the snapshot it adds, which is written at the same time (both are unreferenced
+/// until the catalog swap, and on object storage their round trips overlap).
+async fn write_metadata(
+    io: &FileIO,
+    table: &LoadedTable,
+    next: &TableMetadata,
+    list: Option<(ManifestListWriter, Snapshot)>,
+) -> Result<String> {
+    let location = table.next_metadata_location(next)?;
+    let metadata = async {
+        next.write_to(io, &location)
+            .await
+            .context(|| format!("writing metadata of {}", table.ident))
+    };
+    match list {
+        Some((list, snapshot)) => {
+            futures::try_join!(metadata, close_list(list, &snapshot))?;
+        }
+        None => metadata.await?,
+    }
+    Ok(location.to_string())
+}
+
+/// Writes the manifest list `snapshot` names.
+async fn close_list(list: ManifestListWriter, snapshot: &Snapshot) -> Result<()> {
+    list.close()
+        .await
+        .context(|| format!("writing {}", snapshot.manifest_list()))
 }
 
 /// Writes manifests and manifest list for `change` on top of `table` and returns the snapshot,
@@ -527,7 +587,9 @@ pub(crate) async fn prepare_rest_snapshot(
     table: &LoadedTable,
     change: &SnapshotChange,
 ) -> Result<Snapshot> {
-    Ok(prepare_snapshot(io, table, change).await?.snapshot)
+    let prepared = prepare_snapshot(io, table, change, &PlanReads::default()).await?;
+    close_list(prepared.list, &prepared.snapshot).await?;
+    Ok(prepared.snapshot)
 }
 
 /// Writes manifests and manifest list for `change` on top of `table`, and builds the snapshot.
@@ -537,6 +599,7 @@ async fn prepare_snapshot(
     io: &FileIO,
     table: &LoadedTable,
     change: &SnapshotChange,
+    planned: &PlanReads,
 ) -> Result<PreparedSnapshot> {
     let metadata = &table.metadata;
     if metadata.format_version() != FormatVersion::V2 {
@@ -567,7 +630,11 @@ async fn prepare_snapshot(
 
     let parent_manifests = match &parent {
         Some(parent) => {
-            load_manifest_list(io, table.metadata.format_version(), parent.manifest_list()).await?
+            let path = parent.manifest_list();
+            match planned.list(table, path) {
+                Some(bytes) => parse_manifest_list(bytes, metadata.format_version(), path)?,
+                None => load_manifest_list(io, metadata.format_version(), path).await?,
+            }
         }
         None => Vec::new(),
     };
@@ -576,67 +643,15 @@ async fn prepare_snapshot(
         .map(|m| m.manifest_path.clone())
         .collect();
     let removed: HashSet<&str> = change.removed_files.iter().map(|f| f.file_path()).collect();
-    let mut found = 0;
-    let mut manifests = Vec::with_capacity(parent_manifests.len() + 1);
-    for manifest in parent_manifests {
-        let live = manifest.has_added_files() || manifest.has_existing_files();
-        if manifest.content == ManifestContentType::Data && !live {
-            // Only files earlier snapshots removed: nothing to carry (Java drops these too).
-            continue;
-        }
-        if removed.is_empty() {
-            manifests.push(manifest);
-            continue;
-        }
-        let loaded = read_manifest(io, &manifest, metadata).await?;
-        let hits = loaded
-            .entries()
-            .iter()
-            .filter(|e| e.is_alive() && removed.contains(e.file_path()))
-            .count();
-        if hits == 0 {
-            manifests.push(manifest);
-            continue;
-        }
-        found += hits;
-        // Rewrite this manifest: removed files become `deleted` entries, the rest `existing`.
-        let path = next_manifest_path();
-        let mut writer = manifests::manifest_writer(
-            io,
-            (&path, manifest.content),
-            snapshot_id,
-            loaded.metadata().schema().clone(),
-            loaded.metadata().partition_spec().clone(),
-        )?;
-        for entry in loaded.entries().iter().filter(|e| e.is_alive()) {
-            let remove = removed.contains(entry.file_path());
-            manifests::carry(&mut writer, entry, &manifest, snapshot_id, remove)?;
-        }
-        manifests.push(
-            writer
-                .write_manifest_file()
-                .await
-                .context(|| format!("writing {path}"))?,
-        );
-        written.push(path);
-    }
-    if found != removed.len() {
-        return Err(Error::CommitConflict {
-            table: table.ident.to_string(),
-            message: format!(
-                "{} of the {} files this commit replaces are no longer in the table (another \
-                 writer removed or rewrote them)",
-                removed.len() - found,
-                removed.len()
-            ),
-        });
-    }
-    // Delete files first, so the data manifest ends up first in the list.
+    let mut writes = ManifestWrites::default();
+    // The new data manifest first, then the delete manifest, then the parent's: Java and
+    // PyIceberg order new manifests first, and manifest merging keys on the first.
     let (data, deletes): (Vec<&DataFile>, Vec<&DataFile>) =
         change.added_files.iter().partition(|f| is_data(f));
+    let mut slots = Vec::new();
     for (files, content) in [
-        (deletes, ManifestContentType::Deletes),
         (data, ManifestContentType::Data),
+        (deletes, ManifestContentType::Deletes),
     ] {
         if files.is_empty() {
             continue;
@@ -655,16 +670,83 @@ async fn prepare_snapshot(
                 .add_file(file.clone(), -1)
                 .context(|| "adding a file to the manifest".into())?;
         }
-        // First in the list, as Java and PyIceberg order it: manifest merging keys on it.
-        manifests.insert(
-            0,
-            writer
-                .write_manifest_file()
-                .await
-                .context(|| format!("writing {path}"))?,
-        );
-        written.push(path);
+        writes.add(path, writer).await?;
+        slots.push(None);
     }
+    // Each parent manifest that lists a removed file is written again; the rest are carried.
+    let carried = parent_manifests.into_iter().filter(|manifest| {
+        // Only files earlier snapshots removed: nothing to carry (Java drops these too).
+        manifest.content != ManifestContentType::Data
+            || manifest.has_added_files()
+            || manifest.has_existing_files()
+    });
+    let mut inspected = futures::stream::iter(carried)
+        .map(|manifest| {
+            let removed = &removed;
+            async move {
+                if removed.is_empty() {
+                    return Ok((manifest, None));
+                }
+                let loaded = match planned.manifest(table, &manifest.manifest_path, removed) {
+                    Reuse::Untouched => None,
+                    Reuse::Parse(bytes) => Some(parse_manifest(bytes, &manifest, metadata)?),
+                    Reuse::Read => Some(read_manifest(io, &manifest, metadata).await?),
+                };
+                Ok::<_, Error>((manifest, loaded))
+            }
+        })
+        .buffered(MANIFEST_IO_AT_ONCE);
+    let mut found = 0;
+    while let Some(inspected) = inspected.next().await {
+        let (manifest, loaded) = inspected?;
+        let hits = loaded.as_ref().map_or(0, |loaded| {
+            loaded
+                .entries()
+                .iter()
+                .filter(|e| e.is_alive() && removed.contains(e.file_path()))
+                .count()
+        });
+        let Some(loaded) = loaded.filter(|_| hits > 0) else {
+            slots.push(Some(manifest));
+            continue;
+        };
+        found += hits;
+        // Rewrite this manifest: removed files become `deleted` entries, the rest `existing`.
+        let path = next_manifest_path();
+        let mut writer = manifests::manifest_writer(
+            io,
+            (&path, manifest.content),
+            snapshot_id,
+            loaded.metadata().schema().clone(),
+            loaded.metadata().partition_spec().clone(),
+        )?;
+        for entry in loaded.entries().iter().filter(|e| e.is_alive()) {
+            let remove = removed.contains(entry.file_path());
+            manifests::carry(&mut writer, entry, &manifest, snapshot_id, remove)?;
+        }
+        writes.add(path, writer).await?;
+        slots.push(None);
+    }
+    drop(inspected);
+    if found != removed.len() {
+        return Err(Error::CommitConflict {
+            table: table.ident.to_string(),
+            message: format!(
+                "{} of the {} files this commit replaces are no longer in the table (another \
+                 writer removed or rewrote them)",
+                removed.len() - found,
+                removed.len()
+            ),
+        });
+    }
+    let (done, paths) = writes.finish().await?;
+    written.extend(paths);
+    // Written manifests fill the empty slots, in the order they were added.
+    let mut done = done.into_iter();
+    let manifests: Vec<ManifestFile> = slots
+        .into_iter()
+        .filter_map(|slot| slot.or_else(|| done.next()))
+        .collect();
     let set = if change.rewrite_manifests {
         let target = policy.target_bytes;
         manifests::rewrite_all(
@@ -710,10 +792,6 @@ async fn prepare_snapshot(
     list_writer
         .add_manifests(manifests.into_iter())
         .context(|| "listing manifests".into())?;
-    list_writer
-        .close()
-        .await
-        .context(|| format!("writing {list_path}"))?;
     written.push(list_path.clone());
 
     let mut summary = summary(table, parent.as_ref().map(|p| p.summary()), change);
@@ -743,8 +821,54 @@ async fn prepare_snapshot(
         snapshot_id,
         written,
         snapshot,
+        list: list_writer,
         next,
     })
+}
+
+/// Manifest reads or writes one commit has in flight at once: on object storage each is a
+/// request, and their round trips overlap.
+const MANIFEST_IO_AT_ONCE: usize = 8;
+
+/// The manifests one commit attempt writes, written [`MANIFEST_IO_AT_ONCE`] at a time (so no
+/// more than that many are held in memory) and in the order they were added.
+#[derive(Default)]
+struct ManifestWrites {
+    pending: Vec<(String, ManifestWriter)>,
+    done: Vec<ManifestFile>,
+    paths: Vec<String>,
+}
+
+impl ManifestWrites {
+    /// Adds the manifest `writer` holds (to be written at `path`), writing the pending ones
+    /// when there are enough of them.
+    async fn add(&mut self, path: String, writer: ManifestWriter) -> Result<()> {
+        self.pending.push((path, writer));
+        if self.pending.len() == MANIFEST_IO_AT_ONCE {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        let writes = self.pending.drain(..).map(|(path, writer)| async move {
+            let written = writer.write_manifest_file().await;
+            written
+                .context(|| format!("writing {path}"))
+                .map(|m| (path, m))
+        });
+        for (path, manifest) in futures::future::try_join_all(writes).await? {
+            self.paths.push(path);
+            self.done.push(manifest);
+        }
+        Ok(())
+    }
+
+    /// The manifests written, in the order they were added, and their paths.
+    async fn finish(mut self) -> Result<(Vec<ManifestFile>, Vec<String>)> {
+        self.flush().await?;
+        Ok((self.done, self.paths))
+    }
 }
 
 /// A data file, not a delete file.

@@ -12,6 +12,7 @@
 use std::io;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use iceberg::io::FileIO;
 use iceberg::spec::{Manifest, ManifestEntry, ManifestFile, ManifestStatus, Schema, TableMetadata};
 
@@ -27,17 +28,37 @@ pub(crate) async fn read_manifest(
     manifest: &ManifestFile,
     table: &TableMetadata,
 ) -> Result<Manifest> {
+    Ok(read_manifest_keeping_bytes(io, manifest, table).await?.0)
+}
+
+/// [`read_manifest`], with the bytes it parsed (for a commit to parse again instead of
+/// reading them again); `None` for an encrypted manifest, which only iceberg-rust reads.
+pub(crate) async fn read_manifest_keeping_bytes(
+    io: &FileIO,
+    manifest: &ManifestFile,
+    table: &TableMetadata,
+) -> Result<(Manifest, Option<Bytes>)> {
     let path = &manifest.manifest_path;
     if manifest.key_metadata.is_some() {
-        // Encrypted: only iceberg-rust can decrypt it.
-        return manifest
+        let loaded = manifest
             .load_manifest(io)
             .await
-            .context(|| format!("reading manifest {path}"));
+            .context(|| format!("reading manifest {path}"))?;
+        return Ok((loaded, None));
     }
     let bytes = read_bytes(io, path).await?;
-    let parsed = match with_table_schema(&bytes, table).map_err(|why| corrupt(path, why))? {
-        None => Manifest::parse_avro(&bytes),
+    Ok((parse_manifest(&bytes, manifest, table)?, Some(bytes)))
+}
+
+/// The manifest `manifest` lists, from its (unencrypted) bytes.
+pub(crate) fn parse_manifest(
+    bytes: &[u8],
+    manifest: &ManifestFile,
+    table: &TableMetadata,
+) -> Result<Manifest> {
+    let path = &manifest.manifest_path;
+    let parsed = match with_table_schema(bytes, table).map_err(|why| corrupt(path, why))? {
+        None => Manifest::parse_avro(bytes),
         Some(patched) => Manifest::parse_avro(&patched),
     };
     let (entries, metadata) = parsed

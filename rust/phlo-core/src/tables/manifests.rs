@@ -16,6 +16,7 @@ use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
+use futures::StreamExt;
 use iceberg::expr::BoundPredicate;
 use iceberg::io::FileIO;
 use iceberg::spec::{
@@ -24,9 +25,11 @@ use iceberg::spec::{
     Struct, TableMetadata,
 };
 
-use super::commit::{SnapshotChange, commit, load_manifest_list};
+use super::commit::{SnapshotChange, commit, parse_manifest_list};
 use super::deletes::{FileToRead, attach};
 use super::manifest_filter::manifest_may_match;
+use super::manifest_read::read_manifest_keeping_bytes;
+use super::plan_reads::PlanReads;
 use super::{LoadedTable, read_manifest};
 use crate::catalog::{Catalog, MAIN};
 use crate::error::{Context, Error, Location, Result};
@@ -362,15 +365,26 @@ pub async fn snapshot_files_matching(
     snapshot: &SnapshotRef,
     predicate: Option<&BoundPredicate>,
 ) -> Result<(SnapshotFiles, ManifestsRead)> {
+    read_snapshot_files(io, table, snapshot, predicate, None).await
+}
+
+/// Manifests read at once: on object storage each is a request, and their round trips overlap.
+const MANIFEST_READS_AT_ONCE: usize = 8;
+
+/// [`snapshot_files_matching`], recording what it read into `record` when given.
+async fn read_snapshot_files(
+    io: &FileIO,
+    table: &LoadedTable,
+    snapshot: &SnapshotRef,
+    predicate: Option<&BoundPredicate>,
+    mut record: Option<&mut PlanReads>,
+) -> Result<(SnapshotFiles, ManifestsRead)> {
     let mut files = SnapshotFiles::default();
     let mut counts = ManifestsRead::default();
-    for manifest in load_manifest_list(
-        io,
-        table.metadata.format_version(),
-        snapshot.manifest_list(),
-    )
-    .await?
-    {
+    let list_path = snapshot.manifest_list();
+    let list_bytes = super::read_bytes(io, list_path).await?;
+    let mut to_read = Vec::new();
+    for manifest in parse_manifest_list(&list_bytes, table.metadata.format_version(), list_path)? {
         if manifest.content == ManifestContentType::Data {
             counts.total += 1;
             if predicate.is_some_and(|p| !manifest_may_match(p, &manifest, &table.metadata)) {
@@ -382,16 +396,33 @@ pub async fn snapshot_files_matching(
             }
             counts.read += 1;
         }
-        let loaded = read_manifest(io, &manifest, &table.metadata).await?;
-        let live = loaded
-            .entries()
-            .iter()
-            .filter(|e| e.is_alive())
-            .map(|e| LiveFile {
-                file: e.data_file().clone(),
-                spec_id: manifest.partition_spec_id,
-                sequence_number: e.sequence_number().unwrap_or(manifest.sequence_number),
-            });
+        to_read.push(manifest);
+    }
+    if let Some(record) = record.as_deref_mut() {
+        record.record_list(list_path, list_bytes);
+    }
+    let metadata = &table.metadata;
+    let mut reads = futures::stream::iter(to_read)
+        .map(|manifest| async move {
+            let (loaded, bytes) = read_manifest_keeping_bytes(io, &manifest, metadata).await?;
+            Ok::<_, Error>((manifest, loaded, bytes))
+        })
+        .buffered(MANIFEST_READS_AT_ONCE);
+    while let Some(read) = reads.next().await {
+        let (manifest, loaded, bytes) = read?;
+        let live = loaded.entries().iter().filter(|e| e.is_alive());
+        if let (Some(record), Some(bytes)) = (record.as_deref_mut(), bytes) {
+            record.record_manifest(
+                &manifest.manifest_path,
+                bytes,
+                live.clone().map(|e| e.file_path()),
+            );
+        }
+        let live = live.map(|e| LiveFile {
+            file: e.data_file().clone(),
+            spec_id: manifest.partition_spec_id,
+            sequence_number: e.sequence_number().unwrap_or(manifest.sequence_number),
+        });
         match manifest.content {
             ManifestContentType::Data => files.data.extend(live),
             ManifestContentType::Deletes => files.deletes.extend(live),
@@ -403,10 +434,31 @@ pub async fn snapshot_files_matching(
 /// The live data files of a branch, in manifest order, each with the delete files (written by
 /// other engines) that apply to it.
 pub async fn live_files(io: &FileIO, table: &LoadedTable, branch: &str) -> Result<Vec<FileToRead>> {
+    read_live_files(io, table, branch, None).await
+}
+
+/// [`live_files`] for a write that commits on `table` next, with what was read for that
+/// commit to reuse (see [`PlanReads`]).
+pub async fn live_files_for_commit(
+    io: &FileIO,
+    table: &LoadedTable,
+    branch: &str,
+) -> Result<(Vec<FileToRead>, PlanReads)> {
+    let mut reads = PlanReads::new(table);
+    let files = read_live_files(io, table, branch, Some(&mut reads)).await?;
+    Ok((files, reads))
+}
+
+async fn read_live_files(
+    io: &FileIO,
+    table: &LoadedTable,
+    branch: &str,
+    record: Option<&mut PlanReads>,
+) -> Result<Vec<FileToRead>> {
     let Some(snapshot) = table.snapshot_for_ref(branch) else {
         return Ok(vec![]);
     };
-    let files = snapshot_files(io, table, snapshot).await?;
+    let (files, _) = read_snapshot_files(io, table, snapshot, None, record).await?;
     attach(table, files.data, files.deletes)
 }
 

@@ -1,0 +1,110 @@
+"""The requests a merge makes on S3 (a real SeaweedFS, through a counting proxy): planning's
+reads of the manifest list and manifests serve the commit too, and a commit another writer
+lands between the plan and the commit is still read, validated against and kept."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+import phlo
+from phlo.errors import CommitConflictError
+from s3_requests import Request, Requests, counting_proxy
+from seaweedfs_server import S3Server
+
+SCHEMA = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("v", pa.string())])
+
+
+def rows(ids: range, tag: str) -> pa.Table:
+    return pa.table({"id": list(ids), "v": [f"{tag}{i}" for i in ids]}, schema=SCHEMA)
+
+
+def contents(table: phlo.Table) -> dict[int, str]:
+    data = table.to_arrow().to_pydict()
+    return dict(zip(data["id"], data["v"], strict=True))
+
+
+@pytest.fixture
+def lakehouses(
+    tmp_path: Path, s3_server: S3Server, s3_warehouse: str
+) -> Iterator[tuple[phlo.Lakehouse, phlo.Lakehouse, Requests]]:
+    """The same lakehouse twice: through the counting proxy, and direct (another writer)."""
+    catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
+    direct = phlo.Lakehouse.connect(catalog, s3_warehouse, s3_server.properties())
+    direct.create_namespace("raw")
+    table = direct.create_table("raw.t", SCHEMA)
+    table.append(rows(range(0, 100), "a"))
+    table.append(rows(range(100, 200), "a"))
+    with counting_proxy(s3_server.endpoint) as (endpoint, requests):
+        properties = {**s3_server.properties(), "s3.endpoint": endpoint}
+        yield phlo.Lakehouse.connect(catalog, s3_warehouse, properties), direct, requests
+
+
+def test_a_merge_reads_the_manifest_list_and_manifests_once(lakehouses) -> None:
+    lh, _, requests = lakehouses
+    table = lh.table("raw.t")
+    model = contents(table)
+    requests.clear()
+    result = table.merge(rows(range(150, 250), "m"), "id")
+    # The merge's own load of the table (its metadata file), then one read each of the
+    # manifest list and the two manifests (one per append): planning's, which the commit
+    # reuses (it read the list and both manifests again before).
+    assert len(requests.gets("metadata.json")) == 1
+    assert len(requests.gets("manifest list")) == 1
+    manifests = requests.gets("avro")
+    assert len(manifests) == len(set(manifests)) == 2, manifests
+    assert (result.commit_retries, result.rows_updated, result.rows_inserted) == (0, 50, 50)
+    model.update({i: f"m{i}" for i in range(150, 250)})
+    assert contents(table) == model
+
+
+def commit_before_first_data_write(requests: Requests, commit) -> threading.Event:
+    """Runs `commit` (another writer's) when the proxy sees the first request writing a data
+    file: planning is over then, the commit has not started."""
+    done = threading.Event()
+
+    def before(request: Request) -> None:
+        writes_data = request.method in ("PUT", "POST") and ".parquet" in request.path
+        if writes_data and not done.is_set():
+            done.set()
+            commit()
+
+    requests.before = before
+    return done
+
+
+def test_a_commit_landing_between_plan_and_commit_is_read_and_kept(lakehouses) -> None:
+    lh, direct, requests = lakehouses
+    table = lh.table("raw.t")
+    model = contents(table)
+    other = direct.table("raw.t")
+    committed = commit_before_first_data_write(
+        requests, lambda: other.append(rows(range(1000, 1010), "other"))
+    )
+    requests.clear()
+    result = table.merge(rows(range(150, 250), "m"), "id")
+    assert committed.is_set()
+    # The first attempt lost the race; the retry read the new head's manifest list (which
+    # the plan never saw) and built on it, keeping the other writer's rows.
+    assert result.commit_retries == 1
+    lists = requests.gets("manifest list")
+    assert len(set(lists)) == 2, lists
+    model.update({i: f"m{i}" for i in range(150, 250)})
+    model.update({i: f"other{i}" for i in range(1000, 1010)})
+    assert contents(table) == model
+
+
+def test_a_file_compacted_away_between_plan_and_commit_is_a_conflict(lakehouses) -> None:
+    lh, direct, requests = lakehouses
+    table = lh.table("raw.t")
+    other = direct.table("raw.t")
+    commit_before_first_data_write(requests, lambda: other.compact())
+    with pytest.raises(CommitConflictError, match="no longer in the table"):
+        table.merge(rows(range(150, 250), "m"), "id")
+    # What the compaction left: every row once, none of the merge's.
+    assert contents(direct.table("raw.t")) == {i: f"a{i}" for i in range(200)}
+    assert direct.table("raw.t").history()[-1].operation == "replace"
