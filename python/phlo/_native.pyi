@@ -156,6 +156,7 @@ class NativeLakehouse:
         as_of_ms: int | None,
         ref_name: str | None,
         batch_size: int | None,
+        string_dictionaries: bool = False,
     ) -> NativeScan: ...
 
 def iceberg_schema(schema: pa.Schema) -> Any: ...

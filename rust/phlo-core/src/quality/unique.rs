@@ -108,6 +108,11 @@ impl UniqueIndex {
     /// Adds the keys of one batch; returns (up to `wanted` of) its rows whose key was seen
     /// before (second and later occurrences).
     pub fn add(&mut self, columns: &[ArrayRef], wanted: usize) -> Result<Vec<usize>, String> {
+        // Dictionary-encoded strings are compared by their values.
+        let columns = &columns
+            .iter()
+            .map(super::kernels::plain)
+            .collect::<Result<Vec<_>, _>>()?;
         let hasher = &self.hasher;
         let mut found = Duplicates {
             wanted,
