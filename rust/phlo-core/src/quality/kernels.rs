@@ -386,4 +386,41 @@ mod tests {
             }
         }
     }
+
+    /// Keys -1 are null rows whose raw key points at value 1 (a failing one).
+    fn dictionary(keys: &[i32], values: &[&str]) -> ArrayRef {
+        let nulls = NullBuffer::from(keys.iter().map(|&k| k >= 0).collect::<Vec<_>>());
+        let raw = keys.iter().map(|&k| if k < 0 { 1 } else { k }).collect();
+        let keys = arrow_array::Int32Array::new(raw, Some(nulls));
+        let values: ArrayRef = Arc::new(arrow_array::StringArray::from(values.to_vec()));
+        Arc::new(DictionaryArray::new(keys, values))
+    }
+
+    /// Rows counted through the keys equal rows counted on the spelled-out strings: nulls (with
+    /// keys pointing at failing values) never fail, slices of one dictionary reuse its
+    /// verdicts, and another dictionary of the same size is judged again.
+    #[test]
+    fn dictionary_verdicts_count_as_the_plain_strings() {
+        let first = dictionary(&[0, -1, 1, 2, 1, -1, 0], &["C1", "bad", "C22"]);
+        let other = dictionary(&[2, 1, 0], &["x", "C1", "y"]);
+        let batches = [first.slice(0, 3), first.slice(3, 4), other];
+        let plain = |a: &ArrayRef| super::plain(a).unwrap();
+        let mut through_keys = Pattern::new(r"C\d+", true).unwrap();
+        let mut spelled_out = Pattern::new(r"C\d+", true).unwrap();
+        let mut accepted = rule(CheckOp::Isin, "accepted", vec!["C1".into(), "x".into()]);
+        let mut accepted_plain = rule(CheckOp::Isin, "accepted", vec!["C1".into(), "x".into()]);
+        let mut counts = Vec::new();
+        for batch in &batches {
+            let ours = pattern_failures(batch, &mut through_keys, 10).unwrap();
+            let theirs = pattern_failures(&plain(batch), &mut spelled_out, 10).unwrap();
+            assert_eq!((ours.count, &ours.first), (theirs.count, &theirs.first));
+            let ours = accepted.failures(batch, 10).unwrap();
+            let theirs = accepted_plain.failures(&plain(batch), 10).unwrap();
+            assert_eq!((ours.count, &ours.first), (theirs.count, &theirs.first));
+            counts.push(ours.count);
+        }
+        // bad in the first slice; C22 and bad in the second (null rows skipped); y in the
+        // other dictionary.
+        assert_eq!(counts, vec![1, 2, 1]);
+    }
 }
