@@ -38,8 +38,10 @@ def rows(start: int, n: int) -> list[dict[str, Any]]:
     return out
 
 
-def write(path: Path, data: list[dict[str, Any]], **options: Any) -> str:
-    pq.write_table(pa.Table.from_pylist(data, schema=SCHEMA), path, **options)
+def write(
+    path: Path, data: list[dict[str, Any]], schema: pa.Schema = SCHEMA, **options: Any
+) -> str:
+    pq.write_table(pa.Table.from_pylist(data, schema=schema), path, **options)
     return str(path)
 
 
@@ -68,6 +70,12 @@ def test_checks_count_exactly_over_dictionary_fallback_plain_pyiceberg_and_phlo_
     part = rows(5000, 1500)
     files.append(write(tmp_path / "plain.parquet", part, use_dictionary=False))
     model += part
+    # Strings with 64-bit offsets (as Polars writes them), dictionary-encoded and plain.
+    large = pa.schema([pa.field(f.name, pa.large_string()) for f in SCHEMA])
+    for name, start, dictionary in (("large", 8600, True), ("large_plain", 9400, False)):
+        part = rows(start, 800)
+        files.append(write(tmp_path / f"{name}.parquet", part, large, use_dictionary=dictionary))
+        model += part
     assert all("RLE_DICTIONARY" in e for e in encodings(files[0], "code"))
     assert all("RLE_DICTIONARY" in e for e in encodings(files[1], "code"))
     assert not any("RLE_DICTIONARY" in e for e in encodings(files[2], "code"))

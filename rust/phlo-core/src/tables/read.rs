@@ -622,7 +622,8 @@ pub fn string_dictionary() -> DataType {
 }
 
 /// The decoding footer and sources of a file: a column read as a [`string_dictionary`] that
-/// the file stores as strings, dictionary-encoded in every chunk, is decoded as a dictionary
+/// the file stores as strings (32- or 64-bit offsets), dictionary-encoded in every chunk, is
+/// decoded as a dictionary
 /// (`Same`); otherwise it stays a `Cast` ([`own_dictionary`]).
 fn with_file_dictionaries(
     metadata: &ArrowReaderMetadata,
@@ -643,8 +644,10 @@ fn with_file_dictionaries(
         let leaves: Vec<usize> = (0..schema.num_columns())
             .filter(|&leaf| schema.get_column_root_idx(leaf) == root)
             .collect();
-        if fields[root].data_type() == &DataType::Utf8
-            && targets.field(at).data_type() == &wanted
+        if matches!(
+            fields[root].data_type(),
+            DataType::Utf8 | DataType::LargeUtf8
+        ) && targets.field(at).data_type() == &wanted
             && let [leaf] = leaves[..]
             && dictionary_encoded(metadata, leaf)
         {
@@ -693,13 +696,20 @@ fn own_dictionary(
     array: &ArrayRef,
     to: &DataType,
 ) -> Option<std::result::Result<ArrayRef, arrow_schema::ArrowError>> {
-    if array.data_type() != &DataType::Utf8 || to != &string_dictionary() {
+    if to != &string_dictionary() {
         return None;
     }
+    let values = match array.data_type() {
+        DataType::Utf8 => array.clone(),
+        // Written with 64-bit offsets (e.g. by Polars): narrowed first.
+        DataType::LargeUtf8 => match arrow_cast::cast(array, &DataType::Utf8) {
+            Ok(values) => values,
+            Err(e) => return Some(Err(e)),
+        },
+        _ => return None,
+    };
     let keys = Int32Array::new((0..array.len() as i32).collect(), array.nulls().cloned());
-    Some(
-        DictionaryArray::<Int32Type>::try_new(keys, array.clone()).map(|d| Arc::new(d) as ArrayRef),
-    )
+    Some(DictionaryArray::<Int32Type>::try_new(keys, values).map(|d| Arc::new(d) as ArrayRef))
 }
 
 /// The values of `values` where `keep` is true.
