@@ -125,28 +125,30 @@ impl UniqueIndex {
                 if dense.is_none() {
                     table.reserve(ints.len(), |(k, _)| hasher.hash_one(k));
                 }
-                for (row, key) in ints.iter().enumerate() {
-                    let Some(key) = key else {
-                        self.nulls += 1;
-                        found.null(row, self.nulls);
-                        continue;
+                let mut add = |found: &mut Duplicates, row: usize, key: i64| {
+                    let again = match dense.as_mut().and_then(|d| d.add(key)) {
+                        Some(again) => again,
+                        None => count(table, hasher, key),
                     };
-                    match dense.as_mut().and_then(|d| d.add(key)) {
-                        Some(true) => {
-                            found.push(row);
-                            continue;
-                        }
-                        Some(false) => continue,
-                        None => {}
+                    if again {
+                        found.push(row);
                     }
-                    let hash = hasher.hash_one(key);
-                    match table.find_mut(hash, |(k, _)| *k == key) {
-                        Some((_, seen)) => {
-                            *seen += 1;
-                            found.push(row);
+                };
+                // Without nulls (the usual key column) the values are walked directly.
+                match ints.nulls() {
+                    None => {
+                        for (row, &key) in ints.values().iter().enumerate() {
+                            add(&mut found, row, key);
                         }
-                        None => {
-                            table.insert_unique(hash, (key, 1), |(k, _)| hasher.hash_one(k));
+                    }
+                    Some(nulls) => {
+                        for (row, &key) in ints.values().iter().enumerate() {
+                            if nulls.is_valid(row) {
+                                add(&mut found, row, key);
+                            } else {
+                                self.nulls += 1;
+                                found.null(row, self.nulls);
+                            }
                         }
                     }
                 }
@@ -270,6 +272,21 @@ impl Duplicates {
     fn null(&mut self, row: usize, nulls_so_far: u64) {
         if nulls_so_far > 1 {
             self.push(row);
+        }
+    }
+}
+
+/// Counts an integer `key`; whether it had been seen before.
+fn count(table: &mut HashTable<(i64, u64)>, hasher: &DefaultHashBuilder, key: i64) -> bool {
+    let hash = hasher.hash_one(key);
+    match table.find_mut(hash, |(k, _)| *k == key) {
+        Some((_, seen)) => {
+            *seen += 1;
+            true
+        }
+        None => {
+            table.insert_unique(hash, (key, 1), |(k, _)| hasher.hash_one(k));
+            false
         }
     }
 }
