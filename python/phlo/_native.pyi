@@ -157,6 +157,7 @@ class NativeLakehouse:
         as_of_ms: int | None,
         ref_name: str | None,
         batch_size: int | None,
+        string_dictionaries: bool = False,
     ) -> NativeScan: ...
 
 def iceberg_schema(schema: pa.Schema) -> Any: ...

@@ -876,17 +876,21 @@ class Table:
         snapshot_id: int | None = None,
         as_of: dt.datetime | int | str | None = None,
         batch_size: int | None = None,
+        string_dictionaries: bool = False,
     ) -> Scan:
         """Plans a read. `filter` is one ``(column, op, value)`` tuple or a list of them
         (ANDed); ops: = != < <= > >= in, not in, between, is null, is not null. Files whose
         partition or column ranges cannot match are skipped. `as_of` reads the table as it was
-        at a time (datetime, ISO string, or ms since epoch)."""
+        at a time (datetime, ISO string, or ms since epoch). `string_dictionaries` reads the
+        string columns the filter does not name as ``dictionary<int32, string>``, keeping the
+        dictionaries of dictionary-encoded files (no string copies)."""
         if snapshot_id is not None and as_of is not None:
             raise InputError("give snapshot_id or as_of, not both")
         if self.as_of is not None and snapshot_id is None and as_of is None:
             snapshot_id = self._snapshot_id
         names = _args.columns("columns", columns) if columns is not None else None
         filters = normalize_filters(filter)
+        dictionaries = _args.flag("string_dictionaries", string_dictionaries)
         native = self._native.scan(
             self.name,
             names,
@@ -895,11 +899,12 @@ class Table:
             _as_of_ms(as_of),
             self.ref,
             _args.optional_integer("batch_size", batch_size, minimum=1),
+            dictionaries,
         )
 
         def replan(size: int) -> _native.NativeScan:
             return self._native.scan(
-                self.name, names, filters, native.snapshot_id, None, self.ref, size
+                self.name, names, filters, native.snapshot_id, None, self.ref, size, dictionaries
             )
 
         return Scan(native, replan)

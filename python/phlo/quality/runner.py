@@ -71,7 +71,9 @@ def _settle(
     checks read, or nothing at all."""
     python: list[QualityCheck] = [c for c in checks if isinstance(c, PythonCheck)]
     everything = _columns(checks, scope)
-    planned = table.scan(everything, scope.filters)
+    # Only engine checks: strings may come as dictionaries (their values judged once each).
+    dictionaries = not python
+    planned = table.scan(everything, scope.filters, string_dictionaries=dictionaries)
     while True:
         evaluator = _native.QualityEvaluator(plan, planned.schema)
         unsettled = evaluator.settle(planned._native)
@@ -80,11 +82,11 @@ def _settle(
         columns = _columns(python, scope, unsettled)
         if columns == everything:
             return evaluator, planned, planned
-        narrowed = table.scan(columns, scope.filters)
+        narrowed = table.scan(columns, scope.filters, string_dictionaries=dictionaries)
         if narrowed.snapshot_id == planned.snapshot_id:
             return evaluator, planned, narrowed
         # A commit landed between the two plans: settle again on the newer snapshot.
-        planned = table.scan(everything, scope.filters)
+        planned = table.scan(everything, scope.filters, string_dictionaries=dictionaries)
 
 
 def _scope(

@@ -41,6 +41,8 @@ mod object_storage;
 mod postgres_catalog;
 #[path = "quality.rs"]
 mod quality;
+#[path = "quality_dictionaries.rs"]
+mod quality_dictionaries;
 #[cfg(feature = "s3")]
 #[path = "rest_catalog.rs"]
 mod rest_catalog;

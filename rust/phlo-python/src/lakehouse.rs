@@ -618,7 +618,10 @@ impl NativeLakehouse {
         Ok((merged.fast_forwarded, merged.added, merged.rebased))
     }
 
-    #[pyo3(signature = (name, columns, filters, snapshot_id, as_of_ms, ref_name, batch_size))]
+    #[pyo3(signature = (
+        name, columns, filters, snapshot_id, as_of_ms, ref_name, batch_size,
+        string_dictionaries=false
+    ))]
     #[allow(clippy::too_many_arguments)]
     fn scan(
         &self,
@@ -630,6 +633,7 @@ impl NativeLakehouse {
         as_of_ms: Option<i64>,
         ref_name: Option<String>,
         batch_size: Option<usize>,
+        string_dictionaries: bool,
     ) -> PyResult<NativeScan> {
         let filters = into_filters(filters)?;
         let options = ScanOptions {
@@ -642,7 +646,11 @@ impl NativeLakehouse {
         };
         let lh = self.inner.clone();
         let plan = wait_for(py, "planning a scan", async move {
-            lh.scan(&name, &options).await.py_err()
+            let plan = lh.scan(&name, &options).await.py_err()?;
+            match string_dictionaries {
+                true => plan.with_string_dictionaries().py_err(),
+                false => Ok(plan),
+            }
         })?;
         Ok(NativeScan::new(plan))
     }

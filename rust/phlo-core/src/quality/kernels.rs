@@ -1,15 +1,22 @@
 //! Per-batch kernels of the row-level checks: which rows of one batch fail. Range and
 //! accepted-values checks reuse the validation engine's Pandera kernels (same comparison and
 //! missing-value rules); the others are small enough to live here.
+//!
+//! String columns may come as Arrow dictionaries (a scan with string dictionaries keeps the
+//! dictionary of a column chunk the file stores dictionary-encoded): pattern and rule checks
+//! then judge each distinct value once per dictionary — the batches of one column chunk share
+//! it — and find failing rows through the keys only when some value fails.
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    Int32Type, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
     TimestampSecondType,
 };
-use arrow_array::{Array, ArrayRef, StringArrayType};
-use arrow_buffer::BooleanBuffer;
-use arrow_schema::{DataType, TimeUnit};
+use std::sync::Arc;
+
+use arrow_array::{Array, ArrayRef, DictionaryArray, RecordBatch, StringArrayType};
+use arrow_buffer::{BooleanBuffer, NullBuffer};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use regex::{Regex, RegexBuilder};
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::{Anchored, Input, util::syntax};
@@ -38,9 +45,111 @@ impl Failing {
             first: mask.set_indices().take(wanted).collect(),
         }
     }
+
+    fn none() -> Self {
+        Self {
+            count: 0,
+            first: Vec::new(),
+        }
+    }
 }
 
-/// Missing cells (null, or NaN in a float column) of each column, and the rows with any.
+/// The column with dictionary values spelled out (for kernels that compare whole keys).
+pub fn plain(array: &ArrayRef) -> Result<ArrayRef, String> {
+    match array.data_type() {
+        DataType::Dictionary(_, values) => {
+            arrow_cast::cast(array, values).map_err(|e| format!("cannot decode {values}: {e}"))
+        }
+        _ => Ok(array.clone()),
+    }
+}
+
+/// `schema` with dictionary columns as their values' type: what the checks see.
+pub fn plain_schema(schema: &Schema) -> Schema {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Dictionary(_, values) => f.as_ref().clone().with_data_type(*values.clone()),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Schema::new_with_metadata(fields, schema.metadata().clone())
+}
+
+/// `batch` with dictionary columns spelled out (sample rows leave the engine as read).
+pub fn plain_batch(batch: &RecordBatch) -> Result<RecordBatch, String> {
+    let columns = batch
+        .columns()
+        .iter()
+        .map(plain)
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(Arc::new(plain_schema(&batch.schema())), columns)
+        .map_err(|e| e.to_string())
+}
+
+/// Which values of the last dictionary seen fail a check. Its data is held, so buffers at the
+/// same addresses are the same (immutable) values: a dictionary shared by the next batch is
+/// recognized without comparing its values.
+#[derive(Default)]
+pub struct Verdicts {
+    values: Option<ArrayRef>,
+    /// Per value of the dictionary; `None` when none fails.
+    failing: Option<BooleanBuffer>,
+}
+
+impl Verdicts {
+    /// The rows of `dictionary` whose (present) value fails: `judge` gives the failing values
+    /// of a dictionary not seen just before.
+    fn failures(
+        &mut self,
+        dictionary: &DictionaryArray<Int32Type>,
+        wanted: usize,
+        judge: impl FnOnce(&ArrayRef) -> Result<BooleanBuffer, String>,
+    ) -> Result<Failing, String> {
+        let values = dictionary.values();
+        if !self.values.as_ref().is_some_and(|seen| same(seen, values)) {
+            let failing = judge(values)?;
+            self.failing = (failing.count_set_bits() > 0).then_some(failing);
+            self.values = Some(values.clone());
+        }
+        let Some(failing) = &self.failing else {
+            return Ok(Failing::none());
+        };
+        let keys = dictionary.keys();
+        let raw = keys.values();
+        let mask = BooleanBuffer::collect_bool(keys.len(), |i| {
+            // A null row's key may point anywhere: it is not read.
+            keys.is_valid(i) && (raw[i] as usize) < failing.len() && failing.value(raw[i] as usize)
+        });
+        Ok(Failing::of_mask(&mask, wanted))
+    }
+}
+
+/// Whether two arrays are views of the same memory (not merely equal values).
+fn same(a: &ArrayRef, b: &ArrayRef) -> bool {
+    let (a, b) = (a.to_data(), b.to_data());
+    let nulls = |n: Option<&NullBuffer>| n.map(|n| (n.buffer().as_ptr(), n.offset(), n.len()));
+    a.data_type() == b.data_type()
+        && a.len() == b.len()
+        && a.offset() == b.offset()
+        && a.child_data().is_empty()
+        && b.child_data().is_empty()
+        && nulls(a.nulls()) == nulls(b.nulls())
+        && a.buffers().len() == b.buffers().len()
+        && a.buffers()
+            .iter()
+            .zip(b.buffers())
+            .all(|(x, y)| x.as_ptr() == y.as_ptr() && x.len() == y.len())
+}
+
+/// A dictionary the verdicts can be reused for; other key types are decoded instead.
+fn int32_dictionary(array: &ArrayRef) -> Option<&DictionaryArray<Int32Type>> {
+    array.as_dictionary_opt::<Int32Type>()
+}
+
+/// Missing cells (null, or NaN in a float column) of each column, and the rows with any (a
+/// dictionary's cells by their keys and values).
 pub fn missing_cells(arrays: &[ArrayRef], wanted: usize) -> (Vec<u64>, Failing) {
     let masks: Vec<BooleanBuffer> = arrays.iter().map(missing).collect();
     let per_column = masks.iter().map(|m| m.count_set_bits() as u64).collect();
@@ -54,22 +163,43 @@ pub fn missing_cells(arrays: &[ArrayRef], wanted: usize) -> (Vec<u64>, Failing) 
 }
 
 /// A comparison or membership rule of the validation engine; missing values pass.
-pub fn rule(op: CheckOp, name: &str, values: Vec<Value>) -> CheckRule {
-    CheckRule {
-        number: 0,
-        name: name.into(),
-        op,
-        values,
-        include_min: true,
-        include_max: true,
-        ignore_na: true,
+pub fn rule(op: CheckOp, name: &str, values: Vec<Value>) -> Rule {
+    Rule {
+        rule: CheckRule {
+            number: 0,
+            name: name.into(),
+            op,
+            values,
+            include_min: true,
+            include_max: true,
+            ignore_na: true,
+        },
+        verdicts: Verdicts::default(),
     }
 }
 
-/// Rows failing `rule`; `Err` says why the rule cannot be evaluated on this column.
-pub fn rule_failures(array: &ArrayRef, rule: &CheckRule, wanted: usize) -> Result<Failing, String> {
-    let positions = failing_rows(array, &missing(array), rule).map_err(|u| u.0)?;
-    Ok(Failing::of_positions(positions, wanted))
+/// A rule, with its verdicts on the last dictionary seen.
+pub struct Rule {
+    rule: CheckRule,
+    verdicts: Verdicts,
+}
+
+impl Rule {
+    /// Rows failing the rule; `Err` says why it cannot be evaluated on this column.
+    pub fn failures(&mut self, array: &ArrayRef, wanted: usize) -> Result<Failing, String> {
+        let rule = &self.rule;
+        let failing =
+            |array: &ArrayRef| failing_rows(array, &missing(array), rule).map_err(|u| u.0);
+        match int32_dictionary(array) {
+            Some(dictionary) => self.verdicts.failures(dictionary, wanted, |values| {
+                let positions = failing(values)?;
+                let mut mask = vec![false; values.len()];
+                positions.into_iter().for_each(|p| mask[p] = true);
+                Ok(BooleanBuffer::from(mask))
+            }),
+            None => Ok(Failing::of_positions(failing(array)?, wanted)),
+        }
+    }
 }
 
 /// Python's `re.match` of one pattern: anchored at the start of each value. A lazy DFA with
@@ -79,6 +209,7 @@ pub fn rule_failures(array: &ArrayRef, rule: &CheckRule, wanted: usize) -> Resul
 pub struct Pattern {
     dfa: Option<(DFA, Cache)>,
     regex: Regex,
+    verdicts: Verdicts,
 }
 
 impl Pattern {
@@ -97,7 +228,11 @@ impl Pattern {
                 let cache = dfa.create_cache();
                 (dfa, cache)
             });
-        Ok(Self { dfa, regex })
+        Ok(Self {
+            dfa,
+            regex,
+            verdicts: Verdicts::default(),
+        })
     }
 
     fn is_match(&mut self, value: &str) -> bool {
@@ -145,13 +280,25 @@ pub fn pattern_failures(
             array.is_valid(i) && !pattern.is_match(array.value(i))
         })
     }
-    let mask = match array.data_type() {
-        DataType::Utf8 => each(array.as_string::<i32>(), pattern),
-        DataType::LargeUtf8 => each(array.as_string::<i64>(), pattern),
-        DataType::Utf8View => each(array.as_string_view(), pattern),
-        other => return Err(format!("a pattern needs a string column, not {other}")),
-    };
-    Ok(Failing::of_mask(&mask, wanted))
+    fn mismatches(array: &ArrayRef, pattern: &mut Pattern) -> Result<BooleanBuffer, String> {
+        Ok(match array.data_type() {
+            DataType::Utf8 => each(array.as_string::<i32>(), pattern),
+            DataType::LargeUtf8 => each(array.as_string::<i64>(), pattern),
+            DataType::Utf8View => each(array.as_string_view(), pattern),
+            DataType::Dictionary(_, values) => {
+                return mismatches(&plain(array)?, pattern)
+                    .map_err(|_| format!("a pattern needs a string column, not {values}"));
+            }
+            other => return Err(format!("a pattern needs a string column, not {other}")),
+        })
+    }
+    if let Some(dictionary) = int32_dictionary(array) {
+        let mut verdicts = std::mem::take(&mut pattern.verdicts);
+        let found = verdicts.failures(dictionary, wanted, |values| mismatches(values, pattern));
+        pattern.verdicts = verdicts;
+        return found;
+    }
+    Ok(Failing::of_mask(&mismatches(array, pattern)?, wanted))
 }
 
 /// The column as microseconds since the epoch (nulls as `None`), for freshness.
@@ -238,5 +385,42 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Keys -1 are null rows whose raw key points at value 1 (a failing one).
+    fn dictionary(keys: &[i32], values: &[&str]) -> ArrayRef {
+        let nulls = NullBuffer::from(keys.iter().map(|&k| k >= 0).collect::<Vec<_>>());
+        let raw = keys.iter().map(|&k| if k < 0 { 1 } else { k }).collect();
+        let keys = arrow_array::Int32Array::new(raw, Some(nulls));
+        let values: ArrayRef = Arc::new(arrow_array::StringArray::from(values.to_vec()));
+        Arc::new(DictionaryArray::new(keys, values))
+    }
+
+    /// Rows counted through the keys equal rows counted on the spelled-out strings: nulls (with
+    /// keys pointing at failing values) never fail, slices of one dictionary reuse its
+    /// verdicts, and another dictionary of the same size is judged again.
+    #[test]
+    fn dictionary_verdicts_count_as_the_plain_strings() {
+        let first = dictionary(&[0, -1, 1, 2, 1, -1, 0], &["C1", "bad", "C22"]);
+        let other = dictionary(&[2, 1, 0], &["x", "C1", "y"]);
+        let batches = [first.slice(0, 3), first.slice(3, 4), other];
+        let plain = |a: &ArrayRef| super::plain(a).unwrap();
+        let mut through_keys = Pattern::new(r"C\d+", true).unwrap();
+        let mut spelled_out = Pattern::new(r"C\d+", true).unwrap();
+        let mut accepted = rule(CheckOp::Isin, "accepted", vec!["C1".into(), "x".into()]);
+        let mut accepted_plain = rule(CheckOp::Isin, "accepted", vec!["C1".into(), "x".into()]);
+        let mut counts = Vec::new();
+        for batch in &batches {
+            let ours = pattern_failures(batch, &mut through_keys, 10).unwrap();
+            let theirs = pattern_failures(&plain(batch), &mut spelled_out, 10).unwrap();
+            assert_eq!((ours.count, &ours.first), (theirs.count, &theirs.first));
+            let ours = accepted.failures(batch, 10).unwrap();
+            let theirs = accepted_plain.failures(&plain(batch), 10).unwrap();
+            assert_eq!((ours.count, &ours.first), (theirs.count, &theirs.first));
+            counts.push(ours.count);
+        }
+        // bad in the first slice; C22 and bad in the second (null rows skipped); y in the
+        // other dictionary.
+        assert_eq!(counts, vec![1, 2, 1]);
     }
 }

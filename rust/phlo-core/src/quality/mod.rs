@@ -19,7 +19,6 @@ pub use plan::{CheckSpec, QualityPlan};
 
 use crate::error::{Context, Error, Result};
 use crate::validate::CheckOp;
-use crate::validate::CheckRule;
 use kernels::Failing;
 use metadata::{Files, Settled};
 use unique::UniqueIndex;
@@ -78,7 +77,7 @@ struct Running {
 
 enum Kernel {
     NotNull,
-    Rule(CheckRule),
+    Rule(kernels::Rule),
     Unique(Box<UniqueIndex>),
     Freshness {
         cutoff: i64,
@@ -94,6 +93,8 @@ impl Evaluator {
     /// or one that cannot run on its column's type, becomes a failed outcome; it never stops
     /// the other checks.
     pub fn new(plan: &QualityPlan, schema: &Schema) -> Self {
+        // String columns may be read as dictionaries; the checks see their values' type.
+        let schema = &kernels::plain_schema(schema);
         let ids: Vec<&str> = plan
             .id_columns
             .iter()
@@ -248,7 +249,7 @@ impl Running {
                 }
                 Ok(rows)
             }
-            Kernel::Rule(rule) => kernels::rule_failures(&arrays[0], rule, wanted),
+            Kernel::Rule(rule) => rule.failures(&arrays[0], wanted),
             Kernel::Pattern(pattern) => kernels::pattern_failures(&arrays[0], pattern, wanted),
             Kernel::Unique(index) => index.add(&arrays, wanted).map(|first| Failing {
                 // Counted when the pass ends: an earlier row becomes a duplicate only later.
@@ -308,6 +309,12 @@ impl Running {
         let indices = UInt32Array::from_iter_values(rows.iter().map(|&r| r as u32));
         let taken =
             take_record_batch(&projected, &indices).context(|| "taking sample rows".into())?;
+        let taken = kernels::plain_batch(&taken).map_err(|e| {
+            Error::invalid(
+                format!("decoding sample rows: {e}"),
+                "this is a bug; please report it",
+            )
+        })?;
         self.sampled += taken.num_rows();
         self.sample.push(taken);
         Ok(())

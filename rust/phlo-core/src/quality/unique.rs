@@ -108,6 +108,11 @@ impl UniqueIndex {
     /// Adds the keys of one batch; returns (up to `wanted` of) its rows whose key was seen
     /// before (second and later occurrences).
     pub fn add(&mut self, columns: &[ArrayRef], wanted: usize) -> Result<Vec<usize>, String> {
+        // Dictionary-encoded strings are compared by their values.
+        let columns = &columns
+            .iter()
+            .map(super::kernels::plain)
+            .collect::<Result<Vec<_>, _>>()?;
         let hasher = &self.hasher;
         let mut found = Duplicates {
             wanted,
@@ -120,28 +125,30 @@ impl UniqueIndex {
                 if dense.is_none() {
                     table.reserve(ints.len(), |(k, _)| hasher.hash_one(k));
                 }
-                for (row, key) in ints.iter().enumerate() {
-                    let Some(key) = key else {
-                        self.nulls += 1;
-                        found.null(row, self.nulls);
-                        continue;
+                let mut add = |found: &mut Duplicates, row: usize, key: i64| {
+                    let again = match dense.as_mut().and_then(|d| d.add(key)) {
+                        Some(again) => again,
+                        None => count(table, hasher, key),
                     };
-                    match dense.as_mut().and_then(|d| d.add(key)) {
-                        Some(true) => {
-                            found.push(row);
-                            continue;
-                        }
-                        Some(false) => continue,
-                        None => {}
+                    if again {
+                        found.push(row);
                     }
-                    let hash = hasher.hash_one(key);
-                    match table.find_mut(hash, |(k, _)| *k == key) {
-                        Some((_, seen)) => {
-                            *seen += 1;
-                            found.push(row);
+                };
+                // Without nulls (the usual key column) the values are walked directly.
+                match ints.nulls() {
+                    None => {
+                        for (row, &key) in ints.values().iter().enumerate() {
+                            add(&mut found, row, key);
                         }
-                        None => {
-                            table.insert_unique(hash, (key, 1), |(k, _)| hasher.hash_one(k));
+                    }
+                    Some(nulls) => {
+                        for (row, &key) in ints.values().iter().enumerate() {
+                            if nulls.is_valid(row) {
+                                add(&mut found, row, key);
+                            } else {
+                                self.nulls += 1;
+                                found.null(row, self.nulls);
+                            }
                         }
                     }
                 }
@@ -265,6 +272,21 @@ impl Duplicates {
     fn null(&mut self, row: usize, nulls_so_far: u64) {
         if nulls_so_far > 1 {
             self.push(row);
+        }
+    }
+}
+
+/// Counts an integer `key`; whether it had been seen before.
+fn count(table: &mut HashTable<(i64, u64)>, hasher: &DefaultHashBuilder, key: i64) -> bool {
+    let hash = hasher.hash_one(key);
+    match table.find_mut(hash, |(k, _)| *k == key) {
+        Some((_, seen)) => {
+            *seen += 1;
+            true
+        }
+        None => {
+            table.insert_unique(hash, (key, 1), |(k, _)| hasher.hash_one(k));
+            false
         }
     }
 }

@@ -17,9 +17,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, ready};
 
-use arrow_array::{ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, new_null_array};
+use arrow_array::types::Int32Type;
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, DictionaryArray, Int32Array, RecordBatch, RecordBatchOptions,
+    new_null_array,
+};
 use arrow_cast::{CastOptions, can_cast_types, cast_with_options};
-use arrow_schema::{DataType, SchemaRef as ArrowSchemaRef};
+use arrow_schema::{DataType, Field, Schema as ArrowSchema, SchemaRef as ArrowSchemaRef};
 use arrow_select::filter::filter_record_batch;
 use futures::{Stream, StreamExt};
 use iceberg::io::FileIO;
@@ -29,6 +33,7 @@ use iceberg::spec::{
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
 use parquet::arrow::{PARQUET_FIELD_ID_META_KEY, ProjectionMask};
+use parquet::basic::Encoding;
 
 use super::deletes::FileDeletes;
 use super::file_ranges::FileRanges;
@@ -129,6 +134,31 @@ impl Projection {
         })
     }
 
+    /// The same columns with every top-level string column except those of `plain` (field ids)
+    /// read as an Arrow dictionary ([`string_dictionary`]).
+    pub fn with_string_dictionaries(&self, plain: &[i32]) -> Self {
+        let fields: Vec<Field> = self
+            .schema
+            .fields()
+            .iter()
+            .zip(&self.field_ids)
+            .map(|(field, id)| match field.data_type() {
+                DataType::Utf8 if !plain.contains(id) => {
+                    field.as_ref().clone().with_data_type(string_dictionary())
+                }
+                _ => field.as_ref().clone(),
+            })
+            .collect();
+        Self {
+            field_ids: self.field_ids.clone(),
+            schema: Arc::new(ArrowSchema::new_with_metadata(
+                fields,
+                self.schema.metadata().clone(),
+            )),
+            name_mapping: self.name_mapping.clone(),
+        }
+    }
+
     /// The schema of the first `n` columns.
     pub fn leading(&self, n: usize) -> Result<ArrowSchemaRef> {
         Ok(Arc::new(
@@ -183,7 +213,11 @@ enum Source {
 pub struct ProjectedFile {
     ranges: FileRanges,
     path: Arc<str>,
+    /// The footer as read (the file's own Arrow types).
     metadata: ArrowReaderMetadata,
+    /// The footer rows are decoded with: string columns the projection reads as dictionaries,
+    /// where every chunk of them is dictionary-encoded, requested as such.
+    decoding: ArrowReaderMetadata,
     mask: ProjectionMask,
     sources: Arc<[Source]>,
     schema: ArrowSchemaRef,
@@ -274,13 +308,16 @@ impl ProjectedFile {
                 }
             })
             .collect::<Result<Vec<_>>>()?;
+        let (decoding, sources) =
+            with_file_dictionaries(&metadata, &roots, &projection.schema, sources);
         let mask = ProjectionMask::roots(metadata.parquet_schema(), roots);
         Ok(Self {
             ranges,
             path,
             metadata,
+            decoding,
             mask,
-            sources: sources.into(),
+            sources,
             schema: projection.schema.clone(),
             batch_rows: BATCH_ROWS,
             deletes: None,
@@ -356,7 +393,7 @@ impl ProjectedFile {
         Ok(ProjectedStream {
             file: Segments {
                 ranges: self.ranges.clone(),
-                metadata: self.metadata.clone(),
+                metadata: self.decoding.clone(),
                 mask: self.mask.clone(),
                 batch_rows: self.batch_rows,
                 pending,
@@ -551,7 +588,10 @@ impl ProjectedStream {
             .zip(self.schema.fields())
             .map(|(source, field)| match *source {
                 Source::Same(i) => Ok(batch.column(i).clone()),
-                Source::Cast(i) => cast_with_options(batch.column(i), field.data_type(), &options)
+                Source::Cast(i) => own_dictionary(batch.column(i), field.data_type())
+                    .unwrap_or_else(|| {
+                        cast_with_options(batch.column(i), field.data_type(), &options)
+                    })
                     .map_err(|e| {
                         Error::schema(
                             format!("cannot read a column of data file {}: {e}", self.path),
@@ -572,6 +612,104 @@ impl ProjectedStream {
         RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)
             .context(|| format!("projecting data file {}", self.path))
     }
+}
+
+/// The Arrow type of a string column read as a dictionary: a column chunk stored
+/// dictionary-encoded keeps the file's dictionary (shared by every batch decoded from it), so
+/// a check of its distinct values need not see every row.
+pub fn string_dictionary() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
+/// The decoding footer and sources of a file: a column read as a [`string_dictionary`] that
+/// the file stores as strings (32- or 64-bit offsets), dictionary-encoded in every chunk, is
+/// decoded as a dictionary
+/// (`Same`); otherwise it stays a `Cast` ([`own_dictionary`]).
+fn with_file_dictionaries(
+    metadata: &ArrowReaderMetadata,
+    roots: &[usize],
+    targets: &ArrowSchemaRef,
+    mut sources: Vec<Source>,
+) -> (ArrowReaderMetadata, Arc<[Source]>) {
+    let fields = metadata.schema().fields();
+    let schema = metadata.parquet_schema();
+    let wanted = string_dictionary();
+    let mut decoded: Vec<Field> = fields.iter().map(|f| f.as_ref().clone()).collect();
+    let mut changed = Vec::new();
+    for (at, source) in sources.iter().enumerate() {
+        let Source::Cast(position) = *source else {
+            continue;
+        };
+        let root = roots[position];
+        let leaves: Vec<usize> = (0..schema.num_columns())
+            .filter(|&leaf| schema.get_column_root_idx(leaf) == root)
+            .collect();
+        if matches!(
+            fields[root].data_type(),
+            DataType::Utf8 | DataType::LargeUtf8
+        ) && targets.field(at).data_type() == &wanted
+            && let [leaf] = leaves[..]
+            && dictionary_encoded(metadata, leaf)
+        {
+            decoded[root] = decoded[root].clone().with_data_type(wanted.clone());
+            changed.push(at);
+        }
+    }
+    if changed.is_empty() {
+        return (metadata.clone(), sources.into());
+    }
+    let supplied = Arc::new(ArrowSchema::new_with_metadata(
+        decoded,
+        metadata.schema().metadata().clone(),
+    ));
+    let options = ArrowReaderOptions::new().with_schema(supplied);
+    match ArrowReaderMetadata::try_new(metadata.metadata().clone(), options) {
+        Ok(decoding) => {
+            for at in changed {
+                if let Source::Cast(position) = sources[at] {
+                    sources[at] = Source::Same(position);
+                }
+            }
+            (decoding, sources.into())
+        }
+        // The reader does not take the file's schema back (e.g. metadata it infers
+        // differently): the columns are read as strings, as the file declares them.
+        Err(_) => (metadata.clone(), sources.into()),
+    }
+}
+
+/// Whether every data page of leaf column `leaf`, in every row group, is dictionary-encoded
+/// (by the chunks' page encoding statistics; without them, not known to be).
+fn dictionary_encoded(metadata: &ArrowReaderMetadata, leaf: usize) -> bool {
+    metadata.metadata().row_groups().iter().all(|group| {
+        let chunk = group.column(leaf);
+        chunk.dictionary_page_offset().is_some()
+            && chunk.page_encoding_stats_mask().is_some_and(|mask| {
+                mask.is_only(Encoding::RLE_DICTIONARY) || mask.is_only(Encoding::PLAIN_DICTIONARY)
+            })
+    })
+}
+
+/// A string column as a dictionary of its own values, one key per row: no copy of the
+/// strings, where a cast would hash every value. (Each batch then has a dictionary of its own.)
+fn own_dictionary(
+    array: &ArrayRef,
+    to: &DataType,
+) -> Option<std::result::Result<ArrayRef, arrow_schema::ArrowError>> {
+    if to != &string_dictionary() {
+        return None;
+    }
+    let values = match array.data_type() {
+        DataType::Utf8 => array.clone(),
+        // Written with 64-bit offsets (e.g. by Polars): narrowed first.
+        DataType::LargeUtf8 => match arrow_cast::cast(array, &DataType::Utf8) {
+            Ok(values) => values,
+            Err(e) => return Some(Err(e)),
+        },
+        _ => return None,
+    };
+    let keys = Int32Array::new((0..array.len() as i32).collect(), array.nulls().cloned());
+    Some(DictionaryArray::<Int32Type>::try_new(keys, values).map(|d| Arc::new(d) as ArrayRef))
 }
 
 /// The values of `values` where `keep` is true.

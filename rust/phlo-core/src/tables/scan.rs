@@ -168,6 +168,22 @@ impl ScanPlan {
         })
     }
 
+    /// Reads every selected string column the filter does not compare as an Arrow dictionary
+    /// ([`super::read::string_dictionary`]): chunks a file stores dictionary-encoded keep the
+    /// file's dictionary (no string is copied; consumers can judge each distinct value once),
+    /// other chunks become a dictionary of their own values, one key per row.
+    pub fn with_string_dictionaries(mut self) -> Result<Self> {
+        let mut compared = self
+            .predicate
+            .as_deref()
+            .map(referenced_field_ids)
+            .unwrap_or_default();
+        compared.extend(self.files.iter().flat_map(|f| f.equality_ids()));
+        self.read = self.read.with_string_dictionaries(&compared);
+        self.schema = self.read.leading(self.schema.fields().len())?;
+        Ok(self)
+    }
+
     /// The data files left to read after pruning.
     pub fn data_file_paths(&self) -> impl Iterator<Item = &str> {
         self.files.iter().map(|f| f.data.file.file_path())
