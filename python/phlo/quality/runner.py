@@ -43,7 +43,10 @@ def run_checks(
     )
     evaluator, planned, scan = _settle(plan, table, definition.checks, scope)
     passes = [c.start(scope) for c in python]
-    if scan is not None:
+    if scan is not None and not passes:
+        # Only engine checks: the whole pass stays in the engine, no batch reaches Python.
+        evaluator.run(scan._native)
+    elif scan is not None:
         for batch in scan.to_batches():
             evaluator.update(batch)
             for check_pass in passes:
@@ -68,23 +71,18 @@ def _settle(
 ) -> tuple[_native.QualityEvaluator, Scan, Scan | None]:
     """The evaluator with the checks the data files' metadata answers settled, the planned
     scan (files in scope), and the scan of what is left to read: only the columns unsettled
-    checks read, or nothing at all."""
+    checks read (the same plan narrowed: one snapshot, manifests read once), or nothing."""
     python: list[QualityCheck] = [c for c in checks if isinstance(c, PythonCheck)]
     everything = _columns(checks, scope)
     planned = table.scan(everything, scope.filters)
-    while True:
-        evaluator = _native.QualityEvaluator(plan, planned.schema)
-        unsettled = evaluator.settle(planned._native)
-        if not python and not unsettled:
-            return evaluator, planned, None
-        columns = _columns(python, scope, unsettled)
-        if columns == everything:
-            return evaluator, planned, planned
-        narrowed = table.scan(columns, scope.filters)
-        if narrowed.snapshot_id == planned.snapshot_id:
-            return evaluator, planned, narrowed
-        # A commit landed between the two plans: settle again on the newer snapshot.
-        planned = table.scan(everything, scope.filters)
+    evaluator = _native.QualityEvaluator(plan, planned.schema)
+    unsettled = evaluator.settle(planned._native)
+    if not python and not unsettled:
+        return evaluator, planned, None
+    columns = _columns(python, scope, unsettled)
+    if columns == everything:
+        return evaluator, planned, planned
+    return evaluator, planned, planned.select(columns)
 
 
 def _scope(
