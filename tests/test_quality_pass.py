@@ -1,9 +1,8 @@
 """How one `@phlo_quality` run reads: one plan (the scan of the columns left to read is that
 plan narrowed, `Scan.select`, so it reads the snapshot the metadata answers came from), the
-pass of engine-only checks driven by the engine (no batch through Python) giving what the
-Python-driven pass gives, a commit between two runs seen by the second, and a partition
-whose files prove the filter read without the filter's column. A plain list of rows per
-partition is the model."""
+same engine results whatever columns a Python check adds to the scan, a commit between two
+runs seen by the second, and files that prove the filter read without it. A plain list of
+rows per partition is the model."""
 
 from __future__ import annotations
 
@@ -57,7 +56,7 @@ def events(lh: phlo.Lakehouse) -> phlo.Table:
 
 
 class LongCode(RowCheck):
-    """A Python check: forces the Python-driven pass."""
+    """A Python check: the scan reads its column too."""
 
     @property
     def name(self) -> str:
@@ -95,7 +94,7 @@ def outcome(results: list[Any]) -> dict[str, tuple[Any, ...]]:
     }
 
 
-def test_the_engine_driven_pass_gives_what_the_python_driven_pass_gives(
+def test_engine_checks_give_the_same_results_beside_a_python_check(
     lh: phlo.Lakehouse, events: phlo.Table
 ) -> None:
     day = DAYS[1]

@@ -43,10 +43,7 @@ def run_checks(
     )
     evaluator, planned, scan = _settle(plan, table, definition.checks, scope)
     passes = [c.start(scope) for c in python]
-    if scan is not None and not passes:
-        # Only engine checks: the whole pass stays in the engine, no batch reaches Python.
-        evaluator.run(scan._native)
-    elif scan is not None:
+    if scan is not None:
         for batch in scan.to_batches():
             evaluator.update(batch)
             for check_pass in passes:

@@ -10,8 +10,7 @@ use pyo3::types::PyDict;
 use pyo3_arrow::{PyRecordBatch, PySchema};
 
 use crate::errors::IntoPyResult;
-use crate::guard::{detached, guarded};
-use crate::runtime::wait_for;
+use crate::guard::detached;
 use crate::scan::NativeScan;
 
 #[pyclass(module = "phlo._native", frozen)]
@@ -50,28 +49,6 @@ impl QualityEvaluator {
         let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let evaluator = guard.as_mut().ok_or_else(finished)?;
         detached(py, "evaluating quality checks", || evaluator.update(&batch))
-    }
-
-    /// Reads `scan` and updates every check with each of its batches, all in the engine (no
-    /// batch reaches Python): for plans without Python checks.
-    fn run(&self, py: Python<'_>, scan: PyRef<'_, NativeScan>) -> PyResult<()> {
-        let mut evaluator = self
-            .inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .ok_or_else(finished)?;
-        let plan = scan.take_plan()?;
-        // The scan decodes on one thread per file (up to one per core), this one checks.
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let spare_cores = cores > plan.files_scanned.clamp(1, cores) + 1;
-        let stream = guarded("starting a scan", || plan.into_stream().py_err())?;
-        let (evaluator, read) = wait_for(py, "evaluating quality checks", async move {
-            let read = evaluator.consume(stream, spare_cores).await;
-            Ok((evaluator, read))
-        })?;
-        *self.inner.lock().unwrap_or_else(|p| p.into_inner()) = Some(evaluator);
-        read.py_err()
     }
 
     /// One dict per check: `failed`, `total`, `missing_columns`, `error`, `sample` (an Arrow

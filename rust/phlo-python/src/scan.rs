@@ -61,15 +61,6 @@ impl NativeScan {
         }
     }
 
-    /// The plan, to read it (once: the scan is read afterwards).
-    pub fn take_plan(&self) -> PyResult<ScanPlan> {
-        self.plan
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .ok_or_else(|| PyRuntimeError::new_err("this scan was already read; scan again"))
-    }
-
     /// Runs `f` on the plan, while the scan has not been read (`None` once it has).
     pub fn with_plan<R>(&self, f: impl FnOnce(&ScanPlan) -> R) -> Option<R> {
         self.plan
@@ -89,7 +80,12 @@ impl NativeScan {
 
     /// The rows as an Arrow stream (readable once). Batches are read as they are consumed.
     fn reader(&self) -> PyResult<PyRecordBatchReader> {
-        let plan = self.take_plan()?;
+        let plan = self
+            .plan
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| PyRuntimeError::new_err("this scan was already read; scan again"))?;
         let stream = guarded("starting a scan", || plan.into_stream().py_err())?;
         Ok(PyRecordBatchReader::new(Box::new(BlockingReader {
             schema: self.schema.clone(),

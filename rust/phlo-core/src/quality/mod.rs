@@ -13,8 +13,6 @@ use arrow_array::{ArrayRef, RecordBatch, UInt32Array};
 use arrow_schema::{Field, Schema};
 use arrow_select::concat::concat_batches;
 use arrow_select::take::take_record_batch;
-use futures::StreamExt;
-use futures::stream::BoxStream;
 use iceberg::spec::DataFile;
 
 pub use plan::{CheckSpec, QualityPlan};
@@ -159,12 +157,15 @@ impl Evaluator {
     /// batch run on threads of their own: they are independent, and the slowest (a
     /// uniqueness index) then overlaps the others.
     pub fn update(&mut self, batch: &RecordBatch) -> Result<()> {
-        if batch.num_rows() < PARALLEL_ROWS || self.checks.len() < 2 {
-            return self.update_here(batch);
-        }
         self.rows += batch.num_rows() as u64;
         self.fed = true;
         let limit = self.limit;
+        if batch.num_rows() < PARALLEL_ROWS || self.checks.len() < 2 {
+            return self
+                .checks
+                .iter_mut()
+                .try_for_each(|c| c.update(batch, limit));
+        }
         std::thread::scope(|scope| {
             let running: Vec<_> = self
                 .checks
@@ -177,36 +178,6 @@ impl Evaluator {
                     .unwrap_or_else(|panic| Err(Error::from_panic("evaluating a check", &*panic)))
             })
         })
-    }
-
-    /// Updates every check with each batch of `batches` (a scan's stream) as it arrives: the
-    /// whole pass in the engine, while the scan decodes the next batches on other threads.
-    /// `spare_cores`: whether cores are left beside those decoding and this one; if not,
-    /// the checks of a batch run one after the other here (threads of their own would only
-    /// take turns with the decoders, and cost their start-up on every batch).
-    pub async fn consume(
-        &mut self,
-        mut batches: BoxStream<'_, Result<RecordBatch>>,
-        spare_cores: bool,
-    ) -> Result<()> {
-        while let Some(batch) = batches.next().await {
-            let batch = batch?;
-            match spare_cores {
-                true => self.update(&batch)?,
-                false => self.update_here(&batch)?,
-            }
-        }
-        Ok(())
-    }
-
-    /// Updates every check with one batch, one check after the other on this thread.
-    fn update_here(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.rows += batch.num_rows() as u64;
-        self.fed = true;
-        let limit = self.limit;
-        self.checks
-            .iter_mut()
-            .try_for_each(|c| c.update(batch, limit))
     }
 
     pub fn finish(self) -> Result<Vec<Outcome>> {
