@@ -682,7 +682,8 @@ class Table:
     @property
     def schema(self) -> pa.Schema:
         """The current schema as Arrow (fields carry their Iceberg ids in metadata)."""
-        return pa.schema(self._metadata()[2])
+        # Not `_metadata()`: the schema needs no parse of the whole metadata JSON.
+        return pa.schema(self._native.table_metadata(self.name, self.ref)[2])
 
     @property
     def metadata_location(self) -> str:
@@ -1027,6 +1028,12 @@ class Scan:
         """The raw stream for Arrow consumers (polars, DuckDB…): an engine failure reaches
         them as their own error with phlo's message; `to_reader` & co. raise phlo's type."""
         return self._native.reader().__arrow_c_stream__(requested_schema)
+
+    def select(self, columns: Sequence[str] | None) -> Scan:
+        """The same scan (snapshot, files, filter: not planned again) reading only `columns`
+        (None: all of them); this scan stays unread."""
+        names = _args.columns("columns", columns) if columns is not None else self.schema.names
+        return Scan(self._native.select(names), lambda size: self._replan(size).select(names))
 
     def to_reader(self) -> pa.RecordBatchReader:
         return pa.RecordBatchReader.from_batches(self.schema, self.to_batches())

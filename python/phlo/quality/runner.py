@@ -68,25 +68,19 @@ def _settle(
 ) -> tuple[_native.QualityEvaluator, Scan, Scan | None]:
     """The evaluator with the checks the data files' metadata answers settled, the planned
     scan (files in scope), and the scan of what is left to read: only the columns unsettled
-    checks read, or nothing at all."""
+    checks read (the same plan narrowed: one snapshot, manifests read once), or nothing."""
     python: list[QualityCheck] = [c for c in checks if isinstance(c, PythonCheck)]
     everything = _columns(checks, scope)
     # Only engine checks: strings may come as dictionaries (their values judged once each).
-    dictionaries = not python
-    planned = table.scan(everything, scope.filters, string_dictionaries=dictionaries)
-    while True:
-        evaluator = _native.QualityEvaluator(plan, planned.schema)
-        unsettled = evaluator.settle(planned._native)
-        if not python and not unsettled:
-            return evaluator, planned, None
-        columns = _columns(python, scope, unsettled)
-        if columns == everything:
-            return evaluator, planned, planned
-        narrowed = table.scan(columns, scope.filters, string_dictionaries=dictionaries)
-        if narrowed.snapshot_id == planned.snapshot_id:
-            return evaluator, planned, narrowed
-        # A commit landed between the two plans: settle again on the newer snapshot.
-        planned = table.scan(everything, scope.filters, string_dictionaries=dictionaries)
+    planned = table.scan(everything, scope.filters, string_dictionaries=not python)
+    evaluator = _native.QualityEvaluator(plan, planned.schema)
+    unsettled = evaluator.settle(planned._native)
+    if not python and not unsettled:
+        return evaluator, planned, None
+    columns = _columns(python, scope, unsettled)
+    if columns == everything:
+        return evaluator, planned, planned
+    return evaluator, planned, planned.select(columns)
 
 
 def _scope(

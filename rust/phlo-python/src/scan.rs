@@ -95,6 +95,14 @@ impl NativeScan {
         })))
     }
 
+    /// The same scan (snapshot, files, filter; not planned again) reading only `columns`.
+    fn select(&self, columns: Vec<String>) -> PyResult<Self> {
+        let plan = self
+            .with_plan(|plan| plan.select(&columns))
+            .ok_or_else(|| PyRuntimeError::new_err("this scan was already read; scan again"))?;
+        Ok(Self::new(plan.py_err()?))
+    }
+
     /// Raises the phlo error that ended the stream, if the engine failed while streaming.
     fn raise_error(&self) -> PyResult<()> {
         match self

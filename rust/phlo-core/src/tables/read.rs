@@ -159,6 +159,11 @@ impl Projection {
         }
     }
 
+    /// Only the first `n` columns.
+    pub fn first(&self, n: usize) -> Result<Self> {
+        self.of_field_ids(&self.field_ids[..n.min(self.field_ids.len())])
+    }
+
     /// The schema of the first `n` columns.
     pub fn leading(&self, n: usize) -> Result<ArrowSchemaRef> {
         Ok(Arc::new(

@@ -8,7 +8,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
-use arrow_schema::SchemaRef as ArrowSchemaRef;
+use arrow_schema::{DataType, SchemaRef as ArrowSchemaRef};
 use arrow_select::filter::filter_record_batch;
 use futures::FutureExt;
 use futures::SinkExt;
@@ -67,6 +67,8 @@ pub struct ScanPlan {
     runtime: tokio::runtime::Handle,
     /// The table's metadata (partition specs), for [`Self::file_metadata`].
     metadata: Arc<TableMetadata>,
+    /// The Iceberg schema the files are read with, for [`Self::select`].
+    table_schema: SchemaRef,
 }
 
 impl ScanPlan {
@@ -115,13 +117,9 @@ impl ScanPlan {
             }
             None => (vec![], 0, ManifestsRead::default()),
         };
-        let mut needed = predicate
-            .as_ref()
-            .map(referenced_field_ids)
-            .unwrap_or_default();
-        needed.extend(live.iter().flat_map(|f| f.equality_ids()));
-        let read =
-            read_projection(table, &schema, &columns, &needed).map_err(|e| e.in_table(&name))?;
+        let needed = needed_ids(predicate.as_ref(), &live);
+        let read = read_projection(&table.metadata, &schema, &columns, &needed)
+            .map_err(|e| e.in_table(&name))?;
         Ok(Self {
             io: io.clone(),
             files_scanned: live.len(),
@@ -135,7 +133,41 @@ impl ScanPlan {
             batch_size: options.batch_size.unwrap_or(DEFAULT_BATCH_ROWS),
             runtime: current_runtime()?,
             metadata: table.metadata.clone(),
+            table_schema: schema,
         })
+    }
+
+    /// The same plan (snapshot, files, filter) reading only `columns`, in this order: a
+    /// narrower read after a first look at the files' metadata, without planning again (which
+    /// would read the manifests again, and might see a newer snapshot).
+    pub fn select(&self, columns: &[String]) -> Result<Self> {
+        check_selection(columns)?;
+        let needed = needed_ids(self.predicate.as_deref(), &self.files);
+        let read = read_projection(&self.metadata, &self.table_schema, columns, &needed)?;
+        let narrowed = Self {
+            io: self.io.clone(),
+            files: self.files.clone(),
+            schema: read.leading(columns.len())?,
+            read,
+            predicate: self.predicate.clone(),
+            snapshot_id: self.snapshot_id,
+            files_total: self.files_total,
+            files_scanned: self.files_scanned,
+            manifests: self.manifests,
+            batch_size: self.batch_size,
+            runtime: self.runtime.clone(),
+            metadata: self.metadata.clone(),
+            table_schema: self.table_schema.clone(),
+        };
+        // Iceberg types never read as dictionaries by themselves: one here was asked for.
+        let fields = self.read.schema().fields();
+        match fields
+            .iter()
+            .any(|f| matches!(f.data_type(), DataType::Dictionary(..)))
+        {
+            true => narrowed.with_string_dictionaries(),
+            false => Ok(narrowed),
+        }
     }
 
     /// A plan that reads exactly `files` (chosen by the caller, e.g. those some snapshots
@@ -165,6 +197,7 @@ impl ScanPlan {
             batch_size: batch_size.unwrap_or(DEFAULT_BATCH_ROWS),
             runtime: current_runtime()?,
             metadata: table.metadata.clone(),
+            table_schema: Arc::new(schema.clone()),
         })
     }
 
@@ -204,10 +237,7 @@ impl ScanPlan {
     /// instead of rows (quality checks).
     pub fn file_metadata(&self) -> impl Iterator<Item = (&DataFile, usize, bool)> {
         self.files.iter().map(|f| {
-            let spec = self.metadata.partition_spec_by_id(f.data.spec_id);
-            let whole = self.predicate.as_ref().is_none_or(|p| {
-                file_match(p, &f.data.file, spec.map(|s| s.as_ref())) == FileMatch::Always
-            });
+            let whole = every_row_matches(self.predicate.as_deref(), &self.metadata, &f.data);
             (&f.data.file, f.deletes.len(), whole)
         })
     }
@@ -228,7 +258,9 @@ impl ScanPlan {
             io: self.io,
             queue: Mutex::new(VecDeque::from(self.files)),
             deletes: deletes::Loader::default(),
+            selected: self.read.first(self.schema.fields().len())?,
             read: self.read,
+            metadata: self.metadata,
             predicate: self.predicate,
             schema: self.schema,
             batch_size: self.batch_size,
@@ -286,10 +318,30 @@ fn prune(
         .collect()
 }
 
+/// Whether `file`'s statistics or (identity) partition values prove that every one of its
+/// rows matches `predicate`.
+fn every_row_matches(
+    predicate: Option<&BoundPredicate>,
+    metadata: &TableMetadata,
+    file: &LiveFile,
+) -> bool {
+    predicate.is_none_or(|p| {
+        let spec = metadata.partition_spec_by_id(file.spec_id);
+        file_match(p, &file.file, spec.map(|s| s.as_ref())) == FileMatch::Always
+    })
+}
+
+/// The columns the filter and the files' equality deletes compare (field ids).
+fn needed_ids(predicate: Option<&BoundPredicate>, files: &[deletes::FileToRead]) -> Vec<i32> {
+    let mut needed = predicate.map(referenced_field_ids).unwrap_or_default();
+    needed.extend(files.iter().flat_map(|f| f.equality_ids()));
+    needed
+}
+
 /// The columns read of every file: `columns`, then the columns of `needed` (field ids) not
 /// among them.
 fn read_projection(
-    table: &LoadedTable,
+    metadata: &TableMetadata,
     schema: &Schema,
     columns: &[String],
     needed: &[i32],
@@ -307,7 +359,7 @@ fn read_projection(
             read.push(field.name.clone());
         }
     }
-    Projection::select(&table.metadata, schema, &read)
+    Projection::select(metadata, schema, &read)
 }
 
 fn current_runtime() -> Result<tokio::runtime::Handle> {
@@ -334,6 +386,11 @@ struct Worker {
     queue: Mutex<VecDeque<deletes::FileToRead>>,
     deletes: deletes::Loader,
     read: Projection,
+    /// Only the selected columns: what is read of a file all of whose rows match the filter
+    /// (by its partition values or statistics) and that no equality delete applies to.
+    selected: Projection,
+    /// Partition specs, to judge files against the filter.
+    metadata: Arc<TableMetadata>,
     predicate: Option<Arc<BoundPredicate>>,
     schema: ArrowSchemaRef,
     batch_size: usize,
@@ -366,10 +423,17 @@ impl Worker {
         file: &deletes::FileToRead,
         sender: &mut mpsc::Sender<Result<RecordBatch>>,
     ) -> Result<()> {
+        // A file whose every row matches needs no row filter, nor the columns it compares.
+        let filter = (self.predicate.as_deref())
+            .filter(|p| !every_row_matches(Some(p), &self.metadata, &file.data));
+        let projection = match filter.is_none() && file.equality_ids().next().is_none() {
+            true => &self.selected,
+            false => &self.read,
+        };
         // The data file's footer is read while its delete files are.
         let (deletes, opened) = futures::try_join!(
             self.deletes.for_file(&self.io, &self.read, file),
-            ProjectedFile::open(&self.io, &file.data.file, &self.read)
+            ProjectedFile::open(&self.io, &file.data.file, projection)
         )?;
         let opened = opened
             .with_batch_size(self.batch_size)
@@ -378,7 +442,7 @@ impl Worker {
         let width = self.schema.fields().len();
         while let Some(batch) = batches.next().await {
             let mut batch = batch?;
-            if let Some(predicate) = &self.predicate {
+            if let Some(predicate) = filter {
                 let mask = row_matches(predicate, &batch)?;
                 batch = filter_record_batch(&batch, &mask).context(|| "filtering rows".into())?;
             }
