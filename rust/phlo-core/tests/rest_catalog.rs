@@ -7,12 +7,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::model::{self, Model, scan_model};
+use crate::model::{self, Model, model_of, rows, scan_model, schema};
 use crate::rest::{Server, serve};
 use crate::seaweedfs;
 use crate::support::files_under;
-use arrow_array::{Int64Array, RecordBatch, StringArray};
-use arrow_schema::{ArrowError, DataType, Field, Schema};
+use arrow_schema::{DataType, Field, Schema};
 use phlo_core::Lakehouse;
 use phlo_core::catalog::{CommitMeta, MAIN, RefKind, RefMerge};
 use phlo_core::compact::CompactOptions;
@@ -63,25 +62,6 @@ impl Fixture {
             Err(e) => e,
         }
     }
-}
-
-fn schema() -> Arc<Schema> {
-    Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Int64, false),
-        Field::new("name", DataType::Utf8, true),
-    ]))
-}
-
-fn rows(rows: &[(i64, &str)]) -> Vec<Result<RecordBatch, ArrowError>> {
-    let batch = RecordBatch::try_new(
-        schema(),
-        vec![
-            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
-        ],
-    )
-    .unwrap();
-    vec![Ok(batch)]
 }
 
 async fn contents(lh: &Lakehouse, ref_name: &str) -> Model {
@@ -505,10 +485,6 @@ async fn served(fx: &Fixture, name: &str) -> Model {
     model::contents(&fx.server_lh, name, MAIN).await
 }
 
-fn model_of(rows: &[(i64, &str)]) -> Model {
-    rows.iter().map(|(id, v)| (*id, v.to_string())).collect()
-}
-
 /// Commits transaction `tx` into main, as `lh.transaction()` does when its block ends.
 async fn commit(lh: &Lakehouse, tx: &str) -> phlo_core::Result<RefMerge> {
     let merged = lh.merge_branch(tx, MAIN, &CommitMeta::default()).await;
@@ -622,15 +598,7 @@ async fn unreferenced(fx: &Fixture) -> Vec<String> {
 async fn a_transaction_creates_a_table_with_its_writes_through_the_rest_catalog() {
     let fx = fixture(None);
     let lh = two_tables(&fx).await;
-    let tx = lh.catalog().create_internal_branch("tx/", MAIN).unwrap();
-    lh.create_table("raw.c", &schema(), &[], HashMap::new(), &tx)
-        .await
-        .unwrap();
-    for name in ["raw.c", "raw.a"] {
-        lh.append(name, rows(&[(1, "tx")]), &tx, HashMap::new())
-            .await
-            .unwrap();
-    }
+    let tx = creating_c(&lh).await;
     // A staged create: the transaction sees its table, the server has nothing yet.
     assert_eq!(
         model::contents(&lh, "raw.c", &tx).await,
@@ -669,12 +637,8 @@ async fn a_transaction_creates_a_table_with_its_writes_through_the_rest_catalog(
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_table_created_meanwhile_fails_the_transaction_that_creates_it_and_nothing_lands() {
-    let fx = fixture(None);
-    let lh = two_tables(&fx).await;
-    let other = fx.client(&[]).await.unwrap();
-    let before = files_under(fx.dir.path());
+/// A transaction that creates `raw.c` and appends `(1, tx)` to it and to `raw.a`; its name.
+async fn creating_c(lh: &Lakehouse) -> String {
     let tx = lh.catalog().create_internal_branch("tx/", MAIN).unwrap();
     lh.create_table("raw.c", &schema(), &[], HashMap::new(), &tx)
         .await
@@ -684,6 +648,16 @@ async fn a_table_created_meanwhile_fails_the_transaction_that_creates_it_and_not
             .await
             .unwrap();
     }
+    tx
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_created_meanwhile_fails_the_transaction_that_creates_it_and_nothing_lands() {
+    let fx = fixture(None);
+    let lh = two_tables(&fx).await;
+    let other = fx.client(&[]).await.unwrap();
+    let before = files_under(fx.dir.path());
+    let tx = creating_c(&lh).await;
     other
         .create_table("raw.c", &schema(), &[], HashMap::new(), MAIN)
         .await
@@ -708,15 +682,7 @@ async fn a_discarded_transaction_removes_its_files_and_commits_nothing_on_the_re
     let fx = fixture(None);
     let lh = two_tables(&fx).await;
     let before = files_under(fx.dir.path());
-    let tx = lh.catalog().create_internal_branch("tx/", MAIN).unwrap();
-    lh.create_table("raw.c", &schema(), &[], HashMap::new(), &tx)
-        .await
-        .unwrap();
-    for name in ["raw.c", "raw.a"] {
-        lh.append(name, rows(&[(1, "tx")]), &tx, HashMap::new())
-            .await
-            .unwrap();
-    }
+    let tx = creating_c(&lh).await;
     let mut options = merge_options(WriteMode::CopyOnWrite);
     options.ref_name = tx.clone();
     lh.merge("raw.b", rows(&[(0, "merged")]), &options)

@@ -7,10 +7,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::model::{Model, contents};
+use crate::model::{contents, model_of, rows, schema};
 use crate::rest::{Server, serve};
-use arrow_array::{Int64Array, RecordBatch, StringArray};
-use arrow_schema::{ArrowError, DataType, Field, Schema};
 use phlo_core::Lakehouse;
 use phlo_core::catalog::{CommitMeta, MAIN, RefKind};
 use phlo_core::merge::{MergeOptions, MergeStrategy, WriteMode};
@@ -59,31 +57,6 @@ impl Fixture {
             .await
             .unwrap()
     }
-}
-
-fn schema() -> Arc<Schema> {
-    Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Int64, false),
-        Field::new("name", DataType::Utf8, true),
-    ]))
-}
-
-fn rows(rows: &[(i64, &str)]) -> Vec<Result<RecordBatch, ArrowError>> {
-    let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
-    let names: Vec<&str> = rows.iter().map(|(_, name)| *name).collect();
-    let batch = RecordBatch::try_new(
-        schema(),
-        vec![
-            Arc::new(Int64Array::from(ids)),
-            Arc::new(StringArray::from(names)),
-        ],
-    )
-    .unwrap();
-    vec![Ok(batch)]
-}
-
-fn model_of(rows: &[(i64, &str)]) -> Model {
-    rows.iter().map(|(id, v)| (*id, v.to_string())).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]

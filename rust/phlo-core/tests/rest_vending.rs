@@ -8,38 +8,26 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::model::{Model, contents};
+use crate::model::{self, Model, contents, schema};
 use crate::rest::serve;
 use crate::seaweedfs;
-use arrow_array::{Int64Array, RecordBatch, StringArray};
-use arrow_schema::{ArrowError, DataType, Field, Schema};
+use arrow_array::RecordBatch;
+use arrow_schema::ArrowError;
 use phlo_core::Lakehouse;
 use phlo_core::catalog::MAIN;
 use phlo_core::rest::RestService;
 
-fn schema() -> Arc<Schema> {
-    Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Int64, false),
-        Field::new("name", DataType::Utf8, true),
-    ]))
+/// Rows `ids`, each named `name`.
+fn named(ids: std::ops::Range<i64>, name: &str) -> Vec<(i64, &str)> {
+    ids.map(|id| (id, name)).collect()
 }
 
 fn rows(ids: std::ops::Range<i64>, name: &str) -> Vec<Result<RecordBatch, ArrowError>> {
-    let ids: Vec<i64> = ids.collect();
-    let names = vec![name; ids.len()];
-    let batch = RecordBatch::try_new(
-        schema(),
-        vec![
-            Arc::new(Int64Array::from(ids)),
-            Arc::new(StringArray::from(names)),
-        ],
-    )
-    .unwrap();
-    vec![Ok(batch)]
+    model::rows(&named(ids, name))
 }
 
 fn model_of(ids: std::ops::Range<i64>, name: &str) -> Model {
-    ids.map(|id| (id, name.to_string())).collect()
+    model::model_of(&named(ids, name))
 }
 
 /// A lakehouse on SeaweedFS (SQLite catalog, a fresh warehouse prefix) with `raw.t` holding

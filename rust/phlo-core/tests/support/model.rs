@@ -1,15 +1,43 @@
-//! A table of `(id int64, name string)` rows read back as a map, to compare with a model.
-//! Included with `#[path]` by the tests that use it (not through `support/mod.rs`, whose
-//! PostgreSQL helpers would be dead code there).
+//! A table of `(id int64, name string)` rows: its schema, batches of it, and the table read
+//! back as a map, to compare with a model. Declared once in `tests/engine.rs` (not through
+//! `support/mod.rs`, whose PostgreSQL helpers are a module of their own).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{ArrowError, DataType, Field, Schema};
 use futures::TryStreamExt;
 use phlo_core::Lakehouse;
 use phlo_core::tables::ScanOptions;
 
 pub type Model = BTreeMap<i64, String>;
+
+/// `(id int64 not null, name string)`.
+pub fn schema() -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+    ]))
+}
+
+/// `rows` as one batch of [`schema`], in the shape the engine's writes take.
+pub fn rows(rows: &[(i64, &str)]) -> Vec<Result<RecordBatch, ArrowError>> {
+    let batch = RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+        ],
+    )
+    .unwrap();
+    vec![Ok(batch)]
+}
+
+/// What a table holding `rows` reads back as.
+pub fn model_of(rows: &[(i64, &str)]) -> Model {
+    rows.iter().map(|(id, v)| (*id, v.to_string())).collect()
+}
 
 /// The rows of `table` on `ref_name`, keyed by id; a duplicate id fails the test.
 pub async fn contents(lh: &Lakehouse, table: &str, ref_name: &str) -> Model {
