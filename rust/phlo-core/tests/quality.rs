@@ -119,7 +119,17 @@ fn day_filter(day: &str) -> Filter {
 }
 
 async fn evaluate(plan: ScanPlan, checks: serde_json::Value) -> Vec<Outcome> {
-    let plan_json = json!({"checks": checks, "id_columns": ["id"], "sample_limit": 5});
+    evaluate_sampling(plan, checks, 5).await
+}
+
+/// Every check of `checks` over what `plan` reads, in one pass, keeping up to `sample_limit`
+/// failing rows (by `id`) each.
+pub(crate) async fn evaluate_sampling(
+    plan: ScanPlan,
+    checks: serde_json::Value,
+    sample_limit: usize,
+) -> Vec<Outcome> {
+    let plan_json = json!({"checks": checks, "id_columns": ["id"], "sample_limit": sample_limit});
     let quality = QualityPlan::from_json(&plan_json.to_string()).unwrap();
     let mut evaluator = Evaluator::new(&quality, &plan.schema());
     let mut stream = plan.into_stream().unwrap();

@@ -13,7 +13,7 @@ use arrow_schema::{ArrowError, DataType, Field, Schema};
 use futures::StreamExt;
 use phlo_core::Lakehouse;
 use phlo_core::catalog::MAIN;
-use phlo_core::quality::{Evaluator, Outcome, QualityPlan};
+use phlo_core::quality::Outcome;
 use phlo_core::tables::{Filter, FilterOp, Literal, ScanOptions, ScanPlan};
 use serde_json::json;
 
@@ -78,14 +78,7 @@ async fn evaluate(plan: ScanPlan) -> Vec<Outcome> {
         {"kind": "not_null", "columns": ["category", "tag"]},
         {"kind": "unique", "columns": ["category"]},
     ]);
-    let plan_json = json!({"checks": checks, "id_columns": ["id"], "sample_limit": 20});
-    let quality = QualityPlan::from_json(&plan_json.to_string()).unwrap();
-    let mut evaluator = Evaluator::new(&quality, &plan.schema());
-    let mut stream = plan.into_stream().unwrap();
-    while let Some(batch) = stream.next().await {
-        evaluator.update(&batch.unwrap()).unwrap();
-    }
-    evaluator.finish().unwrap()
+    crate::quality::evaluate_sampling(plan, checks, 20).await
 }
 
 fn ids(outcome: &Outcome) -> Vec<i64> {

@@ -759,17 +759,23 @@ async fn a_server_without_multi_table_commits_refuses_the_transaction_and_change
     assert_eq!(commit(&lh, &tx).await.unwrap(), RefMerge::default());
 }
 
+/// Two clients of SeaweedFS's REST catalog and a fresh namespace the first created.
+async fn seaweedfs_clients(weed: &seaweedfs::SeaweedFs) -> (Lakehouse, Lakehouse, String) {
+    let (properties, warehouse) = seaweedfs_rest(weed);
+    let connect = || Lakehouse::connect(&weed.iceberg, &warehouse, &properties);
+    let (lh, other) = (connect().await.unwrap(), connect().await.unwrap());
+    let namespace = format!("ns{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    lh.catalog().create_namespace(&namespace).unwrap();
+    (lh, other, namespace)
+}
+
 /// SeaweedFS 4.48 lists no endpoints in `/v1/config` but serves `/transactions/commit`: a
 /// transaction lands on both tables at once, and one whose table another writer moved (an
 /// upsert, which cannot be re-applied) leaves both as they were.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_transaction_commits_two_tables_through_seaweedfs_rest_catalog() {
     let weed = seaweedfs::shared().await;
-    let (properties, warehouse) = seaweedfs_rest(&weed);
-    let connect = || Lakehouse::connect(&weed.iceberg, &warehouse, &properties);
-    let (lh, other) = (connect().await.unwrap(), connect().await.unwrap());
-    let namespace = format!("ns{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    lh.catalog().create_namespace(&namespace).unwrap();
+    let (lh, other, namespace) = seaweedfs_clients(&weed).await;
     let (a, b) = (format!("{namespace}.a"), format!("{namespace}.b"));
     for name in [&a, &b] {
         table_holding(&lh, name, (0, "before")).await;
@@ -816,11 +822,7 @@ async fn a_transaction_commits_two_tables_through_seaweedfs_rest_catalog() {
 #[tokio::test(flavor = "multi_thread")]
 async fn seaweedfs_refuses_a_create_inside_a_transaction_before_writing_anything() {
     let weed = seaweedfs::shared().await;
-    let (properties, warehouse) = seaweedfs_rest(&weed);
-    let connect = || Lakehouse::connect(&weed.iceberg, &warehouse, &properties);
-    let (lh, other) = (connect().await.unwrap(), connect().await.unwrap());
-    let namespace = format!("ns{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    lh.catalog().create_namespace(&namespace).unwrap();
+    let (lh, other, namespace) = seaweedfs_clients(&weed).await;
     let (a, c) = (format!("{namespace}.a"), format!("{namespace}.c"));
     table_holding(&lh, &a, (0, "before")).await;
     let prefix = format!("{namespace}.db");
