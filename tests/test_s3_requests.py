@@ -1,9 +1,13 @@
 """The requests a merge makes on S3 (a real SeaweedFS, through a counting proxy): planning's
-reads of the manifest list and manifests serve the commit too, and a commit another writer
-lands between the plan and the commit is still read, validated against and kept."""
+reads of the manifest list and manifests serve the commit too, a table's metadata file is read
+once per location (opening the table and merging into it read it once; a commit of another
+process moves the pointer, and its new file is read), and a commit another writer lands between
+the plan and the commit is still read, validated against and kept. On a SQLite and a PostgreSQL
+catalog."""
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,12 +32,19 @@ def contents(table: phlo.Table) -> dict[int, str]:
     return dict(zip(data["id"], data["v"], strict=True))
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'catalog.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
 @pytest.fixture
 def lakehouses(
-    tmp_path: Path, s3_server: S3Server, s3_warehouse: str
+    catalog: str, s3_server: S3Server, s3_warehouse: str
 ) -> Iterator[tuple[phlo.Lakehouse, phlo.Lakehouse, Requests]]:
     """The same lakehouse twice: through the counting proxy, and direct (another writer)."""
-    catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
     direct = phlo.Lakehouse.connect(catalog, s3_warehouse, s3_server.properties())
     direct.create_namespace("raw")
     table = direct.create_table("raw.t", SCHEMA)
@@ -44,15 +55,16 @@ def lakehouses(
         yield phlo.Lakehouse.connect(catalog, s3_warehouse, properties), direct, requests
 
 
-def test_a_merge_reads_the_manifest_list_and_manifests_once(lakehouses) -> None:
-    lh, _, requests = lakehouses
-    table = lh.table("raw.t")
-    model = contents(table)
+def test_a_merge_reads_the_metadata_manifest_list_and_manifests_once(lakehouses) -> None:
+    lh, direct, requests = lakehouses
+    model = contents(direct.table("raw.t"))
     requests.clear()
+    table = lh.table("raw.t")
     result = table.merge(rows(range(150, 250), "m"), "id")
-    # The merge's own load of the table (its metadata file), then one read each of the
-    # manifest list and the two manifests (one per append): planning's, which the commit
-    # reuses (it read the list and both manifests again before).
+    # Opening the table read its metadata file; the merge's own load of the table found the
+    # same location in the catalog and read nothing (it read the file again before). Then one
+    # read each of the manifest list and the two manifests (one per append): planning's, which
+    # the commit reuses (it read the list and both manifests again before).
     assert len(requests.gets("metadata.json")) == 1
     assert len(requests.gets("manifest list")) == 1
     manifests = requests.gets("avro")
@@ -60,6 +72,52 @@ def test_a_merge_reads_the_manifest_list_and_manifests_once(lakehouses) -> None:
     assert (result.commit_retries, result.rows_updated, result.rows_inserted) == (0, 50, 50)
     model.update({i: f"m{i}" for i in range(150, 250)})
     assert contents(table) == model
+
+
+def test_the_metadata_file_a_commit_wrote_is_not_read_back(lakehouses) -> None:
+    lh, direct, requests = lakehouses
+    table = lh.table("raw.t")
+    table.merge(rows(range(150, 250), "m"), "id")
+    requests.clear()
+    # The next merge (and the read after it) load the table the first merge left: its
+    # metadata file is the one that merge wrote, known without a read.
+    result = table.merge(rows(range(200, 300), "n"), "id")
+    assert contents(table) == contents(direct.table("raw.t"))
+    assert requests.gets("metadata.json") == []
+    assert (result.rows_updated, result.rows_inserted) == (50, 50)
+
+
+def _append_in_another_process(catalog: str, warehouse: str, properties: dict[str, str]) -> None:
+    other = phlo.Lakehouse.connect(catalog, warehouse, properties)
+    other.table("raw.t").append(rows(range(1000, 1010), "other"))
+
+
+def test_a_commit_of_another_process_is_read_at_its_new_location(
+    lakehouses, catalog: str, s3_server: S3Server, s3_warehouse: str
+) -> None:
+    lh, direct, requests = lakehouses
+    model = contents(direct.table("raw.t"))
+    table = lh.table("raw.t")
+    before = table.metadata_location
+    process = mp.get_context("spawn").Process(
+        target=_append_in_another_process,
+        args=(catalog, s3_warehouse, s3_server.properties()),
+    )
+    process.start()
+    process.join(timeout=120)
+    assert process.exitcode == 0
+    theirs = direct.table("raw.t").metadata_location
+    assert theirs != before
+    requests.clear()
+    result = table.merge(rows(range(150, 250), "m"), "id")
+    # The catalog points at the other process's metadata file, which this process had never
+    # seen: read once, and the merge builds on it, keeping the appended rows.
+    read = [path.rsplit("/", 1)[-1] for path in requests.gets("metadata.json")]
+    assert read == [theirs.rsplit("/", 1)[-1]]
+    assert result.commit_retries == 0
+    model.update({i: f"other{i}" for i in range(1000, 1010)})
+    model.update({i: f"m{i}" for i in range(150, 250)})
+    assert contents(table) == model == contents(direct.table("raw.t"))
 
 
 def commit_before_first_data_write(requests: Requests, commit) -> threading.Event:

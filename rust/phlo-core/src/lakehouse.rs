@@ -10,7 +10,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::{ArrowError, Schema as ArrowSchema};
 use arrow_select::concat::concat_batches;
 use iceberg::io::FileIO;
-use iceberg::spec::{TableMetadata, TableMetadataBuilder};
+use iceberg::spec::TableMetadataBuilder;
 
 use crate::catalog::{Catalog, CommitMeta, MAIN, RefKind, RefMerge, TableIdent};
 use crate::changes::changes;
@@ -516,7 +516,9 @@ impl Lakehouse {
         let table = self.load_table(name, &ref_name).await?;
         // The commit changed this table: its own metadata file names the exact snapshot.
         if let Some(location) = exact
-            && let Ok(metadata) = TableMetadata::read_from(&self.io, &location).await
+            && let Ok(metadata) = (self.catalog.metadata_cache())
+                .read(&self.io, &location, String::new)
+                .await
         {
             let id = metadata.current_snapshot_id();
             if let Some(id) = id

@@ -13,6 +13,7 @@ use super::postgres::Postgres;
 use super::rest_client::RestCatalog;
 use super::sqlite::Sqlite;
 use crate::error::{Error, Result};
+use crate::tables::metadata_cache::MetadataCache;
 
 /// The `catalog_name` column value phlo uses; PyIceberg must open the catalog with this name.
 pub const CATALOG_NAME: &str = "phlo";
@@ -21,6 +22,9 @@ pub const CATALOG_NAME: &str = "phlo";
 /// log and transactions, in SQLite or PostgreSQL.
 pub struct Catalog {
     backend: Backend,
+    /// The metadata files this handle's loads and commits read or wrote, by location: every
+    /// load asks the database (or server) where the table is, and reads the file only if new.
+    metadata: MetadataCache,
 }
 
 enum Backend {
@@ -34,18 +38,14 @@ impl Catalog {
     /// Opens (creating if needed) the SQLite catalog file and brings it to the current layout;
     /// older files are upgraded in place.
     pub fn open_sqlite(path: &Path) -> Result<Self> {
-        Ok(Self {
-            backend: Backend::Sqlite(Sqlite::open(path)?),
-        })
+        Ok(Self::of(Backend::Sqlite(Sqlite::open(path)?)))
     }
 
     /// Connects to the catalog in a PostgreSQL database (`postgresql://user:password@host:port/db`),
     /// creating its tables if needed.
     #[cfg(feature = "postgres")]
     pub fn open_postgres(url: &str) -> Result<Self> {
-        Ok(Self {
-            backend: Backend::Postgres(Postgres::open(url)?),
-        })
+        Ok(Self::of(Backend::Postgres(Postgres::open(url)?)))
     }
 
     /// Opens the catalog a URI names, by its scheme: `sqlite:///path/catalog.db` (created when
@@ -67,15 +67,27 @@ impl Catalog {
                 "this build of phlo has no PostgreSQL catalog",
                 "build phlo-core with the cargo feature `postgres` (the Python package has it)",
             )),
-            "http" | "https" => Ok(Self {
-                backend: Backend::Rest(Box::new(RestCatalog::connect(uri, properties)?)),
-            }),
+            "http" | "https" => Ok(Self::of(Backend::Rest(Box::new(RestCatalog::connect(
+                uri, properties,
+            )?)))),
             _ => Err(Error::config(
                 format!("catalog URI {} is not supported", redact_uri(uri)),
                 "use sqlite:///absolute/path/catalog.db, \
                  postgresql://user:password@host:port/database or http(s)://host:port (REST)",
             )),
         }
+    }
+
+    fn of(backend: Backend) -> Self {
+        Self {
+            backend,
+            metadata: MetadataCache::default(),
+        }
+    }
+
+    /// Parsed metadata files by location, shared by everything using this catalog handle.
+    pub fn metadata_cache(&self) -> &MetadataCache {
+        &self.metadata
     }
 
     /// Runs `read` on one consistent view of the catalog.

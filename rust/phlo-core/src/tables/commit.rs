@@ -323,10 +323,16 @@ async fn publish(
         message,
         meta,
     );
-    Ok(landed.await?.then(|| LoadedTable {
+    if !landed.await? {
+        return Ok(None);
+    }
+    // The file just written is the table's state: the next load only reads the pointer.
+    let metadata = Arc::new(next);
+    catalog.metadata_cache().insert(&location, metadata.clone());
+    Ok(Some(LoadedTable {
         ident: table.ident.clone(),
         ref_name: table.ref_name.clone(),
-        metadata: Arc::new(next),
+        metadata,
         metadata_location: location,
     }))
 }

@@ -12,6 +12,7 @@ pub mod filter;
 pub mod manifest_filter;
 mod manifest_read;
 pub mod manifests;
+pub mod metadata_cache;
 pub mod plan_reads;
 pub mod properties;
 pub mod read;

@@ -35,13 +35,16 @@ impl LoadedTable {
             return rest.load(ident, ref_name);
         }
         let metadata_location = catalog.metadata_location_on(ref_name, ident)?;
-        let metadata = TableMetadata::read_from(io, &metadata_location)
-            .await
-            .context(|| format!("reading metadata of {ident} at {metadata_location}"))?;
+        let metadata = catalog
+            .metadata_cache()
+            .read(io, &metadata_location, || {
+                format!("reading metadata of {ident} at {metadata_location}")
+            })
+            .await?;
         Ok(Self {
             ident: ident.clone(),
             ref_name: ref_name.to_string(),
-            metadata: Arc::new(metadata),
+            metadata,
             metadata_location,
         })
     }
@@ -109,10 +112,14 @@ impl LoadedTable {
             let _ = io.delete(&metadata_location).await;
             return Err(e);
         }
+        let metadata = Arc::new(metadata);
+        catalog
+            .metadata_cache()
+            .insert(&metadata_location, metadata.clone());
         Ok(Self {
             ident: ident.clone(),
             ref_name: ref_name.to_string(),
-            metadata: Arc::new(metadata),
+            metadata,
             metadata_location,
         })
     }
