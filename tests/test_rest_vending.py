@@ -2,7 +2,8 @@
 `phlo catalog serve`'s server, and clients that have no S3 keys at all. Without
 `vend_credentials` such a client is refused, typed and naming the missing keys; with it, the
 load-table answers carry the warehouse's storage properties and phlo's client and PyIceberg's
-RestCatalog read and write the tables' files with them."""
+RestCatalog read and write the tables' files with them, and a keyless client's transaction
+re-applies its appends after losing a race, and cleans up after itself, with them too."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pytest
+from pyarrow.fs import FileSelector, FileType, S3FileSystem
 from pyiceberg.catalog.rest import RestCatalog
 
 import phlo
@@ -90,6 +93,69 @@ def test_vended_credentials_let_clients_without_keys_read_and_write(
         assert SECRET_KEY not in str(missing.value)
         assert SECRET_KEY not in repr(client)
     assert model_of(served_lh.table("raw.t").to_arrow()) == model
+
+
+def objects(s3_server: S3Server, prefix: str) -> set[str]:
+    """Every object under `prefix` (`s3://bucket/key`), listed with the server's own keys."""
+    endpoint = urlsplit(s3_server.endpoint)
+    fs = S3FileSystem(
+        access_key=ACCESS_KEY,
+        secret_key=SECRET_KEY,
+        endpoint_override=endpoint.netloc,
+        scheme=endpoint.scheme,
+        region="us-east-1",
+    )
+    listed = fs.get_file_info(FileSelector(prefix.removeprefix("s3://"), recursive=True))
+    return {info.path for info in listed if info.type == FileType.File}
+
+
+def referenced(catalog: RestCatalog, name: str) -> set[str]:
+    """The manifest lists and manifests the table's snapshots reference (bucket/key)."""
+    table = catalog.load_table(name)
+    paths = set()
+    for snapshot in table.snapshots():
+        paths.add(snapshot.manifest_list)
+        paths.update(m.manifest_path for m in snapshot.manifests(table.io))
+    return {p.removeprefix("s3://") for p in paths}
+
+
+def test_a_keyless_transaction_re_applied_after_a_race_uses_the_vended_credentials(
+    served_lh: phlo.Lakehouse, s3_server: S3Server
+) -> None:
+    model = model_of(rows(range(10), "served"))
+    metadata = f"{served_lh.warehouse}/raw.db/t/metadata"
+    with CatalogServer(served_lh, port=0, vend_credentials=True) as server:
+        client = phlo.Lakehouse.connect(server.uri, served_lh.warehouse)
+        with client.transaction() as tx:
+            tx.table("raw.t").append(rows(range(100, 105), "tx"))
+            # Another writer moves raw.t first: the commit loses (409), then re-applies the
+            # append on the new head, reading and writing manifests with the table's keys.
+            served_lh.table("raw.t").append(rows(range(200, 203), "other"))
+        assert tx.result is not None and tx.result.rebased == ["raw.t"]
+        model.update(model_of(rows(range(100, 105), "tx")))
+        model.update(model_of(rows(range(200, 203), "other")))
+        assert model_of(client.table("raw.t").to_arrow()) == model
+        # The first attempt's manifest and manifest list were removed; nothing else was.
+        avro = {p for p in objects(s3_server, metadata) if p.endswith(".avro")}
+        assert avro == referenced(RestCatalog("phlo", uri=server.uri), "raw.t")
+    assert model_of(served_lh.table("raw.t").to_arrow()) == model
+
+
+def test_a_keyless_transaction_that_raises_removes_its_files_with_the_vended_credentials(
+    served_lh: phlo.Lakehouse, s3_server: S3Server
+) -> None:
+    before = objects(s3_server, served_lh.warehouse)
+    with CatalogServer(served_lh, port=0, vend_credentials=True) as server:
+        client = phlo.Lakehouse.connect(server.uri, served_lh.warehouse)
+        with pytest.raises(RuntimeError, match="the block failed"):
+            with client.transaction() as tx:
+                tx.table("raw.t").append(rows(range(100, 105), "tx"))
+                tx.table("raw.t").merge(rows(range(0, 3), "upserted"), "id")
+                assert objects(s3_server, served_lh.warehouse) != before
+                raise RuntimeError("the block failed")
+    # Data files, manifests and manifest lists of both writes are gone; the table is as it was.
+    assert objects(s3_server, served_lh.warehouse) == before
+    assert model_of(served_lh.table("raw.t").to_arrow()) == model_of(rows(range(10), "served"))
 
 
 def test_the_cli_flag_vends_the_servers_keys(

@@ -454,7 +454,7 @@ impl Lakehouse {
         meta: &CommitMeta,
     ) -> Result<RefMerge> {
         if let Some(rest) = self.catalog.rest().filter(|r| r.in_transaction(source)) {
-            return rest.commit_transaction(&self.io, source, into).await;
+            return rest.commit_transaction(&|t| self.io_for(t), source, into).await;
         }
         crate::branch_merge::merge_branch(&self.catalog, &self.io, source, into, meta).await
     }
@@ -463,7 +463,7 @@ impl Lakehouse {
     /// branch (on a REST catalog, its staged changes) and every file its writes left.
     pub async fn discard_transaction(&self, name: &str) -> Result<()> {
         if let Some(rest) = self.catalog.rest().filter(|r| r.in_transaction(name)) {
-            return rest.discard_transaction(&self.io, name).await;
+            return rest.discard_transaction(&|t| self.io_for(t), name).await;
         }
         crate::tables::discard::discard_branch(&self.catalog, &self.io, name).await
     }

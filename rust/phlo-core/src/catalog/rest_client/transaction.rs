@@ -34,6 +34,10 @@ const ENDPOINT: &str = "POST /v1/{prefix}/transactions/commit";
 /// Attempts before a transaction that keeps losing to other writers gives up.
 const MAX_ATTEMPTS: u32 = 16;
 
+/// The file IO for one table's files: with the storage credentials the server handed out for
+/// it (`Lakehouse::io_for`); the connection's own IO may have none.
+pub type TableIo<'a> = &'a (dyn Fn(&LoadedTable) -> Result<FileIO> + Sync);
+
 /// The open transactions of one connection, by name.
 #[derive(Default)]
 pub(super) struct Transactions(Mutex<HashMap<String, Staging>>);
@@ -130,11 +134,12 @@ impl RestCatalog {
         self.open().remove(name);
     }
 
-    /// Ends transaction `name` without committing it, removing every file its writes left.
-    pub async fn discard_transaction(&self, io: &FileIO, name: &str) -> Result<()> {
+    /// Ends transaction `name` without committing it, removing every file its writes left
+    /// (each table's with its own IO, `io_for`).
+    pub async fn discard_transaction(&self, io_for: TableIo<'_>, name: &str) -> Result<()> {
         let staging = self.open().remove(name).ok_or_else(|| closed(name))?;
         for table in staging.tables.values() {
-            discard(io, table, &table.written).await;
+            discard(io_for, table, &table.written).await;
         }
         Ok(())
     }
@@ -336,10 +341,11 @@ impl RestCatalog {
 
     /// Commits transaction `name` to `into`: every table it changed, at once. When it
     /// cannot land (a conflict, a refusal), the files its snapshots wrote are removed; when it
-    /// may have landed, they are kept.
+    /// may have landed, they are kept. Each table's files are read, written and removed with
+    /// its own IO (`io_for`: the credentials the server handed out for it).
     pub async fn commit_transaction(
         &self,
-        io: &FileIO,
+        io_for: TableIo<'_>,
         name: &str,
         into: &str,
     ) -> Result<RefMerge> {
@@ -355,7 +361,7 @@ impl RestCatalog {
                 "commit it into the ref it was opened on",
             ));
         }
-        let committed = self.commit_staged(io, name, &target, &mut tables).await;
+        let committed = self.commit_staged(io_for, name, &target, &mut tables).await;
         match &committed {
             // Only the snapshots of the commit's updates landed: the others were first
             // attempts, re-applied on another writer's head, whose data files are now the
@@ -367,13 +373,15 @@ impl RestCatalog {
                     };
                     let superseded: Vec<&Snapshot> =
                         table.written.iter().filter(|s| !landed(s)).collect();
-                    discard_snapshots(io, &table.head.metadata, superseded, Discard::ManifestsOnly)
-                        .await;
+                    if let Ok(io) = io_for(&table.guard) {
+                        let metadata = &table.head.metadata;
+                        discard_snapshots(&io, metadata, superseded, Discard::ManifestsOnly).await;
+                    }
                 }
             }
             Err(e) if !e.commit_may_have_landed() => {
                 for table in &tables {
-                    discard(io, table, &table.written).await;
+                    discard(io_for, table, &table.written).await;
                 }
             }
             Err(_) => {}
@@ -383,7 +391,7 @@ impl RestCatalog {
 
     async fn commit_staged(
         &self,
-        io: &FileIO,
+        io_for: TableIo<'_>,
         name: &str,
         target: &str,
         tables: &mut [StagedTable],
@@ -410,7 +418,7 @@ impl RestCatalog {
             tokio::time::sleep(backoff(attempt)).await;
             for staged in tables.iter_mut() {
                 let name = staged.base.ident.to_string();
-                if self.reapply(io, staged).await? && !rebased.contains(&name) {
+                if self.reapply(io_for, staged).await? && !rebased.contains(&name) {
                     rebased.push(name);
                 }
             }
@@ -432,7 +440,7 @@ impl RestCatalog {
 
     /// After a lost race: reloads the table and, when another writer moved it, re-applies the
     /// transaction's appends on its new head (`true`), or refuses anything else.
-    async fn reapply(&self, io: &FileIO, staged: &mut StagedTable) -> Result<bool> {
+    async fn reapply(&self, io_for: TableIo<'_>, staged: &mut StagedTable) -> Result<bool> {
         let ident = &staged.guard.ident;
         let target = staged.guard.ref_name.clone();
         if staged.created {
@@ -467,13 +475,15 @@ impl RestCatalog {
                 ),
             });
         }
-        let added = files_added_since(io, &staged.base, &staged.head, MAIN).await?;
+        // The reload refreshed the table's handed-out credentials (they may be short-lived).
+        let io = io_for(&newer)?;
+        let added = files_added_since(&io, &staged.base, &staged.head, MAIN).await?;
         let change = SnapshotChange {
             branch: MAIN.to_string(),
             added_files: added,
             ..Default::default()
         };
-        let snapshot = prepare_rest_snapshot(io, &newer, &change).await?;
+        let snapshot = prepare_rest_snapshot(&io, &newer, &change).await?;
         staged.written.push(snapshot.clone());
         staged.updates = snapshot_updates(snapshot, self.config.table_ref(&target).to_string());
         staged.guard = newer;
@@ -481,9 +491,12 @@ impl RestCatalog {
     }
 }
 
-/// Removes what `snapshots` of the staged table wrote: none of it is on the server.
-async fn discard(io: &FileIO, table: &StagedTable, snapshots: &[Snapshot]) {
-    discard_snapshots(io, &table.head.metadata, snapshots, Discard::Everything).await;
+/// Removes what `snapshots` of the staged table wrote: none of it is on the server. Best
+/// effort: without an IO for the table, the files stay (unreferenced).
+async fn discard(io_for: TableIo<'_>, table: &StagedTable, snapshots: &[Snapshot]) {
+    if let Ok(io) = io_for(&table.guard) {
+        discard_snapshots(&io, &table.head.metadata, snapshots, Discard::Everything).await;
+    }
 }
 
 /// A staged create's table as updates (PyIceberg's create transaction sends the same): its
