@@ -113,9 +113,7 @@ def test_a_write_re_applied_after_a_409_leaves_only_referenced_manifests(
     model = dict.fromkeys(range(10), "a")
     run, expect = WRITES[write]
     with counting_proxy(uri) as (proxied, requests):
-        requests.before = before_first_commit(
-            lambda: other.append(batch(range(100, 102), "other"))
-        )
+        requests.before = before_first_commit(lambda: other.append(batch(range(100, 102), "other")))
         result = run(connect(proxied, root).table("raw.m"))
     assert result.commit_retries == 1, result
     expect(model)

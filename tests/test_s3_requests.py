@@ -1,9 +1,9 @@
-"""The requests a merge makes on S3 (a real SeaweedFS, through a counting proxy): planning's
-reads of the manifest list and manifests serve the commit too, a table's metadata file is read
-once per location (opening the table and merging into it read it once; a commit of another
-process moves the pointer, and its new file is read), and a commit another writer lands between
-the plan and the commit is still read, validated against and kept. On a SQLite and a PostgreSQL
-catalog."""
+"""The requests writes make on S3 (a real SeaweedFS, through a counting proxy): planning's
+reads of the manifest list and manifests serve the commit too (of a merge, a delete and a
+compaction), a table's metadata file is read once per location (opening the table and merging
+into it read it once; a commit of another process moves the pointer, and its new file is
+read), and a commit another writer lands between the plan and the commit is still read,
+validated against and kept. On a SQLite and a PostgreSQL catalog."""
 
 from __future__ import annotations
 
@@ -71,6 +71,44 @@ def test_a_merge_reads_the_metadata_manifest_list_and_manifests_once(lakehouses)
     assert len(manifests) == len(set(manifests)) == 2, manifests
     assert (result.commit_retries, result.rows_updated, result.rows_inserted) == (0, 50, 50)
     model.update({i: f"m{i}" for i in range(150, 250)})
+    assert contents(table) == model
+
+
+def test_a_delete_and_a_compaction_read_the_manifest_list_and_manifests_once(lakehouses) -> None:
+    lh, direct, requests = lakehouses
+    table = lh.table("raw.t")
+    model = contents(table)
+    for write in (lambda: table.delete(("id", "<", 50)), lambda: table.compact()):
+        requests.clear()
+        result = write()
+        # Planning's reads of the head's manifest list and manifests serve the commit too
+        # (it read the list and the manifests of the files it removes again before).
+        assert len(requests.gets("manifest list")) == 1
+        manifests = requests.gets("avro")
+        assert len(manifests) == len(set(manifests)), manifests
+        assert result.commit_retries == 0
+    assert result.files_rewritten >= 2
+    model = {i: v for i, v in model.items() if i >= 50}
+    assert contents(table) == model == contents(direct.table("raw.t"))
+
+
+def test_a_delete_re_reads_what_another_writer_committed_before_it(lakehouses) -> None:
+    lh, direct, requests = lakehouses
+    table = lh.table("raw.t")
+    model = contents(table)
+    other = direct.table("raw.t")
+    committed = commit_before_first_data_write(
+        requests, lambda: other.append(rows(range(1000, 1010), "other"))
+    )
+    requests.clear()
+    result = table.delete(("id", "<", 50))
+    assert committed.is_set()
+    # The first attempt lost; the retry built on the new head's manifest list, which the
+    # plan never read, and kept the other writer's rows.
+    assert result.commit_retries == 1
+    assert len(set(requests.gets("manifest list"))) == 2
+    model = {i: v for i, v in model.items() if i >= 50}
+    model.update({i: f"other{i}" for i in range(1000, 1010)})
     assert contents(table) == model
 
 

@@ -29,9 +29,9 @@ use iceberg::writer::IcebergWriter;
 use crate::catalog::{Catalog, MAIN};
 use crate::error::{Context, Error, Result};
 use crate::schema::{arrow_schema_of, cast_to_schema};
-use crate::tables::commit::{SnapshotChange, commit};
+use crate::tables::commit::{SnapshotChange, commit_planned};
 use crate::tables::deletes::{self, FileToRead};
-use crate::tables::manifests::live_files;
+use crate::tables::manifests::live_files_for_commit;
 use crate::tables::write::{FileWriterBuilder, file_writer_builder, open_writer};
 use crate::tables::{Filter, LoadedTable, ProjectedFile, Projection, ScanOptions, ScanPlan};
 
@@ -79,7 +79,7 @@ pub async fn compact(
             "pass the size compacted files should have, e.g. 256 MiB",
         ));
     }
-    let mut files = live_files(io, &table, MAIN).await?;
+    let (mut files, mut reads) = live_files_for_commit(io, &table, MAIN).await?;
     if !options.filters.is_empty() {
         let scan = ScanOptions {
             filters: options.filters.clone(),
@@ -99,6 +99,8 @@ pub async fn compact(
         .flat_map(|r| r.files.iter().map(|f| f.data.file.clone()))
         .collect();
     let folded = folded_deletes(&files, &removed);
+    // The commit removes only these: it needs no more of what planning read.
+    reads.keep_for(removed.iter().chain(&folded).map(|f| f.file_path()));
     let added = rewrite_runs(io, &table, runs, options.target_file_size, written).await?;
     let mut result = CompactResult {
         files_rewritten: removed.len(),
@@ -118,7 +120,7 @@ pub async fn compact(
     };
     // Rows others added meanwhile are untouched by this commit; files others removed meanwhile
     // are refused by `commit` itself (every removed file must still be live).
-    let outcome = commit(catalog, io, table, &change, &|_| Ok(())).await?;
+    let outcome = commit_planned(catalog, io, table, &change, &|_| Ok(()), &reads).await?;
     result.snapshot_id = Some(outcome.snapshot_id);
     result.commit_retries = outcome.retries;
     Ok(result)

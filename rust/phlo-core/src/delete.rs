@@ -37,12 +37,13 @@ use crate::merge::mode::DELETE_MODE;
 use crate::merge::positions::{self, Matcher};
 use crate::schema::cast_to_schema;
 use crate::tables::LoadedTable;
-use crate::tables::commit::{ConcurrentChanges, SnapshotChange, commit};
+use crate::tables::commit::{ConcurrentChanges, SnapshotChange, commit_planned};
 use crate::tables::delete_writer::write_position_deletes;
 use crate::tables::deletes::{self, FileToRead};
 use crate::tables::eval::{FileMatch, file_match, referenced_field_ids, row_matches};
 use crate::tables::filter::{Filter, bind_filters};
-use crate::tables::manifests::live_files;
+use crate::tables::manifests::live_files_for_commit;
+use crate::tables::plan_reads::PlanReads;
 use crate::tables::write::DataFileSink;
 use crate::tables::{ProjectedFile, Projection};
 
@@ -69,6 +70,8 @@ pub struct DeletePlan {
     predicate: BoundPredicate,
     change: SnapshotChange,
     result: DeleteResult,
+    /// What planning read of the table, for the commit to reuse.
+    reads: PlanReads,
 }
 
 impl DeletePlan {
@@ -119,7 +122,7 @@ pub async fn plan_delete(
         .bind(schema.clone(), true)
         .context(|| format!("binding the filter to {name}"))?;
     let mode = WriteMode::resolve(&table, DELETE_MODE, write_mode)?;
-    let live = live_files(io, &table, MAIN).await?;
+    let (live, mut reads) = live_files_for_commit(io, &table, MAIN).await?;
     let prefix = uuid::Uuid::now_v7().to_string();
     let mut sink = DataFileSink::new(io, &table.metadata, &prefix)?;
     let mut chosen = Chosen::default();
@@ -151,6 +154,8 @@ pub async fn plan_delete(
                 .unwrap_or_else(|| Error::internal("deleting rows", "a failure went unreported")));
         }
     };
+    // The commit removes only these: it needs no more of what planning read.
+    reads.keep_for(removed.iter().map(|f| f.file_path()));
     result.files_removed = removed
         .iter()
         .filter(|f| f.content_type() == DataContentType::Data)
@@ -171,6 +176,7 @@ pub async fn plan_delete(
             ..Default::default()
         },
         result,
+        reads,
     })
 }
 
@@ -187,6 +193,7 @@ pub async fn commit_delete(
         predicate,
         change,
         mut result,
+        reads,
     } = plan;
     if change.removed_files.is_empty() && change.added_files.is_empty() {
         return Ok(result);
@@ -207,7 +214,7 @@ pub async fn commit_delete(
         }),
         None => Ok(()),
     };
-    match commit(catalog, io, table, &change, &validate).await {
+    match commit_planned(catalog, io, table, &change, &validate, &reads).await {
         Ok(outcome) => {
             result.snapshot_id = Some(outcome.snapshot_id);
             result.commit_retries = outcome.retries;
