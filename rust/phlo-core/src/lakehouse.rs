@@ -454,7 +454,9 @@ impl Lakehouse {
         meta: &CommitMeta,
     ) -> Result<RefMerge> {
         if let Some(rest) = self.catalog.rest().filter(|r| r.in_transaction(source)) {
-            return rest.commit_transaction(&|t| self.io_for(t), source, into).await;
+            return rest
+                .commit_transaction(&|t| self.io_for(t), source, into)
+                .await;
         }
         crate::branch_merge::merge_branch(&self.catalog, &self.io, source, into, meta).await
     }

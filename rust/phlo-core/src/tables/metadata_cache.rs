@@ -49,9 +49,7 @@ impl MetadataCache {
         if let Some(metadata) = self.get(location) {
             return Ok(metadata);
         }
-        let metadata = TableMetadata::read_from(io, location)
-            .await
-            .context(what)?;
+        let metadata = TableMetadata::read_from(io, location).await.context(what)?;
         let metadata = Arc::new(metadata);
         self.insert(location, metadata.clone());
         Ok(metadata)
