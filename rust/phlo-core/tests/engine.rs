@@ -50,6 +50,8 @@ mod rest_catalog;
 mod rest_nessie;
 #[path = "rest_service.rs"]
 mod rest_service;
+#[path = "scan_row_groups.rs"]
+mod scan_row_groups;
 #[cfg(feature = "s3")]
 #[path = "rest_vending.rs"]
 mod rest_vending;
