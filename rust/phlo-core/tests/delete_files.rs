@@ -636,7 +636,11 @@ async fn one_file_split_over_row_groups_with_deletes_matches_the_model() {
     let ids: Vec<i64> = (0..200).collect();
     let data = data_file_in_groups(dir.path(), "data", &ids, 7);
     commit_files(&lh, vec![data.clone()]).await;
-    let positions: Vec<i64> = [0, 6, 7, 13].into_iter().chain(21..28).chain(190..200).collect();
+    let positions: Vec<i64> = [0, 6, 7, 13]
+        .into_iter()
+        .chain(21..28)
+        .chain(190..200)
+        .collect();
     let deletes = position_deletes_of(dir.path(), "pos", &data, &positions);
     let eq = equality_deletes(dir.path(), "eq", &["v50", "v100", "v101"]);
     commit_files(&lh, vec![deletes, eq]).await;
@@ -656,7 +660,10 @@ async fn one_file_split_over_row_groups_with_deletes_matches_the_model() {
             }],
             ..options
         };
-        let want: Model = expected.range(5..=150).map(|(k, v)| (*k, v.clone())).collect();
+        let want: Model = expected
+            .range(5..=150)
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
         assert_eq!(scan(&lh, &filtered).await, want, "{batch_size:?}");
     }
 }

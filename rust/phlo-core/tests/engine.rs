@@ -50,11 +50,11 @@ mod rest_catalog;
 mod rest_nessie;
 #[path = "rest_service.rs"]
 mod rest_service;
-#[path = "scan_row_groups.rs"]
-mod scan_row_groups;
 #[cfg(feature = "s3")]
 #[path = "rest_vending.rs"]
 mod rest_vending;
+#[path = "scan_row_groups.rs"]
+mod scan_row_groups;
 #[cfg(feature = "s3")]
 mod seaweedfs;
 mod support;

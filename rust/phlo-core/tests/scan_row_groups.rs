@@ -77,7 +77,12 @@ async fn one_file_of_several_row_groups_reads_back_its_model() {
     assert_eq!(scan_model(&lh, "raw.t", &filtered).await, expected);
 
     // Merge-on-read deletes of rows in every row group, one run crossing a boundary.
-    for (low, high) in [(5, 9), (131_000, 131_100), (262_100, 262_200), (299_990, 299_999)] {
+    for (low, high) in [
+        (5, 9),
+        (131_000, 131_100),
+        (262_100, 262_200),
+        (299_990, 299_999),
+    ] {
         lh.delete_with_mode(
             "raw.t",
             &[between(low, high)],

@@ -260,7 +260,11 @@ impl ScanPlan {
         let shared = Arc::new(Worker {
             io: self.io,
             queue: Mutex::new(Queue {
-                parts: self.files.into_iter().map(Part::File).collect(),
+                parts: self
+                    .files
+                    .into_iter()
+                    .map(|f| Part::File(Box::new(f)))
+                    .collect(),
                 opening: 0,
             }),
             opened: Notify::new(),
@@ -415,7 +419,8 @@ struct Queue {
 }
 
 enum Part {
-    File(deletes::FileToRead),
+    /// Boxed: a file and its deletes' descriptions are large, a row group small.
+    File(Box<deletes::FileToRead>),
     RowGroup(Arc<OpenedFile>, usize),
 }
 
@@ -492,7 +497,9 @@ impl Worker {
         {
             let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
             for group in (1..groups).rev() {
-                queue.parts.push_front(Part::RowGroup(opened.clone(), group));
+                queue
+                    .parts
+                    .push_front(Part::RowGroup(opened.clone(), group));
             }
         }
         drop(opening);
