@@ -620,3 +620,50 @@ async fn random_position_deletes_over_row_groups_match_the_model() {
         assert_eq!(scan(&lh, &options).await, expected, "round {round}");
     }
 }
+
+/// A table of one data file of many row groups (fewer files than workers: its row groups are
+/// read by both), with position deletes (whole groups, runs over group edges) and an equality
+/// delete: every read, filtered or not, in any batch size, is the model's rows exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_file_split_over_row_groups_with_deletes_matches_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let lh = Lakehouse::open(dir.path()).unwrap();
+    lh.catalog().create_namespace("raw").unwrap();
+    let schema = id_v(&[], &[]).schema();
+    lh.create_table("raw.t", &schema, &[], HashMap::new(), MAIN)
+        .await
+        .unwrap();
+    let ids: Vec<i64> = (0..200).collect();
+    let data = data_file_in_groups(dir.path(), "data", &ids, 7);
+    commit_files(&lh, vec![data.clone()]).await;
+    let positions: Vec<i64> = [0, 6, 7, 13]
+        .into_iter()
+        .chain(21..28)
+        .chain(190..200)
+        .collect();
+    let deletes = position_deletes_of(dir.path(), "pos", &data, &positions);
+    let eq = equality_deletes(dir.path(), "eq", &["v50", "v100", "v101"]);
+    commit_files(&lh, vec![deletes, eq]).await;
+    let gone: Vec<i64> = positions.iter().copied().chain([50, 100, 101]).collect();
+    let expected = without(model(ids), &gone);
+    for batch_size in [None, Some(1), Some(5)] {
+        let options = ScanOptions {
+            batch_size,
+            ..Default::default()
+        };
+        assert_eq!(scan(&lh, &options).await, expected, "{batch_size:?}");
+        let filtered = ScanOptions {
+            filters: vec![Filter {
+                column: "id".into(),
+                op: FilterOp::Between,
+                values: vec![Literal::Int(5), Literal::Int(150)],
+            }],
+            ..options
+        };
+        let want: Model = expected
+            .range(5..=150)
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        assert_eq!(scan(&lh, &filtered).await, want, "{batch_size:?}");
+    }
+}

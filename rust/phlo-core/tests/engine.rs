@@ -53,6 +53,8 @@ mod rest_service;
 #[cfg(feature = "s3")]
 #[path = "rest_vending.rs"]
 mod rest_vending;
+#[path = "scan_row_groups.rs"]
+mod scan_row_groups;
 #[cfg(feature = "s3")]
 mod seaweedfs;
 mod support;

@@ -8,7 +8,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
-use arrow_schema::{DataType, SchemaRef as ArrowSchemaRef};
+use arrow_schema::SchemaRef as ArrowSchemaRef;
 use arrow_select::filter::filter_record_batch;
 use futures::FutureExt;
 use futures::SinkExt;
@@ -17,6 +17,7 @@ use futures::stream::{BoxStream, StreamExt};
 use iceberg::expr::{Bind, BoundPredicate};
 use iceberg::io::FileIO;
 use iceberg::spec::{DataFile, Schema, SchemaRef, SnapshotRef, TableMetadata};
+use tokio::sync::Notify;
 
 use super::eval::{FileMatch, file_match, referenced_field_ids, row_matches};
 use super::filter::bind_filters;
@@ -69,6 +70,9 @@ pub struct ScanPlan {
     metadata: Arc<TableMetadata>,
     /// The Iceberg schema the files are read with, for [`Self::select`].
     table_schema: SchemaRef,
+    /// Whether string columns are read as dictionaries ([`Self::with_string_dictionaries`]),
+    /// kept by [`Self::select`].
+    string_dictionaries: bool,
 }
 
 impl ScanPlan {
@@ -134,6 +138,7 @@ impl ScanPlan {
             runtime: current_runtime()?,
             metadata: table.metadata.clone(),
             table_schema: schema,
+            string_dictionaries: false,
         })
     }
 
@@ -158,13 +163,9 @@ impl ScanPlan {
             runtime: self.runtime.clone(),
             metadata: self.metadata.clone(),
             table_schema: self.table_schema.clone(),
+            string_dictionaries: false,
         };
-        // Iceberg types never read as dictionaries by themselves: one here was asked for.
-        let fields = self.read.schema().fields();
-        match fields
-            .iter()
-            .any(|f| matches!(f.data_type(), DataType::Dictionary(..)))
-        {
+        match self.string_dictionaries {
             true => narrowed.with_string_dictionaries(),
             false => Ok(narrowed),
         }
@@ -198,6 +199,7 @@ impl ScanPlan {
             runtime: current_runtime()?,
             metadata: table.metadata.clone(),
             table_schema: Arc::new(schema.clone()),
+            string_dictionaries: false,
         })
     }
 
@@ -214,6 +216,7 @@ impl ScanPlan {
         compared.extend(self.files.iter().flat_map(|f| f.equality_ids()));
         self.read = self.read.with_string_dictionaries(&compared);
         self.schema = self.read.leading(self.schema.fields().len())?;
+        self.string_dictionaries = true;
         Ok(self)
     }
 
@@ -248,15 +251,23 @@ impl ScanPlan {
     }
 
     /// Reads the planned files as a stream of batches with exactly `schema()`. Files are read
-    /// and decoded by one task per core on the runtime's workers; batches arrive in no
-    /// particular order, through a small bounded channel.
+    /// and decoded by one task per core on the runtime's workers, row group by row group: the
+    /// worker that opens a file leaves its other row groups to whichever worker is free, so
+    /// one file of several row groups is decoded on every core. Batches arrive in no particular
+    /// order, through a small bounded channel.
     pub fn into_stream(self) -> Result<BoxStream<'static, Result<RecordBatch>>> {
-        let workers = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(self.files.len().max(1));
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         let shared = Arc::new(Worker {
             io: self.io,
-            queue: Mutex::new(VecDeque::from(self.files)),
+            queue: Mutex::new(Queue {
+                parts: self
+                    .files
+                    .into_iter()
+                    .map(|f| Part::File(Box::new(f)))
+                    .collect(),
+                opening: 0,
+            }),
+            opened: Notify::new(),
             deletes: deletes::Loader::default(),
             selected: self.read.first(self.schema.fields().len())?,
             read: self.read,
@@ -271,7 +282,7 @@ impl ScanPlan {
             self.runtime.spawn(async move {
                 // A panic would end the task silently and the stream would just be shorter:
                 // it is sent on as an error instead.
-                let work = AssertUnwindSafe(shared.read_files(sender.clone()));
+                let work = AssertUnwindSafe(shared.read_parts(sender.clone()));
                 if let Err(panic) = work.catch_unwind().await {
                     let failed = Error::from_panic("reading data files", panic.as_ref());
                     let _ = sender.send(Err(failed)).await;
@@ -380,10 +391,12 @@ fn files_in(snapshot: &SnapshotRef) -> Option<usize> {
         .and_then(|v| v.parse().ok())
 }
 
-/// What the scan's workers share: the files left to read and how to read them.
+/// What the scan's workers share: the work left and how to do it.
 struct Worker {
     io: FileIO,
-    queue: Mutex<VecDeque<deletes::FileToRead>>,
+    queue: Mutex<Queue>,
+    /// Signalled when a worker has opened a file (its row groups are queued) or failed to.
+    opened: Notify,
     deletes: deletes::Loader,
     read: Projection,
     /// Only the selected columns: what is read of a file all of whose rows match the filter
@@ -396,18 +409,57 @@ struct Worker {
     batch_size: usize,
 }
 
+/// The work left: files not opened yet, and row groups of files opened.
+struct Queue {
+    /// Row groups first (a file opened is read to its end before another is opened, so at
+    /// most one file per worker is held open).
+    parts: VecDeque<Part>,
+    /// Files being opened: their row groups are still to come.
+    opening: usize,
+}
+
+enum Part {
+    /// Boxed: a file and its deletes' descriptions are large, a row group small.
+    File(Box<deletes::FileToRead>),
+    RowGroup(Arc<OpenedFile>, usize),
+}
+
+/// A data file opened for the scan: its footer and deletes, shared by the workers reading
+/// its row groups.
+struct OpenedFile {
+    file: ProjectedFile,
+    /// Whether its rows are checked against the filter (not when its partition values or
+    /// statistics prove every row matches).
+    filtered: bool,
+}
+
+/// What a worker takes from the queue.
+enum Next {
+    Part(Part),
+    /// Nothing queued, but a file being opened will queue its row groups.
+    Wait,
+    Done,
+}
+
 impl Worker {
-    /// Reads files from the queue until it is empty, the consumer hangs up or a file fails
-    /// (the error is the last thing sent).
-    async fn read_files(self: Arc<Self>, mut sender: mpsc::Sender<Result<RecordBatch>>) {
+    /// Reads parts from the queue until no work is left, the consumer hangs up or a part
+    /// fails (the error is the last thing sent).
+    async fn read_parts(self: Arc<Self>, mut sender: mpsc::Sender<Result<RecordBatch>>) {
         loop {
-            let file = self
-                .queue
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop_front();
-            let Some(file) = file else { break };
-            if let Err(e) = self.read_file(&file, &mut sender).await {
+            // Registered before the queue is looked at, so a file opened in between wakes it.
+            let opened = self.opened.notified();
+            let read = match self.next() {
+                Next::Done => return,
+                Next::Wait => {
+                    opened.await;
+                    continue;
+                }
+                Next::Part(Part::File(file)) => self.open_file(&file, &mut sender).await,
+                Next::Part(Part::RowGroup(file, group)) => {
+                    self.read_row_group(&file, group, &mut sender).await
+                }
+            };
+            if let Err(e) = read {
                 let _ = sender.send(Err(e)).await;
                 return;
             }
@@ -417,16 +469,51 @@ impl Worker {
         }
     }
 
-    /// Sends the rows of one file that are not deleted and match the filter.
-    async fn read_file(
+    fn next(&self) -> Next {
+        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        match queue.parts.pop_front() {
+            Some(part) => {
+                if matches!(part, Part::File(_)) {
+                    queue.opening += 1;
+                }
+                Next::Part(part)
+            }
+            None if queue.opening > 0 => Next::Wait,
+            None => Next::Done,
+        }
+    }
+
+    /// Opens a data file (its footer, its delete files), queues its row groups but the first
+    /// for the other workers, and reads the first.
+    async fn open_file(
         &self,
         file: &deletes::FileToRead,
         sender: &mut mpsc::Sender<Result<RecordBatch>>,
     ) -> Result<()> {
+        // Whatever happens here (an error, a panic), waiting workers learn this file is done.
+        let opening = Opening(self);
+        let opened = Arc::new(self.open(file).await?);
+        let groups = opened.file.num_row_groups();
+        {
+            let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            for group in (1..groups).rev() {
+                queue
+                    .parts
+                    .push_front(Part::RowGroup(opened.clone(), group));
+            }
+        }
+        drop(opening);
+        match groups {
+            0 => Ok(()),
+            _ => self.read_row_group(&opened, 0, sender).await,
+        }
+    }
+
+    async fn open(&self, file: &deletes::FileToRead) -> Result<OpenedFile> {
         // A file whose every row matches needs no row filter, nor the columns it compares.
-        let filter = (self.predicate.as_deref())
-            .filter(|p| !every_row_matches(Some(p), &self.metadata, &file.data));
-        let projection = match filter.is_none() && file.equality_ids().next().is_none() {
+        let filtered = (self.predicate.as_deref())
+            .is_some_and(|p| !every_row_matches(Some(p), &self.metadata, &file.data));
+        let projection = match !filtered && file.equality_ids().next().is_none() {
             true => &self.selected,
             false => &self.read,
         };
@@ -435,10 +522,23 @@ impl Worker {
             self.deletes.for_file(&self.io, &self.read, file),
             ProjectedFile::open(&self.io, &file.data.file, projection)
         )?;
-        let opened = opened
-            .with_batch_size(self.batch_size)
-            .with_deletes(deletes);
-        let mut batches = opened.batches()?;
+        Ok(OpenedFile {
+            file: opened
+                .with_batch_size(self.batch_size)
+                .with_deletes(deletes),
+            filtered,
+        })
+    }
+
+    /// Sends the rows of one row group that are not deleted and match the filter.
+    async fn read_row_group(
+        &self,
+        opened: &OpenedFile,
+        group: usize,
+        sender: &mut mpsc::Sender<Result<RecordBatch>>,
+    ) -> Result<()> {
+        let filter = self.predicate.as_deref().filter(|_| opened.filtered);
+        let mut batches = opened.file.stream(vec![group])?;
         let width = self.schema.fields().len();
         while let Some(batch) = batches.next().await {
             let mut batch = batch?;
@@ -458,6 +558,19 @@ impl Worker {
             }
         }
         Ok(())
+    }
+}
+
+/// A file being opened: dropped once its row groups are queued (or it failed), waking the
+/// workers waiting for them.
+struct Opening<'a>(&'a Worker);
+
+impl Drop for Opening<'_> {
+    fn drop(&mut self) {
+        let mut queue = self.0.queue.lock().unwrap_or_else(|p| p.into_inner());
+        queue.opening -= 1;
+        drop(queue);
+        self.0.opened.notify_waiters();
     }
 }
 
