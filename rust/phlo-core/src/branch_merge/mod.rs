@@ -11,6 +11,7 @@ mod schema;
 mod shared_keys;
 
 pub use rebase::UNIQUE_KEY_PROPERTY;
+pub(crate) use rebase::inserted_keys_collide;
 
 use iceberg::io::FileIO;
 

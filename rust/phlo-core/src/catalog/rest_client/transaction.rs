@@ -20,6 +20,7 @@ use iceberg::spec::{Operation, Snapshot, TableMetadata};
 use iceberg::{TableCreation, TableRequirement, TableUpdate};
 
 use super::RestCatalog;
+use crate::branch_merge::inserted_keys_collide;
 use super::commit::{Committed, TableChange};
 use super::publish::{metadata_updates, ref_guard, schema_guard, snapshot_updates};
 use crate::catalog::{MAIN, RefMerge, TableIdent};
@@ -468,6 +469,18 @@ impl RestCatalog {
             });
         }
         let added = files_added_since(io, &staged.base, &staged.head, MAIN).await?;
+        // A merge that only inserted is an append too, but its keys may be the other writer's.
+        let gained = files_added_since(io, &staged.base, &newer, MAIN).await?;
+        let tables = (&staged.base, &staged.head, &newer);
+        if let Some(reason) = inserted_keys_collide(io, tables, &added, &gained).await? {
+            return Err(Error::CommitConflict {
+                table: ident.to_string(),
+                message: format!(
+                    "another writer changed {ident} on {target} while the transaction ran: \
+                     {reason}; nothing was committed: run the transaction again"
+                ),
+            });
+        }
         let change = SnapshotChange {
             branch: MAIN.to_string(),
             added_files: added,
