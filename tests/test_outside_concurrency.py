@@ -15,17 +15,15 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from tests.test_transaction_cleanup import (  # noqa: F401 (fixtures)
-    batch,
-    catalog_kind,
-    database,
-    lakehouse,
-    rows,
-)
+from tests import test_transaction_cleanup as cleanup
+from tests.test_transaction_cleanup import batch, lakehouse, rows
 
 import phlo
 from phlo.errors import CommitConflictError
 
+# The catalogs and their databases, as the transaction cleanup tests make them.
+catalog_kind = cleanup.catalog_kind
+database = cleanup.database
 WORKERS = 3
 ROUNDS = 4
 
@@ -43,7 +41,11 @@ def test_a_transaction_merge_racing_an_insert_of_its_keys_never_duplicates_them(
     with lakehouse(catalog_kind, tmp_path, database) as lh:
         theirs = range(1, 6) if overlap else range(11, 16)
         model = {0: "before", **dict.fromkeys(theirs, "theirs")}
-        with pytest.raises(CommitConflictError, match=r"raw\.m") if overlap else contextlib.nullcontext():
+        with (
+            pytest.raises(CommitConflictError, match=r"raw\.m")
+            if overlap
+            else contextlib.nullcontext()
+        ):
             with lh.transaction() as tx:
                 merged = tx.table("raw.m").merge(batch(range(1, 6), "tx"), "id")
                 assert (merged.rows_inserted, merged.rows_updated) == (5, 0)
@@ -111,9 +113,7 @@ def test_processes_merging_the_same_keys_lose_nothing_and_duplicate_nothing(
         ctx = mp.get_context("spawn")
         barrier, results = ctx.Barrier(WORKERS), ctx.Queue()
         procs = [
-            ctx.Process(
-                target=_race, args=(catalog_kind, str(tmp_path), uri, w, barrier, results)
-            )
+            ctx.Process(target=_race, args=(catalog_kind, str(tmp_path), uri, w, barrier, results))
             for w in range(WORKERS)
         ]
         for p in procs:

@@ -20,9 +20,9 @@ use iceberg::spec::{Operation, Snapshot, TableMetadata};
 use iceberg::{TableCreation, TableRequirement, TableUpdate};
 
 use super::RestCatalog;
-use crate::branch_merge::inserted_keys_collide;
 use super::commit::{Committed, TableChange};
 use super::publish::{metadata_updates, ref_guard, schema_guard, snapshot_updates};
+use crate::branch_merge::inserted_keys_collide;
 use crate::catalog::{MAIN, RefMerge, TableIdent};
 use crate::error::{Context, Error, Result};
 use crate::tables::LoadedTable;
