@@ -250,16 +250,19 @@ fn merged_keys(base: &LoadedTable, branch: &LoadedTable) -> (HashSet<Vec<String>
 }
 
 /// Why re-applying `added`, the files `branch`'s snapshots since `base` added (appends only,
-/// keyed merges that only inserted among them), on `target`, which gained the data files
-/// `gained` since `base`, could hold a key twice, if it could: a REST transaction re-applies
-/// its appends this way after losing a race.
+/// keyed merges that only inserted among them), on `target`, a later version of `base`, could
+/// hold a key twice, if it could: a REST transaction re-applies its appends this way after
+/// losing a race.
 pub(crate) async fn inserted_keys_collide(
     io: &FileIO,
     (base, branch, target): (&LoadedTable, &LoadedTable, &LoadedTable),
     added: &[DataFile],
-    gained: &[DataFile],
 ) -> Result<Option<String>> {
     let (keys, unkeyed_rewrite) = merged_keys(base, branch);
+    if keys.is_empty() && !unkeyed_rewrite {
+        return Ok(None);
+    }
+    let gained = files_added_since(io, base, target, MAIN).await?;
     let net = NetChange {
         added: added.to_vec(),
         removed: Vec::new(),
@@ -268,7 +271,7 @@ pub(crate) async fn inserted_keys_collide(
         unkeyed_rewrite,
         unsupported: None,
     };
-    colliding_keys(io, branch, target, &net, gained).await
+    colliding_keys(io, branch, target, &net, &gained).await
 }
 
 async fn live_files(

@@ -470,9 +470,8 @@ impl RestCatalog {
         }
         let added = files_added_since(io, &staged.base, &staged.head, MAIN).await?;
         // A merge that only inserted is an append too, but its keys may be the other writer's.
-        let gained = files_added_since(io, &staged.base, &newer, MAIN).await?;
         let tables = (&staged.base, &staged.head, &newer);
-        if let Some(reason) = inserted_keys_collide(io, tables, &added, &gained).await? {
+        if let Some(reason) = inserted_keys_collide(io, tables, &added).await? {
             return Err(Error::CommitConflict {
                 table: ident.to_string(),
                 message: format!(
