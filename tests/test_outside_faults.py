@@ -109,3 +109,33 @@ def test_an_unknown_outcome_is_typed_and_keeps_every_referenced_file(tmp_path, m
     # The table takes the next write as usual.
     lh.table("raw.t").append(batch({20: "after"}))
     assert_reads(lh, "raw.t", {**t_after, 20: "after"})
+
+
+def test_an_error_after_a_transaction_merged_keeps_its_files(tmp_path, monkeypatch):
+    """The transaction's branch merged into main, then the call failed: main references the
+    branch's files, so they must not be discarded with the branch."""
+    lh = setup(tmp_path)
+    monkeypatch.setenv("PHLO_FAILPOINTS", "merge.after-apply")
+    transaction(lh)
+    monkeypatch.delenv("PHLO_FAILPOINTS")
+    assert_reads(lh, "raw.t", UPSERTED)
+    assert_reads(lh, "raw.u", UPSERTED)
+    assert lh.branches() == ["main"]
+
+
+def test_a_merge_whose_outcome_cannot_be_read_is_typed_and_keeps_every_file(tmp_path, monkeypatch):
+    lh = setup(tmp_path)
+    monkeypatch.setenv("PHLO_FAILPOINTS", "merge.after-apply,merge.read-outcome")
+    with pytest.raises(errors.CommitStateUnknownError, match="kept"):
+        transaction(lh)
+    monkeypatch.delenv("PHLO_FAILPOINTS")
+    assert_reads(lh, "raw.t", UPSERTED)
+    assert_reads(lh, "raw.u", UPSERTED)
+    # A branch publish the same way: landed, resolved as a success.
+    lh.create_branch("dev")
+    lh.table("raw.t", ref="dev").merge(batch({2: "B"}), "id")
+    monkeypatch.setenv("PHLO_FAILPOINTS", "merge.after-apply")
+    merged = lh.merge("dev", "main")
+    monkeypatch.delenv("PHLO_FAILPOINTS")
+    assert merged.fast_forwarded == ["raw.t"]
+    assert_reads(lh, "raw.t", {**UPSERTED, 2: "B"})
