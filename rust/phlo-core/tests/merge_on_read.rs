@@ -98,6 +98,20 @@ async fn contents(lh: &Lakehouse, snapshot_id: Option<i64>) -> Model {
     rows
 }
 
+/// Appends keys `0..4 * size` as four files of `size` rows (sequence 0, value `a{key}`), and
+/// to `model`.
+async fn append_parts(lh: &Lakehouse, model: &mut Model, size: i64) {
+    for part in 0..4 {
+        let rows: Vec<_> = (part * size..(part + 1) * size)
+            .map(|k| (k, 0, format!("a{k}")))
+            .collect();
+        lh.append("raw.t", batch(&rows), MAIN, HashMap::new())
+            .await
+            .unwrap();
+        model.extend(rows.into_iter().map(|(k, s, v)| (k, (s, v))));
+    }
+}
+
 async fn setup(properties: HashMap<String, String>) -> (tempfile::TempDir, Lakehouse) {
     let dir = tempfile::tempdir().unwrap();
     let lh = Lakehouse::open(dir.path()).unwrap();
@@ -226,15 +240,7 @@ async fn merges_and_deletes_in_every_mode_match_a_reference_model() {
         let mut history: Vec<(i64, Model)> = Vec::new();
         let mut saw_deletes = false;
         // Several files, so that a batch replaces a small part of each.
-        for part in 0..4 {
-            let rows: Vec<_> = (part * 50..part * 50 + 50)
-                .map(|k| (k, 0, format!("a{k}")))
-                .collect();
-            lh.append("raw.t", batch(&rows), MAIN, HashMap::new())
-                .await
-                .unwrap();
-            model.extend(rows.into_iter().map(|(k, s, v)| (k, (s, v))));
-        }
+        append_parts(&lh, &mut model, 50).await;
         for step in 1..=14_i64 {
             let action = rng.next(10);
             let snapshot = if action < 6 {
@@ -512,15 +518,7 @@ async fn auto_rewrites_files_losing_a_large_share_and_marks_the_rest() {
 async fn repeated_auto_writes_keep_every_file_under_a_fifth_deleted() {
     let (_dir, lh) = setup(HashMap::new()).await;
     let mut model = Model::new();
-    for part in 0..4_i64 {
-        let rows: Vec<_> = (part * 100..part * 100 + 100)
-            .map(|k| (k, 0, format!("a{k}")))
-            .collect();
-        lh.append("raw.t", batch(&rows), MAIN, HashMap::new())
-            .await
-            .unwrap();
-        model.extend(rows.into_iter().map(|(k, s, v)| (k, (s, v))));
-    }
+    append_parts(&lh, &mut model, 100).await;
     let mut rng = Rng(31);
     let (mut delete_files_written, mut files_rewritten) = (0, 0);
     for step in 1..=30_i64 {

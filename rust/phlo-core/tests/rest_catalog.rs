@@ -586,6 +586,41 @@ async fn a_transaction_that_lost_the_race_reapplies_its_appends_or_changes_nothi
     assert_eq!(served(&fx, "raw.b").await, b);
 }
 
+/// A merge that only inserted commits as an append, but the keys it inserted may be ones another
+/// writer inserted meanwhile: then it is a conflict (nothing lands, no file is left behind);
+/// with other keys it is re-applied like an append.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transactions_inserting_merge_is_reapplied_only_when_no_key_collides() {
+    let fx = fixture(None);
+    let lh = two_tables(&fx).await;
+    let other = fx.client(&[]).await.unwrap();
+    let mut a = model_of(&[(0, "before")]);
+    for (ours, theirs) in [(1, 2), (3, 3)] {
+        let tx = lh.catalog().create_internal_branch("tx/", MAIN).unwrap();
+        let mut options = merge_options(WriteMode::CopyOnWrite);
+        options.ref_name = tx.clone();
+        let merged = lh.merge("raw.a", rows(&[(ours, "tx")]), &options);
+        assert_eq!(merged.await.unwrap().rows_inserted, 1);
+        let options = merge_options(WriteMode::CopyOnWrite);
+        let theirs_merged = other.merge("raw.a", rows(&[(theirs, "other")]), &options);
+        theirs_merged.await.unwrap();
+        upsert(&mut a, &[(theirs, "other")]);
+        match commit(&lh, &tx).await {
+            Ok(merged) if ours != theirs => {
+                assert_eq!(merged.rebased, vec!["raw.a"]);
+                upsert(&mut a, &[(ours, "tx")]);
+            }
+            Err(err) if ours == theirs => {
+                assert_eq!(err.code(), "commit_conflict", "{err}");
+                assert!(err.to_string().contains("unique key (id)"), "{err}");
+            }
+            outcome => panic!("keys {ours} and {theirs}: {outcome:?}"),
+        }
+        assert_eq!(served(&fx, "raw.a").await, a);
+        assert_eq!(unreferenced(&fx).await, Vec::<String>::new());
+    }
+}
+
 /// The files under the served tables' locations that nothing in the server's catalog
 /// references (what orphan removal would delete).
 async fn unreferenced(fx: &Fixture) -> Vec<String> {

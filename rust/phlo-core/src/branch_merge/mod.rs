@@ -11,11 +11,13 @@ mod schema;
 mod shared_keys;
 
 pub use rebase::UNIQUE_KEY_PROPERTY;
+pub(crate) use rebase::inserted_keys_collide;
 
 use iceberg::io::FileIO;
 
-use crate::catalog::{Catalog, CommitMeta, MergeStep, RefMerge};
+use crate::catalog::{Catalog, Changed, CommitMeta, MergeStep, RefMerge};
 use crate::error::{Error, Result};
+use crate::failpoint;
 use crate::tables::commit::{AttemptFiles, backoff};
 use rebase::{Rebased, rebase};
 
@@ -67,22 +69,36 @@ pub async fn merge_branch(
                 ),
             });
         }
-        match catalog.apply_merge(source, into, &steps, meta) {
+        let applied = catalog
+            .apply_merge(source, into, &steps, meta)
+            .and_then(|merged| failpoint::hit("merge.after-apply").map(|()| merged));
+        match applied {
             Ok(Some(merged)) => return Ok(merged),
             Ok(None) => {
                 discard(io, &prepared).await;
                 tokio::time::sleep(backoff(attempt)).await;
             }
+            // Like a table commit's swap: an error may come after the merge landed.
             Err(e) => {
-                // The rebased metadata files are logged with the merge if it landed.
-                let landed = prepared
-                    .first()
-                    .map(|f| catalog.logged_metadata_location(&f.metadata));
-                match landed {
-                    Some(Ok(true)) | Some(Err(_)) => {}
-                    Some(Ok(false)) | None => discard(io, &prepared).await,
-                }
-                return Err(e);
+                return match landed(catalog, into, &steps) {
+                    Some(true) => Ok(merged_by(&steps)),
+                    Some(false) => {
+                        discard(io, &prepared).await;
+                        Err(e)
+                    }
+                    None => Err(Error::CommitStateUnknown {
+                        table: steps
+                            .iter()
+                            .map(|s| step_target(s).0.ident.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        message: format!(
+                            "the catalog failed while merging {source} into {into} ({e}), and \
+                             whether the merge landed could not be read back; the files written \
+                             are kept"
+                        ),
+                    }),
+                };
             }
         }
     }
@@ -93,6 +109,58 @@ pub async fn merge_branch(
              lost the race each time"
         ),
     })
+}
+
+/// A step's table and the metadata file the merge moves the target to.
+fn step_target(step: &MergeStep) -> (&Changed, &str) {
+    match step {
+        MergeStep::FastForward(c) | MergeStep::Add(c) => (c, &c.source),
+        MergeStep::Rebase { changed, to } => (changed, to),
+    }
+}
+
+/// Whether `steps`, applied to `into` by a call that failed, landed (`Some(true)`: every table
+/// is where the merge moves it), did not (`Some(false)`: every table is where it was), or
+/// cannot be told (`None`: the catalog cannot be read, or another writer moved a table since).
+fn landed(catalog: &Catalog, into: &str, steps: &[MergeStep]) -> Option<bool> {
+    let mut states = Vec::with_capacity(steps.len());
+    for step in steps {
+        let (changed, to) = step_target(step);
+        let now = failpoint::hit("merge.read-outcome")
+            .and_then(|()| catalog.metadata_location_on(into, &changed.ident));
+        let now = match now {
+            Ok(location) => Some(location),
+            Err(Error::NoSuchTable(_)) => None,
+            Err(_) => return None,
+        };
+        states.push(match now {
+            Some(now) if now == to => Some(true),
+            now if now == changed.target => Some(false),
+            _ => None,
+        });
+    }
+    match (
+        states.iter().all(|s| *s == Some(true)),
+        states.iter().all(|s| *s == Some(false)),
+    ) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    }
+}
+
+/// What applying `steps` did, as [`Catalog::apply_merge`] reports it.
+fn merged_by(steps: &[MergeStep]) -> RefMerge {
+    let mut merged = RefMerge::default();
+    for step in steps {
+        let name = step_target(step).0.ident.to_string();
+        match step {
+            MergeStep::Add(_) => merged.added.push(name),
+            MergeStep::FastForward(_) => merged.fast_forwarded.push(name),
+            MergeStep::Rebase { .. } => merged.rebased.push(name),
+        }
+    }
+    merged
 }
 
 /// Best effort: files written for a plan that did not land are unreferenced.

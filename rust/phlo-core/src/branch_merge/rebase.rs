@@ -220,18 +220,25 @@ async fn net_change(io: &FileIO, base: &LoadedTable, branch: &LoadedTable) -> Re
         }
     }
     net.removed = live_before.into_values().collect();
-    // Which keys the branch's merges were made by (a merge that only inserted is an append).
+    (net.keys, net.unkeyed_rewrite) = merged_keys(base, branch);
+    Ok(net)
+}
+
+/// Which keys the branch's merges since `base` were made by (a merge that only inserted is an
+/// append), and whether it rewrote or deleted rows without a recorded key.
+fn merged_keys(base: &LoadedTable, branch: &LoadedTable) -> (HashSet<Vec<String>>, bool) {
+    let (mut keys, mut unkeyed_rewrite) = (HashSet::new(), false);
     let stop = base.snapshot_for_ref(MAIN).map(|s| s.snapshot_id());
     let mut current = branch.snapshot_for_ref(MAIN).cloned();
     while let Some(snapshot) = current.filter(|s| Some(s.snapshot_id()) != stop) {
         let summary = snapshot.summary();
         match summary.additional_properties.get(UNIQUE_KEY_PROPERTY) {
             Some(key) => {
-                net.keys.insert(key.split(',').map(String::from).collect());
+                keys.insert(key.split(',').map(String::from).collect());
             }
             // A compaction (`replace`) moves rows without changing them.
             None if !matches!(summary.operation, Operation::Append | Operation::Replace) => {
-                net.unkeyed_rewrite = true
+                unkeyed_rewrite = true
             }
             None => {}
         }
@@ -239,7 +246,32 @@ async fn net_change(io: &FileIO, base: &LoadedTable, branch: &LoadedTable) -> Re
             .parent_snapshot_id()
             .and_then(|id| branch.metadata.snapshot_by_id(id).cloned());
     }
-    Ok(net)
+    (keys, unkeyed_rewrite)
+}
+
+/// Why re-applying `added`, the files `branch`'s snapshots since `base` added (appends only,
+/// keyed merges that only inserted among them), on `target`, a later version of `base`, could
+/// hold a key twice, if it could: a REST transaction re-applies its appends this way after
+/// losing a race.
+pub(crate) async fn inserted_keys_collide(
+    io: &FileIO,
+    (base, branch, target): (&LoadedTable, &LoadedTable, &LoadedTable),
+    added: &[DataFile],
+) -> Result<Option<String>> {
+    let (keys, unkeyed_rewrite) = merged_keys(base, branch);
+    if keys.is_empty() && !unkeyed_rewrite {
+        return Ok(None);
+    }
+    let gained = files_added_since(io, base, target, MAIN).await?;
+    let net = NetChange {
+        added: added.to_vec(),
+        removed: Vec::new(),
+        spec_ids: HashSet::new(),
+        keys,
+        unkeyed_rewrite,
+        unsupported: None,
+    };
+    colliding_keys(io, branch, target, &net, &gained).await
 }
 
 async fn live_files(

@@ -248,9 +248,10 @@ mod tests {
     use std::collections::HashMap;
 
     use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
-    use iceberg::spec::{DataContentType, DataFileBuilder, DataFileFormat, Datum, Struct};
+    use iceberg::spec::Datum;
 
     use super::*;
+    use crate::tables::eval::test_files::stats_file;
 
     /// xorshift: seeded, so a failure reproduces.
     struct Rng(u64);
@@ -270,24 +271,8 @@ mod tests {
     }
 
     fn file(bounds: Option<(i64, i64)>) -> DataFile {
-        let (lower, upper) = match bounds {
-            Some((l, u)) => (
-                HashMap::from([(1, Datum::long(l))]),
-                HashMap::from([(1, Datum::long(u))]),
-            ),
-            None => Default::default(),
-        };
-        DataFileBuilder::default()
-            .content(DataContentType::Data)
-            .file_path("f.parquet".into())
-            .file_format(DataFileFormat::Parquet)
-            .partition(Struct::empty())
-            .record_count(10)
-            .file_size_in_bytes(100)
-            .lower_bounds(lower)
-            .upper_bounds(upper)
-            .build()
-            .unwrap()
+        let bounds = bounds.map(|(l, u)| (Datum::long(l), Datum::long(u)));
+        stats_file(1, bounds, None, None)
     }
 
     #[test]

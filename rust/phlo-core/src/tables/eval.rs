@@ -423,14 +423,49 @@ fn unsupported(op: PredicateOperator, reference: &BoundReference) -> Error {
     }
 }
 
+/// Data files described by their statistics alone, for the tests of what statistics prove.
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_files {
     use std::collections::HashMap;
 
-    use iceberg::expr::{Bind, Reference};
     use iceberg::spec::{
-        DataContentType, DataFileBuilder, DataFileFormat, NestedField, Schema, Struct,
+        DataContentType, DataFile, DataFileBuilder, DataFileFormat, Datum, Struct,
     };
+
+    /// A file of 10 rows whose field `id` has `bounds` (lower, upper), `nulls` null values and
+    /// `nans` NaN values; `None`: the statistic is not recorded.
+    pub(crate) fn stats_file(
+        id: i32,
+        bounds: Option<(Datum, Datum)>,
+        nulls: Option<u64>,
+        nans: Option<u64>,
+    ) -> DataFile {
+        let (lower, upper) = bounds.map_or_else(Default::default, |(l, u)| {
+            (HashMap::from([(id, l)]), HashMap::from([(id, u)]))
+        });
+        let counted = |count: Option<u64>| count.map(|n| HashMap::from([(id, n)]));
+        DataFileBuilder::default()
+            .content(DataContentType::Data)
+            .file_path("f.parquet".into())
+            .file_format(DataFileFormat::Parquet)
+            .partition(Struct::empty())
+            .record_count(10)
+            .file_size_in_bytes(100)
+            .null_value_counts(counted(nulls).unwrap_or_default())
+            .nan_value_counts(counted(nans).unwrap_or_default())
+            .lower_bounds(lower)
+            .upper_bounds(upper)
+            .build()
+            .unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_files::stats_file;
+
+    use iceberg::expr::{Bind, Reference};
+    use iceberg::spec::{NestedField, Schema};
 
     use super::*;
 
@@ -501,19 +536,7 @@ mod tests {
             PrimitiveType::Double => 1,
             _ => 2,
         };
-        DataFileBuilder::default()
-            .content(DataContentType::Data)
-            .file_path("f.parquet".into())
-            .file_format(DataFileFormat::Parquet)
-            .partition(Struct::empty())
-            .record_count(10)
-            .file_size_in_bytes(100)
-            .null_value_counts(HashMap::from([(id, nulls)]))
-            .nan_value_counts(nans.map(|n| HashMap::from([(id, n)])).unwrap_or_default())
-            .lower_bounds(HashMap::from([(id, lower)]))
-            .upper_bounds(HashMap::from([(id, upper)]))
-            .build()
-            .unwrap()
+        stats_file(id, Some((lower, upper)), Some(nulls), nans)
     }
 
     #[test]

@@ -22,6 +22,7 @@ use iceberg::{TableCreation, TableRequirement, TableUpdate};
 use super::RestCatalog;
 use super::commit::{Committed, TableChange};
 use super::publish::{metadata_updates, ref_guard, schema_guard, snapshot_updates};
+use crate::branch_merge::inserted_keys_collide;
 use crate::catalog::{MAIN, RefMerge, TableIdent};
 use crate::error::{Context, Error, Result};
 use crate::tables::LoadedTable;
@@ -478,6 +479,17 @@ impl RestCatalog {
         // The reload refreshed the table's handed-out credentials (they may be short-lived).
         let io = io_for(&newer)?;
         let added = files_added_since(&io, &staged.base, &staged.head, MAIN).await?;
+        // A merge that only inserted is an append too, but its keys may be the other writer's.
+        let tables = (&staged.base, &staged.head, &newer);
+        if let Some(reason) = inserted_keys_collide(&io, tables, &added).await? {
+            return Err(Error::CommitConflict {
+                table: ident.to_string(),
+                message: format!(
+                    "another writer changed {ident} on {target} while the transaction ran: \
+                     {reason}; nothing was committed: run the transaction again"
+                ),
+            });
+        }
         let change = SnapshotChange {
             branch: MAIN.to_string(),
             added_files: added,
