@@ -142,8 +142,13 @@ impl UniqueIndex {
                 let ints = cast(&columns[0], &DataType::Int64).map_err(|e| e.to_string())?;
                 let ints = ints.as_primitive::<Int64Type>();
                 let keys = ints.values();
-                if ints.null_count() == 0
-                    && let Some((low, high)) = increasing(keys)
+                let surveyed = match ints.null_count() {
+                    0 => survey(keys),
+                    _ => arrow_arith::aggregate::min(ints)
+                        .zip(arrow_arith::aggregate::max(ints))
+                        .map(|(low, high)| (low, high, false)),
+                };
+                if let Some((low, high, true)) = surveyed
                     && !indexed.is_some_and(|(l, h)| low <= h && l <= high)
                     && runs.insert(keys)
                 {
@@ -152,10 +157,20 @@ impl UniqueIndex {
                 }
                 // Per-key interval look-ups only when the batch reaches into some interval.
                 let mut runs_met = None;
-                if let Some((low, high)) = bounds(ints) {
+                if let Some((low, high, _)) = surveyed {
                     let (l, h) = indexed.unwrap_or((low, high));
                     *indexed = Some((l.min(low), h.max(high)));
                     runs_met = runs.overlaps(low, high).then_some(&*runs);
+                    // Every key in the bitmap's range (the usual case): one tight loop.
+                    if let Some(dense) = dense.as_mut()
+                        && ints.null_count() == 0
+                        && runs_met.is_none()
+                        && dense.offset(low).is_some()
+                        && dense.offset(high).is_some()
+                    {
+                        dense.add_all(keys, &mut found);
+                        return Ok(found.rows);
+                    }
                 }
                 if dense.is_none() {
                     table.reserve(ints.len(), |(k, _)| hasher.hash_one(k));
@@ -278,21 +293,47 @@ impl Dense {
         }
     }
 
+    /// The position of `key` in the range, `None` when it is out of the range.
+    fn offset(&self, key: i64) -> Option<usize> {
+        let offset = usize::try_from(key.checked_sub(self.low)?).ok()?;
+        (offset < self.seen.len() * 64).then_some(offset)
+    }
+
+    /// Records `keys`, all in the range, pushing the rows seen before to `found`. Few
+    /// instructions per key and no call: the bitmap's cache misses of many keys overlap.
+    fn add_all(&mut self, keys: &[i64], found: &mut Duplicates) {
+        for (row, &key) in keys.iter().enumerate() {
+            let offset = key.wrapping_sub(self.low) as usize;
+            let (word, bit) = (offset / 64, 1u64 << (offset % 64));
+            let seen = self.seen[word];
+            self.seen[word] = seen | bit;
+            if seen & bit != 0 {
+                self.again_at(word, bit);
+                found.push(row);
+            }
+        }
+    }
+
     /// Records `key`: whether it had been seen before, `None` when it is out of the range.
     fn add(&mut self, key: i64) -> Option<bool> {
-        let offset = usize::try_from(key.checked_sub(self.low)?).ok()?;
+        let offset = self.offset(key)?;
         let (word, bit) = (offset / 64, 1u64 << (offset % 64));
-        let seen = self.seen.get_mut(word)?;
+        let seen = &mut self.seen[word];
         if *seen & bit == 0 {
             *seen |= bit;
             return Some(false);
         }
+        self.again_at(word, bit);
+        Some(true)
+    }
+
+    /// Counts another occurrence of a key seen before.
+    fn again_at(&mut self, word: usize, bit: u64) {
         self.later += 1;
         if self.again[word] & bit == 0 {
             self.again[word] |= bit;
             self.keys += 1;
         }
-        Some(true)
     }
 }
 
@@ -338,21 +379,21 @@ fn count_from(
     }
 }
 
-/// The first and last of `keys` when each is greater than the one before.
-fn increasing(keys: &[i64]) -> Option<(i64, i64)> {
-    let (first, last) = (keys.first()?, keys.last()?);
-    // Compared pairwise without early exit: the loop vectorizes.
-    let ascending = keys.windows(2).fold(true, |all, w| all & (w[0] < w[1]));
-    ascending.then_some((*first, *last))
+/// The smallest and largest of `keys` (none null), and whether each is greater than the one
+/// before: one pass without early exit, so it vectorizes.
+fn survey(keys: &[i64]) -> Option<(i64, i64, bool)> {
+    let first = *keys.first()?;
+    let (mut low, mut high, mut ascending) = (first, first, true);
+    let mut previous = first;
+    for &key in &keys[1..] {
+        low = low.min(key);
+        high = high.max(key);
+        ascending &= previous < key;
+        previous = key;
+    }
+    Some((low, high, ascending))
 }
 
-/// The smallest and largest present key.
-fn bounds(ints: &arrow_array::Int64Array) -> Option<(i64, i64)> {
-    Some((
-        arrow_arith::aggregate::min(ints)?,
-        arrow_arith::aggregate::max(ints)?,
-    ))
-}
 
 /// Keys of sorted batches in disjoint intervals, each key seen exactly once (as far as the
 /// intervals tell: a key seen again is counted in the hash table). An interval of consecutive
