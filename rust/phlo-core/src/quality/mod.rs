@@ -156,42 +156,28 @@ impl Evaluator {
 
     /// Updates every check with one batch (of the schema given to `new`). Checks of a large
     /// batch run on threads of their own: they are independent, and the slowest (a
-    /// uniqueness index) then overlaps the others. Checks the metadata settled get none, and
-    /// the last runs on this thread (each spawn costs its start-up, on every batch).
+    /// uniqueness index) then overlaps the others.
     pub fn update(&mut self, batch: &RecordBatch) -> Result<()> {
         self.rows += batch.num_rows() as u64;
         self.fed = true;
         let limit = self.limit;
-        let mut running: Vec<&mut Running> = self
-            .checks
-            .iter_mut()
-            .filter(|c| c.kernel.is_some())
-            .collect();
-        let Some(here) = running.pop() else {
-            return Ok(());
-        };
-        if batch.num_rows() < PARALLEL_ROWS || running.is_empty() {
-            return running
-                .into_iter()
-                .chain([here])
+        if batch.num_rows() < PARALLEL_ROWS || self.checks.len() < 2 {
+            return self
+                .checks
+                .iter_mut()
                 .try_for_each(|c| c.update(batch, limit));
         }
         std::thread::scope(|scope| {
-            let threads: Vec<_> = running
-                .into_iter()
+            let running: Vec<_> = self
+                .checks
+                .iter_mut()
                 .map(|check| scope.spawn(move || check.update(batch, limit)))
                 .collect();
-            let mine = here.update(batch, limit);
-            threads
-                .into_iter()
-                .map(|thread| {
-                    thread.join().unwrap_or_else(|panic| {
-                        Err(Error::from_panic("evaluating a check", &*panic))
-                    })
-                })
-                .chain([mine])
-                .collect::<Result<Vec<()>>>()
-                .map(drop)
+            running.into_iter().try_for_each(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|panic| Err(Error::from_panic("evaluating a check", &*panic)))
+            })
         })
     }
 
