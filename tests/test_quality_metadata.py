@@ -314,7 +314,10 @@ def test_uniqueness_of_sorted_unsorted_and_overlapping_integer_keys_equals_the_m
     row = 0
     for keys in files:
         data = pa.table(
-            {"k": pa.array(keys, pa.int64()), "_phlo_row_id": [f"r{row + i}" for i in range(len(keys))]}
+            {
+                "k": pa.array(keys, pa.int64()),
+                "_phlo_row_id": [f"r{row + i}" for i in range(len(keys))],
+            }
         )
         row += len(keys)
         if writer == "phlo":

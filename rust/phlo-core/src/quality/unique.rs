@@ -394,7 +394,6 @@ fn survey(keys: &[i64]) -> Option<(i64, i64, bool)> {
     Some((low, high, ascending))
 }
 
-
 /// Keys of sorted batches in disjoint intervals, each key seen exactly once (as far as the
 /// intervals tell: a key seen again is counted in the hash table). An interval of consecutive
 /// keys is its two ends, and merges with an adjacent one, so the ids of a sorted table stay a
@@ -419,7 +418,11 @@ impl Runs {
             .range(..=key)
             .next_back()
             .is_some_and(|(_, run)| {
-                run.end >= key && run.keys.as_ref().is_none_or(|k| k.binary_search(&key).is_ok())
+                run.end >= key
+                    && run
+                        .keys
+                        .as_ref()
+                        .is_none_or(|k| k.binary_search(&key).is_ok())
             })
     }
 
@@ -456,7 +459,10 @@ impl Runs {
             start = before;
         }
         if let Some(after) = high.checked_add(1)
-            && self.starts.get(&after).is_some_and(|run| run.keys.is_none())
+            && self
+                .starts
+                .get(&after)
+                .is_some_and(|run| run.keys.is_none())
             && let Some(run) = self.starts.remove(&after)
         {
             end = run.end;
@@ -574,7 +580,11 @@ mod tests {
             // Sorted, adjacent and disjoint: no index at all.
             vec![sorted(0..10, 1), sorted(10..20, 1), sorted(30..40, 2)],
             // Out of order but disjoint, then a sorted batch repeating keys of two intervals.
-            vec![sorted(20..30, 1), sorted(0..10, 1), vec![Some(9), Some(20), Some(25)]],
+            vec![
+                sorted(20..30, 1),
+                sorted(0..10, 1),
+                vec![Some(9), Some(20), Some(25)],
+            ],
             // A shuffled batch repeating a sorted one's keys, then the same keys again.
             vec![
                 sorted(0..8, 1),
@@ -619,7 +629,20 @@ mod tests {
         assert!(runs.insert(&consecutive(i64::MAX - 1, i64::MAX)));
         assert!(runs.insert(&consecutive(i64::MAX - 3, i64::MAX - 2)));
         assert_eq!(runs.starts.len(), 5);
-        let held = [i64::MIN, 0, 9, 10, 39, 40, 42, 50, 51, 60, i64::MAX - 3, i64::MAX];
+        let held = [
+            i64::MIN,
+            0,
+            9,
+            10,
+            39,
+            40,
+            42,
+            50,
+            51,
+            60,
+            i64::MAX - 3,
+            i64::MAX,
+        ];
         assert!(held.iter().all(|&k| runs.contains(k)));
         assert!(![-6, 1, 8, 41, 43, 49, 61].iter().any(|&k| runs.contains(k)));
     }
