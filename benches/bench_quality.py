@@ -3,7 +3,9 @@ approach (load the checked rows into pandas, run the checks in pandas) vs DuckDB
 the same checks over the same Parquet files — on one partition and on the whole table.
 
 Table: N rows (default 5M) over 10 daily partitions (`_phlo_partition_date`): `id` int64
-(unique), `ts` timestamptz, `value` double in [0, 100], `category` (4 values), `code`
+(unique; `--ids shuffled`, the default: a random permutation, or `--ids sorted`: rows in time
+order numbered 0..N, as ids assigned at ingestion are — the uniqueness check then needs no
+index, docs/quality.md), `ts` timestamptz, `value` double in [0, 100], `category` (4 values), `code`
 (``C`` + digits). Checks (all pass, so every row is examined): NullCheck(id, ts),
 RangeCheck(value, 0, 100), UniqueCheck(id), FreshnessCheck(ts, 240 h), CountCheck(min 1),
 PatternCheck(code, ``C\\d+``), AcceptedValuesCheck(category, 4 values).
@@ -19,7 +21,7 @@ nulls, range, freshness) without reading those columns (docs/quality.md). The lo
 is printed before and after: the machine may be shared, and its load moves every timing.
 
     make release && .venv/bin/python benches/bench_quality.py            # N = 5M
-    .venv/bin/python benches/bench_quality.py --rows 1000000
+    .venv/bin/python benches/bench_quality.py --rows 1000000 --ids sorted
 """
 
 from __future__ import annotations
@@ -45,19 +47,23 @@ REFERENCE = dt.datetime(2024, 1, 11, tzinfo=dt.UTC)
 MAX_AGE_HOURS = 240.0
 
 
-def generate(root: Path, n: int) -> None:
+def generate(root: Path, n: int, sorted_ids: bool) -> None:
     import phlo
 
     rng = np.random.default_rng(7)
     day = rng.integers(0, DAYS, n)
     start = np.datetime64("2024-01-01T00:00:00", "us").astype(np.int64)
+    micros = day * 86_400_000_000 + rng.integers(0, 86_400_000_000, n)
+    ids = rng.permutation(n).astype(np.int64)
+    if sorted_ids:
+        # Rows in time order, numbered as they arrive.
+        micros = np.sort(micros)
+        day = micros // 86_400_000_000
+        ids = np.arange(n, dtype=np.int64)
     table = pa.table(
         {
-            "id": pa.array(rng.permutation(n).astype(np.int64)),
-            "ts": pa.array(
-                start + day * 86_400_000_000 + rng.integers(0, 86_400_000_000, n),
-                pa.timestamp("us", tz="UTC"),
-            ),
+            "id": pa.array(ids),
+            "ts": pa.array(start + micros, pa.timestamp("us", tz="UTC")),
             "value": pa.array(rng.random(n) * 100),
             "category": pa.array(np.array(CATEGORIES)[rng.integers(0, 4, n)]),
             "code": pa.array(np.char.add("C", rng.integers(0, 100_000, n).astype(str))),
@@ -197,11 +203,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--ids", choices=["shuffled", "sorted"], default="shuffled")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "lake"
-        spawn(_generate, str(root), args.rows, result=False)
-        print(f"{args.rows:,} rows, {DAYS} partitions, median of {args.runs} runs")
+        spawn(_generate, str(root), args.rows, args.ids == "sorted", result=False)
+        print(f"{args.rows:,} rows ({args.ids} ids), {DAYS} partitions, median of {args.runs} runs")
         print(f"load average (1, 5, 15 min): {_load()}\n")
         print(
             "| scope | rows checked | phlo s | pandas (phlo load) s | pandas (SQL load) s "
@@ -228,8 +235,8 @@ def _load() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def _generate(root: str, rows: int, _queue: Any) -> None:
-    generate(Path(root), rows)
+def _generate(root: str, rows: int, sorted_ids: bool, _queue: Any) -> None:
+    generate(Path(root), rows, sorted_ids)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,14 @@
 //! bounds put every key in a range not much wider than the rows (dense ids), else in a hash
 //! table —, a single string key as its bytes, any other key row-encoded (arrow-row), in one
 //! arena.
+//!
+//! Integer keys often come sorted (ids assigned at ingestion): a batch whose keys strictly
+//! increase holds no duplicate of its own, and when its key range is disjoint from every key
+//! seen before it holds none at all. Such a batch is recorded as one interval of keys each
+//! seen once ([`Runs`]) and never touches the bitmap or hash table; any other batch is indexed
+//! key by key, a key inside a recorded interval counted in the hash table.
 
+use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 
 use arrow_array::cast::AsArray;
@@ -30,8 +37,13 @@ enum Layout {
     Ints {
         /// Keys within the range the files' bounds give, when that range is narrow enough.
         dense: Option<Dense>,
-        /// Any other key, and how often it occurred.
+        /// Any other key, and how often it occurred (a key inside `runs` counts its
+        /// occurrence there too).
         table: HashTable<(i64, u64)>,
+        /// Keys of sorted batches disjoint from everything seen before, each seen once.
+        runs: Runs,
+        /// The range of the keys indexed key by key (`dense` and `table`), when any were.
+        indexed: Option<(i64, i64)>,
     },
     Bytes {
         /// `(hash, start in arena, length, occurrences)`.
@@ -65,6 +77,8 @@ impl UniqueIndex {
             [t] if integer_like(t) => Layout::Ints {
                 dense: None,
                 table: HashTable::new(),
+                runs: Runs::default(),
+                indexed: None,
             },
             [t] if string_like(t) => Layout::Bytes {
                 table: HashTable::new(),
@@ -119,16 +133,58 @@ impl UniqueIndex {
             rows: Vec::new(),
         };
         match &mut self.layout {
-            Layout::Ints { dense, table } => {
+            Layout::Ints {
+                dense,
+                table,
+                runs,
+                indexed,
+            } => {
                 let ints = cast(&columns[0], &DataType::Int64).map_err(|e| e.to_string())?;
                 let ints = ints.as_primitive::<Int64Type>();
+                let keys = ints.values();
+                let surveyed = match ints.null_count() {
+                    0 => survey(keys),
+                    _ => arrow_arith::aggregate::min(ints)
+                        .zip(arrow_arith::aggregate::max(ints))
+                        .map(|(low, high)| (low, high, false)),
+                };
+                if let Some((low, high, true)) = surveyed
+                    && !indexed.is_some_and(|(l, h)| low <= h && l <= high)
+                    && runs.insert(keys)
+                {
+                    // Sorted and new: no duplicate, nothing to index.
+                    return Ok(found.rows);
+                }
+                // Per-key interval look-ups only when the batch reaches into some interval.
+                let mut runs_met = None;
+                if let Some((low, high, _)) = surveyed {
+                    let (l, h) = indexed.unwrap_or((low, high));
+                    *indexed = Some((l.min(low), h.max(high)));
+                    runs_met = runs.overlaps(low, high).then_some(&*runs);
+                    // Every key in the bitmap's range (the usual case): one tight loop.
+                    if let Some(dense) = dense.as_mut()
+                        && ints.null_count() == 0
+                        && runs_met.is_none()
+                        && dense.offset(low).is_some()
+                        && dense.offset(high).is_some()
+                    {
+                        dense.add_all(keys, &mut found);
+                        return Ok(found.rows);
+                    }
+                }
                 if dense.is_none() {
                     table.reserve(ints.len(), |(k, _)| hasher.hash_one(k));
                 }
                 let mut add = |found: &mut Duplicates, row: usize, key: i64| {
-                    let again = match dense.as_mut().and_then(|d| d.add(key)) {
-                        Some(again) => again,
-                        None => count(table, hasher, key),
+                    let again = if runs_met.is_some_and(|r| r.contains(key)) {
+                        // Seen once in a run: the table counts this occurrence and that one.
+                        count_from(table, hasher, key, 1);
+                        true
+                    } else {
+                        match dense.as_mut().and_then(|d| d.add(key)) {
+                            Some(again) => again,
+                            None => count_from(table, hasher, key, 0),
+                        }
                     };
                     if again {
                         found.push(row);
@@ -137,12 +193,12 @@ impl UniqueIndex {
                 // Without nulls (the usual key column) the values are walked directly.
                 match ints.nulls() {
                     None => {
-                        for (row, &key) in ints.values().iter().enumerate() {
+                        for (row, &key) in keys.iter().enumerate() {
                             add(&mut found, row, key);
                         }
                     }
                     Some(nulls) => {
-                        for (row, &key) in ints.values().iter().enumerate() {
+                        for (row, &key) in keys.iter().enumerate() {
                             if nulls.is_valid(row) {
                                 add(&mut found, row, key);
                             } else {
@@ -200,7 +256,7 @@ impl UniqueIndex {
     pub fn duplicated_rows(&self) -> u64 {
         let repeated = |n: u64| if n > 1 { n } else { 0 };
         let keys: u64 = match &self.layout {
-            Layout::Ints { dense, table } => {
+            Layout::Ints { dense, table, .. } => {
                 let in_range = dense.as_ref().map_or(0, |d| d.keys + d.later);
                 in_range + table.iter().map(|&(_, n)| repeated(n)).sum::<u64>()
             }
@@ -237,21 +293,47 @@ impl Dense {
         }
     }
 
+    /// The position of `key` in the range, `None` when it is out of the range.
+    fn offset(&self, key: i64) -> Option<usize> {
+        let offset = usize::try_from(key.checked_sub(self.low)?).ok()?;
+        (offset < self.seen.len() * 64).then_some(offset)
+    }
+
+    /// Records `keys`, all in the range, pushing the rows seen before to `found`. Few
+    /// instructions per key and no call: the bitmap's cache misses of many keys overlap.
+    fn add_all(&mut self, keys: &[i64], found: &mut Duplicates) {
+        for (row, &key) in keys.iter().enumerate() {
+            let offset = key.wrapping_sub(self.low) as usize;
+            let (word, bit) = (offset / 64, 1u64 << (offset % 64));
+            let seen = self.seen[word];
+            self.seen[word] = seen | bit;
+            if seen & bit != 0 {
+                self.again_at(word, bit);
+                found.push(row);
+            }
+        }
+    }
+
     /// Records `key`: whether it had been seen before, `None` when it is out of the range.
     fn add(&mut self, key: i64) -> Option<bool> {
-        let offset = usize::try_from(key.checked_sub(self.low)?).ok()?;
+        let offset = self.offset(key)?;
         let (word, bit) = (offset / 64, 1u64 << (offset % 64));
-        let seen = self.seen.get_mut(word)?;
+        let seen = &mut self.seen[word];
         if *seen & bit == 0 {
             *seen |= bit;
             return Some(false);
         }
+        self.again_at(word, bit);
+        Some(true)
+    }
+
+    /// Counts another occurrence of a key seen before.
+    fn again_at(&mut self, word: usize, bit: u64) {
         self.later += 1;
         if self.again[word] & bit == 0 {
             self.again[word] |= bit;
             self.keys += 1;
         }
-        Some(true)
     }
 }
 
@@ -276,8 +358,14 @@ impl Duplicates {
     }
 }
 
-/// Counts an integer `key`; whether it had been seen before.
-fn count(table: &mut HashTable<(i64, u64)>, hasher: &DefaultHashBuilder, key: i64) -> bool {
+/// Counts an integer `key`, of which `elsewhere` occurrences were counted outside the table;
+/// whether it had been seen before.
+fn count_from(
+    table: &mut HashTable<(i64, u64)>,
+    hasher: &DefaultHashBuilder,
+    key: i64,
+    elsewhere: u64,
+) -> bool {
     let hash = hasher.hash_one(key);
     match table.find_mut(hash, |(k, _)| *k == key) {
         Some((_, seen)) => {
@@ -285,9 +373,102 @@ fn count(table: &mut HashTable<(i64, u64)>, hasher: &DefaultHashBuilder, key: i6
             true
         }
         None => {
-            table.insert_unique(hash, (key, 1), |(k, _)| hasher.hash_one(k));
-            false
+            table.insert_unique(hash, (key, elsewhere + 1), |(k, _)| hasher.hash_one(k));
+            elsewhere > 0
         }
+    }
+}
+
+/// The smallest and largest of `keys` (none null), and whether each is greater than the one
+/// before: one pass without early exit, so it vectorizes.
+fn survey(keys: &[i64]) -> Option<(i64, i64, bool)> {
+    let first = *keys.first()?;
+    let (mut low, mut high, mut ascending) = (first, first, true);
+    let mut previous = first;
+    for &key in &keys[1..] {
+        low = low.min(key);
+        high = high.max(key);
+        ascending &= previous < key;
+        previous = key;
+    }
+    Some((low, high, ascending))
+}
+
+/// Keys of sorted batches in disjoint intervals, each key seen exactly once (as far as the
+/// intervals tell: a key seen again is counted in the hash table). An interval of consecutive
+/// keys is its two ends, and merges with an adjacent one, so the ids of a sorted table stay a
+/// handful of intervals; one with gaps keeps its keys (8 bytes each, searched by bisection).
+#[derive(Default)]
+struct Runs {
+    /// Start → its interval.
+    starts: BTreeMap<i64, Run>,
+}
+
+struct Run {
+    /// Last key (inclusive).
+    end: i64,
+    /// The keys, when not every integer from start to end is one.
+    keys: Option<Vec<i64>>,
+}
+
+impl Runs {
+    /// Whether `key` was seen in some interval.
+    fn contains(&self, key: i64) -> bool {
+        self.starts
+            .range(..=key)
+            .next_back()
+            .is_some_and(|(_, run)| {
+                run.end >= key
+                    && run
+                        .keys
+                        .as_ref()
+                        .is_none_or(|k| k.binary_search(&key).is_ok())
+            })
+    }
+
+    /// Whether some interval meets `[low, high]`.
+    fn overlaps(&self, low: i64, high: i64) -> bool {
+        // The interval starting last at or before `high` is the only one that can.
+        self.starts
+            .range(..=high)
+            .next_back()
+            .is_some_and(|(_, run)| run.end >= low)
+    }
+
+    /// Records `keys` (strictly increasing) when their range is disjoint from every interval;
+    /// whether it was.
+    fn insert(&mut self, keys: &[i64]) -> bool {
+        let (Some(&low), Some(&high)) = (keys.first(), keys.last()) else {
+            return true;
+        };
+        if self.overlaps(low, high) {
+            return false;
+        }
+        let consecutive = i128::from(high) - i128::from(low) + 1 == keys.len() as i128;
+        if !consecutive {
+            let keys = Some(keys.to_vec());
+            self.starts.insert(low, Run { end: high, keys });
+            return true;
+        }
+        let (mut start, mut end) = (low, high);
+        if let Some((&before, run)) = self.starts.range(..low).next_back()
+            && run.keys.is_none()
+            && run.end.checked_add(1) == Some(low)
+        {
+            self.starts.remove(&before);
+            start = before;
+        }
+        if let Some(after) = high.checked_add(1)
+            && self
+                .starts
+                .get(&after)
+                .is_some_and(|run| run.keys.is_none())
+            && let Some(run) = self.starts.remove(&after)
+        {
+            end = run.end;
+        }
+        self.starts.insert(start, Run { end, keys: None });
+        true
     }
 }
 
@@ -366,5 +547,103 @@ mod tests {
         for bounds in [(0, 9), (-5, 100), (4, 4)] {
             assert_eq!(index(Some(bounds), &batches), hashed, "{bounds:?}");
         }
+    }
+
+    /// Duplicated rows and per-batch duplicate rows by a plain model: a count per key.
+    fn model(batches: &[Vec<Option<i64>>]) -> (u64, Vec<Vec<usize>>) {
+        let mut seen = std::collections::HashMap::<Option<i64>, u64>::new();
+        let samples = batches
+            .iter()
+            .map(|keys| {
+                let mut again = Vec::new();
+                for (row, key) in keys.iter().enumerate() {
+                    let n = seen.entry(*key).or_default();
+                    *n += 1;
+                    if *n > 1 {
+                        again.push(row);
+                    }
+                }
+                again
+            })
+            .collect();
+        let duplicated = seen.values().filter(|&&n| n > 1).sum();
+        (duplicated, samples)
+    }
+
+    fn sorted(range: std::ops::Range<i64>, step: usize) -> Vec<Option<i64>> {
+        range.step_by(step).map(Some).collect()
+    }
+
+    #[test]
+    fn sorted_batches_count_as_the_model_whatever_else_comes() {
+        let cases: Vec<Vec<Vec<Option<i64>>>> = vec![
+            // Sorted, adjacent and disjoint: no index at all.
+            vec![sorted(0..10, 1), sorted(10..20, 1), sorted(30..40, 2)],
+            // Out of order but disjoint, then a sorted batch repeating keys of two intervals.
+            vec![
+                sorted(20..30, 1),
+                sorted(0..10, 1),
+                vec![Some(9), Some(20), Some(25)],
+            ],
+            // A shuffled batch repeating a sorted one's keys, then the same keys again.
+            vec![
+                sorted(0..8, 1),
+                vec![Some(5), Some(3), Some(100), Some(5)],
+                vec![Some(5), Some(3), Some(7)],
+            ],
+            // Sorted batches with gaps whose ranges interleave: no duplicate, then two.
+            vec![sorted(0..20, 2), sorted(1..20, 2), vec![Some(4), Some(5)]],
+            // A sorted batch within the range of keys indexed before (no duplicate there).
+            vec![vec![Some(50), Some(1)], sorted(2..50, 1), sorted(60..70, 3)],
+            // Nulls in sorted data, sorted batches overlapping, a repeated key inside one.
+            vec![
+                vec![Some(1), None, Some(3)],
+                sorted(0..5, 1),
+                vec![None, None],
+                vec![Some(7), Some(7), Some(8)],
+                sorted(i64::MAX - 3..i64::MAX, 1),
+                vec![Some(i64::MAX - 1), Some(i64::MIN)],
+            ],
+        ];
+        for batches in &cases {
+            let expected = model(batches);
+            assert_eq!(index(None, batches), expected, "{batches:?}");
+            assert_eq!(index(Some((0, 60)), batches), expected, "{batches:?}");
+        }
+    }
+
+    #[test]
+    fn intervals_merge_when_adjacent_and_refuse_overlaps() {
+        let mut runs = Runs::default();
+        let consecutive = |low: i64, high: i64| (low..=high).collect::<Vec<_>>();
+        assert!(runs.insert(&consecutive(10, 19)));
+        assert!(runs.insert(&consecutive(30, 39)));
+        assert!(runs.insert(&consecutive(20, 29)));
+        assert_eq!(runs.starts.len(), 1);
+        assert!(!runs.insert(&consecutive(39, 45)));
+        assert!(!runs.insert(&[0, 10]));
+        assert!(runs.insert(&[i64::MIN, 0, 9]));
+        // Gapped intervals keep their keys and merge with nothing.
+        assert!(runs.insert(&[40, 42, 50]));
+        assert!(runs.insert(&consecutive(51, 60)));
+        assert!(runs.insert(&consecutive(i64::MAX - 1, i64::MAX)));
+        assert!(runs.insert(&consecutive(i64::MAX - 3, i64::MAX - 2)));
+        assert_eq!(runs.starts.len(), 5);
+        let held = [
+            i64::MIN,
+            0,
+            9,
+            10,
+            39,
+            40,
+            42,
+            50,
+            51,
+            60,
+            i64::MAX - 3,
+            i64::MAX,
+        ];
+        assert!(held.iter().all(|&k| runs.contains(k)));
+        assert!(![-6, 1, 8, 41, 43, 49, 61].iter().any(|&k| runs.contains(k)));
     }
 }
