@@ -94,13 +94,7 @@ def test_a_delete_and_a_compaction_read_the_manifest_list_and_manifests_once(lak
 
 def test_a_delete_re_reads_what_another_writer_committed_before_it(lakehouses) -> None:
     lh, direct, requests = lakehouses
-    table = lh.table("raw.t")
-    model = contents(table)
-    other = direct.table("raw.t")
-    committed = commit_before_first_data_write(
-        requests, lambda: other.append(rows(range(1000, 1010), "other"))
-    )
-    requests.clear()
+    table, model, committed = raced_by_an_append(lh, direct, requests)
     result = table.delete(("id", "<", 50))
     assert committed.is_set()
     # The first attempt lost; the retry built on the new head's manifest list, which the
@@ -173,8 +167,11 @@ def commit_before_first_data_write(requests: Requests, commit) -> threading.Even
     return done
 
 
-def test_a_commit_landing_between_plan_and_commit_is_read_and_kept(lakehouses) -> None:
-    lh, direct, requests = lakehouses
+def raced_by_an_append(
+    lh: phlo.Lakehouse, direct: phlo.Lakehouse, requests: Requests
+) -> tuple[phlo.Table, dict[int, str], threading.Event]:
+    """`raw.t` as `lh` loads it, its rows, and an event set once another writer (`direct`)
+    has appended ids 1000..1009 just before this one's first data write."""
     table = lh.table("raw.t")
     model = contents(table)
     other = direct.table("raw.t")
@@ -182,6 +179,12 @@ def test_a_commit_landing_between_plan_and_commit_is_read_and_kept(lakehouses) -
         requests, lambda: other.append(rows(range(1000, 1010), "other"))
     )
     requests.clear()
+    return table, model, committed
+
+
+def test_a_commit_landing_between_plan_and_commit_is_read_and_kept(lakehouses) -> None:
+    lh, direct, requests = lakehouses
+    table, model, committed = raced_by_an_append(lh, direct, requests)
     result = table.merge(rows(range(150, 250), "m"), "id")
     assert committed.is_set()
     # The first attempt lost the race; the retry read the new head's manifest list (which

@@ -963,31 +963,12 @@ fn summary(table: &LoadedTable, parent: Option<&Summary>, change: &SnapshotChang
 
 #[cfg(test)]
 mod tests {
-    use iceberg::TableCreation;
-    use iceberg::spec::{NestedField, PrimitiveType, Schema, TableMetadataBuilder, Type};
-
     use super::*;
     use crate::catalog::TableIdent;
+    use crate::tables::metadata_cache::test_metadata;
 
     fn table() -> LoadedTable {
-        let schema = Schema::builder()
-            .with_fields(vec![Arc::new(NestedField::required(
-                1,
-                "id",
-                Type::Primitive(PrimitiveType::Long),
-            ))])
-            .build()
-            .unwrap();
-        let creation = TableCreation::builder()
-            .name("t".into())
-            .location("file:///tmp/t".into())
-            .schema(schema)
-            .build();
-        let metadata = TableMetadataBuilder::from_table_creation(creation)
-            .unwrap()
-            .build()
-            .unwrap()
-            .metadata;
+        let metadata = test_metadata::one_long_column();
         LoadedTable {
             ident: TableIdent::parse("raw.t").unwrap(),
             ref_name: "main".into(),

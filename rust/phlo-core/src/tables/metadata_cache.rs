@@ -91,20 +91,21 @@ impl MetadataCache {
     }
 }
 
+/// A table's metadata for unit tests that need one but not its contents.
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_metadata {
+    use std::sync::Arc;
+
     use iceberg::TableCreation;
-    use iceberg::spec::{NestedField, PrimitiveType, Schema, TableMetadataBuilder, Type};
+    use iceberg::spec::{
+        NestedField, PrimitiveType, Schema, TableMetadata, TableMetadataBuilder, Type,
+    };
 
-    use super::*;
-
-    fn metadata() -> Arc<TableMetadata> {
+    /// A new table at `file:///tmp/t` with one required long column, `id` (field id 1).
+    pub(crate) fn one_long_column() -> TableMetadata {
+        let id = NestedField::required(1, "id", Type::Primitive(PrimitiveType::Long));
         let schema = Schema::builder()
-            .with_fields(vec![Arc::new(NestedField::required(
-                1,
-                "id",
-                Type::Primitive(PrimitiveType::Long),
-            ))])
+            .with_fields(vec![Arc::new(id)])
             .build()
             .unwrap();
         let creation = TableCreation::builder()
@@ -112,11 +113,20 @@ mod tests {
             .location("file:///tmp/t".into())
             .schema(schema)
             .build();
-        let built = TableMetadataBuilder::from_table_creation(creation)
+        TableMetadataBuilder::from_table_creation(creation)
             .unwrap()
             .build()
-            .unwrap();
-        Arc::new(built.metadata)
+            .unwrap()
+            .metadata
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metadata() -> Arc<TableMetadata> {
+        Arc::new(test_metadata::one_long_column())
     }
 
     #[test]
