@@ -122,3 +122,21 @@ def test_a_write_re_applied_after_a_409_leaves_only_referenced_manifests(
     # No manifest or manifest list of the lost first attempt is left, and every one a
     # snapshot references is there.
     assert avro_files(table_dir) == referenced(catalog, "raw.m")
+
+
+@pytest.mark.parametrize("write", WRITES)
+def test_a_write_failing_after_its_manifests_are_written_leaves_none_of_them(
+    served_lakehouse: tuple[str, Path], write: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing on a REST catalog removes orphans: an attempt that fails after writing its
+    manifests (here an injected failure; in life an I/O error or a conflict found late) must
+    remove them itself. The server runs in its own process, so only the client fails."""
+    uri, table_dir = served_lakehouse
+    table = connect(uri, table_dir.parents[2]).table("raw.m")
+    before = avro_files(table_dir)
+    monkeypatch.setenv("PHLO_FAILPOINTS", "commit.after-manifests")
+    with pytest.raises(phlo.errors.StorageError, match="commit.after-manifests"):
+        WRITES[write][0](table)
+    monkeypatch.delenv("PHLO_FAILPOINTS")
+    assert avro_files(table_dir) == before == referenced(RestCatalog("phlo", uri=uri), "raw.m")
+    assert rows(table) == dict.fromkeys(range(10), "a")

@@ -1,7 +1,8 @@
 //! phlo's own commit path. iceberg-rust only fast-appends on `main`, so phlo writes manifests,
 //! the manifest list, the snapshot and the new metadata file itself, then swaps the catalog
-//! pointer (compare-and-swap). A crash before the swap leaves the table at its old snapshot;
-//! the files written so far are orphans for maintenance to remove.
+//! pointer (compare-and-swap). An error before the swap leaves the table at its old snapshot
+//! and removes the manifests the attempt wrote; after a crash they are orphans for maintenance
+//! to remove.
 //!
 //! One commit adds and/or removes data files on one branch: append (only added), overwrite
 //! (both: copy-on-write merge; or data plus position-delete files: merge-on-read) or delete
@@ -13,6 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -607,6 +609,61 @@ async fn prepare_snapshot(
     change: &SnapshotChange,
     planned: &PlanReads,
 ) -> Result<PreparedSnapshot> {
+    let names = AttemptNames::new(table);
+    let prepared = write_snapshot_files(io, table, change, planned, &names).await;
+    if prepared.is_err() {
+        // Whatever this attempt wrote before it failed is referenced by nothing (on a REST
+        // catalog no orphan removal would ever find it): every name it may have used goes.
+        delete_all(io, names.used().iter().map(String::as_str).collect()).await;
+    }
+    prepared
+}
+
+/// The names of the metadata files one commit attempt writes: its manifests
+/// (`<commit id>-m<n>.avro`, numbered as they are needed) and its manifest list.
+struct AttemptNames {
+    meta_dir: String,
+    commit_id: Uuid,
+    snapshot_id: i64,
+    manifests: AtomicUsize,
+}
+
+impl AttemptNames {
+    fn new(table: &LoadedTable) -> Self {
+        Self {
+            meta_dir: format!("{}/metadata", table.metadata.location()),
+            commit_id: Uuid::now_v7(),
+            snapshot_id: new_snapshot_id(table),
+            manifests: Default::default(),
+        }
+    }
+
+    fn next_manifest(&self) -> String {
+        let n = 1 + self.manifests.fetch_add(1, Ordering::Relaxed);
+        format!("{}/{}-m{n}.avro", self.meta_dir, self.commit_id)
+    }
+
+    fn manifest_list(&self) -> String {
+        let (dir, id, commit) = (&self.meta_dir, self.snapshot_id, self.commit_id);
+        format!("{dir}/snap-{id}-0-{commit}.{}", DataFileFormat::Avro)
+    }
+
+    /// Every name handed out so far.
+    fn used(&self) -> Vec<String> {
+        let count = self.manifests.load(Ordering::Relaxed);
+        let manifests =
+            (1..=count).map(|n| format!("{}/{}-m{n}.avro", self.meta_dir, self.commit_id));
+        manifests.chain([self.manifest_list()]).collect()
+    }
+}
+
+async fn write_snapshot_files(
+    io: &FileIO,
+    table: &LoadedTable,
+    change: &SnapshotChange,
+    planned: &PlanReads,
+    names: &AttemptNames,
+) -> Result<PreparedSnapshot> {
     let metadata = &table.metadata;
     if metadata.format_version() != FormatVersion::V2 {
         return Err(Error::invalid(
@@ -622,17 +679,11 @@ async fn prepare_snapshot(
     }
     // Read before anything is written: a bad property leaves nothing behind.
     let policy = MergePolicy::of(table)?;
-    let snapshot_id = new_snapshot_id(table);
+    let snapshot_id = names.snapshot_id;
     let parent = table.snapshot_for_ref(&change.branch).cloned();
     let sequence_number = metadata.next_sequence_number();
-    let commit_id = Uuid::now_v7();
-    let meta_dir = format!("{}/metadata", metadata.location());
     let mut written = Vec::new();
-    let mut manifest_count = 0;
-    let mut next_manifest_path = || {
-        manifest_count += 1;
-        format!("{meta_dir}/{commit_id}-m{manifest_count}.avro")
-    };
+    let mut next_manifest_path = || names.next_manifest();
 
     let parent_manifests = match &parent {
         Some(parent) => {
@@ -747,6 +798,7 @@ async fn prepare_snapshot(
     }
     let (done, paths) = writes.finish().await?;
     written.extend(paths);
+    failpoint::hit("commit.after-manifests")?;
     // Written manifests fill the empty slots, in the order they were added.
     let mut done = done.into_iter();
     let manifests: Vec<ManifestFile> = slots
@@ -779,10 +831,7 @@ async fn prepare_snapshot(
     let manifests = set.manifests;
     let counts = manifests::manifest_counts(&parent_paths, &manifests, snapshot_id);
 
-    let list_path = format!(
-        "{meta_dir}/snap-{snapshot_id}-0-{commit_id}.{}",
-        DataFileFormat::Avro
-    );
+    let list_path = names.manifest_list();
     let list_output = io
         .new_output(&list_path)
         .context(|| format!("creating {list_path}"))?;
