@@ -135,7 +135,7 @@ def test_a_write_failing_after_its_manifests_are_written_leaves_none_of_them(
     table = connect(uri, table_dir.parents[2]).table("raw.m")
     before = avro_files(table_dir)
     monkeypatch.setenv("PHLO_FAILPOINTS", "commit.after-manifests")
-    with pytest.raises(phlo.errors.StorageError, match="commit.after-manifests"):
+    with pytest.raises(phlo.errors.StorageError, match=r"commit\.after-manifests"):
         WRITES[write][0](table)
     monkeypatch.delenv("PHLO_FAILPOINTS")
     assert avro_files(table_dir) == before == referenced(RestCatalog("phlo", uri=uri), "raw.m")
