@@ -4,6 +4,8 @@
 //! reloads and checks the requirements again, as Iceberg's own catalogs do: a requirement
 //! that no longer holds is a 409, and nothing changed.
 
+use std::sync::Arc;
+
 use iceberg::spec::{FormatVersion, TableMetadata, TableMetadataBuilder};
 use iceberg::{ErrorKind, MetadataLocation, TableCreation, TableRequirement, TableUpdate};
 
@@ -157,14 +159,20 @@ async fn commit(
             },
         };
         if landed {
+            // The files just written are the tables' state: the next load only reads pointers.
+            let cache = lh.catalog().metadata_cache();
             return Ok(staged
                 .into_iter()
                 .zip(written)
-                .map(|(s, location)| LoadedTable {
-                    ident: s.ident,
-                    ref_name: ref_name.to_string(),
-                    metadata: s.next.into(),
-                    metadata_location: location,
+                .map(|(s, location)| {
+                    let metadata = Arc::new(s.next);
+                    cache.insert(&location, metadata.clone());
+                    LoadedTable {
+                        ident: s.ident,
+                        ref_name: ref_name.to_string(),
+                        metadata,
+                        metadata_location: location,
+                    }
                 })
                 .collect());
         }
