@@ -104,7 +104,9 @@ def serve(
         if vend_credentials:
             click.echo("  clients get the warehouse's S3 keys: trusted networks only")
         click.echo("Ctrl-C stops it", nl=True)
-    # SIGTERM (a service manager, a test) stops it as Ctrl-C does.
+    # Ctrl-C stops it even when started in the background (where the shell ignores SIGINT
+    # for it); SIGTERM (a service manager, a test) stops it as Ctrl-C does.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _stop)
     try:
         server.serve_forever()

@@ -22,13 +22,14 @@ use iceberg::spec::TableMetadataBuilder;
 use crate::catalog::{Catalog, Pointer, RefKind, TableIdent};
 use crate::error::{Context, Error, Result};
 use crate::tables::LoadedTable;
-use crate::tables::commit::commit_metadata;
+use crate::tables::commit::{backoff, commit_metadata};
 pub use orphans::remove_orphan_files;
 use reachable::{reachable_files, read_metadata, snapshot_files};
 use retention::{Plan, Request};
 
-/// Attempts at rewriting one ref's metadata while other writers keep committing to it.
-const MAX_ATTEMPTS: u32 = 8;
+/// Attempts at rewriting one ref's metadata while other writers keep committing to it (an
+/// attempt reads every expired snapshot's manifests, so a busy writer wins often).
+const MAX_ATTEMPTS: u32 = 16;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExpireResult {
@@ -152,7 +153,11 @@ async fn expire_on_ref(
         None => None,
     };
     let table_name = pointer.ident.to_string();
-    for _ in 0..MAX_ATTEMPTS {
+    for attempt in 0..MAX_ATTEMPTS {
+        if attempt > 0 {
+            // Out of step with the writer that just won, as a lost table commit backs off.
+            tokio::time::sleep(backoff(attempt - 1)).await;
+        }
         let table = LoadedTable::load(catalog, io, &pointer.ident, &pointer.ref_name).await?;
         let plan = retention::plan(&table.metadata, &table_name, request, fork_snapshot)?;
         if plan.is_empty() {
