@@ -21,6 +21,8 @@ use phlo_core::merge::{MergeOptions, MergeStrategy, WriteMode};
 use phlo_core::tables::commit::{SnapshotChange, commit, commit_append};
 use phlo_core::tables::{Filter, FilterOp, Literal, ScanOptions};
 
+use crate::model::new_table;
+
 type Model = BTreeMap<i64, String>;
 
 fn field(name: &str, kind: DataType, id: i32) -> Field {
@@ -192,13 +194,7 @@ fn one(batch: RecordBatch) -> Vec<Result<RecordBatch, ArrowError>> {
 /// A table of two data files (ids 0..10 in row groups of 3, ids 10..13), and a lakehouse over
 /// a folder that also holds the hand-written files.
 async fn table() -> (tempfile::TempDir, Lakehouse, DataFile, DataFile) {
-    let dir = tempfile::tempdir().unwrap();
-    let lh = Lakehouse::open(dir.path()).unwrap();
-    lh.catalog().create_namespace("raw").unwrap();
-    let schema = id_v(&[], &[]).schema();
-    lh.create_table("raw.t", &schema, &[], HashMap::new(), MAIN)
-        .await
-        .unwrap();
+    let (dir, lh) = new_table(&id_v(&[], &[]).schema()).await;
     let first = data_file(dir.path(), "first", &(0..10).collect::<Vec<_>>());
     let second = data_file(dir.path(), "second", &[10, 11, 12]);
     commit_files(&lh, vec![first.clone(), second.clone()]).await;
@@ -626,13 +622,7 @@ async fn random_position_deletes_over_row_groups_match_the_model() {
 /// delete: every read, filtered or not, in any batch size, is the model's rows exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_file_split_over_row_groups_with_deletes_matches_the_model() {
-    let dir = tempfile::tempdir().unwrap();
-    let lh = Lakehouse::open(dir.path()).unwrap();
-    lh.catalog().create_namespace("raw").unwrap();
-    let schema = id_v(&[], &[]).schema();
-    lh.create_table("raw.t", &schema, &[], HashMap::new(), MAIN)
-        .await
-        .unwrap();
+    let (dir, lh) = new_table(&id_v(&[], &[]).schema()).await;
     let ids: Vec<i64> = (0..200).collect();
     let data = data_file_in_groups(dir.path(), "data", &ids, 7);
     commit_files(&lh, vec![data.clone()]).await;

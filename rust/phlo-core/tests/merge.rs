@@ -12,6 +12,8 @@ use phlo_core::dedupe::DedupeMethod;
 use phlo_core::merge::{MergeOptions, MergeStrategy};
 use phlo_core::tables::ScanOptions;
 
+use crate::model::new_table;
+
 /// xorshift: a seeded generator so failures reproduce.
 struct Rng(u64);
 
@@ -82,13 +84,7 @@ async fn contents(lh: &Lakehouse) -> Vec<(String, i64, Option<f64>)> {
 }
 
 async fn setup() -> (tempfile::TempDir, Lakehouse) {
-    let dir = tempfile::tempdir().unwrap();
-    let lh = Lakehouse::open(dir.path()).unwrap();
-    lh.catalog().create_namespace("raw").unwrap();
-    lh.create_table("raw.t", &schema(), &[], HashMap::new(), MAIN)
-        .await
-        .unwrap();
-    (dir, lh)
+    new_table(&schema()).await
 }
 
 /// Keeps the last row of each key, in arrival order (what `deduplication_method=last` does).

@@ -13,7 +13,7 @@ use phlo_core::catalog::MAIN;
 use phlo_core::merge::WriteMode;
 use phlo_core::tables::{Filter, FilterOp, Literal, ScanOptions};
 
-use crate::model::{Model, rows, scan_model, schema};
+use crate::model::{Model, new_table, rows, scan_model, schema};
 
 /// More rows than two of phlo's row groups (128Ki rows each) hold.
 const ROWS: i64 = 300_000;
@@ -109,12 +109,7 @@ async fn one_file_of_several_row_groups_reads_back_its_model() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_data_file_ends_the_scan_with_an_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let lh = Lakehouse::open(dir.path()).unwrap();
-    lh.catalog().create_namespace("raw").unwrap();
-    lh.create_table("raw.t", &schema(), &[], HashMap::new(), MAIN)
-        .await
-        .unwrap();
+    let (_dir, lh) = new_table(&schema()).await;
     for start in [0, 10] {
         let data: Vec<(i64, &str)> = (start..start + 10).map(|i| (i, "x")).collect();
         lh.append("raw.t", rows(&data), MAIN, HashMap::new())

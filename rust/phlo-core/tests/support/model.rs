@@ -2,13 +2,14 @@
 //! back as a map, to compare with a model. Declared once in `tests/engine.rs` (not through
 //! `support/mod.rs`, whose PostgreSQL helpers are a module of their own).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{ArrowError, DataType, Field, Schema};
 use futures::TryStreamExt;
 use phlo_core::Lakehouse;
+use phlo_core::catalog::MAIN;
 use phlo_core::tables::ScanOptions;
 
 pub type Model = BTreeMap<i64, String>;
@@ -32,6 +33,17 @@ pub fn rows(rows: &[(i64, &str)]) -> Vec<Result<RecordBatch, ArrowError>> {
     )
     .unwrap();
     vec![Ok(batch)]
+}
+
+/// A lakehouse in a new temporary folder, holding the empty table `raw.t` of `schema` on main.
+pub async fn new_table(schema: &Schema) -> (tempfile::TempDir, Lakehouse) {
+    let dir = tempfile::tempdir().unwrap();
+    let lh = Lakehouse::open(dir.path()).unwrap();
+    lh.catalog().create_namespace("raw").unwrap();
+    lh.create_table("raw.t", schema, &[], HashMap::new(), MAIN)
+        .await
+        .unwrap();
+    (dir, lh)
 }
 
 /// What a table holding `rows` reads back as.
