@@ -9,7 +9,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from phlo.errors import ConfigError
+from phlo.progress import activity
 from phlo.quality.base import QualityCheck
+from phlo.quality.runner import run_checks
 
 if TYPE_CHECKING:
     from phlo.lakehouse import Lakehouse
@@ -73,14 +75,10 @@ class QualityDefinition:
         """Runs every check over the rows of `partition_date` (``YYYY-MM-DD``; with
         `rolling_window_days`, that many days ending there; None or ``full_table``: the whole
         table) of the table at `ref`, in one pass. `lakehouse` None opens the project's."""
-        from phlo.quality.runner import run_checks
-
         if lakehouse is None:
             from phlo.config import load_project
 
             lakehouse = load_project().open_lakehouse()
-        from phlo.progress import activity
-
         with activity(f"{self.name}: {len(self.checks)} checks on {self.table}"):
             return run_checks(self, partition_date, lakehouse, ref)
 

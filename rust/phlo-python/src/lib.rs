@@ -5,6 +5,7 @@ mod dedupe;
 mod errors;
 mod guard;
 mod lakehouse;
+mod malloc;
 mod quality;
 mod rest;
 mod runtime;
@@ -17,6 +18,7 @@ use pyo3::prelude::*;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    malloc::tune();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<lakehouse::NativeLakehouse>()?;
     m.add_class::<scan::NativeScan>()?;
