@@ -424,3 +424,95 @@ async fn metadata_answers_equal_the_scan_and_leave_only_unsettled_columns_to_rea
         assert_eq!(answers(&outcomes), expected);
     }
 }
+
+/// Batches large enough to check side by side (each running check on a thread of its own,
+/// from the first large batch to the end of the pass, small batches included) give the
+/// outcomes of small batches checked one check after another, in the plan's order (checks
+/// that cannot run stay in their places), and the model's counts.
+#[test]
+fn checks_of_large_batches_run_side_by_side_with_the_outcomes_of_small_ones() {
+    let rows: Vec<Row> = (0..50_000).map(row).collect();
+    let checks = json!([
+        {"kind": "not_null", "columns": ["missing"]},
+        {"kind": "unique", "columns": ["id"]},
+        {"kind": "not_null", "columns": ["id", "value"]},
+        {"kind": "pattern", "column": "value", "pattern": "x"},
+        {"kind": "range", "column": "value", "min": 0, "max": 100},
+        {"kind": "pattern", "column": "code", "pattern": "C\\d{3}"},
+        {"kind": "count"},
+    ]);
+    let large = [
+        batch(&rows[..20_000]),
+        batch(&rows[20_000..21_000]),
+        batch(&rows[21_000..]),
+    ];
+    let small: Vec<RecordBatch> = rows.chunks(1000).map(batch).collect();
+    let side_by_side = evaluate_batches(checks.clone(), &large);
+    let one_by_one = evaluate_batches(checks, &small);
+
+    let view = |o: &Outcome| {
+        (
+            answers(std::slice::from_ref(o)),
+            o.missing_columns.clone(),
+            o.error.clone(),
+            o.sample.clone(),
+        )
+    };
+    let side_by_side: Vec<_> = side_by_side.iter().map(view).collect();
+    assert_eq!(side_by_side, one_by_one.iter().map(view).collect::<Vec<_>>());
+
+    let total = rows.len() as u64;
+    let failed: Vec<u64> = side_by_side.iter().map(|v| v.0[0].0).collect();
+    let null_ids = rows.iter().filter(|r| r.id.is_none()).count() as u64;
+    let null_values = rows.iter().filter(|r| missing(r.value)).count() as u64;
+    let out_of_range = rows
+        .iter()
+        .filter(|r| !missing(r.value) && r.value.unwrap() > 100.0)
+        .count() as u64;
+    let bad_codes = rows
+        .iter()
+        .filter(|r| r.code.as_deref().is_some_and(|c| !c.starts_with('C')))
+        .count() as u64;
+    assert_eq!(
+        failed,
+        [
+            total,
+            duplicated(rows.iter().map(|r| r.id)),
+            null_ids + null_values,
+            total,
+            out_of_range,
+            bad_codes,
+            0
+        ]
+    );
+    assert_eq!(side_by_side[0].1, ["missing"]);
+    assert!(side_by_side[3].2.is_some());
+    assert!(side_by_side.iter().all(|v| v.0[0].1 == total));
+    // Samples hold the first failing rows, whichever thread found them.
+    let sample = side_by_side[4].3.as_ref().unwrap();
+    let first = rows
+        .iter()
+        .filter(|r| !missing(r.value) && r.value.unwrap() > 100.0)
+        .take(sample.num_rows())
+        .map(|r| r.value);
+    let sampled = sample.column(0).as_primitive::<Float64Type>();
+    assert!(sampled.iter().eq(first));
+}
+
+/// A batch that lacks a column a running check reads fails the update with the column's
+/// name, also once the checks run on threads of their own.
+#[test]
+fn a_batch_without_a_checked_column_fails_the_update_on_check_threads() {
+    let rows: Vec<Row> = (0..20_000).map(row).collect();
+    let full = batch(&rows);
+    let plan = json!({"checks": [
+        {"kind": "unique", "columns": ["id"]},
+        {"kind": "range", "column": "value", "min": 0, "max": 100},
+    ]});
+    let quality = QualityPlan::from_json(&plan.to_string()).unwrap();
+    let mut evaluator = Evaluator::new(&quality, &full.schema());
+    evaluator.update(&full).unwrap();
+    let without_value = full.project(&[0, 1, 3, 4]).unwrap();
+    let err = evaluator.update(&without_value).unwrap_err();
+    assert!(err.to_string().contains("lack column value"), "{err}");
+}

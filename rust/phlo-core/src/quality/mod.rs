@@ -154,23 +154,24 @@ impl Evaluator {
         columns
     }
 
-    /// Updates every check with one batch (of the schema given to `new`). Checks of a large
-    /// batch run on threads of their own: they are independent, and the slowest (a
-    /// uniqueness index) then overlaps the others.
+    /// Updates every check with one batch (of the schema given to `new`). The running checks
+    /// of a large batch run on threads of their own: they are independent, and the slowest
+    /// (a uniqueness index) then overlaps the others. Checks the metadata settled get none.
     pub fn update(&mut self, batch: &RecordBatch) -> Result<()> {
         self.rows += batch.num_rows() as u64;
         self.fed = true;
         let limit = self.limit;
-        if batch.num_rows() < PARALLEL_ROWS || self.checks.len() < 2 {
-            return self
-                .checks
-                .iter_mut()
-                .try_for_each(|c| c.update(batch, limit));
+        let mut running: Vec<&mut Running> = self
+            .checks
+            .iter_mut()
+            .filter(|c| c.kernel.is_some())
+            .collect();
+        if batch.num_rows() < PARALLEL_ROWS || running.len() < 2 {
+            return running.iter_mut().try_for_each(|c| c.update(batch, limit));
         }
         std::thread::scope(|scope| {
-            let running: Vec<_> = self
-                .checks
-                .iter_mut()
+            let running: Vec<_> = running
+                .into_iter()
                 .map(|check| scope.spawn(move || check.update(batch, limit)))
                 .collect();
             running.into_iter().try_for_each(|thread| {
