@@ -476,10 +476,11 @@ fn checks_of_large_batches_run_side_by_side_with_the_outcomes_of_small_ones() {
     assert_eq!(
         failed,
         [
-            total,
+            // Checks that could not run count nothing (Python fails them whole).
+            0,
             duplicated(rows.iter().map(|r| r.id)),
             null_ids + null_values,
-            total,
+            0,
             out_of_range,
             bad_codes,
             0
