@@ -459,7 +459,10 @@ fn checks_of_large_batches_run_side_by_side_with_the_outcomes_of_small_ones() {
         )
     };
     let side_by_side: Vec<_> = side_by_side.iter().map(view).collect();
-    assert_eq!(side_by_side, one_by_one.iter().map(view).collect::<Vec<_>>());
+    assert_eq!(
+        side_by_side,
+        one_by_one.iter().map(view).collect::<Vec<_>>()
+    );
 
     let total = rows.len() as u64;
     let failed: Vec<u64> = side_by_side.iter().map(|v| v.0[0].0).collect();
