@@ -8,7 +8,8 @@ use crate::storage::Storage;
 
 /// Lists (and unless `dry_run`, deletes) the files under every table's location that nothing
 /// reachable from any ref references and that were last modified before `older_than_ms` (so a
-/// write still in progress keeps its files). Snapshots of table-level refs (tags and branches
+/// write still in progress keeps its files, and one that started before the cutoff fails at
+/// its commit instead of landing without them: see `catalog::orphan_fence`). Snapshots of table-level refs (tags and branches
 /// in the table metadata, e.g. made by PyIceberg) are reachable like any other. Locations are
 /// listed through the warehouse's storage: a local folder or an object-store prefix.
 pub async fn remove_orphan_files(
@@ -18,7 +19,13 @@ pub async fn remove_orphan_files(
     dry_run: bool,
 ) -> Result<OrphanResult> {
     let io = storage.file_io();
-    let reachable = reachable_files(io, &catalog.all_pointers()?).await?;
+    // Writes still in progress that started before the cutoff are refused at their commit.
+    let pointers = if dry_run {
+        catalog.all_pointers()?
+    } else {
+        catalog.fence_orphan_removal(older_than_ms)?
+    };
+    let reachable = reachable_files(io, &pointers).await?;
     let mut result = OrphanResult {
         deleted: !dry_run,
         ..Default::default()
