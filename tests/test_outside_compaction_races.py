@@ -8,6 +8,7 @@ when the held write lands, or the racer's alone when it fails (only with
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
@@ -61,6 +62,13 @@ def pyiceberg(lh: phlo.Lakehouse, write: Callable[[Table], None]) -> None:
         write(table)
 
 
+def expiring(lh: phlo.Lakehouse, write: Callable[[], object]) -> None:
+    """Runs `write`, then expires every snapshot but the head (the held write's base too)."""
+    write()
+    assert lh.expire_snapshots(older_than=dt.timedelta(0)).snapshots_expired >= 3
+    assert len(lh.table("raw.t").history()) == 1
+
+
 def duckdb(lh: phlo.Lakehouse, *statements: str) -> None:
     with CatalogServer(lh, port=0) as server:
         duckdb_rest(server.uri, "main", list(statements))
@@ -88,6 +96,17 @@ RACERS: dict[str, tuple[Callable[[phlo.Lakehouse], object], Callable[[Model], Mo
     "PyIceberg append": (
         lambda lh: pyiceberg(lh, lambda t: t.append(batch({300: "p"}))),
         lambda m: {**m, 300: "p"},
+    ),
+    # The held write's base snapshot expires: conflicts must still be found.
+    "phlo merge-on-read merge, expiring the base": (
+        lambda lh: expiring(
+            lh, lambda: lh.table("raw.t").merge(batch(THEIRS), "id", write_mode="merge-on-read")
+        ),
+        lambda m: {**m, **THEIRS},
+    ),
+    "phlo compaction, expiring the base": (
+        lambda lh: expiring(lh, lh.table("raw.t").compact),
+        lambda m: m,
     ),
     "DuckDB delete": (
         lambda lh: duckdb(lh, "DELETE FROM lake.raw.t WHERE id < 3 OR id = 5"),
