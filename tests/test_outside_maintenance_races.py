@@ -226,3 +226,56 @@ def test_a_writer_killed_between_steps_leaves_the_old_or_the_new_table(
     assert_reads(lh, model, "after orphan removal")
     assert lh.remove_orphan_files(older_than=NOW).files == []
     next_write_succeeds(lh, model)
+
+
+# A branch merge that must rebase (main moved since dev forked): it writes new manifests and
+# metadata before the catalog applies it.
+BRANCH_MERGE = "lh.merge('dev', 'main')"
+
+
+def diverged(lh: phlo.Lakehouse) -> Model:
+    """dev upserts 5 and 99, main then appends 300: merging dev rebases. The merged model."""
+    lh.create_branch("dev")
+    lh.table("raw.t", ref="dev").merge(batch({5: "dev", 99: "dev"}), "id")
+    lh.table("raw.t").append(batch({300: "main"}))
+    return {**BEFORE, 5: "dev", 99: "dev", 300: "main"}
+
+
+@pytest.mark.parametrize("older_than", ["default", "zero"])
+def test_orphan_removal_while_a_branch_merge_is_about_to_apply_never_corrupts_main(
+    lh: phlo.Lakehouse, catalog: str, tmp_path: Path, older_than: str
+) -> None:
+    merged = diverged(lh)
+    main = {**BEFORE, 300: "main"}
+    with held(lh, catalog, BRANCH_MERGE, "merge.before-apply", tmp_path / "fp") as writer:
+        lh.remove_orphan_files(**({"older_than": NOW} if older_than == "zero" else {}))
+        outcome = writer.finish()
+    if older_than == "default":
+        assert outcome == ("ok", ""), outcome
+        model = merged
+    else:
+        kind, message = outcome
+        assert kind == errors.CommitConflictError.__name__, outcome
+        assert "raw.t" in message and "remove_orphan_files" in message, outcome
+        model = main
+    assert_reads(lh, model, f"branch merge: {outcome}")
+    next_write_succeeds(lh, model)
+    # Merging again (after a refusal) lands dev's change.
+    lh.merge("dev", "main")
+    assert_reads(lh, {**merged, 0: "next", 500: "next"}, "merged again")
+
+
+@pytest.mark.parametrize("write", ["branch merge", "transaction"])
+def test_a_merge_killed_after_it_applied_landed_and_maintenance_keeps_it(
+    lh: phlo.Lakehouse, catalog: str, tmp_path: Path, write: str
+) -> None:
+    """Killed after the catalog applied the merge, before it returned (a transaction's private
+    branch is left behind): main has the change, and maintenance keeps every file of it."""
+    code, model = (BRANCH_MERGE, diverged(lh)) if write == "branch merge" else WRITES[write]
+    with held(lh, catalog, code, "merge.after-apply", tmp_path / "fp") as writer:
+        writer.kill()
+    assert_reads(lh, model, f"{write} killed after it applied")
+    lh.expire_snapshots(older_than=NOW, keep_last=100)
+    lh.remove_orphan_files(older_than=NOW)
+    assert_reads(lh, model, "after maintenance")
+    next_write_succeeds(lh, model)

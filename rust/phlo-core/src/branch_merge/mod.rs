@@ -69,6 +69,10 @@ pub async fn merge_branch(
                 ),
             });
         }
+        if let Err(e) = failpoint::hit("merge.before-apply") {
+            discard(io, &prepared).await;
+            return Err(e);
+        }
         let applied = catalog
             .apply_merge(source, into, &steps, meta)
             .and_then(|merged| failpoint::hit("merge.after-apply").map(|()| merged));
