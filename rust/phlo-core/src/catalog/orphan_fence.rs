@@ -9,7 +9,7 @@
 
 use super::db::{Sql, args};
 use super::refs::Pointer;
-use super::{CATALOG_NAME, Catalog, TableIdent};
+use super::{CATALOG_NAME, Catalog};
 use crate::error::{Context, Error, Result};
 
 impl Catalog {
@@ -46,12 +46,13 @@ fn fence(db: &mut dyn Sql) -> Result<Option<i64>> {
     .transpose()
 }
 
-/// Refuses the commit of `ident` whose files were written from `written_since_ms` on, when an
-/// orphan-file removal since then may have deleted them (its cutoff is later).
-pub(super) fn check(db: &mut dyn Sql, ident: &TableIdent, written_since_ms: i64) -> Result<()> {
+/// Refuses the commit to `table` (one or more names) whose files were written from
+/// `written_since_ms` on, when an orphan-file removal since then may have deleted them (its
+/// cutoff is later).
+pub(super) fn check(db: &mut dyn Sql, table: &str, written_since_ms: i64) -> Result<()> {
     match fence(db)? {
         Some(cutoff) if cutoff > written_since_ms => Err(Error::CommitConflict {
-            table: ident.to_string(),
+            table: table.to_string(),
             message: format!(
                 "remove_orphan_files ran while this write was in progress, with an older_than \
                  cutoff ({cutoff} ms) after the write started ({written_since_ms} ms): it may \

@@ -338,6 +338,14 @@ impl Catalog {
         meta: &CommitMeta,
     ) -> Result<Option<RefMerge>> {
         self.write(|db| {
+            if let Some(since) = meta.files_written_since_ms {
+                let rebased: Vec<String> = steps
+                    .iter()
+                    .filter(|s| matches!(s, MergeStep::Rebase { .. }))
+                    .map(|s| s.changed().ident.to_string())
+                    .collect();
+                orphan_fence::check(db, &rebased.join(", "), since)?;
+            }
             // Checked for every table before any moves: a stale plan changes nothing.
             for step in steps {
                 let changed = step.changed();
@@ -496,7 +504,7 @@ impl Catalog {
         self.require_branch(ref_name)?;
         self.write(|db| {
             if let Some(since) = meta.files_written_since_ms {
-                orphan_fence::check(db, ident, since)?;
+                orphan_fence::check(db, &ident.to_string(), since)?;
             }
             if !pointers::swap(db, ref_name, ident, expected, new)? {
                 return Ok(false);

@@ -261,15 +261,12 @@ pub async fn commit_metadata(
     message: &str,
 ) -> Result<bool> {
     let proposal = Proposal::Metadata(next);
-    let landed = publish(
-        catalog,
-        io,
-        table,
-        proposal,
-        message,
-        &CommitMeta::default(),
-    )
-    .await?;
+    // The next metadata file is written after `table` was loaded (see `commit_planned`).
+    let meta = CommitMeta {
+        files_written_since_ms: Some(table.loaded_ms),
+        ..CommitMeta::default()
+    };
+    let landed = publish(catalog, io, table, proposal, message, &meta).await?;
     Ok(landed.is_some())
 }
 
