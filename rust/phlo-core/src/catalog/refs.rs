@@ -8,8 +8,8 @@
 
 use super::db::{Row, Sql, args, is_unique_violation};
 use super::log::{CommitMeta, record};
-use super::{orphan_fence, pointers};
 use super::{CATALOG_NAME, Catalog, TableIdent, validate_name};
+use super::{orphan_fence, pointers};
 use crate::error::{Context, Error, Result};
 
 pub const MAIN: &str = "main";
