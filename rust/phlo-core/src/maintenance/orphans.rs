@@ -9,9 +9,10 @@ use crate::storage::Storage;
 /// Lists (and unless `dry_run`, deletes) the files under every table's location that nothing
 /// reachable from any ref references and that were last modified before `older_than_ms` (so a
 /// write still in progress keeps its files, and one that started before the cutoff fails at
-/// its commit instead of landing without them: see `catalog::orphan_fence`). Snapshots of table-level refs (tags and branches
-/// in the table metadata, e.g. made by PyIceberg) are reachable like any other. Locations are
-/// listed through the warehouse's storage: a local folder or an object-store prefix.
+/// its commit instead of landing without them: see `catalog::orphan_fence`). Snapshots of
+/// table-level refs (tags and branches in the table metadata, e.g. made by PyIceberg) are
+/// reachable like any other. Locations are listed through the warehouse's storage: a local
+/// folder or an object-store prefix.
 pub async fn remove_orphan_files(
     catalog: &Catalog,
     storage: &Storage,
