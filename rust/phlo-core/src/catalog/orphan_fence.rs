@@ -48,10 +48,10 @@ fn fence(db: &mut dyn Sql) -> Result<Option<i64>> {
 
 /// Refuses the commit to `table` (one or more names) whose files were written from
 /// `written_since_ms` on, when an orphan-file removal since then may have deleted them (its
-/// cutoff is later).
+/// cutoff is that late or later).
 pub(super) fn check(db: &mut dyn Sql, table: &str, written_since_ms: i64) -> Result<()> {
     match fence(db)? {
-        Some(cutoff) if cutoff > written_since_ms => Err(Error::CommitConflict {
+        Some(cutoff) if cutoff >= written_since_ms => Err(Error::CommitConflict {
             table: table.to_string(),
             message: format!(
                 "remove_orphan_files ran while this write was in progress, with an older_than \

@@ -5,6 +5,7 @@ use super::reachable::reachable_files;
 use crate::catalog::Catalog;
 use crate::error::{Context, Result};
 use crate::storage::Storage;
+use crate::tables::table::now_ms;
 
 /// Lists (and unless `dry_run`, deletes) the files under every table's location that nothing
 /// reachable from any ref references and that were last modified before `older_than_ms` (so a
@@ -20,6 +21,9 @@ pub async fn remove_orphan_files(
     dry_run: bool,
 ) -> Result<OrphanResult> {
     let io = storage.file_io();
+    // A cutoff in the future counts as now: files written after the pointers are read belong
+    // to writes that started later, which the fence lets commit.
+    let older_than_ms = older_than_ms.min(now_ms());
     // Writes still in progress that started before the cutoff are refused at their commit.
     let pointers = if dry_run {
         catalog.all_pointers()?
@@ -35,7 +39,9 @@ pub async fn remove_orphan_files(
     locations.sort();
     for location in locations {
         for file in storage.list(location).await? {
-            if file.modified_ms >= older_than_ms || reachable.files.contains(&file.uri) {
+            // A file of the cutoff's millisecond is old enough: the fence refuses writes that
+            // started then.
+            if file.modified_ms > older_than_ms || reachable.files.contains(&file.uri) {
                 continue;
             }
             if !dry_run {
