@@ -583,8 +583,9 @@ class Lakehouse:
     ) -> OrphanFiles:
         """Deletes files under table locations that no ref, retained snapshot or branch fork
         point references, e.g. the leftovers of a write that crashed. Only files last modified
-        before `older_than` are touched, so writes in progress keep theirs; `dry_run` lists
-        without deleting."""
+        before `older_than` are touched, so writes in progress keep theirs; a phlo write that
+        started before that cutoff fails at its commit (`CommitConflictError`) rather than land
+        without its files. `dry_run` lists without deleting."""
         dry_run = _args.flag("dry_run", dry_run)
         files, size = self._native.remove_orphan_files(_cutoff_ms(older_than), dry_run)
         return OrphanFiles(files=files, bytes=size, deleted=not dry_run)

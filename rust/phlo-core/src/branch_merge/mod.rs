@@ -19,6 +19,7 @@ use crate::catalog::{Catalog, Changed, CommitMeta, MergeStep, RefMerge};
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::tables::commit::{AttemptFiles, backoff};
+use crate::tables::table::now_ms;
 use rebase::{Rebased, rebase};
 
 /// Plans made and lost to another writer before the merge gives up.
@@ -32,6 +33,7 @@ pub async fn merge_branch(
     meta: &CommitMeta,
 ) -> Result<RefMerge> {
     for attempt in 0..MAX_ATTEMPTS {
+        let started = now_ms();
         let mut steps = Vec::new();
         let mut prepared: Vec<AttemptFiles> = Vec::new();
         let mut conflicts = Vec::new();
@@ -69,8 +71,18 @@ pub async fn merge_branch(
                 ),
             });
         }
+        if let Err(e) = failpoint::hit("merge.before-apply") {
+            discard(io, &prepared).await;
+            return Err(e);
+        }
+        // Rebased tables' files are new: the catalog refuses them if orphan removal may have
+        // deleted them since.
+        let meta = CommitMeta {
+            files_written_since_ms: (!prepared.is_empty()).then_some(started),
+            ..meta.clone()
+        };
         let applied = catalog
-            .apply_merge(source, into, &steps, meta)
+            .apply_merge(source, into, &steps, &meta)
             .and_then(|merged| failpoint::hit("merge.after-apply").map(|()| merged));
         match applied {
             Ok(Some(merged)) => return Ok(merged),

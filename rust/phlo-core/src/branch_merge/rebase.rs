@@ -128,6 +128,7 @@ async fn read(io: &FileIO, changed: &Changed, location: &str) -> Result<LoadedTa
         ref_name: MAIN.to_string(),
         metadata: Arc::new(metadata),
         metadata_location: location.to_string(),
+        loaded_ms: crate::tables::table::now_ms(),
     })
 }
 

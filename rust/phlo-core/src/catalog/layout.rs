@@ -60,16 +60,21 @@ CREATE TABLE IF NOT EXISTS phlo_commit_tables (
     table_name VARCHAR(255) NOT NULL,
     metadata_location VARCHAR(1000) NOT NULL,
     PRIMARY KEY (commit_id, table_namespace, table_name)
+);
+CREATE TABLE IF NOT EXISTS phlo_orphan_fence (
+    catalog_name VARCHAR(255) NOT NULL PRIMARY KEY,
+    cutoff_ms INTEGER NOT NULL
 );";
 
 /// Tables every catalog has; a file missing one of them is new or from an older phlo.
-const TABLES: [&str; 6] = [
+const TABLES: [&str; 7] = [
     "iceberg_tables",
     "iceberg_namespace_properties",
     "phlo_refs",
     "phlo_ref_tables",
     "phlo_commits",
     "phlo_commit_tables",
+    "phlo_orphan_fence",
 ];
 
 /// Columns added after a table's first release (PyIceberg's v0 → v1 `iceberg_type` among

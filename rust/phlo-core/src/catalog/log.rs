@@ -36,6 +36,10 @@ pub struct CommitMeta {
     pub author: Option<String>,
     pub run_id: Option<String>,
     pub properties: BTreeMap<String, String>,
+    /// When the commit's files started to be written (ms since the epoch): a commit refuses
+    /// to land when orphan-file removal since may have deleted them. `None`: no check (the
+    /// change writes no file, or another process wrote them, as for a REST server).
+    pub files_written_since_ms: Option<i64>,
 }
 
 impl CommitMeta {
@@ -51,6 +55,7 @@ impl CommitMeta {
                 .filter(|(k, _)| !k.starts_with("phlo."))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            files_written_since_ms: None,
         }
     }
 }

@@ -9,6 +9,7 @@ mod ident;
 mod layout;
 pub mod log;
 mod namespaces;
+mod orphan_fence;
 mod pointers;
 #[cfg(feature = "postgres")]
 mod postgres;

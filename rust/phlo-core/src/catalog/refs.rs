@@ -8,8 +8,8 @@
 
 use super::db::{Row, Sql, args, is_unique_violation};
 use super::log::{CommitMeta, record};
-use super::pointers;
 use super::{CATALOG_NAME, Catalog, TableIdent, validate_name};
+use super::{orphan_fence, pointers};
 use crate::error::{Context, Error, Result};
 
 pub const MAIN: &str = "main";
@@ -338,6 +338,14 @@ impl Catalog {
         meta: &CommitMeta,
     ) -> Result<Option<RefMerge>> {
         self.write(|db| {
+            if let Some(since) = meta.files_written_since_ms {
+                let rebased: Vec<String> = steps
+                    .iter()
+                    .filter(|s| matches!(s, MergeStep::Rebase { .. }))
+                    .map(|s| s.changed().ident.to_string())
+                    .collect();
+                orphan_fence::check(db, &rebased.join(", "), since)?;
+            }
             // Checked for every table before any moves: a stale plan changes nothing.
             for step in steps {
                 let changed = step.changed();
@@ -478,32 +486,7 @@ impl Catalog {
     /// Every table pointer of every ref (`main`, branches, tags, internal branches) with the
     /// pointer it was forked from: what maintenance must keep reachable.
     pub fn all_pointers(&self) -> Result<Vec<Pointer>> {
-        let sql = format!(
-            "{} UNION ALL
-             SELECT t.ref_name, r.ref_type, t.table_namespace, t.table_name,
-             t.metadata_location, t.base_location FROM phlo_ref_tables t JOIN phlo_refs r
-             ON r.catalog_name = t.catalog_name AND r.ref_name = t.ref_name
-             WHERE t.catalog_name = ?1",
-            pointers::MAIN_POINTERS
-        );
-        let rows = self.read(|db| {
-            db.query(&sql, args![CATALOG_NAME])
-                .context(|| "reading every ref's tables".into())
-        })?;
-        rows.iter()
-            .map(|row| {
-                Ok(Pointer {
-                    ref_name: row.text(0)?,
-                    kind: RefKind::parse(&row.text(1)?),
-                    ident: TableIdent {
-                        namespace: row.text(2)?,
-                        name: row.text(3)?,
-                    },
-                    metadata_location: row.text(4)?,
-                    base_location: row.opt_text(5)?,
-                })
-            })
-            .collect()
+        self.read(read_all_pointers)
     }
 
     /// Compare-and-swap of a table's pointer on a branch (tags refuse writes); on success the
@@ -520,6 +503,9 @@ impl Catalog {
     ) -> Result<bool> {
         self.require_branch(ref_name)?;
         self.write(|db| {
+            if let Some(since) = meta.files_written_since_ms {
+                orphan_fence::check(db, &ident.to_string(), since)?;
+            }
             if !pointers::swap(db, ref_name, ident, expected, new)? {
                 return Ok(false);
             }
@@ -606,6 +592,35 @@ impl Catalog {
             record(db, ref_name, &[(to, &location)], &message, meta)
         })
     }
+}
+
+/// [`Catalog::all_pointers`] in transaction `db`.
+pub(super) fn read_all_pointers(db: &mut dyn Sql) -> Result<Vec<Pointer>> {
+    let sql = format!(
+        "{} UNION ALL
+         SELECT t.ref_name, r.ref_type, t.table_namespace, t.table_name,
+         t.metadata_location, t.base_location FROM phlo_ref_tables t JOIN phlo_refs r
+         ON r.catalog_name = t.catalog_name AND r.ref_name = t.ref_name
+         WHERE t.catalog_name = ?1",
+        pointers::MAIN_POINTERS
+    );
+    let rows = db
+        .query(&sql, args![CATALOG_NAME])
+        .context(|| "reading every ref's tables".into())?;
+    rows.iter()
+        .map(|row| {
+            Ok(Pointer {
+                ref_name: row.text(0)?,
+                kind: RefKind::parse(&row.text(1)?),
+                ident: TableIdent {
+                    namespace: row.text(2)?,
+                    name: row.text(3)?,
+                },
+                metadata_location: row.text(4)?,
+                base_location: row.opt_text(5)?,
+            })
+        })
+        .collect()
 }
 
 /// Who owns an internal branch: the process (and boot) that created it, so maintenance can

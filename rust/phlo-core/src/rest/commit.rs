@@ -172,6 +172,7 @@ async fn commit(
                         ref_name: ref_name.to_string(),
                         metadata,
                         metadata_location: location,
+                        loaded_ms: crate::tables::table::now_ms(),
                     }
                 })
                 .collect());

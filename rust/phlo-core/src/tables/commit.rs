@@ -126,6 +126,9 @@ pub async fn commit_planned(
 ) -> Result<CommitOutcome> {
     // New files carry partition values of the spec they were written with.
     let spec_id = base.metadata.default_partition_spec_id();
+    // The files were written after `base` was loaded: orphan removal since then may have
+    // deleted them, and the catalog refuses the swap if so.
+    let written_since = base.loaded_ms;
     let mut table = base;
     let nothing_read = PlanReads::default();
     for attempt in 0..MAX_COMMIT_ATTEMPTS {
@@ -141,7 +144,10 @@ pub async fn commit_planned(
         let prepared = prepare_snapshot(io, &table, change, reads).await?;
         let snapshot_id = prepared.snapshot_id;
         let message = format!("{} {}", change.operation().as_str(), table.ident);
-        let meta = CommitMeta::from_properties(&change.properties);
+        let meta = CommitMeta {
+            files_written_since_ms: Some(written_since),
+            ..CommitMeta::from_properties(&change.properties)
+        };
         let proposal = Proposal::Snapshot(Box::new(prepared), &change.branch);
         if let Some(landed) = publish(catalog, io, &table, proposal, &message, &meta).await? {
             return Ok(CommitOutcome {
@@ -255,15 +261,12 @@ pub async fn commit_metadata(
     message: &str,
 ) -> Result<bool> {
     let proposal = Proposal::Metadata(next);
-    let landed = publish(
-        catalog,
-        io,
-        table,
-        proposal,
-        message,
-        &CommitMeta::default(),
-    )
-    .await?;
+    // The next metadata file is written after `table` was loaded (see `commit_planned`).
+    let meta = CommitMeta {
+        files_written_since_ms: Some(table.loaded_ms),
+        ..CommitMeta::default()
+    };
+    let landed = publish(catalog, io, table, proposal, message, &meta).await?;
     Ok(landed.is_some())
 }
 
@@ -336,6 +339,7 @@ async fn publish(
         ref_name: table.ref_name.clone(),
         metadata,
         metadata_location: location,
+        loaded_ms: table.loaded_ms,
     }))
 }
 
@@ -1023,6 +1027,7 @@ mod tests {
             ref_name: "main".into(),
             metadata: Arc::new(metadata),
             metadata_location: "file:///tmp/t/metadata/00000-x.metadata.json".into(),
+            loaded_ms: 0,
         }
     }
 

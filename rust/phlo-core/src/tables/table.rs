@@ -21,6 +21,9 @@ pub struct LoadedTable {
     pub ref_name: String,
     pub metadata: Arc<TableMetadata>,
     pub metadata_location: String,
+    /// When this version was read from the catalog (ms since the epoch): files written for a
+    /// commit on top of it are younger (see `CommitMeta::files_written_since_ms`).
+    pub loaded_ms: i64,
 }
 
 impl LoadedTable {
@@ -46,6 +49,7 @@ impl LoadedTable {
             ref_name: ref_name.to_string(),
             metadata,
             metadata_location,
+            loaded_ms: now_ms(),
         })
     }
 
@@ -121,6 +125,7 @@ impl LoadedTable {
             ref_name: ref_name.to_string(),
             metadata,
             metadata_location,
+            loaded_ms: now_ms(),
         })
     }
 
@@ -145,4 +150,9 @@ pub fn default_location(warehouse: &str, ident: &TableIdent) -> String {
         ident.namespace,
         ident.name
     )
+}
+
+/// The wall clock in milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }

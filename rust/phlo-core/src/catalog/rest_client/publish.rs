@@ -65,6 +65,7 @@ fn view_of(
         ref_name: ref_name.to_string(),
         metadata: Arc::new(metadata),
         metadata_location: location,
+        loaded_ms: crate::tables::table::now_ms(),
     })
 }
 
