@@ -4,8 +4,9 @@ bench_merge.py (N events, a batch of N/10 rows, half updates and half new ids), 
 ratios printed.
 
 For every case a fresh process builds the base table (not timed), then another fresh spawned
-process runs only the merge and reports its wall time, its own CPU time and peak RSS; the
-server's CPU time over that process's life is read from /proc. The catalog is SQLite in every
+process runs only the merge and reports its wall time, its own CPU time, peak RSS and the
+bytes the merge's snapshots added (their summaries); the server's CPU time over that process's
+life is read from /proc. The catalog is SQLite in every
 case; only the warehouse moves.
 
     make release && .venv/bin/python benches/bench_s3.py --rows 1000000 --runs 3 --pin
@@ -95,15 +96,28 @@ def pyiceberg_upsert(work: Path, warehouse: str, endpoint: str) -> Callable[...,
     return lambda batch, _key: table.upsert(batch, join_cols=["id"])
 
 
-def cases(modes: list[str], pyiceberg: bool) -> dict[str, tuple[Callable, Callable, bool]]:
-    """name → (builder, merge, on S3)"""
-    found: dict[str, tuple[Callable, Callable, bool]] = {}
+def phlo_written(work: Path, warehouse: str, endpoint: str) -> int:
+    """Bytes of the files the snapshots after the base's added (snapshot summaries)."""
+    history = _open_phlo(work, warehouse, endpoint).table("raw.events").history()
+    return sum(int(s.summary.get("added-files-size", 0)) for s in history[1:])
+
+
+def pyiceberg_written(work: Path, warehouse: str, endpoint: str) -> int:
+    snapshots = _pyiceberg(work, warehouse, endpoint).load_table("raw.events").snapshots()
+    return sum(int((s.summary or {}).get("added-files-size", 0)) for s in snapshots[1:])
+
+
+def cases(
+    modes: list[str], pyiceberg: bool
+) -> dict[str, tuple[Callable, Callable, bool, Callable]]:
+    """name → (builder, merge, on S3, bytes written)"""
+    found: dict[str, tuple[Callable, Callable, bool, Callable]] = {}
     for mode in modes:
         merge = functools.partial(phlo_merge, mode)
-        found[f"phlo {mode}, local disk"] = (build_phlo, merge, False)
-        found[f"phlo {mode}, S3"] = (build_phlo, merge, True)
+        found[f"phlo {mode}, local disk"] = (build_phlo, merge, False, phlo_written)
+        found[f"phlo {mode}, S3"] = (build_phlo, merge, True, phlo_written)
     if pyiceberg:
-        found["pyiceberg upsert, S3"] = (build_pyiceberg, pyiceberg_upsert, True)
+        found["pyiceberg upsert, S3"] = (build_pyiceberg, pyiceberg_upsert, True, pyiceberg_written)
     return found
 
 
@@ -124,7 +138,9 @@ def _merge_child(case: tuple, data: str, work: str, warehouse: str, endpoint: st
     merge = case[1](Path(work), warehouse, endpoint)
     started, cpu = time.perf_counter(), time.process_time()
     merge(batch, "id")
-    queue.put((time.perf_counter() - started, time.process_time() - cpu, peak_rss_mb()))
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    written = case[3](Path(work), warehouse, endpoint) / 2**20
+    queue.put((seconds, cpu, peak_rss_mb(), written))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -171,7 +187,7 @@ def _merge_requests(case: tuple, data: Path, tmp: Path, endpoint: str) -> collec
 def run_cases(
     found: dict, data: Path, tmp: Path, server: S3Server, cpus, profile: tuple
 ) -> dict[str, tuple[float, float, float, float]]:
-    """Each case once: name → (seconds, phlo CPU s, server CPU s, peak MB)."""
+    """Each case once: name → (seconds, phlo CPU s, server CPU s, peak MB, MiB written)."""
     results = {}
     for name, case in found.items():
         work = tmp / uuid.uuid4().hex
@@ -186,20 +202,22 @@ def run_cases(
             )
         before = cpu_seconds(server.pid)
         with server_profile(debug_port, path):
-            seconds, cpu, peak = spawn(
+            seconds, cpu, peak, written = spawn(
                 _merge_child, case, str(data), str(work), warehouse, server.endpoint, cpus
             )
-        results[name] = (seconds, cpu, cpu_seconds(server.pid) - before, peak)
+        results[name] = (seconds, cpu, cpu_seconds(server.pid) - before, peak, written)
     return results
 
 
 def report(n: int, setting: str, results: dict) -> None:
-    for name, (seconds, cpu, server_cpu, peak) in results.items():
+    for name, (seconds, cpu, server_cpu, peak, written) in results.items():
+        # Against phlo on local disk in the same mode (PyIceberg: the first mode run).
         mode = name.split(",")[0].split()[-1]
-        local = results.get(f"phlo {mode}, local disk", results["phlo cow, local disk"])[0]
+        first_local = next(r for n, r in results.items() if n.endswith("local disk"))
+        local = results.get(f"phlo {mode}, local disk", first_local)[0]
         print(
             f"{n:>10,}  {setting:<8} {name:<22} {seconds:>8.3f} {cpu:>8.3f} {server_cpu:>8.3f}"
-            f" {peak:>8.0f} {seconds / local:>9.2f}x",
+            f" {peak:>8.0f} {written:>8.1f} {seconds / local:>9.2f}x",
             flush=True,
         )
 
@@ -222,7 +240,7 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()}")
     print(
         f"{'rows':>10}  {'setting':<8} {'engine':<22} {'seconds':>8} {'CPU s':>8} "
-        f"{'srv CPU':>8} {'peak MB':>8} {'vs local':>10}"
+        f"{'srv CPU':>8} {'peak MB':>8} {'MiB out':>8} {'vs local':>10}"
     )
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
