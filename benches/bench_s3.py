@@ -6,8 +6,8 @@ ratios printed.
 For every case a fresh process builds the base table (not timed), then another fresh spawned
 process runs only the merge and reports its wall time, its own CPU time, peak RSS and the
 bytes the merge's snapshots added (their summaries); the server's CPU time over that process's
-life is read from /proc. The catalog is SQLite in every
-case; only the warehouse moves.
+life is read from /proc. The catalog is SQLite in every case; only the warehouse moves.
+`--modes cow mor` picks the merge modes (both by default), `--no-pyiceberg` skips PyIceberg.
 
     make release && .venv/bin/python benches/bench_s3.py --rows 1000000 --runs 3 --pin
 
