@@ -1,26 +1,39 @@
 """Merge (upsert) on object storage: phlo on S3 (SeaweedFS on 127.0.0.1) vs phlo on local disk,
-and vs PyIceberg's upsert on the same S3 server — same data as bench_merge.py (N events, a batch
-of N/10 rows, half updates and half new ids), same run, ratios printed.
+copy-on-write and merge-on-read, and PyIceberg's upsert on the same S3 server — same data as
+bench_merge.py (N events, a batch of N/10 rows, half updates and half new ids), same run,
+ratios printed.
 
 For every case a fresh process builds the base table (not timed), then another fresh spawned
-process runs only the merge. The catalog is SQLite in every case; only the warehouse moves.
+process runs only the merge and reports its wall time, its own CPU time, peak RSS and the
+bytes the merge's snapshots added (their summaries); the server's CPU time over that process's
+life is read from /proc. The catalog is SQLite in every case; only the warehouse moves.
+`--modes cow mor` picks the merge modes (both by default), `--no-pyiceberg` skips PyIceberg.
 
-    make release && .venv/bin/python benches/bench_s3.py --rows 1000000
+    make release && .venv/bin/python benches/bench_s3.py --rows 1000000 --runs 3 --pin
 
-`--count-requests` then runs each S3 merge once more through a counting proxy in front of the
-server (tests/s3_requests.py) and prints the requests it made by method and kind of object
-(timed runs go direct).
+`--pin` repeats every case with the server on one core and phlo on the other (both the local
+and the S3 run), as if the server ran on another machine: on a 2-core machine an unpinned
+server takes CPU from the client. Unpinned figures are always printed too. `--runs K`
+alternates the cases K times. `--count-requests` then runs each S3 merge once more through a
+counting proxy in front of the server (tests/s3_requests.py) and prints the requests it made by
+method and kind of object (timed runs go direct). `--server-profile DIR` saves a Go CPU
+profile of the server (its pprof endpoint) around each phlo S3 merge.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
+import functools
+import os
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -31,7 +44,11 @@ from harness import peak_rss_mb, spawn
 # The test suite's SeaweedFS launcher (free ports on 127.0.0.1, killed at the end) and counting proxy.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from s3_requests import counting_proxy
-from seaweedfs_server import S3Server, running_server
+from seaweedfs_server import S3Server, free_port, running_server
+
+#: With --pin: the server's core and the client's.
+SERVER_CPU, CLIENT_CPU = 1, 0
+MODES = {"cow": "copy-on-write", "mor": "merge-on-read"}
 
 
 def _open_phlo(work: Path, warehouse: str, endpoint: str):
@@ -69,8 +86,9 @@ def build_pyiceberg(data: Path, work: Path, warehouse: str, endpoint: str) -> No
     catalog.create_table("raw.events", schema=base.schema).append(base)
 
 
-def phlo_merge(work: Path, warehouse: str, endpoint: str) -> Callable[..., object]:
-    return _open_phlo(work, warehouse, endpoint).table("raw.events").merge
+def phlo_merge(mode: str, work: Path, warehouse: str, endpoint: str) -> Callable[..., object]:
+    table = _open_phlo(work, warehouse, endpoint).table("raw.events")
+    return lambda batch, key: table.merge(batch, key, write_mode=MODES[mode])
 
 
 def pyiceberg_upsert(work: Path, warehouse: str, endpoint: str) -> Callable[..., object]:
@@ -78,70 +96,179 @@ def pyiceberg_upsert(work: Path, warehouse: str, endpoint: str) -> Callable[...,
     return lambda batch, _key: table.upsert(batch, join_cols=["id"])
 
 
-#: name → (builder, merge, on S3)
-CASES = {
-    "phlo, local disk": (build_phlo, phlo_merge, False),
-    "phlo, S3": (build_phlo, phlo_merge, True),
-    "pyiceberg upsert, S3": (build_pyiceberg, pyiceberg_upsert, True),
-}
+def phlo_written(work: Path, warehouse: str, endpoint: str) -> int:
+    """Bytes of the files the snapshots after the base's added (snapshot summaries)."""
+    history = _open_phlo(work, warehouse, endpoint).table("raw.events").history()
+    return sum(int(s.summary.get("added-files-size", 0)) for s in history[1:])
 
 
-def _build_child(name: str, data: str, work: str, warehouse: str, endpoint: str, queue) -> None:
-    CASES[name][0](Path(data), Path(work), warehouse, endpoint)
+def pyiceberg_written(work: Path, warehouse: str, endpoint: str) -> int:
+    snapshots = _pyiceberg(work, warehouse, endpoint).load_table("raw.events").snapshots()
+    return sum(int((s.summary or {}).get("added-files-size", 0)) for s in snapshots[1:])
+
+
+def cases(
+    modes: list[str], pyiceberg: bool
+) -> dict[str, tuple[Callable, Callable, bool, Callable]]:
+    """name → (builder, merge, on S3, bytes written)"""
+    found: dict[str, tuple[Callable, Callable, bool, Callable]] = {}
+    for mode in modes:
+        merge = functools.partial(phlo_merge, mode)
+        found[f"phlo {mode}, local disk"] = (build_phlo, merge, False, phlo_written)
+        found[f"phlo {mode}, S3"] = (build_phlo, merge, True, phlo_written)
+    if pyiceberg:
+        found["pyiceberg upsert, S3"] = (build_pyiceberg, pyiceberg_upsert, True, pyiceberg_written)
+    return found
+
+
+def _pin(cpus: list[int] | None) -> None:
+    if cpus is not None:
+        os.sched_setaffinity(0, cpus)
+
+
+def _build_child(case: tuple, data: str, work: str, warehouse: str, endpoint: str, cpus, queue):
+    _pin(cpus)
+    case[0](Path(data), Path(work), warehouse, endpoint)
     queue.put(None)
 
 
-def _merge_child(name: str, data: str, work: str, warehouse: str, endpoint: str, queue) -> None:
+def _merge_child(
+    case: tuple, data: str, work: str, warehouse: str, endpoint: str, cpus, summarize: bool, queue
+):
+    _pin(cpus)
     batch = pq.read_table(Path(data) / "batch.parquet")
-    merge = CASES[name][1](Path(work), warehouse, endpoint)
-    started = time.perf_counter()
+    merge = case[1](Path(work), warehouse, endpoint)
+    started, cpu = time.perf_counter(), time.process_time()
     merge(batch, "id")
-    queue.put((time.perf_counter() - started, peak_rss_mb()))
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    # Not when counting requests: reading the summaries makes requests.
+    written = case[3](Path(work), warehouse, endpoint) / 2**20 if summarize else float("nan")
+    queue.put((seconds, cpu, peak_rss_mb(), written))
 
 
-def _merge_requests(name: str, data: Path, tmp: Path, endpoint: str) -> collections.Counter:
-    """The S3 requests one merge of case `name` makes (on a base table built direct)."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def server_profile(debug_port: int | None, path: Path | None) -> Iterator[None]:
+    """Saves the server's CPU profile over the block (padded to whole seconds) to `path`."""
+    if debug_port is None or path is None:
+        yield
+        return
+    started = time.monotonic()
+    box: dict[str, bytes] = {}
+    seconds = 8  # a spawned merge process starts, merges and exits well within this
+
+    def fetch() -> None:
+        url = f"http://127.0.0.1:{debug_port}/debug/pprof/profile?seconds={seconds}"
+        with urllib.request.urlopen(url, timeout=seconds + 30) as response:
+            box["profile"] = response.read()
+
+    thread = threading.Thread(target=fetch)
+    thread.start()
+    yield
+    if time.monotonic() - started > seconds:
+        print(f"warning: {path.name} covers only the first {seconds} s", file=sys.stderr)
+    thread.join()
+    path.write_bytes(box["profile"])
+
+
+def _merge_requests(case: tuple, data: Path, tmp: Path, endpoint: str) -> collections.Counter:
+    """The S3 requests one merge of `case` makes (on a base table built direct)."""
     work = tmp / uuid.uuid4().hex
     work.mkdir()
     warehouse = f"s3://warehouse/{work.name}"
-    spawn(_build_child, name, str(data), str(work), warehouse, endpoint)
+    spawn(_build_child, case, str(data), str(work), warehouse, endpoint, None)
     with counting_proxy(endpoint) as (proxied, requests):
-        spawn(_merge_child, name, str(data), str(work), warehouse, proxied)
+        spawn(_merge_child, case, str(data), str(work), warehouse, proxied, None, False)
     return requests.counts()
+
+
+def run_cases(
+    found: dict, data: Path, tmp: Path, server: S3Server, cpus, profile: tuple
+) -> dict[str, tuple[float, float, float, float]]:
+    """Each case once: name → (seconds, phlo CPU s, server CPU s, peak MB, MiB written)."""
+    results = {}
+    for name, case in found.items():
+        work = tmp / uuid.uuid4().hex
+        work.mkdir()
+        warehouse = f"s3://warehouse/{work.name}" if case[2] else ""
+        spawn(_build_child, case, str(data), str(work), warehouse, server.endpoint, cpus)
+        debug_port, folder = profile
+        path = None
+        if folder is not None and case[2] and name.startswith("phlo"):
+            path = (
+                folder / f"{name.replace(' ', '').replace(',', '-')}-{uuid.uuid4().hex[:6]}.pb.gz"
+            )
+        before = cpu_seconds(server.pid)
+        with server_profile(debug_port, path):
+            seconds, cpu, peak, written = spawn(
+                _merge_child, case, str(data), str(work), warehouse, server.endpoint, cpus, True
+            )
+        results[name] = (seconds, cpu, cpu_seconds(server.pid) - before, peak, written)
+    return results
+
+
+def report(n: int, setting: str, results: dict) -> None:
+    for name, (seconds, cpu, server_cpu, peak, written) in results.items():
+        # Against phlo on local disk in the same mode (PyIceberg: the first mode run).
+        mode = name.split(",")[0].split()[-1]
+        first_local = next(r for n, r in results.items() if n.endswith("local disk"))
+        local = results.get(f"phlo {mode}, local disk", first_local)[0]
+        print(
+            f"{n:>10,}  {setting:<8} {name:<22} {seconds:>8.3f} {cpu:>8.3f} {server_cpu:>8.3f}"
+            f" {peak:>8.0f} {written:>8.1f} {seconds / local:>9.2f}x",
+            flush=True,
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--pin", action="store_true")
+    parser.add_argument("--no-pyiceberg", action="store_true")
     parser.add_argument("--count-requests", action="store_true")
+    parser.add_argument("--server-profile", type=Path)
     args = parser.parse_args()
-    print(f"{'rows':>10}  {'engine':<24} {'seconds':>9} {'peak MB':>8} {'vs phlo local':>14}")
-    with running_server() as server, tempfile.TemporaryDirectory() as tmp:
+    found = cases(args.modes, not args.no_pyiceberg)
+    debug_port = free_port() if args.server_profile else None
+    flags = [] if debug_port is None else ["-debug", f"-debug.port={debug_port}"]
+    if args.server_profile:
+        args.server_profile.mkdir(parents=True, exist_ok=True)
+    print(f"load average at start: {os.getloadavg()}")
+    print(
+        f"{'rows':>10}  {'setting':<8} {'engine':<22} {'seconds':>8} {'CPU s':>8} "
+        f"{'srv CPU':>8} {'peak MB':>8} {'MiB out':>8} {'vs local':>10}"
+    )
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        settings = {"unpinned": (stack.enter_context(running_server(flags=flags)), None)}
+        if args.pin:
+            pinned = stack.enter_context(running_server(cpus={SERVER_CPU}))
+            settings["pinned"] = (pinned, [CLIENT_CPU])
         for n in args.rows:
-            data = Path(tmp) / f"data{n}"
+            data = tmp / f"data{n}"
             data.mkdir()
             generate(n, data)
-            results = {}
-            for name, (_, _, on_s3) in CASES.items():
-                work = Path(tmp) / uuid.uuid4().hex
-                work.mkdir()
-                warehouse = f"s3://warehouse/{work.name}" if on_s3 else ""
-                spawn(_build_child, name, str(data), str(work), warehouse, server.endpoint)
-                results[name] = spawn(
-                    _merge_child, name, str(data), str(work), warehouse, server.endpoint
-                )
-            local = results["phlo, local disk"][0]
-            for name, (seconds, peak) in results.items():
-                print(
-                    f"{n:>10,}  {name:<24} {seconds:>9.3f} {peak:>8.0f} {seconds / local:>13.1f}x",
-                    flush=True,
-                )
+            for _ in range(args.runs):
+                for setting, (server, cpus) in settings.items():
+                    profile = (debug_port, args.server_profile) if cpus is None else (None, None)
+                    results = run_cases(found, data, tmp, server, cpus, profile)
+                    report(n, setting, results)
+                print(f"load average: {os.getloadavg()}", flush=True)
             if not args.count_requests:
                 continue
-            for name in (name for name, case in CASES.items() if case[2]):
-                counts = _merge_requests(name, data, Path(tmp), server.endpoint)
-                listed = ", ".join(f"{m} {k}: {c}" for (m, k), c in sorted(counts.items()))
-                print(f"{n:>10,}  {name}: {sum(counts.values())} requests ({listed})", flush=True)
+            server = settings["unpinned"][0]
+            for name, case in found.items():
+                if case[2]:
+                    counts = _merge_requests(case, data, tmp, server.endpoint)
+                    listed = ", ".join(f"{m} {k}: {c}" for (m, k), c in sorted(counts.items()))
+                    print(f"{n:>10,}  {name}: {sum(counts.values())} requests ({listed})")
 
 
 if __name__ == "__main__":

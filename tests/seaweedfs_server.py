@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +40,8 @@ _PORT_FLAGS = (
 @dataclass(frozen=True)
 class S3Server:
     endpoint: str
+    #: The `weed` process's id (0 when not started here).
+    pid: int = 0
 
     def properties(self, secret: str = SECRET_KEY) -> dict[str, str]:
         """phlo's (and PyIceberg's) storage properties for this server."""
@@ -71,8 +73,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server() -> Iterator[S3Server]:
-    """Starts `weed mini` with bucket `warehouse`; kills it and removes its files at the end."""
+def running_server(cpus: set[int] | None = None, flags: Sequence[str] = ()) -> Iterator[S3Server]:
+    """Starts `weed mini` with bucket `warehouse` (on the CPUs `cpus` only, when given; `flags`
+    added to its command line); kills it and removes its files at the end."""
     folder = Path(tempfile.mkdtemp(prefix="phlo-weed-"))
     s3_port = free_port()
     command = [
@@ -89,20 +92,23 @@ def running_server() -> Iterator[S3Server]:
         f"-bucket={BUCKET}",
         f"-s3.port={s3_port}",
         *(f"-{flag}={free_port()}" for flag in _PORT_FLAGS),
+        *flags,
     ]
     (folder / "data").mkdir()
     log = folder / "weed.log"
     # These two become the server's admin identity.
     env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=out, env=env)
+        # Affinity set before exec: every thread of the server inherits it.
+        pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
+        process = subprocess.Popen(command, stdout=out, stderr=out, env=env, preexec_fn=pin)
     try:
         deadline = time.monotonic() + 120
         while _READY not in log.read_text(errors="replace"):
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"weed mini did not start:\n{log.read_text()}", pytrace=False)
             time.sleep(0.1)
-        yield S3Server(f"http://127.0.0.1:{s3_port}")
+        yield S3Server(f"http://127.0.0.1:{s3_port}", process.pid)
     finally:
         process.kill()
         process.wait()

@@ -226,10 +226,16 @@ mod s3 {
     use std::time::{Duration, SystemTime};
 
     use futures::TryStreamExt;
-    use iceberg::io::FileIOBuilder;
+    use iceberg::io::{
+        CLIENT_REGION, FileIOBuilder, S3_ACCESS_KEY_ID, S3_ALLOW_ANONYMOUS, S3_ASSUME_ROLE_ARN,
+        S3_ASSUME_ROLE_EXTERNAL_ID, S3_ASSUME_ROLE_SESSION_NAME, S3_DISABLE_CONFIG_LOAD,
+        S3_DISABLE_EC2_METADATA, S3_ENDPOINT, S3_PATH_STYLE_ACCESS, S3_REGION,
+        S3_SECRET_ACCESS_KEY, S3_SESSION_TOKEN, S3_SSE_KEY, S3_SSE_MD5, S3_SSE_TYPE,
+    };
     use iceberg_storage_opendal::OpenDalStorageFactory;
     use opendal::layers::{RetryLayer, TimeoutLayer};
-    use opendal::{ErrorKind, Operator, services::S3};
+    use opendal::services::S3Config;
+    use opendal::{Configurator, ErrorKind, Operator};
 
     use super::{Kind, ListedFile, Storage, foreign};
     use crate::error::{Error, Result};
@@ -343,29 +349,54 @@ mod s3 {
         props
     }
 
+    /// The opendal settings of `props` (already [`with_defaults`]), read as iceberg's S3
+    /// storage reads them, so the listing operator addresses, signs and encrypts as the file IO
+    /// does (iceberg's own reader of them is private).
+    pub(super) fn s3_config(props: &HashMap<String, String>) -> Result<S3Config> {
+        let get = |key: &str| props.get(key).cloned();
+        let truthy = |key: &str| {
+            props
+                .get(key)
+                .is_some_and(|v| ["true", "t", "1", "on"].contains(&v.to_lowercase().as_str()))
+        };
+        let mut config = S3Config::default();
+        config.root = Some("/".into());
+        config.endpoint = get(S3_ENDPOINT);
+        config.region = get(CLIENT_REGION).or(get(S3_REGION));
+        config.access_key_id = get(S3_ACCESS_KEY_ID);
+        config.secret_access_key = get(S3_SECRET_ACCESS_KEY);
+        config.session_token = get(S3_SESSION_TOKEN);
+        config.enable_virtual_host_style = !truthy(S3_PATH_STYLE_ACCESS);
+        config.role_arn = get(S3_ASSUME_ROLE_ARN);
+        config.external_id = get(S3_ASSUME_ROLE_EXTERNAL_ID);
+        config.role_session_name = get(S3_ASSUME_ROLE_SESSION_NAME);
+        config.skip_signature = truthy(S3_ALLOW_ANONYMOUS);
+        config.disable_ec2_metadata = truthy(S3_DISABLE_EC2_METADATA);
+        config.disable_config_load = truthy(S3_DISABLE_CONFIG_LOAD);
+        match get(S3_SSE_TYPE).map(|t| t.to_lowercase()).as_deref() {
+            None | Some("none") => {}
+            Some("s3") => config.server_side_encryption = Some("AES256".into()),
+            Some("kms") => {
+                config.server_side_encryption = Some("aws:kms".into());
+                config.server_side_encryption_aws_kms_key_id = get(S3_SSE_KEY);
+            }
+            Some("custom") => {
+                config.server_side_encryption_customer_algorithm = Some("AES256".into());
+                config.server_side_encryption_customer_key = get(S3_SSE_KEY);
+                config.server_side_encryption_customer_key_md5 = get(S3_SSE_MD5);
+            }
+            Some(other) => {
+                return Err(Error::config(
+                    format!("{S3_SSE_TYPE} = {other:?} is not a server-side encryption type"),
+                    "use one of none, s3, kms, custom",
+                ));
+            }
+        }
+        Ok(config)
+    }
+
     fn operator(bucket: &str, props: &HashMap<String, String>) -> Result<Operator> {
-        let get = |key: &str| props.get(key).map(String::as_str);
-        let mut builder = S3::default().bucket(bucket).root("/");
-        if let Some(endpoint) = get("s3.endpoint") {
-            builder = builder.endpoint(endpoint);
-        }
-        if let Some(region) = get("s3.region").or(get("client.region")) {
-            builder = builder.region(region);
-        }
-        if let Some(key) = get("s3.access-key-id") {
-            builder = builder.access_key_id(key);
-        }
-        if let Some(secret) = get("s3.secret-access-key") {
-            builder = builder.secret_access_key(secret);
-        }
-        if let Some(token) = get("s3.session-token") {
-            builder = builder.session_token(token);
-        }
-        let path_style = get("s3.path-style-access")
-            .is_some_and(|v| ["true", "t", "1", "on"].contains(&v.to_lowercase().as_str()));
-        if !path_style {
-            builder = builder.enable_virtual_host_style();
-        }
+        let builder = s3_config(props)?.into_builder().bucket(bucket);
         let op = Operator::new(builder)
             .map_err(|e| Error::config(format!("S3 settings: {e}"), "check the s3.* properties"))?
             .layer(
@@ -436,7 +467,11 @@ mod s3 {
         }
 
         fn failure(&self, uri: &str, error: &opendal::Error) -> Error {
-            classify(uri, self.endpoint.as_deref(), error)
+            classify(
+                uri,
+                self.endpoint.as_deref().unwrap_or("the AWS default"),
+                error,
+            )
         }
     }
 
@@ -452,7 +487,7 @@ mod s3 {
 
     /// An object store failure as a typed error with a hint by its kind. opendal's message
     /// names the operation, bucket and endpoint, never the credential.
-    fn classify(uri: &str, endpoint: Option<&str>, error: &opendal::Error) -> Error {
+    fn classify(uri: &str, endpoint: &str, error: &opendal::Error) -> Error {
         let hint = match error.kind() {
             ErrorKind::PermissionDenied => {
                 "access denied: check s3.access-key-id and s3.secret-access-key (or \
@@ -460,6 +495,11 @@ mod s3 {
             }
             ErrorKind::NotFound => "the bucket or object does not exist: create the bucket",
             ErrorKind::ConfigInvalid => "check the s3.* properties",
+            // opendal adds the response to the error's context when the store answered.
+            _ if error.to_string().contains("response: ") => {
+                "the object store refused the request (its message says why): check the s3.* \
+                 properties"
+            }
             _ => {
                 "check that the object store is running and reachable at s3.endpoint (or \
                  AWS_ENDPOINT_URL), and the network"
@@ -467,21 +507,41 @@ mod s3 {
         };
         Error::ObjectStore {
             uri: uri.to_string(),
-            endpoint: endpoint.unwrap_or("the AWS default").to_string(),
+            endpoint: endpoint.to_string(),
             message: error.to_string(),
             hint: hint.to_string(),
         }
     }
 
-    /// The object store failure behind an iceberg `FileIO` error, if that is what it is.
+    /// The object store failure behind an iceberg `FileIO` error, if that is what it is: the
+    /// whole chain of sources is searched, since an upload that fails inside the Parquet
+    /// writer arrives wrapped in the writer's errors.
     pub(crate) fn object_store_failure(context: &str, error: &iceberg::Error) -> Option<Error> {
-        let source = std::error::Error::source(error)?;
-        let opendal = source.downcast_ref::<opendal::Error>()?;
+        let opendal = std::iter::successors(std::error::Error::source(error), |e| e.source())
+            .find_map(|e| e.downcast_ref::<opendal::Error>())?;
         let uri = context
             .split_whitespace()
             .find(|word| word.contains("://"))
             .unwrap_or("the warehouse");
-        Some(classify(uri, None, opendal))
+        let endpoint = request_endpoint(opendal).unwrap_or_else(|| NO_REQUEST.into());
+        Some(classify(uri, &endpoint, opendal))
+    }
+
+    /// What an error names as the endpoint when it failed before sending a request.
+    const NO_REQUEST: &str = "none: no request was sent";
+
+    /// The endpoint (scheme and host, never user info) of the request an opendal error is
+    /// about: opendal puts its URL in the error's context (`uri: …` for a response, `url: …`
+    /// when sending failed), which is readable only through the error's text.
+    fn request_endpoint(error: &opendal::Error) -> Option<String> {
+        let text = error.to_string();
+        let start = ["uri: ", "url: "]
+            .iter()
+            .find_map(|key| text.find(key).map(|at| at + key.len()))?;
+        let (scheme, rest) = text[start..].split_once("://")?;
+        let authority = rest.split(['/', '?', ',', ' ', '}']).next()?;
+        let host = authority.rsplit('@').next()?;
+        (!host.is_empty()).then(|| format!("{scheme}://{host}"))
     }
 
     #[cfg(test)]
@@ -499,6 +559,115 @@ mod s3 {
                 ("s3.path-style-access".to_string(), "false".to_string()),
             ]);
             assert_eq!(with_defaults(&explicit)["s3.path-style-access"], "false");
+        }
+
+        fn props(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        }
+
+        #[test]
+        fn the_listing_reads_the_keys_the_file_io_reads() {
+            let config = s3_config(&props(&[
+                (S3_ENDPOINT, "http://x:1"),
+                (S3_REGION, "eu-west-1"),
+                (CLIENT_REGION, "eu-north-1"),
+                (S3_PATH_STYLE_ACCESS, "True"),
+                (S3_ASSUME_ROLE_ARN, "arn:aws:iam::1:role/r"),
+                (S3_ASSUME_ROLE_EXTERNAL_ID, "ext"),
+                (S3_SSE_TYPE, "KMS"),
+                (S3_SSE_KEY, "key-id"),
+                (S3_DISABLE_EC2_METADATA, "true"),
+            ]))
+            .unwrap();
+            assert_eq!(config.endpoint.as_deref(), Some("http://x:1"));
+            // iceberg's order: client.region wins over s3.region.
+            assert_eq!(config.region.as_deref(), Some("eu-north-1"));
+            assert!(!config.enable_virtual_host_style);
+            assert_eq!(config.role_arn.as_deref(), Some("arn:aws:iam::1:role/r"));
+            assert_eq!(config.external_id.as_deref(), Some("ext"));
+            assert_eq!(config.server_side_encryption.as_deref(), Some("aws:kms"));
+            assert_eq!(
+                config.server_side_encryption_aws_kms_key_id.as_deref(),
+                Some("key-id")
+            );
+            assert!(config.disable_ec2_metadata && !config.skip_signature);
+            let custom = s3_config(&props(&[
+                (S3_SSE_TYPE, "custom"),
+                (S3_SSE_KEY, "k"),
+                (S3_SSE_MD5, "m"),
+            ]))
+            .unwrap();
+            assert_eq!(
+                custom.server_side_encryption_customer_algorithm.as_deref(),
+                Some("AES256")
+            );
+            assert_eq!(
+                custom.server_side_encryption_customer_key_md5.as_deref(),
+                Some("m")
+            );
+            assert!(custom.enable_virtual_host_style);
+        }
+
+        #[test]
+        fn an_unknown_encryption_type_is_a_config_error() {
+            let err = s3_config(&props(&[(S3_SSE_TYPE, "rot13")])).unwrap_err();
+            assert_eq!(err.code(), "config", "{err}");
+            assert!(err.to_string().contains("s3.sse.type"), "{err}");
+        }
+
+        /// An opendal failure as it comes out of the Parquet writer: the writer's iceberg error,
+        /// its Parquet error, the storage's iceberg error, then opendal's.
+        fn failed_upload(kind: ErrorKind) -> iceberg::Error {
+            let storage = iceberg::Error::new(iceberg::ErrorKind::Unexpected, "io failure")
+                .with_source(opendal::Error::new(kind, "AccessDenied"));
+            iceberg::Error::new(iceberg::ErrorKind::Unexpected, "Failed to write parquet")
+                .with_source(parquet::errors::ParquetError::External(Box::new(storage)))
+        }
+
+        #[test]
+        fn a_failed_upload_inside_the_parquet_writer_is_an_object_store_error() {
+            let err = object_store_failure(
+                "writing s3://b-chain/t/data/x.parquet",
+                &failed_upload(ErrorKind::PermissionDenied),
+            )
+            .expect("opendal's error is below the Parquet writer's");
+            let text = err.to_string();
+            assert!(matches!(err, Error::ObjectStore { .. }), "{text}");
+            assert!(text.contains("s3://b-chain/t/data/x.parquet"), "{text}");
+            assert!(text.contains("s3.access-key-id"), "{text}");
+            let plain = iceberg::Error::new(iceberg::ErrorKind::DataInvalid, "bad schema");
+            assert!(object_store_failure("writing s3://b-chain/t", &plain).is_none());
+        }
+
+        #[test]
+        fn file_io_errors_name_the_endpoint_their_request_went_to() {
+            let refused = opendal::Error::new(ErrorKind::PermissionDenied, "AccessDenied")
+                .with_context("uri", "http://127.0.0.1:9/b/t/data/x.parquet?partNumber=1")
+                .with_context("response", "Parts { status: 403 }");
+            let unsent = opendal::Error::new(ErrorKind::Unexpected, "connection refused")
+                .with_context("url", "https://store.example:8443/b/k");
+            let neither = opendal::Error::new(ErrorKind::ConfigInvalid, "no credential");
+            for (error, endpoint) in [
+                (refused, "http://127.0.0.1:9"),
+                (unsent, "https://store.example:8443"),
+                (neither, NO_REQUEST),
+            ] {
+                let failure = iceberg::Error::new(iceberg::ErrorKind::Unexpected, "io failure")
+                    .with_source(error);
+                let err = object_store_failure("reading s3://b/t/x", &failure).unwrap();
+                let text = format!("{err} {err:?}");
+                assert!(text.contains(&format!("(endpoint {endpoint})")), "{text}");
+                assert!(!text.contains("AWS default"), "{text}");
+            }
+            let with_user = opendal::Error::new(ErrorKind::Unexpected, "refused")
+                .with_context("url", "https://me:pw-Hn5@store.example/b/k");
+            assert_eq!(
+                request_endpoint(&with_user).as_deref(),
+                Some("https://store.example")
+            );
         }
 
         #[test]

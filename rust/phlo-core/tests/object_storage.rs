@@ -394,3 +394,47 @@ async fn a_missing_object_is_a_typed_storage_error_naming_it() {
     assert!(text.contains(&table.metadata_location), "{text}");
     assert!(text.contains("does not exist"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_refused_inside_the_parquet_writer_is_a_typed_object_store_error() {
+    let server = shared().await;
+    let (dir, lh) = connect(&server).await;
+    create(&lh, "raw.t").await;
+    lh.append("raw.t", rows(0..3, "a"), MAIN, HashMap::new())
+        .await
+        .unwrap();
+    // SSE-C with a key that is not 256 bits: the server refuses the data file's upload (400),
+    // which fails inside the Parquet writer. The listing at connect sends no SSE headers.
+    let mut refused = server.properties();
+    refused.extend([
+        ("s3.sse.type".to_string(), "custom".to_string()),
+        ("s3.sse.key".to_string(), "bm90LWEta2V5".to_string()),
+        (
+            "s3.sse.md5".to_string(),
+            "AAAAAAAAAAAAAAAAAAAAAA==".to_string(),
+        ),
+    ]);
+    let catalog = format!("sqlite://{}", dir.path().join("catalog.db").display());
+    let other = Lakehouse::connect(&catalog, lh.warehouse(), &refused)
+        .await
+        .unwrap();
+    let err = other
+        .append("raw.t", rows(3..6, "b"), MAIN, HashMap::new())
+        .await
+        .expect_err("the server refuses the upload");
+    let text = err.to_string();
+    assert!(matches!(err, Error::ObjectStore { .. }), "{text}");
+    assert_eq!(err.code(), "storage");
+    assert!(text.contains(&format!("{}/", lh.warehouse())), "{text}");
+    assert!(
+        text.contains(&format!("(endpoint {})", server.endpoint)),
+        "{text}"
+    );
+    assert!(text.contains("refused the request"), "{text}");
+    assert!(
+        !text.contains("bm90LWEta2V5") && !text.contains(SECRET_KEY),
+        "{text}"
+    );
+    let model: Model = (0..3).map(|i| (i, format!("a{i}"))).collect();
+    assert_eq!(contents(&lh, "raw.t", MAIN).await, model);
+}
