@@ -4,6 +4,7 @@
 //! The engine counts failing rows and keeps sample rows; thresholds, severities and the
 //! metadata contract are Python's (`python/phlo/quality/`).
 
+mod dictionaries;
 mod kernels;
 mod metadata;
 mod plan;
@@ -45,6 +46,9 @@ pub struct Outcome {
     pub newest_us: Option<i64>,
     /// Answered from the data files' metadata: the check's columns were not read.
     pub from_metadata: bool,
+    /// Answered from the dictionary pages of the check's column ([`dictionaries`]): its rows
+    /// were not read.
+    pub from_dictionaries: bool,
 }
 
 /// The running state of every check of a plan.
@@ -66,6 +70,8 @@ struct Running {
     sample_columns: Vec<String>,
     /// The outcome, when the files' metadata settled it (the kernel is then gone).
     settled: Option<Settled>,
+    /// Whether `settled` came from the files' dictionary pages.
+    from_dictionaries: bool,
     failed: u64,
     per_column: Vec<u64>,
     sample: Vec<RecordBatch>,
@@ -215,6 +221,7 @@ impl Running {
             fields,
             sample_columns,
             settled: None,
+            from_dictionaries: false,
             failed: 0,
             sample: Vec::new(),
             sampled: 0,
@@ -324,7 +331,7 @@ impl Running {
         let mut failed = self.failed;
         let mut newest_us = None;
         let mut keep_sample = true;
-        let from_metadata = self.settled.is_some();
+        let from_metadata = self.settled.is_some() && !self.from_dictionaries;
         if let Some(settled) = self.settled.take() {
             // Only passing answers are settled: nothing failed, no sample.
             if !settled.per_column.is_empty() {
@@ -369,6 +376,7 @@ impl Running {
                 .collect(),
             newest_us,
             from_metadata,
+            from_dictionaries: self.from_dictionaries,
         })
     }
 }

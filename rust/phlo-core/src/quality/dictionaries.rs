@@ -1,0 +1,118 @@
+//! Pattern and accepted-values checks settled from the dictionary pages of the files to read
+//! instead of their rows. A column chunk every data page of which is dictionary-encoded holds
+//! only values of its dictionary page; when every value of every such dictionary passes, no row
+//! fails, whatever subset of the rows the filter and delete files select. Nulls never fail
+//! these checks (only present values are judged), so null counts do not matter. Anything else
+//! — a chunk stored plain (a writer falls back to plain once a dictionary outgrows its page
+//! limit), a failing dictionary value (its rows and a sample are needed), a column another
+//! running check also reads — leaves the column to the scan.
+
+use arrow_array::ArrayRef;
+use arrow_schema::DataType;
+use futures::StreamExt;
+
+use super::metadata::Settled;
+use super::{Evaluator, Kernel, Running, kernels};
+use crate::error::Result;
+use crate::tables::scan::ScanPlan;
+
+impl Evaluator {
+    /// Settles what the files' metadata proves ([`Self::settle`]), then what the dictionary
+    /// pages of `plan`'s files prove; returns the columns the other checks still read.
+    pub async fn settle_scan(&mut self, plan: &ScanPlan) -> Result<Vec<String>> {
+        let columns = self.settle(plan.file_metadata());
+        self.settle_dictionaries(plan, columns).await
+    }
+
+    /// Settles the pattern and accepted-values checks of those of `columns` (the columns still
+    /// to read) that only such checks read, from the dictionary pages of `plan`'s files;
+    /// returns the columns still to read.
+    pub async fn settle_dictionaries(
+        &mut self,
+        plan: &ScanPlan,
+        columns: Vec<String>,
+    ) -> Result<Vec<String>> {
+        let candidates: Vec<String> = columns
+            .iter()
+            .filter(|c| self.judged_by_dictionary(c))
+            .cloned()
+            .collect();
+        if candidates.is_empty() {
+            return Ok(columns);
+        }
+        let mut files = plan.file_dictionaries(&candidates)?;
+        let mut passing = vec![true; candidates.len()];
+        while let Some(file) = files.next().await {
+            for (at, dictionaries) in file?.into_iter().enumerate() {
+                passing[at] = passing[at]
+                    && dictionaries.is_some_and(|chunks| {
+                        chunks.iter().all(|values| self.pass(&candidates[at], values))
+                    });
+            }
+            if !passing.contains(&true) {
+                return Ok(columns);
+            }
+        }
+        drop(files);
+        let settled: Vec<String> = (candidates.into_iter().zip(passing))
+            .filter_map(|(column, passes)| passes.then_some(column))
+            .collect();
+        for check in self.reading_mut(&settled) {
+            check.kernel = None;
+            check.settled = Some(Settled::default());
+            check.from_dictionaries = true;
+        }
+        let left: Vec<String> = columns
+            .into_iter()
+            .filter(|c| !settled.contains(c))
+            .collect();
+        // Rows are still counted by a scan when the metadata does not count them: the
+        // cheapest column to read then is a settled one (its dictionary keys).
+        match (left.is_empty(), self.metadata_rows, settled.first()) {
+            (true, None, Some(first)) => Ok(vec![first.clone()]),
+            _ => Ok(left),
+        }
+    }
+
+    /// Whether `column` is a string column read only by running pattern and accepted-values
+    /// checks.
+    fn judged_by_dictionary(&self, column: &str) -> bool {
+        let reading: Vec<&Running> = self
+            .checks
+            .iter()
+            .filter(|c| c.kernel.is_some() && c.fields.iter().any(|f| f.name() == column))
+            .collect();
+        !reading.is_empty()
+            && reading.iter().all(|c| {
+                matches!(c.kernel, Some(Kernel::Pattern(_) | Kernel::Rule(_)))
+                    && matches!(
+                        c.spec,
+                        super::CheckSpec::Pattern { .. } | super::CheckSpec::AcceptedValues { .. }
+                    )
+                    && c.fields.len() == 1
+                    && c.fields[0].data_type() == &DataType::Utf8
+            })
+    }
+
+    /// The running checks that read any of `columns`.
+    fn reading_mut<'a>(&'a mut self, columns: &'a [String]) -> impl Iterator<Item = &'a mut Running> {
+        self.checks.iter_mut().filter(move |c| {
+            c.kernel.is_some() && c.fields.iter().any(|f| columns.contains(f.name()))
+        })
+    }
+
+    /// Whether every value of `values` (one chunk's dictionary of `column`) passes every
+    /// check reading the column; a check that cannot judge them (e.g. accepted values of
+    /// another type) does not pass them: the scan reports it.
+    fn pass(&mut self, column: &str, values: &ArrayRef) -> bool {
+        let columns = [column.to_string()];
+        self.reading_mut(&columns).all(|check| {
+            let found = match &mut check.kernel {
+                Some(Kernel::Pattern(pattern)) => kernels::pattern_failures(values, pattern, 0),
+                Some(Kernel::Rule(rule)) => rule.failures(values, 0),
+                _ => return false,
+            };
+            found.is_ok_and(|f| f.count == 0)
+        })
+    }
+}
