@@ -46,7 +46,9 @@ impl Evaluator {
             for (at, dictionaries) in file?.into_iter().enumerate() {
                 passing[at] = passing[at]
                     && dictionaries.is_some_and(|chunks| {
-                        chunks.iter().all(|values| self.pass(&candidates[at], values))
+                        chunks
+                            .iter()
+                            .all(|values| self.pass(&candidates[at], values))
                     });
             }
             if !passing.contains(&true) {
@@ -95,7 +97,10 @@ impl Evaluator {
     }
 
     /// The running checks that read any of `columns`.
-    fn reading_mut<'a>(&'a mut self, columns: &'a [String]) -> impl Iterator<Item = &'a mut Running> {
+    fn reading_mut<'a>(
+        &'a mut self,
+        columns: &'a [String],
+    ) -> impl Iterator<Item = &'a mut Running> {
         self.checks.iter_mut().filter(move |c| {
             c.kernel.is_some() && c.fields.iter().any(|f| columns.contains(f.name()))
         })

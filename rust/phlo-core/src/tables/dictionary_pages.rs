@@ -73,7 +73,9 @@ pub fn string_values(chunk: &ColumnChunkMetaData, bytes: Bytes) -> Result<ArrayR
             other.page_type(),
             other.encoding()
         ))),
-        None => Err(ParquetError::General("the chunk has no dictionary page".into())),
+        None => Err(ParquetError::General(
+            "the chunk has no dictionary page".into(),
+        )),
     }
 }
 

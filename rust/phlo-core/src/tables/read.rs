@@ -31,8 +31,8 @@ use iceberg::spec::{
     DEFAULT_SCHEMA_NAME_MAPPING, DataFile, DataFileFormat, NameMapping, Schema, TableMetadata,
 };
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
-use parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
 use parquet::arrow::async_reader::AsyncFileReader;
+use parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
 use parquet::arrow::{PARQUET_FIELD_ID_META_KEY, ProjectionMask};
 
 use super::deletes::FileDeletes;

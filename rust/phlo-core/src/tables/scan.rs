@@ -97,7 +97,10 @@ impl Footers {
     }
 
     fn take(&self, path: &str) -> Option<Footer> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(path)
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(path)
     }
 }
 
@@ -586,10 +589,8 @@ impl Worker {
             }
         };
         // The data file's footer is read while its delete files are.
-        let (deletes, opened) = futures::try_join!(
-            self.deletes.for_file(&self.io, &self.read, file),
-            opening
-        )?;
+        let (deletes, opened) =
+            futures::try_join!(self.deletes.for_file(&self.io, &self.read, file), opening)?;
         Ok(OpenedFile {
             file: opened
                 .with_batch_size(self.batch_size)

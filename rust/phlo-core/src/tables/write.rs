@@ -223,6 +223,10 @@ impl DataFileSink {
     }
 }
 
+/// The largest dictionary page a column chunk is written with; a chunk whose distinct values
+/// outgrow it continues plain-encoded.
+const DICTIONARY_PAGE_BYTES: usize = 1024 * 1024;
+
 /// The writer stack of one write's data files (table schema, default spec): Parquet with zstd
 /// and sized row groups, rolled over to a new file at `target_size` bytes, named after
 /// `file_prefix`.
@@ -235,7 +239,17 @@ pub(crate) fn file_writer_builder(
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_dictionary_page_size_limit(256 * 1024)
+        // Parquet's default dictionary limit (arrow-rs, parquet-mr, pyarrow): a column of up
+        // to ~100K distinct short strings per row group stays dictionary-encoded, which
+        // quality checks answer from its dictionary pages (docs/quality.md). Small data
+        // pages keep the ~30 open partition writers of an append from holding 1 MiB buffers
+        // per column each.
+        .set_dictionary_page_size_limit(
+            std::env::var("PHLO_QDICT_DICT_KB")
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                .map_or(DICTIONARY_PAGE_BYTES, |kb| kb * 1024),
+        )
         .set_data_page_size_limit(256 * 1024)
         .build();
     let location = DefaultLocationGenerator::new(metadata)
