@@ -141,3 +141,31 @@ def test_dictionaries_settle_passing_checks_and_the_scan_counts_the_rest(
         absent = results["pattern_check_absent"]
         assert not absent.passed and "absent" in absent.message
         assert results["count_check"].total_count == len(scoped)
+
+
+def test_rows_are_counted_by_a_scan_when_no_check_reads_a_column_and_deletes_apply(
+    lh: phlo.Lakehouse,
+) -> None:
+    """Metadata cannot count rows some delete file removes: with nothing else to read (a
+    count, checks settled from dictionaries), one column is still scanned for the count."""
+    table = lh.create_table(
+        "raw.events",
+        SCHEMA,
+        partition_by=["_phlo_partition_date"],
+        properties={"write.delete.mode": "merge-on-read"},
+    )
+    model = rows(DAYS[0], 3000)
+    table.append(pa.Table.from_pylist(model, schema=SCHEMA))
+    table.delete([("_phlo_row_id", "in", [r["_phlo_row_id"] for r in model[:250]])])
+    left = len(model) - 250
+
+    @phlo_quality(table="raw.events", checks=[CountCheck(min_rows=1)])
+    def count_quality() -> None: ...
+
+    (count,) = count_quality.run("2024-01-01", lakehouse=lh)
+    assert (count.passed, count.total_count, count.details["metadata_only"]) == (True, left, False)
+    results = run(lh, "2024-01-01")
+    for name in ("accepted_values_check_category", "pattern_check_code"):
+        assert results[name].details["dictionary_only"] is True, name
+        assert (results[name].failed_count, results[name].total_count) == (0, left), name
+    assert results["count_check"].total_count == left

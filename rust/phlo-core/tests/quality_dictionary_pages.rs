@@ -32,7 +32,7 @@ struct Row {
 }
 
 /// Day `d1`: accepted categories (nulls every 7th row) and 60,000 distinct short codes: a
-/// dictionary of ~600 KB, stored dictionary-encoded under Parquet's 1 MiB default.
+/// dictionary of ~600 KB, stored dictionary-encoded under the 1 MiB limit of string columns.
 /// Day `d2`: long distinct codes, whose dictionary outgrows the limit (the chunk continues
 /// plain-encoded), all matching. Day `d3`: a category `nope` every 50th row.
 fn rows() -> Vec<Row> {
@@ -258,6 +258,8 @@ async fn passing_dictionaries_settle_their_checks_and_the_rest_is_scanned() {
     assert!(dictionary_encoded(dir.path(), "d1", "code"));
     assert!(!dictionary_encoded(dir.path(), "d2", "code"));
     assert!(dictionary_encoded(dir.path(), "d3", "category"));
+    // Fixed-width columns keep the small limit: 60,000 distinct 8-byte ids do not fit it.
+    assert!(!dictionary_encoded(dir.path(), "d1", "id"));
 
     let cases: [(&[&str], &[&str]); 4] = [
         // Every dictionary passes: neither column is read (the count comes from metadata).

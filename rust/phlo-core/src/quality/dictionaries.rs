@@ -12,7 +12,7 @@ use arrow_schema::DataType;
 use futures::StreamExt;
 
 use super::metadata::Settled;
-use super::{Evaluator, Kernel, Running, kernels};
+use super::{CheckSpec, Evaluator, Kernel, Running, kernels};
 use crate::error::Result;
 use crate::tables::scan::ScanPlan;
 
@@ -68,12 +68,7 @@ impl Evaluator {
             .into_iter()
             .filter(|c| !settled.contains(c))
             .collect();
-        // Rows are still counted by a scan when the metadata does not count them: the
-        // cheapest column to read then is a settled one (its dictionary keys).
-        match (left.is_empty(), self.metadata_rows, settled.first()) {
-            (true, None, Some(first)) => Ok(vec![first.clone()]),
-            _ => Ok(left),
-        }
+        Ok(self.counted(left))
     }
 
     /// Whether `column` is a string column read only by running pattern and accepted-values
@@ -89,7 +84,7 @@ impl Evaluator {
                 matches!(c.kernel, Some(Kernel::Pattern(_) | Kernel::Rule(_)))
                     && matches!(
                         c.spec,
-                        super::CheckSpec::Pattern { .. } | super::CheckSpec::AcceptedValues { .. }
+                        CheckSpec::Pattern { .. } | CheckSpec::AcceptedValues { .. }
                     )
                     && c.fields.len() == 1
                     && c.fields[0].data_type() == &DataType::Utf8

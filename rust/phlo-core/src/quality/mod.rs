@@ -60,6 +60,8 @@ pub struct Evaluator {
     fed: bool,
     /// The checked rows by the files' metadata, when it describes them exactly.
     metadata_rows: Option<u64>,
+    /// The first column of the scan: read to count the rows when no check reads a column.
+    first_column: Option<String>,
 }
 
 struct Running {
@@ -118,6 +120,7 @@ impl Evaluator {
             rows: 0,
             fed: false,
             metadata_rows: None,
+            first_column: schema.fields().first().map(|f| f.name().clone()),
         }
     }
 
@@ -157,7 +160,17 @@ impl Evaluator {
                 }
             }
         }
-        columns
+        self.counted(columns)
+    }
+
+    /// `columns` to read, or when none is left but the metadata does not count the checked
+    /// rows (a filter keeping part of a file, delete files), the scan's first column: every
+    /// check's total is the rows a scan counts.
+    fn counted(&self, columns: Vec<String>) -> Vec<String> {
+        match (columns.is_empty(), self.metadata_rows, &self.first_column) {
+            (true, None, Some(first)) => vec![first.clone()],
+            _ => columns,
+        }
     }
 
     /// Updates every check with one batch (of the schema given to `new`). Checks of a large

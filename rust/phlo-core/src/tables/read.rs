@@ -389,7 +389,7 @@ impl ProjectedFile {
     /// chunks (one per row group) when the file stores it as UTF-8 strings dictionary-encoded
     /// in every data page of every chunk, read from the dictionary pages alone (one request
     /// for them all, nearby ranges coalesced); an empty list for a column the file lacks (its
-    /// rows read as nulls); `None` otherwise.
+    /// rows read as nulls); `None` otherwise, or when a dictionary page does not decode.
     pub async fn string_dictionaries(&self, at: &[usize]) -> Result<Vec<Option<Vec<ArrayRef>>>> {
         let metadata = self.metadata.metadata();
         let chunks: Vec<Option<Vec<_>>> = at
@@ -421,21 +421,21 @@ impl ProjectedFile {
                 .map_err(|e| corrupt(&self.path, e))?,
         }
         .into_iter();
-        chunks
+        Ok(chunks
             .into_iter()
             .map(|column| {
                 column
                     .map(|chunks| {
                         (chunks.into_iter())
                             .zip(fetched.by_ref())
-                            .map(|((chunk, _), bytes)| {
-                                string_values(chunk, bytes).map_err(|e| corrupt(&self.path, e))
-                            })
-                            .collect()
+                            .map(|((chunk, _), bytes)| string_values(chunk, bytes).ok())
+                            .collect::<Vec<_>>()
                     })
-                    .transpose()
+                    // A page not decoded here leaves the column to the rows' reader, which
+                    // reports what is wrong with it.
+                    .and_then(|chunks| chunks.into_iter().collect())
             })
-            .collect()
+            .collect())
     }
 
     /// The one leaf of top-level column `root` when it stores UTF-8 strings.

@@ -14,8 +14,8 @@ use hashbrown::HashMap;
 use iceberg::arrow::{PartitionValueCalculator, arrow_struct_to_literal};
 use iceberg::io::FileIO;
 use iceberg::spec::{
-    DataFile, DataFileFormat, Literal, PartitionKey, PartitionSpecRef, SchemaRef, Struct,
-    StructType, TableMetadata,
+    DataFile, DataFileFormat, Literal, PartitionKey, PartitionSpecRef, PrimitiveType, SchemaRef,
+    Struct, StructType, TableMetadata, Type,
 };
 use iceberg::writer::base_writer::data_file_writer::{DataFileWriter, DataFileWriterBuilder};
 use iceberg::writer::file_writer::ParquetWriterBuilder;
@@ -26,6 +26,7 @@ use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::error::{Context, Error, Result};
@@ -223,9 +224,9 @@ impl DataFileSink {
     }
 }
 
-/// The largest dictionary page a column chunk is written with; a chunk whose distinct values
-/// outgrow it continues plain-encoded.
-const DICTIONARY_PAGE_BYTES: usize = 1024 * 1024;
+/// The largest dictionary page a string column chunk is written with; a chunk whose distinct
+/// values outgrow it continues plain-encoded.
+const STRING_DICTIONARY_PAGE_BYTES: usize = 1024 * 1024;
 
 /// The writer stack of one write's data files (table schema, default spec): Parquet with zstd
 /// and sized row groups, rolled over to a new file at `target_size` bytes, named after
@@ -236,22 +237,31 @@ pub(crate) fn file_writer_builder(
     file_prefix: &str,
     target_size: usize,
 ) -> Result<FileWriterBuilder> {
-    let props = WriterProperties::builder()
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        // Parquet's default dictionary limit (arrow-rs, parquet-mr, pyarrow): a column of up
-        // to ~100K distinct short strings per row group stays dictionary-encoded, which
-        // quality checks answer from its dictionary pages (docs/quality.md). Small data
-        // pages keep the ~30 open partition writers of an append from holding 1 MiB buffers
-        // per column each.
-        .set_dictionary_page_size_limit(
-            std::env::var("PHLO_QDICT_DICT_KB")
-                .ok()
-                .and_then(|v| v.parse::<usize>().ok())
-                .map_or(DICTIONARY_PAGE_BYTES, |kb| kb * 1024),
-        )
-        .set_data_page_size_limit(256 * 1024)
-        .build();
+        // Small pages keep the ~30 open partition writers of an append from holding 1 MiB
+        // buffers per column each.
+        .set_dictionary_page_size_limit(256 * 1024)
+        .set_data_page_size_limit(256 * 1024);
+    // String columns get Parquet's default dictionary limit (arrow-rs, parquet-mr, pyarrow):
+    // one of up to ~100K distinct short values per row group stays dictionary-encoded, which
+    // quality checks answer from its dictionary pages (docs/quality.md). Fixed-width columns
+    // keep the small limit: a row group's distinct 8-byte values would fit a 1 MiB dictionary
+    // that saves nothing.
+    let string_limit = std::env::var("PHLO_QDICT_DICT_KB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(STRING_DICTIONARY_PAGE_BYTES, |kb| kb * 1024);
+    for field in metadata.current_schema().as_struct().fields() {
+        if matches!(*field.field_type, Type::Primitive(PrimitiveType::String)) {
+            props = props.set_column_dictionary_page_size_limit(
+                ColumnPath::from(field.name.as_str()),
+                string_limit,
+            );
+        }
+    }
+    let props = props.build();
     let location = DefaultLocationGenerator::new(metadata)
         .context(|| "choosing the data file location".into())?;
     let names =
