@@ -8,7 +8,7 @@
 //! running check also reads — leaves the column to the scan.
 
 use arrow_array::ArrayRef;
-use arrow_schema::DataType;
+use arrow_schema::{DataType, Field};
 use futures::StreamExt;
 
 use super::metadata::Settled;
@@ -26,7 +26,8 @@ impl Evaluator {
 
     /// Settles the pattern and accepted-values checks of those of `columns` (the columns still
     /// to read) that only such checks read, from the dictionary pages of `plan`'s files;
-    /// returns the columns still to read.
+    /// returns the columns still to read. Each file's dictionaries are judged on a thread of
+    /// their own, by kernels of their own.
     pub async fn settle_dictionaries(
         &mut self,
         plan: &ScanPlan,
@@ -40,16 +41,24 @@ impl Evaluator {
         if candidates.is_empty() {
             return Ok(columns);
         }
-        let mut files = plan.file_dictionaries(&candidates)?;
+        let checks: Vec<Vec<(CheckSpec, Vec<Field>)>> = candidates
+            .iter()
+            .map(|column| {
+                self.reading(column)
+                    .map(|c| (c.spec.clone(), c.fields.clone()))
+                    .collect()
+            })
+            .collect();
+        let judge = move |files: &[Option<Vec<ArrayRef>>]| -> Vec<bool> {
+            (files.iter().zip(&checks))
+                .map(|(chunks, checks)| chunks.as_ref().is_some_and(|c| all_pass(checks, c)))
+                .collect()
+        };
+        let mut files = plan.judge_dictionaries(&candidates, judge)?;
         let mut passing = vec![true; candidates.len()];
         while let Some(file) = files.next().await {
-            for (at, dictionaries) in file?.into_iter().enumerate() {
-                passing[at] = passing[at]
-                    && dictionaries.is_some_and(|chunks| {
-                        chunks
-                            .iter()
-                            .all(|values| self.pass(&candidates[at], values))
-                    });
+            for (all, passes) in passing.iter_mut().zip(file?) {
+                *all &= passes;
             }
             if !passing.contains(&true) {
                 return Ok(columns);
@@ -59,7 +68,11 @@ impl Evaluator {
         let settled: Vec<String> = (candidates.into_iter().zip(passing))
             .filter_map(|(column, passes)| passes.then_some(column))
             .collect();
-        for check in self.reading_mut(&settled) {
+        for check in self
+            .checks
+            .iter_mut()
+            .filter(|c| c.kernel.is_some() && c.fields.iter().any(|f| settled.contains(f.name())))
+        {
             check.kernel = None;
             check.settled = Some(Settled::default());
             check.from_dictionaries = true;
@@ -74,45 +87,40 @@ impl Evaluator {
     /// Whether `column` is a string column read only by running pattern and accepted-values
     /// checks.
     fn judged_by_dictionary(&self, column: &str) -> bool {
-        let reading: Vec<&Running> = self
-            .checks
-            .iter()
-            .filter(|c| c.kernel.is_some() && c.fields.iter().any(|f| f.name() == column))
-            .collect();
+        let reading: Vec<&Running> = self.reading(column).collect();
         !reading.is_empty()
             && reading.iter().all(|c| {
-                matches!(c.kernel, Some(Kernel::Pattern(_) | Kernel::Rule(_)))
-                    && matches!(
-                        c.spec,
-                        CheckSpec::Pattern { .. } | CheckSpec::AcceptedValues { .. }
-                    )
-                    && c.fields.len() == 1
+                matches!(
+                    c.spec,
+                    CheckSpec::Pattern { .. } | CheckSpec::AcceptedValues { .. }
+                ) && c.fields.len() == 1
                     && c.fields[0].data_type() == &DataType::Utf8
             })
     }
 
-    /// The running checks that read any of `columns`.
-    fn reading_mut<'a>(
-        &'a mut self,
-        columns: &'a [String],
-    ) -> impl Iterator<Item = &'a mut Running> {
-        self.checks.iter_mut().filter(move |c| {
-            c.kernel.is_some() && c.fields.iter().any(|f| columns.contains(f.name()))
-        })
+    /// The running checks that read `column`.
+    fn reading<'a>(&'a self, column: &'a str) -> impl Iterator<Item = &'a Running> {
+        (self.checks.iter())
+            .filter(move |c| c.kernel.is_some() && c.fields.iter().any(|f| f.name() == column))
     }
+}
 
-    /// Whether every value of `values` (one chunk's dictionary of `column`) passes every
-    /// check reading the column; a check that cannot judge them (e.g. accepted values of
-    /// another type) does not pass them: the scan reports it.
-    fn pass(&mut self, column: &str, values: &ArrayRef) -> bool {
-        let columns = [column.to_string()];
-        self.reading_mut(&columns).all(|check| {
-            let found = match &mut check.kernel {
-                Some(Kernel::Pattern(pattern)) => kernels::pattern_failures(values, pattern, 0),
-                Some(Kernel::Rule(rule)) => rule.failures(values, 0),
+/// Whether every value of every one of `chunks` (dictionaries of one column) passes every
+/// one of `checks` (with the fields they read), judged by kernels of their own; a check that
+/// cannot judge them (e.g. accepted values of another type) does not pass them: the scan
+/// reports it.
+fn all_pass(checks: &[(CheckSpec, Vec<Field>)], chunks: &[ArrayRef]) -> bool {
+    checks.iter().all(|(spec, fields)| {
+        let Ok(mut kernel) = super::kernel(spec, fields) else {
+            return false;
+        };
+        chunks.iter().all(|values| {
+            let found = match &mut kernel {
+                Kernel::Pattern(pattern) => kernels::pattern_failures(values, pattern, 0),
+                Kernel::Rule(rule) => rule.failures(values, 0),
                 _ => return false,
             };
             found.is_ok_and(|f| f.count == 0)
         })
-    }
+    })
 }

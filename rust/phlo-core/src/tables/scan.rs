@@ -277,26 +277,40 @@ impl ScanPlan {
         })
     }
 
-    /// For each data file to read (several at once, in no particular order), the dictionary of
-    /// every chunk of each of `columns` (string columns of the table) as its dictionary pages
-    /// alone give it ([`ProjectedFile::string_dictionaries`]). Footers read here are kept for
-    /// the scan of this plan or one [`Self::select`] makes from it: a file's footer is read
-    /// once either way.
-    pub fn file_dictionaries(
+    /// For each data file to read (several at once, in no particular order), what `judge`
+    /// (on a blocking thread) says of the dictionary of every chunk of each of `columns`
+    /// (string columns of the table) as its dictionary pages alone give it
+    /// ([`ProjectedFile::string_dictionaries`]). Footers read here are kept for the scan of
+    /// this plan or one [`Self::select`] makes from it: a file's footer is read once either
+    /// way.
+    pub fn judge_dictionaries<T, J>(
         &self,
         columns: &[String],
-    ) -> Result<BoxStream<'_, Result<Vec<Option<Vec<ArrayRef>>>>>> {
+        judge: J,
+    ) -> Result<BoxStream<'_, Result<T>>>
+    where
+        T: Send + 'static,
+        J: Fn(&[Option<Vec<ArrayRef>>]) -> T + Send + Sync + 'static,
+    {
         let projection = Projection::select(&self.metadata, &self.table_schema, columns)?;
         let at: Vec<usize> = (0..columns.len()).collect();
+        let judge = Arc::new(judge);
         let read = move |file: &'_ deletes::FileToRead| {
-            let (projection, at) = (projection.clone(), at.clone());
+            let (projection, at, judge) = (projection.clone(), at.clone(), judge.clone());
             let data = file.data.file.clone();
             async move {
                 let footer = Footer::read(&self.io, &data).await?;
                 let opened = ProjectedFile::of_footer(footer.clone(), &data, &projection)?;
                 let dictionaries = opened.string_dictionaries(&at).await?;
                 self.footers.keep(data.file_path(), footer);
-                Ok(dictionaries)
+                tokio::task::spawn_blocking(move || judge(&dictionaries))
+                    .await
+                    .map_err(|e| {
+                        Error::from_join(
+                            format!("judging the dictionaries of {}", data.file_path()),
+                            e,
+                        )
+                    })
             }
         };
         Ok(futures::stream::iter(&self.files)
