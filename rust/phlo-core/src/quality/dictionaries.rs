@@ -26,8 +26,8 @@ impl Evaluator {
 
     /// Settles the pattern and accepted-values checks of those of `columns` (the columns still
     /// to read) that only such checks read, from the dictionary pages of `plan`'s files;
-    /// returns the columns still to read. Each file's dictionaries are judged on a thread of
-    /// their own, by kernels of their own.
+    /// returns the columns still to read. Each file's dictionaries are judged by a task of
+    /// their own (on the runtime's workers), with kernels of their own.
     pub async fn settle_dictionaries(
         &mut self,
         plan: &ScanPlan,

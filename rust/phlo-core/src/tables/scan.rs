@@ -278,16 +278,16 @@ impl ScanPlan {
     }
 
     /// For each data file to read (several at once, in no particular order), what `judge`
-    /// (on a blocking thread) says of the dictionary of every chunk of each of `columns`
-    /// (string columns of the table) as its dictionary pages alone give it
-    /// ([`ProjectedFile::string_dictionaries`]). Footers read here are kept for the scan of
-    /// this plan or one [`Self::select`] makes from it: a file's footer is read once either
-    /// way.
+    /// says of the dictionary of every chunk of each of `columns` (string columns of the
+    /// table) as its dictionary pages alone give it ([`ProjectedFile::string_dictionaries`]).
+    /// Each file is read and judged by a task of its own on the runtime's workers, as the
+    /// scan's files are. Footers read here are kept for the scan of this plan or one
+    /// [`Self::select`] makes from it: a file's footer is read once either way.
     pub fn judge_dictionaries<T, J>(
         &self,
         columns: &[String],
         judge: J,
-    ) -> Result<BoxStream<'_, Result<T>>>
+    ) -> Result<BoxStream<'static, Result<T>>>
     where
         T: Send + 'static,
         J: Fn(&[Option<Vec<ArrayRef>>]) -> T + Send + Sync + 'static,
@@ -295,26 +295,28 @@ impl ScanPlan {
         let projection = Projection::select(&self.metadata, &self.table_schema, columns)?;
         let at: Vec<usize> = (0..columns.len()).collect();
         let judge = Arc::new(judge);
-        let read = move |file: &'_ deletes::FileToRead| {
-            let (projection, at, judge) = (projection.clone(), at.clone(), judge.clone());
-            let data = file.data.file.clone();
-            async move {
-                let footer = Footer::read(&self.io, &data).await?;
-                let opened = ProjectedFile::of_footer(footer.clone(), &data, &projection)?;
-                let dictionaries = opened.string_dictionaries(&at).await?;
-                self.footers.keep(data.file_path(), footer);
-                tokio::task::spawn_blocking(move || judge(&dictionaries))
-                    .await
-                    .map_err(|e| {
-                        Error::from_join(
-                            format!("judging the dictionaries of {}", data.file_path()),
-                            e,
-                        )
-                    })
-            }
-        };
-        Ok(futures::stream::iter(&self.files)
-            .map(read)
+        let tasks: Vec<_> = (self.files.iter())
+            .map(|file| {
+                let (projection, at, judge) = (projection.clone(), at.clone(), judge.clone());
+                let (io, footers) = (self.io.clone(), self.footers.clone());
+                let data = file.data.file.clone();
+                let runtime = self.runtime.clone();
+                async move {
+                    let path = data.file_path().to_string();
+                    let read = async move {
+                        let footer = Footer::read(&io, &data).await?;
+                        let opened = ProjectedFile::of_footer(footer.clone(), &data, &projection)?;
+                        let dictionaries = opened.string_dictionaries(&at).await?;
+                        footers.keep(data.file_path(), footer);
+                        Ok(judge(&dictionaries))
+                    };
+                    runtime.spawn(read).await.map_err(|e| {
+                        Error::from_join(format!("judging the dictionaries of {path}"), e)
+                    })?
+                }
+            })
+            .collect();
+        Ok(futures::stream::iter(tasks)
             .buffer_unordered(DICTIONARY_FILES_AT_ONCE)
             .boxed())
     }
