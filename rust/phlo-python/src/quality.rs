@@ -41,9 +41,6 @@ impl QualityEvaluator {
         let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let evaluator = guard.as_mut().ok_or_else(finished)?;
         scan.with_plan(|plan| {
-            if std::env::var_os("PHLO_QDICT_OFF").is_some() {
-                return Ok(evaluator.settle(plan.file_metadata()));
-            }
             wait_for(py, "settling quality checks", async {
                 evaluator.settle_scan(plan).await.py_err()
             })

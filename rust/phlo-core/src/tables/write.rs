@@ -249,15 +249,11 @@ pub(crate) fn file_writer_builder(
     // quality checks answer from its dictionary pages (docs/quality.md). Fixed-width columns
     // keep the small limit: a row group's distinct 8-byte values would fit a 1 MiB dictionary
     // that saves nothing.
-    let string_limit = std::env::var("PHLO_QDICT_DICT_KB")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .map_or(STRING_DICTIONARY_PAGE_BYTES, |kb| kb * 1024);
     for field in metadata.current_schema().as_struct().fields() {
         if matches!(*field.field_type, Type::Primitive(PrimitiveType::String)) {
             props = props.set_column_dictionary_page_size_limit(
                 ColumnPath::from(field.name.as_str()),
-                string_limit,
+                STRING_DICTIONARY_PAGE_BYTES,
             );
         }
     }
