@@ -78,7 +78,7 @@ pub struct ScanPlan {
     /// Whether string columns are read as dictionaries ([`Self::with_string_dictionaries`]),
     /// kept by [`Self::select`].
     string_dictionaries: bool,
-    /// Footers read before the scan ([`Self::file_dictionaries`]), shared with the plans
+    /// Footers read before the scan ([`Self::judge_dictionaries`]), shared with the plans
     /// [`Self::select`] makes, taken by the scan.
     footers: Arc<Footers>,
 }
