@@ -143,8 +143,12 @@ def _engine_finding(check: EngineCheck, outcome: dict[str, Any]) -> Finding:
     elif outcome["error"] is not None:
         broken = f"{check.name}: {outcome['error']}"
     sample = pa.record_batch(outcome["sample"]).to_pylist() if outcome["sample"] else []
-    # Answered from the data files' metadata (docs/quality.md): its columns were not read.
-    details: dict[str, Any] = {"metadata_only": bool(outcome["from_metadata"])}
+    # Answered from the data files' metadata or dictionary pages (docs/quality.md): its
+    # columns' rows were not read.
+    details: dict[str, Any] = {
+        "metadata_only": bool(outcome["from_metadata"]),
+        "dictionary_only": bool(outcome["from_dictionaries"]),
+    }
     if outcome["per_column"]:
         details["null_counts"] = dict(outcome["per_column"])
     if outcome["newest_us"] is not None:

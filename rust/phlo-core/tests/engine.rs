@@ -43,6 +43,8 @@ mod postgres_catalog;
 mod quality;
 #[path = "quality_dictionaries.rs"]
 mod quality_dictionaries;
+#[path = "quality_dictionary_pages.rs"]
+mod quality_dictionary_pages;
 #[cfg(feature = "s3")]
 #[path = "rest_catalog.rs"]
 mod rest_catalog;

@@ -23,7 +23,8 @@ const ACCEPTED: [&str; 3] = ["click", "view", "buy"];
 type Row = (i64, Option<String>, Option<String>);
 
 /// Row `i`: its category (null every 11th, `nope` every 37th) and a tag distinct per row,
-/// long enough that a row group's dictionary overflows the writer's limit (`bad` every 41st).
+/// long enough that every row group's dictionary overflows the writer's 1 MiB limit (`bad`
+/// every 41st).
 fn row(i: i64) -> Row {
     let category = match i {
         i if i % 11 == 0 => None,
@@ -32,8 +33,8 @@ fn row(i: i64) -> Row {
     };
     let tag = match i {
         i if i % 13 == 0 => None,
-        i if i % 41 == 0 => Some(format!("bad-{i:030}")),
-        i => Some(format!("T{i:030}")),
+        i if i % 41 == 0 => Some(format!("bad-{i:066}")),
+        i => Some(format!("T{i:070}")),
     };
     (i, category, tag)
 }

@@ -11,6 +11,7 @@ use pyo3_arrow::{PyRecordBatch, PySchema};
 
 use crate::errors::IntoPyResult;
 use crate::guard::detached;
+use crate::runtime::wait_for;
 use crate::scan::NativeScan;
 
 #[pyclass(module = "phlo._native", frozen)]
@@ -34,13 +35,17 @@ impl QualityEvaluator {
         })
     }
 
-    /// Settles the checks the data files' metadata of `scan` (not yet read) proves; returns
-    /// the columns the other checks still read.
-    fn settle(&self, scan: PyRef<'_, NativeScan>) -> PyResult<Vec<String>> {
+    /// Settles the checks the data files' metadata and dictionary pages of `scan` (not yet
+    /// read) prove; returns the columns the other checks still read.
+    fn settle(&self, py: Python<'_>, scan: PyRef<'_, NativeScan>) -> PyResult<Vec<String>> {
         let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let evaluator = guard.as_mut().ok_or_else(finished)?;
-        scan.with_plan(|plan| evaluator.settle(plan.file_metadata()))
-            .ok_or_else(|| PyRuntimeError::new_err("this scan was already read; scan again"))
+        scan.with_plan(|plan| {
+            wait_for(py, "settling quality checks", async {
+                evaluator.settle_scan(plan).await.py_err()
+            })
+        })
+        .ok_or_else(|| PyRuntimeError::new_err("this scan was already read; scan again"))?
     }
 
     /// Updates every check with one batch.
@@ -52,7 +57,8 @@ impl QualityEvaluator {
     }
 
     /// One dict per check: `failed`, `total`, `missing_columns`, `error`, `sample` (an Arrow
-    /// record batch or None), `per_column`, `newest_us`, `from_metadata`.
+    /// record batch or None), `per_column`, `newest_us`, `from_metadata`,
+    /// `from_dictionaries`.
     fn finish<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
         let evaluator = self
             .inner
@@ -73,6 +79,7 @@ impl QualityEvaluator {
                 out.set_item("per_column", o.per_column)?;
                 out.set_item("newest_us", o.newest_us)?;
                 out.set_item("from_metadata", o.from_metadata)?;
+                out.set_item("from_dictionaries", o.from_dictionaries)?;
                 Ok(out)
             })
             .collect()

@@ -4,6 +4,7 @@
 //! The engine counts failing rows and keeps sample rows; thresholds, severities and the
 //! metadata contract are Python's (`python/phlo/quality/`).
 
+mod dictionaries;
 mod kernels;
 mod metadata;
 mod plan;
@@ -45,6 +46,9 @@ pub struct Outcome {
     pub newest_us: Option<i64>,
     /// Answered from the data files' metadata: the check's columns were not read.
     pub from_metadata: bool,
+    /// Answered from the dictionary pages of the check's column ([`dictionaries`]): its rows
+    /// were not read.
+    pub from_dictionaries: bool,
 }
 
 /// The running state of every check of a plan.
@@ -56,6 +60,8 @@ pub struct Evaluator {
     fed: bool,
     /// The checked rows by the files' metadata, when it describes them exactly.
     metadata_rows: Option<u64>,
+    /// The first column of the scan: read to count the rows when no check reads a column.
+    first_column: Option<String>,
 }
 
 struct Running {
@@ -66,6 +72,8 @@ struct Running {
     sample_columns: Vec<String>,
     /// The outcome, when the files' metadata settled it (the kernel is then gone).
     settled: Option<Settled>,
+    /// Whether `settled` came from the files' dictionary pages.
+    from_dictionaries: bool,
     failed: u64,
     per_column: Vec<u64>,
     sample: Vec<RecordBatch>,
@@ -112,6 +120,7 @@ impl Evaluator {
             rows: 0,
             fed: false,
             metadata_rows: None,
+            first_column: schema.fields().first().map(|f| f.name().clone()),
         }
     }
 
@@ -151,7 +160,17 @@ impl Evaluator {
                 }
             }
         }
-        columns
+        self.counted(columns)
+    }
+
+    /// `columns` to read, or when none is left but the metadata does not count the checked
+    /// rows (a filter keeping part of a file, delete files), the scan's first column: every
+    /// check's total is the rows a scan counts.
+    fn counted(&self, columns: Vec<String>) -> Vec<String> {
+        match (columns.is_empty(), self.metadata_rows, &self.first_column) {
+            (true, None, Some(first)) => vec![first.clone()],
+            _ => columns,
+        }
     }
 
     /// Updates every check with one batch (of the schema given to `new`). The running checks
@@ -216,6 +235,7 @@ impl Running {
             fields,
             sample_columns,
             settled: None,
+            from_dictionaries: false,
             failed: 0,
             sample: Vec::new(),
             sampled: 0,
@@ -325,7 +345,7 @@ impl Running {
         let mut failed = self.failed;
         let mut newest_us = None;
         let mut keep_sample = true;
-        let from_metadata = self.settled.is_some();
+        let from_metadata = self.settled.is_some() && !self.from_dictionaries;
         if let Some(settled) = self.settled.take() {
             // Only passing answers are settled: nothing failed, no sample.
             if !settled.per_column.is_empty() {
@@ -370,6 +390,7 @@ impl Running {
                 .collect(),
             newest_us,
             from_metadata,
+            from_dictionaries: self.from_dictionaries,
         })
     }
 }

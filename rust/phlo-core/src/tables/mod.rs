@@ -5,6 +5,7 @@
 pub mod commit;
 pub mod delete_writer;
 pub mod deletes;
+mod dictionary_pages;
 pub mod discard;
 pub mod eval;
 mod file_ranges;

@@ -31,11 +31,12 @@ use iceberg::spec::{
     DEFAULT_SCHEMA_NAME_MAPPING, DataFile, DataFileFormat, NameMapping, Schema, TableMetadata,
 };
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
 use parquet::arrow::{PARQUET_FIELD_ID_META_KEY, ProjectionMask};
-use parquet::basic::Encoding;
 
 use super::deletes::FileDeletes;
+use super::dictionary_pages::{all_dictionary, dictionary_range, string_values};
 use super::file_ranges::FileRanges;
 use super::row_selection::{self, Positions};
 use crate::error::{Context, Error, Location, Result};
@@ -225,6 +226,8 @@ pub struct ProjectedFile {
     decoding: ArrowReaderMetadata,
     mask: ProjectionMask,
     sources: Arc<[Source]>,
+    /// The file's top-level columns decoded, in order (`Source` positions index it).
+    roots: Arc<[usize]>,
     schema: ArrowSchemaRef,
     batch_rows: usize,
     deletes: Option<Arc<FileDeletes>>,
@@ -232,9 +235,17 @@ pub struct ProjectedFile {
     track_positions: bool,
 }
 
-impl ProjectedFile {
-    /// Reads the footer of `file` and resolves its columns against `projection`.
-    pub async fn open(io: &FileIO, file: &DataFile, projection: &Projection) -> Result<Self> {
+/// A data file's footer as read, with the source of its bytes: what opening the file costs,
+/// done once for readers of several projections ([`ProjectedFile::of_footer`]).
+#[derive(Clone)]
+pub struct Footer {
+    ranges: FileRanges,
+    metadata: ArrowReaderMetadata,
+}
+
+impl Footer {
+    /// Opens `file` and reads its footer (with the file's tail: one read).
+    pub async fn read(io: &FileIO, file: &DataFile) -> Result<Self> {
         let path = file.file_path();
         if file.file_format() != DataFileFormat::Parquet {
             return Err(Error::invalid(
@@ -250,7 +261,24 @@ impl ProjectedFile {
         let metadata = ArrowReaderMetadata::load_async(&mut ranges, ArrowReaderOptions::new())
             .await
             .map_err(|e| corrupt(path, e))?;
-        Self::resolve(ranges, path.into(), metadata, projection)
+        Ok(Self { ranges, metadata })
+    }
+}
+
+impl ProjectedFile {
+    /// Reads the footer of `file` and resolves its columns against `projection`.
+    pub async fn open(io: &FileIO, file: &DataFile, projection: &Projection) -> Result<Self> {
+        Self::of_footer(Footer::read(io, file).await?, file, projection)
+    }
+
+    /// `file`, whose footer was read already, resolved against `projection`.
+    pub fn of_footer(footer: Footer, file: &DataFile, projection: &Projection) -> Result<Self> {
+        Self::resolve(
+            footer.ranges,
+            file.file_path().into(),
+            footer.metadata,
+            projection,
+        )
     }
 
     /// The same file (its footer not read again) resolved against another projection of its
@@ -315,7 +343,7 @@ impl ProjectedFile {
             .collect::<Result<Vec<_>>>()?;
         let (decoding, sources) =
             with_file_dictionaries(&metadata, &roots, &projection.schema, sources);
-        let mask = ProjectionMask::roots(metadata.parquet_schema(), roots);
+        let mask = ProjectionMask::roots(metadata.parquet_schema(), roots.iter().copied());
         Ok(Self {
             ranges,
             path,
@@ -323,6 +351,7 @@ impl ProjectedFile {
             decoding,
             mask,
             sources,
+            roots: roots.into(),
             schema: projection.schema.clone(),
             batch_rows: BATCH_ROWS,
             deletes: None,
@@ -354,6 +383,75 @@ impl ProjectedFile {
 
     pub fn num_row_groups(&self) -> usize {
         self.metadata.metadata().num_row_groups()
+    }
+
+    /// For each column `at` (positions in the projection), the dictionary of each of its
+    /// chunks (one per row group) when the file stores it as UTF-8 strings dictionary-encoded
+    /// in every data page of every chunk, read from the dictionary pages alone (one request
+    /// for them all, nearby ranges coalesced); an empty list for a column the file lacks (its
+    /// rows read as nulls); `None` otherwise, or when a dictionary page does not decode.
+    pub async fn string_dictionaries(&self, at: &[usize]) -> Result<Vec<Option<Vec<ArrayRef>>>> {
+        let metadata = self.metadata.metadata();
+        let chunks: Vec<Option<Vec<_>>> = at
+            .iter()
+            .map(|&at| match self.sources[at] {
+                Source::Missing => Some(vec![]),
+                Source::Same(position) | Source::Cast(position) => {
+                    let leaf = self.string_leaf(self.roots[position])?;
+                    (metadata.row_groups().iter())
+                        .map(|group| {
+                            let chunk = group.column(leaf);
+                            dictionary_range(chunk).map(|range| (chunk, range))
+                        })
+                        .collect()
+                }
+            })
+            .collect();
+        let ranges: Vec<Range<u64>> = chunks
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|(_, range)| range.clone())
+            .collect();
+        let mut fetched = match ranges.is_empty() {
+            true => vec![],
+            false => (self.ranges.clone())
+                .get_byte_ranges(ranges)
+                .await
+                .map_err(|e| corrupt(&self.path, e))?,
+        }
+        .into_iter();
+        Ok(chunks
+            .into_iter()
+            .map(|column| {
+                column
+                    .map(|chunks| {
+                        (chunks.into_iter())
+                            .zip(fetched.by_ref())
+                            .map(|((chunk, _), bytes)| string_values(chunk, bytes).ok())
+                            .collect::<Vec<_>>()
+                    })
+                    // A page not decoded here leaves the column to the rows' reader, which
+                    // reports what is wrong with it.
+                    .and_then(|chunks| chunks.into_iter().collect())
+            })
+            .collect())
+    }
+
+    /// The one leaf of top-level column `root` when it stores UTF-8 strings.
+    fn string_leaf(&self, root: usize) -> Option<usize> {
+        let schema = self.metadata.parquet_schema();
+        let leaves: Vec<usize> = (0..schema.num_columns())
+            .filter(|&leaf| schema.get_column_root_idx(leaf) == root)
+            .collect();
+        let strings = matches!(
+            self.metadata.schema().field(root).data_type(),
+            DataType::Utf8 | DataType::LargeUtf8
+        );
+        match (strings, &leaves[..]) {
+            (true, [leaf]) => Some(*leaf),
+            _ => None,
+        }
     }
 
     /// The batches of the whole file, in order, in the projection's schema.
@@ -683,16 +781,9 @@ fn with_file_dictionaries(
     }
 }
 
-/// Whether every data page of leaf column `leaf`, in every row group, is dictionary-encoded
-/// (by the chunks' page encoding statistics; without them, not known to be).
+/// Whether every data page of leaf column `leaf`, in every row group, is dictionary-encoded.
 fn dictionary_encoded(metadata: &ArrowReaderMetadata, leaf: usize) -> bool {
-    metadata.metadata().row_groups().iter().all(|group| {
-        let chunk = group.column(leaf);
-        chunk.dictionary_page_offset().is_some()
-            && chunk.page_encoding_stats_mask().is_some_and(|mask| {
-                mask.is_only(Encoding::RLE_DICTIONARY) || mask.is_only(Encoding::PLAIN_DICTIONARY)
-            })
-    })
+    (metadata.metadata().row_groups().iter()).all(|group| all_dictionary(group.column(leaf)))
 }
 
 /// A string column as a dictionary of its own values, one key per row: no copy of the

@@ -3,11 +3,11 @@
 //! statistics and partition values, and streaming the rows to Arrow through the one reader of
 //! data files ([`super::read`], columns matched by Iceberg field id).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
-use arrow_array::RecordBatch;
+use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::SchemaRef as ArrowSchemaRef;
 use arrow_select::filter::filter_record_batch;
 use futures::FutureExt;
@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 use super::eval::{FileMatch, file_match, referenced_field_ids, row_matches};
 use super::filter::bind_filters;
 use super::manifests::{LiveFile, ManifestsRead, snapshot_files_matching};
-use super::read::{ProjectedFile, Projection};
+use super::read::{Footer, ProjectedFile, Projection};
 use super::table::LoadedTable;
 use super::{Filter, deletes};
 use crate::catalog::MAIN;
@@ -31,6 +31,11 @@ use crate::error::{Context, Error, Location, Result};
 /// Rows per scanned batch unless the caller asks otherwise (Parquet's own default of 1,024
 /// makes per-batch overhead dominate large reads).
 const DEFAULT_BATCH_ROWS: usize = 64 * 1024;
+/// Footers read before the scan kept for it, at most (each holds up to 1 MiB of its file's
+/// tail); the footers of further files are read again by the scan.
+const FOOTERS_KEPT: usize = 64;
+/// Files whose dictionary pages are read at once.
+const DICTIONARY_FILES_AT_ONCE: usize = 8;
 
 #[derive(Debug, Clone, Default)]
 pub struct ScanOptions {
@@ -73,6 +78,30 @@ pub struct ScanPlan {
     /// Whether string columns are read as dictionaries ([`Self::with_string_dictionaries`]),
     /// kept by [`Self::select`].
     string_dictionaries: bool,
+    /// Footers read before the scan ([`Self::judge_dictionaries`]), shared with the plans
+    /// [`Self::select`] makes, taken by the scan.
+    footers: Arc<Footers>,
+}
+
+/// Data file footers read ahead of a scan, by path, for the scan to take instead of reading
+/// them again.
+#[derive(Default)]
+struct Footers(Mutex<HashMap<String, Footer>>);
+
+impl Footers {
+    fn keep(&self, path: &str, footer: Footer) {
+        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() < FOOTERS_KEPT {
+            kept.insert(path.to_string(), footer);
+        }
+    }
+
+    fn take(&self, path: &str) -> Option<Footer> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(path)
+    }
 }
 
 impl ScanPlan {
@@ -139,6 +168,7 @@ impl ScanPlan {
             metadata: table.metadata.clone(),
             table_schema: schema,
             string_dictionaries: false,
+            footers: Arc::default(),
         })
     }
 
@@ -164,6 +194,7 @@ impl ScanPlan {
             metadata: self.metadata.clone(),
             table_schema: self.table_schema.clone(),
             string_dictionaries: false,
+            footers: self.footers.clone(),
         };
         match self.string_dictionaries {
             true => narrowed.with_string_dictionaries(),
@@ -200,6 +231,7 @@ impl ScanPlan {
             metadata: table.metadata.clone(),
             table_schema: Arc::new(schema.clone()),
             string_dictionaries: false,
+            footers: Arc::default(),
         })
     }
 
@@ -245,6 +277,50 @@ impl ScanPlan {
         })
     }
 
+    /// For each data file to read (several at once, in no particular order), what `judge`
+    /// says of the dictionary of every chunk of each of `columns` (string columns of the
+    /// table) as its dictionary pages alone give it ([`ProjectedFile::string_dictionaries`]).
+    /// Each file is read and judged by a task of its own on the runtime's workers, as the
+    /// scan's files are. Footers read here are kept for the scan of this plan or one
+    /// [`Self::select`] makes from it: a file's footer is read once either way.
+    pub fn judge_dictionaries<T, J>(
+        &self,
+        columns: &[String],
+        judge: J,
+    ) -> Result<BoxStream<'static, Result<T>>>
+    where
+        T: Send + 'static,
+        J: Fn(&[Option<Vec<ArrayRef>>]) -> T + Send + Sync + 'static,
+    {
+        let projection = Projection::select(&self.metadata, &self.table_schema, columns)?;
+        let at: Vec<usize> = (0..columns.len()).collect();
+        let judge = Arc::new(judge);
+        let tasks: Vec<_> = (self.files.iter())
+            .map(|file| {
+                let (projection, at, judge) = (projection.clone(), at.clone(), judge.clone());
+                let (io, footers) = (self.io.clone(), self.footers.clone());
+                let data = file.data.file.clone();
+                let runtime = self.runtime.clone();
+                async move {
+                    let path = data.file_path().to_string();
+                    let read = async move {
+                        let footer = Footer::read(&io, &data).await?;
+                        let opened = ProjectedFile::of_footer(footer.clone(), &data, &projection)?;
+                        let dictionaries = opened.string_dictionaries(&at).await?;
+                        footers.keep(data.file_path(), footer);
+                        Ok(judge(&dictionaries))
+                    };
+                    runtime.spawn(read).await.map_err(|e| {
+                        Error::from_join(format!("judging the dictionaries of {path}"), e)
+                    })?
+                }
+            })
+            .collect();
+        Ok(futures::stream::iter(tasks)
+            .buffer_unordered(DICTIONARY_FILES_AT_ONCE)
+            .boxed())
+    }
+
     /// The Arrow schema every batch of the stream has.
     pub fn schema(&self) -> ArrowSchemaRef {
         self.schema.clone()
@@ -272,6 +348,7 @@ impl ScanPlan {
             selected: self.read.first(self.schema.fields().len())?,
             read: self.read,
             metadata: self.metadata,
+            footers: self.footers,
             predicate: self.predicate,
             schema: self.schema,
             batch_size: self.batch_size,
@@ -404,6 +481,8 @@ struct Worker {
     selected: Projection,
     /// Partition specs, to judge files against the filter.
     metadata: Arc<TableMetadata>,
+    /// Footers read before the scan.
+    footers: Arc<Footers>,
     predicate: Option<Arc<BoundPredicate>>,
     schema: ArrowSchemaRef,
     batch_size: usize,
@@ -517,11 +596,17 @@ impl Worker {
             true => &self.selected,
             false => &self.read,
         };
+        let data = &file.data.file;
+        let footer = self.footers.take(data.file_path());
+        let opening = async {
+            match footer {
+                Some(footer) => ProjectedFile::of_footer(footer, data, projection),
+                None => ProjectedFile::open(&self.io, data, projection).await,
+            }
+        };
         // The data file's footer is read while its delete files are.
-        let (deletes, opened) = futures::try_join!(
-            self.deletes.for_file(&self.io, &self.read, file),
-            ProjectedFile::open(&self.io, &file.data.file, projection)
-        )?;
+        let (deletes, opened) =
+            futures::try_join!(self.deletes.for_file(&self.io, &self.read, file), opening)?;
         Ok(OpenedFile {
             file: opened
                 .with_batch_size(self.batch_size)

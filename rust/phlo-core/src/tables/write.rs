@@ -14,8 +14,8 @@ use hashbrown::HashMap;
 use iceberg::arrow::{PartitionValueCalculator, arrow_struct_to_literal};
 use iceberg::io::FileIO;
 use iceberg::spec::{
-    DataFile, DataFileFormat, Literal, PartitionKey, PartitionSpecRef, SchemaRef, Struct,
-    StructType, TableMetadata,
+    DataFile, DataFileFormat, Literal, PartitionKey, PartitionSpecRef, PrimitiveType, SchemaRef,
+    Struct, StructType, TableMetadata, Type,
 };
 use iceberg::writer::base_writer::data_file_writer::{DataFileWriter, DataFileWriterBuilder};
 use iceberg::writer::file_writer::ParquetWriterBuilder;
@@ -26,6 +26,7 @@ use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::error::{Context, Error, Result};
@@ -223,6 +224,10 @@ impl DataFileSink {
     }
 }
 
+/// The largest dictionary page a string column chunk is written with; a chunk whose distinct
+/// values outgrow it continues plain-encoded.
+const STRING_DICTIONARY_PAGE_BYTES: usize = 1024 * 1024;
+
 /// The writer stack of one write's data files (table schema, default spec): Parquet with zstd
 /// and sized row groups, rolled over to a new file at `target_size` bytes, named after
 /// `file_prefix`.
@@ -232,12 +237,27 @@ pub(crate) fn file_writer_builder(
     file_prefix: &str,
     target_size: usize,
 ) -> Result<FileWriterBuilder> {
-    let props = WriterProperties::builder()
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        // Small pages keep the ~30 open partition writers of an append from holding 1 MiB
+        // buffers per column each.
         .set_dictionary_page_size_limit(256 * 1024)
-        .set_data_page_size_limit(256 * 1024)
-        .build();
+        .set_data_page_size_limit(256 * 1024);
+    // String columns get Parquet's default dictionary limit (arrow-rs, parquet-mr, pyarrow):
+    // one of up to ~100K distinct short values per row group stays dictionary-encoded, which
+    // quality checks answer from its dictionary pages (docs/quality.md). Fixed-width columns
+    // keep the small limit: a row group's distinct 8-byte values would fit a 1 MiB dictionary
+    // that saves nothing.
+    for field in metadata.current_schema().as_struct().fields() {
+        if matches!(*field.field_type, Type::Primitive(PrimitiveType::String)) {
+            props = props.set_column_dictionary_page_size_limit(
+                ColumnPath::from(field.name.as_str()),
+                STRING_DICTIONARY_PAGE_BYTES,
+            );
+        }
+    }
+    let props = props.build();
     let location = DefaultLocationGenerator::new(metadata)
         .context(|| "choosing the data file location".into())?;
     let names =

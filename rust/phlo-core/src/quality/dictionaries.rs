@@ -1,0 +1,126 @@
+//! Pattern and accepted-values checks settled from the dictionary pages of the files to read
+//! instead of their rows. A column chunk every data page of which is dictionary-encoded holds
+//! only values of its dictionary page; when every value of every such dictionary passes, no row
+//! fails, whatever subset of the rows the filter and delete files select. Nulls never fail
+//! these checks (only present values are judged), so null counts do not matter. Anything else
+//! — a chunk stored plain (a writer falls back to plain once a dictionary outgrows its page
+//! limit), a failing dictionary value (its rows and a sample are needed), a column another
+//! running check also reads — leaves the column to the scan.
+
+use arrow_array::ArrayRef;
+use arrow_schema::{DataType, Field};
+use futures::StreamExt;
+
+use super::metadata::Settled;
+use super::{CheckSpec, Evaluator, Kernel, Running, kernels};
+use crate::error::Result;
+use crate::tables::scan::ScanPlan;
+
+impl Evaluator {
+    /// Settles what the files' metadata proves ([`Self::settle`]), then what the dictionary
+    /// pages of `plan`'s files prove; returns the columns the other checks still read.
+    pub async fn settle_scan(&mut self, plan: &ScanPlan) -> Result<Vec<String>> {
+        let columns = self.settle(plan.file_metadata());
+        self.settle_dictionaries(plan, columns).await
+    }
+
+    /// Settles the pattern and accepted-values checks of those of `columns` (the columns still
+    /// to read) that only such checks read, from the dictionary pages of `plan`'s files;
+    /// returns the columns still to read. Each file's dictionaries are judged by a task of
+    /// their own (on the runtime's workers), with kernels of their own.
+    pub async fn settle_dictionaries(
+        &mut self,
+        plan: &ScanPlan,
+        columns: Vec<String>,
+    ) -> Result<Vec<String>> {
+        let candidates: Vec<String> = columns
+            .iter()
+            .filter(|c| self.judged_by_dictionary(c))
+            .cloned()
+            .collect();
+        if candidates.is_empty() {
+            return Ok(columns);
+        }
+        let checks: Vec<Vec<(CheckSpec, Vec<Field>)>> = candidates
+            .iter()
+            .map(|column| {
+                self.reading(column)
+                    .map(|c| (c.spec.clone(), c.fields.clone()))
+                    .collect()
+            })
+            .collect();
+        let judge = move |files: &[Option<Vec<ArrayRef>>]| -> Vec<bool> {
+            (files.iter().zip(&checks))
+                .map(|(chunks, checks)| chunks.as_ref().is_some_and(|c| all_pass(checks, c)))
+                .collect()
+        };
+        let mut files = plan.judge_dictionaries(&candidates, judge)?;
+        let mut passing = vec![true; candidates.len()];
+        while let Some(file) = files.next().await {
+            for (all, passes) in passing.iter_mut().zip(file?) {
+                *all &= passes;
+            }
+            if !passing.contains(&true) {
+                return Ok(columns);
+            }
+        }
+        drop(files);
+        let settled: Vec<String> = (candidates.into_iter().zip(passing))
+            .filter_map(|(column, passes)| passes.then_some(column))
+            .collect();
+        for check in self
+            .checks
+            .iter_mut()
+            .filter(|c| c.kernel.is_some() && c.fields.iter().any(|f| settled.contains(f.name())))
+        {
+            check.kernel = None;
+            check.settled = Some(Settled::default());
+            check.from_dictionaries = true;
+        }
+        let left: Vec<String> = columns
+            .into_iter()
+            .filter(|c| !settled.contains(c))
+            .collect();
+        Ok(self.counted(left))
+    }
+
+    /// Whether `column` is a string column read only by running pattern and accepted-values
+    /// checks.
+    fn judged_by_dictionary(&self, column: &str) -> bool {
+        let reading: Vec<&Running> = self.reading(column).collect();
+        !reading.is_empty()
+            && reading.iter().all(|c| {
+                matches!(
+                    c.spec,
+                    CheckSpec::Pattern { .. } | CheckSpec::AcceptedValues { .. }
+                ) && c.fields.len() == 1
+                    && c.fields[0].data_type() == &DataType::Utf8
+            })
+    }
+
+    /// The running checks that read `column`.
+    fn reading<'a>(&'a self, column: &'a str) -> impl Iterator<Item = &'a Running> {
+        (self.checks.iter())
+            .filter(move |c| c.kernel.is_some() && c.fields.iter().any(|f| f.name() == column))
+    }
+}
+
+/// Whether every value of every one of `chunks` (dictionaries of one column) passes every
+/// one of `checks` (with the fields they read), judged by kernels of their own; a check that
+/// cannot judge them (e.g. accepted values of another type) does not pass them: the scan
+/// reports it.
+fn all_pass(checks: &[(CheckSpec, Vec<Field>)], chunks: &[ArrayRef]) -> bool {
+    checks.iter().all(|(spec, fields)| {
+        let Ok(mut kernel) = super::kernel(spec, fields) else {
+            return false;
+        };
+        chunks.iter().all(|values| {
+            let found = match &mut kernel {
+                Kernel::Pattern(pattern) => kernels::pattern_failures(values, pattern, 0),
+                Kernel::Rule(rule) => rule.failures(values, 0),
+                _ => return false,
+            };
+            found.is_ok_and(|f| f.count == 0)
+        })
+    })
+}
