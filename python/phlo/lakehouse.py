@@ -826,7 +826,8 @@ class Table:
     def set_properties(self, properties: Mapping[str, str | None]) -> bool:
         """Sets table properties in one metadata-only commit (no snapshot, no file touched);
         a value of None removes the property. E.g. ``{"write.merge.mode": "merge-on-read"}``.
-        A write mode other than ``copy-on-write``, ``merge-on-read`` or ``auto`` raises
+        A write mode other than ``copy-on-write``, ``merge-on-read`` or ``auto``, or a
+        ``write.parquet.dict-size-bytes`` that is not a positive byte count, raises
         `InputError` and nothing changes. Returns whether anything changed."""
         self._writable()
         if not isinstance(properties, Mapping):

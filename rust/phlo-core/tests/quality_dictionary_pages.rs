@@ -17,6 +17,7 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use phlo_core::Lakehouse;
 use phlo_core::catalog::MAIN;
 use phlo_core::quality::{Evaluator, Outcome, QualityPlan};
+use phlo_core::tables::write::DICTIONARY_SIZE_PROPERTY;
 use phlo_core::tables::{Filter, FilterOp, Literal, ScanOptions, ScanPlan};
 use serde_json::json;
 
@@ -32,7 +33,7 @@ struct Row {
 }
 
 /// Day `d1`: accepted categories (nulls every 7th row) and 60,000 distinct short codes: a
-/// dictionary of ~600 KB, stored dictionary-encoded under the 1 MiB limit of string columns.
+/// dictionary of ~600 KB, stored dictionary-encoded under a 1 MiB limit (the table property).
 /// Day `d2`: long distinct codes, whose dictionary outgrows the limit (the chunk continues
 /// plain-encoded), all matching. Day `d3`: a category `nope` every 50th row.
 fn rows() -> Vec<Row> {
@@ -91,11 +92,13 @@ fn batch(rows: &[Row]) -> RecordBatch {
     .unwrap()
 }
 
-/// The table partitioned by day (one file per day), with `properties`.
+/// The table partitioned by day (one file per day), with `properties` and 1 MiB dictionary
+/// pages (Parquet's default; phlo's is smaller).
 async fn setup(
     rows: &[Row],
-    properties: HashMap<String, String>,
+    mut properties: HashMap<String, String>,
 ) -> (tempfile::TempDir, Lakehouse) {
+    properties.insert(DICTIONARY_SIZE_PROPERTY.into(), (1024 * 1024).to_string());
     let dir = tempfile::tempdir().unwrap();
     let lh = Lakehouse::open(dir.path()).unwrap();
     lh.catalog().create_namespace("raw").unwrap();
@@ -253,13 +256,11 @@ fn dictionary_encoded(dir: &std::path::Path, day: &str, column: &str) -> bool {
 async fn passing_dictionaries_settle_their_checks_and_the_rest_is_scanned() {
     let model = rows();
     let (dir, lh) = setup(&model, HashMap::new()).await;
-    // The data are what the cases below assume: d1's 60,000 distinct codes fit Parquet's
-    // default dictionary limit; d2's long codes do not.
+    // The data are what the cases below assume: d1's 60,000 distinct codes fit the table's
+    // 1 MiB dictionary limit; d2's long codes do not.
     assert!(dictionary_encoded(dir.path(), "d1", "code"));
     assert!(!dictionary_encoded(dir.path(), "d2", "code"));
     assert!(dictionary_encoded(dir.path(), "d3", "category"));
-    // Fixed-width columns keep the small limit: 60,000 distinct 8-byte ids do not fit it.
-    assert!(!dictionary_encoded(dir.path(), "d1", "id"));
 
     let cases: [(&[&str], &[&str]); 4] = [
         // Every dictionary passes: neither column is read (the count comes from metadata).
@@ -383,4 +384,28 @@ async fn a_check_that_also_reads_the_column_keeps_it_scanned() {
         (ours[2].failed, ours[2].total),
         (theirs[2].failed, theirs[2].total)
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dictionary_size_property_sets_the_writers_limit_and_a_bad_value_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let lh = Lakehouse::open(dir.path()).unwrap();
+    lh.catalog().create_namespace("raw").unwrap();
+    let by_day = [("day".to_string(), "identity".to_string())];
+    lh.create_table("raw.q", &schema(), &by_day, HashMap::new(), MAIN)
+        .await
+        .unwrap();
+    let d1: Vec<Row> = rows().into_iter().filter(|r| r.day == "d1").collect();
+    let input: Vec<Result<RecordBatch, ArrowError>> = vec![Ok(batch(&d1))];
+    lh.append("raw.q", input, MAIN, HashMap::new())
+        .await
+        .unwrap();
+    // phlo's default limit (256 KiB): d1's ~600 KB of distinct codes fall back to plain.
+    assert!(!dictionary_encoded(dir.path(), "d1", "code"));
+    assert!(dictionary_encoded(dir.path(), "d1", "category"));
+
+    let bad = [(DICTIONARY_SIZE_PROPERTY.to_string(), Some("1MB".to_string()))];
+    let err = lh.set_properties("raw.q", MAIN, &bad).await.unwrap_err();
+    assert!(matches!(err, phlo_core::Error::InvalidInput { .. }), "{err}");
+    assert!(err.to_string().contains(DICTIONARY_SIZE_PROPERTY), "{err}");
 }

@@ -6,6 +6,7 @@ use iceberg::spec::TableMetadataBuilder;
 
 use super::LoadedTable;
 use super::commit::commit_metadata;
+use super::write::{DICTIONARY_SIZE_PROPERTY, parse_dictionary_page_bytes};
 use crate::catalog::Catalog;
 use crate::error::{Context, Error, Result};
 use crate::merge::WriteMode;
@@ -16,7 +17,7 @@ const MAX_ATTEMPTS: u32 = 8;
 
 /// Sets each property to its value, or removes it (`None`), in one commit on the table's ref
 /// (retried on the new state when another writer commits first). A value phlo reads and cannot
-/// understand (a write mode) is an `InvalidInput` and nothing changes. Returns whether anything
+/// understand (a write mode, a dictionary page size) is an `InvalidInput` and nothing changes. Returns whether anything
 /// changed (setting what is already there commits nothing).
 pub async fn set_properties(
     catalog: &Catalog,
@@ -26,9 +27,12 @@ pub async fn set_properties(
 ) -> Result<bool> {
     let name = table.ident.to_string();
     for (key, value) in updates {
-        if let (Some(value), true) = (value, [MERGE_MODE, DELETE_MODE].contains(&key.as_str())) {
+        let Some(value) = value else { continue };
+        if [MERGE_MODE, DELETE_MODE].contains(&key.as_str()) {
             WriteMode::parse(value, &format!("table property {key}"))
                 .map_err(|e| e.in_table(&name))?;
+        } else if key == DICTIONARY_SIZE_PROPERTY {
+            parse_dictionary_page_bytes(value).map_err(|e| e.in_table(&name))?;
         }
     }
     for _ in 0..MAX_ATTEMPTS {

@@ -14,8 +14,8 @@ use hashbrown::HashMap;
 use iceberg::arrow::{PartitionValueCalculator, arrow_struct_to_literal};
 use iceberg::io::FileIO;
 use iceberg::spec::{
-    DataFile, DataFileFormat, Literal, PartitionKey, PartitionSpecRef, PrimitiveType, SchemaRef,
-    Struct, StructType, TableMetadata, Type,
+    DataFile, DataFileFormat, Literal, PartitionKey, PartitionSpecRef, SchemaRef, Struct,
+    StructType, TableMetadata,
 };
 use iceberg::writer::base_writer::data_file_writer::{DataFileWriter, DataFileWriterBuilder};
 use iceberg::writer::file_writer::ParquetWriterBuilder;
@@ -26,7 +26,6 @@ use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use parquet::schema::types::ColumnPath;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::error::{Context, Error, Result};
@@ -224,9 +223,36 @@ impl DataFileSink {
     }
 }
 
-/// The largest dictionary page a string column chunk is written with; a chunk whose distinct
-/// values outgrow it continues plain-encoded.
-const STRING_DICTIONARY_PAGE_BYTES: usize = 1024 * 1024;
+/// Iceberg's table property for the largest dictionary page of a column chunk (bytes); a chunk
+/// whose distinct values outgrow it continues plain-encoded.
+pub const DICTIONARY_SIZE_PROPERTY: &str = "write.parquet.dict-size-bytes";
+
+/// phlo's default dictionary (and data) page limit. Small pages keep the ~30 open partition
+/// writers of an append from holding 1 MiB buffers per column each, and a column of distinct
+/// strings from filling a large dictionary before falling back to plain (1 MiB cost a 5M-row
+/// append 23% more CPU). Java Iceberg writes 2 MiB, pyarrow 1 MiB: a table checked by pattern or
+/// accepted-values checks on a column of many distinct strings may set the property higher so
+/// its chunks stay dictionary-encoded and the checks read only their dictionaries
+/// (docs/quality.md).
+const PAGE_BYTES: usize = 256 * 1024;
+
+/// The dictionary page limit `metadata`'s table asks for (the property, else phlo's default).
+pub fn dictionary_page_bytes(metadata: &TableMetadata) -> Result<usize> {
+    match metadata.properties().get(DICTIONARY_SIZE_PROPERTY) {
+        None => Ok(PAGE_BYTES),
+        Some(value) => parse_dictionary_page_bytes(value),
+    }
+}
+
+/// `value` of the dictionary-size property as a positive byte count.
+pub fn parse_dictionary_page_bytes(value: &str) -> Result<usize> {
+    value.trim().parse::<usize>().ok().filter(|&bytes| bytes > 0).ok_or_else(|| {
+        Error::invalid(
+            format!("table property {DICTIONARY_SIZE_PROPERTY} is {value:?}, not a byte count"),
+            format!("set it to a positive number of bytes, e.g. {}", 1024 * 1024),
+        )
+    })
+}
 
 /// The writer stack of one write's data files (table schema, default spec): Parquet with zstd
 /// and sized row groups, rolled over to a new file at `target_size` bytes, named after
@@ -237,27 +263,12 @@ pub(crate) fn file_writer_builder(
     file_prefix: &str,
     target_size: usize,
 ) -> Result<FileWriterBuilder> {
-    let mut props = WriterProperties::builder()
+    let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        // Small pages keep the ~30 open partition writers of an append from holding 1 MiB
-        // buffers per column each.
-        .set_dictionary_page_size_limit(256 * 1024)
-        .set_data_page_size_limit(256 * 1024);
-    // String columns get Parquet's default dictionary limit (arrow-rs, parquet-mr, pyarrow):
-    // one of up to ~100K distinct short values per row group stays dictionary-encoded, which
-    // quality checks answer from its dictionary pages (docs/quality.md). Fixed-width columns
-    // keep the small limit: a row group's distinct 8-byte values would fit a 1 MiB dictionary
-    // that saves nothing.
-    for field in metadata.current_schema().as_struct().fields() {
-        if matches!(*field.field_type, Type::Primitive(PrimitiveType::String)) {
-            props = props.set_column_dictionary_page_size_limit(
-                ColumnPath::from(field.name.as_str()),
-                STRING_DICTIONARY_PAGE_BYTES,
-            );
-        }
-    }
-    let props = props.build();
+        .set_dictionary_page_size_limit(dictionary_page_bytes(metadata)?)
+        .set_data_page_size_limit(PAGE_BYTES)
+        .build();
     let location = DefaultLocationGenerator::new(metadata)
         .context(|| "choosing the data file location".into())?;
     let names =
