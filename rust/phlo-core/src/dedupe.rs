@@ -9,7 +9,7 @@ use arrow_select::filter::filter_record_batch;
 use hashbrown::HashTable;
 
 use crate::error::{Context, Error, Result};
-use crate::keys::{KeyColumns, KeyEncoder, check_no_null_keys, key_arrays};
+use crate::keys::{KeyColumns, KeyEncoder, check_no_null_keys, hash_rows, key_arrays};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DedupeMethod {
@@ -36,10 +36,35 @@ impl DedupeMethod {
 }
 
 /// The deduplicated batch and how many rows were dropped.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Deduped {
     pub batch: RecordBatch,
     pub duplicates_dropped: u64,
+    /// Its keys as deduplication hashed them (`None` for `hash`, which compares whole rows):
+    /// a merge indexes them without hashing the batch again.
+    pub keys: Option<DistinctKeys>,
+}
+
+/// The keys of a deduplicated batch, each once: the input's keys and hashes, and the input
+/// row each row of the batch is.
+pub struct DistinctKeys {
+    pub encoder: KeyEncoder,
+    pub keys: KeyColumns,
+    pub hashes: Vec<u64>,
+    /// The input row of each batch row, ascending (`None`: no row was dropped).
+    pub rows: Option<Vec<u32>>,
+}
+
+impl std::fmt::Debug for DistinctKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DistinctKeys")
+            .field("input_rows", &self.keys.len())
+            .field(
+                "rows",
+                &self.rows.as_ref().map_or(self.keys.len(), Vec::len),
+            )
+            .finish()
+    }
 }
 
 /// Deduplicates `batch` on `keys`. Null keys are an error naming the rows that have them.
@@ -50,15 +75,21 @@ pub fn dedupe(
     order_by: Option<&str>,
 ) -> Result<Deduped> {
     check_no_null_keys(batch, keys)?;
-    let keep: Vec<u32> = match method {
-        DedupeMethod::First => keep_first(&KeyEncoder::new(batch, keys)?.keys(batch)?),
-        DedupeMethod::Last => match order_by {
-            None => keep_last(&KeyEncoder::new(batch, keys)?.keys(batch)?, None),
-            Some(column) => keep_last(
-                &KeyEncoder::new(batch, keys)?.keys(batch)?,
-                Some(&encode(batch, &[column.to_string()])?),
-            ),
-        },
+    let (mut keep, hashed) = match method {
+        DedupeMethod::First | DedupeMethod::Last => {
+            let encoder = KeyEncoder::new(batch, keys)?;
+            let columns = encoder.keys(batch)?;
+            let hashes = hash_rows(&columns);
+            let keep = match (method, order_by) {
+                (DedupeMethod::First, _) => keep_first(&columns, &hashes),
+                (_, None) => keep_last(&columns, &hashes, None),
+                (_, Some(column)) => {
+                    let order = encode(batch, &[column.to_string()])?;
+                    keep_last(&columns, &hashes, Some(&order))
+                }
+            };
+            (keep, Some((encoder, columns, hashes)))
+        }
         DedupeMethod::Hash => {
             let all: Vec<String> = batch
                 .schema()
@@ -66,25 +97,38 @@ pub fn dedupe(
                 .iter()
                 .map(|f| f.name().clone())
                 .collect();
-            keep_first(&KeyColumns::Rows(encode(batch, &all)?))
+            let rows = KeyColumns::Rows(encode(batch, &all)?);
+            (keep_first(&rows, &hash_rows(&rows)), None)
         }
     };
     let dropped = (batch.num_rows() - keep.len()) as u64;
+    let distinct = |rows| {
+        hashed.map(|(encoder, keys, hashes)| DistinctKeys {
+            encoder,
+            keys,
+            hashes,
+            rows,
+        })
+    };
     if dropped == 0 {
         return Ok(Deduped {
             batch: batch.clone(),
             duplicates_dropped: 0,
+            keys: distinct(None),
         });
     }
     let mut mask = vec![false; batch.num_rows()];
-    for i in keep {
+    for &i in &keep {
         mask[i as usize] = true;
     }
     let batch = filter_record_batch(batch, &BooleanArray::from(mask))
         .context(|| "selecting deduplicated rows".into())?;
+    // The filter keeps the input's order: row k of the batch is the k-th kept input row.
+    keep.sort_unstable();
     Ok(Deduped {
         batch,
         duplicates_dropped: dropped,
+        keys: distinct(Some(keep)),
     })
 }
 
@@ -102,8 +146,8 @@ fn encode(batch: &RecordBatch, columns: &[String]) -> Result<Rows> {
         .context(|| format!("encoding columns {columns:?}"))
 }
 
-fn keep_first(keys: &KeyColumns) -> Vec<u32> {
-    keep_per_key(keys, |part, expected| {
+fn keep_first(keys: &KeyColumns, hashes: &[u64]) -> Vec<u32> {
+    keep_per_key(hashes, |part, expected| {
         let mut table = HashTable::with_capacity(expected);
         part.filter(|&(i, hash)| first_of_key(&mut table, keys, i, hash))
             .map(|(i, _)| i)
@@ -112,10 +156,10 @@ fn keep_first(keys: &KeyColumns) -> Vec<u32> {
 }
 
 /// Last occurrence of each key, or the one with the greatest `order` (ties: the later row).
-fn keep_last(keys: &KeyColumns, order: Option<&Rows>) -> Vec<u32> {
+fn keep_last(keys: &KeyColumns, hashes: &[u64], order: Option<&Rows>) -> Vec<u32> {
     match order {
         // The last row of a key is the first one met walking backwards.
-        None => keep_per_key(keys, |part, expected| {
+        None => keep_per_key(hashes, |part, expected| {
             let mut table = HashTable::with_capacity(expected);
             let part: Vec<(u32, u64)> = part.collect();
             part.into_iter()
@@ -124,7 +168,7 @@ fn keep_last(keys: &KeyColumns, order: Option<&Rows>) -> Vec<u32> {
                 .map(|(i, _)| i)
                 .collect()
         }),
-        Some(order) => keep_per_key(keys, |part, expected| {
+        Some(order) => keep_per_key(hashes, |part, expected| {
             let mut winners: HashTable<u32> = HashTable::with_capacity(expected);
             for (i, hash) in part {
                 match winners.find_mut(hash, |&j| keys.same(i as usize, keys, j as usize)) {
@@ -155,34 +199,18 @@ fn first_of_key(table: &mut HashTable<u32>, keys: &KeyColumns, i: u32, hash: u64
     true
 }
 
-/// Runs `keep` on each hash partition of the rows in parallel (rows of one key always share a
-/// partition) and returns the kept row indices, unordered.
-fn keep_per_key<F>(keys: &KeyColumns, keep: F) -> Vec<u32>
+/// Runs `keep` on each hash partition of the rows (whose key hashes are `hashes`) in parallel
+/// (rows of one key always share a partition) and returns the kept row indices, unordered.
+fn keep_per_key<F>(hashes: &[u64], keep: F) -> Vec<u32>
 where
     F: Fn(&mut dyn Iterator<Item = (u32, u64)>, usize) -> Vec<u32> + Sync,
 {
-    let n = keys.len();
+    let n = hashes.len();
     let parts = std::thread::available_parallelism()
         .map_or(1, |p| p.get())
         .min(n / 50_000 + 1);
-    let chunk = n.div_ceil(parts).max(1);
-    let hashes: Vec<u64> = std::thread::scope(|scope| {
-        (0..n)
-            .step_by(chunk)
-            .map(|start| {
-                scope.spawn(move || {
-                    (start..(start + chunk).min(n))
-                        .map(|i| keys.hash(i))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .flat_map(|t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
     std::thread::scope(|scope| {
-        let (hashes, keep) = (&hashes, &keep);
+        let keep = &keep;
         (0..parts as u64)
             .map(|part| {
                 scope.spawn(move || {
