@@ -1,7 +1,8 @@
 """A write that fails for good after writing its data files removes them (nothing references
 them, and nothing else would: orphan removal only finds them later, and a REST catalog has
 none): append, merge and delete in both write modes, compaction, and a transaction, each
-failing between writing its files and the catalog swap (PHLO_FAILPOINTS). A commit whose
+failing between writing its files and the catalog swap (PHLO_FAILPOINTS), or while it writes
+(a data file it reads is corrupt). A commit whose
 outcome cannot be read back (`CommitStateUnknownError`) keeps every file instead: it landed,
 and the table reads whole, in phlo and in PyIceberg."""
 
@@ -123,3 +124,21 @@ def test_an_unknown_outcome_keeps_every_file_and_the_table_reads_whole(
     assert data, "the write kept its data files"
     table.append(batch([200], "after"))
     assert rows(table) == {**expected, 200: "after"}
+
+
+@pytest.mark.parametrize("write", [w for w in WRITES if w != "append"])
+def test_a_write_failing_while_it_writes_leaves_none_of_its_files(
+    table: phlo.Table, lh: phlo.Lakehouse, write: str
+) -> None:
+    """The data file read last is corrupt: by then the write has begun files for the rows it
+    read before (a rewrite, or position deletes). Merges and deletes read the oldest file last
+    (manifest order), compaction the newest (commit order)."""
+    data = sorted(
+        (p for p in files(lh) if p.suffix == ".parquet"), key=lambda p: p.stat().st_mtime_ns
+    )
+    corrupt = data[-1] if write == "compact" else data[0]
+    corrupt.write_bytes(b"\x07" * corrupt.stat().st_size)
+    before = files(lh)
+    with pytest.raises(phlo.errors.PhloError, match=corrupt.name):
+        WRITES[write][0](table)
+    assert files(lh) == before
