@@ -191,19 +191,19 @@ pub async fn merge(
             Some(keys) => {
                 if keys.distinct() < batch.num_rows() {
                     return Err(Error::Merge {
-                    message: format!(
-                        "the batch has {} rows but only {} distinct keys",
-                        batch.num_rows(),
-                        keys.distinct()
-                    ),
-                    at: Location {
-                        table: Some(name.clone()),
-                        column: Some(options.unique_key.join(", ")),
-                    },
-                    hint: "set merge_config={\"deduplication_method\": \"last\"} (or first/hash), \
-                           or fix the duplicates upstream"
-                        .into(),
-                });
+                        message: format!(
+                            "the batch has {} rows but only {} distinct keys",
+                            batch.num_rows(),
+                            keys.distinct()
+                        ),
+                        at: Location {
+                            table: Some(name.clone()),
+                            column: Some(options.unique_key.join(", ")),
+                        },
+                        hint: "set merge_config={\"deduplication_method\": \"last\"} \
+                               (or first/hash), or fix the duplicates upstream"
+                            .into(),
+                    });
                 }
                 let (live, mut reads) = live_files_for_commit(io, &table, MAIN).await?;
                 let candidates =
