@@ -75,7 +75,7 @@ pub fn dedupe(
     order_by: Option<&str>,
 ) -> Result<Deduped> {
     check_no_null_keys(batch, keys)?;
-    let (mut keep, hashed) = match method {
+    let (keep, hashed) = match method {
         DedupeMethod::First | DedupeMethod::Last => {
             let encoder = KeyEncoder::new(batch, keys)?;
             let columns = encoder.keys(batch)?;
@@ -102,6 +102,7 @@ pub fn dedupe(
         }
     };
     let dropped = (batch.num_rows() - keep.len()) as u64;
+    let keyed = hashed.is_some();
     let distinct = |rows| {
         hashed.map(|(encoder, keys, hashes)| DistinctKeys {
             encoder,
@@ -118,17 +119,20 @@ pub fn dedupe(
         });
     }
     let mut mask = vec![false; batch.num_rows()];
-    for &i in &keep {
+    for i in keep {
         mask[i as usize] = true;
     }
+    // The filter keeps the input's order: row k of the batch is the k-th kept input row.
+    let rows = keyed.then(|| {
+        let kept = mask.iter().enumerate().filter(|(_, kept)| **kept);
+        kept.map(|(i, _)| i as u32).collect()
+    });
     let batch = filter_record_batch(batch, &BooleanArray::from(mask))
         .context(|| "selecting deduplicated rows".into())?;
-    // The filter keeps the input's order: row k of the batch is the k-th kept input row.
-    keep.sort_unstable();
     Ok(Deduped {
         batch,
         duplicates_dropped: dropped,
-        keys: distinct(Some(keep)),
+        keys: distinct(rows),
     })
 }
 
