@@ -40,8 +40,8 @@ impl DedupeMethod {
 pub struct Deduped {
     pub batch: RecordBatch,
     pub duplicates_dropped: u64,
-    /// Its keys as deduplication hashed them (`None` for `hash`, which compares whole rows):
-    /// a merge indexes them without hashing the batch again.
+    /// Its keys as deduplication hashed them, from [`dedupe_keyed`] (`None` for `hash`, which
+    /// compares whole rows): a merge indexes them without hashing the batch again.
     pub keys: Option<DistinctKeys>,
 }
 
@@ -74,6 +74,25 @@ pub fn dedupe(
     method: DedupeMethod,
     order_by: Option<&str>,
 ) -> Result<Deduped> {
+    dedupe_keeping(batch, keys, (method, order_by), false)
+}
+
+/// [`dedupe`], keeping the keys it hashed in [`Deduped::keys`] (for a merge's key index).
+pub fn dedupe_keyed(
+    batch: &RecordBatch,
+    keys: &[String],
+    method: DedupeMethod,
+    order_by: Option<&str>,
+) -> Result<Deduped> {
+    dedupe_keeping(batch, keys, (method, order_by), true)
+}
+
+fn dedupe_keeping(
+    batch: &RecordBatch,
+    keys: &[String],
+    (method, order_by): (DedupeMethod, Option<&str>),
+    keep_keys: bool,
+) -> Result<Deduped> {
     check_no_null_keys(batch, keys)?;
     let (keep, hashed) = match method {
         DedupeMethod::First | DedupeMethod::Last => {
@@ -102,6 +121,8 @@ pub fn dedupe(
         }
     };
     let dropped = (batch.num_rows() - keep.len()) as u64;
+    // Unless kept, the hashes go before the deduplicated batch is built (as much memory).
+    let hashed = hashed.filter(|_| keep_keys);
     let keyed = hashed.is_some();
     let distinct = |rows| {
         hashed.map(|(encoder, keys, hashes)| DistinctKeys {
@@ -286,6 +307,10 @@ mod tests {
         let first = dedupe(&input, &keys(&["id"]), DedupeMethod::First, None).unwrap();
         assert_eq!(column(&first.batch, 2), ["a1", "b1", "c1"]);
         assert_eq!(first.duplicates_dropped, 2);
+        // Only a merge keeps the hashed keys.
+        assert!(first.keys.is_none());
+        let keyed = dedupe_keyed(&input, &keys(&["id"]), DedupeMethod::First, None).unwrap();
+        assert_eq!(keyed.keys.unwrap().rows, Some(vec![0, 1, 3]));
         let last = dedupe(&input, &keys(&["id"]), DedupeMethod::Last, None).unwrap();
         assert_eq!(column(&last.batch, 2), ["b1", "c1", "a3"]);
         let by_version =

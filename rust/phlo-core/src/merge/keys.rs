@@ -404,14 +404,14 @@ mod tests {
 
     #[test]
     fn keys_dedupe_hashed_match_as_the_deduplicated_batch_rows() {
-        use crate::dedupe::{DedupeMethod, dedupe};
+        use crate::dedupe::{DedupeMethod, dedupe_keyed};
         let mut rng = Rng(5);
         // Many repeats, so the kept rows are far from the input rows.
         let input: Vec<i64> = (0..30_000).map(|_| rng.next(5_000) as i64).collect();
         let table: Vec<i64> = (0..20_000).map(|_| rng.next(10_000) as i64).collect();
         for method in [DedupeMethod::First, DedupeMethod::Last] {
             let (input, names) = keyed(Arc::new(Int64Array::from(input.clone())));
-            let deduped = dedupe(&input, &names, method, None).unwrap();
+            let deduped = dedupe_keyed(&input, &names, method, None).unwrap();
             let distinct = deduped.keys.unwrap();
             assert!(distinct.rows.is_some());
             let shared = BatchKeys::from_distinct(&deduped.batch, &names, distinct).unwrap();

@@ -38,7 +38,7 @@ use mode::MERGE_MODE;
 pub use mode::WriteMode;
 
 use crate::catalog::{Catalog, MAIN};
-use crate::dedupe::{DedupeMethod, dedupe};
+use crate::dedupe::{DedupeMethod, dedupe_keyed};
 use crate::error::{Context, Error, Location, Result};
 use crate::tables::commit::{ConcurrentChanges, SnapshotChange, commit_append, commit_planned};
 use crate::tables::delete_writer::write_position_deletes;
@@ -141,7 +141,7 @@ pub async fn merge(
     check_keys(&batch, &options.unique_key).map_err(|e| e.in_table(&name))?;
     let (batch, duplicates_dropped, distinct) = match options.dedupe {
         Some(method) => {
-            let deduped = dedupe(
+            let deduped = dedupe_keyed(
                 &batch,
                 &options.unique_key,
                 method,
