@@ -4,7 +4,8 @@ a hand-written polars merge, and delta-rs merge — same data, same run, ratios 
 Data: a table of N events (`id` string key, `ts` timestamptz, `value` double, `category`
 string) and a batch of N/10 rows, half updates of existing ids and half new ids. For every
 measured case a fresh process builds the base table (not timed), then another fresh *spawned*
-process runs only the merge; its peak RSS (`VmHWM`) is reported.
+process runs only the merge; its peak RSS (`VmHWM`) and CPU time (all threads, user + system:
+steadier than wall time on a shared machine) are reported.
 
     make bench-merge                                     # release build, N = 1M and 5M
     .venv/bin/python benches/bench_merge.py --rows 1000000
@@ -172,9 +173,7 @@ def _build_child(name: str, data: str, work: str, queue: mp.Queue) -> None:
 def _merge_child(name: str, data: str, work: str, queue: mp.Queue) -> None:
     batch = pq.read_table(Path(data) / "batch.parquet")
     run = MERGES[name][1](batch, Path(work))
-    started = time.perf_counter()
-    run()
-    queue.put((time.perf_counter() - started, peak_rss_mb()))
+    queue.put(timed(run))
 
 
 def _dedupe_child(name: str, data: str, work: str, queue: mp.Queue) -> None:
@@ -183,9 +182,14 @@ def _dedupe_child(name: str, data: str, work: str, queue: mp.Queue) -> None:
         [pq.read_table(Path(data) / f) for f in ("base.parquet", "batch.parquet")]
     )
     run = DEDUPES[name](both.combine_chunks(), Path(work))
-    started = time.perf_counter()
+    queue.put(timed(run))
+
+
+def timed(run: Callable[[], object]) -> tuple[float, float, float]:
+    """Wall seconds, peak MB and CPU seconds of `run()` in this process."""
+    started, cpu = time.perf_counter(), time.process_time()
     run()
-    queue.put((time.perf_counter() - started, peak_rss_mb()))
+    return time.perf_counter() - started, peak_rss_mb(), time.process_time() - cpu
 
 
 def main() -> None:
@@ -193,7 +197,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
     parser.add_argument("--skip", nargs="*", default=[], help="engines to leave out")
     args = parser.parse_args()
-    print(f"{'rows':>10}  {'case':<7} {'engine':<36} {'seconds':>9} {'peak MB':>8} {'phlo is':>9}")
+    print(
+        f"{'rows':>10}  {'case':<7} {'engine':<36} {'seconds':>9} {'cpu s':>7} {'peak MB':>8} "
+        f"{'phlo is':>9}"
+    )
     for n in args.rows:
         with tempfile.TemporaryDirectory() as tmp:
             data = Path(tmp) / "data"
@@ -212,11 +219,14 @@ def main() -> None:
             report(n, "dedupe", dedupes)
 
 
-def report(n: int, case: str, results: dict[str, tuple[float, float]]) -> None:
+def report(n: int, case: str, results: dict[str, tuple[float, float, float]]) -> None:
     phlo_seconds = results["phlo"][0]
-    for name, (seconds, peak) in results.items():
+    for name, (seconds, peak, cpu) in results.items():
         ratio = "" if name == "phlo" else f"{seconds / phlo_seconds:.1f}x"
-        print(f"{n:>10,}  {case:<7} {name:<36} {seconds:>9.3f} {peak:>8.0f} {ratio:>9}", flush=True)
+        print(
+            f"{n:>10,}  {case:<7} {name:<36} {seconds:>9.3f} {cpu:>7.2f} {peak:>8.0f} {ratio:>9}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 first commit to another writer (409) and lands re-applied leaves no file of its first attempt
 behind and deletes nothing the table references: after append, merge (copy-on-write and
 merge-on-read), delete and compact, every manifest and manifest list under the table's
-`metadata/` is one a snapshot references, and the rows are the plain model's."""
+`metadata/` is one a snapshot references, and the rows are the plain model's; one that fails
+for good leaves none of its manifests nor data files."""
 
 from __future__ import annotations
 
@@ -34,6 +35,11 @@ def rows(table: phlo.Table) -> dict[int, str]:
 def avro_files(table_dir: Path) -> set[str]:
     """The manifests and manifest lists under the table's metadata folder."""
     return {p.name for p in (table_dir / "metadata").glob("*.avro")}
+
+
+def data_files(table_dir: Path) -> set[str]:
+    """The data and delete files under the table's data folder."""
+    return {p.name for p in (table_dir / "data").rglob("*.parquet")}
 
 
 def referenced(catalog: RestCatalog, name: str) -> set[str]:
@@ -134,9 +140,12 @@ def test_a_write_failing_after_its_manifests_are_written_leaves_none_of_them(
     uri, table_dir = served_lakehouse
     table = connect(uri, table_dir.parents[2]).table("raw.m")
     before = avro_files(table_dir)
+    data_before = data_files(table_dir)
     monkeypatch.setenv("PHLO_FAILPOINTS", "commit.after-manifests")
     with pytest.raises(phlo.errors.StorageError, match=r"commit\.after-manifests"):
         WRITES[write][0](table)
     monkeypatch.delenv("PHLO_FAILPOINTS")
     assert avro_files(table_dir) == before == referenced(RestCatalog("phlo", uri=uri), "raw.m")
+    # Nor any data or delete file it wrote.
+    assert data_files(table_dir) == data_before
     assert rows(table) == dict.fromkeys(range(10), "a")

@@ -92,6 +92,23 @@ def test_a_delete_and_a_compaction_read_the_manifest_list_and_manifests_once(lak
     assert contents(table) == model == contents(direct.table("raw.t"))
 
 
+def test_a_filtered_compaction_reads_the_manifest_list_and_manifests_once(lakehouses) -> None:
+    lh, direct, requests = lakehouses
+    direct.table("raw.t").append(rows(range(200, 300), "a"))
+    table = lh.table("raw.t")
+    model = contents(table)
+    requests.clear()
+    result = table.compact(filter=("id", ">=", 100))
+    # The filter is judged on the files planning read, which the commit reuses: no scan of
+    # its own reads the list and the manifests again.
+    assert len(requests.gets("manifest list")) == 1
+    manifests = requests.gets("avro")
+    assert len(manifests) == len(set(manifests)) == 3, manifests
+    # Only the two files that may hold ids >= 100 were rewritten.
+    assert (result.files_rewritten, result.files_added, result.commit_retries) == (2, 1, 0)
+    assert contents(table) == model == contents(direct.table("raw.t"))
+
+
 def test_a_delete_re_reads_what_another_writer_committed_before_it(lakehouses) -> None:
     lh, direct, requests = lakehouses
     table, model, committed = raced_by_an_append(lh, direct, requests)

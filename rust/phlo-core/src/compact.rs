@@ -22,6 +22,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
+use iceberg::expr::{Bind, BoundPredicate};
 use iceberg::io::FileIO;
 use iceberg::spec::{DataFile, Operation, PartitionSpecRef, SchemaRef, Struct};
 use iceberg::writer::IcebergWriter;
@@ -31,9 +32,12 @@ use crate::error::{Context, Error, Result};
 use crate::schema::{arrow_schema_of, cast_to_schema};
 use crate::tables::commit::{SnapshotChange, commit_planned};
 use crate::tables::deletes::{self, FileToRead};
+use crate::tables::discard::WrittenFiles;
+use crate::tables::eval::{FileMatch, file_match};
+use crate::tables::filter::bind_filters;
 use crate::tables::manifests::live_files_for_commit;
 use crate::tables::write::{FileWriterBuilder, file_writer_builder, open_writer};
-use crate::tables::{Filter, LoadedTable, ProjectedFile, Projection, ScanOptions, ScanPlan};
+use crate::tables::{Filter, LoadedTable, ProjectedFile, Projection};
 
 #[derive(Debug, Clone)]
 pub struct CompactOptions {
@@ -64,14 +68,14 @@ struct Run {
     files: Vec<FileToRead>,
 }
 
-/// Compacts `table` (loaded from a branch). Files written are reported in `written` so the
-/// caller can remove them when this fails.
+/// Compacts `table` (loaded from a branch). Every file it writes is named in `written`, for
+/// the caller to remove when this fails (no run is still writing when it returns).
 pub async fn compact(
     catalog: &Catalog,
     io: &FileIO,
     table: LoadedTable,
     options: &CompactOptions,
-    written: &mut Vec<String>,
+    written: &WrittenFiles,
 ) -> Result<CompactResult> {
     if options.target_file_size == 0 {
         return Err(Error::invalid(
@@ -79,15 +83,15 @@ pub async fn compact(
             "pass the size compacted files should have, e.g. 256 MiB",
         ));
     }
+    let predicate = bind_predicate(&table, &options.filters)?;
     let (mut files, mut reads) = live_files_for_commit(io, &table, MAIN).await?;
-    if !options.filters.is_empty() {
-        let scan = ScanOptions {
-            filters: options.filters.clone(),
-            ..Default::default()
-        };
-        let plan = ScanPlan::plan(io, &table, &scan).await?;
-        let selected: HashSet<&str> = plan.data_file_paths().collect();
-        files.retain(|f| selected.contains(f.data.file.file_path()));
+    if let Some(predicate) = &predicate {
+        // Judged on the live files planning read (as a scan prunes them): no second read of
+        // the manifests.
+        files.retain(|f| {
+            let spec = table.metadata.partition_spec_by_id(f.data.spec_id);
+            file_match(predicate, &f.data.file, spec.map(|s| s.as_ref())) != FileMatch::Never
+        });
     }
     let spec = table.metadata.default_partition_spec().clone();
     let runs = plan_runs(files.clone(), spec.spec_id(), options.target_file_size);
@@ -124,6 +128,18 @@ pub async fn compact(
     result.snapshot_id = Some(outcome.snapshot_id);
     result.commit_retries = outcome.retries;
     Ok(result)
+}
+
+/// `filters` bound to the table's current schema (`None`: no filter); a bad filter is an
+/// error before anything is read.
+fn bind_predicate(table: &LoadedTable, filters: &[Filter]) -> Result<Option<BoundPredicate>> {
+    let schema = table.metadata.current_schema();
+    let name = table.ident.to_string();
+    bind_filters(filters, schema)
+        .map_err(|e| e.in_table(&name))?
+        .map(|p| p.bind(schema.clone(), true))
+        .transpose()
+        .context(|| format!("binding the filter to {name}"))
 }
 
 /// The runs to rewrite: per partition of spec `spec_id`, its files below 3/4 of `target` and
@@ -210,13 +226,13 @@ struct Layout {
 }
 
 /// Rewrites the runs, as many at a time as there are cores; returns the files written in run
-/// order (and adds each to `written` as soon as it is known).
+/// order. Every run is waited for, even after one failed.
 async fn rewrite_runs(
     io: &FileIO,
     table: &LoadedTable,
     runs: Vec<Run>,
     target: u64,
-    written: &mut Vec<String>,
+    written: &WrittenFiles,
 ) -> Result<Vec<DataFile>> {
     let metadata = &table.metadata;
     let prefix = format!("{}-compact", uuid::Uuid::now_v7());
@@ -232,6 +248,7 @@ async fn rewrite_runs(
             metadata,
             &prefix,
             usize::try_from(target).unwrap_or(usize::MAX),
+            written,
         )?,
     });
     let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -248,10 +265,7 @@ async fn rewrite_runs(
             ))
         });
         match outcome {
-            Ok(files) => {
-                written.extend(files.iter().map(|f| f.file_path().to_string()));
-                added.extend(files);
-            }
+            Ok(files) => added.extend(files),
             Err(e) => {
                 failure.get_or_insert(e);
             }

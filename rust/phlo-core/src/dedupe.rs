@@ -9,7 +9,7 @@ use arrow_select::filter::filter_record_batch;
 use hashbrown::HashTable;
 
 use crate::error::{Context, Error, Result};
-use crate::keys::{KeyColumns, KeyEncoder, check_no_null_keys, key_arrays};
+use crate::keys::{KeyColumns, KeyEncoder, check_no_null_keys, hash_rows, key_arrays};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DedupeMethod {
@@ -36,10 +36,35 @@ impl DedupeMethod {
 }
 
 /// The deduplicated batch and how many rows were dropped.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Deduped {
     pub batch: RecordBatch,
     pub duplicates_dropped: u64,
+    /// Its keys as deduplication hashed them, from [`dedupe_keyed`] (`None` for `hash`, which
+    /// compares whole rows): a merge indexes them without hashing the batch again.
+    pub keys: Option<DistinctKeys>,
+}
+
+/// The keys of a deduplicated batch, each once: the input's keys and hashes, and the input
+/// row each row of the batch is.
+pub struct DistinctKeys {
+    pub encoder: KeyEncoder,
+    pub keys: KeyColumns,
+    pub hashes: Vec<u64>,
+    /// The input row of each batch row, ascending (`None`: no row was dropped).
+    pub rows: Option<Vec<u32>>,
+}
+
+impl std::fmt::Debug for DistinctKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DistinctKeys")
+            .field("input_rows", &self.keys.len())
+            .field(
+                "rows",
+                &self.rows.as_ref().map_or(self.keys.len(), Vec::len),
+            )
+            .finish()
+    }
 }
 
 /// Deduplicates `batch` on `keys`. Null keys are an error naming the rows that have them.
@@ -49,16 +74,41 @@ pub fn dedupe(
     method: DedupeMethod,
     order_by: Option<&str>,
 ) -> Result<Deduped> {
+    dedupe_keeping(batch, keys, (method, order_by), false)
+}
+
+/// [`dedupe`], keeping the keys it hashed in [`Deduped::keys`] (for a merge's key index).
+pub fn dedupe_keyed(
+    batch: &RecordBatch,
+    keys: &[String],
+    method: DedupeMethod,
+    order_by: Option<&str>,
+) -> Result<Deduped> {
+    dedupe_keeping(batch, keys, (method, order_by), true)
+}
+
+fn dedupe_keeping(
+    batch: &RecordBatch,
+    keys: &[String],
+    (method, order_by): (DedupeMethod, Option<&str>),
+    keep_keys: bool,
+) -> Result<Deduped> {
     check_no_null_keys(batch, keys)?;
-    let keep: Vec<u32> = match method {
-        DedupeMethod::First => keep_first(&KeyEncoder::new(batch, keys)?.keys(batch)?),
-        DedupeMethod::Last => match order_by {
-            None => keep_last(&KeyEncoder::new(batch, keys)?.keys(batch)?, None),
-            Some(column) => keep_last(
-                &KeyEncoder::new(batch, keys)?.keys(batch)?,
-                Some(&encode(batch, &[column.to_string()])?),
-            ),
-        },
+    let (keep, hashed) = match method {
+        DedupeMethod::First | DedupeMethod::Last => {
+            let encoder = KeyEncoder::new(batch, keys)?;
+            let columns = encoder.keys(batch)?;
+            let hashes = hash_rows(&columns);
+            let keep = match (method, order_by) {
+                (DedupeMethod::First, _) => keep_first(&columns, &hashes),
+                (_, None) => keep_last(&columns, &hashes, None),
+                (_, Some(column)) => {
+                    let order = encode(batch, &[column.to_string()])?;
+                    keep_last(&columns, &hashes, Some(&order))
+                }
+            };
+            (keep, Some((encoder, columns, hashes)))
+        }
         DedupeMethod::Hash => {
             let all: Vec<String> = batch
                 .schema()
@@ -66,25 +116,44 @@ pub fn dedupe(
                 .iter()
                 .map(|f| f.name().clone())
                 .collect();
-            keep_first(&KeyColumns::Rows(encode(batch, &all)?))
+            let rows = KeyColumns::Rows(encode(batch, &all)?);
+            (keep_first(&rows, &hash_rows(&rows)), None)
         }
     };
     let dropped = (batch.num_rows() - keep.len()) as u64;
+    // Unless kept, the hashes go before the deduplicated batch is built (as much memory).
+    let hashed = hashed.filter(|_| keep_keys);
+    let keyed = hashed.is_some();
+    let distinct = |rows| {
+        hashed.map(|(encoder, keys, hashes)| DistinctKeys {
+            encoder,
+            keys,
+            hashes,
+            rows,
+        })
+    };
     if dropped == 0 {
         return Ok(Deduped {
             batch: batch.clone(),
             duplicates_dropped: 0,
+            keys: distinct(None),
         });
     }
     let mut mask = vec![false; batch.num_rows()];
     for i in keep {
         mask[i as usize] = true;
     }
+    // The filter keeps the input's order: row k of the batch is the k-th kept input row.
+    let rows = keyed.then(|| {
+        let kept = mask.iter().enumerate().filter(|(_, kept)| **kept);
+        kept.map(|(i, _)| i as u32).collect()
+    });
     let batch = filter_record_batch(batch, &BooleanArray::from(mask))
         .context(|| "selecting deduplicated rows".into())?;
     Ok(Deduped {
         batch,
         duplicates_dropped: dropped,
+        keys: distinct(rows),
     })
 }
 
@@ -102,8 +171,8 @@ fn encode(batch: &RecordBatch, columns: &[String]) -> Result<Rows> {
         .context(|| format!("encoding columns {columns:?}"))
 }
 
-fn keep_first(keys: &KeyColumns) -> Vec<u32> {
-    keep_per_key(keys, |part, expected| {
+fn keep_first(keys: &KeyColumns, hashes: &[u64]) -> Vec<u32> {
+    keep_per_key(hashes, |part, expected| {
         let mut table = HashTable::with_capacity(expected);
         part.filter(|&(i, hash)| first_of_key(&mut table, keys, i, hash))
             .map(|(i, _)| i)
@@ -112,10 +181,10 @@ fn keep_first(keys: &KeyColumns) -> Vec<u32> {
 }
 
 /// Last occurrence of each key, or the one with the greatest `order` (ties: the later row).
-fn keep_last(keys: &KeyColumns, order: Option<&Rows>) -> Vec<u32> {
+fn keep_last(keys: &KeyColumns, hashes: &[u64], order: Option<&Rows>) -> Vec<u32> {
     match order {
         // The last row of a key is the first one met walking backwards.
-        None => keep_per_key(keys, |part, expected| {
+        None => keep_per_key(hashes, |part, expected| {
             let mut table = HashTable::with_capacity(expected);
             let part: Vec<(u32, u64)> = part.collect();
             part.into_iter()
@@ -124,7 +193,7 @@ fn keep_last(keys: &KeyColumns, order: Option<&Rows>) -> Vec<u32> {
                 .map(|(i, _)| i)
                 .collect()
         }),
-        Some(order) => keep_per_key(keys, |part, expected| {
+        Some(order) => keep_per_key(hashes, |part, expected| {
             let mut winners: HashTable<u32> = HashTable::with_capacity(expected);
             for (i, hash) in part {
                 match winners.find_mut(hash, |&j| keys.same(i as usize, keys, j as usize)) {
@@ -155,34 +224,18 @@ fn first_of_key(table: &mut HashTable<u32>, keys: &KeyColumns, i: u32, hash: u64
     true
 }
 
-/// Runs `keep` on each hash partition of the rows in parallel (rows of one key always share a
-/// partition) and returns the kept row indices, unordered.
-fn keep_per_key<F>(keys: &KeyColumns, keep: F) -> Vec<u32>
+/// Runs `keep` on each hash partition of the rows (whose key hashes are `hashes`) in parallel
+/// (rows of one key always share a partition) and returns the kept row indices, unordered.
+fn keep_per_key<F>(hashes: &[u64], keep: F) -> Vec<u32>
 where
     F: Fn(&mut dyn Iterator<Item = (u32, u64)>, usize) -> Vec<u32> + Sync,
 {
-    let n = keys.len();
+    let n = hashes.len();
     let parts = std::thread::available_parallelism()
         .map_or(1, |p| p.get())
         .min(n / 50_000 + 1);
-    let chunk = n.div_ceil(parts).max(1);
-    let hashes: Vec<u64> = std::thread::scope(|scope| {
-        (0..n)
-            .step_by(chunk)
-            .map(|start| {
-                scope.spawn(move || {
-                    (start..(start + chunk).min(n))
-                        .map(|i| keys.hash(i))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .flat_map(|t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
     std::thread::scope(|scope| {
-        let (hashes, keep) = (&hashes, &keep);
+        let keep = &keep;
         (0..parts as u64)
             .map(|part| {
                 scope.spawn(move || {
@@ -254,6 +307,10 @@ mod tests {
         let first = dedupe(&input, &keys(&["id"]), DedupeMethod::First, None).unwrap();
         assert_eq!(column(&first.batch, 2), ["a1", "b1", "c1"]);
         assert_eq!(first.duplicates_dropped, 2);
+        // Only a merge keeps the hashed keys.
+        assert!(first.keys.is_none());
+        let keyed = dedupe_keyed(&input, &keys(&["id"]), DedupeMethod::First, None).unwrap();
+        assert_eq!(keyed.keys.unwrap().rows, Some(vec![0, 1, 3]));
         let last = dedupe(&input, &keys(&["id"]), DedupeMethod::Last, None).unwrap();
         assert_eq!(column(&last.batch, 2), ["b1", "c1", "a3"]);
         let by_version =

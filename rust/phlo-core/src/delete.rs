@@ -40,6 +40,7 @@ use crate::tables::LoadedTable;
 use crate::tables::commit::{ConcurrentChanges, SnapshotChange, commit_planned};
 use crate::tables::delete_writer::write_position_deletes;
 use crate::tables::deletes::{self, FileToRead};
+use crate::tables::discard::WrittenFiles;
 use crate::tables::eval::{FileMatch, file_match, referenced_field_ids, row_matches};
 use crate::tables::filter::{Filter, bind_filters};
 use crate::tables::manifests::live_files_for_commit;
@@ -72,6 +73,8 @@ pub struct DeletePlan {
     result: DeleteResult,
     /// What planning read of the table, for the commit to reuse.
     reads: PlanReads,
+    /// Every file the plan wrote (or began), removed if it does not commit.
+    written: WrittenFiles,
 }
 
 impl DeletePlan {
@@ -124,14 +127,15 @@ pub async fn plan_delete(
     let mode = WriteMode::resolve(&table, DELETE_MODE, write_mode)?;
     let (live, mut reads) = live_files_for_commit(io, &table, MAIN).await?;
     let prefix = uuid::Uuid::now_v7().to_string();
-    let mut sink = DataFileSink::new(io, &table.metadata, &prefix)?;
+    let written = WrittenFiles::default();
+    let mut sink = DataFileSink::new(io, &table.metadata, &prefix, &written)?;
     let mut chosen = Chosen::default();
     let planned = choose_files(
         io,
         (&table, &schema, mode),
         &predicate,
         live,
-        (&mut sink, &prefix),
+        (&mut sink, (&prefix, &written)),
         &mut chosen,
     )
     .await;
@@ -144,14 +148,12 @@ pub async fn plan_delete(
     let added = match (planned, added) {
         (Ok(()), Ok(added)) => added,
         (planned, added) => {
-            let written = added.iter().flatten().chain(&delete_files);
-            for file in written {
-                let _ = io.delete(file.file_path()).await;
-            }
-            return Err(planned
+            let error = planned
                 .and(added)
                 .err()
-                .unwrap_or_else(|| Error::internal("deleting rows", "a failure went unreported")));
+                .unwrap_or_else(|| Error::internal("deleting rows", "a failure went unreported"));
+            written.discard_after(io, &error).await;
+            return Err(error);
         }
     };
     // The commit removes only these: it needs no more of what planning read.
@@ -177,6 +179,7 @@ pub async fn plan_delete(
         },
         result,
         reads,
+        written,
     })
 }
 
@@ -194,6 +197,7 @@ pub async fn commit_delete(
         change,
         mut result,
         reads,
+        written,
     } = plan;
     if change.removed_files.is_empty() && change.added_files.is_empty() {
         return Ok(result);
@@ -221,12 +225,7 @@ pub async fn commit_delete(
             Ok(result)
         }
         Err(e) => {
-            // Files of a commit that may have landed must stay: the table may reference them.
-            if !e.commit_may_have_landed() {
-                for file in &change.added_files {
-                    let _ = io.delete(file.file_path()).await;
-                }
-            }
+            written.discard_after(io, &e).await;
             Err(e)
         }
     }
@@ -257,7 +256,7 @@ async fn choose_files(
     (table, schema, mode): (&LoadedTable, &SchemaRef, WriteMode),
     predicate: &BoundPredicate,
     live: Vec<FileToRead>,
-    (sink, prefix): (&mut DataFileSink, &str),
+    (sink, files): (&mut DataFileSink, (&str, &WrittenFiles)),
     chosen: &mut Chosen,
 ) -> Result<()> {
     let filter_ids = referenced_field_ids(predicate);
@@ -303,7 +302,7 @@ async fn choose_files(
                 && !mode.rewrites(matched, found.live_rows, file.record_count())
             {
                 let delete =
-                    write_position_deletes(io, table, &live.data, &found.positions, prefix).await?;
+                    write_position_deletes(io, table, &live.data, &found.positions, files).await?;
                 chosen.delete_files.push(delete);
                 continue;
             }

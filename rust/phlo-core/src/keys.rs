@@ -163,6 +163,31 @@ impl KeyColumns {
     }
 }
 
+/// The key hash of every row of `keys`; a large batch is hashed on as many threads as there
+/// are cores. Computed once per batch: dedupe and the merge's key index share the hashes.
+pub fn hash_rows(keys: &KeyColumns) -> Vec<u64> {
+    let n = keys.len();
+    let parts = std::thread::available_parallelism()
+        .map_or(1, |p| p.get())
+        .min(n / 50_000 + 1);
+    let chunk = n.div_ceil(parts).max(1);
+    std::thread::scope(|scope| {
+        (0..n)
+            .step_by(chunk)
+            .map(|start| {
+                scope.spawn(move || {
+                    (start..(start + chunk).min(n))
+                        .map(|i| keys.hash(i))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .flat_map(|t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
 pub fn key_arrays(batch: &RecordBatch, keys: &[String]) -> Result<Vec<ArrayRef>> {
     keys.iter()
         .map(|key| {

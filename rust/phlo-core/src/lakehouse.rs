@@ -26,6 +26,7 @@ use crate::schema::{
 };
 use crate::storage::Storage;
 use crate::tables::commit::{SnapshotChange, commit_append, commit_metadata};
+use crate::tables::discard::WrittenFiles;
 use crate::tables::manifests::{RewrittenManifests, rewrite_manifests};
 use crate::tables::scan::snapshot_at;
 use crate::tables::write::DataFileSink;
@@ -243,7 +244,8 @@ impl Lakehouse {
         let io = self.io_for(&table)?;
         let target = arrow_schema_of(table.metadata.current_schema())?;
         let prefix = format!("{}", uuid::Uuid::now_v7());
-        let mut sink = DataFileSink::new(&io, &table.metadata, &prefix)?;
+        let written = WrittenFiles::default();
+        let mut sink = DataFileSink::new(&io, &table.metadata, &prefix, &written)?;
         let mut failure = None;
         for batch in batches {
             let step = match batch {
@@ -274,11 +276,10 @@ impl Lakehouse {
             Ok(_) => None,
         });
         let files = match (files, failure) {
-            (Ok(files), Some(e)) => {
-                delete_files(&io, files.iter().map(|f| f.file_path())).await;
+            (Ok(_), Some(e)) | (Err(e), _) => {
+                written.discard_after(&io, &e).await;
                 return Err(e);
             }
-            (Err(e), _) => return Err(e),
             (Ok(files), None) => files,
         };
         let change = SnapshotChange {
@@ -300,9 +301,7 @@ impl Lakehouse {
                 commit_retries: outcome.retries,
             }),
             Err(e) => {
-                if !e.commit_may_have_landed() {
-                    delete_files(&io, change.added_files.iter().map(|f| f.file_path())).await;
-                }
+                written.discard_after(&io, &e).await;
                 Err(e)
             }
         }
@@ -386,17 +385,15 @@ impl Lakehouse {
             });
         }
         let read_input = started.elapsed().as_secs_f64();
-        let mut written = Vec::new();
+        let written = WrittenFiles::default();
         let io = self.io_for(&table)?;
-        match merge(&self.catalog, &io, table, batch, options, &mut written).await {
+        match merge(&self.catalog, &io, table, batch, options, &written).await {
             Ok(mut result) => {
                 result.timings.insert(0, ("read_input", read_input));
                 Ok(result)
             }
             Err(e) => {
-                if !e.commit_may_have_landed() {
-                    delete_files(&io, written.iter().map(String::as_str)).await;
-                }
+                written.discard_after(&io, &e).await;
                 Err(e)
             }
         }
@@ -549,13 +546,11 @@ impl Lakehouse {
         options: &CompactOptions,
     ) -> Result<CompactResult> {
         let table = self.table_to_rewrite(name, ref_name, "compact").await?;
-        let mut written = Vec::new();
+        let written = WrittenFiles::default();
         let io = self.io_for(&table)?;
-        let result = compact(&self.catalog, &io, table, options, &mut written).await;
-        if let Err(e) = &result
-            && !e.commit_may_have_landed()
-        {
-            delete_files(&io, written.iter().map(String::as_str)).await;
+        let result = compact(&self.catalog, &io, table, options, &written).await;
+        if let Err(e) = &result {
+            written.discard_after(&io, e).await;
         }
         result.map_err(|e| e.in_table(name))
     }
@@ -639,12 +634,5 @@ impl Lakehouse {
             .load_table(name, options.ref_name.as_deref().unwrap_or(MAIN))
             .await?;
         ScanPlan::plan(&self.io_for(&table)?, &table, options).await
-    }
-}
-
-/// Best effort: files of a failed write are unreferenced, so a leftover is only an orphan.
-async fn delete_files(io: &FileIO, paths: impl Iterator<Item = &str>) {
-    for path in paths {
-        let _ = io.delete(path).await;
     }
 }

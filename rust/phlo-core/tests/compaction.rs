@@ -11,6 +11,7 @@ use iceberg::spec::{ManifestFile, ManifestList, ManifestStatus, Operation};
 use phlo_core::catalog::{MAIN, RefKind};
 use phlo_core::compact::{CompactOptions, CompactResult};
 use phlo_core::tables::commit::{commit_append, live_data_files};
+use phlo_core::tables::discard::WrittenFiles;
 use phlo_core::tables::{Filter, FilterOp, Literal, ScanOptions, SnapshotChange};
 use phlo_core::{Error, Lakehouse};
 
@@ -417,20 +418,20 @@ async fn compaction_refuses_when_a_concurrent_commit_removed_a_file_it_rewrites(
         .unwrap();
     let head = lh.load_table(TABLE, MAIN).await.unwrap().metadata_location;
 
-    let mut written = Vec::new();
+    let written = WrittenFiles::default();
     let err = phlo_core::compact::compact(
         lh.catalog(),
         lh.file_io(),
         planned_on,
         &options(1 << 20),
-        &mut written,
+        &written,
     )
     .await
     .unwrap_err();
     assert!(matches!(err, Error::CommitConflict { .. }), "{err}");
     assert!(err.to_string().contains("no longer in the table"), "{err}");
     assert_eq!(
-        written.len(),
+        written.paths().len(),
         1,
         "the compacted file was written, then refused"
     );
@@ -451,13 +452,13 @@ async fn compaction_commits_over_a_concurrent_append() {
     }
     let planned_on = lh.load_table(TABLE, MAIN).await.unwrap();
     append(&lh, 40..50, "a").await;
-    let mut written = Vec::new();
+    let written = WrittenFiles::default();
     let result = phlo_core::compact::compact(
         lh.catalog(),
         lh.file_io(),
         planned_on,
         &options(1 << 20),
-        &mut written,
+        &written,
     )
     .await
     .unwrap();

@@ -60,6 +60,8 @@ mod scan_row_groups;
 #[cfg(feature = "s3")]
 mod seaweedfs;
 mod support;
+#[path = "write_cleanup.rs"]
+mod write_cleanup;
 // A `phlo catalog serve` service on a socket, with fault-injection switches only
 // rest_catalog.rs (behind `s3`) uses.
 #[cfg_attr(not(feature = "s3"), allow(dead_code))]

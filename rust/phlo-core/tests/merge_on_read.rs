@@ -18,6 +18,7 @@ use phlo_core::compact::CompactOptions;
 use phlo_core::dedupe::DedupeMethod;
 use phlo_core::error::Error;
 use phlo_core::merge::{MergeOptions, MergeStrategy, WriteMode};
+use phlo_core::tables::discard::WrittenFiles;
 use phlo_core::tables::manifests::snapshot_files;
 use phlo_core::tables::{Filter, FilterOp, Literal, ScanOptions};
 
@@ -607,17 +608,11 @@ async fn deletes_whose_data_file_another_writer_removed_are_a_conflict_but_appen
     )
     .await
     .unwrap();
-    let mut written = Vec::new();
-    let landed = phlo_core::merge::merge(
-        lh.catalog(),
-        lh.file_io(),
-        stale,
-        update(3),
-        &mor,
-        &mut written,
-    )
-    .await
-    .unwrap();
+    let written = WrittenFiles::default();
+    let landed =
+        phlo_core::merge::merge(lh.catalog(), lh.file_io(), stale, update(3), &mor, &written)
+            .await
+            .unwrap();
     assert_eq!((landed.delete_files_added, landed.commit_retries), (1, 1));
     let model = contents(&lh, None).await;
     assert_eq!((model.len(), &model[&3]), (101, &(1, "b".to_string())));
@@ -630,14 +625,14 @@ async fn deletes_whose_data_file_another_writer_removed_are_a_conflict_but_appen
         .await
         .unwrap()
         .metadata_location;
-    let mut written = Vec::new();
+    let written = WrittenFiles::default();
     let error = phlo_core::merge::merge(
         lh.catalog(),
         lh.file_io(),
         stale,
         update(60),
         &mor,
-        &mut written,
+        &written,
     )
     .await
     .unwrap_err();

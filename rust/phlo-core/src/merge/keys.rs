@@ -14,13 +14,17 @@ use arrow_schema::DataType;
 use hashbrown::HashTable;
 use iceberg::spec::{DataFile, Datum, PrimitiveLiteral};
 
+use crate::dedupe::DistinctKeys;
 use crate::error::{Context, Result};
-use crate::keys::{KeyColumns, KeyEncoder, key_arrays};
+use crate::keys::{KeyColumns, KeyEncoder, hash_rows, key_arrays};
 
 pub struct BatchKeys {
     encoder: KeyEncoder,
     keys: KeyColumns,
-    /// The first row of each distinct key, by the key's hash.
+    /// The row of `keys` holding each batch row's key (`None`: the same row). Keys dedupe
+    /// hashed are the rows of its input; the batch, the rows it kept.
+    key_rows: Option<Vec<u32>>,
+    /// The first batch row of each distinct key, by the key's hash.
     index: HashTable<Entry>,
     filter: HashFilter,
     first: RowConverter,
@@ -76,10 +80,15 @@ impl HashFilter {
     }
 }
 
+/// The row of `keys` holding batch row `row`'s key (see [`BatchKeys::key_rows`]).
+fn key_row(key_rows: Option<&[u32]>, row: u32) -> usize {
+    key_rows.map_or(row, |rows| rows[row as usize]) as usize
+}
+
 /// The entry of `index` (over `keys`) with the key of row `i` of `probe`, whose hash is `hash`.
 fn find(
     index: &HashTable<Entry>,
-    keys: &KeyColumns,
+    (keys, key_rows): (&KeyColumns, Option<&[u32]>),
     hash: u64,
     probe: &KeyColumns,
     i: usize,
@@ -87,7 +96,7 @@ fn find(
     let tag = tag(hash);
     index
         .find(hash, |e| {
-            e.tag == tag && keys.same(e.row as usize, probe, i)
+            e.tag == tag && keys.same(key_row(key_rows, e.row), probe, i)
         })
         .map(|e| e.row as usize)
 }
@@ -96,19 +105,57 @@ impl BatchKeys {
     pub fn new(batch: &RecordBatch, names: &[String]) -> Result<Self> {
         let encoder = KeyEncoder::new(batch, names)?;
         let keys = encoder.keys(batch)?;
+        let hashes = hash_rows(&keys);
         let mut index = HashTable::with_capacity(keys.len());
         let mut filter = HashFilter::new(keys.len());
-        for i in 0..keys.len() {
-            let hash = keys.hash(i);
-            if find(&index, &keys, hash, &keys, i).is_none() {
+        for (i, &hash) in hashes.iter().enumerate() {
+            if find(&index, (&keys, None), hash, &keys, i).is_none() {
                 let entry = Entry {
                     row: i as u32,
                     tag: tag(hash),
                 };
-                index.insert_unique(hash, entry, |e| keys.hash(e.row as usize));
+                index.insert_unique(hash, entry, |e| hashes[e.row as usize]);
                 filter.insert(hash);
             }
         }
+        Self::with_index(batch, names, (encoder, keys, None), (index, filter))
+    }
+
+    /// The keys of `batch`, which dedupe left `distinct` and hashed: indexed without hashing
+    /// or looking up any key again.
+    pub fn from_distinct(
+        batch: &RecordBatch,
+        names: &[String],
+        distinct: DistinctKeys,
+    ) -> Result<Self> {
+        let DistinctKeys {
+            encoder,
+            keys,
+            hashes,
+            rows,
+        } = distinct;
+        let batch_rows = rows.as_ref().map_or(keys.len(), Vec::len);
+        let hash_of = |row: u32| hashes[key_row(rows.as_deref(), row)];
+        let mut index = HashTable::with_capacity(batch_rows);
+        let mut filter = HashFilter::new(batch_rows);
+        for row in 0..batch_rows as u32 {
+            let hash = hash_of(row);
+            let entry = Entry {
+                row,
+                tag: tag(hash),
+            };
+            index.insert_unique(hash, entry, |e| hash_of(e.row));
+            filter.insert(hash);
+        }
+        Self::with_index(batch, names, (encoder, keys, rows), (index, filter))
+    }
+
+    fn with_index(
+        batch: &RecordBatch,
+        names: &[String],
+        (encoder, keys, key_rows): (KeyEncoder, KeyColumns, Option<Vec<u32>>),
+        (index, filter): (HashTable<Entry>, HashFilter),
+    ) -> Result<Self> {
         let first_column = key_arrays(batch, &names[..1])?;
         let first_type = first_column[0].data_type().clone();
         let first = RowConverter::new(vec![SortField::new(first_type.clone())])
@@ -119,6 +166,7 @@ impl BatchKeys {
         Ok(Self {
             encoder,
             keys,
+            key_rows,
             index,
             filter,
             first,
@@ -127,8 +175,9 @@ impl BatchKeys {
         })
     }
 
+    /// The batch's rows.
     pub fn num_rows(&self) -> usize {
-        self.keys.len()
+        self.key_rows.as_ref().map_or(self.keys.len(), Vec::len)
     }
 
     pub fn distinct(&self) -> usize {
@@ -150,7 +199,8 @@ impl BatchKeys {
                 if !self.filter.may_hold(hash) {
                     return None;
                 }
-                let row = find(&self.index, &self.keys, hash, probe, i)?;
+                let keys = (&self.keys, self.key_rows.as_deref());
+                let row = find(&self.index, keys, hash, probe, i)?;
                 Some((i as u32, row as u32))
             })
             .collect()
@@ -349,6 +399,31 @@ mod tests {
             assert_eq!(keys.distinct(), first.len());
             let (table, _) = keyed(table);
             assert_eq!(keys.matches(&keys.probe(&table).unwrap()), expected);
+        }
+    }
+
+    #[test]
+    fn keys_dedupe_hashed_match_as_the_deduplicated_batch_rows() {
+        use crate::dedupe::{DedupeMethod, dedupe_keyed};
+        let mut rng = Rng(5);
+        // Many repeats, so the kept rows are far from the input rows.
+        let input: Vec<i64> = (0..30_000).map(|_| rng.next(5_000) as i64).collect();
+        let table: Vec<i64> = (0..20_000).map(|_| rng.next(10_000) as i64).collect();
+        for method in [DedupeMethod::First, DedupeMethod::Last] {
+            let (input, names) = keyed(Arc::new(Int64Array::from(input.clone())));
+            let deduped = dedupe_keyed(&input, &names, method, None).unwrap();
+            let distinct = deduped.keys.unwrap();
+            assert!(distinct.rows.is_some());
+            let shared = BatchKeys::from_distinct(&deduped.batch, &names, distinct).unwrap();
+            let fresh = BatchKeys::new(&deduped.batch, &names).unwrap();
+            assert_eq!(shared.num_rows(), deduped.batch.num_rows());
+            assert_eq!(shared.distinct(), fresh.distinct());
+            let (table, _) = keyed(Arc::new(Int64Array::from(table.clone())));
+            let probe = fresh.probe(&table).unwrap();
+            // Each match names the deduplicated batch's row holding the key.
+            let matches = shared.matches(&probe);
+            assert!(!matches.is_empty());
+            assert_eq!(matches, fresh.matches(&probe), "{method:?}");
         }
     }
 }

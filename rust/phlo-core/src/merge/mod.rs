@@ -38,11 +38,12 @@ use mode::MERGE_MODE;
 pub use mode::WriteMode;
 
 use crate::catalog::{Catalog, MAIN};
-use crate::dedupe::{DedupeMethod, dedupe};
+use crate::dedupe::{DedupeMethod, dedupe_keyed};
 use crate::error::{Context, Error, Location, Result};
 use crate::tables::commit::{ConcurrentChanges, SnapshotChange, commit_append, commit_planned};
 use crate::tables::delete_writer::write_position_deletes;
 use crate::tables::deletes::{self, FileToRead};
+use crate::tables::discard::WrittenFiles;
 use crate::tables::manifests::live_files_for_commit;
 use crate::tables::plan_reads::PlanReads;
 use crate::tables::write::DataFileSink;
@@ -124,31 +125,32 @@ impl Phases {
     }
 }
 
-/// Merges `batch` (already cast to the table schema) into `table`. On error, the files this
-/// merge wrote are returned for removal by the caller via `written`.
+/// Merges `batch` (already cast to the table schema) into `table`. Every data and delete file
+/// it writes is named in `written`, for the caller to remove when it fails (nothing is still
+/// being written when it returns).
 pub async fn merge(
     catalog: &Catalog,
     io: &FileIO,
     table: LoadedTable,
     batch: RecordBatch,
     options: &MergeOptions,
-    written: &mut Vec<String>,
+    written: &WrittenFiles,
 ) -> Result<MergeResult> {
     let name = table.ident.to_string();
     let mut phases = Phases::new();
     check_keys(&batch, &options.unique_key).map_err(|e| e.in_table(&name))?;
-    let (batch, duplicates_dropped) = match options.dedupe {
+    let (batch, duplicates_dropped, distinct) = match options.dedupe {
         Some(method) => {
-            let deduped = dedupe(
+            let deduped = dedupe_keyed(
                 &batch,
                 &options.unique_key,
                 method,
                 options.order_by.as_deref(),
             )
             .map_err(|e| e.in_table(&name))?;
-            (deduped.batch, deduped.duplicates_dropped)
+            (deduped.batch, deduped.duplicates_dropped, deduped.keys)
         }
-        None => (batch, 0),
+        None => (batch, 0, None),
     };
     phases.end("dedupe");
     let mut result = MergeResult {
@@ -156,7 +158,11 @@ pub async fn merge(
         ..Default::default()
     };
     let keys = match options.strategy {
-        MergeStrategy::Merge => Some(Arc::new(BatchKeys::new(&batch, &options.unique_key)?)),
+        // Keys dedupe hashed are not hashed again.
+        MergeStrategy::Merge => Some(Arc::new(match distinct {
+            Some(distinct) => BatchKeys::from_distinct(&batch, &options.unique_key, distinct)?,
+            None => BatchKeys::new(&batch, &options.unique_key)?,
+        })),
         MergeStrategy::Append => None,
     };
     let key_field = table
@@ -165,151 +171,172 @@ pub async fn merge(
         .field_by_name(&options.unique_key[0])
         .map(|f| f.id);
     let prefix = uuid::Uuid::now_v7().to_string();
-    let mut sink = DataFileSink::new(io, &table.metadata, &prefix)?;
+    let mut sink = DataFileSink::new(io, &table.metadata, &prefix, written)?;
 
     // What planning read of the table, for the commit to reuse.
     let mut planned = PlanReads::default();
-    let change = match &keys {
-        None => {
-            sink.write(batch.clone()).await?;
-            let files = sink.finish().await?;
-            written.extend(files.iter().map(|f| f.file_path().to_string()));
-            phases.end("write");
-            result.rows_inserted = batch.num_rows() as u64;
-            SnapshotChange {
-                branch: MAIN.to_string(),
-                added_files: files,
-                ..Default::default()
-            }
-        }
-        Some(keys) => {
-            if keys.distinct() < batch.num_rows() {
-                return Err(Error::Merge {
-                    message: format!(
-                        "the batch has {} rows but only {} distinct keys",
-                        batch.num_rows(),
-                        keys.distinct()
-                    ),
-                    at: Location {
-                        table: Some(name),
-                        column: Some(options.unique_key.join(", ")),
-                    },
-                    hint: "set merge_config={\"deduplication_method\": \"last\"} (or first/hash), \
-                           or fix the duplicates upstream"
-                        .into(),
-                });
-            }
-            let (live, mut reads) = live_files_for_commit(io, &table, MAIN).await?;
-            let candidates =
-                plan::candidates(&table, live, &batch, (keys, key_field), &options.unique_key)?;
-            // The commit removes only candidates (and their delete files): it needs no more
-            // of what planning read.
-            reads.keep_for(candidates.iter().flat_map(|f| {
-                let deletes = f.deletes.iter().map(|d| d.file.file_path());
-                std::iter::once(f.data.file.file_path()).chain(deletes)
-            }));
-            planned = reads;
-            phases.end("plan");
-            result.files_scanned = candidates.len() as u64;
-            let mode = WriteMode::resolve(&table, MERGE_MODE, options.write_mode)?;
-            let projection = Projection::new(&table.metadata, table.metadata.current_schema())?;
-            let key_ids = key_field_ids(&table, &options.unique_key)?;
-            let deletes = deletes::Loader::default();
-            let mut replacing = Replacing {
-                io,
-                table: &table,
-                prefix: &prefix,
-                found: vec![false; keys.num_rows()],
-                rows_removed: 0,
-                removed: Vec::new(),
-                writing: JoinSet::new(),
-            };
-            let current_spec = table.metadata.default_partition_spec_id();
-            // The key columns of the next candidate are read while the last one's matches are
-            // taken (its delete file written in the background, or the file rewritten); a
-            // file read whole is opened (its tail and footer fetched: on object storage a
-            // round trip) in the background as soon as it is next.
-            let mut scans = futures::stream::iter(candidates)
-                .map(|file| {
-                    let positional =
-                        mode != WriteMode::CopyOnWrite && file.data.spec_id == current_spec;
-                    let opening = (!positional).then(|| {
-                        let (io, data) = (io.clone(), file.data.file.clone());
-                        let projection = projection.clone();
-                        tokio::spawn(
-                            async move { ProjectedFile::open(&io, &data, &projection).await },
-                        )
-                    });
-                    let matcher = key_matcher(keys.clone());
-                    let (columns, deletes) = ((&projection, key_ids.as_slice()), &deletes);
-                    async move {
-                        let hits = match positional {
-                            true => {
-                                Some(positions::find(io, &file, columns, deletes, matcher).await?)
-                            }
-                            false => None,
-                        };
-                        Ok::<_, Error>((file, hits, opening))
-                    }
-                })
-                .buffered(2);
-            while let Some(scanned) = scans.next().await {
-                let (file, hits, opening) = scanned.map_err(|e| e.in_table(&name))?;
-                // Positional reading counts the rows it finds; a rewrite after it must not.
-                let mut counted = false;
-                if let Some(hits) = hits {
-                    if replacing.by_positions(&file, hits, mode) {
-                        continue;
-                    }
-                    counted = true;
+    let change = async {
+        Ok(match &keys {
+            None => {
+                sink.write(batch.clone()).await?;
+                let files = sink.finish().await?;
+                phases.end("write");
+                result.rows_inserted = batch.num_rows() as u64;
+                SnapshotChange {
+                    branch: MAIN.to_string(),
+                    added_files: files,
+                    ..Default::default()
                 }
-                // Rows other engines' delete files removed are not the table's: they are
-                // neither kept nor counted as updated.
-                let file_deletes = deletes.for_file(io, &projection, &file).await?;
-                let opened = match opening {
-                    Some(task) => task
-                        .await
-                        .map_err(|e| Error::from_join("opening a data file", e))?,
-                    None => ProjectedFile::open(io, &file.data.file, &projection).await,
+            }
+            Some(keys) => {
+                if keys.distinct() < batch.num_rows() {
+                    return Err(Error::Merge {
+                        message: format!(
+                            "the batch has {} rows but only {} distinct keys",
+                            batch.num_rows(),
+                            keys.distinct()
+                        ),
+                        at: Location {
+                            table: Some(name.clone()),
+                            column: Some(options.unique_key.join(", ")),
+                        },
+                        hint: "set merge_config={\"deduplication_method\": \"last\"} \
+                               (or first/hash), or fix the duplicates upstream"
+                            .into(),
+                    });
+                }
+                let (live, mut reads) = live_files_for_commit(io, &table, MAIN).await?;
+                let candidates =
+                    plan::candidates(&table, live, &batch, (keys, key_field), &options.unique_key)?;
+                // The commit removes only candidates (and their delete files): it needs no more
+                // of what planning read.
+                reads.keep_for(candidates.iter().flat_map(|f| {
+                    let deletes = f.deletes.iter().map(|d| d.file.file_path());
+                    std::iter::once(f.data.file.file_path()).chain(deletes)
+                }));
+                planned = reads;
+                phases.end("plan");
+                result.files_scanned = candidates.len() as u64;
+                let mode = WriteMode::resolve(&table, MERGE_MODE, options.write_mode)?;
+                let projection = Projection::new(&table.metadata, table.metadata.current_schema())?;
+                let key_ids = key_field_ids(&table, &options.unique_key)?;
+                let deletes = deletes::Loader::default();
+                let mut replacing = Replacing {
+                    io,
+                    table: &table,
+                    files: (&prefix, written),
+                    found: vec![false; keys.num_rows()],
+                    rows_removed: 0,
+                    removed: Vec::new(),
+                    writing: JoinSet::new(),
                 };
-                let opened = opened
-                    .map_err(|e| e.in_table(&name))?
-                    .with_deletes(file_deletes);
-                let matched =
-                    rewrite_without_keys(&opened, keys.clone(), &mut replacing.found, &mut sink)
+                let current_spec = table.metadata.default_partition_spec_id();
+                // The key columns of the next candidate are read while the last one's matches are
+                // taken (its delete file written in the background, or the file rewritten); a
+                // file read whole is opened (its tail and footer fetched: on object storage a
+                // round trip) in the background as soon as it is next.
+                let mut scans = futures::stream::iter(candidates)
+                    .map(|file| {
+                        let positional =
+                            mode != WriteMode::CopyOnWrite && file.data.spec_id == current_spec;
+                        let opening = (!positional).then(|| {
+                            let (io, data) = (io.clone(), file.data.file.clone());
+                            let projection = projection.clone();
+                            tokio::spawn(async move {
+                                ProjectedFile::open(&io, &data, &projection).await
+                            })
+                        });
+                        let matcher = key_matcher(keys.clone());
+                        let (columns, deletes) = ((&projection, key_ids.as_slice()), &deletes);
+                        async move {
+                            let hits = match positional {
+                                true => Some(
+                                    positions::find(io, &file, columns, deletes, matcher).await?,
+                                ),
+                                false => None,
+                            };
+                            Ok::<_, Error>((file, hits, opening))
+                        }
+                    })
+                    .buffered(2);
+                let scanned = async {
+                    while let Some(scanned) = scans.next().await {
+                        let (file, hits, opening) = scanned.map_err(|e| e.in_table(&name))?;
+                        // Positional reading counts the rows it finds; a rewrite after it must not.
+                        let mut counted = false;
+                        if let Some(hits) = hits {
+                            if replacing.by_positions(&file, hits, mode) {
+                                continue;
+                            }
+                            counted = true;
+                        }
+                        // Rows other engines' delete files removed are not the table's: they are
+                        // neither kept nor counted as updated.
+                        let file_deletes = deletes.for_file(io, &projection, &file).await?;
+                        let opened = match opening {
+                            Some(task) => task
+                                .await
+                                .map_err(|e| Error::from_join("opening a data file", e))?,
+                            None => ProjectedFile::open(io, &file.data.file, &projection).await,
+                        };
+                        let opened = opened
+                            .map_err(|e| e.in_table(&name))?
+                            .with_deletes(file_deletes);
+                        let matched = rewrite_without_keys(
+                            &opened,
+                            keys.clone(),
+                            &mut replacing.found,
+                            &mut sink,
+                        )
                         .await
                         .map_err(|e| e.in_table(&name))?;
-                if matched > 0 {
-                    if !counted {
-                        replacing.rows_removed += matched;
+                        if matched > 0 {
+                            if !counted {
+                                replacing.rows_removed += matched;
+                            }
+                            replacing.remove(file);
+                        }
                     }
-                    replacing.remove(file);
+                    Ok::<_, Error>(())
+                }
+                .await;
+                drop(scans);
+                // Delete files still being written would outlive their removal: a failed scan
+                // waits for them too.
+                let delete_files = replacing.written_deletes().await;
+                scanned?;
+                let delete_files = delete_files?;
+                let Replacing {
+                    found,
+                    rows_removed,
+                    removed,
+                    ..
+                } = replacing;
+                phases.end("rewrite");
+                sink.write(batch.clone()).await?;
+                let files = sink.finish().await?;
+                phases.end("write");
+                result.rows_updated = found.iter().filter(|f| **f).count() as u64;
+                result.rows_deleted = rows_removed - result.rows_updated;
+                result.rows_inserted = batch.num_rows() as u64 - result.rows_updated;
+                result.files_removed = removed.iter().filter(|f| is_data(f)).count() as u64;
+                result.delete_files_added = delete_files.len() as u64;
+                SnapshotChange {
+                    branch: MAIN.to_string(),
+                    added_files: files.into_iter().chain(delete_files).collect(),
+                    removed_files: removed,
+                    ..Default::default()
                 }
             }
-            drop(scans);
-            let delete_files = replacing.written_deletes(written).await?;
-            let Replacing {
-                found,
-                rows_removed,
-                removed,
-                ..
-            } = replacing;
-            phases.end("rewrite");
-            sink.write(batch.clone()).await?;
-            let files = sink.finish().await?;
-            written.extend(files.iter().map(|f| f.file_path().to_string()));
-            phases.end("write");
-            result.rows_updated = found.iter().filter(|f| **f).count() as u64;
-            result.rows_deleted = rows_removed - result.rows_updated;
-            result.rows_inserted = batch.num_rows() as u64 - result.rows_updated;
-            result.files_removed = removed.iter().filter(|f| is_data(f)).count() as u64;
-            result.delete_files_added = delete_files.len() as u64;
-            SnapshotChange {
-                branch: MAIN.to_string(),
-                added_files: files.into_iter().chain(delete_files).collect(),
-                removed_files: removed,
-                ..Default::default()
-            }
+        })
+    }
+    .await;
+    let change = match change {
+        Ok(change) => change,
+        Err(e) => {
+            // Files still being written would outlive their removal.
+            let _ = sink.finish().await;
+            return Err(e);
         }
     };
     result.files_added = change.added_files.iter().filter(|f| is_data(f)).count() as u64;
@@ -364,7 +391,8 @@ pub async fn merge(
 struct Replacing<'a> {
     io: &'a FileIO,
     table: &'a LoadedTable,
-    prefix: &'a str,
+    /// The prefix of the delete files' names, and where each name is recorded.
+    files: (&'a str, &'a WrittenFiles),
     found: Vec<bool>,
     rows_removed: u64,
     /// Data files removed, with the delete files that applied to them alone.
@@ -400,25 +428,24 @@ impl Replacing<'_> {
             return false;
         }
         let (io, table, data) = (self.io.clone(), self.table.clone(), file.data.clone());
-        let (prefix, number) = (self.prefix.to_string(), self.writing.len());
+        let (prefix, written) = (self.files.0.to_string(), self.files.1.clone());
+        let number = self.writing.len();
         self.writing.spawn(async move {
-            let written = write_position_deletes(&io, &table, &data, &hits.positions, &prefix);
+            let files = (prefix.as_str(), &written);
+            let written = write_position_deletes(&io, &table, &data, &hits.positions, files);
             (number, written.await)
         });
         true
     }
 
     /// Waits for the position-delete files being written and returns them in the order of
-    /// their data files; every one written is added to `written` (for removal on failure).
-    async fn written_deletes(&mut self, written: &mut Vec<String>) -> Result<Vec<DataFile>> {
+    /// their data files.
+    async fn written_deletes(&mut self) -> Result<Vec<DataFile>> {
         let mut files = Vec::new();
         let mut failure = None;
         while let Some(joined) = self.writing.join_next().await {
             match joined {
-                Ok((number, Ok(file))) => {
-                    written.push(file.file_path().to_string());
-                    files.push((number, file));
-                }
+                Ok((number, Ok(file))) => files.push((number, file)),
                 Ok((_, Err(e))) => {
                     failure.get_or_insert(e);
                 }

@@ -17,6 +17,7 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
 use super::LoadedTable;
+use super::discard::WrittenFiles;
 use super::manifests::LiveFile;
 use crate::error::{Context, Error, Result};
 use crate::schema::arrow_schema_of;
@@ -45,14 +46,14 @@ pub(crate) fn position_delete_schema() -> Result<Schema> {
 }
 
 /// Writes the delete file marking `positions` (ascending, each once) of `data` deleted, named
-/// after `file_prefix` under the table's data folder. Not committed: the caller adds it to a
-/// snapshot (or removes it on failure).
+/// after `file_prefix` under the table's data folder (the name recorded in `written` first).
+/// Not committed: the caller adds it to a snapshot (or removes it on failure).
 pub async fn write_position_deletes(
     io: &FileIO,
     table: &LoadedTable,
     data: &LiveFile,
     positions: &[i64],
-    file_prefix: &str,
+    (file_prefix, written): (&str, &WrittenFiles),
 ) -> Result<DataFile> {
     if positions.is_empty() || positions.windows(2).any(|w| w[0] >= w[1]) {
         return Err(Error::internal(
@@ -71,6 +72,7 @@ pub async fn write_position_deletes(
         table.metadata.location(),
         uuid::Uuid::now_v7()
     );
+    written.record(&path);
     let output = io
         .new_output(&path)
         .context(|| format!("creating {path}"))?;

@@ -2,8 +2,12 @@
 //! commit, or re-applied its appends on another writer's head. Nothing else references those
 //! files, so they go now instead of waiting for orphan removal (which a REST catalog does not
 //! offer at all). Best effort: a file that cannot be deleted is only an orphan.
+//!
+//! A write that does not commit removes its data and delete files the same way: every name it
+//! handed out is recorded in its [`WrittenFiles`] before the file is created, finished or not.
 
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use iceberg::io::FileIO;
 use iceberg::spec::{ManifestStatus, Snapshot, TableMetadata};
@@ -11,7 +15,44 @@ use iceberg::spec::{ManifestStatus, Snapshot, TableMetadata};
 use super::commit::load_manifest_list;
 use super::read_manifest;
 use crate::catalog::{Catalog, Pointer};
-use crate::error::Result;
+use crate::error::{Error, Result};
+
+/// The data and delete files one write (append, merge, delete, compaction) has named so far,
+/// whether or not they were finished: nothing references them until its commit lands, so a
+/// write that ends without committing removes them all. Clones share one list (the writers of
+/// parallel files record into it).
+#[derive(Clone, Debug, Default)]
+pub struct WrittenFiles(Arc<Mutex<Vec<String>>>);
+
+impl WrittenFiles {
+    /// Records `path` before the file is created there.
+    pub(crate) fn record(&self, path: &str) {
+        self.paths_mut().push(path.to_string());
+    }
+
+    /// Every name handed out so far.
+    pub fn paths(&self) -> Vec<String> {
+        self.paths_mut().clone()
+    }
+
+    /// Removes the files of a write that ended with `error`, unless the commit may have landed
+    /// (`CommitStateUnknown`: the table may reference them, so they are kept).
+    pub async fn discard_after(&self, io: &FileIO, error: &Error) {
+        if error.commit_may_have_landed() {
+            return;
+        }
+        let paths = std::mem::take(&mut *self.paths_mut());
+        for path in paths {
+            // A name whose file was never created has nothing to delete.
+            let _ = io.delete(&path).await;
+        }
+    }
+
+    fn paths_mut(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        // A writer that panicked while recording left a valid list.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 /// What to remove of a snapshot.
 #[derive(Clone, Copy, PartialEq, Eq)]

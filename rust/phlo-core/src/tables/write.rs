@@ -20,7 +20,7 @@ use iceberg::spec::{
 use iceberg::writer::base_writer::data_file_writer::{DataFileWriter, DataFileWriterBuilder};
 use iceberg::writer::file_writer::ParquetWriterBuilder;
 use iceberg::writer::file_writer::location_generator::{
-    DefaultFileNameGenerator, DefaultLocationGenerator,
+    DefaultFileNameGenerator, DefaultLocationGenerator, LocationGenerator,
 };
 use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
@@ -28,12 +28,29 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use tokio::task::{JoinHandle, JoinSet};
 
+use super::discard::WrittenFiles;
 use crate::error::{Context, Error, Result};
 
 pub(crate) type FileWriterBuilder =
-    DataFileWriterBuilder<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
+    DataFileWriterBuilder<ParquetWriterBuilder, RecordedLocations, DefaultFileNameGenerator>;
 pub(crate) type FileWriter =
-    DataFileWriter<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
+    DataFileWriter<ParquetWriterBuilder, RecordedLocations, DefaultFileNameGenerator>;
+
+/// The table's data file locations, each recorded in the write's [`WrittenFiles`] as it is
+/// handed out (before the file exists), so a write that fails can remove every file it began.
+#[derive(Clone)]
+pub(crate) struct RecordedLocations {
+    locations: DefaultLocationGenerator,
+    written: WrittenFiles,
+}
+
+impl LocationGenerator for RecordedLocations {
+    fn generate_location(&self, partition: Option<&PartitionKey>, file_name: &str) -> String {
+        let location = self.locations.generate_location(partition, file_name);
+        self.written.record(&location);
+        location
+    }
+}
 
 /// Target size of one data file before the writer rolls over to the next.
 pub const TARGET_FILE_SIZE: usize = 256 * 1024 * 1024;
@@ -90,11 +107,17 @@ pub struct DataFileSink {
 
 impl DataFileSink {
     /// `file_prefix` names the files of this write (e.g. a commit id) so that orphans of an
-    /// unfinished write can be traced back to it.
-    pub fn new(file_io: &FileIO, metadata: &TableMetadata, file_prefix: &str) -> Result<Self> {
+    /// unfinished write can be traced back to it; each file's name goes to `written`.
+    pub fn new(
+        file_io: &FileIO,
+        metadata: &TableMetadata,
+        file_prefix: &str,
+        written: &WrittenFiles,
+    ) -> Result<Self> {
         let schema = metadata.current_schema().clone();
         let spec = metadata.default_partition_spec().clone();
-        let builder = file_writer_builder(file_io, metadata, file_prefix, TARGET_FILE_SIZE)?;
+        let builder =
+            file_writer_builder(file_io, metadata, file_prefix, TARGET_FILE_SIZE, written)?;
         let partitioner = if spec.is_unpartitioned() {
             None
         } else {
@@ -188,11 +211,12 @@ impl DataFileSink {
         self.rows
     }
 
-    /// Waits for pending writes, closes every file and returns the data files written.
-    pub async fn finish(self) -> Result<Vec<DataFile>> {
+    /// Waits for pending writes, closes every file and returns the data files written. A
+    /// write that failed calls it too, so no file is still being written when it removes them.
+    pub async fn finish(&mut self) -> Result<Vec<DataFile>> {
         let mut closing = JoinSet::new();
         let mut failure = None;
-        for (_, mut lane) in self.lanes {
+        for (_, mut lane) in std::mem::take(&mut self.lanes) {
             match lane.writer(&self.data_dir).await {
                 Ok(Some(mut writer)) => {
                     closing.spawn(async move { writer.close().await });
@@ -256,12 +280,13 @@ pub fn parse_dictionary_page_bytes(value: &str) -> Result<usize> {
 
 /// The writer stack of one write's data files (table schema, default spec): Parquet with zstd
 /// and sized row groups, rolled over to a new file at `target_size` bytes, named after
-/// `file_prefix`.
+/// `file_prefix` (each name recorded in `written`).
 pub(crate) fn file_writer_builder(
     file_io: &FileIO,
     metadata: &TableMetadata,
     file_prefix: &str,
     target_size: usize,
+    written: &WrittenFiles,
 ) -> Result<FileWriterBuilder> {
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
@@ -269,8 +294,11 @@ pub(crate) fn file_writer_builder(
         .set_dictionary_page_size_limit(dictionary_page_bytes(metadata)?)
         .set_data_page_size_limit(PAGE_BYTES)
         .build();
-    let location = DefaultLocationGenerator::new(metadata)
-        .context(|| "choosing the data file location".into())?;
+    let location = RecordedLocations {
+        locations: DefaultLocationGenerator::new(metadata)
+            .context(|| "choosing the data file location".into())?,
+        written: written.clone(),
+    };
     let names =
         DefaultFileNameGenerator::new(file_prefix.to_string(), None, DataFileFormat::Parquet);
     let rolling = RollingFileWriterBuilder::new(
