@@ -404,8 +404,14 @@ async fn the_dictionary_size_property_sets_the_writers_limit_and_a_bad_value_is_
     assert!(!dictionary_encoded(dir.path(), "d1", "code"));
     assert!(dictionary_encoded(dir.path(), "d1", "category"));
 
-    let bad = [(DICTIONARY_SIZE_PROPERTY.to_string(), Some("1MB".to_string()))];
+    let bad = [(
+        DICTIONARY_SIZE_PROPERTY.to_string(),
+        Some("1MB".to_string()),
+    )];
     let err = lh.set_properties("raw.q", MAIN, &bad).await.unwrap_err();
-    assert!(matches!(err, phlo_core::Error::InvalidInput { .. }), "{err}");
+    assert!(
+        matches!(err, phlo_core::Error::InvalidInput { .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains(DICTIONARY_SIZE_PROPERTY), "{err}");
 }

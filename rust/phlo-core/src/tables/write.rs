@@ -270,12 +270,17 @@ pub fn dictionary_page_bytes(metadata: &TableMetadata) -> Result<usize> {
 
 /// `value` of the dictionary-size property as a positive byte count.
 pub fn parse_dictionary_page_bytes(value: &str) -> Result<usize> {
-    value.trim().parse::<usize>().ok().filter(|&bytes| bytes > 0).ok_or_else(|| {
-        Error::invalid(
-            format!("table property {DICTIONARY_SIZE_PROPERTY} is {value:?}, not a byte count"),
-            format!("set it to a positive number of bytes, e.g. {}", 1024 * 1024),
-        )
-    })
+    value
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|&bytes| bytes > 0)
+        .ok_or_else(|| {
+            Error::invalid(
+                format!("table property {DICTIONARY_SIZE_PROPERTY} is {value:?}, not a byte count"),
+                format!("set it to a positive number of bytes, e.g. {}", 1024 * 1024),
+            )
+        })
 }
 
 /// The writer stack of one write's data files (table schema, default spec): Parquet with zstd
