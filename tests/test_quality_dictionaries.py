@@ -28,6 +28,23 @@ ACCEPTED = ["click", "view", "purchase", "refund"]
 PATTERN = r"C\d+"
 
 
+def failing_rows(model: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Row ids each accepted-values (`category`) and pattern (`code`) check must fail."""
+    pattern = re.compile(PATTERN)
+    return {
+        "accepted_values_check_category": {
+            r["_phlo_row_id"]
+            for r in model
+            if r["category"] is not None and r["category"] not in ACCEPTED
+        },
+        "pattern_check_code": {
+            r["_phlo_row_id"]
+            for r in model
+            if r["code"] is not None and not pattern.match(r["code"])
+        },
+    }
+
+
 def rows(start: int, n: int) -> list[dict[str, Any]]:
     """Rows with failing and null categories and codes at irregular positions; codes repeat
     (so a dictionary holds fewer values than rows) and some occur once per file."""
@@ -121,18 +138,7 @@ def test_checks_count_exactly_over_dictionary_fallback_plain_pyiceberg_and_phlo_
     def codes_quality() -> None: ...
 
     results = {r.name: r for r in codes_quality.run(lakehouse=lh)}
-    pattern = re.compile(PATTERN)
-    failing = {
-        "accepted_values_check_category": {
-            r["_phlo_row_id"]
-            for r in model
-            if r["category"] is not None and r["category"] not in ACCEPTED
-        },
-        "pattern_check_code": {
-            r["_phlo_row_id"]
-            for r in model
-            if r["code"] is not None and not pattern.match(r["code"])
-        },
+    failing = failing_rows(model) | {
         "null_check_category": {r["_phlo_row_id"] for r in model if r["category"] is None},
         "unique_check_code": {r["_phlo_row_id"] for r in model},  # every code repeats
     }

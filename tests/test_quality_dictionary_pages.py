@@ -8,7 +8,6 @@ compared with a plain Python model of the rows."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from pyiceberg.catalog.sql import SqlCatalog
 import phlo
 from phlo.quality import AcceptedValuesCheck, CountCheck, PatternCheck, phlo_quality
 from phlo.quality.contract import CheckResult
+from test_quality_dictionaries import ACCEPTED, PATTERN, failing_rows
 
 SCHEMA = pa.schema(
     [
@@ -28,8 +28,6 @@ SCHEMA = pa.schema(
         pa.field("_phlo_partition_date", pa.date32()),
     ]
 )
-ACCEPTED = ["click", "view", "purchase", "refund"]
-PATTERN = r"C\d+"
 DAYS = [dt.date(2024, 1, d) for d in range(1, 6)]
 
 
@@ -63,22 +61,6 @@ def run(lh: phlo.Lakehouse, partition: str | None) -> dict[str, CheckResult]:
     def events_quality() -> None: ...
 
     return {r.name: r for r in events_quality.run(partition, lakehouse=lh)}
-
-
-def failing(model: list[dict[str, Any]]) -> dict[str, set[str]]:
-    pattern = re.compile(PATTERN)
-    return {
-        "accepted_values_check_category": {
-            r["_phlo_row_id"]
-            for r in model
-            if r["category"] is not None and r["category"] not in ACCEPTED
-        },
-        "pattern_check_code": {
-            r["_phlo_row_id"]
-            for r in model
-            if r["code"] is not None and not pattern.match(r["code"])
-        },
-    }
 
 
 def test_dictionaries_settle_passing_checks_and_the_scan_counts_the_rest(
@@ -125,7 +107,7 @@ def test_dictionaries_settle_passing_checks_and_the_scan_counts_the_rest(
         results = run(lh, partition)
         by_id = {r["_phlo_row_id"]: r for r in scoped}
         for (name, ids), settled in zip(
-            failing(scoped).items(), (category_settled, code_settled), strict=True
+            failing_rows(scoped).items(), (category_settled, code_settled), strict=True
         ):
             result = results[name]
             assert (result.failed_count, result.total_count) == (len(ids), len(scoped)), name

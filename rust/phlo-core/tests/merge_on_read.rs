@@ -15,12 +15,13 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use phlo_core::Lakehouse;
 use phlo_core::catalog::MAIN;
 use phlo_core::compact::CompactOptions;
-use phlo_core::dedupe::DedupeMethod;
 use phlo_core::error::Error;
-use phlo_core::merge::{MergeOptions, MergeStrategy, WriteMode};
+use phlo_core::merge::{MergeOptions, WriteMode};
 use phlo_core::tables::discard::WrittenFiles;
 use phlo_core::tables::manifests::snapshot_files;
 use phlo_core::tables::{Filter, FilterOp, Literal, ScanOptions};
+
+use crate::model::upsert;
 
 /// key → (seq, value)
 type Model = BTreeMap<i64, (i64, String)>;
@@ -57,18 +58,6 @@ fn batch(rows: &[(i64, i64, String)]) -> Vec<Result<RecordBatch, ArrowError>> {
         ],
     )
     .unwrap())]
-}
-
-fn upsert(write_mode: Option<WriteMode>) -> MergeOptions {
-    MergeOptions {
-        unique_key: vec!["id".into()],
-        strategy: MergeStrategy::Merge,
-        dedupe: Some(DedupeMethod::Last),
-        order_by: None,
-        ref_name: MAIN.into(),
-        properties: HashMap::new(),
-        write_mode,
-    }
 }
 
 fn between(low: i64, high: i64) -> Filter {

@@ -99,6 +99,14 @@ async fn setup(
     mut properties: HashMap<String, String>,
 ) -> (tempfile::TempDir, Lakehouse) {
     properties.insert(DICTIONARY_SIZE_PROPERTY.into(), (1024 * 1024).to_string());
+    setup_with(rows, properties).await
+}
+
+/// The table partitioned by day (one file per day), with exactly `properties`.
+async fn setup_with(
+    rows: &[Row],
+    properties: HashMap<String, String>,
+) -> (tempfile::TempDir, Lakehouse) {
     let dir = tempfile::tempdir().unwrap();
     let lh = Lakehouse::open(dir.path()).unwrap();
     lh.catalog().create_namespace("raw").unwrap();
@@ -388,18 +396,8 @@ async fn a_check_that_also_reads_the_column_keeps_it_scanned() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_dictionary_size_property_sets_the_writers_limit_and_a_bad_value_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let lh = Lakehouse::open(dir.path()).unwrap();
-    lh.catalog().create_namespace("raw").unwrap();
-    let by_day = [("day".to_string(), "identity".to_string())];
-    lh.create_table("raw.q", &schema(), &by_day, HashMap::new(), MAIN)
-        .await
-        .unwrap();
     let d1: Vec<Row> = rows().into_iter().filter(|r| r.day == "d1").collect();
-    let input: Vec<Result<RecordBatch, ArrowError>> = vec![Ok(batch(&d1))];
-    lh.append("raw.q", input, MAIN, HashMap::new())
-        .await
-        .unwrap();
+    let (dir, lh) = setup_with(&d1, HashMap::new()).await;
     // phlo's default limit (256 KiB): d1's ~600 KB of distinct codes fall back to plain.
     assert!(!dictionary_encoded(dir.path(), "d1", "code"));
     assert!(dictionary_encoded(dir.path(), "d1", "category"));

@@ -12,13 +12,12 @@ use std::path::{Path, PathBuf};
 use phlo_core::Lakehouse;
 use phlo_core::catalog::MAIN;
 use phlo_core::compact::CompactOptions;
-use phlo_core::dedupe::DedupeMethod;
 use phlo_core::error::{Error, Result};
-use phlo_core::merge::{MergeOptions, MergeStrategy, WriteMode};
+use phlo_core::merge::WriteMode;
 use phlo_core::tables::commit::live_data_files;
 use phlo_core::tables::{Filter, FilterOp, Literal};
 
-use crate::model::{Model, contents, model_of, new_table, rows, schema};
+use crate::model::{Model, contents, model_of, new_table, rows, schema, upsert};
 use crate::support::files_under;
 
 #[derive(Debug, Clone, Copy)]
@@ -47,17 +46,8 @@ async fn run(lh: &Lakehouse, write: Write) -> Result<()> {
             lh.append("raw.t", added, MAIN, HashMap::new()).await?;
         }
         Write::Merge(mode) => {
-            let options = MergeOptions {
-                unique_key: vec!["id".into()],
-                strategy: MergeStrategy::Merge,
-                dedupe: Some(DedupeMethod::Last),
-                order_by: None,
-                ref_name: MAIN.into(),
-                properties: HashMap::new(),
-                write_mode: Some(mode),
-            };
             let batch = rows(&[(1, "m"), (11, "m"), (21, "m"), (100, "m")]);
-            lh.merge("raw.t", batch, &options).await?;
+            lh.merge("raw.t", batch, &upsert(Some(mode))).await?;
         }
         Write::Delete(mode) => {
             let thirds = Filter {

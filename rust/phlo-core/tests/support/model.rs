@@ -10,6 +10,8 @@ use arrow_schema::{ArrowError, DataType, Field, Schema};
 use futures::TryStreamExt;
 use phlo_core::Lakehouse;
 use phlo_core::catalog::MAIN;
+use phlo_core::dedupe::DedupeMethod;
+use phlo_core::merge::{MergeOptions, MergeStrategy, WriteMode};
 use phlo_core::tables::ScanOptions;
 
 pub type Model = BTreeMap<i64, String>;
@@ -74,4 +76,18 @@ pub async fn scan_model(lh: &Lakehouse, table: &str, options: &ScanOptions) -> M
         }
     }
     model
+}
+
+/// A merge by `id` on main (the last of duplicate keys wins) in `write_mode` (`None`: the
+/// table's).
+pub fn upsert(write_mode: Option<WriteMode>) -> MergeOptions {
+    MergeOptions {
+        unique_key: vec!["id".into()],
+        strategy: MergeStrategy::Merge,
+        dedupe: Some(DedupeMethod::Last),
+        order_by: None,
+        ref_name: MAIN.into(),
+        properties: HashMap::new(),
+        write_mode,
+    }
 }
