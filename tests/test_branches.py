@@ -101,6 +101,44 @@ def test_upserts_of_a_file_the_target_rewrote_conflict(lh, events_table):
     assert events_table.current_snapshot_id == before
 
 
+def both_upsert_one_file(lh, write_mode: str) -> tuple[int, int]:
+    """raw.t holds ids 0-29 in three files; dev upserts 5 and 99, main appends 300 then upserts
+    0 and 500: both rewrite the file of ids 0-9 (copy-on-write), whose other ids neither wrote."""
+    table = lh.create_table("raw.t", {"id": pa.int64(), "by": pa.string()})
+    for start in (0, 10, 20):
+        table.append(pa.table({"id": list(range(start, start + 10)), "by": ["seed"] * 10}))
+    lh.create_branch("dev")
+    dev = lh.table("raw.t", ref="dev")
+    ours = dev.merge(pa.table({"id": [5, 99], "by": ["dev", "dev"]}), "id", write_mode=write_mode)
+    table.append(pa.table({"id": [300], "by": ["main"]}))
+    theirs = table.merge(pa.table({"id": [0, 500], "by": ["main", "main"]}), "id", write_mode=write_mode)
+    return ours.snapshot_id, theirs.snapshot_id
+
+
+def test_both_sides_rewriting_one_file_conflict_naming_the_file_not_a_copied_key(lh):
+    ours, theirs = both_upsert_one_file(lh, "copy-on-write")
+    main = lh.table("raw.t")
+    before = main.current_snapshot_id
+    with pytest.raises(errors.CommitConflictError) as info:
+        lh.merge("dev", "main")
+    message = str(info.value)
+    assert info.value.table == "raw.t"
+    assert "both sides rewrote data file" in message and ".parquet" in message
+    assert f"the branch in snapshot {ours} (overwrite, merge by id)" in message
+    assert f"main in snapshot {theirs} (overwrite, merge by id)" in message
+    assert "re-run the branch's writes on a branch forked from main" in message
+    assert "unique key" not in message, "ids 1-4 and 6-9 were only copied: no key to blame"
+    assert main.current_snapshot_id == before
+
+
+def test_the_same_upserts_written_merge_on_read_rebase(lh):
+    both_upsert_one_file(lh, "merge-on-read")
+    assert lh.merge("dev", "main").rebased == ["raw.t"]
+    rows = {r["id"]: r["by"] for r in lh.table("raw.t").scan().to_arrow().to_pylist()}
+    expected = {i: "seed" for i in range(30)} | {0: "main", 500: "main", 300: "main"}
+    assert rows == expected | {5: "dev", 99: "dev"}
+
+
 def test_tags_are_immutable_snapshots_of_a_ref(lh, events_table):
     events_table.append(make_events(0, 4))
     lh.create_tag("v1")

@@ -8,6 +8,7 @@ and the table reads whole, in phlo and in PyIceberg."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -142,3 +143,22 @@ def test_a_write_failing_while_it_writes_leaves_none_of_its_files(
     with pytest.raises(phlo.errors.PhloError, match=corrupt.name):
         WRITES[write][0](table)
     assert files(lh) == before
+
+
+@pytest.mark.parametrize("mode", ["copy-on-write", "merge-on-read"])
+def test_a_delete_plan_that_never_reaches_its_commit_leaves_none_of_its_files(
+    table: phlo.Table, lh: phlo.Lakehouse, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """The plan is dropped with its files written, as a Ctrl-C while a delete plans drops it:
+    it removes them in the background (Drop cannot wait), so the test waits, bounded."""
+    before = files(lh)
+    monkeypatch.setenv("PHLO_FAILPOINTS", "delete.before-commit")
+    with pytest.raises(StorageError, match=r"delete\.before-commit"):
+        table.delete(("v", "=", "third"), write_mode=mode)
+    monkeypatch.delenv("PHLO_FAILPOINTS")
+    for _ in range(3000):
+        if files(lh) == before:
+            break
+        time.sleep(0.01)
+    assert files(lh) == before
+    assert rows(table) == pyiceberg_rows(lh) == model()

@@ -32,6 +32,7 @@ use iceberg::spec::{DataContentType, DataFile, SchemaRef};
 use crate::catalog::log::MESSAGE_PROPERTY;
 use crate::catalog::{Catalog, MAIN, RefKind};
 use crate::error::{Context, Error, Location, Result};
+use crate::failpoint;
 use crate::merge::WriteMode;
 use crate::merge::mode::DELETE_MODE;
 use crate::merge::positions::{self, Matcher};
@@ -40,7 +41,7 @@ use crate::tables::LoadedTable;
 use crate::tables::commit::{ConcurrentChanges, SnapshotChange, commit_planned};
 use crate::tables::delete_writer::write_position_deletes;
 use crate::tables::deletes::{self, FileToRead};
-use crate::tables::discard::WrittenFiles;
+use crate::tables::discard::{Uncommitted, WrittenFiles};
 use crate::tables::eval::{FileMatch, file_match, referenced_field_ids, row_matches};
 use crate::tables::filter::{Filter, bind_filters};
 use crate::tables::manifests::live_files_for_commit;
@@ -65,7 +66,8 @@ pub struct DeleteResult {
     pub commit_retries: u32,
 }
 
-/// A delete whose files are written but not yet committed (see [`commit_delete`]).
+/// A delete whose files are written but not yet committed (see [`commit_delete`]). Dropped
+/// without being committed, it removes the files it wrote (in the background).
 pub struct DeletePlan {
     table: LoadedTable,
     predicate: BoundPredicate,
@@ -74,7 +76,7 @@ pub struct DeletePlan {
     /// What planning read of the table, for the commit to reuse.
     reads: PlanReads,
     /// Every file the plan wrote (or began), removed if it does not commit.
-    written: WrittenFiles,
+    written: Uncommitted,
 }
 
 impl DeletePlan {
@@ -127,15 +129,16 @@ pub async fn plan_delete(
     let mode = WriteMode::resolve(&table, DELETE_MODE, write_mode)?;
     let (live, mut reads) = live_files_for_commit(io, &table, MAIN).await?;
     let prefix = uuid::Uuid::now_v7().to_string();
-    let written = WrittenFiles::default();
-    let mut sink = DataFileSink::new(io, &table.metadata, &prefix, &written)?;
+    // Dropped by an error or a cancellation from here on, it removes what was written.
+    let written = Uncommitted::new(io);
+    let mut sink = DataFileSink::new(io, &table.metadata, &prefix, written.files())?;
     let mut chosen = Chosen::default();
     let planned = choose_files(
         io,
         (&table, &schema, mode),
         &predicate,
         live,
-        (&mut sink, (&prefix, &written)),
+        (&mut sink, (&prefix, written.files())),
         &mut chosen,
     )
     .await;
@@ -152,7 +155,7 @@ pub async fn plan_delete(
                 .and(added)
                 .err()
                 .unwrap_or_else(|| Error::internal("deleting rows", "a failure went unreported"));
-            written.discard_after(io, &error).await;
+            written.files().discard_after(io, &error).await;
             return Err(error);
         }
     };
@@ -191,6 +194,8 @@ pub async fn commit_delete(
     io: &FileIO,
     plan: DeletePlan,
 ) -> Result<DeleteResult> {
+    // A plan dropped here removes its files.
+    failpoint::hit("delete.before-commit")?;
     let DeletePlan {
         table,
         predicate,
@@ -202,6 +207,8 @@ pub async fn commit_delete(
     if change.removed_files.is_empty() && change.added_files.is_empty() {
         return Ok(result);
     }
+    // From here the files may land: the commit removes them only when it knows they did not.
+    let written = written.into_commit();
     let name = table.ident.to_string();
     // Judged by column statistics only: the concurrent writer may have used a newer spec.
     let validate = |concurrent: &ConcurrentChanges<'_>| match concurrent

@@ -10,8 +10,11 @@ use futures::TryStreamExt;
 use phlo_core::Lakehouse;
 use phlo_core::catalog::{MAIN, RefKind};
 use phlo_core::delete::{commit_delete, plan_delete};
-use phlo_core::merge::{MergeOptions, MergeStrategy};
+use phlo_core::merge::WriteMode;
 use phlo_core::tables::{Filter, FilterOp, Literal, ScanOptions, ScanPlan};
+
+use crate::model::upsert;
+use crate::support::files_under;
 
 /// One row: (id, day, value). `day` is the identity partition column.
 type Row = (i64, String, Option<f64>);
@@ -368,6 +371,35 @@ async fn a_concurrent_append_of_matching_rows_is_a_conflict() {
     assert_eq!(contents(&lh, MAIN).await, expected);
 }
 
+/// A plan dropped without being committed removes the files it wrote, rewritten data files
+/// (copy-on-write) and position-delete files (merge-on-read) alike; the table is unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_plan_dropped_uncommitted_removes_its_files() {
+    for mode in [WriteMode::CopyOnWrite, WriteMode::MergeOnRead] {
+        let (dir, lh, model) = setup().await;
+        let files = || files_under(&dir.path().join("warehouse/raw.db/t"));
+        let before = (files(), head(&lh, MAIN).await);
+        let table = lh.load_table("raw.t", MAIN).await.unwrap();
+        let some = [filter("id", "<", vec![Literal::Int(7)])];
+        let plan = plan_delete(lh.catalog(), lh.file_io(), table, &some, HashMap::new(), Some(mode))
+            .await
+            .unwrap();
+        let written = plan.result().files_added + plan.result().delete_files_added;
+        assert!(written > 0, "{mode:?}");
+        assert_eq!(files().len(), before.0.len() + written as usize, "{mode:?}");
+        drop(plan);
+        // The removal runs on the runtime in the background: wait for it (bounded).
+        for _ in 0..3000 {
+            if files() == before.0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!((files(), head(&lh, MAIN).await), before, "{mode:?}");
+        assert_eq!(contents(&lh, MAIN).await, model, "{mode:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_are_exactly_the_appended_rows() {
     let (_dir, lh, model) = setup().await;
@@ -436,15 +468,7 @@ async fn changes_across_removals_or_bad_snapshots_are_errors() {
     // An upsert that replaced a row is a removal too.
     let after_delete = lh.load_table("raw.t", MAIN).await.unwrap();
     let after_delete = after_delete.metadata.current_snapshot_id().unwrap();
-    let options = MergeOptions {
-        unique_key: vec!["id".into()],
-        strategy: MergeStrategy::Merge,
-        dedupe: None,
-        order_by: None,
-        ref_name: MAIN.into(),
-        properties: HashMap::new(),
-        write_mode: None,
-    };
+    let options = upsert(None);
     let merged = lh
         .merge("raw.t", batch(&rows(900..901)), &options)
         .await

@@ -17,11 +17,11 @@ use parquet::file::properties::WriterProperties;
 use phlo_core::Lakehouse;
 use phlo_core::catalog::{MAIN, RefKind};
 use phlo_core::compact::CompactOptions;
-use phlo_core::merge::{MergeOptions, MergeStrategy, WriteMode};
+use phlo_core::merge::{MergeOptions, WriteMode};
 use phlo_core::tables::commit::{SnapshotChange, commit, commit_append};
 use phlo_core::tables::{Filter, FilterOp, Literal, ScanOptions};
 
-use crate::model::new_table;
+use crate::model::{new_table, upsert};
 
 type Model = BTreeMap<i64, String>;
 
@@ -201,18 +201,6 @@ async fn table() -> (tempfile::TempDir, Lakehouse, DataFile, DataFile) {
     (dir, lh, first, second)
 }
 
-fn upsert() -> MergeOptions {
-    MergeOptions {
-        unique_key: vec!["id".into()],
-        strategy: MergeStrategy::Merge,
-        dedupe: None,
-        order_by: None,
-        ref_name: MAIN.into(),
-        properties: HashMap::new(),
-        write_mode: None,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn position_deletes_hide_rows_from_every_read() {
     let (dir, lh, first, second) = table().await;
@@ -300,7 +288,7 @@ async fn position_deletes_hide_rows_from_every_read() {
 
     // A merge after that: a deleted key is an insert, a live key an update.
     let batch = id_v(&[4, 5, 11, 12], &["four", "five", "eleven", "twelve"]);
-    let result = lh.merge("raw.t", one(batch), &upsert()).await.unwrap();
+    let result = lh.merge("raw.t", one(batch), &upsert(None)).await.unwrap();
     assert_eq!((result.rows_updated, result.rows_inserted), (2, 2));
     for (id, v) in [(4, "four"), (5, "five"), (11, "eleven"), (12, "twelve")] {
         expected.insert(id, v.into());
@@ -331,7 +319,7 @@ async fn delete_files_apply_by_sequence_number() {
     assert_eq!(scan(&lh, &ScanOptions::default()).await, expected);
 
     let batch = id_v(&[3, 11], &["three", "eleven"]);
-    let result = lh.merge("raw.t", one(batch), &upsert()).await.unwrap();
+    let result = lh.merge("raw.t", one(batch), &upsert(None)).await.unwrap();
     assert_eq!((result.rows_updated, result.rows_inserted), (1, 1));
     let mut expected = expected;
     expected.insert(3, "three".into());
@@ -397,7 +385,7 @@ async fn publishing_a_branch_that_rewrote_a_file_main_gained_deletes_for_is_a_co
     // On the branch, an upsert rewrites `first` (its copy holds row 0).
     let dev = MergeOptions {
         ref_name: "dev".into(),
-        ..upsert()
+        ..upsert(None)
     };
     lh.merge("raw.t", one(id_v(&[5], &["five"])), &dev)
         .await
@@ -518,10 +506,7 @@ async fn merge_on_read_writes_over_skipped_rows_match_the_model() {
     let ids = [101, 103, 104, 116, 124, 125, 128, 129];
     let values: Vec<String> = ids.iter().map(|i| format!("new{i}")).collect();
     let values: Vec<&str> = values.iter().map(String::as_str).collect();
-    let options = MergeOptions {
-        write_mode: Some(WriteMode::MergeOnRead),
-        ..upsert()
-    };
+    let options = upsert(Some(WriteMode::MergeOnRead));
     let result = lh
         .merge("raw.t", one(id_v(&ids, &values)), &options)
         .await

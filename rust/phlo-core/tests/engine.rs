@@ -11,6 +11,8 @@
 //! own test's allocations. A new test file must be declared here (autotests are off); the test
 //! at the bottom fails when one is not.
 
+#[path = "branch_conflicts.rs"]
+mod branch_conflicts;
 #[path = "compaction.rs"]
 mod compaction;
 #[path = "delete_changes.rs"]

@@ -19,7 +19,7 @@ use iceberg::spec::{
 };
 use phlo_core::Lakehouse;
 use phlo_core::catalog::MAIN;
-use phlo_core::merge::{MergeOptions, MergeStrategy};
+use phlo_core::merge::MergeOptions;
 use phlo_core::tables::commit::{SnapshotChange, commit_append, commit_metadata, live_data_files};
 use phlo_core::tables::{Projection, ScanOptions, read_data_file};
 
@@ -148,15 +148,11 @@ async fn scan_with(lh: &Lakehouse, options: &ScanOptions) -> (Vec<String>, Rows)
     (names, rows(&batches))
 }
 
+/// An upsert by id on main, deduplicating the batch (last wins) or not.
 fn upsert(dedupe: bool) -> MergeOptions {
     MergeOptions {
-        unique_key: vec!["id".into()],
-        strategy: MergeStrategy::Merge,
         dedupe: dedupe.then_some(phlo_core::dedupe::DedupeMethod::Last),
-        order_by: None,
-        ref_name: MAIN.into(),
-        properties: HashMap::new(),
-        write_mode: None,
+        ..crate::model::upsert(None)
     }
 }
 

@@ -10,9 +10,10 @@ use iceberg::spec::{SnapshotReference, SnapshotRetention, TableMetadataBuilder};
 use phlo_core::Lakehouse;
 use phlo_core::catalog::{CommitMeta, MAIN, RefKind};
 use phlo_core::lakehouse::AsOf;
-use phlo_core::merge::{MergeOptions, MergeStrategy};
 use phlo_core::tables::ScanOptions;
 use phlo_core::tables::commit::commit_metadata;
+
+use crate::model::upsert;
 
 fn batch(ids: std::ops::Range<i64>) -> Vec<Result<RecordBatch, ArrowError>> {
     let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
@@ -269,16 +270,7 @@ async fn table_level_refs_keep_their_snapshots_and_files() {
     .await;
     let ids = append_loads(&lh, 3..5).await;
     // A rewrite on main drops files the table-level refs still read.
-    let upsert = MergeOptions {
-        unique_key: vec!["id".into()],
-        strategy: MergeStrategy::Merge,
-        dedupe: None,
-        order_by: None,
-        ref_name: MAIN.into(),
-        properties: HashMap::new(),
-        write_mode: None,
-    };
-    lh.merge("raw.t", batch(0..5), &upsert).await.unwrap();
+    lh.merge("raw.t", batch(0..5), &upsert(None)).await.unwrap();
     let head = *snapshot_ids(&lh).await.last().unwrap();
 
     let result = lh.expire_snapshots(future_ms(), 1).await.unwrap();

@@ -4,14 +4,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::model::{Model, contents};
+use crate::model::{Model, contents, upsert};
 use crate::seaweedfs::{SECRET_KEY, SeaweedFs, free_port, shared, warehouse};
 use arrow_array::{Int64Array, RecordBatch, StringArray};
 use arrow_schema::{ArrowError, DataType, Field, Schema};
 use bytes::Bytes;
 use phlo_core::catalog::{CommitMeta, MAIN, RefKind};
 use phlo_core::compact::CompactOptions;
-use phlo_core::merge::{MergeOptions, MergeStrategy};
 use phlo_core::tables::{Filter, FilterOp, Literal};
 use phlo_core::{Error, Lakehouse};
 
@@ -38,18 +37,6 @@ fn rows(ids: impl Iterator<Item = i64>, tag: &str) -> Vec<Result<RecordBatch, Ar
 fn put(model: &mut Model, ids: impl Iterator<Item = i64>, tag: &str) {
     for i in ids {
         model.insert(i, format!("{tag}{i}"));
-    }
-}
-
-fn upsert() -> MergeOptions {
-    MergeOptions {
-        unique_key: vec!["id".into()],
-        strategy: MergeStrategy::Merge,
-        dedupe: None,
-        order_by: None,
-        ref_name: MAIN.into(),
-        properties: HashMap::new(),
-        write_mode: None,
     }
 }
 
@@ -90,7 +77,7 @@ async fn tables_live_on_s3_append_merge_delete_and_scan() {
     assert_eq!(contents(&lh, "raw.t", MAIN).await, model);
 
     let merged = lh
-        .merge("raw.t", rows(50..150, "b"), &upsert())
+        .merge("raw.t", rows(50..150, "b"), &upsert(None))
         .await
         .unwrap();
     assert_eq!((merged.rows_updated, merged.rows_inserted), (50, 50));
@@ -244,7 +231,7 @@ async fn a_discarded_transaction_leaves_no_object_behind_on_s3() {
     lh.append("raw.t", rows(10..20, "tx"), &tx, HashMap::new())
         .await
         .unwrap();
-    let mut options = upsert();
+    let mut options = upsert(None);
     options.ref_name = tx.clone();
     lh.merge("raw.t", rows(0..5, "upserted"), &options)
         .await

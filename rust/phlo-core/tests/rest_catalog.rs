@@ -15,7 +15,7 @@ use arrow_schema::{DataType, Field, Schema};
 use phlo_core::Lakehouse;
 use phlo_core::catalog::{CommitMeta, MAIN, RefKind, RefMerge};
 use phlo_core::compact::CompactOptions;
-use phlo_core::merge::{MergeOptions, MergeStrategy, WriteMode};
+use phlo_core::merge::WriteMode;
 use phlo_core::rest::{Request, RestService};
 use phlo_core::tables::commit::{SnapshotChange, commit_append};
 use phlo_core::tables::{Filter, FilterOp, Literal, ScanOptions};
@@ -72,18 +72,6 @@ async fn scan(lh: &Lakehouse, name: &str) -> Model {
     scan_model(lh, name, &ScanOptions::default()).await
 }
 
-fn merge_options(mode: WriteMode) -> MergeOptions {
-    MergeOptions {
-        unique_key: vec!["id".into()],
-        strategy: MergeStrategy::Merge,
-        dedupe: None,
-        order_by: None,
-        ref_name: MAIN.into(),
-        properties: HashMap::new(),
-        write_mode: Some(mode),
-    }
-}
-
 fn upsert(model: &mut Model, batch: &[(i64, &str)]) {
     for (id, name) in batch {
         model.insert(*id, name.to_string());
@@ -115,13 +103,13 @@ async fn every_engine_path_commits_through_the_rest_catalog() {
     upsert(&mut model, &first);
 
     let cow: Vec<(i64, &str)> = (5..15).map(|i| (i, "cow")).collect();
-    lh.merge("raw.t", rows(&cow), &merge_options(WriteMode::CopyOnWrite))
+    lh.merge("raw.t", rows(&cow), &model::upsert(Some(WriteMode::CopyOnWrite)))
         .await
         .unwrap();
     upsert(&mut model, &cow);
 
     let mor: Vec<(i64, &str)> = (12..20).map(|i| (i, "mor")).collect();
-    lh.merge("raw.t", rows(&mor), &merge_options(WriteMode::MergeOnRead))
+    lh.merge("raw.t", rows(&mor), &model::upsert(Some(WriteMode::MergeOnRead)))
         .await
         .unwrap();
     upsert(&mut model, &mor);
@@ -274,7 +262,7 @@ async fn a_ref_is_a_table_branch_on_a_rest_catalog() {
     lh.append("raw.t", rows(&[(2, "dev")]), "dev", HashMap::new())
         .await
         .unwrap();
-    let mut options = merge_options(WriteMode::MergeOnRead);
+    let mut options = model::upsert(Some(WriteMode::MergeOnRead));
     options.ref_name = "dev".into();
     lh.merge("raw.t", rows(&[(1, "dev-merged")]), &options)
         .await
@@ -424,7 +412,7 @@ async fn every_engine_path_commits_through_seaweedfs_rest_catalog() {
         .unwrap();
     upsert(&mut model, &first);
     let cow: Vec<(i64, &str)> = (5..15).map(|i| (i, "cow")).collect();
-    let mut options = merge_options(WriteMode::CopyOnWrite);
+    let mut options = model::upsert(Some(WriteMode::CopyOnWrite));
     lh.merge(&name, rows(&cow), &options).await.unwrap();
     upsert(&mut model, &cow);
     options.write_mode = Some(WriteMode::MergeOnRead);
@@ -500,7 +488,7 @@ async fn a_transaction_commits_several_tables_at_once_through_the_rest_catalog()
     lh.append("raw.a", rows(&[(1, "tx")]), &tx, HashMap::new())
         .await
         .unwrap();
-    let mut options = merge_options(WriteMode::CopyOnWrite);
+    let mut options = model::upsert(Some(WriteMode::CopyOnWrite));
     options.ref_name = tx.clone();
     lh.merge("raw.a", rows(&[(0, "merged"), (2, "tx")]), &options)
         .await
@@ -567,7 +555,7 @@ async fn a_transaction_that_lost_the_race_reapplies_its_appends_or_changes_nothi
         .await
         .unwrap();
     let files = files_under(fx.dir.path());
-    let mut options = merge_options(WriteMode::CopyOnWrite);
+    let mut options = model::upsert(Some(WriteMode::CopyOnWrite));
     options.ref_name = tx.clone();
     lh.merge("raw.a", rows(&[(0, "upserted")]), &options)
         .await
@@ -597,11 +585,11 @@ async fn a_transactions_inserting_merge_is_reapplied_only_when_no_key_collides()
     let mut a = model_of(&[(0, "before")]);
     for (ours, theirs) in [(1, 2), (3, 3)] {
         let tx = lh.catalog().create_internal_branch("tx/", MAIN).unwrap();
-        let mut options = merge_options(WriteMode::CopyOnWrite);
+        let mut options = model::upsert(Some(WriteMode::CopyOnWrite));
         options.ref_name = tx.clone();
         let merged = lh.merge("raw.a", rows(&[(ours, "tx")]), &options);
         assert_eq!(merged.await.unwrap().rows_inserted, 1);
-        let options = merge_options(WriteMode::CopyOnWrite);
+        let options = model::upsert(Some(WriteMode::CopyOnWrite));
         let theirs_merged = other.merge("raw.a", rows(&[(theirs, "other")]), &options);
         theirs_merged.await.unwrap();
         upsert(&mut a, &[(theirs, "other")]);
@@ -718,7 +706,7 @@ async fn a_discarded_transaction_removes_its_files_and_commits_nothing_on_the_re
     let lh = two_tables(&fx).await;
     let before = files_under(fx.dir.path());
     let tx = creating_c(&lh).await;
-    let mut options = merge_options(WriteMode::CopyOnWrite);
+    let mut options = model::upsert(Some(WriteMode::CopyOnWrite));
     options.ref_name = tx.clone();
     lh.merge("raw.b", rows(&[(0, "merged")]), &options)
         .await
@@ -828,7 +816,7 @@ async fn a_transaction_commits_two_tables_through_seaweedfs_rest_catalog() {
     assert_eq!(scan(&other, &b).await, landed);
 
     let tx = lh.catalog().create_internal_branch("tx/", MAIN).unwrap();
-    let mut options = merge_options(WriteMode::CopyOnWrite);
+    let mut options = model::upsert(Some(WriteMode::CopyOnWrite));
     options.ref_name = tx.clone();
     // The failing table comes second in the request: a server that applied the first before
     // checking the second would show a changed here.
@@ -903,7 +891,7 @@ async fn a_table_tag_is_read_only_and_refused_before_any_file_is_written() {
         .unwrap_err();
     assert_eq!(err.code(), "invalid_input", "{err}");
     assert!(err.to_string().contains("v1 is a tag of raw.t"), "{err}");
-    let mut options = merge_options(WriteMode::MergeOnRead);
+    let mut options = model::upsert(Some(WriteMode::MergeOnRead));
     options.ref_name = "v1".into();
     let err = lh
         .merge("raw.t", rows(&[(1, "x")]), &options)

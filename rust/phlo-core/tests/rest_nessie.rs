@@ -7,11 +7,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::model::{contents, model_of, rows, schema};
+use crate::model::{contents, model_of, rows, schema, upsert};
 use crate::rest::{Server, serve};
 use phlo_core::Lakehouse;
 use phlo_core::catalog::{CommitMeta, MAIN, RefKind};
-use phlo_core::merge::{MergeOptions, MergeStrategy, WriteMode};
+use phlo_core::merge::{MergeOptions, WriteMode};
 use phlo_core::rest::RestService;
 
 struct Fixture {
@@ -71,13 +71,8 @@ async fn a_ref_is_a_catalog_branch_on_a_nessie_style_server() {
         .await
         .unwrap();
     let mut options = MergeOptions {
-        unique_key: vec!["id".into()],
-        strategy: MergeStrategy::Merge,
-        dedupe: None,
-        order_by: None,
         ref_name: "dev".into(),
-        properties: HashMap::new(),
-        write_mode: Some(WriteMode::MergeOnRead),
+        ..upsert(Some(WriteMode::MergeOnRead))
     };
     lh.merge("raw.t", rows(&[(1, "dev-merged")]), &options)
         .await

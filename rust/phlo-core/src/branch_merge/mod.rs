@@ -7,6 +7,7 @@
 //! overlap is a `CommitConflict`, and then nothing is merged.
 
 mod rebase;
+mod rewritten;
 mod schema;
 mod shared_keys;
 
@@ -41,7 +42,7 @@ pub async fn merge_branch(
             let step = match (&changed.base, &changed.target) {
                 (_, None) => MergeStep::Add(changed),
                 _ if changed.target_unmoved() => MergeStep::FastForward(changed),
-                _ => match rebase(io, &changed, source).await {
+                _ => match rebase(io, &changed, (source, into)).await {
                     Ok(Rebased::Written(files)) => {
                         let to = files.metadata.clone();
                         prepared.push(files);

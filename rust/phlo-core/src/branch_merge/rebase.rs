@@ -18,6 +18,7 @@ use iceberg::spec::{
     TableMetadataBuilder,
 };
 
+use super::rewritten::rewritten_on_both;
 use super::schema::carry_over;
 use super::shared_keys::{MAX_INDEXED_KEYS, Shared, shared_key};
 use crate::catalog::{Changed, MAIN};
@@ -38,7 +39,7 @@ pub enum Rebased {
     Conflict(String),
 }
 
-pub async fn rebase(io: &FileIO, changed: &Changed, source: &str) -> Result<Rebased> {
+pub async fn rebase(io: &FileIO, changed: &Changed, (source, into): (&str, &str)) -> Result<Rebased> {
     let (Some(base), Some(target)) = (&changed.base, &changed.target) else {
         return Ok(Rebased::Conflict("created on both sides".into()));
     };
@@ -56,6 +57,10 @@ pub async fn rebase(io: &FileIO, changed: &Changed, source: &str) -> Result<Reba
         return Ok(Rebased::Conflict(
             "the partition spec changed on the target since the fork".into(),
         ));
+    }
+    if let Some(reason) = rewritten_on_both(io, (&base, &branch, &target), &net.removed, into).await?
+    {
+        return Ok(Rebased::Conflict(reason));
     }
     if !net.removed.is_empty()
         && let Some(id) = deletes_added_since(io, &base, &target, MAIN).await?
@@ -79,8 +84,10 @@ pub async fn rebase(io: &FileIO, changed: &Changed, source: &str) -> Result<Reba
         Ok(None) => target,
         Ok(Some(schema)) => with_schema(target, schema)?,
     };
-    if let Some(reason) = colliding_keys(io, &branch, &target, &net, &gained).await? {
-        return Ok(Rebased::Conflict(reason));
+    if let Some(reason) = colliding_keys(io, (&branch, &target, into), &net, &gained).await? {
+        return Ok(Rebased::Conflict(format!(
+            "{reason}. To publish, re-run the branch's writes on a branch forked from {into} now"
+        )));
     }
     let change = SnapshotChange {
         branch: MAIN.to_string(),
@@ -272,7 +279,7 @@ pub(crate) async fn inserted_keys_collide(
         unkeyed_rewrite,
         unsupported: None,
     };
-    colliding_keys(io, branch, target, &net, &gained).await
+    colliding_keys(io, (branch, target, "the target"), &net, &gained).await
 }
 
 async fn live_files(
@@ -296,8 +303,7 @@ async fn live_files(
 /// carries the schema of the rebased table, which both sides are read as.
 async fn colliding_keys(
     io: &FileIO,
-    branch: &LoadedTable,
-    target: &LoadedTable,
+    (branch, target, into): (&LoadedTable, &LoadedTable, &str),
     net: &NetChange,
     gained: &[DataFile],
 ) -> Result<Option<String>> {
@@ -356,8 +362,9 @@ async fn colliding_keys(
             Shared::None => {}
             Shared::Key(example) => {
                 return Ok(Some(format!(
-                    "the branch and the target both wrote unique key ({columns}) {example} \
-                     since the fork"
+                    "unique key ({columns}) {example} is both in a data file the branch wrote \
+                     and in one {into} gained since the fork, so the merge would leave two rows \
+                     with that key"
                 )));
             }
             Shared::TooMany(rows) => {

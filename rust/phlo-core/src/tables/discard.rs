@@ -54,6 +54,65 @@ impl WrittenFiles {
     }
 }
 
+/// The files of a write that has not reached its commit. Dropped before then (the write was
+/// abandoned, its future cancelled by a Ctrl-C in Python, or it failed), it removes them in
+/// the background: nothing can reference them yet, and `Drop` cannot wait. Once a commit
+/// starts, its files may land, so they are handed to it ([`Self::into_commit`]), and it
+/// removes them itself only when it knows they did not.
+pub struct Uncommitted {
+    io: FileIO,
+    files: Option<WrittenFiles>,
+}
+
+impl Uncommitted {
+    pub(crate) fn new(io: &FileIO) -> Self {
+        Self {
+            io: io.clone(),
+            files: Some(WrittenFiles::default()),
+        }
+    }
+
+    /// The list the write records its files into.
+    pub(crate) fn files(&self) -> &WrittenFiles {
+        self.files.as_ref().expect("handed to a commit only by value")
+    }
+
+    /// The files, for the commit to keep or remove: no longer removed on drop.
+    pub(crate) fn into_commit(mut self) -> WrittenFiles {
+        self.files.take().unwrap_or_default()
+    }
+}
+
+impl Drop for Uncommitted {
+    fn drop(&mut self) {
+        let Some(files) = self.files.take() else {
+            return;
+        };
+        let paths = std::mem::take(&mut *files.paths_mut());
+        if paths.is_empty() {
+            return;
+        }
+        let io = self.io.clone();
+        let remove = async move {
+            for path in paths {
+                let _ = io.delete(&path).await;
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(remove)),
+            // Dropped outside a runtime: a thread with one of its own removes them.
+            Err(_) => drop(std::thread::spawn(move || {
+                if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    runtime.block_on(remove);
+                }
+            })),
+        }
+    }
+}
+
 /// What to remove of a snapshot.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Discard {
