@@ -28,12 +28,7 @@ async fn seeded() -> (tempfile::TempDir, Lakehouse, Model) {
 }
 
 /// Upserts by id on `ref_name`; the snapshot committed.
-async fn upsert_on(
-    lh: &Lakehouse,
-    ref_name: &str,
-    batch: &[(i64, &str)],
-    mode: WriteMode,
-) -> i64 {
+async fn upsert_on(lh: &Lakehouse, ref_name: &str, batch: &[(i64, &str)], mode: WriteMode) -> i64 {
     let options = MergeOptions {
         ref_name: ref_name.into(),
         ..upsert(Some(mode))
@@ -90,7 +85,13 @@ async fn the_same_upserts_written_merge_on_read_rebase() {
         .await
         .unwrap();
     assert_eq!(merged.rebased, vec!["raw.t".to_string()]);
-    for (id, by) in [(5, "dev"), (99, "dev"), (300, "main"), (0, "main"), (500, "main")] {
+    for (id, by) in [
+        (5, "dev"),
+        (99, "dev"),
+        (300, "main"),
+        (0, "main"),
+        (500, "main"),
+    ] {
         expected.insert(id, by.to_string());
     }
     assert_eq!(contents(&lh, "raw.t", MAIN).await, expected);

@@ -381,9 +381,16 @@ async fn a_delete_plan_dropped_uncommitted_removes_its_files() {
         let before = (files(), head(&lh, MAIN).await);
         let table = lh.load_table("raw.t", MAIN).await.unwrap();
         let some = [filter("id", "<", vec![Literal::Int(7)])];
-        let plan = plan_delete(lh.catalog(), lh.file_io(), table, &some, HashMap::new(), Some(mode))
-            .await
-            .unwrap();
+        let plan = plan_delete(
+            lh.catalog(),
+            lh.file_io(),
+            table,
+            &some,
+            HashMap::new(),
+            Some(mode),
+        )
+        .await
+        .unwrap();
         let written = plan.result().files_added + plan.result().delete_files_added;
         assert!(written > 0, "{mode:?}");
         assert_eq!(files().len(), before.0.len() + written as usize, "{mode:?}");

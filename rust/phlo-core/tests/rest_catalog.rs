@@ -103,15 +103,23 @@ async fn every_engine_path_commits_through_the_rest_catalog() {
     upsert(&mut model, &first);
 
     let cow: Vec<(i64, &str)> = (5..15).map(|i| (i, "cow")).collect();
-    lh.merge("raw.t", rows(&cow), &model::upsert(Some(WriteMode::CopyOnWrite)))
-        .await
-        .unwrap();
+    lh.merge(
+        "raw.t",
+        rows(&cow),
+        &model::upsert(Some(WriteMode::CopyOnWrite)),
+    )
+    .await
+    .unwrap();
     upsert(&mut model, &cow);
 
     let mor: Vec<(i64, &str)> = (12..20).map(|i| (i, "mor")).collect();
-    lh.merge("raw.t", rows(&mor), &model::upsert(Some(WriteMode::MergeOnRead)))
-        .await
-        .unwrap();
+    lh.merge(
+        "raw.t",
+        rows(&mor),
+        &model::upsert(Some(WriteMode::MergeOnRead)),
+    )
+    .await
+    .unwrap();
     upsert(&mut model, &mor);
 
     let below_three = Filter {

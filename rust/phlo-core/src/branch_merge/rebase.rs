@@ -39,7 +39,11 @@ pub enum Rebased {
     Conflict(String),
 }
 
-pub async fn rebase(io: &FileIO, changed: &Changed, (source, into): (&str, &str)) -> Result<Rebased> {
+pub async fn rebase(
+    io: &FileIO,
+    changed: &Changed,
+    (source, into): (&str, &str),
+) -> Result<Rebased> {
     let (Some(base), Some(target)) = (&changed.base, &changed.target) else {
         return Ok(Rebased::Conflict("created on both sides".into()));
     };
@@ -58,7 +62,8 @@ pub async fn rebase(io: &FileIO, changed: &Changed, (source, into): (&str, &str)
             "the partition spec changed on the target since the fork".into(),
         ));
     }
-    if let Some(reason) = rewritten_on_both(io, (&base, &branch, &target), &net.removed, into).await?
+    if let Some(reason) =
+        rewritten_on_both(io, (&base, &branch, &target), &net.removed, into).await?
     {
         return Ok(Rebased::Conflict(reason));
     }

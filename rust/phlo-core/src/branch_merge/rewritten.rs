@@ -53,9 +53,12 @@ async fn first_removal(
 ) -> Result<Option<(String, SnapshotRef)>> {
     for snapshot in snapshots_since(base, table, MAIN)? {
         let id = snapshot.snapshot_id();
-        let manifests =
-            load_manifest_list(io, table.metadata.format_version(), snapshot.manifest_list())
-                .await?;
+        let manifests = load_manifest_list(
+            io,
+            table.metadata.format_version(),
+            snapshot.manifest_list(),
+        )
+        .await?;
         // A snapshot's removals are `deleted` entries of the manifests it wrote.
         for manifest in manifests
             .iter()

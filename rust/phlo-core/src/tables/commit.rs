@@ -422,7 +422,11 @@ pub(crate) async fn deleted_target_gone(
 }
 
 /// The snapshots committed on `branch` after `old`'s head, newest first.
-pub(crate) fn snapshots_since(old: &LoadedTable, new: &LoadedTable, branch: &str) -> Result<Vec<SnapshotRef>> {
+pub(crate) fn snapshots_since(
+    old: &LoadedTable,
+    new: &LoadedTable,
+    branch: &str,
+) -> Result<Vec<SnapshotRef>> {
     let stop = old.snapshot_for_ref(branch).map(|s| s.snapshot_id());
     let mut since = Vec::new();
     let mut current = new.snapshot_for_ref(branch).cloned();

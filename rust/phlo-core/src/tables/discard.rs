@@ -61,34 +61,31 @@ impl WrittenFiles {
 /// removes them itself only when it knows they did not.
 pub struct Uncommitted {
     io: FileIO,
-    files: Option<WrittenFiles>,
+    files: WrittenFiles,
 }
 
 impl Uncommitted {
     pub(crate) fn new(io: &FileIO) -> Self {
         Self {
             io: io.clone(),
-            files: Some(WrittenFiles::default()),
+            files: WrittenFiles::default(),
         }
     }
 
     /// The list the write records its files into.
     pub(crate) fn files(&self) -> &WrittenFiles {
-        self.files.as_ref().expect("handed to a commit only by value")
+        &self.files
     }
 
     /// The files, for the commit to keep or remove: no longer removed on drop.
     pub(crate) fn into_commit(mut self) -> WrittenFiles {
-        self.files.take().unwrap_or_default()
+        std::mem::take(&mut self.files)
     }
 }
 
 impl Drop for Uncommitted {
     fn drop(&mut self) {
-        let Some(files) = self.files.take() else {
-            return;
-        };
-        let paths = std::mem::take(&mut *files.paths_mut());
+        let paths = std::mem::take(&mut *self.files.paths_mut());
         if paths.is_empty() {
             return;
         }
