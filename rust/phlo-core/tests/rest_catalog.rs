@@ -102,25 +102,16 @@ async fn every_engine_path_commits_through_the_rest_catalog() {
         .unwrap();
     upsert(&mut model, &first);
 
-    let cow: Vec<(i64, &str)> = (5..15).map(|i| (i, "cow")).collect();
-    lh.merge(
-        "raw.t",
-        rows(&cow),
-        &model::upsert(Some(WriteMode::CopyOnWrite)),
-    )
-    .await
-    .unwrap();
-    upsert(&mut model, &cow);
-
-    let mor: Vec<(i64, &str)> = (12..20).map(|i| (i, "mor")).collect();
-    lh.merge(
-        "raw.t",
-        rows(&mor),
-        &model::upsert(Some(WriteMode::MergeOnRead)),
-    )
-    .await
-    .unwrap();
-    upsert(&mut model, &mor);
+    let upserts = [
+        (5..15, "cow", WriteMode::CopyOnWrite),
+        (12..20, "mor", WriteMode::MergeOnRead),
+    ];
+    for (ids, value, mode) in upserts {
+        let batch: Vec<(i64, &str)> = ids.map(|i| (i, value)).collect();
+        let options = model::upsert(Some(mode));
+        lh.merge("raw.t", rows(&batch), &options).await.unwrap();
+        upsert(&mut model, &batch);
+    }
 
     let below_three = Filter {
         column: "id".into(),
