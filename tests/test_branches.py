@@ -111,7 +111,9 @@ def both_upsert_one_file(lh, write_mode: str) -> tuple[int, int]:
     dev = lh.table("raw.t", ref="dev")
     ours = dev.merge(pa.table({"id": [5, 99], "by": ["dev", "dev"]}), "id", write_mode=write_mode)
     table.append(pa.table({"id": [300], "by": ["main"]}))
-    theirs = table.merge(pa.table({"id": [0, 500], "by": ["main", "main"]}), "id", write_mode=write_mode)
+    theirs = table.merge(
+        pa.table({"id": [0, 500], "by": ["main", "main"]}), "id", write_mode=write_mode
+    )
     return ours.snapshot_id, theirs.snapshot_id
 
 
