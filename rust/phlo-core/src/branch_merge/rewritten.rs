@@ -59,11 +59,13 @@ async fn first_removal(
             snapshot.manifest_list(),
         )
         .await?;
-        // A snapshot's removals are `deleted` entries of the manifests it wrote.
-        for manifest in manifests
-            .iter()
-            .filter(|m| m.content == ManifestContentType::Data && m.added_snapshot_id == id)
-        {
+        // A snapshot's removals are `deleted` entries of the manifests it wrote (an append's
+        // manifest has none, and is not read).
+        for manifest in manifests.iter().filter(|m| {
+            m.content == ManifestContentType::Data
+                && m.added_snapshot_id == id
+                && m.has_deleted_files()
+        }) {
             let loaded = read_manifest(io, manifest, &table.metadata).await?;
             let found = loaded.entries().iter().find(|e| {
                 e.status() == ManifestStatus::Deleted
