@@ -34,9 +34,9 @@ pub async fn rewritten_on_both(
         None => "a snapshot".to_string(),
     };
     Ok(Some(format!(
-        "both sides rewrote data file {path} since the fork (copy-on-write): the branch in \
-         {branch_side}, {into} in {}. The branch's copy of the file would undo what {into} \
-         changed in it, so the merge is refused even when the two sides changed different rows. \
+        "both sides rewrote data file {path} since the fork: the branch in {branch_side}, \
+         {into} in {}. The branch's copy of the file would undo what {into} changed in it, so \
+         the merge is refused even when the two sides changed different rows. \
          To publish, re-run the branch's writes on a branch forked from {into} now, or write \
          with write_mode=\"merge-on-read\", whose upserts of different rows leave the file in \
          place and rebase",
