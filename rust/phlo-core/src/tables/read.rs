@@ -8,8 +8,8 @@
 //! delete rewrites, compaction, row diff, changes) goes through here; rows removed by other
 //! engines' delete files ([`super::deletes`]) are left out here too.
 //!
-//! Nested columns are matched by the id of their top-level column; inside a struct, list or
-//! map the file's layout is cast to the schema's.
+//! Nested columns are matched by the id of their top-level column, and the fields inside them
+//! by theirs too ([`nested`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
@@ -22,7 +22,7 @@ use arrow_array::{
     Array, ArrayRef, BooleanArray, DictionaryArray, Int32Array, RecordBatch, RecordBatchOptions,
     new_null_array,
 };
-use arrow_cast::{CastOptions, can_cast_types, cast_with_options};
+use arrow_cast::CastOptions;
 use arrow_schema::{DataType, Field, Schema as ArrowSchema, SchemaRef as ArrowSchemaRef};
 use arrow_select::filter::filter_record_batch;
 use futures::{Stream, StreamExt};
@@ -38,6 +38,7 @@ use parquet::arrow::{PARQUET_FIELD_ID_META_KEY, ProjectionMask};
 use super::deletes::FileDeletes;
 use super::dictionary_pages::{all_dictionary, dictionary_range, string_values};
 use super::file_ranges::FileRanges;
+use super::nested;
 use super::row_selection::{self, Positions};
 use crate::error::{Context, Error, Location, Result};
 use crate::schema::arrow_schema_of;
@@ -333,7 +334,7 @@ impl ProjectedFile {
                 let from = file_fields[roots[position]].data_type();
                 match (
                     from == field.data_type(),
-                    can_cast_types(from, field.data_type()),
+                    nested::can_align(from, field.data_type()),
                 ) {
                     (true, _) => Ok(Source::Same(position)),
                     (false, true) => Ok(Source::Cast(position)),
@@ -692,9 +693,7 @@ impl ProjectedStream {
             .map(|(source, field)| match *source {
                 Source::Same(i) => Ok(batch.column(i).clone()),
                 Source::Cast(i) => own_dictionary(batch.column(i), field.data_type())
-                    .unwrap_or_else(|| {
-                        cast_with_options(batch.column(i), field.data_type(), &options)
-                    })
+                    .unwrap_or_else(|| nested::align(batch.column(i), field.data_type(), &options))
                     .map_err(|e| {
                         Error::schema(
                             format!("cannot read a column of data file {}: {e}", self.path),
