@@ -678,7 +678,7 @@ async fn write_snapshot_files(
                 metadata.format_version()
             ),
             "phlo writes Iceberg format v2 tables only: a v1 table can be upgraded to v2 \
-             (`format-version` property); a v3 table cannot be written by phlo — write it with \
+             (set the `format-version` property to 2, e.g. with `table.set_properties`); a v3 table cannot be written by phlo — write it with \
              the engine that created it, or copy its rows into a v2 table",
         ));
     }
