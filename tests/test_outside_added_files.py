@@ -88,9 +88,7 @@ def rename(lh: phlo.Lakehouse, model: dict[int, Row], old: str, new: str) -> dic
 
 
 @pytest.mark.parametrize("mode", ["copy-on-write", "merge-on-read"])
-def test_files_added_without_field_ids_keep_their_values_through_phlo_writes(
-    lh, tmp_path, mode
-):
+def test_files_added_without_field_ids_keep_their_values_through_phlo_writes(lh, tmp_path, mode):
     model = build(lh, tmp_path)
     assert_reads(lh, model)
     model = rename(lh, model, "a", "a2")

@@ -45,7 +45,9 @@ SCHEMA = Schema(
     optional(
         8,
         "m",
-        MapType(9, StringType(), 10, StructType(optional(11, "p", LongType())), value_required=False),
+        MapType(
+            9, StringType(), 10, StructType(optional(11, "p", LongType())), value_required=False
+        ),
     ),
 )
 
@@ -119,7 +121,9 @@ def assert_reads(lh: phlo.Lakehouse, model: dict[int, Row]) -> None:
 def test_nested_fields_evolved_by_pyiceberg_read_merge_and_compact_by_field_id(lh, evolve):
     table = catalog(lh).create_table("raw.t", schema=SCHEMA)
     table.append(pa.Table.from_pylist([row(i) for i in range(4)], schema=table.schema().as_arrow()))
-    table.append(pa.Table.from_pylist([row(i) for i in range(4, 6)], schema=table.schema().as_arrow()))
+    table.append(
+        pa.Table.from_pylist([row(i) for i in range(4, 6)], schema=table.schema().as_arrow())
+    )
     to_current = evolve(table)
     model = {i: to_current(row(i)) for i in range(6)}
     assert_reads(lh, model)

@@ -107,9 +107,7 @@ def rows(table: Any) -> dict[int, str]:
 
 
 def by_worker(table_rows: dict[int, str]) -> list[dict[int, str]]:
-    return [
-        {k: v for k, v in table_rows.items() if k // 1_000_000 == w} for w in range(WORKERS)
-    ]
+    return [{k: v for k, v in table_rows.items() if k // 1_000_000 == w} for w in range(WORKERS)]
 
 
 def connect(root: Path, catalog: str) -> phlo.Lakehouse:

@@ -101,7 +101,9 @@ def duckdb_rows(lh: phlo.Lakehouse) -> dict[int, Row]:
     """DuckDB's reading of the current snapshot's data files (phlo applies no deletes here: the
     writes below are copy-on-write)."""
     files = [f.file.file_path for f in catalog(lh).load_table("raw.t").scan().plan_files()]
-    assert all(not task.delete_files for task in catalog(lh).load_table("raw.t").scan().plan_files())
+    assert all(
+        not task.delete_files for task in catalog(lh).load_table("raw.t").scan().plan_files()
+    )
     paths = ", ".join(f"'{f.removeprefix('file://')}'" for f in files)
     table = duckdb.sql(f"select id, d1, d2, fx, bin, tm, dt, b from read_parquet([{paths}])")
     return {r["id"]: r for r in table.arrow().read_all().to_pylist()}
