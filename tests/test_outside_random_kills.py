@@ -203,7 +203,6 @@ def test_random_kills_of_overlapping_writers_leave_each_write_all_or_nothing(set
     assert rows(t) == {k: v for m in models for k, v in m.items()}
     assert set(rows(u)) == tx_keys
     pyiceberg.engine.dispose()
-    print(sorted(outcomes.items()))
     # Kills landed both before and after commits.
     assert any(k.endswith(":landed") for k in outcomes), outcomes
     assert any(k.endswith(":killed") for k in outcomes), outcomes
