@@ -14,18 +14,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.schema import Schema
 from pyiceberg.types import LongType, NestedField, StringType
+from tests.test_outside_nested import Row, catalog
 
 import phlo
-
-Row = dict[str, Any]
-
-
-def catalog(lh: phlo.Lakehouse) -> SqlCatalog:
-    return SqlCatalog("phlo", uri=lh.catalog_uri, warehouse=lh.warehouse)
-
 
 SCHEMA = Schema(
     NestedField(1, "id", LongType(), required=False),

@@ -12,7 +12,6 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.transforms import (
@@ -25,15 +24,11 @@ from pyiceberg.transforms import (
     YearTransform,
 )
 from pyiceberg.types import DateType, LongType, NestedField, StringType, TimestamptzType
+from tests.test_outside_nested import Row, catalog
 
 import phlo
 
-Row = dict[str, Any]
 T0 = dt.datetime(2023, 12, 31, 22, 0, tzinfo=dt.UTC)
-
-
-def catalog(lh: phlo.Lakehouse) -> SqlCatalog:
-    return SqlCatalog("phlo", uri=lh.catalog_uri, warehouse=lh.warehouse)
 
 
 SCHEMA = Schema(

@@ -10,12 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import uuid
-from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pytest
-from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.schema import Schema
 from pyiceberg.types import (
     BinaryType,
@@ -25,27 +23,16 @@ from pyiceberg.types import (
     FixedType,
     FloatType,
     LongType,
-    NestedField,
     StringType,
     TimestampType,
     TimestamptzType,
     TimeType,
     UUIDType,
 )
+from tests.test_outside_nested import Row, catalog, optional
 
 import phlo
 from phlo.errors import InputError
-
-Row = dict[str, Any]
-
-
-def catalog(lh: phlo.Lakehouse) -> SqlCatalog:
-    return SqlCatalog("phlo", uri=lh.catalog_uri, warehouse=lh.warehouse)
-
-
-def optional(id: int, name: str, type: Any) -> NestedField:
-    return NestedField(id, name, type, required=False)
-
 
 SCHEMA = Schema(
     optional(1, "id", LongType()),
