@@ -18,8 +18,8 @@ use parquet::arrow::PARQUET_FIELD_ID_META_KEY;
 pub fn can_align(from: &DataType, to: &DataType) -> bool {
     match (from, to) {
         _ if from == to => true,
-        (DataType::Struct(from), DataType::Struct(to)) => {
-            to.iter().all(|field| match counterpart(from, to, field) {
+        (DataType::Struct(from), DataType::Struct(to)) if has_ids(from) => {
+            to.iter().all(|field| match counterpart(from, field) {
                 Some(i) => can_align(from[i].data_type(), field.data_type()),
                 None => field.is_nullable(),
             })
@@ -39,8 +39,7 @@ pub fn can_align(from: &DataType, to: &DataType) -> bool {
                 _ => false,
             }
         }
-        (DataType::Struct(_) | DataType::List(_) | DataType::LargeList(_), _)
-        | (DataType::Map(..), _) => false,
+        (DataType::List(_) | DataType::LargeList(_) | DataType::Map(..), _) => false,
         _ => can_cast_types(from, to),
     }
 }
@@ -56,14 +55,14 @@ pub fn align(
         return Ok(array.clone());
     }
     match (array.data_type(), to) {
-        (DataType::Struct(from_fields), DataType::Struct(to_fields)) => {
+        (DataType::Struct(from_fields), DataType::Struct(to_fields)) if has_ids(from_fields) => {
             let from = array
                 .as_any()
                 .downcast_ref::<StructArray>()
                 .ok_or_else(not_struct)?;
             let columns = to_fields
                 .iter()
-                .map(|field| match counterpart(from_fields, to_fields, field) {
+                .map(|field| match counterpart(from_fields, field) {
                     Some(i) => align(from.column(i), field.data_type(), options),
                     None => Ok(new_null_array(field.data_type(), from.len())),
                 })
@@ -138,22 +137,18 @@ fn list<O: OffsetSizeTrait>(
     Ok(Arc::new(out))
 }
 
-/// The position among `from` (the file's fields of a struct) of the field that `field` (of the
-/// schema's struct `to`) reads: the one of the same field id. In a file without field ids
-/// (read through the name mapping, whose nested aliases are not consulted here), the one of
-/// the same name, or when some name is not found in a struct of as many fields, the one at the
-/// same position (a field renamed since).
-fn counterpart(from: &Fields, to: &Fields, field: &Field) -> Option<usize> {
-    if let Some(id) = field_id(field)
-        && from.iter().any(|f| field_id(f).is_some())
-    {
-        return from.iter().position(|f| field_id(f) == Some(id));
-    }
-    let by_name = |f: &Field| from.iter().position(|g| g.name() == f.name());
-    match to.iter().all(|f| by_name(f).is_some()) || from.len() != to.len() {
-        true => by_name(field),
-        false => to.iter().position(|f| f.name() == field.name()),
-    }
+/// The position among `from` (the file's fields of a struct) of the field `field` reads: the
+/// one of the same field id.
+fn counterpart(from: &Fields, field: &Field) -> Option<usize> {
+    let id = field_id(field)?;
+    from.iter().position(|f| field_id(f) == Some(id))
+}
+
+/// Whether a file's struct fields carry field ids. Those of a file written without them (read
+/// through the table's name mapping, whose nested names are not consulted yet) are left to
+/// Arrow's cast, which matches them by name, else by position.
+fn has_ids(fields: &Fields) -> bool {
+    fields.iter().any(|f| field_id(f).is_some())
 }
 
 fn field_id(field: &Field) -> Option<i32> {
