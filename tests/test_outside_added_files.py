@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from pyiceberg.schema import Schema
-from pyiceberg.types import LongType, NestedField, StringType
+from pyiceberg.types import ListType, LongType, NestedField, StringType, StructType
 from tests.test_outside_nested import Row, catalog
 
 import phlo
@@ -104,5 +104,52 @@ def test_files_added_without_field_ids_keep_their_values_through_phlo_writes(lh,
     del model[2]
     assert_reads(lh, model)
 
+    t.compact()
+    assert_reads(lh, model)
+
+
+NESTED = Schema(
+    NestedField(1, "id", LongType(), required=False),
+    NestedField(
+        2,
+        "s",
+        StructType(
+            NestedField(3, "a", StringType(), required=False),
+            NestedField(4, "b", StringType(), required=False),
+        ),
+        required=False,
+    ),
+    NestedField(
+        5,
+        "l",
+        ListType(6, StructType(NestedField(7, "x", LongType(), required=False)), False),
+        required=False,
+    ),
+)
+
+
+@pytest.mark.parametrize("mode", ["copy-on-write", "merge-on-read"])
+def test_nested_fields_of_files_added_without_field_ids_follow_the_name_mapping(lh, tmp_path, mode):
+    """The file's struct holds b before a; PyIceberg renames a (the mapping keeps `a` as an
+    alias) and adds fields to the struct and the list's elements."""
+    table = catalog(lh).create_table("raw.t", schema=NESTED)
+    rows = [{"id": i, "s": {"b": f"b{i}", "a": f"a{i}"}, "l": [{"x": i}]} for i in range(3)]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "nested.parquet")
+    table.add_files([str(tmp_path / "nested.parquet")])
+    with table.update_schema() as update:
+        update.rename_column("s.a", "z")
+        update.add_column(("s", "c"), StringType())
+        update.add_column(("l", "element", "y"), StringType())
+    model = {
+        i: {"id": i, "s": {"z": f"a{i}", "b": f"b{i}", "c": None}, "l": [{"x": i, "y": None}]}
+        for i in range(3)
+    }
+    assert_reads(lh, model)
+
+    t = lh.table("raw.t")
+    batch = [{"id": 1, "s": {"z": "Z", "b": "B", "c": "C"}, "l": [{"x": -1, "y": "Y"}]}]
+    t.merge(pa.Table.from_pylist(batch, schema=t.schema), "id", write_mode=mode)
+    model[1] = batch[0]
+    assert_reads(lh, model)
     t.compact()
     assert_reads(lh, model)

@@ -11,8 +11,10 @@ use arrow_array::{
     Array, ArrayRef, GenericListArray, MapArray, OffsetSizeTrait, StructArray, new_null_array,
 };
 use arrow_cast::{CastOptions, can_cast_types, cast_with_options};
-use arrow_schema::{ArrowError, DataType, Field, FieldRef, Fields};
+use arrow_schema::{ArrowError, DataType, Field, FieldRef, Fields, Schema as ArrowSchema};
+use iceberg::spec::{MappedField, NameMapping};
 use parquet::arrow::PARQUET_FIELD_ID_META_KEY;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 
 /// Whether a file's column of type `from` can be read as `to` ([`align`]).
 pub fn can_align(from: &DataType, to: &DataType) -> bool {
@@ -144,9 +146,9 @@ fn counterpart(from: &Fields, field: &Field) -> Option<usize> {
     from.iter().position(|f| field_id(f) == Some(id))
 }
 
-/// Whether a file's struct fields carry field ids. Those of a file written without them (read
-/// through the table's name mapping, whose nested names are not consulted yet) are left to
-/// Arrow's cast, which matches them by name, else by position.
+/// Whether a file's struct fields carry field ids (or were given them by the name mapping,
+/// [`with_mapped_ids`]). Those of a file without them are left to Arrow's cast, which matches
+/// them by name, else by position.
 fn has_ids(fields: &Fields) -> bool {
     fields.iter().any(|f| field_id(f).is_some())
 }
@@ -160,4 +162,75 @@ fn field_id(field: &Field) -> Option<i32> {
 
 fn not_struct() -> ArrowError {
     ArrowError::CastError("a nested array does not have the type it declares".into())
+}
+
+/// The footer of a file written without field ids, its columns and their nested fields given
+/// the ids the table's name mapping holds for their names (a field renamed since is found by
+/// its old name among the mapping's aliases; a name the mapping lacks gets none, and reads as
+/// null). A file with ids, or whose footer the reader does not take back, is left as it is.
+pub fn with_mapped_ids(
+    metadata: ArrowReaderMetadata,
+    mapping: &NameMapping,
+) -> ArrowReaderMetadata {
+    let schema = metadata.schema();
+    if schema.fields().iter().any(|f| field_id(f).is_some()) {
+        return metadata;
+    }
+    let top: Vec<&MappedField> = mapping.fields().iter().collect();
+    let fields: Vec<Field> = (schema.fields().iter())
+        .map(|f| mapped(f, named(&top, f.name())))
+        .collect();
+    let supplied = Arc::new(ArrowSchema::new_with_metadata(
+        fields,
+        schema.metadata().clone(),
+    ));
+    let options = ArrowReaderOptions::new().with_schema(supplied);
+    ArrowReaderMetadata::try_new(metadata.metadata().clone(), options).unwrap_or(metadata)
+}
+
+/// `field` with the id of `mapping` and its nested fields with theirs.
+fn mapped(field: &Field, mapping: Option<&MappedField>) -> Field {
+    let Some(mapping) = mapping else {
+        return field.clone();
+    };
+    let children: Vec<&MappedField> = mapping.fields().iter().map(|f| f.as_ref()).collect();
+    let child = |f: &Field, name: &str| Arc::new(mapped(f, named(&children, name)));
+    let data_type = match field.data_type() {
+        DataType::Struct(fields) => DataType::Struct(
+            fields
+                .iter()
+                .map(|f| child(f, f.name()).as_ref().clone())
+                .collect(),
+        ),
+        DataType::List(element) => DataType::List(child(element, "element")),
+        DataType::LargeList(element) => DataType::LargeList(child(element, "element")),
+        DataType::Map(entries, sorted) => match entries.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => {
+                let kv = Fields::from(vec![child(&kv[0], "key"), child(&kv[1], "value")]);
+                let entries = entries
+                    .as_ref()
+                    .clone()
+                    .with_data_type(DataType::Struct(kv));
+                DataType::Map(Arc::new(entries), *sorted)
+            }
+            _ => field.data_type().clone(),
+        },
+        other => other.clone(),
+    };
+    let mut metadata = field.metadata().clone();
+    if let Some(id) = mapping.field_id() {
+        metadata.insert(PARQUET_FIELD_ID_META_KEY.into(), id.to_string());
+    }
+    field
+        .clone()
+        .with_data_type(data_type)
+        .with_metadata(metadata)
+}
+
+/// The mapped field of `fields` that holds `name` among its names.
+fn named<'a>(fields: &[&'a MappedField], name: &str) -> Option<&'a MappedField> {
+    fields
+        .iter()
+        .copied()
+        .find(|f| f.names().iter().any(|n| n == name))
 }

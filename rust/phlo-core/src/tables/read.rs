@@ -11,7 +11,7 @@
 //! Nested columns are matched by the id of their top-level column, and the fields inside them
 //! by theirs too ([`nested`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -53,8 +53,8 @@ pub struct Projection {
     /// Field ids of the top-level columns read, in output order.
     field_ids: Vec<i32>,
     schema: ArrowSchemaRef,
-    /// Top-level column name → field id, for files written without ids.
-    name_mapping: Option<Arc<HashMap<String, i32>>>,
+    /// The table's name mapping, for files written without ids.
+    name_mapping: Option<Arc<NameMapping>>,
 }
 
 impl Projection {
@@ -181,8 +181,8 @@ impl Projection {
     }
 }
 
-/// The table's name mapping, flattened to its top level.
-fn name_mapping(metadata: &TableMetadata) -> Result<Option<Arc<HashMap<String, i32>>>> {
+/// The table's name mapping.
+fn name_mapping(metadata: &TableMetadata) -> Result<Option<Arc<NameMapping>>> {
     let Some(json) = metadata.properties().get(DEFAULT_SCHEMA_NAME_MAPPING) else {
         return Ok(None);
     };
@@ -192,13 +192,7 @@ fn name_mapping(metadata: &TableMetadata) -> Result<Option<Arc<HashMap<String, i
             "fix or remove the property (see the Iceberg spec's column projection rules)",
         )
     })?;
-    let by_name = mapping
-        .fields()
-        .iter()
-        .filter_map(|f| f.field_id().map(|id| (f, id)))
-        .flat_map(|(f, id)| f.names().iter().map(move |n| (n.clone(), id)))
-        .collect();
-    Ok(Some(Arc::new(by_name)))
+    Ok(Some(Arc::new(mapping)))
 }
 
 /// Where one output column comes from.
@@ -302,6 +296,10 @@ impl ProjectedFile {
         metadata: ArrowReaderMetadata,
         projection: &Projection,
     ) -> Result<Self> {
+        let metadata = match &projection.name_mapping {
+            Some(mapping) => nested::with_mapped_ids(metadata, mapping),
+            None => metadata,
+        };
         let file_ids = file_field_ids(&metadata, &path, projection)?;
         let roots: Vec<usize> = file_ids
             .iter()
@@ -580,10 +578,8 @@ fn file_field_ids(
         return Ok(embedded);
     }
     match &projection.name_mapping {
-        Some(mapping) => Ok(fields
-            .iter()
-            .map(|f| mapping.get(f.name()).copied())
-            .collect()),
+        // Not one column of the file is in the mapping (ids are set from it when any is).
+        Some(_) => Ok(embedded),
         None => Err(Error::schema(
             format!("data file {path} has no Iceberg field ids"),
             Location::default(),
