@@ -828,7 +828,8 @@ class Table:
         a value of None removes the property. E.g. ``{"write.merge.mode": "merge-on-read"}``.
         A write mode other than ``copy-on-write``, ``merge-on-read`` or ``auto``, or a
         ``write.parquet.dict-size-bytes`` that is not a positive byte count, raises
-        `InputError` and nothing changes. Returns whether anything changed."""
+        `InputError` and nothing changes. ``{"format-version": "2"}`` upgrades a format v1 table
+        (which phlo reads but does not write) to v2. Returns whether anything changed."""
         self._writable()
         if not isinstance(properties, Mapping):
             raise InputError(f"properties must be a mapping, not {properties!r}")

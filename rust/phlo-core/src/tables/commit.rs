@@ -20,9 +20,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use iceberg::io::FileIO;
 use iceberg::spec::{
-    DataContentType, DataFile, DataFileFormat, FormatVersion, ManifestContentType, ManifestFile,
-    ManifestList, ManifestListWriter, ManifestStatus, ManifestWriter, Operation, Snapshot,
-    SnapshotRef, SnapshotSummaryCollector, Summary, TableMetadata,
+    DataContentType, DataFile, DataFileFormat, FormatVersion, Literal, ManifestContentType,
+    ManifestFile, ManifestList, ManifestListWriter, ManifestStatus, ManifestWriter, Operation,
+    PartitionSpec, PartitionSpecRef, Snapshot, SnapshotRef, SnapshotSummaryCollector, Summary,
+    TableMetadata,
 };
 use uuid::Uuid;
 
@@ -681,7 +682,7 @@ async fn write_snapshot_files(
                 metadata.format_version()
             ),
             "phlo writes Iceberg format v2 tables only: a v1 table can be upgraded to v2 \
-             (`format-version` property); a v3 table cannot be written by phlo — write it with \
+             (set the `format-version` property to 2, e.g. with `table.set_properties`); a v3 table cannot be written by phlo — write it with \
              the engine that created it, or copy its rows into a v2 table",
         ));
     }
@@ -972,17 +973,46 @@ const TOTALS: [(&str, &str, &str); 6] = [
     ),
 ];
 
+/// The partition spec `file`'s partition values are summarized by: the default spec, or when
+/// the file was written under an older one (a merge or compaction removing files of a spec
+/// since evolved), a spec its values fit; none fitting, no spec (the file counts in the totals
+/// but in no partition). iceberg's collector formats the values by the spec it is given and
+/// panics on values of another spec's types.
+fn summary_spec(metadata: &TableMetadata, file: &DataFile) -> PartitionSpecRef {
+    let values = file.partition().fields();
+    let schema = metadata.current_schema();
+    let fits = |spec: &&PartitionSpecRef| {
+        spec.partition_type(schema).is_ok_and(|partition| {
+            partition.fields().len() == values.len()
+                && (partition.fields().iter())
+                    .zip(values)
+                    .all(
+                        |(field, value)| match (field.field_type.as_primitive_type(), value) {
+                            (_, None) => true,
+                            (Some(t), Some(Literal::Primitive(v))) => t.compatible(v),
+                            _ => false,
+                        },
+                    )
+        })
+    };
+    std::iter::once(metadata.default_partition_spec())
+        .chain(metadata.partition_specs_iter())
+        .find(fits)
+        .cloned()
+        .unwrap_or_else(|| Arc::new(PartitionSpec::unpartition_spec()))
+}
+
 /// `added-*`/`deleted-*` from iceberg's collector; `total-*` = parent + added − removed
 /// (iceberg-rust keeps its totals helper private, and readers rely on these numbers).
 fn summary(table: &LoadedTable, parent: Option<&Summary>, change: &SnapshotChange) -> Summary {
     let metadata = &table.metadata;
     let mut collector = SnapshotSummaryCollector::default();
-    let (schema, spec) = (metadata.current_schema(), metadata.default_partition_spec());
+    let schema = metadata.current_schema();
     for file in &change.added_files {
-        collector.add_file(file, schema.clone(), spec.clone());
+        collector.add_file(file, schema.clone(), summary_spec(metadata, file));
     }
     for file in &change.removed_files {
-        collector.remove_file(file, schema.clone(), spec.clone());
+        collector.remove_file(file, schema.clone(), summary_spec(metadata, file));
     }
     let mut properties = change.properties.clone();
     properties.extend(collector.build());

@@ -14,6 +14,7 @@ pub mod manifest_filter;
 mod manifest_read;
 pub mod manifests;
 pub mod metadata_cache;
+mod nested;
 pub mod plan_reads;
 pub mod properties;
 pub mod read;

@@ -2,7 +2,7 @@
 //! as one metadata-only commit: no snapshot, no data file touched.
 
 use iceberg::io::FileIO;
-use iceberg::spec::TableMetadataBuilder;
+use iceberg::spec::{FormatVersion, TableMetadataBuilder, TableProperties};
 
 use super::LoadedTable;
 use super::commit::commit_metadata;
@@ -18,7 +18,8 @@ const MAX_ATTEMPTS: u32 = 8;
 /// Sets each property to its value, or removes it (`None`), in one commit on the table's ref
 /// (retried on the new state when another writer commits first). A value phlo reads and cannot
 /// understand (a write mode, a dictionary page size) is an `InvalidInput` and nothing changes. Returns whether anything
-/// changed (setting what is already there commits nothing).
+/// changed (setting what is already there commits nothing). The reserved `format-version`
+/// upgrades a format v1 table to v2 (what phlo writes) and is not stored.
 pub async fn set_properties(
     catalog: &Catalog,
     io: &FileIO,
@@ -35,7 +36,13 @@ pub async fn set_properties(
             parse_dictionary_page_bytes(value).map_err(|e| e.in_table(&name))?;
         }
     }
+    let version = format_version(updates, &table)?;
+    let updates: Vec<(String, Option<String>)> = (updates.iter())
+        .filter(|(k, _)| k != TableProperties::PROPERTY_FORMAT_VERSION)
+        .cloned()
+        .collect();
     for _ in 0..MAX_ATTEMPTS {
+        let upgrade = version.filter(|v| *v > table.metadata.format_version());
         let current = table.metadata.properties();
         let set: Vec<(String, String)> = updates
             .iter()
@@ -47,21 +54,25 @@ pub async fn set_properties(
             .filter(|(k, v)| v.is_none() && current.contains_key(k))
             .map(|(k, _)| k.clone())
             .collect();
-        if set.is_empty() && removed.is_empty() {
+        if set.is_empty() && removed.is_empty() && upgrade.is_none() {
             return Ok(false);
         }
-        let next = TableMetadataBuilder::new_from_metadata(
+        let builder = TableMetadataBuilder::new_from_metadata(
             (*table.metadata).clone(),
             Some(table.metadata_location.clone()),
-        )
-        .set_properties(set.iter().cloned().collect())
+        );
+        let next = match upgrade {
+            Some(version) => builder.upgrade_format_version(version),
+            None => Ok(builder),
+        }
+        .and_then(|b| b.set_properties(set.iter().cloned().collect()))
         .and_then(|b| b.remove_properties(&removed))
         .and_then(|b| b.build())
         .context(|| format!("setting properties of {name}"))?
         .metadata;
-        let keys: Vec<&str> = set
-            .iter()
-            .map(|(k, _)| k.as_str())
+        let keys: Vec<&str> = (upgrade.map(|_| TableProperties::PROPERTY_FORMAT_VERSION))
+            .into_iter()
+            .chain(set.iter().map(|(k, _)| k.as_str()))
             .chain(removed.iter().map(String::as_str))
             .collect();
         let message = format!("set properties of {name}: {}", keys.join(", "));
@@ -74,4 +85,29 @@ pub async fn set_properties(
         table: name,
         message: "the table kept changing while its properties were set".into(),
     })
+}
+
+/// The format version `updates` ask for: only 2, the version phlo writes (a v1 table is
+/// upgraded; a v2 table stays); anything else is refused before anything changes.
+fn format_version(
+    updates: &[(String, Option<String>)],
+    table: &LoadedTable,
+) -> Result<Option<FormatVersion>> {
+    let Some((_, value)) =
+        (updates.iter()).find(|(k, _)| k == TableProperties::PROPERTY_FORMAT_VERSION)
+    else {
+        return Ok(None);
+    };
+    let current = table.metadata.format_version();
+    match value.as_deref() {
+        Some("2") if current <= FormatVersion::V2 => Ok(Some(FormatVersion::V2)),
+        _ => Err(Error::invalid(
+            format!(
+                "table {} uses Iceberg format {current}; format-version can only be set to 2",
+                table.ident
+            ),
+            "set format-version to 2 to upgrade a v1 table (upgrades cannot be undone); \
+             phlo writes format v2 only",
+        )),
+    }
 }

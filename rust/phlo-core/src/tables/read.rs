@@ -8,10 +8,10 @@
 //! delete rewrites, compaction, row diff, changes) goes through here; rows removed by other
 //! engines' delete files ([`super::deletes`]) are left out here too.
 //!
-//! Nested columns are matched by the id of their top-level column; inside a struct, list or
-//! map the file's layout is cast to the schema's.
+//! Nested columns are matched by the id of their top-level column, and the fields inside them
+//! by theirs too ([`nested`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use arrow_array::{
     Array, ArrayRef, BooleanArray, DictionaryArray, Int32Array, RecordBatch, RecordBatchOptions,
     new_null_array,
 };
-use arrow_cast::{CastOptions, can_cast_types, cast_with_options};
+use arrow_cast::CastOptions;
 use arrow_schema::{DataType, Field, Schema as ArrowSchema, SchemaRef as ArrowSchemaRef};
 use arrow_select::filter::filter_record_batch;
 use futures::{Stream, StreamExt};
@@ -38,6 +38,7 @@ use parquet::arrow::{PARQUET_FIELD_ID_META_KEY, ProjectionMask};
 use super::deletes::FileDeletes;
 use super::dictionary_pages::{all_dictionary, dictionary_range, string_values};
 use super::file_ranges::FileRanges;
+use super::nested;
 use super::row_selection::{self, Positions};
 use crate::error::{Context, Error, Location, Result};
 use crate::schema::arrow_schema_of;
@@ -52,8 +53,8 @@ pub struct Projection {
     /// Field ids of the top-level columns read, in output order.
     field_ids: Vec<i32>,
     schema: ArrowSchemaRef,
-    /// Top-level column name → field id, for files written without ids.
-    name_mapping: Option<Arc<HashMap<String, i32>>>,
+    /// The table's name mapping, for files written without ids.
+    name_mapping: Option<Arc<NameMapping>>,
 }
 
 impl Projection {
@@ -180,8 +181,8 @@ impl Projection {
     }
 }
 
-/// The table's name mapping, flattened to its top level.
-fn name_mapping(metadata: &TableMetadata) -> Result<Option<Arc<HashMap<String, i32>>>> {
+/// The table's name mapping.
+fn name_mapping(metadata: &TableMetadata) -> Result<Option<Arc<NameMapping>>> {
     let Some(json) = metadata.properties().get(DEFAULT_SCHEMA_NAME_MAPPING) else {
         return Ok(None);
     };
@@ -191,13 +192,7 @@ fn name_mapping(metadata: &TableMetadata) -> Result<Option<Arc<HashMap<String, i
             "fix or remove the property (see the Iceberg spec's column projection rules)",
         )
     })?;
-    let by_name = mapping
-        .fields()
-        .iter()
-        .filter_map(|f| f.field_id().map(|id| (f, id)))
-        .flat_map(|(f, id)| f.names().iter().map(move |n| (n.clone(), id)))
-        .collect();
-    Ok(Some(Arc::new(by_name)))
+    Ok(Some(Arc::new(mapping)))
 }
 
 /// Where one output column comes from.
@@ -301,6 +296,10 @@ impl ProjectedFile {
         metadata: ArrowReaderMetadata,
         projection: &Projection,
     ) -> Result<Self> {
+        let metadata = match &projection.name_mapping {
+            Some(mapping) => nested::with_mapped_ids(metadata, mapping),
+            None => metadata,
+        };
         let file_ids = file_field_ids(&metadata, &path, projection)?;
         let roots: Vec<usize> = file_ids
             .iter()
@@ -333,7 +332,7 @@ impl ProjectedFile {
                 let from = file_fields[roots[position]].data_type();
                 match (
                     from == field.data_type(),
-                    can_cast_types(from, field.data_type()),
+                    nested::can_align(from, field.data_type()),
                 ) {
                     (true, _) => Ok(Source::Same(position)),
                     (false, true) => Ok(Source::Cast(position)),
@@ -579,10 +578,8 @@ fn file_field_ids(
         return Ok(embedded);
     }
     match &projection.name_mapping {
-        Some(mapping) => Ok(fields
-            .iter()
-            .map(|f| mapping.get(f.name()).copied())
-            .collect()),
+        // Not one column of the file is in the mapping (ids are set from it when any is).
+        Some(_) => Ok(embedded),
         None => Err(Error::schema(
             format!("data file {path} has no Iceberg field ids"),
             Location::default(),
@@ -692,9 +689,7 @@ impl ProjectedStream {
             .map(|(source, field)| match *source {
                 Source::Same(i) => Ok(batch.column(i).clone()),
                 Source::Cast(i) => own_dictionary(batch.column(i), field.data_type())
-                    .unwrap_or_else(|| {
-                        cast_with_options(batch.column(i), field.data_type(), &options)
-                    })
+                    .unwrap_or_else(|| nested::align(batch.column(i), field.data_type(), &options))
                     .map_err(|e| {
                         Error::schema(
                             format!("cannot read a column of data file {}: {e}", self.path),

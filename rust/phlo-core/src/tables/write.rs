@@ -118,7 +118,9 @@ impl DataFileSink {
         let spec = metadata.default_partition_spec().clone();
         let builder =
             file_writer_builder(file_io, metadata, file_prefix, TARGET_FILE_SIZE, written)?;
-        let partitioner = if spec.is_unpartitioned() {
+        // A spec of void fields alone (fields removed from a v1 spec) still gives every file a
+        // partition of one null per field: the manifest's partition type has those fields.
+        let partitioner = if spec.fields().is_empty() {
             None
         } else {
             Some(Arc::new(Partitioner::new(&spec, &schema)?))
@@ -338,7 +340,7 @@ pub fn partition_values(
     batch: &RecordBatch,
 ) -> Result<Option<Vec<Struct>>> {
     let spec = metadata.default_partition_spec();
-    if spec.is_unpartitioned() {
+    if spec.fields().is_empty() {
         return Ok(None);
     }
     let partitioner = Partitioner::new(spec, metadata.current_schema())?;
@@ -347,14 +349,20 @@ pub fn partition_values(
 
 /// Splits batches by partition value without materialising a value per row.
 struct Partitioner {
-    calculator: PartitionValueCalculator,
+    /// `None` for a spec of void fields alone: every row's partition is all nulls.
+    calculator: Option<PartitionValueCalculator>,
     partition_type: StructType,
 }
 
 impl Partitioner {
     fn new(spec: &PartitionSpecRef, schema: &SchemaRef) -> Result<Self> {
-        let calculator = PartitionValueCalculator::try_new(spec, schema)
-            .context(|| "preparing partition transforms".into())?;
+        let calculator = match spec.is_unpartitioned() {
+            true => None,
+            false => Some(
+                PartitionValueCalculator::try_new(spec, schema)
+                    .context(|| "preparing partition transforms".into())?,
+            ),
+        };
         let partition_type = spec
             .partition_type(schema)
             .context(|| "computing the partition type".into())?;
@@ -365,9 +373,12 @@ impl Partitioner {
     }
 
     /// Each row's partition value, and its row encoding (equal values, equal bytes).
-    fn encoded_values(&self, batch: &RecordBatch) -> Result<(ArrayRef, Rows)> {
-        let values: ArrayRef = self
-            .calculator
+    fn encoded_values(
+        &self,
+        calculator: &PartitionValueCalculator,
+        batch: &RecordBatch,
+    ) -> Result<(ArrayRef, Rows)> {
+        let values: ArrayRef = calculator
             .calculate(batch)
             .context(|| "computing partition values".into())?;
         let converter = RowConverter::new(vec![SortField::new(values.data_type().clone())])
@@ -380,7 +391,10 @@ impl Partitioner {
 
     /// The distinct partition values of a batch.
     fn values(&self, batch: &RecordBatch) -> Result<Vec<Struct>> {
-        let (values, rows) = self.encoded_values(batch)?;
+        let Some(calculator) = &self.calculator else {
+            return Ok(vec![self.nulls()]);
+        };
+        let (values, rows) = self.encoded_values(calculator, batch)?;
         let mut first_of_each: HashMap<_, usize> = HashMap::new();
         for (i, row) in rows.iter().enumerate() {
             first_of_each.entry(row).or_insert(i);
@@ -392,7 +406,10 @@ impl Partitioner {
     }
 
     fn split(&self, batch: &RecordBatch) -> Result<Vec<(Struct, RecordBatch)>> {
-        let (values, rows) = self.encoded_values(batch)?;
+        let Some(calculator) = &self.calculator else {
+            return Ok(vec![(self.nulls(), batch.clone())]);
+        };
+        let (values, rows) = self.encoded_values(calculator, batch)?;
         // Group row indices by partition, remembering one row of each group for its value.
         let mut groups: HashMap<_, (usize, Vec<u32>)> = HashMap::new();
         for (i, row) in rows.iter().enumerate() {
@@ -415,6 +432,11 @@ impl Partitioner {
                 Ok((value, rows))
             })
             .collect()
+    }
+
+    /// The partition of a spec of void fields: a null per field.
+    fn nulls(&self) -> Struct {
+        Struct::from_iter(self.partition_type.fields().iter().map(|_| None))
     }
 
     fn struct_value(&self, one_row: &ArrayRef) -> Result<Struct> {
