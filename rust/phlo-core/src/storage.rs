@@ -229,14 +229,14 @@ mod s3 {
     use futures::TryStreamExt;
     use futures::stream::BoxStream;
     use iceberg::io::{
-        FileMetadata, FileRead, FileWrite, InputFile, OutputFile, Storage as FileStorage,
-        StorageConfig, StorageFactory,
-    };
-    use iceberg::io::{
         CLIENT_REGION, FileIOBuilder, S3_ACCESS_KEY_ID, S3_ALLOW_ANONYMOUS, S3_ASSUME_ROLE_ARN,
         S3_ASSUME_ROLE_EXTERNAL_ID, S3_ASSUME_ROLE_SESSION_NAME, S3_DISABLE_CONFIG_LOAD,
         S3_DISABLE_EC2_METADATA, S3_ENDPOINT, S3_PATH_STYLE_ACCESS, S3_REGION,
         S3_SECRET_ACCESS_KEY, S3_SESSION_TOKEN, S3_SSE_KEY, S3_SSE_MD5, S3_SSE_TYPE,
+    };
+    use iceberg::io::{
+        FileMetadata, FileRead, FileWrite, InputFile, OutputFile, Storage as FileStorage,
+        StorageConfig, StorageFactory,
     };
     use iceberg_storage_opendal::OpenDalStorageFactory;
     use opendal::layers::{RetryLayer, TimeoutLayer};
@@ -325,9 +325,8 @@ mod s3 {
                 customized_credential_load: None,
             }
             .build(config)?;
-            let config = s3_config(config.props()).map_err(|e| {
-                iceberg::Error::new(iceberg::ErrorKind::DataInvalid, e.to_string())
-            })?;
+            let config = s3_config(config.props())
+                .map_err(|e| iceberg::Error::new(iceberg::ErrorKind::DataInvalid, e.to_string()))?;
             Ok(Arc::new(UploadingStorage {
                 files,
                 config: Arc::new(config),
@@ -355,7 +354,10 @@ mod s3 {
         use iceberg::io::Storage;
         use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-        pub fn serialize<S: Serializer>(storage: &Arc<dyn Storage>, s: S) -> Result<S::Ok, S::Error> {
+        pub fn serialize<S: Serializer>(
+            storage: &Arc<dyn Storage>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
             storage.as_ref().serialize(s)
         }
 

@@ -199,8 +199,7 @@ impl FileRanges {
             return slice(&self.tail, self.tail_start, &range);
         }
         let external = |e: iceberg::Error| ParquetError::External(Box::new(e));
-        let ahead = (self.ahead.as_ref())
-            .and_then(|ahead| ahead.lock().ok()?.take(&range));
+        let ahead = (self.ahead.as_ref()).and_then(|ahead| ahead.lock().ok()?.take(&range));
         let (start, bytes) = match ahead {
             Some((span, task)) => {
                 let read = task
@@ -208,7 +207,10 @@ impl FileRanges {
                     .map_err(|e| ParquetError::General(format!("reading ahead: {e}")))?;
                 (span.start, read.map_err(external)?)
             }
-            None => (range.start, self.read.read(range.clone()).await.map_err(external)?),
+            None => (
+                range.start,
+                self.read.read(range.clone()).await.map_err(external)?,
+            ),
         };
         slice(&bytes, start, &range)
     }
@@ -320,7 +322,9 @@ mod tests {
     /// A Parquet file of `groups` row groups of two plain int64 columns, `rows` rows each.
     fn parquet(groups: usize, rows: usize) -> (Bytes, ParquetMetaData) {
         let values = |k: i64| -> ArrayRef {
-            Arc::new(Int64Array::from_iter_values((0..rows as i64).map(move |i| i * k)))
+            Arc::new(Int64Array::from_iter_values(
+                (0..rows as i64).map(move |i| i * k),
+            ))
         };
         let batch = RecordBatch::try_from_iter([("a", values(7)), ("b", values(13))]).unwrap();
         let props = WriterProperties::builder()
@@ -394,7 +398,10 @@ mod tests {
         // Asked for, they come from the reads already made, byte for byte, none read twice.
         for range in &wanted {
             let got = reader.get_byte_ranges(vec![range.clone()]).await.unwrap();
-            assert_eq!(got[0], bytes.slice(range.start as usize..range.end as usize));
+            assert_eq!(
+                got[0],
+                bytes.slice(range.start as usize..range.end as usize)
+            );
         }
         assert_eq!(file.reads.lock().unwrap()[1..], wanted[..]);
         // A range outside the plan is read when asked for.
@@ -418,7 +425,10 @@ mod tests {
         // Group 0 was skipped (its rows all deleted): asking for group 1 drops it, and the
         // budget taken back starts groups 2 and 3.
         let got = reader.get_byte_ranges(vec![span(1)]).await.unwrap();
-        assert_eq!(got[0], bytes.slice(span(1).start as usize..span(1).end as usize));
+        assert_eq!(
+            got[0],
+            bytes.slice(span(1).start as usize..span(1).end as usize)
+        );
         assert_eq!(started(&reader), [span(2), span(3)]);
         reader.get_byte_ranges(vec![span(2)]).await.unwrap();
         assert_eq!(started(&reader), [span(3), span(4)]);
