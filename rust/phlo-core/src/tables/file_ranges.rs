@@ -31,7 +31,7 @@ const TAIL_BYTES: u64 = 1 << 20;
 const COALESCE_GAP: u64 = 1 << 20;
 /// Bytes a reader holds or has in flight beyond what it decodes: a span larger than this is
 /// read only when asked for, so memory stays bounded whatever the row groups' size.
-pub const READ_AHEAD_BYTES: u64 = 16 << 20;
+pub const READ_AHEAD_BYTES: u64 = 4 << 20;
 
 /// An open data file: shared by every reader of it (cloning does not read again).
 #[derive(Clone)]
@@ -413,8 +413,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reading_ahead_keeps_to_its_budget_and_stops_with_its_reader() {
-        // Row groups of about 6 MiB: two fit the budget, three do not.
-        let (bytes, metadata) = parquet(6, 400_000);
+        // Row groups of about 1.5 MiB: two fit the budget, three do not.
+        let (bytes, metadata) = parquet(6, 100_000);
         let span = |g: usize| chunk(&metadata, g, 0).start..chunk(&metadata, g, 1).end;
         let size = span(0).end - span(0).start;
         assert!(2 * size <= READ_AHEAD_BYTES && 3 * size > READ_AHEAD_BYTES);
