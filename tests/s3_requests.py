@@ -36,6 +36,8 @@ class Request:
     kind: str
     #: The object's path (bucket and key), without the query.
     path: str
+    #: The query string (`partNumber=2&uploadId=…`).
+    query: str = field(default="", compare=False)
     #: When the proxy passed it on (`time.perf_counter()`), and on which client connection.
     at: float = field(default=0.0, compare=False)
     connection: int = field(default=0, compare=False)
@@ -66,7 +68,8 @@ class Requests:
 
     def _passing(self, method: str, target: str, connection: int) -> None:
         at = time.perf_counter()
-        request = Request(method, kind(target), urlsplit(target).path, at, connection)
+        url = urlsplit(target)
+        request = Request(method, kind(target), url.path, url.query, at, connection)
         with self.lock:
             self.seen.append(request)
         if self.before is not None:

@@ -12,6 +12,7 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pyarrow as pa
 import pytest
@@ -233,21 +234,22 @@ def test_a_data_file_goes_up_in_parts_at_once_while_it_is_written(
     """The parts of a large data file are uploaded concurrently, not one after the other in
     the writer's call: while the first part's upload is held at the proxy, the next part's
     upload arrives."""
-    parts: list[str] = []
+    parts: list[tuple[str, str]] = []
     second = threading.Event()
     lock = threading.Lock()
 
     def before(request: Request) -> None:
         if request.method != "PUT" or request.kind != "multipart":
             return
+        number = parse_qs(request.query)["partNumber"][0]
         with lock:
-            parts.append(request.path)
+            parts.append((request.path, number))
             first = len(parts) == 1
         if first:
-            # Held until another part of the same file is on its way (a writer that waits for
-            # each part never sends one: the hold ends after a minute and the test fails).
+            # Held until another part of the same file is on its way. A writer that waits for
+            # each part sends none: its request times out and it sends this part again.
             second.wait(timeout=60)
-        elif request.path == parts[0]:
+        elif request.path == parts[0][0] and number != parts[0][1]:
             second.set()
 
     with counting_proxy(s3_server.endpoint) as (endpoint, requests):
@@ -264,6 +266,9 @@ def test_a_data_file_goes_up_in_parts_at_once_while_it_is_written(
         blobs = pa.array([os.urandom(48) for _ in range(n)], pa.binary())
         table.append(pa.table({"id": ids, "b": blobs}, schema=schema))
         assert second.is_set(), f"part uploads seen: {parts}"
+        # The next part came while the first was held, not after it was sent again.
+        of_file = [number for path, number in parts if path == parts[0][0]]
+        assert of_file[1] != of_file[0], parts
         assert table.to_arrow().num_rows == n
 
 
