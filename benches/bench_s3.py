@@ -26,7 +26,6 @@ to see what the merge waits on. `--server-profile DIR` saves a Go CPU profile of
 from __future__ import annotations
 
 import argparse
-import collections
 import contextlib
 import functools
 import os
@@ -308,7 +307,9 @@ def main() -> None:
                     requests, *timed = _merge_requests(case, data, tmp, server.endpoint, cpus)
                     counts = requests.counts()
                     listed = ", ".join(f"{m} {k}: {c}" for (m, k), c in sorted(counts.items()))
-                    print(f"{n:>10,}  {setting:<8} {name}: {sum(counts.values())} requests ({listed})")
+                    print(
+                        f"{n:>10,}  {setting:<8} {name}: {sum(counts.values())} requests ({listed})"
+                    )
                     if args.timeline:
                         print_timeline(f"{name}, {setting}", requests, *timed)
 
