@@ -16,14 +16,16 @@ and the S3 run), as if the server ran on another machine: on a 2-core machine an
 server takes CPU from the client. Unpinned figures are always printed too. `--runs K`
 alternates the cases K times. `--count-requests` then runs each S3 merge once more through a
 counting proxy in front of the server (tests/s3_requests.py) and prints the requests it made by
-method and kind of object (timed runs go direct). `--server-profile DIR` saves a Go CPU
-profile of the server (its pprof endpoint) around each phlo S3 merge.
+method and kind of object (timed runs go direct), pinned too with `--pin`; `--timeline` also
+prints each of those requests with when it was sent and when its reply's first and last bytes
+came back (ms after the merge began; the proxy's own cost included), then the merge's phases,
+to see what the merge waits on. `--server-profile DIR` saves a Go CPU profile of the server
+(its pprof endpoint) around each phlo S3 merge.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
 import contextlib
 import functools
 import os
@@ -139,10 +141,14 @@ def _merge_child(
     batch = pq.read_table(Path(data) / "batch.parquet")
     merge = case[1](Path(work), warehouse, endpoint)
     started, cpu = time.perf_counter(), time.process_time()
-    merge(batch, "id")
+    result = merge(batch, "id")
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     # Not when counting requests: reading the summaries makes requests.
-    written = case[3](Path(work), warehouse, endpoint) / 2**20 if summarize else float("nan")
+    if not summarize:
+        timings = getattr(result, "timings", {})
+        queue.put((started, seconds, dict(timings)))
+        return
+    written = case[3](Path(work), warehouse, endpoint) / 2**20
     queue.put((seconds, cpu, peak_rss_mb(), written))
 
 
@@ -176,15 +182,45 @@ def server_profile(debug_port: int | None, path: Path | None) -> Iterator[None]:
     path.write_bytes(box["profile"])
 
 
-def _merge_requests(case: tuple, data: Path, tmp: Path, endpoint: str) -> collections.Counter:
-    """The S3 requests one merge of `case` makes (on a base table built direct)."""
+def _merge_requests(case: tuple, data: Path, tmp: Path, endpoint: str, cpus=None) -> tuple:
+    """The S3 requests one merge of `case` makes (on a base table built direct): the proxy's
+    record, when the merge started and took, and its phases' seconds."""
     work = tmp / uuid.uuid4().hex
     work.mkdir()
     warehouse = f"s3://warehouse/{work.name}"
-    spawn(_build_child, case, str(data), str(work), warehouse, endpoint, None)
+    spawn(_build_child, case, str(data), str(work), warehouse, endpoint, cpus)
     with counting_proxy(endpoint) as (proxied, requests):
-        spawn(_merge_child, case, str(data), str(work), warehouse, proxied, None, False)
-    return requests.counts()
+        started, seconds, timings = spawn(
+            _merge_child, case, str(data), str(work), warehouse, proxied, cpus, False
+        )
+    return requests, started, seconds, timings
+
+
+def print_timeline(name: str, requests, started: float, seconds: float, timings: dict) -> None:
+    """Each request of one merge: when it was sent, its first and last reply bytes (ms after
+    the merge began), the bytes that came back; then the merge's phases."""
+    print(f"timeline of {name} ({seconds * 1000:.0f} ms; through the proxy):")
+    seen = sorted(requests.seen, key=lambda r: r.at)
+    for i, request in enumerate(seen):
+        following = (r.at for r in seen[i + 1 :] if r.connection == request.connection)
+        until = next(following, float("inf"))
+        replies = [
+            (at, size)
+            for connection, at, size in requests.replies
+            if connection == request.connection and request.at <= at < until
+        ]
+        first = (replies[0][0] - started) * 1000 if replies else float("nan")
+        last = (replies[-1][0] - started) * 1000 if replies else float("nan")
+        down = sum(size for _, size in replies)
+        print(
+            f"  {(request.at - started) * 1000:8.1f} {first:8.1f} {last:8.1f} ms"
+            f" {down / 2**20:7.2f} MiB  {request.method:<6} {request.kind:<14}"
+            f" {request.path.rsplit('/', 1)[-1][:48]}"
+        )
+    at = 0.0
+    for phase, spent in timings.items():
+        at += spent * 1000
+        print(f"  phase {phase:<8} ends at {at:8.1f} ms ({spent * 1000:.1f} ms)")
 
 
 def run_cases(
@@ -234,6 +270,7 @@ def main() -> None:
     parser.add_argument("--no-pyiceberg", action="store_true")
     parser.add_argument("--count-requests", action="store_true")
     parser.add_argument("--server-profile", type=Path)
+    parser.add_argument("--timeline", action="store_true")
     args = parser.parse_args()
     found = cases(args.modes, not args.no_pyiceberg)
     debug_port = free_port() if args.server_profile else None
@@ -261,14 +298,20 @@ def main() -> None:
                     results = run_cases(found, data, tmp, server, cpus, profile)
                     report(n, setting, results)
                 print(f"load average: {os.getloadavg()}", flush=True)
-            if not args.count_requests:
+            if not (args.count_requests or args.timeline):
                 continue
-            server = settings["unpinned"][0]
-            for name, case in found.items():
-                if case[2]:
-                    counts = _merge_requests(case, data, tmp, server.endpoint)
+            for setting, (server, cpus) in settings.items():
+                for name, case in found.items():
+                    if not case[2]:
+                        continue
+                    requests, *timed = _merge_requests(case, data, tmp, server.endpoint, cpus)
+                    counts = requests.counts()
                     listed = ", ".join(f"{m} {k}: {c}" for (m, k), c in sorted(counts.items()))
-                    print(f"{n:>10,}  {name}: {sum(counts.values())} requests ({listed})")
+                    print(
+                        f"{n:>10,}  {setting:<8} {name}: {sum(counts.values())} requests ({listed})"
+                    )
+                    if args.timeline:
+                        print_timeline(f"{name}, {setting}", requests, *timed)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import contextlib
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -35,6 +36,11 @@ class Request:
     kind: str
     #: The object's path (bucket and key), without the query.
     path: str
+    #: The query string (`partNumber=2&uploadId=…`).
+    query: str = field(default="", compare=False)
+    #: When the proxy passed it on (`time.perf_counter()`), and on which client connection.
+    at: float = field(default=0.0, compare=False)
+    connection: int = field(default=0, compare=False)
 
 
 @dataclass
@@ -42,6 +48,8 @@ class Requests:
     """The requests passed so far, in order; `before(request)` runs before each is sent on."""
 
     seen: list[Request] = field(default_factory=list)
+    #: Each piece of a response passed back: (connection, time, bytes), for a timeline.
+    replies: list[tuple[int, float, int]] = field(default_factory=list)
     before: Callable[[Request], None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -58,8 +66,10 @@ class Requests:
         with self.lock:
             self.seen.clear()
 
-    def _passing(self, method: str, target: str) -> None:
-        request = Request(method, kind(target), urlsplit(target).path)
+    def _passing(self, method: str, target: str, connection: int) -> None:
+        at = time.perf_counter()
+        url = urlsplit(target)
+        request = Request(method, kind(target), url.path, url.query, at, connection)
         with self.lock:
             self.seen.append(request)
         if self.before is not None:
@@ -79,7 +89,7 @@ def _forward_requests(client: socket.socket, server: socket.socket, requests: Re
             if name.strip().lower() == b"content-length":
                 length = int(value)
             chunked |= name.strip().lower() == b"transfer-encoding" and b"chunked" in value
-        requests._passing(method.decode(), target.decode())
+        requests._passing(method.decode(), target.decode(), client.fileno())
         head = b"".join(headers) + b"\r\n"
         if chunked:
             server.sendall(head)
@@ -107,10 +117,16 @@ def counting_proxy(endpoint: str) -> Iterator[tuple[str, Requests]]:
                 server.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+                connection = self.request.fileno()
+
                 def back() -> None:
                     with contextlib.suppress(OSError):
                         while data := server.recv(1 << 16):
                             self.request.sendall(data)
+                            with requests.lock:
+                                requests.replies.append(
+                                    (connection, time.perf_counter(), len(data))
+                                )
 
                 replies = threading.Thread(target=back, daemon=True)
                 replies.start()

@@ -5,6 +5,7 @@ credentials."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -110,6 +111,35 @@ def test_credentials_never_show(tmp_path: Path, s3_server: S3Server, s3_warehous
     lh = phlo.Lakehouse.connect(catalog, s3_warehouse, s3_server.properties())
     assert secret not in repr(lh) and secret not in lh._repr_html_()
     assert s3_warehouse in repr(lh)
+
+
+@pytest.mark.parametrize("rows_", [3, 600_000])
+def test_a_refused_upload_is_a_storage_error_naming_the_endpoint(
+    tmp_path: Path, s3_server: S3Server, s3_warehouse: str, rows_: int
+) -> None:
+    """A data file's upload the server refuses raises StorageError, whether the file goes up
+    whole when closed (a few rows) or in parts while it is written (~30 MiB of random bytes:
+    the refused part fails the write later)."""
+    catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
+    lh = phlo.Lakehouse.connect(catalog, s3_warehouse, s3_server.properties())
+    lh.create_namespace("raw")
+    schema = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("b", pa.binary())])
+    lh.create_table("raw.t", schema)
+    # SSE-C with a key that is not 256 bits: the server refuses every data upload (400).
+    refused = {
+        **s3_server.properties(),
+        "s3.sse.type": "custom",
+        "s3.sse.key": "bm90LWEta2V5",
+        "s3.sse.md5": "AAAAAAAAAAAAAAAAAAAAAA==",
+    }
+    other = phlo.Lakehouse.connect(catalog, s3_warehouse, refused)
+    blobs = pa.array([os.urandom(48) for _ in range(rows_)], pa.binary())
+    batch = pa.table({"id": pa.array(range(rows_), pa.int64()), "b": blobs}, schema=schema)
+    with pytest.raises(StorageError, match="refused the request") as caught:
+        other.table("raw.t").append(batch)
+    assert s3_server.endpoint in str(caught.value)
+    assert "bm90LWEta2V5" not in str(caught.value)
+    assert lh.table("raw.t").to_arrow().num_rows == 0
 
 
 def test_an_unreachable_endpoint_is_a_storage_error(tmp_path: Path) -> None:

@@ -8,9 +8,11 @@ validated against and kept. On a SQLite and a PostgreSQL catalog."""
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pyarrow as pa
 import pytest
@@ -224,3 +226,74 @@ def test_a_file_compacted_away_between_plan_and_commit_is_a_conflict(lakehouses)
     # What the compaction left: every row once, none of the merge's.
     assert contents(direct.table("raw.t")) == {i: f"a{i}" for i in range(200)}
     assert direct.table("raw.t").history()[-1].operation == "replace"
+
+
+def test_a_data_file_goes_up_in_parts_at_once_while_it_is_written(
+    s3_server: S3Server, s3_warehouse: str, tmp_path: Path
+) -> None:
+    """The parts of a large data file are uploaded concurrently, not one after the other in
+    the writer's call: while the first part's upload is held at the proxy, the next part's
+    upload arrives."""
+    parts: list[tuple[str, str]] = []
+    second = threading.Event()
+    lock = threading.Lock()
+
+    def before(request: Request) -> None:
+        if request.method != "PUT" or request.kind != "multipart":
+            return
+        number = parse_qs(request.query)["partNumber"][0]
+        with lock:
+            parts.append((request.path, number))
+            first = len(parts) == 1
+        if first:
+            # Held until another part of the same file is on its way. A writer that waits for
+            # each part sends none: its request times out and it sends this part again.
+            second.wait(timeout=60)
+        elif request.path == parts[0][0] and number != parts[0][1]:
+            second.set()
+
+    with counting_proxy(s3_server.endpoint) as (endpoint, requests):
+        requests.before = before
+        properties = {**s3_server.properties(), "s3.endpoint": endpoint}
+        lh = phlo.Lakehouse.connect(f"sqlite:///{tmp_path / 'c.db'}", s3_warehouse, properties)
+        lh.create_namespace("raw")
+        schema = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("b", pa.binary())])
+        table = lh.create_table("raw.big", schema)
+        # Random bytes do not compress: row groups of 128k rows are ~6 MiB each, so every
+        # data file (a lane takes 128k-row slices in turn) is two or more parts of 5 MiB.
+        n = 600_000
+        ids = pa.array(range(n), pa.int64())
+        blobs = pa.array([os.urandom(48) for _ in range(n)], pa.binary())
+        table.append(pa.table({"id": ids, "b": blobs}, schema=schema))
+        assert second.is_set(), f"part uploads seen: {parts}"
+        # The next part came while the first was held, not after it was sent again.
+        of_file = [number for path, number in parts if path == parts[0][0]]
+        assert of_file[1] != of_file[0], parts
+        assert table.to_arrow().num_rows == n
+
+
+def test_a_merge_on_read_merge_uploads_its_rows_while_it_reads_the_table(lakehouses) -> None:
+    """Merge-on-read keeps the table's files: the batch's rows are written and uploaded
+    while the candidates are read, not after. The proxy holds the merge's first read of a
+    data file until a data file of the merge's rows is being uploaded."""
+    lh, direct, requests = lakehouses
+    table = lh.table("raw.t")
+    model = contents(table)
+    uploading = threading.Event()
+    waited: list[bool] = []
+
+    def before(request: Request) -> None:
+        if request.method in ("PUT", "POST") and request.kind in ("parquet", "multipart"):
+            if "-deletes-" not in request.path:
+                uploading.set()
+        elif request.method == "GET" and request.kind == "parquet" and not waited:
+            # A merge that writes its rows only after reading the table never sends them
+            # while this read is held: then the hold ends after a minute and the test fails.
+            waited.append(uploading.wait(timeout=60))
+
+    requests.before = before
+    result = table.merge(rows(range(150, 250), "m"), "id", write_mode="merge-on-read")
+    assert waited == [True]
+    assert (result.rows_updated, result.rows_inserted, result.files_removed) == (50, 50, 0)
+    model.update({i: f"m{i}" for i in range(150, 250)})
+    assert contents(table) == model == contents(direct.table("raw.t"))

@@ -225,17 +225,24 @@ mod s3 {
     use std::sync::Arc;
     use std::time::{Duration, SystemTime};
 
+    use bytes::Bytes;
     use futures::TryStreamExt;
+    use futures::stream::BoxStream;
     use iceberg::io::{
         CLIENT_REGION, FileIOBuilder, S3_ACCESS_KEY_ID, S3_ALLOW_ANONYMOUS, S3_ASSUME_ROLE_ARN,
         S3_ASSUME_ROLE_EXTERNAL_ID, S3_ASSUME_ROLE_SESSION_NAME, S3_DISABLE_CONFIG_LOAD,
         S3_DISABLE_EC2_METADATA, S3_ENDPOINT, S3_PATH_STYLE_ACCESS, S3_REGION,
         S3_SECRET_ACCESS_KEY, S3_SESSION_TOKEN, S3_SSE_KEY, S3_SSE_MD5, S3_SSE_TYPE,
     };
+    use iceberg::io::{
+        FileMetadata, FileRead, FileWrite, InputFile, OutputFile, Storage as FileStorage,
+        StorageConfig, StorageFactory,
+    };
     use iceberg_storage_opendal::OpenDalStorageFactory;
     use opendal::layers::{RetryLayer, TimeoutLayer};
     use opendal::services::S3Config;
     use opendal::{Configurator, ErrorKind, Operator};
+    use serde::{Deserialize, Serialize};
 
     use super::{Kind, ListedFile, Storage, foreign};
     use crate::error::{Error, Result};
@@ -295,13 +302,165 @@ mod s3 {
         })
     }
 
-    /// iceberg's file IO on S3 with `props` (already [`with_defaults`]).
+    /// iceberg's file IO on S3 with `props` (already [`with_defaults`]): iceberg's own S3
+    /// storage, except that files are written by [`UploadingStorage`].
     pub(super) fn file_io(props: &HashMap<String, String>) -> iceberg::io::FileIO {
-        FileIOBuilder::new(Arc::new(OpenDalStorageFactory::S3 {
-            customized_credential_load: None,
-        }))
-        .with_props(props.clone())
-        .build()
+        FileIOBuilder::new(Arc::new(UploadingStorageFactory))
+            .with_props(props.clone())
+            .build()
+    }
+
+    /// Parts of one file uploaded at once while the file is still being written. A file's
+    /// writer holds about this many parts (S3's smallest, 5 MiB) beyond the two it buffers.
+    const PARTS_IN_FLIGHT: usize = 2;
+
+    /// Builds [`UploadingStorage`].
+    #[derive(Debug, Serialize, Deserialize)]
+    struct UploadingStorageFactory;
+
+    #[typetag::serde(name = "PhloUploadingS3StorageFactory")]
+    impl StorageFactory for UploadingStorageFactory {
+        fn build(&self, config: &StorageConfig) -> iceberg::Result<Arc<dyn FileStorage>> {
+            let files = OpenDalStorageFactory::S3 {
+                customized_credential_load: None,
+            }
+            .build(config)?;
+            let config = s3_config(config.props())
+                .map_err(|e| iceberg::Error::new(iceberg::ErrorKind::DataInvalid, e.to_string()))?;
+            Ok(Arc::new(UploadingStorage {
+                files,
+                config: Arc::new(config),
+            }))
+        }
+    }
+
+    /// iceberg's S3 storage (reads, deletes, listings go to it), but a file being written
+    /// goes up in parts while it is written, [`PARTS_IN_FLIGHT`] at a time. iceberg's own
+    /// writer uploads one part at a time in the writer's call, so the Parquet encoder waited
+    /// for each part's round trip, and a file under 10 MiB went up whole only when closed.
+    /// (Each part still follows the next one's filling by one part: opendal keeps the first
+    /// part back to send a small file as one PUT.)
+    #[derive(Clone, Serialize, Deserialize)]
+    struct UploadingStorage {
+        #[serde(with = "stored_storage")]
+        files: Arc<dyn FileStorage>,
+        config: Arc<S3Config>,
+    }
+
+    /// `Arc<dyn Storage>` through serde (typetag serializes `dyn Storage` boxed).
+    mod stored_storage {
+        use std::sync::Arc;
+
+        use iceberg::io::Storage;
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+        pub fn serialize<S: Serializer>(
+            storage: &Arc<dyn Storage>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            storage.as_ref().serialize(s)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<dyn Storage>, D::Error> {
+            Ok(Arc::from(Box::<dyn Storage>::deserialize(d)?))
+        }
+    }
+
+    impl std::fmt::Debug for UploadingStorage {
+        // The settings hold credentials.
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("UploadingStorage").finish_non_exhaustive()
+        }
+    }
+
+    impl UploadingStorage {
+        /// An operator on the bucket of `path` (`scheme://bucket/key`), and the key.
+        fn operator<'a>(&self, path: &'a str) -> iceberg::Result<(Operator, &'a str)> {
+            let invalid = || {
+                iceberg::Error::new(
+                    iceberg::ErrorKind::DataInvalid,
+                    format!("{path} is not an s3://bucket/key location"),
+                )
+            };
+            let (_, rest) = path.split_once("://").ok_or_else(invalid)?;
+            let (bucket, key) = rest.split_once('/').ok_or_else(invalid)?;
+            let builder = (*self.config).clone().into_builder().bucket(bucket);
+            let op = Operator::new(builder).map_err(io_failure)?.finish();
+            Ok((op, key))
+        }
+    }
+
+    /// An opendal failure as iceberg's storage reports it (the opendal error its source, for
+    /// [`object_store_failure`] to classify).
+    fn io_failure(error: opendal::Error) -> iceberg::Error {
+        iceberg::Error::new(iceberg::ErrorKind::Unexpected, "io failure").with_source(error)
+    }
+
+    #[async_trait::async_trait]
+    #[typetag::serde(name = "PhloUploadingS3Storage")]
+    impl FileStorage for UploadingStorage {
+        async fn exists(&self, path: &str) -> iceberg::Result<bool> {
+            self.files.exists(path).await
+        }
+
+        async fn metadata(&self, path: &str) -> iceberg::Result<FileMetadata> {
+            self.files.metadata(path).await
+        }
+
+        async fn read(&self, path: &str) -> iceberg::Result<Bytes> {
+            self.files.read(path).await
+        }
+
+        async fn reader(&self, path: &str) -> iceberg::Result<Box<dyn FileRead>> {
+            self.files.reader(path).await
+        }
+
+        async fn write(&self, path: &str, bs: Bytes) -> iceberg::Result<()> {
+            self.files.write(path, bs).await
+        }
+
+        async fn writer(&self, path: &str) -> iceberg::Result<Box<dyn FileWrite>> {
+            let (op, key) = self.operator(path)?;
+            let writer = op
+                .writer_with(key)
+                .concurrent(PARTS_IN_FLIGHT)
+                .await
+                .map_err(io_failure)?;
+            Ok(Box::new(UploadingWriter(writer)))
+        }
+
+        async fn delete(&self, path: &str) -> iceberg::Result<()> {
+            self.files.delete(path).await
+        }
+
+        async fn delete_prefix(&self, path: &str) -> iceberg::Result<()> {
+            self.files.delete_prefix(path).await
+        }
+
+        async fn delete_stream(&self, paths: BoxStream<'static, String>) -> iceberg::Result<()> {
+            self.files.delete_stream(paths).await
+        }
+
+        fn new_input(&self, path: &str) -> iceberg::Result<InputFile> {
+            Ok(InputFile::new(Arc::new(self.clone()), path.to_string()))
+        }
+
+        fn new_output(&self, path: &str) -> iceberg::Result<OutputFile> {
+            Ok(OutputFile::new(Arc::new(self.clone()), path.to_string()))
+        }
+    }
+
+    struct UploadingWriter(opendal::Writer);
+
+    #[async_trait::async_trait]
+    impl FileWrite for UploadingWriter {
+        async fn write(&mut self, bs: Bytes) -> iceberg::Result<()> {
+            self.0.write(bs).await.map_err(io_failure)
+        }
+
+        async fn close(&mut self) -> iceberg::Result<()> {
+            self.0.close().await.map(|_| ()).map_err(io_failure)
+        }
     }
 
     /// AWS environment variables that name where credentials come from (a profile file, a web

@@ -26,7 +26,7 @@ use arrow_select::filter::filter_record_batch;
 use futures::StreamExt;
 use iceberg::io::FileIO;
 use iceberg::spec::{DataContentType, DataFile};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
 mod keys;
 pub mod mode;
@@ -175,6 +175,8 @@ pub async fn merge(
 
     // What planning read of the table, for the commit to reuse.
     let mut planned = PlanReads::default();
+    // The batch's rows being written on their own (merge-on-read).
+    let mut aside = None;
     let change = async {
         Ok(match &keys {
             None => {
@@ -205,6 +207,12 @@ pub async fn merge(
                             .into(),
                     });
                 }
+                let mode = WriteMode::resolve(&table, MERGE_MODE, options.write_mode)?;
+                // Merge-on-read leaves the table's files in place: the batch's rows go to files
+                // of their own, written (on object storage, uploaded) while the table is read.
+                if mode != WriteMode::CopyOnWrite {
+                    aside = Some(write_aside(io, &table, &prefix, written, batch.clone()));
+                }
                 let (live, mut reads) = live_files_for_commit(io, &table, MAIN).await?;
                 let candidates =
                     plan::candidates(&table, live, &batch, (keys, key_field), &options.unique_key)?;
@@ -217,7 +225,6 @@ pub async fn merge(
                 planned = reads;
                 phases.end("plan");
                 result.files_scanned = candidates.len() as u64;
-                let mode = WriteMode::resolve(&table, MERGE_MODE, options.write_mode)?;
                 let projection = Projection::new(&table.metadata, table.metadata.current_schema())?;
                 let key_ids = key_field_ids(&table, &options.unique_key)?;
                 let deletes = deletes::Loader::default();
@@ -313,8 +320,14 @@ pub async fn merge(
                     ..
                 } = replacing;
                 phases.end("rewrite");
-                sink.write(batch.clone()).await?;
-                let files = sink.finish().await?;
+                let mut files = match aside.take() {
+                    Some(task) => joined(task).await?,
+                    None => {
+                        sink.write(batch.clone()).await?;
+                        Vec::new()
+                    }
+                };
+                files.extend(sink.finish().await?);
                 phases.end("write");
                 result.rows_updated = found.iter().filter(|f| **f).count() as u64;
                 result.rows_deleted = rows_removed - result.rows_updated;
@@ -336,6 +349,9 @@ pub async fn merge(
         Err(e) => {
             // Files still being written would outlive their removal.
             let _ = sink.finish().await;
+            if let Some(task) = aside {
+                let _ = joined(task).await;
+            }
             return Err(e);
         }
     };
@@ -384,6 +400,32 @@ pub async fn merge(
     result.commit_retries = outcome.retries;
     result.timings = phases.done;
     Ok(result)
+}
+
+/// Writes `batch` to data files of its own (named after `prefix`, each name recorded in
+/// `written`) on a task of its own.
+fn write_aside(
+    io: &FileIO,
+    table: &LoadedTable,
+    prefix: &str,
+    written: &WrittenFiles,
+    batch: RecordBatch,
+) -> JoinHandle<Result<Vec<DataFile>>> {
+    let (io, metadata, written) = (io.clone(), table.metadata.clone(), written.clone());
+    // Not the main sink's names: each sink numbers its files from 0.
+    let prefix = format!("{prefix}-rows");
+    tokio::spawn(async move {
+        let mut sink = DataFileSink::new(&io, &metadata, &prefix, &written)?;
+        let wrote = sink.write(batch).await;
+        // Closed even after a failure, so that no file is still being written.
+        let files = sink.finish().await;
+        wrote.and(files)
+    })
+}
+
+async fn joined(task: JoinHandle<Result<Vec<DataFile>>>) -> Result<Vec<DataFile>> {
+    task.await
+        .map_err(|e| Error::from_join("writing the batch's rows", e))?
 }
 
 /// What a merge removes from the table so far: the files it drops, the position deletes it

@@ -460,6 +460,8 @@ impl ProjectedFile {
 
     /// The batches of a contiguous, ascending run of row groups, in the projection's schema.
     pub fn stream(&self, row_groups: Vec<usize>) -> Result<ProjectedStream> {
+        // The run's column chunks are read ahead of the decoder (file_ranges.rs).
+        let ranges = (self.ranges).reading_ahead(self.metadata.metadata(), &self.mask, &row_groups);
         // Position deletes count rows from the start of the file.
         let groups = self.metadata.metadata().row_groups();
         let first_row: i64 = groups[..row_groups.first().copied().unwrap_or(0)]
@@ -494,7 +496,7 @@ impl ProjectedFile {
         }
         Ok(ProjectedStream {
             file: Segments {
-                ranges: self.ranges.clone(),
+                ranges,
                 metadata: self.decoding.clone(),
                 mask: self.mask.clone(),
                 batch_rows: self.batch_rows,
