@@ -1,8 +1,9 @@
-//! Pattern and accepted-values checks settled from the files' dictionary pages, against the
-//! same checks over a scan of the rows and a model of the table: a column is left out of the
-//! scan only where every chunk in scope is dictionary-encoded and every dictionary value
-//! passes; a plain-encoded chunk (a dictionary outgrowing the writer's limit), a failing value,
-//! deleted rows, nulls, a partition filter and a missing column all give the scan's answer.
+//! Pattern and accepted-values checks settled from the files' dictionary pages (and the pages
+//! of chunks stored plain), against the same checks over a scan of the rows and a model of the
+//! table: a column is left out of the scan only where every value every chunk in scope holds
+//! passes; a plain-encoded chunk (a dictionary outgrowing the writer's limit) is judged from its
+//! pages; a failing value (in any page), deleted rows, nulls, a partition filter and a missing
+//! column all give the scan's answer.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,7 +36,9 @@ struct Row {
 /// Day `d1`: accepted categories (nulls every 7th row) and 60,000 distinct short codes: a
 /// dictionary of ~600 KB, stored dictionary-encoded under a 1 MiB limit (the table property).
 /// Day `d2`: long distinct codes, whose dictionary outgrows the limit (the chunk continues
-/// plain-encoded), all matching. Day `d3`: a category `nope` every 50th row.
+/// plain-encoded), all matching. Day `d3`: a category `nope` every 50th row. Day `d4`: long
+/// distinct codes (plain-encoded after the dictionary's first page) of which only the last
+/// fails.
 fn rows() -> Vec<Row> {
     let mut rows = Vec::new();
     for i in 0..60_000 {
@@ -63,6 +66,17 @@ fn rows() -> Vec<Row> {
                 _ => ACCEPTED[(i % 3) as usize].to_string(),
             }),
             code: Some(format!("C{}", i % 100)),
+        });
+    }
+    for i in 110_000..150_000 {
+        rows.push(Row {
+            id: i,
+            day: "d4",
+            category: Some(ACCEPTED[(i % 3) as usize].to_string()),
+            code: Some(match i {
+                149_999 => format!("X{i:040}"),
+                _ => format!("C{i:040}"),
+            }),
         });
     }
     rows
@@ -269,15 +283,19 @@ async fn passing_dictionaries_settle_their_checks_and_the_rest_is_scanned() {
     assert!(dictionary_encoded(dir.path(), "d1", "code"));
     assert!(!dictionary_encoded(dir.path(), "d2", "code"));
     assert!(dictionary_encoded(dir.path(), "d3", "category"));
+    assert!(!dictionary_encoded(dir.path(), "d4", "code"));
 
-    let cases: [(&[&str], &[&str]); 4] = [
+    let cases: [(&[&str], &[&str]); 6] = [
         // Every dictionary passes: neither column is read (the count comes from metadata).
         (&["d1"], &[]),
-        // d2's codes are plain-encoded: the codes are scanned, the categories are not.
-        (&["d1", "d2"], &["id", "code"]),
+        // d2's codes are plain-encoded, every one passing: judged from the pages, not read.
+        (&["d1", "d2"], &[]),
         // d3 has a failing category: the categories are scanned (exact count and sample).
         (&["d1", "d3"], &["id", "category"]),
-        (&["d1", "d2", "d3"], &["id", "category", "code"]),
+        (&["d1", "d2", "d3"], &["id", "category"]),
+        // d4's last plain-encoded code fails: the codes are scanned.
+        (&["d4"], &["id", "code"]),
+        (&["d2", "d3", "d4"], &["id", "category", "code"]),
     ];
     for (days, read) in cases {
         let (ours, columns) = settled(plan(&lh, days).await, &checks()).await;

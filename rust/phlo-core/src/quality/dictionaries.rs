@@ -2,10 +2,11 @@
 //! instead of their rows. A column chunk every data page of which is dictionary-encoded holds
 //! only values of its dictionary page; when every value of every such dictionary passes, no row
 //! fails, whatever subset of the rows the filter and delete files select. Nulls never fail
-//! these checks (only present values are judged), so null counts do not matter. Anything else
-//! — a chunk stored plain (a writer falls back to plain once a dictionary outgrows its page
-//! limit), a failing dictionary value (its rows and a sample are needed), a column another
-//! running check also reads — leaves the column to the scan.
+//! these checks (only present values are judged), so null counts do not matter. A chunk stored
+//! plain (a writer falls back to plain once a dictionary outgrows its page limit) is judged by
+//! every string its pages hold (`ProjectedFile::string_dictionaries`). Anything else — a failing
+//! value (its rows and a sample are needed), a column another running check also reads —
+//! leaves the column to the scan.
 
 use arrow_array::ArrayRef;
 use arrow_schema::{DataType, Field};

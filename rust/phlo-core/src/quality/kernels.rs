@@ -18,8 +18,10 @@ use arrow_array::{Array, ArrayRef, DictionaryArray, RecordBatch, StringArrayType
 use arrow_buffer::{BooleanBuffer, NullBuffer};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use regex::{Regex, RegexBuilder};
+use regex_automata::Anchored;
+use regex_automata::hybrid::LazyStateID;
 use regex_automata::hybrid::dfa::{Cache, DFA};
-use regex_automata::{Anchored, Input, util::syntax};
+use regex_automata::util::{start, syntax};
 use serde_json::Value;
 
 use crate::validate::checks::{failing_rows, missing};
@@ -207,7 +209,7 @@ impl Rule {
 /// full engine answers the rare value the DFA gives up on (a Unicode word boundary next to
 /// non-ASCII text) and patterns the DFA cannot build.
 pub struct Pattern {
-    dfa: Option<(DFA, Cache)>,
+    dfa: Option<Lazy>,
     regex: Regex,
     verdicts: Verdicts,
 }
@@ -224,9 +226,10 @@ impl Pattern {
             .syntax(syntax::Config::new().case_insensitive(!case_sensitive))
             .build(&anchored)
             .ok()
-            .map(|dfa| {
-                let cache = dfa.create_cache();
-                (dfa, cache)
+            .map(|dfa| Lazy {
+                cache: dfa.create_cache(),
+                dfa,
+                start: None,
             });
         Ok(Self {
             dfa,
@@ -236,8 +239,8 @@ impl Pattern {
     }
 
     fn is_match(&mut self, value: &str) -> bool {
-        if let Some((dfa, cache)) = &mut self.dfa
-            && let Some(found) = walk(dfa, cache, value.as_bytes())
+        if let Some(lazy) = &mut self.dfa
+            && let Some(found) = lazy.walk(value.as_bytes())
         {
             return found;
         }
@@ -245,28 +248,53 @@ impl Pattern {
     }
 }
 
-/// Whether the DFA matches at the start of `hay`, walked byte by byte: values are short, so a
-/// plain walk that stops at the first match or the dead state beats the general search's
-/// per-call setup. `None` when the DFA gives up (a quit byte, a thrashing cache).
-fn walk(dfa: &DFA, cache: &mut Cache, hay: &[u8]) -> Option<bool> {
-    let input = Input::new(hay).anchored(Anchored::Yes);
-    let mut state = dfa.start_state_forward(cache, &input).ok()?;
-    for &byte in hay {
-        state = dfa.next_state(cache, state, byte).ok()?;
-        if state.is_tagged() {
-            // Matches show one byte late: a match state here means a match ended before.
-            if state.is_match() {
-                return Some(true);
-            }
-            if state.is_dead() {
-                return Some(false);
-            }
-            if state.is_quit() {
-                return None;
+/// The lazy DFA of a pattern, its cache, and its start state as of the cache's clear count.
+struct Lazy {
+    dfa: DFA,
+    cache: Cache,
+    /// Every value is searched from its start (no look-behind), so one start state serves
+    /// all until the cache is cleared (which invalidates its states).
+    start: Option<(LazyStateID, usize)>,
+}
+
+impl Lazy {
+    /// The anchored start state, computed once per clearing of the cache.
+    fn start(&mut self) -> Option<LazyStateID> {
+        let cleared = self.cache.clear_count();
+        if let Some((state, at)) = self.start
+            && at == cleared
+        {
+            return Some(state);
+        }
+        let config = start::Config::new().anchored(Anchored::Yes);
+        let state = self.dfa.start_state(&mut self.cache, &config).ok()?;
+        self.start = Some((state, self.cache.clear_count()));
+        Some(state)
+    }
+
+    /// Whether the DFA matches at the start of `hay`, walked byte by byte: values are short,
+    /// so a plain walk that stops at the first match or the dead state beats the general
+    /// search's per-call setup. `None` when the DFA gives up (a quit byte, a thrashing cache).
+    fn walk(&mut self, hay: &[u8]) -> Option<bool> {
+        let mut state = self.start()?;
+        let (dfa, cache) = (&self.dfa, &mut self.cache);
+        for &byte in hay {
+            state = dfa.next_state(cache, state, byte).ok()?;
+            if state.is_tagged() {
+                // Matches show one byte late: a match state here means a match ended before.
+                if state.is_match() {
+                    return Some(true);
+                }
+                if state.is_dead() {
+                    return Some(false);
+                }
+                if state.is_quit() {
+                    return None;
+                }
             }
         }
+        Some(dfa.next_eoi_state(cache, state).ok()?.is_match())
     }
-    Some(dfa.next_eoi_state(cache, state).ok()?.is_match())
 }
 
 /// Present strings that `pattern` does not match.

@@ -6,8 +6,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, StringArray};
-use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+use arrow_array::ArrayRef;
 use bytes::Bytes;
 use parquet::basic::{Encoding, Type as PhysicalType};
 use parquet::column::page::{Page, PageReader};
@@ -16,6 +15,8 @@ use parquet::file::metadata::ColumnChunkMetaData;
 use parquet::file::page_index::offset_index::PageLocation;
 use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::serialized_reader::SerializedPageReader;
+
+use super::chunk_strings::PlainStrings;
 
 /// Whether every data page of `chunk` is dictionary-encoded (by its page encoding
 /// statistics; without them, not known to be).
@@ -51,10 +52,7 @@ pub fn string_values(chunk: &ColumnChunkMetaData, bytes: Bytes) -> Result<ArrayR
         compressed_page_size: 0,
         first_row_index: 0,
     };
-    let window = Arc::new(Window {
-        start: range.start,
-        bytes,
-    });
+    let window = Arc::new(Window::new(range.start, bytes));
     let mut pages = SerializedPageReader::new(
         window,
         chunk,
@@ -67,7 +65,15 @@ pub fn string_values(chunk: &ColumnChunkMetaData, bytes: Bytes) -> Result<ArrayR
             num_values,
             encoding: Encoding::PLAIN | Encoding::PLAIN_DICTIONARY,
             ..
-        }) => plain_strings(&buf, num_values as usize),
+        }) => {
+            let mut strings = PlainStrings::with_capacity(buf.len());
+            match strings.append(&buf)? == num_values as usize {
+                true => strings.finish(),
+                false => Err(ParquetError::General(
+                    "a dictionary page holds another number of values than its header says".into(),
+                )),
+            }
+        }
         Some(other) => Err(ParquetError::General(format!(
             "expected a PLAIN dictionary page, found a {:?} page encoded {}",
             other.page_type(),
@@ -79,39 +85,17 @@ pub fn string_values(chunk: &ColumnChunkMetaData, bytes: Bytes) -> Result<ArrayR
     }
 }
 
-/// `count` PLAIN byte arrays (each a 4-byte little-endian length, then the bytes) as strings.
-fn plain_strings(buf: &Bytes, count: usize) -> Result<ArrayRef> {
-    let mut offsets = Vec::with_capacity(count + 1);
-    let mut values = Vec::with_capacity(buf.len().saturating_sub(4 * count));
-    offsets.push(0i32);
-    let mut at = 0usize;
-    for _ in 0..count {
-        let length = buf
-            .get(at..at + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-            .ok_or_else(|| ParquetError::EOF("a dictionary value's length is cut off".into()))?;
-        let value = buf
-            .get(at + 4..at + 4 + length)
-            .ok_or_else(|| ParquetError::EOF("a dictionary value is cut off".into()))?;
-        values.extend_from_slice(value);
-        offsets.push(i32::try_from(values.len()).map_err(|_| {
-            ParquetError::General("a dictionary page of more than 2 GiB of strings".into())
-        })?);
-        at += 4 + length;
-    }
-    let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
-    let strings = StringArray::try_new(offsets, Buffer::from(values), None)
-        .map_err(|e| ParquetError::General(format!("a dictionary value is not UTF-8: {e}")))?;
-    Ok(Arc::new(strings))
-}
-
 /// Bytes of a file starting at offset `start`, read by file offset.
-struct Window {
+pub(super) struct Window {
     start: u64,
     bytes: Bytes,
 }
 
 impl Window {
+    pub(super) fn new(start: u64, bytes: Bytes) -> Self {
+        Self { start, bytes }
+    }
+
     fn at(&self, offset: u64) -> Result<Bytes> {
         offset
             .checked_sub(self.start)

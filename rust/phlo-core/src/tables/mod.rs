@@ -2,6 +2,7 @@
 //! with phlo's own commit path, scanning with pruning, and reading data files by field id
 //! (applying other engines' delete files).
 
+mod chunk_strings;
 pub mod commit;
 pub mod delete_writer;
 pub mod deletes;

@@ -35,6 +35,7 @@ use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
 use parquet::arrow::{PARQUET_FIELD_ID_META_KEY, ProjectionMask};
 
+use super::chunk_strings::{chunk_range, chunk_strings};
 use super::deletes::FileDeletes;
 use super::dictionary_pages::{all_dictionary, dictionary_range, string_values};
 use super::file_ranges::FileRanges;
@@ -42,6 +43,11 @@ use super::nested;
 use super::row_selection::{self, Positions};
 use crate::error::{Context, Error, Location, Result};
 use crate::schema::arrow_schema_of;
+
+/// Bytes (uncompressed) of one column's chunks of a file that [`ProjectedFile::string_dictionaries`]
+/// reads whole: what it holds at once per column and file, and what it reads in vain when a
+/// value fails (the column is then scanned).
+const PAGE_STRINGS_LIMIT: i64 = 64 << 20;
 
 /// Rows per decoded batch (Parquet's own default of 1,024 makes per-batch overhead dominate).
 const BATCH_ROWS: usize = 64 * 1024;
@@ -384,11 +390,15 @@ impl ProjectedFile {
         self.metadata.metadata().num_row_groups()
     }
 
-    /// For each column `at` (positions in the projection), the dictionary of each of its
-    /// chunks (one per row group) when the file stores it as UTF-8 strings dictionary-encoded
-    /// in every data page of every chunk, read from the dictionary pages alone (one request
-    /// for them all, nearby ranges coalesced); an empty list for a column the file lacks (its
-    /// rows read as nulls); `None` otherwise, or when a dictionary page does not decode.
+    /// For each column `at` (positions in the projection), the strings each of its chunks (one
+    /// per row group) can hold, when the file stores it as UTF-8 strings: a chunk
+    /// dictionary-encoded in every data page gives its dictionary, read from the dictionary
+    /// page alone; any other chunk of plain and dictionary-encoded pages gives every string it
+    /// holds, read from its pages without decoding rows ([`chunk_strings`]), when the column's
+    /// such chunks hold at most [`PAGE_STRINGS_LIMIT`] bytes. One request for them all (nearby
+    /// ranges coalesced); chunks read whole are decoded on blocking threads, one each. An
+    /// empty list for a column the file lacks (its rows read as nulls); `None` otherwise, or
+    /// when a page does not decode.
     pub async fn string_dictionaries(&self, at: &[usize]) -> Result<Vec<Option<Vec<ArrayRef>>>> {
         let metadata = self.metadata.metadata();
         let chunks: Vec<Option<Vec<_>>> = at
@@ -397,12 +407,20 @@ impl ProjectedFile {
                 Source::Missing => Some(vec![]),
                 Source::Same(position) | Source::Cast(position) => {
                     let leaf = self.string_leaf(self.roots[position])?;
-                    (metadata.row_groups().iter())
+                    let chunks = (metadata.row_groups().iter())
                         .map(|group| {
                             let chunk = group.column(leaf);
-                            dictionary_range(chunk).map(|range| (chunk, range))
+                            match dictionary_range(chunk) {
+                                Some(range) => Some((chunk, range, false)),
+                                None => chunk_range(chunk).map(|range| (chunk, range, true)),
+                            }
                         })
-                        .collect()
+                        .collect::<Option<Vec<_>>>()?;
+                    let whole: i64 = (chunks.iter())
+                        .filter(|(_, _, whole)| *whole)
+                        .map(|(chunk, _, _)| chunk.uncompressed_size())
+                        .sum();
+                    (whole <= PAGE_STRINGS_LIMIT).then_some(chunks)
                 }
             })
             .collect();
@@ -410,7 +428,7 @@ impl ProjectedFile {
             .iter()
             .flatten()
             .flatten()
-            .map(|(_, range)| range.clone())
+            .map(|(_, range, _)| range.clone())
             .collect();
         let mut fetched = match ranges.is_empty() {
             true => vec![],
@@ -420,21 +438,35 @@ impl ProjectedFile {
                 .map_err(|e| corrupt(&self.path, e))?,
         }
         .into_iter();
-        Ok(chunks
-            .into_iter()
-            .map(|column| {
-                column
-                    .map(|chunks| {
-                        (chunks.into_iter())
-                            .zip(fetched.by_ref())
-                            .map(|((chunk, _), bytes)| string_values(chunk, bytes).ok())
-                            .collect::<Vec<_>>()
-                    })
-                    // A page not decoded here leaves the column to the rows' reader, which
-                    // reports what is wrong with it.
-                    .and_then(|chunks| chunks.into_iter().collect())
-            })
-            .collect())
+        let mut columns = Vec::with_capacity(chunks.len());
+        for column in chunks {
+            let Some(column) = column else {
+                columns.push(None);
+                continue;
+            };
+            let decoding: Vec<_> = (column.into_iter())
+                .zip(fetched.by_ref())
+                .map(|((chunk, _, whole), bytes)| {
+                    let chunk = chunk.clone();
+                    async move {
+                        match whole {
+                            false => string_values(&chunk, bytes).ok(),
+                            true => tokio::task::spawn_blocking(move || {
+                                chunk_strings(&chunk, bytes).ok()
+                            })
+                            .await
+                            .ok()
+                            .flatten(),
+                        }
+                    }
+                })
+                .collect();
+            // A page not decoded here leaves the column to the rows' reader, which reports
+            // what is wrong with it.
+            let decoded = futures::future::join_all(decoding).await;
+            columns.push(decoded.into_iter().collect());
+        }
+        Ok(columns)
     }
 
     /// The one leaf of top-level column `root` when it stores UTF-8 strings.

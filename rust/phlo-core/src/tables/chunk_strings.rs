@@ -1,0 +1,334 @@
+//! Every string a Parquet column chunk holds, read from its pages without decoding its rows: the
+//! values of its dictionary page and of its plain-encoded data pages, as one array. Data pages
+//! store only present values, and a dictionary-encoded page only refers to its dictionary, so
+//! a check that every one of these strings passes passes every row of the chunk (quality
+//! checks, `crate::quality`). Rows, levels and nulls are not decoded: no Arrow reader, no copy
+//! per batch, no growing buffers; each page is decompressed once and its values copied once.
+
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, StringArray};
+use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+use bytes::Bytes;
+use parquet::basic::{Encoding, Type as PhysicalType};
+use parquet::column::page::{Page, PageReader};
+use parquet::errors::{ParquetError, Result};
+use parquet::file::metadata::ColumnChunkMetaData;
+use parquet::file::serialized_reader::SerializedPageReader;
+
+use super::dictionary_pages::Window;
+
+/// Where `chunk` lies in its file (every page, headers included), when its data pages use only
+/// encodings [`chunk_strings`] reads (plain values, dictionary keys, RLE levels).
+pub fn chunk_range(chunk: &ColumnChunkMetaData) -> Option<std::ops::Range<u64>> {
+    let readable = chunk.encodings().all(|e| {
+        matches!(
+            e,
+            Encoding::PLAIN | Encoding::PLAIN_DICTIONARY | Encoding::RLE_DICTIONARY | Encoding::RLE
+        )
+    });
+    let start = chunk
+        .dictionary_page_offset()
+        .unwrap_or(chunk.data_page_offset());
+    let start = u64::try_from(start).ok()?;
+    let length = u64::try_from(chunk.compressed_size()).ok()?;
+    (readable && chunk.column_type() == PhysicalType::BYTE_ARRAY).then(|| start..start + length)
+}
+
+/// The strings of the string (`BYTE_ARRAY`) `chunk`, from `bytes`, the file's [`chunk_range`]
+/// of it: those of its dictionary page, then those of each plain-encoded data page, checked to
+/// be UTF-8. An error for any other encoding or a malformed page.
+pub fn chunk_strings(chunk: &ColumnChunkMetaData, bytes: Bytes) -> Result<ArrayRef> {
+    let range = chunk_range(chunk)
+        .ok_or_else(|| ParquetError::General("the chunk's encodings are not read here".into()))?;
+    let levels = Levels {
+        repeated: chunk.column_descr().max_rep_level() > 0,
+        optional: chunk.column_descr().max_def_level() > 0,
+    };
+    let window = Arc::new(Window::new(range.start, bytes));
+    let mut pages = SerializedPageReader::new(window, chunk, chunk.num_values() as usize, None)?;
+    let capacity = usize::try_from(chunk.uncompressed_size()).unwrap_or(0);
+    let mut strings = PlainStrings::with_capacity(capacity);
+    let mut dictionary = false;
+    while let Some(page) = pages.get_next_page()? {
+        match page {
+            Page::DictionaryPage {
+                buf,
+                encoding: Encoding::PLAIN | Encoding::PLAIN_DICTIONARY,
+                ..
+            } => {
+                strings.append(&buf)?;
+                dictionary = true;
+            }
+            Page::DataPage {
+                encoding: Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY,
+                ..
+            }
+            | Page::DataPageV2 {
+                encoding: Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY,
+                ..
+            } if dictionary => {}
+            Page::DataPage {
+                buf,
+                encoding: Encoding::PLAIN,
+                def_level_encoding,
+                rep_level_encoding,
+                ..
+            } => {
+                let mut at = 0;
+                if levels.repeated {
+                    at = skip_levels(&buf, at, rep_level_encoding)?;
+                }
+                if levels.optional {
+                    at = skip_levels(&buf, at, def_level_encoding)?;
+                }
+                strings.append(&buf[at..])?;
+            }
+            Page::DataPageV2 {
+                buf,
+                encoding: Encoding::PLAIN,
+                num_values,
+                num_nulls,
+                def_levels_byte_len,
+                rep_levels_byte_len,
+                ..
+            } => {
+                let at = def_levels_byte_len as usize + rep_levels_byte_len as usize;
+                let values = buf.get(at..).ok_or_else(|| cut_off("levels"))?;
+                let read = strings.append(values)?;
+                if read != num_values.saturating_sub(num_nulls) as usize {
+                    return Err(ParquetError::General(format!(
+                        "a data page holds {read} values, its header says {}",
+                        num_values.saturating_sub(num_nulls)
+                    )));
+                }
+            }
+            other => {
+                return Err(ParquetError::General(format!(
+                    "a {:?} page encoded {} is not read here",
+                    other.page_type(),
+                    other.encoding()
+                )));
+            }
+        }
+    }
+    strings.finish()
+}
+
+/// Which level runs precede a v1 data page's values.
+struct Levels {
+    repeated: bool,
+    optional: bool,
+}
+
+/// The position after the levels at `at` of a v1 data page: RLE levels are prefixed by their
+/// length in bytes (4, little-endian).
+fn skip_levels(buf: &[u8], at: usize, encoding: Encoding) -> Result<usize> {
+    if encoding != Encoding::RLE {
+        return Err(ParquetError::General(format!(
+            "levels encoded {encoding} are not read here"
+        )));
+    }
+    let length = buf
+        .get(at..at + 4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .ok_or_else(|| cut_off("levels"))?;
+    let end = at + 4 + length;
+    (end <= buf.len())
+        .then_some(end)
+        .ok_or_else(|| cut_off("levels"))
+}
+
+fn cut_off(what: &str) -> ParquetError {
+    ParquetError::EOF(format!("a page's {what} are cut off"))
+}
+
+/// PLAIN byte arrays (each a 4-byte little-endian length, then the bytes) gathered into one
+/// string array.
+pub struct PlainStrings {
+    offsets: Vec<i32>,
+    values: Vec<u8>,
+}
+
+impl PlainStrings {
+    /// Room for about `bytes` of PLAIN-encoded values.
+    pub fn with_capacity(bytes: usize) -> Self {
+        let mut offsets = Vec::with_capacity(bytes / 8 + 1);
+        offsets.push(0);
+        Self {
+            offsets,
+            values: Vec::with_capacity(bytes),
+        }
+    }
+
+    /// Appends every value of `buf` (PLAIN byte arrays up to its end); returns how many.
+    pub fn append(&mut self, buf: &[u8]) -> Result<usize> {
+        let before = self.offsets.len();
+        let mut at = 0usize;
+        while at < buf.len() {
+            let length = buf
+                .get(at..at + 4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+                .ok_or_else(|| cut_off("value lengths"))?;
+            let value = buf
+                .get(at + 4..at + 4 + length)
+                .ok_or_else(|| cut_off("values"))?;
+            self.values.extend_from_slice(value);
+            self.offsets
+                .push(i32::try_from(self.values.len()).map_err(|_| {
+                    ParquetError::General("more than 2 GiB of strings in one chunk".into())
+                })?);
+            at += 4 + length;
+        }
+        Ok(self.offsets.len() - before)
+    }
+
+    /// The strings, checked to be UTF-8.
+    pub fn finish(self) -> Result<ArrayRef> {
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(self.offsets));
+        let strings = StringArray::try_new(offsets, Buffer::from(self.values), None)
+            .map_err(|e| ParquetError::General(format!("a value is not UTF-8: {e}")))?;
+        Ok(Arc::new(strings))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use arrow_array::cast::AsArray;
+    use arrow_array::{ListArray, RecordBatch};
+    use arrow_schema::{DataType, Field, Schema};
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::{WriterProperties, WriterVersion};
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    use super::*;
+
+    /// Writes `column` (strings, or lists of strings) with `properties`; returns the file.
+    fn written(column: ArrayRef, properties: WriterProperties) -> Bytes {
+        let field = Field::new("s", column.data_type().clone(), true);
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(vec![field])), vec![column]).unwrap();
+        let mut file = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut file, batch.schema(), Some(properties)).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        Bytes::from(file)
+    }
+
+    /// The strings of every chunk of the file's only column, and the encodings of its pages.
+    fn read_back(file: Bytes) -> (BTreeSet<String>, BTreeSet<Encoding>) {
+        let reader = SerializedFileReader::new(file.clone()).unwrap();
+        let mut strings = BTreeSet::new();
+        let mut encodings = BTreeSet::new();
+        for group in reader.metadata().row_groups() {
+            let chunk = group.column(0);
+            encodings.extend(chunk.page_encoding_stats_mask().unwrap().encodings());
+            let range = chunk_range(chunk).unwrap();
+            let bytes = file.slice(range.start as usize..range.end as usize);
+            let array = chunk_strings(chunk, bytes).unwrap();
+            assert_eq!(array.null_count(), 0);
+            strings.extend(array.as_string::<i32>().iter().flatten().map(String::from));
+        }
+        (strings, encodings)
+    }
+
+    /// Short and long strings (some not ASCII, one 200 bytes long), nulls every 5th row.
+    fn values(n: usize) -> Vec<Option<String>> {
+        (0..n)
+            .map(|i| match i {
+                _ if i % 5 == 0 => None,
+                7 => Some(format!("é{}", "x".repeat(200))),
+                _ if i % 3 == 0 => Some(format!("C{i}")),
+                _ => Some(format!("long value number {i} ✓")),
+            })
+            .collect()
+    }
+
+    fn present(values: &[Option<String>]) -> BTreeSet<String> {
+        values.iter().flatten().cloned().collect()
+    }
+
+    /// Every present string, whatever the page version, encoding (plain, dictionary, a
+    /// dictionary that falls back to plain mid-chunk) or page size: the same set as written.
+    #[test]
+    fn every_present_string_of_a_chunk_is_read_from_its_pages() {
+        let data = values(20_000);
+        let column: ArrayRef = Arc::new(StringArray::from(data.clone()));
+        for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
+            for (dictionary, dictionary_limit) in [(false, 1 << 20), (true, 1 << 20), (true, 4096)]
+            {
+                let properties = WriterProperties::builder()
+                    .set_writer_version(version)
+                    .set_dictionary_enabled(dictionary)
+                    .set_encoding(Encoding::PLAIN)
+                    .set_dictionary_page_size_limit(dictionary_limit)
+                    .set_data_page_size_limit(8192)
+                    .set_max_row_group_row_count(Some(7_000))
+                    .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+                    .build();
+                let (strings, encodings) = read_back(written(column.clone(), properties));
+                assert_eq!(strings, present(&data), "{version:?} {dictionary_limit}");
+                let plain = encodings.contains(&Encoding::PLAIN);
+                let keyed = encodings.contains(&Encoding::RLE_DICTIONARY);
+                // The cases cover plain pages, keyed pages and both in one chunk.
+                assert_eq!(
+                    (plain, keyed),
+                    match (dictionary, dictionary_limit) {
+                        (false, _) => (true, false),
+                        (true, 4096) => (true, true),
+                        _ => (false, true),
+                    },
+                    "{version:?} {dictionary} {dictionary_limit}"
+                );
+            }
+        }
+    }
+
+    /// A repeated column (lists of strings) has repetition levels before its values.
+    #[test]
+    fn strings_inside_lists_are_read_past_both_levels() {
+        let data = values(3_000);
+        let strings = StringArray::from(data.clone());
+        let offsets = OffsetBuffer::from_lengths((0..1_000).map(|_| 3));
+        let nulls =
+            arrow_buffer::NullBuffer::from((0..1_000).map(|i| i % 4 != 0).collect::<Vec<_>>());
+        let item = Arc::new(Field::new("item", DataType::Utf8, true));
+        let lists = ListArray::new(item, offsets, Arc::new(strings), Some(nulls.clone()));
+        // The values under null lists are not stored.
+        let kept: Vec<Option<String>> = (0..3_000)
+            .filter(|i| nulls.is_valid(i / 3))
+            .map(|i| data[i].clone())
+            .collect();
+        let properties = WriterProperties::builder()
+            .set_dictionary_enabled(false)
+            .build();
+        let (read, _) = read_back(written(Arc::new(lists), properties));
+        assert_eq!(read, present(&kept));
+    }
+
+    /// A chunk of another encoding (here Parquet 2's default for strings) is not read.
+    #[test]
+    fn other_encodings_are_left_to_the_scan() {
+        let column: ArrayRef = Arc::new(StringArray::from(values(100)));
+        let properties = WriterProperties::builder()
+            .set_writer_version(WriterVersion::PARQUET_2_0)
+            .set_dictionary_enabled(false)
+            .build();
+        let file = written(column, properties);
+        let reader = SerializedFileReader::new(file).unwrap();
+        let chunk = reader.metadata().row_group(0).column(0);
+        assert!(chunk.encodings().any(|e| e == Encoding::DELTA_BYTE_ARRAY));
+        assert!(chunk_range(chunk).is_none());
+    }
+
+    /// A page that is not strings, or not UTF-8, is an error (the column is then scanned).
+    #[test]
+    fn bytes_that_are_not_utf8_strings_are_refused() {
+        let mut plain = PlainStrings::with_capacity(16);
+        plain.append(&[2, 0, 0, 0, 0xC3, 0x28]).unwrap();
+        assert!(plain.finish().is_err());
+        let mut cut = PlainStrings::with_capacity(16);
+        assert!(cut.append(&[9, 0, 0, 0, b'a']).is_err());
+    }
+}
