@@ -319,6 +319,10 @@ fn storage_hint(source: &io::Error) -> &'static str {
             "The file is damaged or is not what the table's metadata says it is: restore it from \
              a backup; phlo changed nothing"
         }
+        io::ErrorKind::Unsupported => {
+            "The file is sound but phlo cannot read it as it is: read the table with the engine \
+             that wrote it, or copy its rows into a table phlo created; phlo changed nothing"
+        }
         _ => "Check that the path exists and that phlo may read and write it",
     }
 }

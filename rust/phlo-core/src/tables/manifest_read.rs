@@ -116,12 +116,26 @@ fn inherit(mut entry: ManifestEntry, manifest: &ManifestFile) -> ManifestEntry {
 }
 
 fn corrupt(path: &str, why: String) -> Error {
-    Error::Storage {
-        path: path.to_string(),
-        source: io::Error::new(
+    // A sound manifest iceberg-rust refuses: PyIceberg, removing an identity field from a
+    // format v1 spec, keeps the column's name on the void field that replaces it.
+    let source = if why.contains("conflicts with schema field") {
+        io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "a manifest of a partition spec phlo cannot read: {why} (another engine kept a \
+                 column's name on a void partition field, as PyIceberg does when it removes an \
+                 identity field from a format v1 table)"
+            ),
+        )
+    } else {
+        io::Error::new(
             io::ErrorKind::InvalidData,
             format!("not a readable Iceberg manifest: {why}"),
-        ),
+        )
+    };
+    Error::Storage {
+        path: path.to_string(),
+        source,
     }
 }
 
