@@ -108,20 +108,9 @@ def assert_agrees(lh: phlo.Lakehouse, model: dict[int, Row]) -> None:
 VOID_NAMED_LIKE_A_COLUMN = ("multi", "1")
 
 
-@pytest.mark.parametrize(
-    ("name", "format_version"),
-    [
-        pytest.param(
-            n,
-            v,
-            id=f"{n}-{v}",
-        )
-        for n in SPECS
-        for v in ("1", "2")
-        if (n, v) != VOID_NAMED_LIKE_A_COLUMN
-    ],
-)
-def test_pyiceberg_partition_transforms_keep_every_row_under_phlo_writes(lh, name, format_version):
+def spec_losing_its_first_field(lh, name: str, format_version: str) -> str:
+    """raw.t created by PyIceberg with spec `name`, rows 0 to 19 appended, the spec's first field
+    removed (void in v1), rows 20 to 29 appended under the new spec; the removed field's name."""
     table = catalog(lh).create_table(
         "raw.t",
         schema=SCHEMA,
@@ -130,10 +119,24 @@ def test_pyiceberg_partition_transforms_keep_every_row_under_phlo_writes(lh, nam
     )
     arrow_schema = table.schema().as_arrow()
     table.append(pa.Table.from_pylist([row(i) for i in range(0, 20)], schema=arrow_schema))
-    # The spec loses its first field (void in v1) and appends go on under the new spec.
+    removed = SPECS[name].fields[0].name
     with table.update_spec() as update:
-        update.remove_field(SPECS[name].fields[0].name)
+        update.remove_field(removed)
     table.append(pa.Table.from_pylist([row(i) for i in range(20, 30)], schema=arrow_schema))
+    return removed
+
+
+@pytest.mark.parametrize(
+    ("name", "format_version"),
+    [
+        pytest.param(n, v, id=f"{n}-{v}")
+        for n in SPECS
+        for v in ("1", "2")
+        if (n, v) != VOID_NAMED_LIKE_A_COLUMN
+    ],
+)
+def test_pyiceberg_partition_transforms_keep_every_row_under_phlo_writes(lh, name, format_version):
+    spec_losing_its_first_field(lh, name, format_version)
     model = {i: row(i) for i in range(30)}
     assert_agrees(lh, model)
 
@@ -155,19 +158,7 @@ def test_pyiceberg_partition_transforms_keep_every_row_under_phlo_writes(lh, nam
 
 
 def test_a_void_partition_field_named_like_a_column_is_a_typed_refusal_naming_it(lh):
-    name, format_version = VOID_NAMED_LIKE_A_COLUMN
-    table = catalog(lh).create_table(
-        "raw.t",
-        schema=SCHEMA,
-        partition_spec=SPECS[name],
-        properties={"format-version": format_version},
-    )
-    arrow_schema = table.schema().as_arrow()
-    table.append(pa.Table.from_pylist([row(i) for i in range(0, 20)], schema=arrow_schema))
-    voided = SPECS[name].fields[0].name
-    with table.update_spec() as update:
-        update.remove_field(voided)
-    table.append(pa.Table.from_pylist([row(i) for i in range(20, 30)], schema=arrow_schema))
+    voided = spec_losing_its_first_field(lh, *VOID_NAMED_LIKE_A_COLUMN)
     before = catalog(lh).load_table("raw.t").metadata_location
 
     with pytest.raises(phlo.errors.StorageError) as refused:
