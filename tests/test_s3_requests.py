@@ -297,3 +297,25 @@ def test_a_merge_on_read_merge_uploads_its_rows_while_it_reads_the_table(lakehou
     assert (result.rows_updated, result.rows_inserted, result.files_removed) == (50, 50, 0)
     model.update({i: f"m{i}" for i in range(150, 250)})
     assert contents(table) == model == contents(direct.table("raw.t"))
+
+
+def test_a_data_file_upload_whose_connection_drops_is_sent_again(lakehouses) -> None:
+    """A connection the store drops mid-upload is temporary: the writer sends the file again
+    (as iceberg's own writer did), and the append lands whole."""
+    lh, direct, requests = lakehouses
+    model = contents(direct.table("raw.t"))
+    dropped: list[Request] = []
+
+    def drop_first_data_upload(request: Request) -> None:
+        if request.method == "PUT" and request.path.endswith(".parquet") and not dropped:
+            dropped.append(request)
+            raise ConnectionResetError("the proxy drops this connection")
+
+    requests.before = drop_first_data_upload
+    lh.table("raw.t").append(rows(range(200, 300), "n"))
+    requests.before = None
+    assert dropped, "no data file was uploaded through the proxy"
+    sent = [r for r in requests.seen if r.method == "PUT" and r.path == dropped[0].path]
+    assert len(sent) == 2, sent
+    model.update({i: f"n{i}" for i in range(200, 300)})
+    assert contents(direct.table("raw.t")) == model

@@ -385,7 +385,14 @@ mod s3 {
             let (_, rest) = path.split_once("://").ok_or_else(invalid)?;
             let (bucket, key) = rest.split_once('/').ok_or_else(invalid)?;
             let builder = (*self.config).clone().into_builder().bucket(bucket);
-            let op = Operator::new(builder).map_err(io_failure)?.finish();
+            // The layers iceberg's own storage puts on its writers: a part whose request failed
+            // in a way the store calls temporary (a dropped connection) is sent again, each
+            // attempt bounded by its own timeout.
+            let op = Operator::new(builder)
+                .map_err(io_failure)?
+                .layer(TimeoutLayer::new())
+                .layer(RetryLayer::new())
+                .finish();
             Ok((op, key))
         }
     }
