@@ -32,7 +32,7 @@ use crate::error::{Context, Error, Result};
 use crate::schema::{arrow_schema_of, cast_to_schema};
 use crate::tables::commit::{SnapshotChange, commit_planned};
 use crate::tables::deletes::{self, FileToRead};
-use crate::tables::discard::WrittenFiles;
+use crate::tables::discard::{Uncommitted, WrittenFiles};
 use crate::tables::eval::{FileMatch, file_match};
 use crate::tables::filter::bind_filters;
 use crate::tables::manifests::live_files_for_commit;
@@ -68,14 +68,15 @@ struct Run {
     files: Vec<FileToRead>,
 }
 
-/// Compacts `table` (loaded from a branch). Every file it writes is named in `written`, for
-/// the caller to remove when this fails (no run is still writing when it returns).
+/// Compacts `table` (loaded from a branch). Every file it writes is named in `uncommitted`,
+/// for the caller to remove when this fails (no run is still writing when it returns);
+/// dropped mid-way, `uncommitted` aborts the runs and removes their files.
 pub async fn compact(
     catalog: &Catalog,
     io: &FileIO,
     table: LoadedTable,
     options: &CompactOptions,
-    written: &WrittenFiles,
+    uncommitted: &Uncommitted,
 ) -> Result<CompactResult> {
     if options.target_file_size == 0 {
         return Err(Error::invalid(
@@ -105,6 +106,7 @@ pub async fn compact(
     let folded = folded_deletes(&files, &removed);
     // The commit removes only these: it needs no more of what planning read.
     reads.keep_for(removed.iter().chain(&folded).map(|f| f.file_path()));
+    let written = uncommitted.files();
     let added = rewrite_runs(io, &table, runs, options.target_file_size, written).await?;
     let mut result = CompactResult {
         files_rewritten: removed.len(),
@@ -124,6 +126,7 @@ pub async fn compact(
     };
     // Rows others added meanwhile are untouched by this commit; files others removed meanwhile
     // are refused by `commit` itself (every removed file must still be live).
+    uncommitted.committing();
     let outcome = commit_planned(catalog, io, table, &change, &|_| Ok(()), &reads).await?;
     result.snapshot_id = Some(outcome.snapshot_id);
     result.commit_retries = outcome.retries;
@@ -253,7 +256,7 @@ async fn rewrite_runs(
     });
     let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut done = stream::iter(runs)
-        .map(|run| tokio::spawn(rewrite_run(layout.clone(), run)))
+        .map(|run| written.spawn(rewrite_run(layout.clone(), run)))
         .buffered(parallelism);
     let mut added = Vec::new();
     let mut failure = None;

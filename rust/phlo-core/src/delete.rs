@@ -129,7 +129,7 @@ pub async fn plan_delete(
     let mode = WriteMode::resolve(&table, DELETE_MODE, write_mode)?;
     let (live, mut reads) = live_files_for_commit(io, &table, MAIN).await?;
     let prefix = uuid::Uuid::now_v7().to_string();
-    // Dropped by an error or a cancellation from here on, it removes what was written.
+    // Dropped by a cancellation from here on, it removes what was written.
     let written = Uncommitted::new(io);
     let mut sink = DataFileSink::new(io, &table.metadata, &prefix, written.files())?;
     let mut chosen = Chosen::default();
@@ -143,6 +143,7 @@ pub async fn plan_delete(
     )
     .await;
     let added = sink.finish().await;
+    drop(sink);
     let Chosen {
         mut result,
         removed,
@@ -155,7 +156,7 @@ pub async fn plan_delete(
                 .and(added)
                 .err()
                 .unwrap_or_else(|| Error::internal("deleting rows", "a failure went unreported"));
-            written.files().discard_after(io, &error).await;
+            written.discard_after(&error).await;
             return Err(error);
         }
     };
@@ -207,8 +208,8 @@ pub async fn commit_delete(
     if change.removed_files.is_empty() && change.added_files.is_empty() {
         return Ok(result);
     }
-    // From here the files may land: the commit removes them only when it knows they did not.
-    let written = written.into_commit();
+    // From here the files may land: they are removed only when the commit surely did not.
+    written.committing();
     let name = table.ident.to_string();
     // Judged by column statistics only: the concurrent writer may have used a newer spec.
     let validate = |concurrent: &ConcurrentChanges<'_>| match concurrent
@@ -232,7 +233,7 @@ pub async fn commit_delete(
             Ok(result)
         }
         Err(e) => {
-            written.discard_after(io, &e).await;
+            written.discard_after(&e).await;
             Err(e)
         }
     }

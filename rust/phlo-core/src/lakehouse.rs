@@ -26,7 +26,7 @@ use crate::schema::{
 };
 use crate::storage::Storage;
 use crate::tables::commit::{SnapshotChange, commit_append, commit_metadata};
-use crate::tables::discard::WrittenFiles;
+use crate::tables::discard::Uncommitted;
 use crate::tables::manifests::{RewrittenManifests, rewrite_manifests};
 use crate::tables::scan::snapshot_at;
 use crate::tables::write::DataFileSink;
@@ -244,8 +244,8 @@ impl Lakehouse {
         let io = self.io_for(&table)?;
         let target = arrow_schema_of(table.metadata.current_schema())?;
         let prefix = format!("{}", uuid::Uuid::now_v7());
-        let written = WrittenFiles::default();
-        let mut sink = DataFileSink::new(&io, &table.metadata, &prefix, &written)?;
+        let written = Uncommitted::new(&io);
+        let mut sink = DataFileSink::new(&io, &table.metadata, &prefix, written.files())?;
         let mut failure = None;
         for batch in batches {
             let step = match batch {
@@ -265,6 +265,7 @@ impl Lakehouse {
         }
         let rows = sink.rows();
         let files = sink.finish().await;
+        drop(sink);
         let failure = failure.or_else(|| match &files {
             Err(_) => None,
             Ok(_) if rows == 0 => Some(Error::EmptyInput {
@@ -277,7 +278,7 @@ impl Lakehouse {
         });
         let files = match (files, failure) {
             (Ok(_), Some(e)) | (Err(e), _) => {
-                written.discard_after(&io, &e).await;
+                written.discard_after(&e).await;
                 return Err(e);
             }
             (Ok(files), None) => files,
@@ -288,6 +289,7 @@ impl Lakehouse {
             properties,
             ..Default::default()
         };
+        written.committing();
         match commit_append(&self.catalog, &io, table, &change).await {
             Ok(outcome) => Ok(AppendResult {
                 snapshot_id: outcome.snapshot_id,
@@ -301,7 +303,7 @@ impl Lakehouse {
                 commit_retries: outcome.retries,
             }),
             Err(e) => {
-                written.discard_after(&io, &e).await;
+                written.discard_after(&e).await;
                 Err(e)
             }
         }
@@ -385,15 +387,16 @@ impl Lakehouse {
             });
         }
         let read_input = started.elapsed().as_secs_f64();
-        let written = WrittenFiles::default();
         let io = self.io_for(&table)?;
+        // Dropped by a cancellation before the commit, it aborts the write and removes its files.
+        let written = Uncommitted::new(&io);
         match merge(&self.catalog, &io, table, batch, options, &written).await {
             Ok(mut result) => {
                 result.timings.insert(0, ("read_input", read_input));
                 Ok(result)
             }
             Err(e) => {
-                written.discard_after(&io, &e).await;
+                written.discard_after(&e).await;
                 Err(e)
             }
         }
@@ -546,11 +549,11 @@ impl Lakehouse {
         options: &CompactOptions,
     ) -> Result<CompactResult> {
         let table = self.table_to_rewrite(name, ref_name, "compact").await?;
-        let written = WrittenFiles::default();
         let io = self.io_for(&table)?;
+        let written = Uncommitted::new(&io);
         let result = compact(&self.catalog, &io, table, options, &written).await;
         if let Err(e) = &result {
-            written.discard_after(&io, e).await;
+            written.discard_after(e).await;
         }
         result.map_err(|e| e.in_table(name))
     }

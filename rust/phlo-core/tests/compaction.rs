@@ -11,7 +11,7 @@ use iceberg::spec::{ManifestFile, ManifestList, ManifestStatus, Operation};
 use phlo_core::catalog::{MAIN, RefKind};
 use phlo_core::compact::{CompactOptions, CompactResult};
 use phlo_core::tables::commit::{commit_append, live_data_files};
-use phlo_core::tables::discard::WrittenFiles;
+use phlo_core::tables::discard::Uncommitted;
 use phlo_core::tables::{Filter, FilterOp, Literal, ScanOptions, SnapshotChange};
 use phlo_core::{Error, Lakehouse};
 
@@ -418,7 +418,7 @@ async fn compaction_refuses_when_a_concurrent_commit_removed_a_file_it_rewrites(
         .unwrap();
     let head = lh.load_table(TABLE, MAIN).await.unwrap().metadata_location;
 
-    let written = WrittenFiles::default();
+    let written = Uncommitted::new(lh.file_io());
     let err = phlo_core::compact::compact(
         lh.catalog(),
         lh.file_io(),
@@ -431,7 +431,7 @@ async fn compaction_refuses_when_a_concurrent_commit_removed_a_file_it_rewrites(
     assert!(matches!(err, Error::CommitConflict { .. }), "{err}");
     assert!(err.to_string().contains("no longer in the table"), "{err}");
     assert_eq!(
-        written.paths().len(),
+        written.files().paths().len(),
         1,
         "the compacted file was written, then refused"
     );
@@ -452,7 +452,7 @@ async fn compaction_commits_over_a_concurrent_append() {
     }
     let planned_on = lh.load_table(TABLE, MAIN).await.unwrap();
     append(&lh, 40..50, "a").await;
-    let written = WrittenFiles::default();
+    let written = Uncommitted::new(lh.file_io());
     let result = phlo_core::compact::compact(
         lh.catalog(),
         lh.file_io(),

@@ -17,7 +17,7 @@ use phlo_core::catalog::MAIN;
 use phlo_core::compact::CompactOptions;
 use phlo_core::error::Error;
 use phlo_core::merge::{MergeOptions, WriteMode};
-use phlo_core::tables::discard::WrittenFiles;
+use phlo_core::tables::discard::Uncommitted;
 use phlo_core::tables::manifests::snapshot_files;
 use phlo_core::tables::{Filter, FilterOp, Literal, ScanOptions};
 
@@ -597,7 +597,7 @@ async fn deletes_whose_data_file_another_writer_removed_are_a_conflict_but_appen
     )
     .await
     .unwrap();
-    let written = WrittenFiles::default();
+    let written = Uncommitted::new(lh.file_io());
     let landed =
         phlo_core::merge::merge(lh.catalog(), lh.file_io(), stale, update(3), &mor, &written)
             .await
@@ -614,7 +614,7 @@ async fn deletes_whose_data_file_another_writer_removed_are_a_conflict_but_appen
         .await
         .unwrap()
         .metadata_location;
-    let written = WrittenFiles::default();
+    let written = Uncommitted::new(lh.file_io());
     let error = phlo_core::merge::merge(
         lh.catalog(),
         lh.file_io(),

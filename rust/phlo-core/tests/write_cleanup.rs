@@ -164,3 +164,39 @@ async fn a_write_failing_while_it_writes_removes_the_files_it_began() {
     }
     assert!(left.is_empty(), "files left behind:\n{}", left.join("\n"));
 }
+
+/// A merge-on-read merge whose future is dropped mid-way (a Ctrl-C in Python, a timeout, a
+/// failing sibling in a transaction) leaves none of its files: the batch's rows were being
+/// written on a task of their own, which is aborted, and what it wrote is removed in the
+/// background (the test waits, bounded). The merge is polled by hand, so it cannot commit:
+/// it is dropped as soon as a file of it exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_on_read_merge_dropped_mid_way_leaves_none_of_its_files() {
+    let (dir, lh, model, _) = three_files().await;
+    let before = table_files(dir.path());
+    // Updates a row of every data file, and inserts enough rows to keep the task writing.
+    let owned: Vec<(i64, String)> = (0..200_000).map(|id| (id, format!("new {id}"))).collect();
+    let refs: Vec<(i64, &str)> = owned.iter().map(|(id, v)| (*id, v.as_str())).collect();
+    let options = upsert(Some(WriteMode::MergeOnRead));
+    let mut merging = Box::pin(lh.merge("raw.t", rows(&refs), &options));
+    let mut began = false;
+    for _ in 0..3000 {
+        let polled = futures::poll!(merging.as_mut());
+        assert!(polled.is_pending(), "the merge finished before a file of it existed");
+        if table_files(dir.path()).len() > before.len() {
+            began = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(began, "the merge wrote no file");
+    drop(merging);
+    for _ in 0..3000 {
+        if table_files(dir.path()) == before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(table_files(dir.path()), before, "files left behind");
+    assert_eq!(contents(&lh, "raw.t", MAIN).await, model);
+}

@@ -43,7 +43,7 @@ use crate::error::{Context, Error, Location, Result};
 use crate::tables::commit::{ConcurrentChanges, SnapshotChange, commit_append, commit_planned};
 use crate::tables::delete_writer::write_position_deletes;
 use crate::tables::deletes::{self, FileToRead};
-use crate::tables::discard::WrittenFiles;
+use crate::tables::discard::{Uncommitted, WrittenFiles};
 use crate::tables::manifests::live_files_for_commit;
 use crate::tables::plan_reads::PlanReads;
 use crate::tables::write::DataFileSink;
@@ -126,16 +126,18 @@ impl Phases {
 }
 
 /// Merges `batch` (already cast to the table schema) into `table`. Every data and delete file
-/// it writes is named in `written`, for the caller to remove when it fails (nothing is still
-/// being written when it returns).
+/// it writes is named in `uncommitted`, for the caller to remove when it fails (nothing is
+/// still being written when it returns); dropped mid-way, `uncommitted` aborts the batch's
+/// writing and removes the files.
 pub async fn merge(
     catalog: &Catalog,
     io: &FileIO,
     table: LoadedTable,
     batch: RecordBatch,
     options: &MergeOptions,
-    written: &WrittenFiles,
+    uncommitted: &Uncommitted,
 ) -> Result<MergeResult> {
+    let written = uncommitted.files();
     let name = table.ident.to_string();
     let mut phases = Phases::new();
     check_keys(&batch, &options.unique_key).map_err(|e| e.in_table(&name))?;
@@ -372,6 +374,7 @@ pub async fn merge(
         );
     }
 
+    uncommitted.committing();
     let outcome = match keys {
         None => commit_append(catalog, io, table, &change).await?,
         Some(keys) => {
@@ -403,7 +406,7 @@ pub async fn merge(
 }
 
 /// Writes `batch` to data files of its own (named after `prefix`, each name recorded in
-/// `written`) on a task of its own.
+/// `written`) on a task of its own, aborted if the merge is given up.
 fn write_aside(
     io: &FileIO,
     table: &LoadedTable,
@@ -411,11 +414,11 @@ fn write_aside(
     written: &WrittenFiles,
     batch: RecordBatch,
 ) -> JoinHandle<Result<Vec<DataFile>>> {
-    let (io, metadata, written) = (io.clone(), table.metadata.clone(), written.clone());
+    let (io, metadata, files) = (io.clone(), table.metadata.clone(), written.clone());
     // Not the main sink's names: each sink numbers its files from 0.
     let prefix = format!("{prefix}-rows");
-    tokio::spawn(async move {
-        let mut sink = DataFileSink::new(&io, &metadata, &prefix, &written)?;
+    written.spawn(async move {
+        let mut sink = DataFileSink::new(&io, &metadata, &prefix, &files)?;
         let wrote = sink.write(batch).await;
         // Closed even after a failure, so that no file is still being written.
         let files = sink.finish().await;

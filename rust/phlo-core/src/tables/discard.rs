@@ -3,98 +3,159 @@
 //! files, so they go now instead of waiting for orphan removal (which a REST catalog does not
 //! offer at all). Best effort: a file that cannot be deleted is only an orphan.
 //!
-//! A write that does not commit removes its data and delete files the same way: every name it
-//! handed out is recorded in its [`WrittenFiles`] before the file is created, finished or not.
+//! A write (append, merge, delete, compaction) removes its data and delete files the same way,
+//! by one set of rules kept in [`Uncommitted`]: every name it hands out is recorded before the
+//! file is created; a write that fails removes them once nothing is writing any more, and so
+//! does one dropped before its commit (cancelled), in the background; a commit whose outcome
+//! is unknown keeps them (the table may reference them).
 
 use std::collections::HashSet;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use iceberg::io::FileIO;
 use iceberg::spec::{ManifestStatus, Snapshot, TableMetadata};
+use tokio::sync::watch;
+use tokio::task::{AbortHandle, JoinHandle};
 
 use super::commit::load_manifest_list;
 use super::read_manifest;
 use crate::catalog::{Catalog, Pointer};
 use crate::error::{Error, Result};
 
-/// The data and delete files one write (append, merge, delete, compaction) has named so far,
-/// whether or not they were finished: nothing references them until its commit lands, so a
-/// write that ends without committing removes them all. Clones share one list (the writers of
-/// parallel files record into it).
-#[derive(Clone, Debug, Default)]
-pub struct WrittenFiles(Arc<Mutex<Vec<String>>>);
+/// Where one write records the data and delete files it names, finished or not. Every clone
+/// (a file writer's location generator, a task writing files) is a writer that may still
+/// create a file: removal waits until all of them are gone, so no file appears after it.
+#[derive(Clone, Debug)]
+pub struct WrittenFiles {
+    shared: Arc<Shared>,
+    /// Held while this clone lives; [`Uncommitted`] waits for every one to be dropped.
+    _writing: watch::Receiver<()>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    paths: Mutex<Vec<String>>,
+    /// The write's tasks, aborted when it is given up.
+    tasks: Mutex<Vec<AbortHandle>>,
+}
 
 impl WrittenFiles {
     /// Records `path` before the file is created there.
     pub(crate) fn record(&self, path: &str) {
-        self.paths_mut().push(path.to_string());
+        lock(&self.shared.paths).push(path.to_string());
     }
 
     /// Every name handed out so far.
     pub fn paths(&self) -> Vec<String> {
-        self.paths_mut().clone()
+        lock(&self.shared.paths).clone()
     }
 
-    /// Removes the files of a write that ended with `error`, unless the commit may have landed
-    /// (`CommitStateUnknown`: the table may reference them, so they are kept).
-    pub async fn discard_after(&self, io: &FileIO, error: &Error) {
-        if error.commit_may_have_landed() {
-            return;
-        }
-        let paths = std::mem::take(&mut *self.paths_mut());
-        for path in paths {
-            // A name whose file was never created has nothing to delete.
-            let _ = io.delete(&path).await;
-        }
-    }
-
-    fn paths_mut(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
-        // A writer that panicked while recording left a valid list.
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Runs `task` (which writes files of this write) on a task of its own, aborted if the
+    /// write is given up before it ends.
+    pub(crate) fn spawn<T: Send + 'static>(
+        &self,
+        task: impl Future<Output = T> + Send + 'static,
+    ) -> JoinHandle<T> {
+        let writer = self.clone();
+        let handle = tokio::spawn(async move {
+            let _writer = writer;
+            task.await
+        });
+        let mut tasks = lock(&self.shared.tasks);
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(handle.abort_handle());
+        handle
     }
 }
 
-/// The files of a write that has not reached its commit. Dropped before then (the write was
-/// abandoned, its future cancelled by a Ctrl-C in Python, or it failed), it removes them in
-/// the background: nothing can reference them yet, and `Drop` cannot wait. Once a commit
-/// starts, its files may land, so they are handed to it ([`Self::into_commit`]), and it
-/// removes them itself only when it knows they did not.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A writer that panicked while recording left a valid list.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The files of one write that has not landed, and the rules for removing them. Until
+/// [`Self::committing`], nothing can reference them: dropped (the write abandoned, its future
+/// cancelled by a Ctrl-C in Python, a timeout or a failing sibling), it aborts the write's
+/// tasks and removes the files in the background (`Drop` cannot wait). Once a commit starts
+/// they may land: a drop keeps them, and [`Self::discard_after`] removes them only when the
+/// error says the commit did not land.
 pub struct Uncommitted {
     io: FileIO,
-    files: WrittenFiles,
+    /// `None` once removal has been taken over.
+    files: Option<WrittenFiles>,
+    /// Closed once every writer (clone of `files`) is gone.
+    writers: watch::Sender<()>,
+    committing: AtomicBool,
 }
 
 impl Uncommitted {
-    pub(crate) fn new(io: &FileIO) -> Self {
+    pub fn new(io: &FileIO) -> Self {
+        let (writers, writing) = watch::channel(());
         Self {
             io: io.clone(),
-            files: WrittenFiles::default(),
+            files: Some(WrittenFiles {
+                shared: Arc::default(),
+                _writing: writing,
+            }),
+            writers,
+            committing: AtomicBool::new(false),
         }
     }
 
     /// The list the write records its files into.
-    pub(crate) fn files(&self) -> &WrittenFiles {
-        &self.files
+    pub fn files(&self) -> &WrittenFiles {
+        self.files.as_ref().expect("files are taken only by discard or drop")
     }
 
-    /// The files, for the commit to keep or remove: no longer removed on drop.
-    pub(crate) fn into_commit(mut self) -> WrittenFiles {
-        std::mem::take(&mut self.files)
+    /// The write's commit starts: its files may land, so a drop no longer removes them.
+    pub(crate) fn committing(&self) {
+        self.committing.store(true, Ordering::Release);
+    }
+
+    /// Removes the files of a write that ended with `error` (after aborting its tasks and
+    /// waiting for every writer to close), unless the commit may have landed
+    /// (`CommitStateUnknown`: the table may reference them, so they are kept). The caller
+    /// drops its own writers first.
+    pub async fn discard_after(mut self, error: &Error) {
+        let removal = self.removal();
+        if !error.commit_may_have_landed() {
+            removal.await;
+        }
+    }
+
+    /// Takes the files over (a drop then does nothing): aborts the write's tasks, and returns
+    /// the removal, which waits for the last writer before deleting.
+    fn removal(&mut self) -> impl Future<Output = ()> + Send + 'static {
+        let files = self.files.take();
+        let io = self.io.clone();
+        let writers = self.writers.clone();
+        let shared = files.as_ref().map(|f| f.shared.clone());
+        if let Some(shared) = &shared {
+            for task in lock(&shared.tasks).drain(..) {
+                task.abort();
+            }
+        }
+        drop(files);
+        async move {
+            writers.closed().await;
+            let Some(shared) = shared else { return };
+            let paths = std::mem::take(&mut *lock(&shared.paths));
+            for path in paths {
+                // A name whose file was never created has nothing to delete.
+                let _ = io.delete(&path).await;
+            }
+        }
     }
 }
 
 impl Drop for Uncommitted {
     fn drop(&mut self) {
-        let paths = std::mem::take(&mut *self.files.paths_mut());
-        if paths.is_empty() {
+        if self.files.is_none() || self.committing.load(Ordering::Acquire) {
             return;
         }
-        let io = self.io.clone();
-        let remove = async move {
-            for path in paths {
-                let _ = io.delete(&path).await;
-            }
-        };
+        let remove = self.removal();
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => drop(runtime.spawn(remove)),
             // Dropped outside a runtime: a thread with one of its own removes them.
