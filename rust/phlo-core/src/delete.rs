@@ -217,13 +217,13 @@ pub async fn commit_delete(
         .iter()
         .find(|f| file_match(&predicate, f, None) != FileMatch::Never)
     {
-        Some(file) => Err(Error::CommitConflict {
-            table: name.clone(),
-            message: format!(
+        Some(file) => Err(Error::conflict(
+            name.clone(),
+            format!(
                 "a concurrent write added {}, which may hold rows this delete removes",
                 file.file_path()
             ),
-        }),
+        )),
         None => Ok(()),
     };
     match commit_planned(catalog, io, table, &change, &validate, &reads).await {

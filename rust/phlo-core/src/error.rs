@@ -65,9 +65,14 @@ pub enum Error {
     NamespaceAlreadyExists(String),
     #[error("namespace {0} is not empty. Drop its tables first")]
     NamespaceNotEmpty(String),
-    /// Another writer committed first and the change could not be re-applied safely.
-    #[error("commit conflict on table {table}: {message}. Retry the write against the new state")]
-    CommitConflict { table: String, message: String },
+    /// Another writer committed first and the change could not be re-applied safely. `hint`
+    /// is the one sentence that says what to do about it.
+    #[error("commit conflict on table {table}: {message}. {hint}")]
+    CommitConflict {
+        table: String,
+        message: String,
+        hint: String,
+    },
     /// The commit may or may not have landed (e.g. the catalog went away mid-commit).
     #[error("commit state unknown for table {table}: {message}. Reload the table before retrying")]
     CommitStateUnknown { table: String, message: String },
@@ -177,6 +182,16 @@ impl Error {
             message: message.into(),
             at: Location::default(),
             hint: hint.into(),
+        }
+    }
+
+    /// A `CommitConflict` that running the write again resolves (it then reads the other
+    /// writer's change).
+    pub fn conflict(table: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::CommitConflict {
+            table: table.into(),
+            message: message.into(),
+            hint: "Run the write again: it then reads the other writer's change".into(),
         }
     }
 

@@ -351,10 +351,10 @@ impl Lakehouse {
                 return Ok(true);
             }
         }
-        Err(Error::CommitConflict {
-            table: name.to_string(),
-            message: "the table kept changing while its schema was evolving".into(),
-        })
+        Err(Error::conflict(
+            name,
+            "the table kept changing while its schema was evolving",
+        ))
     }
 
     /// Merges (upserts) or appends a batch with deduplication, as one snapshot; see

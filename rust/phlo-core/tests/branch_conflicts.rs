@@ -1,6 +1,7 @@
 //! Publishing a branch when both sides rewrote one data file: a copy-on-write rewrite copies
 //! the rows it did not change, so the conflict names the file and each side's snapshot, not a
-//! key both copies only carried over. Written merge-on-read, the same upserts rebase.
+//! key both copies only carried over; a key is named when both sides changed its row. Written
+//! merge-on-read, upserts of different rows rebase.
 
 use std::collections::HashMap;
 
@@ -73,6 +74,11 @@ async fn both_sides_rewriting_a_file_conflict_naming_it_and_both_snapshots() {
     }
     // Ids 1–4 and 6–9 were only copied by both rewrites: no key is blamed.
     assert!(!message.contains("unique key"), "{message}");
+    assert!(
+        message.ends_with("leave the file in place and rebase"),
+        "{message}"
+    );
+    assert_eq!(message.matches("To publish").count(), 1, "{message}");
     assert_eq!(contents(&lh, "raw.t", MAIN).await, before, "nothing merged");
 }
 
@@ -95,4 +101,36 @@ async fn the_same_upserts_written_merge_on_read_rebase() {
         expected.insert(id, by.to_string());
     }
     assert_eq!(contents(&lh, "raw.t", MAIN).await, expected);
+}
+
+/// Both sides upsert id 7 (and each a key of its own): the conflict names the file, both
+/// snapshots and that key, the one both changed, not one both copies only carried over;
+/// merge-on-read is not offered (the same row was upserted on both sides).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_sides_upserting_one_key_of_a_file_conflict_naming_that_key() {
+    let (_dir, lh, _) = seeded().await;
+    let cow = WriteMode::CopyOnWrite;
+    let ours = upsert_on(&lh, "dev", &[(5, "dev"), (7, "dev")], cow).await;
+    let theirs = upsert_on(&lh, MAIN, &[(0, "main"), (7, "main")], cow).await;
+    let before = contents(&lh, "raw.t", MAIN).await;
+    let err = lh
+        .merge_branch("dev", MAIN, &CommitMeta::default())
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    let expected = [
+        "both sides rewrote data file".to_string(),
+        format!("the branch in snapshot {ours} (overwrite, merge by id)"),
+        format!("main in snapshot {theirs} (overwrite, merge by id)"),
+        r#"both changed the row of unique key (id) {"id":7} in it"#.into(),
+    ];
+    for part in &expected {
+        assert!(message.contains(part.as_str()), "{part} not in: {message}");
+    }
+    assert!(!message.contains("merge-on-read"), "{message}");
+    assert!(
+        message.ends_with("re-run the branch's writes on a branch forked from main now"),
+        "{message}"
+    );
+    assert_eq!(contents(&lh, "raw.t", MAIN).await, before, "nothing merged");
 }

@@ -182,7 +182,10 @@ async fn a_merge_on_read_merge_dropped_mid_way_leaves_none_of_its_files() {
     let mut began = false;
     for _ in 0..3000 {
         let polled = futures::poll!(merging.as_mut());
-        assert!(polled.is_pending(), "the merge finished before a file of it existed");
+        assert!(
+            polled.is_pending(),
+            "the merge finished before a file of it existed"
+        );
         if table_files(dir.path()).len() > before.len() {
             began = true;
             break;

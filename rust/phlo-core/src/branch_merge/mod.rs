@@ -63,12 +63,21 @@ pub async fn merge_branch(
         if !conflicts.is_empty() {
             discard(io, &prepared).await;
             let tables: Vec<&str> = conflicts.iter().map(|(t, _)| t.as_str()).collect();
-            let reasons: Vec<String> = conflicts.iter().map(|(t, r)| format!("{t}: {r}")).collect();
+            let reasons: Vec<String> = conflicts
+                .iter()
+                .map(|(t, c)| format!("{t}: {}", c.what))
+                .collect();
+            let mut or: Vec<&str> = conflicts.iter().filter_map(|(_, c)| c.or).collect();
+            or.dedup();
+            let or: String = or.iter().map(|o| format!(", or {o}")).collect();
             return Err(Error::CommitConflict {
                 table: tables.join(", "),
                 message: format!(
                     "cannot merge {source} into {into}, changed on both sides: {}",
                     reasons.join("; ")
+                ),
+                hint: format!(
+                    "To publish, re-run the branch's writes on a branch forked from {into} now{or}"
                 ),
             });
         }
@@ -121,6 +130,7 @@ pub async fn merge_branch(
             "{into} kept moving: the merge of {source} was planned {MAX_ATTEMPTS} times and \
              lost the race each time"
         ),
+        hint: format!("Merge again when fewer writers commit to {into} at once"),
     })
 }
 

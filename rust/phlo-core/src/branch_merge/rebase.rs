@@ -18,14 +18,14 @@ use iceberg::spec::{
     TableMetadataBuilder,
 };
 
-use super::rewritten::rewritten_on_both;
+use super::rewritten::rewrites_conflict;
 use super::schema::carry_over;
 use super::shared_keys::{MAX_INDEXED_KEYS, Shared, shared_key};
 use crate::catalog::{Changed, MAIN};
 use crate::error::{Context, Error, Result};
 use crate::tables::commit::{
-    AttemptFiles, SnapshotChange, deleted_target_gone, deletes_added_since, files_added_since,
-    load_manifest_list, write_snapshot,
+    AttemptFiles, SnapshotChange, deleted_target_gone, files_added_since, load_manifest_list,
+    write_snapshot,
 };
 use crate::tables::{LoadedTable, Projection, read_manifest};
 
@@ -36,7 +36,21 @@ pub const UNIQUE_KEY_PROPERTY: &str = "phlo.unique-key";
 /// The rebased table written (not committed), or why the branch's changes cannot be re-applied.
 pub enum Rebased {
     Written(AttemptFiles),
-    Conflict(String),
+    Conflict(Conflict),
+}
+
+/// Why a branch's changes to a table cannot be re-applied on the target, and the way to
+/// publish them other than re-running the branch's writes on a fresh fork, when there is one.
+pub struct Conflict {
+    pub what: String,
+    /// Ends "To publish, re-run the branch's writes … now, or …".
+    pub or: Option<&'static str>,
+}
+
+impl From<String> for Conflict {
+    fn from(what: String) -> Self {
+        Self { what, or: None }
+    }
 }
 
 pub async fn rebase(
@@ -45,7 +59,9 @@ pub async fn rebase(
     (source, into): (&str, &str),
 ) -> Result<Rebased> {
     let (Some(base), Some(target)) = (&changed.base, &changed.target) else {
-        return Ok(Rebased::Conflict("created on both sides".into()));
+        return Ok(Rebased::Conflict(
+            String::from("created on both sides").into(),
+        ));
     };
     let (base, branch, target) = (
         read(io, changed, base).await?,
@@ -54,26 +70,18 @@ pub async fn rebase(
     );
     let net = net_change(io, &base, &branch).await?;
     if let Some(reason) = net.unsupported {
-        return Ok(Rebased::Conflict(reason));
+        return Ok(Rebased::Conflict(reason.into()));
     }
     let spec_id = target.metadata.default_partition_spec_id();
     if net.spec_ids.iter().any(|id| *id != spec_id) {
         return Ok(Rebased::Conflict(
-            "the partition spec changed on the target since the fork".into(),
+            String::from("the partition spec changed on the target since the fork").into(),
         ));
     }
-    if let Some(reason) =
-        rewritten_on_both(io, (&base, &branch, &target), &net.removed, into).await?
+    if let Some(conflict) =
+        rewrites_conflict(io, (&base, &branch, &target), &net.removed, into).await?
     {
-        return Ok(Rebased::Conflict(reason));
-    }
-    if !net.removed.is_empty()
-        && let Some(id) = deletes_added_since(io, &base, &target, MAIN).await?
-    {
-        return Ok(Rebased::Conflict(format!(
-            "snapshot {id} on the target added delete files, which may remove rows of the \
-             files the branch rewrote"
-        )));
+        return Ok(Rebased::Conflict(conflict));
     }
     let gained = match net.unkeyed_rewrite || !net.keys.is_empty() {
         true => files_added_since(io, &base, &target, MAIN).await?,
@@ -85,14 +93,12 @@ pub async fn rebase(
         target.metadata.current_schema(),
         target.metadata.last_column_id(),
     ) {
-        Err(problems) => return Ok(Rebased::Conflict(problems.join("; "))),
+        Err(problems) => return Ok(Rebased::Conflict(problems.join("; ").into())),
         Ok(None) => target,
         Ok(Some(schema)) => with_schema(target, schema)?,
     };
-    if let Some(reason) = colliding_keys(io, (&branch, &target, into), &net, &gained).await? {
-        return Ok(Rebased::Conflict(format!(
-            "{reason}. To publish, re-run the branch's writes on a branch forked from {into} now"
-        )));
+    if let Some(conflict) = colliding_keys(io, (&branch, &target, into), &net, &gained).await? {
+        return Ok(Rebased::Conflict(conflict));
     }
     let change = SnapshotChange {
         branch: MAIN.to_string(),
@@ -102,15 +108,18 @@ pub async fn rebase(
         ..Default::default()
     };
     if let Some(path) = deleted_target_gone(io, &target, &change).await? {
-        return Ok(Rebased::Conflict(format!(
-            "the target removed or rewrote {path} since the fork, and the branch's position \
-             deletes remove rows of it"
-        )));
+        return Ok(Rebased::Conflict(
+            format!(
+                "the target removed or rewrote {path} since the fork, and the branch's position \
+                 deletes remove rows of it"
+            )
+            .into(),
+        ));
     }
     match write_snapshot(io, &target, &change).await {
         Ok(files) => Ok(Rebased::Written(files)),
         // A file the branch removed is gone from the target: both sides rewrote it.
-        Err(Error::CommitConflict { message, .. }) => Ok(Rebased::Conflict(message)),
+        Err(Error::CommitConflict { message, .. }) => Ok(Rebased::Conflict(message.into())),
         Err(e) => Err(e),
     }
 }
@@ -270,7 +279,7 @@ pub(crate) async fn inserted_keys_collide(
     io: &FileIO,
     (base, branch, target): (&LoadedTable, &LoadedTable, &LoadedTable),
     added: &[DataFile],
-) -> Result<Option<String>> {
+) -> Result<Option<Conflict>> {
     let (keys, unkeyed_rewrite) = merged_keys(base, branch);
     if keys.is_empty() && !unkeyed_rewrite {
         return Ok(None);
@@ -311,7 +320,7 @@ async fn colliding_keys(
     (branch, target, into): (&LoadedTable, &LoadedTable, &str),
     net: &NetChange,
     gained: &[DataFile],
-) -> Result<Option<String>> {
+) -> Result<Option<Conflict>> {
     let Some(first) = gained.first() else {
         return Ok(None);
     };
@@ -323,12 +332,15 @@ async fn colliding_keys(
         .cloned()
         .collect();
     if net.unkeyed_rewrite {
-        return Ok(Some(format!(
-            "the branch rewrote rows without a recorded unique key, and the target gained {} \
-             data file(s) since the fork (e.g. {})",
-            gained.len(),
-            first.file_path()
-        )));
+        return Ok(Some(
+            format!(
+                "the branch rewrote rows without a recorded unique key, and the target gained {} \
+                 data file(s) since the fork (e.g. {})",
+                gained.len(),
+                first.file_path()
+            )
+            .into(),
+        ));
     }
     let (branch_schema, schema) = (
         branch.metadata.current_schema(),
@@ -345,9 +357,9 @@ async fn colliding_keys(
             })
             .collect();
         let Some(fields) = fields else {
-            return Ok(Some(format!(
-                "the branch's unique key ({columns}) is not in the table"
-            )));
+            return Ok(Some(
+                format!("the branch's unique key ({columns}) is not in the table").into(),
+            ));
         };
         let id = fields[0].0;
         let names: Vec<String> = fields.into_iter().map(|(_, name)| name).collect();
@@ -366,21 +378,27 @@ async fn colliding_keys(
         match shared_key(io, &projection, &ours, &candidates).await? {
             Shared::None => {}
             Shared::Key(example) => {
-                return Ok(Some(format!(
-                    "unique key ({columns}) {example} is both in a data file the branch wrote \
-                     and in one {into} gained since the fork, so the merge would leave two rows \
-                     with that key"
-                )));
+                return Ok(Some(
+                    format!(
+                        "unique key ({columns}) {example} is both in a data file the branch \
+                         wrote and in one {into} gained since the fork, so the merge would leave \
+                         two rows with that key"
+                    )
+                    .into(),
+                ));
             }
             Shared::TooMany(rows) => {
-                return Ok(Some(format!(
-                    "{} data file(s) the target gained since the fork (e.g. {}) overlap the \
-                     range of the branch's upserted keys ({columns}), and the overlapping files \
-                     hold {rows} or more rows on each side, more than the {MAX_INDEXED_KEYS} \
-                     keys compared exactly; publish branches more often or in smaller runs",
-                    candidates.len(),
-                    candidates[0].file_path()
-                )));
+                return Ok(Some(Conflict {
+                    what: format!(
+                        "{} data file(s) the target gained since the fork (e.g. {}) overlap the \
+                         range of the branch's upserted keys ({columns}), and the overlapping \
+                         files hold {rows} or more rows on each side, more than the \
+                         {MAX_INDEXED_KEYS} keys compared exactly",
+                        candidates.len(),
+                        candidates[0].file_path()
+                    ),
+                    or: Some("publish branches more often, in smaller runs"),
+                }));
             }
         }
     }

@@ -57,9 +57,11 @@ pub(super) fn check(db: &mut dyn Sql, table: &str, written_since_ms: i64) -> Res
                 "remove_orphan_files ran while this write was in progress, with an older_than \
                  cutoff ({cutoff} ms) after the write started ({written_since_ms} ms): it may \
                  have deleted the files the write had not committed yet, so nothing was \
-                 committed. Run the write again; pass remove_orphan_files an older_than longer \
-                 than any write takes (the default is 3 days)"
+                 committed"
             ),
+            hint: "Run the write again, and pass remove_orphan_files an older_than longer than \
+                   any write takes (the default is 3 days)"
+                .into(),
         }),
         _ => Ok(()),
     }

@@ -475,6 +475,7 @@ impl Catalog {
                 return Err(Error::CommitConflict {
                     table: ident.to_string(),
                     message: "the table changed while it was being dropped".into(),
+                    hint: "Drop it again".into(),
                 });
             }
             let message = format!("drop table {ident}");
@@ -769,6 +770,9 @@ mod tests {
                     return Err(Error::CommitConflict {
                         table: changed.ident.to_string(),
                         message: "changed on both sides".into(),
+                        hint: "Re-run the branch's writes on a branch forked from the target \
+                               now"
+                        .into(),
                     });
                 }
             });

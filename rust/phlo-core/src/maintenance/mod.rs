@@ -202,5 +202,6 @@ async fn expire_on_ref(
             "{} kept changing on {} while its snapshots were being expired",
             pointer.ident, pointer.ref_name
         ),
+        hint: "Expire snapshots again when fewer writers commit to the table at once".into(),
     })
 }

@@ -386,13 +386,13 @@ pub async fn merge(
                 .zip(keys.may_be_in(concurrent.added_files.iter(), key_field))
                 .find_map(|(file, overlaps)| overlaps.then_some(file))
             {
-                Some(file) => Err(Error::CommitConflict {
-                    table: name.clone(),
-                    message: format!(
+                Some(file) => Err(Error::conflict(
+                    name.clone(),
+                    format!(
                         "a concurrent write added {} whose keys may overlap this merge's",
                         file.file_path()
                     ),
-                }),
+                )),
                 None => Ok(()),
             };
             commit_planned(catalog, io, table, &change, &validate, &planned).await?

@@ -134,12 +134,10 @@ pub async fn commit_planned(
     let nothing_read = PlanReads::default();
     for attempt in 0..MAX_COMMIT_ATTEMPTS {
         if !change.added_files.is_empty() && table.metadata.default_partition_spec_id() != spec_id {
-            return Err(Error::CommitConflict {
-                table: table.ident.to_string(),
-                message: "another writer changed the partition spec while this write was \
-                          running"
-                    .into(),
-            });
+            return Err(Error::conflict(
+                table.ident.to_string(),
+                "another writer changed the partition spec while this write was running",
+            ));
         }
         let reads = if attempt == 0 { planned } else { &nothing_read };
         let prepared = prepare_snapshot(io, &table, change, reads).await?;
@@ -166,28 +164,29 @@ pub async fn commit_planned(
         if !change.removed_files.is_empty()
             && let Some(id) = deletes_added_since(io, &table, &newer, &change.branch).await?
         {
-            return Err(Error::CommitConflict {
-                table: table.ident.to_string(),
-                message: format!(
+            return Err(Error::conflict(
+                table.ident.to_string(),
+                format!(
                     "snapshot {id} of another writer added delete files, which may remove rows \
                      of the files this commit rewrites"
                 ),
-            });
+            ));
         }
         if let Some(path) = deleted_target_gone(io, &newer, change).await? {
-            return Err(Error::CommitConflict {
-                table: table.ident.to_string(),
-                message: format!(
+            return Err(Error::conflict(
+                table.ident.to_string(),
+                format!(
                     "another writer removed or rewrote {path}, whose rows this commit's \
                      position deletes remove (its positions mean nothing in the new files)"
                 ),
-            });
+            ));
         }
         table = newer;
     }
     Err(Error::CommitConflict {
         table: table.ident.to_string(),
         message: format!("lost the commit race {MAX_COMMIT_ATTEMPTS} times in a row"),
+        hint: "Run the write again when fewer writers commit to the table at once".into(),
     })
 }
 
@@ -386,15 +385,20 @@ pub(crate) async fn deletes_added_since(
         let id = snapshot.snapshot_id();
         let manifests =
             load_manifest_list(io, new.metadata.format_version(), snapshot.manifest_list()).await?;
-        if manifests.iter().any(|m| {
-            m.content == ManifestContentType::Deletes
-                && m.added_snapshot_id == id
-                && m.has_added_files()
-        }) {
+        if adds_delete_files(&manifests, id) {
             return Ok(Some(id));
         }
     }
     Ok(None)
+}
+
+/// Whether snapshot `id`, whose manifest list is `manifests`, added delete files.
+pub(crate) fn adds_delete_files(manifests: &[ManifestFile], id: i64) -> bool {
+    manifests.iter().any(|m| {
+        m.content == ManifestContentType::Deletes
+            && m.added_snapshot_id == id
+            && m.has_added_files()
+    })
 }
 
 /// A data file that a position-delete file of `change` targets and that is no longer live on
@@ -441,10 +445,10 @@ pub(crate) fn snapshots_since(
         since.push(snapshot);
     }
     if stop.is_some() {
-        return Err(Error::CommitConflict {
-            table: new.ident.to_string(),
-            message: format!("branch {branch} was reset by another writer"),
-        });
+        return Err(Error::conflict(
+            new.ident.to_string(),
+            format!("branch {branch} was reset by another writer"),
+        ));
     }
     Ok(since)
 }
@@ -795,15 +799,15 @@ async fn write_snapshot_files(
     }
     drop(inspected);
     if found != removed.len() {
-        return Err(Error::CommitConflict {
-            table: table.ident.to_string(),
-            message: format!(
+        return Err(Error::conflict(
+            table.ident.to_string(),
+            format!(
                 "{} of the {} files this commit replaces are no longer in the table (another \
                  writer removed or rewrote them)",
                 removed.len() - found,
                 removed.len()
             ),
-        });
+        ));
     }
     let (done, paths) = writes.finish().await?;
     written.extend(paths);

@@ -106,7 +106,9 @@ impl Uncommitted {
 
     /// The list the write records its files into.
     pub fn files(&self) -> &WrittenFiles {
-        self.files.as_ref().expect("files are taken only by discard or drop")
+        self.files
+            .as_ref()
+            .expect("files are taken only by discard or drop")
     }
 
     /// The write's commit starts: its files may land, so a drop no longer removes them.

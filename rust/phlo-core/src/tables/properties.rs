@@ -81,10 +81,10 @@ pub async fn set_properties(
         }
         table = LoadedTable::load(catalog, io, &table.ident, &table.ref_name).await?;
     }
-    Err(Error::CommitConflict {
-        table: name,
-        message: "the table kept changing while its properties were set".into(),
-    })
+    Err(Error::conflict(
+        name,
+        "the table kept changing while its properties were set",
+    ))
 }
 
 /// The format version `updates` ask for: only 2, the version phlo writes (a v1 table is

@@ -35,6 +35,9 @@ const ENDPOINT: &str = "POST /v1/{prefix}/transactions/commit";
 /// Attempts before a transaction that keeps losing to other writers gives up.
 const MAX_ATTEMPTS: u32 = 16;
 
+/// The way out of a transaction another writer's change refused.
+const RUN_AGAIN: &str = "Run the transaction again: it then reads the other writer's change";
+
 /// The file IO for one table's files: with the storage credentials the server handed out for
 /// it (`Lakehouse::io_for`); the connection's own IO may have none.
 pub type TableIo<'a> = &'a (dyn Fn(&LoadedTable) -> Result<FileIO> + Sync);
@@ -435,6 +438,7 @@ impl RestCatalog {
                 message: format!(
                     "transaction {name} lost the commit race {MAX_ATTEMPTS} times in a row"
                 ),
+                hint: "Run the transaction again when fewer writers commit to its tables".into(),
             }),
         }
     }
@@ -452,9 +456,9 @@ impl RestCatalog {
                     table: ident.to_string(),
                     message: format!(
                         "another writer created {ident} while the transaction that creates it \
-                         ran; nothing was committed: drop or rename one of them, then run the \
-                         transaction again"
+                         ran; nothing was committed"
                     ),
+                    hint: "Drop or rename one of them, then run the transaction again".into(),
                 }),
             };
         }
@@ -472,8 +476,9 @@ impl RestCatalog {
                 message: format!(
                     "another writer changed {ident} on {target} while the transaction ran, and \
                      the transaction's changes to it are not only appends, so they cannot be \
-                     re-applied; nothing was committed: run the transaction again"
+                     re-applied; nothing was committed"
                 ),
+                hint: RUN_AGAIN.into(),
             });
         }
         // The reload refreshed the table's handed-out credentials (they may be short-lived).
@@ -486,8 +491,10 @@ impl RestCatalog {
                 table: ident.to_string(),
                 message: format!(
                     "another writer changed {ident} on {target} while the transaction ran: \
-                     {reason}; nothing was committed: run the transaction again"
+                     {}; nothing was committed",
+                    reason.what
                 ),
+                hint: RUN_AGAIN.into(),
             });
         }
         let change = SnapshotChange {
