@@ -38,6 +38,12 @@ async fn upsert_on(lh: &Lakehouse, ref_name: &str, batch: &[(i64, &str)], mode: 
     merged.snapshot_id
 }
 
+fn assert_mentions(message: &str, parts: &[String]) {
+    for part in parts {
+        assert!(message.contains(part.as_str()), "{part} not in: {message}");
+    }
+}
+
 /// dev upserts 5 and 99, main appends 300 then upserts 0 and 500: both rewrote the file of ids
 /// 0–9, and every other id of it is in both copies without either side having written it.
 async fn both_upsert(lh: &Lakehouse, mode: WriteMode) -> (i64, i64) {
@@ -69,9 +75,7 @@ async fn both_sides_rewriting_a_file_conflict_naming_it_and_both_snapshots() {
         "re-run the branch's writes on a branch forked from main".into(),
         "merge-on-read".into(),
     ];
-    for part in &expected {
-        assert!(message.contains(part.as_str()), "{part} not in: {message}");
-    }
+    assert_mentions(&message, &expected);
     // Ids 1–4 and 6–9 were only copied by both rewrites: no key is blamed.
     assert!(!message.contains("unique key"), "{message}");
     assert!(
@@ -124,9 +128,7 @@ async fn both_sides_upserting_one_key_of_a_file_conflict_naming_that_key() {
         format!("main in snapshot {theirs} (overwrite, merge by id)"),
         r#"both changed the row of unique key (id) {"id":7} in it"#.into(),
     ];
-    for part in &expected {
-        assert!(message.contains(part.as_str()), "{part} not in: {message}");
-    }
+    assert_mentions(&message, &expected);
     assert!(!message.contains("merge-on-read"), "{message}");
     assert!(
         message.ends_with("re-run the branch's writes on a branch forked from main now"),

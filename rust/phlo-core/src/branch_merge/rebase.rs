@@ -144,13 +144,12 @@ async fn read(io: &FileIO, changed: &Changed, location: &str) -> Result<LoadedTa
     let metadata = TableMetadata::read_from(io, location)
         .await
         .context(|| format!("reading metadata of {} at {location}", changed.ident))?;
-    Ok(LoadedTable {
-        ident: changed.ident.clone(),
-        ref_name: MAIN.to_string(),
-        metadata: Arc::new(metadata),
-        metadata_location: location.to_string(),
-        loaded_ms: crate::tables::table::now_ms(),
-    })
+    Ok(LoadedTable::read_now(
+        &changed.ident,
+        MAIN,
+        Arc::new(metadata),
+        location.to_string(),
+    ))
 }
 
 /// The target with `schema` as its current schema, in memory: the rebased snapshot's metadata

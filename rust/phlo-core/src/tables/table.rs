@@ -27,6 +27,22 @@ pub struct LoadedTable {
 }
 
 impl LoadedTable {
+    /// `metadata`, read from `metadata_location` (where ref `ref_name` points) just now.
+    pub(crate) fn read_now(
+        ident: &TableIdent,
+        ref_name: &str,
+        metadata: Arc<TableMetadata>,
+        metadata_location: String,
+    ) -> Self {
+        Self {
+            ident: ident.clone(),
+            ref_name: ref_name.to_string(),
+            metadata,
+            metadata_location,
+            loaded_ms: now_ms(),
+        }
+    }
+
     /// Loads the table as the catalog ref `ref_name` points at it.
     pub async fn load(
         catalog: &Catalog,
@@ -44,13 +60,7 @@ impl LoadedTable {
                 format!("reading metadata of {ident} at {metadata_location}")
             })
             .await?;
-        Ok(Self {
-            ident: ident.clone(),
-            ref_name: ref_name.to_string(),
-            metadata,
-            metadata_location,
-            loaded_ms: now_ms(),
-        })
+        Ok(Self::read_now(ident, ref_name, metadata, metadata_location))
     }
 
     /// Writes the first metadata file of a new table under `{warehouse}/{namespace}.db/{name}`
@@ -120,13 +130,7 @@ impl LoadedTable {
         catalog
             .metadata_cache()
             .insert(&metadata_location, metadata.clone());
-        Ok(Self {
-            ident: ident.clone(),
-            ref_name: ref_name.to_string(),
-            metadata,
-            metadata_location,
-            loaded_ms: now_ms(),
-        })
+        Ok(Self::read_now(ident, ref_name, metadata, metadata_location))
     }
 
     /// The snapshot a ref points at (`None` for a ref without snapshots, e.g. a new table).

@@ -60,13 +60,12 @@ fn view_of(
                 .metadata
         }
     };
-    Ok(LoadedTable {
-        ident: ident.clone(),
-        ref_name: ref_name.to_string(),
-        metadata: Arc::new(metadata),
-        metadata_location: location,
-        loaded_ms: crate::tables::table::now_ms(),
-    })
+    Ok(LoadedTable::read_now(
+        ident,
+        ref_name,
+        Arc::new(metadata),
+        location,
+    ))
 }
 
 impl RestCatalog {
