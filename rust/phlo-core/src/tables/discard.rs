@@ -157,6 +157,10 @@ impl Drop for Uncommitted {
         if self.files.is_none() || self.committing.load(Ordering::Acquire) {
             return;
         }
+        // Nothing named and no writer left but this one's own: nothing to remove.
+        if self.writers.receiver_count() == 1 && self.files().paths().is_empty() {
+            return;
+        }
         let remove = self.removal();
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => drop(runtime.spawn(remove)),
