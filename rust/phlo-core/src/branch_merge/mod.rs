@@ -68,6 +68,7 @@ pub async fn merge_branch(
                 .map(|(t, c)| format!("{t}: {}", c.what))
                 .collect();
             let mut or: Vec<&str> = conflicts.iter().filter_map(|(_, c)| c.or).collect();
+            or.sort_unstable();
             or.dedup();
             let or: String = or.iter().map(|o| format!(", or {o}")).collect();
             return Err(Error::CommitConflict {
