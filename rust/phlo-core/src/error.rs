@@ -369,6 +369,25 @@ mod tests {
     }
 
     #[test]
+    fn a_commit_conflict_ends_in_its_one_hint() {
+        let conflict = Error::conflict("raw.t", "another writer removed x.parquet");
+        assert_eq!(
+            conflict.to_string(),
+            "commit conflict on table raw.t: another writer removed x.parquet. Run the write \
+             again: it then reads the other writer's change"
+        );
+        let own = Error::CommitConflict {
+            table: "raw.t".into(),
+            message: "transaction t lost the race".into(),
+            hint: "Run the transaction again".into(),
+        };
+        assert!(
+            own.to_string()
+                .ends_with(": transaction t lost the race. Run the transaction again")
+        );
+    }
+
+    #[test]
     fn file_system_failures_are_storage_errors_naming_the_path() {
         let missing = Err::<(), _>(iceberg_error(
             "Failed to read file /w/t/metadata/1.json: No such file or directory (os error 2)",
