@@ -159,6 +159,7 @@ pub async fn commit_planned(
         }
         tokio::time::sleep(backoff(attempt)).await;
         let newer = LoadedTable::load(catalog, io, &table.ident, &table.ref_name).await?;
+        same_table(&table, &newer)?;
         let added = files_added_since(io, &table, &newer, &change.branch).await?;
         validate(&ConcurrentChanges {
             added_files: &added,
@@ -188,6 +189,24 @@ pub async fn commit_planned(
     Err(Error::CommitConflict {
         table: table.ident.to_string(),
         message: format!("lost the commit race {MAX_COMMIT_ATTEMPTS} times in a row"),
+    })
+}
+
+/// `CommitConflict` when `newer` is another table under `old`'s name (dropped and created
+/// again: a new table-uuid): this write's files and plan belong to the old one, and the new
+/// table's history never contains the old one's snapshots to re-validate against.
+pub(crate) fn same_table(old: &LoadedTable, newer: &LoadedTable) -> Result<()> {
+    let (was, now) = (old.metadata.uuid(), newer.metadata.uuid());
+    if was == now {
+        return Ok(());
+    }
+    Err(Error::CommitConflict {
+        table: old.ident.to_string(),
+        message: format!(
+            "the table was dropped and created again while this write was running (table-uuid \
+             {was} is now {now}); nothing was written to the new table. Run the write again \
+             against the new table if that is what you want"
+        ),
     })
 }
 
