@@ -1,0 +1,172 @@
+"""phlo and PyIceberg writing one table at the same time, in processes started together behind a
+barrier, on the embedded SQLite catalog and PostgreSQL. PyIceberg (its SqlCatalog on the same
+database) appends, deletes and upserts; one phlo process merges (copy-on-write and
+merge-on-read, alternately) keys PyIceberg upserts too; another deletes (merge-on-read),
+compacts, expires snapshots and removes orphan files. Each writer retries a lost commit a
+bounded number of times. Afterwards every commit that reported success is in the table, no
+commit that failed is, nothing else is (no row lost, none resurrected or twice), every file the
+table references exists, and phlo and PyIceberg read the same rows."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import multiprocessing as mp
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyiceberg.catalog.sql import SqlCatalog
+from tests.test_outside_maintenance_races import BEFORE, Model, batch, pyiceberg_table, seeded
+
+import phlo
+from phlo.errors import CommitConflictError
+
+ROUNDS = 4
+ATTEMPTS = 6
+# Keys both engines upsert, all at once: the table must show all of them from one write.
+SHARED = range(0, 5)
+
+
+def _pyiceberg(uri: str, warehouse: str, barrier: Any, results: Any) -> None:
+    """Per round: appends key 1000+r, deletes key 20+r, upserts SHARED to "py{r}"."""
+    from pyiceberg.exceptions import CommitFailedException, ValidationException
+    from pyiceberg.expressions import EqualTo
+
+    catalog = SqlCatalog("phlo", uri=uri, warehouse=warehouse)
+    outcomes = []
+    barrier.wait()
+    for r in range(ROUNDS):
+        writes = {
+            "append": lambda t, r=r: t.append(batch({1000 + r: "py"})),
+            "delete": lambda t, r=r: t.delete(EqualTo("id", 20 + r)),
+            "upsert": lambda t, r=r: t.upsert(batch(dict.fromkeys(SHARED, f"py{r}")), ["id"]),
+        }
+        for name, write in writes.items():
+            outcome = "conflict"
+            for _ in range(ATTEMPTS):
+                try:
+                    write(catalog.load_table("raw.t"))
+                    outcome = "ok"
+                    break
+                # Lost the race, found a conflict, or the snapshot it started from was expired
+                # (and its files removed) by phlo meanwhile: nothing landed, start again.
+                except (CommitFailedException, ValidationException, FileNotFoundError):
+                    continue
+                except Exception as e:  # reported, fails the test
+                    outcome = f"{type(e).__name__}: {e}"
+                    break
+            outcomes.append((name, r, outcome))
+    catalog.engine.dispose()
+    results.put(("pyiceberg", outcomes))
+
+
+def _phlo(uri: str, warehouse: str, role: str, barrier: Any, results: Any) -> None:
+    """ "merger": per round upserts SHARED to "ph{r}" and 5..9 to "m{r}". "maintainer": per
+    round deletes key 10+r, compacts, expires all but the last snapshot, removes orphans."""
+    lh = phlo.Lakehouse.connect(catalog=uri, warehouse=warehouse)
+    table = lh.table("raw.t")
+    outcomes = []
+    barrier.wait()
+    for r in range(ROUNDS):
+        mode = "merge-on-read" if r % 2 else "copy-on-write"
+        if role == "merger":
+            rows = {**dict.fromkeys(SHARED, f"ph{r}"), **dict.fromkeys(range(5, 10), f"m{r}")}
+            writes = {
+                "merge": lambda rows=rows, m=mode: table.merge(batch(rows), "id", write_mode=m)
+            }
+        else:
+            writes = {
+                "delete": lambda r=r: table.delete(("id", "=", 10 + r), write_mode="merge-on-read"),
+                "compact": table.compact,
+                "expire": lambda: lh.expire_snapshots(older_than=dt.timedelta(0), keep_last=1),
+                "orphans": lh.remove_orphan_files,
+            }
+        for name, write in writes.items():
+            outcome = "conflict"
+            for _ in range(ATTEMPTS):
+                try:
+                    write()
+                    outcome = "ok"
+                    break
+                except CommitConflictError:
+                    continue
+                except Exception as e:  # reported, fails the test
+                    outcome = f"{type(e).__name__}: {e}"
+                    break
+            outcomes.append((name, r, outcome))
+    results.put((role, outcomes))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    return f"sqlite:///{tmp_path / 'catalog.db'}"
+
+
+def test_phlo_and_pyiceberg_writing_at_once_lose_and_resurrect_nothing(
+    catalog: str, tmp_path: Path
+) -> None:
+    lh = seeded(catalog, tmp_path)
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(3), ctx.Queue()
+    procs = [
+        ctx.Process(target=_pyiceberg, args=(lh.catalog_uri, lh.warehouse, barrier, results)),
+        *(
+            ctx.Process(target=_phlo, args=(catalog, lh.warehouse, role, barrier, results))
+            for role in ("merger", "maintainer")
+        ),
+    ]
+    for p in procs:
+        p.start()
+    outcomes = dict(results.get(timeout=600) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+    every = [(who, *o) for who, out in outcomes.items() for o in out]
+    assert {o for *_, o in every} <= {"ok", "conflict"}, every
+    landed = {(name, r) for _, name, r, o in every if o == "ok"}
+
+    model: Model = dict(BEFORE)
+    for r in range(ROUNDS):
+        if ("append", r) in landed:
+            model[1000 + r] = "py"
+    # PyIceberg deletes 20+r, phlo deletes 10+r: both report "delete"; tell them by the key.
+    py_deletes = {
+        r for who, name, r, o in every if who == "pyiceberg" and name == "delete" and o == "ok"
+    }
+    phlo_deletes = {
+        r for who, name, r, o in every if who == "maintainer" and name == "delete" and o == "ok"
+    }
+    for r in py_deletes:
+        model.pop(20 + r)
+    for r in phlo_deletes:
+        model.pop(10 + r)
+    merged = [r for who, name, r, o in every if who == "merger" and o == "ok"]
+    if merged:
+        model.update(dict.fromkeys(range(5, 10), f"m{max(merged)}"))
+    shared_values = (
+        {"a"}
+        | {f"ph{r}" for r in merged}
+        | {
+            f"py{r}"
+            for who, name, r, o in every
+            if who == "pyiceberg" and name == "upsert" and o == "ok"
+        }
+    )
+
+    with pyiceberg_table(lh) as pyi:
+        for task in pyi.scan().plan_files():
+            for file in [task.file, *task.delete_files]:
+                path = Path(file.file_path.removeprefix("file://"))
+                assert path.is_file(), f"raw.t references the missing {path}"
+        reads = {"phlo": lh.table("raw.t").scan().to_arrow(), "pyiceberg": pyi.scan().to_arrow()}
+    for reader, table in reads.items():
+        rows = table.to_pylist()
+        counts = collections.Counter(r["id"] for r in rows)
+        assert {k: n for k, n in counts.items() if n > 1} == {}, (reader, every)
+        got = {r["id"]: r["v"] for r in rows}
+        shared = {got.pop(k, None) for k in SHARED}
+        # Every upsert writes all shared keys: the table shows one write's value for all.
+        assert len(shared) == 1 and shared <= shared_values, (reader, shared, every)
+        assert got == {k: v for k, v in model.items() if k not in SHARED}, (reader, every)
