@@ -12,12 +12,23 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import multiprocessing as mp
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pyiceberg.catalog.sql import SqlCatalog
-from tests.test_outside_maintenance_races import BEFORE, Model, batch, pyiceberg_table, seeded
+from tests.test_outside_compaction_races import HELD, duckdb, pyiceberg
+from tests.test_outside_maintenance_races import (
+    BEFORE,
+    Model,
+    assert_reads,
+    batch,
+    held,
+    next_write_succeeds,
+    pyiceberg_table,
+    seeded,
+)
 
 import phlo
 from phlo.errors import CommitConflictError
@@ -170,3 +181,30 @@ def test_phlo_and_pyiceberg_writing_at_once_lose_and_resurrect_nothing(
         # Every upsert writes all shared keys: the table shows one write's value for all.
         assert len(shared) == 1 and shared <= shared_values, (reader, shared, every)
         assert got == {k: v for k, v in model.items() if k not in SHARED}, (reader, every)
+
+
+# A held phlo merge (keys 5, 15, 99) while another engine inserts one of its keys: the merge
+# must refuse (the key would be there twice) or land over a write that did not add it.
+INSERTS: dict[str, Callable[[phlo.Lakehouse], object]] = {
+    "PyIceberg append": lambda lh: pyiceberg(lh, lambda t: t.append(batch({99: "other"}))),
+    "PyIceberg upsert": lambda lh: pyiceberg(lh, lambda t: t.upsert(batch({99: "other"}), ["id"])),
+    "DuckDB insert": lambda lh: duckdb(lh, "INSERT INTO lake.raw.t VALUES (99, 'other')"),
+}
+
+
+@pytest.mark.parametrize("racer", list(INSERTS))
+@pytest.mark.parametrize("write", ["merge-on-read merge", "copy-on-write merge"])
+def test_a_held_merge_never_duplicates_a_key_another_engine_inserted(
+    tmp_path: Path, write: str, racer: str
+) -> None:
+    catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
+    lh = seeded(catalog, tmp_path)
+    code = HELD[write][0]
+    with held(lh, catalog, code, "commit.after-manifests", tmp_path / "fp") as writer:
+        INSERTS[racer](lh)
+        kind, message = writer.finish()
+    # The racer inserted key 99 the held merge inserts too: a conflict is the only safe end.
+    assert kind == CommitConflictError.__name__ and "raw.t" in message, (kind, message)
+    model = {**BEFORE, 99: "other"}
+    assert_reads(lh, model, f"{write} after {racer}: {kind} {message}")
+    next_write_succeeds(lh, model)

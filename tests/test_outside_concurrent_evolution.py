@@ -48,6 +48,11 @@ HELD: dict[str, tuple[str, Callable[[Model], Model]]] = {
         lambda m: {k: v for k, v in m.items() if k >= 3},
     ),
     "compaction": ("lh.table('raw.t').compact()", lambda m: m),
+    # Written on its own branch, then merged into main (rebased: main moved).
+    "transaction merge": (
+        f"with lh.transaction() as tx:\n    tx.table('raw.t').merge(batch({UPSERT}), 'id')",
+        lambda m: {**m, **UPSERT},
+    ),
 }
 
 
@@ -200,7 +205,7 @@ def race(
 def cases() -> list[tuple[str, str, str]]:
     """(catalog, held write, evolution): both merges against every evolution, the other
     writes against a schema and a spec change; PostgreSQL (the same engine checks) a few."""
-    merges = ["merge-on-read merge", "copy-on-write merge"]
+    merges = ["merge-on-read merge", "copy-on-write merge", "transaction merge"]
     others = ["append", "merge-on-read delete", "compaction"]
     return [
         *(("sqlite", w, e) for w in merges for e in EVOLUTIONS),

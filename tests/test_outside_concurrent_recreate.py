@@ -134,7 +134,9 @@ def test_through_phlo_catalog_serve_a_held_write_never_lands_on_the_new_table(
     lh = seeded(catalog, tmp_path) if seeded_first else empty(catalog, tmp_path)
     with CatalogServer(lh, port=0) as server:
         client = phlo.Lakehouse.connect(catalog=server.uri, warehouse=lh.warehouse)
-        with held(client, server.uri, WRITES[write], "commit.after-manifests", tmp_path / "fp") as w:
+        with held(
+            client, server.uri, WRITES[write], "commit.after-manifests", tmp_path / "fp"
+        ) as w:
             recreate(lh, NEW)
             outcome = w.finish()
     assert_refused(outcome)
