@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.table import Table
 from tests.test_outside_compaction_races import HELD, duckdb, pyiceberg
 from tests.test_outside_maintenance_races import (
     BEFORE,
@@ -207,4 +208,49 @@ def test_a_held_merge_never_duplicates_a_key_another_engine_inserted(
     assert kind == CommitConflictError.__name__ and "raw.t" in message, (kind, message)
     model = {**BEFORE, 99: "other"}
     assert_reads(lh, model, f"{write} after {racer}: {kind} {message}")
+    next_write_succeeds(lh, model)
+
+
+def append_and_expire(table: Table) -> None:
+    """PyIceberg appends key 400, then expires every snapshot but the head: the held write's
+    base among them."""
+    table.append(batch({400: "py"}))
+    table.maintenance.expire_snapshots().older_than(dt.datetime.now(dt.UTC)).commit()
+    assert len(table.refresh().snapshots()) == 1
+
+
+def phlo_append_and_expire(lh: phlo.Lakehouse) -> None:
+    lh.table("raw.t").append(batch({400: "py"}))
+    lh.expire_snapshots(older_than=dt.timedelta(0), keep_last=1)
+    assert len(lh.table("raw.t").history()) == 1
+
+
+@pytest.mark.parametrize("expiry", ["phlo", "PyIceberg"])
+@pytest.mark.parametrize("write", [*HELD, "append"])
+def test_a_held_write_whose_base_was_expired_lands_or_conflicts_saying_why(
+    tmp_path: Path, write: str, expiry: str
+) -> None:
+    """Another writer appends (conflicting with none of these writes), then expires every
+    snapshot but its own, the held write's base among them. phlo's expiry keeps the new head's
+    parent id: the held write sees all that was committed since its base and lands. PyIceberg's
+    drops it: the history no longer leads back to the base, the commits in between cannot be
+    checked, and the write fails saying so."""
+    catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
+    lh = seeded(catalog, tmp_path)
+    code, change = HELD.get(write, ("lh.table('raw.t').append(batch({77: 'old'}))", None))
+    with held(lh, catalog, code, "commit.after-manifests", tmp_path / "fp") as writer:
+        if expiry == "phlo":
+            phlo_append_and_expire(lh)
+        else:
+            pyiceberg(lh, append_and_expire)
+        kind, message = writer.finish()
+    theirs = {**BEFORE, 400: "py"}
+    if expiry == "phlo":
+        assert (kind, message) == ("ok", ""), (kind, message)
+        model = change(theirs) if change else {**theirs, 77: "old"}
+    else:
+        assert kind == CommitConflictError.__name__, (kind, message)
+        assert "raw.t" in message and "expire" in message, message
+        model = theirs
+    assert_reads(lh, model, f"{write} after {expiry}'s expiry: {kind} {message}")
     next_write_succeeds(lh, model)

@@ -441,7 +441,11 @@ pub(crate) async fn deleted_target_gone(
     Ok(targets.into_iter().find(|t| !live.contains(t)))
 }
 
-/// The snapshots committed on `branch` after `old`'s head, newest first.
+/// The snapshots committed on `branch` after `old`'s head, newest first. `old`'s head itself
+/// may have been expired since (phlo's expiry keeps its id as its children's parent): only the
+/// snapshots after it are needed. A branch whose history no longer leads back to it was reset,
+/// or expired snapshots in between (PyIceberg's expiry also drops the parent id of a snapshot
+/// whose parent it expires): those commits cannot be checked, so `CommitConflict`.
 pub(crate) fn snapshots_since(
     old: &LoadedTable,
     new: &LoadedTable,
@@ -454,18 +458,25 @@ pub(crate) fn snapshots_since(
         if Some(snapshot.snapshot_id()) == stop {
             return Ok(since);
         }
-        current = snapshot
-            .parent_snapshot_id()
-            .and_then(|id| new.metadata.snapshot_by_id(id).cloned());
+        let parent = snapshot.parent_snapshot_id();
         since.push(snapshot);
+        if parent.is_some() && parent == stop {
+            return Ok(since);
+        }
+        current = parent.and_then(|id| new.metadata.snapshot_by_id(id).cloned());
     }
-    if stop.is_some() {
-        return Err(Error::CommitConflict {
-            table: new.ident.to_string(),
-            message: format!("branch {branch} was reset by another writer"),
-        });
-    }
-    Ok(since)
+    let Some(stop) = stop else {
+        return Ok(since);
+    };
+    Err(Error::CommitConflict {
+        table: new.ident.to_string(),
+        message: format!(
+            "the history of branch {branch} no longer leads back to snapshot {stop}, which this \
+             write started from: another writer reset the branch, or expired the snapshots \
+             committed meanwhile before this write could check them (expire_snapshots with an \
+             older_than shorter than this write took)"
+        ),
+    })
 }
 
 /// The data files `snapshot` itself added.
