@@ -126,7 +126,15 @@ def test_a_write_held_while_the_table_is_created_again_never_lands_on_the_new_ta
     next_write_succeeds(lh, model)
 
 
-@pytest.mark.parametrize(("write", "seeded_first"), [("append", False), ("append", True)])
+@pytest.mark.parametrize(
+    ("write", "seeded_first"),
+    [
+        ("append", False),
+        ("append", True),
+        ("transaction append", False),
+        ("merge-on-read merge", True),
+    ],
+)
 def test_through_phlo_catalog_serve_a_held_write_never_lands_on_the_new_table(
     tmp_path: Path, write: str, seeded_first: bool
 ) -> None:
