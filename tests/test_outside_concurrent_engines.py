@@ -10,6 +10,7 @@ table references exists, and phlo and PyIceberg read the same rows."""
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import multiprocessing as mp
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from tests.test_outside_maintenance_races import (
 )
 
 import phlo
+from phlo.catalog_server import CatalogServer
 from phlo.errors import CommitConflictError
 
 ROUNDS = 4
@@ -42,10 +44,14 @@ SHARED = range(0, 5)
 
 def _pyiceberg(uri: str, warehouse: str, barrier: Any, results: Any) -> None:
     """Per round: appends key 1000+r, deletes key 20+r, upserts SHARED to "py{r}"."""
+    from pyiceberg.catalog.rest import RestCatalog
     from pyiceberg.exceptions import CommitFailedException, ValidationException
     from pyiceberg.expressions import EqualTo
 
-    catalog = SqlCatalog("phlo", uri=uri, warehouse=warehouse)
+    rest = uri.startswith("http")
+    catalog = (
+        RestCatalog("rest", uri=uri) if rest else SqlCatalog("phlo", uri=uri, warehouse=warehouse)
+    )
     outcomes = []
     barrier.wait()
     for r in range(ROUNDS):
@@ -69,7 +75,8 @@ def _pyiceberg(uri: str, warehouse: str, barrier: Any, results: Any) -> None:
                     outcome = f"{type(e).__name__}: {e}"
                     break
             outcomes.append((name, r, outcome))
-    catalog.engine.dispose()
+    if not rest:
+        catalog.engine.dispose()
     results.put(("pyiceberg", outcomes))
 
 
@@ -94,6 +101,8 @@ def _phlo(uri: str, warehouse: str, role: str, barrier: Any, results: Any) -> No
                 "expire": lambda: lh.expire_snapshots(older_than=dt.timedelta(0), keep_last=1),
                 "orphans": lh.remove_orphan_files,
             }
+            if uri.startswith("http"):  # catalog-wide maintenance is not a REST client's
+                del writes["expire"], writes["orphans"]
         for name, write in writes.items():
             outcome = "conflict"
             for _ in range(ATTEMPTS):
@@ -110,23 +119,14 @@ def _phlo(uri: str, warehouse: str, role: str, barrier: Any, results: Any) -> No
     results.put((role, outcomes))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgresql":
-        return str(request.getfixturevalue("postgres_url"))
-    return f"sqlite:///{tmp_path / 'catalog.db'}"
-
-
-def test_phlo_and_pyiceberg_writing_at_once_lose_and_resurrect_nothing(
-    catalog: str, tmp_path: Path
-) -> None:
-    lh = seeded(catalog, tmp_path)
+def race(warehouse: str, pyiceberg_uri: str, phlo_uri: str) -> dict[str, list]:
+    """Runs the three writers, started together; the outcomes each reports."""
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(3), ctx.Queue()
     procs = [
-        ctx.Process(target=_pyiceberg, args=(lh.catalog_uri, lh.warehouse, barrier, results)),
+        ctx.Process(target=_pyiceberg, args=(pyiceberg_uri, warehouse, barrier, results)),
         *(
-            ctx.Process(target=_phlo, args=(catalog, lh.warehouse, role, barrier, results))
+            ctx.Process(target=_phlo, args=(phlo_uri, warehouse, role, barrier, results))
             for role in ("merger", "maintainer")
         ),
     ]
@@ -135,6 +135,26 @@ def test_phlo_and_pyiceberg_writing_at_once_lose_and_resurrect_nothing(
     outcomes = dict(results.get(timeout=600) for _ in procs)
     for p in procs:
         p.join(timeout=60)
+    return outcomes
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql", "rest"])
+def test_phlo_and_pyiceberg_writing_at_once_lose_and_resurrect_nothing(
+    request: pytest.FixtureRequest, tmp_path: Path, kind: str
+) -> None:
+    """On "rest" every writer is a client of one `phlo catalog serve` (PyIceberg's
+    RestCatalog), on a SQLite catalog."""
+    if kind == "postgresql":
+        catalog = str(request.getfixturevalue("postgres_url"))
+    else:
+        catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
+    lh = seeded(catalog, tmp_path)
+    with contextlib.ExitStack() as stack:
+        uris = (lh.catalog_uri, catalog)
+        if kind == "rest":
+            server = stack.enter_context(CatalogServer(lh, port=0))
+            uris = (server.uri, server.uri)
+        outcomes = race(lh.warehouse, *uris)
     every = [(who, *o) for who, out in outcomes.items() for o in out]
     assert {o for *_, o in every} <= {"ok", "conflict"}, every
     landed = {(name, r) for _, name, r, o in every if o == "ok"}
