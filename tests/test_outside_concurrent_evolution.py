@@ -23,6 +23,7 @@ from pyiceberg.table import Table
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.transforms import BucketTransform, IdentityTransform
 from pyiceberg.types import StringType
+from tests import test_outside_compaction_races as races
 from tests.test_outside_maintenance_races import BEFORE, Model, held, seeded
 
 import phlo
@@ -30,24 +31,13 @@ from phlo import errors
 from phlo.catalog_server import CatalogServer
 
 Rows = dict[int, dict[str, Any]]
-UPSERT = {5: "A", 15: "A", 99: "new"}
+UPSERT = races.UPSERT
 
-# The held writes: (code run in the child, what it does to the id → v model).
+# The held writes: (code run in the child, what it does to the id → v model); the compaction
+# race tests' and two more.
 HELD: dict[str, tuple[str, Callable[[Model], Model]]] = {
+    **races.HELD,
     "append": ("lh.table('raw.t').append(batch({77: 'old'}))", lambda m: {**m, 77: "old"}),
-    "merge-on-read merge": (
-        f"lh.table('raw.t').merge(batch({UPSERT}), 'id', write_mode='merge-on-read')",
-        lambda m: {**m, **UPSERT},
-    ),
-    "copy-on-write merge": (
-        f"lh.table('raw.t').merge(batch({UPSERT}), 'id', write_mode='copy-on-write')",
-        lambda m: {**m, **UPSERT},
-    ),
-    "merge-on-read delete": (
-        "lh.table('raw.t').delete(('id', '<', 3), write_mode='merge-on-read')",
-        lambda m: {k: v for k, v in m.items() if k >= 3},
-    ),
-    "compaction": ("lh.table('raw.t').compact()", lambda m: m),
     # Written on its own branch, then merged into main (rebased: main moved).
     "transaction merge": (
         f"with lh.transaction() as tx:\n    tx.table('raw.t').merge(batch({UPSERT}), 'id')",
