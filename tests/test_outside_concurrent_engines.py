@@ -246,7 +246,9 @@ def phlo_append_and_expire(lh: phlo.Lakehouse) -> None:
 
 
 @pytest.mark.parametrize("expiry", ["phlo", "PyIceberg"])
-@pytest.mark.parametrize("write", [*HELD, "append"])
+@pytest.mark.parametrize(
+    "write", ["merge-on-read merge", "copy-on-write merge", "compaction", "append"]
+)
 def test_a_held_write_whose_base_was_expired_lands_or_conflicts_saying_why(
     tmp_path: Path, write: str, expiry: str
 ) -> None:
