@@ -276,3 +276,23 @@ def test_a_held_write_whose_base_was_expired_lands_or_conflicts_saying_why(
         model = theirs
     assert_reads(lh, model, f"{write} after {expiry}'s expiry: {kind} {message}")
     next_write_succeeds(lh, model)
+
+
+@pytest.mark.parametrize("maintenance", ["remove_orphan_files", "expire_snapshots"])
+def test_phlo_maintenance_with_default_ages_keeps_a_pyiceberg_write_in_flight(
+    tmp_path: Path, maintenance: str
+) -> None:
+    """PyIceberg's transaction has written its data files and manifests but not committed when
+    phlo's maintenance runs with its default ages: they stay, and PyIceberg's commit lands
+    whole. (PyIceberg's writes are not fenced like phlo's: a short `older_than` is the
+    caller's promise that no write is running, docs/branches.md.)"""
+    lh = seeded(f"sqlite:///{tmp_path / 'catalog.db'}", tmp_path)
+    with pyiceberg_table(lh) as table:
+        with table.transaction() as tx:
+            tx.append(batch({400: "py"}))
+            if maintenance == "remove_orphan_files":
+                assert lh.remove_orphan_files().files == []
+            else:
+                lh.expire_snapshots(keep_last=1)
+    assert_reads(lh, {**BEFORE, 400: "py"}, f"PyIceberg's commit after {maintenance}")
+    next_write_succeeds(lh, {**BEFORE, 400: "py"})
