@@ -40,7 +40,13 @@ pub async fn merge_branch(
         let mut conflicts = Vec::new();
         for changed in catalog.changed_tables(source, into)? {
             let step = match (&changed.base, &changed.target) {
-                (_, None) => MergeStep::Add(changed),
+                (None, None) => MergeStep::Add(changed),
+                // Adding it back would undo the drop with the old table's rows.
+                (Some(_), None) => {
+                    let reason = format!("dropped on {into} since the fork, changed on {source}");
+                    conflicts.push((changed.ident.to_string(), reason.into()));
+                    continue;
+                }
                 _ if changed.target_unmoved() => MergeStep::FastForward(changed),
                 _ => match rebase(io, &changed, (source, into)).await {
                     Ok(Rebased::Written(files)) => {

@@ -68,6 +68,14 @@ pub async fn rebase(
         read(io, changed, &changed.source).await?,
         read(io, changed, target).await?,
     );
+    let (was, now) = (base.metadata.uuid(), target.metadata.uuid());
+    if was != now {
+        return Ok(Rebased::Conflict(format!(
+            "the table was dropped and created again on {into} since the fork (table-uuid {was} \
+             is now {now}): the branch's changes are to the old table"
+        )
+        .into()));
+    }
     let net = net_change(io, &base, &branch).await?;
     if let Some(reason) = net.unsupported {
         return Ok(Rebased::Conflict(reason.into()));

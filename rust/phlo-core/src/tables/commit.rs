@@ -157,6 +157,7 @@ pub async fn commit_planned(
         }
         tokio::time::sleep(backoff(attempt)).await;
         let newer = LoadedTable::load(catalog, io, &table.ident, &table.ref_name).await?;
+        same_table(&table, &newer)?;
         let added = files_added_since(io, &table, &newer, &change.branch).await?;
         validate(&ConcurrentChanges {
             added_files: &added,
@@ -187,6 +188,24 @@ pub async fn commit_planned(
         table: table.ident.to_string(),
         message: format!("lost the commit race {MAX_COMMIT_ATTEMPTS} times in a row"),
         hint: "Run the write again when fewer writers commit to the table at once".into(),
+    })
+}
+
+/// `CommitConflict` when `newer` is another table under `old`'s name (dropped and created
+/// again: a new table-uuid): this write's files and plan belong to the old one, and the new
+/// table's history never contains the old one's snapshots to re-validate against.
+pub(crate) fn same_table(old: &LoadedTable, newer: &LoadedTable) -> Result<()> {
+    let (was, now) = (old.metadata.uuid(), newer.metadata.uuid());
+    if was == now {
+        return Ok(());
+    }
+    Err(Error::CommitConflict {
+        table: old.ident.to_string(),
+        message: format!(
+            "the table was dropped and created again while this write was running (table-uuid \
+             {was} is now {now}); nothing was written to the new table"
+        ),
+        hint: "Run the write again against the new table if that is what you want".into(),
     })
 }
 
@@ -426,7 +445,11 @@ pub(crate) async fn deleted_target_gone(
     Ok(targets.into_iter().find(|t| !live.contains(t)))
 }
 
-/// The snapshots committed on `branch` after `old`'s head, newest first.
+/// The snapshots committed on `branch` after `old`'s head, newest first. `old`'s head itself
+/// may have been expired since (phlo's expiry keeps its id as its children's parent): only the
+/// snapshots after it are needed. A branch whose history no longer leads back to it was reset,
+/// or expired snapshots in between (PyIceberg's expiry also drops the parent id of a snapshot
+/// whose parent it expires): those commits cannot be checked, so `CommitConflict`.
 pub(crate) fn snapshots_since(
     old: &LoadedTable,
     new: &LoadedTable,
@@ -439,18 +462,25 @@ pub(crate) fn snapshots_since(
         if Some(snapshot.snapshot_id()) == stop {
             return Ok(since);
         }
-        current = snapshot
-            .parent_snapshot_id()
-            .and_then(|id| new.metadata.snapshot_by_id(id).cloned());
+        let parent = snapshot.parent_snapshot_id();
         since.push(snapshot);
+        if parent.is_some() && parent == stop {
+            return Ok(since);
+        }
+        current = parent.and_then(|id| new.metadata.snapshot_by_id(id).cloned());
     }
-    if stop.is_some() {
-        return Err(Error::conflict(
-            new.ident.to_string(),
-            format!("branch {branch} was reset by another writer"),
-        ));
-    }
-    Ok(since)
+    let Some(stop) = stop else {
+        return Ok(since);
+    };
+    Err(Error::conflict(
+        new.ident.to_string(),
+        format!(
+            "the history of branch {branch} no longer leads back to snapshot {stop}, which this \
+             write started from: another writer reset the branch, or expired the snapshots \
+             committed meanwhile before this write could check them (expire_snapshots with an \
+             older_than shorter than this write took)"
+        ),
+    ))
 }
 
 /// The data files `snapshot` itself added.

@@ -26,7 +26,9 @@ use crate::branch_merge::inserted_keys_collide;
 use crate::catalog::{MAIN, RefMerge, TableIdent};
 use crate::error::{Context, Error, Result};
 use crate::tables::LoadedTable;
-use crate::tables::commit::{SnapshotChange, backoff, files_added_since, prepare_rest_snapshot};
+use crate::tables::commit::{
+    SnapshotChange, backoff, files_added_since, prepare_rest_snapshot, same_table,
+};
 use crate::tables::discard::{Discard, discard_snapshots};
 
 /// The endpoint, as servers list it in `GET /v1/config`.
@@ -464,9 +466,9 @@ impl RestCatalog {
         }
         let newer = self.view(ident, &target, self.load_table(ident, &target)?)?;
         let head = |t: &LoadedTable| t.snapshot_for_ref(MAIN).map(|s| s.snapshot_id());
-        if newer.metadata.uuid() == staged.guard.metadata.uuid()
-            && head(&newer) == head(&staged.guard)
-        {
+        // A table created again under the name is not the one the transaction changed.
+        same_table(&staged.guard, &newer)?;
+        if head(&newer) == head(&staged.guard) {
             return Ok(false);
         }
         let spec = staged.base.metadata.default_partition_spec_id();
