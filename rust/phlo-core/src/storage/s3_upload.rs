@@ -12,7 +12,7 @@
 //! context, never a credential), which the storage's error classification reads.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -26,9 +26,12 @@ use reqsign_aws_v4::{
 };
 use reqsign_core::{Context, OsEnv, ProvideCredentialChain, Signer};
 use reqwest::Method;
+use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 
 type Result<T> = std::result::Result<T, Error>;
+/// A successful reply's headers and body.
+type Reply = (HeaderMap, Bytes);
 
 /// The size at which a part goes up: S3's smallest part (the last may be smaller).
 pub(super) const PART_SIZE: usize = 5 << 20;
@@ -53,6 +56,18 @@ const PATH: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'/');
 /// A query value: `/` encoded too.
 const QUERY: &AsciiSet = &PATH.add(b'/');
+
+/// The thread every upload request runs on. The Parquet encoder runs on the caller's runtime
+/// and keeps its worker threads busy while a file is written: a part's upload spawned there
+/// would start only once the encoder yields (at close), however early it was handed over.
+static UPLOADS: LazyLock<Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("phlo-s3-upload")
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime for S3 uploads")
+});
 
 /// One bucket's requests: where they go, how they are signed, the headers every write carries.
 pub(super) struct Bucket {
@@ -81,9 +96,19 @@ impl Bucket {
         format!("{}/{}", self.url, utf8_percent_encode(key, PATH))
     }
 
+    /// [`Self::send`] on the upload thread, waited for.
+    async fn request(self: &Arc<Self>, method: Method, url: &str, body: Bytes) -> Result<Reply> {
+        let (bucket, url) = (self.clone(), url.to_string());
+        joined(
+            UPLOADS
+                .spawn(async move { bucket.send(method, &url, body).await })
+                .await,
+        )
+    }
+
     /// Sends a request (again after a temporary failure), returning the successful reply's
     /// headers and body.
-    async fn send(&self, method: Method, url: &str, body: Bytes) -> Result<(HeaderMap, Bytes)> {
+    async fn send(&self, method: Method, url: &str, body: Bytes) -> Result<Reply> {
         let mut delays = RETRY_DELAYS.iter();
         loop {
             match self.attempt(method.clone(), url, body.clone()).await {
@@ -96,7 +121,7 @@ impl Bucket {
         }
     }
 
-    async fn attempt(&self, method: Method, url: &str, body: Bytes) -> Result<(HeaderMap, Bytes)> {
+    async fn attempt(&self, method: Method, url: &str, body: Bytes) -> Result<Reply> {
         let mut request = http::Request::builder()
             .method(method.clone())
             .uri(url)
@@ -153,7 +178,8 @@ impl Bucket {
                 "response",
                 format!("{status}: {}", String::from_utf8_lossy(&body)),
             );
-        let temporary = failed_late || status.is_server_error() || matches!(status.as_u16(), 408 | 429);
+        let temporary =
+            failed_late || status.is_server_error() || matches!(status.as_u16(), 408 | 429);
         Err(if temporary {
             error.set_temporary()
         } else {
@@ -229,7 +255,10 @@ fn bucket_url(bucket: &str, config: &S3Config, region: &str) -> String {
 fn encryption_headers(config: &S3Config) -> Result<HeaderMap> {
     let mut headers = HeaderMap::new();
     for (name, value) in [
-        ("x-amz-server-side-encryption", &config.server_side_encryption),
+        (
+            "x-amz-server-side-encryption",
+            &config.server_side_encryption,
+        ),
         (
             "x-amz-server-side-encryption-aws-kms-key-id",
             &config.server_side_encryption_aws_kms_key_id,
@@ -294,7 +323,10 @@ impl Upload {
 
     pub async fn write(&mut self, bytes: Bytes) -> Result<()> {
         if self.finished {
-            return Err(Error::new(ErrorKind::Unexpected, "write after close or failure"));
+            return Err(Error::new(
+                ErrorKind::Unexpected,
+                "write after close or failure",
+            ));
         }
         self.buffer.extend_from_slice(&bytes);
         if self.buffer.len() >= PART_SIZE {
@@ -325,7 +357,7 @@ impl Upload {
     async fn finish(&mut self) -> Result<()> {
         let rest = self.buffer.split().freeze();
         if self.id.is_none() {
-            self.bucket.send(Method::PUT, &self.url, rest).await?;
+            self.bucket.request(Method::PUT, &self.url, rest).await?;
             return Ok(());
         }
         if !rest.is_empty() {
@@ -337,7 +369,7 @@ impl Upload {
         let id = self.id.clone().expect("a multipart upload");
         let url = format!("{}?uploadId={}", self.url, utf8_percent_encode(&id, QUERY));
         self.bucket
-            .send(Method::POST, &url, complete_body(&self.sent))
+            .request(Method::POST, &url, complete_body(&self.sent))
             .await?;
         Ok(())
     }
@@ -349,11 +381,17 @@ impl Upload {
             Some(id) => id.clone(),
             None => {
                 let url = format!("{}?uploads", self.url);
-                let (_, reply) = self.bucket.send(Method::POST, &url, Bytes::new()).await?;
+                let (_, reply) = self
+                    .bucket
+                    .request(Method::POST, &url, Bytes::new())
+                    .await?;
                 let id: Arc<str> = upload_id(&reply)
                     .ok_or_else(|| {
-                        Error::new(ErrorKind::Unexpected, "the store's reply names no upload id")
-                            .with_context("uri", &url)
+                        Error::new(
+                            ErrorKind::Unexpected,
+                            "the store's reply names no upload id",
+                        )
+                        .with_context("uri", &url)
                     })?
                     .into();
                 self.id = Some(id.clone());
@@ -372,7 +410,7 @@ impl Upload {
             utf8_percent_encode(&id, QUERY)
         );
         let bucket = self.bucket.clone();
-        self.sending.push_back(tokio::spawn(async move {
+        self.sending.push_back(UPLOADS.spawn(async move {
             let (headers, _) = bucket.send(Method::PUT, &url, part).await?;
             let etag = headers
                 .get(http::header::ETAG)
@@ -394,7 +432,11 @@ impl Upload {
             part.abort();
         }
         if let Some(id) = self.id.take() {
-            let _ = self.bucket.send(Method::DELETE, &abort_url(&self.url, &id), Bytes::new()).await;
+            let url = abort_url(&self.url, &id);
+            let _ = self
+                .bucket
+                .request(Method::DELETE, &url, Bytes::new())
+                .await;
         }
     }
 }
@@ -408,12 +450,10 @@ impl Drop for Upload {
         let (Some(id), false) = (self.id.take(), self.finished) else {
             return;
         };
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (bucket, url) = (self.bucket.clone(), abort_url(&self.url, &id));
-            runtime.spawn(async move {
-                let _ = bucket.send(Method::DELETE, &url, Bytes::new()).await;
-            });
-        }
+        let (bucket, url) = (self.bucket.clone(), abort_url(&self.url, &id));
+        UPLOADS.spawn(async move {
+            let _ = bucket.send(Method::DELETE, &url, Bytes::new()).await;
+        });
     }
 }
 
@@ -421,8 +461,9 @@ fn abort_url(url: &str, id: &str) -> String {
     format!("{url}?uploadId={}", utf8_percent_encode(id, QUERY))
 }
 
-fn joined(part: std::result::Result<Result<(u32, String)>, tokio::task::JoinError>) -> Result<(u32, String)> {
-    part.map_err(|e| Error::new(ErrorKind::Unexpected, "a part's upload stopped").set_source(e))?
+/// The result of a task on the upload thread.
+fn joined<T>(task: std::result::Result<Result<T>, tokio::task::JoinError>) -> Result<T> {
+    task.map_err(|e| Error::new(ErrorKind::Unexpected, "an upload request stopped").set_source(e))?
 }
 
 /// The `UploadId` of a CreateMultipartUpload reply.
@@ -477,9 +518,15 @@ mod tests {
     #[test]
     fn objects_are_addressed_as_opendal_addresses_them() {
         let local = config(Some("http://127.0.0.1:8333/"), true);
-        assert_eq!(bucket_url("b", &local, "us-east-1"), "http://127.0.0.1:8333/b");
+        assert_eq!(
+            bucket_url("b", &local, "us-east-1"),
+            "http://127.0.0.1:8333/b"
+        );
         let hosted = config(Some("store.example"), false);
-        assert_eq!(bucket_url("b", &hosted, "us-east-1"), "https://b.store.example");
+        assert_eq!(
+            bucket_url("b", &hosted, "us-east-1"),
+            "https://b.store.example"
+        );
         let aws = config(None, false);
         assert_eq!(
             bucket_url("b", &aws, "eu-west-1"),
