@@ -382,6 +382,7 @@ def test_files_smaller_than_a_part_go_up_in_one_put_each(lakehouses) -> None:
     assert writes and all(r.method == "PUT" and not r.query for r in writes), writes
     # Each file once: data file, manifest, manifest list, metadata.
     assert len({r.path for r in writes}) == len(writes) >= 4, writes
+    assert direct.table("raw.t").to_arrow().num_rows == 300
 
 
 def test_a_part_whose_connection_drops_is_sent_again(lakehouses) -> None:
@@ -403,9 +404,7 @@ def test_a_part_whose_connection_drops_is_sent_again(lakehouses) -> None:
     assert direct.table("raw.blobs").to_arrow().num_rows == 150_000
 
 
-def test_a_failed_upload_is_aborted_and_leaves_no_object(
-    lakehouses, s3_server: S3Server
-) -> None:
+def test_a_failed_upload_is_aborted_and_leaves_no_object(lakehouses, s3_server: S3Server) -> None:
     """A part that cannot be sent (every attempt's connection dropped) fails the write: the
     multipart upload is aborted (the store drops the parts it holds), no object appears, and
     nothing is committed."""
