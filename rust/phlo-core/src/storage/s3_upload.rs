@@ -121,6 +121,20 @@ impl Bucket {
         }
     }
 
+    /// A request's headers before signing: the encryption headers on every write (as opendal
+    /// sends them), none on an abort; the completion's XML body typed as such.
+    fn headers(&self, method: &Method, url: &str) -> HeaderMap {
+        if method == Method::DELETE {
+            return HeaderMap::new();
+        }
+        let mut headers = self.write_headers.clone();
+        if method == Method::POST && url.contains("?uploadId=") {
+            let xml = HeaderValue::from_static("application/xml");
+            headers.insert(http::header::CONTENT_TYPE, xml);
+        }
+        headers
+    }
+
     async fn attempt(&self, method: Method, url: &str, body: Bytes) -> Result<Reply> {
         let mut request = http::Request::builder()
             .method(method.clone())
@@ -129,7 +143,7 @@ impl Bucket {
             .map_err(|e| Error::new(ErrorKind::Unexpected, "invalid request").set_source(e))?
             .into_parts()
             .0;
-        request.headers = self.write_headers.clone();
+        request.headers = self.headers(&method, url);
         if let Some(signer) = &self.signer {
             signer.sign(&mut request, None).await.map_err(|e| {
                 Error::new(ErrorKind::PermissionDenied, "could not sign the request")
@@ -303,8 +317,15 @@ pub(super) struct Upload {
     /// Parts uploaded: number and ETag.
     sent: Vec<(u32, String)>,
     next_part: u32,
-    /// Closed, or aborted after a failure.
-    finished: bool,
+    state: State,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    Closed,
+    /// A request failed: the upload was aborted.
+    Failed,
 }
 
 impl Upload {
@@ -317,12 +338,12 @@ impl Upload {
             sending: VecDeque::new(),
             sent: Vec::new(),
             next_part: 1,
-            finished: false,
+            state: State::Open,
         }
     }
 
     pub async fn write(&mut self, bytes: Bytes) -> Result<()> {
-        if self.finished {
+        if self.state != State::Open {
             return Err(Error::new(
                 ErrorKind::Unexpected,
                 "write after close or failure",
@@ -343,14 +364,22 @@ impl Upload {
     /// Completes the object: the rest as the last part (or, without parts, the whole object
     /// as one PUT); after a failure the upload is aborted.
     pub async fn close(&mut self) -> Result<()> {
-        if self.finished {
-            return Ok(());
+        match self.state {
+            State::Open => {}
+            State::Closed => return Ok(()),
+            State::Failed => {
+                return Err(Error::new(
+                    ErrorKind::Unexpected,
+                    "the object's upload failed before it was closed",
+                )
+                .with_context("uri", &self.url));
+            }
         }
         let result = self.finish().await;
-        if result.is_err() {
-            self.abort().await;
+        match result {
+            Ok(()) => self.state = State::Closed,
+            Err(_) => self.abort().await,
         }
-        self.finished = true;
         result
     }
 
@@ -427,7 +456,7 @@ impl Upload {
     /// Stops the parts on their way and aborts the multipart upload (best effort: a failure
     /// to abort leaves the upload to the bucket's lifecycle rules).
     async fn abort(&mut self) {
-        self.finished = true;
+        self.state = State::Failed;
         for part in self.sending.drain(..) {
             part.abort();
         }
@@ -447,7 +476,7 @@ impl Drop for Upload {
         for part in self.sending.drain(..) {
             part.abort();
         }
-        let (Some(id), false) = (self.id.take(), self.finished) else {
+        let (Some(id), State::Open) = (self.id.take(), self.state) else {
             return;
         };
         let (bucket, url) = (self.bucket.clone(), abort_url(&self.url, &id));
