@@ -349,14 +349,22 @@ impl Upload {
                 "write after close or failure",
             ));
         }
-        self.buffer.extend_from_slice(&bytes);
-        if self.buffer.len() >= PART_SIZE {
-            let part = self.buffer.split().freeze();
-            self.buffer.reserve(PART_SIZE);
-            if let Err(e) = self.send_part(part).await {
-                self.abort().await;
-                return Err(e);
+        let part = if self.buffer.is_empty() && bytes.len() >= PART_SIZE {
+            // A whole part in one write (a row group): sent as it is, not copied.
+            bytes
+        } else {
+            self.buffer.extend_from_slice(&bytes);
+            if self.buffer.len() < PART_SIZE {
+                return Ok(());
             }
+            let part = self.buffer.split().freeze();
+            // The next part's room, allocated once rather than grown by each write.
+            self.buffer.reserve(PART_SIZE);
+            part
+        };
+        if let Err(e) = self.send_part(part).await {
+            self.abort().await;
+            return Err(e);
         }
         Ok(())
     }
