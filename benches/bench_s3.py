@@ -37,6 +37,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pyarrow.parquet as pq
 
@@ -196,6 +197,18 @@ def _merge_requests(case: tuple, data: Path, tmp: Path, endpoint: str, cpus=None
     return requests, started, seconds, timings
 
 
+def _multipart_step(request) -> str:
+    """Which step of a multipart upload a request is (blank for other requests)."""
+    query = parse_qs(request.query, keep_blank_values=True)
+    if "partNumber" in query:
+        return f" part {query['partNumber'][0]}"
+    if "uploads" in query:
+        return " (start)"
+    if "uploadId" in query:
+        return " (abort)" if request.method == "DELETE" else " (complete)"
+    return ""
+
+
 def print_timeline(name: str, requests, started: float, seconds: float, timings: dict) -> None:
     """Each request of one merge: when it was sent, its first and last reply bytes (ms after
     the merge began), the bytes that came back; then the merge's phases."""
@@ -215,7 +228,7 @@ def print_timeline(name: str, requests, started: float, seconds: float, timings:
         print(
             f"  {(request.at - started) * 1000:8.1f} {first:8.1f} {last:8.1f} ms"
             f" {down / 2**20:7.2f} MiB  {request.method:<6} {request.kind:<14}"
-            f" {request.path.rsplit('/', 1)[-1][:48]}"
+            f" {request.path.rsplit('/', 1)[-1][:48]}{_multipart_step(request)}"
         )
     at = 0.0
     for phase, spent in timings.items():

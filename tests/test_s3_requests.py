@@ -15,10 +15,11 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pytest
 
 import phlo
-from phlo.errors import CommitConflictError
+from phlo.errors import CommitConflictError, StorageError
 from s3_requests import Request, Requests, counting_proxy
 from seaweedfs_server import S3Server
 
@@ -319,3 +320,120 @@ def test_a_data_file_upload_whose_connection_drops_is_sent_again(lakehouses) -> 
     assert len(sent) == 2, sent
     model.update({i: f"n{i}" for i in range(200, 300)})
     assert contents(direct.table("raw.t")) == model
+
+
+BLOBS = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("b", pa.binary())])
+
+
+def random_rows(n: int) -> pa.Table:
+    """Random bytes do not compress: 128k rows (a lane's slice, one data file) are ~7 MiB,
+    more than one part of 5 MiB and less than two."""
+    blobs = pa.array([os.urandom(48) for _ in range(n)], pa.binary())
+    return pa.table({"id": pa.array(range(n), pa.int64()), "b": blobs}, schema=BLOBS)
+
+
+def part_number(request: Request) -> str | None:
+    """The part an upload request sends, if it sends one."""
+    if request.method != "PUT" or request.kind != "multipart":
+        return None
+    return parse_qs(request.query)["partNumber"][0]
+
+
+def test_a_data_file_starts_uploading_when_its_first_part_is_full(lakehouses) -> None:
+    """A data file's first part is sent as soon as it is full, before the writer has the
+    bytes of a second: the appended stream gives one slice of rows (one row group of ~7 MiB,
+    more than a part) and then waits until a part of it has reached the proxy before giving
+    the rest. A writer that keeps the first part back until a second is full never sends it
+    while the stream waits."""
+    lh, direct, requests = lakehouses
+    table = lh.create_table("raw.blobs", BLOBS)
+    first_part = threading.Event()
+    waited: list[bool] = []
+
+    def before(request: Request) -> None:
+        if part_number(request) is not None:
+            first_part.set()
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield from random_rows(128 * 1024).to_batches()
+        waited.append(first_part.wait(timeout=60))
+        yield from random_rows(1000).to_batches()
+
+    requests.before = before
+    table.append(pa.RecordBatchReader.from_batches(BLOBS, batches()))
+    requests.before = None
+    assert waited == [True], "no part was sent while the stream waited"
+    assert direct.table("raw.blobs").to_arrow().num_rows == 128 * 1024 + 1000
+
+
+def test_files_smaller_than_a_part_go_up_in_one_put_each(lakehouses) -> None:
+    lh, direct, requests = lakehouses
+    requests.clear()
+    lh.table("raw.t").append(rows(range(200, 300), "n"))
+    writes = [r for r in requests.seen if r.method in ("PUT", "POST")]
+    assert writes and all(r.method == "PUT" and not r.query for r in writes), writes
+    # Each file once: data file, manifest, manifest list, metadata.
+    assert len({r.path for r in writes}) == len(writes) >= 4, writes
+    assert direct.table("raw.t").to_arrow().num_rows == 300
+
+
+def test_a_part_whose_connection_drops_is_sent_again(lakehouses) -> None:
+    lh, direct, requests = lakehouses
+    table = lh.create_table("raw.blobs", BLOBS)
+    dropped: list[Request] = []
+
+    def drop_the_first_part(request: Request) -> None:
+        if part_number(request) == "1" and not dropped:
+            dropped.append(request)
+            raise ConnectionResetError("the proxy drops this connection")
+
+    requests.before = drop_the_first_part
+    table.append(random_rows(150_000))
+    requests.before = None
+    assert dropped, "no part was uploaded through the proxy"
+    sent = [r for r in requests.seen if r.path == dropped[0].path and part_number(r) == "1"]
+    assert len(sent) == 2, sent
+    assert direct.table("raw.blobs").to_arrow().num_rows == 150_000
+
+
+def test_a_failed_upload_is_aborted_and_leaves_no_object(lakehouses, s3_server: S3Server) -> None:
+    """A part that cannot be sent (every attempt's connection dropped) fails the write: the
+    multipart upload is aborted (the store drops the parts it holds), no object appears, and
+    nothing is committed."""
+    lh, direct, requests = lakehouses
+    table = lh.create_table("raw.blobs", BLOBS)
+    failed: list[Request] = []
+
+    def drop_every_second_part(request: Request) -> None:
+        if part_number(request) == "2" and (not failed or request.path == failed[0].path):
+            failed.append(request)
+            raise ConnectionResetError("the proxy drops this connection")
+
+    requests.before = drop_every_second_part
+    with pytest.raises(StorageError):
+        table.append(random_rows(150_000))
+    requests.before = None
+    assert len(failed) >= 2, "the part was not sent again"
+    path = failed[0].path
+    upload = parse_qs(failed[0].query)["uploadId"][0]
+    aborts = [
+        r
+        for r in requests.seen
+        if r.method == "DELETE" and r.path == path and parse_qs(r.query).get("uploadId") == [upload]
+    ]
+    assert len(aborts) == 1, [r for r in requests.seen if r.path == path]
+    info = s3_filesystem(s3_server).get_file_info(path.lstrip("/"))
+    assert info.type == pafs.FileType.NotFound
+    assert direct.table("raw.blobs").to_arrow().num_rows == 0
+
+
+def s3_filesystem(server: S3Server) -> pafs.S3FileSystem:
+    props = server.properties()
+    return pafs.S3FileSystem(
+        access_key=props["s3.access-key-id"],
+        secret_key=props["s3.secret-access-key"],
+        endpoint_override=server.endpoint,
+        region=props["s3.region"],
+        scheme="http",
+        allow_bucket_creation=False,
+    )

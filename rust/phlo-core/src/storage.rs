@@ -220,9 +220,12 @@ fn list_local(dir: &Path, files: &mut Vec<ListedFile>) -> Result<()> {
 pub(crate) use s3::object_store_failure;
 
 #[cfg(feature = "s3")]
+mod s3_upload;
+
+#[cfg(feature = "s3")]
 mod s3 {
     use std::collections::HashMap;
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
     use std::time::{Duration, SystemTime};
 
     use bytes::Bytes;
@@ -244,6 +247,7 @@ mod s3 {
     use opendal::{Configurator, ErrorKind, Operator};
     use serde::{Deserialize, Serialize};
 
+    use super::s3_upload::{Bucket, Upload};
     use super::{Kind, ListedFile, Storage, foreign};
     use crate::error::{Error, Result};
 
@@ -310,10 +314,6 @@ mod s3 {
             .build()
     }
 
-    /// Parts of one file uploaded at once while the file is still being written. A file's
-    /// writer holds about this many parts (S3's smallest, 5 MiB) beyond the two it buffers.
-    const PARTS_IN_FLIGHT: usize = 2;
-
     /// Builds [`UploadingStorage`].
     #[derive(Debug, Serialize, Deserialize)]
     struct UploadingStorageFactory;
@@ -330,21 +330,24 @@ mod s3 {
             Ok(Arc::new(UploadingStorage {
                 files,
                 config: Arc::new(config),
+                buckets: Arc::default(),
             }))
         }
     }
 
     /// iceberg's S3 storage (reads, deletes, listings go to it), but a file being written
-    /// goes up in parts while it is written, [`PARTS_IN_FLIGHT`] at a time. iceberg's own
-    /// writer uploads one part at a time in the writer's call, so the Parquet encoder waited
-    /// for each part's round trip, and a file under 10 MiB went up whole only when closed.
-    /// (Each part still follows the next one's filling by one part: opendal keeps the first
-    /// part back to send a small file as one PUT.)
+    /// goes up in parts while it is written ([`s3_upload`]), from its first full part on.
+    /// iceberg's own writer uploads one part at a time in the writer's call, so the Parquet
+    /// encoder waited for each part's round trip; opendal's concurrent one keeps the first
+    /// part back until the second is full.
     #[derive(Clone, Serialize, Deserialize)]
     struct UploadingStorage {
         #[serde(with = "stored_storage")]
         files: Arc<dyn FileStorage>,
         config: Arc<S3Config>,
+        /// Each bucket's request settings (signer, connection pool), built at its first file.
+        #[serde(skip)]
+        buckets: Arc<Mutex<HashMap<String, Arc<Bucket>>>>,
     }
 
     /// `Arc<dyn Storage>` through serde (typetag serializes `dyn Storage` boxed).
@@ -374,8 +377,8 @@ mod s3 {
     }
 
     impl UploadingStorage {
-        /// An operator on the bucket of `path` (`scheme://bucket/key`), and the key.
-        fn operator<'a>(&self, path: &'a str) -> iceberg::Result<(Operator, &'a str)> {
+        /// The requests of the bucket of `path` (`scheme://bucket/key`), and the key.
+        fn bucket<'a>(&self, path: &'a str) -> iceberg::Result<(Arc<Bucket>, &'a str)> {
             let invalid = || {
                 iceberg::Error::new(
                     iceberg::ErrorKind::DataInvalid,
@@ -383,17 +386,14 @@ mod s3 {
                 )
             };
             let (_, rest) = path.split_once("://").ok_or_else(invalid)?;
-            let (bucket, key) = rest.split_once('/').ok_or_else(invalid)?;
-            let builder = (*self.config).clone().into_builder().bucket(bucket);
-            // The layers iceberg's own storage puts on its writers: a part whose request failed
-            // in a way the store calls temporary (a dropped connection) is sent again, each
-            // attempt bounded by its own timeout.
-            let op = Operator::new(builder)
-                .map_err(io_failure)?
-                .layer(TimeoutLayer::new())
-                .layer(RetryLayer::new())
-                .finish();
-            Ok((op, key))
+            let (name, key) = rest.split_once('/').ok_or_else(invalid)?;
+            let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(bucket) = buckets.get(name) {
+                return Ok((bucket.clone(), key));
+            }
+            let bucket = Arc::new(Bucket::new(name, &self.config).map_err(io_failure)?);
+            buckets.insert(name.to_string(), bucket.clone());
+            Ok((bucket, key))
         }
     }
 
@@ -427,13 +427,8 @@ mod s3 {
         }
 
         async fn writer(&self, path: &str) -> iceberg::Result<Box<dyn FileWrite>> {
-            let (op, key) = self.operator(path)?;
-            let writer = op
-                .writer_with(key)
-                .concurrent(PARTS_IN_FLIGHT)
-                .await
-                .map_err(io_failure)?;
-            Ok(Box::new(UploadingWriter(writer)))
+            let (bucket, key) = self.bucket(path)?;
+            Ok(Box::new(UploadingWriter(Upload::new(bucket, key))))
         }
 
         async fn delete(&self, path: &str) -> iceberg::Result<()> {
@@ -457,7 +452,7 @@ mod s3 {
         }
     }
 
-    struct UploadingWriter(opendal::Writer);
+    struct UploadingWriter(Upload);
 
     #[async_trait::async_trait]
     impl FileWrite for UploadingWriter {
@@ -466,7 +461,7 @@ mod s3 {
         }
 
         async fn close(&mut self) -> iceberg::Result<()> {
-            self.0.close().await.map(|_| ()).map_err(io_failure)
+            self.0.close().await.map_err(io_failure)
         }
     }
 
