@@ -11,11 +11,15 @@
 use arrow_array::ArrayRef;
 use arrow_schema::{DataType, Field};
 use futures::StreamExt;
+use futures::future::BoxFuture;
 
 use super::metadata::Settled;
 use super::{CheckSpec, Evaluator, Kernel, Running, kernels};
 use crate::error::Result;
 use crate::tables::scan::ScanPlan;
+
+/// Whether each candidate column passes in every file, once judged.
+pub(super) type Judging = BoxFuture<'static, Result<Vec<bool>>>;
 
 impl Evaluator {
     /// Settles what the files' metadata proves ([`Self::settle`]), then what the dictionary
@@ -34,13 +38,32 @@ impl Evaluator {
         plan: &ScanPlan,
         columns: Vec<String>,
     ) -> Result<Vec<String>> {
+        let Some((candidates, judging)) = self.judging(plan, &columns)? else {
+            return Ok(columns);
+        };
+        let failing = self.judged(&candidates, judging.await?);
+        let left: Vec<String> = columns
+            .into_iter()
+            .filter(|c| !candidates.contains(c) || failing.contains(c))
+            .collect();
+        Ok(self.counted(left))
+    }
+
+    /// Those of `columns` that only pattern and accepted-values checks read, and the judging
+    /// of their dictionaries: whether every value every file holds passes, per column (it
+    /// stops once none can). `None` when there is no such column.
+    pub(super) fn judging(
+        &self,
+        plan: &ScanPlan,
+        columns: &[String],
+    ) -> Result<Option<(Vec<String>, Judging)>> {
         let candidates: Vec<String> = columns
             .iter()
             .filter(|c| self.judged_by_dictionary(c))
             .cloned()
             .collect();
         if candidates.is_empty() {
-            return Ok(columns);
+            return Ok(None);
         }
         let checks: Vec<Vec<(CheckSpec, Vec<Field>)>> = candidates
             .iter()
@@ -57,18 +80,26 @@ impl Evaluator {
         };
         let mut files = plan.judge_dictionaries(&candidates, judge)?;
         let mut passing = vec![true; candidates.len()];
-        while let Some(file) = files.next().await {
-            for (all, passes) in passing.iter_mut().zip(file?) {
-                *all &= passes;
+        let judging = async move {
+            while let Some(file) = files.next().await {
+                for (all, passes) in passing.iter_mut().zip(file?) {
+                    *all &= passes;
+                }
+                if !passing.contains(&true) {
+                    break;
+                }
             }
-            if !passing.contains(&true) {
-                return Ok(columns);
-            }
-        }
-        drop(files);
-        let settled: Vec<String> = (candidates.into_iter().zip(passing))
-            .filter_map(|(column, passes)| passes.then_some(column))
-            .collect();
+            Ok(passing)
+        };
+        Ok(Some((candidates, Box::pin(judging))))
+    }
+
+    /// Settles the checks of the `candidates` that `passing` (per candidate) says pass;
+    /// returns the others.
+    pub(super) fn judged(&mut self, candidates: &[String], passing: Vec<bool>) -> Vec<String> {
+        let (settled, failing): (Vec<_>, Vec<_>) =
+            (candidates.iter().cloned().zip(passing)).partition(|(_, passes)| *passes);
+        let settled: Vec<String> = settled.into_iter().map(|(c, _)| c).collect();
         for check in self
             .checks
             .iter_mut()
@@ -78,11 +109,7 @@ impl Evaluator {
             check.settled = Some(Settled::default());
             check.from_dictionaries = true;
         }
-        let left: Vec<String> = columns
-            .into_iter()
-            .filter(|c| !settled.contains(c))
-            .collect();
-        Ok(self.counted(left))
+        failing.into_iter().map(|(c, _)| c).collect()
     }
 
     /// Whether `column` is a string column read only by running pattern and accepted-values
