@@ -9,7 +9,7 @@
 //! leaves the column to the scan.
 
 use arrow_array::ArrayRef;
-use arrow_schema::{DataType, Field};
+use arrow_schema::DataType;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 
@@ -31,8 +31,8 @@ impl Evaluator {
 
     /// Settles the pattern and accepted-values checks of those of `columns` (the columns still
     /// to read) that only such checks read, from the dictionary pages of `plan`'s files;
-    /// returns the columns still to read. Each file's dictionaries are judged by a task of
-    /// their own (on the runtime's workers), with kernels of their own.
+    /// returns the columns still to read. Each file's pages are read by a task of their own
+    /// (on the runtime's workers), each chunk judged on the thread that decoded it.
     pub async fn settle_dictionaries(
         &mut self,
         plan: &ScanPlan,
@@ -65,18 +65,19 @@ impl Evaluator {
         if candidates.is_empty() {
             return Ok(None);
         }
-        let checks: Vec<Vec<(CheckSpec, Vec<Field>)>> = candidates
+        // Kernels made once; each chunk is judged by fresh copies (caches of their own) on the
+        // thread that decoded it. A check that cannot judge strings (accepted values of
+        // another type) does not pass them: the scan reports it.
+        let kernels: Vec<Vec<Option<Kernel>>> = candidates
             .iter()
             .map(|column| {
                 self.reading(column)
-                    .map(|c| (c.spec.clone(), c.fields.clone()))
+                    .map(|c| super::kernel(&c.spec, &c.fields).ok())
                     .collect()
             })
             .collect();
-        let judge = move |files: &[Option<Vec<ArrayRef>>]| -> Vec<bool> {
-            (files.iter().zip(&checks))
-                .map(|(chunks, checks)| chunks.as_ref().is_some_and(|c| all_pass(checks, c)))
-                .collect()
+        let judge = move |column: usize, values: &ArrayRef| -> bool {
+            (kernels[column].iter()).all(|k| k.as_ref().is_some_and(|k| passes(k, values)))
         };
         let mut files = plan.judge_dictionaries(&candidates, judge)?;
         let mut passing = vec![true; candidates.len()];
@@ -133,22 +134,13 @@ impl Evaluator {
     }
 }
 
-/// Whether every value of every one of `chunks` (dictionaries of one column) passes every
-/// one of `checks` (with the fields they read), judged by kernels of their own; a check that
-/// cannot judge them (e.g. accepted values of another type) does not pass them: the scan
-/// reports it.
-fn all_pass(checks: &[(CheckSpec, Vec<Field>)], chunks: &[ArrayRef]) -> bool {
-    checks.iter().all(|(spec, fields)| {
-        let Ok(mut kernel) = super::kernel(spec, fields) else {
-            return false;
-        };
-        chunks.iter().all(|values| {
-            let found = match &mut kernel {
-                Kernel::Pattern(pattern) => kernels::pattern_failures(values, pattern, 0),
-                Kernel::Rule(rule) => rule.failures(values, 0),
-                _ => return false,
-            };
-            found.is_ok_and(|f| f.count == 0)
-        })
-    })
+/// Whether every value of `values` (the strings of one chunk) passes `kernel`, judged by a
+/// fresh copy of it.
+fn passes(kernel: &Kernel, values: &ArrayRef) -> bool {
+    let found = match kernel {
+        Kernel::Pattern(pattern) => kernels::pattern_failures(values, &mut pattern.fresh(), 0),
+        Kernel::Rule(rule) => rule.fresh().failures(values, 0),
+        _ => return false,
+    };
+    found.is_ok_and(|f| f.count == 0)
 }
