@@ -85,7 +85,7 @@ def _python_pass(
         evaluator.update(batch)
         for check_pass in passes:
             check_pass.update(batch)
-    return scan.schema.names
+    return list(scan.schema.names)
 
 
 def _scope(
