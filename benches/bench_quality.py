@@ -19,7 +19,7 @@ row-group pruning on the partition column) in two queries: one aggregate for the
 checks and one GROUP BY for uniqueness. phlo answers what the files' metadata proves (count,
 nulls, range, freshness) without reading those columns, the accepted categories from their
 dictionary pages and the codes' pattern from their plain-encoded pages without decoding rows
-(docs/quality.md): only `id` is scanned. The load average
+(docs/quality.md): only `id` is scanned, while those pages are judged. The load average
 is printed before and after: the machine may be shared, and its load moves every timing.
 
     make release && .venv/bin/python benches/bench_quality.py            # N = 5M

@@ -16,7 +16,13 @@ import pyarrow.parquet as pq
 from pyiceberg.catalog.sql import SqlCatalog
 
 import phlo
-from phlo.quality import AcceptedValuesCheck, CountCheck, PatternCheck, phlo_quality
+from phlo.quality import (
+    AcceptedValuesCheck,
+    CountCheck,
+    PatternCheck,
+    UniqueCheck,
+    phlo_quality,
+)
 from phlo.quality.contract import CheckResult
 from test_quality_dictionaries import ACCEPTED, PATTERN, failing_rows
 
@@ -151,3 +157,42 @@ def test_rows_are_counted_by_a_scan_when_no_check_reads_a_column_and_deletes_app
         assert results[name].details["dictionary_only"] is True, name
         assert (results[name].failed_count, results[name].total_count) == (0, left), name
     assert results["count_check"].total_count == left
+
+
+def test_a_column_failing_its_dictionary_is_read_after_the_others_for_its_checks_only(
+    lh: phlo.Lakehouse,
+) -> None:
+    """The columns other checks read stream while the dictionary pages are judged; a column
+    some value of which fails is read afterwards, into its own checks only: the uniqueness
+    check sees each row once (fed twice, every row would be a duplicate), every total is the
+    rows checked, and the failing checks' counts and samples are exact. Two files in the
+    partition, one of them without a failing value, and a second partition out of scope."""
+    table = lh.create_table("raw.events", SCHEMA, partition_by=["_phlo_partition_date"])
+    first, second = rows(DAYS[0], 1500, bad_every=97), rows(DAYS[0], 1500)
+    for row in second:
+        row["_phlo_row_id"] += "b"
+    for part in (first, second, rows(DAYS[1], 500)):
+        table.append(pa.Table.from_pylist(part, schema=SCHEMA))
+    scoped = first + second
+
+    @phlo_quality(
+        table="raw.events",
+        checks=[UniqueCheck(["_phlo_row_id"]), *CHECKS[:2], CountCheck(min_rows=1)],
+    )
+    def events_quality() -> None: ...
+
+    results = {r.name: r for r in events_quality.run("2024-01-01", lakehouse=lh)}
+    unique = results["unique_check__phlo_row_id"]
+    assert (unique.passed, unique.failed_count, unique.total_count) == (True, 0, len(scoped))
+    assert results["count_check"].total_count == len(scoped)
+    by_id = {r["_phlo_row_id"]: r for r in scoped}
+    for name, ids in failing_rows(scoped).items():
+        result = results[name]
+        assert ids and (result.failed_count, result.total_count) == (len(ids), len(scoped))
+        assert result.details["dictionary_only"] is False
+        column = name.rsplit("_", 1)[1]
+        assert result.details["columns_read"][0] == "_phlo_row_id"
+        assert column in result.details["columns_read"]
+        assert len(result.sample) == min(20, len(ids))
+        for sample in result.sample:
+            assert sample[column] == by_id[sample["_phlo_row_id"]][column]

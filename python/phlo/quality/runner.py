@@ -14,12 +14,12 @@ import pyarrow as pa
 
 from phlo import _native
 from phlo.errors import InputError
-from phlo.quality.base import Finding, PythonCheck, QualityCheck, Scope
+from phlo.quality.base import CheckPass, Finding, PythonCheck, QualityCheck, Scope
 from phlo.quality.checks import CountCheck, EngineCheck
 from phlo.quality.contract import SAMPLE_LIMIT, CheckResult
 
 if TYPE_CHECKING:
-    from phlo.lakehouse import Lakehouse, Scan, Table
+    from phlo.lakehouse import Lakehouse, Scan
     from phlo.quality.decorator import QualityDefinition
 
 #: Columns that identify a row in samples, when the table has them.
@@ -41,13 +41,16 @@ def run_checks(
             "sample_limit": SAMPLE_LIMIT,
         }
     )
-    evaluator, planned, scan = _settle(plan, table, definition.checks, scope)
+    everything = _columns(definition.checks, scope)
+    # Only engine checks: strings may come as dictionaries (their values judged once each).
+    planned = table.scan(everything, scope.filters, string_dictionaries=not python)
+    evaluator = _native.QualityEvaluator(plan, planned.schema)
     passes = [c.start(scope) for c in python]
-    if scan is not None:
-        for batch in scan.to_batches():
-            evaluator.update(batch)
-            for check_pass in passes:
-                check_pass.update(batch)
+    if python:
+        read = _python_pass(evaluator, planned, everything, python, passes, scope)
+    else:
+        # The engine settles what metadata and dictionary pages prove and reads the rest.
+        read = evaluator.check(planned._native)
     findings: dict[int, Finding] = {}
     for check, outcome in zip(engine, evaluator.finish(), strict=True):
         findings[id(check)] = _engine_finding(check, outcome)
@@ -57,30 +60,32 @@ def run_checks(
         "files_scanned": planned.files_scanned,
         "files_total": planned.files_total,
         "snapshot_id": planned.snapshot_id,
-        "files_read": 0 if scan is None else scan.files_scanned,
-        "columns_read": [] if scan is None else scan.schema.names,
+        "files_read": planned.files_scanned if read else 0,
+        "columns_read": read,
     }
     return [_result(c, findings[id(c)], scope, scanned) for c in definition.checks]
 
 
-def _settle(
-    plan: str, table: Table, checks: list[QualityCheck], scope: Scope
-) -> tuple[_native.QualityEvaluator, Scan, Scan | None]:
-    """The evaluator with the checks the data files' metadata answers settled, the planned
-    scan (files in scope), and the scan of what is left to read: only the columns unsettled
-    checks read (the same plan narrowed: one snapshot, manifests read once), or nothing."""
-    python: list[QualityCheck] = [c for c in checks if isinstance(c, PythonCheck)]
-    everything = _columns(checks, scope)
-    # Only engine checks: strings may come as dictionaries (their values judged once each).
-    planned = table.scan(everything, scope.filters, string_dictionaries=not python)
-    evaluator = _native.QualityEvaluator(plan, planned.schema)
+def _python_pass(
+    evaluator: _native.QualityEvaluator,
+    planned: Scan,
+    everything: list[str] | None,
+    python: list[PythonCheck],
+    passes: list[CheckPass],
+    scope: Scope,
+) -> list[str]:
+    """Settles the engine checks the data files' metadata and dictionary pages prove, then
+    feeds one scan to the other engine checks and to the Python checks (their `passes`): only
+    the columns those read (the same plan narrowed: one snapshot, manifests read once).
+    Returns the columns read."""
     unsettled = evaluator.settle(planned._native)
-    if not python and not unsettled:
-        return evaluator, planned, None
-    columns = _columns(python, scope, unsettled)
-    if columns == everything:
-        return evaluator, planned, planned
-    return evaluator, planned, planned.select(columns)
+    columns = _columns(list(python), scope, unsettled)
+    scan = planned if columns == everything else planned.select(columns)
+    for batch in scan.to_batches():
+        evaluator.update(batch)
+        for check_pass in passes:
+            check_pass.update(batch)
+    return list(scan.schema.names)
 
 
 def _scope(

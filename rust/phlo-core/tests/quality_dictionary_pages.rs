@@ -174,6 +174,15 @@ async fn settled(plan: ScanPlan, checks: &serde_json::Value) -> (Vec<Outcome>, V
     (evaluator.finish().unwrap(), scanned)
 }
 
+/// The checks as the engine's own pass evaluates them ([`Evaluator::check_scan`]): the other
+/// checks' columns read while the pages are judged, a failing column read afterwards for its
+/// checks only. Returns the outcomes and the columns read.
+async fn checked(plan: ScanPlan, checks: &serde_json::Value) -> (Vec<Outcome>, Vec<String>) {
+    let mut evaluator = Evaluator::new(&quality(checks), &plan.schema());
+    let read = evaluator.check_scan(&plan).await.unwrap();
+    (evaluator.finish().unwrap(), read)
+}
+
 /// The checks over a scan of every row (nothing settled).
 async fn scanned(plan: ScanPlan, checks: &serde_json::Value) -> Vec<Outcome> {
     let mut evaluator = Evaluator::new(&quality(checks), &plan.schema());
@@ -303,6 +312,12 @@ async fn passing_dictionaries_settle_their_checks_and_the_rest_is_scanned() {
         let rows: Vec<&Row> = model.iter().filter(|r| days.contains(&r.day)).collect();
         agree(&ours, &theirs, &rows);
         assert_eq!(columns, read, "{days:?}");
+        let (engine, engine_read) = checked(plan(&lh, days).await, &checks()).await;
+        agree(&engine, &theirs, &rows);
+        assert_eq!(engine_read, read, "{days:?}");
+        for (a, b) in engine.iter().zip(&ours) {
+            assert_eq!(a.from_dictionaries, b.from_dictionaries, "{days:?}");
+        }
         assert_eq!(
             ours[0].from_dictionaries,
             !read.contains(&"category"),
@@ -367,6 +382,11 @@ async fn deleted_rows_are_counted_by_a_scan_and_deleted_values_still_count_as_pr
             .collect();
         agree(&ours, &theirs, &rows);
         assert!(ours[1].from_dictionaries, "{days:?}");
+        // The engine's own pass reads the same columns: the first one for the count while the
+        // pages are judged, then the failing categories.
+        let (engine, engine_read) = checked(plan(&lh, days).await, &checks()).await;
+        agree(&engine, &theirs, &rows);
+        assert_eq!(engine_read, columns, "{days:?}");
         // The rows left are counted by a scan of the first column (the settled ones are not
         // read). d3's dictionary still holds the deleted `nope`: its categories are scanned
         // and pass.

@@ -48,6 +48,20 @@ impl QualityEvaluator {
         .ok_or_else(|| PyRuntimeError::new_err("this scan was already read; scan again"))?
     }
 
+    /// Checks the rows of `scan` (not yet read; planned with every column a check reads) in
+    /// one call: settles what metadata and dictionary pages prove, reads the rest (the reading
+    /// overlaps the judging of dictionary pages); returns the columns read.
+    fn check(&self, py: Python<'_>, scan: PyRef<'_, NativeScan>) -> PyResult<Vec<String>> {
+        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let evaluator = guard.as_mut().ok_or_else(finished)?;
+        scan.with_plan(|plan| {
+            wait_for(py, "checking quality", async {
+                evaluator.check_scan(plan).await.py_err()
+            })
+        })
+        .ok_or_else(|| PyRuntimeError::new_err("this scan was already read; scan again"))?
+    }
+
     /// Updates every check with one batch.
     fn update(&self, py: Python<'_>, batch: PyRecordBatch) -> PyResult<()> {
         let batch = batch.into_inner();

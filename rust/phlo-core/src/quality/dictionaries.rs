@@ -9,13 +9,17 @@
 //! leaves the column to the scan.
 
 use arrow_array::ArrayRef;
-use arrow_schema::{DataType, Field};
+use arrow_schema::DataType;
 use futures::StreamExt;
+use futures::future::BoxFuture;
 
 use super::metadata::Settled;
 use super::{CheckSpec, Evaluator, Kernel, Running, kernels};
 use crate::error::Result;
 use crate::tables::scan::ScanPlan;
+
+/// Whether each candidate column passes in every file, once judged.
+pub(super) type Judging = BoxFuture<'static, Result<Vec<bool>>>;
 
 impl Evaluator {
     /// Settles what the files' metadata proves ([`Self::settle`]), then what the dictionary
@@ -27,48 +31,76 @@ impl Evaluator {
 
     /// Settles the pattern and accepted-values checks of those of `columns` (the columns still
     /// to read) that only such checks read, from the dictionary pages of `plan`'s files;
-    /// returns the columns still to read. Each file's dictionaries are judged by a task of
-    /// their own (on the runtime's workers), with kernels of their own.
+    /// returns the columns still to read. Each file's pages are read by a task of their own
+    /// (on the runtime's workers), each chunk judged on the thread that decoded it.
     pub async fn settle_dictionaries(
         &mut self,
         plan: &ScanPlan,
         columns: Vec<String>,
     ) -> Result<Vec<String>> {
+        let Some((candidates, judging)) = self.judging(plan, &columns)? else {
+            return Ok(columns);
+        };
+        let failing = self.judged(&candidates, judging.await?);
+        let left: Vec<String> = columns
+            .into_iter()
+            .filter(|c| !candidates.contains(c) || failing.contains(c))
+            .collect();
+        Ok(self.counted(left))
+    }
+
+    /// Those of `columns` that only pattern and accepted-values checks read, and the judging
+    /// of their dictionaries: whether every value every file holds passes, per column (it
+    /// stops once none can). `None` when there is no such column.
+    pub(super) fn judging(
+        &self,
+        plan: &ScanPlan,
+        columns: &[String],
+    ) -> Result<Option<(Vec<String>, Judging)>> {
         let candidates: Vec<String> = columns
             .iter()
             .filter(|c| self.judged_by_dictionary(c))
             .cloned()
             .collect();
         if candidates.is_empty() {
-            return Ok(columns);
+            return Ok(None);
         }
-        let checks: Vec<Vec<(CheckSpec, Vec<Field>)>> = candidates
+        // Kernels made once; each chunk is judged by fresh copies (caches of their own) on the
+        // thread that decoded it. A check that cannot judge strings (accepted values of
+        // another type) does not pass them: the scan reports it.
+        let kernels: Vec<Vec<Option<Kernel>>> = candidates
             .iter()
             .map(|column| {
                 self.reading(column)
-                    .map(|c| (c.spec.clone(), c.fields.clone()))
+                    .map(|c| super::kernel(&c.spec, &c.fields).ok())
                     .collect()
             })
             .collect();
-        let judge = move |files: &[Option<Vec<ArrayRef>>]| -> Vec<bool> {
-            (files.iter().zip(&checks))
-                .map(|(chunks, checks)| chunks.as_ref().is_some_and(|c| all_pass(checks, c)))
-                .collect()
+        let judge = move |column: usize, values: &ArrayRef| -> bool {
+            (kernels[column].iter()).all(|k| k.as_ref().is_some_and(|k| passes(k, values)))
         };
         let mut files = plan.judge_dictionaries(&candidates, judge)?;
         let mut passing = vec![true; candidates.len()];
-        while let Some(file) = files.next().await {
-            for (all, passes) in passing.iter_mut().zip(file?) {
-                *all &= passes;
+        let judging = async move {
+            while let Some(file) = files.next().await {
+                for (all, passes) in passing.iter_mut().zip(file?) {
+                    *all &= passes;
+                }
+                if !passing.contains(&true) {
+                    break;
+                }
             }
-            if !passing.contains(&true) {
-                return Ok(columns);
-            }
-        }
-        drop(files);
-        let settled: Vec<String> = (candidates.into_iter().zip(passing))
-            .filter_map(|(column, passes)| passes.then_some(column))
-            .collect();
+            Ok(passing)
+        };
+        Ok(Some((candidates, Box::pin(judging))))
+    }
+
+    /// Settles the checks of the `candidates` that `passing` (per candidate) says pass;
+    /// returns the others.
+    pub(super) fn judged(&mut self, candidates: &[String], passing: Vec<bool>) -> Vec<String> {
+        let (settled, failing): (Vec<_>, Vec<_>) =
+            (candidates.iter().cloned().zip(passing)).partition(|(_, passes)| *passes);
+        let settled: Vec<String> = settled.into_iter().map(|(c, _)| c).collect();
         for check in self
             .checks
             .iter_mut()
@@ -78,11 +110,7 @@ impl Evaluator {
             check.settled = Some(Settled::default());
             check.from_dictionaries = true;
         }
-        let left: Vec<String> = columns
-            .into_iter()
-            .filter(|c| !settled.contains(c))
-            .collect();
-        Ok(self.counted(left))
+        failing.into_iter().map(|(c, _)| c).collect()
     }
 
     /// Whether `column` is a string column read only by running pattern and accepted-values
@@ -106,22 +134,13 @@ impl Evaluator {
     }
 }
 
-/// Whether every value of every one of `chunks` (dictionaries of one column) passes every
-/// one of `checks` (with the fields they read), judged by kernels of their own; a check that
-/// cannot judge them (e.g. accepted values of another type) does not pass them: the scan
-/// reports it.
-fn all_pass(checks: &[(CheckSpec, Vec<Field>)], chunks: &[ArrayRef]) -> bool {
-    checks.iter().all(|(spec, fields)| {
-        let Ok(mut kernel) = super::kernel(spec, fields) else {
-            return false;
-        };
-        chunks.iter().all(|values| {
-            let found = match &mut kernel {
-                Kernel::Pattern(pattern) => kernels::pattern_failures(values, pattern, 0),
-                Kernel::Rule(rule) => rule.failures(values, 0),
-                _ => return false,
-            };
-            found.is_ok_and(|f| f.count == 0)
-        })
-    })
+/// Whether every value of `values` (the strings of one chunk) passes `kernel`, judged by a
+/// fresh copy of it.
+fn passes(kernel: &Kernel, values: &ArrayRef) -> bool {
+    let found = match kernel {
+        Kernel::Pattern(pattern) => kernels::pattern_failures(values, &mut pattern.fresh(), 0),
+        Kernel::Rule(rule) => rule.fresh().failures(values, 0),
+        _ => return false,
+    };
+    found.is_ok_and(|f| f.count == 0)
 }

@@ -187,6 +187,14 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// The same rule, with no verdicts yet.
+    pub fn fresh(&self) -> Self {
+        Self {
+            rule: self.rule.clone(),
+            verdicts: Verdicts::default(),
+        }
+    }
+
     /// Rows failing the rule; `Err` says why it cannot be evaluated on this column.
     pub fn failures(&mut self, array: &ArrayRef, wanted: usize) -> Result<Failing, String> {
         let rule = &self.rule;
@@ -236,6 +244,20 @@ impl Pattern {
             regex,
             verdicts: Verdicts::default(),
         })
+    }
+
+    /// The same pattern, compiled once, with a cache of its own and no verdicts yet (for
+    /// another thread).
+    pub fn fresh(&self) -> Self {
+        Self {
+            dfa: self.dfa.as_ref().map(|lazy| Lazy {
+                cache: lazy.dfa.create_cache(),
+                dfa: lazy.dfa.clone(),
+                start: None,
+            }),
+            regex: self.regex.clone(),
+            verdicts: Verdicts::default(),
+        }
     }
 
     fn is_match(&mut self, value: &str) -> bool {
@@ -304,9 +326,13 @@ pub fn pattern_failures(
     wanted: usize,
 ) -> Result<Failing, String> {
     fn each<'a, S: StringArrayType<'a>>(array: S, pattern: &mut Pattern) -> BooleanBuffer {
-        BooleanBuffer::collect_bool(array.len(), |i| {
-            array.is_valid(i) && !pattern.is_match(array.value(i))
-        })
+        match array.null_count() {
+            // Strings read from pages (every one present): no validity to look up per value.
+            0 => BooleanBuffer::collect_bool(array.len(), |i| !pattern.is_match(array.value(i))),
+            _ => BooleanBuffer::collect_bool(array.len(), |i| {
+                array.is_valid(i) && !pattern.is_match(array.value(i))
+            }),
+        }
     }
     fn mismatches(array: &ArrayRef, pattern: &mut Pattern) -> Result<BooleanBuffer, String> {
         Ok(match array.data_type() {

@@ -7,6 +7,7 @@
 mod dictionaries;
 mod kernels;
 mod metadata;
+mod pass;
 mod plan;
 mod unique;
 
@@ -62,6 +63,8 @@ pub struct Evaluator {
     metadata_rows: Option<u64>,
     /// The first column of the scan: read to count the rows when no check reads a column.
     first_column: Option<String>,
+    /// The plan's id columns the schema has: read with every check's columns, for samples.
+    ids: Vec<String>,
 }
 
 struct Running {
@@ -74,6 +77,9 @@ struct Running {
     settled: Option<Settled>,
     /// Whether `settled` came from the files' dictionary pages.
     from_dictionaries: bool,
+    /// Fed only by a later read of its columns ([`Evaluator::check_scan`]), not by the rows
+    /// the other checks read.
+    deferred: bool,
     failed: u64,
     per_column: Vec<u64>,
     sample: Vec<RecordBatch>,
@@ -121,6 +127,7 @@ impl Evaluator {
             fed: false,
             metadata_rows: None,
             first_column: schema.fields().first().map(|f| f.name().clone()),
+            ids: ids.iter().map(|c| c.to_string()).collect(),
         }
     }
 
@@ -179,11 +186,16 @@ impl Evaluator {
     pub fn update(&mut self, batch: &RecordBatch) -> Result<()> {
         self.rows += batch.num_rows() as u64;
         self.fed = true;
+        self.feed(batch, false)
+    }
+
+    /// Updates the running checks that are (`deferred`) or are not deferred with one batch.
+    fn feed(&mut self, batch: &RecordBatch, deferred: bool) -> Result<()> {
         let limit = self.limit;
         let mut running: Vec<&mut Running> = self
             .checks
             .iter_mut()
-            .filter(|c| c.kernel.is_some())
+            .filter(|c| c.kernel.is_some() && c.deferred == deferred)
             .collect();
         if batch.num_rows() < PARALLEL_ROWS || running.len() < 2 {
             return running.iter_mut().try_for_each(|c| c.update(batch, limit));
@@ -236,6 +248,7 @@ impl Running {
             sample_columns,
             settled: None,
             from_dictionaries: false,
+            deferred: false,
             failed: 0,
             sample: Vec::new(),
             sampled: 0,

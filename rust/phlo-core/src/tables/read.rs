@@ -396,10 +396,20 @@ impl ProjectedFile {
     /// page alone; any other chunk of plain and dictionary-encoded pages gives every string it
     /// holds, read from its pages without decoding rows ([`chunk_strings`]), when the column's
     /// such chunks hold at most [`PAGE_STRINGS_LIMIT`] bytes. One request for them all (nearby
-    /// ranges coalesced); chunks read whole are decoded on blocking threads, one each. An
-    /// empty list for a column the file lacks (its rows read as nulls); `None` otherwise, or
-    /// when a page does not decode.
-    pub async fn string_dictionaries(&self, at: &[usize]) -> Result<Vec<Option<Vec<ArrayRef>>>> {
+    /// ranges coalesced); chunks read whole are decoded on blocking threads, one each. Each
+    /// chunk's strings go to `each` (with the column's position in `at`) on the thread that
+    /// decoded them — so chunks are judged in parallel and their strings dropped at once — and
+    /// what it returns is kept. An empty list for a column the file lacks (its rows read as
+    /// nulls); `None` otherwise, or when a page does not decode.
+    pub async fn string_dictionaries<T, F>(
+        &self,
+        at: &[usize],
+        each: F,
+    ) -> Result<Vec<Option<Vec<T>>>>
+    where
+        T: Send + 'static,
+        F: Fn(usize, ArrayRef) -> T + Clone + Send + 'static,
+    {
         let metadata = self.metadata.metadata();
         let chunks: Vec<Option<Vec<_>>> = at
             .iter()
@@ -439,7 +449,7 @@ impl ProjectedFile {
         }
         .into_iter();
         let mut columns = Vec::with_capacity(chunks.len());
-        for column in chunks {
+        for (position, column) in chunks.into_iter().enumerate() {
             let Some(column) = column else {
                 columns.push(None);
                 continue;
@@ -447,12 +457,16 @@ impl ProjectedFile {
             let decoding: Vec<_> = (column.into_iter())
                 .zip(fetched.by_ref())
                 .map(|((chunk, _, whole), bytes)| {
-                    let chunk = chunk.clone();
+                    let (chunk, each) = (chunk.clone(), each.clone());
                     async move {
                         match whole {
-                            false => string_values(&chunk, bytes).ok(),
+                            false => string_values(&chunk, bytes)
+                                .ok()
+                                .map(|values| each(position, values)),
                             true => tokio::task::spawn_blocking(move || {
-                                chunk_strings(&chunk, bytes).ok()
+                                chunk_strings(&chunk, bytes)
+                                    .ok()
+                                    .map(|values| each(position, values))
                             })
                             .await
                             .ok()

@@ -277,20 +277,20 @@ impl ScanPlan {
         })
     }
 
-    /// For each data file to read (several at once, in no particular order), what `judge`
-    /// says of the dictionary of every chunk of each of `columns` (string columns of the
-    /// table) as its dictionary pages alone give it ([`ProjectedFile::string_dictionaries`]).
-    /// Each file is read and judged by a task of its own on the runtime's workers, as the
-    /// scan's files are. Footers read here are kept for the scan of this plan or one
-    /// [`Self::select`] makes from it: a file's footer is read once either way.
-    pub fn judge_dictionaries<T, J>(
+    /// For each data file to read (several at once, in no particular order), whether `judge`
+    /// passes every chunk of each of `columns` (string columns of the table) as its pages
+    /// alone give it ([`ProjectedFile::string_dictionaries`]; false for a column whose pages
+    /// are not read so). `judge` gets the column's position in `columns` and the chunk's
+    /// strings, on the thread that decoded them. Each file is read by a task of its own on the
+    /// runtime's workers, as the scan's files are. Footers read here are kept for the scan of
+    /// this plan or one [`Self::select`] makes from it: a file's footer is read once either way.
+    pub fn judge_dictionaries<J>(
         &self,
         columns: &[String],
         judge: J,
-    ) -> Result<BoxStream<'static, Result<T>>>
+    ) -> Result<BoxStream<'static, Result<Vec<bool>>>>
     where
-        T: Send + 'static,
-        J: Fn(&[Option<Vec<ArrayRef>>]) -> T + Send + Sync + 'static,
+        J: Fn(usize, &ArrayRef) -> bool + Send + Sync + 'static,
     {
         let projection = Projection::select(&self.metadata, &self.table_schema, columns)?;
         let at: Vec<usize> = (0..columns.len()).collect();
@@ -306,9 +306,13 @@ impl ScanPlan {
                     let read = async move {
                         let footer = Footer::read(&io, &data).await?;
                         let opened = ProjectedFile::of_footer(footer.clone(), &data, &projection)?;
-                        let dictionaries = opened.string_dictionaries(&at).await?;
+                        let each = move |column: usize, values: ArrayRef| judge(column, &values);
+                        let judged = opened.string_dictionaries(&at, each).await?;
                         footers.keep(data.file_path(), footer);
-                        Ok(judge(&dictionaries))
+                        Ok(judged
+                            .into_iter()
+                            .map(|chunks| chunks.is_some_and(|c| c.into_iter().all(|p| p)))
+                            .collect())
                     };
                     runtime.spawn(read).await.map_err(|e| {
                         Error::from_join(format!("judging the dictionaries of {path}"), e)
