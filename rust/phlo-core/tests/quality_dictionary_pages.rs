@@ -38,7 +38,9 @@ struct Row {
 /// Day `d2`: long distinct codes, whose dictionary outgrows the limit (the chunk continues
 /// plain-encoded), all matching. Day `d3`: a category `nope` every 50th row. Day `d4`: long
 /// distinct codes (plain-encoded after the dictionary's first page) of which only the last
-/// fails.
+/// fails. Days `d5` and `d6`: long distinct codes that are not ASCII (plain-encoded pages
+/// judged in place value by value, not as one ASCII page), nulls every 9th row in `d5`, all
+/// matching; in `d6` an empty string mid-chunk and a code starting `é` in the last page fail.
 fn rows() -> Vec<Row> {
     let mut rows = Vec::new();
     for i in 0..60_000 {
@@ -76,6 +78,26 @@ fn rows() -> Vec<Row> {
             code: Some(match i {
                 149_999 => format!("X{i:040}"),
                 _ => format!("C{i:040}"),
+            }),
+        });
+    }
+    for i in 150_000..180_000 {
+        rows.push(Row {
+            id: i,
+            day: "d5",
+            category: Some(ACCEPTED[(i % 3) as usize].to_string()),
+            code: (i % 9 != 0).then(|| format!("C{i:040}é✓")),
+        });
+    }
+    for i in 180_000..210_000 {
+        rows.push(Row {
+            id: i,
+            day: "d6",
+            category: Some(ACCEPTED[(i % 3) as usize].to_string()),
+            code: Some(match i {
+                195_000 => String::new(),
+                209_999 => format!("é{i:040}"),
+                _ => format!("C{i:040}ü"),
             }),
         });
     }
@@ -293,8 +315,10 @@ async fn passing_dictionaries_settle_their_checks_and_the_rest_is_scanned() {
     assert!(!dictionary_encoded(dir.path(), "d2", "code"));
     assert!(dictionary_encoded(dir.path(), "d3", "category"));
     assert!(!dictionary_encoded(dir.path(), "d4", "code"));
+    assert!(!dictionary_encoded(dir.path(), "d5", "code"));
+    assert!(!dictionary_encoded(dir.path(), "d6", "code"));
 
-    let cases: [(&[&str], &[&str]); 6] = [
+    let cases: [(&[&str], &[&str]); 9] = [
         // Every dictionary passes: neither column is read (the count comes from metadata).
         (&["d1"], &[]),
         // d2's codes are plain-encoded, every one passing: judged from the pages, not read.
@@ -305,6 +329,11 @@ async fn passing_dictionaries_settle_their_checks_and_the_rest_is_scanned() {
         // d4's last plain-encoded code fails: the codes are scanned.
         (&["d4"], &["id", "code"]),
         (&["d2", "d3", "d4"], &["id", "category", "code"]),
+        // Codes that are not ASCII, all matching (nulls between): judged in place, not read.
+        (&["d5"], &[]),
+        // An empty code and one starting `é` fail: the codes are scanned.
+        (&["d6"], &["id", "code"]),
+        (&["d1", "d5", "d6"], &["id", "code"]),
     ];
     for (days, read) in cases {
         let (ours, columns) = settled(plan(&lh, days).await, &checks()).await;

@@ -4,19 +4,19 @@
 //! fails, whatever subset of the rows the filter and delete files select. Nulls never fail
 //! these checks (only present values are judged), so null counts do not matter. A chunk stored
 //! plain (a writer falls back to plain once a dictionary outgrows its page limit) is judged by
-//! every string its pages hold (`ProjectedFile::string_dictionaries`). Anything else — a failing
+//! every string its pages hold (`ProjectedFile::judge_strings`). Anything else — a failing
 //! value (its rows and a sample are needed), a column another running check also reads —
 //! leaves the column to the scan.
 
-use arrow_array::ArrayRef;
 use arrow_schema::DataType;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 
 use super::metadata::Settled;
-use super::{CheckSpec, Evaluator, Kernel, Running, kernels};
+use super::{CheckSpec, Evaluator, Kernel, Running};
 use crate::error::Result;
 use crate::tables::scan::ScanPlan;
+use crate::tables::{PageJudge, PlainValues};
 
 /// Whether each candidate column passes in every file, once judged.
 pub(super) type Judging = BoxFuture<'static, Result<Vec<bool>>>;
@@ -65,21 +65,21 @@ impl Evaluator {
         if candidates.is_empty() {
             return Ok(None);
         }
-        // Kernels made once; each chunk is judged by fresh copies (caches of their own) on the
-        // thread that decoded it. A check that cannot judge strings (accepted values of
-        // another type) does not pass them: the scan reports it.
+        // The checks' own kernels (compiled once per run); each chunk is judged by fresh copies
+        // (caches of their own) on the thread that decoded it. A check that cannot judge
+        // strings (accepted values of another type) does not pass them: the scan reports it.
         let kernels: Vec<Vec<Option<Kernel>>> = candidates
             .iter()
-            .map(|column| {
-                self.reading(column)
-                    .map(|c| super::kernel(&c.spec, &c.fields).ok())
-                    .collect()
-            })
+            .map(|column| self.reading(column).map(|c| fresh(c.kernel.as_ref())).collect())
             .collect();
-        let judge = move |column: usize, values: &ArrayRef| -> bool {
-            (kernels[column].iter()).all(|k| k.as_ref().is_some_and(|k| passes(k, values)))
+        let judges = move |column: usize| -> PageJudge {
+            let mut chunk: Vec<Option<Kernel>> =
+                kernels[column].iter().map(|k| fresh(k.as_ref())).collect();
+            Box::new(move |values: &PlainValues| {
+                (chunk.iter_mut()).all(|k| k.as_mut().is_some_and(|k| passes(k, values)))
+            })
         };
-        let mut files = plan.judge_dictionaries(&candidates, judge)?;
+        let mut files = plan.judge_dictionaries(&candidates, judges)?;
         let mut passing = vec![true; candidates.len()];
         let judging = async move {
             while let Some(file) = files.next().await {
@@ -134,13 +134,22 @@ impl Evaluator {
     }
 }
 
-/// Whether every value of `values` (the strings of one chunk) passes `kernel`, judged by a
-/// fresh copy of it.
-fn passes(kernel: &Kernel, values: &ArrayRef) -> bool {
-    let found = match kernel {
-        Kernel::Pattern(pattern) => kernels::pattern_failures(values, &mut pattern.fresh(), 0),
-        Kernel::Rule(rule) => rule.fresh().failures(values, 0),
-        _ => return false,
-    };
-    found.is_ok_and(|f| f.count == 0)
+/// A copy of a judging kernel with a cache of its own and no verdicts yet.
+fn fresh(kernel: Option<&Kernel>) -> Option<Kernel> {
+    match kernel? {
+        Kernel::Pattern(pattern) => Some(Kernel::Pattern(Box::new(pattern.fresh()))),
+        Kernel::Rule(rule) => Some(Kernel::Rule(rule.fresh())),
+        _ => None,
+    }
+}
+
+/// Whether every value of `values` (one page of strings of a chunk) passes `kernel`: a
+/// pattern walks them where they lie, a rule gets them as an array.
+fn passes(kernel: &mut Kernel, values: &PlainValues) -> bool {
+    match kernel {
+        Kernel::Pattern(pattern) => values.iter().all(|value| pattern.matches(value)),
+        Kernel::Rule(rule) => (values.to_array().ok())
+            .is_some_and(|array| rule.failures(&array, 0).is_ok_and(|f| f.count == 0)),
+        _ => false,
+    }
 }

@@ -261,12 +261,18 @@ impl Pattern {
     }
 
     fn is_match(&mut self, value: &str) -> bool {
+        self.matches(value.as_bytes())
+    }
+
+    /// Whether the pattern matches at the start of `value`, a string's bytes (UTF-8: the
+    /// caller checks it, as the DFA may answer before the end of the value).
+    pub fn matches(&mut self, value: &[u8]) -> bool {
         if let Some(lazy) = &mut self.dfa
-            && let Some(found) = lazy.walk(value.as_bytes())
+            && let Some(found) = lazy.walk(value)
         {
             return found;
         }
-        self.regex.is_match(value)
+        std::str::from_utf8(value).is_ok_and(|value| self.regex.is_match(value))
     }
 }
 

@@ -1,9 +1,9 @@
-//! Every string a Parquet column chunk holds, read from its pages without decoding its rows: the
-//! values of its dictionary page and of its plain-encoded data pages, as one array. Data pages
-//! store only present values, and a dictionary-encoded page only refers to its dictionary, so
-//! a check that every one of these strings passes passes every row of the chunk (quality
+//! Every string a Parquet column chunk holds, judged in its pages without decoding its rows:
+//! the values of its dictionary page and of its plain-encoded data pages. Data pages store
+//! only present values, and a dictionary-encoded page only refers to its dictionary, so a
+//! check that every one of these strings passes passes every row of the chunk (quality
 //! checks, `crate::quality`). Rows, levels and nulls are not decoded: no Arrow reader, no copy
-//! per batch, no growing buffers; each page is decompressed once and its values copied once.
+//! of the strings; each page is decompressed once and its values judged where they lie.
 
 use std::sync::Arc;
 
@@ -35,10 +35,15 @@ pub fn chunk_range(chunk: &ColumnChunkMetaData) -> Option<std::ops::Range<u64>> 
     (readable && chunk.column_type() == PhysicalType::BYTE_ARRAY).then(|| start..start + length)
 }
 
-/// The strings of the string (`BYTE_ARRAY`) `chunk`, from `bytes`, the file's [`chunk_range`]
-/// of it: those of its dictionary page, then those of each plain-encoded data page, checked to
-/// be UTF-8. An error for any other encoding or a malformed page.
-pub fn chunk_strings(chunk: &ColumnChunkMetaData, bytes: Bytes) -> Result<ArrayRef> {
+/// Whether `judge` passes every page of strings of the string (`BYTE_ARRAY`) `chunk`, from
+/// `bytes`, the file's [`chunk_range`] of it: its dictionary page, then each plain-encoded
+/// data page, in order; the pages after one `judge` fails are not read. An error for any
+/// other encoding, a malformed page or a value that is not UTF-8.
+pub fn judge_chunk_strings(
+    chunk: &ColumnChunkMetaData,
+    bytes: Bytes,
+    judge: &mut dyn FnMut(&PlainValues) -> bool,
+) -> Result<bool> {
     let range = chunk_range(chunk)
         .ok_or_else(|| ParquetError::General("the chunk's encodings are not read here".into()))?;
     let levels = Levels {
@@ -47,18 +52,16 @@ pub fn chunk_strings(chunk: &ColumnChunkMetaData, bytes: Bytes) -> Result<ArrayR
     };
     let window = Arc::new(Window::new(range.start, bytes));
     let mut pages = SerializedPageReader::new(window, chunk, chunk.num_values() as usize, None)?;
-    let capacity = usize::try_from(chunk.uncompressed_size()).unwrap_or(0);
-    let mut strings = PlainStrings::with_capacity(capacity);
     let mut dictionary = false;
     while let Some(page) = pages.get_next_page()? {
-        match page {
+        let values = match page {
             Page::DictionaryPage {
                 buf,
                 encoding: Encoding::PLAIN | Encoding::PLAIN_DICTIONARY,
                 ..
             } => {
-                strings.append(&buf)?;
                 dictionary = true;
+                judge(&PlainValues::new(&buf)?)
             }
             Page::DataPage {
                 encoding: Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY,
@@ -67,7 +70,7 @@ pub fn chunk_strings(chunk: &ColumnChunkMetaData, bytes: Bytes) -> Result<ArrayR
             | Page::DataPageV2 {
                 encoding: Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY,
                 ..
-            } if dictionary => {}
+            } if dictionary => true,
             Page::DataPage {
                 buf,
                 encoding: Encoding::PLAIN,
@@ -82,7 +85,7 @@ pub fn chunk_strings(chunk: &ColumnChunkMetaData, bytes: Bytes) -> Result<ArrayR
                 if levels.optional {
                     at = skip_levels(&buf, at, def_level_encoding)?;
                 }
-                strings.append(&buf[at..])?;
+                judge(&PlainValues::new(&buf[at..])?)
             }
             Page::DataPageV2 {
                 buf,
@@ -94,14 +97,15 @@ pub fn chunk_strings(chunk: &ColumnChunkMetaData, bytes: Bytes) -> Result<ArrayR
                 ..
             } => {
                 let at = def_levels_byte_len as usize + rep_levels_byte_len as usize;
-                let values = buf.get(at..).ok_or_else(|| cut_off("levels"))?;
-                let read = strings.append(values)?;
-                if read != num_values.saturating_sub(num_nulls) as usize {
+                let values = PlainValues::new(buf.get(at..).ok_or_else(|| cut_off("levels"))?)?;
+                let present = num_values.saturating_sub(num_nulls) as usize;
+                if values.len() != present {
                     return Err(ParquetError::General(format!(
-                        "a data page holds {read} values, its header says {}",
-                        num_values.saturating_sub(num_nulls)
+                        "a data page holds {} values, its header says {present}",
+                        values.len()
                     )));
                 }
+                judge(&values)
             }
             other => {
                 return Err(ParquetError::General(format!(
@@ -110,9 +114,12 @@ pub fn chunk_strings(chunk: &ColumnChunkMetaData, bytes: Bytes) -> Result<ArrayR
                     other.encoding()
                 )));
             }
+        };
+        if !values {
+            return Ok(false);
         }
     }
-    strings.finish()
+    Ok(true)
 }
 
 /// Which level runs precede a v1 data page's values.
@@ -143,53 +150,82 @@ fn cut_off(what: &str) -> ParquetError {
     ParquetError::EOF(format!("a page's {what} are cut off"))
 }
 
-/// PLAIN byte arrays (each a 4-byte little-endian length, then the bytes) gathered into one
-/// string array.
-pub struct PlainStrings {
-    offsets: Vec<i32>,
-    values: Vec<u8>,
+/// The values of one PLAIN page of byte arrays (each a 4-byte little-endian length, then the
+/// bytes), where they lie: checked once to be well formed and UTF-8, then walked in place.
+pub struct PlainValues<'a> {
+    buf: &'a [u8],
+    len: usize,
 }
 
-impl PlainStrings {
-    /// Room for about `bytes` of PLAIN-encoded values.
-    pub fn with_capacity(bytes: usize) -> Self {
-        let mut offsets = Vec::with_capacity(bytes / 8 + 1);
-        offsets.push(0);
-        Self {
-            offsets,
-            values: Vec::with_capacity(bytes),
-        }
-    }
-
-    /// Appends every value of `buf` (PLAIN byte arrays up to its end); returns how many.
-    pub fn append(&mut self, buf: &[u8]) -> Result<usize> {
-        let before = self.offsets.len();
+impl<'a> PlainValues<'a> {
+    /// The values of `buf` (PLAIN byte arrays up to its end), checked: an error when a value
+    /// is cut off or not UTF-8.
+    pub fn new(buf: &'a [u8]) -> Result<Self> {
+        // A page that is all ASCII (length prefixes included, as short values' are) holds
+        // only UTF-8 values: one fast pass instead of a check per value.
+        let ascii = buf.is_ascii();
+        let mut len = 0;
         let mut at = 0usize;
         while at < buf.len() {
-            let length = buf
-                .get(at..at + 4)
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-                .ok_or_else(|| cut_off("value lengths"))?;
-            let value = buf
-                .get(at + 4..at + 4 + length)
-                .ok_or_else(|| cut_off("values"))?;
-            self.values.extend_from_slice(value);
-            self.offsets
-                .push(i32::try_from(self.values.len()).map_err(|_| {
-                    ParquetError::General("more than 2 GiB of strings in one chunk".into())
-                })?);
-            at += 4 + length;
+            let value = value_at(buf, at)?;
+            if !ascii {
+                std::str::from_utf8(value).map_err(|e| {
+                    ParquetError::General(format!("value {len} of a page is not UTF-8: {e}"))
+                })?;
+            }
+            at += 4 + value.len();
+            len += 1;
         }
-        Ok(self.offsets.len() - before)
+        Ok(Self { buf, len })
     }
 
-    /// The strings, checked to be UTF-8.
-    pub fn finish(self) -> Result<ArrayRef> {
-        let offsets = OffsetBuffer::new(ScalarBuffer::from(self.offsets));
-        let strings = StringArray::try_new(offsets, Buffer::from(self.values), None)
+    /// How many values.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Each value's bytes (UTF-8), in order.
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+        let buf = self.buf;
+        let mut at = 0usize;
+        std::iter::from_fn(move || {
+            // Checked by `new`: every value is whole.
+            let value = value_at(buf, at).ok()?;
+            at += 4 + value.len();
+            Some(value)
+        })
+    }
+
+    /// The values copied into one string array (for kernels that need Arrow arrays).
+    pub fn to_array(&self) -> Result<ArrayRef> {
+        let mut offsets = Vec::with_capacity(self.len + 1);
+        let mut values = Vec::with_capacity(self.buf.len() - 4 * self.len);
+        offsets.push(0i32);
+        for value in self.iter() {
+            values.extend_from_slice(value);
+            offsets.push(i32::try_from(values.len()).map_err(|_| {
+                ParquetError::General("more than 2 GiB of strings in one page".into())
+            })?);
+        }
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+        let strings = StringArray::try_new(offsets, Buffer::from(values), None)
             .map_err(|e| ParquetError::General(format!("a value is not UTF-8: {e}")))?;
         Ok(Arc::new(strings))
     }
+}
+
+/// The value whose length prefix is at `at` of `buf`.
+fn value_at(buf: &[u8], at: usize) -> Result<&[u8]> {
+    let length = buf
+        .get(at..at + 4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .ok_or_else(|| cut_off("value lengths"))?;
+    buf.get(at + 4..at + 4 + length)
+        .ok_or_else(|| cut_off("values"))
 }
 
 #[cfg(test)]
@@ -226,22 +262,37 @@ mod tests {
             encodings.extend(chunk.page_encoding_stats_mask().unwrap().encodings());
             let range = chunk_range(chunk).unwrap();
             let bytes = file.slice(range.start as usize..range.end as usize);
-            let array = chunk_strings(chunk, bytes).unwrap();
-            assert_eq!(array.null_count(), 0);
-            strings.extend(array.as_string::<i32>().iter().flatten().map(String::from));
+            let mut judge = |values: &PlainValues| {
+                let array = values.to_array().unwrap();
+                assert_eq!(array.len(), values.len());
+                let walked = values.iter().map(|v| std::str::from_utf8(v).unwrap());
+                assert!(walked.eq(array.as_string::<i32>().iter().flatten()));
+                strings.extend(walked_strings(values));
+                true
+            };
+            assert!(judge_chunk_strings(chunk, bytes, &mut judge).unwrap());
         }
         (strings, encodings)
     }
 
-    /// Short and long strings (some not ASCII, one 200 bytes long), nulls every 5th row.
+    /// Short and long strings (some not ASCII, one 200 bytes long, some empty), nulls every 5th
+    /// row.
     fn values(n: usize) -> Vec<Option<String>> {
         (0..n)
             .map(|i| match i {
                 _ if i % 5 == 0 => None,
                 7 => Some(format!("é{}", "x".repeat(200))),
+                _ if i % 17 == 0 => Some(String::new()),
                 _ if i % 3 == 0 => Some(format!("C{i}")),
                 _ => Some(format!("long value number {i} ✓")),
             })
+            .collect()
+    }
+
+    fn walked_strings(values: &PlainValues) -> Vec<String> {
+        values
+            .iter()
+            .map(|v| String::from_utf8(v.to_vec()).unwrap())
             .collect()
     }
 
@@ -322,13 +373,57 @@ mod tests {
         assert!(chunk_range(chunk).is_none());
     }
 
-    /// A page that is not strings, or not UTF-8, is an error (the column is then scanned).
+    /// A page that is not strings, or not UTF-8, is an error (the column is then scanned),
+    /// whether the page is otherwise ASCII or not; an empty string and a non-ASCII one in a
+    /// page are values like any other.
     #[test]
     fn bytes_that_are_not_utf8_strings_are_refused() {
-        let mut plain = PlainStrings::with_capacity(16);
-        plain.append(&[2, 0, 0, 0, 0xC3, 0x28]).unwrap();
-        assert!(plain.finish().is_err());
-        let mut cut = PlainStrings::with_capacity(16);
-        assert!(cut.append(&[9, 0, 0, 0, b'a']).is_err());
+        assert!(PlainValues::new(&[2, 0, 0, 0, 0xC3, 0x28]).is_err());
+        assert!(PlainValues::new(&[1, 0, 0, 0, b'a', 1, 0, 0, 0, 0xFF]).is_err());
+        // A length prefix that is not ASCII (200) next to a value that is not UTF-8.
+        let mut long = vec![200, 0, 0, 0];
+        long.extend([b'x'; 199]);
+        long.push(0x80);
+        assert!(PlainValues::new(&long).is_err());
+        assert!(PlainValues::new(&[9, 0, 0, 0, b'a']).is_err());
+        assert!(PlainValues::new(&[9, 0, 0]).is_err());
+        let mut mixed = vec![0, 0, 0, 0, 2, 0, 0, 0];
+        mixed.extend("é".as_bytes());
+        mixed.extend([1, 0, 0, 0, b'C']);
+        let values = PlainValues::new(&mixed).unwrap();
+        assert_eq!(values.len(), 3);
+        let walked: Vec<&[u8]> = values.iter().collect();
+        assert_eq!(walked, vec![&b""[..], "é".as_bytes(), b"C"]);
+        assert_eq!(values.to_array().unwrap().len(), 3);
+    }
+
+    /// The pages after the first one the judge fails are not judged; the answer is false.
+    #[test]
+    fn judging_stops_at_the_first_failing_page() {
+        let data = values(20_000);
+        let column: ArrayRef = Arc::new(StringArray::from(data));
+        let properties = WriterProperties::builder()
+            .set_dictionary_enabled(false)
+            .set_data_page_size_limit(4096)
+            .build();
+        let file = written(column, properties);
+        let reader = SerializedFileReader::new(file.clone()).unwrap();
+        let chunk = reader.metadata().row_group(0).column(0);
+        let range = chunk_range(chunk).unwrap();
+        let bytes = file.slice(range.start as usize..range.end as usize);
+        let mut pages = 0;
+        let mut all = |_: &PlainValues| {
+            pages += 1;
+            true
+        };
+        assert!(judge_chunk_strings(chunk, bytes.clone(), &mut all).unwrap());
+        assert!(pages > 3, "{pages} pages");
+        let mut judged = 0;
+        let mut second_fails = |_: &PlainValues| {
+            judged += 1;
+            judged < 2
+        };
+        assert!(!judge_chunk_strings(chunk, bytes, &mut second_fails).unwrap());
+        assert_eq!(judged, 2);
     }
 }

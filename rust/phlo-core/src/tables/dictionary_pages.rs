@@ -6,7 +6,6 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use arrow_array::ArrayRef;
 use bytes::Bytes;
 use parquet::basic::{Encoding, Type as PhysicalType};
 use parquet::column::page::{Page, PageReader};
@@ -16,7 +15,7 @@ use parquet::file::page_index::offset_index::PageLocation;
 use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::serialized_reader::SerializedPageReader;
 
-use super::chunk_strings::PlainStrings;
+use super::chunk_strings::PlainValues;
 
 /// Whether every data page of `chunk` is dictionary-encoded (by its page encoding
 /// statistics; without them, not known to be).
@@ -35,9 +34,14 @@ pub fn dictionary_range(chunk: &ColumnChunkMetaData) -> Option<Range<u64>> {
     (all_dictionary(chunk) && start < end).then_some(start..end)
 }
 
-/// The values of the dictionary page of the string (`BYTE_ARRAY`) `chunk`, from `bytes`, the
-/// file's [`dictionary_range`] of it: decompressed, PLAIN-decoded, checked to be UTF-8.
-pub fn string_values(chunk: &ColumnChunkMetaData, bytes: Bytes) -> Result<ArrayRef> {
+/// Whether `judge` passes the values of the dictionary page of the string (`BYTE_ARRAY`)
+/// `chunk`, from `bytes`, the file's [`dictionary_range`] of it: decompressed, checked to be
+/// UTF-8, judged where they lie.
+pub fn judge_dictionary(
+    chunk: &ColumnChunkMetaData,
+    bytes: Bytes,
+    judge: &mut dyn FnMut(&PlainValues) -> bool,
+) -> Result<bool> {
     if chunk.column_type() != PhysicalType::BYTE_ARRAY {
         return Err(ParquetError::General(format!(
             "a dictionary of strings is BYTE_ARRAY, not {}",
@@ -66,9 +70,9 @@ pub fn string_values(chunk: &ColumnChunkMetaData, bytes: Bytes) -> Result<ArrayR
             encoding: Encoding::PLAIN | Encoding::PLAIN_DICTIONARY,
             ..
         }) => {
-            let mut strings = PlainStrings::with_capacity(buf.len());
-            match strings.append(&buf)? == num_values as usize {
-                true => strings.finish(),
+            let values = PlainValues::new(&buf)?;
+            match values.len() == num_values as usize {
+                true => Ok(judge(&values)),
                 false => Err(ParquetError::General(
                     "a dictionary page holds another number of values than its header says".into(),
                 )),

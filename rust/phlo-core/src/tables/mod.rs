@@ -27,7 +27,10 @@ pub mod write;
 pub use commit::{CommitOutcome, SnapshotChange};
 pub use filter::{Filter, FilterOp, Literal};
 pub(crate) use manifest_read::read_manifest;
-pub use read::{ProjectedFile, ProjectedReader, ProjectedStream, Projection, read_data_file};
+pub use chunk_strings::PlainValues;
+pub use read::{
+    PageJudge, ProjectedFile, ProjectedReader, ProjectedStream, Projection, read_data_file,
+};
 pub use scan::{ScanOptions, ScanPlan};
 pub use table::LoadedTable;
 

@@ -35,18 +35,20 @@ use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
 use parquet::arrow::{PARQUET_FIELD_ID_META_KEY, ProjectionMask};
 
-use super::chunk_strings::{chunk_range, chunk_strings};
+use super::chunk_strings::{PlainValues, chunk_range, judge_chunk_strings};
 use super::deletes::FileDeletes;
-use super::dictionary_pages::{all_dictionary, dictionary_range, string_values};
+use super::dictionary_pages::{all_dictionary, dictionary_range, judge_dictionary};
 use super::file_ranges::FileRanges;
 use super::nested;
 use super::row_selection::{self, Positions};
 use crate::error::{Context, Error, Location, Result};
 use crate::schema::arrow_schema_of;
 
-/// Bytes (uncompressed) of one column's chunks of a file that [`ProjectedFile::string_dictionaries`]
-/// reads whole: what it holds at once per column and file, and what it reads in vain when a
-/// value fails (the column is then scanned).
+/// Judges the pages of strings of one column chunk ([`ProjectedFile::judge_strings`]).
+pub type PageJudge = Box<dyn FnMut(&PlainValues) -> bool + Send>;
+
+/// Bytes (uncompressed) of one column's chunks of a file that [`ProjectedFile::judge_strings`]
+/// reads whole: what it reads in vain when a value fails (the column is then scanned).
 const PAGE_STRINGS_LIMIT: i64 = 64 << 20;
 
 /// Rows per decoded batch (Parquet's own default of 1,024 makes per-batch overhead dominate).
@@ -390,25 +392,21 @@ impl ProjectedFile {
         self.metadata.metadata().num_row_groups()
     }
 
-    /// For each column `at` (positions in the projection), the strings each of its chunks (one
-    /// per row group) can hold, when the file stores it as UTF-8 strings: a chunk
-    /// dictionary-encoded in every data page gives its dictionary, read from the dictionary
-    /// page alone; any other chunk of plain and dictionary-encoded pages gives every string it
-    /// holds, read from its pages without decoding rows ([`chunk_strings`]), when the column's
-    /// such chunks hold at most [`PAGE_STRINGS_LIMIT`] bytes. One request for them all (nearby
-    /// ranges coalesced); chunks read whole are decoded on blocking threads, one each. Each
-    /// chunk's strings go to `each` (with the column's position in `at`) on the thread that
-    /// decoded them — so chunks are judged in parallel and their strings dropped at once — and
-    /// what it returns is kept. An empty list for a column the file lacks (its rows read as
-    /// nulls); `None` otherwise, or when a page does not decode.
-    pub async fn string_dictionaries<T, F>(
-        &self,
-        at: &[usize],
-        each: F,
-    ) -> Result<Vec<Option<Vec<T>>>>
+    /// For each column `at` (positions in the projection), whether a judge passes the strings
+    /// each of its chunks (one per row group) can hold, when the file stores it as UTF-8
+    /// strings: a chunk dictionary-encoded in every data page gives its dictionary, read from
+    /// the dictionary page alone; any other chunk of plain and dictionary-encoded pages gives
+    /// every string it holds, read from its pages without decoding rows
+    /// ([`judge_chunk_strings`]), when the column's such chunks hold at most
+    /// [`PAGE_STRINGS_LIMIT`] bytes. One request for them all (nearby ranges coalesced); chunks
+    /// read whole are decoded on blocking threads, one each. `judges` makes each chunk's judge
+    /// (given the column's position in `at`), which gets the chunk's pages of strings, one by
+    /// one, where they were decompressed — so chunks are judged in parallel, each page dropped
+    /// once judged. An empty list for a column the file lacks (its rows read as nulls); `None`
+    /// otherwise, or when a page does not decode.
+    pub async fn judge_strings<F>(&self, at: &[usize], judges: F) -> Result<Vec<Option<Vec<bool>>>>
     where
-        T: Send + 'static,
-        F: Fn(usize, ArrayRef) -> T + Clone + Send + 'static,
+        F: Fn(usize) -> PageJudge + Clone + Send + 'static,
     {
         let metadata = self.metadata.metadata();
         let chunks: Vec<Option<Vec<_>>> = at
@@ -457,16 +455,12 @@ impl ProjectedFile {
             let decoding: Vec<_> = (column.into_iter())
                 .zip(fetched.by_ref())
                 .map(|((chunk, _, whole), bytes)| {
-                    let (chunk, each) = (chunk.clone(), each.clone());
+                    let (chunk, judges) = (chunk.clone(), judges.clone());
                     async move {
                         match whole {
-                            false => string_values(&chunk, bytes)
-                                .ok()
-                                .map(|values| each(position, values)),
+                            false => judge_dictionary(&chunk, bytes, &mut judges(position)).ok(),
                             true => tokio::task::spawn_blocking(move || {
-                                chunk_strings(&chunk, bytes)
-                                    .ok()
-                                    .map(|values| each(position, values))
+                                judge_chunk_strings(&chunk, bytes, &mut judges(position)).ok()
                             })
                             .await
                             .ok()

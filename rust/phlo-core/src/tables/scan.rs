@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 use super::eval::{FileMatch, file_match, referenced_field_ids, row_matches};
 use super::filter::bind_filters;
 use super::manifests::{LiveFile, ManifestsRead, snapshot_files_matching};
-use super::read::{Footer, ProjectedFile, Projection};
+use super::read::{Footer, PageJudge, ProjectedFile, Projection};
 use super::table::LoadedTable;
 use super::{Filter, deletes};
 use crate::catalog::MAIN;
@@ -83,20 +83,29 @@ pub struct ScanPlan {
     footers: Arc<Footers>,
 }
 
-/// Data file footers read ahead of a scan, by path, for the scan to take instead of reading
-/// them again.
+/// Data file footers read ahead of a scan (or being read), by path, for the scan to take
+/// instead of reading them again: a scan opening a file whose footer is being read waits for
+/// that read.
 #[derive(Default)]
-struct Footers(Mutex<HashMap<String, Footer>>);
+struct Footers(Mutex<HashMap<String, Arc<FooterCell>>>);
+
+type FooterCell = tokio::sync::OnceCell<Footer>;
 
 impl Footers {
-    fn keep(&self, path: &str, footer: Footer) {
+    /// The cell of `path`'s footer, kept for the scan while few are.
+    fn cell(&self, path: &str) -> Arc<FooterCell> {
         let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if kept.len() < FOOTERS_KEPT {
-            kept.insert(path.to_string(), footer);
+        if let Some(cell) = kept.get(path) {
+            return cell.clone();
         }
+        let cell = Arc::new(FooterCell::new());
+        if kept.len() < FOOTERS_KEPT {
+            kept.insert(path.to_string(), cell.clone());
+        }
+        cell
     }
 
-    fn take(&self, path: &str) -> Option<Footer> {
+    fn take(&self, path: &str) -> Option<Arc<FooterCell>> {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -277,38 +286,40 @@ impl ScanPlan {
         })
     }
 
-    /// For each data file to read (several at once, in no particular order), whether `judge`
-    /// passes every chunk of each of `columns` (string columns of the table) as its pages
-    /// alone give it ([`ProjectedFile::string_dictionaries`]; false for a column whose pages
-    /// are not read so). `judge` gets the column's position in `columns` and the chunk's
-    /// strings, on the thread that decoded them. Each file is read by a task of its own on the
-    /// runtime's workers, as the scan's files are. Footers read here are kept for the scan of
-    /// this plan or one [`Self::select`] makes from it: a file's footer is read once either way.
+    /// For each data file to read (several at once, in no particular order), whether the
+    /// judges `judges` makes pass every chunk of each of `columns` (string columns of the
+    /// table) as its pages alone give it ([`ProjectedFile::judge_strings`]; false for a column
+    /// whose pages are not read so). `judges` gets the column's position in `columns` and makes
+    /// one chunk's judge, which gets its pages of strings on the thread that decoded them. Each
+    /// file is read by a task of its own on the runtime's workers, as the scan's files are.
+    /// Footers read here are shared with the scan of this plan or one [`Self::select`] makes
+    /// from it, even while being read: a file's footer is read once either way.
     pub fn judge_dictionaries<J>(
         &self,
         columns: &[String],
-        judge: J,
+        judges: J,
     ) -> Result<BoxStream<'static, Result<Vec<bool>>>>
     where
-        J: Fn(usize, &ArrayRef) -> bool + Send + Sync + 'static,
+        J: Fn(usize) -> PageJudge + Send + Sync + 'static,
     {
         let projection = Projection::select(&self.metadata, &self.table_schema, columns)?;
         let at: Vec<usize> = (0..columns.len()).collect();
-        let judge = Arc::new(judge);
+        let judges = Arc::new(judges);
         let tasks: Vec<_> = (self.files.iter())
             .map(|file| {
-                let (projection, at, judge) = (projection.clone(), at.clone(), judge.clone());
-                let (io, footers) = (self.io.clone(), self.footers.clone());
+                let (projection, at, judges) = (projection.clone(), at.clone(), judges.clone());
+                let io = self.io.clone();
                 let data = file.data.file.clone();
+                // Registered now, so that the scan, opening the file meanwhile, waits for
+                // this read instead of reading the footer again.
+                let footer = self.footers.cell(data.file_path());
                 let runtime = self.runtime.clone();
                 async move {
                     let path = data.file_path().to_string();
                     let read = async move {
-                        let footer = Footer::read(&io, &data).await?;
+                        let footer = footer.get_or_try_init(|| Footer::read(&io, &data)).await?;
                         let opened = ProjectedFile::of_footer(footer.clone(), &data, &projection)?;
-                        let each = move |column: usize, values: ArrayRef| judge(column, &values);
-                        let judged = opened.string_dictionaries(&at, each).await?;
-                        footers.keep(data.file_path(), footer);
+                        let judged = opened.judge_strings(&at, move |c| judges(c)).await?;
                         Ok(judged
                             .into_iter()
                             .map(|chunks| chunks.is_some_and(|c| c.into_iter().all(|p| p)))
@@ -604,7 +615,10 @@ impl Worker {
         let footer = self.footers.take(data.file_path());
         let opening = async {
             match footer {
-                Some(footer) => ProjectedFile::of_footer(footer, data, projection),
+                Some(cell) => {
+                    let footer = cell.get_or_try_init(|| Footer::read(&self.io, data));
+                    ProjectedFile::of_footer(footer.await?.clone(), data, projection)
+                }
                 None => ProjectedFile::open(&self.io, data, projection).await,
             }
         };
