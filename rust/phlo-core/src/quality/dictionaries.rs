@@ -70,7 +70,11 @@ impl Evaluator {
         // strings (accepted values of another type) does not pass them: the scan reports it.
         let kernels: Vec<Vec<Option<Kernel>>> = candidates
             .iter()
-            .map(|column| self.reading(column).map(|c| fresh(c.kernel.as_ref())).collect())
+            .map(|column| {
+                self.reading(column)
+                    .map(|c| fresh(c.kernel.as_ref()))
+                    .collect()
+            })
             .collect();
         let judges = move |column: usize| -> PageJudge {
             let mut chunk: Vec<Option<Kernel>> =
@@ -144,10 +148,13 @@ fn fresh(kernel: Option<&Kernel>) -> Option<Kernel> {
 }
 
 /// Whether every value of `values` (one page of strings of a chunk) passes `kernel`: a
-/// pattern walks them where they lie, a rule gets them as an array.
+/// pattern walks them where they lie, a rule gets them as an array. A page cut off or not
+/// UTF-8 does not pass: the scan reports it.
 fn passes(kernel: &mut Kernel, values: &PlainValues) -> bool {
     match kernel {
-        Kernel::Pattern(pattern) => values.iter().all(|value| pattern.matches(value)),
+        Kernel::Pattern(pattern) => {
+            (values.iter()).all(|value| value.is_ok_and(|value| pattern.matches(value)))
+        }
         Kernel::Rule(rule) => (values.to_array().ok())
             .is_some_and(|array| rule.failures(&array, 0).is_ok_and(|f| f.count == 0)),
         _ => false,

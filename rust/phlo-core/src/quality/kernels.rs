@@ -305,21 +305,32 @@ impl Lazy {
     /// search's per-call setup. `None` when the DFA gives up (a quit byte, a thrashing cache).
     fn walk(&mut self, hay: &[u8]) -> Option<bool> {
         let mut state = self.start()?;
+        if state.is_tagged() {
+            // A start state that is already special (a pattern that never matches).
+            return None;
+        }
         let (dfa, cache) = (&self.dfa, &mut self.cache);
         for &byte in hay {
-            state = dfa.next_state(cache, state, byte).ok()?;
-            if state.is_tagged() {
+            // The walk stays on untagged states (it stops at any other): a transition is one
+            // table lookup until it reaches a state not computed yet or a special one.
+            let mut next = dfa.next_state_untagged(cache, state, byte);
+            if next.is_tagged() {
+                if next.is_unknown() {
+                    next = dfa.next_state(cache, state, byte).ok()?;
+                }
                 // Matches show one byte late: a match state here means a match ended before.
-                if state.is_match() {
+                if next.is_match() {
                     return Some(true);
                 }
-                if state.is_dead() {
+                if next.is_dead() {
                     return Some(false);
                 }
-                if state.is_quit() {
+                if next.is_tagged() {
+                    // A quit state, or one this walk does not expect: the regex answers.
                     return None;
                 }
             }
+            state = next;
         }
         Some(dfa.next_eoi_state(cache, state).ok()?.is_match())
     }
@@ -423,6 +434,8 @@ mod tests {
             r"é+",
             r"\d{3}-\d{4}",
             r"(?:ab)*c",
+            r"[^\s\S]",
+            r"\Bx",
         ];
         let values = [
             "", "C1", "C", "c12", "xC1", "foo bar", "fooé", "éé", "ab", "a", "abababc", "x",

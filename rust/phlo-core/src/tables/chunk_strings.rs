@@ -38,7 +38,8 @@ pub fn chunk_range(chunk: &ColumnChunkMetaData) -> Option<std::ops::Range<u64>> 
 /// Whether `judge` passes every page of strings of the string (`BYTE_ARRAY`) `chunk`, from
 /// `bytes`, the file's [`chunk_range`] of it: its dictionary page, then each plain-encoded
 /// data page, in order; the pages after one `judge` fails are not read. An error for any
-/// other encoding, a malformed page or a value that is not UTF-8.
+/// other encoding or a malformed page; `judge` fails a page whose values
+/// ([`PlainValues::iter`]) are cut off or not UTF-8.
 pub fn judge_chunk_strings(
     chunk: &ColumnChunkMetaData,
     bytes: Bytes,
@@ -61,7 +62,7 @@ pub fn judge_chunk_strings(
                 ..
             } => {
                 dictionary = true;
-                judge(&PlainValues::new(&buf)?)
+                judge(&PlainValues::new(&buf))
             }
             Page::DataPage {
                 encoding: Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY,
@@ -85,7 +86,7 @@ pub fn judge_chunk_strings(
                 if levels.optional {
                     at = skip_levels(&buf, at, def_level_encoding)?;
                 }
-                judge(&PlainValues::new(&buf[at..])?)
+                judge(&PlainValues::new(&buf[at..]))
             }
             Page::DataPageV2 {
                 buf,
@@ -97,12 +98,11 @@ pub fn judge_chunk_strings(
                 ..
             } => {
                 let at = def_levels_byte_len as usize + rep_levels_byte_len as usize;
-                let values = PlainValues::new(buf.get(at..).ok_or_else(|| cut_off("levels"))?)?;
-                let present = num_values.saturating_sub(num_nulls) as usize;
-                if values.len() != present {
+                let values = PlainValues::new(buf.get(at..).ok_or_else(|| cut_off("levels"))?);
+                let (read, present) = (values.count()?, num_values.saturating_sub(num_nulls));
+                if read != present as usize {
                     return Err(ParquetError::General(format!(
-                        "a data page holds {} values, its header says {present}",
-                        values.len()
+                        "a data page holds {read} values, its header says {present}"
                     )));
                 }
                 judge(&values)
@@ -151,62 +151,55 @@ fn cut_off(what: &str) -> ParquetError {
 }
 
 /// The values of one PLAIN page of byte arrays (each a 4-byte little-endian length, then the
-/// bytes), where they lie: checked once to be well formed and UTF-8, then walked in place.
+/// bytes), walked where they lie. A page that is all ASCII (length prefixes included, as short
+/// values' are) holds only UTF-8 values, known by one fast pass; any other page's values are
+/// checked one by one as they are walked.
 pub struct PlainValues<'a> {
     buf: &'a [u8],
-    len: usize,
+    ascii: bool,
 }
 
 impl<'a> PlainValues<'a> {
-    /// The values of `buf` (PLAIN byte arrays up to its end), checked: an error when a value
-    /// is cut off or not UTF-8.
-    pub fn new(buf: &'a [u8]) -> Result<Self> {
-        // A page that is all ASCII (length prefixes included, as short values' are) holds
-        // only UTF-8 values: one fast pass instead of a check per value.
-        let ascii = buf.is_ascii();
-        let mut len = 0;
-        let mut at = 0usize;
-        while at < buf.len() {
-            let value = value_at(buf, at)?;
-            if !ascii {
-                std::str::from_utf8(value).map_err(|e| {
-                    ParquetError::General(format!("value {len} of a page is not UTF-8: {e}"))
-                })?;
-            }
-            at += 4 + value.len();
-            len += 1;
+    /// The values of `buf` (PLAIN byte arrays up to its end).
+    pub fn new(buf: &'a [u8]) -> Self {
+        Self {
+            buf,
+            ascii: buf.is_ascii(),
         }
-        Ok(Self { buf, len })
     }
 
-    /// How many values.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Each value's bytes (UTF-8), in order.
-    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
-        let buf = self.buf;
+    /// Each value's bytes, in order, checked to be whole and UTF-8: the walk ends at the first
+    /// error.
+    pub fn iter(&self) -> impl Iterator<Item = Result<&'a [u8]>> + '_ {
+        let (buf, ascii) = (self.buf, self.ascii);
         let mut at = 0usize;
         std::iter::from_fn(move || {
-            // Checked by `new`: every value is whole.
-            let value = value_at(buf, at).ok()?;
-            at += 4 + value.len();
+            if at >= buf.len() {
+                return None;
+            }
+            let value = value_at(buf, at).and_then(|value| match ascii {
+                true => Ok(value),
+                false => std::str::from_utf8(value)
+                    .map(|_| value)
+                    .map_err(|e| ParquetError::General(format!("a value is not UTF-8: {e}"))),
+            });
+            // After an error, the walk ends.
+            at = value.as_ref().map_or(buf.len(), |v| at + 4 + v.len());
             Some(value)
         })
     }
 
+    /// How many values (all checked).
+    pub fn count(&self) -> Result<usize> {
+        self.iter().try_fold(0, |n, value| value.map(|_| n + 1))
+    }
+
     /// The values copied into one string array (for kernels that need Arrow arrays).
     pub fn to_array(&self) -> Result<ArrayRef> {
-        let mut offsets = Vec::with_capacity(self.len + 1);
-        let mut values = Vec::with_capacity(self.buf.len() - 4 * self.len);
-        offsets.push(0i32);
+        let mut offsets = vec![0i32];
+        let mut values = Vec::with_capacity(self.buf.len());
         for value in self.iter() {
-            values.extend_from_slice(value);
+            values.extend_from_slice(value?);
             offsets.push(i32::try_from(values.len()).map_err(|_| {
                 ParquetError::General("more than 2 GiB of strings in one page".into())
             })?);
@@ -264,10 +257,17 @@ mod tests {
             let bytes = file.slice(range.start as usize..range.end as usize);
             let mut judge = |values: &PlainValues| {
                 let array = values.to_array().unwrap();
-                assert_eq!(array.len(), values.len());
-                let walked = values.iter().map(|v| std::str::from_utf8(v).unwrap());
-                assert!(walked.eq(array.as_string::<i32>().iter().flatten()));
-                strings.extend(walked_strings(values));
+                assert_eq!(array.len(), values.count().unwrap());
+                let walked: Vec<String> = (values.iter())
+                    .map(|v| String::from_utf8(v.unwrap().to_vec()).unwrap())
+                    .collect();
+                assert!(
+                    walked
+                        .iter()
+                        .map(|s| s.as_str())
+                        .eq(array.as_string::<i32>().iter().flatten())
+                );
+                strings.extend(walked);
                 true
             };
             assert!(judge_chunk_strings(chunk, bytes, &mut judge).unwrap());
@@ -286,13 +286,6 @@ mod tests {
                 _ if i % 3 == 0 => Some(format!("C{i}")),
                 _ => Some(format!("long value number {i} ✓")),
             })
-            .collect()
-    }
-
-    fn walked_strings(values: &PlainValues) -> Vec<String> {
-        values
-            .iter()
-            .map(|v| String::from_utf8(v.to_vec()).unwrap())
             .collect()
     }
 
@@ -378,21 +371,26 @@ mod tests {
     /// page are values like any other.
     #[test]
     fn bytes_that_are_not_utf8_strings_are_refused() {
-        assert!(PlainValues::new(&[2, 0, 0, 0, 0xC3, 0x28]).is_err());
-        assert!(PlainValues::new(&[1, 0, 0, 0, b'a', 1, 0, 0, 0, 0xFF]).is_err());
+        let refused = |buf: &[u8]| {
+            let values = PlainValues::new(buf);
+            let last = values.iter().last().unwrap();
+            values.count().is_err() && values.to_array().is_err() && last.is_err()
+        };
+        assert!(refused(&[2, 0, 0, 0, 0xC3, 0x28]));
+        assert!(refused(&[1, 0, 0, 0, b'a', 1, 0, 0, 0, 0xFF]));
         // A length prefix that is not ASCII (200) next to a value that is not UTF-8.
         let mut long = vec![200, 0, 0, 0];
         long.extend([b'x'; 199]);
         long.push(0x80);
-        assert!(PlainValues::new(&long).is_err());
-        assert!(PlainValues::new(&[9, 0, 0, 0, b'a']).is_err());
-        assert!(PlainValues::new(&[9, 0, 0]).is_err());
+        assert!(refused(&long));
+        assert!(refused(&[9, 0, 0, 0, b'a']));
+        assert!(refused(&[9, 0, 0]));
         let mut mixed = vec![0, 0, 0, 0, 2, 0, 0, 0];
         mixed.extend("é".as_bytes());
         mixed.extend([1, 0, 0, 0, b'C']);
-        let values = PlainValues::new(&mixed).unwrap();
-        assert_eq!(values.len(), 3);
-        let walked: Vec<&[u8]> = values.iter().collect();
+        let values = PlainValues::new(&mixed);
+        assert_eq!(values.count().unwrap(), 3);
+        let walked: Vec<&[u8]> = values.iter().map(|v| v.unwrap()).collect();
         assert_eq!(walked, vec![&b""[..], "é".as_bytes(), b"C"]);
         assert_eq!(values.to_array().unwrap().len(), 3);
     }

@@ -70,8 +70,8 @@ pub fn judge_dictionary(
             encoding: Encoding::PLAIN | Encoding::PLAIN_DICTIONARY,
             ..
         }) => {
-            let values = PlainValues::new(&buf)?;
-            match values.len() == num_values as usize {
+            let values = PlainValues::new(&buf);
+            match values.count()? == num_values as usize {
                 true => Ok(judge(&values)),
                 false => Err(ParquetError::General(
                     "a dictionary page holds another number of values than its header says".into(),

@@ -24,10 +24,10 @@ pub mod scan;
 pub mod table;
 pub mod write;
 
+pub use chunk_strings::PlainValues;
 pub use commit::{CommitOutcome, SnapshotChange};
 pub use filter::{Filter, FilterOp, Literal};
 pub(crate) use manifest_read::read_manifest;
-pub use chunk_strings::PlainValues;
 pub use read::{
     PageJudge, ProjectedFile, ProjectedReader, ProjectedStream, Projection, read_data_file,
 };
