@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from pyiceberg.schema import Schema
 from pyiceberg.types import ListType, LongType, NestedField, StringType, StructType
-from tests.test_outside_nested import Row, catalog
+from tests.outside_support import Row, sql_catalog
 
 import phlo
 
@@ -37,7 +37,7 @@ def write(path: Path, columns: dict[str, tuple[pa.DataType, list[Any]]]) -> str:
 
 
 def build(lh: phlo.Lakehouse, tmp_path: Path) -> dict[int, Row]:
-    table = catalog(lh).create_table("raw.t", schema=SCHEMA)
+    table = sql_catalog(lh).create_table("raw.t", schema=SCHEMA)
     reordered = write(
         tmp_path / "reordered.parquet",
         {
@@ -70,12 +70,12 @@ def assert_reads(lh: phlo.Lakehouse, model: dict[int, Row]) -> None:
     expected = sorted(model.values(), key=lambda r: r["id"])
     got = lh.table("raw.t").scan().to_arrow().to_pylist()
     assert sorted(got, key=lambda r: r["id"]) == expected, "phlo"
-    pyi = catalog(lh).load_table("raw.t").scan().to_arrow().to_pylist()
+    pyi = sql_catalog(lh).load_table("raw.t").scan().to_arrow().to_pylist()
     assert sorted(pyi, key=lambda r: r["id"]) == expected, "pyiceberg"
 
 
 def rename(lh: phlo.Lakehouse, model: dict[int, Row], old: str, new: str) -> dict[int, Row]:
-    with catalog(lh).load_table("raw.t").update_schema() as update:
+    with sql_catalog(lh).load_table("raw.t").update_schema() as update:
         update.rename_column(old, new)
     return {k: {(new if c == old else c): v for c, v in r.items()} for k, r in model.items()}
 
@@ -132,7 +132,7 @@ NESTED = Schema(
 def test_nested_fields_of_files_added_without_field_ids_follow_the_name_mapping(lh, tmp_path, mode):
     """The file's struct holds b before a; PyIceberg renames a (the mapping keeps `a` as an
     alias) and adds fields to the struct and the list's elements."""
-    table = catalog(lh).create_table("raw.t", schema=NESTED)
+    table = sql_catalog(lh).create_table("raw.t", schema=NESTED)
     rows = [{"id": i, "s": {"b": f"b{i}", "a": f"a{i}"}, "l": [{"x": i}]} for i in range(3)]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "nested.parquet")
     table.add_files([str(tmp_path / "nested.parquet")])

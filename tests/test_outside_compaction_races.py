@@ -14,40 +14,21 @@ from pathlib import Path
 
 import pytest
 from pyiceberg.expressions import EqualTo, LessThan, Or
-from pyiceberg.table import Table
-from tests.duckdb_support import duckdb_rest
-from tests.test_outside_maintenance_races import (
+from tests.outside_support import (
     BEFORE,
+    HELD,
     Model,
     assert_reads,
     batch,
+    duckdb,
     held,
     next_write_succeeds,
-    pyiceberg_table,
+    pyiceberg,
     seeded,
 )
 
 import phlo
 from phlo.catalog_server import CatalogServer
-
-UPSERT = {5: "A", 15: "A", 99: "new"}
-
-# The held writes: (code run in the child, what it does to the model).
-HELD: dict[str, tuple[str, Callable[[Model], Model]]] = {
-    "compaction": ("lh.table('raw.t').compact()", lambda m: m),
-    "merge-on-read merge": (
-        f"lh.table('raw.t').merge(batch({UPSERT}), 'id', write_mode='merge-on-read')",
-        lambda m: {**m, **UPSERT},
-    ),
-    "copy-on-write merge": (
-        f"lh.table('raw.t').merge(batch({UPSERT}), 'id', write_mode='copy-on-write')",
-        lambda m: {**m, **UPSERT},
-    ),
-    "merge-on-read delete": (
-        "lh.table('raw.t').delete(('id', '<', 3), write_mode='merge-on-read')",
-        lambda m: {k: v for k, v in m.items() if k >= 3},
-    ),
-}
 
 THEIRS = {5: "X", 15: "X", 200: "X"}
 
@@ -57,25 +38,11 @@ def deleted(m: Model) -> Model:
     return {k: v for k, v in m.items() if k >= 3 and k != 5}
 
 
-def pyiceberg(lh: phlo.Lakehouse, write: Callable[[Table], None]) -> None:
-    with pyiceberg_table(lh) as table:
-        write(table)
-
-
 def expiring(lh: phlo.Lakehouse, write: Callable[[], object]) -> None:
     """Runs `write`, then expires every snapshot but the head (the held write's base too)."""
     write()
     assert lh.expire_snapshots(older_than=dt.timedelta(0)).snapshots_expired >= 3
     assert len(lh.table("raw.t").history()) == 1
-
-
-def duckdb(lh: phlo.Lakehouse, *statements: str) -> None:
-    """Runs `statements` in DuckDB through `lh`'s REST catalog, or one served for the call."""
-    if lh.catalog_uri.startswith("http"):
-        duckdb_rest(lh.catalog_uri, "main", list(statements))
-        return
-    with CatalogServer(lh, port=0) as server:
-        duckdb_rest(server.uri, "main", list(statements))
 
 
 # The racing writes, run in this process while the held one waits: (the write, its model).

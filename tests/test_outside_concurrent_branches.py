@@ -13,8 +13,7 @@ import pytest
 from pyiceberg.expressions import EqualTo
 from pyiceberg.table import Table
 from pyiceberg.types import StringType
-from tests.test_outside_compaction_races import pyiceberg
-from tests.test_outside_maintenance_races import (
+from tests.outside_support import (
     BEFORE,
     BRANCH_MERGE,
     Model,
@@ -22,6 +21,7 @@ from tests.test_outside_maintenance_races import (
     batch,
     held,
     next_write_succeeds,
+    pyiceberg,
     pyiceberg_table,
     seeded,
 )

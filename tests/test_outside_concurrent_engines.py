@@ -20,14 +20,16 @@ from typing import Any
 import pytest
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.table import Table
-from tests.test_outside_compaction_races import HELD, duckdb, pyiceberg
-from tests.test_outside_maintenance_races import (
+from tests.outside_support import (
     BEFORE,
+    HELD,
     Model,
     assert_reads,
     batch,
+    duckdb,
     held,
     next_write_succeeds,
+    pyiceberg,
     pyiceberg_table,
     seeded,
 )

@@ -18,25 +18,23 @@ import pyarrow as pa
 import pytest
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.rest import RestCatalog
-from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.table import Table
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.transforms import BucketTransform, IdentityTransform
 from pyiceberg.types import StringType
-from tests import test_outside_compaction_races as races
-from tests.test_outside_maintenance_races import BEFORE, Model, held, seeded
+from tests import outside_support
+from tests.outside_support import BEFORE, UPSERT, Model, held, seeded, sql_catalog
 
 import phlo
 from phlo import errors
 from phlo.catalog_server import CatalogServer
 
 Rows = dict[int, dict[str, Any]]
-UPSERT = races.UPSERT
 
 # The held writes: (code run in the child, what it does to the id → v model); the compaction
 # race tests' and two more.
 HELD: dict[str, tuple[str, Callable[[Model], Model]]] = {
-    **races.HELD,
+    **outside_support.HELD,
     "append": ("lh.table('raw.t').append(batch({77: 'old'}))", lambda m: {**m, 77: "old"}),
     # Written on its own branch, then merged into main (rebased: main moved).
     "transaction merge": (
@@ -124,10 +122,6 @@ def uri_of(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> str:
     if kind == "postgresql":
         return str(request.getfixturevalue("postgres_url"))
     return f"sqlite:///{tmp_path / 'catalog.db'}"
-
-
-def sql_catalog(lh: phlo.Lakehouse) -> SqlCatalog:
-    return SqlCatalog("phlo", uri=lh.catalog_uri, warehouse=lh.warehouse)
 
 
 def kept(before: TableMetadata, after: TableMetadata) -> None:

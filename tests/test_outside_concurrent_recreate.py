@@ -12,21 +12,20 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from pyiceberg.catalog.sql import SqlCatalog
-from tests.test_outside_maintenance_races import (
+from tests.outside_support import (
+    UPSERT,
     Model,
     assert_reads,
     batch,
     held,
     next_write_succeeds,
     seeded,
+    sql_catalog,
 )
 
 import phlo
 from phlo import errors
 from phlo.catalog_server import CatalogServer
-
-UPSERT = {5: "A", 15: "A", 99: "new"}
 
 # The held writes (code run in the child process). Each one changes rows, so that landing on
 # the new table would show.
@@ -75,7 +74,7 @@ def empty(catalog: str, tmp_path: Path) -> phlo.Lakehouse:
 
 def recreate(lh: phlo.Lakehouse, rows: Model) -> None:
     """PyIceberg drops raw.t and creates it again with the same schema, holding `rows`."""
-    catalog = SqlCatalog("phlo", uri=lh.catalog_uri, warehouse=lh.warehouse)
+    catalog = sql_catalog(lh)
     try:
         schema = catalog.load_table("raw.t").schema()
         old_uuid = catalog.load_table("raw.t").metadata.table_uuid
@@ -171,7 +170,7 @@ def test_a_branch_forked_from_the_old_table_does_not_merge_into_the_new_one(
 
 
 def drop(lh: phlo.Lakehouse) -> None:
-    catalog = SqlCatalog("phlo", uri=lh.catalog_uri, warehouse=lh.warehouse)
+    catalog = sql_catalog(lh)
     try:
         catalog.drop_table("raw.t")
     finally:

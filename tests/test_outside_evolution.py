@@ -16,7 +16,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.transforms import BucketTransform, IdentityTransform
@@ -29,18 +28,14 @@ from pyiceberg.types import (
     NestedField,
     StringType,
 )
+from tests.outside_support import Row, sql_catalog
 
 import phlo
 from phlo import CountCheck, NullCheck, RangeCheck, UniqueCheck, phlo_quality
 
-Row = dict[str, Any]
 Model = dict[int, Row]
 COLUMNS = ["id", "n", "f", "d", "s"]
 D1, D2 = dt.date(2024, 1, 1), dt.date(2024, 1, 2)
-
-
-def catalog(lh: phlo.Lakehouse) -> SqlCatalog:
-    return SqlCatalog("phlo", uri=lh.catalog_uri, warehouse=lh.warehouse)
 
 
 def evolve(lh: phlo.Lakehouse, tmp_path: Path) -> Model:
@@ -53,7 +48,7 @@ def evolve(lh: phlo.Lakehouse, tmp_path: Path) -> Model:
         NestedField(5, "d", DateType(), required=False),
     )
     spec = PartitionSpec(PartitionField(5, 1000, IdentityTransform(), "d"))
-    table = catalog(lh).create_table("raw.t", schema=schema, partition_spec=spec)
+    table = sql_catalog(lh).create_table("raw.t", schema=schema, partition_spec=spec)
     first = [
         {"id": i, "n": i * 10, "f": i + 0.5, "s": f"old{i}", "d": D1 if i < 3 else D2}
         for i in range(6)
@@ -183,7 +178,7 @@ def assert_agrees(lh: phlo.Lakehouse, model: Model) -> None:
         filter = (column, op) if value is None else (column, op, value)
         got = table.scan(filter=filter).to_arrow().column("id").to_pylist()
         assert sorted(got) == sorted(k for k, r in model.items() if match(r)), filter
-    assert canonical(catalog(lh).load_table("raw.t").scan().to_arrow().to_pylist()) == expected
+    assert canonical(sql_catalog(lh).load_table("raw.t").scan().to_arrow().to_pylist()) == expected
     for partition in (None, "2024-01-01", "2024-01-02"):
         rows = [r for r in model.values() if partition is None or str(r["d"]) == partition]
         results = evolved_quality.run(partition, lakehouse=lh)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from pyiceberg.catalog.sql import SqlCatalog
+from tests.outside_support import sql_catalog
 
 import phlo
 from phlo import errors
@@ -67,7 +67,7 @@ def setup(root: Path) -> phlo.Lakehouse:
 
 def assert_reads(lh: phlo.Lakehouse, name: str, model: Model) -> None:
     """phlo and PyIceberg read exactly `model`, and every file the table references exists."""
-    pyi = SqlCatalog("phlo", uri=lh.catalog_uri, warehouse=lh.warehouse).load_table(name)
+    pyi = sql_catalog(lh).load_table(name)
     for reader, table in [
         ("phlo", lh.table(name).scan().to_arrow()),
         ("pyiceberg", pyi.scan().to_arrow()),

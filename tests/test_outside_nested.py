@@ -9,34 +9,21 @@ Every step is compared with a plain-Python model and read back by PyIceberg too.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pyarrow as pa
 import pytest
-from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table as IcebergTable
 from pyiceberg.types import (
     ListType,
     LongType,
     MapType,
-    NestedField,
     StringType,
     StructType,
 )
+from tests.outside_support import Row, optional, sql_catalog
 
 import phlo
-
-Row = dict[str, Any]
-
-
-def catalog(lh: phlo.Lakehouse) -> SqlCatalog:
-    return SqlCatalog("phlo", uri=lh.catalog_uri, warehouse=lh.warehouse)
-
-
-def optional(id: int, name: str, type: Any) -> NestedField:
-    return NestedField(id, name, type, required=False)
-
 
 SCHEMA = Schema(
     optional(1, "id", LongType()),
@@ -113,13 +100,13 @@ def assert_reads(lh: phlo.Lakehouse, model: dict[int, Row]) -> None:
     expected = canonical(list(model.values()))
     phlo_rows = lh.table("raw.t").scan().to_arrow().to_pylist()
     assert canonical(phlo_rows) == expected, "phlo"
-    pyiceberg_rows = catalog(lh).load_table("raw.t").scan().to_arrow().to_pylist()
+    pyiceberg_rows = sql_catalog(lh).load_table("raw.t").scan().to_arrow().to_pylist()
     assert canonical(pyiceberg_rows) == expected, "pyiceberg"
 
 
 @pytest.mark.parametrize("evolve", EVOLUTIONS)
 def test_nested_fields_evolved_by_pyiceberg_read_merge_and_compact_by_field_id(lh, evolve):
-    table = catalog(lh).create_table("raw.t", schema=SCHEMA)
+    table = sql_catalog(lh).create_table("raw.t", schema=SCHEMA)
     table.append(pa.Table.from_pylist([row(i) for i in range(4)], schema=table.schema().as_arrow()))
     table.append(
         pa.Table.from_pylist([row(i) for i in range(4, 6)], schema=table.schema().as_arrow())

@@ -21,7 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from pyiceberg.catalog.sql import SqlCatalog
+from tests.outside_support import sql_catalog
 
 import phlo
 
@@ -136,7 +136,7 @@ def test_random_kills_of_overlapping_writers_leave_each_write_all_or_nothing(set
     rng = random.Random(20261130)
     outcomes: Counter[str] = Counter()
     source = inspect.getsource(batch_of)
-    pyiceberg = SqlCatalog("phlo", uri=lh.catalog_uri, warehouse=lh.warehouse)
+    pyiceberg = sql_catalog(lh)
 
     def start(r: int) -> tuple[list[str], list[subprocess.Popen[str]]]:
         """Round `r`'s workers, started (Python and phlo imported) but waiting for "go"."""

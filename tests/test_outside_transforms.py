@@ -24,7 +24,7 @@ from pyiceberg.transforms import (
     YearTransform,
 )
 from pyiceberg.types import DateType, LongType, NestedField, StringType, TimestamptzType
-from tests.test_outside_nested import Row, catalog
+from tests.outside_support import Row, sql_catalog
 
 import phlo
 
@@ -95,7 +95,7 @@ def assert_agrees(lh: phlo.Lakehouse, model: dict[int, Row]) -> None:
     table = lh.table("raw.t")
     expected = sorted(model.values(), key=lambda r: r["id"])
     assert sorted(table.scan().to_arrow().to_pylist(), key=lambda r: r["id"]) == expected
-    pyiceberg = catalog(lh).load_table("raw.t").scan().to_arrow().to_pylist()
+    pyiceberg = sql_catalog(lh).load_table("raw.t").scan().to_arrow().to_pylist()
     assert sorted(pyiceberg, key=lambda r: r["id"]) == expected
     for filter, match in FILTERS:
         scan = table.scan(filter=filter)
@@ -111,7 +111,7 @@ VOID_NAMED_LIKE_A_COLUMN = ("multi", "1")
 def spec_losing_its_first_field(lh, name: str, format_version: str) -> str:
     """raw.t created by PyIceberg with spec `name`, rows 0 to 19 appended, the spec's first field
     removed (void in v1), rows 20 to 29 appended under the new spec; the removed field's name."""
-    table = catalog(lh).create_table(
+    table = sql_catalog(lh).create_table(
         "raw.t",
         schema=SCHEMA,
         partition_spec=SPECS[name],
@@ -159,7 +159,7 @@ def test_pyiceberg_partition_transforms_keep_every_row_under_phlo_writes(lh, nam
 
 def test_a_void_partition_field_named_like_a_column_is_a_typed_refusal_naming_it(lh):
     voided = spec_losing_its_first_field(lh, *VOID_NAMED_LIKE_A_COLUMN)
-    before = catalog(lh).load_table("raw.t").metadata_location
+    before = sql_catalog(lh).load_table("raw.t").metadata_location
 
     with pytest.raises(phlo.errors.StorageError) as refused:
         lh.table("raw.t").scan().to_arrow()
@@ -167,5 +167,5 @@ def test_a_void_partition_field_named_like_a_column_is_a_typed_refusal_naming_it
     assert f"'{voided}'" in message and "void partition field" in message, message
     assert "damaged" not in message and "phlo changed nothing" in message, message
     # PyIceberg still reads every row, and nothing was written.
-    assert len(catalog(lh).load_table("raw.t").scan().to_arrow()) == 30
-    assert catalog(lh).load_table("raw.t").metadata_location == before
+    assert len(sql_catalog(lh).load_table("raw.t").scan().to_arrow()) == 30
+    assert sql_catalog(lh).load_table("raw.t").metadata_location == before

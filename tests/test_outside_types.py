@@ -29,7 +29,7 @@ from pyiceberg.types import (
     TimeType,
     UUIDType,
 )
-from tests.test_outside_nested import Row, catalog, optional
+from tests.outside_support import Row, optional, sql_catalog
 
 import phlo
 from phlo.errors import InputError
@@ -70,7 +70,7 @@ def row(i: int) -> Row:
 
 
 def pyiceberg_rows(lh: phlo.Lakehouse) -> dict[int, Row]:
-    rows = catalog(lh).load_table("raw.t").scan().to_arrow().to_pylist()
+    rows = sql_catalog(lh).load_table("raw.t").scan().to_arrow().to_pylist()
     return {r["id"]: normal(r) for r in rows}
 
 
@@ -87,9 +87,9 @@ def normal(r: Row) -> Row:
 def duckdb_rows(lh: phlo.Lakehouse) -> dict[int, Row]:
     """DuckDB's reading of the current snapshot's data files (phlo applies no deletes here: the
     writes below are copy-on-write)."""
-    files = [f.file.file_path for f in catalog(lh).load_table("raw.t").scan().plan_files()]
+    files = [f.file.file_path for f in sql_catalog(lh).load_table("raw.t").scan().plan_files()]
     assert all(
-        not task.delete_files for task in catalog(lh).load_table("raw.t").scan().plan_files()
+        not task.delete_files for task in sql_catalog(lh).load_table("raw.t").scan().plan_files()
     )
     paths = ", ".join(f"'{f.removeprefix('file://')}'" for f in files)
     table = duckdb.sql(f"select id, d1, d2, fx, bin, tm, dt, b from read_parquet([{paths}])")
@@ -109,7 +109,7 @@ def assert_kept(lh: phlo.Lakehouse, model: dict[int, Row]) -> None:
 
 @pytest.mark.parametrize("format_version", ["1", "2"])
 def test_every_type_pyiceberg_writes_survives_phlo_writes_value_for_value(lh, format_version):
-    table = catalog(lh).create_table(
+    table = sql_catalog(lh).create_table(
         "raw.t", schema=SCHEMA, properties={"format-version": format_version}
     )
     for part in (range(0, 3), range(3, 6)):
@@ -134,7 +134,7 @@ def test_every_type_pyiceberg_writes_survives_phlo_writes_value_for_value(lh, fo
         with pytest.raises(InputError, match="format-version"):
             t.set_properties({"format-version": "3"})
         t.set_properties({"format-version": "2"})
-        assert catalog(lh).load_table("raw.t").format_version == 2
+        assert sql_catalog(lh).load_table("raw.t").format_version == 2
         assert_kept(lh, model)
     result = t.merge(pa.table({"id": [2, 9], "note": ["changed", "new"]}), "id")
     assert (result.rows_updated, result.rows_inserted) == (1, 1)
@@ -149,7 +149,7 @@ def test_every_type_pyiceberg_writes_survives_phlo_writes_value_for_value(lh, fo
     t.compact()
     assert_kept(lh, model)
     # PyIceberg still appends to the table phlo wrote.
-    pyi = catalog(lh).load_table("raw.t")
+    pyi = sql_catalog(lh).load_table("raw.t")
     pyi.append(pa.Table.from_pylist([row(7)], schema=pyi.schema().as_arrow()))
     model[7] = normal(row(7))
     assert_kept(lh, model)
