@@ -7,6 +7,7 @@ rows per partition is the model."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import pyarrow as pa
@@ -14,6 +15,7 @@ import pyarrow.compute as pc
 import pytest
 
 import phlo
+from phlo import _native
 from phlo.quality import (
     AcceptedValuesCheck,
     CountCheck,
@@ -164,6 +166,35 @@ def test_select_refuses_unknown_and_repeated_columns(events: phlo.Table) -> None
         planned.select(["nope"])
     with pytest.raises(phlo.errors.InputError, match="twice"):
         planned.select(["id", "id"])
+
+
+ALREADY_READ = (
+    r"^this scan was already read\. Scan again with table\.scan\(\): a scan's rows are read once$"
+)
+
+
+@pytest.mark.parametrize("call", ["check", "settle"])
+def test_a_quality_pass_over_a_scan_already_read_is_an_input_error(
+    events: phlo.Table, call: str
+) -> None:
+    planned = events.scan(["id"])
+    assert planned.to_arrow().num_rows == 100
+    plan = json.dumps({"checks": [{"kind": "not_null", "columns": ["id"]}]})
+    evaluator = _native.QualityEvaluator(plan, planned.schema)
+    with pytest.raises(phlo.errors.InputError, match=ALREADY_READ):
+        getattr(evaluator, call)(planned._native)
+    # The evaluator is untouched: a new scan is checked.
+    evaluator.check(events.scan(["id"])._native)
+    [outcome] = evaluator.finish()
+    assert (outcome["failed"], outcome["total"]) == (0, 100)
+
+
+@pytest.mark.parametrize("again", ["to_arrow", "select"])
+def test_reading_a_scan_twice_is_an_input_error(events: phlo.Table, again: str) -> None:
+    planned = events.scan(["id"])
+    planned.to_arrow()
+    with pytest.raises(phlo.errors.InputError, match=ALREADY_READ):
+        planned.to_arrow() if again == "to_arrow" else planned.select(["id"])
 
 
 def test_files_that_prove_the_filter_and_files_that_do_not(

@@ -4,12 +4,12 @@
 use std::sync::Mutex;
 
 use phlo_core::quality::{Evaluator, QualityPlan};
-use pyo3::exceptions::PyRuntimeError;
+use phlo_core::tables::ScanPlan;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use pyo3_arrow::{PyRecordBatch, PySchema};
 
-use crate::errors::IntoPyResult;
+use crate::errors::{IntoPyResult, to_pyerr};
 use crate::guard::detached;
 use crate::runtime::wait_for;
 use crate::scan::NativeScan;
@@ -20,7 +20,23 @@ pub struct QualityEvaluator {
 }
 
 fn finished() -> PyErr {
-    PyRuntimeError::new_err("this quality evaluation has finished; start a new one")
+    to_pyerr(phlo_core::Error::invalid(
+        "this quality evaluation has finished",
+        "Start a new QualityEvaluator",
+    ))
+}
+
+impl QualityEvaluator {
+    /// Runs `step` on the running evaluator and the plan of `scan` (not yet read).
+    fn over<R>(
+        &self,
+        scan: &NativeScan,
+        step: impl FnOnce(&mut Evaluator, &ScanPlan) -> PyResult<R>,
+    ) -> PyResult<R> {
+        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let evaluator = guard.as_mut().ok_or_else(finished)?;
+        scan.with_plan(|plan| step(evaluator, plan))?
+    }
 }
 
 #[pymethods]
@@ -38,28 +54,22 @@ impl QualityEvaluator {
     /// Settles the checks the data files' metadata and dictionary pages of `scan` (not yet
     /// read) prove; returns the columns the other checks still read.
     fn settle(&self, py: Python<'_>, scan: PyRef<'_, NativeScan>) -> PyResult<Vec<String>> {
-        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let evaluator = guard.as_mut().ok_or_else(finished)?;
-        scan.with_plan(|plan| {
+        self.over(&scan, |evaluator, plan| {
             wait_for(py, "settling quality checks", async {
                 evaluator.settle_scan(plan).await.py_err()
             })
         })
-        .ok_or_else(|| PyRuntimeError::new_err("this scan was already read; scan again"))?
     }
 
     /// Checks the rows of `scan` (not yet read; planned with every column a check reads) in
     /// one call: settles what metadata and dictionary pages prove, reads the rest (the reading
     /// overlaps the judging of dictionary pages); returns the columns read.
     fn check(&self, py: Python<'_>, scan: PyRef<'_, NativeScan>) -> PyResult<Vec<String>> {
-        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let evaluator = guard.as_mut().ok_or_else(finished)?;
-        scan.with_plan(|plan| {
+        self.over(&scan, |evaluator, plan| {
             wait_for(py, "checking quality", async {
                 evaluator.check_scan(plan).await.py_err()
             })
         })
-        .ok_or_else(|| PyRuntimeError::new_err("this scan was already read; scan again"))?
     }
 
     /// Updates every check with one batch.

@@ -8,7 +8,6 @@ use arrow_schema::{ArrowError, SchemaRef};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use phlo_core::tables::ScanPlan;
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3_arrow::{PyRecordBatchReader, PySchema};
 use tokio::runtime::Runtime;
@@ -61,14 +60,23 @@ impl NativeScan {
         }
     }
 
-    /// Runs `f` on the plan, while the scan has not been read (`None` once it has).
-    pub fn with_plan<R>(&self, f: impl FnOnce(&ScanPlan) -> R) -> Option<R> {
+    /// Runs `f` on the plan, while the scan has not been read (`InputError` once it has).
+    pub fn with_plan<R>(&self, f: impl FnOnce(&ScanPlan) -> R) -> PyResult<R> {
         self.plan
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .map(f)
+            .ok_or_else(already_read)
     }
+}
+
+/// A scan's rows stream once: reading (or narrowing) it again is the caller's mistake.
+fn already_read() -> PyErr {
+    to_pyerr(phlo_core::Error::invalid(
+        "this scan was already read",
+        "Scan again with table.scan(): a scan's rows are read once",
+    ))
 }
 
 #[pymethods]
@@ -85,7 +93,7 @@ impl NativeScan {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
-            .ok_or_else(|| PyRuntimeError::new_err("this scan was already read; scan again"))?;
+            .ok_or_else(already_read)?;
         let stream = guarded("starting a scan", || plan.into_stream().py_err())?;
         Ok(PyRecordBatchReader::new(Box::new(BlockingReader {
             schema: self.schema.clone(),
@@ -97,9 +105,7 @@ impl NativeScan {
 
     /// The same scan (snapshot, files, filter; not planned again) reading only `columns`.
     fn select(&self, columns: Vec<String>) -> PyResult<Self> {
-        let plan = self
-            .with_plan(|plan| plan.select(&columns))
-            .ok_or_else(|| PyRuntimeError::new_err("this scan was already read; scan again"))?;
+        let plan = self.with_plan(|plan| plan.select(&columns))?;
         Ok(Self::new(plan.py_err()?))
     }
 

@@ -125,6 +125,7 @@ pub async fn commit_planned(
     validate: Validator<'_>,
     planned: &PlanReads,
 ) -> Result<CommitOutcome> {
+    super::discard::debug_assert_committing(&change.added_files);
     // New files carry partition values of the spec they were written with.
     let spec_id = base.metadata.default_partition_spec_id();
     // The files were written after `base` was loaded: orphan removal since then may have

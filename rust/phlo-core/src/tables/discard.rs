@@ -9,13 +9,13 @@
 //! does one dropped before its commit (cancelled), in the background; a commit whose outcome
 //! is unknown keeps them (the table may reference them).
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use iceberg::io::FileIO;
-use iceberg::spec::{ManifestStatus, Snapshot, TableMetadata};
+use iceberg::spec::{DataFile, ManifestStatus, Snapshot, TableMetadata};
 use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinHandle};
 
@@ -39,12 +39,22 @@ struct Shared {
     paths: Mutex<Vec<String>>,
     /// The write's tasks, aborted when it is given up.
     tasks: Mutex<Vec<AbortHandle>>,
+    /// Set by [`Uncommitted::committing`].
+    committing: AtomicBool,
 }
+
+/// Debug builds: the files of the writes whose commit has not started, so that committing one
+/// (a write that forgot [`Uncommitted::committing`], whose drop would delete what landed)
+/// fails in [`debug_assert_committing`] instead.
+static NOT_COMMITTING: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
 impl WrittenFiles {
     /// Records `path` before the file is created there.
     pub(crate) fn record(&self, path: &str) {
         lock(&self.shared.paths).push(path.to_string());
+        if cfg!(debug_assertions) && !self.shared.committing.load(Ordering::Acquire) {
+            lock(&NOT_COMMITTING).insert(path.to_string());
+        }
     }
 
     /// Every name handed out so far.
@@ -87,7 +97,6 @@ pub struct Uncommitted {
     files: Option<WrittenFiles>,
     /// Closed once every writer (clone of `files`) is gone.
     writers: watch::Sender<()>,
-    committing: AtomicBool,
 }
 
 impl Uncommitted {
@@ -100,7 +109,6 @@ impl Uncommitted {
                 _writing: writing,
             }),
             writers,
-            committing: AtomicBool::new(false),
         }
     }
 
@@ -113,7 +121,9 @@ impl Uncommitted {
 
     /// The write's commit starts: its files may land, so a drop no longer removes them.
     pub(crate) fn committing(&self) {
-        self.committing.store(true, Ordering::Release);
+        let shared = &self.files().shared;
+        shared.committing.store(true, Ordering::Release);
+        forget_pending(&lock(&shared.paths));
     }
 
     /// Removes the files of a write that ended with `error` (after aborting its tasks and
@@ -144,6 +154,7 @@ impl Uncommitted {
             writers.closed().await;
             let Some(shared) = shared else { return };
             let paths = std::mem::take(&mut *lock(&shared.paths));
+            forget_pending(&paths);
             for path in paths {
                 // A name whose file was never created has nothing to delete.
                 let _ = io.delete(&path).await;
@@ -154,7 +165,8 @@ impl Uncommitted {
 
 impl Drop for Uncommitted {
     fn drop(&mut self) {
-        if self.files.is_none() || self.committing.load(Ordering::Acquire) {
+        let Some(files) = &self.files else { return };
+        if files.shared.committing.load(Ordering::Acquire) {
             return;
         }
         // Nothing named and no writer left but this one's own: nothing to remove.
@@ -173,6 +185,31 @@ impl Drop for Uncommitted {
                     runtime.block_on(remove);
                 }
             })),
+        }
+    }
+}
+
+/// Debug builds: panics when `added` (the files a commit adds) holds a file of a write whose
+/// [`Uncommitted`] is not committing: dropped after the commit, it would delete that file.
+pub(crate) fn debug_assert_committing(added: &[DataFile]) {
+    if !cfg!(debug_assertions) {
+        return;
+    }
+    let pending = lock(&NOT_COMMITTING);
+    if let Some(file) = added.iter().find(|f| pending.contains(f.file_path())) {
+        panic!(
+            "committing {} before its write called Uncommitted::committing(): the write's drop \
+             would delete it once it landed",
+            file.file_path()
+        );
+    }
+}
+
+fn forget_pending(paths: &[String]) {
+    if cfg!(debug_assertions) {
+        let mut pending = lock(&NOT_COMMITTING);
+        for path in paths {
+            pending.remove(path);
         }
     }
 }
@@ -274,5 +311,49 @@ async fn discard_pointer(io: &FileIO, pointer: &Pointer) {
         if !kept.contains(file) {
             let _ = io.delete(file).await;
         }
+    }
+}
+
+#[cfg(all(test, debug_assertions))]
+mod tests {
+    use iceberg::spec::{DataContentType, DataFileBuilder, DataFileFormat, Struct};
+
+    use super::*;
+
+    fn data_file(path: &str) -> DataFile {
+        DataFileBuilder::default()
+            .content(DataContentType::Data)
+            .file_path(path.into())
+            .file_format(DataFileFormat::Parquet)
+            .partition(Struct::empty())
+            .record_count(1)
+            .file_size_in_bytes(1)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_commit_of_a_write_that_did_not_say_committing_fails_in_debug_builds() {
+        let written = Uncommitted::new(&FileIO::new_with_fs());
+        let path = format!("/nowhere/{}.parquet", uuid::Uuid::now_v7());
+        written.files().record(&path);
+        let added = [data_file(&path)];
+        let forgotten = std::panic::catch_unwind(|| debug_assert_committing(&added));
+        let message = *forgotten.unwrap_err().downcast::<String>().unwrap();
+        assert!(message.contains(&path), "{message}");
+        assert!(message.contains("Uncommitted::committing()"), "{message}");
+        written.committing();
+        debug_assert_committing(&added);
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_leaves_nothing_the_check_remembers() {
+        let written = Uncommitted::new(&FileIO::new_with_fs());
+        let path = format!("/nowhere/{}.parquet", uuid::Uuid::now_v7());
+        written.files().record(&path);
+        written
+            .discard_after(&Error::invalid("failed", "as the test says"))
+            .await;
+        assert!(!lock(&NOT_COMMITTING).contains(&path));
     }
 }
