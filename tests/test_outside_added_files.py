@@ -15,16 +15,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from pyiceberg.schema import Schema
-from pyiceberg.types import ListType, LongType, NestedField, StringType, StructType
-from tests.outside_support import Row, sql_catalog
+from pyiceberg.types import ListType, LongType, StringType, StructType
+from tests.outside_support import Row, optional, sql_catalog
 
 import phlo
 
 SCHEMA = Schema(
-    NestedField(1, "id", LongType(), required=False),
-    NestedField(2, "a", StringType(), required=False),
-    NestedField(3, "b", StringType(), required=False),
-    NestedField(4, "n", LongType(), required=False),
+    optional(1, "id", LongType()),
+    optional(2, "a", StringType()),
+    optional(3, "b", StringType()),
+    optional(4, "n", LongType()),
 )
 
 
@@ -109,22 +109,9 @@ def test_files_added_without_field_ids_keep_their_values_through_phlo_writes(lh,
 
 
 NESTED = Schema(
-    NestedField(1, "id", LongType(), required=False),
-    NestedField(
-        2,
-        "s",
-        StructType(
-            NestedField(3, "a", StringType(), required=False),
-            NestedField(4, "b", StringType(), required=False),
-        ),
-        required=False,
-    ),
-    NestedField(
-        5,
-        "l",
-        ListType(6, StructType(NestedField(7, "x", LongType(), required=False)), False),
-        required=False,
-    ),
+    optional(1, "id", LongType()),
+    optional(2, "s", StructType(optional(3, "a", StringType()), optional(4, "b", StringType()))),
+    optional(5, "l", ListType(6, StructType(optional(7, "x", LongType())), False)),
 )
 
 

@@ -25,10 +25,9 @@ from pyiceberg.types import (
     FloatType,
     IntegerType,
     LongType,
-    NestedField,
     StringType,
 )
-from tests.outside_support import Row, sql_catalog
+from tests.outside_support import Row, optional, sql_catalog
 
 import phlo
 from phlo import CountCheck, NullCheck, RangeCheck, UniqueCheck, phlo_quality
@@ -41,11 +40,11 @@ D1, D2 = dt.date(2024, 1, 1), dt.date(2024, 1, 2)
 def evolve(lh: phlo.Lakehouse, tmp_path: Path) -> Model:
     """Builds `raw.t` through PyIceberg alone; returns the model of its rows."""
     schema = Schema(
-        NestedField(1, "id", LongType(), required=False),
-        NestedField(2, "n", IntegerType(), required=False),
-        NestedField(3, "f", FloatType(), required=False),
-        NestedField(4, "s", StringType(), required=False),
-        NestedField(5, "d", DateType(), required=False),
+        optional(1, "id", LongType()),
+        optional(2, "n", IntegerType()),
+        optional(3, "f", FloatType()),
+        optional(4, "s", StringType()),
+        optional(5, "d", DateType()),
     )
     spec = PartitionSpec(PartitionField(5, 1000, IdentityTransform(), "d"))
     table = sql_catalog(lh).create_table("raw.t", schema=schema, partition_spec=spec)

@@ -23,8 +23,8 @@ from pyiceberg.transforms import (
     TruncateTransform,
     YearTransform,
 )
-from pyiceberg.types import DateType, LongType, NestedField, StringType, TimestamptzType
-from tests.outside_support import Row, sql_catalog
+from pyiceberg.types import DateType, LongType, StringType, TimestamptzType
+from tests.outside_support import Row, optional, sql_catalog
 
 import phlo
 
@@ -32,11 +32,11 @@ T0 = dt.datetime(2023, 12, 31, 22, 0, tzinfo=dt.UTC)
 
 
 SCHEMA = Schema(
-    NestedField(1, "id", LongType(), required=False),
-    NestedField(2, "s", StringType(), required=False),
-    NestedField(3, "ts", TimestamptzType(), required=False),
-    NestedField(4, "d", DateType(), required=False),
-    NestedField(5, "n", LongType(), required=False),
+    optional(1, "id", LongType()),
+    optional(2, "s", StringType()),
+    optional(3, "ts", TimestamptzType()),
+    optional(4, "d", DateType()),
+    optional(5, "n", LongType()),
 )
 
 

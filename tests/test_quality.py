@@ -389,10 +389,16 @@ def test_custom_sql_schema_row_checks_and_sql_errors(lh: phlo.Lakehouse, events:
     assert sorted(got) == sorted(df["_phlo_row_id"][zero])
 
 
-def test_reconciliation_row_counts_and_keys(lh: phlo.Lakehouse, events: Any) -> None:
+def reconciliation_source(lh: phlo.Lakehouse, events: Any) -> None:
+    """raw.source: 190 of raw.events' rows of the second day, and 3 test rows (ids >= 5000)
+    the table lacks."""
     source = lh.create_table("raw.source", SCHEMA, partition_by=["_phlo_partition_date"])
     day2 = events[DAYS[1]]
     source.append(pa.Table.from_pylist(day2[:190] + clean_rows(DAYS[1], 5000, 3), schema=SCHEMA))
+
+
+def test_reconciliation_row_counts_and_keys(lh: phlo.Lakehouse, events: Any) -> None:
+    reconciliation_source(lh, events)
 
     @phlo_quality(
         table="raw.events",
@@ -422,10 +428,8 @@ def test_reconciliation_row_counts_and_keys(lh: phlo.Lakehouse, events: Any) -> 
 
 
 def test_reconciliation_where_clause_filters_the_source(lh: phlo.Lakehouse, events: Any) -> None:
-    source = lh.create_table("raw.source", SCHEMA, partition_by=["_phlo_partition_date"])
-    day2 = events[DAYS[1]]
-    # 3 test rows (ids >= 5000) in the source never reach the table: where_clause leaves them out
-    source.append(pa.Table.from_pylist(day2[:190] + clean_rows(DAYS[1], 5000, 3), schema=SCHEMA))
+    # The source's 3 test rows never reach the table: where_clause leaves them out.
+    reconciliation_source(lh, events)
 
     @phlo_quality(
         table="raw.events",

@@ -27,15 +27,19 @@ fn finished() -> PyErr {
 }
 
 impl QualityEvaluator {
-    /// Runs `step` on the running evaluator and the plan of `scan` (not yet read).
+    /// Runs `step` on the evaluator, while it has not finished.
+    fn running<R>(&self, step: impl FnOnce(&mut Evaluator) -> PyResult<R>) -> PyResult<R> {
+        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        step(guard.as_mut().ok_or_else(finished)?)
+    }
+
+    /// Runs `step` on the evaluator and the plan of `scan` (not yet read).
     fn over<R>(
         &self,
         scan: &NativeScan,
         step: impl FnOnce(&mut Evaluator, &ScanPlan) -> PyResult<R>,
     ) -> PyResult<R> {
-        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let evaluator = guard.as_mut().ok_or_else(finished)?;
-        scan.with_plan(|plan| step(evaluator, plan))?
+        self.running(|evaluator| scan.with_plan(|plan| step(evaluator, plan))?)
     }
 }
 
@@ -75,9 +79,9 @@ impl QualityEvaluator {
     /// Updates every check with one batch.
     fn update(&self, py: Python<'_>, batch: PyRecordBatch) -> PyResult<()> {
         let batch = batch.into_inner();
-        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let evaluator = guard.as_mut().ok_or_else(finished)?;
-        detached(py, "evaluating quality checks", || evaluator.update(&batch))
+        self.running(|evaluator| {
+            detached(py, "evaluating quality checks", || evaluator.update(&batch))
+        })
     }
 
     /// One dict per check: `failed`, `total`, `missing_columns`, `error`, `sample` (an Arrow
