@@ -310,3 +310,46 @@ def test_deletes_older_than_a_data_file_added_again_do_not_apply_to_it(
     readers.check(model, "a merge-on-read merge", **only_phlo)
     table.compact(target_file_size=1 << 30)
     readers.check(model, "compaction")
+
+
+def test_duckdb_delete_rounds_between_phlo_writes_and_maintenance(
+    lh: phlo.Lakehouse, readers: Readers
+):
+    """DuckDB deletes and updates (position delete files of its own) in several rounds on a
+    partitioned table, each followed by a phlo write; then snapshot expiry and orphan removal
+    keep every file the current state reads."""
+    table, model = seeded(lh, partitioned=True)
+
+    def duckdb(sql: str, where: Any) -> None:
+        duckdb_rest(readers.uri, "main", [sql])
+        for k in [k for k, r in model.items() if where(k, r)]:
+            if sql.startswith("DELETE"):
+                del model[k]
+            else:
+                model[k] = (model[k][0], f"u{k}")
+
+    duckdb("DELETE FROM lake.raw.t WHERE id % 5 = 0", lambda k, r: k % 5 == 0)
+    duckdb("UPDATE lake.raw.t SET v = 'u' || id WHERE id % 4 = 1", lambda k, r: k % 4 == 1)
+    readers.check(model, "DuckDB's first round")
+    assert table.delete(("v", "=", "v2"), write_mode="merge-on-read").rows_deleted > 0
+    model = {k: r for k, r in model.items() if r[1] != "v2"}
+    readers.check(model, "a merge-on-read delete")
+
+    duckdb(
+        "DELETE FROM lake.raw.t WHERE v LIKE 'u%' AND id > 15",
+        lambda k, r: r[1].startswith("u") and k > 15,
+    )
+    readers.check(model, "DuckDB's second round")
+    update = {k: ("ab"[k % 2], f"m{k}") for k in [3, 4, 17, 70]}
+    table.merge(batch(update), "id", write_mode="copy-on-write")
+    model.update(update)
+    readers.check(model, "a copy-on-write merge")
+    table.compact(target_file_size=1 << 30, filter=("g", "=", "a"))
+    readers.check(model, "a compaction of one partition")
+
+    duckdb("DELETE FROM lake.raw.t WHERE g = 'b' AND id < 20", lambda k, r: r[0] == "b" and k < 20)
+    readers.check(model, "DuckDB's third round")
+    maintain(lh, readers, model)
+    table.compact(target_file_size=1 << 30)
+    readers.check(model, "compaction")
+    assert len(readers.iceberg().inspect.delete_files()) == 0
