@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pyiceberg.io.pyarrow import parquet_file_to_data_file
 from pyiceberg.manifest import (
     DataFile,
     DataFileContent,
@@ -70,12 +71,21 @@ class _AddDeletes(_FastAppendFiles):
         return [*super()._manifests(), writer.to_manifest_file()]
 
 
-def commit_deletes(table: IcebergTable, files: list[DataFile], spec_id: int | None = None) -> None:
+def commit_deletes(
+    table: IcebergTable,
+    files: list[DataFile],
+    spec_id: int | None = None,
+    data: Sequence[str] = (),
+) -> None:
     """Commits `files` (delete files of partition spec `spec_id`, the table's default when
-    None) as one snapshot of `table`'s main branch."""
+    None) as one snapshot of `table`'s main branch, with the Parquet files `data` (written
+    with the table's field ids) added by the same snapshot, as upserting writers do."""
     spec = table.spec().spec_id if spec_id is None else spec_id
     with table.transaction() as tx:
-        _AddDeletes(table, tx, files, spec).commit()
+        producer = _AddDeletes(table, tx, files, spec)
+        for path in data:
+            producer.append_data_file(parquet_file_to_data_file(table.io, table.metadata, path))
+        producer.commit()
 
 
 def _local(path: str) -> str:
@@ -160,3 +170,10 @@ def data_files(table: IcebergTable) -> list[tuple[str, int]]:
 def rows_in_file(path: str) -> list[dict[str, Any]]:
     """The rows of a data file in file order (position i is row i)."""
     return pq.read_table(_local(path)).to_pylist()
+
+
+def data_file(table: IcebergTable, rows: pa.Table) -> str:
+    """A Parquet data file of `rows` in the table's directory, with the table's field ids."""
+    path = f"{table.location()}/data/{uuid.uuid4()}-outside.parquet"
+    pq.write_table(rows.cast(table.schema().as_arrow()), _local(path))
+    return path

@@ -22,6 +22,7 @@ from pyiceberg.transforms import IdentityTransform
 from tests.duckdb_support import duckdb_rest
 from tests.outside_files_support import (
     commit_deletes,
+    data_file,
     data_files,
     equality_deletes,
     position_deletes,
@@ -353,3 +354,30 @@ def test_duckdb_delete_rounds_between_phlo_writes_and_maintenance(
     table.compact(target_file_size=1 << 30)
     readers.check(model, "compaction")
     assert len(readers.iceberg().inspect.delete_files()) == 0
+
+
+def test_an_upsert_adding_data_and_deletes_in_one_snapshot(lh: phlo.Lakehouse, readers: Readers):
+    """As Flink's upserts commit: new rows and the equality deletes of their keys in one
+    snapshot. The deletes hide the older rows, not the new ones of the same sequence number;
+    a position delete of that snapshot does hide a row of its new file."""
+    table, model = seeded(lh)
+    iceberg = readers.iceberg()
+    upserted = {3: ("b", "new3"), 14: ("a", "new14"), 90: ("a", "new90"), 91: ("b", "gone")}
+    path = data_file(iceberg, batch(upserted))
+    gone = [(path, sorted(upserted).index(91))]
+    commit_deletes(
+        iceberg,
+        [
+            equality_deletes(iceberg, {"id": sorted(upserted)}),
+            position_deletes(iceberg, gone, referenced=True),
+        ],
+        data=[path],
+    )
+    model.update(upserted)
+    del model[91]
+    readers.check(model, "the upsert", pyiceberg=False)
+    table.merge(batch({14: ("b", "m"), 92: ("a", "m")}), "id", write_mode="merge-on-read")
+    model.update({14: ("b", "m"), 92: ("a", "m")})
+    readers.check(model, "a merge-on-read merge", pyiceberg=False)
+    table.compact(target_file_size=1 << 30)
+    readers.check(model, "compaction")
