@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from pyiceberg.schema import Schema
 from pyiceberg.types import BinaryType, DoubleType, LongType, NestedField, StringType
+from tests.outside_files_support import commit_deletes, position_deletes
 from tests.test_outside_nested import catalog
 
 import phlo
@@ -173,6 +174,15 @@ def test_parquet_files_written_every_other_way_read_and_write_as_their_rows(
     paths, model = written(tmp_path)
     iceberg.add_files(paths)
     assert_reads(lh, model, "after add_files")
+    # One position delete file over every file, at and around row group boundaries (rows per
+    # group: 1, 5, 7 or the whole file).
+    positions = [0, 4, 5, 6, 7, 13, ROWS_PER_FILE - 1]
+    deleted = [(p, n) for p in paths for n in positions]
+    commit_deletes(iceberg, [position_deletes(iceberg, deleted)])
+    for path_index in range(len(paths)):
+        for n in positions:
+            del model[path_index * ROWS_PER_FILE + n]
+    assert_reads(lh, model, "after position deletes")
 
     t = lh.table("raw.t")
     # One row in each file, with values next to those in the files.
