@@ -381,3 +381,28 @@ def test_an_upsert_adding_data_and_deletes_in_one_snapshot(lh: phlo.Lakehouse, r
     readers.check(model, "a merge-on-read merge", pyiceberg=False)
     table.compact(target_file_size=1 << 30)
     readers.check(model, "compaction")
+
+
+def test_equality_deletes_on_a_dropped_column_are_refused_by_every_read_and_write(
+    lh: phlo.Lakehouse, readers: Readers
+):
+    """PyIceberg drops a column live equality deletes compare: phlo cannot tell which rows they
+    delete, so every read and write is an InputError naming the column, and nothing changes."""
+    seeded(lh)
+    iceberg = readers.iceberg()
+    commit_deletes(iceberg, [equality_deletes(iceberg, {"g": ["a"], "v": ["v3"]})])
+    with readers.iceberg().update_schema() as update:
+        update.delete_column("g")
+    location = lh.table("raw.t").metadata_location
+    t = lh.table("raw.t")
+    new = pa.table({"id": [1, 99], "v": ["x", "y"]})
+    for write in [
+        lambda: t.scan().to_arrow(),
+        lambda: t.merge(new, "id", write_mode="copy-on-write"),
+        lambda: t.merge(new, "id", write_mode="merge-on-read"),
+        lambda: t.delete(("id", "=", 2)),
+        lambda: t.compact(target_file_size=1 << 30),
+    ]:
+        with pytest.raises(phlo.errors.InputError, match="compares column 2, which the table"):
+            write()
+    assert lh.table("raw.t").metadata_location == location

@@ -377,6 +377,16 @@ async fn load_equality(
     delete: &LiveFile,
 ) -> Result<EqualityDeletes> {
     let ids = delete.file.equality_ids().unwrap_or_default();
+    if let Some(id) = ids.iter().find(|&&id| !read.reads(id)) {
+        return Err(Error::invalid(
+            format!(
+                "equality delete file {} compares column {id}, which the table schema lacks",
+                delete.file.file_path()
+            ),
+            "rewrite the table's data files (compaction by the engine that wrote the deletes) \
+             before dropping a column equality deletes use",
+        ));
+    }
     let projection = read.of_field_ids(&ids)?;
     let columns: Vec<String> = projection
         .schema()

@@ -121,6 +121,11 @@ impl Projection {
         })
     }
 
+    /// Whether the column of field id `id` is read.
+    pub fn reads(&self, id: i32) -> bool {
+        self.field_ids.contains(&id)
+    }
+
     /// The columns of this projection with the given field ids, in that order.
     pub fn of_field_ids(&self, ids: &[i32]) -> Result<Self> {
         let indices = ids
