@@ -11,6 +11,7 @@ then merges in both write modes, a delete and compaction keep every row."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from tests.outside_files_support import commit_deletes, position_deletes
 from tests.test_outside_nested import catalog
 
 import phlo
+from phlo import NullCheck, PatternCheck, RangeCheck, phlo_quality
 
 SCHEMA = Schema(
     NestedField(1, "id", LongType(), required=False),
@@ -160,10 +162,46 @@ def assert_reads(
     if pyiceberg:
         rows = catalog(lh).load_table("raw.t").scan().to_arrow().to_pylist()
         assert_rows(rows, list(model.values()), f"PyIceberg {step}")
+    assert_quality(lh, model, step)
+    scan = table.scan(string_dictionaries=True).to_arrow().to_pylist()
+    assert_rows(scan, list(model.values()), f"phlo {step} (string dictionaries)")
     for probe in probes(model):
         got = table.scan(filter=probe).to_arrow().to_pylist()
         expected = [r for r in model.values() if matches(r, probe)]
         assert_rows(got, expected, f"phlo {step} {probe}")
+
+
+@phlo_quality(
+    table="raw.t",
+    full_table=True,
+    checks=[
+        NullCheck(columns=["s"]),
+        NullCheck(columns=["f"]),
+        PatternCheck("s", "k{14}é[ab]"),
+        RangeCheck(column="f", min_value=0, max_value=5),
+    ],
+)
+def file_quality() -> None: ...
+
+
+def assert_quality(lh: phlo.Lakehouse, model: dict[int, Row], step: str) -> None:
+    """The checks' counts as pandas would count the model's rows (NaN is missing), whether
+    answered from statistics, dictionary and data pages, or rows."""
+    rows = list(model.values())
+
+    def missing(v: Any) -> bool:
+        return v is None or (isinstance(v, float) and math.isnan(v))
+
+    expected = {
+        "null_check_s": sum(missing(r["s"]) for r in rows),
+        "null_check_f": sum(missing(r["f"]) for r in rows),
+        "pattern_check_s": sum(
+            r["s"] is not None and not re.match("k{14}é[ab]", r["s"]) for r in rows
+        ),
+        "range_check_f": sum(not missing(r["f"]) and not 0 <= r["f"] <= 5 for r in rows),
+    }
+    got = {r.name: r.failed_count for r in file_quality.run(lakehouse=lh)}
+    assert got == expected, step
 
 
 @pytest.mark.parametrize("mode", ["copy-on-write", "merge-on-read"])
