@@ -10,6 +10,7 @@ then merges in both write modes, a delete and compaction keep every row."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from pathlib import Path
@@ -19,8 +20,18 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
 from pyiceberg.schema import Schema
-from pyiceberg.types import BinaryType, DoubleType, LongType, NestedField, StringType
+from pyiceberg.table.name_mapping import create_mapping_from_schema
+from pyiceberg.typedef import Record
+from pyiceberg.types import (
+    BinaryType,
+    DoubleType,
+    LongType,
+    NestedField,
+    StringType,
+    TimestampType,
+)
 from tests.outside_files_support import commit_deletes, position_deletes
 from tests.test_outside_nested import catalog
 
@@ -263,3 +274,55 @@ def test_string_views_are_read_as_strings(lh: phlo.Lakehouse, tmp_path: Path):
     assert_reads(lh, model, "string views after a merge", pyiceberg=False)
     t.compact(target_file_size=1 << 30)
     assert_reads(lh, model, "string views after compaction")
+
+
+def test_int96_timestamps_of_migrated_files_keep_every_date(lh: phlo.Lakehouse, tmp_path: Path):
+    """Spark's legacy INT96 timestamps, in a file registered as a table's (as Iceberg's
+    migrate and add_files procedures do; PyIceberg's add_files refuses them), hold dates
+    outside the nanosecond range (1677-2262): phlo reads them to the microsecond, writes them
+    as Iceberg timestamps, and then PyIceberg (which misreads the INT96 file itself) agrees."""
+    iceberg = catalog(lh).create_table(
+        "raw.t",
+        schema=Schema(
+            NestedField(1, "id", LongType(), required=False),
+            NestedField(2, "ts", TimestampType(), required=False),
+        ),
+    )
+    times = [
+        dt.datetime(2024, 1, 1, 1, 2, 3, 456789),
+        dt.datetime(1000, 1, 1),
+        dt.datetime(2500, 6, 1, 0, 0, 0, 1),
+        None,
+    ]
+    path = tmp_path / "int96.parquet"
+    data = pa.table({"id": list(range(len(times))), "ts": pa.array(times, pa.timestamp("us"))})
+    pq.write_table(data, path, use_deprecated_int96_timestamps=True)
+    file = DataFile.from_args(
+        content=DataFileContent.DATA,
+        file_path=str(path),
+        file_format=FileFormat.PARQUET,
+        partition=Record(),
+        record_count=len(times),
+        file_size_in_bytes=path.stat().st_size,
+    )
+    with iceberg.transaction() as tx:
+        tx.set_properties(
+            {
+                "schema.name-mapping.default": create_mapping_from_schema(
+                    iceberg.schema()
+                ).model_dump_json()
+            }
+        )
+        with tx.update_snapshot().fast_append() as append:
+            append.append_data_file(file)
+    model = {i: {"id": i, "ts": t} for i, t in enumerate(times)}
+    t = lh.table("raw.t")
+    assert sorted(t.scan().to_arrow().to_pylist(), key=lambda r: r["id"]) == list(model.values())
+    old = t.scan(filter=("ts", "<", dt.datetime(1677, 1, 1))).to_arrow().to_pylist()
+    assert old == [model[1]]
+    t.merge(pa.table({"id": [0], "ts": pa.array([dt.datetime(1, 1, 1)], pa.timestamp("us"))}), "id")
+    model[0] = {"id": 0, "ts": dt.datetime(1, 1, 1)}
+    assert sorted(t.scan().to_arrow().to_pylist(), key=lambda r: r["id"]) == list(model.values())
+    t.compact(target_file_size=1 << 30)
+    for rows in (t.scan().to_arrow(), catalog(lh).load_table("raw.t").scan().to_arrow()):
+        assert sorted(rows.to_pylist(), key=lambda r: r["id"]) == list(model.values())
