@@ -139,19 +139,24 @@ def equality_deletes(
     table: IcebergTable, columns: dict[str, list[Any]], partition: Sequence[Any] = ()
 ) -> DataFile:
     """An equality delete file deleting the rows equal to one of `columns`' rows on those
-    columns (named as in the table's current schema)."""
+    columns (named as in the table's current schema; `s.a` is field `a` of struct `s`)."""
     schema = table.schema()
     arrow = schema.as_arrow()
-    fields, ids = [], []
-    for name in columns:
-        field = schema.find_field(name)
-        fields.append(
-            pa.field(
-                name, arrow.field(name).type, metadata={"PARQUET:field_id": str(field.field_id)}
-            )
-        )
-        ids.append(field.field_id)
-    data = pa.table(columns, schema=pa.schema(fields))
+    fields, ids, values = [], [], {}
+
+    def field_id(name: str) -> dict[str, str]:
+        return {"PARQUET:field_id": str(schema.find_field(name).field_id)}
+
+    for name, column in columns.items():
+        top, _, leaf = name.partition(".")
+        type = arrow.field(top).type
+        if leaf:  # A struct holding only the compared field.
+            type = pa.struct([pa.field(leaf, type.field(leaf).type, metadata=field_id(name))])
+            column = [{leaf: v} for v in column]
+        fields.append(pa.field(top, type, metadata=field_id(top)))
+        ids.append(schema.find_field(name).field_id)
+        values[top] = column
+    data = pa.table(values, schema=pa.schema(fields))
     return _delete_file(table, data, DataFileContent.EQUALITY_DELETES, partition, equality_ids=ids)
 
 

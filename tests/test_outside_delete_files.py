@@ -17,8 +17,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.schema import Schema
 from pyiceberg.table import Table as IcebergTable
 from pyiceberg.transforms import IdentityTransform
+from pyiceberg.types import LongType, NestedField, StringType, StructType
 from tests.duckdb_support import duckdb_rest
 from tests.outside_files_support import (
     commit_deletes,
@@ -403,6 +405,35 @@ def test_equality_deletes_on_a_dropped_column_are_refused_by_every_read_and_writ
         lambda: t.delete(("id", "=", 2)),
         lambda: t.compact(target_file_size=1 << 30),
     ]:
-        with pytest.raises(phlo.errors.InputError, match="compares column 2, which the table"):
+        with pytest.raises(
+            phlo.errors.InputError, match="compares column 2, which is not a top-level column"
+        ):
             write()
     assert lh.table("raw.t").metadata_location == location
+
+
+def test_equality_deletes_on_a_nested_field_are_refused_not_applied_to_a_namesake(
+    lh: phlo.Lakehouse,
+):
+    """Equality deletes on `s.a`, a field of a struct, in a table that also has a top-level
+    `a`: phlo compares top-level columns only, so it refuses them rather than compare `a`."""
+    iceberg = SqlCatalog("phlo", uri=lh.catalog_uri, warehouse=lh.warehouse).create_table(
+        "raw.t",
+        schema=Schema(
+            NestedField(1, "id", LongType(), required=False),
+            NestedField(2, "a", StringType(), required=False),
+            NestedField(
+                3,
+                "s",
+                StructType(NestedField(4, "a", StringType(), required=False)),
+                required=False,
+            ),
+        ),
+    )
+    rows = [{"id": i, "a": f"v{i}", "s": {"a": f"v{i}"}} for i in range(4)]
+    iceberg.append(pa.Table.from_pylist(rows, schema=iceberg.schema().as_arrow()))
+    commit_deletes(iceberg, [equality_deletes(iceberg, {"s.a": ["v1"]})])
+    t = lh.table("raw.t")
+    for read in [lambda: t.scan().to_arrow(), lambda: t.compact(target_file_size=1 << 30)]:
+        with pytest.raises(phlo.errors.InputError, match="column 4, which is not a top-level"):
+            read()
