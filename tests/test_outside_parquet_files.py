@@ -11,8 +11,10 @@ then merges in both write modes, a delete and compaction keep every row."""
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import math
 import re
+from operator import eq, ge, gt, le, lt
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +34,13 @@ from pyiceberg.types import (
     StringType,
     TimestampType,
 )
+from tests.duckdb_support import duckdb_rest
 from tests.outside_files_support import commit_deletes, position_deletes
 from tests.test_outside_nested import catalog
 
 import phlo
 from phlo import NullCheck, PatternCheck, RangeCheck, phlo_quality
+from phlo.catalog_server import CatalogServer
 
 SCHEMA = Schema(
     NestedField(1, "id", LongType(), required=False),
@@ -326,3 +330,57 @@ def test_int96_timestamps_of_migrated_files_keep_every_date(lh: phlo.Lakehouse, 
     t.compact(target_file_size=1 << 30)
     for rows in (t.scan().to_arrow(), catalog(lh).load_table("raw.t").scan().to_arrow()):
         assert sorted(rows.to_pylist(), key=lambda r: r["id"]) == list(model.values())
+
+
+def test_statistics_duckdb_writes_prune_no_matching_row(lh: phlo.Lakehouse):
+    """DuckDB (through `phlo catalog serve`) writes decimals as 32- and 64-bit integers,
+    timestamps, dates and floats with statistics of its own, in one file per INSERT: phlo's
+    filters, judged on those statistics file by file, return exactly the matching rows."""
+    columns = (
+        "id BIGINT, d1 DECIMAL(9,2), d2 DECIMAL(18,3), d3 DECIMAL(38,5), ts TIMESTAMP, "
+        "tz TIMESTAMPTZ, day DATE, s VARCHAR, f FLOAT, i INTEGER"
+    )
+    values = (
+        "i, (i * 1.25 - 50)::DECIMAL(9,2), (i * 1000.125 - 3000)::DECIMAL(18,3), "
+        "(i * 12345678901234.5 - 1000000000000000)::DECIMAL(38,5), "
+        "TIMESTAMP '2024-01-01' + i * INTERVAL 1 HOUR, "
+        "TIMESTAMPTZ '2024-01-01 00:00:00+00' + i * INTERVAL 1 DAY, "
+        "DATE '2024-01-01' + i::INTEGER, 'str' || i, (i / 3.0)::FLOAT, (i - 50)::INTEGER"
+    )
+    inserts = [
+        f"INSERT INTO lake.raw.t SELECT {values} FROM range({lo}, {lo + 25}) t(i)"
+        for lo in range(0, 100, 25)
+    ]
+    with CatalogServer(lh, port=0) as server:
+        duckdb_rest(server.uri, "main", [f"CREATE TABLE lake.raw.t ({columns})", *inserts])
+    table = lh.table("raw.t")
+    rows = table.scan().to_arrow().to_pylist()
+    assert sorted(r["id"] for r in rows) == list(range(100))
+    assert len(catalog(lh).load_table("raw.t").inspect.data_files()) == 4
+    utc = dt.UTC
+    probes = [
+        ("d1", "=", decimal.Decimal("-46.25")),
+        ("d1", ">", decimal.Decimal("10")),
+        ("d2", "<", decimal.Decimal("0")),
+        ("d2", ">=", decimal.Decimal("90012.25")),
+        ("d3", ">=", decimal.Decimal("0")),
+        ("d3", "<", decimal.Decimal("-962962963296296.5")),
+        ("ts", ">=", dt.datetime(2024, 1, 3)),
+        ("ts", "=", dt.datetime(2024, 1, 4, 3)),
+        ("tz", "<", dt.datetime(2024, 1, 5, tzinfo=utc)),
+        ("tz", ">", dt.datetime(2024, 3, 1, tzinfo=utc)),
+        ("day", "=", dt.date(2024, 3, 10)),
+        ("day", "<=", dt.date(2024, 1, 10)),
+        ("s", "=", "str42"),
+        ("s", ">", "str9"),
+        ("f", ">", 10.0),
+        ("f", "=", 11.0),
+        ("i", "<", 0),
+        ("i", "=", 49),
+    ]
+    for column, op, value in probes:
+        compare = {"=": eq, "<": lt, "<=": le, ">": gt, ">=": ge}[op]
+        expected = sorted(r["id"] for r in rows if compare(r[column], value))
+        got = table.scan(filter=(column, op, value)).to_arrow().column("id").to_pylist()
+        assert sorted(got) == expected, (column, op, value)
+        assert expected, (column, op, value)
