@@ -122,13 +122,17 @@ def position_deletes(
     deleted: Sequence[tuple[str, int]],
     partition: Sequence[Any] = (),
     referenced: bool = False,
+    field_ids: bool = True,
 ) -> DataFile:
     """A position delete file deleting `deleted` (data file path, row position), sorted as
-    the spec requires; `referenced` names the one data file it covers (`referenced_data_file`)."""
+    the spec requires; `referenced` names the one data file it covers (`referenced_data_file`);
+    without `field_ids` its columns carry only the spec's names (as some writers leave them)."""
     rows = sorted(deleted)
     schema = pa.schema(
         [_field("file_path", pa.string(), FILE_PATH_ID), _field("pos", pa.int64(), POS_ID)]
     )
+    if not field_ids:
+        schema = pa.schema([f.remove_metadata() for f in schema])
     data = pa.table({"file_path": [p for p, _ in rows], "pos": [n for _, n in rows]}, schema=schema)
     paths = {p for p, _ in rows}
     extra = {"referenced_data_file": next(iter(paths))} if referenced and len(paths) == 1 else {}

@@ -437,3 +437,23 @@ def test_equality_deletes_on_a_nested_field_are_refused_not_applied_to_a_namesak
     for read in [lambda: t.scan().to_arrow(), lambda: t.compact(target_file_size=1 << 30)]:
         with pytest.raises(phlo.errors.InputError, match="column 4, which is not a top-level"):
             read()
+
+
+def test_position_delete_files_without_field_ids_are_read_by_the_spec_names(
+    lh: phlo.Lakehouse, readers: Readers
+):
+    """A position delete file whose columns carry no field ids, only the spec's names
+    `file_path` and `pos` (PyIceberg reads them by name, Iceberg Java by position)."""
+    table, model = seeded(lh)
+    iceberg = readers.iceberg()
+    doomed = [1, 12, 13, 28]
+    deletes = position_deletes(iceberg, map(readers.where, doomed), field_ids=False)
+    commit_deletes(iceberg, [deletes])
+    for k in doomed:
+        del model[k]
+    readers.check(model, "deletes without field ids")
+    table.merge(batch({12: ("a", "m"), 14: ("a", "m")}), "id", write_mode="merge-on-read")
+    model.update({12: ("a", "m"), 14: ("a", "m")})
+    readers.check(model, "a merge-on-read merge")
+    table.compact(target_file_size=1 << 30)
+    readers.check(model, "compaction")

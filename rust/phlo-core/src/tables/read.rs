@@ -28,7 +28,8 @@ use arrow_select::filter::filter_record_batch;
 use futures::{Stream, StreamExt};
 use iceberg::io::FileIO;
 use iceberg::spec::{
-    DEFAULT_SCHEMA_NAME_MAPPING, DataFile, DataFileFormat, NameMapping, Schema, TableMetadata,
+    DEFAULT_SCHEMA_NAME_MAPPING, DataFile, DataFileFormat, MappedField, NameMapping, Schema,
+    TableMetadata,
 };
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::AsyncFileReader;
@@ -112,12 +113,18 @@ impl Projection {
     }
 
     /// Every column of a schema that is not a table's (e.g. the spec's schema of position
-    /// delete files): files must carry field ids.
+    /// delete files). Files written without field ids (as some writers leave delete files)
+    /// are matched by the schema's own column names.
     pub fn of_schema(schema: &Schema) -> Result<Self> {
+        let fields = schema.as_struct().fields();
+        let by_name = fields
+            .iter()
+            .map(|f| MappedField::new(Some(f.id), vec![f.name.clone()], vec![]))
+            .collect();
         Ok(Self {
-            field_ids: schema.as_struct().fields().iter().map(|f| f.id).collect(),
+            field_ids: fields.iter().map(|f| f.id).collect(),
             schema: arrow_schema_of(schema)?,
-            name_mapping: None,
+            name_mapping: Some(Arc::new(NameMapping::new(by_name))),
         })
     }
 
