@@ -85,17 +85,22 @@ pub async fn compact(
         ));
     }
     let predicate = bind_predicate(&table, &options.filters)?;
-    let (mut files, mut reads) = live_files_for_commit(io, &table, MAIN).await?;
-    if let Some(predicate) = &predicate {
-        // Judged on the live files planning read (as a scan prunes them): no second read of
-        // the manifests.
-        files.retain(|f| {
+    let (files, mut reads) = live_files_for_commit(io, &table, MAIN).await?;
+    // Judged on the live files planning read (as a scan prunes them): no second read of the
+    // manifests. Every live file is kept in `files`: a delete file the filter's files share
+    // with others must stay.
+    let candidates = files.iter().filter(|f| {
+        predicate.as_ref().is_none_or(|predicate| {
             let spec = table.metadata.partition_spec_by_id(f.data.spec_id);
             file_match(predicate, &f.data.file, spec.map(|s| s.as_ref())) != FileMatch::Never
-        });
-    }
+        })
+    });
     let spec = table.metadata.default_partition_spec().clone();
-    let runs = plan_runs(files.clone(), spec.spec_id(), options.target_file_size);
+    let runs = plan_runs(
+        candidates.cloned().collect(),
+        spec.spec_id(),
+        options.target_file_size,
+    );
     if runs.is_empty() {
         return Ok(CompactResult::default());
     }

@@ -42,8 +42,9 @@ pub(crate) async fn find(
             ids.push(id);
         }
     }
-    let projection = table_columns.of_field_ids(&ids)?;
+    // The deletes first: they name a column the table lacks (dropped since) as an error.
     let deletes = loader.for_file(io, table_columns, file).await?;
+    let projection = table_columns.of_field_ids(&ids)?;
     // The reader skips deleted rows and reports where the rows it yields are in the file.
     let opened = ProjectedFile::open(io, &file.data.file, &projection)
         .await?

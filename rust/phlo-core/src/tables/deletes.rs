@@ -371,12 +371,28 @@ fn wrong_types(delete: &LiveFile) -> Error {
     )
 }
 
+/// The error for equality deletes (of the file at `path`, when known) comparing field `id`,
+/// which is not a top-level column of the schema read: dropped since, or nested in another.
+pub fn equality_column_unread(id: i32, path: Option<&str>) -> Error {
+    let file = path.map_or("a delete file".into(), |p| {
+        format!("equality delete file {p}")
+    });
+    Error::invalid(
+        format!("{file} compares column {id}, which is not a top-level column of the table schema"),
+        "phlo applies equality deletes on top-level columns of the current schema: compact the \
+         table with the engine that wrote the deletes (before dropping a column they use)",
+    )
+}
+
 async fn load_equality(
     io: &FileIO,
     read: &Projection,
     delete: &LiveFile,
 ) -> Result<EqualityDeletes> {
     let ids = delete.file.equality_ids().unwrap_or_default();
+    if let Some(&id) = ids.iter().find(|&&id| !read.reads(id)) {
+        return Err(equality_column_unread(id, Some(delete.file.file_path())));
+    }
     let projection = read.of_field_ids(&ids)?;
     let columns: Vec<String> = projection
         .schema()

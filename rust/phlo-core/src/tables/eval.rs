@@ -3,7 +3,8 @@
 //! `Never` or `Always`), and exactly on Arrow batches (which rows match).
 //!
 //! Semantics are SQL's: a comparison with null is not a match (so `x != 1` keeps null rows out
-//! of a delete), and NaN compares false except with `!=` / `not in` (as IEEE floats do).
+//! of a delete), and NaN compares false except with `!=` / `not in`, and -0.0 equals 0.0 (as
+//! IEEE floats do).
 
 use std::cmp::Ordering;
 use std::mem::discriminant;
@@ -22,6 +23,7 @@ use iceberg::spec::{
 };
 
 use crate::error::{Context, Error, Result};
+use crate::validate::floats::canonical;
 
 /// What a file's statistics prove about the rows matching a filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -330,6 +332,9 @@ fn compare(
             reference.field().name
         )
     })?;
+    // Arrow orders -0.0 below 0.0; IEEE (and statistics, whose zero bounds may stand for
+    // either sign) has them equal.
+    let (column, value) = (&canonical(column, false), canonical(&value, false));
     let value = Scalar::new(value);
     let result = match op {
         Op::LessThan => cmp::lt(column, &value),
@@ -529,6 +534,29 @@ mod tests {
             ),
             [false, false, true, true]
         );
+    }
+
+    #[test]
+    fn negative_zero_equals_zero_in_rows_as_in_statistics() {
+        let batch = RecordBatch::try_new(
+            crate::schema::arrow_schema_of(&schema()).unwrap(),
+            vec![
+                Arc::new(Float64Array::from(vec![-0.0, 0.0, 1.0])),
+                Arc::new(Int64Array::from(vec![1, 2, 3])),
+            ],
+        )
+        .unwrap();
+        let x = || Reference::new("x");
+        for zero in [0.0, -0.0] {
+            let equal = x().equal_to(Datum::double(zero));
+            assert_eq!(matches(equal, &batch), [true, true, false]);
+            let below = x().less_than(Datum::double(zero));
+            assert_eq!(matches(below, &batch), [false, false, false]);
+            // A file of -0.0 alone: its statistics prove the same.
+            let zeros = file(Datum::double(-0.0), Datum::double(-0.0), 0, Some(0));
+            let equal = bind(x().equal_to(Datum::double(zero)));
+            assert_eq!(file_match(&equal, &zeros, None), FileMatch::Always);
+        }
     }
 
     fn file(lower: Datum, upper: Datum, nulls: u64, nans: Option<u64>) -> DataFile {

@@ -28,12 +28,14 @@ use arrow_select::filter::filter_record_batch;
 use futures::{Stream, StreamExt};
 use iceberg::io::FileIO;
 use iceberg::spec::{
-    DEFAULT_SCHEMA_NAME_MAPPING, DataFile, DataFileFormat, NameMapping, Schema, TableMetadata,
+    DEFAULT_SCHEMA_NAME_MAPPING, DataFile, DataFileFormat, MappedField, NameMapping, Schema,
+    TableMetadata,
 };
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
 use parquet::arrow::{PARQUET_FIELD_ID_META_KEY, ProjectionMask};
+use parquet::basic::Encoding;
 
 use super::chunk_strings::{PlainValues, chunk_range, judge_chunk_strings};
 use super::deletes::FileDeletes;
@@ -111,13 +113,24 @@ impl Projection {
     }
 
     /// Every column of a schema that is not a table's (e.g. the spec's schema of position
-    /// delete files): files must carry field ids.
+    /// delete files). Files written without field ids (as some writers leave delete files)
+    /// are matched by the schema's own column names.
     pub fn of_schema(schema: &Schema) -> Result<Self> {
+        let fields = schema.as_struct().fields();
+        let by_name = fields
+            .iter()
+            .map(|f| MappedField::new(Some(f.id), vec![f.name.clone()], vec![]))
+            .collect();
         Ok(Self {
-            field_ids: schema.as_struct().fields().iter().map(|f| f.id).collect(),
+            field_ids: fields.iter().map(|f| f.id).collect(),
             schema: arrow_schema_of(schema)?,
-            name_mapping: None,
+            name_mapping: Some(Arc::new(NameMapping::new(by_name))),
         })
+    }
+
+    /// Whether the column of field id `id` is read.
+    pub fn reads(&self, id: i32) -> bool {
+        self.field_ids.contains(&id)
     }
 
     /// The columns of this projection with the given field ids, in that order.
@@ -549,6 +562,7 @@ impl ProjectedFile {
             deletes: self.deletes.clone(),
             positions: self.track_positions.then(|| Positions::from(first_row)),
             last_positions: Vec::new(),
+            decoded_whole: None,
         })
     }
 
@@ -647,6 +661,9 @@ pub struct ProjectedStream {
     positions: Option<Positions>,
     /// The positions of the rows of the last batch yielded, when tracked.
     last_positions: Vec<i64>,
+    /// The file position of the next row decoded, while the segment being read is decoded
+    /// whole (deleted rows included, left out once decoded; see [`skips_unsupported`]).
+    decoded_whole: Option<i64>,
 }
 
 /// Row groups read one after another, each run by a reader of its own.
@@ -677,6 +694,9 @@ impl ProjectedStream {
             if deleted.len() as i64 == segment.rows.end - segment.rows.start {
                 continue;
             }
+            let whole = !deleted.is_empty()
+                && skips_unsupported(&self.file.metadata, &self.file.mask, &segment.row_groups);
+            self.decoded_whole = whole.then_some(segment.rows.start);
             let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(
                 self.file.ranges.clone(),
                 self.file.metadata.clone(),
@@ -685,8 +705,8 @@ impl ProjectedStream {
             .with_row_groups(segment.row_groups)
             .with_batch_size(self.file.batch_rows);
             let builder = match row_selection::skipping(segment.rows, deleted) {
-                Some(selection) => builder.with_row_selection(selection),
-                None => builder,
+                Some(selection) if !whole => builder.with_row_selection(selection),
+                _ => builder,
             };
             return builder
                 .build()
@@ -701,6 +721,15 @@ impl ProjectedStream {
     fn project(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
         let batch = self.align(batch)?;
         let deletes = self.deletes.as_deref();
+        let batch = match (self.decoded_whole.as_mut(), deletes) {
+            (Some(next), Some(deletes)) => {
+                let rows = *next..*next + batch.num_rows() as i64;
+                *next = rows.end;
+                let keep = not_deleted(rows.clone(), deletes.positions_in(rows));
+                filter_record_batch(&batch, &keep).context(|| "leaving out deleted rows".into())?
+            }
+            _ => batch,
+        };
         if let Some(positions) = &mut self.positions {
             let deleted = deletes.map_or(&[][..], FileDeletes::positions);
             self.last_positions = positions.take(batch.num_rows(), deleted);
@@ -843,6 +872,33 @@ fn own_dictionary(
     };
     let keys = Int32Array::new((0..array.len() as i32).collect(), array.nulls().cloned());
     Some(DictionaryArray::<Int32Type>::try_new(keys, values).map(|d| Arc::new(d) as ArrayRef))
+}
+
+/// Whether arrow-rs cannot skip values of some projected column chunk of `row_groups`:
+/// DELTA_BINARY_PACKED values are skipped only in miniblocks of 32 or 64 values, and other
+/// writers (DuckDB: 256) make larger ones. Rows deleted by position are then decoded and left
+/// out afterwards instead of skipped.
+fn skips_unsupported(
+    metadata: &ArrowReaderMetadata,
+    mask: &ProjectionMask,
+    row_groups: &[usize],
+) -> bool {
+    let groups = metadata.metadata().row_groups();
+    row_groups.iter().any(|&g| {
+        (groups[g].columns().iter().enumerate()).any(|(leaf, chunk)| {
+            mask.leaf_included(leaf)
+                && chunk
+                    .encodings()
+                    .any(|e| e == Encoding::DELTA_BINARY_PACKED)
+        })
+    })
+}
+
+/// Which rows of `rows` (file positions) are not among `deleted` (ascending, inside `rows`).
+fn not_deleted(rows: Range<i64>, deleted: &[i64]) -> BooleanArray {
+    let mut deleted = deleted.iter().peekable();
+    rows.map(|row| deleted.next_if_eq(&&row).is_none())
+        .collect()
 }
 
 /// The values of `values` where `keep` is true.

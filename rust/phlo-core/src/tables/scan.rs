@@ -451,13 +451,9 @@ fn read_projection(
 ) -> Result<Projection> {
     let mut read = columns.to_vec();
     for id in needed {
-        let field = schema.field_by_id(*id).ok_or_else(|| {
-            Error::invalid(
-                format!("a delete file compares column {id}, which the table schema lacks"),
-                "rewrite the table's data files (compaction by the engine that wrote the \
-                 deletes) before dropping a column equality deletes use",
-            )
-        })?;
+        // Filters and equality deletes compare top-level columns.
+        let field = (schema.as_struct().field_by_id(*id))
+            .ok_or_else(|| deletes::equality_column_unread(*id, None))?;
         if !read.contains(&field.name) {
             read.push(field.name.clone());
         }
