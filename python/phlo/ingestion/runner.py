@@ -22,7 +22,13 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from phlo import wap
-from phlo.errors import InputError, NoSuchTableError, PhloError, ValidationError
+from phlo.errors import (
+    CommitConflictError,
+    InputError,
+    NoSuchTableError,
+    PhloError,
+    ValidationError,
+)
 from phlo.ingestion.contract import contract_result
 from phlo.ingestion.result import IngestionResult
 from phlo.ingestion.sources import extract
@@ -37,6 +43,9 @@ if TYPE_CHECKING:
 __all__ = ["execute", "run_inline"]
 
 _METADATA_NAMES = set(METADATA_COLUMNS.names)
+#: The snapshot property a branch merge (docs/branches.md) rebases a write by: the unique key
+#: no row of which both the branch and the target may have written since the fork.
+REBASE_KEY_PROPERTY = "phlo.unique-key"
 
 
 def execute(
@@ -152,7 +161,15 @@ def run_inline(
     if branch == ref:
         return replace(result, status="published")
     started = time.perf_counter()
-    wap.promote(lh, run_id, ref)
+    try:
+        wap.promote(lh, run_id, ref)
+    except CommitConflictError as exc:
+        exc.add_note(
+            f"{result.table} partition {partition_date}: run {run_id} was not published; its "
+            f"branch {branch} is kept (read it with ref={branch!r}). To publish the partition, "
+            "re-run it: a new run forks from the target as it is now."
+        )
+        raise
     timings = {**result.timings, "publish": time.perf_counter() - started}
     return replace(result, status="published", timings=timings)
 
@@ -186,7 +203,11 @@ def _write(
     properties = {"phlo.run-id": run_id, "phlo.partition-date": partition_date}
     if definition.merge_strategy == "append" and definition.add_metadata_columns:
         # A re-run of a partition replaces that partition's earlier rows instead of adding
-        # them a second time.
+        # them a second time. The run owns its partition: both commits are keyed by the
+        # partition column, so publishing the branch conflicts when the target gained rows of
+        # this partition since the fork (a concurrent run of it: its rows would be there
+        # twice) and rebases past runs of other partitions.
+        properties[REBASE_KEY_PROPERTY] = "_phlo_partition_date"
         table.delete(("_phlo_partition_date", "==", partition_date), properties=properties)
     merged = table.merge(
         data,
