@@ -13,9 +13,12 @@ the merge and deleting the branch never merges twice.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from phlo import _args
@@ -33,6 +36,7 @@ __all__ = [
     "promote",
     "run_branch",
     "run_branches",
+    "staging_folder",
 ]
 
 RUN_BRANCH_PREFIX = "pipeline-run-"
@@ -138,6 +142,12 @@ def run_branches(lakehouse: Lakehouse) -> dict[str, dt.datetime]:
     return found
 
 
+def staging_folder(lakehouse: Lakehouse, run_id: str) -> Path:
+    """Where a run stages its input (``<scratch>/staging/<run_id>/<table>/``) until its
+    commit succeeded; a failed or killed run leaves it for `cleanup`."""
+    return lakehouse.scratch_dir / "staging" / _args.text("run_id", run_id)
+
+
 def cleanup(
     lakehouse: Lakehouse,
     retention: dt.timedelta,
@@ -147,13 +157,25 @@ def cleanup(
 ) -> list[str]:
     """Deletes the branches of runs older than `retention` (by branch creation) for which
     `removable(run_id)` is true — the caller says which runs are finished and not waiting to
-    be published (Dagster's sensor asks the instance). Returns the deleted branch names."""
+    be published (Dagster's sensor asks the instance) —, with their staged input. Staged
+    input of runs without a branch (killed after publishing, WAP off) goes by the same rule,
+    aged by its folder's time. Returns the deleted branch names."""
     now = now or dt.datetime.now(dt.UTC)
     deleted = []
-    for run_id, created in sorted(run_branches(lakehouse).items()):
+    branches = run_branches(lakehouse)
+    for run_id, created in sorted(branches.items()):
         if now - created < retention or not removable(run_id):
             continue
         branch = run_branch(run_id)
         lakehouse.delete_branch(branch)
         deleted.append(branch)
+        shutil.rmtree(staging_folder(lakehouse, run_id), ignore_errors=True)
+    staging = lakehouse.scratch_dir / "staging"
+    for folder in sorted(staging.iterdir()) if staging.is_dir() else []:
+        if run_branch(folder.name) in deleted or folder.name in branches:
+            continue  # removed above, or kept with its branch
+        with contextlib.suppress(FileNotFoundError):
+            created = dt.datetime.fromtimestamp(folder.stat().st_mtime, dt.UTC)
+            if now - created >= retention and removable(folder.name):
+                shutil.rmtree(folder, ignore_errors=True)
     return deleted

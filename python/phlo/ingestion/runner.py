@@ -10,6 +10,7 @@ and table. Staged files are removed once that commit succeeded.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import shutil
 import time
@@ -65,7 +66,9 @@ def execute(
     ``strict_validation=False`` a failing contract is reported and the rows are written."""
     partition_date = _partition_date(partition_date)
     ident = definition.table_identifier(namespace)
-    workdir = (staging_dir or lakehouse.scratch_dir / "staging") / run_id / ident
+    workdir = (
+        staging_dir / run_id if staging_dir else wap.staging_folder(lakehouse, run_id)
+    ) / ident
     timings: dict[str, float] = {}
     base = IngestionResult(ident, partition_date, run_id, "no_data", branch, target)
 
@@ -74,7 +77,7 @@ def execute(
     extracted = extract(definition, partition_date, workdir / "extract", deadline=deadline)
     timings["extract"] = time.perf_counter() - started
     if extracted.reader is None:
-        _remove(workdir)
+        _finished(workdir)
         contract = contract_result(definition, partition_date, None, None, [])
         return replace(base, contract=contract, timings=timings)
 
@@ -85,7 +88,7 @@ def execute(
     _remove(workdir / "extract")
     timings["stage"] = time.perf_counter() - started
     if staged.rows == 0:
-        _remove(workdir)
+        _finished(workdir)
         contract = contract_result(definition, partition_date, None, None, [])
         return replace(base, contract=contract, timings=timings)
 
@@ -109,7 +112,7 @@ def execute(
     elapsed = time.perf_counter() - started
     timings["commit"] = merged.timings.get("commit", 0.0)
     timings["merge"] = max(elapsed - timings["commit"], 0.0)
-    _remove(workdir)
+    _finished(workdir)
     return replace(
         result,
         status="written",
@@ -264,3 +267,11 @@ def _partition_date(value: Any) -> str:
 
 def _remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def _finished(workdir: Path) -> None:
+    """Removes a run's working folder, and the run's staging folder once no other table of
+    the run uses it."""
+    _remove(workdir)
+    with contextlib.suppress(OSError):
+        workdir.parent.rmdir()
