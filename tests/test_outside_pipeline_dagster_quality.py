@@ -1,0 +1,101 @@
+"""Quality gates of a Dagster run, from outside: the run the ingestion's own job (what its
+schedule launches) makes, a blocking `@phlo_quality` check that fails, and one that raises
+instead of judging. Each keeps `main` untouched and the promotion says why, naming the check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+import phlo
+import phlo.dagster
+from dagster_support import instance, lakehouse_of, project, run_branches
+
+__all__ = ["instance", "project"]  # fixtures, used by name below
+
+RANGE = """
+from phlo import phlo_quality
+from phlo.quality import RangeCheck
+
+@phlo_quality(table="raw.events", checks=[RangeCheck(column="value", min_value=0, max_value=2)])
+def events_quality():
+    '''Values stay small.'''
+"""
+
+BROKEN = """
+from phlo import phlo_quality
+from phlo.quality import CountCheck, CustomSQLCheck
+
+@phlo_quality(table="raw.events", checks=[
+    CountCheck(min_rows=1),
+    CustomSQLCheck(name_="broken_sql", sql="no_such_function(value) > 0"),
+])
+def events_quality():
+    '''A check whose SQL cannot run.'''
+"""
+
+MISSING_TABLE = """
+from phlo import phlo_quality
+from phlo.quality import CountCheck
+
+@phlo_quality(table="raw.evnets", asset_key="dlt_events", checks=[CountCheck(min_rows=1)])
+def events_quality():
+    '''A check of a table that does not exist (a typo).'''
+"""
+
+
+def with_quality(project: Path, source: str) -> dg.Definitions:
+    folder = project / "workflows" / "quality"
+    folder.mkdir(exist_ok=True)
+    (folder / "events.py").write_text(source)
+    return phlo.dagster.definitions(project)
+
+
+def run_job(defs: dg.Definitions, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    """The run the ingestion's schedule launches: its job, for one partition."""
+    job = defs.resolve_job_def("dlt_events_job")
+    return job.execute_in_process(
+        partition_key="2025-01-02", instance=instance, raise_on_error=False
+    )
+
+
+def assert_unpublished(project: Path, instance: dg.DagsterInstance, run_id: str) -> str:
+    promotion = phlo.dagster.promote(instance, run_id)
+    assert promotion.status == "blocked", promotion
+    assert lakehouse_of(project).table("raw.events").current_snapshot_id is None
+    assert run_branches(project) == [f"pipeline-run-{run_id}"]
+    return promotion.reason
+
+
+def test_the_ingestion_job_runs_the_quality_checks_and_a_failure_blocks(project, instance):
+    defs = with_quality(project, RANGE)
+    result = run_job(defs, instance)
+    reason = assert_unpublished(project, instance, result.run_id)
+    assert "dlt_events:range_check_value" in reason
+
+
+def test_a_check_whose_sql_cannot_run_fails_naming_itself(project, instance):
+    defs = with_quality(project, BROKEN)
+    result = run_job(defs, instance)
+    reason = assert_unpublished(project, instance, result.run_id)
+    assert "broken_sql" in reason, reason
+
+
+def test_a_check_that_raises_blocks_and_the_reason_names_it(project, instance):
+    defs = with_quality(project, MISSING_TABLE)
+    result = run_job(defs, instance)
+    assert not result.success
+    reason = assert_unpublished(project, instance, result.run_id)
+    assert "quality_events_quality" in reason and "raw.evnets" in reason, reason
+
+
+def test_a_failed_contract_blocks_and_the_reason_says_how_to_fix(project, instance):
+    defs = phlo.dagster.definitions(project)
+    job = defs.resolve_job_def("dlt_events_job")
+    result = job.execute_in_process(
+        partition_key="2025-01-13", instance=instance, raise_on_error=False
+    )  # the project's bad day: one negative value
+    reason = assert_unpublished(project, instance, result.run_id)
+    assert "dlt_events:pandera_contract" in reason
+    assert "raw.events partition 2025-01-13" in reason and "staged input is kept" in reason, reason
