@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from phlo import _args
-from phlo.errors import CatalogError
+from phlo.errors import CatalogError, InputError
 
 if TYPE_CHECKING:
     from phlo.lakehouse import Lakehouse, LogEntry, RefMergeResult
@@ -45,6 +45,8 @@ RUN_BRANCH_PREFIX = "pipeline-run-"
 PUBLISHED_PROPERTY = "wap.published"
 #: How far back in the target's log `promote` looks for an earlier promotion of a run.
 _LOOKBACK = 100_000
+#: How far back a promotion that just happened is looked for.
+_RECENT = 1_000
 
 
 @dataclass(frozen=True)
@@ -113,23 +115,39 @@ def promote(
     kept."""
     branch = run_branch(run_id)
     earlier = find_promotion(lakehouse, run_id, target)
-    has_branch = branch in lakehouse.branches()
-    if earlier is not None:
-        if has_branch:
+    if earlier is None and branch in lakehouse.branches():
+        try:
+            merged = lakehouse.merge(
+                branch,
+                into=target,
+                message=message or f"publish run {run_id}",
+                properties={PUBLISHED_PROPERTY: run_id, "phlo.run-id": run_id},
+            )
+        except InputError:
+            # The branch is gone: a concurrent promotion of the run (the sensor and a manual
+            # call) merged and removed it after our look.
+            earlier = find_promotion(lakehouse, run_id, target, lookback=_RECENT)
+            if earlier is None:
+                raise
+        else:
+            # The merge just landed: it is among the newest entries, not worth a full lookback.
+            commit = find_promotion(lakehouse, run_id, target, lookback=_RECENT)
+            _delete_branch(lakehouse, branch)
+            return Promotion(run_id, branch, target, "published", commit, merged)
+    if earlier is None:
+        # No branch: the run wrote nothing, or a concurrent promotion just published it.
+        earlier = find_promotion(lakehouse, run_id, target, lookback=_RECENT)
+        if earlier is None:
+            return Promotion(run_id, branch, target, "no_branch")
+    _delete_branch(lakehouse, branch)
+    return Promotion(run_id, branch, target, "already_published", earlier)
+
+
+def _delete_branch(lakehouse: Lakehouse, branch: str) -> None:
+    """Deletes a published run's branch, unless a concurrent promotion of the run did."""
+    if branch in lakehouse.branches():
+        with contextlib.suppress(InputError):
             lakehouse.delete_branch(branch)
-        return Promotion(run_id, branch, target, "already_published", earlier)
-    if not has_branch:
-        return Promotion(run_id, branch, target, "no_branch")
-    merged = lakehouse.merge(
-        branch,
-        into=target,
-        message=message or f"publish run {run_id}",
-        properties={PUBLISHED_PROPERTY: run_id, "phlo.run-id": run_id},
-    )
-    # The merge just landed: it is among the newest entries, not worth a full lookback.
-    commit = find_promotion(lakehouse, run_id, target, lookback=1_000)
-    lakehouse.delete_branch(branch)
-    return Promotion(run_id, branch, target, "published", commit, merged)
 
 
 def run_branches(lakehouse: Lakehouse) -> dict[str, dt.datetime]:
