@@ -1,6 +1,7 @@
-"""Quality gates of a Dagster run, from outside: the run the ingestion's own job (what its
-schedule launches) makes, a blocking `@phlo_quality` check that fails, and one that raises
-instead of judging. Each keeps `main` untouched and the promotion says why, naming the check."""
+"""Dagster runs from outside. Quality gates: the run the ingestion's own job (what its schedule
+launches) makes, a blocking `@phlo_quality` check that fails, one that raises instead of
+judging, a failed contract — each keeps `main` untouched and the promotion says why, naming the
+check. And two runs appending the same partition before either is promoted: it lands once."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import dagster as dg
 
 import phlo
 import phlo.dagster
-from dagster_support import instance, lakehouse_of, project, run_branches
+from dagster_support import instance, lakehouse_of, materialize, project, rows, run_branches
 
 __all__ = ["instance", "project"]  # fixtures, used by name below
 
@@ -99,3 +100,19 @@ def test_a_failed_contract_blocks_and_the_reason_says_how_to_fix(project, instan
     reason = assert_unpublished(project, instance, result.run_id)
     assert "dlt_events:pandera_contract" in reason
     assert "raw.events partition 2025-01-13" in reason and "staged input is kept" in reason, reason
+
+
+def test_two_runs_appending_one_partition_publish_it_once(project, instance):
+    """dlt_clicks appends; both runs fork from the same main before either publishes."""
+    defs = phlo.dagster.definitions(project)
+    first = materialize(defs, ["dlt_clicks"], "2025-01-02", instance)
+    second = materialize(defs, ["dlt_clicks"], "2025-01-02", instance)
+    assert phlo.dagster.promote(instance, first.run_id).status == "published"
+    outcome = phlo.dagster.promote(instance, second.run_id)
+    assert outcome.status == "conflict" and "raw.clicks" in outcome.reason, outcome
+    assert len(rows(project, "raw.clicks")) == 5  # not 10
+    assert run_branches(project) == [f"pipeline-run-{second.run_id}"]
+    # Re-running the partition publishes it, once.
+    third = materialize(defs, ["dlt_clicks"], "2025-01-02", instance)
+    assert phlo.dagster.promote(instance, third.run_id).status == "published"
+    assert len(rows(project, "raw.clicks")) == 5
