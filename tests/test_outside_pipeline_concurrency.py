@@ -172,6 +172,7 @@ def test_rerunning_appended_partitions_at_once_all_publish(where):
     assert run_branches(lh) == []
 
 
+@pytest.mark.parametrize("where", ["sqlite"], indirect=True)  # the catalogs: tests above
 def test_one_partition_merged_twice_at_once_lands_once(where):
     outcomes = run_at_once(where, "merge", [("2025-03-01", "a"), ("2025-03-01", "b")])
     conflicted = check_conflicts(outcomes, "raw.upserts")

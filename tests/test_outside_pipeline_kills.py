@@ -19,7 +19,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pandera.pandas as pa_schema
 import pytest
+from pandera.typing import Series
 
 import phlo
 from phlo import wap
@@ -33,7 +35,7 @@ CHILD = textwrap.dedent(
     import phlo
     from phlo.ingestion import runner
 
-    root, strategy, day, version, point, held_dir = sys.argv[1:7]
+    where, strategy, day, version, point, held_dir = sys.argv[1:7]
     held = Path(held_dir)
 
     def hold(name):
@@ -96,12 +98,40 @@ CHILD = textwrap.dedent(
     def ingestion(partition_date: str):
         return source()
 
-    ingestion.run(day, lakehouse=phlo.Lakehouse.open(root))
+    if where.startswith("postgresql://"):
+        url, warehouse = where.split(" ")
+        lakehouse = phlo.Lakehouse.connect(url, warehouse)
+    else:
+        lakehouse = phlo.Lakehouse.open(where)
+    ingestion.run(day, lakehouse=lakehouse)
     print("finished", flush=True)
     """
 )
 
 DAY = "2025-04-01"
+
+
+class Row(pa_schema.DataFrameModel):
+    id: Series[str] = pa_schema.Field(nullable=False)
+    version: Series[str]
+
+
+def in_process(strategy: str, lh: phlo.Lakehouse, version: str) -> str:
+    """An undisturbed run of the partition, in this process (the child's ingestion)."""
+
+    @phlo.phlo_ingestion(
+        table_name="log" if strategy == "append" else "upserts",
+        unique_key="id",
+        group="g",
+        merge_strategy=strategy,
+        validation_schema=Row,
+    )
+    def ingestion(partition_date: str):
+        return [{"id": f"{DAY}-{i:03d}", "version": version} for i in range(20)]
+
+    return ingestion.run(DAY, lakehouse=lh).status
+
+
 #: Kill points, and whether the killed run's rows are on main afterwards.
 POINTS = {
     "dlt-extract": False,
@@ -117,7 +147,7 @@ POINTS = {
 }
 
 
-def run_child(root: Path, strategy: str, version: str, point: str, held: Path) -> str:
+def run_child(where: str, strategy: str, version: str, point: str, held: Path) -> str:
     """Runs the child until it is held at `point`, then kills it; returns "killed", or
     "finished" when it never reached the point."""
     held.mkdir(exist_ok=True)
@@ -125,7 +155,7 @@ def run_child(root: Path, strategy: str, version: str, point: str, held: Path) -
         f.unlink()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PHLO_FAILPOINT")}
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(root), strategy, DAY, version, point, str(held)],
+        [sys.executable, "-c", CHILD, where, strategy, DAY, version, point, str(held)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -134,7 +164,7 @@ def run_child(root: Path, strategy: str, version: str, point: str, held: Path) -
     try:
         while not list(held.glob("*.paused")):
             try:
-                out, err = child.communicate(timeout=0.05)
+                _, err = child.communicate(timeout=0.05)
             except subprocess.TimeoutExpired:
                 continue
             assert child.returncode == 0, err[-3000:]
@@ -150,33 +180,42 @@ def run_child(root: Path, strategy: str, version: str, point: str, held: Path) -
 
 def main_rows(lh: phlo.Lakehouse, table: str) -> list[tuple[str, str]]:
     data = lh.table(table).scan(columns=["id", "version"]).to_arrow()
-    return sorted(zip(data.column("id").to_pylist(), data.column("version").to_pylist()))
+    return sorted(
+        zip(data.column("id").to_pylist(), data.column("version").to_pylist(), strict=True)
+    )
 
 
 def expected(version: str) -> list[tuple[str, str]]:
     return [(f"{DAY}-{i:03d}", version) for i in range(20)]
 
 
-@pytest.mark.parametrize("strategy", ["append", "merge"])
-def test_runs_killed_in_every_phase_publish_once_or_not_at_all(tmp_path: Path, strategy: str):
-    root = tmp_path / "lake"
+@pytest.mark.parametrize(("strategy", "catalog"), [("append", "sqlite"), ("merge", "postgres")])
+def test_runs_killed_in_every_phase_publish_once_or_not_at_all(
+    request, tmp_path: Path, strategy: str, catalog: str
+):
+    if catalog == "sqlite":
+        where = str(tmp_path / "lake")
+        lh = phlo.Lakehouse.open(where)
+    else:
+        url, warehouse = request.getfixturevalue("postgres_url"), f"file://{tmp_path / 'wh'}"
+        where = f"{url} {warehouse}"
+        lh = phlo.Lakehouse.connect(url, warehouse)
+    assert in_process(strategy, lh, "v0") == "published"
     table = "raw.log" if strategy == "append" else "raw.upserts"
     held = tmp_path / "held"
-    assert run_child(root, strategy, "v0", "none", held) == "finished"
-    lh = phlo.Lakehouse.open(root)
     state = expected("v0")
     assert main_rows(lh, table) == state
     for k, (point, lands) in enumerate(POINTS.items(), start=1):
         if point == "delete.before-commit" and strategy == "merge":
             continue
         version = f"v{k}"
-        assert run_child(root, strategy, version, point, held) == "killed", point
+        assert run_child(where, strategy, version, point, held) == "killed", point
         after = main_rows(lh, table)
         assert after == (expected(version) if lands else state), (point, after)
         state = after
         # A re-run of the partition publishes it once.
         rerun = f"r{k}"
-        assert run_child(root, strategy, rerun, "none", held) == "finished"
+        assert in_process(strategy, lh, rerun) == "published"
         state = expected(rerun)
         assert main_rows(lh, table) == state, point
         # The documented cleanup removes what the killed run left: its branch, its staged
