@@ -5,6 +5,12 @@ check. And two runs appending the same partition before either is promoted: it l
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -12,6 +18,8 @@ import dagster as dg
 import phlo
 import phlo.dagster
 from dagster_support import instance, lakehouse_of, materialize, project, rows, run_branches
+from phlo import wap
+from phlo.dagster.sensors import is_removable
 
 __all__ = ["instance", "project"]  # fixtures, used by name below
 
@@ -116,3 +124,69 @@ def test_two_runs_appending_one_partition_publish_it_once(project, instance):
     third = materialize(defs, ["dlt_clicks"], "2025-01-02", instance)
     assert phlo.dagster.promote(instance, third.run_id).status == "published"
     assert len(rows(project, "raw.clicks")) == 5
+
+
+# A Dagster run whose process is killed just after its ingestion committed to the run's branch.
+KILLED_RUN = """
+import os, sys
+import dagster as dg
+import phlo.dagster
+from phlo.ingestion import runner
+
+project, held = sys.argv[1:3]
+write = runner._write
+
+def armed(*args, **kwargs):
+    os.environ["PHLO_FAILPOINT_DIR"] = held
+    os.environ["PHLO_FAILPOINTS"] = "commit.after-swap:pause"
+    return write(*args, **kwargs)
+
+runner._write = armed
+defs = phlo.dagster.definitions(project)
+dg.materialize([defs.get_assets_def("dlt_events")], partition_key="2025-01-02",
+               instance=dg.DagsterInstance.get(), resources=defs.resources)
+"""
+
+
+def test_a_killed_run_stays_unpublished_and_is_cleaned_up_once_marked_failed(
+    project: Path, instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    held = tmp_path / "held"
+    held.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHLO_FAILPOINT")}
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_RUN, str(project), str(held)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        while not (held / "commit.after-swap.paused").exists():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                _, err = child.communicate(timeout=0.05)
+                raise AssertionError(f"the run ended before its commit: {err[-3000:]}")
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.communicate()
+    (run,) = instance.get_runs()
+    assert run.status == dg.DagsterRunStatus.STARTED  # nothing told Dagster it died
+    assert phlo.dagster.promote(instance, run.run_id).status == "blocked"
+    lh = lakehouse_of(project)
+    assert lh.table("raw.events").current_snapshot_id is None  # main untouched
+    branch = f"pipeline-run-{run.run_id}"
+    assert lh.table("raw.events", branch).to_arrow().num_rows == 5  # the branch commit landed
+
+    def cleanup() -> list[str]:
+        return wap.cleanup(lh, dt.timedelta(0), removable=lambda r: is_removable(instance, r))
+
+    assert cleanup() == []  # a run Dagster believes is running keeps its branch
+    instance.report_run_failed(run)  # what Dagster's run monitoring does for a dead run
+    assert cleanup() == [branch]
+    assert not list((lh.scratch_dir / "staging").iterdir())
+    assert lh.table("raw.events").current_snapshot_id is None
+    # Re-running the partition publishes it.
+    defs = phlo.dagster.definitions(project)
+    result = materialize(defs, ["dlt_events"], "2025-01-02", instance)
+    assert phlo.dagster.promote(instance, result.run_id).status == "published"
+    assert len(rows(project, "raw.events")) == 5
