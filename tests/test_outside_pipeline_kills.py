@@ -1,5 +1,5 @@
 """`@phlo_ingestion` runs killed (SIGKILL) in every phase, from outside: during a dlt or an Arrow
-extraction, after staging, after validation, inside the branch commit (before and after its
+extraction, after dlt's normalize, after staging, after validation, inside the branch commit (before and after its
 pointer swap), inside the append's delete, inside the publishing merge (before and after it
 applied) and before the branch is removed. Afterwards `main` holds the partition as the killed
 run left it — its rows once, or the previous run's rows once, never a mix —, a re-run
@@ -50,7 +50,22 @@ CHILD = textwrap.dedent(
     def rows():
         return [{"id": f"{day}-{i:03d}", "version": version} for i in range(20)]
 
-    if point == "dlt-extract":
+    if point == "dlt-normalize":
+        import dlt
+
+        normalize = dlt.Pipeline.normalize
+
+        def normalized(self, *args, **kwargs):
+            out = normalize(self, *args, **kwargs)
+            hold(point)
+            return out
+
+        dlt.Pipeline.normalize = normalized
+
+        @dlt.resource(name="log" if strategy == "append" else "upserts")
+        def source():
+            yield rows()
+    elif point == "dlt-extract":
         import dlt
 
         @dlt.resource(name="log" if strategy == "append" else "upserts")
@@ -135,6 +150,7 @@ def in_process(strategy: str, lh: phlo.Lakehouse, version: str) -> str:
 #: Kill points, and whether the killed run's rows are on main afterwards.
 POINTS = {
     "dlt-extract": False,
+    "dlt-normalize": False,  # its Parquet files written, not staged yet
     "extract": False,
     "stage": False,
     "validate": False,
