@@ -72,6 +72,23 @@ class Publisher(threading.Thread):
             self.error = e
 
 
+def race(url: str, step: str, held_args: dict[str, Any], other_args: dict[str, Any]) -> None:
+    """Publishes `held_args`, holding it at `step` (a function of `phlo.publishing.postgres`),
+    while `other_args` publishes until it is done or waits for the held one; then lets both
+    finish. Both must succeed."""
+    with held(postgres, step) as (reached, go):
+        first = Publisher(**held_args)
+        first.start()
+        assert reached.wait(TIMEOUT)
+        second = Publisher(**other_args)
+        second.start()
+        wait_until_done_or_blocked(url, second)
+        go.set()
+        first.join(TIMEOUT)
+        second.join(TIMEOUT)
+    assert first.error is None and second.error is None, (first.error, second.error)
+
+
 def wait_until_done_or_blocked(url: str, thread: threading.Thread) -> None:
     """Until `thread` finished or a backend of the database waits for a lock (the publish in
     it queued behind the held one)."""
@@ -118,17 +135,8 @@ def test_two_incremental_publishes_at_once_leave_one_snapshot(lh, mart, postgres
     s1 = upsert(mart, {1: 1})  # key 1 changes in S1 and again in S2; key 2 only in S2
     lh.create_tag("s1")
     s2 = upsert(mart, {1: 2, 2: 2})
-    with held(postgres, "upsert_rows") as (reached, go):
-        older = Publisher(**args, ref="s1")
-        older.start()
-        assert reached.wait(TIMEOUT)
-        newer = Publisher(**args)
-        newer.start()
-        wait_until_done_or_blocked(postgres_url, newer)
-        go.set()
-        older.join(TIMEOUT)
-        newer.join(TIMEOUT)
-    assert older.error is None and newer.error is None, (older.error, newer.error)
+    # The older publish computed its changes (from S0) and is held before applying them.
+    race(postgres_url, "upsert_rows", {**args, "ref": "s1"}, args)
     table = pg_rows(postgres_url, "SELECT id, v FROM marts.t")
     (recorded,) = pg_rows(
         postgres_url, "SELECT snapshot_id FROM marts._phlo_publications WHERE table_name = 't'"
@@ -141,38 +149,21 @@ def test_two_incremental_publishes_at_once_leave_one_snapshot(lh, mart, postgres
 def test_two_first_publishes_of_one_table_at_once_both_succeed(lh, mart, postgres_url):
     upsert(mart, {1: 1, 2: 1})
     args = {"tables_to_publish": {"t": "marts.mrt"}, "lakehouse": lh, "connection": postgres_url}
-    with held(postgres, "record_publish") as (reached, go):
-        first = Publisher(**args)
-        first.start()
-        assert reached.wait(TIMEOUT)  # its new table renamed into place, not committed
-        second = Publisher(**args)
-        second.start()
-        wait_until_done_or_blocked(postgres_url, second)
-        go.set()
-        first.join(TIMEOUT)
-        second.join(TIMEOUT)
-    assert first.error is None and second.error is None, (first.error, second.error)
+    # The first one's table is renamed into place, not committed.
+    race(postgres_url, "record_publish", args, args)
     assert pg_rows(postgres_url, "SELECT id, v FROM marts.t") == [(1, 1), (2, 1)]
 
 
 def test_two_tables_first_published_into_one_new_schema_at_once(lh, mart, postgres_url):
     """Two publishing assets of one run, each with its own table, same (new) target schema."""
     upsert(mart, {1: 1})
-    with held(postgres, "record_publish") as (reached, go):
-        first = Publisher(
-            tables_to_publish={"a": "marts.mrt"}, lakehouse=lh, connection=postgres_url
-        )
-        first.start()
-        assert reached.wait(TIMEOUT)  # its table in place, not committed
-        second = Publisher(
-            tables_to_publish={"b": "marts.mrt"}, lakehouse=lh, connection=postgres_url
-        )
-        second.start()
-        wait_until_done_or_blocked(postgres_url, second)
-        go.set()
-        first.join(TIMEOUT)
-        second.join(TIMEOUT)
-    assert first.error is None and second.error is None, (first.error, second.error)
+    common = {"lakehouse": lh, "connection": postgres_url}
+    race(
+        postgres_url,
+        "record_publish",
+        {"tables_to_publish": {"a": "marts.mrt"}, **common},
+        {"tables_to_publish": {"b": "marts.mrt"}, **common},
+    )
     assert pg_rows(postgres_url, "SELECT id, v FROM marts.a") == [(1, 1)]
     assert pg_rows(postgres_url, "SELECT id, v FROM marts.b") == [(1, 1)]
     assert [
