@@ -269,8 +269,12 @@ def prepare_schema(cur: Any, schema: str) -> None:
     """Creates `schema` and its bookkeeping table unless they exist, in the open transaction
     (commit it next). Publishes into one schema take turns here: two sessions creating the
     same schema or table at once would fail on PostgreSQL's unique catalog indexes."""
+    schema_exists = bool(_query(cur, "SELECT 1 FROM pg_namespace WHERE nspname = $1", (schema,)))
+    if schema_exists and table_exists(cur, schema, BOOKKEEPING):
+        return  # nothing to create (a role without CREATE on the database may publish)
     _advisory_lock(cur, f"phlo.publish.schema:{schema}")
-    cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+    if not schema_exists:
+        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
     cur.execute(
         f"CREATE TABLE IF NOT EXISTS {quote(schema)}.{quote(BOOKKEEPING)} "
         "(table_name text PRIMARY KEY, source_table text NOT NULL, ref text NOT NULL, "
