@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import random
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pandera.pandas as pa_schema
@@ -118,8 +120,10 @@ CHILD = textwrap.dedent(
         lakehouse = phlo.Lakehouse.connect(url, warehouse)
     else:
         lakehouse = phlo.Lakehouse.open(where)
+    print("ready", flush=True)
+    started = time.perf_counter()
     ingestion.run(day, lakehouse=lakehouse)
-    print("finished", flush=True)
+    print(time.perf_counter() - started, flush=True)
     """
 )
 
@@ -245,3 +249,52 @@ def test_runs_killed_in_every_phase_publish_once_or_not_at_all(
         )
         lh.remove_orphan_files(older_than=dt.timedelta(0))
         assert main_rows(lh, table) == state, point
+
+
+def test_runs_killed_at_random_moments_publish_once_or_not_at_all(tmp_path: Path):
+    """Kills spread over a run (append, the delete and the append on the branch, then the
+    publishing merge), at moments no failpoint names: inside a write, the SQLite
+    transaction of the merge, a file being staged."""
+    where, held = str(tmp_path / "lake"), tmp_path / "held"
+    held.mkdir()
+    lh = phlo.Lakehouse.open(where)
+    assert in_process("append", lh, "v0") == "published"
+    state = expected("v0")
+
+    def start(version: str) -> subprocess.Popen[str]:
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, where, "append", DAY, version, "none", str(held)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        return child
+
+    # An undisturbed run measures how long a run takes, to spread the kills over it.
+    child = start("v1")
+    assert child.stdout is not None
+    duration = float(child.stdout.readline())
+    assert child.wait() == 0
+    child.stdout.close()
+    state = expected("v1")
+    kills = 6
+    moments = [duration * 1.2 * (i + 0.5) / kills for i in range(kills)]
+    random.Random(20261130).shuffle(moments)
+    for k, moment in enumerate(moments, start=2):
+        child = start(f"v{k}")
+        time.sleep(moment)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        assert child.stdout is not None
+        child.stdout.close()
+        after = main_rows(lh, "raw.log")
+        assert after in (state, expected(f"v{k}")), (moment, after)
+        state = after
+    wap.cleanup(lh, dt.timedelta(0), removable=lambda run_id: True)
+    assert lh.branches() == ["main"]
+    staging = lh.scratch_dir / "staging"
+    assert not staging.exists() or not list(staging.iterdir())
+    lh.remove_orphan_files(older_than=dt.timedelta(0))
+    assert main_rows(lh, "raw.log") == state
+    assert in_process("append", lh, "last") == "published"
+    assert main_rows(lh, "raw.log") == expected("last")
