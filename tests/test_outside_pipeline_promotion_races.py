@@ -82,3 +82,35 @@ def test_two_promotions_of_one_run_publish_it_once(tmp_path, method, before):
     assert lh.branches() == ["main"]
     merges = [e for e in lh.log("main", 100) if e.properties.get("wap.published") == "r1"]
     assert len(merges) >= 1
+
+
+def test_a_promotion_merging_a_branch_another_one_just_merged_appends_nothing_twice(tmp_path):
+    """The held one saw the branch before the other merged it (the other is then held before
+    removing it) and main moved meanwhile: its merge finds nothing new on the branch."""
+    lh = a_run(tmp_path)
+    lh.create_branch("other")
+    lh.table("raw.t", "other").append(pa.table({"id": [7]}))
+    late, early = phlo.Lakehouse.open(tmp_path), phlo.Lakehouse.open(tmp_path)
+    late_reached, late_go = hold(late, "branches", before=False)
+    early_reached, early_go = hold(early, "delete_branch", before=True)
+    outcome: dict[str, object] = {}
+
+    def promote(name: str, lakehouse: phlo.Lakehouse) -> None:
+        outcome[name] = wap.promote(lakehouse, "r1").status
+
+    threads = [
+        threading.Thread(target=promote, args=(name, lakehouse), daemon=True)
+        for name, lakehouse in (("late", late), ("early", early))
+    ]
+    threads[0].start()
+    assert late_reached.wait(TIMEOUT)
+    threads[1].start()
+    assert early_reached.wait(TIMEOUT)  # merged, about to remove the branch
+    lh.merge("other")  # main moves
+    late_go.set()
+    threads[0].join(TIMEOUT)
+    early_go.set()
+    threads[1].join(TIMEOUT)
+    assert set(outcome.values()) <= {"published", "already_published"}, outcome
+    assert sorted(lh.table("raw.t").to_arrow().column("id").to_pylist()) == [0, 1, 2, 7]
+    assert lh.branches() == ["main", "other"]
