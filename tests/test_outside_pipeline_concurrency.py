@@ -227,3 +227,35 @@ def test_a_conflict_is_typed_and_says_which_run_and_how_to_publish(lh):
     assert {r["version"] for r in table_rows(lh, "raw.users")} == {"v0"}
     assert racing.run("2025-03-01", lakehouse=lh).status == "published"
     assert {r["version"] for r in table_rows(lh, "raw.users")} == {"late"}
+
+
+def test_with_wap_off_a_partition_appended_during_another_run_of_it_lands_once(
+    lh, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Without run branches: after one run of a day removed the day's earlier rows and before
+    it appends its own, another run of the same day writes it to main. The first must then
+    not append the day a second time."""
+    (tmp_path / "phlo.yaml").write_text("wap: {enabled: false}\n")
+    monkeypatch.chdir(tmp_path)
+    inner = {}
+    merge = phlo.Table.merge
+
+    def merge_after_another_run(self, *args, **kwargs):
+        if not inner:  # the first run's append: the other run goes first
+            inner["running"] = True
+            os.environ["PHLO_TEST_VERSION"] = "inner"
+            try:
+                inner["result"] = appended.run("2025-03-01", lakehouse=lh)
+            finally:
+                del os.environ["PHLO_TEST_VERSION"]
+        return merge(self, *args, **kwargs)
+
+    monkeypatch.setattr(phlo.Table, "merge", merge_after_another_run)
+    with pytest.raises(errors.CommitConflictError, match=r"raw\.log"):
+        appended.run("2025-03-01", lakehouse=lh)
+    assert inner["result"].status == "published"
+    found = table_rows(lh, "raw.log")
+    assert len(found) == 20 and {r["version"] for r in found} == {"inner"}
+    assert appended.run("2025-03-01", lakehouse=lh).status == "published"
+    found = table_rows(lh, "raw.log")
+    assert len(found) == 20 and {r["version"] for r in found} == {"v0"}

@@ -167,7 +167,9 @@ POINTS = {
 }
 
 
-def run_child(where: str, strategy: str, version: str, point: str, held: Path) -> str:
+def run_child(
+    where: str, strategy: str, version: str, point: str, held: Path, cwd: Path | None = None
+) -> str:
     """Runs the child until it is held at `point`, then kills it; returns "killed", or
     "finished" when it never reached the point."""
     held.mkdir(exist_ok=True)
@@ -180,6 +182,7 @@ def run_child(where: str, strategy: str, version: str, point: str, held: Path) -
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        cwd=cwd,
     )
     try:
         while not list(held.glob("*.paused")):
@@ -298,3 +301,24 @@ def test_runs_killed_at_random_moments_publish_once_or_not_at_all(tmp_path: Path
     assert main_rows(lh, "raw.log") == state
     assert in_process("append", lh, "last") == "published"
     assert main_rows(lh, "raw.log") == expected("last")
+
+
+def test_with_wap_off_an_append_rerun_killed_between_its_delete_and_append_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Without a run branch the re-run writes straight to main: its delete of the partition's
+    earlier rows and its append must land together."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "phlo.yaml").write_text("wap: {enabled: false}\n")
+    monkeypatch.chdir(project)
+    where = str(tmp_path / "lake")
+    lh = phlo.Lakehouse.open(where)
+    assert in_process("append", lh, "v0") == "published"
+    # The delete committed; killed before the append.
+    assert run_child(where, "append", "v1", "commit.after-swap", tmp_path / "held", project) == (
+        "killed"
+    )
+    assert main_rows(lh, "raw.log") == expected("v0")
+    assert in_process("append", lh, "v2") == "published"
+    assert main_rows(lh, "raw.log") == expected("v2")

@@ -105,7 +105,16 @@ def execute(
 
     started = time.perf_counter()
     try:
-        table, merged = _write(definition, lakehouse, ident, branch, data, partition_date, run_id)
+        table, merged = _write(
+            definition,
+            lakehouse,
+            ident,
+            branch,
+            data,
+            partition_date,
+            run_id,
+            isolated=branch != target,
+        )
     except PhloError as exc:
         exc.add_note(f"The staged input is kept in {workdir / 'staged'}.")
         raise
@@ -197,31 +206,54 @@ def _write(
     data: pa.Table,
     partition_date: str,
     run_id: str,
+    *,
+    isolated: bool,
 ) -> tuple[Table, MergeResult]:
-    """One dedupe + merge (or append) commit of the validated rows on `branch`."""
+    """One dedupe + merge (or append) commit of the validated rows on `branch` (a run branch
+    when `isolated`, else the target itself)."""
     try:
         table = lakehouse.table(ident, branch)
     except NoSuchTableError:
         table = _create(definition, lakehouse, ident, branch)
     properties = {"phlo.run-id": run_id, "phlo.partition-date": partition_date}
-    if definition.merge_strategy == "append" and definition.add_metadata_columns:
-        # A re-run of a partition replaces that partition's earlier rows instead of adding
-        # them a second time. The run owns its partition: both commits are keyed by the
-        # partition column, so publishing the branch conflicts when the target gained rows of
-        # this partition since the fork (a concurrent run of it: its rows would be there
-        # twice) and rebases past runs of other partitions.
-        properties[REBASE_KEY_PROPERTY] = "_phlo_partition_date"
-        table.delete(("_phlo_partition_date", "==", partition_date), properties=properties)
-    merged = table.merge(
+    message = f"ingest {ident} partition {partition_date} (run {run_id})"
+    if definition.merge_strategy != "append" or not definition.add_metadata_columns:
+        return table, _merge(definition, table, data, properties, message)
+    # A re-run of a partition replaces that partition's earlier rows instead of adding them a
+    # second time. The run owns its partition: both commits are keyed by the partition column,
+    # so publishing the branch conflicts when the target gained rows of this partition since
+    # the fork (a concurrent run of it: its rows would be there twice) and rebases past runs
+    # of other partitions.
+    properties[REBASE_KEY_PROPERTY] = "_phlo_partition_date"
+    replaced = ("_phlo_partition_date", "==", partition_date)
+    if isolated:
+        table.delete(replaced, properties=properties)
+        return table, _merge(definition, table, data, properties, message)
+    # Straight on the target (WAP off): the delete and the append land in one commit, so no
+    # reader sees the partition gone and a killed run does not leave it so.
+    with lakehouse.transaction(branch, message=message) as tx:
+        private = tx.table(ident)
+        private.delete(replaced, properties=properties)
+        merged = _merge(definition, private, data, properties, message)
+    return lakehouse.table(ident, branch), merged
+
+
+def _merge(
+    definition: IngestionDefinition,
+    table: Table,
+    data: pa.Table,
+    properties: dict[str, str],
+    message: str,
+) -> MergeResult:
+    return table.merge(
         data,
         definition.unique_key,
         definition.merge_strategy,
         definition.merge_config,
         properties=properties,
-        message=f"ingest {ident} partition {partition_date} (run {run_id})",
+        message=message,
         schema_evolution="evolve",
     )
-    return table, merged
 
 
 def _create(definition: IngestionDefinition, lakehouse: Lakehouse, ident: str, ref: str) -> Table:
