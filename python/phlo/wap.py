@@ -13,13 +13,16 @@ the merge and deleting the branch never merges twice.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from phlo import _args
-from phlo.errors import CatalogError
+from phlo.errors import CatalogError, InputError
 
 if TYPE_CHECKING:
     from phlo.lakehouse import Lakehouse, LogEntry, RefMergeResult
@@ -33,6 +36,7 @@ __all__ = [
     "promote",
     "run_branch",
     "run_branches",
+    "staging_folder",
 ]
 
 RUN_BRANCH_PREFIX = "pipeline-run-"
@@ -41,6 +45,8 @@ RUN_BRANCH_PREFIX = "pipeline-run-"
 PUBLISHED_PROPERTY = "wap.published"
 #: How far back in the target's log `promote` looks for an earlier promotion of a run.
 _LOOKBACK = 100_000
+#: How far back a promotion that just happened is looked for.
+_RECENT = 1_000
 
 
 @dataclass(frozen=True)
@@ -109,23 +115,39 @@ def promote(
     kept."""
     branch = run_branch(run_id)
     earlier = find_promotion(lakehouse, run_id, target)
-    has_branch = branch in lakehouse.branches()
-    if earlier is not None:
-        if has_branch:
+    if earlier is None and branch in lakehouse.branches():
+        try:
+            merged = lakehouse.merge(
+                branch,
+                into=target,
+                message=message or f"publish run {run_id}",
+                properties={PUBLISHED_PROPERTY: run_id, "phlo.run-id": run_id},
+            )
+        except InputError:
+            # The branch is gone: a concurrent promotion of the run (the sensor and a manual
+            # call) merged and removed it after our look.
+            earlier = find_promotion(lakehouse, run_id, target, lookback=_RECENT)
+            if earlier is None:
+                raise
+        else:
+            # The merge just landed: it is among the newest entries, not worth a full lookback.
+            commit = find_promotion(lakehouse, run_id, target, lookback=_RECENT)
+            _delete_branch(lakehouse, branch)
+            return Promotion(run_id, branch, target, "published", commit, merged)
+    if earlier is None:
+        # No branch: the run wrote nothing, or a concurrent promotion just published it.
+        earlier = find_promotion(lakehouse, run_id, target, lookback=_RECENT)
+        if earlier is None:
+            return Promotion(run_id, branch, target, "no_branch")
+    _delete_branch(lakehouse, branch)
+    return Promotion(run_id, branch, target, "already_published", earlier)
+
+
+def _delete_branch(lakehouse: Lakehouse, branch: str) -> None:
+    """Deletes a published run's branch, unless a concurrent promotion of the run did."""
+    if branch in lakehouse.branches():
+        with contextlib.suppress(InputError):
             lakehouse.delete_branch(branch)
-        return Promotion(run_id, branch, target, "already_published", earlier)
-    if not has_branch:
-        return Promotion(run_id, branch, target, "no_branch")
-    merged = lakehouse.merge(
-        branch,
-        into=target,
-        message=message or f"publish run {run_id}",
-        properties={PUBLISHED_PROPERTY: run_id, "phlo.run-id": run_id},
-    )
-    # The merge just landed: it is among the newest entries, not worth a full lookback.
-    commit = find_promotion(lakehouse, run_id, target, lookback=1_000)
-    lakehouse.delete_branch(branch)
-    return Promotion(run_id, branch, target, "published", commit, merged)
 
 
 def run_branches(lakehouse: Lakehouse) -> dict[str, dt.datetime]:
@@ -138,6 +160,12 @@ def run_branches(lakehouse: Lakehouse) -> dict[str, dt.datetime]:
     return found
 
 
+def staging_folder(lakehouse: Lakehouse, run_id: str) -> Path:
+    """Where a run stages its input (``<scratch>/staging/<run_id>/<table>/``) until its
+    commit succeeded; a failed or killed run leaves it for `cleanup`."""
+    return lakehouse.scratch_dir / "staging" / _args.text("run_id", run_id)
+
+
 def cleanup(
     lakehouse: Lakehouse,
     retention: dt.timedelta,
@@ -147,13 +175,25 @@ def cleanup(
 ) -> list[str]:
     """Deletes the branches of runs older than `retention` (by branch creation) for which
     `removable(run_id)` is true — the caller says which runs are finished and not waiting to
-    be published (Dagster's sensor asks the instance). Returns the deleted branch names."""
+    be published (Dagster's sensor asks the instance) —, with their staged input. Staged
+    input of runs without a branch (killed after publishing, WAP off) goes by the same rule,
+    aged by its folder's time. Returns the deleted branch names."""
     now = now or dt.datetime.now(dt.UTC)
     deleted = []
-    for run_id, created in sorted(run_branches(lakehouse).items()):
+    branches = run_branches(lakehouse)
+    for run_id, created in sorted(branches.items()):
         if now - created < retention or not removable(run_id):
             continue
         branch = run_branch(run_id)
         lakehouse.delete_branch(branch)
         deleted.append(branch)
+        shutil.rmtree(staging_folder(lakehouse, run_id), ignore_errors=True)
+    staging = lakehouse.scratch_dir / "staging"
+    for folder in sorted(staging.iterdir()) if staging.is_dir() else []:
+        if run_branch(folder.name) in deleted or folder.name in branches:
+            continue  # removed above, or kept with its branch
+        with contextlib.suppress(FileNotFoundError):
+            created = dt.datetime.fromtimestamp(folder.stat().st_mtime, dt.UTC)
+            if now - created >= retention and removable(folder.name):
+                shutil.rmtree(folder, ignore_errors=True)
     return deleted

@@ -12,7 +12,7 @@ from phlo import wap
 from phlo.dagster import tags
 from phlo.errors import CommitConflictError, InputError
 
-__all__ = ["RunPromotion", "failed_blocking_checks", "promote"]
+__all__ = ["RunPromotion", "failed_blocking_checks", "failed_steps", "promote"]
 
 #: ``published`` / ``already_published``: the run's tables are on the target (now, or by an
 #: earlier promotion); ``no_branch``: the run wrote nothing through phlo's WAP; ``blocked``: the
@@ -53,6 +53,23 @@ def failed_blocking_checks(instance: dg.DagsterInstance, run_id: str) -> list[st
     return failed
 
 
+def failed_steps(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """``step: error`` of every step of the run that failed (the error its code raised, e.g. a
+    quality check that could not run), so a blocked promotion says what to fix."""
+    failed = []
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    for record in records.records:
+        event = record.event_log_entry.dagster_event
+        if event is None:
+            continue
+        error = getattr(event.event_specific_data, "error", None)
+        while error is not None and error.cause is not None:
+            error = error.cause  # Dagster wraps what the step raised
+        message = error.message.strip() if error is not None else "failed"
+        failed.append(f"{event.step_key}: {message}")
+    return failed
+
+
 def promote(instance: dg.DagsterInstance, run_id: str) -> RunPromotion:
     """Publishes run `run_id` if it succeeded and no blocking check failed: one catalog merge
     of its branch into the target (every table it wrote), found through the run's tags.
@@ -68,9 +85,13 @@ def promote(instance: dg.DagsterInstance, run_id: str) -> RunPromotion:
         return RunPromotion(run_id, "blocked", reason=reason)
     failed = failed_blocking_checks(instance, run_id)
     if run.status != dg.DagsterRunStatus.SUCCESS or failed:
-        reasons = (
-            [] if run.status == dg.DagsterRunStatus.SUCCESS else [f"the run is {run.status.value}"]
-        )
+        reasons = []
+        if run.status != dg.DagsterRunStatus.SUCCESS:
+            steps = failed_steps(instance, run_id)
+            reasons.append(
+                f"the run is {run.status.value}"
+                + (f" (failed steps: {'; '.join(steps)})" if steps else "")
+            )
         if failed:
             reasons.append(f"blocking checks failed: {', '.join(failed)}")
         return _record(instance, RunPromotion(run_id, "blocked", reason="; ".join(reasons)))

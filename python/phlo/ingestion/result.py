@@ -60,7 +60,9 @@ class IngestionResult:
         kept = f" and the run's branch {self.branch} is kept" if self.branch != self.target else ""
         return (
             f"{self.table} partition {self.partition_date}: the Pandera contract failed "
-            f"({message}); nothing was written. The staged input is kept in {folder}{kept}."
+            f"({message}); nothing was written. The staged input is kept in {folder}{kept}. "
+            "Fix the source's rows or the contract, then re-run the partition (the contract's "
+            "repro_sql returns the failing rows)."
         )
 
     def _repr_html_(self) -> str:

@@ -10,6 +10,7 @@ and table. Staged files are removed once that commit succeeded.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import shutil
 import time
@@ -22,7 +23,13 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from phlo import wap
-from phlo.errors import InputError, NoSuchTableError, PhloError, ValidationError
+from phlo.errors import (
+    CommitConflictError,
+    InputError,
+    NoSuchTableError,
+    PhloError,
+    ValidationError,
+)
 from phlo.ingestion.contract import contract_result
 from phlo.ingestion.result import IngestionResult
 from phlo.ingestion.sources import extract
@@ -37,6 +44,9 @@ if TYPE_CHECKING:
 __all__ = ["execute", "run_inline"]
 
 _METADATA_NAMES = set(METADATA_COLUMNS.names)
+#: The snapshot property a branch merge (docs/branches.md) rebases a write by: the unique key
+#: no row of which both the branch and the target may have written since the fork.
+REBASE_KEY_PROPERTY = "phlo.unique-key"
 
 
 def execute(
@@ -56,7 +66,9 @@ def execute(
     ``strict_validation=False`` a failing contract is reported and the rows are written."""
     partition_date = _partition_date(partition_date)
     ident = definition.table_identifier(namespace)
-    workdir = (staging_dir or lakehouse.scratch_dir / "staging") / run_id / ident
+    workdir = (
+        staging_dir / run_id if staging_dir else wap.staging_folder(lakehouse, run_id)
+    ) / ident
     timings: dict[str, float] = {}
     base = IngestionResult(ident, partition_date, run_id, "no_data", branch, target)
 
@@ -65,7 +77,7 @@ def execute(
     extracted = extract(definition, partition_date, workdir / "extract", deadline=deadline)
     timings["extract"] = time.perf_counter() - started
     if extracted.reader is None:
-        _remove(workdir)
+        _finished(workdir)
         contract = contract_result(definition, partition_date, None, None, [])
         return replace(base, contract=contract, timings=timings)
 
@@ -76,7 +88,7 @@ def execute(
     _remove(workdir / "extract")
     timings["stage"] = time.perf_counter() - started
     if staged.rows == 0:
-        _remove(workdir)
+        _finished(workdir)
         contract = contract_result(definition, partition_date, None, None, [])
         return replace(base, contract=contract, timings=timings)
 
@@ -93,14 +105,23 @@ def execute(
 
     started = time.perf_counter()
     try:
-        table, merged = _write(definition, lakehouse, ident, branch, data, partition_date, run_id)
+        table, merged = _write(
+            definition,
+            lakehouse,
+            ident,
+            branch,
+            data,
+            partition_date,
+            run_id,
+            isolated=branch != target,
+        )
     except PhloError as exc:
         exc.add_note(f"The staged input is kept in {workdir / 'staged'}.")
         raise
     elapsed = time.perf_counter() - started
     timings["commit"] = merged.timings.get("commit", 0.0)
     timings["merge"] = max(elapsed - timings["commit"], 0.0)
-    _remove(workdir)
+    _finished(workdir)
     return replace(
         result,
         status="written",
@@ -152,7 +173,15 @@ def run_inline(
     if branch == ref:
         return replace(result, status="published")
     started = time.perf_counter()
-    wap.promote(lh, run_id, ref)
+    try:
+        wap.promote(lh, run_id, ref)
+    except CommitConflictError as exc:
+        exc.add_note(
+            f"{result.table} partition {partition_date}: run {run_id} was not published; its "
+            f"branch {branch} is kept (read it with ref={branch!r}). To publish the partition, "
+            "re-run it: a new run forks from the target as it is now."
+        )
+        raise
     timings = {**result.timings, "publish": time.perf_counter() - started}
     return replace(result, status="published", timings=timings)
 
@@ -177,27 +206,54 @@ def _write(
     data: pa.Table,
     partition_date: str,
     run_id: str,
+    *,
+    isolated: bool,
 ) -> tuple[Table, MergeResult]:
-    """One dedupe + merge (or append) commit of the validated rows on `branch`."""
+    """One dedupe + merge (or append) commit of the validated rows on `branch` (a run branch
+    when `isolated`, else the target itself)."""
     try:
         table = lakehouse.table(ident, branch)
     except NoSuchTableError:
         table = _create(definition, lakehouse, ident, branch)
     properties = {"phlo.run-id": run_id, "phlo.partition-date": partition_date}
-    if definition.merge_strategy == "append" and definition.add_metadata_columns:
-        # A re-run of a partition replaces that partition's earlier rows instead of adding
-        # them a second time.
-        table.delete(("_phlo_partition_date", "==", partition_date), properties=properties)
-    merged = table.merge(
+    message = f"ingest {ident} partition {partition_date} (run {run_id})"
+    if definition.merge_strategy != "append" or not definition.add_metadata_columns:
+        return table, _merge(definition, table, data, properties, message)
+    # A re-run of a partition replaces that partition's earlier rows instead of adding them a
+    # second time. The run owns its partition: both commits are keyed by the partition column,
+    # so publishing the branch conflicts when the target gained rows of this partition since
+    # the fork (a concurrent run of it: its rows would be there twice) and rebases past runs
+    # of other partitions.
+    properties[REBASE_KEY_PROPERTY] = "_phlo_partition_date"
+    replaced = ("_phlo_partition_date", "==", partition_date)
+    if isolated:
+        table.delete(replaced, properties=properties)
+        return table, _merge(definition, table, data, properties, message)
+    # Straight on the target (WAP off): the delete and the append land in one commit, so no
+    # reader sees the partition gone and a killed run does not leave it so.
+    with lakehouse.transaction(branch, message=message) as tx:
+        private = tx.table(ident)
+        private.delete(replaced, properties=properties)
+        merged = _merge(definition, private, data, properties, message)
+    return lakehouse.table(ident, branch), merged
+
+
+def _merge(
+    definition: IngestionDefinition,
+    table: Table,
+    data: pa.Table,
+    properties: dict[str, str],
+    message: str,
+) -> MergeResult:
+    return table.merge(
         data,
         definition.unique_key,
         definition.merge_strategy,
         definition.merge_config,
         properties=properties,
-        message=f"ingest {ident} partition {partition_date} (run {run_id})",
+        message=message,
         schema_evolution="evolve",
     )
-    return table, merged
 
 
 def _create(definition: IngestionDefinition, lakehouse: Lakehouse, ident: str, ref: str) -> Table:
@@ -243,3 +299,11 @@ def _partition_date(value: Any) -> str:
 
 def _remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def _finished(workdir: Path) -> None:
+    """Removes a run's working folder, and the run's staging folder once no other table of
+    the run uses it."""
+    _remove(workdir)
+    with contextlib.suppress(OSError):
+        workdir.parent.rmdir()

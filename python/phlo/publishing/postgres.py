@@ -147,7 +147,6 @@ def replace_table(
     columns = ", ".join(
         f"{quote(f.name)} {loaded.get(f.name) or pg_type(f, set())}" for f in data.schema
     )
-    cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
     cur.execute(f"CREATE TABLE {quote(schema)}.{quote(staging)} ({columns})")
     rows = int(cur.adbc_ingest(staging, data, mode="append", db_schema_name=schema))
     new = f"{quote(schema)}.{quote(staging)}"
@@ -266,6 +265,36 @@ def table_bytes(cur: Any, schema: str, name: str) -> int:
     return int(found[0][0] or 0)
 
 
+def prepare_schema(cur: Any, schema: str) -> None:
+    """Creates `schema` and its bookkeeping table unless they exist, in the open transaction
+    (commit it next). Publishes into one schema take turns here: two sessions creating the
+    same schema or table at once would fail on PostgreSQL's unique catalog indexes."""
+    schema_exists = bool(_query(cur, "SELECT 1 FROM pg_namespace WHERE nspname = $1", (schema,)))
+    if schema_exists and table_exists(cur, schema, BOOKKEEPING):
+        return  # nothing to create (a role without CREATE on the database may publish)
+    _advisory_lock(cur, f"phlo.publish.schema:{schema}")
+    if not schema_exists:
+        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+    cur.execute(
+        f"CREATE TABLE IF NOT EXISTS {quote(schema)}.{quote(BOOKKEEPING)} "
+        "(table_name text PRIMARY KEY, source_table text NOT NULL, ref text NOT NULL, "
+        "snapshot_id bigint, data_source text, rows bigint, "
+        "published_at timestamptz NOT NULL DEFAULT now())"
+    )
+
+
+def lock_table(cur: Any, schema: str, name: str) -> None:
+    """Waits, in the open transaction, until no other publish of ``schema.name`` is under way,
+    and holds it until the transaction ends: the snapshot an incremental publish starts from
+    (the last one recorded) must still be the table's when its changes apply, and two full
+    publishes must not both rename a new table into place."""
+    _advisory_lock(cur, f"phlo.publish.table:{schema}.{name}")
+
+
+def _advisory_lock(cur: Any, key: str) -> None:
+    _query(cur, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", (key,))
+
+
 def last_published(cur: Any, schema: str, name: str) -> tuple[str, int | None] | None:
     """``(source table, snapshot id)`` of the last publish of ``schema.name``, if recorded."""
     if not table_exists(cur, schema, BOOKKEEPING):
@@ -291,11 +320,6 @@ def record_publish(
 ) -> None:
     """Remembers, in the open transaction, which snapshot ``schema.name`` now holds."""
     table = f"{quote(schema)}.{quote(BOOKKEEPING)}"
-    cur.execute(
-        f"CREATE TABLE IF NOT EXISTS {table} (table_name text PRIMARY KEY, "
-        "source_table text NOT NULL, ref text NOT NULL, snapshot_id bigint, "
-        "data_source text, rows bigint, published_at timestamptz NOT NULL DEFAULT now())"
-    )
     cur.execute(
         f"INSERT INTO {table} (table_name, source_table, ref, snapshot_id, data_source, rows) "
         "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (table_name) DO UPDATE SET "

@@ -151,6 +151,9 @@ def publish_table(
     snapshot_id = table.current_snapshot_id
     try:
         with con.cursor() as cur:
+            postgres.prepare_schema(cur, schema)
+            con.commit()
+            postgres.lock_table(cur, schema, name)
             previous = postgres.last_published(cur, schema, name) if incremental else None
             reason = (
                 _why_full(table, snapshot_id, previous, cur, schema, name) if incremental else None
