@@ -243,7 +243,8 @@ pub async fn merge(
                 // The key columns of the next candidate are read while the last one's matches are
                 // taken (its delete file written in the background, or the file rewritten); a
                 // file read whole is opened (its tail and footer fetched: on object storage a
-                // round trip) in the background as soon as it is next.
+                // round trip) in the background as soon as it is next, and its first row groups
+                // read ahead, so the rewrite moves on to it without waiting on the store.
                 let mut scans = futures::stream::iter(candidates)
                     .map(|file| {
                         let positional =
@@ -252,7 +253,8 @@ pub async fn merge(
                             let (io, data) = (io.clone(), file.data.file.clone());
                             let projection = projection.clone();
                             tokio::spawn(async move {
-                                ProjectedFile::open(&io, &data, &projection).await
+                                let opened = ProjectedFile::open(&io, &data, &projection).await?;
+                                Ok::<_, Error>(opened.read_ahead(rewrite_workers()))
                             })
                         });
                         let matcher = key_matcher(keys.clone());
@@ -577,7 +579,7 @@ async fn rewrite_without_keys(
     found: &mut [bool],
     sink: &mut DataFileSink,
 ) -> Result<u64> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = rewrite_workers();
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Filtered>(workers);
     let reading = file.read_parallel(workers, move |reader| {
         for batch in reader {
@@ -613,6 +615,11 @@ async fn rewrite_without_keys(
     let (read, matched) = tokio::join!(reading, writing);
     read?;
     matched
+}
+
+/// Readers of one candidate file rewritten: one per core.
+fn rewrite_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The rows of one decoded batch of a data file that survive a merge, and the batch rows whose
