@@ -679,4 +679,22 @@ mod tests {
         let err = encryption_headers(&config).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ConfigInvalid);
     }
+
+    #[test]
+    fn a_head_carries_a_customer_key_and_no_other_encryption_header() {
+        let mut config = config(Some("http://127.0.0.1:8333"), true);
+        config.server_side_encryption = Some("aws:kms".into());
+        config.server_side_encryption_aws_kms_key_id = Some("key".into());
+        let bucket = Bucket::new("b", &config).unwrap();
+        assert_eq!(bucket.headers(&Method::PUT, "u").len(), 2);
+        assert!(bucket.headers(&Method::HEAD, "u").is_empty());
+        config.server_side_encryption = None;
+        config.server_side_encryption_aws_kms_key_id = None;
+        config.server_side_encryption_customer_algorithm = Some("AES256".into());
+        config.server_side_encryption_customer_key = Some("c2VjcmV0".into());
+        let bucket = Bucket::new("b", &config).unwrap();
+        let head = bucket.headers(&Method::HEAD, "u");
+        assert_eq!(head.len(), 2);
+        assert!(head.contains_key("x-amz-server-side-encryption-customer-key"));
+    }
 }
