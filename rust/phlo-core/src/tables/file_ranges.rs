@@ -442,7 +442,8 @@ mod tests {
         let whole = chunk(&metadata, group, 0).start..chunk(&metadata, group, 1).end;
         let mut reader = ranges.reading_ahead(&metadata, &ProjectionMask::all(), &[group]);
         // Only the bytes before the tail are read, ahead of the decoder.
-        assert_eq!(started(&reader), [whole.start..tail]);
+        let before_tail = whole.start..tail;
+        assert_eq!(started(&reader), vec![before_tail.clone()]);
         until(|| file.reads.lock().unwrap().len() == 2).await;
         let got = reader.get_byte_ranges(vec![whole.clone()]).await.unwrap();
         assert_eq!(
@@ -450,7 +451,7 @@ mod tests {
             bytes.slice(whole.start as usize..whole.end as usize)
         );
         // Asked for, the span was not read again.
-        assert_eq!(file.reads.lock().unwrap()[1..], [whole.start..tail]);
+        assert_eq!(file.reads.lock().unwrap()[1..], vec![before_tail]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
