@@ -20,7 +20,9 @@ method and kind of object (timed runs go direct), pinned too with `--pin`; `--ti
 prints each of those requests with when it was sent and when its reply's first and last bytes
 came back (ms after the merge began; the proxy's own cost included), then the merge's phases,
 to see what the merge waits on. `--server-profile DIR` saves a Go CPU profile of the server
-(its pprof endpoint) around each phlo S3 merge.
+(its pprof endpoint) around each phlo S3 merge. `--phase-cpu` splits each timed phlo merge's
+wall time, its own CPU time and the server's by the merge's phases (`MergeResult.timings`),
+from samples of both processes' CPU counters every 5 ms (a thread of the merge process).
 """
 
 from __future__ import annotations
@@ -135,22 +137,80 @@ def _build_child(case: tuple, data: str, work: str, warehouse: str, endpoint: st
     queue.put(None)
 
 
+class CpuSamples:
+    """(wall, own CPU, server CPU) every 5 ms on a thread of this process, while running."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid, self.samples = server_pid, []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        server = cpu_seconds(self.server_pid) if self.server_pid else 0.0
+        self.samples.append((time.perf_counter(), cpu_seconds(os.getpid()), server))
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.005):
+            self._sample()
+
+    def __enter__(self) -> CpuSamples:
+        self._sample()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self._sample()
+
+    def at(self, when: float) -> tuple[float, float]:
+        """Own and server CPU seconds at `when` (the last sample before it)."""
+        last = self.samples[0]
+        for sample in self.samples:
+            if sample[0] > when:
+                break
+            last = sample
+        return last[1], last[2]
+
+    def phases(self, started: float, timings: dict[str, float]) -> dict[str, tuple]:
+        """phase → (wall s, own CPU s, server CPU s)."""
+        split, at = {}, started
+        for phase, spent in timings.items():
+            (own0, srv0), (own1, srv1) = self.at(at), self.at(at + spent)
+            split[phase] = (spent, own1 - own0, srv1 - srv0)
+            at += spent
+        return split
+
+
 def _merge_child(
-    case: tuple, data: str, work: str, warehouse: str, endpoint: str, cpus, summarize: bool, queue
+    case: tuple,
+    data: str,
+    work: str,
+    warehouse: str,
+    endpoint: str,
+    cpus,
+    summarize: bool,
+    sample_pid: int | None,
+    queue,
 ):
     _pin(cpus)
     batch = pq.read_table(Path(data) / "batch.parquet")
     merge = case[1](Path(work), warehouse, endpoint)
-    started, cpu = time.perf_counter(), time.process_time()
-    result = merge(batch, "id")
-    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    sampling = CpuSamples(sample_pid) if sample_pid is not None else contextlib.nullcontext()
+    with sampling:
+        started, cpu = time.perf_counter(), time.process_time()
+        result = merge(batch, "id")
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     # Not when counting requests: reading the summaries makes requests.
     if not summarize:
         timings = getattr(result, "timings", {})
         queue.put((started, seconds, dict(timings)))
         return
     written = case[3](Path(work), warehouse, endpoint) / 2**20
-    queue.put((seconds, cpu, peak_rss_mb(), written))
+    phases = {}
+    if isinstance(sampling, CpuSamples):
+        phases = sampling.phases(started, dict(getattr(result, "timings", {})))
+    queue.put((seconds, cpu, peak_rss_mb(), written, phases))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -192,7 +252,7 @@ def _merge_requests(case: tuple, data: Path, tmp: Path, endpoint: str, cpus=None
     spawn(_build_child, case, str(data), str(work), warehouse, endpoint, cpus)
     with counting_proxy(endpoint) as (proxied, requests):
         started, seconds, timings = spawn(
-            _merge_child, case, str(data), str(work), warehouse, proxied, cpus, False
+            _merge_child, case, str(data), str(work), warehouse, proxied, cpus, False, None
         )
     return requests, started, seconds, timings
 
@@ -237,9 +297,10 @@ def print_timeline(name: str, requests, started: float, seconds: float, timings:
 
 
 def run_cases(
-    found: dict, data: Path, tmp: Path, server: S3Server, cpus, profile: tuple
-) -> dict[str, tuple[float, float, float, float]]:
-    """Each case once: name → (seconds, phlo CPU s, server CPU s, peak MB, MiB written)."""
+    found: dict, data: Path, tmp: Path, server: S3Server, cpus, profile: tuple, phase_cpu: bool
+) -> dict[str, tuple]:
+    """Each case once: name → (seconds, phlo CPU s, server CPU s, peak MB, MiB written,
+    {phase: (wall s, phlo CPU s, server CPU s)} with `phase_cpu`)."""
     results = {}
     for name, case in found.items():
         work = tmp / uuid.uuid4().hex
@@ -253,16 +314,18 @@ def run_cases(
                 folder / f"{name.replace(' ', '').replace(',', '-')}-{uuid.uuid4().hex[:6]}.pb.gz"
             )
         before = cpu_seconds(server.pid)
+        sample = server.pid if phase_cpu and name.startswith("phlo") else None
         with server_profile(debug_port, path):
-            seconds, cpu, peak, written = spawn(
-                _merge_child, case, str(data), str(work), warehouse, server.endpoint, cpus, True
+            seconds, cpu, peak, written, phases = spawn(
+                _merge_child,
+                *(case, str(data), str(work), warehouse, server.endpoint, cpus, True, sample),
             )
-        results[name] = (seconds, cpu, cpu_seconds(server.pid) - before, peak, written)
+        results[name] = (seconds, cpu, cpu_seconds(server.pid) - before, peak, written, phases)
     return results
 
 
 def report(n: int, setting: str, results: dict) -> None:
-    for name, (seconds, cpu, server_cpu, peak, written) in results.items():
+    for name, (seconds, cpu, server_cpu, peak, written, phases) in results.items():
         # Against phlo on local disk in the same mode (PyIceberg: the first mode run).
         mode = name.split(",")[0].split()[-1]
         first_local = next(r for n, r in results.items() if n.endswith("local disk"))
@@ -272,6 +335,12 @@ def report(n: int, setting: str, results: dict) -> None:
             f" {peak:>8.0f} {written:>8.1f} {seconds / local:>9.2f}x",
             flush=True,
         )
+        if phases:
+            split = ", ".join(
+                f"{phase} {wall * 1000:.0f}/{own * 1000:.0f}/{srv * 1000:.0f}"
+                for phase, (wall, own, srv) in phases.items()
+            )
+            print(f"{'':>12}phases, ms wall/phlo CPU/server CPU: {split}", flush=True)
 
 
 def main() -> None:
@@ -284,6 +353,7 @@ def main() -> None:
     parser.add_argument("--count-requests", action="store_true")
     parser.add_argument("--server-profile", type=Path)
     parser.add_argument("--timeline", action="store_true")
+    parser.add_argument("--phase-cpu", action="store_true")
     args = parser.parse_args()
     found = cases(args.modes, not args.no_pyiceberg)
     debug_port = free_port() if args.server_profile else None
@@ -308,7 +378,7 @@ def main() -> None:
             for _ in range(args.runs):
                 for setting, (server, cpus) in settings.items():
                     profile = (debug_port, args.server_profile) if cpus is None else (None, None)
-                    results = run_cases(found, data, tmp, server, cpus, profile)
+                    results = run_cases(found, data, tmp, server, cpus, profile, args.phase_cpu)
                     report(n, setting, results)
                 print(f"load average: {os.getloadavg()}", flush=True)
             if not (args.count_requests or args.timeline):

@@ -1,7 +1,10 @@
 """A counting proxy in front of an S3 server: what requests an operation makes, by method and
 kind of object, and a hook that runs before a chosen request is passed on (to put another
-writer's commit at an exact point of an operation). The bytes go through unchanged, so SigV4
-signatures stay valid. Used by the request-count tests and `benches/bench_s3.py`."""
+writer's commit at an exact point of an operation, to hold a request, or to drop its connection:
+raising `ConnectionResetError` drops it before the request reaches the server, raising
+`LoseReply` after the server has handled it, its reply never reaching the client). The bytes go
+through unchanged, so SigV4 signatures stay valid. Used by the request-count tests and
+`benches/bench_s3.py`."""
 
 from __future__ import annotations
 
@@ -14,6 +17,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+
+class LoseReply(Exception):
+    """Raised by a `before` hook: the request goes to the server, and the client's connection
+    is closed once the server answers, the answer dropped (a reply lost on the way)."""
 
 
 def kind(target: str) -> str:
@@ -41,6 +49,8 @@ class Request:
     #: When the proxy passed it on (`time.perf_counter()`), and on which client connection.
     at: float = field(default=0.0, compare=False)
     connection: int = field(default=0, compare=False)
+    #: Its `Range` header (`bytes=0-99`), if any.
+    range: str = field(default="", compare=False)
 
 
 @dataclass
@@ -66,30 +76,38 @@ class Requests:
         with self.lock:
             self.seen.clear()
 
-    def _passing(self, method: str, target: str, connection: int) -> None:
+    def _passing(self, method: str, target: str, connection: int, range_: str = "") -> None:
         at = time.perf_counter()
         url = urlsplit(target)
-        request = Request(method, kind(target), url.path, url.query, at, connection)
+        request = Request(method, kind(target), url.path, url.query, at, connection, range_)
         with self.lock:
             self.seen.append(request)
         if self.before is not None:
             self.before(request)
 
 
-def _forward_requests(client: socket.socket, server: socket.socket, requests: Requests) -> None:
-    """Copies HTTP/1.1 requests from `client` to `server`, recording each."""
+def _forward_requests(
+    client: socket.socket, server: socket.socket, requests: Requests, lose: threading.Event
+) -> None:
+    """Copies HTTP/1.1 requests from `client` to `server`, recording each; sets `lose` when
+    the hook asks for a request's reply to be lost."""
     reader = client.makefile("rb")
     while line := reader.readline():
         method, target = line.split()[:2]
         headers = [line]
-        length, chunked = 0, False
+        length, chunked, range_ = 0, False, ""
         while (header := reader.readline()) not in (b"\r\n", b""):
             headers.append(header)
             name, _, value = header.partition(b":")
             if name.strip().lower() == b"content-length":
                 length = int(value)
             chunked |= name.strip().lower() == b"transfer-encoding" and b"chunked" in value
-        requests._passing(method.decode(), target.decode(), client.fileno())
+            if name.strip().lower() == b"range":
+                range_ = value.strip().decode()
+        try:
+            requests._passing(method.decode(), target.decode(), client.fileno(), range_)
+        except LoseReply:
+            lose.set()
         head = b"".join(headers) + b"\r\n"
         if chunked:
             server.sendall(head)
@@ -118,10 +136,16 @@ def counting_proxy(endpoint: str) -> Iterator[tuple[str, Requests]]:
                 self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
                 connection = self.request.fileno()
+                lose = threading.Event()
 
                 def back() -> None:
                     with contextlib.suppress(OSError):
                         while data := server.recv(1 << 16):
+                            if lose.is_set():
+                                # The server has answered: the client gets no reply, only its
+                                # connection closed.
+                                self.request.shutdown(socket.SHUT_RDWR)
+                                return
                             self.request.sendall(data)
                             with requests.lock:
                                 requests.replies.append(
@@ -131,7 +155,7 @@ def counting_proxy(endpoint: str) -> Iterator[tuple[str, Requests]]:
                 replies = threading.Thread(target=back, daemon=True)
                 replies.start()
                 with contextlib.suppress(OSError, ValueError):
-                    _forward_requests(self.request, server, requests)
+                    _forward_requests(self.request, server, requests, lose)
                 with contextlib.suppress(OSError):
                     server.shutdown(socket.SHUT_WR)
                 replies.join()

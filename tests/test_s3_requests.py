@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -20,7 +21,7 @@ import pytest
 
 import phlo
 from phlo.errors import CommitConflictError, StorageError
-from s3_requests import Request, Requests, counting_proxy
+from s3_requests import LoseReply, Request, Requests, counting_proxy
 from seaweedfs_server import S3Server
 
 SCHEMA = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("v", pa.string())])
@@ -424,6 +425,135 @@ def test_a_failed_upload_is_aborted_and_leaves_no_object(lakehouses, s3_server: 
     assert len(aborts) == 1, [r for r in requests.seen if r.path == path]
     info = s3_filesystem(s3_server).get_file_info(path.lstrip("/"))
     assert info.type == pafs.FileType.NotFound
+    assert direct.table("raw.blobs").to_arrow().num_rows == 0
+
+
+def is_completion(request: Request) -> bool:
+    """Whether `request` completes a multipart upload."""
+    return request.method == "POST" and "uploadId" in parse_qs(request.query)
+
+
+def test_a_merge_reads_the_next_files_row_groups_while_it_rewrites_one(lakehouses) -> None:
+    """Copy-on-write: while one candidate file is rewritten, the next one's first row groups
+    are read already (one file ahead), so moving on to it costs no round trip. The proxy holds
+    the first read of a row group (a data file's second GET: its first is the tail with the
+    footer) until a row group of another file is asked for, or until the reader gives up on
+    the held read (its timeout) and sends it again. A merge that reads a file's row groups
+    only once the file before it is rewritten asks for the other file's only after that."""
+    lh, direct, requests = lakehouses
+    # Random values do not compress: row groups of 128k rows are ~3 MiB, so a row group ends
+    # before each file's last MiB (read with its footer). One file per partition.
+    schema = pa.schema(
+        [pa.field("id", pa.int64(), nullable=False), pa.field("p", pa.int64())]
+        + [pa.field(f"r{i}", pa.int64()) for i in range(2)]
+    )
+    table = lh.create_table("raw.wide", schema, partition_by=[("p", "identity")])
+    n = 600_000
+    ids = list(range(n))
+    random.Random(7).shuffle(ids)
+
+    def data(ids: list[int]) -> pa.Table:
+        noise = [pa.array(random.getrandbits(62) for _ in ids) for _ in range(2)]
+        return pa.table([pa.array(ids), pa.array([i % 2 for i in ids]), *noise], schema=schema)
+
+    table.append(data(ids))
+    reads: dict[str, int] = {}
+    held: list[Request] = []
+    other_file, given_up = threading.Event(), threading.Event()
+    waited: list[bool] = []
+
+    def before(request: Request) -> None:
+        if request.method != "GET" or request.kind != "parquet":
+            return
+        reads[request.path] = reads.get(request.path, 0) + 1
+        if reads[request.path] == 1:
+            return
+        if not held:
+            held.append(request)
+            # Until the other file is read, or the reader gives up on this read and sends it
+            # again (its timeout): then the merge went on only once the hold had ended.
+            while not (other_file.is_set() or given_up.is_set()):
+                other_file.wait(timeout=0.05)
+            waited.append(other_file.is_set())
+        elif request.path != held[0].path:
+            other_file.set()
+        elif request.range == held[0].range:
+            given_up.set()
+
+    requests.before = before
+    batch = data(list(range(n - 500, n + 500)))
+    result = table.merge(batch, "id")
+    requests.before = None
+    assert len(reads) == 2, reads
+    assert waited == [True], "no row group of the next file was read while one was held"
+    assert (result.rows_updated, result.rows_inserted, result.files_removed) == (500, 500, 2)
+    assert direct.table("raw.wide").to_arrow().num_rows == n + 500
+
+
+def forgetting_a_completed_upload(
+    requests: Requests, server: S3Server, replace: Callable[[bytes], bytes | None]
+) -> list[Request]:
+    """Loses the reply to a data file's first multipart completion, and before the writer sends
+    it again makes the store forget the upload, as S3 may once an upload is complete: the object
+    is written over with `replace(its bytes)` (or deleted, for `None`) by a plain PUT, which
+    SeaweedFS, idempotent for an object its upload completed, does not recognise as the
+    upload's. The completions seen, once a second was sent."""
+    completions: list[Request] = []
+
+    def before(request: Request) -> None:
+        if not is_completion(request) or (completions and request.path != completions[0].path):
+            return
+        completions.append(request)
+        if len(completions) == 1:
+            raise LoseReply
+        fs, key = s3_filesystem(server), request.path.lstrip("/")
+        with fs.open_input_stream(key) as f:
+            replaced = replace(f.read())
+        if replaced is None:
+            fs.delete_file(key)
+            return
+        with fs.open_output_stream(key) as f:
+            f.write(replaced)
+
+    requests.before = before
+    return completions
+
+
+def test_a_completion_whose_reply_is_lost_and_upload_forgotten_keeps_the_object(
+    lakehouses, s3_server: S3Server
+) -> None:
+    """The store completes a data file's multipart upload but the reply is lost (the proxy
+    closes the connection once the store has answered): the writer sends the completion
+    again, and the store, which no longer knows the upload, answers NoSuchUpload. The object
+    is there with every byte written, which a HEAD shows: the append succeeds."""
+    lh, direct, requests = lakehouses
+    table = lh.create_table("raw.blobs", BLOBS)
+    completions = forgetting_a_completed_upload(requests, s3_server, lambda data: data)
+    appended = random_rows(150_000)
+    table.append(appended)
+    requests.before = None
+    assert len(completions) == 2, completions
+    heads = [r for r in requests.seen if r.method == "HEAD"]
+    assert [r.path for r in heads] == [completions[0].path]
+    assert heads[0].at > completions[1].at
+    landed = direct.table("raw.blobs").to_arrow().sort_by("id")
+    assert all(landed[c].to_pylist() == appended[c].to_pylist() for c in ("id", "b"))
+
+
+@pytest.mark.parametrize("replace", [lambda data: None, lambda data: data[:-1]])
+def test_a_resent_completion_of_an_upload_not_found_fails_unless_the_object_is_whole(
+    lakehouses, s3_server: S3Server, replace
+) -> None:
+    """The same, but the object is gone, or shorter than what was written, when the completion
+    is sent again: it is not this upload's, so NoSuchUpload is the failure it looks like, and
+    nothing is committed."""
+    lh, direct, requests = lakehouses
+    table = lh.create_table("raw.blobs", BLOBS)
+    completions = forgetting_a_completed_upload(requests, s3_server, replace)
+    with pytest.raises(StorageError, match="NoSuchUpload"):
+        table.append(random_rows(150_000))
+    requests.before = None
+    assert len(completions) == 2, completions
     assert direct.table("raw.blobs").to_arrow().num_rows == 0
 
 

@@ -109,23 +109,89 @@ impl Bucket {
     /// Sends a request (again after a temporary failure), returning the successful reply's
     /// headers and body.
     async fn send(&self, method: Method, url: &str, body: Bytes) -> Result<Reply> {
+        self.send_counted(method, url, body).await.0
+    }
+
+    /// [`Self::send`], and whether the request was sent more than once.
+    async fn send_counted(&self, method: Method, url: &str, body: Bytes) -> (Result<Reply>, bool) {
         let mut delays = RETRY_DELAYS.iter();
+        let mut resent = false;
         loop {
             match self.attempt(method.clone(), url, body.clone()).await {
                 Err(e) if e.is_temporary() => match delays.next() {
                     Some(delay) => tokio::time::sleep(*delay).await,
-                    None => return Err(e),
+                    None => return (Err(e), resent),
                 },
-                result => return result,
+                result => return (result, resent),
             }
+            resent = true;
         }
     }
 
+    /// Completes the multipart upload `id` of the object at `url`, `size` bytes in `parts`, on
+    /// the upload thread. A completion whose reply was lost (a dropped connection, a timeout)
+    /// is sent again, and the store may then no longer know the upload (`NoSuchUpload`): the
+    /// first attempt completed it. The object is then there, `size` bytes long, which a HEAD
+    /// shows; anything else is the failure it looks like.
+    async fn complete(
+        self: &Arc<Self>,
+        url: &str,
+        id: &str,
+        parts: &[(u32, String)],
+        size: u64,
+    ) -> Result<()> {
+        let (bucket, url) = (self.clone(), url.to_string());
+        let (body, id) = (complete_body(parts), id.to_string());
+        joined(
+            UPLOADS
+                .spawn(async move {
+                    let completion = upload_url(&url, &id);
+                    let (result, resent) =
+                        bucket.send_counted(Method::POST, &completion, body).await;
+                    match result {
+                        Err(e) if resent && is_no_such_upload(&e) => {
+                            match bucket.size_of(&url).await {
+                                Ok(Some(landed)) if landed == size => Ok(()),
+                                _ => Err(e),
+                            }
+                        }
+                        result => result.map(|_| ()),
+                    }
+                })
+                .await,
+        )
+    }
+
+    /// The size of the object at `url` (a HEAD), `None` when there is none.
+    async fn size_of(&self, url: &str) -> Result<Option<u64>> {
+        let headers = match self.send(Method::HEAD, url, Bytes::new()).await {
+            Ok((headers, _)) => headers,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let size = headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        Ok(size)
+    }
+
     /// A request's headers before signing: the encryption headers on every write (as opendal
-    /// sends them), none on an abort; the completion's XML body typed as such.
+    /// sends them), none on an abort, a customer key's on a HEAD (S3 asks for it to show an
+    /// object encrypted with it, and refuses the others there); the completion's XML body
+    /// typed as such.
     fn headers(&self, method: &Method, url: &str) -> HeaderMap {
-        if method == Method::DELETE {
-            return HeaderMap::new();
+        match *method {
+            Method::DELETE => return HeaderMap::new(),
+            Method::HEAD => {
+                let customer = |name: &HeaderName| {
+                    (name.as_str()).starts_with("x-amz-server-side-encryption-customer-")
+                };
+                return (self.write_headers.iter())
+                    .filter(|(name, _)| customer(name))
+                    .map(|(name, value)| (name.clone(), value.clone()))
+                    .collect();
+            }
+            _ => {}
         }
         let mut headers = self.write_headers.clone();
         if method == Method::POST && url.contains("?uploadId=") {
@@ -200,6 +266,11 @@ impl Bucket {
             error
         })
     }
+}
+
+/// Whether `error` is the store saying it does not know the multipart upload a request names.
+fn is_no_such_upload(error: &Error) -> bool {
+    error.kind() == ErrorKind::NotFound && error.to_string().contains("NoSuchUpload")
 }
 
 /// Whether a successful reply's body is an S3 error document.
@@ -316,6 +387,8 @@ pub(super) struct Upload {
     sending: VecDeque<JoinHandle<Result<(u32, String)>>>,
     /// Parts uploaded: number and ETag.
     sent: Vec<(u32, String)>,
+    /// Bytes written so far.
+    size: u64,
     next_part: u32,
     state: State,
 }
@@ -337,6 +410,7 @@ impl Upload {
             id: None,
             sending: VecDeque::new(),
             sent: Vec::new(),
+            size: 0,
             next_part: 1,
             state: State::Open,
         }
@@ -349,6 +423,7 @@ impl Upload {
                 "write after close or failure",
             ));
         }
+        self.size += bytes.len() as u64;
         let part = if self.buffer.is_empty() && bytes.len() >= PART_SIZE {
             // A whole part in one write (a row group): sent as it is, not copied.
             bytes
@@ -404,11 +479,9 @@ impl Upload {
             self.sent.push(joined(part.await)?);
         }
         let id = self.id.clone().expect("a multipart upload");
-        let url = format!("{}?uploadId={}", self.url, utf8_percent_encode(&id, QUERY));
-        self.bucket
-            .request(Method::POST, &url, complete_body(&self.sent))
-            .await?;
-        Ok(())
+        (self.bucket)
+            .complete(&self.url, &id, &self.sent, self.size)
+            .await
     }
 
     /// Starts uploading `part`, first the multipart upload when this is the first; waits for
@@ -469,7 +542,7 @@ impl Upload {
             part.abort();
         }
         if let Some(id) = self.id.take() {
-            let url = abort_url(&self.url, &id);
+            let url = upload_url(&self.url, &id);
             let _ = self
                 .bucket
                 .request(Method::DELETE, &url, Bytes::new())
@@ -487,14 +560,16 @@ impl Drop for Upload {
         let (Some(id), State::Open) = (self.id.take(), self.state) else {
             return;
         };
-        let (bucket, url) = (self.bucket.clone(), abort_url(&self.url, &id));
+        let (bucket, url) = (self.bucket.clone(), upload_url(&self.url, &id));
         UPLOADS.spawn(async move {
             let _ = bucket.send(Method::DELETE, &url, Bytes::new()).await;
         });
     }
 }
 
-fn abort_url(url: &str, id: &str) -> String {
+/// The multipart upload `id` of the object at `url`: completed with a POST, aborted with a
+/// DELETE.
+fn upload_url(url: &str, id: &str) -> String {
     format!("{url}?uploadId={}", utf8_percent_encode(id, QUERY))
 }
 
@@ -603,5 +678,23 @@ mod tests {
         config.server_side_encryption = Some("bad\nvalue".into());
         let err = encryption_headers(&config).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ConfigInvalid);
+    }
+
+    #[test]
+    fn a_head_carries_a_customer_key_and_no_other_encryption_header() {
+        let mut config = config(Some("http://127.0.0.1:8333"), true);
+        config.server_side_encryption = Some("aws:kms".into());
+        config.server_side_encryption_aws_kms_key_id = Some("key".into());
+        let bucket = Bucket::new("b", &config).unwrap();
+        assert_eq!(bucket.headers(&Method::PUT, "u").len(), 2);
+        assert!(bucket.headers(&Method::HEAD, "u").is_empty());
+        config.server_side_encryption = None;
+        config.server_side_encryption_aws_kms_key_id = None;
+        config.server_side_encryption_customer_algorithm = Some("AES256".into());
+        config.server_side_encryption_customer_key = Some("c2VjcmV0".into());
+        let bucket = Bucket::new("b", &config).unwrap();
+        let head = bucket.headers(&Method::HEAD, "u");
+        assert_eq!(head.len(), 2);
+        assert!(head.contains_key("x-amz-server-side-encryption-customer-key"));
     }
 }

@@ -5,13 +5,14 @@
 //! A reader of a run of row groups knows which column chunks it will ask for, in order: it
 //! reads them ahead ([`FileRanges::reading_ahead`]), up to [`READ_AHEAD_BYTES`] beyond the row
 //! group being decoded, so on object storage the next row group's round trip overlaps the
-//! decoding of this one instead of following it.
+//! decoding of this one instead of following it. A span running into the tail is read ahead
+//! up to it, the rest taken from the tail.
 
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
 use futures::future::{BoxFuture, try_join_all};
 use iceberg::io::{FileIO, FileRead};
@@ -177,8 +178,9 @@ impl FileRanges {
                     .collect::<Vec<_>>();
                 coalesce(&chunks).into_iter().map(|(span, _)| span)
             })
-            // The tail is held already.
-            .filter(|span| span.end <= self.tail_start)
+            // The tail is held already: only what comes before it is read.
+            .filter(|span| span.start < self.tail_start)
+            .map(|span| span.start..span.end.min(self.tail_start))
             .collect();
         let mut ahead = ReadAhead {
             planned,
@@ -198,6 +200,20 @@ impl FileRanges {
         if range.start >= self.tail_start {
             return slice(&self.tail, self.tail_start, &range);
         }
+        if range.end > self.tail_start {
+            // The part before the tail, then the tail's.
+            let head = self.fetch_before_tail(range.start..self.tail_start).await?;
+            let rest = slice(&self.tail, self.tail_start, &(self.tail_start..range.end))?;
+            let mut joined = BytesMut::with_capacity((range.end - range.start) as usize);
+            joined.extend_from_slice(&head);
+            joined.extend_from_slice(&rest);
+            return Ok(joined.freeze());
+        }
+        self.fetch_before_tail(range).await
+    }
+
+    /// `range`, which ends at or before the tail: from a read ahead, or read now.
+    async fn fetch_before_tail(&self, range: Range<u64>) -> parquet::errors::Result<Bytes> {
         let external = |e: iceberg::Error| ParquetError::External(Box::new(e));
         let ahead = (self.ahead.as_ref()).and_then(|ahead| ahead.lock().ok()?.take(&range));
         let (start, bytes) = match ahead {
@@ -412,6 +428,30 @@ mod tests {
         let got = reader.get_bytes(other.clone()).await.unwrap();
         assert_eq!(got, bytes.slice(other.start as usize..other.end as usize));
         assert_eq!(file.reads.lock().unwrap().last(), Some(&other));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_span_running_into_the_tail_is_read_ahead_up_to_it() {
+        // 8 row groups of 300,000 bytes per column: the 1 MiB tail starts inside one of them.
+        let (bytes, metadata) = parquet(8, 37_500);
+        let (file, ranges) = opened(&bytes, 0..0).await;
+        let tail = ranges.tail_start;
+        let group = (0..8)
+            .find(|&g| chunk(&metadata, g, 0).start < tail && tail < chunk(&metadata, g, 1).end)
+            .expect("a row group across the tail's start");
+        let whole = chunk(&metadata, group, 0).start..chunk(&metadata, group, 1).end;
+        let mut reader = ranges.reading_ahead(&metadata, &ProjectionMask::all(), &[group]);
+        // Only the bytes before the tail are read, ahead of the decoder.
+        let before_tail = whole.start..tail;
+        assert_eq!(started(&reader), vec![before_tail.clone()]);
+        until(|| file.reads.lock().unwrap().len() == 2).await;
+        let got = reader.get_byte_ranges(vec![whole.clone()]).await.unwrap();
+        assert_eq!(
+            got[0],
+            bytes.slice(whole.start as usize..whole.end as usize)
+        );
+        // Asked for, the span was not read again.
+        assert_eq!(file.reads.lock().unwrap()[1..], vec![before_tail]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

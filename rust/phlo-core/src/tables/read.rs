@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll, ready};
 
 use arrow_array::types::Int32Type;
@@ -249,6 +249,9 @@ pub struct ProjectedFile {
     deletes: Option<Arc<FileDeletes>>,
     /// Whether readers report the file position of every row they yield.
     track_positions: bool,
+    /// Runs of row groups whose column chunks are being read already ([`Self::read_ahead`]),
+    /// each taken by the first stream of the same run.
+    started: Mutex<Vec<(Vec<usize>, FileRanges)>>,
 }
 
 /// A data file's footer as read, with the source of its bytes: what opening the file costs,
@@ -376,6 +379,7 @@ impl ProjectedFile {
             batch_rows: BATCH_ROWS,
             deletes: None,
             track_positions: false,
+            started: Mutex::default(),
         })
     }
 
@@ -511,10 +515,35 @@ impl ProjectedFile {
         self.stream((0..self.num_row_groups()).collect())
     }
 
+    /// Starts reading the column chunks [`Self::read_parallel`] with `parallelism` asks for
+    /// first (each reader's read-ahead budget of them), so that a file opened while another is
+    /// being read has its first row groups at hand when its turn comes instead of a round trip
+    /// away. Memory: one more budget per reader, for one file ahead.
+    pub fn read_ahead(self, parallelism: usize) -> Self {
+        let started = (self.runs(parallelism).into_iter())
+            .map(|run| {
+                let row_groups: Vec<usize> = run.collect();
+                let ranges =
+                    (self.ranges).reading_ahead(self.metadata.metadata(), &self.mask, &row_groups);
+                (row_groups, ranges)
+            })
+            .collect();
+        *self.started.lock().unwrap_or_else(|e| e.into_inner()) = started;
+        self
+    }
+
     /// The batches of a contiguous, ascending run of row groups, in the projection's schema.
     pub fn stream(&self, row_groups: Vec<usize>) -> Result<ProjectedStream> {
-        // The run's column chunks are read ahead of the decoder (file_ranges.rs).
-        let ranges = (self.ranges).reading_ahead(self.metadata.metadata(), &self.mask, &row_groups);
+        // The run's column chunks are read ahead of the decoder (file_ranges.rs), from
+        // [`Self::read_ahead`] on when it started them.
+        let started = {
+            let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
+            (started.iter().position(|(run, _)| *run == row_groups))
+                .map(|i| started.swap_remove(i).1)
+        };
+        let ranges = started.unwrap_or_else(|| {
+            (self.ranges).reading_ahead(self.metadata.metadata(), &self.mask, &row_groups)
+        });
         // Position deletes count rows from the start of the file.
         let groups = self.metadata.metadata().row_groups();
         let first_row: i64 = groups[..row_groups.first().copied().unwrap_or(0)]
@@ -573,14 +602,11 @@ impl ProjectedFile {
         T: Send + 'static,
         F: Fn(ProjectedReader) -> Result<T> + Send + Sync + 'static,
     {
-        let groups = self.num_row_groups();
-        let workers = parallelism.clamp(1, groups.max(1));
-        let per_worker = groups.div_ceil(workers).max(1);
         let work = Arc::new(work);
         let runtime = tokio::runtime::Handle::current();
-        let mut tasks = Vec::with_capacity(workers);
-        for worker in 0..workers {
-            let range = (worker * per_worker).min(groups)..((worker + 1) * per_worker).min(groups);
+        let runs = self.runs(parallelism);
+        let mut tasks = Vec::with_capacity(runs.len());
+        for range in runs {
             let reader = ProjectedReader {
                 stream: self.stream(range.collect())?,
                 runtime: runtime.clone(),
@@ -596,6 +622,18 @@ impl ProjectedFile {
             );
         }
         Ok(results)
+    }
+
+    /// The contiguous runs of row groups [`Self::read_parallel`] gives its readers.
+    fn runs(&self, parallelism: usize) -> Vec<Range<usize>> {
+        let groups = self.num_row_groups();
+        let workers = parallelism.clamp(1, groups.max(1));
+        let per_worker = groups.div_ceil(workers).max(1);
+        (0..workers)
+            .map(|worker| {
+                (worker * per_worker).min(groups)..((worker + 1) * per_worker).min(groups)
+            })
+            .collect()
     }
 }
 
