@@ -16,11 +16,10 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table as IcebergTable
 from pyiceberg.transforms import IdentityTransform
-from pyiceberg.types import LongType, NestedField, StringType, StructType
+from pyiceberg.types import LongType, StringType, StructType
 from tests.duckdb_support import duckdb_rest
 from tests.outside_files_support import (
     commit_deletes,
@@ -30,6 +29,7 @@ from tests.outside_files_support import (
     position_deletes,
     rows_in_file,
 )
+from tests.outside_support import optional, sql_catalog
 
 import phlo
 from phlo.catalog_server import CatalogServer
@@ -58,7 +58,7 @@ class Readers:
 
     def __init__(self, lh: phlo.Lakehouse, uri: str) -> None:
         self.lh, self.uri = lh, uri
-        self.catalog = SqlCatalog("phlo", uri=lh.catalog_uri, warehouse=lh.warehouse)
+        self.catalog = sql_catalog(lh)
 
     def iceberg(self) -> IcebergTable:
         return self.catalog.load_table("raw.t")
@@ -417,17 +417,12 @@ def test_equality_deletes_on_a_nested_field_are_refused_not_applied_to_a_namesak
 ):
     """Equality deletes on `s.a`, a field of a struct, in a table that also has a top-level
     `a`: phlo compares top-level columns only, so it refuses them rather than compare `a`."""
-    iceberg = SqlCatalog("phlo", uri=lh.catalog_uri, warehouse=lh.warehouse).create_table(
+    iceberg = sql_catalog(lh).create_table(
         "raw.t",
         schema=Schema(
-            NestedField(1, "id", LongType(), required=False),
-            NestedField(2, "a", StringType(), required=False),
-            NestedField(
-                3,
-                "s",
-                StructType(NestedField(4, "a", StringType(), required=False)),
-                required=False,
-            ),
+            optional(1, "id", LongType()),
+            optional(2, "a", StringType()),
+            optional(3, "s", StructType(optional(4, "a", StringType()))),
         ),
     )
     rows = [{"id": i, "a": f"v{i}", "s": {"a": f"v{i}"}} for i in range(4)]
