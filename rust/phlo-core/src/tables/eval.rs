@@ -605,16 +605,27 @@ mod tests {
                 ],
             )
             .unwrap();
-            let numbers: Vec<f64> = rows.iter().flatten().copied().filter(|v| !v.is_nan()).collect();
+            let numbers: Vec<f64> = rows
+                .iter()
+                .flatten()
+                .copied()
+                .filter(|v| !v.is_nan())
+                .collect();
             let nulls = rows.iter().filter(|v| v.is_none()).count() as u64;
             let nans = rows.iter().flatten().filter(|v| v.is_nan()).count() as u64;
-            let (lower, upper) = (numbers.iter().copied().reduce(f64::min), numbers.iter().copied().reduce(f64::max));
+            let (lower, upper) = (
+                numbers.iter().copied().reduce(f64::min),
+                numbers.iter().copied().reduce(f64::max),
+            );
             // A zero bound may be written with either sign.
             let signed = |b: Option<f64>| match b {
                 Some(z) if z == 0.0 => vec![Some(-0.0), Some(0.0)],
                 b => vec![b],
             };
-            for (lower, upper) in signed(lower).into_iter().flat_map(|l| signed(upper).into_iter().map(move |u| (l, u))) {
+            for (lower, upper) in signed(lower)
+                .into_iter()
+                .flat_map(|l| signed(upper).into_iter().map(move |u| (l, u)))
+            {
                 let file = DataFileBuilder::default()
                     .content(DataContentType::Data)
                     .file_path("f.parquet".into())
