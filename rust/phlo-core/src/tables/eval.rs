@@ -617,9 +617,9 @@ mod tests {
                 numbers.iter().copied().reduce(f64::min),
                 numbers.iter().copied().reduce(f64::max),
             );
-            // A zero bound may be written with either sign.
+            // A zero bound may be written with either sign (the pattern matches -0.0 too).
             let signed = |b: Option<f64>| match b {
-                Some(z) if z == 0.0 => vec![Some(-0.0), Some(0.0)],
+                Some(0.0) => vec![Some(-0.0), Some(0.0)],
                 b => vec![b],
             };
             for (lower, upper) in signed(lower)
