@@ -10,17 +10,17 @@ table holds no equality deletes, which it cannot read)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
-from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table as IcebergTable
 from pyiceberg.transforms import IdentityTransform
-from pyiceberg.types import LongType, NestedField, StringType, StructType
+from pyiceberg.types import LongType, StringType, StructType
 from tests.duckdb_support import duckdb_rest
 from tests.outside_files_support import (
     commit_deletes,
@@ -30,6 +30,7 @@ from tests.outside_files_support import (
     position_deletes,
     rows_in_file,
 )
+from tests.outside_support import optional, sql_catalog
 
 import phlo
 from phlo.catalog_server import CatalogServer
@@ -58,7 +59,7 @@ class Readers:
 
     def __init__(self, lh: phlo.Lakehouse, uri: str) -> None:
         self.lh, self.uri = lh, uri
-        self.catalog = SqlCatalog("phlo", uri=lh.catalog_uri, warehouse=lh.warehouse)
+        self.catalog = sql_catalog(lh)
 
     def iceberg(self) -> IcebergTable:
         return self.catalog.load_table("raw.t")
@@ -389,10 +390,13 @@ def test_equality_deletes_on_a_dropped_column_are_refused_by_every_read_and_writ
     lh: phlo.Lakehouse, readers: Readers
 ):
     """PyIceberg drops a column live equality deletes compare: phlo cannot tell which rows they
-    delete, so every read and write is an InputError naming the column, and nothing changes."""
+    delete, so every read and write is an InputError naming the delete file and the column's
+    field id, and nothing changes."""
     seeded(lh)
     iceberg = readers.iceberg()
-    commit_deletes(iceberg, [equality_deletes(iceberg, {"g": ["a"], "v": ["v3"]})])
+    deletes = equality_deletes(iceberg, {"g": ["a"], "v": ["v3"]})
+    commit_deletes(iceberg, [deletes])
+    named = f"equality delete file {re.escape(deletes.file_path)} compares column 2, which is not"
     with readers.iceberg().update_schema() as update:
         update.delete_column("g")
     location = lh.table("raw.t").metadata_location
@@ -405,9 +409,7 @@ def test_equality_deletes_on_a_dropped_column_are_refused_by_every_read_and_writ
         lambda: t.delete(("id", "=", 2)),
         lambda: t.compact(target_file_size=1 << 30),
     ]:
-        with pytest.raises(
-            phlo.errors.InputError, match="compares column 2, which is not a top-level column"
-        ):
+        with pytest.raises(phlo.errors.InputError, match=named):
             write()
     assert lh.table("raw.t").metadata_location == location
 
@@ -417,26 +419,26 @@ def test_equality_deletes_on_a_nested_field_are_refused_not_applied_to_a_namesak
 ):
     """Equality deletes on `s.a`, a field of a struct, in a table that also has a top-level
     `a`: phlo compares top-level columns only, so it refuses them rather than compare `a`."""
-    iceberg = SqlCatalog("phlo", uri=lh.catalog_uri, warehouse=lh.warehouse).create_table(
+    iceberg = sql_catalog(lh).create_table(
         "raw.t",
         schema=Schema(
-            NestedField(1, "id", LongType(), required=False),
-            NestedField(2, "a", StringType(), required=False),
-            NestedField(
-                3,
-                "s",
-                StructType(NestedField(4, "a", StringType(), required=False)),
-                required=False,
-            ),
+            optional(1, "id", LongType()),
+            optional(2, "a", StringType()),
+            optional(3, "s", StructType(optional(4, "a", StringType()))),
         ),
     )
     rows = [{"id": i, "a": f"v{i}", "s": {"a": f"v{i}"}} for i in range(4)]
     iceberg.append(pa.Table.from_pylist(rows, schema=iceberg.schema().as_arrow()))
-    commit_deletes(iceberg, [equality_deletes(iceberg, {"s.a": ["v1"]})])
+    deletes = equality_deletes(iceberg, {"s.a": ["v1"]})
+    commit_deletes(iceberg, [deletes])
+    named = f"equality delete file {re.escape(deletes.file_path)} compares column 4, which is not"
     t = lh.table("raw.t")
     for read in [lambda: t.scan().to_arrow(), lambda: t.compact(target_file_size=1 << 30)]:
-        with pytest.raises(phlo.errors.InputError, match="column 4, which is not a top-level"):
+        with pytest.raises(phlo.errors.InputError, match=named):
             read()
+    # Nor does a filter on that field compare the namesake.
+    with pytest.raises(phlo.errors.InputError, match="filters on nested columns"):
+        t.scan(filter=("s.a", "=", "v2"))
 
 
 def test_position_delete_files_without_field_ids_are_read_by_the_spec_names(

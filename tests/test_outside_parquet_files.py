@@ -30,23 +30,22 @@ from pyiceberg.types import (
     BinaryType,
     DoubleType,
     LongType,
-    NestedField,
     StringType,
     TimestampType,
 )
 from tests.duckdb_support import duckdb_rest
 from tests.outside_files_support import commit_deletes, position_deletes
-from tests.test_outside_nested import catalog
+from tests.outside_support import optional, sql_catalog
 
 import phlo
 from phlo import NullCheck, PatternCheck, RangeCheck, phlo_quality
 from phlo.catalog_server import CatalogServer
 
 SCHEMA = Schema(
-    NestedField(1, "id", LongType(), required=False),
-    NestedField(2, "s", StringType(), required=False),
-    NestedField(3, "f", DoubleType(), required=False),
-    NestedField(4, "b", BinaryType(), required=False),
+    optional(1, "id", LongType()),
+    optional(2, "s", StringType()),
+    optional(3, "f", DoubleType()),
+    optional(4, "b", BinaryType()),
 )
 Row = dict[str, Any]
 # 15 characters, so the 16th (where PyIceberg truncates bounds) is the varying one, and one
@@ -175,7 +174,7 @@ def assert_reads(
     table = lh.table("raw.t")
     assert_rows(table.scan().to_arrow().to_pylist(), list(model.values()), f"phlo {step}")
     if pyiceberg:
-        rows = catalog(lh).load_table("raw.t").scan().to_arrow().to_pylist()
+        rows = sql_catalog(lh).load_table("raw.t").scan().to_arrow().to_pylist()
         assert_rows(rows, list(model.values()), f"PyIceberg {step}")
     assert_quality(lh, model, step)
     scan = table.scan(string_dictionaries=True).to_arrow().to_pylist()
@@ -223,7 +222,7 @@ def assert_quality(lh: phlo.Lakehouse, model: dict[int, Row], step: str) -> None
 def test_parquet_files_written_every_other_way_read_and_write_as_their_rows(
     lh: phlo.Lakehouse, tmp_path: Path, mode: str
 ):
-    iceberg = catalog(lh).create_table("raw.t", schema=SCHEMA)
+    iceberg = sql_catalog(lh).create_table("raw.t", schema=SCHEMA)
     paths, model = written(tmp_path)
     iceberg.add_files(paths)
     assert_reads(lh, model, "after add_files")
@@ -264,7 +263,7 @@ def test_string_views_are_read_as_strings(lh: phlo.Lakehouse, tmp_path: Path):
     """Arrow's string and binary views (pyarrow writes them as plain byte arrays, with the
     view type in the footer's Arrow schema). PyIceberg 0.12 cannot read them next to other
     files, so phlo alone is checked until its compaction rewrote them."""
-    iceberg = catalog(lh).create_table("raw.t", schema=SCHEMA)
+    iceberg = sql_catalog(lh).create_table("raw.t", schema=SCHEMA)
     rows = [row(i) for i in range(40)]
     path = tmp_path / "view.parquet"
     pq.write_table(arrow_rows(rows, {"s": pa.string_view(), "b": pa.binary_view()}), path)
@@ -285,11 +284,11 @@ def test_int96_timestamps_of_migrated_files_keep_every_date(lh: phlo.Lakehouse, 
     migrate and add_files procedures do; PyIceberg's add_files refuses them), hold dates
     outside the nanosecond range (1677-2262): phlo reads them to the microsecond, writes them
     as Iceberg timestamps, and then PyIceberg (which misreads the INT96 file itself) agrees."""
-    iceberg = catalog(lh).create_table(
+    iceberg = sql_catalog(lh).create_table(
         "raw.t",
         schema=Schema(
-            NestedField(1, "id", LongType(), required=False),
-            NestedField(2, "ts", TimestampType(), required=False),
+            optional(1, "id", LongType()),
+            optional(2, "ts", TimestampType()),
         ),
     )
     times = [
@@ -328,7 +327,7 @@ def test_int96_timestamps_of_migrated_files_keep_every_date(lh: phlo.Lakehouse, 
     model[0] = {"id": 0, "ts": dt.datetime(1, 1, 1)}
     assert sorted(t.scan().to_arrow().to_pylist(), key=lambda r: r["id"]) == list(model.values())
     t.compact(target_file_size=1 << 30)
-    for rows in (t.scan().to_arrow(), catalog(lh).load_table("raw.t").scan().to_arrow()):
+    for rows in (t.scan().to_arrow(), sql_catalog(lh).load_table("raw.t").scan().to_arrow()):
         assert sorted(rows.to_pylist(), key=lambda r: r["id"]) == list(model.values())
 
 
@@ -356,7 +355,7 @@ def test_statistics_duckdb_writes_prune_no_matching_row(lh: phlo.Lakehouse):
     table = lh.table("raw.t")
     rows = table.scan().to_arrow().to_pylist()
     assert sorted(r["id"] for r in rows) == list(range(100))
-    assert len(catalog(lh).load_table("raw.t").inspect.data_files()) == 4
+    assert len(sql_catalog(lh).load_table("raw.t").inspect.data_files()) == 4
     utc = dt.UTC
     probes = [
         ("d1", "=", decimal.Decimal("-46.25")),

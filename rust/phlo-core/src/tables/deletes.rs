@@ -131,6 +131,15 @@ pub struct FileDeletes {
 }
 
 impl FileDeletes {
+    /// Deletes of the rows at `positions` (ascending, each once) only.
+    #[cfg(test)]
+    pub(crate) fn of_positions(positions: Vec<i64>) -> Self {
+        Self {
+            positions,
+            equality: Vec::new(),
+        }
+    }
+
     /// Every deleted position (ascending, each once).
     pub fn positions(&self) -> &[i64] {
         &self.positions

@@ -51,7 +51,10 @@ static NOT_COMMITTING: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 impl WrittenFiles {
     /// Records `path` before the file is created there.
     pub(crate) fn record(&self, path: &str) {
-        lock(&self.shared.paths).push(path.to_string());
+        let mut paths = lock(&self.shared.paths);
+        paths.push(path.to_string());
+        // Judged under the lock `committing` forgets the paths under: a name recorded as the
+        // commit starts is forgotten too, not left in the set.
         if cfg!(debug_assertions) && !self.shared.committing.load(Ordering::Acquire) {
             lock(&NOT_COMMITTING).insert(path.to_string());
         }

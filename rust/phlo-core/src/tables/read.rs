@@ -391,8 +391,9 @@ impl ProjectedFile {
 
     /// Leaves out the rows `deletes` remove (the projection must hold every column its
     /// equality deletes compare). Rows deleted by position are skipped by the Parquet reader
-    /// (not decoded, where a run of them is long enough to skip); rows deleted by value are
-    /// filtered out once decoded.
+    /// (not decoded, where a run of them is long enough to skip), except in row groups it
+    /// cannot skip in ([`skips_unsupported`]); rows deleted by value, and those, are filtered
+    /// out once decoded.
     pub fn with_deletes(mut self, deletes: Option<Arc<FileDeletes>>) -> Self {
         self.deletes = deletes;
         self
@@ -754,8 +755,8 @@ impl ProjectedStream {
         Ok(None)
     }
 
-    /// The batch in the projection's schema, without rows deleted by value (those deleted by
-    /// position were not read).
+    /// The batch in the projection's schema, without deleted rows (those deleted by position
+    /// were not read, unless the segment is decoded whole).
     fn project(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
         let batch = self.align(batch)?;
         let deletes = self.deletes.as_deref();
@@ -1024,4 +1025,90 @@ fn mismatch(path: &str, column: &str, from: &DataType, to: &DataType) -> Error {
         },
         "the file does not belong to this table schema; rewrite it",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::{Array, Int64Array};
+    use iceberg::spec::{
+        DataContentType, DataFileBuilder, NestedField, PrimitiveType, Struct, Type,
+    };
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+
+    use super::*;
+
+    /// Row groups whose deleted rows are decoded (a DELTA_BINARY_PACKED chunk) still stream
+    /// batch by batch, none larger than the batch size, without the deleted rows.
+    #[tokio::test]
+    async fn rows_deleted_in_delta_encoded_chunks_are_left_out_batch_by_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("delta.parquet");
+        let id = Field::new("id", DataType::Int64, true)
+            .with_metadata([(PARQUET_FIELD_ID_META_KEY.to_string(), "1".to_string())].into());
+        let schema = Arc::new(ArrowSchema::new(vec![id]));
+        let values = Int64Array::from_iter_values(0..1000);
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(values)]).unwrap();
+        let properties = WriterProperties::builder()
+            .set_dictionary_enabled(false)
+            .set_encoding(Encoding::DELTA_BINARY_PACKED)
+            .set_max_row_group_row_count(Some(400))
+            .build();
+        let mut writer = ArrowWriter::try_new(
+            std::fs::File::create(&path).unwrap(),
+            schema,
+            Some(properties),
+        )
+        .unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let file = DataFileBuilder::default()
+            .content(DataContentType::Data)
+            .file_path(path.to_str().unwrap().into())
+            .file_format(DataFileFormat::Parquet)
+            .partition(Struct::empty())
+            .record_count(1000)
+            .file_size_in_bytes(std::fs::metadata(&path).unwrap().len())
+            .build()
+            .unwrap();
+        let table = Schema::builder()
+            .with_fields(vec![
+                NestedField::optional(1, "id", Type::Primitive(PrimitiveType::Long)).into(),
+            ])
+            .build()
+            .unwrap();
+        let projection = Projection::of_schema(&table).unwrap();
+        let deleted: Vec<i64> = (0..1000)
+            .filter(|p| p % 7 == 3 || (500..700).contains(p))
+            .collect();
+        let opened = ProjectedFile::open(&FileIO::new_with_fs(), &file, &projection)
+            .await
+            .unwrap()
+            .with_batch_size(64)
+            .with_deletes(Some(Arc::new(FileDeletes::of_positions(deleted.clone()))));
+        let groups: Vec<usize> = (0..opened.num_row_groups()).collect();
+        assert_eq!(groups.len(), 3);
+        assert!(skips_unsupported(&opened.metadata, &opened.mask, &groups));
+        let mut batches = opened.batches().unwrap();
+        let (mut rows, mut count) = (Vec::new(), 0);
+        while let Some(batch) = batches.next().await {
+            let batch = batch.unwrap();
+            assert!(
+                batch.num_rows() <= 64,
+                "{} rows in one batch",
+                batch.num_rows()
+            );
+            let ids = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap();
+            rows.extend(ids.values().iter().copied());
+            count += 1;
+        }
+        let kept: Vec<i64> = (0..1000).filter(|p| !deleted.contains(p)).collect();
+        assert_eq!(rows, kept);
+        // Every group's decoded batches (400 rows: 7 of 64), deleted rows and all.
+        assert!(count >= 1000 / 64, "{count} batches");
+    }
 }

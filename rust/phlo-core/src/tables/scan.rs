@@ -159,9 +159,14 @@ impl ScanPlan {
             }
             None => (vec![], 0, ManifestsRead::default()),
         };
-        let needed = needed_ids(predicate.as_ref(), &live);
-        let read = read_projection(&table.metadata, &schema, &columns, &needed)
-            .map_err(|e| e.in_table(&name))?;
+        let read = read_projection(
+            &table.metadata,
+            &schema,
+            &columns,
+            predicate.as_ref(),
+            &live,
+        )
+        .map_err(|e| e.in_table(&name))?;
         Ok(Self {
             io: io.clone(),
             files_scanned: live.len(),
@@ -186,8 +191,13 @@ impl ScanPlan {
     /// would read the manifests again, and might see a newer snapshot).
     pub fn select(&self, columns: &[String]) -> Result<Self> {
         check_selection(columns)?;
-        let needed = needed_ids(self.predicate.as_deref(), &self.files);
-        let read = read_projection(&self.metadata, &self.table_schema, columns, &needed)?;
+        let read = read_projection(
+            &self.metadata,
+            &self.table_schema,
+            columns,
+            self.predicate.as_deref(),
+            &self.files,
+        )?;
         let narrowed = Self {
             io: self.io.clone(),
             files: self.files.clone(),
@@ -249,12 +259,7 @@ impl ScanPlan {
     /// file's dictionary (no string is copied; consumers can judge each distinct value once),
     /// other chunks become a dictionary of their own values, one key per row.
     pub fn with_string_dictionaries(mut self) -> Result<Self> {
-        let mut compared = self
-            .predicate
-            .as_deref()
-            .map(referenced_field_ids)
-            .unwrap_or_default();
-        compared.extend(self.files.iter().flat_map(|f| f.equality_ids()));
+        let compared = needed_ids(self.predicate.as_deref(), &self.files);
         self.read = self.read.with_string_dictionaries(&compared);
         self.schema = self.read.leading(self.schema.fields().len())?;
         self.string_dictionaries = true;
@@ -441,19 +446,24 @@ fn needed_ids(predicate: Option<&BoundPredicate>, files: &[deletes::FileToRead])
     needed
 }
 
-/// The columns read of every file: `columns`, then the columns of `needed` (field ids) not
-/// among them.
+/// The columns read of every file: `columns`, then those the filter and the files' equality
+/// deletes compare not among them.
 fn read_projection(
     metadata: &TableMetadata,
     schema: &Schema,
     columns: &[String],
-    needed: &[i32],
+    predicate: Option<&BoundPredicate>,
+    files: &[deletes::FileToRead],
 ) -> Result<Projection> {
     let mut read = columns.to_vec();
-    for id in needed {
-        // Filters and equality deletes compare top-level columns.
-        let field = (schema.as_struct().field_by_id(*id))
-            .ok_or_else(|| deletes::equality_column_unread(*id, None))?;
+    for id in needed_ids(predicate, files) {
+        // Filters compare top-level columns (binding refuses others): an id that is not one is
+        // an equality delete's.
+        let field = schema.as_struct().field_by_id(id).ok_or_else(|| {
+            let delete = (files.iter().flat_map(|f| &f.deletes))
+                .find(|d| d.file.equality_ids().unwrap_or_default().contains(&id));
+            deletes::equality_column_unread(id, delete.map(|d| d.file.file_path()))
+        })?;
         if !read.contains(&field.name) {
             read.push(field.name.clone());
         }
