@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -195,6 +197,34 @@ def test_reading_a_scan_twice_is_an_input_error(events: phlo.Table, again: str) 
     planned.to_arrow()
     with pytest.raises(phlo.errors.InputError, match=ALREADY_READ):
         planned.to_arrow() if again == "to_arrow" else planned.select(["id"])
+
+
+def test_a_scan_used_by_two_threads_at_once_is_an_input_error_not_a_deadlock(
+    events: phlo.Table, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A quality pass holds its scan and evaluator with the GIL released; a second thread
+    reading the same scan (or using the evaluator) meanwhile used to wait for them with the
+    GIL held, and neither thread could go on."""
+    monkeypatch.setenv("PHLO_FAILPOINTS", "quality.check:pause")
+    monkeypatch.setenv("PHLO_FAILPOINT_DIR", str(tmp_path))
+    planned = events.scan(["id"])
+    plan = json.dumps({"checks": [{"kind": "not_null", "columns": ["id"]}]})
+    evaluator = _native.QualityEvaluator(plan, planned.schema)
+    checking = threading.Thread(target=evaluator.check, args=(planned._native,))
+    checking.start()
+    try:
+        while not (tmp_path / "quality.check.paused").exists():
+            checking.join(0.01)
+            assert checking.is_alive(), "the check ended before its failpoint"
+        with pytest.raises(phlo.errors.InputError, match="scan is in use by another thread"):
+            planned.to_arrow()
+        with pytest.raises(phlo.errors.InputError, match="evaluator is in use by another thread"):
+            evaluator.finish()
+    finally:
+        (tmp_path / "quality.check.resume").touch()
+        checking.join()
+    [outcome] = evaluator.finish()
+    assert (outcome["failed"], outcome["total"]) == (0, 100)
 
 
 def test_files_that_prove_the_filter_and_files_that_do_not(

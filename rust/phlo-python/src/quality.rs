@@ -10,7 +10,7 @@ use pyo3::types::PyDict;
 use pyo3_arrow::{PyRecordBatch, PySchema};
 
 use crate::errors::{IntoPyResult, to_pyerr};
-use crate::guard::detached;
+use crate::guard::{claim, detached};
 use crate::runtime::wait_for;
 use crate::scan::NativeScan;
 
@@ -29,7 +29,7 @@ fn finished() -> PyErr {
 impl QualityEvaluator {
     /// Runs `step` on the evaluator, while it has not finished.
     fn running<R>(&self, step: impl FnOnce(&mut Evaluator) -> PyResult<R>) -> PyResult<R> {
-        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = claim(&self.inner, "quality evaluator")?;
         step(guard.as_mut().ok_or_else(finished)?)
     }
 
@@ -88,10 +88,7 @@ impl QualityEvaluator {
     /// record batch or None), `per_column`, `newest_us`, `from_metadata`,
     /// `from_dictionaries`.
     fn finish<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        let evaluator = self
-            .inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let evaluator = claim(&self.inner, "quality evaluator")?
             .take()
             .ok_or_else(finished)?;
         let outcomes = detached(py, "finishing quality checks", || evaluator.finish())?;

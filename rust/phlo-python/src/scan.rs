@@ -13,7 +13,7 @@ use pyo3_arrow::{PyRecordBatchReader, PySchema};
 use tokio::runtime::Runtime;
 
 use crate::errors::{IntoPyResult, to_pyerr};
-use crate::guard::guarded;
+use crate::guard::{claim, guarded};
 use crate::runtime::runtime;
 
 /// The engine error that ended a stream. The Arrow C stream carries only a message, so the
@@ -62,9 +62,7 @@ impl NativeScan {
 
     /// Runs `f` on the plan, while the scan has not been read (`InputError` once it has).
     pub fn with_plan<R>(&self, f: impl FnOnce(&ScanPlan) -> R) -> PyResult<R> {
-        self.plan
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        claim(&self.plan, "scan")?
             .as_ref()
             .map(f)
             .ok_or_else(already_read)
@@ -88,10 +86,7 @@ impl NativeScan {
 
     /// The rows as an Arrow stream (readable once). Batches are read as they are consumed.
     fn reader(&self) -> PyResult<PyRecordBatchReader> {
-        let plan = self
-            .plan
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let plan = claim(&self.plan, "scan")?
             .take()
             .ok_or_else(already_read)?;
         let stream = guarded("starting a scan", || plan.into_stream().py_err())?;

@@ -8,6 +8,7 @@ use futures::StreamExt;
 
 use super::Evaluator;
 use crate::error::Result;
+use crate::failpoint;
 use crate::tables::scan::ScanPlan;
 
 impl Evaluator {
@@ -15,6 +16,7 @@ impl Evaluator {
     /// dictionaries or not) selects; returns the columns read (id columns first; none when
     /// metadata and dictionary pages settled every check).
     pub async fn check_scan(&mut self, plan: &ScanPlan) -> Result<Vec<String>> {
+        failpoint::hit("quality.check")?;
         let columns = self.settle(plan.file_metadata());
         let Some((candidates, judging)) = self.judging(plan, &columns)? else {
             return self.read(plan, &columns).await;
