@@ -260,10 +260,16 @@ def test_a_rollback_between_plan_and_commit_is_kept(tmp_path: Path, write: str) 
         other.engine.dispose()
 
 
+REST_EVOLUTIONS = ["add column and append", "rename column", "new partition spec"]
+
+
 @pytest.mark.parametrize(
-    "evolution", ["add column and append", "rename column", "new partition spec"]
+    ("write", "evolution"),
+    [
+        *((w, e) for w in MERGES for e in REST_EVOLUTIONS),
+        ("transaction merge", "new partition spec"),
+    ],
 )
-@pytest.mark.parametrize("write", MERGES)
 def test_through_phlo_catalog_serve_an_evolution_between_plan_and_commit_is_kept(
     tmp_path: Path, write: str, evolution: str
 ) -> None:
