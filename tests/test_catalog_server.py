@@ -19,6 +19,7 @@ import pyarrow as pa
 import pytest
 from pyiceberg.catalog.rest import RestCatalog
 from pyiceberg.exceptions import NoSuchTableError, UnauthorizedError
+from pyiceberg.types import StringType
 from tests.conftest import EVENTS_SCHEMA, make_events
 from tests.duckdb_support import duckdb_rest
 
@@ -266,6 +267,52 @@ def test_bad_requests_get_icebergs_error_model(seeded: phlo.Lakehouse):
         conflict = http_error(uri, "POST", events, commit)
         assert (conflict["code"], conflict["type"]) == (409, "CommitFailedException")
     assert seeded.table("raw.events").metadata_location == after_phlo
+
+
+def test_a_stale_spec_or_schema_requirement_is_a_409_and_an_unknown_one_a_400(
+    seeded: phlo.Lakehouse,
+):
+    """Another engine changed the default spec and the schema without moving main: a commit
+    that still asserts the old ones is refused, though its ref requirement holds."""
+    events = "/v1/main/namespaces/raw/tables/events"
+    head = seeded.table("raw.events").current_snapshot_id
+    with served(seeded.root) as uri:
+        table = RestCatalog("other", uri=uri).load_table("raw.events")
+        spec, schema = table.metadata.default_spec_id, table.metadata.current_schema_id
+        with table.update_spec() as update:
+            update.add_identity("category")
+        with table.update_schema() as update:
+            update.add_column("note", StringType())
+        evolved = seeded.table("raw.events").metadata_location
+        ref = {"type": "assert-ref-snapshot-id", "ref": "main", "snapshot-id": head}
+        stale = [
+            {"type": "assert-default-spec-id", "default-spec-id": spec},
+            {"type": "assert-current-schema-id", "current-schema-id": schema},
+        ]
+        late = [{"action": "set-properties", "updates": {"late": "yes"}}]
+        for requirement in stale:
+            commit = {"requirements": [ref, requirement], "updates": late}
+            conflict = http_error(uri, "POST", events, commit)
+            assert (conflict["code"], conflict["type"]) == (409, "CommitFailedException")
+        unknown = {"requirements": [ref, {"type": "assert-nothing-changed"}], "updates": late}
+        refused = http_error(uri, "POST", events, unknown)
+        assert (refused["code"], refused["type"]) == (400, "BadRequestException")
+        assert seeded.table("raw.events").metadata_location == evolved
+        # The requirements as they hold now: the commit lands.
+        now = table.refresh().metadata
+        holds = [
+            ref,
+            {"type": "assert-default-spec-id", "default-spec-id": now.default_spec_id},
+            {"type": "assert-current-schema-id", "current-schema-id": now.current_schema_id},
+        ]
+        request = urllib.request.Request(
+            uri + events,
+            data=json.dumps({"requirements": holds, "updates": late}).encode(),
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert answer.status == 200
+    assert seeded.table("raw.events").properties["late"] == "yes"
 
 
 def test_ctrl_c_stops_the_server_and_a_busy_port_is_an_error(seeded: phlo.Lakehouse):

@@ -3,8 +3,9 @@
 //! `R`'s head as its `main` (see [`super::config`]). The engine works on a view of the table
 //! whose `main` is that table ref's snapshot, and its commits go back to the server as updates
 //! of the table ref: `add-snapshot` + `set-snapshot-ref`, guarded by `assert-table-uuid` +
-//! `assert-ref-snapshot-id` (the server's compare-and-swap, scoped to that branch), or schema
-//! and property updates for metadata-only commits.
+//! `assert-ref-snapshot-id` (the server's compare-and-swap, scoped to that branch) +
+//! `assert-default-spec-id` + `assert-current-schema-id` (the snapshot was planned under
+//! them), or schema and property updates for metadata-only commits.
 
 use std::sync::Arc;
 
@@ -158,9 +159,11 @@ impl RestCatalog {
         self.require_branch(table)?;
         let target = self.table_ref(table, branch).to_string();
         let parent = table.snapshot_for_ref(branch).map(|s| s.snapshot_id());
+        let mut requirements = ref_guard(&table.metadata, &target, parent);
+        requirements.extend(planned_guard(&table.metadata));
         let change = TableChange {
             ident: &table.ident,
-            requirements: ref_guard(&table.metadata, &target, parent),
+            requirements,
             updates: snapshot_updates(snapshot, target),
         };
         self.publish(table, &change)
@@ -217,6 +220,20 @@ pub(super) fn ref_guard(
         TableRequirement::RefSnapshotIdMatch {
             r#ref: target.to_string(),
             snapshot_id: head,
+        },
+    ]
+}
+
+/// What a snapshot also requires: the spec its new files were written under and the schema it
+/// names. Another engine may change either without moving the ref; the server then refuses
+/// (409), and the writer's reload decides, as a SQL catalog's pointer swap makes it do.
+pub(super) fn planned_guard(metadata: &TableMetadata) -> [TableRequirement; 2] {
+    [
+        TableRequirement::DefaultSpecIdMatch {
+            default_spec_id: metadata.default_partition_spec_id(),
+        },
+        TableRequirement::CurrentSchemaIdMatch {
+            current_schema_id: metadata.current_schema_id(),
         },
     ]
 }

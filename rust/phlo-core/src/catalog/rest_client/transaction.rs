@@ -93,11 +93,24 @@ impl StagedTable {
         if self.metadata_changed && !self.created {
             requirements.extend(schema_guard(old));
         }
+        // Its files were written under `base`'s spec; another engine may change the spec
+        // without moving the ref.
+        if !self.created && self.adds_snapshot() {
+            requirements.push(TableRequirement::DefaultSpecIdMatch {
+                default_spec_id: self.base.metadata.default_partition_spec_id(),
+            });
+        }
         TableChange {
             ident: &self.base.ident,
             requirements,
             updates: self.updates.clone(),
         }
+    }
+
+    fn adds_snapshot(&self) -> bool {
+        self.updates
+            .iter()
+            .any(|u| matches!(u, TableUpdate::AddSnapshot { .. }))
     }
 
     /// Whether everything staged is appends, which another writer's commits cannot affect.
@@ -468,11 +481,22 @@ impl RestCatalog {
         let head = |t: &LoadedTable| t.snapshot_for_ref(MAIN).map(|s| s.snapshot_id());
         // A table created again under the name is not the one the transaction changed.
         same_table(&staged.guard, &newer)?;
+        let spec = staged.base.metadata.default_partition_spec_id();
+        if staged.adds_snapshot() && newer.metadata.default_partition_spec_id() != spec {
+            return Err(Error::CommitConflict {
+                table: ident.to_string(),
+                message: format!(
+                    "another writer changed the partition spec of {ident} while the \
+                     transaction ran, and its files were written under the old one; nothing \
+                     was committed"
+                ),
+                hint: RUN_AGAIN.into(),
+            });
+        }
         if head(&newer) == head(&staged.guard) {
             return Ok(false);
         }
-        let spec = staged.base.metadata.default_partition_spec_id();
-        if !staged.only_appends() || newer.metadata.default_partition_spec_id() != spec {
+        if !staged.only_appends() {
             return Err(Error::CommitConflict {
                 table: ident.to_string(),
                 message: format!(
