@@ -235,6 +235,8 @@ enum Source {
 pub struct ProjectedFile {
     ranges: FileRanges,
     path: Arc<str>,
+    /// What the file is, for messages: data, position delete or equality delete file.
+    kind: &'static str,
     /// The footer as read (the file's own Arrow types).
     metadata: ArrowReaderMetadata,
     /// The footer rows are decoded with: string columns the projection reads as dictionaries,
@@ -294,7 +296,7 @@ impl ProjectedFile {
     pub fn of_footer(footer: Footer, file: &DataFile, projection: &Projection) -> Result<Self> {
         Self::resolve(
             footer.ranges,
-            file.file_path().into(),
+            (file.file_path().into(), kind_of(file)),
             footer.metadata,
             projection,
         )
@@ -305,7 +307,7 @@ impl ProjectedFile {
     pub fn reproject(&self, projection: &Projection) -> Result<Self> {
         Ok(Self::resolve(
             self.ranges.clone(),
-            self.path.clone(),
+            (self.path.clone(), self.kind),
             self.metadata.clone(),
             projection,
         )?
@@ -316,7 +318,7 @@ impl ProjectedFile {
 
     fn resolve(
         ranges: FileRanges,
-        path: Arc<str>,
+        (path, kind): (Arc<str>, &'static str),
         metadata: ArrowReaderMetadata,
         projection: &Projection,
     ) -> Result<Self> {
@@ -324,7 +326,7 @@ impl ProjectedFile {
             Some(mapping) => nested::with_mapped_ids(metadata, mapping),
             None => metadata,
         };
-        let file_ids = file_field_ids(&metadata, &path, projection)?;
+        let file_ids = file_field_ids(&metadata, (kind, &path), projection)?;
         let roots: Vec<usize> = file_ids
             .iter()
             .enumerate()
@@ -343,7 +345,7 @@ impl ProjectedFile {
                     return match field.is_nullable() {
                         true => Ok(Source::Missing),
                         false => Err(Error::schema(
-                            format!("data file {path} lacks required column (field id {id})"),
+                            format!("{kind} {path} lacks required column (field id {id})"),
                             Location {
                                 table: None,
                                 column: Some(field.name().clone()),
@@ -370,6 +372,7 @@ impl ProjectedFile {
         Ok(Self {
             ranges,
             path,
+            kind,
             metadata,
             decoding,
             mask,
@@ -653,11 +656,21 @@ pub async fn read_data_file(
     Ok(parts.into_iter().flatten().collect())
 }
 
-/// The field id of each top-level column of a file: embedded by the writer, or else from the
-/// table's name mapping.
+/// What `file` is, as messages name it.
+fn kind_of(file: &DataFile) -> &'static str {
+    use iceberg::spec::DataContentType;
+    match file.content_type() {
+        DataContentType::Data => "data file",
+        DataContentType::PositionDeletes => "position delete file",
+        DataContentType::EqualityDeletes => "equality delete file",
+    }
+}
+
+/// The field id of each top-level column of a file (its kind and path named): embedded by
+/// the writer, or else from the table's name mapping.
 fn file_field_ids(
     metadata: &ArrowReaderMetadata,
-    path: &str,
+    (kind, path): (&str, &str),
     projection: &Projection,
 ) -> Result<Vec<Option<i32>>> {
     let fields = metadata.schema().fields();
@@ -676,11 +689,12 @@ fn file_field_ids(
         // Not one column of the file is in the mapping (ids are set from it when any is).
         Some(_) => Ok(embedded),
         None => Err(Error::schema(
-            format!("data file {path} has no Iceberg field ids"),
+            format!("{kind} {path} has no Iceberg field ids"),
             Location::default(),
             format!(
-                "set the table property {DEFAULT_SCHEMA_NAME_MAPPING} (a name mapping) so its \
-                 columns can be matched by name, or rewrite the file with field ids"
+                "set the table property {DEFAULT_SCHEMA_NAME_MAPPING} to a name mapping of the \
+                 table's columns (e.g. [{{\"field-id\": 1, \"names\": [\"id\"]}}, ...]) so \
+                 its columns are matched by name, or rewrite the file with field ids"
             ),
         )),
     }
