@@ -140,10 +140,14 @@ def position_deletes(
 
 
 def equality_deletes(
-    table: IcebergTable, columns: dict[str, list[Any]], partition: Sequence[Any] = ()
+    table: IcebergTable,
+    columns: dict[str, list[Any]],
+    partition: Sequence[Any] = (),
+    field_ids: bool = True,
 ) -> DataFile:
     """An equality delete file deleting the rows equal to one of `columns`' rows on those
-    columns (named as in the table's current schema; `s.a` is field `a` of struct `s`)."""
+    columns (named as in the table's current schema; `s.a` is field `a` of struct `s`);
+    without `field_ids` its top-level columns carry only their names."""
     schema = table.schema()
     arrow = schema.as_arrow()
     fields, ids, values = [], [], {}
@@ -160,6 +164,8 @@ def equality_deletes(
         fields.append(pa.field(top, type, metadata=field_id(top)))
         ids.append(schema.find_field(name).field_id)
         values[top] = column
+    if not field_ids:
+        fields = [f.remove_metadata() for f in fields]
     data = pa.table(values, schema=pa.schema(fields))
     return _delete_file(table, data, DataFileContent.EQUALITY_DELETES, partition, equality_ids=ids)
 
