@@ -121,7 +121,9 @@ def test_a_run_publishes_to_postgres_only_when_promoted_from_main(
     assert outcome.status == "published"
     assert published(url) == on_main(shop)
     orders = orders_module(shop).orders_of(DAYS[0])
-    assert published(url) == sorted((c, sum(1 for o in orders if o["category"] == c)) for c in "abc")
+    assert published(url) == sorted(
+        (c, sum(1 for o in orders if o["category"] == c)) for c in "abc"
+    )
     assert outcome.published["marts.category_totals"].mode == "full"
     assert recorded_snapshot(url) == main_snapshot(shop)
     assert tag(instance, first.run_id, "phlo/publication") == "published"

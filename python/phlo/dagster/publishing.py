@@ -259,7 +259,7 @@ def recorded_publications(
         materialization = record.event_log_entry.asset_materialization
         value = materialization.metadata.get(RECORDED_KEY) if materialization else None
         if value is not None:
-            spec = dict(value.value)  # type: ignore[call-overload]
+            spec: dict[str, Any] = dict(value.value)  # type: ignore[arg-type]
             root = Path(spec.pop("project"))
             found.append((Publication(**spec), root))
     return found
@@ -273,8 +273,6 @@ def publish_recorded(
     ``schema.table``."""
     results: dict[str, PublishResult] = {}
     for publication, root in publications:
-        published = _publish(
-            None, publication, lakehouse, ref, _connection(root), newest=True
-        )
+        published = _publish(None, publication, lakehouse, ref, _connection(root), newest=True)
         results |= {r.table: r for r in published.values()}
     return results
