@@ -45,8 +45,9 @@ def run(
     day: str,
     instance: dg.DagsterInstance,
     checks: list[dg.AssetChecksDefinition] | None = None,
+    keys: list[str] = KEYS,
 ) -> dg.ExecuteInProcessResult:
-    assets = {id(a): a for a in (defs.get_assets_def(k) for k in KEYS)}
+    assets = {id(a): a for a in (defs.get_assets_def(k) for k in keys)}
     return dg.materialize(
         [*assets.values(), *(checks or [])],
         partition_key=day,
@@ -134,6 +135,13 @@ def test_a_run_publishes_to_postgres_only_when_promoted_from_main(
     assert again.status == "already_published"
     assert again.published["marts.category_totals"].mode == "unchanged"
     assert table_oid(url) == oid
+
+    # The publishing asset alone writes nothing to a branch: it publishes main at once.
+    with psycopg.connect(url) as con:
+        con.execute("DROP TABLE marts.category_totals")
+    alone = run(defs, DAYS[0], instance, keys=["publish_shop"])
+    assert alone.success
+    assert published(url) == on_main(shop)
 
 
 def test_a_blocked_run_leaves_postgres_unchanged(

@@ -18,11 +18,11 @@ publishing:
     optional: false                      # true: skip (with a warning) when no PostgreSQL is configured
 ```
 
-With Write-Audit-Publish on, the asset publishes nothing inside its run (the run's marts are on
-its unpromoted branch): it records the publication in its materialization, and `promote`
-publishes it from the target once the run's merge landed (`publish_recorded`), so PostgreSQL
-only ever holds what the target holds. With WAP off, the run writes the target and the asset
-publishes from it at once.
+With Write-Audit-Publish on, the asset of a run that has a WAP branch publishes nothing inside
+the run (the run's marts are on its unpromoted branch): it records the publication in its
+materialization, and `promote` publishes it from the target once the run's merge landed
+(`publish_recorded`), so PostgreSQL only ever holds what the target holds. With WAP off, or in
+a run that wrote nothing (the asset alone), it publishes from the target at once.
 """
 
 import os
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from phlo.dagster import tags
 from phlo.dagster.assets import RESOURCE_KEY
 from phlo.errors import ConfigError
 
@@ -189,9 +190,11 @@ def _asset(
             context.log.warning(f"{publication.name}: not published: {reason}")
             context.add_output_metadata({"published": False, "reason": reason})
             return
-        if resource.wap:
+        run = context.instance.get_run_by_id(context.run.run_id) or context.run
+        if resource.wap and tags.BRANCH in run.tags:
             # The marts are on the run's branch: publishing them now would show BI data the
-            # target may never get (a blocked or conflicting promotion).
+            # target may never get (a blocked or conflicting promotion). A run without a
+            # branch (this asset alone) wrote nothing: it publishes the target at once.
             if connection is None:
                 from phlo.publishing.postgres import resolve_url
 
