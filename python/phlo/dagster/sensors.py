@@ -91,11 +91,17 @@ def build_sensors(
                 statuses=[dg.DagsterRunStatus.SUCCESS],
             )
         )
-        outcomes = [promote(context.instance, run.run_id) for run in waiting]
-        for outcome in outcomes:
+        done = []
+        for run in waiting:
+            try:
+                outcome = promote(context.instance, run.run_id)
+            except Exception as exc:  # one run's failure must not starve the others
+                context.log.error(f"run {run.run_id}: publishing failed again: {exc}")
+                done.append(f"{run.run_id}: error")
+                continue
             context.log.info(f"run {outcome.run_id}: {outcome.status} {outcome.reason}".strip())
-        done = ", ".join(f"{o.run_id}: {o.status}" for o in outcomes) or "-"
-        return dg.SkipReason(f"retried {len(outcomes)} runs: {done}")
+            done.append(f"{outcome.run_id}: {outcome.status}")
+        return dg.SkipReason(f"retried {len(done)} runs: {', '.join(done) or '-'}")
 
     @dg.sensor(
         name="branch_cleanup_sensor",
