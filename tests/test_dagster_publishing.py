@@ -6,32 +6,23 @@ the merge is reported, and retried by the publication_retry_sensor."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import psycopg
 import pytest
+from tests.dagster_support import instance
 
 import phlo
 import phlo.dagster
 from dbt_support import lakehouse_of, orders_module, parsed_shop, shop
 from phlo.publishing import postgres
 
-#: The fixtures of dbt_support, used by the tests below.
-FIXTURES = (parsed_shop, shop)
+#: The fixtures of dbt_support and dagster_support, used by the tests below.
+FIXTURES = (parsed_shop, shop, instance)
 KEYS = ["dlt_orders", "stg_orders", "publish_shop"]
 DAYS = ("2025-01-02", "2025-01-03")
-
-
-@pytest.fixture
-def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dg.DagsterInstance]:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    with dg.instance_for_test(temp_dir=str(home)) as inst:
-        yield inst
 
 
 @pytest.fixture
