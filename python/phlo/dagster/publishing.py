@@ -195,10 +195,12 @@ def _asset(
             # The marts are on the run's branch: publishing them now would show BI data the
             # target may never get (a blocked or conflicting promotion). A run without a
             # branch (this asset alone) wrote nothing: it publishes the target at once.
-            if connection is None:
-                from phlo.publishing.postgres import resolve_url
-
-                resolve_url(None)  # the ConfigError saying how to configure one
+            if connection is None:  # fail the run now: it must not promote unpublishable
+                raise ConfigError(
+                    f"{publication.name}: no PostgreSQL connection: set PHLO_POSTGRES_URL (also "
+                    "for the Dagster daemon, which publishes at promotion) or postgres.url in "
+                    "phlo.yaml, or mark the publication optional: true"
+                )
             spec = asdict(publication) | {"project": str(project.root)}
             context.log.info(
                 f"{publication.name}: publishes {', '.join(publication.tables.values())} from "
