@@ -83,6 +83,7 @@ def test_definitions_declare_assets_checks_schedules_and_sensors(project: Path) 
     assert sensors == {
         "branch_creation_sensor": dg.DefaultSensorStatus.RUNNING,
         "auto_promotion_sensor": dg.DefaultSensorStatus.RUNNING,
+        "publication_retry_sensor": dg.DefaultSensorStatus.RUNNING,
         "branch_cleanup_sensor": dg.DefaultSensorStatus.RUNNING,
     }
     resource = (defs.resources or {})["phlo"]

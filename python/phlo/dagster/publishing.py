@@ -17,24 +17,44 @@ publishing:
     incremental: false
     optional: false                      # true: skip (with a warning) when no PostgreSQL is configured
 ```
+
+With Write-Audit-Publish on, the asset of a run that has a WAP branch publishes nothing inside
+the run (the run's marts are on its unpromoted branch): it records the publication in its
+materialization, and `promote` publishes it from the target once the run's merge landed
+(`publish_recorded`), so PostgreSQL only ever holds what the target holds. With WAP off, or in
+a run that wrote nothing (the asset alone), it publishes from the target at once.
 """
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from phlo.dagster import tags
 from phlo.dagster.assets import RESOURCE_KEY
 from phlo.errors import ConfigError
 
 if TYPE_CHECKING:
     from phlo.config import ProjectConfig
+    from phlo.lakehouse import Lakehouse
+    from phlo.publishing import PublishResult
     from phlo.transforms.project import DbtProject
 
-__all__ = ["PUBLISHING_FILES", "Publication", "build_publishing_assets", "read_publishing"]
+__all__ = [
+    "PUBLISHING_FILES",
+    "Publication",
+    "build_publishing_assets",
+    "publish_recorded",
+    "read_publishing",
+    "recorded_publications",
+]
+
+#: Materialization metadata of a publishing asset whose publication waits for the promotion:
+#: the publication (``Publication`` fields) and its project folder (for ``postgres.url``).
+RECORDED_KEY = "phlo/publish_at_promotion"
 
 #: Where a project declares its publishing assets (the first that exists).
 PUBLISHING_FILES = ("publishing.yaml", "workflows/publishing.yaml")
@@ -163,27 +183,101 @@ def _asset(
     )
     # Dagster reads this annotation at definition time: no `from __future__ import annotations`.
     def publish(context: dg.AssetExecutionContext) -> None:
-        from phlo.publishing import publish_marts_to_postgres
-
         resource = getattr(context.resources, RESOURCE_KEY)
-        connection = os.environ.get("PHLO_POSTGRES_URL") or project.postgres_url
+        connection = _connection(project.root)
         if connection is None and publication.optional:
             reason = "no PostgreSQL configured (PHLO_POSTGRES_URL or postgres.url in phlo.yaml)"
             context.log.warning(f"{publication.name}: not published: {reason}")
             context.add_output_metadata({"published": False, "reason": reason})
             return
-        publish_marts_to_postgres(
-            context,
-            publication.tables,
-            data_source=publication.data_source,
-            target_schema=publication.target_schema,
-            lakehouse=resource.open(),
-            # The marts as this run wrote them (its branch): they are published with it.
-            ref=resource.run_ref(context),
-            connection=connection,
-            primary_keys=publication.primary_keys,
-            indexes=publication.indexes,
-            incremental=publication.incremental,
-        )
+        run = context.instance.get_run_by_id(context.run.run_id) or context.run
+        if resource.wap and tags.BRANCH in run.tags:
+            # The marts are on the run's branch: publishing them now would show BI data the
+            # target may never get (a blocked or conflicting promotion). A run without a
+            # branch (this asset alone) wrote nothing: it publishes the target at once.
+            if connection is None:  # fail the run now: it must not promote unpublishable
+                raise ConfigError(
+                    f"{publication.name}: no PostgreSQL connection: set PHLO_POSTGRES_URL (also "
+                    "for the Dagster daemon, which publishes at promotion) or postgres.url in "
+                    "phlo.yaml, or mark the publication optional: true"
+                )
+            spec = asdict(publication) | {"project": str(project.root)}
+            context.log.info(
+                f"{publication.name}: publishes {', '.join(publication.tables.values())} from "
+                f"{resource.target} once the run is promoted"
+            )
+            context.add_output_metadata(
+                {
+                    "published": False,
+                    "reason": f"published from {resource.target} when the run is promoted",
+                    RECORDED_KEY: dg.MetadataValue.json(spec),
+                }
+            )
+            return
+        _publish(context, publication, resource.open(), resource.target, connection)
 
     return publish
+
+
+def _connection(root: Path) -> str | None:
+    """`PHLO_POSTGRES_URL`, else ``postgres.url`` of the project at `root`."""
+    from phlo.config import load_project
+
+    return os.environ.get("PHLO_POSTGRES_URL") or load_project(root).postgres_url
+
+
+def _publish(
+    context: Any,
+    publication: Publication,
+    lakehouse: "Lakehouse",
+    ref: str,
+    connection: str | None,
+    *,
+    newest: bool = False,
+) -> "dict[str, PublishResult]":
+    from phlo.publishing import publish_marts_to_postgres
+
+    return publish_marts_to_postgres(
+        context,
+        publication.tables,
+        data_source=publication.data_source,
+        target_schema=publication.target_schema,
+        lakehouse=lakehouse,
+        ref=ref,
+        connection=connection,
+        primary_keys=publication.primary_keys,
+        indexes=publication.indexes,
+        incremental=publication.incremental,
+        newest=newest,
+    )
+
+
+def recorded_publications(
+    instance: dg.DagsterInstance, run_id: str
+) -> list[tuple[Publication, Path]]:
+    """The publications run `run_id` left for its promotion, with their project folders."""
+    found = []
+    records = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+    ).records
+    for record in records:
+        materialization = record.event_log_entry.asset_materialization
+        value = materialization.metadata.get(RECORDED_KEY) if materialization else None
+        if value is not None:
+            spec: dict[str, Any] = dict(value.value)  # type: ignore[arg-type]
+            root = Path(spec.pop("project"))
+            found.append((Publication(**spec), root))
+    return found
+
+
+def publish_recorded(
+    publications: Sequence[tuple[Publication, Path]], lakehouse: "Lakehouse", ref: str
+) -> "dict[str, PublishResult]":
+    """Publishes `publications` (`recorded_publications`) from the head of `ref`; a snapshot
+    already published is not sent again, nor an older one over a newer. Keyed by
+    ``schema.table``."""
+    results: dict[str, PublishResult] = {}
+    for publication, root in publications:
+        published = _publish(None, publication, lakehouse, ref, _connection(root), newest=True)
+        results |= {r.table: r for r in published.values()}
+    return results

@@ -1,5 +1,6 @@
-"""The WAP sensors: create a run's branch when it starts, publish it when it succeeded, and
-remove branches of finished runs after the retention."""
+"""The WAP sensors: create a run's branch when it starts, publish it when it succeeded (and its
+marts to PostgreSQL after the merge; retried until they are), and remove branches of finished
+runs after the retention."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ __all__ = ["build_sensors", "is_removable"]
 
 #: How often the cleanup sensor looks for expired branches.
 CLEANUP_INTERVAL_SECONDS = 600
+#: How often runs merged but not yet published to PostgreSQL are published again.
+PUBLICATION_RETRY_SECONDS = 60
 
 
 def build_sensors(
@@ -29,8 +32,9 @@ def build_sensors(
     job_names: set[str],
     retention: dt.timedelta,
 ) -> list[dg.SensorDefinition]:
-    """`branch_creation_sensor`, `auto_promotion_sensor`, `branch_cleanup_sensor` (all
-    running by default: WAP depends on them when the daemon launches runs)."""
+    """`branch_creation_sensor`, `auto_promotion_sensor`, `publication_retry_sensor`,
+    `branch_cleanup_sensor` (all running by default: WAP depends on them when the daemon
+    launches runs)."""
     by_key = {dg.AssetKey(d.asset_key): d for d in ingestions}
 
     def run_ingestions(run: dg.DagsterRun) -> list[IngestionDefinition]:
@@ -74,6 +78,32 @@ def build_sensors(
         return None
 
     @dg.sensor(
+        name="publication_retry_sensor",
+        minimum_interval_seconds=PUBLICATION_RETRY_SECONDS,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Publishes to PostgreSQL the marts of promoted runs whose publish failed "
+        "or was interrupted",
+    )
+    def publication_retry_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+        waiting = context.instance.get_runs(
+            filters=dg.RunsFilter(
+                tags={tags.PUBLICATION: ["pending", "failed"]},
+                statuses=[dg.DagsterRunStatus.SUCCESS],
+            )
+        )
+        done = []
+        for run in waiting:
+            try:
+                outcome = promote(context.instance, run.run_id)
+            except Exception as exc:  # one run's failure must not starve the others
+                context.log.error(f"run {run.run_id}: publishing failed again: {exc}")
+                done.append(f"{run.run_id}: error")
+                continue
+            context.log.info(f"run {outcome.run_id}: {outcome.status} {outcome.reason}".strip())
+            done.append(f"{outcome.run_id}: {outcome.status}")
+        return dg.SkipReason(f"retried {len(done)} runs: {', '.join(done) or '-'}")
+
+    @dg.sensor(
         name="branch_cleanup_sensor",
         minimum_interval_seconds=CLEANUP_INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
@@ -87,7 +117,12 @@ def build_sensors(
         )
         return dg.SkipReason(f"removed {len(deleted)} branches: {', '.join(deleted) or '-'}")
 
-    return [branch_creation_sensor, auto_promotion_sensor, branch_cleanup_sensor]
+    return [
+        branch_creation_sensor,
+        auto_promotion_sensor,
+        publication_retry_sensor,
+        branch_cleanup_sensor,
+    ]
 
 
 def is_removable(instance: dg.DagsterInstance, run_id: str) -> bool:

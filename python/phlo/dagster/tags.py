@@ -8,6 +8,7 @@ __all__ = [
     "PROJECT",
     "PROMOTION",
     "PROMOTION_COMMIT",
+    "PUBLICATION",
     "TARGET",
 ]
 
@@ -24,5 +25,9 @@ BRANCH = "phlo/branch"
 PROMOTION = "phlo/promotion"
 #: The log commit of the merge that published the run.
 PROMOTION_COMMIT = "phlo/promotion_commit"
+#: Publishing the run's marts to PostgreSQL after its merge (runs with publishing assets):
+#: ``pending`` (promotion under way, or it crashed), ``published``, ``failed`` (retried by
+#: the ``publication_retry_sensor``), ``withheld`` (the merge conflicted: nothing published).
+PUBLICATION = "phlo/publication"
 #: Dagster's run tag for the run monitoring daemon (phlo enforces the timeout itself too).
 MAX_RUNTIME = "dagster/max_runtime"

@@ -36,7 +36,8 @@ class PublishResult(HtmlRepr):
     #: The lakehouse table it was published from, and the snapshot read.
     source: str
     snapshot_id: int | None
-    #: ``"full"`` (a new table swapped in) or ``"incremental"`` (changed rows upserted).
+    #: ``"full"`` (a new table swapped in), ``"incremental"`` (changed rows upserted) or
+    #: ``"unchanged"`` (``newest=True``: the snapshot was published already, nothing sent).
     mode: str
     #: Rows sent: all of them (full) or those changed since the last publish (incremental).
     rows: int
@@ -65,13 +66,15 @@ def publish_marts_to_postgres(
     primary_keys: Mapping[str, str | Sequence[str]] | None = None,
     indexes: Mapping[str, Sequence[str | Sequence[str]]] | None = None,
     incremental: bool = False,
+    newest: bool = False,
 ) -> dict[str, PublishResult]:
     """Publishes lakehouse tables to PostgreSQL for BI: ``{"activity": "marts.mrt_activity"}``
     becomes ``target_schema.activity``, each table in its own transaction (see
     `publish_table`). `context` is a Dagster context (its log gets a line per table and the
     output metadata the stats) or None. `lakehouse` defaults to the project's; `connection`
     (a PostgreSQL URL) to `PHLO_POSTGRES_URL`, then ``postgres.url`` in phlo.yaml.
-    `primary_keys` and `indexes` are keyed by PostgreSQL table name."""
+    `primary_keys` and `indexes` are keyed by PostgreSQL table name. `newest`: see
+    `publish_table`."""
     if not isinstance(tables_to_publish, Mapping) or not tables_to_publish:
         raise InputError("tables_to_publish must map PostgreSQL table names to lakehouse tables")
     if lakehouse is None:
@@ -101,6 +104,7 @@ def publish_marts_to_postgres(
                 indexes=indexes.get(name, ()),
                 incremental=incremental,
                 data_source=data_source,
+                newest=newest,
             )
             results[name] = result
             if context is not None:
@@ -131,6 +135,7 @@ def publish_table(
     indexes: Sequence[str | Sequence[str]] = (),
     incremental: bool = False,
     data_source: str = "lakehouse",
+    newest: bool = False,
 ) -> PublishResult:
     """Publishes lakehouse table `source` (at the head of `ref`) to ``schema.name`` over the
     ADBC connection `con`, in one transaction.
@@ -141,7 +146,12 @@ def publish_table(
     `primary_key`): only the rows changed since the snapshot last published are upserted and
     rows gone since are deleted; a publish that cannot be incremental (the first one, a
     changed schema, an expired snapshot, files another engine wrote with delete files) is
-    done in full, and `PublishResult.reason` says why."""
+    done in full, and `PublishResult.reason` says why.
+
+    `newest` (publishing after a promotion, when any number of promotions may publish the same
+    table): the head of `ref` is read once this publish holds the table's lock, so a later
+    publish never sends an older snapshot than an earlier one did, and a snapshot already
+    published is not sent again (``mode="unchanged"``)."""
     started = time.perf_counter()
     key = _args.columns("primary_key", primary_key) if primary_key is not None else []
     index_columns = [_args.columns("indexes", i) for i in indexes]
@@ -154,6 +164,14 @@ def publish_table(
             postgres.prepare_schema(cur, schema)
             con.commit()
             postgres.lock_table(cur, schema, name)
+            if newest:
+                table = lakehouse.table(source, ref)
+                snapshot_id = table.current_snapshot_id
+                if postgres.last_published(cur, schema, name) == (
+                    table.name,
+                    snapshot_id,
+                ) and postgres.table_exists(cur, schema, name):
+                    return _unchanged(table.name, schema, name, snapshot_id, started, cur, con)
             previous = postgres.last_published(cur, schema, name) if incremental else None
             reason = (
                 _why_full(table, snapshot_id, previous, cur, schema, name) if incremental else None
@@ -198,6 +216,30 @@ def publish_table(
         bytes=size,
         seconds=time.perf_counter() - started,
         reason=reason,
+    )
+
+
+def _unchanged(
+    source: str,
+    schema: str,
+    name: str,
+    snapshot_id: int | None,
+    started: float,
+    cur: Any,
+    con: Any,
+) -> PublishResult:
+    size = postgres.table_bytes(cur, schema, name)
+    con.commit()
+    return PublishResult(
+        table=f"{schema}.{name}",
+        source=source,
+        snapshot_id=snapshot_id,
+        mode="unchanged",
+        rows=0,
+        rows_deleted=0,
+        bytes=size,
+        seconds=time.perf_counter() - started,
+        reason="this snapshot is published already",
     )
 
 
