@@ -86,9 +86,7 @@ impl NativeScan {
 
     /// The rows as an Arrow stream (readable once). Batches are read as they are consumed.
     fn reader(&self) -> PyResult<PyRecordBatchReader> {
-        let plan = claim(&self.plan, "scan")?
-            .take()
-            .ok_or_else(already_read)?;
+        let plan = claim(&self.plan, "scan")?.take().ok_or_else(already_read)?;
         let stream = guarded("starting a scan", || plan.into_stream().py_err())?;
         Ok(PyRecordBatchReader::new(Box::new(BlockingReader {
             schema: self.schema.clone(),
