@@ -138,7 +138,7 @@ def test_services_init_writes_the_stack_from_the_settings(project: Path) -> None
     assert (
         referenced
         == set(example)
-        == {"POSTGRES_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"}
+        == {"POSTGRES_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "PHLO_POSTGRES_URL"}
     )
     assert all(v.startswith("change-me") for k, v in example.items() if "PASSWORD" in k)
 
@@ -150,6 +150,8 @@ def test_services_init_writes_the_stack_from_the_settings(project: Path) -> None
     assert environment["PHLO_STORAGE__ENDPOINT"] == "http://minio:9000"
     assert environment["PHLO_CATALOG__URI"] == "postgresql://phlo@postgres:5432/phlo_catalog"
     assert environment["PHLO_CATALOG__PASSWORD"].startswith("${POSTGRES_PASSWORD")
+    # The daemon publishes marts at promotion: it sees the BI database the runs see.
+    assert environment["PHLO_POSTGRES_URL"] == "${PHLO_POSTGRES_URL:-}"
     assert services["catalog"]["environment"] == environment
     assert "local/analytics" in services["minio-init"]["entrypoint"][-1]
 
