@@ -44,7 +44,7 @@ def lakehouse_of(project: Path) -> phlo.Lakehouse:
 
 def orders_module(project: Path):  # type: ignore[no-untyped-def]
     """The project's ingestion module (imported from the project's copy)."""
-    from phlo.dagster.discovery import discover
+    from phlo.discovery import discover
 
     discover(project)
     from workflows.ingestion.shop import orders

@@ -24,6 +24,7 @@ __all__ = [
     "PhloError",
     "PostgresConnectionError",
     "PublishError",
+    "QualityCheckError",
     "SchemaError",
     "SourceError",
     "SqlError",
@@ -99,6 +100,19 @@ class ValidationError(PhloError):
         from phlo.display import validation_error_html  # display imports this module
 
         return validation_error_html(self)
+
+
+class QualityCheckError(ValidationError):
+    """Blocking `@phlo_quality` checks failed, or could not run, on an ingestion run's WAP
+    branch, so the run was not published: the target is unchanged and the branch kept.
+    `results` holds every check's `CheckResult`; `result` the run's `IngestionResult`."""
+
+    code = "quality_check"
+
+    def __init__(self, message: str, *, table: str | None = None, results: Any = None) -> None:
+        super().__init__(message, table=table)
+        self.results = list(results or [])
+        self.result: Any = None
 
 
 class SqlError(PhloError, ValueError):

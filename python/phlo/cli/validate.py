@@ -37,7 +37,7 @@ def validate(
 
 
 def validate_project(ctx: click.Context) -> None:
-    from phlo.dagster.discovery import discover, workflow_modules
+    from phlo.discovery import discover, workflow_modules
 
     config = project_config(ctx)
     with output.activity("importing the workflows"):

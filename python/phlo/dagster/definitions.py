@@ -9,7 +9,7 @@ import dagster as dg
 
 from phlo.config import load_project
 from phlo.dagster.assets import RESOURCE_KEY, build_asset, project_partitions
-from phlo.dagster.discovery import discover
+from phlo.discovery import discover
 from phlo.dagster.publishing import build_publishing_assets
 from phlo.dagster.quality import build_quality_checks
 from phlo.dagster.resource import PhloResource

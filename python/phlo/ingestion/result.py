@@ -41,11 +41,14 @@ class IngestionResult:
     snapshot_id: int | None = None
     #: The Pandera contract's outcome (``pandera_contract``).
     contract: CheckResult | None = None
+    #: The project's `@phlo_quality` checks of the table, run on `branch` for the partition
+    #: before publishing (the audit of Write-Audit-Publish; after the commit when WAP is off).
+    quality: list[CheckResult] = field(default_factory=list)
     #: Staged Parquet files kept because the run failed after staging (empty on success).
     staged_files: list[Path] = field(default_factory=list)
     #: The table's Arrow schema after the run (None when nothing was written).
     schema: pa.Schema | None = field(default=None, repr=False)
-    #: Seconds per phase: extract, stage, validate, merge, commit, publish.
+    #: Seconds per phase: extract, stage, validate, merge, commit, audit, publish.
     timings: dict[str, float] = field(default_factory=dict, repr=False)
 
     @property

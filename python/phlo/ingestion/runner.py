@@ -1,7 +1,7 @@
 """One ingestion run for one partition: extract → stage → validate → merge (or append) on the
-run's branch → publish. The same code runs inside Dagster (`phlo.dagster`, which publishes
-through its promotion sensor) and outside it (`IngestionDefinition.run`, which publishes
-inline).
+run's branch → audit → publish. The same code runs inside Dagster (`phlo.dagster`, which audits
+with asset checks and publishes through its promotion sensor) and outside it
+(`IngestionDefinition.run`, which audits and publishes inline).
 
 Nothing reaches a table before the contract passed: the input is staged to Parquet (the durable
 copy a failed run keeps and reports), validated, and only then written, as one snapshot per run
@@ -15,6 +15,7 @@ import datetime as dt
 import shutil
 import time
 import uuid
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ from phlo.errors import (
     PhloError,
     ValidationError,
 )
+from phlo.ingestion.audit import audit, blocked
 from phlo.ingestion.contract import contract_result
 from phlo.ingestion.result import IngestionResult
 from phlo.ingestion.sources import extract
@@ -142,9 +144,12 @@ def run_inline(
     lakehouse: Lakehouse | None,
     ref: str,
 ) -> IngestionResult:
-    """`IngestionDefinition.run`: `execute` on a fresh run branch of `ref`, then publish (or,
-    with WAP off in `phlo.yaml`, straight on `ref`). A strict contract failure raises
-    `ValidationError` (``.result`` holds the `IngestionResult`); the branch is kept."""
+    """`IngestionDefinition.run`: `execute` on a fresh run branch of `ref`, the project's
+    `@phlo_quality` checks of the table on that branch (`phlo.ingestion.audit`), then publish.
+    A strict contract failure raises `ValidationError`, a failing blocking check (or one that
+    could not run) `QualityCheckError` (``.result`` holds the `IngestionResult`); either way
+    `ref` is unchanged and the branch kept. With WAP off in `phlo.yaml` the run writes straight
+    on `ref`: the checks run after that commit and are only reported (no branch, no gate)."""
     from phlo.config import load_project
 
     project = load_project()
@@ -170,8 +175,21 @@ def run_inline(
         if branch != ref:
             lh.delete_branch(branch)
         return result
+    started = time.perf_counter()
+    found, cause = audit(project.root, result.table, result.partition_date, lh, branch)
+    timings = {**result.timings, "audit": time.perf_counter() - started}
+    result = replace(result, quality=found.results, timings=timings)
     if branch == ref:
+        if not found.passed:
+            # No branch to keep the rows on: they are published already.
+            warnings.warn(
+                f"{result.table} partition {partition_date}: published without an audit gate "
+                f"(WAP is off in phlo.yaml): {found.reasons()}",
+                stacklevel=3,
+            )
         return replace(result, status="published")
+    if not found.passed:
+        raise blocked(result, found) from cause
     started = time.perf_counter()
     try:
         wap.promote(lh, run_id, ref)
