@@ -1,5 +1,6 @@
 """Finding a project's workflows: import every ``workflows/**/*.py`` of the project and collect
-the `IngestionDefinition` and `QualityDefinition` objects they define."""
+the `IngestionDefinition` and `QualityDefinition` objects they define: for Dagster's definitions,
+`phlo validate`, and the audit of `IngestionDefinition.run` (so it needs no Dagster)."""
 
 from __future__ import annotations
 

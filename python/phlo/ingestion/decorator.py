@@ -98,9 +98,10 @@ class IngestionDefinition:
         ref: str = "main",
     ) -> IngestionResult:
         """Runs the pipeline for one partition without Dagster (a script, a test, Jupyter):
-        extract, stage, validate, merge into a run branch, publish into `ref`. `lakehouse`
-        None opens the project's (`phlo.yaml`'s ``lakehouse``, default ``.phlo`` under the
-        project root)."""
+        extract, stage, validate, merge into a run branch, audit it with the project's
+        `@phlo_quality` checks of the table, publish into `ref` (`QualityCheckError`, nothing
+        published, when a blocking check fails). `lakehouse` None opens the project's
+        (`phlo.yaml`'s ``lakehouse``, default ``.phlo`` under the project root)."""
         from phlo.ingestion.runner import run_inline
         from phlo.progress import activity
 
