@@ -68,7 +68,10 @@ def test_a_failing_blocking_check_keeps_the_run_unpublished(project):
     for named in ("raw.events", DAY, result.run_id, result.branch, "range_check_value", "re-run"):
         assert named in str(error), named
     assert error.table == "raw.events"
-    assert {r.name: r.passed for r in error.results} == {"null_check_id_value": True, "range_check_value": False}
+    assert {r.name: r.passed for r in error.results} == {
+        "null_check_id_value": True,
+        "range_check_value": False,
+    }
     assert result.quality == error.results
     assert events_on(project) == 0  # main untouched
     assert events_on(project, result.branch) == 5  # the branch is kept and readable
@@ -92,7 +95,11 @@ def test_a_failing_warn_check_reports_and_publishes(project):
     result = ingestion.run(DAY)
     assert result.status == "published" and events_on(project) == 5
     (failed,) = [r for r in result.quality if not r.passed]
-    assert failed.name == "range_check_value" and failed.severity == "warn" and failed.failed_count == 1
+    assert (
+        failed.name == "range_check_value"
+        and failed.severity == "warn"
+        and failed.failed_count == 1
+    )
 
 
 def test_a_non_blocking_definition_reports_and_publishes(project):

@@ -9,13 +9,13 @@ import dagster as dg
 
 from phlo.config import load_project
 from phlo.dagster.assets import RESOURCE_KEY, build_asset, project_partitions
-from phlo.discovery import discover
 from phlo.dagster.publishing import build_publishing_assets
 from phlo.dagster.quality import build_quality_checks
 from phlo.dagster.resource import PhloResource
 from phlo.dagster.schedules import build_job, build_schedule
 from phlo.dagster.sensors import build_sensors
 from phlo.dagster.transforms import build_dbt_assets
+from phlo.discovery import discover
 from phlo.transforms.project import find_dbt_project
 
 __all__ = ["definitions"]

@@ -56,7 +56,7 @@ def audit(
         partition = partition_date if definition.partition_aware else None
         try:
             results = definition.run(partition, lakehouse=lakehouse, ref=ref)
-        except Exception as exc:  # noqa: BLE001 - a check that cannot run blocks, as in Dagster
+        except Exception as exc:  # a check that cannot run blocks, as in Dagster
             found.broken.append(f"{definition.name}: {type(exc).__name__}: {exc}")
             first = first or exc
             continue
