@@ -129,3 +129,13 @@ def test_without_wap_the_checks_run_after_the_commit_and_warn(project):
     assert result.status == "published" and result.branch == "main"
     assert [r.name for r in result.quality if not r.passed] == ["range_check_value"]
     assert events_on(project) == 5
+
+
+def test_a_project_whose_workflows_do_not_import_writes_nothing(project):
+    ingestion = with_quality(project, max_value=10)
+    (project / "workflows" / "quality" / "broken.py").write_text("import no_such_module\n")
+    with pytest.raises(errors.ConfigError, match="broken"):
+        ingestion.run(DAY)
+    lh = phlo.Lakehouse.open(project / ".phlo")
+    with pytest.raises(errors.NoSuchTableError):
+        lh.table("raw.events")

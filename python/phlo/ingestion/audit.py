@@ -15,8 +15,9 @@ if TYPE_CHECKING:
     from phlo.ingestion.result import IngestionResult
     from phlo.lakehouse import Lakehouse
     from phlo.quality.contract import CheckResult
+    from phlo.quality.decorator import QualityDefinition
 
-__all__ = ["Audit", "audit", "blocked"]
+__all__ = ["Audit", "audit", "blocked", "checks_of"]
 
 
 @dataclass(frozen=True)
@@ -41,18 +42,23 @@ class Audit:
         return "; ".join(reasons)
 
 
-def audit(
-    root: Path, table: str, partition_date: str, lakehouse: Lakehouse, ref: str
-) -> tuple[Audit, Exception | None]:
-    """Runs, at `ref`, every `@phlo_quality` of project `root` whose table is `table` (found as
-    Dagster finds them: `phlo.discovery`), each over the partition when partition-aware. A
-    definition that raises is recorded and the others still run; the first such exception is
-    returned to chain to the error."""
+def checks_of(root: Path, table: str) -> list[QualityDefinition]:
+    """Every `@phlo_quality` of project `root` whose table is `table`, found as Dagster finds
+    them (`phlo.discovery`); a workflow module that fails to import is a `ConfigError`."""
     from phlo.discovery import discover
 
+    return [d for d in discover(root).quality if d.table == table]
+
+
+def audit(
+    definitions: list[QualityDefinition], partition_date: str, lakehouse: Lakehouse, ref: str
+) -> tuple[Audit, Exception | None]:
+    """Runs every definition at `ref`, over the partition when partition-aware. A definition
+    that raises is recorded and the others still run; the first such exception is returned to
+    chain to the error."""
     found = Audit()
     first: Exception | None = None
-    for definition in [d for d in discover(root).quality if d.table == table]:
+    for definition in definitions:
         partition = partition_date if definition.partition_aware else None
         try:
             results = definition.run(partition, lakehouse=lakehouse, ref=ref)

@@ -31,7 +31,7 @@ from phlo.errors import (
     PhloError,
     ValidationError,
 )
-from phlo.ingestion.audit import audit, blocked
+from phlo.ingestion.audit import audit, blocked, checks_of
 from phlo.ingestion.contract import contract_result
 from phlo.ingestion.result import IngestionResult
 from phlo.ingestion.sources import extract
@@ -156,7 +156,10 @@ def run_inline(
     lh = lakehouse if lakehouse is not None else project.open_lakehouse()
     run_id = uuid.uuid4().hex
     namespace = definition.namespace or project.namespace
-    ensure_table(definition, lh, definition.table_identifier(namespace), ref)
+    ident = definition.table_identifier(namespace)
+    # Found before anything is written: a project whose workflows do not import writes nothing.
+    checks = checks_of(project.root, ident)
+    ensure_table(definition, lh, ident, ref)
     branch = wap.ensure_run_branch(lh, run_id, ref) if project.wap.enabled else ref
     result = execute(
         definition,
@@ -176,7 +179,7 @@ def run_inline(
             lh.delete_branch(branch)
         return result
     started = time.perf_counter()
-    found, cause = audit(project.root, result.table, result.partition_date, lh, branch)
+    found, cause = audit(checks, result.partition_date, lh, branch)
     timings = {**result.timings, "audit": time.perf_counter() - started}
     result = replace(result, quality=found.results, timings=timings)
     if branch == ref:
