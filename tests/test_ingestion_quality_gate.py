@@ -94,6 +94,9 @@ def test_a_failing_warn_check_reports_and_publishes(project):
     ingestion = with_quality(project, max_value=3, severity="warn")
     result = ingestion.run(DAY)
     assert result.status == "published" and events_on(project) == 5
+    # Jupyter's view of the run shows the audit beside the contract.
+    view = result._repr_html_()
+    assert "range_check_value" in view and "failed (warn)" in view
     (failed,) = [r for r in result.quality if not r.passed]
     assert (
         failed.name == "range_check_value"

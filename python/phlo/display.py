@@ -381,7 +381,7 @@ def check_html(result: CheckResult) -> str:
 
 @_guarded
 def ingestion_html(result: IngestionResult) -> str:
-    """An ingestion run: status, row counts, the contract's outcome, timings."""
+    """An ingestion run: status, row counts, the contract's and the audit's outcomes, timings."""
     ok = result.status in ("published", "written", "no_data")
     counts = [
         ("status", _status(ok, result.status)),
@@ -398,7 +398,8 @@ def ingestion_html(result: IngestionResult) -> str:
     if result.timings:
         counts.append(("seconds", _value_html(result.timings)))
     contract = check_html(result.contract) if result.contract else ""
-    return _view(f"Ingestion <code>{_e(result.table)}</code>", _pairs(counts), contract)
+    audit = "".join(check_html(check) for check in result.quality)
+    return _view(f"Ingestion <code>{_e(result.table)}</code>", _pairs(counts), contract + audit)
 
 
 def _counts(result: IngestionResult) -> str:
