@@ -28,6 +28,7 @@ use iceberg::spec::{
 use uuid::Uuid;
 
 use crate::catalog::{Catalog, CommitMeta};
+use crate::schema::{DefaultsUse, refuse_defaults};
 use crate::error::{Context, Error, Result};
 use crate::failpoint;
 use crate::tables::manifest_read::parse_manifest;
@@ -95,7 +96,8 @@ pub async fn commit_append(
     base: LoadedTable,
     change: &SnapshotChange,
 ) -> Result<CommitOutcome> {
-    commit(catalog, io, base, change, &|_| Ok(())).await
+    let none = PlanReads::default();
+    commit_attempts(catalog, io, base, change, None, &none).await
 }
 
 /// Commits `change` on top of `base`. On a lost race the table is reloaded; the commit is
@@ -123,6 +125,20 @@ pub async fn commit_planned(
     base: LoadedTable,
     change: &SnapshotChange,
     validate: Validator<'_>,
+    planned: &PlanReads,
+) -> Result<CommitOutcome> {
+    commit_attempts(catalog, io, base, change, Some(validate), planned).await
+}
+
+/// The commit loop; `validate` is `None` for a plain append, which has nothing to check
+/// against what others committed meanwhile, so it lands even when their history no longer
+/// leads back to its base (another engine expired the snapshots in between).
+async fn commit_attempts(
+    catalog: &Catalog,
+    io: &FileIO,
+    base: LoadedTable,
+    change: &SnapshotChange,
+    validate: Option<Validator<'_>>,
     planned: &PlanReads,
 ) -> Result<CommitOutcome> {
     super::discard::debug_assert_committing(&change.added_files);
@@ -159,10 +175,12 @@ pub async fn commit_planned(
         tokio::time::sleep(backoff(attempt)).await;
         let newer = LoadedTable::load(catalog, io, &table.ident, &table.ref_name).await?;
         same_table(&table, &newer)?;
-        let added = files_added_since(io, &table, &newer, &change.branch).await?;
-        validate(&ConcurrentChanges {
-            added_files: &added,
-        })?;
+        if let Some(validate) = validate {
+            let added = files_added_since(io, &table, &newer, &change.branch).await?;
+            validate(&ConcurrentChanges {
+                added_files: &added,
+            })?;
+        }
         if !change.removed_files.is_empty()
             && let Some(id) = deletes_added_since(io, &table, &newer, &change.branch).await?
         {
@@ -721,6 +739,8 @@ async fn write_snapshot_files(
              the engine that created it, or copy its rows into a v2 table",
         ));
     }
+    refuse_defaults(metadata.current_schema(), DefaultsUse::Write)
+        .map_err(|e| e.in_table(&table.ident.to_string()))?;
     // Read before anything is written: a bad property leaves nothing behind.
     let policy = MergePolicy::of(table)?;
     let snapshot_id = names.snapshot_id;

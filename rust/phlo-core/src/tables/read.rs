@@ -44,7 +44,7 @@ use super::file_ranges::FileRanges;
 use super::nested;
 use super::row_selection::{self, Positions};
 use crate::error::{Context, Error, Location, Result};
-use crate::schema::arrow_schema_of;
+use crate::schema::{DefaultsUse, arrow_schema_of, refuse_defaults};
 
 /// Judges the pages of strings of one column chunk ([`ProjectedFile::judge_strings`]).
 pub type PageJudge = Box<dyn FnMut(&PlainValues) -> bool + Send>;
@@ -82,6 +82,7 @@ impl Projection {
 
     /// Only `columns` of `schema`, in this order.
     pub fn select(metadata: &TableMetadata, schema: &Schema, columns: &[String]) -> Result<Self> {
+        refuse_defaults(schema, DefaultsUse::Read)?;
         let full = arrow_schema_of(schema)?;
         let fields = schema.as_struct().fields();
         let mut field_ids = Vec::with_capacity(columns.len());
