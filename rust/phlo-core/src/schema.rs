@@ -752,6 +752,34 @@ mod tests {
     }
 
     #[test]
+    fn column_defaults_are_refused_where_they_would_be_lost() {
+        use iceberg::spec::Literal;
+        let long = || Type::Primitive(PrimitiveType::Long);
+        let plain = NestedField::optional(3, "x", long());
+        let inner = |field: NestedField| {
+            let s = StructType::new(vec![Arc::new(field)]);
+            Schema::builder()
+                .with_fields(vec![
+                    NestedField::optional(1, "id", long()).into(),
+                    NestedField::optional(2, "s", Type::Struct(s)).into(),
+                ])
+                .build()
+                .unwrap()
+        };
+        let initial = plain.clone().with_initial_default(Literal::long(5));
+        let write = plain.clone().with_write_default(Literal::long(5));
+        for usage in [DefaultsUse::Read, DefaultsUse::Write] {
+            assert!(refuse_defaults(&inner(plain.clone()), usage).is_ok());
+            let err = refuse_defaults(&inner(initial.clone()), usage).unwrap_err();
+            assert!(err.to_string().contains("column s.x has an Iceberg initial-default"), "{err}");
+        }
+        // A write default only matters to rows written without the column.
+        assert!(refuse_defaults(&inner(write.clone()), DefaultsUse::Read).is_ok());
+        let err = refuse_defaults(&inner(write), DefaultsUse::Write).unwrap_err();
+        assert!(err.to_string().contains("s.x has an Iceberg write-default"), "{err}");
+    }
+
+    #[test]
     fn metadata_columns_get_reserved_ids_and_evolution_adds_and_promotes() {
         let arrow = ArrowSchema::new(vec![
             Field::new("_phlo_row_id", DataType::Utf8, false),

@@ -15,6 +15,7 @@ use crate::error::Context;
 use crate::lakehouse::Lakehouse;
 use crate::tables::LoadedTable;
 use crate::tables::commit::backoff;
+use crate::tables::metadata_log::delete_dropped;
 use crate::tables::table::default_location;
 
 /// Attempts before a commit that keeps losing the race to other writers is a 409.
@@ -159,6 +160,12 @@ async fn commit(
             },
         };
         if landed {
+            for s in &staged {
+                if let Some(base) = &s.base {
+                    let io = lh.file_io();
+                    delete_dropped(lh.catalog(), io, &s.ident, &base.metadata, &s.next).await;
+                }
+            }
             // The files just written are the tables' state: the next load only reads pointers.
             let cache = lh.catalog().metadata_cache();
             return Ok(staged

@@ -369,6 +369,7 @@ async fn publish(
     if !landed.await? {
         return Ok(None);
     }
+    super::metadata_log::delete_dropped(catalog, io, &table.ident, &table.metadata, &next).await;
     // The file just written is the table's state: the next load only reads the pointer.
     let metadata = Arc::new(next);
     catalog.metadata_cache().insert(&location, metadata.clone());

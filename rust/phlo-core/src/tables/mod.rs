@@ -15,6 +15,7 @@ pub mod manifest_filter;
 mod manifest_read;
 pub mod manifests;
 pub mod metadata_cache;
+pub mod metadata_log;
 mod nested;
 pub mod plan_reads;
 pub mod properties;
