@@ -24,7 +24,7 @@ use std::sync::Arc;
 use futures::stream::{self, StreamExt};
 use iceberg::expr::{Bind, BoundPredicate};
 use iceberg::io::FileIO;
-use iceberg::spec::{DataFile, Operation, PartitionSpecRef, SchemaRef, Struct};
+use iceberg::spec::{DataFile, Operation, PartitionSpecRef, SchemaRef, Struct, StructType};
 use iceberg::writer::IcebergWriter;
 
 use crate::catalog::{Catalog, MAIN};
@@ -36,6 +36,7 @@ use crate::tables::discard::{Uncommitted, WrittenFiles};
 use crate::tables::eval::{FileMatch, file_match};
 use crate::tables::filter::bind_filters;
 use crate::tables::manifests::live_files_for_commit;
+use crate::tables::promoted_partitions::promoted;
 use crate::tables::write::{FileWriterBuilder, file_writer_builder, open_writer};
 use crate::tables::{Filter, LoadedTable, ProjectedFile, Projection};
 
@@ -96,9 +97,11 @@ pub async fn compact(
         })
     });
     let spec = table.metadata.default_partition_spec().clone();
+    let partition_type = (spec.partition_type(table.metadata.current_schema()))
+        .context(|| format!("typing the partition values of {}", table.ident))?;
     let runs = plan_runs(
         candidates.cloned().collect(),
-        spec.spec_id(),
+        (spec.spec_id(), &partition_type),
         options.target_file_size,
     );
     if runs.is_empty() {
@@ -153,8 +156,14 @@ fn bind_predicate(table: &LoadedTable, filters: &[Filter]) -> Result<Option<Boun
 /// The runs to rewrite: per partition of spec `spec_id`, its files below 3/4 of `target` and
 /// those other engines' delete files apply to (whose deletes the rewrite folds in), in commit
 /// order, cut into consecutive runs of at most `target` bytes; a run of one small file without
-/// deletes stays.
-fn plan_runs(files: Vec<FileToRead>, spec_id: i32, target: u64) -> Vec<Run> {
+/// deletes stays. Partition values are taken as `partition_type` (the spec's under the
+/// current schema) says: a file from before a promotion of a source column lands in the same
+/// partition as files written since.
+fn plan_runs(
+    files: Vec<FileToRead>,
+    (spec_id, partition_type): (i32, &StructType),
+    target: u64,
+) -> Vec<Run> {
     let small = target - target / 4;
     let mut files: Vec<FileToRead> = files
         .into_iter()
@@ -168,7 +177,7 @@ fn plan_runs(files: Vec<FileToRead>, spec_id: i32, target: u64) -> Vec<Run> {
     let mut partitions: Vec<(Struct, Vec<FileToRead>)> = Vec::new();
     let mut index: HashMap<Struct, usize> = HashMap::new();
     for live in files {
-        let partition = live.data.file.partition().clone();
+        let partition = promoted(live.data.file.partition(), partition_type);
         let i = *index.entry(partition.clone()).or_insert_with(|| {
             partitions.push((partition, Vec::new()));
             partitions.len() - 1

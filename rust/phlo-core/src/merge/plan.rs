@@ -7,9 +7,10 @@ use arrow_array::RecordBatch;
 use iceberg::spec::Struct;
 
 use super::keys::BatchKeys;
-use crate::error::Result;
+use crate::error::{Context, Result};
 use crate::tables::LoadedTable;
 use crate::tables::deletes::FileToRead;
+use crate::tables::promoted_partitions::promoted;
 use crate::tables::write::partition_values;
 
 /// The files of `live` that may hold a key of `batch` (`key_field`: the id of the first key
@@ -28,12 +29,15 @@ pub(super) fn candidates(
         true => partition_values(&table.metadata, batch)?.map(HashSet::<Struct>::from_iter),
         false => None,
     };
-    let current_spec = table.metadata.default_partition_spec_id();
+    let spec = table.metadata.default_partition_spec();
+    // Files from before a promotion of a partition column hold its narrow literal.
+    let partition_type = (spec.partition_type(table.metadata.current_schema()))
+        .context(|| format!("typing the partition values of {}", table.ident))?;
     let live: Vec<FileToRead> = live
         .into_iter()
         .filter(|f| match &partitions {
-            Some(partitions) if f.data.spec_id == current_spec => {
-                partitions.contains(f.data.file.partition())
+            Some(partitions) if f.data.spec_id == spec.spec_id() => {
+                partitions.contains(&promoted(f.data.file.partition(), &partition_type))
             }
             _ => true,
         })

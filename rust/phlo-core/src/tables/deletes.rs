@@ -28,6 +28,7 @@ use super::LoadedTable;
 use super::delete_writer::{POS_ID, position_delete_schema};
 use super::manifests::LiveFile;
 use super::read::{ProjectedFile, Projection};
+use super::promoted_partitions::same_partition;
 use crate::error::{Context, Error, Location, Result};
 
 /// A data file with the delete files that apply to it.
@@ -119,7 +120,8 @@ fn applies(metadata: &TableMetadata, data: &LiveFile, delete: &LiveFile) -> bool
         .is_some_and(|s| s.is_unpartitioned());
     sequence
         && (global
-            || (delete.spec_id == data.spec_id && delete.file.partition() == data.file.partition()))
+            || (delete.spec_id == data.spec_id
+                && same_partition(delete.file.partition(), data.file.partition())))
 }
 
 /// The rows of one data file its delete files remove.

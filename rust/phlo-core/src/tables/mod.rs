@@ -18,6 +18,7 @@ pub mod metadata_cache;
 pub mod metadata_log;
 mod nested;
 pub mod plan_reads;
+pub mod promoted_partitions;
 pub mod properties;
 pub mod read;
 mod row_selection;
