@@ -54,9 +54,7 @@ def defaulted(lh: phlo.Lakehouse) -> phlo.Lakehouse:
     with table.update_schema() as update:
         update.add_column("x", IntegerType(), default_value=5)
     table.append(
-        pa.Table.from_pylist(
-            [{"id": 3, "v": "c", "x": 7}], schema=table.schema().as_arrow()
-        )
+        pa.Table.from_pylist([{"id": 3, "v": "c", "x": 7}], schema=table.schema().as_arrow())
     )
     assert pyiceberg_rows(lh) == ROWS
     return lh

@@ -107,6 +107,9 @@ def test_pyiceberg_time_travel_over_what_phlo_maintenance_keeps(lh):
         at_tag, now = duckdb_rest(
             server.uri,
             "main",
-            [f"SELECT count(*) FROM lake.raw.t AT (VERSION => {tagged})", "SELECT count(*) FROM lake.raw.t"],
+            [
+                f"SELECT count(*) FROM lake.raw.t AT (VERSION => {tagged})",
+                "SELECT count(*) FROM lake.raw.t",
+            ],
         )
     assert (at_tag, now) == ([[2]], [[8]])
