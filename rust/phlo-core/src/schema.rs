@@ -771,12 +771,19 @@ mod tests {
         for usage in [DefaultsUse::Read, DefaultsUse::Write] {
             assert!(refuse_defaults(&inner(plain.clone()), usage).is_ok());
             let err = refuse_defaults(&inner(initial.clone()), usage).unwrap_err();
-            assert!(err.to_string().contains("column s.x has an Iceberg initial-default"), "{err}");
+            assert!(
+                err.to_string()
+                    .contains("column s.x has an Iceberg initial-default"),
+                "{err}"
+            );
         }
         // A write default only matters to rows written without the column.
         assert!(refuse_defaults(&inner(write.clone()), DefaultsUse::Read).is_ok());
         let err = refuse_defaults(&inner(write), DefaultsUse::Write).unwrap_err();
-        assert!(err.to_string().contains("s.x has an Iceberg write-default"), "{err}");
+        assert!(
+            err.to_string().contains("s.x has an Iceberg write-default"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -27,8 +27,8 @@ use tokio::sync::OnceCell;
 use super::LoadedTable;
 use super::delete_writer::{POS_ID, position_delete_schema};
 use super::manifests::LiveFile;
-use super::read::{ProjectedFile, Projection};
 use super::promoted_partitions::same_partition;
+use super::read::{ProjectedFile, Projection};
 use crate::error::{Context, Error, Location, Result};
 
 /// A data file with the delete files that apply to it.

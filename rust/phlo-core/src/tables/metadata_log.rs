@@ -61,8 +61,17 @@ pub async fn delete_dropped(
         let Ok(metadata) = read else {
             return;
         };
-        used.extend(metadata.metadata_log().iter().map(|m| m.metadata_file.clone()));
-        used.extend([Some(pointer.metadata_location), pointer.base_location].into_iter().flatten());
+        used.extend(
+            metadata
+                .metadata_log()
+                .iter()
+                .map(|m| m.metadata_file.clone()),
+        );
+        used.extend(
+            [Some(pointer.metadata_location), pointer.base_location]
+                .into_iter()
+                .flatten(),
+        );
     }
     for path in dropped.iter().filter(|f| !used.contains(*f)) {
         let _ = io.delete(path).await;
