@@ -3,7 +3,8 @@ with `write.metadata.previous-versions-max`: phlo's commits delete the metadata 
 fall out of the table's `metadata-log`, as PyIceberg's and Java's do, but keep those a phlo
 branch or tag still uses (PyIceberg's would delete them too: docs/maintenance.md). Orphan
 removal keeps every file a `metadata-log` lists, and phlo's expiry leaves `snapshot-log` and
-`refs` that PyIceberg and DuckDB time-travel over."""
+`refs` that PyIceberg and DuckDB time-travel over. A phlo branch whose fork point PyIceberg's
+expiry removed still merges what can be merged without it."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ import json
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from tests.duckdb_support import duckdb_rest
 from tests.outside_support import sql_catalog
 
 import phlo
 from phlo.catalog_server import CatalogServer
+from phlo.errors import CommitConflictError
 
 HOUSEKEEPING = {
     "write.metadata.delete-after-commit.enabled": "true",
@@ -113,3 +116,36 @@ def test_pyiceberg_time_travel_over_what_phlo_maintenance_keeps(lh):
             ],
         )
     assert (at_tag, now) == ([[2]], [[8]])
+
+
+def pyiceberg_appends_and_expires_all_but_its_head(lh: phlo.Lakehouse) -> None:
+    for start in (10, 11):
+        sql_catalog(lh).load_table("raw.t").append(batch(range(start, start + 1)))
+    table = sql_catalog(lh).load_table("raw.t")
+    table.maintenance.expire_snapshots().older_than(dt.datetime.now(dt.UTC)).commit()
+    assert len(sql_catalog(lh).load_table("raw.t").snapshots()) == 1
+
+
+def test_a_branch_whose_fork_point_pyiceberg_expired_merges_appends_refuses_upserts(lh):
+    """PyIceberg's expiry drops the fork point of phlo's branches and the parent ids after it:
+    what main did since cannot be told apart. The branch's appends still land on it (they
+    commute with anything); its upserts are a conflict that says to re-run them on a branch
+    forked from main now (a retry of the merge could never check them)."""
+    table = lh.create_table("raw.t", {"id": pa.int64()})
+    table.append(batch(range(0, 3)))
+    lh.create_branch("appends")
+    lh.create_branch("upserts")
+    pyiceberg_appends_and_expires_all_but_its_head(lh)
+    lh.table("raw.t", ref="appends").append(batch(range(20, 22)))
+    lh.table("raw.t", ref="upserts").merge(batch(range(2, 4)), "id")
+    lh.merge("appends", "main")
+    assert ids(lh) == [0, 1, 2, 10, 11, 20, 21]
+    with pytest.raises(CommitConflictError, match="cannot merge upserts into main") as failure:
+        lh.merge("upserts", "main")
+    assert "no longer leads back" in str(failure.value)
+    assert "re-run the branch's writes on a branch forked from main now" in str(failure.value)
+    assert ids(lh) == [0, 1, 2, 10, 11, 20, 21]
+    lh.create_branch("again")
+    lh.table("raw.t", ref="again").merge(batch(range(2, 4)), "id")
+    lh.merge("again", "main")
+    assert ids(lh) == [0, 1, 2, 3, 10, 11, 20, 21]

@@ -86,13 +86,15 @@ pub async fn rebase(
             String::from("the partition spec changed on the target since the fork").into(),
         ));
     }
-    if let Some(conflict) =
-        rewrites_conflict(io, (&base, &branch, &target), &net.removed, into).await?
-    {
+    let checked = rewrites_conflict(io, (&base, &branch, &target), &net.removed, into).await;
+    if let Err(conflict) | Ok(Some(conflict)) = history_cut(checked)? {
         return Ok(Rebased::Conflict(conflict));
     }
     let gained = match net.unkeyed_rewrite || !net.keys.is_empty() {
-        true => files_added_since(io, &base, &target, MAIN).await?,
+        true => match history_cut(files_added_since(io, &base, &target, MAIN).await)? {
+            Ok(gained) => gained,
+            Err(conflict) => return Ok(Rebased::Conflict(conflict)),
+        },
         false => Vec::new(),
     };
     let target = match carry_over(
@@ -129,6 +131,17 @@ pub async fn rebase(
         // A file the branch removed is gone from the target: both sides rewrote it.
         Err(Error::CommitConflict { message, .. }) => Ok(Rebased::Conflict(message.into())),
         Err(e) => Err(e),
+    }
+}
+
+/// What a check of the target's history since the fork found, with a history another engine
+/// cut (its expiry dropped the fork point and the parent ids after it, as PyIceberg's does)
+/// as the conflict it is: no retry of the merge can check it, only re-running the branch's
+/// writes on a branch forked from the target now.
+fn history_cut<T>(checked: Result<T>) -> Result<std::result::Result<T, Conflict>> {
+    match checked {
+        Err(Error::CommitConflict { message, .. }) => Ok(Err(message.into())),
+        other => other.map(Ok),
     }
 }
 
