@@ -7,7 +7,7 @@ use iceberg::io::FileIO;
 use iceberg::spec::TableMetadata;
 
 use crate::catalog::Pointer;
-use crate::error::{Context, Result};
+use crate::error::Result;
 use crate::tables::commit::load_manifest_list;
 use crate::tables::read_manifest;
 
@@ -94,8 +94,9 @@ pub(super) async fn snapshot_files(
 }
 
 pub(super) async fn read_metadata(io: &FileIO, location: &str) -> Result<Arc<TableMetadata>> {
-    TableMetadata::read_from(io, location)
-        .await
-        .map(Arc::new)
-        .context(|| format!("reading metadata {location}"))
+    crate::tables::metadata_cache::read_metadata(io, location, || {
+        format!("reading metadata {location}")
+    })
+    .await
+    .map(Arc::new)
 }

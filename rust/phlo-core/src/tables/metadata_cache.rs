@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use iceberg::io::FileIO;
 use iceberg::spec::TableMetadata;
 
-use crate::error::{Context, Result};
+use super::unsupported_types;
+use crate::error::{Error, Result};
 
 /// Metadata files kept: the current one of each table a process works with, and a few older
 /// ones (a metadata file holds the table's whole history, so it can be large).
@@ -49,8 +50,7 @@ impl MetadataCache {
         if let Some(metadata) = self.get(location) {
             return Ok(metadata);
         }
-        let metadata = TableMetadata::read_from(io, location).await.context(what)?;
-        let metadata = Arc::new(metadata);
+        let metadata = Arc::new(read_metadata(io, location, what).await?);
         self.insert(location, metadata.clone());
         Ok(metadata)
     }
@@ -143,5 +143,25 @@ mod tests {
         assert!(cache.get("m1").is_none());
         assert!(cache.get("m0").is_some() && cache.get("new").is_some());
         assert_eq!(cache.lock().by_location.len(), CAPACITY);
+    }
+}
+
+/// Reads and parses metadata file `location`; `what` names the read in an error. A file that
+/// does not parse because of a column type phlo cannot read is a `SchemaError` naming it.
+pub async fn read_metadata(
+    io: &FileIO,
+    location: &str,
+    what: impl FnOnce() -> String,
+) -> Result<TableMetadata> {
+    match TableMetadata::read_from(io, location).await {
+        Ok(metadata) => Ok(metadata),
+        Err(source) => {
+            let context = what();
+            let failure = Error::iceberg(context.clone(), source);
+            Err(match super::read_bytes(io, location).await {
+                Ok(text) => unsupported_types::explain(&text, &context, failure),
+                Err(_) => failure,
+            })
+        }
     }
 }

@@ -24,6 +24,7 @@ pub mod read;
 mod row_selection;
 pub mod scan;
 pub mod table;
+mod unsupported_types;
 pub mod write;
 
 pub use chunk_strings::PlainValues;
