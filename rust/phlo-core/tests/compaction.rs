@@ -472,6 +472,69 @@ async fn compaction_commits_over_a_concurrent_append() {
     );
 }
 
+/// Another engine's expiry (PyIceberg's) cut `main`'s history: every snapshot but the head is
+/// gone, and so is the head's parent id.
+async fn cut_history(lh: &Lakehouse) {
+    let table = lh.load_table(TABLE, MAIN).await.unwrap();
+    let head = table.metadata.current_snapshot_id().unwrap();
+    let old = table.metadata_location.clone();
+    let path = old.strip_prefix("file://").unwrap();
+    let mut metadata: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let snapshots = metadata["snapshots"].as_array_mut().unwrap();
+    snapshots.retain(|s| s["snapshot-id"] == head);
+    snapshots[0]
+        .as_object_mut()
+        .unwrap()
+        .remove("parent-snapshot-id");
+    let log = metadata["snapshot-log"].as_array_mut().unwrap();
+    log.retain(|e| e["snapshot-id"] == head);
+    let folder = old.rsplit_once('/').unwrap().0;
+    let new = format!("{folder}/00099-{}.metadata.json", uuid::Uuid::new_v4());
+    std::fs::write(new.strip_prefix("file://").unwrap(), metadata.to_string()).unwrap();
+    let ident = phlo_core::catalog::TableIdent::parse(TABLE).unwrap();
+    assert!(
+        lh.catalog()
+            .swap_metadata_location_on(MAIN, &ident, &old, &new, "expire", &Default::default())
+            .unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_lands_over_a_history_another_engine_cut() {
+    let (_dir, lh) = setup(&[], &[]).await;
+    append(&lh, 0..10, "a").await;
+    // A data file of its own, written on a branch: what the held append commits.
+    lh.catalog()
+        .create_ref("side", RefKind::Branch, MAIN)
+        .unwrap();
+    lh.append(TABLE, rows(100..110, "a"), "side", HashMap::new())
+        .await
+        .unwrap();
+    let on_main = live(&lh).await;
+    let side = lh.load_table(TABLE, "side").await.unwrap();
+    let [file]: [_; 1] = (live_data_files(lh.file_io(), &side, MAIN).await.unwrap())
+        .into_iter()
+        .filter(|f| !on_main.contains(f))
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap();
+    let base = lh.load_table(TABLE, MAIN).await.unwrap();
+    append(&lh, 10..20, "a").await;
+    cut_history(&lh).await;
+    let change = SnapshotChange {
+        branch: MAIN.into(),
+        added_files: vec![file],
+        ..Default::default()
+    };
+    let outcome = commit_append(lh.catalog(), lh.file_io(), base, &change)
+        .await
+        .unwrap();
+    assert_eq!(outcome.retries, 1);
+    let expected: Vec<i64> = (0..20).chain(100..110).collect();
+    assert_eq!(ids(&lh).await, expected);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_and_manifest_rewrites_are_refused_on_a_tag_and_bad_targets() {
     let (dir, lh) = setup(&[], &[]).await;
