@@ -30,6 +30,8 @@ import uuid
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+from bench_s3 import cpu_seconds
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from seaweedfs_server import ACCESS_KEY, BUCKET, SECRET_KEY, running_server
 
@@ -136,11 +138,6 @@ class Client:
         )
         complete = f"<CompleteMultipartUpload>{body}</CompleteMultipartUpload>".encode()
         self.request("POST", key, f"uploadId={upload}", complete)
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
