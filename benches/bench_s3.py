@@ -9,15 +9,19 @@ bytes the merge's snapshots added (their summaries); the server's CPU time over 
 life is read from /proc. The catalog is SQLite in every case; only the warehouse moves.
 `--modes cow mor` picks the merge modes (both by default), `--no-pyiceberg` skips PyIceberg.
 
-    make release && .venv/bin/python benches/bench_s3.py --rows 1000000 --runs 3 --pin
+    make release && .venv/bin/python benches/bench_s3.py --rows 1000000 --rounds 5 --pin
 
 `--pin` repeats every case with the server on one core and phlo on the other (both the local
 and the S3 run), as if the server ran on another machine: on a 2-core machine an unpinned
-server takes CPU from the client. Unpinned figures are always printed too. `--runs K`
-alternates the cases K times. `--count-requests` then runs each S3 merge once more through a
-counting proxy in front of the server (tests/s3_requests.py) and prints the requests it made by
-method and kind of object (timed runs go direct), pinned too with `--pin`; `--timeline` also
-prints each of those requests with when it was sent and when its reply's first and last bytes
+server takes CPU from the client. Unpinned figures are always printed too. `--rounds K`
+runs every case K times, each round in fresh processes, local disk and S3 alternating (odd
+rounds local first, even rounds S3 first, so neither side always follows the other); every
+round is printed, then per case the median, range and the ratio of the medians to local disk
+and in how many rounds that round's own ratio was within 1.5x (single merges scatter by 20-30 %
+on a shared machine: read the medians over all rounds, not one run). `--count-requests` then
+runs each S3 merge once more through a counting proxy in front of the server
+(tests/s3_requests.py) and prints the requests it made by method and kind of object (timed runs
+go direct), pinned too with `--pin`; `--timeline` also prints each of those requests with when it was sent and when its reply's first and last bytes
 came back (ms after the merge began; the proxy's own cost included), then the merge's phases,
 to see what the merge waits on. `--server-profile DIR` saves a Go CPU profile of the server
 (its pprof endpoint) around each phlo S3 merge. `--phase-cpu` splits each timed phlo merge's
@@ -31,6 +35,7 @@ import argparse
 import contextlib
 import functools
 import os
+import statistics
 import sys
 import tempfile
 import threading
@@ -296,13 +301,32 @@ def print_timeline(name: str, requests, started: float, seconds: float, timings:
         print(f"  phase {phase:<8} ends at {at:8.1f} ms ({spent * 1000:.1f} ms)")
 
 
+def in_round_order(found: dict, round_: int) -> list[tuple[str, tuple]]:
+    """The cases of round `round_` (from 0): each mode's local-disk and S3 merges one after the
+    other, local first in even rounds and S3 first in odd ones."""
+    ordered = list(found.items())
+    if round_ % 2:
+        for i in range(len(ordered) - 1):
+            (a, case_a), (b, case_b) = ordered[i], ordered[i + 1]
+            if a.endswith("local disk") and b == a.replace("local disk", "S3"):
+                ordered[i], ordered[i + 1] = (b, case_b), (a, case_a)
+    return ordered
+
+
 def run_cases(
-    found: dict, data: Path, tmp: Path, server: S3Server, cpus, profile: tuple, phase_cpu: bool
+    found: dict,
+    data: Path,
+    tmp: Path,
+    server: S3Server,
+    cpus,
+    profile: tuple,
+    phase_cpu: bool,
+    round_: int = 0,
 ) -> dict[str, tuple]:
     """Each case once: name → (seconds, phlo CPU s, server CPU s, peak MB, MiB written,
     {phase: (wall s, phlo CPU s, server CPU s)} with `phase_cpu`)."""
     results = {}
-    for name, case in found.items():
+    for name, case in in_round_order(found, round_):
         work = tmp / uuid.uuid4().hex
         work.mkdir()
         warehouse = f"s3://warehouse/{work.name}" if case[2] else ""
@@ -321,7 +345,7 @@ def run_cases(
                 *(case, str(data), str(work), warehouse, server.endpoint, cpus, True, sample),
             )
         results[name] = (seconds, cpu, cpu_seconds(server.pid) - before, peak, written, phases)
-    return results
+    return {name: results[name] for name in found}
 
 
 def report(n: int, setting: str, results: dict) -> None:
@@ -343,11 +367,44 @@ def report(n: int, setting: str, results: dict) -> None:
             print(f"{'':>12}phases, ms wall/phlo CPU/server CPU: {split}", flush=True)
 
 
+#: The goal the ratios are read against: S3 within this factor of local disk.
+GOAL = 1.5
+
+
+def summarize(n: int, setting: str, rounds: list[dict]) -> None:
+    """Per case over all rounds: median seconds (range), median CPU s of phlo and the server,
+    the ratio of the medians to local disk in the same mode, and in how many rounds that
+    round's own ratio was within the goal."""
+    if len(rounds) < 2:
+        return
+    print(
+        f"{n:,} rows, {setting}, {len(rounds)} rounds: median (min-max) seconds, CPU s, server CPU s"
+    )
+    for name in rounds[0]:
+        seconds = [r[name][0] for r in rounds]
+        cpu, server = (statistics.median(r[name][i] for r in rounds) for i in (1, 2))
+        line = (
+            f"  {name:<22} {statistics.median(seconds):7.3f} ({min(seconds):.3f}-{max(seconds):.3f})"
+            f" {cpu:6.3f} {server:6.3f}"
+        )
+        local_name = f"phlo {name.split(',')[0].split()[-1]}, local disk"
+        if name != local_name and local_name in rounds[0]:
+            local = [r[local_name][0] for r in rounds]
+            ratios = [s3 / disk for s3, disk in zip(seconds, local, strict=True)]
+            within = sum(ratio <= GOAL for ratio in ratios)
+            line += (
+                f"  median/median {statistics.median(seconds) / statistics.median(local):.2f}x,"
+                f" per round {statistics.median(ratios):.2f}x median"
+                f" ({min(ratios):.2f}-{max(ratios):.2f}), within {GOAL}x in {within}/{len(ratios)}"
+            )
+        print(line, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
-    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--rounds", "--runs", dest="rounds", type=int, default=1)
     parser.add_argument("--pin", action="store_true")
     parser.add_argument("--no-pyiceberg", action="store_true")
     parser.add_argument("--count-requests", action="store_true")
@@ -375,12 +432,18 @@ def main() -> None:
             data = tmp / f"data{n}"
             data.mkdir()
             generate(n, data)
-            for _ in range(args.runs):
+            rounds: dict[str, list[dict]] = {setting: [] for setting in settings}
+            for round_ in range(args.rounds):
                 for setting, (server, cpus) in settings.items():
                     profile = (debug_port, args.server_profile) if cpus is None else (None, None)
-                    results = run_cases(found, data, tmp, server, cpus, profile, args.phase_cpu)
+                    results = run_cases(
+                        found, data, tmp, server, cpus, profile, args.phase_cpu, round_
+                    )
                     report(n, setting, results)
-                print(f"load average: {os.getloadavg()}", flush=True)
+                    rounds[setting].append(results)
+                print(f"round {round_ + 1}, load average: {os.getloadavg()}", flush=True)
+            for setting, results in rounds.items():
+                summarize(n, setting, results)
             if not (args.count_requests or args.timeline):
                 continue
             for setting, (server, cpus) in settings.items():
