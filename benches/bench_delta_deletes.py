@@ -35,8 +35,9 @@ print(time.perf_counter() - start, rows)
 
 
 def build(work: Path, rows: int) -> None:
-    import phlo
     from pyiceberg.catalog.sql import SqlCatalog
+
+    import phlo
 
     ids = np.arange(rows, dtype=np.int64)
     data = pa.table({"id": ids, "g": (ids // 1000) % 5, "v": np.random.default_rng(1).random(rows)})
