@@ -6,17 +6,20 @@ the merge is reported, and retried by the publication_retry_sensor."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import psycopg
 import pytest
+from click.testing import CliRunner
 from tests.dagster_support import instance
 
 import phlo
 import phlo.dagster
 from dbt_support import lakehouse_of, orders_module, parsed_shop, shop
+from phlo.cli import main as cli
 from phlo.publishing import postgres
 
 #: The fixtures of dbt_support and dagster_support, used by the tests below.
@@ -225,3 +228,26 @@ def test_a_failed_publish_after_the_merge_is_reported_and_retried(
     assert again.status == "already_published"
     assert published(url) == on_main(shop)
     assert tag(instance, first.run_id, "phlo/publication") == "published"
+
+
+def test_phlo_materialize_prints_what_promotion_published_to_postgres(
+    shop: Path, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`phlo materialize` says which marts went to PostgreSQL, from which table, and how."""
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    selected = [arg for key in KEYS for arg in ("--select", key)]
+    args = ["--project", str(shop), "materialize", *selected, "--partition", DAYS[0]]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    rows = len(on_main(shop))
+    line = f"published marts.mrt_category_totals to PostgreSQL marts.category_totals: {rows} rows"
+    assert f"{line} (full)" in result.output, result.output
+
+    result = CliRunner().invoke(cli, [*args[:-1], DAYS[1], "--json"])
+    assert result.exit_code == 0, result.output
+    (report,) = json.loads(result.stdout)["runs"]
+    sent = report["postgres"]["marts.category_totals"]
+    assert sent["source"] == "marts.mrt_category_totals"
+    assert sent["snapshot_id"] == recorded_snapshot(url) == main_snapshot(shop)
+    assert sent["mode"] in ("full", "incremental") and sent["rows"] > 0
+    assert published(url) == on_main(shop)

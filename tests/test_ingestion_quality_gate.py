@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import phlo
+import phlo.discovery
 from phlo import errors
 from phlo.discovery import discover
 
@@ -142,3 +143,24 @@ def test_a_project_whose_workflows_do_not_import_writes_nothing(project):
     lh = phlo.Lakehouse.open(project / ".phlo")
     with pytest.raises(errors.NoSuchTableError):
         lh.table("raw.events")
+
+
+def test_runs_discover_the_checks_once_until_a_workflow_file_changes(project, monkeypatch):
+    """A loop over partitions imports the project's workflows once; a changed workflow file is
+    found again (here: a check that now fails)."""
+    ingestion = with_quality(project, max_value=10)
+    discoveries = []
+    real = phlo.discovery.discover
+
+    def counted(root: Path) -> phlo.discovery.Workflows:
+        discoveries.append(root)
+        return real(root)
+
+    monkeypatch.setattr(phlo.discovery, "discover", counted)
+    assert ingestion.run(DAY).status == "published"
+    assert ingestion.run(DAY).status == "published"
+    assert len(discoveries) == 1
+    with_quality(project, max_value=3)
+    with pytest.raises(errors.QualityCheckError, match="range_check_value"):
+        ingestion.run(DAY)
+    assert len(discoveries) == 2

@@ -259,6 +259,47 @@ def test_parquet_files_written_every_other_way_read_and_write_as_their_rows(
     assert_reads(lh, model, "after compaction")
 
 
+def test_rows_deleted_by_position_are_skipped_in_delta_chunks_the_reader_can_skip(
+    lh: phlo.Lakehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """DELTA_BINARY_PACKED chunks under position deletes: pyarrow's (miniblocks of 32 or 64
+    values) have their deleted rows skipped like any other chunk's; DuckDB's V2 ones (256
+    values per miniblock, which arrow-rs cannot skip in) are decoded whole, deleted rows left
+    out afterwards. Failpoint `read.decode-whole`, armed, fails the decode-whole path: which
+    path a file takes is seen, and its rows are right either way."""
+    rows = [row(i) for i in range(1000)]
+    data = arrow_rows(rows, {})
+    written_by = {"pyarrow": tmp_path / "pyarrow.parquet", "duckdb": tmp_path / "duckdb.parquet"}
+    pq.write_table(
+        data,
+        written_by["pyarrow"],
+        use_dictionary=False,
+        column_encoding={"id": "DELTA_BINARY_PACKED"},
+        row_group_size=400,
+    )
+    duckdb.sql(
+        f"COPY (SELECT * FROM data) TO '{written_by['duckdb']}' "
+        "(FORMAT parquet, PARQUET_VERSION V2, ROW_GROUP_SIZE 400)"
+    )
+    catalog = sql_catalog(lh)
+    deleted = [n for n in range(1000) if n % 7 == 3 or 500 <= n < 700]
+    for writer, path in written_by.items():
+        assert (
+            "DELTA_BINARY_PACKED" in pq.ParquetFile(path).metadata.row_group(0).column(0).encodings
+        )
+        table = catalog.create_table(f"raw.{writer}", schema=SCHEMA)
+        table.add_files([str(path)])
+        commit_deletes(table, [position_deletes(table, [(str(path), n) for n in deleted])])
+    catalog.engine.dispose()
+    expected = [r for r in rows if r["id"] not in set(deleted)]
+    monkeypatch.setenv("PHLO_FAILPOINTS", "read.decode-whole")
+    assert_rows(lh.table("raw.pyarrow").scan().to_arrow().to_pylist(), expected, "pyarrow's")
+    with pytest.raises(phlo.errors.StorageError, match=r"read\.decode-whole"):
+        lh.table("raw.duckdb").scan().to_arrow()
+    monkeypatch.delenv("PHLO_FAILPOINTS")
+    assert_rows(lh.table("raw.duckdb").scan().to_arrow().to_pylist(), expected, "DuckDB's")
+
+
 def test_string_views_are_read_as_strings(lh: phlo.Lakehouse, tmp_path: Path):
     """Arrow's string and binary views (pyarrow writes them as plain byte arrays, with the
     view type in the footer's Arrow schema). PyIceberg 0.12 cannot read them next to other

@@ -63,6 +63,10 @@ class RunReport:
     promotion: str | None = None
     promotion_reason: str = ""
     published_tables: list[str] = field(default_factory=list)
+    #: The marts promotion published to PostgreSQL, by ``schema.table``: the lakehouse table
+    #: (``source``), ``snapshot_id``, ``mode`` (``full``, ``incremental``, ``unchanged``),
+    #: ``rows`` and ``rows_deleted`` sent.
+    postgres: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -226,4 +230,14 @@ def run_assets(
     report.promotion_reason = outcome.reason
     if outcome.promotion is not None:
         report.published_tables = outcome.promotion.tables
+    report.postgres = {
+        table: {
+            "source": p.source,
+            "snapshot_id": p.snapshot_id,
+            "mode": p.mode,
+            "rows": p.rows,
+            "rows_deleted": p.rows_deleted,
+        }
+        for table, p in outcome.published.items()
+    }
     return report

@@ -88,6 +88,13 @@ def _echo_report(report: RunReport, target: str) -> None:
         click.echo("  nothing to publish")
     else:
         click.echo(f"  not published ({report.promotion}): {report.promotion_reason}")
+    for table, sent in report.postgres.items():
+        detail = f"{sent['rows']} rows ({sent['mode']})"
+        if sent["mode"] == "unchanged":
+            detail = "unchanged (this snapshot was published already)"
+        elif sent["rows_deleted"]:
+            detail += f", {sent['rows_deleted']} deleted"
+        click.echo(f"  published {sent['source']} to PostgreSQL {table}: {detail}")
 
 
 def _days(start: dt.date, end: dt.date) -> list[str]:

@@ -12,6 +12,7 @@ import dagster as dg
 from phlo import wap
 from phlo.dagster import tags
 from phlo.dagster.publishing import publish_recorded, recorded_publications
+from phlo.dagster.runs import run_events
 from phlo.errors import CommitConflictError, InputError, PhloError
 
 if TYPE_CHECKING:
@@ -50,12 +51,8 @@ class RunPromotion:
 def failed_blocking_checks(instance: dg.DagsterInstance, run_id: str) -> list[str]:
     """``asset:check`` of every blocking ERROR check the run evaluated as failed."""
     failed = []
-    records = instance.get_records_for_run(
-        run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
-    ).records
-    for record in records:
-        event = record.event_log_entry.dagster_event
-        evaluation = event.event_specific_data if event else None
+    for event in run_events(instance, run_id, dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+        evaluation = event.event_specific_data
         if (
             isinstance(evaluation, dg.AssetCheckEvaluation)
             and evaluation.blocking
@@ -70,11 +67,7 @@ def failed_steps(instance: dg.DagsterInstance, run_id: str) -> list[str]:
     """``step: error`` of every step of the run that failed (the error its code raised, e.g. a
     quality check that could not run), so a blocked promotion says what to fix."""
     failed = []
-    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
-    for record in records.records:
-        event = record.event_log_entry.dagster_event
-        if event is None:
-            continue
+    for event in run_events(instance, run_id, dg.DagsterEventType.STEP_FAILURE):
         error = getattr(event.event_specific_data, "error", None)
         while error is not None and error.cause is not None:
             error = error.cause  # Dagster wraps what the step raised

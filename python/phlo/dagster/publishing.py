@@ -35,6 +35,7 @@ import dagster as dg
 
 from phlo.dagster import tags
 from phlo.dagster.assets import RESOURCE_KEY
+from phlo.dagster.runs import run_events
 from phlo.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -257,12 +258,8 @@ def recorded_publications(
 ) -> list[tuple[Publication, Path]]:
     """The publications run `run_id` left for its promotion, with their project folders."""
     found = []
-    records = instance.get_records_for_run(
-        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
-    ).records
-    for record in records:
-        materialization = record.event_log_entry.asset_materialization
-        value = materialization.metadata.get(RECORDED_KEY) if materialization else None
+    for event in run_events(instance, run_id, dg.DagsterEventType.ASSET_MATERIALIZATION):
+        value = event.step_materialization_data.materialization.metadata.get(RECORDED_KEY)
         if value is not None:
             spec: dict[str, Any] = dict(value.value)  # type: ignore[arg-type]
             root = Path(spec.pop("project"))

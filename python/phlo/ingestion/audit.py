@@ -5,6 +5,8 @@ publishing, as Dagster runs them as asset checks (`phlo.dagster.quality`). A fai
 
 from __future__ import annotations
 
+import importlib
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,12 +44,39 @@ class Audit:
         return "; ".join(reasons)
 
 
+#: Per project root: the stamps of its workflow files, and the quality definitions found in them.
+_found: dict[Path, tuple[frozenset[tuple[str, int, int]], list[QualityDefinition]]] = {}
+
+
 def checks_of(root: Path, table: str) -> list[QualityDefinition]:
     """Every `@phlo_quality` of project `root` whose table is `table`, found as Dagster finds
-    them (`phlo.discovery`); a workflow module that fails to import is a `ConfigError`."""
-    from phlo.discovery import discover
+    them (`phlo.discovery`); a workflow module that fails to import is a `ConfigError`. What
+    was found is kept until a workflow file is added, removed or changed, so that a loop over
+    partitions imports the workflows once."""
+    return [d for d in _quality_of(root) if d.table == table]
 
-    return [d for d in discover(root).quality if d.table == table]
+
+def _quality_of(root: Path) -> list[QualityDefinition]:
+    from phlo.discovery import WORKFLOWS, discover, workflow_modules
+
+    root = root.resolve()
+    stamp = frozenset(_stamp(file) for _, file in workflow_modules(root))
+    found = _found.get(root)
+    if found is not None and found[0] == stamp:
+        return found[1]
+    if found is not None:
+        # Modules imported before the change would be found again: import them afresh.
+        for name in [n for n in sys.modules if n == WORKFLOWS or n.startswith(WORKFLOWS + ".")]:
+            del sys.modules[name]
+        importlib.invalidate_caches()
+    quality = discover(root).quality
+    _found[root] = (stamp, quality)
+    return quality
+
+
+def _stamp(file: Path) -> tuple[str, int, int]:
+    stat = file.stat()
+    return str(file), stat.st_mtime_ns, stat.st_size
 
 
 def audit(

@@ -131,6 +131,7 @@ pub async fn compact(
         properties: options.properties.clone(),
         operation: Some(Operation::Replace),
         rewrite_manifests: false,
+        written_by: Some(uncommitted.guard()),
     };
     // Rows others added meanwhile are untouched by this commit; files others removed meanwhile
     // are refused by `commit` itself (every removed file must still be live).

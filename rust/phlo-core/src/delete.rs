@@ -209,6 +209,10 @@ pub async fn commit_delete(
         return Ok(result);
     }
     // From here the files may land: they are removed only when the commit surely did not.
+    let change = SnapshotChange {
+        written_by: Some(written.guard()),
+        ..change
+    };
     written.committing();
     let name = table.ident.to_string();
     // Judged by column statistics only: the concurrent writer may have used a newer spec.

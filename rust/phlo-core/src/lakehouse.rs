@@ -287,6 +287,7 @@ impl Lakehouse {
             branch: MAIN.to_string(),
             added_files: files,
             properties,
+            written_by: Some(written.guard()),
             ..Default::default()
         };
         written.committing();

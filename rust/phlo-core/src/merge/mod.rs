@@ -368,6 +368,7 @@ pub async fn merge(
         .map(|f| f.file_size_in_bytes())
         .sum();
     let mut change = change;
+    change.written_by = Some(uncommitted.guard());
     change.properties = options.properties.clone();
     change.properties.extend(summary_metrics(&result));
     if options.strategy == MergeStrategy::Merge {

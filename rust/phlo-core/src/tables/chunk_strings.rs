@@ -130,7 +130,7 @@ struct Levels {
 
 /// The position after the levels at `at` of a v1 data page: RLE levels are prefixed by their
 /// length in bytes (4, little-endian).
-fn skip_levels(buf: &[u8], at: usize, encoding: Encoding) -> Result<usize> {
+pub(super) fn skip_levels(buf: &[u8], at: usize, encoding: Encoding) -> Result<usize> {
     if encoding != Encoding::RLE {
         return Err(ParquetError::General(format!(
             "levels encoded {encoding} are not read here"

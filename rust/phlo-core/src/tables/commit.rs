@@ -31,6 +31,7 @@ use crate::catalog::{Catalog, CommitMeta};
 use crate::error::{Context, Error, Result};
 use crate::failpoint;
 use crate::schema::{DefaultsUse, refuse_defaults};
+use crate::tables::discard::WriteGuard;
 use crate::tables::manifest_read::parse_manifest;
 use crate::tables::manifests::{self, LiveFile, MergePolicy, live_files};
 use crate::tables::plan_reads::{PlanReads, Reuse};
@@ -54,6 +55,12 @@ pub struct SnapshotChange {
     /// Regroup every live data file into new target-size manifests (`rewrite_manifests`)
     /// instead of carrying the parent's manifests over.
     pub rewrite_manifests: bool,
+    /// The write whose files `added_files` are, when one of phlo's writes made them: debug
+    /// builds check that it said [`Uncommitted::committing`] before the commit starts (its
+    /// drop would otherwise delete files that landed).
+    ///
+    /// [`Uncommitted::committing`]: super::discard::Uncommitted::committing
+    pub written_by: Option<WriteGuard>,
 }
 
 impl SnapshotChange {
@@ -141,7 +148,9 @@ async fn commit_attempts(
     validate: Option<Validator<'_>>,
     planned: &PlanReads,
 ) -> Result<CommitOutcome> {
-    super::discard::debug_assert_committing(&change.added_files);
+    if let Some(write) = &change.written_by {
+        write.debug_assert_committing(&change.added_files);
+    }
     // New files carry partition values of the spec they were written with.
     let spec_id = base.metadata.default_partition_spec_id();
     // The files were written after `base` was loaded: orphan removal since then may have

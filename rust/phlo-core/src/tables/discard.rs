@@ -9,7 +9,7 @@
 //! does one dropped before its commit (cancelled), in the background; a commit whose outcome
 //! is unknown keeps them (the table may reference them).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -43,21 +43,10 @@ struct Shared {
     committing: AtomicBool,
 }
 
-/// Debug builds: the files of the writes whose commit has not started, so that committing one
-/// (a write that forgot [`Uncommitted::committing`], whose drop would delete what landed)
-/// fails in [`debug_assert_committing`] instead.
-static NOT_COMMITTING: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
-
 impl WrittenFiles {
     /// Records `path` before the file is created there.
     pub(crate) fn record(&self, path: &str) {
-        let mut paths = lock(&self.shared.paths);
-        paths.push(path.to_string());
-        // Judged under the lock `committing` forgets the paths under: a name recorded as the
-        // commit starts is forgotten too, not left in the set.
-        if cfg!(debug_assertions) && !self.shared.committing.load(Ordering::Acquire) {
-            lock(&NOT_COMMITTING).insert(path.to_string());
-        }
+        lock(&self.shared.paths).push(path.to_string());
     }
 
     /// Every name handed out so far.
@@ -124,9 +113,16 @@ impl Uncommitted {
 
     /// The write's commit starts: its files may land, so a drop no longer removes them.
     pub(crate) fn committing(&self) {
-        let shared = &self.files().shared;
-        shared.committing.store(true, Ordering::Release);
-        forget_pending(&lock(&shared.paths));
+        self.files()
+            .shared
+            .committing
+            .store(true, Ordering::Release);
+    }
+
+    /// What the write's commit carries ([`super::commit::SnapshotChange::written_by`]), so that
+    /// it can tell whether the write said [`Self::committing`] first.
+    pub(crate) fn guard(&self) -> WriteGuard {
+        WriteGuard(self.files().shared.clone())
     }
 
     /// Removes the files of a write that ended with `error` (after aborting its tasks and
@@ -157,7 +153,6 @@ impl Uncommitted {
             writers.closed().await;
             let Some(shared) = shared else { return };
             let paths = std::mem::take(&mut *lock(&shared.paths));
-            forget_pending(&paths);
             for path in paths {
                 // A name whose file was never created has nothing to delete.
                 let _ = io.delete(&path).await;
@@ -192,28 +187,33 @@ impl Drop for Uncommitted {
     }
 }
 
-/// Debug builds: panics when `added` (the files a commit adds) holds a file of a write whose
-/// [`Uncommitted`] is not committing: dropped after the commit, it would delete that file.
-pub(crate) fn debug_assert_committing(added: &[DataFile]) {
-    if !cfg!(debug_assertions) {
-        return;
-    }
-    let pending = lock(&NOT_COMMITTING);
-    if let Some(file) = added.iter().find(|f| pending.contains(f.file_path())) {
-        panic!(
-            "committing {} before its write called Uncommitted::committing(): the write's drop \
-             would delete it once it landed",
-            file.file_path()
-        );
+/// The write a commit's files come from, as its [`Uncommitted`] sees it (not a writer: holding
+/// it keeps no removal waiting).
+#[derive(Clone)]
+pub struct WriteGuard(Arc<Shared>);
+
+impl std::fmt::Debug for WriteGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let committing = self.0.committing.load(Ordering::Acquire);
+        f.debug_struct("WriteGuard")
+            .field("committing", &committing)
+            .finish()
     }
 }
 
-fn forget_pending(paths: &[String]) {
-    if cfg!(debug_assertions) {
-        let mut pending = lock(&NOT_COMMITTING);
-        for path in paths {
-            pending.remove(path);
+impl WriteGuard {
+    /// Debug builds: panics, naming the first of `added` (the files the commit adds), when the
+    /// write did not say [`Uncommitted::committing`]: its drop after the commit would delete
+    /// files that landed.
+    pub(crate) fn debug_assert_committing(&self, added: &[DataFile]) {
+        if !cfg!(debug_assertions) || self.0.committing.load(Ordering::Acquire) {
+            return;
         }
+        let file = added.first().map_or("no file", |f| f.file_path());
+        panic!(
+            "committing {file} before its write called Uncommitted::committing(): the write's \
+             drop would delete it once it landed"
+        );
     }
 }
 
@@ -319,9 +319,16 @@ async fn discard_pointer(io: &FileIO, pointer: &Pointer) {
 
 #[cfg(all(test, debug_assertions))]
 mod tests {
+    use std::collections::HashMap;
+    use std::panic::AssertUnwindSafe;
+
+    use arrow_schema::{DataType, Field, Schema as ArrowSchema};
+    use futures::FutureExt;
     use iceberg::spec::{DataContentType, DataFileBuilder, DataFileFormat, Struct};
 
     use super::*;
+    use crate::catalog::MAIN;
+    use crate::tables::commit::{SnapshotChange, commit_append};
 
     fn data_file(path: &str) -> DataFile {
         DataFileBuilder::default()
@@ -335,28 +342,35 @@ mod tests {
             .unwrap()
     }
 
-    #[test]
-    fn a_commit_of_a_write_that_did_not_say_committing_fails_in_debug_builds() {
-        let written = Uncommitted::new(&FileIO::new_with_fs());
+    /// Through the commit: it checks before anything is written, and the table is unchanged.
+    #[tokio::test]
+    async fn a_commit_of_a_write_that_did_not_say_committing_fails_in_debug_builds() {
+        let dir = tempfile::tempdir().unwrap();
+        let lh = crate::Lakehouse::open(dir.path()).unwrap();
+        lh.catalog().create_namespace("raw").unwrap();
+        let schema = ArrowSchema::new(vec![Field::new("id", DataType::Int64, true)]);
+        let created = lh.create_table("raw.t", &schema, &[], HashMap::new(), MAIN);
+        created.await.unwrap();
+        let table = lh.load_table("raw.t", MAIN).await.unwrap();
+        let io = lh.io_for(&table).unwrap();
+        let written = Uncommitted::new(&io);
         let path = format!("/nowhere/{}.parquet", uuid::Uuid::now_v7());
         written.files().record(&path);
-        let added = [data_file(&path)];
-        let forgotten = std::panic::catch_unwind(|| debug_assert_committing(&added));
+        let change = SnapshotChange {
+            branch: "main".into(),
+            added_files: vec![data_file(&path)],
+            written_by: Some(written.guard()),
+            ..Default::default()
+        };
+        let commit = commit_append(lh.catalog(), &io, table, &change);
+        let forgotten = AssertUnwindSafe(commit).catch_unwind().await;
         let message = *forgotten.unwrap_err().downcast::<String>().unwrap();
         assert!(message.contains(&path), "{message}");
         assert!(message.contains("Uncommitted::committing()"), "{message}");
+        let after = lh.load_table("raw.t", MAIN).await.unwrap();
+        assert_eq!(after.metadata.current_snapshot_id(), None);
         written.committing();
-        debug_assert_committing(&added);
-    }
-
-    #[tokio::test]
-    async fn a_failed_write_leaves_nothing_the_check_remembers() {
-        let written = Uncommitted::new(&FileIO::new_with_fs());
-        let path = format!("/nowhere/{}.parquet", uuid::Uuid::now_v7());
-        written.files().record(&path);
-        written
-            .discard_after(&Error::invalid("failed", "as the test says"))
-            .await;
-        assert!(!lock(&NOT_COMMITTING).contains(&path));
+        let guard = change.written_by.as_ref().unwrap();
+        guard.debug_assert_committing(&change.added_files);
     }
 }

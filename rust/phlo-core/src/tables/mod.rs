@@ -6,6 +6,7 @@ mod chunk_strings;
 pub mod commit;
 pub mod delete_writer;
 pub mod deletes;
+mod delta_skips;
 mod dictionary_pages;
 pub mod discard;
 pub mod eval;

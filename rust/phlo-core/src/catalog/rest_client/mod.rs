@@ -9,6 +9,7 @@ mod config;
 mod errors;
 mod http;
 mod publish;
+mod schema_recheck;
 mod sigv4;
 mod storage;
 mod tables;

@@ -6,6 +6,8 @@
 //! When another writer moved a table first (409), every table is reloaded: one that did not
 //! move keeps its change, one that only gained appends here has them re-applied on its new head
 //! (as a single-table append retries), anything else is a `CommitConflict` and nothing lands.
+//! Each snapshot asserts the schema it was planned under: when another engine changed the
+//! schema, even without moving the table, the re-check decides ([`super::schema_recheck`]).
 //! A table created in the transaction is a staged create (`stage-create`: the server answers
 //! its metadata and keeps nothing); its entry in the commit asserts that the table does not
 //! exist yet and carries the whole table as updates, as PyIceberg's create transaction does.
@@ -21,7 +23,8 @@ use iceberg::{TableCreation, TableRequirement, TableUpdate};
 
 use super::RestCatalog;
 use super::commit::{Committed, TableChange};
-use super::publish::{metadata_updates, ref_guard, schema_guard, snapshot_updates};
+use super::publish::{metadata_updates, planned_guard, ref_guard, schema_guard, snapshot_updates};
+use super::schema_recheck::{files_fit, under_schema};
 use crate::branch_merge::inserted_keys_collide;
 use crate::catalog::{MAIN, RefMerge, TableIdent};
 use crate::error::{Context, Error, Result};
@@ -93,17 +96,27 @@ impl StagedTable {
         if self.metadata_changed && !self.created {
             requirements.extend(schema_guard(old));
         }
-        // Its files were written under `base`'s spec; another engine may change the spec
-        // without moving the ref.
+        // Its snapshots were planned under the guard's spec and schema; another engine may
+        // change either without moving the ref (the re-check after a 409 decides).
         if !self.created && self.adds_snapshot() {
-            requirements.push(TableRequirement::DefaultSpecIdMatch {
-                default_spec_id: self.base.metadata.default_partition_spec_id(),
-            });
+            let planned = planned_guard(old).into_iter();
+            let new: Vec<_> = planned.filter(|r| !requirements.contains(r)).collect();
+            requirements.extend(new);
         }
         TableChange {
             ident: &self.base.ident,
             requirements,
             updates: self.updates.clone(),
+        }
+    }
+
+    /// Makes the staged snapshots name schema `schema_id`, another engine's, which their files
+    /// fit (`files_fit`).
+    fn name_schema(&mut self, schema_id: i32) {
+        for update in &mut self.updates {
+            if let TableUpdate::AddSnapshot { snapshot } = update {
+                *snapshot = under_schema(snapshot, schema_id);
+            }
         }
     }
 
@@ -459,7 +472,8 @@ impl RestCatalog {
     }
 
     /// After a lost race: reloads the table and, when another writer moved it, re-applies the
-    /// transaction's appends on its new head (`true`), or refuses anything else.
+    /// transaction's appends on its new head (`true`), or refuses anything else. A schema
+    /// another engine changed meanwhile is re-checked against the transaction's files first.
     async fn reapply(&self, io_for: TableIo<'_>, staged: &mut StagedTable) -> Result<bool> {
         let ident = &staged.guard.ident;
         let target = staged.guard.ref_name.clone();
@@ -493,7 +507,18 @@ impl RestCatalog {
                 hint: RUN_AGAIN.into(),
             });
         }
+        let schema_id = newer.metadata.current_schema_id();
+        let schema_moved = schema_id != staged.guard.metadata.current_schema_id();
+        if schema_moved {
+            let written = staged.head.metadata.current_schema();
+            let now = newer.metadata.current_schema();
+            files_fit(ident, written, now, staged.metadata_changed)?;
+        }
         if head(&newer) == head(&staged.guard) {
+            if schema_moved {
+                staged.name_schema(schema_id);
+                staged.guard = newer;
+            }
             return Ok(false);
         }
         if !staged.only_appends() {
