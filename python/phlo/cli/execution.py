@@ -5,7 +5,10 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
+import sys
+import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from phlo.cli import output
+from phlo.cli.interrupts import on_interrupt
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -31,6 +35,8 @@ __all__ = [
 
 #: Dagster's own console log: phlo reports what ran itself.
 _QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+#: A run tag unique to one `run_assets` call: how an interrupt finds the run it stops.
+_CALL_TAG = "phlo/cli_call"
 #: The run tag naming the assets a run materialized (``dg.materialize`` runs have no asset
 #: selection of their own).
 ASSETS_TAG = "phlo/assets"
@@ -185,15 +191,18 @@ def run_assets(
     keys = {k for a in assets for k in a.keys}
     checks = [c for c in defs.asset_checks or [] if all(s.asset_key in keys for s in c.check_specs)]
     report = RunReport(partition, sorted(k.to_user_string() for k in keys))
-    result = dg.materialize(
-        [*assets, *checks],
-        partition_key=partition,
-        instance=instance,
-        resources=defs.resources,
-        run_config=_QUIET,
-        tags={ASSETS_TAG: ",".join(report.assets)},
-        raise_on_error=False,
-    )
+    call = uuid.uuid4().hex
+    stop = functools.partial(_stop, instance, call, partition, output.is_json())
+    with on_interrupt(stop):
+        result = dg.materialize(
+            [*assets, *checks],
+            partition_key=partition,
+            instance=instance,
+            resources=defs.resources,
+            run_config=_QUIET,
+            tags={ASSETS_TAG: ",".join(report.assets), _CALL_TAG: call},
+            raise_on_error=False,
+        )
     report.run_id = result.run_id
     report.success = result.success
     for event in result.get_asset_materialization_events():
@@ -227,3 +236,26 @@ def run_assets(
     if outcome.promotion is not None:
         report.published_tables = outcome.promotion.tables
     return report
+
+
+def _stop(instance: dg.DagsterInstance, call: str, partition: str | None, as_json: bool) -> None:
+    """Ctrl-C during a run (see `phlo.cli.interrupts`): the run is recorded as canceled, left
+    unpublished (its branch kept, the target untouched), and the command ends with exit code
+    130."""
+    import dagster as dg
+
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={_CALL_TAG: call}))
+    for run in runs:
+        if not run.is_finished:
+            instance.report_run_canceled(run, message="interrupted (Ctrl-C) by the phlo command")
+    ids = ", ".join(run.run_id[:8] for run in runs) or "not started"
+    output.emit_error(
+        "interrupted",
+        f"interrupted: run {ids} of {partition or 'the unpartitioned assets'} stopped, "
+        "nothing published",
+        "run the command again: the partition is written anew",
+        as_json,
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(output.INTERRUPTED)

@@ -1,0 +1,113 @@
+"""A user's journey through `phlo materialize` when things go wrong the way they do: Ctrl-C
+mid-run, a broken workflow module, a quality check naming a column the table lacks, a contract
+the data does not match. Each failure is one clear line (no Dagster class names, nothing said
+twice) with its exit code, and the next run works. In process (CliRunner) on a copy of
+tests/projects/events."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from tests.dagster_support import lakehouse_of, project, run_branches
+from tests.test_cli_project import PHLO, clean_env, phlo_cli, with_quality
+
+__all__ = ["clean_env", "project"]  # fixtures
+
+#: An ingestion that presses Ctrl-C on its first call (SIGINT to its own process, as a
+#: terminal does), then returns its rows.
+INTERRUPTED_SOURCE = """
+import os, signal, time
+from pathlib import Path
+
+from workflows.schemas.events import UserSchema
+
+from phlo import phlo_ingestion
+
+MARKER = Path(__file__).with_suffix(".pressed")
+
+
+@phlo_ingestion(
+    table_name="pressed",
+    unique_key="id",
+    validation_schema=UserSchema,
+    group="keys",
+    retry_delay_seconds=1,
+)
+def keys_pressed(partition_date: str) -> list[dict[str, object]]:
+    if not MARKER.exists():
+        MARKER.touch()
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # the interrupt lands here
+    return [{"id": 1, "name": partition_date}]
+"""
+
+
+def test_ctrl_c_stops_the_run_unpublished_and_the_rerun_works(project: Path) -> None:
+    """Dagster turns an interrupted step into a retry: without phlo's watcher the step ran
+    again after its retry delay and the run was published, exit code 0. The command ends the
+    process, so it runs in a process of its own."""
+    (project / "workflows" / "ingestion" / "keys.py").write_text(INTERRUPTED_SOURCE)
+    args = ("materialize", "--select", "dlt_pressed", "--partition", "2025-01-02")
+    done = subprocess.run(
+        [*PHLO, "--project", str(project), *args], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 130, done.stdout + done.stderr
+    assert "[interrupted]" in done.stderr and "nothing published" in done.stderr
+    assert "published raw.pressed" not in done.stdout
+    assert _rows_on_main(project, "pressed") == 0
+    status = phlo_cli(project, "status", "--json")
+    assert [r["status"] for r in json.loads(status.stdout)["runs"]] == ["CANCELED"]
+    result = phlo_cli(project, *args)
+    assert result.exit_code == 0, result.output
+    assert _rows_on_main(project, "pressed") == 1, result.output
+
+
+def _rows_on_main(project: Path, table: str) -> int:
+    lh = lakehouse_of(project)
+    if f"raw.{table}" not in lh.tables("raw"):
+        return 0
+    return lh.table(f"raw.{table}").to_arrow().num_rows
+
+
+def test_a_broken_workflow_module_gets_a_hint_about_modules(project: Path) -> None:
+    (project / "workflows" / "broken.py").write_text("x = (\n")
+    result = phlo_cli(project, "materialize", "--partition", "2025-01-02")
+    assert result.exit_code == 3
+    assert "broken.py" in result.output and "SyntaxError" in result.output
+    assert "phlo validate" in result.output  # the hint points at the module check
+
+
+def test_a_check_on_a_missing_column_is_reported_once_without_dagster_noise(
+    project: Path,
+) -> None:
+    folder = project / "workflows" / "quality"
+    folder.mkdir()
+    (folder / "events.py").write_text(
+        "from phlo import phlo_quality\n"
+        "from phlo.quality import RangeCheck\n"
+        "@phlo_quality(table='raw.events', checks=[RangeCheck(column='valeu', min_value=0)])\n"
+        "def events_quality():\n"
+        "    '''Values stay in range.'''\n"
+    )
+    result = phlo_cli(project, "materialize", "--select", "dlt_events", "--partition", "2025-01-02")
+    assert result.exit_code == 1
+    assert "column valeu is not in the table" in result.output
+    assert "dagster." not in result.output  # no framework class names
+    assert result.output.count("range_check_valeu") == 2  # the check line, the blocked line
+    assert run_branches(project)  # kept for investigation; main untouched
+    with_quality(project, max_value=100)
+    (folder / "events.py").unlink()
+    result = phlo_cli(project, "materialize", "--select", "dlt_events", "--partition", "2025-01-02")
+    assert result.exit_code == 0, result.output
+
+
+def test_a_failing_contract_is_said_once_and_names_the_missing_column(project: Path) -> None:
+    schema = project / "workflows" / "schemas" / "events.py"
+    schema.write_text(schema.read_text().replace("value:", "amount:", 1))
+    result = phlo_cli(project, "materialize", "--select", "dlt_events", "--partition", "2025-01-02")
+    assert result.exit_code == 1
+    assert "dagster." not in result.output
+    assert result.output.count("the Pandera contract failed") == 1
+    assert "'amount'" in result.output  # which column the data lacks
