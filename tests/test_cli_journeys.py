@@ -95,7 +95,7 @@ def test_a_check_on_a_missing_column_is_reported_once_without_dagster_noise(
     assert result.exit_code == 1
     assert "column valeu is not in the table" in result.output
     assert "dagster." not in result.output  # no framework class names
-    assert result.output.count("range_check_valeu") == 2  # the check line, the blocked line
+    assert result.output.count("dlt_events:range_check_valeu") == 2  # checked, blocked
     assert run_branches(project)  # kept for investigation; main untouched
     with_quality(project, max_value=100)
     (folder / "events.py").unlink()

@@ -224,18 +224,32 @@ def run_assets(
             )
         )
     for failure in result.get_step_failure_events():
-        data = failure.step_failure_data
-        user = data.user_failure_data
-        message = user.description if user and user.description else None
-        if message is None and data.error is not None:
-            message = data.error.message.strip()
-        report.errors.append(f"{failure.step_key}: {message}")
+        message = _step_error(failure.step_failure_data)
+        if message is not None:
+            report.errors.append(f"{failure.step_key}: {message}")
     outcome = phlo.dagster.promote(instance, result.run_id)
     report.promotion = outcome.status
     report.promotion_reason = outcome.reason
     if outcome.promotion is not None:
         report.published_tables = outcome.promotion.tables
     return report
+
+
+def _step_error(data: Any) -> str | None:
+    """What a failed step raised, without Dagster's class names; None for Dagster's own
+    "blocking asset check failed" (the check is reported, with its reason, as a check)."""
+    user = data.user_failure_data
+    if user is not None and user.description:
+        return str(user.description)
+    error = data.error
+    if error is None:
+        return "failed"
+    if error.cls_name == "DagsterAssetCheckFailedError":
+        return None
+    message = str(error.message).strip()
+    if error.cls_name == "Failure":  # phlo's own failures: the message is the description
+        message = message.split(": ", 1)[-1]
+    return message
 
 
 def _stop(instance: dg.DagsterInstance, call: str, partition: str | None, as_json: bool) -> None:

@@ -87,7 +87,22 @@ def _echo_report(report: RunReport, target: str) -> None:
     elif report.promotion == "no_branch":
         click.echo("  nothing to publish")
     else:
-        click.echo(f"  not published ({report.promotion}): {report.promotion_reason}")
+        click.echo(f"  not published ({report.promotion}): {_unpublished_reason(report)}")
+
+
+def _unpublished_reason(report: RunReport) -> str:
+    """Why a run was not published, without repeating the errors printed above it."""
+    if report.promotion != "blocked" or report.success and not report.errors:
+        return report.promotion_reason
+    failed = [
+        f"{c.asset}:{c.name}"
+        for c in report.checks
+        if not c.passed and c.blocking and c.severity == "ERROR"
+    ]
+    reasons = ["the run failed" + (" (the errors above)" if report.errors else "")]
+    if failed:
+        reasons.append(f"blocking checks failed: {', '.join(failed)}")
+    return "; ".join(reasons)
 
 
 def _days(start: dt.date, end: dt.date) -> list[str]:
