@@ -92,7 +92,7 @@ def _echo_report(report: RunReport, target: str) -> None:
 
 def _unpublished_reason(report: RunReport) -> str:
     """Why a run was not published, without repeating the errors printed above it."""
-    if report.promotion != "blocked" or report.success and not report.errors:
+    if report.promotion != "blocked" or (report.success and not report.errors):
         return report.promotion_reason
     failed = [
         f"{c.asset}:{c.name}"
