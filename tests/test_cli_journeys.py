@@ -10,6 +10,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pyarrow as pa
+
 from tests.dagster_support import lakehouse_of, project, run_branches
 from tests.test_cli_project import PHLO, clean_env, phlo_cli, with_quality
 
@@ -119,3 +121,24 @@ def test_sql_without_a_table_runs(project: Path) -> None:
     result = phlo_cli(project, "sql", "SELECT 42 AS answer")
     assert result.exit_code == 0, result.output
     assert "answer" in result.output and "42" in result.output
+
+
+def test_a_lakehouse_that_cannot_open_fails_before_any_run(project: Path) -> None:
+    """It was retried in every step (minutes with the default retry delays) and reported as
+    Dagster's "Exceeded max_retries of 3"."""
+    (project / "phlo.yaml").write_text("lakehouse: phlo.yaml\n")  # a file, not a folder
+    result = phlo_cli(project, "materialize", "--select", "dlt_events", "--partition", "2025-01-02")
+    assert result.exit_code == 4, result.output
+    assert result.output.startswith("[storage]") and "phlo.yaml" in result.output
+
+
+def test_a_step_failing_on_every_retry_says_why(project: Path) -> None:
+    """Dagster reports only "Exceeded max_retries of 2"; the command names the cause: here
+    raw.events exists with an id column the contract's integers cannot go into."""
+    lh = lakehouse_of(project)
+    lh.create_namespace("raw")
+    lh.create_table("raw.events", {"id": pa.date32(), "category": pa.string()})
+    result = phlo_cli(project, "materialize", "--select", "dlt_events", "--partition", "2025-01-02")
+    assert result.exit_code == 1, result.output
+    assert "max_retries" not in result.output and "(failed on every retry)" in result.output
+    assert "phlo.errors." not in result.output

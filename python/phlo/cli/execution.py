@@ -246,10 +246,17 @@ def _step_error(data: Any) -> str | None:
         return "failed"
     if error.cls_name == "DagsterAssetCheckFailedError":
         return None
+    retried = error.cls_name.startswith("RetryRequested")  # "Exceeded max_retries"
+    while error.cause is not None and (retried or error.cls_name in _WRAPPERS):
+        error = error.cause
     message = str(error.message).strip()
-    if error.cls_name == "Failure":  # phlo's own failures: the message is the description
-        message = message.split(": ", 1)[-1]
-    return message
+    if error.cls_name == "Failure" or message.startswith("phlo.errors."):
+        message = message.split(": ", 1)[-1]  # the class is in the message already
+    return f"{message} (failed on every retry)" if retried else message
+
+
+#: Dagster's wrappers around what a step raised.
+_WRAPPERS = {"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"}
 
 
 def _stop(instance: dg.DagsterInstance, call: str, partition: str | None, as_json: bool) -> None:

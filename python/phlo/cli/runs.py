@@ -55,6 +55,7 @@ def materialize(ctx: click.Context, patterns: tuple[str, ...], partition: str | 
     defs = load_definitions(config)
     runs = plan(select(defs, patterns), partition)
     instance = open_instance(config.root)
+    config.open_lakehouse()  # a lakehouse that cannot open fails here, not in every step
     reports = []
     with output.progress(len(runs), "materializing") as advance:
         for key, assets in runs:
