@@ -11,7 +11,6 @@ import subprocess
 from pathlib import Path
 
 import pyarrow as pa
-
 from tests.dagster_support import lakehouse_of, project, run_branches
 from tests.test_cli_project import PHLO, clean_env, phlo_cli, with_quality
 
