@@ -11,8 +11,11 @@ import subprocess
 from pathlib import Path
 
 import pyarrow as pa
+from click.testing import CliRunner
 from tests.dagster_support import lakehouse_of, project, run_branches
 from tests.test_cli_project import PHLO, clean_env, phlo_cli, with_quality
+
+from phlo.cli import main
 
 __all__ = ["clean_env", "project"]  # fixtures
 
@@ -141,3 +144,41 @@ def test_a_step_failing_on_every_retry_says_why(project: Path) -> None:
     assert result.exit_code == 1, result.output
     assert "max_retries" not in result.output and "(failed on every retry)" in result.output
     assert "phlo.errors." not in result.output
+
+
+def test_init_and_create_workflow_take_the_global_options_and_json(tmp_path: Path) -> None:
+    """`create-workflow` ignored `--project` (it looked for phlo.yaml from the current folder);
+    `init` and `create-workflow` had no `--json`; an unknown template was exit code 4."""
+    runner = CliRunner()
+    result = runner.invoke(main, ["init", str(tmp_path / "demo"), "--template", "nope"])
+    assert result.exit_code == 2 and "'nope' is not one of" in result.output
+    result = runner.invoke(main, ["init", str(tmp_path / "demo"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert "phlo.yaml" in json.loads(result.stdout)["files"]
+    args = ["--domain", "shop", "--table", "orders", "--column", "order_id:int", "--json"]
+    result = runner.invoke(main, ["--project", str(tmp_path / "demo"), "create-workflow", *args])
+    assert result.exit_code == 0, result.output
+    files = json.loads(result.stdout)["files"]
+    assert "workflows/schemas/shop.py" in files
+    assert all((tmp_path / "demo" / f).is_file() for f in files)
+
+
+def test_every_option_of_every_command_says_what_it_is() -> None:
+    """`phlo dev --help` showed `--port` without a word."""
+    import click
+
+    def commands(group: click.Group, path: str) -> list[tuple[str, click.Command]]:
+        found = []
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                found += commands(command, f"{path} {name}")
+            found.append((f"{path} {name}", command))
+        return found
+
+    silent = [
+        f"{path} --{param.name}"
+        for path, command in commands(main, "phlo")
+        for param in command.params
+        if isinstance(param, click.Option) and not param.help
+    ]
+    assert silent == []
