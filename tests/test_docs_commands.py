@@ -10,9 +10,9 @@ from pathlib import Path
 
 import click
 import pytest
+from tests.test_docs import blocks, doc_files
 
 from phlo.cli import main
-from tests.test_docs import blocks, doc_files
 
 SHELL = ("bash", "sh", "shell", "console", "")
 
