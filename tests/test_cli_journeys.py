@@ -11,9 +11,10 @@ import subprocess
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from click.testing import CliRunner
 from tests.dagster_support import lakehouse_of, project, run_branches
-from tests.test_cli_project import PHLO, clean_env, phlo_cli, with_quality
+from tests.test_cli_project import PHLO, as_json, clean_env, phlo_cli, with_quality
 
 from phlo.cli import main
 
@@ -182,3 +183,17 @@ def test_every_option_of_every_command_says_what_it_is() -> None:
         if isinstance(param, click.Option) and not param.help
     ]
     assert silent == []
+
+
+def test_doctor_warns_about_a_mistyped_phlo_variable(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The settings ignore unknown PHLO_ variables of the environment: PHLO_NAMESPCE=bronze
+    changed nothing and nothing said so."""
+    monkeypatch.setenv("PHLO_NAMESPCE", "bronze")
+    monkeypatch.setenv("PHLO_CATALOG_TOKEN", "s3cret")  # read by phlo catalog serve
+    result = phlo_cli(project, "doctor", "--json")
+    warned = [c for c in as_json(result)["checks"] if c["check"] == "environment"]
+    assert [c["status"] for c in warned] == ["warn"]
+    assert "PHLO_NAMESPCE" in warned[0]["detail"] and "PHLO_NAMESPACE" in warned[0]["detail"]
+    assert result.exit_code == 0  # a warning, not a failure
