@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from tests.dagster_support import lakehouse_of, project, run_branches
 from tests.test_cli_project import PHLO, as_json, clean_env, phlo_cli, with_quality
 
+import phlo
 from phlo.cli import main
 
 __all__ = ["clean_env", "project"]  # fixtures
@@ -197,3 +198,18 @@ def test_doctor_warns_about_a_mistyped_phlo_variable(
     assert [c["status"] for c in warned] == ["warn"]
     assert "PHLO_NAMESPCE" in warned[0]["detail"] and "PHLO_NAMESPACE" in warned[0]["detail"]
     assert result.exit_code == 0  # a warning, not a failure
+
+
+def test_log_columns_line_up_with_a_runs_long_branch_name(lh: phlo.Lakehouse) -> None:
+    lh.create_branch("pipeline-run-0f60191a-4ea2-47bd-8306-7c148c9796c4")
+    lh.create_table("raw.t", {"id": pa.int64()})
+    result = CliRunner().invoke(main, ["--root", str(lh._native.root), "log"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 2
+    starts = {line.index(message) for line, message in zip(lines, _messages(lh), strict=True)}
+    assert len(starts) == 1, result.output
+
+
+def _messages(lh: phlo.Lakehouse) -> list[str]:
+    return [e.message for e in lh.log(None, 20)]
