@@ -106,10 +106,32 @@ def dagster_home(project_root: Path) -> Path:
     return home
 
 
+#: The settings file of the instance the command's runs use: the home's own settings with
+#: compute-log capture off. Capture redirects a step's stdout and stderr to a file mirrored by
+#: `tail` subprocesses (two per step), which Ctrl-C in the terminal also reaches (each printing
+#: a traceback) and which swallow what the command prints when interrupted; without it a step's
+#: output goes straight to the terminal.
+CLI_SETTINGS = ".phlo-cli.yaml"
+_NO_CAPTURE = {
+    "module": "dagster._core.storage.noop_compute_log_manager",
+    "class": "NoOpComputeLogManager",
+}
+
+
 def open_instance(project_root: Path) -> dg.DagsterInstance:
     import dagster as dg
+    import yaml
 
-    return dg.DagsterInstance.from_config(str(dagster_home(project_root)))
+    home = dagster_home(project_root)
+    own = next((f for f in (home / "dagster.yaml", home / "dagster.yml") if f.exists()), None)
+    settings = (yaml.safe_load(own.read_text()) if own else None) or {}
+    text = yaml.safe_dump({**settings, "compute_logs": _NO_CAPTURE}, sort_keys=False)
+    target = home / CLI_SETTINGS
+    if not target.exists() or target.read_text() != text:
+        written = home / f"{CLI_SETTINGS}.{os.getpid()}"  # parallel workers write it too
+        written.write_text(text)
+        os.replace(written, target)
+    return dg.DagsterInstance.from_config(str(home), config_filename=CLI_SETTINGS)
 
 
 def select(defs: dg.Definitions, patterns: Sequence[str]) -> list[dg.AssetsDefinition]:
