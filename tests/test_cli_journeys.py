@@ -155,12 +155,16 @@ def test_a_step_failing_on_every_retry_says_why(project: Path) -> None:
 
 def test_init_and_create_workflow_take_the_global_options_and_json(tmp_path: Path) -> None:
     """`create-workflow` ignored `--project` (it looked for phlo.yaml from the current folder);
-    `init` and `create-workflow` had no `--json`; an unknown template was exit code 4."""
+    `init` and `create-workflow` had no `--json`; an unknown template was exit code 4; a second
+    `init` got the generic hint."""
     runner = CliRunner()
     result = runner.invoke(main, ["init", str(tmp_path / "demo"), "--template", "nope"])
     assert result.exit_code == 2 and "'nope' is not one of" in result.output
     result = runner.invoke(main, ["init", str(tmp_path / "demo"), "--json"])
     assert result.exit_code == 0, result.output
+    again = runner.invoke(main, ["init", str(tmp_path / "demo")])  # a user running it twice
+    assert again.exit_code == 4 and "[would_overwrite]" in again.output
+    assert "hint: nothing was written" in again.output  # not the generic pointer to the docs
     assert "phlo.yaml" in json.loads(result.stdout)["files"]
     args = ["--domain", "shop", "--table", "orders", "--column", "order_id:int", "--json"]
     result = runner.invoke(main, ["--project", str(tmp_path / "demo"), "create-workflow", *args])

@@ -64,6 +64,8 @@ _HINTS = {
     "validation": "the failing checks and samples are listed above",
     "internal": "this is a bug or a corrupt file: please report it with the command you ran",
     "interrupted": "run the command again to finish",
+    "would_overwrite": "nothing was written: pick another name, move the file away, or pass "
+    "--force where the command takes it",
 }
 _DEFAULT_HINT = "docs/errors.md explains the error codes; `phlo doctor` checks the setup"
 
