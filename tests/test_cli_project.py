@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -244,6 +245,10 @@ def test_progress_is_shown_on_a_terminal_only(project: Path) -> None:
     args = ["--project", str(project), "backfill", "--start", "2025-01-02", "--end", "2025-01-03"]
     for extra, shown in (([], True), (["--json"], False)):
         leader, follower = pty.openpty()
+        chunks: list[bytes] = []
+        # Read while the command runs, as a terminal does: a full pty buffer blocks the writer.
+        reader = threading.Thread(target=_drain, args=(leader, chunks))
+        reader.start()
         done = subprocess.run(
             [*PHLO, *args, *extra],
             stdout=subprocess.PIPE,
@@ -251,18 +256,22 @@ def test_progress_is_shown_on_a_terminal_only(project: Path) -> None:
             timeout=600,
         )
         os.close(follower)
-        terminal = b""
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            terminal += chunk
+        reader.join()
         os.close(leader)
+        terminal = b"".join(chunks)
         assert done.returncode == 0, terminal.decode(errors="replace")
         assert (b"backfilling" in terminal) is shown
+
+
+def _drain(leader: int, chunks: list[bytes]) -> None:
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the follower side closed
+            return
+        if not chunk:
+            return
+        chunks.append(chunk)
 
 
 # --- dev ---------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Every ```python block of docs/*.md runs: each file's blocks in order, in one fresh module
+"""Every ```python block of docs/*.md and README.md runs: each file's blocks in order, in one fresh module
 namespace, in a temporary working directory (on ``sys.path``). A python or yaml block whose
 first line is a comment naming a file (``# workflows/schemas/events.py``) is written to that
 file instead, so a project laid out in the docs is importable by the blocks after it. A block
@@ -55,16 +55,16 @@ def blocks(path: Path) -> list[Block]:
 
 
 def doc_files() -> list[Path]:
-    return sorted(DOCS.glob("*.md"))
+    return [*sorted(DOCS.glob("*.md")), DOCS.parent / "README.md"]
 
 
-@pytest.mark.parametrize("path", doc_files(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", doc_files(), ids=lambda p: str(p.relative_to(DOCS.parent)))
 def test_every_python_block_runs(
     path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
-    name = f"phlo_docs_{path.stem.replace('-', '_')}"
+    name = f"phlo_docs_{path.parent.name}_{path.stem.replace('-', '_')}"
     module = types.ModuleType(name)
     module.__file__ = str(tmp_path / f"{name}.py")
     monkeypatch.setitem(sys.modules, name, module)  # classes defined in a block find it

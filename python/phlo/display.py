@@ -147,7 +147,11 @@ def _location(lakehouse: Lakehouse) -> str:
 def lakehouse_text(lakehouse: Lakehouse) -> str:
     """``Lakehouse('/path', tables=3, branches=['main', 'dev'])``."""
     try:
-        facts = f", tables={len(_table_names(lakehouse))}, branches={lakehouse.branches()!r}"
+        branches = lakehouse.branches()
+        shown = repr(branches[:8])[:-1] + (
+            f", … {len(branches):,} in all]" if len(branches) > 8 else "]"
+        )
+        facts = f", tables={len(_table_names(lakehouse))}, branches={shown}"
     except PhloError:
         facts = ""
     return f"Lakehouse({_location(lakehouse)!r}{facts})"
@@ -174,22 +178,25 @@ def lakehouse_html(lakehouse: Lakehouse) -> str:
         if rows
         else "<p>no tables yet</p>"
     )
+    # A project keeps a branch per failed run: the newest are listed, the rest counted.
+    branches = sorted(
+        lakehouse._native.list_refs("branch"), key=lambda r: (r[2], r[0]), reverse=True
+    )
+    tags = sorted(lakehouse._native.list_refs("tag"), key=lambda r: (r[2], r[0]), reverse=True)
     refs = [["main", "", ""]] + [
-        [_e(name), _e(source), _e(_when(ms))]
-        for name, source, ms in lakehouse._native.list_refs("branch")
+        [_e(name), _e(source), _e(_when(ms))] for name, source, ms in branches[: LISTED - 1]
     ]
-    tags = [
-        [_e(name), _e(source), _e(_when(ms))]
-        for name, source, ms in lakehouse._native.list_refs("tag")
-    ]
+    tag_rows = [[_e(name), _e(source), _e(_when(ms))] for name, source, ms in tags[:LISTED]]
     return _view(
         f"Lakehouse <code>{_e(_location(lakehouse))}</code>",
         f"<p>{len(names)} table(s)</p>",
         tables,
         _more(len(rows), len(names), "tables"),
-        "<p>branches</p>",
+        "<p>branches (newest first)</p>",
         _grid(["branch", "from", "created"], refs),
-        ("<p>tags</p>" + _grid(["tag", "of", "created"], tags)) if tags else "",
+        _more(len(refs), len(branches) + 1, "branches"),
+        ("<p>tags</p>" + _grid(["tag", "of", "created"], tag_rows)) if tags else "",
+        _more(len(tag_rows), len(tags), "tags"),
     )
 
 
@@ -320,14 +327,17 @@ def _value_html(value: Any) -> str:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return result_html(value)
     if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-        return arrow_html(pa.Table.from_pylist([_plain(v) for v in value]))
+        rows = pa.Table.from_pylist([_plain(v) for v in value[:LISTED]])
+        return arrow_html(rows, len(value))
     if isinstance(value, list):
         shown = ", ".join(_cell(v) for v in value[:LISTED])
         return f"[{shown}]" + (f" … ({len(value):,} in all)" if len(value) > LISTED else "")
     if isinstance(value, dict):
         if not value:
             return '<span class="dim">{}</span>'
-        return _pairs((str(k), _cell(_rounded(v))) for k, v in value.items())
+        items = list(value.items())
+        pairs = _pairs((str(k), _cell(_rounded(v))) for k, v in items[:LISTED])
+        return pairs + _more(min(len(items), LISTED), len(items), "entries")
     if isinstance(value, str) and "\n" in value:
         return f"<pre>{_e(value)}</pre>"
     return _cell(value)

@@ -107,7 +107,9 @@ def _detach(database: duckdb.DuckDBPyConnection, catalog: str) -> None:
 
 def _table_refs(con: duckdb.DuckDBPyConnection, query: str) -> set[tuple[str, str]]:
     """The ``(schema, table)`` names the query reads, from DuckDB's own parser."""
-    (tree,) = con.execute("SELECT json_serialize_sql(?::VARCHAR)", [query]).fetchone() or ("",)
+    # fetchall: a result left unfinished would make the connection refuse the query itself.
+    rows = con.execute("SELECT json_serialize_sql(?::VARCHAR)", [query]).fetchall()
+    (tree,) = rows[0] if rows else ("",)
     parsed = json.loads(tree)
     if parsed.get("error"):
         message = parsed.get("error_message", "")

@@ -21,7 +21,13 @@ CODE_LOCATION = "phlo.cli.dev_location"
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", type=click.IntRange(1, 65535), default=3000, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=3000,
+    show_default=True,
+    help="Port of the Dagster UI.",
+)
 @output.json_option
 @click.pass_context
 def dev(ctx: click.Context, host: str, port: int) -> None:

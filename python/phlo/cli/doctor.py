@@ -3,6 +3,7 @@ and (when configured) PostgreSQL, and says what to fix."""
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 import tempfile
@@ -15,7 +16,7 @@ import click
 from phlo._extras import EXTRAS, missing_modules
 from phlo.cli import output
 from phlo.cli.app import main, state_of
-from phlo.config import ProjectConfig
+from phlo.config import ENV_PREFIX, ProjectConfig, Settings
 from phlo.errors import ConfigError, PhloError
 from phlo.lakehouse_target import LakehouseTarget
 
@@ -45,6 +46,7 @@ def doctor(ctx: click.Context) -> None:
         findings.append(Finding("settings", "fail", str(exc), _CONFIG_FIX))
     else:
         findings.append(_settings(config))
+        findings.extend(_unknown_variables())
         findings.append(_lakehouse(config, state_of(ctx).root))
         findings.append(_postgres(config))
     failed = any(f.status == "fail" for f in findings)
@@ -91,6 +93,32 @@ def _extras() -> list[Finding]:
 def _settings(config: ProjectConfig) -> Finding:
     where = str(config.file) if config.file else f"no phlo.yaml at or above {config.root}"
     return Finding("settings", "ok", f"{where} (profile {config.profile})")
+
+
+#: ``PHLO_`` variables phlo reads that are not settings keys.
+_OTHER_VARIABLES = {"PHLO_AUTHOR", "PHLO_CATALOG_TOKEN", "PHLO_POSTGRES_URL", "PHLO_PROJECT_DIR"}
+
+
+def _unknown_variables() -> list[Finding]:
+    """A ``PHLO_`` variable in the environment naming no setting is ignored by the settings
+    (other tools may own such names), so a typo there would go unnoticed."""
+    known = sorted(Settings.model_fields)
+    findings = []
+    for name in sorted(os.environ):
+        key = name.removeprefix(ENV_PREFIX).split("__")[0].lower()
+        if name.startswith(ENV_PREFIX) and name not in _OTHER_VARIABLES and key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            meant = f"PHLO_{close[0].upper()}" if close else None
+            findings.append(
+                Finding(
+                    "environment",
+                    "warn",
+                    f"{name} is no phlo setting and is ignored"
+                    + (f" (did you mean {meant}?)" if meant else ""),
+                    "rename or unset it (docs/configuration.md lists the settings)",
+                )
+            )
+    return findings
 
 
 def _lakehouse(config: ProjectConfig, root_flag: Path | None) -> Finding:

@@ -5,7 +5,10 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
+import sys
+import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from phlo.cli import output
+from phlo.cli.interrupts import on_interrupt
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -31,6 +35,8 @@ __all__ = [
 
 #: Dagster's own console log: phlo reports what ran itself.
 _QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+#: A run tag unique to one `run_assets` call: how an interrupt finds the run it stops.
+_CALL_TAG = "phlo/cli_call"
 #: The run tag naming the assets a run materialized (``dg.materialize`` runs have no asset
 #: selection of their own).
 ASSETS_TAG = "phlo/assets"
@@ -104,10 +110,32 @@ def dagster_home(project_root: Path) -> Path:
     return home
 
 
+#: The settings file of the instance the command's runs use: the home's own settings with
+#: compute-log capture off. Capture redirects a step's stdout and stderr to a file mirrored by
+#: `tail` subprocesses (two per step), which Ctrl-C in the terminal also reaches (each printing
+#: a traceback) and which swallow what the command prints when interrupted; without it a step's
+#: output goes straight to the terminal.
+CLI_SETTINGS = ".phlo-cli.yaml"
+_NO_CAPTURE = {
+    "module": "dagster._core.storage.noop_compute_log_manager",
+    "class": "NoOpComputeLogManager",
+}
+
+
 def open_instance(project_root: Path) -> dg.DagsterInstance:
     import dagster as dg
+    import yaml
 
-    return dg.DagsterInstance.from_config(str(dagster_home(project_root)))
+    home = dagster_home(project_root)
+    own = next((f for f in (home / "dagster.yaml", home / "dagster.yml") if f.exists()), None)
+    settings = (yaml.safe_load(own.read_text()) if own else None) or {}
+    text = yaml.safe_dump({**settings, "compute_logs": _NO_CAPTURE}, sort_keys=False)
+    target = home / CLI_SETTINGS
+    if not target.exists() or target.read_text() != text:
+        written = home / f"{CLI_SETTINGS}.{os.getpid()}"  # parallel workers write it too
+        written.write_text(text)
+        os.replace(written, target)
+    return dg.DagsterInstance.from_config(str(home), config_filename=CLI_SETTINGS)
 
 
 def select(defs: dg.Definitions, patterns: Sequence[str]) -> list[dg.AssetsDefinition]:
@@ -189,15 +217,18 @@ def run_assets(
     keys = {k for a in assets for k in a.keys}
     checks = [c for c in defs.asset_checks or [] if all(s.asset_key in keys for s in c.check_specs)]
     report = RunReport(partition, sorted(k.to_user_string() for k in keys))
-    result = dg.materialize(
-        [*assets, *checks],
-        partition_key=partition,
-        instance=instance,
-        resources=defs.resources,
-        run_config=_QUIET,
-        tags={ASSETS_TAG: ",".join(report.assets)},
-        raise_on_error=False,
-    )
+    call = uuid.uuid4().hex
+    stop = functools.partial(_stop, instance, call, partition, output.is_json())
+    with on_interrupt(stop):
+        result = dg.materialize(
+            [*assets, *checks],
+            partition_key=partition,
+            instance=instance,
+            resources=defs.resources,
+            run_config=_QUIET,
+            tags={ASSETS_TAG: ",".join(report.assets), _CALL_TAG: call},
+            raise_on_error=False,
+        )
     report.run_id = result.run_id
     report.success = result.success
     for event in result.get_asset_materialization_events():
@@ -219,12 +250,9 @@ def run_assets(
             )
         )
     for failure in result.get_step_failure_events():
-        data = failure.step_failure_data
-        user = data.user_failure_data
-        message = user.description if user and user.description else None
-        if message is None and data.error is not None:
-            message = data.error.message.strip()
-        report.errors.append(f"{failure.step_key}: {message}")
+        message = _step_error(failure.step_failure_data)
+        if message is not None:
+            report.errors.append(f"{failure.step_key}: {message}")
     outcome = phlo.dagster.promote(instance, result.run_id)
     report.promotion = outcome.status
     report.promotion_reason = outcome.reason
@@ -241,3 +269,50 @@ def run_assets(
         for table, p in outcome.published.items()
     }
     return report
+
+
+def _step_error(data: Any) -> str | None:
+    """What a failed step raised, without Dagster's class names; None for Dagster's own
+    "blocking asset check failed" (the check is reported, with its reason, as a check)."""
+    user = data.user_failure_data
+    if user is not None and user.description:
+        return str(user.description)
+    error = data.error
+    if error is None:
+        return "failed"
+    if error.cls_name == "DagsterAssetCheckFailedError":
+        return None
+    retried = error.cls_name.startswith("RetryRequested")  # "Exceeded max_retries"
+    while error.cause is not None and (retried or error.cls_name in _WRAPPERS):
+        error = error.cause
+    message = str(error.message).strip()
+    if error.cls_name == "Failure" or message.startswith("phlo.errors."):
+        message = message.split(": ", 1)[-1]  # the class is in the message already
+    return f"{message} (failed on every retry)" if retried else message
+
+
+#: Dagster's wrappers around what a step raised.
+_WRAPPERS = {"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"}
+
+
+def _stop(instance: dg.DagsterInstance, call: str, partition: str | None, as_json: bool) -> None:
+    """Ctrl-C during a run (see `phlo.cli.interrupts`): the run is recorded as canceled, left
+    unpublished (its branch kept, the target untouched), and the command ends with exit code
+    130."""
+    import dagster as dg
+
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={_CALL_TAG: call}))
+    for run in runs:
+        if not run.is_finished:
+            instance.report_run_canceled(run, message="interrupted (Ctrl-C) by the phlo command")
+    ids = ", ".join(run.run_id[:8] for run in runs) or "not started"
+    output.emit_error(
+        "interrupted",
+        f"interrupted: run {ids} of {partition or 'the unpartitioned assets'} stopped, "
+        "nothing published",
+        "run the command again: the partition is written anew",
+        as_json,
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(output.INTERRUPTED)

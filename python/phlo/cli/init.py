@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from phlo.cli.app import main
-from phlo.config import find_project_root, load_project
+from phlo.cli import output
+from phlo.cli.app import main, project_config
 from phlo.errors import ConfigError
 from phlo.scaffold import COLUMN_TYPES, Workflow, add_workflow, init_project, template_names
 
@@ -18,13 +18,19 @@ from phlo.scaffold import COLUMN_TYPES, Workflow, add_workflow, init_project, te
 @click.argument("name", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
     "--template",
+    type=click.Choice(template_names()),
     default="minimal",
     show_default=True,
-    help=f"Project template: {', '.join(template_names())}.",
+    help="Project template.",
 )
-def init(name: Path, template: str) -> None:
+@output.json_option
+@click.pass_context
+def init(ctx: click.Context, name: Path, template: str) -> None:
     """Write a new, runnable project into the folder NAME (new or empty)."""
     written = init_project(name, template)
+    if output.is_json(ctx):
+        output.print_json({"project": name.resolve(), "template": template, "files": written})
+        return
     click.echo(f"created {name}/ from template {template} ({len(written)} files)")
     click.echo(f"next: cd {name} && phlo materialize")
 
@@ -41,7 +47,10 @@ def init(name: Path, template: str) -> None:
 )
 @click.option("--unique-key", help="The key column rows are merged by (default: the first).")
 @click.option("--cron", default="0 6 * * *", show_default=True, help="Schedule of the ingestion.")
+@output.json_option
+@click.pass_context
 def create_workflow(
+    ctx: click.Context,
     domain: str | None,
     table: str | None,
     columns: tuple[str, ...],
@@ -50,13 +59,13 @@ def create_workflow(
 ) -> None:
     """Add a table to the project: its Pandera contract, an ingestion, quality checks and a
     test. Missing options are asked for when a terminal is attached."""
-    project = load_project()
+    project = project_config(ctx)
     if project.file is None:
         raise ConfigError(
-            f"{find_project_root()} is not a phlo project (no phlo.yaml here or above): "
+            f"{project.root} is not a phlo project (no phlo.yaml here or above): "
             "run phlo create-workflow inside one, or create one with phlo init NAME"
         )
-    ask = _interactive()
+    ask = _interactive() and not output.is_json(ctx)
     domain = domain or _ask(ask, "--domain", "Domain (group of tables)")
     table = table or _ask(ask, "--table", "Table name")
     if not columns:
@@ -73,7 +82,11 @@ def create_workflow(
         cron=cron,
         namespace=project.namespace,
     )
-    for path in add_workflow(project.root, workflow):
+    written = add_workflow(project.root, workflow)
+    if output.is_json(ctx):
+        output.print_json({"project": project.root, "files": written})
+        return
+    for path in written:
         click.echo(f"wrote {path}")
     click.echo(f"next: pytest tests/test_{table}.py, then phlo materialize")
 

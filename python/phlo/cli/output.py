@@ -51,8 +51,8 @@ INTERRUPTED = 130
 
 #: What to do next, by error code.
 _HINTS = {
-    "config": "fix the setting named above; `phlo config show` prints the effective settings "
-    "and docs/configuration.md lists them",
+    "config": "fix the setting or workflow file named above; `phlo validate` checks that the "
+    "project loads, `phlo config show` prints the effective settings (docs/configuration.md)",
     "usage": "see `phlo COMMAND --help`",
     "no_such_table": "`phlo tables` lists the tables",
     "no_such_namespace": "`phlo namespaces` lists the namespaces",
@@ -64,6 +64,8 @@ _HINTS = {
     "validation": "the failing checks and samples are listed above",
     "internal": "this is a bug or a corrupt file: please report it with the command you ran",
     "interrupted": "run the command again to finish",
+    "would_overwrite": "nothing was written: pick another name, move the file away, or pass "
+    "--force where the command takes it",
 }
 _DEFAULT_HINT = "docs/errors.md explains the error codes; `phlo doctor` checks the setup"
 

@@ -55,6 +55,7 @@ def materialize(ctx: click.Context, patterns: tuple[str, ...], partition: str | 
     defs = load_definitions(config)
     runs = plan(select(defs, patterns), partition)
     instance = open_instance(config.root)
+    config.open_lakehouse()  # a lakehouse that cannot open fails here, not in every step
     reports = []
     with output.progress(len(runs), "materializing") as advance:
         for key, assets in runs:
@@ -87,7 +88,7 @@ def _echo_report(report: RunReport, target: str) -> None:
     elif report.promotion == "no_branch":
         click.echo("  nothing to publish")
     else:
-        click.echo(f"  not published ({report.promotion}): {report.promotion_reason}")
+        click.echo(f"  not published ({report.promotion}): {_unpublished_reason(report)}")
     for table, sent in report.postgres.items():
         detail = f"{sent['rows']} rows ({sent['mode']})"
         if sent["mode"] == "unchanged":
@@ -95,6 +96,21 @@ def _echo_report(report: RunReport, target: str) -> None:
         elif sent["rows_deleted"]:
             detail += f", {sent['rows_deleted']} deleted"
         click.echo(f"  published {sent['source']} to PostgreSQL {table}: {detail}")
+
+
+def _unpublished_reason(report: RunReport) -> str:
+    """Why a run was not published, without repeating the errors printed above it."""
+    if report.promotion != "blocked" or (report.success and not report.errors):
+        return report.promotion_reason
+    failed = [
+        f"{c.asset}:{c.name}"
+        for c in report.checks
+        if not c.passed and c.blocking and c.severity == "ERROR"
+    ]
+    reasons = ["the run failed" + (" (the errors above)" if report.errors else "")]
+    if failed:
+        reasons.append(f"blocking checks failed: {', '.join(failed)}")
+    return "; ".join(reasons)
 
 
 def _days(start: dt.date, end: dt.date) -> list[str]:

@@ -171,8 +171,11 @@ def log_command(ctx: click.Context, ref: str | None, limit: int) -> None:
     if output.is_json(ctx):
         output.print_json({"entries": [dataclasses.asdict(e) for e in entries]})
         return
+    # Columns as wide as their longest value: a run's branch is pipeline-run-<uuid>.
+    ref_width = max((len(e.ref) for e in entries), default=0)
+    author_width = max((len(e.author) for e in entries), default=0)
     for entry in entries:
         click.echo(
-            f"{entry.commit_id}  {entry.timestamp:%Y-%m-%d %H:%M:%S}  {entry.ref:<16}"
-            f" {entry.author:<10} {entry.message}"
+            f"{entry.commit_id}  {entry.timestamp:%Y-%m-%d %H:%M:%S}  {entry.ref:<{ref_width}}"
+            f"  {entry.author:<{author_width}}  {entry.message}"
         )

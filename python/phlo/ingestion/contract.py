@@ -47,7 +47,7 @@ def contract_result(
     cases = report.failure_cases
     rows = cases.column("index")
     failed = base.total_count if rows.null_count else len(pc.unique(rows))
-    summary = "; ".join(f"{r['column']}: {r['check']} failed {r['count']}x" for r in report.records)
+    summary = "; ".join(_describe(r) for r in report.records)
     return CheckResult(
         **{
             **base.__dict__,
@@ -60,6 +60,21 @@ def contract_result(
             "message": summary,
         }
     )
+
+
+#: Records about the data's columns rather than its values: they name the column.
+_COLUMN_RECORDS = {
+    "missing_column": "the data has no column {}",
+    "unexpected_column": "the data has a column {} the strict contract does not declare",
+}
+
+
+def _describe(record: dict[str, Any]) -> str:
+    template = _COLUMN_RECORDS.get(record.get("code", ""))
+    if template is None:
+        return f"{record['column']}: {record['check']} failed {record['count']}x"
+    columns = ", ".join(repr(s["failure_case"]) for s in record["sample"])
+    return template.format(columns)
 
 
 def _sample(cases: Any) -> list[dict[str, Any]]:
