@@ -3,11 +3,10 @@
 //! with the footer and kept, so that a small file (up to [`TAIL_BYTES`]) costs one request.
 //!
 //! A reader of a run of row groups knows which column chunks it will ask for, in order: it
-//! reads them ahead ([`FileRanges::reading_ahead`]), up to [`READ_AHEAD_BYTES`] held or in
-//! flight, so on object storage the next row groups' round trip overlaps the decoding of this
-//! one instead of following it. Consecutive row groups' spans are read as one request of up to
-//! [`REQUEST_BYTES`]; a span running into the tail is read ahead up to it, the rest taken from
-//! the tail.
+//! reads them ahead ([`FileRanges::reading_ahead`]), up to [`READ_AHEAD_BYTES`] beyond the row
+//! group being decoded, so on object storage the next row group's round trip overlaps the
+//! decoding of this one instead of following it. A span running into the tail is read ahead
+//! up to it, the rest taken from the tail.
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -15,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
-use futures::future::{BoxFuture, Shared, try_join_all};
+use futures::future::{BoxFuture, try_join_all};
 use iceberg::io::{FileIO, FileRead};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ArrowReaderOptions;
@@ -23,7 +22,7 @@ use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use tokio::runtime::Handle;
-use tokio::task::AbortHandle;
+use tokio::task::JoinHandle;
 
 use crate::error::{Context, Result};
 
@@ -31,16 +30,9 @@ use crate::error::{Context, Result};
 const TAIL_BYTES: u64 = 1 << 20;
 /// Ranges this close are read as one request (fewer requests beat a few unneeded bytes).
 const COALESCE_GAP: u64 = 1 << 20;
-/// The most bytes one read-ahead request joins of consecutive row groups. Object stores charge
-/// per request and read whole chunks (SeaweedFS serves a range from the 4 MiB chunks it
-/// touches, at 2.5–3.1 ms of CPU per MiB read in 2 MiB ranges against 1.3–1.9 in 4–8 MiB
-/// ones, docs/benchmarks.md; AWS advises 8–16 MB ranged GETs): 8 MiB is two such chunks,
-/// while a reader still holds a bounded part of its file.
-const REQUEST_BYTES: u64 = 8 << 20;
-/// Bytes a reader holds or has in flight: the request being decoded and the next one. A span
-/// larger than what is left is read only when asked for, so memory stays bounded whatever the
-/// row groups' size.
-pub const READ_AHEAD_BYTES: u64 = 2 * REQUEST_BYTES;
+/// Bytes a reader holds or has in flight beyond what it decodes: a span larger than this is
+/// read only when asked for, so memory stays bounded whatever the row groups' size.
+pub const READ_AHEAD_BYTES: u64 = 4 << 20;
 
 /// An open data file: shared by every reader of it (cloning does not read again).
 #[derive(Clone)]
@@ -54,14 +46,10 @@ pub struct FileRanges {
     ahead: Option<Arc<Mutex<ReadAhead>>>,
 }
 
-/// A span's read, awaited by every range asked for within it.
-type SpanRead = Shared<BoxFuture<'static, std::result::Result<Bytes, Arc<iceberg::Error>>>>;
-
-/// Spans a reader will ask for, in order: those not started yet, and those started (the first
-/// of which may be the one being decoded: it is kept until a range past it is asked for).
+/// Spans a reader will ask for, in order: those not started yet, and those being read.
 struct ReadAhead {
     planned: VecDeque<Range<u64>>,
-    reading: VecDeque<(Range<u64>, SpanRead, AbortHandle)>,
+    reading: VecDeque<(Range<u64>, JoinHandle<iceberg::Result<Bytes>>)>,
     /// The bytes of the spans in `reading`.
     bytes: u64,
     read: Arc<dyn FileRead>,
@@ -69,32 +57,30 @@ struct ReadAhead {
 }
 
 impl ReadAhead {
-    /// The read of the span holding `range` (and where the span starts), if one was started
-    /// or is next; spans before it are dropped (their row groups were decoded or skipped),
-    /// and further spans started while the budget allows.
-    fn take(&mut self, range: &Range<u64>) -> Option<(u64, SpanRead)> {
+    /// The read of the span holding `range`, if one was started or is next; spans before it
+    /// are dropped (their row groups were skipped), and further spans started while the
+    /// budget allows.
+    fn take(&mut self, range: &Range<u64>) -> Option<ReadSpan> {
         let holds = |span: &Range<u64>| span.start <= range.start && range.end <= span.end;
         let found = loop {
-            if let Some((span, read, _)) = self.reading.front() {
+            if let Some((span, _)) = self.reading.front() {
                 if holds(span) {
-                    break Some((span.start, read.clone()));
+                    let (span, task) = self.reading.pop_front()?;
+                    self.bytes -= span.end - span.start;
+                    break Some((span, task));
                 }
                 if span.end > range.start {
                     break None;
                 }
-                let (span, read, abort) = self.reading.pop_front()?;
-                // A read nobody awaits any more is stopped.
-                if read.strong_count() == Some(1) {
-                    abort.abort();
-                }
+                let (span, task) = self.reading.pop_front()?;
+                task.abort();
                 self.bytes -= span.end - span.start;
                 continue;
             }
             match self.planned.front() {
-                // Started now (whatever the budget): it is asked for.
                 Some(span) if holds(span) => {
                     let span = self.planned.pop_front()?;
-                    self.begin(span);
+                    break Some((span.clone(), self.spawn_read(span)));
                 }
                 Some(span) if span.end <= range.start => {
                     self.planned.pop_front();
@@ -109,46 +95,33 @@ impl ReadAhead {
     /// Starts reading planned spans while they fit the budget.
     fn start(&mut self) {
         while let Some(span) = self.planned.front() {
-            if self.bytes + (span.end - span.start) > READ_AHEAD_BYTES {
+            let len = span.end - span.start;
+            if self.bytes + len > READ_AHEAD_BYTES {
                 break;
             }
             let span = self.planned.pop_front().expect("a planned span");
-            self.begin(span);
+            self.bytes += len;
+            let task = self.spawn_read(span.clone());
+            self.reading.push_back((span, task));
         }
     }
 
-    /// Starts reading `span`, counted against the budget until it is dropped.
-    fn begin(&mut self, span: Range<u64>) {
+    fn spawn_read(&self, span: Range<u64>) -> JoinHandle<iceberg::Result<Bytes>> {
         let read = self.read.clone();
-        let task = self.runtime.spawn({
-            let span = span.clone();
-            async move { read.read(span).await }
-        });
-        let abort = task.abort_handle();
-        let shared = async move {
-            match task.await {
-                Ok(read) => read.map_err(Arc::new),
-                Err(e) => Err(Arc::new(iceberg::Error::new(
-                    iceberg::ErrorKind::Unexpected,
-                    format!("reading ahead: {e}"),
-                ))),
-            }
-        }
-        .boxed()
-        .shared();
-        self.bytes += span.end - span.start;
-        self.reading.push_back((span, shared, abort));
+        self.runtime.spawn(async move { read.read(span).await })
     }
 }
 
 impl Drop for ReadAhead {
     // A reader that stops early (an error, a limit) leaves no reads running.
     fn drop(&mut self) {
-        for (_, _, abort) in &self.reading {
-            abort.abort();
+        for (_, task) in &self.reading {
+            task.abort();
         }
     }
 }
+
+type ReadSpan = (Range<u64>, JoinHandle<iceberg::Result<Bytes>>);
 
 impl FileRanges {
     /// Opens `path` (`size` bytes long) and reads its tail.
@@ -192,24 +165,23 @@ impl FileRanges {
         let Ok(runtime) = Handle::try_current() else {
             return self.clone();
         };
-        let spans = row_groups.iter().flat_map(|&group| {
-            let columns = metadata.row_group(group).columns();
-            let chunks = (columns.iter().enumerate())
-                .filter(|(leaf, _)| mask.leaf_included(*leaf))
-                .map(|(_, chunk)| {
-                    let (start, len) = chunk.byte_range();
-                    start..start + len
-                })
-                .collect::<Vec<_>>();
-            coalesce(&chunks)
-                .into_iter()
-                .map(move |(span, _)| (group, span))
-        });
-        // The tail is held already: only what comes before it is read.
-        let before_tail = spans
-            .filter(|(_, span)| span.start < self.tail_start)
-            .map(|(group, span)| (group, span.start..span.end.min(self.tail_start)));
-        let planned = joined(before_tail);
+        let planned: VecDeque<Range<u64>> = row_groups
+            .iter()
+            .flat_map(|&group| {
+                let columns = metadata.row_group(group).columns();
+                let chunks = (columns.iter().enumerate())
+                    .filter(|(leaf, _)| mask.leaf_included(*leaf))
+                    .map(|(_, chunk)| {
+                        let (start, len) = chunk.byte_range();
+                        start..start + len
+                    })
+                    .collect::<Vec<_>>();
+                coalesce(&chunks).into_iter().map(|(span, _)| span)
+            })
+            // The tail is held already: only what comes before it is read.
+            .filter(|span| span.start < self.tail_start)
+            .map(|span| span.start..span.end.min(self.tail_start))
+            .collect();
         let mut ahead = ReadAhead {
             planned,
             reading: VecDeque::new(),
@@ -245,11 +217,12 @@ impl FileRanges {
         let external = |e: iceberg::Error| ParquetError::External(Box::new(e));
         let ahead = (self.ahead.as_ref()).and_then(|ahead| ahead.lock().ok()?.take(&range));
         let (start, bytes) = match ahead {
-            Some((start, read)) => (
-                start,
-                read.await
-                    .map_err(|e| ParquetError::External(Box::new(e)))?,
-            ),
+            Some((span, task)) => {
+                let read = task
+                    .await
+                    .map_err(|e| ParquetError::General(format!("reading ahead: {e}")))?;
+                (span.start, read.map_err(external)?)
+            }
             None => (
                 range.start,
                 self.read.read(range.clone()).await.map_err(external)?,
@@ -275,29 +248,6 @@ fn coalesce(ranges: &[Range<u64>]) -> Vec<(Range<u64>, Vec<usize>)> {
         }
     }
     spans
-}
-
-/// `spans` (each with its row group, in file order) joined into requests of up to
-/// [`REQUEST_BYTES`] where they are at most [`COALESCE_GAP`] apart and their row groups
-/// consecutive: a row group left out of the run is never read.
-fn joined(spans: impl Iterator<Item = (usize, Range<u64>)>) -> VecDeque<Range<u64>> {
-    let mut requests: VecDeque<Range<u64>> = VecDeque::new();
-    let mut last_group = None;
-    for (group, span) in spans {
-        let next = |g: usize| g == group || g + 1 == group;
-        match requests.back_mut() {
-            Some(request)
-                if last_group.is_some_and(next)
-                    && span.start <= request.end + COALESCE_GAP
-                    && span.end - request.start <= REQUEST_BYTES =>
-            {
-                request.end = span.end;
-            }
-            _ => requests.push_back(span),
-        }
-        last_group = Some(group);
-    }
-    requests
 }
 
 /// `range` of the file out of `bytes`, which start at file offset `start`.
@@ -433,11 +383,7 @@ mod tests {
     /// The spans `ranges` has started reading ahead and not handed out yet.
     fn started(ranges: &FileRanges) -> Vec<Range<u64>> {
         let ahead = ranges.ahead.as_ref().unwrap().lock().unwrap();
-        ahead
-            .reading
-            .iter()
-            .map(|(span, _, _)| span.clone())
-            .collect()
+        ahead.reading.iter().map(|(span, _)| span.clone()).collect()
     }
 
     /// Waits (up to 10 s) until `done` holds.
@@ -460,14 +406,12 @@ mod tests {
         assert_eq!(file.reads.lock().unwrap().len(), 1, "the tail alone");
         let mask = ProjectionMask::leaves(metadata.file_metadata().schema_descr(), [1]);
         let mut reader = ranges.reading_ahead(&metadata, &mask, &[1, 2, 3]);
-        // Before anything is asked for, the run's chunks of `b` are being read, in one request
-        // (the chunks of `a` between them are less than the gap apart).
+        // Before anything is asked for, the run's chunks of `b` are being read.
         let wanted: Vec<Range<u64>> = [1, 2, 3].map(|g| chunk(&metadata, g, 1)).to_vec();
         assert!(wanted.iter().all(|r| r.end <= tail));
-        let request = wanted[0].start..wanted[2].end;
-        assert_eq!(started(&reader), [request.clone()]);
-        until(|| file.reads.lock().unwrap().len() == 2).await;
-        // Asked for, they come from the read already made, byte for byte, none read twice.
+        assert_eq!(started(&reader), wanted);
+        until(|| file.reads.lock().unwrap().len() == 4).await;
+        // Asked for, they come from the reads already made, byte for byte, none read twice.
         for range in &wanted {
             let got = reader.get_byte_ranges(vec![range.clone()]).await.unwrap();
             assert_eq!(
@@ -475,7 +419,10 @@ mod tests {
                 bytes.slice(range.start as usize..range.end as usize)
             );
         }
-        assert_eq!(file.reads.lock().unwrap()[1..], [request]);
+        // The reads run at once, so they may be recorded in any order.
+        let mut read = file.reads.lock().unwrap()[1..].to_vec();
+        read.sort_by_key(|r| r.start);
+        assert_eq!(read, wanted);
         // A range outside the plan is read when asked for.
         let other = chunk(&metadata, 0, 0);
         let got = reader.get_bytes(other.clone()).await.unwrap();
@@ -507,81 +454,31 @@ mod tests {
         assert_eq!(file.reads.lock().unwrap()[1..], vec![before_tail]);
     }
 
-    /// The span of row group `group`'s two columns.
-    fn group(metadata: &ParquetMetaData, group: usize) -> Range<u64> {
-        chunk(metadata, group, 0).start..chunk(metadata, group, 1).end
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn consecutive_row_groups_are_read_in_requests_up_to_the_limit_within_the_budget() {
-        // Row groups of about 3 MiB: two make a request, three would exceed it.
-        let (bytes, metadata) = parquet(8, 200_000);
-        let span = |g: usize| group(&metadata, g);
+    async fn reading_ahead_keeps_to_its_budget_and_stops_with_its_reader() {
+        // Row groups of about 1.5 MiB: two fit the budget, three do not.
+        let (bytes, metadata) = parquet(6, 100_000);
+        let span = |g: usize| chunk(&metadata, g, 0).start..chunk(&metadata, g, 1).end;
         let size = span(0).end - span(0).start;
-        assert!(2 * size <= REQUEST_BYTES && 3 * size > REQUEST_BYTES);
-        let request = |g: usize| span(g).start..span(g + 1).end;
-        // The third request's read never finishes.
-        let (file, ranges) = opened(&bytes, request(4)).await;
-        let mut reader =
-            ranges.reading_ahead(&metadata, &ProjectionMask::all(), &[0, 1, 2, 3, 4, 5]);
-        // Two requests fit the budget, three do not.
-        assert!(2 * (request(0).end - request(0).start) <= READ_AHEAD_BYTES);
-        assert_eq!(started(&reader), [request(0), request(2)]);
-        // Row groups 0 and 1 come from the first request, which is kept while they are asked
-        // for; asking for group 2 drops it, and the budget taken back starts the third.
-        for g in [0, 1] {
-            let got = reader.get_byte_ranges(vec![span(g)]).await.unwrap();
-            assert_eq!(
-                got[0],
-                bytes.slice(span(g).start as usize..span(g).end as usize)
-            );
-            assert_eq!(started(&reader), [request(0), request(2)]);
-        }
+        assert!(2 * size <= READ_AHEAD_BYTES && 3 * size > READ_AHEAD_BYTES);
+        // Reads of groups 3 and 4 never finish.
+        let (file, ranges) = opened(&bytes, span(3).start..span(4).end).await;
+        let mut reader = ranges.reading_ahead(&metadata, &ProjectionMask::all(), &[0, 1, 2, 3, 4]);
+        assert_eq!(started(&reader), [span(0), span(1)]);
+        // Group 0 was skipped (its rows all deleted): asking for group 1 drops it, and the
+        // budget taken back starts groups 2 and 3.
+        let got = reader.get_byte_ranges(vec![span(1)]).await.unwrap();
+        assert_eq!(
+            got[0],
+            bytes.slice(span(1).start as usize..span(1).end as usize)
+        );
+        assert_eq!(started(&reader), [span(2), span(3)]);
         reader.get_byte_ranges(vec![span(2)]).await.unwrap();
-        assert_eq!(started(&reader), [request(2), request(4)]);
-        until(|| file.reads.lock().unwrap().len() == 4).await;
-        let mut read = file.reads.lock().unwrap()[1..].to_vec();
-        read.sort_by_key(|r| r.start);
-        assert_eq!(read, [request(0), request(2), request(4)]);
-        // Once no reader is left, the read still waiting is stopped: nothing holds the file
-        // any more.
+        assert_eq!(started(&reader), [span(3), span(4)]);
+        until(|| file.reads.lock().unwrap().contains(&span(4))).await;
+        // Once no reader is left, the reads still waiting are stopped: nothing holds the
+        // file any more.
         drop((reader, ranges));
         until(|| Arc::strong_count(&file) == 1).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_row_group_beyond_the_limit_is_a_request_of_its_own_read_within_the_budget() {
-        // Row groups of about 9 MiB: each more than a request, two more than the budget.
-        let (bytes, metadata) = parquet(3, 600_000);
-        let span = |g: usize| group(&metadata, g);
-        assert!(span(0).end - span(0).start > REQUEST_BYTES);
-        let (file, ranges) = opened(&bytes, 0..0).await;
-        let mut reader = ranges.reading_ahead(&metadata, &ProjectionMask::all(), &[0, 1]);
-        assert_eq!(started(&reader), [span(0)]);
-        reader.get_byte_ranges(vec![span(0)]).await.unwrap();
-        reader.get_byte_ranges(vec![span(1)]).await.unwrap();
-        assert_eq!(file.reads.lock().unwrap()[1..], [span(0), span(1)]);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_row_group_left_out_of_the_run_is_not_read() {
-        // Row groups of 600,000 bytes: the one left out is less than the gap.
-        let (bytes, metadata) = parquet(8, 37_500);
-        let span = |g: usize| group(&metadata, g);
-        assert!(span(2).end - span(2).start <= COALESCE_GAP);
-        let (file, ranges) = opened(&bytes, 0..0).await;
-        let mut reader = ranges.reading_ahead(&metadata, &ProjectionMask::all(), &[0, 1, 3, 4]);
-        let (first, second) = (span(0).start..span(1).end, span(3).start..span(4).end);
-        assert_eq!(started(&reader), [first.clone(), second.clone()]);
-        for g in [0, 1, 3, 4] {
-            let got = reader.get_byte_ranges(vec![span(g)]).await.unwrap();
-            assert_eq!(
-                got[0],
-                bytes.slice(span(g).start as usize..span(g).end as usize)
-            );
-        }
-        let mut read = file.reads.lock().unwrap()[1..].to_vec();
-        read.sort_by_key(|r| r.start);
-        assert_eq!(read, [first, second]);
     }
 }
