@@ -38,8 +38,8 @@ pub fn dropped_from_log(old: &TableMetadata, new: &TableMetadata) -> Vec<String>
 }
 
 /// Deletes what [`dropped_from_log`] names, but the files a ref of `catalog` still uses, under
-/// `ident` or another name (see the module docs). Best effort, after the commit landed: a file left behind
-/// (the catalog or a ref's metadata unreadable, a delete failing) is an orphan for
+/// `ident` or another name (see the module docs). Best effort, after the commit landed: a file
+/// left behind (the catalog or a ref's metadata unreadable, a delete failing) is an orphan for
 /// `remove_orphan_files`, never an error of the commit.
 pub async fn delete_dropped(
     catalog: &Catalog,
