@@ -15,7 +15,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from tests.duckdb_support import duckdb_rest
-from tests.outside_support import duckdb, sql_catalog
+from tests.outside_support import batch as rows
+from tests.outside_support import duckdb, held, seeded, sql_catalog
 
 import phlo
 from phlo.catalog_server import CatalogServer
@@ -170,3 +171,18 @@ def test_a_rename_on_main_keeps_the_files_the_old_name_on_a_branch_uses(lh, tmp_
     assert Path(on_dev.removeprefix("file://")).exists()
     # A new process, whose metadata cache does not hold the file.
     assert ids(phlo.Lakehouse.open(tmp_path), "dev") == [0, 1]
+
+
+def test_a_read_overtaken_by_commits_that_delete_its_metadata_file_reads_the_newer(tmp_path):
+    """A reader that read the pointer just before other commits dropped (and deleted) the
+    metadata file it names loads the version the pointer names now."""
+    catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
+    lh = seeded(catalog, tmp_path)
+    lh.table("raw.t").set_properties(HOUSEKEEPING)
+    read = "assert len(lh.table('raw.t').scan().to_arrow()) == 33"
+    with held(lh, catalog, read, "load.after-pointer", tmp_path / "fp") as reader:
+        first = lh.table("raw.t").metadata_location
+        for i in range(3):
+            lh.table("raw.t").append(rows({100 + i: "new"}))
+        assert not Path(first.removeprefix("file://")).exists()
+        assert reader.finish() == ("ok", "")
