@@ -15,7 +15,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from tests.duckdb_support import duckdb_rest
-from tests.outside_support import duckdb, sql_catalog
+from tests.outside_support import batch as rows
+from tests.outside_support import duckdb, held, seeded, sql_catalog
 
 import phlo
 from phlo.catalog_server import CatalogServer
@@ -36,8 +37,8 @@ def metadata_files(lh: phlo.Lakehouse) -> set[str]:
     return {f"file://{p}" for p in folder.glob("*.metadata.json")}
 
 
-def metadata_log(lh: phlo.Lakehouse, ref: str = "main") -> list[str]:
-    location = lh.table("raw.t", ref=ref).metadata_location
+def metadata_log(lh: phlo.Lakehouse, ref: str = "main", name: str = "raw.t") -> list[str]:
+    location = lh.table(name, ref=ref).metadata_location
     metadata = json.loads(Path(location.removeprefix("file://")).read_text())
     return [entry["metadata-file"] for entry in metadata["metadata-log"]]
 
@@ -151,3 +152,37 @@ def test_a_branch_whose_fork_point_pyiceberg_expired_merges_appends_refuses_upse
     lh.table("raw.t", ref="again").merge(batch(range(2, 4)), "id")
     lh.merge("again", "main")
     assert ids(lh) == [0, 1, 2, 3, 10, 11, 20, 21]
+
+
+def test_a_rename_on_main_keeps_the_files_the_old_name_on_a_branch_uses(lh, tmp_path):
+    """A rename moves one ref's pointer only: `dev` still reads the table under its old name
+    from metadata files main's renamed table goes on logging (and dropping)."""
+    table = lh.create_table("raw.t", {"id": pa.int64()})
+    table.set_properties(HOUSEKEEPING)
+    table.append(batch(range(0, 2)))
+    lh.create_branch("dev")
+    catalog = sql_catalog(lh)
+    catalog.rename_table("raw.t", "raw.u")
+    catalog.engine.dispose()
+    for start in range(2, 10, 2):
+        lh.table("raw.u").append(batch(range(start, start + 2)))
+    on_dev = lh.table("raw.t", ref="dev").metadata_location
+    assert on_dev not in metadata_log(lh, name="raw.u")
+    assert Path(on_dev.removeprefix("file://")).exists()
+    # A new process, whose metadata cache does not hold the file.
+    assert ids(phlo.Lakehouse.open(tmp_path), "dev") == [0, 1]
+
+
+def test_a_read_overtaken_by_commits_that_delete_its_metadata_file_reads_the_newer(tmp_path):
+    """A reader that read the pointer just before other commits dropped (and deleted) the
+    metadata file it names loads the version the pointer names now."""
+    catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
+    lh = seeded(catalog, tmp_path)
+    lh.table("raw.t").set_properties(HOUSEKEEPING)
+    read = "assert len(lh.table('raw.t').scan().to_arrow()) == 33"
+    with held(lh, catalog, read, "load.after-pointer", tmp_path / "fp") as reader:
+        first = lh.table("raw.t").metadata_location
+        for i in range(3):
+            lh.table("raw.t").append(rows({100 + i: "new"}))
+        assert not Path(first.removeprefix("file://")).exists()
+        assert reader.finish() == ("ok", "")

@@ -30,7 +30,7 @@ use uuid::Uuid;
 use crate::catalog::{Catalog, CommitMeta};
 use crate::error::{Context, Error, Result};
 use crate::failpoint;
-use crate::schema::{DefaultsUse, refuse_defaults};
+use crate::tables::column_defaults::{DefaultsUse, refuse_defaults};
 use crate::tables::discard::WriteGuard;
 use crate::tables::manifest_read::parse_manifest;
 use crate::tables::manifests::{self, LiveFile, MergePolicy, live_files};

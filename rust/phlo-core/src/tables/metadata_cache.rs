@@ -91,6 +91,26 @@ impl MetadataCache {
     }
 }
 
+/// Reads and parses metadata file `location`; `what` names the read in an error. A file that
+/// does not parse because of a column type phlo cannot read is a `SchemaError` naming it.
+pub async fn read_metadata(
+    io: &FileIO,
+    location: &str,
+    what: impl FnOnce() -> String,
+) -> Result<TableMetadata> {
+    match TableMetadata::read_from(io, location).await {
+        Ok(metadata) => Ok(metadata),
+        Err(source) => {
+            let context = what();
+            let failure = Error::iceberg(context.clone(), source);
+            Err(match super::read_bytes(io, location).await {
+                Ok(text) => unsupported_types::explain(&text, &context, failure),
+                Err(_) => failure,
+            })
+        }
+    }
+}
+
 /// A table's metadata for unit tests that need one but not its contents.
 #[cfg(test)]
 pub(crate) mod test_metadata {
@@ -143,25 +163,5 @@ mod tests {
         assert!(cache.get("m1").is_none());
         assert!(cache.get("m0").is_some() && cache.get("new").is_some());
         assert_eq!(cache.lock().by_location.len(), CAPACITY);
-    }
-}
-
-/// Reads and parses metadata file `location`; `what` names the read in an error. A file that
-/// does not parse because of a column type phlo cannot read is a `SchemaError` naming it.
-pub async fn read_metadata(
-    io: &FileIO,
-    location: &str,
-    what: impl FnOnce() -> String,
-) -> Result<TableMetadata> {
-    match TableMetadata::read_from(io, location).await {
-        Ok(metadata) => Ok(metadata),
-        Err(source) => {
-            let context = what();
-            let failure = Error::iceberg(context.clone(), source);
-            Err(match super::read_bytes(io, location).await {
-                Ok(text) => unsupported_types::explain(&text, &context, failure),
-                Err(_) => failure,
-            })
-        }
     }
 }

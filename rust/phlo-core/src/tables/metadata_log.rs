@@ -3,7 +3,9 @@
 //! `write.metadata.previous-versions-max`, 100 unless set) are deleted. Unlike theirs, phlo's
 //! keeps any such file another catalog ref still uses: a branch or tag made from that version
 //! of the table (pointers only, no copy), a branch's fork point (its merge reads it), or an
-//! entry of another ref's own `metadata-log` (a branch inherits main's log when it forks).
+//! entry of another ref's own `metadata-log` (a branch inherits main's log when it forks). A
+//! rename moves one ref's pointer only, so the table's files may be another name's on other
+//! refs: every pointer counts, not only those of the committed name.
 
 use std::collections::HashSet;
 
@@ -35,9 +37,9 @@ pub fn dropped_from_log(old: &TableMetadata, new: &TableMetadata) -> Vec<String>
         .collect()
 }
 
-/// Deletes what [`dropped_from_log`] names, but the files a ref of `catalog` still uses for
-/// `ident` (see the module docs). Best effort, after the commit landed: a file left behind
-/// (the catalog or a ref's metadata unreadable, a delete failing) is an orphan for
+/// Deletes what [`dropped_from_log`] names, but the files a ref of `catalog` still uses, under
+/// `ident` or another name (see the module docs). Best effort, after the commit landed: a file
+/// left behind (the catalog or a ref's metadata unreadable, a delete failing) is an orphan for
 /// `remove_orphan_files`, never an error of the commit.
 pub async fn delete_dropped(
     catalog: &Catalog,
@@ -53,8 +55,21 @@ pub async fn delete_dropped(
     let Ok(pointers) = catalog.all_pointers() else {
         return;
     };
+    // The folders the dropped files are in: a pointer to a file elsewhere is another table's,
+    // whose log is not read (its current file and fork point still count).
+    let folders: HashSet<&str> = dropped.iter().map(|f| folder(f)).collect();
     let mut used = HashSet::new();
-    for pointer in pointers.into_iter().filter(|p| &p.ident == ident) {
+    for pointer in pointers {
+        let files = [
+            Some(&pointer.metadata_location),
+            pointer.base_location.as_ref(),
+        ];
+        let related = &pointer.ident == ident
+            || (files.iter().flatten()).any(|f| folders.contains(folder(f)));
+        used.extend(files.into_iter().flatten().cloned());
+        if !related {
+            continue;
+        }
         let read = (catalog.metadata_cache())
             .read(io, &pointer.metadata_location, String::new)
             .await;
@@ -67,15 +82,14 @@ pub async fn delete_dropped(
                 .iter()
                 .map(|m| m.metadata_file.clone()),
         );
-        used.extend(
-            [Some(pointer.metadata_location), pointer.base_location]
-                .into_iter()
-                .flatten(),
-        );
     }
     for path in dropped.iter().filter(|f| !used.contains(*f)) {
         let _ = io.delete(path).await;
     }
+}
+
+fn folder(file: &str) -> &str {
+    file.rsplit_once('/').map_or("", |(folder, _)| folder)
 }
 
 #[cfg(test)]

@@ -16,42 +16,30 @@ pub fn promoted(partition: &Struct, partition_type: &StructType) -> Struct {
         .enumerate()
         .map(|(i, value)| {
             let value = value?;
-            let wider = match types.get(i).map(|f| f.field_type.as_ref()) {
-                Some(Type::Primitive(t)) => widened(value, t),
-                _ => None,
-            };
-            Some(wider.unwrap_or_else(|| value.clone()))
+            Some(match types.get(i).map(|f| f.field_type.as_ref()) {
+                Some(Type::Primitive(PrimitiveType::Long | PrimitiveType::Double)) => wide(value),
+                _ => value.clone(),
+            })
         })
         .collect()
-}
-
-fn widened(value: &Literal, to: &PrimitiveType) -> Option<Literal> {
-    match (value, to) {
-        (Literal::Primitive(PrimitiveLiteral::Int(v)), PrimitiveType::Long) => {
-            Some(Literal::long(i64::from(*v)))
-        }
-        (Literal::Primitive(PrimitiveLiteral::Float(v)), PrimitiveType::Double) => {
-            Some(Literal::double(f64::from(v.0)))
-        }
-        _ => None,
-    }
 }
 
 /// Whether two partition tuples of one spec hold the same values, a narrow literal of a
 /// promoted column equal to its wide form (only a promotion mixes them in one column).
 pub fn same_partition(a: &Struct, b: &Struct) -> bool {
-    a.fields().len() == b.fields().len() && a.iter().zip(b.iter()).all(|(a, b)| same(a, b))
+    a.fields().len() == b.fields().len()
+        && a.iter()
+            .zip(b.iter())
+            .all(|(a, b)| a.map(wide) == b.map(wide))
 }
 
-fn same(a: Option<&Literal>, b: Option<&Literal>) -> bool {
-    use PrimitiveLiteral::{Double, Float, Int, Long};
-    match (a, b) {
-        (Some(Literal::Primitive(a)), Some(Literal::Primitive(b))) => match (a, b) {
-            (Int(a), Long(b)) | (Long(b), Int(a)) => i64::from(*a) == *b,
-            (Float(a), Double(b)) | (Double(b), Float(a)) => f64::from(a.0) == b.0,
-            (a, b) => a == b,
-        },
-        (a, b) => a == b,
+/// `value` as the widest type a promotion can make of it; compared as literals, a NaN equals
+/// a NaN as in the partition tuples themselves.
+fn wide(value: &Literal) -> Literal {
+    match value {
+        Literal::Primitive(PrimitiveLiteral::Int(v)) => Literal::long(i64::from(*v)),
+        Literal::Primitive(PrimitiveLiteral::Float(v)) => Literal::double(f64::from(v.0)),
+        other => other.clone(),
     }
 }
 
@@ -85,6 +73,11 @@ mod tests {
         assert!(same_partition(&old, &new) && same_partition(&new, &old));
         assert_eq!(promoted(&old, &ty), new);
         assert_eq!(promoted(&new, &ty), new);
+        let nan = |f: Literal| tuple(vec![None, None, Some(f)]);
+        assert!(same_partition(
+            &nan(Literal::float(f32::NAN)),
+            &nan(Literal::double(f64::NAN))
+        ));
         let other = tuple(vec![Some(Literal::long(2)), Some(Literal::int(3)), None]);
         assert!(!same_partition(&old, &other));
         // A bucket (int) of a promoted column stays an int.

@@ -38,6 +38,7 @@ use parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchS
 use parquet::arrow::{PARQUET_FIELD_ID_META_KEY, ProjectionMask};
 
 use super::chunk_strings::{PlainValues, chunk_range, judge_chunk_strings};
+use super::column_defaults::{DefaultsUse, refuse_defaults};
 use super::deletes::FileDeletes;
 use super::delta_skips::{self, delta_chunks};
 use super::dictionary_pages::{all_dictionary, dictionary_range, judge_dictionary};
@@ -46,7 +47,7 @@ use super::nested;
 use super::row_selection::{self, Positions};
 use crate::error::{Context, Error, Location, Result};
 use crate::failpoint;
-use crate::schema::{DefaultsUse, arrow_schema_of, refuse_defaults};
+use crate::schema::arrow_schema_of;
 
 /// Judges the pages of strings of one column chunk ([`ProjectedFile::judge_strings`]).
 pub type PageJudge = Box<dyn FnMut(&PlainValues) -> bool + Send>;

@@ -13,6 +13,9 @@ use iceberg::{MetadataLocation, TableCreation};
 use crate::catalog::{Catalog, CommitMeta, TableIdent};
 use crate::error::{Context, Error, Result};
 
+/// Reads of a table's metadata file, each after its pointer moved on (see [`LoadedTable::load`]).
+const LOAD_ATTEMPTS: u32 = 3;
+
 /// One loaded version of a table's metadata.
 #[derive(Debug, Clone)]
 pub struct LoadedTable {
@@ -53,14 +56,30 @@ impl LoadedTable {
         if let Some(rest) = catalog.rest() {
             return rest.load(ident, ref_name);
         }
-        let metadata_location = catalog.metadata_location_on(ref_name, ident)?;
-        let metadata = catalog
-            .metadata_cache()
-            .read(io, &metadata_location, || {
-                format!("reading metadata of {ident} at {metadata_location}")
-            })
-            .await?;
-        Ok(Self::read_now(ident, ref_name, metadata, metadata_location))
+        let mut metadata_location = catalog.metadata_location_on(ref_name, ident)?;
+        let mut attempt = 1;
+        loop {
+            crate::failpoint::hit("load.after-pointer")?;
+            let read = catalog
+                .metadata_cache()
+                .read(io, &metadata_location, || {
+                    format!("reading metadata of {ident} at {metadata_location}")
+                })
+                .await;
+            let failure = match read {
+                Ok(metadata) => {
+                    return Ok(Self::read_now(ident, ref_name, metadata, metadata_location));
+                }
+                Err(e) => e,
+            };
+            // Commits that landed since the pointer was read may have deleted the file
+            // (`write.metadata.delete-after-commit.enabled`): the pointer has moved on then.
+            let now = catalog.metadata_location_on(ref_name, ident)?;
+            if now == metadata_location || attempt == LOAD_ATTEMPTS {
+                return Err(failure);
+            }
+            (metadata_location, attempt) = (now, attempt + 1);
+        }
     }
 
     /// Writes the first metadata file of a new table under `{warehouse}/{namespace}.db/{name}`
