@@ -4,11 +4,33 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import tempfile
 
 import pyarrow as pa
 import pytest
 
 import phlo
+
+
+def _memory_tempdir(folder: str = "/dev/shm", need: int = 4 << 30) -> str | None:
+    """`folder` when it is a writable tmpfs with `need` bytes free (Docker's default 64 MB
+    /dev/shm is not), else None."""
+    try:
+        with open("/proc/mounts") as mounts:
+            tmpfs = any(f.split()[1:3] == [folder, "tmpfs"] for f in mounts)
+        stat = os.statvfs(folder)
+    except OSError:
+        return None
+    fits = stat.f_bavail * stat.f_frsize >= need and os.access(folder, os.W_OK)
+    return folder if tmpfs and fits else None
+
+
+# The tests' files (tmp_path, the servers' data, Dagster homes, dbt work folders) go to memory
+# when the machine has room: every commit fsyncs SQLite and data files, and on a disk those
+# waits double the wall time of I/O-heavy tests. An explicit TMPDIR wins; subprocesses and
+# xdist workers inherit the choice through TMPDIR.
+if "TMPDIR" not in os.environ and (_memory := _memory_tempdir()):
+    os.environ["TMPDIR"] = tempfile.tempdir = _memory
 
 # No network at test time: keep every library's telemetry off.
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")

@@ -80,6 +80,8 @@ def running_server(cpus: set[int] | None = None, flags: Sequence[str] = ()) -> I
     s3_port = free_port()
     command = [
         weed_binary(),
+        # Its own logs (else in $TMPDIR, kept after the run) go with its folder.
+        f"-logdir={folder}",
         "mini",
         f"-dir={folder / 'data'}",
         "-ip=127.0.0.1",
