@@ -310,7 +310,9 @@ async fn rewrite_run(layout: Arc<Layout>, run: Run) -> Result<Vec<DataFile>> {
         let mut batches = opened.batches()?;
         while let Some(batch) = batches.next().await {
             writer
-                .write(cast_to_schema(&batch?, &layout.arrow)?)
+                // Every column is read (the initial-default of those a file lacks): no default
+                // is left to apply.
+                .write(cast_to_schema(&batch?, &layout.arrow, &[])?)
                 .await
                 .context(|| "writing a compacted file".into())?;
         }

@@ -380,7 +380,8 @@ async fn rewrite_without_matches(
         let batch = batch?;
         let keep = not(&row_matches(predicate, &batch)?).context(|| "inverting a mask".into())?;
         let kept = filter_record_batch(&batch, &keep).context(|| "dropping rows".into())?;
-        sink.write(cast_to_schema(&kept, target)?).await?;
+        // Every column is read: no default is left to apply.
+        sink.write(cast_to_schema(&kept, target, &[])?).await?;
     }
     Ok(())
 }

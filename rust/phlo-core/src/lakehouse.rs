@@ -25,6 +25,7 @@ use crate::schema::{
     iceberg_schema_from_arrow, partition_spec,
 };
 use crate::storage::Storage;
+use crate::tables::column_defaults::{DefaultsUse, refuse_defaults, write_defaults};
 use crate::tables::commit::{SnapshotChange, commit_append, commit_metadata};
 use crate::tables::discard::Uncommitted;
 use crate::tables::manifests::{RewrittenManifests, rewrite_manifests};
@@ -195,6 +196,9 @@ impl Lakehouse {
         if let Some(rest) = self.catalog.rest() {
             rest.require_branch(&table)?;
         }
+        // Before any data file is written.
+        refuse_defaults(table.metadata.current_schema(), DefaultsUse::Write)
+            .map_err(|e| e.in_table(name))?;
         Ok(table)
     }
 
@@ -243,13 +247,14 @@ impl Lakehouse {
         let table = self.load_to_write(name, ref_name).await?;
         let io = self.io_for(&table)?;
         let target = arrow_schema_of(table.metadata.current_schema())?;
+        let defaults = write_defaults(table.metadata.current_schema(), &target)?;
         let prefix = format!("{}", uuid::Uuid::now_v7());
         let written = Uncommitted::new(&io);
         let mut sink = DataFileSink::new(&io, &table.metadata, &prefix, written.files())?;
         let mut failure = None;
         for batch in batches {
             let step = match batch {
-                Ok(batch) => match cast_to_schema(&batch, &target) {
+                Ok(batch) => match cast_to_schema(&batch, &target, &defaults) {
                     Ok(cast) => sink.write(cast).await,
                     Err(e) => Err(e.in_table(name)),
                 },
@@ -369,13 +374,14 @@ impl Lakehouse {
         let started = std::time::Instant::now();
         let table = self.load_to_write(name, &options.ref_name).await?;
         let target = arrow_schema_of(table.metadata.current_schema())?;
+        let defaults = write_defaults(table.metadata.current_schema(), &target)?;
         let mut cast = Vec::new();
         for batch in batches {
             let batch = batch.map_err(|source| Error::Arrow {
                 context: "reading the input stream".into(),
                 source,
             })?;
-            cast.push(cast_to_schema(&batch, &target).map_err(|e| e.in_table(name))?);
+            cast.push(cast_to_schema(&batch, &target, &defaults).map_err(|e| e.in_table(name))?);
         }
         let batch = concat_batches(&target, &cast).context(|| "collecting the batch".into())?;
         drop(cast);

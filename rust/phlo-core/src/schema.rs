@@ -15,6 +15,7 @@ use iceberg::spec::{
 };
 
 use crate::error::{Context, Error, Location, Result};
+use crate::tables::column_defaults::repeated;
 
 /// Field ids phlo reserves for its metadata columns (see `stage`), the same in every table.
 pub const RESERVED_FIELD_IDS: [(&str, i32); 4] = [
@@ -393,10 +394,16 @@ fn partition_field_name(column: &str, transform: &Transform) -> String {
 }
 
 /// Casts a batch to the table's Arrow schema: columns are matched by name, cast to the table
-/// type (failing instead of silently nulling values that do not fit), optional columns missing
-/// from the batch are filled with nulls. Extra or repeated columns, missing required columns,
-/// nulls in required columns and impossible casts are `Error::Schema` naming the column.
-pub fn cast_to_schema(batch: &RecordBatch, target: &ArrowSchemaRef) -> Result<RecordBatch> {
+/// type (failing instead of silently nulling values that do not fit), columns missing from the
+/// batch are filled with their `defaults` (the target's columns' `write-default`, one element
+/// each, see [`crate::tables::column_defaults::write_defaults`]; empty: none), optional ones without one with
+/// nulls. Extra or repeated columns, missing required columns without a default, nulls in
+/// required columns and impossible casts are `Error::Schema` naming the column.
+pub fn cast_to_schema(
+    batch: &RecordBatch,
+    target: &ArrowSchemaRef,
+    defaults: &[Option<ArrayRef>],
+) -> Result<RecordBatch> {
     let source = batch.schema();
     check_column_names(&source)?;
     if let Some(extra) = source
@@ -423,12 +430,16 @@ pub fn cast_to_schema(batch: &RecordBatch, target: &ArrowSchemaRef) -> Result<Re
     let columns = target
         .fields()
         .iter()
-        .map(|field| {
+        .enumerate()
+        .map(|(i, field)| {
             let at = || Location {
                 table: None,
                 column: Some(field.name().clone()),
             };
             let Some((index, _)) = source.column_with_name(field.name()) else {
+                if let Some(Some(value)) = defaults.get(i) {
+                    return repeated(value, batch.num_rows());
+                }
                 if field.is_nullable() {
                     return Ok(new_null_array(field.data_type(), batch.num_rows()));
                 }
@@ -921,7 +932,7 @@ mod tests {
         )
         .unwrap();
         let table = Arc::new(ArrowSchema::new(vec![int("id")]));
-        let err = cast_to_schema(&twice, &table).unwrap_err();
+        let err = cast_to_schema(&twice, &table, &[]).unwrap_err();
         assert_eq!(err.location().column.as_deref(), Some("id"));
     }
 
@@ -941,7 +952,7 @@ mod tests {
             vec![Arc::new(Int32Array::from(vec![1, 2]))],
         )
         .unwrap();
-        let cast = cast_to_schema(&batch, &table).unwrap();
+        let cast = cast_to_schema(&batch, &table, &[]).unwrap();
         assert_eq!(cast.schema(), table);
         assert_eq!(cast.column(1).null_count(), 2);
 
@@ -955,7 +966,7 @@ mod tests {
         )
         .unwrap();
         assert!(
-            cast_to_schema(&with_null, &table)
+            cast_to_schema(&with_null, &table, &[])
                 .unwrap_err()
                 .to_string()
                 .contains("null")
@@ -972,7 +983,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let err = cast_to_schema(&extra, &table).unwrap_err();
+        let err = cast_to_schema(&extra, &table, &[]).unwrap_err();
         assert_eq!(err.location().column.as_deref(), Some("surprise"));
 
         let ns = RecordBatch::try_new(
@@ -986,7 +997,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let err = cast_to_schema(&ns, &table).unwrap_err();
+        let err = cast_to_schema(&ns, &table, &[]).unwrap_err();
         assert_eq!(err.location().column.as_deref(), Some("ts"));
         assert!(err.to_string().contains("precision"));
     }

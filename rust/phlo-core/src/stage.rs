@@ -124,7 +124,7 @@ pub fn stage(
             continue;
         }
         let with_metadata = add_metadata(&batch, &ulids, ingested_at, partition_date, options)?;
-        let staged = cast_to_schema(&with_metadata, &target)?;
+        let staged = cast_to_schema(&with_metadata, &target, &[])?;
         result.rows += staged.num_rows() as u64;
         // Cut the batch so that every file gets exactly `rows_per_file` rows (the last fewer).
         let mut start = 0;

@@ -584,7 +584,7 @@ async fn deletes_whose_data_file_another_writer_removed_are_a_conflict_but_appen
     .unwrap();
     let update = |k: i64| {
         let one = batch(&[(k, 1, "b".into())]).pop().unwrap().unwrap();
-        phlo_core::schema::cast_to_schema(&one, &target).unwrap()
+        phlo_core::schema::cast_to_schema(&one, &target, &[]).unwrap()
     };
     // Planned on a stale table: another writer appended meanwhile. Positions are per data
     // file, so the merge lands on top.

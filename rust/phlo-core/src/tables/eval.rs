@@ -381,9 +381,31 @@ fn nan_mask(column: &ArrayRef) -> Option<BooleanArray> {
 
 /// A one-element Arrow array holding a filter value (then cast to the column's Arrow type).
 fn literal_array(value: &Datum, reference: &BoundReference) -> Result<ArrayRef> {
+    primitive_array(value.data_type(), value.literal()).unwrap_or_else(|| {
+        Err(Error::InvalidInput {
+            message: format!(
+                "filter values of type {} are not supported here",
+                value.data_type()
+            ),
+            at: crate::error::Location {
+                table: None,
+                column: Some(reference.field().name.clone()),
+            },
+            hint: "filter on a boolean, number, decimal, string, date or timestamp column".into(),
+        })
+    })
+}
+
+/// A one-element Arrow array holding `value` of type `ty` (in the Arrow type phlo reads the
+/// type as); `None` for the types other than boolean, number, decimal, string, date and
+/// (microsecond) timestamp.
+pub(crate) fn primitive_array(
+    ty: &PrimitiveType,
+    value: &PrimitiveLiteral,
+) -> Option<Result<ArrayRef>> {
     use PrimitiveLiteral as L;
     use PrimitiveType as T;
-    Ok(match (value.data_type(), value.literal()) {
+    Some(Ok(match (ty, value) {
         (T::Boolean, L::Boolean(v)) => Arc::new(BooleanArray::from(vec![*v])),
         (T::Int, L::Int(v)) => Arc::new(Int32Array::from(vec![*v])),
         (T::Date, L::Int(v)) => Arc::new(Date32Array::from(vec![*v])),
@@ -395,26 +417,14 @@ fn literal_array(value: &Datum, reference: &BoundReference) -> Result<ArrayRef> 
         (T::Float, L::Float(v)) => Arc::new(Float32Array::from(vec![v.0])),
         (T::Double, L::Double(v)) => Arc::new(Float64Array::from(vec![v.0])),
         (T::String, L::String(v)) => Arc::new(StringArray::from(vec![v.as_str()])),
-        (T::Decimal { precision, scale }, L::Int128(v)) => Arc::new(
-            Decimal128Array::from(vec![*v])
+        (T::Decimal { precision, scale }, L::Int128(v)) => {
+            let decimal = Decimal128Array::from(vec![*v])
                 .with_precision_and_scale(*precision as u8, *scale as i8)
-                .context(|| "building a decimal filter value".into())?,
-        ),
-        _ => {
-            return Err(Error::InvalidInput {
-                message: format!(
-                    "filter values of type {} are not supported here",
-                    value.data_type()
-                ),
-                at: crate::error::Location {
-                    table: None,
-                    column: Some(reference.field().name.clone()),
-                },
-                hint: "filter on a boolean, number, decimal, string, date or timestamp column"
-                    .into(),
-            });
+                .context(|| "building a decimal value".into());
+            return Some(decimal.map(|d| Arc::new(d) as ArrayRef));
         }
-    })
+        _ => return None,
+    }))
 }
 
 fn unsupported(op: PredicateOperator, reference: &BoundReference) -> Error {

@@ -3,7 +3,7 @@
 //! (applying other engines' delete files).
 
 mod chunk_strings;
-mod column_defaults;
+pub(crate) mod column_defaults;
 pub mod commit;
 pub mod delete_writer;
 pub mod deletes;

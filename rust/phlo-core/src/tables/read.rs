@@ -1,8 +1,8 @@
 //! Reading a data file as a table schema sees it. Iceberg identifies columns by field id, not
 //! by name: a renamed column keeps its id, a column dropped and added again gets a new one, and
 //! a file written before a column existed lacks it. So a file's columns are matched to the
-//! schema by id: renamed columns keep their values, columns the file lacks read as null,
-//! dropped columns are left out, promoted types (int→long, float→double, wider decimals) are
+//! schema by id: renamed columns keep their values, columns the file lacks read as their
+//! `initial-default` ([`super::column_defaults`]), or else as null, dropped columns are left out, promoted types (int→long, float→double, wider decimals) are
 //! cast. Files written without field ids are resolved by the table's name mapping
 //! (`schema.name-mapping.default`). Every engine path that reads data files (scans, merge and
 //! delete rewrites, compaction, row diff, changes) goes through here; rows removed by other
@@ -38,7 +38,7 @@ use parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchS
 use parquet::arrow::{PARQUET_FIELD_ID_META_KEY, ProjectionMask};
 
 use super::chunk_strings::{PlainValues, chunk_range, judge_chunk_strings};
-use super::column_defaults::{DefaultsUse, refuse_defaults};
+use super::column_defaults::{ColumnDefault, DefaultsUse, default_array, refuse_defaults, repeated};
 use super::deletes::FileDeletes;
 use super::delta_skips::{self, delta_chunks};
 use super::dictionary_pages::{all_dictionary, dictionary_range, judge_dictionary};
@@ -68,6 +68,9 @@ pub struct Projection {
     schema: ArrowSchemaRef,
     /// The table's name mapping, for files written without ids.
     name_mapping: Option<Arc<NameMapping>>,
+    /// Each column's `initial-default` (one element of its Arrow type), which the rows of a
+    /// file that lacks the column hold.
+    defaults: Vec<Option<ArrayRef>>,
 }
 
 impl Projection {
@@ -90,6 +93,7 @@ impl Projection {
         let fields = schema.as_struct().fields();
         let mut field_ids = Vec::with_capacity(columns.len());
         let mut indices = Vec::with_capacity(columns.len());
+        let mut defaults = Vec::with_capacity(columns.len());
         for column in columns {
             let index = fields
                 .iter()
@@ -104,6 +108,8 @@ impl Projection {
                 })?;
             field_ids.push(fields[index].id);
             indices.push(index);
+            let to = full.field(index).data_type();
+            defaults.push(default_array(&fields[index], ColumnDefault::Initial, Some(to))?);
         }
         let schema = Arc::new(
             full.project(&indices)
@@ -113,6 +119,7 @@ impl Projection {
             field_ids,
             schema,
             name_mapping: name_mapping(metadata)?,
+            defaults,
         })
     }
 
@@ -129,6 +136,7 @@ impl Projection {
             field_ids: fields.iter().map(|f| f.id).collect(),
             schema: arrow_schema_of(schema)?,
             name_mapping: Some(Arc::new(NameMapping::new(by_name))),
+            defaults: vec![None; fields.len()],
         })
     }
 
@@ -158,6 +166,7 @@ impl Projection {
                     .context(|| "projecting columns".into())?,
             ),
             name_mapping: self.name_mapping.clone(),
+            defaults: indices.iter().map(|&i| self.defaults[i].clone()).collect(),
         })
     }
 
@@ -183,6 +192,7 @@ impl Projection {
                 self.schema.metadata().clone(),
             )),
             name_mapping: self.name_mapping.clone(),
+            defaults: self.defaults.clone(),
         }
     }
 
@@ -221,14 +231,17 @@ fn name_mapping(metadata: &TableMetadata) -> Result<Option<Arc<NameMapping>>> {
 }
 
 /// Where one output column comes from.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Source {
     /// Column `i` of the decoded batch, as it is.
     Same(usize),
     /// Column `i` of the decoded batch, cast to the schema's type (a promoted type).
     Cast(usize),
-    /// The file does not have the column: nulls.
+    /// The file does not have the column, which has no default: nulls.
     Missing,
+    /// The file does not have the column: its `initial-default` (one element of the schema's
+    /// type) in every row.
+    Default(ArrayRef),
 }
 
 /// One data file, resolved against a [`Projection`]: its footer, which of its columns are
@@ -338,17 +351,20 @@ impl ProjectedFile {
             .map(|(i, _)| i)
             .collect();
         let file_fields = metadata.schema().fields();
-        let sources = projection
-            .field_ids
-            .iter()
+        let sources = (projection.field_ids.iter())
             .zip(projection.schema.fields())
-            .map(|(id, field)| {
+            .zip(&projection.defaults)
+            .map(|((id, field), default)| {
                 // Decoded columns keep the file's order; should a file repeat an id, the first
                 // column wins.
                 let Some(position) = roots.iter().position(|&i| file_ids[i] == Some(*id)) else {
-                    return match field.is_nullable() {
-                        true => Ok(Source::Missing),
-                        false => Err(Error::schema(
+                    return match (default, field.is_nullable()) {
+                        // Cast once here: the projection may read strings as dictionaries.
+                        (Some(value), _) => arrow_cast::cast(value, field.data_type())
+                            .map(Source::Default)
+                            .context(|| format!("reading the default of column {}", field.name())),
+                        (None, true) => Ok(Source::Missing),
+                        (None, false) => Err(Error::schema(
                             format!("{kind} {path} lacks required column (field id {id})"),
                             Location {
                                 table: None,
@@ -427,8 +443,9 @@ impl ProjectedFile {
     /// read whole are decoded on blocking threads, one each. `judges` makes each chunk's judge
     /// (given the column's position in `at`), which gets the chunk's pages of strings, one by
     /// one, where they were decompressed — so chunks are judged in parallel, each page dropped
-    /// once judged. An empty list for a column the file lacks (its rows read as nulls); `None`
-    /// otherwise, or when a page does not decode.
+    /// once judged. An empty list for a column the file lacks that has no default (its rows
+    /// read as nulls); `None` for one with a default (its rows are left to the reader), or
+    /// when a page does not decode.
     pub async fn judge_strings<F>(&self, at: &[usize], judges: F) -> Result<Vec<Option<Vec<bool>>>>
     where
         F: Fn(usize) -> PageJudge + Clone + Send + 'static,
@@ -436,9 +453,10 @@ impl ProjectedFile {
         let metadata = self.metadata.metadata();
         let chunks: Vec<Option<Vec<_>>> = at
             .iter()
-            .map(|&at| match self.sources[at] {
+            .map(|&at| match &self.sources[at] {
                 Source::Missing => Some(vec![]),
-                Source::Same(position) | Source::Cast(position) => {
+                Source::Default(_) => None,
+                &Source::Same(position) | &Source::Cast(position) => {
                     let leaf = self.string_leaf(self.roots[position])?;
                     let chunks = (metadata.row_groups().iter())
                         .map(|group| {
@@ -857,6 +875,7 @@ impl ProjectedStream {
             .zip(self.schema.fields())
             .map(|(source, field)| match *source {
                 Source::Same(i) => Ok(batch.column(i).clone()),
+                Source::Default(ref value) => repeated(value, rows),
                 Source::Cast(i) => own_dictionary(batch.column(i), field.data_type())
                     .unwrap_or_else(|| nested::align(batch.column(i), field.data_type(), &options))
                     .map_err(|e| {
@@ -904,7 +923,7 @@ fn with_file_dictionaries(
     let mut decoded: Vec<Field> = fields.iter().map(|f| f.as_ref().clone()).collect();
     let mut changed = Vec::new();
     for (at, source) in sources.iter().enumerate() {
-        let Source::Cast(position) = *source else {
+        let &Source::Cast(position) = source else {
             continue;
         };
         let root = roots[position];
@@ -1149,5 +1168,101 @@ mod tests {
         }
         let kept: Vec<i64> = (0..1000).filter(|p| !deleted.contains(p)).collect();
         assert_eq!(rows, kept);
+    }
+
+    /// A file written before columns with an `initial-default` were added reads the default in
+    /// every row (a string column too when read as a dictionary); its statistics, which lack
+    /// the columns, do not prune it for a filter on the default, which its rows match.
+    #[tokio::test]
+    async fn columns_a_file_predates_read_as_their_initial_default() {
+        use arrow_array::cast::AsArray;
+        use arrow_array::types::{Date32Type, Decimal128Type, Int32Type};
+        use iceberg::expr::{Bind, Reference};
+        use iceberg::spec::{Datum, Literal, TableMetadataBuilder};
+
+        use crate::tables::eval::{FileMatch, file_match, row_matches};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.parquet");
+        let id = Field::new("id", DataType::Int64, true)
+            .with_metadata([(PARQUET_FIELD_ID_META_KEY.to_string(), "1".to_string())].into());
+        let schema = Arc::new(ArrowSchema::new(vec![id]));
+        let ids = Int64Array::from_iter_values(0..3);
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(ids)]).unwrap();
+        let mut writer =
+            ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let file = DataFileBuilder::default()
+            .content(DataContentType::Data)
+            .file_path(path.to_str().unwrap().into())
+            .file_format(DataFileFormat::Parquet)
+            .partition(Struct::empty())
+            .record_count(3)
+            .file_size_in_bytes(std::fs::metadata(&path).unwrap().len())
+            .build()
+            .unwrap();
+        let p = |t| Type::Primitive(t);
+        let decimal = PrimitiveType::Decimal {
+            precision: 9,
+            scale: 2,
+        };
+        let table = Schema::builder()
+            .with_fields(vec![
+                NestedField::optional(1, "id", p(PrimitiveType::Long)).into(),
+                NestedField::optional(2, "x", p(PrimitiveType::Int))
+                    .with_initial_default(Literal::int(5))
+                    .into(),
+                NestedField::required(3, "s", p(PrimitiveType::String))
+                    .with_initial_default(Literal::string("a"))
+                    .into(),
+                NestedField::optional(4, "d", p(decimal))
+                    .with_initial_default(Literal::decimal(1234))
+                    .into(),
+                NestedField::optional(5, "day", p(PrimitiveType::Date))
+                    .with_initial_default(Literal::date(19_000))
+                    .into(),
+                NestedField::optional(6, "n", p(PrimitiveType::Int)).into(),
+            ])
+            .build()
+            .unwrap();
+        let metadata = TableMetadataBuilder::new(
+            table.clone(),
+            iceberg::spec::PartitionSpec::unpartition_spec(),
+            iceberg::spec::SortOrder::unsorted_order(),
+            dir.path().to_str().unwrap().into(),
+            iceberg::spec::FormatVersion::V2,
+            Default::default(),
+        )
+        .unwrap()
+        .build()
+        .unwrap()
+        .metadata;
+        let projection = Projection::new(&metadata, &table).unwrap();
+        for projection in [projection.clone(), projection.with_string_dictionaries(&[])] {
+            let batches = read_data_file(&FileIO::new_with_fs(), &file, &projection, 1)
+                .await
+                .unwrap();
+            let [batch] = &batches[..] else {
+                panic!("{batches:?}")
+            };
+            assert_eq!(batch.schema(), *projection.schema());
+            let x = batch.column(1).as_primitive::<Int32Type>();
+            assert_eq!(x.iter().collect::<Vec<_>>(), vec![Some(5); 3]);
+            let s = arrow_cast::cast(batch.column(2), &DataType::Utf8).unwrap();
+            let s = s.as_string::<i32>();
+            assert_eq!(s.iter().collect::<Vec<_>>(), vec![Some("a"); 3]);
+            let d = batch.column(3).as_primitive::<Decimal128Type>();
+            assert_eq!(d.iter().collect::<Vec<_>>(), vec![Some(1234); 3]);
+            let day = batch.column(4).as_primitive::<Date32Type>();
+            assert_eq!(day.iter().collect::<Vec<_>>(), vec![Some(19_000); 3]);
+            assert_eq!(batch.column(5).null_count(), 3);
+            let x_is_5 = Reference::new("x")
+                .equal_to(Datum::int(5))
+                .bind(Arc::new(table.clone()), true)
+                .unwrap();
+            assert_ne!(file_match(&x_is_5, &file, None), FileMatch::Never);
+            assert_eq!(row_matches(&x_is_5, batch).unwrap().true_count(), 3);
+        }
     }
 }
