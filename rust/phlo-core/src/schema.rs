@@ -16,6 +16,7 @@ use iceberg::spec::{
 
 use crate::error::{Context, Error, Location, Result};
 use crate::tables::column_defaults::repeated;
+use crate::tables::promoted_partitions::wide;
 
 /// Field ids phlo reserves for its metadata columns (see `stage`), the same in every table.
 pub const RESERVED_FIELD_IDS: [(&str, i32); 4] = [
@@ -603,6 +604,10 @@ pub fn evolve(metadata: &TableMetadata, incoming: &ArrowSchema) -> Result<Option
                 changed = true;
                 let mut widened = field.as_ref().clone();
                 widened.field_type = Box::new(Type::Primitive(p));
+                // Column defaults take the new type too (an int literal of a long column
+                // cannot be written out).
+                widened.initial_default = widened.initial_default.as_ref().map(wide);
+                widened.write_default = widened.write_default.as_ref().map(wide);
                 fields.push(Arc::new(widened));
             }
             None => fields.push(field.clone()),

@@ -35,7 +35,7 @@ pub fn same_partition(a: &Struct, b: &Struct) -> bool {
 
 /// `value` as the widest type a promotion can make of it; compared as literals, a NaN equals
 /// a NaN as in the partition tuples themselves.
-fn wide(value: &Literal) -> Literal {
+pub(crate) fn wide(value: &Literal) -> Literal {
     match value {
         Literal::Primitive(PrimitiveLiteral::Int(v)) => Literal::long(i64::from(*v)),
         Literal::Primitive(PrimitiveLiteral::Float(v)) => Literal::double(f64::from(v.0)),
