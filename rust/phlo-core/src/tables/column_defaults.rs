@@ -143,7 +143,11 @@ fn nested_default(
     };
     children.into_iter().find_map(|child| {
         let path = format!("{path}.{}", child.name);
-        match usage.defaults().iter().find(|kind| kind.of(child).is_some()) {
+        match usage
+            .defaults()
+            .iter()
+            .find(|kind| kind.of(child).is_some())
+        {
             Some(&kind) => Some((path, kind)),
             None => nested_default(child, usage, &path),
         }
@@ -200,7 +204,12 @@ mod tests {
         .with_initial_default(Literal::decimal(1234));
         let date = NestedField::optional(4, "day", p(PrimitiveType::Date))
             .with_initial_default(Literal::date(19_000));
-        let table = schema(vec![int.clone(), string.clone(), decimal.clone(), date.clone()]);
+        let table = schema(vec![
+            int.clone(),
+            string.clone(),
+            decimal.clone(),
+            date.clone(),
+        ]);
         for usage in [DefaultsUse::Read, DefaultsUse::Write] {
             refuse_defaults(&table, usage).unwrap();
         }
@@ -210,7 +219,10 @@ mod tests {
         let x = repeated(&x, 3).unwrap();
         assert_eq!(x.len(), 3);
         let s = initial(&string).unwrap();
-        assert_eq!(s.as_any().downcast_ref::<StringArray>().unwrap().value(0), "a");
+        assert_eq!(
+            s.as_any().downcast_ref::<StringArray>().unwrap().value(0),
+            "a"
+        );
         let d = initial(&decimal).unwrap();
         let d = d.as_any().downcast_ref::<Decimal128Array>().unwrap();
         assert_eq!((d.value(0), d.scale()), (1234, 2));
@@ -222,7 +234,10 @@ mod tests {
         let target = crate::schema::arrow_schema_of(&table).unwrap();
         let written = write_defaults(&table, &target).unwrap();
         let six = written[0].as_ref().unwrap();
-        assert_eq!(six.as_any().downcast_ref::<Int32Array>().unwrap().value(0), 6);
+        assert_eq!(
+            six.as_any().downcast_ref::<Int32Array>().unwrap().value(0),
+            6
+        );
         assert!(written[1..].iter().all(Option::is_none));
         assert!(initial(&NestedField::optional(5, "n", p(PrimitiveType::Int))).is_none());
     }

@@ -38,7 +38,9 @@ use parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchS
 use parquet::arrow::{PARQUET_FIELD_ID_META_KEY, ProjectionMask};
 
 use super::chunk_strings::{PlainValues, chunk_range, judge_chunk_strings};
-use super::column_defaults::{ColumnDefault, DefaultsUse, default_array, refuse_defaults, repeated};
+use super::column_defaults::{
+    ColumnDefault, DefaultsUse, default_array, refuse_defaults, repeated,
+};
 use super::deletes::FileDeletes;
 use super::delta_skips::{self, delta_chunks};
 use super::dictionary_pages::{all_dictionary, dictionary_range, judge_dictionary};
@@ -109,7 +111,11 @@ impl Projection {
             field_ids.push(fields[index].id);
             indices.push(index);
             let to = full.field(index).data_type();
-            defaults.push(default_array(&fields[index], ColumnDefault::Initial, Some(to))?);
+            defaults.push(default_array(
+                &fields[index],
+                ColumnDefault::Initial,
+                Some(to),
+            )?);
         }
         let schema = Arc::new(
             full.project(&indices)
