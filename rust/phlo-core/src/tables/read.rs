@@ -1103,39 +1103,39 @@ mod tests {
 
     use super::*;
 
+    /// A data file at `path` of one column `id` (field id 1) holding 0..`rows`.
+    fn ids_file(path: &std::path::Path, rows: i64, properties: WriterProperties) -> DataFile {
+        let id = Field::new("id", DataType::Int64, true)
+            .with_metadata([(PARQUET_FIELD_ID_META_KEY.to_string(), "1".to_string())].into());
+        let schema = Arc::new(ArrowSchema::new(vec![id]));
+        let values = Int64Array::from_iter_values(0..rows);
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(values)]).unwrap();
+        let file = std::fs::File::create(path).unwrap();
+        let mut writer = ArrowWriter::try_new(file, schema, Some(properties)).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        DataFileBuilder::default()
+            .content(DataContentType::Data)
+            .file_path(path.to_str().unwrap().into())
+            .file_format(DataFileFormat::Parquet)
+            .partition(Struct::empty())
+            .record_count(rows as u64)
+            .file_size_in_bytes(std::fs::metadata(path).unwrap().len())
+            .build()
+            .unwrap()
+    }
+
     /// Rows deleted in DELTA_BINARY_PACKED chunks of 32-value miniblocks (arrow-rs's, as
     /// pyarrow's) are skipped, not decoded; batches stream none larger than the batch size.
     #[tokio::test]
     async fn rows_deleted_in_delta_encoded_chunks_arrow_rs_wrote_are_skipped() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("delta.parquet");
-        let id = Field::new("id", DataType::Int64, true)
-            .with_metadata([(PARQUET_FIELD_ID_META_KEY.to_string(), "1".to_string())].into());
-        let schema = Arc::new(ArrowSchema::new(vec![id]));
-        let values = Int64Array::from_iter_values(0..1000);
-        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(values)]).unwrap();
         let properties = WriterProperties::builder()
             .set_dictionary_enabled(false)
             .set_encoding(Encoding::DELTA_BINARY_PACKED)
             .set_max_row_group_row_count(Some(400))
             .build();
-        let mut writer = ArrowWriter::try_new(
-            std::fs::File::create(&path).unwrap(),
-            schema,
-            Some(properties),
-        )
-        .unwrap();
-        writer.write(&batch).unwrap();
-        writer.close().unwrap();
-        let file = DataFileBuilder::default()
-            .content(DataContentType::Data)
-            .file_path(path.to_str().unwrap().into())
-            .file_format(DataFileFormat::Parquet)
-            .partition(Struct::empty())
-            .record_count(1000)
-            .file_size_in_bytes(std::fs::metadata(&path).unwrap().len())
-            .build()
-            .unwrap();
+        let file = ids_file(&dir.path().join("delta.parquet"), 1000, properties);
         let table = Schema::builder()
             .with_fields(vec![
                 NestedField::optional(1, "id", Type::Primitive(PrimitiveType::Long)).into(),
@@ -1189,25 +1189,8 @@ mod tests {
         use crate::tables::eval::{FileMatch, file_match, row_matches};
 
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("old.parquet");
-        let id = Field::new("id", DataType::Int64, true)
-            .with_metadata([(PARQUET_FIELD_ID_META_KEY.to_string(), "1".to_string())].into());
-        let schema = Arc::new(ArrowSchema::new(vec![id]));
-        let ids = Int64Array::from_iter_values(0..3);
-        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(ids)]).unwrap();
-        let mut writer =
-            ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, None).unwrap();
-        writer.write(&batch).unwrap();
-        writer.close().unwrap();
-        let file = DataFileBuilder::default()
-            .content(DataContentType::Data)
-            .file_path(path.to_str().unwrap().into())
-            .file_format(DataFileFormat::Parquet)
-            .partition(Struct::empty())
-            .record_count(3)
-            .file_size_in_bytes(std::fs::metadata(&path).unwrap().len())
-            .build()
-            .unwrap();
+        let properties = WriterProperties::builder().build();
+        let file = ids_file(&dir.path().join("old.parquet"), 3, properties);
         let p = |t| Type::Primitive(t);
         let decimal = PrimitiveType::Decimal {
             precision: 9,
