@@ -195,7 +195,9 @@ def test_compaction_writes_the_defaults_which_duckdb_then_reads(defaulted):
         (3, 7, "c"),
     ]
     with CatalogServer(lh, port=0) as server:
-        [got] = duckdb_rest(server.uri, "main", ["SELECT id, x, s, day FROM lake.raw.t ORDER BY id"])
+        [got] = duckdb_rest(
+            server.uri, "main", ["SELECT id, x, s, day FROM lake.raw.t ORDER BY id"]
+        )
     assert got == [
         [1, 5, "dflt", "2024-01-02"],
         [2, 5, "dflt", "2024-01-02"],
@@ -233,7 +235,8 @@ def test_defaults_phlo_cannot_apply_are_refused_before_anything_is_written(lh, c
     table = sql_catalog(lh).create_table(
         "raw.t",
         schema=Schema(
-            optional(1, "id", LongType()), optional(2, "st", StructType(optional(3, "a", LongType())))
+            optional(1, "id", LongType()),
+            optional(2, "st", StructType(optional(3, "a", LongType()))),
         ),
     )
     struct = pa.array([{"a": 1}], pa.struct([("a", pa.int64())]))
