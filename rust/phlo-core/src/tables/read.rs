@@ -3,8 +3,9 @@
 //! a file written before a column existed lacks it. So a file's columns are matched to the
 //! schema by id: renamed columns keep their values, columns the file lacks read as their
 //! `initial-default` ([`super::column_defaults`]) or else as null, dropped columns are left
-//! out, promoted types (int→long, float→double, wider decimals) are cast. Files written without field ids are resolved by the table's name mapping
-//! (`schema.name-mapping.default`). Every engine path that reads data files (scans, merge and
+//! out, promoted types (int→long, float→double, wider decimals) are cast. Files written
+//! without field ids are resolved by the table's name mapping (`schema.name-mapping.default`).
+//! Every engine path that reads data files (scans, merge and
 //! delete rewrites, compaction, row diff, changes) goes through here; rows removed by other
 //! engines' delete files ([`super::deletes`]) are left out here too.
 //!
