@@ -5,9 +5,9 @@
 //! `initial-default` ([`super::column_defaults`]) or else as null, dropped columns are left
 //! out, promoted types (int→long, float→double, wider decimals) are cast. Files written
 //! without field ids are resolved by the table's name mapping (`schema.name-mapping.default`).
-//! Every engine path that reads data files (scans, merge and
-//! delete rewrites, compaction, row diff, changes) goes through here; rows removed by other
-//! engines' delete files ([`super::deletes`]) are left out here too.
+//! Every engine path that reads data files (scans, merge and delete rewrites, compaction, row
+//! diff, changes) goes through here; rows removed by other engines' delete files
+//! ([`super::deletes`]) are left out here too.
 //!
 //! Nested columns are matched by the id of their top-level column, and the fields inside them
 //! by theirs too ([`nested`]).
