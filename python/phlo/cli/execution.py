@@ -296,20 +296,25 @@ _WRAPPERS = {"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionErro
 
 
 def _stop(instance: dg.DagsterInstance, call: str, partition: str | None, as_json: bool) -> None:
-    """Ctrl-C during a run (see `phlo.cli.interrupts`): the run is recorded as canceled, left
-    unpublished (its branch kept, the target untouched), and the command ends with exit code
-    130."""
+    """Ctrl-C during a run (see `phlo.cli.interrupts`): the run is recorded as canceled and the
+    command ends with exit code 130; the message says what the run left (`what_was_written`:
+    nothing published under WAP, its commits on the target with WAP off)."""
     import dagster as dg
+
+    from phlo.cli.interrupted import what_was_written
 
     runs = instance.get_runs(filters=dg.RunsFilter(tags={_CALL_TAG: call}))
     for run in runs:
         if not run.is_finished:
             instance.report_run_canceled(run, message="interrupted (Ctrl-C) by the phlo command")
-    ids = ", ".join(run.run_id[:8] for run in runs) or "not started"
+    where = partition or "the unpartitioned assets"
+    stopped = [
+        f"run {run.run_id[:8]} of {where} stopped, {what_was_written(run.run_id, run.tags)}"
+        for run in runs
+    ]
     output.emit_error(
         "interrupted",
-        f"interrupted: run {ids} of {partition or 'the unpartitioned assets'} stopped, "
-        "nothing published",
+        "interrupted: " + ("; ".join(stopped) or f"the run of {where} had not started"),
         "run the command again: the partition is written anew",
         as_json,
     )
