@@ -6,9 +6,13 @@ STARTED. Real processes on a copy of tests/projects/events."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
+import pytest
 from tests.dagster_support import lakehouse_of, project
 from tests.test_cli_project import PHLO, clean_env, phlo_cli
 
@@ -86,3 +90,127 @@ def test_with_wap_the_interrupt_names_the_kept_branch(project: Path) -> None:
     assert "raw.events" not in lakehouse_of(project).tables("raw") or (
         lakehouse_of(project).table("raw.events").to_arrow().num_rows == 0
     )
+
+
+#: An ingestion that says it started (its marker file), then takes its time.
+SLOW = """
+import time
+from pathlib import Path
+
+from workflows.schemas.events import UserSchema
+
+from phlo import phlo_ingestion
+
+MARKER = Path(__file__).with_suffix(".started")
+
+
+@phlo_ingestion(table_name="slow", unique_key="id", validation_schema=UserSchema, group="slow",
+                retry_delay_seconds=1)
+def slow(partition_date: str) -> list[dict[str, object]]:
+    with MARKER.open("a") as marker:
+        marker.write(partition_date + "\\n")
+    time.sleep(120)
+    return [{"id": 1, "name": partition_date}]
+"""
+
+
+def _started(project: Path, process: subprocess.Popen[str], count: int = 1) -> list[str]:
+    """Waits until `count` slow runs have started (or the process ended: fails)."""
+    marker = project / "workflows" / "ingestion" / "slow.started"
+    while not marker.exists() or len(marker.read_text().split()) < count:
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.1)
+    return marker.read_text().split()
+
+
+def _start(project: Path, *args: str) -> subprocess.Popen[str]:
+    (project / "workflows" / "ingestion" / "slow.py").write_text(SLOW)
+    return subprocess.Popen(
+        [*PHLO, "--project", str(project), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _runs(project: Path) -> list[dict[str, object]]:
+    return json.loads(phlo_cli(project, "status", "--json").stdout)["runs"]
+
+
+def test_a_killed_run_is_marked_failed_by_the_next_command(project: Path) -> None:
+    """SIGKILL leaves no chance to record anything: the run stayed STARTED forever."""
+    process = _start(project, "materialize", "--select", "dlt_slow", "--partition", "2025-01-02")
+    _started(project, process)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.communicate()
+    assert process.returncode == -signal.SIGKILL
+    status = phlo_cli(project, "status", "--json")
+    (run,) = json.loads(status.stdout)["runs"]
+    assert run["status"] == "FAILURE"
+    assert f"note: run {run['run_id'][:8]} was left STARTED" in status.stderr
+    import dagster as dg
+
+    home = project / ".phlo" / "dagster"
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        records = instance.get_records_for_run(
+            run["run_id"], of_type=dg.DagsterEventType.RUN_FAILURE
+        ).records
+        (failure,) = [r.event_log_entry.dagster_event for r in records]
+    assert f"pid {process.pid}" in failure.message and "killed or crashed" in failure.message
+    assert not list((home / ".phlo-cli-runs").iterdir())  # the dead lock is cleared
+    assert _runs(project)[0]["status"] == "FAILURE"  # once: nothing more to repair
+    assert "dlt_slow" in run["assets"] and run["promotion"] is None
+
+
+def test_a_running_run_is_left_alone(project: Path) -> None:
+    process = _start(project, "materialize", "--select", "dlt_slow", "--partition", "2025-01-02")
+    try:
+        _started(project, process)
+        assert [r["status"] for r in _runs(project)] == ["STARTED"]
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+
+
+def test_sigterm_cancels_the_run_like_ctrl_c(project: Path) -> None:
+    process = _start(project, "materialize", "--select", "dlt_slow", "--partition", "2025-01-02")
+    _started(project, process)
+    process.send_signal(signal.SIGTERM)
+    _out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "[interrupted]" in err and "nothing published" in err
+    assert [r["status"] for r in _runs(project)] == ["CANCELED"]
+
+
+@pytest.mark.parametrize("to", ["command", "group"])
+def test_ctrl_c_stops_a_parallel_backfill_and_its_workers_runs(project: Path, to: str) -> None:
+    """SIGINT to the command only (`kill -INT`; before, the workers were left to finish their
+    runs and publish them, and the command waited for them) or to its process group, as a
+    terminal's Ctrl-C does."""
+    process = _start(
+        project,
+        "backfill",
+        "--start=2025-01-02",
+        "--end=2025-01-04",
+        "--select=dlt_slow",
+        "--parallel=2",
+    )
+    started = _started(project, process, count=2)
+    if to == "group":
+        os.killpg(process.pid, signal.SIGINT)
+    else:
+        process.send_signal(signal.SIGINT)
+    _out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "[interrupted] interrupted: 0 of 3 runs had finished" in err
+    assert "recorded CANCELED: nothing of them is published" in err
+    for day in started:  # each worker's own message, passed on
+        assert f"of {day} stopped, nothing published (its writes stay on branch" in err
+    runs = _runs(project)
+    assert sorted(r["partition"] for r in runs) == sorted(started)
+    assert [r["status"] for r in runs] == ["CANCELED", "CANCELED"]
+    assert "raw.slow" not in lakehouse_of(project).tables("raw") or (
+        lakehouse_of(project).table("raw.slow").to_arrow().num_rows == 0
+    )
+    assert "published" not in [r["promotion"] for r in runs]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from phlo.cli import output
+from phlo.cli import output, run_locks
 from phlo.cli.interrupts import on_interrupt
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ __all__ = [
     "dagster_home_path",
     "open_instance",
     "plan",
+    "repair_runs",
     "run_assets",
     "select",
 ]
@@ -135,7 +136,21 @@ def open_instance(project_root: Path) -> dg.DagsterInstance:
         written = home / f"{CLI_SETTINGS}.{os.getpid()}"  # parallel workers write it too
         written.write_text(text)
         os.replace(written, target)
-    return dg.DagsterInstance.from_config(str(home), config_filename=CLI_SETTINGS)
+    instance = dg.DagsterInstance.from_config(str(home), config_filename=CLI_SETTINGS)
+    repair_runs(instance)
+    return instance
+
+
+def repair_runs(instance: dg.DagsterInstance) -> None:
+    """Marks failed the runs a killed `phlo` process left STARTED (`phlo.cli.run_locks`),
+    saying so on stderr."""
+    home = Path(instance.root_directory)
+    for run_id in run_locks.repair(instance, home, _CALL_TAG):
+        click.echo(
+            f"note: run {run_id[:8]} was left STARTED by a phlo process that ended mid-run "
+            "(killed?): marked FAILURE",
+            err=True,
+        )
 
 
 def select(defs: dg.Definitions, patterns: Sequence[str]) -> list[dg.AssetsDefinition]:
@@ -219,7 +234,7 @@ def run_assets(
     report = RunReport(partition, sorted(k.to_user_string() for k in keys))
     call = uuid.uuid4().hex
     stop = functools.partial(_stop, instance, call, partition, output.is_json())
-    with on_interrupt(stop):
+    with run_locks.held(Path(instance.root_directory), call), on_interrupt(stop):
         result = dg.materialize(
             [*assets, *checks],
             partition_key=partition,

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import re
 import selectors
+import signal
 import subprocess
 import sys
 import tempfile
@@ -159,9 +160,16 @@ def backfill(
             keyed = [
                 (key, [k.to_user_string() for a in m for k in a.keys]) for _d, (key, m) in tasks
             ]
-            for report in _in_processes(config.root, keyed, parallel):
-                reports.append(report)
-                advance(report.partition or "")
+            try:
+                with (
+                    _sigterm_as_ctrl_c(),
+                    contextlib.closing(_in_processes(config.root, keyed, parallel)) as finished,
+                ):
+                    for report in finished:
+                        reports.append(report)
+                        advance(report.partition or "")
+            except KeyboardInterrupt:
+                raise _interrupted(config, len(reports), len(tasks)) from None
     reports.sort(key=lambda r: (r.partition or "", r.assets))
     failed = sorted({r.partition or "unpartitioned" for r in reports if not r.ok})
     if output.is_json(ctx):
@@ -217,9 +225,46 @@ def _in_processes(
                     worker.stop()
         for partition, assets in reversed(pending):  # every worker died
             yield RunReport(partition, assets, errors=["not run: every worker process died"])
+    except (KeyboardInterrupt, GeneratorExit):
+        # Ctrl-C here or in the caller (which closes this generator): the workers stop their
+        # runs as `phlo materialize` does (canceled, nothing published), instead of being
+        # left to finish and publish them; what each says is passed on.
+        for worker in workers:
+            worker.interrupt()
+        for worker in workers:
+            if said := worker.interrupted():
+                click.echo(said, err=True)
+        raise
     finally:
         for worker in workers:
             worker.stop()
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (a supervisor, `kill`) stops a parallel backfill as Ctrl-C does; by default
+    it would end this process at once and leave the workers to finish and publish their runs."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(config: ProjectConfig, done: int, total: int) -> output.CliError:
+    left = (
+        "nothing of them is published (their branches are kept)"
+        if config.wap.enabled
+        else f"with Write-Audit-Publish off, what they committed before the interrupt is on "
+        f"{config.wap.target} (`phlo log --ref {config.wap.target}` shows it)"
+    )
+    return output.CliError(
+        "interrupted",
+        f"interrupted: {done} of {total} runs had finished (each published on its own); "
+        f"the runs under way were stopped and recorded CANCELED: {left}",
+        output.INTERRUPTED,
+        hint="run the command again for the days not done (`phlo status` lists the runs)",
+    )
 
 
 _EXCEPTION_LINE = re.compile(r"^[\w.]+(Error|Exception|Interrupt|Exit)\b")
@@ -254,6 +299,21 @@ class _Worker:
         cause = next((ln for ln in reversed(lines) if _EXCEPTION_LINE.match(ln)), lines[-1])
         message = f"the worker process exited with code {code}: {cause}"
         return RunReport(self.task[0], self.task[1], errors=[message])
+
+    def interrupt(self) -> None:
+        """Ctrl-C to the worker: it stops its run (`phlo.cli.execution._stop`) and exits."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+
+    def interrupted(self) -> str | None:
+        """The interrupt message of the worker's run, once the worker has exited."""
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            return None
+        self.log.seek(0)
+        lines = self.log.read().decode(errors="replace").splitlines()
+        return next((ln for ln in lines if ln.startswith("[interrupted]")), None)
 
     def stop(self) -> None:
         with contextlib.suppress(BrokenPipeError):  # a dead worker's pipe
