@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import re
 import selectors
 import signal
@@ -22,6 +23,7 @@ from phlo._extras import require
 from phlo.cli import output
 from phlo.cli.app import main, project_config
 from phlo.cli.execution import RunReport, open_instance, plan, run_assets, select
+from phlo.cli.notices import RETRY, retries_shown
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -58,7 +60,7 @@ def materialize(ctx: click.Context, patterns: tuple[str, ...], partition: str | 
     instance = open_instance(config.root)
     config.open_lakehouse()  # a lakehouse that cannot open fails here, not in every step
     reports = []
-    with output.progress(len(runs), "materializing") as advance:
+    with _retries_on_stderr(), output.progress(len(runs), "materializing") as advance:
         for key, assets in runs:
             reports.append(run_assets(defs, assets, key, instance))
             advance(key or "")
@@ -114,6 +116,10 @@ def _unpublished_reason(report: RunReport) -> str:
     return "; ".join(reasons)
 
 
+def _retries_on_stderr() -> contextlib.AbstractContextManager[None]:
+    return retries_shown(lambda message: click.echo(RETRY + message, err=True))
+
+
 def _days(start: dt.date, end: dt.date) -> list[str]:
     if end < start:
         raise click.BadParameter(f"{end} is before --start {start}", param_hint="--end")
@@ -151,7 +157,7 @@ def backfill(
     # time would race.
     instance = open_instance(config.root)
     config.open_lakehouse()
-    with output.progress(len(tasks), "backfilling") as advance:
+    with _retries_on_stderr(), output.progress(len(tasks), "backfilling") as advance:
         if parallel == 1:
             for _day, (key, members) in tasks:
                 reports.append(run_assets(defs, members, key, instance))
@@ -213,16 +219,23 @@ def _in_processes(
         while selector.get_map():
             for key, _events in selector.select():
                 worker = key.data
-                line = worker.output.readline()
-                if line:
-                    yield RunReport.from_json(json.loads(line))
-                else:
+                lines = worker.read_lines()
+                if lines is None:  # the worker's end of the pipe closed: it died
                     yield worker.crashed()
-                if line and pending:
-                    worker.give(pending.pop())
-                else:
                     selector.unregister(worker.output)
                     worker.stop()
+                    continue
+                for line in lines:
+                    message = json.loads(line)
+                    if "notice" in message:  # the worker runs on
+                        click.echo(RETRY + message["notice"], err=True)
+                        continue
+                    yield RunReport.from_json(message)
+                    if pending:
+                        worker.give(pending.pop())
+                    else:
+                        selector.unregister(worker.output)
+                        worker.stop()
         for partition, assets in reversed(pending):  # every worker died
             yield RunReport(partition, assets, errors=["not run: every worker process died"])
     except (KeyboardInterrupt, GeneratorExit):
@@ -280,15 +293,25 @@ class _Worker:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.log,
-            text=True,
+            bufsize=0,  # read_lines: no lines left unseen in a buffer the selector ignores
         )
         assert self.process.stdin is not None and self.process.stdout is not None
         self.input, self.output = self.process.stdin, self.process.stdout
         self.task: tuple[str | None, list[str]] = (None, [])
+        self._partial = b""
+
+    def read_lines(self) -> list[str] | None:
+        """The whole lines the worker has written since the last call (after the selector
+        said its pipe is readable); None when the pipe is closed."""
+        chunk = os.read(self.output.fileno(), 1 << 16)
+        if not chunk:
+            return None
+        *lines, self._partial = (self._partial + chunk).split(b"\n")
+        return [line.decode() for line in lines]
 
     def give(self, task: tuple[str | None, list[str]]) -> None:
         self.task = task
-        self.input.write(json.dumps({"partition": task[0], "assets": task[1]}) + "\n")
+        self.input.write((json.dumps({"partition": task[0], "assets": task[1]}) + "\n").encode())
         self.input.flush()
 
     def crashed(self) -> RunReport:
