@@ -36,13 +36,12 @@ def require_existing(target: LakehouseTarget, config: ProjectConfig | None) -> N
         return
     if target.folder is not None:
         where = f"no lakehouse at {target.folder}: {catalog} does not exist"
-        key = "lakehouse"
     else:
         where = f"no lakehouse catalog at {catalog} (catalog.uri {target.catalog})"
-        key = "catalog.uri"
     if config is None:
         source = "flag --root"
-    else:
+    else:  # a catalog.uri of its own, else the lakehouse folder's catalog.db
+        key = "catalog.uri" if "catalog.uri" in config.sources else "lakehouse"
         source = config.sources.get(key, f"the default, {config.root}/.phlo")
     raise output.CliError(
         NO_LAKEHOUSE,

@@ -14,7 +14,7 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -64,8 +64,7 @@ def _fail_unfinished(instance: dg.DagsterInstance, tags: dict[str, str], owner: 
     import dagster as dg
 
     failed = []
-    runs: list[Any] = instance.get_runs(filters=dg.RunsFilter(tags=tags))
-    for run in runs:
+    for run in instance.get_runs(filters=dg.RunsFilter(tags=tags)):
         if not run.is_finished:
             instance.report_run_failed(
                 run,

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -204,7 +204,7 @@ def backfill(
 
 def _in_processes(
     root: Path, tasks: Sequence[tuple[str | None, list[str]]], parallel: int
-) -> Iterator[RunReport]:
+) -> Generator[RunReport]:
     """Runs `tasks` (partition, asset keys) on `parallel` worker processes
     (`phlo.cli.backfill_worker`, each loading the project once), handing a worker its next
     task when it reports one done; yields the reports in completion order. A worker that dies
