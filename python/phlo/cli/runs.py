@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -257,6 +258,9 @@ def _in_processes(
 def _sigterm_as_ctrl_c() -> Iterator[None]:
     """SIGTERM (a supervisor, `kill`) stops a parallel backfill as Ctrl-C does; by default
     it would end this process at once and leave the workers to finish and publish their runs."""
+    if threading.current_thread() is not threading.main_thread():  # no signals arrive there
+        yield
+        return
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         yield
@@ -273,7 +277,7 @@ def _interrupted(config: ProjectConfig, done: int, total: int) -> output.CliErro
     )
     return output.CliError(
         "interrupted",
-        f"interrupted: {done} of {total} runs had finished (each published on its own); "
+        f"interrupted: {done} of {total} runs had finished (their outcome stands); "
         f"the runs under way were stopped and recorded CANCELED: {left}",
         output.INTERRUPTED,
         hint="run the command again for the days not done (`phlo status` lists the runs)",
