@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from tests.dagster_support import lakehouse_of, project
-from tests.test_cli_project import PHLO, clean_env, phlo_cli
+from tests.test_cli_project import CRASHING, PHLO, backfill, clean_env, phlo_cli
 
 __all__ = ["clean_env", "project"]  # fixtures
 
@@ -214,3 +214,18 @@ def test_ctrl_c_stops_a_parallel_backfill_and_its_workers_runs(project: Path, to
         lakehouse_of(project).table("raw.slow").to_arrow().num_rows == 0
     )
     assert "published" not in [r["promotion"] for r in runs]
+
+
+def test_the_run_of_a_parallel_worker_that_died_is_marked_failed_at_once(project: Path) -> None:
+    """The backfill reported the day failed, but its run stayed STARTED in the Dagster home."""
+    (project / "workflows" / "ingestion" / "crash.py").write_text(CRASHING)
+    result = backfill(
+        project, "2025-01-02", "2025-01-03", "--select", "group:crash", "--parallel", "2"
+    )
+    assert result.exit_code == 1, result.output
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(project / ".phlo" / "dagster")) as instance:
+        statuses = {run.tags["dagster/partition"]: run.status.value for run in instance.get_runs()}
+    assert statuses == {"2025-01-02": "SUCCESS", "2025-01-03": "FAILURE"}
+    assert "was left STARTED by a phlo process that ended mid-run" in result.stderr

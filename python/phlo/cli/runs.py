@@ -23,7 +23,14 @@ import click
 from phlo._extras import require
 from phlo.cli import output
 from phlo.cli.app import main, project_config
-from phlo.cli.execution import RunReport, open_instance, plan, run_assets, select
+from phlo.cli.execution import (
+    RunReport,
+    open_instance,
+    plan,
+    repair_runs,
+    run_assets,
+    select,
+)
 from phlo.cli.notices import RETRY, retries_shown
 
 if TYPE_CHECKING:
@@ -177,6 +184,7 @@ def backfill(
                         advance(report.partition or "")
             except KeyboardInterrupt:
                 raise _interrupted(config, len(reports), len(tasks)) from None
+            repair_runs(instance)  # the run of a worker that died is not left STARTED
     reports.sort(key=lambda r: (r.partition or "", r.assets))
     failed = sorted({r.partition or "unpartitioned" for r in reports if not r.ok})
     if output.is_json(ctx):
