@@ -127,6 +127,7 @@ def test_a_failing_contract_is_said_once_and_names_the_missing_column(project: P
 def test_sql_without_a_table_runs(project: Path) -> None:
     """A first try, `phlo sql "SELECT 42"`, crashed with a DuckDB traceback: the parse of the
     query left a result unfinished on the connection."""
+    lakehouse_of(project)  # a lakehouse without tables (where none is, sql refuses)
     result = phlo_cli(project, "sql", "SELECT 42 AS answer")
     assert result.exit_code == 0, result.output
     assert "answer" in result.output and "42" in result.output

@@ -374,6 +374,11 @@ def test_status_shows_tables_runs_and_open_wap_branches(project: Path) -> None:
 
 def test_status_of_a_fresh_project_and_of_a_broken_one(project: Path) -> None:
     result = phlo_cli(project, "status", "--json")
+    assert result.exit_code == 4  # no lakehouse yet: said, not created
+    assert as_json(result)["error"]["code"] == "no_lakehouse"
+    assert not (project / ".phlo").exists()
+    lakehouse_of(project)
+    result = phlo_cli(project, "status", "--json")
     assert result.exit_code == 0
     assert as_json(result)["runs"] == [] and as_json(result)["wap_branches"] == []
     assert not (project / ".phlo" / "dagster").exists()  # status creates no Dagster home

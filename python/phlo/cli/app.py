@@ -15,9 +15,12 @@ import click
 
 from phlo._native import __version__
 from phlo.cli import output
+from phlo.cli.located import require_existing
 from phlo.config import ProjectConfig, load_project
 from phlo.errors import MissingExtraError, PhloError
 from phlo.lakehouse import Lakehouse
+from phlo.lakehouse_target import LakehouseTarget
+from phlo.lakehouse_target import open_lakehouse as open_target
 
 
 @dataclass
@@ -139,9 +142,23 @@ def project_config(ctx: click.Context) -> ProjectConfig:
     return state_of(ctx).config()
 
 
-def open_lakehouse(ctx: click.Context) -> Lakehouse:
-    """The lakehouse the command line points at: `--root`, else the project's."""
+def open_lakehouse(ctx: click.Context, *, create: bool = False) -> Lakehouse:
+    """The lakehouse the command line points at: `--root`, else the project's. It must exist
+    (`phlo.cli.located`: a mistyped path is an error, not a new empty lakehouse) unless
+    `create`, for the commands that may start one."""
     state = state_of(ctx)
     if state.root is not None:
+        if not create:
+            require_existing(_folder_target(state.root), None)
         return Lakehouse.open(state.root)
-    return state.config().open_lakehouse()
+    config = state.config()
+    target = config.lakehouse_target()
+    if not create:
+        require_existing(target, config)
+    return open_target(target)
+
+
+def _folder_target(root: Path) -> LakehouseTarget:
+    return LakehouseTarget(
+        f"sqlite:///{root / 'catalog.db'}", (root / "warehouse").as_uri(), {}, root
+    )

@@ -1,6 +1,7 @@
 """A worker process of `phlo backfill --parallel`: ``python -m phlo.cli.backfill_worker ROOT``
 loads the project's definitions once, then runs one task per line of stdin (``{"partition":
-..., "assets": [...]}``) and answers each with one line of JSON (a `RunReport`) on stdout.
+..., "assets": [...]}``) and answers each with one line of JSON (a `RunReport`) on stdout,
+after a ``{"notice": ...}`` line for each retry of a source (`phlo.cli.notices`).
 
 Workers are plain processes started by module name, not `multiprocessing` ones: those re-import
 the caller's ``__main__``, which a console script, a notebook or a test runner may not allow."""
@@ -20,16 +21,20 @@ def main(root: str) -> None:
 
     import phlo.dagster
     from phlo.cli.execution import assets_of, open_instance, run_assets
+    from phlo.cli.notices import retries_shown
+
+    def send(message: dict[str, object]) -> None:
+        reports.write(json.dumps(message) + "\n")
+        reports.flush()
 
     defs = phlo.dagster.definitions(root)
     instance = open_instance(Path(root))
-    for line in sys.stdin:
-        task = json.loads(line)
-        keys = set(task["assets"])
-        assets = [a for a in assets_of(defs) if any(k.to_user_string() in keys for k in a.keys)]
-        report = run_assets(defs, assets, task["partition"], instance)
-        reports.write(json.dumps(report.to_json()) + "\n")
-        reports.flush()
+    with retries_shown(lambda notice: send({"notice": notice})):
+        for line in sys.stdin:
+            task = json.loads(line)
+            keys = set(task["assets"])
+            assets = [a for a in assets_of(defs) if any(k.to_user_string() in keys for k in a.keys)]
+            send(run_assets(defs, assets, task["partition"], instance).to_json())
 
 
 if __name__ == "__main__":

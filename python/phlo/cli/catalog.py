@@ -123,7 +123,7 @@ def _lakehouse(
 ) -> Lakehouse:
     """The lakehouse to serve: a catalog URI + warehouse, else a folder."""
     if catalog_uri is None and warehouse is None:
-        return Lakehouse.open(root) if root is not None else open_lakehouse(ctx)
+        return Lakehouse.open(root) if root is not None else open_lakehouse(ctx, create=True)
     if catalog_uri is None or warehouse is None or root is not None:
         raise click.UsageError("--catalog and --warehouse go together, and not with --root")
     # Object-store credentials come from the AWS_* environment variables.

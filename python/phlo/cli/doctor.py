@@ -146,6 +146,10 @@ def _lakehouse(config: ProjectConfig, root_flag: Path | None) -> Finding:
     try:
         with tempfile.NamedTemporaryFile(dir=path, prefix=".phlo-doctor-"):
             pass
+        if not (path / "catalog.db").exists():  # doctor creates nothing
+            return Finding(
+                "lakehouse", "ok", f"{path}: writable, no catalog yet: created on first use"
+            )
         from phlo.lakehouse import Lakehouse
 
         lh = Lakehouse.open(path)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from phlo.cli import output
+from phlo.cli import output, run_locks
 from phlo.cli.interrupts import on_interrupt
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ __all__ = [
     "dagster_home_path",
     "open_instance",
     "plan",
+    "repair_runs",
     "run_assets",
     "select",
 ]
@@ -135,7 +136,21 @@ def open_instance(project_root: Path) -> dg.DagsterInstance:
         written = home / f"{CLI_SETTINGS}.{os.getpid()}"  # parallel workers write it too
         written.write_text(text)
         os.replace(written, target)
-    return dg.DagsterInstance.from_config(str(home), config_filename=CLI_SETTINGS)
+    instance = dg.DagsterInstance.from_config(str(home), config_filename=CLI_SETTINGS)
+    repair_runs(instance)
+    return instance
+
+
+def repair_runs(instance: dg.DagsterInstance) -> None:
+    """Marks failed the runs a killed `phlo` process left STARTED (`phlo.cli.run_locks`),
+    saying so on stderr."""
+    home = Path(instance.root_directory)
+    for run_id in run_locks.repair(instance, home, _CALL_TAG):
+        click.echo(
+            f"note: run {run_id[:8]} was left STARTED by a phlo process that ended mid-run "
+            "(killed?): marked FAILURE",
+            err=True,
+        )
 
 
 def select(defs: dg.Definitions, patterns: Sequence[str]) -> list[dg.AssetsDefinition]:
@@ -219,7 +234,7 @@ def run_assets(
     report = RunReport(partition, sorted(k.to_user_string() for k in keys))
     call = uuid.uuid4().hex
     stop = functools.partial(_stop, instance, call, partition, output.is_json())
-    with on_interrupt(stop):
+    with run_locks.held(Path(instance.root_directory), call), on_interrupt(stop):
         result = dg.materialize(
             [*assets, *checks],
             partition_key=partition,
@@ -296,20 +311,25 @@ _WRAPPERS = {"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionErro
 
 
 def _stop(instance: dg.DagsterInstance, call: str, partition: str | None, as_json: bool) -> None:
-    """Ctrl-C during a run (see `phlo.cli.interrupts`): the run is recorded as canceled, left
-    unpublished (its branch kept, the target untouched), and the command ends with exit code
-    130."""
+    """Ctrl-C during a run (see `phlo.cli.interrupts`): the run is recorded as canceled and the
+    command ends with exit code 130; the message says what the run left (`what_was_written`:
+    nothing published under WAP, its commits on the target with WAP off)."""
     import dagster as dg
+
+    from phlo.cli.interrupted import what_was_written
 
     runs = instance.get_runs(filters=dg.RunsFilter(tags={_CALL_TAG: call}))
     for run in runs:
         if not run.is_finished:
             instance.report_run_canceled(run, message="interrupted (Ctrl-C) by the phlo command")
-    ids = ", ".join(run.run_id[:8] for run in runs) or "not started"
+    where = partition or "the unpartitioned assets"
+    stopped = [
+        f"run {run.run_id[:8]} of {where} stopped, {what_was_written(run.run_id, run.tags)}"
+        for run in runs
+    ]
     output.emit_error(
         "interrupted",
-        f"interrupted: run {ids} of {partition or 'the unpartitioned assets'} stopped, "
-        "nothing published",
+        "interrupted: " + ("; ".join(stopped) or f"the run of {where} had not started"),
         "run the command again: the partition is written anew",
         as_json,
     )

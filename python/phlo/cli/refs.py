@@ -30,7 +30,7 @@ def branch_list(ctx: click.Context) -> None:
 @click.pass_context
 def branch_create(ctx: click.Context, name: str, from_ref: str) -> None:
     """Create branch NAME from a ref (pointers only: no data is copied)."""
-    open_lakehouse(ctx).create_branch(name, from_ref=from_ref)
+    open_lakehouse(ctx, create=True).create_branch(name, from_ref=from_ref)
     if output.is_json(ctx):
         output.print_json({"created": name, "from": from_ref})
         return
@@ -104,7 +104,7 @@ def tag(ctx: click.Context) -> None:
 @click.pass_context
 def tag_create(ctx: click.Context, name: str, ref: str) -> None:
     """Tag the current state of a ref (tags are immutable)."""
-    open_lakehouse(ctx).create_tag(name, ref=ref)
+    open_lakehouse(ctx, create=True).create_tag(name, ref=ref)
     if output.is_json(ctx):
         output.print_json({"tag": name, "ref": ref})
         return

@@ -6,12 +6,15 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import re
 import selectors
+import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +23,15 @@ import click
 from phlo._extras import require
 from phlo.cli import output
 from phlo.cli.app import main, project_config
-from phlo.cli.execution import RunReport, open_instance, plan, run_assets, select
+from phlo.cli.execution import (
+    RunReport,
+    open_instance,
+    plan,
+    repair_runs,
+    run_assets,
+    select,
+)
+from phlo.cli.notices import RETRY, retries_shown
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -57,7 +68,7 @@ def materialize(ctx: click.Context, patterns: tuple[str, ...], partition: str | 
     instance = open_instance(config.root)
     config.open_lakehouse()  # a lakehouse that cannot open fails here, not in every step
     reports = []
-    with output.progress(len(runs), "materializing") as advance:
+    with _retries_on_stderr(), output.progress(len(runs), "materializing") as advance:
         for key, assets in runs:
             reports.append(run_assets(defs, assets, key, instance))
             advance(key or "")
@@ -113,6 +124,10 @@ def _unpublished_reason(report: RunReport) -> str:
     return "; ".join(reasons)
 
 
+def _retries_on_stderr() -> contextlib.AbstractContextManager[None]:
+    return retries_shown(lambda message: click.echo(RETRY + message, err=True))
+
+
 def _days(start: dt.date, end: dt.date) -> list[str]:
     if end < start:
         raise click.BadParameter(f"{end} is before --start {start}", param_hint="--end")
@@ -150,7 +165,7 @@ def backfill(
     # time would race.
     instance = open_instance(config.root)
     config.open_lakehouse()
-    with output.progress(len(tasks), "backfilling") as advance:
+    with _retries_on_stderr(), output.progress(len(tasks), "backfilling") as advance:
         if parallel == 1:
             for _day, (key, members) in tasks:
                 reports.append(run_assets(defs, members, key, instance))
@@ -159,9 +174,17 @@ def backfill(
             keyed = [
                 (key, [k.to_user_string() for a in m for k in a.keys]) for _d, (key, m) in tasks
             ]
-            for report in _in_processes(config.root, keyed, parallel):
-                reports.append(report)
-                advance(report.partition or "")
+            try:
+                with (
+                    _sigterm_as_ctrl_c(),
+                    contextlib.closing(_in_processes(config.root, keyed, parallel)) as finished,
+                ):
+                    for report in finished:
+                        reports.append(report)
+                        advance(report.partition or "")
+            except KeyboardInterrupt:
+                raise _interrupted(config, len(reports), len(tasks)) from None
+            repair_runs(instance)  # the run of a worker that died is not left STARTED
     reports.sort(key=lambda r: (r.partition or "", r.assets))
     failed = sorted({r.partition or "unpartitioned" for r in reports if not r.ok})
     if output.is_json(ctx):
@@ -190,7 +213,7 @@ def backfill(
 
 def _in_processes(
     root: Path, tasks: Sequence[tuple[str | None, list[str]]], parallel: int
-) -> Iterator[RunReport]:
+) -> Generator[RunReport]:
     """Runs `tasks` (partition, asset keys) on `parallel` worker processes
     (`phlo.cli.backfill_worker`, each loading the project once), handing a worker its next
     task when it reports one done; yields the reports in completion order. A worker that dies
@@ -205,21 +228,68 @@ def _in_processes(
         while selector.get_map():
             for key, _events in selector.select():
                 worker = key.data
-                line = worker.output.readline()
-                if line:
-                    yield RunReport.from_json(json.loads(line))
-                else:
+                lines = worker.read_lines()
+                if lines is None:  # the worker's end of the pipe closed: it died
                     yield worker.crashed()
-                if line and pending:
-                    worker.give(pending.pop())
-                else:
                     selector.unregister(worker.output)
                     worker.stop()
+                    continue
+                for line in lines:
+                    message = json.loads(line)
+                    if "notice" in message:  # the worker runs on
+                        click.echo(RETRY + message["notice"], err=True)
+                        continue
+                    yield RunReport.from_json(message)
+                    if pending:
+                        worker.give(pending.pop())
+                    else:
+                        selector.unregister(worker.output)
+                        worker.stop()
         for partition, assets in reversed(pending):  # every worker died
             yield RunReport(partition, assets, errors=["not run: every worker process died"])
+    except (KeyboardInterrupt, GeneratorExit):
+        # Ctrl-C here or in the caller (which closes this generator): the workers stop their
+        # runs as `phlo materialize` does (canceled, nothing published), instead of being
+        # left to finish and publish them; what each says is passed on.
+        for worker in workers:
+            worker.interrupt()
+        for worker in workers:
+            if said := worker.interrupted():
+                click.echo(said, err=True)
+        raise
     finally:
         for worker in workers:
             worker.stop()
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (a supervisor, `kill`) stops a parallel backfill as Ctrl-C does; by default
+    it would end this process at once and leave the workers to finish and publish their runs."""
+    if threading.current_thread() is not threading.main_thread():  # no signals arrive there
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(config: ProjectConfig, done: int, total: int) -> output.CliError:
+    left = (
+        "nothing of them is published (their branches are kept)"
+        if config.wap.enabled
+        else f"with Write-Audit-Publish off, what they committed before the interrupt is on "
+        f"{config.wap.target} (`phlo log --ref {config.wap.target}` shows it)"
+    )
+    return output.CliError(
+        "interrupted",
+        f"interrupted: {done} of {total} runs had finished (their outcome stands); "
+        f"the runs under way were stopped and recorded CANCELED: {left}",
+        output.INTERRUPTED,
+        hint="run the command again for the days not done (`phlo status` lists the runs)",
+    )
 
 
 _EXCEPTION_LINE = re.compile(r"^[\w.]+(Error|Exception|Interrupt|Exit)\b")
@@ -235,15 +305,25 @@ class _Worker:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.log,
-            text=True,
+            bufsize=0,  # read_lines: no lines left unseen in a buffer the selector ignores
         )
         assert self.process.stdin is not None and self.process.stdout is not None
         self.input, self.output = self.process.stdin, self.process.stdout
         self.task: tuple[str | None, list[str]] = (None, [])
+        self._partial = b""
+
+    def read_lines(self) -> list[str] | None:
+        """The whole lines the worker has written since the last call (after the selector
+        said its pipe is readable); None when the pipe is closed."""
+        chunk = os.read(self.output.fileno(), 1 << 16)
+        if not chunk:
+            return None
+        *lines, self._partial = (self._partial + chunk).split(b"\n")
+        return [line.decode() for line in lines]
 
     def give(self, task: tuple[str | None, list[str]]) -> None:
         self.task = task
-        self.input.write(json.dumps({"partition": task[0], "assets": task[1]}) + "\n")
+        self.input.write((json.dumps({"partition": task[0], "assets": task[1]}) + "\n").encode())
         self.input.flush()
 
     def crashed(self) -> RunReport:
@@ -254,6 +334,21 @@ class _Worker:
         cause = next((ln for ln in reversed(lines) if _EXCEPTION_LINE.match(ln)), lines[-1])
         message = f"the worker process exited with code {code}: {cause}"
         return RunReport(self.task[0], self.task[1], errors=[message])
+
+    def interrupt(self) -> None:
+        """Ctrl-C to the worker: it stops its run (`phlo.cli.execution._stop`) and exits."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+
+    def interrupted(self) -> str | None:
+        """The interrupt message of the worker's run, once the worker has exited."""
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            return None
+        self.log.seek(0)
+        lines = self.log.read().decode(errors="replace").splitlines()
+        return next((ln for ln in lines if ln.startswith("[interrupted]")), None)
 
     def stop(self) -> None:
         with contextlib.suppress(BrokenPipeError):  # a dead worker's pipe

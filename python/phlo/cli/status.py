@@ -14,7 +14,7 @@ import click
 from phlo import wap
 from phlo.cli import output
 from phlo.cli.app import main, open_lakehouse, state_of
-from phlo.cli.execution import ASSETS_TAG, dagster_home_path
+from phlo.cli.execution import ASSETS_TAG, dagster_home_path, repair_runs
 from phlo.lakehouse import Lakehouse
 
 
@@ -88,7 +88,8 @@ def _tables(lh: Lakehouse) -> list[dict[str, Any]]:
 @contextlib.contextmanager
 def _instance(project: Path) -> Iterator[Any]:
     """The Dagster instance `phlo materialize` records runs in, or None when there is none
-    yet or Dagster is not installed (status creates nothing)."""
+    yet or Dagster is not installed (status creates nothing; it only marks failed the runs a
+    killed process left STARTED)."""
     home = dagster_home_path(project)
     if not home.is_dir() or importlib.util.find_spec("dagster") is None:
         yield None
@@ -96,6 +97,7 @@ def _instance(project: Path) -> Iterator[Any]:
     import dagster as dg
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
+        repair_runs(instance)  # a run a killed process left STARTED is not shown as running
         yield instance
 
 
