@@ -374,9 +374,13 @@ def test_status_shows_tables_runs_and_open_wap_branches(project: Path) -> None:
 
 def test_status_of_a_fresh_project_and_of_a_broken_one(project: Path) -> None:
     result = phlo_cli(project, "status", "--json")
-    assert result.exit_code == 4  # no lakehouse yet: said, not created
-    assert as_json(result)["error"]["code"] == "no_lakehouse"
+    assert result.exit_code == 0, result.output  # no lakehouse yet: said, not created
+    assert as_json(result)["lakehouse"] is None and as_json(result)["tables"] == []
+    assert "not created yet" in phlo_cli(project, "status").output
     assert not (project / ".phlo").exists()
+    result = phlo_cli(project, "--root", str(project / "typo"), "status")
+    assert result.exit_code == 4 and "no_lakehouse" in result.output  # a named path must exist
+    assert not (project / "typo").exists()
     lakehouse_of(project)
     result = phlo_cli(project, "status", "--json")
     assert result.exit_code == 0

@@ -10,7 +10,7 @@ from phlo.cli import output
 from phlo.config import ProjectConfig
 from phlo.lakehouse_target import LakehouseTarget
 
-__all__ = ["catalog_file", "require_existing"]
+__all__ = ["catalog_file", "not_created_yet", "require_existing"]
 
 #: The error code of a lakehouse that is not there (exit code 4, docs/cli.md).
 NO_LAKEHOUSE = "no_lakehouse"
@@ -26,6 +26,23 @@ def catalog_file(target: LakehouseTarget) -> Path | None:
         rest = target.catalog.removeprefix("sqlite:///").split("?", 1)[0]
         return Path("/") / rest.lstrip("/")
     return None
+
+
+def not_created_yet(config: ProjectConfig) -> bool:
+    """True when `config`'s lakehouse is its project's own (a folder inside the project, named
+    by its phlo.yaml or by default — not by a flag, the environment or a catalog URI) and no
+    run has created it yet: a report then says so, with the path, instead of failing."""
+    source = config.sources.get("lakehouse", str(config.file))
+    target = config.lakehouse_target()
+    if (
+        config.file is None
+        or "catalog.uri" in config.sources
+        or not source.startswith(str(config.file))
+        or target.folder is None
+        or not target.folder.resolve().is_relative_to(config.root.resolve())
+    ):
+        return False
+    return not (target.folder / "catalog.db").exists()
 
 
 def require_existing(target: LakehouseTarget, config: ProjectConfig | None) -> None:

@@ -15,6 +15,7 @@ from phlo import wap
 from phlo.cli import output
 from phlo.cli.app import main, open_lakehouse, state_of
 from phlo.cli.execution import ASSETS_TAG, dagster_home_path, repair_runs
+from phlo.cli.located import not_created_yet
 from phlo.lakehouse import Lakehouse
 
 
@@ -32,9 +33,12 @@ from phlo.lakehouse import Lakehouse
 @click.pass_context
 def status(ctx: click.Context, run_limit: int) -> None:
     """Tables (rows, snapshots, last change), branches, recent runs, open WAP branches."""
-    lh = open_lakehouse(ctx)
-    project = state_of(ctx).config().root
-    open_branches = sorted(wap.run_branches(lh).items(), key=lambda item: item[1])
+    state = state_of(ctx)
+    # A new project's lakehouse is created by its first run: reported, not an error.
+    config = state.config()
+    lh = None if state.root is None and not_created_yet(config) else open_lakehouse(ctx)
+    project = config.root
+    open_branches = sorted(wap.run_branches(lh).items(), key=lambda item: item[1]) if lh else []
     with _instance(project) as instance:
         records = instance.get_run_records(limit=run_limit) if instance and run_limit else []
         runs = [_run(r) for r in records]
@@ -46,10 +50,11 @@ def status(ctx: click.Context, run_limit: int) -> None:
         }
     report = {
         "project": project,
-        "lakehouse": lh.warehouse,
-        "tables": _tables(lh),
-        "branches": lh.branches(),
-        "tags": lh.tags(),
+        "lakehouse": lh.warehouse if lh else None,
+        "lakehouse_folder": str(config.lakehouse_target().folder or config.root),
+        "tables": _tables(lh) if lh else [],
+        "branches": lh.branches() if lh else [],
+        "tags": lh.tags() if lh else [],
         "runs": runs,
         "wap_branches": [
             {
@@ -117,7 +122,10 @@ def _run(record: Any) -> dict[str, Any]:
 
 def _echo(report: dict[str, Any]) -> None:
     click.echo(f"project    {report['project']}")
-    click.echo(f"lakehouse  {report['lakehouse']}")
+    where = report["lakehouse"] or (
+        f"not created yet at {report['lakehouse_folder']} (the first `phlo materialize` creates it)"
+    )
+    click.echo(f"lakehouse  {where}")
     click.echo(f"tables ({len(report['tables'])})")
     for t in report["tables"]:
         when = f"{t['last_change']:%Y-%m-%d %H:%M:%S}" if t["last_change"] else "never written"
