@@ -27,6 +27,7 @@ use crate::tables::commit::{
     AttemptFiles, SnapshotChange, deleted_target_gone, files_added_since, load_manifest_list,
     write_snapshot,
 };
+use crate::tables::metadata_cache::read_metadata;
 use crate::tables::{LoadedTable, Projection, read_manifest};
 
 /// The snapshot property a merge records its unique key in (comma-separated column names), so
@@ -162,9 +163,10 @@ fn carried_properties(branch: &LoadedTable, source: &str) -> HashMap<String, Str
 }
 
 async fn read(io: &FileIO, changed: &Changed, location: &str) -> Result<LoadedTable> {
-    let metadata = TableMetadata::read_from(io, location)
-        .await
-        .context(|| format!("reading metadata of {} at {location}", changed.ident))?;
+    let metadata = read_metadata(io, location, || {
+        format!("reading metadata of {} at {location}", changed.ident)
+    })
+    .await?;
     Ok(LoadedTable::read_now(
         &changed.ident,
         MAIN,

@@ -1,0 +1,95 @@
+//! Copies of the metadata files phlo's refs point at (docs/branches.md, "Other engines'
+//! metadata cleanup"). Java and PyIceberg honour `write.metadata.delete-after-commit.enabled`
+//! by deleting the metadata files that fall out of `main`'s `metadata-log`; they do not know
+//! phlo's branches and tags, which point at such files (a ref forked from `main`, a branch
+//! merged into it by fast-forward). So before a ref starts using a file `main`'s log may list,
+//! phlo writes a copy next to it, `<file>.phlo-ref`, which no log ever lists, and a read of a
+//! metadata file that is gone falls back to its copy (`tables::metadata_cache`). The pointers
+//! keep naming the original: fork points, diffs and fast-forwards compare the same names as
+//! before. Orphan removal keeps a copy while a ref points at its original; phlo's own cleanup
+//! of a log deletes a copy with its original.
+//!
+//! Copies are written before the catalog change that needs them, so a crash in between leaves
+//! an unused copy (an orphan), never a ref without one. Transactions' internal branches get
+//! none: they live for one write.
+
+use std::collections::HashSet;
+
+use futures::future::try_join_all;
+use iceberg::io::FileIO;
+
+use super::pointers;
+use super::refs::RefKind;
+use crate::catalog::Catalog;
+use crate::error::{Context, Result};
+
+const SUFFIX: &str = ".phlo-ref";
+
+/// Copies written at once (object stores answer each request slowly, in parallel well).
+const CONCURRENCY: usize = 16;
+
+/// Where the copy of metadata file `location` is.
+pub fn copy_of(location: &str) -> String {
+    format!("{location}{SUFFIX}")
+}
+
+/// Creates ref `name` from `from` ([`Catalog::create_ref`]) with a copy of every metadata
+/// file it points at.
+pub async fn create_ref(
+    catalog: &Catalog,
+    io: &FileIO,
+    name: &str,
+    kind: RefKind,
+    from: &str,
+) -> Result<()> {
+    if catalog.rest().is_some() {
+        return catalog.create_ref(name, kind, from);
+    }
+    let before = catalog.metadata_files_of(from)?;
+    keep(io, &before).await?;
+    catalog.create_ref(name, kind, from)?;
+    // Tables `from` committed meanwhile: their new files are its current ones, so no log
+    // drops them before these copies are written.
+    let before: HashSet<&String> = before.iter().collect();
+    let moved: Vec<String> = (catalog.metadata_files_of(name)?.into_iter())
+        .filter(|f| !before.contains(f))
+        .collect();
+    keep(io, &moved).await
+}
+
+/// Writes the copies of `locations` that do not exist yet. A file already gone (deleted before
+/// phlo copied it, e.g. by an engine that ran before this version of phlo) is skipped: there
+/// is nothing left to keep.
+pub async fn keep(io: &FileIO, locations: &[String]) -> Result<()> {
+    let unique: HashSet<&String> = locations.iter().collect();
+    for chunk in unique.into_iter().collect::<Vec<_>>().chunks(CONCURRENCY) {
+        try_join_all(chunk.iter().map(|location| keep_one(io, location))).await?;
+    }
+    Ok(())
+}
+
+async fn keep_one(io: &FileIO, location: &str) -> Result<()> {
+    let copy = copy_of(location);
+    if io.exists(&copy).await.context(|| format!("checking {copy}"))? {
+        return Ok(());
+    }
+    let input = io.new_input(location).context(|| format!("opening {location}"))?;
+    let bytes = match input.read().await {
+        Ok(bytes) => bytes,
+        Err(_) if !io.exists(location).await.unwrap_or(true) => return Ok(()),
+        Err(e) => return Err(e).context(|| format!("reading {location}")),
+    };
+    (io.new_output(&copy).context(|| format!("creating {copy}"))?)
+        .write(bytes)
+        .await
+        .context(|| format!("writing {copy}"))
+}
+
+impl Catalog {
+    /// The metadata files ref `name` points at (none if there is no such ref). A new ref's
+    /// fork points are these too.
+    fn metadata_files_of(&self, name: &str) -> Result<Vec<String>> {
+        let listed = self.read(|db| pointers::list(db, name))?;
+        Ok(listed.into_iter().map(|(_, location)| location).collect())
+    }
+}

@@ -1,0 +1,110 @@
+"""phlo's branches and tags beside another engine's metadata cleanup. PyIceberg's commits to
+main, with `write.metadata.delete-after-commit.enabled`, delete the metadata files that fall out
+of main's `metadata-log`, some of which phlo's refs point at: a branch or tag made from main,
+a branch's fork point, a branch merged into main by fast-forward. Each ref keeps a copy of such
+a file that no log lists (docs/branches.md), so the ref still loads, reads its rows and merges;
+orphan removal deletes a copy once no ref points at its file. On the embedded (SQLite) and the
+PostgreSQL catalog."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pyarrow as pa
+from pyiceberg.catalog.sql import SqlCatalog
+
+import phlo
+
+# The catalog URI phlo connects to, by warehouse (`catalog_uri` is PyIceberg's spelling).
+CATALOG: dict[str, str] = {}
+
+HOUSEKEEPING = {
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "1",
+}
+
+
+def batch(ids: range) -> pa.Table:
+    return pa.table({"id": pa.array(list(ids), pa.int64())})
+
+
+def ids(lh: phlo.Lakehouse, ref: str = "main") -> list[int]:
+    """raw.t's ids on `ref`, read by a new connection (`lh` keeps the metadata files it read)."""
+    fresh = phlo.Lakehouse.connect(catalog=CATALOG[lh.warehouse], warehouse=lh.warehouse)
+    return sorted(fresh.table("raw.t", ref=ref).scan().to_arrow().column("id").to_pylist())
+
+
+def exists(location: str) -> bool:
+    return Path(location.removeprefix("file://")).exists()
+
+
+def pyiceberg_appends(lh: phlo.Lakehouse, starts: range) -> None:
+    """PyIceberg commits to main, each deleting what falls out of its one-entry log."""
+    catalog = SqlCatalog("phlo", uri=lh.catalog_uri, warehouse=lh.warehouse)
+    try:
+        for start in starts:
+            catalog.load_table("raw.t").append(batch(range(start, start + 1)))
+    finally:
+        catalog.engine.dispose()
+
+
+def pyiceberg_ids(lh: phlo.Lakehouse) -> list[int]:
+    catalog = SqlCatalog("phlo", uri=lh.catalog_uri, warehouse=lh.warehouse)
+    try:
+        return sorted(catalog.load_table("raw.t").scan().to_arrow()["id"].to_pylist())
+    finally:
+        catalog.engine.dispose()
+
+
+def refs_outlive_pyiceberg_cleanup(lh: phlo.Lakehouse) -> None:
+    table = lh.create_table("raw.t", {"id": pa.int64()})
+    table.set_properties(HOUSEKEEPING)
+    table.append(batch(range(0, 2)))
+    lh.create_tag("v1")
+    lh.create_branch("dev")
+    lh.create_branch("idle")
+    forked_at = lh.table("raw.t", ref="v1").metadata_location
+    lh.table("raw.t", ref="dev").append(batch(range(100, 102)))
+    pyiceberg_appends(lh, range(10, 14))
+    # PyIceberg deleted the file the tag, the idle branch and dev's fork point name.
+    assert not exists(forked_at)
+    assert lh.table("raw.t", ref="v1").metadata_location == forked_at
+    assert ids(lh, "v1") == ids(lh, "idle") == [0, 1]
+    assert ids(lh, "dev") == [0, 1, 100, 101]
+    # main moved: the merge rebases, reading dev's fork point.
+    lh.merge("dev", "main")
+    assert ids(lh) == [0, 1, 10, 11, 12, 13, 100, 101]
+
+    # A fast-forward makes main point at the branch's file, which stays the branch's.
+    lh.create_branch("ff")
+    lh.table("raw.t", ref="ff").append(batch(range(200, 201)))
+    assert lh.merge("ff", "main").fast_forwarded == ["raw.t"]
+    shared = lh.table("raw.t", ref="ff").metadata_location
+    pyiceberg_appends(lh, range(20, 23))
+    assert not exists(shared)
+    assert ids(lh, "ff") == [0, 1, 10, 11, 12, 13, 100, 101, 200]
+    lh.table("raw.t", ref="ff").append(batch(range(201, 202)))
+    lh.merge("ff", "main")
+    assert ids(lh) == [0, 1, 10, 11, 12, 13, 20, 21, 22, 100, 101, 200, 201]
+
+    # Orphan removal keeps the copies refs use, and deletes one no ref needs any more: ff
+    # moved off the file it shared with main.
+    removed = lh.remove_orphan_files(older_than=dt.timedelta(0)).files
+    assert exists(f"{forked_at}.phlo-ref") and f"{forked_at}.phlo-ref" not in removed
+    assert f"{shared}.phlo-ref" in removed
+    assert ids(lh, "v1") == ids(lh, "idle") == [0, 1]
+    assert ids(lh, "ff") == [0, 1, 10, 11, 12, 13, 100, 101, 200, 201]
+    assert pyiceberg_ids(lh) == ids(lh)
+
+
+def test_refs_outlive_pyiceberg_metadata_cleanup(lh):
+    CATALOG[lh.warehouse] = lh.catalog_uri
+    refs_outlive_pyiceberg_cleanup(lh)
+
+
+def test_refs_outlive_pyiceberg_metadata_cleanup_on_postgres(postgres_url, tmp_path):
+    lh = phlo.Lakehouse.connect(postgres_url, f"file://{tmp_path / 'wh'}")
+    lh.create_namespace("raw")
+    CATALOG[lh.warehouse] = postgres_url
+    refs_outlive_pyiceberg_cleanup(lh)
