@@ -4,7 +4,8 @@ of main's `metadata-log`, some of which phlo's refs point at: a branch or tag ma
 a branch's fork point, a branch merged into main by fast-forward. Each ref keeps a copy of such
 a file that no log lists (docs/branches.md), so the ref still loads, reads its rows and merges;
 orphan removal deletes a copy once no ref points at its file. On the embedded (SQLite) and the
-PostgreSQL catalog."""
+PostgreSQL catalog. A branch whose fork point another engine's expiry cut or deleted is a merge
+conflict that says what to do."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import datetime as dt
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from pyiceberg.catalog.sql import SqlCatalog
 
 import phlo
+from phlo.errors import CommitConflictError
 
 # The catalog URI phlo connects to, by warehouse (`catalog_uri` is PyIceberg's spelling).
 CATALOG: dict[str, str] = {}
@@ -108,3 +111,60 @@ def test_refs_outlive_pyiceberg_metadata_cleanup_on_postgres(postgres_url, tmp_p
     lh.create_namespace("raw")
     CATALOG[lh.warehouse] = postgres_url
     refs_outlive_pyiceberg_cleanup(lh)
+
+
+def pyiceberg_appends_and_expires_the_fork(lh: phlo.Lakehouse) -> tuple[int, str]:
+    """Appends through PyIceberg, then expires every snapshot but its head (the phlo branches'
+    fork point among them); returns the fork point's id and manifest list."""
+    catalog = SqlCatalog("phlo", uri=lh.catalog_uri, warehouse=lh.warehouse)
+    try:
+        head = catalog.load_table("raw.t").current_snapshot()
+        fork = (head.snapshot_id, head.manifest_list)
+        for start in (10, 11):
+            catalog.load_table("raw.t").append(batch(range(start, start + 1)))
+        table = catalog.load_table("raw.t")
+        table.maintenance.expire_snapshots().older_than(dt.datetime.now(dt.UTC)).commit()
+        assert len(catalog.load_table("raw.t").snapshots()) == 1
+        return fork
+    finally:
+        catalog.engine.dispose()
+
+
+def test_a_branch_rewrite_over_a_history_another_engine_cut_is_a_merge_conflict(lh):
+    """A branch's copy-on-write delete re-applied on main needs what main did since the fork;
+    PyIceberg's expiry cut that history: a conflict naming the fork point and saying to re-run
+    the writes on a branch forked from main now. Re-running them there merges."""
+    CATALOG[lh.warehouse] = lh.catalog_uri
+    lh.create_table("raw.t", {"id": pa.int64()}).append(batch(range(0, 3)))
+    lh.create_branch("dev")
+    fork, _ = pyiceberg_appends_and_expires_the_fork(lh)
+    lh.table("raw.t", ref="dev").delete(("id", "<", 1), write_mode="copy-on-write")
+    with pytest.raises(CommitConflictError, match="cannot merge dev into main") as failure:
+        lh.merge("dev", "main")
+    message = str(failure.value)
+    assert f"no longer leads back to snapshot {fork}, which the branch forked from" in message
+    assert "another engine's snapshot expiry" in message
+    assert "re-run the branch's writes on a branch forked from main now" in message
+    assert ids(lh) == [0, 1, 2, 10, 11]
+    lh.create_branch("again")
+    lh.table("raw.t", ref="again").delete(("id", "<", 1), write_mode="copy-on-write")
+    lh.merge("again", "main")
+    assert ids(lh) == [1, 2, 10, 11]
+
+
+def test_a_fork_point_whose_files_another_engine_deleted_is_a_merge_conflict(lh):
+    """Java's expiry also deletes the expired snapshots' files (here by hand, after PyIceberg's
+    expiry, which keeps them): the fork point's manifest list is gone, so what the branch
+    changed cannot be told. A merge conflict saying what to do, not a storage error."""
+    CATALOG[lh.warehouse] = lh.catalog_uri
+    lh.create_table("raw.t", {"id": pa.int64()}).append(batch(range(0, 3)))
+    lh.create_branch("dev")
+    _, forked_list = pyiceberg_appends_and_expires_the_fork(lh)
+    lh.table("raw.t", ref="dev").append(batch(range(20, 21)))
+    Path(forked_list.removeprefix("file://")).unlink()
+    with pytest.raises(CommitConflictError, match="cannot merge dev into main") as failure:
+        lh.merge("dev", "main")
+    message = str(failure.value)
+    assert "the files of the snapshot the branch forked from are gone" in message
+    assert "re-run the branch's writes on a branch forked from main now" in message
+    assert ids(lh) == [0, 1, 2, 10, 11]
