@@ -50,10 +50,10 @@ mod quality_dictionary_pages;
 #[cfg(feature = "s3")]
 #[path = "rest_catalog.rs"]
 mod rest_catalog;
-#[path = "rest_read_retries.rs"]
-mod rest_read_retries;
 #[path = "rest_nessie.rs"]
 mod rest_nessie;
+#[path = "rest_read_retries.rs"]
+mod rest_read_retries;
 #[path = "rest_service.rs"]
 mod rest_service;
 #[cfg(feature = "s3")]

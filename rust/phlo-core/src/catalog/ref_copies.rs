@@ -70,19 +70,26 @@ pub async fn keep(io: &FileIO, locations: &[String]) -> Result<()> {
 
 async fn keep_one(io: &FileIO, location: &str) -> Result<()> {
     let copy = copy_of(location);
-    if io.exists(&copy).await.context(|| format!("checking {copy}"))? {
+    if io
+        .exists(&copy)
+        .await
+        .context(|| format!("checking {copy}"))?
+    {
         return Ok(());
     }
-    let input = io.new_input(location).context(|| format!("opening {location}"))?;
+    let input = io
+        .new_input(location)
+        .context(|| format!("opening {location}"))?;
     let bytes = match input.read().await {
         Ok(bytes) => bytes,
         Err(_) if !io.exists(location).await.unwrap_or(true) => return Ok(()),
         Err(e) => return Err(e).context(|| format!("reading {location}")),
     };
-    (io.new_output(&copy).context(|| format!("creating {copy}"))?)
-        .write(bytes)
-        .await
-        .context(|| format!("writing {copy}"))
+    (io.new_output(&copy)
+        .context(|| format!("creating {copy}"))?)
+    .write(bytes)
+    .await
+    .context(|| format!("writing {copy}"))
 }
 
 impl Catalog {
