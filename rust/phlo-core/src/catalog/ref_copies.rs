@@ -100,3 +100,48 @@ impl Catalog {
         Ok(listed.into_iter().map(|(_, location)| location).collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::storage::Storage;
+    use crate::tables::metadata_cache::{read_metadata, test_metadata};
+
+    #[tokio::test]
+    async fn a_copy_is_written_once_and_read_when_its_original_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = format!("file://{}", dir.path().display());
+        let storage = Storage::open(&root, &HashMap::new()).await.unwrap();
+        let io = storage.file_io();
+        let location = format!("{root}/m1.metadata.json");
+        let metadata = test_metadata::one_long_column();
+        let json = serde_json::to_vec(&metadata).unwrap();
+        io.new_output(&location)
+            .unwrap()
+            .write(json.into())
+            .await
+            .unwrap();
+        let gone = format!("{root}/m0.metadata.json");
+        keep(io, &[location.clone(), location.clone(), gone.clone()])
+            .await
+            .unwrap();
+        assert!(
+            !io.exists(&copy_of(&gone)).await.unwrap(),
+            "nothing to copy"
+        );
+        let copy = dir.path().join("m1.metadata.json.phlo-ref");
+        let written = std::fs::metadata(&copy).unwrap().modified().unwrap();
+        keep(io, std::slice::from_ref(&location)).await.unwrap();
+        let again = std::fs::metadata(&copy).unwrap().modified().unwrap();
+        assert_eq!(written, again, "an existing copy is not written again");
+
+        io.delete(&location).await.unwrap();
+        let read = read_metadata(io, &location, String::new).await.unwrap();
+        assert_eq!(read.uuid(), metadata.uuid());
+        std::fs::remove_file(copy).unwrap();
+        let err = read_metadata(io, &location, String::new).await.unwrap_err();
+        assert_eq!(err.code(), "storage", "{err}");
+    }
+}
