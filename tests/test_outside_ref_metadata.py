@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from pyiceberg.catalog.rest import RestCatalog
 from pyiceberg.catalog.sql import SqlCatalog
 
 import phlo
+from phlo.catalog_server import CatalogServer
 from phlo.errors import CommitConflictError
 
 # The catalog URI phlo connects to, by warehouse (`catalog_uri` is PyIceberg's spelling).
@@ -75,6 +77,10 @@ def refs_outlive_pyiceberg_cleanup(lh: phlo.Lakehouse) -> None:
     assert lh.table("raw.t", ref="v1").metadata_location == forked_at
     assert ids(lh, "v1") == ids(lh, "idle") == [0, 1]
     assert ids(lh, "dev") == [0, 1, 100, 101]
+    # REST clients of `phlo catalog serve` read the tag too (the answer carries the metadata).
+    with CatalogServer(lh, port=0) as server:
+        tag = RestCatalog("v1", uri=f"{server.uri}/iceberg/v1").load_table("raw.t")
+        assert sorted(tag.scan().to_arrow()["id"].to_pylist()) == [0, 1]
     # main moved: the merge rebases, reading dev's fork point.
     lh.merge("dev", "main")
     assert ids(lh) == [0, 1, 10, 11, 12, 13, 100, 101]
