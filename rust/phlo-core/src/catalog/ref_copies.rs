@@ -68,23 +68,32 @@ pub async fn keep(io: &FileIO, locations: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Copies `location` unless a copy of its size is there (a copy cut short by a crash has
+/// fewer bytes, and is written again).
 async fn keep_one(io: &FileIO, location: &str) -> Result<()> {
     let copy = copy_of(location);
-    if io
-        .exists(&copy)
-        .await
-        .context(|| format!("checking {copy}"))?
-    {
-        return Ok(());
-    }
-    let input = io
-        .new_input(location)
-        .context(|| format!("opening {location}"))?;
-    let bytes = match input.read().await {
-        Ok(bytes) => bytes,
-        Err(_) if !io.exists(location).await.unwrap_or(true) => return Ok(()),
+    let opened = |path: &str| io.new_input(path).context(|| format!("opening {path}"));
+    let copied = opened(&copy)?.metadata().await.ok().map(|m| m.size);
+    let original = opened(location)?;
+    let size = match original.metadata().await {
+        Ok(metadata) => metadata.size,
+        Err(_)
+            if !io
+                .exists(location)
+                .await
+                .context(|| format!("checking {location}"))? =>
+        {
+            return Ok(());
+        }
         Err(e) => return Err(e).context(|| format!("reading {location}")),
     };
+    if copied == Some(size) {
+        return Ok(());
+    }
+    let bytes = original
+        .read()
+        .await
+        .context(|| format!("reading {location}"))?;
     (io.new_output(&copy)
         .context(|| format!("creating {copy}"))?)
     .write(bytes)
@@ -120,7 +129,7 @@ mod tests {
         let json = serde_json::to_vec(&metadata).unwrap();
         io.new_output(&location)
             .unwrap()
-            .write(json.into())
+            .write(json.clone().into())
             .await
             .unwrap();
         let gone = format!("{root}/m0.metadata.json");
@@ -136,6 +145,13 @@ mod tests {
         keep(io, std::slice::from_ref(&location)).await.unwrap();
         let again = std::fs::metadata(&copy).unwrap().modified().unwrap();
         assert_eq!(written, again, "an existing copy is not written again");
+        std::fs::write(&copy, b"{\"cut short").unwrap();
+        keep(io, std::slice::from_ref(&location)).await.unwrap();
+        assert_eq!(
+            std::fs::read(&copy).unwrap(),
+            json,
+            "a copy cut short is written again"
+        );
 
         io.delete(&location).await.unwrap();
         let read = read_metadata(io, &location, String::new).await.unwrap();
