@@ -167,9 +167,14 @@ fn history_cut(fork: &LoadedTable, into: &str) -> String {
     )
 }
 
-/// Whether `error` says a file is missing.
-fn is_missing(error: &Error) -> bool {
-    matches!(error, Error::Storage { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+/// The file `error` says is missing, if it says so.
+fn missing_file(error: &Error) -> Option<&str> {
+    match error {
+        Error::Storage { source, path } if source.kind() == std::io::ErrorKind::NotFound => {
+            Some(path)
+        }
+        _ => None,
+    }
 }
 
 /// The branch head's phlo properties (run id, partition, message, metrics), so a rebased publish
@@ -245,10 +250,10 @@ async fn net_change(io: &FileIO, base: &LoadedTable, branch: &LoadedTable) -> Re
     // Another engine's expiry (Java's) deletes the files of the snapshots it expires, the fork
     // point's among them: what the branch changed cannot be told from what it started with.
     let (before_paths, mut live_before) = match fork_files(io, base, &after_paths).await {
-        Err(e) if is_missing(&e) => {
+        Err(ref e) if let Some(path) = missing_file(e) => {
             net.unsupported = Some(format!(
-                "the files of the snapshot the branch forked from are gone: another engine's \
-                 snapshot expiry deleted them ({e})"
+                "the files of the snapshot the branch forked from are gone ({path} among them): \
+                 another engine's snapshot expiry deleted them"
             ));
             return Ok(net);
         }

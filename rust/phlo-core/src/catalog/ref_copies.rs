@@ -1,5 +1,5 @@
-//! Copies of the metadata files phlo's refs point at (docs/branches.md, "Other engines'
-//! metadata cleanup"). Java and PyIceberg honour `write.metadata.delete-after-commit.enabled`
+//! Copies of the metadata files phlo's refs point at (docs/branches.md, "Old metadata
+//! files"). Java and PyIceberg honour `write.metadata.delete-after-commit.enabled`
 //! by deleting the metadata files that fall out of `main`'s `metadata-log`; they do not know
 //! phlo's branches and tags, which point at such files (a ref forked from `main`, a branch
 //! merged into it by fast-forward). So before a ref starts using a file `main`'s log may list,
@@ -10,8 +10,10 @@
 //! of a log deletes a copy with its original.
 //!
 //! Copies are written before the catalog change that needs them, so a crash in between leaves
-//! an unused copy (an orphan), never a ref without one. Transactions' internal branches get
-//! none: they live for one write.
+//! an unused copy (an orphan), not a ref without one. The exception: tables the source ref
+//! committed while a ref was created from it get their copies just after (their files are the
+//! source's current ones then, which no log drops before several more commits). Transactions'
+//! internal branches get none: they live for one write.
 
 use std::collections::HashSet;
 
