@@ -452,6 +452,8 @@ def test_merge_over_a_missing_data_file_is_a_storage_error(world):
 
 
 def test_a_missing_metadata_file_is_a_storage_error(world):
+    # A file of main's own: the one v1 and dev point at has a copy they fall back to.
+    events(world).set_properties({"owner": "main"})
     location = Path(events(world).metadata_location.removeprefix("file://"))
     location.rename(location.with_suffix(".moved"))
     # Another process reads it (`world` keeps the metadata files it has read or written).

@@ -52,6 +52,8 @@ mod quality_dictionary_pages;
 mod rest_catalog;
 #[path = "rest_nessie.rs"]
 mod rest_nessie;
+#[path = "rest_read_retries.rs"]
+mod rest_read_retries;
 #[path = "rest_service.rs"]
 mod rest_service;
 #[cfg(feature = "s3")]
@@ -64,8 +66,8 @@ mod seaweedfs;
 mod support;
 #[path = "write_cleanup.rs"]
 mod write_cleanup;
-// A `phlo catalog serve` service on a socket, with fault-injection switches only
-// rest_catalog.rs (behind `s3`) uses.
+// A `phlo catalog serve` service on a socket, with fault-injection switches rest_catalog.rs
+// (behind `s3`) and rest_read_retries.rs use.
 #[cfg_attr(not(feature = "s3"), allow(dead_code))]
 mod rest;
 

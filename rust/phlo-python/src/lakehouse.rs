@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use phlo_core::Lakehouse;
-use phlo_core::catalog::{CommitMeta, RefKind};
+use phlo_core::catalog::{CommitMeta, RefKind, ref_copies};
 use phlo_core::compact::CompactOptions;
 use phlo_core::dedupe::DedupeMethod;
 use phlo_core::lakehouse::AsOf;
@@ -485,8 +485,11 @@ impl NativeLakehouse {
             "tag" => RefKind::Tag,
             _ => RefKind::Branch,
         };
-        detached(py, "creating a ref", || {
-            self.inner.catalog().create_ref(name, kind, from_ref)
+        let lh = self.inner.clone();
+        wait_for(py, "creating a ref", async move {
+            ref_copies::create_ref(lh.catalog(), lh.file_io(), name, kind, from_ref)
+                .await
+                .py_err()
         })
     }
 

@@ -16,7 +16,8 @@ pub(crate) use rebase::inserted_keys_collide;
 
 use iceberg::io::FileIO;
 
-use crate::catalog::{Catalog, Changed, CommitMeta, MergeStep, RefMerge};
+use crate::catalog::ref_copies;
+use crate::catalog::{Catalog, Changed, CommitMeta, MAIN, MergeStep, RefMerge};
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::tables::commit::{AttemptFiles, backoff};
@@ -92,6 +93,9 @@ pub async fn merge_branch(
             discard(io, &prepared).await;
             return Err(e);
         }
+        if into == MAIN && !catalog.is_internal_branch(source)? {
+            keep_fast_forwarded(io, &steps).await?;
+        }
         // Rebased tables' files are new: the catalog refuses them if orphan removal may have
         // deleted them since.
         let meta = CommitMeta {
@@ -139,6 +143,20 @@ pub async fn merge_branch(
         ),
         hint: format!("Merge again when fewer writers commit to {into} at once"),
     })
+}
+
+/// Copies of the branch's files that `main` is about to point at too (the source keeps them as
+/// its pointers and fork points): once `main` moves on, other engines' cleanup of its
+/// `metadata-log` may delete them (see `catalog::ref_copies`). A rebased table's new file is
+/// `main`'s alone.
+async fn keep_fast_forwarded(io: &FileIO, steps: &[MergeStep]) -> Result<()> {
+    let shared: Vec<String> = (steps.iter())
+        .filter_map(|step| match step {
+            MergeStep::FastForward(c) | MergeStep::Add(c) => Some(c.source.clone()),
+            MergeStep::Rebase { .. } => None,
+        })
+        .collect();
+    ref_copies::keep(io, &shared).await
 }
 
 /// A step's table and the metadata file the merge moves the target to.

@@ -27,6 +27,7 @@ use crate::tables::commit::{
     AttemptFiles, SnapshotChange, deleted_target_gone, files_added_since, load_manifest_list,
     write_snapshot,
 };
+use crate::tables::metadata_cache::read_metadata;
 use crate::tables::{LoadedTable, Projection, read_manifest};
 
 /// The snapshot property a merge records its unique key in (comma-separated column names), so
@@ -87,11 +88,15 @@ pub async fn rebase(
         ));
     }
     let checked = rewrites_conflict(io, (&base, &branch, &target), &net.removed, into).await;
-    if let Err(conflict) | Ok(Some(conflict)) = history_cut(checked)? {
+    if let Err(conflict) | Ok(Some(conflict)) = as_merge_conflict(checked, &base, into)? {
         return Ok(Rebased::Conflict(conflict));
     }
     let gained = match net.unkeyed_rewrite || !net.keys.is_empty() {
-        true => match history_cut(files_added_since(io, &base, &target, MAIN).await)? {
+        true => match as_merge_conflict(
+            files_added_since(io, &base, &target, MAIN).await,
+            &base,
+            into,
+        )? {
             Ok(gained) => gained,
             Err(conflict) => return Ok(Rebased::Conflict(conflict)),
         },
@@ -135,13 +140,40 @@ pub async fn rebase(
 }
 
 /// What a check of the target's history since the fork found, with a history another engine
-/// cut (its expiry dropped the fork point and the parent ids after it, as PyIceberg's does)
-/// as the conflict it is: no retry of the merge can check it, only re-running the branch's
-/// writes on a branch forked from the target now.
-fn history_cut<T>(checked: Result<T>) -> Result<std::result::Result<T, Conflict>> {
+/// cut (its expiry dropped the fork point and the parent ids after it, as PyIceberg's does:
+/// the walk back from the target's head ends in a `CommitConflict`) as the merge conflict it
+/// is. No retry of the merge can check it (the table commit's "run the write again" does not
+/// apply), only re-running the branch's writes on a branch forked from the target now.
+fn as_merge_conflict<T>(
+    checked: Result<T>,
+    fork: &LoadedTable,
+    into: &str,
+) -> Result<std::result::Result<T, Conflict>> {
     match checked {
-        Err(Error::CommitConflict { message, .. }) => Ok(Err(message.into())),
+        Err(Error::CommitConflict { .. }) => Ok(Err(history_cut(fork, into).into())),
         other => other.map(Ok),
+    }
+}
+
+fn history_cut(fork: &LoadedTable, into: &str) -> String {
+    let snapshot = fork.snapshot_for_ref(MAIN).map(|s| s.snapshot_id());
+    let snapshot = snapshot.map_or("the branch forked from".into(), |id| {
+        format!("{id}, which the branch forked from")
+    });
+    format!(
+        "the history of {into} no longer leads back to snapshot {snapshot}: another engine's \
+         snapshot expiry removed it (and, as PyIceberg's does, the parent ids after it), so \
+         what {into} changed since the fork cannot be checked against the branch's changes"
+    )
+}
+
+/// The file `error` says is missing, if it says so.
+fn missing_file(error: &Error) -> Option<&str> {
+    match error {
+        Error::Storage { source, path } if source.kind() == std::io::ErrorKind::NotFound => {
+            Some(path)
+        }
+        _ => None,
     }
 }
 
@@ -162,9 +194,10 @@ fn carried_properties(branch: &LoadedTable, source: &str) -> HashMap<String, Str
 }
 
 async fn read(io: &FileIO, changed: &Changed, location: &str) -> Result<LoadedTable> {
-    let metadata = TableMetadata::read_from(io, location)
-        .await
-        .context(|| format!("reading metadata of {} at {location}", changed.ident))?;
+    let metadata = read_metadata(io, location, || {
+        format!("reading metadata of {} at {location}", changed.ident)
+    })
+    .await?;
     Ok(LoadedTable::read_now(
         &changed.ident,
         MAIN,
@@ -204,22 +237,6 @@ struct NetChange {
 /// Live files of the branch minus live files of the base, and the reverse. Manifests both
 /// lists share hold the same live files, so only the others are read.
 async fn net_change(io: &FileIO, base: &LoadedTable, branch: &LoadedTable) -> Result<NetChange> {
-    let manifests = |table: &LoadedTable| {
-        let table = table.clone();
-        async move {
-            match table.snapshot_for_ref(MAIN) {
-                Some(s) => {
-                    load_manifest_list(io, table.metadata.format_version(), s.manifest_list()).await
-                }
-                None => Ok(Vec::new()),
-            }
-        }
-    };
-    let (before, after) = (manifests(base).await?, manifests(branch).await?);
-    let paths = |list: &[ManifestFile]| -> HashSet<String> {
-        list.iter().map(|m| m.manifest_path.clone()).collect()
-    };
-    let (before_paths, after_paths) = (paths(&before), paths(&after));
     let mut net = NetChange {
         added: Vec::new(),
         removed: Vec::new(),
@@ -228,15 +245,20 @@ async fn net_change(io: &FileIO, base: &LoadedTable, branch: &LoadedTable) -> Re
         unkeyed_rewrite: false,
         unsupported: None,
     };
-    let mut live_before = HashMap::new();
-    for manifest in before
-        .iter()
-        .filter(|m| !after_paths.contains(&m.manifest_path))
-    {
-        for file in live_files(io, manifest, &base.metadata).await? {
-            live_before.insert(file.file_path().to_string(), file);
+    let after = manifests(io, branch).await?;
+    let after_paths: HashSet<String> = after.iter().map(|m| m.manifest_path.clone()).collect();
+    // Another engine's expiry (Java's) deletes the files of the snapshots it expires, the fork
+    // point's among them: what the branch changed cannot be told from what it started with.
+    let (before_paths, mut live_before) = match fork_files(io, base, &after_paths).await {
+        Err(ref e) if let Some(path) = missing_file(e) => {
+            net.unsupported = Some(format!(
+                "the files of the snapshot the branch forked from are gone ({path} among them): \
+                 another engine's snapshot expiry deleted them"
+            ));
+            return Ok(net);
         }
-    }
+        other => other?,
+    };
     for manifest in after
         .iter()
         .filter(|m| !before_paths.contains(&m.manifest_path))
@@ -264,6 +286,31 @@ async fn net_change(io: &FileIO, base: &LoadedTable, branch: &LoadedTable) -> Re
     net.removed = live_before.into_values().collect();
     (net.keys, net.unkeyed_rewrite) = merged_keys(base, branch);
     Ok(net)
+}
+
+/// The manifests of `table`'s head on `main`.
+async fn manifests(io: &FileIO, table: &LoadedTable) -> Result<Vec<ManifestFile>> {
+    match table.snapshot_for_ref(MAIN) {
+        Some(s) => load_manifest_list(io, table.metadata.format_version(), s.manifest_list()).await,
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The fork point's manifests, and the live files of those the branch no longer lists (`after`
+/// are the branch's manifests), by path.
+async fn fork_files(
+    io: &FileIO,
+    base: &LoadedTable,
+    after: &HashSet<String>,
+) -> Result<(HashSet<String>, HashMap<String, DataFile>)> {
+    let before = manifests(io, base).await?;
+    let mut live = HashMap::new();
+    for manifest in before.iter().filter(|m| !after.contains(&m.manifest_path)) {
+        for file in live_files(io, manifest, &base.metadata).await? {
+            live.insert(file.file_path().to_string(), file);
+        }
+    }
+    Ok((before.into_iter().map(|m| m.manifest_path).collect(), live))
 }
 
 /// Which keys the branch's merges since `base` were made by (a merge that only inserted is an

@@ -13,6 +13,7 @@ mod orphan_fence;
 mod pointers;
 #[cfg(feature = "postgres")]
 mod postgres;
+pub mod ref_copies;
 pub mod refs;
 pub mod rest_client;
 mod sqlite;

@@ -231,6 +231,24 @@ impl Catalog {
         })
     }
 
+    /// Whether `name` is a branch private to a process (a transaction's).
+    pub fn is_internal_branch(&self, name: &str) -> Result<bool> {
+        if self.rest().is_some() {
+            return Ok(false);
+        }
+        let found = self.read(|db| {
+            db.query_first(
+                "SELECT owner FROM phlo_refs WHERE catalog_name = ?1 AND ref_name = ?2",
+                args![CATALOG_NAME, name],
+            )
+            .context(|| format!("looking up ref {name}"))
+        })?;
+        Ok(match found {
+            Some(row) => row.opt_text(0)?.is_some(),
+            None => false,
+        })
+    }
+
     /// The branches or tags users made (internal branches are left out), by name.
     /// A REST catalog has none (its refs are each table's own).
     pub fn list_refs(&self, kind: RefKind) -> Result<Vec<RefInfo>> {

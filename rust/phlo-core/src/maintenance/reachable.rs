@@ -7,6 +7,7 @@ use iceberg::io::FileIO;
 use iceberg::spec::TableMetadata;
 
 use crate::catalog::Pointer;
+use crate::catalog::ref_copies::copy_of;
 use crate::error::Result;
 use crate::tables::commit::load_manifest_list;
 use crate::tables::read_manifest;
@@ -17,7 +18,7 @@ pub(super) struct Reachable {
     /// The metadata files (with the versions they log), the statistics files they list, every
     /// snapshot's manifest list, manifests and data/delete files — the snapshots of table-level
     /// refs (tags and branches other engines made) included — and the snapshot each branch
-    /// forked from.
+    /// forked from; and the refs' copies of the metadata files they point at.
     pub files: HashSet<String>,
     /// The tables' locations (folders).
     pub locations: HashSet<String>,
@@ -35,6 +36,7 @@ pub(super) async fn reachable_files(io: &FileIO, pointers: &[Pointer]) -> Result
         let location = metadata.location().trim_end_matches('/').to_string();
         reachable.locations.insert(location);
         files.insert(pointer.metadata_location.clone());
+        files.insert(copy_of(&pointer.metadata_location));
         files.extend(
             metadata
                 .metadata_log()
@@ -60,6 +62,7 @@ pub(super) async fn reachable_files(io: &FileIO, pointers: &[Pointer]) -> Result
             continue;
         }
         files.insert(base.clone());
+        files.insert(copy_of(base));
         let metadata = read_metadata(io, base).await?;
         if let Some(id) = metadata.current_snapshot_id() {
             snapshot_files(io, &metadata, id, files).await?;

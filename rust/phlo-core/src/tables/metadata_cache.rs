@@ -101,6 +101,11 @@ pub async fn read_metadata(
     match TableMetadata::read_from(io, location).await {
         Ok(metadata) => Ok(metadata),
         Err(source) => {
+            // A ref's copy of a file another engine's cleanup deleted (`catalog::ref_copies`).
+            let copy = crate::catalog::ref_copies::copy_of(location);
+            if let Ok(metadata) = TableMetadata::read_from(io, &copy).await {
+                return Ok(metadata);
+            }
             let context = what();
             let failure = Error::iceberg(context.clone(), source);
             Err(match super::read_bytes(io, location).await {

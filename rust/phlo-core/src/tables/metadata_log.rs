@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use iceberg::io::FileIO;
 use iceberg::spec::TableMetadata;
 
+use crate::catalog::ref_copies::copy_of;
 use crate::catalog::{Catalog, TableIdent};
 
 pub const DELETE_AFTER_COMMIT: &str = "write.metadata.delete-after-commit.enabled";
@@ -85,6 +86,8 @@ pub async fn delete_dropped(
     }
     for path in dropped.iter().filter(|f| !used.contains(*f)) {
         let _ = io.delete(path).await;
+        // A ref that used it once may have left a copy (`catalog::ref_copies`).
+        let _ = io.delete(&copy_of(path)).await;
     }
 }
 

@@ -1,12 +1,14 @@
 //! `phlo catalog serve`'s REST service on a real socket (127.0.0.1, a free port), on a runtime
 //! and thread of its own: a minimal HTTP/1.1 front (one request per connection). With
 //! `fail_commits` set, a table or transaction commit is applied and then answered 502, as a
-//! proxy that loses the answer would. With `hide_transactions` set, the server acts as one
+//! proxy that loses the answer would; `commits` counts the commits received. `fail_reads`
+//! GETs to come are answered 503 unserved, and `drop_reads` more have their connection closed
+//! unanswered (each counts down to 0). With `hide_transactions` set, the server acts as one
 //! without multi-table commits that does not list its endpoints: `/v1/config` has no
 //! `endpoints` and `/transactions/commit` is a 404.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use phlo_core::rest::{Request, RestService};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,6 +18,9 @@ pub struct Server {
     pub uri: String,
     pub fail_commits: Arc<AtomicBool>,
     pub hide_transactions: Arc<AtomicBool>,
+    pub commits: Arc<AtomicUsize>,
+    pub fail_reads: Arc<AtomicUsize>,
+    pub drop_reads: Arc<AtomicUsize>,
 }
 
 pub fn serve(service: RestService) -> Server {
@@ -27,7 +32,15 @@ pub fn serve(service: RestService) -> Server {
     let flags = Flags {
         fail: fail_commits.clone(),
         hide: hide_transactions.clone(),
+        commits: Arc::default(),
+        fail_reads: Arc::default(),
+        drop_reads: Arc::default(),
     };
+    let (commits, fail_reads, drop_reads) = (
+        flags.commits.clone(),
+        flags.fail_reads.clone(),
+        flags.drop_reads.clone(),
+    );
     let service = Arc::new(service);
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -43,6 +56,9 @@ pub fn serve(service: RestService) -> Server {
         uri,
         fail_commits,
         hide_transactions,
+        commits,
+        fail_reads,
+        drop_reads,
     }
 }
 
@@ -50,6 +66,16 @@ pub fn serve(service: RestService) -> Server {
 struct Flags {
     fail: Arc<AtomicBool>,
     hide: Arc<AtomicBool>,
+    commits: Arc<AtomicUsize>,
+    fail_reads: Arc<AtomicUsize>,
+    drop_reads: Arc<AtomicUsize>,
+}
+
+/// Takes one from `counter` if it is above 0.
+fn take(counter: &AtomicUsize) -> bool {
+    counter
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
 }
 
 async fn answer(mut socket: TcpStream, service: Arc<RestService>, flags: Flags) {
@@ -95,6 +121,13 @@ async fn answer(mut socket: TcpStream, service: Arc<RestService>, flags: Flags) 
         let body = br#"{"error": {"message": "no route", "type": "NotFound", "code": 404}}"#;
         return reply(socket, 404, body).await;
     }
+    if method == "GET" && take(&flags.fail_reads) {
+        let body = br#"{"error": {"message": "try later", "type": "Unavailable", "code": 503}}"#;
+        return reply(socket, 503, body).await;
+    }
+    if method == "GET" && take(&flags.drop_reads) {
+        return;
+    }
     let mut response = service.handle(&request).await;
     if hide && path.ends_with("/v1/config") {
         let mut config: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
@@ -102,6 +135,9 @@ async fn answer(mut socket: TcpStream, service: Arc<RestService>, flags: Flags) 
         response.body = config.to_string().into_bytes();
     }
     let is_commit = method == "POST" && (path.contains("/tables/") || is_transaction);
+    if is_commit {
+        flags.commits.fetch_add(1, Ordering::SeqCst);
+    }
     if is_commit && flags.fail.load(Ordering::SeqCst) {
         response.status = 502;
         response.body =

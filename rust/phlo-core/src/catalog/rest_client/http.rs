@@ -72,6 +72,22 @@ impl Failure {
             Failure::NotSent(e) | Failure::NoAnswer(e) => e,
         }
     }
+
+    /// Whether the network failed (rather than, say, a credential that could not be made).
+    fn is_transport(&self) -> bool {
+        let (Failure::NotSent(e) | Failure::NoAnswer(e)) = self;
+        matches!(e, Error::Catalog { source, .. } if source.is::<reqwest::Error>())
+    }
+}
+
+/// Sends of one GET before its transient failure is the caller's error.
+pub(super) const READ_ATTEMPTS: u32 = 4;
+
+/// The wait before a GET's attempt `attempt + 1`: 100, 200, 400 ms, plus up to 50 ms of
+/// jitter so that clients failed together do not come back together.
+fn read_backoff(attempt: u32) -> Duration {
+    let jitter = (uuid::Uuid::new_v4().as_u128() % 50) as u64;
+    Duration::from_millis((100 << (attempt - 1).min(4)) + jitter)
 }
 
 impl std::fmt::Debug for Http {
@@ -113,9 +129,25 @@ impl Http {
         redact_uri(&self.base)
     }
 
-    /// `GET path` (relative to the base URI: `v1/config`).
+    /// `GET path` (relative to the base URI: `v1/config`). A GET only reads, so one that met
+    /// a transient failure (no answer: a reset, a timeout, a refused connection; or a 429,
+    /// 500, 502, 503 or 504) is sent again, up to [`READ_ATTEMPTS`] times in all, with
+    /// jittered backoff. Commits never are: whether one that got no answer landed must be
+    /// read back first (`commit.rs`).
     pub fn get(&self, path: &str) -> Result<Reply> {
-        self.send("GET", path, None).map_err(Failure::into_error)
+        let mut attempt = 1;
+        loop {
+            let sent = self.send("GET", path, None);
+            let transient = match &sent {
+                Ok(reply) => matches!(reply.status, 429 | 500 | 502 | 503 | 504),
+                Err(failure) => failure.is_transport(),
+            };
+            if !transient || attempt == READ_ATTEMPTS {
+                return sent.map_err(Failure::into_error);
+            }
+            std::thread::sleep(read_backoff(attempt));
+            attempt += 1;
+        }
     }
 
     pub fn delete(&self, path: &str) -> Result<Reply> {
