@@ -720,7 +720,7 @@ class Table:
         rollback left — are not the ref's history (`scan(snapshot_id=...)` still reads them)."""
         metadata = self._metadata()[1]
         by_id = {s["snapshot-id"]: s for s in metadata.get("snapshots", [])}
-        lineage = []
+        lineage: list[dict[str, Any]] = []
         current = by_id.get(metadata.get("current-snapshot-id"))
         while current is not None and len(lineage) < len(by_id):
             lineage.append(current)

@@ -25,7 +25,11 @@ pub fn carry_settings(
 ) -> Result<std::result::Result<LoadedTable, Conflict>> {
     let (mut set, mut removed) = (HashMap::new(), Vec::new());
     let mut conflicts = Vec::new();
-    let keys: HashSet<&String> = base.properties().keys().chain(branch.properties().keys()).collect();
+    let keys: HashSet<&String> = base
+        .properties()
+        .keys()
+        .chain(branch.properties().keys())
+        .collect();
     for key in keys {
         let (was, now) = (base.properties().get(key), branch.properties().get(key));
         let theirs = target.metadata.properties().get(key);
@@ -70,7 +74,9 @@ pub fn carry_settings(
     if !conflicts.is_empty() {
         return Ok(Err(Conflict {
             what: conflicts.join("; "),
-            or: Some("undo those changes on the branch and make them on the target after the merge"),
+            or: Some(
+                "undo those changes on the branch and make them on the target after the merge",
+            ),
         }));
     }
     // Refs the branch dropped (expired) go from the target too, unless the target moved them.

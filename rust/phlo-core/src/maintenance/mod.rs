@@ -25,8 +25,8 @@ use crate::tables::LoadedTable;
 use crate::tables::commit::{backoff, commit_metadata};
 pub use orphans::remove_orphan_files;
 use reachable::{reachable_files, read_metadata, snapshot_files};
-use retention::{Plan, Request};
 pub(crate) use retention::table_refs;
+use retention::{Plan, Request};
 
 /// Attempts at rewriting one ref's metadata while other writers keep committing to it (an
 /// attempt reads every expired snapshot's manifests, so a busy writer wins often).
