@@ -149,3 +149,31 @@ def check_history(lh: phlo.Lakehouse, when: str) -> None:
     rows = int(history[-1].summary["total-records"])
     assert rows == table.scan().to_arrow().num_rows, when
     assert f"snapshots={len(line)}," in repr(table), when
+
+
+def test_time_travel_reads_what_main_held_then_across_a_pyiceberg_rollback(tmp_path: Path) -> None:
+    lh = seeded(f"sqlite:///{tmp_path / 'catalog.db'}", tmp_path)
+    fork_feature(lh)
+    times = {}
+    with pyiceberg_table(lh) as t:
+        head = t.current_snapshot()
+        assert head is not None
+        times["30 rows"] = head.timestamp_ms + 1
+        t.manage_snapshots().rollback_to_snapshot(t.history()[0].snapshot_id).commit()
+    with pyiceberg_table(lh) as t:
+        times["10 rows, rolled back"] = t.metadata.snapshot_log[-1].timestamp_ms
+    pyiceberg(lh, lambda t: t.append(batch({400: "py"})))
+    lh.table("raw.t").append(batch({401: "phlo"}))
+    times["12 rows"] = lh.table("raw.t").history()[-1].timestamp.timestamp() * 1000
+    with pyiceberg_table(lh) as t:
+        for when, ms in times.items():
+            theirs = t.snapshot_as_of_timestamp(int(ms))
+            assert theirs is not None
+            as_of = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+            scan = lh.table("raw.t").scan(as_of=as_of)
+            assert scan.snapshot_id == theirs.snapshot_id, when
+            rows = scan.to_arrow().num_rows
+            assert rows == t.scan(snapshot_id=theirs.snapshot_id).to_arrow().num_rows, when
+            assert f"{rows} rows" == when.split(",")[0], when
+            pinned = lh.table("raw.t", as_of=as_of)
+            assert pinned.current_snapshot_id == theirs.snapshot_id, when
