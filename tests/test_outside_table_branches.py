@@ -177,3 +177,5 @@ def test_time_travel_reads_what_main_held_then_across_a_pyiceberg_rollback(tmp_p
             assert f"{rows} rows" == when.split(",")[0], when
             pinned = lh.table("raw.t", as_of=as_of)
             assert pinned.current_snapshot_id == theirs.snapshot_id, when
+            assert pinned.history()[-1].snapshot_id == theirs.snapshot_id, when
+            assert f"rows={rows}," in repr(pinned), when
