@@ -25,26 +25,58 @@ for ext in ("httpfs", "avro", "iceberg"):
         f"LOAD '{root}/duckdb_extension_{ext}/extensions/v{duckdb.__version__}/{ext}.duckdb_extension'"
     )
 con.execute(f"ATTACH '{ref}' AS lake (TYPE iceberg, ENDPOINT '{uri}', AUTHORIZATION_TYPE 'none')")
-print(json.dumps([con.execute(sql).fetchall() for sql in statements], default=str))
+if statements is not None:
+    print(json.dumps([con.execute(sql).fetchall() for sql in statements], default=str))
+    sys.exit()
+for sql in sys.stdin:  # a session: one statement a line, one JSON answer a line
+    try:
+        print(json.dumps(["ok", con.execute(sql).fetchall()], default=str), flush=True)
+    except Exception as e:
+        print(json.dumps([type(e).__name__, str(e)]), flush=True)
 """
+
+
+def _client(uri: str, ref: str, statements: list[str] | None) -> list[str]:
+    assert DUCKDB_ICEBERG.is_dir(), f"{DUCKDB_ICEBERG} is missing: run `make dev`"
+    args = [uri, str(DUCKDB_ICEBERG), ref, json.dumps(statements)]
+    return [sys.executable, "-S", "-c", _CLIENT, *args]
+
+
+_ENV = {"PYTHONPATH": str(DUCKDB_ICEBERG), "HOME": str(DUCKDB_ICEBERG)}
+
+
+class DuckdbSession:
+    """One DuckDB connection attached like `duckdb_rest`'s, kept open across statements (a
+    transaction can span other writers' commits)."""
+
+    def __init__(self, uri: str, ref: str = "main") -> None:
+        self.proc = subprocess.Popen(
+            _client(uri, ref, None),
+            env=_ENV,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def run(self, sql: str) -> tuple[str, object]:
+        """("ok", rows), or (DuckDB's error type, its message)."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(sql.replace("\n", " ") + "\n")
+        self.proc.stdin.flush()
+        kind, answer = json.loads(self.proc.stdout.readline())
+        return kind, answer
+
+    def close(self) -> None:
+        self.proc.communicate(timeout=300)
+        assert self.proc.returncode == 0
 
 
 def duckdb_rest(uri: str, ref: str, statements: list[str]) -> list[list[list]]:
     """The rows each statement returns, run in order by one DuckDB connection that attached the
     REST catalog at `uri` as `lake` on `ref` (a branch name or "main")."""
-    assert DUCKDB_ICEBERG.is_dir(), f"{DUCKDB_ICEBERG} is missing: run `make dev`"
     done = subprocess.run(
-        [
-            sys.executable,
-            "-S",
-            "-c",
-            _CLIENT,
-            uri,
-            str(DUCKDB_ICEBERG),
-            ref,
-            json.dumps(statements),
-        ],
-        env={"PYTHONPATH": str(DUCKDB_ICEBERG), "HOME": str(DUCKDB_ICEBERG)},
+        _client(uri, ref, statements),
+        env=_ENV,
         capture_output=True,
         text=True,
         timeout=300,

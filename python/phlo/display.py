@@ -222,21 +222,13 @@ def table_text(table: Table) -> str:
     as_of = "" if table.as_of is None else f", as_of={table.as_of!r}"
     base = f"Table({table.name!r}, ref={table.ref!r}{as_of}"
     try:
-        snapshots = _visible_history(table)
+        snapshots = table.history()  # up to the snapshot reads see
         names = table.schema.names
     except PhloError:
         return base + ")"
     rows = _rows(snapshots[-1].summary) if snapshots else "0"
     columns = ", ".join(names[:8]) + (", …" if len(names) > 8 else "")
     return f"{base}, rows={rows}, snapshots={len(snapshots)}, columns=[{columns}])"
-
-
-def _visible_history(table: Table) -> list[Any]:
-    """The snapshots up to the one reads see (a table opened `as_of` hides later ones)."""
-    snapshots = table.history()
-    current = table.current_snapshot_id
-    ids = [s.snapshot_id for s in snapshots]
-    return snapshots[: ids.index(current) + 1] if current in ids else snapshots
 
 
 @_guarded
@@ -260,7 +252,7 @@ def table_html(table: Table) -> str:
         if spec
         else "unpartitioned"
     )
-    snapshots = _visible_history(table)
+    snapshots = table.history()  # up to the snapshot reads see
     recent = list(reversed(snapshots))[:LISTED]
     history = [
         [

@@ -714,8 +714,19 @@ class Table:
         ]
 
     def history(self) -> list[Snapshot]:
-        """Snapshots, oldest first, with their summaries (operation, added/total counts…)."""
-        snapshots = self._metadata()[1].get("snapshots", [])
+        """The ref's snapshots, oldest first, with their summaries (operation, added/total
+        counts…): its head (for a table opened `as_of`, the snapshot of that time) and the
+        ancestors still retained. Snapshots the table's metadata holds for other lines — a
+        table-level branch another engine writes, the snapshots a rollback left — are not the
+        ref's history (`scan(snapshot_id=...)` still reads them)."""
+        metadata = self._metadata()[1]
+        by_id = {s["snapshot-id"]: s for s in metadata.get("snapshots", [])}
+        lineage: list[dict[str, Any]] = []
+        head = self._snapshot_id if self.as_of is not None else metadata.get("current-snapshot-id")
+        current = by_id.get(head)
+        while current is not None and len(lineage) < len(by_id):
+            lineage.append(current)
+            current = by_id.get(current.get("parent-snapshot-id"))
         return [
             Snapshot(
                 snapshot_id=s["snapshot-id"],
@@ -725,9 +736,7 @@ class Table:
                 operation=s["summary"].get("operation", ""),
                 summary=dict(s["summary"]),
             )
-            for s in sorted(
-                snapshots, key=lambda s: (s.get("sequence-number", 0), s["timestamp-ms"])
-            )
+            for s in reversed(lineage)
         ]
 
     def append(

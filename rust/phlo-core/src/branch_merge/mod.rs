@@ -9,6 +9,7 @@
 mod rebase;
 mod rewritten;
 mod schema;
+mod settings;
 mod shared_keys;
 
 pub use rebase::UNIQUE_KEY_PROPERTY;

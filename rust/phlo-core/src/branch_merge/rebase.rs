@@ -20,6 +20,7 @@ use iceberg::spec::{
 
 use super::rewritten::rewrites_conflict;
 use super::schema::carry_over;
+use super::settings::carry_settings;
 use super::shared_keys::{MAX_INDEXED_KEYS, Shared, shared_key};
 use crate::catalog::{Changed, MAIN};
 use crate::error::{Context, Error, Result};
@@ -111,6 +112,10 @@ pub async fn rebase(
         Err(problems) => return Ok(Rebased::Conflict(problems.join("; ").into())),
         Ok(None) => target,
         Ok(Some(schema)) => with_schema(target, schema)?,
+    };
+    let target = match carry_settings((&base.metadata, &branch.metadata), target)? {
+        Ok(target) => target,
+        Err(conflict) => return Ok(Rebased::Conflict(conflict)),
     };
     if let Some(conflict) = colliding_keys(io, (&branch, &target, into), &net, &gained).await? {
         return Ok(Rebased::Conflict(conflict));

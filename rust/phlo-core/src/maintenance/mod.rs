@@ -25,6 +25,7 @@ use crate::tables::LoadedTable;
 use crate::tables::commit::{backoff, commit_metadata};
 pub use orphans::remove_orphan_files;
 use reachable::{reachable_files, read_metadata, snapshot_files};
+pub(crate) use retention::table_refs;
 use retention::{Plan, Request};
 
 /// Attempts at rewriting one ref's metadata while other writers keep committing to it (an

@@ -152,7 +152,7 @@ impl Retention {
 
 /// The refs of `metadata` by name. iceberg-rust keeps the map private; its serialized form has
 /// it. Metadata without a `main` entry (format v1) gets one for its current snapshot.
-pub(super) fn table_refs(metadata: &TableMetadata) -> Result<BTreeMap<String, SnapshotReference>> {
+pub(crate) fn table_refs(metadata: &TableMetadata) -> Result<BTreeMap<String, SnapshotReference>> {
     let mut value = serde_json::to_value(metadata).map_err(|e| {
         Error::invalid(
             format!("cannot read the refs of table metadata: {e}"),

@@ -730,13 +730,39 @@ fn pick_snapshot(table: &LoadedTable, options: &ScanOptions) -> Result<Option<Sn
     }
 }
 
-/// The last snapshot of the table's history committed at or before `as_of` (ms); `None` for a
-/// table without snapshots.
+/// The snapshot that was the table's current one at `as_of` (ms); `None` for a table without
+/// snapshots. Iceberg's answer is the snapshot log's (as PyIceberg's and Java's time travel
+/// read it): after another engine's rollback, the head's ancestors are not what the table held
+/// then. A log that does not end at the head (a writer that keeps none) is not trusted: the
+/// head's ancestry is walked instead.
 pub fn snapshot_at(table: &LoadedTable, as_of: i64) -> Result<Option<SnapshotRef>> {
     let name = table.ident.to_string();
     let Some(head) = table.snapshot_for_ref(MAIN).cloned() else {
         return Ok(None);
     };
+    let log = table.metadata.history();
+    if log
+        .last()
+        .is_some_and(|e| e.snapshot_id == head.snapshot_id())
+    {
+        if let Some(entry) = log.iter().rev().find(|e| e.timestamp_ms <= as_of) {
+            let id = entry.snapshot_id;
+            return match table.metadata.snapshot_by_id(id) {
+                Some(snapshot) => Ok(Some(snapshot.clone())),
+                None => Err(Error::InvalidInput {
+                    message: format!("snapshot {id}, the table's current one then, was expired"),
+                    at: Location {
+                        table: Some(name),
+                        column: None,
+                    },
+                    hint: "time travel reaches back only to retained snapshots; pick a later \
+                           time (table.history() lists snapshot times)"
+                        .into(),
+                }),
+            };
+        }
+        return Err(no_snapshot_then(name));
+    }
     // Walk the ref's ancestry back to the last snapshot committed at or before `as_of`.
     let mut current = Some(head);
     while let Some(snapshot) = current {
@@ -747,12 +773,16 @@ pub fn snapshot_at(table: &LoadedTable, as_of: i64) -> Result<Option<SnapshotRef
             .parent_snapshot_id()
             .and_then(|id| table.metadata.snapshot_by_id(id).cloned());
     }
-    Err(Error::InvalidInput {
+    Err(no_snapshot_then(name))
+}
+
+fn no_snapshot_then(name: String) -> Error {
+    Error::InvalidInput {
         message: "the table has no snapshot at or before the requested time".into(),
         at: Location {
             table: Some(name),
             column: None,
         },
         hint: "pick a later time; table.history() lists snapshot times".into(),
-    })
+    }
 }
