@@ -18,8 +18,9 @@ from phlo.progress import shows_activity
 from phlo.quality.contract import SAMPLE_LIMIT, CheckResult
 from phlo.sql import quote
 from phlo.transforms.checks import check_result, test_specs
-from phlo.transforms.profile import write_profile
-from phlo.transforms.project import DbtProject, Node, run_dbt
+from phlo.transforms.profile import DATABASE, write_profile
+from phlo.transforms.project import DbtProject, Node, build_manifest
+from phlo.transforms.runner import run_dbt
 from phlo.transforms.write import NodeWrite, write_node
 
 if TYPE_CHECKING:
@@ -31,8 +32,6 @@ __all__ = ["DbtBuild", "NodeOutcome", "build"]
 
 #: The dbt variable holding the run's partition (``{{ var("partition_date_str") }}``).
 PARTITION_VAR = "partition_date_str"
-#: The DuckDB file of a build (its name is the database name dbt renders).
-DATABASE = "phlo"
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,9 @@ def build(
     extra = ["--vars", json.dumps({PARTITION_VAR: partition_date})]
     if select is not None:
         extra += ["--select", *(".".join(project.node(uid).props["fqn"]) for uid in selected)]
-    run_dbt(["build"], project.dir, profiles, target, extra)
+    run_dbt(
+        ["build", *extra], project.dir, profiles, target, manifest=build_manifest(project.dir)
+    )
     results = json.loads((target / "run_results.json").read_text())["results"]
     manifest = json.loads((target / "manifest.json").read_text())
     outcome = _collect(

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 __all__ = [
+    "DATABASE",
     "PLUGIN",
     "PROFILE",
     "TARGET",
@@ -30,6 +31,8 @@ TARGET = "embedded"
 PLUGIN = "phlo.transforms.duckdb_plugin"
 #: Name of the plugin in the profile.
 PLUGIN_ALIAS = "phlo"
+#: The name of a build's DuckDB file, which is the database name dbt renders in SQL.
+DATABASE = "phlo"
 
 
 def write_profile(
