@@ -221,6 +221,7 @@ def _parse(folder: Path, stamp: str) -> None:
             environment = _environment()
             previous = ["--partial-parse-file-path", str(saved)] if saved.is_file() else []
             manifest = run_dbt(["parse", "--partial-parse", *previous], folder, profiles, work)
+            _MANIFESTS.pop(folder, None)
             while len(_MANIFESTS) >= _CACHED_PROJECTS:
                 _MANIFESTS.pop(next(iter(_MANIFESTS)))
             _MANIFESTS[folder] = ((stamp, environment), _freeze(manifest))
