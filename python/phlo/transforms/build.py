@@ -105,9 +105,7 @@ def build(
     extra = ["--vars", json.dumps({PARTITION_VAR: partition_date})]
     if select is not None:
         extra += ["--select", *(".".join(project.node(uid).props["fqn"]) for uid in selected)]
-    run_dbt(
-        ["build", *extra], project.dir, profiles, target, manifest=build_manifest(project.dir)
-    )
+    run_dbt(["build", *extra], project.dir, profiles, target, manifest=build_manifest(project.dir))
     results = json.loads((target / "run_results.json").read_text())["results"]
     manifest = json.loads((target / "manifest.json").read_text())
     outcome = _collect(

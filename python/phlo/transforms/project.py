@@ -239,7 +239,7 @@ def _freeze(manifest: DbtManifest) -> bytes:
     broken in dbt 1.11: its ``__reduce_ex__`` misses a field)."""
     from dbt.parser.manifest import extended_mashumaro_encoder
 
-    return manifest.to_msgpack(extended_mashumaro_encoder)  # type: ignore[no-any-return]
+    return manifest.to_msgpack(extended_mashumaro_encoder)
 
 
 def _thaw(saved: bytes) -> DbtManifest:
@@ -247,7 +247,7 @@ def _thaw(saved: bytes) -> DbtManifest:
     from dbt.parser.manifest import extended_mashumuro_decoder
 
     manifest: DbtManifest = Manifest.from_msgpack(saved, decoder=extended_mashumuro_decoder)
-    manifest.build_flat_graph()
+    manifest.build_flat_graph()  # type: ignore[no-untyped-call]
     return manifest
 
 
@@ -266,4 +266,3 @@ def _fingerprint(folder: Path) -> str:
             f"{'/'.join(parts)}:{file.stat().st_size}:{file.stat().st_mtime_ns}\n".encode()
         )
     return digest.hexdigest()
-

@@ -93,8 +93,8 @@ def _release() -> None:
 
     environment = DuckDBConnectionManager._ENV
     if environment is not None:
-        environment.close()
-    DuckDBConnectionManager.close_all_connections()
+        environment.close()  # type: ignore[no-untyped-call]
+    DuckDBConnectionManager.close_all_connections()  # type: ignore[no-untyped-call]
     cleanup_event_logger()
 
 
