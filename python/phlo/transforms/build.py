@@ -85,8 +85,8 @@ def build(
     """Runs one ``dbt build`` of the nodes `select`ed (unique ids; all when None) and their
     tests on `ref`, and writes the models it built to `ref`. ``partition_date`` is the dbt
     variable ``partition_date_str``. `located_by`: the project folder whose settings name
-    `lakehouse` (a catalog and warehouse other than a lakehouse folder), for dbt's process
-    to open the same one."""
+    `lakehouse` (a catalog and warehouse other than a lakehouse folder), for phlo's dbt plugin
+    (which opens the lakehouse its profile names) to open the same one."""
     workdir = workdir or lakehouse.scratch_dir / "staging" / run_id / "dbt"
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -96,7 +96,7 @@ def build(
     profiles = write_profile(
         workdir / "profile",
         duckdb_path=workdir / f"{DATABASE}.duckdb",
-        # A project's settings name a connected lakehouse (no folder): dbt's process opens that.
+        # A project's settings name a connected lakehouse (no folder): the plugin opens that.
         lakehouse=lakehouse.scratch_dir if located_by is not None else lakehouse.root,
         project=located_by,
         ref=ref,
