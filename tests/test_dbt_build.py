@@ -3,6 +3,9 @@ model, a missing source table, a bad publishing.yaml) as typed errors naming the
 
 from __future__ import annotations
 
+import shutil
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,13 @@ import yaml
 from dbt_support import DBT, lakehouse_of, orders_module, parsed_shop, shop
 from phlo.dagster.publishing import read_publishing
 from phlo.errors import ConfigError, NoSuchTableError, SchemaError, SqlError
-from phlo.transforms import build, find_dbt_project, trino_branch_catalog, trino_profile
+from phlo.transforms import (
+    DbtBuild,
+    build,
+    find_dbt_project,
+    trino_branch_catalog,
+    trino_profile,
+)
 
 DAY = "2025-01-02"
 
@@ -132,3 +141,67 @@ def test_trino_profile_points_at_the_runs_branch_catalog() -> None:
     profile = trino_profile(host="trino", catalog="run_42")
     assert profile["phlo"]["outputs"]["scaled"]["database"] == "run_42"
     assert profile["phlo"]["outputs"]["scaled"]["type"] == "trino"
+
+
+# --- dbt runs in phlo's process, on a manifest parsed once per version of the project ---------
+
+
+def test_a_build_follows_the_projects_files_and_environment_between_builds(
+    shop: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The parse a process keeps is not reused once a file or an environment variable the
+    project reads changed; and dbt prints nothing (its events reach phlo's errors and log)."""
+    ingest(shop)
+    lh = lakehouse_of(shop)
+    model = shop / DBT / "models" / "marts" / "mrt_labels.sql"
+    model.write_text(
+        "{{ config(materialized=env_var('PHLO_TEST_MATERIALIZED', 'view')) }}\n"
+        "select distinct label from {{ ref('stg_orders') }}"
+    )
+    monkeypatch.delenv("PHLO_TEST_MATERIALIZED", raising=False)
+    dbt = find_dbt_project(shop)
+    assert dbt is not None
+    uid = "model.shop.mrt_labels"
+    first = build(dbt, lh, "main", run_id="view", partition_date=DAY)
+    assert first.errors == [] and first.nodes[uid].status == "success"
+    assert first.nodes[uid].write is None  # a view stays in DuckDB
+    # The model's config reads the environment when the project is parsed.
+    monkeypatch.setenv("PHLO_TEST_MATERIALIZED", "table")
+    second = build(dbt, lh, "main", run_id="table", partition_date=DAY)
+    assert second.nodes[uid].write is not None
+    assert second.nodes[uid].write.outcome == "created"
+    # A file that changed is parsed again, though the same DbtProject is passed.
+    model.write_text("{{ config(materialized='table') }}\nselect 1 as one")
+    third = build(dbt, lh, "main", run_id="changed", select=[uid])
+    assert third.errors == []
+    assert lh.table("marts.mrt_labels").to_arrow().column("one").to_pylist() == [1]
+    out, err = capfd.readouterr()
+    assert "dbt" not in out + err, out + err
+
+
+def test_builds_of_two_threads_at_once_each_build_their_own_project(
+    parsed_shop: Path, tmp_path: Path
+) -> None:
+    """dbt's state is the process's: builds in threads (Dagster runs steps in threads or
+    processes) take turns, each on its own DuckDB file and lakehouse."""
+    projects = []
+    for name in ("one", "two"):
+        folder = tmp_path / name / "shop"
+        shutil.copytree(parsed_shop, folder)
+        ingest(folder, DAY if name == "one" else "2025-01-03")
+        sys.modules.pop("workflows.ingestion.shop.orders", None)
+        projects.append(folder)
+
+    def run(folder: Path) -> DbtBuild:
+        dbt = find_dbt_project(folder)
+        assert dbt is not None
+        return build(dbt, lakehouse_of(folder), "main", run_id=folder.parent.name)
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(run, projects))
+    for folder, result in zip(projects, results, strict=True):
+        assert result.errors == [], result.errors
+        assert all(check.passed for check in result.checks.values())
+        built_for = lakehouse_of(folder).table("gold.fct_orders").to_arrow().column("order_date")
+        day = DAY if folder.parent.name == "one" else "2025-01-03"
+        assert {str(d) for d in built_for.to_pylist()} == {day}

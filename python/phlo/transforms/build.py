@@ -18,8 +18,9 @@ from phlo.progress import shows_activity
 from phlo.quality.contract import SAMPLE_LIMIT, CheckResult
 from phlo.sql import quote
 from phlo.transforms.checks import check_result, test_specs
-from phlo.transforms.profile import write_profile
-from phlo.transforms.project import DbtProject, Node, run_dbt
+from phlo.transforms.profile import DATABASE, write_profile
+from phlo.transforms.project import DbtProject, Node, build_manifest
+from phlo.transforms.runner import run_dbt
 from phlo.transforms.write import NodeWrite, write_node
 
 if TYPE_CHECKING:
@@ -31,8 +32,6 @@ __all__ = ["DbtBuild", "NodeOutcome", "build"]
 
 #: The dbt variable holding the run's partition (``{{ var("partition_date_str") }}``).
 PARTITION_VAR = "partition_date_str"
-#: The DuckDB file of a build (its name is the database name dbt renders).
-DATABASE = "phlo"
 
 
 @dataclass(frozen=True)
@@ -86,8 +85,8 @@ def build(
     """Runs one ``dbt build`` of the nodes `select`ed (unique ids; all when None) and their
     tests on `ref`, and writes the models it built to `ref`. ``partition_date`` is the dbt
     variable ``partition_date_str``. `located_by`: the project folder whose settings name
-    `lakehouse` (a catalog and warehouse other than a lakehouse folder), for dbt's process
-    to open the same one."""
+    `lakehouse` (a catalog and warehouse other than a lakehouse folder), for phlo's dbt plugin
+    (which opens the lakehouse its profile names) to open the same one."""
     workdir = workdir or lakehouse.scratch_dir / "staging" / run_id / "dbt"
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -97,7 +96,7 @@ def build(
     profiles = write_profile(
         workdir / "profile",
         duckdb_path=workdir / f"{DATABASE}.duckdb",
-        # A project's settings name a connected lakehouse (no folder): dbt's process opens that.
+        # A project's settings name a connected lakehouse (no folder): the plugin opens that.
         lakehouse=lakehouse.scratch_dir if located_by is not None else lakehouse.root,
         project=located_by,
         ref=ref,
@@ -106,7 +105,7 @@ def build(
     extra = ["--vars", json.dumps({PARTITION_VAR: partition_date})]
     if select is not None:
         extra += ["--select", *(".".join(project.node(uid).props["fqn"]) for uid in selected)]
-    run_dbt(["build"], project.dir, profiles, target, extra)
+    run_dbt(["build", *extra], project.dir, profiles, target, manifest=build_manifest(project.dir))
     results = json.loads((target / "run_results.json").read_text())["results"]
     manifest = json.loads((target / "manifest.json").read_text())
     outcome = _collect(

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 __all__ = [
+    "DATABASE",
     "PLUGIN",
     "PROFILE",
     "TARGET",
@@ -30,6 +31,8 @@ TARGET = "embedded"
 PLUGIN = "phlo.transforms.duckdb_plugin"
 #: Name of the plugin in the profile.
 PLUGIN_ALIAS = "phlo"
+#: The name of a build's DuckDB file, which is the database name dbt renders in SQL.
+DATABASE = "phlo"
 
 
 def write_profile(
@@ -45,13 +48,13 @@ def write_profile(
     """Writes ``<folder>/profiles.yml`` for a build on `duckdb_path` whose plugin shows the
     tables of `lakehouse` at `ref` under the DuckDB `relations` (see the plugin); with
     `project`, of the lakehouse that project's settings name instead (their secrets are read
-    in dbt's process, never written here). Returns `folder`."""
+    by the plugin, never written here). Returns `folder`."""
     output: dict[str, Any] = {
         "type": "duckdb",
         "path": str(duckdb_path),
         "schema": "main",
         "threads": threads,
-        # The plugin creates views once per process: the database must stay open.
+        # The plugin creates views once per database connection: keep it open for the build.
         "keep_open": True,
         # Never download an extension at run time.
         "config_options": {

@@ -4,26 +4,27 @@ is materialized."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from phlo.errors import ConfigError
+from phlo.transforms.runner import LOCK, run_dbt
+
+if TYPE_CHECKING:
+    from dbt.contracts.graph.manifest import Manifest as DbtManifest
 
 __all__ = [
     "DBT_DIR",
     "DbtProject",
     "Node",
-    "dbt_environment",
-    "dbt_executable",
+    "build_manifest",
     "find_dbt_project",
 ]
 
@@ -39,7 +40,11 @@ FALLBACK_GROUP = "transforms"
 #: Node types that become Dagster assets.
 ASSET_TYPES = ("model", "seed", "snapshot")
 #: Folders of a dbt project that do not change what it defines.
-_NOT_SOURCES = {"target", "dbt_packages", "logs", "dbt_modules", ".user.yml"}
+_NOT_SOURCES = {"target", "logs", ".user.yml"}
+#: Projects whose parsed manifest a process keeps (one, but in tests and notebooks).
+_CACHED_PROJECTS = 4
+#: By dbt project folder: what it was parsed from (files, environment) and dbt's manifest.
+_MANIFESTS: dict[Path, tuple[tuple[str, int], bytes]] = {}
 
 #: How phlo writes a node to the lakehouse: ``replace`` (table, seed: the model's rows become the
 #: table's contents), ``upsert`` (incremental, snapshot: the rows the build added or changed are
@@ -172,83 +177,83 @@ def find_dbt_project(root: Path) -> DbtProject | None:
 
 def parse_manifest(folder: Path) -> Mapping[str, Any]:
     """``dbt parse`` of the project (with phlo's profile), cached by the project's files."""
-    from phlo.transforms.profile import write_profile
-
     target = folder / "target" / "phlo"
     manifest_file, stamp_file = target / "manifest.json", target / "phlo-parse.stamp"
     stamp = _fingerprint(folder)
-    if manifest_file.is_file() and stamp_file.is_file() and stamp_file.read_text() == stamp:
-        return json.loads(manifest_file.read_text())  # type: ignore[no-any-return]
-    # Parse in a folder of its own, then move the manifest in: two processes loading the
+    if not (stamp_file.is_file() and stamp_file.read_text() == stamp and manifest_file.is_file()):
+        _parse(folder, stamp)
+    return json.loads(manifest_file.read_text())  # type: ignore[no-any-return]
+
+
+def build_manifest(folder: Path) -> DbtManifest:
+    """The project's manifest as dbt's object, for a build to use instead of parsing: a copy
+    (a build modifies it) of the one parsed from the project's current files and environment.
+    A process parses each version of them once; a new process starts from dbt's partial-parse
+    file in ``target/phlo`` (a fraction of a full parse)."""
+    stamp = _fingerprint(folder)
+    with LOCK:
+        cached = _MANIFESTS.get(folder)
+        if cached is None or cached[0] != (stamp, _environment()):
+            _parse(folder, stamp)
+            cached = _MANIFESTS[folder]
+    return _thaw(cached[1])
+
+
+def _parse(folder: Path, stamp: str) -> None:
+    """Parses the project into ``target/phlo`` (manifest.json, its stamp, dbt's partial-parse
+    file) and the process's cache. A parse's profile and variables never change, so that dbt's
+    partial parsing can reuse the previous parse (dbt's rules: same files, environment
+    variables, profile and ``--vars``). A build's ``partition_date_str`` therefore reaches the
+    SQL of models, not their ``config()`` or ``ref()``s (nor phlo's asset graph)."""
+    from phlo.transforms.profile import DATABASE, write_profile
+
+    target = folder / "target" / "phlo"
+    saved = target / "partial_parse.msgpack"
+    # Parse in a folder of its own, then move the files in: two processes loading the
     # definitions at once (Dagster's code server and a run) must not read a half-written file.
     work = target / f"parse-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     work.mkdir(parents=True)
     try:
-        profiles = write_profile(work / "profile", duckdb_path=work / "parse.duckdb")
-        run_dbt(["parse"], folder, profiles, work)
-        manifest = json.loads((work / "manifest.json").read_text())
-        os.replace(work / "manifest.json", manifest_file)
+        # A relative path: the database name dbt renders, and the same profile wherever the
+        # project is (a parse never opens the file).
+        profiles = write_profile(work / "profile", duckdb_path=Path(f"{DATABASE}.duckdb"))
+        with LOCK:
+            environment = _environment()
+            previous = ["--partial-parse-file-path", str(saved)] if saved.is_file() else []
+            manifest = run_dbt(["parse", "--partial-parse", *previous], folder, profiles, work)
+            _MANIFESTS.pop(folder, None)
+            while len(_MANIFESTS) >= _CACHED_PROJECTS:
+                _MANIFESTS.pop(next(iter(_MANIFESTS)))
+            _MANIFESTS[folder] = ((stamp, environment), _freeze(manifest))
+        os.replace(work / "manifest.json", target / "manifest.json")
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(work / "partial_parse.msgpack", saved)
         (work / "stamp").write_text(stamp)
-        os.replace(work / "stamp", stamp_file)
+        os.replace(work / "stamp", target / "phlo-parse.stamp")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return manifest  # type: ignore[no-any-return]
 
 
-def run_dbt(
-    args: list[str],
-    folder: Path,
-    profiles_dir: Path,
-    target: Path,
-    extra: Sequence[str] = (),
-) -> subprocess.CompletedProcess[str]:
-    """Runs ``dbt <args>`` on the project with phlo's profile; a dbt that could not load the
-    project (bad YAML, a Jinja error, an unknown ref) is a `ConfigError` with dbt's output."""
-    from phlo.transforms.profile import PROFILE, TARGET
+def _freeze(manifest: DbtManifest) -> bytes:
+    """The manifest as dbt saves it for partial parsing (``copy.deepcopy`` of a manifest is
+    broken in dbt 1.11: its ``__reduce_ex__`` misses a field)."""
+    from dbt.parser.manifest import extended_mashumaro_encoder
 
-    command = [
-        dbt_executable(),
-        *args,
-        "--project-dir",
-        str(folder),
-        "--profiles-dir",
-        str(profiles_dir),
-        "--profile",
-        PROFILE,
-        "--target",
-        TARGET,
-        "--target-path",
-        str(target),
-        "--log-path",
-        str(target / "logs"),
-        *extra,
-    ]
-    done = subprocess.run(
-        command, capture_output=True, text=True, env=dbt_environment(), cwd=folder, check=False
-    )
-    if done.returncode == 2 or (
-        done.returncode != 0 and not (target / "run_results.json").exists()
-    ):
-        raise ConfigError(
-            f"dbt {args[0]} of {folder} failed: {_last_lines(done.stdout + done.stderr)}"
-        )
-    return done
+    return manifest.to_msgpack(extended_mashumaro_encoder)
 
 
-def dbt_executable() -> str:
-    """The ``dbt`` of this Python environment."""
-    return str(Path(sys.executable).with_name("dbt"))
+def _thaw(saved: bytes) -> DbtManifest:
+    from dbt.contracts.graph.manifest import Manifest
+    from dbt.parser.manifest import extended_mashumuro_decoder
+
+    manifest: DbtManifest = Manifest.from_msgpack(saved, decoder=extended_mashumuro_decoder)
+    manifest.build_flat_graph()  # type: ignore[no-untyped-call]
+    return manifest
 
 
-def dbt_environment() -> dict[str, str]:
-    """The environment dbt runs in: telemetry off, phlo importable (the plugin is part of
-    phlo)."""
-    env = dict(os.environ)
-    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    env["DBT_PARTIAL_PARSE"] = env.get("DBT_PARTIAL_PARSE", "false")
-    here = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
-    return env
+def _environment() -> int:
+    """The process's environment variables (a parse may read them with ``env_var()``)."""
+    return hash(frozenset(os.environ.items()))
 
 
 def _fingerprint(folder: Path) -> str:
@@ -261,8 +266,3 @@ def _fingerprint(folder: Path) -> str:
             f"{'/'.join(parts)}:{file.stat().st_size}:{file.stat().st_mtime_ns}\n".encode()
         )
     return digest.hexdigest()
-
-
-def _last_lines(text: str, count: int = 15) -> str:
-    lines = [line for line in text.splitlines() if line.strip()]
-    return "\n".join(lines[-count:])
