@@ -478,7 +478,7 @@ def test_the_documented_settings_load(tmp_path, clean_env):
 
 
 def test_dbts_plugin_opens_the_lakehouse_the_project_names(tmp_path, clean_env):
-    """dbt runs in a process of its own: told the project, it resolves the same lakehouse."""
+    """dbt runs in phlo's process: told the project, it resolves the same lakehouse."""
     import duckdb
     import pyarrow as pa
 
