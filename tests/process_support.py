@@ -13,8 +13,17 @@ import multiprocessing.context
 import os
 from typing import Any
 
-# What the racing writers import (the test modules that hold their targets import the rest).
-PRELOAD = ["pytest", "pyarrow", "pyarrow.parquet", "phlo", "pyiceberg.catalog.sql"]
+# What the test modules that hold the writers import (a child imports its target's module).
+PRELOAD = [
+    "pytest",
+    "pyarrow.parquet",
+    "pandas",
+    "pandera.pandas",
+    "phlo",
+    "phlo.cli",
+    "pyiceberg.catalog.sql",
+    "pyiceberg.catalog.rest",
+]
 
 
 class _Process(multiprocessing.context.ForkServerProcess):
@@ -32,7 +41,7 @@ class _Process(multiprocessing.context.ForkServerProcess):
 
 
 class _Context(multiprocessing.context.ForkServerContext):
-    Process = _Process  # type: ignore[assignment]
+    Process = _Process
 
 
 def context() -> mp.context.BaseContext:
