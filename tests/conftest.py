@@ -39,13 +39,35 @@ os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("DAFT_ANALYTICS_ENABLED", "0")
 
-# The files that take longest, longest first (seconds of one worker, measured in
-# docs/benchmarks.md). `make test-python` hands whole files to its two workers in collection
-# order (`--dist loadfile --no-loadscope-reorder`): long files first and short ones filling in
-# at the end keeps both workers busy until the end. xdist's default order (most tests first)
-# started the dbt files, which have few but long tests, last, and one worker ran them alone.
+# The files that cost most (CPU-s, docs/benchmarks.md "Where the suite's time goes"), most
+# first; the others follow in file-name order. `make test-python` hands whole files to its two
+# workers in collection order (`--dist loadfile --no-loadscope-reorder`), so long files start
+# early and short ones fill in at the end. xdist's own order (most tests first) left the dbt
+# files, few tests but long ones, for last.
 LONGEST_FIRST = [
-    # PROVISIONAL
+    "test_dagster_publishing.py",
+    "test_example_glucose.py",
+    "test_dbt_build.py",
+    "test_dbt.py",
+    "test_outside_compaction_races.py",
+    "test_cli_project.py",
+    "test_outside_maintenance_races.py",
+    "test_outside_delete_files.py",
+    "test_outside_pipeline_kills.py",
+    "test_outside_concurrent_evolution.py",
+    "test_dagster_wap.py",
+    "test_distributed_dagster.py",
+    "test_contention.py",
+    "test_outside_random_kills.py",
+    "test_outside_concurrent_engines.py",
+    "test_outside_parquet_files.py",
+    "test_s3_requests.py",
+    "test_merge_on_read.py",
+    "test_outside_concurrent_recreate.py",
+    "test_outside_transforms.py",
+    "test_bad_input.py",
+    "test_validation_differential.py",
+    "test_crash.py",
 ]
 
 
