@@ -1,4 +1,4 @@
-"""Processes for the tests that race writers against each other.
+"""Processes for the tests that race writers against each other or hold one at a failpoint.
 
 A spawned process starts a new interpreter and imports phlo, pyarrow and PyIceberg again:
 ~1.2 CPU-s before it writes anything, for each of the suite's hundred-odd racing writers. A
@@ -23,6 +23,8 @@ PRELOAD = [
     "phlo.cli",
     "pyiceberg.catalog.sql",
     "pyiceberg.catalog.rest",
+    "pyiceberg.table",
+    "duckdb",
 ]
 
 
