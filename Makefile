@@ -39,9 +39,10 @@ test-rust: $(VENV)/.installed
 
 # Two workers (pytest-xdist) for the suite's mostly single-threaded Python; `--dist loadfile`
 # keeps each file on one worker, so module fixtures (the Ray head node) start once. Each worker
-# starts its own session servers (PostgreSQL, SeaweedFS) on free ports of 127.0.0.1.
+# starts its own session servers (PostgreSQL, SeaweedFS) on free ports of 127.0.0.1. Files go
+# out in collection order, the longest first (tests/conftest.py), not xdist's most-tests-first.
 test-python: dev
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 ## demo: the README's example, end to end on the embedded default
 demo: dev

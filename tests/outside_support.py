@@ -6,12 +6,7 @@ and PyIceberg read the model."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import signal
-import subprocess
-import sys
-import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +19,7 @@ from pyiceberg.types import NestedField
 from tests.duckdb_support import duckdb_rest
 
 import phlo
+import process_support
 from phlo.catalog_server import CatalogServer
 
 Row = dict[str, Any]
@@ -54,24 +50,6 @@ HELD: dict[str, tuple[str, Callable[[Model], Model]]] = {
 # metadata before the catalog applies it.
 BRANCH_MERGE = "lh.merge('dev', 'main')"
 
-# The child: connects, runs one write and prints its outcome as JSON.
-CHILD = textwrap.dedent(
-    """
-    import json, sys
-    import pyarrow as pa
-    import phlo
-    catalog, warehouse, write = sys.argv[1], sys.argv[2], sys.argv[3]
-    lh = phlo.Lakehouse.connect(catalog=catalog, warehouse=warehouse)
-    def batch(model):
-        return pa.table({"id": pa.array(list(model), pa.int64()), "v": list(model.values())})
-    try:
-        exec(write)
-        print(json.dumps(["ok", ""]), flush=True)
-    except Exception as e:
-        print(json.dumps([type(e).__name__, str(e)]), flush=True)
-    """
-)
-
 
 def batch(model: Model) -> pa.Table:
     return pa.table({"id": pa.array(list(model), pa.int64()), "v": list(model.values())})
@@ -88,35 +66,47 @@ def seeded(catalog: str, tmp_path: Path) -> phlo.Lakehouse:
     return lakehouse
 
 
+def _write(catalog: str, warehouse: str, code: str, point: str, folder: str, outcome) -> None:
+    """The writer's process: arms `point`, connects and runs `code` (`lh`, `batch` and `pa`
+    are defined); puts its outcome, ("ok", "") or (error type, message)."""
+    os.environ["PHLO_FAILPOINTS"] = f"{point}:pause"
+    os.environ["PHLO_FAILPOINT_DIR"] = folder
+    lh = phlo.Lakehouse.connect(catalog=catalog, warehouse=warehouse)
+    try:
+        exec(code, {"lh": lh, "batch": batch, "pa": pa})
+        outcome.put(("ok", ""))
+    except Exception as e:
+        outcome.put((type(e).__name__, str(e)))
+
+
 class Writer:
-    """A child process running `code` (a write; `lh` and `batch` are defined), held at
+    """A process of its own running `code` (a write; `lh` and `batch` are defined), held at
     failpoint `point`."""
 
     def __init__(self, lh: phlo.Lakehouse, catalog: str, code: str, point: str, folder: Path):
         folder.mkdir()
         self.paused, self.resume = folder / f"{point}.paused", folder / f"{point}.resume"
-        env = {**os.environ, "PHLO_FAILPOINTS": f"{point}:pause", "PHLO_FAILPOINT_DIR": str(folder)}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", CHILD, catalog, lh.warehouse, code],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
+        ctx = process_support.context()
+        self.outcome = ctx.Queue()
+        self.proc = ctx.Process(
+            target=_write, args=(catalog, lh.warehouse, code, point, str(folder), self.outcome)
         )
+        self.proc.start()
         while not self.paused.exists():
-            assert self.proc.poll() is None, "the writer ended before reaching its failpoint"
+            assert self.proc.is_alive(), "the writer ended before reaching its failpoint"
             time.sleep(0.01)
 
     def finish(self) -> tuple[str, str]:
         """Resumes the writer; its outcome: ("ok", "") or (error type, message)."""
         self.resume.touch()
-        out, _ = self.proc.communicate(timeout=300)
-        assert self.proc.returncode == 0, out
-        kind, message = json.loads(out)
+        kind, message = self.outcome.get(timeout=300)
+        self.proc.join(timeout=60)
+        assert self.proc.exitcode == 0, self.proc.exitcode
         return kind, message
 
     def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.communicate(timeout=60)
+        self.proc.kill()
+        self.proc.join(timeout=60)
 
 
 @contextlib.contextmanager
@@ -125,7 +115,7 @@ def held(lh: phlo.Lakehouse, catalog: str, code: str, point: str, folder: Path) 
     try:
         yield writer
     finally:
-        if writer.proc.poll() is None:
+        if writer.proc.is_alive():
             writer.kill()
 
 

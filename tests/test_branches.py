@@ -7,6 +7,7 @@ import pytest
 from pyiceberg.catalog.sql import SqlCatalog
 from tests.conftest import make_events
 
+import process_support
 from phlo import errors
 
 
@@ -198,10 +199,8 @@ def _append_on_branch(root: str, start: int, out) -> None:
 
 
 def test_two_processes_appending_to_one_branch_lose_no_commit(lh, events_table):
-    import multiprocessing as mp
-
     lh.create_branch("dev")
-    ctx = mp.get_context("spawn")
+    ctx = process_support.context()
     out = ctx.Queue()
     procs = [ctx.Process(target=_append_on_branch, args=(str(lh.root), s, out)) for s in (0, 1000)]
     for p in procs:

@@ -319,23 +319,23 @@ def test_dev_serves_the_project_on_localhost_and_stops(project: Path) -> None:
 
 def _wait_for(url: str, process: subprocess.Popen[bytes]) -> str:
     """The body of `url` once the server answers (the process must stay up meanwhile)."""
-    for _ in range(600):
+    for _ in range(3000):  # 5 minutes
         assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
         try:
             with urllib.request.urlopen(url, timeout=5) as response:
                 return str(response.read().decode())
         except OSError:
-            time.sleep(0.5)
+            time.sleep(0.1)
     raise AssertionError(f"{url} never answered")
 
 
 def _group_is_gone(pgid: int) -> bool:
-    for _ in range(60):
+    for _ in range(300):  # 30 seconds
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
             return True
-        time.sleep(0.5)
+        time.sleep(0.1)
     return False
 
 

@@ -4,8 +4,6 @@ a writer in another process."""
 
 from __future__ import annotations
 
-import multiprocessing as mp
-
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
@@ -13,6 +11,7 @@ from pyiceberg.catalog.sql import SqlCatalog
 from tests.conftest import EVENTS_SCHEMA, make_events
 
 import phlo
+import process_support
 from phlo import errors
 from phlo.cli import main as cli
 
@@ -180,7 +179,7 @@ def test_compaction_while_another_process_appends_and_merges_loses_nothing(lh, e
         for r in _updates(i).to_pylist():
             expected[r["id"]] = r
 
-    ctx = mp.get_context("spawn")
+    ctx = process_support.context()
     out = ctx.Queue()
     writer = ctx.Process(target=_load_and_merge, args=(str(lh.root), rounds, out))
     writer.start()

@@ -5,7 +5,6 @@ publishing goes on while main is compacted, and nothing committed is lost."""
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import random
 import signal
 import sqlite3
@@ -20,6 +19,7 @@ import pyarrow as pa
 from pyiceberg.catalog.sql import SqlCatalog
 
 import phlo
+import process_support
 
 WORKERS = 4
 ROUNDS = 25
@@ -53,7 +53,7 @@ def _publish_append(lh: phlo.Lakehouse, branch: str, tables: list[str], key: int
 
 
 def _run_workers(target, root: Path) -> dict[int, list[str]]:
-    ctx = mp.get_context("spawn")
+    ctx = process_support.context()
     barrier = ctx.Barrier(WORKERS)
     results = ctx.Queue()
     procs = [
@@ -236,7 +236,7 @@ def test_processes_opening_an_old_catalog_at_once_upgrade_it_once(tmp_path):
                PRIMARY KEY (catalog_name, table_namespace, table_name));"""
         )
         conn.close()
-    ctx = mp.get_context("spawn")
+    ctx = process_support.context()
     barrier, results = ctx.Barrier(WORKERS), ctx.Queue()
     args = ([str(r) for r in roots], barrier, results)
     procs = [ctx.Process(target=_open_all, args=args) for _ in range(WORKERS)]

@@ -4,7 +4,6 @@ several runs publishing into one table at once."""
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from pathlib import Path
 
 import duckdb
@@ -14,6 +13,7 @@ import pytest
 from pandera.typing import Series
 
 import phlo
+import process_support
 from http_source import http_api
 from phlo import errors
 
@@ -249,7 +249,7 @@ def _run_partition(root, name, partition_date, barrier, results):
 @pytest.mark.parametrize(("name", "table"), [("merge", "raw.busy"), ("append", "raw.busy_log")])
 def test_four_partitions_at_once_all_publish(lh, name, table):
     dates = [f"2025-02-0{d}" for d in range(1, 5)]
-    ctx = mp.get_context("spawn")
+    ctx = process_support.context()
     barrier, results = ctx.Barrier(len(dates)), ctx.Queue()
     procs = [
         ctx.Process(target=_run_partition, args=(str(lh.root), name, d, barrier, results))

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from pyiceberg.catalog.sql import SqlCatalog
 from tests.conftest import EVENTS_SCHEMA, make_events
 
+import process_support
 from phlo import errors
 from phlo.cli import main as cli
 
@@ -179,10 +180,9 @@ def _append_and_merge(root: str, out) -> None:
 
 
 def test_expiry_while_another_process_writes_loses_nothing(lh, events_table):
-    import multiprocessing as mp
 
     events_table.append(make_events(0, 10))
-    ctx = mp.get_context("spawn")
+    ctx = process_support.context()
     out = ctx.Queue()
     writer = ctx.Process(target=_append_and_merge, args=(str(lh.root), out))
     writer.start()

@@ -13,6 +13,7 @@ import pytest
 from pyiceberg.catalog.sql import SqlCatalog
 
 import phlo
+import process_support
 from phlo import errors
 
 SCHEMA = pa.schema(
@@ -196,7 +197,7 @@ def _merge_worker(root: str, writer: int, out: mp.Queue) -> None:
 def test_two_processes_merging_the_same_keys_lose_no_update(lh):
     table = lh.create_table("raw.race", {"id": pa.string(), "writer": pa.int64()})
     table.merge(pa.table({"id": [f"k{i:03}" for i in range(200)], "writer": [0] * 200}), "id")
-    ctx = mp.get_context("spawn")
+    ctx = process_support.context()
     out = ctx.Queue()
     procs = [ctx.Process(target=_merge_worker, args=(str(lh.root), w, out)) for w in (1, 2)]
     for p in procs:

@@ -6,7 +6,6 @@ with compactions in between; `set_properties` and the `write_mode=` override; a 
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import random
 import signal
 import subprocess
@@ -22,6 +21,7 @@ from click.testing import CliRunner
 from pyiceberg.catalog.sql import SqlCatalog
 
 import phlo
+import process_support
 from phlo import errors
 from phlo.cli import main
 
@@ -296,7 +296,7 @@ def _merge_keys(root: str, worker: int, keys: list[int], barrier, results) -> No
 
 
 def _race(lh: phlo.Lakehouse, keys: list[list[int]]) -> dict[int, tuple[int, float]]:
-    ctx = mp.get_context("spawn")
+    ctx = process_support.context()
     barrier = ctx.Barrier(2)
     results = ctx.Queue()
     procs = [

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import multiprocessing as mp
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from tests import test_transaction_cleanup as cleanup
 from tests.test_transaction_cleanup import batch, lakehouse, rows
 
 import phlo
+import process_support
 from phlo.errors import CommitConflictError
 
 # The catalogs and their databases, as the transaction cleanup tests make them.
@@ -110,7 +110,7 @@ def test_processes_merging_the_same_keys_lose_nothing_and_duplicate_nothing(
         for name in ("raw.a", "raw.b"):
             lh.create_table(name, {"id": pa.int64(), "v": pa.string()})
         uri = {"sqlite": None, "postgresql": database, "rest": lh.catalog_uri}[catalog_kind]
-        ctx = mp.get_context("spawn")
+        ctx = process_support.context()
         barrier, results = ctx.Barrier(WORKERS), ctx.Queue()
         procs = [
             ctx.Process(target=_race, args=(catalog_kind, str(tmp_path), uri, w, barrier, results))

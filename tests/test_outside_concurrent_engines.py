@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import datetime as dt
-import multiprocessing as mp
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from tests.outside_support import (
 )
 
 import phlo
+import process_support
 from phlo.catalog_server import CatalogServer
 from phlo.errors import CommitConflictError
 
@@ -123,7 +123,7 @@ def _phlo(uri: str, warehouse: str, role: str, barrier: Any, results: Any) -> No
 
 def race(warehouse: str, pyiceberg_uri: str, phlo_uri: str) -> dict[str, list]:
     """Runs the three writers, started together; the outcomes each reports."""
-    ctx = mp.get_context("spawn")
+    ctx = process_support.context()
     barrier, results = ctx.Barrier(3), ctx.Queue()
     procs = [
         ctx.Process(target=_pyiceberg, args=(pyiceberg_uri, warehouse, barrier, results)),

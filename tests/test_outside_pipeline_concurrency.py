@@ -6,7 +6,6 @@ publishes. Different partitions of one table all publish, also when they are re-
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 from collections import Counter
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from pandera.typing import Series
 
 import phlo
+import process_support
 from phlo import errors
 
 
@@ -91,7 +91,7 @@ def explained(error: BaseException) -> str:
 def run_at_once(where, name: str, runs: list[tuple[str, str]]) -> dict[str, tuple[str, str]]:
     """Runs `(partition_date, version)` in processes released together; ``{version: (status or
     error type, message)}``."""
-    ctx = mp.get_context("spawn")
+    ctx = process_support.context()
     barrier, results = ctx.Barrier(len(runs)), ctx.Queue()
     procs = [
         ctx.Process(target=_run, args=(where, name, day, version, barrier, results))

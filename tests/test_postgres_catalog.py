@@ -18,6 +18,7 @@ import pytest
 from pyiceberg.catalog.sql import SqlCatalog
 
 import phlo
+import process_support
 from phlo.errors import CatalogError, ConfigError, InputError
 from postgres_server import running_server
 
@@ -137,7 +138,7 @@ def test_concurrent_writers_in_processes_lose_no_commit(postgres_url, tmp_path):
     for name in ["raw.shared", *(f"raw.own{w}" for w in range(WORKERS))]:
         lh.create_table(name, {"id": pa.int64()})
     lh.create_table("raw.upserts", {"id": pa.int64(), "w": pa.int64()})
-    ctx = mp.get_context("spawn")
+    ctx = process_support.context()
     barrier, results = ctx.Barrier(WORKERS), ctx.Queue()
     procs = [
         ctx.Process(target=_commit_rounds, args=(postgres_url, warehouse, w, barrier, results))

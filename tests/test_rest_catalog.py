@@ -4,7 +4,6 @@ server reading what phlo wrote and writing what phlo then reads and merges."""
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,6 +12,7 @@ from pyiceberg.catalog.rest import RestCatalog
 from tests.test_catalog_server import served
 
 import phlo
+import process_support
 from phlo.errors import CommitConflictError, ConfigError
 
 WORKERS = 2
@@ -118,7 +118,7 @@ def _merge_rounds(uri: str, root: str, worker: int, barrier, results) -> None:
 
 def test_two_processes_merging_disjoint_keys_both_land(root: Path):
     with served(root) as uri:
-        ctx = mp.get_context("spawn")
+        ctx = process_support.context()
         barrier, results = ctx.Barrier(WORKERS), ctx.Queue()
         procs = [
             ctx.Process(target=_merge_rounds, args=(uri, str(root), w, barrier, results))

@@ -7,7 +7,6 @@ validated against and kept. On a SQLite and a PostgreSQL catalog."""
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import random
 import threading
@@ -20,6 +19,7 @@ import pyarrow.fs as pafs
 import pytest
 
 import phlo
+import process_support
 from phlo.errors import CommitConflictError, StorageError
 from s3_requests import LoseReply, Request, Requests, counting_proxy
 from seaweedfs_server import S3Server
@@ -152,7 +152,7 @@ def test_a_commit_of_another_process_is_read_at_its_new_location(
     model = contents(direct.table("raw.t"))
     table = lh.table("raw.t")
     before = table.metadata_location
-    process = mp.get_context("spawn").Process(
+    process = process_support.context().Process(
         target=_append_in_another_process,
         args=(catalog, s3_warehouse, s3_server.properties()),
     )
