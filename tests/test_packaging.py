@@ -163,6 +163,7 @@ def test_a_missing_extra_is_a_typed_error_naming_it(tmp_path):
 
 
 def test_the_cli_shows_a_missing_extra_as_one_line(tmp_path):
+    phlo.Lakehouse.open(tmp_path)  # `sql` reads an existing lakehouse only
     result = run_without_extras(f"""
         from click.testing import CliRunner
         from phlo.cli import main

@@ -28,7 +28,9 @@ def main(root: str) -> None:
         reports.flush()
 
     defs = phlo.dagster.definitions(root)
-    instance = open_instance(Path(root))
+    # The backfill command repairs (and reports) runs of dead workers: a worker starting late
+    # would otherwise take a sibling's dead run and say so where nobody reads it.
+    instance = open_instance(Path(root), repair=False)
     with retries_shown(lambda notice: send({"notice": notice})):
         for line in sys.stdin:
             task = json.loads(line)

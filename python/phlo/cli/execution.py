@@ -123,7 +123,9 @@ _NO_CAPTURE = {
 }
 
 
-def open_instance(project_root: Path) -> dg.DagsterInstance:
+def open_instance(project_root: Path, *, repair: bool = True) -> dg.DagsterInstance:
+    """The project's Dagster instance; with `repair`, runs a killed process left STARTED are
+    marked failed first (`repair_runs`)."""
     import dagster as dg
     import yaml
 
@@ -137,7 +139,8 @@ def open_instance(project_root: Path) -> dg.DagsterInstance:
         written.write_text(text)
         os.replace(written, target)
     instance = dg.DagsterInstance.from_config(str(home), config_filename=CLI_SETTINGS)
-    repair_runs(instance)
+    if repair:
+        repair_runs(instance)
     return instance
 
 
