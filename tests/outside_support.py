@@ -51,6 +51,22 @@ HELD: dict[str, tuple[str, Callable[[Model], Model]]] = {
 BRANCH_MERGE = "lh.merge('dev', 'main')"
 
 
+def outcome_of(
+    write: Callable[[], object], lost: tuple[type[BaseException], ...], attempts: int = 6
+) -> str:
+    """A racing writer's result: "ok", "conflict" when every attempt lost the race in a `lost`
+    way (nothing landed), else the unexpected error, reported (it fails the test)."""
+    for _ in range(attempts):
+        try:
+            write()
+            return "ok"
+        except lost:
+            continue
+        except Exception as e:
+            return f"{type(e).__name__}: {e}"
+    return "conflict"
+
+
 def batch(model: Model) -> pa.Table:
     return pa.table({"id": pa.array(list(model), pa.int64()), "v": list(model.values())})
 

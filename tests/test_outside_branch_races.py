@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pyiceberg.catalog.sql import SqlCatalog
-from tests.outside_support import BEFORE, assert_reads, batch, pyiceberg_table, seeded
+from tests.outside_support import BEFORE, assert_reads, batch, outcome_of, pyiceberg_table, seeded
 
 import phlo
 from phlo.errors import CommitConflictError
@@ -38,18 +38,17 @@ def _pyiceberg(uri: str, warehouse: str, barrier: Any, results: Any) -> None:
             "branch append": lambda t, r=r: t.append(batch({100 + r: "feat"}), branch="feat"),
         }
         for name, write in writes.items():
-            outcome = "conflict"
-            for _ in range(ATTEMPTS):
-                try:
-                    write(catalog.load_table("raw.t"))
-                    outcome = "ok"
-                    break
-                except (CommitFailedException, ValidationException):
-                    continue
-                except Exception as e:  # reported, fails the test
-                    outcome = f"{type(e).__name__}: {e}"
-                    break
-            outcomes.append((name, r, outcome))
+            outcomes.append(
+                (
+                    name,
+                    r,
+                    outcome_of(
+                        lambda w=write: w(catalog.load_table("raw.t")),
+                        (CommitFailedException, ValidationException),
+                        ATTEMPTS,
+                    ),
+                )
+            )
     catalog.engine.dispose()
     results.put(("pyiceberg", outcomes))
 
@@ -69,18 +68,7 @@ def _phlo(uri: str, warehouse: str, barrier: Any, results: Any) -> None:
             "compact": table.compact,
         }
         for name, write in writes.items():
-            outcome = "conflict"
-            for _ in range(ATTEMPTS):
-                try:
-                    write()
-                    outcome = "ok"
-                    break
-                except CommitConflictError:
-                    continue
-                except Exception as e:  # reported, fails the test
-                    outcome = f"{type(e).__name__}: {e}"
-                    break
-            outcomes.append((name, r, outcome))
+            outcomes.append((name, r, outcome_of(write, (CommitConflictError,), ATTEMPTS)))
     results.put(("phlo", outcomes))
 
 

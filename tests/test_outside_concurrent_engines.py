@@ -28,6 +28,7 @@ from tests.outside_support import (
     duckdb,
     held,
     next_write_succeeds,
+    outcome_of,
     pyiceberg,
     pyiceberg_table,
     seeded,
@@ -63,20 +64,19 @@ def _pyiceberg(uri: str, warehouse: str, barrier: Any, results: Any) -> None:
             "upsert": lambda t, r=r: t.upsert(batch(dict.fromkeys(SHARED, f"py{r}")), ["id"]),
         }
         for name, write in writes.items():
-            outcome = "conflict"
-            for _ in range(ATTEMPTS):
-                try:
-                    write(catalog.load_table("raw.t"))
-                    outcome = "ok"
-                    break
-                # Lost the race, found a conflict, or the snapshot it started from was expired
-                # (and its files removed) by phlo meanwhile: nothing landed, start again.
-                except (CommitFailedException, ValidationException, FileNotFoundError):
-                    continue
-                except Exception as e:  # reported, fails the test
-                    outcome = f"{type(e).__name__}: {e}"
-                    break
-            outcomes.append((name, r, outcome))
+            # Lost the race, found a conflict, or the snapshot it started from was expired
+            # (and its files removed) by phlo meanwhile: nothing landed, start again.
+            outcomes.append(
+                (
+                    name,
+                    r,
+                    outcome_of(
+                        lambda w=write: w(catalog.load_table("raw.t")),
+                        (CommitFailedException, ValidationException, FileNotFoundError),
+                        ATTEMPTS,
+                    ),
+                )
+            )
     if not rest:
         catalog.engine.dispose()
     results.put(("pyiceberg", outcomes))
@@ -106,18 +106,7 @@ def _phlo(uri: str, warehouse: str, role: str, barrier: Any, results: Any) -> No
             if uri.startswith("http"):  # catalog-wide maintenance is not a REST client's
                 del writes["expire"], writes["orphans"]
         for name, write in writes.items():
-            outcome = "conflict"
-            for _ in range(ATTEMPTS):
-                try:
-                    write()
-                    outcome = "ok"
-                    break
-                except CommitConflictError:
-                    continue
-                except Exception as e:  # reported, fails the test
-                    outcome = f"{type(e).__name__}: {e}"
-                    break
-            outcomes.append((name, r, outcome))
+            outcomes.append((name, r, outcome_of(write, (CommitConflictError,), ATTEMPTS)))
     results.put((role, outcomes))
 
 
