@@ -104,6 +104,7 @@ def test_a_branch_merge_after_pyiceberg_rolled_main_back_behind_the_fork(
         lh.merge("dev", "main")
         assert_reads(lh, {**main, 99: "dev"}, "after the merge")
     else:  # dev rewrote a file main no longer has: its copy would bring back rows 20..29
-        with pytest.raises(CommitConflictError, match="no longer leads back"):
+        with pytest.raises(CommitConflictError, match="no longer leads back") as refused:
             lh.merge("dev", "main")
+        assert "rolled main back past it" in str(refused.value)
         assert_reads(lh, main, "after the refused merge")

@@ -27,6 +27,7 @@ from tests.outside_support import (
 )
 
 import phlo
+from phlo import errors
 from phlo.cli.app import main
 
 FEATURE: Model = {**BEFORE, 100: "feat"}
@@ -179,3 +180,20 @@ def test_time_travel_reads_what_main_held_then_across_a_pyiceberg_rollback(tmp_p
             assert pinned.current_snapshot_id == theirs.snapshot_id, when
             assert pinned.history()[-1].snapshot_id == theirs.snapshot_id, when
             assert f"rows={rows}," in repr(pinned), when
+
+
+def test_time_travel_refuses_a_time_whose_snapshot_pyiceberg_expired(tmp_path: Path) -> None:
+    """PyIceberg's expiry of the middle snapshot drops its snapshot-log entry (Java's drops the
+    whole log before it): the time it was current is refused, not read as the one before (when
+    in the gap it began is not recorded, so the whole gap is refused)."""
+    lh = seeded(f"sqlite:///{tmp_path / 'catalog.db'}", tmp_path)
+    first, middle, last = lh.table("raw.t").history()
+    at = {s.snapshot_id: s.timestamp for s in (first, middle, last)}
+    pyiceberg(lh, lambda t: t.maintenance.expire_snapshots().by_id(middle.snapshot_id).commit())
+    table = lh.table("raw.t")
+    assert table.scan(as_of=at[last.snapshot_id]).to_arrow().num_rows == 30
+    for then in (at[first.snapshot_id], at[middle.snapshot_id]):
+        with pytest.raises(errors.InputError, match="expired"):
+            table.scan(as_of=then).to_arrow()
+    with pytest.raises(errors.InputError, match="expired"):
+        lh.table("raw.t", as_of=at[middle.snapshot_id])

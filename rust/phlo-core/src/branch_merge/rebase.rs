@@ -89,13 +89,14 @@ pub async fn rebase(
         ));
     }
     let checked = rewrites_conflict(io, (&base, &branch, &target), &net.removed, into).await;
-    if let Err(conflict) | Ok(Some(conflict)) = as_merge_conflict(checked, &base, into)? {
+    if let Err(conflict) | Ok(Some(conflict)) = as_merge_conflict(checked, (&base, &target), into)?
+    {
         return Ok(Rebased::Conflict(conflict));
     }
     let gained = match net.unkeyed_rewrite || !net.keys.is_empty() {
         true => match as_merge_conflict(
             files_added_since(io, &base, &target, MAIN).await,
-            &base,
+            (&base, &target),
             into,
         )? {
             Ok(gained) => gained,
@@ -144,31 +145,40 @@ pub async fn rebase(
     }
 }
 
-/// What a check of the target's history since the fork found, with a history another engine
-/// cut (its expiry dropped the fork point and the parent ids after it, as PyIceberg's does:
-/// the walk back from the target's head ends in a `CommitConflict`) as the merge conflict it
-/// is. No retry of the merge can check it (the table commit's "run the write again" does not
-/// apply), only re-running the branch's writes on a branch forked from the target now.
+/// What a check of the target's history since the fork found, with a history that no longer
+/// leads back to the fork (the walk back from the target's head ends in a `CommitConflict`)
+/// as the merge conflict it is: another engine rolled the target back past the fork, or its
+/// expiry dropped the fork point and the parent ids after it (as PyIceberg's does). No retry
+/// of the merge can check it (the table commit's "run the write again" does not apply), only
+/// re-running the branch's writes on a branch forked from the target now.
 fn as_merge_conflict<T>(
     checked: Result<T>,
-    fork: &LoadedTable,
+    (fork, target): (&LoadedTable, &LoadedTable),
     into: &str,
 ) -> Result<std::result::Result<T, Conflict>> {
     match checked {
-        Err(Error::CommitConflict { .. }) => Ok(Err(history_cut(fork, into).into())),
+        Err(Error::CommitConflict { .. }) => Ok(Err(history_cut(fork, target, into).into())),
         other => other.map(Ok),
     }
 }
 
-fn history_cut(fork: &LoadedTable, into: &str) -> String {
-    let snapshot = fork.snapshot_for_ref(MAIN).map(|s| s.snapshot_id());
-    let snapshot = snapshot.map_or("the branch forked from".into(), |id| {
+fn history_cut(fork: &LoadedTable, target: &LoadedTable, into: &str) -> String {
+    let id = fork.snapshot_for_ref(MAIN).map(|s| s.snapshot_id());
+    let snapshot = id.map_or("the branch forked from".into(), |id| {
         format!("{id}, which the branch forked from")
     });
+    let why = match id.and_then(|id| target.metadata.snapshot_by_id(id)) {
+        // Still in the metadata, just not behind the head.
+        Some(_) => format!(
+            "another engine rolled {into} back past it (e.g. PyIceberg's rollback_to_snapshot)"
+        ),
+        None => "another engine's snapshot expiry removed it (and, as PyIceberg's does, the \
+                 parent ids after it)"
+            .into(),
+    };
     format!(
-        "the history of {into} no longer leads back to snapshot {snapshot}: another engine's \
-         snapshot expiry removed it (and, as PyIceberg's does, the parent ids after it), so \
-         what {into} changed since the fork cannot be checked against the branch's changes"
+        "the history of {into} no longer leads back to snapshot {snapshot}: {why}, so what \
+         {into} changed since the fork cannot be checked against the branch's changes"
     )
 }
 

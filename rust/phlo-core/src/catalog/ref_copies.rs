@@ -9,11 +9,12 @@
 //! before. Orphan removal keeps a copy while a ref points at its original; phlo's own cleanup
 //! of a log deletes a copy with its original.
 //!
-//! Copies are written before the catalog change that needs them, so a crash in between leaves
-//! an unused copy (an orphan), not a ref without one. The exception: tables the source ref
-//! committed while a ref was created from it get their copies just after (their files are the
-//! source's current ones then, which no log drops before several more commits). Transactions'
-//! internal branches get none: they live for one write.
+//! Copies are written whole or not at all ([`write_whole`]) and before the catalog change that
+//! needs them, so a crash in between leaves an unused copy (an orphan), not a ref without one.
+//! The exception: tables the source ref committed while a ref was created from it get their
+//! copies just after (their files are the source's current ones then, which no log drops
+//! before several more commits). Transactions' internal branches get none: they live for one
+//! write.
 
 use std::collections::HashSet;
 
@@ -23,7 +24,7 @@ use iceberg::io::FileIO;
 use super::pointers;
 use super::refs::RefKind;
 use crate::catalog::Catalog;
-use crate::error::{Context, Result};
+use crate::error::{Context, Error, Result};
 
 const SUFFIX: &str = ".phlo-ref";
 
@@ -96,11 +97,49 @@ async fn keep_one(io: &FileIO, location: &str) -> Result<()> {
         .read()
         .await
         .context(|| format!("reading {location}"))?;
-    (io.new_output(&copy)
-        .context(|| format!("creating {copy}"))?)
-    .write(bytes)
-    .await
-    .context(|| format!("writing {copy}"))
+    write_whole(io, &copy, bytes).await
+}
+
+/// Writes `bytes` to `path` whole or not at all. An object store's PUT is that already. A
+/// local file is written under a temporary name, synced and renamed: written in place, a crash
+/// (or another process's `keep` truncating it to write it again) could leave a copy cut short
+/// under its name after the catalog change that relies on it — and nothing writes it again
+/// unless a ref is made from its original once more.
+async fn write_whole(io: &FileIO, path: &str, bytes: bytes::Bytes) -> Result<()> {
+    let Some(local) = local_path(path) else {
+        return (io.new_output(path).context(|| format!("creating {path}"))?)
+            .write(bytes)
+            .await
+            .context(|| format!("writing {path}"));
+    };
+    let temporary = format!("{local}.{}.tmp", uuid::Uuid::now_v7());
+    let written = tokio::task::spawn_blocking(move || {
+        let write = || -> std::io::Result<()> {
+            let mut file = std::fs::File::create(&temporary)?;
+            std::io::Write::write_all(&mut file, &bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&temporary, &local)
+        };
+        let result = write();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&temporary);
+        }
+        result
+    })
+    .await;
+    let failed = |source| Error::Storage {
+        path: path.to_string(),
+        source,
+    };
+    written
+        .map_err(|e| failed(std::io::Error::other(e)))?
+        .map_err(failed)
+}
+
+/// The local path of a `file:` URI (`None` for an object store's).
+fn local_path(uri: &str) -> Option<String> {
+    let rest = uri.strip_prefix("file:")?;
+    Some(format!("/{}", rest.trim_start_matches('/')))
 }
 
 impl Catalog {
@@ -148,12 +187,24 @@ mod tests {
         let again = std::fs::metadata(&copy).unwrap().modified().unwrap();
         assert_eq!(written, again, "an existing copy is not written again");
         std::fs::write(&copy, b"{\"cut short").unwrap();
+        // A file still linked to the old copy (as a crash or a concurrent `keep` would see it
+        // mid-write) keeps its bytes: the copy is replaced whole (renamed over), not truncated
+        // in place, and no temporary file is left.
+        let old = dir.path().join("old");
+        std::fs::hard_link(&copy, &old).unwrap();
         keep(io, std::slice::from_ref(&location)).await.unwrap();
         assert_eq!(
             std::fs::read(&copy).unwrap(),
             json,
             "a copy cut short is written again"
         );
+        assert_eq!(std::fs::read(&old).unwrap(), b"{\"cut short");
+        std::fs::remove_file(old).unwrap();
+        let mut names: Vec<String> = (std::fs::read_dir(dir.path()).unwrap())
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["m1.metadata.json", "m1.metadata.json.phlo-ref"]);
 
         io.delete(&location).await.unwrap();
         let read = read_metadata(io, &location, String::new).await.unwrap();

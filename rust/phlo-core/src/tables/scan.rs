@@ -16,7 +16,7 @@ use futures::channel::mpsc;
 use futures::stream::{BoxStream, StreamExt};
 use iceberg::expr::{Bind, BoundPredicate};
 use iceberg::io::FileIO;
-use iceberg::spec::{DataFile, Schema, SchemaRef, SnapshotRef, TableMetadata};
+use iceberg::spec::{DataFile, Schema, SchemaRef, SnapshotLog, SnapshotRef, TableMetadata};
 use tokio::sync::Notify;
 
 use super::eval::{FileMatch, file_match, referenced_field_ids, row_matches};
@@ -745,21 +745,33 @@ pub fn snapshot_at(table: &LoadedTable, as_of: i64) -> Result<Option<SnapshotRef
         .last()
         .is_some_and(|e| e.snapshot_id == head.snapshot_id())
     {
-        if let Some(entry) = log.iter().rev().find(|e| e.timestamp_ms <= as_of) {
-            let id = entry.snapshot_id;
-            return match table.metadata.snapshot_by_id(id) {
-                Some(snapshot) => Ok(Some(snapshot.clone())),
-                None => Err(Error::InvalidInput {
-                    message: format!("snapshot {id}, the table's current one then, was expired"),
-                    at: Location {
-                        table: Some(name),
-                        column: None,
-                    },
-                    hint: "time travel reaches back only to retained snapshots; pick a later \
-                           time (table.history() lists snapshot times)"
-                        .into(),
-                }),
+        if let Some(at) = log.iter().rposition(|e| e.timestamp_ms <= as_of) {
+            let id = log[at].snapshot_id;
+            let expired = match table.metadata.snapshot_by_id(id) {
+                None => format!("snapshot {id}, the table's current one then, was expired"),
+                Some(_)
+                    if log
+                        .get(at + 1)
+                        .is_some_and(|n| expired_between(table, &log[at], n)) =>
+                {
+                    format!(
+                        "the table's current snapshot then was expired (another engine's \
+                         expiry removed it from the snapshot log, which now shows snapshot \
+                         {id} instead)"
+                    )
+                }
+                Some(snapshot) => return Ok(Some(snapshot.clone())),
             };
+            return Err(Error::InvalidInput {
+                message: expired,
+                at: Location {
+                    table: Some(name),
+                    column: None,
+                },
+                hint: "time travel reaches back only to retained snapshots; pick a later \
+                       time (table.history() lists snapshot times)"
+                    .into(),
+            });
         }
         return Err(no_snapshot_then(name));
     }
@@ -776,6 +788,23 @@ pub fn snapshot_at(table: &LoadedTable, as_of: i64) -> Result<Option<SnapshotRef
     Err(no_snapshot_then(name))
 }
 
+/// Whether log entries between `entry` and the next one, `next`, may have been removed with
+/// their expired snapshots: PyIceberg's expiry drops the entries of the snapshots it expires
+/// (Java's and iceberg-rust's drop all entries before such a one instead), leaving a gap in
+/// which `entry`'s snapshot seems current when an expired one was. The sign: `next` is a
+/// snapshot committed after `entry` (not a rollback to an older one) whose parent is not
+/// `entry`'s snapshot and is gone, or was cleared (as PyIceberg's expiry clears the parent id
+/// of what it expires' children).
+fn expired_between(table: &LoadedTable, entry: &SnapshotLog, next: &SnapshotLog) -> bool {
+    let Some(snapshot) = table.metadata.snapshot_by_id(next.snapshot_id) else {
+        return true;
+    };
+    let parent = snapshot.parent_snapshot_id();
+    snapshot.timestamp_ms() > entry.timestamp_ms
+        && parent != Some(entry.snapshot_id)
+        && parent.is_none_or(|p| table.metadata.snapshot_by_id(p).is_none())
+}
+
 fn no_snapshot_then(name: String) -> Error {
     Error::InvalidInput {
         message: "the table has no snapshot at or before the requested time".into(),
@@ -784,5 +813,71 @@ fn no_snapshot_then(name: String) -> Error {
             column: None,
         },
         hint: "pick a later time; table.history() lists snapshot times".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::TableIdent;
+
+    /// A table whose snapshots (id, parent, ms) are `snapshots` and whose snapshot log is `log`
+    /// (id, ms); the last snapshot of the log is the head.
+    fn table(snapshots: &[(i64, Option<i64>, i64)], log: &[(i64, i64)]) -> LoadedTable {
+        let snapshots: Vec<_> = (snapshots.iter())
+            .map(|&(id, parent, ms)| {
+                serde_json::json!({
+                    "snapshot-id": id, "parent-snapshot-id": parent, "sequence-number": id,
+                    "timestamp-ms": ms, "manifest-list": format!("file:///t/{id}.avro"),
+                    "summary": {"operation": "append"}, "schema-id": 0
+                })
+            })
+            .collect();
+        let head = log.last().unwrap().0;
+        let metadata = serde_json::json!({
+            "format-version": 2, "table-uuid": "01a22e1a-9aa7-72e7-86fb-17b4034a985d",
+            "location": "file:///t", "last-sequence-number": 9, "last-updated-ms": 9000,
+            "last-column-id": 1, "current-schema-id": 0,
+            "schemas": [{"schema-id": 0, "type": "struct", "fields": [
+                {"id": 1, "name": "id", "required": false, "type": "long"}]}],
+            "default-spec-id": 0, "partition-specs": [{"spec-id": 0, "fields": []}],
+            "last-partition-id": 999, "default-sort-order-id": 0,
+            "sort-orders": [{"order-id": 0, "fields": []}],
+            "current-snapshot-id": head, "snapshots": snapshots,
+            "refs": {"main": {"snapshot-id": head, "type": "branch"}},
+            "snapshot-log": log.iter()
+                .map(|&(id, ms)| serde_json::json!({"snapshot-id": id, "timestamp-ms": ms}))
+                .collect::<Vec<_>>(),
+        });
+        let metadata: TableMetadata = serde_json::from_value(metadata).unwrap();
+        let ident = TableIdent::parse("raw.t").unwrap();
+        LoadedTable::read_now(&ident, MAIN, Arc::new(metadata), "file:///t/m.json".into())
+    }
+
+    fn at(table: &LoadedTable, ms: i64) -> Result<i64> {
+        Ok(snapshot_at(table, ms)?.unwrap().snapshot_id())
+    }
+
+    /// PyIceberg's expiry of snapshot 2 (snapshot 1 kept, e.g. by a tag) drops 2's log entry and
+    /// 3's parent id: a time at which 2 was current is refused, not read as snapshot 1.
+    #[test]
+    fn a_time_whose_snapshot_pyiceberg_expired_is_refused_not_read_as_an_older_one() {
+        let intact = table(
+            &[(1, None, 1000), (2, Some(1), 2000), (3, Some(2), 3000)],
+            &[(1, 1000), (2, 2000), (3, 3000)],
+        );
+        assert_eq!(at(&intact, 1500).unwrap(), 1);
+        assert_eq!(at(&intact, 2500).unwrap(), 2);
+        let expired = table(&[(1, None, 1000), (3, None, 3000)], &[(1, 1000), (3, 3000)]);
+        let err = at(&expired, 2500).unwrap_err();
+        assert!(err.to_string().contains("expired"), "{err}");
+        assert_eq!(at(&expired, 3500).unwrap(), 3);
+        // A rollback to an older snapshot is not a gap.
+        let rolled_back = table(
+            &[(1, None, 1000), (2, Some(1), 2000)],
+            &[(1, 1000), (2, 2000), (1, 2500)],
+        );
+        assert_eq!(at(&rolled_back, 2200).unwrap(), 2);
+        assert_eq!(at(&rolled_back, 2600).unwrap(), 1);
     }
 }
