@@ -52,7 +52,7 @@ def status(ctx: click.Context, run_limit: int) -> None:
     report = {
         "project": project,
         "lakehouse": lh.warehouse if lh else None,
-        "lakehouse_folder": str(config.lakehouse_target().folder or config.root),
+        "lakehouse_folder": str(config.lakehouse_path),
         "tables": _tables(lh) if lh else [],
         "branches": lh.branches() if lh else [],
         "tags": lh.tags() if lh else [],
