@@ -81,6 +81,25 @@ def test_a_mistyped_sqlite_catalog_uri(project: Path) -> None:
     assert not (project / "shraed").exists() and not (project / "shared").exists()
 
 
+def test_a_new_project_with_its_warehouse_on_s3(project: Path) -> None:
+    """The catalog is still the project's own file (the warehouse elsewhere): before the first
+    run, status says the lakehouse is not created yet, as for a local one; a reading command
+    names the missing file, not a catalog.uri the settings do not have. Nothing is contacted."""
+    (project / "phlo.yaml").write_text(
+        "storage: {bucket: lake, endpoint: 'http://127.0.0.1:9', access_key_id: a, "
+        "secret_access_key: b}\n"
+    )
+    status = CliRunner().invoke(main, ["--project", str(project), "status", "--json"])
+    assert status.exit_code == 0, status.output
+    report = json.loads(status.stdout)
+    assert report["lakehouse"] is None and report["lakehouse_folder"] == str(project / ".phlo")
+    tables = CliRunner().invoke(main, ["--project", str(project), "tables"])
+    assert tables.exit_code == 4
+    assert f"no lakehouse catalog at {project / '.phlo' / 'catalog.db'} (the path" in tables.output
+    assert "catalog.uri sqlite" not in tables.output
+    assert not (project / ".phlo").exists()
+
+
 def test_outside_a_project_the_hint_says_how_to_make_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

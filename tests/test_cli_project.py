@@ -372,6 +372,26 @@ def test_status_shows_tables_runs_and_open_wap_branches(project: Path) -> None:
     assert "raw.events" in human.output and "5 rows" in human.output
 
 
+def test_status_marks_a_row_count_that_still_counts_deleted_rows(project: Path) -> None:
+    """Rows removed by a delete file (merge-on-read) are in the snapshot's ``total-records``:
+    the count is an upper bound, said in JSON and text (as the notebook display does)."""
+    import pyarrow as pa
+
+    lakehouse_of(project).create_namespace("raw")
+    table = lakehouse_of(project).create_table("raw.t", {"id": pa.int64()})
+    table.append(pa.table({"id": pa.array([1, 2, 3, 4], pa.int64())}))
+    lakehouse_of(project).create_table("raw.kept", {"id": pa.int64()}).append(
+        pa.table({"id": pa.array([1], pa.int64())})
+    )
+    lakehouse_of(project).table("raw.t").delete(("id", "<", 3), write_mode="merge-on-read")
+    tables = {t["table"]: t for t in as_json(phlo_cli(project, "status", "--json"))["tables"]}
+    assert (tables["raw.t"]["rows"], tables["raw.t"]["rows_upper_bound"]) == (4, True)
+    assert (tables["raw.kept"]["rows"], tables["raw.kept"]["rows_upper_bound"]) == (1, False)
+    lines = phlo_cli(project, "status").output.splitlines()
+    assert "≤ 4 rows" in next(line for line in lines if "raw.t " in line)
+    assert "≤" not in next(line for line in lines if "raw.kept" in line)
+
+
 def test_status_of_a_fresh_project_and_of_a_broken_one(project: Path) -> None:
     result = phlo_cli(project, "status", "--json")
     assert result.exit_code == 0, result.output  # no lakehouse yet: said, not created

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sys
+import tempfile
 import textwrap
 import types
 from dataclasses import dataclass
@@ -64,6 +65,8 @@ def test_every_python_block_runs(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
+    # The examples' `tempfile.mkdtemp()` lakehouses are pytest's to remove, not left in TMPDIR.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     name = f"phlo_docs_{path.parent.name}_{path.stem.replace('-', '_')}"
     module = types.ModuleType(name)
     module.__file__ = str(tmp_path / f"{name}.py")

@@ -36,6 +36,7 @@ __all__ = [
     "lakehouse_html",
     "lakehouse_text",
     "result_html",
+    "row_count",
     "scan_html",
     "scan_text",
     "table_html",
@@ -204,14 +205,19 @@ def _when(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="seconds")
 
 
-def _rows(summary: Mapping[str, str]) -> str:
-    """A snapshot's row count; rows hidden by delete files (written by other engines) are
-    not subtracted, so such a count is marked as an upper bound."""
+def row_count(summary: Mapping[str, str]) -> tuple[int, bool]:
+    """A snapshot's row count from its summary, and whether it is only an upper bound: rows
+    hidden by delete files (merge-on-read) are not subtracted from ``total-records``."""
     total = int(summary.get("total-records", "0"))
     deletes = int(summary.get("total-position-deletes", "0")) + int(
         summary.get("total-equality-deletes", "0")
     )
-    return f"≤ {total:,}" if deletes else f"{total:,}"
+    return total, deletes > 0
+
+
+def _rows(summary: Mapping[str, str]) -> str:
+    total, upper_bound = row_count(summary)
+    return f"≤ {total:,}" if upper_bound else f"{total:,}"
 
 
 # --- Table ------------------------------------------------------------------------------

@@ -29,20 +29,21 @@ def catalog_file(target: LakehouseTarget) -> Path | None:
 
 
 def not_created_yet(config: ProjectConfig) -> bool:
-    """True when `config`'s lakehouse is its project's own (a folder inside the project, named
-    by its phlo.yaml or by default — not by a flag, the environment or a catalog URI) and no
-    run has created it yet: a report then says so, with the path, instead of failing."""
+    """True when `config`'s lakehouse is its project's own (its catalog in a folder inside the
+    project, named by its phlo.yaml or by default — not by a flag, the environment or a
+    catalog URI; the warehouse may be elsewhere, e.g. S3) and no run has created it yet: a
+    report then says so, with the path, instead of failing."""
     source = config.sources.get("lakehouse", str(config.file))
-    target = config.lakehouse_target()
+    catalog = catalog_file(config.lakehouse_target())
     if (
         config.file is None
         or "catalog.uri" in config.sources
         or not source.startswith(str(config.file))
-        or target.folder is None
-        or not target.folder.resolve().is_relative_to(config.root.resolve())
+        or catalog is None
+        or not catalog.resolve().is_relative_to(config.root.resolve())
     ):
         return False
-    return not (target.folder / "catalog.db").exists()
+    return not catalog.exists()
 
 
 def require_existing(target: LakehouseTarget, config: ProjectConfig | None) -> None:
@@ -53,6 +54,9 @@ def require_existing(target: LakehouseTarget, config: ProjectConfig | None) -> N
         return
     if target.folder is not None:
         where = f"no lakehouse at {target.folder}: {catalog} does not exist"
+    elif config is not None and "catalog.uri" not in config.sources:
+        # The default catalog of the lakehouse folder, with the warehouse elsewhere (e.g. S3).
+        where = f"no lakehouse catalog at {catalog}"
     else:
         where = f"no lakehouse catalog at {catalog} (catalog.uri {target.catalog})"
     if config is None:

@@ -16,6 +16,7 @@ from phlo.cli import output
 from phlo.cli.app import main, open_lakehouse, state_of
 from phlo.cli.execution import ASSETS_TAG, dagster_home_path, repair_runs
 from phlo.cli.located import not_created_yet
+from phlo.display import row_count
 from phlo.lakehouse import Lakehouse
 
 
@@ -51,7 +52,7 @@ def status(ctx: click.Context, run_limit: int) -> None:
     report = {
         "project": project,
         "lakehouse": lh.warehouse if lh else None,
-        "lakehouse_folder": str(config.lakehouse_target().folder or config.root),
+        "lakehouse_folder": str(config.lakehouse_path),
         "tables": _tables(lh) if lh else [],
         "branches": lh.branches() if lh else [],
         "tags": lh.tags() if lh else [],
@@ -78,10 +79,13 @@ def _tables(lh: Lakehouse) -> list[dict[str, Any]]:
         for name in lh.tables(namespace):
             history = lh.table(name).history()
             current = history[-1] if history else None
+            rows, upper_bound = row_count(current.summary) if current else (0, False)
             found.append(
                 {
                     "table": name,
-                    "rows": int(current.summary.get("total-records", 0)) if current else 0,
+                    "rows": rows,
+                    # Rows deleted by delete files (merge-on-read) are still counted.
+                    "rows_upper_bound": upper_bound,
                     "snapshots": len(history),
                     "last_change": current.timestamp if current else None,
                     "last_operation": current.operation if current else None,
@@ -129,9 +133,8 @@ def _echo(report: dict[str, Any]) -> None:
     click.echo(f"tables ({len(report['tables'])})")
     for t in report["tables"]:
         when = f"{t['last_change']:%Y-%m-%d %H:%M:%S}" if t["last_change"] else "never written"
-        click.echo(
-            f"  {t['table']:<32} {t['rows']:>10} rows  {t['snapshots']:>4} snapshots  {when}"
-        )
+        rows = f"≤ {t['rows']}" if t["rows_upper_bound"] else str(t["rows"])
+        click.echo(f"  {t['table']:<32} {rows:>10} rows  {t['snapshots']:>4} snapshots  {when}")
     click.echo(f"branches   {', '.join(report['branches'])}")
     click.echo(f"tags       {', '.join(report['tags']) or '-'}")
     click.echo(f"recent runs ({len(report['runs'])})")

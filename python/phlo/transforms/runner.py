@@ -75,6 +75,10 @@ def run_dbt(
             done = dbtRunner(manifest=manifest, callbacks=[keep]).invoke(command)
         finally:
             _release()
+    if done.exception is not None and not isinstance(done.exception, Exception):
+        # Ctrl-C (a notebook, a supervisor), a Dagster run's termination: dbt catches them all,
+        # but they are the caller's to see, not a project dbt could not load.
+        raise done.exception
     if done.exception is not None or (
         not done.success and not (target / "run_results.json").exists()
     ):
