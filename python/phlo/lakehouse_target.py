@@ -44,6 +44,13 @@ class LakehouseTarget:
     #: folder: `open_lakehouse` then uses `Lakehouse.open`. None otherwise.
     folder: Path | None = None
 
+    @classmethod
+    def of_folder(cls, folder: Path) -> LakehouseTarget:
+        """The embedded lakehouse in `folder`: its ``catalog.db`` and ``warehouse/``."""
+        return cls(
+            f"sqlite:///{folder / 'catalog.db'}", (folder / "warehouse").as_uri(), {}, folder
+        )
+
     def masked(self) -> dict[str, Any]:
         """The target as plain data, the catalog's password and secret properties ``***``."""
         from phlo.publishing.postgres import redact
@@ -75,9 +82,7 @@ def resolve_target(settings: Settings, folder: Path, root: Path) -> LakehouseTar
         warehouse = f"s3://{storage.bucket}/{storage.prefix.strip('/')}".rstrip("/")
     uri = catalog.uri
     if uri is None and warehouse is None:
-        return LakehouseTarget(
-            f"sqlite:///{folder / 'catalog.db'}", (folder / "warehouse").as_uri(), {}, folder
-        )
+        return LakehouseTarget.of_folder(folder)
     properties: dict[str, str] = {}
     if warehouse is not None and warehouse.startswith("s3://"):
         properties["s3.region"] = storage.region

@@ -149,16 +149,10 @@ def open_lakehouse(ctx: click.Context, *, create: bool = False) -> Lakehouse:
     state = state_of(ctx)
     if state.root is not None:
         if not create:
-            require_existing(_folder_target(state.root), None)
+            require_existing(LakehouseTarget.of_folder(state.root), None)
         return Lakehouse.open(state.root)
     config = state.config()
     target = config.lakehouse_target()
     if not create:
         require_existing(target, config)
     return open_target(target)
-
-
-def _folder_target(root: Path) -> LakehouseTarget:
-    return LakehouseTarget(
-        f"sqlite:///{root / 'catalog.db'}", (root / "warehouse").as_uri(), {}, root
-    )
