@@ -133,8 +133,10 @@ def test_the_notebook_walks_the_same_steps(
     notebook = execute(glucose / "notebooks" / "glucose.ipynb", tmp_path, monkeypatch, glucose)
     out = outputs_by_tag(notebook)
     assert "published" in html_of(out["ingest"])[0]
-    (building,) = activity_of(out["dbt"])  # a dbt build takes seconds: its live line shows
-    assert "dbt build: done in" in building
+    # The build's one live line: empty when it finished within a second (dbt runs in phlo's
+    # process, so a warm build can), otherwise how long it took.
+    (building,) = activity_of(out["dbt"])
+    assert building == "" or "dbt build: done in" in building
     checks = text_of(out["quality"])
     assert "('freshness_check_date_string', False, 'warn')" in checks
     assert checks.count("True") == 4
