@@ -60,7 +60,7 @@ impl Storage {
     /// short timeout, a few quick retries of temporary failures) so a wrong endpoint or credential fails here, typed.
     pub async fn open(warehouse: &str, properties: &HashMap<String, String>) -> Result<Self> {
         let warehouse = warehouse.trim_end_matches('/');
-        if let Some(dir) = warehouse.strip_prefix("file://") {
+        if let Some(dir) = local_path(warehouse) {
             return Self::local(Path::new(dir));
         }
         if warehouse.starts_with("s3://") {
@@ -168,7 +168,7 @@ impl Storage {
     pub async fn list(&self, location: &str) -> Result<Vec<ListedFile>> {
         match &self.kind {
             Kind::Local => {
-                let Some(dir) = location.strip_prefix("file://") else {
+                let Some(dir) = local_path(location) else {
                     return Err(foreign(location, &self.warehouse));
                 };
                 let mut files = Vec::new();
@@ -179,6 +179,13 @@ impl Storage {
             Kind::S3(store) => store.list(location).await,
         }
     }
+}
+
+/// The path of a local file's URI: `file:///abs/dir` (and Java's spelling `file:/abs/dir`) is
+/// `/abs/dir`; `None` for an object store's URI.
+pub fn local_path(uri: &str) -> Option<&str> {
+    let rest = uri.strip_prefix("file:")?;
+    Some(rest.strip_prefix("//").unwrap_or(rest))
 }
 
 fn foreign(location: &str, warehouse: &str) -> Error {

@@ -25,6 +25,7 @@ use super::pointers;
 use super::refs::RefKind;
 use crate::catalog::Catalog;
 use crate::error::{Context, Error, Result};
+use crate::storage::local_path;
 
 const SUFFIX: &str = ".phlo-ref";
 
@@ -106,7 +107,7 @@ async fn keep_one(io: &FileIO, location: &str) -> Result<()> {
 /// under its name after the catalog change that relies on it — and nothing writes it again
 /// unless a ref is made from its original once more.
 async fn write_whole(io: &FileIO, path: &str, bytes: bytes::Bytes) -> Result<()> {
-    let Some(local) = local_path(path) else {
+    let Some(local) = local_path(path).map(String::from) else {
         return (io.new_output(path).context(|| format!("creating {path}"))?)
             .write(bytes)
             .await
@@ -134,12 +135,6 @@ async fn write_whole(io: &FileIO, path: &str, bytes: bytes::Bytes) -> Result<()>
     written
         .map_err(|e| failed(std::io::Error::other(e)))?
         .map_err(failed)
-}
-
-/// The local path of a `file:` URI (`None` for an object store's).
-fn local_path(uri: &str) -> Option<String> {
-    let rest = uri.strip_prefix("file:")?;
-    Some(format!("/{}", rest.trim_start_matches('/')))
 }
 
 impl Catalog {
