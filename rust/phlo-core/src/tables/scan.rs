@@ -16,7 +16,9 @@ use futures::channel::mpsc;
 use futures::stream::{BoxStream, StreamExt};
 use iceberg::expr::{Bind, BoundPredicate};
 use iceberg::io::FileIO;
-use iceberg::spec::{DataFile, Schema, SchemaRef, SnapshotLog, SnapshotRef, TableMetadata};
+use iceberg::spec::{
+    DataFile, FormatVersion, Schema, SchemaRef, SnapshotLog, SnapshotRef, TableMetadata,
+};
 use tokio::sync::Notify;
 
 use super::eval::{FileMatch, file_match, referenced_field_ids, row_matches};
@@ -794,7 +796,9 @@ pub fn snapshot_at(table: &LoadedTable, as_of: i64) -> Result<Option<SnapshotRef
 /// which `entry`'s snapshot seems current when an expired one was. The sign: `next` is a
 /// snapshot committed after `entry` (not a rollback to an older one) whose parent is not
 /// `entry`'s snapshot and is gone, or was cleared (as PyIceberg's expiry clears the parent id
-/// of what it expires' children).
+/// of what it expires' children). A cleared parent looks like a new lineage's root (a replace
+/// of the table: Java's `REPLACE TABLE`, PyIceberg's removal of `main` before a write), which
+/// is no gap; from format version 2 on, sequence numbers tell them apart.
 fn expired_between(table: &LoadedTable, entry: &SnapshotLog, next: &SnapshotLog) -> bool {
     let Some(snapshot) = table.metadata.snapshot_by_id(next.snapshot_id) else {
         return true;
@@ -802,7 +806,28 @@ fn expired_between(table: &LoadedTable, entry: &SnapshotLog, next: &SnapshotLog)
     let parent = snapshot.parent_snapshot_id();
     snapshot.timestamp_ms() > entry.timestamp_ms
         && parent != Some(entry.snapshot_id)
-        && parent.is_none_or(|p| table.metadata.snapshot_by_id(p).is_none())
+        && match parent {
+            Some(p) => table.metadata.snapshot_by_id(p).is_none(),
+            None => !none_expired_between(table, entry.snapshot_id, snapshot),
+        }
+}
+
+/// Whether every sequence number between snapshot `from`'s and `to`'s is a retained snapshot's
+/// (of any table-level ref): then no snapshot committed in between was expired, as each commit
+/// takes the next number. Version 1 tables number nothing, so this cannot be told there.
+fn none_expired_between(table: &LoadedTable, from: i64, to: &SnapshotRef) -> bool {
+    let Some(from) = table.metadata.snapshot_by_id(from) else {
+        return false;
+    };
+    let (low, high) = (from.sequence_number(), to.sequence_number());
+    if table.metadata.format_version() == FormatVersion::V1 || high <= low {
+        return false;
+    }
+    let retained: HashSet<i64> = (table.metadata.snapshots())
+        .map(|s| s.sequence_number())
+        .filter(|n| (low + 1..high).contains(n))
+        .collect();
+    retained.len() as i64 == high - low - 1
 }
 
 fn no_snapshot_then(name: String) -> Error {
@@ -879,5 +904,42 @@ mod tests {
         );
         assert_eq!(at(&rolled_back, 2200).unwrap(), 2);
         assert_eq!(at(&rolled_back, 2600).unwrap(), 1);
+    }
+
+    /// A replace of the table (Java's `REPLACE TABLE`, PyIceberg's removal of `main` before an
+    /// append) starts a new lineage: snapshot 3 has no parent, yet nothing was expired — every
+    /// sequence number from 1 to 3 is a retained snapshot's — so a time before 3 reads 2, as
+    /// PyIceberg's and Java's time travel do.
+    #[test]
+    fn a_new_lineage_is_not_mistaken_for_an_expiry_gap() {
+        let replaced = table(
+            &[(1, None, 1000), (2, Some(1), 2000), (3, None, 3000)],
+            &[(1, 1000), (2, 2000), (3, 3000)],
+        );
+        assert_eq!(at(&replaced, 2500).unwrap(), 2);
+        assert_eq!(at(&replaced, 3500).unwrap(), 3);
+        // Snapshot 3 (of another table-level ref) is retained: nothing in between was expired.
+        let beside = table(
+            &[
+                (1, None, 1000),
+                (2, Some(1), 2000),
+                (3, Some(2), 2100),
+                (4, None, 3000),
+            ],
+            &[(1, 1000), (2, 2000), (4, 3000)],
+        );
+        assert_eq!(at(&beside, 2500).unwrap(), 2);
+        // With it expired, it may have been main's then.
+        let expired = table(
+            &[(1, None, 1000), (2, Some(1), 2000), (4, None, 3000)],
+            &[(1, 1000), (2, 2000), (4, 3000)],
+        );
+        assert!(
+            at(&expired, 2500)
+                .unwrap_err()
+                .to_string()
+                .contains("expired")
+        );
+        assert_eq!(at(&expired, 1500).unwrap(), 1);
     }
 }
