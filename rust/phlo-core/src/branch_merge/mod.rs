@@ -15,10 +15,11 @@ mod shared_keys;
 pub use rebase::UNIQUE_KEY_PROPERTY;
 pub(crate) use rebase::inserted_keys_collide;
 
+use futures::future::try_join_all;
 use iceberg::io::FileIO;
 
-use crate::catalog::ref_copies;
 use crate::catalog::{Catalog, Changed, CommitMeta, MAIN, MergeStep, RefMerge};
+use crate::catalog::{ref_copies, swept};
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::tables::commit::{AttemptFiles, backoff};
@@ -27,6 +28,10 @@ use rebase::{Rebased, rebase};
 
 /// Plans made and lost to another writer before the merge gives up.
 const MAX_ATTEMPTS: u32 = 32;
+
+/// Files checked at once before a fast-forward (object stores answer each request slowly, in
+/// parallel well).
+const CONCURRENCY: usize = 16;
 
 pub async fn merge_branch(
     catalog: &Catalog,
@@ -62,7 +67,7 @@ pub async fn merge_branch(
                     }
                     Err(e) => {
                         discard(io, &prepared).await;
-                        return Err(e);
+                        return Err(swept::on_ref(e, source));
                     }
                 },
             };
@@ -91,6 +96,10 @@ pub async fn merge_branch(
             });
         }
         if let Err(e) = failpoint::hit("merge.before-apply") {
+            discard(io, &prepared).await;
+            return Err(e);
+        }
+        if let Err(e) = require_moved_heads((catalog, io), source, &steps).await {
             discard(io, &prepared).await;
             return Err(e);
         }
@@ -144,6 +153,30 @@ pub async fn merge_branch(
         ),
         hint: format!("Merge again when fewer writers commit to {into} at once"),
     })
+}
+
+/// Fails when the source's files a fast-forward or an addition would make the target point
+/// at are gone (see `catalog::swept`): the target would lose its rows otherwise.
+async fn require_moved_heads(
+    (catalog, io): (&Catalog, &FileIO),
+    source: &str,
+    steps: &[MergeStep],
+) -> Result<()> {
+    let moved: Vec<&str> = (steps.iter())
+        .filter_map(|step| match step {
+            MergeStep::FastForward(c) | MergeStep::Add(c) => Some(c.source.as_str()),
+            MergeStep::Rebase { .. } => None,
+        })
+        .collect();
+    for chunk in moved.chunks(CONCURRENCY) {
+        try_join_all(
+            chunk
+                .iter()
+                .map(|l| swept::require_head(catalog, io, source, l)),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Copies of the branch's files that `main` is about to point at too (the source keeps them as

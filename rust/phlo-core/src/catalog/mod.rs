@@ -17,6 +17,7 @@ pub mod ref_copies;
 pub mod refs;
 pub mod rest_client;
 mod sqlite;
+pub mod swept;
 
 pub use backend::{CATALOG_NAME, Catalog, redact_uri};
 pub use ident::{TableIdent, validate_name};

@@ -27,7 +27,7 @@ use super::manifests::{LiveFile, ManifestsRead, snapshot_files_matching};
 use super::read::{Footer, PageJudge, ProjectedFile, Projection};
 use super::table::LoadedTable;
 use super::{Filter, deletes};
-use crate::catalog::MAIN;
+use crate::catalog::{MAIN, swept};
 use crate::error::{Context, Error, Location, Result};
 
 /// Rows per scanned batch unless the caller asks otherwise (Parquet's own default of 1,024
@@ -83,6 +83,8 @@ pub struct ScanPlan {
     /// Footers read before the scan ([`Self::judge_dictionaries`]), shared with the plans
     /// [`Self::select`] makes, taken by the scan.
     footers: Arc<Footers>,
+    /// The catalog ref the table was loaded from: a missing file names it ([`swept::on_ref`]).
+    ref_name: Arc<str>,
 }
 
 /// Data file footers read ahead of a scan (or being read), by path, for the scan to take
@@ -150,7 +152,9 @@ impl ScanPlan {
         let (live, total, manifests) = match &snapshot {
             Some(snapshot) => {
                 let (files, manifests) =
-                    snapshot_files_matching(io, table, snapshot, predicate.as_ref()).await?;
+                    snapshot_files_matching(io, table, snapshot, predicate.as_ref())
+                        .await
+                        .map_err(|e| swept::on_ref(e, &table.ref_name))?;
                 let total = files.data.len() + manifests.files_skipped;
                 let kept = prune(table, files.data, predicate.as_ref());
                 (
@@ -185,6 +189,7 @@ impl ScanPlan {
             table_schema: schema,
             string_dictionaries: false,
             footers: Arc::default(),
+            ref_name: table.ref_name.as_str().into(),
         })
     }
 
@@ -216,6 +221,7 @@ impl ScanPlan {
             table_schema: self.table_schema.clone(),
             string_dictionaries: false,
             footers: self.footers.clone(),
+            ref_name: self.ref_name.clone(),
         };
         match self.string_dictionaries {
             true => narrowed.with_string_dictionaries(),
@@ -253,6 +259,7 @@ impl ScanPlan {
             table_schema: Arc::new(schema.clone()),
             string_dictionaries: false,
             footers: Arc::default(),
+            ref_name: table.ref_name.as_str().into(),
         })
     }
 
@@ -388,7 +395,10 @@ impl ScanPlan {
                 }
             });
         }
-        Ok(receiver.boxed())
+        let ref_name = self.ref_name;
+        Ok(receiver
+            .map(move |read| read.map_err(|e| swept::on_ref(e, &ref_name)))
+            .boxed())
     }
 }
 

@@ -76,7 +76,7 @@ impl LoadedTable {
             // (`write.metadata.delete-after-commit.enabled`): the pointer has moved on then.
             let now = catalog.metadata_location_on(ref_name, ident)?;
             if now == metadata_location || attempt == LOAD_ATTEMPTS {
-                return Err(failure);
+                return Err(crate::catalog::swept::on_ref(failure, ref_name));
             }
             (metadata_location, attempt) = (now, attempt + 1);
         }
