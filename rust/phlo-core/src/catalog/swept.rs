@@ -85,3 +85,32 @@ async fn require_file(
     };
     Err(on_ref(missing, ref_name))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::ErrorKind;
+
+    use super::*;
+
+    fn storage(kind: ErrorKind) -> Error {
+        Error::Storage {
+            path: "/w/raw.db/t/data/f.parquet".into(),
+            source: std::io::Error::new(kind, "reading f.parquet"),
+        }
+    }
+
+    #[test]
+    fn a_file_missing_on_a_branch_names_the_branch_and_the_way_out() {
+        let err = on_ref(storage(ErrorKind::NotFound), "dev");
+        assert_eq!(err.code(), "storage");
+        let message = err.to_string();
+        assert!(message.contains("/w/raw.db/t/data/f.parquet"), "{message}");
+        assert!(message.contains("phlo ref dev"), "{message}");
+        assert!(message.contains("lh.delete_branch(\"dev\")"), "{message}");
+        // main's files are every engine's: nothing about refs; other failures are left alone.
+        let main = on_ref(storage(ErrorKind::NotFound), MAIN).to_string();
+        assert!(!main.contains("phlo ref"), "{main}");
+        let denied = on_ref(storage(ErrorKind::PermissionDenied), "dev").to_string();
+        assert!(!denied.contains("phlo ref"), "{denied}");
+    }
+}
