@@ -11,7 +11,9 @@
 use std::cmp::Ordering;
 
 use iceberg::expr::{BoundPredicate, Predicate, PredicateOperator};
-use iceberg::spec::{Datum, FieldSummary, ManifestFile, PartitionSpec, TableMetadata, Type};
+use iceberg::spec::{
+    Datum, FieldSummary, ManifestFile, PartitionSpec, PrimitiveType, TableMetadata, Type,
+};
 
 /// Whether `manifest` may list a file with rows matching `predicate`.
 pub fn manifest_may_match(
@@ -84,6 +86,7 @@ fn leaf_may_match(
             Bounds {
                 range,
                 contains_null: summary.contains_null,
+                value_type,
             }
             .may_match(&projected)
         })
@@ -94,6 +97,8 @@ struct Bounds {
     /// The lowest and highest value; `None` when every value is null or NaN.
     range: Option<(Datum, Datum)>,
     contains_null: bool,
+    /// The partition field's type, which the projected values are compared as.
+    value_type: PrimitiveType,
 }
 
 impl Bounds {
@@ -124,7 +129,10 @@ impl Bounds {
         let Some((lower, upper)) = self.range.as_ref().filter(|_| ordered) else {
             return !ordered;
         };
-        let (Some(lower), Some(upper)) = (lower.partial_cmp(value), upper.partial_cmp(value))
+        let Some(value) = at_type(value, &self.value_type) else {
+            return true;
+        };
+        let (Some(lower), Some(upper)) = (lower.partial_cmp(&value), upper.partial_cmp(&value))
         else {
             return true;
         };
@@ -135,5 +143,19 @@ impl Bounds {
             Op::GreaterThanOrEq => upper != Less,
             _ => lower != Greater && upper != Less,
         }
+    }
+}
+
+/// `value` as a value of `value_type`; `None` when it cannot be read so. iceberg-rust 0.10
+/// projects a filter on a decimal through `truncate` to the right unscaled value but at scale 0
+/// (`4.66` becomes `400`, not `4.00`; apache/iceberg-rust#3243), which no bound of the field
+/// would match: the unscaled value is read again at the field's own scale.
+fn at_type(value: &Datum, value_type: &PrimitiveType) -> Option<Datum> {
+    match value_type {
+        PrimitiveType::Decimal { .. } if value.data_type() != value_type => value
+            .to_bytes()
+            .and_then(|bytes| Datum::try_from_bytes(&bytes, value_type.clone()))
+            .ok(),
+        _ => Some(value.clone()),
     }
 }
