@@ -195,7 +195,9 @@ def test_filters_skip_only_manifests_without_a_match(lh, column, transform):
     for start in (0, 10):
         lh.table("raw.t").append(arrow([row(i) for i in range(start, start + 10)]))
     for start in (20, 30):
-        sql_catalog(lh).load_table("raw.t").append(arrow([row(i) for i in range(start, start + 10)]))
+        sql_catalog(lh).load_table("raw.t").append(
+            arrow([row(i) for i in range(start, start + 10)])
+        )
     model = [row(i) for i in range(40)]
     pyiceberg = sql_catalog(lh).load_table("raw.t")
     for r in (model[3], model[17], model[26], model[39]):
@@ -213,7 +215,9 @@ def test_merges_and_deletes_on_a_truncated_decimal_find_every_row(lh, write_mode
     the manifests holding its keys would insert them a second time."""
     create(lh, [("dec", TruncateTransform(100))])
     for start in (0, 10, 20):
-        sql_catalog(lh).load_table("raw.t").append(arrow([row(i) for i in range(start, start + 10)]))
+        sql_catalog(lh).load_table("raw.t").append(
+            arrow([row(i) for i in range(start, start + 10)])
+        )
     model = {row(i)["dec"]: row(i) for i in range(30)}
     t = lh.table("raw.t")
 
