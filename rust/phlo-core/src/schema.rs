@@ -422,7 +422,7 @@ fn transform_fits(transform: &Transform) -> &'static str {
             "bucket applies to integer, decimal, date, time, timestamp, string, uuid and binary \
              columns (not floats or booleans)"
         }
-        Transform::Truncate(_) => "truncate applies to integer, decimal, string and binary columns",
+        Transform::Truncate(_) => "truncate applies to integer, decimal and string columns",
         _ => "identity applies to any column that is not a struct, list or map",
     }
 }

@@ -200,7 +200,12 @@ fn to_datum(value: &Literal, ty: &PrimitiveType) -> std::result::Result<Datum, S
 fn decimal(text: &str, scale: u32) -> iceberg::Result<Datum> {
     let (int, frac) = text.split_once('.').unwrap_or((text, ""));
     let unsigned = int.strip_prefix(['-', '+']).unwrap_or(int);
-    if unsigned.is_empty() || !unsigned.chars().chain(frac.chars()).all(|c| c.is_ascii_digit()) {
+    if unsigned.is_empty()
+        || !unsigned
+            .chars()
+            .chain(frac.chars())
+            .all(|c| c.is_ascii_digit())
+    {
         return Err(iceberg::Error::new(
             iceberg::ErrorKind::DataInvalid,
             format!("{text} is not a decimal number written with digits and a point"),

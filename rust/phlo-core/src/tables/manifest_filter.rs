@@ -159,3 +159,54 @@ fn at_type(value: &Datum, value_type: &PrimitiveType) -> Option<Datum> {
         _ => Some(value.clone()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use iceberg::expr::{Bind, Reference};
+    use iceberg::spec::{NestedField, Schema, Transform};
+
+    use super::*;
+
+    fn decimal(text: &str) -> Datum {
+        Datum::decimal_from_str(text).unwrap()
+    }
+
+    #[test]
+    fn a_decimal_projected_through_truncate_is_compared_at_the_fields_scale() {
+        let value_type = PrimitiveType::Decimal {
+            precision: 12,
+            scale: 2,
+        };
+        let schema = Schema::builder()
+            .with_fields(vec![
+                NestedField::optional(1, "d", Type::Primitive(value_type.clone())).into(),
+            ])
+            .build()
+            .unwrap();
+        let bounds = Bounds {
+            range: Some((decimal("4.00"), decimal("12.00"))),
+            contains_null: false,
+            value_type,
+        };
+        for (filter, may) in [
+            ("4.66", true),
+            ("12.99", true),
+            ("13.00", false),
+            ("3.99", false),
+        ] {
+            let bound = Reference::new("d")
+                .equal_to(decimal(filter))
+                .bind(schema.clone().into(), true)
+                .unwrap();
+            let projected = Transform::Truncate(100)
+                .project("p", &bound)
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                bounds.may_match(&projected),
+                may,
+                "d = {filter}: {projected}"
+            );
+        }
+    }
+}
