@@ -1,9 +1,9 @@
 """Decimals stored every way Parquet writers store them — INT32 and INT64 (pyarrow's
 `store_decimal_as_integer`, DuckDB's own choice up to 18 digits) and FIXED_LEN_BYTE_ARRAY —
 in files added by PyIceberg's `add_files`, whose bounds come from those footers, several row
-groups a file. phlo's filters (file and row-group pruning on those statistics), merges keyed on
-a decimal in both write modes, a delete and compaction agree with a plain-Python model and
-with PyIceberg's reads."""
+groups a file. phlo's filters (file and row-group pruning on those statistics), range checks
+(answered from those statistics where they can be), merges keyed on a decimal in both write
+modes, a delete and compaction agree with a plain-Python model and with PyIceberg's reads."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from pyiceberg.types import DecimalType, LongType
 from tests.outside_support import Row, optional, sql_catalog
 
 import phlo
+from phlo import RangeCheck, phlo_quality
 
 SCHEMA = Schema(
     optional(1, "id", LongType()),
@@ -76,7 +77,27 @@ def physical_types(path: str) -> list[str]:
     return [schema.column(i).physical_type for i in (1, 2, 3)]
 
 
+RANGES = {"a": (-3, 3), "b": (-50, 0.5), "c": (-3 * 10**18, 10**19)}
+
+
+@phlo_quality(
+    table="raw.t",
+    full_table=True,
+    checks=[RangeCheck(column=c, min_value=lo, max_value=hi) for c, (lo, hi) in RANGES.items()],
+)
+def decimal_ranges() -> None: ...
+
+
 def assert_agrees(lh: phlo.Lakehouse, model: dict[int, Row], when: str) -> None:
+    expected_failures = {
+        f"range_check_{c}": sum(
+            not Decimal(str(lo)) <= r[c] <= Decimal(str(hi)) for r in model.values()
+        )
+        for c, (lo, hi) in RANGES.items()
+    }
+    assert all(0 < n < len(model) for n in expected_failures.values())
+    got = {r.name: r.failed_count for r in decimal_ranges.run(lakehouse=lh)}
+    assert got == expected_failures, when
     table = lh.table("raw.t")
     for column in "abc":
         for probe in (3, 77, 149, 200):
