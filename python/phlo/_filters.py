@@ -58,7 +58,9 @@ def _literal(value: Any, column: str) -> Any:
     if isinstance(value, dt.date):
         return ("date_days", (value - _EPOCH_DATE).days)
     if isinstance(value, decimal.Decimal):
-        return str(value)
+        # Positional notation: str() writes exponents (Decimal("0E-8") is how pyarrow gives a
+        # zero of scale 8, Decimal("1E+2") is 100 normalized).
+        return format(value, "f")
     raise InputError(f"unsupported filter value {value!r} ({type(value).__name__})", column=column)
 
 

@@ -10,8 +10,8 @@ use arrow_schema::{
     DataType, Field, FieldRef, Schema as ArrowSchema, SchemaRef as ArrowSchemaRef, TimeUnit,
 };
 use iceberg::spec::{
-    ListType, MapType, NestedField, NestedFieldRef, PrimitiveType, Schema, StructType,
-    TableMetadata, Transform, Type, UnboundPartitionSpec,
+    ListType, MapType, NestedField, NestedFieldRef, PartitionSpec, PrimitiveType, Schema,
+    StructType, TableMetadata, Transform, Type, UnboundPartitionSpec,
 };
 
 use crate::error::{Context, Error, Location, Result};
@@ -298,6 +298,12 @@ pub fn partition_spec(
                 transform_fits(&transform),
             ));
         }
+        if let Some(reason) = uncomputable(&transform, &field.field_type) {
+            return Err(invalid(
+                format!("{described}: {reason}"),
+                "partition the column by bucket(N, column) instead",
+            ));
+        }
         let name = partition_field_name(column, &transform);
         if let Some(earlier) = names.insert(name.clone(), described.clone()) {
             return Err(invalid(
@@ -368,6 +374,43 @@ fn parse_transform(text: &str) -> std::result::Result<Transform, String> {
     }
 }
 
+/// Why phlo cannot compute `transform` of a column of type `source`, when it cannot:
+/// iceberg-rust 0.10 truncates binary values only in the Arrow type phlo does not read binary
+/// columns as (apache/iceberg-rust#3119).
+fn uncomputable(transform: &Transform, source: &Type) -> Option<&'static str> {
+    match (transform, source) {
+        (Transform::Truncate(_), Type::Primitive(PrimitiveType::Binary)) => {
+            Some("phlo cannot compute truncate of a binary column")
+        }
+        _ => None,
+    }
+}
+
+/// Refuses, before anything is written, a partition spec (another engine's) with a field phlo
+/// cannot compute: the error names the field and its column.
+pub fn refuse_uncomputable_partitions(spec: &PartitionSpec, schema: &Schema) -> Result<()> {
+    for field in spec.fields() {
+        let Some(source) = schema.field_by_id(field.source_id) else {
+            continue;
+        };
+        if let Some(reason) = uncomputable(&field.transform, &source.field_type) {
+            return Err(Error::schema(
+                format!(
+                    "partition field {} ({}({})): {reason}, so phlo cannot write this table",
+                    field.name, field.transform, source.name
+                ),
+                Location {
+                    table: None,
+                    column: Some(source.name.clone()),
+                },
+                "write the table with the engine that created it, or change its partition \
+                 spec (e.g. bucket[N] on the column instead)",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Which column types a transform applies to.
 fn transform_fits(transform: &Transform) -> &'static str {
     match transform {
@@ -379,7 +422,7 @@ fn transform_fits(transform: &Transform) -> &'static str {
             "bucket applies to integer, decimal, date, time, timestamp, string, uuid and binary \
              columns (not floats or booleans)"
         }
-        Transform::Truncate(_) => "truncate applies to integer, decimal, string and binary columns",
+        Transform::Truncate(_) => "truncate applies to integer, decimal and string columns",
         _ => "identity applies to any column that is not a struct, list or map",
     }
 }

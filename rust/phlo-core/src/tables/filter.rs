@@ -196,8 +196,21 @@ fn to_datum(value: &Literal, ty: &PrimitiveType) -> std::result::Result<Datum, S
 }
 
 /// Parses a decimal literal at the column's scale (padding zeros; more digits are an error).
+/// Only positional notation: an exponent (`1E+2`) would be read as another number.
 fn decimal(text: &str, scale: u32) -> iceberg::Result<Datum> {
     let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+    let unsigned = int.strip_prefix(['-', '+']).unwrap_or(int);
+    if unsigned.is_empty()
+        || !unsigned
+            .chars()
+            .chain(frac.chars())
+            .all(|c| c.is_ascii_digit())
+    {
+        return Err(iceberg::Error::new(
+            iceberg::ErrorKind::DataInvalid,
+            format!("{text} is not a decimal number written with digits and a point"),
+        ));
+    }
     let frac = frac.trim_end_matches('0');
     if frac.len() > scale as usize {
         return Err(iceberg::Error::new(
@@ -260,11 +273,13 @@ mod tests {
                 vec![Literal::String("2024-01-01T00:00:00+00:00".into())],
             ),
             filter("amount", "<", vec![Literal::String("10.5".into())]),
+            filter("amount", ">", vec![Literal::String("-0.5".into())]),
         ];
         let predicate = bind_filters(&filters, &schema()).unwrap().unwrap();
         let text = predicate.to_string();
         assert!(text.contains("id IN"), "{text}");
         assert!(text.contains("amount < 10.50"), "{text}");
+        assert!(text.contains("amount > -0.50"), "{text}");
     }
 
     #[test]
@@ -274,6 +289,9 @@ mod tests {
             filter("id", "=", vec![Literal::String("x".into())]),
             filter("id", "between", vec![Literal::Int(1)]),
             filter("amount", "=", vec![Literal::String("1.234".into())]),
+            // Exponents are refused, not misread (`1E+2` is not 1).
+            filter("amount", "=", vec![Literal::String("1E+2".into())]),
+            filter("amount", "=", vec![Literal::String("-.5".into())]),
             filter("id", "in", vec![]),
             // A field of a struct: neither rows nor statistics are judged on it.
             filter("s.a", "=", vec![Literal::Int(1)]),

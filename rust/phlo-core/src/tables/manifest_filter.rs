@@ -11,7 +11,9 @@
 use std::cmp::Ordering;
 
 use iceberg::expr::{BoundPredicate, Predicate, PredicateOperator};
-use iceberg::spec::{Datum, FieldSummary, ManifestFile, PartitionSpec, TableMetadata, Type};
+use iceberg::spec::{
+    Datum, FieldSummary, ManifestFile, PartitionSpec, PrimitiveType, TableMetadata, Type,
+};
 
 /// Whether `manifest` may list a file with rows matching `predicate`.
 pub fn manifest_may_match(
@@ -84,6 +86,7 @@ fn leaf_may_match(
             Bounds {
                 range,
                 contains_null: summary.contains_null,
+                value_type,
             }
             .may_match(&projected)
         })
@@ -94,6 +97,8 @@ struct Bounds {
     /// The lowest and highest value; `None` when every value is null or NaN.
     range: Option<(Datum, Datum)>,
     contains_null: bool,
+    /// The partition field's type, which the projected values are compared as.
+    value_type: PrimitiveType,
 }
 
 impl Bounds {
@@ -124,7 +129,10 @@ impl Bounds {
         let Some((lower, upper)) = self.range.as_ref().filter(|_| ordered) else {
             return !ordered;
         };
-        let (Some(lower), Some(upper)) = (lower.partial_cmp(value), upper.partial_cmp(value))
+        let Some(value) = at_type(value, &self.value_type) else {
+            return true;
+        };
+        let (Some(lower), Some(upper)) = (lower.partial_cmp(&value), upper.partial_cmp(&value))
         else {
             return true;
         };
@@ -134,6 +142,71 @@ impl Bounds {
             Op::GreaterThan => upper == Greater,
             Op::GreaterThanOrEq => upper != Less,
             _ => lower != Greater && upper != Less,
+        }
+    }
+}
+
+/// `value` as a value of `value_type`; `None` when it cannot be read so. iceberg-rust 0.10
+/// projects a filter on a decimal through `truncate` to the right unscaled value but at scale 0
+/// (`4.66` becomes `400`, not `4.00`; apache/iceberg-rust#3243), which no bound of the field
+/// would match: the unscaled value is read again at the field's own scale.
+fn at_type(value: &Datum, value_type: &PrimitiveType) -> Option<Datum> {
+    match value_type {
+        PrimitiveType::Decimal { .. } if value.data_type() != value_type => value
+            .to_bytes()
+            .and_then(|bytes| Datum::try_from_bytes(&bytes, value_type.clone()))
+            .ok(),
+        _ => Some(value.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use iceberg::expr::{Bind, Reference};
+    use iceberg::spec::{NestedField, Schema, Transform};
+
+    use super::*;
+
+    fn decimal(text: &str) -> Datum {
+        Datum::decimal_from_str(text).unwrap()
+    }
+
+    #[test]
+    fn a_decimal_projected_through_truncate_is_compared_at_the_fields_scale() {
+        let value_type = PrimitiveType::Decimal {
+            precision: 12,
+            scale: 2,
+        };
+        let schema = Schema::builder()
+            .with_fields(vec![
+                NestedField::optional(1, "d", Type::Primitive(value_type.clone())).into(),
+            ])
+            .build()
+            .unwrap();
+        let bounds = Bounds {
+            range: Some((decimal("4.00"), decimal("12.00"))),
+            contains_null: false,
+            value_type,
+        };
+        for (filter, may) in [
+            ("4.66", true),
+            ("12.99", true),
+            ("13.00", false),
+            ("3.99", false),
+        ] {
+            let bound = Reference::new("d")
+                .equal_to(decimal(filter))
+                .bind(schema.clone().into(), true)
+                .unwrap();
+            let projected = Transform::Truncate(100)
+                .project("p", &bound)
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                bounds.may_match(&projected),
+                may,
+                "d = {filter}: {projected}"
+            );
         }
     }
 }

@@ -362,9 +362,11 @@ impl ProjectedFile {
             .zip(projection.schema.fields())
             .zip(&projection.defaults)
             .map(|((id, field), default)| {
-                // Decoded columns keep the file's order; should a file repeat an id, the first
-                // column wins.
-                let Some(position) = roots.iter().position(|&i| file_ids[i] == Some(*id)) else {
+                // Decoded columns keep the file's order. Should a file repeat an id (a name
+                // mapping giving two of its columns' names to one field, as PyIceberg's leaves
+                // after a column is renamed to a name another one had), the last column wins,
+                // as in PyIceberg's reader: both read, and rewrite, the same values.
+                let Some(position) = roots.iter().rposition(|&i| file_ids[i] == Some(*id)) else {
                     return match (default, field.is_nullable()) {
                         // Cast once here: the projection may read strings as dictionaries.
                         (Some(value), _) => arrow_cast::cast(value, field.data_type())

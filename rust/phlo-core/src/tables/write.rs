@@ -30,6 +30,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::discard::WrittenFiles;
 use crate::error::{Context, Error, Result};
+use crate::schema::refuse_uncomputable_partitions;
 
 pub(crate) type FileWriterBuilder =
     DataFileWriterBuilder<ParquetWriterBuilder, RecordedLocations, DefaultFileNameGenerator>;
@@ -352,6 +353,10 @@ struct Partitioner {
     /// `None` for a spec of void fields alone: every row's partition is all nulls.
     calculator: Option<PartitionValueCalculator>,
     partition_type: StructType,
+    /// Kept to refuse, at the first row to partition, a field phlo cannot compute (a write
+    /// that partitions no row, e.g. of position deletes alone, still lands).
+    spec: PartitionSpecRef,
+    schema: SchemaRef,
 }
 
 impl Partitioner {
@@ -369,6 +374,8 @@ impl Partitioner {
         Ok(Self {
             calculator,
             partition_type,
+            spec: spec.clone(),
+            schema: schema.clone(),
         })
     }
 
@@ -378,6 +385,7 @@ impl Partitioner {
         calculator: &PartitionValueCalculator,
         batch: &RecordBatch,
     ) -> Result<(ArrayRef, Rows)> {
+        refuse_uncomputable_partitions(&self.spec, &self.schema)?;
         let values: ArrayRef = calculator
             .calculate(batch)
             .context(|| "computing partition values".into())?;
