@@ -3,7 +3,6 @@ model, a missing source table, a bad publishing.yaml) as typed errors naming the
 
 from __future__ import annotations
 
-import gc
 import shutil
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -208,9 +207,6 @@ def test_builds_of_two_threads_at_once_each_build_their_own_project(
         assert {str(d) for d in built_for.to_pylist()} == {day}
 
 
-# dbt-duckdb gives each thread that runs a Python model an asyncio loop it never closes (the
-# garbage collector does, with a ResourceWarning): not this test's subject.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_an_interrupt_during_a_build_stays_an_interrupt(shop: Path) -> None:
     """Ctrl-C while dbt runs (a notebook's interrupt; here a Python model sends the process
     SIGINT) reaches the caller as KeyboardInterrupt, not as a ConfigError about the project;
@@ -236,4 +232,3 @@ def test_an_interrupt_during_a_build_stays_an_interrupt(shop: Path) -> None:
     assert dbt is not None
     again = build(dbt, lh, "main", run_id="again", partition_date=DAY)
     assert again.errors == [] and again.nodes["model.shop.fct_orders"].status == "success"
-    gc.collect()  # dbt-duckdb's loops are collected here, where their warning is ignored

@@ -101,6 +101,7 @@ def build(
         project=located_by,
         ref=ref,
         relations=_relations(project, set(selected), copies),
+        dbt_dir=project.dir,
     )
     extra = ["--vars", json.dumps({PARTITION_VAR: partition_date})]
     if select is not None:
