@@ -24,7 +24,7 @@ __all__ = [
     "DBT_DIR",
     "DbtProject",
     "Node",
-    "build_manifest",
+    "current_project",
     "find_dbt_project",
 ]
 
@@ -43,8 +43,9 @@ ASSET_TYPES = ("model", "seed", "snapshot")
 _NOT_SOURCES = {"target", "logs", ".user.yml"}
 #: Projects whose parsed manifest a process keeps (one, but in tests and notebooks).
 _CACHED_PROJECTS = 4
-#: By dbt project folder: what it was parsed from (files, environment) and dbt's manifest.
-_MANIFESTS: dict[Path, tuple[tuple[str, int], bytes]] = {}
+#: By dbt project folder: what it was parsed from (files, environment), dbt's manifest (as
+#: saved for partial parsing) and its JSON form (what `DbtProject` reads).
+_MANIFESTS: dict[Path, tuple[tuple[str, int], bytes, Mapping[str, Any]]] = {}
 
 #: How phlo writes a node to the lakehouse: ``replace`` (table, seed: the model's rows become the
 #: table's contents), ``upsert`` (incremental, snapshot: the rows the build added or changed are
@@ -185,18 +186,20 @@ def parse_manifest(folder: Path) -> Mapping[str, Any]:
     return json.loads(manifest_file.read_text())  # type: ignore[no-any-return]
 
 
-def build_manifest(folder: Path) -> DbtManifest:
-    """The project's manifest as dbt's object, for a build to use instead of parsing: a copy
-    (a build modifies it) of the one parsed from the project's current files and environment.
-    A process parses each version of them once; a new process starts from dbt's partial-parse
-    file in ``target/phlo`` (a fraction of a full parse)."""
+def current_project(folder: Path) -> tuple[DbtProject, DbtManifest]:
+    """The project in `folder` as its files and environment are now, for a build: the
+    `DbtProject` (a model added since the caller's was parsed is in it), and dbt's manifest
+    for dbt to use instead of parsing (a copy: a build modifies it). A process parses each
+    version of them once; a new process starts from dbt's partial-parse file in
+    ``target/phlo`` (a fraction of a full parse)."""
+    folder = folder.resolve()
     stamp = _fingerprint(folder)
     with LOCK:
         cached = _MANIFESTS.get(folder)
         if cached is None or cached[0] != (stamp, _environment()):
             _parse(folder, stamp)
             cached = _MANIFESTS[folder]
-    return _thaw(cached[1])
+    return DbtProject(folder, cached[2]), _thaw(cached[1])
 
 
 def _parse(folder: Path, stamp: str) -> None:
@@ -221,10 +224,11 @@ def _parse(folder: Path, stamp: str) -> None:
             environment = _environment()
             previous = ["--partial-parse-file-path", str(saved)] if saved.is_file() else []
             manifest = run_dbt(["parse", "--partial-parse", *previous], folder, profiles, work)
+            written = json.loads((work / "manifest.json").read_text())
             _MANIFESTS.pop(folder, None)
             while len(_MANIFESTS) >= _CACHED_PROJECTS:
                 _MANIFESTS.pop(next(iter(_MANIFESTS)))
-            _MANIFESTS[folder] = ((stamp, environment), _freeze(manifest))
+            _MANIFESTS[folder] = ((stamp, environment), _freeze(manifest), written)
         os.replace(work / "manifest.json", target / "manifest.json")
         with contextlib.suppress(FileNotFoundError):
             os.replace(work / "partial_parse.msgpack", saved)
