@@ -272,6 +272,32 @@ def test_two_projects_built_in_turn_each_get_their_own_manifest_profile_and_targ
         assert _build_files_open(folder) == []
 
 
+def test_threads_asking_for_a_project_at_once_share_one_parse(
+    shop: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Builds starting in several threads at once (a Dagster step per thread, a notebook's
+    pool) on a project the process has not parsed: one parse, and each thread gets its own
+    copy of dbt's manifest (a build modifies it)."""
+    from phlo.transforms import project
+
+    monkeypatch.setattr(project, "_MANIFESTS", {})
+    parses = _count_parses(monkeypatch)
+    start = threading.Barrier(4)
+
+    def load(_: int) -> tuple[Any, Any]:
+        start.wait()
+        return project.current_project(shop / DBT)
+
+    with ThreadPoolExecutor(4) as pool:
+        loaded = list(pool.map(load, range(4)))
+    assert parses() == 1
+    assert {len(dbt.manifest["nodes"]) for dbt, _ in loaded} == {
+        len(loaded[0][0].manifest["nodes"])
+    }
+    assert len({id(manifest) for _, manifest in loaded}) == 4
+    assert all("model.shop.fct_orders" in manifest.nodes for _, manifest in loaded)
+
+
 def _count_parses(monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
     """A function returning how many dbt parses ran since this was called."""
     from phlo.transforms import project

@@ -48,8 +48,8 @@ def release() -> None:
     if failures:
         what, first = failures[0]
         error = StorageError(f"{what} after a dbt invocation failed: {first}")
-        for other, exc in failures[1:]:
-            error.add_note(f"{other} failed too: {exc}")
+        for other, later in failures[1:]:
+            error.add_note(f"{other} failed too: {later}")
         raise error from first
 
 
