@@ -219,7 +219,8 @@ def test_a_failed_clean_up_step_still_runs_the_others_and_raises_a_storage_error
 
 def test_a_build_leaves_no_process_wide_state_behind(shop: Path) -> None:
     """What dbt sets for the process (environment, sys.path, signal handlers, loggers and
-    their files, the working directory, threads) is as before once a build returned."""
+    their files, warning filters, the working directory, threads) is as before once a build
+    returned."""
     ingest(shop)
     dbt = find_dbt_project(shop)
     assert dbt is not None
@@ -315,7 +316,7 @@ def _count_parses(monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
 
 def _process_state() -> dict[str, Any]:
     loggers = {
-        name: [type(h).__name__ for h in logger.handlers]
+        name: (logger.level, logger.propagate, [type(h).__name__ for h in logger.handlers])
         for name, logger in logging.root.manager.loggerDict.items()
         if isinstance(logger, logging.Logger)
     }
@@ -324,7 +325,9 @@ def _process_state() -> dict[str, Any]:
         "environ": dict(os.environ),
         "sys.path": list(sys.path),
         "signals": {s.name: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)},
-        "root handlers": list(logging.root.handlers),
+        "root logger": (logging.root.level, list(logging.root.handlers)),
+        "warning filters": list(warnings.filters),
+        "streams": (sys.stdout, sys.stderr),
         "loggers": loggers,
         "threads": sorted(t.name for t in threading.enumerate()),
     }
