@@ -217,6 +217,36 @@ def test_a_failed_clean_up_step_still_runs_the_others_and_raises_a_storage_error
     assert again.errors == [] and again.nodes["model.shop.fct_orders"].status == "success"
 
 
+def test_an_interrupt_stays_an_interrupt_when_a_clean_up_step_fails(
+    shop: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C during the build, then a clean-up step fails: the caller sees the interrupt, with
+    a note about the clean-up, not a StorageError that would hide it."""
+    from dbt.adapters.duckdb.environments.local import LocalEnvironment
+
+    ingest(shop)
+    (shop / DBT / "models" / "marts" / "interrupting.py").write_text(
+        "import os, signal, time\n\n"
+        "def model(dbt, session):\n"
+        "    dbt.config(materialized='table')\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(2)  # the interrupt reaches dbt's main thread while the model runs\n"
+        "    return session.sql('select 1 as one').arrow()\n"
+    )
+    close = LocalEnvironment.close
+
+    def failing_close(self: LocalEnvironment) -> None:
+        close(self)
+        raise OSError("injected: checkpoint failed")
+
+    monkeypatch.setattr(LocalEnvironment, "close", failing_close)
+    dbt = find_dbt_project(shop)
+    assert dbt is not None
+    with pytest.raises(KeyboardInterrupt) as interrupted:
+        build(dbt, lakehouse_of(shop), "main", run_id="both", select=["model.shop.interrupting"])
+    assert any("injected: checkpoint failed" in note for note in interrupted.value.__notes__)
+
+
 def test_a_build_leaves_no_process_wide_state_behind(shop: Path) -> None:
     """What dbt sets for the process (environment, sys.path, signal handlers, loggers and
     their files, warning filters, the working directory, threads) is as before once a build

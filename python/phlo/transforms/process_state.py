@@ -20,10 +20,11 @@ __all__ = ["close_python_model_loops", "release"]
 _DBT_LOGGERS = ("file_log", "stdout_log")
 
 
-def release() -> None:
+def release() -> StorageError | None:
     """Closes the DuckDB database dbt-duckdb keeps open (``keep_open``: the plugin's views live
     in it) and detaches dbt's loggers, closing the build's log file. Every step is attempted;
-    the first that failed is raised as a `StorageError` (the others are noted on it)."""
+    the first that failed is returned as a `StorageError` (the others are noted on it), for
+    the caller to raise unless the invocation ended with a more telling error."""
     from dbt.adapters.duckdb.connections import DuckDBConnectionManager
     from dbt_common.events.event_manager_client import cleanup_event_logger
 
@@ -45,12 +46,14 @@ def release() -> None:
             step()
         except Exception as exc:  # the other steps still run
             failures.append((what, exc))
-    if failures:
-        what, first = failures[0]
-        error = StorageError(f"{what} after a dbt invocation failed: {first}")
-        for other, later in failures[1:]:
-            error.add_note(f"{other} failed too: {later}")
-        raise error from first
+    if not failures:
+        return None
+    what, first = failures[0]
+    error = StorageError(f"{what} after a dbt invocation failed: {first}")
+    error.__cause__ = first
+    for other, later in failures[1:]:
+        error.add_note(f"{other} failed too: {later}")
+    return error
 
 
 def _close_log_handlers() -> None:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from phlo.errors import ConfigError
+from phlo.errors import ConfigError, StorageError
 
 if TYPE_CHECKING:
     from dbt.contracts.graph.manifest import Manifest
@@ -82,11 +82,14 @@ def run_dbt(
         close_python_model_loops()
         try:
             done = dbtRunner(manifest=manifest, callbacks=[keep]).invoke(command)
-        finally:
-            release()
+        except BaseException as exc:
+            _note(exc, release())
+            raise
+        unreleased = release()
     if done.exception is not None and not isinstance(done.exception, Exception):
         # Ctrl-C (a notebook, a supervisor), a Dagster run's termination: dbt catches them all,
         # but they are the caller's to see, not a project dbt could not load.
+        _note(done.exception, unreleased)
         raise done.exception
     if done.exception is not None or (
         not done.success and not (target / "run_results.json").exists()
@@ -94,8 +97,18 @@ def run_dbt(
         problem = str(done.exception or "")
         if problem not in "\n".join(shown):  # an error dbt raised before it logged anything
             shown.append(problem)
-        raise ConfigError(f"dbt {args[0]} of {folder} failed: {_last_lines(shown)}")
+        error = ConfigError(f"dbt {args[0]} of {folder} failed: {_last_lines(shown)}")
+        _note(error, unreleased)
+        raise error
+    if unreleased is not None:
+        raise unreleased
     return done.result
+
+
+def _note(error: BaseException, unreleased: StorageError | None) -> None:
+    """Notes on `error` (the one the caller sees) that dbt's state was not all released."""
+    if unreleased is not None:
+        error.add_note(f"Then: {unreleased}")
 
 
 def _last_lines(lines: list[str], count: int = 15) -> str:
