@@ -181,6 +181,23 @@ def test_a_model_added_after_the_project_was_loaded_is_built_and_reported(shop: 
         build(dbt, lakehouse_of(shop), "main", run_id="gone", select=["model.shop.mrt_new"])
 
 
+def test_a_model_rewritten_within_its_files_time_is_built_as_rewritten(shop: Path) -> None:
+    """A model written again with the same size right after a build, on a filesystem keeping
+    whole seconds (here: its time set back), is not taken for the one already parsed."""
+    ingest(shop)
+    model = shop / DBT / "models" / "marts" / "mrt_flag.sql"
+    model.write_text("{{ config(materialized='table') }}\nselect 1 as flag")
+    dbt = find_dbt_project(shop)
+    assert dbt is not None
+    lh = lakehouse_of(shop)
+    build(dbt, lh, "main", run_id="one", select=["model.shop.mrt_flag"]).raise_for_errors()
+    written = model.stat()
+    model.write_text("{{ config(materialized='table') }}\nselect 2 as flag")
+    os.utime(model, ns=(written.st_atime_ns, written.st_mtime_ns))
+    build(dbt, lh, "main", run_id="two", select=["model.shop.mrt_flag"]).raise_for_errors()
+    assert lh.table("marts.mrt_flag").to_arrow().column("flag").to_pylist() == [2]
+
+
 def test_a_failed_clean_up_step_still_runs_the_others_and_raises_a_storage_error(
     shop: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -41,6 +41,8 @@ FALLBACK_GROUP = "transforms"
 ASSET_TYPES = ("model", "seed", "snapshot")
 #: Folders of a dbt project that do not change what it defines.
 _NOT_SOURCES = {"target", "logs", ".user.yml"}
+#: Files of a dbt project up to this size are fingerprinted by content, larger ones by time.
+_HASHED_UP_TO = 1 << 20
 #: Projects whose parsed manifest a process keeps (one, but in tests and notebooks).
 _CACHED_PROJECTS = 4
 #: By dbt project folder: what it was parsed from (files, environment), dbt's manifest (as
@@ -261,12 +263,19 @@ def _environment() -> int:
 
 
 def _fingerprint(folder: Path) -> str:
+    """A digest of the project's files: names, and the contents of files up to
+    `_HASHED_UP_TO` (a rewritten file may keep its time: filesystems that keep whole seconds,
+    a notebook writing a model again right after a build), the size and time of larger ones
+    (seeds)."""
     digest = hashlib.sha256()
     for file in sorted(folder.rglob("*")):
         parts = file.relative_to(folder).parts
         if parts[0] in _NOT_SOURCES or not file.is_file():
             continue
-        digest.update(
-            f"{'/'.join(parts)}:{file.stat().st_size}:{file.stat().st_mtime_ns}\n".encode()
-        )
+        stat = file.stat()
+        if stat.st_size <= _HASHED_UP_TO:
+            content = hashlib.sha256(file.read_bytes()).hexdigest()
+        else:
+            content = f"{stat.st_size}:{stat.st_mtime_ns}"
+        digest.update(f"{'/'.join(parts)}:{content}\n".encode())
     return digest.hexdigest()
