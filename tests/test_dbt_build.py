@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dbt_support import DBT, lakehouse_of, orders_module, parsed_shop, shop
+from dbt_support import DBT, INTERRUPTING_MODEL, lakehouse_of, orders_module, parsed_shop, shop
 from phlo.dagster.publishing import read_publishing
 from phlo.errors import ConfigError, NoSuchTableError, SchemaError, SqlError
 from phlo.transforms import (
@@ -213,14 +213,7 @@ def test_an_interrupt_during_a_build_stays_an_interrupt(shop: Path) -> None:
     dbt's lock and the working folder are released, and the next build runs."""
     ingest(shop)
     models = shop / DBT / "models" / "marts"
-    (models / "interrupting.py").write_text(
-        "import os, signal, time\n\n"
-        "def model(dbt, session):\n"
-        "    dbt.config(materialized='table')\n"
-        "    os.kill(os.getpid(), signal.SIGINT)\n"
-        "    time.sleep(2)  # the interrupt reaches dbt's main thread while the model runs\n"
-        "    return session.sql('select 1 as one').arrow()\n"
-    )
+    (models / "interrupting.py").write_text(INTERRUPTING_MODEL)
     dbt = find_dbt_project(shop)
     assert dbt is not None
     lh, here = lakehouse_of(shop), Path.cwd()

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from dbt_support import DBT, lakehouse_of, orders_module, parsed_shop, shop
+from dbt_support import DBT, INTERRUPTING_MODEL, lakehouse_of, orders_module, parsed_shop, shop
 from phlo.errors import ConfigError, StorageError
 from phlo.transforms import DbtBuild, build, find_dbt_project
 
@@ -205,17 +205,10 @@ def test_a_failed_clean_up_step_still_runs_the_others_and_raises_a_storage_error
     loggers are detached and its log file closed all the same, the error is a StorageError
     naming the step, and the next build runs."""
     from dbt.adapters.duckdb.connections import DuckDBConnectionManager
-    from dbt.adapters.duckdb.environments.local import LocalEnvironment
     from dbt_common.events.event_manager_client import get_event_manager
 
     ingest(shop)
-    close = LocalEnvironment.close
-
-    def failing_close(self: LocalEnvironment) -> None:
-        close(self)
-        raise OSError("injected: checkpoint failed")
-
-    monkeypatch.setattr(LocalEnvironment, "close", failing_close)
+    fail_closing_duckdb(monkeypatch)
     dbt = find_dbt_project(shop)
     assert dbt is not None
     lh = lakehouse_of(shop)
@@ -239,24 +232,9 @@ def test_an_interrupt_stays_an_interrupt_when_a_clean_up_step_fails(
 ) -> None:
     """Ctrl-C during the build, then a clean-up step fails: the caller sees the interrupt, with
     a note about the clean-up, not a StorageError that would hide it."""
-    from dbt.adapters.duckdb.environments.local import LocalEnvironment
-
     ingest(shop)
-    (shop / DBT / "models" / "marts" / "interrupting.py").write_text(
-        "import os, signal, time\n\n"
-        "def model(dbt, session):\n"
-        "    dbt.config(materialized='table')\n"
-        "    os.kill(os.getpid(), signal.SIGINT)\n"
-        "    time.sleep(2)  # the interrupt reaches dbt's main thread while the model runs\n"
-        "    return session.sql('select 1 as one').arrow()\n"
-    )
-    close = LocalEnvironment.close
-
-    def failing_close(self: LocalEnvironment) -> None:
-        close(self)
-        raise OSError("injected: checkpoint failed")
-
-    monkeypatch.setattr(LocalEnvironment, "close", failing_close)
+    (shop / DBT / "models" / "marts" / "interrupting.py").write_text(INTERRUPTING_MODEL)
+    fail_closing_duckdb(monkeypatch)
     dbt = find_dbt_project(shop)
     assert dbt is not None
     with pytest.raises(KeyboardInterrupt) as interrupted:
@@ -344,6 +322,19 @@ def test_threads_asking_for_a_project_at_once_share_one_parse(
     }
     assert len({id(manifest) for _, manifest in loaded}) == 4
     assert all("model.shop.fct_orders" in manifest.nodes for _, manifest in loaded)
+
+
+def fail_closing_duckdb(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Closing dbt-duckdb's database raises, after closing it (a failed checkpoint)."""
+    from dbt.adapters.duckdb.environments.local import LocalEnvironment
+
+    close = LocalEnvironment.close
+
+    def failing_close(self: LocalEnvironment) -> None:
+        close(self)
+        raise OSError("injected: checkpoint failed")
+
+    monkeypatch.setattr(LocalEnvironment, "close", failing_close)
 
 
 def _count_parses(monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
