@@ -16,6 +16,15 @@ from phlo.transforms import find_dbt_project
 
 TEMPLATE = Path(__file__).parent / "projects" / "shop"
 DBT = Path("workflows") / "transforms" / "dbt"
+#: A Python model that interrupts the process (Ctrl-C in a notebook) while dbt runs it.
+INTERRUPTING_MODEL = (
+    "import os, signal, time\n\n"
+    "def model(dbt, session):\n"
+    "    dbt.config(materialized='table')\n"
+    "    os.kill(os.getpid(), signal.SIGINT)\n"
+    "    time.sleep(2)  # the interrupt reaches dbt's main thread while the model runs\n"
+    "    return session.sql('select 1 as one').arrow()\n"
+)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import pytest
 
 import phlo
 import phlo.dagster
-from dbt_support import lakehouse_of, orders_module, parsed_shop, shop
+from dbt_support import DBT, lakehouse_of, orders_module, parsed_shop, shop
 from phlo.errors import NoSuchTableError
 
 LABELS = {"a": "Apparel", "b": "Books", "c": "Cameras"}
@@ -175,10 +175,22 @@ def test_passing_run_publishes_ingestion_and_models_in_one_merge(
         key=lambda r: tuple(str(v) for v in r.values()),
     )
 
+    # A model and its test written after the definitions were loaded (a code location not
+    # reloaded yet): the run builds and publishes it, and reports the assets it knows.
+    marts = shop / DBT / "models" / "marts"
+    (marts / "mrt_days.sql").write_text(
+        "{{ config(materialized='table') }}\nselect distinct order_date from {{ ref('fct_orders') }}"
+    )
+    (marts / "mrt_days.yml").write_text(
+        "version: 2\nmodels:\n  - name: mrt_days\n"
+        "    columns:\n      - name: order_date\n        data_tests: [not_null]\n"
+    )
+
     # A second day: the incremental model adds only the new day's rows, as one append.
     second = run(defs, keys, GOOD_DAYS[1], instance)
     assert second.success
     assert phlo.dagster.promote(instance, second.run_id).status == "published"
+    assert lh.table("marts.mrt_days").to_arrow().num_rows == len(GOOD_DAYS)
     fct = lh.table("gold.fct_orders")
     columns = ["id", "category", "amount", "built_for"]
     assert table_rows(shop, "gold.fct_orders", columns) == sorted(

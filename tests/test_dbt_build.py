@@ -3,7 +3,6 @@ model, a missing source table, a bad publishing.yaml) as typed errors naming the
 
 from __future__ import annotations
 
-import gc
 import shutil
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dbt_support import DBT, lakehouse_of, orders_module, parsed_shop, shop
+from dbt_support import DBT, INTERRUPTING_MODEL, lakehouse_of, orders_module, parsed_shop, shop
 from phlo.dagster.publishing import read_publishing
 from phlo.errors import ConfigError, NoSuchTableError, SchemaError, SqlError
 from phlo.transforms import (
@@ -208,23 +207,13 @@ def test_builds_of_two_threads_at_once_each_build_their_own_project(
         assert {str(d) for d in built_for.to_pylist()} == {day}
 
 
-# dbt-duckdb gives each thread that runs a Python model an asyncio loop it never closes (the
-# garbage collector does, with a ResourceWarning): not this test's subject.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_an_interrupt_during_a_build_stays_an_interrupt(shop: Path) -> None:
     """Ctrl-C while dbt runs (a notebook's interrupt; here a Python model sends the process
     SIGINT) reaches the caller as KeyboardInterrupt, not as a ConfigError about the project;
     dbt's lock and the working folder are released, and the next build runs."""
     ingest(shop)
     models = shop / DBT / "models" / "marts"
-    (models / "interrupting.py").write_text(
-        "import os, signal, time\n\n"
-        "def model(dbt, session):\n"
-        "    dbt.config(materialized='table')\n"
-        "    os.kill(os.getpid(), signal.SIGINT)\n"
-        "    time.sleep(2)  # the interrupt reaches dbt's main thread while the model runs\n"
-        "    return session.sql('select 1 as one').arrow()\n"
-    )
+    (models / "interrupting.py").write_text(INTERRUPTING_MODEL)
     dbt = find_dbt_project(shop)
     assert dbt is not None
     lh, here = lakehouse_of(shop), Path.cwd()
@@ -236,4 +225,3 @@ def test_an_interrupt_during_a_build_stays_an_interrupt(shop: Path) -> None:
     assert dbt is not None
     again = build(dbt, lh, "main", run_id="again", partition_date=DAY)
     assert again.errors == [] and again.nodes["model.shop.fct_orders"].status == "success"
-    gc.collect()  # dbt-duckdb's loops are collected here, where their warning is ignored

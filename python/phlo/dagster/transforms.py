@@ -113,6 +113,8 @@ def _events(
             )
         yield dg.MaterializeResult(asset_key=key, metadata=metadata)
     for test_id, check in result.checks.items():
-        key = keys.get(specs[test_id].target)
+        # A test added since the definitions were loaded has no check (nor, maybe, asset).
+        spec = specs.get(test_id)
+        key = keys.get(spec.target) if spec is not None else None
         if key is not None and dg.AssetCheckKey(key, check.name) in selected_checks:
             yield check_result(key, check)

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from phlo.errors import NoSuchTableError, PhloError, SqlError
+from phlo.errors import ConfigError, NoSuchTableError, PhloError, SqlError
 from phlo.progress import shows_activity
 from phlo.quality.contract import SAMPLE_LIMIT, CheckResult
 from phlo.sql import quote
 from phlo.transforms.checks import check_result, test_specs
 from phlo.transforms.profile import DATABASE, write_profile
-from phlo.transforms.project import DbtProject, Node, build_manifest
+from phlo.transforms.project import DbtProject, Node, current_project
 from phlo.transforms.runner import run_dbt
 from phlo.transforms.write import NodeWrite, write_node
 
@@ -86,7 +86,11 @@ def build(
     tests on `ref`, and writes the models it built to `ref`. ``partition_date`` is the dbt
     variable ``partition_date_str``. `located_by`: the project folder whose settings name
     `lakehouse` (a catalog and warehouse other than a lakehouse folder), for phlo's dbt plugin
-    (which opens the lakehouse its profile names) to open the same one."""
+    (which opens the lakehouse its profile names) to open the same one. The build follows the
+    project's files as they are now, though `project` was parsed before (a model a notebook
+    added since is built and in the result)."""
+    project, parsed = current_project(project.dir)
+    _check_selected(project, select)
     workdir = workdir or lakehouse.scratch_dir / "staging" / run_id / "dbt"
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -101,11 +105,12 @@ def build(
         project=located_by,
         ref=ref,
         relations=_relations(project, set(selected), copies),
+        dbt_dir=project.dir,
     )
     extra = ["--vars", json.dumps({PARTITION_VAR: partition_date})]
     if select is not None:
         extra += ["--select", *(".".join(project.node(uid).props["fqn"]) for uid in selected)]
-    run_dbt(["build", *extra], project.dir, profiles, target, manifest=build_manifest(project.dir))
+    run_dbt(["build", *extra], project.dir, profiles, target, manifest=parsed)
     results = json.loads((target / "run_results.json").read_text())["results"]
     manifest = json.loads((target / "manifest.json").read_text())
     outcome = _collect(
@@ -194,6 +199,16 @@ def _collect(
     finally:
         con.close()
     return DbtBuild(ref, nodes, checks, errors)
+
+
+def _check_selected(project: DbtProject, select: Collection[str] | None) -> None:
+    missing = sorted(set(select or ()) - set(project.manifest["nodes"]))
+    if missing:
+        raise ConfigError(
+            f"dbt project {project.name} ({project.dir}) has no node {', '.join(missing)}: "
+            f"select unique ids of its models, seeds and snapshots (was one removed or renamed "
+            f"since the project was loaded?)"
+        )
 
 
 def _with_upstream_views(project: DbtProject, select: Collection[str] | None) -> list[str]:

@@ -44,11 +44,20 @@ def write_profile(
     ref: str = "main",
     relations: Sequence[Mapping[str, Any]] = (),
     threads: int = 1,
+    dbt_dir: Path | None = None,
 ) -> Path:
     """Writes ``<folder>/profiles.yml`` for a build on `duckdb_path` whose plugin shows the
     tables of `lakehouse` at `ref` under the DuckDB `relations` (see the plugin); with
     `project`, of the lakehouse that project's settings name instead (their secrets are read
-    by the plugin, never written here). Returns `folder`."""
+    by the plugin, never written here). `dbt_dir` (the dbt project folder) stands for the
+    working directory a ``dbt`` command would run in (dbt runs in phlo's process, which keeps
+    its own): a relative path a model reads is looked for in the working directory, then there,
+    and ``external`` materializations are written there. Returns `folder`."""
+    options: dict[str, Any] = {
+        # Never download an extension at run time.
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+    }
     output: dict[str, Any] = {
         "type": "duckdb",
         "path": str(duckdb_path),
@@ -56,12 +65,11 @@ def write_profile(
         "threads": threads,
         # The plugin creates views once per database connection: keep it open for the build.
         "keep_open": True,
-        # Never download an extension at run time.
-        "config_options": {
-            "autoinstall_known_extensions": False,
-            "autoload_known_extensions": False,
-        },
+        "config_options": options,
     }
+    if dbt_dir is not None:
+        options["file_search_path"] = str(dbt_dir.absolute())
+        output["external_root"] = str(dbt_dir.absolute())
     if lakehouse is not None:
         output["plugins"] = [
             {

@@ -24,7 +24,7 @@ __all__ = [
     "DBT_DIR",
     "DbtProject",
     "Node",
-    "build_manifest",
+    "current_project",
     "find_dbt_project",
 ]
 
@@ -41,10 +41,13 @@ FALLBACK_GROUP = "transforms"
 ASSET_TYPES = ("model", "seed", "snapshot")
 #: Folders of a dbt project that do not change what it defines.
 _NOT_SOURCES = {"target", "logs", ".user.yml"}
+#: Files of a dbt project up to this size are fingerprinted by content, larger ones by time.
+_HASHED_UP_TO = 1 << 20
 #: Projects whose parsed manifest a process keeps (one, but in tests and notebooks).
 _CACHED_PROJECTS = 4
-#: By dbt project folder: what it was parsed from (files, environment) and dbt's manifest.
-_MANIFESTS: dict[Path, tuple[tuple[str, int], bytes]] = {}
+#: By dbt project folder: what it was parsed from (files, environment), dbt's manifest (as
+#: saved for partial parsing) and its JSON form (what `DbtProject` reads).
+_MANIFESTS: dict[Path, tuple[tuple[str, int], bytes, Mapping[str, Any]]] = {}
 
 #: How phlo writes a node to the lakehouse: ``replace`` (table, seed: the model's rows become the
 #: table's contents), ``upsert`` (incremental, snapshot: the rows the build added or changed are
@@ -180,23 +183,31 @@ def parse_manifest(folder: Path) -> Mapping[str, Any]:
     target = folder / "target" / "phlo"
     manifest_file, stamp_file = target / "manifest.json", target / "phlo-parse.stamp"
     stamp = _fingerprint(folder)
+    with LOCK:
+        cached = _MANIFESTS.get(folder)
+    if cached is not None and cached[0][0] == stamp:
+        return cached[2]  # one copy in the process, not one per caller (the GC walks each)
     if not (stamp_file.is_file() and stamp_file.read_text() == stamp and manifest_file.is_file()):
-        _parse(folder, stamp)
+        with LOCK:
+            _parse(folder, stamp)
+            return _MANIFESTS[folder][2]
     return json.loads(manifest_file.read_text())  # type: ignore[no-any-return]
 
 
-def build_manifest(folder: Path) -> DbtManifest:
-    """The project's manifest as dbt's object, for a build to use instead of parsing: a copy
-    (a build modifies it) of the one parsed from the project's current files and environment.
-    A process parses each version of them once; a new process starts from dbt's partial-parse
-    file in ``target/phlo`` (a fraction of a full parse)."""
+def current_project(folder: Path) -> tuple[DbtProject, DbtManifest]:
+    """The project in `folder` as its files and environment are now, for a build: the
+    `DbtProject` (a model added since the caller's was parsed is in it), and dbt's manifest
+    for dbt to use instead of parsing (a copy: a build modifies it). A process parses each
+    version of them once; a new process starts from dbt's partial-parse file in
+    ``target/phlo`` (a fraction of a full parse)."""
+    folder = folder.resolve()
     stamp = _fingerprint(folder)
     with LOCK:
         cached = _MANIFESTS.get(folder)
         if cached is None or cached[0] != (stamp, _environment()):
             _parse(folder, stamp)
             cached = _MANIFESTS[folder]
-    return _thaw(cached[1])
+    return DbtProject(folder, cached[2]), _thaw(cached[1])
 
 
 def _parse(folder: Path, stamp: str) -> None:
@@ -221,10 +232,11 @@ def _parse(folder: Path, stamp: str) -> None:
             environment = _environment()
             previous = ["--partial-parse-file-path", str(saved)] if saved.is_file() else []
             manifest = run_dbt(["parse", "--partial-parse", *previous], folder, profiles, work)
+            written = json.loads((work / "manifest.json").read_text())
             _MANIFESTS.pop(folder, None)
             while len(_MANIFESTS) >= _CACHED_PROJECTS:
                 _MANIFESTS.pop(next(iter(_MANIFESTS)))
-            _MANIFESTS[folder] = ((stamp, environment), _freeze(manifest))
+            _MANIFESTS[folder] = ((stamp, environment), _freeze(manifest), written)
         os.replace(work / "manifest.json", target / "manifest.json")
         with contextlib.suppress(FileNotFoundError):
             os.replace(work / "partial_parse.msgpack", saved)
@@ -257,12 +269,19 @@ def _environment() -> int:
 
 
 def _fingerprint(folder: Path) -> str:
+    """A digest of the project's files: names, and the contents of files up to
+    `_HASHED_UP_TO` (a rewritten file may keep its time: filesystems that keep whole seconds,
+    a notebook writing a model again right after a build), the size and time of larger ones
+    (seeds)."""
     digest = hashlib.sha256()
     for file in sorted(folder.rglob("*")):
         parts = file.relative_to(folder).parts
         if parts[0] in _NOT_SOURCES or not file.is_file():
             continue
-        digest.update(
-            f"{'/'.join(parts)}:{file.stat().st_size}:{file.stat().st_mtime_ns}\n".encode()
-        )
+        stat = file.stat()
+        if stat.st_size <= _HASHED_UP_TO:
+            content = hashlib.sha256(file.read_bytes()).hexdigest()
+        else:
+            content = f"{stat.st_size}:{stat.st_mtime_ns}"
+        digest.update(f"{'/'.join(parts)}:{content}\n".encode())
     return digest.hexdigest()

@@ -2,19 +2,21 @@
 not for dbt's start-up (~2.6 CPU-s of imports) and a parse of the project (~3-5 CPU-s).
 
 dbt keeps process-wide state: its flags, its event loggers, the registered adapter and
-dbt-duckdb's open database. Invocations therefore hold one lock, run in the dbt project's folder
-(relative paths in models and macros resolve as they do for the ``dbt`` command), and close the
-build's DuckDB file before returning (phlo reads it next, with settings of its own)."""
+dbt-duckdb's open database. Invocations therefore hold one lock, and release that state before
+returning (`phlo.transforms.process_state`): phlo reads the build's DuckDB file next, with
+settings of its own. They never change the process's working directory, which the other
+threads of the process (a Dagster step, an ingestion, a notebook) rely on: every path dbt uses
+is given as an absolute one, and relative paths a model's SQL reads resolve against the dbt
+project folder by DuckDB's ``file_search_path`` (`phlo.transforms.profile`)."""
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from phlo.errors import ConfigError
+from phlo.errors import ConfigError, StorageError
 
 if TYPE_CHECKING:
     from dbt.contracts.graph.manifest import Manifest
@@ -43,8 +45,11 @@ def run_dbt(
     (they are in ``run_results.json``)."""
     from dbt.cli.main import dbtRunner
 
+    from phlo.transforms.process_state import close_python_model_loops, release
     from phlo.transforms.profile import PROFILE, TARGET
 
+    # Absolute, as dbt would otherwise resolve them against the process's working directory.
+    folder, profiles_dir, target = folder.absolute(), profiles_dir.absolute(), target.absolute()
     shown: list[str] = []
 
     def keep(event: Any) -> None:
@@ -65,19 +70,26 @@ def run_dbt(
         str(target),
         "--log-path",
         str(target / "logs"),
-        # The events reach phlo through `keep`; dbt's own log file stays in `target`.
+        # Nothing on the terminal (the events reach phlo through `keep`); what a `dbt` command
+        # prints goes to the log file in `target` (without this, `none` applies to it too).
         "--log-level",
         "none",
+        "--log-level-file",
+        "info",
         "--no-send-anonymous-usage-stats",
     ]
-    with LOCK, contextlib.chdir(folder):
+    with LOCK:
+        close_python_model_loops()
         try:
             done = dbtRunner(manifest=manifest, callbacks=[keep]).invoke(command)
-        finally:
-            _release()
+        except BaseException as exc:
+            _note(exc, release())
+            raise
+        unreleased = release()
     if done.exception is not None and not isinstance(done.exception, Exception):
         # Ctrl-C (a notebook, a supervisor), a Dagster run's termination: dbt catches them all,
         # but they are the caller's to see, not a project dbt could not load.
+        _note(done.exception, unreleased)
         raise done.exception
     if done.exception is not None or (
         not done.success and not (target / "run_results.json").exists()
@@ -85,21 +97,18 @@ def run_dbt(
         problem = str(done.exception or "")
         if problem not in "\n".join(shown):  # an error dbt raised before it logged anything
             shown.append(problem)
-        raise ConfigError(f"dbt {args[0]} of {folder} failed: {_last_lines(shown)}")
+        error = ConfigError(f"dbt {args[0]} of {folder} failed: {_last_lines(shown)}")
+        _note(error, unreleased)
+        raise error
+    if unreleased is not None:
+        raise unreleased
     return done.result
 
 
-def _release() -> None:
-    """Closes the DuckDB database dbt-duckdb keeps open (``keep_open``: the plugin's views live
-    in it) and detaches dbt's loggers from the build's log file."""
-    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
-    from dbt_common.events.event_manager_client import cleanup_event_logger
-
-    environment = DuckDBConnectionManager._ENV
-    if environment is not None:
-        environment.close()  # type: ignore[no-untyped-call]
-    DuckDBConnectionManager.close_all_connections()  # type: ignore[no-untyped-call]
-    cleanup_event_logger()
+def _note(error: BaseException, unreleased: StorageError | None) -> None:
+    """Notes on `error` (the one the caller sees) that dbt's state was not all released."""
+    if unreleased is not None:
+        error.add_note(f"Then: {unreleased}")
 
 
 def _last_lines(lines: list[str], count: int = 15) -> str:
