@@ -257,12 +257,13 @@ def _environment() -> int:
 
 
 def _fingerprint(folder: Path) -> str:
+    """A digest of the project's files, by name and contents: a file written again right
+    after a parse may keep its size and mtime (the file clock moves in ticks of milliseconds)."""
     digest = hashlib.sha256()
     for file in sorted(folder.rglob("*")):
         parts = file.relative_to(folder).parts
         if parts[0] in _NOT_SOURCES or not file.is_file():
             continue
-        digest.update(
-            f"{'/'.join(parts)}:{file.stat().st_size}:{file.stat().st_mtime_ns}\n".encode()
-        )
+        contents = hashlib.sha256(file.read_bytes()).hexdigest()
+        digest.update(f"{'/'.join(parts)}:{contents}\n".encode())
     return digest.hexdigest()
