@@ -68,7 +68,9 @@ def running_server(password: str | None = None) -> Iterator[str]:
         if password is not None:
             (folder / "pw").write_text(password)
             auth = ["--auth=scram-sha-256", f"--pwfile={folder / 'pw'}"]
-        _run([initdb, "-D", str(data), "-U", "phlo", *auth, "-E", "UTF8"], "initdb")
+        # --no-locale: the environment's locale (LANG) may not be installed, and initdb refuses
+        # one it cannot load.
+        _run([initdb, "-D", str(data), "-U", "phlo", *auth, "-E", "UTF8", "--no-locale"], "initdb")
         options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
         log = str(folder / "log")
         _run([pg_ctl, "-D", str(data), "-o", options, "-l", log, "-w", "start"], "pg_ctl start")
