@@ -11,7 +11,6 @@ import pytest
 from notebooks import activity_of, execute
 from phlo.progress import activity, shows_activity
 
-
 #: The notebook's first cell: `shown(label)` waits until phlo has published the live line of
 #: `label` (its kernel's display publisher, watched), so a "long" operation lasts until its line
 #: showed, however late the ticker thread gets to run on a loaded machine.
