@@ -27,8 +27,16 @@ def execute(notebook_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
     notebook = nbformat.read(notebook_file, as_version=4)
+    # Every wait generous (a loaded machine), and none cut short silently: by default a cell's
+    # outputs that arrive more than 4 s after its reply are dropped without an error.
     client = NotebookClient(
-        notebook, timeout=600, kernel_name="phlo-tests", resources={"metadata": {"path": cwd}}
+        notebook,
+        timeout=600,
+        startup_timeout=600,
+        iopub_timeout=600,
+        raise_on_iopub_timeout=True,
+        kernel_name="phlo-tests",
+        resources={"metadata": {"path": cwd}},
     )
     client.execute()
     return notebook

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import itertools
 import os
 import shutil
 import socket
@@ -63,15 +64,14 @@ def running_server(password: str | None = None) -> Iterator[str]:
     try:
         if os.geteuid() == 0:
             shutil.chown(folder, "postgres", "postgres")
-        port = _free_port()
         auth = ["--auth=trust"]
         if password is not None:
             (folder / "pw").write_text(password)
             auth = ["--auth=scram-sha-256", f"--pwfile={folder / 'pw'}"]
-        _run([initdb, "-D", str(data), "-U", "phlo", *auth, "-E", "UTF8"], "initdb")
-        options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-        log = str(folder / "log")
-        _run([pg_ctl, "-D", str(data), "-o", options, "-l", log, "-w", "start"], "pg_ctl start")
+        # --no-locale: the environment's locale (LANG) may not be installed, and initdb refuses
+        # one it cannot load.
+        _run([initdb, "-D", str(data), "-U", "phlo", *auth, "-E", "UTF8", "--no-locale"], "initdb")
+        port = _start(pg_ctl, data, folder)
         try:
             user = "phlo" if password is None else f"phlo:{password}"
             yield f"postgresql://{user}@127.0.0.1:{port}/postgres"
@@ -79,6 +79,24 @@ def running_server(password: str | None = None) -> Iterator[str]:
             _run([pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], "pg_ctl stop")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _start(pg_ctl: str, data: Path, folder: Path) -> int:
+    """Starts the server of `data` on a free port; the port. Again on another port when
+    another process took the port after `_free_port` saw it free."""
+    for attempt in itertools.count(1):
+        port = _free_port()
+        options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = folder / f"log-{attempt}"
+        try:
+            _run(
+                [pg_ctl, "-D", str(data), "-o", options, "-l", str(log), "-w", "start"],
+                "pg_ctl start",
+            )
+            return port
+        except ServerError:
+            if attempt == 5 or "already in use" not in log.read_text(errors="replace"):
+                raise
 
 
 @pytest.fixture(scope="session")

@@ -29,16 +29,19 @@ PRELOAD = [
 
 
 class _Process(multiprocessing.context.ForkServerProcess):
-    """Runs with the environment the test had when it made the process, as a spawned one
-    does: the server's own environment is the one of the test that started it."""
+    """Runs with the environment and working folder the test had when it made the process,
+    as a spawned one does: the server's own are those of the test that started it (a
+    project's phlo.yaml in a folder a test moved into would reach later tests' processes)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._environ = dict(os.environ)
+        self._cwd = os.getcwd()
 
     def run(self) -> None:
         os.environ.clear()
         os.environ.update(self._environ)
+        os.chdir(self._cwd)
         super().run()
 
 

@@ -66,10 +66,21 @@ def weed_binary() -> str:
     return found
 
 
+#: The ports `free_port` gave out in this process.
+_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port of 127.0.0.1 that is free and that this process was not given before: the
+    kernel hands a port out again as soon as its socket closes, so without that two of a
+    server's flags (or two servers of one test) could get the same port."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 @contextlib.contextmanager
@@ -77,6 +88,36 @@ def running_server(cpus: set[int] | None = None, flags: Sequence[str] = ()) -> I
     """Starts `weed mini` with bucket `warehouse` (on the CPUs `cpus` only, when given; `flags`
     added to its command line); kills it and removes its files at the end."""
     folder = Path(tempfile.mkdtemp(prefix="phlo-weed-"))
+    try:
+        for attempt in range(1, 6):
+            run = folder / str(attempt)
+            process, s3_port = _start(run, cpus, flags)
+            try:
+                if _ready(process, run / "weed.log"):
+                    yield S3Server(f"http://127.0.0.1:{s3_port}", process.pid)
+                    return
+            finally:
+                process.kill()
+                process.wait()
+            said = (run / "weed.log").read_text(errors="replace")
+            # Another process took one of its ports after `free_port` saw it free: it exits
+            # at once, and starts again on other ports.
+            if not any(taken in said for taken in _PORT_TAKEN):
+                break
+        pytest.fail(f"weed mini did not start:\n{said}", pytrace=False)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+#: What `weed mini` says (and exits) when one of the ports it was given is not free: at its
+#: start, or when it binds it.
+_PORT_TAKEN = ("Port allocation failed", "address already in use")
+
+
+def _start(
+    folder: Path, cpus: set[int] | None, flags: Sequence[str]
+) -> tuple[subprocess.Popen[bytes], int]:
+    """`weed mini` started on free ports, its data and logs in `folder`; it and its S3 port."""
     s3_port = free_port()
     command = [
         weed_binary(),
@@ -96,25 +137,26 @@ def running_server(cpus: set[int] | None = None, flags: Sequence[str] = ()) -> I
         *(f"-{flag}={free_port()}" for flag in _PORT_FLAGS),
         *flags,
     ]
-    (folder / "data").mkdir()
-    log = folder / "weed.log"
+    (folder / "data").mkdir(parents=True)
     # These two become the server's admin identity.
     env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
-    with log.open("wb") as out:
+    with (folder / "weed.log").open("wb") as out:
         # Affinity set before exec: every thread of the server inherits it.
         pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
         process = subprocess.Popen(command, stdout=out, stderr=out, env=env, preexec_fn=pin)
-    try:
-        deadline = time.monotonic() + 120
-        while _READY not in log.read_text(errors="replace"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"weed mini did not start:\n{log.read_text()}", pytrace=False)
-            time.sleep(0.1)
-        yield S3Server(f"http://127.0.0.1:{s3_port}", process.pid)
-    finally:
-        process.kill()
-        process.wait()
-        shutil.rmtree(folder, ignore_errors=True)
+    return process, s3_port
+
+
+def _ready(process: subprocess.Popen[bytes], log: Path) -> bool:
+    """Whether the server came up (False: it exited first)."""
+    deadline = time.monotonic() + 120
+    while _READY not in log.read_text(errors="replace"):
+        if process.poll() is not None:
+            return False
+        if time.monotonic() > deadline:
+            pytest.fail(f"weed mini did not start in 120 s:\n{log.read_text()}", pytrace=False)
+        time.sleep(0.1)
+    return True
 
 
 @pytest.fixture(scope="session")

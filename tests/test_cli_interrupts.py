@@ -31,8 +31,10 @@ from phlo import phlo_ingestion
 MARKER = Path(__file__).with_suffix(".pressed")
 
 
+# Dagster retries the interrupted step after retry_delay_seconds: a minute, so that only
+# phlo's interrupt watcher, however late it gets to run on a loaded machine, ends the command.
 @phlo_ingestion(table_name="zpressed", unique_key="id", validation_schema=UserSchema,
-                group="keys", retry_delay_seconds=1)
+                group="keys", retry_delay_seconds=60)
 def keys_pressed(partition_date: str) -> list[dict[str, object]]:
     if not MARKER.exists():
         MARKER.touch()

@@ -39,7 +39,7 @@ MARKER = Path(__file__).with_suffix(".pressed")
     unique_key="id",
     validation_schema=UserSchema,
     group="keys",
-    retry_delay_seconds=1,
+    retry_delay_seconds=60,  # only phlo's watcher, however late it runs, can end the command
 )
 def keys_pressed(partition_date: str) -> list[dict[str, object]]:
     if not MARKER.exists():

@@ -283,17 +283,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_dev_serves_the_project_on_localhost_and_stops(project: Path) -> None:
-    port = free_port()
-    process = subprocess.Popen(
-        [*PHLO, "--project", str(project), "dev", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+def test_dev_serves_the_project_on_localhost_and_stops(project: Path, tmp_path: Path) -> None:
+    log = tmp_path / "dev.log"
+    process, port, info = _serving(project, log)
     try:
         url = f"http://127.0.0.1:{port}"
-        info = _wait_for(f"{url}/server_info", process)
         assert "dagster_webserver_version" in info
         query = json.dumps({"query": "{ assetNodes { assetKey { path } } }"}).encode()
         request = urllib.request.Request(
@@ -307,9 +301,10 @@ def test_dev_serves_the_project_on_localhost_and_stops(project: Path) -> None:
             "dlt_users",
         ]
         process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=120)
-        assert process.returncode == 0, output.decode(errors="replace")[-3000:]
-        assert f"on http://127.0.0.1:{port}" in output.decode()
+        process.wait(timeout=120)
+        output = log.read_text(errors="replace")
+        assert process.returncode == 0, output[-3000:]
+        assert f"on http://127.0.0.1:{port}" in output
         assert _group_is_gone(process.pid)
     finally:
         if process.poll() is None or not _group_is_gone(process.pid):
@@ -317,10 +312,35 @@ def test_dev_serves_the_project_on_localhost_and_stops(project: Path) -> None:
             process.wait()
 
 
-def _wait_for(url: str, process: subprocess.Popen[bytes]) -> str:
-    """The body of `url` once the server answers (the process must stay up meanwhile)."""
+def _serving(project: Path, log: Path) -> tuple[subprocess.Popen[bytes], int, str]:
+    """`phlo dev` on a free port, once it answers: the process, its port and its
+    /server_info. When another process took the port first (dagster dev then stays up
+    without its web server), again on another port."""
+    for _ in range(5):
+        port = free_port()
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [*PHLO, "--project", str(project), "dev", "--port", str(port)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        info = _wait_for(f"http://127.0.0.1:{port}/server_info", process, log)
+        if info is not None:
+            return process, port, info
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    raise AssertionError(f"every port was taken:\n{log.read_text(errors='replace')}")
+
+
+def _wait_for(url: str, process: subprocess.Popen[bytes], log: Path) -> str | None:
+    """The body of `url` once the server answers (the process must stay up meanwhile); None
+    when its port was taken."""
     for _ in range(3000):  # 5 minutes
-        assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
+        said = log.read_text(errors="replace")
+        assert process.poll() is None, said
+        if "address already in use" in said:
+            return None
         try:
             with urllib.request.urlopen(url, timeout=5) as response:
                 return str(response.read().decode())

@@ -194,7 +194,7 @@ project, key, partition, barrier = sys.argv[1], sys.argv[2], sys.argv[3], Path(s
 
 def wait(step, n=4):
     (barrier / f"{step}-{partition}").touch()
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600  # four Dagster processes starting on a loaded machine
     while len(list(barrier.glob(f"{step}-*"))) < n:
         if time.monotonic() > deadline:
             sys.exit(f"barrier {step} timed out")
@@ -230,7 +230,7 @@ def test_four_partitions_at_once_all_publish(
         )
         for p in partitions
     ]
-    outputs = [p.communicate(timeout=300) for p in procs]
+    outputs = [p.communicate(timeout=900) for p in procs]
     for proc, (out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err[-3000:]
         assert out.split()[0] == "published", out

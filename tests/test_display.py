@@ -8,6 +8,7 @@ import datetime as dt
 import html
 import os
 import re
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -40,6 +41,7 @@ def hostile(lh: phlo.Lakehouse) -> phlo.Table:
     """A table whose column name and values are HTML, in three appends of 10 rows."""
     table = lh.create_table("raw.hostile", rows_between(0, 1).schema, partition_by=["day(ts)"])
     for k in range(3):
+        time.sleep(0.01)  # snapshots of distinct milliseconds: time travel by time resolves them
         table.append(rows_between(10 * k, 10 * k + 10), message=f"batch <{k}>")
     return table
 

@@ -456,8 +456,8 @@ def sleeping_source(progress: list[int], *, swallow: bool) -> Callable[[str], An
     def stuck(partition_date: str) -> Any:
         while True:
             try:
-                time.sleep(0.05)
                 progress.append(1)
+                time.sleep(0.05)
             except Exception:  # a retry loop that swallows errors does not swallow the timeout
                 if not swallow:
                     raise
@@ -527,10 +527,32 @@ def test_a_lazy_source_is_timed_while_its_rows_are_produced(tmp_path: Path) -> N
 def test_a_dlt_source_against_a_stalled_server_times_out(
     http_api: EventApi, tmp_path: Path
 ) -> None:
-    definition = ingestion(lambda partition_date: events_source(http_api), max_runtime_seconds=1)
-    with pytest.raises(errors.IngestionTimeoutError, match=r"attempt 1 of 4 was interrupted"):
-        extract(definition, "2024-01-01", tmp_path)
+    """The deadline passes while dlt waits for the stalled server's answer, and its alarm
+    breaks the blocked read. The alarm is brought forward to the moment the request arrived:
+    setting dlt up (its imports, a cold start: 2 s) can take longer than any fixed limit."""
+    definition = ingestion(lambda partition_date: events_source(http_api), max_runtime_seconds=600)
+    finished = threading.Event()
+    alarm = threading.Thread(target=_alarm_once_requested, args=(http_api, finished))
+    alarm.start()
+    try:
+        with pytest.raises(
+            errors.IngestionTimeoutError,
+            match=r"max_runtime_seconds=600 \(attempt 1 of 4 was interrupted\)",
+        ):
+            extract(definition, "2024-01-01", tmp_path)
+    finally:
+        finished.set()
+        alarm.join()
     assert http_api.requests >= 1
+
+
+def _alarm_once_requested(api: EventApi, finished: threading.Event) -> None:
+    """Sets off the deadline's alarm (as its timer does when it passes) once `api` got a
+    request, unless the extraction `finished` before."""
+    while api.requests == 0:
+        if finished.wait(0.01):
+            return
+    signal.setitimer(signal.ITIMER_REAL, 1e-3, REPEAT)
 
 
 def busy(partition_date: str) -> Any:

@@ -27,6 +27,7 @@ def test_time_travel_by_commit_and_by_time(lh, events_table):
     events_table.append(make_events(0, 5), message="first load", author="etl")
     first = lh.log("main", limit=1)[0]
     assert (first.message, first.author) == ("first load", "etl")
+    time.sleep(0.01)  # time travel by time resolves milliseconds (documented)
     events_table.merge(make_events(3, 5), "id")
 
     past = lh.table("raw.events", as_of=first)

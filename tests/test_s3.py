@@ -83,7 +83,7 @@ def test_transactions_and_maintenance_work_on_s3(s3_lh: phlo.Lakehouse) -> None:
     for i in range(3):
         a.append(rows(range(10 * i + 10, 10 * i + 20), "n"))
     expected = model_of(a.to_arrow())
-    future = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)
+    future = dt.timedelta(seconds=-60)  # an age: a minute after each call, whenever it comes
     expired = s3_lh.expire_snapshots(older_than=future, keep_last=1)
     assert expired.snapshots_expired > 0
     # The aborted transaction deleted its files on S3: nothing is an orphan.

@@ -140,6 +140,9 @@ async fn time_travel_by_commit_reads_the_table_right_after_it() {
         .await
         .unwrap();
     let first = lh.catalog().log(Some(MAIN), 1).unwrap().remove(0);
+    // Time travel by time resolves milliseconds: the next snapshot must not share the first
+    // commit's (a fast machine appends within one).
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     lh.append("raw.t", batch(10..30), MAIN, HashMap::new())
         .await
         .unwrap();

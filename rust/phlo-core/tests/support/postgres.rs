@@ -47,6 +47,8 @@ impl Server {
                 &format!("--pwfile={}", path(&pwfile)),
                 "-E",
                 "UTF8",
+                // The environment's locale (LANG) may not be installed: initdb then refuses.
+                "--no-locale",
             ],
             as_root,
             "initdb",
