@@ -3,7 +3,6 @@ model, a missing source table, a bad publishing.yaml) as typed errors naming the
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +21,6 @@ from phlo.transforms import (
     trino_branch_catalog,
     trino_profile,
 )
-from phlo.transforms.project import build_manifest
 
 DAY = "2025-01-02"
 
@@ -179,24 +177,6 @@ def test_a_build_follows_the_projects_files_and_environment_between_builds(
     assert lh.table("marts.mrt_labels").to_arrow().column("one").to_pylist() == [1]
     out, err = capfd.readouterr()
     assert "dbt" not in out + err, out + err
-
-
-def test_a_file_rewritten_within_one_tick_of_the_file_clock_is_parsed_again(shop: Path) -> None:
-    """A file written again right after a parse may keep its mtime (the kernel's file clock
-    moves in ticks of a few ms on Linux before 6.13): with the same size, only its contents
-    tell that it changed. Both the manifest on disk and the process's parse follow them."""
-    model = shop / DBT / "models" / "marts" / "mrt_labels.sql"
-    model.write_text("select 1 as one")
-    dbt = find_dbt_project(shop)
-    assert dbt is not None
-    uid = "model.shop.mrt_labels"
-    assert build_manifest(dbt.dir).nodes[uid].raw_code == "select 1 as one"
-    written = model.stat()
-    model.write_text("select 2 as one")
-    os.utime(model, ns=(written.st_atime_ns, written.st_mtime_ns))  # within the same tick
-    again = find_dbt_project(shop)
-    assert again is not None and again.manifest["nodes"][uid]["raw_code"] == "select 2 as one"
-    assert build_manifest(dbt.dir).nodes[uid].raw_code == "select 2 as one"
 
 
 def test_builds_of_two_threads_at_once_each_build_their_own_project(
