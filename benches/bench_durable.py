@@ -10,9 +10,13 @@ tmpfs, where a sync costs nothing), in this process:
   `data/` before the commit.
 
 Milliseconds per commit and per append, median of `--runs` runs (each on a fresh lakehouse).
+Run it on disk and again on a tmpfs (`--folder /dev/shm`), where a sync returns at once: the
+difference is what the syncs cost.
 
     make release
     .venv/bin/python benches/bench_durable.py --commits 100 --partitions 200 --runs 5
+    .venv/bin/python benches/bench_durable.py --commits 100 --partitions 200 --runs 5 \
+        --folder /dev/shm
 """
 
 from __future__ import annotations
