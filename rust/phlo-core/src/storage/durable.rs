@@ -195,7 +195,7 @@ pub(crate) fn create_dirs(dir: &Path) -> std::io::Result<()> {
 /// Syncs every folder that got a new entry since it was last synced, each once: a SQL
 /// catalog runs this before each change it commits, so that the pointer it moves never leads
 /// to a file whose name a crash could lose. Nothing to do (one lock) when no local file was
-/// written. A folder gone meanwhile (its table purged) has no entry left to keep.
+/// written.
 pub(crate) fn sync_new_entries() -> Result<()> {
     let dirs: Vec<(PathBuf, u64)> = {
         let pending = pending();
@@ -208,23 +208,39 @@ pub(crate) fn sync_new_entries() -> Result<()> {
             .map(|(dir, at)| (dir.clone(), *at))
             .collect()
     };
-    for (dir, _) in &dirs {
-        match std::fs::File::open(dir).and_then(|d| d.sync_all()) {
-            Ok(()) => {
-                #[cfg(test)]
-                log::record(log::Event::DirSynced(dir.clone()));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(Error::Storage {
-                    path: dir.display().to_string(),
-                    source,
-                });
-            }
-        }
-    }
+    // Concurrently: each sync may flush the disk's cache, and flushes in flight together are
+    // merged into one by the kernel (200 new partition folders synced in turn took ~0.5 s).
+    let threads = dirs.len().min(DIR_SYNCS_AT_ONCE);
+    let chunk = dirs.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let running: Vec<_> = (dirs.chunks(chunk))
+            .map(|some| scope.spawn(move || some.iter().try_for_each(|(dir, _)| sync_dir(dir))))
+            .collect();
+        running
+            .into_iter()
+            .try_for_each(|t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+    })?;
     pending().forget(&dirs);
     Ok(())
+}
+
+/// Folder syncs [`sync_new_entries`] runs at once.
+const DIR_SYNCS_AT_ONCE: usize = 16;
+
+/// Syncs folder `dir`; one gone meanwhile (its table purged) has no entry left to keep.
+fn sync_dir(dir: &Path) -> Result<()> {
+    match std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        Ok(()) => {
+            #[cfg(test)]
+            log::record(log::Event::DirSynced(dir.to_path_buf()));
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(Error::Storage {
+            path: dir.display().to_string(),
+            source,
+        }),
+    }
 }
 
 /// Folders with entries not yet synced, each with when its last entry was noted: a folder
