@@ -69,7 +69,7 @@ impl Lakehouse {
             path: root.display().to_string(),
             source,
         };
-        std::fs::create_dir_all(root).map_err(storage_error)?;
+        crate::storage::durable::create_dirs(root).map_err(storage_error)?;
         let root = root.canonicalize().map_err(storage_error)?;
         let storage = Storage::local(&root.join("warehouse"))?;
         let catalog = Catalog::open_sqlite(&root.join("catalog.db"))?;

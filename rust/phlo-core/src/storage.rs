@@ -113,7 +113,7 @@ impl Storage {
                 "write file:///absolute/folder (three slashes, then the path)",
             ));
         }
-        std::fs::create_dir_all(dir).map_err(|source| Error::Storage {
+        durable::create_dirs(dir).map_err(|source| Error::Storage {
             path: dir.display().to_string(),
             source,
         })?;
@@ -123,7 +123,7 @@ impl Storage {
         })?;
         Ok(Self {
             warehouse: format!("file://{}", dir.display()),
-            io: FileIO::new_with_fs(),
+            io: durable::file_io(),
             kind: Kind::Local,
             properties: HashMap::new(),
             credentials_missing: false,
@@ -225,6 +225,8 @@ fn list_local(dir: &Path, files: &mut Vec<ListedFile>) -> Result<()> {
 
 #[cfg(feature = "s3")]
 pub(crate) use s3::object_store_failure;
+
+pub(crate) mod durable;
 
 #[cfg(feature = "s3")]
 mod s3_upload;

@@ -110,6 +110,11 @@ impl Catalog {
         &self,
         change: impl FnMut(&mut dyn Sql) -> Result<T> + Send,
     ) -> Result<T> {
+        // The change may point tables at files just written: their names reach the disk
+        // first (see `storage::durable`).
+        if !matches!(self.backend, Backend::Rest(_)) {
+            crate::storage::durable::sync_new_entries()?;
+        }
         match &self.backend {
             Backend::Sqlite(db) => db.write(change),
             #[cfg(feature = "postgres")]
@@ -191,7 +196,7 @@ fn sqlite_path(uri: &str) -> Result<PathBuf> {
     };
     let path = Path::new("/").join(rest.trim_start_matches('/'));
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Storage {
+        crate::storage::durable::create_dirs(dir).map_err(|source| Error::Storage {
             path: dir.display().to_string(),
             source,
         })?;

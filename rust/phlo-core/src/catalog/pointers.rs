@@ -93,6 +93,10 @@ pub(super) fn swap(
         )
     }
     .context(|| format!("committing {ident} on {ref_name}"))?;
+    #[cfg(test)]
+    if changed == 1 {
+        moved(to);
+    }
     Ok(changed == 1)
 }
 
@@ -124,7 +128,16 @@ pub(super) fn insert(
         )
     }
     .context(|| format!("adding {ident} to {ref_name}"))?;
+    #[cfg(test)]
+    moved(location);
     Ok(())
+}
+
+/// Tells the durability tests that a transaction points a table at `location`.
+#[cfg(test)]
+fn moved(location: &str) {
+    use crate::storage::durable::log;
+    log::record(log::Event::PointerMoved(location.to_string()));
 }
 
 /// Removes the table from `ref_name` if it is still at `expected`; `false` otherwise.

@@ -153,7 +153,10 @@ async fn write_whole(io: &FileIO, path: &str, bytes: bytes::Bytes) -> Result<()>
             let mut file = std::fs::File::create(&temporary)?;
             std::io::Write::write_all(&mut file, &bytes)?;
             file.sync_all()?;
-            std::fs::rename(&temporary, &local)
+            std::fs::rename(&temporary, &local)?;
+            // Its new name reaches the disk before the catalog change that relies on it.
+            crate::storage::durable::note_entry(std::path::Path::new(&local));
+            Ok(())
         };
         let result = write();
         if result.is_err() {

@@ -89,6 +89,8 @@ impl RestCatalog {
 
     /// POSTs a commit; a request that went out and got no answer is `CommitStateUnknown`.
     fn send_commit(&self, path: &str, body: &Value, what: &str) -> Result<Reply> {
+        // A local warehouse's new files are named on disk before the server points at them.
+        crate::storage::durable::sync_new_entries()?;
         match self.http.send("POST", path, Some(body)) {
             Ok(reply) => Ok(reply),
             Err(Failure::NotSent(e)) => Err(e),
