@@ -281,10 +281,7 @@ fn pending() -> MutexGuard<'static, Pending> {
 /// The local path of a `file:` URI (as iceberg's local storage reads it: `file:///p`,
 /// `file:/p` and a bare `/p` all name `/p`).
 fn local_path(uri: &str) -> PathBuf {
-    let path = uri
-        .strip_prefix("file://")
-        .or_else(|| uri.strip_prefix("file:"))
-        .unwrap_or(uri);
+    let path = super::local_path(uri).unwrap_or(uri);
     Path::new("/").join(path.trim_start_matches('/'))
 }
 
