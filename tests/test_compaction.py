@@ -240,3 +240,39 @@ def test_cli_compacts_and_rewrites_manifests(lh, events_table):
     assert sorted(events_table.scan(columns=["id"]).to_arrow().column("id").to_pylist()) == list(
         range(40)
     )
+
+
+def test_writes_and_compaction_follow_the_tables_target_file_size(lh):
+    """Iceberg's `write.target-file-size-bytes`, set through phlo or by another engine, is where
+    phlo's writers roll over to a new file and what `compact()` aims for by default."""
+    import secrets
+
+    rows = 640_000  # five of the writer's 128k-row slices, of incompressible text
+    data = pa.table({"id": range(rows), "blob": [secrets.token_hex(8) for _ in range(rows)]})
+    default = lh.create_table("raw.default_size", data.schema)
+    default.append(data)
+    small = lh.create_table("raw.small_files", data.schema)
+    assert small.set_properties({"write.target-file-size-bytes": str(256 * 1024)}) is True
+    small.append(data)
+    assert small.scan().files_total > default.scan().files_total
+    assert small.to_arrow().num_rows == rows
+
+    # Files at the table's target are not small: nothing to compact by default.
+    assert small.compact().snapshot_id is None
+    # Another engine raises the target: compact() now folds them together.
+    pyi = pyiceberg_table(lh, "raw.small_files")
+    with pyi.transaction() as tx:
+        tx.set_properties({"write.target-file-size-bytes": str(1 << 30)})
+    small = lh.table("raw.small_files")
+    compacted = small.compact()
+    assert compacted.snapshot_id is not None and small.scan().files_total == 1
+    assert sorted(small.to_arrow().column("id").to_pylist()) == list(range(rows))
+
+    with pytest.raises(errors.InputError, match=r"write\.target-file-size-bytes.*not a byte count"):
+        small.set_properties({"write.target-file-size-bytes": "big"})
+    with pyi.transaction() as tx:  # left by another engine: a write names it, nothing lands
+        tx.set_properties({"write.target-file-size-bytes": "0"})
+    small = lh.table("raw.small_files")
+    with pytest.raises(errors.InputError, match=r"write\.target-file-size-bytes"):
+        small.append(data.slice(0, 10))
+    assert small.to_arrow().num_rows == rows

@@ -251,10 +251,13 @@ def test_a_build_leaves_no_process_wide_state_behind(shop: Path) -> None:
     assert dbt is not None
     lh = lakehouse_of(shop)
     build(dbt, lh, "main", run_id="warm", partition_date=DAY).raise_for_errors()  # dbt imported
-    before = _process_state()
+    before, threads = _process_state(), _threads()
     build(dbt, lh, "main", run_id="checked", partition_date=DAY).raise_for_errors()
     after = _process_state()
     assert after == before
+    # No thread of the build is left; threads of earlier tests on this worker (an HTTP
+    # source's request handlers) may end meanwhile.
+    assert {t.name for t in _threads() - threads if t.is_alive()} == set()
     assert _build_files_open(shop) == []
 
 
@@ -367,8 +370,11 @@ def _process_state() -> dict[str, Any]:
         "warning filters": list(warnings.filters),
         "streams": (sys.stdout, sys.stderr),
         "loggers": loggers,
-        "threads": sorted(t.name for t in threading.enumerate()),
     }
+
+
+def _threads() -> set[threading.Thread]:
+    return set(threading.enumerate())
 
 
 def _build_files_open(project: Path) -> list[str]:

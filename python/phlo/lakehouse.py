@@ -862,7 +862,7 @@ class Table:
         author: str | None = None,
     ) -> CompactResult:
         """Rewrites small data files into files of about `target_file_size` bytes (default:
-        the writer's 256 MiB), as one ``replace`` snapshot with the same rows.
+        the table's ``write.target-file-size-bytes``, else 256 MiB, as its writers use), as one ``replace`` snapshot with the same rows.
 
         Per partition, files below 3/4 of the target are concatenated in the order they were
         committed (row order is kept) into consecutive runs of up to the target; a partition

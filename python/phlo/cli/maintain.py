@@ -64,7 +64,10 @@ def maintain_orphans(ctx: click.Context, older_than: str, dry_run: bool) -> None
 
 @maintain.command("compact")
 @click.argument("table")
-@click.option("--target-file-size", default="256MB", show_default=True, help="e.g. 128MB.")
+@click.option(
+    "--target-file-size",
+    help="e.g. 128MB [default: the table's write.target-file-size-bytes, else 256MB]",
+)
 @click.option(
     "--filter",
     "filters",
@@ -75,13 +78,18 @@ def maintain_orphans(ctx: click.Context, older_than: str, dry_run: bool) -> None
 @output.json_option
 @click.pass_context
 def maintain_compact(
-    ctx: click.Context, table: str, target_file_size: str, filters: tuple[str, ...], ref: str
+    ctx: click.Context,
+    table: str,
+    target_file_size: str | None,
+    filters: tuple[str, ...],
+    ref: str,
 ) -> None:
     """Rewrite the small data files of TABLE into target-size files (same rows)."""
     t = open_lakehouse(ctx).table(table, ref=ref)
     conditions = [parsing.condition(f) for f in filters]
     with output.activity(f"compacting {table}"):
-        result = t.compact(parsing.size(target_file_size), conditions)
+        target = parsing.size(target_file_size) if target_file_size is not None else None
+        result = t.compact(target, conditions)
     if output.is_json(ctx):
         output.print_json(dataclasses.asdict(result))
         return

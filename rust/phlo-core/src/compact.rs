@@ -37,13 +37,16 @@ use crate::tables::eval::{FileMatch, file_match};
 use crate::tables::filter::bind_filters;
 use crate::tables::manifests::live_files_for_commit;
 use crate::tables::promoted_partitions::promoted;
-use crate::tables::write::{FileWriterBuilder, file_writer_builder, open_writer};
+use crate::tables::write::{
+    FileWriterBuilder, file_writer_builder, open_writer, target_file_bytes,
+};
 use crate::tables::{Filter, LoadedTable, ProjectedFile, Projection};
 
 #[derive(Debug, Clone)]
 pub struct CompactOptions {
-    /// Size of the files written, in bytes; files below 3/4 of it are rewritten.
-    pub target_file_size: u64,
+    /// Size of the files written, in bytes; files below 3/4 of it are rewritten. `None`: the
+    /// table's `write.target-file-size-bytes`, else phlo's default (as its writers use).
+    pub target_file_size: Option<u64>,
     /// Only files that may hold rows matching these (ANDed) filters are considered.
     pub filters: Vec<Filter>,
     /// Extra snapshot summary properties (run id, message).
@@ -79,7 +82,12 @@ pub async fn compact(
     options: &CompactOptions,
     uncommitted: &Uncommitted,
 ) -> Result<CompactResult> {
-    if options.target_file_size == 0 {
+    let target_file_size = match options.target_file_size {
+        Some(size) => size,
+        None => target_file_bytes(&table.metadata)
+            .map_err(|e| e.in_table(&table.ident.to_string()))? as u64,
+    };
+    if target_file_size == 0 {
         return Err(Error::invalid(
             "target_file_size must be more than 0 bytes",
             "pass the size compacted files should have, e.g. 256 MiB",
@@ -102,7 +110,7 @@ pub async fn compact(
     let runs = plan_runs(
         candidates.cloned().collect(),
         (spec.spec_id(), &partition_type),
-        options.target_file_size,
+        target_file_size,
     );
     if runs.is_empty() {
         return Ok(CompactResult::default());
@@ -115,7 +123,7 @@ pub async fn compact(
     // The commit removes only these: it needs no more of what planning read.
     reads.keep_for(removed.iter().chain(&folded).map(|f| f.file_path()));
     let written = uncommitted.files();
-    let added = rewrite_runs(io, &table, runs, options.target_file_size, written).await?;
+    let added = rewrite_runs(io, &table, runs, target_file_size, written).await?;
     let mut result = CompactResult {
         files_rewritten: removed.len(),
         files_added: added.len(),

@@ -270,7 +270,7 @@ fn by_day() -> Vec<(String, String)> {
 
 fn options(target: u64) -> CompactOptions {
     CompactOptions {
-        target_file_size: target,
+        target_file_size: Some(target),
         filters: vec![],
         properties: HashMap::new(),
     }
@@ -373,6 +373,48 @@ async fn compaction_skips_large_files_and_cuts_runs_at_the_target_size() {
     // A target where every file counts as large: nothing to do.
     let result = lh.compact(TABLE, MAIN, &options(size)).await.unwrap();
     assert_eq!(result.snapshot_id, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_without_a_target_aims_at_the_tables_target_file_size() {
+    let (_dir, lh) = setup(&[], &[]).await;
+    for i in 0..6 {
+        append(&lh, i * 10..i * 10 + 10, "a").await;
+    }
+    let size = live(&lh).await[0].file_size_in_bytes();
+    let without_target = CompactOptions {
+        target_file_size: None,
+        ..options(0)
+    };
+    // Every file is at the table's target: nothing is small.
+    let property = "write.target-file-size-bytes".to_string();
+    lh.set_properties(TABLE, MAIN, &[(property.clone(), Some(size.to_string()))])
+        .await
+        .unwrap();
+    let result = lh.compact(TABLE, MAIN, &without_target).await.unwrap();
+    assert_eq!(result.snapshot_id, None, "{result:?}");
+    // Room for two files a run, as with that target given.
+    let two = (size * 2 + 1).to_string();
+    lh.set_properties(TABLE, MAIN, &[(property.clone(), Some(two))])
+        .await
+        .unwrap();
+    let result = lh.compact(TABLE, MAIN, &without_target).await.unwrap();
+    assert_eq!(
+        (result.files_rewritten, result.files_added),
+        (6, 3),
+        "{result:?}"
+    );
+    assert_eq!(ids(&lh).await, (0..60).collect::<Vec<_>>());
+    // Not a byte count: refused when set, naming the property.
+    let err = (lh
+        .set_properties(TABLE, MAIN, &[(property, Some("0".into()))])
+        .await)
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_input");
+    assert!(
+        err.to_string().contains("write.target-file-size-bytes"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -336,7 +336,7 @@ async fn delete_files_apply_by_sequence_number() {
 
 fn compact_all() -> CompactOptions {
     CompactOptions {
-        target_file_size: 1 << 20,
+        target_file_size: Some(1 << 20),
         filters: vec![],
         properties: HashMap::new(),
     }

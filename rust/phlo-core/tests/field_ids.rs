@@ -523,7 +523,7 @@ async fn files_with_columns_in_another_order_read_by_field_id_everywhere() {
             "raw.t",
             MAIN,
             &phlo_core::compact::CompactOptions {
-                target_file_size: 1 << 20,
+                target_file_size: Some(1 << 20),
                 filters: vec![],
                 properties: HashMap::new(),
             },

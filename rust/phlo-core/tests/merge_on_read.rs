@@ -272,7 +272,7 @@ async fn merges_and_deletes_in_every_mode_match_a_reference_model() {
                 result.snapshot_id
             } else {
                 let options = CompactOptions {
-                    target_file_size: 1 << 30,
+                    target_file_size: Some(1 << 30),
                     filters: vec![],
                     properties: HashMap::new(),
                 };
@@ -358,7 +358,7 @@ async fn table_property_chooses_the_mode_and_summaries_count_delete_files() {
 
     // Compaction folds them in and drops every delete file in one replace snapshot.
     let options = CompactOptions {
-        target_file_size: 1 << 30,
+        target_file_size: Some(1 << 30),
         filters: vec![],
         properties: HashMap::new(),
     };
@@ -557,7 +557,7 @@ async fn repeated_auto_writes_keep_every_file_under_a_fifth_deleted() {
 
 fn compact_all() -> CompactOptions {
     CompactOptions {
-        target_file_size: 1 << 30,
+        target_file_size: Some(1 << 30),
         filters: vec![],
         properties: HashMap::new(),
     }

@@ -172,7 +172,7 @@ async fn compaction_expiry_and_orphan_removal_work_on_s3() {
         put(&mut model, i * 10..i * 10 + 10, "a");
     }
     let options = CompactOptions {
-        target_file_size: 64 << 20,
+        target_file_size: Some(64 << 20),
         filters: vec![],
         properties: HashMap::new(),
     };

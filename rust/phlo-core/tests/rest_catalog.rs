@@ -131,7 +131,7 @@ async fn every_engine_path_commits_through_the_rest_catalog() {
             "raw.t",
             MAIN,
             &CompactOptions {
-                target_file_size: 64 << 20,
+                target_file_size: Some(64 << 20),
                 filters: Vec::new(),
                 properties: HashMap::new(),
             },
@@ -429,7 +429,7 @@ async fn every_engine_path_commits_through_seaweedfs_rest_catalog() {
     model.retain(|id, _| *id >= 3);
     assert_eq!(scan(&lh, &name).await, model);
     let compact = CompactOptions {
-        target_file_size: 64 << 20,
+        target_file_size: Some(64 << 20),
         filters: Vec::new(),
         properties: HashMap::new(),
     };

@@ -109,7 +109,7 @@ fn rows(ids: std::ops::Range<i64>) -> Vec<Result<RecordBatch, ArrowError>> {
 
 fn compact_all() -> CompactOptions {
     CompactOptions {
-        target_file_size: 1 << 30,
+        target_file_size: Some(1 << 30),
         filters: vec![],
         properties: HashMap::new(),
     }

@@ -60,7 +60,7 @@ async fn run(lh: &Lakehouse, write: Write) -> Result<()> {
         }
         Write::Compact => {
             let options = CompactOptions {
-                target_file_size: 1 << 30,
+                target_file_size: Some(1 << 30),
                 filters: vec![],
                 properties: HashMap::new(),
             };

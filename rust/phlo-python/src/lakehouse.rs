@@ -11,7 +11,6 @@ use phlo_core::dedupe::DedupeMethod;
 use phlo_core::lakehouse::AsOf;
 use phlo_core::merge::{MergeOptions, MergeStrategy, WriteMode};
 use phlo_core::schema::{SchemaEvolution, arrow_schema_of};
-use phlo_core::tables::write::TARGET_FILE_SIZE;
 use phlo_core::tables::{Filter, FilterOp, Literal, ScanOptions};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -411,7 +410,7 @@ impl NativeLakehouse {
     }
 
     /// Compaction of table `name` on branch `ref_name` (`target_file_size` `None`: the
-    /// writer's own target); a dict of `CompactResult`'s fields.
+    /// table's `write.target-file-size-bytes`, else the writers' default); a dict of `CompactResult`'s fields.
     #[pyo3(signature = (name, ref_name, target_file_size, filters, properties))]
     fn compact<'py>(
         &self,
@@ -423,7 +422,7 @@ impl NativeLakehouse {
         properties: HashMap<String, String>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let options = CompactOptions {
-            target_file_size: target_file_size.unwrap_or(TARGET_FILE_SIZE as u64),
+            target_file_size,
             filters: into_filters(filters)?,
             properties,
         };

@@ -6,7 +6,7 @@ use iceberg::spec::{FormatVersion, TableMetadataBuilder, TableProperties};
 
 use super::LoadedTable;
 use super::commit::commit_metadata;
-use super::write::{DICTIONARY_SIZE_PROPERTY, parse_dictionary_page_bytes};
+use super::write::{BYTE_PROPERTIES, parse_byte_property};
 use crate::catalog::Catalog;
 use crate::error::{Context, Error, Result};
 use crate::merge::WriteMode;
@@ -17,7 +17,7 @@ const MAX_ATTEMPTS: u32 = 8;
 
 /// Sets each property to its value, or removes it (`None`), in one commit on the table's ref
 /// (retried on the new state when another writer commits first). A value phlo reads and cannot
-/// understand (a write mode, a dictionary page size) is an `InvalidInput` and nothing changes. Returns whether anything
+/// understand (a write mode, a byte count) is an `InvalidInput` and nothing changes. Returns whether anything
 /// changed (setting what is already there commits nothing). The reserved `format-version`
 /// upgrades a format v1 table to v2 (what phlo writes) and is not stored.
 pub async fn set_properties(
@@ -32,8 +32,8 @@ pub async fn set_properties(
         if [MERGE_MODE, DELETE_MODE].contains(&key.as_str()) {
             WriteMode::parse(value, &format!("table property {key}"))
                 .map_err(|e| e.in_table(&name))?;
-        } else if key == DICTIONARY_SIZE_PROPERTY {
-            parse_dictionary_page_bytes(value).map_err(|e| e.in_table(&name))?;
+        } else if BYTE_PROPERTIES.contains(&key.as_str()) {
+            parse_byte_property(key, value).map_err(|e| e.in_table(&name))?;
         }
     }
     let version = format_version(updates, &table)?;

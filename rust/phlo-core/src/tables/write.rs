@@ -53,8 +53,10 @@ impl LocationGenerator for RecordedLocations {
     }
 }
 
-/// Target size of one data file before the writer rolls over to the next.
-pub const TARGET_FILE_SIZE: usize = 256 * 1024 * 1024;
+/// Target size of one data file before the writer rolls over to the next, unless the table's
+/// `write.target-file-size-bytes` (Iceberg's property; Java's default is 512 MiB) says otherwise.
+const TARGET_FILE_SIZE: usize = 256 * 1024 * 1024;
+pub const TARGET_FILE_SIZE_PROPERTY: &str = "write.target-file-size-bytes";
 /// Rows per Parquet row group. A writer buffers its open row group in memory, and a write keeps
 /// one writer open per partition, so this bounds memory per partition.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
@@ -117,8 +119,13 @@ impl DataFileSink {
     ) -> Result<Self> {
         let schema = metadata.current_schema().clone();
         let spec = metadata.default_partition_spec().clone();
-        let builder =
-            file_writer_builder(file_io, metadata, file_prefix, TARGET_FILE_SIZE, written)?;
+        let builder = file_writer_builder(
+            file_io,
+            metadata,
+            file_prefix,
+            target_file_bytes(metadata)?,
+            written,
+        )?;
         // A spec of void fields alone (fields removed from a v1 spec) still gives every file a
         // partition of one null per field: the manifest's partition type has those fields.
         let partitioner = if spec.fields().is_empty() {
@@ -265,14 +272,26 @@ const PAGE_BYTES: usize = 256 * 1024;
 
 /// The dictionary page limit `metadata`'s table asks for (the property, else phlo's default).
 pub fn dictionary_page_bytes(metadata: &TableMetadata) -> Result<usize> {
-    match metadata.properties().get(DICTIONARY_SIZE_PROPERTY) {
-        None => Ok(PAGE_BYTES),
-        Some(value) => parse_dictionary_page_bytes(value),
+    byte_property(metadata, DICTIONARY_SIZE_PROPERTY, PAGE_BYTES)
+}
+
+/// The data file size `metadata`'s table asks for (the property, else phlo's default).
+pub fn target_file_bytes(metadata: &TableMetadata) -> Result<usize> {
+    byte_property(metadata, TARGET_FILE_SIZE_PROPERTY, TARGET_FILE_SIZE)
+}
+
+fn byte_property(metadata: &TableMetadata, property: &str, default: usize) -> Result<usize> {
+    match metadata.properties().get(property) {
+        None => Ok(default),
+        Some(value) => parse_byte_property(property, value),
     }
 }
 
-/// `value` of the dictionary-size property as a positive byte count.
-pub fn parse_dictionary_page_bytes(value: &str) -> Result<usize> {
+/// The byte-count properties phlo's writers read: a value set through phlo is checked first.
+pub const BYTE_PROPERTIES: [&str; 2] = [DICTIONARY_SIZE_PROPERTY, TARGET_FILE_SIZE_PROPERTY];
+
+/// `value` of table property `property` as a positive byte count.
+pub fn parse_byte_property(property: &str, value: &str) -> Result<usize> {
     value
         .trim()
         .parse::<usize>()
@@ -280,7 +299,7 @@ pub fn parse_dictionary_page_bytes(value: &str) -> Result<usize> {
         .filter(|&bytes| bytes > 0)
         .ok_or_else(|| {
             Error::invalid(
-                format!("table property {DICTIONARY_SIZE_PROPERTY} is {value:?}, not a byte count"),
+                format!("table property {property} is {value:?}, not a byte count"),
                 format!("set it to a positive number of bytes, e.g. {}", 1024 * 1024),
             )
         })

@@ -326,7 +326,7 @@ async fn compaction_evolution_and_maintenance() {
 
     let watch = Watch::start(&lh);
     let options = CompactOptions {
-        target_file_size: 64 << 20,
+        target_file_size: Some(64 << 20),
         filters: Vec::new(),
         properties: HashMap::new(),
     };
