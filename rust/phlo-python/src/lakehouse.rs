@@ -492,19 +492,17 @@ impl NativeLakehouse {
         })
     }
 
-    /// Creates a branch private to this process (`{prefix}<uuid>`), with copies of the metadata
-    /// files it starts from, and returns its name.
+    /// Creates a branch private to this process (`{prefix}<uuid>`) and returns its name.
     fn create_internal_branch(
         &self,
         py: Python<'_>,
         prefix: &str,
         from_ref: &str,
     ) -> PyResult<String> {
-        let lh = self.inner.clone();
-        wait_for(py, "creating a transaction branch", async move {
-            ref_copies::create_internal_branch(lh.catalog(), lh.file_io(), prefix, from_ref)
-                .await
-                .py_err()
+        detached(py, "creating a transaction branch", || {
+            self.inner
+                .catalog()
+                .create_internal_branch(prefix, from_ref)
         })
     }
 

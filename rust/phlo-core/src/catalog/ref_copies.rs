@@ -13,9 +13,8 @@
 //! needs them, so a crash in between leaves an unused copy (an orphan), not a ref without one.
 //! The exception: tables the source ref committed while a ref was created from it get their
 //! copies just after (their files are the source's current ones then, which no log drops
-//! before several more commits). Transactions' internal branches get copies too: a block runs
-//! as long as it likes, and two outside commits with a one-entry log are enough to delete the
-//! file it started from, which its reads and its merge (the fork point) need.
+//! before several more commits). Transactions' internal branches get none: they live for one
+//! write.
 
 use std::collections::HashSet;
 
@@ -50,49 +49,16 @@ pub async fn create_ref(
     if catalog.rest().is_some() {
         return catalog.create_ref(name, kind, from);
     }
-    forked_with_copies(catalog, io, from, || {
-        catalog.create_ref(name, kind, from)?;
-        Ok(name.to_string())
-    })
-    .await
-    .map(drop)
-}
-
-/// Creates a transaction's private branch from `from` ([`Catalog::create_internal_branch`])
-/// with a copy of every metadata file it starts from; returns its name.
-pub async fn create_internal_branch(
-    catalog: &Catalog,
-    io: &FileIO,
-    prefix: &str,
-    from: &str,
-) -> Result<String> {
-    if catalog.rest().is_some() {
-        return catalog.create_internal_branch(prefix, from);
-    }
-    forked_with_copies(catalog, io, from, || {
-        catalog.create_internal_branch(prefix, from)
-    })
-    .await
-}
-
-/// Copies `from`'s metadata files, runs `fork` (which makes a ref from `from` and names it),
-/// then copies the files of tables `from` committed meanwhile: their new files are its current
-/// ones, so no log drops them before these copies are written.
-async fn forked_with_copies(
-    catalog: &Catalog,
-    io: &FileIO,
-    from: &str,
-    fork: impl FnOnce() -> Result<String>,
-) -> Result<String> {
     let before = catalog.metadata_files_of(from)?;
     keep(io, &before).await?;
-    let name = fork()?;
+    catalog.create_ref(name, kind, from)?;
+    // Tables `from` committed meanwhile: their new files are its current ones, so no log
+    // drops them before these copies are written.
     let before: HashSet<&String> = before.iter().collect();
-    let moved: Vec<String> = (catalog.metadata_files_of(&name)?.into_iter())
+    let moved: Vec<String> = (catalog.metadata_files_of(name)?.into_iter())
         .filter(|f| !before.contains(f))
         .collect();
-    keep(io, &moved).await?;
-    Ok(name)
+    keep(io, &moved).await
 }
 
 /// Writes the copies of `locations` that do not exist yet. A file already gone (deleted before
